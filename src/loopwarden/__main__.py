@@ -1,0 +1,5 @@
+"""``python -m loopwarden``"""
+
+from loopwarden._cli.main import entry
+
+entry()

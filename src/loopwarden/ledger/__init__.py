@@ -1,0 +1,97 @@
+"""The loop's ledger: an append-only RFC 9162 Merkle tree of signed in-toto attestations."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from loopwarden.ledger.checkpoint import Checkpoint, NoteVerifier
+from loopwarden.ledger.interface import AppendResult, LedgerEntry, LedgerStore, Problem, VerifyReport
+from loopwarden.ledger.merkle import ConsistencyProof, InclusionProof, verify_consistency, verify_inclusion
+
+if TYPE_CHECKING:
+    from loopwarden.attest.dsse import Envelope
+    from loopwarden.attest.statement import Statement
+    from loopwarden.workspace import Workspace
+
+__all__ = [
+    "AppendResult",
+    "append_documents",
+    "load_documents",
+    "Checkpoint",
+    "ConsistencyProof",
+    "InclusionProof",
+    "LedgerEntry",
+    "LedgerStore",
+    "NoteVerifier",
+    "Problem",
+    "VerifyReport",
+    "record",
+    "record_many",
+    "verify_consistency",
+    "verify_inclusion",
+    "verify_ledger",
+]
+
+
+def record_many(statements: Sequence[Statement], workspace: Workspace) -> list[AppendResult]:
+    """Sign statements with the workspace's key and append them to its ledger in one batch."""
+    from loopwarden.attest.dsse import sign_statement
+
+    signer = workspace.signer()
+    envelopes = [sign_statement(s, [signer]) for s in statements]
+    with workspace.open_ledger() as ledger:
+        return ledger.append_batch(envelopes, with_proofs=True)
+
+
+def record(statement: Statement, workspace: Workspace) -> AppendResult:
+    """Sign one statement with the workspace's key and append it; returns its index and inclusion proof."""
+    return record_many([statement], workspace)[0]
+
+
+def verify_ledger(workspace: Workspace) -> VerifyReport:
+    """Full audit of the workspace's ledger against its trusted keys and checkpoint key."""
+    with workspace.open_ledger(writable=False) as ledger:
+        return ledger.verify(workspace.trusted_keys, workspace.note_verifier())
+
+
+def load_documents(paths: Sequence[str], *, sign: bool, workspace: Workspace) -> list[Envelope]:
+    """Read DSSE envelopes (or, with ``sign``, in-toto statements to sign) from files; names the bad file.
+
+    Every envelope must verify against the workspace's trusted keys before anything is appended.
+    """
+    from pathlib import Path
+
+    from loopwarden.attest.dsse import Envelope, sign_statement
+    from loopwarden.attest.statement import Statement
+    from loopwarden.errors import AttestationError, InputError, VerificationError
+
+    out: list[Envelope] = []
+    signer = workspace.signer() if sign else None
+    for p in paths:
+        try:
+            data = Path(p).read_bytes()
+        except FileNotFoundError:
+            raise InputError(p, "file not found") from None
+        except OSError as exc:
+            raise InputError(p, f"cannot read: {exc.strerror}") from None
+        try:
+            if signer is not None:
+                out.append(sign_statement(Statement.parse(data, source=p), [signer]))
+            else:
+                env = Envelope.parse(data, source=p)
+                env.statement(source=p)
+                env.verify(workspace.trusted_keys, source=p)
+                out.append(env)
+        except VerificationError as exc:
+            raise InputError(p, f"signature check failed: {exc.message.removeprefix(p + ': ')}") from None
+        except AttestationError as exc:
+            raise InputError(p, exc.message.removeprefix(p + ": ")) from None
+    return out
+
+
+def append_documents(paths: Sequence[str], *, sign: bool, workspace: Workspace) -> list[AppendResult]:
+    """Append files as one all-or-nothing batch: one bad file means nothing is written."""
+    envelopes = load_documents(paths, sign=sign, workspace=workspace)
+    with workspace.open_ledger() as ledger:
+        return ledger.append_batch(envelopes, with_proofs=True)
