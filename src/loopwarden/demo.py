@@ -46,8 +46,10 @@ def run_demo(directory: str | Path) -> dict[str, Any]:
         )
         ok_cons = verify_consistency(led.root(1), last.root, led.consistency_proof(1))
         cp = led.latest_checkpoint()
-    log.append(f"inclusion proofs: {'verified' if ok_incl else 'FAILED'}; "
-               f"consistency 1 -> {last.tree_size}: {'verified' if ok_cons else 'FAILED'}")
+    log.append(
+        f"inclusion proofs: {'verified' if ok_incl else 'FAILED'}; "
+        f"consistency 1 -> {last.tree_size}: {'verified' if ok_cons else 'FAILED'}"
+    )
     rep = verify_ledger(ws)
     log.append(
         f"full audit: {'passed' if rep.passed else 'FAILED'} ({rep.size} entries, {rep.signatures_checked} "

@@ -56,7 +56,7 @@ class Digest:
     def __post_init__(self) -> None:
         if not _ALGO_RE.match(self.algorithm):
             raise ValueError(f"invalid digest algorithm name {self.algorithm!r}")
-        if not self.hex or not _HEX_RE.match(self.hex):
+        if not _HEX_RE.match(self.hex):
             raise ValueError(f"digest value must be lower-case hex, got {self.hex[:80]!r}")
         if self.algorithm == "sha256" and len(self.hex) != 64:
             raise ValueError(f"a sha256 digest has 64 hex digits, got {len(self.hex)}")
@@ -121,7 +121,7 @@ class ResourceDescriptor:
         return out
 
     @classmethod
-    def from_json(cls, obj: Mapping[str, Any]) -> ResourceDescriptor:
+    def from_json(cls, obj: Any) -> ResourceDescriptor:
         if not isinstance(obj, Mapping) or not isinstance(obj.get("digest"), Mapping):
             raise ValueError("a resource descriptor needs a 'digest' object")
         name = obj.get("name", "")

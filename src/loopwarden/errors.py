@@ -73,6 +73,9 @@ class VerificationError(LoopwardenError):
 class LedgerError(LoopwardenError):
     """The ledger cannot be opened or used (foreign file, newer schema, locked, ...)."""
 
+    damaged: bool = False
+    """True when the file is a loopwarden ledger whose contents cannot be read: an integrity failure."""
+
 
 class LedgerIntegrityError(VerificationError):
     """The ledger's contents do not verify: names the first bad entry."""

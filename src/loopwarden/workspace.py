@@ -23,7 +23,7 @@ __all__ = ["CONFIG_NAME", "Workspace", "WorkspaceConfig", "find_workspace", "ini
 
 CONFIG_NAME: Final = "loopwarden.toml"
 STATE_DIR: Final = ".loopwarden"
-PASSWORD_ENV: Final = "LOOPWARDEN_KEY_PASSWORD"
+PASSWORD_ENV: Final = "LOOPWARDEN_KEY_PASSWORD"  # noqa: S105 - the name of a variable, not a password
 _NAME_RE: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -72,7 +72,7 @@ class WorkspaceConfig(_Section):
     """Per-check settings, e.g. ``[checks.models] allow = [...]``; each check validates its own table."""
 
 
-def _password() -> bytes | None:
+def key_password() -> bytes | None:
     value = os.environ.get(PASSWORD_ENV)
     return value.encode() if value else None
 
@@ -132,7 +132,7 @@ class Workspace:
         return self.resolve(url.removeprefix("sqlite:///"))
 
     def signer(self) -> PrivateKey:
-        return load_private(self.resolve(self.config.keys.signing), _password())
+        return load_private(self.resolve(self.config.keys.signing), key_password())
 
     @cached_property
     def trusted_keys(self) -> KeySet:
@@ -142,7 +142,7 @@ class Workspace:
         return NoteVerifier(self.origin, load_public(self.resolve(self.config.keys.ledger_public)))
 
     def open_ledger(self, *, writable: bool = True) -> SqliteLedger:
-        key = load_private(self.resolve(self.config.keys.ledger), _password()) if writable else None
+        key = load_private(self.resolve(self.config.keys.ledger), key_password()) if writable else None
         return SqliteLedger(
             self.ledger_path, checkpoint_key=key, checkpoint_key_name=self.origin, readonly=not writable
         )
@@ -212,7 +212,7 @@ def init_workspace(
     root.mkdir(parents=True, exist_ok=True)
     keys = state / "keys"
     keys.mkdir(parents=True, exist_ok=True)
-    pw = _password()
+    pw = key_password()
     signing = generate(algorithm)
     ledger_key = generate(KeyAlgorithm.ED25519)
     signing.save(keys / "signing.key", pw)

@@ -13,7 +13,9 @@ def build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", nargs="?", default=".", help="folder of the new workspace (default: .)")
     parser.add_argument("--name", help="workspace name, used as the ledger's origin (default: the folder's name)")
     parser.add_argument(
-        "--key-type", choices=[a.value for a in KeyAlgorithm], default=KeyAlgorithm.ECDSA_P256.value,
+        "--key-type",
+        choices=[a.value for a in KeyAlgorithm],
+        default=KeyAlgorithm.ECDSA_P256.value,
         help="algorithm of the operator's signing key (default: ecdsa-p256)",
     )
 
@@ -30,6 +32,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(info)
     else:
-        out(f"created workspace {ws.name!r} in {ws.root}\n  {CONFIG_NAME}, keys in .loopwarden/keys, ledger "
-            f"{ws.ledger_path.name}\n  signing key {signer.algorithm.value} {signer.keyid}")
+        out(
+            f"created workspace {ws.name!r} in {ws.root}\n  {CONFIG_NAME}, keys in .loopwarden/keys, ledger "
+            f"{ws.ledger_path.name}\n  signing key {signer.algorithm.value} {signer.keyid}"
+        )
     return 0

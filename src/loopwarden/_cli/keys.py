@@ -8,7 +8,7 @@ from pathlib import Path
 from loopwarden._cli._common import emit_json, out, workspace
 from loopwarden.attest.keys import KeyAlgorithm, generate, load_public
 from loopwarden.errors import UsageError
-from loopwarden.workspace import _password
+from loopwarden.workspace import key_password
 
 
 def build(parser: argparse.ArgumentParser) -> None:
@@ -31,9 +31,14 @@ def run(args: argparse.Namespace) -> int:
         if pub.exists():
             raise UsageError(f"{pub}: already exists; refusing to overwrite a key")
         key = generate(args.type)
-        key.save(priv, _password())
+        key.save(priv, key_password())
         pub.write_bytes(key.public().pem())
-        info = {"private": str(priv), "public": str(pub), "algorithm": key.algorithm.value, "keyid": key.keyid}
+        info = {
+            "private": str(priv),
+            "public": str(pub),
+            "algorithm": key.algorithm.value,
+            "keyid": key.keyid,
+        }
         if args.json:
             emit_json(info)
         else:
@@ -42,13 +47,11 @@ def run(args: argparse.Namespace) -> int:
     ws = workspace(args)
     k = ws.config.keys
     if args.action == "list":
-        rows = []
-        for role, path in [("signing", k.signing + "|pub"), ("ledger", k.ledger_public)] + [
-            ("trusted", t) for t in k.trusted
-        ]:
-            p = path.removesuffix("|pub")
-            key = ws.signer().public() if path.endswith("|pub") else load_public(ws.resolve(p))
-            rows.append({"role": role, "path": p, "algorithm": key.algorithm.value, "keyid": key.keyid})
+        signing = ws.signer().public()
+        rows = [{"role": "signing", "path": k.signing, "algorithm": signing.algorithm.value, "keyid": signing.keyid}]
+        for role, p in [("ledger", k.ledger_public), *(("trusted", t) for t in k.trusted)]:
+            pub_key = load_public(ws.resolve(p))
+            rows.append({"role": role, "path": p, "algorithm": pub_key.algorithm.value, "keyid": pub_key.keyid})
         if args.json:
             emit_json({"threshold": k.threshold, "keys": rows})
         else:

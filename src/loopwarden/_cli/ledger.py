@@ -25,8 +25,11 @@ def build(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
     a = sub.add_parser("append", help="append DSSE envelope files (all or nothing)")
     a.add_argument("files", nargs="+", help="DSSE envelope JSON files (in-toto statements with --sign)")
-    a.add_argument("--sign", action="store_true", help="the files are in-toto statements: sign them with the "
-                   "workspace's key first")
+    a.add_argument(
+        "--sign",
+        action="store_true",
+        help="the files are in-toto statements: sign them with the workspace's key first",
+    )
     s = sub.add_parser("show", help="show entries: one by index, or filtered")
     s.add_argument("index", nargs="?", type=int, help="entry index")
     s.add_argument("--subject", help="only entries about this digest (ALGO:HEX)")
@@ -66,8 +69,13 @@ def run(args: argparse.Namespace) -> int:
     if act == "append":
         results = append_documents(args.files, sign=args.sign, workspace=ws)
         rows = [
-            {"file": f, "index": r.index, "tree_size": r.tree_size, "root": r.root.hex(),
-             "inclusion_proof": [h.hex() for h in (r.proof.hashes if r.proof else ())]}
+            {
+                "file": f,
+                "index": r.index,
+                "tree_size": r.tree_size,
+                "root": r.root.hex(),
+                "inclusion_proof": [h.hex() for h in (r.proof.hashes if r.proof else ())],
+            }
             for f, r in zip(args.files, results, strict=True)
         ]
         if args.json:
@@ -81,15 +89,22 @@ def run(args: argparse.Namespace) -> int:
         rep = verify_ledger(ws)
         first = rep.first()
         if args.json:
-            emit_json({
-                "passed": rep.passed, "size": rep.size, "root": rep.root.hex(),
-                "signatures_checked": rep.signatures_checked, "checkpoints_checked": rep.checkpoints_checked,
-                "first_bad_entry": first.index if first else None,
-                "problems": [{"index": p.index, "message": p.message} for p in sorted(rep.problems)],
-            })
+            emit_json(
+                {
+                    "passed": rep.passed,
+                    "size": rep.size,
+                    "root": rep.root.hex(),
+                    "signatures_checked": rep.signatures_checked,
+                    "checkpoints_checked": rep.checkpoints_checked,
+                    "first_bad_entry": first.index if first else None,
+                    "problems": [{"index": p.index, "message": p.message} for p in sorted(rep.problems)],
+                }
+            )
         elif first is None:
-            out(f"ledger verified: {rep.size} entries, {rep.signatures_checked} signatures, "
-                f"{rep.checkpoints_checked} checkpoints, root {rep.root.hex()}")
+            out(
+                f"ledger verified: {rep.size} entries, {rep.signatures_checked} signatures, "
+                f"{rep.checkpoints_checked} checkpoints, root {rep.root.hex()}"
+            )
         else:
             out(f"ledger FAILED verification: first bad entry {first.index}: {first.message}")
             for p in sorted(rep.problems)[1:20]:
@@ -104,26 +119,37 @@ def run(args: argparse.Namespace) -> int:
                 rows = [_entry_json(e.index, e.data)]
             else:
                 subject = Digest.parse(args.subject) if args.subject else None
-                rows = [_entry_json(e.index, e.data) for e in led.entries(
-                    subject=subject, predicate_type=args.predicate_type, limit=args.limit)]
+                rows = [
+                    _entry_json(e.index, e.data)
+                    for e in led.entries(subject=subject, predicate_type=args.predicate_type, limit=args.limit)
+                ]
             if args.json:
                 emit_json({"entries": rows})
             else:
                 for r in rows:
                     st = r["statement"] or {}
-                    subs = ", ".join(f"{s.get('name', '')}@{next(iter(s.get('digest', {}).items()), ('', ''))[0]}:"
-                                     f"{next(iter(s.get('digest', {}).values()), '')[:16]}…"
-                                     for s in st.get("subject", []))
+                    subs = ", ".join(
+                        f"{s.get('name', '')}@{next(iter(s.get('digest', {}).items()), ('', ''))[0]}:"
+                        f"{next(iter(s.get('digest', {}).values()), '')[:16]}…"
+                        for s in st.get("subject", [])
+                    )
                     signers = ", ".join(s["keyid"][:16] for s in r["envelope"].get("signatures", []))
-                    out(f"#{r['index']}  {st.get('predicateType', '?')}\n    subjects: {subs}\n    signed by: {signers}")
+                    out(
+                        f"#{r['index']}  {st.get('predicateType', '?')}\n    subjects: {subs}\n    signed by: {signers}"
+                    )
             return 0
         if act == "proof":
             size = led.size() if args.size is None else args.size
             proof = led.inclusion_proof(args.index, size)
             root = led.root(size)
             ok = verify_inclusion(led.get(args.index).leaf_hash(), proof, root)
-            data = {"index": proof.index, "tree_size": proof.tree_size, "root": root.hex(),
-                    "hashes": [h.hex() for h in proof.hashes], "verified": ok}
+            data = {
+                "index": proof.index,
+                "tree_size": proof.tree_size,
+                "root": root.hex(),
+                "hashes": [h.hex() for h in proof.hashes],
+                "verified": ok,
+            }
             if args.json:
                 emit_json(data)
             else:
@@ -137,8 +163,14 @@ def run(args: argparse.Namespace) -> int:
             cproof = led.consistency_proof(args.old, new)
             r1, r2 = led.root(args.old), led.root(new)
             ok = verify_consistency(r1, r2, cproof)
-            data = {"old_size": args.old, "new_size": new, "old_root": r1.hex(), "new_root": r2.hex(),
-                    "hashes": [h.hex() for h in cproof.hashes], "verified": ok}
+            data = {
+                "old_size": args.old,
+                "new_size": new,
+                "old_root": r1.hex(),
+                "new_root": r2.hex(),
+                "hashes": [h.hex() for h in cproof.hashes],
+                "verified": ok,
+            }
             if args.json:
                 emit_json(data)
             else:

@@ -1,7 +1,15 @@
 """Attestations: in-toto Statement v1 in DSSE envelopes, signed with ECDSA or Ed25519 keys."""
 
 from loopwarden.attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope, Signature, pae, sign, sign_statement
-from loopwarden.attest.keys import KeyAlgorithm, KeySet, PrivateKey, PublicKey, generate, load_private, load_public
+from loopwarden.attest.keys import (
+    KeyAlgorithm,
+    KeySet,
+    PrivateKey,
+    PublicKey,
+    generate,
+    load_private,
+    load_public,
+)
 from loopwarden.attest.statement import STATEMENT_TYPE, Statement
 
 __all__ = [

@@ -79,9 +79,7 @@ class Envelope:
 
     def statement(self, *, source: str = "<envelope>") -> Statement:
         if self.payload_type != INTOTO_PAYLOAD_TYPE:
-            raise AttestationError(
-                f"{source}: payload type is {self.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}"
-            )
+            raise AttestationError(f"{source}: payload type is {self.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}")
         return Statement.parse(self.payload, source=source)
 
     def verified_keyids(self, trusted: KeySet) -> list[str]:
@@ -112,8 +110,9 @@ def _b64(value: Any, what: str) -> bytes:
     try:
         return base64.b64decode(value, validate=True)
     except (binascii.Error, ValueError):
-        try:  # DSSE allows URL-safe base64 as well
-            return base64.urlsafe_b64decode(value)
+        try:  # DSSE allows URL-safe base64 as well (and unpadded forms)
+            std = value.replace("-", "+").replace("_", "/")
+            return base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
         except (binascii.Error, ValueError):
             raise AttestationError(f"{what} is not valid base64") from None
 

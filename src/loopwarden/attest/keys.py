@@ -75,14 +75,10 @@ class PublicKey:
         return _algorithm_of(self.impl)
 
     def der(self) -> bytes:
-        return self.impl.public_bytes(
-            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return self.impl.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     def pem(self) -> bytes:
-        return self.impl.public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        )
+        return self.impl.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
 
     @property
     def keyid(self) -> str:

@@ -16,8 +16,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AppendResult",
-    "append_documents",
-    "load_documents",
     "Checkpoint",
     "ConsistencyProof",
     "InclusionProof",
@@ -26,6 +24,8 @@ __all__ = [
     "NoteVerifier",
     "Problem",
     "VerifyReport",
+    "append_documents",
+    "load_documents",
     "record",
     "record_many",
     "verify_consistency",
@@ -50,8 +50,20 @@ def record(statement: Statement, workspace: Workspace) -> AppendResult:
 
 
 def verify_ledger(workspace: Workspace) -> VerifyReport:
-    """Full audit of the workspace's ledger against its trusted keys and checkpoint key."""
-    with workspace.open_ledger(writable=False) as ledger:
+    """Full audit of the workspace's ledger against its trusted keys and checkpoint key.
+
+    A ledger whose file is ours but cannot be read (cut, overwritten) fails the audit; a file that is not a ledger
+    at all, or is missing, is an environment error (raised).
+    """
+    from loopwarden.errors import LedgerError
+
+    try:
+        ledger = workspace.open_ledger(writable=False)
+    except LedgerError as exc:
+        if not exc.damaged:
+            raise
+        return VerifyReport(problems=[Problem(0, str(exc))])
+    with ledger:
         return ledger.verify(workspace.trusted_keys, workspace.note_verifier())
 
 

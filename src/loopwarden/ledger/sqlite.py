@@ -84,8 +84,10 @@ def read_header(path: Path) -> tuple[bool, int | None, int | None, int | None]:
         return (head.startswith(_SQLITE_MAGIC), None, None, None)
     page_size = struct.unpack(">H", head[16:18])[0]
     page_size = 65536 if page_size == 1 else page_size
-    change, count, valid_for = struct.unpack(">I", head[24:28])[0], struct.unpack(">I", head[28:32])[0], (
-        struct.unpack(">I", head[92:96])[0]
+    change, count, valid_for = (
+        struct.unpack(">I", head[24:28])[0],
+        struct.unpack(">I", head[28:32])[0],
+        (struct.unpack(">I", head[92:96])[0]),
     )
     app_id = struct.unpack(">I", head[68:72])[0]
     return (True, app_id, page_size, count if change == valid_for else None)
@@ -120,21 +122,33 @@ class SqliteLedger:
         try:
             if readonly:
                 self._db = sqlite3.connect(
-                    f"{self._file.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None,
-                    check_same_thread=False, timeout=60,
+                    f"{self._file.resolve().as_uri()}?mode=ro",
+                    uri=True,
+                    isolation_level=None,
+                    check_same_thread=False,
+                    timeout=60,
                 )
             else:
                 self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
             self._db.execute("PRAGMA busy_timeout = 60000")
+            fresh = not exists or (self._file.stat().st_size == 0 and create)
+            if not fresh:
+                self._check_schema()  # before any pragma that writes: a foreign or newer file stays untouched
             if not readonly:
                 self._db.execute("PRAGMA journal_mode = WAL")
                 self._db.execute("PRAGMA synchronous = FULL")
-            if not exists or self._file.stat().st_size == 0 and create:
+            if fresh:
                 self._create(origin)
-            self._check_schema()
+                self._check_schema()
             row = self._db.execute("SELECT value FROM meta WHERE key = 'origin'").fetchone()
         except sqlite3.DatabaseError as exc:
-            raise LedgerError(f"{self.path}: cannot open the ledger: {exc}") from None
+            self._close_quietly()
+            err = LedgerError(f"{self.path}: cannot open the ledger: {exc}")
+            err.damaged = True
+            raise err from None
+        except LedgerError:
+            self._close_quietly()
+            raise
         if row is None:
             raise LedgerError(f"{self.path}: the ledger has no origin recorded (damaged metadata)")
         self.origin: str = row[0]
@@ -186,6 +200,11 @@ class SqliteLedger:
                 raise
             self._db.execute("COMMIT")
 
+    def _close_quietly(self) -> None:
+        db = getattr(self, "_db", None)
+        if db is not None:
+            db.close()
+
     def close(self) -> None:
         with self._lock:
             self._db.close()
@@ -215,9 +234,7 @@ class SqliteLedger:
         missing = [k for k in uniq if k not in out]
         if missing:
             level, idx = missing[0]
-            raise LedgerIntegrityError(
-                f"{self.path}: tree node (level {level}, #{idx}) is missing", index=idx << level
-            )
+            raise LedgerIntegrityError(f"{self.path}: tree node (level {level}, #{idx}) is missing", index=idx << level)
         return out
 
     @staticmethod
@@ -239,6 +256,7 @@ class SqliteLedger:
             n = self._size(db)
             nodes = self._fetch_nodes(self._frontier_keys(n))
             new_nodes: list[tuple[int, int, bytes]] = []
+
             def get(level: int, idx: int) -> bytes:
                 return nodes[(level, idx)]
 
@@ -266,9 +284,7 @@ class SqliteLedger:
             return h if h is not None else self._fetch_nodes([(level, idx)])[(level, idx)]
 
         return [
-            AppendResult(
-                n + k, size, root, inclusion_proof(n + k, size, getter) if with_proofs else None, cp
-            )
+            AppendResult(n + k, size, root, inclusion_proof(n + k, size, getter) if with_proofs else None, cp)
             for k in range(len(prepared))
         ]
 
@@ -382,12 +398,26 @@ class SqliteLedger:
     def verify(self, trusted: KeySet, note_verifier: NoteVerifier | None = None) -> VerifyReport:
         """Recompute every leaf, node and root; check every signature and checkpoint. Never stops at the first."""
         report = VerifyReport()
+        truncated = self._truncation()
+        if truncated:
+            report.problems.append(Problem(0, truncated))
         try:
             with self._lock:
                 self._verify(trusted, note_verifier, report)
         except sqlite3.DatabaseError as exc:
-            report.problems.append(Problem(report.size, f"the database is damaged: {exc}"))
+            report.problems.append(Problem(report.size, f"the database is damaged from entry {report.size} on: {exc}"))
         return report
+
+    def _truncation(self) -> str | None:
+        """Compare the file with the size its own header declares (cut files are otherwise read as short)."""
+        _, _, page_size, page_count = read_header(self._file)
+        if page_size is None or page_count is None:
+            return None
+        want = page_size * page_count
+        have = self._file.stat().st_size
+        if have < want:
+            return f"the ledger file is truncated: its header declares {want} bytes, the file has {have}"
+        return None
 
     def _verify(self, trusted: KeySet, nv: NoteVerifier | None, report: VerifyReport) -> None:
         db = self._db
@@ -416,6 +446,7 @@ class SqliteLedger:
                     problems.append(Problem(idx, f"entry {idx} is out of order"))
                 expected = idx
             expected += 1
+            report.size = expected
             lh = leaf_hash(data)
             leaves += lh
             # stored leaf node
@@ -472,8 +503,11 @@ class SqliteLedger:
                     problems.append(Problem(min(cp.size, n), str(exc)))
             if cp.size > n:
                 problems.append(
-                    Problem(n, f"{where} covers {cp.size} entries but the ledger holds {n}: entries {n} to "
-                            f"{cp.size - 1} are gone")
+                    Problem(
+                        n,
+                        f"{where} covers {cp.size} entries but the ledger holds {n}: entries {n} to "
+                        f"{cp.size - 1} are gone",
+                    )
                 )
             elif (mth(0, cp.size, node) if cp.size else EMPTY_ROOT) != cp.root:
                 # Which entry changed cannot be told from a root alone; the checkpoint's last entry bounds it.
@@ -503,33 +537,54 @@ class SqliteLedger:
                 problems.append(Problem(0, str(exc)))
 
     def _verify_nodes(self, db: sqlite3.Connection, leaves: bytearray, problems: list[Problem]) -> list[bytearray]:
-        """Recompute every perfect node level by level and compare with what is stored."""
+        """Check the stored tree: every stored node must hash from its stored children, level by level.
+
+        Leaves were already compared with the entries, so together this proves the stored tree is the tree of the
+        entries, and a bad node is blamed on the entries it covers rather than on everything above it. Returns the
+        levels recomputed from the entries themselves (used for checkpoint roots).
+        """
         levels = [leaves]
-        level = 0
         while len(levels[-1]) >= 64:
             below = levels[-1]
-            count = len(below) // 64
             cur = bytearray()
-            for i in range(count):
+            for i in range(len(below) // 64):
                 cur += node_hash(bytes(below[i * 64 : i * 64 + 32]), bytes(below[i * 64 + 32 : i * 64 + 64]))
-            level += 1
             levels.append(cur)
-            rows = db.execute("SELECT idx, hash FROM nodes WHERE level = ? ORDER BY idx", (level,))
-            seen = 0
-            for idx, h in rows:
-                if idx >= count:
-                    problems.append(Problem(idx << level, f"tree node (level {level}, #{idx}) beyond the tree"))
-                    continue
-                seen += 1
-                if bytes(h) != bytes(cur[idx * 32 : idx * 32 + 32]):
+        prev = self._stored_level(db, 0, len(leaves) // 32, problems)
+        for level in range(1, len(levels)):
+            count = len(levels[level]) // 32
+            stored = self._stored_level(db, level, count, problems)
+            for idx in range(count):
+                h = stored[idx]
+                left, right = prev[2 * idx], prev[2 * idx + 1]
+                if h is None or left is None or right is None:
+                    continue  # a missing node was already reported
+                if node_hash(left, right) != h:
                     first = idx << level
                     problems.append(
-                        Problem(first, f"entries {first}..{first + (1 << level) - 1}: stored tree node (level "
-                                f"{level}, #{idx}) does not match the entries (rows changed, swapped or replaced)")
+                        Problem(
+                            first,
+                            f"entries {first}..{first + (1 << level) - 1}: stored tree node (level {level}, #{idx}) "
+                            "does not hash from the nodes below it (rows changed, swapped or replaced)",
+                        )
                     )
-            if seen != count:
-                problems.append(Problem(0, f"tree level {level} holds {seen} nodes, expected {count}"))
-        top = db.execute("SELECT COUNT(*) FROM nodes WHERE level > ?", (level,)).fetchone()[0]
+            prev = stored
+        top = db.execute("SELECT COUNT(*) FROM nodes WHERE level >= ?", (len(levels),)).fetchone()[0]
         if top:
-            problems.append(Problem(0, f"{top} tree node(s) stored above the tree's height"))
+            problems.append(Problem(len(leaves) // 32, f"{top} tree node(s) stored above the tree's height"))
         return levels
+
+    @staticmethod
+    def _stored_level(db: sqlite3.Connection, level: int, count: int, problems: list[Problem]) -> list[bytes | None]:
+        stored: list[bytes | None] = [None] * count
+        for idx, h in db.execute("SELECT idx, hash FROM nodes WHERE level = ? ORDER BY idx", (level,)):
+            if not 0 <= idx < count:
+                if level:  # stray leaves were reported with the entries
+                    problems.append(Problem(max(0, idx) << level, f"tree node (level {level}, #{idx}) beyond the tree"))
+                continue
+            stored[idx] = bytes(h)
+        if level:
+            for idx, h in enumerate(stored):
+                if h is None:
+                    problems.append(Problem(idx << level, f"tree node (level {level}, #{idx}) is missing"))
+        return stored
