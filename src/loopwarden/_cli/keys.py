@@ -16,8 +16,6 @@ def build(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("init", help="generate a key pair: NAME.key (0600) and NAME.pub")
     p.add_argument("name", help="base name of the files, e.g. reviewers/alice")
     p.add_argument("--type", choices=[a.value for a in KeyAlgorithm], default=KeyAlgorithm.ECDSA_P256.value)
-    p.add_argument("--workspace", metavar="DIR", help=argparse.SUPPRESS)
-    p.add_argument("--json", action="store_true", help=argparse.SUPPRESS)
     sub.add_parser("list", help="the workspace's signing, ledger and trusted keys (public parts only)")
     e = sub.add_parser("export-public", help="print a public key as PEM (never a private key)")
     e.add_argument("which", nargs="?", default="signing", help="'signing', 'ledger' or a key file (default: signing)")

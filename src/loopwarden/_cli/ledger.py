@@ -14,6 +14,7 @@ from loopwarden.domain import Digest
 from loopwarden.errors import UsageError
 from loopwarden.ledger import (
     append_documents,
+    export_jsonl,
     verify_consistency,
     verify_inclusion,
     verify_ledger,
@@ -45,9 +46,13 @@ def build(parser: argparse.ArgumentParser) -> None:
     sub.add_parser("checkpoint", help="print the latest signed checkpoint (C2SP tlog-checkpoint)")
     e = sub.add_parser("export", help="write every entry as JSON lines")
     e.add_argument("-o", "--output", help="file to write (default: stdout)")
-    for sp in sub.choices.values():
-        sp.add_argument("--workspace", metavar="DIR", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
-        sp.add_argument("--json", action="store_true", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
+
+
+def _digest(text: str) -> Digest:
+    try:
+        return Digest.parse(text)
+    except ValueError as exc:
+        raise UsageError(f"--subject: {exc}") from None
 
 
 def _b64(b: bytes) -> str:
@@ -118,7 +123,7 @@ def run(args: argparse.Namespace) -> int:
                 e = led.get(args.index)
                 rows = [_entry_json(e.index, e.data)]
             else:
-                subject = Digest.parse(args.subject) if args.subject else None
+                subject = _digest(args.subject) if args.subject else None
                 rows = [
                     _entry_json(e.index, e.data)
                     for e in led.entries(subject=subject, predicate_type=args.predicate_type, limit=args.limit)
@@ -189,14 +194,8 @@ def run(args: argparse.Namespace) -> int:
                 sys.stdout.write(cp.note)
             return 0
         if act == "export":
-            dest = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
-            try:
-                for e in led.entries():
-                    dest.write(json.dumps({"index": e.index, "envelope": json.loads(e.data)}, sort_keys=True) + "\n")
-            finally:
-                if args.output:
-                    dest.close()
+            count = export_jsonl(led, args.output)
             if args.output and not args.json:
-                out(f"wrote {led.size()} entries to {Path(args.output)}")
+                out(f"wrote {count} entries to {Path(args.output)}")
             return 0
     raise UsageError(f"unknown ledger action {act!r}")

@@ -49,6 +49,19 @@ def _overview() -> str:
     return "\n".join(lines)
 
 
+def _share_common_options(parser: argparse.ArgumentParser) -> None:
+    """Let --workspace and --json also follow a sub-command (``loopwarden ledger verify --json``)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                have = {s for a in sub._actions for s in a.option_strings}
+                if "--workspace" not in have:
+                    sub.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                if "--json" not in have:
+                    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                _share_common_options(sub)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     hoisted: list[str] = []
@@ -85,6 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     module.build(parser)
+    _share_common_options(parser)
     try:
         ns = parser.parse_args(hoisted + args[i + 1 :])
     except SystemExit as exc:  # argparse reports usage errors itself

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from loopwarden.ledger.checkpoint import Checkpoint, NoteVerifier
@@ -25,6 +25,7 @@ __all__ = [
     "Problem",
     "VerifyReport",
     "append_documents",
+    "export_jsonl",
     "load_documents",
     "record",
     "record_many",
@@ -107,3 +108,33 @@ def append_documents(paths: Sequence[str], *, sign: bool, workspace: Workspace) 
     envelopes = load_documents(paths, sign=sign, workspace=workspace)
     with workspace.open_ledger() as ledger:
         return ledger.append_batch(envelopes, with_proofs=True)
+
+
+def export_jsonl(ledger: LedgerStore, output: str | None) -> int:
+    """Write every entry as one JSON line ``{"index", "envelope"}``; to a file atomically, or to stdout."""
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    def lines() -> Iterator[str]:
+        for e in ledger.entries():
+            yield json.dumps({"envelope": json.loads(e.data), "index": e.index}, sort_keys=True) + "\n"
+
+    count = 0
+    if output is None:
+        for line in lines():
+            sys.stdout.write(line)
+            count += 1
+        return count
+    dest = Path(output)
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            for line in lines():
+                fh.write(line)
+                count += 1
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return count
