@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import sqlite3
 import struct
@@ -19,8 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from loopwarden.attest.dsse import Envelope
+from loopwarden.attest.dsse import INTOTO_PAYLOAD_TYPE, Envelope
 from loopwarden.attest.keys import KeySet, PrivateKey
+from loopwarden.attest.statement import STATEMENT_TYPE
+from loopwarden.domain import Digest
 from loopwarden.errors import AttestationError, LedgerError, LedgerIntegrityError, VerificationError
 from loopwarden.ledger.checkpoint import Checkpoint, NoteVerifier, sign_checkpoint
 from loopwarden.ledger.interface import AppendResult, LedgerEntry, Problem, VerifyReport
@@ -65,12 +68,41 @@ class _Prepared:
 
 
 def _prepare(env: Envelope) -> _Prepared:
+    """Check an envelope's shape and derive its index columns.
+
+    The same rules as :meth:`Statement.from_json` (which the audit uses), without building the objects: this is the
+    hot path of every append.
+    """
     if not env.signatures:
         raise AttestationError("refusing to record an unsigned envelope")
-    stmt = env.statement()
+    if env.payload_type != INTOTO_PAYLOAD_TYPE:
+        raise AttestationError(f"payload type is {env.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}")
+    try:
+        obj = json.loads(env.payload)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AttestationError(f"statement is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict) or obj.get("_type") != STATEMENT_TYPE:
+        raise AttestationError(f"statement _type must be {STATEMENT_TYPE!r}")
+    ptype = obj.get("predicateType")
+    subjects = obj.get("subject")
+    if not isinstance(ptype, str) or not ptype:
+        raise AttestationError("statement needs a 'predicateType' string")
+    if not isinstance(obj.get("predicate", {}), dict):
+        raise AttestationError("'predicate' must be a JSON object")
+    if not isinstance(subjects, list) or not subjects:
+        raise AttestationError("statement needs a non-empty 'subject' list")
+    digests: set[str] = set()
+    for sub in subjects:
+        dig = sub.get("digest") if isinstance(sub, dict) else None
+        if not isinstance(dig, dict) or not dig or not isinstance(sub.get("name", ""), str):
+            raise AttestationError("bad subject: a resource descriptor needs a 'digest' object and a string name")
+        for algo, value in dig.items():
+            try:
+                digests.add(str(Digest(str(algo), str(value))))
+            except ValueError as exc:
+                raise AttestationError(f"bad subject: {exc}") from None
     data = env.to_bytes()
-    subjects = tuple(sorted({str(d) for d in stmt.subject_digests()}))
-    return _Prepared(data, leaf_hash(data), stmt.predicate_type, subjects)
+    return _Prepared(data, leaf_hash(data), ptype, tuple(sorted(digests)))
 
 
 def read_header(path: Path) -> tuple[bool, int | None, int | None, int | None]:
@@ -218,23 +250,16 @@ class SqliteLedger:
     # -- nodes -----------------------------------------------------------------------------------------------------
 
     def _fetch_nodes(self, keys: Sequence[tuple[int, int]]) -> dict[tuple[int, int], bytes]:
-        if not keys:
-            return {}
-        uniq = list(dict.fromkeys(keys))
         out: dict[tuple[int, int], bytes] = {}
-        for start in range(0, len(uniq), 400):
-            chunk = uniq[start : start + 400]
-            values = ",".join("(?,?)" for _ in chunk)
-            params = [x for k in chunk for x in k]
-            for level, idx, h in self._db.execute(
-                f"SELECT level, idx, hash FROM nodes WHERE (level, idx) IN (VALUES {values})",  # noqa: S608 - placeholders only
-                params,
-            ):
-                out[(level, idx)] = h
-        missing = [k for k in uniq if k not in out]
-        if missing:
-            level, idx = missing[0]
-            raise LedgerIntegrityError(f"{self.path}: tree node (level {level}, #{idx}) is missing", index=idx << level)
+        get = self._db.execute
+        for key in dict.fromkeys(keys):
+            row = get("SELECT hash FROM nodes WHERE level = ? AND idx = ?", key).fetchone()
+            if row is None:
+                level, idx = key
+                raise LedgerIntegrityError(
+                    f"{self.path}: tree node (level {level}, #{idx}) is missing", index=idx << level
+                )
+            out[key] = row[0]
         return out
 
     @staticmethod

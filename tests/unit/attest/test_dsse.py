@@ -125,3 +125,12 @@ def test_keyset_rejects_impossible_thresholds() -> None:
 def test_statement_needs_subjects() -> None:
     with pytest.raises(AttestationError, match="subject"):
         Statement((), "x", {})
+
+
+@pytest.mark.parametrize("ptype", [INTOTO_PAYLOAD_TYPE, 'weird "type"\n\u00e9\u2028', ""])
+def test_fast_canonical_bytes_equal_the_generic_canonical_json(ptype: str) -> None:
+    from loopwarden.domain import canonical_json
+
+    env = sign(b"\x00\xffpayload", ptype, [generate(), generate("ed25519")])
+    env = Envelope(env.payload, env.payload_type, (*env.signatures, type(env.signatures[0])('k"\\id\u00e9', b"")))
+    assert env.to_bytes() == canonical_json(env.to_json())
