@@ -67,6 +67,21 @@ class _Prepared:
     subjects: tuple[str, ...]
 
 
+@dataclass(slots=True)
+class _Slot:
+    """One waiting append in a group commit."""
+
+    prepared: _Prepared
+    result: AppendResult | None = None
+    error: BaseException | None = None
+
+    def unwrap(self) -> AppendResult:
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+
 def _prepare(env: Envelope) -> _Prepared:
     """Check an envelope's shape and derive its index columns.
 
@@ -143,6 +158,9 @@ class SqliteLedger:
         self._key = checkpoint_key
         self._key_name = checkpoint_key_name
         self._lock = threading.RLock()
+        self._group = threading.Condition()
+        self._queue: list[_Slot] = []
+        self._committing = False
         self._readonly = readonly
         exists = self._file.exists()
         if not exists and not create:
@@ -269,14 +287,51 @@ class SqliteLedger:
     # -- writing ---------------------------------------------------------------------------------------------------
 
     def append(self, envelope: Envelope) -> AppendResult:
-        return self.append_batch([envelope], with_proofs=True)[0]
+        """Append one envelope; returns its index and inclusion proof once it is durable.
 
-    def append_batch(self, envelopes: Sequence[Envelope], *, with_proofs: bool = False) -> list[AppendResult]:
+        Group commit: threads appending at the same time share one transaction. The first to arrive commits
+        everything queued; the others wait for its commit and get their own results.
+        """
+        self._require_key()
+        slot = _Slot(_prepare(envelope))
+        with self._group:
+            self._queue.append(slot)
+            while slot.result is None and slot.error is None:
+                if not self._committing:
+                    self._committing = True
+                    batch, self._queue = self._queue, []
+                    break
+                self._group.wait()
+            else:
+                return slot.unwrap()
+        try:
+            results = self._commit([s.prepared for s in batch], with_proofs=True)
+        except BaseException as exc:
+            for s in batch:
+                s.error = exc
+            raise
+        else:
+            for s, r in zip(batch, results, strict=True):
+                s.result = r
+        finally:
+            with self._group:
+                self._committing = False
+                self._group.notify_all()
+        return slot.unwrap()
+
+    def _require_key(self) -> None:
         if self._key is None or self._key_name is None:
             raise LedgerError(f"{self.path}: opened without the ledger's checkpoint key; cannot append")
+
+    def append_batch(self, envelopes: Sequence[Envelope], *, with_proofs: bool = False) -> list[AppendResult]:
+        """Append envelopes in one transaction: all of them or, on any error, none."""
+        self._require_key()
         if not envelopes:
             return []
-        prepared = [_prepare(e) for e in envelopes]
+        return self._commit([_prepare(e) for e in envelopes], with_proofs=with_proofs)
+
+    def _commit(self, prepared: list[_Prepared], *, with_proofs: bool) -> list[AppendResult]:
+        assert self._key is not None and self._key_name is not None
         with self._txn() as db:
             n = self._size(db)
             nodes = self._fetch_nodes(self._frontier_keys(n))

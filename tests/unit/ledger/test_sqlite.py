@@ -109,3 +109,24 @@ def test_foreign_and_newer_files_are_refused_untouched(tmp_path: Path, ws: Works
     with pytest.raises(LedgerError, match="newer loopwarden"):
         ws.open_ledger()
     assert ws.ledger_path.read_bytes() == before
+
+
+def test_group_commit_shares_transactions_between_threads(ws: Workspace) -> None:
+    import sqlite3 as _sqlite3
+    from concurrent.futures import ThreadPoolExecutor
+
+    signer = ws.signer()
+    envs = [sign_statement(make_statement(i), [signer]) for i in range(400)]
+    with ws.open_ledger() as led, ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(led.append, envs))
+    assert sorted(r.index for r in results) == list(range(400))
+    with ws.open_ledger(writable=False) as led:
+        for env, r in zip(envs, results, strict=True):
+            assert led.get(r.index).data == env.to_bytes()
+            assert r.proof is not None
+            assert verify_inclusion(led.get(r.index).leaf_hash(), r.proof, r.root)
+    con = _sqlite3.connect(ws.ledger_path)
+    (commits,) = con.execute("SELECT COUNT(*) FROM checkpoints").fetchone()
+    con.close()
+    assert commits < 400  # one checkpoint per transaction: some appends were grouped
+    assert verify_ledger(ws).passed
