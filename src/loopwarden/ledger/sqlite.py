@@ -331,7 +331,9 @@ class SqliteLedger:
         return self._commit([_prepare(e) for e in envelopes], with_proofs=with_proofs)
 
     def _commit(self, prepared: list[_Prepared], *, with_proofs: bool) -> list[AppendResult]:
-        assert self._key is not None and self._key_name is not None
+        key, key_name = self._key, self._key_name
+        if key is None or key_name is None:
+            raise LedgerError(f"{self.path}: opened without the ledger's checkpoint key; cannot append")
         with self._txn() as db:
             n = self._size(db)
             nodes = self._fetch_nodes(self._frontier_keys(n))
@@ -355,7 +357,7 @@ class SqliteLedger:
             db.executemany("INSERT INTO nodes(level, idx, hash) VALUES (?, ?, ?)", new_nodes)
             size = n + len(prepared)
             root = mth(0, size, get)
-            cp = sign_checkpoint(self.origin, size, root, self._key_name, self._key)
+            cp = sign_checkpoint(self.origin, size, root, key_name, key)
             db.execute("INSERT INTO checkpoints(size, note) VALUES (?, ?)", (size, cp.note))
         self._write_checkpoint_file(cp)
 
