@@ -10,13 +10,43 @@ from typing import Final
 from loopwarden.attest.statement import Statement
 from loopwarden.domain import ResourceDescriptor, TargetResult
 
-__all__ = ["NOTE", "SCAN", "scan_statement"]
+__all__ = [
+    "DATASET_MANIFEST",
+    "EVAL_RESULT",
+    "GATE_DECISION",
+    "NOTE",
+    "OMS_SIGNATURE",
+    "POLICY_APPROVAL",
+    "POLICY_VERSION",
+    "ROLE_POLICY",
+    "SCAN",
+    "SIGNOFF",
+    "scan_statement",
+]
 
 _BASE: Final = "https://loopwarden.dev/attestation"
 SCAN: Final = f"{_BASE}/scan/v1"
 """The result of one check on one artifact (verdict and findings)."""
 NOTE: Final = f"{_BASE}/note/v1"
 """A free-form note about artifacts (used by the demo and by operators)."""
+
+# --- policy layer (issue 5, POLICY): written by the gate and `loopwarden policy`, or read by the gate -------------
+EVAL_RESULT: Final = f"{_BASE}/eval-result/v1"
+"""One measured score: subject the model (or agent session); predicate suite digest, metric, value, recorded_at."""
+GATE_DECISION: Final = f"{_BASE}/gate-decision/v1"
+"""A gate decision (allow/deny/escalate) with every reason, about the gated artifact."""
+POLICY_VERSION: Final = f"{_BASE}/policy-version/v1"
+"""One version of the capability-threshold policy; carries the previous version's digest (a hash chain)."""
+POLICY_APPROVAL: Final = f"{_BASE}/policy-approval/v1"
+"""An approver's signed approval of a policy version (subject: the version's digest)."""
+SIGNOFF: Final = f"{_BASE}/signoff/v1"
+"""A reviewer's signed sign-off on an artifact (the two-person-signoff safeguard counts distinct human keys)."""
+DATASET_MANIFEST: Final = f"{_BASE}/dataset-manifest/v1"
+"""A dataset's provenance manifest (written by the data layer; read by the data-provenance-complete safeguard)."""
+ROLE_POLICY: Final = f"{_BASE}/role-policy/v1"
+"""The role policy an agent session ran under (written by the agents layer; read by agents-least-privilege)."""
+OMS_SIGNATURE: Final = "https://model_signing/signature/v1.0"
+"""OpenSSF Model Signing v1.0 signature predicate (written by the signing layer; read by weights-signed)."""
 
 
 def scan_statement(result: TargetResult, *, check: str, tool_version: str) -> Statement:
