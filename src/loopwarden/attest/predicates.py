@@ -30,6 +30,32 @@ SCAN: Final = f"{_BASE}/scan/v1"
 NOTE: Final = f"{_BASE}/note/v1"
 """A free-form note about artifacts (used by the demo and by operators)."""
 
+# -- lineage (LINEAGE, issue 5): the loop's relations, written by loopwarden.lineage, read by its graph index --
+SLSA_PROVENANCE: Final = "https://slsa.dev/provenance/v1"
+"""A training run: SLSA Provenance v1, subject the weights, resolvedDependencies its inputs."""
+GENERATION: Final = f"{_BASE}/generation/v1"
+"""Model M generated datasets, code or evals X (subjects: the outputs)."""
+EVAL_RUN: Final = f"{_BASE}/eval-run/v1"
+"""Eval run E (optionally built from suite S) scored model M (subjects: M and E)."""
+AGENT_SESSION: Final = f"{_BASE}/agent-session/v1"
+"""Agent session S, acting for model M in role R, changed artifacts X (subjects: S and every X)."""
+PROMOTION: Final = f"{_BASE}/promotion/v1"
+"""Artifact A was promoted to stage P."""
+QUARANTINE: Final = f"{_BASE}/quarantine/v1"
+"""Taint record: artifact A is quarantined, with a reason and the reporter."""
+CLEARANCE: Final = f"{_BASE}/clearance/v1"
+"""A human reviewer clears artifact A (signed by the workspace key and by the reviewer's own key)."""
+LINEAGE_PREDICATES: Final = (
+    SLSA_PROVENANCE,
+    GENERATION,
+    EVAL_RUN,
+    AGENT_SESSION,
+    PROMOTION,
+    QUARANTINE,
+    CLEARANCE,
+)
+"""Every predicate type the lineage graph is rebuilt from."""
+
 # --- policy layer (issue 5, POLICY): written by the gate and `loopwarden policy`, or read by the gate -------------
 EVAL_RESULT: Final = f"{_BASE}/eval-result/v1"
 """One measured score: subject the model (or agent session); predicate suite digest, metric, value, recorded_at."""
