@@ -533,6 +533,29 @@ class LineageGraph:
             for k in sel
         ]
 
+    def edges_among(self, members: Iterable[Digest | str]) -> list[Edge]:
+        """Every edge whose both ends are in ``members``, sorted."""
+        ids = np.array(sorted(self._id(m) for m in members), dtype=np.int64)
+        sel = np.flatnonzero(np.isin(self._src, ids) & np.isin(self._dst, ids))
+        return [self._edge(int(k)) for k in sel]
+
+    def _edge(self, k: int) -> Edge:
+        return Edge(
+            self._digest(int(self._src[k])),
+            self._digest(int(self._dst[k])),
+            _RELATIONS[int(self._rel[k])],
+            int(self._eidx[k]),
+        )
+
+    def relation(self, a: Digest | str, b: Digest | str) -> Relation:
+        """The relation of the first recorded edge a -> b (sorted by relation, then ledger index)."""
+        i, j = self._id(a), self._id(b)
+        lo, hi = int(self._fwd.indptr[i]), int(self._fwd.indptr[i + 1])
+        k = lo + int(np.searchsorted(self._dst[lo:hi], j))
+        if k >= hi or int(self._dst[k]) != j:
+            raise LineageError(f"{a} -> {b}: no recorded edge")
+        return _RELATIONS[int(self._rel[k])]
+
     def parents(self, d: Digest) -> list[Digest]:
         i = self._id(d)
         c = self._bwd

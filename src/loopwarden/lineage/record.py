@@ -447,29 +447,84 @@ def _record(statement: Statement, ws: Workspace) -> AppendResult:
     return record(statement, ws)
 
 
-def record_train(ws: Workspace, **kw: Any) -> AppendResult:
-    """Append a training run (see :func:`train_statement` for the arguments)."""
-    return _record(train_statement(**kw), ws)
+def record_train(
+    ws: Workspace,
+    *,
+    model: Artifact,
+    datasets: Sequence[Artifact],
+    generation: int,
+    code: Sequence[Artifact] = (),
+    base_model: Artifact | None = None,
+    builder: str = DEFAULT_BUILDER,
+    name: str = "",
+    parameters: Mapping[str, Any] | None = None,
+) -> AppendResult:
+    """Append a training run as SLSA Provenance v1 (see :func:`train_statement`)."""
+    stmt = train_statement(
+        model=model,
+        datasets=datasets,
+        generation=generation,
+        code=code,
+        base_model=base_model,
+        builder=builder,
+        name=name,
+        parameters=parameters,
+    )
+    return _record(stmt, ws)
 
 
-def record_generate(ws: Workspace, **kw: Any) -> AppendResult:
+def record_generate(
+    ws: Workspace,
+    *,
+    model: Artifact,
+    outputs: Sequence[Artifact],
+    generation: int,
+    inputs: Sequence[Artifact] = (),
+    name: str = "",
+) -> AppendResult:
     """Append "model M generated X" (see :func:`generate_statement`)."""
-    return _record(generate_statement(**kw), ws)
+    stmt = generate_statement(model=model, outputs=outputs, generation=generation, inputs=inputs, name=name)
+    return _record(stmt, ws)
 
 
-def record_eval(ws: Workspace, **kw: Any) -> AppendResult:
+def record_eval(
+    ws: Workspace,
+    *,
+    eval_run: Artifact,
+    model: Artifact,
+    generation: int,
+    suite: Artifact | None = None,
+    scores: Mapping[str, float] | None = None,
+    name: str = "",
+) -> AppendResult:
     """Append "eval run E scored model M" (see :func:`eval_statement`)."""
-    return _record(eval_statement(**kw), ws)
+    stmt = eval_statement(
+        eval_run=eval_run, model=model, generation=generation, suite=suite, scores=scores, name=name
+    )
+    return _record(stmt, ws)
 
 
-def record_agent_session(ws: Workspace, **kw: Any) -> AppendResult:
+def record_agent_session(
+    ws: Workspace,
+    *,
+    session: Artifact,
+    model: Artifact,
+    role: str,
+    changed: Sequence[Artifact],
+    generation: int,
+) -> AppendResult:
     """Append "agent session S acting for M in role R changed X" (see :func:`agent_session_statement`)."""
-    return _record(agent_session_statement(**kw), ws)
+    stmt = agent_session_statement(
+        session=session, model=model, role=role, changed=changed, generation=generation
+    )
+    return _record(stmt, ws)
 
 
-def record_promote(ws: Workspace, **kw: Any) -> AppendResult:
+def record_promote(
+    ws: Workspace, *, target: Artifact, stage: str, generation: int | None = None
+) -> AppendResult:
     """Append "artifact A promoted to stage P" (see :func:`promote_statement`)."""
-    return _record(promote_statement(**kw), ws)
+    return _record(promote_statement(target=target, stage=stage, generation=generation), ws)
 
 
 def quarantine(ws: Workspace, target: Artifact, *, reason: str, reporter: str) -> AppendResult:
