@@ -5,7 +5,8 @@ Each layer's module may define its own predicate; they are all listed here so re
 
 from __future__ import annotations
 
-from typing import Final
+from datetime import UTC, datetime
+from typing import Any, Final
 
 from loopwarden.attest.statement import Statement
 from loopwarden.domain import ResourceDescriptor, TargetResult
@@ -75,14 +76,23 @@ OMS_SIGNATURE: Final = "https://model_signing/signature/v1.0"
 """OpenSSF Model Signing v1.0 signature predicate (written by the signing layer; read by weights-signed)."""
 
 
-def scan_statement(result: TargetResult, *, check: str, tool_version: str) -> Statement:
-    """A scan attestation whose subject is the scanned artifact's digest."""
+def scan_statement(
+    result: TargetResult, *, check: str, tool_version: str, recorded_at: datetime | None = None
+) -> Statement:
+    """A scan attestation whose subject is the scanned artifact's digest.
+
+    ``recorded_at`` (optional, UTC) lets a policy with an evidence maximum age judge how fresh the scan is.
+    """
     if result.digest is None:
         raise ValueError(f"{result.path}: a scan attestation needs the artifact's digest")
     subject = ResourceDescriptor.of(result.path, result.digest)
-    predicate = {
+    predicate: dict[str, Any] = {
         "check": check,
         "scanner": {"name": "loopwarden", "version": tool_version},
         "result": result.to_json(),
     }
+    if recorded_at is not None:
+        if recorded_at.tzinfo is None:
+            raise ValueError("recorded_at must carry a time zone")
+        predicate["recorded_at"] = recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Statement((subject,), SCAN, predicate)
