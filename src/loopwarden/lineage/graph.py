@@ -350,11 +350,15 @@ class LineageGraph:
         reviewers = load_reviewers(ws)
         with ws.open_ledger(writable=False) as led:
             report = led.verify(ws.trusted_keys, ws.note_verifier())
-            first = report.first()
-            if first is not None:
+            if report.problems:
+                # Name the entries whose own content or signature is wrong before the tree-level consequences.
+                own = sorted(p for p in report.problems if p.message.startswith(f"entry {p.index}"))
+                first = own[0] if own else min(report.problems)
+                bad = sorted({p.index for p in own})
+                more = f" (bad entries: {', '.join(map(str, bad[:10]))}{', …' if len(bad) > 10 else ''})"
                 raise LedgerIntegrityError(
-                    f"{led.path}: ledger entry {first.index} does not verify ({first.message}); the lineage "
-                    "graph was not rebuilt",
+                    f"{led.path}: ledger entry {first.index} does not verify: {first.message}"
+                    f"{more if len(bad) > 1 else ''}; the lineage graph was not rebuilt",
                     index=first.index,
                     hint="run 'loopwarden ledger verify' for every problem",
                 )
