@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from loopwarden.attest.predicates import POLICY_APPROVAL, POLICY_VERSION
 from loopwarden.attest.statement import Statement
-from loopwarden.domain import Digest, Finding, Location, ResourceDescriptor
+from loopwarden.domain import Digest, Finding, Location, ResourceDescriptor, canonical_json
 from loopwarden.errors import AttestationError, InputError, LoopwardenError, UsageError
 from loopwarden.policy.diff import PolicyDiff, diff_policies, threshold_loosening
 from loopwarden.policy.evidence import append_cosigned, format_time, recorded_at, verified_person
@@ -50,20 +50,37 @@ __all__ = [
     "read_chain",
     "record_policy",
     "threshold_history",
+    "version_id",
 ]
+
+
+def version_id(content: Digest, previous: Digest | None) -> Digest:
+    """A version's link in the chain: SHA-256 of its content digest and its predecessor's version id.
+
+    The same content recorded twice (a revert) is two versions with two ids, so the chain stays a line.
+    """
+    return Digest.sha256(canonical_json({"policy": str(content), "previous": str(previous) if previous else None}))
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyVersion:
     digest: Digest
+    """The policy content's digest (what ``policy_digest`` gives for the file)."""
     previous: Digest | None
+    """The predecessor's version id (None for the first version)."""
     policy: PolicyFile
     ledger_index: int
     recorded_at: datetime | None
     proposer: str | None
     """Key id of the proposer whose own signature over the record verifies, if any."""
     approvals: frozenset[str] = frozenset()
-    """Key ids of people whose signed approval of this digest verifies (any key; who counts is decided later)."""
+    """Key ids of people whose signed approval of this version verifies (any key; who counts is decided later)."""
+    recorded_id: Digest | None = None
+    """The version id the record claims (None: not stated, computed)."""
+
+    @property
+    def version(self) -> Digest:
+        return version_id(self.digest, self.previous)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +89,7 @@ class ChainAudit:
     findings: tuple[Finding, ...]
     head: PolicyVersion | None
     diffs: dict[Digest, PolicyDiff] = field(default_factory=dict)
-    """The diff from each version's predecessor, by the version's digest."""
+    """The diff from each version's predecessor, by the version's id."""
 
     @property
     def passed(self) -> bool:
@@ -80,9 +97,11 @@ class ChainAudit:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "head": str(self.head.digest) if self.head else None,
+            "head": str(self.head.version) if self.head else None,
+            "head_policy": str(self.head.digest) if self.head else None,
             "versions": [
                 {
+                    "version": str(v.version),
                     "digest": str(v.digest),
                     "previous": str(v.previous) if v.previous else None,
                     "ledger_index": v.ledger_index,
@@ -101,13 +120,18 @@ def _version_statement(
 ) -> Statement:
     pred: dict[str, Any] = {
         "name": policy.name,
+        "version": str(version_id(digest, previous)),
         "previous": str(previous) if previous else None,
         "policy": policy.to_json(),
         "recorded_at": format_time(now),
     }
     if proposer is not None:
         pred["proposer"] = {"keyid": proposer.keyid, "public_key": proposer.public().pem().decode()}
-    return Statement((ResourceDescriptor.of(f"policy:{policy.name}", digest),), POLICY_VERSION, pred)
+    subjects = (
+        ResourceDescriptor.of(f"policy-version:{policy.name}", version_id(digest, previous)),
+        ResourceDescriptor.of(f"policy:{policy.name}", digest),
+    )
+    return Statement(subjects, POLICY_VERSION, pred)
 
 
 def record_policy(
@@ -118,30 +142,36 @@ def record_policy(
     previous: Digest | None = None,
     now: datetime | None = None,
 ) -> tuple[Digest, AppendResult]:
-    """Append ``policy`` as the next version in the chain (its predecessor: ``previous`` or the current head).
+    """Append ``policy`` as the next version after ``previous`` (a version id; default: the current head).
 
-    Passing ``previous`` explicitly is how a deliberate branch would be written; the audit reports it as a fork.
+    Returns the new version's id (what approvals sign). Passing ``previous`` explicitly is how a deliberate branch
+    would be written; the audit reports it as a fork.
     """
     digest = policy_digest(policy)
     if previous is None:
         head = audit_chain(read_chain(workspace)).head
         if head is not None and head.digest == digest:
             raise UsageError(f"policy {digest} is already the recorded head version; nothing to record")
-        previous = head.digest if head else None
+        previous = head.version if head else None
     stmt = _version_statement(policy, digest, previous, now or datetime.now(UTC), proposer)
-    return digest, append_cosigned(workspace, stmt, [proposer] if proposer else [])
+    return version_id(digest, previous), append_cosigned(workspace, stmt, [proposer] if proposer else [])
 
 
 def approve_policy(
     workspace: Workspace, digest: Digest, approver: PrivateKey, *, note: str = "", now: datetime | None = None
 ) -> AppendResult:
-    """An approver's signed approval of policy version ``digest`` (co-signed with the approver's own key)."""
-    known = {v.digest for v in read_chain(workspace)}
-    if digest not in known:
+    """An approver's signed approval of a policy version (co-signed with the approver's own key).
+
+    ``digest`` is the version id, or the policy content's digest (then the latest version with that content).
+    """
+    chain = read_chain(workspace)
+    matches = [v.version for v in chain if digest in (v.version, v.digest)]
+    if not matches:
         raise UsageError(
             f"policy version {digest} is not recorded in the ledger",
             hint="run 'loopwarden policy record FILE' first",
         )
+    digest = matches[-1]
     pred = {
         "approver": {"keyid": approver.keyid, "public_key": approver.public().pem().decode()},
         "note": note,
@@ -180,21 +210,26 @@ def read_chain(workspace: Workspace) -> list[PolicyVersion]:
         src = f"ledger entry {e.index}"
         p = stmt.predicate
         try:
-            subject = stmt.subject_digests()[0]
-            prev_text = p.get("previous")
-            previous = Digest.parse(prev_text) if isinstance(prev_text, str) else None
             policy = parse_policy(p.get("policy"), source=src)
-        except (InputError, ValueError, AttestationError, IndexError):
+            content = next(
+                d for s, d in zip(stmt.subjects, stmt.subject_digests(), strict=True) if s.name.startswith("policy:")
+            )
+            prev_text, vid_text = p.get("previous"), p.get("version")
+            previous = Digest.parse(prev_text) if isinstance(prev_text, str) else None
+            recorded_id = Digest.parse(vid_text) if isinstance(vid_text, str) else None
+        except (InputError, ValueError, AttestationError, StopIteration):
             continue
+        vid = version_id(content, previous)
         versions.append(
             PolicyVersion(
-                digest=subject,
+                digest=content,
                 previous=previous,
+                recorded_id=recorded_id,
                 policy=policy,
                 ledger_index=e.index,
                 recorded_at=recorded_at(p),
                 proposer=verified_person(e, "proposer"),
-                approvals=frozenset(approvals.get(subject, set())),
+                approvals=frozenset(approvals.get(vid, set())),
             )
         )
     return versions
@@ -205,8 +240,8 @@ def _finding(rule: Any, message: str, v: PolicyVersion, **evidence: Any) -> Find
         rule.rule_id,
         rule.severity,
         message,
-        Location(f"ledger:policy:{v.policy.name}", member=str(v.digest), offset=v.ledger_index),
-        {"version": str(v.digest), "ledger_index": v.ledger_index, **evidence},
+        Location(f"ledger:policy:{v.policy.name}", member=str(v.version), offset=v.ledger_index),
+        {"version": str(v.version), "policy": str(v.digest), "ledger_index": v.ledger_index, **evidence},
     )
 
 
@@ -217,16 +252,16 @@ def audit_chain(versions: Sequence[PolicyVersion]) -> ChainAudit:
     children: dict[Digest | None, list[PolicyVersion]] = defaultdict(list)
     diffs: dict[Digest, PolicyDiff] = {}
     for v in versions:
-        if policy_digest(v.policy) != v.digest:
+        if policy_digest(v.policy) != v.digest or v.recorded_id not in (None, v.version):
             findings.append(
-                _finding(ChainGap, f"policy version {v.digest} content does not hash to its digest", v)
+                _finding(ChainGap, f"policy version {v.version}: content or link does not hash to its digest", v)
             )
             continue
         if v.previous is not None and v.previous not in seen:
             findings.append(
                 _finding(
                     ChainGap,
-                    f"policy version {v.digest} names predecessor {v.previous}, which was not recorded "
+                    f"policy version {v.version} names predecessor {v.previous}, which was not recorded "
                     "before it (a gap in the chain)",
                     v,
                     previous=str(v.previous),
@@ -238,21 +273,21 @@ def audit_chain(versions: Sequence[PolicyVersion]) -> ChainAudit:
             findings.append(
                 _finding(
                     ChainFork,
-                    f"policy chain forks: {v.digest} is {what} (earlier: "
-                    f"{', '.join(str(s.digest) for s in siblings)})",
+                    f"policy chain forks: {v.version} is {what} (earlier: "
+                    f"{', '.join(str(s.version) for s in siblings)})",
                     v,
-                    siblings=[str(s.digest) for s in siblings],
+                    siblings=[str(s.version) for s in siblings],
                 )
             )
         siblings.append(v)
         prev = seen.get(v.previous) if v.previous is not None else None
         if prev is not None:
             d = diff_policies(prev.policy, v.policy)
-            diffs[v.digest] = d
+            diffs[v.version] = d
             findings.extend(_change_control(prev, v, d))
-        seen.setdefault(v.digest, v)
+        seen.setdefault(v.version, v)
     head = versions[-1] if versions else None
-    if head is not None and head.digest in seen:
+    if head is not None and head.version in seen:
         findings.extend(_drift(_lineage_of(head, seen)))
     findings.sort(key=Finding.sort_key)
     return ChainAudit(tuple(versions), tuple(findings), head, diffs)
@@ -267,7 +302,7 @@ def _change_control(prev: PolicyVersion, v: PolicyVersion, d: PolicyDiff) -> lis
         out.append(
             _finding(
                 UnauthorisedProposer,
-                f"policy version {v.digest} was proposed by {who}, not by one of {', '.join(cc.proposers)}",
+                f"policy version {v.version} was proposed by {who}, not by one of {', '.join(cc.proposers)}",
                 v,
                 proposer=v.proposer,
             )
@@ -279,7 +314,7 @@ def _change_control(prev: PolicyVersion, v: PolicyVersion, d: PolicyDiff) -> lis
             out.append(
                 _finding(
                     UnapprovedLoosening,
-                    f"policy version {v.digest} loosens the policy ({'; '.join(c.message for c in loosening)}) with "
+                    f"policy version {v.version} loosens the policy ({'; '.join(c.message for c in loosening)}) with "
                     f"{len(valid)} of {cc.loosening_approvals} required approval(s)",
                     v,
                     approvals=valid,
@@ -293,11 +328,11 @@ def _change_control(prev: PolicyVersion, v: PolicyVersion, d: PolicyDiff) -> lis
 def _lineage_of(head: PolicyVersion, seen: dict[Digest, PolicyVersion]) -> list[PolicyVersion]:
     """The head's ancestry, first version first (follows predecessor links; stops at a gap or a loop)."""
     chain = [head]
-    visited = {head.digest}
+    visited = {head.version}
     cur = head
     while cur.previous is not None and cur.previous in seen and cur.previous not in visited:
         cur = seen[cur.previous]
-        visited.add(cur.digest)
+        visited.add(cur.version)
         chain.append(cur)
     chain.reverse()
     return chain
@@ -323,7 +358,7 @@ def threshold_history(chain: Sequence[PolicyVersion]) -> dict[tuple[str, str], l
         for i, v in enumerate(chain):
             vcap = v.policy.capabilities.get(cname)
             lv = next((x for x in vcap.levels if x.name == lname), None) if vcap is not None else None
-            pts.append(ThresholdPoint(v.digest, i, lv.threshold if lv else None))
+            pts.append(ThresholdPoint(v.version, i, lv.threshold if lv else None))
         out[(cname, lname)] = pts
     return out
 

@@ -226,7 +226,7 @@ def _capability(cname: str, o: CapabilitySpec, n: CapabilitySpec) -> Iterator[Ch
                 f"{p}.threshold",
                 a.threshold,
                 b.threshold,
-                f"{cname}/{name}: threshold {word} {a.threshold} -> {b.threshold} ({n.direction}: "
+                f"{cname}/{name}: threshold {word} {a.threshold:g} -> {b.threshold:g} ({n.direction}: "
                 f"{'loosens' if amount > 0 else 'tightens'} by {abs(amount):g})",
             )
         for sg in sorted(set(a.safeguards) - set(b.safeguards)):

@@ -417,11 +417,11 @@ class ChainPolicy:
 
 
 def _head_lineage(audit: ChainAudit) -> set[str]:
-    by = {v.digest: v for v in audit.versions}
+    by = {v.version: v for v in audit.versions}
     out: set[str] = set()
     cur = audit.head
-    while cur is not None and str(cur.digest) not in out:
-        out.add(str(cur.digest))
+    while cur is not None and str(cur.version) not in out:
+        out.add(str(cur.version))
         cur = by.get(cur.previous) if cur.previous is not None else None
     return out
 
