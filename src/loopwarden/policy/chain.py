@@ -49,6 +49,7 @@ __all__ = [
     "audit_chain",
     "read_chain",
     "record_policy",
+    "resolve_policy_ref",
     "threshold_history",
     "version_id",
 ]
@@ -59,7 +60,9 @@ def version_id(content: Digest, previous: Digest | None) -> Digest:
 
     The same content recorded twice (a revert) is two versions with two ids, so the chain stays a line.
     """
-    return Digest.sha256(canonical_json({"policy": str(content), "previous": str(previous) if previous else None}))
+    return Digest.sha256(
+        canonical_json({"policy": str(content), "previous": str(previous) if previous else None})
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,7 +215,9 @@ def read_chain(workspace: Workspace) -> list[PolicyVersion]:
         try:
             policy = parse_policy(p.get("policy"), source=src)
             content = next(
-                d for s, d in zip(stmt.subjects, stmt.subject_digests(), strict=True) if s.name.startswith("policy:")
+                d
+                for s, d in zip(stmt.subjects, stmt.subject_digests(), strict=True)
+                if s.name.startswith("policy:")
             )
             prev_text, vid_text = p.get("previous"), p.get("version")
             previous = Digest.parse(prev_text) if isinstance(prev_text, str) else None
@@ -254,7 +259,9 @@ def audit_chain(versions: Sequence[PolicyVersion]) -> ChainAudit:
     for v in versions:
         if policy_digest(v.policy) != v.digest or v.recorded_id not in (None, v.version):
             findings.append(
-                _finding(ChainGap, f"policy version {v.version}: content or link does not hash to its digest", v)
+                _finding(
+                    ChainGap, f"policy version {v.version}: content or link does not hash to its digest", v
+                )
             )
             continue
         if v.previous is not None and v.previous not in seen:
@@ -406,3 +413,21 @@ def _drift(chain: list[PolicyVersion]) -> list[Finding]:
                 )
             )
     return out
+
+
+def resolve_policy_ref(ref: str, workspace: Workspace | None) -> PolicyFile:
+    """A policy from a file path, or from the ledger by version id or content digest (``sha256:…``)."""
+    from pathlib import Path
+
+    from loopwarden.policy.model import load_policy
+
+    if Path(ref).exists() or workspace is None or ":" not in ref:
+        return load_policy(ref)
+    try:
+        wanted = Digest.parse(ref)
+    except ValueError:
+        return load_policy(ref)
+    hits = [v for v in read_chain(workspace) if wanted in (v.version, v.digest)]
+    if not hits:
+        raise UsageError(f"{ref}: neither a file nor a policy version recorded in the ledger")
+    return hits[-1].policy

@@ -28,6 +28,7 @@ __all__ = [
     "append_cosigned",
     "eval_result_statement",
     "format_time",
+    "load_person_key",
     "parse_time",
     "record_eval_result",
     "record_signoff",
@@ -218,3 +219,14 @@ def verified_person(entry: LedgerEntry, field: str) -> str | None:
     if any(s.keyid == keyid and key.verify(s.sig, message) for s in env.signatures):
         return keyid
     return None
+
+
+def load_person_key(path: str) -> PrivateKey:
+    """A person's own private key (approver, proposer, reviewer); encrypted keys use $LOOPWARDEN_KEY_PASSWORD."""
+    import os
+
+    from loopwarden.attest.keys import load_private
+    from loopwarden.workspace import PASSWORD_ENV
+
+    pw = os.environ.get(PASSWORD_ENV)
+    return load_private(path, pw.encode() if pw else None)

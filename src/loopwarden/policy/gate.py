@@ -490,3 +490,45 @@ def gate(
         stmt = Statement((ResourceDescriptor.of("artifact", artifact),), GATE_DECISION, pred)
         index = append(stmt, workspace).index
     return GateResult(artifact, action, digest, decision, when, index)
+
+
+def policy_path(workspace: Workspace, explicit: str | None) -> str:
+    """The policy file to use: ``explicit``, else ``[paths] policy`` from the workspace file."""
+    from loopwarden.errors import UsageError
+
+    if explicit:
+        return explicit
+    configured = workspace.config.paths.policy
+    if not configured:
+        raise UsageError(
+            "no policy file given and none configured",
+            hint='pass --policy FILE or set [paths] policy = "policy.yaml" in loopwarden.toml',
+        )
+    return str(workspace.resolve(configured))
+
+
+def gate_artifact(
+    workspace: Workspace,
+    artifact: str,
+    action: Action | str,
+    *,
+    policy_file: str | None = None,
+    now: datetime | None = None,
+    record: bool = True,
+) -> GateResult:
+    """The ``loopwarden gate`` entry point: resolve the artifact (digest, unique prefix or path), load the policy
+    (``policy_file`` or the workspace's), decide and record."""
+    from pathlib import Path
+
+    from loopwarden.errors import UsageError
+    from loopwarden.lineage import LineageGraph, hash_path
+    from loopwarden.policy.model import load_policy
+
+    try:
+        act = Action(action)
+    except ValueError:
+        raise UsageError(f"unknown action {action!r}; one of {', '.join(a.value for a in Action)}") from None
+    policy = load_policy(policy_path(workspace, policy_file))
+    graph = LineageGraph.from_workspace(workspace)
+    digest = hash_path(artifact) if Path(artifact).exists() else graph.resolve(artifact)
+    return gate(workspace, digest, act, policy, graph=graph, now=now, record=record)

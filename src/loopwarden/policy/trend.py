@@ -19,8 +19,9 @@ from loopwarden.policy.safeguards import Evidence
 
 if TYPE_CHECKING:
     from loopwarden.policy.interface import LineageView
+    from loopwarden.workspace import Workspace
 
-__all__ = ["TrendReport", "TrendRow", "trend"]
+__all__ = ["TrendReport", "TrendRow", "trend", "workspace_trend"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,3 +108,25 @@ def trend(
             {"version": str(p.version), "sequence": p.sequence, "threshold": p.threshold} for p in pts
         ]
     return TrendReport(policy.name, tuple(rows), history, chain.findings)
+
+
+def workspace_trend(
+    workspace: Workspace, *, policy_file: str | None = None, now: datetime | None = None
+) -> TrendReport:
+    """The trend for a workspace: against ``policy_file``, or the recorded head version when none is given."""
+    from loopwarden.errors import UsageError
+    from loopwarden.lineage import LineageGraph
+    from loopwarden.policy.chain import audit_chain, read_chain
+    from loopwarden.policy.model import load_policy
+
+    chain = audit_chain(read_chain(workspace))
+    if policy_file is not None:
+        policy = load_policy(policy_file)
+    elif chain.head is not None:
+        policy = chain.head.policy
+    else:
+        raise UsageError(
+            "no policy version is recorded in the ledger",
+            hint="pass --policy FILE or run 'loopwarden policy record FILE'",
+        )
+    return trend(policy, LineageGraph.from_workspace(workspace), chain, now=now)
