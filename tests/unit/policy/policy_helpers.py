@@ -54,8 +54,9 @@ class FakeGraph:
     taints: dict[Digest, FakeTaint] = field(default_factory=dict)
     entries: list[LedgerEntry] = field(default_factory=list)
 
-    def add(self, name: str, kind: ArtifactKind, generation: int | None = None,
-            parents: Iterable[Digest] = ()) -> Digest:
+    def add(
+        self, name: str, kind: ArtifactKind, generation: int | None = None, parents: Iterable[Digest] = ()
+    ) -> Digest:
         d = dig(name)
         self.nodes_[d] = FakeNode(d, kind, name, generation)
         self.parents[d] = set(parents)

@@ -44,8 +44,9 @@ def _rules(ws: Workspace) -> list[str]:
     return [f.rule_id for f in audit_chain(read_chain(ws)).findings]
 
 
-def test_chain_links_each_version_to_the_previous(ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKey]
-                                                   ) -> None:
+def test_chain_links_each_version_to_the_previous(
+    ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKey]
+) -> None:
     d1, _ = record_policy(ws, _p(example_raw), proposer=keys["alice"], now=NOW)
     d2, _ = record_policy(ws, _p(_replication(example_raw, 65)), proposer=keys["bob"], now=NOW)  # tightening
     chain = read_chain(ws)
@@ -99,8 +100,9 @@ def test_fork_and_gap(ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKe
     assert _rules(ws) == []
     record_policy(ws, _p(_replication(example_raw, 62)), proposer=keys["alice"], previous=d1, now=NOW)
     assert _rules(ws) == ["LW-LOOP-057"]
-    record_policy(ws, _p(_replication(example_raw, 63)), proposer=keys["alice"], previous=Digest.sha256(b"x"),
-                  now=NOW)
+    record_policy(
+        ws, _p(_replication(example_raw, 63)), proposer=keys["alice"], previous=Digest.sha256(b"x"), now=NOW
+    )
     assert sorted(_rules(ws)) == ["LW-LOOP-057", "LW-LOOP-058"]
 
 
@@ -123,7 +125,9 @@ def test_proposer_must_be_allowed(
     ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKey], proposer: str | None, ok: bool
 ) -> None:
     record_policy(ws, _p(example_raw), proposer=keys["alice"], now=NOW)
-    record_policy(ws, _p(_replication(example_raw, 61)), proposer=keys[proposer] if proposer else None, now=NOW)
+    record_policy(
+        ws, _p(_replication(example_raw, 61)), proposer=keys[proposer] if proposer else None, now=NOW
+    )
     assert (_rules(ws) == []) == ok
     if not ok:
         assert _rules(ws) == ["LW-LOOP-060"]
@@ -174,7 +178,9 @@ def test_two_steps_after_one_is_not_drift_until_cumulative(
         d, _ = record_policy(ws, _p(doc), proposer=keys["alice"], now=NOW)
         approve_policy(ws, d, keys["bob"], now=NOW)
         approve_policy(ws, d, keys["carol"], now=NOW)
-    assert _rules(ws) == []  # 3 minutes of drift, 5 tolerated (the tolerance itself was an approved loosening)
+    assert (
+        _rules(ws) == []
+    )  # 3 minutes of drift, 5 tolerated (the tolerance itself was an approved loosening)
 
 
 def test_tampered_content_is_a_gap(example_raw: Raw) -> None:

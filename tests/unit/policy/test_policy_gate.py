@@ -19,7 +19,15 @@ from loopwarden.attest.predicates import (
     scan_statement,
 )
 from loopwarden.attest.statement import Statement
-from loopwarden.domain import ArtifactKind, Digest, Finding, Location, ResourceDescriptor, Severity, TargetResult
+from loopwarden.domain import (
+    ArtifactKind,
+    Digest,
+    Finding,
+    Location,
+    ResourceDescriptor,
+    Severity,
+    TargetResult,
+)
 from loopwarden.policy import (
     Action,
     Decision,
@@ -37,7 +45,13 @@ from loopwarden.policy.chain import PolicyVersion, version_id
 from loopwarden.policy.safeguards import Evidence
 
 SUITE = dig("suite-v1")
-SAFEGUARDS = ["weights-signed", "scan-clean", "data-provenance", "agents-least-privilege", "two-person-signoff"]
+SAFEGUARDS = [
+    "weights-signed",
+    "scan-clean",
+    "data-provenance",
+    "agents-least-privilege",
+    "two-person-signoff",
+]
 
 
 def table_policy(keys: dict[str, PrivateKey], **over: Any) -> PolicyFile:
@@ -96,9 +110,17 @@ def build(w: World, graph: FakeGraph, keys: dict[str, PrivateKey]) -> Digest:
     model = graph.add("model-1", ArtifactKind.MODEL, 1, [data, code, sess, base])
     m_rd = ResourceDescriptor.of("model-1", model)
     if w.score is not None:
-        graph.attest(eval_result_statement(
-            model, suite="suite", suite_digest=SUITE, metric="score", value=w.score, recorded_at=NOW - w.eval_age,
-            verdict=w.eval_verdict))
+        graph.attest(
+            eval_result_statement(
+                model,
+                suite="suite",
+                suite_digest=SUITE,
+                metric="score",
+                value=w.score,
+                recorded_at=NOW - w.eval_age,
+                verdict=w.eval_verdict,
+            )
+        )
     if w.oms:
         graph.attest(Statement((m_rd,), OMS_SIGNATURE, {"serialization": {"method": "files"}}))
     if w.scan is not None:
@@ -133,50 +155,123 @@ def _scan(d: Digest, verdict: str, when: Any) -> Statement:
 
 def decide(policy: PolicyFile, graph: FakeGraph, model: Digest, action: Action = Action.PROMOTE) -> Decision:
     chain = audit_chain([PolicyVersion(policy_digest(policy), None, policy, 0, NOW, None)])
-    return build_gate_policy(policy, Evidence(graph, None, NOW), chain).evaluate(GateRequest(model, action, NOW))
+    return build_gate_policy(policy, Evidence(graph, None, NOW), chain).evaluate(
+        GateRequest(model, action, NOW)
+    )
 
 
 D, E, A = Outcome.DENY, Outcome.ESCALATE, Outcome.ALLOW
 
 # (id, world, expected outcome, rule ids that must ask for a non-allow outcome, text that must appear)
 TABLE: list[tuple[str, World, Outcome, set[str], str]] = [
-    ("below every level, no safeguards", World(score=0.1, oms=False, scan=None, manifest=False, role_policy=False,
-                                               signers=()), A, set(), ""),
+    (
+        "below every level, no safeguards",
+        World(score=0.1, oms=False, scan=None, manifest=False, role_policy=False, signers=()),
+        A,
+        set(),
+        "",
+    ),
     ("level reached, every safeguard holds", World(), A, set(), ""),
-    ("level reached, weights not signed", World(oms=False), D, {"LW-LOOP-052"}, "'weights-signed' is missing"),
+    (
+        "level reached, weights not signed",
+        World(oms=False),
+        D,
+        {"LW-LOOP-052"},
+        "'weights-signed' is missing",
+    ),
     ("level reached, no scan", World(scan=None), D, {"LW-LOOP-052"}, "'scan-clean' is missing"),
-    ("level reached, scan has findings", World(scan="findings"), D, {"LW-LOOP-052", "LW-LOOP-051"},
-     "'scan-clean' is failing"),
-    ("level reached, scan unverified", World(scan="unverified"), D, {"LW-LOOP-052", "LW-LOOP-051"},
-     "'scan-clean' is unverified"),
-    ("level reached, scan stale", World(scan_age=timedelta(days=8)), D, {"LW-LOOP-052"}, "'scan-clean' is stale"),
-    ("level reached, dataset without manifest", World(manifest=False), D, {"LW-LOOP-052"},
-     "'data-provenance' is failing"),
-    ("level reached, agent session without role policy", World(role_policy=False), D, {"LW-LOOP-052"},
-     "'agents-least-privilege' is failing"),
-    ("level reached, one sign-off", World(signers=("alice",)), D, {"LW-LOOP-052"}, "'two-person-signoff' is failing"),
+    (
+        "level reached, scan has findings",
+        World(scan="findings"),
+        D,
+        {"LW-LOOP-052", "LW-LOOP-051"},
+        "'scan-clean' is failing",
+    ),
+    (
+        "level reached, scan unverified",
+        World(scan="unverified"),
+        D,
+        {"LW-LOOP-052", "LW-LOOP-051"},
+        "'scan-clean' is unverified",
+    ),
+    (
+        "level reached, scan stale",
+        World(scan_age=timedelta(days=8)),
+        D,
+        {"LW-LOOP-052"},
+        "'scan-clean' is stale",
+    ),
+    (
+        "level reached, dataset without manifest",
+        World(manifest=False),
+        D,
+        {"LW-LOOP-052"},
+        "'data-provenance' is failing",
+    ),
+    (
+        "level reached, agent session without role policy",
+        World(role_policy=False),
+        D,
+        {"LW-LOOP-052"},
+        "'agents-least-privilege' is failing",
+    ),
+    (
+        "level reached, one sign-off",
+        World(signers=("alice",)),
+        D,
+        {"LW-LOOP-052"},
+        "'two-person-signoff' is failing",
+    ),
     ("level reached, no sign-off", World(signers=()), D, {"LW-LOOP-052"}, "'two-person-signoff' is missing"),
-    ("level reached, human + agent sign-off", World(signers=("alice", "loop-agent")), D, {"LW-LOOP-052"},
-     "'two-person-signoff'"),
-    ("level reached, same human twice", World(signers=("alice", "alice")), D, {"LW-LOOP-052"},
-     "'two-person-signoff'"),
-    ("critical level denies whatever the safeguards", World(score=0.95), D, {"LW-LOOP-062"}, "denies promote"),
+    (
+        "level reached, human + agent sign-off",
+        World(signers=("alice", "loop-agent")),
+        D,
+        {"LW-LOOP-052"},
+        "'two-person-signoff'",
+    ),
+    (
+        "level reached, same human twice",
+        World(signers=("alice", "alice")),
+        D,
+        {"LW-LOOP-052"},
+        "'two-person-signoff'",
+    ),
+    (
+        "critical level denies whatever the safeguards",
+        World(score=0.95),
+        D,
+        {"LW-LOOP-062"},
+        "denies promote",
+    ),
     ("missing eval", World(score=None), D, {"LW-LOOP-053"}, "no score"),
     ("stale eval", World(eval_age=timedelta(days=31)), D, {"LW-LOOP-054"}, "older than"),
     ("unverified eval", World(eval_verdict="unverified"), D, {"LW-LOOP-055"}, "unverified"),
     ("tainted artifact", World(taint="self"), D, {"LW-LOOP-050"}, "quarantined"),
     ("tainted ancestor", World(taint="ancestor"), D, {"LW-LOOP-050"}, "descends from quarantined"),
-    ("ancestor scan with findings", World(ancestor_scan="findings"), D, {"LW-LOOP-051"}, "has findings up to high"),
+    (
+        "ancestor scan with findings",
+        World(ancestor_scan="findings"),
+        D,
+        {"LW-LOOP-051"},
+        "has findings up to high",
+    ),
     ("ancestor scan unverified", World(ancestor_scan="unverified"), D, {"LW-LOOP-051"}, "unverified"),
     ("clean ancestors", World(ancestor_scan="clean"), A, set(), ""),
     ("below every level, but tainted", World(score=0.1, taint="ancestor"), D, {"LW-LOOP-050"}, ""),
 ]
 
 
-@pytest.mark.parametrize(("world", "outcome", "rules", "text"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE])
+@pytest.mark.parametrize(
+    ("world", "outcome", "rules", "text"), [t[1:] for t in TABLE], ids=[t[0] for t in TABLE]
+)
 def test_decision_table(
-    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph], world: World, outcome: Outcome,
-    rules: set[str], text: str,
+    keys: dict[str, PrivateKey],
+    fake_graph: Callable[[], FakeGraph],
+    world: World,
+    outcome: Outcome,
+    rules: set[str],
+    text: str,
 ) -> None:
     graph = fake_graph()
     model = build(world, graph, keys)
@@ -188,10 +283,13 @@ def test_decision_table(
     assert d.exit_code() == (0 if outcome is A else 1)
 
 
-def test_every_failing_reason_is_reported(keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]) -> None:
+def test_every_failing_reason_is_reported(
+    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]
+) -> None:
     graph = fake_graph()
-    model = build(World(oms=False, scan=None, manifest=False, role_policy=False, signers=(), taint="self"), graph,
-                  keys)
+    model = build(
+        World(oms=False, scan=None, manifest=False, role_policy=False, signers=(), taint="self"), graph, keys
+    )
     d = decide(table_policy(keys), graph, model)
     sgs = {r.evidence["safeguard"] for r in d.failing() if r.rule_id == "LW-LOOP-052"}
     assert sgs == set(SAFEGUARDS)
@@ -229,7 +327,9 @@ def test_escalating_level(keys: dict[str, PrivateKey], fake_graph: Callable[[], 
     assert decide(p, graph, model).outcome is D  # a missing safeguard still denies before any human decides
 
 
-def test_action_not_gated_is_allowed(keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]) -> None:
+def test_action_not_gated_is_allowed(
+    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]
+) -> None:
     graph = fake_graph()
     model = build(World(score=0.95, oms=False, signers=()), graph, keys)
     assert decide(table_policy(keys), graph, model, Action.DEPLOY_INTERNAL).outcome is A
@@ -239,11 +339,20 @@ def test_action_not_gated_is_allowed(keys: dict[str, PrivateKey], fake_graph: Ca
     assert decide(table_policy(keys), graph, model, Action.TRAIN_SUCCESSOR).outcome is D
 
 
-def test_wrong_suite_or_metric_does_not_count(keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]) -> None:
+def test_wrong_suite_or_metric_does_not_count(
+    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]
+) -> None:
     def other_suite(g: FakeGraph, m: Digest) -> None:
-        g.attest(eval_result_statement(m, suite="s", suite_digest=dig("other"), metric="score", value=0.0,
-                                       recorded_at=NOW))
-        g.attest(eval_result_statement(m, suite="s", suite_digest=SUITE, metric="other", value=0.0, recorded_at=NOW))
+        g.attest(
+            eval_result_statement(
+                m, suite="s", suite_digest=dig("other"), metric="score", value=0.0, recorded_at=NOW
+            )
+        )
+        g.attest(
+            eval_result_statement(
+                m, suite="s", suite_digest=SUITE, metric="other", value=0.0, recorded_at=NOW
+            )
+        )
 
     graph = fake_graph()
     model = build(World(score=None, extra=[other_suite]), graph, keys)
@@ -253,8 +362,11 @@ def test_wrong_suite_or_metric_does_not_count(keys: dict[str, PrivateKey], fake_
 
 def test_latest_score_counts(keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]) -> None:
     def rescored(g: FakeGraph, m: Digest) -> None:
-        g.attest(eval_result_statement(m, suite="s", suite_digest=SUITE, metric="score", value=0.95,
-                                       recorded_at=NOW))
+        g.attest(
+            eval_result_statement(
+                m, suite="s", suite_digest=SUITE, metric="score", value=0.95, recorded_at=NOW
+            )
+        )
 
     graph = fake_graph()
     model = build(World(score=0.1, extra=[rescored]), graph, keys)
@@ -277,8 +389,12 @@ def test_lineage_eval_run_scores_count_but_need_a_time(
             }
             if when:
                 pred["recorded_at"] = when
-            g.attest(Statement((ResourceDescriptor.of("m", m), ResourceDescriptor.of("run", dig("run"))), EVAL_RUN,
-                               pred))
+            g.attest(
+                Statement(
+                    (ResourceDescriptor.of("m", m), ResourceDescriptor.of("run", dig("run"))), EVAL_RUN, pred
+                )
+            )
+
         return f
 
     graph = fake_graph()
@@ -293,7 +409,8 @@ def test_lower_is_more_capable(keys: dict[str, PrivateKey], fake_graph: Callable
     doc = table_policy(keys).to_json()
     doc["capabilities"]["cap"]["direction"] = "lower-is-more-capable"
     doc["capabilities"]["cap"]["levels"] = [
-        {"name": "high", "threshold": 60, "on_reached": "deny", "gates": ["promote"]}]
+        {"name": "high", "threshold": 60, "on_reached": "deny", "gates": ["promote"]}
+    ]
     p = parse_policy(doc, source="t")
     for score, outcome in ((90.0, A), (60.0, D), (10.0, D)):
         graph = fake_graph()
@@ -308,7 +425,8 @@ def _loop_policy(keys: dict[str, PrivateKey], combine: str, **cap: Any) -> Polic
     doc = table_policy(keys).to_json()
     doc["capabilities"]["cap"].update(scope="loop", combine=combine, **cap)
     doc["capabilities"]["cap"]["levels"] = [
-        {"name": "high", "threshold": 1.0, "on_reached": "deny", "gates": ["train-successor"]}]
+        {"name": "high", "threshold": 1.0, "on_reached": "deny", "gates": ["train-successor"]}
+    ]
     return parse_policy(doc, source="loop")
 
 
@@ -319,11 +437,17 @@ def _generation(graph: FakeGraph, scores: dict[str, float | None]) -> Digest:
         d = graph.add(name, kind, 3)
         first = first or d
         if value is not None:
-            graph.attest(eval_result_statement(d, suite="s", suite_digest=SUITE, metric="score", value=value,
-                                               recorded_at=NOW))
+            graph.attest(
+                eval_result_statement(
+                    d, suite="s", suite_digest=SUITE, metric="score", value=value, recorded_at=NOW
+                )
+            )
     graph.add("other-gen-model", ArtifactKind.MODEL, 2)  # another generation does not count
-    graph.attest(eval_result_statement(dig("other-gen-model"), suite="s", suite_digest=SUITE, metric="score",
-                                       value=99.0, recorded_at=NOW))
+    graph.attest(
+        eval_result_statement(
+            dig("other-gen-model"), suite="s", suite_digest=SUITE, metric="score", value=99.0, recorded_at=NOW
+        )
+    )
     assert first is not None
     return first
 
@@ -342,8 +466,12 @@ def _generation(graph: FakeGraph, scores: dict[str, float | None]) -> Digest:
     ],
 )
 def test_collective_capability(
-    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph], combine: str, extra: dict[str, Any],
-    scores: dict[str, float | None], outcome: Outcome,
+    keys: dict[str, PrivateKey],
+    fake_graph: Callable[[], FakeGraph],
+    combine: str,
+    extra: dict[str, Any],
+    scores: dict[str, float | None],
+    outcome: Outcome,
 ) -> None:
     graph = fake_graph()
     target = _generation(graph, scores)
@@ -353,19 +481,27 @@ def test_collective_capability(
         assert {r.rule_id for r in d.failing()} == {"LW-LOOP-053"}
 
 
-def test_policy_not_recorded_or_not_head(keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]) -> None:
+def test_policy_not_recorded_or_not_head(
+    keys: dict[str, PrivateKey], fake_graph: Callable[[], FakeGraph]
+) -> None:
     policy = table_policy(keys)
     graph = fake_graph()
     model = build(World(), graph, keys)
     empty = audit_chain([])
-    d = build_gate_policy(policy, Evidence(graph, None, NOW), empty).evaluate(GateRequest(model, Action.PROMOTE, NOW))
+    d = build_gate_policy(policy, Evidence(graph, None, NOW), empty).evaluate(
+        GateRequest(model, Action.PROMOTE, NOW)
+    )
     assert d.outcome is D and {r.rule_id for r in d.failing()} == {"LW-LOOP-061"}
     assert "not recorded" in d.failing()[0].message
     newer = table_policy(keys, evidence={"max_age": "10d"})
-    chain = audit_chain([
-        PolicyVersion(policy_digest(policy), None, policy, 0, NOW, None),
-        PolicyVersion(policy_digest(newer), version_id(policy_digest(policy), None), newer, 1, NOW, None),
-    ])
-    d = build_gate_policy(policy, Evidence(graph, None, NOW), chain).evaluate(GateRequest(model, Action.PROMOTE, NOW))
+    chain = audit_chain(
+        [
+            PolicyVersion(policy_digest(policy), None, policy, 0, NOW, None),
+            PolicyVersion(policy_digest(newer), version_id(policy_digest(policy), None), newer, 1, NOW, None),
+        ]
+    )
+    d = build_gate_policy(policy, Evidence(graph, None, NOW), chain).evaluate(
+        GateRequest(model, Action.PROMOTE, NOW)
+    )
     assert {r.rule_id for r in d.failing()} == {"LW-LOOP-061"}
     assert "not the recorded head" in d.failing()[0].message

@@ -47,21 +47,37 @@ def _write(tmp_path: Path, raw: Any) -> Path:
     ("mutate", "expect"),
     [
         (lambda r: r.update(colour="red"), "unknown field 'colour'"),
-        (lambda r: r["capabilities"]["cyber-offense"]["levels"][1].update(treshold=0.3),
-         "unknown field 'capabilities.cyber-offense.levels.1.treshold'"),
-        (lambda r: r["safeguards"]["scan-clean"].update(maxage="7d"), "unknown field 'safeguards.scan-clean.maxage'"),
+        (
+            lambda r: r["capabilities"]["cyber-offense"]["levels"][1].update(treshold=0.3),
+            "unknown field 'capabilities.cyber-offense.levels.1.treshold'",
+        ),
+        (
+            lambda r: r["safeguards"]["scan-clean"].update(maxage="7d"),
+            "unknown field 'safeguards.scan-clean.maxage'",
+        ),
         (lambda r: r["change_control"].update(approvals=1), "unknown field 'change_control.approvals'"),
-        (lambda r: r["capabilities"]["cyber-offense"]["eval"].update(suite_digest="md5"),
-         "field 'capabilities.cyber-offense.eval.suite_digest'"),
-        (lambda r: r["capabilities"]["cyber-offense"].update(direction="up"),
-         "field 'capabilities.cyber-offense.direction'"),
+        (
+            lambda r: r["capabilities"]["cyber-offense"]["eval"].update(suite_digest="md5"),
+            "field 'capabilities.cyber-offense.eval.suite_digest'",
+        ),
+        (
+            lambda r: r["capabilities"]["cyber-offense"].update(direction="up"),
+            "field 'capabilities.cyber-offense.direction'",
+        ),
         (lambda r: r["evidence"].update(max_age="a month"), "field 'evidence.max_age'"),
-        (lambda r: r["capabilities"]["cyber-offense"]["levels"][0].update(gates=["launch"]),
-         "capabilities.cyber-offense.levels.0.gates.0"),
-        (lambda r: r["capabilities"]["cyber-offense"]["levels"][0]["safeguards"].append("magic"),
-         "safeguard 'magic' is not defined"),
+        (
+            lambda r: r["capabilities"]["cyber-offense"]["levels"][0].update(gates=["launch"]),
+            "capabilities.cyber-offense.levels.0.gates.0",
+        ),
+        (
+            lambda r: r["capabilities"]["cyber-offense"]["levels"][0]["safeguards"].append("magic"),
+            "safeguard 'magic' is not defined",
+        ),
         (lambda r: r["change_control"]["approvers"].append("loop-agent"), "only human keys may approve"),
-        (lambda r: r["change_control"]["approvers"].append("mallory"), "'mallory' is not listed under 'people'"),
+        (
+            lambda r: r["change_control"]["approvers"].append("mallory"),
+            "'mallory' is not listed under 'people'",
+        ),
         (lambda r: r.update(version=2), "field 'version'"),
     ],
 )
@@ -108,7 +124,9 @@ def test_digest_is_of_the_normal_form(tmp_path: Path, example_raw: dict[str, Any
     assert policy_digest(parse_policy(changed, source="c")) != policy_digest(a)
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30d", 2592000), ("12h", 43200), ("90m", 5400), ("2w", 1209600)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30d", 2592000), ("12h", 43200), ("90m", 5400), ("2w", 1209600)]
+)
 def test_durations(text: str, seconds: int) -> None:
     assert parse_duration(text).total_seconds() == seconds
 
