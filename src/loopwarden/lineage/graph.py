@@ -336,7 +336,9 @@ class LineageGraph:
         self._src, self._dst, self._rel, self._eidx = src[order], dst[order], rel[order], idx[order]
         self._fwd = _csr(self._src, self._dst, n)
         self._bwd = _csr(self._dst, self._src, n)
-        self._promotions = sorted((ids[d], stage, i) for d, stage, i in builder.promotions)
+        self._promotions = [
+            (j, st, i) for j, i, st in sorted((ids[d], i, st) for d, st, i in builder.promotions)
+        ]
         self._quarantines = sorted(builder.quarantines, key=lambda q: q.ledger_index)
         self._clearances = sorted(builder.clearances, key=lambda c: c.ledger_index)
         self._taint: dict[int, Taint] | None = None
