@@ -1,8 +1,9 @@
 """End to end: the gate over LINEAGE's 4-generation loop in a real workspace ledger.
 
-Quarantine generation 2's model: the gate denies every tainted descendant and allows the clean model; one human
-reviewer's clearance is not enough, two distinct human reviewers' are. The policy chain is live: an unapproved
-loosening recorded in the ledger denies everything until its approvals are recorded, and slow drift escalates.
+Quarantine generation 2's model: the gate denies every tainted descendant and allows the clean model; one
+human reviewer's clearance is not enough, two distinct human reviewers' are. The policy chain is live: an
+unapproved loosening recorded in the ledger denies everything until its approvals are recorded, and slow drift
+escalates.
 """
 
 from __future__ import annotations
@@ -155,7 +156,8 @@ def test_decision_is_recorded_signed(loop: Loop) -> None:
     st = env.statement()
     assert st.predicate_type == GATE_DECISION
     assert st.subject_digests() == [loop.d("model-1")]
-    assert st.predicate["decision"] == "allow" and st.predicate["action"] == "promote"
+    assert st.predicate["decision"] == "allow"
+    assert st.predicate["action"] == "promote"
 
 
 def test_unapproved_loosening_in_the_ledger_denies_until_approved(loop: Loop) -> None:
@@ -222,7 +224,8 @@ def test_cli_bad_policy_and_unknown_artifact_exit_2(loop: Loop, capsys: pytest.C
     bad = _write(loop, raw, "bad.yaml")
     assert _cli(loop, "gate", str(loop.d("model-1")), "--action", "promote", "--policy", str(bad)) == 2
     err = capsys.readouterr().err
-    assert str(bad) in err and "unknown field 'safeguards.scan-clean.max_agee'" in err
+    assert str(bad) in err
+    assert "unknown field 'safeguards.scan-clean.max_agee'" in err
     assert _cli(loop, "policy", "check", str(bad)) == 2
     assert "max_agee" in capsys.readouterr().err
     unknown = "sha256:" + "0" * 64

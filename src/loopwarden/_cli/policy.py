@@ -1,7 +1,7 @@
 """loopwarden policy check|record|approve|show|audit|diff|trend|signoff|eval-result
 
-Exit codes: 0 fine; 1 findings (check: never; diff: a loosening that needs approvals; audit/trend: chain findings);
-2 usage or environment error (a bad policy file names the file and the field).
+Exit codes: 0 fine; 1 findings (check: never; diff: a loosening that needs approvals; audit/trend: chain
+findings); 2 usage or environment error (a bad policy file names the file and the field).
 """
 
 from __future__ import annotations
@@ -187,7 +187,8 @@ def _render_trend(rep: Any) -> None:
         score = "no score" if r.score is None else f"{r.score:g}"
         margins = ", ".join(f"{k} {v:+g}" for k, v in sorted(r.margins.items()))
         out(
-            f"  gen {r.generation:>3}  {r.capability:<28} {score:<10} ({r.measured}/{r.members} measured)  {margins}"
+            f"  gen {r.generation:>3}  {r.capability:<28} {score:<10} "
+            f"({r.measured}/{r.members} measured)  {margins}"
         )
     out("threshold history (oldest first):")
     for key, pts in sorted(rep.history.items()):

@@ -1,12 +1,12 @@
-"""Capability-threshold policy: the policy file, safeguards, the gate, policy versions as a hash chain, diff, trend.
+"""Capability-threshold policy: policy file, safeguards, gate, hash-chained versions, diff, trend.
 
 Library first (the CLI groups ``gate`` and ``policy`` are thin clients)::
 
-    policy = load_policy("policy.yaml")                       # InputError names the file and the field
-    record_policy(ws, policy)                                  # next version in the ledger's hash chain
-    result = gate(ws, digest, Action.PROMOTE, policy)          # allow / deny / escalate, every reason, recorded
-    diff_policies(old, new)                                    # classified changes (tightening / loosening)
-    audit_chain(read_chain(ws))                                # forks, gaps, unapproved loosening, drift
+    policy = load_policy("policy.yaml")                # InputError names the file and the field
+    record_policy(ws, policy)                           # next version in the ledger's hash chain
+    result = gate(ws, digest, Action.PROMOTE, policy)   # allow / deny / escalate, every reason, recorded
+    diff_policies(old, new)                             # classified changes (tightening / loosening)
+    audit_chain(read_chain(ws))                         # forks, gaps, unapproved loosening, drift
 
 See ``docs/policy.md``.
 """

@@ -1,15 +1,15 @@
 """Policy versions as a hash chain in the ledger, approvals, and the audit that detects safety co-option.
 
-Each recorded version carries its full normal form and the digest of the version before it. The audit reads the
-chain back from the ledger alone and reports, as findings:
+Each recorded version carries its full normal form and the digest of the version before it. The audit reads
+the chain back from the ledger alone and reports, as findings:
 
-- a fork (two versions claiming the same predecessor, or a second first version) and a gap (a predecessor that was
-  never recorded before it, or content that does not hash to the recorded digest);
-- a loosening that lacks the approvals the *previous* version's change control demands (approvals are attestations
-  over the new version's digest, each co-signed by a distinct approver's own key);
+- a fork (two versions claiming the same predecessor, or a second first version) and a gap (a predecessor that
+  was never recorded before it, or content that does not hash to the recorded digest);
+- a loosening that lacks the approvals the *previous* version's change control demands (approvals are
+  attestations over the new version's digest, each co-signed by a distinct approver's own key);
 - a version proposed by a key the previous version does not allow to propose;
-- cumulative drift: a threshold loosened, across two or more versions, by more than ``drift_tolerance`` in total
-  since the first recorded version, even when every single step was small or approved.
+- cumulative drift: a threshold loosened, across two or more versions, by more than ``drift_tolerance`` in
+  total since the first recorded version, even when every single step was small or approved.
 """
 
 from __future__ import annotations
@@ -77,7 +77,8 @@ class PolicyVersion:
     proposer: str | None
     """Key id of the proposer whose own signature over the record verifies, if any."""
     approvals: frozenset[str] = frozenset()
-    """Key ids of people whose signed approval of this version verifies (any key; who counts is decided later)."""
+    """Key ids of people whose signed approval of this version verifies (any key; who counts is decided
+    later)."""
     recorded_id: Digest | None = None
     """The version id the record claims (None: not stated, computed)."""
 
@@ -147,8 +148,8 @@ def record_policy(
 ) -> tuple[Digest, AppendResult]:
     """Append ``policy`` as the next version after ``previous`` (a version id; default: the current head).
 
-    Returns the new version's id (what approvals sign). Passing ``previous`` explicitly is how a deliberate branch
-    would be written; the audit reports it as a fork.
+    Returns the new version's id (what approvals sign). Passing ``previous`` explicitly is how a deliberate
+    branch would be written; the audit reports it as a fork.
     """
     digest = policy_digest(policy)
     if previous is None:
@@ -321,7 +322,8 @@ def _change_control(prev: PolicyVersion, v: PolicyVersion, d: PolicyDiff) -> lis
             out.append(
                 _finding(
                     UnapprovedLoosening,
-                    f"policy version {v.version} loosens the policy ({'; '.join(c.message for c in loosening)}) with "
+                    f"policy version {v.version} loosens the policy "
+                    f"({'; '.join(c.message for c in loosening)}) with "
                     f"{len(valid)} of {cc.loosening_approvals} required approval(s)",
                     v,
                     approvals=valid,
@@ -400,7 +402,8 @@ def _drift(chain: list[PolicyVersion]) -> list[Finding]:
             out.append(
                 _finding(
                     Drift,
-                    f"{cname}/{lname}: threshold drifted {first:g} -> {last:g} over {len(steps)} loosening steps "
+                    f"{cname}/{lname}: threshold drifted {first:g} -> {last:g} "
+                    f"over {len(steps)} loosening steps "
                     f"since the first recorded version (cumulative loosening {total:g} > tolerance {tol:g})",
                     head,
                     capability=cname,

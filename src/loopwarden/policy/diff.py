@@ -1,9 +1,9 @@
 """``policy diff``: classify every change between two policy versions as tightening, loosening or neutral.
 
-Thresholds are compared direction-aware: for a higher-is-more-capable metric, raising a threshold lets a more capable
-model through before a level is reached (loosening); for a lower-is-more-capable metric, lowering it does. Whether a
-loosening class needs approvals is decided by the OLD version's change control (a new version cannot waive the rules
-that judge it).
+Thresholds are compared direction-aware: for a higher-is-more-capable metric, raising a threshold lets a more
+capable model through before a level is reached (loosening); for a lower-is-more-capable metric, lowering it
+does. Whether a loosening class needs approvals is decided by the OLD version's change control (a new version
+cannot waive the rules that judge it).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """Evidence the gate reads from the ledger, and the statements the policy layer writes.
 
-The ledger has no clock of its own, so every time-sensitive predicate carries ``recorded_at`` (RFC 3339, UTC). An
-attestation that names a person (an approval, a sign-off) carries that person's public key and is co-signed with it:
-the person counts only if their signature over the envelope verifies and the key's id is the one the policy lists.
+The ledger has no clock of its own, so every time-sensitive predicate carries ``recorded_at`` (RFC 3339, UTC).
+An attestation that names a person (an approval, a sign-off) carries that person's public key and is co-signed
+with it: the person counts only if their signature over the envelope verifies and the key's id is the one the
+policy lists.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ def parse_time(text: str, *, source: str = "time") -> datetime:
 
 
 def recorded_at(predicate: Mapping[str, Any]) -> datetime | None:
-    """The time a statement says it was recorded, if it says: ``recorded_at``, else SLSA ``runDetails.metadata``."""
+    """The time a statement says it was recorded, if it says: ``recorded_at``, else SLSA
+    ``runDetails.metadata``."""
     candidates: list[Any] = [predicate.get("recorded_at"), predicate.get("timestamp")]
     run = predicate.get("runDetails")
     if isinstance(run, Mapping) and isinstance(run.get("metadata"), Mapping):
@@ -95,7 +97,8 @@ def eval_result_statement(
     verdict: str = "clean",
     generation: int | None = None,
 ) -> Statement:
-    """An eval-result attestation: the score ``value`` of ``metric`` from suite ``suite_digest`` on ``model``."""
+    """An eval-result attestation: the score ``value`` of ``metric`` from suite ``suite_digest`` on
+    ``model``."""
     if verdict not in ("clean", "unverified"):
         raise UsageError(f"eval result verdict must be 'clean' or 'unverified', got {verdict!r}")
     if value != value or value in (float("inf"), float("-inf")):
@@ -144,7 +147,8 @@ def record_eval_result(
 
 
 def parse_eval_result(entry: LedgerEntry) -> EvalResult | None:
-    """Read one eval-result entry; a malformed predicate yields None (and so never counts as a measurement)."""
+    """Read one eval-result entry; a malformed predicate yields None (and so never counts as a
+    measurement)."""
     try:
         p = entry.statement().predicate
         suite = p["suite"]
@@ -192,7 +196,8 @@ def record_signoff(
     note: str = "",
     now: datetime | None = None,
 ) -> AppendResult:
-    """A reviewer's sign-off on an artifact, co-signed with the reviewer's key (two-person-signoff evidence)."""
+    """A reviewer's sign-off on an artifact, co-signed with the reviewer's key (two-person-signoff
+    evidence)."""
     return append_cosigned(
         workspace,
         signoff_statement(artifact, reviewer, note=note, recorded_at=now or datetime.now(UTC)),
@@ -222,7 +227,8 @@ def verified_person(entry: LedgerEntry, field: str) -> str | None:
 
 
 def load_person_key(path: str) -> PrivateKey:
-    """A person's own private key (approver, proposer, reviewer); encrypted keys use $LOOPWARDEN_KEY_PASSWORD."""
+    """A person's own private key (approver, proposer, reviewer); encrypted keys use
+    $LOOPWARDEN_KEY_PASSWORD."""
     import os
 
     from loopwarden.attest.keys import load_private

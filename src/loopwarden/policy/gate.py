@@ -1,15 +1,16 @@
-"""The gate: may ``action`` happen to an artifact? allow / deny / escalate, with every reason, recorded signed.
+"""The gate: may ``action`` happen to an artifact? allow / deny / escalate, with every reason, recorded
+signed.
 
 The gate is an :class:`AllOf` of small policies, each failing closed:
 
 - :class:`TaintPolicy` denies a quarantined artifact or a descendant of one that is not cleared;
-- :class:`AncestorFindingsPolicy` denies when the artifact or any ancestor has an unverified scan or findings at or
-  above ``gate.ancestor_fail_on`` (the latest scan per check and artifact counts);
-- one :class:`CapabilityPolicy` per capability whose levels gate the action: a missing or stale measurement leads to
-  ``gate.missing_eval`` (deny by default), an unverified one denies, and a reached level requires its safeguards
-  (deny when one is not satisfied), escalates, or denies, as the level says;
-- :class:`ChainPolicy` denies unless the policy in use is the recorded head of an intact chain with every loosening
-  approved, and escalates on cumulative drift or an unauthorised proposer.
+- :class:`AncestorFindingsPolicy` denies when the artifact or any ancestor has an unverified scan or findings
+  at or above ``gate.ancestor_fail_on`` (the latest scan per check and artifact counts);
+- one :class:`CapabilityPolicy` per capability whose levels gate the action: a missing or stale measurement
+  leads to ``gate.missing_eval`` (deny by default), an unverified one denies, and a reached level requires its
+  safeguards (deny when one is not satisfied), escalates, or denies, as the level says;
+- :class:`ChainPolicy` denies unless the policy in use is the recorded head of an intact chain with every
+  loosening approved, and escalates on cumulative drift or an unauthorised proposer.
 """
 
 from __future__ import annotations
@@ -316,7 +317,10 @@ class CapabilityPolicy:
         for lv in gating:
             if not self.spec.reached(score.value, lv):
                 continue
-            head = f"{self.cname}: {scope} score {score.value:g} reaches level {lv.name!r} (threshold {lv.threshold:g})"
+            head = (
+                f"{self.cname}: {scope} score {score.value:g} reaches level {lv.name!r} "
+                f"(threshold {lv.threshold:g})"
+            )
             lev = {**ev, "level": lv.name, "threshold": lv.threshold}
             if lv.on_reached is OnReached.DENY:
                 reasons.append(
@@ -466,7 +470,8 @@ def gate(
     now: datetime | None = None,
     record: bool = True,
 ) -> GateResult:
-    """Decide, from the ledger alone, whether ``action`` may happen to ``artifact``; record the decision, signed."""
+    """Decide, from the ledger alone, whether ``action`` may happen to ``artifact``; record the decision,
+    signed."""
     when = now or datetime.now(UTC)
     if graph is None:
         from loopwarden.lineage import LineageGraph
@@ -516,8 +521,8 @@ def gate_artifact(
     now: datetime | None = None,
     record: bool = True,
 ) -> GateResult:
-    """The ``loopwarden gate`` entry point: resolve the artifact (digest, unique prefix or path), load the policy
-    (``policy_file`` or the workspace's), decide and record."""
+    """The ``loopwarden gate`` entry point: resolve the artifact (digest, unique prefix or path), load the
+    policy (``policy_file`` or the workspace's), decide and record."""
     from pathlib import Path
 
     from loopwarden.errors import UsageError

@@ -1,7 +1,9 @@
-"""The policy extension point: a ``Policy`` returns a closed ``Decision`` (allow | deny | escalate) with reasons.
+"""The policy extension point: a ``Policy`` returns a closed ``Decision`` (allow | deny | escalate) with
+reasons.
 
-Policies compose with :class:`AllOf` and :class:`AnyOf`. An empty ``AllOf`` would allow everything by accident, so it
-is an error at construction; a policy that allows everything on purpose is named :class:`UnsafeAllowAll`.
+Policies compose with :class:`AllOf` and :class:`AnyOf`. An empty ``AllOf`` would allow everything by
+accident, so it is an error at construction; a policy that allows everything on purpose is named
+:class:`UnsafeAllowAll`.
 """
 
 from __future__ import annotations
@@ -140,7 +142,8 @@ class LineageTaint(Protocol):
 
 
 class LineageView(Protocol):
-    """The part of ``loopwarden.lineage.LineageGraph`` the gate needs (coded against a protocol, tested with fakes)."""
+    """The part of ``loopwarden.lineage.LineageGraph`` the gate needs (coded against a protocol, tested with
+    fakes)."""
 
     def node(self, d: Digest) -> LineageNode: ...
     def ancestors(self, d: Digest) -> set[Digest]: ...

@@ -1,7 +1,9 @@
-"""The capability-threshold policy file: YAML read with ``safe_load``, validated with pydantic at the boundary.
+"""The capability-threshold policy file: YAML read with ``safe_load``, validated with pydantic at the
+boundary.
 
-Every table forbids unknown fields, so a typo (``treshold``) is an error naming the file and the field path, never a
-silently ignored safeguard. Inside the package the validated :class:`PolicyFile` is used as-is (frozen).
+Every table forbids unknown fields, so a typo (``treshold``) is an error naming the file and the field path,
+never a silently ignored safeguard. Inside the package the validated :class:`PolicyFile` is used as-is
+(frozen).
 """
 
 from __future__ import annotations
@@ -160,7 +162,8 @@ LOOSENING_CLASSES: Final = frozenset(
         ChangeClass.GATE_WEAKENED,
     }
 )
-"""Change classes that can make the policy less strict. Change control may name a subset; the default is all."""
+"""Change classes that can make the policy less strict. Change control may name a subset; the default is
+all."""
 
 _DURATION_RE: Final = re.compile(r"^\s*(\d+)\s*([smhdw])\s*$")
 _UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -230,7 +233,8 @@ class EvalSpec(_Spec):
 class LevelSpec(_Spec):
     name: Name
     threshold: float = Field(allow_inf_nan=False)
-    """Reached when the score is >= threshold (higher-is-more-capable) or <= threshold (lower-is-more-capable)."""
+    """Reached when the score is >= threshold (higher-is-more-capable) or <= threshold
+    (lower-is-more-capable)."""
     safeguards: list[Name] = Field(default_factory=list)
     gates: list[Action] = Field(default_factory=list)
     on_reached: OnReached = OnReached.REQUIRE_SAFEGUARDS
@@ -273,7 +277,8 @@ class CapabilitySpec(_Spec):
 class SafeguardSpec(_Spec):
     kind: SafeguardKind
     max_age: Duration | None = None
-    """Evidence older than this (or without a recorded time) does not count; unset: the evidence does not age."""
+    """Evidence older than this (or without a recorded time) does not count; unset: the evidence does not
+    age."""
     min_signers: int = Field(default=2, ge=2)
     """two-person-signoff: how many distinct human keys must sign off."""
     fail_on: Literal["info", "low", "medium", "high", "critical"] = "low"

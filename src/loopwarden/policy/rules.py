@@ -75,7 +75,7 @@ class ChainFork(Rule):
 class ChainGap(Rule):
     rule_id = "LW-LOOP-058"
     severity = Severity.CRITICAL
-    title = "The policy version chain has a gap (unrecorded predecessor, or content that does not match its digest)"
+    title = "The policy version chain has a gap (unrecorded predecessor, or content that does not hash right)"
 
 
 class Drift(Rule):

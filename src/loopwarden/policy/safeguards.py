@@ -1,9 +1,9 @@
 """Safeguards: each kind is satisfied by attestations in the ledger about the artifact (or its ancestors).
 
-The set of kinds is closed (:class:`SafeguardKind`); :func:`check_safeguard` maps each to the predicate type it reads
-and the condition it checks, with ``assert_never`` so a new kind cannot be forgotten. Fail closed throughout: no
-attestation, an unverified scan, a signature that does not verify, or evidence older than its maximum age all leave the
-safeguard unsatisfied.
+The set of kinds is closed (:class:`SafeguardKind`); :func:`check_safeguard` maps each to the predicate type
+it reads and the condition it checks, with ``assert_never`` so a new kind cannot be forgotten. Fail closed
+throughout: no attestation, an unverified scan, a signature that does not verify, or evidence older than its
+maximum age all leave the safeguard unsatisfied.
 """
 
 from __future__ import annotations
@@ -54,7 +54,8 @@ class SafeguardResult:
 
 
 class Evidence:
-    """Ledger entries about artifacts, read through the lineage graph, each envelope re-verified (fail closed)."""
+    """Ledger entries about artifacts, read through the lineage graph, each envelope re-verified (fail
+    closed)."""
 
     def __init__(self, graph: LineageView, trusted: KeySet | None, now: datetime) -> None:
         self.graph = graph
@@ -94,7 +95,8 @@ class ScanState:
 
 
 def latest_scans(evidence: Evidence, d: Digest) -> dict[str, ScanState]:
-    """The latest scan attestation per check about ``d`` (a later scan by the same check supersedes an earlier)."""
+    """The latest scan attestation per check about ``d`` (a later scan by the same check supersedes an
+    earlier)."""
     out: dict[str, ScanState] = {}
     for e in evidence.entries(d, SCAN):
         try:

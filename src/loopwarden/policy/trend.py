@@ -1,7 +1,9 @@
-"""``policy trend``: per generation, how far each capability sits below its thresholds, and every threshold's history.
+"""``policy trend``: per generation, how far each capability sits below its thresholds, and every threshold's
+history.
 
-Two kinds of slow movement become visible side by side: capability scores creeping up toward a threshold generation
-after generation, and thresholds creeping away from them version after version (cumulative drift, LW-LOOP-059).
+Two kinds of slow movement become visible side by side: capability scores creeping up toward a threshold
+generation after generation, and thresholds creeping away from them version after version (cumulative drift,
+LW-LOOP-059).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ class TrendReport:
     policy: str
     rows: tuple[TrendRow, ...]
     history: dict[str, list[dict[str, Any]]]
-    """``capability/level`` -> [{version, sequence, threshold}] across every recorded version, in ledger order."""
+    """``capability/level`` -> [{version, sequence, threshold}] across every recorded version, in ledger
+    order."""
     findings: tuple[Finding, ...]
 
     def to_json(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""Policy versions as a hash chain in a real ledger: approvals, forks, gaps, proposers and cumulative drift."""
+"""Policy versions as a hash chain in a real ledger: approvals, forks, gaps, proposers and cumulative
+drift."""
 
 from __future__ import annotations
 
@@ -51,11 +52,13 @@ def test_chain_links_each_version_to_the_previous(
     d2, _ = record_policy(ws, _p(_replication(example_raw, 65)), proposer=keys["bob"], now=NOW)  # tightening
     chain = read_chain(ws)
     assert [v.version for v in chain] == [d1, d2]
-    assert chain[0].previous is None and chain[1].previous == d1
+    assert chain[0].previous is None
+    assert chain[1].previous == d1
     assert chain[1].proposer == keys["bob"].keyid
     audit = audit_chain(chain)
     assert audit.passed, [f.to_json() for f in audit.findings]
-    assert audit.head is not None and audit.head.version == d2
+    assert audit.head is not None
+    assert audit.head.version == d2
     with pytest.raises(UsageError, match="already the recorded head"):
         record_policy(ws, _p(_replication(example_raw, 65)), proposer=keys["bob"], now=NOW)
 
@@ -134,8 +137,8 @@ def test_proposer_must_be_allowed(
 
 
 def test_three_small_steps_drift(ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKey]) -> None:
-    """Each step lowers a lower-is-more-capable threshold by 2 minutes (a loosening) with two approvals: each step
-    passes change control, but the cumulative drift 60 -> 54 is flagged."""
+    """Each step lowers a lower-is-more-capable threshold by 2 minutes (a loosening) with two approvals: each
+    step passes change control, but the cumulative drift 60 -> 54 is flagged."""
     record_policy(ws, _p(example_raw), proposer=keys["alice"], now=NOW)
     for t in (58, 56, 54):
         d, _ = record_policy(ws, _p(_replication(example_raw, t)), proposer=keys["alice"], now=NOW)
@@ -145,7 +148,9 @@ def test_three_small_steps_drift(ws: Workspace, example_raw: Raw, keys: dict[str
     assert [f.rule_id for f in audit.findings] == ["LW-LOOP-059"]
     (f,) = audit.findings
     assert f.severity is Severity.HIGH
-    assert f.evidence["first"] == 60 and f.evidence["current"] == 54 and f.evidence["cumulative"] == 6
+    assert f.evidence["first"] == 60
+    assert f.evidence["current"] == 54
+    assert f.evidence["cumulative"] == 6
     assert len(f.evidence["steps"]) == 3
     assert "autonomous-replication/high" in f.message
 

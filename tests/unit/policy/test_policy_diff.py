@@ -314,7 +314,8 @@ def test_identical_versions_have_no_changes(example_raw: Raw) -> None:
 
 
 def test_old_change_control_decides_what_needs_approval(example_raw: Raw) -> None:
-    """A version that loosens a threshold and at the same time stops counting that as loosening still needs it."""
+    """A version that loosens a threshold and at the same time stops counting that as loosening still needs
+    it."""
     old = parse_policy(example_raw, source="old")
     raw = clone(example_raw)
     _lvl(raw, "cyber-offense", "high")["threshold"] = 0.5
@@ -333,5 +334,6 @@ def test_excluded_class_does_not_need_approval(example_raw: Raw) -> None:
     d = diff_policies(old, parse_policy(raw, source="new"))
     (c,) = d.changes
     assert c.change_class is C.EVAL_SUITE_SWAPPED
-    assert c.loosening and not c.needs_approval
+    assert c.loosening
+    assert not c.needs_approval
     assert not d.needs_approval

@@ -418,7 +418,7 @@ def test_lower_is_more_capable(keys: dict[str, PrivateKey], fake_graph: Callable
         assert decide(p, graph, model).outcome is outcome, score
 
 
-# -- collective (loop-scoped) capability ------------------------------------------------------------------------
+# -- collective (loop-scoped) capability ---------------------------------------------------------------
 
 
 def _loop_policy(keys: dict[str, PrivateKey], combine: str, **cap: Any) -> PolicyFile:
@@ -491,7 +491,8 @@ def test_policy_not_recorded_or_not_head(
     d = build_gate_policy(policy, Evidence(graph, None, NOW), empty).evaluate(
         GateRequest(model, Action.PROMOTE, NOW)
     )
-    assert d.outcome is D and {r.rule_id for r in d.failing()} == {"LW-LOOP-061"}
+    assert d.outcome is D
+    assert {r.rule_id for r in d.failing()} == {"LW-LOOP-061"}
     assert "not recorded" in d.failing()[0].message
     newer = table_policy(keys, evidence={"max_age": "10d"})
     chain = audit_chain(

@@ -137,7 +137,7 @@ def test_bad_durations(text: str) -> None:
         parse_duration(text)
 
 
-# -- composable policies ---------------------------------------------------------------------------------------
+# -- composable policies ------------------------------------------------------------------------------
 
 
 class _Fixed:
