@@ -246,8 +246,8 @@ class CapabilityPolicy:
                 _reason(
                     EvidenceStale,
                     missing,
-                    f"{self.cname}: latest score for {d} ({when}) is older "
-                    f"than {self.policy.evidence.max_age}",
+                    f"{self.cname}: latest score for {d} ({when}) is not fresh: older than "
+                    f"{self.policy.evidence.max_age}, or dated ahead of now",
                     d,
                     ledger_index=r.ledger_index,
                     recorded_at=when,

@@ -25,7 +25,18 @@ if TYPE_CHECKING:
     from loopwarden.ledger.interface import LedgerEntry
     from loopwarden.policy.interface import LineageView
 
-__all__ = ["Evidence", "SafeguardResult", "SafeguardStatus", "ScanState", "check_safeguard", "latest_scans"]
+CLOCK_SKEW = timedelta(minutes=5)
+"""How far in the future a recorded time may lie (clocks differ) before the evidence stops counting."""
+
+__all__ = [
+    "CLOCK_SKEW",
+    "Evidence",
+    "SafeguardResult",
+    "SafeguardStatus",
+    "ScanState",
+    "check_safeguard",
+    "latest_scans",
+]
 
 
 class SafeguardStatus(enum.StrEnum):
@@ -78,10 +89,12 @@ class Evidence:
         return self._cache[key]
 
     def fresh(self, predicate: Mapping[str, Any], max_age: timedelta | None) -> bool:
+        """Within ``max_age`` of now. No recorded time, or one further in the future than the allowed clock
+        skew (evidence dated ahead would otherwise stay fresh for ever), is not fresh."""
         if max_age is None:
             return True
         t = recorded_at(predicate)
-        return t is not None and self.now - t <= max_age
+        return t is not None and -CLOCK_SKEW <= self.now - t <= max_age
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +134,14 @@ def latest_scans(evidence: Evidence, d: Digest) -> dict[str, ScanState]:
     return out
 
 
+def _failed(predicate: Mapping[str, Any]) -> bool:
+    """A signature record that itself says verification failed (``verified: false`` or a failing verdict)."""
+    verdict = predicate.get("verdict")
+    return predicate.get("verified") is False or (
+        isinstance(verdict, str) and verdict not in ("verified", "clean")
+    )
+
+
 def check_safeguard(
     name: str, spec: SafeguardSpec, artifact: Digest, evidence: Evidence, policy: PolicyFile
 ) -> SafeguardResult:
@@ -132,9 +153,11 @@ def check_safeguard(
         return SafeguardResult(name, kind, status, detail, ev)
 
     if kind is SafeguardKind.WEIGHTS_SIGNED:
-        sigs = evidence.entries(artifact, OMS_SIGNATURE)
+        sigs = [e for e in evidence.entries(artifact, OMS_SIGNATURE) if not _failed(e.statement().predicate)]
         if not sigs:
-            return result(SafeguardStatus.MISSING, "no OMS signature record for the weights' digest")
+            return result(
+                SafeguardStatus.MISSING, "no OMS signature record (that verified) for the weights' digest"
+            )
         fresh = [e for e in sigs if evidence.fresh(e.statement().predicate, max_age)]
         if not fresh:
             return result(

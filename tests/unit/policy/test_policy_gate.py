@@ -142,6 +142,10 @@ def build(w: World, graph: FakeGraph, keys: dict[str, PrivateKey]) -> Digest:
     return model
 
 
+def _failed_oms(g: FakeGraph, m: Digest) -> None:
+    g.attest(Statement((ResourceDescriptor.of("model-1", m),), OMS_SIGNATURE, {"verified": False}))
+
+
 def _scan(d: Digest, verdict: str, when: Any) -> Statement:
     findings = []
     reason = None
@@ -245,7 +249,16 @@ TABLE: list[tuple[str, World, Outcome, set[str], str]] = [
         "denies promote",
     ),
     ("missing eval", World(score=None), D, {"LW-LOOP-053"}, "no score"),
-    ("stale eval", World(eval_age=timedelta(days=31)), D, {"LW-LOOP-054"}, "older than"),
+    ("stale eval", World(eval_age=timedelta(days=31)), D, {"LW-LOOP-054"}, "not fresh"),
+    ("eval dated in the future", World(eval_age=-timedelta(days=2)), D, {"LW-LOOP-054"}, "not fresh"),
+    ("eval within the clock skew", World(eval_age=-timedelta(minutes=2)), A, set(), ""),
+    (
+        "signature record says verification failed",
+        World(oms=False, extra=[_failed_oms]),
+        D,
+        {"LW-LOOP-052"},
+        "'weights-signed' is missing",
+    ),
     ("unverified eval", World(eval_verdict="unverified"), D, {"LW-LOOP-055"}, "unverified"),
     ("tainted artifact", World(taint="self"), D, {"LW-LOOP-050"}, "quarantined"),
     ("tainted ancestor", World(taint="ancestor"), D, {"LW-LOOP-050"}, "descends from quarantined"),
