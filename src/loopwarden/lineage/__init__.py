@@ -24,6 +24,7 @@ Relations point from the influencing artifact to the influenced one; see :mod:`l
 """
 
 from loopwarden.errors import LineageError
+from loopwarden.lineage.findings import findings_for
 from loopwarden.lineage.graph import (
     BlastRadius,
     Clearance,
@@ -71,6 +72,7 @@ __all__ = [
     "clear",
     "clearance_statement",
     "eval_statement",
+    "findings_for",
     "generate_statement",
     "hash_path",
     "load_reviewers",

@@ -13,6 +13,7 @@ from typing import Any, Final
 
 from loopwarden.domain import Digest
 from loopwarden.errors import UsageError
+from loopwarden.lineage.findings import findings_for
 from loopwarden.lineage.graph import LineageGraph
 
 __all__ = ["FORMATS", "blast_view", "node_view", "path_view", "render", "set_view", "timeline_view"]
@@ -69,6 +70,7 @@ def node_view(g: LineageGraph, d: Digest) -> dict[str, Any]:
             for c in g.clearances(d)
         ],
         "clearance": g.clearance_status(d),
+        "findings": [f.to_json() for f in findings_for(g, d)],
         "taint": None
         if t is None
         else {
@@ -236,6 +238,7 @@ def _text(view: dict[str, Any]) -> str:
             out.append(
                 f"  clearance by key {c['keyid'][:16]}… {flag}: {c['why']} (entry {c['ledger_index']})"
             )
+        out += [f"  {f['rule_id']} {f['severity']}: {f['message']}" for f in view["findings"]]
         t = view["taint"]
         if t:
             out.append(

@@ -253,3 +253,24 @@ def test_canonical_bytes_are_deterministic_and_follow_the_ledger() -> None:
     assert a == b
     more = [*ents, LedgerEntry(len(ents), sign_statement(_q("a")[0], [KEY]).to_bytes())]
     assert LineageGraph.from_entries(more, reviewers=REVIEWERS).canonical_bytes() != a
+
+
+def test_findings_for_quarantine_taint_clearances_and_provenance_gaps() -> None:
+    from loopwarden.lineage import findings_for
+
+    g = _graph_with([_q("a"), _c("a", AGENT), _c("a", generate())])
+    ids = lambda n: [f.rule_id for f in findings_for(g, Digest.sha256(n.encode()))]  # noqa: E731
+    assert ids("a") == [
+        "LW-LOOP-002",
+        "LW-LOOP-003",
+        "LW-LOOP-004",
+        "LW-LOOP-005",
+    ]  # a: a model with no inputs
+    assert ids("c") == ["LW-LOOP-001"]
+    (f,) = findings_for(g, Digest.sha256(b"f"))
+    assert f.evidence["path"][0] == str(Digest.sha256(b"a"))
+    assert ids("e") == ["LW-LOOP-005"]
+    assert ids("g") == []
+    cleared = _graph_with([_q("a"), _c("a", ALICE), _c("a", BOB)])
+    assert ids("c") == ["LW-LOOP-001"]
+    assert [f.rule_id for f in findings_for(cleared, Digest.sha256(b"c"))] == []
