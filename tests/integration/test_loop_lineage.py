@@ -234,3 +234,24 @@ def test_unknown_digest_is_exit_2_naming_it(loop: Loop, capsys: pytest.CaptureFi
     assert _cli(loop, "lineage", "path", unknown, str(loop.d("model-1"))) == 2
     assert _cli(loop, "lineage", "show", "sha256:not-hex") == 2
     assert "sha256:not-hex" in capsys.readouterr().err
+
+
+def test_attestations_are_the_verified_entries_about_an_artifact(loop: Loop) -> None:
+    from loopwarden.attest import predicates as pt
+
+    graph = LineageGraph.from_workspace(loop.ws)
+    evals = graph.attestations(loop.d("model-2"), pt.EVAL_RUN)
+    assert len(evals) == 1
+    assert evals[0].statement().predicate["scores"] == {"capability": 0.2}
+    kinds = {e.statement().predicate_type for e in graph.attestations(loop.d("model-2"))}
+    assert kinds == {pt.SLSA_PROVENANCE, pt.EVAL_RUN}
+    # an entry changed after the rebuild is caught when it is read back
+    db = sqlite3.connect(loop.ws.ledger_path)
+    idx = evals[0].index
+    db.execute(
+        "UPDATE entries SET data = ? WHERE idx = ?", (evals[0].data.replace(b'"payload"', b'"payload" '), idx)
+    )
+    db.commit()
+    db.close()
+    with pytest.raises(LedgerIntegrityError, match=f"ledger entry {idx}"):
+        graph.attestations(loop.d("model-2"), pt.EVAL_RUN)
