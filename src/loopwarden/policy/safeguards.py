@@ -36,6 +36,7 @@ __all__ = [
     "ScanState",
     "check_safeguard",
     "latest_scans",
+    "predicate_type_of",
 ]
 
 
@@ -132,6 +133,21 @@ def latest_scans(evidence: Evidence, d: Digest) -> dict[str, ScanState]:
             verdict = "unverified"
         out[check] = ScanState(check, verdict, worst, e.index, recorded_at(p), p)
     return out
+
+
+def predicate_type_of(kind: SafeguardKind) -> str:
+    """The predicate type whose attestations can satisfy a safeguard kind (exhaustive over the closed set)."""
+    if kind is SafeguardKind.WEIGHTS_SIGNED:
+        return OMS_SIGNATURE
+    if kind is SafeguardKind.SCAN_CLEAN:
+        return SCAN
+    if kind is SafeguardKind.DATA_PROVENANCE_COMPLETE:
+        return DATASET_MANIFEST
+    if kind is SafeguardKind.AGENTS_LEAST_PRIVILEGE:
+        return ROLE_POLICY
+    if kind is SafeguardKind.TWO_PERSON_SIGNOFF:
+        return SIGNOFF
+    assert_never(kind)
 
 
 def _failed(predicate: Mapping[str, Any]) -> bool:
