@@ -21,6 +21,7 @@ from loopwarden.policy.model import (
     Direction,
     MissingEval,
     OnReached,
+    PersonKind,
     PolicyFile,
     Scope,
 )
@@ -144,7 +145,15 @@ def _changes(old: PolicyFile, new: PolicyFile) -> Iterator[Change]:
 
 def _capability(cname: str, o: CapabilitySpec, n: CapabilitySpec) -> Iterator[Change]:
     base = f"capabilities.{cname}"
-    for attr in ("suite_digest", "suite", "metric"):
+    if o.description != n.description:
+        yield _ch(
+            ChangeClass.OTHER, f"{base}.description", o.description, n.description, f"{cname}: described anew"
+        )
+    if o.eval.suite != n.eval.suite:  # a label: what is measured is pinned by the digest and the metric
+        yield _ch(
+            ChangeClass.OTHER, f"{base}.eval.suite", o.eval.suite, n.eval.suite, f"{cname}: suite renamed"
+        )
+    for attr in ("suite_digest", "metric"):
         ov, nv = getattr(o.eval, attr), getattr(n.eval, attr)
         if ov != nv:
             yield _ch(
@@ -374,19 +383,44 @@ def _change_control(old: PolicyFile, new: PolicyFile) -> Iterator[Change]:
             b.drift_tolerance,
             f"drift tolerance {a.drift_tolerance} -> {b.drift_tolerance}",
         )
-    # A person who can approve or propose whose key or kind changed is a key swap: as good as a new approver.
+    yield from _people(old, new)
+
+
+def _people(old: PolicyFile, new: PolicyFile) -> Iterator[Change]:
+    """Who holds which key. An approver's or proposer's key swap is as good as a new approver; any new or
+    swapped human key widens who can satisfy two-person-signoff."""
+    a, b = old.change_control, new.change_control
     op = {p.name: p for p in old.people}
+    np_ = {p.name: p for p in new.people}
     privileged = set(a.approvers) | set(a.proposers) | set(b.approvers) | set(b.proposers)
-    for p in new.people:
-        before = op.get(p.name)
-        if before is not None and p.name in privileged and (before.keyid, before.kind) != (p.keyid, p.kind):
+    old_humans = old.human_keyids()
+    for name in sorted(np_.keys() | op.keys()):
+        before, after = op.get(name), np_.get(name)
+        path = f"people.{name}"
+        was = f"{before.kind}:{before.keyid[:16]}" if before else None
+        now = f"{after.kind}:{after.keyid[:16]}" if after else None
+        if after is None:
+            yield _ch(ChangeClass.OTHER, path, was, None, f"{name!r} removed from people")
+        elif before is not None and (before.keyid, before.kind) == (after.keyid, after.kind):
+            continue
+        elif before is not None and name in privileged:
             yield _ch(
-                weak,
-                f"people.{p.name}",
-                f"{before.kind}:{before.keyid[:16]}",
-                f"{p.kind}:{p.keyid[:16]}",
-                f"{p.name!r} (approver or proposer) now has a different key or kind",
+                ChangeClass.CHANGE_CONTROL_WEAKENED,
+                path,
+                was,
+                now,
+                f"{name!r} (approver or proposer) now has a different key or kind",
             )
+        elif after.kind is PersonKind.HUMAN and after.keyid not in old_humans:
+            yield _ch(
+                ChangeClass.SAFEGUARD_WEAKENED,
+                path,
+                was,
+                now,
+                f"{name!r} is a new human key: it can now count toward two-person-signoff",
+            )
+        else:
+            yield _ch(ChangeClass.OTHER, path, was, now, f"{name!r} changed in people")
 
 
 def _gate(old: PolicyFile, new: PolicyFile) -> Iterator[Change]:

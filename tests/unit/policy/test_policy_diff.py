@@ -285,6 +285,30 @@ CASES: list[tuple[str, Callable[[Raw], None], ChangeClass, str]] = [
         "gate.ancestor_fail_on",
     ),
     ("renamed", lambda r: r.update(name="renamed"), C.OTHER, "name"),
+    (
+        "suite label renamed",
+        lambda r: _cap(r)["eval"].update(suite="ctf-v3"),
+        C.OTHER,
+        "capabilities.cyber-offense.eval.suite",
+    ),
+    (
+        "new human key widens sign-off",
+        lambda r: r["people"].append({"name": "eve", "keyid": "ef" * 32, "kind": "human"}),
+        C.SAFEGUARD_WEAKENED,
+        "people.eve",
+    ),
+    (
+        "agent relabelled human",
+        lambda r: r["people"][3].update(kind="human"),
+        C.SAFEGUARD_WEAKENED,
+        "people.loop-agent",
+    ),
+    (
+        "new agent key",
+        lambda r: r["people"].append({"name": "bot2", "keyid": "bb" * 32, "kind": "agent"}),
+        C.OTHER,
+        "people.bot2",
+    ),
 ]
 
 
