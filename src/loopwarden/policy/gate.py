@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from loopwarden.attest.predicates import EVAL_RESULT, EVAL_RUN, GATE_DECISION
+from loopwarden.attest.predicates import EVAL_RESULT, EVAL_RUN, GATE_DECISION, SCAN
 from loopwarden.attest.statement import Statement
 from loopwarden.domain import ArtifactKind, Digest, ResourceDescriptor, Severity
 from loopwarden.errors import AttestationError
@@ -115,7 +115,9 @@ class AncestorFindingsPolicy:
     def evaluate(self, request: GateRequest) -> Decision:
         reasons = []
         graph = self.evidence.graph
-        for d in sorted({request.artifact, *graph.ancestors(request.artifact)}):
+        scope = sorted({request.artifact, *graph.ancestors(request.artifact)})
+        self.evidence.prefetch(scope, SCAN)
+        for d in scope:
             who = "the artifact" if d == request.artifact else f"ancestor {d}"
             for check, s in sorted(latest_scans(self.evidence, d).items()):
                 if s.verdict == "unverified":
@@ -478,7 +480,7 @@ def gate(
 
         graph = LineageGraph.from_workspace(workspace)
     graph.node(artifact)  # an unknown digest is an error naming it, not a silent allow or deny
-    evidence = Evidence(graph, workspace.trusted_keys, when)
+    evidence = Evidence(graph, workspace.trusted_keys, when, workspace=workspace)
     chain = audit_chain(read_chain(workspace))
     decision = build_gate_policy(policy, evidence, chain).evaluate(GateRequest(artifact, action, when))
     digest = policy_digest(policy)

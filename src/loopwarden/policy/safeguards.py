@@ -9,7 +9,7 @@ maximum age all leave the safeguard unsatisfied.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, assert_never
@@ -24,7 +24,9 @@ if TYPE_CHECKING:
     from loopwarden.attest.keys import KeySet
     from loopwarden.ledger.interface import LedgerEntry
     from loopwarden.policy.interface import LineageView
+    from loopwarden.workspace import Workspace
 
+_PREFETCH_MIN = 32
 CLOCK_SKEW = timedelta(minutes=5)
 """How far in the future a recorded time may lie (clocks differ) before the evidence stops counting."""
 
@@ -69,25 +71,48 @@ class Evidence:
     """Ledger entries about artifacts, read through the lineage graph, each envelope re-verified (fail
     closed)."""
 
-    def __init__(self, graph: LineageView, trusted: KeySet | None, now: datetime) -> None:
+    def __init__(
+        self, graph: LineageView, trusted: KeySet | None, now: datetime, *, workspace: Workspace | None = None
+    ) -> None:
         self.graph = graph
         self.trusted = trusted
         self.now = now
+        self.workspace = workspace
         self._cache: dict[tuple[Digest, str], list[LedgerEntry]] = {}
+
+    def _verified(self, e: LedgerEntry) -> bool:
+        if self.trusted is None:
+            return True
+        try:
+            e.envelope().verify(self.trusted, source=f"ledger entry {e.index}")
+        except LoopwardenError:
+            return False  # an entry that does not verify is no evidence
+        return True
 
     def entries(self, d: Digest, predicate_type: str) -> list[LedgerEntry]:
         key = (d, predicate_type)
         if key not in self._cache:
-            good = []
-            for e in self.graph.attestations(d, predicate_type):
-                if self.trusted is not None:
-                    try:
-                        e.envelope().verify(self.trusted, source=f"ledger entry {e.index}")
-                    except LoopwardenError:
-                        continue  # an entry that does not verify is no evidence
-                good.append(e)
+            good = [e for e in self.graph.attestations(d, predicate_type) if self._verified(e)]
             self._cache[key] = sorted(good, key=lambda x: x.index)
         return self._cache[key]
+
+    def prefetch(self, digests: Iterable[Digest], predicate_type: str) -> None:
+        """Read one predicate type's entries for many artifacts in one pass over the ledger (same result as
+        :meth:`entries` per digest; only faster when an artifact has many ancestors)."""
+        want = {d for d in digests if (d, predicate_type) not in self._cache}
+        if self.workspace is None or len(want) < _PREFETCH_MIN:
+            return
+        found: dict[Digest, list[LedgerEntry]] = {d: [] for d in want}
+        with self.workspace.open_ledger(writable=False) as led:
+            for e in led.entries(predicate_type=predicate_type):
+                try:
+                    hits = [d for d in e.statement().subject_digests() if d in found]
+                except AttestationError:
+                    continue
+                if hits and self._verified(e):
+                    for d in hits:
+                        found[d].append(e)
+        self._cache.update({(d, predicate_type): v for d, v in found.items()})
 
     def fresh(self, predicate: Mapping[str, Any], max_age: timedelta | None) -> bool:
         """Within ``max_age`` of now. No recorded time, or one further in the future than the allowed clock
@@ -218,6 +243,7 @@ def check_safeguard(
         if not datasets:
             # A model with no recorded training data has incomplete provenance by definition.
             return result(SafeguardStatus.MISSING, "no dataset ancestors recorded in the lineage")
+        evidence.prefetch(datasets, DATASET_MANIFEST)
         lacking = [
             str(d)
             for d in datasets
@@ -239,6 +265,7 @@ def check_safeguard(
             for a in evidence.graph.ancestors(artifact)
             if evidence.graph.node(a).kind is ArtifactKind.AGENT_SESSION
         )
+        evidence.prefetch(sessions, ROLE_POLICY)
         lacking = [
             str(d)
             for d in sessions
