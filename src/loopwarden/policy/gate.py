@@ -67,6 +67,11 @@ __all__ = [
 ]
 
 
+def _passed(rule: type[Rule], message: str, subject: Digest | None = None, **evidence: Any) -> Reason:
+    """An informational allow-reason: the check ran and passed (kept in the recorded decision)."""
+    return Reason(rule.rule_id, Outcome.ALLOW, message, Severity.INFO, subject, evidence)
+
+
 def _reason(
     rule: type[Rule], outcome: Outcome, message: str, subject: Digest | None = None, **evidence: Any
 ) -> Reason:
@@ -82,7 +87,9 @@ class TaintPolicy:
     def evaluate(self, request: GateRequest) -> Decision:
         t = self.evidence.graph.taint(request.artifact)
         if t is None:
-            return Decision(Outcome.ALLOW)
+            return Decision.from_reasons(
+                [_passed(Tainted, "not quarantined, and descends from nothing quarantined", request.artifact)]
+            )
         own = t.source == request.artifact
         msg = (
             f"artifact is quarantined: {t.reason}"
@@ -143,6 +150,15 @@ class AncestorFindingsPolicy:
                             ledger_index=s.ledger_index,
                         )
                     )
+        if not reasons:
+            reasons.append(
+                _passed(
+                    AncestorFindings,
+                    f"no unverified scan and no finding at or above {self.fail_on} on the artifact or its "
+                    f"{len(scope) - 1} ancestor(s)",
+                    request.artifact,
+                )
+            )
         return Decision.from_reasons(reasons)
 
 
@@ -303,7 +319,9 @@ class CapabilityPolicy:
     def evaluate(self, request: GateRequest) -> Decision:
         gating = [lv for lv in self.spec.levels if request.action in lv.gates]
         if not gating:
-            return Decision(Outcome.ALLOW)
+            return Decision.from_reasons(
+                [_passed(CapabilityOk, f"{self.cname}: no level gates {request.action}", request.artifact)]
+            )
         missing = Outcome.DENY if self.policy.gate.missing_eval is MissingEval.DENY else Outcome.ESCALATE
         score = self._score(request, missing)
         if score.value is None:
@@ -417,6 +435,15 @@ class ChainPolicy:
                     f.severity,
                     Digest.parse(f.evidence["version"]),
                     dict(f.evidence),
+                )
+            )
+        if not reasons and head is not None:
+            reasons.append(
+                _passed(
+                    PolicyNotHead,
+                    f"policy {self.policy.name} is the recorded head, version {head.version}; "
+                    "its chain has no findings",
+                    digest,
                 )
             )
         return Decision.from_reasons(reasons)
