@@ -24,8 +24,8 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "lineage": ("loopwarden._cli.lineage", "query lineage: show, ancestors, descendants, path, blast-radius"),
     "quarantine": ("loopwarden._cli.quarantine", "quarantine an artifact: taint it and all it influenced"),
     "clear": ("loopwarden._cli.clear", "a human reviewer's signed clearance of a quarantined artifact"),
-    "gate": ("loopwarden._cli.gate", "may an artifact be promoted/deployed/trained on? allow, deny or escalate"),
-    "policy": ("loopwarden._cli.policy", "capability-threshold policy: check, record, approve, diff, audit, trend"),
+    "gate": ("loopwarden._cli.gate", "may an artifact be promoted? allow, deny or escalate, with reasons"),
+    "policy": ("loopwarden._cli.policy", "capability policy: check, record, approve, diff, audit, trend"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 

@@ -57,23 +57,23 @@ LINEAGE_PREDICATES: Final = (
 )
 """Every predicate type the lineage graph is rebuilt from."""
 
-# --- policy layer (issue 5, POLICY): written by the gate and `loopwarden policy`, or read by the gate -------------
+# -- policy (POLICY, issue 5): written by the gate and `loopwarden policy`, or read by the gate ---------------
 EVAL_RESULT: Final = f"{_BASE}/eval-result/v1"
-"""One measured score: subject the model (or agent session); predicate suite digest, metric, value, recorded_at."""
+"""One measured score: subject the model or agent session; predicate suite, metric, value, recorded_at."""
 GATE_DECISION: Final = f"{_BASE}/gate-decision/v1"
 """A gate decision (allow/deny/escalate) with every reason, about the gated artifact."""
 POLICY_VERSION: Final = f"{_BASE}/policy-version/v1"
-"""One version of the capability-threshold policy; carries the previous version's digest (a hash chain)."""
+"""One version of the capability-threshold policy; names the previous version (a hash chain)."""
 POLICY_APPROVAL: Final = f"{_BASE}/policy-approval/v1"
 """An approver's signed approval of a policy version (subject: the version's digest)."""
 SIGNOFF: Final = f"{_BASE}/signoff/v1"
-"""A reviewer's signed sign-off on an artifact (the two-person-signoff safeguard counts distinct human keys)."""
+"""A reviewer's signed sign-off on an artifact (two-person-signoff counts distinct human keys)."""
 DATASET_MANIFEST: Final = f"{_BASE}/dataset-manifest/v1"
-"""A dataset's provenance manifest (written by the data layer; read by the data-provenance-complete safeguard)."""
+"""A dataset's provenance manifest (written by the data layer; read by data-provenance-complete)."""
 ROLE_POLICY: Final = f"{_BASE}/role-policy/v1"
-"""The role policy an agent session ran under (written by the agents layer; read by agents-least-privilege)."""
+"""The role policy an agent session ran under (written by the agents layer; agents-least-privilege)."""
 OMS_SIGNATURE: Final = "https://model_signing/signature/v1.0"
-"""OpenSSF Model Signing v1.0 signature predicate (written by the signing layer; read by weights-signed)."""
+"""OpenSSF Model Signing v1.0 signature (written by the signing layer; read by weights-signed)."""
 
 
 def scan_statement(
