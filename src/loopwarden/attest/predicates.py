@@ -57,7 +57,7 @@ LINEAGE_PREDICATES: Final = (
 )
 """Every predicate type the lineage graph is rebuilt from."""
 
-# -- policy (POLICY, issue 5): written by the gate and `loopwarden policy`, or read by the gate ---------------
+# -- policy (POLICY, issue 5): written by the gate and `loopwarden policy`, or read by the gate ------------
 EVAL_RESULT: Final = f"{_BASE}/eval-result/v1"
 """One measured score: subject the model or agent session; predicate suite, metric, value, recorded_at."""
 GATE_DECISION: Final = f"{_BASE}/gate-decision/v1"
