@@ -113,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
             out(f"approval of {target} recorded as ledger entry {res.index}")
         return 0
     if act in ("show", "audit"):
-        audit = ch.audit_chain(ch.read_chain(ws))
+        audit = ch.workspace_chain(ws)
         if args.json:
             emit_json(audit.to_json())
         else:

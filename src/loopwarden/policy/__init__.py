@@ -6,7 +6,7 @@ Library first (the CLI groups ``gate`` and ``policy`` are thin clients)::
     record_policy(ws, policy)                           # next version in the ledger's hash chain
     result = gate(ws, digest, Action.PROMOTE, policy)   # allow / deny / escalate, every reason, recorded
     diff_policies(old, new)                             # classified changes (tightening / loosening)
-    audit_chain(read_chain(ws))                         # forks, gaps, unapproved loosening, drift
+    workspace_chain(ws)                                 # forks, gaps, unapproved loosening, drift
 
 See ``docs/policy.md``.
 """
@@ -19,6 +19,7 @@ from loopwarden.policy.chain import (
     read_chain,
     record_policy,
     threshold_history,
+    workspace_chain,
 )
 from loopwarden.policy.diff import Change, PolicyDiff, diff_policies
 from loopwarden.policy.evidence import (
@@ -90,4 +91,5 @@ __all__ = [
     "signoff_statement",
     "threshold_history",
     "trend",
+    "workspace_chain",
 ]

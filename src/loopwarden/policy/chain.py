@@ -52,6 +52,7 @@ __all__ = [
     "resolve_policy_ref",
     "threshold_history",
     "version_id",
+    "workspace_chain",
 ]
 
 
@@ -186,8 +187,19 @@ def approve_policy(
 
 
 def read_chain(workspace: Workspace) -> list[PolicyVersion]:
-    """Every recorded policy version in ledger order, with its verified approvals. Entries must verify."""
+    """Every readable recorded policy version in ledger order, with its verified approvals."""
+    return _read(workspace)[0]
+
+
+def workspace_chain(workspace: Workspace) -> ChainAudit:
+    """Read the workspace's policy chain and audit it; a version record that cannot be read is a finding."""
+    versions, unreadable = _read(workspace)
+    return audit_chain(versions, unreadable=unreadable)
+
+
+def _read(workspace: Workspace) -> tuple[list[PolicyVersion], list[tuple[int, str]]]:
     trusted = workspace.trusted_keys
+    unreadable: list[tuple[int, str]] = []
     versions: list[PolicyVersion] = []
     approvals: dict[Digest, set[str]] = defaultdict(set)
     with workspace.open_ledger(writable=False) as led:
@@ -207,7 +219,8 @@ def read_chain(workspace: Workspace) -> list[PolicyVersion]:
             try:
                 e.envelope().verify(trusted, source=src)
                 stmt = e.statement()
-            except LoopwardenError:
+            except LoopwardenError as exc:
+                unreadable.append((e.index, exc.message))
                 continue
             raw_versions.append((e, stmt))
     for e, stmt in raw_versions:
@@ -223,7 +236,11 @@ def read_chain(workspace: Workspace) -> list[PolicyVersion]:
             prev_text, vid_text = p.get("previous"), p.get("version")
             previous = Digest.parse(prev_text) if isinstance(prev_text, str) else None
             recorded_id = Digest.parse(vid_text) if isinstance(vid_text, str) else None
-        except (InputError, ValueError, AttestationError, StopIteration):
+        except (InputError, ValueError, AttestationError) as exc:
+            unreadable.append((e.index, str(exc)))
+            continue
+        except StopIteration:
+            unreadable.append((e.index, "no 'policy:' subject naming the content digest"))
             continue
         vid = version_id(content, previous)
         versions.append(
@@ -238,7 +255,7 @@ def read_chain(workspace: Workspace) -> list[PolicyVersion]:
                 approvals=frozenset(approvals.get(vid, set())),
             )
         )
-    return versions
+    return versions, unreadable
 
 
 def _finding(rule: Any, message: str, v: PolicyVersion, **evidence: Any) -> Finding:
@@ -251,9 +268,23 @@ def _finding(rule: Any, message: str, v: PolicyVersion, **evidence: Any) -> Find
     )
 
 
-def audit_chain(versions: Sequence[PolicyVersion]) -> ChainAudit:
-    """Check the chain's shape, every step's change control, and cumulative drift. Pure: no I/O."""
-    findings: list[Finding] = []
+def audit_chain(
+    versions: Sequence[PolicyVersion], *, unreadable: Sequence[tuple[int, str]] = ()
+) -> ChainAudit:
+    """Check the chain's shape, every step's change control, and cumulative drift. Pure: no I/O.
+
+    ``unreadable`` lists policy-version records (ledger index, problem) that could not be read: each is a gap.
+    """
+    findings: list[Finding] = [
+        Finding(
+            ChainGap.rule_id,
+            ChainGap.severity,
+            f"ledger entry {idx}: policy version record cannot be read ({problem}); the head is unknown",
+            Location("ledger:policy", offset=idx),
+            {"ledger_index": idx, "unreadable": True},
+        )
+        for idx, problem in unreadable
+    ]
     seen: dict[Digest, PolicyVersion] = {}
     children: dict[Digest | None, list[PolicyVersion]] = defaultdict(list)
     diffs: dict[Digest, PolicyDiff] = {}

@@ -24,7 +24,7 @@ from loopwarden.attest.predicates import EVAL_RESULT, EVAL_RUN, GATE_DECISION, S
 from loopwarden.attest.statement import Statement
 from loopwarden.domain import ArtifactKind, Digest, ResourceDescriptor, Severity
 from loopwarden.errors import AttestationError
-from loopwarden.policy.chain import ChainAudit, audit_chain, read_chain
+from loopwarden.policy.chain import ChainAudit, workspace_chain
 from loopwarden.policy.evidence import EvalResult, format_time, parse_eval_result, recorded_at
 from loopwarden.policy.interface import AllOf, Decision, GateRequest, LineageView, Outcome, Policy, Reason
 from loopwarden.policy.model import (
@@ -424,7 +424,7 @@ class ChainPolicy:
             )
         lineage = _head_lineage(self.audit)
         for f in self.audit.findings:
-            if f.evidence.get("version") not in lineage:
+            if f.evidence.get("version") not in lineage and not f.evidence.get("unreadable"):
                 continue
             outcome = Outcome.DENY if f.severity >= Severity.CRITICAL else Outcome.ESCALATE
             reasons.append(
@@ -433,7 +433,7 @@ class ChainPolicy:
                     outcome,
                     f.message,
                     f.severity,
-                    Digest.parse(f.evidence["version"]),
+                    Digest.parse(f.evidence["version"]) if f.evidence.get("version") else None,
                     dict(f.evidence),
                 )
             )
@@ -508,7 +508,7 @@ def gate(
         graph = LineageGraph.from_workspace(workspace)
     graph.node(artifact)  # an unknown digest is an error naming it, not a silent allow or deny
     evidence = Evidence(graph, workspace.trusted_keys, when, workspace=workspace)
-    chain = audit_chain(read_chain(workspace))
+    chain = workspace_chain(workspace)
     decision = build_gate_policy(policy, evidence, chain).evaluate(GateRequest(artifact, action, when))
     digest = policy_digest(policy)
     index = None

@@ -119,10 +119,10 @@ def workspace_trend(
     """The trend for a workspace: against ``policy_file``, or the recorded head version when none is given."""
     from loopwarden.errors import UsageError
     from loopwarden.lineage import LineageGraph
-    from loopwarden.policy.chain import audit_chain, read_chain
+    from loopwarden.policy.chain import workspace_chain
     from loopwarden.policy.model import load_policy
 
-    chain = audit_chain(read_chain(workspace))
+    chain = workspace_chain(workspace)
     if policy_file is not None:
         policy = load_policy(policy_file)
     elif chain.head is not None:

@@ -199,3 +199,35 @@ def test_tampered_content_is_a_gap(example_raw: Raw) -> None:
     forged = PolicyVersion(policy_digest(p2), first.version, p1, 1, NOW, None)  # claims p2, carries p1
     audit = audit_chain([first, forged])
     assert [f.rule_id for f in audit.findings] == ["LW-LOOP-058"]
+
+
+def test_unreadable_version_record_is_a_gap_that_fails_the_gate(
+    ws: Workspace, example_raw: Raw, keys: dict[str, PrivateKey]
+) -> None:
+    from loopwarden.attest.predicates import POLICY_VERSION
+    from loopwarden.attest.statement import Statement
+    from loopwarden.domain import ResourceDescriptor
+    from loopwarden.ledger import record
+    from loopwarden.policy import workspace_chain
+    from loopwarden.policy.gate import ChainPolicy
+    from loopwarden.policy.interface import GateRequest, Outcome
+    from loopwarden.policy.model import Action
+
+    p1 = _p(example_raw)
+    d1, _ = record_policy(ws, p1, proposer=keys["alice"], now=NOW)
+    bad = clone(example_raw)
+    bad["gate"]["missing_eval"] = "allow-anyway"  # not a valid value: this record cannot be read
+    record(
+        Statement(
+            (ResourceDescriptor.of("policy:x", Digest.sha256(b"x")),),
+            POLICY_VERSION,
+            {"policy": bad, "previous": str(d1)},
+        ),
+        ws,
+    )
+    audit = workspace_chain(ws)
+    assert [f.rule_id for f in audit.findings] == ["LW-LOOP-058"]
+    assert "cannot be read" in audit.findings[0].message
+    assert read_chain(ws)[-1].version == d1  # the readable chain is unchanged ...
+    d = ChainPolicy(p1, audit).evaluate(GateRequest(Digest.sha256(b"m"), Action.PROMOTE, NOW))
+    assert d.outcome is Outcome.DENY  # ... but the gate fails closed
