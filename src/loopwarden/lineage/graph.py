@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -342,6 +343,8 @@ class LineageGraph:
         self._quarantines = sorted(builder.quarantines, key=lambda q: q.ledger_index)
         self._clearances = sorted(builder.clearances, key=lambda c: c.ledger_index)
         self._taint: dict[int, Taint] | None = None
+        self.timings: dict[str, float] = {}
+        """Seconds spent auditing the ledger and building the index (informative; not part of the graph)."""
         self._check_acyclic()
 
     # -- construction ----------------------------------------------------------------------------------------
@@ -350,8 +353,10 @@ class LineageGraph:
     def from_workspace(cls, ws: Workspace) -> LineageGraph:
         """Audit the workspace's ledger and rebuild the graph from it; any bad entry fails the rebuild."""
         reviewers = load_reviewers(ws)
+        started = time.perf_counter()
         with ws.open_ledger(writable=False) as led:
             report = led.verify(ws.trusted_keys, ws.note_verifier())
+            audited = time.perf_counter()
             if report.problems:
                 # Name the entries whose own content or signature is wrong before the tree-level consequences.
                 own = sorted(p for p in report.problems if p.message.startswith(f"entry {p.index}"))
@@ -388,7 +393,7 @@ class LineageGraph:
                 raise LedgerIntegrityError(
                     f"{led.path}: the ledger changed while the lineage graph was rebuilt (root mismatch)"
                 )
-        return cls(
+        graph = cls(
             builder,
             ledger_size=size,
             ledger_root=report.root,
@@ -396,6 +401,8 @@ class LineageGraph:
             leaves=bytes(leaves),
             workspace=ws,
         )
+        graph.timings = {"audit_s": audited - started, "index_s": time.perf_counter() - audited}
+        return graph
 
     @staticmethod
     def _take(builder: _Builder, entry: LedgerEntry, reviewers: Reviewers) -> None:

@@ -328,7 +328,7 @@ def _artifact_of(
     obj: Any, what: str, default_role_kind: ArtifactKind = ArtifactKind.OTHER
 ) -> tuple[Artifact, str]:
     try:
-        rd = ResourceDescriptor.from_json(obj)
+        rd = obj if isinstance(obj, ResourceDescriptor) else ResourceDescriptor.from_json(obj)
     except (ValueError, TypeError) as exc:
         raise LineageError(f"{what}: not a resource descriptor ({exc})") from None
     ann = dict(rd.annotations or {})
@@ -377,9 +377,7 @@ def parse_statement(stmt: Statement, *, source: str) -> ParsedRecord | None:
         bd = pred.get("buildDefinition")
         if not isinstance(bd, Mapping):
             raise LineageError(f"{what}: 'buildDefinition' missing")
-        subjects = [
-            _artifact_of(s.to_json(), f"{what} subject", ArtifactKind.MODEL)[0] for s in stmt.subjects
-        ]
+        subjects = [_artifact_of(s, f"{what} subject", ArtifactKind.MODEL)[0] for s in stmt.subjects]
         ext = bd.get("externalParameters", {})
         gen = ext.get("generation") if isinstance(ext, Mapping) else None
         if isinstance(gen, int) and not isinstance(gen, bool):
@@ -400,7 +398,7 @@ def parse_statement(stmt: Statement, *, source: str) -> ParsedRecord | None:
     if ptype == pt.GENERATION:
         gen_model, _ = _artifact_of(pred.get("generator"), f"{what} generator", ArtifactKind.MODEL)
         inputs = [_artifact_of(i, f"{what} inputs")[0] for i in _list(pred, "inputs", what)]
-        outputs = [_artifact_of(s.to_json(), f"{what} subject")[0] for s in stmt.subjects]
+        outputs = [_artifact_of(s, f"{what} subject")[0] for s in stmt.subjects]
         edges = [(gen_model.digest, o.digest, Relation.GENERATED) for o in outputs]
         edges += [(i.digest, o.digest, Relation.BUILT_FROM) for i in inputs for o in outputs]
         return ParsedRecord((gen_model, *inputs, *outputs), tuple(edges))
