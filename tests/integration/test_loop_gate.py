@@ -143,7 +143,22 @@ def test_clearance_needs_two_distinct_human_reviewers(loop: Loop) -> None:
     for name in ("model-2", "model-3", "model-4"):
         r = _gate(loop, name)
         assert "LW-LOOP-050" not in _rules(r), name
-        assert r.decision.outcome is Outcome.ALLOW, (name, [x.to_json() for x in r.decision.reasons])
+        if name == "model-2":
+            # cleared, but an AI agent's key tried to clear it: a person decides (LINEAGE's LW-LOOP-003)
+            assert r.decision.outcome is Outcome.ESCALATE
+            assert _rules(r) == {"LW-LOOP-003"}
+        else:
+            assert r.decision.outcome is Outcome.ALLOW, (name, [x.to_json() for x in r.decision.reasons])
+
+
+def test_two_humans_clear_without_any_agent_attempt_allows(loop: Loop) -> None:
+    quarantine(loop.ws, loop.art["model-2"], reason="backdoor trigger found", reporter="scanner@ci")
+    for who in ("alice", "bob"):
+        clear(
+            loop.ws, loop.art["model-2"], reason="false positive", reviewer_key=loop.keys[who], reviewer=who
+        )
+    for name in MODELS:
+        assert _gate(loop, name).decision.outcome is Outcome.ALLOW, name
 
 
 def test_decision_is_recorded_signed(loop: Loop) -> None:

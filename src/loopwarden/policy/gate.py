@@ -15,14 +15,14 @@ The gate is an :class:`AllOf` of small policies, each failing closed:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from loopwarden.attest.predicates import EVAL_RESULT, EVAL_RUN, GATE_DECISION, SCAN
 from loopwarden.attest.statement import Statement
-from loopwarden.domain import ArtifactKind, Digest, ResourceDescriptor, Severity
+from loopwarden.domain import ArtifactKind, Digest, Finding, ResourceDescriptor, Severity
 from loopwarden.errors import AttestationError
 from loopwarden.policy.chain import ChainAudit, workspace_chain
 from loopwarden.policy.evidence import EvalResult, format_time, parse_eval_result, recorded_at
@@ -60,6 +60,7 @@ __all__ = [
     "CapabilityPolicy",
     "ChainPolicy",
     "GateResult",
+    "LineageFindingsPolicy",
     "TaintPolicy",
     "build_gate_policy",
     "gate",
@@ -158,6 +159,40 @@ class AncestorFindingsPolicy:
                     f"{len(scope) - 1} ancestor(s)",
                     request.artifact,
                 )
+            )
+        return Decision.from_reasons(reasons)
+
+
+_TAINT_RULES = frozenset({"LW-LOOP-001", "LW-LOOP-002"})
+"""Lineage's own taint findings: the gate reports taint once, as LW-LOOP-050 (from ``LineageGraph.taint``)."""
+
+
+class LineageFindingsPolicy:
+    """What the lineage layer reports about the artifact (``loopwarden.lineage.findings``, LW-LOOP-001..049).
+
+    Critical denies; at or above ``gate.ancestor_fail_on`` escalates (an AI agent's key tried to clear it, a
+    model without training provenance); below is kept as information.
+    """
+
+    name = "lineage-findings"
+
+    def __init__(self, findings: Callable[[Digest], Sequence[Finding]], fail_on: Severity) -> None:
+        self.findings = findings
+        self.fail_on = fail_on
+
+    def evaluate(self, request: GateRequest) -> Decision:
+        reasons = []
+        for f in self.findings(request.artifact):
+            if f.rule_id in _TAINT_RULES:
+                continue
+            if f.severity >= Severity.CRITICAL:
+                outcome = Outcome.DENY
+            elif f.severity >= self.fail_on:
+                outcome = Outcome.ESCALATE
+            else:
+                outcome = Outcome.ALLOW
+            reasons.append(
+                Reason(f.rule_id, outcome, f.message, f.severity, request.artifact, dict(f.evidence))
             )
         return Decision.from_reasons(reasons)
 
@@ -459,12 +494,22 @@ def _head_lineage(audit: ChainAudit) -> set[str]:
     return out
 
 
-def build_gate_policy(policy: PolicyFile, evidence: Evidence, chain: ChainAudit) -> Policy:
+def build_gate_policy(
+    policy: PolicyFile,
+    evidence: Evidence,
+    chain: ChainAudit,
+    *,
+    lineage_findings: Callable[[Digest], Sequence[Finding]] | None = None,
+) -> Policy:
+    """The gate: an AllOf of the chain, taint, ancestor-findings and (given) lineage-findings policies and one
+    policy per capability."""
     children: list[Policy] = [
         ChainPolicy(policy, chain),
         TaintPolicy(evidence),
         AncestorFindingsPolicy(evidence, policy.gate.ancestor_severity),
     ]
+    if lineage_findings is not None:
+        children.append(LineageFindingsPolicy(lineage_findings, policy.gate.ancestor_severity))
     children.extend(CapabilityPolicy(c, policy, evidence) for c in sorted(policy.capabilities))
     return AllOf(children, name=f"gate:{policy.name}")
 
@@ -501,15 +546,20 @@ def gate(
 ) -> GateResult:
     """Decide, from the ledger alone, whether ``action`` may happen to ``artifact``; record the decision,
     signed."""
+    from loopwarden.lineage import LineageGraph
+    from loopwarden.lineage.findings import findings_for
+
     when = now or datetime.now(UTC)
     if graph is None:
-        from loopwarden.lineage import LineageGraph
-
         graph = LineageGraph.from_workspace(workspace)
+    real = graph if isinstance(graph, LineageGraph) else None
     graph.node(artifact)  # an unknown digest is an error naming it, not a silent allow or deny
     evidence = Evidence(graph, workspace.trusted_keys, when, workspace=workspace)
     chain = workspace_chain(workspace)
-    decision = build_gate_policy(policy, evidence, chain).evaluate(GateRequest(artifact, action, when))
+    lineage_findings = (lambda d: findings_for(real, d)) if real is not None else None
+    decision = build_gate_policy(policy, evidence, chain, lineage_findings=lineage_findings).evaluate(
+        GateRequest(artifact, action, when)
+    )
     digest = policy_digest(policy)
     index = None
     if record:

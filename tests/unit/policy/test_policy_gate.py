@@ -519,3 +519,33 @@ def test_policy_not_recorded_or_not_head(
     )
     assert {r.rule_id for r in d.failing()} == {"LW-LOOP-061"}
     assert "not the recorded head" in d.failing()[0].message
+
+
+@pytest.mark.parametrize(
+    ("severity", "rule", "outcome"),
+    [
+        (Severity.CRITICAL, "LW-LOOP-001", A),  # lineage's own taint finding: reported once, as LW-LOOP-050
+        (Severity.CRITICAL, "LW-LOOP-010", D),
+        (Severity.HIGH, "LW-LOOP-003", E),
+        (Severity.MEDIUM, "LW-LOOP-005", E),  # at the default gate.ancestor_fail_on (medium)
+        (Severity.LOW, "LW-LOOP-004", A),
+    ],
+)
+def test_lineage_findings_map_to_outcomes(
+    keys: dict[str, PrivateKey],
+    fake_graph: Callable[[], FakeGraph],
+    severity: Severity,
+    rule: str,
+    outcome: Outcome,
+) -> None:
+    graph = fake_graph()
+    model = build(World(), graph, keys)
+    policy = table_policy(keys)
+    chain = audit_chain([PolicyVersion(policy_digest(policy), None, policy, 0, NOW, None)])
+    found = [Finding(rule, severity, "lineage says so", Location(str(model)))]
+    gate_policy = build_gate_policy(
+        policy, Evidence(graph, None, NOW), chain, lineage_findings=lambda d: found
+    )
+    d = gate_policy.evaluate(GateRequest(model, Action.PROMOTE, NOW))
+    assert d.outcome is outcome
+    assert (rule in {r.rule_id for r in d.reasons}) == (rule != "LW-LOOP-001")
