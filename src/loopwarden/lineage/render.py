@@ -173,9 +173,14 @@ def timeline_view(g: LineageGraph) -> dict[str, Any]:
 # -- renderers --------------------------------------------------------------------------------
 
 
+def _safe(text: object) -> str:
+    """Names and reasons come from the ledger: never let them drive the terminal (escapes, newlines)."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
 def _label(n: dict[str, Any]) -> str:
     gen = "?" if n.get("generation") is None else n["generation"]
-    name = n.get("name") or n["digest"].split(":", 1)[1][:12]
+    name = _safe(n.get("name") or n["digest"].split(":", 1)[1][:12])
     return f"{name} ({n['kind']}, gen {gen})"
 
 
@@ -230,19 +235,20 @@ def _text(view: dict[str, Any]) -> str:
         ]
         out += [f"  promoted to {s['stage']} (entry {s['ledger_index']})" for s in view["stages"]]
         out += [
-            f"  QUARANTINED by {q['reporter']}: {q['reason']} (entry {q['ledger_index']})"
+            f"  QUARANTINED by {_safe(q['reporter'])}: {_safe(q['reason'])} (entry {q['ledger_index']})"
             for q in view["quarantines"]
         ]
         for c in view["clearances"]:
             flag = "counts" if c["counts"] else "does NOT count"
             out.append(
-                f"  clearance by key {c['keyid'][:16]}… {flag}: {c['why']} (entry {c['ledger_index']})"
+                f"  clearance by key {_safe(c['keyid'][:16])}… {flag}: {c['why']} (entry {c['ledger_index']})"
             )
-        out += [f"  {f['rule_id']} {f['severity']}: {f['message']}" for f in view["findings"]]
+        out += [f"  {f['rule_id']} {f['severity']}: {_safe(f['message'])}" for f in view["findings"]]
         t = view["taint"]
         if t:
             out.append(
-                f"  TAINTED by {t['source']} ({t['reason']}): " + " -> ".join(_short(p) for p in t["path"])
+                f"  TAINTED by {t['source']} ({_safe(t['reason'])}): "
+                + " -> ".join(_short(p) for p in t["path"])
             )
         else:
             out.append("  not tainted")

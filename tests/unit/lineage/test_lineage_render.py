@@ -79,3 +79,18 @@ def test_text_names_the_taint_path(g) -> None:  # type: ignore[no-untyped-def]
     assert render(path_view(g, M2, M1), "text").startswith(f"{M1}"[:23])
     unrelated = Digest.sha256(b'evil"] --> x[')
     assert "no path" not in render(path_view(g, unrelated, M2), "text")
+
+
+def test_text_never_passes_control_characters_from_the_ledger() -> None:
+    g = graph(
+        [
+            generate_statement(model=art("m\x1b[2J\nfake", "model"), outputs=[art("d")], generation=1),
+            quarantine_statement(target=art("d"), reason="x\x1b]0;pwned\x07", reporter="r\rz"),
+        ]
+    )
+    d = Digest.sha256(b"d")
+    for view in (node_view(g, d), blast_view(g, Digest.sha256(b"m\x1b[2J\nfake")), timeline_view(g)):
+        text = render(view, "text")
+        assert "\x1b" not in text
+        assert "\r" not in text
+        assert "\x07" not in text
