@@ -19,6 +19,8 @@ _LAZY = {
     "find_workspace": "loopwarden.workspace",
     "init_workspace": "loopwarden.workspace",
     "Workspace": "loopwarden.workspace",
+    "gate": "loopwarden.policy",
+    "load_policy": "loopwarden.policy",
 }
 
 __all__ = ["__version__", *sorted(_LAZY)]

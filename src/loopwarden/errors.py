@@ -10,6 +10,7 @@ __all__ = [
     "InputError",
     "LedgerError",
     "LedgerIntegrityError",
+    "LineageError",
     "LoopwardenError",
     "PolicyDenied",
     "PolicyError",
@@ -101,3 +102,7 @@ class PolicyDenied(LoopwardenError):
     """A gate denied an action. A security verdict, so exit code 1."""
 
     exit_code = 1
+
+
+class LineageError(LoopwardenError):
+    """The recorded lineage cannot answer a question (an unknown digest, a cycle). Names the digests."""

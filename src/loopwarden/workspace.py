@@ -63,11 +63,23 @@ class LedgerSection(_Section):
     url: str = f"sqlite:///{STATE_DIR}/ledger.db"
 
 
+class ReviewersSection(_Section):
+    """Who may clear a quarantined artifact (docs/lineage.md): distinct human keys, never an agent's."""
+
+    humans: list[str] = Field(default_factory=list)
+    """Public keys of human reviewers; a clearance counts only when signed by one of these."""
+    agents: list[str] = Field(default_factory=list)
+    """Public keys of AI agents; declared so that their clearances are reported as never counting."""
+    clearance_threshold: int = Field(default=2, ge=1)
+    """How many distinct human reviewer keys must clear an artifact (two-person rule by default)."""
+
+
 class WorkspaceConfig(_Section):
     workspace: WorkspaceSection
     paths: PathsSection = Field(default_factory=PathsSection)
     keys: KeysSection = Field(default_factory=KeysSection)
     ledger: LedgerSection = Field(default_factory=LedgerSection)
+    reviewers: ReviewersSection = Field(default_factory=ReviewersSection)
     checks: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Per-check settings, e.g. ``[checks.models] allow = [...]``; each check validates its own table."""
 

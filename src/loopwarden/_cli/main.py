@@ -20,6 +20,12 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "init": ("loopwarden._cli.init", "create a workspace: loopwarden.toml, keys and an empty ledger"),
     "keys": ("loopwarden._cli.keys", "create, list and export signing keys"),
     "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
+    "record": ("loopwarden._cli.record", "record lineage: train, generate, eval, agent-session, promote"),
+    "lineage": ("loopwarden._cli.lineage", "query lineage: show, ancestors, descendants, path, blast-radius"),
+    "quarantine": ("loopwarden._cli.quarantine", "quarantine an artifact: taint it and all it influenced"),
+    "clear": ("loopwarden._cli.clear", "a human reviewer's signed clearance of a quarantined artifact"),
+    "gate": ("loopwarden._cli.gate", "may an artifact be promoted? allow, deny or escalate, with reasons"),
+    "policy": ("loopwarden._cli.policy", "capability policy: check, record, approve, diff, audit, trend"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 
