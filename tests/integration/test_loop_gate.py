@@ -15,7 +15,6 @@ from typing import Any
 
 import pytest
 import yaml
-from _loop_builder import Loop, build_loop, expected_blast_radius_of_model_2
 
 from loopwarden._cli.main import main
 from loopwarden.attest.keys import generate
@@ -32,6 +31,7 @@ from loopwarden.policy import (
     record_eval_result,
     record_policy,
 )
+from tests.integration._loop_builder import Loop, build_loop, expected_blast_radius_of_model_2
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "policy.yaml"
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

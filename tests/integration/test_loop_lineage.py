@@ -8,13 +8,13 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from _loop_builder import Loop, build_loop, expected_blast_radius_of_model_2
 
 from loopwarden._cli.main import main
 from loopwarden.attest.dsse import sign_statement
 from loopwarden.errors import LedgerIntegrityError
 from loopwarden.lineage import LineageGraph, clearance_statement
 from loopwarden.workspace import STATE_DIR
+from tests.integration._loop_builder import Loop, build_loop, expected_blast_radius_of_model_2
 
 
 @pytest.fixture

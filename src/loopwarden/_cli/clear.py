@@ -35,10 +35,9 @@ def run(args: argparse.Namespace) -> int:
 
     ws = workspace(args)
     graph = LineageGraph.from_workspace(ws)
-    if Path(args.artifact).exists():
-        digest = artifact(args.artifact, "other").digest
-    else:
-        digest = graph.resolve(args.artifact)  # an unknown digest: exit 2, naming it
+    # A path is hashed; anything else must be a digest the ledger knows (an unknown one: exit 2, naming it).
+    is_path = Path(args.artifact).exists()
+    digest = artifact(args.artifact, "other").digest if is_path else graph.resolve(args.artifact)
     node = graph.node(digest)
     pw = os.environ.get(args.password_env, "").encode() if args.password_env else None
     key = load_private(args.key, pw or None)
