@@ -1,0 +1,1597 @@
+"""Static analysis of pickle streams by symbolic execution (protocols 0-5).
+
+The executor walks the opcode stream the way CPython's unpickler does (stack, metastack of marks, memo, frames),
+but every value is symbolic: constants are kept (bounded), callables are ``module.qualname`` references and calls
+produce opaque results that remember what was called. Every callable reached through GLOBAL, STACK_GLOBAL, INST,
+OBJ, NEWOBJ(_EX), REDUCE, BUILD or EXT is resolved to its real name, including names built from the memo, dotted
+attribute paths, and the run-time resolvers (``getattr``, ``__import__``/``importlib``, ``operator.attrgetter``/
+``methodcaller``, ``functools.partial``, ``pydoc.locate``, ``pkgutil.resolve_name``), and judged by the
+:class:`~loopwarden.checks.models.allowlist.AllowList`. Nested pickles handed to a loader (``pickle.loads`` of a
+bytes constant, ``torch.load(io.BytesIO(...))`` ...) and joblib's in-stream object arrays are analysed
+recursively. After an invalid opcode the stream is reported ``unverified`` and the rest of the bytes is searched
+for further pickles, which are analysed too.
+
+Nothing is ever loaded or executed. Large payloads are skipped, never held: memory does not grow with file size.
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import IO, Any, Final
+
+from loopwarden.checks.interface import Limits
+from loopwarden.checks.models.allowlist import AllowList, Classification, canonical_module
+from loopwarden.domain import Finding, Location, Severity
+
+__all__ = ["PickleResult", "analyze_pickle", "analyze_pickle_bytes", "fuzz_one"]
+
+# Rule ids owned by the pickle analysis (documented in docs/rules/models-pickle.md).
+RULE_DYNAMIC_CALL: Final = "LW-MODEL-008"
+RULE_GLOBAL_TAMPERING: Final = "LW-MODEL-009"
+RULE_EXT: Final = "LW-MODEL-010"
+RULE_NESTED: Final = "LW-MODEL-011"
+RULE_MALFORMED: Final = "LW-MODEL-012"
+RULE_TRAILING: Final = "LW-MODEL-013"
+RULE_DYNAMIC_GLOBAL: Final = "LW-MODEL-014"
+
+_CHUNK: Final = 1 << 20
+_KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
+_KEEP_BYTES_SMALL: Final = 1 << 16  # bytes up to this size are always kept
+_KEEP_BYTES_BUDGET: Final = 64 << 20  # total larger bytes kept as possible nested pickles
+_MAX_NESTED_BYTES: Final = 32 << 20  # a nested pickle candidate larger than this is not analysed -> unverified
+_MAX_CONTAINER: Final = 10_000  # container items kept for lookups; the rest is counted, not stored
+_MAX_STACK: Final = 2_000_000
+_TIME_CHECK: Final = 1 << 16
+_RESYNC_MAX_CANDIDATES: Final = 4096
+_PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
+
+
+@dataclass(frozen=True, slots=True)
+class PickleResult:
+    """What the analysis of one pickle stream found."""
+
+    findings: tuple[Finding, ...]
+    unverified: str | None
+    callables: tuple[str, ...]
+    pickles: int
+    consumed: int
+
+
+# --- symbolic values ------------------------------------------------------------------------------------------
+
+
+class _Ref:
+    """A module-level object named ``module.qual`` (module ``?`` when it was computed at run time)."""
+
+    __slots__ = ("module", "qual")
+
+    def __init__(self, module: str, qual: str) -> None:
+        self.module = module
+        self.qual = qual
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.qual}"
+
+
+class _Module:
+    """A module object returned by ``__import__``/``importlib.import_module`` (name ``?`` if unknown)."""
+
+    __slots__ = ("module",)
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+
+class _Call:
+    """The result of calling ``func`` (a class instance or a function's return value)."""
+
+    __slots__ = ("args", "func", "state")
+
+    def __init__(self, func: Any, args: Any) -> None:
+        self.func = func
+        self.args = args
+        self.state: Any = None
+
+
+class _Wrapper:
+    """Callable objects that forward to something else: partial, attrgetter, methodcaller, itemgetter, bound."""
+
+    __slots__ = ("args", "kind", "target")
+
+    def __init__(self, kind: str, target: Any, args: tuple[Any, ...]) -> None:
+        self.kind = kind
+        self.target = target
+        self.args = args
+
+
+class _Dict:
+    __slots__ = ("items", "size")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[Any, Any]] = []
+        self.size = 0
+
+    def add(self, k: Any, v: Any) -> None:
+        self.size += 1
+        if len(self.items) < _MAX_CONTAINER:
+            self.items.append((k, v))
+
+    def get(self, key: Any) -> Any:
+        for k, v in self.items:
+            if type(k) is type(key) and k == key:
+                return v
+        return _UNKNOWN
+
+
+class _Big:
+    """A string or bytes payload too large to keep; ``prefix`` holds its first bytes."""
+
+    __slots__ = ("kind", "prefix", "size")
+
+    def __init__(self, kind: str, size: int, prefix: bytes) -> None:
+        self.kind = kind
+        self.size = size
+        self.prefix = prefix
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<unknown>"
+
+
+_UNKNOWN: Final = _Unknown()
+
+
+class _Malformed(Exception):
+    def __init__(self, message: str, offset: int) -> None:
+        super().__init__(message)
+        self.offset = offset
+
+
+class _Truncated(_Malformed):
+    pass
+
+
+class _LimitHit(Exception):
+    def __init__(self, bound: str, detail: str) -> None:
+        super().__init__(detail)
+        self.bound = bound
+
+
+# --- the byte source ------------------------------------------------------------------------------------------
+
+
+class _Reader:
+    """Buffered reads over any binary stream; payloads are skipped without being held."""
+
+    __slots__ = ("base", "buf", "eof", "max_bytes", "n", "p", "stream")
+
+    def __init__(self, stream: IO[bytes], max_bytes: int) -> None:
+        self.stream = stream
+        self.buf = b""
+        self.p = 0
+        self.n = 0
+        self.base = 0  # absolute offset of buf[0]
+        self.eof = False
+        self.max_bytes = max_bytes
+
+    def tell(self) -> int:
+        return self.base + self.p
+
+    def fill(self, need: int) -> bool:
+        """Make ``need`` bytes available at ``p``; False at end of stream."""
+        avail = self.n - self.p
+        if avail >= need:
+            return True
+        if self.eof:
+            return False
+        rest = self.buf[self.p :]
+        self.base += self.p
+        chunks = [rest]
+        got = avail
+        want = max(_CHUNK, need)
+        while got < need or got < _CHUNK:
+            data = self.stream.read(want - got if want > got else _CHUNK)
+            if not data:
+                self.eof = True
+                break
+            chunks.append(data)
+            got += len(data)
+            if got >= need:
+                break
+        self.buf = b"".join(chunks)
+        self.p = 0
+        self.n = len(self.buf)
+        if self.base + self.n > self.max_bytes:
+            raise _LimitHit("max_file_bytes", f"stream longer than {self.max_bytes} bytes")
+        return self.n >= need
+
+    def read(self, k: int) -> bytes:
+        if self.n - self.p < k and not self.fill(k):
+            raise _Truncated(f"pickle truncated: needed {k} bytes", self.base + self.n)
+        p = self.p
+        self.p = p + k
+        return self.buf[p : p + k]
+
+    def readline(self) -> bytes:
+        while True:
+            i = self.buf.find(b"\n", self.p)
+            if i >= 0:
+                line = self.buf[self.p : i]
+                self.p = i + 1
+                return line
+            if self.n - self.p > _KEEP_STR:
+                raise _Malformed("text line longer than 64 KiB", self.tell())
+            if not self.fill(self.n - self.p + 1):
+                raise _Truncated("pickle truncated inside a text line", self.base + self.n)
+
+    def skip(self, k: int) -> bytes:
+        """Consume ``k`` bytes keeping only a short prefix (for evidence and sniffing)."""
+        avail = self.n - self.p
+        if k <= avail:
+            prefix = self.buf[self.p : self.p + min(k, 64)]
+            self.p += k
+            return prefix
+        prefix = self.buf[self.p : self.p + 64]
+        k -= avail
+        self.base += self.n
+        self.buf, self.p, self.n = b"", 0, 0
+        if self.base + k > self.max_bytes:
+            raise _LimitHit("max_file_bytes", f"payload extends past {self.max_bytes} bytes")
+        stream = self.stream
+        fast = _seek_forward(stream, k)
+        if fast:
+            self.base += k
+            return prefix
+        while k > 0:
+            data = stream.read(min(k, 8 * _CHUNK))
+            if not data:
+                self.eof = True
+                raise _Truncated("pickle truncated inside a payload", self.base)
+            k -= len(data)
+            self.base += len(data)
+        return prefix
+
+
+def _seek_forward(stream: IO[bytes], k: int) -> bool:
+    """Skip ``k`` bytes by seeking when that is cheap and safe (real files, BytesIO), checking the end."""
+    if not isinstance(stream, io.BytesIO | io.BufferedReader | io.FileIO):
+        return False
+    try:
+        pos = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        if pos + k > end:
+            stream.seek(end)
+            return False  # the read loop reports the truncation
+        stream.seek(pos + k)
+        return True
+    except (OSError, ValueError):
+        return False
+
+
+# --- shared accounting across nested analyses ------------------------------------------------------------------
+
+
+class _Budget:
+    __slots__ = ("deadline", "kept_bytes", "limits", "opcodes")
+
+    def __init__(self, limits: Limits) -> None:
+        self.limits = limits
+        self.opcodes = 0
+        self.kept_bytes = 0
+        self.deadline = time.monotonic() + limits.max_seconds
+
+
+class _Collector:
+    """Deduplicated findings (first offset + count), reached callables, unverified reasons."""
+
+    def __init__(self, location: Location, allow: AllowList) -> None:
+        self.location = location
+        self.allow = allow
+        self.hits: dict[tuple[str, str], list[Any]] = {}
+        self.callables: set[str] = set()
+        self.unverified: list[str] = []
+        self._cache: dict[str, Classification] = {}
+
+    def classify(self, module: str, qual: str) -> Classification:
+        key = f"{module}\n{qual}"
+        c = self._cache.get(key)
+        if c is None:
+            c = self.allow.classify(module, qual)
+            self._cache[key] = c
+        return c
+
+    def hit(
+        self, rule: str, severity: Severity, subject: str, message: str, offset: int, evidence: dict[str, Any]
+    ) -> None:
+        key = (rule, subject)
+        entry = self.hits.get(key)
+        if entry is None:
+            self.hits[key] = [severity, message, offset, 1, evidence]
+        else:
+            entry[3] += 1
+            if severity > entry[0]:
+                entry[0] = severity
+
+    def findings(self) -> tuple[Finding, ...]:
+        out = []
+        for (rule, subject), (sev, msg, off, count, ev) in self.hits.items():
+            evidence = dict(ev)
+            evidence["subject"] = subject
+            if count > 1:
+                evidence["occurrences"] = count
+            loc = Location(self.location.path, self.location.member, off, self.location.line)
+            out.append(Finding(rule, sev, msg, loc, evidence))
+        out.sort(key=Finding.sort_key)
+        return tuple(out)
+
+
+# --- the executor ---------------------------------------------------------------------------------------------
+
+# Callables with modelled semantics (canonical "module.qualname").
+_IMPORTERS: Final = frozenset(
+    {
+        "builtins.__import__",
+        "importlib.import_module",
+        "importlib.__import__",
+        "importlib._bootstrap._gcd_import",
+        "importlib._bootstrap._find_and_load",
+        "importlib.util.find_spec",
+    }
+)
+_NAME_RESOLVERS: Final = frozenset(
+    {"pydoc.locate", "pkgutil.resolve_name", "torch.serialization._get_restore_location", "pydoc.resolve"}
+)
+_PICKLE_LOADERS: Final = frozenset(
+    {
+        "pickle.loads",
+        "pickle.load",
+        "pickle._loads",
+        "pickle._load",
+        "pickle.Unpickler",
+        "pickle._Unpickler",
+        "dill.loads",
+        "dill.load",
+        "dill._dill.loads",
+        "cloudpickle.loads",
+        "cloudpickle.load",
+        "joblib.load",
+        "joblib.numpy_pickle.load",
+        "numpy.load",
+        "numpy.loads",
+        "numpy.lib.npyio.load",
+        "numpy.core.numeric.loads",
+        "torch.load",
+        "torch.serialization.load",
+        "torch.storage._load_from_bytes",
+        "pandas.read_pickle",
+        "pandas.io.pickle.read_pickle",
+        "shelve.open",
+    }
+)
+
+
+def _canon(ref: _Ref) -> str:
+    return f"{canonical_module(ref.module)}.{ref.qual}"
+
+
+def _short(value: Any) -> Any:
+    """A small, JSON-friendly description of a value for evidence."""
+    if isinstance(value, str):
+        return value if len(value) <= 200 else value[:200] + "..."
+    if isinstance(value, bytes):
+        return {"bytes": len(value), "head": value[:32].hex()}
+    if isinstance(value, _Ref):
+        return value.name
+    if isinstance(value, _Module):
+        return f"<module {value.module}>"
+    if isinstance(value, _Call):
+        return f"<result of {_describe(value.func)}>"
+    if isinstance(value, _Big):
+        return {value.kind: value.size, "head": value.prefix[:32].hex()}
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    if isinstance(value, tuple | list):
+        return [_short(v) for v in value[:8]]
+    return type(value).__name__.lstrip("_").lower()
+
+
+def _describe(func: Any) -> str:
+    if isinstance(func, _Ref):
+        return func.name
+    if isinstance(func, _Wrapper):
+        return f"{func.kind}({_describe(func.target)})"
+    if isinstance(func, _Call):
+        return f"<result of {_describe(func.func)}>"
+    if isinstance(func, _Module):
+        return f"<module {func.module}>"
+    return type(func).__name__.lstrip("_").lower()
+
+
+class _VM:
+    """Runs one pickle stream (from PROTO to STOP) over a shared reader."""
+
+    def __init__(
+        self, reader: _Reader, coll: _Collector, budget: _Budget, *, depth: int, joblib: bool, origin: str
+    ) -> None:
+        self.r = reader
+        self.coll = coll
+        self.budget = budget
+        self.depth = depth
+        self.joblib = joblib
+        self.origin = origin  # "" for the top stream, else how it was reached (for evidence)
+        self.proto = 0
+        self.frame_end = -1
+        self.calls = 0
+
+    # -- findings --
+
+    def _ev(self, extra: dict[str, Any]) -> dict[str, Any]:
+        if self.origin:
+            extra["nested_in"] = self.origin
+        return extra
+
+    def _judge(self, ref: _Ref, off: int, how: str) -> None:
+        """Record ``ref`` as reached and raise a finding unless allow-listed."""
+        name = ref.name
+        self.coll.callables.add(name)
+        if ref.module == "?":
+            self.coll.hit(
+                RULE_DYNAMIC_GLOBAL,
+                Severity.HIGH,
+                name,
+                f"callable whose module is computed at load time: {name}",
+                off,
+                self._ev({"how": how}),
+            )
+            if ref.qual == "?":
+                return
+        c = self.coll.classify(ref.module, ref.qual)
+        if c.allowed:
+            return
+        assert c.rule_id is not None and c.severity is not None
+        self.coll.hit(
+            c.rule_id,
+            c.severity,
+            name,
+            f"{name}: {c.reason}",
+            off,
+            self._ev({"how": how, "category": c.category or "not-allow-listed"}),
+        )
+
+    # -- main loop --
+
+    def run(self) -> None:  # noqa: C901 - one dispatch loop, kept flat for speed
+        r = self.r
+        stack: list[Any] = []
+        meta: list[list[Any]] = []
+        memo: dict[int, Any] = {}
+        budget = self.budget
+        max_ops = budget.limits.max_opcodes
+        ops = budget.opcodes
+        next_check = ops + _TIME_CHECK
+        unpack_from = struct.unpack_from
+        append = stack.append
+        dispatch = self._dispatch
+        while True:
+            p = r.p
+            if p >= r.n and not r.fill(1):
+                budget.opcodes = ops
+                raise _Truncated("pickle truncated: no STOP opcode", r.tell())
+            op = r.buf[p]
+            r.p = p + 1
+            ops += 1
+            if ops >= next_check:
+                budget.opcodes = ops
+                if ops > max_ops:
+                    raise _LimitHit("max_opcodes", f"more than {max_ops} opcodes")
+                if time.monotonic() > budget.deadline:
+                    raise _LimitHit("max_seconds", f"analysis took longer than {budget.limits.max_seconds}s")
+                if len(stack) > _MAX_STACK:
+                    raise _LimitHit("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
+                next_check = ops + _TIME_CHECK
+            # Hot opcodes first; the rest go through the dispatch table.
+            if op == 0x71:  # BINPUT
+                if not stack:
+                    raise _Malformed("BINPUT on an empty stack", r.tell() - 1)
+                memo[r.read(1)[0]] = stack[-1]
+            elif op == 0x68:  # BINGET
+                idx = r.read(1)[0]
+                try:
+                    append(memo[idx])
+                except KeyError:
+                    raise _Malformed(f"BINGET of undefined memo entry {idx}", r.tell() - 2) from None
+            elif op == 0x94:  # MEMOIZE
+                if not stack:
+                    raise _Malformed("MEMOIZE on an empty stack", r.tell() - 1)
+                memo[len(memo)] = stack[-1]
+            elif op == 0x8C:  # SHORT_BINUNICODE
+                k = r.read(1)[0]
+                append(self._text(r.read(k)))
+            elif op == 0x4B:  # BININT1
+                append(r.read(1)[0])
+            elif op == 0x4A:  # BININT
+                append(unpack_from("<i", r.read(4))[0])
+            elif op == 0x4D:  # BININT2
+                append(unpack_from("<H", r.read(2))[0])
+            elif op == 0x86:  # TUPLE2
+                if len(stack) < 2:
+                    raise _Malformed("TUPLE2 needs two stack items", r.tell() - 1)
+                b = stack.pop()
+                stack[-1] = (stack[-1], b)
+            elif op == 0x85:  # TUPLE1
+                if not stack:
+                    raise _Malformed("TUPLE1 on an empty stack", r.tell() - 1)
+                stack[-1] = (stack[-1],)
+            elif op == 0x87:  # TUPLE3
+                if len(stack) < 3:
+                    raise _Malformed("TUPLE3 needs three stack items", r.tell() - 1)
+                c3 = stack.pop()
+                b = stack.pop()
+                stack[-1] = (stack[-1], b, c3)
+            elif op == 0x52:  # REDUCE
+                if len(stack) < 2:
+                    raise _Malformed("REDUCE needs a callable and arguments", r.tell() - 1)
+                args = stack.pop()
+                stack[-1] = self._call(stack[-1], args, r.tell() - 1, "REDUCE")
+            elif op == 0x28:  # MARK
+                meta.append(stack)
+                stack = []
+                append = stack.append
+            elif op == 0x7D:  # EMPTY_DICT
+                append(_Dict())
+            elif op == 0x75:  # SETITEMS
+                items = stack
+                if not meta:
+                    raise _Malformed("SETITEMS without MARK", r.tell() - 1)
+                stack = meta.pop()
+                append = stack.append
+                if not stack or len(items) % 2:
+                    raise _Malformed("SETITEMS needs a dict and key/value pairs", r.tell() - 1)
+                target = stack[-1]
+                if type(target) is _Dict:
+                    for i in range(0, len(items), 2):
+                        target.add(items[i], items[i + 1])
+            elif op == 0x47:  # BINFLOAT
+                append(unpack_from(">d", r.read(8))[0])
+            elif op == 0x4E:  # NONE
+                append(None)
+            elif op == 0x89:  # NEWFALSE
+                append(False)
+            elif op == 0x88:  # NEWTRUE
+                append(True)
+            elif op == 0x29:  # EMPTY_TUPLE
+                append(())
+            elif op == 0x72:  # LONG_BINPUT
+                if not stack:
+                    raise _Malformed("LONG_BINPUT on an empty stack", r.tell() - 1)
+                memo[unpack_from("<I", r.read(4))[0]] = stack[-1]
+            elif op == 0x6A:  # LONG_BINGET
+                idx = unpack_from("<I", r.read(4))[0]
+                try:
+                    append(memo[idx])
+                except KeyError:
+                    raise _Malformed(f"LONG_BINGET of undefined memo entry {idx}", r.tell() - 5) from None
+            elif op == 0x58:  # BINUNICODE
+                k = unpack_from("<I", r.read(4))[0]
+                append(self._payload_text(k))
+            elif op == 0x5D:  # EMPTY_LIST
+                append([])
+            elif op == 0x65:  # APPENDS
+                items = stack
+                if not meta:
+                    raise _Malformed("APPENDS without MARK", r.tell() - 1)
+                stack = meta.pop()
+                append = stack.append
+                if not stack:
+                    raise _Malformed("APPENDS without a list", r.tell() - 1)
+                target = stack[-1]
+                if type(target) is list:
+                    room = _MAX_CONTAINER - len(target)
+                    if room > 0:
+                        target.extend(items[:room])
+            elif op == 0x2E:  # STOP
+                budget.opcodes = ops
+                if len(stack) != 1 or meta:
+                    raise _Malformed("STOP with a stack that does not hold exactly one object", r.tell() - 1)
+                if self.frame_end > r.tell():
+                    raise _Malformed("FRAME announced more bytes than the pickle holds", r.tell() - 1)
+                return
+            else:
+                handler = dispatch.get(op)
+                if handler is None:
+                    raise _Malformed(f"invalid opcode 0x{op:02x}", r.tell() - 1)
+                budget.opcodes = ops
+                stack = handler(stack, meta, memo, r.tell() - 1)
+                append = stack.append
+
+    # -- values --
+
+    def _text(self, raw: bytes) -> str:
+        try:
+            return raw.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            raise _Malformed("invalid UTF-8 in a string", self.r.tell()) from None
+
+    def _payload_text(self, k: int) -> Any:
+        if k <= _KEEP_STR:
+            return self._text(self.r.read(k))
+        return _Big("str", k, self.r.skip(k))
+
+    def _payload_bytes(self, k: int) -> Any:
+        r = self.r
+        if k <= _KEEP_BYTES_SMALL:
+            return r.read(k)
+        if r.n - r.p >= 1 or r.fill(1):
+            first = r.buf[r.p]
+            if (
+                first in _PICKLE_FIRST or first == 0x50  # 'P' of a zip archive
+            ) and k <= _MAX_NESTED_BYTES and self.budget.kept_bytes + k <= _KEEP_BYTES_BUDGET:
+                self.budget.kept_bytes += k
+                return r.read(k)
+        return _Big("bytes", k, r.skip(k))
+
+    # -- calls and attribute resolution --
+
+    def _call(self, func: Any, args: Any, off: int, how: str) -> Any:
+        self.calls += 1
+        if type(args) is not tuple:
+            if how == "REDUCE" and not isinstance(args, _Unknown | _Call):
+                raise _Malformed("REDUCE arguments are not a tuple", off)
+            args = ()
+        if type(func) is _Ref:
+            if func.module == "?" or how != "REDUCE":
+                self._judge(func, off, how)
+            name = _canon(func)
+            if name in _IMPORTERS:
+                first = args[0] if args else _UNKNOWN
+                mod = _Module(first if type(first) is str else "?")
+                if mod.module != "?":
+                    self.coll.callables.add(f"{mod.module}.*")
+                    self._judge(_Ref(mod.module, "*"), off, f"imported by {func.name}")
+                return mod
+            if name == "builtins.getattr" and len(args) >= 2:
+                return self._getattr(args[0], args[1], off, f"via {func.name}")
+            if name in ("operator.attrgetter", "operator.methodcaller", "operator.itemgetter"):
+                return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
+            if name == "functools.partial" and args:
+                return _Wrapper("partial", args[0], args[1:])
+            if name in _NAME_RESOLVERS and args and type(args[0]) is str:
+                return self._resolve_string(args[0], off, f"via {func.name}")
+            if name in _PICKLE_LOADERS and args:
+                self._nested(args[0], off, func.name)
+            elif name in ("builtins.eval", "builtins.exec", "builtins.compile") and args:
+                self.coll.hit(
+                    "LW-MODEL-001",
+                    Severity.CRITICAL,
+                    func.name,
+                    f"{func.name} runs code from the pickle",
+                    off,
+                    self._ev({"how": how, "source": _short(args[0])}),
+                )
+            result = self._pure(name, args)
+            if result is not None:
+                return result
+            return _Call(func, args)
+        if type(func) is _Wrapper:
+            return self._call_wrapper(func, args, off, how)
+        # Calling a module, a call result, an unknown value: the callable was built at load time.
+        desc = _describe(func)
+        self.coll.hit(
+            RULE_DYNAMIC_CALL,
+            Severity.HIGH,
+            desc,
+            f"call of a callable built at load time that cannot be resolved statically: {desc}",
+            off,
+            self._ev({"how": how, "args": _short(args)}),
+        )
+        return _Call(func, args)
+
+    def _call_wrapper(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
+        if w.kind == "partial":
+            return self._call(w.target, tuple(w.args) + args, off, f"{how} via functools.partial")
+        if w.kind == "attrgetter":
+            obj = args[0] if args else _UNKNOWN
+            value: Any = obj
+            for name in [w.target, *w.args]:
+                if type(name) is not str:
+                    return self._getattr(value, _UNKNOWN, off, "via operator.attrgetter")
+                for part in name.split("."):
+                    value = self._getattr(value, part, off, "via operator.attrgetter")
+            return value
+        if w.kind == "methodcaller":
+            obj = args[0] if args else _UNKNOWN
+            method = self._getattr(obj, w.target, off, "via operator.methodcaller")
+            return self._call(method, tuple(w.args), off, "methodcaller")
+        if w.kind == "itemgetter":
+            obj = args[0] if args else _UNKNOWN
+            if type(obj) is _Dict:
+                return obj.get(w.target)
+            if type(obj) is _Ref and type(w.target) is str:  # e.g. itemgetter('os')(sys.modules)
+                return _Module(w.target)
+            return _UNKNOWN
+        if w.kind == "bound":
+            return self._bound_call(w, args, off, how)
+        return _Call(w, args)
+
+    def _getattr(self, obj: Any, name: Any, off: int, how: str) -> Any:
+        if type(name) is not str:
+            ref = _Ref("?", "?")
+            self._judge(ref, off, how)
+            return ref
+        if type(obj) is _Module:
+            ref = _Ref(obj.module, name)
+        elif type(obj) is _Ref:
+            ref = _Ref(obj.module, f"{obj.qual}.{name}")
+        elif type(obj) is _Call and type(obj.func) is _Ref:
+            # An instance attribute: a method of the class that was instantiated.
+            ref = _Ref(obj.func.module, f"{obj.func.qual}.{name}")
+        elif type(obj) in (str, bytes, _Dict, list, tuple):
+            return _Wrapper("bound", obj, (name,))
+        else:
+            ref = _Ref("?", name)
+        self._judge(ref, off, how)
+        return ref
+
+    def _resolve_string(self, path: str, off: int, how: str) -> Any:
+        if ":" in path:
+            mod, _, qual = path.partition(":")
+            ref = _Ref(mod, qual) if qual else None
+            if ref is None:
+                return _Module(mod)
+        else:
+            mod, _, qual = path.rpartition(".")
+            if not mod:
+                return _Module(path)
+            ref = _Ref(mod, qual)
+        self._judge(ref, off, how)
+        return ref
+
+    def _bound_call(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
+        """Pure methods of constants used to build names (``''.join``, ``'x'.encode`` ...)."""
+        obj, meth = w.target, w.args[0]
+        try:
+            if type(obj) is str:
+                if meth == "join" and args and isinstance(args[0], list | tuple):
+                    parts = args[0]
+                    if all(type(x) is str for x in parts):
+                        return obj.join(parts)
+                elif meth in ("lower", "upper", "strip", "lstrip", "rstrip", "swapcase", "title", "capitalize"):
+                    return getattr(obj, meth)()
+                elif meth == "replace" and len(args) == 2 and all(type(x) is str for x in args):
+                    return obj.replace(args[0], args[1])
+                elif meth == "encode":
+                    return obj.encode(*(a for a in args if type(a) is str))
+                elif meth == "format" and all(type(x) in (str, int) for x in args):
+                    return obj.format(*args) if "{" in obj and "." not in obj and "[" not in obj else obj
+                elif meth == "__add__" and args and type(args[0]) is str:
+                    return obj + args[0]
+            elif type(obj) is bytes:
+                if meth == "decode":
+                    return obj.decode(*(a for a in args if type(a) is str))
+        except (LookupError, UnicodeError, ValueError, TypeError, IndexError):
+            return _UNKNOWN
+        if type(obj) in (str, bytes):
+            return _UNKNOWN
+        desc = f"{type(obj).__name__.lstrip('_').lower()}.{meth}"
+        self.coll.hit(
+            RULE_DYNAMIC_CALL,
+            Severity.HIGH,
+            desc,
+            f"call of a method of a loaded object: {desc}",
+            off,
+            self._ev({"how": how}),
+        )
+        return _UNKNOWN
+
+    def _pure(self, name: str, args: tuple[Any, ...]) -> Any:
+        """Evaluate side-effect-free string builders so names built from pieces are resolved."""
+        try:
+            if name in ("operator.add", "operator.concat") and len(args) == 2:
+                a, b = args
+                if type(a) is type(b) and type(a) in (str, bytes):
+                    return a + b
+            elif name == "codecs.encode" and args and type(args[0]) is str:
+                enc = args[1] if len(args) > 1 and type(args[1]) is str else "utf-8"
+                if enc.replace("-", "").lower() in ("latin1", "iso88591", "utf8", "ascii"):
+                    return args[0].encode(enc)
+            elif name == "codecs.decode" and args and type(args[0]) in (str, bytes):
+                enc = args[1] if len(args) > 1 and type(args[1]) is str else "utf-8"
+                if enc.lower().replace("_", "") in ("rot13", "hex", "base64", "zlib", "utf8", "latin1"):
+                    import codecs
+
+                    return codecs.decode(args[0], enc)
+            elif name in ("base64.b64decode", "base64.decodebytes", "base64.standard_b64decode") and args:
+                if type(args[0]) in (str, bytes) and len(args[0]) <= _MAX_NESTED_BYTES:
+                    import base64
+
+                    return base64.b64decode(args[0])
+            elif name == "binascii.unhexlify" and args and type(args[0]) in (str, bytes):
+                return bytes.fromhex(args[0] if type(args[0]) is str else args[0].decode())
+            elif name in ("zlib.decompress", "gzip.decompress", "bz2.decompress", "lzma.decompress") and args:
+                if type(args[0]) is bytes:
+                    return _bounded_decompress(name, args[0])
+            elif name in ("builtins.bytes", "builtins.bytearray") and args and type(args[0]) is bytes:
+                return args[0]
+            elif name == "io.BytesIO" and args and type(args[0]) is bytes:
+                return _Call(_Ref("io", "BytesIO"), args)
+        except (ValueError, TypeError, LookupError, UnicodeError, OSError, EOFError):
+            return None
+        return None
+
+    def _nested(self, arg: Any, off: int, loader: str) -> None:
+        """Analyse a pickle handed to a loader from inside the pickle."""
+        data: Any = arg
+        if type(arg) is _Call and type(arg.func) is _Ref and arg.func.name in ("io.BytesIO", "_io.BytesIO"):
+            data = arg.args[0] if arg.args else _UNKNOWN
+        if type(data) is str and loader.startswith(("pickle", "_pickle", "dill", "cloudpickle")):
+            data = data.encode("latin-1", "replace")
+        if type(data) is bytes:
+            limits = self.budget.limits
+            if self.depth + 1 > limits.max_depth:
+                self.coll.unverified.append(f"limit max_depth: nested pickles deeper than {limits.max_depth}")
+                return
+            origin = f"{loader}@{off}"
+            self.coll.hit(
+                RULE_NESTED,
+                Severity.HIGH,
+                loader,
+                f"pickle embedded in the pickle and loaded by {loader}; analysed recursively",
+                off,
+                self._ev({"size": len(data)}),
+            )
+            _analyze_reader(
+                _Reader(io.BytesIO(data), len(data)),
+                self.coll,
+                self.budget,
+                depth=self.depth + 1,
+                joblib=False,
+                origin=origin if not self.origin else f"{self.origin}/{origin}",
+                stacked=True,
+                max_pickles=None,
+            )
+        elif type(data) is _Big:
+            self.coll.unverified.append(
+                f"nested pickle of {data.size} bytes passed to {loader} at offset {off} is too large to analyse"
+            )
+        elif type(data) is str:
+            pass  # a file path: the loader reads another file, which the scanner sees on its own
+        else:
+            self.coll.unverified.append(f"pickle data passed to {loader} at offset {off} is computed at load time")
+
+    # -- the rest of the opcodes --
+
+    @property
+    def _dispatch(self) -> dict[int, Callable[[list[Any], list[list[Any]], dict[int, Any], int], list[Any]]]:
+        return {
+            0x80: self._op_proto,
+            0x95: self._op_frame,
+            0x63: self._op_global,
+            0x93: self._op_stack_global,
+            0x69: self._op_inst,
+            0x6F: self._op_obj,
+            0x81: self._op_newobj,
+            0x92: self._op_newobj_ex,
+            0x62: self._op_build,
+            0x82: self._op_ext1,
+            0x83: self._op_ext2,
+            0x84: self._op_ext4,
+            0x50: self._op_persid,
+            0x51: self._op_binpersid,
+            0x49: self._op_int,
+            0x4C: self._op_long,
+            0x8A: self._op_long1,
+            0x8B: self._op_long4,
+            0x53: self._op_string,
+            0x54: self._op_binstring,
+            0x55: self._op_short_binstring,
+            0x42: self._op_binbytes,
+            0x43: self._op_short_binbytes,
+            0x8E: self._op_binbytes8,
+            0x96: self._op_bytearray8,
+            0x97: self._op_buffer,
+            0x98: self._op_readonly_buffer,
+            0x56: self._op_unicode,
+            0x8D: self._op_binunicode8,
+            0x46: self._op_float,
+            0x61: self._op_append,
+            0x6C: self._op_list,
+            0x74: self._op_tuple,
+            0x64: self._op_dict,
+            0x73: self._op_setitem,
+            0x8F: self._op_empty_set,
+            0x90: self._op_additems,
+            0x91: self._op_frozenset,
+            0x30: self._op_pop,
+            0x32: self._op_dup,
+            0x31: self._op_pop_mark,
+            0x67: self._op_get,
+            0x70: self._op_put,
+        }
+
+    @staticmethod
+    def _pop_mark(stack: list[Any], meta: list[list[Any]], off: int, what: str) -> tuple[list[Any], list[Any]]:
+        if not meta:
+            raise _Malformed(f"{what} without MARK", off)
+        return meta.pop(), stack
+
+    def _op_proto(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        proto = self.r.read(1)[0]
+        if proto > 5:
+            raise _Malformed(f"unsupported pickle protocol {proto}", off)
+        self.proto = proto
+        return stack
+
+    def _op_frame(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        length = struct.unpack("<Q", self.r.read(8))[0]
+        # Frames are read linearly; an announced length beyond the data is checked at STOP.
+        self.frame_end = self.r.tell() + length
+        return stack
+
+    def _line(self) -> str:
+        raw = self.r.readline()
+        return raw.decode("utf-8", "replace")
+
+    def _global(self, module: str, name: str, off: int, how: str) -> _Ref:
+        import _compat_pickle
+
+        if (module, name) in _compat_pickle.NAME_MAPPING:
+            module, name = _compat_pickle.NAME_MAPPING[(module, name)]
+        elif module in _compat_pickle.IMPORT_MAPPING:
+            module = _compat_pickle.IMPORT_MAPPING[module]
+        ref = _Ref(module, name)
+        self._judge(ref, off, how)
+        return ref
+
+    def _op_global(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        module = self._line()
+        name = self._line()
+        stack.append(self._global(module, name, off, "GLOBAL"))
+        return stack
+
+    def _op_stack_global(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        if len(stack) < 2:
+            raise _Malformed("STACK_GLOBAL needs module and name on the stack", off)
+        name = stack.pop()
+        module = stack.pop()
+        if type(module) is str and type(name) is str:
+            stack.append(self._global(module, name, off, "STACK_GLOBAL"))
+            return stack
+        if isinstance(module, str | _Unknown | _Call | _Big) and isinstance(name, str | _Unknown | _Call | _Big):
+            # Built at load time (e.g. a str.join result we could not evaluate): resolve what we can.
+            ref = _Ref(module if type(module) is str else "?", name if type(name) is str else "?")
+            self._judge(ref, off, "STACK_GLOBAL with computed names")
+            stack.append(ref)
+            return stack
+        raise _Malformed("STACK_GLOBAL requires str module and name", off)
+
+    def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        module = self._line()
+        name = self._line()
+        cls = self._global(module, name, off, "INST")
+        outer, args = self._pop_mark(stack, meta, off, "INST")
+        outer.append(self._call(cls, tuple(args), off, "INST"))
+        return outer
+
+    def _op_obj(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "OBJ")
+        if not items:
+            raise _Malformed("OBJ without a class", off)
+        outer.append(self._call(items[0], tuple(items[1:]), off, "OBJ"))
+        return outer
+
+    def _op_newobj(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if len(stack) < 2:
+            raise _Malformed("NEWOBJ needs a class and arguments", off)
+        args = stack.pop()
+        cls = stack.pop()
+        stack.append(self._instantiate(cls, args, off, "NEWOBJ"))
+        return stack
+
+    def _op_newobj_ex(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        if len(stack) < 3:
+            raise _Malformed("NEWOBJ_EX needs a class, arguments and keywords", off)
+        stack.pop()
+        args = stack.pop()
+        cls = stack.pop()
+        stack.append(self._instantiate(cls, args, off, "NEWOBJ_EX"))
+        return stack
+
+    def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
+        """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
+        if type(cls) is _Ref:
+            if cls.module == "?":
+                self._judge(cls, off, how)
+            return _Call(cls, args if type(args) is tuple else ())
+        return self._call(cls, args if type(args) is tuple else (), off, how)
+
+    def _op_build(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if len(stack) < 2:
+            raise _Malformed("BUILD needs an object and a state", off)
+        state = stack.pop()
+        obj = stack[-1]
+        if type(obj) is _Ref or type(obj) is _Module:
+            # BUILD on a class, function or module sets attributes on global interpreter state.
+            desc = _describe(obj)
+            self.coll.hit(
+                RULE_GLOBAL_TAMPERING,
+                Severity.CRITICAL,
+                desc,
+                f"BUILD sets attributes on the module-level object {desc}",
+                off,
+                self._ev({"state": _short(state)}),
+            )
+        elif type(obj) is _Call:
+            obj.state = state
+            func = obj.func
+            if type(func) is _Ref:
+                if self.joblib and func.name == "joblib.numpy_pickle.NumpyArrayWrapper":
+                    self._joblib_array(obj, off)
+                    stack[-1] = _UNKNOWN
+            else:
+                self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
+        elif isinstance(obj, _Unknown | _Wrapper):
+            desc = _describe(obj)
+            self.coll.hit(
+                RULE_DYNAMIC_CALL,
+                Severity.HIGH,
+                f"{desc}.__setstate__",
+                f"BUILD on an object built at load time calls its __setstate__: {desc}",
+                off,
+                self._ev({}),
+            )
+        return stack
+
+    def _op_ext1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        return self._ext(stack, 1, off)
+
+    def _op_ext2(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        return self._ext(stack, 2, off)
+
+    def _op_ext4(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        return self._ext(stack, 4, off)
+
+    def _ext(self, stack: list[Any], size: int, off: int) -> list[Any]:
+        code = int.from_bytes(self.r.read(size), "little", signed=size == 4)
+        self.coll.hit(
+            RULE_EXT,
+            Severity.HIGH,
+            f"ext:{code}",
+            f"EXT opcode: callable #{code} of the copyreg extension registry cannot be known statically",
+            off,
+            self._ev({"code": code}),
+        )
+        stack.append(_Ref("?", f"ext{code}"))
+        self.coll.callables.add(f"copyreg.extension.{code}")
+        return stack
+
+    def _op_persid(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        self.r.readline()
+        stack.append(_UNKNOWN)
+        return stack
+
+    def _op_binpersid(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        if not stack:
+            raise _Malformed("BINPERSID on an empty stack", off)
+        stack[-1] = _UNKNOWN  # the loader's persistent_load decides (torch: storages)
+        return stack
+
+    def _op_int(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        if line == b"00":
+            stack.append(False)
+        elif line == b"01":
+            stack.append(True)
+        else:
+            try:
+                stack.append(int(line, 0) if len(line) <= 64 else 0)
+            except ValueError:
+                try:
+                    stack.append(int(line))
+                except ValueError:
+                    raise _Malformed("INT with a non-integer argument", off) from None
+        return stack
+
+    def _op_long(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        if line.endswith(b"L"):
+            line = line[:-1]
+        try:
+            stack.append(int(line) if len(line) <= 4000 else 0)
+        except ValueError:
+            raise _Malformed("LONG with a non-integer argument", off) from None
+        return stack
+
+    def _op_long1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        k = self.r.read(1)[0]
+        stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
+        return stack
+
+    def _op_long4(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        k = struct.unpack("<i", self.r.read(4))[0]
+        if k < 0:
+            raise _Malformed("LONG4 with a negative length", off)
+        if k > 4096:
+            self.r.skip(k)
+            stack.append(0)
+        else:
+            stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
+        return stack
+
+    def _op_string(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        import codecs
+
+        line = self.r.readline()
+        if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
+            try:
+                raw = codecs.escape_decode(line[1:-1])[0]
+            except ValueError:
+                raise _Malformed("STRING with an invalid escape", off) from None
+            stack.append(raw.decode("latin-1"))
+            return stack
+        raise _Malformed("STRING argument must be quoted", off)
+
+    def _op_binstring(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        k = struct.unpack("<i", self.r.read(4))[0]
+        if k < 0:
+            raise _Malformed("BINSTRING with a negative length", off)
+        stack.append(self._latin(k))
+        return stack
+
+    def _op_short_binstring(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        stack.append(self._latin(self.r.read(1)[0]))
+        return stack
+
+    def _latin(self, k: int) -> Any:
+        if k <= _KEEP_STR:
+            return self.r.read(k).decode("latin-1")
+        return _Big("str", k, self.r.skip(k))
+
+    def _op_binbytes(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        stack.append(self._payload_bytes(struct.unpack("<I", self.r.read(4))[0]))
+        return stack
+
+    def _op_short_binbytes(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        stack.append(self.r.read(self.r.read(1)[0]))
+        return stack
+
+    def _op_binbytes8(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
+        return stack
+
+    def _op_bytearray8(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
+        return stack
+
+    def _op_buffer(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        stack.append(_UNKNOWN)  # out-of-band buffer supplied by the loader
+        return stack
+
+    def _op_readonly_buffer(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        if not stack:
+            raise _Malformed("READONLY_BUFFER on an empty stack", off)
+        return stack
+
+    def _op_unicode(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        try:
+            stack.append(line.decode("raw-unicode-escape"))
+        except UnicodeDecodeError:
+            raise _Malformed("UNICODE with an invalid escape", off) from None
+        return stack
+
+    def _op_binunicode8(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        stack.append(self._payload_text(struct.unpack("<Q", self.r.read(8))[0]))
+        return stack
+
+    def _op_float(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        try:
+            stack.append(float(line))
+        except ValueError:
+            raise _Malformed("FLOAT with a non-numeric argument", off) from None
+        return stack
+
+    def _op_append(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if len(stack) < 2:
+            raise _Malformed("APPEND needs a list and a value", off)
+        value = stack.pop()
+        target = stack[-1]
+        if type(target) is list and len(target) < _MAX_CONTAINER:
+            target.append(value)
+        return stack
+
+    def _op_list(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "LIST")
+        outer.append(items[:_MAX_CONTAINER])
+        return outer
+
+    def _op_tuple(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "TUPLE")
+        outer.append(tuple(items))
+        return outer
+
+    def _op_dict(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "DICT")
+        if len(items) % 2:
+            raise _Malformed("DICT with an odd number of items", off)
+        d = _Dict()
+        for i in range(0, len(items), 2):
+            d.add(items[i], items[i + 1])
+        outer.append(d)
+        return outer
+
+    def _op_setitem(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if len(stack) < 3:
+            raise _Malformed("SETITEM needs a dict, a key and a value", off)
+        value = stack.pop()
+        key = stack.pop()
+        target = stack[-1]
+        if type(target) is _Dict:
+            target.add(key, value)
+        return stack
+
+    def _op_empty_set(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        stack.append([])
+        return stack
+
+    def _op_additems(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "ADDITEMS")
+        if not outer:
+            raise _Malformed("ADDITEMS without a set", off)
+        target = outer[-1]
+        if type(target) is list:
+            target.extend(items[: max(0, _MAX_CONTAINER - len(target))])
+        return outer
+
+    def _op_frozenset(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, items = self._pop_mark(stack, meta, off, "FROZENSET")
+        outer.append(tuple(items[:_MAX_CONTAINER]))
+        return outer
+
+    def _op_pop(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if stack:
+            stack.pop()
+            return stack
+        if meta:  # CPython: POP on an empty stack discards the topmost MARK
+            return meta.pop()
+        raise _Malformed("POP on an empty stack", off)
+
+    def _op_dup(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if not stack:
+            raise _Malformed("DUP on an empty stack", off)
+        stack.append(stack[-1])
+        return stack
+
+    def _op_pop_mark(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        outer, _ = self._pop_mark(stack, meta, off, "POP_MARK")
+        return outer
+
+    def _op_get(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        try:
+            idx = int(line)
+        except ValueError:
+            raise _Malformed("GET with a non-integer index", off) from None
+        if idx not in memo:
+            raise _Malformed(f"GET of undefined memo entry {idx}", off)
+        stack.append(memo[idx])
+        return stack
+
+    def _op_put(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        line = self.r.readline()
+        try:
+            idx = int(line)
+        except ValueError:
+            raise _Malformed("PUT with a non-integer index", off) from None
+        if idx < 0:
+            raise _Malformed("PUT with a negative index", off)
+        if not stack:
+            raise _Malformed("PUT on an empty stack", off)
+        memo[idx] = stack[-1]
+        return stack
+
+    # -- joblib --
+
+    def _joblib_array(self, wrapper: _Call, off: int) -> None:
+        """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper."""
+        state = wrapper.state
+        if type(state) is not _Dict:
+            raise _Malformed("joblib NumpyArrayWrapper without a state dict", off)
+        shape = state.get("shape")
+        dtype = state.get("dtype")
+        if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape):
+            raise _Malformed("joblib NumpyArrayWrapper with an unreadable shape", off)
+        itemsize, hasobject = _dtype_info(dtype)
+        if hasobject:
+            # Object arrays are a complete pickle stream of their own, embedded at this point.
+            self.coll.callables.add("joblib.numpy_pickle.NumpyArrayWrapper[object]")
+            limits = self.budget.limits
+            if self.depth + 1 > limits.max_depth:
+                raise _LimitHit("max_depth", f"nested pickles deeper than {limits.max_depth}")
+            sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=True, origin=self.origin)
+            sub.run()
+            return
+        if itemsize is None:
+            raise _Malformed("joblib NumpyArrayWrapper with a dtype the scanner cannot size", off)
+        count = 1
+        for x in shape:
+            count *= x
+        align = state.get("numpy_array_alignment_bytes")
+        if align is not _UNKNOWN and align is not None:
+            pad = self.r.read(1)[0]
+            if pad:
+                self.r.skip(pad)
+        self.r.skip(count * itemsize)
+
+
+def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
+    """(itemsize, hasobject) of a symbolic ``numpy.dtype(...)`` with its BUILD state."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or not dtype.args:
+        return None, False
+    if canonical_module(dtype.func.module) not in ("numpy", "numpy.core.multiarray") or dtype.func.qual != "dtype":
+        return None, False
+    spec = dtype.args[0]
+    if type(spec) is not str:
+        return None, False
+    state = dtype.state
+    hasobject = spec.startswith("O")
+    elsize = -1
+    if type(state) is tuple and len(state) >= 8:
+        if type(state[5]) is int:
+            elsize = state[5]
+        if type(state[7]) is int and state[7] & 1:
+            hasobject = True
+    if elsize > 0:
+        return elsize, hasobject
+    digits = "".join(ch for ch in spec if ch.isdigit())
+    if not digits:
+        return None, hasobject
+    return int(digits), hasobject
+
+
+def _bounded_decompress(name: str, data: bytes) -> bytes | None:
+    if name == "zlib.decompress":
+        import zlib
+
+        d = zlib.decompressobj()
+        out = d.decompress(data, _MAX_NESTED_BYTES)
+        return out if not d.unconsumed_tail else None
+    return None
+
+
+# --- driver ---------------------------------------------------------------------------------------------------
+
+
+def _analyze_reader(
+    reader: _Reader,
+    coll: _Collector,
+    budget: _Budget,
+    *,
+    depth: int,
+    joblib: bool,
+    origin: str,
+    stacked: bool,
+    max_pickles: int | None,
+) -> int:
+    """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``."""
+    count = 0
+    while True:
+        start = reader.tell()
+        if reader.n - reader.p < 1 and not reader.fill(1):
+            if count == 0:
+                coll.unverified.append("empty stream: no pickle")
+            return count
+        first = reader.buf[reader.p]
+        vm = _VM(reader, coll, budget, depth=depth, joblib=joblib, origin=origin)
+        try:
+            vm.run()
+        except _Malformed as exc:
+            if count == 0 or first == 0x80:
+                where = f" (in {origin})" if origin else ""
+                coll.unverified.append(f"malformed pickle at offset {exc.offset}{where}: {exc}")
+                coll.hit(
+                    RULE_MALFORMED,
+                    Severity.MEDIUM,
+                    "malformed",
+                    f"malformed pickle: {exc}; opcodes before this point were analysed",
+                    exc.offset,
+                    {"error": str(exc), "calls_before": vm.calls} | ({"nested_in": origin} if origin else {}),
+                )
+            else:
+                coll.hit(
+                    RULE_TRAILING,
+                    Severity.INFO,
+                    "trailing-data",
+                    "bytes after the last pickle that are not a pickle; searched for hidden pickles",
+                    start,
+                    {},
+                )
+            _resync(reader, start + 1, coll, budget, depth, origin)
+            return count + 1
+        except _LimitHit as exc:
+            coll.unverified.append(f"limit {exc.bound}: {exc}")
+            return count + 1
+        count += 1
+        if max_pickles is not None and count >= max_pickles:
+            return count
+        if not stacked:
+            return count
+        if reader.n - reader.p < 1 and not reader.fill(1):
+            return count
+
+
+def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, depth: int, origin: str) -> None:
+    """After a broken stream: search the remaining bytes for further pickles and analyse each candidate."""
+    import re
+
+    pattern = re.compile(rb"\x80[\x02-\x05]|c[A-Za-z_][\w.]{0,200}\n[A-Za-z_][\w.]{0,200}\n")
+    window = 8 * _CHUNK
+    candidates = 0
+    # Continue from the byte after the broken pickle's start; earlier bytes were the broken pickle itself.
+    if reader.tell() < start:
+        try:
+            reader.skip(start - reader.tell())
+        except (_Truncated, _LimitHit):
+            return
+    while True:
+        try:
+            if not reader.fill(window) and reader.n - reader.p == 0:
+                return
+        except _LimitHit as exc:
+            coll.unverified.append(f"limit {exc.bound}: {exc}")
+            return
+        data = reader.buf[reader.p :]
+        base = reader.tell()
+        for m in pattern.finditer(data):
+            candidates += 1
+            if candidates > _RESYNC_MAX_CANDIDATES:
+                coll.unverified.append("limit resync: too many pickle-like fragments after a broken pickle")
+                return
+            sub = _Collector(coll.location, coll.allow)
+            sub_reader = _Reader(io.BytesIO(data[m.start() :]), len(data))
+            sub_reader.base = 0
+            vm = _VM(sub_reader, sub, budget, depth=depth, joblib=False, origin=origin)
+            try:
+                vm.run()
+            except (_Malformed, _LimitHit):
+                pass
+            # Keep what the fragment reached; offsets are made absolute.
+            for (rule, subject), (sev, msg, off, cnt, ev) in sub.hits.items():
+                ev2 = dict(ev)
+                ev2["resynchronised"] = True
+                coll.hit(rule, sev, subject, msg, base + m.start() + off, ev2)
+                coll.hits[(rule, subject)][3] += cnt - 1
+            coll.callables |= sub.callables
+        if reader.eof and reader.n - reader.p <= len(data):
+            reader.p = reader.n
+            return
+        # Slide the window, keeping an overlap so that a GLOBAL split across windows is still seen.
+        keep = 512
+        advance = max(1, len(data) - keep)
+        reader.p += advance
+        if reader.eof and reader.n - reader.p <= keep:
+            reader.p = reader.n
+            return
+
+
+def analyze_pickle(
+    stream: IO[bytes],
+    *,
+    location: Location,
+    limits: Limits,
+    allow: AllowList,
+    stacked: bool = True,
+    max_pickles: int | None = None,
+    joblib: bool = False,
+) -> PickleResult:
+    """Analyse the pickle stream(s) read from ``stream`` without loading anything.
+
+    ``stacked`` keeps reading further pickles after each STOP until the end; ``max_pickles`` stops after that many
+    (legacy torch files: five pickles, then raw storage bytes); ``joblib`` skips the raw array bytes joblib writes
+    after each ``NumpyArrayWrapper`` and analyses its in-stream object-array pickles.
+    """
+    coll = _Collector(location, allow)
+    budget = _Budget(limits)
+    reader = _Reader(stream, limits.max_file_bytes)
+    try:
+        count = _analyze_reader(
+            reader,
+            coll,
+            budget,
+            depth=0,
+            joblib=joblib,
+            origin="",
+            stacked=stacked,
+            max_pickles=max_pickles,
+        )
+    except _LimitHit as exc:
+        coll.unverified.append(f"limit {exc.bound}: {exc}")
+        count = 1
+    except (OSError, EOFError, ValueError) as exc:
+        # The stream itself failed (a decompressor error, a closed file): what was read is reported.
+        coll.unverified.append(f"stream error after {reader.tell()} bytes: {type(exc).__name__}: {exc}")
+        count = 1
+    unverified = "; ".join(dict.fromkeys(coll.unverified)) if coll.unverified else None
+    return PickleResult(
+        findings=coll.findings(),
+        unverified=unverified,
+        callables=tuple(sorted(coll.callables)),
+        pickles=count,
+        consumed=reader.tell(),
+    )
+
+
+def analyze_pickle_bytes(
+    data: bytes,
+    *,
+    location: Location | None = None,
+    limits: Limits | None = None,
+    allow: AllowList | None = None,
+    **kwargs: Any,
+) -> PickleResult:
+    """Convenience wrapper over :func:`analyze_pickle` for in-memory data (tests, fuzzing)."""
+    return analyze_pickle(
+        io.BytesIO(data),
+        location=location or Location("<bytes>"),
+        limits=limits or Limits(),
+        allow=allow or _default_allow(),
+        **kwargs,
+    )
+
+
+_DEFAULT_ALLOW: list[AllowList] = []
+
+
+def _default_allow() -> AllowList:
+    if not _DEFAULT_ALLOW:
+        _DEFAULT_ALLOW.append(AllowList.default())
+    return _DEFAULT_ALLOW[0]
+
+
+_FUZZ_LIMITS: Final = Limits(max_opcodes=200_000, max_seconds=5.0, max_depth=4)
+
+
+def fuzz_one(data: bytes) -> None:
+    """Fuzz target: analysis must return a result, and a stream that failed to parse is never clean.
+
+    Raises ``AssertionError`` only when the invariant is broken; any other exception is a bug.
+    """
+    import pickletools
+
+    result = analyze_pickle_bytes(data, limits=_FUZZ_LIMITS)
+    assert isinstance(result, PickleResult)
+    parses = True
+    try:
+        ops = 0
+        for _ in pickletools.genops(io.BytesIO(data)):
+            ops += 1
+            if ops > 100_000:
+                break
+    except Exception:  # noqa: BLE001 - any failure of the reference parser counts as "did not parse"
+        parses = False
+    if not parses:
+        assert result.unverified is not None or result.findings, "unparseable stream reported clean"
