@@ -438,7 +438,7 @@ class _VM:
             extra["nested_in"] = self.origin
         return extra
 
-    def _judge(self, ref: _Ref, off: int, how: str) -> None:
+    def _judge(self, ref: _Ref, off: int, how: str, written_as: str | None = None) -> None:
         """Record ``ref`` as reached and raise a finding unless allow-listed."""
         name = ref.name
         self.coll.callables.add(name)
@@ -457,14 +457,13 @@ class _VM:
         if c.allowed:
             return
         assert c.rule_id is not None and c.severity is not None
-        self.coll.hit(
-            c.rule_id,
-            c.severity,
-            name,
-            f"{name}: {c.reason}",
-            off,
-            self._ev({"how": how, "category": c.category or "not-allow-listed"}),
-        )
+        evidence: dict[str, Any] = {"how": how, "category": c.category or "not-allow-listed"}
+        canon = _canon(ref)
+        if canon != name:
+            evidence["canonical"] = canon
+        if written_as is not None:
+            evidence["written_as"] = written_as
+        self.coll.hit(c.rule_id, c.severity, name, f"{name}: {c.reason}", off, self._ev(evidence))
 
     # -- main loop --
 
@@ -942,12 +941,15 @@ class _VM:
     def _global(self, module: str, name: str, off: int, how: str) -> _Ref:
         import _compat_pickle
 
+        written = None
         if (module, name) in _compat_pickle.NAME_MAPPING:
+            written = f"{module}.{name}"
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         elif module in _compat_pickle.IMPORT_MAPPING:
+            written = f"{module}.{name}"
             module = _compat_pickle.IMPORT_MAPPING[module]
         ref = _Ref(module, name)
-        self._judge(ref, off, how)
+        self._judge(ref, off, how, written)
         return ref
 
     def _op_global(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
