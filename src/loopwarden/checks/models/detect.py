@@ -34,6 +34,8 @@ class Format(enum.StrEnum):
     ZSTD = "zstd"
     LZ4 = "lz4"
     TEXT = "text"
+    MEDIA = "media"
+    TFLITE = "tflite"
     EMPTY = "empty"
     UNKNOWN = "unknown"
 
@@ -46,6 +48,8 @@ TORCH_LEGACY_MAGIC: Final = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
 HDF5_MAGIC: Final = b"\x89HDF\r\n\x1a\n"
 ZIP_LOCAL: Final = b"PK\x03\x04"
 ZIP_EOCD: Final = b"PK\x05\x06"
+_MEDIA_MAGIC: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-")
+"""Images and documents that model repositories ship next to weights; no model loader interprets them."""
 MAX_SAFETENSORS_HEADER: Final = 100 * 1024 * 1024
 
 
@@ -62,7 +66,7 @@ def _looks_onnx(head: bytes) -> bool:
     """ModelProto starts with ir_version (field 1, varint) in every exporter; then known fields follow."""
     if len(head) < 4 or head[0] != 0x08:
         return False
-    pos = 1
+    pos = 0
     seen = 0
     allowed = {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}
     while pos < len(head) and seen < 8:
@@ -124,6 +128,10 @@ def sniff(head: bytes, size: int | None) -> Format:
         return Format.PICKLE
     if head.startswith(b"\x93NUMPY"):
         return Format.NUMPY
+    if head.startswith(_MEDIA_MAGIC):
+        return Format.MEDIA
+    if head[4:8] == b"TFL3":
+        return Format.TFLITE
     if head.startswith(b"GGUF"):
         return Format.GGUF
     if head.startswith(HDF5_MAGIC):

@@ -35,7 +35,8 @@ _UNSUPPORTED: Final = {
     Format.RAR: "RAR archives are not supported",
     Format.ZSTD: "zstandard-compressed data is not supported",
     Format.LZ4: "LZ4-compressed data is not supported",
-    Format.UNKNOWN: "unknown format: not a model format loopwarden can analyse",
+    Format.TFLITE: "TensorFlow Lite flatbuffers are not supported",
+    Format.UNKNOWN: "unknown binary format: not a model format loopwarden can analyse",
 }
 
 
@@ -56,7 +57,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             content=str(fmt),
             claimed=str(claimed),
         )
-    if fmt not in (Format.ZIP, Format.EMPTY) and blob.seekable and _has_zip_tail(blob):
+    if fmt not in (Format.ZIP, Format.EMPTY, Format.TAR) and blob.seekable and _has_zip_tail(blob):
         # a zip after other bytes: zipfile-based loaders open it, torch reads the head as a legacy pickle
         ctx.add(R.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt))
         _zip(blob, ctx)
@@ -293,8 +294,8 @@ def _range(blob: Blob, ctx: ScanContext, start: int, end: int, what: str) -> Non
 
     name = f"<{what} bytes {start}-{end}>"
     child = Blob(name, member_location(blob.location, name), opener, end - start, True, blob.depth + 1)
-    head = child.head(HEAD)
-    if is_pickle_start(head) or sniff(head, end - start) not in (Format.TEXT, Format.UNKNOWN, Format.EMPTY):
+    # bytes outside the zip structure are read only by loaders that start at the file's beginning (pickle)
+    if is_pickle_start(child.head(16)):
         scan_blob(child, ctx)
 
 
@@ -319,6 +320,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], None]]] = {
     Format.TORCH_LEGACY: _torch_legacy,
     Format.TEXT: _text,
     Format.EMPTY: _empty,
+    Format.MEDIA: _empty,
     Format.GZIP: _gzip,
     Format.ZLIB: _zlib,
     Format.JOBLIB_ZLIB: _joblib_zlib,

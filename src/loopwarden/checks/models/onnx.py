@@ -165,11 +165,17 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
         target = os.path.realpath(os.path.join(folder, where))
         if os.path.commonpath([folder, target]) != folder:
             why = "resolves outside the model folder (through a link)"
+        else:
+            try:
+                if os.stat(target).st_nlink > 1:
+                    why = "is a hard link (it may expose a file from outside the folder)"
+            except OSError:
+                pass
     if why:
         ctx.add(
             R.OnnxExternalData,
             f"tensor '{tensor}' reads external data from '{where[:200]}', which {why}",
             loc,
-            location=where[:200],
+            external_location=where[:200],
             tensor=tensor,
         )
