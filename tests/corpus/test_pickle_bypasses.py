@@ -2,7 +2,8 @@
 
 Every payload is assembled here from opcodes (never by unpickling anything) and must be caught by
 ``analyze_pickle``: a finding of severity HIGH or above, or ``unverified`` for streams CPython would reject.
-Advisories: https://github.com/mmaitre314/picklescan/security, https://github.com/trailofbits/fickling/security,
+Advisories: https://github.com/mmaitre314/picklescan/security,
+https://github.com/trailofbits/fickling/security,
 protectai/modelscan and promptfoo/modelaudit issues (cited per test).
 """
 
@@ -20,7 +21,7 @@ from loopwarden.checks.interface import Limits
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
 
-# --- a tiny pickle assembler ------------------------------------------------------------------------------------
+# --- a tiny pickle assembler --------------------------------------------------------------------------------
 
 PROTO = b"\x80"
 STOP = b"."
@@ -115,9 +116,17 @@ def scan(data: bytes, **kw: object) -> PickleResult:
 
 def assert_caught(result: PickleResult, *subjects: str) -> None:
     worst = max((f.severity for f in result.findings), default=None)
-    assert worst is not None and worst >= Severity.HIGH, result
+    assert worst is not None, result
+    assert worst >= Severity.HIGH, result
     reached = " ".join(
-        [*result.callables, *(str(f.evidence.get(k)) for f in result.findings for k in ("subject", "canonical", "written_as"))]
+        [
+            *result.callables,
+            *(
+                str(f.evidence.get(k))
+                for f in result.findings
+                for k in ("subject", "canonical", "written_as")
+            ),
+        ]
     )
     for s in subjects:
         assert s in reached, (s, result)
@@ -126,7 +135,7 @@ def assert_caught(result: PickleResult, *subjects: str) -> None:
 PAYLOAD = u("id")
 CODE = u("__import__('os').system('id')")
 
-# --- picklescan advisories: alternative execution primitives -----------------------------------------------------
+# --- picklescan advisories: alternative execution primitives ------------------------------------------------
 
 _PICKLESCAN_GADGETS = [
     ("GHSA-4r9r-ch6f-vxmx", "torch.utils.bottleneck.__main__", "run_cprofile", (CODE, EMPTY_DICT)),
@@ -139,7 +148,12 @@ _PICKLESCAN_GADGETS = [
     ),
     ("GHSA-f745-w6jp-hpxx", "torch.utils.collect_env", "run", (PAYLOAD,)),
     ("GHSA-jhph-76pp-mggw", "torch.utils.collect_env", "run_and_read_all", (EMPTY_DICT, PAYLOAD)),
-    ("GHSA-h3qp-7fh3-f8h4", "torch.utils.data.datapipes.utils.decoder", "basichandlers", (u("pickle"), sb(b"x"))),
+    (
+        "GHSA-h3qp-7fh3-f8h4",
+        "torch.utils.data.datapipes.utils.decoder",
+        "basichandlers",
+        (u("pickle"), sb(b"x")),
+    ),
     ("GHSA-vr7h-p6mm-wpmh", "torch.jit.unsupported_tensor_ops", "execWrapper", (CODE,)),
     ("GHSA-vv6j-3g6g-2pvj", "torch.utils._config_module", "ConfigModule.load_config", (EMPTY_DICT, sb(b"x"))),
     ("GHSA-5qwp-399c-mjwf", "trace", "Trace.run", (EMPTY_DICT, CODE)),
@@ -149,13 +163,23 @@ _PICKLESCAN_GADGETS = [
     ("GHSA-f54q-57x4-jg88", "lib2to3.pgen2.grammar", "Grammar.loads", (EMPTY_DICT, sb(b"x"))),
     ("GHSA-3vg9-h568-4w9m", "idlelib.debugobj", "ObjectTreeItem.SetText", (EMPTY_DICT, CODE)),
     ("GHSA-6w4w-5w54-rjvr", "idlelib.autocomplete", "AutoComplete.get_entity", (EMPTY_DICT, CODE)),
-    ("GHSA-7cq8-mj8x-j263", "idlelib.autocomplete", "AutoComplete.fetch_completions", (EMPTY_DICT, CODE, binint1(1))),
+    (
+        "GHSA-7cq8-mj8x-j263",
+        "idlelib.autocomplete",
+        "AutoComplete.fetch_completions",
+        (EMPTY_DICT, CODE, binint1(1)),
+    ),
     ("GHSA-cj3c-v495-4xqh", "code", "InteractiveInterpreter.runcode", (EMPTY_DICT, CODE)),
     ("GHSA-8r4j-24qv-fmq9", "idlelib.calltip", "Calltip.fetch_tip", (EMPTY_DICT, CODE)),
     ("GHSA-9xph-j2h6-g47v", "idlelib.calltip", "get_entity", (CODE,)),
     ("GHSA-4whj-rm5r-c2v8", "torch.utils.bottleneck.__main__", "run_autograd_prof", (CODE, EMPTY_DICT)),
     ("GHSA-xp4f-hrf8-rxw7", "ensurepip", "_run_pip", (EMPTY_LIST,)),
-    ("GHSA-p9w7-82w4-7q8m", "lib2to3.pgen2.pgen", "ParserGenerator.make_label", (EMPTY_DICT, EMPTY_DICT, CODE)),
+    (
+        "GHSA-p9w7-82w4-7q8m",
+        "lib2to3.pgen2.pgen",
+        "ParserGenerator.make_label",
+        (EMPTY_DICT, EMPTY_DICT, CODE),
+    ),
     ("GHSA-m869-42cg-3xwr", "idlelib.run", "Executive.runcode", (EMPTY_DICT, CODE)),
     ("GHSA-j343-8v2j-ff7w", "idlelib.pyshell", "ModifiedInterpreter.runcommand", (EMPTY_DICT, CODE)),
     ("GHSA-3gf5-cxq9-w223", "idlelib.pyshell", "ModifiedInterpreter.runcode", (EMPTY_DICT, CODE)),
@@ -179,11 +203,14 @@ _PICKLESCAN_GADGETS = [
 
 
 @pytest.mark.parametrize(
-    ("advisory", "module", "name", "arg_ops"), _PICKLESCAN_GADGETS, ids=[g[0] + "-" + g[2] for g in _PICKLESCAN_GADGETS]
+    ("advisory", "module", "name", "arg_ops"),
+    _PICKLESCAN_GADGETS,
+    ids=[g[0] + "-" + g[2] for g in _PICKLESCAN_GADGETS],
 )
 def test_picklescan_gadget(advisory: str, module: str, name: str, arg_ops: tuple[bytes, ...]) -> None:
     """picklescan blocklist gaps, https://github.com/mmaitre314/picklescan/security/advisories/<advisory>
-    (CVE-2025-1716: https://osv.dev/vulnerability/CVE-2025-1716). Each is reached with GLOBAL and STACK_GLOBAL."""
+    (CVE-2025-1716: https://osv.dev/vulnerability/CVE-2025-1716). Each is reached with GLOBAL and
+    STACK_GLOBAL."""
     for sg in (True, False):
         assert_caught(scan(call(module, name, *arg_ops, stack_global=sg)), f"{module}.{name}")
 
@@ -200,7 +227,8 @@ def test_picklescan_gadget(advisory: str, module: str, name: str, arg_ops: tuple
     ],
 )
 def test_ghsa_g38g_8gr9_h9xp_stdlib_rce(module: str, name: str) -> None:
-    """Stdlib functions that run commands, https://github.com/mmaitre314/picklescan/security/advisories/GHSA-g38g-8gr9-h9xp"""
+    """Stdlib functions that run commands,
+    https://github.com/mmaitre314/picklescan/security/advisories/GHSA-g38g-8gr9-h9xp"""
     assert_caught(scan(call(module, name, PAYLOAD)), f"{module}.{name}")
 
 
@@ -212,7 +240,8 @@ def test_ghsa_9gvj_pp9x_gcfr_stack_global_without_proto() -> None:
 
 
 def test_ghsa_84r2_jw7c_4r5q_pydoc_locate_methodcaller() -> None:
-    """pydoc.locate + operator.methodcaller, https://github.com/mmaitre314/picklescan/security/advisories/GHSA-84r2-jw7c-4r5q"""
+    """pydoc.locate + operator.methodcaller,
+    https://github.com/mmaitre314/picklescan/security/advisories/GHSA-84r2-jw7c-4r5q"""
     data = (
         proto(4)
         + reduce_of("operator", "methodcaller", u("system"), PAYLOAD)
@@ -354,7 +383,8 @@ def test_picklescan_52_keyerror_memo_after_payload() -> None:
     )
     r = scan(data)
     assert_caught(r, "os.system")
-    assert r.unverified is not None and "undefined memo" in r.unverified
+    assert r.unverified is not None
+    assert "undefined memo" in r.unverified
 
 
 def test_picklescan_52_type_confusion_after_payload() -> None:
@@ -386,14 +416,16 @@ def test_picklescan_33_broken_pickle_payload_before_break() -> None:
     data = proto(2) + glob("builtins", "exec") + u("import os") + TUPLE1 + REDUCE + u("more")
     r = scan(data)
     assert_caught(r, "builtins.exec")
-    assert r.unverified is not None and "truncated" in r.unverified
+    assert r.unverified is not None
+    assert "truncated" in r.unverified
 
 
-# --- fickling advisories ------------------------------------------------------------------------------------------
+# --- fickling advisories -----------------------------------------------------------------------------------
 
 
 def test_fickling_ghsa_r7v6_mfhq_g3m2_pty_with_build() -> None:
-    """pty.spawn whose result is used by BUILD, https://github.com/trailofbits/fickling/security/advisories/GHSA-r7v6-mfhq-g3m2"""
+    """pty.spawn whose result is used by BUILD,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-r7v6-mfhq-g3m2"""
     data = (
         proto(4)
         + b"\x95"
@@ -429,7 +461,8 @@ def test_inst_opcode_form() -> None:
 
 
 def test_fickling_ghsa_565g_hwwr_4pp3_marshal_function_type() -> None:
-    """marshal.loads + types.FunctionType, https://github.com/trailofbits/fickling/security/advisories/GHSA-565g-hwwr-4pp3"""
+    """marshal.loads + types.FunctionType,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-565g-hwwr-4pp3"""
     code = marshal.dumps(compile("1", "<s>", "exec"))
     data = (
         proto(4)
@@ -484,7 +517,8 @@ def _getattr_chain(module: str, name: str, attr: str, *final: bytes, ctor_args: 
 
 
 def test_fickling_ghsa_q5qq_mvfm_j35x_ctypes_via_getattr() -> None:
-    """getattr(ctypes.CDLL(...), 'system'), https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
+    """getattr(ctypes.CDLL(...), 'system'),
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
     data = _getattr_chain("ctypes", "CDLL", "system", sb(b"id"), ctor_args=u("libc.so.6") + TUPLE1)
     assert_caught(scan(data), "ctypes.CDLL", "builtins.getattr")
 
@@ -497,13 +531,15 @@ def test_fickling_ghsa_q5qq_mvfm_j35x_importlib_via_getattr() -> None:
 
 
 def test_fickling_ghsa_q5qq_mvfm_j35x_code_interpreter() -> None:
-    """code.InteractiveInterpreter().runsource, https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
+    """code.InteractiveInterpreter().runsource,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
     data = _getattr_chain("code", "InteractiveInterpreter", "runsource", CODE)
     assert_caught(scan(data), "code.InteractiveInterpreter.runsource")
 
 
 def test_fickling_ghsa_q5qq_mvfm_j35x_multiprocessing_spawnv_passfds() -> None:
-    """multiprocessing.util.spawnv_passfds, https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
+    """multiprocessing.util.spawnv_passfds,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-q5qq-mvfm-j35x"""
     data = call(
         "multiprocessing.util",
         "spawnv_passfds",
@@ -515,13 +551,15 @@ def test_fickling_ghsa_q5qq_mvfm_j35x_multiprocessing_spawnv_passfds() -> None:
 
 
 def test_fickling_ghsa_5hvc_6wx8_mvv4_pydoc_locate() -> None:
-    """pydoc.locate('os.system')('id'), https://github.com/trailofbits/fickling/security/advisories/GHSA-5hvc-6wx8-mvv4"""
+    """pydoc.locate('os.system')('id'),
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-5hvc-6wx8-mvv4"""
     data = proto(5) + reduce_of("pydoc", "locate", u("os.system")) + PAYLOAD + TUPLE1 + REDUCE + STOP
     assert_caught(scan(data), "pydoc.locate", "os.system")
 
 
 def test_fickling_ghsa_h4rm_mm56_xf63_import_getattr_memo() -> None:
-    """__import__ and getattr through PUT/GET, https://github.com/trailofbits/fickling/security/advisories/GHSA-h4rm-mm56-xf63"""
+    """__import__ and getattr through PUT/GET,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-h4rm-mm56-xf63"""
     data = (
         glob("builtins", "__import__")
         + string("os")
@@ -546,22 +584,29 @@ def test_fickling_ghsa_h4rm_mm56_xf63_import_getattr_memo() -> None:
 
 
 def test_fickling_ghsa_mxhj_88fx_4pcv_obj_popped() -> None:
-    """An OBJ call whose result is discarded by POP, https://github.com/trailofbits/fickling/security/advisories/GHSA-mxhj-88fx-4pcv"""
+    """An OBJ call whose result is discarded by POP,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-mxhj-88fx-4pcv"""
     data = proto(4) + MARK + sglob("smtplib", "SMTP") + u("127.0.0.1") + OBJ + POP + NONE + STOP
     assert_caught(scan(data), "smtplib.SMTP")
 
 
 @pytest.mark.parametrize(
     ("module", "name"),
-    [("uuid", "_get_command_stdout"), ("_aix_support", "_read_cmd_output"), ("_osx_support", "_find_build_tool")],
+    [
+        ("uuid", "_get_command_stdout"),
+        ("_aix_support", "_read_cmd_output"),
+        ("_osx_support", "_find_build_tool"),
+    ],
 )
 def test_fickling_ghsa_5hwf_rc88_82xm(module: str, name: str) -> None:
-    """Private stdlib helpers that spawn commands, https://github.com/trailofbits/fickling/security/advisories/GHSA-5hwf-rc88-82xm"""
+    """Private stdlib helpers that spawn commands,
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-5hwf-rc88-82xm"""
     assert_caught(scan(call(module, name, u("x; echo INJECTED #"))), f"{module}.{name}")
 
 
 def test_fickling_ghsa_5j3x_jp52_966f_dotted_attr_via_stdlib_module() -> None:
-    """STACK_GLOBAL('pathlib', 'os.system'), https://github.com/trailofbits/fickling/security/advisories/GHSA-5j3x-jp52-966f"""
+    """STACK_GLOBAL('pathlib', 'os.system'),
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-5j3x-jp52-966f"""
     data = proto(4) + sglob("pathlib", "os.system") + PAYLOAD + TUPLE1 + REDUCE + STOP
     r = scan(data)
     assert_caught(r, "pathlib.os.system")
@@ -569,7 +614,8 @@ def test_fickling_ghsa_5j3x_jp52_966f_dotted_attr_via_stdlib_module() -> None:
 
 
 def test_fickling_ghsa_cffv_grgg_g429_ast_import() -> None:
-    """An import outside the ML allow-list (ast.parse), https://github.com/trailofbits/fickling/security/advisories/GHSA-cffv-grgg-g429"""
+    """An import outside the ML allow-list (ast.parse),
+    https://github.com/trailofbits/fickling/security/advisories/GHSA-cffv-grgg-g429"""
     assert_caught(scan(proto(4) + sglob("ast", "parse") + STOP), "ast.parse")
 
 
@@ -591,15 +637,32 @@ def test_fickling_ghsa_6ggj_6f2q_f7mx_subinterpreters_via_build(module: str) -> 
 
 @pytest.mark.parametrize(
     ("module", "cls"),
-    [("smtplib", "SMTP"), ("imaplib", "IMAP4"), ("ftplib", "FTP"), ("poplib", "POP3"), ("telnetlib", "Telnet"), ("nntplib", "NNTP")],
+    [
+        ("smtplib", "SMTP"),
+        ("imaplib", "IMAP4"),
+        ("ftplib", "FTP"),
+        ("poplib", "POP3"),
+        ("telnetlib", "Telnet"),
+        ("nntplib", "NNTP"),
+    ],
 )
 def test_fickling_network_protocol_ssrf(module: str, cls: str) -> None:
     """Network clients constructed at load time (SSRF), https://github.com/trailofbits/fickling/pull/210"""
-    data = proto(4) + glob(module, cls) + u("127.0.0.1") + binint1(25) + TUPLE2 + REDUCE + EMPTY_DICT + BUILD + STOP
+    data = (
+        proto(4)
+        + glob(module, cls)
+        + u("127.0.0.1")
+        + binint1(25)
+        + TUPLE2
+        + REDUCE
+        + EMPTY_DICT
+        + BUILD
+        + STOP
+    )
     assert_caught(scan(data), f"{module}.{cls}")
 
 
-# --- modelscan issues ------------------------------------------------------------------------------------------
+# --- modelscan issues --------------------------------------------------------------------------------------
 
 
 def test_modelscan_85_build_sets_attributes_on_allowed_global() -> None:
@@ -643,7 +706,8 @@ def test_modelscan_85_build_sets_attributes_on_allowed_global() -> None:
 
 
 def test_modelscan_89_numpy_builtins_dict_get() -> None:
-    """builtins.dict.get on numpy.__builtins__ fetches eval, https://github.com/protectai/modelscan/issues/89"""
+    """builtins.dict.get on numpy.__builtins__ fetches eval,
+    https://github.com/protectai/modelscan/issues/89"""
     data = (
         proto(5)
         + glob("builtins", "dict.get")
@@ -683,7 +747,8 @@ def test_modelscan_89_numpy_internal_sys_modules() -> None:
 
 
 def test_modelscan_330_numpy_size_builtins_build() -> None:
-    """numpy.__builtins__ stored into numpy.size by BUILD, https://github.com/protectai/modelscan/issues/330"""
+    """numpy.__builtins__ stored into numpy.size by BUILD,
+    https://github.com/protectai/modelscan/issues/330"""
     data = bytes.fromhex(
         "80049566000000000000008c056e756d70798c0473697a659394948c056e756d70798c0c5f5f6275696c74696e735f5f"
         "93949468017d7d8c0573686170656803738662680168018c046576616c86528c1d5f5f696d706f72745f5f28226f7322"
@@ -753,14 +818,16 @@ def test_modelscan_338_false_negatives(module: str, name: str, arg: bytes) -> No
     assert_caught(scan(call(module, name, arg)), f"{module}.{name}")
 
 
-# --- modelaudit ------------------------------------------------------------------------------------------------
+# --- modelaudit --------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "payload",
     [
         # defaultdict factory and list(map(os.system, [...]))
-        proto(4) + reduce_of("builtins", "list", reduce_of("builtins", "map", sglob("os", "system"), EMPTY_LIST)) + STOP,
+        proto(4)
+        + reduce_of("builtins", "list", reduce_of("builtins", "map", sglob("os", "system"), EMPTY_LIST))
+        + STOP,
         proto(4) + reduce_of("weakref", "finalize", EMPTY_DICT, sglob("os", "system"), PAYLOAD) + STOP,
         proto(4) + reduce_of("re", "sub", u("x"), sglob("builtins", "print"), u("x")) + STOP,
         proto(4) + reduce_of("itertools", "starmap", sglob("builtins", "exec"), EMPTY_LIST) + STOP,
@@ -774,13 +841,15 @@ def test_modelaudit_call_graph_dispatch(payload: bytes) -> None:
 
 
 def test_modelaudit_6266_hang_is_bounded() -> None:
-    """A pickle that hung a scanner: opcodes are bounded, https://github.com/promptfoo/promptfoo/issues/6266"""
+    """A pickle that hung a scanner: opcodes are bounded,
+    https://github.com/promptfoo/promptfoo/issues/6266"""
     body = proto(4) + EMPTY_LIST + (MARK + binint1(1) * 1000 + APPENDS) * 200 + STOP
     r = scan(body, limits=Limits(max_opcodes=10_000))
-    assert r.unverified is not None and "max_opcodes" in r.unverified
+    assert r.unverified is not None
+    assert "max_opcodes" in r.unverified
 
 
-# --- classes of bypass ---------------------------------------------------------------------------------------
+# --- classes of bypass -------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -897,7 +966,9 @@ def test_names_built_by_string_operations() -> None:
 
 def test_stack_global_with_unresolvable_names() -> None:
     """STACK_GLOBAL operands that are results of unknown calls still give a finding."""
-    data = proto(4) + reduce_of("mystery", "fn") + u("system") + STACK_GLOBAL + PAYLOAD + TUPLE1 + REDUCE + STOP
+    data = (
+        proto(4) + reduce_of("mystery", "fn") + u("system") + STACK_GLOBAL + PAYLOAD + TUPLE1 + REDUCE + STOP
+    )
     r = scan(data)
     assert_caught(r)
 
@@ -924,7 +995,13 @@ def test_getattr_on_import_chain() -> None:
 
 def test_functools_partial_resolved() -> None:
     """functools.partial(os.system, 'id')() reports os.system and the wrapper."""
-    data = proto(4) + reduce_of("_functools", "partial", sglob("os", "system"), PAYLOAD) + EMPTY_TUPLE + REDUCE + STOP
+    data = (
+        proto(4)
+        + reduce_of("_functools", "partial", sglob("os", "system"), PAYLOAD)
+        + EMPTY_TUPLE
+        + REDUCE
+        + STOP
+    )
     assert_caught(scan(data), "os.system", "_functools.partial")
 
 
@@ -977,16 +1054,26 @@ def test_nested_pickle_in_bytesio_for_torch_load() -> None:
 def test_nested_pickle_via_codecs_latin1() -> None:
     """pickle.loads(_codecs.encode('<pickle as latin-1 text>', 'latin1'))."""
     inner = (proto(2) + glob("os", "system") + string("id") + TUPLE1 + REDUCE + STOP).decode("latin-1")
-    data = proto(2) + reduce_of("pickle", "loads", reduce_of("_codecs", "encode", u(inner), u("latin1"))) + STOP
+    data = (
+        proto(2) + reduce_of("pickle", "loads", reduce_of("_codecs", "encode", u(inner), u("latin1"))) + STOP
+    )
     assert_caught(scan(data), "os.system")
 
 
 def test_nested_pickle_base64_and_zlib() -> None:
     """Nested pickles hidden behind base64 and zlib are decoded (bounded) and analysed."""
     inner = proto(2) + glob("os", "system") + string("id") + TUPLE1 + REDUCE + STOP
-    b64 = proto(4) + reduce_of("pickle", "loads", reduce_of("base64", "b64decode", u(base64.b64encode(inner).decode()))) + STOP
+    b64 = (
+        proto(4)
+        + reduce_of("pickle", "loads", reduce_of("base64", "b64decode", u(base64.b64encode(inner).decode())))
+        + STOP
+    )
     assert_caught(scan(b64), "os.system")
-    z = proto(4) + reduce_of("pickle", "loads", reduce_of("zlib", "decompress", sb(zlib.compress(inner)))) + STOP
+    z = (
+        proto(4)
+        + reduce_of("pickle", "loads", reduce_of("zlib", "decompress", sb(zlib.compress(inner))))
+        + STOP
+    )
     assert_caught(scan(z), "os.system")
 
 
@@ -996,7 +1083,8 @@ def test_nested_depth_limit_is_unverified() -> None:
     for _ in range(5):
         inner = proto(4) + reduce_of("pickle", "loads", sb(inner)) + STOP
     r = scan(inner, limits=Limits(max_depth=2))
-    assert r.unverified is not None and "max_depth" in r.unverified
+    assert r.unverified is not None
+    assert "max_depth" in r.unverified
 
 
 def test_payload_after_first_stop_stacked() -> None:
@@ -1018,23 +1106,35 @@ def test_payload_hidden_after_garbage() -> None:
 def test_payload_after_invalid_opcode() -> None:
     """An invalid opcode, then a payload: unverified and the payload is still reported."""
     r = scan(proto(4) + u("x") + b"\xff" + call("subprocess", "Popen", PAYLOAD))
-    assert r.unverified is not None and "invalid opcode" in r.unverified
+    assert r.unverified is not None
+    assert "invalid opcode" in r.unverified
     assert_caught(r, "subprocess.Popen")
 
 
 def test_bad_proto_number() -> None:
     """PROTO 9 is rejected by CPython; the file is unverified and the payload behind it is still found."""
     r = scan(b"\x80\x09" + glob("os", "system") + string("id") + TUPLE1 + REDUCE + STOP)
-    assert r.unverified is not None and "protocol" in r.unverified
+    assert r.unverified is not None
+    assert "protocol" in r.unverified
     assert_caught(r, "os.system")
 
 
 def test_huge_frame_length() -> None:
     """A FRAME announcing 2**63 bytes is not allocated; the payload is found and the stream is unverified."""
-    data = proto(4) + b"\x95" + struct.pack("<Q", 2**63) + sglob("os", "system") + PAYLOAD + TUPLE1 + REDUCE + STOP
+    data = (
+        proto(4)
+        + b"\x95"
+        + struct.pack("<Q", 2**63)
+        + sglob("os", "system")
+        + PAYLOAD
+        + TUPLE1
+        + REDUCE
+        + STOP
+    )
     r = scan(data)
     assert_caught(r, "os.system")
-    assert r.unverified is not None and "FRAME" in r.unverified
+    assert r.unverified is not None
+    assert "FRAME" in r.unverified
 
 
 @pytest.mark.parametrize("ext", [b"\x82\x01", b"\x83\x01\x02", b"\x84\x01\x02\x03\x04"])
@@ -1048,4 +1148,5 @@ def test_ext_opcodes(ext: bytes) -> None:
 def test_truncated_before_stop_is_unverified() -> None:
     """A stream that ends before STOP is never clean."""
     r = scan(pickle.dumps({"a": [1, 2, 3]}, protocol=4)[:-3])
-    assert r.unverified is not None and "truncated" in r.unverified
+    assert r.unverified is not None
+    assert "truncated" in r.unverified

@@ -1,22 +1,30 @@
 """Which callables a pickle may reach, and how bad the others are.
 
-A pickle can only run code through callables it imports by name (GLOBAL, STACK_GLOBAL, INST) or obtains from the
+A pickle can only run code through callables it imports by name (GLOBAL, STACK_GLOBAL, INST) or obtains from
+the
 extension registry (EXT). The symbolic executor in :mod:`pickle_vm` resolves every such callable to a dotted
 ``module.qualname`` and asks :meth:`AllowList.classify`:
 
-* **allowed**: on the allow-list (exact names; a few class-only patterns for ecosystems whose classes are plain
-  data holders, e.g. ``torch.nn.modules.*.<Class>`` or ``sklearn.*.<Class>``). Whole packages are never allowed:
+* **allowed**: on the allow-list (exact names; a few class-only patterns for ecosystems whose classes are
+plain
+  data holders, e.g. ``torch.nn.modules.*.<Class>`` or ``sklearn.*.<Class>``). Whole packages are never
+  allowed:
   ``torch``, ``numpy`` and ``sklearn`` contain loaders, code compilers and test helpers that execute code.
 * **known dangerous**: executes code, spawns processes, imports modules or resolves names, re-enters a
   deserialiser, touches files or the network. Severity CRITICAL (code execution, resolvers, re-entry) or HIGH
   (file/network I/O).
-* **anything else** is a finding too: HIGH for functions and for anything in the standard library or a known ML
-  package (that is where gadgets live; benign model files do not need them), MEDIUM for a *class* from a module we
-  do not know (a user's model class pickled with a whole ``nn.Module``, e.g. ``__main__.Net``): loading it imports
-  and runs that module, which the scanner cannot see, so it is never clean, but it is not evidence of an attack.
+* **anything else** is a finding too: HIGH for functions and for anything in the standard library or a known
+ML
+  package (that is where gadgets live; benign model files do not need them), MEDIUM for a *class* from a
+  module we
+  do not know (a user's model class pickled with a whole ``nn.Module``, e.g. ``__main__.Net``): loading it
+  imports
+  and runs that module, which the scanner cannot see, so it is never clean, but it is not evidence of an
+  attack.
 
 ``[checks.models]`` in ``loopwarden.toml`` adds ``allow = ["pkg.mod.Name", "pkg.sub.*"]`` and
-``deny = [...]`` entries. An exact ``allow`` entry overrides everything but ``deny``; a ``pkg.*`` pattern never
+``deny = [...]`` entries. An exact ``allow`` entry overrides everything but ``deny``; a ``pkg.*`` pattern
+never
 overrides the known-dangerous classification.
 """
 
@@ -82,7 +90,7 @@ def canonical_module(module: str) -> str:
     return module
 
 
-# --- Known-dangerous callables --------------------------------------------------------------------------------
+# --- Known-dangerous callables -----------------------------------------------------------------------------
 # Keys are canonical module names; values are either "*" (the whole module) or a set of qualnames (the first
 # component of a dotted qualname is enough: "Trace" covers "Trace.run"). Categories decide rule and severity.
 
@@ -230,14 +238,29 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
     },
     RESOLVE: {
         "builtins": frozenset(
-            {"getattr", "__import__", "map", "filter", "iter", "next", "sorted", "min", "max", "any", "all", "sum"}
+            {
+                "getattr",
+                "__import__",
+                "map",
+                "filter",
+                "iter",
+                "next",
+                "sorted",
+                "min",
+                "max",
+                "any",
+                "all",
+                "sum",
+            }
         ),
         "importlib": _ALL,
         "pkgutil": _ALL,
         "operator": _ALL,
         "functools": _ALL,
         "itertools": _ALL,
-        "copyreg": frozenset({"add_extension", "remove_extension", "clear_extension_cache", "pickle", "dispatch_table"}),
+        "copyreg": frozenset(
+            {"add_extension", "remove_extension", "clear_extension_cache", "pickle", "dispatch_table"}
+        ),
         "copy": _ALL,
         "weakref": _ALL,
         "string": frozenset({"Formatter", "Template"}),
@@ -252,10 +275,14 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "dill": _ALL,
         "jsonpickle": _ALL,
         "yaml": _ALL,
-        "joblib": frozenset({"load", "numpy_pickle", "numpy_pickle_compat", "numpy_pickle_utils", "_memmapping_reducer"}),
+        "joblib": frozenset(
+            {"load", "numpy_pickle", "numpy_pickle_compat", "numpy_pickle_utils", "_memmapping_reducer"}
+        ),
         "torch": frozenset({"load", "storage", "serialization", "jit", "hub", "package"}),
         "torch.storage": frozenset({"_load_from_bytes"}),
-        "numpy": frozenset({"load", "loads", "fromfile", "loadtxt", "genfromtxt", "memmap", "save", "savez", "tofile"}),
+        "numpy": frozenset(
+            {"load", "loads", "fromfile", "loadtxt", "genfromtxt", "memmap", "save", "savez", "tofile"}
+        ),
         "numpy.core.multiarray": frozenset({"fromfile"}),
         "pandas.io.pickle": _ALL,
         "keras.saving": _ALL,
@@ -329,7 +356,8 @@ RULE_UNKNOWN_CLASS: Final = "LW-MODEL-006"
 RULE_TRAVERSAL: Final = "LW-MODEL-007"
 RULE_DENIED: Final = "LW-MODEL-018"
 
-# Packages of the ML ecosystem: a non-allow-listed callable from one of them is HIGH, like the standard library.
+# Packages of the ML ecosystem: a non-allow-listed callable from one of them is HIGH, like the standard
+# library.
 _KNOWN_PACKAGES: Final = frozenset(
     {
         "torch",
@@ -392,18 +420,70 @@ _KNOWN_PACKAGES: Final = frozenset(
 _DUNDER_RE: Final = re.compile(r"^__\w+__$")
 _SAFE_DUNDERS: Final = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__generator_ctor"})
 
-# --- The default allow-list -----------------------------------------------------------------------------------
-_TORCH_DTYPES: Final = (
-    "float16 float32 float64 bfloat16 half float double complex32 complex64 complex128 cfloat cdouble "
-    "int8 int16 int32 int64 uint8 uint16 uint32 uint64 short int long bool quint8 qint8 qint32 quint4x2 "
-    "quint2x4 float8_e4m3fn float8_e5m2 float8_e4m3fnuz float8_e5m2fnuz float8_e8m0fnu float4_e2m1fn_x2 "
-    "bits8 bits16 bits1x8 bits2x4 bits4x2"
-).split()
-_TORCH_STORAGES: Final = (
-    "FloatStorage DoubleStorage HalfStorage BFloat16Storage LongStorage IntStorage ShortStorage CharStorage "
-    "ByteStorage BoolStorage ComplexFloatStorage ComplexDoubleStorage QUInt8Storage QInt8Storage QInt32Storage "
-    "QUInt4x2Storage QUInt2x4Storage UntypedStorage TypedStorage"
-).split()
+# --- The default allow-list ---------------------------------------------------------------------------------
+_TORCH_DTYPES: Final = [
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "half",
+    "float",
+    "double",
+    "complex32",
+    "complex64",
+    "complex128",
+    "cfloat",
+    "cdouble",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "short",
+    "int",
+    "long",
+    "bool",
+    "quint8",
+    "qint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "bits8",
+    "bits16",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+]
+_TORCH_STORAGES: Final = [
+    "FloatStorage",
+    "DoubleStorage",
+    "HalfStorage",
+    "BFloat16Storage",
+    "LongStorage",
+    "IntStorage",
+    "ShortStorage",
+    "CharStorage",
+    "ByteStorage",
+    "BoolStorage",
+    "ComplexFloatStorage",
+    "ComplexDoubleStorage",
+    "QUInt8Storage",
+    "QInt8Storage",
+    "QInt32Storage",
+    "QUInt4x2Storage",
+    "QUInt2x4Storage",
+    "UntypedStorage",
+    "TypedStorage",
+]
 
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
@@ -497,10 +577,31 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # Pure activation functions stored by reference in modules (TransformerEncoderLayer(activation=...)).
         *(
             f"torch.nn.functional.{f}"
-            for f in (
-                "relu gelu silu mish elu selu celu leaky_relu relu6 hardtanh hardswish hardsigmoid sigmoid tanh "
-                "softplus softsign softmax log_softmax logsigmoid tanhshrink glu prelu rrelu"
-            ).split()
+            for f in [
+                "relu",
+                "gelu",
+                "silu",
+                "mish",
+                "elu",
+                "selu",
+                "celu",
+                "leaky_relu",
+                "relu6",
+                "hardtanh",
+                "hardswish",
+                "hardsigmoid",
+                "sigmoid",
+                "tanh",
+                "softplus",
+                "softsign",
+                "softmax",
+                "log_softmax",
+                "logsigmoid",
+                "tanhshrink",
+                "glu",
+                "prelu",
+                "rrelu",
+            ]
         ),
         "torch.relu",
         "torch.sigmoid",
@@ -542,7 +643,22 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
         *(
             f"scipy.sparse.{mod}.{cls}"
-            for mod in ("_csr", "_csc", "_coo", "_bsr", "_dia", "_dok", "_lil", "csr", "csc", "coo", "bsr", "dia", "dok", "lil")
+            for mod in (
+                "_csr",
+                "_csc",
+                "_coo",
+                "_bsr",
+                "_dia",
+                "_dok",
+                "_lil",
+                "csr",
+                "csc",
+                "coo",
+                "bsr",
+                "dia",
+                "dok",
+                "lil",
+            )
             for cls in (
                 f"{mod.strip('_')}_matrix",
                 f"{mod.strip('_')}_array",
@@ -768,7 +884,11 @@ def _traversal(module: str, qual: str) -> Classification | None:
     comps = qual.split(".")
     if any(_DUNDER_RE.match(c) and c not in _SAFE_DUNDERS for c in comps):
         return Classification(
-            False, RULE_TRAVERSAL, Severity.CRITICAL, EXEC, "attribute path reaches interpreter internals (dunder)"
+            False,
+            RULE_TRAVERSAL,
+            Severity.CRITICAL,
+            EXEC,
+            "attribute path reaches interpreter internals (dunder)",
         )
     if len(comps) < 2:
         return None

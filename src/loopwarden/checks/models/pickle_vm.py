@@ -1,21 +1,30 @@
 """Static analysis of pickle streams by symbolic execution (protocols 0-5).
 
-The executor walks the opcode stream the way CPython's unpickler does (stack, metastack of marks, memo, frames),
-but every value is symbolic: constants are kept (bounded), callables are ``module.qualname`` references and calls
-produce opaque results that remember what was called. Every callable reached through GLOBAL, STACK_GLOBAL, INST,
-OBJ, NEWOBJ(_EX), REDUCE, BUILD or EXT is resolved to its real name, including names built from the memo, dotted
-attribute paths, and the run-time resolvers (``getattr``, ``__import__``/``importlib``, ``operator.attrgetter``/
+The executor walks the opcode stream the way CPython's unpickler does (stack, metastack of marks, memo,
+frames),
+but every value is symbolic: constants are kept (bounded), callables are ``module.qualname`` references and
+calls
+produce opaque results that remember what was called. Every callable reached through GLOBAL, STACK_GLOBAL,
+INST,
+OBJ, NEWOBJ(_EX), REDUCE, BUILD or EXT is resolved to its real name, including names built from the memo,
+dotted
+attribute paths, and the run-time resolvers (``getattr``, ``__import__``/``importlib``,
+``operator.attrgetter``/
 ``methodcaller``, ``functools.partial``, ``pydoc.locate``, ``pkgutil.resolve_name``), and judged by the
-:class:`~loopwarden.checks.models.allowlist.AllowList`. Nested pickles handed to a loader (``pickle.loads`` of a
+:class:`~loopwarden.checks.models.allowlist.AllowList`. Nested pickles handed to a loader (``pickle.loads``
+of a
 bytes constant, ``torch.load(io.BytesIO(...))`` ...) and joblib's in-stream object arrays are analysed
-recursively. After an invalid opcode the stream is reported ``unverified`` and the rest of the bytes is searched
+recursively. After an invalid opcode the stream is reported ``unverified`` and the rest of the bytes is
+searched
 for further pickles, which are analysed too.
 
-Nothing is ever loaded or executed. Large payloads are skipped, never held: memory does not grow with file size.
+Nothing is ever loaded or executed. Large payloads are skipped, never held: memory does not grow with file
+size.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import struct
 import time
@@ -42,7 +51,8 @@ _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
 _KEEP_BYTES_SMALL: Final = 1 << 16  # bytes up to this size are always kept
 _KEEP_BYTES_BUDGET: Final = 64 << 20  # total larger bytes kept as possible nested pickles
-_MAX_NESTED_BYTES: Final = 32 << 20  # a nested pickle candidate larger than this is not analysed -> unverified
+# A nested pickle candidate larger than this is not analysed: the result is unverified.
+_MAX_NESTED_BYTES: Final = 32 << 20
 _MAX_CONTAINER: Final = 10_000  # container items kept for lookups; the rest is counted, not stored
 _MAX_STACK: Final = 2_000_000
 _TIME_CHECK: Final = 1 << 16
@@ -61,7 +71,7 @@ class PickleResult:
     consumed: int
 
 
-# --- symbolic values ------------------------------------------------------------------------------------------
+# --- symbolic values ---------------------------------------------------------------------------------------
 
 
 class _Ref:
@@ -99,7 +109,8 @@ class _Call:
 
 
 class _Wrapper:
-    """Callable objects that forward to something else: partial, attrgetter, methodcaller, itemgetter, bound."""
+    """Callable objects that forward to something else: partial, attrgetter, methodcaller, itemgetter,
+    bound."""
 
     __slots__ = ("args", "kind", "target")
 
@@ -149,23 +160,23 @@ class _Unknown:
 _UNKNOWN: Final = _Unknown()
 
 
-class _Malformed(Exception):
+class _MalformedError(Exception):
     def __init__(self, message: str, offset: int) -> None:
         super().__init__(message)
         self.offset = offset
 
 
-class _Truncated(_Malformed):
+class _TruncatedError(_MalformedError):
     pass
 
 
-class _LimitHit(Exception):
+class _LimitError(Exception):
     def __init__(self, bound: str, detail: str) -> None:
         super().__init__(detail)
         self.bound = bound
 
 
-# --- the byte source ------------------------------------------------------------------------------------------
+# --- the byte source ---------------------------------------------------------------------------------------
 
 
 class _Reader:
@@ -210,12 +221,12 @@ class _Reader:
         self.p = 0
         self.n = len(self.buf)
         if self.base + self.n > self.max_bytes:
-            raise _LimitHit("max_file_bytes", f"stream longer than {self.max_bytes} bytes")
+            raise _LimitError("max_file_bytes", f"stream longer than {self.max_bytes} bytes")
         return self.n >= need
 
     def read(self, k: int) -> bytes:
         if self.n - self.p < k and not self.fill(k):
-            raise _Truncated(f"pickle truncated: needed {k} bytes", self.base + self.n)
+            raise _TruncatedError(f"pickle truncated: needed {k} bytes", self.base + self.n)
         p = self.p
         self.p = p + k
         return self.buf[p : p + k]
@@ -228,9 +239,9 @@ class _Reader:
                 self.p = i + 1
                 return line
             if self.n - self.p > _KEEP_STR:
-                raise _Malformed("text line longer than 64 KiB", self.tell())
+                raise _MalformedError("text line longer than 64 KiB", self.tell())
             if not self.fill(self.n - self.p + 1):
-                raise _Truncated("pickle truncated inside a text line", self.base + self.n)
+                raise _TruncatedError("pickle truncated inside a text line", self.base + self.n)
 
     def skip(self, k: int) -> bytes:
         """Consume ``k`` bytes keeping only a short prefix (for evidence and sniffing)."""
@@ -244,7 +255,7 @@ class _Reader:
         self.base += self.n
         self.buf, self.p, self.n = b"", 0, 0
         if self.base + k > self.max_bytes:
-            raise _LimitHit("max_file_bytes", f"payload extends past {self.max_bytes} bytes")
+            raise _LimitError("max_file_bytes", f"payload extends past {self.max_bytes} bytes")
         stream = self.stream
         fast = _seek_forward(stream, k)
         if fast:
@@ -254,7 +265,7 @@ class _Reader:
             data = stream.read(min(k, 8 * _CHUNK))
             if not data:
                 self.eof = True
-                raise _Truncated("pickle truncated inside a payload", self.base)
+                raise _TruncatedError("pickle truncated inside a payload", self.base)
             k -= len(data)
             self.base += len(data)
         return prefix
@@ -276,7 +287,7 @@ def _seek_forward(stream: IO[bytes], k: int) -> bool:
         return False
 
 
-# --- shared accounting across nested analyses ------------------------------------------------------------------
+# --- shared accounting across nested analyses --------------------------------------------------------------
 
 
 class _Budget:
@@ -333,7 +344,7 @@ class _Collector:
         return tuple(out)
 
 
-# --- the executor ---------------------------------------------------------------------------------------------
+# --- the executor ------------------------------------------------------------------------------------------
 
 # Callables with modelled semantics (canonical "module.qualname").
 _IMPORTERS: Final = frozenset(
@@ -456,7 +467,8 @@ class _VM:
         c = self.coll.classify(ref.module, ref.qual)
         if c.allowed:
             return
-        assert c.rule_id is not None and c.severity is not None
+        assert c.rule_id is not None
+        assert c.severity is not None
         evidence: dict[str, Any] = {"how": how, "category": c.category or "not-allow-listed"}
         canon = _canon(ref)
         if canon != name:
@@ -467,7 +479,7 @@ class _VM:
 
     # -- main loop --
 
-    def run(self) -> None:  # noqa: C901 - one dispatch loop, kept flat for speed
+    def run(self) -> None:
         r = self.r
         stack: list[Any] = []
         meta: list[list[Any]] = []
@@ -483,33 +495,35 @@ class _VM:
             p = r.p
             if p >= r.n and not r.fill(1):
                 budget.opcodes = ops
-                raise _Truncated("pickle truncated: no STOP opcode", r.tell())
+                raise _TruncatedError("pickle truncated: no STOP opcode", r.tell())
             op = r.buf[p]
             r.p = p + 1
             ops += 1
             if ops >= next_check:
                 budget.opcodes = ops
                 if ops > max_ops:
-                    raise _LimitHit("max_opcodes", f"more than {max_ops} opcodes")
+                    raise _LimitError("max_opcodes", f"more than {max_ops} opcodes")
                 if time.monotonic() > budget.deadline:
-                    raise _LimitHit("max_seconds", f"analysis took longer than {budget.limits.max_seconds}s")
+                    raise _LimitError(
+                        "max_seconds", f"analysis took longer than {budget.limits.max_seconds}s"
+                    )
                 if len(stack) > _MAX_STACK:
-                    raise _LimitHit("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
+                    raise _LimitError("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
                 next_check = ops + _TIME_CHECK
             # Hot opcodes first; the rest go through the dispatch table.
             if op == 0x71:  # BINPUT
                 if not stack:
-                    raise _Malformed("BINPUT on an empty stack", r.tell() - 1)
+                    raise _MalformedError("BINPUT on an empty stack", r.tell() - 1)
                 memo[r.read(1)[0]] = stack[-1]
             elif op == 0x68:  # BINGET
                 idx = r.read(1)[0]
                 try:
                     append(memo[idx])
                 except KeyError:
-                    raise _Malformed(f"BINGET of undefined memo entry {idx}", r.tell() - 2) from None
+                    raise _MalformedError(f"BINGET of undefined memo entry {idx}", r.tell() - 2) from None
             elif op == 0x94:  # MEMOIZE
                 if not stack:
-                    raise _Malformed("MEMOIZE on an empty stack", r.tell() - 1)
+                    raise _MalformedError("MEMOIZE on an empty stack", r.tell() - 1)
                 memo[len(memo)] = stack[-1]
             elif op == 0x8C:  # SHORT_BINUNICODE
                 k = r.read(1)[0]
@@ -522,22 +536,22 @@ class _VM:
                 append(unpack_from("<H", r.read(2))[0])
             elif op == 0x86:  # TUPLE2
                 if len(stack) < 2:
-                    raise _Malformed("TUPLE2 needs two stack items", r.tell() - 1)
+                    raise _MalformedError("TUPLE2 needs two stack items", r.tell() - 1)
                 b = stack.pop()
                 stack[-1] = (stack[-1], b)
             elif op == 0x85:  # TUPLE1
                 if not stack:
-                    raise _Malformed("TUPLE1 on an empty stack", r.tell() - 1)
+                    raise _MalformedError("TUPLE1 on an empty stack", r.tell() - 1)
                 stack[-1] = (stack[-1],)
             elif op == 0x87:  # TUPLE3
                 if len(stack) < 3:
-                    raise _Malformed("TUPLE3 needs three stack items", r.tell() - 1)
+                    raise _MalformedError("TUPLE3 needs three stack items", r.tell() - 1)
                 c3 = stack.pop()
                 b = stack.pop()
                 stack[-1] = (stack[-1], b, c3)
             elif op == 0x52:  # REDUCE
                 if len(stack) < 2:
-                    raise _Malformed("REDUCE needs a callable and arguments", r.tell() - 1)
+                    raise _MalformedError("REDUCE needs a callable and arguments", r.tell() - 1)
                 args = stack.pop()
                 stack[-1] = self._call(stack[-1], args, r.tell() - 1, "REDUCE")
             elif op == 0x28:  # MARK
@@ -549,11 +563,11 @@ class _VM:
             elif op == 0x75:  # SETITEMS
                 items = stack
                 if not meta:
-                    raise _Malformed("SETITEMS without MARK", r.tell() - 1)
+                    raise _MalformedError("SETITEMS without MARK", r.tell() - 1)
                 stack = meta.pop()
                 append = stack.append
                 if not stack or len(items) % 2:
-                    raise _Malformed("SETITEMS needs a dict and key/value pairs", r.tell() - 1)
+                    raise _MalformedError("SETITEMS needs a dict and key/value pairs", r.tell() - 1)
                 target = stack[-1]
                 if type(target) is _Dict:
                     for i in range(0, len(items), 2):
@@ -570,14 +584,16 @@ class _VM:
                 append(())
             elif op == 0x72:  # LONG_BINPUT
                 if not stack:
-                    raise _Malformed("LONG_BINPUT on an empty stack", r.tell() - 1)
+                    raise _MalformedError("LONG_BINPUT on an empty stack", r.tell() - 1)
                 memo[unpack_from("<I", r.read(4))[0]] = stack[-1]
             elif op == 0x6A:  # LONG_BINGET
                 idx = unpack_from("<I", r.read(4))[0]
                 try:
                     append(memo[idx])
                 except KeyError:
-                    raise _Malformed(f"LONG_BINGET of undefined memo entry {idx}", r.tell() - 5) from None
+                    raise _MalformedError(
+                        f"LONG_BINGET of undefined memo entry {idx}", r.tell() - 5
+                    ) from None
             elif op == 0x58:  # BINUNICODE
                 k = unpack_from("<I", r.read(4))[0]
                 append(self._payload_text(k))
@@ -586,11 +602,11 @@ class _VM:
             elif op == 0x65:  # APPENDS
                 items = stack
                 if not meta:
-                    raise _Malformed("APPENDS without MARK", r.tell() - 1)
+                    raise _MalformedError("APPENDS without MARK", r.tell() - 1)
                 stack = meta.pop()
                 append = stack.append
                 if not stack:
-                    raise _Malformed("APPENDS without a list", r.tell() - 1)
+                    raise _MalformedError("APPENDS without a list", r.tell() - 1)
                 target = stack[-1]
                 if type(target) is list:
                     room = _MAX_CONTAINER - len(target)
@@ -599,14 +615,16 @@ class _VM:
             elif op == 0x2E:  # STOP
                 budget.opcodes = ops
                 if len(stack) != 1 or meta:
-                    raise _Malformed("STOP with a stack that does not hold exactly one object", r.tell() - 1)
+                    raise _MalformedError(
+                        "STOP with a stack that does not hold exactly one object", r.tell() - 1
+                    )
                 if self.frame_end > r.tell():
-                    raise _Malformed("FRAME announced more bytes than the pickle holds", r.tell() - 1)
+                    raise _MalformedError("FRAME announced more bytes than the pickle holds", r.tell() - 1)
                 return
             else:
                 handler = dispatch.get(op)
                 if handler is None:
-                    raise _Malformed(f"invalid opcode 0x{op:02x}", r.tell() - 1)
+                    raise _MalformedError(f"invalid opcode 0x{op:02x}", r.tell() - 1)
                 budget.opcodes = ops
                 stack = handler(stack, meta, memo, r.tell() - 1)
                 append = stack.append
@@ -617,7 +635,7 @@ class _VM:
         try:
             return raw.decode("utf-8", "surrogatepass")
         except UnicodeDecodeError:
-            raise _Malformed("invalid UTF-8 in a string", self.r.tell()) from None
+            raise _MalformedError("invalid UTF-8 in a string", self.r.tell()) from None
 
     def _payload_text(self, k: int) -> Any:
         if k <= _KEEP_STR:
@@ -631,8 +649,12 @@ class _VM:
         if r.n - r.p >= 1 or r.fill(1):
             first = r.buf[r.p]
             if (
-                first in _PICKLE_FIRST or first == 0x50  # 'P' of a zip archive
-            ) and k <= _MAX_NESTED_BYTES and self.budget.kept_bytes + k <= _KEEP_BYTES_BUDGET:
+                (
+                    first in _PICKLE_FIRST or first == 0x50  # 'P' of a zip archive
+                )
+                and k <= _MAX_NESTED_BYTES
+                and self.budget.kept_bytes + k <= _KEEP_BYTES_BUDGET
+            ):
                 self.budget.kept_bytes += k
                 return r.read(k)
         return _Big("bytes", k, r.skip(k))
@@ -643,7 +665,7 @@ class _VM:
         self.calls += 1
         if type(args) is not tuple:
             if how == "REDUCE" and not isinstance(args, _Unknown | _Call):
-                raise _Malformed("REDUCE arguments are not a tuple", off)
+                raise _MalformedError("REDUCE arguments are not a tuple", off)
             args = ()
         if type(func) is _Ref:
             if func.module == "?" or how != "REDUCE":
@@ -762,7 +784,16 @@ class _VM:
                     parts = args[0]
                     if all(type(x) is str for x in parts):
                         return obj.join(parts)
-                elif meth in ("lower", "upper", "strip", "lstrip", "rstrip", "swapcase", "title", "capitalize"):
+                elif meth in (
+                    "lower",
+                    "upper",
+                    "strip",
+                    "lstrip",
+                    "rstrip",
+                    "swapcase",
+                    "title",
+                    "capitalize",
+                ):
                     return getattr(obj, meth)()
                 elif meth == "replace" and len(args) == 2 and all(type(x) is str for x in args):
                     return obj.replace(args[0], args[1])
@@ -772,9 +803,8 @@ class _VM:
                     return obj.format(*args) if "{" in obj and "." not in obj and "[" not in obj else obj
                 elif meth == "__add__" and args and type(args[0]) is str:
                     return obj + args[0]
-            elif type(obj) is bytes:
-                if meth == "decode":
-                    return obj.decode(*(a for a in args if type(a) is str))
+            elif type(obj) is bytes and meth == "decode":
+                return obj.decode(*(a for a in args if type(a) is str))
         except (LookupError, UnicodeError, ValueError, TypeError, IndexError):
             return _UNKNOWN
         if type(obj) in (str, bytes):
@@ -858,12 +888,15 @@ class _VM:
             )
         elif type(data) is _Big:
             self.coll.unverified.append(
-                f"nested pickle of {data.size} bytes passed to {loader} at offset {off} is too large to analyse"
+                f"nested pickle of {data.size} bytes passed to {loader} at offset {off} is too large "
+                "to analyse"
             )
         elif type(data) is str:
             pass  # a file path: the loader reads another file, which the scanner sees on its own
         else:
-            self.coll.unverified.append(f"pickle data passed to {loader} at offset {off} is computed at load time")
+            self.coll.unverified.append(
+                f"pickle data passed to {loader} at offset {off} is computed at load time"
+            )
 
     # -- the rest of the opcodes --
 
@@ -916,15 +949,17 @@ class _VM:
         }
 
     @staticmethod
-    def _pop_mark(stack: list[Any], meta: list[list[Any]], off: int, what: str) -> tuple[list[Any], list[Any]]:
+    def _pop_mark(
+        stack: list[Any], meta: list[list[Any]], off: int, what: str
+    ) -> tuple[list[Any], list[Any]]:
         if not meta:
-            raise _Malformed(f"{what} without MARK", off)
+            raise _MalformedError(f"{what} without MARK", off)
         return meta.pop(), stack
 
     def _op_proto(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         proto = self.r.read(1)[0]
         if proto > 5:
-            raise _Malformed(f"unsupported pickle protocol {proto}", off)
+            raise _MalformedError(f"unsupported pickle protocol {proto}", off)
         self.proto = proto
         return stack
 
@@ -952,7 +987,9 @@ class _VM:
         self._judge(ref, off, how, written)
         return ref
 
-    def _op_global(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_global(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         module = self._line()
         name = self._line()
         stack.append(self._global(module, name, off, "GLOBAL"))
@@ -962,19 +999,21 @@ class _VM:
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
         if len(stack) < 2:
-            raise _Malformed("STACK_GLOBAL needs module and name on the stack", off)
+            raise _MalformedError("STACK_GLOBAL needs module and name on the stack", off)
         name = stack.pop()
         module = stack.pop()
         if type(module) is str and type(name) is str:
             stack.append(self._global(module, name, off, "STACK_GLOBAL"))
             return stack
-        if isinstance(module, str | _Unknown | _Call | _Big) and isinstance(name, str | _Unknown | _Call | _Big):
+        if isinstance(module, str | _Unknown | _Call | _Big) and isinstance(
+            name, str | _Unknown | _Call | _Big
+        ):
             # Built at load time (e.g. a str.join result we could not evaluate): resolve what we can.
             ref = _Ref(module if type(module) is str else "?", name if type(name) is str else "?")
             self._judge(ref, off, "STACK_GLOBAL with computed names")
             stack.append(ref)
             return stack
-        raise _Malformed("STACK_GLOBAL requires str module and name", off)
+        raise _MalformedError("STACK_GLOBAL requires str module and name", off)
 
     def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         module = self._line()
@@ -987,13 +1026,15 @@ class _VM:
     def _op_obj(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "OBJ")
         if not items:
-            raise _Malformed("OBJ without a class", off)
+            raise _MalformedError("OBJ without a class", off)
         outer.append(self._call(items[0], tuple(items[1:]), off, "OBJ"))
         return outer
 
-    def _op_newobj(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_newobj(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         if len(stack) < 2:
-            raise _Malformed("NEWOBJ needs a class and arguments", off)
+            raise _MalformedError("NEWOBJ needs a class and arguments", off)
         args = stack.pop()
         cls = stack.pop()
         stack.append(self._instantiate(cls, args, off, "NEWOBJ"))
@@ -1003,7 +1044,7 @@ class _VM:
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
         if len(stack) < 3:
-            raise _Malformed("NEWOBJ_EX needs a class, arguments and keywords", off)
+            raise _MalformedError("NEWOBJ_EX needs a class, arguments and keywords", off)
         stack.pop()
         args = stack.pop()
         cls = stack.pop()
@@ -1020,7 +1061,7 @@ class _VM:
 
     def _op_build(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         if len(stack) < 2:
-            raise _Malformed("BUILD needs an object and a state", off)
+            raise _MalformedError("BUILD needs an object and a state", off)
         state = stack.pop()
         obj = stack[-1]
         if type(obj) is _Ref or type(obj) is _Module:
@@ -1078,7 +1119,9 @@ class _VM:
         self.coll.callables.add(f"copyreg.extension.{code}")
         return stack
 
-    def _op_persid(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_persid(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         self.r.readline()
         stack.append(_UNKNOWN)
         return stack
@@ -1087,7 +1130,7 @@ class _VM:
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
         if not stack:
-            raise _Malformed("BINPERSID on an empty stack", off)
+            raise _MalformedError("BINPERSID on an empty stack", off)
         stack[-1] = _UNKNOWN  # the loader's persistent_load decides (torch: storages)
         return stack
 
@@ -1104,7 +1147,7 @@ class _VM:
                 try:
                     stack.append(int(line))
                 except ValueError:
-                    raise _Malformed("INT with a non-integer argument", off) from None
+                    raise _MalformedError("INT with a non-integer argument", off) from None
         return stack
 
     def _op_long(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1114,7 +1157,7 @@ class _VM:
         try:
             stack.append(int(line) if len(line) <= 4000 else 0)
         except ValueError:
-            raise _Malformed("LONG with a non-integer argument", off) from None
+            raise _MalformedError("LONG with a non-integer argument", off) from None
         return stack
 
     def _op_long1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1125,7 +1168,7 @@ class _VM:
     def _op_long4(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         k = struct.unpack("<i", self.r.read(4))[0]
         if k < 0:
-            raise _Malformed("LONG4 with a negative length", off)
+            raise _MalformedError("LONG4 with a negative length", off)
         if k > 4096:
             self.r.skip(k)
             stack.append(0)
@@ -1133,7 +1176,9 @@ class _VM:
             stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
         return stack
 
-    def _op_string(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_string(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         import codecs
 
         line = self.r.readline()
@@ -1141,15 +1186,17 @@ class _VM:
             try:
                 raw = codecs.escape_decode(line[1:-1])[0]
             except ValueError:
-                raise _Malformed("STRING with an invalid escape", off) from None
+                raise _MalformedError("STRING with an invalid escape", off) from None
             stack.append(raw.decode("latin-1"))
             return stack
-        raise _Malformed("STRING argument must be quoted", off)
+        raise _MalformedError("STRING argument must be quoted", off)
 
-    def _op_binstring(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_binstring(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         k = struct.unpack("<i", self.r.read(4))[0]
         if k < 0:
-            raise _Malformed("BINSTRING with a negative length", off)
+            raise _MalformedError("BINSTRING with a negative length", off)
         stack.append(self._latin(k))
         return stack
 
@@ -1164,7 +1211,9 @@ class _VM:
             return self.r.read(k).decode("latin-1")
         return _Big("str", k, self.r.skip(k))
 
-    def _op_binbytes(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_binbytes(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         stack.append(self._payload_bytes(struct.unpack("<I", self.r.read(4))[0]))
         return stack
 
@@ -1174,7 +1223,9 @@ class _VM:
         stack.append(self.r.read(self.r.read(1)[0]))
         return stack
 
-    def _op_binbytes8(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_binbytes8(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
         return stack
 
@@ -1184,7 +1235,9 @@ class _VM:
         stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
         return stack
 
-    def _op_buffer(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_buffer(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         stack.append(_UNKNOWN)  # out-of-band buffer supplied by the loader
         return stack
 
@@ -1192,15 +1245,17 @@ class _VM:
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
         if not stack:
-            raise _Malformed("READONLY_BUFFER on an empty stack", off)
+            raise _MalformedError("READONLY_BUFFER on an empty stack", off)
         return stack
 
-    def _op_unicode(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_unicode(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         line = self.r.readline()
         try:
             stack.append(line.decode("raw-unicode-escape"))
         except UnicodeDecodeError:
-            raise _Malformed("UNICODE with an invalid escape", off) from None
+            raise _MalformedError("UNICODE with an invalid escape", off) from None
         return stack
 
     def _op_binunicode8(
@@ -1214,12 +1269,14 @@ class _VM:
         try:
             stack.append(float(line))
         except ValueError:
-            raise _Malformed("FLOAT with a non-numeric argument", off) from None
+            raise _MalformedError("FLOAT with a non-numeric argument", off) from None
         return stack
 
-    def _op_append(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_append(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         if len(stack) < 2:
-            raise _Malformed("APPEND needs a list and a value", off)
+            raise _MalformedError("APPEND needs a list and a value", off)
         value = stack.pop()
         target = stack[-1]
         if type(target) is list and len(target) < _MAX_CONTAINER:
@@ -1239,16 +1296,18 @@ class _VM:
     def _op_dict(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "DICT")
         if len(items) % 2:
-            raise _Malformed("DICT with an odd number of items", off)
+            raise _MalformedError("DICT with an odd number of items", off)
         d = _Dict()
         for i in range(0, len(items), 2):
             d.add(items[i], items[i + 1])
         outer.append(d)
         return outer
 
-    def _op_setitem(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_setitem(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         if len(stack) < 3:
-            raise _Malformed("SETITEM needs a dict, a key and a value", off)
+            raise _MalformedError("SETITEM needs a dict, a key and a value", off)
         value = stack.pop()
         key = stack.pop()
         target = stack[-1]
@@ -1256,20 +1315,26 @@ class _VM:
             target.add(key, value)
         return stack
 
-    def _op_empty_set(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_empty_set(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         stack.append([])
         return stack
 
-    def _op_additems(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_additems(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "ADDITEMS")
         if not outer:
-            raise _Malformed("ADDITEMS without a set", off)
+            raise _MalformedError("ADDITEMS without a set", off)
         target = outer[-1]
         if type(target) is list:
             target.extend(items[: max(0, _MAX_CONTAINER - len(target))])
         return outer
 
-    def _op_frozenset(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_frozenset(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "FROZENSET")
         outer.append(tuple(items[:_MAX_CONTAINER]))
         return outer
@@ -1280,15 +1345,17 @@ class _VM:
             return stack
         if meta:  # CPython: POP on an empty stack discards the topmost MARK
             return meta.pop()
-        raise _Malformed("POP on an empty stack", off)
+        raise _MalformedError("POP on an empty stack", off)
 
     def _op_dup(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         if not stack:
-            raise _Malformed("DUP on an empty stack", off)
+            raise _MalformedError("DUP on an empty stack", off)
         stack.append(stack[-1])
         return stack
 
-    def _op_pop_mark(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_pop_mark(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
         outer, _ = self._pop_mark(stack, meta, off, "POP_MARK")
         return outer
 
@@ -1297,9 +1364,9 @@ class _VM:
         try:
             idx = int(line)
         except ValueError:
-            raise _Malformed("GET with a non-integer index", off) from None
+            raise _MalformedError("GET with a non-integer index", off) from None
         if idx not in memo:
-            raise _Malformed(f"GET of undefined memo entry {idx}", off)
+            raise _MalformedError(f"GET of undefined memo entry {idx}", off)
         stack.append(memo[idx])
         return stack
 
@@ -1308,11 +1375,11 @@ class _VM:
         try:
             idx = int(line)
         except ValueError:
-            raise _Malformed("PUT with a non-integer index", off) from None
+            raise _MalformedError("PUT with a non-integer index", off) from None
         if idx < 0:
-            raise _Malformed("PUT with a negative index", off)
+            raise _MalformedError("PUT with a negative index", off)
         if not stack:
-            raise _Malformed("PUT on an empty stack", off)
+            raise _MalformedError("PUT on an empty stack", off)
         memo[idx] = stack[-1]
         return stack
 
@@ -1322,23 +1389,23 @@ class _VM:
         """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper."""
         state = wrapper.state
         if type(state) is not _Dict:
-            raise _Malformed("joblib NumpyArrayWrapper without a state dict", off)
+            raise _MalformedError("joblib NumpyArrayWrapper without a state dict", off)
         shape = state.get("shape")
         dtype = state.get("dtype")
         if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape):
-            raise _Malformed("joblib NumpyArrayWrapper with an unreadable shape", off)
+            raise _MalformedError("joblib NumpyArrayWrapper with an unreadable shape", off)
         itemsize, hasobject = _dtype_info(dtype)
         if hasobject:
             # Object arrays are a complete pickle stream of their own, embedded at this point.
             self.coll.callables.add("joblib.numpy_pickle.NumpyArrayWrapper[object]")
             limits = self.budget.limits
             if self.depth + 1 > limits.max_depth:
-                raise _LimitHit("max_depth", f"nested pickles deeper than {limits.max_depth}")
+                raise _LimitError("max_depth", f"nested pickles deeper than {limits.max_depth}")
             sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=True, origin=self.origin)
             sub.run()
             return
         if itemsize is None:
-            raise _Malformed("joblib NumpyArrayWrapper with a dtype the scanner cannot size", off)
+            raise _MalformedError("joblib NumpyArrayWrapper with a dtype the scanner cannot size", off)
         count = 1
         for x in shape:
             count *= x
@@ -1354,7 +1421,10 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     """(itemsize, hasobject) of a symbolic ``numpy.dtype(...)`` with its BUILD state."""
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or not dtype.args:
         return None, False
-    if canonical_module(dtype.func.module) not in ("numpy", "numpy.core.multiarray") or dtype.func.qual != "dtype":
+    if (
+        canonical_module(dtype.func.module) not in ("numpy", "numpy.core.multiarray")
+        or dtype.func.qual != "dtype"
+    ):
         return None, False
     spec = dtype.args[0]
     if type(spec) is not str:
@@ -1385,7 +1455,7 @@ def _bounded_decompress(name: str, data: bytes) -> bytes | None:
     return None
 
 
-# --- driver ---------------------------------------------------------------------------------------------------
+# --- driver ------------------------------------------------------------------------------------------------
 
 
 def _analyze_reader(
@@ -1411,7 +1481,7 @@ def _analyze_reader(
         vm = _VM(reader, coll, budget, depth=depth, joblib=joblib, origin=origin)
         try:
             vm.run()
-        except _Malformed as exc:
+        except _MalformedError as exc:
             if count == 0 or first == 0x80:
                 where = f" (in {origin})" if origin else ""
                 coll.unverified.append(f"malformed pickle at offset {exc.offset}{where}: {exc}")
@@ -1434,7 +1504,7 @@ def _analyze_reader(
                 )
             _resync(reader, start + 1, coll, budget, depth, origin)
             return count + 1
-        except _LimitHit as exc:
+        except _LimitError as exc:
             coll.unverified.append(f"limit {exc.bound}: {exc}")
             return count + 1
         count += 1
@@ -1457,13 +1527,13 @@ def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, dept
     if reader.tell() < start:
         try:
             reader.skip(start - reader.tell())
-        except (_Truncated, _LimitHit):
+        except (_TruncatedError, _LimitError):
             return
     while True:
         try:
             if not reader.fill(window) and reader.n - reader.p == 0:
                 return
-        except _LimitHit as exc:
+        except _LimitError as exc:
             coll.unverified.append(f"limit {exc.bound}: {exc}")
             return
         data = reader.buf[reader.p :]
@@ -1477,10 +1547,8 @@ def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, dept
             sub_reader = _Reader(io.BytesIO(data[m.start() :]), len(data))
             sub_reader.base = 0
             vm = _VM(sub_reader, sub, budget, depth=depth, joblib=False, origin=origin)
-            try:
+            with contextlib.suppress(_MalformedError, _LimitError):
                 vm.run()
-            except (_Malformed, _LimitHit):
-                pass
             # Keep what the fragment reached; offsets are made absolute.
             for (rule, subject), (sev, msg, off, cnt, ev) in sub.hits.items():
                 ev2 = dict(ev)
@@ -1512,8 +1580,10 @@ def analyze_pickle(
 ) -> PickleResult:
     """Analyse the pickle stream(s) read from ``stream`` without loading anything.
 
-    ``stacked`` keeps reading further pickles after each STOP until the end; ``max_pickles`` stops after that many
-    (legacy torch files: five pickles, then raw storage bytes); ``joblib`` skips the raw array bytes joblib writes
+    ``stacked`` keeps reading further pickles after each STOP until the end; ``max_pickles`` stops after
+    that many
+    (legacy torch files: five pickles, then raw storage bytes); ``joblib`` skips the raw array bytes joblib
+    writes
     after each ``NumpyArrayWrapper`` and analyses its in-stream object-array pickles.
     """
     coll = _Collector(location, allow)
@@ -1530,7 +1600,7 @@ def analyze_pickle(
             stacked=stacked,
             max_pickles=max_pickles,
         )
-    except _LimitHit as exc:
+    except _LimitError as exc:
         coll.unverified.append(f"limit {exc.bound}: {exc}")
         count = 1
     except (OSError, EOFError, ValueError) as exc:
@@ -1588,13 +1658,13 @@ def fuzz_one(data: bytes) -> None:
     assert isinstance(result, PickleResult)
     failure: str | None = None
     try:
-        ops = 0
-        for _ in pickletools.genops(io.BytesIO(data)):
-            ops += 1
+        for ops, _ in enumerate(pickletools.genops(io.BytesIO(data))):
             if ops > 100_000:
                 break
-    except Exception as exc:  # noqa: BLE001 - any failure of the reference parser counts as "did not parse"
+    except Exception as exc:  # noqa: BLE001 - any failure of the reference parser means "did not parse"
         failure = str(exc)
     # pickletools parses INT/LONG lines with int(s) where CPython's unpickler uses int(s, 0): not a failure.
     if failure is not None and "invalid literal for int()" not in failure:
-        assert result.unverified is not None or result.findings, f"unparseable stream reported clean: {failure}"
+        assert result.unverified is not None or result.findings, (
+            f"unparseable stream reported clean: {failure}"
+        )

@@ -32,7 +32,7 @@ class _Evil:
         return (os.system, ("echo never-run",))
 
 
-# --- benign data ---------------------------------------------------------------------------------------------
+# --- benign data -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("protocol", range(pickle.HIGHEST_PROTOCOL + 1))
@@ -47,7 +47,7 @@ def test_python_data_types_are_clean(protocol: int) -> None:
         "dd": collections.defaultdict(list, {"k": [1]}),
         "deque": collections.deque([1, 2]),
         "counter": collections.Counter("aab"),
-        "dt": datetime.datetime(2020, 1, 2, 3, 4, 5),
+        "dt": datetime.datetime(2020, 1, 2, 3, 4, 5, tzinfo=datetime.UTC),
         "td": datetime.timedelta(days=1),
         "dec": decimal.Decimal("1.5"),
         "complex": 1 + 2j,
@@ -162,7 +162,11 @@ def _sklearn_models() -> list[Any]:
     from sklearn.cluster import KMeans
     from sklearn.datasets import make_classification
     from sklearn.decomposition import PCA
-    from sklearn.ensemble import GradientBoostingClassifier, HistGradientBoostingClassifier, RandomForestClassifier
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+    )
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.neighbors import KNeighborsClassifier
@@ -194,7 +198,7 @@ def test_sklearn_pickles_are_clean() -> None:
     for model in _sklearn_models():
         for protocol in (2, 5):
             r = analyze_pickle_bytes(pickle.dumps(model, protocol=protocol))
-            assert r.findings == () and r.unverified is None, (type(model).__name__, r)
+            assert (r.findings, r.unverified) == ((), None), (type(model).__name__, r)
 
 
 def test_joblib_dumps_are_clean_and_consumed_exactly() -> None:
@@ -220,7 +224,7 @@ def test_joblib_dumps_are_clean_and_consumed_exactly() -> None:
         joblib.dump(value, buf)
         data = buf.getvalue()
         r = analyze_pickle_bytes(data, joblib=True)
-        assert r.findings == () and r.unverified is None, (type(value).__name__, r)
+        assert (r.findings, r.unverified) == ((), None), (type(value).__name__, r)
         assert r.consumed == len(data)
 
 
@@ -245,7 +249,7 @@ def test_joblib_stream_without_joblib_mode_is_not_clean() -> None:
     assert r.unverified is not None or r.findings
 
 
-# --- contract details ---------------------------------------------------------------------------------------
+# --- contract details --------------------------------------------------------------------------------------
 
 
 def test_findings_carry_location_and_offset() -> None:
@@ -253,18 +257,25 @@ def test_findings_carry_location_and_offset() -> None:
     loc = Location("models/x.pt", member="archive/data.pkl")
     r = analyze_pickle(io.BytesIO(data), location=loc, limits=Limits(), allow=AllowList.default())
     (f,) = r.findings
-    assert f.location.path == "models/x.pt" and f.location.member == "archive/data.pkl"
-    assert f.location.offset is not None and 0 < f.location.offset < len(data)
+    assert f.location.path == "models/x.pt"
+    assert f.location.member == "archive/data.pkl"
+    assert f.location.offset is not None
+    assert 0 < f.location.offset < len(data)
     assert r.callables == ("posix.system",) or r.callables == ("os.system",) or "system" in r.callables[0]
-    assert r.pickles == 1 and r.consumed == len(data)
+    assert r.pickles == 1
+    assert r.consumed == len(data)
 
 
 def test_determinism() -> None:
-    data = pickle.dumps([_Evil(), {"k": _Evil()}], protocol=2) + pickle.dumps(_Evil(), protocol=5) + b"\xffjunk"
+    data = (
+        pickle.dumps([_Evil(), {"k": _Evil()}], protocol=2) + pickle.dumps(_Evil(), protocol=5) + b"\xffjunk"
+    )
     outs = []
     for _ in range(3):
         r = analyze_pickle_bytes(data)
-        outs.append(json.dumps([[f.to_json() for f in r.findings], r.unverified, r.callables], sort_keys=True))
+        outs.append(
+            json.dumps([[f.to_json() for f in r.findings], r.unverified, r.callables], sort_keys=True)
+        )
     assert outs[0] == outs[1] == outs[2]
 
 
@@ -283,7 +294,8 @@ def test_empty_stream_is_unverified() -> None:
 
 def test_not_a_pickle_is_unverified() -> None:
     r = analyze_pickle_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 100)
-    assert r.unverified is not None and r.findings
+    assert r.unverified is not None
+    assert r.findings
 
 
 def test_trailing_non_pickle_bytes_are_info() -> None:
@@ -295,10 +307,12 @@ def test_trailing_non_pickle_bytes_are_info() -> None:
 def test_stacked_false_reads_one_pickle() -> None:
     one = pickle.dumps([1], protocol=4)
     r = analyze_pickle_bytes(one + pickle.dumps(_Evil(), protocol=4), stacked=False)
-    assert r.pickles == 1 and r.consumed == len(one) and r.findings == ()
+    assert r.pickles == 1
+    assert r.consumed == len(one)
+    assert r.findings == ()
 
 
-# --- limits ---------------------------------------------------------------------------------------------------
+# --- limits ------------------------------------------------------------------------------------------------
 
 
 def _long_pickle(n: int) -> bytes:
@@ -307,17 +321,20 @@ def _long_pickle(n: int) -> bytes:
 
 def test_opcode_limit_is_named() -> None:
     r = analyze_pickle_bytes(_long_pickle(200_000), limits=Limits(max_opcodes=50_000))
-    assert r.unverified is not None and "max_opcodes" in r.unverified
+    assert r.unverified is not None
+    assert "max_opcodes" in r.unverified
 
 
 def test_time_limit_is_named() -> None:
     r = analyze_pickle_bytes(_long_pickle(200_000), limits=Limits(max_seconds=0.0))
-    assert r.unverified is not None and "max_seconds" in r.unverified
+    assert r.unverified is not None
+    assert "max_seconds" in r.unverified
 
 
 def test_byte_limit_is_named() -> None:
     r = analyze_pickle_bytes(_long_pickle(20_000), limits=Limits(max_file_bytes=1000))
-    assert r.unverified is not None and "max_file_bytes" in r.unverified
+    assert r.unverified is not None
+    assert "max_file_bytes" in r.unverified
 
 
 def test_depth_limit_is_named() -> None:
@@ -325,7 +342,8 @@ def test_depth_limit_is_named() -> None:
     for _ in range(4):
         inner = b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93C" + bytes([len(inner)]) + inner + b"\x85R."
     r = analyze_pickle_bytes(inner, limits=Limits(max_depth=1))
-    assert r.unverified is not None and "max_depth" in r.unverified
+    assert r.unverified is not None
+    assert "max_depth" in r.unverified
 
 
 class _ZeroStream(io.RawIOBase):
@@ -343,7 +361,8 @@ class _ZeroStream(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         head, _, tail = self.parts
-        assert isinstance(head, bytes) and isinstance(tail, bytes)
+        assert isinstance(head, bytes)
+        assert isinstance(tail, bytes)
         view = memoryview(b)
         n = 0
         while n < len(view) and self.pos < self.total:
@@ -382,5 +401,6 @@ def test_200mb_payload_passed_to_loader_is_unverified() -> None:
     head = b"\x80\x04\x8c\x06pickle\x8c\x05loads\x93\x8e" + struct.pack("<Q", size)
     stream = io.BufferedReader(_ZeroStream(head, size, b"\x85R.", fill=0x80))
     r = analyze_pickle(stream, location=Location("big.pkl"), limits=Limits(), allow=AllowList.default())
-    assert r.unverified is not None and "too large" in r.unverified
+    assert r.unverified is not None
+    assert "too large" in r.unverified
     assert any(f.severity is Severity.CRITICAL for f in r.findings)
