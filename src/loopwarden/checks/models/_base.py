@@ -46,6 +46,8 @@ class ScanContext:
     formats: list[str] = field(default_factory=list)
     decompressed: int = 0
     members: int = 0
+    references: list[str] = field(default_factory=list)
+    """Real paths of files this target makes a loader read as raw data (ONNX external data)."""
     closers: list[Any] = field(default_factory=list)
     """Temporary files to close when the target is done."""
     physical_dir: str | None = None

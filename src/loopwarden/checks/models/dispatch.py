@@ -21,6 +21,7 @@ from loopwarden.checks.models._base import (
     spool,
 )
 from loopwarden.checks.models.detect import Format, claimed_format, is_pickle_start, sniff
+from loopwarden.domain import Finding
 
 __all__ = ["Recurse", "scan_blob", "seekable_blob"]
 
@@ -29,6 +30,7 @@ HEAD: Final = 4096
 _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
 _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
 _MAX_TEXT_PARSE: Final = 64 << 20
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
@@ -248,6 +250,7 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
     storage = re.compile(
         "^(" + "|".join(re.escape(r) for r in roots) + r")/(data|constants)/[^/]+$" if roots else r"^\b$"
     )
+    first_finding = len(ctx.findings)
     for start, end, what in arch.extra_ranges:
         _range(blob, ctx, start, end, what)
     for e in arch.entries:
@@ -266,8 +269,24 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
             scan_blob(child, ctx)
         if e.method in zipfmt.SUPPORTED_METHODS:
             zipfmt.check_crc(blob, e, ctx, mloc)
-    if torchscript:
+    if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
+        _torchscript_pickles(ctx, first_finding, blob)
+
+
+def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:
+    """torch.load hands an archive with constants.pkl to torch.jit.load, whose C++ unpickler resolves only
+    TorchScript classes (``__torch__.*``, compiled from the archive's code/, checked as LW-MODEL-031) and its own
+    builders (``torch.jit._pickle.*``); it never imports Python. Those names are therefore not findings here."""
+    prefix = f"{blob.location.member}!" if blob.location.member else ""
+
+    def keep(f: Finding) -> bool:
+        subject = str(f.evidence.get("subject", ""))
+        member = f.location.member or ""
+        inside = member.startswith(prefix) and not member[len(prefix) :].count("!")
+        return not (inside and subject.startswith(_TORCHSCRIPT_GLOBALS))
+
+    ctx.findings[first:] = [f for f in ctx.findings[first:] if keep(f)]
 
 
 def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, name: str) -> Blob:

@@ -62,7 +62,9 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         ctx.fail(blob.location, "npy header truncated")
         return
     try:
-        header = ast.literal_eval(raw.decode("utf-8" if major == 3 else "latin1"))
+        text = raw.decode("utf-8" if major == 3 else "latin1")
+        # Python 2 writers put long literals ("3L") in the shape; numpy's reader accepts them too
+        header = ast.literal_eval(re.sub(r"(\d+)L\b", r"\1", text))
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError):
         ctx.fail(blob.location, "npy header is not a Python literal")
         return

@@ -171,6 +171,8 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
                     why = "is a hard link (it may expose a file from outside the folder)"
             except OSError:
                 pass
+    if why is None and blob.file_path is not None:
+        ctx.references.append(os.path.realpath(os.path.join(os.path.dirname(blob.file_path), where)))
     if why:
         ctx.add(
             R.OnnxExternalData,

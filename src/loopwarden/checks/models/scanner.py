@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
-from loopwarden.domain import ArtifactKind, Digest, Location, Report, TargetResult
+from loopwarden.domain import ArtifactKind, Digest, Location, Report, TargetResult, Verdict
 
 __all__ = ["Target", "collect_targets", "scan_file", "scan_paths"]
 
@@ -163,13 +163,17 @@ def _sha256(path: str) -> Digest:
 
 def scan_file(target: Target, limits: Limits, allow: Any, digest: bool = False) -> TargetResult:
     """Scan one target; never raises for bad input (the result is then ``unverified`` with the reason)."""
+    return _scan(target, limits, allow, digest)[0]
+
+
+def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[TargetResult, tuple[str, ...]]:
     from loopwarden.checks.models._base import ScanContext, file_blob
     from loopwarden.checks.models.dispatch import scan_blob
 
     if target.real is None:
         return TargetResult.from_findings(
             target.display, ArtifactKind.MODEL, (), unverified_reason=target.problem or "not scanned"
-        )
+        ), ()
     loc = Location(target.display)
     ctx = ScanContext(target.display, limits, allow)
     digest_value: Digest | None = None
@@ -201,9 +205,10 @@ def scan_file(target: Target, limits: Limits, allow: Any, digest: bool = False) 
         for c in ctx.closers:
             c.close()
     reason = "; ".join(ctx.unverified) if ctx.unverified else None
-    return TargetResult.from_findings(
+    result = TargetResult.from_findings(
         target.display, ArtifactKind.MODEL, ctx.findings, unverified_reason=reason, digest=digest_value
     )
+    return result, tuple(ctx.references)
 
 
 _WORKER: dict[str, Any] = {}
@@ -213,8 +218,8 @@ def _init_worker(limits: Limits, allow: Any, digest: bool) -> None:
     _WORKER.update(limits=limits, allow=allow, digest=digest)
 
 
-def _work(target: Target) -> TargetResult:
-    return scan_file(target, _WORKER["limits"], _WORKER["allow"], _WORKER["digest"])
+def _work(target: Target) -> tuple[TargetResult, tuple[str, ...]]:
+    return _scan(target, _WORKER["limits"], _WORKER["allow"], _WORKER["digest"])
 
 
 def default_allow() -> Any:
@@ -240,6 +245,7 @@ def scan_paths(
     targets = collect_targets(paths)
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     results: list[TargetResult] = []
+    referenced: set[str] = set()
     readable = [t for t in targets if t.real is not None]
     results.extend(scan_file(t, limits, allow) for t in targets if t.real is None)
     total = len(targets)
@@ -255,13 +261,35 @@ def scan_paths(
             initializer=_init_worker,
             initargs=(limits, allow, digest),
         ) as pool:
-            for res in pool.map(_work, readable, chunksize=chunk):
+            for res, refs in pool.map(_work, readable, chunksize=chunk):
                 results.append(res)
+                referenced.update(refs)
                 if progress:
                     progress(len(results), total)
     else:
         for t in readable:
-            results.append(scan_file(t, limits, allow, digest))
+            res, refs = _scan(t, limits, allow, digest)
+            results.append(res)
+            referenced.update(refs)
             if progress:
                 progress(len(results), total)
+    if referenced:
+        results = _resolve_external_data(results, readable, referenced)
     return Report(__version__, tuple(results))
+
+
+def _resolve_external_data(
+    results: list[TargetResult], readable: list[Target], referenced: set[str]
+) -> list[TargetResult]:
+    """Raw tensor files that a scanned ONNX model names as external data are data, not an unknown format."""
+    real = {t.display: t.real for t in readable}
+    out = []
+    for r in results:
+        if (
+            r.verdict is Verdict.UNVERIFIED
+            and real.get(r.path) in referenced
+            and (r.reason or "").startswith("unknown binary format")
+        ):
+            r = TargetResult(r.path, r.kind, Verdict.CLEAN, (), r.digest, None)
+        out.append(r)
+    return out
