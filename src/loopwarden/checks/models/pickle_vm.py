@@ -75,13 +75,19 @@ class PickleResult:
 
 
 class _Ref:
-    """A module-level object named ``module.qual`` (module ``?`` when it was computed at run time)."""
+    """A module-level object named ``module.qual`` (module ``?`` when it was computed at run time).
 
-    __slots__ = ("module", "qual")
+    ``canon`` is the name with module aliases resolved; ``plain`` is True when calling it needs no modelling
+    (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
+    """
+
+    __slots__ = ("canon", "module", "plain", "qual")
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
         self.qual = qual
+        self.canon = f"{canonical_module(module)}.{qual}"
+        self.plain = module != "?" and self.canon not in _MODELLED
 
     @property
     def name(self) -> str:
@@ -388,9 +394,45 @@ _PICKLE_LOADERS: Final = frozenset(
     }
 )
 
+_PURE: Final = frozenset(
+    {
+        "operator.add",
+        "operator.concat",
+        "codecs.encode",
+        "codecs.decode",
+        "base64.b64decode",
+        "base64.decodebytes",
+        "base64.standard_b64decode",
+        "binascii.unhexlify",
+        "zlib.decompress",
+        "gzip.decompress",
+        "bz2.decompress",
+        "lzma.decompress",
+        "builtins.bytes",
+        "builtins.bytearray",
+        "io.BytesIO",
+    }
+)
+_MODELLED: Final = (
+    _IMPORTERS
+    | _NAME_RESOLVERS
+    | _PICKLE_LOADERS
+    | _PURE
+    | {
+        "builtins.getattr",
+        "operator.attrgetter",
+        "operator.methodcaller",
+        "operator.itemgetter",
+        "functools.partial",
+        "builtins.eval",
+        "builtins.exec",
+        "builtins.compile",
+    }
+)
+
 
 def _canon(ref: _Ref) -> str:
-    return f"{canonical_module(ref.module)}.{ref.qual}"
+    return ref.canon
 
 
 def _short(value: Any) -> Any:
@@ -487,147 +529,211 @@ class _VM:
         budget = self.budget
         max_ops = budget.limits.max_opcodes
         ops = budget.opcodes
-        next_check = ops + _TIME_CHECK
+        next_check = min(ops + _TIME_CHECK, max_ops + 1)
         unpack_from = struct.unpack_from
         append = stack.append
         dispatch = self._dispatch
-        while True:
-            p = r.p
-            if p >= r.n and not r.fill(1):
-                budget.opcodes = ops
-                raise _TruncatedError("pickle truncated: no STOP opcode", r.tell())
-            op = r.buf[p]
-            r.p = p + 1
-            ops += 1
-            if ops >= next_check:
-                budget.opcodes = ops
-                if ops > max_ops:
-                    raise _LimitError("max_opcodes", f"more than {max_ops} opcodes")
-                if time.monotonic() > budget.deadline:
-                    raise _LimitError(
-                        "max_seconds", f"analysis took longer than {budget.limits.max_seconds}s"
-                    )
-                if len(stack) > _MAX_STACK:
-                    raise _LimitError("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
-                next_check = ops + _TIME_CHECK
-            # Hot opcodes first; the rest go through the dispatch table.
-            if op == 0x71:  # BINPUT
-                if not stack:
-                    raise _MalformedError("BINPUT on an empty stack", r.tell() - 1)
-                memo[r.read(1)[0]] = stack[-1]
-            elif op == 0x68:  # BINGET
-                idx = r.read(1)[0]
-                try:
-                    append(memo[idx])
-                except KeyError:
-                    raise _MalformedError(f"BINGET of undefined memo entry {idx}", r.tell() - 2) from None
-            elif op == 0x94:  # MEMOIZE
-                if not stack:
-                    raise _MalformedError("MEMOIZE on an empty stack", r.tell() - 1)
-                memo[len(memo)] = stack[-1]
-            elif op == 0x8C:  # SHORT_BINUNICODE
-                k = r.read(1)[0]
-                append(self._text(r.read(k)))
-            elif op == 0x4B:  # BININT1
-                append(r.read(1)[0])
-            elif op == 0x4A:  # BININT
-                append(unpack_from("<i", r.read(4))[0])
-            elif op == 0x4D:  # BININT2
-                append(unpack_from("<H", r.read(2))[0])
-            elif op == 0x86:  # TUPLE2
-                if len(stack) < 2:
-                    raise _MalformedError("TUPLE2 needs two stack items", r.tell() - 1)
-                b = stack.pop()
-                stack[-1] = (stack[-1], b)
-            elif op == 0x85:  # TUPLE1
-                if not stack:
-                    raise _MalformedError("TUPLE1 on an empty stack", r.tell() - 1)
-                stack[-1] = (stack[-1],)
-            elif op == 0x87:  # TUPLE3
-                if len(stack) < 3:
-                    raise _MalformedError("TUPLE3 needs three stack items", r.tell() - 1)
-                c3 = stack.pop()
-                b = stack.pop()
-                stack[-1] = (stack[-1], b, c3)
-            elif op == 0x52:  # REDUCE
-                if len(stack) < 2:
-                    raise _MalformedError("REDUCE needs a callable and arguments", r.tell() - 1)
-                args = stack.pop()
-                stack[-1] = self._call(stack[-1], args, r.tell() - 1, "REDUCE")
-            elif op == 0x28:  # MARK
-                meta.append(stack)
-                stack = []
-                append = stack.append
-            elif op == 0x7D:  # EMPTY_DICT
-                append(_Dict())
-            elif op == 0x75:  # SETITEMS
-                items = stack
-                if not meta:
-                    raise _MalformedError("SETITEMS without MARK", r.tell() - 1)
-                stack = meta.pop()
-                append = stack.append
-                if not stack or len(items) % 2:
-                    raise _MalformedError("SETITEMS needs a dict and key/value pairs", r.tell() - 1)
-                target = stack[-1]
-                if type(target) is _Dict:
-                    for i in range(0, len(items), 2):
-                        target.add(items[i], items[i + 1])
-            elif op == 0x47:  # BINFLOAT
-                append(unpack_from(">d", r.read(8))[0])
-            elif op == 0x4E:  # NONE
-                append(None)
-            elif op == 0x89:  # NEWFALSE
-                append(False)
-            elif op == 0x88:  # NEWTRUE
-                append(True)
-            elif op == 0x29:  # EMPTY_TUPLE
-                append(())
-            elif op == 0x72:  # LONG_BINPUT
-                if not stack:
-                    raise _MalformedError("LONG_BINPUT on an empty stack", r.tell() - 1)
-                memo[unpack_from("<I", r.read(4))[0]] = stack[-1]
-            elif op == 0x6A:  # LONG_BINGET
-                idx = unpack_from("<I", r.read(4))[0]
-                try:
-                    append(memo[idx])
-                except KeyError:
-                    raise _MalformedError(
-                        f"LONG_BINGET of undefined memo entry {idx}", r.tell() - 5
-                    ) from None
-            elif op == 0x58:  # BINUNICODE
-                k = unpack_from("<I", r.read(4))[0]
-                append(self._payload_text(k))
-            elif op == 0x5D:  # EMPTY_LIST
-                append([])
-            elif op == 0x65:  # APPENDS
-                items = stack
-                if not meta:
-                    raise _MalformedError("APPENDS without MARK", r.tell() - 1)
-                stack = meta.pop()
-                append = stack.append
-                if not stack:
-                    raise _MalformedError("APPENDS without a list", r.tell() - 1)
-                target = stack[-1]
-                if type(target) is list:
-                    room = _MAX_CONTAINER - len(target)
-                    if room > 0:
-                        target.extend(items[:room])
-            elif op == 0x2E:  # STOP
-                budget.opcodes = ops
-                if len(stack) != 1 or meta:
-                    raise _MalformedError(
-                        "STOP with a stack that does not hold exactly one object", r.tell() - 1
-                    )
-                if self.frame_end > r.tell():
-                    raise _MalformedError("FRAME announced more bytes than the pickle holds", r.tell() - 1)
-                return
-            else:
+        call = self._call
+        text = self._text
+        buf, p, n = r.buf, r.p, r.n
+        try:
+            while True:
+                if p + 16 > n:
+                    # Keep at least 16 bytes buffered so that fixed-size arguments can be sliced directly.
+                    if p > n:
+                        raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n)
+                    r.p = p
+                    r.fill(16)
+                    buf, p, n = r.buf, r.p, r.n
+                    if p >= n:
+                        raise _TruncatedError("pickle truncated: no STOP opcode", r.tell())
+                op = buf[p]
+                p += 1
+                ops += 1
+                if ops >= next_check:
+                    budget.opcodes = ops
+                    if ops > max_ops:
+                        raise _LimitError("max_opcodes", f"more than {max_ops} opcodes")
+                    if time.monotonic() > budget.deadline:
+                        raise _LimitError(
+                            "max_seconds", f"analysis took longer than {budget.limits.max_seconds}s"
+                        )
+                    if len(stack) > _MAX_STACK:
+                        raise _LimitError("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
+                    next_check = min(ops + _TIME_CHECK, max_ops + 1)
+                # Hot opcodes inline (arguments sliced from the buffer), found by a small decision tree on the
+                # opcode value; everything else goes through the dispatch table.
+                if op < 0x68:
+                    if op < 0x4E:
+                        if op < 0x47:
+                            if op == 0x28:  # MARK
+                                meta.append(stack)
+                                stack = []
+                                append = stack.append
+                                continue
+                            elif op == 0x29:  # EMPTY_TUPLE
+                                append(())
+                                continue
+                            elif op == 0x2E:  # STOP
+                                r.p = p
+                                budget.opcodes = ops
+                                if len(stack) != 1 or meta:
+                                    raise _MalformedError(
+                                        "STOP with a stack that does not hold exactly one object",
+                                        r.tell() - 1,
+                                    )
+                                if self.frame_end > r.tell():
+                                    raise _MalformedError(
+                                        "FRAME announced more bytes than the pickle holds", r.tell() - 1
+                                    )
+                                return
+                        elif op == 0x4B:  # BININT1
+                            append(buf[p])
+                            p += 1
+                            continue
+                        elif op == 0x4A:  # BININT
+                            append(unpack_from("<i", buf, p)[0])
+                            p += 4
+                            continue
+                        elif op == 0x47:  # BINFLOAT
+                            append(unpack_from(">d", buf, p)[0])
+                            p += 8
+                            continue
+                        elif op == 0x4D:  # BININT2
+                            append(unpack_from("<H", buf, p)[0])
+                            p += 2
+                            continue
+                    elif op == 0x52:  # REDUCE
+                        args = stack.pop()
+                        func = stack[-1]
+                        if type(func) is _Ref and func.plain and type(args) is tuple:
+                            self.calls += 1
+                            stack[-1] = _Call(func, args)
+                        else:
+                            r.p = p
+                            stack[-1] = call(func, args, r.base + p - 1, "REDUCE")
+                            buf, p, n = r.buf, r.p, r.n
+                        continue
+                    elif op == 0x58:  # BINUNICODE
+                        k = unpack_from("<I", buf, p)[0]
+                        if k <= _KEEP_STR and p + 4 + k <= n:
+                            append(text(buf[p + 4 : p + 4 + k]))
+                            p += 4 + k
+                        else:
+                            r.p = p + 4
+                            append(self._payload_text(k))
+                            buf, p, n = r.buf, r.p, r.n
+                        continue
+                    elif op == 0x51:  # BINPERSID: the loader's persistent_load decides (torch: storages)
+                        stack[-1] = _UNKNOWN
+                        continue
+                    elif op == 0x4E:  # NONE
+                        append(None)
+                        continue
+                    elif op == 0x5D:  # EMPTY_LIST
+                        append([])
+                        continue
+                    elif op == 0x65:  # APPENDS
+                        items = stack
+                        stack = meta.pop()
+                        append = stack.append
+                        target = stack[-1]
+                        if type(target) is list:
+                            room = _MAX_CONTAINER - len(target)
+                            if room > 0:
+                                target.extend(items[:room])
+                        continue
+                elif op < 0x80:
+                    if op == 0x72:  # LONG_BINPUT
+                        memo[unpack_from("<I", buf, p)[0]] = stack[-1]
+                        p += 4
+                        continue
+                    elif op == 0x68:  # BINGET
+                        append(memo[buf[p]])
+                        p += 1
+                        continue
+                    elif op == 0x71:  # BINPUT
+                        memo[buf[p]] = stack[-1]
+                        p += 1
+                        continue
+                    elif op == 0x74:  # TUPLE
+                        items = stack
+                        stack = meta.pop()
+                        append = stack.append
+                        append(tuple(items))
+                        continue
+                    elif op == 0x6A:  # LONG_BINGET
+                        append(memo[unpack_from("<I", buf, p)[0]])
+                        p += 4
+                        continue
+                    elif op == 0x7D:  # EMPTY_DICT
+                        append(_Dict())
+                        continue
+                    elif op == 0x75:  # SETITEMS
+                        items = stack
+                        stack = meta.pop()
+                        append = stack.append
+                        if len(items) % 2:
+                            raise _MalformedError("SETITEMS with an odd number of items", r.base + p - 1)
+                        target = stack[-1]
+                        if type(target) is _Dict:
+                            for i in range(0, len(items), 2):
+                                target.add(items[i], items[i + 1])
+                        continue
+                elif op == 0x8C:  # SHORT_BINUNICODE
+                    k = buf[p]
+                    if p + 1 + k <= n:
+                        append(text(buf[p + 1 : p + 1 + k]))
+                        p += 1 + k
+                    else:
+                        r.p = p + 1
+                        append(text(r.read(k)))
+                        buf, p, n = r.buf, r.p, r.n
+                    continue
+                elif op == 0x94:  # MEMOIZE
+                    memo[len(memo)] = stack[-1]
+                    continue
+                elif op == 0x85:  # TUPLE1
+                    stack[-1] = (stack[-1],)
+                    continue
+                elif op == 0x86:  # TUPLE2
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b)
+                    continue
+                elif op == 0x87:  # TUPLE3
+                    c3 = stack.pop()
+                    b = stack.pop()
+                    stack[-1] = (stack[-1], b, c3)
+                    continue
+                elif op == 0x89:  # NEWFALSE
+                    append(False)
+                    continue
+                elif op == 0x88:  # NEWTRUE
+                    append(True)
+                    continue
+                # Not a hot opcode (every hot branch above ends with ``continue``).
                 handler = dispatch.get(op)
                 if handler is None:
-                    raise _MalformedError(f"invalid opcode 0x{op:02x}", r.tell() - 1)
+                    raise _MalformedError(f"invalid opcode 0x{op:02x}", r.base + p - 1)
+                r.p = p
                 budget.opcodes = ops
-                stack = handler(stack, meta, memo, r.tell() - 1)
+                stack = handler(stack, meta, memo, r.base + p - 1)
                 append = stack.append
+                buf, p, n = r.buf, r.p, r.n
+        except IndexError:
+            r.p = min(p, r.n)
+            # Stack or buffer underflow: CPython rejects the stream at this opcode.
+            if p >= n:
+                raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n) from None
+            raise _MalformedError(f"stack underflow at opcode 0x{op:02x}", r.base + p - 1) from None
+        except KeyError as exc:
+            r.p = p
+            raise _MalformedError(f"reference to undefined memo entry {exc}", r.base + p - 1) from None
+        except struct.error:
+            r.p = n
+            raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n) from None
+        finally:
+            budget.opcodes = ops
 
     # -- values --
 
@@ -664,9 +770,8 @@ class _VM:
     def _call(self, func: Any, args: Any, off: int, how: str) -> Any:
         self.calls += 1
         if type(args) is not tuple:
-            if how == "REDUCE" and not isinstance(args, _Unknown | _Call):
-                raise _MalformedError("REDUCE arguments are not a tuple", off)
-            args = ()
+            # The C unpickler requires a tuple; the Python one (used by joblib) accepts any iterable.
+            args = tuple(args) if type(args) is list else ()
         if type(func) is _Ref:
             if func.module == "?" or how != "REDUCE":
                 self._judge(func, off, how)
@@ -931,6 +1036,7 @@ class _VM:
             0x97: self._op_buffer,
             0x98: self._op_readonly_buffer,
             0x56: self._op_unicode,
+            0x58: self._op_binunicode,
             0x8D: self._op_binunicode8,
             0x46: self._op_float,
             0x61: self._op_append,
@@ -1256,6 +1362,12 @@ class _VM:
             stack.append(line.decode("raw-unicode-escape"))
         except UnicodeDecodeError:
             raise _MalformedError("UNICODE with an invalid escape", off) from None
+        return stack
+
+    def _op_binunicode(
+        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+    ) -> list[Any]:
+        stack.append(self._payload_text(struct.unpack("<I", self.r.read(4))[0]))
         return stack
 
     def _op_binunicode8(

@@ -404,3 +404,46 @@ def test_200mb_payload_passed_to_loader_is_unverified() -> None:
     assert r.unverified is not None
     assert "too large" in r.unverified
     assert any(f.severity is Severity.CRITICAL for f in r.findings)
+
+
+class _Trickle(io.RawIOBase):
+    """A stream that returns at most ``step`` bytes per read, to exercise every buffer-refill path."""
+
+    def __init__(self, data: bytes, step: int) -> None:
+        self.data = data
+        self.pos = 0
+        self.step = step
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        chunk = self.data[self.pos : self.pos + min(self.step, len(b))]
+        memoryview(b)[: len(chunk)] = chunk
+        self.pos += len(chunk)
+        return len(chunk)
+
+    def read(self, size: int = -1) -> bytes:
+        size = self.step if size < 0 else min(size, self.step)
+        chunk = self.data[self.pos : self.pos + size]
+        self.pos += len(chunk)
+        return chunk
+
+
+def test_results_do_not_depend_on_read_sizes_or_chunk_boundaries() -> None:
+    big = pickle.dumps([float(i) for i in range(150_000)] + ["s" * 300] * 10, protocol=4)
+    cases = [
+        big + pickle.dumps(_Evil(), protocol=4),
+        pickle.dumps(_Evil(), protocol=0) + b"junk" + pickle.dumps(_Evil(), protocol=2),
+        big[: len(big) // 2],
+    ]
+    for data in cases:
+        ref = analyze_pickle_bytes(data)
+        for step in (1, 7, 4096):
+            got = analyze_pickle(
+                _Trickle(data, step),  # type: ignore[arg-type]
+                location=Location("<bytes>"),
+                limits=Limits(),
+                allow=AllowList.default(),
+            )
+            assert got == ref, step
