@@ -234,7 +234,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "cloudpickle": _ALL,
         "keras": frozenset({"layers", "src", "saving", "utils"}),
         "tensorflow": _ALL,
-        "transformers": frozenset({"dynamic_module_utils", "utils"}),
+        "transformers": frozenset({"dynamic_module_utils"}),
     },
     RESOLVE: {
         "builtins": frozenset(
@@ -275,9 +275,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "dill": _ALL,
         "jsonpickle": _ALL,
         "yaml": _ALL,
-        "joblib": frozenset(
-            {"load", "numpy_pickle", "numpy_pickle_compat", "numpy_pickle_utils", "_memmapping_reducer"}
-        ),
+        "joblib": frozenset({"load", "numpy_pickle", "numpy_pickle_utils", "_memmapping_reducer"}),
         "torch": frozenset({"load", "storage", "serialization", "jit", "hub", "package"}),
         "torch.storage": frozenset({"_load_from_bytes"}),
         "numpy": frozenset(
@@ -295,7 +293,6 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "tempfile": _ALL,
         "glob": _ALL,
         "fileinput": _ALL,
-        "pathlib": frozenset({"Path", "PosixPath", "WindowsPath"}),
         "filecmp": _ALL,
         "zipfile": _ALL,
         "tarfile": _ALL,
@@ -371,6 +368,7 @@ _KNOWN_PACKAGES: Final = frozenset(
         "pandas",
         "transformers",
         "tokenizers",
+        "omegaconf",
         "huggingface_hub",
         "datasets",
         "accelerate",
@@ -530,6 +528,17 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pathlib.PurePath",
         "pathlib.PurePosixPath",
         "pathlib.PureWindowsPath",
+        "pathlib.Path",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib._local.Path",
+        "pathlib._local.PosixPath",
+        "pathlib._local.WindowsPath",
+        "pathlib._local.PurePosixPath",
+        "pathlib._local.PureWindowsPath",
+        # typing special forms appear in configs (omegaconf metadata); generics are rebuilt with getitem.
+        *(f"typing.{t}" for t in ("Any", "Dict", "List", "Tuple", "Union", "Optional", "Set", "Sequence")),
+        "operator.getitem",
         "ipaddress.IPv4Address",
         "ipaddress.IPv6Address",
         # PyTorch tensors, storages, dtypes, parameters.
@@ -709,6 +718,16 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.configuration_utils.",
     "transformers.tokenization_utils_base.",
     "transformers.generation.configuration_utils.",
+    "transformers.training_args.",
+    "transformers.trainer_utils.",
+    "transformers.debug_utils.",
+    "transformers.utils.generic.",
+    "accelerate.utils.dataclasses.",
+    "omegaconf.",
+    "pytorch_lightning.utilities.parsing.",
+    "lightning.pytorch.utilities.parsing.",
+    "lightning_fabric.utilities.data.",
+    "lightning.fabric.utilities.data.",
     "tokenizers.",
 )
 _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
