@@ -1150,3 +1150,107 @@ def test_truncated_before_stop_is_unverified() -> None:
     r = scan(pickle.dumps({"a": [1, 2, 3]}, protocol=4)[:-3])
     assert r.unverified is not None
     assert "truncated" in r.unverified
+
+
+# --- joblib stream differentials (the array bytes joblib reads after a NumpyArrayWrapper) --------------------
+
+
+def _dtype_ops(spec: str, elsize: int = -1, flags: int = 0) -> bytes:
+    return (
+        sglob("numpy", "dtype")
+        + u(spec)
+        + b"\x89\x88"
+        + TUPLE3
+        + REDUCE
+        + MARK
+        + binint1(3)
+        + u("<")
+        + NONE
+        + NONE
+        + NONE
+        + b"J"
+        + struct.pack("<i", elsize)
+        + b"J\xff\xff\xff\xff"
+        + b"J"
+        + struct.pack("<i", flags)
+        + TUPLE
+        + BUILD
+    )
+
+
+def _wrapper_state(shape_ops: bytes, dtype_ops: bytes, extra: bytes = b"") -> bytes:
+    return (
+        EMPTY_DICT
+        + MARK
+        + u("shape")
+        + shape_ops
+        + u("dtype")
+        + dtype_ops
+        + u("order")
+        + u("C")
+        + extra
+        + b"u"
+    )
+
+
+_TAIL_PAYLOAD = POP + sglob("os", "system") + PAYLOAD + TUPLE1 + REDUCE + STOP
+
+
+def test_joblib_fixed_dtype_with_bogus_state_size() -> None:
+    """numpy ignores the state's element size for fixed-size dtypes: sizing 'f8' by a forged elsize of 1000 would
+    skip the payload that joblib runs after the 8 array bytes (parser differential, the class of
+    https://github.com/mmaitre314/picklescan/security/advisories/GHSA-9gvj-pp9x-gcfr)."""
+    head = (
+        proto(4)
+        + sglob("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + _wrapper_state(binint1(1) + TUPLE1, _dtype_ops("f8", elsize=1000))
+        + BUILD
+    )
+    region = b"\x00" * 8 + _TAIL_PAYLOAD
+    data = head + region + b"\x00" * (1000 - len(region)) + STOP
+    assert_caught(scan(data, joblib=True), "os.system")
+
+
+def test_joblib_wrapper_built_by_copyreg_reconstructor() -> None:
+    """joblib tests ``isinstance(obj, NumpyArrayWrapper)``: an instance made by copyreg._reconstructor counts too,
+    so its array bytes must be skipped, not parsed (where a BINBYTES could swallow the payload)."""
+    head = (
+        proto(4)
+        + sglob("copyreg", "_reconstructor")
+        + sglob("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + sglob("builtins", "object")
+        + NONE
+        + TUPLE3
+        + REDUCE
+        + _wrapper_state(binint1(6) + TUPLE1, _dtype_ops("u1"))
+        + BUILD
+    )
+    # Parsed as opcodes, the 6 "array" bytes open a BINBYTES that would hide the payload.
+    swallow = b"B" + struct.pack("<I", len(_TAIL_PAYLOAD) + 1) + b"\x00"
+    data = head + swallow + _TAIL_PAYLOAD + POP + STOP
+    assert_caught(scan(data, joblib=True), "os.system")
+
+
+def test_joblib_duplicate_state_keys_last_wins() -> None:
+    """A state dict with 'shape' twice: like a dict, the last value sizes the array."""
+    state = _wrapper_state(binint1(200) + TUPLE1, _dtype_ops("u1"), extra=u("shape") + binint1(2) + TUPLE1)
+    head = proto(4) + sglob("joblib.numpy_pickle", "NumpyArrayWrapper") + EMPTY_TUPLE + NEWOBJ + state + BUILD
+    data = head + b"\x00\x00" + _TAIL_PAYLOAD + b"\x00" * 300 + STOP
+    assert_caught(scan(data, joblib=True), "os.system")
+
+
+def test_joblib_array_inside_frame_is_unverified() -> None:
+    """joblib reads array bytes after the current frame while opcodes continue inside it: fail closed."""
+    body = (
+        sglob("joblib.numpy_pickle", "NumpyArrayWrapper")
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + _wrapper_state(binint1(1) + TUPLE1, _dtype_ops("u1"))
+        + BUILD
+    )
+    data = proto(4) + b"\x95" + struct.pack("<Q", len(body) + 40) + body + b"\x00" + STOP
+    r = scan(data, joblib=True)
+    assert r.unverified is not None
+    assert "frame" in r.unverified

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import struct
 import time
 from collections.abc import Callable
@@ -139,7 +140,8 @@ class _Dict:
             self.items.append((k, v))
 
     def get(self, key: Any) -> Any:
-        for k, v in self.items:
+        """The value for ``key`` (the last one set, as in a dict), or unknown."""
+        for k, v in reversed(self.items):
             if type(k) is type(key) and k == key:
                 return v
         return _UNKNOWN
@@ -1185,7 +1187,7 @@ class _VM:
             obj.state = state
             func = obj.func
             if type(func) is _Ref:
-                if self.joblib and func.name == "joblib.numpy_pickle.NumpyArrayWrapper":
+                if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
                     self._joblib_array(obj, off)
                     stack[-1] = _UNKNOWN
             else:
@@ -1500,8 +1502,12 @@ class _VM:
     def _joblib_array(self, wrapper: _Call, off: int) -> None:
         """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper."""
         state = wrapper.state
-        if type(state) is not _Dict:
-            raise _MalformedError("joblib NumpyArrayWrapper without a state dict", off)
+        if type(state) is not _Dict or state.size != len(state.items):
+            raise _MalformedError("joblib NumpyArrayWrapper without a readable state dict", off)
+        if self.frame_end > self.r.tell():
+            # joblib reads the array from the file after the current frame, while the unpickler keeps reading
+            # opcodes from inside the frame; joblib itself always ends the frame first. Fail closed.
+            raise _MalformedError("joblib array data announced inside a pickle frame", off)
         shape = state.get("shape")
         dtype = state.get("dtype")
         if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape):
@@ -1513,7 +1519,8 @@ class _VM:
             limits = self.budget.limits
             if self.depth + 1 > limits.max_depth:
                 raise _LimitError("max_depth", f"nested pickles deeper than {limits.max_depth}")
-            sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=True, origin=self.origin)
+            # joblib reads it with a plain Unpickler: no array data follows wrappers inside it.
+            sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=False, origin=self.origin)
             sub.run()
             return
         if itemsize is None:
@@ -1529,32 +1536,50 @@ class _VM:
         self.r.skip(count * itemsize)
 
 
+_DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
+_FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
+
+
 def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
-    """(itemsize, hasobject) of a symbolic ``numpy.dtype(...)`` with its BUILD state."""
+    """(itemsize, hasobject) of a symbolic ``numpy.dtype(spec, ...)`` and its BUILD state, as numpy has it.
+
+    numpy ignores the state's size and flags for fixed-size kinds and honours them for flexible ones (``S``,
+    ``U``, ``V``: structured and sub-array dtypes); anything else is not sized (the caller fails closed).
+    """
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or not dtype.args:
         return None, False
-    if (
-        canonical_module(dtype.func.module) not in ("numpy", "numpy.core.multiarray")
-        or dtype.func.qual != "dtype"
-    ):
+    if dtype.func.canon not in ("numpy.dtype", "numpy.core.multiarray.dtype"):
         return None, False
     spec = dtype.args[0]
-    if type(spec) is not str:
+    m = _DTYPE_RE.match(spec) if type(spec) is str else None
+    if m is None:
         return None, False
+    kind, size = m.group(1), int(m.group(2))
     state = dtype.state
-    hasobject = spec.startswith("O")
-    elsize = -1
-    if type(state) is tuple and len(state) >= 8:
-        if type(state[5]) is int:
-            elsize = state[5]
-        if type(state[7]) is int and state[7] & 1:
-            hasobject = True
+    elsize = state[5] if type(state) is tuple and len(state) >= 8 and type(state[5]) is int else -1
+    flags = state[7] if type(state) is tuple and len(state) >= 8 and type(state[7]) is int else 0
+    if kind == "O":
+        return (size, True) if size == 8 else (None, True)
+    if kind in "mM":
+        return (8, False) if size == 8 else (None, False)
+    if kind in _FIXED_SIZES:
+        return (size, False) if size in _FIXED_SIZES[kind] else (None, False)
     if elsize > 0:
-        return elsize, hasobject
-    digits = "".join(ch for ch in spec if ch.isdigit())
-    if not digits:
-        return None, hasobject
-    return int(digits), hasobject
+        return elsize, kind == "V" and bool(flags & 1)
+    if kind == "U":
+        return 4 * size, False
+    return (size, False) if size > 0 else (None, False)
+
+
+def _instance_class(obj: _Call) -> str | None:
+    """The class of an instance built by ``cls(...)``, ``cls.__new__`` (NEWOBJ) or ``copyreg`` helpers."""
+    func = obj.func
+    if type(func) is not _Ref:
+        return None
+    if func.canon in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"):
+        first = obj.args[0] if obj.args else None
+        return first.canon if type(first) is _Ref else None
+    return func.canon
 
 
 def _bounded_decompress(name: str, data: bytes) -> bytes | None:
@@ -1630,8 +1655,6 @@ def _analyze_reader(
 
 def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, depth: int, origin: str) -> None:
     """After a broken stream: search the remaining bytes for further pickles and analyse each candidate."""
-    import re
-
     pattern = re.compile(rb"\x80[\x02-\x05]|c[A-Za-z_][\w.]{0,200}\n[A-Za-z_][\w.]{0,200}\n")
     window = 8 * _CHUNK
     candidates = 0
