@@ -1152,7 +1152,8 @@ def test_truncated_before_stop_is_unverified() -> None:
     assert "truncated" in r.unverified
 
 
-# --- joblib stream differentials (the array bytes joblib reads after a NumpyArrayWrapper) --------------------
+# --- joblib stream differentials (the array bytes joblib reads after a NumpyArrayWrapper)
+# --------------------
 
 
 def _dtype_ops(spec: str, elsize: int = -1, flags: int = 0) -> bytes:
@@ -1197,7 +1198,8 @@ _TAIL_PAYLOAD = POP + sglob("os", "system") + PAYLOAD + TUPLE1 + REDUCE + STOP
 
 
 def test_joblib_fixed_dtype_with_bogus_state_size() -> None:
-    """numpy ignores the state's element size for fixed-size dtypes: sizing 'f8' by a forged elsize of 1000 would
+    """numpy ignores the state's element size for fixed-size dtypes: sizing 'f8' by a forged elsize of 1000
+    would
     skip the payload that joblib runs after the 8 array bytes (parser differential, the class of
     https://github.com/mmaitre314/picklescan/security/advisories/GHSA-9gvj-pp9x-gcfr)."""
     head = (
@@ -1214,7 +1216,8 @@ def test_joblib_fixed_dtype_with_bogus_state_size() -> None:
 
 
 def test_joblib_wrapper_built_by_copyreg_reconstructor() -> None:
-    """joblib tests ``isinstance(obj, NumpyArrayWrapper)``: an instance made by copyreg._reconstructor counts too,
+    """joblib tests ``isinstance(obj, NumpyArrayWrapper)``: an instance made by copyreg._reconstructor
+    counts too,
     so its array bytes must be skipped, not parsed (where a BINBYTES could swallow the payload)."""
     head = (
         proto(4)
