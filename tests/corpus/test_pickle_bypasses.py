@@ -1152,8 +1152,7 @@ def test_truncated_before_stop_is_unverified() -> None:
     assert "truncated" in r.unverified
 
 
-# --- joblib stream differentials (the array bytes joblib reads after a NumpyArrayWrapper)
-# --------------------
+# --- joblib stream differentials: the array bytes joblib reads after a NumpyArrayWrapper -------------------
 
 
 def _dtype_ops(spec: str, elsize: int = -1, flags: int = 0) -> bytes:
