@@ -9,7 +9,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from loopwarden._cli._common import out
 from loopwarden.errors import UsageError
 
 _SEVERITIES = ("info", "low", "medium", "high", "critical")

@@ -153,7 +153,7 @@ class SliceReader(io.RawIOBase):
 
     def readinto(self, b: Any) -> int:
         remaining = self._length - self._pos
-        if remaining <= 0:
+        if remaining <= 0 or self._start + self._pos > 1 << 62:
             return 0
         n = min(len(b), remaining)
         self._base.seek(self._start + self._pos)
@@ -165,7 +165,7 @@ class SliceReader(io.RawIOBase):
 
     def read(self, size: int = -1) -> bytes:
         remaining = self._length - self._pos
-        if remaining <= 0:
+        if remaining <= 0 or self._start + self._pos > 1 << 62:
             return b""
         n = remaining if size is None or size < 0 else min(size, remaining)
         self._base.seek(self._start + self._pos)

@@ -29,8 +29,15 @@ _STRING: Final = 8
 _ARRAY: Final = 9
 _MAX_COUNT: Final = 1 << 24
 _MAX_KEEP: Final = 16 << 20
-_MAX_DIMS: Final = 8
-_MAX_GGML_TYPE: Final = 64
+_MAX_DIMS: Final = 4
+# ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
+_GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
+    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
+    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292), 16: (256, 66),
+    17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136),
+    24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54),
+    35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
+}  # fmt: skip
 
 
 class _Bad(Exception):
@@ -84,7 +91,10 @@ class _Cursor:
         if n > self.size:
             raise _Bad(f"string length {n} at offset {self.pos} exceeds the file")
         if keep and n <= _MAX_KEEP:
-            return self.read(n).decode("utf-8", "replace")
+            try:
+                return self.read(n).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _Bad(f"string at offset {self.pos - n} is not UTF-8") from exc
         self.skip(n)
         return None
 
@@ -162,7 +172,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             if not isinstance(val, int) or val <= 0 or val & (val - 1) or val > 1 << 20:
                 raise _Bad(f"invalid general.alignment {val!r}")
             alignment = val
-    infos: list[tuple[int, str]] = []
+    infos: list[tuple[int, int, str]] = []
     for i in range(n_tensors):
         if i % 1024 == 0:
             ctx.check_time()
@@ -170,19 +180,23 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         n_dims = cur.u32()
         if n_dims > _MAX_DIMS:
             raise _Bad(f"tensor '{name[:100]}' has {n_dims} dimensions")
+        elements = 1
         for _ in range(n_dims):
-            cur.count()
+            elements *= cur.count()
         gtype = cur.u32()
-        if gtype > _MAX_GGML_TYPE:
+        if gtype not in _GGML_BLOCKS:
             raise _Bad(f"tensor '{name[:100]}' has unknown ggml type {gtype}")
+        block, block_bytes = _GGML_BLOCKS[gtype]
+        if elements % block:
+            raise _Bad(f"tensor '{name[:100]}' has {elements} elements, not a multiple of its block size {block}")
         offset = cur.u64()
         if offset % alignment:
             raise _Bad(f"tensor '{name[:100]}' offset {offset} is not aligned to {alignment}")
-        infos.append((offset, name))
+        infos.append((offset, elements // block * block_bytes, name))
     data_start = -(-cur.pos // alignment) * alignment
-    for offset, name in infos:
-        if data_start + offset > size:
-            raise _Bad(f"tensor '{name[:100]}' data lies past the end of the file")
+    for offset, nbytes, name in infos:
+        if data_start + offset + nbytes > size:
+            raise _Bad(f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file")
     from loopwarden.checks.models.chat_template import check_template
 
     for key, text in templates:

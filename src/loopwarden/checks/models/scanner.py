@@ -11,7 +11,6 @@ import hashlib
 import os
 import stat
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -253,6 +252,7 @@ def scan_paths(
         progress(len(results), total)
     if jobs > 1 and len(readable) >= PARALLEL_MIN_FILES:
         import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
 
         chunk = max(1, min(64, len(readable) // (jobs * 8)))
         with ProcessPoolExecutor(

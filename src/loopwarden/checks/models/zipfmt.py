@@ -33,6 +33,8 @@ _EOCD64_LOC_SIG: Final = b"PK\x06\x07"
 _EOCD64_SIG: Final = b"PK\x06\x06"
 _DD_SIG: Final = b"PK\x07\x08"
 _MAX_COMMENT: Final = 65535
+_MAX_EXTRACT_VERSION: Final = 63
+"""Python's zipfile refuses members that need a newer version; lenient readers (torch's miniz) ignore it."""
 _GAP_SCAN_LIMIT: Final = 64 << 20
 _FLAG_ENCRYPTED: Final = 0x1
 _FLAG_DESCRIPTOR: Final = 0x8
@@ -81,6 +83,8 @@ class ZipEntry:
         )
         if alt not in out:
             out.append(alt)
+        if self.method == 0 and self.usize != self.csize and (0, self.usize) not in out:
+            out.append((0, self.usize))  # stored: some readers take the compressed size, others the size
         return out
 
 
@@ -133,8 +137,10 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
 
 
 def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+    if offset < 0 or offset > 1 << 62:
+        return b""
     f.seek(offset)
-    return f.read(n)
+    return f.read(max(0, n))
 
 
 def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
@@ -159,6 +165,9 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
                 if rec[:4] == _EOCD64_SIG and len(rec) == 56:
                     count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
                     dir_end = rec_off
+                    if rec_off != eocd_pos - 20 - 56:
+                        # Python's zipfile assumes the record sits right before the locator; miniz follows it
+                        ctx.add(R.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc)
                 else:
                     ctx.add(R.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
         if count > ctx.limits.max_members:
@@ -177,7 +186,7 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
             (
                 _,
                 made_by,
-                _,
+                needed,
                 flags,
                 method,
                 _,
@@ -211,6 +220,14 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
                 )
             )
             ctx.count_member()
+            if needed & 0xFF > _MAX_EXTRACT_VERSION:
+                ctx.add_severity(
+                    R.ZipHeaderMismatch,
+                    Severity.MEDIUM,
+                    f"'version needed to extract' {needed & 0xFF} makes strict readers refuse the member",
+                    member_location(loc, arch.entries[-1].name),
+                    version=needed & 0xFF,
+                )
             pos += 46 + n + m + k
         if len(arch.entries) != count:
             ctx.add(
@@ -260,6 +277,8 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
             problems["compressed_size"] = {"central": e.csize, "local": lcsize}
         if lusize != e.usize:
             problems["size"] = {"central": e.usize, "local": lusize}
+    if e.method == 0 and e.csize != e.usize:
+        problems["stored_sizes"] = {"compressed": e.csize, "size": e.usize}
     if problems:
         ctx.add(
             R.ZipHeaderMismatch,
@@ -274,7 +293,7 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
             mloc,
             flags=e.flags,
         )
-    e.end = e.data_start + max((csize for _, csize in e.interpretations()), default=0)
+    e.end = e.data_start + max((csize for _, csize in e.interpretations()[:2]), default=0)
     if e.end > size:
         ctx.fail(mloc, f"member data runs past the end of the file ({e.end} > {size}): truncated")
         e.end = size
@@ -283,7 +302,9 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
 def _check_layout(
     f: BinaryIO, arch: ZipArchive, ctx: ScanContext, loc: Location, size: int, cd_start: int, eocd_end: int
 ) -> None:
-    spans = sorted((e.header_offset, e.end, e) for e in arch.entries if e.end >= 0)
+    spans = sorted(
+        ((e.header_offset, e.end, e) for e in arch.entries if e.end >= 0), key=lambda s: (s[0], s[1])
+    )
     cursor = 0
     first = spans[0][0] if spans else cd_start
     if first > 0:
