@@ -649,6 +649,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
         # joblib's in-stream array wrapper (the array bytes are skipped by the VM in joblib mode).
         "joblib.numpy_pickle.NumpyArrayWrapper",
+        "xgboost.core.Booster",
+        "lightgbm.basic.Booster",
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
         *(
             f"scipy.sparse.{mod}.{cls}"
@@ -711,9 +713,7 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "numpy.dtypes.",
     "numpy.random.",
     "xgboost.sklearn.",
-    "xgboost.core.",
     "lightgbm.sklearn.",
-    "lightgbm.basic.",
     "transformers.models.",
     "transformers.configuration_utils.",
     "transformers.tokenization_utils_base.",
@@ -739,6 +739,7 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "sklearn.utils.parallel",
     "sklearn.utils._joblib",
     "torch.optim.lr_scheduler.LambdaLR",
+    "torch.optim.lr_scheduler.MultiplicativeLR",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 # numpy scalar types pickled by reference: numpy.float64, numpy.int32, numpy.bool_ ...

@@ -1085,7 +1085,10 @@ class _VM:
         import _compat_pickle
 
         written = None
-        if (module, name) in _compat_pickle.NAME_MAPPING:
+        # Like CPython's find_class, Python-2 names are mapped only below protocol 3.
+        if self.proto >= 3:
+            pass
+        elif (module, name) in _compat_pickle.NAME_MAPPING:
             written = f"{module}.{name}"
             module, name = _compat_pickle.NAME_MAPPING[(module, name)]
         elif module in _compat_pickle.IMPORT_MAPPING:
