@@ -1,7 +1,10 @@
-"""Mutation fuzzing of the model-container parsers (pickle, zip, safetensors, GGUF) through the real dispatcher.
+"""Mutation fuzzing of the model-container parsers (pickle, zip, safetensors, GGUF) through the real
+dispatcher.
 
-Seeds are real files written by the real libraries (torch, joblib, numpy, safetensors, gguf) plus the malicious
-corpus of tests/corpus. Each input is mutated (bit flips, interesting integers, insert/delete/duplicate chunks,
+Seeds are real files written by the real libraries (torch, joblib, numpy, safetensors, gguf) plus the
+malicious
+corpus of tests/corpus. Each input is mutated (bit flips, interesting integers, insert/delete/duplicate
+chunks,
 truncation, splicing) and scanned in-process with a per-input time bound. Reported:
   crashes     an exception other than a resource bound escaped the parser
   hangs       an input took longer than --per-input-seconds
@@ -23,7 +26,6 @@ import pickletools
 import random
 import re
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -39,38 +41,70 @@ sys.path.insert(0, str(REPO / "tests" / "corpus"))
 
 FAMILIES = ("pickle", "zip", "safetensors", "gguf")
 _STORAGE = re.compile(r"^[^/]+/(data|constants)/[^/]+$")
-INTERESTING = [0, 1, 0x7F, 0x80, 0xFF, 0x7FFF, 0xFFFF, 0x7FFFFFFF, 0xFFFFFFFF, 1 << 32, 1 << 62, (1 << 64) - 1]
+INTERESTING = [
+    0,
+    1,
+    0x7F,
+    0x80,
+    0xFF,
+    0x7FFF,
+    0xFFFF,
+    0x7FFFFFFF,
+    0xFFFFFFFF,
+    1 << 32,
+    1 << 62,
+    (1 << 64) - 1,
+]
 
 
-_PARSED_AS = {"pickle": ("pickle", "torch-legacy"), "zip": ("zip",), "safetensors": ("safetensors",),
-              "gguf": ("gguf",)}  # fmt: skip
-"""A violation needs the scanner to have taken the input for that format (a mutant that became text is text)."""
+_PARSED_AS = {
+    "pickle": ("pickle", "torch-legacy"),
+    "zip": ("zip",),
+    "safetensors": ("safetensors",),
+    "gguf": ("gguf",),
+}
+"""A violation needs the scanner to have taken the input for that format (a mutant that became text is text).
+"""
 
 
-class _Hang(Exception):
+class _HangError(Exception):
     pass
 
 
 def _alarm(signum: int, frame: Any) -> None:
-    raise _Hang
+    raise _HangError
 
 
 # ------------------------------------------------------------------------------------------------- seeds
 
 
 def seeds() -> dict[str, list[bytes]]:
-    import _container_payloads as P
+    import _container_payloads as cp
 
     out: dict[str, list[bytes]] = {f: [] for f in FAMILIES}
-    out["pickle"] += [P.evil_pickle(0), P.evil_pickle(2), P.evil_pickle(4), P.benign_pickle(),
-                      pickle.dumps({"a": [1, 2.5, "x", b"y", (1, 2)], "b": {1, 2}}, protocol=5),
-                      P.torch_legacy([P.benign_pickle()]), P.npy_object(P.evil_pickle())]  # fmt: skip
-    out["zip"] += [P.torch_zip(P.benign_pickle()), P.torch_zip(P.evil_pickle()), P.zip_of({"a.npy": b"\x93NUMPY"}),
-                   P.keras_zip(P.keras_lambda_config()), P.hide_member(P.torch_zip(P.benign_pickle()), "x.pkl",
-                   P.evil_pickle())]  # fmt: skip
-    out["safetensors"] += [P.safetensors_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}},
-                                              b"\0" * 8)]  # fmt: skip
-    out["gguf"] += [P.gguf_file("{{ messages[0]['content'] }}"), P.gguf_file(P.SSTI_TEMPLATES["dunder_class"])]
+    out["pickle"] += [
+        cp.evil_pickle(0),
+        cp.evil_pickle(2),
+        cp.evil_pickle(4),
+        cp.benign_pickle(),
+        pickle.dumps({"a": [1, 2.5, "x", b"y", (1, 2)], "b": {1, 2}}, protocol=5),
+        cp.torch_legacy([cp.benign_pickle()]),
+        cp.npy_object(cp.evil_pickle()),
+    ]
+    out["zip"] += [
+        cp.torch_zip(cp.benign_pickle()),
+        cp.torch_zip(cp.evil_pickle()),
+        cp.zip_of({"a.npy": b"\x93NUMPY"}),
+        cp.keras_zip(cp.keras_lambda_config()),
+        cp.hide_member(cp.torch_zip(cp.benign_pickle()), "x.pkl", cp.evil_pickle()),
+    ]
+    out["safetensors"] += [
+        cp.safetensors_file({"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]}}, b"\0" * 8)
+    ]
+    out["gguf"] += [
+        cp.gguf_file("{{ messages[0]['content'] }}"),
+        cp.gguf_file(cp.SSTI_TEMPLATES["dunder_class"]),
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         t = Path(tmp)
         try:
@@ -96,8 +130,9 @@ def seeds() -> dict[str, list[bytes]]:
             import numpy as np
             from safetensors.numpy import save
 
-            out["safetensors"].append(save({"a": np.zeros((2, 3), np.float32), "b": np.ones(4, np.int8)},
-                                           metadata={"k": "v"}))  # fmt: skip
+            out["safetensors"].append(
+                save({"a": np.zeros((2, 3), np.float32), "b": np.ones(4, np.int8)}, metadata={"k": "v"})
+            )
         except ImportError:
             pass
         try:
@@ -165,7 +200,8 @@ def rejected_by_reference(family: str, data: bytes) -> bool:
         if family == "zip":
             with zipfile.ZipFile(io.BytesIO(data)) as z:
                 bad = z.testzip()
-                # tensor storages of a torch zip are raw data that no loader interprets: not CRC-checked by design
+                # tensor storages of a torch zip are raw data that no loader interprets: not CRC-checked by
+                # design
                 return bad is not None and not _STORAGE.match(bad)
         if family == "safetensors":
             from safetensors.numpy import load
@@ -188,7 +224,7 @@ def rejected_by_reference(family: str, data: bytes) -> bool:
             return False
     except ImportError:
         return False
-    except Exception:  # noqa: BLE001 - any refusal of the reference parser counts
+    except Exception:
         return True
     return False
 
@@ -223,9 +259,9 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
             scan_blob(bytes_blob("fuzz.bin", Location("fuzz"), data, 0), ctx)
         except ResourceLimitExceeded as exc:
             ctx.fail(Location("fuzz"), str(exc))
-        except _Hang:
+        except _HangError:
             outcome = "hang"
-        except Exception:  # noqa: BLE001 - a crash is what we count
+        except Exception:
             outcome = "crash"
             if len(examples["crash"]) < 5:
                 examples["crash"].append(f"{family}: {traceback.format_exc()[-600:]}")
@@ -275,8 +311,11 @@ def main() -> int:
     elapsed = time.perf_counter() - t0
     n = sum(total[f"{f}:{o}"] for f in FAMILIES for o in ("ok", "crash", "hang"))
     for f in FAMILIES:
-        print(f"{f:12} inputs {sum(total[f'{f}:{o}'] for o in ('ok', 'crash', 'hang')):>7}  crashes "
-              f"{total[f'{f}:crash']:>4}  hangs {total[f'{f}:hang']:>3}  violations {total[f'{f}:violation']:>3}")  # fmt: skip
+        print(
+            f"{f:12} inputs {sum(total[f'{f}:{o}'] for o in ('ok', 'crash', 'hang')):>7}  crashes "
+            f"{total[f'{f}:crash']:>4}  hangs {total[f'{f}:hang']:>3}  violations "
+            f"{total[f'{f}:violation']:>3}"
+        )
     for k, v in examples.items():
         for e in v[:3]:
             print(f"example {k}: {e}")
@@ -289,7 +328,9 @@ def main() -> int:
         "clean_but_rejected_by_reference_parser": total["violation"],
         "verdicts": {k.split(":", 1)[1]: v for k, v in sorted(total.items()) if k.startswith("verdict:")},
         "slowest_input_seconds": round(max(p["slowest"] for p in parts), 3),
-        "per_family": {f: {o: total[f"{f}:{o}"] for o in ("ok", "crash", "hang", "violation")} for f in FAMILIES},
+        "per_family": {
+            f: {o: total[f"{f}:{o}"] for o in ("ok", "crash", "hang", "violation")} for f in FAMILIES
+        },
     }
     print(json.dumps(summary, sort_keys=True))
     return 0 if not (total["crash"] or total["hang"] or total["violation"]) else 1

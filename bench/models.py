@@ -1,12 +1,15 @@
-"""Model-scanner benchmark: loopwarden against picklescan, modelscan, fickling and modelaudit on the same files.
+"""Model-scanner benchmark: loopwarden against picklescan, modelscan, fickling and modelaudit on the same
+files.
 
 Generates under bench/_work/models/ (once; reused):
-  big/      >= 3 GB of PyTorch checkpoints (torch.save if torch is installed, else the same zip layout by code)
+  big/      >= 3 GB of PyTorch checkpoints (torch.save if torch is installed, else the same zip layout by
+  code)
   small/    >= 2,000 small benign model files of mixed formats
   bad/      the malicious corpus (tests/corpus builders: container attacks + the pickle gadget list)
   reps/     one benign representative per format (false-positive check with one invocation per file)
 Installs the four peers from PyPI into bench/_work/peers-venv if missing, runs every tool, prints per tool:
-detections, misses, false positives, errors, wall times, GB/s, ratios to the fastest peer and to `cat`, per-file
+detections, misses, false positives, errors, wall times, GB/s, ratios to the fastest peer and to `cat`, per-
+file
 invocation medians (process start included), peak memory. The last line is one JSON object.
 
 Run: flock /work/wt/bench.lock python bench/models.py [--quick]
@@ -31,7 +34,8 @@ WORK = REPO / "bench" / "_work"
 DATA = WORK / "models"
 VENV = WORK / "peers-venv"
 LW_VENV = WORK / "lw-venv"
-"""loopwarden is installed into its own venv, like the peers, so process start-up is compared like for like."""
+"""loopwarden is installed into its own venv, like the peers, so process start-up is compared like for like.
+"""
 PEERS = ("picklescan", "modelscan", "fickling", "modelaudit")
 TIMEOUT = 1800
 
@@ -61,13 +65,18 @@ def gen_big(target_bytes: int) -> list[Path]:
 
         for i in range(n_files):
             g = torch.Generator().manual_seed(i)
-            sd = {f"layer{j}.weight": torch.randn(1024, 1024, generator=g) for j in range(per_file // (4 << 20))}
+            sd = {
+                f"layer{j}.weight": torch.randn(1024, 1024, generator=g) for j in range(per_file // (4 << 20))
+            }
             torch.save(sd, d / f"ckpt_{i:02}.pt")
     except ImportError:
-        import _container_payloads as P
+        import _container_payloads as cp
 
         for i in range(n_files):
-            _write(d / f"ckpt_{i:02}.pt", P.torch_zip(P.benign_pickle(), extra={"archive/data/1": os.urandom(per_file)}))
+            _write(
+                d / f"ckpt_{i:02}.pt",
+                cp.torch_zip(cp.benign_pickle(), extra={"archive/data/1": os.urandom(per_file)}),
+            )
     done.write_text(str(target_bytes))
     return sorted(d.glob("*.pt"))
 
@@ -88,12 +97,20 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
         np.savez(p.with_suffix(".npz"), a=np.ones(i % 20 + 1), b=np.zeros(3))
 
     def plain_pickle(p: Path, i: int) -> None:
-        p.with_suffix(".pkl").write_bytes(pickle.dumps({"step": i, "lr": 0.1, "names": ["a", "b"]}, protocol=4))
+        p.with_suffix(".pkl").write_bytes(
+            pickle.dumps({"step": i, "lr": 0.1, "names": ["a", "b"]}, protocol=4)
+        )
 
     def safetensors(p: Path, i: int) -> None:
-        hdr = json.dumps({"w": {"dtype": "F32", "shape": [i % 8 + 1], "data_offsets": [0, 4 * (i % 8 + 1)]},
-                          "__metadata__": {"format": "pt"}}).encode()  # fmt: skip
-        p.with_suffix(".safetensors").write_bytes(struct.pack("<Q", len(hdr)) + hdr + b"\x00" * 4 * (i % 8 + 1))
+        hdr = json.dumps(
+            {
+                "w": {"dtype": "F32", "shape": [i % 8 + 1], "data_offsets": [0, 4 * (i % 8 + 1)]},
+                "__metadata__": {"format": "pt"},
+            }
+        ).encode()
+        p.with_suffix(".safetensors").write_bytes(
+            struct.pack("<Q", len(hdr)) + hdr + b"\x00" * 4 * (i % 8 + 1)
+        )
 
     makers.update(npy=npy, npz=npz, pkl=plain_pickle, safetensors=safetensors)
     try:
@@ -125,12 +142,14 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
     except ImportError:
         pass
     try:
-        import onnx
         from onnx import TensorProto, helper
 
-        g = helper.make_graph([helper.make_node("Relu", ["x"], ["y"])], "g",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])  # fmt: skip
+        g = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
         onnx_bytes = helper.make_model(g).SerializeToString()
 
         def onnx_(p: Path, i: int) -> None:
@@ -144,8 +163,10 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
 
         def gg(p: Path, i: int) -> None:
             w = gguf.GGUFWriter(str(p.with_suffix(".gguf")), "llama")
-            w.add_chat_template("{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + "
-                                "'<|im_end|>\\n'}}{% endfor %}")  # fmt: skip
+            w.add_chat_template(
+                "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+                "'<|im_end|>\\n'}}{% endfor %}"
+            )
             w.add_tensor("w", np.zeros(4, np.float32))
             w.write_header_to_file()
             w.write_kv_data_to_file()
@@ -182,25 +203,25 @@ def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
 
 
 def gen_bad() -> dict[str, Path]:
-    import _container_payloads as P
+    import _container_payloads as cp
 
     d = DATA / "bad"
     shutil.rmtree(d, ignore_errors=True)
     out: dict[str, Path] = {}
-    for case, files in P.malicious_corpus().items():
+    for case, files in cp.malicious_corpus().items():
         for name, data in files.items():
             _write(d / case / name, data)
             out[case] = d / case / name
     try:
-        import test_pickle_bypasses as T
+        import test_pickle_bypasses as tpb
 
-        for advisory, module, name, arg_ops in T._PICKLESCAN_GADGETS:
-            data = T.call(module, name, *arg_ops)
+        for advisory, module, name, arg_ops in tpb._PICKLESCAN_GADGETS:
+            data = tpb.call(module, name, *arg_ops)
             case = f"gadget_{advisory}_{module}.{name}"
             _write(d / case / "model.pkl", data)
             out[case] = d / case / "model.pkl"
             case_pt = f"gadget_pt_{advisory}_{module}.{name}"
-            _write(d / case_pt / "model.pt", P.torch_zip(data))
+            _write(d / case_pt / "model.pt", cp.torch_zip(data))
             out[case_pt] = d / case_pt / "model.pt"
     except (ImportError, AttributeError) as exc:
         print(f"note: pickle gadget corpus not available ({exc})", file=sys.stderr)
@@ -259,12 +280,13 @@ def _cmd(tool: str, path: Path) -> list[str]:
 
 
 def run_tool(tool: str, path: Path) -> dict[str, Any]:
-    env = {**os.environ, "NO_COLOR": "1",
-           "PROMPTFOO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}  # fmt: skip
+    env = {**os.environ, "NO_COLOR": "1", "PROMPTFOO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
     cmd = ["/usr/bin/time", "-f", "__MAXRSS_KB=%M", *_cmd(tool, path)]
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL)
+        proc = subprocess.run(
+            cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL
+        )
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired:
         return {"rc": None, "seconds": TIMEOUT, "outcome": "error", "rss_kb": None, "detail": "timeout"}
@@ -273,8 +295,13 @@ def run_tool(tool: str, path: Path) -> dict[str, Any]:
     for line in err.splitlines():
         if line.startswith("__MAXRSS_KB="):
             rss = int(line.split("=", 1)[1])
-    return {"rc": rc, "seconds": dt, "outcome": classify(tool, rc, out, err), "rss_kb": rss,
-            "detail": (out + err)[-400:]}  # fmt: skip
+    return {
+        "rc": rc,
+        "seconds": dt,
+        "outcome": classify(tool, rc, out, err),
+        "rss_kb": rss,
+        "detail": (out + err)[-400:],
+    }
 
 
 def classify(tool: str, rc: int, out: str, err: str) -> str:
@@ -283,7 +310,7 @@ def classify(tool: str, rc: int, out: str, err: str) -> str:
     if tool == "loopwarden":
         return {0: "clean", 1: "flagged"}.get(rc, "error")
     if tool == "picklescan":
-        if "scan error" in text or "error:" in text and "infected files: 0" in text:
+        if "scan error" in text or ("error:" in text and "infected files: 0" in text):
             return "error" if rc != 1 else "flagged"
         return {0: "clean", 1: "flagged"}.get(rc, "error")
     if tool == "modelscan":
@@ -325,9 +352,14 @@ def main() -> int:
     big_bytes = sum(p.stat().st_size for p in big)
     small_bytes = sum(p.stat().st_size for p in small)
     cat_big, cat_small = cat_seconds(big), cat_seconds(small)
-    print(f"corpus: big {len(big)} files {big_bytes / 1e9:.2f} GB; small {len(small)} files "
-          f"{small_bytes / 1e6:.1f} MB; malicious {len(bad)} cases; benign representatives {len(reps)}")  # fmt: skip
-    print(f"cat to /dev/null: big {cat_big:.2f} s ({big_bytes / 1e9 / cat_big:.2f} GB/s), small {cat_small:.2f} s")
+    print(
+        f"corpus: big {len(big)} files {big_bytes / 1e9:.2f} GB; small {len(small)} files "
+        f"{small_bytes / 1e6:.1f} MB; malicious {len(bad)} cases; benign representatives {len(reps)}"
+    )
+    print(
+        f"cat to /dev/null: big {cat_big:.2f} s ({big_bytes / 1e9 / cat_big:.2f} GB/s), small "
+        f"{cat_small:.2f} s"
+    )
     if missing:
         print(f"peers not installed: {', '.join(missing)}")
     res: dict[str, dict[str, Any]] = {}
@@ -347,29 +379,35 @@ def main() -> int:
             per_file.append(out["seconds"])
         b = run_tool(tool, DATA / "big")
         s = run_tool(tool, DATA / "small")
-        for o in (b, s):
-            if o["rss_kb"]:
-                rss.append(o["rss_kb"])
+        rss.extend(o["rss_kb"] for o in (b, s) if o["rss_kb"])
         r.update(
             detections=sum(v == "flagged" for v in r["cases"].values()),
             misses=sum(v == "clean" for v in r["cases"].values()),
             case_errors=sum(v == "error" for v in r["cases"].values()),
             false_positives=sum(v == "flagged" for v in r["reps"].values())
-            + (b["outcome"] == "flagged") + (s["outcome"] == "flagged"),
+            + (b["outcome"] == "flagged")
+            + (s["outcome"] == "flagged"),
             benign_errors=sum(v == "error" for v in r["reps"].values())
-            + (b["outcome"] == "error") + (s["outcome"] == "error"),
-            big_seconds=b["seconds"], big_outcome=b["outcome"], small_seconds=s["seconds"],
-            small_outcome=s["outcome"], per_file_median=statistics.median(per_file) if per_file else None,
-            peak_rss_mb=max(rss) / 1024 if rss else None, big_detail=b["detail"][-200:],
-        )  # fmt: skip
+            + (b["outcome"] == "error")
+            + (s["outcome"] == "error"),
+            big_seconds=b["seconds"],
+            big_outcome=b["outcome"],
+            small_seconds=s["seconds"],
+            small_outcome=s["outcome"],
+            per_file_median=statistics.median(per_file) if per_file else None,
+            peak_rss_mb=max(rss) / 1024 if rss else None,
+            big_detail=b["detail"][-200:],
+        )
         res[tool] = r
         print(f"  {tool}: done", flush=True)
     peers = [t for t in tools if t != "loopwarden"]
     fastest_big = min((res[t]["big_seconds"] for t in peers), default=None)
     fastest_small = min((res[t]["small_seconds"] for t in peers), default=None)
     print()
-    hdr = (f"{'tool':11} {'detect':>6} {'miss':>4} {'err':>4} {'FP':>3} {'b.err':>5} {'3GB s':>7} {'GB/s':>6} "
-           f"{'x fast':>6} {'x cat':>6} {'2k s':>6} {'x fast':>6} {'file med s':>10} {'peak MB':>8}")  # fmt: skip
+    hdr = (
+        f"{'tool':11} {'detect':>6} {'miss':>4} {'err':>4} {'FP':>3} {'b.err':>5} {'3GB s':>7} {'GB/s':>6} "
+        f"{'x fast':>6} {'x cat':>6} {'2k s':>6} {'x fast':>6} {'file med s':>10} {'peak MB':>8}"
+    )
     print(hdr)
     for t in tools:
         r = res[t]
@@ -389,30 +427,48 @@ def main() -> int:
     print(f"cases any peer catches that loopwarden misses: {lw_missed or 'none'}")
     for t in peers:
         missed = sorted(c for c, v in res[t]["cases"].items() if v != "flagged")
-        print(f"{t} misses/errors ({len(missed)}): {', '.join(missed[:60])}{' ...' if len(missed) > 60 else ''}")
+        print(
+            f"{t} misses/errors ({len(missed)}): {', '.join(missed[:60])}{' ...' if len(missed) > 60 else ''}"
+        )
         fps = sorted(k for k, v in res[t]["reps"].items() if v == "flagged")
-        print(f"{t} flags benign representatives: {fps}; big set: {res[t]['big_outcome']}; "
-              f"2k folder: {res[t]['small_outcome']}")  # fmt: skip
+        print(
+            f"{t} flags benign representatives: {fps}; big set: {res[t]['big_outcome']}; "
+            f"2k folder: {res[t]['small_outcome']}"
+        )
     if lw:
         fps = sorted(k for k, v in lw["reps"].items() if v != "clean")
-        print(f"loopwarden benign representatives not clean: {fps}; big: {lw['big_outcome']}; "
-              f"2k: {lw['small_outcome']}")  # fmt: skip
+        print(
+            f"loopwarden benign representatives not clean: {fps}; big: {lw['big_outcome']}; "
+            f"2k: {lw['small_outcome']}"
+        )
     summary = {
-        "corpus": {"big_bytes": big_bytes, "big_files": len(big), "small_files": len(small),
-                   "malicious_cases": len(bad), "benign_reps": len(reps)},
+        "corpus": {
+            "big_bytes": big_bytes,
+            "big_files": len(big),
+            "small_files": len(small),
+            "malicious_cases": len(bad),
+            "benign_reps": len(reps),
+        },
         "cat_seconds": {"big": round(cat_big, 3), "small": round(cat_small, 3)},
         "peers_missing": missing,
-        "tools": {t: {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()
-                      if k not in ("cases", "reps", "big_detail")} for t, r in res.items()},
+        "tools": {
+            t: {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in r.items()
+                if k not in ("cases", "reps", "big_detail")
+            }
+            for t, r in res.items()
+        },
         "loopwarden_misses_caught_by_a_peer": lw_missed,
-    }  # fmt: skip
+    }
     if lw and peers:
         ps = {t: res[t]["per_file_median"] for t in peers}
         summary["goals"] = {
             "no_miss_any_peer_catches": not lw_missed,
             "no_false_positive": lw["false_positives"] == 0 and lw["benign_errors"] == 0,
             "per_file_le_picklescan": "picklescan" in ps and lw["per_file_median"] <= ps["picklescan"],
-            "big_le_picklescan": "picklescan" in res and lw["big_seconds"] <= res["picklescan"]["big_seconds"],
+            "big_le_picklescan": "picklescan" in res
+            and lw["big_seconds"] <= res["picklescan"]["big_seconds"],
             "small_2x_fastest_peer": fastest_small is not None and lw["small_seconds"] * 2 <= fastest_small,
             "peak_rss_lt_256mb": (lw["peak_rss_mb"] or 0) < 256,
         }

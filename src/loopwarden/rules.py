@@ -1,6 +1,7 @@
 """The rule registry: every rule class of every layer, by id, for renderers (SARIF) and docs.
 
-Each layer keeps its rule classes in its own module and lists them in a ``RULES`` tuple. :func:`all_rules` imports
+Each layer keeps its rule classes in its own module and lists them in a ``RULES`` tuple. :func:`all_rules`
+imports
 those modules explicitly (no registration by import side effect), so adding a layer is one line here.
 """
 
@@ -22,8 +23,10 @@ class UnverifiedTarget(Rule):
     severity: ClassVar[Severity] = Severity.HIGH
     title: ClassVar[str] = "Target could not be fully analysed (unverified)"
     help: ClassVar[str] = (
-        "The input could not be read or analysed to the end (unknown or unsupported format, truncated data, a "
-        "resource bound such as size, depth, decompression ratio or time). Loopwarden never reports such input as "
+        "The input could not be read or analysed to the end (unknown or unsupported format, truncated data, "
+        "a "
+        "resource bound such as size, depth, decompression ratio or time). Loopwarden never reports such "
+        "input as "
         "clean: inspect it by hand or raise the named bound in loopwarden.toml if the input is trusted."
     )
 

@@ -1,4 +1,5 @@
-"""Builders of hostile model containers, by code (never downloaded, never loaded). Shared with bench/models.py.
+"""Builders of hostile model containers, by code (never downloaded, never loaded). Shared with
+bench/models.py.
 
 Every builder returns ``{relative path: bytes}``; the payload pickle calls ``os.system`` (never executed: the
 files are only written and scanned).
@@ -35,7 +36,11 @@ def benign_pickle() -> bytes:
 
 
 def torch_zip(
-    pkl: bytes, *, root: str = "archive", extra: dict[str, bytes] | None = None, method: int = zipfile.ZIP_STORED
+    pkl: bytes,
+    *,
+    root: str = "archive",
+    extra: dict[str, bytes] | None = None,
+    method: int = zipfile.ZIP_STORED,
 ) -> bytes:
     """The layout torch.save writes: <root>/data.pkl, <root>/byteorder, <root>/data/0, <root>/version."""
     buf = io.BytesIO()
@@ -117,11 +122,23 @@ def hide_member(data: bytes, hidden_name: str, content: bytes) -> bytes:
     cd_start = z.start_dir  # type: ignore[attr-defined]
     name = hidden_name.encode()
     local = (
-        struct.pack("<4sHHHHHIIIHH", b"PK\x03\x04", 20, 0, 0, 0, 0, zlib.crc32(content), len(content),
-                    len(content), len(name), 0)
+        struct.pack(
+            "<4sHHHHHIIIHH",
+            b"PK\x03\x04",
+            20,
+            0,
+            0,
+            0,
+            0,
+            zlib.crc32(content),
+            len(content),
+            len(content),
+            len(name),
+            0,
+        )
         + name
         + content
-    )  # fmt: skip
+    )
     shift = len(local)
     out = bytearray(data[:cd_start] + local + data[cd_start:])
     eocd = out.rfind(b"PK\x05\x06")
@@ -212,13 +229,17 @@ def keras_module_injection_config(module: str = "os", fn: str = "system") -> dic
                     "class_name": "Dense",
                     "config": {
                         "units": 1,
-                        "activation": {"module": module, "class_name": "function", "config": fn,
-                                       "registered_name": fn},
+                        "activation": {
+                            "module": module,
+                            "class_name": "function",
+                            "config": fn,
+                            "registered_name": fn,
+                        },
                     },
                 }
             ]
         },
-    }  # fmt: skip
+    }
 
 
 def keras_get_file_config() -> dict[str, object]:
@@ -271,9 +292,18 @@ def onnx_model(location: str | None = None, domain: str = "") -> bytes:
         tensor += _varint(14 << 3 | 0) + _varint(1)
     else:
         tensor += _field(9, b"\x00\x00\x80\x3f")
-    node = _field(1, b"W") + _field(2, b"Y") + _field(4, b"Identity") + (_field(7, domain.encode()) if domain else b"")
+    node = (
+        _field(1, b"W")
+        + _field(2, b"Y")
+        + _field(4, b"Identity")
+        + (_field(7, domain.encode()) if domain else b"")
+    )
     graph = _field(1, node) + _field(2, b"g") + _field(5, tensor)
-    opset = _field(1, domain.encode()) + _varint(2 << 3 | 0) + _varint(1) if domain else _varint(2 << 3) + _varint(17)
+    opset = (
+        _field(1, domain.encode()) + _varint(2 << 3 | 0) + _varint(1)
+        if domain
+        else _varint(2 << 3) + _varint(17)
+    )
     return _varint(1 << 3 | 0) + _varint(8) + _field(2, b"corpus") + _field(7, graph) + _field(8, opset)
 
 
@@ -350,10 +380,10 @@ def malicious_corpus() -> dict[str, dict[str, bytes]]:
         "zip_local_name_differs": {
             "model.pt": rename_local(torch_zip(evil), "archive/data.pkl", "archive/data.pkx")
         },
-        "zip_hidden_local_member": {"model.pt": hide_member(torch_zip(benign_pickle()), "archive/x.pkl", evil)},
-        "zip_duplicate_data_pkl": {
-            "model.pt": torch_zip(benign_pickle(), extra={"archive/data.pkl": evil})
+        "zip_hidden_local_member": {
+            "model.pt": hide_member(torch_zip(benign_pickle()), "archive/x.pkl", evil)
         },
+        "zip_duplicate_data_pkl": {"model.pt": torch_zip(benign_pickle(), extra={"archive/data.pkl": evil})},
         "torch_extra_pickle_member": {
             "model.pt": torch_zip(benign_pickle(), extra={"archive/extra/weights.bin": evil})
         },
@@ -367,7 +397,9 @@ def malicious_corpus() -> dict[str, dict[str, bytes]]:
         "nested_zip_twice": {"bundle.zip": zip_of({"a.zip": zip_of({"b/model.pt": tz})})},
         "tar_gz_pickle": {"model.tar.gz": tar_of({"model/weights.pkl": evil})},
         "tar_plain_torch": {"model.tar": tar_of({"model.pt": tz}, mode="w")},
-        "tar_symlink_escape": {"model.tar": tar_of({"a.txt": b"x"}, mode="w", links={"model.pt": "../../etc/passwd"})},
+        "tar_symlink_escape": {
+            "model.tar": tar_of({"a.txt": b"x"}, mode="w", links={"model.pt": "../../etc/passwd"})
+        },
         "zip_path_traversal": {"model.zip": zip_of({"../../evil.pkl": evil})},
         "numpy_object_array": {"arr.npy": npy_object(evil)},
         "npz_object_member": {"arrs.npz": zip_of({"a.npy": npy_object(evil)})},
@@ -384,11 +416,13 @@ def malicious_corpus() -> dict[str, dict[str, bytes]]:
         "onnx_external_absolute": {"model.onnx": onnx_model("/etc/shadow")},
         "safetensors_overlap": {
             "model.safetensors": safetensors_file(
-                {"a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
-                 "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]}},
+                {
+                    "a": {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                    "b": {"dtype": "F32", "shape": [2], "data_offsets": [4, 12]},
+                },
                 b"\x00" * 12,
             )
-        },  # fmt: skip
+        },
         "safetensors_trailing_pickle": {
             "model.safetensors": safetensors_file(
                 {"a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\x00" * 4 + evil

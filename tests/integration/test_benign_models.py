@@ -1,4 +1,5 @@
-"""No false positives on real benign files written by the real libraries (test-only extras), and on model files
+"""No false positives on real benign files written by the real libraries (test-only extras), and on model
+files
 that ship inside installed PyPI packages."""
 
 from __future__ import annotations
@@ -16,26 +17,36 @@ from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, TargetResult, Verdict
 
 CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>'"
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>'"
     " + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
 )
 LLAMA3 = (
-    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = '<|start_header_id|>' + "
-    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if loop.index0 =="
-    " 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if add_generation_prompt"
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if "
+    "loop.index0 =="
+    " 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if "
+    "add_generation_prompt"
     " %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
 )
 MISTRAL = (
-    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) "
+    "%}"
     "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
-    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif message['role']"
-    " == 'assistant' %}{{ message['content'] + eos_token}}{% else %}{{ raise_exception('Only user and assistant"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif "
+    "message['role']"
+    " == 'assistant' %}{{ message['content'] + eos_token}}{% else "
+    "%}{{ raise_exception('Only user and assistant"
     " roles are supported!') }}{% endif %}{% endfor %}"
 )
 GEMMA = (
-    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') }}"
-    "{% endif %}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' %}"
-    "{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + message['content']"
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') "
+    "}}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' "
+    "%}"
+    "{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + "
+    "message['content']"
     " | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}"
     "{% endif %}"
 )
@@ -52,7 +63,9 @@ TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GE
 
 def assert_clean(results: list[TargetResult]) -> None:
     bad = [t for t in results if not t.passed(Severity.LOW)]
-    assert not bad, "\n".join(f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad)
+    assert not bad, "\n".join(
+        f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad
+    )
 
 
 def scan_dir(d: Path) -> list[TargetResult]:
@@ -63,8 +76,14 @@ def test_torch_checkpoints(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.BatchNorm1d(3))
     torch.save(model.state_dict(), tmp_path / "state.pt")
-    torch.save({"model": model.state_dict(), "epoch": 3, "opt": torch.optim.SGD(model.parameters(), 0.1).state_dict()},
-               tmp_path / "ckpt.pth")  # fmt: skip
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "epoch": 3,
+            "opt": torch.optim.SGD(model.parameters(), 0.1).state_dict(),
+        },
+        tmp_path / "ckpt.pth",
+    )
     torch.save(model.state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
     torch.save(torch.arange(10, dtype=torch.bfloat16), tmp_path / "tensor.bin")
     results = scan_dir(tmp_path)
@@ -125,8 +144,11 @@ def test_safetensors(tmp_path: Path) -> None:
     import numpy as np
     from safetensors.numpy import save_file
 
-    save_file({"a": np.zeros((3, 4), np.float32), "e": np.zeros((0,), np.float16), "b": np.ones(5, np.int8)},
-              str(tmp_path / "m.safetensors"), metadata={"format": "np"})  # fmt: skip
+    save_file(
+        {"a": np.zeros((3, 4), np.float32), "e": np.zeros((0,), np.float16), "b": np.ones(5, np.int8)},
+        str(tmp_path / "m.safetensors"),
+        metadata={"format": "np"},
+    )
     torch = pytest.importorskip("torch")
     from safetensors.torch import save_file as save_torch
 
@@ -152,8 +174,9 @@ def test_onnx(tmp_path: Path) -> None:
     onnx.save_model(model, str(tmp_path / "inline.onnx"))
     ext = tmp_path / "ext"
     ext.mkdir()
-    onnx.save_model(model, str(ext / "model.onnx"), save_as_external_data=True, location="model.data",
-                    size_threshold=0)  # fmt: skip
+    onnx.save_model(
+        model, str(ext / "model.onnx"), save_as_external_data=True, location="model.data", size_threshold=0
+    )
     results = scan_dir(tmp_path)
     assert {Path(t.path).name for t in results} == {"inline.onnx", "model.onnx", "model.data"}
     assert_clean(results)
@@ -195,13 +218,16 @@ def test_keras_without_lambda(tmp_path: Path) -> None:
         import os, sys
         os.environ["KERAS_BACKEND"] = "torch"
         import keras
-        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"), keras.layers.Dense(1)])
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+        keras.layers.Dense(1)])
         m.save(os.path.join(sys.argv[1], "m.keras"))
         m.save(os.path.join(sys.argv[1], "m.h5"))
         """
     )
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env)
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
     if proc.returncode != 0:
         pytest.skip(f"keras cannot save here: {proc.stderr[-300:]}")
     results = scan_dir(tmp_path)
@@ -216,16 +242,20 @@ def _package_model_files() -> list[str]:
     out = []
     for root in site.getsitepackages():
         for dirpath, _, files in os.walk(root):
-            out.extend(os.path.join(dirpath, f) for f in files if f.endswith(_MODEL_SUFFIXES) or f == "model.onnx")
+            out.extend(
+                os.path.join(dirpath, f) for f in files if f.endswith(_MODEL_SUFFIXES) or f == "model.onnx"
+            )
     return sorted(out)
 
 
-# Files in installed packages that the pickle allow-list (owned by the pickle analysis, LW-MODEL-001..019) still
+# Files in installed packages that the pickle allow-list (owned by the pickle analysis, LW-MODEL-001..019)
+# still
 # flags. They may only be flagged by pickle rules: a container-level finding on them fails this test.
 _PICKLE_ALLOWLIST_GAPS = {
     # joblib < 0.10 pickles reference NDArrayWrapper, which makes joblib np.load a side file by name
     "joblib/test/data/joblib_0.9.2_pickle_": "NDArrayWrapper classified as deserializer re-entry",
-    # numpy's own Python 2 object-array fixture: numpy.core._internal._reconstruct classified as code execution
+    # numpy's own Python 2 object-array fixture: numpy.core._internal._reconstruct classified as code
+    # execution
     "numpy/lib/tests/data/py2-np0-objarr.npy": "numpy.core._internal._reconstruct not allow-listed",
 }
 
@@ -247,5 +277,7 @@ def test_model_files_shipped_in_pypi_packages() -> None:
         if gap and t.verdict is Verdict.FINDINGS and all(_pickle_rule(f.rule_id) for f in t.findings):
             continue
         bad.append(t)
-    assert not bad, "\n".join(f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad)
+    assert not bad, "\n".join(
+        f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad
+    )
     assert sum(1 for t in results if t.verdict is Verdict.CLEAN) > 100

@@ -7,7 +7,10 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from loopwarden.report.interface import FormatName
 
 from loopwarden.errors import UsageError
 
@@ -18,12 +21,22 @@ def build(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="what", required=True, metavar="WHAT")
     m = sub.add_parser("model", help="model files, folders (recursively) or a Hugging Face cache folder")
     m.add_argument("paths", nargs="+", metavar="PATH")
-    m.add_argument("--format", choices=("text", "json", "sarif"), default=None, help="output format (default text)")
-    m.add_argument("-o", "--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout")
-    m.add_argument("--fail-on", choices=_SEVERITIES, default="low", help="lowest severity that fails (default low)")
-    m.add_argument("--record", action="store_true", help="append a signed scan attestation per file to the ledger")
+    m.add_argument(
+        "--format", choices=("text", "json", "sarif"), default=None, help="output format (default text)"
+    )
+    m.add_argument(
+        "-o", "--output", metavar="FILE", help="write the report to FILE (atomically) instead of stdout"
+    )
+    m.add_argument(
+        "--fail-on", choices=_SEVERITIES, default="low", help="lowest severity that fails (default low)"
+    )
+    m.add_argument(
+        "--record", action="store_true", help="append a signed scan attestation per file to the ledger"
+    )
     m.add_argument("--digest", action="store_true", help="compute each file's SHA-256 (implied by --record)")
-    m.add_argument("--jobs", type=int, default=None, metavar="N", help="parallel workers (default: CPU count)")
+    m.add_argument(
+        "--jobs", type=int, default=None, metavar="N", help="parallel workers (default: CPU count)"
+    )
     m.add_argument("--workspace", metavar="DIR", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
     m.add_argument("--json", action="store_true", help=argparse.SUPPRESS, default=argparse.SUPPRESS)
 
@@ -79,7 +92,9 @@ def run(args: argparse.Namespace) -> int:
     for t in report.targets:
         if t.verdict is Verdict.UNVERIFIED:
             print(f"loopwarden: {t.path}: unverified: {t.reason}", file=sys.stderr)
-    text = get_renderer(fmt).render(report, fail_on=fail_on, color=fmt == "text" and sys.stdout.isatty())
+    text = get_renderer(cast("FormatName", fmt)).render(
+        report, fail_on=fail_on, color=fmt == "text" and sys.stdout.isatty()
+    )
     if args.output:
         _write(args.output, text)
     else:
@@ -94,7 +109,9 @@ def _record(report: Any, ws: Any) -> None:
     from loopwarden.attest.predicates import scan_statement
     from loopwarden.ledger import record_many
 
-    statements = [scan_statement(t, check="models", tool_version=__version__) for t in report.targets if t.digest]
+    statements = [
+        scan_statement(t, check="models", tool_version=__version__) for t in report.targets if t.digest
+    ]
     if statements:
         results = record_many(statements, ws)
         print(
@@ -103,7 +120,9 @@ def _record(report: Any, ws: Any) -> None:
         )
     skipped = len(report.targets) - len(statements)
     if skipped:
-        print(f"loopwarden: {skipped} target(s) could not be read, so have no digest to attest", file=sys.stderr)
+        print(
+            f"loopwarden: {skipped} target(s) could not be read, so have no digest to attest", file=sys.stderr
+        )
 
 
 class _progress:  # noqa: N801 - used like a function

@@ -1,4 +1,5 @@
-"""Check names mapped to loader functions that import lazily (STYLE rule 3). No registration by side effect."""
+"""Check names mapped to loader functions that import lazily (STYLE rule 3). No registration by side "
+"effect."""
 
 from __future__ import annotations
 

@@ -1,6 +1,7 @@
 """SARIF 2.1.0 for GitHub code scanning and other consumers. Deterministic: sorted, no timestamps.
 
-Rule metadata (descriptions, help, ``security-severity``) comes from the rule registry (:mod:`loopwarden.rules`);
+Rule metadata (descriptions, help, ``security-severity``) comes from the rule registry
+(:mod:`loopwarden.rules`);
 a rule id that no layer defines still gets a rule entry derived from its findings, so output never breaks.
 """
 
@@ -82,7 +83,13 @@ def _fingerprint(*parts: str) -> str:
 
 
 def _result(
-    rule_id: str, index: int, severity: Severity, message: str, t: TargetResult, f: Finding | None, base: Path | None
+    rule_id: str,
+    index: int,
+    severity: Severity,
+    message: str,
+    t: TargetResult,
+    f: Finding | None,
+    base: Path | None,
 ) -> dict[str, Any]:
     uri, relative = _uri(t.path, base)
     artifact: dict[str, Any] = {"uri": uri}
@@ -135,8 +142,9 @@ def to_sarif(report: Report, *, base: Path | None = None) -> dict[str, Any]:
     rules = [_rule_entry(rid, known.get(rid), used[rid]) for rid in rule_ids]
     results: list[dict[str, Any]] = []
     for t in report.targets:
-        for f in t.findings:
-            results.append(_result(f.rule_id, index[f.rule_id], f.severity, f.message, t, f, base))
+        results.extend(
+            _result(f.rule_id, index[f.rule_id], f.severity, f.message, t, f, base) for f in t.findings
+        )
         if t.verdict is Verdict.UNVERIFIED:
             rid = UnverifiedTarget.rule_id
             msg = f"not fully analysed: {t.reason or 'unknown reason'}"
@@ -167,4 +175,6 @@ class SarifRenderer:
         self.base = base if base is not None else Path(os.getcwd())
 
     def render(self, report: Report, *, fail_on: Severity = Severity.LOW, color: bool = False) -> str:
-        return json.dumps(to_sarif(report, base=self.base), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        return (
+            json.dumps(to_sarif(report, base=self.base), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+        )

@@ -39,8 +39,9 @@ class TextRenderer:
             if t.reason:
                 head += f" ({t.reason})"
             lines.append(head)
-            for f in t.findings:
-                lines.append(f"  {str(f.severity).upper():8} {f.rule_id}  {f.location}: {f.message}")
+            lines.extend(
+                f"  {str(f.severity).upper():8} {f.rule_id}  {f.location}: {f.message}" for f in t.findings
+            )
         lines.append(_summary(report, fail_on))
         return "\n".join(lines) + "\n"
 

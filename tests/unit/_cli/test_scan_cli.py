@@ -14,7 +14,7 @@ import pytest
 from loopwarden._cli.main import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "corpus"))
-import _container_payloads as P  # noqa: E402
+import _container_payloads as cp
 
 
 @pytest.fixture
@@ -24,9 +24,9 @@ def files(tmp_path: Path) -> dict[str, Path]:
         "evil": tmp_path / "evil.pkl",
         "npy_obj": tmp_path / "obj.npy",
     }
-    out["good"].write_bytes(P.torch_zip(P.benign_pickle()))
-    out["evil"].write_bytes(P.evil_pickle())
-    out["npy_obj"].write_bytes(P.npy_object(P.benign_pickle()))
+    out["good"].write_bytes(cp.torch_zip(cp.benign_pickle()))
+    out["evil"].write_bytes(cp.evil_pickle())
+    out["npy_obj"].write_bytes(cp.npy_object(cp.benign_pickle()))
     return out
 
 
@@ -45,7 +45,8 @@ def test_clean_file_exits_0(files: dict[str, Path], capsys: pytest.CaptureFixtur
 def test_payload_exits_1(files: dict[str, Path], capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(capsys, "scan", "model", str(files["evil"]), str(files["good"]))
     assert rc == 1
-    assert "CRITICAL" in out and "LW-MODEL-0" in out
+    assert "CRITICAL" in out
+    assert "LW-MODEL-0" in out
     assert f"{files['good']}: clean" in out  # the rest is still scanned
 
 
@@ -63,15 +64,18 @@ def test_json_format(files: dict[str, Path], capsys: pytest.CaptureFixture[str])
     assert doc["tool"] == "loopwarden"
     verdicts = {Path(t["path"]).name: t["verdict"] for t in doc["targets"]}
     assert verdicts == {"evil.pkl": "findings", "good.pt": "clean"}
-    rc2, out2, _ = run(capsys, "--json", "scan", "model", str(files["evil"]), str(files["good"]))
+    _rc2, out2, _ = run(capsys, "--json", "scan", "model", str(files["evil"]), str(files["good"]))
     assert out2 == out  # the global --json means the same, and the output is deterministic
 
 
-def test_output_file_is_written(files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_output_file_is_written(
+    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     dest = tmp_path / "out" / "report.sarif"
     dest.parent.mkdir()
     rc, out, _ = run(capsys, "scan", "model", str(files["evil"]), "--format", "sarif", "-o", str(dest))
-    assert rc == 1 and out == ""
+    assert rc == 1
+    assert out == ""
     assert json.loads(dest.read_text())["version"] == "2.1.0"
     assert [p.name for p in dest.parent.iterdir()] == ["report.sarif"]  # no temp file left behind
 
@@ -99,9 +103,9 @@ def test_unreadable_file(
 ) -> None:
     """Permission denied. As root a mode-000 file is still readable, so the denial is simulated at open()."""
     f = tmp_path / "secret.pt"
-    f.write_bytes(P.evil_pickle())
+    f.write_bytes(cp.evil_pickle())
     ok = tmp_path / "ok.pt"
-    ok.write_bytes(P.torch_zip(P.benign_pickle()))
+    ok.write_bytes(cp.torch_zip(cp.benign_pickle()))
     f.chmod(0)
     try:
         with open(f, "rb"):
@@ -126,13 +130,14 @@ def test_unreadable_file(
 
 
 def test_truncated_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    whole = P.torch_zip(P.benign_pickle() * 1)
+    whole = cp.torch_zip(cp.benign_pickle() * 1)
     (tmp_path / "cut.pt").write_bytes(whole[: len(whole) // 2])
-    (tmp_path / "cut.pkl").write_bytes(P.evil_pickle()[:-5])
+    (tmp_path / "cut.pkl").write_bytes(cp.evil_pickle()[:-5])
     (tmp_path / "ok.pt").write_bytes(whole)
     rc, out, err = run(capsys, "scan", "model", str(tmp_path))
     assert rc == 1
-    assert "cut.pt: unverified" in err and "cut.pkl: " in out
+    assert "cut.pt: unverified" in err
+    assert "cut.pkl: " in out
     assert "ok.pt: clean" in out
 
 
@@ -151,7 +156,7 @@ def _bomb(levels: int, size: int) -> bytes:
 def test_zip_bomb_is_unverified_with_bound(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """42.zip-style: nested zips of highly compressible members."""
     (tmp_path / "42.zip").write_bytes(_bomb(3, 8 << 20))
-    (tmp_path / "ok.pt").write_bytes(P.torch_zip(P.benign_pickle()))
+    (tmp_path / "ok.pt").write_bytes(cp.torch_zip(cp.benign_pickle()))
     rc, out, err = run(capsys, "scan", "model", str(tmp_path))
     assert rc == 1
     assert "max_decompression_ratio" in err
@@ -162,10 +167,10 @@ def test_many_files_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -
     """A directory of 10,000 files: every one gets a result, in parallel, with the right exit code."""
     d = tmp_path / "many"
     d.mkdir()
-    good = P.benign_pickle()
+    good = cp.benign_pickle()
     for i in range(10_000):
         (d / f"{i:05}.pkl").write_bytes(good)
-    (d / "07777.pkl").write_bytes(P.evil_pickle())
+    (d / "07777.pkl").write_bytes(cp.evil_pickle())
     rc, out, _ = run(capsys, "scan", "model", str(d), "--format", "json", "--jobs", "2")
     assert rc == 1
     doc = json.loads(out)
@@ -181,7 +186,10 @@ def test_usage_errors(files: dict[str, Path], capsys: pytest.CaptureFixture[str]
 
 
 def test_record_appends_signed_attestations(
-    files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    files: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from loopwarden.workspace import find_workspace, init_workspace
 
@@ -189,7 +197,14 @@ def test_record_appends_signed_attestations(
     ws_dir = tmp_path / "ws"
     init_workspace(ws_dir, name="t")
     rc, _, err = run(
-        capsys, "--workspace", str(ws_dir), "scan", "model", str(files["good"]), str(files["evil"]), "--record"
+        capsys,
+        "--workspace",
+        str(ws_dir),
+        "scan",
+        "model",
+        str(files["good"]),
+        str(files["evil"]),
+        "--record",
     )
     assert rc == 1
     assert "recorded 2 scan attestation(s)" in err

@@ -13,14 +13,18 @@ from loopwarden.report.sarif import to_sarif
 def _report(base: Path) -> Report:
     f1 = Finding("LW-MODEL-021", Severity.HIGH, "disagree", Location(str(base / "m.pt"), member="a/data.pkl"))
     f2 = Finding("LW-MODEL-040", Severity.CRITICAL, "ssti", Location(str(base / "t.json"), line=3))
-    f3 = Finding("LW-MODEL-001", Severity.CRITICAL, "os.system", Location("rel/x.pkl", offset=12), {"s": "os"})
+    f3 = Finding(
+        "LW-MODEL-001", Severity.CRITICAL, "os.system", Location("rel/x.pkl", offset=12), {"s": "os"}
+    )
     return Report(
         "0.1.0",
         (
             TargetResult.from_findings(str(base / "m.pt"), ArtifactKind.MODEL, [f1]),
             TargetResult.from_findings(str(base / "t.json"), ArtifactKind.MODEL, [f2]),
             TargetResult.from_findings("rel/x.pkl", ArtifactKind.MODEL, [f3]),
-            TargetResult.from_findings("/elsewhere/u.bin", ArtifactKind.MODEL, [], unverified_reason="unknown"),
+            TargetResult.from_findings(
+                "/elsewhere/u.bin", ArtifactKind.MODEL, [], unverified_reason="unknown"
+            ),
             TargetResult.from_findings(str(base / "ok.pt"), ArtifactKind.MODEL, []),
         ),
     )
@@ -28,16 +32,21 @@ def _report(base: Path) -> Report:
 
 def test_structure_github_needs(tmp_path: Path) -> None:
     log = to_sarif(_report(tmp_path), base=tmp_path)
-    assert log["version"] == "2.1.0" and log["$schema"].endswith("sarif-2.1.0.json")
+    assert log["version"] == "2.1.0"
+    assert log["$schema"].endswith("sarif-2.1.0.json")
     (run,) = log["runs"]
     rules = run["tool"]["driver"]["rules"]
     ids = [r["id"] for r in rules]
-    assert ids == sorted(ids) and {"LW-MODEL-021", "LW-MODEL-040", "LW-MODEL-001", "LW-CORE-001"} == set(ids)
+    assert ids == sorted(ids)
+    assert {"LW-MODEL-021", "LW-MODEL-040", "LW-MODEL-001", "LW-CORE-001"} == set(ids)
     for r in rules:
-        assert r["shortDescription"]["text"] and r["fullDescription"]["text"]
-        assert r["help"]["text"] and r["help"]["markdown"]
+        assert r["shortDescription"]["text"]
+        assert r["fullDescription"]["text"]
+        assert r["help"]["text"]
+        assert r["help"]["markdown"]
         sev = r["properties"]["security-severity"]
-        assert isinstance(sev, str) and 0.0 <= float(sev) <= 10.0
+        assert isinstance(sev, str)
+        assert 0.0 <= float(sev) <= 10.0
         assert "security" in r["properties"]["tags"]
     by_rule = {r["id"]: r for r in rules}
     assert by_rule["LW-MODEL-040"]["properties"]["security-severity"] == "9.5"

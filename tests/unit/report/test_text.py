@@ -10,7 +10,9 @@ def _report() -> Report:
         "0.1.0",
         (
             TargetResult.from_findings("m.pt", ArtifactKind.MODEL, [f]),
-            TargetResult.from_findings("u.bin", ArtifactKind.MODEL, [], unverified_reason="unknown binary format"),
+            TargetResult.from_findings(
+                "u.bin", ArtifactKind.MODEL, [], unverified_reason="unknown binary format"
+            ),
             TargetResult.from_findings("ok.pt", ArtifactKind.MODEL, []),
         ),
     )
@@ -28,7 +30,8 @@ def test_plain_lines_when_piped() -> None:
 
 def test_rich_table_on_terminal() -> None:
     text = get_renderer("text").render(_report(), color=True)
-    assert "LW-MODEL-022" in text and "\x1b[" in text
+    assert "LW-MODEL-022" in text
+    assert "\x1b[" in text
 
 
 def test_threshold_changes_status() -> None:

@@ -1,6 +1,7 @@
 """Shared machinery of the model-container checks: the scan context, byte sources and bounded readers.
 
-A *blob* is anything with bytes: a file, a zip member, a decompressed stream. Every container module receives a
+A *blob* is anything with bytes: a file, a zip member, a decompressed stream. Every container module receives
+a
 :class:`Blob` and the :class:`ScanContext` into which it adds findings and reasons for ``unverified``. Readers
 never hold more than a bounded chunk in memory; decompression counts output against the context's budget.
 """
@@ -14,7 +15,7 @@ import time
 import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import IO, Any, BinaryIO
+from typing import IO, Any, BinaryIO, cast
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.domain import Finding, Location, Rule
@@ -24,13 +25,15 @@ __all__ = [
     "DecompressReader",
     "ScanContext",
     "SliceReader",
+    "open_slice",
     "spool",
 ]
 
 CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 RATIO_FLOOR = 1 << 20
-"""Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly)."""
+"""Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly).
+"""
 
 
 @dataclass
@@ -167,7 +170,7 @@ class SliceReader(io.RawIOBase):
         remaining = self._length - self._pos
         if remaining <= 0 or self._start + self._pos > 1 << 62:
             return b""
-        n = remaining if size is None or size < 0 else min(size, remaining)
+        n = remaining if size < 0 else min(size, remaining)
         self._base.seek(self._start + self._pos)
         data = self._base.read(n)
         self._pos += len(data)
@@ -270,8 +273,8 @@ class DecompressReader(io.RawIOBase):
             )
 
     def read(self, size: int = -1) -> bytes:
-        if size is None or size < 0:
-            chunks = []
+        if size < 0:
+            chunks: list[bytes] = []
             while True:
                 part = self.read(CHUNK)
                 if not part:
@@ -290,6 +293,11 @@ class DecompressReader(io.RawIOBase):
         if not self.closed:
             self._raw.close()
         super().close()
+
+
+def open_slice(base: BinaryIO, start: int, length: int, *, own: bool = False) -> BinaryIO:
+    """A :class:`SliceReader` typed as the binary stream it behaves as."""
+    return cast(BinaryIO, SliceReader(base, start, length, own=own))
 
 
 def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
@@ -311,7 +319,7 @@ def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
 
 def file_blob(path: str, location: Location, size: int) -> Blob:
     def opener() -> BinaryIO:
-        return open(path, "rb", buffering=CHUNK)  # noqa: SIM115 - caller closes
+        return open(path, "rb", buffering=CHUNK)
 
     return Blob(os.path.basename(path), location, opener, size, True, 0, path)
 

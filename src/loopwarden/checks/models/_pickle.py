@@ -1,4 +1,5 @@
-"""The one place the containers call the pickle analyser (``pickle_vm.analyze_pickle``, the PICKLE contract)."""
+"""The one place the containers call the pickle analyser (``pickle_vm.analyze_pickle``, the PICKLE "
+"contract)."""
 
 from __future__ import annotations
 

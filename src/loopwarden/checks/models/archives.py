@@ -6,8 +6,8 @@ import posixpath
 import tarfile
 from typing import BinaryIO
 
-from loopwarden.checks.models import rules as R
-from loopwarden.checks.models._base import Blob, ScanContext, SliceReader, member_location
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
 from loopwarden.checks.models.dispatch import scan_blob, seekable_blob
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Severity
@@ -51,16 +51,16 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         mloc = member_location(blob.location, m.name)
         why = escapes_folder(m.name)
         if why:
-            ctx.add(R.ArchivePathEscape, f"member name {why}", mloc, name=m.name)
+            ctx.add(rules.ArchivePathEscape, f"member name {why}", mloc, name=m.name)
         if m.issym() or m.islnk():
             kind = "symbolic link" if m.issym() else "hard link"
             if _link_escapes(m):
-                ctx.add(R.ArchiveLink, f"{kind} to '{m.linkname[:200]}' escapes the folder", mloc)
+                ctx.add(rules.ArchiveLink, f"{kind} to '{m.linkname[:200]}' escapes the folder", mloc)
             else:
-                ctx.add_severity(R.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
+                ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
             continue
         if m.ischr() or m.isblk() or m.isfifo():
-            ctx.add(R.ArchiveLink, "member is a device or FIFO", mloc)
+            ctx.add(rules.ArchiveLink, "member is a device or FIFO", mloc)
             continue
         if not m.isfile():
             continue
@@ -72,6 +72,6 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             continue
 
         def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
-            return SliceReader(blob.open(), start, length, own=True)  # type: ignore[return-value]
+            return open_slice(blob.open(), start, length, own=True)
 
         scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1), ctx)

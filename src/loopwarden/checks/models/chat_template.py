@@ -11,22 +11,64 @@ from __future__ import annotations
 import re
 from typing import Any, Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext
 from loopwarden.domain import Location, Severity
 
 __all__ = ["check_template"]
 
 _DANGEROUS_ATTRS: Final = frozenset(
-    {"mro", "subclasses", "globals", "builtins", "func_globals", "f_globals", "f_locals", "f_back", "gi_frame",
-     "gi_code", "cr_frame", "cr_code", "tb_frame", "co_code", "popen", "system", "spawn", "eval", "exec",
-     "import_module", "load_module", "modules", "os", "subprocess", "getattribute", "environ", "communicate",
-     "check_output", "run"}
-)  # fmt: skip
+    {
+        "mro",
+        "subclasses",
+        "globals",
+        "builtins",
+        "func_globals",
+        "f_globals",
+        "f_locals",
+        "f_back",
+        "gi_frame",
+        "gi_code",
+        "cr_frame",
+        "cr_code",
+        "tb_frame",
+        "co_code",
+        "popen",
+        "system",
+        "spawn",
+        "eval",
+        "exec",
+        "import_module",
+        "load_module",
+        "modules",
+        "os",
+        "subprocess",
+        "getattribute",
+        "environ",
+        "communicate",
+        "check_output",
+        "run",
+    }
+)
 _DANGEROUS_GLOBALS: Final = frozenset(
-    {"cycler", "joiner", "lipsum", "self", "request", "config", "url_for", "get_flashed_messages", "g",
-     "session", "__builtins__", "os", "subprocess", "builtins", "importlib"}
-)  # fmt: skip
+    {
+        "cycler",
+        "joiner",
+        "lipsum",
+        "self",
+        "request",
+        "config",
+        "url_for",
+        "get_flashed_messages",
+        "g",
+        "session",
+        "__builtins__",
+        "os",
+        "subprocess",
+        "builtins",
+        "importlib",
+    }
+)
 _DUNDER: Final = re.compile(r"__[A-Za-z]\w*|\{[^{}]*\.\s*_")
 _MAX_FOLD: Final = 4096
 
@@ -59,7 +101,7 @@ class _Folder:
     def __init__(self) -> None:
         self.vars: dict[str, str] = {}
 
-    def fold(self, node: Any, depth: int = 0) -> str | None:  # noqa: PLR0911 - one case per node type
+    def fold(self, node: Any, depth: int = 0) -> str | None:
         from jinja2 import nodes
 
         if depth > 50:
@@ -169,7 +211,7 @@ def check_template(source: str, ctx: ScanContext, location: Location, *, key: st
             return
         seen.add((line or 0, what))
         ctx.add_severity(
-            R.TemplateInjection,
+            rules.TemplateInjection,
             severity,
             f"{key}: {what}",
             Location(location.path, location.member, line=line),

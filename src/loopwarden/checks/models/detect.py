@@ -1,6 +1,7 @@
 """Format detection by content, never by extension.
 
-:func:`sniff` looks at the first bytes of a blob (and, for zip, its tail) and names the format a loader would see.
+:func:`sniff` looks at the first bytes of a blob (and, for zip, its tail) and names the format a loader would
+see.
 Names are only used to report disguise (content that contradicts the extension), never to skip analysis.
 """
 
@@ -10,7 +11,7 @@ import enum
 import struct
 from typing import Final
 
-__all__ = ["Format", "PICKLE_OPCODES", "claimed_format", "is_pickle_start", "sniff"]
+__all__ = ["PICKLE_OPCODES", "Format", "claimed_format", "is_pickle_start", "sniff"]
 
 
 class Format(enum.StrEnum):

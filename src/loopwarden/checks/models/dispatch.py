@@ -8,16 +8,16 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, cast
 
 from loopwarden.checks.interface import ResourceLimitExceeded
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import (
     Blob,
     DecompressReader,
     ScanContext,
-    SliceReader,
     member_location,
+    open_slice,
     spool,
 )
 from loopwarden.checks.models.detect import Format, claimed_format, is_pickle_start, sniff
@@ -53,7 +53,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     claimed = claimed_format(blob.name)
     if claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt:
         ctx.add(
-            R.DisguisedFormat,
+            rules.DisguisedFormat,
             f"content is {fmt} but the name claims {claimed}",
             blob.location,
             content=str(fmt),
@@ -61,7 +61,9 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         )
     if fmt not in (Format.ZIP, Format.EMPTY, Format.TAR) and blob.seekable and _has_zip_tail(blob):
         # a zip after other bytes: zipfile-based loaders open it, torch reads the head as a legacy pickle
-        ctx.add(R.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt))
+        ctx.add(
+            rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
+        )
         _zip(blob, ctx)
     handler = _HANDLERS.get(fmt)
     if handler is not None:
@@ -78,7 +80,7 @@ def _has_zip_tail(blob: Blob) -> bool:
     idx = tail.rfind(b"PK\x05\x06")
     if idx < 0 or len(tail) - idx < 22:
         return False
-    cd_size, cd_offset = struct.unpack_from("<II", tail, idx + 12)
+    cd_size, _cd_offset = struct.unpack_from("<II", tail, idx + 12)
     eocd_pos = size - len(tail) + idx
     start = eocd_pos - cd_size
     if start < 0 or cd_size == 0:
@@ -103,7 +105,7 @@ def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
     return Blob(
         blob.name,
         blob.location,
-        lambda: SliceReader(tmp, 0, size),  # type: ignore[arg-type]
+        lambda: open_slice(tmp, 0, size),  # type: ignore[arg-type]
         size,
         True,
         blob.depth,
@@ -129,7 +131,8 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
         and not _PICKLE_NAMES.search(blob.name)
         and _text_like(blob)
     ):
-        # text that merely starts with an opcode character: a pickle loader fails before it reaches anything it
+        # text that merely starts with an opcode character: a pickle loader fails before it reaches anything
+        # it
         # could import (names with spaces or punctuation are not importable), so nothing of it can run
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
@@ -192,7 +195,7 @@ def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: s
         raw = blob.open()
         if skip:
             raw.read(skip)
-        return DecompressReader(raw, make, ctx, what=what, multistream=True)  # type: ignore[return-value]
+        return cast(BinaryIO, DecompressReader(raw, make, ctx, what=what, multistream=True))
 
     child = Blob(
         blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name,
@@ -242,7 +245,9 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
     roots = sorted({m.group(1) for n in names if (m := _TORCH_ROOT_PKL.match(n))})
     if len(roots) > 1:
         ctx.add(
-            R.AmbiguousTorchArchive, f"{len(roots)} torch record folders: {', '.join(roots)}", blob.location
+            rules.AmbiguousTorchArchive,
+            f"{len(roots)} torch record folders: {', '.join(roots)}",
+            blob.location,
         )
     torchscript = any(re.match(r"^[^/]+/constants\.pkl$", n) for n in names) and any(
         re.match(r"^[^/]+/code/", n) for n in names
@@ -276,8 +281,10 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
 
 def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:
     """torch.load hands an archive with constants.pkl to torch.jit.load, whose C++ unpickler resolves only
-    TorchScript classes (``__torch__.*``, compiled from the archive's code/, checked as LW-MODEL-031) and its own
-    builders (``torch.jit._pickle.*``); it never imports Python. Those names are therefore not findings here."""
+    TorchScript classes (``__torch__.*``, compiled from the archive's code/, checked as LW-MODEL-031) and its
+    own
+    builders (``torch.jit._pickle.*``); it never imports Python. Those names are therefore not findings here.
+    """
     prefix = f"{blob.location.member}!" if blob.location.member else ""
 
     def keep(f: Finding) -> bool:
@@ -309,7 +316,7 @@ def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, 
 
 def _range(blob: Blob, ctx: ScanContext, start: int, end: int, what: str) -> None:
     def opener() -> BinaryIO:
-        return SliceReader(blob.open(), start, end - start, own=True)
+        return open_slice(blob.open(), start, end - start, own=True)
 
     name = f"<{what} bytes {start}-{end}>"
     child = Blob(name, member_location(blob.location, name), opener, end - start, True, blob.depth + 1)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 from typing import Any, BinaryIO, Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
 from loopwarden.checks.models.dispatch import seekable_blob
 from loopwarden.domain import Location
@@ -32,15 +32,44 @@ _MAX_KEEP: Final = 16 << 20
 _MAX_DIMS: Final = 4
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
 _GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
-    0: (1, 4), 1: (1, 2), 2: (32, 18), 3: (32, 20), 6: (32, 22), 7: (32, 24), 8: (32, 34), 9: (32, 40),
-    10: (256, 84), 11: (256, 110), 12: (256, 144), 13: (256, 176), 14: (256, 210), 15: (256, 292), 16: (256, 66),
-    17: (256, 74), 18: (256, 98), 19: (256, 50), 20: (32, 18), 21: (256, 110), 22: (256, 82), 23: (256, 136),
-    24: (1, 1), 25: (1, 2), 26: (1, 4), 27: (1, 8), 28: (1, 8), 29: (256, 56), 30: (1, 2), 34: (256, 54),
-    35: (256, 66), 39: (32, 17), 40: (64, 36), 41: (128, 18),
-}  # fmt: skip
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 40),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
+}
 
 
-class _Bad(Exception):
+class _BadError(Exception):
     pass
 
 
@@ -59,7 +88,7 @@ class _Cursor:
 
     def read(self, n: int) -> bytes:
         if self.pos + n > self.size:
-            raise _Bad(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
+            raise _BadError(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
         if self.bpos + n > len(self.buf):
             self.f.seek(self.pos)
             self.base = self.pos
@@ -71,7 +100,7 @@ class _Cursor:
 
     def skip(self, n: int) -> None:
         if self.pos + n > self.size:
-            raise _Bad(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
+            raise _BadError(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
         if self.bpos + n <= len(self.buf):
             self.bpos += n
         else:
@@ -89,12 +118,12 @@ class _Cursor:
     def string(self, keep: bool) -> str | None:
         n = self.count()
         if n > self.size:
-            raise _Bad(f"string length {n} at offset {self.pos} exceeds the file")
+            raise _BadError(f"string length {n} at offset {self.pos} exceeds the file")
         if keep and n <= _MAX_KEEP:
             try:
                 return self.read(n).decode("utf-8")
             except UnicodeDecodeError as exc:
-                raise _Bad(f"string at offset {self.pos - n} is not UTF-8") from exc
+                raise _BadError(f"string at offset {self.pos - n} is not UTF-8") from exc
         self.skip(n)
         return None
 
@@ -107,20 +136,20 @@ def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
         return cur.string(keep)
     if vtype == _ARRAY:
         if depth > 2:
-            raise _Bad("arrays nested too deeply")
+            raise _BadError("arrays nested too deeply")
         etype = cur.u32()
         n = cur.count()
         if n > _MAX_COUNT and n > cur.size:
-            raise _Bad(f"array of {n} elements exceeds the file")
+            raise _BadError(f"array of {n} elements exceeds the file")
         if etype in _SCALAR:
             cur.skip(n * struct.calcsize("<" + _SCALAR[etype]))
             return None
         if etype not in (_STRING, _ARRAY):
-            raise _Bad(f"unknown array element type {etype}")
+            raise _BadError(f"unknown array element type {etype}")
         for _ in range(n):
             _value(cur, etype, False, depth + 1)
         return None
-    raise _Bad(f"unknown value type {vtype}")
+    raise _BadError(f"unknown value type {vtype}")
 
 
 def scan_gguf(blob: Blob, ctx: ScanContext) -> None:
@@ -130,8 +159,8 @@ def scan_gguf(blob: Blob, ctx: ScanContext) -> None:
     with blob.open() as f:
         try:
             _parse(f, size, ctx, loc)
-        except _Bad as exc:
-            ctx.add(R.GgufInvalid, str(exc), loc)
+        except _BadError as exc:
+            ctx.add(rules.GgufInvalid, str(exc), loc)
             ctx.fail(loc, f"GGUF: {exc}")
         except struct.error as exc:
             ctx.fail(loc, f"GGUF truncated ({exc})")
@@ -140,16 +169,16 @@ def scan_gguf(blob: Blob, ctx: ScanContext) -> None:
 def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
     head = f.read(8)
     if len(head) < 8:
-        raise _Bad("header truncated")
+        raise _BadError("header truncated")
     (version,) = struct.unpack_from("<I", head, 4)
     if version not in (1, 2, 3):
-        raise _Bad(f"unsupported GGUF version {version}")
+        raise _BadError(f"unsupported GGUF version {version}")
     cur = _Cursor(f, size, version == 1)
     cur.skip(8)
     n_tensors = cur.count()
     n_kv = cur.count()
     if n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
-        raise _Bad(f"{n_tensors} tensors / {n_kv} keys exceed the bound")
+        raise _BadError(f"{n_tensors} tensors / {n_kv} keys exceed the bound")
     alignment = 32
     templates: list[tuple[str, str]] = []
     keys: set[str] = set()
@@ -158,7 +187,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             ctx.check_time()
         key = cur.string(True) or ""
         if key in keys:
-            ctx.add(R.GgufInvalid, f"duplicate metadata key '{key[:100]}'", loc)
+            ctx.add(rules.GgufInvalid, f"duplicate metadata key '{key[:100]}'", loc)
         keys.add(key)
         vtype = cur.u32()
         keep = key.startswith("tokenizer.chat_template") or key == "general.alignment"
@@ -167,10 +196,10 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             if isinstance(val, str):
                 templates.append((key, val))
             elif vtype != _STRING:
-                ctx.add(R.GgufInvalid, f"{key} is not a string", loc)
+                ctx.add(rules.GgufInvalid, f"{key} is not a string", loc)
         if key == "general.alignment":
             if not isinstance(val, int) or val <= 0 or val & (val - 1) or val > 1 << 20:
-                raise _Bad(f"invalid general.alignment {val!r}")
+                raise _BadError(f"invalid general.alignment {val!r}")
             alignment = val
     infos: list[tuple[int, int, str]] = []
     for i in range(n_tensors):
@@ -179,24 +208,28 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         name = cur.string(True) or ""
         n_dims = cur.u32()
         if n_dims > _MAX_DIMS:
-            raise _Bad(f"tensor '{name[:100]}' has {n_dims} dimensions")
+            raise _BadError(f"tensor '{name[:100]}' has {n_dims} dimensions")
         elements = 1
         for _ in range(n_dims):
             elements *= cur.count()
         gtype = cur.u32()
         if gtype not in _GGML_BLOCKS:
-            raise _Bad(f"tensor '{name[:100]}' has unknown ggml type {gtype}")
+            raise _BadError(f"tensor '{name[:100]}' has unknown ggml type {gtype}")
         block, block_bytes = _GGML_BLOCKS[gtype]
         if elements % block:
-            raise _Bad(f"tensor '{name[:100]}' has {elements} elements, not a multiple of its block size {block}")
+            raise _BadError(
+                f"tensor '{name[:100]}' has {elements} elements, not a multiple of its block size {block}"
+            )
         offset = cur.u64()
         if offset % alignment:
-            raise _Bad(f"tensor '{name[:100]}' offset {offset} is not aligned to {alignment}")
+            raise _BadError(f"tensor '{name[:100]}' offset {offset} is not aligned to {alignment}")
         infos.append((offset, elements // block * block_bytes, name))
     data_start = -(-cur.pos // alignment) * alignment
     for offset, nbytes, name in infos:
         if data_start + offset + nbytes > size:
-            raise _Bad(f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file")
+            raise _BadError(
+                f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file"
+            )
     from loopwarden.checks.models.chat_template import check_template
 
     for key, text in templates:

@@ -1,6 +1,8 @@
-"""Keras model configs (``.keras`` zip ``config.json``, HDF5 ``model_config`` attribute) and other JSON configs.
+"""Keras model configs (``.keras`` zip ``config.json``, HDF5 ``model_config`` attribute) and other JSON
+configs.
 
-Loading a Keras config imports the modules it names and, for Lambda layers, unmarshals and runs Python bytecode.
+Loading a Keras config imports the modules it names and, for Lambda layers, unmarshals and runs Python
+bytecode.
 The walk reports Lambda layers, serialized Python functions, references outside the keras namespace, dangerous
 Keras utilities and TensorFlow op lambdas that touch files; JSON configs with a ``chat_template`` have their
 template analysed.
@@ -13,7 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, json_safe
 from loopwarden.domain import Location
 
@@ -49,19 +51,18 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         cls = node.get("class_name")
         cfg = node.get("config")
         where = Location(location.path, location.member, line=None)
-        if (
-            cls == "Lambda"
-            or cls in ("__lambda__", "__function__")
-            and isinstance(cfg, dict)
-            and "code" in cfg
+        if cls == "Lambda" or (
+            cls in ("__lambda__", "__function__") and isinstance(cfg, dict) and "code" in cfg
         ):
-            ctx.add(R.KerasLambda, f"{cls} at {path or '/'} carries serialized Python code", where, path=path)
+            ctx.add(
+                rules.KerasLambda, f"{cls} at {path or '/'} carries serialized Python code", where, path=path
+            )
         if node.get("function_type") == "lambda" or node.get("output_shape_type") == "lambda":
-            ctx.add(R.KerasLambda, f"lambda function at {path or '/'}", where, path=path)
+            ctx.add(rules.KerasLambda, f"lambda function at {path or '/'}", where, path=path)
         module = node.get("module")
         if isinstance(module, str) and module and not _SAFE_MODULE.match(module) and module != "builtins":
             ctx.add(
-                R.KerasReference,
+                rules.KerasReference,
                 f"config at {path or '/'} imports module '{module[:200]}'",
                 where,
                 path=path,
@@ -70,14 +71,17 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
             )
         if module == "builtins" and cls == "function":
             ctx.add(
-                R.KerasReference, f"builtins function '{json_safe(cfg)}' at {path or '/'}", where, path=path
+                rules.KerasReference,
+                f"builtins function '{json_safe(cfg)}' at {path or '/'}",
+                where,
+                path=path,
             )
         reg = node.get("registered_name")
         if isinstance(reg, str) and ">" in reg:
             pkg = reg.split(">", 1)[0]
             if not _SAFE_MODULE.match(pkg) and pkg not in ("Custom",):
                 ctx.add(
-                    R.KerasReference,
+                    rules.KerasReference,
                     f"registered object '{reg[:200]}' from package '{pkg[:100]}'",
                     where,
                     path=path,
@@ -88,13 +92,15 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
             if key == "function" and isinstance(val, dict | list):
                 continue
             if isinstance(val, str) and _DANGEROUS_NAMES.search(val):
-                ctx.add(R.KerasReference, f"reference to '{val[:200]}' at {path or '/'}", where, path=path)
+                ctx.add(
+                    rules.KerasReference, f"reference to '{val[:200]}' at {path or '/'}", where, path=path
+                )
         if cls in ("TFOpLambda", "SlicingOpLambda") and isinstance(cfg, dict):
             fn = cfg.get("function")
             if isinstance(fn, str) and re.search(
                 r"(^|\.)(io|raw_ops|debugging|py_function|numpy_function)", fn
             ):
-                ctx.add(R.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
+                ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
 
 
 def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
@@ -124,7 +130,7 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
 def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
     """Keras HDF5: read the ``model_config`` attribute (and every string attribute) without loading layers."""
     try:
-        import h5py
+        import h5py  # type: ignore[import-untyped]
     except ImportError:
         ctx.fail(blob.location, "HDF5 file: install loopwarden[keras] (h5py) to analyse it")
         return

@@ -1,4 +1,6 @@
-"""NumPy ``.npy``: parse the header; an object dtype means the rest of the file is a pickle, which is analysed."""
+"""NumPy ``.npy``: parse the header; an object dtype means the rest of the file is a pickle, which is
+analysed.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import re
 import struct
 from typing import Any, Final
 
-from loopwarden.checks.models import rules as R
-from loopwarden.checks.models._base import Blob, ScanContext, SliceReader
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext, open_slice
 from loopwarden.checks.models.dispatch import seekable_blob
 
 __all__ = ["scan_npy"]
@@ -76,12 +78,15 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
     size = blob.size or 0
     if _has_object(descr):
         ctx.add(
-            R.NumpyObjectArray, "object array: the data is a pickle", blob.location, descr=str(descr)[:100]
+            rules.NumpyObjectArray,
+            "object array: the data is a pickle",
+            blob.location,
+            descr=str(descr)[:100],
         )
         from loopwarden.checks.models._pickle import analyse
 
         with blob.open() as f:
-            res = analyse(SliceReader(f, data_start, size - data_start), ctx, blob.location)
+            res = analyse(open_slice(f, data_start, size - data_start), ctx, blob.location)
         ctx.findings.extend(res.findings)
         if res.unverified:
             ctx.fail(blob.location, f"pickle in object array: {res.unverified}")

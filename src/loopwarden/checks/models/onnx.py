@@ -1,6 +1,7 @@
 """ONNX without the onnx package: a minimal protobuf wire-format reader of ModelProto.
 
-It walks the graph (and subgraphs, functions, training info) for tensors stored as external data and checks each
+It walks the graph (and subgraphs, functions, training info) for tensors stored as external data and checks
+each
 ``location`` (absolute, ``..``, or resolving outside the model's folder through links), and lists operator
 domains. Tensor payloads are skipped by seeking; nothing is loaded or resolved.
 """
@@ -11,7 +12,7 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO, Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
 from loopwarden.checks.models.dispatch import seekable_blob
 from loopwarden.checks.models.zipfmt import escapes_folder
@@ -20,14 +21,24 @@ from loopwarden.domain import Location
 __all__ = ["scan_onnx"]
 
 _STD_DOMAINS: Final = frozenset(
-    {"", "ai.onnx", "ai.onnx.ml", "ai.onnx.training", "ai.onnx.preview.training", "com.microsoft",
-     "com.microsoft.nchwc", "com.microsoft.mlfeaturizers", "org.pytorch.aten", "com.ms.internal.nhwc"}
-)  # fmt: skip
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.mlfeaturizers",
+        "org.pytorch.aten",
+        "com.ms.internal.nhwc",
+    }
+)
 _MAX_DEPTH: Final = 64
 _MAX_FIELDS: Final = 50_000_000
 
 
-class _Bad(Exception):
+class _BadError(Exception):
     pass
 
 
@@ -43,26 +54,28 @@ class _Reader:
         while True:
             b = self.f.read(1)
             if not b:
-                raise _Bad("truncated varint")
+                raise _BadError("truncated varint")
             value |= (b[0] & 0x7F) << shift
             if not b[0] & 0x80:
                 return value
             shift += 7
             if shift > 63:
-                raise _Bad("varint too long")
+                raise _BadError("varint too long")
 
     def fields_in(self, end: int) -> Iterator[tuple[int, int, int]]:
-        """(field number, wire type, end of payload) for each field until ``end``; caller consumes LEN payloads."""
+        """(field number, wire type, end of payload) for each field until ``end``; caller consumes LEN
+        payloads.
+        """
         while self.f.tell() < end:
             self.fields += 1
             if self.fields % 100_000 == 0:
                 self.ctx.check_time()
             if self.fields > _MAX_FIELDS:
-                raise _Bad("too many protobuf fields")
+                raise _BadError("too many protobuf fields")
             tag = self.varint()
             num, wire = tag >> 3, tag & 7
             if num == 0:
-                raise _Bad("field number 0")
+                raise _BadError("field number 0")
             if wire == 0:
                 self.varint()
                 yield num, wire, self.f.tell()
@@ -76,13 +89,13 @@ class _Reader:
                 n = self.varint()
                 stop = self.f.tell() + n
                 if stop > end:
-                    raise _Bad("length-delimited field runs past its message")
+                    raise _BadError("length-delimited field runs past its message")
                 yield num, wire, stop
                 self.f.seek(stop)
             else:
-                raise _Bad(f"unsupported wire type {wire}")
+                raise _BadError(f"unsupported wire type {wire}")
         if self.f.tell() != end:
-            raise _Bad("message ends inside a field")
+            raise _BadError("message ends inside a field")
 
     def bytes_(self, stop: int) -> bytes:
         return self.f.read(stop - self.f.tell())
@@ -111,12 +124,12 @@ def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
         local_domains: set[str] = set()
         try:
             _message(r, "model", size, 0, blob, ctx, domains, local_domains)
-        except _Bad as exc:
+        except _BadError as exc:
             ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})")
             return
     for d in sorted(domains - _STD_DOMAINS - local_domains):
         ctx.add(
-            R.OnnxCustomDomain, f"operators from custom domain '{d[:100]}'", blob.location, domain=d[:100]
+            rules.OnnxCustomDomain, f"operators from custom domain '{d[:100]}'", blob.location, domain=d[:100]
         )
 
 
@@ -131,7 +144,7 @@ def _message(
     local_domains: set[str],
 ) -> None:
     if depth > _MAX_DEPTH:
-        raise _Bad("messages nested too deeply")
+        raise _BadError("messages nested too deeply")
     layout = _LAYOUT.get(kind, {})
     entry: dict[str, str] = {}
     for num, wire, stop in r.fields_in(end):
@@ -175,7 +188,7 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
         ctx.references.append(os.path.realpath(os.path.join(os.path.dirname(blob.file_path), where)))
     if why:
         ctx.add(
-            R.OnnxExternalData,
+            rules.OnnxExternalData,
             f"tensor '{tensor}' reads external data from '{where[:200]}', which {why}",
             loc,
             external_location=where[:200],

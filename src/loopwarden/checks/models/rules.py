@@ -14,7 +14,8 @@ class ZipHeaderMismatch(Rule):
     severity: ClassVar[Severity] = Severity.HIGH
     title: ClassVar[str] = "Zip central directory and local header disagree"
     help: ClassVar[str] = (
-        "A member's name, sizes, CRC, compression method or flag bits differ between the central directory and "
+        "A member's name, sizes, CRC, compression method or flag bits differ between the central directory "
+        "and "
         "its local header (or the encryption bit is set). Different zip readers then see different contents, "
         "which is how scanners were bypassed. Both interpretations are analysed."
     )
@@ -62,7 +63,8 @@ class ZipCrcMismatch(Rule):
     severity: ClassVar[Severity] = Severity.HIGH
     title: ClassVar[str] = "Zip member CRC does not match its data"
     help: ClassVar[str] = (
-        "The recorded CRC-32 differs from the data. Strict readers (Python's zipfile) refuse the member while "
+        "The recorded CRC-32 differs from the data. Strict readers (Python's zipfile) refuse the member "
+        "while "
         "lenient ones (torch) load it, so a scanner built on the strict reader skips the payload."
     )
 
@@ -72,7 +74,8 @@ class ArchivePathEscape(Rule):
     severity: ClassVar[Severity] = Severity.HIGH
     title: ClassVar[str] = "Archive member name escapes its folder"
     help: ClassVar[str] = (
-        "A member name with '..', an absolute path, a drive letter or backslashes writes outside the extraction "
+        "A member name with '..', an absolute path, a drive letter or backslashes writes outside the "
+        "extraction "
         "folder when the archive is unpacked (path traversal)."
     )
 
@@ -122,7 +125,8 @@ class KerasLambda(Rule):
     severity: ClassVar[Severity] = Severity.CRITICAL
     title: ClassVar[str] = "Keras Lambda layer or serialized Python function"
     help: ClassVar[str] = (
-        "A Lambda layer or a '__lambda__' function carries marshalled Python bytecode that runs when the model "
+        "A Lambda layer or a '__lambda__' function carries marshalled Python bytecode that runs when the "
+        "model "
         "is loaded with safe_mode off (or by legacy loaders)."
     )
 
@@ -133,7 +137,8 @@ class KerasReference(Rule):
     title: ClassVar[str] = "Keras config references code outside Keras"
     help: ClassVar[str] = (
         "A 'module', 'registered_name' or function reference outside the keras namespace, a dangerous Keras "
-        "utility (get_file, load_model) or a TensorFlow op lambda touching files: loading imports or calls it."
+        "utility (get_file, load_model) or a TensorFlow op lambda touching files: loading imports or calls "
+        "it."
     )
 
 
@@ -142,7 +147,8 @@ class OnnxExternalData(Rule):
     severity: ClassVar[Severity] = Severity.HIGH
     title: ClassVar[str] = "ONNX external data outside the model folder"
     help: ClassVar[str] = (
-        "A tensor's external_data location is absolute, contains '..' or resolves (through links) outside the "
+        "A tensor's external_data location is absolute, contains '..' or resolves (through links) outside "
+        "the "
         "model's folder: loading reads arbitrary files into the model (CVE-2024-27318 class)."
     )
 
@@ -187,8 +193,10 @@ class TemplateInjection(Rule):
     title: ClassVar[str] = "Chat template reaches Python internals (template injection)"
     help: ClassVar[str] = (
         "The Jinja chat template accesses dunder or private attributes, uses the 'attr' filter, builds such "
-        "names from pieces or escapes, or touches objects that lead to Python globals (cycler, joiner, lipsum, "
-        "self, request, config), or imports other templates. Rendering it can run code (CVE-2024-34359 class)."
+        "names from pieces or escapes, or touches objects that lead to Python globals (cycler, joiner, "
+        "lipsum, "
+        "self, request, config), or imports other templates. Rendering it can run code (CVE-2024-34359 "
+        "class)."
     )
 
 
@@ -197,7 +205,8 @@ class NumpyObjectArray(Rule):
     severity: ClassVar[Severity] = Severity.INFO
     title: ClassVar[str] = "NumPy object array (carries a pickle)"
     help: ClassVar[str] = (
-        "An .npy with object dtype stores a pickle; np.load(allow_pickle=True) runs it. The pickle is analysed."
+        "An .npy with object dtype stores a pickle; np.load(allow_pickle=True) runs it. The pickle is "
+        "analysed."
     )
 
 

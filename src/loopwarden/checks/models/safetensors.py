@@ -7,7 +7,7 @@ import math
 import struct
 from typing import Any, Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
 from loopwarden.checks.models.dispatch import seekable_blob
 from loopwarden.domain import Location
@@ -16,13 +16,30 @@ __all__ = ["DTYPE_BITS", "scan_safetensors"]
 
 MAX_HEADER: Final = 100 * 1024 * 1024
 DTYPE_BITS: Final[dict[str, int]] = {
-    "BOOL": 8, "U8": 8, "I8": 8, "F8_E5M2": 8, "F8_E4M3": 8, "F8_E8M0": 8, "I16": 16, "U16": 16, "F16": 16,
-    "BF16": 16, "I32": 32, "U32": 32, "F32": 32, "F64": 64, "I64": 64, "U64": 64, "F4": 4, "F6_E2M3": 6,
-    "F6_E3M2": 6, "C64": 64,
-}  # fmt: skip
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "C64": 64,
+}
 
 
-class _Dup(ValueError):
+class _DupError(ValueError):
     pass
 
 
@@ -30,7 +47,7 @@ def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for k, v in items:
         if k in out:
-            raise _Dup(k)
+            raise _DupError(k)
         out[k] = v
     return out
 
@@ -43,13 +60,13 @@ def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
         pre = f.read(8)
         (n,) = struct.unpack("<Q", pre)
         if n > MAX_HEADER or n + 8 > size:
-            ctx.add(R.SafetensorsInvalid, f"header length {n} out of bounds (file has {size} bytes)", loc)
+            ctx.add(rules.SafetensorsInvalid, f"header length {n} out of bounds (file has {size} bytes)", loc)
             ctx.fail(loc, "safetensors header length out of bounds")
             return
         raw = f.read(n)
     invalid = _check(raw, n, size, ctx, loc)
     if invalid:
-        ctx.add(R.SafetensorsInvalid, invalid, loc)
+        ctx.add(rules.SafetensorsInvalid, invalid, loc)
 
 
 def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> str | None:
@@ -60,7 +77,7 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
         return "header is not UTF-8"
     try:
         header = json.loads(text, object_pairs_hook=_pairs)
-    except _Dup as exc:
+    except _DupError as exc:
         return f"duplicate key '{str(exc)[:100]}' in header"
     except (ValueError, RecursionError):
         ctx.fail(loc, "safetensors header is not valid JSON")
@@ -71,7 +88,7 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     if meta is not None and not (
         isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
     ):
-        ctx.add(R.SafetensorsMetadata, "__metadata__ is not a map of strings to strings", loc)
+        ctx.add(rules.SafetensorsMetadata, "__metadata__ is not a map of strings to strings", loc)
     data_len = size - 8 - n
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():

@@ -1,7 +1,9 @@
 """Orchestration: walk the given paths, scan each file (in parallel when there are many), build the Report.
 
-Digests: ``digest=True`` hashes every scanned file in full (SHA-256). It is off by default because a scan reads only
-what a loader interprets (a 3 GB checkpoint's tensor bytes are never read); ``--record`` turns it on, since a scan
+Digests: ``digest=True`` hashes every scanned file in full (SHA-256). It is off by default because a scan
+reads only
+what a loader interprets (a 3 GB checkpoint's tensor bytes are never read); ``--record`` turns it on, since a
+scan
 attestation names its subject by digest.
 """
 

@@ -1,6 +1,7 @@
 """TorchScript code: the Python-like source that ``torch.jit.load`` compiles and runs.
 
-TorchScript cannot import Python modules, but it can call any registered operator (``torch.ops.<ns>.<op>``) and
+TorchScript cannot import Python modules, but it can call any registered operator (``torch.ops.<ns>.<op>``)
+and
 a few builtins. Operators outside torch's own namespaces need a native library and are reported, as are names
 that only make sense for code that wants the file system, processes or imports.
 """
@@ -10,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-from loopwarden.checks.models import rules as R
+from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext
 from loopwarden.domain import Location, Severity
 
@@ -55,7 +56,7 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
             ns = m.group(1)
             if ns not in _TORCH_NAMESPACES:
                 ctx.add_severity(
-                    R.TorchScriptCode,
+                    rules.TorchScriptCode,
                     Severity.MEDIUM,
                     f"calls operator torch.ops.{ns}.{m.group(2)} from a custom namespace",
                     Location(location.path, location.member, line=lineno),
@@ -63,7 +64,7 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
                 )
         for m in _DANGEROUS.finditer(line):
             ctx.add(
-                R.TorchScriptCode,
+                rules.TorchScriptCode,
                 f"TorchScript code uses '{m.group(1)}'",
                 Location(location.path, location.member, line=lineno),
                 name=m.group(1),

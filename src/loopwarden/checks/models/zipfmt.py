@@ -1,8 +1,10 @@
 """Zip parsed twice: from the central directory and from the local headers, with every disagreement reported.
 
-Loaders differ: Python's ``zipfile`` trusts the central directory and checks CRCs and the encryption bit; torch's
+Loaders differ: Python's ``zipfile`` trusts the central directory and checks CRCs and the encryption bit;
+torch's
 miniz reader ignores some of them; streaming readers walk local headers. A scanner that reads a zip one way is
-bypassed by an archive built to be read another way, so this module records each view and hands every member (and
+bypassed by an archive built to be read another way, so this module records each view and hands every member
+(and
 every byte range no member explains) to the dispatcher.
 """
 
@@ -17,11 +19,11 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final
+from typing import Any, BinaryIO, Final, cast
 
 from loopwarden.checks.interface import ResourceLimitExceeded
-from loopwarden.checks.models import rules as R
-from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, SliceReader, member_location
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, member_location, open_slice
 from loopwarden.domain import Location, Severity
 
 __all__ = ["ZipArchive", "ZipEntry", "escapes_folder", "parse_zip"]
@@ -122,9 +124,7 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
         tag, ln = struct.unpack_from("<HH", extra, pos)
         body = extra[pos + 4 : pos + 4 + ln]
         if tag == 1:
-            vals = []
-            for i in range(0, len(body) - 7, 8):
-                vals.append(struct.unpack_from("<Q", body, i)[0])
+            vals = [struct.unpack_from("<Q", body, i)[0] for i in range(0, len(body) - 7, 8)]
             it = iter(vals)
             if usize == 0xFFFFFFFF:
                 usize = next(it, usize)
@@ -144,7 +144,8 @@ def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
 
 
 def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
-    """Parse the archive and add its structural findings to ``ctx``; None when there is no central directory."""
+    """Parse the archive and add its structural findings to ``ctx``; None when there is no central "
+    "directory."""
     size = blob.size or 0
     loc = blob.location
     with blob.open() as f:
@@ -167,9 +168,11 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
                     dir_end = rec_off
                     if rec_off != eocd_pos - 20 - 56:
                         # Python's zipfile assumes the record sits right before the locator; miniz follows it
-                        ctx.add(R.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc)
+                        ctx.add(
+                            rules.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc
+                        )
                 else:
-                    ctx.add(R.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
+                    ctx.add(rules.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
         if count > ctx.limits.max_members:
             raise ResourceLimitExceeded("max_members", f"zip declares {count} members")
         concat = dir_end - cd_size - cd_offset
@@ -222,7 +225,7 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
             ctx.count_member()
             if needed & 0xFF > _MAX_EXTRACT_VERSION:
                 ctx.add_severity(
-                    R.ZipHeaderMismatch,
+                    rules.ZipHeaderMismatch,
                     Severity.MEDIUM,
                     f"'version needed to extract' {needed & 0xFF} makes strict readers refuse the member",
                     member_location(loc, arch.entries[-1].name),
@@ -231,7 +234,7 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
             pos += 46 + n + m + k
         if len(arch.entries) != count:
             ctx.add(
-                R.ZipHeaderMismatch,
+                rules.ZipHeaderMismatch,
                 f"end record declares {count} members, central directory holds {len(arch.entries)}",
                 loc,
                 declared=count,
@@ -250,7 +253,7 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
     mloc = member_location(loc, e.name)
     hdr = _read_at(f, e.header_offset, 30)
     if len(hdr) < 30 or hdr[:4] != _LH_SIG:
-        ctx.add(R.ZipHeaderMismatch, "central directory entry points to no local header", mloc)
+        ctx.add(rules.ZipHeaderMismatch, "central directory entry points to no local header", mloc)
         ctx.fail(mloc, "member has no local header (corrupt zip)")
         e.data_start = e.end = e.header_offset
         return
@@ -281,15 +284,16 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
         problems["stored_sizes"] = {"compressed": e.csize, "size": e.usize}
     if problems:
         ctx.add(
-            R.ZipHeaderMismatch,
+            rules.ZipHeaderMismatch,
             f"central directory and local header disagree on {', '.join(sorted(problems))}",
             mloc,
             fields=problems,
         )
     if (e.flags | lflags) & (_FLAG_ENCRYPTED | _FLAG_STRONG):
         ctx.add(
-            R.ZipHeaderMismatch,
-            "encryption flag set: strict readers refuse the member, lenient ones read it; analysed as plain data",
+            rules.ZipHeaderMismatch,
+            "encryption flag set: strict readers refuse the member, lenient ones read it; analysed as plain "
+            "data",
             mloc,
             flags=e.flags,
         )
@@ -308,14 +312,16 @@ def _check_layout(
     cursor = 0
     first = spans[0][0] if spans else cd_start
     if first > 0:
-        ctx.add(R.ArchiveExtraData, f"{first} byte(s) before the first zip member", loc, start=0, end=first)
+        ctx.add(
+            rules.ArchiveExtraData, f"{first} byte(s) before the first zip member", loc, start=0, end=first
+        )
         arch.extra_ranges.append((0, first, "prepended"))
     cursor = first
     prev: ZipEntry | None = None
     for start, end, e in spans:
         if start < cursor and prev is not None:
             ctx.add(
-                R.ZipOverlap,
+                rules.ZipOverlap,
                 f"member overlaps '{prev.name}'",
                 member_location(loc, e.name),
                 start=start,
@@ -329,7 +335,7 @@ def _check_layout(
         _gap(f, arch, ctx, loc, cursor, cd_start, prev)
     if eocd_end < size:
         ctx.add(
-            R.ArchiveExtraData,
+            rules.ArchiveExtraData,
             f"{size - eocd_end} byte(s) after the end of the central directory",
             loc,
             start=eocd_end,
@@ -361,7 +367,7 @@ def _gap(
         pos = data.find(_LH_SIG, pos + 4)
     if not hidden_found:
         ctx.add(
-            R.ArchiveHiddenData,
+            rules.ArchiveHiddenData,
             f"{length} unaccounted byte(s) between zip members",
             loc,
             start=start,
@@ -387,7 +393,7 @@ def _hidden_member(
     e.data_start, e.end, e.local_method = data_start, data_start + csize, method
     ctx.count_member()
     ctx.add(
-        R.ZipHiddenMember,
+        rules.ZipHiddenMember,
         "local header that the central directory does not list (hidden member)",
         member_location(loc, name),
         offset=offset,
@@ -400,22 +406,28 @@ def _check_names(arch: ZipArchive, ctx: ScanContext, loc: Location) -> None:
     for name, c in sorted(counts.items()):
         if c > 1:
             ctx.add(
-                R.ZipDuplicateMember, f"{c} members are named '{name}'", member_location(loc, name), count=c
+                rules.ZipDuplicateMember,
+                f"{c} members are named '{name}'",
+                member_location(loc, name),
+                count=c,
             )
     for e in arch.entries:
         for candidate in {e.name, e.local_name or e.name}:
             why = escapes_folder(candidate)
             if why:
                 ctx.add(
-                    R.ArchivePathEscape, f"member name {why}", member_location(loc, candidate), name=candidate
+                    rules.ArchivePathEscape,
+                    f"member name {why}",
+                    member_location(loc, candidate),
+                    name=candidate,
                 )
         kind = stat.S_IFMT(e.mode)
         if kind == stat.S_IFLNK:
             ctx.add(
-                R.ArchiveLink, "member is a symbolic link", member_location(loc, e.name), mode=oct(e.mode)
+                rules.ArchiveLink, "member is a symbolic link", member_location(loc, e.name), mode=oct(e.mode)
             )
         elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
-            ctx.add(R.ArchiveLink, "member is a device or special file", member_location(loc, e.name))
+            ctx.add(rules.ArchiveLink, "member is a device or special file", member_location(loc, e.name))
 
 
 def _zip_lzma() -> Any:
@@ -457,7 +469,7 @@ def member_reader(
 
     The second value, when present, returns the CRC-32 of what was read so far (decompressed members).
     """
-    raw = SliceReader(blob.open(), e.data_start, csize, own=True)
+    raw = open_slice(blob.open(), e.data_start, csize, own=True)
     what = f"{blob.location.path}!{e.name}"
     if method == 0:
         return raw, None
@@ -475,7 +487,7 @@ def member_reader(
         raw.close()
         return None
     reader = DecompressReader(raw, make, ctx, what=what)
-    return reader, lambda: reader.crc
+    return cast(BinaryIO, reader), lambda: reader.crc
 
 
 def crc_of(reader: BinaryIO, ctx: ScanContext) -> int:
@@ -502,7 +514,7 @@ def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location) -> None
         return
     if not e.hidden and crc != e.crc:
         ctx.add_severity(
-            R.ZipCrcMismatch,
+            rules.ZipCrcMismatch,
             Severity.HIGH,
             "CRC-32 of the member data does not match the central directory",
             mloc,
