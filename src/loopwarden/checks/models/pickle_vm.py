@@ -55,7 +55,9 @@ _KEEP_BYTES_BUDGET: Final = 64 << 20  # total larger bytes kept as possible nest
 # A nested pickle candidate larger than this is not analysed: the result is unverified.
 _MAX_NESTED_BYTES: Final = 32 << 20
 _MAX_CONTAINER: Final = 10_000  # container items kept for lookups; the rest is counted, not stored
-_MAX_STACK: Final = 2_000_000
+_MAX_STACK: Final = 2_000_000  # items on the stack or marks on the metastack
+_MAX_MEMO: Final = 2_500_000  # memo entries (each holds a value alive)
+_MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hostile streams stay bounded)
 _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
 _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
@@ -299,12 +301,13 @@ def _seek_forward(stream: IO[bytes], k: int) -> bool:
 
 
 class _Budget:
-    __slots__ = ("deadline", "kept_bytes", "limits", "opcodes")
+    __slots__ = ("deadline", "kept_bytes", "limits", "opcodes", "text_bytes")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.opcodes = 0
         self.kept_bytes = 0
+        self.text_bytes = 0
         self.deadline = time.monotonic() + limits.max_seconds
 
 
@@ -538,6 +541,7 @@ class _VM:
         call = self._call
         text = self._text
         buf, p, n = r.buf, r.p, r.n
+        text_bytes = 0
         try:
             while True:
                 if p + 16 > n:
@@ -560,8 +564,14 @@ class _VM:
                         raise _LimitError(
                             "max_seconds", f"analysis took longer than {budget.limits.max_seconds}s"
                         )
-                    if len(stack) > _MAX_STACK:
+                    if len(stack) > _MAX_STACK or len(meta) > _MAX_STACK:
                         raise _LimitError("max_stack", f"pickle stack deeper than {_MAX_STACK} items")
+                    if len(memo) > _MAX_MEMO:
+                        raise _LimitError("max_memo", f"more than {_MAX_MEMO} memo entries")
+                    budget.text_bytes += text_bytes
+                    text_bytes = 0
+                    if budget.text_bytes > _MAX_TEXT_BYTES:
+                        raise _LimitError("max_memory", f"more than {_MAX_TEXT_BYTES} bytes of strings held")
                     next_check = min(ops + _TIME_CHECK, max_ops + 1)
                 # Hot opcodes inline (arguments sliced from the buffer), found by a small decision tree on the
                 # opcode value; everything else goes through the dispatch table.
@@ -618,6 +628,7 @@ class _VM:
                         continue
                     elif op == 0x58:  # BINUNICODE
                         k = unpack_from("<I", buf, p)[0]
+                        text_bytes += min(k, _KEEP_STR)
                         if k <= _KEEP_STR and p + 4 + k <= n:
                             append(text(buf[p + 4 : p + 4 + k]))
                             p += 4 + k
@@ -684,6 +695,7 @@ class _VM:
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
+                    text_bytes += k
                     if p + 1 + k <= n:
                         append(text(buf[p + 1 : p + 1 + k]))
                         p += 1 + k
@@ -746,6 +758,7 @@ class _VM:
             raise _MalformedError("invalid UTF-8 in a string", self.r.tell()) from None
 
     def _payload_text(self, k: int) -> Any:
+        self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
             return self._text(self.r.read(k))
         return _Big("str", k, self.r.skip(k))
@@ -753,6 +766,7 @@ class _VM:
     def _payload_bytes(self, k: int) -> Any:
         r = self.r
         if k <= _KEEP_BYTES_SMALL:
+            self.budget.text_bytes += k
             return r.read(k)
         if r.n - r.p >= 1 or r.fill(1):
             first = r.buf[r.p]
@@ -1318,6 +1332,7 @@ class _VM:
         return stack
 
     def _latin(self, k: int) -> Any:
+        self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
             return self.r.read(k).decode("latin-1")
         return _Big("str", k, self.r.skip(k))
@@ -1331,7 +1346,9 @@ class _VM:
     def _op_short_binbytes(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
-        stack.append(self.r.read(self.r.read(1)[0]))
+        k = self.r.read(1)[0]
+        self.budget.text_bytes += k
+        stack.append(self.r.read(k))
         return stack
 
     def _op_binbytes8(

@@ -447,3 +447,20 @@ def test_results_do_not_depend_on_read_sizes_or_chunk_boundaries() -> None:
                 allow=AllowList.default(),
             )
             assert got == ref, step
+
+
+def test_memo_growth_is_bounded() -> None:
+    """A stream that only grows the memo stops at the memo bound instead of exhausting memory."""
+    data = b"\x80\x04N" + b"\x94" * 3_000_000 + b"."
+    r = analyze_pickle_bytes(data)
+    assert r.unverified is not None
+    assert "max_memo" in r.unverified
+
+
+def test_string_payload_held_is_bounded() -> None:
+    """Many memoised strings: the bytes of strings held as values are bounded."""
+    s = b"\x8c\xff" + b"a" * 255 + b"\x94" + b"0"
+    data = b"\x80\x04N" + s * 600_000 + b"."
+    r = analyze_pickle_bytes(data)
+    assert r.unverified is not None
+    assert "max_memory" in r.unverified
