@@ -116,6 +116,16 @@ class _Folder:
         if isinstance(node, nodes.Add):
             a, b = self.fold(node.left, depth + 1), self.fold(node.right, depth + 1)
             return (a or "") + (b or "") if a is not None or b is not None else None
+        if isinstance(node, nodes.Mul):
+            left, right = node.left, node.right
+            text = self.fold(left, depth + 1)
+            count: object = right.value if isinstance(right, nodes.Const) else None
+            if text is None:
+                text = self.fold(right, depth + 1)
+                count = left.value if isinstance(left, nodes.Const) else None
+            if text is not None and isinstance(count, int) and 0 <= count * len(text) <= _MAX_FOLD:
+                return text * count
+            return None
         if isinstance(node, nodes.Mod):
             fmt = self.fold(node.left, depth + 1)
             args = self._const_args(node.right)
@@ -236,7 +246,7 @@ def check_template(source: str, ctx: ScanContext, location: Location, *, key: st
             report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
         elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
             report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
-        elif isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Call):
+        elif isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Mul | nodes.Call):
             val = folder.fold(node)
             if val is not None and _DUNDER.search(val):
                 report(node, f"builds the string '{val[:80]}' (a Python internal name)", Severity.HIGH)
