@@ -335,6 +335,13 @@ class _Collector:
     ) -> None:
         key = (rule, subject)
         entry = self.hits.get(key)
+        if entry is None and len(self.hits) >= _MAX_DISTINCT_FINDINGS:
+            key = ("LW-MODEL-015", "more-findings")
+            entry = self.hits.get(key)
+            if entry is None:
+                message = f"more than {_MAX_DISTINCT_FINDINGS} distinct findings; the rest are counted here"
+                self.hits[key] = [severity, message, offset, 1, {}]
+                return
         if entry is None:
             self.hits[key] = [severity, message, offset, 1, evidence]
         else:
@@ -440,8 +447,8 @@ def _canon(ref: _Ref) -> str:
     return ref.canon
 
 
-def _short(value: Any) -> Any:
-    """A small, JSON-friendly description of a value for evidence."""
+def _short(value: Any, depth: int = 0) -> Any:
+    """A small, JSON-friendly description of a value for evidence (bounded in size and depth)."""
     if isinstance(value, str):
         return value if len(value) <= 200 else value[:200] + "..."
     if isinstance(value, bytes):
@@ -454,23 +461,31 @@ def _short(value: Any) -> Any:
         return f"<result of {_describe(value.func)}>"
     if isinstance(value, _Big):
         return {value.kind: value.size, "head": value.prefix[:32].hex()}
-    if isinstance(value, int | float | bool) or value is None:
+    if isinstance(value, bool | float) or value is None:
         return value
+    if isinstance(value, int):
+        return value if value.bit_length() <= 64 else "<big int>"
     if isinstance(value, tuple | list):
-        return [_short(v) for v in value[:8]]
+        return [_short(v, depth + 1) for v in value[:8]] if depth < 3 else "..."
     return type(value).__name__.lstrip("_").lower()
 
 
-def _describe(func: Any) -> str:
+def _describe(func: Any, depth: int = 0) -> str:
+    if depth > 4:
+        return "..."
     if isinstance(func, _Ref):
         return func.name
     if isinstance(func, _Wrapper):
-        return f"{func.kind}({_describe(func.target)})"
+        return f"{func.kind}({_describe(func.target, depth + 1)})"
     if isinstance(func, _Call):
-        return f"<result of {_describe(func.func)}>"
+        return f"<result of {_describe(func.func, depth + 1)}>"
     if isinstance(func, _Module):
         return f"<module {func.module}>"
     return type(func).__name__.lstrip("_").lower()
+
+
+_MAX_UNWRAP: Final = 32
+_MAX_DISTINCT_FINDINGS: Final = 1000
 
 
 class _VM:
@@ -838,7 +853,12 @@ class _VM:
 
     def _call_wrapper(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
         if w.kind == "partial":
-            return self._call(w.target, tuple(w.args) + args, off, f"{how} via functools.partial")
+            target, pargs, hops = w.target, tuple(w.args), 0
+            while type(target) is _Wrapper and target.kind == "partial" and hops < _MAX_UNWRAP:
+                target, pargs, hops = target.target, tuple(target.args) + pargs, hops + 1
+            if type(target) is _Wrapper and target.kind == "partial":
+                return self._call(_UNKNOWN, args, off, f"{how} via nested functools.partial")
+            return self._call(target, pargs + args, off, f"{how} via functools.partial")
         if w.kind == "attrgetter":
             obj = args[0] if args else _UNKNOWN
             value: Any = obj
@@ -1762,6 +1782,12 @@ def analyze_pickle(
         # The stream itself failed (a decompressor error, a closed file): what was read is reported.
         coll.unverified.append(f"stream error after {reader.tell()} bytes: {type(exc).__name__}: {exc}")
         count = 1
+    except RecursionError:
+        coll.unverified.append("limit max_depth: values nested too deeply to analyse")
+        count = 1
+    except Exception as exc:  # noqa: BLE001 - fail closed: an analyser bug must never make a file pass
+        coll.unverified.append(f"internal error in pickle analysis: {type(exc).__name__}: {exc}")
+        count = 1
     unverified = "; ".join(dict.fromkeys(coll.unverified)) if coll.unverified else None
     return PickleResult(
         findings=coll.findings(),
@@ -1811,6 +1837,7 @@ def fuzz_one(data: bytes) -> None:
 
     result = analyze_pickle_bytes(data, limits=_FUZZ_LIMITS)
     assert isinstance(result, PickleResult)
+    assert "internal error" not in (result.unverified or ""), result.unverified
     failure: str | None = None
     try:
         for ops, _ in enumerate(pickletools.genops(io.BytesIO(data))):

@@ -464,3 +464,24 @@ def test_string_payload_held_is_bounded() -> None:
     r = analyze_pickle_bytes(data)
     assert r.unverified is not None
     assert "max_memory" in r.unverified
+
+
+def test_deeply_nested_values_do_not_crash() -> None:
+    """Deep tuples in evidence and deep functools.partial chains are bounded, never a crash."""
+    deep_state = b"\x80\x04\x8c\x05numpy\x8c\x04prod\x93N" + b"\x85" * 200_000 + b"b."
+    r = analyze_pickle_bytes(deep_state)
+    assert any(f.rule_id == "LW-MODEL-009" for f in r.findings)
+    partial = b"\x8c\tfunctools\x8c\x07partial\x93"
+    chain = b"\x8c\x02os\x8c\x06system\x93"
+    for _ in range(5000):
+        chain = partial + chain + b"\x85R"
+    r = analyze_pickle_bytes(b"\x80\x04" + chain + b")R.")
+    assert "internal error" not in (r.unverified or "")
+    assert any(f.severity is Severity.CRITICAL for f in r.findings)
+
+
+def test_distinct_findings_are_capped() -> None:
+    data = b"\x80\x04" + b"".join(b"cmod%d\nfn\n0" % i for i in range(3000)) + b"N."
+    r = analyze_pickle_bytes(data)
+    assert len(r.findings) <= 1001
+    assert any(f.rule_id == "LW-MODEL-015" for f in r.findings)
