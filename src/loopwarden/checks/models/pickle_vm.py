@@ -604,11 +604,8 @@ class _VM:
                             elif op == 0x2E:  # STOP
                                 r.p = p
                                 budget.opcodes = ops
-                                if len(stack) != 1 or meta:
-                                    raise _MalformedError(
-                                        "STOP with a stack that does not hold exactly one object",
-                                        r.tell() - 1,
-                                    )
+                                if not stack:  # CPython pops the top above the last mark; leftovers are legal
+                                    raise _MalformedError("STOP on an empty stack", r.tell() - 1)
                                 if self.frame_end > r.tell():
                                     raise _MalformedError(
                                         "FRAME announced more bytes than the pickle holds", r.tell() - 1
