@@ -1256,3 +1256,44 @@ def test_joblib_array_inside_frame_is_unverified() -> None:
     r = scan(data, joblib=True)
     assert r.unverified is not None
     assert "frame" in r.unverified
+
+
+def test_build_plants_setstate_then_second_build_calls_it() -> None:
+    """BUILD puts ``__setstate__`` into an instance dict; the next BUILD on the same object calls it (the
+    unpickler looks ``__setstate__`` up on the instance). Planting special attributes is reported even when
+    the
+    planted callable is an allowed one."""
+    data = (
+        proto(4)
+        + sglob("collections", "OrderedDict")
+        + EMPTY_TUPLE
+        + NEWOBJ
+        + EMPTY_DICT
+        + u("__setstate__")
+        + sglob("builtins", "bytes")
+        + SETITEM
+        + BUILD
+        + binint1(10)
+        + BUILD
+        + STOP
+    )
+    r = scan(data)
+    assert_caught(r, "__setstate__")
+    assert any(f.rule_id == "LW-MODEL-016" for f in r.findings)
+
+
+def test_torch_set_obj_state_on_global() -> None:
+    """An allowed torch helper (``_set_obj_state``) used to set attributes on a class (global tampering, the
+    modelscan issue 85 technique through an allow-listed function)."""
+    data = (
+        proto(4)
+        + reduce_of(
+            "torch._utils",
+            "_set_obj_state",
+            sglob("torch", "FloatStorage"),
+            EMPTY_DICT + u("a") + u("os") + SETITEM,
+        )
+        + STOP
+    )
+    r = scan(data)
+    assert any(f.rule_id == "LW-MODEL-009" and f.severity is Severity.CRITICAL for f in r.findings)

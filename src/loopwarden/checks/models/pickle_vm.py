@@ -47,6 +47,29 @@ RULE_NESTED: Final = "LW-MODEL-011"
 RULE_MALFORMED: Final = "LW-MODEL-012"
 RULE_TRAILING: Final = "LW-MODEL-013"
 RULE_DYNAMIC_GLOBAL: Final = "LW-MODEL-014"
+RULE_DUNDER_STATE: Final = "LW-MODEL-016"
+_DUNDER_STATE_KEYS: Final = frozenset(
+    {
+        "__setstate__",
+        "__reduce__",
+        "__reduce_ex__",
+        "__getstate__",
+        "__class__",
+        "__dict__",
+        "__getattr__",
+        "__getattribute__",
+        "__setattr__",
+        "__call__",
+        "__init__",
+        "__new__",
+        "__del__",
+        "__set_name__",
+        "__init_subclass__",
+        "__class_getitem__",
+        "__getitem__",
+        "__iter__",
+    }
+)
 
 _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
@@ -439,6 +462,7 @@ _MODELLED: Final = (
         "builtins.eval",
         "builtins.exec",
         "builtins.compile",
+        "torch._utils._set_obj_state",
     }
 )
 
@@ -819,6 +843,20 @@ class _VM:
                 return _Wrapper("partial", args[0], args[1:])
             if name in _NAME_RESOLVERS and args and type(args[0]) is str:
                 return self._resolve_string(args[0], off, f"via {func.name}")
+            if name == "torch._utils._set_obj_state" and args:
+                target = args[0]
+                if type(target) is _Ref or type(target) is _Module:
+                    desc = _describe(target)
+                    self.coll.hit(
+                        RULE_GLOBAL_TAMPERING,
+                        Severity.CRITICAL,
+                        desc,
+                        f"{func.name} sets attributes on the module-level object {desc}",
+                        off,
+                        self._ev({"how": how}),
+                    )
+                if len(args) > 1:
+                    self._check_state_keys(args[1], off, func.name)
             if name in _PICKLE_LOADERS and args:
                 self._nested(args[0], off, func.name)
             elif name in ("builtins.eval", "builtins.exec", "builtins.compile") and args:
@@ -1209,6 +1247,7 @@ class _VM:
             raise _MalformedError("BUILD needs an object and a state", off)
         state = stack.pop()
         obj = stack[-1]
+        self._check_state_keys(state, off, "BUILD")
         if type(obj) is _Ref or type(obj) is _Module:
             # BUILD on a class, function or module sets attributes on global interpreter state.
             desc = _describe(obj)
@@ -1240,6 +1279,26 @@ class _VM:
                 self._ev({}),
             )
         return stack
+
+    def _check_state_keys(self, state: Any, off: int, how: str) -> None:
+        """Report state that sets special attributes (``__setstate__``, ``__class__`` ...) on an instance.
+
+        The next BUILD, or any use of the object, calls what the pickle planted there.
+        """
+        parts = state if type(state) is tuple and len(state) == 2 else (state,)
+        for part in parts:
+            if type(part) is not _Dict:
+                continue
+            for key, value in part.items:
+                if type(key) is str and key in _DUNDER_STATE_KEYS:
+                    self.coll.hit(
+                        RULE_DUNDER_STATE,
+                        Severity.CRITICAL,
+                        key,
+                        f"{how} sets the special attribute {key} on an object to {_short(value)}",
+                        off,
+                        self._ev({"value": _short(value)}),
+                    )
 
     def _op_ext1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         return self._ext(stack, 1, off)
