@@ -185,6 +185,8 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "site": _ALL,
         "sysconfig": _ALL,
         "webbrowser": _ALL,
+        "antigravity": _ALL,  # opens a browser on import
+        "this": _ALL,
         "cgi": _ALL,
         "cgitb": _ALL,
         "crypt": _ALL,
