@@ -211,6 +211,9 @@ def rejected_by_reference(family: str, data: bytes) -> bool:
         if family == "gguf":
             import gguf
 
+            if data[4:8] == b"\x01\x00\x00\x00":
+                return False  # gguf-py cannot read version 1 (llama.cpp can); not a rejection of the content
+
             with tempfile.NamedTemporaryFile(dir="/dev/shm" if os.path.isdir("/dev/shm") else None) as f:
                 f.write(data)
                 f.flush()

@@ -232,10 +232,12 @@ def gen_bad() -> dict[str, Path]:
 
 
 def ensure_loopwarden() -> None:
-    exe = LW_VENV / "bin" / "loopwarden"
-    if not exe.exists():
+    """A regular (not editable) install of the working tree, byte-compiled by pip as the peers are."""
+    pip = str(LW_VENV / "bin" / "pip")
+    if not (LW_VENV / "bin" / "python").exists():
         subprocess.run([sys.executable, "-m", "venv", str(LW_VENV)], check=True)
-        subprocess.run([str(LW_VENV / "bin" / "pip"), "install", "-q", "-e", f"{REPO}[keras]"], check=True)
+        subprocess.run([pip, "install", "-q", f"{REPO}[keras]"], check=True)
+    subprocess.run([pip, "install", "-q", "--no-deps", "--force-reinstall", str(REPO)], check=True)
 
 
 def ensure_peers() -> dict[str, bool]:

@@ -107,18 +107,27 @@ class Blob:
     depth: int = 0
     file_path: str | None = None
     """Path of the real file on disk when the blob is a whole file (mmap, fileno, external data)."""
+    _head: bytes | None = field(default=None, repr=False)
+    _head_complete: bool = field(default=False, repr=False)
 
     def open(self) -> BinaryIO:
         return self.opener()
 
     def head(self, n: int = 4096) -> bytes:
+        cached = self._head
+        if cached is not None and (len(cached) >= n or self._head_complete):
+            return cached[:n]
         with self.open() as f:
-            return f.read(n)
+            data = f.read(n)
+        self._head, self._head_complete = data, len(data) < n
+        return data
 
     def tail(self, n: int) -> bytes:
         """The last ``n`` bytes (seekable blobs only)."""
         if not self.seekable or self.size is None:
             return b""
+        if self._head_complete and self._head is not None:
+            return self._head[-n:]
         with self.open() as f:
             f.seek(max(0, self.size - n))
             return f.read(n)

@@ -8,6 +8,7 @@ internals, request/config objects of web frameworks). Ordinary ChatML/Llama/Mist
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, Final
 
@@ -196,30 +197,11 @@ class _Folder:
 
 def check_template(source: str, ctx: ScanContext, location: Location, *, key: str = "chat_template") -> None:
     """Parse ``source`` (never render it) and report constructs that reach Python internals."""
-    from jinja2 import TemplateSyntaxError, nodes
-
-    try:
-        tree = _env().parse(source)
-    except TemplateSyntaxError as exc:
-        ctx.fail(location, f"{key}: Jinja template cannot be parsed ({exc.message}, line {exc.lineno})")
+    outcome = _analyse(source)
+    if isinstance(outcome, str):
+        ctx.fail(location, f"{key}: {outcome}")
         return
-    except (RecursionError, MemoryError):
-        ctx.fail(location, f"{key}: Jinja template too deeply nested to parse")
-        return
-    folder = _Folder()
-    # assignments first, so that names built earlier in the template resolve
-    for assign in tree.find_all(nodes.Assign):
-        if isinstance(assign.target, nodes.Name):
-            val = folder.fold(assign.node)
-            if val is not None:
-                folder.vars[assign.target.name] = val
-    seen: set[tuple[int, str]] = set()
-
-    def report(node: Any, what: str, severity: Severity = Severity.CRITICAL) -> None:
-        line = getattr(node, "lineno", None)
-        if (line or 0, what) in seen:
-            return
-        seen.add((line or 0, what))
+    for severity, what, line in outcome:
         ctx.add_severity(
             rules.TemplateInjection,
             severity,
@@ -227,6 +209,32 @@ def check_template(source: str, ctx: ScanContext, location: Location, *, key: st
             Location(location.path, location.member, line=line),
             template_key=key,
         )
+
+
+@functools.lru_cache(maxsize=64)
+def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
+    """The template's problems as (severity, what, line), or why it cannot be parsed. Cached: model folders
+    repeat the same template in many files."""
+    from jinja2 import TemplateSyntaxError, nodes
+
+    try:
+        tree = _env().parse(source)
+    except TemplateSyntaxError as exc:
+        return f"Jinja template cannot be parsed ({exc.message}, line {exc.lineno})"
+    except (RecursionError, MemoryError):
+        return "Jinja template too deeply nested to parse"
+    folder = _Folder()
+    # assignments first, so that names built earlier in the template resolve
+    for assign in tree.find_all(nodes.Assign):
+        if isinstance(assign.target, nodes.Name):
+            val = folder.fold(assign.node)
+            if val is not None:
+                folder.vars[assign.target.name] = val
+    found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
+
+    def report(node: Any, what: str, severity: Severity = Severity.CRITICAL) -> None:
+        line = getattr(node, "lineno", None)
+        found.setdefault((line or 0, what), (severity, what, line))
 
     for node in tree.find_all(nodes.Node):
         if isinstance(node, nodes.Getattr) and _is_bad_name(node.attr):
@@ -250,3 +258,4 @@ def check_template(source: str, ctx: ScanContext, location: Location, *, key: st
             val = folder.fold(node)
             if val is not None and _DUNDER.search(val):
                 report(node, f"builds the string '{val[:80]}' (a Python internal name)", Severity.HIGH)
+    return tuple(found.values())

@@ -161,7 +161,9 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
         if eocd_pos >= 20:
             loc64 = _read_at(f, eocd_pos - 20, 20)
             if loc64[:4] == _EOCD64_LOC_SIG:
-                (rec_off,) = struct.unpack_from("<Q", loc64, 8)
+                (rec_disk, rec_off, disks) = struct.unpack_from("<IQI", loc64, 4)
+                if rec_disk != 0 or disks > 1:
+                    ctx.fail(loc, "multi-disk (split) zip64 archives are not supported")
                 rec = _read_at(f, rec_off, 56)
                 if rec[:4] == _EOCD64_SIG and len(rec) == 56:
                     count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
