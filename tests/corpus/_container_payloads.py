@@ -210,7 +210,7 @@ def keras_lambda_config() -> dict[str, object]:
                     "class_name": "Lambda",
                     "config": {
                         "name": "lambda",
-                        "function": {"class_name": "__lambda__", "config": {"code": code, "defaults": None}},
+                        "function": {"class_name": "__lambda__", "config": {"value": code}},
                     },
                 },
             ],

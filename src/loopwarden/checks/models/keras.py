@@ -51,9 +51,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         cls = node.get("class_name")
         cfg = node.get("config")
         where = Location(location.path, location.member, line=None)
-        if cls == "Lambda" or (
-            cls in ("__lambda__", "__function__") and isinstance(cfg, dict) and "code" in cfg
-        ):
+        if cls in ("Lambda", "__lambda__", "__function__"):
             ctx.add(
                 rules.KerasLambda, f"{cls} at {path or '/'} carries serialized Python code", where, path=path
             )

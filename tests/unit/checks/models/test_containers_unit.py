@@ -282,3 +282,14 @@ def test_depth_bound(tmp_path: Path) -> None:
     (t,) = report.targets
     assert t.verdict is Verdict.UNVERIFIED
     assert "max_depth" in (t.reason or "")
+
+
+def test_keras_lambda_function_object_alone() -> None:
+    """Keras 3 serializes a Python lambda anywhere in a config as class_name '__lambda__' with 'value'."""
+    cfg = {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {"units": 1, "activation": {"class_name": "__lambda__", "config": {"value": "4wAAAA=="}}},
+    }
+    ctx = scan_bytes(cp.keras_zip(cfg), "m.keras")
+    assert "LW-MODEL-032" in rules(ctx)
