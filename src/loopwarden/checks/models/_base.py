@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import time
 import zlib
 from collections.abc import Callable, Mapping
@@ -311,6 +310,8 @@ def open_slice(base: BinaryIO, start: int, length: int, *, own: bool = False) ->
 
 def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
     """Copy a stream into a seekable temporary file (memory first, then disk); the budget is the reader's."""
+    import tempfile
+
     tmp = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned to the caller
     try:
         while True:

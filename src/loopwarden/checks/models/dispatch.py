@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import re
 import struct
 import zlib
@@ -223,10 +221,14 @@ def _joblib_zlib(blob: Blob, ctx: ScanContext) -> None:
 
 
 def _bz2(blob: Blob, ctx: ScanContext) -> None:
+    import bz2
+
     _decompressed(blob, ctx, bz2.BZ2Decompressor, "bzip2")
 
 
 def _xz(blob: Blob, ctx: ScanContext) -> None:
+    import lzma
+
     _decompressed(blob, ctx, lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO), "xz/lzma")
 
 

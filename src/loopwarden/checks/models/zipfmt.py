@@ -10,8 +10,6 @@ every byte range no member explains) to the dispatcher.
 
 from __future__ import annotations
 
-import bz2
-import lzma
 import re
 import stat
 import struct
@@ -451,6 +449,8 @@ def _zip_lzma() -> Any:
                 (psize,) = struct.unpack_from("<H", self._pending, 2)
                 if len(self._pending) < 4 + psize:
                     return b""
+                import lzma
+
                 filt = lzma._decode_filter_properties(  # type: ignore[attr-defined]
                     lzma.FILTER_LZMA1, self._pending[4 : 4 + psize]
                 )
@@ -482,6 +482,8 @@ def member_reader(
             return zlib.decompressobj(-15)
 
     elif method == 12:
+        import bz2
+
         make = bz2.BZ2Decompressor
     elif method == 14:
         make = _zip_lzma
