@@ -398,3 +398,15 @@ def test_torchscript_custom_op_and_import(tmp_path: Path) -> None:
     }
     res = scan(tmp_path, {"model.pt": cp.zip_of(files, zipfile.ZIP_STORED)})
     assert_caught(res, "LW-MODEL-031")
+
+
+def test_bomb_member_does_not_hide_payload(tmp_path: Path) -> None:
+    """A zip bomb member next to the payload: the bound is named and the payload is still found.
+    https://www.bamsoftware.com/hacks/zipbomb/"""
+    bomb = cp.zip_of({"z.bin": b"\x00" * (16 << 20)})
+    res = scan(
+        tmp_path, {"bundle.zip": cp.zip_of({"a.zip": bomb, "b/model.pt": cp.torch_zip(cp.evil_pickle())})}
+    )
+    assert res[0].verdict is Verdict.UNVERIFIED
+    assert "max_decompression_ratio" in (res[0].reason or "")
+    assert_payload(res)

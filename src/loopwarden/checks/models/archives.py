@@ -6,6 +6,7 @@ import posixpath
 import tarfile
 from typing import BinaryIO
 
+from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
 from loopwarden.checks.models.dispatch import scan_blob, seekable_blob
@@ -74,4 +75,9 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
             return open_slice(blob.open(), start, length, own=True)
 
-        scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1), ctx)
+        try:
+            scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1), ctx)
+        except ResourceLimitExceeded as exc:
+            if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
+                raise
+            ctx.fail(mloc, str(exc))

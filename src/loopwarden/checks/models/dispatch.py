@@ -25,6 +25,8 @@ __all__ = ["Recurse", "scan_blob", "seekable_blob"]
 
 Recurse = Callable[[Blob, ScanContext], None]
 HEAD: Final = 4096
+_GLOBAL_BOUNDS: Final = frozenset({"max_seconds", "max_decompressed_bytes", "max_members"})
+"""Budgets of the whole target: hitting one stops the analysis; other bounds stop only the member."""
 _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
 _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -272,10 +274,20 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
             if method not in zipfmt.SUPPORTED_METHODS:
                 ctx.fail(mloc, f"unsupported zip compression method {method}")
                 continue
-            child = _member_blob(blob, e, method, csize, ctx, e.name)
-            scan_blob(child, ctx)
+            try:
+                scan_blob(_member_blob(blob, e, method, csize, ctx, e.name), ctx)
+            except ResourceLimitExceeded as exc:
+                # a bomb or too-deep member: named, and the other members are still analysed
+                if exc.bound in _GLOBAL_BOUNDS:
+                    raise
+                ctx.fail(mloc, str(exc))
         if e.method in zipfmt.SUPPORTED_METHODS:
-            zipfmt.check_crc(blob, e, ctx, mloc)
+            try:
+                zipfmt.check_crc(blob, e, ctx, mloc)
+            except ResourceLimitExceeded as exc:
+                if exc.bound in _GLOBAL_BOUNDS:
+                    raise
+                ctx.fail(mloc, str(exc))
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
