@@ -327,9 +327,19 @@ def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
     return tmp
 
 
-def file_blob(path: str, location: Location, size: int) -> Blob:
+def file_blob(path: str, location: Location, size: int, closers: list[Any] | None = None) -> Blob:
+    """A whole file. With ``closers``, one handle is opened lazily and shared by every reader of the target
+    (each reader seeks before it reads), and closed with the target."""
+    shared: list[BinaryIO] = []
+
     def opener() -> BinaryIO:
-        return open(path, "rb", buffering=CHUNK)
+        if closers is None:
+            return open(path, "rb")
+        if not shared:
+            # default (small) buffer: zip parsing seeks around; the pickle reader asks for large chunks itself
+            shared.append(open(path, "rb"))  # noqa: SIM115 - closed with the target
+            closers.append(shared[0])
+        return open_slice(shared[0], 0, size)
 
     return Blob(os.path.basename(path), location, opener, size, True, 0, path)
 

@@ -187,7 +187,7 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
         with open(target.real, "rb"):
             pass  # permission and existence are checked before any parser runs
         ctx.physical_dir = os.path.dirname(target.real)
-        scan_blob(file_blob(target.real, loc, st.st_size), ctx)
+        scan_blob(file_blob(target.real, loc, st.st_size, ctx.closers), ctx)
         if digest:
             digest_value = _sha256(target.real)
     except ResourceLimitExceeded as exc:
