@@ -137,7 +137,7 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
                     st = os.stat(path)
                 else:
                     st = e.stat(follow_symlinks=False)
-                    real = path
+                    real = os.path.join(real_d, e.name)  # the folder is resolved once, not per file
             except OSError as exc:
                 problems.append(Target(path, None, f"cannot read: {exc.strerror or exc}"))
                 continue
@@ -149,7 +149,7 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
             if bad:
                 problems.append(bad)
                 continue
-            _add(found, Target(path, os.path.realpath(real)))
+            _add(found, Target(path, real))
 
 
 def _sha256(path: str) -> Digest:
