@@ -137,9 +137,10 @@ class _progress:  # noqa: N801 - used like a function
         if self._bar is None:
             if total < 20:
                 return
+            from rich.console import Console
             from rich.progress import Progress
 
-            self._bar = Progress(transient=True)
+            self._bar = Progress(console=Console(stderr=True), transient=True)
             self._bar.start()
             self._task = self._bar.add_task("scanning", total=total)
         self._bar.update(self._task, completed=done, total=total)

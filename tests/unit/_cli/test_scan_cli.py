@@ -216,3 +216,34 @@ def test_record_appends_signed_attestations(
     verdicts = sorted(s.predicate["result"]["verdict"] for s in scans)
     assert verdicts == ["clean", "findings"]
     assert all(s.subjects[0].digest.get("sha256") for s in scans)
+
+
+def test_progress_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No progress output when stderr is piped; on a terminal the bar goes to stderr, not into the report."""
+    from loopwarden._cli import scan as scan_cli
+
+    d = tmp_path / "m"
+    d.mkdir()
+    for i in range(25):
+        (d / f"{i}.pkl").write_bytes(cp.benign_pickle())
+    out, err = io.StringIO(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", out)
+    monkeypatch.setattr(sys, "stderr", err)
+    assert main(["scan", "model", str(d), "--format", "json"]) == 0
+    assert err.getvalue() == ""
+    json.loads(out.getvalue())
+    bar = scan_cli._progress()
+    updates: list[tuple[int, int]] = []
+    monkeypatch.setattr(bar, "update", lambda done, total: updates.append((done, total)))
+    monkeypatch.setattr(scan_cli, "_progress", lambda: bar)
+
+    class _Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out2 = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", _Tty())
+    monkeypatch.setattr(sys, "stdout", out2)
+    assert main(["scan", "model", str(d), "--format", "json"]) == 0
+    assert updates[-1] == (25, 25)
+    json.loads(out2.getvalue())
