@@ -1,9 +1,10 @@
 """Pickle-stream analysis speed: loopwarden's symbolic VM against picklescan on the same pickle streams.
 
-Generates inputs under bench/_work/pickle_vm/ (a torch state-dict data.pkl, a large list pickle, a scikit-learn
-random forest, a NumPy object array), installs picklescan into bench/_work/venv-pickle (its own venv, so the
-system Python is untouched) and times, in-process and best of 3, picklescan's ``scan_pickle_bytes`` and
-loopwarden's ``analyze_pickle_bytes`` on each stream. The last output line is one JSON object.
+Generates inputs under bench/_work/pickle_vm/ (a torch state-dict data.pkl, a large list pickle, a
+scikit-learn random forest, a NumPy object array), installs picklescan into bench/_work/venv-pickle (its own
+venv, so the system Python is untouched) and times, in-process and best of 3, picklescan's
+``scan_pickle_bytes`` and loopwarden's ``analyze_pickle_bytes`` on each stream. The last output line is one
+JSON object. Whole-scanner figures (process start, containers, peers) are in bench/models.py.
 
 Run: flock /work/wt/bench.lock python bench/pickle_vm.py
 """
