@@ -577,7 +577,7 @@ class _VM:
         next_check = min(ops + _TIME_CHECK, max_ops + 1)
         unpack_from = struct.unpack_from
         append = stack.append
-        dispatch = self._dispatch
+        dispatch = _DISPATCH
         call = self._call
         text = self._text
         buf, p, n = r.buf, r.p, r.n
@@ -768,7 +768,7 @@ class _VM:
                     raise _MalformedError(f"invalid opcode 0x{op:02x}", r.base + p - 1)
                 r.p = p
                 budget.opcodes = ops
-                stack = handler(stack, meta, memo, r.base + p - 1)
+                stack = handler(self, stack, meta, memo, r.base + p - 1)
                 append = stack.append
                 buf, p, n = r.buf, r.p, r.n
         except IndexError:
@@ -1076,55 +1076,6 @@ class _VM:
             )
 
     # -- the rest of the opcodes --
-
-    @property
-    def _dispatch(self) -> dict[int, Callable[[list[Any], list[list[Any]], dict[int, Any], int], list[Any]]]:
-        return {
-            0x80: self._op_proto,
-            0x95: self._op_frame,
-            0x63: self._op_global,
-            0x93: self._op_stack_global,
-            0x69: self._op_inst,
-            0x6F: self._op_obj,
-            0x81: self._op_newobj,
-            0x92: self._op_newobj_ex,
-            0x62: self._op_build,
-            0x82: self._op_ext1,
-            0x83: self._op_ext2,
-            0x84: self._op_ext4,
-            0x50: self._op_persid,
-            0x51: self._op_binpersid,
-            0x49: self._op_int,
-            0x4C: self._op_long,
-            0x8A: self._op_long1,
-            0x8B: self._op_long4,
-            0x53: self._op_string,
-            0x54: self._op_binstring,
-            0x55: self._op_short_binstring,
-            0x42: self._op_binbytes,
-            0x43: self._op_short_binbytes,
-            0x8E: self._op_binbytes8,
-            0x96: self._op_bytearray8,
-            0x97: self._op_buffer,
-            0x98: self._op_readonly_buffer,
-            0x56: self._op_unicode,
-            0x58: self._op_binunicode,
-            0x8D: self._op_binunicode8,
-            0x46: self._op_float,
-            0x61: self._op_append,
-            0x6C: self._op_list,
-            0x74: self._op_tuple,
-            0x64: self._op_dict,
-            0x73: self._op_setitem,
-            0x8F: self._op_empty_set,
-            0x90: self._op_additems,
-            0x91: self._op_frozenset,
-            0x30: self._op_pop,
-            0x32: self._op_dup,
-            0x31: self._op_pop_mark,
-            0x67: self._op_get,
-            0x70: self._op_put,
-        }
 
     @staticmethod
     def _pop_mark(
@@ -1637,6 +1588,55 @@ class _VM:
         self.r.skip(count * itemsize)
 
 
+# Opcodes outside the hot path of _VM.run, by opcode byte.
+_DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, Any], int], list[Any]]]] = {
+    0x80: _VM._op_proto,
+    0x95: _VM._op_frame,
+    0x63: _VM._op_global,
+    0x93: _VM._op_stack_global,
+    0x69: _VM._op_inst,
+    0x6F: _VM._op_obj,
+    0x81: _VM._op_newobj,
+    0x92: _VM._op_newobj_ex,
+    0x62: _VM._op_build,
+    0x82: _VM._op_ext1,
+    0x83: _VM._op_ext2,
+    0x84: _VM._op_ext4,
+    0x50: _VM._op_persid,
+    0x51: _VM._op_binpersid,
+    0x49: _VM._op_int,
+    0x4C: _VM._op_long,
+    0x8A: _VM._op_long1,
+    0x8B: _VM._op_long4,
+    0x53: _VM._op_string,
+    0x54: _VM._op_binstring,
+    0x55: _VM._op_short_binstring,
+    0x42: _VM._op_binbytes,
+    0x43: _VM._op_short_binbytes,
+    0x8E: _VM._op_binbytes8,
+    0x96: _VM._op_bytearray8,
+    0x97: _VM._op_buffer,
+    0x98: _VM._op_readonly_buffer,
+    0x56: _VM._op_unicode,
+    0x58: _VM._op_binunicode,
+    0x8D: _VM._op_binunicode8,
+    0x46: _VM._op_float,
+    0x61: _VM._op_append,
+    0x6C: _VM._op_list,
+    0x74: _VM._op_tuple,
+    0x64: _VM._op_dict,
+    0x73: _VM._op_setitem,
+    0x8F: _VM._op_empty_set,
+    0x90: _VM._op_additems,
+    0x91: _VM._op_frozenset,
+    0x30: _VM._op_pop,
+    0x32: _VM._op_dup,
+    0x31: _VM._op_pop_mark,
+    0x67: _VM._op_get,
+    0x70: _VM._op_put,
+}
+
+
 _DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
 
@@ -1709,7 +1709,15 @@ def _analyze_reader(
 ) -> int:
     """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``."""
     count = 0
+    limits = budget.limits
     while True:
+        # Checked per pickle too: a stream of many tiny pickles never reaches the in-loop periodic check.
+        if budget.opcodes > limits.max_opcodes:
+            coll.unverified.append(f"limit max_opcodes: more than {limits.max_opcodes} opcodes")
+            return count
+        if time.monotonic() > budget.deadline:
+            coll.unverified.append(f"limit max_seconds: analysis took longer than {limits.max_seconds}s")
+            return count
         start = reader.tell()
         if reader.n - reader.p < 1 and not reader.fill(1):
             if count == 0:
@@ -1771,6 +1779,11 @@ def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, dept
                 return
         except _LimitError as exc:
             coll.unverified.append(f"limit {exc.bound}: {exc}")
+            return
+        if time.monotonic() > budget.deadline:
+            coll.unverified.append(
+                f"limit max_seconds: analysis took longer than {budget.limits.max_seconds}s"
+            )
             return
         data = reader.buf[reader.p :]
         base = reader.tell()

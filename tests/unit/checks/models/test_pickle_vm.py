@@ -485,3 +485,10 @@ def test_distinct_findings_are_capped() -> None:
     r = analyze_pickle_bytes(data)
     assert len(r.findings) <= 1001
     assert any(f.rule_id == "LW-MODEL-015" for f in r.findings)
+
+
+def test_many_tiny_stacked_pickles_hit_the_opcode_bound() -> None:
+    r = analyze_pickle_bytes(b"N." * 100_000, limits=Limits(max_opcodes=10_000))
+    assert r.unverified is not None
+    assert "max_opcodes" in r.unverified
+    assert r.pickles < 100_000
