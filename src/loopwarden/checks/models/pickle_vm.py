@@ -826,12 +826,14 @@ class _VM:
             # The C unpickler requires a tuple; the Python one (used by joblib) accepts any iterable.
             args = tuple(args) if type(args) is list else ()
         if type(func) is _Ref:
-            if func.module == "?" or how != "REDUCE":
-                self._judge(func, off, how)
+            # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT).
             name = _canon(func)
             if name in _IMPORTERS:
                 first = args[0] if args else _UNKNOWN
                 mod = _Module(first if type(first) is str else "?")
+                if name == "builtins.__import__" and not (len(args) > 3 and args[3]):
+                    # Without a fromlist, __import__("a.b") returns the top-level package "a".
+                    mod = _Module(mod.module.split(".", 1)[0])
                 if mod.module != "?":
                     self.coll.callables.add(f"{mod.module}.*")
                     self._judge(_Ref(mod.module, "*"), off, f"imported by {func.name}")
@@ -1189,8 +1191,6 @@ class _VM:
     def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
         """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
         if type(cls) is _Ref:
-            if cls.module == "?":
-                self._judge(cls, off, how)
             return _Call(cls, args if type(args) is tuple else ())
         return self._call(cls, args if type(args) is tuple else (), off, how)
 
