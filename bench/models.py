@@ -286,8 +286,16 @@ def run_tool(tool: str, path: Path) -> dict[str, Any]:
     cmd = ["/usr/bin/time", "-f", "__MAXRSS_KB=%M", *_cmd(tool, path)]
     t0 = time.perf_counter()
     try:
+        scratch = WORK / "cwd"  # some peers write result files into the working folder
+        scratch.mkdir(parents=True, exist_ok=True)
         proc = subprocess.run(
-            cmd, capture_output=True, text=True, timeout=TIMEOUT, env=env, stdin=subprocess.DEVNULL
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            cwd=scratch,
         )
         rc, out, err = proc.returncode, proc.stdout, proc.stderr
     except subprocess.TimeoutExpired:
