@@ -1297,3 +1297,14 @@ def test_torch_set_obj_state_on_global() -> None:
     )
     r = scan(data)
     assert any(f.rule_id == "LW-MODEL-009" and f.severity is Severity.CRITICAL for f in r.findings)
+
+
+def test_numpy_ufunc_reconstruct_is_a_resolver() -> None:
+    """numpy's ``_ufunc_reconstruct(module, name)`` imports ``module`` and returns ``getattr(module, name)``:
+    allowed only as the constant form numpy writes, and then judged as that global."""
+    benign = proto(2) + reduce_of("numpy.core", "_ufunc_reconstruct", u("numpy"), u("log1p")) + STOP
+    r = scan(benign)
+    assert r.findings == ()
+    assert "numpy.log1p" in r.callables
+    evil = proto(2) + reduce_of("numpy._core", "_ufunc_reconstruct", u("os"), u("system")) + PAYLOAD
+    assert_caught(scan(evil + TUPLE1 + REDUCE + STOP), "os.system")

@@ -464,6 +464,7 @@ _MODELLED: Final = (
         "builtins.exec",
         "builtins.compile",
         "torch._utils._set_obj_state",
+        "numpy.core._ufunc_reconstruct",
     }
 )
 
@@ -844,6 +845,18 @@ class _VM:
                 return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
             if name == "functools.partial" and args:
                 return _Wrapper("partial", args[0], args[1:])
+            if name == "numpy.core._ufunc_reconstruct":
+                if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
+                    return self._global(args[0], args[1], off, f"via {func.name}")
+                self.coll.hit(
+                    "LW-MODEL-002",
+                    Severity.CRITICAL,
+                    func.name,
+                    f"{func.name} imports a module and fetches a name computed at load time",
+                    off,
+                    self._ev({"how": how, "args": _short(args)}),
+                )
+                return _Ref("?", "?")
             if name in _NAME_RESOLVERS and args and type(args[0]) is str:
                 return self._resolve_string(args[0], off, f"via {func.name}")
             if name == "torch._utils._set_obj_state" and args:
