@@ -494,6 +494,7 @@ def test_many_tiny_stacked_pickles_hit_the_opcode_bound() -> None:
     assert r.pickles < 100_000
 
 
+@pytest.mark.slow
 def test_every_sklearn_estimator_is_clean() -> None:
     """Every estimator scikit-learn lists, fitted on tiny data, pickled (protocol 5) and joblib-dumped."""
     pytest.importorskip("sklearn")
