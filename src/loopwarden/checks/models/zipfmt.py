@@ -40,6 +40,8 @@ _FLAG_ENCRYPTED: Final = 0x1
 _FLAG_DESCRIPTOR: Final = 0x8
 _FLAG_UTF8: Final = 0x800
 _FLAG_STRONG: Final = 0x40
+_FLAG_REFUSED: Final = 0x20 | 0x2000
+"""Compressed patched data and encrypted central directory: Python's zipfile refuses, lenient readers ignore."""
 SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
 
@@ -288,6 +290,14 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
             f"central directory and local header disagree on {', '.join(sorted(problems))}",
             mloc,
             fields=problems,
+        )
+    if (e.flags | lflags) & _FLAG_REFUSED:
+        ctx.add_severity(
+            rules.ZipHeaderMismatch,
+            Severity.MEDIUM,
+            "flag bits (patched data / encrypted directory) make strict readers refuse the member",
+            mloc,
+            flags=e.flags | lflags,
         )
     if (e.flags | lflags) & (_FLAG_ENCRYPTED | _FLAG_STRONG):
         ctx.add(
