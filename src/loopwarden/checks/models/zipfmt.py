@@ -41,7 +41,7 @@ _FLAG_DESCRIPTOR: Final = 0x8
 _FLAG_UTF8: Final = 0x800
 _FLAG_STRONG: Final = 0x40
 _FLAG_REFUSED: Final = 0x20 | 0x2000
-"""Compressed patched data, encrypted central directory: Python's zipfile refuses them, lenient readers do not."""
+"""Compressed patched data, encrypted central directory: zipfile refuses them, lenient readers do not."""
 SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
 
