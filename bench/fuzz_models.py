@@ -10,7 +10,7 @@ truncation, splicing) and scanned in-process with a per-input time bound. Report
   hangs       an input took longer than --per-input-seconds
   violations  the input was reported clean although a reference parser of its format rejects it
               (zipfile.testzip, safetensors' own loader, gguf.GGUFReader, pickletools.genops)
-Run (under the shared benchmark lock, e.g. `flock LOCKFILE ...`): python bench/fuzz_models.py [--inputs N] [--jobs N]
+Run under the shared benchmark lock (`flock LOCKFILE python bench/fuzz_models.py [--inputs N] [--jobs N]`).
 The last line is one JSON object.
 """
 

@@ -12,7 +12,7 @@ detections, misses, false positives, errors, wall times, GB/s, ratios to the fas
 file
 invocation medians (process start included), peak memory. The last line is one JSON object.
 
-Run (under the shared benchmark lock, e.g. `flock LOCKFILE ...`): python bench/models.py [--quick]
+Run under the shared benchmark lock (`flock LOCKFILE python bench/models.py [--quick]`).
 """
 
 from __future__ import annotations
