@@ -216,10 +216,11 @@ class _LimitError(Exception):
 class _Reader:
     """Buffered reads over any binary stream; payloads are skipped without being held."""
 
-    __slots__ = ("base", "buf", "eof", "max_bytes", "n", "p", "stream")
+    __slots__ = ("base", "buf", "chunk", "eof", "max_bytes", "n", "p", "stream")
 
-    def __init__(self, stream: IO[bytes], max_bytes: int) -> None:
+    def __init__(self, stream: IO[bytes], max_bytes: int, chunk: int = _CHUNK) -> None:
         self.stream = stream
+        self.chunk = chunk
         self.buf = b""
         self.p = 0
         self.n = 0
@@ -241,9 +242,10 @@ class _Reader:
         self.base += self.p
         chunks = [rest]
         got = avail
-        want = max(_CHUNK, need)
-        while got < need or got < _CHUNK:
-            data = self.stream.read(want - got if want > got else _CHUNK)
+        chunk = self.chunk
+        want = max(chunk, need)
+        while got < need or got < chunk:
+            data = self.stream.read(want - got if want > got else chunk)
             if not data:
                 self.eof = True
                 break
@@ -1800,14 +1802,21 @@ def _resync(reader: _Reader, start: int, coll: _Collector, budget: _Budget, dept
             return
         data = reader.buf[reader.p :]
         base = reader.tell()
+        window_io = io.BytesIO(data)
         for m in pattern.finditer(data):
             candidates += 1
             if candidates > _RESYNC_MAX_CANDIDATES:
                 coll.unverified.append("limit resync: too many pickle-like fragments after a broken pickle")
                 return
+            if time.monotonic() > budget.deadline:
+                coll.unverified.append(
+                    f"limit max_seconds: analysis took longer than {budget.limits.max_seconds}s"
+                )
+                return
             sub = _Collector(coll.location, coll.allow)
-            sub_reader = _Reader(io.BytesIO(data[m.start() :]), len(data))
-            sub_reader.base = 0
+            # Offsets of the fragment are relative to its start; small reads keep each attempt cheap.
+            window_io.seek(m.start())
+            sub_reader = _Reader(window_io, len(data), chunk=1 << 16)
             vm = _VM(sub_reader, sub, budget, depth=depth, joblib=False, origin=origin)
             with contextlib.suppress(_MalformedError, _LimitError):
                 vm.run()
