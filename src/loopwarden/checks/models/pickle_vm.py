@@ -35,7 +35,13 @@ from dataclasses import dataclass
 from typing import IO, Any, Final
 
 from loopwarden.checks.interface import Limits
-from loopwarden.checks.models.allowlist import AllowList, Classification, canonical_module
+from loopwarden.checks.models.allowlist import (
+    RULE_NOT_ALLOWED,
+    RULE_UNKNOWN_CLASS,
+    AllowList,
+    Classification,
+    canonical_module,
+)
 from loopwarden.domain import Finding, Location, Severity
 
 __all__ = ["PickleResult", "analyze_pickle", "analyze_pickle_bytes", "fuzz_one"]
@@ -108,13 +114,14 @@ class _Ref:
     (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
     """
 
-    __slots__ = ("canon", "module", "plain", "qual")
+    __slots__ = ("canon", "module", "plain", "qual", "user_class")
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
         self.qual = qual
         self.canon = f"{canonical_module(module)}.{qual}"
         self.plain = module != "?" and self.canon not in _MODELLED
+        self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
 
     @property
     def name(self) -> str:
@@ -557,6 +564,11 @@ class _VM:
         c = self.coll.classify(ref.module, ref.qual)
         if c.allowed:
             return
+        if c.rule_id == RULE_UNKNOWN_CLASS:
+            # Instantiating it by NEWOBJ + BUILD is how user objects are pickled; calling it with arguments
+            # (REDUCE/OBJ/INST) runs its constructor on pickle data, which _call reports as HIGH.
+            ref.user_class = True
+            ref.plain = False
         assert c.rule_id is not None
         assert c.severity is not None
         evidence: dict[str, Any] = {"how": how, "category": c.category or "not-allow-listed"}
@@ -831,6 +843,15 @@ class _VM:
         if type(func) is _Ref:
             # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT).
             name = _canon(func)
+            if func.user_class and args and how in ("REDUCE", "OBJ", "INST"):
+                self.coll.hit(
+                    RULE_NOT_ALLOWED,
+                    Severity.HIGH,
+                    f"{func.name}()",
+                    f"{func.name}: class of an unknown module called with arguments at load time",
+                    off,
+                    self._ev({"how": how, "args": _short(args)}),
+                )
             if name in _IMPORTERS:
                 first = args[0] if args else _UNKNOWN
                 mod = _Module(first if type(first) is str else "?")

@@ -530,3 +530,13 @@ def test_every_sklearn_estimator_is_clean() -> None:
                 if r.findings or r.unverified:
                     flagged[name] = [str(f.evidence.get("subject")) for f in r.findings] + [str(r.unverified)]
     assert flagged == {}
+
+
+def test_user_class_called_with_arguments_is_high() -> None:
+    """A user class rebuilt by NEWOBJ + BUILD is MEDIUM; the same class called with pickle data is HIGH."""
+    called = b"\x80\x04\x8c\x05mypkg\x8c\x06Loader\x93\x8c\x04/etc\x85R."
+    r = analyze_pickle_bytes(called)
+    assert max(f.severity for f in r.findings) is Severity.HIGH
+    built = b"\x80\x04\x8c\x05mypkg\x8c\x06Loader\x93)\x81}b."
+    r = analyze_pickle_bytes(built)
+    assert max(f.severity for f in r.findings) is Severity.MEDIUM
