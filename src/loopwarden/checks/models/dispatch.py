@@ -59,8 +59,14 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             content=str(fmt),
             claimed=str(claimed),
         )
-    if fmt not in (Format.ZIP, Format.EMPTY, Format.TAR) and blob.seekable and _has_zip_tail(blob):
-        # a zip after other bytes: zipfile-based loaders open it, torch reads the head as a legacy pickle
+    if (
+        blob.depth == 0
+        and fmt not in (Format.ZIP, Format.EMPTY, Format.TAR)
+        and blob.seekable
+        and _has_zip_tail(blob)
+    ):
+        # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the head
+        # as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
         ctx.add(
             rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
         )
