@@ -65,8 +65,8 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         and blob.seekable
         and _has_zip_tail(blob)
     ):
-        # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the head
-        # as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
+        # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
+        # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
         ctx.add(
             rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
         )
