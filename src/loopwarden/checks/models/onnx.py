@@ -8,6 +8,7 @@ domains. Tensor payloads are skipped by seeking; nothing is loaded or resolved.
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Iterator
 from typing import BinaryIO, Final
@@ -118,7 +119,8 @@ _LAYOUT: Final[dict[str, dict[int, str]]] = {
 def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     size = blob.size or 0
-    with blob.open() as f:
+    # buffered: the wire format is read varint by varint, and payloads are skipped by seeking
+    with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]
         r = _Reader(f, size, ctx)
         domains: set[str] = set()
         local_domains: set[str] = set()

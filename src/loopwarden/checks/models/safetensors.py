@@ -15,6 +15,8 @@ from loopwarden.domain import Location
 __all__ = ["DTYPE_BITS", "scan_safetensors"]
 
 MAX_HEADER: Final = 100 * 1024 * 1024
+MAX_PARSED_HEADER: Final = 16 * 1024 * 1024
+"""Headers are parsed in memory; beyond this (real ones are a few MB) memory would exceed its budget."""
 DTYPE_BITS: Final[dict[str, int]] = {
     "BOOL": 8,
     "U8": 8,
@@ -59,6 +61,11 @@ def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
     with blob.open() as f:
         pre = f.read(8)
         (n,) = struct.unpack("<Q", pre)
+        if n > MAX_PARSED_HEADER and n <= MAX_HEADER and n + 8 <= size:
+            ctx.fail(
+                loc, f"safetensors header of {n} bytes is larger than the {MAX_PARSED_HEADER} bytes parsed"
+            )
+            return
         if n > MAX_HEADER or n + 8 > size:
             ctx.add(rules.SafetensorsInvalid, f"header length {n} out of bounds (file has {size} bytes)", loc)
             ctx.fail(loc, "safetensors header length out of bounds")
