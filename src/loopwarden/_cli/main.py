@@ -26,6 +26,7 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "clear": ("loopwarden._cli.clear", "a human reviewer's signed clearance of a quarantined artifact"),
     "gate": ("loopwarden._cli.gate", "may an artifact be promoted? allow, deny or escalate, with reasons"),
     "policy": ("loopwarden._cli.policy", "capability policy: check, record, approve, diff, audit, trend"),
+    "scan": ("loopwarden._cli.scan", "scan model files for payloads without loading them"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 

@@ -1,0 +1,490 @@
+"""Model-scanner benchmark: loopwarden against picklescan, modelscan, fickling and modelaudit on the same
+files.
+
+Generates under bench/_work/models/ (once; reused):
+  big/      >= 3 GB of PyTorch checkpoints (torch.save if torch is installed, else the same zip layout by
+  code)
+  small/    >= 2,000 small benign model files of mixed formats
+  bad/      the malicious corpus (tests/corpus builders: container attacks + the pickle gadget list)
+  reps/     one benign representative per format (false-positive check with one invocation per file)
+Installs the four peers from PyPI into bench/_work/peers-venv if missing, runs every tool, prints per tool:
+detections, misses, false positives, errors, wall times, GB/s, ratios to the fastest peer and to `cat`, per-
+file
+invocation medians (process start included), peak memory. The last line is one JSON object.
+
+Run under the shared benchmark lock (`flock LOCKFILE python bench/models.py [--quick]`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+WORK = REPO / "bench" / "_work"
+DATA = WORK / "models"
+VENV = WORK / "peers-venv"
+LW_VENV = WORK / "lw-venv"
+"""loopwarden is installed into its own venv, like the peers, so process start-up is compared like for like.
+"""
+PEERS = ("picklescan", "modelscan", "fickling", "modelaudit")
+TIMEOUT = 1800
+
+sys.path.insert(0, str(REPO / "tests" / "corpus"))
+sys.path.insert(0, str(REPO / "src"))
+
+
+# --------------------------------------------------------------------------------------------- generation
+
+
+def _write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(data)
+
+
+def gen_big(target_bytes: int) -> list[Path]:
+    d = DATA / "big"
+    done = d / ".done"
+    if done.exists() and done.read_text() == str(target_bytes):
+        return sorted(d.glob("*.pt"))
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    per_file = 256 << 20
+    n_files = -(-target_bytes // per_file)
+    try:
+        import torch
+
+        for i in range(n_files):
+            g = torch.Generator().manual_seed(i)
+            sd = {
+                f"layer{j}.weight": torch.randn(1024, 1024, generator=g) for j in range(per_file // (4 << 20))
+            }
+            torch.save(sd, d / f"ckpt_{i:02}.pt")
+    except ImportError:
+        import _container_payloads as cp
+
+        for i in range(n_files):
+            _write(
+                d / f"ckpt_{i:02}.pt",
+                cp.torch_zip(cp.benign_pickle(), extra={"archive/data/1": os.urandom(per_file)}),
+            )
+    done.write_text(str(target_bytes))
+    return sorted(d.glob("*.pt"))
+
+
+def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
+    import io
+    import pickle
+    import struct
+
+    import numpy as np
+
+    makers: dict[str, Callable[[Path, int], None]] = {}
+
+    def npy(p: Path, i: int) -> None:
+        np.save(p.with_suffix(".npy"), np.arange(i % 50 + 1, dtype=np.float32))
+
+    def npz(p: Path, i: int) -> None:
+        np.savez(p.with_suffix(".npz"), a=np.ones(i % 20 + 1), b=np.zeros(3))
+
+    def plain_pickle(p: Path, i: int) -> None:
+        p.with_suffix(".pkl").write_bytes(
+            pickle.dumps({"step": i, "lr": 0.1, "names": ["a", "b"]}, protocol=4)
+        )
+
+    def safetensors(p: Path, i: int) -> None:
+        hdr = json.dumps(
+            {
+                "w": {"dtype": "F32", "shape": [i % 8 + 1], "data_offsets": [0, 4 * (i % 8 + 1)]},
+                "__metadata__": {"format": "pt"},
+            }
+        ).encode()
+        p.with_suffix(".safetensors").write_bytes(
+            struct.pack("<Q", len(hdr)) + hdr + b"\x00" * 4 * (i % 8 + 1)
+        )
+
+    makers.update(npy=npy, npz=npz, pkl=plain_pickle, safetensors=safetensors)
+    try:
+        import torch
+
+        def pt(p: Path, i: int) -> None:
+            torch.save({"w": torch.full((4, 4), float(i)), "b": torch.zeros(4)}, p.with_suffix(".pt"))
+
+        def pt_legacy(p: Path, i: int) -> None:
+            torch.save({"w": torch.ones(3) * i}, p.with_suffix(".pth"), _use_new_zipfile_serialization=False)
+
+        def bin_(p: Path, i: int) -> None:
+            torch.save({"emb": torch.zeros(2, i % 5 + 1)}, p.with_suffix(".bin"))
+
+        makers.update(pt=pt, pt_legacy=pt_legacy, bin=bin_)
+    except ImportError:
+        pass
+    try:
+        import joblib
+        from sklearn.linear_model import LinearRegression
+
+        x = np.arange(20, dtype=float).reshape(10, 2)
+        model = LinearRegression().fit(x, x[:, 0])
+
+        def jl(p: Path, i: int) -> None:
+            joblib.dump(model, p.with_suffix(".joblib"), compress=i % 2)
+
+        makers["joblib"] = jl
+    except ImportError:
+        pass
+    try:
+        from onnx import TensorProto, helper
+
+        g = helper.make_graph(
+            [helper.make_node("Relu", ["x"], ["y"])],
+            "g",
+            [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+            [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        )
+        onnx_bytes = helper.make_model(g).SerializeToString()
+
+        def onnx_(p: Path, i: int) -> None:
+            p.with_suffix(".onnx").write_bytes(onnx_bytes)
+
+        makers["onnx"] = onnx_
+    except ImportError:
+        pass
+    try:
+        import gguf
+
+        def gg(p: Path, i: int) -> None:
+            w = gguf.GGUFWriter(str(p.with_suffix(".gguf")), "llama")
+            w.add_chat_template(
+                "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + "
+                "'<|im_end|>\\n'}}{% endfor %}"
+            )
+            w.add_tensor("w", np.zeros(4, np.float32))
+            w.write_header_to_file()
+            w.write_kv_data_to_file()
+            w.write_tensors_to_file()
+            w.close()
+
+        makers["gguf"] = gg
+    except ImportError:
+        pass
+    del io
+    return makers
+
+
+def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
+    d = DATA / "small"
+    reps_dir = DATA / "reps"
+    done = d / ".done"
+    makers = _benign_makers()
+    if not (done.exists() and done.read_text() == str(n)):
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.rmtree(reps_dir, ignore_errors=True)
+        d.mkdir(parents=True)
+        reps_dir.mkdir(parents=True)
+        kinds = sorted(makers)
+        for i in range(n):
+            kind = kinds[i % len(kinds)]
+            makers[kind](d / f"{kind}_{i:05}", i)
+        for kind in kinds:
+            makers[kind](reps_dir / f"rep_{kind}", 7)
+        done.write_text(str(n))
+    files = sorted(p for p in d.iterdir() if p.is_file() and p.name != ".done")
+    reps = {p.stem.removeprefix("rep_"): p for p in sorted(reps_dir.iterdir())}
+    return files, reps
+
+
+def gen_bad() -> dict[str, Path]:
+    import _container_payloads as cp
+
+    d = DATA / "bad"
+    shutil.rmtree(d, ignore_errors=True)
+    out: dict[str, Path] = {}
+    for case, files in cp.malicious_corpus().items():
+        for name, data in files.items():
+            _write(d / case / name, data)
+            out[case] = d / case / name
+    try:
+        import test_pickle_bypasses as tpb
+
+        for advisory, module, name, arg_ops in tpb._PICKLESCAN_GADGETS:
+            data = tpb.call(module, name, *arg_ops)
+            case = f"gadget_{advisory}_{module}.{name}"
+            _write(d / case / "model.pkl", data)
+            out[case] = d / case / "model.pkl"
+            case_pt = f"gadget_pt_{advisory}_{module}.{name}"
+            _write(d / case_pt / "model.pt", cp.torch_zip(data))
+            out[case_pt] = d / case_pt / "model.pt"
+    except (ImportError, AttributeError) as exc:
+        print(f"note: pickle gadget corpus not available ({exc})", file=sys.stderr)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------- peers
+
+
+def ensure_loopwarden() -> None:
+    """A regular (not editable) install of the working tree, byte-compiled by pip as the peers are."""
+    pip = str(LW_VENV / "bin" / "pip")
+    if not (LW_VENV / "bin" / "python").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LW_VENV)], check=True)
+        subprocess.run([pip, "install", "-q", f"{REPO}[keras]"], check=True)
+    subprocess.run([pip, "install", "-q", "--no-deps", "--force-reinstall", str(REPO)], check=True)
+
+
+def ensure_peers() -> dict[str, bool]:
+    py = VENV / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    have = {}
+    for peer in PEERS:
+        exe = VENV / "bin" / peer
+        if not exe.exists():
+            subprocess.run([str(VENV / "bin" / "pip"), "install", "-q", peer], capture_output=True)
+        have[peer] = exe.exists()
+    return have
+
+
+def _cmd(tool: str, path: Path) -> list[str]:
+    if tool == "loopwarden":
+        return [str(LW_VENV / "bin" / "loopwarden"), "scan", "model", str(path), "--format", "json"]
+    exe = str(VENV / "bin" / tool)
+    if tool == "picklescan":
+        return [exe, "--path", str(path)]
+    if tool == "modelscan":
+        return [exe, "-p", str(path)]
+    if tool == "fickling":
+        if path.is_dir():  # fickling takes single files: one process checks every file through its API
+            code = (
+                "import sys, os, fickling\n"
+                "bad = 0\n"
+                "for root, _, fs in os.walk(sys.argv[1]):\n"
+                "    for f in fs:\n"
+                "        try:\n"
+                "            bad += not fickling.is_likely_safe(os.path.join(root, f))\n"
+                "        except Exception:\n"
+                "            bad += 1\n"
+                "sys.exit(1 if bad else 0)\n"
+            )
+            return [str(VENV / "bin" / "python"), "-c", code, str(path)]
+        return [exe, "--check-safety", str(path)]
+    if tool == "modelaudit":
+        return [exe, "scan", str(path)]
+    raise ValueError(tool)
+
+
+def run_tool(tool: str, path: Path) -> dict[str, Any]:
+    env = {**os.environ, "NO_COLOR": "1", "PROMPTFOO_DISABLE_TELEMETRY": "1", "DO_NOT_TRACK": "1"}
+    cmd = ["/usr/bin/time", "-f", "__MAXRSS_KB=%M", *_cmd(tool, path)]
+    t0 = time.perf_counter()
+    try:
+        scratch = WORK / "cwd"  # some peers write result files into the working folder
+        scratch.mkdir(parents=True, exist_ok=True)
+        proc = subprocess.run(
+            cmd,
+            capture_output=True,
+            text=True,
+            timeout=TIMEOUT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            cwd=scratch,
+        )
+        rc, out, err = proc.returncode, proc.stdout, proc.stderr
+    except subprocess.TimeoutExpired:
+        return {"rc": None, "seconds": TIMEOUT, "outcome": "error", "rss_kb": None, "detail": "timeout"}
+    dt = time.perf_counter() - t0
+    rss = None
+    for line in err.splitlines():
+        if line.startswith("__MAXRSS_KB="):
+            rss = int(line.split("=", 1)[1])
+    return {
+        "rc": rc,
+        "seconds": dt,
+        "outcome": classify(tool, rc, out, err),
+        "rss_kb": rss,
+        "detail": (out + err)[-400:],
+    }
+
+
+def classify(tool: str, rc: int, out: str, err: str) -> str:
+    """'flagged', 'clean' or 'error' from each tool's documented exit codes and output."""
+    text = (out + err).lower()
+    if tool == "loopwarden":
+        return {0: "clean", 1: "flagged"}.get(rc, "error")
+    if tool == "picklescan":
+        if "scan error" in text or ("error:" in text and "infected files: 0" in text):
+            return "error" if rc != 1 else "flagged"
+        return {0: "clean", 1: "flagged"}.get(rc, "error")
+    if tool == "modelscan":
+        # 0: no issues, 1: issues found, 2: scan errors/skipped, 3+: usage
+        return {0: "clean", 1: "flagged", 2: "error"}.get(rc, "error")
+    if tool == "fickling":
+        return {0: "clean", 1: "flagged"}.get(rc, "error")
+    if tool == "modelaudit":
+        return {0: "clean", 1: "flagged"}.get(rc, "error")
+    return "error"
+
+
+def cat_seconds(paths: list[Path]) -> float:
+    t0 = time.perf_counter()
+    for i in range(0, len(paths), 500):
+        subprocess.run(["cat", *map(str, paths[i : i + 500])], stdout=subprocess.DEVNULL, check=True)
+    return time.perf_counter() - t0
+
+
+# -------------------------------------------------------------------------------------------------- main
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--big-gb", type=float, default=3.0)
+    ap.add_argument("--small", type=int, default=2000)
+    ap.add_argument("--quick", action="store_true", help="0.5 GB and 300 files (smoke run)")
+    ap.add_argument("--tools", default="loopwarden," + ",".join(PEERS))
+    args = ap.parse_args()
+    if args.quick:
+        args.big_gb, args.small = 0.5, 300
+    big = gen_big(int(args.big_gb * (1 << 30)))
+    small, reps = gen_small(args.small)
+    bad = gen_bad()
+    have = ensure_peers()
+    ensure_loopwarden()
+    tools = [t for t in args.tools.split(",") if t == "loopwarden" or have.get(t)]
+    missing = [t for t in PEERS if not have.get(t)]
+    big_bytes = sum(p.stat().st_size for p in big)
+    small_bytes = sum(p.stat().st_size for p in small)
+    cat_big, cat_small = cat_seconds(big), cat_seconds(small)
+    print(
+        f"corpus: big {len(big)} files {big_bytes / 1e9:.2f} GB; small {len(small)} files "
+        f"{small_bytes / 1e6:.1f} MB; malicious {len(bad)} cases; benign representatives {len(reps)}"
+    )
+    print(
+        f"cat to /dev/null: big {cat_big:.2f} s ({big_bytes / 1e9 / cat_big:.2f} GB/s), small "
+        f"{cat_small:.2f} s"
+    )
+    if missing:
+        print(f"peers not installed: {', '.join(missing)}")
+    res: dict[str, dict[str, Any]] = {}
+    for tool in tools:
+        r: dict[str, Any] = {"cases": {}, "reps": {}}
+        per_file: list[float] = []
+        rss: list[int] = []
+        for case, path in sorted(bad.items()):
+            out = run_tool(tool, path)
+            r["cases"][case] = out["outcome"]
+            per_file.append(out["seconds"])
+            if out["rss_kb"]:
+                rss.append(out["rss_kb"])
+        for kind, path in sorted(reps.items()):
+            out = run_tool(tool, path)
+            r["reps"][kind] = out["outcome"]
+            per_file.append(out["seconds"])
+        b = run_tool(tool, DATA / "big")
+        s = run_tool(tool, DATA / "small")
+        rss.extend(o["rss_kb"] for o in (b, s) if o["rss_kb"])
+        r.update(
+            detections=sum(v == "flagged" for v in r["cases"].values()),
+            misses=sum(v == "clean" for v in r["cases"].values()),
+            case_errors=sum(v == "error" for v in r["cases"].values()),
+            false_positives=sum(v == "flagged" for v in r["reps"].values())
+            + (b["outcome"] == "flagged")
+            + (s["outcome"] == "flagged"),
+            benign_errors=sum(v == "error" for v in r["reps"].values())
+            + (b["outcome"] == "error")
+            + (s["outcome"] == "error"),
+            big_seconds=b["seconds"],
+            big_outcome=b["outcome"],
+            small_seconds=s["seconds"],
+            small_outcome=s["outcome"],
+            per_file_median=statistics.median(per_file) if per_file else None,
+            peak_rss_mb=max(rss) / 1024 if rss else None,
+            big_detail=b["detail"][-200:],
+        )
+        res[tool] = r
+        print(f"  {tool}: done", flush=True)
+    peers = [t for t in tools if t != "loopwarden"]
+    fastest_big = min((res[t]["big_seconds"] for t in peers), default=None)
+    fastest_small = min((res[t]["small_seconds"] for t in peers), default=None)
+    print()
+    hdr = (
+        f"{'tool':11} {'detect':>6} {'miss':>4} {'err':>4} {'FP':>3} {'b.err':>5} {'3GB s':>7} {'GB/s':>6} "
+        f"{'x fast':>6} {'x cat':>6} {'2k s':>6} {'x fast':>6} {'file med s':>10} {'peak MB':>8}"
+    )
+    print(hdr)
+    for t in tools:
+        r = res[t]
+        gbps = big_bytes / 1e9 / r["big_seconds"]
+        print(
+            f"{t:11} {r['detections']:>6} {r['misses']:>4} {r['case_errors']:>4} {r['false_positives']:>3} "
+            f"{r['benign_errors']:>5} {r['big_seconds']:>7.2f} {gbps:>6.2f} "
+            f"{(r['big_seconds'] / fastest_big if fastest_big else float('nan')):>6.2f} "
+            f"{r['big_seconds'] / cat_big:>6.2f} {r['small_seconds']:>6.2f} "
+            f"{(r['small_seconds'] / fastest_small if fastest_small else float('nan')):>6.2f} "
+            f"{r['per_file_median']:>10.3f} {r['peak_rss_mb'] or 0:>8.1f}"
+        )
+    lw = res.get("loopwarden")
+    caught_by_peer = {c for t in peers for c, v in res[t]["cases"].items() if v == "flagged"}
+    lw_missed = sorted(c for c in caught_by_peer if lw and lw["cases"].get(c) != "flagged")
+    print()
+    print(f"cases any peer catches that loopwarden misses: {lw_missed or 'none'}")
+    for t in peers:
+        missed = sorted(c for c, v in res[t]["cases"].items() if v != "flagged")
+        print(
+            f"{t} misses/errors ({len(missed)}): {', '.join(missed[:60])}{' ...' if len(missed) > 60 else ''}"
+        )
+        fps = sorted(k for k, v in res[t]["reps"].items() if v == "flagged")
+        print(
+            f"{t} flags benign representatives: {fps}; big set: {res[t]['big_outcome']}; "
+            f"2k folder: {res[t]['small_outcome']}"
+        )
+    if lw:
+        fps = sorted(k for k, v in lw["reps"].items() if v != "clean")
+        print(
+            f"loopwarden benign representatives not clean: {fps}; big: {lw['big_outcome']}; "
+            f"2k: {lw['small_outcome']}"
+        )
+    summary = {
+        "corpus": {
+            "big_bytes": big_bytes,
+            "big_files": len(big),
+            "small_files": len(small),
+            "malicious_cases": len(bad),
+            "benign_reps": len(reps),
+        },
+        "cat_seconds": {"big": round(cat_big, 3), "small": round(cat_small, 3)},
+        "peers_missing": missing,
+        "tools": {
+            t: {
+                k: (round(v, 4) if isinstance(v, float) else v)
+                for k, v in r.items()
+                if k not in ("cases", "reps", "big_detail")
+            }
+            for t, r in res.items()
+        },
+        "loopwarden_misses_caught_by_a_peer": lw_missed,
+    }
+    if lw and peers:
+        ps = {t: res[t]["per_file_median"] for t in peers}
+        summary["goals"] = {
+            "no_miss_any_peer_catches": not lw_missed,
+            "no_false_positive": lw["false_positives"] == 0 and lw["benign_errors"] == 0,
+            "per_file_le_picklescan": "picklescan" in ps and lw["per_file_median"] <= ps["picklescan"],
+            "big_le_picklescan": "picklescan" in res
+            and lw["big_seconds"] <= res["picklescan"]["big_seconds"],
+            "small_2x_fastest_peer": fastest_small is not None and lw["small_seconds"] * 2 <= fastest_small,
+            "peak_rss_lt_256mb": (lw["peak_rss_mb"] or 0) < 256,
+        }
+    print(json.dumps(summary, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

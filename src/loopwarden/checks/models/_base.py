@@ -1,0 +1,359 @@
+"""Shared machinery of the model-container checks: the scan context, byte sources and bounded readers.
+
+A *blob* is anything with bytes: a file, a zip member, a decompressed stream. Every container module receives
+a
+:class:`Blob` and the :class:`ScanContext` into which it adds findings and reasons for ``unverified``. Readers
+never hold more than a bounded chunk in memory; decompression counts output against the context's budget.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import IO, Any, BinaryIO, cast
+
+from loopwarden.checks.interface import Limits, ResourceLimitExceeded
+from loopwarden.domain import Finding, Location, Rule
+
+__all__ = [
+    "Blob",
+    "DecompressReader",
+    "ScanContext",
+    "SliceReader",
+    "open_slice",
+    "spool",
+]
+
+CHUNK = 1 << 20
+SPOOL_IN_MEMORY = 8 << 20
+RATIO_FLOOR = 1 << 20
+"""Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly).
+"""
+
+
+@dataclass
+class ScanContext:
+    """Per-target state: findings, reasons the target cannot be verified, budgets."""
+
+    path: str
+    limits: Limits
+    allow: Any
+    started: float = field(default_factory=time.monotonic)
+    findings: list[Finding] = field(default_factory=list)
+    unverified: list[str] = field(default_factory=list)
+    formats: list[str] = field(default_factory=list)
+    decompressed: int = 0
+    members: int = 0
+    references: list[str] = field(default_factory=list)
+    """Real paths of files this target makes a loader read as raw data (ONNX external data)."""
+    closers: list[Any] = field(default_factory=list)
+    """Temporary files to close when the target is done."""
+    physical_dir: str | None = None
+    """The folder of the file on disk (for ONNX external data), when the target is a real file."""
+
+    def add(self, rule: type[Rule], message: str, location: Location, **evidence: Any) -> None:
+        self.findings.append(Finding(rule.rule_id, rule.severity, message, location, evidence))
+
+    def add_severity(
+        self, rule: type[Rule], severity: Any, message: str, location: Location, **ev: Any
+    ) -> None:
+        self.findings.append(Finding(rule.rule_id, severity, message, location, ev))
+
+    def fail(self, location: Location, reason: str) -> None:
+        where = f"{location.member}: " if location.member else ""
+        text = f"{where}{reason}"
+        if text not in self.unverified:
+            self.unverified.append(text)
+
+    def check_time(self) -> None:
+        if time.monotonic() - self.started > self.limits.max_seconds:
+            raise ResourceLimitExceeded(
+                "max_seconds", f"analysis took longer than {self.limits.max_seconds:g} s"
+            )
+
+    def count_member(self) -> None:
+        self.members += 1
+        if self.members > self.limits.max_members:
+            raise ResourceLimitExceeded("max_members", f"more than {self.limits.max_members} archive members")
+
+    def count_decompressed(self, n: int) -> None:
+        self.decompressed += n
+        if self.decompressed > self.limits.max_decompressed_bytes:
+            raise ResourceLimitExceeded(
+                "max_decompressed_bytes", f"more than {self.limits.max_decompressed_bytes} bytes decompressed"
+            )
+
+
+def member_location(parent: Location, name: str) -> Location:
+    """The location of ``name`` inside ``parent`` (nested members are joined with '!')."""
+    member = name if parent.member is None else f"{parent.member}!{name}"
+    return Location(parent.path, member=member)
+
+
+@dataclass
+class Blob:
+    """A byte source: ``open()`` returns a fresh reader at offset 0. ``size`` is None when unknown."""
+
+    name: str
+    location: Location
+    opener: Callable[[], BinaryIO]
+    size: int | None
+    seekable: bool
+    depth: int = 0
+    file_path: str | None = None
+    """Path of the real file on disk when the blob is a whole file (mmap, fileno, external data)."""
+    _head: bytes | None = field(default=None, repr=False)
+    _head_complete: bool = field(default=False, repr=False)
+
+    def open(self) -> BinaryIO:
+        return self.opener()
+
+    def head(self, n: int = 4096) -> bytes:
+        cached = self._head
+        if cached is not None and (len(cached) >= n or self._head_complete):
+            return cached[:n]
+        with self.open() as f:
+            data = f.read(n)
+        self._head, self._head_complete = data, len(data) < n
+        return data
+
+    def tail(self, n: int) -> bytes:
+        """The last ``n`` bytes (seekable blobs only)."""
+        if not self.seekable or self.size is None:
+            return b""
+        if self._head_complete and self._head is not None:
+            return self._head[-n:]
+        with self.open() as f:
+            f.seek(max(0, self.size - n))
+            return f.read(n)
+
+
+class SliceReader(io.RawIOBase):
+    """A seekable read-only view of ``length`` bytes of ``base`` starting at ``start``."""
+
+    def __init__(self, base: BinaryIO, start: int, length: int, *, own: bool = False) -> None:
+        super().__init__()
+        self._base = base
+        self._start = start
+        self._length = max(0, length)
+        self._pos = 0
+        self._own = own
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0:
+            pos = offset
+        elif whence == 1:
+            pos = self._pos + offset
+        else:
+            pos = self._length + offset
+        self._pos = max(0, pos)
+        return self._pos
+
+    def readinto(self, b: Any) -> int:
+        remaining = self._length - self._pos
+        if remaining <= 0 or self._start + self._pos > 1 << 62:
+            return 0
+        n = min(len(b), remaining)
+        self._base.seek(self._start + self._pos)
+        data = self._base.read(n)
+        got = len(data)
+        b[:got] = data
+        self._pos += got
+        return got
+
+    def read(self, size: int = -1) -> bytes:
+        remaining = self._length - self._pos
+        if remaining <= 0 or self._start + self._pos > 1 << 62:
+            return b""
+        n = remaining if size < 0 else min(size, remaining)
+        self._base.seek(self._start + self._pos)
+        data = self._base.read(n)
+        self._pos += len(data)
+        return data
+
+    def close(self) -> None:
+        if self._own and not self.closed:
+            self._base.close()
+        super().close()
+
+
+Decompressor = Any  # zlib/bz2/lzma decompressor objects share decompress(data, max_length) and eof
+
+
+class DecompressReader(io.RawIOBase):
+    """Streams the output of ``make()`` applied to ``raw``, bounded by size and ratio; computes CRC-32.
+
+    Raises :class:`ResourceLimitExceeded` when the output exceeds the context's budget or the ratio bound.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        make: Callable[[], Decompressor],
+        ctx: ScanContext,
+        *,
+        what: str,
+        multistream: bool = False,
+        max_output: int | None = None,
+    ) -> None:
+        super().__init__()
+        self._raw = raw
+        self._make = make
+        self._d = make()
+        self._ctx = ctx
+        self._what = what
+        self._multi = multistream
+        self._buf = b""
+        self._in = 0
+        self._out = 0
+        self._eof = False
+        self._max_output = max_output
+        self.crc = 0
+        self.error: str | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    @property
+    def produced(self) -> int:
+        return self._out
+
+    def _fill(self, want: int) -> None:
+        while len(self._buf) < want and not self._eof:
+            tail = getattr(self._d, "unconsumed_tail", b"")
+            if tail:
+                data = tail
+            elif getattr(self._d, "eof", False):
+                rest = getattr(self._d, "unused_data", b"")
+                if self._multi and rest.strip(b"\x00"):
+                    self._d = self._make()
+                    data = rest
+                else:
+                    self._eof = True
+                    break
+            else:
+                data = self._raw.read(CHUNK // 4)
+                self._in += len(data)
+                if not data:
+                    self._eof = True
+                    if not getattr(self._d, "eof", True):
+                        self.error = f"{self._what}: compressed stream ends early (truncated)"
+                    break
+            try:
+                out = self._d.decompress(data, max(want - len(self._buf), 65536))
+            except (zlib.error, OSError, EOFError, ValueError) as exc:
+                self.error = f"{self._what}: corrupt compressed data ({exc})"
+                self._eof = True
+                break
+            except Exception as exc:  # noqa: BLE001 - lzma/bz2 raise their own error types
+                self.error = f"{self._what}: corrupt compressed data ({type(exc).__name__}: {exc})"
+                self._eof = True
+                break
+            self._account(len(out))
+            self.crc = zlib.crc32(out, self.crc)
+            self._buf += out
+
+    def _account(self, n: int) -> None:
+        self._out += n
+        self._ctx.count_decompressed(n)
+        if self._max_output is not None and self._out > self._max_output:
+            raise ResourceLimitExceeded(
+                "max_decompressed_bytes", f"{self._what}: output larger than declared"
+            )
+        ratio = self._ctx.limits.max_decompression_ratio
+        if self._out > RATIO_FLOOR and self._out > ratio * max(self._in, 1):
+            raise ResourceLimitExceeded(
+                "max_decompression_ratio",
+                f"{self._what}: decompresses more than {ratio:g}x (zip-bomb-like)",
+            )
+
+    def read(self, size: int = -1) -> bytes:
+        if size < 0:
+            chunks: list[bytes] = []
+            while True:
+                part = self.read(CHUNK)
+                if not part:
+                    return b"".join(chunks)
+                chunks.append(part)
+        self._fill(size)
+        out, self._buf = self._buf[:size], self._buf[size:]
+        return out
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+def open_slice(base: BinaryIO, start: int, length: int, *, own: bool = False) -> BinaryIO:
+    """A :class:`SliceReader` typed as the binary stream it behaves as."""
+    return cast(BinaryIO, SliceReader(base, start, length, own=own))
+
+
+def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
+    """Copy a stream into a seekable temporary file (memory first, then disk); the budget is the reader's."""
+    import tempfile
+
+    tmp = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned to the caller
+    try:
+        while True:
+            ctx.check_time()
+            chunk = reader.read(CHUNK)
+            if not chunk:
+                break
+            tmp.write(chunk)
+    except BaseException:
+        tmp.close()
+        raise
+    tmp.seek(0)
+    return tmp
+
+
+def file_blob(path: str, location: Location, size: int, closers: list[Any] | None = None) -> Blob:
+    """A whole file. With ``closers``, one handle is opened lazily and shared by every reader of the target
+    (each reader seeks before it reads), and closed with the target."""
+    shared: list[BinaryIO] = []
+
+    def opener() -> BinaryIO:
+        if closers is None:
+            return open(path, "rb")
+        if not shared:
+            # default (small) buffer: zip parsing seeks around; the pickle reader asks for large chunks itself
+            shared.append(open(path, "rb"))  # noqa: SIM115 - closed with the target
+            closers.append(shared[0])
+        return open_slice(shared[0], 0, size)
+
+    return Blob(os.path.basename(path), location, opener, size, True, 0, path)
+
+
+def bytes_blob(name: str, location: Location, data: bytes, depth: int) -> Blob:
+    return Blob(name, location, lambda: io.BytesIO(data), len(data), True, depth)
+
+
+def json_safe(value: Any, limit: int = 200) -> Any:
+    """A bounded, JSON-friendly copy of a value for evidence."""
+    if isinstance(value, str):
+        return value[:limit]
+    if isinstance(value, Mapping):
+        return {str(k)[:limit]: json_safe(v, limit) for k, v in list(value.items())[:20]}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, limit) for v in value[:20]]
+    return value

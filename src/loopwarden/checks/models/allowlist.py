@@ -1,0 +1,1105 @@
+"""Which callables a pickle may reach, and how bad the others are.
+
+A pickle can only run code through callables it imports by name (GLOBAL, STACK_GLOBAL, INST) or obtains from
+the
+extension registry (EXT). The symbolic executor in :mod:`pickle_vm` resolves every such callable to a dotted
+``module.qualname`` and asks :meth:`AllowList.classify`:
+
+* **allowed**: on the allow-list (exact names; a few class-only patterns for ecosystems whose classes are
+plain
+  data holders, e.g. ``torch.nn.modules.*.<Class>`` or ``sklearn.*.<Class>``). Whole packages are never
+  allowed:
+  ``torch``, ``numpy`` and ``sklearn`` contain loaders, code compilers and test helpers that execute code.
+* **known dangerous**: executes code, spawns processes, imports modules or resolves names, re-enters a
+  deserialiser, touches files or the network. Severity CRITICAL (code execution, resolvers, re-entry) or HIGH
+  (file/network I/O).
+* **anything else** is a finding too: HIGH for functions and for anything in the standard library or a known
+ML
+  package (that is where gadgets live; benign model files do not need them), MEDIUM for a *class* from a
+  module we
+  do not know (a user's model class pickled with a whole ``nn.Module``, e.g. ``__main__.Net``): loading it
+  imports
+  and runs that module, which the scanner cannot see, so it is never clean, but it is not evidence of an
+  attack.
+
+``[checks.models]`` in ``loopwarden.toml`` adds ``allow = ["pkg.mod.Name", "pkg.sub.*"]`` and
+``deny = [...]`` entries. An exact ``allow`` entry overrides everything but ``deny``; a ``pkg.*`` pattern
+never
+overrides the known-dangerous classification.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from loopwarden.domain import Severity
+
+__all__ = ["AllowList", "Classification", "canonical_module"]
+
+
+# Module aliases that resolve to the same objects: C accelerators, platform modules, Python 2 names.
+_MODULE_ALIASES: Final[dict[str, str]] = {
+    "__builtin__": "builtins",
+    "__builtins__": "builtins",
+    "posix": "os",
+    "nt": "os",
+    "_operator": "operator",
+    "_functools": "functools",
+    "_io": "io",
+    "_pickle": "pickle",
+    "cPickle": "pickle",
+    "copy_reg": "copyreg",
+    "_codecs": "codecs",
+    "_socket": "socket",
+    "_ssl": "ssl",
+    "_thread": "threading",
+    "thread": "threading",
+    "commands": "subprocess",
+    "httplib": "http.client",
+    "urllib2": "urllib.request",
+    "_ctypes": "ctypes",
+    "_posixsubprocess": "subprocess",
+    "_winapi": "subprocess",
+    "_marshal": "marshal",
+    "_imp": "importlib",
+    "imp": "importlib",
+    "_frozen_importlib": "importlib",
+    "_frozen_importlib_external": "importlib",
+    "_bz2": "bz2",
+    "_lzma": "lzma",
+    "_gzip": "gzip",
+    "_sqlite3": "sqlite3",
+    "_signal": "signal",
+    "numpy._core": "numpy.core",
+}
+
+
+def canonical_module(module: str) -> str:
+    """Map an alias module name to the module whose objects it exposes (``posix`` -> ``os``)."""
+    if module in _MODULE_ALIASES:
+        return _MODULE_ALIASES[module]
+    head, dot, rest = module.partition(".")
+    if dot and head in _MODULE_ALIASES:
+        return f"{_MODULE_ALIASES[head]}.{rest}"
+    if dot and module.startswith("numpy._core."):
+        return "numpy.core." + module[len("numpy._core.") :]
+    return module
+
+
+# --- Known-dangerous callables -----------------------------------------------------------------------------
+# Keys are canonical module names; values are either "*" (the whole module) or a set of qualnames (the first
+# component of a dotted qualname is enough: "Trace" covers "Trace.run"). Categories decide rule and severity.
+
+EXEC: Final = "code-execution"
+RESOLVE: Final = "name-resolution"
+REENTRY: Final = "deserializer-reentry"
+IO: Final = "file-or-network-io"
+
+_ALL: Final = "*"
+
+_DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
+    EXEC: {
+        "builtins": frozenset(
+            {
+                "eval",
+                "exec",
+                "execfile",
+                "compile",
+                "apply",
+                "breakpoint",
+                "input",
+                "raw_input",
+                "help",
+                "globals",
+                "locals",
+                "vars",
+                "dir",
+                "setattr",
+                "delattr",
+                "type",
+                "memoryview",
+                "exit",
+                "quit",
+                "copyright",
+                "credits",
+                "license",
+                "classmethod",
+                "staticmethod",
+                "property",
+                "super",
+                "reload",
+            }
+        ),
+        "os": _ALL,
+        "subprocess": _ALL,
+        "pty": _ALL,
+        "sys": _ALL,
+        "runpy": _ALL,
+        "code": _ALL,
+        "codeop": _ALL,
+        "pdb": _ALL,
+        "bdb": _ALL,
+        "trace": _ALL,
+        "profile": _ALL,
+        "cProfile": _ALL,
+        "_lsprof": _ALL,
+        "timeit": _ALL,
+        "doctest": _ALL,
+        "pydoc": _ALL,
+        "_pyrepl": _ALL,
+        "idlelib": _ALL,
+        "lib2to3": _ALL,
+        "turtledemo": _ALL,
+        "ensurepip": _ALL,
+        "pip": _ALL,
+        "_distutils_hack": _ALL,
+        "venv": _ALL,
+        "distutils": _ALL,
+        "setuptools": _ALL,
+        "pkg_resources": _ALL,
+        "multiprocessing": _ALL,
+        "concurrent": _ALL,
+        "asyncio": _ALL,
+        "threading": _ALL,
+        "_interpreters": _ALL,
+        "_xxsubinterpreters": _ALL,
+        "interpreters": _ALL,
+        "ctypes": _ALL,
+        "cffi": _ALL,
+        "types": _ALL,
+        "uuid": frozenset({"_get_command_stdout", "_popen", "_find_mac", "_ifconfig_getnode", "_ip_getnode"}),
+        "_osx_support": _ALL,
+        "_aix_support": _ALL,
+        "imaplib": frozenset({"IMAP4_stream"}),
+        "platform": _ALL,
+        "test": _ALL,
+        "unittest": _ALL,
+        "atexit": _ALL,
+        "signal": _ALL,
+        "gc": _ALL,
+        "inspect": _ALL,
+        "site": _ALL,
+        "sysconfig": _ALL,
+        "webbrowser": _ALL,
+        "antigravity": _ALL,  # opens a browser on import
+        "this": _ALL,
+        "cgi": _ALL,
+        "cgitb": _ALL,
+        "crypt": _ALL,
+        "tkinter": _ALL,
+        "turtle": _ALL,
+        "ast": _ALL,
+        "dis": _ALL,
+        "compileall": _ALL,
+        "py_compile": _ALL,
+        "zipimport": _ALL,
+        "builtins_eval": _ALL,
+        "ipykernel": _ALL,
+        "IPython": _ALL,
+        "jinja2": _ALL,
+        "mako": _ALL,
+        "numexpr": _ALL,
+        "sympy": _ALL,
+        "pandas": frozenset({"eval", "read_pickle", "core", "io"}),
+        "numpy.testing": _ALL,
+        "numpy.f2py": _ALL,
+        "numpy.distutils": _ALL,
+        "numpy.ctypeslib": _ALL,
+        "numpy.lib.utils": _ALL,
+        "numpy.core._internal": _ALL,
+        "torch.hub": _ALL,
+        "torch.jit": _ALL,
+        "torch._C": _ALL,
+        "torch.utils.collect_env": _ALL,
+        "torch.utils.bottleneck": _ALL,
+        "torch.utils.cpp_extension": _ALL,
+        "torch.utils.data.datapipes": _ALL,
+        "torch.utils._config_module": _ALL,
+        "torch._dynamo": _ALL,
+        "torch._inductor": _ALL,
+        "torch.fx": _ALL,
+        "torch.package": _ALL,
+        "torch.library": _ALL,
+        "torch.ops": _ALL,
+        "torch.testing": _ALL,
+        "torch.compile": _ALL,
+        "torch.export": _ALL,
+        "torch.onnx": _ALL,
+        "sklearn.utils._testing": _ALL,
+        "sklearn.utils.fixes": _ALL,
+        "sklearn.externals": _ALL,
+        "mlflow": _ALL,
+        "cloudpickle": _ALL,
+        "keras": frozenset({"layers", "src", "saving", "utils"}),
+        "tensorflow": _ALL,
+        "transformers": frozenset({"dynamic_module_utils"}),
+    },
+    RESOLVE: {
+        "builtins": frozenset(
+            {
+                "getattr",
+                "__import__",
+                "map",
+                "filter",
+                "iter",
+                "next",
+                "sorted",
+                "min",
+                "max",
+                "any",
+                "all",
+                "sum",
+            }
+        ),
+        "importlib": _ALL,
+        "pkgutil": _ALL,
+        "operator": _ALL,
+        "functools": _ALL,
+        "itertools": _ALL,
+        "copyreg": frozenset(
+            {"add_extension", "remove_extension", "clear_extension_cache", "pickle", "dispatch_table"}
+        ),
+        "copy": _ALL,
+        "weakref": _ALL,
+        "string": frozenset({"Formatter", "Template"}),
+        "numpy.lib.npyio": _ALL,
+        "torch.serialization": _ALL,
+    },
+    REENTRY: {
+        "pickle": _ALL,
+        "pickletools": _ALL,
+        "marshal": _ALL,
+        "shelve": _ALL,
+        "dill": _ALL,
+        "jsonpickle": _ALL,
+        "yaml": _ALL,
+        "joblib": frozenset({"load", "numpy_pickle", "numpy_pickle_utils", "_memmapping_reducer"}),
+        "torch": frozenset({"load", "storage", "serialization", "jit", "hub", "package"}),
+        "torch.storage": frozenset({"_load_from_bytes"}),
+        "numpy": frozenset(
+            {"load", "loads", "fromfile", "loadtxt", "genfromtxt", "memmap", "save", "savez", "tofile"}
+        ),
+        "numpy.core.multiarray": frozenset({"fromfile"}),
+        "pandas.io.pickle": _ALL,
+        "keras.saving": _ALL,
+        "safetensors": frozenset({"torch"}),
+    },
+    IO: {
+        "builtins": frozenset({"open", "file", "print"}),
+        "io": _ALL,
+        "shutil": _ALL,
+        "tempfile": _ALL,
+        "glob": _ALL,
+        "fileinput": _ALL,
+        "filecmp": _ALL,
+        "zipfile": _ALL,
+        "tarfile": _ALL,
+        "gzip": _ALL,
+        "bz2": _ALL,
+        "lzma": _ALL,
+        "zlib": frozenset({"decompressobj"}),
+        "sqlite3": _ALL,
+        "dbm": _ALL,
+        "mmap": _ALL,
+        "logging": _ALL,
+        "codecs": frozenset({"open", "EncodedFile", "StreamReaderWriter", "StreamRecoder"}),
+        "socket": _ALL,
+        "ssl": _ALL,
+        "select": _ALL,
+        "selectors": _ALL,
+        "socketserver": _ALL,
+        "http": _ALL,
+        "urllib": _ALL,
+        "urllib3": _ALL,
+        "requests": _ALL,
+        "httpx": _ALL,
+        "aiohttp": _ALL,
+        "ftplib": _ALL,
+        "smtplib": _ALL,
+        "smtpd": _ALL,
+        "poplib": _ALL,
+        "imaplib": _ALL,
+        "nntplib": _ALL,
+        "telnetlib": _ALL,
+        "xmlrpc": _ALL,
+        "wsgiref": _ALL,
+        "mailbox": _ALL,
+        "netrc": _ALL,
+        "fsspec": _ALL,
+        "huggingface_hub": _ALL,
+        "paramiko": _ALL,
+        "boto3": _ALL,
+        "botocore": _ALL,
+    },
+}
+
+_SEVERITY_OF: Final[dict[str, Severity]] = {
+    EXEC: Severity.CRITICAL,
+    RESOLVE: Severity.CRITICAL,
+    REENTRY: Severity.CRITICAL,
+    IO: Severity.HIGH,
+}
+_RULE_OF: Final[dict[str, str]] = {
+    EXEC: "LW-MODEL-001",
+    RESOLVE: "LW-MODEL-002",
+    REENTRY: "LW-MODEL-003",
+    IO: "LW-MODEL-004",
+}
+
+RULE_NOT_ALLOWED: Final = "LW-MODEL-005"
+RULE_UNKNOWN_CLASS: Final = "LW-MODEL-006"
+RULE_TRAVERSAL: Final = "LW-MODEL-007"
+RULE_DENIED: Final = "LW-MODEL-018"
+
+# Packages of the ML ecosystem: a non-allow-listed callable from one of them is HIGH, like the standard
+# library.
+_KNOWN_PACKAGES: Final = frozenset(
+    {
+        "torch",
+        "torchvision",
+        "torchaudio",
+        "torchtext",
+        "numpy",
+        "scipy",
+        "sklearn",
+        "joblib",
+        "pandas",
+        "transformers",
+        "tokenizers",
+        "omegaconf",
+        "huggingface_hub",
+        "datasets",
+        "accelerate",
+        "safetensors",
+        "keras",
+        "tensorflow",
+        "jax",
+        "flax",
+        "xgboost",
+        "lightgbm",
+        "catboost",
+        "statsmodels",
+        "mlflow",
+        "dill",
+        "cloudpickle",
+        "fastai",
+        "pytorch_lightning",
+        "lightning",
+        "timm",
+        "onnx",
+        "onnxruntime",
+        "matplotlib",
+        "PIL",
+        "cv2",
+        "yaml",
+        "requests",
+        "urllib3",
+        "httpx",
+        "aiohttp",
+        "setuptools",
+        "pip",
+        "pkg_resources",
+        "_distutils_hack",
+        "IPython",
+        "ipykernel",
+        "jinja2",
+        "sympy",
+        "numexpr",
+        "boto3",
+        "botocore",
+        "paramiko",
+        "fsspec",
+    }
+)
+
+# Attribute names that lead from any object to interpreter internals.
+_DUNDER_RE: Final = re.compile(r"^__\w+__$")
+_SAFE_DUNDERS: Final = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__generator_ctor"})
+
+# --- The default allow-list ---------------------------------------------------------------------------------
+_TORCH_DTYPES: Final = [
+    "float16",
+    "float32",
+    "float64",
+    "bfloat16",
+    "half",
+    "float",
+    "double",
+    "complex32",
+    "complex64",
+    "complex128",
+    "cfloat",
+    "cdouble",
+    "int8",
+    "int16",
+    "int32",
+    "int64",
+    "uint8",
+    "uint16",
+    "uint32",
+    "uint64",
+    "short",
+    "int",
+    "long",
+    "bool",
+    "quint8",
+    "qint8",
+    "qint32",
+    "quint4x2",
+    "quint2x4",
+    "float8_e4m3fn",
+    "float8_e5m2",
+    "float8_e4m3fnuz",
+    "float8_e5m2fnuz",
+    "float8_e8m0fnu",
+    "float4_e2m1fn_x2",
+    "bits8",
+    "bits16",
+    "bits1x8",
+    "bits2x4",
+    "bits4x2",
+]
+_TORCH_STORAGES: Final = [
+    "FloatStorage",
+    "DoubleStorage",
+    "HalfStorage",
+    "BFloat16Storage",
+    "LongStorage",
+    "IntStorage",
+    "ShortStorage",
+    "CharStorage",
+    "ByteStorage",
+    "BoolStorage",
+    "ComplexFloatStorage",
+    "ComplexDoubleStorage",
+    "QUInt8Storage",
+    "QInt8Storage",
+    "QInt32Storage",
+    "QUInt4x2Storage",
+    "QUInt2x4Storage",
+    "UntypedStorage",
+    "TypedStorage",
+]
+
+_NUMPY_FUNCS: Final = [
+    "abs",
+    "absolute",
+    "acos",
+    "acosh",
+    "add",
+    "arccos",
+    "arccosh",
+    "arcsin",
+    "arcsinh",
+    "arctan",
+    "arctan2",
+    "arctanh",
+    "asin",
+    "asinh",
+    "atan",
+    "atan2",
+    "atanh",
+    "bitwise_and",
+    "bitwise_count",
+    "bitwise_invert",
+    "bitwise_left_shift",
+    "bitwise_not",
+    "bitwise_or",
+    "bitwise_right_shift",
+    "bitwise_xor",
+    "cbrt",
+    "ceil",
+    "conj",
+    "conjugate",
+    "copysign",
+    "cos",
+    "cosh",
+    "deg2rad",
+    "degrees",
+    "divide",
+    "divmod",
+    "equal",
+    "exp",
+    "exp2",
+    "expm1",
+    "fabs",
+    "float_power",
+    "floor",
+    "floor_divide",
+    "fmax",
+    "fmin",
+    "fmod",
+    "frexp",
+    "gcd",
+    "greater",
+    "greater_equal",
+    "heaviside",
+    "hypot",
+    "invert",
+    "isfinite",
+    "isinf",
+    "isnan",
+    "isnat",
+    "lcm",
+    "ldexp",
+    "left_shift",
+    "less",
+    "less_equal",
+    "log",
+    "log10",
+    "log1p",
+    "log2",
+    "logaddexp",
+    "logaddexp2",
+    "logical_and",
+    "logical_not",
+    "logical_or",
+    "logical_xor",
+    "matmul",
+    "maximum",
+    "minimum",
+    "mod",
+    "modf",
+    "multiply",
+    "negative",
+    "nextafter",
+    "not_equal",
+    "positive",
+    "pow",
+    "power",
+    "rad2deg",
+    "radians",
+    "reciprocal",
+    "remainder",
+    "right_shift",
+    "rint",
+    "sign",
+    "signbit",
+    "sin",
+    "sinh",
+    "spacing",
+    "sqrt",
+    "square",
+    "subtract",
+    "tan",
+    "tanh",
+    "true_divide",
+    "trunc",
+    "mean",
+    "median",
+    "average",
+    "std",
+    "var",
+    "sum",
+    "prod",
+    "amax",
+    "amin",
+    "max",
+    "min",
+    "nanmean",
+    "nanmedian",
+    "nansum",
+    "nanstd",
+    "nanvar",
+    "nanmax",
+    "nanmin",
+    "nanprod",
+    "percentile",
+    "quantile",
+    "nanpercentile",
+    "nanquantile",
+    "cumsum",
+    "cumprod",
+    "clip",
+    "round",
+    "around",
+    "ptp",
+]
+
+_DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
+    [
+        # Python data types and their reconstructors.
+        "builtins.object",
+        "builtins.dict",
+        "builtins.list",
+        "builtins.tuple",
+        "builtins.set",
+        "builtins.frozenset",
+        "builtins.bytearray",
+        "builtins.bytes",
+        "builtins.str",
+        "builtins.int",
+        "builtins.float",
+        "builtins.complex",
+        "builtins.bool",
+        "builtins.slice",
+        "builtins.range",
+        "builtins.NoneType",
+        "builtins.Ellipsis",
+        "builtins.NotImplemented",
+        "copyreg._reconstructor",
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "codecs.encode",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.deque",
+        "collections.Counter",
+        "collections.ChainMap",
+        "datetime.datetime",
+        "datetime.date",
+        "datetime.time",
+        "datetime.timedelta",
+        "datetime.timezone",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        "uuid.UUID",
+        "enum.Enum",
+        "re._compile",
+        "argparse.Namespace",
+        "types.SimpleNamespace",
+        "pathlib.PurePath",
+        "pathlib.PurePosixPath",
+        "pathlib.PureWindowsPath",
+        "pathlib.Path",
+        "pathlib.PosixPath",
+        "pathlib.WindowsPath",
+        "pathlib._local.Path",
+        "pathlib._local.PosixPath",
+        "pathlib._local.WindowsPath",
+        "pathlib._local.PurePosixPath",
+        "pathlib._local.PureWindowsPath",
+        # typing special forms appear in configs (omegaconf metadata); generics are rebuilt with getitem.
+        *(f"typing.{t}" for t in ("Any", "Dict", "List", "Tuple", "Union", "Optional", "Set", "Sequence")),
+        "operator.getitem",
+        "ipaddress.IPv4Address",
+        "ipaddress.IPv6Address",
+        # PyTorch tensors, storages, dtypes, parameters.
+        "torch._utils._rebuild_tensor",
+        "torch._utils._rebuild_tensor_v2",
+        "torch._utils._rebuild_tensor_v3",
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_sparse_tensor",
+        "torch._utils._rebuild_sparse_csr_tensor",
+        "torch._utils._rebuild_qtensor",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_wrapper_subclass",
+        "torch._utils._rebuild_nested_tensor",
+        "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor",
+        "torch._utils._set_obj_state",
+        "torch._tensor._rebuild_from_type",
+        "torch._tensor._rebuild_from_type_v2",
+        "torch.Tensor",
+        "torch.Size",
+        "torch.device",
+        "torch.dtype",
+        "torch.strided",
+        "torch.sparse_coo",
+        "torch.sparse_csr",
+        "torch.contiguous_format",
+        "torch.channels_last",
+        "torch.channels_last_3d",
+        "torch.preserve_format",
+        "torch.per_tensor_affine",
+        "torch.per_channel_affine",
+        "torch.per_tensor_symmetric",
+        "torch.per_channel_symmetric",
+        "torch.nn.parameter.Parameter",
+        "torch.nn.parameter.Buffer",
+        "torch.nn.parameter.UninitializedParameter",
+        "torch.nn.parameter.UninitializedBuffer",
+        "torch.storage.TypedStorage",
+        "torch.storage.UntypedStorage",
+        "torch.serialization._get_layout",
+        "torch.nn.modules.module._IncompatibleKeys",
+        "torch.torch_version.TorchVersion",
+        *(f"torch.{d}" for d in _TORCH_DTYPES),
+        # Pure activation functions stored by reference in modules (TransformerEncoderLayer(activation=...)).
+        *(
+            f"torch.nn.functional.{f}"
+            for f in [
+                "relu",
+                "gelu",
+                "silu",
+                "mish",
+                "elu",
+                "selu",
+                "celu",
+                "leaky_relu",
+                "relu6",
+                "hardtanh",
+                "hardswish",
+                "hardsigmoid",
+                "sigmoid",
+                "tanh",
+                "softplus",
+                "softsign",
+                "softmax",
+                "log_softmax",
+                "logsigmoid",
+                "tanhshrink",
+                "glu",
+                "prelu",
+                "rrelu",
+            ]
+        ),
+        "torch.relu",
+        "torch.sigmoid",
+        "torch.tanh",
+        *(f"torch.{s}" for s in _TORCH_STORAGES),
+        # NumPy arrays, dtypes, scalars, random generators.
+        "numpy.ndarray",
+        "numpy.dtype",
+        "numpy.matrix",
+        "numpy.recarray",
+        "numpy.record",
+        "numpy.core.multiarray._reconstruct",
+        "numpy.core.multiarray.scalar",
+        "numpy.core.numeric._frombuffer",
+        "numpy.core.records.recarray",
+        "numpy.core.records.record",
+        "numpy.core.defmatrix.matrix",
+        "numpy.matrixlib.defmatrix.matrix",
+        "numpy.ma.core._mareconstruct",
+        "numpy.ma.core.MaskedArray",
+        "numpy.ma.MaskedArray",
+        "numpy.ma.core.MaskedArray.__new__",
+        "numpy.ma.core.MaskedConstant",
+        "numpy.random._pickle.__randomstate_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle._unpickle_randomstate",
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random._pcg64.PCG64",
+        "numpy.random._pcg64.PCG64DXSM",
+        "numpy.random._philox.Philox",
+        "numpy.random._sfc64.SFC64",
+        "numpy.random.bit_generator.SeedSequence",
+        "numpy.random.bit_generator.__pyx_unpickle_SeedSequence",
+        # NumPy ufuncs and reductions stored by reference (FunctionTransformer(np.log1p), np.mean).
+        *(f"numpy.{f}" for f in _NUMPY_FUNCS),
+        # numpy 1.x pickles ufuncs through _ufunc_reconstruct(module, name): the VM resolves constant
+        # arguments to the named global and judges that; anything else is a finding.
+        "numpy.core._ufunc_reconstruct",
+        # scikit-learn functions stored as estimator parameters.
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+        "sklearn.metrics._scorer._passthrough_scorer",
+        "scipy._lib.array_api_compat.numpy._aliases.asarray",
+        # joblib's in-stream array wrapper (the array bytes are skipped by the VM in joblib mode).
+        "joblib.numpy_pickle.NumpyArrayWrapper",
+        "xgboost.core.Booster",
+        "lightgbm.basic.Booster",
+        # SciPy sparse matrices and arrays (lower-case class names, hence exact).
+        *(
+            f"scipy.sparse.{mod}.{cls}"
+            for mod in (
+                "_csr",
+                "_csc",
+                "_coo",
+                "_bsr",
+                "_dia",
+                "_dok",
+                "_lil",
+                "csr",
+                "csc",
+                "coo",
+                "bsr",
+                "dia",
+                "dok",
+                "lil",
+            )
+            for cls in (
+                f"{mod.strip('_')}_matrix",
+                f"{mod.strip('_')}_array",
+            )
+        ),
+        # scikit-learn Cython helpers that rebuild trees and neighbour indexes.
+        "sklearn.neighbors._kd_tree.newObj",
+        "sklearn.neighbors._ball_tree.newObj",
+        "sklearn.neighbors._binary_tree.newObj",
+        "sklearn.metrics._dist_metrics.newObj",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfSquaredError",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfBinomialLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfMultinomialLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfPoissonLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfGammaLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfTweedieLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHalfTweedieLossIdentity",
+        "sklearn._loss._loss.__pyx_unpickle_CyAbsoluteError",
+        "sklearn._loss._loss.__pyx_unpickle_CyPinballLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyHuberLoss",
+        "sklearn._loss._loss.__pyx_unpickle_CyExponentialLoss",
+    ]
+)
+
+# Class-only patterns: module prefix -> any CapWords class directly in a module under it.
+_CLASS_PREFIXES: Final[tuple[str, ...]] = (
+    "torch.nn.modules.",
+    "torch.nn.utils.parametrize.",
+    "torch.optim.",
+    "torch.ao.nn.",
+    "torch.distributions.",
+    "torch.nn.intrinsic.",
+    "torch.nn.quantized.",
+    "torchvision.models.",
+    "torchvision.ops.",
+    "torchvision.transforms.",
+    "sklearn.",
+    "scipy.sparse.",
+    "scipy.stats._distn_infrastructure.",
+    "scipy.interpolate.",
+    "numpy.dtypes.",
+    "numpy.random.",
+    "xgboost.sklearn.",
+    "lightgbm.sklearn.",
+    "transformers.models.",
+    "transformers.configuration_utils.",
+    "transformers.tokenization_utils_base.",
+    "transformers.generation.configuration_utils.",
+    "transformers.training_args.",
+    "transformers.trainer_utils.",
+    "transformers.debug_utils.",
+    "transformers.utils.generic.",
+    "accelerate.utils.dataclasses.",
+    "omegaconf.",
+    "pytorch_lightning.utilities.parsing.",
+    "lightning.pytorch.utilities.parsing.",
+    "lightning_fabric.utilities.data.",
+    "lightning.fabric.utilities.data.",
+    "tokenizers.",
+)
+# Function-only patterns: public, lower-case functions directly in a module under these prefixes (pure metrics
+# and scoring functions that estimators keep as parameters).
+_FUNCTION_PREFIXES: Final[tuple[str, ...]] = (
+    "sklearn.metrics._classification.",
+    "sklearn.metrics._regression.",
+    "sklearn.metrics._ranking.",
+    "sklearn.metrics.cluster.",
+    "sklearn.metrics.pairwise.",
+    "sklearn.feature_selection._univariate_selection.",
+    "sklearn.feature_selection._mutual_info.",
+)
+_FUNCTION_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+_CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
+    "sklearn.utils._testing",
+    "sklearn.externals",
+    "sklearn.datasets",
+    "sklearn.utils._show_versions",
+    "sklearn.utils.fixes",
+    "sklearn.utils.parallel",
+    "sklearn.utils._joblib",
+    "torch.optim.lr_scheduler.LambdaLR",
+    "torch.optim.lr_scheduler.MultiplicativeLR",
+)
+_CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
+# numpy scalar types pickled by reference: numpy.float64, numpy.int32, numpy.bool_ ...
+_NUMPY_SCALAR_RE: Final = re.compile(
+    r"^numpy\.(?:core\.(?:numerictypes|multiarray)\.)?"
+    r"(?:bool_?|u?int(?:8|16|32|64)?|u?int_|float(?:16|32|64|128)?|float_|complex(?:64|128|256)?|longdouble|"
+    r"clongdouble|longlong|ulonglong|intc|uintc|intp|uintp|half|single|double|csingle|cdouble|byte|ubyte|short|"
+    r"ushort|str_|bytes_|void|object_|datetime64|timedelta64|generic|number)$"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """The decision for one callable: the rule it breaks, how bad, and why. ``allowed`` ones carry no rule."""
+
+    allowed: bool
+    rule_id: str | None = None
+    severity: Severity | None = None
+    category: str | None = None
+    reason: str = ""
+
+
+_ALLOWED: Final = Classification(True)
+
+
+def _match_table(table: Mapping[str, str | frozenset[str]], module: str, qual: str) -> bool:
+    """True when ``module.qual`` falls under an entry of ``table`` (module prefixes at dot boundaries)."""
+    first = qual.split(".", 1)[0]
+    parts = module.split(".")
+    for i in range(len(parts), 0, -1):
+        entry = table.get(".".join(parts[:i]))
+        if entry is None:
+            continue
+        if entry == _ALL:
+            return True
+        if i == len(parts):
+            if first in entry or qual in entry:
+                return True
+        elif parts[i] in entry:
+            return True
+    return False
+
+
+def _dangerous_category(module: str, qual: str) -> str | None:
+    for category in (EXEC, RESOLVE, REENTRY, IO):
+        if _match_table(_DANGEROUS[category], module, qual):
+            return category
+    return None
+
+
+def _stdlib(module: str) -> bool:
+    return module.split(".", 1)[0] in sys.stdlib_module_names
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """The set of callables a model pickle may reach, plus user ``allow``/``deny`` entries."""
+
+    exact: frozenset[str]
+    patterns: tuple[str, ...] = ()
+    deny_exact: frozenset[str] = frozenset()
+    deny_patterns: tuple[str, ...] = ()
+    user_exact: frozenset[str] = frozenset()
+
+    @classmethod
+    def default(cls) -> AllowList:
+        """The ecosystem defaults: torch tensors and modules, numpy, collections, sklearn/scipy/joblib."""
+        return cls(exact=_DEFAULT_EXACT)
+
+    @classmethod
+    def from_config(cls, table: Mapping[str, Any] | None) -> AllowList:
+        """Defaults plus ``allow``/``deny`` from the ``[checks.models]`` table of ``loopwarden.toml``.
+
+        Raises ``ValueError`` (to be turned into a ``WorkspaceError`` by the caller) on a malformed entry.
+        """
+        base = cls.default()
+        if not table:
+            return base
+        return base.extended(allow=_entries(table, "allow"), deny=_entries(table, "deny"))
+
+    def extended(self, *, allow: Iterable[str] = (), deny: Iterable[str] = ()) -> AllowList:
+        allow_exact = {a for a in allow if not a.endswith(".*")}
+        allow_pat = tuple(sorted(a[:-1] for a in allow if a.endswith(".*")))
+        deny_exact = {d for d in deny if not d.endswith(".*")}
+        deny_pat = tuple(sorted(d[:-1] for d in deny if d.endswith(".*")))
+        return AllowList(
+            exact=self.exact | allow_exact,
+            patterns=self.patterns + allow_pat,
+            deny_exact=self.deny_exact | deny_exact,
+            deny_patterns=self.deny_patterns + deny_pat,
+            user_exact=self.user_exact | allow_exact,
+        )
+
+    def classify(self, module: str, qual: str) -> Classification:
+        """Decide on ``module.qual`` as resolved by the VM (raw names; aliases are canonicalised here)."""
+        canon = canonical_module(module)
+        full = f"{module}.{qual}"
+        cfull = f"{canon}.{qual}"
+        if full in self.deny_exact or cfull in self.deny_exact or _prefixed(cfull, self.deny_patterns):
+            cat = _dangerous_category(canon, qual)
+            return Classification(
+                False,
+                RULE_DENIED,
+                max(Severity.HIGH, _SEVERITY_OF[cat]) if cat else Severity.HIGH,
+                cat,
+                "denied by the [checks.models] deny list",
+            )
+        if full in self.user_exact or cfull in self.user_exact:
+            return _ALLOWED
+        traversal = _traversal(canon, qual)
+        if traversal is not None:
+            return traversal
+        cat = _dangerous_category(canon, qual)
+        if cat is not None and not (full in self.exact or cfull in self.exact):
+            return Classification(False, _RULE_OF[cat], _SEVERITY_OF[cat], cat, f"known {cat} callable")
+        if (
+            full in self.exact
+            or cfull in self.exact
+            or _prefixed(cfull, self.patterns)
+            or _class_pattern(canon, qual)
+            or _function_pattern(canon, qual)
+            or _NUMPY_SCALAR_RE.match(cfull)
+        ):
+            return _ALLOWED
+        top = canon.split(".", 1)[0]
+        if _stdlib(canon) or top in _KNOWN_PACKAGES:
+            return Classification(
+                False,
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                None,
+                "not on the allow-list (standard library or ML package callable)",
+            )
+        if "." not in qual and _CAPWORDS_RE.match(qual):
+            return Classification(
+                False,
+                RULE_UNKNOWN_CLASS,
+                Severity.MEDIUM,
+                None,
+                "class from a module the scanner does not know; loading imports and runs that module",
+            )
+        return Classification(False, RULE_NOT_ALLOWED, Severity.HIGH, None, "function not on the allow-list")
+
+    def is_allowed(self, module: str, qual: str) -> bool:
+        return self.classify(module, qual).allowed
+
+
+def _prefixed(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name.startswith(p) for p in prefixes)
+
+
+def _class_pattern(module: str, qual: str) -> bool:
+    if "." in qual or not _CAPWORDS_RE.match(qual):
+        return False
+    full = f"{module}.{qual}"
+    if any(full.startswith(d) for d in _CLASS_DENY_PREFIXES):
+        return False
+    return any(module.startswith(p) or f"{module}." == p for p in _CLASS_PREFIXES)
+
+
+def _function_pattern(module: str, qual: str) -> bool:
+    return bool(_FUNCTION_RE.match(qual)) and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
+
+
+def _traversal(module: str, qual: str) -> Classification | None:
+    """A dotted qualname walks attributes at load time: ``numpy.__builtins__``, ``pathlib.os.system``."""
+    comps = qual.split(".")
+    if any(_DUNDER_RE.match(c) and c not in _SAFE_DUNDERS for c in comps):
+        return Classification(
+            False,
+            RULE_TRAVERSAL,
+            Severity.CRITICAL,
+            EXEC,
+            "attribute path reaches interpreter internals (dunder)",
+        )
+    if len(comps) < 2:
+        return None
+    # Any attribute along the path may be a module imported by the first one (pathlib.os, numpy.core.sys ...).
+    for i in range(len(comps) - 1):
+        mod = canonical_module(".".join(comps[: i + 1]))
+        rest = ".".join(comps[i + 1 :])
+        cat = _dangerous_category(mod, rest)
+        if cat is not None or mod.split(".", 1)[0] in ("os", "sys", "builtins", "subprocess", "importlib"):
+            return Classification(
+                False,
+                RULE_TRAVERSAL,
+                Severity.CRITICAL,
+                cat or EXEC,
+                f"attribute path reaches {mod}.{rest}",
+            )
+    return None
+
+
+def _entries(table: Mapping[str, Any], key: str) -> list[str]:
+    raw = table.get(key, [])
+    if not isinstance(raw, list) or not all(isinstance(x, str) and x.strip() for x in raw):
+        raise ValueError(f"[checks.models] {key} must be a list of 'module.qualname' strings")
+    out = []
+    for item in raw:
+        name = item.strip()
+        if name.count(".") < 1 or name.startswith(".") or ".." in name:
+            raise ValueError(f"[checks.models] {key} entry {name!r} is not of the form 'module.qualname'")
+        out.append(name)
+    return out

@@ -1,0 +1,83 @@
+"""tar archives (plain; compressed ones arrive here after decompression): members, links and escapes."""
+
+from __future__ import annotations
+
+import posixpath
+import tarfile
+from typing import BinaryIO
+
+from loopwarden.checks.interface import ResourceLimitExceeded
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
+from loopwarden.checks.models.dispatch import scan_blob, seekable_blob
+from loopwarden.checks.models.zipfmt import escapes_folder
+from loopwarden.domain import Severity
+
+__all__ = ["scan_tar"]
+
+
+def _link_escapes(member: tarfile.TarInfo) -> bool:
+    target = member.linkname
+    if target.startswith("/") or "\\" in target:
+        return True
+    base = posixpath.dirname(member.name) if member.issym() else ""
+    joined = posixpath.normpath(posixpath.join(base, target))
+    return joined == ".." or joined.startswith("../") or joined.startswith("/")
+
+
+def scan_tar(blob: Blob, ctx: ScanContext) -> None:
+    blob = seekable_blob(blob, ctx)
+    with blob.open() as f:
+        try:
+            tf = tarfile.open(fileobj=f, mode="r:")  # noqa: SIM115 - closed below
+        except tarfile.TarError as exc:
+            ctx.fail(blob.location, f"tar archive cannot be read ({exc})")
+            return
+        try:
+            members: list[tarfile.TarInfo] = []
+            while True:
+                ctx.check_time()
+                try:
+                    m = tf.next()
+                except tarfile.TarError as exc:
+                    ctx.fail(blob.location, f"tar archive is corrupt or truncated ({exc})")
+                    break
+                if m is None:
+                    break
+                ctx.count_member()
+                members.append(m)
+        finally:
+            tf.close()
+    for m in members:
+        mloc = member_location(blob.location, m.name)
+        why = escapes_folder(m.name)
+        if why:
+            ctx.add(rules.ArchivePathEscape, f"member name {why}", mloc, name=m.name)
+        if m.issym() or m.islnk():
+            kind = "symbolic link" if m.issym() else "hard link"
+            if _link_escapes(m):
+                ctx.add(rules.ArchiveLink, f"{kind} to '{m.linkname[:200]}' escapes the folder", mloc)
+            else:
+                ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
+            continue
+        if m.ischr() or m.isblk() or m.isfifo():
+            ctx.add(rules.ArchiveLink, "member is a device or FIFO", mloc)
+            continue
+        if not m.isfile():
+            continue
+        if m.offset_data + m.size > (blob.size or 0):
+            ctx.fail(mloc, "member data runs past the end of the archive (truncated)")
+            continue
+        if m.sparse:
+            ctx.fail(mloc, "sparse tar members are not supported")
+            continue
+
+        def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
+            return open_slice(blob.open(), start, length, own=True)
+
+        try:
+            scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1), ctx)
+        except ResourceLimitExceeded as exc:
+            if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
+                raise
+            ctx.fail(mloc, str(exc))

@@ -1,0 +1,205 @@
+"""Format detection by content, never by extension.
+
+:func:`sniff` looks at the first bytes of a blob (and, for zip, its tail) and names the format a loader would
+see.
+Names are only used to report disguise (content that contradicts the extension), never to skip analysis.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from typing import Final
+
+__all__ = ["PICKLE_OPCODES", "Format", "claimed_format", "is_pickle_start", "sniff"]
+
+
+class Format(enum.StrEnum):
+    PICKLE = "pickle"
+    TORCH_LEGACY = "torch-legacy"
+    ZIP = "zip"
+    TAR = "tar"
+    GZIP = "gzip"
+    BZIP2 = "bzip2"
+    XZ = "xz"
+    LZMA = "lzma"
+    ZLIB = "zlib"
+    JOBLIB_ZLIB = "joblib-zlib"
+    NUMPY = "npy"
+    SAFETENSORS = "safetensors"
+    GGUF = "gguf"
+    HDF5 = "hdf5"
+    ONNX = "onnx"
+    SEVEN_ZIP = "7z"
+    RAR = "rar"
+    ZSTD = "zstd"
+    LZ4 = "lz4"
+    TEXT = "text"
+    MEDIA = "media"
+    TFLITE = "tflite"
+    EMPTY = "empty"
+    UNKNOWN = "unknown"
+
+
+# Opcodes a protocol 0/1 pickle can start with (every opcode that is valid as the first one of a stream).
+PICKLE_OPCODES: Final = frozenset(b"(.012FIJKLMNPQRSTUVXabcdeghijlopqrstu}])G")
+PROTO_MAGIC: Final = 0x80
+TORCH_LEGACY_MAGIC: Final = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
+"""LONG1 of torch's legacy magic number 0x1950a86a20f9469cfc6c, right after PROTO 2."""
+HDF5_MAGIC: Final = b"\x89HDF\r\n\x1a\n"
+ZIP_LOCAL: Final = b"PK\x03\x04"
+ZIP_EOCD: Final = b"PK\x05\x06"
+_MEDIA_MAGIC: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-")
+"""Images and documents that model repositories ship next to weights; no model loader interprets them."""
+MAX_SAFETENSORS_HEADER: Final = 100 * 1024 * 1024
+
+
+def is_pickle_start(head: bytes) -> bool:
+    """True when a pickle loader would start interpreting ``head`` as opcodes without failing at once."""
+    if not head:
+        return False
+    if head[0] == PROTO_MAGIC:
+        return len(head) > 1 and head[1] <= 5
+    return head[0] in PICKLE_OPCODES
+
+
+def _looks_onnx(head: bytes) -> bool:
+    """ModelProto starts with ir_version (field 1, varint) in every exporter; then known fields follow."""
+    if len(head) < 4 or head[0] != 0x08:
+        return False
+    pos = 0
+    seen = 0
+    allowed = {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}
+    while pos < len(head) and seen < 8:
+        tag, pos = _varint(head, pos)
+        if tag is None:
+            return seen >= 2
+        field, wire = tag >> 3, tag & 7
+        if field not in allowed:
+            return False
+        if wire == 0:
+            _, pos = _varint(head, pos)
+        elif wire == 2:
+            n, pos = _varint(head, pos)
+            if n is None:
+                return seen >= 2
+            if field == 7:
+                return True
+            pos += n
+        else:
+            return False
+        seen += 1
+    return seen >= 2 and pos >= len(head)
+
+
+def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
+    shift = 0
+    value = 0
+    while pos < len(buf) and shift < 64:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if not b & 0x80:
+            return value, pos
+        shift += 7
+    return None, pos
+
+
+def _is_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        # a multi-byte character cut at the end of the sample is still text
+        if exc.start < len(head) - 4:
+            return False
+    return True
+
+
+def sniff(head: bytes, size: int | None) -> Format:
+    """The format of a blob from its first bytes (at least 512 when the blob is that long)."""
+    if not head:
+        return Format.EMPTY
+    if head.startswith(ZIP_LOCAL) or head.startswith(ZIP_EOCD) or head.startswith(b"PK\x07\x08"):
+        return Format.ZIP
+    if head[0] == PROTO_MAGIC and len(head) > 1 and head[1] <= 5:
+        if head[1] == 2 and head[2:14] == TORCH_LEGACY_MAGIC:
+            return Format.TORCH_LEGACY
+        return Format.PICKLE
+    if head.startswith(b"\x93NUMPY"):
+        return Format.NUMPY
+    if head.startswith(_MEDIA_MAGIC):
+        return Format.MEDIA
+    if head[4:8] == b"TFL3":
+        return Format.TFLITE
+    if head.startswith(b"GGUF"):
+        return Format.GGUF
+    if head.startswith(HDF5_MAGIC):
+        return Format.HDF5
+    if head.startswith(b"\x1f\x8b"):
+        return Format.GZIP
+    if head.startswith(b"BZh"):
+        return Format.BZIP2
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return Format.XZ
+    if head.startswith(b"7z\xbc\xaf\x27\x1c"):
+        return Format.SEVEN_ZIP
+    if head.startswith(b"Rar!\x1a\x07"):
+        return Format.RAR
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        return Format.ZSTD
+    if head.startswith(b"\x04\x22\x4d\x18"):
+        return Format.LZ4
+    if head.startswith(b"ZF") and len(head) > 21 and head[21:22] == b"x":
+        return Format.JOBLIB_ZLIB
+    if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
+        return Format.ZLIB
+    if len(head) >= 13 and head[0] == 0x5D and head[1:3] == b"\x00\x00":
+        return Format.LZMA
+    if len(head) >= 262 and head[257:262] == b"ustar":
+        return Format.TAR
+    if len(head) >= 9:
+        (n,) = struct.unpack_from("<Q", head)
+        if 2 <= n <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{" and (size is None or n + 8 <= size):
+            return Format.SAFETENSORS
+    if _looks_onnx(head[:4096]):
+        return Format.ONNX
+    if head[0] in PICKLE_OPCODES:
+        return Format.PICKLE
+    if _is_text(head):
+        return Format.TEXT
+    if len(head) >= 512 and _is_old_tar(head):
+        return Format.TAR
+    return Format.UNKNOWN
+
+
+def _is_old_tar(head: bytes) -> bool:
+    """A pre-POSIX tar header: the checksum field matches the header's byte sum."""
+    try:
+        stored = int(head[148:156].split(b"\x00")[0].strip() or b"-1", 8)
+    except ValueError:
+        return False
+    hdr = head[:148] + b" " * 8 + head[156:512]
+    return stored == sum(hdr)
+
+
+_EXT: Final[dict[str, Format]] = {
+    ".safetensors": Format.SAFETENSORS,
+    ".gguf": Format.GGUF,
+    ".onnx": Format.ONNX,
+    ".npy": Format.NUMPY,
+    ".h5": Format.HDF5,
+    ".hdf5": Format.HDF5,
+    ".json": Format.TEXT,
+    ".txt": Format.TEXT,
+}
+
+
+def claimed_format(name: str) -> Format | None:
+    """The data-only format a file name claims, if any (used to report disguise)."""
+    lower = name.lower()
+    for ext, fmt in _EXT.items():
+        if lower.endswith(ext):
+            return fmt
+    return None

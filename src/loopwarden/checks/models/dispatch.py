@@ -1,0 +1,383 @@
+"""Dispatch a blob to the analysis of its format (detected by content), recursively for containers."""
+
+from __future__ import annotations
+
+import re
+import struct
+import zlib
+from collections.abc import Callable
+from typing import Any, BinaryIO, Final, cast
+
+from loopwarden.checks.interface import ResourceLimitExceeded
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import (
+    Blob,
+    DecompressReader,
+    ScanContext,
+    member_location,
+    open_slice,
+    spool,
+)
+from loopwarden.checks.models.detect import Format, claimed_format, is_pickle_start, sniff
+from loopwarden.domain import Finding
+
+__all__ = ["Recurse", "scan_blob", "seekable_blob"]
+
+Recurse = Callable[[Blob, ScanContext], None]
+HEAD: Final = 4096
+_GLOBAL_BOUNDS: Final = frozenset({"max_seconds", "max_decompressed_bytes", "max_members"})
+"""Budgets of the whole target: hitting one stops the analysis; other bounds stop only the member."""
+_TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
+_PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
+_IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+_TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
+_MAX_TEXT_PARSE: Final = 64 << 20
+_UNSUPPORTED: Final = {
+    Format.SEVEN_ZIP: "7z archives are not supported",
+    Format.RAR: "RAR archives are not supported",
+    Format.ZSTD: "zstandard-compressed data is not supported",
+    Format.LZ4: "LZ4-compressed data is not supported",
+    Format.TFLITE: "TensorFlow Lite flatbuffers are not supported",
+    Format.UNKNOWN: "unknown binary format: not a model format loopwarden can analyse",
+}
+
+
+def scan_blob(blob: Blob, ctx: ScanContext) -> None:
+    """Analyse ``blob`` by its content, adding findings and unverified reasons to ``ctx``."""
+    ctx.check_time()
+    if blob.depth > ctx.limits.max_depth:
+        raise ResourceLimitExceeded("max_depth", f"containers nested deeper than {ctx.limits.max_depth}")
+    head = blob.head(HEAD)
+    fmt = sniff(head, blob.size)
+    ctx.formats.append(str(fmt))
+    claimed = claimed_format(blob.name)
+    if claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt:
+        ctx.add(
+            rules.DisguisedFormat,
+            f"content is {fmt} but the name claims {claimed}",
+            blob.location,
+            content=str(fmt),
+            claimed=str(claimed),
+        )
+    if (
+        blob.depth == 0
+        and fmt not in (Format.ZIP, Format.EMPTY, Format.TAR)
+        and blob.seekable
+        and _has_zip_tail(blob)
+    ):
+        # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
+        # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
+        ctx.add(
+            rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
+        )
+        _zip(blob, ctx)
+    handler = _HANDLERS.get(fmt)
+    if handler is not None:
+        handler(blob, ctx)
+    elif fmt in _UNSUPPORTED:
+        ctx.fail(blob.location, _UNSUPPORTED[fmt])
+
+
+def _has_zip_tail(blob: Blob) -> bool:
+    size = blob.size or 0
+    if size < 22:
+        return False
+    tail = blob.tail(min(size, 22 + 65535))
+    idx = tail.rfind(b"PK\x05\x06")
+    if idx < 0 or len(tail) - idx < 22:
+        return False
+    cd_size, _cd_offset = struct.unpack_from("<II", tail, idx + 12)
+    eocd_pos = size - len(tail) + idx
+    start = eocd_pos - cd_size
+    if start < 0 or cd_size == 0:
+        return False
+    with blob.open() as f:
+        f.seek(start)
+        return f.read(4) == b"PK\x01\x02"
+
+
+def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
+    """The same bytes as a seekable blob (spooled to a temporary file if needed)."""
+    if blob.seekable:
+        return blob
+    with blob.open() as reader:
+        tmp = spool(reader, ctx)
+        err = getattr(reader, "error", None)
+    if err:
+        ctx.fail(blob.location, err)
+    ctx.closers.append(tmp)
+    size = tmp.seek(0, 2)
+    tmp.seek(0)
+    return Blob(
+        blob.name,
+        blob.location,
+        lambda: open_slice(tmp, 0, size),  # type: ignore[arg-type]
+        size,
+        True,
+        blob.depth,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------- pickles
+
+
+def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> None:
+    from loopwarden.checks.models._pickle import analyse
+
+    head = blob.head(2)
+    with blob.open() as stream:
+        res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
+        err = getattr(stream, "error", None)
+    if err:
+        ctx.fail(blob.location, err)
+    if (
+        res.unverified
+        and not any(_IDENT_PATH.match(c) for c in res.callables)
+        and head[:1] != b"\x80"
+        and not _PICKLE_NAMES.search(blob.name)
+        and _text_like(blob)
+    ):
+        # text that merely starts with an opcode character: a pickle loader fails before it reaches anything
+        # it
+        # could import (names with spaces or punctuation are not importable), so nothing of it can run
+        ctx.formats[-1] = str(Format.TEXT)
+        _text(blob, ctx)
+        return
+    ctx.findings.extend(res.findings)
+    if res.unverified:
+        ctx.fail(blob.location, f"pickle: {res.unverified}")
+
+
+def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
+    _pickle(blob, ctx, max_pickles=5)
+
+
+def _text_like(blob: Blob) -> bool:
+    head = blob.head(HEAD)
+    return sniff(b"#" + head, None) is Format.TEXT
+
+
+# ------------------------------------------------------------------------------------------------------- text
+
+
+def _text(blob: Blob, ctx: ScanContext) -> None:
+    """Text is not executed by model loaders, except configs and templates that are analysed here."""
+    if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
+        return
+    head = blob.head(1024).lstrip()
+    lower = blob.name.lower()
+    if not (head.startswith(b"{") or lower.endswith((".jinja", ".j2", ".py"))):
+        return
+    with blob.open() as f:
+        data = f.read(_MAX_TEXT_PARSE + 1)
+    text = data.decode("utf-8", "replace")
+    if lower.endswith((".jinja", ".j2")):
+        from loopwarden.checks.models.chat_template import check_template
+
+        check_template(text, ctx, blob.location)
+        return
+    if lower.endswith(".py"):
+        if "/code/" in f"/{blob.name}" or blob.name.startswith("code/"):
+            from loopwarden.checks.models.torch import check_torchscript_code
+
+            check_torchscript_code(text, ctx, blob.location)
+        return
+    import json
+
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return
+    from loopwarden.checks.models.keras import check_json_config
+
+    check_json_config(obj, ctx, blob.location)
+
+
+# ---------------------------------------------------------------------------------------------- compression
+
+
+def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: str, skip: int = 0) -> None:
+    def opener() -> BinaryIO:
+        raw = blob.open()
+        if skip:
+            raw.read(skip)
+        return cast(BinaryIO, DecompressReader(raw, make, ctx, what=what, multistream=True))
+
+    child = Blob(
+        blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name,
+        blob.location,
+        opener,
+        None,
+        False,
+        blob.depth + 1,
+    )
+    child = seekable_blob(child, ctx)
+    scan_blob(child, ctx)
+
+
+def _gzip(blob: Blob, ctx: ScanContext) -> None:
+    _decompressed(blob, ctx, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), "gzip")
+
+
+def _zlib(blob: Blob, ctx: ScanContext) -> None:
+    _decompressed(blob, ctx, zlib.decompressobj, "zlib")
+
+
+def _joblib_zlib(blob: Blob, ctx: ScanContext) -> None:
+    # joblib's old format: b"ZF" + the decompressed length in hex, padded to 19 bytes, then a zlib stream
+    _decompressed(blob, ctx, zlib.decompressobj, "joblib zlib", skip=21)
+
+
+def _bz2(blob: Blob, ctx: ScanContext) -> None:
+    import bz2
+
+    _decompressed(blob, ctx, bz2.BZ2Decompressor, "bzip2")
+
+
+def _xz(blob: Blob, ctx: ScanContext) -> None:
+    import lzma
+
+    _decompressed(blob, ctx, lambda: lzma.LZMADecompressor(lzma.FORMAT_AUTO), "xz/lzma")
+
+
+# -------------------------------------------------------------------------------------------------------- zip
+
+
+def _zip(blob: Blob, ctx: ScanContext) -> None:
+    from loopwarden.checks.models import zipfmt
+
+    blob = seekable_blob(blob, ctx)
+    arch = zipfmt.parse_zip(blob, ctx)
+    if arch is None:
+        ctx.fail(blob.location, "zip without a readable end of central directory (truncated or corrupt)")
+        return
+    names = [e.name for e in arch.entries]
+    roots = sorted({m.group(1) for n in names if (m := _TORCH_ROOT_PKL.match(n))})
+    if len(roots) > 1:
+        ctx.add(
+            rules.AmbiguousTorchArchive,
+            f"{len(roots)} torch record folders: {', '.join(roots)}",
+            blob.location,
+        )
+    torchscript = any(re.match(r"^[^/]+/constants\.pkl$", n) for n in names) and any(
+        re.match(r"^[^/]+/code/", n) for n in names
+    )
+    storage = re.compile(
+        "^(" + "|".join(re.escape(r) for r in roots) + r")/(data|constants)/[^/]+$" if roots else r"^\b$"
+    )
+    first_finding = len(ctx.findings)
+    for start, end, what in arch.extra_ranges:
+        _range(blob, ctx, start, end, what)
+    for e in arch.entries:
+        ctx.check_time()
+        mloc = member_location(blob.location, e.name)
+        if e.is_dir:
+            continue
+        if storage.match(e.name) and not e.hidden:
+            continue  # tensor storage bytes: read as raw data by every loader, never interpreted
+        interpretations = e.interpretations()
+        for method, csize in interpretations:
+            if method not in zipfmt.SUPPORTED_METHODS:
+                ctx.fail(mloc, f"unsupported zip compression method {method}")
+                continue
+            try:
+                scan_blob(_member_blob(blob, e, method, csize, ctx, e.name), ctx)
+            except ResourceLimitExceeded as exc:
+                # a bomb or too-deep member: named, and the other members are still analysed
+                if exc.bound in _GLOBAL_BOUNDS:
+                    raise
+                ctx.fail(mloc, str(exc))
+        if e.method in zipfmt.SUPPORTED_METHODS:
+            try:
+                zipfmt.check_crc(blob, e, ctx, mloc)
+            except ResourceLimitExceeded as exc:
+                if exc.bound in _GLOBAL_BOUNDS:
+                    raise
+                ctx.fail(mloc, str(exc))
+    if torchscript and len(roots) <= 1:
+        ctx.formats.append("torchscript")
+        _torchscript_pickles(ctx, first_finding, blob)
+
+
+def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:
+    """torch.load hands an archive with constants.pkl to torch.jit.load, whose C++ unpickler resolves only
+    TorchScript classes (``__torch__.*``, compiled from the archive's code/, checked as LW-MODEL-031) and its
+    own
+    builders (``torch.jit._pickle.*``); it never imports Python. Those names are therefore not findings here.
+    """
+    prefix = f"{blob.location.member}!" if blob.location.member else ""
+
+    def keep(f: Finding) -> bool:
+        subject = str(f.evidence.get("subject", ""))
+        member = f.location.member or ""
+        inside = member.startswith(prefix) and not member[len(prefix) :].count("!")
+        return not (inside and subject.startswith(_TORCHSCRIPT_GLOBALS))
+
+    ctx.findings[first:] = [f for f in ctx.findings[first:] if keep(f)]
+
+
+def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, name: str) -> Blob:
+    from loopwarden.checks.models import zipfmt
+
+    def opener() -> BinaryIO:
+        got = zipfmt.member_reader(blob, e, method, csize, ctx)
+        assert got is not None  # method checked by the caller
+        return got[0]
+
+    return Blob(
+        name,
+        member_location(blob.location, name),
+        opener,
+        csize if method == 0 else None,
+        method == 0,
+        blob.depth + 1,
+    )
+
+
+def _range(blob: Blob, ctx: ScanContext, start: int, end: int, what: str) -> None:
+    def opener() -> BinaryIO:
+        return open_slice(blob.open(), start, end - start, own=True)
+
+    name = f"<{what} bytes {start}-{end}>"
+    child = Blob(name, member_location(blob.location, name), opener, end - start, True, blob.depth + 1)
+    # bytes outside the zip structure are read only by loaders that start at the file's beginning (pickle)
+    if is_pickle_start(child.head(16)):
+        scan_blob(child, ctx)
+
+
+# ------------------------------------------------------------------------------------------------ the table
+
+
+def _lazy(module: str, func: str) -> Callable[[Blob, ScanContext], None]:
+    def call(blob: Blob, ctx: ScanContext) -> None:
+        import importlib
+
+        getattr(importlib.import_module(f"loopwarden.checks.models.{module}"), func)(blob, ctx)
+
+    return call
+
+
+def _empty(blob: Blob, ctx: ScanContext) -> None:
+    return None
+
+
+_HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], None]]] = {
+    Format.PICKLE: _pickle,
+    Format.TORCH_LEGACY: _torch_legacy,
+    Format.TEXT: _text,
+    Format.EMPTY: _empty,
+    Format.MEDIA: _empty,
+    Format.GZIP: _gzip,
+    Format.ZLIB: _zlib,
+    Format.JOBLIB_ZLIB: _joblib_zlib,
+    Format.BZIP2: _bz2,
+    Format.XZ: _xz,
+    Format.LZMA: _xz,
+    Format.ZIP: _zip,
+    Format.TAR: _lazy("archives", "scan_tar"),
+    Format.NUMPY: _lazy("numpy_", "scan_npy"),
+    Format.SAFETENSORS: _lazy("safetensors", "scan_safetensors"),
+    Format.GGUF: _lazy("gguf", "scan_gguf"),
+    Format.HDF5: _lazy("keras", "scan_hdf5"),
+    Format.ONNX: _lazy("onnx", "scan_onnx"),
+}

@@ -1,0 +1,236 @@
+"""GGUF: header, versions 1-3, bounded key/value parsing, tensor-info sanity, chat templates analysed."""
+
+from __future__ import annotations
+
+import struct
+from typing import Any, BinaryIO, Final
+
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models.dispatch import seekable_blob
+from loopwarden.domain import Location
+
+__all__ = ["scan_gguf"]
+
+_SCALAR: Final[dict[int, str]] = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
+_STRING: Final = 8
+_ARRAY: Final = 9
+_MAX_COUNT: Final = 1 << 24
+_MAX_KEEP: Final = 16 << 20
+_MAX_DIMS: Final = 4
+# ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
+_GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
+    0: (1, 4),
+    1: (1, 2),
+    2: (32, 18),
+    3: (32, 20),
+    6: (32, 22),
+    7: (32, 24),
+    8: (32, 34),
+    9: (32, 40),
+    10: (256, 84),
+    11: (256, 110),
+    12: (256, 144),
+    13: (256, 176),
+    14: (256, 210),
+    15: (256, 292),
+    16: (256, 66),
+    17: (256, 74),
+    18: (256, 98),
+    19: (256, 50),
+    20: (32, 18),
+    21: (256, 110),
+    22: (256, 82),
+    23: (256, 136),
+    24: (1, 1),
+    25: (1, 2),
+    26: (1, 4),
+    27: (1, 8),
+    28: (1, 8),
+    29: (256, 56),
+    30: (1, 2),
+    34: (256, 54),
+    35: (256, 66),
+    39: (32, 17),
+    40: (64, 36),
+    41: (128, 18),
+}
+
+
+class _BadError(Exception):
+    pass
+
+
+class _Cursor:
+    def __init__(self, f: BinaryIO, size: int, v1: bool) -> None:
+        self.f = f
+        self.size = size
+        self.v1 = v1
+        self.buf = b""
+        self.bpos = 0
+        self.base = 0  # file offset of buf[0]
+
+    @property
+    def pos(self) -> int:
+        return self.base + self.bpos
+
+    def read(self, n: int) -> bytes:
+        if self.pos + n > self.size:
+            raise _BadError(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
+        if self.bpos + n > len(self.buf):
+            self.f.seek(self.pos)
+            self.base = self.pos
+            self.buf = self.f.read(max(n, 1 << 16))
+            self.bpos = 0
+        out = self.buf[self.bpos : self.bpos + n]
+        self.bpos += n
+        return out
+
+    def skip(self, n: int) -> None:
+        if self.pos + n > self.size:
+            raise _BadError(f"value of {n} bytes at offset {self.pos} runs past the end of the file")
+        if self.bpos + n <= len(self.buf):
+            self.bpos += n
+        else:
+            self.base, self.buf, self.bpos = self.pos + n, b"", 0
+
+    def u32(self) -> int:
+        return int(struct.unpack("<I", self.read(4))[0])
+
+    def u64(self) -> int:
+        return int(struct.unpack("<Q", self.read(8))[0])
+
+    def count(self) -> int:
+        return self.u32() if self.v1 else self.u64()
+
+    def string(self, keep: bool) -> str | None:
+        n = self.count()
+        if n > self.size:
+            raise _BadError(f"string length {n} at offset {self.pos} exceeds the file")
+        if keep and n <= _MAX_KEEP:
+            try:
+                return self.read(n).decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise _BadError(f"string at offset {self.pos - n} is not UTF-8") from exc
+        self.skip(n)
+        return None
+
+
+def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
+    if vtype in _SCALAR:
+        fmt = "<" + _SCALAR[vtype]
+        return struct.unpack(fmt, cur.read(struct.calcsize(fmt)))[0]
+    if vtype == _STRING:
+        return cur.string(keep)
+    if vtype == _ARRAY:
+        if depth > 2:
+            raise _BadError("arrays nested too deeply")
+        etype = cur.u32()
+        n = cur.count()
+        if n > _MAX_COUNT and n > cur.size:
+            raise _BadError(f"array of {n} elements exceeds the file")
+        if etype in _SCALAR:
+            cur.skip(n * struct.calcsize("<" + _SCALAR[etype]))
+            return None
+        if etype not in (_STRING, _ARRAY):
+            raise _BadError(f"unknown array element type {etype}")
+        for _ in range(n):
+            _value(cur, etype, False, depth + 1)
+        return None
+    raise _BadError(f"unknown value type {vtype}")
+
+
+def scan_gguf(blob: Blob, ctx: ScanContext) -> None:
+    blob = seekable_blob(blob, ctx)
+    loc = blob.location
+    size = blob.size or 0
+    with blob.open() as f:
+        try:
+            _parse(f, size, ctx, loc)
+        except _BadError as exc:
+            ctx.add(rules.GgufInvalid, str(exc), loc)
+            ctx.fail(loc, f"GGUF: {exc}")
+        except struct.error as exc:
+            ctx.fail(loc, f"GGUF truncated ({exc})")
+
+
+def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
+    head = f.read(8)
+    if len(head) < 8:
+        raise _BadError("header truncated")
+    (version,) = struct.unpack_from("<I", head, 4)
+    if version not in (1, 2, 3):
+        raise _BadError(f"unsupported GGUF version {version}")
+    cur = _Cursor(f, size, version == 1)
+    cur.skip(8)
+    n_tensors = cur.count()
+    n_kv = cur.count()
+    if n_tensors > _MAX_COUNT or n_kv > _MAX_COUNT:
+        raise _BadError(f"{n_tensors} tensors / {n_kv} keys exceed the bound")
+    alignment = 32
+    templates: list[tuple[str, str]] = []
+    keys: set[str] = set()
+    for i in range(n_kv):
+        if i % 256 == 0:
+            ctx.check_time()
+        key = cur.string(True) or ""
+        if key in keys:
+            ctx.add(rules.GgufInvalid, f"duplicate metadata key '{key[:100]}'", loc)
+        keys.add(key)
+        vtype = cur.u32()
+        keep = key.startswith("tokenizer.chat_template") or key == "general.alignment"
+        val = _value(cur, vtype, keep)
+        if key.startswith("tokenizer.chat_template"):
+            if isinstance(val, str):
+                templates.append((key, val))
+            elif vtype != _STRING:
+                ctx.add(rules.GgufInvalid, f"{key} is not a string", loc)
+        if key == "general.alignment":
+            if not isinstance(val, int) or val <= 0 or val & (val - 1) or val > 1 << 20:
+                raise _BadError(f"invalid general.alignment {val!r}")
+            alignment = val
+    infos: list[tuple[int, int, str]] = []
+    for i in range(n_tensors):
+        if i % 1024 == 0:
+            ctx.check_time()
+        name = cur.string(True) or ""
+        n_dims = cur.u32()
+        if n_dims > _MAX_DIMS:
+            raise _BadError(f"tensor '{name[:100]}' has {n_dims} dimensions")
+        elements = 1
+        for _ in range(n_dims):
+            elements *= cur.count()
+        gtype = cur.u32()
+        if gtype not in _GGML_BLOCKS:
+            raise _BadError(f"tensor '{name[:100]}' has unknown ggml type {gtype}")
+        block, block_bytes = _GGML_BLOCKS[gtype]
+        if elements % block:
+            raise _BadError(
+                f"tensor '{name[:100]}' has {elements} elements, not a multiple of its block size {block}"
+            )
+        offset = cur.u64()
+        if offset % alignment:
+            raise _BadError(f"tensor '{name[:100]}' offset {offset} is not aligned to {alignment}")
+        infos.append((offset, elements // block * block_bytes, name))
+    data_start = -(-cur.pos // alignment) * alignment
+    for offset, nbytes, name in infos:
+        if data_start + offset + nbytes > size:
+            raise _BadError(
+                f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file"
+            )
+    from loopwarden.checks.models.chat_template import check_template
+
+    for key, text in templates:
+        check_template(text, ctx, Location(loc.path, loc.member if loc.member else None), key=key)

@@ -1,0 +1,163 @@
+"""Keras model configs (``.keras`` zip ``config.json``, HDF5 ``model_config`` attribute) and other JSON
+configs.
+
+Loading a Keras config imports the modules it names and, for Lambda layers, unmarshals and runs Python
+bytecode.
+The walk reports Lambda layers, serialized Python functions, references outside the keras namespace, dangerous
+Keras utilities and TensorFlow op lambdas that touch files; JSON configs with a ``chat_template`` have their
+template analysed.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext, json_safe
+from loopwarden.domain import Location
+
+__all__ = ["check_json_config", "check_keras_config", "scan_hdf5"]
+
+_SAFE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
+_DANGEROUS_NAMES: Final = re.compile(
+    r"(^|[._>])(get_file|load_model|load_weights|exec|eval|system|popen|import_module|__import__|"
+    r"read_file|write_file|ReadFile|WriteFile|py_function|numpy_function|py_func|getattr|open|"
+    r"MatchingFiles|SaveV2|RestoreV2)$"
+)
+_MAX_NODES: Final = 2_000_000
+
+
+def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    stack: list[tuple[str, Any]] = [(path, obj)]
+    seen = 0
+    while stack:
+        p, cur = stack.pop()
+        seen += 1
+        if seen > _MAX_NODES:
+            return
+        if isinstance(cur, dict):
+            yield p, cur
+            stack.extend((f"{p}/{k}", v) for k, v in cur.items())
+        elif isinstance(cur, list):
+            stack.extend((f"{p}/{i}", v) for i, v in enumerate(cur))
+
+
+def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Report code-carrying constructs anywhere in a Keras (or TF-Keras) model config."""
+    for path, node in _walk(obj):
+        cls = node.get("class_name")
+        cfg = node.get("config")
+        where = Location(location.path, location.member, line=None)
+        if cls in ("Lambda", "__lambda__", "__function__"):
+            ctx.add(
+                rules.KerasLambda, f"{cls} at {path or '/'} carries serialized Python code", where, path=path
+            )
+        if node.get("function_type") == "lambda" or node.get("output_shape_type") == "lambda":
+            ctx.add(rules.KerasLambda, f"lambda function at {path or '/'}", where, path=path)
+        module = node.get("module")
+        if isinstance(module, str) and module and not _SAFE_MODULE.match(module) and module != "builtins":
+            ctx.add(
+                rules.KerasReference,
+                f"config at {path or '/'} imports module '{module[:200]}'",
+                where,
+                path=path,
+                module=module[:200],
+                class_name=json_safe(cls),
+            )
+        if module == "builtins" and cls == "function":
+            ctx.add(
+                rules.KerasReference,
+                f"builtins function '{json_safe(cfg)}' at {path or '/'}",
+                where,
+                path=path,
+            )
+        reg = node.get("registered_name")
+        if isinstance(reg, str) and ">" in reg:
+            pkg = reg.split(">", 1)[0]
+            if not _SAFE_MODULE.match(pkg) and pkg not in ("Custom",):
+                ctx.add(
+                    rules.KerasReference,
+                    f"registered object '{reg[:200]}' from package '{pkg[:100]}'",
+                    where,
+                    path=path,
+                    registered_name=reg[:200],
+                )
+        for key in ("class_name", "registered_name", "function", "fn"):
+            val = node.get(key)
+            if key == "function" and isinstance(val, dict | list):
+                continue
+            if isinstance(val, str) and _DANGEROUS_NAMES.search(val):
+                ctx.add(
+                    rules.KerasReference, f"reference to '{val[:200]}' at {path or '/'}", where, path=path
+                )
+        if cls in ("TFOpLambda", "SlicingOpLambda") and isinstance(cfg, dict):
+            fn = cfg.get("function")
+            if isinstance(fn, str) and re.search(
+                r"(^|\.)(io|raw_ops|debugging|py_function|numpy_function)", fn
+            ):
+                ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
+
+
+def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
+    if not isinstance(obj, dict):
+        return
+    if "class_name" in obj or "keras_version" in obj or "model_config" in obj:
+        cfg = obj.get("model_config", obj)
+        if isinstance(cfg, str):
+            try:
+                cfg = json.loads(cfg)
+            except ValueError:
+                cfg = None
+        check_keras_config(cfg, ctx, location)
+    tmpl = obj.get("chat_template")
+    if tmpl is not None:
+        from loopwarden.checks.models.chat_template import check_template
+
+        if isinstance(tmpl, str):
+            check_template(tmpl, ctx, location)
+        elif isinstance(tmpl, list):
+            for item in tmpl:
+                if isinstance(item, dict) and isinstance(item.get("template"), str):
+                    check_template(item["template"], ctx, location)
+
+
+def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
+    """Keras HDF5: read the ``model_config`` attribute (and every string attribute) without loading layers."""
+    try:
+        import h5py  # type: ignore[import-untyped]
+    except ImportError:
+        ctx.fail(blob.location, "HDF5 file: install loopwarden[keras] (h5py) to analyse it")
+        return
+    from loopwarden.checks.models.dispatch import seekable_blob
+
+    blob = seekable_blob(blob, ctx)
+    try:
+        with blob.open() as raw, h5py.File(raw, "r") as h5:
+            attrs: list[tuple[str, Any]] = []
+
+            def visit(name: str, obj: Any) -> None:
+                ctx.check_time()
+                for key, val in obj.attrs.items():
+                    attrs.append((f"{name}/{key}", val))
+
+            for key, val in h5.attrs.items():
+                attrs.append((key, val))
+            h5.visititems(visit)
+            for key, val in attrs:
+                text = val.decode("utf-8", "replace") if isinstance(val, bytes) else val
+                if not isinstance(text, str) or "{" not in text:
+                    continue
+                try:
+                    obj = json.loads(text)
+                except ValueError:
+                    continue
+                if key.rsplit("/", 1)[-1] in ("model_config", "training_config"):
+                    check_keras_config(obj, ctx, blob.location)
+                else:
+                    check_json_config(obj, ctx, blob.location)
+    except OSError as exc:
+        ctx.fail(blob.location, f"HDF5 file cannot be read ({exc})")

@@ -1,0 +1,198 @@
+"""ONNX without the onnx package: a minimal protobuf wire-format reader of ModelProto.
+
+It walks the graph (and subgraphs, functions, training info) for tensors stored as external data and checks
+each
+``location`` (absolute, ``..``, or resolving outside the model's folder through links), and lists operator
+domains. Tensor payloads are skipped by seeking; nothing is loaded or resolved.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterator
+from typing import BinaryIO, Final
+
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models.dispatch import seekable_blob
+from loopwarden.checks.models.zipfmt import escapes_folder
+from loopwarden.domain import Location
+
+__all__ = ["scan_onnx"]
+
+_STD_DOMAINS: Final = frozenset(
+    {
+        "",
+        "ai.onnx",
+        "ai.onnx.ml",
+        "ai.onnx.training",
+        "ai.onnx.preview.training",
+        "com.microsoft",
+        "com.microsoft.nchwc",
+        "com.microsoft.mlfeaturizers",
+        "org.pytorch.aten",
+        "com.ms.internal.nhwc",
+    }
+)
+_MAX_DEPTH: Final = 64
+_MAX_FIELDS: Final = 50_000_000
+
+
+class _BadError(Exception):
+    pass
+
+
+class _Reader:
+    def __init__(self, f: BinaryIO, size: int, ctx: ScanContext) -> None:
+        self.f = f
+        self.size = size
+        self.ctx = ctx
+        self.fields = 0
+
+    def varint(self) -> int:
+        shift = value = 0
+        while True:
+            b = self.f.read(1)
+            if not b:
+                raise _BadError("truncated varint")
+            value |= (b[0] & 0x7F) << shift
+            if not b[0] & 0x80:
+                return value
+            shift += 7
+            if shift > 63:
+                raise _BadError("varint too long")
+
+    def fields_in(self, end: int) -> Iterator[tuple[int, int, int]]:
+        """(field number, wire type, end of payload) for each field until ``end``; caller consumes LEN
+        payloads.
+        """
+        while self.f.tell() < end:
+            self.fields += 1
+            if self.fields % 100_000 == 0:
+                self.ctx.check_time()
+            if self.fields > _MAX_FIELDS:
+                raise _BadError("too many protobuf fields")
+            tag = self.varint()
+            num, wire = tag >> 3, tag & 7
+            if num == 0:
+                raise _BadError("field number 0")
+            if wire == 0:
+                self.varint()
+                yield num, wire, self.f.tell()
+            elif wire == 1:
+                self.f.seek(8, 1)
+                yield num, wire, self.f.tell()
+            elif wire == 5:
+                self.f.seek(4, 1)
+                yield num, wire, self.f.tell()
+            elif wire == 2:
+                n = self.varint()
+                stop = self.f.tell() + n
+                if stop > end:
+                    raise _BadError("length-delimited field runs past its message")
+                yield num, wire, stop
+                self.f.seek(stop)
+            else:
+                raise _BadError(f"unsupported wire type {wire}")
+        if self.f.tell() != end:
+            raise _BadError("message ends inside a field")
+
+    def bytes_(self, stop: int) -> bytes:
+        return self.f.read(stop - self.f.tell())
+
+
+# message layouts: field number -> sub-message kind, for the fields that can lead to tensors, nodes or domains
+_LAYOUT: Final[dict[str, dict[int, str]]] = {
+    "model": {7: "graph", 8: "opset", 20: "training", 25: "function"},
+    "training": {1: "graph", 2: "graph"},
+    "graph": {1: "node", 5: "tensor", 15: "sparse"},
+    "function": {7: "node", 10: "domain"},
+    "node": {5: "attribute", 7: "domain"},
+    "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
+    "sparse": {1: "tensor", 2: "tensor"},
+    "tensor": {13: "entry", 8: "name"},
+    "opset": {1: "domain"},
+}
+
+
+def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
+    blob = seekable_blob(blob, ctx)
+    size = blob.size or 0
+    # buffered: the wire format is read varint by varint, and payloads are skipped by seeking
+    with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]
+        r = _Reader(f, size, ctx)
+        domains: set[str] = set()
+        local_domains: set[str] = set()
+        try:
+            _message(r, "model", size, 0, blob, ctx, domains, local_domains)
+        except _BadError as exc:
+            ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})")
+            return
+    for d in sorted(domains - _STD_DOMAINS - local_domains):
+        ctx.add(
+            rules.OnnxCustomDomain, f"operators from custom domain '{d[:100]}'", blob.location, domain=d[:100]
+        )
+
+
+def _message(
+    r: _Reader,
+    kind: str,
+    end: int,
+    depth: int,
+    blob: Blob,
+    ctx: ScanContext,
+    domains: set[str],
+    local_domains: set[str],
+) -> None:
+    if depth > _MAX_DEPTH:
+        raise _BadError("messages nested too deeply")
+    layout = _LAYOUT.get(kind, {})
+    entry: dict[str, str] = {}
+    for num, wire, stop in r.fields_in(end):
+        sub = layout.get(num)
+        if wire != 2 or sub is None:
+            continue
+        if sub == "domain":
+            d = r.bytes_(stop).decode("utf-8", "replace")
+            (local_domains if kind == "function" else domains).add(d)
+        elif sub == "entry":
+            k = v = ""
+            for n2, w2, s2 in r.fields_in(stop):
+                if w2 == 2 and n2 in (1, 2):
+                    text = r.bytes_(s2).decode("utf-8", "replace")
+                    k, v = (text, v) if n2 == 1 else (k, text)
+            if k == "location":
+                entry["location"] = v
+        elif sub == "name":
+            entry["name"] = r.bytes_(stop)[:200].decode("utf-8", "replace")
+        else:
+            _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains)
+    if "location" in entry:
+        _check_location(entry["location"], entry.get("name", "?"), blob, ctx)
+
+
+def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> None:
+    loc = Location(blob.location.path, blob.location.member)
+    why = escapes_folder(where.replace("\\", "/")) or ("contains a backslash" if "\\" in where else None)
+    if why is None and blob.file_path is not None:
+        folder = os.path.dirname(os.path.realpath(blob.file_path))
+        target = os.path.realpath(os.path.join(folder, where))
+        if os.path.commonpath([folder, target]) != folder:
+            why = "resolves outside the model folder (through a link)"
+        else:
+            try:
+                if os.stat(target).st_nlink > 1:
+                    why = "is a hard link (it may expose a file from outside the folder)"
+            except OSError:
+                pass
+    if why is None and blob.file_path is not None:
+        ctx.references.append(os.path.realpath(os.path.join(os.path.dirname(blob.file_path), where)))
+    if why:
+        ctx.add(
+            rules.OnnxExternalData,
+            f"tensor '{tensor}' reads external data from '{where[:200]}', which {why}",
+            loc,
+            external_location=where[:200],
+            tensor=tensor,
+        )

@@ -1,0 +1,135 @@
+"""safetensors: bounded header parse and every consistency rule of the format (no tensor data is read)."""
+
+from __future__ import annotations
+
+import json
+import math
+import struct
+from typing import Any, Final
+
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models.dispatch import seekable_blob
+from loopwarden.domain import Location
+
+__all__ = ["DTYPE_BITS", "scan_safetensors"]
+
+MAX_HEADER: Final = 100 * 1024 * 1024
+MAX_PARSED_HEADER: Final = 16 * 1024 * 1024
+"""Headers are parsed in memory; beyond this (real ones are a few MB) memory would exceed its budget."""
+DTYPE_BITS: Final[dict[str, int]] = {
+    "BOOL": 8,
+    "U8": 8,
+    "I8": 8,
+    "F8_E5M2": 8,
+    "F8_E4M3": 8,
+    "F8_E8M0": 8,
+    "I16": 16,
+    "U16": 16,
+    "F16": 16,
+    "BF16": 16,
+    "I32": 32,
+    "U32": 32,
+    "F32": 32,
+    "F64": 64,
+    "I64": 64,
+    "U64": 64,
+    "F4": 4,
+    "F6_E2M3": 6,
+    "F6_E3M2": 6,
+    "C64": 64,
+}
+
+
+class _DupError(ValueError):
+    pass
+
+
+def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in items:
+        if k in out:
+            raise _DupError(k)
+        out[k] = v
+    return out
+
+
+def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
+    blob = seekable_blob(blob, ctx)
+    loc = blob.location
+    size = blob.size or 0
+    with blob.open() as f:
+        pre = f.read(8)
+        (n,) = struct.unpack("<Q", pre)
+        if n > MAX_PARSED_HEADER and n <= MAX_HEADER and n + 8 <= size:
+            ctx.fail(
+                loc, f"safetensors header of {n} bytes is larger than the {MAX_PARSED_HEADER} bytes parsed"
+            )
+            return
+        if n > MAX_HEADER or n + 8 > size:
+            ctx.add(rules.SafetensorsInvalid, f"header length {n} out of bounds (file has {size} bytes)", loc)
+            ctx.fail(loc, "safetensors header length out of bounds")
+            return
+        raw = f.read(n)
+    invalid = _check(raw, n, size, ctx, loc)
+    if invalid:
+        ctx.add(rules.SafetensorsInvalid, invalid, loc)
+
+
+def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> str | None:
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        ctx.fail(loc, "safetensors header is not UTF-8")
+        return "header is not UTF-8"
+    try:
+        header = json.loads(text, object_pairs_hook=_pairs)
+    except _DupError as exc:
+        return f"duplicate key '{str(exc)[:100]}' in header"
+    except (ValueError, RecursionError):
+        ctx.fail(loc, "safetensors header is not valid JSON")
+        return "header is not valid JSON"
+    if not isinstance(header, dict):
+        return "header is not a JSON object"
+    meta = header.pop("__metadata__", None)
+    if meta is not None and not (
+        isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
+    ):
+        ctx.add(rules.SafetensorsMetadata, "__metadata__ is not a map of strings to strings", loc)
+    data_len = size - 8 - n
+    spans: list[tuple[int, int, str]] = []
+    for name, info in header.items():
+        if not isinstance(info, dict) or set(info) - {"dtype", "shape", "data_offsets"}:
+            return f"tensor '{name[:100]}' has a malformed entry"
+        dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
+        if dtype not in DTYPE_BITS:
+            return f"tensor '{name[:100]}' has unknown dtype {str(dtype)[:40]}"
+        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+            return f"tensor '{name[:100]}' has an invalid shape"
+        if (
+            not isinstance(offs, list)
+            or len(offs) != 2
+            or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offs)
+            or offs[0] > offs[1]
+        ):
+            return f"tensor '{name[:100]}' has invalid data_offsets"
+        bits = math.prod(shape) * DTYPE_BITS[dtype]
+        if bits % 8 or bits // 8 != offs[1] - offs[0]:
+            return (
+                f"tensor '{name[:100]}': {offs[1] - offs[0]} bytes do not match dtype {dtype} shape {shape}"
+            )
+        spans.append((offs[0], offs[1], name))
+    spans.sort()
+    cursor = 0
+    for start, end, name in spans:
+        if start < cursor:
+            return f"tensor '{name[:100]}' overlaps another tensor"
+        if start > cursor:
+            return f"gap of {start - cursor} bytes before tensor '{name[:100]}'"
+        cursor = end
+    if cursor > data_len:
+        ctx.fail(loc, "safetensors data truncated")
+        return f"tensors need {cursor} bytes, file holds {data_len}"
+    if cursor < data_len:
+        return f"{data_len - cursor} trailing byte(s) after the last tensor"
+    return None

@@ -1,0 +1,537 @@
+"""Zip parsed twice: from the central directory and from the local headers, with every disagreement reported.
+
+Loaders differ: Python's ``zipfile`` trusts the central directory and checks CRCs and the encryption bit;
+torch's
+miniz reader ignores some of them; streaming readers walk local headers. A scanner that reads a zip one way is
+bypassed by an archive built to be read another way, so this module records each view and hands every member
+(and
+every byte range no member explains) to the dispatcher.
+"""
+
+from __future__ import annotations
+
+import re
+import stat
+import struct
+import zlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Final, cast
+
+from loopwarden.checks.interface import ResourceLimitExceeded
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, member_location, open_slice
+from loopwarden.domain import Location, Severity
+
+__all__ = ["ZipArchive", "ZipEntry", "escapes_folder", "parse_zip"]
+
+_CD_SIG: Final = b"PK\x01\x02"
+_LH_SIG: Final = b"PK\x03\x04"
+_EOCD_SIG: Final = b"PK\x05\x06"
+_EOCD64_LOC_SIG: Final = b"PK\x06\x07"
+_EOCD64_SIG: Final = b"PK\x06\x06"
+_DD_SIG: Final = b"PK\x07\x08"
+_MAX_COMMENT: Final = 65535
+_MAX_EXTRACT_VERSION: Final = 63
+"""Python's zipfile refuses members that need a newer version; lenient readers (torch's miniz) ignore it."""
+_GAP_SCAN_LIMIT: Final = 64 << 20
+_FLAG_ENCRYPTED: Final = 0x1
+_FLAG_DESCRIPTOR: Final = 0x8
+_FLAG_UTF8: Final = 0x800
+_FLAG_STRONG: Final = 0x40
+_FLAG_REFUSED: Final = 0x20 | 0x2000
+"""Compressed patched data, encrypted central directory: zipfile refuses them, lenient readers do not."""
+SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
+_DRIVE: Final = re.compile(r"^[A-Za-z]:")
+
+
+@dataclass
+class ZipEntry:
+    """One member as the central directory (or, for hidden members, only a local header) describes it."""
+
+    name: str
+    raw_name: bytes
+    flags: int
+    method: int
+    crc: int
+    csize: int
+    usize: int
+    header_offset: int
+    external_attr: int = 0
+    create_system: int = 0
+    hidden: bool = False
+    data_start: int = -1
+    end: int = -1
+    local_method: int | None = None
+    local_csize: int | None = None
+    local_usize: int | None = None
+    local_name: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        return self.name.endswith("/") and self.usize == 0
+
+    @property
+    def mode(self) -> int:
+        return (self.external_attr >> 16) & 0xFFFF if self.create_system == 3 else 0
+
+    def interpretations(self) -> list[tuple[int, int]]:
+        """(method, compressed size) pairs that some reader uses for this member's data."""
+        out = [(self.method, self.csize)]
+        alt = (
+            self.local_method if self.local_method is not None else self.method,
+            self.local_csize if self.local_csize else self.csize,
+        )
+        if alt not in out:
+            out.append(alt)
+        if self.method == 0 and self.usize != self.csize and (0, self.usize) not in out:
+            out.append((0, self.usize))  # stored: some readers take the compressed size, others the size
+        return out
+
+
+@dataclass
+class ZipArchive:
+    entries: list[ZipEntry] = field(default_factory=list)
+    extra_ranges: list[tuple[int, int, str]] = field(default_factory=list)
+    """(start, end, what) byte ranges that no member explains: prepended, gaps, appended."""
+
+
+def escapes_folder(name: str) -> str | None:
+    """Why an archive member name escapes its extraction folder, or None."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if _DRIVE.match(name):
+        return "starts with a drive letter"
+    if any(part == ".." for part in name.split("/")):
+        return "contains '..'"
+    return None
+
+
+def _decode_name(raw: bytes, flags: int) -> str:
+    if flags & _FLAG_UTF8:
+        return raw.decode("utf-8", "replace")
+    return raw.decode("cp437")
+
+
+def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, ln = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + ln]
+        if tag == 1:
+            vals = [struct.unpack_from("<Q", body, i)[0] for i in range(0, len(body) - 7, 8)]
+            it = iter(vals)
+            if usize == 0xFFFFFFFF:
+                usize = next(it, usize)
+            if csize == 0xFFFFFFFF:
+                csize = next(it, csize)
+            if offset == 0xFFFFFFFF:
+                offset = next(it, offset)
+        pos += 4 + ln
+    return usize, csize, offset
+
+
+def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+    if offset < 0 or offset > 1 << 62:
+        return b""
+    f.seek(offset)
+    return f.read(max(0, n))
+
+
+def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
+    """Parse the archive and add its structural findings to ``ctx``; None when there is no central "
+    "directory."""
+    size = blob.size or 0
+    loc = blob.location
+    with blob.open() as f:
+        tail_len = min(size, 22 + _MAX_COMMENT + 20 + 56)
+        tail = _read_at(f, size - tail_len, tail_len)
+        idx = tail.rfind(_EOCD_SIG)
+        if idx < 0 or len(tail) - idx < 22:
+            return None
+        eocd_pos = size - tail_len + idx
+        (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
+        eocd_end = eocd_pos + 22 + comment_len
+        dir_end = eocd_pos
+        if eocd_pos >= 20:
+            loc64 = _read_at(f, eocd_pos - 20, 20)
+            if loc64[:4] == _EOCD64_LOC_SIG:
+                (rec_disk, rec_off, disks) = struct.unpack_from("<IQI", loc64, 4)
+                if rec_disk != 0 or disks > 1:
+                    ctx.fail(loc, "multi-disk (split) zip64 archives are not supported")
+                rec = _read_at(f, rec_off, 56)
+                if rec[:4] == _EOCD64_SIG and len(rec) == 56:
+                    count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+                    dir_end = rec_off
+                    if rec_off != eocd_pos - 20 - 56:
+                        # Python's zipfile assumes the record sits right before the locator; miniz follows it
+                        ctx.add(
+                            rules.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc
+                        )
+                else:
+                    ctx.add(rules.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
+        if count > ctx.limits.max_members:
+            raise ResourceLimitExceeded("max_members", f"zip declares {count} members")
+        concat = dir_end - cd_size - cd_offset
+        if concat < 0 or cd_size > size:
+            ctx.fail(loc, "zip central directory lies outside the file (truncated or corrupt)")
+            return None
+        cd = _read_at(f, cd_offset + concat, cd_size)
+        arch = ZipArchive()
+        pos = 0
+        while pos + 46 <= len(cd):
+            if cd[pos : pos + 4] != _CD_SIG:
+                ctx.fail(loc, f"bad central directory entry at offset {cd_offset + concat + pos}")
+                break
+            (
+                _,
+                made_by,
+                needed,
+                flags,
+                method,
+                _,
+                _,
+                crc,
+                csize,
+                usize,
+                n,
+                m,
+                k,
+                _,
+                _,
+                ext_attr,
+                hoff,
+            ) = struct.unpack_from("<4sHHHHHHIIIHHHHHII", cd, pos)
+            raw = cd[pos + 46 : pos + 46 + n]
+            extra = cd[pos + 46 + n : pos + 46 + n + m]
+            usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
+            arch.entries.append(
+                ZipEntry(
+                    _decode_name(raw, flags),
+                    raw,
+                    flags,
+                    method,
+                    crc,
+                    csize,
+                    usize,
+                    hoff + concat,
+                    ext_attr,
+                    made_by >> 8,
+                )
+            )
+            ctx.count_member()
+            if needed & 0xFF > _MAX_EXTRACT_VERSION:
+                ctx.add_severity(
+                    rules.ZipHeaderMismatch,
+                    Severity.MEDIUM,
+                    f"'version needed to extract' {needed & 0xFF} makes strict readers refuse the member",
+                    member_location(loc, arch.entries[-1].name),
+                    version=needed & 0xFF,
+                )
+            pos += 46 + n + m + k
+        if len(arch.entries) != count:
+            ctx.add(
+                rules.ZipHeaderMismatch,
+                f"end record declares {count} members, central directory holds {len(arch.entries)}",
+                loc,
+                declared=count,
+                found=len(arch.entries),
+            )
+        if disk != 0:
+            ctx.fail(loc, "multi-disk (split) zip archives are not supported")
+        for e in arch.entries:
+            _read_local(f, e, ctx, loc, size)
+        _check_layout(f, arch, ctx, loc, size, cd_offset + concat, eocd_end)
+    _check_names(arch, ctx, loc)
+    return arch
+
+
+def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size: int) -> None:
+    mloc = member_location(loc, e.name)
+    hdr = _read_at(f, e.header_offset, 30)
+    if len(hdr) < 30 or hdr[:4] != _LH_SIG:
+        ctx.add(rules.ZipHeaderMismatch, "central directory entry points to no local header", mloc)
+        ctx.fail(mloc, "member has no local header (corrupt zip)")
+        e.data_start = e.end = e.header_offset
+        return
+    (_, _, lflags, lmethod, _, _, lcrc, lcsize, lusize, n, m) = struct.unpack_from("<4sHHHHHIIIHH", hdr)
+    lraw = _read_at(f, e.header_offset + 30, n + m)
+    lname_raw, lextra = lraw[:n], lraw[n:]
+    lusize, lcsize, _ = _zip64_extra(lextra, lusize, lcsize, 0)
+    e.data_start = e.header_offset + 30 + n + m
+    e.local_name = _decode_name(lname_raw, lflags)
+    e.local_method = lmethod
+    problems: dict[str, Any] = {}
+    if lname_raw != e.raw_name:
+        problems["name"] = {"central": e.name, "local": e.local_name}
+    if lmethod != e.method:
+        problems["method"] = {"central": e.method, "local": lmethod}
+    diff_flags = (lflags ^ e.flags) & (_FLAG_ENCRYPTED | _FLAG_DESCRIPTOR | _FLAG_UTF8 | _FLAG_STRONG)
+    if diff_flags:
+        problems["flags"] = {"central": e.flags, "local": lflags}
+    if not lflags & _FLAG_DESCRIPTOR:
+        e.local_csize, e.local_usize = lcsize, lusize
+        if lcrc != e.crc:
+            problems["crc"] = {"central": e.crc, "local": lcrc}
+        if lcsize != e.csize:
+            problems["compressed_size"] = {"central": e.csize, "local": lcsize}
+        if lusize != e.usize:
+            problems["size"] = {"central": e.usize, "local": lusize}
+    if e.method == 0 and e.csize != e.usize:
+        problems["stored_sizes"] = {"compressed": e.csize, "size": e.usize}
+    if problems:
+        ctx.add(
+            rules.ZipHeaderMismatch,
+            f"central directory and local header disagree on {', '.join(sorted(problems))}",
+            mloc,
+            fields=problems,
+        )
+    if (e.flags | lflags) & _FLAG_REFUSED:
+        ctx.add_severity(
+            rules.ZipHeaderMismatch,
+            Severity.MEDIUM,
+            "flag bits (patched data / encrypted directory) make strict readers refuse the member",
+            mloc,
+            flags=e.flags | lflags,
+        )
+    if (e.flags | lflags) & (_FLAG_ENCRYPTED | _FLAG_STRONG):
+        ctx.add(
+            rules.ZipHeaderMismatch,
+            "encryption flag set: strict readers refuse the member, lenient ones read it; analysed as plain "
+            "data",
+            mloc,
+            flags=e.flags,
+        )
+    e.end = e.data_start + max((csize for _, csize in e.interpretations()[:2]), default=0)
+    if e.end > size:
+        ctx.fail(mloc, f"member data runs past the end of the file ({e.end} > {size}): truncated")
+        e.end = size
+
+
+def _check_layout(
+    f: BinaryIO, arch: ZipArchive, ctx: ScanContext, loc: Location, size: int, cd_start: int, eocd_end: int
+) -> None:
+    spans = sorted(
+        ((e.header_offset, e.end, e) for e in arch.entries if e.end >= 0), key=lambda s: (s[0], s[1])
+    )
+    cursor = 0
+    first = spans[0][0] if spans else cd_start
+    if first > 0:
+        ctx.add(
+            rules.ArchiveExtraData, f"{first} byte(s) before the first zip member", loc, start=0, end=first
+        )
+        arch.extra_ranges.append((0, first, "prepended"))
+    cursor = first
+    prev: ZipEntry | None = None
+    for start, end, e in spans:
+        if start < cursor and prev is not None:
+            ctx.add(
+                rules.ZipOverlap,
+                f"member overlaps '{prev.name}'",
+                member_location(loc, e.name),
+                start=start,
+                previous_end=cursor,
+            )
+        elif start > cursor:
+            _gap(f, arch, ctx, loc, cursor, start, prev)
+        cursor = max(cursor, end)
+        prev = e
+    if cd_start > cursor:
+        _gap(f, arch, ctx, loc, cursor, cd_start, prev)
+    if eocd_end < size:
+        ctx.add(
+            rules.ArchiveExtraData,
+            f"{size - eocd_end} byte(s) after the end of the central directory",
+            loc,
+            start=eocd_end,
+            end=size,
+        )
+        arch.extra_ranges.append((eocd_end, size, "appended"))
+
+
+def _gap(
+    f: BinaryIO,
+    arch: ZipArchive,
+    ctx: ScanContext,
+    loc: Location,
+    start: int,
+    end: int,
+    prev: ZipEntry | None,
+) -> None:
+    length = end - start
+    if prev is not None and prev.flags & _FLAG_DESCRIPTOR and length in (12, 16, 20, 24):
+        return  # the data descriptor that follows a streamed member
+    data = _read_at(f, start, min(length, _GAP_SCAN_LIMIT))
+    if prev is not None and prev.flags & _FLAG_DESCRIPTOR and data[:4] == _DD_SIG and length in (16, 24):
+        return
+    hidden_found = False
+    pos = data.find(_LH_SIG)
+    while pos >= 0 and pos + 30 <= len(data):
+        _hidden_member(f, arch, ctx, loc, start + pos, end)
+        hidden_found = True
+        pos = data.find(_LH_SIG, pos + 4)
+    if not hidden_found:
+        ctx.add(
+            rules.ArchiveHiddenData,
+            f"{length} unaccounted byte(s) between zip members",
+            loc,
+            start=start,
+            end=end,
+        )
+        arch.extra_ranges.append((start, end, "gap"))
+    if length > _GAP_SCAN_LIMIT:
+        ctx.fail(loc, f"gap of {length} bytes between zip members is larger than the scanned window")
+
+
+def _hidden_member(
+    f: BinaryIO, arch: ZipArchive, ctx: ScanContext, loc: Location, offset: int, end: int
+) -> None:
+    hdr = _read_at(f, offset, 30)
+    (_, _, flags, method, _, _, crc, csize, usize, n, m) = struct.unpack_from("<4sHHHHHIIIHH", hdr)
+    raw = _read_at(f, offset + 30, n + m)
+    usize, csize, _ = _zip64_extra(raw[n:], usize, csize, 0)
+    data_start = offset + 30 + n + m
+    if flags & _FLAG_DESCRIPTOR or csize == 0 or data_start + csize > end:
+        csize = max(0, end - data_start)
+    name = _decode_name(raw[:n], flags)
+    e = ZipEntry(name, raw[:n], flags, method, crc, csize, usize, offset, hidden=True)
+    e.data_start, e.end, e.local_method = data_start, data_start + csize, method
+    ctx.count_member()
+    ctx.add(
+        rules.ZipHiddenMember,
+        "local header that the central directory does not list (hidden member)",
+        member_location(loc, name),
+        offset=offset,
+    )
+    arch.entries.append(e)
+
+
+def _check_names(arch: ZipArchive, ctx: ScanContext, loc: Location) -> None:
+    counts = Counter(e.name for e in arch.entries if not e.hidden)
+    for name, c in sorted(counts.items()):
+        if c > 1:
+            ctx.add(
+                rules.ZipDuplicateMember,
+                f"{c} members are named '{name}'",
+                member_location(loc, name),
+                count=c,
+            )
+    for e in arch.entries:
+        for candidate in {e.name, e.local_name or e.name}:
+            why = escapes_folder(candidate)
+            if why:
+                ctx.add(
+                    rules.ArchivePathEscape,
+                    f"member name {why}",
+                    member_location(loc, candidate),
+                    name=candidate,
+                )
+        kind = stat.S_IFMT(e.mode)
+        if kind == stat.S_IFLNK:
+            ctx.add(
+                rules.ArchiveLink, "member is a symbolic link", member_location(loc, e.name), mode=oct(e.mode)
+            )
+        elif kind in (stat.S_IFCHR, stat.S_IFBLK, stat.S_IFIFO, stat.S_IFSOCK):
+            ctx.add(rules.ArchiveLink, "member is a device or special file", member_location(loc, e.name))
+
+
+def _zip_lzma() -> Any:
+    class _ZipLzma:
+        """Zip's LZMA (method 14): 4-byte header with the properties' length, then raw LZMA1."""
+
+        def __init__(self) -> None:
+            self._d: Any = None
+            self._pending = b""
+            self.eof = False
+            self.unused_data = b""
+            self.unconsumed_tail = b""
+
+        def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+            if self._d is None:
+                self._pending += data
+                if len(self._pending) < 4:
+                    return b""
+                (psize,) = struct.unpack_from("<H", self._pending, 2)
+                if len(self._pending) < 4 + psize:
+                    return b""
+                import lzma
+
+                filt = lzma._decode_filter_properties(  # type: ignore[attr-defined]
+                    lzma.FILTER_LZMA1, self._pending[4 : 4 + psize]
+                )
+                self._d = lzma.LZMADecompressor(lzma.FORMAT_RAW, filters=[filt])
+                data, self._pending = self._pending[4 + psize :], b""
+            out: bytes = self._d.decompress(data, max_length)
+            self.eof = self._d.eof
+            self.unused_data = self._d.unused_data
+            return out
+
+    return _ZipLzma()
+
+
+def member_reader(
+    blob: Blob, e: ZipEntry, method: int, csize: int, ctx: ScanContext
+) -> tuple[BinaryIO, Callable[[], int] | None] | None:
+    """A fresh reader of a member's decompressed data (or None if the method is unsupported).
+
+    The second value, when present, returns the CRC-32 of what was read so far (decompressed members).
+    """
+    raw = open_slice(blob.open(), e.data_start, csize, own=True)
+    what = f"{blob.location.path}!{e.name}"
+    if method == 0:
+        return raw, None
+    make: Callable[[], Any]
+    if method == 8:
+
+        def make() -> Any:
+            return zlib.decompressobj(-15)
+
+    elif method == 12:
+        import bz2
+
+        make = bz2.BZ2Decompressor
+    elif method == 14:
+        make = _zip_lzma
+    else:
+        raw.close()
+        return None
+    reader = DecompressReader(raw, make, ctx, what=what)
+    return cast(BinaryIO, reader), lambda: reader.crc
+
+
+def crc_of(reader: BinaryIO, ctx: ScanContext) -> int:
+    crc = 0
+    while True:
+        ctx.check_time()
+        chunk = reader.read(1 << 20)
+        if not chunk:
+            return crc
+        crc = zlib.crc32(chunk, crc)
+
+
+def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location) -> None:
+    """Compare the member's real CRC-32 with the central directory's (and the local header's)."""
+    got = member_reader(blob, e, e.method, e.csize, ctx)
+    if got is None:
+        return
+    reader, _ = got
+    with reader:
+        crc = crc_of(reader, ctx)
+        err = getattr(reader, "error", None)
+    if err:
+        ctx.fail(mloc, err)
+        return
+    if not e.hidden and crc != e.crc:
+        ctx.add_severity(
+            rules.ZipCrcMismatch,
+            Severity.HIGH,
+            "CRC-32 of the member data does not match the central directory",
+            mloc,
+            recorded=f"{e.crc:08x}",
+            actual=f"{crc:08x}",
+        )

@@ -1,0 +1,1 @@
+"""Renderers of a :class:`~loopwarden.domain.Report` for people and machines; see ``interface.py``."""

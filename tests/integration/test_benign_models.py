@@ -1,0 +1,283 @@
+"""No false positives on real benign files written by the real libraries (test-only extras), and on model
+files
+that ship inside installed PyPI packages."""
+
+from __future__ import annotations
+
+import os
+import site
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+CHATML = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+    "'<|im_end|>'"
+    " + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+LLAMA3 = (
+    "{% set loop_messages = messages %}{% for message in loop_messages %}{% set content = "
+    "'<|start_header_id|>' + "
+    "message['role'] + '<|end_header_id|>\\n\\n'+ message['content'] | trim + '<|eot_id|>' %}{% if "
+    "loop.index0 =="
+    " 0 %}{% set content = bos_token + content %}{% endif %}{{ content }}{% endfor %}{% if "
+    "add_generation_prompt"
+    " %}{{ '<|start_header_id|>assistant<|end_header_id|>\\n\\n' }}{% endif %}"
+)
+MISTRAL = (
+    "{{ bos_token }}{% for message in messages %}{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) "
+    "%}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}{% elif "
+    "message['role']"
+    " == 'assistant' %}{{ message['content'] + eos_token}}{% else "
+    "%}{{ raise_exception('Only user and assistant"
+    " roles are supported!') }}{% endif %}{% endfor %}"
+)
+GEMMA = (
+    "{{ bos_token }}{% if messages[0]['role'] == 'system' %}{{ raise_exception('System role not supported') "
+    "}}"
+    "{% endif %}{% for message in messages %}{% if (message['role'] == 'assistant') %}{% set role = 'model' "
+    "%}"
+    "{% else %}{% set role = message['role'] %}{% endif %}{{ '<start_of_turn>' + role + '\\n' + "
+    "message['content']"
+    " | trim + '<end_of_turn>\\n' }}{% endfor %}{% if add_generation_prompt %}{{'<start_of_turn>model\\n'}}"
+    "{% endif %}"
+)
+TOOLS = (
+    "{%- set ns = namespace(found=false, last='') -%}{%- for message in messages -%}{%- if message.role == "
+    "'system' -%}{%- set ns.found = true -%}{%- endif -%}{%- endfor -%}{%- if tools is not none -%}"
+    "{{- tools | tojson(indent=4) -}}{%- endif -%}{{- strftime_now('%d %b %Y') -}}{%- for m in messages -%}"
+    "{%- if m.tool_calls is defined -%}{%- for tc in m.tool_calls -%}{{ tc.function.name }}"
+    "{{ tc.function.arguments | tojson }}{%- endfor -%}{%- endif -%}{% generation %}{{ m['content'] }}"
+    "{% endgeneration %}{%- endfor -%}"
+)
+TEMPLATES = {"chatml": CHATML, "llama3": LLAMA3, "mistral": MISTRAL, "gemma": GEMMA, "tools": TOOLS}
+
+
+def assert_clean(results: list[TargetResult]) -> None:
+    bad = [t for t in results if not t.passed(Severity.LOW)]
+    assert not bad, "\n".join(
+        f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad
+    )
+
+
+def scan_dir(d: Path) -> list[TargetResult]:
+    return list(scan_paths([str(d)], jobs=1).targets)
+
+
+def test_torch_checkpoints(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.BatchNorm1d(3))
+    torch.save(model.state_dict(), tmp_path / "state.pt")
+    torch.save(
+        {
+            "model": model.state_dict(),
+            "epoch": 3,
+            "opt": torch.optim.SGD(model.parameters(), 0.1).state_dict(),
+        },
+        tmp_path / "ckpt.pth",
+    )
+    torch.save(model.state_dict(), tmp_path / "legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save(torch.arange(10, dtype=torch.bfloat16), tmp_path / "tensor.bin")
+    results = scan_dir(tmp_path)
+    assert len(results) == 4
+    assert_clean(results)
+
+
+def test_torch_full_pickled_module(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    torch.save(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()), tmp_path / "full.pt")
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_torchscript(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    scripted = torch.jit.script(torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU()))
+    torch.jit.save(scripted, tmp_path / "scripted.pt")
+    traced = torch.jit.trace(torch.nn.Linear(2, 2), torch.zeros(1, 2))
+    torch.jit.save(traced, tmp_path / "traced.pt")
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_sklearn_joblib(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn")
+    import joblib
+    import numpy as np
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    x, y = np.random.default_rng(0).random((40, 3)), np.arange(40) % 2
+    pipe = make_pipeline(StandardScaler(), LogisticRegression()).fit(x, y)
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(x, y)
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    joblib.dump(forest, tmp_path / "forest.joblib")
+    for comp in ("zlib", "gzip", "bz2", "xz", "lzma"):
+        joblib.dump(pipe, tmp_path / f"pipe.{comp}.joblib", compress=(comp, 3))
+    import pickle
+
+    (tmp_path / "pipe.pkl").write_bytes(pickle.dumps(pipe, protocol=5))
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_numpy(tmp_path: Path) -> None:
+    import numpy as np
+
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    np.save(tmp_path / "a.npy", a)
+    np.save(tmp_path / "s.npy", np.array([(1, 2.0)], dtype=[("x", "<i4"), ("y", "<f8")]))
+    np.savez(tmp_path / "z.npz", a=a, b=a.astype(np.int64))
+    np.savez_compressed(tmp_path / "zc.npz", a=a)
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_safetensors(tmp_path: Path) -> None:
+    pytest.importorskip("safetensors")
+    import numpy as np
+    from safetensors.numpy import save_file
+
+    save_file(
+        {"a": np.zeros((3, 4), np.float32), "e": np.zeros((0,), np.float16), "b": np.ones(5, np.int8)},
+        str(tmp_path / "m.safetensors"),
+        metadata={"format": "np"},
+    )
+    torch = pytest.importorskip("torch")
+    from safetensors.torch import save_file as save_torch
+
+    save_torch({"w": torch.randn(4, 4, dtype=torch.bfloat16)}, str(tmp_path / "t.safetensors"))
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_onnx(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    node = helper.make_node("MatMul", ["X", "W"], ["Y"])
+    graph = helper.make_graph(
+        [node],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])],
+        [w],
+    )
+    model = helper.make_model(graph, producer_name="loopwarden-test")
+    onnx.save_model(model, str(tmp_path / "inline.onnx"))
+    ext = tmp_path / "ext"
+    ext.mkdir()
+    onnx.save_model(
+        model, str(ext / "model.onnx"), save_as_external_data=True, location="model.data", size_threshold=0
+    )
+    results = scan_dir(tmp_path)
+    assert {Path(t.path).name for t in results} == {"inline.onnx", "model.onnx", "model.data"}
+    assert_clean(results)
+
+
+def test_gguf_with_ordinary_templates(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    for name, tmpl in TEMPLATES.items():
+        w = gguf.GGUFWriter(str(tmp_path / f"{name}.gguf"), "llama")
+        w.add_chat_template(tmpl)
+        w.add_tokenizer_model("llama")
+        w.add_token_list([f"tok{i}" for i in range(100)])
+        w.add_tensor("w", np.zeros((8, 8), np.float32))
+        w.write_header_to_file()
+        w.write_kv_data_to_file()
+        w.write_tensors_to_file()
+        w.close()
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_tokenizer_config_templates(tmp_path: Path) -> None:
+    import json
+
+    for name, tmpl in TEMPLATES.items():
+        (tmp_path / f"{name}_tokenizer_config.json").write_text(json.dumps({"chat_template": tmpl}))
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_keras_without_lambda(tmp_path: Path) -> None:
+    """Made by the real keras (torch backend) in a subprocess, so the backend choice does not leak."""
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip("keras with the torch backend is not installed")
+    code = textwrap.dedent(
+        """
+        import os, sys
+        os.environ["KERAS_BACKEND"] = "torch"
+        import keras
+        m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="relu"),
+        keras.layers.Dense(1)])
+        m.save(os.path.join(sys.argv[1], "m.keras"))
+        m.save(os.path.join(sys.argv[1], "m.h5"))
+        """
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, env=env
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"keras cannot save here: {proc.stderr[-300:]}")
+    results = scan_dir(tmp_path)
+    assert {Path(t.path).name for t in results} == {"m.keras", "m.h5"}
+    assert_clean(results)
+
+
+_MODEL_SUFFIXES = (".pt", ".pkl", ".joblib", ".npy", ".npz", ".safetensors", ".gguf", ".h5", ".keras")
+
+
+def _package_model_files() -> list[str]:
+    out = []
+    for root in site.getsitepackages():
+        for dirpath, _, files in os.walk(root):
+            out.extend(
+                os.path.join(dirpath, f) for f in files if f.endswith(_MODEL_SUFFIXES) or f == "model.onnx"
+            )
+    return sorted(out)
+
+
+# Files in installed packages that the pickle allow-list (owned by the pickle analysis, LW-MODEL-001..019)
+# still
+# flags. They may only be flagged by pickle rules: a container-level finding on them fails this test.
+_PICKLE_ALLOWLIST_GAPS = {
+    # joblib < 0.10 pickles reference NDArrayWrapper, which makes joblib np.load a side file by name
+    "joblib/test/data/joblib_0.9.2_pickle_": "NDArrayWrapper classified as deserializer re-entry",
+    # numpy's own Python 2 object-array fixture: numpy.core._internal._reconstruct classified as code
+    # execution
+    "numpy/lib/tests/data/py2-np0-objarr.npy": "numpy.core._internal._reconstruct not allow-listed",
+}
+
+
+def _pickle_rule(rule_id: str) -> bool:
+    return int(rule_id.rsplit("-", 1)[1]) < 20 or rule_id == "LW-MODEL-041"
+
+
+def test_model_files_shipped_in_pypi_packages() -> None:
+    files = _package_model_files()
+    if not files:
+        pytest.skip("no model files in installed packages")
+    results = list(scan_paths(files, jobs=2).targets)
+    bad = []
+    for t in results:
+        if t.passed(Severity.LOW):
+            continue
+        gap = any(k in t.path for k in _PICKLE_ALLOWLIST_GAPS)
+        if gap and t.verdict is Verdict.FINDINGS and all(_pickle_rule(f.rule_id) for f in t.findings):
+            continue
+        bad.append(t)
+    assert not bad, "\n".join(
+        f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad
+    )
+    assert sum(1 for t in results if t.verdict is Verdict.CLEAN) > 100

@@ -1,0 +1,295 @@
+"""Unit tests of the container layer: detection, zip views, safetensors, GGUF, templates, folder walking."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import struct
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.interface import Limits
+from loopwarden.checks.models._base import ScanContext, bytes_blob
+from loopwarden.checks.models.chat_template import check_template
+from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.dispatch import scan_blob
+from loopwarden.checks.models.scanner import collect_targets, default_allow, scan_paths
+from loopwarden.checks.models.zipfmt import escapes_folder
+from loopwarden.domain import Location, Severity, Verdict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
+import _container_payloads as cp
+
+
+def scan_bytes(data: bytes, name: str = "f.bin") -> ScanContext:
+    ctx = ScanContext("f", Limits(), default_allow())
+    scan_blob(bytes_blob(name, Location("f"), data, 0), ctx)
+    return ctx
+
+
+def rules(ctx: ScanContext) -> set[str]:
+    return {f.rule_id for f in ctx.findings}
+
+
+# ------------------------------------------------------------------------------------------------ detection
+
+
+@pytest.mark.parametrize(
+    ("data", "fmt"),
+    [
+        (b"\x80\x04\x95", Format.PICKLE),
+        (b"(dp0\nS'a'\np1\nI1\ns.", Format.PICKLE),
+        (b"cos\nsystem\n", Format.PICKLE),
+        (b"]q\x00.", Format.PICKLE),
+        (b"}q\x00.", Format.PICKLE),
+        (b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19.", Format.TORCH_LEGACY),
+        (b"PK\x03\x04" + b"\x00" * 30, Format.ZIP),
+        (b"\x93NUMPY\x01\x00", Format.NUMPY),
+        (b"GGUF\x03\x00\x00\x00", Format.GGUF),
+        (b"\x89HDF\r\n\x1a\n", Format.HDF5),
+        (b"\x1f\x8b\x08", Format.GZIP),
+        (b"BZh91AY", Format.BZIP2),
+        (b"\xfd7zXZ\x00", Format.XZ),
+        (b"x\x9c\x03\x00", Format.ZLIB),
+        (b"7z\xbc\xaf\x27\x1c", Format.SEVEN_ZIP),
+        (struct.pack("<Q", 2) + b"{}", Format.SAFETENSORS),
+        (b"# a readme\n", Format.TEXT),
+        (b"\x89PNG\r\n\x1a\n", Format.MEDIA),
+        (b"\x00\x01\x02\xff\xfe", Format.UNKNOWN),
+        (b"", Format.EMPTY),
+    ],
+)
+def test_sniff(data: bytes, fmt: Format) -> None:
+    assert sniff(data, len(data)) is fmt
+
+
+def test_text_starting_with_opcode_is_text() -> None:
+    ctx = scan_bytes(b"I like this model.\nclass Foo: pass\n", "NOTES")
+    assert not ctx.findings
+    assert not ctx.unverified
+
+
+def test_unknown_binary_is_unverified() -> None:
+    ctx = scan_bytes(b"\x00\x01\x02\x03" * 100)
+    assert ctx.unverified
+
+
+# ------------------------------------------------------------------------------------------------------ zip
+
+
+@pytest.mark.parametrize(
+    ("name", "escapes"),
+    [
+        ("a/b.pkl", False),
+        ("a/../b.pkl", True),
+        ("../x", True),
+        ("/etc/passwd", True),
+        ("C:/x", True),
+        ("a\\..\\b", True),
+        ("a/..b", False),
+    ],
+)
+def test_escapes_folder(name: str, escapes: bool) -> None:
+    assert (escapes_folder(name) is not None) is escapes
+
+
+class _Unseekable(io.RawIOBase):
+    def __init__(self) -> None:
+        self.buf = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b: bytes) -> int:  # type: ignore[override]
+        self.buf += b
+        return len(b)
+
+
+def test_streamed_zip_with_data_descriptors_is_clean() -> None:
+    """zipfile writes data descriptors (flag bit 3) to unseekable streams: a normal layout, not a finding."""
+    sink = _Unseekable()
+    with zipfile.ZipFile(sink, "w", zipfile.ZIP_DEFLATED) as z:  # type: ignore[arg-type]
+        z.writestr("archive/data.pkl", cp.benign_pickle())
+        z.writestr("archive/version", b"3\n")
+    data = bytes(sink.buf)
+    assert zipfile.ZipFile(io.BytesIO(data)).infolist()[0].flag_bits & 0x8
+    ctx = scan_bytes(data, "m.pt")
+    assert not ctx.findings, ctx.findings
+    assert not ctx.unverified
+
+
+def test_zip64_archive_is_clean() -> None:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        with z.open("archive/data.pkl", "w", force_zip64=True) as f:
+            f.write(cp.benign_pickle())
+        z.writestr("archive/version", b"3\n")
+    ctx = scan_bytes(buf.getvalue(), "m.pt")
+    assert not ctx.findings, ctx.findings
+    assert not ctx.unverified
+
+
+def test_unsupported_method_is_unverified() -> None:
+    data = cp.torch_zip(cp.evil_pickle())
+    patched = cp.patch_member(
+        data,
+        "archive/data.pkl",
+        central=lambda b, off: struct.pack_into("<H", b, off + 10, 99),
+        local=lambda b, off: struct.pack_into("<H", b, off + 8, 99),
+    )
+    ctx = scan_bytes(patched, "m.pt")
+    assert any("compression method 99" in r for r in ctx.unverified)
+
+
+def test_truncated_zip_is_unverified() -> None:
+    data = cp.torch_zip(cp.benign_pickle())
+    assert scan_bytes(data[:-30], "m.pt").unverified
+
+
+def test_tar_hardlink_inside_is_low() -> None:
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        info = tarfile.TarInfo("a.txt")
+        info.size = 1
+        t.addfile(info, io.BytesIO(b"x"))
+        link = tarfile.TarInfo("b.txt")
+        link.type = tarfile.LNKTYPE
+        link.linkname = "a.txt"
+        t.addfile(link)
+    ctx = scan_bytes(buf.getvalue(), "m.tar")
+    assert [f.severity for f in ctx.findings] == [Severity.LOW]
+
+
+# -------------------------------------------------------------------------------------------- safetensors
+
+
+def test_safetensors_edge_cases() -> None:
+    ok = cp.safetensors_file(
+        {
+            "e": {"dtype": "F16", "shape": [0], "data_offsets": [0, 0]},
+            "q": {"dtype": "F4", "shape": [4], "data_offsets": [0, 2]},
+            "__metadata__": {"k": "v"},
+        },
+        b"\x00\x00",
+    )
+    assert not scan_bytes(ok, "m.safetensors").findings
+    meta = cp.safetensors_file({"__metadata__": {"k": 1}})
+    assert rules(scan_bytes(meta)) == {"LW-MODEL-038"}
+    dup = cp.safetensors_file(
+        b'{"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+        b"\x00",
+    )
+    assert rules(scan_bytes(dup)) == {"LW-MODEL-037"}
+    wrong = cp.safetensors_file({"a": {"dtype": "F32", "shape": [3], "data_offsets": [0, 8]}}, b"\x00" * 8)
+    assert rules(scan_bytes(wrong)) == {"LW-MODEL-037"}
+
+
+# --------------------------------------------------------------------------------------------------- gguf
+
+
+def test_gguf_v1_and_arrays() -> None:
+    def s1(t: str) -> bytes:
+        return struct.pack("<I", len(t)) + t.encode()
+
+    kv = s1("tokenizer.ggml.tokens") + struct.pack("<II", 9, 8) + struct.pack("<I", 2) + s1("a") + s1("b")
+    body = b"GGUF" + struct.pack("<III", 1, 0, 1) + kv
+    ctx = scan_bytes(body, "m.gguf")
+    assert not ctx.findings, ctx.findings
+    assert not ctx.unverified
+
+
+def test_gguf_bad_version() -> None:
+    ctx = scan_bytes(b"GGUF" + struct.pack("<IQQ", 7, 0, 0), "m.gguf")
+    assert rules(ctx) == {"LW-MODEL-039"}
+    assert ctx.unverified
+
+
+# ---------------------------------------------------------------------------------------------- templates
+
+
+BAD_TEMPLATES = [
+    "{{ self._TemplateReference__context }}",
+    "{{ ''|attr('__class__') }}",
+    "{% import 'os' as os %}",
+    "{{ '{0.__class__}'.format(messages) }}",
+    "{{ messages[['__cla', 'ss__']|join] }}",
+    "{{ request.application }}",
+    "{% set ns = namespace() %}{{ ns.__init__.__globals__ }}",
+    "{{ messages.__dict__ }}",
+    "{{ messages|map(attribute='__class__')|list }}",
+    "{% set a = '_' * 2 %}{{ messages[a ~ 'class' ~ a] }}",
+    "{{ messages[('%c%c' % (95, 95)) ~ 'class__'] }}",
+]
+
+
+@pytest.mark.parametrize("tmpl", BAD_TEMPLATES)
+def test_template_attacks(tmpl: str) -> None:
+    ctx = ScanContext("f", Limits(), None)
+    check_template(tmpl, ctx, Location("f"))
+    assert ctx.findings, tmpl
+    assert max(f.severity for f in ctx.findings) >= Severity.HIGH
+
+
+def test_template_parse_error_is_unverified() -> None:
+    ctx = ScanContext("f", Limits(), None)
+    check_template("{% for x in %}", ctx, Location("f"))
+    assert ctx.unverified
+
+
+# ---------------------------------------------------------------------------------------------- scanner
+
+
+def test_hf_cache_links_followed_inside_cache(tmp_path: Path) -> None:
+    repo = tmp_path / "hub" / "models--org--name"
+    (repo / "blobs").mkdir(parents=True)
+    snap = repo / "snapshots" / "abc123"
+    snap.mkdir(parents=True)
+    (repo / "blobs" / "deadbeef").write_bytes(cp.torch_zip(cp.evil_pickle()))
+    (repo / "blobs" / "cafe").write_bytes(json.dumps({"a": 1}).encode())
+    os.symlink("../../blobs/deadbeef", snap / "pytorch_model.bin")
+    os.symlink("../../blobs/cafe", snap / "config.json")
+    for start in (snap, repo, tmp_path / "hub"):
+        report = scan_paths([str(start)], jobs=1)
+        by_name = {Path(t.path).name: t for t in report.targets}
+        assert set(by_name) == {"pytorch_model.bin", "config.json"}, by_name
+        assert by_name["pytorch_model.bin"].verdict is Verdict.FINDINGS
+
+
+def test_symlink_out_of_tree_is_reported(tmp_path: Path) -> None:
+    outside = tmp_path / "outside.pkl"
+    outside.write_bytes(cp.evil_pickle())
+    d = tmp_path / "models"
+    d.mkdir()
+    os.symlink(outside, d / "m.pkl")
+    targets = collect_targets([str(d)])
+    assert len(targets) == 1
+    assert targets[0].real is None
+    assert "outside the scanned folder" in (targets[0].problem or "")
+
+
+def test_depth_bound(tmp_path: Path) -> None:
+    data = cp.torch_zip(cp.benign_pickle())
+    for i in range(6):
+        data = cp.zip_of({f"l{i}.zip": data})
+    (tmp_path / "deep.zip").write_bytes(data)
+    report = scan_paths([str(tmp_path / "deep.zip")], limits=Limits(max_depth=4), jobs=1)
+    (t,) = report.targets
+    assert t.verdict is Verdict.UNVERIFIED
+    assert "max_depth" in (t.reason or "")
+
+
+def test_keras_lambda_function_object_alone() -> None:
+    """Keras 3 serializes a Python lambda anywhere in a config as class_name '__lambda__' with 'value'."""
+    cfg = {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {"units": 1, "activation": {"class_name": "__lambda__", "config": {"value": "4wAAAA=="}}},
+    }
+    ctx = scan_bytes(cp.keras_zip(cfg), "m.keras")
+    assert "LW-MODEL-032" in rules(ctx)
