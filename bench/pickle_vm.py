@@ -6,7 +6,7 @@ venv, so the system Python is untouched) and times, in-process and best of 3, pi
 ``scan_pickle_bytes`` and loopwarden's ``analyze_pickle_bytes`` on each stream. The last output line is one
 JSON object. Whole-scanner figures (process start, containers, peers) are in bench/models.py.
 
-Run: flock /work/wt/bench.lock python bench/pickle_vm.py
+Run: python bench/pickle_vm.py
 """
 
 from __future__ import annotations
