@@ -20,6 +20,7 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "init": ("loopwarden._cli.init", "create a workspace: loopwarden.toml, keys and an empty ledger"),
     "keys": ("loopwarden._cli.keys", "create, list and export signing keys"),
     "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
+    "data": ("loopwarden._cli.data", "dataset manifests, verify, diff, Croissant export; poisoning scans"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 

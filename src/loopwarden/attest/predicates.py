@@ -10,13 +10,17 @@ from typing import Final
 from loopwarden.attest.statement import Statement
 from loopwarden.domain import ResourceDescriptor, TargetResult
 
-__all__ = ["NOTE", "SCAN", "scan_statement"]
+__all__ = ["DATASET_MANIFEST", "NOTE", "SCAN", "scan_statement"]
 
 _BASE: Final = "https://loopwarden.dev/attestation"
 SCAN: Final = f"{_BASE}/scan/v1"
 """The result of one check on one artifact (verdict and findings)."""
 NOTE: Final = f"{_BASE}/note/v1"
 """A free-form note about artifacts (used by the demo and by operators)."""
+DATASET_MANIFEST: Final = f"{_BASE}/dataset-manifest/v1"
+"""A dataset's provenance manifest: subjects are its shards; the predicate names the manifest file by digest
+and carries per-shard record counts and Merkle roots, sources, licence and generator
+(``checks/data/manifest.py``)."""
 
 
 def scan_statement(result: TargetResult, *, check: str, tool_version: str) -> Statement:

@@ -43,6 +43,7 @@ import rfc8785
 from loopwarden.checks.interface import Limits
 
 __all__ = [
+    "MISSING_ID_PROBLEM",
     "Compression",
     "Record",
     "RecordError",
@@ -53,6 +54,7 @@ __all__ = [
     "detect_format",
     "detect_shard",
     "discover_shards",
+    "expand_paths",
     "iter_records",
 ]
 
@@ -65,6 +67,8 @@ _CHUNK: Final = 1 << 20
 _ZSTD_INPUT_CHUNK: Final = 1024
 """zstd has no output bound per call; 1 KiB of input inflates to at most ~32 MiB (RLE blocks): bounded."""
 _TIME_CHECK_EVERY: Final = 1024
+MISSING_ID_PROBLEM: Final = "record has no usable id field"
+"""The start of the problem text of the RecordError that announces an id fallback."""
 
 
 class ShardFormat(enum.StrEnum):
@@ -124,7 +128,7 @@ class _FatalError(Exception):
     """Internal: the stream cannot be read any further."""
 
 
-# ------------------------------------------------------------------------------------------- detection
+# --------------------------------------------------------------------------------------------- detection
 
 
 def _peek(path: Path, n: int = 8) -> bytes:
@@ -228,7 +232,25 @@ def discover_shards(path: Path) -> tuple[list[Path], list[Path]]:
     return sorted(files), sorted(links)
 
 
-# --------------------------------------------------------------------------------------------- streams
+def expand_paths(paths: Sequence[Path]) -> list[Path]:
+    """The shard files named by ``paths`` (folders expanded, as :func:`discover_shards`; a symbolic link to a
+    file is read, since scanning does not name files by their place). Raises ``InputError`` for a missing
+    path."""
+    from loopwarden.errors import InputError
+
+    out: list[Path] = []
+    for p in paths:
+        if not p.exists():
+            raise InputError(p, "no such file or folder")
+        files, links = discover_shards(p)
+        out.extend(files)
+        out.extend(link for link in links if link.is_file())
+    if not out:
+        raise InputError(paths[0] if paths else Path("."), "no data files found")
+    return sorted(dict.fromkeys(out))
+
+
+# ------------------------------------------------------------------------------------------------ streams
 
 
 class _Guarded(io.RawIOBase):
@@ -377,7 +399,7 @@ def _open_decompressed(path: Path, compression: Compression, limits: Limits) -> 
     return _Stream(_Guarded(source, size, limits, f"{compression} stream"), source)
 
 
-# ------------------------------------------------------------------------------------------- canonical
+# --------------------------------------------------------------------------------------------- canonical
 
 
 def _json_problem(exc: ValueError) -> str:
@@ -455,12 +477,12 @@ class _Counter:
             yield RecordError(
                 n,
                 line,
-                f"record has no usable id field {self._id_field!r}; its id falls back to its number {n}",
+                f"{MISSING_ID_PROBLEM} {self._id_field!r}; its id falls back to its number {n}",
             )
         yield Record(rid, n, line, value, raw)
 
 
-# ---------------------------------------------------------------------------------------- line readers
+# ------------------------------------------------------------------------------------------ line readers
 
 
 def _lines(stream: IO[bytes], limit: int, after: int = 0) -> Iterator[tuple[int, bytes | None]]:
@@ -599,7 +621,7 @@ def _iter_csv(
         state.row_bytes = 0
 
 
-# ----------------------------------------------------------------------------------------- JSON arrays
+# ------------------------------------------------------------------------------------------- JSON arrays
 
 
 def _iter_json_array(stream: IO[bytes], counter: _Counter, limits: Limits) -> Iterator[Record | RecordError]:
@@ -692,7 +714,7 @@ def _iter_json_array(stream: IO[bytes], counter: _Counter, limits: Limits) -> It
         yield from counter.record(n, start_line, value, raw)
 
 
-# --------------------------------------------------------------------------------------------- Parquet
+# ----------------------------------------------------------------------------------------------- Parquet
 
 
 def _arrow_jsonable(value: Any) -> Any:
@@ -748,7 +770,7 @@ def _iter_parquet(path: Path, counter: _Counter, limits: Limits) -> Iterator[Rec
         raise _FatalError(f"unreadable Parquet: {type(exc).__name__}: {str(exc)[:200]}") from None
 
 
-# ----------------------------------------------------------------------------------------- entry point
+# ------------------------------------------------------------------------------------------- entry point
 
 
 def iter_records(
