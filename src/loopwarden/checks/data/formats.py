@@ -633,11 +633,12 @@ def _iter_json_array(stream: IO[bytes], counter: _Counter, limits: Limits) -> It
     decoder = codecs.getincrementaldecoder("utf-8-sig")()
     buf = ""
     pos = 0
-    line = 1
+    line = 1  # the line number at buf[counted]
+    counted = 0
     eof = False
 
     def more() -> bool:
-        nonlocal buf, pos, eof, line
+        nonlocal buf, pos, eof, line, counted
         if eof:
             return False
         chunk = stream.read(max(_CHUNK, len(buf) - pos))
@@ -645,12 +646,20 @@ def _iter_json_array(stream: IO[bytes], counter: _Counter, limits: Limits) -> It
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as exc:
             raise _FatalError(f"JSON array is not valid UTF-8 near line {line}: {exc.reason}") from None
-        line += buf.count("\n", 0, pos)
+        line += buf.count("\n", counted, pos)
+        counted = 0
         buf = buf[pos:] + text
         pos = 0
         if not chunk:
             eof = True
         return True
+
+    def line_at(p: int) -> int:
+        """The line number at buf[p], counting newlines incrementally (p only grows between refills)."""
+        nonlocal line, counted
+        line += buf.count("\n", counted, p)
+        counted = p
+        return line
 
     def skip_ws() -> bool:
         nonlocal pos
@@ -672,20 +681,16 @@ def _iter_json_array(stream: IO[bytes], counter: _Counter, limits: Limits) -> It
         if buf[pos] == "]":
             pos += 1
             if skip_ws():
-                raise _FatalError(
-                    f"unexpected content after the closing ']' at line {line + buf.count(chr(10), 0, pos)}"
-                )
+                raise _FatalError(f"unexpected content after the closing ']' at line {line_at(pos)}")
             return
         if not first:
             if buf[pos] != ",":
-                raise _FatalError(
-                    f"malformed JSON array at line {line + buf.count(chr(10), 0, pos)}: expected ',' or ']'"
-                )
+                raise _FatalError(f"malformed JSON array at line {line_at(pos)}: expected ',' or ']'")
             pos += 1
             if not skip_ws():
                 raise _FatalError(f"truncated JSON array: it ends at line {line} without ']'")
         first = False
-        start_line = line + buf.count("\n", 0, pos)
+        start_line = line_at(pos)
         while True:
             try:
                 value, end = _DECODER.raw_decode(buf, pos)
