@@ -116,7 +116,8 @@ def _record_set(shard: Mapping[str, Any]) -> dict[str, Any] | None:
     for name, typ in sorted(fields.items()):
         if typ not in _DATATYPE:
             continue
-        extract = {"column": name} if shard["format"] in ("csv", "parquet") else {"jsonPath": f"$.{name}"}
+        # Line- and row-oriented files expose fields as columns; a JSON array is addressed by JSONPath.
+        extract = {"jsonPath": f"$[*].{name}"} if shard["format"] == "json" else {"column": name}
         out_fields.append(
             {
                 "@type": "cr:Field",
