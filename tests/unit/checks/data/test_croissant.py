@@ -1,5 +1,5 @@
-"""Croissant 1.1 export: structure against the published context, PROV-O provenance, and mlcroissant validation
-(when installed: the ``test`` extra) including reading the records back through the exported record sets."""
+"""Croissant 1.1 export: structure against the published context, PROV-O provenance, and mlcroissant
+validation (when installed: the ``test`` extra) including reading the records back through the record sets."""
 
 from __future__ import annotations
 
