@@ -1,4 +1,4 @@
-"""loopwarden data manifest|verify|diff|scan: exit codes (DESIGN.md), output, bad input, nothing half-written."""
+"""loopwarden data manifest|verify|diff|scan: exit codes (DESIGN.md), output, bad input, no half-writes."""
 
 from __future__ import annotations
 
