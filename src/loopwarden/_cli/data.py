@@ -189,7 +189,7 @@ def _manifest(args: argparse.Namespace) -> int:
         ws = workspace(args)  # fail before reading a large dataset
     croissant = Path(args.croissant) if args.croissant else None
     exclude = manifest_files(output) + ([croissant] if croissant else [])
-    built = build_manifest(path, options, exclude=exclude)
+    built = build_manifest(path, options, exclude=exclude, workdir=output.parent)
     written = write_manifest(
         built,
         output,

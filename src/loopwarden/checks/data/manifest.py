@@ -272,16 +272,25 @@ def _discover(path: Path, exclude: Iterable[Path]) -> tuple[list[Path], list[Pat
     return [f for f in files if f.resolve() not in skip], links
 
 
-def build_manifest(path: Path, options: ManifestOptions, *, exclude: Iterable[Path] = ()) -> BuildResult:
+def build_manifest(
+    path: Path, options: ManifestOptions, *, exclude: Iterable[Path] = (), workdir: Path | None = None
+) -> BuildResult:
     """Read every shard under ``path`` once, streaming, and build the manifest document.
 
-    ``exclude`` names files under ``path`` that are not data (the manifest's own output files).
+    ``exclude`` names files under ``path`` that are not data (the manifest's own output files). The record
+    table is spooled to a temporary file in ``workdir`` (default: the system's temporary folder); pass the
+    output's folder so that a large table never has to cross file systems.
     """
     files, links = _discover(path, exclude)
     if not files:
         raise InputError(path, "no data files to put in a manifest")
     limits = options.limits
-    fd, tmp_name = tempfile.mkstemp(prefix=".lw-records-", suffix=".jsonl")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=".lw-records-", suffix=".jsonl", dir=workdir)
+    except OSError as exc:
+        raise InputError(
+            workdir or Path(tempfile.gettempdir()), f"cannot write: {exc.strerror or exc}"
+        ) from None
     tmp = Path(tmp_name)
     shards: list[dict[str, Any]] = []
     targets: list[TargetResult] = []
@@ -454,7 +463,8 @@ def write_manifest(
     croissant: Path | None = None,
     dataset_name: str = "dataset",
 ) -> Written:
-    """Write the manifest (and its sidecar, signature and Croissant export) all or nothing, then record it.
+    """Write the manifest (and its sidecar, signature and Croissant export) all or nothing, then record it. A
+    build is written once (its spooled record table is moved into place or deleted).
 
     Every file is first written to a temporary name beside its destination; the ledger append happens before
     the renames, so a failed append leaves nothing behind, and a failed rename can only leave an entry in the
@@ -471,7 +481,7 @@ def write_manifest(
                 "sha256": side_bytes_sha,
                 "records": doc["recordCount"],
             }
-            staged.append((build.sidecar, side_dest))
+            staged.append((_stage_move(build.sidecar, side_dest), side_dest))
         data = _dump(doc)
         staged.append((_stage(output, data), output))
         envelope_path: Path | None = None
@@ -506,6 +516,21 @@ def write_manifest(
     finally:
         for tmp, _ in staged:
             tmp.unlink(missing_ok=True)
+        if build.sidecar is not None:
+            build.sidecar.unlink(missing_ok=True)  # a build is written once: its spooled table is consumed
+
+
+def _stage_move(src: Path, dest: Path) -> Path:
+    """Move ``src`` to a temporary name beside ``dest`` (copying across file systems if need be)."""
+    import shutil
+
+    tmp = _stage(dest, b"")
+    try:
+        shutil.move(src, tmp)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise InputError(dest, f"cannot write: {exc.strerror or exc}") from None
+    return tmp
 
 
 def _stage(dest: Path, data: bytes) -> Path:
