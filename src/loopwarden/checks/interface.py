@@ -24,7 +24,7 @@ class Limits:
     max_opcodes: int = 50_000_000
     max_seconds: float = 600.0
     max_record_bytes: int = 64 * 1024**2
-    """Largest single record (one line of a line-oriented shard, one array element, one row) a reader holds."""
+    """Largest single record (a line of a line-oriented shard, an array element, a row) a reader holds."""
 
 
 class ResourceLimitExceeded(CheckError):
