@@ -527,6 +527,7 @@ def _stage_move(src: Path, dest: Path) -> Path:
     tmp = _stage(dest, b"")
     try:
         shutil.move(src, tmp)
+        tmp.chmod(0o666 & ~_umask())
     except OSError as exc:
         tmp.unlink(missing_ok=True)
         raise InputError(dest, f"cannot write: {exc.strerror or exc}") from None
@@ -539,8 +540,15 @@ def _stage(dest: Path, data: bytes) -> Path:
     except OSError as exc:
         raise InputError(dest, f"cannot write: {exc.strerror or exc}") from None
     with os.fdopen(fd, "wb") as fh:
+        os.fchmod(fh.fileno(), 0o666 & ~_umask())  # mkstemp makes 0600; a manifest is an ordinary file
         fh.write(data)
     return Path(name)
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 # -------------------------------------------------------------------------------------------------- load

@@ -13,6 +13,7 @@ from loopwarden.attest.dsse import Envelope
 from loopwarden.attest.predicates import DATASET_MANIFEST
 from loopwarden.checks.data.formats import canonical_bytes
 from loopwarden.checks.data.manifest import (
+    _umask,
     Generator,
     ManifestOptions,
     build_manifest,
@@ -202,6 +203,7 @@ def test_large_tables_go_to_a_sidecar_covered_by_the_manifest(tmp_path: Path) ->
     out = tmp_path / "m.json"
     written = write_manifest(build_manifest(data, ManifestOptions(id_field="id", inline_max=5)), out)
     assert written.sidecar == tmp_path / "m.records.jsonl"
+    assert written.sidecar.stat().st_mode & 0o777 == out.stat().st_mode & 0o777 == 0o666 & ~_umask()
     doc = json.loads(out.read_bytes())
     assert "recordTable" not in doc["shards"][0]
     assert doc["recordsFile"]["sha256"] == hashlib.sha256(written.sidecar.read_bytes()).hexdigest()
