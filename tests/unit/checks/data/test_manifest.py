@@ -13,9 +13,9 @@ from loopwarden.attest.dsse import Envelope
 from loopwarden.attest.predicates import DATASET_MANIFEST
 from loopwarden.checks.data.formats import canonical_bytes
 from loopwarden.checks.data.manifest import (
-    _umask,
     Generator,
     ManifestOptions,
+    _umask,
     build_manifest,
     diff_manifests,
     load_manifest,
