@@ -16,7 +16,7 @@ A consumer treats any ``RecordError`` as "this shard was not fully analysed": it
 Canonical record bytes (what the manifest hashes):
 
 * JSON-like records (JSONL, JSON arrays, CSV rows, Parquet rows): RFC 8785 JSON Canonicalization Scheme
-  (JCS), via the ``rfc8785`` package. JCS covers exactly I-JSON: integers beyond +-2**53 and non-finite
+  (JCS), via the ``rfc8785`` package. JCS covers exactly I-JSON: integers outside +-(2**53 - 1) and non-finite
   floats cannot be canonicalised, so such a record is a ``RecordError`` rather than hashed some other way.
   Objects with duplicate keys are rejected too (parsers disagree on which value wins: a known smuggling
   vector).

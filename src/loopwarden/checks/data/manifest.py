@@ -340,11 +340,12 @@ def _build_shard(
     shard: Path, uri: str, options: ManifestOptions, limits: Limits, side: IO[str]
 ) -> tuple[dict[str, Any], TargetResult]:
     try:
+        before = shard.stat()
         sha = _sha256_file(shard)
-        size = shard.stat().st_size
         info = detect_shard(shard)
     except OSError as exc:
         raise InputError(shard, f"cannot read: {exc.strerror or exc}") from None
+    size = before.st_size
     root = _Root()
     findings: list[Finding] = []
     problems: list[dict[str, Any]] = []
@@ -373,6 +374,13 @@ def _build_shard(
         root.add(_leaf_entry(item.id, h))
         side.write(json.dumps({"id": item.id, "sha256": h, "shard": uri}, sort_keys=True, ensure_ascii=False))
         side.write("\n")
+    try:
+        after = shard.stat()
+    except OSError as exc:
+        raise InputError(shard, f"cannot read: {exc.strerror or exc}") from None
+    if (after.st_size, after.st_mtime_ns) != (before.st_size, before.st_mtime_ns):
+        # The file hash and the record hashes come from two reads: they must be of the same bytes.
+        raise InputError(shard, "the file changed while it was being read", hint="run the command again")
     entry: dict[str, Any] = {
         "uri": uri,
         "size": size,
