@@ -189,3 +189,24 @@ def test_scan_calls_the_poison_scanner_and_renders_the_report(
     assert "UNVERIFIED" in capsys.readouterr().out
     assert main([*args, "--fail-on", "extreme"]) == 2
     assert main(["data", "scan", str(tmp_path / "missing"), "--text-field", "t"]) == 2
+
+
+def test_manifest_and_croissant_inside_the_data_folder_are_not_data(
+    data: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(data)
+    assert main(["data", "manifest", ".", "--id-field", "id", "--croissant", "meta/croissant.json",
+                 "--inline-max", "2"]) == 2  # fmt: skip
+    assert "meta" in capsys.readouterr().err  # the Croissant folder does not exist: nothing written
+    (data / "meta").mkdir()
+    assert main(["data", "manifest", ".", "--id-field", "id", "--croissant", "meta/croissant.json",
+                 "--inline-max", "2"]) == 0  # fmt: skip
+    doc = json.loads((data / "data.manifest.json").read_text())
+    assert [s["uri"] for s in doc["shards"]] == ["a.jsonl", "b.jsonl"]
+    assert doc["excluded"] == ["data.manifest.dsse.json", "data.manifest.json", "data.manifest.records.jsonl",
+                               "meta/croissant.json"]  # fmt: skip
+    assert main(["data", "verify", ".", "--manifest", "data.manifest.json"]) == 0
+    (data / "meta" / "extra.jsonl").write_text(_rows(1))
+    capsys.readouterr()
+    assert main(["--json", "data", "verify", ".", "--manifest", "data.manifest.json"]) == 1
+    assert ("meta/extra.jsonl", "LW-DATA-010", None) in _findings(_json(capsys))

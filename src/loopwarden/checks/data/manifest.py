@@ -23,6 +23,7 @@ content and a changed record is one whose number lost its old content and gained
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -264,12 +265,30 @@ class BuildResult:
     sidecar: Path | None
 
 
-def _discover(path: Path, exclude: Iterable[Path]) -> tuple[list[Path], list[Path]]:
+def _discover(
+    path: Path, exclude: Iterable[Path], excluded_uris: Iterable[str] = ()
+) -> tuple[list[Path], list[Path], list[str]]:
+    """Shards under ``path`` minus ``exclude`` (files) and ``excluded_uris``; also the URIs of the excluded
+    files that do lie under ``path`` (recorded in the manifest so that ``verify`` leaves them out too)."""
     if not path.exists() and not path.is_symlink():
         raise InputError(path, "no such file or folder")
     files, links = discover_shards(path)
     skip = {p.resolve() for p in exclude}
-    return [f for f in files if f.resolve() not in skip], links
+    skip_uris = set(excluded_uris)
+    kept: list[Path] = []
+    dropped: list[str] = []
+    for f in files:
+        uri = _uri(path, f)
+        if f.resolve() in skip or uri in skip_uris:
+            dropped.append(uri)
+        else:
+            kept.append(f)
+    if path.is_dir():
+        root = path.resolve()
+        for p in skip:
+            with contextlib.suppress(ValueError):
+                dropped.append(PurePosixPath(*p.relative_to(root).parts).as_posix())
+    return kept, links, sorted(set(dropped))
 
 
 def build_manifest(
@@ -277,11 +296,12 @@ def build_manifest(
 ) -> BuildResult:
     """Read every shard under ``path`` once, streaming, and build the manifest document.
 
-    ``exclude`` names files under ``path`` that are not data (the manifest's own output files). The record
-    table is spooled to a temporary file in ``workdir`` (default: the system's temporary folder); pass the
-    output's folder so that a large table never has to cross file systems.
+    ``exclude`` names files under ``path`` that are not data (the manifest's own output files, a Croissant
+    export); those under ``path`` are listed in the manifest's ``excluded`` and left out by ``verify``. The
+    record table is spooled to a temporary file in ``workdir`` (default: the system's temporary folder); pass
+    the output's folder so that a large table never has to cross file systems.
     """
-    files, links = _discover(path, exclude)
+    files, links, excluded = _discover(path, exclude)
     if not files:
         raise InputError(path, "no data files to put in a manifest")
     limits = options.limits
@@ -318,6 +338,7 @@ def build_manifest(
             "tool": {"name": "loopwarden", "version": __version__},
             "shards": shards,
             "recordCount": total,
+            "excluded": excluded,
         }
         sidecar: Path | None = tmp
         if total <= options.inline_max:
@@ -822,7 +843,11 @@ def verify_dataset(
     """
     m = load_manifest(manifest_path)
     limits = limits or Limits()
-    files, links = _discover(path, manifest_files(manifest_path) + ([envelope] if envelope else []))
+    excluded = m.document.get("excluded") or []
+    if not isinstance(excluded, list) or not all(isinstance(x, str) for x in excluded):
+        raise _bad(manifest_path, "'excluded' is not a list of relative paths")
+    own = manifest_files(manifest_path) + ([envelope] if envelope else [])
+    files, links, _ = _discover(path, own, excluded)
     current = {_uri(path, f): f for f in files}
     listed = m.shards()
     targets: list[TargetResult] = []
