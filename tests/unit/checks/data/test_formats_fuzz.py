@@ -84,3 +84,46 @@ def test_streaming_root_equals_reference_root(n: int) -> None:
     table = [(f"id{i}", f"{i:064x}") for i in range(n)]
     leaves = [leaf_hash(canonical_bytes({"id": i, "sha256": h})) for i, h in table]
     assert table_root(table) == root_from_leaves(leaves).hex()
+
+
+any_text = st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=12)
+wide_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats()
+    | any_text
+    | st.sampled_from(["\ud800", "\x7f", "\u2028", "\x00\x1f", "\ue000", "\U0001f600", "\uffff"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(any_text, inner, max_size=5),
+    max_leaves=16,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=wide_values)
+def test_canonical_bytes_fast_path_equals_rfc8785(value: object) -> None:
+    """The stdlib fast path must give exactly the RFC 8785 bytes, and fail exactly where RFC 8785 fails."""
+    from loopwarden.checks.data.formats import canonical_bytes
+
+    try:
+        want = rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, UnicodeError):
+        with pytest.raises(ValueError, match="RFC 8785"):
+            canonical_bytes(value)
+        return
+    assert canonical_bytes(value) == want
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"\ue000": 1, "\U0001f600": 2, "a": 3},  # UTF-16 order differs from code-point order
+        {"k": '\x00\x08\t\n\x0c\r\x1f"\\\x7f\u2028'},
+        [2**53 - 1, -(2**53) + 1, 0, True, None],
+        {"b": [], "a": {}, "": ""},
+    ],
+)
+def test_canonical_bytes_known_cases(value: object) -> None:
+    from loopwarden.checks.data.formats import canonical_bytes
+
+    assert canonical_bytes(value) == rfc8785.dumps(value)
