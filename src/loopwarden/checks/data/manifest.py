@@ -773,6 +773,16 @@ def _manifest_target(m: LoadedManifest, extra: Sequence[Finding] = ()) -> Target
     return TargetResult.from_findings(name, ArtifactKind.DATASET, findings, digest=Digest.sha256(m.data))
 
 
+def _signed_manifest_sha(predicate: Any) -> str | None:
+    """``predicate.manifest.digest.sha256`` of a dataset-manifest statement, or None if it has none."""
+    cur = predicate
+    for key in ("manifest", "digest", "sha256"):
+        if not isinstance(cur, Mapping):
+            return None
+        cur = cur.get(key)
+    return cur if isinstance(cur, str) else None
+
+
 def _check_envelope(m: LoadedManifest, envelope: Path, trusted: Any) -> list[Finding]:
     from loopwarden.attest.dsse import Envelope
     from loopwarden.errors import LoopwardenError
@@ -787,7 +797,7 @@ def _check_envelope(m: LoadedManifest, envelope: Path, trusted: Any) -> list[Fin
     except LoopwardenError as exc:
         return [_finding(MANIFEST_SIGNATURE, f"{envelope.name}: {exc.message}", name)]
     want = hashlib.sha256(m.data).hexdigest()
-    got = st.predicate.get("manifest", {}).get("digest", {}).get("sha256") if st.predicate else None
+    got = _signed_manifest_sha(st.predicate)
     out: list[Finding] = []
     if got != want:
         out.append(_finding(MANIFEST_SIGNATURE, f"{envelope.name} signs a different manifest ({got})", name))
@@ -814,7 +824,7 @@ def _check_ledger(m: LoadedManifest, workspace: Any) -> list[Finding]:
     with workspace.open_ledger(writable=False) as led:
         for entry in led.entries(subject=subject, predicate_type=DATASET_MANIFEST):
             st = entry.statement()
-            got = ((st.predicate or {}).get("manifest") or {}).get("digest", {}).get("sha256")
+            got = _signed_manifest_sha(st.predicate)
             if got != want:
                 continue
             try:
