@@ -154,6 +154,15 @@ class CountMin:
             return
         np.add.at(self.table, self._indices(hashes).ravel(), np.uint32(1))
 
+    def add_counts(self, hashes: U64, counts: npt.NDArray[np.int64]) -> None:
+        """Add ``counts[i]`` for ``hashes[i]`` (merging pre-aggregated counts gives the same table as adding the
+        items one by one: the sketch is linear)."""
+        if hashes.size == 0:
+            return
+        idx = self._indices(hashes)
+        for r in range(self.depth):
+            np.add.at(self.table, idx[r], counts.astype(np.uint32))
+
     def estimate(self, hashes: U64) -> npt.NDArray[np.uint32]:
         if hashes.size == 0:
             return np.zeros(0, dtype=np.uint32)
