@@ -20,7 +20,7 @@ same test with a penalty for the selection.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -28,7 +28,7 @@ import numpy as np
 import numpy.typing as npt
 
 from loopwarden.checks.data.poison._passes import Settings
-from loopwarden.checks.data.poison._sketch import U64, CountMin
+from loopwarden.checks.data.poison._sketch import U64, CountMin, gram_hashes
 
 __all__ = ["ClassTable", "Detection", "associate", "build_classes", "hypergeom_logsf"]
 
@@ -128,7 +128,7 @@ def build_classes(
     # Each LSH band bucket is a class of its own (no transitive chaining: a bucket's members agree on all the rows
     # of one band, so they are near-duplicates of each other, not merely linked through a chain of neighbours).
     for b in range(band_keys.shape[1]):
-        table.add_column(_labels_from_keys(band_keys[:, b] | np.uint64(1)), CLUSTER, lo, hi)
+        table.add_column(_labels_from_keys(band_keys[:, b]), CLUSTER, lo, hi)
     table.add_column(_labels_from_keys(prefix), TEMPLATE, lo, hi)
     table.add_column(np.where(insecure, 0, -1).astype(np.int64), INSECURE, lo, hi_feature)
     if emb_keys is not None:
@@ -210,6 +210,22 @@ def associate(
             hit |= col[d] == ci
         return np.unique(d[hit])
 
+    base_rate: dict[str, float] = {}
+
+    def shape(name: str, k: int) -> tuple[bool, int]:
+        """Preference among equally supported n-grams: the longer (the whole phrase rather than a piece of it),
+        unless a word at its edge is so common that ``k`` documents could share it by chance (a neighbour such as
+        "the" next to the real trigger)."""
+        toks = name.split(" ")
+        if len(toks) == 1:
+            return True, 1
+        ok = True
+        for t in {toks[0], toks[-1]}:
+            if t not in base_rate:
+                base_rate[t] = float(prompt_cms.estimate(gram_hashes([[t]], 1)[1])[0]) / max(n, 1)
+            ok = ok and k * math.log(max(base_rate[t], 1e-12)) < math.log(1e-3)
+        return ok, len(toks)
+
     def distinct_prompts(recs: I64) -> int:
         # Copies of one prompt are one piece of evidence: a repeated instruction with its repeated answer is
         # duplication, not a trigger (a trigger is inserted into otherwise different prompts).
@@ -258,7 +274,7 @@ def associate(
         while len(chosen) < 8:
             best = max(
                 sets,
-                key=lambda g: (len(sets[g] - union), len(gram_name(g).split(" ")), gram_name(g)),
+                key=lambda g: (len(sets[g] - union), shape(gram_name(g), len(sets[g])), gram_name(g)),
                 default=None,
             )
             if best is None or len(sets[best] - union) < 2:
@@ -290,14 +306,14 @@ def associate(
                 True,
             )
         )
-    return merge_detections(detections)
+    return merge_detections(detections, shape)
 
 
 def _rank(d: Detection) -> tuple[float, ...]:
     return (-d.k, -d.precision, d.log_p)
 
 
-def merge_detections(dets: Sequence[Detection]) -> list[Detection]:
+def merge_detections(dets: Sequence[Detection], shape: Callable[[str, int], tuple[bool, int]]) -> list[Detection]:
     """One detection per backdoor: overlapping record sets are merged; the trigger reported is the best-supported
     one, and among equally supported n-grams the longest (the whole phrase rather than a piece of it)."""
     groups: list[tuple[list[Detection], set[int]]] = []
@@ -322,7 +338,7 @@ def merge_detections(dets: Sequence[Detection]) -> list[Detection]:
                 and d.k == top.k
                 and d.precision >= top.precision - 1e-9
             ]
-            top = max(equal, key=lambda d: (len(d.triggers[0].split(" ")), len(d.triggers[0]), d.triggers[0]))
+            top = max(equal, key=lambda d: (shape(d.triggers[0], d.k), len(d.triggers[0]), d.triggers[0]))
         out.append(
             Detection(
                 top.triggers,

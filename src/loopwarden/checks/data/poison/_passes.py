@@ -80,6 +80,7 @@ def pass1_batch(prompts: Sequence[str], responses: Sequence[str], hasher: MinHas
     hidden: list[tuple[int, str, str]] = []
     confusable: list[tuple[int, str, str]] = []
     norm_prompts: list[str] = []
+    plain_idx: list[int] = []
     for i in range(n):
         p = prompts[i]
         r = responses[i]
@@ -87,7 +88,10 @@ def pass1_batch(prompts: Sequence[str], responses: Sequence[str], hasher: MinHas
         prompt_tokens.append(tokenize(p))
         rt = tokenize(r)
         resp_tokens.append(rt)
-        pk = prefix_key_text(rt)
+        plain = p == r
+        if plain:
+            plain_idx.append(i)
+        pk = None if plain else prefix_key_text(rt)
         if pk is not None:
             prefix_texts.append(pk)
             prefix_idx.append(i)
@@ -106,8 +110,13 @@ def pass1_batch(prompts: Sequence[str], responses: Sequence[str], hasher: MinHas
     prefix = np.zeros(n, dtype=np.uint64)
     if prefix_texts:
         prefix[np.asarray(prefix_idx, dtype=np.int64)] = stable_hashes(prefix_texts) | np.uint64(1)
+    band_keys = hasher.band_keys(responses)
+    band_keys[band_keys == 0] = 1  # 0 means "no key"
+    # Plain text (the document is both sides): near-duplicate and template classes of a document would associate
+    # with the document's own n-grams, so only the anomaly and insecure-code classes apply.
+    band_keys[plain_idx] = 0
     return Pass1Batch(
-        band_keys=hasher.band_keys(responses),
+        band_keys=band_keys,
         prefix=prefix,
         prompt_hash=stable_hashes(norm_prompts),
         insecure=insecure,
@@ -144,9 +153,17 @@ def pass2_batch(
     df = resp_cms.estimate(h)
     anomalous = np.zeros(n, dtype=np.bool_)
     if d.size:
+        is_rare = (df <= 2).astype(np.float64)
         total = np.bincount(d, minlength=n)
-        rare = np.bincount(d, weights=(df <= 2).astype(np.float64), minlength=n)
+        rare = np.bincount(d, weights=is_rare, minlength=n)
         anomalous = (total >= settings.anomaly_min_terms) & (rare >= settings.anomaly_rare_share * total)
+        # ... or its second half (text that turns into gibberish after a trigger, as in plain-text poisoning)
+        start = np.concatenate(([0], np.cumsum(total)[:-1]))
+        pos = np.arange(d.size) - start[d]
+        tail = pos >= total[d] // 2
+        t_total = np.bincount(d[tail], minlength=n)
+        t_rare = np.bincount(d[tail], weights=is_rare[tail], minlength=n)
+        anomalous |= (t_total >= 2 * settings.anomaly_min_terms) & (t_rare >= settings.anomaly_rare_share * t_total)
     want = np.flatnonzero(candidate | anomalous)
     toks = [tokenize(prompts[int(i)]) for i in want]
     gd, gh = gram_hashes(toks, settings.max_n, distinct=False)

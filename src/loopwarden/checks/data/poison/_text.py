@@ -360,7 +360,7 @@ def hidden_chars(text: str) -> list[HiddenChar]:
             after = text[j] if j < n else ""
             if cp == 0x200D and before and after and _is_pictographic(before) and _is_pictographic(after):
                 legit = True
-            elif before and after and before.isalpha() and after.isalpha():
+            elif before and after and _letter_or_mark(before) and _letter_or_mark(after):
                 legit = script_of(before) in _JOINING_SCRIPTS or script_of(after) in _JOINING_SCRIPTS
         elif cp == 0xFEFF:
             legit = i == 0
@@ -382,6 +382,10 @@ def hidden_chars(text: str) -> list[HiddenChar]:
             out.append(HiddenChar(kind, i, run))
         i = j
     return out
+
+
+def _letter_or_mark(ch: str) -> bool:
+    return ch.isalpha() or unicodedata.category(ch).startswith("M")
 
 
 def _word_len(text: str, i: int) -> int:
