@@ -63,6 +63,11 @@ def _counts(hashes: U64) -> dict[str, npt.NDArray[Any]]:
     return {"h": h.astype(np.uint64), "c": c.astype(np.int64)}
 
 
+def _rows_where(batch: Any, docs: bool) -> Any:
+    keep = batch["local"] >= 0
+    return batch[keep if docs else ~keep]
+
+
 def _only_docs(batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
     keep = batch["kind"] == "d"
     return {k: v[keep] for k, v in batch.items() if k not in {"kind", "h", "c"}}
@@ -128,7 +133,7 @@ def run_ray(
                 }
 
     raw = ray.data.from_items([{"shard": i} for i in range(len(sources))]).flat_map(read).materialize()
-    docs = raw.filter(lambda r: r["local"] >= 0)
+    docs = raw.map_batches(_rows_where, fn_kwargs={"docs": True}, batch_format="pandas")
     hasher = MinHasher()
 
     def p1(batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]]:
@@ -178,7 +183,7 @@ def run_ray(
     prompt_cms, resp_cms = sketches
 
     states = [ShardState(s.path) for s in sources]
-    for row in raw.filter(lambda r: r["local"] < 0).take_all():
+    for row in raw.map_batches(_rows_where, fn_kwargs={"docs": False}, batch_format="pandas").take_all():
         from loopwarden.checks.data.poison._corpus import Problem
 
         states[int(row["shard"])].problem(Problem(str(row["problem"]), bool(row["fatal"])))
