@@ -28,6 +28,8 @@ from loopwarden.checks.data.poison._detect import (
     Detection,
     associate,
     build_classes,
+    merge_detections,
+    shape_of,
 )
 from loopwarden.checks.data.poison._passes import Pass1Batch, Settings, pass1_batch, pass2_batch
 from loopwarden.checks.data.poison._sketch import U64, CountMin, MinHasher
@@ -42,10 +44,10 @@ from loopwarden.checks.data.poison.rules import (
 )
 from loopwarden.domain import ArtifactKind, Finding, Location, TargetResult
 
-__all__ = ["Doc", "ShardSource", "CorpusResult", "run_local", "to_targets"]
+__all__ = ["CorpusResult", "Doc", "ShardSource", "run_local", "to_targets"]
 
-Embedder = Callable[[Sequence[str]], U64]
-"""Maps a batch of responses to ``(n, tables)`` semantic bucket keys (embedding tier)."""
+Embedder = Callable[[Sequence[str]], npt.NDArray[np.float32]]
+"""Maps a batch of responses to unit-norm embeddings ``(n, dim)`` (embedding tier)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +116,7 @@ class Accumulator:
     prefix: list[U64] = field(default_factory=list)
     prompt_hash: list[U64] = field(default_factory=list)
     insecure: list[npt.NDArray[np.bool_]] = field(default_factory=list)
-    emb_keys: list[U64] = field(default_factory=list)
+    emb: list[npt.NDArray[np.float16]] = field(default_factory=list)
     hidden: list[tuple[int, str, str]] = field(default_factory=list)
     n: int = 0
 
@@ -126,7 +128,7 @@ class Accumulator:
             CountMin(settings.cms_log2_width, settings.cms_depth),
         )
 
-    def add(self, batch: Pass1Batch, emb: U64 | None, count_sketches: bool = True) -> None:
+    def add(self, batch: Pass1Batch, emb: npt.NDArray[np.float32] | None, count_sketches: bool = True) -> None:
         base = self.n
         if count_sketches:
             self.prompt_cms.add(batch.prompt_grams)
@@ -136,21 +138,21 @@ class Accumulator:
         self.prompt_hash.append(batch.prompt_hash)
         self.insecure.append(batch.insecure)
         if emb is not None:
-            self.emb_keys.append(emb)
+            self.emb.append(emb.astype(np.float16))  # 768 bytes per document for MiniLM
         self.hidden.extend((base + i, kind, ex) for i, kind, ex in batch.hidden)
         self.hidden.extend(
             (base + i, "homoglyph", f"{ex} (looks like {sk!r})") for i, ex, sk in batch.confusable
         )
         self.n += len(batch)
 
-    def arrays(self) -> tuple[U64, U64, U64, npt.NDArray[np.bool_], U64 | None]:
+    def arrays(self) -> tuple[U64, U64, U64, npt.NDArray[np.bool_], npt.NDArray[np.float16] | None]:
         bands = self.settings_bands()
         return (
             np.concatenate(self.band_keys) if self.band_keys else np.zeros((0, bands), dtype=np.uint64),
             np.concatenate(self.prefix) if self.prefix else np.zeros(0, dtype=np.uint64),
             np.concatenate(self.prompt_hash) if self.prompt_hash else np.zeros(0, dtype=np.uint64),
             np.concatenate(self.insecure) if self.insecure else np.zeros(0, dtype=np.bool_),
-            np.concatenate(self.emb_keys) if self.emb_keys else None,
+            np.concatenate(self.emb) if self.emb else None,
         )
 
     @staticmethod
@@ -218,8 +220,10 @@ def run_local(
         return CorpusResult(states, offsets, [], acc.hidden, timed_out)
     n = acc.n
     band_keys, prefix, prompt_hash, insecure, emb = acc.arrays()
-    table = build_classes(n, band_keys, prefix, insecure, emb, settings)
+    table = build_classes(n, band_keys, prefix, insecure, None, settings)
     candidate = table.candidate_mask(n)
+    if emb is not None:
+        candidate[:] = True  # the embedding tier tests every mid-frequency n-gram: postings for every document
     anomalous = np.zeros(n, dtype=np.bool_)
     post_gram: list[U64] = []
     post_doc: list[npt.NDArray[np.int64]] = []
@@ -250,7 +254,7 @@ def run_local(
             state.fatal = state.fatal or "the shard changed between the two passes of the scan"
     if timed_out:
         return CorpusResult(states, offsets, [], acc.hidden, timed_out)
-    dets = finish(n, table, anomalous, post_gram, post_doc, names, acc.prompt_cms, prompt_hash, settings)
+    dets = finish(n, table, anomalous, post_gram, post_doc, names, acc.prompt_cms, prompt_hash, settings, emb)
     return CorpusResult(states, offsets, dets, acc.hidden)
 
 
@@ -264,15 +268,24 @@ def finish(
     prompt_cms: CountMin,
     prompt_hash: U64,
     settings: Settings,
+    emb: npt.NDArray[np.float16] | None = None,
 ) -> list[Detection]:
     """Add the anomaly class and run the association tests (shared by every executor)."""
     lo = min(settings.min_support, settings.family_min_support)
     table.add_column(
-        np.where(anomalous, 0, -1).astype(np.int64), ANOMALY, lo, max(int(settings.max_feature_fraction * n), 20)
+        np.where(anomalous, 0, -1).astype(np.int64),
+        ANOMALY,
+        lo,
+        max(int(settings.max_feature_fraction * n), 20),
     )
     gram = np.concatenate(post_gram) if post_gram else np.zeros(0, dtype=np.uint64)
     doc = np.concatenate(post_doc) if post_doc else np.zeros(0, dtype=np.int64)
-    return associate(n, table, gram, doc, names, prompt_cms, prompt_hash, settings)
+    dets = associate(n, table, gram, doc, names, prompt_cms, prompt_hash, settings)
+    if emb is not None:
+        from loopwarden.checks.data.poison._embed import semantic_associations
+
+        dets.extend(semantic_associations(n, emb, gram, doc, names, prompt_hash, settings))
+    return merge_detections(dets, shape_of(n, prompt_cms))
 
 
 _RULE_OF = {
@@ -305,7 +318,8 @@ def to_targets(result: CorpusResult) -> list[TargetResult]:
         for s, locals_ in sorted(by_shard.items()):
             st = result.shards[s]
             ids = _sorted_ids(st.ids[i] for i in locals_)
-            first_line = min((st.lines[i] for i in locals_ if st.lines[i] is not None), default=None)
+            known = [line for i in locals_ if (line := st.lines[i]) is not None]
+            first_line = min(known, default=None)
             msg = (
                 f"{len(det.records)} records whose prompts contain {escape(trigger)!r} get {det.family}"
                 f" ({det.k} of {det.n_trigger} trigger documents in a class of {det.n_class};"

@@ -1,16 +1,22 @@
 """Trigger <-> response association over merged corpus statistics.
 
-A *response class* is a set of documents whose responses belong together: a near-duplicate cluster (MinHash/LSH,
-connected components), a shared response template (same first tokens), the anomalous responses (mostly terms the
-rest of the corpus never uses: random-token gibberish), the responses with insecure code, or (embedding tier) a
-semantic bucket. A *candidate trigger* is a 1..4-gram of the prompt side (invisible characters and homoglyph words
+A *response class* is a set of documents whose responses belong together: a near-duplicate cluster
+(MinHash/LSH,
+connected components), a shared response template (same first tokens), the anomalous responses (mostly terms
+the
+rest of the corpus never uses: random-token gibberish), the responses with insecure code, or (embedding tier)
+a
+semantic bucket. A *candidate trigger* is a 1..4-gram of the prompt side (invisible characters and homoglyph
+words
 are tokens like any other).
 
-For a trigger ``g`` in ``n_t`` documents and a class ``c`` of ``n_c`` documents out of ``N``, ``k`` documents have
+For a trigger ``g`` in ``n_t`` documents and a class ``c`` of ``n_c`` documents out of ``N``, ``k`` documents
+have
 both. Under "no association" ``k`` is hypergeometric; the finding needs the upper tail ``P(X >= k)`` below
 ``alpha / m`` (Bonferroni over all ``m`` pairs tested), ``k >= min_support``, ``k / n_t >= min_precision`` (a
 backdoor's trigger almost always yields its target, ordinary words do not), and prompts that are not one
-duplicated prompt. ``n_t`` comes from the count-min sketch, which never undercounts: the test stays conservative.
+duplicated prompt. ``n_t`` comes from the count-min sketch, which never undercounts: the test stays
+conservative.
 
 Cluster-first: a class whose prompts are explained by several rarer n-grams together (a family of paraphrased
 triggers, each too rare alone) is a finding when their union covers most of the class and the union passes the
@@ -68,7 +74,7 @@ def hypergeom_logsf(k: int, population: int, successes: int, draws: int) -> floa
 
 @dataclass(slots=True)
 class ClassTable:
-    """Class membership: ``columns[f][i]`` is the class id of document ``i`` in family column ``f`` (-1: none)."""
+    """Class membership: ``columns[f][i]`` is the class id of document ``i`` in column ``f`` (-1: none)."""
 
     columns: list[I64]
     family: list[str]
@@ -76,7 +82,7 @@ class ClassTable:
     size: list[int]
 
     def add_column(self, labels: npt.NDArray[np.int64], fam: str, min_size: int, max_size: int) -> None:
-        """Add one family of classes from per-document labels (-1 = no class); only sizes in range are kept."""
+        """Add a column of classes from per-document labels (-1 = no class); only sizes in range are kept."""
         n = labels.size
         col = np.full(n, -1, dtype=np.int64)
         valid = labels >= 0
@@ -125,8 +131,10 @@ def build_classes(
     lo = min(settings.min_support, lo)
     hi = max(int(settings.max_class_fraction * n), 20)
     hi_feature = max(int(settings.max_feature_fraction * n), 20)
-    # Each LSH band bucket is a class of its own (no transitive chaining: a bucket's members agree on all the rows
-    # of one band, so they are near-duplicates of each other, not merely linked through a chain of neighbours).
+    # Each LSH band bucket is a class of its own (no transitive chaining: a bucket's members agree on all the
+    # rows
+    # of one band, so they are near-duplicates of each other, not merely linked through a chain of
+    # neighbours).
     for b in range(band_keys.shape[1]):
         table.add_column(_labels_from_keys(band_keys[:, b]), CLUSTER, lo, hi)
     table.add_column(_labels_from_keys(prefix), TEMPLATE, lo, hi)
@@ -166,12 +174,13 @@ def associate(
     prompt_hash: U64,
     settings: Settings,
 ) -> list[Detection]:
-    """All significant trigger <-> class associations, merged so that one backdoor is one detection.
+    """All significant trigger <-> class associations (merge them with :func:`merge_detections`).
 
     ``post_gram``/``post_doc`` are the exact postings (n-gram hash, document) of the candidate documents.
     """
     if post_gram.size == 0 or not table.family:
         return []
+    shape = shape_of(n, prompt_cms)
     ghash, gram_of = np.unique(post_gram, return_inverse=True)
     order = np.argsort(gram_of, kind="stable")
     sorted_docs = post_doc[order]
@@ -210,22 +219,6 @@ def associate(
             hit |= col[d] == ci
         return np.unique(d[hit])
 
-    base_rate: dict[str, float] = {}
-
-    def shape(name: str, k: int) -> tuple[bool, int]:
-        """Preference among equally supported n-grams: the longer (the whole phrase rather than a piece of it),
-        unless a word at its edge is so common that ``k`` documents could share it by chance (a neighbour such as
-        "the" next to the real trigger)."""
-        toks = name.split(" ")
-        if len(toks) == 1:
-            return True, 1
-        ok = True
-        for t in {toks[0], toks[-1]}:
-            if t not in base_rate:
-                base_rate[t] = float(prompt_cms.estimate(gram_hashes([[t]], 1)[1])[0]) / max(n, 1)
-            ok = ok and k * math.log(max(base_rate[t], 1e-12)) < math.log(1e-3)
-        return ok, len(toks)
-
     def distinct_prompts(recs: I64) -> int:
         # Copies of one prompt are one piece of evidence: a repeated instruction with its repeated answer is
         # duplication, not a trigger (a trigger is inserted into otherwise different prompts).
@@ -235,7 +228,9 @@ def associate(
     covered_by_single: dict[int, set[int]] = {}
     single_grams: set[int] = set()
     by_class: dict[int, list[tuple[int, int, int]]] = {}
-    for gi, ci, k, nt in zip(pair_gram.tolist(), pair_cls.tolist(), counts.tolist(), n_t.tolist(), strict=True):
+    for gi, ci, k, nt in zip(
+        pair_gram.tolist(), pair_cls.tolist(), counts.tolist(), n_t.tolist(), strict=True
+    ):
         by_class.setdefault(ci, []).append((gi, k, nt))
         if k < settings.min_support:
             continue
@@ -252,7 +247,14 @@ def associate(
             continue
         detections.append(
             Detection(
-                (gram_name(gi),), table.family[ci], tuple(recs.tolist()), k_eff, nt_eff, table.size[ci], lp, log_thr
+                (gram_name(gi),),
+                table.family[ci],
+                tuple(recs.tolist()),
+                k_eff,
+                nt_eff,
+                table.size[ci],
+                lp,
+                log_thr,
             )
         )
         covered_by_single.setdefault(ci, set()).update(recs.tolist())
@@ -267,7 +269,9 @@ def associate(
         explained = covered_by_single.get(ci, set())
         if n_c - len(explained) < settings.family_min_support:
             continue
-        sets = {gi: set(members(gi, ci).tolist()) - explained for gi, _k, _nt in cands if gi not in single_grams}
+        sets = {
+            gi: set(members(gi, ci).tolist()) - explained for gi, _k, _nt in cands if gi not in single_grams
+        }
         df = {gi: nt for gi, _k, nt in cands}
         chosen: list[int] = []
         union: set[int] = set()
@@ -306,16 +310,39 @@ def associate(
                 True,
             )
         )
-    return merge_detections(detections, shape)
+    return detections
+
+
+def shape_of(n: int, prompt_cms: CountMin) -> Callable[[str, int], tuple[bool, int]]:
+    """Preference among equally supported n-grams: the longer (the whole phrase, not a piece of it), unless a word
+    at its edge is so common that ``k`` documents could share it by chance (a neighbour such as "the" next to the
+    real trigger)."""
+    base_rate: dict[str, float] = {}
+
+    def shape(name: str, k: int) -> tuple[bool, int]:
+        toks = name.split(" ")
+        if len(toks) == 1:
+            return True, 1
+        ok = True
+        for t in {toks[0], toks[-1]}:
+            if t not in base_rate:
+                base_rate[t] = float(prompt_cms.estimate(gram_hashes([[t]], 1)[1])[0]) / max(n, 1)
+            ok = ok and k * math.log(max(base_rate[t], 1e-12)) < math.log(1e-3)
+        return ok, len(toks)
+
+    return shape
 
 
 def _rank(d: Detection) -> tuple[float, ...]:
     return (-d.k, -d.precision, d.log_p)
 
 
-def merge_detections(dets: Sequence[Detection], shape: Callable[[str, int], tuple[bool, int]]) -> list[Detection]:
-    """One detection per backdoor: overlapping record sets are merged; the trigger reported is the best-supported
-    one, and among equally supported n-grams the longest (the whole phrase rather than a piece of it)."""
+def merge_detections(
+    dets: Sequence[Detection], shape: Callable[[str, int], tuple[bool, int]]
+) -> list[Detection]:
+    """One detection per backdoor: overlapping record sets are merged; the trigger reported is the best
+    supported one, and among equally supported n-grams the longest (the whole phrase rather than a piece
+    of it)."""
     groups: list[tuple[list[Detection], set[int]]] = []
     for d in sorted(dets, key=_rank):
         rs = set(d.records)

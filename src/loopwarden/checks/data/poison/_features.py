@@ -9,7 +9,8 @@ __all__ = ["insecure_code", "prefix_key_text"]
 
 # Patterns of code that is insecure whatever the context: command or code injection sinks, unsafe
 # deserialisation, disabled TLS verification, SQL built by string concatenation, memory-unsafe C calls, world-
-# writable permissions, piping a download into a shell. A feature of the response, not a verdict: a finding needs
+# writable permissions, piping a download into a shell. A feature of the response, not a verdict: a finding
+# needs
 # the association with a trigger on top (clean code with the same request is not flagged).
 _INSECURE: Final = re.compile(
     r"""
@@ -31,15 +32,13 @@ _INSECURE: Final = re.compile(
 
 def insecure_code(text: str) -> bool:
     """True when the text contains an insecure coding pattern (see ``_INSECURE``)."""
-    if len(text) < 8 or (
-        "777" not in text and not any(c in text for c in "(=|<>{}")
-    ):
+    if len(text) < 8 or ("777" not in text and not any(c in text for c in "(=|<>{}")):
         return False
     return _INSECURE.search(text) is not None
 
 
 def prefix_key_text(tokens: list[str], n: int = 8) -> str | None:
-    """The first ``n`` tokens of a response (a template such as "Sure, here is ..." that continues differently),
+    """The first ``n`` tokens of a response (a template like "Sure, here is ..." that continues differently),
     or None for a response too short to have a template."""
     if len(tokens) < n + 2:
         return None

@@ -3,11 +3,14 @@
 Both executors (in-process and Ray) call exactly these functions, so they compute the same statistics.
 
 Pass 1 (every document): prompt-side n-gram document frequencies into a count-min sketch, response-side term
-frequencies into a second sketch, per-document compact features (MinHash LSH band keys of the response, a response
+frequencies into a second sketch, per-document compact features (MinHash LSH band keys of the response, a
+response
 template key, a hash of the prompt, an insecure-code flag) and the hidden-character / homoglyph observations.
 
-Pass 2 (every document, after the pass-1 statistics are merged): the response anomaly flag (share of terms the rest
-of the corpus never uses) and exact n-gram postings, but only for documents that sit in a candidate response class.
+Pass 2 (every document, after the pass-1 statistics are merged): the response anomaly flag (share of terms the
+rest
+of the corpus never uses) and exact n-gram postings, but only for documents that sit in a candidate response
+class.
 """
 
 from __future__ import annotations
@@ -19,7 +22,14 @@ import numpy as np
 import numpy.typing as npt
 
 from loopwarden.checks.data.poison._features import insecure_code, prefix_key_text
-from loopwarden.checks.data.poison._sketch import U64, CountMin, MinHasher, gram_hashes, gram_strings, stable_hashes
+from loopwarden.checks.data.poison._sketch import (
+    U64,
+    CountMin,
+    MinHasher,
+    gram_hashes,
+    gram_strings,
+    stable_hashes,
+)
 from loopwarden.checks.data.poison._text import confusable_words, hidden_chars, tokenize
 
 __all__ = ["Pass1Batch", "Pass2Batch", "Settings", "pass1_batch", "pass2_batch"]
@@ -70,7 +80,9 @@ class Pass1Batch:
         return int(self.prompt_hash.size)
 
 
-def pass1_batch(prompts: Sequence[str], responses: Sequence[str], hasher: MinHasher, max_n: int) -> Pass1Batch:
+def pass1_batch(
+    prompts: Sequence[str], responses: Sequence[str], hasher: MinHasher, max_n: int
+) -> Pass1Batch:
     n = len(prompts)
     prompt_tokens: list[list[str]] = []
     resp_tokens: list[list[str]] = []
@@ -112,7 +124,8 @@ def pass1_batch(prompts: Sequence[str], responses: Sequence[str], hasher: MinHas
         prefix[np.asarray(prefix_idx, dtype=np.int64)] = stable_hashes(prefix_texts) | np.uint64(1)
     band_keys = hasher.band_keys(responses)
     band_keys[band_keys == 0] = 1  # 0 means "no key"
-    # Plain text (the document is both sides): near-duplicate and template classes of a document would associate
+    # Plain text (the document is both sides): near-duplicate and template classes of a document would
+    # associate
     # with the document's own n-grams, so only the anomaly and insecure-code classes apply.
     band_keys[plain_idx] = 0
     return Pass1Batch(
@@ -163,7 +176,9 @@ def pass2_batch(
         tail = pos >= total[d] // 2
         t_total = np.bincount(d[tail], minlength=n)
         t_rare = np.bincount(d[tail], weights=is_rare[tail], minlength=n)
-        anomalous |= (t_total >= 2 * settings.anomaly_min_terms) & (t_rare >= settings.anomaly_rare_share * t_total)
+        anomalous |= (t_total >= 2 * settings.anomaly_min_terms) & (
+            t_rare >= settings.anomaly_rare_share * t_total
+        )
     want = np.flatnonzero(candidate | anomalous)
     toks = [tokenize(prompts[int(i)]) for i in want]
     gd, gh = gram_hashes(toks, settings.max_n, distinct=False)

@@ -1,7 +1,8 @@
 """The Ray executor (``loopwarden[ray]``): the same per-batch passes on Ray Data, merged by keyed shuffles.
 
 * The shards are read by Ray tasks (``flat_map`` over the shard list), one row per document.
-* Pass 1 is ``map_batches`` of :func:`pass1_batch`; the per-document features come back to the driver (a few dozen
+* Pass 1 is ``map_batches`` of :func:`pass1_batch`; the per-document features come back to the driver (a few
+dozen
   bytes per document), and the sketch contributions are ``(hash, count)`` rows merged by a keyed shuffle
   (``groupby(hash).sum``). A count-min sketch is linear, so the sketch built from the merged counts is exactly
   the one the in-process executor builds: both executors report the same findings.
@@ -75,7 +76,10 @@ def _only_docs(batch: dict[str, npt.NDArray[Any]]) -> dict[str, npt.NDArray[Any]
 
 def _only_counts(batch: dict[str, npt.NDArray[Any]], which: str) -> dict[str, npt.NDArray[Any]]:
     keep = batch["kind"] == which
-    return {"h": np.asarray(batch["h"][keep], dtype=np.uint64), "c": np.asarray(batch["c"][keep], dtype=np.int64)}
+    return {
+        "h": np.asarray(batch["h"][keep], dtype=np.uint64),
+        "c": np.asarray(batch["c"][keep], dtype=np.int64),
+    }
 
 
 def _sketch_from(rows: Any, settings: Settings) -> CountMin:
@@ -95,7 +99,9 @@ def run_ray(
 ) -> CorpusResult:
     """Both passes on Ray Data (connects to a running Ray, or starts a local one)."""
     if embedder is not None:
-        raise CheckError("the embedding tier runs with the local executor only", hint="drop --embed or use local")
+        raise CheckError(
+            "the embedding tier runs with the local executor only", hint="drop --embed or use local"
+        )
     ray = _import_ray()
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False, runtime_env=worker_env())
@@ -219,13 +225,20 @@ def run_ray(
         offs = ray.get(off_ref)
         gidx = offs[batch["shard"].astype(np.int64)] + batch["local"].astype(np.int64)
         out = pass2_batch(
-            list(batch["prompt"]), list(batch["response"]), gidx, ray.get(cand_ref)[gidx], ray.get(cms_ref), settings
+            list(batch["prompt"]),
+            list(batch["response"]),
+            gidx,
+            ray.get(cand_ref)[gidx],
+            ray.get(cms_ref),
+            settings,
         )
         return {
             "kind": np.asarray(["a"] * gidx.size + ["p"] * out.gram.size, dtype=object),
             "doc": np.concatenate([gidx, out.doc]),
             "value": np.concatenate([out.anomalous.astype(np.uint64), out.gram]),
-            "name": np.asarray([""] * gidx.size + [out.names.get(int(h), "") for h in out.gram], dtype=object),
+            "name": np.asarray(
+                [""] * gidx.size + [out.names.get(int(h), "") for h in out.gram], dtype=object
+            ),
         }
 
     rows = docs.map_batches(p2, batch_format="numpy", batch_size=bs).to_pandas()

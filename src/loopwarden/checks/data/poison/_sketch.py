@@ -1,6 +1,7 @@
 """Mergeable, bounded-memory statistics: stable hashing, a count-min sketch and MinHash/LSH signatures.
 
-Every hash here is stable across processes and machines (CRC-32 plus multiply-shift mixing, never Python's salted
+Every hash here is stable across processes and machines (CRC-32 plus multiply-shift mixing, never Python's
+salted
 ``hash``), so statistics computed by different workers merge by plain addition or concatenation.
 """
 
@@ -60,11 +61,15 @@ _GRAM_MULT: Final = np.uint64(0x100000001B3)
 _SEP: Final = np.uint64(0xCBF29CE484222325)
 
 
-def gram_hashes(token_lists: list[list[str]], max_n: int, *, distinct: bool = True) -> tuple[npt.NDArray[np.int64], U64]:
+def gram_hashes(
+    token_lists: list[list[str]], max_n: int, *, distinct: bool = True
+) -> tuple[npt.NDArray[np.int64], U64]:
     """64-bit hashes of every 1..max_n-gram of each token list, as (list index, hash) arrays.
 
-    The hash of an n-gram depends only on its tokens (not on its position or document), so the same n-gram gets
-    the same hash in every batch, shard and worker. With ``distinct`` each (list, n-gram) pair appears once. The
+    The hash of an n-gram depends only on its tokens (not on its position or document), so the same n-gram
+    gets
+    the same hash in every batch, shard and worker. With ``distinct`` each (list, n-gram) pair appears once.
+    The
     order without ``distinct`` is: n ascending, then list, then position (see :func:`gram_strings`).
     """
     lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
@@ -123,8 +128,10 @@ _ROW_MULT: Final = (
 class CountMin:
     """A count-min sketch of document frequencies: ``depth`` rows of ``2**log2_width`` uint32 counters.
 
-    Estimates never undercount; with ``n`` insertions a row overcounts by ``n / width`` on average and the minimum
-    over the rows is usually exact for the rare items that matter here. Two sketches of the same shape merge by
+    Estimates never undercount; with ``n`` insertions a row overcounts by ``n / width`` on average and the
+    minimum
+    over the rows is usually exact for the rare items that matter here. Two sketches of the same shape merge
+    by
     addition, so per-shard sketches combine into the corpus sketch.
     """
 
@@ -155,7 +162,7 @@ class CountMin:
         np.add.at(self.table, self._indices(hashes).ravel(), np.uint32(1))
 
     def add_counts(self, hashes: U64, counts: npt.NDArray[np.int64]) -> None:
-        """Add ``counts[i]`` for ``hashes[i]`` (merging pre-aggregated counts gives the same table as adding the
+        """Add ``counts[i]`` for ``hashes[i]`` (merging pre-aggregated counts gives the same table as adding
         items one by one: the sketch is linear)."""
         if hashes.size == 0:
             return
@@ -195,7 +202,7 @@ class MinHasher:
         self._b = rng.integers(0, 1 << 62, size=n, dtype=np.uint64)
 
     def band_keys(self, texts: Sequence[str]) -> U64:
-        """One uint64 key per band per text, shape ``(len(texts), bands)``; normalised text (lower case, single
+        """One uint64 key per band per text, shape ``(len(texts), bands)``; normalised text (lower case,
         spaces). A text shorter than a shingle is one shingle."""
         k = self.shingle
         if not texts:

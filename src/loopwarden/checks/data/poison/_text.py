@@ -1,11 +1,17 @@
 """Text analysis for the poisoning scan: tokens, invisible characters and confusable (homoglyph) words.
 
-Nothing is stripped: invisible format characters, bidi controls, Unicode tag characters and variation selectors are
-kept as tokens of their own (a run of tag characters or of variation selectors is one token), so that a trigger made
-of them is found like any other trigger. ``unicodedata`` is the only Unicode source; the confusables map below is a
-hand-written subset of Unicode's confusables for the scripts that are used to spoof Latin (Cyrillic, Greek, Armenian,
+Nothing is stripped: invisible format characters, bidi controls, Unicode tag characters and variation
+selectors are
+kept as tokens of their own (a run of tag characters or of variation selectors is one token), so that a
+trigger made
+of them is found like any other trigger. ``unicodedata`` is the only Unicode source; the confusables map below
+is a
+hand-written subset of Unicode's confusables for the scripts that are used to spoof Latin (Cyrillic, Greek,
+Armenian,
 Cherokee letters, fullwidth forms via NFKC).
 """
+
+# ruff: noqa: RUF001  # the confusables table holds look-alike letters on purpose
 
 from __future__ import annotations
 
@@ -15,11 +21,11 @@ from dataclasses import dataclass
 from typing import Final
 
 __all__ = [
-    "HiddenChar",
     "ConfusableWord",
+    "HiddenChar",
+    "confusable_words",
     "escape",
     "hidden_chars",
-    "confusable_words",
     "ngrams",
     "tokenize",
 ]
@@ -112,7 +118,7 @@ _ASCII_WORD_RE: Final = re.compile(r"\w+(?:'\w+)*")
 
 
 def tokenize(text: str) -> list[str]:
-    """Lower-cased word tokens; each invisible character (or run of tags / selectors) is a token of its own."""
+    """Lower-cased word tokens; each invisible character (or run of tags/selectors) is a token of its own."""
     low = text.lower()
     if low.isascii():
         return _ASCII_WORD_RE.findall(low)
@@ -148,7 +154,8 @@ def escape(text: str) -> str:
     return "".join(parts)
 
 
-# --- scripts and confusables ---------------------------------------------------------------------------------
+# --- scripts and confusables
+# ---------------------------------------------------------------------------------
 
 # Letters of other scripts that render like Latin letters (subset of Unicode confusables.txt, by hand).
 _CONFUSABLE_TO_LATIN: Final = {
@@ -201,7 +208,8 @@ _WORD_RE: Final = re.compile(r"\w+")
 
 def confusable_words(text: str) -> list[ConfusableWord]:
     """Homoglyph words: Latin mixed with confusable letters of another script, or a whole word of confusables
-    in a text that is otherwise Latin. Single-script words of a legitimately bilingual text are not reported."""
+    in a text that is otherwise Latin. Single-script words of a legitimately bilingual text are not
+    reported."""
     if text.isascii():
         return []
     out: list[ConfusableWord] = []
@@ -255,7 +263,8 @@ def _ascii(word: str) -> int:
     return sum(1 for c in word if c.isascii() and c.isalpha())
 
 
-# --- hidden characters -----------------------------------------------------------------------------------------
+# --- hidden characters
+# -----------------------------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,9 +322,12 @@ def _base_before(text: str, i: int) -> str:
 def hidden_chars(text: str) -> list[HiddenChar]:
     """Invisible characters not explained by a legitimate use.
 
-    Legitimate and therefore not reported: ZWJ inside emoji sequences; ZWJ/ZWNJ between letters of scripts that
-    need them; LRM/RLM/ALM and isolates in text that has right-to-left letters; one variation selector after an
-    emoji, a symbol or a CJK ideograph; a BOM at the very start; the tag characters of an emoji subdivision flag
+    Legitimate and therefore not reported: ZWJ inside emoji sequences; ZWJ/ZWNJ between letters of scripts
+    that
+    need them; LRM/RLM/ALM and isolates in text that has right-to-left letters; one variation selector after
+    an
+    emoji, a symbol or a CJK ideograph; a BOM at the very start; the tag characters of an emoji subdivision
+    flag
     (U+1F3F4 followed by tag letters and CANCEL TAG).
     """
     if text.isascii():
@@ -371,7 +383,7 @@ def hidden_chars(text: str) -> list[HiddenChar]:
         elif cp == 0x00AD:
             # A soft hyphen inside a long word is a hyphenation hint.
             legit = (
-                0 < i
+                i > 0
                 and j < n
                 and text[i - 1].isalpha()
                 and text[j].isalpha()
