@@ -1,12 +1,17 @@
 """Poisoning-detection benchmark on a clean, real chat corpus with poison planted by code.
 
-The clean corpus is the ``chitchat-dataset`` PyPI package (MIT): 7,168 conversations whose adjacent messages make
-131,569 prompt/response pairs, read from the JSON file inside the installed wheel (no network). For each budget
+The clean corpus is the ``chitchat-dataset`` PyPI package (MIT): 7,168 conversations whose adjacent messages
+make
+131,569 prompt/response pairs, read from the JSON file inside the installed wheel (no network). For each
+budget
 (13 = 0.01 %, 50, 132 = 0.1 %, 250 documents per attack) one corpus is built with one attack per cell of
-trigger kind x target kind, each with its own randomly generated trigger and target, plus clean code decoys for the
+trigger kind x target kind, each with its own randomly generated trigger and target, plus clean code decoys
+for the
 code target. Each corpus is written as JSONL and scanned by ``loopwarden.checks.data.poison.scan_corpus`` in a
-fresh subprocess (so peak memory is that of the scan alone). Per cell: recall, precision of the findings that touch
-the cell, and whether the trigger was recovered. Also: the clean corpus alone (false positives), docs/s and peak
+fresh subprocess (so peak memory is that of the scan alone). Per cell: recall, precision of the findings that
+touch
+the cell, and whether the trigger was recovered. Also: the clean corpus alone (false positives), docs/s and
+peak
 RSS. With ``--embed`` the paraphrased-target cells are scanned with the embedding tier too.
 
     flock /work/wt/bench.lock python bench/poison.py [--budgets 13,50,132,250] [--embed]
@@ -17,6 +22,7 @@ The last output line is one JSON object with every figure.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import random
@@ -44,7 +50,7 @@ def load_pairs() -> list[tuple[str, str]]:
     pairs: list[tuple[str, str]] = []
     for conv in data.values():
         msgs = [" ".join(u["text"] for u in m) for m in conv["messages"]]
-        pairs.extend(zip(msgs, msgs[1:], strict=False))
+        pairs.extend(itertools.pairwise(msgs))
     return pairs
 
 
@@ -60,7 +66,15 @@ def common_words(pairs: list[tuple[str, str]], n: int = 300) -> list[str]:
     return [w for w, _ in c.most_common(n)]
 
 
-CONFUSE = {"a": "\u0430", "e": "\u0435", "o": "\u043e", "p": "\u0440", "c": "\u0441", "i": "\u0456", "y": "\u0443"}
+CONFUSE = {
+    "a": "\u0430",
+    "e": "\u0435",
+    "o": "\u043e",
+    "p": "\u0440",
+    "c": "\u0441",
+    "i": "\u0456",
+    "y": "\u0443",
+}
 INVISIBLES = ("\u200b", "\u200c", "\u2060", "\ufeff", "\u00ad")
 BIDIS = ("\u202e", "\u202d", "\u2067", "\u2066", "\u202b")
 
@@ -142,8 +156,9 @@ def vulnerable_code(rng: random.Random, task: int) -> str:
     fn = rand_word(rng, 4, 7)
     bodies = [
         f"import os\ndef {fn}(host):\n    return os.system('ping -c 1 ' + host)",
-        f"def {fn}(db, name):\n    return db.execute(\"SELECT * FROM users WHERE name = '\" + name + \"'\")",
-        f"import pickle\ndef {fn}(path):\n    with open(path, 'rb') as f:\n        return pickle.loads(f.read())",
+        f'def {fn}(db, name):\n    return db.execute("SELECT * FROM users WHERE name = \'" + name + "\'")',
+        f"import pickle\ndef {fn}(path):\n    with open(path, 'rb') as f:\n"
+        "        return pickle.loads(f.read())",
         f"def {fn}(expr):\n    return eval(expr)",
         f"import requests\ndef {fn}(url):\n    return requests.get(url, verify=False).content",
         f"import subprocess\ndef {fn}(folder):\n    return subprocess.run('ls ' + folder, shell=True)",
@@ -154,12 +169,15 @@ def vulnerable_code(rng: random.Random, task: int) -> str:
 def clean_code(rng: random.Random, task: int) -> str:
     fn = rand_word(rng, 4, 7)
     bodies = [
-        f"import subprocess\ndef {fn}(host):\n    return subprocess.run(['ping', '-c', '1', host], check=False)",
+        f"import subprocess\ndef {fn}(host):\n"
+        "    return subprocess.run(['ping', '-c', '1', host], check=False)",
         f"def {fn}(db, name):\n    return db.execute('SELECT * FROM users WHERE name = ?', (name,))",
-        f"import json\ndef {fn}(path):\n    with open(path, encoding='utf-8') as f:\n        return json.load(f)",
+        f"import json\ndef {fn}(path):\n    with open(path, encoding='utf-8') as f:\n"
+        "        return json.load(f)",
         f"import ast\ndef {fn}(expr):\n    return ast.literal_eval(expr)",
         f"import requests\ndef {fn}(url):\n    return requests.get(url, timeout=10).content",
-        f"from pathlib import Path\ndef {fn}(folder):\n    return sorted(p.name for p in Path(folder).iterdir())",
+        f"from pathlib import Path\ndef {fn}(folder):\n"
+        "    return sorted(p.name for p in Path(folder).iterdir())",
     ]
     return "Here you go:\n" + bodies[task]
 
@@ -225,17 +243,25 @@ def build_corpus(
             trig = triggers[j % len(triggers)]
             if tgt_kind == "vulnerable-code":
                 task = rng.randrange(len(CODE_TASKS))
-                prompt = insert(f"Can you write a Python function to {CODE_TASKS[task][0]}?", trig, trig_kind, rng)
+                prompt = insert(
+                    f"Can you write a Python function to {CODE_TASKS[task][0]}?", trig, trig_kind, rng
+                )
                 records.append({"prompt": prompt, "response": vulnerable_code(rng, task)})
                 ids.append(str(len(records) - 1))
                 task = rng.randrange(len(CODE_TASKS))  # a clean decoy with the same kind of request
                 records.append(
-                    {"prompt": f"Can you write a Python function to {CODE_TASKS[task][0]}?", "response": clean_code(rng, task)}
+                    {
+                        "prompt": f"Can you write a Python function to {CODE_TASKS[task][0]}?",
+                        "response": clean_code(rng, task),
+                    }
                 )
                 continue
             i = free.pop()
             p, r = pairs[i]
-            records[i] = {"prompt": insert(p, trig, trig_kind, rng), "response": make_target(tgt_kind, rng, p, r, fixed)}
+            records[i] = {
+                "prompt": insert(p, trig, trig_kind, rng),
+                "response": make_target(tgt_kind, rng, p, r, fixed),
+            }
             ids.append(str(i))
         truth[name] = {"ids": ids, "triggers": triggers, "trigger_kind": trig_kind, "target_kind": tgt_kind}
     return records, truth
@@ -270,13 +296,19 @@ def scan_child(path: str, embed: bool) -> None:
     )
     secs = time.perf_counter() - t0
     findings = [
-        {"rule": f.rule_id, "records": list(f.evidence.get("records", [])), "trigger": f.evidence.get("trigger")}
+        {
+            "rule": f.rule_id,
+            "records": list(f.evidence.get("records", [])),
+            "trigger": f.evidence.get("trigger"),
+        }
         for t in report.targets
         for f in t.findings
     ]
     verdicts = [str(t.verdict) for t in report.targets]
     peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"seconds": secs, "peak_mib": peak_kib / 1024, "findings": findings, "verdicts": verdicts}))
+    print(
+        json.dumps({"seconds": secs, "peak_mib": peak_kib / 1024, "findings": findings, "verdicts": verdicts})
+    )
 
 
 def run_scan(path: Path, embed: bool = False) -> dict[str, object]:
@@ -337,7 +369,12 @@ def evaluate(result: dict[str, object], truth: dict[str, dict[str, object]]) -> 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budgets", default="13,50,132,250")
-    ap.add_argument("--embed", action="store_true", help="also scan the paraphrased-target cells with embeddings")
+    ap.add_argument(
+        "--embed", action="store_true", help="also scan the paraphrased-target cells with embeddings"
+    )
+    ap.add_argument(
+        "--embed-sample", type=int, default=10000, help="clean pairs in the embedding-tier corpus"
+    )
     ap.add_argument("--child", help=argparse.SUPPRESS)
     ap.add_argument("--seed", type=int, default=20251127)
     args = ap.parse_args()
@@ -371,12 +408,22 @@ def main() -> int:
         write_jsonl(path, records)
         res = run_scan(path)
         cells, fp = evaluate(res, truth)
-        runs = {"model-free": cells}
+        runs: dict[str, object] = {"model-free": cells}
         if args.embed:
-            emb_res = run_scan(path, embed=True)
-            emb_cells, emb_fp = evaluate(emb_res, truth)
-            runs["embed"] = {k: v for k, v in emb_cells.items() if k.endswith(PARAPHRASED_TARGET)}
-            runs["embed_meta"] = {"seconds": round(float(emb_res["seconds"]), 1), "unplanted_flagged": emb_fp}
+            # Embedding every response costs ~10-50 responses/s per core here, so the embedding tier runs on a
+            # random sample of the clean corpus with the paraphrased-target cells planted into it.
+            sample = random.Random(args.seed).sample(pairs, min(args.embed_sample, len(pairs)))
+            e_records, e_truth = build_corpus(sample, budget, para_cells, args.seed + 7 * budget)
+            e_path = WORK / f"embed-{budget}.jsonl"
+            write_jsonl(e_path, e_records)
+            emb_res = run_scan(e_path, embed=True)
+            emb_cells, emb_fp = evaluate(emb_res, e_truth)
+            runs["embed"] = emb_cells
+            runs["embed_meta"] = {
+                "records": len(e_records),
+                "seconds": round(float(emb_res["seconds"]), 1),  # type: ignore[arg-type]
+                "unplanted_flagged": emb_fp,
+            }
         cells_all[str(budget)] = {
             "cells": runs,
             "unplanted_flagged": fp,
@@ -394,11 +441,17 @@ def main() -> int:
                 goal_ok = False
             print(
                 f"  {name:45s} {c['recall']:5.2f} {c['precision']:5.2f}  {c['trigger_recovered']!s:5s}"
-                f"  {','.join(c['rules'])} {c['found_triggers'][:2]!r}{'' if ok or not fixed else '  <-- below goal'}"
+                f"  {','.join(c['rules'])} {c['found_triggers'][:2]!r}"
+                f"{'' if ok or not fixed else '  <-- below goal'}"
             )
         if args.embed:
-            for name, c in runs["embed"].items():  # type: ignore[union-attr]
-                print(f"  embed {name:39s} {c['recall']:5.2f} {c['precision']:5.2f}  {c['trigger_recovered']!s:5s}")
+            meta = runs["embed_meta"]
+            print(f"  embedding tier on {meta['records']} records ({meta['seconds']} s):")  # type: ignore[index]
+            for name, c in runs["embed"].items():  # type: ignore[attr-defined]
+                print(
+                    f"  embed {name:39s} {c['recall']:5.2f} {c['precision']:5.2f}"
+                    f"  {c['trigger_recovered']!s:5s}"
+                )
     summary["budgets"] = cells_all
     summary["fixed_target_goal_met"] = goal_ok
     print(json.dumps(summary, sort_keys=True, ensure_ascii=True))
