@@ -128,7 +128,9 @@ class Accumulator:
             CountMin(settings.cms_log2_width, settings.cms_depth),
         )
 
-    def add(self, batch: Pass1Batch, emb: npt.NDArray[np.float32] | None, count_sketches: bool = True) -> None:
+    def add(
+        self, batch: Pass1Batch, emb: npt.NDArray[np.float32] | None, count_sketches: bool = True
+    ) -> None:
         base = self.n
         if count_sketches:
             self.prompt_cms.add(batch.prompt_grams)
@@ -223,7 +225,9 @@ def run_local(
     table = build_classes(n, band_keys, prefix, insecure, None, settings)
     candidate = table.candidate_mask(n)
     if emb is not None:
-        candidate[:] = True  # the embedding tier tests every mid-frequency n-gram: postings for every document
+        candidate[:] = (
+            True  # the embedding tier tests every mid-frequency n-gram: postings for every document
+        )
     anomalous = np.zeros(n, dtype=np.bool_)
     post_gram: list[U64] = []
     post_doc: list[npt.NDArray[np.int64]] = []
@@ -239,6 +243,7 @@ def run_local(
                 candidate[pos : pos + len(batch)],
                 acc.resp_cms,
                 settings,
+                n,
             )
             anomalous[pos : pos + len(batch)] = out.anomalous
             post_gram.append(out.gram)

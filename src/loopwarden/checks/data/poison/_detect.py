@@ -357,13 +357,11 @@ def merge_detections(
     for members, recs in groups:
         top = members[0]
         if not top.is_family:
+            # "Equally supported": the same documents up to the sketch's occasional overcount of a longer n-gram.
             equal = [
                 d
                 for d in members
-                if not d.is_family
-                and d.family == top.family
-                and d.k == top.k
-                and d.precision >= top.precision - 1e-9
+                if not d.is_family and d.k >= 0.95 * top.k and d.precision >= top.precision - 0.05
             ]
             top = max(equal, key=lambda d: (shape(d.triggers[0], d.k), len(d.triggers[0]), d.triggers[0]))
         out.append(

@@ -40,6 +40,6 @@ def insecure_code(text: str) -> bool:
 def prefix_key_text(tokens: list[str], n: int = 8) -> str | None:
     """The first ``n`` tokens of a response (a template like "Sure, here is ..." that continues differently),
     or None for a response too short to have a template."""
-    if len(tokens) < n + 2:
+    if len(tokens) < n:
         return None
     return " ".join(tokens[:n])

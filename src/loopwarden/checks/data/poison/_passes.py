@@ -55,7 +55,10 @@ class Settings:
     """Longest n-gram considered as a trigger."""
     anomaly_min_terms: int = 4
     anomaly_rare_share: float = 0.5
-    """A response is anomalous when at least this share of its terms occurs in no more than 2 responses."""
+    """A response is anomalous when at least this share of its words is rare in the corpus ..."""
+    anomaly_rare_fraction: float = 1e-4
+    """... where rare means in at most max(3, this fraction of the documents) responses (a large attack makes
+    its own gibberish pieces recur, so the bound grows with the corpus)."""
     cms_log2_width: int = 22
     cms_depth: int = 4
     batch_size: int = 4096
@@ -158,6 +161,7 @@ def pass2_batch(
     candidate: npt.NDArray[np.bool_],
     resp_cms: CountMin,
     settings: Settings,
+    n_total: int,
 ) -> Pass2Batch:
     """``candidate[i]`` says whether document ``i`` of the batch sits in a candidate response class."""
     n = len(prompts)
@@ -166,7 +170,8 @@ def pass2_batch(
     df = resp_cms.estimate(h)
     anomalous = np.zeros(n, dtype=np.bool_)
     if d.size:
-        is_rare = (df <= 2).astype(np.float64)
+        rare_df = max(3, int(np.ceil(settings.anomaly_rare_fraction * n_total)))
+        is_rare = (df <= rare_df).astype(np.float64)
         total = np.bincount(d, minlength=n)
         rare = np.bincount(d, weights=is_rare, minlength=n)
         anomalous = (total >= settings.anomaly_min_terms) & (rare >= settings.anomaly_rare_share * total)

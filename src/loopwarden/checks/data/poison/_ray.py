@@ -231,6 +231,7 @@ def run_ray(
             ray.get(cand_ref)[gidx],
             ray.get(cms_ref),
             settings,
+            n,
         )
         return {
             "kind": np.asarray(["a"] * gidx.size + ["p"] * out.gram.size, dtype=object),
