@@ -366,6 +366,48 @@ def evaluate(result: dict[str, object], truth: dict[str, dict[str, object]]) -> 
     return cells, false_pos
 
 
+PEER_SCRIPT = """
+import json, sys, time
+from datasketch import MinHash
+texts = json.load(open(sys.argv[1], encoding="utf-8"))
+t = time.perf_counter()
+for r in texts:
+    s = " ".join(r.lower().split()).encode()
+    m = MinHash(num_perm=32)
+    m.update_batch([s[i : i + 5] for i in range(max(1, len(s) - 4))])
+print(time.perf_counter() - t)
+"""
+
+
+def minhash_peer(texts: list[str]) -> dict[str, object]:
+    """Our numpy MinHash (32 permutations, 5-byte shingles) against datasketch's on the same responses;
+    datasketch
+    runs in a venv this script creates under bench/_work/."""
+    sys.path.insert(0, str(SRC))
+    from loopwarden.checks.data.poison._sketch import MinHasher
+
+    t0 = time.perf_counter()
+    MinHasher().band_keys(texts)
+    ours = time.perf_counter() - t0
+    venv = WORK / "peers-venv"
+    py = venv / "bin" / "python"
+    if not py.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        subprocess.run([str(py), "-m", "pip", "install", "-q", "datasketch>=1.6,<3"], check=True)
+    data = WORK / "minhash-texts.json"
+    data.write_text(json.dumps(texts), encoding="utf-8")
+    script = WORK / "peer_minhash.py"
+    script.write_text(PEER_SCRIPT, encoding="utf-8")
+    out = subprocess.run([str(py), str(script), str(data)], capture_output=True, text=True, check=True)
+    theirs = float(out.stdout.strip())
+    return {
+        "texts": len(texts),
+        "numpy_s": round(ours, 3),
+        "datasketch_s": round(theirs, 3),
+        "datasketch_over_numpy": round(theirs / ours, 1),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budgets", default="13,50,132,250")
@@ -384,6 +426,17 @@ def main() -> int:
     pairs = load_pairs()
     print(f"clean corpus: {len(pairs)} prompt/response pairs from chitchat-dataset")
     summary: dict[str, object] = {"pairs": len(pairs)}
+    try:
+        peer = minhash_peer([r for _, r in random.Random(1).sample(pairs, 20000)])
+        print(
+            f"MinHash of {peer['texts']} responses: numpy {peer['numpy_s']} s,"
+            f" datasketch {peer['datasketch_s']} s"
+            f" ({peer['datasketch_over_numpy']}x slower)"
+        )
+    except (subprocess.CalledProcessError, OSError) as exc:
+        peer = {"error": str(exc)}
+        print(f"MinHash peer comparison skipped: {exc}")
+    summary["minhash_peer"] = peer
     clean_path = WORK / "clean.jsonl"
     write_jsonl(clean_path, [{"prompt": p, "response": r} for p, r in pairs])
     res = run_scan(clean_path)
