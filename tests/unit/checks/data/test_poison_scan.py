@@ -93,11 +93,17 @@ def test_missing_field_is_unverified_never_clean(tmp_path: Path) -> None:
 
 def test_fields_are_found_without_flags_and_plain_text_works(tmp_path: Path) -> None:
     rng = random.Random(1)
-    words = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda".split()
+    words = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta", "iota", "kappa", "lambda"]
     docs = [" ".join(rng.choice(words) for _ in range(12)) for _ in range(300)]
     path = _write(tmp_path / "plain.txt", docs)
     report = scan_corpus(
-        [path], prompt_field=None, response_field=None, text_field=None, id_field=None, limits=Limits(), settings=FAST
+        [path],
+        prompt_field=None,
+        response_field=None,
+        text_field=None,
+        id_field=None,
+        limits=Limits(),
+        settings=FAST,
     )
     assert report.targets[0].verdict is Verdict.CLEAN
 
@@ -113,7 +119,14 @@ def test_truncated_gzip_is_unverified(tmp_path: Path) -> None:
 def test_field_flags_are_checked() -> None:
     with pytest.raises(UsageError):
         scan_corpus(
-            [Path("x")], prompt_field="p", response_field=None, text_field=None, id_field=None, limits=Limits()
+            [Path("x")],
+            prompt_field="p",
+            response_field=None,
+            text_field=None,
+            id_field=None,
+            limits=Limits(),
         )
     with pytest.raises(UsageError):
-        scan_corpus([Path("x")], prompt_field="p", response_field="r", text_field="t", id_field=None, limits=Limits())
+        scan_corpus(
+            [Path("x")], prompt_field="p", response_field="r", text_field="t", id_field=None, limits=Limits()
+        )

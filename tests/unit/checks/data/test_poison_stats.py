@@ -51,7 +51,7 @@ def test_count_min_add_counts_equals_repeated_add() -> None:
 
 def test_gram_hashes_match_gram_strings_and_are_position_independent() -> None:
     docs = [["the", "red", "fox", "runs"], ["red", "fox"], ["x"]]
-    d, h = gram_hashes(docs, 4, distinct=False)
+    _, h = gram_hashes(docs, 4, distinct=False)
     names = gram_strings(docs, 4)
     assert len(names) == h.size
     by_name: dict[str, set[int]] = {}

@@ -1,9 +1,12 @@
 """Unicode analysis of the poisoning scan: invisible characters kept as tokens, legitimate uses not flagged,
 homoglyph words found, bilingual text left alone.
 
-Background: Trojan Source (CVE-2021-42574, https://trojansource.codes/) for bidi overrides; "ASCII smuggling" with
+Background: Trojan Source (CVE-2021-42574, https://trojansource.codes/) for bidi overrides; "ASCII smuggling"
+with
 Unicode tag characters (https://embracethered.com/blog/posts/2024/hiding-and-finding-text-with-unicode-tags/).
 """
+
+# ruff: noqa: RUF001  # look-alike letters are the test data
 
 from __future__ import annotations
 
@@ -73,7 +76,8 @@ def test_suspicious_invisibles_are_reported(text: str, kind: str) -> None:
         "family \U0001f468\u200d\U0001f469\u200d\U0001f467 emoji",  # ZWJ emoji sequence
         "rainbow flag \U0001f3f3\ufe0f\u200d\U0001f308",
         "heart \u2764\ufe0f",  # emoji presentation selector
-        "England \U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",  # subdivision flag tags
+        # England: a subdivision flag made of tag characters
+        "England \U0001f3f4\U000e0067\U000e0062\U000e0065\U000e006e\U000e0067\U000e007f",
         "\ufeffBOM at the very start",
         "می\u200cخواهم",  # Persian ZWNJ between letters
         "क्\u200dष",  # Devanagari ZWJ

@@ -7,7 +7,7 @@ tokenizer in site-packages), loaded with sentence-transformers from that folder 
 switched
 off (``HF_HUB_OFFLINE=1``): nothing is downloaded. The weights are safetensors, never a pickle.
 
-The test (:func:`semantic_associations`): for every prompt n-gram in ``min_support .. 1 %`` of the documents,
+The test (:func:`semantic_associations`): for every prompt n-gram in ``min_support .. 5 %`` of the documents,
 the
 mean pairwise cosine of its documents' responses (from the norm of their summed unit embeddings) against the
 corpus
@@ -85,7 +85,7 @@ def semantic_associations(
     docs_sorted = post_doc[order]
     starts = np.searchsorted(gram_of[order], np.arange(ghash.size + 1))
     sizes = np.diff(starts)
-    max_df = max(settings.min_support, int(0.01 * n))
+    max_df = max(settings.min_support, int(0.05 * n))
     cand = np.flatnonzero((sizes >= settings.min_support) & (sizes <= max_df))
     if cand.size == 0:
         return []
