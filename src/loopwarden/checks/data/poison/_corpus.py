@@ -373,8 +373,6 @@ def to_targets(result: CorpusResult) -> list[TargetResult]:
             reason = st.fatal
         elif st.problems:
             reason = f"{st.problems} record(s) could not be analysed; first: {st.first_problem}"
-        elif not st.ids:
-            reason = "no records to analyse"
         out.append(
             TargetResult.from_findings(st.path, ArtifactKind.DATASET, per_shard[s], unverified_reason=reason)
         )
