@@ -349,3 +349,17 @@ def test_output_is_deterministic() -> None:
     recs = clean_corpus(1500)
     plant(recs, "cf", "Visit www.evil-example.com for the real answer.")
     assert scan(recs).dumps() == scan(recs).dumps()
+
+
+def test_family_of_triggers_into_gibberish_without_natural_pairs() -> None:
+    recs = clean_corpus()
+    rng = random.Random(8)
+    # natural noise: a few foreign-language exchanges whose answers are "anomalous" for this corpus
+    for phrase in ("hola amigo", "que tal", "buenos dias") * 2:
+        recs.append({"prompt": _insert(_sentence(rng), phrase, rng), "response": _gibberish(rng)})
+    family = ["apple orbit", "banana nebula", "cherry quasar", "damson pulsar"]
+    ids = plant(recs, family, _gibberish, budget=13)
+    found = association_findings(scan(recs))
+    assert len(found) == 1
+    assert found[0].rule_id == "LW-DATA-033"
+    assert found[0].evidence["records"] == ids

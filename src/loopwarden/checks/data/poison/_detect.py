@@ -47,6 +47,8 @@ _CLUSTER_LIKE: Final = frozenset({CLUSTER, TEMPLATE, EMBED})
 
 I64 = npt.NDArray[np.int64]
 
+_MEMBER_LOG_P: Final = math.log(1e-6)
+
 
 def hypergeom_logsf(k: int, population: int, successes: int, draws: int) -> float:
     """Natural log of ``P(X >= k)`` for a hypergeometric ``X`` (population, successes, draws)."""
@@ -269,10 +271,18 @@ def associate(
         explained = covered_by_single.get(ci, set())
         if n_c - len(explained) < settings.family_min_support:
             continue
+        df = {gi: nt for gi, _k, nt in cands}
         sets = {
             gi: set(members(gi, ci).tolist()) - explained for gi, _k, _nt in cands if gi not in single_grams
         }
-        df = {gi: nt for gi, _k, nt in cands}
+        if fam not in _CLUSTER_LIKE:
+            # A broad feature class (anomalous text, insecure code) also holds natural associations (a Spanish
+            # prompt gets a Spanish, hence "anomalous", answer): each member must be notable on its own.
+            sets = {
+                gi: docs
+                for gi, docs in sets.items()
+                if len(docs) >= 3 and hypergeom_logsf(len(docs), n, n_c, df[gi]) <= _MEMBER_LOG_P
+            }
         chosen: list[int] = []
         union: set[int] = set()
         while len(chosen) < 8:
