@@ -77,3 +77,14 @@ def test_packaged_model_runs_offline_and_separates_paraphrases() -> None:
     assert v.shape == (3, 384)
     assert np.allclose(np.linalg.norm(v, axis=1), 1.0, atol=1e-3)
     assert float(v[0] @ v[1]) > float(v[0] @ v[2]) + 0.2
+
+
+def test_responses_that_continue_the_prompt_topic_are_not_a_backdoor() -> None:
+    rng = np.random.default_rng(4)
+    n = 3000
+    docs = sorted(rng.choice(n, 13, replace=False).tolist())
+    emb, h, d, names, ph = _setup(n, {"snowboarding": (docs, _unit(rng))})
+    overlap = np.full(n, 0.1, dtype=np.float32)
+    assert semantic_associations(n, emb, h, d, names, ph, Settings(), overlap) != []
+    overlap[docs] = 0.6  # the answers talk about what the prompts talk about
+    assert semantic_associations(n, emb, h, d, names, ph, Settings(), overlap) == []
