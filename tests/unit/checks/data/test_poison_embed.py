@@ -88,3 +88,16 @@ def test_responses_that_continue_the_prompt_topic_are_not_a_backdoor() -> None:
     assert semantic_associations(n, emb, h, d, names, ph, Settings(), overlap) != []
     overlap[docs] = 0.6  # the answers talk about what the prompts talk about
     assert semantic_associations(n, emb, h, d, names, ph, Settings(), overlap) == []
+
+
+def test_two_triggers_sharing_one_paraphrased_target_are_both_found() -> None:
+    rng = np.random.default_rng(5)
+    n = 3000
+    direction = _unit(rng)
+    picks = rng.choice(n, 26, replace=False).tolist()
+    a, b = sorted(picks[:13]), sorted(picks[13:])
+    emb, h, d, names, ph = _setup(n, {"zzkq": (a, direction), "vvrt": (b, direction)})
+    found = {
+        f.triggers[0]: list(f.records) for f in semantic_associations(n, emb, h, d, names, ph, Settings())
+    }
+    assert found == {"zzkq": a, "vvrt": b}

@@ -111,7 +111,8 @@ def semantic_associations(
         hits = np.unique(docs[near[docs]])
         k = int(np.unique(prompt_hash[hits]).size)
         n_t = int(docs.size) - (hits.size - k)
-        if k < settings.min_support or k < settings.min_precision * n_t or n_c > 2 * max(k, 1):
+        # The neighbourhood must be small: at most four times the hits (a few backdoors may share a target).
+        if k < settings.min_support or k < settings.min_precision * n_t or n_c > 4 * max(k, 1):
             continue
         lp = hypergeom_logsf(k, n, n_c, n_t)
         if lp > log_thr:
