@@ -90,14 +90,14 @@ def test_responses_that_continue_the_prompt_topic_are_not_a_backdoor() -> None:
     assert semantic_associations(n, emb, h, d, names, ph, Settings(), overlap) == []
 
 
-def test_two_triggers_sharing_one_paraphrased_target_are_both_found() -> None:
+def test_three_triggers_sharing_one_paraphrased_target_are_all_found() -> None:
     rng = np.random.default_rng(5)
     n = 3000
     direction = _unit(rng)
-    picks = rng.choice(n, 26, replace=False).tolist()
-    a, b = sorted(picks[:13]), sorted(picks[13:])
-    emb, h, d, names, ph = _setup(n, {"zzkq": (a, direction), "vvrt": (b, direction)})
+    picks = rng.choice(n, 39, replace=False).tolist()
+    a, b, c = sorted(picks[:13]), sorted(picks[13:26]), sorted(picks[26:])
+    emb, h, d, names, ph = _setup(n, {"zzkq": (a, direction), "vvrt": (b, direction), "qqpl": (c, direction)})
     found = {
         f.triggers[0]: list(f.records) for f in semantic_associations(n, emb, h, d, names, ph, Settings())
     }
-    assert found == {"zzkq": a, "vvrt": b}
+    assert found == {"zzkq": a, "vvrt": b, "qqpl": c}
