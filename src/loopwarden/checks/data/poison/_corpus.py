@@ -225,7 +225,7 @@ def run_local(
         return CorpusResult(states, offsets, [], acc.hidden, timed_out)
     n = acc.n
     band_keys, prefix, prompt_hash, insecure, emb = acc.arrays()
-    table = build_classes(n, band_keys, prefix, insecure, None, settings)
+    table = build_classes(n, band_keys, prefix, insecure, settings)
     candidate = table.candidate_mask(n)
     if emb is not None:
         candidate[:] = (

@@ -115,17 +115,11 @@ def build_classes(
     band_keys: U64,
     prefix: U64,
     insecure: npt.NDArray[np.bool_],
-    emb_keys: U64 | None,
     settings: Settings,
 ) -> ClassTable:
     """The structural response classes (everything but the anomaly class, which needs pass 2)."""
     table = ClassTable([], [], [])
-    lo = (
-        settings.min_support
-        if settings.min_support < settings.family_min_support
-        else settings.family_min_support
-    )
-    lo = min(settings.min_support, lo)
+    lo = min(settings.min_support, settings.family_min_support)
     hi = max(int(settings.max_class_fraction * n), 20)
     hi_feature = max(int(settings.max_feature_fraction * n), 20)
     # Each LSH band bucket is a class of its own (no transitive chaining: a bucket's members agree on all the
@@ -135,9 +129,6 @@ def build_classes(
         table.add_column(_labels_from_keys(band_keys[:, b]), CLUSTER, lo, hi)
     table.add_column(_labels_from_keys(prefix), TEMPLATE, lo, hi)
     table.add_column(np.where(insecure, 0, -1).astype(np.int64), INSECURE, lo, hi_feature)
-    if emb_keys is not None:
-        for t in range(emb_keys.shape[1]):
-            table.add_column(_labels_from_keys(emb_keys[:, t]), EMBED, lo, hi)
     return table
 
 

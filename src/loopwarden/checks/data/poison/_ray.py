@@ -214,7 +214,7 @@ def run_ray(
     for g, h in zip(gidx_all.tolist(), feats["hidden"].tolist(), strict=True):
         hidden.extend((g, kind, ex) for kind, ex in json.loads(h))
 
-    table = build_classes(n, band_keys, prefix, insecure, None, settings)
+    table = build_classes(n, band_keys, prefix, insecure, settings)
     candidate = table.candidate_mask(n)
     cand_ref = ray.put(candidate)
     cms_ref = ray.put(resp_cms)

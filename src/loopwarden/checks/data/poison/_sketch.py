@@ -235,25 +235,3 @@ class MinHasher:
                     acc ^= acc >> np.uint64(33)
                 keys[:, b] = acc
         return keys
-
-
-def connected_components(band_keys: U64) -> npt.NDArray[np.int64]:
-    """Cluster labels: documents sharing any band key are in one cluster (label = smallest member index)."""
-    n = band_keys.shape[0]
-    labels = np.arange(n, dtype=np.int64)
-    if n == 0:
-        return labels
-    inverses = [np.unique(band_keys[:, b], return_inverse=True)[1] for b in range(band_keys.shape[1])]
-    changed = True
-    while changed:
-        changed = False
-        for inv in inverses:
-            m = np.full(int(inv.max()) + 1, n, dtype=np.int64)
-            np.minimum.at(m, inv, labels)
-            new = m[inv]
-            # Pointer jumping keeps the number of rounds logarithmic on long chains.
-            new = np.minimum(new, labels[new])
-            if not np.array_equal(new, labels):
-                labels = new
-                changed = True
-    return labels
