@@ -27,6 +27,7 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "gate": ("loopwarden._cli.gate", "may an artifact be promoted? allow, deny or escalate, with reasons"),
     "policy": ("loopwarden._cli.policy", "capability policy: check, record, approve, diff, audit, trend"),
     "scan": ("loopwarden._cli.scan", "scan model files for payloads without loading them"),
+    "data": ("loopwarden._cli.data", "dataset manifests, verify, diff, Croissant export; poisoning scans"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 

@@ -30,6 +30,10 @@ SCAN: Final = f"{_BASE}/scan/v1"
 """The result of one check on one artifact (verdict and findings)."""
 NOTE: Final = f"{_BASE}/note/v1"
 """A free-form note about artifacts (used by the demo and by operators)."""
+DATASET_MANIFEST: Final = f"{_BASE}/dataset-manifest/v1"
+"""A dataset's provenance manifest: subjects are its shards; the predicate names the manifest file by digest
+and carries per-shard record counts and Merkle roots, sources, licence and generator
+(``checks/data/manifest.py``)."""
 
 # -- lineage (LINEAGE, issue 5): the loop's relations, written by loopwarden.lineage, read by its graph index --
 SLSA_PROVENANCE: Final = "https://slsa.dev/provenance/v1"
@@ -68,8 +72,6 @@ POLICY_APPROVAL: Final = f"{_BASE}/policy-approval/v1"
 """An approver's signed approval of a policy version (subject: the version's digest)."""
 SIGNOFF: Final = f"{_BASE}/signoff/v1"
 """A reviewer's signed sign-off on an artifact (two-person-signoff counts distinct human keys)."""
-DATASET_MANIFEST: Final = f"{_BASE}/dataset-manifest/v1"
-"""A dataset's provenance manifest (written by the data layer; read by data-provenance-complete)."""
 ROLE_POLICY: Final = f"{_BASE}/role-policy/v1"
 """The role policy an agent session ran under (written by the agents layer; agents-least-privilege)."""
 OMS_SIGNATURE: Final = "https://model_signing/signature/v1.0"

@@ -23,6 +23,8 @@ class Limits:
     max_decompressed_bytes: int = 8 * 1024**3
     max_opcodes: int = 50_000_000
     max_seconds: float = 600.0
+    max_record_bytes: int = 64 * 1024**2
+    """Largest single record (a line of a line-oriented shard, an array element, a row) a reader holds."""
 
 
 class ResourceLimitExceeded(CheckError):

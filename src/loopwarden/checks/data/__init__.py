@@ -1,0 +1,1 @@
+"""Data-ingestion checks: shard readers, provenance manifests (Croissant export), poisoning detection."""
