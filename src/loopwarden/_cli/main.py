@@ -20,6 +20,8 @@ GROUPS: Final[dict[str, tuple[str, str]]] = {
     "init": ("loopwarden._cli.init", "create a workspace: loopwarden.toml, keys and an empty ledger"),
     "keys": ("loopwarden._cli.keys", "create, list and export signing keys"),
     "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
+    "sign": ("loopwarden._cli.sign", "sign a model, dataset or file set (OpenSSF Model Signing v1.0)"),
+    "verify": ("loopwarden._cli.verify", "verify a model, dataset or file set against its OMS signature"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 

@@ -1,0 +1,255 @@
+"""Verifying a model folder (or a dataset, or any file set) against an OMS signature, failing safely.
+
+The serialization recorded in the signature is the one used (method, hash, shard size, symlink policy, ignore
+paths); every problem becomes a finding that names the offending path; files the signature's ignore list leaves out
+are listed too, so that a signature cannot hide a file silently.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from loopwarden.domain import ArtifactKind, Digest, Finding, TargetResult
+from loopwarden.errors import InputError, VerificationError
+from loopwarden.signing import rules
+from loopwarden.signing.hashing import Progress
+from loopwarden.signing.interface import Resource, Serialization
+from loopwarden.signing.manifest import Cache, CachedFile, compute, shard_ranges
+from loopwarden.signing.oms import Bundle, OmsStatement, Trust, root_digest
+from loopwarden.signing.walk import enumerate_model, is_confined_name
+
+__all__ = ["VerifyResult", "default_signature", "verify"]
+
+ProgressFactory = Callable[[int], Progress]
+
+
+def default_signature(path: str | Path) -> Path:
+    """``model.sig`` beside the model folder (in its parent folder)."""
+    return Path(os.path.abspath(path)).parent / "model.sig"
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyResult:
+    result: TargetResult
+    statement: OmsStatement | None
+    signer: dict[str, Any] | None
+    signature: Path
+    bytes_hashed: int = 0
+    files_reused: int = 0
+    ignored: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def verified(self) -> bool:
+        return self.result.passed()
+
+
+def _display(root: Path, name: str, single: bool) -> str:
+    return str(root) if single else f"{root.as_posix().rstrip('/')}/{name}"
+
+
+def verify(
+    path: str | Path,
+    trust: Trust,
+    *,
+    signature: str | Path | None = None,
+    incremental: bool = False,
+    cache_dir: Path | None = None,
+    kind: ArtifactKind = ArtifactKind.MODEL,
+    workers: int | None = None,
+    progress: ProgressFactory | None = None,
+) -> VerifyResult:
+    """Verify the model at ``path`` against its OMS signature.
+
+    Raises :class:`~loopwarden.errors.InputError` or a :class:`~loopwarden.errors.SigningError` for unusable input
+    (exit 2); a signature that does not verify or a folder that does not match is a failed :class:`VerifyResult`.
+    """
+    root = Path(path)
+    sig = Path(signature) if signature is not None else default_signature(root)
+    src = str(sig)
+    try:
+        data = sig.read_bytes()
+    except FileNotFoundError:
+        raise InputError(sig, "signature file not found", hint="pass --signature FILE") from None
+    except OSError as exc:
+        raise InputError(sig, f"cannot read signature file: {exc.strerror}") from None
+    if not os.path.lexists(root):
+        raise InputError(root, "no such file or folder")
+    bundle = Bundle.parse(data, source=src)
+    try:
+        signer = trust.check(bundle, source=src)
+    except VerificationError as exc:
+        finding = rules.SignatureInvalid.finding(src, exc.message)
+        return VerifyResult(TargetResult.from_findings(str(root), kind, [finding]), None, None, sig)
+    stmt = bundle.statement(source=src)
+    ser = stmt.serialization
+    findings: list[Finding] = []
+    expected = _expected(stmt, root, findings)
+    # Ignore entries that are not canonical relative paths can match nothing inside the root; they are dropped,
+    # which only makes verification stricter.
+    ignores = tuple(p for p in (_norm(x) for x in ser.ignore_paths) if p is not None)
+    listing = enumerate_model(root, allow_symlinks=ser.allow_symlinks, ignore_paths=ignores, signature=sig)
+    single = listing.single_file
+    for name in listing.symlinks:
+        findings.append(
+            rules.SymlinkPresent.finding(
+                _display(root, name, single), f"{name}: symbolic link, and the signature allows none"
+            )
+        )
+    for name in listing.escapes:
+        findings.append(
+            rules.SymlinkEscape.finding(
+                _display(root, name, single),
+                f"{name}: symbolic link leaves the model folder, dangles or loops",
+            )
+        )
+    for name in listing.special:
+        findings.append(
+            rules.SpecialFile.finding(_display(root, name, single), f"{name}: not a regular file")
+        )
+    for name in listing.undecodable:
+        findings.append(rules.SpecialFile.finding(_display(root, name, single), f"{name}: name is not UTF-8"))
+    for name, rule in sorted(listing.ignored.items()):
+        if rule not in ("default", "signature"):
+            findings.append(
+                rules.IgnoredBySignature.finding(
+                    _display(root, name, single),
+                    f"{name}: not verified, the signature's ignore_paths lists {rule!r}",
+                    ignore_path=rule,
+                )
+            )
+    cache = Cache(cache_dir, root, ser) if cache_dir is not None else None
+    cached: dict[str, CachedFile] | None = cache.load() if (cache is not None and incremental) else None
+    entries = listing.entries
+    total = sum(
+        e.state.size
+        for e in entries
+        if not (cached and cached.get(e.name, None) and cached[e.name].state == e.state)
+    )
+    computed, hashed = compute(
+        entries,
+        ser,
+        cached=cached,
+        workers=workers,
+        progress=progress(total) if progress is not None else None,
+    )
+    if cache is not None:
+        cache.save(entries, computed)
+    reused = sum(1 for e in entries if cached and e.name in cached and cached[e.name].state == e.state)
+    unavailable = set(listing.symlinks) | set(listing.escapes) | set(listing.special)
+    for name in sorted(set(expected) | set(computed)):
+        shown = _display(root, name, single)
+        want = expected.get(name)
+        got = computed.get(name)
+        if want is None:
+            if got is not None and not got and ser.method == "shards":
+                continue  # an empty file has no shards (OMS 6.3.2), so the format cannot cover it
+            findings.append(rules.UnsignedFile.finding(shown, f"{name}: not covered by the signature"))
+        elif got is None:
+            if name not in unavailable and name not in listing.ignored:
+                findings.append(rules.MissingFile.finding(shown, f"{name}: signed, but missing"))
+            elif name in listing.ignored:
+                findings.append(
+                    rules.MissingFile.finding(shown, f"{name}: signed, but excluded by the ignore paths")
+                )
+        elif {(r.name, r.digest) for r in want} != {(r.name, r.digest) for r in got}:
+            bad = sorted(
+                {r.name for r in got} ^ {r.name for r in want}
+                | {r.name for r in got if (r.name, r.digest) not in {(w.name, w.digest) for w in want}}
+            )
+            findings.append(
+                rules.ModifiedFile.finding(
+                    shown,
+                    f"{name}: content differs from the signed digest",
+                    parts=bad if ser.method == "shards" else [],
+                )
+            )
+    digest = Digest("sha256", stmt.root) if _is_hex64(stmt.root) else None
+    result = TargetResult.from_findings(str(root), kind, findings, digest=digest)
+    return VerifyResult(result, stmt, signer, sig, hashed, reused, dict(listing.ignored))
+
+
+def _is_hex64(text: str) -> bool:
+    return len(text) == 64 and all(c in "0123456789abcdef" for c in text)
+
+
+def _norm(entry: str) -> str | None:
+    import posixpath
+
+    if not entry or entry.startswith("/") or any(c in entry for c in "*?[") or "\\" in entry:
+        return None
+    n = posixpath.normpath(entry)
+    return n if is_confined_name(n) else None
+
+
+def _expected(stmt: OmsStatement, root: Path, findings: list[Finding]) -> dict[str, tuple[Resource, ...]]:
+    """Signed resources grouped by file name; bad names and inconsistencies become findings."""
+    ser: Serialization = stmt.serialization
+    rootp = str(root)
+    seen: set[str] = set()
+    groups: dict[str, list[tuple[int, int, Resource]]] = {}
+    for r in stmt.resources:
+        if r.name in seen:
+            findings.append(rules.MalformedManifest.finding(rootp, f"{r.name}: listed twice", member=r.name))
+            continue
+        seen.add(r.name)
+        if r.algorithm != ser.hash_type and r.algorithm != f"{ser.hash_type}-sharded-{ser.shard_size}":
+            # The second form is what the reference implementation writes for shards.
+            findings.append(
+                rules.MalformedManifest.finding(
+                    rootp,
+                    f"{r.name}: digest algorithm {r.algorithm!r} is not the serialization's "
+                    f"{ser.hash_type!r}",
+                    member=r.name,
+                )
+            )
+            continue
+        if ser.method == "shards":
+            parts = r.split_shard()
+            if parts is None:
+                findings.append(
+                    rules.MalformedManifest.finding(
+                        rootp, f"{r.name}: not a shard name PATH:START:END", member=r.name
+                    )
+                )
+                continue
+            fname, start, end = parts
+        else:
+            fname, start, end = r.name, 0, 0
+        if not is_confined_name(fname):
+            findings.append(
+                rules.BadResourceName.finding(
+                    rootp,
+                    f"{r.name}: resource name leaves the model folder or is not canonical",
+                    member=r.name,
+                )
+            )
+            continue
+        groups.setdefault(fname, []).append((start, end, r))
+    out: dict[str, tuple[Resource, ...]] = {}
+    for fname, items in groups.items():
+        items.sort(key=lambda t: t[0])
+        if ser.method == "shards":
+            assert ser.shard_size is not None
+            size = items[-1][1]
+            if [(s, e) for s, e, _ in items] != shard_ranges(size, ser.shard_size):
+                findings.append(
+                    rules.MalformedManifest.finding(
+                        rootp,
+                        f"{fname}: signed shards do not tile the file in {ser.shard_size}-byte steps",
+                        member=fname,
+                    )
+                )
+        out[fname] = tuple(r for _, _, r in items)
+    if root_digest(stmt.resources) != stmt.root:
+        findings.append(
+            rules.MalformedManifest.finding(rootp, "the subject digest does not match the signed resources")
+        )
+    return out
+
+
+def expected_names(stmt: OmsStatement) -> Sequence[str]:
+    return [r.name for r in stmt.resources]
