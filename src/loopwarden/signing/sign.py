@@ -95,9 +95,10 @@ def sign(
         if names:
             raise SigningError(f"{root}: {what}: {_few(names)}")
     recorded = set(DEFAULT_IGNORES) | set(user)
-    sig_name = next((n for n, r in listing.ignored.items() if r == "signature"), None)
-    if sig_name is not None:
-        recorded.add(sig_name)
+    try:  # the signature itself, when written inside the folder, is left out and says so (OMS 6.2)
+        recorded.add(Path(os.path.abspath(sig)).relative_to(os.path.abspath(root)).as_posix())
+    except ValueError:
+        pass
     ser = Serialization(
         method="shards" if shard_size is not None else "files",
         hash_type=hash_type,
