@@ -32,6 +32,13 @@ def build(parser: argparse.ArgumentParser) -> None:
     )
     mode.add_argument("--full", action="store_true", help="re-hash every file (the default)")
     parser.add_argument(
+        "--ignore-path",
+        metavar="P",
+        action="append",
+        default=[],
+        help="also leave out this path (relative to the folder; repeatable); reported as info",
+    )
+    parser.add_argument(
         "--kind",
         choices=["model", "dataset", "other"],
         default="model",
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
         args.path,
         trust,
         signature=args.signature,
+        ignore_paths=args.ignore_path,
         incremental=args.incremental and not args.full,
         cache_dir=cache_dir(args),
         kind=ArtifactKind(args.kind),

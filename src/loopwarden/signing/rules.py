@@ -12,6 +12,7 @@ from loopwarden.domain import Finding, Location, Rule, Severity
 __all__ = [
     "BadResourceName",
     "IgnoredBySignature",
+    "IgnoredOnRequest",
     "MalformedManifest",
     "MissingFile",
     "ModifiedFile",
@@ -92,3 +93,9 @@ class IgnoredBySignature(_SigningRule):
     severity = Severity.INFO
     title = "file left out because the signature's ignore_paths says so"
     help = "Not a failure: the signer chose to exclude it. Listed so that a signature cannot hide files silently."
+
+
+class IgnoredOnRequest(_SigningRule):
+    rule_id = "LW-SIGN-021"
+    severity = Severity.INFO
+    title = "file left out because the verifier was asked to (--ignore-path)"

@@ -20,7 +20,8 @@ from loopwarden.signing.hashing import Progress
 from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.manifest import Cache, CachedFile, compute, shard_ranges
 from loopwarden.signing.oms import Bundle, OmsStatement, Trust, root_digest
-from loopwarden.signing.walk import enumerate_model, is_confined_name
+from loopwarden.signing.walk import ASKED_PREFIX as _ASKED
+from loopwarden.signing.walk import canonical_ignore, enumerate_model, is_confined_name
 
 __all__ = ["VerifyResult", "default_signature", "verify"]
 
@@ -56,6 +57,7 @@ def verify(
     trust: Trust,
     *,
     signature: str | Path | None = None,
+    ignore_paths: Sequence[str] = (),
     incremental: bool = False,
     cache_dir: Path | None = None,
     kind: ArtifactKind = ArtifactKind.MODEL,
@@ -91,6 +93,8 @@ def verify(
     # Ignore entries that are not canonical relative paths can match nothing inside the root; they are dropped,
     # which only makes verification stricter.
     ignores = tuple(p for p in (_norm(x) for x in ser.ignore_paths) if p is not None)
+    extra = tuple(canonical_ignore(root, p) for p in ignore_paths)
+    ignores += tuple(f"{_ASKED}{p}" for p in extra)
     listing = enumerate_model(root, allow_symlinks=ser.allow_symlinks, ignore_paths=ignores, signature=sig)
     single = listing.single_file
     for name in listing.symlinks:
@@ -113,7 +117,15 @@ def verify(
     for name in listing.undecodable:
         findings.append(rules.SpecialFile.finding(_display(root, name, single), f"{name}: name is not UTF-8"))
     for name, rule in sorted(listing.ignored.items()):
-        if rule not in ("default", "signature"):
+        if rule.startswith(_ASKED):
+            findings.append(
+                rules.IgnoredOnRequest.finding(
+                    _display(root, name, single),
+                    f"{name}: not verified, left out by --ignore-path {rule.removeprefix(_ASKED)!r}",
+                    ignore_path=rule.removeprefix(_ASKED),
+                )
+            )
+        elif rule not in ("default", "signature"):
             findings.append(
                 rules.IgnoredBySignature.finding(
                     _display(root, name, single),

@@ -18,7 +18,7 @@ from loopwarden.errors import InputError, UsageError
 from loopwarden.signing.hashing import FileState
 from loopwarden.signing.interface import DEFAULT_IGNORES
 
-__all__ = ["Entry", "Listing", "canonical_ignore", "enumerate_model", "is_confined_name"]
+__all__ = ["ASKED_PREFIX", "Entry", "Listing", "canonical_ignore", "enumerate_model", "is_confined_name"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,12 @@ def canonical_ignore(root: Path, value: str) -> str:
     return norm
 
 
+ASKED_PREFIX = "asked:"
+"""Marks an ignore path the verifier's user gave (as opposed to one recorded in the signature)."""
+
+
 def _matches(name: str, prefix: str) -> bool:
+    prefix = prefix.removeprefix(ASKED_PREFIX)
     return name == prefix or name.startswith(prefix + "/")
 
 
