@@ -1,9 +1,9 @@
 """Tampering with a signed model folder or its signature: every case fails verification and names the path.
 
-The classes of attack follow the OpenSSF Model Signing threat model (https://github.com/ossf/model-signing-spec,
-spec/v1.0.md sections 6.1-6.2 and 8.4): changed, added, removed or renamed files; symbolic links swapped in; resource
-names that leave the folder (path traversal, CWE-22); signatures by another key; signatures edited after signing;
-ignore lists that would hide files.
+The classes of attack follow the OpenSSF Model Signing threat model
+(https://github.com/ossf/model-signing-spec, spec/v1.0.md sections 6.1-6.2 and 8.4): changed, added, removed
+or renamed files; symbolic links swapped in; resource names that leave the folder (path traversal, CWE-22);
+signatures by another key; signatures edited after signing; ignore lists that would hide files.
 """
 
 from __future__ import annotations
@@ -34,14 +34,17 @@ def _model(tmp: Path) -> Path:
 
 
 def _resign(sig: Path, edit: Callable[[dict[str, Any]], None], key: PrivateKey = KEY) -> None:
-    """Decode the payload, edit it, and sign it again with ``key``: only the path checks can catch what follows."""
+    """Decode the payload, edit it, and sign it again with ``key``: only the path checks can catch what
+    follows."""
     bundle = json.loads(sig.read_bytes())
     env = bundle["dsseEnvelope"]
     stmt = json.loads(base64.b64decode(env["payload"]))
     edit(stmt)
     payload = json.dumps(stmt).encode()
     env["payload"] = base64.b64encode(payload).decode()
-    env["signatures"] = [{"sig": base64.b64encode(key.sign(pae(env["payloadType"], payload))).decode(), "keyid": ""}]
+    env["signatures"] = [
+        {"sig": base64.b64encode(key.sign(pae(env["payloadType"], payload))).decode(), "keyid": ""}
+    ]
     sig.write_text(json.dumps(bundle))
 
 
@@ -93,7 +96,8 @@ def test_renamed_file(tmp_path: Path) -> None:
     m, sig = _signed(tmp_path)
     (m / "config.json").rename(m / "config.json.bak")
     fails = _failures(m, sig)
-    assert _named(fails, "LW-SIGN-010", "config.json") and _named(fails, "LW-SIGN-011", "config.json.bak")
+    assert _named(fails, "LW-SIGN-010", "config.json")
+    assert _named(fails, "LW-SIGN-011", "config.json.bak")
 
 
 def test_added_file(tmp_path: Path) -> None:
@@ -152,7 +156,9 @@ def test_shard_name_leaving_the_folder(tmp_path: Path) -> None:
     m, sig = _signed(tmp_path, shard_size=100_000)
 
     def add(stmt: dict[str, Any]) -> None:
-        stmt["predicate"]["resources"].append({"name": "../w.bin:0:10", "algorithm": "sha256", "digest": "ab" * 32})
+        stmt["predicate"]["resources"].append(
+            {"name": "../w.bin:0:10", "algorithm": "sha256", "digest": "ab" * 32}
+        )
 
     _resign(sig, add)
     assert _named(_failures(m, sig), "LW-SIGN-002", "../w.bin:0:10")
@@ -163,7 +169,9 @@ def test_signature_by_another_key(tmp_path: Path) -> None:
     other = generate("ecdsa-p256")
     res = sign(m, KeySigner(other))
     fails = _failures(m, res.signature, key=KEY)
-    assert fails[0][0] == "LW-SIGN-001" and "another key" in fails[0][1] and str(res.signature) in fails[0][2]
+    assert fails[0][0] == "LW-SIGN-001"
+    assert "another key" in fails[0][1]
+    assert str(res.signature) in fails[0][2]
 
 
 def test_signature_by_another_key_with_our_hint(tmp_path: Path) -> None:
@@ -171,7 +179,9 @@ def test_signature_by_another_key_with_our_hint(tmp_path: Path) -> None:
     m, sig = _signed(tmp_path)
     _resign(sig, lambda s: None, key=generate("ecdsa-p256"))
     fails = _failures(m, sig)
-    assert fails[0][0] == "LW-SIGN-001" and "does not verify" in fails[0][1] and str(sig) in fails[0][2]
+    assert fails[0][0] == "LW-SIGN-001"
+    assert "does not verify" in fails[0][1]
+    assert str(sig) in fails[0][2]
 
 
 def test_signature_file_edited_after_signing(tmp_path: Path) -> None:
@@ -182,7 +192,8 @@ def test_signature_file_edited_after_signing(tmp_path: Path) -> None:
     bundle["dsseEnvelope"]["payload"] = base64.b64encode(json.dumps(stmt).encode()).decode()
     sig.write_text(json.dumps(bundle))
     fails = _failures(m, sig)
-    assert fails[0][0] == "LW-SIGN-001" and str(sig) in fails[0][2]
+    assert fails[0][0] == "LW-SIGN-001"
+    assert str(sig) in fails[0][2]
 
 
 def test_ignore_list_in_the_signature_is_reported(tmp_path: Path) -> None:

@@ -10,9 +10,19 @@ from pathlib import Path
 import pytest
 
 from loopwarden.attest.keys import PrivateKey, generate, load_private
-from loopwarden.signing import CertificateSigner, CertificateTrust, KeySigner, KeyTrust, load_certificates, sign, verify
+from loopwarden.signing import (
+    CertificateSigner,
+    CertificateTrust,
+    KeySigner,
+    KeyTrust,
+    load_certificates,
+    sign,
+    verify,
+)
 
-ms_signing = pytest.importorskip("model_signing.signing", reason="model-signing (test extra) is not installed")
+ms_signing = pytest.importorskip(
+    "model_signing.signing", reason="model-signing (test extra) is not installed"
+)
 ms_verifying = pytest.importorskip("model_signing.verifying")
 ms_hashing = pytest.importorskip("model_signing.hashing")
 
@@ -46,8 +56,9 @@ def _pki(folder: Path) -> dict[str, Path]:
     folder.mkdir()
     now = dt.datetime.now(dt.UTC)
 
-    def cert(cn: str, key: ec.EllipticCurvePrivateKey, issuer: str, ikey: ec.EllipticCurvePrivateKey,
-             ca: bool) -> x509.Certificate:
+    def cert(
+        cn: str, key: ec.EllipticCurvePrivateKey, issuer: str, ikey: ec.EllipticCurvePrivateKey, ca: bool
+    ) -> x509.Certificate:
         b = (
             x509.CertificateBuilder()
             .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
@@ -57,9 +68,13 @@ def _pki(folder: Path) -> dict[str, Path]:
             .not_valid_before(now - dt.timedelta(days=1))
             .not_valid_after(now + dt.timedelta(days=10))
             .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-            .add_extension(x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False), critical=True)
+            .add_extension(
+                x509.KeyUsage(not ca, False, False, False, False, ca, ca, False, False), critical=True
+            )
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-            .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ikey.public_key()), critical=False)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(ikey.public_key()), critical=False
+            )
         )
         if not ca:
             b = b.add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CODE_SIGNING]), critical=False)
@@ -77,52 +92,67 @@ def _pki(folder: Path) -> dict[str, Path]:
         out[n].write_bytes(c.public_bytes(serialization.Encoding.PEM))
     out["key"] = folder / "leaf.key"
     out["key"].write_bytes(
-        lk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        lk.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return out
 
 
-# --- ours -> reference -------------------------------------------------------------------------------------------
+# --- ours -> reference
+# -------------------------------------------------------------------------------------------
 
 
-def test_reference_verifies_our_key_files_signature(model: Path, keys: tuple[PrivateKey, Path, Path],
-                                                    tmp_path: Path) -> None:
+def test_reference_verifies_our_key_files_signature(
+    model: Path, keys: tuple[PrivateKey, Path, Path], tmp_path: Path
+) -> None:
     k, _, pub = keys
     sig = tmp_path / "ours.sig"
     sign(model, KeySigner(k), signature=sig)
     ms_verifying.Config().use_elliptic_key_verifier(public_key=pub).verify(model, sig)
     (model / "config.json").write_text("{}")
-    with pytest.raises(ValueError, match="config.json"):
+    with pytest.raises(ValueError, match=r"config\.json"):
         ms_verifying.Config().use_elliptic_key_verifier(public_key=pub).verify(model, sig)
 
 
 def test_reference_verifies_our_certificate_signature(model: Path, tmp_path: Path) -> None:
     pki = _pki(tmp_path / "pki")
-    signer = CertificateSigner(load_private(pki["key"]), load_certificates([pki["leaf"]])[0],
-                               tuple(load_certificates([pki["int"]])))
+    signer = CertificateSigner(
+        load_private(pki["key"]), load_certificates([pki["leaf"]])[0], tuple(load_certificates([pki["int"]]))
+    )
     sig = tmp_path / "ours-cert.sig"
     sign(model, signer, signature=sig)
     ms_verifying.Config().use_certificate_verifier(certificate_chain=[pki["root"]]).verify(model, sig)
 
 
-# --- reference -> ours -------------------------------------------------------------------------------------------
+# --- reference -> ours
+# -------------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
     "hashing",
     [
         pytest.param(lambda: ms_hashing.Config().use_file_serialization(), id="files-sha256"),
-        pytest.param(lambda: ms_hashing.Config().use_shard_serialization(shard_size=100_000), id="shards-sha256"),
-        pytest.param(lambda: ms_hashing.Config().use_file_serialization(hashing_algorithm="blake2"), id="blake2"),
-        pytest.param(lambda: ms_hashing.Config().use_file_serialization(hashing_algorithm="blake3"), id="blake3"),
         pytest.param(
-            lambda: ms_hashing.Config().use_shard_serialization(hashing_algorithm="blake3", shard_size=65_536),
+            lambda: ms_hashing.Config().use_shard_serialization(shard_size=100_000), id="shards-sha256"
+        ),
+        pytest.param(
+            lambda: ms_hashing.Config().use_file_serialization(hashing_algorithm="blake2"), id="blake2"
+        ),
+        pytest.param(
+            lambda: ms_hashing.Config().use_file_serialization(hashing_algorithm="blake3"), id="blake3"
+        ),
+        pytest.param(
+            lambda: ms_hashing.Config().use_shard_serialization(
+                hashing_algorithm="blake3", shard_size=65_536
+            ),
             id="shards-blake3",
         ),
     ],
 )
-def test_we_verify_reference_key_signatures(model: Path, keys: tuple[PrivateKey, Path, Path], tmp_path: Path,
-                                            hashing) -> None:  # type: ignore[no-untyped-def]
+def test_we_verify_reference_key_signatures(
+    model: Path, keys: tuple[PrivateKey, Path, Path], tmp_path: Path, hashing
+) -> None:  # type: ignore[no-untyped-def]
     k, priv, _ = keys
     cfg = hashing()  # model-signing depends on blake3 itself, so BLAKE3 is always available here
     sig = tmp_path / "ref.sig"
@@ -144,4 +174,6 @@ def test_we_verify_reference_certificate_signature(model: Path, tmp_path: Path) 
     out = verify(model, CertificateTrust(tuple(load_certificates([pki["root"]]))), signature=sig)
     assert out.verified, out.result.findings
     other = _pki(tmp_path / "other")
-    assert not verify(model, CertificateTrust(tuple(load_certificates([other["root"]]))), signature=sig).verified
+    assert not verify(
+        model, CertificateTrust(tuple(load_certificates([other["root"]]))), signature=sig
+    ).verified

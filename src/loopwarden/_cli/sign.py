@@ -1,5 +1,5 @@
-"""loopwarden sign PATH --key KEY [--signature FILE] [--hash sha256|blake3] [--shard-size N] [--ignore-path P]...
-[--record]"""
+"""loopwarden sign PATH --key KEY [--signature FILE] [--hash sha256|blake3] [--shard-size N] [--ignore-path
+P]... [--record]"""
 
 from __future__ import annotations
 
@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         emit_json(info)
     else:
         out(
-            f"signed {args.path}: {len(result.statement.resources)} resource(s), sha256:{result.statement.root}"
+            f"signed {args.path}: {len(result.statement.resources)} resource(s), "
+            f"sha256:{result.statement.root}"
         )
         out(f"  signature: {result.signature}")
         if recorded:

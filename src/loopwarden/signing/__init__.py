@@ -56,7 +56,8 @@ def _subject(name: str, root: str) -> Any:
 
 
 def record_signature(result: SignResult, workspace: Workspace, *, tool_version: str) -> list[AppendResult]:
-    """Append the signed OMS statement and a loopwarden model-signature attestation (who signed which weights)."""
+    """Append the signed OMS statement and a loopwarden model-signature attestation (who signed which
+    weights)."""
     import hashlib
 
     from loopwarden.attest.predicates import MODEL_SIGNATURE
@@ -90,7 +91,8 @@ def record_verification(
 
     if result.statement is None:
         raise SigningError(
-            f"{result.signature}: the signature did not verify, so there is no trusted digest to record against"
+            f"{result.signature}: the signature did not verify, "
+            "so there is no trusted digest to record against"
         )
     stmt = Statement(
         (_subject(result.statement.name, result.statement.root),),

@@ -1,14 +1,15 @@
 """Hashing engines: SHA-256, BLAKE2b and BLAKE3 over whole files or byte ranges, spread over all cores.
 
-SHA-256 of one byte stream is sequential, so the parallelism is across work items: whole files in ``files`` mode,
-byte ranges (shards) in ``shards`` mode. ``hashlib`` releases the GIL while it hashes a buffer larger than a few KiB,
-so a thread pool uses every core; each thread reads with ``readinto`` into one reused 8 MiB buffer, which measured
-faster than ``mmap`` on the target machine (no page-fault cost, one copy from the page cache). BLAKE3 is parallel
-inside one stream (``max_threads``), so large files are hashed with the ``blake3`` package's own threads.
+SHA-256 of one byte stream is sequential, so the parallelism is across work items: whole files in ``files``
+mode, byte ranges (shards) in ``shards`` mode. ``hashlib`` releases the GIL while it hashes a buffer larger
+than a few KiB, so a thread pool uses every core; each thread reads with ``readinto`` into one reused 8 MiB
+buffer, which measured faster than ``mmap`` on the target machine (no page-fault cost, one copy from the page
+cache). BLAKE3 is parallel inside one stream (``max_threads``), so large files are hashed with the ``blake3``
+package's own threads.
 
-Every work item checks the file before and after reading it (size, mtime, inode, device): a file that changes while it
-is hashed raises :class:`FolderChangedError` naming the file, so a signature never describes a state that never
-existed.
+Every work item checks the file before and after reading it (size, mtime, inode, device): a file that changes
+while it is hashed raises :class:`FolderChangedError` naming the file, so a signature never describes a state
+that never existed.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Types shared by the signing machinery: the serialization parameters, manifest entries and errors.
 
-The on-disk format is OpenSSF Model Signing (OMS) v1.0: a Sigstore bundle v0.3 holding a DSSE envelope whose payload
-is an in-toto Statement v1 with the predicate below. See ``docs/signing.md``.
+The on-disk format is OpenSSF Model Signing (OMS) v1.0: a Sigstore bundle v0.3 holding a DSSE envelope whose
+payload is an in-toto Statement v1 with the predicate below. See ``docs/signing.md``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,8 @@ _HEX_RE: Final = re.compile(r"^[0-9a-f]+$")
 
 
 class FolderChangedError(SigningError):
-    """A file changed (size, mtime, inode) while it was being hashed: the result would describe no real state."""
+    """A file changed (size, mtime, inode) while it was being hashed: the result would describe no real
+    state."""
 
     def __init__(self, path: str, what: str) -> None:
         super().__init__(
@@ -62,7 +63,8 @@ class FolderChangedError(SigningError):
 
 
 class SignatureFormatError(SigningError):
-    """The signature file is not a well-formed OMS bundle (bad JSON, wrong media type, unknown predicate ...)."""
+    """The signature file is not a well-formed OMS bundle (bad JSON, wrong media type, unknown predicate
+    ...)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +100,8 @@ class Serialization:
 
     @property
     def digest_name(self) -> str:
-        """Our self-describing name for one resource digest, e.g. ``sha256`` or ``sha256-shard-1000000000``."""
+        """Our self-describing name for one resource digest, e.g. ``sha256`` or
+        ``sha256-shard-1000000000``."""
         if self.method == "shards":
             return f"{self.hash_type}-shard-{self.shard_size}"
         return self.hash_type
@@ -153,17 +156,18 @@ class Resource:
 
     name: str
     algorithm: str
-    digest: str = field(compare=True)
+    digest: str
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name:
-            raise SignatureFormatError("a resource needs a non-empty 'name' string")
-        if not isinstance(self.digest, str) or not _HEX_RE.match(self.digest):
+        if not self.name:
+            raise SignatureFormatError("a resource needs a non-empty 'name'")
+        if not _HEX_RE.match(self.digest):
             raise SignatureFormatError(f"resource {self.name!r}: 'digest' must be lower-case hex")
         want = _HEX_LEN.get(self.algorithm)
         if want is not None and len(self.digest) != want:
             raise SignatureFormatError(
-                f"resource {self.name!r}: a {self.algorithm} digest has {want} hex digits, got {len(self.digest)}"
+                f"resource {self.name!r}: a {self.algorithm} digest has {want} hex digits, "
+                f"got {len(self.digest)}"
             )
 
     def to_json(self) -> dict[str, str]:

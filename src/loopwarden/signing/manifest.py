@@ -1,9 +1,9 @@
 """From a folder listing to OMS resources: plan the hashing work, reuse cached digests, run the engines.
 
-Also the incremental cache: a local JSON file (never part of a signature) that pairs each file's state (size, mtime,
-ctime, inode, device) with the digests computed for it under one serialization. A file whose state is unchanged is
-not read again when the caller asks for an incremental run. ``ctime`` cannot be set by a user process, so restoring
-the mtime after an edit (``touch -d``) does not fool it.
+Also the incremental cache: a local JSON file (never part of a signature) that pairs each file's state (size,
+mtime, ctime, inode, device) with the digests computed for it under one serialization. A file whose state is
+unchanged is not read again when the caller asks for an incremental run. ``ctime`` cannot be set by a user
+process, so restoring the mtime after an edit (``touch -d``) does not fool it.
 """
 
 from __future__ import annotations
@@ -104,7 +104,8 @@ class Cache:
         return out
 
     def save(self, entries: Sequence[Entry], per_file: Mapping[str, tuple[Resource, ...]]) -> None:
-        """Write atomically (temp file, then rename); a failure to write is not an error of the verification."""
+        """Write atomically (temp file, then rename); a failure to write is not an error of the
+        verification."""
         files: dict[str, Any] = {}
         for e in entries:
             rs = per_file.get(e.name)

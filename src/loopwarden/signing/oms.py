@@ -1,9 +1,11 @@
-"""OMS v1.0 bundles: build, sign, parse and check the signature of a Sigstore bundle v0.3 with a DSSE envelope.
+"""OMS v1.0 bundles: build, sign, parse and check the signature of a Sigstore bundle v0.3 with a DSSE
+envelope.
 
-Two signing methods work offline: ``key`` (an ECDSA P-256/384/521 key; the bundle carries the spec's key hint, the
-SHA-256 of the PEM SubjectPublicKeyInfo) and ``certificate`` (a leaf certificate and its chain in
-``x509CertificateChain``; the verifier validates the chain against trust anchors it is given and checks that the leaf
-may sign). Sigstore keyless bundles are recognised and refused with a clear message (no network, no trust root here).
+Two signing methods work offline: ``key`` (an ECDSA P-256/384/521 key; the bundle carries the spec's key hint,
+the SHA-256 of the PEM SubjectPublicKeyInfo) and ``certificate`` (a leaf certificate and its chain in
+``x509CertificateChain``; the verifier validates the chain against trust anchors it is given and checks that
+the leaf may sign). Sigstore keyless bundles are recognised and refused with a clear message (no network, no
+trust root here).
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ _EC_ALGORITHMS: Final = frozenset({KeyAlgorithm.ECDSA_P256, KeyAlgorithm.ECDSA_P
 
 
 def key_hint(key: PublicKey) -> str:
-    """The OMS key hint: hex SHA-256 of the public key's PEM SubjectPublicKeyInfo (what the reference writes)."""
+    """The OMS key hint: hex SHA-256 of the public key's PEM SubjectPublicKeyInfo (what the reference
+    writes)."""
     return hashlib.sha256(key.pem()).hexdigest()
 
 
@@ -314,7 +317,8 @@ class Trust:
     """What a verifier trusts: a public key, or a set of CA certificates."""
 
     def check(self, bundle: Bundle, *, source: str) -> dict[str, Any]:
-        """Raise :class:`VerificationError` unless ``bundle`` is signed by what we trust; return the signer."""
+        """Raise :class:`VerificationError` unless ``bundle`` is signed by what we trust; return the
+        signer."""
         raise NotImplementedError
 
 
@@ -385,7 +389,8 @@ class CertificateTrust(Trust):
         self._validate_chain(leaf, intermediates, when, source)
         if not _may_sign(leaf):
             raise VerificationError(
-                f"{source}: the signing certificate may not sign (no digitalSignature key usage or codeSigning EKU)"
+                f"{source}: the signing certificate may not sign "
+                "(no digitalSignature key usage or codeSigning EKU)"
             )
         pub_impl = leaf.public_key()
         if not isinstance(pub_impl, ec.EllipticCurvePublicKey):
@@ -405,9 +410,9 @@ class CertificateTrust(Trust):
     def _validate_chain(
         self, leaf: x509.Certificate, intermediates: list[x509.Certificate], when: dt.datetime, source: str
     ) -> None:
-        # Path building and signature checks by cryptography's RFC 5280 verifier. The extension policies are relaxed
-        # to what code-signing PKIs issue (the Web PKI profile would demand a SAN and serverAuth); the key-usage
-        # check that matters for signing is done by _may_sign.
+        # Path building and signature checks by cryptography's RFC 5280 verifier. The extension policies are
+        # relaxed to what code-signing PKIs issue (the Web PKI profile would demand a SAN and serverAuth); the
+        # key-usage check that matters for signing is done by _may_sign.
         store = x509v.Store(list(self.anchors))
         builder = (
             x509v.PolicyBuilder()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping
@@ -95,10 +96,9 @@ def sign(
         if names:
             raise SigningError(f"{root}: {what}: {_few(names)}")
     recorded = set(DEFAULT_IGNORES) | set(user)
-    try:  # the signature itself, when written inside the folder, is left out and says so (OMS 6.2)
+    # The signature itself, when written inside the folder, is left out and says so (OMS 6.2).
+    with contextlib.suppress(ValueError):
         recorded.add(Path(os.path.abspath(sig)).relative_to(os.path.abspath(root)).as_posix())
-    except ValueError:
-        pass
     ser = Serialization(
         method="shards" if shard_size is not None else "files",
         hash_type=hash_type,

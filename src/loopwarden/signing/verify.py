@@ -1,8 +1,8 @@
 """Verifying a model folder (or a dataset, or any file set) against an OMS signature, failing safely.
 
 The serialization recorded in the signature is the one used (method, hash, shard size, symlink policy, ignore
-paths); every problem becomes a finding that names the offending path; files the signature's ignore list leaves out
-are listed too, so that a signature cannot hide a file silently.
+paths); every problem becomes a finding that names the offending path; files the signature's ignore list
+leaves out are listed too, so that a signature cannot hide a file silently.
 """
 
 from __future__ import annotations
@@ -66,8 +66,9 @@ def verify(
 ) -> VerifyResult:
     """Verify the model at ``path`` against its OMS signature.
 
-    Raises :class:`~loopwarden.errors.InputError` or a :class:`~loopwarden.errors.SigningError` for unusable input
-    (exit 2); a signature that does not verify or a folder that does not match is a failed :class:`VerifyResult`.
+    Raises :class:`~loopwarden.errors.InputError` or a :class:`~loopwarden.errors.SigningError` for unusable
+    input (exit 2); a signature that does not verify or a folder that does not match is a failed
+    :class:`VerifyResult`.
     """
     root = Path(path)
     sig = Path(signature) if signature is not None else default_signature(root)
@@ -90,32 +91,24 @@ def verify(
     ser = stmt.serialization
     findings: list[Finding] = []
     expected = _expected(stmt, root, findings)
-    # Ignore entries that are not canonical relative paths can match nothing inside the root; they are dropped,
-    # which only makes verification stricter.
+    # Ignore entries that are not canonical relative paths can match nothing inside the root; they are
+    # dropped, which only makes verification stricter.
     ignores = tuple(p for p in (_norm(x) for x in ser.ignore_paths) if p is not None)
     extra = tuple(canonical_ignore(root, p) for p in ignore_paths)
     ignores += tuple(f"{_ASKED}{p}" for p in extra)
     listing = enumerate_model(root, allow_symlinks=ser.allow_symlinks, ignore_paths=ignores, signature=sig)
     single = listing.single_file
-    for name in listing.symlinks:
-        findings.append(
-            rules.SymlinkPresent.finding(
-                _display(root, name, single), f"{name}: symbolic link, and the signature allows none"
-            )
-        )
-    for name in listing.escapes:
-        findings.append(
-            rules.SymlinkEscape.finding(
-                _display(root, name, single),
-                f"{name}: symbolic link leaves the model folder, dangles or loops",
-            )
-        )
-    for name in listing.special:
-        findings.append(
-            rules.SpecialFile.finding(_display(root, name, single), f"{name}: not a regular file")
-        )
-    for name in listing.undecodable:
-        findings.append(rules.SpecialFile.finding(_display(root, name, single), f"{name}: name is not UTF-8"))
+    problems: list[tuple[type[rules.SigningRule], list[str], str]] = [
+        (rules.SymlinkPresent, listing.symlinks, "symbolic link, and the signature allows none"),
+        (rules.SymlinkEscape, listing.escapes, "symbolic link leaves the model folder, dangles or loops"),
+        (rules.SpecialFile, listing.special, "not a regular file"),
+        (rules.SpecialFile, listing.undecodable, "name is not UTF-8"),
+    ]
+    findings.extend(
+        rule.finding(_display(root, name, single), f"{name}: {text}")
+        for rule, names, text in problems
+        for name in names
+    )
     for name, rule in sorted(listing.ignored.items()):
         if rule.startswith(_ASKED):
             findings.append(

@@ -1,8 +1,8 @@
 """Enumerating a model folder (or one file) the way OMS v1.0 section 6.1 says: regular files only, canonical
 ``/``-separated names relative to the root, default and user exclusions, and a symbolic-link policy.
 
-Nothing is decided here; the listing records every symlink, escape, special file and exclusion so that the signer can
-refuse and the verifier can report each one by name.
+Nothing is decided here; the listing records every symlink, escape, special file and exclusion so that the
+signer can refuse and the verifier can report each one by name.
 """
 
 from __future__ import annotations

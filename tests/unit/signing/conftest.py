@@ -104,7 +104,9 @@ def make_chain(folder: Path, *, leaf_may_sign: bool = True) -> dict[str, Path]:
         out[name].write_bytes(c.public_bytes(serialization.Encoding.PEM))
     out["key"] = folder / "leaf.key"
     out["key"].write_bytes(
-        lk.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        lk.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return out
 

@@ -1,4 +1,5 @@
-"""The sign and verify commands: exit codes, JSON envelope, certificates, ledger, bad input (nothing written)."""
+"""The sign and verify commands: exit codes, JSON envelope, certificates, ledger, bad input (nothing
+written)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,8 @@ import pytest
 
 from loopwarden._cli.main import main
 from loopwarden.attest.keys import generate
+from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.oms import Bundle, KeySigner, OmsStatement
-from loopwarden.signing.interface import Serialization, Resource
-
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -22,75 +22,127 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return rc, cap.out, cap.err
 
 
-def test_sign_verify_cli(model: Path, key_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_sign_verify_cli(
+    model: Path, key_files: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
     priv, pub = key_files
     rc, out, _ = _run(capsys, "sign", str(model), "--key", str(priv), "--json")
     assert rc == 0
     info = json.loads(out)
-    assert info["signature"] == str(model.parent / "model.sig") and info["resources"] == 4
+    assert info["signature"] == str(model.parent / "model.sig")
+    assert info["resources"] == 4
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--json")
     assert rc == 0
     report = json.loads(out)
     assert report["tool"] == "loopwarden"
     [target] = report["targets"]
-    assert target["verdict"] == "clean" and target["digest"] == "sha256:" + info["subject"]["sha256"]
+    assert target["verdict"] == "clean"
+    assert target["digest"] == "sha256:" + info["subject"]["sha256"]
     (model / "config.json").write_text("{}")
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub))
-    assert rc == 1 and "LW-SIGN-012" in out and "config.json" in out
+    assert rc == 1
+    assert "LW-SIGN-012" in out
+    assert "config.json" in out
 
 
-def test_cli_shards_blake3_and_ignore(model: Path, key_files: tuple[Path, Path], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_shards_blake3_and_ignore(
+    model: Path, key_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     pytest.importorskip("blake3")
     priv, pub = key_files
     sig = tmp_path / "b3.sig"
     (model / "scratch").mkdir()
     (model / "scratch" / "tmp.log").write_text("noise")
-    rc, _, _ = _run(capsys, "sign", str(model), "--key", str(priv), "--hash", "blake3", "--shard-size", "1000000",
-                    "--ignore-path", "scratch", "--signature", str(sig))
+    rc, _, _ = _run(
+        capsys,
+        "sign",
+        str(model),
+        "--key",
+        str(priv),
+        "--hash",
+        "blake3",
+        "--shard-size",
+        "1000000",
+        "--ignore-path",
+        "scratch",
+        "--signature",
+        str(sig),
+    )
     assert rc == 0
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--signature", str(sig), "--json")
     assert rc == 0  # an ignored file is reported (info), not a failure
     [target] = json.loads(out)["targets"]
     [f] = target["findings"]
-    assert f["rule_id"] == "LW-SIGN-020" and f["severity"] == "info" and "scratch/tmp.log" in f["message"]
+    assert f["rule_id"] == "LW-SIGN-020"
+    assert f["severity"] == "info"
+    assert "scratch/tmp.log" in f["message"]
 
 
 def test_certificate_method(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], chain) -> None:  # type: ignore[no-untyped-def]
     c = chain(tmp_path / "pki")
-    rc, _, err = _run(capsys, "sign", str(model), "--key", str(c["key"]), "--certificate", str(c["leaf"]),
-                      "--certificate-chain", str(c["int"]))
+    rc, _, err = _run(
+        capsys,
+        "sign",
+        str(model),
+        "--key",
+        str(c["key"]),
+        "--certificate",
+        str(c["leaf"]),
+        "--certificate-chain",
+        str(c["int"]),
+    )
     assert rc == 0, err
     rc, out, err = _run(capsys, "verify", str(model), "--certificate-chain", str(c["root"]))
     assert rc == 0, out + err
     other = chain(tmp_path / "other")
     rc, out, _ = _run(capsys, "verify", str(model), "--certificate", str(other["root"]))
-    assert rc == 1 and "LW-SIGN-001" in out and "trusted CA" in out
+    assert rc == 1
+    assert "LW-SIGN-001" in out
+    assert "trusted CA" in out
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(tmp_path / "pki" / "root.pem"))
     assert rc == 2  # a certificate is not a public key file
 
 
-def test_certificate_that_may_not_sign(model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], chain) -> None:  # type: ignore[no-untyped-def]
+def test_certificate_that_may_not_sign(
+    model: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], chain
+) -> None:  # type: ignore[no-untyped-def]
     c = chain(tmp_path / "pki", leaf_may_sign=False)
-    assert _run(capsys, "sign", str(model), "--key", str(c["key"]), "--certificate", str(c["leaf"]),
-                "--certificate-chain", str(c["int"]))[0] == 0
+    assert (
+        _run(
+            capsys,
+            "sign",
+            str(model),
+            "--key",
+            str(c["key"]),
+            "--certificate",
+            str(c["leaf"]),
+            "--certificate-chain",
+            str(c["int"]),
+        )[0]
+        == 0
+    )
     rc, out, _ = _run(capsys, "verify", str(model), "--certificate-chain", str(c["root"]))
-    assert rc == 1 and "may not sign" in out
+    assert rc == 1
+    assert "may not sign" in out
 
 
-def test_record_in_the_ledger(model: Path, key_files: tuple[Path, Path], tmp_path: Path,
-                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_record_in_the_ledger(
+    model: Path, key_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from loopwarden.attest.predicates import MODEL_SIGNATURE, OMS_SIGNATURE, SIGNATURE_VERIFICATION
     from loopwarden.domain import Digest
     from loopwarden.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws", name="t")
     priv, pub = key_files
-    rc, out, _ = _run(capsys, "--workspace", str(ws.root), "sign", str(model), "--key", str(priv), "--record",
-                      "--json")
+    rc, out, _ = _run(
+        capsys, "--workspace", str(ws.root), "sign", str(model), "--key", str(priv), "--record", "--json"
+    )
     assert rc == 0
     root = json.loads(out)["subject"]["sha256"]
-    assert _run(capsys, "--workspace", str(ws.root), "verify", str(model), "--key", str(pub), "--record")[0] == 0
+    assert (
+        _run(capsys, "--workspace", str(ws.root), "verify", str(model), "--key", str(pub), "--record")[0] == 0
+    )
     with ws.open_ledger(writable=False) as led:
         entries = list(led.entries(subject=Digest("sha256", root)))
         types = [e.statement().predicate_type for e in entries]
@@ -98,37 +150,56 @@ def test_record_in_the_ledger(model: Path, key_files: tuple[Path, Path], tmp_pat
         who = entries[1].statement().predicate["signer"]
         from loopwarden.attest.keys import load_public
 
-        assert who["method"] == "key" and who["keyid"] == load_public(pub).keyid
+        assert who["method"] == "key"
+        assert who["keyid"] == load_public(pub).keyid
         assert entries[2].statement().predicate["verified"] is True
 
 
-def test_bad_input_exit_2_and_nothing_written(model: Path, key_files: tuple[Path, Path], tmp_path: Path,
-                                              capsys: pytest.CaptureFixture[str],
-                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_input_exit_2_and_nothing_written(
+    model: Path,
+    key_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     priv, pub = key_files
     sig = model.parent / "model.sig"
     rc, _, err = _run(capsys, "sign", str(model), "--key", str(tmp_path / "nope.key"))
-    assert rc == 2 and "nope.key" in err and "not found" in err and not sig.exists()
+    assert rc == 2
+    assert "nope.key" in err
+    assert "not found" in err
+    assert not sig.exists()
     enc = tmp_path / "enc.key"
     generate().save(enc, b"right")
     monkeypatch.setenv("LOOPWARDEN_KEY_PASSWORD", "wrong")
     rc, _, err = _run(capsys, "sign", str(model), "--key", str(enc))
-    assert rc == 2 and "wrong password" in err and not sig.exists()
+    assert rc == 2
+    assert "wrong password" in err
+    assert not sig.exists()
     monkeypatch.setenv("MY_PW", "right")
     assert _run(capsys, "sign", str(model), "--key", str(enc), "--password-env", "MY_PW")[0] == 0
     sig.unlink()
     (tmp_path / "corrupt.sig").write_text("{not json")
-    rc, _, err = _run(capsys, "verify", str(model), "--key", str(pub), "--signature", str(tmp_path / "corrupt.sig"))
-    assert rc == 2 and "corrupt.sig" in err and "not valid JSON" in err
-    rc, _, err = _run(capsys, "verify", str(model), "--key", str(pub), "--signature", str(tmp_path / "none.sig"))
-    assert rc == 2 and "none.sig" in err
+    rc, _, err = _run(
+        capsys, "verify", str(model), "--key", str(pub), "--signature", str(tmp_path / "corrupt.sig")
+    )
+    assert rc == 2
+    assert "corrupt.sig" in err
+    assert "not valid JSON" in err
+    rc, _, err = _run(
+        capsys, "verify", str(model), "--key", str(pub), "--signature", str(tmp_path / "none.sig")
+    )
+    assert rc == 2
+    assert "none.sig" in err
     monkeypatch.delenv("LOOPWARDEN_KEY_PASSWORD")
     rc, _, err = _run(capsys, "sign", str(tmp_path / "no-such-model"), "--key", str(priv))
-    assert rc == 2 and "no-such-model" in err
+    assert rc == 2
+    assert "no-such-model" in err
 
 
-def test_unknown_predicate_type_is_exit_2(model: Path, key_files: tuple[Path, Path], tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_predicate_type_is_exit_2(
+    model: Path, key_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from loopwarden.attest.keys import load_private
 
     priv, pub = key_files
@@ -140,16 +211,26 @@ def test_unknown_predicate_type_is_exit_2(model: Path, key_files: tuple[Path, Pa
     signer = KeySigner(load_private(priv))
     from loopwarden.attest.dsse import pae
 
-    forged = Bundle(forged.method, forged.material, forged.payload, forged.payload_type,
-                    (signer.key.sign(pae(forged.payload_type, forged.payload)),))
+    forged = Bundle(
+        forged.method,
+        forged.material,
+        forged.payload,
+        forged.payload_type,
+        (signer.key.sign(pae(forged.payload_type, forged.payload)),),
+    )
     (tmp_path / "p.sig").write_bytes(forged.to_bytes())
     rc, _, err = _run(capsys, "verify", str(model), "--key", str(pub), "--signature", str(tmp_path / "p.sig"))
-    assert rc == 2 and "unknown predicate type" in err and "not-oms" in err
+    assert rc == 2
+    assert "unknown predicate type" in err
+    assert "not-oms" in err
 
 
-def test_folder_changing_during_hashing_cli(model: Path, key_files: tuple[Path, Path],
-                                           capsys: pytest.CaptureFixture[str],
-                                           monkeypatch: pytest.MonkeyPatch) -> None:
+def test_folder_changing_during_hashing_cli(
+    model: Path,
+    key_files: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import loopwarden.signing.hashing as hashing
 
     priv, _ = key_files
@@ -161,7 +242,9 @@ def test_folder_changing_during_hashing_cli(model: Path, key_files: tuple[Path, 
 
     monkeypatch.setattr(hashing, "_run", meddling)
     rc, _, err = _run(capsys, "sign", str(model), "--key", str(priv))
-    assert rc == 2 and "config.json" in err and "changed while being hashed" in err
+    assert rc == 2
+    assert "config.json" in err
+    assert "changed while being hashed" in err
     assert not (model.parent / "model.sig").exists()
     assert not list(model.parent.glob(".model.sig.tmp*"))
 
@@ -169,5 +252,6 @@ def test_folder_changing_during_hashing_cli(model: Path, key_files: tuple[Path, 
 def test_help_lists_both_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
     text = capsys.readouterr().out
-    assert "sign" in text and "verify" in text
-    assert base64  # noqa: B018  (module used by sibling tests)
+    assert "sign" in text
+    assert "verify" in text
+    assert base64

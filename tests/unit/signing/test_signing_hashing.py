@@ -82,5 +82,5 @@ def test_file_removed_before_hashing(tmp_path: Path) -> None:
     p.write_bytes(b"abc")
     t = _task(p)
     p.unlink()
-    with pytest.raises(FolderChangedError, match="gone.bin"):
+    with pytest.raises(FolderChangedError, match=r"gone\.bin"):
         hash_tasks([t], "sha256")
