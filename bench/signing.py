@@ -5,7 +5,7 @@ Run from the repository root, one benchmark at a time:
     flock /work/wt/bench.lock python bench/signing.py          # (any lock file shared by benchmarks)
 
 Generates, under bench/_work/ (reused when present):
-  * signing-model/   ~4.2 GB: 3 x 1.2 GB + 4 x 100 MB + 100 x 1 MiB + 3000 x 16 KiB files
+  * signing-model/   ~4.55 GB: 4 x 1 GB + 4 x 100 MB + 100 x 1 MiB + 3000 x 16 KiB files
   * signing-one/     one 4,000,000,000-byte file
 
 All runs are warm-cache runs: every input is read once before the timings, for every tool alike (dropping the
@@ -38,7 +38,7 @@ VENV = WORK / "venv-ref"
 GB = 1_000_000_000
 
 LAYOUT = (
-    [(f"model-{i:05d}-of-00003.safetensors", 1_200_000_000) for i in range(3)]
+    [(f"model-{i:05d}-of-00004.safetensors", 1_000_000_000) for i in range(4)]
     + [(f"extra/adapter-{i}.bin", 100_000_000) for i in range(4)]
     + [(f"tok/vocab-{i:03d}.bin", 1 << 20) for i in range(100)]
     + [(f"meta/{i // 500:02d}/item-{i:04d}.json", 16 << 10) for i in range(3000)]
@@ -47,7 +47,9 @@ LAYOUT = (
 
 def _write_random(path: Path, size: int) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if path.exists() and path.stat().st_size == size:
+    if path.exists() and path.stat().st_size >= size:
+        if path.stat().st_size > size:
+            os.truncate(path, size)
         return
     tmp = path.with_suffix(path.suffix + ".part")
     with open(tmp, "wb") as fh:
@@ -223,7 +225,7 @@ def main() -> None:
             ref_py, REF, {"op": "sign", "path": str(path), "key": kp, "sig": sig, "hash": h}
         )
         r[f"ref_verify_{name}_s"] = run_py(
-            ref_py, REF, {"op": "verify", "path": str(path), "pub": pub, "sig": sig}
+            ref_py, REF, {"op": "verify", "path": str(path), "pub": pub, "sig": sig, "hash": h}
         )
         print(
             f"  model_signing {name}: sign {r[f'ref_sign_{name}_s']:.2f} s, "

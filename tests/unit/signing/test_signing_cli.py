@@ -255,3 +255,24 @@ def test_help_lists_both_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert "sign" in text
     assert "verify" in text
     assert base64
+
+
+def test_incremental_cli_uses_the_cache(
+    model: Path,
+    key_files: tuple[Path, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    priv, pub = key_files
+    monkeypatch.chdir(tmp_path)  # no workspace here: the cache goes under XDG_CACHE_HOME
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _run(capsys, "sign", str(model), "--key", str(priv))[0] == 0
+    assert list((tmp_path / "xdg" / "loopwarden" / "verify-cache").glob("*.json"))
+    rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--incremental")
+    assert rc == 0
+    assert "4 file(s) unchanged since the last run" in out
+    (model / "sub" / "tok.txt").write_text("HELLO")
+    rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--incremental")
+    assert rc == 1
+    assert "sub/tok.txt" in out
