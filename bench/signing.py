@@ -128,7 +128,15 @@ print(json.dumps({"seconds": time.perf_counter() - t, "ok": True}))
 """
 
 
+REPEAT = 3
+"""Every timing is the best of this many runs: the machine is shared, and the minimum is the least disturbed."""
+
+
 def run_py(python: str, code: str, args: dict[str, object]) -> float:
+    return min(_run_py_once(python, code, args) for _ in range(REPEAT))
+
+
+def _run_py_once(python: str, code: str, args: dict[str, object]) -> float:
     proc = subprocess.run([python, "-c", code, json.dumps(args)], capture_output=True, text=True)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark step failed: {args}\n{proc.stderr[-2000:]}")
@@ -139,9 +147,12 @@ def run_py(python: str, code: str, args: dict[str, object]) -> float:
 
 
 def run_cmd(cmd: list[str], cwd: Path) -> float:
-    t = time.perf_counter()
-    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t
+    best = float("inf")
+    for _ in range(REPEAT):
+        t = time.perf_counter()
+        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
+        best = min(best, time.perf_counter() - t)
+    return best
 
 
 def hashlib_rate(paths: list[Path], threads: int) -> float:
@@ -246,8 +257,8 @@ def main() -> None:
         r["b3sum_s"] = run_cmd(["bash", "-c", "find . -type f -print0 | sort -z | xargs -0 b3sum"], MODEL)
         print(f"  b3sum: {r['b3sum_s']:.2f} s", flush=True)
     paths = files_of(MODEL)
-    single = hashlib_rate(paths, 1)
-    two = hashlib_rate(paths, 2)
+    single = max(hashlib_rate(paths, 1) for _ in range(REPEAT))
+    two = max(hashlib_rate(paths, 2) for _ in range(REPEAT))
     r["hashlib_1thread_GBps"] = single / GB
     r["hashlib_2threads_GBps"] = two / GB
     print(f"  hashlib sha256: 1 thread {single / GB:.2f} GB/s, 2 threads {two / GB:.2f} GB/s", flush=True)
@@ -263,12 +274,16 @@ def main() -> None:
     base = {"op": "verify", "path": str(MODEL), "pub": pub, "sig": sig, "cache": str(CACHE)}
     victim = MODEL / "tok" / "vocab-042.bin"
     original = victim.read_bytes()
+    signing = {"op": "sign", "path": str(MODEL), "key": kp, "sig": sig, "hash": "sha256"}
     try:
-        run_py(py, ours, {"op": "sign", "path": str(MODEL), "key": kp, "sig": sig, "hash": "sha256"})
+        _run_py_once(py, ours, signing)
         r["lw_verify_full_s"] = run_py(py, ours, base)  # also fills the cache
-        victim.write_bytes(os.urandom(len(original)))
-        run_py(py, ours, {"op": "sign", "path": str(MODEL), "key": kp, "sig": sig, "hash": "sha256"})
-        r["lw_verify_incremental_s"] = run_py(py, ours, {**base, "incremental": True})
+        incremental = []
+        for _ in range(REPEAT):
+            victim.write_bytes(os.urandom(len(original)))  # a new 1 MiB file, then a new signature for it
+            _run_py_once(py, ours, signing)
+            incremental.append(_run_py_once(py, ours, {**base, "incremental": True}))
+        r["lw_verify_incremental_s"] = min(incremental)
     finally:
         victim.write_bytes(original)
     print(

@@ -14,15 +14,15 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from loopwarden.signing.hashing import FileState, HashTask, Progress, hash_tasks
 from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.walk import Entry
 
-__all__ = ["Cache", "CachedFile", "compute", "shard_ranges"]
+__all__ = ["Cache", "CachedFile", "Computed", "compute", "resources_of", "shard_ranges"]
 
-_CACHE_VERSION: Final = 1
+_CACHE_VERSION: Final = 2
 
 
 def shard_ranges(size: int, shard_size: int) -> list[tuple[int, int]]:
@@ -33,7 +33,17 @@ def shard_ranges(size: int, shard_size: int) -> list[tuple[int, int]]:
 @dataclass(frozen=True, slots=True)
 class CachedFile:
     state: FileState
-    resources: tuple[Resource, ...]
+    digests: tuple[str, ...]
+    """In offset order: one per file (``files``), one per shard (``shards``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    digests: dict[str, tuple[str, ...]]
+    """File name -> digests in offset order."""
+    bytes_hashed: int
+    reused: int
+    """Files whose digests came from the cache."""
 
 
 def compute(
@@ -43,32 +53,52 @@ def compute(
     cached: Mapping[str, CachedFile] | None = None,
     workers: int | None = None,
     progress: Progress | None = None,
-) -> tuple[dict[str, tuple[Resource, ...]], int]:
-    """Resources per file name, and how many bytes were actually read (0 for files reused from ``cached``)."""
-    out: dict[str, tuple[Resource, ...]] = {}
+) -> Computed:
+    """Digests of every entry under ``ser``; entries whose state matches ``cached`` are not read."""
+    out: dict[str, tuple[str, ...]] = {}
     tasks: list[HashTask] = []
-    owners: list[tuple[str, str]] = []
+    owners: list[str] = []
+    reused = 0
     for e in entries:
         hit = cached.get(e.name) if cached else None
         if hit is not None and hit.state == e.state:
-            out[e.name] = hit.resources
+            out[e.name] = hit.digests
+            reused += 1
             continue
         if ser.method == "files":
             tasks.append(HashTask(e.path, e.name, 0, e.state.size, e.state))
-            owners.append((e.name, e.name))
+            owners.append(e.name)
         else:
             assert ser.shard_size is not None
             out[e.name] = ()
             for start, end in shard_ranges(e.state.size, ser.shard_size):
                 tasks.append(HashTask(e.path, e.name, start, end, e.state))
-                owners.append((e.name, f"{e.name}:{start}:{end}"))
+                owners.append(e.name)
     digests = hash_tasks(tasks, ser.hash_type, workers=workers, progress=progress)
-    grouped: dict[str, list[Resource]] = {}
-    for (file_name, res_name), hexd in zip(owners, digests, strict=True):
-        grouped.setdefault(file_name, []).append(Resource(res_name, ser.hash_type, hexd))
-    for file_name, rs in grouped.items():
-        out[file_name] = tuple(sorted(rs, key=lambda r: r.name))
-    return out, sum(t.length for t in tasks)
+    grouped: dict[str, list[str]] = {}
+    for name, hexd in zip(owners, digests, strict=True):  # tasks of one file are in offset order
+        grouped.setdefault(name, []).append(hexd)
+    for name, ds in grouped.items():
+        out[name] = tuple(ds)
+    return Computed(out, sum(t.length for t in tasks), reused)
+
+
+def resources_of(
+    entries: Sequence[Entry], digests: Mapping[str, tuple[str, ...]], ser: Serialization
+) -> list[Resource]:
+    """The OMS resources: ``name`` per file, or ``name:start:end`` per shard."""
+    out: list[Resource] = []
+    for e in entries:
+        ds = digests[e.name]
+        if ser.method == "files":
+            out.append(Resource(e.name, ser.hash_type, ds[0]))
+        else:
+            assert ser.shard_size is not None
+            ranges = shard_ranges(e.state.size, ser.shard_size)
+            out.extend(
+                Resource(f"{e.name}:{a}:{b}", ser.hash_type, d) for (a, b), d in zip(ranges, ds, strict=True)
+            )
+    return out
 
 
 class Cache:
@@ -88,49 +118,41 @@ class Cache:
             return {}
         if not isinstance(obj, dict) or obj.get("version") != _CACHE_VERSION or obj.get("root") != self.root:
             return {}
-        if obj.get("digest_name") != self.ser.digest_name:
-            return {}
-        out: dict[str, CachedFile] = {}
         files = obj.get("files")
-        if not isinstance(files, dict):
+        if obj.get("digest_name") != self.ser.digest_name or not isinstance(files, dict):
             return {}
         try:
-            for name, rec in files.items():
-                st = FileState(**rec["state"])
-                rs = tuple(Resource(n, self.ser.hash_type, d) for n, d in rec["resources"])
-                out[name] = CachedFile(st, rs)
-        except (KeyError, TypeError, ValueError):
-            return {}
-        return out
-
-    def save(self, entries: Sequence[Entry], per_file: Mapping[str, tuple[Resource, ...]]) -> None:
-        """Write atomically (temp file, then rename); a failure to write is not an error of the
-        verification."""
-        files: dict[str, Any] = {}
-        for e in entries:
-            rs = per_file.get(e.name)
-            if rs is None:
-                continue
-            files[e.name] = {
-                "state": {
-                    "size": e.state.size,
-                    "mtime_ns": e.state.mtime_ns,
-                    "ctime_ns": e.state.ctime_ns,
-                    "ino": e.state.ino,
-                    "dev": e.state.dev,
-                },
-                "resources": [[r.name, r.digest] for r in rs],
+            return {
+                name: CachedFile(FileState(*rec[:5]), tuple(str(d) for d in rec[5]))
+                for name, rec in files.items()
             }
+        except (TypeError, IndexError):
+            return {}
+
+    def save(self, entries: Sequence[Entry], digests: Mapping[str, tuple[str, ...]]) -> None:
+        """Write atomically (temp file, then rename); failing to write is not a verification error."""
+        files = {
+            e.name: [
+                e.state.size,
+                e.state.mtime_ns,
+                e.state.ctime_ns,
+                e.state.ino,
+                e.state.dev,
+                digests[e.name],
+            ]
+            for e in entries
+            if e.name in digests
+        }
         doc = {
             "version": _CACHE_VERSION,
             "root": self.root,
             "digest_name": self.ser.digest_name,
             "files": files,
         }
+        tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.tmp-{os.getpid()}")
-            tmp.write_text(json.dumps(doc, sort_keys=True), encoding="utf-8")
+            tmp.write_text(json.dumps(doc, separators=(",", ":")), encoding="utf-8")
             os.replace(tmp, self.path)
         except OSError:
-            return
+            tmp.unlink(missing_ok=True)

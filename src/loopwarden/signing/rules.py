@@ -11,6 +11,7 @@ from loopwarden.domain import Finding, Location, Rule, Severity
 
 __all__ = [
     "BadResourceName",
+    "EmptyFileUncovered",
     "IgnoredBySignature",
     "IgnoredOnRequest",
     "MalformedManifest",
@@ -89,6 +90,13 @@ class SpecialFile(SigningRule):
     rule_id = "LW-SIGN-015"
     severity = Severity.HIGH
     title = "special file or undecodable name in the model folder"
+
+
+class EmptyFileUncovered(SigningRule):
+    rule_id = "LW-SIGN-016"
+    severity = Severity.INFO
+    title = "empty file that the shards serialization cannot cover"
+    help = "OMS omits empty files from shard manifests, so their presence is neither signed nor checked."
 
 
 class IgnoredBySignature(SigningRule):

@@ -21,7 +21,7 @@ from loopwarden.signing.interface import (
     Serialization,
     SignatureFormatError,
 )
-from loopwarden.signing.manifest import Cache, compute
+from loopwarden.signing.manifest import Cache, compute, resources_of
 from loopwarden.signing.oms import Bundle, OmsStatement, Signer
 from loopwarden.signing.verify import default_signature
 from loopwarden.signing.walk import canonical_ignore, enumerate_model, is_confined_name
@@ -107,18 +107,18 @@ def sign(
         shard_size=shard_size,
     )
     total = sum(e.state.size for e in listing.entries)
-    per_file, hashed = compute(
+    done = compute(
         listing.entries, ser, workers=workers, progress=progress(total) if progress is not None else None
     )
-    resources = [r for rs in per_file.values() for r in rs]
+    resources = resources_of(listing.entries, done.digests, ser)
     if not resources:
         raise UsageError(f"{root}: nothing to sign: no non-empty regular files after exclusions")
     stmt = OmsStatement.build(Path(os.path.abspath(root)).name, resources, ser)
     bundle = Bundle.sign(stmt, signer)
     write_atomic(sig, bundle.to_bytes())
     if cache_dir is not None:
-        Cache(cache_dir, root, ser).save(listing.entries, per_file)
-    return SignResult(stmt, bundle, sig, hashed, signer.identity())
+        Cache(cache_dir, root, ser).save(listing.entries, done.digests)
+    return SignResult(stmt, bundle, sig, done.bytes_hashed, signer.identity())
 
 
 def load_digest_manifest(path: str | Path) -> tuple[list[Resource], Serialization | None]:

@@ -21,7 +21,7 @@ from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.manifest import Cache, CachedFile, compute, shard_ranges
 from loopwarden.signing.oms import Bundle, OmsStatement, Trust, root_digest
 from loopwarden.signing.walk import ASKED_PREFIX as _ASKED
-from loopwarden.signing.walk import canonical_ignore, enumerate_model, is_confined_name
+from loopwarden.signing.walk import Entry, canonical_ignore, enumerate_model, is_confined_name
 
 __all__ = ["VerifyResult", "default_signature", "verify"]
 
@@ -129,52 +129,62 @@ def verify(
     cache = Cache(cache_dir, root, ser) if cache_dir is not None else None
     cached: dict[str, CachedFile] | None = cache.load() if (cache is not None and incremental) else None
     entries = listing.entries
-    total = sum(
-        e.state.size
-        for e in entries
-        if not (cached and cached.get(e.name, None) and cached[e.name].state == e.state)
-    )
-    computed, hashed = compute(
+    total = sum(e.state.size for e in entries if not (cached and _same(cached.get(e.name), e)))
+    done = compute(
         entries,
         ser,
         cached=cached,
         workers=workers,
         progress=progress(total) if progress is not None else None,
     )
-    if cache is not None:
-        cache.save(entries, computed)
-    reused = sum(1 for e in entries if cached and e.name in cached and cached[e.name].state == e.state)
+    if cache is not None and (cached is None or done.bytes_hashed or len(cached) != len(done.digests)):
+        cache.save(entries, done.digests)
+    sizes = {e.name: e.state.size for e in entries}
     unavailable = set(listing.symlinks) | set(listing.escapes) | set(listing.special)
-    for name in sorted(set(expected) | set(computed)):
+    for name in sorted(set(expected) | set(done.digests)):
         shown = _display(root, name, single)
         want = expected.get(name)
-        got = computed.get(name)
+        got = done.digests.get(name)
         if want is None:
-            if got is not None and not got and ser.method == "shards":
-                continue  # an empty file has no shards (OMS 6.3.2), so the format cannot cover it
-            findings.append(rules.UnsignedFile.finding(shown, f"{name}: not covered by the signature"))
+            if got == () and ser.method == "shards":
+                findings.append(
+                    rules.EmptyFileUncovered.finding(
+                        shown, f"{name}: empty file; the shards serialization cannot cover it (OMS 6.3.2)"
+                    )
+                )
+            else:
+                findings.append(rules.UnsignedFile.finding(shown, f"{name}: not covered by the signature"))
         elif got is None:
-            if name not in unavailable and name not in listing.ignored:
-                findings.append(rules.MissingFile.finding(shown, f"{name}: signed, but missing"))
-            elif name in listing.ignored:
+            if name in listing.ignored:
                 findings.append(
                     rules.MissingFile.finding(shown, f"{name}: signed, but excluded by the ignore paths")
                 )
-        elif {(r.name, r.digest) for r in want} != {(r.name, r.digest) for r in got}:
-            bad = sorted(
-                {r.name for r in got} ^ {r.name for r in want}
-                | {r.name for r in got if (r.name, r.digest) not in {(w.name, w.digest) for w in want}}
-            )
-            findings.append(
-                rules.ModifiedFile.finding(
-                    shown,
-                    f"{name}: content differs from the signed digest",
-                    parts=bad if ser.method == "shards" else [],
+            elif name not in unavailable:
+                findings.append(rules.MissingFile.finding(shown, f"{name}: signed, but missing"))
+        elif ser.method == "files":
+            if want[0][2] != got[0]:
+                findings.append(
+                    rules.ModifiedFile.finding(shown, f"{name}: content differs from the signed digest")
                 )
-            )
+        else:
+            assert ser.shard_size is not None
+            have = [
+                (a, b, d) for (a, b), d in zip(shard_ranges(sizes[name], ser.shard_size), got, strict=True)
+            ]
+            if have != list(want):
+                parts = sorted({f"{name}:{a}:{b}" for a, b, _ in set(have) ^ set(want)})
+                findings.append(
+                    rules.ModifiedFile.finding(
+                        shown, f"{name}: content differs from the signed digests", parts=parts
+                    )
+                )
     digest = Digest("sha256", stmt.root) if _is_hex64(stmt.root) else None
     result = TargetResult.from_findings(str(root), kind, findings, digest=digest)
-    return VerifyResult(result, stmt, signer, sig, hashed, reused, dict(listing.ignored))
+    return VerifyResult(result, stmt, signer, sig, done.bytes_hashed, done.reused, dict(listing.ignored))
+
+
+def _same(hit: CachedFile | None, e: Entry) -> bool:
+    return hit is not None and hit.state == e.state
 
 
 def _is_hex64(text: str) -> bool:
@@ -190,7 +200,9 @@ def _norm(entry: str) -> str | None:
     return n if is_confined_name(n) else None
 
 
-def _expected(stmt: OmsStatement, root: Path, findings: list[Finding]) -> dict[str, tuple[Resource, ...]]:
+def _expected(
+    stmt: OmsStatement, root: Path, findings: list[Finding]
+) -> dict[str, tuple[tuple[int, int, str], ...]]:
     """Signed resources grouped by file name; bad names and inconsistencies become findings."""
     ser: Serialization = stmt.serialization
     rootp = str(root)
@@ -234,7 +246,7 @@ def _expected(stmt: OmsStatement, root: Path, findings: list[Finding]) -> dict[s
             )
             continue
         groups.setdefault(fname, []).append((start, end, r))
-    out: dict[str, tuple[Resource, ...]] = {}
+    out: dict[str, tuple[tuple[int, int, str], ...]] = {}
     for fname, items in groups.items():
         items.sort(key=lambda t: t[0])
         if ser.method == "shards":
@@ -248,7 +260,7 @@ def _expected(stmt: OmsStatement, root: Path, findings: list[Finding]) -> dict[s
                         member=fname,
                     )
                 )
-        out[fname] = tuple(r for _, _, r in items)
+        out[fname] = tuple((a, b, r.digest) for a, b, r in items)
     if root_digest(stmt.resources) != stmt.root:
         findings.append(
             rules.MalformedManifest.finding(rootp, "the subject digest does not match the signed resources")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import posixpath
 import stat
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -76,20 +76,22 @@ ASKED_PREFIX = "asked:"
 """Marks an ignore path the verifier's user gave (as opposed to one recorded in the signature)."""
 
 
-def _matches(name: str, prefix: str) -> bool:
-    prefix = prefix.removeprefix(ASKED_PREFIX)
-    return name == prefix or name.startswith(prefix + "/")
-
-
-def _rule_for(name: str, ignore_paths: Iterable[str], signature: str | None) -> str | None:
+def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top: bool = True) -> str | None:
+    """Which rule leaves ``name`` out: ``signature``, ``default``, or the ignore path that equals ``name`` or one
+    of its ancestors (``ignores`` maps each path, without its marker, to the path as given)."""
     if signature is not None and name == signature:
         return "signature"
-    top = name.split("/", 1)[0]
-    if top in DEFAULT_IGNORES:
+    if top and name in DEFAULT_IGNORES:
         return "default"
-    for p in ignore_paths:
-        if _matches(name, p):
-            return p
+    if ignores:
+        if name in ignores:
+            return ignores[name]
+        cut = name.find("/")
+        while cut != -1:
+            hit = ignores.get(name[:cut])
+            if hit is not None:
+                return hit
+            cut = name.find("/", cut + 1)
     return None
 
 
@@ -115,7 +117,11 @@ def enumerate_model(
         raise InputError(root, "no such file or folder") from None
     except OSError as exc:
         raise InputError(root, f"cannot read: {exc.strerror}") from None
-    ignores = tuple(ignore_paths)
+    ignores: dict[str, str] = {}
+    for p in ignore_paths:
+        ignores.setdefault(
+            p.removeprefix(ASKED_PREFIX), p
+        )  # first given wins: the signature's before --ignore-path
     if stat.S_ISLNK(st.st_mode):
         if not allow_symlinks:
             raise InputError(root, "is a symbolic link; give the real path (or allow symlinks)")
@@ -151,7 +157,7 @@ def _walk(
     prefix: str,
     real_root: str,
     allow_symlinks: bool,
-    ignores: tuple[str, ...],
+    ignores: Mapping[str, str],
     sig_name: str | None,
     seen_dirs: set[tuple[int, int]],
 ) -> None:
@@ -160,12 +166,13 @@ def _walk(
             items = sorted(it, key=lambda d: d.name)
     except OSError as exc:
         raise InputError(directory, f"cannot list folder: {exc.strerror}") from None
+    top = not prefix
     for d in items:
         name = f"{prefix}{d.name}"
-        if not _decodable(name):
+        if not _decodable(d.name):
             listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
             continue
-        rule = _rule_for(name, ignores, sig_name)
+        rule = _rule_for(name, ignores, sig_name, top) if (top or ignores or sig_name) else None
         if rule is not None:
             if d.is_dir(follow_symlinks=False):
                 _collect_ignored(listing, d.path, name + "/", rule)
