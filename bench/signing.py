@@ -129,7 +129,7 @@ print(json.dumps({"seconds": time.perf_counter() - t, "ok": True}))
 
 
 REPEAT = 3
-"""Every timing is the best of this many runs: the machine is shared, and the minimum is the least disturbed."""
+"""Every timing is the best of this many runs: the machine is shared; the minimum is the least disturbed."""
 
 
 def run_py(python: str, code: str, args: dict[str, object]) -> float:

@@ -77,8 +77,8 @@ ASKED_PREFIX = "asked:"
 
 
 def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top: bool = True) -> str | None:
-    """Which rule leaves ``name`` out: ``signature``, ``default``, or the ignore path that equals ``name`` or one
-    of its ancestors (``ignores`` maps each path, without its marker, to the path as given)."""
+    """Which rule leaves ``name`` out: ``signature``, ``default``, or the ignore path equal to ``name`` or to
+    one of its ancestors (``ignores`` maps each path, without its marker, to the path as given)."""
     if signature is not None and name == signature:
         return "signature"
     if top and name in DEFAULT_IGNORES:
