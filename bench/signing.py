@@ -328,6 +328,8 @@ def main() -> None:
             {
                 "bench": "signing",
                 "cache": "warm",
+                "loadavg_end": os.getloadavg()[0],
+                "repeat": REPEAT,
                 "model_bytes": model_bytes,
                 "one_file_bytes": one_bytes,
                 "cpus": os.cpu_count(),
