@@ -2,7 +2,7 @@
 
 Run from the repository root, one benchmark at a time:
 
-    flock /work/wt/bench.lock python bench/signing.py          # (any lock file shared by benchmarks)
+    flock BENCH.lock python bench/signing.py    # BENCH.lock: the lock file every benchmark on the host shares
 
 Generates, under bench/_work/ (reused when present):
   * signing-model/   ~4.55 GB: 4 x 1 GB + 4 x 100 MB + 100 x 1 MiB + 3000 x 16 KiB files
