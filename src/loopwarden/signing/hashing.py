@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from loopwarden.errors import InputError, UsageError
 from loopwarden.signing.interface import FolderChangedError, HashType
@@ -74,9 +74,11 @@ def hash_bytes(hash_type: HashType, data: bytes) -> str:
     return h.hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class FileState:
-    """What identifies a file's content without reading it. ``ctime`` cannot be set by a user process."""
+class FileState(NamedTuple):
+    """What identifies a file's content without reading it. ``ctime`` cannot be set by a user process.
+
+    A named tuple, not a frozen dataclass: one is made per file per run, and tuples are cheaper to build.
+    """
 
     size: int
     mtime_ns: int

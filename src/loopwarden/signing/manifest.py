@@ -14,7 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from loopwarden.signing.hashing import FileState, HashTask, Progress, hash_tasks
 from loopwarden.signing.interface import Resource, Serialization
@@ -30,8 +30,7 @@ def shard_ranges(size: int, shard_size: int) -> list[tuple[int, int]]:
     return [(s, min(s + shard_size, size)) for s in range(0, size, shard_size)]
 
 
-@dataclass(frozen=True, slots=True)
-class CachedFile:
+class CachedFile(NamedTuple):
     state: FileState
     digests: tuple[str, ...]
     """In offset order: one per file (``files``), one per shard (``shards``)."""

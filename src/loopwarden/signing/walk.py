@@ -13,6 +13,7 @@ import stat
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from loopwarden.errors import InputError, UsageError
 from loopwarden.signing.hashing import FileState
@@ -21,8 +22,7 @@ from loopwarden.signing.interface import DEFAULT_IGNORES
 __all__ = ["ASKED_PREFIX", "Entry", "Listing", "canonical_ignore", "enumerate_model", "is_confined_name"]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     """One regular file of the model: its canonical name, the OS path to read and its state when listed."""
 
     name: str
@@ -96,6 +96,10 @@ def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top:
 
 
 def _decodable(name: str) -> bool:
+    return name.isascii() or _encodes(name)
+
+
+def _encodes(name: str) -> bool:
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
@@ -144,6 +148,8 @@ def enumerate_model(
     seen_dirs = {(st.st_dev, st.st_ino)}
     _walk(listing, str(root), "", real_root, allow_symlinks, ignores, sig_name, seen_dirs)
     listing.entries.sort(key=lambda e: e.name)
+    for names in (listing.symlinks, listing.escapes, listing.special, listing.undecodable):
+        names.sort()
     return listing
 
 
@@ -163,16 +169,19 @@ def _walk(
 ) -> None:
     try:
         with os.scandir(directory) as it:
-            items = sorted(it, key=lambda d: d.name)
+            items = list(it)  # order does not matter: every list is sorted at the end
     except OSError as exc:
         raise InputError(directory, f"cannot list folder: {exc.strerror}") from None
     top = not prefix
+    rules = top or bool(ignores) or sig_name is not None
+    append = listing.entries.append
+    s_isreg = stat.S_ISREG
     for d in items:
-        name = f"{prefix}{d.name}"
+        name = prefix + d.name
         if not _decodable(d.name):
             listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
             continue
-        rule = _rule_for(name, ignores, sig_name, top) if (top or ignores or sig_name) else None
+        rule = _rule_for(name, ignores, sig_name, top) if rules else None
         if rule is not None:
             if d.is_dir(follow_symlinks=False):
                 _collect_ignored(listing, d.path, name + "/", rule)
@@ -183,6 +192,15 @@ def _walk(
             lst = d.stat(follow_symlinks=False)
         except OSError as exc:
             raise InputError(d.path, f"cannot read: {exc.strerror}") from None
+        if s_isreg(lst.st_mode):  # the common case first, with as little work as possible
+            append(
+                Entry(
+                    name,
+                    d.path,
+                    FileState(lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev),
+                )
+            )
+            continue
         path = d.path
         is_link = stat.S_ISLNK(lst.st_mode)
         st = lst
