@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from loopwarden.signing.hashing import Progress
 from loopwarden.signing.interface import (
     DEFAULT_IGNORES,
     DEFAULT_SHARD_SIZE,
+    FolderChangedError,
     HashType,
     Resource,
     Serialization,
@@ -24,7 +25,7 @@ from loopwarden.signing.interface import (
 from loopwarden.signing.manifest import Cache, compute, resources_of
 from loopwarden.signing.oms import Bundle, OmsStatement, Signer
 from loopwarden.signing.verify import default_signature
-from loopwarden.signing.walk import canonical_ignore, enumerate_model, is_confined_name
+from loopwarden.signing.walk import Entry, canonical_ignore, enumerate_model, is_confined_name
 
 __all__ = ["SignResult", "sign", "sign_digests", "write_atomic"]
 
@@ -110,6 +111,7 @@ def sign(
     done = compute(
         listing.entries, ser, workers=workers, progress=progress(total) if progress is not None else None
     )
+    _check_unchanged(root, listing.entries, allow_symlinks, user, sig)
     resources = resources_of(listing.entries, done.digests, ser)
     if not resources:
         raise UsageError(f"{root}: nothing to sign: no non-empty regular files after exclusions")
@@ -119,6 +121,23 @@ def sign(
     if cache_dir is not None:
         Cache(cache_dir, root, ser).save(listing.entries, done.digests)
     return SignResult(stmt, bundle, sig, done.bytes_hashed, signer.identity())
+
+
+def _check_unchanged(
+    root: Path, before: Sequence[Entry], allow_symlinks: bool, ignores: Sequence[str], sig: Path
+) -> None:
+    """List the folder again: a file added, removed or changed while hashing stops the signing."""
+    after = enumerate_model(root, allow_symlinks=allow_symlinks, ignore_paths=ignores, signature=sig).entries
+    old = {e.name: e.state for e in before}
+    new = {e.name: e.state for e in after}
+    for name in sorted(old.keys() | new.keys()):
+        if name not in new:
+            raise FolderChangedError(name, "removed while the folder was hashed")
+        if name not in old:
+            raise FolderChangedError(name, "added while the folder was hashed")
+        what = old[name].changed(new[name])
+        if what is not None:
+            raise FolderChangedError(name, what)
 
 
 def load_digest_manifest(path: str | Path) -> tuple[list[Resource], Serialization | None]:

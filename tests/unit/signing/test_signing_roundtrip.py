@@ -200,3 +200,15 @@ def test_root_digest_helper() -> None:
     rs = [Resource("b", "sha256", "11" * 32), Resource("a", "sha256", "22" * 32)]
     assert root_digest(rs) == hashlib.sha256(bytes.fromhex("22" * 32 + "11" * 32)).hexdigest()
     assert len(key_hint(generate().public())) == 64
+
+
+def test_file_added_while_signing_writes_nothing(model: Path, key: PrivateKey) -> None:
+    def add_a_file(_: int) -> object:
+        def on_bytes(n: int) -> None:
+            (model / "late.bin").write_bytes(b"late")
+
+        return on_bytes
+
+    with pytest.raises(FolderChangedError, match=r"late\.bin: changed while being hashed \(added"):
+        sign(model, KeySigner(key), workers=1, progress=add_a_file)
+    assert not (model.parent / "model.sig").exists()
