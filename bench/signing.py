@@ -36,6 +36,7 @@ SIGS = WORK / "signing-sigs"
 CACHE = WORK / "signing-cache"
 VENV = WORK / "venv-ref"
 GB = 1_000_000_000
+ONE_SIZE = 4 * GB
 
 LAYOUT = (
     [(f"model-{i:05d}-of-00004.safetensors", 1_000_000_000) for i in range(4)]
@@ -64,7 +65,7 @@ def _write_random(path: Path, size: int) -> None:
 def generate() -> None:
     for name, size in LAYOUT:
         _write_random(MODEL / name, size)
-    _write_random(ONE / "weights.bin", 4 * GB)
+    _write_random(ONE / "weights.bin", ONE_SIZE)
 
 
 def files_of(root: Path) -> list[Path]:
@@ -128,12 +129,8 @@ print(json.dumps({"seconds": time.perf_counter() - t, "ok": True}))
 """
 
 
-REPEAT = 3
+REPEAT = 5
 """Every timing is the best of this many runs: the machine is shared; the minimum is the least disturbed."""
-
-
-def run_py(python: str, code: str, args: dict[str, object]) -> float:
-    return min(_run_py_once(python, code, args) for _ in range(REPEAT))
 
 
 def _run_py_once(python: str, code: str, args: dict[str, object]) -> float:
@@ -144,15 +141,6 @@ def _run_py_once(python: str, code: str, args: dict[str, object]) -> float:
     if not res["ok"]:
         raise SystemExit(f"verification failed during the benchmark: {args}")
     return float(res["seconds"])
-
-
-def run_cmd(cmd: list[str], cwd: Path) -> float:
-    best = float("inf")
-    for _ in range(REPEAT):
-        t = time.perf_counter()
-        subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL)
-        best = min(best, time.perf_counter() - t)
-    return best
 
 
 def hashlib_rate(paths: list[Path], threads: int) -> float:
@@ -186,7 +174,16 @@ def hashlib_rate(paths: list[Path], threads: int) -> float:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--skip-reference", action="store_true", help="do not run model_signing")
+    ap.add_argument(
+        "--quick", action="store_true", help="a tiny input and one round: checks the script, not speed"
+    )
     args = ap.parse_args()
+    if args.quick:
+        global MODEL, ONE, LAYOUT, ONE_SIZE, REPEAT, SIGS, CACHE
+        MODEL, ONE, SIGS, CACHE = (WORK / f"quick-{n}" for n in ("model", "one", "sigs", "cache"))
+        LAYOUT = [("a.bin", 3_000_000), ("b.bin", 2_000_000), *((f"s/{i}.json", 1000) for i in range(50))]
+        LAYOUT += [("tok/vocab-042.bin", 1 << 20)]
+        ONE_SIZE, REPEAT = 5_000_000, 1
     WORK.mkdir(parents=True, exist_ok=True)
     print("generating inputs (reused when present) ...", flush=True)
     generate()
@@ -201,7 +198,7 @@ def main() -> None:
     (SIGS / "k.pub").write_bytes(key.public().pem())
     kp, pub = str(SIGS / "k.key"), str(SIGS / "k.pub")
     model_bytes = sum(p.stat().st_size for p in files_of(MODEL))
-    one_bytes = 4 * GB
+    one_bytes = ONE_SIZE
     print(
         f"model folder: {model_bytes / GB:.2f} GB in {len(files_of(MODEL))} files; one file: 4.00 GB",
         flush=True,
@@ -215,80 +212,65 @@ def main() -> None:
     py = sys.executable
     r: dict[str, float] = {}
 
-    def ours_sign(name: str, path: Path, h: str, shard: int | None = None) -> None:
-        sig = str(SIGS / f"{name}.sig")
-        r[f"lw_sign_{name}_s"] = run_py(
-            py, ours, {"op": "sign", "path": str(path), "key": kp, "sig": sig, "hash": h, "shard": shard}
-        )
-        r[f"lw_verify_{name}_s"] = run_py(
-            py, ours, {"op": "verify", "path": str(path), "pub": pub, "sig": sig}
-        )
-        print(
-            f"  loopwarden {name}: sign {r[f'lw_sign_{name}_s']:.2f} s, "
-            f"verify {r[f'lw_verify_{name}_s']:.2f} s",
-            flush=True,
-        )
+    # Every case runs REPEAT times, round-robin, so that all tools see the same (shared, noisy) machine; the
+    # figure kept is each case's best run.
+    cases: list[tuple[str, str, str, dict[str, object]]] = []
 
-    def ref_sign(name: str, path: Path, h: str) -> None:
-        assert ref_py is not None
-        sig = str(SIGS / f"ref-{name}.sig")
-        r[f"ref_sign_{name}_s"] = run_py(
-            ref_py, REF, {"op": "sign", "path": str(path), "key": kp, "sig": sig, "hash": h}
+    def pair(
+        who: str, python: str, code: str, name: str, path: Path, h: str, shard: int | None = None
+    ) -> None:
+        sig = str(SIGS / f"{who}-{name}.sig")
+        common = {"path": str(path), "sig": sig, "hash": h}
+        cases.append(
+            (f"{who}_sign_{name}_s", python, code, {**common, "op": "sign", "key": kp, "shard": shard})
         )
-        r[f"ref_verify_{name}_s"] = run_py(
-            ref_py, REF, {"op": "verify", "path": str(path), "pub": pub, "sig": sig, "hash": h}
-        )
-        print(
-            f"  model_signing {name}: sign {r[f'ref_sign_{name}_s']:.2f} s, "
-            f"verify {r[f'ref_verify_{name}_s']:.2f} s",
-            flush=True,
-        )
+        cases.append((f"{who}_verify_{name}_s", python, code, {**common, "op": "verify", "pub": pub}))
 
-    print("model folder:", flush=True)
-    ours_sign("files_sha256", MODEL, "sha256")
-    ours_sign("shards_sha256", MODEL, "sha256", GB)
-    ours_sign("files_blake3", MODEL, "blake3")
+    pair("lw", py, ours, "files_sha256", MODEL, "sha256")
+    pair("lw", py, ours, "shards_sha256", MODEL, "sha256", GB)
+    pair("lw", py, ours, "files_blake3", MODEL, "blake3")
+    pair("lw", py, ours, "one_shards_sha256", ONE, "sha256", GB)
+    pair("lw", py, ours, "one_files_sha256", ONE, "sha256")
     if ref_py:
-        ref_sign("files_sha256", MODEL, "sha256")
-        ref_sign("files_blake3", MODEL, "blake3")
-    r["sha256sum_s"] = run_cmd(["bash", "-c", "find . -type f -print0 | sort -z | xargs -0 sha256sum"], MODEL)
-    print(f"  sha256sum: {r['sha256sum_s']:.2f} s", flush=True)
-    if shutil.which("b3sum"):
-        r["b3sum_s"] = run_cmd(["bash", "-c", "find . -type f -print0 | sort -z | xargs -0 b3sum"], MODEL)
-        print(f"  b3sum: {r['b3sum_s']:.2f} s", flush=True)
+        pair("ref", ref_py, REF, "files_sha256", MODEL, "sha256")
+        pair("ref", ref_py, REF, "files_blake3", MODEL, "blake3")
+        pair("ref", ref_py, REF, "one_files_sha256", ONE, "sha256")
+    shell = {"sha256sum_s": "sha256sum"} | ({"b3sum_s": "b3sum"} if shutil.which("b3sum") else {})
     paths = files_of(MODEL)
-    single = max(hashlib_rate(paths, 1) for _ in range(REPEAT))
-    two = max(hashlib_rate(paths, 2) for _ in range(REPEAT))
-    r["hashlib_1thread_GBps"] = single / GB
-    r["hashlib_2threads_GBps"] = two / GB
-    print(f"  hashlib sha256: 1 thread {single / GB:.2f} GB/s, 2 threads {two / GB:.2f} GB/s", flush=True)
-
-    print("one 4 GB file:", flush=True)
-    ours_sign("one_shards_sha256", ONE, "sha256", GB)
-    ours_sign("one_files_sha256", ONE, "sha256")
-    if ref_py:
-        ref_sign("one_files_sha256", ONE, "sha256")
-
-    print("incremental re-verify after changing one 1 MiB file:", flush=True)
-    sig = str(SIGS / "inc.sig")
-    base = {"op": "verify", "path": str(MODEL), "pub": pub, "sig": sig, "cache": str(CACHE)}
+    inc_sig = str(SIGS / "inc.sig")
+    inc_sign = {"op": "sign", "path": str(MODEL), "key": kp, "sig": inc_sig, "hash": "sha256"}
+    inc_verify = {"op": "verify", "path": str(MODEL), "pub": pub, "sig": inc_sig, "cache": str(CACHE)}
     victim = MODEL / "tok" / "vocab-042.bin"
     original = victim.read_bytes()
-    signing = {"op": "sign", "path": str(MODEL), "key": kp, "sig": sig, "hash": "sha256"}
+    runs: dict[str, list[float]] = {}
+    rates: dict[str, list[float]] = {"hashlib_1thread_GBps": [], "hashlib_2threads_GBps": []}
     try:
-        _run_py_once(py, ours, signing)
-        r["lw_verify_full_s"] = run_py(py, ours, base)  # also fills the cache
-        incremental = []
-        for _ in range(REPEAT):
-            victim.write_bytes(os.urandom(len(original)))  # a new 1 MiB file, then a new signature for it
-            _run_py_once(py, ours, signing)
-            incremental.append(_run_py_once(py, ours, {**base, "incremental": True}))
-        r["lw_verify_incremental_s"] = min(incremental)
+        for rep in range(REPEAT):
+            print(f"round {rep + 1} of {REPEAT} ...", flush=True)
+            for key, python, code, a in cases:
+                runs.setdefault(key, []).append(_run_py_once(python, code, a))
+            for key, tool in shell.items():
+                cmd = ["bash", "-c", f"find . -type f -print0 | sort -z | xargs -0 {tool}"]
+                t = time.perf_counter()
+                subprocess.run(cmd, cwd=MODEL, check=True, stdout=subprocess.DEVNULL)
+                runs.setdefault(key, []).append(time.perf_counter() - t)
+            rates["hashlib_1thread_GBps"].append(hashlib_rate(paths, 1) / GB)
+            rates["hashlib_2threads_GBps"].append(hashlib_rate(paths, 2) / GB)
+            # incremental: a new 1 MiB file and a new signature for it, then a full and an incremental verify
+            for key, extra in (
+                ("lw_verify_full_s", {"full": True}),
+                ("lw_verify_incremental_s", {"incremental": True}),
+            ):
+                victim.write_bytes(os.urandom(len(original)))
+                _run_py_once(py, ours, inc_sign)
+                runs.setdefault(key, []).append(_run_py_once(py, ours, {**inc_verify, **extra}))
     finally:
         victim.write_bytes(original)
-    print(
-        f"  full {r['lw_verify_full_s']:.3f} s, incremental {r['lw_verify_incremental_s']:.3f} s", flush=True
-    )
+    r.update({k: min(v) for k, v in runs.items()})
+    r.update({k: max(v) for k, v in rates.items()})
+    single, two = r["hashlib_1thread_GBps"] * GB, r["hashlib_2threads_GBps"] * GB
+    for k in sorted(r):
+        print(f"  {k}: {r[k]:.3f}", flush=True)
 
     all_cores_limit = 2 * single  # the per-core limit times the 2 cores of the target machine
     lw_rate = model_bytes / r["lw_sign_files_sha256_s"]
