@@ -55,6 +55,12 @@ def _subject(name: str, root: str) -> Any:
     return ResourceDescriptor(name=name, digest={"sha256": root})
 
 
+def _file_subject(name: str, algorithm: str, digest: str) -> Any:
+    from loopwarden.domain import ResourceDescriptor
+
+    return ResourceDescriptor(name=name, digest={algorithm: digest})
+
+
 def record_signature(result: SignResult, workspace: Workspace, *, tool_version: str) -> list[AppendResult]:
     """Append the signed OMS statement and a loopwarden model-signature attestation (who signed which
     weights)."""
@@ -66,8 +72,12 @@ def record_signature(result: SignResult, workspace: Workspace, *, tool_version: 
 
     stmt = Statement.from_json(result.statement.to_json(), source=str(result.signature))
     sig_bytes = result.bundle.to_bytes()
+    subjects = [_subject(result.statement.name, result.statement.root)]
+    ser = result.statement.serialization
+    if ser.method == "files":  # each weights file by its own digest, so lineage finds it from any file
+        subjects += [_file_subject(r.name, r.algorithm, r.digest) for r in result.statement.resources]
     ours = Statement(
-        (_subject(result.statement.name, result.statement.root),),
+        tuple(subjects),
         MODEL_SIGNATURE,
         {
             "signer": result.signer,

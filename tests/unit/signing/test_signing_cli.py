@@ -4,6 +4,7 @@ written)."""
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -130,8 +131,9 @@ def test_certificate_that_may_not_sign(
 def test_record_in_the_ledger(
     model: Path, key_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from loopwarden.attest.predicates import MODEL_SIGNATURE, OMS_SIGNATURE, SIGNATURE_VERIFICATION
+    from loopwarden.attest.predicates import MODEL_SIGNATURE, SIGNATURE_VERIFICATION
     from loopwarden.domain import Digest
+    from loopwarden.signing import OMS_PREDICATE_TYPE as OMS_SIGNATURE
     from loopwarden.workspace import init_workspace
 
     ws = init_workspace(tmp_path / "ws", name="t")
@@ -154,6 +156,10 @@ def test_record_in_the_ledger(
         assert who["method"] == "key"
         assert who["keyid"] == load_public(pub).keyid
         assert entries[2].statement().predicate["verified"] is True
+        # the model-signature record also names every signed file by its own digest, for lineage
+        weights = Digest("sha256", hashlib.sha256((model / "weights.bin").read_bytes()).hexdigest())
+        [by_file] = list(led.entries(subject=weights))
+        assert by_file.statement().predicate_type == MODEL_SIGNATURE
 
 
 def test_bad_input_exit_2_and_nothing_written(
