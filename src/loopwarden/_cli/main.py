@@ -19,9 +19,9 @@ from loopwarden.errors import LoopwardenError
 GROUPS: Final[dict[str, tuple[str, str]]] = {
     "init": ("loopwarden._cli.init", "create a workspace: loopwarden.toml, keys and an empty ledger"),
     "keys": ("loopwarden._cli.keys", "create, list and export signing keys"),
-    "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
     "sign": ("loopwarden._cli.sign", "sign a model, dataset or file set (OpenSSF Model Signing v1.0)"),
     "verify": ("loopwarden._cli.verify", "verify a model, dataset or file set against its OMS signature"),
+    "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
     "demo": ("loopwarden._cli.demo", "run the main job on embedded defaults in a temporary workspace"),
 }
 
@@ -84,7 +84,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module: GroupModule = importlib.import_module(GROUPS[group][0])  # type: ignore[assignment]
     parser = argparse.ArgumentParser(prog=f"loopwarden {group}", description=GROUPS[group][1])
-    parser.add_argument("--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)")
+    parser.add_argument(
+        "--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     module.build(parser)
     try:
