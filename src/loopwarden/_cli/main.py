@@ -84,9 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module: GroupModule = importlib.import_module(GROUPS[group][0])  # type: ignore[assignment]
     parser = argparse.ArgumentParser(prog=f"loopwarden {group}", description=GROUPS[group][1])
-    parser.add_argument(
-        "--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)"
-    )
+    parser.add_argument("--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)")
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     module.build(parser)
     try:
