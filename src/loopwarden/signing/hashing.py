@@ -32,6 +32,9 @@ BUFFER_SIZE: Final = 8 << 20
 _BLAKE3_THREADED_MIN: Final = 16 << 20
 """Below this size BLAKE3's own threads cost more than they give; the pool's threads are used instead."""
 
+_BATCH_BYTES: Final = 8 << 20
+_BATCH_FILES: Final = 64
+
 Progress = Callable[[int], None]
 """Called with the number of bytes just hashed (from worker threads; must be thread-safe and cheap)."""
 
@@ -189,14 +192,34 @@ def hash_tasks(
         for i in order:
             out[i] = _run(tasks[i], hash_type, progress)
         return out
-    # BLAKE3 hashes large files on all cores by itself; more pool threads would only compete with it.
+    # Small items go to the pool in batches, so that a folder of many small files does not pay a future and a
+    # thread hand-off per file; large items go one by one, largest first, so that the cores finish together.
+    batches: list[list[int]] = []
+    small: list[int] = []
+    small_bytes = 0
+    for i in order:
+        if tasks[i].length >= _BATCH_BYTES:
+            batches.append([i])
+            continue
+        small.append(i)
+        small_bytes += tasks[i].length
+        if small_bytes >= _BATCH_BYTES or len(small) >= _BATCH_FILES:
+            batches.append(small)
+            small, small_bytes = [], 0
+    if small:
+        batches.append(small)
+
+    def run_batch(batch: list[int]) -> None:
+        for i in batch:
+            out[i] = _run(tasks[i], hash_type, progress)
+
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="lw-hash") as pool:
-        futures = {i: pool.submit(_run, tasks[i], hash_type, progress) for i in order}
+        futures = [pool.submit(run_batch, b) for b in batches]
         try:
-            for i, fut in futures.items():
-                out[i] = fut.result()
+            for fut in futures:
+                fut.result()
         except BaseException:
-            for fut in futures.values():
+            for fut in futures:
                 fut.cancel()
             raise
     return out

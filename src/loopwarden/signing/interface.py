@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 from loopwarden.errors import SigningError
 
@@ -150,25 +150,29 @@ class Serialization:
         )
 
 
-@dataclass(frozen=True, slots=True, order=True)
-class Resource:
-    """One OMS resource: a file (``files``) or a byte range ``path:start:end`` (``shards``) and its digest."""
+class Resource(NamedTuple):
+    """One OMS resource: a file (``files``) or a byte range ``path:start:end`` (``shards``) and its digest.
+
+    A named tuple (cheap to build: a signature may list millions); values from outside go through
+    :meth:`checked` or :meth:`from_json`, which validate.
+    """
 
     name: str
     algorithm: str
     digest: str
 
-    def __post_init__(self) -> None:
-        if not self.name:
+    @classmethod
+    def checked(cls, name: str, algorithm: str, digest: str) -> Resource:
+        if not name:
             raise SignatureFormatError("a resource needs a non-empty 'name'")
-        if not _HEX_RE.match(self.digest):
-            raise SignatureFormatError(f"resource {self.name!r}: 'digest' must be lower-case hex")
-        want = _HEX_LEN.get(self.algorithm)
-        if want is not None and len(self.digest) != want:
+        if not _HEX_RE.match(digest):
+            raise SignatureFormatError(f"resource {name!r}: 'digest' must be lower-case hex")
+        want = _HEX_LEN.get(algorithm)
+        if want is not None and len(digest) != want:
             raise SignatureFormatError(
-                f"resource {self.name!r}: a {self.algorithm} digest has {want} hex digits, "
-                f"got {len(self.digest)}"
+                f"resource {name!r}: a {algorithm} digest has {want} hex digits, got {len(digest)}"
             )
+        return cls(name, algorithm, digest)
 
     def to_json(self) -> dict[str, str]:
         return {"name": self.name, "algorithm": self.algorithm, "digest": self.digest}
@@ -182,7 +186,7 @@ class Resource:
             raise SignatureFormatError("each resource needs 'name', 'algorithm' and 'digest' strings")
         if algo == "blake2":
             algo = "blake2b"
-        return cls(name, algo, digest)
+        return cls.checked(name, algo, digest)
 
     def split_shard(self) -> tuple[str, int, int] | None:
         """``(path, start, end)`` for a shard name ``path:start:end`` (path may contain colons), else None."""

@@ -165,7 +165,7 @@ def load_digest_manifest(path: str | Path) -> tuple[list[Resource], Serializatio
                 if not isinstance(value, str):
                     raise InputError(p, f"{name}: digest must be a string ALGO:HEX")
                 d = Digest.parse(value)
-                resources.append(Resource(str(name), d.algorithm, d.hex))
+                resources.append(Resource.checked(str(name), d.algorithm, d.hex))
             ser = None
     except (SignatureFormatError, ValueError) as exc:
         raise InputError(p, str(exc)) from None

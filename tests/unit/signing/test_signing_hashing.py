@@ -84,3 +84,28 @@ def test_file_removed_before_hashing(tmp_path: Path) -> None:
     p.unlink()
     with pytest.raises(FolderChangedError, match=r"gone\.bin"):
         hash_tasks([t], "sha256")
+
+
+def test_many_small_files_are_batched_and_all_hashed(tmp_path: Path) -> None:
+    datas = [os.urandom(i * 37) for i in range(300)]
+    tasks = []
+    for i, d in enumerate(datas):
+        p = tmp_path / f"f{i}"
+        p.write_bytes(d)
+        tasks.append(_task(p))
+    assert hash_tasks(tasks, "sha256", workers=2) == [hashlib.sha256(d).hexdigest() for d in datas]
+
+
+def test_resource_values_from_outside_are_checked() -> None:
+    from loopwarden.signing.interface import Resource, SignatureFormatError
+
+    ok = {"name": "w.bin", "algorithm": "sha256", "digest": "ab" * 32}
+    assert Resource.from_json(ok).digest == "ab" * 32
+    for bad in (
+        {**ok, "digest": "AB" * 32},
+        {**ok, "digest": "ab" * 31},
+        {**ok, "name": ""},
+        {**ok, "digest": 5},
+    ):
+        with pytest.raises(SignatureFormatError):
+            Resource.from_json(bad)
