@@ -121,10 +121,7 @@ class Cache:
         if obj.get("digest_name") != self.ser.digest_name or not isinstance(files, dict):
             return {}
         try:
-            return {
-                name: CachedFile(FileState(*rec[:5]), tuple(str(d) for d in rec[5]))
-                for name, rec in files.items()
-            }
+            return {name: CachedFile(FileState(*rec[:5]), tuple(rec[5])) for name, rec in files.items()}
         except (TypeError, IndexError):
             return {}
 

@@ -212,3 +212,19 @@ def test_file_added_while_signing_writes_nothing(model: Path, key: PrivateKey) -
     with pytest.raises(FolderChangedError, match=r"late\.bin: changed while being hashed \(added"):
         sign(model, KeySigner(key), workers=1, progress=add_a_file)
     assert not (model.parent / "model.sig").exists()
+
+
+def test_fast_name_check_agrees_with_the_canonical_one() -> None:
+    """The verifier's fast path must reject exactly the names the careful check rejects."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from loopwarden.signing.verify import _SUSPECT
+    from loopwarden.signing.walk import is_confined_name
+
+    @settings(max_examples=3000, deadline=None)
+    @given(st.text(alphabet="a./\\\x00:", max_size=12))
+    def agree(name: str) -> None:
+        assert (_SUSPECT.search(name) is None) == is_confined_name(name)
+
+    agree()
