@@ -19,6 +19,8 @@ from loopwarden.errors import LoopwardenError
 GROUPS: Final[dict[str, tuple[str, str]]] = {
     "init": ("loopwarden._cli.init", "create a workspace: loopwarden.toml, keys and an empty ledger"),
     "keys": ("loopwarden._cli.keys", "create, list and export signing keys"),
+    "sign": ("loopwarden._cli.sign", "sign a model, dataset or file set (OpenSSF Model Signing v1.0)"),
+    "verify": ("loopwarden._cli.verify", "verify a model, dataset or file set against its OMS signature"),
     "ledger": ("loopwarden._cli.ledger", "append to, inspect, prove and audit the loop's ledger"),
     "record": ("loopwarden._cli.record", "record lineage: train, generate, eval, agent-session, promote"),
     "lineage": ("loopwarden._cli.lineage", "query lineage: show, ancestors, descendants, path, blast-radius"),

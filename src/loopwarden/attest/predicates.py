@@ -98,3 +98,12 @@ def scan_statement(
             raise ValueError("recorded_at must carry a time zone")
         predicate["recorded_at"] = recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     return Statement((subject,), SCAN, predicate)
+
+
+# -- signing (SIGNING, issue 4): written by `loopwarden sign --record` and `verify --record` ---------------
+# (the OMS statement itself is recorded under its own type, https://model_signing/signature/v1.0)
+MODEL_SIGNATURE: Final = f"{_BASE}/model-signature/v1"
+"""Who signed which weights: the OMS signer's identity (key hint or certificate), the signature's digest."""
+SIGNATURE_VERIFICATION: Final = f"{_BASE}/signature-verification/v1"
+"""The result of verifying a model folder against its OMS signature (verdict, findings, signer)."""
+__all__ += ["MODEL_SIGNATURE", "SIGNATURE_VERIFICATION"]
