@@ -14,7 +14,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, assert_never
 
-from loopwarden.attest.predicates import DATASET_MANIFEST, OMS_SIGNATURE, ROLE_POLICY, SCAN, SIGNOFF
+from loopwarden.attest.predicates import (
+    DATASET_MANIFEST,
+    MODEL_SIGNATURE,
+    OMS_SIGNATURE,
+    ROLE_POLICY,
+    SCAN,
+    SIGNOFF,
+)
 from loopwarden.domain import ArtifactKind, Digest, Severity
 from loopwarden.errors import AttestationError, LoopwardenError
 from loopwarden.policy.evidence import recorded_at, verified_person
@@ -178,9 +185,7 @@ def predicate_type_of(kind: SafeguardKind) -> str:
 def _failed(predicate: Mapping[str, Any]) -> bool:
     """A signature record that itself says verification failed (``verified: false`` or a failing verdict)."""
     verdict = predicate.get("verdict")
-    return predicate.get("verified") is False or (
-        isinstance(verdict, str) and verdict not in ("verified", "clean")
-    )
+    return predicate.get("verified") is False or (isinstance(verdict, str) and verdict not in ("verified", "clean"))
 
 
 def check_safeguard(
@@ -194,11 +199,16 @@ def check_safeguard(
         return SafeguardResult(name, kind, status, detail, ev)
 
     if kind is SafeguardKind.WEIGHTS_SIGNED:
-        sigs = [e for e in evidence.entries(artifact, OMS_SIGNATURE) if not _failed(e.statement().predicate)]
+        # The OMS statement names the model by its OMS root digest; loopwarden's model-signature record also
+        # names it by the lineage digest (sha256 / sha256-tree) that the rest of the loop uses.
+        sigs = [
+            e
+            for ptype in (OMS_SIGNATURE, MODEL_SIGNATURE)
+            for e in evidence.entries(artifact, ptype)
+            if not _failed(e.statement().predicate)
+        ]
         if not sigs:
-            return result(
-                SafeguardStatus.MISSING, "no OMS signature record (that verified) for the weights' digest"
-            )
+            return result(SafeguardStatus.MISSING, "no OMS signature record (that verified) for the weights' digest")
         fresh = [e for e in sigs if evidence.fresh(e.statement().predicate, max_age)]
         if not fresh:
             return result(
@@ -236,9 +246,7 @@ def check_safeguard(
         return result(SafeguardStatus.SATISFIED, "scans clean", checks=sorted(scans))
     if kind is SafeguardKind.DATA_PROVENANCE_COMPLETE:
         datasets = sorted(
-            a
-            for a in evidence.graph.ancestors(artifact)
-            if evidence.graph.node(a).kind is ArtifactKind.DATASET
+            a for a in evidence.graph.ancestors(artifact) if evidence.graph.node(a).kind is ArtifactKind.DATASET
         )
         if not datasets:
             # A model with no recorded training data has incomplete provenance by definition.
@@ -247,10 +255,7 @@ def check_safeguard(
         lacking = [
             str(d)
             for d in datasets
-            if not any(
-                evidence.fresh(e.statement().predicate, max_age)
-                for e in evidence.entries(d, DATASET_MANIFEST)
-            )
+            if not any(evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, DATASET_MANIFEST))
         ]
         if lacking:
             return result(
@@ -261,17 +266,13 @@ def check_safeguard(
         return result(SafeguardStatus.SATISFIED, f"all {len(datasets)} dataset ancestor(s) have manifests")
     if kind is SafeguardKind.AGENTS_LEAST_PRIVILEGE:
         sessions = sorted(
-            a
-            for a in evidence.graph.ancestors(artifact)
-            if evidence.graph.node(a).kind is ArtifactKind.AGENT_SESSION
+            a for a in evidence.graph.ancestors(artifact) if evidence.graph.node(a).kind is ArtifactKind.AGENT_SESSION
         )
         evidence.prefetch(sessions, ROLE_POLICY)
         lacking = [
             str(d)
             for d in sessions
-            if not any(
-                evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, ROLE_POLICY)
-            )
+            if not any(evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, ROLE_POLICY))
         ]
         if lacking:
             return result(

@@ -6,6 +6,7 @@ The plain functions are :func:`sign`, :func:`sign_digests` and :func:`verify`; :
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from loopwarden.signing.interface import (
@@ -61,10 +62,19 @@ def _file_subject(name: str, algorithm: str, digest: str) -> Any:
     return ResourceDescriptor(name=name, digest={algorithm: digest})
 
 
-def record_signature(result: SignResult, workspace: Workspace, *, tool_version: str) -> list[AppendResult]:
+def record_signature(
+    result: SignResult, workspace: Workspace, *, tool_version: str, path: Path | None = None
+) -> list[AppendResult]:
     """Append the signed OMS statement and a loopwarden model-signature attestation (who signed which
-    weights)."""
+    weights, and when).
+
+    With ``path`` the attestation also names the signed folder or file by its lineage digest (``sha256`` of a
+    file, ``sha256-tree`` of a folder), so the gate's ``weights-signed`` safeguard and the lineage graph find the
+    signature under the digest the rest of the loop uses. That re-reads the files once.
+    """
+    import contextlib
     import hashlib
+    from datetime import UTC, datetime
 
     from loopwarden.attest.predicates import MODEL_SIGNATURE
     from loopwarden.attest.statement import Statement
@@ -76,6 +86,14 @@ def record_signature(result: SignResult, workspace: Workspace, *, tool_version: 
     ser = result.statement.serialization
     if ser.method == "files":  # each weights file by its own digest, so lineage finds it from any file
         subjects += [_file_subject(r.name, r.algorithm, r.digest) for r in result.statement.resources]
+    if path is not None and path.exists():
+        from loopwarden.domain import ResourceDescriptor
+        from loopwarden.errors import InputError
+        from loopwarden.lineage.record import hash_path
+
+        # A folder with symbolic links has no lineage digest (lineage refuses them); the OMS root still names it.
+        with contextlib.suppress(InputError):
+            subjects.append(ResourceDescriptor.of(path.name or str(path), hash_path(path)))
     ours = Statement(
         tuple(subjects),
         MODEL_SIGNATURE,
@@ -85,14 +103,13 @@ def record_signature(result: SignResult, workspace: Workspace, *, tool_version: 
             "serialization": result.statement.serialization.to_json(),
             "resources": len(result.statement.resources),
             "tool": {"name": "loopwarden", "version": tool_version},
+            "recorded_at": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         },
     )
     return record_many([stmt, ours], workspace)
 
 
-def record_verification(
-    result: VerifyResult, workspace: Workspace, *, tool_version: str
-) -> list[AppendResult]:
+def record_verification(result: VerifyResult, workspace: Workspace, *, tool_version: str) -> list[AppendResult]:
     """Append a verification-result attestation about the model's root digest."""
     from loopwarden.attest.predicates import SIGNATURE_VERIFICATION
     from loopwarden.attest.statement import Statement
@@ -101,8 +118,7 @@ def record_verification(
 
     if result.statement is None:
         raise SigningError(
-            f"{result.signature}: the signature did not verify, "
-            "so there is no trusted digest to record against"
+            f"{result.signature}: the signature did not verify, so there is no trusted digest to record against"
         )
     stmt = Statement(
         (_subject(result.statement.name, result.statement.root),),
