@@ -68,7 +68,9 @@ def main() -> None:
         con = sqlite3.connect(raw_db, isolation_level=None)
         con.execute("PRAGMA journal_mode = WAL")
         con.execute("PRAGMA synchronous = FULL")
-        con.execute("CREATE TABLE entries(idx INTEGER PRIMARY KEY, data BLOB NOT NULL, predicate_type TEXT NOT NULL)")
+        con.execute(
+            "CREATE TABLE entries(idx INTEGER PRIMARY KEY, data BLOB NOT NULL, predicate_type TEXT NOT NULL)"
+        )
         t0 = time.perf_counter()
         for s in range(0, n, batch):
             con.execute("BEGIN IMMEDIATE")

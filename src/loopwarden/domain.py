@@ -39,7 +39,9 @@ def canonical_json(value: Any) -> bytes:
     Used wherever bytes are hashed or signed and for every machine-readable report, so that the same input always
     gives byte-identical output.
     """
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return json.dumps(
+        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
 
 
 @dataclass(frozen=True, slots=True, order=True)

@@ -38,7 +38,9 @@ class WorkspaceSection(_Section):
     @classmethod
     def _name(cls, v: str) -> str:
         if not _NAME_RE.match(v):
-            raise ValueError("use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit")
+            raise ValueError(
+                "use letters, digits, '.', '_' or '-' (at most 64), starting with a letter or digit"
+            )
         return v
 
 
@@ -148,7 +150,9 @@ class Workspace:
 
     @cached_property
     def trusted_keys(self) -> KeySet:
-        return KeySet([load_public(self.resolve(p)) for p in self.config.keys.trusted], self.config.keys.threshold)
+        return KeySet(
+            [load_public(self.resolve(p)) for p in self.config.keys.trusted], self.config.keys.threshold
+        )
 
     def note_verifier(self) -> NoteVerifier:
         return NoteVerifier(self.origin, load_public(self.resolve(self.config.keys.ledger_public)))

@@ -34,7 +34,9 @@ def test_envelope_parse_bytes(data: bytes) -> None:
             "payload": st.text(max_size=40) | json_values,
             "payloadType": st.text(max_size=20) | json_values,
             "signatures": st.lists(
-                st.fixed_dictionaries({}, optional={"keyid": json_values, "sig": st.text(max_size=20) | json_values}),
+                st.fixed_dictionaries(
+                    {}, optional={"keyid": json_values, "sig": st.text(max_size=20) | json_values}
+                ),
                 max_size=3,
             )
             | json_values,

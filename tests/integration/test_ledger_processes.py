@@ -20,7 +20,15 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)
 
 def _spawn(ws: Workspace, tag: int, batches: int, size: int) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.integration._appender", str(ws.root), str(tag), str(batches), str(size)],
+        [
+            sys.executable,
+            "-m",
+            "tests.integration._appender",
+            str(ws.root),
+            str(tag),
+            str(batches),
+            str(size),
+        ],
         stdout=subprocess.PIPE,
         text=True,
         env=ENV,

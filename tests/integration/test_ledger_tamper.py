@@ -196,7 +196,9 @@ def test_checkpoint_note_edits_are_caught(filled: Workspace, capsys: pytest.Capt
     assert rc == 1, out
 
 
-def test_truncated_database_file_fails_verification(filled: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+def test_truncated_database_file_fails_verification(
+    filled: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
     path = filled.ledger_path
     con = sqlite3.connect(path)
     con.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything into the main file before cutting it
@@ -209,7 +211,9 @@ def test_truncated_database_file_fails_verification(filled: Workspace, capsys: p
     assert "truncated" in out
 
 
-def test_checkpoint_signed_by_an_unknown_key_is_rejected(filled: Workspace, capsys: pytest.CaptureFixture[str]) -> None:
+def test_checkpoint_signed_by_an_unknown_key_is_rejected(
+    filled: Workspace, capsys: pytest.CaptureFixture[str]
+) -> None:
     with filled.open_ledger(writable=False) as led:
         cp = led.latest_checkpoint()
     assert cp is not None

@@ -18,7 +18,9 @@ from loopwarden.domain import (
 
 
 def _finding(path: str = "m.pkl", sev: Severity = Severity.HIGH, rule: str = "LW-MODEL-001") -> Finding:
-    return Finding(rule, sev, "bad callable", Location(path, member="data.pkl", offset=12), {"callable": "os.system"})
+    return Finding(
+        rule, sev, "bad callable", Location(path, member="data.pkl", offset=12), {"callable": "os.system"}
+    )
 
 
 def test_digest_round_trip_and_validation() -> None:
@@ -69,7 +71,9 @@ def test_passed_respects_threshold() -> None:
 
 
 def test_report_is_deterministic_and_has_the_envelope_shape() -> None:
-    a = TargetResult.from_findings("b.pkl", ArtifactKind.MODEL, [_finding("b.pkl"), _finding("b.pkl", Severity.LOW)])
+    a = TargetResult.from_findings(
+        "b.pkl", ArtifactKind.MODEL, [_finding("b.pkl"), _finding("b.pkl", Severity.LOW)]
+    )
     b = TargetResult.from_findings("a.pkl", ArtifactKind.MODEL, [])
     r1 = Report("1.0", (a, b)).dumps()
     r2 = Report("1.0", (b, a)).dumps()

@@ -11,7 +11,9 @@ from loopwarden.workspace import CONFIG_NAME, init_workspace
 
 def build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("directory", nargs="?", default=".", help="folder of the new workspace (default: .)")
-    parser.add_argument("--name", help="workspace name, used as the ledger's origin (default: the folder's name)")
+    parser.add_argument(
+        "--name", help="workspace name, used as the ledger's origin (default: the folder's name)"
+    )
     parser.add_argument(
         "--key-type",
         choices=[a.value for a in KeyAlgorithm],

@@ -18,7 +18,9 @@ def build(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--type", choices=[a.value for a in KeyAlgorithm], default=KeyAlgorithm.ECDSA_P256.value)
     sub.add_parser("list", help="the workspace's signing, ledger and trusted keys (public parts only)")
     e = sub.add_parser("export-public", help="print a public key as PEM (never a private key)")
-    e.add_argument("which", nargs="?", default="signing", help="'signing', 'ledger' or a key file (default: signing)")
+    e.add_argument(
+        "which", nargs="?", default="signing", help="'signing', 'ledger' or a key file (default: signing)"
+    )
     e.add_argument("-o", "--output", help="write to this file instead of stdout")
 
 
@@ -46,10 +48,19 @@ def run(args: argparse.Namespace) -> int:
     k = ws.config.keys
     if args.action == "list":
         signing = ws.signer().public()
-        rows = [{"role": "signing", "path": k.signing, "algorithm": signing.algorithm.value, "keyid": signing.keyid}]
+        rows = [
+            {
+                "role": "signing",
+                "path": k.signing,
+                "algorithm": signing.algorithm.value,
+                "keyid": signing.keyid,
+            }
+        ]
         for role, p in [("ledger", k.ledger_public), *(("trusted", t) for t in k.trusted)]:
             pub_key = load_public(ws.resolve(p))
-            rows.append({"role": role, "path": p, "algorithm": pub_key.algorithm.value, "keyid": pub_key.keyid})
+            rows.append(
+                {"role": role, "path": p, "algorithm": pub_key.algorithm.value, "keyid": pub_key.keyid}
+            )
         if args.json:
             emit_json({"threshold": k.threshold, "keys": rows})
         else:

@@ -126,7 +126,9 @@ def run(args: argparse.Namespace) -> int:
                 subject = _digest(args.subject) if args.subject else None
                 rows = [
                     _entry_json(e.index, e.data)
-                    for e in led.entries(subject=subject, predicate_type=args.predicate_type, limit=args.limit)
+                    for e in led.entries(
+                        subject=subject, predicate_type=args.predicate_type, limit=args.limit
+                    )
                 ]
             if args.json:
                 emit_json({"entries": rows})

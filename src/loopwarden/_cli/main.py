@@ -66,9 +66,13 @@ def _share_common_options(parser: argparse.ArgumentParser) -> None:
             for sub in action.choices.values():
                 have = {s for a in sub._actions for s in a.option_strings}
                 if "--workspace" not in have:
-                    sub.add_argument("--workspace", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                    sub.add_argument(
+                        "--workspace", metavar="DIR", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
                 if "--json" not in have:
-                    sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+                    sub.add_argument(
+                        "--json", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+                    )
                 _share_common_options(sub)
 
 
@@ -105,7 +109,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     module: GroupModule = importlib.import_module(GROUPS[group][0])
     parser = argparse.ArgumentParser(prog=f"loopwarden {group}", description=GROUPS[group][1])
-    parser.add_argument("--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)")
+    parser.add_argument(
+        "--workspace", metavar="DIR", help="the workspace (default: found by walking up from cwd)"
+    )
     parser.add_argument("--json", action="store_true", help="machine-readable JSON output")
     module.build(parser)
     _share_common_options(parser)

@@ -106,12 +106,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(report: Any, ws: Any) -> None:
+    from datetime import UTC, datetime
+
     from loopwarden import __version__
     from loopwarden.attest.predicates import scan_statement
     from loopwarden.ledger import record_many
 
+    now = datetime.now(UTC)  # lets a policy judge how fresh the scan is (scan-clean max_age)
     statements = [
-        scan_statement(t, check="models", tool_version=__version__) for t in report.targets if t.digest
+        scan_statement(t, check="models", tool_version=__version__, recorded_at=now)
+        for t in report.targets
+        if t.digest
     ]
     if statements:
         results = record_many(statements, ws)

@@ -13,7 +13,9 @@ from loopwarden._cli._common import emit_json, out
 
 
 def build(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", help="the model folder, dataset folder or file to sign (with --manifest: its name)")
+    parser.add_argument(
+        "path", help="the model folder, dataset folder or file to sign (with --manifest: its name)"
+    )
     parser.add_argument("--key", required=True, help="PEM private key (ECDSA P-256/384/521)")
     parser.add_argument(
         "--password-env",
@@ -49,7 +51,9 @@ def build(parser: argparse.ArgumentParser) -> None:
         metavar="BYTES",
         help="use the shards serialization with this shard size (hashes one large file on all cores)",
     )
-    parser.add_argument("--shards", action="store_true", help="use the shards serialization, 1,000,000,000-byte shards")
+    parser.add_argument(
+        "--shards", action="store_true", help="use the shards serialization, 1,000,000,000-byte shards"
+    )
     parser.add_argument(
         "--ignore-path",
         metavar="P",
@@ -57,7 +61,9 @@ def build(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="leave out this path (relative to the folder; repeatable); recorded in the signature",
     )
-    parser.add_argument("--allow-symlinks", action="store_true", help="follow symbolic links inside the folder")
+    parser.add_argument(
+        "--allow-symlinks", action="store_true", help="follow symbolic links inside the folder"
+    )
     parser.add_argument(
         "--manifest",
         metavar="DIGESTS.json",
@@ -156,7 +162,9 @@ def run(args: argparse.Namespace) -> int:
         if sys.stderr.isatty() and not args.json:
             sys.stderr.write("\n")
     recorded = (
-        record_signature(result, ws, tool_version=__version__, path=None if args.manifest else Path(args.path))
+        record_signature(
+            result, ws, tool_version=__version__, path=None if args.manifest else Path(args.path)
+        )
         if ws is not None
         else []
     )
@@ -172,7 +180,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         emit_json(info)
     else:
-        out(f"signed {args.path}: {len(result.statement.resources)} resource(s), sha256:{result.statement.root}")
+        out(
+            f"signed {args.path}: {len(result.statement.resources)} resource(s), sha256:{result.statement.root}"
+        )
         out(f"  signature: {result.signature}")
         if recorded:
             out(f"  recorded in the ledger at {', '.join(str(r.index) for r in recorded)}")

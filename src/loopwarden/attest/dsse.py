@@ -44,7 +44,9 @@ class Envelope:
         return {
             "payload": base64.b64encode(self.payload).decode(),
             "payloadType": self.payload_type,
-            "signatures": [{"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in self.signatures],
+            "signatures": [
+                {"keyid": s.keyid, "sig": base64.b64encode(s.sig).decode()} for s in self.signatures
+            ],
         }
 
     def to_bytes(self) -> bytes:
@@ -90,7 +92,9 @@ class Envelope:
 
     def statement(self, *, source: str = "<envelope>") -> Statement:
         if self.payload_type != INTOTO_PAYLOAD_TYPE:
-            raise AttestationError(f"{source}: payload type is {self.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}")
+            raise AttestationError(
+                f"{source}: payload type is {self.payload_type!r}, expected {INTOTO_PAYLOAD_TYPE!r}"
+            )
         return Statement.parse(self.payload, source=source)
 
     def verified_keyids(self, trusted: KeySet) -> list[str]:
@@ -103,7 +107,9 @@ class Envelope:
                 good.append(s.keyid)
         return good
 
-    def verify(self, trusted: KeySet, threshold: int | None = None, *, source: str = "<envelope>") -> list[str]:
+    def verify(
+        self, trusted: KeySet, threshold: int | None = None, *, source: str = "<envelope>"
+    ) -> list[str]:
         """Check that at least ``threshold`` distinct trusted keys signed; return their key ids."""
         need = trusted.threshold if threshold is None else threshold
         good = self.verified_keyids(trusted)

@@ -75,10 +75,14 @@ class PublicKey:
         return _algorithm_of(self.impl)
 
     def der(self) -> bytes:
-        return self.impl.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.impl.public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     def pem(self) -> bytes:
-        return self.impl.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        return self.impl.public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
     @property
     def keyid(self) -> str:
@@ -180,7 +184,9 @@ def load_private(path: str | Path, password: bytes | None = None) -> PrivateKey:
         impl = serialization.load_pem_private_key(data, password=password)
     except TypeError:
         if password is None:
-            raise InputError(p, "the key is encrypted; give its password", hint="set --password-env") from None
+            raise InputError(
+                p, "the key is encrypted; give its password", hint="set --password-env"
+            ) from None
         raise InputError(p, "the key is not encrypted, but a password was given") from None
     except (ValueError, UnsupportedAlgorithm):
         if password is not None:

@@ -57,7 +57,9 @@ class Statement:
         if not isinstance(obj, Mapping):
             raise AttestationError(f"{source}: statement must be a JSON object")
         if obj.get("_type") != STATEMENT_TYPE:
-            raise AttestationError(f"{source}: statement _type must be {STATEMENT_TYPE!r}, got {obj.get('_type')!r}")
+            raise AttestationError(
+                f"{source}: statement _type must be {STATEMENT_TYPE!r}, got {obj.get('_type')!r}"
+            )
         subjects = obj.get("subject")
         if not isinstance(subjects, Sequence) or isinstance(subjects, str) or not subjects:
             raise AttestationError(f"{source}: statement needs a non-empty 'subject' list")

@@ -94,7 +94,9 @@ class Checkpoint:
             if pub.verify(blob[4:], body.encode()):
                 return
         if not found_name:
-            raise VerificationError(f"{source}: checkpoint is not signed by the ledger key {name!r} (unknown key)")
+            raise VerificationError(
+                f"{source}: checkpoint is not signed by the ledger key {name!r} (unknown key)"
+            )
         raise VerificationError(f"{source}: checkpoint signature does not verify")
 
 

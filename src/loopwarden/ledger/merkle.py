@@ -80,7 +80,9 @@ def root_from_leaves(leaves: Sequence[bytes]) -> bytes:
     return acc
 
 
-def perfect_nodes_after_append(index: int, leaf: bytes, left_siblings: NodeGetter) -> list[tuple[int, int, bytes]]:
+def perfect_nodes_after_append(
+    index: int, leaf: bytes, left_siblings: NodeGetter
+) -> list[tuple[int, int, bytes]]:
     """The perfect nodes completed by appending leaf ``index``: ``(level, idx, hash)``, level 0 first."""
     out = [(0, index, leaf)]
     level, idx, cur = 0, index, leaf

@@ -110,7 +110,9 @@ def _prepare(env: Envelope) -> _Prepared:
     for sub in subjects:
         dig = sub.get("digest") if isinstance(sub, dict) else None
         if not isinstance(dig, dict) or not dig or not isinstance(sub.get("name", ""), str):
-            raise AttestationError("bad subject: a resource descriptor needs a 'digest' object and a string name")
+            raise AttestationError(
+                "bad subject: a resource descriptor needs a 'digest' object and a string name"
+            )
         for algo, value in dig.items():
             try:
                 digests.add(str(Digest(str(algo), str(value))))
@@ -164,7 +166,9 @@ class SqliteLedger:
         self._readonly = readonly
         exists = self._file.exists()
         if not exists and not create:
-            raise LedgerError(f"{self.path}: no ledger here", hint="run 'loopwarden init' to create a workspace")
+            raise LedgerError(
+                f"{self.path}: no ledger here", hint="run 'loopwarden init' to create a workspace"
+            )
         if exists and self._file.stat().st_size > 0:
             self._check_foreign()
         elif exists and not create:
@@ -179,7 +183,9 @@ class SqliteLedger:
                     timeout=60,
                 )
             else:
-                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=60)
+                self._db = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False, timeout=60
+                )
             self._db.execute("PRAGMA busy_timeout = 60000")
             fresh = not exists or (self._file.stat().st_size == 0 and create)
             if not fresh:
@@ -219,7 +225,9 @@ class SqliteLedger:
             for stmt in _SCHEMA.split(";"):
                 if stmt.strip():
                     db.execute(stmt)
-            db.execute("INSERT INTO meta VALUES ('origin', ?), ('application', 'loopwarden-ledger')", (origin,))
+            db.execute(
+                "INSERT INTO meta VALUES ('origin', ?), ('application', 'loopwarden-ledger')", (origin,)
+            )
             db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
@@ -487,7 +495,9 @@ class SqliteLedger:
             with self._lock:
                 self._verify(trusted, note_verifier, report)
         except sqlite3.DatabaseError as exc:
-            report.problems.append(Problem(report.size, f"the database is damaged from entry {report.size} on: {exc}"))
+            report.problems.append(
+                Problem(report.size, f"the database is damaged from entry {report.size} on: {exc}")
+            )
         return report
 
     def _truncation(self) -> str | None:
@@ -547,16 +557,22 @@ class SqliteLedger:
                 if pending_subject[0] == idx:
                     stored.append(pending_subject[1])
                 else:
-                    problems.append(Problem(pending_subject[0], f"subject row for missing entry {pending_subject[0]}"))
+                    problems.append(
+                        Problem(pending_subject[0], f"subject row for missing entry {pending_subject[0]}")
+                    )
                 pending_subject = subj_rows.fetchone()
             try:
                 env = Envelope.parse(data, source=f"entry {idx}")
                 stmt = env.statement(source=f"entry {idx}")
                 derived = sorted({str(d) for d in stmt.subject_digests()})
                 if stmt.predicate_type != ptype:
-                    problems.append(Problem(idx, f"entry {idx}: stored predicate type does not match the envelope"))
+                    problems.append(
+                        Problem(idx, f"entry {idx}: stored predicate type does not match the envelope")
+                    )
                 if derived != stored:
-                    problems.append(Problem(idx, f"entry {idx}: stored subject index does not match the envelope"))
+                    problems.append(
+                        Problem(idx, f"entry {idx}: stored subject index does not match the envelope")
+                    )
                 env.verify(trusted, source=f"entry {idx}")
                 report.signatures_checked += len(env.signatures)
             except (AttestationError, VerificationError) as exc:
@@ -565,7 +581,9 @@ class SqliteLedger:
         if pending_leaf is not None:
             problems.append(Problem(pending_leaf[0], f"leaf node {pending_leaf[0]} has no entry"))
         if pending_subject is not None:
-            problems.append(Problem(pending_subject[0], f"subject row for missing entry {pending_subject[0]}"))
+            problems.append(
+                Problem(pending_subject[0], f"subject row for missing entry {pending_subject[0]}")
+            )
         report.size = n
         levels = self._verify_nodes(db, leaves, problems)
 
@@ -577,7 +595,9 @@ class SqliteLedger:
 
         def check_cp(cp: Checkpoint, where: str) -> None:
             if cp.origin != self.origin:
-                problems.append(Problem(min(cp.size, n), f"{where}: origin {cp.origin!r} is not this ledger's"))
+                problems.append(
+                    Problem(min(cp.size, n), f"{where}: origin {cp.origin!r} is not this ledger's")
+                )
             if nv is not None:
                 try:
                     nv.verify(cp, source=where)
@@ -603,7 +623,9 @@ class SqliteLedger:
                 problems.append(Problem(min(size, n), str(exc)))
                 continue
             if cp.size != size:
-                problems.append(Problem(min(size, n), f"checkpoint row {size} holds a note for size {cp.size}"))
+                problems.append(
+                    Problem(min(size, n), f"checkpoint row {size} holds a note for size {cp.size}")
+                )
             check_cp(cp, f"checkpoint at size {cp.size}")
         try:
             text = self.checkpoint_file.read_text(encoding="utf-8")
@@ -618,7 +640,9 @@ class SqliteLedger:
             except VerificationError as exc:
                 problems.append(Problem(0, str(exc)))
 
-    def _verify_nodes(self, db: sqlite3.Connection, leaves: bytearray, problems: list[Problem]) -> list[bytearray]:
+    def _verify_nodes(
+        self, db: sqlite3.Connection, leaves: bytearray, problems: list[Problem]
+    ) -> list[bytearray]:
         """Check the stored tree: every stored node must hash from its stored children, level by level.
 
         Leaves were already compared with the entries, so together this proves the stored tree is the tree of the
@@ -657,12 +681,16 @@ class SqliteLedger:
         return levels
 
     @staticmethod
-    def _stored_level(db: sqlite3.Connection, level: int, count: int, problems: list[Problem]) -> list[bytes | None]:
+    def _stored_level(
+        db: sqlite3.Connection, level: int, count: int, problems: list[Problem]
+    ) -> list[bytes | None]:
         stored: list[bytes | None] = [None] * count
         for idx, h in db.execute("SELECT idx, hash FROM nodes WHERE level = ? ORDER BY idx", (level,)):
             if not 0 <= idx < count:
                 if level:  # stray leaves were reported with the entries
-                    problems.append(Problem(max(0, idx) << level, f"tree node (level {level}, #{idx}) beyond the tree"))
+                    problems.append(
+                        Problem(max(0, idx) << level, f"tree node (level {level}, #{idx}) beyond the tree")
+                    )
                 continue
             stored[idx] = bytes(h)
         if level:

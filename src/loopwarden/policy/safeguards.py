@@ -185,7 +185,9 @@ def predicate_type_of(kind: SafeguardKind) -> str:
 def _failed(predicate: Mapping[str, Any]) -> bool:
     """A signature record that itself says verification failed (``verified: false`` or a failing verdict)."""
     verdict = predicate.get("verdict")
-    return predicate.get("verified") is False or (isinstance(verdict, str) and verdict not in ("verified", "clean"))
+    return predicate.get("verified") is False or (
+        isinstance(verdict, str) and verdict not in ("verified", "clean")
+    )
 
 
 def check_safeguard(
@@ -208,7 +210,9 @@ def check_safeguard(
             if not _failed(e.statement().predicate)
         ]
         if not sigs:
-            return result(SafeguardStatus.MISSING, "no OMS signature record (that verified) for the weights' digest")
+            return result(
+                SafeguardStatus.MISSING, "no OMS signature record (that verified) for the weights' digest"
+            )
         fresh = [e for e in sigs if evidence.fresh(e.statement().predicate, max_age)]
         if not fresh:
             return result(
@@ -246,7 +250,9 @@ def check_safeguard(
         return result(SafeguardStatus.SATISFIED, "scans clean", checks=sorted(scans))
     if kind is SafeguardKind.DATA_PROVENANCE_COMPLETE:
         datasets = sorted(
-            a for a in evidence.graph.ancestors(artifact) if evidence.graph.node(a).kind is ArtifactKind.DATASET
+            a
+            for a in evidence.graph.ancestors(artifact)
+            if evidence.graph.node(a).kind is ArtifactKind.DATASET
         )
         if not datasets:
             # A model with no recorded training data has incomplete provenance by definition.
@@ -255,7 +261,10 @@ def check_safeguard(
         lacking = [
             str(d)
             for d in datasets
-            if not any(evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, DATASET_MANIFEST))
+            if not any(
+                evidence.fresh(e.statement().predicate, max_age)
+                for e in evidence.entries(d, DATASET_MANIFEST)
+            )
         ]
         if lacking:
             return result(
@@ -266,13 +275,17 @@ def check_safeguard(
         return result(SafeguardStatus.SATISFIED, f"all {len(datasets)} dataset ancestor(s) have manifests")
     if kind is SafeguardKind.AGENTS_LEAST_PRIVILEGE:
         sessions = sorted(
-            a for a in evidence.graph.ancestors(artifact) if evidence.graph.node(a).kind is ArtifactKind.AGENT_SESSION
+            a
+            for a in evidence.graph.ancestors(artifact)
+            if evidence.graph.node(a).kind is ArtifactKind.AGENT_SESSION
         )
         evidence.prefetch(sessions, ROLE_POLICY)
         lacking = [
             str(d)
             for d in sessions
-            if not any(evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, ROLE_POLICY))
+            if not any(
+                evidence.fresh(e.statement().predicate, max_age) for e in evidence.entries(d, ROLE_POLICY)
+            )
         ]
         if lacking:
             return result(

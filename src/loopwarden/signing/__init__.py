@@ -109,7 +109,9 @@ def record_signature(
     return record_many([stmt, ours], workspace)
 
 
-def record_verification(result: VerifyResult, workspace: Workspace, *, tool_version: str) -> list[AppendResult]:
+def record_verification(
+    result: VerifyResult, workspace: Workspace, *, tool_version: str
+) -> list[AppendResult]:
     """Append a verification-result attestation about the model's root digest."""
     from loopwarden.attest.predicates import SIGNATURE_VERIFICATION
     from loopwarden.attest.statement import Statement

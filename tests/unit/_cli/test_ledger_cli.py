@@ -73,7 +73,9 @@ def test_init_keys_and_walk_up(
     assert "not inside a loopwarden workspace" in err
 
 
-def test_ledger_commands_end_to_end(ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_ledger_commands_end_to_end(
+    ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     w = ["--workspace", str(ws.root)]
     files = []
     for i in range(3):
@@ -163,7 +165,12 @@ def test_main_job_runs_as_a_process(tmp_path: Path) -> None:
     """The README's first command's job: `loopwarden demo` in a fresh process."""
     env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
     proc = subprocess.run(
-        [sys.executable, "-m", "loopwarden", "demo"], capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120
+        [sys.executable, "-m", "loopwarden", "demo"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert "full audit: passed" in proc.stdout
@@ -173,6 +180,9 @@ def test_main_job_runs_as_a_process(tmp_path: Path) -> None:
 def test_readme_has_exactly_the_two_setup_commands() -> None:
     readme = (REPO / "README.md").read_text()
     blocks = re.findall(r"```sh\n(.*?)```", readme, flags=re.S)
-    assert blocks[:2] == ["pip install . && loopwarden demo\n", "pip install -e '.[test]' && python -m pytest\n"]
+    assert blocks[:2] == [
+        "pip install . && loopwarden demo\n",
+        "pip install -e '.[test]' && python -m pytest\n",
+    ]
     ci = (REPO / ".ci" / "run").read_text()
     assert "pip install -e '.[test]' && python -m pytest" in ci

@@ -132,5 +132,7 @@ def test_fast_canonical_bytes_equal_the_generic_canonical_json(ptype: str) -> No
     from loopwarden.domain import canonical_json
 
     env = sign(b"\x00\xffpayload", ptype, [generate(), generate("ed25519")])
-    env = Envelope(env.payload, env.payload_type, (*env.signatures, type(env.signatures[0])('k"\\id\u00e9', b"")))
+    env = Envelope(
+        env.payload, env.payload_type, (*env.signatures, type(env.signatures[0])('k"\\id\u00e9', b""))
+    )
     assert env.to_bytes() == canonical_json(env.to_json())

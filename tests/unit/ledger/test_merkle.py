@@ -127,12 +127,19 @@ def test_mutated_inclusion_proofs_fail(n: int) -> None:
             assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(i, n, tuple(bad)), root)
         for other in {0, i - 1, i + 1, n - 1} - {i}:
             if 0 <= other < n:
-                assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(other, n, p.hashes), root), (i, other)
+                assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(other, n, p.hashes), root), (
+                    i,
+                    other,
+                )
         # A wrong size is caught whenever it changes the proof's shape; the size itself is bound to the root by
         # the signed checkpoint, not by the proof.
         for size in range(i + 1, n + 40):
             if _plen(i, size) != len(p.hashes):
-                assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(i, size, p.hashes), root), (i, n, size)
+                assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(i, size, p.hashes), root), (
+                    i,
+                    n,
+                    size,
+                )
         assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(i, n, (*p.hashes, LEAVES[0])), root)
         if p.hashes:
             assert not M.verify_inclusion(LEAVES[i], M.InclusionProof(i, n, p.hashes[:-1]), root)
@@ -155,10 +162,18 @@ def test_mutated_consistency_proofs_fail(n: int) -> None:
             assert not M.verify_consistency(old, root, M.ConsistencyProof(m, n, tuple(bad))), (m, n, j)
         for size in range(m + 1, n + 40):
             if _clen(m, size) != len(p.hashes):
-                assert not M.verify_consistency(old, root, M.ConsistencyProof(m, size, p.hashes)), (m, n, size)
+                assert not M.verify_consistency(old, root, M.ConsistencyProof(m, size, p.hashes)), (
+                    m,
+                    n,
+                    size,
+                )
         for size in range(1, n):
             if _clen(size, n) != len(p.hashes):
-                assert not M.verify_consistency(old, root, M.ConsistencyProof(size, n, p.hashes)), (m, n, size)
+                assert not M.verify_consistency(old, root, M.ConsistencyProof(size, n, p.hashes)), (
+                    m,
+                    n,
+                    size,
+                )
         assert not M.verify_consistency(_flip(old), root, p)
         assert not M.verify_consistency(old, _flip(root), p)
         assert not M.verify_consistency(old, root, M.ConsistencyProof(m, n, p.hashes[:-1]))
