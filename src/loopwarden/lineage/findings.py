@@ -1,4 +1,4 @@
-"""Findings the lineage layer reports about one artifact (LW-LOOP-001..049, docs/rules/loop-lineage.md).
+"""Findings the lineage layer reports about one artifact (LW-LOOP-001..049, docs/rules.md#loop-lineage).
 
 The gate (``loopwarden.policy``) reads these through :func:`findings_for`; ``lineage show`` prints them.
 """

@@ -1,4 +1,4 @@
-"""Rule ids of the policy layer (LW-LOOP-050..099), documented in docs/rules/loop-policy.md."""
+"""Rule ids of the policy layer (LW-LOOP-050..099), documented in docs/rules.md#loop-policy."""
 
 from __future__ import annotations
 

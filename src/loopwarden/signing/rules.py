@@ -1,6 +1,6 @@
 """Rule ids of the signing layer: each verification problem becomes one finding naming the offending path.
 
-Documented in ``docs/rules/signing.md``.
+Documented in ``docs/rules.md#signing``.
 """
 
 from __future__ import annotations

@@ -46,7 +46,7 @@ from loopwarden.domain import Finding, Location, Severity
 
 __all__ = ["PickleResult", "analyze_pickle", "analyze_pickle_bytes", "fuzz_one"]
 
-# Rule ids owned by the pickle analysis (documented in docs/rules/models-pickle.md).
+# Rule ids owned by the pickle analysis (documented in docs/rules.md#models-pickle).
 RULE_DYNAMIC_CALL: Final = "LW-MODEL-008"
 RULE_GLOBAL_TAMPERING: Final = "LW-MODEL-009"
 RULE_EXT: Final = "LW-MODEL-010"

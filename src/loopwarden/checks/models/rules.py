@@ -1,4 +1,4 @@
-"""Rules of the model-container checks (LW-MODEL-020..099). Documented in ``docs/rules/models.md``."""
+"""Rules of the model-container checks (LW-MODEL-020..099). Documented in ``docs/rules.md#models``."""
 
 from __future__ import annotations
 

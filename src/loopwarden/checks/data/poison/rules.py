@@ -1,4 +1,4 @@
-"""Rule ids of the poisoning scan (``LW-DATA-030..099``), documented in ``docs/rules/data-poison.md``."""
+"""Rule ids of the poisoning scan (``LW-DATA-030..099``), documented in ``docs/rules.md#data-poison``."""
 
 from __future__ import annotations
 
