@@ -502,6 +502,11 @@ class SqliteLedger:
 
     def _truncation(self) -> str | None:
         """Compare the file with the size its own header declares (cut files are otherwise read as short)."""
+        wal = Path(f"{self._file}-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            # Mid-checkpoint (e.g. a writer killed while copying WAL frames back) the main file may be shorter than
+            # its header says while the WAL still holds every page; SQLite reads through the WAL, so judge by that.
+            return None
         _, _, page_size, page_count = read_header(self._file)
         if page_size is None or page_count is None:
             return None
