@@ -90,9 +90,9 @@ def build(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--id-field", metavar="F")
     s.add_argument(
         "--format",
-        choices=("text", "json"),
+        choices=("text", "json", "sarif"),
         default=None,
-        help="output format (default text; --json means json). SARIF is not available yet",
+        help="output format (default text; --json means json)",
     )
     s.add_argument(
         "--fail-on", default="low", metavar="SEVERITY", help="lowest severity that fails (default low)"
@@ -264,7 +264,12 @@ def _scan(args: argparse.Namespace) -> int:
         executor=args.executor,
     )
     fmt = args.format or ("json" if args.json else "text")
-    out(report.dumps() if fmt == "json" else render(report, title="scan"))
+    if fmt == "sarif":
+        from loopwarden.report.sarif import SarifRenderer
+
+        out(SarifRenderer().render(report, fail_on=fail_on))
+    else:
+        out(report.dumps() if fmt == "json" else render(report, title="scan"))
     return report.exit_code(fail_on)
 
 

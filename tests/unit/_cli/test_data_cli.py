@@ -210,3 +210,20 @@ def test_manifest_and_croissant_inside_the_data_folder_are_not_data(
     capsys.readouterr()
     assert main(["--json", "data", "verify", ".", "--manifest", "data.manifest.json"]) == 1
     assert ("meta/extra.jsonl", "LW-DATA-010", None) in _findings(_json(capsys))
+
+
+def test_data_scan_renders_sarif(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import json as _json
+
+    from loopwarden._cli.main import main as _main
+
+    shard = tmp_path / "a.jsonl"
+    shard.write_text(
+        '{"prompt": "hi", "response": "hello"}\n{"prompt": "yo \\u200b there", "response": "hey"}\n'
+    )
+    capsys.readouterr()
+    rc = _main(["data", "scan", str(shard), "--format", "sarif"])
+    sarif = _json.loads(capsys.readouterr().out)
+    assert rc == 1
+    assert sarif["version"] == "2.1.0"
+    assert {r["ruleId"] for r in sarif["runs"][0]["results"]} == {"LW-DATA-042"}
