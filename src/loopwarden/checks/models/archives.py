@@ -38,14 +38,14 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             while True:
                 ctx.check_time()
                 try:
-                    m = tf.next()
+                    nxt = tf.next()
                 except tarfile.TarError as exc:
                     ctx.fail(blob.location, f"tar archive is corrupt or truncated ({exc})")
                     break
-                if m is None:
+                if nxt is None:
                     break
                 ctx.count_member()
-                members.append(m)
+                members.append(nxt)
         finally:
             tf.close()
     for m in members:

@@ -1377,7 +1377,8 @@ class _VM:
         line = self.r.readline()
         if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
             try:
-                raw = codecs.escape_decode(line[1:-1])[0]
+                # escape_decode returns bytes at run time; typeshed's stub has disagreed across releases.
+                raw: Any = codecs.escape_decode(line[1:-1])[0]
             except ValueError:
                 raise _MalformedError("STRING with an invalid escape", off) from None
             stack.append(raw.decode("latin-1"))
