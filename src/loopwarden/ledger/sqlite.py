@@ -187,6 +187,8 @@ class SqliteLedger:
                     self.path, isolation_level=None, check_same_thread=False, timeout=60
                 )
             self._db.execute("PRAGMA busy_timeout = 60000")
+            # The subject index takes inserts in random (digest) order: keep its hot pages in memory.
+            self._db.execute("PRAGMA cache_size = -65536")
             fresh = not exists or (self._file.stat().st_size == 0 and create)
             if not fresh:
                 self._check_schema()  # before any pragma that writes: a foreign or newer file stays untouched
