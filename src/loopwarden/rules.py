@@ -24,16 +24,20 @@ class UnverifiedTarget(Rule):
     title: ClassVar[str] = "Target could not be fully analysed (unverified)"
     help: ClassVar[str] = (
         "The input could not be read or analysed to the end (unknown or unsupported format, truncated data, "
-        "a "
-        "resource bound such as size, depth, decompression ratio or time). Loopwarden never reports such "
-        "input as "
-        "clean: inspect it by hand or raise the named bound in loopwarden.toml if the input is trusted."
+        "a resource bound such as size, depth, decompression ratio or time). Loopwarden never reports such "
+        "input as clean: inspect it by hand or raise the named bound in loopwarden.toml if the input is trusted."
     )
 
 
 # module path -> the name of its tuple of rule classes. Modules that are optional (not yet written by a layer)
 # are listed all the same: a missing module is an error, never silently skipped.
-RULE_MODULES: Final[tuple[str, ...]] = ("loopwarden.checks.models.rules",)
+RULE_MODULES: Final[tuple[str, ...]] = (
+    "loopwarden.checks.models.rules",
+    "loopwarden.checks.data.poison.rules",
+    "loopwarden.signing.rules",
+    "loopwarden.lineage.findings",
+    "loopwarden.policy.rules",
+)
 
 
 def all_rules() -> Mapping[str, type[Rule]]:

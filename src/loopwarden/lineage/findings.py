@@ -113,3 +113,13 @@ def findings_for(graph: LineageGraph, d: Digest) -> list[Finding]:
                 )
             )
     return sorted(out, key=Finding.sort_key)
+
+
+# Every rule of this module, for the registry in loopwarden/rules.py.
+RULES: tuple[type[Rule], ...] = (
+    TaintedByQuarantine,
+    Quarantined,
+    AgentClearanceAttempt,
+    UncountedClearance,
+    NoTrainingProvenance,
+)

@@ -131,3 +131,7 @@ ALL_RULES: tuple[type[Rule], ...] = (
     CapabilityOk,
     UnsafeAllowAllRule,
 )
+
+
+# The name the rule registry (loopwarden/rules.py) reads.
+RULES: tuple[type[Rule], ...] = ALL_RULES

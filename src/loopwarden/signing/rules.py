@@ -113,3 +113,20 @@ class IgnoredOnRequest(SigningRule):
     rule_id = "LW-SIGN-021"
     severity = Severity.INFO
     title = "file left out because the verifier was asked to (--ignore-path)"
+
+
+# Every rule of this module, for the registry in loopwarden/rules.py.
+RULES: tuple[type[Rule], ...] = (
+    SignatureInvalid,
+    BadResourceName,
+    MalformedManifest,
+    MissingFile,
+    UnsignedFile,
+    ModifiedFile,
+    SymlinkPresent,
+    SymlinkEscape,
+    SpecialFile,
+    EmptyFileUncovered,
+    IgnoredBySignature,
+    IgnoredOnRequest,
+)

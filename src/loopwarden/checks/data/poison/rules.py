@@ -106,3 +106,19 @@ HIDDEN_RULES: Final[dict[str, type[HiddenCharacterRule]]] = {
     r.kind: r
     for r in (TagCharacters, BidiControls, ZeroWidth, VariationSelectors, OtherInvisible, HomoglyphWords)
 }
+
+
+# Every rule of this module, for the registry in loopwarden/rules.py.
+RULES: tuple[type[Rule], ...] = (
+    TriggerToCluster,
+    TriggerToAnomalous,
+    TriggerToInsecureCode,
+    TriggerFamily,
+    TriggerToSemanticCluster,
+    TagCharacters,
+    BidiControls,
+    ZeroWidth,
+    VariationSelectors,
+    OtherInvisible,
+    HomoglyphWords,
+)
