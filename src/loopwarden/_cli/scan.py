@@ -106,28 +106,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _record(report: Any, ws: Any) -> None:
-    from datetime import UTC, datetime
+    from loopwarden.checks.record import record_scans
 
-    from loopwarden import __version__
-    from loopwarden.attest.predicates import scan_statement
-    from loopwarden.ledger import record_many
-
-    now = datetime.now(UTC)  # lets a policy judge how fresh the scan is (scan-clean max_age)
-    statements = [
-        scan_statement(t, check="models", tool_version=__version__, recorded_at=now)
-        for t in report.targets
-        if t.digest
-    ]
-    if statements:
-        results = record_many(statements, ws)
+    rec = record_scans(report, check="models", workspace=ws)
+    if rec.results:
         print(
-            f"loopwarden: recorded {len(results)} scan attestation(s), ledger size {results[-1].tree_size}",
+            f"loopwarden: recorded {len(rec.results)} scan attestation(s), ledger size {rec.results[-1].tree_size}",
             file=sys.stderr,
         )
-    skipped = len(report.targets) - len(statements)
-    if skipped:
+    if rec.skipped:
         print(
-            f"loopwarden: {skipped} target(s) could not be read, so have no digest to attest", file=sys.stderr
+            f"loopwarden: {rec.skipped} target(s) could not be read, so have no digest to attest",
+            file=sys.stderr,
         )
 
 
