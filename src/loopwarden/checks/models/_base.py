@@ -30,6 +30,8 @@ __all__ = [
 
 CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
+SLURP_MAX = 1 << 20
+"""Files up to this size are read whole (a bound per target, never more: peak memory stays flat)."""
 RATIO_FLOOR = 1 << 20
 """Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly).
 """
@@ -327,19 +329,22 @@ def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
     return tmp
 
 
-def file_blob(path: str, location: Location, size: int, closers: list[Any] | None = None) -> Blob:
-    """A whole file. With ``closers``, one handle is opened lazily and shared by every reader of the target
-    (each reader seeks before it reads), and closed with the target."""
-    shared: list[BinaryIO] = []
+def file_blob(path: str, location: Location, size: int, handle: BinaryIO | None = None) -> Blob:
+    """A whole file. Small files are read in one call and analysed in memory (every later seek and read is
+    a memory operation); larger ones are read through ``handle`` (shared by every reader of the target,
+    each of which seeks before it reads), or through a fresh handle per reader when none is given."""
+    if handle is not None and size <= SLURP_MAX:
+        handle.seek(0)
+        data = handle.read(size + 1)
+        if len(data) == size:  # else the file changed under us: fall back to streaming what is there
+            blob = bytes_blob(os.path.basename(path), location, data, 0)
+            blob.file_path = path
+            return blob
 
     def opener() -> BinaryIO:
-        if closers is None:
+        if handle is None:
             return open(path, "rb")
-        if not shared:
-            # default (small) buffer: zip parsing seeks around; the pickle reader asks for large chunks itself
-            shared.append(open(path, "rb"))  # noqa: SIM115 - closed with the target
-            closers.append(shared[0])
-        return open_slice(shared[0], 0, size)
+        return open_slice(handle, 0, size)
 
     return Blob(os.path.basename(path), location, opener, size, True, 0, path)
 

@@ -14,6 +14,7 @@ from loopwarden.checks.models._base import (
     Blob,
     DecompressReader,
     ScanContext,
+    bytes_blob,
     member_location,
     open_slice,
     spool,
@@ -29,9 +30,12 @@ _GLOBAL_BOUNDS: Final = frozenset({"max_seconds", "max_decompressed_bytes", "max
 """Budgets of the whole target: hitting one stops the analysis; other bounds stop only the member."""
 _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
+_TS_CONSTANTS: Final = re.compile(r"^[^/]+/constants\.pkl$")
+_TS_CODE: Final = re.compile(r"^[^/]+/code/")
 _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
 _MAX_TEXT_PARSE: Final = 64 << 20
+_SMALL_MEMBER: Final = 1 << 20
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
@@ -259,12 +263,8 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
             f"{len(roots)} torch record folders: {', '.join(roots)}",
             blob.location,
         )
-    torchscript = any(re.match(r"^[^/]+/constants\.pkl$", n) for n in names) and any(
-        re.match(r"^[^/]+/code/", n) for n in names
-    )
-    storage = re.compile(
-        "^(" + "|".join(re.escape(r) for r in roots) + r")/(data|constants)/[^/]+$" if roots else r"^\b$"
-    )
+    torchscript = any(_TS_CONSTANTS.match(n) for n in names) and any(_TS_CODE.match(n) for n in names)
+    storage_roots = frozenset(roots)
     first_finding = len(ctx.findings)
     for start, end, what in arch.extra_ranges:
         _range(blob, ctx, start, end, what)
@@ -273,21 +273,30 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         mloc = member_location(blob.location, e.name)
         if e.is_dir:
             continue
-        if storage.match(e.name) and not e.hidden:
+        if not e.hidden and _is_storage(e.name, storage_roots):
             continue  # tensor storage bytes: read as raw data by every loader, never interpreted
         interpretations = e.interpretations()
+        crc_done = False
         for method, csize in interpretations:
             if method not in zipfmt.SUPPORTED_METHODS:
                 ctx.fail(mloc, f"unsupported zip compression method {method}")
                 continue
             try:
-                scan_blob(_member_blob(blob, e, method, csize, ctx, e.name), ctx)
+                small = _small_member(blob, e, method, csize, ctx, mloc)
+                if small is not None:
+                    child, crc = small
+                    if (method, csize) == (e.method, e.csize) and crc is not None:
+                        zipfmt.judge_crc(e, crc, ctx, mloc)
+                        crc_done = True
+                else:
+                    child = _member_blob(blob, e, method, csize, ctx, e.name)
+                scan_blob(child, ctx)
             except ResourceLimitExceeded as exc:
                 # a bomb or too-deep member: named, and the other members are still analysed
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
-        if e.method in zipfmt.SUPPORTED_METHODS:
+        if e.method in zipfmt.SUPPORTED_METHODS and not crc_done:
             try:
                 zipfmt.check_crc(blob, e, ctx, mloc)
             except ResourceLimitExceeded as exc:
@@ -297,6 +306,12 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
+
+
+def _is_storage(name: str, roots: frozenset[str]) -> bool:
+    """``<root>/data/<key>`` or ``<root>/constants/<key>`` of a torch record folder: raw tensor bytes."""
+    parts = name.split("/")
+    return len(parts) == 3 and parts[0] in roots and parts[1] in ("data", "constants") and parts[2] != ""
 
 
 def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:
@@ -314,6 +329,33 @@ def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:
         return not (inside and subject.startswith(_TORCHSCRIPT_GLOBALS))
 
     ctx.findings[first:] = [f for f in ctx.findings[first:] if keep(f)]
+
+
+def _small_member(
+    blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, mloc: Any
+) -> tuple[Blob, int | None] | None:
+    """A small member read into memory once (its CRC-32 computed on the way), or None for a large one.
+
+    Most archives in a model folder hold a few small members; reading each once and analysing the bytes
+    saves the nested readers' per-call overhead. Large members keep streaming through bounded readers.
+    """
+    from loopwarden.checks.models import zipfmt
+
+    if csize > _SMALL_MEMBER or (method != 0 and e.usize > _SMALL_MEMBER):
+        return None
+    got = zipfmt.member_reader(blob, e, method, csize, ctx)
+    if got is None:
+        return None
+    reader, _ = got
+    with reader:
+        data = reader.read(_SMALL_MEMBER + 1)
+        if len(data) > _SMALL_MEMBER:
+            return None  # the declared size lied: analyse it as a stream (bounded as every stream is)
+        err = getattr(reader, "error", None)
+    if err:
+        ctx.fail(mloc, err)
+    child = bytes_blob(e.name, mloc, data, blob.depth + 1)
+    return child, (None if err else zlib.crc32(data))
 
 
 def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, name: str) -> Blob:

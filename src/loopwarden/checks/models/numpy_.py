@@ -18,6 +18,12 @@ __all__ = ["scan_npy"]
 
 _MAX_HEADER: Final = 1 << 20
 _SIMPLE: Final = re.compile(r"^[<>|=]?([biufcmMSUV])(\d+)")
+_CANONICAL: Final = re.compile(
+    r"\{'descr': '([<>|=]?[biufc]\d{1,2})', 'fortran_order': (True|False), "
+    r"'shape': \((|_N,|_N(?:, _N)+)\), \} *\n?\Z".replace("_N", r"(?:0|[1-9]\d{0,17})")
+)
+"""numpy's own header for a plain numeric dtype: ``{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }``
+padded with spaces and a newline. Object and structured dtypes never match it."""
 
 
 def _has_object(descr: Any) -> bool:
@@ -35,6 +41,16 @@ def _itemsize(descr: Any) -> int | None:
             n = int(m.group(2))
             return n * 4 if m.group(1) == "U" else n
     return None
+
+
+def _canonical_header(text: str) -> dict[str, Any] | None:
+    """The header numpy itself writes (simple dtype, keys in its order), parsed without ``ast``; None for
+    any other form, which then goes through the full literal parser."""
+    m = _CANONICAL.match(text)
+    if m is None:
+        return None
+    shape = tuple(int(d) for d in m.group(3).split(",") if d)
+    return {"descr": m.group(1), "fortran_order": m.group(2) == "True", "shape": shape}
 
 
 def scan_npy(blob: Blob, ctx: ScanContext) -> None:
@@ -65,8 +81,10 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         return
     try:
         text = raw.decode("utf-8" if major == 3 else "latin1")
-        # Python 2 writers put long literals ("3L") in the shape; numpy's reader accepts them too
-        header = ast.literal_eval(re.sub(r"(\d+)L\b", r"\1", text))
+        header = _canonical_header(text)
+        if header is None:
+            # Python 2 writers put long literals ("3L") in the shape; numpy's reader accepts them too
+            header = ast.literal_eval(re.sub(r"(\d+)L\b", r"\1", text))
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError):
         ctx.fail(blob.location, "npy header is not a Python literal")
         return

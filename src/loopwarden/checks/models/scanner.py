@@ -9,10 +9,12 @@ attestation names its subject by digest.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+import struct
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -32,6 +34,7 @@ class Target:
     display: str
     real: str | None
     problem: str | None = None
+    size: int = 0
 
 
 def _hf_cache_root(path: str) -> str | None:
@@ -94,7 +97,7 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
         if bad:
             problems.append(bad)
             continue
-        _add(found, Target(p, os.path.realpath(p)))
+        _add(found, Target(p, os.path.realpath(p), size=st.st_size))
     return sorted([*found.values(), *problems], key=lambda t: t.display)
 
 
@@ -149,7 +152,7 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
             if bad:
                 problems.append(bad)
                 continue
-            _add(found, Target(path, real))
+            _add(found, Target(path, real, size=st.st_size))
 
 
 def _sha256(path: str) -> Digest:
@@ -179,15 +182,16 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
     ctx = ScanContext(target.display, limits, allow)
     digest_value: Digest | None = None
     try:
-        st = os.stat(target.real)
-        if st.st_size > limits.max_file_bytes:
+        # one handle per target: permission and existence fail here, before any parser runs
+        handle = open(target.real, "rb")  # noqa: SIM115 - closed with the target
+        ctx.closers.append(handle)
+        size = os.fstat(handle.fileno()).st_size
+        if size > limits.max_file_bytes:
             raise ResourceLimitExceeded(
                 "max_file_bytes", f"file is larger than {limits.max_file_bytes} bytes"
             )
-        with open(target.real, "rb"):
-            pass  # permission and existence are checked before any parser runs
         ctx.physical_dir = os.path.dirname(target.real)
-        scan_blob(file_blob(target.real, loc, st.st_size, ctx.closers), ctx)
+        scan_blob(file_blob(target.real, loc, size, handle), ctx)
         if digest:
             digest_value = _sha256(target.real)
     except ResourceLimitExceeded as exc:
@@ -210,17 +214,6 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
         target.display, ArtifactKind.MODEL, ctx.findings, unverified_reason=reason, digest=digest_value
     )
     return result, tuple(ctx.references)
-
-
-_WORKER: dict[str, Any] = {}
-
-
-def _init_worker(limits: Limits, allow: Any, digest: bool) -> None:
-    _WORKER.update(limits=limits, allow=allow, digest=digest)
-
-
-def _work(target: Target) -> tuple[TargetResult, tuple[str, ...]]:
-    return _scan(target, _WORKER["limits"], _WORKER["allow"], _WORKER["digest"])
 
 
 def default_allow() -> Any:
@@ -250,25 +243,16 @@ def scan_paths(
     readable = [t for t in targets if t.real is not None]
     results.extend(scan_file(t, limits, allow) for t in targets if t.real is None)
     total = len(targets)
-    if progress:
-        progress(len(results), total)
-    if jobs > 1 and len(readable) >= PARALLEL_MIN_FILES:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        chunk = max(1, min(64, len(readable) // (jobs * 8)))
-        with ProcessPoolExecutor(
-            max_workers=jobs,
-            mp_context=multiprocessing.get_context("fork"),
-            initializer=_init_worker,
-            initargs=(limits, allow, digest),
-        ) as pool:
-            for res, refs in pool.map(_work, readable, chunksize=chunk):
-                results.append(res)
-                referenced.update(refs)
-                if progress:
-                    progress(len(results), total)
+    # the first progress call (which may start a display thread) comes only after the workers are forked
+    if jobs > 1 and len(readable) >= PARALLEL_MIN_FILES and hasattr(os, "fork"):
+        for res, refs in _scan_forked(readable, min(jobs, len(readable)), limits, allow, digest):
+            results.append(res)
+            referenced.update(refs)
+            if progress:
+                progress(len(results), total)
     else:
+        if progress:
+            progress(len(results), total)
         for t in readable:
             res, refs = _scan(t, limits, allow, digest)
             results.append(res)
@@ -278,6 +262,163 @@ def scan_paths(
     if referenced:
         results = _resolve_external_data(results, readable, referenced)
     return Report(__version__, tuple(results))
+
+
+_FRAME: Final = struct.Struct("<I")
+_INDEX: Final = struct.Struct("<I")
+_QUEUE_WRITE: Final = 4096
+"""Bytes per write to the work queue: at most PIPE_BUF, so every write is atomic and whole indices arrive."""
+
+
+def _scan_forked(
+    targets: list[Target], jobs: int, limits: Limits, allow: Any, digest: bool
+) -> Iterator[tuple[TargetResult, tuple[str, ...]]]:
+    """Scan ``targets`` in ``jobs`` forked workers; yields each result as it arrives (in no fixed order).
+
+    Workers take target indices from one shared pipe (a pipe read of whole 4-byte records is atomic, so
+    each index goes to exactly one worker: the fast ones take more) and send results back on their own
+    pipe. Forking shares the loaded code and allow-list; there is no executor, feeder thread or per-task
+    round trip. A worker that dies (killed, out of memory) leaves its targets ``unverified``, never clean.
+    """
+    import pickle
+    import selectors
+    import signal
+
+    batch = max(1, min(16, len(targets) // (jobs * 16)))
+    q_read, q_write = os.pipe()
+    workers: dict[int, int] = {}  # result pipe fd -> pid
+    try:
+        for _ in range(jobs):
+            r_read, r_write = os.pipe()
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - the child's coverage is not collected
+                code = 1
+                try:
+                    os.close(q_write)
+                    os.close(r_read)
+                    for fd in workers:
+                        os.close(fd)
+                    signal.signal(signal.SIGINT, signal.SIG_DFL)
+                    _worker(targets, q_read, r_write, batch, limits, allow, digest)
+                    code = 0
+                finally:
+                    os._exit(code)
+            os.close(r_write)
+            workers[r_read] = pid
+    except BaseException:
+        _reap(workers, kill=True)
+        os.close(q_read)
+        os.close(q_write)
+        raise
+    os.close(q_read)
+    os.set_blocking(q_write, False)
+    queue = b"".join(_INDEX.pack(i) for i in _largest_first(targets))
+    sel = selectors.DefaultSelector()
+    sel.register(q_write, selectors.EVENT_WRITE)
+    bufs = {fd: bytearray() for fd in workers}
+    for fd in workers:
+        sel.register(fd, selectors.EVENT_READ)
+    done: set[int] = set()
+    exits: dict[int, int] = {}
+    sent = 0
+    queue_closed = False
+    try:
+        while len(sel.get_map()):
+            for key, _ in sel.select():
+                fd = key.fd
+                if fd == q_write:
+                    try:
+                        sent += os.write(q_write, queue[sent : sent + _QUEUE_WRITE])
+                    except BlockingIOError:
+                        continue
+                    except BrokenPipeError:
+                        sent = len(queue)  # every worker is gone; the missing targets are reported below
+                    if sent >= len(queue):
+                        sel.unregister(q_write)
+                        os.close(q_write)
+                        queue_closed = True
+                    continue
+                chunk = os.read(fd, 1 << 16)
+                if chunk:
+                    buf = bufs[fd]
+                    buf += chunk
+                    pos = 0
+                    while len(buf) - pos >= 4:
+                        (n,) = _FRAME.unpack_from(buf, pos)
+                        if len(buf) - pos - 4 < n:
+                            break
+                        # written by our own forked child on a private pipe: multiprocessing's trust model
+                        idx, res, refs = pickle.loads(buf[pos + 4 : pos + 4 + n])  # noqa: S301
+                        pos += 4 + n
+                        done.add(idx)
+                        yield res, refs
+                    del buf[:pos]
+                    continue
+                sel.unregister(fd)
+                os.close(fd)
+                _, status = os.waitpid(workers.pop(fd), 0)
+                exits[fd] = status
+    finally:
+        sel.close()
+        if not queue_closed:
+            os.close(q_write)
+        for fd in list(workers):
+            os.close(fd)
+        _reap(workers, kill=True)
+    if len(done) < len(targets):
+        why = "; ".join(sorted({_exit_text(st) for st in exits.values() if st}))
+        for i, t in enumerate(targets):
+            if i not in done:
+                yield (
+                    TargetResult.from_findings(
+                        t.display,
+                        ArtifactKind.MODEL,
+                        (),
+                        unverified_reason=f"analysis worker stopped before finishing this file ({why or 'no result'})",
+                    ),
+                    (),
+                )
+
+
+def _worker(
+    targets: list[Target], q_read: int, out: int, batch: int, limits: Limits, allow: Any, digest: bool
+) -> None:  # pragma: no cover - runs in a forked child
+    import pickle
+
+    with os.fdopen(out, "wb", buffering=1 << 16) as sink:
+        while True:
+            raw = os.read(q_read, _INDEX.size * batch)
+            if not raw:
+                return
+            for (idx,) in _INDEX.iter_unpack(raw):
+                res, refs = _scan(targets[idx], limits, allow, digest)
+                frame = pickle.dumps((idx, res, refs), protocol=pickle.HIGHEST_PROTOCOL)
+                sink.write(_FRAME.pack(len(frame)))
+                sink.write(frame)
+            sink.flush()
+
+
+def _largest_first(targets: list[Target]) -> list[int]:
+    """Indices, largest file first: the long scans start early, the small ones fill the gaps at the end."""
+    return sorted(range(len(targets)), key=lambda i: -targets[i].size)
+
+
+def _reap(workers: dict[int, int], *, kill: bool) -> None:
+    import signal
+
+    for pid in workers.values():
+        if kill:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+    workers.clear()
+
+
+def _exit_text(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"worker killed by signal {os.WTERMSIG(status)}"
+    return f"worker exited with status {os.WEXITSTATUS(status)}"
 
 
 def _resolve_external_data(

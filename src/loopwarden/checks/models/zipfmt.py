@@ -526,6 +526,11 @@ def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location) -> None
     if err:
         ctx.fail(mloc, err)
         return
+    judge_crc(e, crc, ctx, mloc)
+
+
+def judge_crc(e: ZipEntry, crc: int, ctx: ScanContext, mloc: Location) -> None:
+    """Report a member whose data's CRC-32 differs from the one its central directory entry records."""
     if not e.hidden and crc != e.crc:
         ctx.add_severity(
             rules.ZipCrcMismatch,

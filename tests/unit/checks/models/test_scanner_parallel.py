@@ -1,0 +1,155 @@
+"""The forked parallel scan: the same report as a serial scan, and fail-closed when a worker dies."""
+
+from __future__ import annotations
+
+import ast
+import io
+import os
+import pickle
+import signal
+import sys
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from loopwarden.checks.models import scanner
+from loopwarden.checks.models.numpy_ import _canonical_header
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Verdict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
+import _container_payloads as cp
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="the parallel scan forks")
+
+
+def _mixed_folder(root: Path) -> Path:
+    d = root / "models"
+    (d / "sub").mkdir(parents=True)
+    for i in range(30):
+        np.save(d / f"a{i}.npy", np.arange(i + 1, dtype=np.float32))
+        (d / "sub" / f"p{i}.pkl").write_bytes(cp.benign_pickle())
+    (d / "evil.pkl").write_bytes(cp.evil_pickle())
+    (d / "evil.pt").write_bytes(cp.torch_zip(cp.evil_pickle()))
+    (d / "truncated.pt").write_bytes(cp.torch_zip(cp.benign_pickle())[:-30])
+    (d / "unknown.bin").write_bytes(os.urandom(64))
+    return d
+
+
+def test_parallel_report_equals_serial(tmp_path: Path) -> None:
+    d = _mixed_folder(tmp_path)
+    serial = scan_paths([str(d)], jobs=1)
+    parallel = scan_paths([str(d)], jobs=2)
+    assert len(serial.targets) == 64
+    assert parallel.dumps() == serial.dumps()
+    verdicts = {Path(t.path).name: t.verdict for t in parallel.targets}
+    assert verdicts["evil.pkl"] is Verdict.FINDINGS
+    assert verdicts["evil.pt"] is Verdict.FINDINGS
+    assert verdicts["truncated.pt"] is Verdict.UNVERIFIED
+    assert verdicts["unknown.bin"] is Verdict.UNVERIFIED
+
+
+def test_progress_counts_every_target(tmp_path: Path) -> None:
+    d = _mixed_folder(tmp_path)
+    seen: list[tuple[int, int]] = []
+    scan_paths([str(d)], jobs=2, progress=lambda done, total: seen.append((done, total)))
+    assert seen[-1] == (64, 64)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
+
+
+def test_a_killed_worker_leaves_its_files_unverified(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A worker that dies (out of memory, killed) must never make its files read as clean."""
+    d = _mixed_folder(tmp_path)
+    real_scan = scanner._scan
+
+    def dying(target: scanner.Target, *args: object) -> object:
+        if target.display.endswith("a7.npy"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real_scan(target, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(scanner, "_scan", dying)
+    report = scan_paths([str(d)], jobs=2)
+    assert len(report.targets) == 64
+    by_name = {Path(t.path).name: t for t in report.targets}
+    killed = by_name["a7.npy"]
+    assert killed.verdict is Verdict.UNVERIFIED
+    assert "signal 9" in (killed.reason or "")
+    assert report.exit_code() != 0
+    # every file either has a real result or is unverified; the two worker-independent verdicts still hold
+    assert by_name["evil.pkl"].verdict in (Verdict.FINDINGS, Verdict.UNVERIFIED)
+    assert by_name["evil.pt"].verdict in (Verdict.FINDINGS, Verdict.UNVERIFIED)
+
+
+def test_large_files_stream_instead_of_being_read_whole(tmp_path: Path) -> None:
+    """Above the in-memory bound a target is streamed; detection is the same."""
+    pad = os.urandom(3 << 20)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data/0", pad)
+        z.writestr("archive/data.pkl", cp.evil_pickle())
+        z.writestr("archive/version", "3\n")
+    (tmp_path / "big.pt").write_bytes(buf.getvalue())
+    # a large benign pickle with a malicious one stacked after it
+    (tmp_path / "big.pkl").write_bytes(pickle.dumps(pad, protocol=4) + cp.evil_pickle())
+    report = scan_paths([str(tmp_path)], jobs=1)
+    verdicts = {Path(t.path).name: t.verdict for t in report.targets}
+    assert verdicts == {"big.pt": Verdict.FINDINGS, "big.pkl": Verdict.FINDINGS}
+
+
+_HEADER_PART = st.sampled_from(
+    [
+        "{'descr': ",
+        "'<f4'",
+        "'|O'",
+        "'<U3'",
+        ", 'fortran_order': ",
+        "True",
+        "False",
+        ", 'shape': ",
+        "(",
+        ")",
+        ",",
+        ", ",
+        "3",
+        "03",
+        "0",
+        "12",
+        "L",
+        " ",
+        "}",
+        "\n",
+        "'",
+        "[",
+        "]",
+    ]
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_HEADER_PART, max_size=16))
+def test_canonical_npy_header_agrees_with_the_literal_parser(parts: list[str]) -> None:
+    """The fast path for numpy's own header form accepts only what ``ast.literal_eval`` reads the same way."""
+    text = "".join(parts)
+    fast = _canonical_header(text)
+    if fast is None:
+        return
+    assert fast == ast.literal_eval(text)
+
+
+def test_canonical_npy_header_matches_numpy_writer() -> None:
+    for arr in (
+        np.zeros(3, np.float32),
+        np.zeros((2, 3), np.int64, order="F"),
+        np.zeros(()),
+        np.zeros((0, 5)),
+    ):
+        buf = io.BytesIO()
+        np.save(buf, arr)
+        raw = buf.getvalue()
+        hlen = int.from_bytes(raw[8:10], "little")
+        text = raw[10 : 10 + hlen].decode("latin1")
+        assert _canonical_header(text) == ast.literal_eval(text)
