@@ -47,7 +47,8 @@ HashType = Literal["sha256", "blake2b", "blake3"]
 Method = Literal["files", "shards"]
 HASH_TYPES: Final[tuple[HashType, ...]] = ("sha256", "blake2b", "blake3")
 _HEX_LEN: Final[Mapping[str, int]] = {"sha256": 64, "blake2b": 128, "blake3": 64}
-_HEX_RE: Final = re.compile(r"^[0-9a-f]+$")
+_HEX_RE: Final = re.compile(r"[0-9a-f]+")
+"""Used with ``fullmatch`` (``$`` would let a trailing newline through)."""
 
 
 class FolderChangedError(SigningError):
@@ -150,6 +151,14 @@ class Serialization:
         )
 
 
+def _is_lower_hex(text: str) -> bool:
+    """True for lower-case hex of whole bytes (the round trip rejects upper case, whitespace, odd length)."""
+    try:
+        return bytes.fromhex(text).hex() == text
+    except ValueError:
+        return False
+
+
 class Resource(NamedTuple):
     """One OMS resource: a file (``files``) or a byte range ``path:start:end`` (``shards``) and its digest.
 
@@ -165,8 +174,8 @@ class Resource(NamedTuple):
     def checked(cls, name: str, algorithm: str, digest: str) -> Resource:
         if not name:
             raise SignatureFormatError("a resource needs a non-empty 'name'")
-        if not _HEX_RE.match(digest):
-            raise SignatureFormatError(f"resource {name!r}: 'digest' must be lower-case hex")
+        if not _HEX_RE.fullmatch(digest) or len(digest) % 2:
+            raise SignatureFormatError(f"resource {name!r}: 'digest' must be lower-case hex bytes")
         want = _HEX_LEN.get(algorithm)
         if want is not None and len(digest) != want:
             raise SignatureFormatError(
@@ -187,6 +196,34 @@ class Resource(NamedTuple):
         if algo == "blake2":
             algo = "blake2b"
         return cls.checked(name, algo, digest)
+
+    @classmethod
+    def many_from_json(cls, items: Sequence[Any]) -> tuple[Resource, ...]:
+        """:meth:`from_json` over a whole list, validated in bulk when every item is well-formed (a signature
+        may list many thousands of files); anything unusual is validated item by item, with its own error."""
+        try:
+            names = [r["name"] for r in items]
+            algos = [r["algorithm"] for r in items]
+            digests = [r["digest"] for r in items]
+        except (TypeError, KeyError, IndexError):
+            names = algos = digests = []
+        if (
+            names
+            and all(type(x) is str for x in names)
+            and all(type(x) is str for x in digests)
+            and all(type(x) is str for x in algos)
+            and "" not in names
+        ):
+            kinds = set(algos)
+            widths = {len(d) for d in digests}
+            if (
+                len(kinds) == 1
+                and (want := _HEX_LEN.get(algos[0])) is not None
+                and widths == {want}
+                and _is_lower_hex("".join(digests))
+            ):
+                return tuple(map(cls._make, zip(names, algos, digests, strict=True)))
+        return tuple(cls.from_json(r) for r in items)
 
     def split_shard(self) -> tuple[str, int, int] | None:
         """``(path, start, end)`` for a shard name ``path:start:end`` (path may contain colons), else None."""

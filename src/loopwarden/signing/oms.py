@@ -17,6 +17,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
 
@@ -64,10 +65,8 @@ def key_hint(key: PublicKey) -> str:
 
 def root_digest(resources: Sequence[Resource]) -> str:
     """SHA-256 over the raw bytes of every resource digest, in name order (OMS 6.5.1)."""
-    h = hashlib.sha256()
-    for r in sorted(resources, key=lambda r: r.name):
-        h.update(bytes.fromhex(r.digest))
-    return h.hexdigest()
+    ordered = sorted(resources, key=attrgetter("name"))
+    return hashlib.sha256(bytes.fromhex("".join(r.digest for r in ordered))).hexdigest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +136,7 @@ class OmsStatement:
         if not isinstance(res, list) or not res:
             raise SignatureFormatError(f"{source}: the predicate needs a non-empty 'resources' list")
         try:
-            resources = tuple(Resource.from_json(r) for r in res)
+            resources = Resource.many_from_json(res)
             ser = Serialization.from_json(pred.get("serialization"))
         except SignatureFormatError as exc:
             raise SignatureFormatError(f"{source}: {exc.message}") from None

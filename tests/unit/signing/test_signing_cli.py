@@ -275,7 +275,7 @@ def test_incremental_cli_uses_the_cache(
     monkeypatch.chdir(tmp_path)  # no workspace here: the cache goes under XDG_CACHE_HOME
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert _run(capsys, "sign", str(model), "--key", str(priv))[0] == 0
-    assert list((tmp_path / "xdg" / "loopwarden" / "verify-cache").glob("*.json"))
+    assert list((tmp_path / "xdg" / "loopwarden" / "verify-cache").glob("*.cache"))
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--incremental")
     assert rc == 0
     assert "4 file(s) unchanged since the last run" in out
