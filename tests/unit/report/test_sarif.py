@@ -415,6 +415,10 @@ def test_scan_model_sarif_is_valid_and_ingestible(
         # every rule shown comes from the registry (a derived entry would be named like "LWMODEL001")
         assert rule["name"] == known[rule["id"]].__name__
         assert rule["shortDescription"]["text"] == known[rule["id"]].title
+        # GitHub reads 0.0 as "no security severity": meant for INFO rules only, every other rule scores above it
+        score = float(rule["properties"]["security-severity"])
+        assert (score == 0.0) == (known[rule["id"]].severity is Severity.INFO), rule["id"]
+    assert "LW-MODEL-041" in used  # an INFO rule is among them
     # nothing of this machine's paths in the results: locations are relative to %SRCROOT%
     assert str(tmp_path) not in json.dumps(run["results"])
     unverified = {
