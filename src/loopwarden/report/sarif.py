@@ -7,6 +7,7 @@ a rule id that no layer defines still gets a rule entry derived from its finding
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -37,10 +38,18 @@ _LEVEL: Final = {
 
 
 def _uri(path: str, base: Path | None) -> tuple[str, bool]:
-    """A relative URI (with %SRCROOT%) when ``path`` lies under ``base``, else an absolute file URI."""
+    """A relative URI (with %SRCROOT%) when ``path`` lies under ``base``, else an absolute file URI.
+
+    A relative path is taken as relative to the base, unless it climbs out of it ('..'), which a relative URI
+    under %SRCROOT% cannot express: such a path, like an absolute one, is normalised and made relative to the
+    base when it lies under it.
+    """
     p = Path(path)
     if not p.is_absolute():
-        return urllib.parse.quote(p.as_posix()), True
+        if ".." not in p.parts:
+            return urllib.parse.quote(p.as_posix()), True
+        p = Path(os.path.abspath(p))
+    p = Path(os.path.normpath(p))  # '/base/a/../../x' must not pass as lying under /base
     if base is not None:
         try:
             return urllib.parse.quote(p.relative_to(base).as_posix()), True
@@ -78,8 +87,16 @@ def _rule_entry(rule_id: str, rule: type[Rule] | None, sample: Finding | None) -
     }
 
 
-def _fingerprint(*parts: str) -> str:
-    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+def _fingerprints(*parts: str) -> dict[str, str]:
+    """Stable identity of a result across runs and machines (no absolute path goes in).
+
+    GitHub code scanning matches alerts on ``primaryLocationLineHash`` only; when it is absent, its upload action
+    computes one from the lines of the file, which for a binary model file means hashing the whole file and
+    fingerprints that change whenever any byte does. Loopwarden supplies its own, in the
+    ``<hash>:<occurrence>`` shape GitHub uses.
+    """
+    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    return {"loopwardenFinding/v1": digest, "primaryLocationLineHash": f"{digest[:16]}:1"}
 
 
 def _result(
@@ -114,14 +131,16 @@ def _result(
     props: dict[str, Any] = {"severity": str(severity)}
     if f is not None and f.evidence:
         props["evidence"] = f.to_json()["evidence"]
-    fp_where = str(f.location) if f else t.path
+    # the fingerprint names the artifact by its URI (relative to the base when it can be), never by the path
+    # as given, so the same finding keeps its identity whether the scan was given absolute or relative paths
+    fp_where = str(dataclasses.replace(f.location, path=uri)) if f else uri
     return {
         "ruleId": rule_id,
         "ruleIndex": index,
         "level": _LEVEL[severity],
         "message": {"text": message},
         "locations": [loc],
-        "partialFingerprints": {"loopwardenFinding/v1": _fingerprint(rule_id, fp_where, message)},
+        "partialFingerprints": _fingerprints(rule_id, fp_where, message),
         "properties": props,
     }
 
@@ -164,7 +183,9 @@ def to_sarif(report: Report, *, base: Path | None = None) -> dict[str, Any]:
         "columnKind": "utf16CodeUnits",
     }
     if base is not None:
-        run["originalUriBaseIds"] = {"%SRCROOT%": {"uri": base.as_uri() + "/"}}
+        root = base.as_uri()
+        # a base URI must end with '/' (SARIF 3.14.14); the file-system root already does
+        run["originalUriBaseIds"] = {"%SRCROOT%": {"uri": root if root.endswith("/") else root + "/"}}
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
 
 

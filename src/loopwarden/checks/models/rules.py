@@ -1,4 +1,11 @@
-"""Rules of the model-container checks (LW-MODEL-020..099). Documented in ``docs/rules.md#models``."""
+"""Rules of the model-file checks, documented in ``docs/rules.md``.
+
+LW-MODEL-001..019 belong to the pickle analysis (``checks/models/pickle_vm.py`` and the allow-list in
+``checks/models/allowlist.py``, ``docs/rules.md#models-pickle``); LW-MODEL-020..099 to the container checks
+(``docs/rules.md#models``). The pickle modules keep their rule ids as string constants; the classes here carry the
+metadata (title, help, default severity) that renderers such as SARIF show. A finding's own severity can differ
+from the rule's where the documentation says so (LW-MODEL-015, LW-MODEL-018).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,200 @@ from typing import ClassVar, Final
 from loopwarden.domain import Rule, Severity
 
 __all__ = ["RULES"]
+
+
+# --- pickle analysis (LW-MODEL-001 .. 019; 017 and 019 are reserved) ---------------------------------------------
+
+
+class PickleExecCallable(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-001"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "Callable that executes code"
+    help: ClassVar[str] = (
+        "The pickle reaches a callable that runs code or commands (eval/exec/compile, os, subprocess, runpy, "
+        "ctypes, types, multiprocessing, torch.jit, torch.hub, cloudpickle ...). Loading the file runs "
+        "attacker-chosen code. Control: do not load; quarantine the artifact."
+    )
+
+
+class PickleResolverCallable(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-002"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "Callable that imports modules, resolves names or forwards calls"
+    help: ClassVar[str] = (
+        "getattr, __import__, importlib, pkgutil.resolve_name, pydoc.locate, operator.attrgetter/methodcaller/"
+        "itemgetter, functools.partial/reduce, map/filter/sorted, copyreg.add_extension ...: the pickle can "
+        "reach any callable without naming it in a GLOBAL. The analyser resolves what it can and reports the "
+        "target too. Control: allow-list of deserialisation targets."
+    )
+
+
+class PickleReentryCallable(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-003"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "Callable that re-enters a deserialiser"
+    help: ClassVar[str] = (
+        "pickle, marshal, dill, jsonpickle, shelve, yaml, joblib.load, torch.load, numpy.load, "
+        "pandas.read_pickle ...: a second payload is loaded from inside the first; when it is a constant it is "
+        "analysed (LW-MODEL-011). Control: no execution of untrusted serialised code."
+    )
+
+
+class PickleIoCallable(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-004"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Callable with file-system or network I/O"
+    help: ClassVar[str] = (
+        "open, io, shutil, tempfile, zipfile/tarfile, logging file handlers, socket, ssl, http, urllib, "
+        "requests, smtplib/ftplib ...: loading reads or writes files or talks to the network (exfiltration, "
+        "SSRF, dropping files). Control: do not load; quarantine."
+    )
+
+
+class PickleNotAllowed(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-005"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Callable not on the allow-list"
+    help: ClassVar[str] = (
+        "A function, or anything from the standard library or a known ML package, that is neither allowed nor "
+        "known dangerous. Model files do not need it; it is the usual shape of a new gadget. Control: review; "
+        "allow it explicitly in [checks.models] allow if it is legitimate."
+    )
+
+
+class PickleUnknownClass(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-006"
+    severity: ClassVar[Severity] = Severity.MEDIUM
+    title: ClassVar[str] = "Class from a module the scanner does not know"
+    help: ClassVar[str] = (
+        "A CapWords class from a module outside the standard library and the known ML packages (e.g. "
+        "__main__.Net, typical of torch.save(model)). Loading imports that module and runs its code. The same "
+        "class called with arguments is an additional LW-MODEL-005 finding. Control: allow your own classes "
+        "explicitly; prefer state_dict + safetensors."
+    )
+
+
+class PickleAttributeTraversal(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-007"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "Attribute path to interpreter internals or a dangerous module"
+    help: ClassVar[str] = (
+        "A dotted qualname that contains a dunder (numpy.__builtins__, x.__globals__) or passes through a "
+        "dangerous module (pathlib.os.system): a safe-looking module is used as a stepping stone. Control: "
+        "allow-list of exact names."
+    )
+
+
+class PickleDynamicCall(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-008"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Call of a callable built at load time"
+    help: ClassVar[str] = (
+        "REDUCE/OBJ/NEWOBJ/BUILD on a value that is not a named callable (the result of another call, a module "
+        "object, an attribute fetched from a loaded object): the callable cannot be known statically. Control: "
+        "fail closed."
+    )
+
+
+class PickleGlobalTampering(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-009"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "BUILD on a module-level object (global state tampering)"
+    help: ClassVar[str] = (
+        "BUILD applied to a class, function or module (or torch._utils._set_obj_state applied to one): the "
+        "pickle sets attributes on shared interpreter state, e.g. to plant names that later GLOBALs read back. "
+        "No legitimate pickle does this."
+    )
+
+
+class PickleExtOpcode(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-010"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "EXT opcode (copyreg extension registry)"
+    help: ClassVar[str] = (
+        "EXT1/EXT2/EXT4 fetch a callable from the loading process's copyreg extension registry by number: what "
+        "runs depends on the process, not on the file. Control: fail closed."
+    )
+
+
+class PickleNested(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-011"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Pickle embedded in the pickle and loaded from it"
+    help: ClassVar[str] = (
+        "A constant (bytes, latin-1 text, base64, zlib) is passed to a loader. The embedded pickle is analysed "
+        "recursively; its findings carry nested_in. Control: no execution of untrusted serialised code."
+    )
+
+
+class PickleMalformed(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-012"
+    severity: ClassVar[Severity] = Severity.MEDIUM
+    title: ClassVar[str] = "Malformed pickle stream (target unverified)"
+    help: ClassVar[str] = (
+        "Invalid opcode, stack underflow, undefined memo entry, unsupported protocol, a FRAME longer than the "
+        "data, truncation: CPython rejects the stream at this point, after running everything before it, which "
+        "is reported. The target is unverified. Control: fail closed."
+    )
+
+
+class PickleTrailingData(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-013"
+    severity: ClassVar[Severity] = Severity.INFO
+    title: ClassVar[str] = "Bytes after the last pickle"
+    help: ClassVar[str] = (
+        "Data that is not a pickle follows the last STOP. It is searched for hidden pickles (any found are "
+        "analysed and reported). Usually harmless; custom loaders may read it."
+    )
+
+
+class PickleDynamicGlobal(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-014"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Callable whose module or name is computed at load time"
+    help: ClassVar[str] = (
+        "STACK_GLOBAL on strings the analyser could not evaluate, or getattr with a computed name. Control: "
+        "fail closed."
+    )
+
+
+class PickleTooManyFindings(Rule):
+    """The finding takes the severity of the worst one it counts; the rule declares the maximum."""
+
+    rule_id: ClassVar[str] = "LW-MODEL-015"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "More than 1,000 distinct findings in one stream"
+    help: ClassVar[str] = (
+        "A stream with more than 1,000 distinct (rule, callable) findings: the rest are counted in this one, "
+        "which keeps the report bounded; its severity is that of the worst finding counted. The file is hostile "
+        "or generated to flood the report."
+    )
+
+
+class PickleDunderState(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-016"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "State that plants special attributes on an object"
+    help: ClassVar[str] = (
+        "A BUILD state (or torch._utils._set_obj_state) that sets __setstate__, __reduce__, __class__, "
+        "__dict__, __getattr__, __call__ ... on an instance: a second BUILD then calls whatever was planted, "
+        "even an allow-listed callable with attacker data. No legitimate pickle does this."
+    )
+
+
+class PickleDenied(Rule):
+    """HIGH by default; a denied name that is also known dangerous keeps its category's higher severity."""
+
+    rule_id: ClassVar[str] = "LW-MODEL-018"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Callable denied by configuration"
+    help: ClassVar[str] = (
+        'The name matches [checks.models] deny ("pkg.mod.name" or "pkg.*"). High, or the dangerous '
+        "category's severity if that is higher."
+    )
+
+
+# --- container checks (LW-MODEL-020 .. 099) ----------------------------------------------------------------------
 
 
 class ZipHeaderMismatch(Rule):
@@ -218,6 +419,23 @@ class ArchiveHiddenData(Rule):
 
 
 RULES: Final[tuple[type[Rule], ...]] = (
+    PickleExecCallable,
+    PickleResolverCallable,
+    PickleReentryCallable,
+    PickleIoCallable,
+    PickleNotAllowed,
+    PickleUnknownClass,
+    PickleAttributeTraversal,
+    PickleDynamicCall,
+    PickleGlobalTampering,
+    PickleExtOpcode,
+    PickleNested,
+    PickleMalformed,
+    PickleTrailingData,
+    PickleDynamicGlobal,
+    PickleTooManyFindings,
+    PickleDunderState,
+    PickleDenied,
     ZipHeaderMismatch,
     ZipDuplicateMember,
     ZipOverlap,
