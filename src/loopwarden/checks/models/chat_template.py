@@ -195,19 +195,25 @@ class _Folder:
         return None if f is None else [f]
 
 
-def check_template(source: str, ctx: ScanContext, location: Location, *, key: str = "chat_template") -> None:
-    """Parse ``source`` (never render it) and report constructs that reach Python internals."""
+def check_template(
+    source: str, ctx: ScanContext, location: Location, *, key: str = "chat_template", standalone: bool = False
+) -> None:
+    """Parse ``source`` (never render it) and report constructs that reach Python internals.
+
+    ``standalone``: the template is the whole file at ``location``, so its line numbers are the file's; a
+    template inside a GGUF header, a JSON config or an archive member keeps its line in the evidence instead
+    (a line of a binary file, or the wrong line of the JSON, would mislead a reader and SARIF tools).
+    """
     outcome = _analyse(source)
     if isinstance(outcome, str):
         ctx.fail(location, f"{key}: {outcome}")
         return
+    own_lines = standalone and location.member is None
     for severity, what, line in outcome:
+        where = Location(location.path, location.member, line=line) if own_lines else location
+        extra = {} if own_lines or line is None else {"template_line": line}
         ctx.add_severity(
-            rules.TemplateInjection,
-            severity,
-            f"{key}: {what}",
-            Location(location.path, location.member, line=line),
-            template_key=key,
+            rules.TemplateInjection, severity, f"{key}: {what}", where, template_key=key, **extra
         )
 
 

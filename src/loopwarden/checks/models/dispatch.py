@@ -178,7 +178,7 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     if lower.endswith((".jinja", ".j2")):
         from loopwarden.checks.models.chat_template import check_template
 
-        check_template(text, ctx, blob.location)
+        check_template(text, ctx, blob.location, standalone=True)
         return
     if lower.endswith(".py"):
         if "/code/" in f"/{blob.name}" or blob.name.startswith("code/"):

@@ -293,3 +293,17 @@ def test_keras_lambda_function_object_alone() -> None:
     }
     ctx = scan_bytes(cp.keras_zip(cfg), "m.keras")
     assert "LW-MODEL-032" in rules(ctx)
+
+
+def test_template_lines_are_the_files_own_only_for_a_standalone_template(tmp_path: Path) -> None:
+    """A line number inside a GGUF header is not a line of the file: it goes in the evidence instead."""
+    evil = "{{ 'x' }}\n{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+    ctx = scan_bytes(cp.gguf_file(evil), "m.gguf")
+    hits = [f for f in ctx.findings if f.rule_id == "LW-MODEL-040"]
+    assert hits
+    assert all(f.location.line is None for f in hits)
+    assert any(f.evidence.get("template_line") == 2 for f in hits)
+    (tmp_path / "chat.jinja").write_text(evil)
+    report = scan_paths([str(tmp_path / "chat.jinja")], jobs=1)
+    (target,) = report.targets
+    assert any(f.location.line == 2 for f in target.findings)
