@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             trusted_root=Path(args.trusted_root) if args.trusted_root else None,
         )
     elif keyless_only:
-        raise UsageError(f"{', '.join(keyless_only)} only apply with --sigstore-identity")
+        raise UsageError(f"{', '.join(keyless_only)}: only with --sigstore-identity (keyless method)")
     elif args.key:
         trust = KeyTrust(load_public(args.key))
     else:
