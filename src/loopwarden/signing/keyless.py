@@ -219,8 +219,11 @@ class KeylessSigner(Signer):
             with context.signer(token) as signer:
                 sg_bundle = signer.sign_dsse(statement)
             data = sg_bundle.to_json()
-        except (errors.Error, oidc.ExpiredIdentity, ValueError, OSError) as exc:
-            raise SigningError(f"Sigstore signing failed: {_reason(exc)}") from None
+        except Exception as exc:  # noqa: BLE001  # see below: the service clients share no error base
+            # The flow talks to Fulcio, Rekor and timestamp authorities, whose client errors share no base class
+            # (FulcioClientError, RekorClientError, ExpiredIdentity, requests' errors...): any of them means
+            # nothing was signed, and nothing is written.
+            raise SigningError(f"Sigstore signing failed ({type(exc).__name__}: {_reason(exc)})") from None
         out = Bundle.parse(data.encode() if isinstance(data, str) else data, source="the Sigstore bundle")
         if out.method != "sigstore" or out.payload != payload:
             raise SigningError("Sigstore returned a bundle that does not carry the statement we signed")

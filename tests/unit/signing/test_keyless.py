@@ -236,6 +236,12 @@ def test_payload_must_be_what_sigstore_verified(tmp_path: Path, monkeypatch: pyt
     assert "not the payload in the bundle" in out.result.findings[0].message
 
 
+def _flip_certificate_byte(doc: dict[str, Any]) -> None:
+    cert = bytearray(base64.b64decode(doc["verificationMaterial"]["certificate"]["rawBytes"]))
+    cert[-5] ^= 0x01  # inside the Fulcio CA's signature over the certificate
+    doc["verificationMaterial"]["certificate"]["rawBytes"] = base64.b64encode(bytes(cert)).decode()
+
+
 @needs_sigstore
 @pytest.mark.parametrize(
     ("edit", "what"),
@@ -246,11 +252,13 @@ def test_payload_must_be_what_sigstore_verified(tmp_path: Path, monkeypatch: pyt
         ),
         (lambda d: d["verificationMaterial"]["tlogEntries"][0].update(logIndex="598151087"), "log entry"),
         (lambda d: d["verificationMaterial"].update(tlogEntries=[]), "log entr"),
+        (_flip_certificate_byte, "certificate chain"),
     ],
-    ids=["integrated-time", "log-index", "no-log-entry"],
+    ids=["integrated-time", "log-index", "no-log-entry", "certificate"],
 )
-def test_transparency_log_entry_is_checked(tmp_path: Path, edit: Any, what: str) -> None:
-    """A Rekor entry whose signed timestamp (SET) or inclusion proof does not match, or none at all."""
+def test_log_entry_and_certificate_are_checked(tmp_path: Path, edit: Any, what: str) -> None:
+    """A Rekor entry whose signed timestamp (SET) does not match, none at all, or a certificate that Fulcio
+    did not sign."""
     out = verify(_model(tmp_path), _trust(), signature=_vector_with(tmp_path, edit))
     assert not out.verified
     [finding] = out.result.findings
@@ -534,6 +542,19 @@ def test_bundle_for_another_payload_is_refused(tmp_path: Path, model: Path) -> N
     sig = tmp_path / "s.sig"
     with pytest.raises(SigningError, match="does not carry the statement"):
         sign(model, KeylessSigner(_token(), context=fake), signature=sig)
+    assert not sig.exists()
+
+
+class FailingContext(FakeContext):
+    def sign_dsse(self, statement: Any) -> Any:
+        raise ConnectionError("rekor.sigstore.dev unreachable")
+
+
+@needs_sigstore
+def test_a_failed_signing_flow_writes_nothing(tmp_path: Path, model: Path) -> None:
+    sig = tmp_path / "s.sig"
+    with pytest.raises(SigningError, match=r"Sigstore signing failed \(ConnectionError: .*unreachable"):
+        sign(model, KeylessSigner(_token(), context=FailingContext()), signature=sig)
     assert not sig.exists()
 
 
