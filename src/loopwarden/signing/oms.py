@@ -340,7 +340,7 @@ class KeyTrust(Trust):
     def check(self, bundle: Bundle, *, source: str) -> dict[str, Any]:
         if bundle.method != "key":
             raise VerificationError(
-                f"{source}: signed with the {bundle.method} method, but a public key was given"
+                f"{source}: signed with the {bundle.method} method, but a public key was given{_keyless(bundle)}"
             )
         if self.key.algorithm not in _EC_ALGORITHMS:
             raise UsageError(
@@ -376,7 +376,7 @@ class CertificateTrust(Trust):
     def check(self, bundle: Bundle, *, source: str) -> dict[str, Any]:
         if bundle.method != "certificate":
             raise VerificationError(
-                f"{source}: signed with the {bundle.method} method, but certificates were given"
+                f"{source}: signed with the {bundle.method} method, but certificates were given{_keyless(bundle)}"
             )
         if not self.anchors:
             raise UsageError(
@@ -442,6 +442,12 @@ class CertificateTrust(Trust):
             raise VerificationError(
                 f"{source}: the certificate chain does not lead to a trusted CA ({exc})"
             ) from None
+
+
+def _keyless(bundle: Bundle) -> str:
+    if bundle.method != "sigstore":
+        return ""
+    return " (verify a keyless signature with --sigstore-identity and --sigstore-issuer)"
 
 
 def _may_sign(cert: x509.Certificate) -> bool:

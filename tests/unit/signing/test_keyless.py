@@ -603,3 +603,45 @@ def test_sign_cli_sigstore(
     rc, _, err = _run(capsys, "sign", str(model), "--sigstore", "--certificate", "c.pem")
     assert rc == 2
     assert "--sigstore signs without a key" in err
+
+
+@needs_sigstore
+def test_keyless_signatures_are_recorded(
+    tmp_path: Path, model: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Who signed (identity, issuer, Rekor index) goes into the ledger, for signing and for verification."""
+    import sigstore.models
+    import sigstore.sign
+
+    from loopwarden.attest.predicates import MODEL_SIGNATURE, SIGNATURE_VERIFICATION
+    from loopwarden.domain import Digest
+    from loopwarden.workspace import init_workspace
+
+    ws = init_workspace(tmp_path / "ws", name="t")
+    fake = FakeContext()
+    sig = tmp_path / "m.sig"
+    argv = ["--workspace", str(ws.root), "sign", str(model), "--sigstore", "--signature", str(sig), "--json"]
+    with monkeypatch.context() as m:  # only the signing is faked
+        m.setattr(
+            sigstore.models.ClientTrustConfig, "production", classmethod(lambda cls, offline=False: None)
+        )
+        m.setattr(sigstore.sign.SigningContext, "from_trust_config", classmethod(lambda cls, cfg: fake))
+        rc, out, _ = _run(capsys, *argv, "--identity-token", _token(), "--record")
+    assert rc == 0
+    root = json.loads(out)["subject"]["sha256"]
+    vector_model = _model(tmp_path)
+    argv = ["--workspace", str(ws.root), "verify", str(vector_model), "--signature", str(VECTOR), "--offline"]
+    assert (
+        _run(capsys, *argv, "--sigstore-identity", IDENTITY, "--sigstore-issuer", ISSUER, "--record")[0] == 0
+    )
+    with ws.open_ledger(writable=False) as led:
+        [_, signed] = list(led.entries(subject=Digest("sha256", root)))
+        [verified] = list(led.entries(subject=Digest("sha256", ROOT)))
+    pred = signed.statement().predicate
+    assert signed.statement().predicate_type == MODEL_SIGNATURE
+    assert pred["signer"]["method"] == "sigstore"
+    assert pred["signer"]["log_index"] == LOG_INDEX
+    assert pred["signature"]["sha256"] == hashlib.sha256(sig.read_bytes()).hexdigest()
+    assert verified.statement().predicate_type == SIGNATURE_VERIFICATION
+    who = verified.statement().predicate["signer"]
+    assert (who["method"], who["identity"], who["issuer"]) == ("sigstore", IDENTITY, ISSUER)
