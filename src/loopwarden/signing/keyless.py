@@ -26,7 +26,7 @@ from loopwarden.attest.dsse import INTOTO_PAYLOAD_TYPE
 from loopwarden.errors import InputError, SigningError, UsageError, VerificationError
 from loopwarden.signing.oms import Bundle, Signer, Trust
 
-__all__ = ["IDENTITY_TOKEN_ENV", "KeylessSigner", "SigstoreTrust", "sigstore_signer_info"]
+__all__ = ["IDENTITY_TOKEN_ENV", "KeylessSigner", "SigstoreTrust", "require_sigstore", "sigstore_signer_info"]
 
 IDENTITY_TOKEN_ENV: Final = "SIGSTORE_IDENTITY_TOKEN"  # noqa: S105  # a variable name, not a secret
 """Environment variable read for the OIDC identity token when none is passed (the name sigstore's CLI uses)."""
@@ -53,9 +53,8 @@ def require_sigstore() -> None:
 
 
 def _raw_bundle(bundle: Bundle, source: str) -> bytes:
-    if (
-        bundle.raw is None
-    ):  # a bundle we built ourselves, never read from a file: nothing Sigstore could check
+    # A bundle built in memory, never read from a file, has no Sigstore document to check.
+    if bundle.raw is None:
         raise VerificationError(f"{source}: no bundle bytes to verify with Sigstore")
     return bundle.raw
 

@@ -267,7 +267,7 @@ class Bundle:
         }
 
     def to_bytes(self) -> bytes:
-        if self.raw is not None:  # a keyless bundle is Sigstore's document: written back unchanged
+        if self.raw is not None:  # read from a file, or Sigstore's own document (keyless): kept byte for byte
             return self.raw
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
 
