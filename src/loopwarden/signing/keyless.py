@@ -226,6 +226,10 @@ class KeylessSigner(Signer):
         out = Bundle.parse(data.encode() if isinstance(data, str) else data, source="the Sigstore bundle")
         if out.method != "sigstore" or out.payload != payload:
             raise SigningError("Sigstore returned a bundle that does not carry the statement we signed")
+        try:
+            sigstore_signer_info(out, source="the Sigstore bundle")  # readable before anything is written
+        except VerificationError as exc:
+            raise SigningError(exc.message) from None
         return out
 
     def _token(self, oidc: ModuleType, errors: ModuleType) -> Any:
