@@ -1,5 +1,5 @@
-"""loopwarden sign PATH --key KEY [--signature FILE] [--hash sha256|blake3] [--shard-size N] [--ignore-path
-P]... [--record]"""
+"""loopwarden sign PATH (--key KEY | --sigstore [--identity-token TOKEN]) [--signature FILE] [--hash
+sha256|blake3] [--shard-size N] [--ignore-path P]... [--record]"""
 
 from __future__ import annotations
 
@@ -16,7 +16,19 @@ def build(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "path", help="the model folder, dataset folder or file to sign (with --manifest: its name)"
     )
-    parser.add_argument("--key", required=True, help="PEM private key (ECDSA P-256/384/521)")
+    method = parser.add_mutually_exclusive_group(required=True)
+    method.add_argument("--key", help="PEM private key (ECDSA P-256/384/521)")
+    method.add_argument(
+        "--sigstore",
+        action="store_true",
+        help="Sigstore keyless signing: a Fulcio certificate for your OIDC identity, logged in Rekor (network)",
+    )
+    parser.add_argument(
+        "--identity-token",
+        metavar="TOKEN",
+        help="with --sigstore: the OIDC identity token (default: $SIGSTORE_IDENTITY_TOKEN, else the CI's "
+        "ambient credential)",
+    )
     parser.add_argument(
         "--password-env",
         metavar="NAME",
@@ -116,19 +128,33 @@ def run(args: argparse.Namespace) -> int:
     from loopwarden import __version__
     from loopwarden.attest.keys import load_private
     from loopwarden.errors import UsageError
-    from loopwarden.signing import CertificateSigner, KeySigner, load_certificates, record_signature
+    from loopwarden.signing import (
+        CertificateSigner,
+        KeylessSigner,
+        KeySigner,
+        load_certificates,
+        record_signature,
+    )
     from loopwarden.signing.interface import DEFAULT_SHARD_SIZE
     from loopwarden.signing.sign import sign, sign_digests
 
-    key = load_private(args.key, _password(args))
-    signer: KeySigner | CertificateSigner
-    if args.certificate:
+    signer: KeySigner | CertificateSigner | KeylessSigner
+    if args.sigstore:
+        if args.certificate or args.certificate_chain or args.password_env:
+            raise UsageError(
+                "--sigstore signs without a key: drop --certificate, --certificate-chain, --password-env"
+            )
+        signer = KeylessSigner(args.identity_token)
+    elif args.identity_token:
+        raise UsageError("--identity-token only applies with --sigstore")
+    elif args.certificate:
+        key = load_private(args.key, _password(args))
         certs = load_certificates([args.certificate])
         signer = CertificateSigner(key, certs[0], tuple(load_certificates(args.certificate_chain)))
     else:
         if args.certificate_chain:
             raise UsageError("--certificate-chain needs --certificate")
-        signer = KeySigner(key)
+        signer = KeySigner(load_private(args.key, _password(args)))
     shard = args.shard_size if args.shard_size is not None else (DEFAULT_SHARD_SIZE if args.shards else None)
     if shard is not None and shard < 1:
         raise UsageError(f"--shard-size must be positive, got {shard}")

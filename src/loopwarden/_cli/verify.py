@@ -1,10 +1,11 @@
-"""loopwarden verify PATH --key PUB | --certificate-chain PEM... [--signature FILE] [--incremental] [--full]
-[--json] [--record]"""
+"""loopwarden verify PATH --key PUB | --certificate-chain PEM... | --sigstore-identity ID --sigstore-issuer URL
+[--offline] [--trusted-root FILE] [--signature FILE] [--incremental] [--full] [--json] [--record]"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from loopwarden._cli._common import out
 
@@ -20,6 +21,25 @@ def build(parser: argparse.ArgumentParser) -> None:
         metavar="PEM",
         action="append",
         help="trusted root / intermediate CA certificates (certificate method; repeatable)",
+    )
+    trust.add_argument(
+        "--sigstore-identity",
+        metavar="ID",
+        help="Sigstore keyless method: the signer's identity (certificate SAN: e-mail or URI); "
+        "needs --sigstore-issuer",
+    )
+    parser.add_argument(
+        "--sigstore-issuer", metavar="URL", help="the OIDC issuer that vouched for --sigstore-identity"
+    )
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="keyless: use the Sigstore trust root shipped with sigstore (or cached), no TUF refresh",
+    )
+    parser.add_argument(
+        "--trusted-root",
+        metavar="FILE",
+        help="keyless: a Sigstore trusted_root.json to use instead of the public-good instance's",
     )
     parser.add_argument(
         "--signature", metavar="FILE", help="the signature (default: model.sig beside the folder)"
@@ -52,11 +72,41 @@ def run(args: argparse.Namespace) -> int:
     from loopwarden._cli.sign import cache_dir, progress
     from loopwarden.attest.keys import load_public
     from loopwarden.domain import ArtifactKind, Report
-    from loopwarden.signing import CertificateTrust, KeyTrust, load_certificates, record_verification, verify
+    from loopwarden.errors import UsageError
+    from loopwarden.signing import (
+        CertificateTrust,
+        KeyTrust,
+        SigstoreTrust,
+        load_certificates,
+        record_verification,
+        verify,
+    )
+    from loopwarden.signing.keyless import require_sigstore
     from loopwarden.signing.oms import Trust
 
+    keyless_only = [
+        flag
+        for flag, value in (
+            ("--sigstore-issuer", args.sigstore_issuer),
+            ("--offline", args.offline),
+            ("--trusted-root", args.trusted_root),
+        )
+        if value
+    ]
     trust: Trust
-    if args.key:
+    if args.sigstore_identity is not None:
+        if not args.sigstore_issuer:
+            raise UsageError("--sigstore-identity needs --sigstore-issuer URL (the OIDC issuer)")
+        require_sigstore()
+        trust = SigstoreTrust(
+            args.sigstore_identity,
+            args.sigstore_issuer,
+            offline=args.offline,
+            trusted_root=Path(args.trusted_root) if args.trusted_root else None,
+        )
+    elif keyless_only:
+        raise UsageError(f"{', '.join(keyless_only)}: only with --sigstore-identity (keyless method)")
+    elif args.key:
         trust = KeyTrust(load_public(args.key))
     else:
         trust = CertificateTrust(tuple(load_certificates(args.certificate_chain)))
@@ -105,4 +155,9 @@ def _who(signer: dict[str, object] | None) -> str:
         return "?"
     if signer.get("method") == "key":
         return f"key {str(signer.get('hint'))[:16]}…"
+    if signer.get("method") == "sigstore":
+        index = signer.get("log_index")
+        return f"{signer.get('identity')} (issuer {signer.get('issuer')}" + (
+            f", Rekor log index {index})" if index is not None else ")"
+        )
     return f"certificate {signer.get('subject')}"

@@ -1,7 +1,10 @@
 """Signing and verifying model weights, datasets and any file set: OpenSSF Model Signing (OMS) v1.0.
 
 The plain functions are :func:`sign`, :func:`sign_digests` and :func:`verify`; :func:`record_signature` and
-:func:`record_verification` put their results into the workspace ledger. See ``docs/signing.md``.
+:func:`record_verification` put their results into the workspace ledger. Trusts and signers: key
+(:class:`KeyTrust`, :class:`KeySigner`), certificate chain (:class:`CertificateTrust`, :class:`CertificateSigner`)
+and Sigstore keyless (:class:`SigstoreTrust`, :class:`KeylessSigner`, optional ``sigstore`` extra). See
+``docs/signing.md``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from loopwarden.signing.interface import (
     Serialization,
     SignatureFormatError,
 )
+from loopwarden.signing.keyless import KeylessSigner, SigstoreTrust
 from loopwarden.signing.oms import CertificateSigner, CertificateTrust, KeySigner, KeyTrust, load_certificates
 from loopwarden.signing.sign import SignResult, sign, sign_digests
 from loopwarden.signing.verify import VerifyResult, default_signature, verify
@@ -35,10 +39,12 @@ __all__ = [
     "FolderChangedError",
     "KeySigner",
     "KeyTrust",
+    "KeylessSigner",
     "Resource",
     "Serialization",
     "SignResult",
     "SignatureFormatError",
+    "SigstoreTrust",
     "VerifyResult",
     "default_signature",
     "load_certificates",

@@ -4,8 +4,9 @@ envelope.
 Two signing methods work offline: ``key`` (an ECDSA P-256/384/521 key; the bundle carries the spec's key hint,
 the SHA-256 of the PEM SubjectPublicKeyInfo) and ``certificate`` (a leaf certificate and its chain in
 ``x509CertificateChain``; the verifier validates the chain against trust anchors it is given and checks that
-the leaf may sign). Sigstore keyless bundles are recognised and refused with a clear message (no network, no
-trust root here).
+the leaf may sign). Sigstore keyless bundles (``sigstore``: a Fulcio certificate and a Rekor entry) are parsed
+here and verified by :class:`~loopwarden.signing.keyless.SigstoreTrust` (optional ``sigstore`` extra); the key
+and certificate trusts refuse them.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import datetime as dt
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from operator import attrgetter
 from pathlib import Path
 from typing import Any, Final
@@ -154,6 +155,16 @@ class Signer:
     def identity(self) -> dict[str, Any]:
         raise NotImplementedError
 
+    def sign_payload(self, payload: bytes) -> Bundle:
+        """Sign the statement bytes and return the whole bundle (a keyless signer gets it from Sigstore)."""
+        sig = self.key.sign(pae(INTOTO_PAYLOAD_TYPE, payload))
+        method = "key" if isinstance(self, KeySigner) else "certificate"
+        return Bundle(method, self.verification_material(), payload, INTOTO_PAYLOAD_TYPE, (sig,))
+
+    def signed_by(self, bundle: Bundle) -> dict[str, Any]:
+        """Who signed ``bundle`` (known beforehand, except for keyless signing)."""
+        return self.identity()
+
 
 @dataclass(frozen=True, slots=True)
 class KeySigner(Signer):
@@ -237,13 +248,12 @@ class Bundle:
     payload: bytes
     payload_type: str
     signatures: tuple[bytes, ...]
+    raw: bytes | None = field(default=None, repr=False, compare=False)
+    """The bundle file's bytes as read (or as Sigstore returned them); None for a bundle built here."""
 
     @classmethod
     def sign(cls, statement: OmsStatement, signer: Signer) -> Bundle:
-        payload = statement.to_bytes()
-        sig = signer.key.sign(pae(INTOTO_PAYLOAD_TYPE, payload))
-        method = "key" if isinstance(signer, KeySigner) else "certificate"
-        return cls(method, signer.verification_material(), payload, INTOTO_PAYLOAD_TYPE, (sig,))
+        return signer.sign_payload(statement.to_bytes())
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -257,6 +267,8 @@ class Bundle:
         }
 
     def to_bytes(self) -> bytes:
+        if self.raw is not None:  # read from a file, or Sigstore's own document (keyless): kept byte for byte
+            return self.raw
         return (json.dumps(self.to_json(), indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
@@ -302,7 +314,7 @@ class Bundle:
             if not isinstance(s, Mapping):
                 raise SignatureFormatError(f"{source}: signature {i} must be an object")
             raw.append(_b64(s.get("sig"), f"signature {i}", source))
-        return cls(method, vm, payload, ptype, tuple(raw))
+        return cls(method, vm, payload, ptype, tuple(raw), bytes(data))
 
     def _check_with(self, key: PublicKey) -> bool:
         message = pae(self.payload_type, self.payload)
@@ -328,7 +340,7 @@ class KeyTrust(Trust):
     def check(self, bundle: Bundle, *, source: str) -> dict[str, Any]:
         if bundle.method != "key":
             raise VerificationError(
-                f"{source}: signed with the {bundle.method} method, but a public key was given"
+                f"{source}: signed with the {bundle.method} method, but a public key was given{_keyless(bundle)}"
             )
         if self.key.algorithm not in _EC_ALGORITHMS:
             raise UsageError(
@@ -364,7 +376,7 @@ class CertificateTrust(Trust):
     def check(self, bundle: Bundle, *, source: str) -> dict[str, Any]:
         if bundle.method != "certificate":
             raise VerificationError(
-                f"{source}: signed with the {bundle.method} method, but certificates were given"
+                f"{source}: signed with the {bundle.method} method, but certificates were given{_keyless(bundle)}"
             )
         if not self.anchors:
             raise UsageError(
@@ -430,6 +442,12 @@ class CertificateTrust(Trust):
             raise VerificationError(
                 f"{source}: the certificate chain does not lead to a trusted CA ({exc})"
             ) from None
+
+
+def _keyless(bundle: Bundle) -> str:
+    if bundle.method != "sigstore":
+        return ""
+    return " (verify a keyless signature with --sigstore-identity and --sigstore-issuer)"
 
 
 def _may_sign(cert: x509.Certificate) -> bool:

@@ -120,7 +120,7 @@ def sign(
     write_atomic(sig, bundle.to_bytes())
     if cache_dir is not None:
         Cache(cache_dir, root, ser).save(listing.entries, done.digests)
-    return SignResult(stmt, bundle, sig, done.bytes_hashed, signer.identity())
+    return SignResult(stmt, bundle, sig, done.bytes_hashed, signer.signed_by(bundle))
 
 
 def _check_unchanged(
@@ -205,7 +205,7 @@ def sign_digests(
     bundle = Bundle.sign(stmt, signer)
     sig = Path(signature)
     write_atomic(sig, bundle.to_bytes())
-    return SignResult(stmt, bundle, sig, 0, signer.identity())
+    return SignResult(stmt, bundle, sig, 0, signer.signed_by(bundle))
 
 
 __all__ += ["DEFAULT_SHARD_SIZE", "load_digest_manifest"]
