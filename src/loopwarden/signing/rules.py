@@ -36,7 +36,10 @@ class SignatureInvalid(SigningRule):
     rule_id = "LW-SIGN-001"
     severity = Severity.CRITICAL
     title = "signature does not verify"
-    help = "The bundle is not signed by the trusted key or certificate chain, or was edited after signing."
+    help = (
+        "The bundle is not signed by the trusted key, certificate chain or Sigstore identity and issuer, or was "
+        "edited after signing."
+    )
 
 
 class BadResourceName(SigningRule):

@@ -101,7 +101,7 @@ def test_spec_wrong_predicate_vector(tmp_path: Path) -> None:
 
 
 def test_spec_sigstore_vector_is_recognised_not_trusted(tmp_path: Path) -> None:
-    """Keyless Sigstore verification needs the public-good trust root and Rekor: not available offline."""
+    """A keyless bundle is never accepted by a key trust (test_keyless.py verifies it with SigstoreTrust)."""
     b = Bundle.parse((FIX / "spec" / "valid-sigstore.bundle.json").read_bytes(), source="sigstore")
     assert b.method == "sigstore"
     model = _copy_model(MT / "v1.1.0-elliptic-key", tmp_path / "model")
