@@ -133,8 +133,14 @@ REPEAT = 5
 """Every timing is the best of this many runs: the machine is shared; the minimum is the least disturbed."""
 
 
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"} | {
+    "PYTHONPYCACHEPREFIX": str(WORK / "pycache")
+}
+"""Byte-code is cached (outside the source tree) as it is for an installed package, for every tool alike."""
+
+
 def _run_py_once(python: str, code: str, args: dict[str, object]) -> float:
-    proc = subprocess.run([python, "-c", code, json.dumps(args)], capture_output=True, text=True)
+    proc = subprocess.run([python, "-c", code, json.dumps(args)], capture_output=True, text=True, env=_ENV)
     if proc.returncode != 0:
         raise SystemExit(f"benchmark step failed: {args}\n{proc.stderr[-2000:]}")
     res = json.loads(proc.stdout.strip().splitlines()[-1])
