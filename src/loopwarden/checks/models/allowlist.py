@@ -204,7 +204,24 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "mako": _ALL,
         "numexpr": _ALL,
         "sympy": _ALL,
-        "pandas": frozenset({"eval", "read_pickle", "core", "io"}),
+        # pandas: expression evaluation, IO, plugin loading and option setting; its data classes are allowed
+        # below (class patterns for pandas.core.arrays/indexes/dtypes/internals, exact reconstructors)
+        "pandas": frozenset(
+            {
+                "eval",
+                "read_pickle",
+                "io",
+                "plotting",
+                "util",
+                "_testing",
+                "testing",
+                "compat",
+                "api",
+                "_config",
+            }
+        ),
+        "pandas.core": frozenset({"computation", "common", "apply", "config_init", "accessor", "eval"}),
+        "pandas._libs": frozenset({"parsers", "writers", "testing"}),
         "numpy.testing": _ALL,
         "numpy.f2py": _ALL,
         "numpy.distutils": _ALL,
@@ -290,6 +307,22 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
     },
     IO: {
         "builtins": frozenset({"open", "file", "print"}),
+        "pyarrow": frozenset(
+            {"fs", "parquet", "csv", "json", "feather", "orc", "dataset", "ipc", "flight", "hdfs"}
+        ),
+        "pyarrow.lib": frozenset(
+            {
+                "OSFile",
+                "MemoryMappedFile",
+                "memory_map",
+                "create_memory_map",
+                "input_stream",
+                "output_stream",
+                "NativeFile",
+                "PythonFile",
+                "_get_native_file",
+            }
+        ),
         "io": _ALL,
         "shutil": _ALL,
         "tempfile": _ALL,
@@ -413,6 +446,7 @@ _KNOWN_PACKAGES: Final = frozenset(
         "botocore",
         "paramiko",
         "fsspec",
+        "pyarrow",
     }
 )
 
@@ -796,6 +830,66 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy._lib.array_api_compat.numpy._aliases.asarray",
         # joblib's in-stream array wrapper (the array bytes are skipped by the VM in joblib mode).
         "joblib.numpy_pickle.NumpyArrayWrapper",
+        # pandas data (DataFrame, Series, indexes, extension arrays and dtypes, scalars) as pickled by
+        # pandas 1.x-3.x; the classes under pandas.core.* and pandas._libs.* are matched by the class patterns.
+        *(
+            f"pandas.{c}"
+            for c in [
+                "DataFrame",
+                "Series",
+                "Index",
+                "RangeIndex",
+                "MultiIndex",
+                "CategoricalIndex",
+                "DatetimeIndex",
+                "TimedeltaIndex",
+                "PeriodIndex",
+                "IntervalIndex",
+                "Categorical",
+                "CategoricalDtype",
+                "DatetimeTZDtype",
+                "PeriodDtype",
+                "IntervalDtype",
+                "SparseDtype",
+                "StringDtype",
+                "BooleanDtype",
+                "ArrowDtype",
+                *(f"{k}{n}Dtype" for k in ("Int", "UInt") for n in (8, 16, 32, 64)),
+                "Float32Dtype",
+                "Float64Dtype",
+                "Timestamp",
+                "Timedelta",
+                "Period",
+                "Interval",
+                "DateOffset",
+                "NA",
+                "NaT",
+            ]
+        ),
+        "pandas.core.indexes.base._new_Index",
+        "pandas.core.indexes.datetimes._new_DatetimeIndex",
+        "pandas.core.indexes.interval._new_IntervalIndex",
+        "pandas.core.indexes.timedeltas._new_TimedeltaIndex",
+        "pandas.core.indexes.period._new_PeriodIndex",
+        "pandas.core.internals.blocks.new_block",
+        "pandas._libs.internals._unpickle_block",
+        "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked",
+        "pandas._libs.interval.__pyx_unpickle_IntervalMixin",
+        "pandas._libs.tslibs.nattype._nat_unpickle",
+        "pandas._libs.tslibs.nattype.__nat_unpickle",
+        "pandas._libs.tslibs.timedeltas._timedelta_unpickle",
+        "pandas._libs.tslibs.timestamps._unpickle_timestamp",
+        # pyarrow-backed pandas arrays (pandas 3's default string storage): rebuilt from plain buffers
+        "pyarrow.lib._restore_array",
+        "pyarrow.lib.py_buffer",
+        "pyarrow.lib.type_for_alias",
+        # time zones of timestamps: loaded by zone name (the libraries refuse paths), never from a file name
+        "zoneinfo.ZoneInfo",
+        "zoneinfo.ZoneInfo._unpickle",
+        "pytz._p",
+        "pytz._UTC",
+        "dateutil.tz.tz.tzutc",
+        "dateutil.tz.tz.tzoffset",
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
@@ -876,6 +970,21 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "lightning_fabric.utilities.data.",
     "lightning.fabric.utilities.data.",
     "tokenizers.",
+    "pandas.core.arrays.",
+    "pandas.core.indexes.",
+    "pandas.core.dtypes.",
+    "pandas.core.internals.",
+    "pandas.core.frame.",
+    "pandas.core.series.",
+    "pandas.core.sparse.",
+    "pandas.arrays.",
+    "pandas.tseries.offsets.",
+    "pandas._libs.tslibs.",
+    "pandas._libs.interval.",
+    "pandas._libs.sparse.",
+    "pandas._libs.arrays.",
+    "pandas._libs.internals.",
+    "pandas._libs.missing.",
 )
 # Function-only patterns: public, lower-case functions directly in a module under these prefixes (pure metrics
 # and scoring functions that estimators keep as parameters).
