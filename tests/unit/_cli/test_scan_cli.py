@@ -122,7 +122,15 @@ def test_unreadable_file(
                 raise PermissionError(13, "Permission denied", str(path))
             return real_open(path, *a, **k)  # type: ignore[call-overload]
 
+        real_os_open = os.open
+
+        def deny_fd(path: object, *a: object, **k: object) -> int:
+            if str(path) == str(f):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_os_open(path, *a, **k)  # type: ignore[arg-type]
+
         monkeypatch.setattr(builtins, "open", deny)
+        monkeypatch.setattr(os, "open", deny_fd)
     rc, out, err = run(capsys, "scan", "model", str(f), str(ok), "--jobs", "1")
     assert rc == 1
     assert f"{f}: unverified: permission denied" in err

@@ -33,7 +33,7 @@ from __future__ import annotations
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from loopwarden.domain import Severity
@@ -1071,6 +1071,10 @@ class AllowList:
     deny_exact: frozenset[str] = frozenset()
     deny_patterns: tuple[str, ...] = ()
     user_exact: frozenset[str] = frozenset()
+    _memo: dict[tuple[str, str], Classification] = field(
+        default_factory=dict, init=False, repr=False, compare=False, hash=False
+    )
+    """Decisions already taken: a folder of models names the same few dozen callables again and again."""
 
     @classmethod
     def default(cls) -> AllowList:
@@ -1103,6 +1107,16 @@ class AllowList:
 
     def classify(self, module: str, qual: str) -> Classification:
         """Decide on ``module.qual`` as resolved by the VM (raw names; aliases are canonicalised here)."""
+        key = (module, qual)
+        c = self._memo.get(key)
+        if c is None:
+            c = self._classify(module, qual)
+            if len(self._memo) >= 65536:
+                self._memo.clear()
+            self._memo[key] = c
+        return c
+
+    def _classify(self, module: str, qual: str) -> Classification:
         canon = canonical_module(module)
         full = f"{module}.{qual}"
         cfull = f"{canon}.{qual}"

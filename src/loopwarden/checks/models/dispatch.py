@@ -36,6 +36,14 @@ _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_
 _TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
 _MAX_TEXT_PARSE: Final = 64 << 20
 _SMALL_MEMBER: Final = 1 << 20
+_INERT_MAX: Final = 4096
+_IMPORTING: Final = re.compile(rb"[.ciPQ]")
+"""In ASCII data, the only opcodes that import or complete a pickle: STOP, GLOBAL, INST, PERSID, BINPERSID."""
+_QUIET_MAX: Final = 64
+_QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY})
+_quiet: set[tuple[bytes, str, int, int]] = set()
+"""Small archive members (same bytes, same file name) whose analysis added nothing: torch archives repeat
+"byteorder", "version" and the like in every file. Per process, bounded."""
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
@@ -54,6 +62,31 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     head = blob.head(HEAD)
     fmt = sniff(head, blob.size)
     ctx.formats.append(str(fmt))
+    key = _quiet_key(blob, head, fmt, ctx)
+    if key is not None:
+        if key in _quiet:
+            return
+        before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
+        _dispatch(blob, ctx, fmt)
+        if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
+            if len(_quiet) > 4096:
+                _quiet.clear()
+            _quiet.add(key)
+        return
+    _dispatch(blob, ctx, fmt)
+
+
+def _quiet_key(blob: Blob, head: bytes, fmt: Format, ctx: ScanContext) -> tuple[bytes, str, int, int] | None:
+    """The memo key of a small member whose verdict depends only on its bytes and its file name, else None."""
+    if blob.depth == 0 or blob.size is None or blob.size > _QUIET_MAX or fmt not in _QUIET_FORMATS:
+        return None
+    base = blob.name.rsplit("/", 1)[-1]
+    if base.lower().endswith((".py", ".jinja", ".j2")):
+        return None  # templates and TorchScript code are judged by where they sit in the archive
+    return (head, base, id(ctx.allow), id(ctx.limits))
+
+
+def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     claimed = claimed_format(blob.name)
     if claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt:
         ctx.add(
@@ -129,6 +162,15 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
     from loopwarden.checks.models._pickle import analyse
 
     head = blob.head(2)
+    if blob.size is not None and blob.size <= _INERT_MAX and not _PICKLE_NAMES.search(blob.name):
+        data = blob.head(_INERT_MAX)
+        if data.isascii() and not _IMPORTING.search(data) and _text_like(blob):
+            # Short text such as a torch archive's "version" or "serialization_id": no opcode in it can import
+            # (GLOBAL, INST, STACK_GLOBAL, EXT, PERSID), so nothing can be called from any offset, and with no
+            # STOP no pickle in it completes: the analysis below would end at the same text verdict.
+            ctx.formats[-1] = str(Format.TEXT)
+            _text(blob, ctx)
+            return
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)

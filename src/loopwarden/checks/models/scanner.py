@@ -165,13 +165,42 @@ def _sha256(path: str) -> Digest:
     return Digest("sha256", h.hexdigest())
 
 
+def _open_target(target: Target, loc: Location, limits: Limits, ctx: Any) -> Any:
+    """The target as a blob: small files read with one system call and analysed in memory; larger ones
+    through one handle that is closed with the target. Permission and existence fail here, before any
+    parser runs."""
+    from loopwarden.checks.models._base import SLURP_MAX, bytes_blob, file_blob
+
+    assert target.real is not None
+    fd = os.open(target.real, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+    try:
+        size = os.fstat(fd).st_size
+        if size > limits.max_file_bytes:
+            raise ResourceLimitExceeded(
+                "max_file_bytes", f"file is larger than {limits.max_file_bytes} bytes"
+            )
+        if size <= SLURP_MAX:
+            data = os.read(fd, size + 1)
+            if len(data) == size:  # else the file changed under us: stream what is there
+                blob = bytes_blob(os.path.basename(target.real), loc, data, 0)
+                blob.file_path = target.real
+                return blob
+        handle = os.fdopen(fd, "rb")
+        fd = -1  # the handle owns it now
+        ctx.closers.append(handle)
+        return file_blob(target.real, loc, size, handle)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
 def scan_file(target: Target, limits: Limits, allow: Any, digest: bool = False) -> TargetResult:
     """Scan one target; never raises for bad input (the result is then ``unverified`` with the reason)."""
     return _scan(target, limits, allow, digest)[0]
 
 
 def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[TargetResult, tuple[str, ...]]:
-    from loopwarden.checks.models._base import ScanContext, file_blob
+    from loopwarden.checks.models._base import ScanContext
     from loopwarden.checks.models.dispatch import scan_blob
 
     if target.real is None:
@@ -182,16 +211,8 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
     ctx = ScanContext(target.display, limits, allow)
     digest_value: Digest | None = None
     try:
-        # one handle per target: permission and existence fail here, before any parser runs
-        handle = open(target.real, "rb")  # noqa: SIM115 - closed with the target
-        ctx.closers.append(handle)
-        size = os.fstat(handle.fileno()).st_size
-        if size > limits.max_file_bytes:
-            raise ResourceLimitExceeded(
-                "max_file_bytes", f"file is larger than {limits.max_file_bytes} bytes"
-            )
         ctx.physical_dir = os.path.dirname(target.real)
-        scan_blob(file_blob(target.real, loc, size, handle), ctx)
+        scan_blob(_open_target(target, loc, limits, ctx), ctx)
         if digest:
             digest_value = _sha256(target.real)
     except ResourceLimitExceeded as exc:
