@@ -41,9 +41,9 @@ _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 """In ASCII data, the only opcodes that import or complete a pickle: STOP, GLOBAL, INST, PERSID, BINPERSID."""
 _QUIET_MAX: Final = 64
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY})
-_quiet: set[tuple[bytes, str, int, int]] = set()
-"""Small archive members (same bytes, same file name) whose analysis added nothing: torch archives repeat
-"byteorder", "version" and the like in every file. Per process, bounded."""
+_quiet: dict[tuple[object, object], set[tuple[bytes, str]]] = {}
+"""Small archive members (same bytes, same file name) whose analysis added nothing, per (allow-list, limits):
+torch archives repeat "byteorder", "version" and the like in every file. Per process, bounded."""
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
@@ -62,28 +62,31 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     head = blob.head(HEAD)
     fmt = sniff(head, blob.size)
     ctx.formats.append(str(fmt))
-    key = _quiet_key(blob, head, fmt, ctx)
+    key = _quiet_key(blob, head, fmt)
     if key is not None:
-        if key in _quiet:
+        # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
+        seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
+        if key in seen:
             return
         before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
         _dispatch(blob, ctx, fmt)
         if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
-            if len(_quiet) > 4096:
+            if len(seen) > 4096 or len(_quiet) > 16:
                 _quiet.clear()
-            _quiet.add(key)
+                seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
+            seen.add(key)
         return
     _dispatch(blob, ctx, fmt)
 
 
-def _quiet_key(blob: Blob, head: bytes, fmt: Format, ctx: ScanContext) -> tuple[bytes, str, int, int] | None:
+def _quiet_key(blob: Blob, head: bytes, fmt: Format) -> tuple[bytes, str] | None:
     """The memo key of a small member whose verdict depends only on its bytes and its file name, else None."""
     if blob.depth == 0 or blob.size is None or blob.size > _QUIET_MAX or fmt not in _QUIET_FORMATS:
         return None
     base = blob.name.rsplit("/", 1)[-1]
     if base.lower().endswith((".py", ".jinja", ".j2")):
         return None  # templates and TorchScript code are judged by where they sit in the archive
-    return (head, base, id(ctx.allow), id(ctx.limits))
+    return (head, base)
 
 
 def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:

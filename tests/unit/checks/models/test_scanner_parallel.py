@@ -153,3 +153,22 @@ def test_canonical_npy_header_matches_numpy_writer() -> None:
         hlen = int.from_bytes(raw[8:10], "little")
         text = raw[10 : 10 + hlen].decode("latin1")
         assert _canonical_header(text) == ast.literal_eval(text)
+
+
+def test_repeated_small_members_are_judged_under_each_allow_list(tmp_path: Path) -> None:
+    """Tiny members judged once per folder must be judged again under another allow-list (or deny list)."""
+    from loopwarden.checks.models.allowlist import AllowList
+
+    tiny = b"\x80\x02ccollections\nOrderedDict\n)R."  # quiet under the defaults
+    assert len(tiny) < 64
+    for i in range(3):
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr(f"m{i}/extra", tiny)
+        (tmp_path / f"m{i}.zip").write_bytes(buf.getvalue())
+    default = scan_paths([str(tmp_path)], jobs=1)
+    assert all(t.verdict is Verdict.CLEAN for t in default.targets)
+    strict = AllowList.default().extended(deny=["collections.OrderedDict"])
+    denied = scan_paths([str(tmp_path)], jobs=1, allow=strict)
+    assert all(t.verdict is Verdict.FINDINGS for t in denied.targets)
+    assert all(t.verdict is Verdict.CLEAN for t in scan_paths([str(tmp_path)], jobs=1).targets)
