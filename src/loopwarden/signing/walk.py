@@ -178,84 +178,72 @@ def _walk(
             os.close(fd)
         raise InputError(directory, f"cannot list folder: {exc.strerror}") from None
     try:
-        _entries(listing, items, directory, prefix, real_root, allow_symlinks, ignores, sig_name, seen_dirs)
+        top = not prefix
+        head = directory if directory.endswith("/") else directory + "/"
+        rules = top or bool(ignores) or sig_name is not None
+        append = listing.entries.append
+        s_isreg = stat.S_ISREG
+        new = tuple.__new__  # Entry and FileState are named tuples; this skips their Python-level __new__
+        for d in items:
+            base = d.name
+            name = prefix + base
+            full = head + base
+            if not (base.isascii() or _encodes(base)):
+                listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
+                continue
+            if rules:
+                # below the top, the folders above were already checked on the way down: only the name itself
+                rule = (
+                    _rule_for(name, ignores, sig_name, top)
+                    if top
+                    else ("signature" if name == sig_name else ignores.get(name))
+                )
+                if rule is not None:
+                    if d.is_dir(follow_symlinks=False):
+                        _collect_ignored(listing, full, name + "/", rule)
+                    else:
+                        listing.ignored[name] = rule
+                    continue
+            try:
+                lst = d.stat(follow_symlinks=False)
+            except OSError as exc:
+                raise InputError(full, f"cannot read: {exc.strerror}") from None
+            if s_isreg(lst.st_mode):  # the common case first, with as little work as possible
+                state = (lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev)
+                append(new(Entry, (name, full, new(FileState, state), False)))
+                continue
+            path = full
+            is_link = stat.S_ISLNK(lst.st_mode)
+            st = lst
+            if is_link:
+                if not allow_symlinks:
+                    listing.symlinks.append(name)
+                    continue
+                target = os.path.realpath(full)
+                if not _inside(real_root, target):
+                    listing.escapes.append(name)
+                    continue
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    listing.escapes.append(name)  # dangling or looping link
+                    continue
+                path = target
+            if stat.S_ISDIR(st.st_mode):
+                key = (st.st_dev, st.st_ino)
+                if key in seen_dirs:
+                    listing.escapes.append(name)  # a link back to an ancestor: a cycle
+                    continue
+                _walk(
+                    listing, path, name + "/", real_root, allow_symlinks, ignores, sig_name, seen_dirs | {key}
+                )
+            elif stat.S_ISREG(st.st_mode):
+                listing.entries.append(Entry(name, path, FileState.of(st), symlink=is_link))
+            else:
+                listing.special.append(name)
     finally:
         if fd is not None:
             os.close(fd)
-
-
-def _entries(
-    listing: Listing,
-    items: list[os.DirEntry[str]],
-    directory: str,
-    prefix: str,
-    real_root: str,
-    allow_symlinks: bool,
-    ignores: Mapping[str, str],
-    sig_name: str | None,
-    seen_dirs: set[tuple[int, int]],
-) -> None:
-    top = not prefix
-    head = directory if directory.endswith("/") else directory + "/"
-    rules = top or bool(ignores) or sig_name is not None
-    append = listing.entries.append
-    s_isreg = stat.S_ISREG
-    new = tuple.__new__  # Entry and FileState are named tuples; this skips their Python-level __new__
-    for d in items:
-        base = d.name
-        name = prefix + base
-        full = head + base
-        if not (base.isascii() or _encodes(base)):
-            listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
-            continue
-        if rules:
-            # below the top, the folders above were already checked on the way down: only the name itself
-            rule = (
-                _rule_for(name, ignores, sig_name, top)
-                if top
-                else ("signature" if name == sig_name else ignores.get(name))
-            )
-            if rule is not None:
-                if d.is_dir(follow_symlinks=False):
-                    _collect_ignored(listing, full, name + "/", rule)
-                else:
-                    listing.ignored[name] = rule
-                continue
-        try:
-            lst = d.stat(follow_symlinks=False)
-        except OSError as exc:
-            raise InputError(full, f"cannot read: {exc.strerror}") from None
-        if s_isreg(lst.st_mode):  # the common case first, with as little work as possible
-            state = (lst.st_size, lst.st_mtime_ns, lst.st_ctime_ns, lst.st_ino, lst.st_dev)
-            append(new(Entry, (name, full, new(FileState, state), False)))
-            continue
-        path = full
-        is_link = stat.S_ISLNK(lst.st_mode)
-        st = lst
-        if is_link:
-            if not allow_symlinks:
-                listing.symlinks.append(name)
-                continue
-            target = os.path.realpath(full)
-            if not _inside(real_root, target):
-                listing.escapes.append(name)
-                continue
-            try:
-                st = os.stat(full)
-            except OSError:
-                listing.escapes.append(name)  # dangling or looping link
-                continue
-            path = target
-        if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in seen_dirs:
-                listing.escapes.append(name)  # a link back to an ancestor: a cycle
-                continue
-            _walk(listing, path, name + "/", real_root, allow_symlinks, ignores, sig_name, seen_dirs | {key})
-        elif stat.S_ISREG(st.st_mode):
-            listing.entries.append(Entry(name, path, FileState.of(st), symlink=is_link))
-        else:
-            listing.special.append(name)
 
 
 def _collect_ignored(listing: Listing, directory: str, prefix: str, rule: str) -> None:
