@@ -12,6 +12,7 @@ from typing import Any
 
 from loopwarden.domain import Digest
 from loopwarden.errors import InputError, SigningError, UsageError
+from loopwarden.signing._gc import gc_paused
 from loopwarden.signing.hashing import Progress
 from loopwarden.signing.interface import (
     DEFAULT_IGNORES,
@@ -61,6 +62,7 @@ def _few(names: list[str]) -> str:
     return shown + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
+@gc_paused
 def sign(
     path: str | Path,
     signer: Signer,

@@ -17,6 +17,7 @@ from typing import Any, Final
 from loopwarden.domain import ArtifactKind, Digest, Finding, TargetResult
 from loopwarden.errors import InputError, VerificationError
 from loopwarden.signing import rules
+from loopwarden.signing._gc import gc_paused
 from loopwarden.signing.hashing import Progress
 from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.manifest import Cache, compute, shard_ranges
@@ -53,6 +54,7 @@ def _display(root: Path, name: str, single: bool) -> str:
     return str(root) if single else f"{root.as_posix().rstrip('/')}/{name}"
 
 
+@gc_paused
 def verify(
     path: str | Path,
     trust: Trust,

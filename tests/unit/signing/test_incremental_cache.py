@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loopwarden.attest.keys import PrivateKey
+from loopwarden.errors import InputError
 from loopwarden.signing import KeySigner, KeyTrust, sign, verify
 from loopwarden.signing.interface import Resource, SignatureFormatError
 from loopwarden.signing.walk import enumerate_model, is_confined_name
@@ -142,3 +143,34 @@ def test_listing_is_sorted_by_name_and_keeps_full_paths(model: Path) -> None:
     for e in listing.entries:
         assert Path(e.path) == model / e.name
         assert Path(e.path).stat().st_size == e.state.size
+
+
+def test_verify_pauses_the_cyclic_collector_only_for_its_call(
+    model: Path, key: PrivateKey, tmp_path: Path
+) -> None:
+    import gc
+
+    sign(model, KeySigner(key), cache_dir=tmp_path / "c")
+    seen: list[bool] = []
+    real = verify_mod.enumerate_model
+
+    def spy(*a: object, **k: object) -> object:
+        seen.append(gc.isenabled())
+        return real(*a, **k)  # type: ignore[arg-type]
+
+    verify_mod.enumerate_model = spy
+    try:
+        assert gc.isenabled()
+        assert verify(model, KeyTrust(key.public())).verified
+        assert seen == [False] and gc.isenabled()
+        gc.disable()
+        try:
+            verify(model, KeyTrust(key.public()))
+            assert not gc.isenabled()  # a caller's choice is kept
+        finally:
+            gc.enable()
+        with pytest.raises(InputError, match="signature file not found"):
+            verify(model, KeyTrust(key.public()), signature=tmp_path / "missing.sig")
+        assert gc.isenabled()  # restored after an error too
+    finally:
+        verify_mod.enumerate_model = real
