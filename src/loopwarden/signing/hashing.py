@@ -221,6 +221,12 @@ def hash_tasks(
             small, small_bytes = [], 0
     if small:
         batches.append(small)
+    # Small files cost Python work per file (open, checks, close), which holds the GIL; large ones are hashed
+    # in C without it. Running the small batches while another thread hashes the first large item overlaps
+    # the two, instead of leaving them for the end, where the threads would take turns on the GIL.
+    big = [b for b in batches if tasks[b[0]].length >= _BATCH_BYTES]
+    if big and len(big) < len(batches):
+        batches = [big[0], *(b for b in batches if tasks[b[0]].length < _BATCH_BYTES), *big[1:]]
 
     def run_batch(batch: list[int]) -> None:
         for i in batch:
