@@ -155,13 +155,13 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
             _add(found, Target(path, real, size=st.st_size))
 
 
-def _sha256(path: str) -> Digest:
+def _sha256(blob: Any) -> Digest:
+    """The digest of the bytes that were scanned: the in-memory copy, or the same open file (so a file
+    renamed over the path meanwhile cannot give the attestation another file's digest)."""
     h = hashlib.sha256()
-    with open(path, "rb", buffering=0) as f:
-        buf = bytearray(1 << 20)
-        view = memoryview(buf)
-        while n := f.readinto(buf):
-            h.update(view[:n])
+    with blob.open() as f:
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
     return Digest("sha256", h.hexdigest())
 
 
@@ -212,9 +212,10 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
     digest_value: Digest | None = None
     try:
         ctx.physical_dir = os.path.dirname(target.real)
-        scan_blob(_open_target(target, loc, limits, ctx), ctx)
+        blob = _open_target(target, loc, limits, ctx)
+        scan_blob(blob, ctx)
         if digest:
-            digest_value = _sha256(target.real)
+            digest_value = _sha256(blob)
     except ResourceLimitExceeded as exc:
         ctx.fail(loc, str(exc))
     except FileNotFoundError:

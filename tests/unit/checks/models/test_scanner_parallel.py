@@ -172,3 +172,16 @@ def test_repeated_small_members_are_judged_under_each_allow_list(tmp_path: Path)
     denied = scan_paths([str(tmp_path)], jobs=1, allow=strict)
     assert all(t.verdict is Verdict.FINDINGS for t in denied.targets)
     assert all(t.verdict is Verdict.CLEAN for t in scan_paths([str(tmp_path)], jobs=1).targets)
+
+
+def test_digests_are_of_the_scanned_bytes_small_and_streamed(tmp_path: Path) -> None:
+    import hashlib
+
+    (tmp_path / "small.pkl").write_bytes(cp.benign_pickle())
+    (tmp_path / "big.npy").write_bytes(b"")
+    np.save(tmp_path / "big.npy", np.zeros(600_000, dtype=np.float32))  # 2.4 MB: streamed, not read whole
+    for jobs in (1, 2):
+        report = scan_paths([str(tmp_path)], jobs=jobs, digest=True)
+        for t in report.targets:
+            want = hashlib.sha256(Path(t.path).read_bytes()).hexdigest()
+            assert t.digest is not None and t.digest.hex == want, t.path
