@@ -6,6 +6,7 @@ payload is an in-toto Statement v1 with the predicate below. See ``docs/signing.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -222,7 +223,8 @@ class Resource(NamedTuple):
                 and widths == {want}
                 and _is_lower_hex("".join(digests))
             ):
-                return tuple(map(cls._make, zip(names, algos, digests, strict=True)))
+                make = functools.partial(tuple.__new__, cls)  # the named tuple, without a Python call each
+                return tuple(map(make, zip(names, algos, digests, strict=True)))
         return tuple(cls.from_json(r) for r in items)
 
     def split_shard(self) -> tuple[str, int, int] | None:
