@@ -266,13 +266,17 @@ def scan_paths(
     results.extend(scan_file(t, limits, allow) for t in targets if t.real is None)
     total = len(targets)
     # the first progress call (which may start a display thread) comes only after the workers are forked
-    if jobs > 1 and len(readable) >= PARALLEL_MIN_FILES and hasattr(os, "fork"):
-        for res, refs in _scan_forked(readable, min(jobs, len(readable)), limits, allow, digest):
-            results.append(res)
-            referenced.update(refs)
-            if progress:
-                progress(len(results), total)
-    else:
+    forked = jobs > 1 and len(readable) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
+    if forked:
+        try:
+            for res, refs in _scan_forked(readable, min(jobs, len(readable)), limits, allow, digest):
+                results.append(res)
+                referenced.update(refs)
+                if progress:
+                    progress(len(results), total)
+        except _ForkFailed:
+            forked = False  # no process could be started (process limit, memory): scan in this one
+    if not forked:
         if progress:
             progress(len(results), total)
         for t in readable:
@@ -284,6 +288,10 @@ def scan_paths(
     if referenced:
         results = _resolve_external_data(results, readable, referenced)
     return Report(__version__, tuple(results))
+
+
+class _ForkFailed(Exception):
+    """Starting the worker processes failed before any result was produced."""
 
 
 _FRAME: Final = struct.Struct("<I")
@@ -307,11 +315,15 @@ def _scan_forked(
     import signal
 
     batch = max(1, min(16, len(targets) // (jobs * 16)))
-    q_read, q_write = os.pipe()
+    try:
+        q_read, q_write = os.pipe()
+    except OSError as exc:
+        raise _ForkFailed(str(exc)) from exc
     workers: dict[int, int] = {}  # result pipe fd -> pid
+    spare: tuple[int, ...] = ()  # the result pipe of a worker not started yet
     try:
         for _ in range(jobs):
-            r_read, r_write = os.pipe()
+            r_read, r_write = spare = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
                 code = 1
@@ -327,10 +339,13 @@ def _scan_forked(
                     os._exit(code)
             os.close(r_write)
             workers[r_read] = pid
-    except BaseException:
+            spare = ()
+    except BaseException as exc:
+        for fd in (q_read, q_write, *workers, *spare):
+            os.close(fd)
         _reap(workers, kill=True)
-        os.close(q_read)
-        os.close(q_write)
+        if isinstance(exc, OSError):
+            raise _ForkFailed(str(exc)) from exc
         raise
     os.close(q_read)
     os.set_blocking(q_write, False)

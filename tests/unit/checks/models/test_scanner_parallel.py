@@ -185,3 +185,26 @@ def test_digests_are_of_the_scanned_bytes_small_and_streamed(tmp_path: Path) -> 
         for t in report.targets:
             want = hashlib.sha256(Path(t.path).read_bytes()).hexdigest()
             assert t.digest is not None and t.digest.hex == want, t.path
+
+
+def test_when_no_worker_can_be_started_the_scan_runs_in_this_process(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    d = _mixed_folder(tmp_path)
+    serial = scan_paths([str(d)], jobs=1).dumps()
+    started: list[int] = []
+    real_fork = os.fork
+
+    def second_fork_fails() -> int:
+        if started:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        pid = real_fork()
+        if pid:
+            started.append(pid)
+        return pid
+
+    monkeypatch.setattr(os, "fork", second_fork_fails)
+    assert scan_paths([str(d)], jobs=2).dumps() == serial
+    assert started  # the first worker was started, then stopped and reaped
+    with pytest.raises(ChildProcessError):
+        os.waitpid(started[0], 0)
