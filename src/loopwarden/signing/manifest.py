@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from loopwarden.signing._gc import gc_resumed
 from loopwarden.signing.hashing import HashTask, Progress, hash_tasks
 from loopwarden.signing.interface import Resource, Serialization
 from loopwarden.signing.walk import Entry
@@ -67,7 +68,8 @@ def compute(
             for start, end in shard_ranges(e.state.size, ser.shard_size):
                 tasks.append(HashTask(e.path, e.name, start, end, e.state))
                 owners.append(e.name)
-    digests = hash_tasks(tasks, ser.hash_type, workers=workers, progress=progress)
+    with gc_resumed():  # hashing can take minutes: the collector runs meanwhile
+        digests = hash_tasks(tasks, ser.hash_type, workers=workers, progress=progress)
     grouped: dict[str, list[str]] = {}
     for name, hexd in zip(owners, digests, strict=True):  # tasks of one file are in offset order
         grouped.setdefault(name, []).append(hexd)

@@ -151,18 +151,28 @@ def test_verify_pauses_the_cyclic_collector_only_for_its_call(
     import gc
 
     sign(model, KeySigner(key), cache_dir=tmp_path / "c")
+    from loopwarden.signing import manifest
+
     seen: list[bool] = []
+    hashing: list[bool] = []
     real = verify_mod.enumerate_model
+    real_hash = manifest.hash_tasks
 
     def spy(*a: object, **k: object) -> object:
         seen.append(gc.isenabled())
         return real(*a, **k)  # type: ignore[arg-type]
 
+    def hash_spy(*a: object, **k: object) -> object:
+        hashing.append(gc.isenabled())
+        return real_hash(*a, **k)  # type: ignore[arg-type]
+
     verify_mod.enumerate_model = spy
+    manifest.hash_tasks = hash_spy  # type: ignore[assignment]
     try:
         assert gc.isenabled()
         assert verify(model, KeyTrust(key.public())).verified
         assert seen == [False] and gc.isenabled()
+        assert hashing == [True]  # the long hashing phase runs with the collector on
         gc.disable()
         try:
             verify(model, KeyTrust(key.public()))
@@ -174,3 +184,4 @@ def test_verify_pauses_the_cyclic_collector_only_for_its_call(
         assert gc.isenabled()  # restored after an error too
     finally:
         verify_mod.enumerate_model = real
+        manifest.hash_tasks = real_hash
