@@ -33,7 +33,7 @@ _BLAKE3_THREADED_MIN: Final = 16 << 20
 """Below this size BLAKE3's own threads cost more than they give; the pool's threads are used instead."""
 
 _SMALL_READ: Final = 2 << 20
-"""Items up to this size are read in one call instead of through the thread's reusable buffer."""
+"""Items up to this size are read into a buffer of their own size, not the thread's reusable 8 MiB one."""
 _BATCH_BYTES: Final = 8 << 20
 _BATCH_FILES: Final = 64
 
@@ -153,22 +153,12 @@ def _run(task: HashTask, hash_type: HashType, progress: Progress | None) -> str:
             h.update_mmap(task.path)  # type: ignore[attr-defined]  # blake3-only method
             if progress is not None:
                 progress(task.length)
-        elif task.length <= _SMALL_READ:
-            # one read, no 8 MiB buffer to allocate (and fault in) for a small file
-            pos, end = task.start, task.end
-            while pos < end:
-                data = os.pread(fd, end - pos, pos)
-                if not data:
-                    raise FolderChangedError(task.display, f"ended at byte {pos}, expected {task.state.size}")
-                h.update(data)
-                pos += len(data)
-                if progress is not None:
-                    progress(len(data))
         else:
-            buf = _buffer()
+            # a small item gets a buffer of its own size: no 8 MiB thread buffer to allocate and fault in
+            buf = _buffer() if task.length > _SMALL_READ else memoryview(bytearray(task.length))
             pos, end = task.start, task.end
             while pos < end:
-                want = min(BUFFER_SIZE, end - pos)
+                want = min(len(buf), end - pos)
                 n = os.preadv(fd, [buf[:want]], pos)
                 if n <= 0:
                     raise FolderChangedError(task.display, f"ended at byte {pos}, expected {task.state.size}")

@@ -78,23 +78,15 @@ ASKED_PREFIX = "asked:"
 """Marks an ignore path the verifier's user gave (as opposed to one recorded in the signature)."""
 
 
-def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top: bool = True) -> str | None:
-    """Which rule leaves ``name`` out: ``signature``, ``default``, or the ignore path equal to ``name`` or to
-    one of its ancestors (``ignores`` maps each path, without its marker, to the path as given)."""
-    if signature is not None and name == signature:
+def _rule_for(name: str, ignores: Mapping[str, str], signature: str | None, top: bool) -> str | None:
+    """Which rule leaves ``name`` out: ``signature``, ``default`` (top level only), or the ignore path equal to
+    ``name`` (``ignores`` maps each path, without its marker, to the path as given). Ancestors need no check:
+    the walk never enters a folder that a rule leaves out."""
+    if name == signature:
         return "signature"
     if top and name in DEFAULT_IGNORES:
         return "default"
-    if ignores:
-        if name in ignores:
-            return ignores[name]
-        cut = name.find("/")
-        while cut != -1:
-            hit = ignores.get(name[:cut])
-            if hit is not None:
-                return hit
-            cut = name.find("/", cut + 1)
-    return None
+    return ignores.get(name)
 
 
 def _encodes(name: str) -> bool:
@@ -192,12 +184,7 @@ def _walk(
                 listing.undecodable.append(name.encode("utf-8", "surrogateescape").decode("utf-8", "replace"))
                 continue
             if rules:
-                # below the top, the folders above were already checked on the way down: only the name itself
-                rule = (
-                    _rule_for(name, ignores, sig_name, top)
-                    if top
-                    else ("signature" if name == sig_name else ignores.get(name))
-                )
+                rule = _rule_for(name, ignores, sig_name, top)
                 if rule is not None:
                     if d.is_dir(follow_symlinks=False):
                         _collect_ignored(listing, full, name + "/", rule)

@@ -31,7 +31,7 @@ __all__ = [
 CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 SLURP_MAX = 1 << 20
-"""Files up to this size are read whole (a bound per target, never more: peak memory stays flat)."""
+"""The scanner reads files up to this size whole (a bound per target, so peak memory stays flat)."""
 RATIO_FLOOR = 1 << 20
 """Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly).
 """
@@ -330,16 +330,9 @@ def spool(reader: IO[bytes], ctx: ScanContext) -> IO[bytes]:
 
 
 def file_blob(path: str, location: Location, size: int, handle: BinaryIO | None = None) -> Blob:
-    """A whole file. Small files are read in one call and analysed in memory (every later seek and read is
-    a memory operation); larger ones are read through ``handle`` (shared by every reader of the target,
-    each of which seeks before it reads), or through a fresh handle per reader when none is given."""
-    if handle is not None and size <= SLURP_MAX:
-        handle.seek(0)
-        data = handle.read(size + 1)
-        if len(data) == size:  # else the file changed under us: fall back to streaming what is there
-            blob = bytes_blob(os.path.basename(path), location, data, 0)
-            blob.file_path = path
-            return blob
+    """A whole file read in place: through ``handle`` (shared by every reader of the target, each of which
+    seeks before it reads), or through a fresh handle per reader when none is given. The scanner reads small
+    files into memory itself (:data:`SLURP_MAX`) and uses this for the others."""
 
     def opener() -> BinaryIO:
         if handle is None:

@@ -16,10 +16,13 @@ import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.domain import ArtifactKind, Digest, Location, Report, TargetResult, Verdict
+
+if TYPE_CHECKING:
+    from loopwarden.checks.models._base import Blob, ScanContext
 
 __all__ = ["Target", "collect_targets", "scan_file", "scan_paths"]
 
@@ -155,7 +158,7 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
             _add(found, Target(path, real, size=st.st_size))
 
 
-def _sha256(blob: Any) -> Digest:
+def _sha256(blob: Blob) -> Digest:
     """The digest of the bytes that were scanned: the in-memory copy, or the same open file (so a file
     renamed over the path meanwhile cannot give the attestation another file's digest)."""
     h = hashlib.sha256()
@@ -165,7 +168,7 @@ def _sha256(blob: Any) -> Digest:
     return Digest("sha256", h.hexdigest())
 
 
-def _open_target(target: Target, loc: Location, limits: Limits, ctx: Any) -> Any:
+def _open_target(target: Target, loc: Location, limits: Limits, ctx: ScanContext) -> Blob:
     """The target as a blob: small files read with one system call and analysed in memory; larger ones
     through one handle that is closed with the target. Permission and existence fail here, before any
     parser runs."""
