@@ -3,6 +3,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loopwarden.domain import (
     ArtifactKind,
@@ -93,3 +95,41 @@ def test_severity_parse() -> None:
     assert Severity.parse("High") is Severity.HIGH
     with pytest.raises(ValueError, match="unknown severity"):
         Severity.parse("urgent")
+
+
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(["", "a\nb", '"q"\\', "é\u2028\x00"])
+
+
+@st.composite
+def _targets(draw: st.DrawFn) -> TargetResult:
+    path = draw(_TEXT)
+    kind = draw(st.sampled_from(list(ArtifactKind)))
+    digest = draw(st.none() | st.just(Digest.sha256(path.encode())))
+    shape = draw(st.sampled_from(["clean", "findings", "unverified"]))
+    findings: tuple[Finding, ...] = ()
+    reason = None
+    if shape == "findings":
+        findings = (
+            Finding(
+                "LW-MODEL-001",
+                draw(st.sampled_from(list(Severity))),
+                draw(_TEXT),
+                Location(path, member=draw(st.none() | _TEXT), line=draw(st.none() | st.integers(1, 9))),
+                {draw(_TEXT): draw(_TEXT | st.integers() | st.lists(_TEXT, max_size=2))},
+            ),
+        )
+    if shape == "unverified":
+        reason = draw(_TEXT)
+        findings = draw(st.sampled_from([(), (_finding(path or "x"),)]))
+    return TargetResult.from_findings(path, kind, findings, unverified_reason=reason, digest=digest)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_targets(), max_size=6), _TEXT, _TEXT)
+def test_report_text_is_exactly_the_json_modules_pretty_print(
+    targets: list[TargetResult], version: str, tool: str
+) -> None:
+    """The hand-laid fast path for targets without findings must match json.dumps byte for byte."""
+    report = Report(version, tuple(targets), tool=tool)
+    reference = json.dumps(report.to_json(), sort_keys=True, indent=2, ensure_ascii=False) + "\n"
+    assert report.dumps() == reference
