@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -41,13 +40,21 @@ def build(parser: argparse.ArgumentParser) -> None:
 
 
 def _has_workspace_file() -> bool:
-    here = Path.cwd().resolve()
-    return any((d / "loopwarden.toml").is_file() for d in (here, *here.parents))
+    here = os.path.realpath(os.getcwd())
+    while True:
+        if os.path.isfile(os.path.join(here, "loopwarden.toml")):
+            return True
+        parent = os.path.dirname(here)
+        if parent == here:
+            return False
+        here = parent
 
 
 def _write(path: str, text: str) -> None:
-    target = Path(path)
     import tempfile
+    from pathlib import Path
+
+    target = Path(path)
 
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent if str(target.parent) else ".")
     try:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
-from typing import ClassVar, Protocol
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from loopwarden.domain import ArtifactKind, TargetResult
 from loopwarden.errors import CheckError
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 __all__ = ["Check", "CheckError", "Limits", "ResourceLimitExceeded"]
 
