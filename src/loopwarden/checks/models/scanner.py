@@ -10,13 +10,13 @@ attestation names its subject by digest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import stat
 import struct
+from stat import S_ISDIR, S_ISREG
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from operator import itemgetter
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.domain import ArtifactKind, Digest, Location, Report, TargetResult, Verdict
@@ -30,9 +30,11 @@ PARALLEL_MIN_FILES: Final = 16
 _SKIP_DIRS: Final = frozenset({".git"})
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """A path to scan as shown to the user, the real file behind it, or the reason it cannot be scanned."""
+class Target(NamedTuple):
+    """A path to scan as shown to the user, the real file behind it, or the reason it cannot be scanned.
+
+    A named tuple, not a dataclass: a folder of many files makes one per file, and a tuple is built in C.
+    """
 
     display: str
     real: str | None
@@ -101,7 +103,7 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
             problems.append(bad)
             continue
         _add(found, Target(p, os.path.realpath(p), size=st.st_size))
-    return sorted([*found.values(), *problems], key=lambda t: t.display)
+    return sorted([*found.values(), *problems], key=itemgetter(0))
 
 
 def _add(found: dict[str, Target], t: Target) -> None:
@@ -130,8 +132,11 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
         except OSError as exc:
             problems.append(Target(d, None, f"folder cannot be listed: {exc.strerror or exc}"))
             continue
+        prefix = d if d.endswith(os.sep) else d + os.sep
+        real_prefix = real_d if real_d.endswith(os.sep) else real_d + os.sep
         for e in entries:
-            path = os.path.join(d, e.name)
+            name = e.name
+            path = prefix + name
             try:
                 if e.is_symlink():
                     real = os.path.realpath(path)
@@ -143,24 +148,28 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
                     st = os.stat(path)
                 else:
                     st = e.stat(follow_symlinks=False)
-                    real = os.path.join(real_d, e.name)  # the folder is resolved once, not per file
+                    real = real_prefix + name  # the folder is resolved once, not per file
             except OSError as exc:
                 problems.append(Target(path, None, f"cannot read: {exc.strerror or exc}"))
                 continue
-            if stat.S_ISDIR(st.st_mode):
-                if e.name not in _SKIP_DIRS:
+            mode = st.st_mode
+            if S_ISREG(mode):
+                if real not in found:
+                    found[real] = Target(path, real, None, st.st_size)
+                else:
+                    _add(found, Target(path, real, None, st.st_size))
+            elif S_ISDIR(mode):
+                if name not in _SKIP_DIRS:
                     stack.append(path)
-                continue
-            bad = _classify(path, st)
-            if bad:
-                problems.append(bad)
-                continue
-            _add(found, Target(path, real, size=st.st_size))
+            else:
+                problems.append(_classify(path, st) or Target(path, None, "not read"))
 
 
 def _sha256(blob: Blob) -> Digest:
     """The digest of the bytes that were scanned: the in-memory copy, or the same open file (so a file
     renamed over the path meanwhile cannot give the attestation another file's digest)."""
+    import hashlib
+
     h = hashlib.sha256()
     with blob.open() as f:
         while chunk := f.read(1 << 20):
@@ -297,7 +306,9 @@ class _ForkFailed(Exception):
     """Starting the worker processes failed before any result was produced."""
 
 
-_FRAME: Final = struct.Struct("<I")
+_FRAME: Final = struct.Struct("<II")
+"""A result frame's header: the target's index and the length of the pickled result that follows (0: clean,
+with no digest or reference, so nothing follows)."""
 _INDEX: Final = struct.Struct("<I")
 _QUEUE_WRITE: Final = 4096
 """Bytes per write to the work queue: at most PIPE_BUF, so every write is atomic and whole indices arrive."""
@@ -383,13 +394,17 @@ def _scan_forked(
                     buf = bufs[fd]
                     buf += chunk
                     pos = 0
-                    while len(buf) - pos >= 4:
-                        (n,) = _FRAME.unpack_from(buf, pos)
-                        if len(buf) - pos - 4 < n:
+                    while len(buf) - pos >= _FRAME.size:
+                        idx, n = _FRAME.unpack_from(buf, pos)
+                        start = pos + _FRAME.size
+                        if len(buf) - start < n:
                             break
-                        # written by our own forked child on a private pipe: multiprocessing's trust model
-                        idx, res, refs = pickle.loads(buf[pos + 4 : pos + 4 + n])  # noqa: S301
-                        pos += 4 + n
+                        if n == 0:  # the common case, sent as its index alone: clean, nothing else to say
+                            res, refs = TargetResult(targets[idx].display, ArtifactKind.MODEL, Verdict.CLEAN), ()
+                        else:
+                            # written by our own forked child on a private pipe: multiprocessing's trust model
+                            res, refs = pickle.loads(buf[start : start + n])  # noqa: S301
+                        pos = start + n
                         done.add(idx)
                         yield res, refs
                     del buf[:pos]
@@ -432,8 +447,11 @@ def _worker(
                 return
             for (idx,) in _INDEX.iter_unpack(raw):
                 res, refs = _scan(targets[idx], limits, allow, digest)
-                frame = pickle.dumps((idx, res, refs), protocol=pickle.HIGHEST_PROTOCOL)
-                sink.write(_FRAME.pack(len(frame)))
+                if res.verdict is Verdict.CLEAN and res.digest is None and not refs:
+                    sink.write(_FRAME.pack(idx, 0))
+                    continue
+                frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
+                sink.write(_FRAME.pack(idx, len(frame)))
                 sink.write(frame)
             sink.flush()
 
