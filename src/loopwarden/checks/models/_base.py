@@ -108,6 +108,8 @@ class Blob:
     depth: int = 0
     file_path: str | None = None
     """Path of the real file on disk when the blob is a whole file (mmap, fileno, external data)."""
+    data: bytes | None = field(default=None, repr=False)
+    """All of the bytes, when the blob is held in memory (small files and members): read without a reader."""
     _head: bytes | None = field(default=None, repr=False)
     _head_complete: bool = field(default=False, repr=False)
 
@@ -115,6 +117,8 @@ class Blob:
         return self.opener()
 
     def head(self, n: int = 4096) -> bytes:
+        if self.data is not None:
+            return self.data[:n]
         cached = self._head
         if cached is not None and (len(cached) >= n or self._head_complete):
             return cached[:n]
@@ -125,6 +129,8 @@ class Blob:
 
     def tail(self, n: int) -> bytes:
         """The last ``n`` bytes (seekable blobs only)."""
+        if self.data is not None:
+            return self.data[-n:] if n > 0 else b""
         if not self.seekable or self.size is None:
             return b""
         if self._head_complete and self._head is not None:
@@ -343,7 +349,7 @@ def file_blob(path: str, location: Location, size: int, handle: BinaryIO | None 
 
 
 def bytes_blob(name: str, location: Location, data: bytes, depth: int) -> Blob:
-    return Blob(name, location, lambda: io.BytesIO(data), len(data), True, depth)
+    return Blob(name, location, lambda: io.BytesIO(data), len(data), True, depth, data=data)
 
 
 def json_safe(value: Any, limit: int = 200) -> Any:

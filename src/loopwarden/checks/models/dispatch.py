@@ -36,14 +36,20 @@ _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_
 _TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
 _MAX_TEXT_PARSE: Final = 64 << 20
 _SMALL_MEMBER: Final = 1 << 20
+_ONE_SHOT: Final = 1 << 18
+"""Compressed members up to this size are inflated in one call: the streaming reader reads its input in
+chunks of this size, so for these both make the same single call and reach the same result."""
 _INERT_MAX: Final = 4096
 _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 """In ASCII data, the only opcodes that import or complete a pickle: STOP, GLOBAL, INST, PERSID, BINPERSID."""
-_QUIET_MAX: Final = 64
+_QUIET_MAX: Final = 64 << 10
+_QUIET_BUDGET: Final = 8 << 20
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY})
 _quiet: dict[tuple[object, object], set[tuple[bytes, str]]] = {}
-"""Small archive members (same bytes, same file name) whose analysis added nothing, per (allow-list, limits):
-torch archives repeat "byteorder", "version" and the like in every file. Per process, bounded."""
+"""Archive members and decompressed streams held in memory (same bytes, same file name) whose analysis added
+nothing, per (allow-list, limits): torch archives repeat "byteorder" and "version" in every file, and the
+checkpoints of one training run repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes."""
+_quiet_bytes = 0
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
@@ -62,7 +68,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     head = blob.head(HEAD)
     fmt = sniff(head, blob.size)
     ctx.formats.append(str(fmt))
-    key = _quiet_key(blob, head, fmt)
+    key = _quiet_key(blob, fmt)
     if key is not None:
         # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
         seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
@@ -71,22 +77,26 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
         before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
         _dispatch(blob, ctx, fmt)
         if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
-            if len(seen) > 4096 or len(_quiet) > 16:
+            global _quiet_bytes
+            if _quiet_bytes + len(key[0]) > _QUIET_BUDGET or len(seen) > 4096 or len(_quiet) > 16:
                 _quiet.clear()
+                _quiet_bytes = 0
                 seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
             seen.add(key)
+            _quiet_bytes += len(key[0])
         return
     _dispatch(blob, ctx, fmt)
 
 
-def _quiet_key(blob: Blob, head: bytes, fmt: Format) -> tuple[bytes, str] | None:
-    """The memo key of a small member whose verdict depends only on its bytes and its file name, else None."""
-    if blob.depth == 0 or blob.size is None or blob.size > _QUIET_MAX or fmt not in _QUIET_FORMATS:
+def _quiet_key(blob: Blob, fmt: Format) -> tuple[bytes, str] | None:
+    """The memo key of a member whose verdict depends only on its bytes and its file name, else None."""
+    data = blob.data
+    if blob.depth == 0 or data is None or len(data) > _QUIET_MAX or fmt not in _QUIET_FORMATS:
         return None
     base = blob.name.rsplit("/", 1)[-1]
     if base.lower().endswith((".py", ".jinja", ".j2")):
         return None  # templates and TorchScript code are judged by where they sit in the archive
-    return (head, base)
+    return (data, base)
 
 
 def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
@@ -388,6 +398,8 @@ def _small_member(
 
     if csize > _SMALL_MEMBER or (method != 0 and e.usize > _SMALL_MEMBER):
         return None
+    if blob.data is not None and method in (0, 8) and 0 <= e.data_start and csize <= _ONE_SHOT:
+        return _small_member_in_memory(blob, blob.data, e, method, csize, ctx, mloc)
     got = zipfmt.member_reader(blob, e, method, csize, ctx)
     if got is None:
         return None
@@ -401,6 +413,34 @@ def _small_member(
         ctx.fail(mloc, err)
     child = bytes_blob(e.name, mloc, data, blob.depth + 1)
     return child, (None if err else zlib.crc32(data))
+
+
+def _small_member_in_memory(
+    blob: Blob, data: bytes, e: Any, method: int, csize: int, ctx: ScanContext, mloc: Any
+) -> tuple[Blob, int | None] | None:
+    """:func:`_small_member` for an archive held in memory: the member sliced (stored) or inflated in one
+    call, with the same bound, budget, CRC and error texts as the streaming readers give it."""
+    raw = data[e.data_start : e.data_start + csize]
+    err = None
+    if method == 0:
+        out = raw
+    else:
+        d = zlib.decompressobj(-15)
+        what = f"{blob.location.path}!{e.name}"
+        try:
+            out = d.decompress(raw, _SMALL_MEMBER + 1)
+        except zlib.error as exc:
+            out, err = b"", f"{what}: corrupt compressed data ({exc})"
+        else:
+            ctx.count_decompressed(len(out))
+            if len(out) <= _SMALL_MEMBER and not d.eof:
+                err = f"{what}: compressed stream ends early (truncated)"
+    if len(out) > _SMALL_MEMBER:
+        return None  # the declared size lied: analyse it as a stream (bounded as every stream is)
+    if err:
+        ctx.fail(mloc, err)
+    child = bytes_blob(e.name, mloc, out, blob.depth + 1)
+    return child, (None if err else zlib.crc32(out))
 
 
 def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, name: str) -> Blob:
