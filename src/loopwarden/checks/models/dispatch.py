@@ -45,7 +45,7 @@ _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 _QUIET_MAX: Final = 64 << 10
 _QUIET_BUDGET: Final = 8 << 20
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY})
-_quiet: dict[tuple[object, object], set[tuple[bytes, str]]] = {}
+_quiet: dict[tuple[object, object], dict[tuple[bytes, str], str]] = {}
 """Archive members and decompressed streams held in memory (same bytes, same file name) whose analysis added
 nothing, per (allow-list, limits): torch archives repeat "byteorder" and "version" in every file, and the
 checkpoints of one training run repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes."""
@@ -65,33 +65,35 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     ctx.check_time()
     if blob.depth > ctx.limits.max_depth:
         raise ResourceLimitExceeded("max_depth", f"containers nested deeper than {ctx.limits.max_depth}")
-    head = blob.head(HEAD)
-    fmt = sniff(head, blob.size)
-    ctx.formats.append(str(fmt))
-    key = _quiet_key(blob, fmt)
-    if key is not None:
-        # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
-        seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
-        if key in seen:
-            return
-        before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
-        _dispatch(blob, ctx, fmt)
-        if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
-            global _quiet_bytes
-            if _quiet_bytes + len(key[0]) > _QUIET_BUDGET or len(seen) > 4096 or len(_quiet) > 16:
-                _quiet.clear()
-                _quiet_bytes = 0
-                seen = _quiet.setdefault((ctx.allow, ctx.limits), set())
-            seen.add(key)
-            _quiet_bytes += len(key[0])
+    key = _quiet_key(blob)
+    # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
+    seen = _quiet.get((ctx.allow, ctx.limits)) if key is not None else None
+    if seen is not None and key in seen:
+        ctx.formats.append(seen[key])  # the same bytes: the same format, and nothing to report
         return
+    fmt = sniff(blob.head(HEAD), blob.size)
+    ctx.formats.append(str(fmt))
+    if key is None or fmt not in _QUIET_FORMATS:
+        _dispatch(blob, ctx, fmt)
+        return
+    before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
     _dispatch(blob, ctx, fmt)
+    if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
+        global _quiet_bytes
+        seen = _quiet.setdefault((ctx.allow, ctx.limits), {})
+        if _quiet_bytes + len(key[0]) > _QUIET_BUDGET or len(seen) > 4096 or len(_quiet) > 16:
+            _quiet.clear()
+            _quiet_bytes = 0
+            seen = _quiet.setdefault((ctx.allow, ctx.limits), {})
+        seen[key] = str(fmt)
+        _quiet_bytes += len(key[0])
 
 
-def _quiet_key(blob: Blob, fmt: Format) -> tuple[bytes, str] | None:
-    """The memo key of a member whose verdict depends only on its bytes and its file name, else None."""
+def _quiet_key(blob: Blob) -> tuple[bytes, str] | None:
+    """The memo key of a member whose verdict depends only on its bytes and its file name, else None. (Its
+    format is a function of its bytes, so only members of the formats in _QUIET_FORMATS are ever stored.)"""
     data = blob.data
-    if blob.depth == 0 or data is None or len(data) > _QUIET_MAX or fmt not in _QUIET_FORMATS:
+    if blob.depth == 0 or data is None or len(data) > _QUIET_MAX:
         return None
     base = blob.name.rsplit("/", 1)[-1]
     if base.lower().endswith((".py", ".jinja", ".j2")):
@@ -325,11 +327,11 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         _range(blob, ctx, start, end, what)
     for e in arch.entries:
         ctx.check_time()
-        mloc = member_location(blob.location, e.name)
         if e.is_dir:
             continue
         if not e.hidden and _is_storage(e.name, storage_roots):
             continue  # tensor storage bytes: read as raw data by every loader, never interpreted
+        mloc = member_location(blob.location, e.name)
         interpretations = e.interpretations()
         crc_done = False
         for method, csize in interpretations:
@@ -398,7 +400,7 @@ def _small_member(
 
     if csize > _SMALL_MEMBER or (method != 0 and e.usize > _SMALL_MEMBER):
         return None
-    if blob.data is not None and method in (0, 8) and 0 <= e.data_start and csize <= _ONE_SHOT:
+    if blob.data is not None and method in (0, 8) and e.data_start >= 0 and csize <= _ONE_SHOT:
         return _small_member_in_memory(blob, blob.data, e, method, csize, ctx, mloc)
     got = zipfmt.member_reader(blob, e, method, csize, ctx)
     if got is None:

@@ -13,9 +13,9 @@ import contextlib
 import os
 import stat
 import struct
-from stat import S_ISDIR, S_ISREG
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from operator import itemgetter
+from stat import S_ISDIR, S_ISREG
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
@@ -400,7 +400,10 @@ def _scan_forked(
                         if len(buf) - start < n:
                             break
                         if n == 0:  # the common case, sent as its index alone: clean, nothing else to say
-                            res, refs = TargetResult(targets[idx].display, ArtifactKind.MODEL, Verdict.CLEAN), ()
+                            res, refs = (
+                                TargetResult(targets[idx].display, ArtifactKind.MODEL, Verdict.CLEAN),
+                                (),
+                            )
                         else:
                             # written by our own forked child on a private pipe: multiprocessing's trust model
                             res, refs = pickle.loads(buf[start : start + n])  # noqa: S301

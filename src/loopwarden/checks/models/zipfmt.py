@@ -44,6 +44,8 @@ _FLAG_REFUSED: Final = 0x20 | 0x2000
 """Compressed patched data, encrypted central directory: zipfile refuses them, lenient readers do not."""
 SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
+Source = BinaryIO | bytes
+"""Where an archive's bytes are read from: a seekable reader, or the bytes themselves."""
 
 
 @dataclass
@@ -136,125 +138,131 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
     return usize, csize, offset
 
 
-def _read_at(f: BinaryIO, offset: int, n: int) -> bytes:
+def _read_at(f: Source, offset: int, n: int) -> bytes:
     if offset < 0 or offset > 1 << 62:
         return b""
+    if isinstance(f, bytes):
+        return f[offset : offset + max(0, n)]
     f.seek(offset)
     return f.read(max(0, n))
 
 
 def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
-    """Parse the archive and add its structural findings to ``ctx``; None when there is no central "
-    "directory."""
+    """Parse the archive and add its structural findings to ``ctx``; None when there is no central
+    directory. An archive held in memory is read by slicing, others through one reader."""
+    if blob.data is not None:
+        return _parse_zip(blob.data, blob, ctx)
+    with blob.open() as f:
+        return _parse_zip(f, blob, ctx)
+
+
+def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
     size = blob.size or 0
     loc = blob.location
-    with blob.open() as f:
-        tail_len = min(size, 22 + _MAX_COMMENT + 20 + 56)
-        tail = _read_at(f, size - tail_len, tail_len)
-        idx = tail.rfind(_EOCD_SIG)
-        if idx < 0 or len(tail) - idx < 22:
-            return None
-        eocd_pos = size - tail_len + idx
-        (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
-        eocd_end = eocd_pos + 22 + comment_len
-        dir_end = eocd_pos
-        if eocd_pos >= 20:
-            loc64 = _read_at(f, eocd_pos - 20, 20)
-            if loc64[:4] == _EOCD64_LOC_SIG:
-                (rec_disk, rec_off, disks) = struct.unpack_from("<IQI", loc64, 4)
-                if rec_disk != 0 or disks > 1:
-                    ctx.fail(loc, "multi-disk (split) zip64 archives are not supported")
-                rec = _read_at(f, rec_off, 56)
-                if rec[:4] == _EOCD64_SIG and len(rec) == 56:
-                    count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
-                    dir_end = rec_off
-                    if rec_off != eocd_pos - 20 - 56:
-                        # Python's zipfile assumes the record sits right before the locator; miniz follows it
-                        ctx.add(
-                            rules.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc
-                        )
-                else:
-                    ctx.add(rules.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
-        if count > ctx.limits.max_members:
-            raise ResourceLimitExceeded("max_members", f"zip declares {count} members")
-        concat = dir_end - cd_size - cd_offset
-        if concat < 0 or cd_size > size:
-            ctx.fail(loc, "zip central directory lies outside the file (truncated or corrupt)")
-            return None
-        cd = _read_at(f, cd_offset + concat, cd_size)
-        arch = ZipArchive()
-        pos = 0
-        while pos + 46 <= len(cd):
-            if cd[pos : pos + 4] != _CD_SIG:
-                ctx.fail(loc, f"bad central directory entry at offset {cd_offset + concat + pos}")
-                break
-            (
-                _,
-                made_by,
-                needed,
+    tail_len = min(size, 22 + _MAX_COMMENT + 20 + 56)
+    tail = _read_at(f, size - tail_len, tail_len)
+    idx = tail.rfind(_EOCD_SIG)
+    if idx < 0 or len(tail) - idx < 22:
+        return None
+    eocd_pos = size - tail_len + idx
+    (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
+    eocd_end = eocd_pos + 22 + comment_len
+    dir_end = eocd_pos
+    if eocd_pos >= 20:
+        loc64 = _read_at(f, eocd_pos - 20, 20)
+        if loc64[:4] == _EOCD64_LOC_SIG:
+            (rec_disk, rec_off, disks) = struct.unpack_from("<IQI", loc64, 4)
+            if rec_disk != 0 or disks > 1:
+                ctx.fail(loc, "multi-disk (split) zip64 archives are not supported")
+            rec = _read_at(f, rec_off, 56)
+            if rec[:4] == _EOCD64_SIG and len(rec) == 56:
+                count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
+                dir_end = rec_off
+                if rec_off != eocd_pos - 20 - 56:
+                    # Python's zipfile assumes the record sits right before the locator; miniz follows it
+                    ctx.add(rules.ZipHeaderMismatch, "zip64 end record is not where strict readers look", loc)
+            else:
+                ctx.add(rules.ZipHeaderMismatch, "zip64 locator points to no zip64 record", loc)
+    if count > ctx.limits.max_members:
+        raise ResourceLimitExceeded("max_members", f"zip declares {count} members")
+    concat = dir_end - cd_size - cd_offset
+    if concat < 0 or cd_size > size:
+        ctx.fail(loc, "zip central directory lies outside the file (truncated or corrupt)")
+        return None
+    cd = _read_at(f, cd_offset + concat, cd_size)
+    arch = ZipArchive()
+    pos = 0
+    while pos + 46 <= len(cd):
+        if cd[pos : pos + 4] != _CD_SIG:
+            ctx.fail(loc, f"bad central directory entry at offset {cd_offset + concat + pos}")
+            break
+        (
+            _,
+            made_by,
+            needed,
+            flags,
+            method,
+            _,
+            _,
+            crc,
+            csize,
+            usize,
+            n,
+            m,
+            k,
+            _,
+            _,
+            ext_attr,
+            hoff,
+        ) = struct.unpack_from("<4sHHHHHHIIIHHHHHII", cd, pos)
+        raw = cd[pos + 46 : pos + 46 + n]
+        extra = cd[pos + 46 + n : pos + 46 + n + m]
+        usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
+        arch.entries.append(
+            ZipEntry(
+                _decode_name(raw, flags),
+                raw,
                 flags,
                 method,
-                _,
-                _,
                 crc,
                 csize,
                 usize,
-                n,
-                m,
-                k,
-                _,
-                _,
+                hoff + concat,
                 ext_attr,
-                hoff,
-            ) = struct.unpack_from("<4sHHHHHHIIIHHHHHII", cd, pos)
-            raw = cd[pos + 46 : pos + 46 + n]
-            extra = cd[pos + 46 + n : pos + 46 + n + m]
-            usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
-            arch.entries.append(
-                ZipEntry(
-                    _decode_name(raw, flags),
-                    raw,
-                    flags,
-                    method,
-                    crc,
-                    csize,
-                    usize,
-                    hoff + concat,
-                    ext_attr,
-                    made_by >> 8,
-                )
+                made_by >> 8,
             )
-            ctx.count_member()
-            if needed & 0xFF > _MAX_EXTRACT_VERSION:
-                ctx.add_severity(
-                    rules.ZipHeaderMismatch,
-                    Severity.MEDIUM,
-                    f"'version needed to extract' {needed & 0xFF} makes strict readers refuse the member",
-                    member_location(loc, arch.entries[-1].name),
-                    version=needed & 0xFF,
-                )
-            pos += 46 + n + m + k
-        if len(arch.entries) != count:
-            ctx.add(
+        )
+        ctx.count_member()
+        if needed & 0xFF > _MAX_EXTRACT_VERSION:
+            ctx.add_severity(
                 rules.ZipHeaderMismatch,
-                f"end record declares {count} members, central directory holds {len(arch.entries)}",
-                loc,
-                declared=count,
-                found=len(arch.entries),
+                Severity.MEDIUM,
+                f"'version needed to extract' {needed & 0xFF} makes strict readers refuse the member",
+                member_location(loc, arch.entries[-1].name),
+                version=needed & 0xFF,
             )
-        if disk != 0:
-            ctx.fail(loc, "multi-disk (split) zip archives are not supported")
-        for e in arch.entries:
-            _read_local(f, e, ctx, loc, size)
-        _check_layout(f, arch, ctx, loc, size, cd_offset + concat, eocd_end)
+        pos += 46 + n + m + k
+    if len(arch.entries) != count:
+        ctx.add(
+            rules.ZipHeaderMismatch,
+            f"end record declares {count} members, central directory holds {len(arch.entries)}",
+            loc,
+            declared=count,
+            found=len(arch.entries),
+        )
+    if disk != 0:
+        ctx.fail(loc, "multi-disk (split) zip archives are not supported")
+    for e in arch.entries:
+        _read_local(f, e, ctx, loc, size)
+    _check_layout(f, arch, ctx, loc, size, cd_offset + concat, eocd_end)
     _check_names(arch, ctx, loc)
     return arch
 
 
-def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size: int) -> None:
-    mloc = member_location(loc, e.name)
+def _read_local(f: Source, e: ZipEntry, ctx: ScanContext, loc: Location, size: int) -> None:
     hdr = _read_at(f, e.header_offset, 30)
     if len(hdr) < 30 or hdr[:4] != _LH_SIG:
+        mloc = member_location(loc, e.name)
         ctx.add(rules.ZipHeaderMismatch, "central directory entry points to no local header", mloc)
         ctx.fail(mloc, "member has no local header (corrupt zip)")
         e.data_start = e.end = e.header_offset
@@ -288,7 +296,7 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
         ctx.add(
             rules.ZipHeaderMismatch,
             f"central directory and local header disagree on {', '.join(sorted(problems))}",
-            mloc,
+            member_location(loc, e.name),
             fields=problems,
         )
     if (e.flags | lflags) & _FLAG_REFUSED:
@@ -296,7 +304,7 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
             rules.ZipHeaderMismatch,
             Severity.MEDIUM,
             "flag bits (patched data / encrypted directory) make strict readers refuse the member",
-            mloc,
+            member_location(loc, e.name),
             flags=e.flags | lflags,
         )
     if (e.flags | lflags) & (_FLAG_ENCRYPTED | _FLAG_STRONG):
@@ -304,17 +312,20 @@ def _read_local(f: BinaryIO, e: ZipEntry, ctx: ScanContext, loc: Location, size:
             rules.ZipHeaderMismatch,
             "encryption flag set: strict readers refuse the member, lenient ones read it; analysed as plain "
             "data",
-            mloc,
+            member_location(loc, e.name),
             flags=e.flags,
         )
     e.end = e.data_start + max((csize for _, csize in e.interpretations()[:2]), default=0)
     if e.end > size:
-        ctx.fail(mloc, f"member data runs past the end of the file ({e.end} > {size}): truncated")
+        ctx.fail(
+            member_location(loc, e.name),
+            f"member data runs past the end of the file ({e.end} > {size}): truncated",
+        )
         e.end = size
 
 
 def _check_layout(
-    f: BinaryIO, arch: ZipArchive, ctx: ScanContext, loc: Location, size: int, cd_start: int, eocd_end: int
+    f: Source, arch: ZipArchive, ctx: ScanContext, loc: Location, size: int, cd_start: int, eocd_end: int
 ) -> None:
     spans = sorted(
         ((e.header_offset, e.end, e) for e in arch.entries if e.end >= 0), key=lambda s: (s[0], s[1])
@@ -355,7 +366,7 @@ def _check_layout(
 
 
 def _gap(
-    f: BinaryIO,
+    f: Source,
     arch: ZipArchive,
     ctx: ScanContext,
     loc: Location,
@@ -389,7 +400,7 @@ def _gap(
 
 
 def _hidden_member(
-    f: BinaryIO, arch: ZipArchive, ctx: ScanContext, loc: Location, offset: int, end: int
+    f: Source, arch: ZipArchive, ctx: ScanContext, loc: Location, offset: int, end: int
 ) -> None:
     hdr = _read_at(f, offset, 30)
     (_, _, flags, method, _, _, crc, csize, usize, n, m) = struct.unpack_from("<4sHHHHHIIIHH", hdr)
