@@ -329,14 +329,22 @@ def _scan_forked(
     import signal
 
     batch = max(1, min(16, len(targets) // (jobs * 16)))
+    order, first = _plan(targets, jobs, digest)
     try:
         q_read, q_write = os.pipe()
     except OSError as exc:
         raise _ForkFailed(str(exc)) from exc
     workers: dict[int, int] = {}  # result pipe fd -> pid
     spare: tuple[int, ...] = ()  # the result pipe of a worker not started yet
+    own = -1  # the first worker's own queue (files that carry chat templates), read before the shared one
     try:
-        for _ in range(jobs):
+        if first:
+            own, own_write = os.pipe()
+            try:
+                os.write(own_write, b"".join(_INDEX.pack(i) for i in first))
+            finally:
+                os.close(own_write)
+        for n in range(jobs):
             r_read, r_write = spare = os.pipe()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the child's coverage is not collected
@@ -346,8 +354,11 @@ def _scan_forked(
                     os.close(r_read)
                     for fd in workers:
                         os.close(fd)
+                    if n and own >= 0:
+                        os.close(own)
                     signal.signal(signal.SIGINT, signal.SIG_DFL)
-                    _worker(targets, q_read, r_write, batch, limits, allow, digest)
+                    queues = (own, q_read) if n == 0 and own >= 0 else (q_read,)
+                    _worker(targets, queues, r_write, batch, limits, allow, digest)
                     code = 0
                 finally:
                     os._exit(code)
@@ -357,13 +368,17 @@ def _scan_forked(
     except BaseException as exc:
         for fd in (q_read, q_write, *workers, *spare):
             os.close(fd)
+        if own >= 0:
+            os.close(own)
         _reap(workers, kill=True)
         if isinstance(exc, OSError):
             raise _ForkFailed(str(exc)) from exc
         raise
     os.close(q_read)
+    if own >= 0:
+        os.close(own)
     os.set_blocking(q_write, False)
-    queue = b"".join(_INDEX.pack(i) for i in _largest_first(targets))
+    queue = b"".join(_INDEX.pack(i) for i in order)
     sel = selectors.DefaultSelector()
     sel.register(q_write, selectors.EVENT_WRITE)
     bufs = {fd: bytearray() for fd in workers}
@@ -439,29 +454,76 @@ def _scan_forked(
 
 
 def _worker(
-    targets: list[Target], q_read: int, out: int, batch: int, limits: Limits, allow: Any, digest: bool
+    targets: list[Target],
+    queues: tuple[int, ...],
+    out: int,
+    batch: int,
+    limits: Limits,
+    allow: Any,
+    digest: bool,
 ) -> None:  # pragma: no cover - runs in a forked child
+    with os.fdopen(out, "wb", buffering=1 << 16) as sink:
+        for q_read in queues:
+            _serve(targets, q_read, sink, batch, limits, allow, digest)
+
+
+def _serve(
+    targets: list[Target],
+    q_read: int,
+    sink: Any,
+    batch: int,
+    limits: Limits,
+    allow: Any,
+    digest: bool,
+) -> None:  # pragma: no cover - runs in a forked child
+    """Scan the targets whose indices arrive on ``q_read`` until it is closed and empty."""
     import pickle
 
-    with os.fdopen(out, "wb", buffering=1 << 16) as sink:
-        while True:
-            raw = os.read(q_read, _INDEX.size * batch)
-            if not raw:
-                return
-            for (idx,) in _INDEX.iter_unpack(raw):
-                res, refs = _scan(targets[idx], limits, allow, digest)
-                if res.verdict is Verdict.CLEAN and res.digest is None and not refs:
-                    sink.write(_FRAME.pack(idx, 0))
-                    continue
-                frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
-                sink.write(_FRAME.pack(idx, len(frame)))
-                sink.write(frame)
-            sink.flush()
+    while True:
+        raw = os.read(q_read, _INDEX.size * batch)
+        if not raw:
+            return
+        for (idx,) in _INDEX.iter_unpack(raw):
+            res, refs = _scan(targets[idx], limits, allow, digest)
+            if res.verdict is Verdict.CLEAN and res.digest is None and not refs:
+                sink.write(_FRAME.pack(idx, 0))
+                continue
+            frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
+            sink.write(_FRAME.pack(idx, len(frame)))
+            sink.write(frame)
+        sink.flush()
 
 
-def _largest_first(targets: list[Target]) -> list[int]:
-    """Indices, largest file first: the long scans start early, the small ones fill the gaps at the end."""
-    return sorted(range(len(targets)), key=lambda i: -targets[i].size)
+_TEMPLATE_SUFFIXES: Final = (".gguf", ".jinja", ".j2")
+_OWN_QUEUE_MAX: Final = 4096
+"""Indices given to the first worker alone: they must fit in a pipe's buffer, written before it starts."""
+
+
+def _plan(targets: list[Target], jobs: int, digest: bool) -> tuple[list[int], list[int]]:
+    """The shared work queue, largest file first (the long scans start early, the small ones fill the gaps
+    at the end), and a few files for the first worker alone, which it scans before joining the others.
+
+    Those few are small files named like carriers of Jinja chat templates: parsing a template loads jinja2,
+    the largest import of a scan, and when one worker takes them only one pays for it while the others scan
+    the rest. They are at most a quarter of that worker's fair share, so the shared queue still balances
+    the load, and none when files are hashed (``digest``: time then follows size). Names only steer the
+    schedule; every file is analysed by its content wherever it runs.
+    """
+    from loopwarden.checks.models._base import SLURP_MAX
+
+    order = sorted(range(len(targets)), key=lambda i: -targets[i].size)
+    room = min(_OWN_QUEUE_MAX, len(order) // (4 * jobs))
+    if digest or room < 1:
+        return order, []
+    first = [
+        i
+        for i in order
+        if targets[i].size <= SLURP_MAX and targets[i].display.lower().endswith(_TEMPLATE_SUFFIXES)
+    ][:room]
+    if not first:
+        return order, []
+    chosen = set(first)
+    return [i for i in order if i not in chosen], first
 
 
 def _reap(workers: dict[int, int], *, kill: bool) -> None:

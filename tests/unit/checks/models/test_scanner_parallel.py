@@ -208,3 +208,41 @@ def test_when_no_worker_can_be_started_the_scan_runs_in_this_process(
     assert started  # the first worker was started, then stopped and reaped
     with pytest.raises(ChildProcessError):
         os.waitpid(started[0], 0)
+
+
+_CHATML = "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\\n' + m['content'] }}{% endfor %}"
+_SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+
+
+def test_template_files_go_to_one_worker_and_are_still_judged(tmp_path: Path) -> None:
+    """Small template carriers are scheduled on the first worker: the report is the serial one, a malicious
+    template is caught there, and one disguised under another name is caught by whichever worker gets it."""
+    d = _mixed_folder(tmp_path)
+    for i in range(12):
+        (d / f"chat{i}.gguf").write_bytes(cp.gguf_file(_CHATML))
+    (d / "evil.gguf").write_bytes(cp.gguf_file(_SSTI))
+    (d / "evil.jinja").write_text(_SSTI)
+    (d / "disguised.npy").write_bytes(cp.gguf_file(_SSTI))
+    targets = scanner.collect_targets([str(d)])
+    order, first = scanner._plan(targets, 2, False)
+    names = {Path(targets[i].display).name for i in first}
+    assert names and all(n.endswith((".gguf", ".jinja")) for n in names)
+    assert sorted(order + first) == list(range(len(targets)))
+    assert len(first) <= len(targets) // 8
+    serial = scan_paths([str(d)], jobs=1)
+    parallel = scan_paths([str(d)], jobs=2)
+    assert parallel.dumps() == serial.dumps()
+    verdicts = {Path(t.path).name: t.verdict for t in parallel.targets}
+    for name in ("evil.gguf", "evil.jinja", "disguised.npy"):
+        assert verdicts[name] is Verdict.FINDINGS, name
+    assert verdicts["chat3.gguf"] is Verdict.CLEAN
+
+
+def test_no_worker_gets_files_of_its_own_when_hashing_or_when_few(tmp_path: Path) -> None:
+    big = [scanner.Target(f"m{i}.gguf", f"/x/m{i}.gguf", None, 100) for i in range(40)]
+    assert scanner._plan(big, 2, True)[1] == []  # digest: time follows size, the shared queue balances it
+    assert scanner._plan(big[:7], 2, False)[1] == []  # too few files to set any aside
+    huge = [scanner.Target("h.gguf", "/x/h.gguf", None, 8 << 30), *big[1:]]
+    order, first = scanner._plan(huge, 2, False)
+    assert 0 not in first and order[0] == 0  # a large file stays in the shared queue, first of all
+    assert len(first) == 40 // 8
