@@ -97,7 +97,9 @@ def test_severity_parse() -> None:
         Severity.parse("urgent")
 
 
-_TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(["", "a\nb", '"q"\\', "é\u2028\x00"])
+_TEXT = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
+    ["", "a\nb", '"q"\\', "é\u2028\x00"]
+)
 
 
 @st.composite

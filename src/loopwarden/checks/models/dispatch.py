@@ -44,7 +44,7 @@ _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 """In ASCII data, the only opcodes that import or complete a pickle: STOP, GLOBAL, INST, PERSID, BINPERSID."""
 _QUIET_MAX: Final = 64 << 10
 _QUIET_BUDGET: Final = 8 << 20
-_QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY})
+_QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY, Format.NUMPY})
 _quiet: dict[tuple[object, object], dict[tuple[bytes, str], str]] = {}
 """Archive members and decompressed streams held in memory (same bytes, same file name) whose analysis added
 nothing, per (allow-list, limits): torch archives repeat "byteorder" and "version" in every file, and the

@@ -44,6 +44,8 @@ _FLAG_REFUSED: Final = 0x20 | 0x2000
 """Compressed patched data, encrypted central directory: zipfile refuses them, lenient readers do not."""
 SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
+_MAY_ESCAPE: Final = re.compile(r"[\x00\\]|^/|^[A-Za-z]:|(?:^|/)\.\.(?:/|$)")
+"""Matches every name that :func:`escapes_folder` rejects (NUL, backslash, absolute, drive, a '..' part)."""
 Source = BinaryIO | bytes
 """Where an archive's bytes are read from: a seekable reader, or the bytes themselves."""
 
@@ -101,6 +103,8 @@ class ZipArchive:
 
 def escapes_folder(name: str) -> str | None:
     """Why an archive member name escapes its extraction folder, or None."""
+    if not _MAY_ESCAPE.search(name):
+        return None  # one search for the common, harmless name; the checks below say which rule applies
     if "\x00" in name:
         return "contains a NUL byte"
     if "\\" in name:
@@ -121,6 +125,8 @@ def _decode_name(raw: bytes, flags: int) -> str:
 
 
 def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int, int, int]:
+    if usize != 0xFFFFFFFF and csize != 0xFFFFFFFF and offset != 0xFFFFFFFF:
+        return usize, csize, offset  # the zip64 field replaces only values saturated at 0xFFFFFFFF
     pos = 0
     while pos + 4 <= len(extra):
         tag, ln = struct.unpack_from("<HH", extra, pos)
@@ -272,7 +278,8 @@ def _read_local(f: Source, e: ZipEntry, ctx: ScanContext, loc: Location, size: i
     lname_raw, lextra = lraw[:n], lraw[n:]
     lusize, lcsize, _ = _zip64_extra(lextra, lusize, lcsize, 0)
     e.data_start = e.header_offset + 30 + n + m
-    e.local_name = _decode_name(lname_raw, lflags)
+    same = lname_raw == e.raw_name and not (lflags ^ e.flags) & _FLAG_UTF8
+    e.local_name = e.name if same else _decode_name(lname_raw, lflags)
     e.local_method = lmethod
     problems: dict[str, Any] = {}
     if lname_raw != e.raw_name:
@@ -423,7 +430,8 @@ def _hidden_member(
 
 
 def _check_names(arch: ZipArchive, ctx: ScanContext, loc: Location) -> None:
-    counts = Counter(e.name for e in arch.entries if not e.hidden)
+    listed = [e.name for e in arch.entries if not e.hidden]
+    counts = Counter(listed) if len(set(listed)) < len(listed) else {}
     for name, c in sorted(counts.items()):
         if c > 1:
             ctx.add(

@@ -11,6 +11,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models._base import ScanContext, bytes_blob
@@ -307,3 +309,29 @@ def test_template_lines_are_the_files_own_only_for_a_standalone_template(tmp_pat
     report = scan_paths([str(tmp_path / "chat.jinja")], jobs=1)
     (target,) = report.targets
     assert any(f.location.line == 2 for f in target.findings)
+
+
+def _escape_reason(name: str) -> str | None:
+    """The member-name rules spelled out one by one (the scanner screens with one regular expression first)."""
+    if "\x00" in name:
+        return "contains a NUL byte"
+    if "\\" in name:
+        return "contains a backslash"
+    if name.startswith("/"):
+        return "is an absolute path"
+    if len(name) > 1 and name[0].isascii() and name[0].isalpha() and name[1] == ":":
+        return "starts with a drive letter"
+    if ".." in name.split("/"):
+        return "contains '..'"
+    return None
+
+
+@settings(max_examples=2000, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from(["a", "..", ".", "/", "\\", "\x00", ":", "C", "é", "\n", "..a", " "]), max_size=8
+    )
+)
+def test_member_name_screen_agrees_with_the_rules(parts: list[str]) -> None:
+    name = "".join(parts)
+    assert escapes_folder(name) == _escape_reason(name)
