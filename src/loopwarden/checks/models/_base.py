@@ -56,6 +56,8 @@ class ScanContext:
     """Temporary files to close when the target is done."""
     physical_dir: str | None = None
     """The folder of the file on disk (for ONNX external data), when the target is a real file."""
+    failures: int = 0
+    """How many times :meth:`fail` was called, repeats included (``unverified`` keeps each text once)."""
 
     def add(self, rule: type[Rule], message: str, location: Location, **evidence: Any) -> None:
         self.findings.append(Finding(rule.rule_id, rule.severity, message, location, evidence))
@@ -66,6 +68,7 @@ class ScanContext:
         self.findings.append(Finding(rule.rule_id, severity, message, location, ev))
 
     def fail(self, location: Location, reason: str) -> None:
+        self.failures += 1
         where = f"{location.member}: " if location.member else ""
         text = f"{where}{reason}"
         if text not in self.unverified:

@@ -76,9 +76,10 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     if key is None or fmt not in _QUIET_FORMATS:
         _dispatch(blob, ctx, fmt)
         return
-    before = (len(ctx.findings), len(ctx.unverified), len(ctx.references))
+    # failures, not len(unverified): a reason repeated by a second reading of the same bytes is stored once
+    before = (len(ctx.findings), ctx.failures, len(ctx.references))
     _dispatch(blob, ctx, fmt)
-    if before == (len(ctx.findings), len(ctx.unverified), len(ctx.references)):
+    if before == (len(ctx.findings), ctx.failures, len(ctx.references)):
         global _quiet_bytes
         seen = _quiet.setdefault((ctx.allow, ctx.limits), {})
         if _quiet_bytes + len(key[0]) > _QUIET_BUDGET or len(seen) > 4096 or len(_quiet) > 16:

@@ -72,3 +72,49 @@ def test_mutations_never_crash_and_fail_closed(data: bytes) -> None:
         with zipfile.ZipFile(io.BytesIO(data)) as z:
             bad = z.testzip()
         assert bad is None or re.match(r"^[^/]+/(data|constants)/[^/]+$", bad), bad
+
+
+def _judge(blob_of: object, data: bytes) -> tuple[list[object], list[str]]:
+    ctx = ScanContext("same", Limits(max_seconds=10, max_decompressed_bytes=32 << 20), ALLOW)
+    try:
+        scan_blob(blob_of(data), ctx)  # type: ignore[operator]
+    except ResourceLimitExceeded as exc:
+        ctx.fail(Location("same"), str(exc))
+    return sorted(
+        (f.rule_id, str(f.severity), f.message, f.location.member or "") for f in ctx.findings
+    ), ctx.unverified
+
+
+def _streamed(data: bytes) -> object:
+    """The same bytes behind a reader, as a file larger than the in-memory bound is read."""
+    from loopwarden.checks.models._base import Blob
+
+    return Blob("model.bin", Location("same"), lambda: io.BytesIO(data), len(data), True, 0)
+
+
+_ZIP_SEEDS = [
+    SEEDS[0],
+    SEEDS[1],
+    SEEDS[6],
+    cp.zip_of(
+        {"a/data.pkl": cp.benign_pickle(), "a/version": b"3\n", "x.npy": cp.npy_object(cp.evil_pickle())}
+    ),
+    cp.zip_of({"m.pkl": cp.evil_pickle(), "n.txt": b"hello"}, method=zipfile.ZIP_STORED),
+]
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.sampled_from(_ZIP_SEEDS), st.lists(st.tuples(st.integers(0, 1 << 16), st.integers(0, 255)), max_size=4)
+)
+def test_archives_in_memory_are_judged_as_when_streamed(seed: bytes, edits: list[tuple[int, int]]) -> None:
+    """Small archives are sliced and inflated in memory, large ones streamed: both must reach one verdict,
+    whatever the damage (flipped bytes in headers, compressed data or CRCs)."""
+    data = bytearray(seed)
+    for pos, value in edits:
+        data[pos % len(data)] = value
+    for cut in (len(data), len(data) * 3 // 4):
+        sample = bytes(data[:cut])
+        assert _judge(lambda b: bytes_blob("model.bin", Location("same"), b, 0), sample) == _judge(
+            _streamed, sample
+        )

@@ -7,6 +7,7 @@ import io
 import os
 import pickle
 import signal
+import struct
 import sys
 import zipfile
 from pathlib import Path
@@ -246,3 +247,23 @@ def test_no_worker_gets_files_of_its_own_when_hashing_or_when_few(tmp_path: Path
     order, first = scanner._plan(huge, 2, False)
     assert 0 not in first and order[0] == 0  # a large file stays in the shared queue, first of all
     assert len(first) == 40 // 8
+
+
+def test_a_member_that_failed_twice_is_not_remembered_as_quiet(tmp_path: Path) -> None:
+    """Regression: the local header gives a second length for a deflated member, so the same inflated bytes
+    are read twice and fail twice with one (deduplicated) reason. That must not look like a quiet analysis:
+    the next archive with the member must still be unverified."""
+    broken_npy = b"\x93NUMPY\x01\x00\x10\x00{'shape': (1,)}\n"
+    archive = cp.zip_of({"x.npy": broken_npy, "y.txt": b"text"})
+
+    def longer_local(b: bytearray, off: int) -> None:
+        (csize,) = struct.unpack_from("<I", b, off + 18)
+        struct.pack_into("<I", b, off + 18, csize + 8)
+
+    archive = cp.patch_member(archive, "x.npy", local=longer_local)
+    for i in range(3):
+        (tmp_path / f"m{i}.zip").write_bytes(archive)
+    report = scan_paths([str(tmp_path)], jobs=1)
+    reasons = [t.reason or "" for t in report.targets]
+    assert len(reasons) == 3
+    assert all("npy header" in r for r in reasons), reasons
