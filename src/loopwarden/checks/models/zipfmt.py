@@ -50,7 +50,7 @@ Source = BinaryIO | bytes
 """Where an archive's bytes are read from: a seekable reader, or the bytes themselves."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ZipEntry:
     """One member as the central directory (or, for hidden members, only a local header) describes it."""
 
@@ -322,7 +322,8 @@ def _read_local(f: Source, e: ZipEntry, ctx: ScanContext, loc: Location, size: i
             member_location(loc, e.name),
             flags=e.flags,
         )
-    e.end = e.data_start + max((csize for _, csize in e.interpretations()[:2]), default=0)
+    ways = e.interpretations()
+    e.end = e.data_start + (ways[0][1] if len(ways) == 1 else max(ways[0][1], ways[1][1]))
     if e.end > size:
         ctx.fail(
             member_location(loc, e.name),
