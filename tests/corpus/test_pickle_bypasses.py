@@ -18,6 +18,7 @@ import zlib
 import pytest
 
 from loopwarden.checks.interface import Limits
+from loopwarden.checks.models.allowlist import AllowList
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
 
@@ -1337,3 +1338,92 @@ def test_numpy_ufunc_reconstruct_is_a_resolver() -> None:
 def test_pandas_and_pyarrow_code_and_io_paths_stay_findings(module: str, name: str, arg: bytes) -> None:
     """pandas data classes are allow-listed (tests/integration/test_benign_models.py); these are not."""
     assert_caught(scan(call(module, name, arg)), f"{module}.{name}")
+
+
+# --- getattr: judged by what it reaches -----------------------------------------------------------------------
+# pandas pickles time zones as getattr(zoneinfo.ZoneInfo, "_unpickle")(key, 1). An imported getattr is reported
+# unless every copy of it is called directly with a constant name that resolves to an allow-listed callable;
+# any other use (kept, popped, stored, handed on) may call it later with names the analysis never sees.
+
+GETATTR = sglob("builtins", "getattr") + MEMOIZE
+ZONE_UNPICKLE = sglob("zoneinfo", "ZoneInfo") + u("_unpickle") + TUPLE2 + REDUCE
+DUP = b"2"
+
+
+def _getattr_reported(result: PickleResult) -> bool:
+    return any(f.evidence.get("subject") == "builtins.getattr" for f in result.findings)
+
+
+def _zone(getattr_ops: bytes) -> bytes:
+    """getattr(zoneinfo.ZoneInfo, "_unpickle")("Europe/Berlin", 1), with the getattr taken from ``getattr_ops``."""
+    return getattr_ops + ZONE_UNPICKLE + u("Europe/Berlin") + binint1(1) + TUPLE2 + REDUCE
+
+
+def test_getattr_that_resolves_to_allowed_callables_is_not_a_finding() -> None:
+    once = proto(4) + _zone(GETATTR) + STOP
+    twice = proto(4) + MARK + _zone(GETATTR) + _zone(get(0)) + TUPLE + STOP
+    for data in (once, twice):
+        result = scan(data)
+        assert result.findings == (), result.findings
+        assert result.unverified is None
+
+
+@pytest.mark.parametrize(
+    "tail",
+    [
+        pytest.param(POP + NONE, id="popped"),
+        pytest.param(b"", id="left-on-the-stack"),
+        pytest.param(EMPTY_LIST + get(0) + b"a", id="appended-to-a-list"),
+        pytest.param(POP + EMPTY_DICT + u("k") + get(0) + SETITEM, id="stored-in-a-dict"),
+        pytest.param(POP + sglob("functools", "partial") + get(0) + TUPLE1 + REDUCE, id="wrapped-in-partial"),
+        pytest.param(
+            POP + sglob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + get(0) + BUILD,
+            id="build-state",
+        ),
+        pytest.param(DUP + POP + POP + NONE, id="duplicated-and-dropped"),
+        pytest.param(POP + get(0) + EMPTY_TUPLE + NEWOBJ, id="newobj"),
+        pytest.param(POP + sglob("builtins", "list") + MARK + get(0) + TUPLE + REDUCE, id="call-argument"),
+    ],
+)
+def test_getattr_that_escapes_is_reported(tail: bytes) -> None:
+    """The import is followed by one good call (so a use is seen) and then a use that is not a direct call."""
+    data = proto(4) + GETATTR + _zone(get(0)) + POP + get(0) + tail + STOP
+    result = scan(data)
+    assert _getattr_reported(result), (tail, result.findings)
+
+
+def test_getattr_copy_escaping_beside_good_calls_is_reported() -> None:
+    """Two copies called well and one kept in a list: the count of copies and calls must match exactly."""
+    data = proto(4) + MARK + _zone(GETATTR) + _zone(get(0)) + EMPTY_LIST + get(0) + b"a" + TUPLE + STOP
+    assert _getattr_reported(scan(data))
+
+
+def test_getattr_taken_back_from_a_container_and_called_is_still_reported() -> None:
+    """A copy stored in a dict and fetched with itemgetter: the stored copy may be used elsewhere too."""
+    stored = EMPTY_DICT + MEMOIZE + u("g") + get(0) + SETITEM
+    fetch = sglob("operator", "itemgetter") + u("g") + TUPLE1 + REDUCE + get(1) + TUPLE1 + REDUCE
+    data = proto(4) + GETATTR + POP + stored + POP + _zone(fetch) + STOP
+    assert _getattr_reported(scan(data))
+
+
+def test_getattr_reaching_a_callable_off_the_allow_list_is_reported_with_it() -> None:
+    data = proto(4) + GETATTR + sglob("ctypes", "CDLL") + u("libc.so.6") + TUPLE1 + REDUCE + u("system")
+    data += TUPLE2 + REDUCE + sb(b"id") + TUPLE1 + REDUCE + STOP
+    result = scan(data)
+    assert _getattr_reported(result)
+    assert_caught(result, "ctypes.CDLL")
+
+
+def test_getattr_with_a_computed_name_is_reported() -> None:
+    name = (
+        sglob("builtins", "str") + u("_unpickle") + TUPLE1 + REDUCE
+    )  # str("_unpickle"): not a constant here
+    data = proto(4) + GETATTR + sglob("zoneinfo", "ZoneInfo") + name + TUPLE2 + REDUCE + STOP
+    assert _getattr_reported(scan(data))
+
+
+def test_getattr_imported_by_inst_or_denied_is_always_reported() -> None:
+    inst = MARK + glob("zoneinfo", "ZoneInfo") + unicode0("_unpickle") + b"ibuiltins\ngetattr\n" + STOP
+    assert _getattr_reported(scan(inst))
+    denied = AllowList.default().extended(deny=["builtins.getattr"])
+    assert _getattr_reported(scan(proto(4) + _zone(GETATTR) + STOP, allow=denied))

@@ -114,7 +114,7 @@ class _Ref:
     (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
     """
 
-    __slots__ = ("canon", "module", "plain", "qual", "user_class")
+    __slots__ = ("canon", "module", "pending", "plain", "qual", "user_class")
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
@@ -122,6 +122,9 @@ class _Ref:
         self.canon = f"{canonical_module(module)}.{qual}"
         self.plain = module != "?" and self.canon not in _MODELLED
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
+        self.pending: list[Any] | None = None
+        """For an imported ``getattr`` whose finding waits for its uses: [copies on the stack, direct calls
+        that resolved to a named callable, the finding]. See :meth:`_VM._settle`."""
 
     @property
     def name(self) -> str:
@@ -520,6 +523,9 @@ def _describe(func: Any, depth: int = 0) -> str:
 
 
 _MAX_UNWRAP: Final = 32
+_IMPORT_OPS: Final = frozenset({"GLOBAL", "STACK_GLOBAL"})
+_DIRECT_CALLS: Final = frozenset({"REDUCE", "OBJ"})
+"""Opcodes that call the object taken from the stack itself (so each consumes one copy of it)."""
 _MAX_DISTINCT_FINDINGS: Final = 1000
 
 
@@ -538,6 +544,8 @@ class _VM:
         self.proto = 0
         self.frame_end = -1
         self.calls = 0
+        self.pending: list[_Ref] = []
+        self.careful = False  # a getattr is pending: copies taken from the memo are counted
 
     # -- findings --
 
@@ -577,7 +585,28 @@ class _VM:
             evidence["canonical"] = canon
         if written_as is not None:
             evidence["written_as"] = written_as
-        self.coll.hit(c.rule_id, c.severity, name, f"{name}: {c.reason}", off, self._ev(evidence))
+        hit = (c.rule_id, c.severity, name, f"{name}: {c.reason}", off, self._ev(evidence))
+        if canon == "builtins.getattr" and how in _IMPORT_OPS and c.reason.startswith("known "):
+            # getattr only looks a name up; what it finds is judged where it is called (_getattr). The
+            # import is reported unless every copy of it is called directly with names that resolve.
+            ref.pending = [1, 0, hit]
+            self.pending.append(ref)
+            self.careful = True
+            return
+        self.coll.hit(*hit)
+
+    def _settle(self) -> None:
+        """Report each pending ``getattr`` unless every copy of it that reached the stack (the import, each
+        memo GET and DUP, each call result that returned it) was called directly (REDUCE, OBJ) with a
+        constant name that resolved to an allow-listed callable. A copy that went anywhere else (into a
+        container, a partial, a BUILD state, a call's arguments, left on the stack, popped) may be called
+        later with names the analysis never sees, so then the import itself is the finding."""
+        for ref in self.pending:
+            copies, direct, hit = ref.pending or (0, 0, None)
+            if hit is not None and copies != direct:
+                self.coll.hit(*hit)
+            ref.pending = None
+        self.pending.clear()
 
     # -- main loop --
 
@@ -597,6 +626,7 @@ class _VM:
         text = self._text
         buf, p, n = r.buf, r.p, r.n
         text_bytes = 0
+        careful = self.careful
         try:
             while True:
                 if p + 16 > n:
@@ -714,8 +744,11 @@ class _VM:
                         p += 4
                         continue
                     elif op == 0x68:  # BINGET
-                        append(memo[buf[p]])
+                        value = memo[buf[p]]
+                        append(value)
                         p += 1
+                        if careful and type(value) is _Ref and value.pending is not None:
+                            value.pending[0] += 1
                         continue
                     elif op == 0x71:  # BINPUT
                         memo[buf[p]] = stack[-1]
@@ -728,8 +761,11 @@ class _VM:
                         append(tuple(items))
                         continue
                     elif op == 0x6A:  # LONG_BINGET
-                        append(memo[unpack_from("<I", buf, p)[0]])
+                        value = memo[unpack_from("<I", buf, p)[0]]
+                        append(value)
                         p += 4
+                        if careful and type(value) is _Ref and value.pending is not None:
+                            value.pending[0] += 1
                         continue
                     elif op == 0x7D:  # EMPTY_DICT
                         append(_Dict())
@@ -786,6 +822,7 @@ class _VM:
                 stack = handler(self, stack, meta, memo, r.base + p - 1)
                 append = stack.append
                 buf, p, n = r.buf, r.p, r.n
+                careful = self.careful
         except IndexError:
             r.p = min(p, r.n)
             # Stack or buffer underflow: CPython rejects the stream at this opcode.
@@ -800,6 +837,8 @@ class _VM:
             raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n) from None
         finally:
             budget.opcodes = ops
+            if self.pending:
+                self._settle()
 
     # -- values --
 
@@ -836,6 +875,12 @@ class _VM:
     # -- calls and attribute resolution --
 
     def _call(self, func: Any, args: Any, off: int, how: str) -> Any:
+        result = self._call_modelled(func, args, off, how)
+        if type(result) is _Ref and result.pending is not None:
+            result.pending[0] += 1  # a pending getattr handed back by a call (from a container): a new copy
+        return result
+
+    def _call_modelled(self, func: Any, args: Any, off: int, how: str) -> Any:
         self.calls += 1
         if type(args) is not tuple:
             # The C unpickler requires a tuple; the Python one (used by joblib) accepts any iterable.
@@ -863,7 +908,16 @@ class _VM:
                     self._judge(_Ref(mod.module, "*"), off, f"imported by {func.name}")
                 return mod
             if name == "builtins.getattr" and len(args) >= 2:
-                return self._getattr(args[0], args[1], off, f"via {func.name}")
+                found = self._getattr(args[0], args[1], off, f"via {func.name}")
+                if (
+                    func.pending is not None
+                    and how in _DIRECT_CALLS
+                    and type(found) is _Ref
+                    and found.module != "?"
+                    and self.coll.classify(found.module, found.qual).allowed
+                ):
+                    func.pending[1] += 1  # resolved to an allow-listed callable (anything else is reported)
+                return found
             if name in ("operator.attrgetter", "operator.methodcaller", "operator.itemgetter"):
                 return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
             if name == "functools.partial" and args:
@@ -1554,7 +1608,14 @@ class _VM:
         if not stack:
             raise _MalformedError("DUP on an empty stack", off)
         stack.append(stack[-1])
+        self._copied(stack[-1])
         return stack
+
+    @staticmethod
+    def _copied(value: Any) -> None:
+        """Count a new stack copy of a pending getattr (see :meth:`_settle`)."""
+        if type(value) is _Ref and value.pending is not None:
+            value.pending[0] += 1
 
     def _op_pop_mark(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
@@ -1571,6 +1632,7 @@ class _VM:
         if idx not in memo:
             raise _MalformedError(f"GET of undefined memo entry {idx}", off)
         stack.append(memo[idx])
+        self._copied(memo[idx])
         return stack
 
     def _op_put(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
