@@ -341,9 +341,11 @@ def _scan_forked(
         if first:
             own, own_write = os.pipe()
             try:
-                os.write(own_write, b"".join(_INDEX.pack(i) for i in first))
+                # at most PIPE_BUF bytes: written whole, before any reader exists, without blocking
+                written = os.write(own_write, b"".join(_INDEX.pack(i) for i in first)) // _INDEX.size
             finally:
                 os.close(own_write)
+            order += first[written:]  # never short on Linux or macOS; if it were, the others share them
         for n in range(jobs):
             r_read, r_write = spare = os.pipe()
             pid = os.fork()
@@ -495,8 +497,8 @@ def _serve(
 
 
 _TEMPLATE_SUFFIXES: Final = (".gguf", ".jinja", ".j2")
-_OWN_QUEUE_MAX: Final = 4096
-"""Indices given to the first worker alone: they must fit in a pipe's buffer, written before it starts."""
+_OWN_QUEUE_MAX: Final = 1024
+"""Indices given to the first worker alone: written in one PIPE_BUF-sized write before it starts."""
 
 
 def _plan(targets: list[Target], jobs: int, digest: bool) -> tuple[list[int], list[int]]:
