@@ -46,9 +46,9 @@ _QUIET_MAX: Final = 64 << 10
 _QUIET_BUDGET: Final = 8 << 20
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY, Format.NUMPY})
 _quiet: dict[tuple[object, object], dict[tuple[bytes, str], str]] = {}
-"""Archive members and decompressed streams held in memory (same bytes, same file name) whose analysis added
-nothing, per (allow-list, limits): torch archives repeat "byteorder" and "version" in every file, and the
-checkpoints of one training run repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes."""
+"""Archive members held in memory (same bytes, same file name) whose analysis added nothing, per (allow-list,
+limits): torch archives repeat "byteorder" and "version" in every file, and the checkpoints of one training run
+repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes of members."""
 _quiet_bytes = 0
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
