@@ -186,6 +186,20 @@ def test_numpy(tmp_path: Path) -> None:
     np.save(tmp_path / "s.npy", np.array([(1, 2.0)], dtype=[("x", "<i4"), ("y", "<f8")]))
     np.savez(tmp_path / "z.npz", a=a, b=a.astype(np.int64))
     np.savez_compressed(tmp_path / "zc.npz", a=a)
+    import pickle
+
+    rec = np.rec.array([(1, 2.0)], dtype=[("x", "i4"), ("y", "f8")])
+    subclasses = {
+        "rec": rec,
+        "record": rec[0],
+        "chararray": np.char.array(["a", "bc"]),
+        "matrix": np.matrix([[1, 2]]),
+        "masked": np.ma.masked_array([1, 2, 3], mask=[0, 1, 0]),
+        "datetime64": np.array(["2020-01-01"], dtype="datetime64[D]"),
+    }
+    for name, obj in subclasses.items():
+        for proto in (2, 5):
+            (tmp_path / f"{name}.p{proto}.pkl").write_bytes(pickle.dumps(obj, protocol=proto))
     assert_clean(scan_dir(tmp_path))
 
 

@@ -798,6 +798,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "numpy.core.numeric._frombuffer",
         "numpy.core.records.recarray",
         "numpy.core.records.record",
+        "numpy.rec.recarray",  # the public module NumPy 2 pickles record arrays under
+        "numpy.rec.record",
+        "numpy.chararray",
+        "numpy.char.chararray",
+        "numpy.core.defchararray.chararray",
         "numpy.core.defmatrix.matrix",
         "numpy.matrixlib.defmatrix.matrix",
         "numpy.ma.core._mareconstruct",
