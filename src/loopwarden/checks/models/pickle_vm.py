@@ -124,7 +124,7 @@ class _Ref:
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
         self.pending: list[Any] | None = None
         """For an imported ``getattr`` whose finding waits for its uses: [copies on the stack, direct calls
-        that resolved to a named callable, the finding]. See :meth:`_VM._settle`."""
+        that resolved to an allow-listed callable, the finding]. See :meth:`_VM._settle`."""
 
     @property
     def name(self) -> str:
@@ -876,8 +876,7 @@ class _VM:
 
     def _call(self, func: Any, args: Any, off: int, how: str) -> Any:
         result = self._call_modelled(func, args, off, how)
-        if type(result) is _Ref and result.pending is not None:
-            result.pending[0] += 1  # a pending getattr handed back by a call (from a container): a new copy
+        self._copied(result)  # a pending getattr handed back by a call (from a container) is a new copy
         return result
 
     def _call_modelled(self, func: Any, args: Any, off: int, how: str) -> Any:
