@@ -263,6 +263,29 @@ def test_gguf_with_ordinary_templates(tmp_path: Path) -> None:
     assert_clean(scan_dir(tmp_path))
 
 
+def test_gguf_with_a_list_of_named_templates(tmp_path: Path) -> None:
+    """gguf-py's own form for several templates: the names under tokenizer.chat_templates (an array of strings),
+    each template under tokenizer.chat_template.<name>."""
+    gguf = pytest.importorskip("gguf")
+    import numpy as np
+
+    w = gguf.GGUFWriter(str(tmp_path / "named.gguf"), "llama")
+    w.add_chat_template([{"name": "default", "template": CHATML}, {"name": "tool_use", "template": TOOLS}])
+    w.add_tensor("w", np.zeros(4, np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_text_named_as_text_that_starts_like_a_pickle(tmp_path: Path) -> None:
+    """'t' (TUPLE), 'a' (APPEND) ... are pickle opcodes: plain text is not reported as a disguised pickle."""
+    (tmp_path / "requirements.txt").write_text("torch==2.4\ntransformers>=4.40\n")
+    (tmp_path / "notes.txt").write_text("a model card\nsee README\n")
+    assert_clean(scan_dir(tmp_path))
+
+
 def test_tokenizer_config_templates(tmp_path: Path) -> None:
     import json
 

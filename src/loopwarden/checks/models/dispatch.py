@@ -11,6 +11,7 @@ from typing import Any, BinaryIO, Final, cast
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import (
+    CHUNK,
     Blob,
     DecompressReader,
     ScanContext,
@@ -104,14 +105,14 @@ def _quiet_key(blob: Blob) -> tuple[bytes, str] | None:
 
 def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     claimed = claimed_format(blob.name)
-    if claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt:
-        ctx.add(
-            rules.DisguisedFormat,
-            f"content is {fmt} but the name claims {claimed}",
-            blob.location,
-            content=str(fmt),
-            claimed=str(claimed),
-        )
+    disguised = (
+        claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt
+    )
+    # A text file named as text whose first character happens to be a pickle opcode ("torch==2.4" in a
+    # requirements.txt): disguised only if the analysis finds a pickle in it rather than text.
+    text_named = disguised and claimed is Format.TEXT and fmt is Format.PICKLE
+    if disguised and not text_named:
+        _disguised(blob, ctx, fmt, claimed)
     if (
         blob.depth == 0
         and fmt not in (Format.ZIP, Format.EMPTY, Format.TAR)
@@ -124,11 +125,25 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
             rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
         )
         _zip(blob, ctx)
+    if text_named:
+        if not _pickle(blob, ctx):
+            _disguised(blob, ctx, fmt, claimed)
+        return
     handler = _HANDLERS.get(fmt)
     if handler is not None:
         handler(blob, ctx)
     elif fmt in _UNSUPPORTED:
         ctx.fail(blob.location, _UNSUPPORTED[fmt])
+
+
+def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None) -> None:
+    ctx.add(
+        rules.DisguisedFormat,
+        f"content is {fmt} but the name claims {claimed}",
+        blob.location,
+        content=str(fmt),
+        claimed=str(claimed),
+    )
 
 
 def _has_zip_tail(blob: Blob) -> bool:
@@ -174,7 +189,8 @@ def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
 # ---------------------------------------------------------------------------------------------------- pickles
 
 
-def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> None:
+def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> bool:
+    """Analyse a pickle; True when it turned out to be text that no pickle loader could run (judged as text)."""
     from loopwarden.checks.models._pickle import analyse
 
     head = blob.head(2)
@@ -186,7 +202,7 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
             # STOP no pickle in it completes: the analysis below would end at the same text verdict.
             ctx.formats[-1] = str(Format.TEXT)
             _text(blob, ctx)
-            return
+            return True
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
@@ -204,10 +220,11 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
         # could import (names with spaces or punctuation are not importable), so nothing of it can run
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
-        return
+        return True
     ctx.findings.extend(res.findings)
     if res.unverified:
         ctx.fail(blob.location, f"pickle: {res.unverified}")
+    return False
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
@@ -224,14 +241,26 @@ def _text_like(blob: Blob) -> bool:
 
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
-    if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
-        return
-    head = blob.head(1024).lstrip()
+    raw = blob.head(HEAD)
+    head = raw.lstrip()
+    if not head and len(raw) == HEAD:
+        # only whitespace so far: JSON may start after any amount of it, so look for its first character
+        with blob.open() as f:
+            while chunk := f.read(CHUNK):
+                if head := chunk.lstrip()[:1]:
+                    break
     lower = blob.name.lower()
     if not (head.startswith(b"{") or lower.endswith((".jinja", ".j2", ".py"))):
         return
+    if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
+        # a config or template padded past the bound would otherwise go unread: fail closed
+        ctx.fail(blob.location, f"text of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
     with blob.open() as f:
         data = f.read(_MAX_TEXT_PARSE + 1)
+    if len(data) > _MAX_TEXT_PARSE:
+        ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
     text = data.decode("utf-8", "replace")
     if lower.endswith((".jinja", ".j2")):
         from loopwarden.checks.models.chat_template import check_template
@@ -491,7 +520,7 @@ def _empty(blob: Blob, ctx: ScanContext) -> None:
     return None
 
 
-_HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], None]]] = {
+_HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.PICKLE: _pickle,
     Format.TORCH_LEGACY: _torch_legacy,
     Format.TEXT: _text,

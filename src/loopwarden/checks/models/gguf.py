@@ -29,6 +29,8 @@ _STRING: Final = 8
 _ARRAY: Final = 9
 _MAX_COUNT: Final = 1 << 24
 _MAX_KEEP: Final = 16 << 20
+_MAX_KEPT_ITEMS: Final = 4096
+_TEMPLATE_NAMES: Final = "tokenizer.chat_templates"
 _MAX_DIMS: Final = 4
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
 _GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
@@ -128,7 +130,13 @@ class _Cursor:
         return None
 
 
+def _too_large() -> str:
+    return f"chat template longer than {_MAX_KEEP} bytes is not analysed (bound on kept strings)"
+
+
 def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
+    """A scalar, a string (when ``keep`` and it is at most _MAX_KEEP bytes, else None), or, for an array of
+    strings when ``keep``, the list of them (None for one too long); other arrays are skipped (None)."""
     if vtype in _SCALAR:
         fmt = "<" + _SCALAR[vtype]
         return struct.unpack(fmt, cur.read(struct.calcsize(fmt)))[0]
@@ -146,6 +154,8 @@ def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
             return None
         if etype not in (_STRING, _ARRAY):
             raise _BadError(f"unknown array element type {etype}")
+        if keep and etype == _STRING and n <= _MAX_KEPT_ITEMS:
+            return [cur.string(True) for _ in range(n)]
         for _ in range(n):
             _value(cur, etype, False, depth + 1)
         return None
@@ -192,10 +202,20 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         vtype = cur.u32()
         keep = key.startswith("tokenizer.chat_template") or key == "general.alignment"
         val = _value(cur, vtype, keep)
-        if key.startswith("tokenizer.chat_template"):
+        if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):
+            # gguf-py's list form: the names here, each template under tokenizer.chat_template.<name>. The
+            # names are judged as templates too, so that nothing a renderer might take as one goes unread.
+            for j, item in enumerate(val):
+                if isinstance(item, str):
+                    templates.append((f"{key}[{j}]", item))
+                else:
+                    ctx.fail(loc, f"{key}[{j}]: {_too_large()}")
+        elif key.startswith("tokenizer.chat_template"):
             if isinstance(val, str):
                 templates.append((key, val))
-            elif vtype != _STRING:
+            elif vtype == _STRING:
+                ctx.fail(loc, f"{key}: {_too_large()}")  # fail closed: an unread template is not clean
+            else:
                 ctx.add(rules.GgufInvalid, f"{key} is not a string", loc)
         if key == "general.alignment":
             if not isinstance(val, int) or val <= 0 or val & (val - 1) or val > 1 << 20:

@@ -335,3 +335,74 @@ def _escape_reason(name: str) -> str | None:
 def test_member_name_screen_agrees_with_the_rules(parts: list[str]) -> None:
     name = "".join(parts)
     assert escapes_folder(name) == _escape_reason(name)
+
+
+_SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+
+
+def _kv_string(key: str, value: str) -> bytes:
+    def s(t: str) -> bytes:
+        b = t.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    return s(key) + struct.pack("<I", 8) + s(value)
+
+
+def _kv_string_array(key: str, values: list[str]) -> bytes:
+    body = b"".join(struct.pack("<Q", len(v.encode())) + v.encode() for v in values)
+    return (
+        struct.pack("<Q", len(key))
+        + key.encode()
+        + struct.pack("<I", 9)
+        + struct.pack("<IQ", 8, len(values))
+        + body
+    )
+
+
+def test_gguf_named_templates_and_the_name_list_are_judged(tmp_path: Path) -> None:
+    names = _kv_string_array("tokenizer.chat_templates", ["tool_use", _SSTI])
+    data = cp.gguf_file(
+        "{{ x }}", extra_kv=names + _kv_string("tokenizer.chat_template.tool_use", _SSTI), n_kv_extra=2
+    )
+    (tmp_path / "m.gguf").write_bytes(data)
+    (target,) = scan_paths([str(tmp_path / "m.gguf")], jobs=1).targets
+    keys = {f.evidence.get("template_key") for f in target.findings}
+    assert {"tokenizer.chat_template.tool_use", "tokenizer.chat_templates[1]"} <= keys, target.findings
+    assert all(f.rule_id == "LW-MODEL-040" for f in target.findings), target.findings
+
+
+def test_a_template_over_the_kept_string_bound_is_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Fail closed: a chat template too long to keep is not analysed, so the file cannot be clean."""
+    from loopwarden.checks.models import gguf
+
+    monkeypatch.setattr(gguf, "_MAX_KEEP", 64)
+    (tmp_path / "m.gguf").write_bytes(cp.gguf_file(_SSTI + " " * 100))
+    (target,) = scan_paths([str(tmp_path / "m.gguf")], jobs=1).targets
+    assert target.verdict is Verdict.UNVERIFIED
+    assert "not analysed" in (target.reason or "")
+
+
+def test_json_configs_cannot_hide_behind_whitespace_or_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """JSON may start after any amount of whitespace; a config over the text bound is unverified, not clean."""
+    from loopwarden.checks.models import dispatch
+
+    config = json.dumps({"chat_template": _SSTI})
+    (tmp_path / "padded_tokenizer_config.json").write_text(" " * 10_000 + "\n" + config)
+    (padded,) = scan_paths([str(tmp_path / "padded_tokenizer_config.json")], jobs=1).targets
+    assert any(f.rule_id == "LW-MODEL-040" for f in padded.findings), padded
+    monkeypatch.setattr(dispatch, "_MAX_TEXT_PARSE", 1024)
+    (tmp_path / "big_config.json").write_text(config[:-1] + ', "pad": "' + "x" * 2000 + '"}')
+    (big,) = scan_paths([str(tmp_path / "big_config.json")], jobs=1).targets
+    assert big.verdict is Verdict.UNVERIFIED
+    assert "bound" in (big.reason or "")
+
+
+def test_a_pickle_named_as_text_is_still_disguised(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_bytes(b"cos\nsystem\n(S'id'\ntR.")
+    (target,) = scan_paths([str(tmp_path / "notes.txt")], jobs=1).targets
+    rules_found = {f.rule_id for f in target.findings}
+    assert {"LW-MODEL-001", "LW-MODEL-029"} <= rules_found, target.findings
