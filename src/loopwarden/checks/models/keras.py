@@ -15,6 +15,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Final
 
+from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, json_safe
 from loopwarden.domain import Location
@@ -28,6 +29,7 @@ _DANGEROUS_NAMES: Final = re.compile(
     r"MatchingFiles|SaveV2|RestoreV2)$"
 )
 _MAX_NODES: Final = 2_000_000
+_MAX_TEMPLATES: Final = 10_000
 
 
 def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -37,7 +39,8 @@ def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
         p, cur = stack.pop()
         seen += 1
         if seen > _MAX_NODES:
-            return
+            # fail closed: the nodes not visited could hold the Lambda layer
+            raise ResourceLimitExceeded("max_config_nodes", f"config has more than {_MAX_NODES} nodes")
         if isinstance(cur, dict):
             yield p, cur
             stack.extend((f"{p}/{k}", v) for k, v in cur.items())
@@ -101,6 +104,27 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
 
 
+def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:
+    """(key path, string) for every string in ``value`` (nested lists and dicts), bounded in depth and count."""
+    if depth > 8:
+        raise ResourceLimitExceeded("max_depth", f"{key} nested more than 8 levels")
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, list):
+        if len(value) > _MAX_TEMPLATES:
+            raise ResourceLimitExceeded("max_templates", f"{key} holds more than {_MAX_TEMPLATES} entries")
+        for i, item in enumerate(value):
+            name = item.get("name") if isinstance(item, dict) else None
+            yield from _strings(item, f"{key}.{name}" if isinstance(name, str) else f"{key}[{i}]", depth + 1)
+    elif isinstance(value, dict):
+        if len(value) > _MAX_TEMPLATES:
+            raise ResourceLimitExceeded("max_templates", f"{key} holds more than {_MAX_TEMPLATES} entries")
+        for k, item in value.items():
+            if k == "name" and isinstance(item, str) and depth > 0:
+                continue  # the name of a {"name", "template"} entry, not a template
+            yield from _strings(item, key if k == "template" else f"{key}.{k}", depth + 1)
+
+
 def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
     """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
     if not isinstance(obj, dict):
@@ -117,12 +141,10 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
     if tmpl is not None:
         from loopwarden.checks.models.chat_template import check_template
 
-        if isinstance(tmpl, str):
-            check_template(tmpl, ctx, location)
-        elif isinstance(tmpl, list):
-            for item in tmpl:
-                if isinstance(item, dict) and isinstance(item.get("template"), str):
-                    check_template(item["template"], ctx, location)
+        # A string, a list of {"name", "template"} (transformers' saved form) or a dict of name -> template
+        # (accepted when loading): every string in it is judged as a template, whatever the shape.
+        for key, text in _strings(tmpl, "chat_template"):
+            check_template(text, ctx, location, key=key)
 
 
 def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:

@@ -406,3 +406,41 @@ def test_a_pickle_named_as_text_is_still_disguised(tmp_path: Path) -> None:
     (target,) = scan_paths([str(tmp_path / "notes.txt")], jobs=1).targets
     rules_found = {f.rule_id for f in target.findings}
     assert {"LW-MODEL-001", "LW-MODEL-029"} <= rules_found, target.findings
+
+
+def test_chat_templates_in_every_shape_of_tokenizer_config_are_judged(tmp_path: Path) -> None:
+    """transformers saves several templates as a list of {name, template} and accepts a dict when loading."""
+    shapes = {
+        "dict": {"default": "{{ x }}", "tool_use": _SSTI},
+        "list": [{"name": "default", "template": "{{ x }}"}, {"name": "rag", "template": _SSTI}],
+        "nested": {"default": ["{{ x }}", {"deeper": _SSTI}]},
+    }
+    for name, value in shapes.items():
+        (tmp_path / f"{name}_tokenizer_config.json").write_text(json.dumps({"chat_template": value}))
+    (tmp_path / "ok_tokenizer_config.json").write_text(
+        json.dumps({"chat_template": [{"name": "default", "template": "{{ messages[0].content }}"}]})
+    )
+    verdicts = {
+        Path(t.path).name.split("_")[0]: t.verdict for t in scan_paths([str(tmp_path)], jobs=1).targets
+    }
+    assert verdicts == {
+        "dict": Verdict.FINDINGS,
+        "list": Verdict.FINDINGS,
+        "nested": Verdict.FINDINGS,
+        "ok": Verdict.CLEAN,
+    }
+
+
+def test_a_keras_config_over_the_node_bound_is_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopwarden.checks.models import keras
+
+    monkeypatch.setattr(keras, "_MAX_NODES", 50)
+    layers = [{"class_name": "Dense", "config": {"units": i}} for i in range(100)]
+    (tmp_path / "config.json").write_text(
+        json.dumps({"class_name": "Sequential", "config": {"layers": layers}})
+    )
+    (target,) = scan_paths([str(tmp_path / "config.json")], jobs=1).targets
+    assert target.verdict is Verdict.UNVERIFIED
+    assert "max_config_nodes" in (target.reason or "")
