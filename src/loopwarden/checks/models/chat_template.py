@@ -72,6 +72,17 @@ _DANGEROUS_GLOBALS: Final = frozenset(
 )
 _DUNDER: Final = re.compile(r"__[A-Za-z]\w*|\{[^{}]*\.\s*_")
 _MAX_FOLD: Final = 4096
+_ATTRIBUTE_ARG: Final = {
+    "groupby": 0,
+    "selectattr": 0,
+    "rejectattr": 0,
+    "sum": 0,
+    "unique": 1,
+    "min": 1,
+    "max": 1,
+    "sort": 2,
+}
+"""Filters that read an attribute named by a positional argument, and which argument it is."""
 
 
 def _is_bad_name(name: str) -> bool:
@@ -252,9 +263,22 @@ def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
         elif isinstance(node, nodes.Filter):
             if node.name == "attr":
                 report(node, "uses the 'attr' filter (attribute access by computed name)")
-            for kw in node.kwargs:
-                val = folder.fold(kw.value)
-                if kw.key == "attribute" and val is not None and any(_is_bad_name(p) for p in val.split(".")):
+            # the attribute a filter reads by name: the `attribute=` keyword, or its place among the positional
+            # arguments (groupby, selectattr, rejectattr, sum, unique, min, max, sort); dotted paths walk on
+            names = [kw.value for kw in node.kwargs if kw.key == "attribute"]
+            at = _ATTRIBUTE_ARG.get(node.name)
+            if at is not None and len(node.args) > at:
+                names.append(node.args[at])
+            for arg in names:
+                val = folder.fold(arg)
+                if val is None:
+                    if not isinstance(arg, nodes.Const):
+                        report(
+                            node,
+                            f"filter '{node.name}' reads an attribute named at render time",
+                            Severity.HIGH,
+                        )
+                elif any(_is_bad_name(p) for p in val.split(".")):
                     report(node, f"filter '{node.name}' reads attribute '{val[:80]}'")
         elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in _DANGEROUS_GLOBALS:
             report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)

@@ -444,3 +444,25 @@ def test_a_keras_config_over_the_node_bound_is_unverified(
     (target,) = scan_paths([str(tmp_path / "config.json")], jobs=1).targets
     assert target.verdict is Verdict.UNVERIFIED
     assert "max_config_nodes" in (target.reason or "")
+
+
+@pytest.mark.parametrize(
+    ("template", "reported"),
+    [
+        ("{{ (x|groupby('_module'))[0].grouper }}", True),
+        ("{{ x|selectattr('_private')|list }}", True),
+        ("{{ x|rejectattr('a.__class__')|list }}", True),
+        ("{{ x|sum('_n') }}", True),
+        ("{{ x|unique(false, '_k')|list }}", True),
+        ("{{ x|sort(false, false, 'a._b') }}", True),
+        ("{% set k = '_mod' ~ 'ule' %}{{ x|groupby(k) }}", True),
+        ("{{ x|groupby(name_from_the_caller) }}", True),
+        ("{{ messages|selectattr('role', 'equalto', 'user')|list|length }}", False),
+        ("{{ x|map(attribute='content')|join(', ') }}", False),
+        ("{{ x|groupby('role') }}{{ x|sum(attribute='n') }}{{ x|sort(attribute='name') }}", False),
+    ],
+)
+def test_filters_that_read_attributes_by_name_are_judged(template: str, reported: bool) -> None:
+    ctx = ScanContext("t", Limits(), default_allow())
+    check_template(template, ctx, Location("t"))
+    assert bool(ctx.findings) is reported, ctx.findings
