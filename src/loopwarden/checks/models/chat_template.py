@@ -263,6 +263,11 @@ def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
         elif isinstance(node, nodes.Filter):
             if node.name == "attr":
                 report(node, "uses the 'attr' filter (attribute access by computed name)")
+            elif node.name == "map" and node.args:
+                # map('attr', name) applies the attr filter to every item; the filter's name may be computed
+                applied = folder.fold(node.args[0])
+                if applied == "attr" or (applied is None and not isinstance(node.args[0], nodes.Const)):
+                    report(node, "applies the 'attr' filter (or a filter named at render time) through map")
             # the attribute a filter reads by name: the `attribute=` keyword, or its place among the positional
             # arguments (groupby, selectattr, rejectattr, sum, unique, min, max, sort); dotted paths walk on
             names = [kw.value for kw in node.kwargs if kw.key == "attribute"]
