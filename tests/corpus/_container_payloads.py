@@ -343,6 +343,15 @@ SSTI_TEMPLATES = {
     "joiner_format": "{{ joiner.__init__.__globals__ }}",
     "item_escape": "{{ lipsum['\\x5f\\x5fglobals\\x5f\\x5f'] }}",
     "reverse_filter": "{{ (messages|first)[('__ssalc__'|reverse)] }}",
+    # names built without any constant that spells them (found in this project's own review)
+    "kwarg_name": "{{ ''[dict(__class__=1)|first] }}",
+    "str_format": "{{ ''['{0}{0}class{0}{0}'.format('_')] }}",
+    "printf_chars": "{{ ''['%c%cclass%c%c'|format(95, 95, 95, 95)] }}",
+    "format_fill": "{{ ''['{0:_^9}'.format('class')] }}",
+    "block_set": "{% set k %}__cla{{ 'ss' }}__{% endset %}{{ ''[k] }}",
+    "indent_first": "{{ ''['class'|indent('__', true) ~ '__'] }}",
+    "groupby_private": "{{ (messages|groupby('_module'))[0].grouper }}",
+    "map_attr": "{{ messages|map('attr', '_module')|list }}",
 }
 
 

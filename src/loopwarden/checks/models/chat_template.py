@@ -107,11 +107,180 @@ def _env() -> Any:
     return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation])
 
 
+_WIDE: Final = re.compile(r"\d{5,}")
+"""A width or precision of five digits or more in a format string: not evaluated (memory)."""
+_EXACT_FILTERS: Final[dict[str, Any]] = {
+    "lower": str.lower,
+    "upper": str.upper,
+    "title": str.title,
+    "capitalize": str.capitalize,
+    "trim": str.strip,
+    "reverse": lambda s: s[::-1],
+    "string": str,
+}
+_EXACT_METHODS: Final[dict[str, Any]] = {
+    "lower": str.lower,
+    "upper": str.upper,
+    "strip": str.strip,
+    "title": str.title,
+}
+
+
+def _printf(fmt: str, args: list[Any]) -> str | None:
+    if _WIDE.search(fmt) or "*" in fmt:
+        return None
+    try:
+        out = str(fmt % tuple(args))
+    except (TypeError, ValueError, OverflowError, KeyError):
+        return None
+    return out if len(out) <= _MAX_FOLD else None
+
+
+def _str_format(fmt: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
+    """``fmt.format(*args, **kwargs)`` for plain fields (no attribute or index lookups, small widths)."""
+    import string
+
+    out: list[str] = []
+    auto = 0
+    try:
+        for literal, field, spec, conv in string.Formatter().parse(fmt):
+            out.append(literal)
+            if field is None:
+                continue
+            if any(c in field for c in ".[") or "{" in (spec or "") or _WIDE.search(spec or ""):
+                return None
+            if field == "":
+                value, auto = args[auto], auto + 1
+            elif field.isdigit():
+                value = args[int(field)]
+            else:
+                value = kwargs[field]
+            value = repr(value) if conv == "r" else ascii(value) if conv == "a" else value
+            out.append(format(value, spec or ""))
+            if sum(map(len, out)) > _MAX_FOLD:
+                return None
+    except (ValueError, IndexError, KeyError, TypeError, OverflowError):
+        return None
+    return "".join(out)
+
+
 class _Folder:
-    """Constant-folds string expressions (concatenation, %, format, join, reverse, replace, case filters)."""
+    """Constant-folds string expressions (concatenation, %, format, join, reverse, replace, case filters).
+
+    ``fold`` is generous (unknown parts of a concatenation are dropped, unknown filters keep their input) so
+    that fragments of internal names show; ``exact`` gives a value only when it is the one the template
+    computes, for judging the names a template builds itself.
+    """
 
     def __init__(self) -> None:
         self.vars: dict[str, str] = {}
+        self.exact_vars: dict[str, str] = {}
+        self.unknown: set[str] = set()
+
+    def exact(self, node: Any, depth: int = 0) -> str | None:
+        """The string ``node`` evaluates to, when the template alone determines it and it can be computed."""
+        from jinja2 import nodes
+
+        if depth > 50:
+            return None
+        if isinstance(node, nodes.Const):
+            return node.value if isinstance(node.value, str) else None
+        if isinstance(node, nodes.Name):
+            return None if node.name in self.unknown else self.exact_vars.get(node.name)
+        if isinstance(node, nodes.Concat | nodes.Add):
+            items = node.nodes if isinstance(node, nodes.Concat) else [node.left, node.right]
+            parts = [self.exact(n, depth + 1) for n in items]
+            if any(p is None for p in parts):
+                return None
+            joined = "".join(p for p in parts if p is not None)
+            return joined if len(joined) <= _MAX_FOLD else None
+        if isinstance(node, nodes.Mul):
+            for text_node, count_node in ((node.left, node.right), (node.right, node.left)):
+                text = self.exact(text_node, depth + 1)
+                count = count_node.value if isinstance(count_node, nodes.Const) else None
+                if text is not None and type(count) is int and 0 <= count * len(text) <= _MAX_FOLD:
+                    return text * count
+            return None
+        if isinstance(node, nodes.Mod):
+            fmt = self.exact(node.left, depth + 1)
+            args = self._exact_args(node.right, depth)
+            return None if fmt is None or args is None else _printf(fmt, args)
+        if isinstance(node, nodes.Filter) and node.node is not None:
+            return self._exact_filter(node, depth)
+        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
+            return self._exact_method(node, depth)
+        return None
+
+    def _exact_filter(self, node: Any, depth: int) -> str | None:
+        from jinja2 import nodes
+
+        if node.kwargs or node.dyn_args is not None or node.dyn_kwargs is not None:
+            return None
+        if node.name == "join" and isinstance(node.node, nodes.List | nodes.Tuple):
+            items = [self.exact(n, depth + 1) for n in node.node.items]
+            sep = self.exact(node.args[0], depth + 1) if node.args else ""
+            if sep is None or any(i is None for i in items):
+                return None
+            return sep.join(i for i in items if i is not None)[:_MAX_FOLD]
+        base = self.exact(node.node, depth + 1)
+        if base is None:
+            return None
+        if node.name in _EXACT_FILTERS and not node.args:
+            return str(_EXACT_FILTERS[node.name](base))
+        if node.name == "replace" and len(node.args) == 2:
+            old, new = (self.exact(a, depth + 1) for a in node.args)
+            if old is None or new is None:
+                return None
+            out = base.replace(old, new)
+            return out if len(out) <= _MAX_FOLD else None
+        if node.name == "format":
+            args = [self._exact_value(a, depth) for a in node.args]
+            return None if any(a is _NO for a in args) else _printf(base, args)
+        return None
+
+    def _exact_method(self, node: Any, depth: int) -> str | None:
+        base = self.exact(node.node.node, depth + 1)
+        if base is None or node.dyn_args is not None or node.dyn_kwargs is not None:
+            return None
+        meth = node.node.attr
+        args = [self._exact_value(a, depth) for a in node.args]
+        kwargs = {kw.key: self._exact_value(kw.value, depth) for kw in node.kwargs}
+        if any(a is _NO for a in [*args, *kwargs.values()]):
+            return None
+        if meth == "format":
+            return _str_format(base, args, kwargs)
+        if kwargs:
+            return None
+        if meth in _EXACT_METHODS and not args:
+            return str(_EXACT_METHODS[meth](base))
+        if meth == "join" and len(args) == 1 and isinstance(args[0], list):
+            if all(isinstance(p, str) for p in args[0]):
+                return base.join(args[0])[:_MAX_FOLD]
+            return None
+        if meth == "replace" and len(args) == 2 and all(isinstance(a, str) for a in args):
+            out = base.replace(args[0], args[1])
+            return out if len(out) <= _MAX_FOLD else None
+        return None
+
+    def _exact_value(self, node: Any, depth: int) -> Any:
+        """A constant of any type, a list of them, or an exact string; _NO when unknown."""
+        from jinja2 import nodes
+
+        if isinstance(node, nodes.Const):
+            return node.value
+        if isinstance(node, nodes.List | nodes.Tuple):
+            items = [self._exact_value(n, depth + 1) for n in node.items]
+            return _NO if any(i is _NO for i in items) else items
+        text = self.exact(node, depth + 1)
+        return _NO if text is None else text
+
+    def _exact_args(self, node: Any, depth: int) -> list[Any] | None:
+        from jinja2 import nodes
+
+        value = self._exact_value(node, depth)
+        if value is _NO:
+            return None
+        return list(value) if isinstance(node, nodes.Tuple | nodes.List) else [value]
 
     def fold(self, node: Any, depth: int = 0) -> str | None:
         from jinja2 import nodes
@@ -142,10 +311,8 @@ class _Folder:
             fmt = self.fold(node.left, depth + 1)
             args = self._const_args(node.right)
             if fmt is not None and args is not None:
-                try:
-                    return str(fmt % tuple(args))[:_MAX_FOLD]
-                except (TypeError, ValueError, OverflowError):
-                    return fmt
+                out = _printf(fmt, args)  # widths bounded: a format string must not exhaust memory
+                return fmt if out is None else out
             return fmt
         if isinstance(node, nodes.Filter):
             base = self.fold(node.node, depth + 1) if node.node is not None else None
@@ -163,11 +330,8 @@ class _Folder:
                 if old is not None and new is not None:
                     return base.replace(old, new)[:_MAX_FOLD]
             if node.name == "format":
-                args = [self.fold(a, depth + 1) or "" for a in node.args]
-                try:
-                    return str(base % tuple(args))[:_MAX_FOLD]
-                except (TypeError, ValueError):
-                    return base
+                out = _printf(base, [self.fold(a, depth + 1) or "" for a in node.args])
+                return base if out is None else out
             return base
         if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
             base = self.fold(node.node.node, depth + 1)
@@ -204,6 +368,95 @@ class _Folder:
             return [node.value]
         f = self.fold(node)
         return None if f is None else [f]
+
+
+_NO: Final = object()
+_NUMBER: Final = "number"
+_TEXT: Final = "text"
+_BUILTIN_GLOBALS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
+
+
+class _Own:
+    """Which expressions the template computes by itself, from its own literals (not from the render context):
+    a name built that way may be an internal name however it was spelled. ``kind`` is _NUMBER for arithmetic on
+    numbers, _TEXT for anything else the template makes itself, None for what depends on the context."""
+
+    def __init__(self, folder: _Folder) -> None:
+        self.folder = folder
+        self.names: dict[str, str] = {}
+
+    def collect(self, tree: Any) -> None:
+        """Names the template assigns from its own values (set, block set, loops over its own values)."""
+        from jinja2 import nodes
+
+        for _ in range(3):  # names defined from names: a few rounds reach a fixed point in practice
+            for node in tree.find_all((nodes.Assign, nodes.AssignBlock, nodes.For)):
+                if isinstance(node, nodes.Assign):
+                    kind = self.kind(node.node)
+                elif isinstance(node, nodes.AssignBlock):
+                    kind = self._body(node.body)
+                else:
+                    kind = _TEXT if self.kind(node.iter) is not None else None
+                if kind is not None:
+                    for target in (
+                        node.target.find_all(nodes.Name)
+                        if not isinstance(node.target, nodes.Name)
+                        else [node.target]
+                    ):
+                        if self.names.get(target.name) != _TEXT:
+                            self.names[target.name] = kind
+
+    def _body(self, body: list[Any]) -> str | None:
+        from jinja2 import nodes
+
+        for stmt in body:
+            if not isinstance(stmt, nodes.Output):
+                return None
+            for part in stmt.nodes:
+                if not isinstance(part, nodes.TemplateData) and self.kind(part) is None:
+                    return None
+        return _TEXT
+
+    def kind(self, node: Any, depth: int = 0) -> str | None:
+        from jinja2 import nodes
+
+        if depth > 50:
+            return None
+        if isinstance(node, nodes.Const):
+            return _NUMBER if isinstance(node.value, int | float | bool) or node.value is None else _TEXT
+        if isinstance(node, nodes.TemplateData):
+            return _TEXT
+        if isinstance(node, nodes.Name):
+            if node.name in self.folder.vars:
+                return _TEXT
+            if node.name in self.names:
+                return self.names[node.name]
+            return _TEXT if node.name in _BUILTIN_GLOBALS else None
+        children: list[Any] = []
+        if isinstance(node, nodes.List | nodes.Tuple):
+            children = list(node.items)
+        elif isinstance(node, nodes.Dict):
+            children = [x for item in node.items for x in (item.key, item.value)]
+        elif isinstance(node, nodes.BinExpr | nodes.Concat):
+            children = list(node.nodes) if isinstance(node, nodes.Concat) else [node.left, node.right]
+        elif isinstance(node, nodes.UnaryExpr):
+            children = [node.node]
+        elif isinstance(node, nodes.CondExpr):
+            children = [node.test, node.expr1, *([node.expr2] if node.expr2 is not None else [])]
+        elif isinstance(node, nodes.Filter | nodes.Test | nodes.Call):
+            base = node.node if node.node is not None else nodes.Const("")
+            children = [base, *node.args, *(kw.value for kw in node.kwargs)]
+            if isinstance(node, nodes.Filter | nodes.Call) or node.kwargs:
+                kinds = [self.kind(c, depth + 1) for c in children]
+                return None if None in kinds else _TEXT  # a filter or call may turn numbers into text
+        elif isinstance(node, nodes.Getattr | nodes.Getitem):
+            children = [node.node] + ([node.arg] if isinstance(node, nodes.Getitem) else [])
+        else:
+            return None
+        kinds = [self.kind(c, depth + 1) for c in children]
+        if None in kinds:
+            return None
+        return _TEXT if _TEXT in kinds else _NUMBER
 
 
 def check_template(
@@ -247,6 +500,16 @@ def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
             val = folder.fold(assign.node)
             if val is not None:
                 folder.vars[assign.target.name] = val
+    for assign in tree.find_all(nodes.Assign):
+        if isinstance(assign.target, nodes.Name):
+            target = assign.target.name
+            value = folder.exact(assign.node)
+            if value is None or folder.exact_vars.get(target, value) != value:
+                folder.unknown.add(target)  # assigned something not computable, or two different values
+            else:
+                folder.exact_vars[target] = value
+    own = _Own(folder)
+    own.collect(tree)
     found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
 
     def report(node: Any, what: str, severity: Severity = Severity.CRITICAL) -> None:
@@ -260,6 +523,22 @@ def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
             name = folder.fold(node.arg)
             if name is not None and _is_bad_name(name):
                 report(node, f"item access to '{name[:80]}'")
+            elif own.kind(node.arg) == _TEXT:
+                # a key the template makes itself (dict keys, block sets, format tricks): judged by its exact
+                # value, or reported when that cannot be computed (item access falls back to attributes)
+                exact = folder.exact(node.arg)
+                if exact is None:
+                    report(
+                        node,
+                        "item access with a name the template builds in a way the analysis cannot follow",
+                        Severity.HIGH,
+                    )
+                elif _is_bad_name(exact):
+                    report(node, f"item access to '{exact[:80]}'")
+        elif isinstance(node, nodes.Keyword) and node.key.startswith("_"):
+            report(
+                node, f"keyword argument named '{node.key[:80]}' (a source of internal names)", Severity.HIGH
+            )
         elif isinstance(node, nodes.Filter):
             if node.name == "attr":
                 report(node, "uses the 'attr' filter (attribute access by computed name)")
