@@ -266,6 +266,29 @@ def keras_get_file_config() -> dict[str, object]:
     }
 
 
+def keras_function_config(module: str, name: str) -> dict[str, object]:
+    """A Dense layer whose initializer is {"class_name": "function", "config": name}: Keras looks the name up in
+    ``module`` while loading; no registered_name spells it out."""
+    cfg = keras_get_file_config()
+    init = cfg["config"]["layers"][0]["config"]["kernel_initializer"]  # type: ignore[index]
+    init.update(module=module, config=name)
+    init.pop("registered_name")
+    return cfg
+
+
+def keras_lookup_path_config(layer: str = "StringLookup", path: str = "/etc/passwd") -> dict[str, object]:
+    """A lookup layer whose vocabulary is a path: Keras reads that file (or URL) while loading."""
+    return {
+        "module": "keras.models",
+        "class_name": "Sequential",
+        "config": {
+            "layers": [
+                {"module": "keras.layers", "class_name": layer, "config": {"name": "lk", "vocabulary": path}}
+            ]
+        },
+    }
+
+
 # ------------------------------------------------------------------------------------------------ protobuf
 
 
@@ -421,6 +444,13 @@ def malicious_corpus() -> dict[str, dict[str, bytes]]:
         "keras_lambda": {"model.keras": keras_zip(keras_lambda_config())},
         "keras_module_injection": {"model.keras": keras_zip(keras_module_injection_config())},
         "keras_get_file": {"model.keras": keras_zip(keras_get_file_config())},
+        "keras_get_file_by_config_name": {
+            "model.keras": keras_zip(keras_function_config("keras.utils", "get_file"))
+        },
+        "keras_enable_unsafe_deserialization": {
+            "model.keras": keras_zip(keras_function_config("keras.config", "enable_unsafe_deserialization"))
+        },
+        "keras_lookup_vocabulary_path": {"model.keras": keras_zip(keras_lookup_path_config())},
         "onnx_external_traversal": {"model.onnx": onnx_model("../../../../etc/passwd")},
         "onnx_external_absolute": {"model.onnx": onnx_model("/etc/shadow")},
         "safetensors_overlap": {

@@ -266,6 +266,33 @@ def test_keras_safe_mode_bypass_get_file(tmp_path: Path) -> None:
     assert_caught(scan(tmp_path, {"model.keras": cp.keras_zip(cp.keras_get_file_config())}), "LW-MODEL-033")
 
 
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("keras.utils", "get_file"),
+        ("keras.config", "enable_unsafe_deserialization"),
+        ("keras.src.saving", "load_model"),
+    ],
+)
+def test_keras_function_named_only_in_config(tmp_path: Path, module: str, name: str) -> None:
+    """{"class_name": "function", "config": NAME} without a registered_name: the name Keras looks up is the config
+    string (the get_file bypass of the CVE-2025-1550 fix; enable_unsafe_deserialization called from config.json,
+    https://github.com/advisories/GHSA-36fq-jgmw-4r9c)."""
+    cfg = cp.keras_function_config(module, name)
+    assert_caught(scan(tmp_path, {"model.keras": cp.keras_zip(cfg)}), "LW-MODEL-033")
+
+
+@pytest.mark.parametrize(
+    "layer", ["StringLookup", "IntegerLookup", "TextVectorization", "WordPieceTokenizer"]
+)
+def test_keras_lookup_layer_reading_a_path(tmp_path: Path, layer: str) -> None:
+    """A lookup layer's or tokenizer's vocabulary given as a path is read (a local file, or a URL) while loading,
+    safe mode or not (https://github.com/keras-team/keras-hub/pull/2517)."""
+    assert_caught(
+        scan(tmp_path, {"model.keras": cp.keras_zip(cp.keras_lookup_path_config(layer))}), "LW-MODEL-033"
+    )
+
+
 def test_keras_hdf5_lambda(tmp_path: Path) -> None:
     """Legacy HDF5 Keras models keep the config in the model_config attribute (CVE-2024-3660).
     https://nvd.nist.gov/vuln/detail/CVE-2024-3660"""

@@ -26,8 +26,16 @@ _SAFE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|
 _DANGEROUS_NAMES: Final = re.compile(
     r"(^|[._>])(get_file|load_model|load_weights|exec|eval|system|popen|import_module|__import__|"
     r"read_file|write_file|ReadFile|WriteFile|py_function|numpy_function|py_func|getattr|open|"
-    r"MatchingFiles|SaveV2|RestoreV2)$"
+    r"MatchingFiles|SaveV2|RestoreV2|enable_unsafe_deserialization)$"
 )
+_FUNCTION_MODULES: Final = re.compile(
+    r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.(utils|config|saving|models|backend)(\.|$)"
+)
+"""Modules whose functions are never an activation, initializer, loss or metric: a config that names one as a
+"function" object calls it while loading (file download, safe-mode switch, model loading)."""
+_LOOKUP_LAYERS: Final = frozenset({"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization"})
+_PATH_KEYS: Final = ("vocabulary", "merges", "proto", "idf_weights", "special_tokens", "language_tokens")
+"""Arguments that lookup layers and keras_hub tokenizers read from a file (or URL) when given a string."""
 _MAX_NODES: Final = 2_000_000
 _MAX_TEMPLATES: Final = 10_000
 
@@ -88,6 +96,33 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                     path=path,
                     registered_name=reg[:200],
                 )
+        # {"class_name": "function", "config": NAME, "module": M}: Keras looks NAME up in M and uses it
+        if (
+            cls == "function"
+            and isinstance(cfg, str)
+            and (
+                _DANGEROUS_NAMES.search(cfg) or (isinstance(module, str) and _FUNCTION_MODULES.match(module))
+            )
+        ):
+            ctx.add(
+                rules.KerasReference,
+                f"function '{cfg[:200]}' of module '{str(module)[:100]}' at {path or '/'}",
+                where,
+                path=path,
+            )
+        if (
+            isinstance(cls, str)
+            and (cls in _LOOKUP_LAYERS or cls.endswith("Tokenizer"))
+            and isinstance(cfg, dict)
+        ):
+            for key in _PATH_KEYS:
+                if isinstance(cfg.get(key), str):
+                    ctx.add(
+                        rules.KerasReference,
+                        f"{cls} at {path or '/'} reads its {key} from the path '{cfg[key][:200]}' when loaded",
+                        where,
+                        path=path,
+                    )
         for key in ("class_name", "registered_name", "function", "fn"):
             val = node.get(key)
             if key == "function" and isinstance(val, dict | list):
