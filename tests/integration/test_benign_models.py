@@ -283,6 +283,11 @@ def test_text_named_as_text_that_starts_like_a_pickle(tmp_path: Path) -> None:
     """'t' (TUPLE), 'a' (APPEND) ... are pickle opcodes: plain text is not reported as a disguised pickle."""
     (tmp_path / "requirements.txt").write_text("torch==2.4\ntransformers>=4.40\n")
     (tmp_path / "notes.txt").write_text("a model card\nsee README\n")
+    # the search for hidden pickles reads "torch\nsentencepiece" as h.sentencepiece and "cat\ndeer" as at.deer
+    (tmp_path / "deps.txt").write_text("transformers\ntorch\nsentencepiece\n")
+    (tmp_path / "classes.txt").write_text(
+        "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n"
+    )
     assert_clean(scan_dir(tmp_path))
 
 

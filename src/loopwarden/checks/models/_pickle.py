@@ -29,6 +29,7 @@ def analyse(
     *,
     max_pickles: int | None = None,
     joblib: bool = True,
+    resync: bool = True,
 ) -> PickleOutcome:
     """Run the symbolic pickle analyser on ``stream``; never raises for bad input.
 
@@ -46,6 +47,7 @@ def analyse(
             stacked=True,
             max_pickles=max_pickles,
             joblib=joblib,
+            resync=resync,
         )
     except ResourceLimitExceeded as exc:
         return PickleOutcome((), f"resource limit '{exc.bound}' reached in pickle analysis", (), 0, 0)

@@ -1067,6 +1067,13 @@ def _stdlib(module: str) -> bool:
     return module.split(".", 1)[0] in sys.stdlib_module_names
 
 
+def known_top_module(name: str) -> bool:
+    """Whether the first component of a dotted ``name`` is a standard-library module or a package the allow-list
+    knows (so the name can be imported wherever a model is loaded)."""
+    top = canonical_module(name.split(".", 1)[0]).split(".", 1)[0]
+    return top in sys.stdlib_module_names or top in _KNOWN_PACKAGES
+
+
 @dataclass(frozen=True, slots=True)
 class AllowList:
     """The set of callables a model pickle may reach, plus user ``allow``/``deny`` entries."""

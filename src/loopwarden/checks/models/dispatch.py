@@ -208,6 +208,10 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
         err = getattr(stream, "error", None)
     if err:
         ctx.fail(blob.location, err)
+    if res.unverified and _broken_text(blob, ctx, head, res.callables):
+        ctx.formats[-1] = str(Format.TEXT)
+        _text(blob, ctx)
+        return True
     if (
         res.unverified
         and not any(_IDENT_PATH.match(c) for c in res.callables)
@@ -225,6 +229,26 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
     if res.unverified:
         ctx.fail(blob.location, f"pickle: {res.unverified}")
     return False
+
+
+def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, ...]) -> bool:
+    """A file named as text, that is text, whose first pickle breaks before it reaches an importable name, and
+    in which the search for hidden pickles found only names of modules that are neither standard library nor
+    a known package ("torch\nsentencepiece" reads as h.sentencepiece, CIFAR's "cat\ndeer" as at.deer).
+
+    A loader reads from the first byte, so nothing of such a file runs. A known module found further on
+    (os.system after a broken start) still makes it a pickle: everything after an invalid opcode is analysed.
+    """
+    from loopwarden.checks.models._pickle import analyse
+    from loopwarden.checks.models.allowlist import known_top_module
+
+    if head[:1] == b"\x80" or claimed_format(blob.name) is not Format.TEXT or not _text_like(blob):
+        return False
+    if any(known_top_module(c) for c in reached):
+        return False
+    with blob.open() as stream:
+        first = analyse(stream, ctx, blob.location, max_pickles=1, resync=False)
+    return first.unverified is not None and not any(_IDENT_PATH.match(c) for c in first.callables)
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:

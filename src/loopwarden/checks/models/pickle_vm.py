@@ -1804,8 +1804,12 @@ def _analyze_reader(
     origin: str,
     stacked: bool,
     max_pickles: int | None,
+    resync: bool = True,
 ) -> int:
-    """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``."""
+    """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``.
+
+    ``resync``: after a malformed pickle, search the rest for hidden pickles (always, except when a caller asks
+    only what a loader starting at the first byte would reach)."""
     count = 0
     limits = budget.limits
     while True:
@@ -1846,7 +1850,8 @@ def _analyze_reader(
                     start,
                     {},
                 )
-            _resync(reader, start + 1, coll, budget, depth, origin)
+            if resync:
+                _resync(reader, start + 1, coll, budget, depth, origin)
             return count + 1
         except _LimitError as exc:
             coll.unverified.append(f"limit {exc.bound}: {exc}")
@@ -1931,6 +1936,7 @@ def analyze_pickle(
     stacked: bool = True,
     max_pickles: int | None = None,
     joblib: bool = False,
+    resync: bool = True,
 ) -> PickleResult:
     """Analyse the pickle stream(s) read from ``stream`` without loading anything.
 
@@ -1957,6 +1963,7 @@ def analyze_pickle(
             origin="",
             stacked=stacked,
             max_pickles=max_pickles,
+            resync=resync,
         )
     except _LimitError as exc:
         coll.unverified.append(f"limit {exc.bound}: {exc}")

@@ -401,6 +401,14 @@ def test_json_configs_cannot_hide_behind_whitespace_or_size(
     assert "bound" in (big.reason or "")
 
 
+def test_a_payload_after_a_broken_start_is_found_even_in_a_text_file(tmp_path: Path) -> None:
+    """Everything after an invalid opcode is analysed: a known module reached there makes the text a pickle."""
+    (tmp_path / "notes.txt").write_bytes(b"a\ncos\nsystem\n(S'id'\ntR.")
+    (target,) = scan_paths([str(tmp_path / "notes.txt")], jobs=1).targets
+    assert target.verdict is Verdict.UNVERIFIED
+    assert any(f.rule_id == "LW-MODEL-001" for f in target.findings), target.findings
+
+
 def test_a_pickle_named_as_text_is_still_disguised(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_bytes(b"cos\nsystem\n(S'id'\ntR.")
     (target,) = scan_paths([str(tmp_path / "notes.txt")], jobs=1).targets
