@@ -307,6 +307,18 @@ def _field(num: int, payload: bytes) -> bytes:
     return _varint(num << 3 | 2) + _varint(len(payload)) + payload
 
 
+def sentencepiece_model(pieces: list[str] | None = None) -> bytes:
+    """A SentencePiece ModelProto (tokenizer.model) in protobuf wire format: pieces, trainer and normalizer."""
+    out = b""
+    for i, text in enumerate(pieces or ["<unk>", "<s>", "</s>", "\u2581the", "\u2581of", "ing"]):
+        kind = 2 if i == 0 else 3 if i < 3 else 1  # UNKNOWN, CONTROL, NORMAL
+        piece = _field(1, text.encode()) + b"\x15" + struct.pack("<f", -float(i)) + b"\x18" + bytes([kind])
+        out += _field(1, piece)
+    out += _field(2, _field(1, b"train.txt") + b"\x18\x02")  # trainer_spec: input, model_type BPE
+    out += _field(3, _field(1, b"nmt_nfkc") + b"\x18\x01")  # normalizer_spec: name, add_dummy_prefix
+    return out
+
+
 def onnx_model(location: str | None = None, domain: str = "") -> bytes:
     """A minimal ModelProto: one Identity node, one initializer (inline or external data at ``location``)."""
     tensor = _field(8, b"W") + _varint(1 << 3 | 0) + _varint(1) + _varint(2 << 3 | 0) + _varint(1)

@@ -30,6 +30,7 @@ class Format(enum.StrEnum):
     GGUF = "gguf"
     HDF5 = "hdf5"
     ONNX = "onnx"
+    SENTENCEPIECE = "sentencepiece"
     SEVEN_ZIP = "7z"
     RAR = "rar"
     ZSTD = "zstd"
@@ -90,6 +91,24 @@ def _looks_onnx(head: bytes) -> bool:
             return False
         seen += 1
     return seen >= 2 and pos >= len(head)
+
+
+def _looks_sentencepiece(head: bytes) -> bool:
+    """A SentencePiece ModelProto (``tokenizer.model``, ``spiece.model``) opens with its first piece: field 1
+    holding a message whose field 1 is the piece's text and whose next field is its score (2) or type (3)."""
+    if len(head) < 6 or head[0] != 0x0A:
+        return False
+    outer, pos = _varint(head, 1)
+    if outer is None or pos >= len(head) or head[pos] != 0x0A:
+        return False
+    n, pos = _varint(head, pos + 1)
+    if n is None or n >= outer or pos + n >= len(head):
+        return False
+    try:
+        head[pos : pos + n].decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return head[pos + n] in (0x15, 0x18)
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
@@ -165,6 +184,8 @@ def sniff(head: bytes, size: int | None) -> Format:
             return Format.SAFETENSORS
     if _looks_onnx(head[:4096]):
         return Format.ONNX
+    if _looks_sentencepiece(head):
+        return Format.SENTENCEPIECE
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
     if _is_text(head):

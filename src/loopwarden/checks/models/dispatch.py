@@ -563,4 +563,5 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.GGUF: _lazy("gguf", "scan_gguf"),
     Format.HDF5: _lazy("keras", "scan_hdf5"),
     Format.ONNX: _lazy("onnx", "scan_onnx"),
+    Format.SENTENCEPIECE: _lazy("sentencepiece", "scan_sentencepiece"),
 }

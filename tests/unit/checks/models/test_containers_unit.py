@@ -478,3 +478,18 @@ def test_filters_that_read_attributes_by_name_are_judged(template: str, reported
     ctx = ScanContext("t", Limits(), default_allow())
     check_template(template, ctx, Location("t"))
     assert bool(ctx.findings) is reported, ctx.findings
+
+
+def test_sentencepiece_models_are_recognised_and_checked(tmp_path: Path) -> None:
+    """tokenizer.model ships with most LLMs: inert data when it is the protobuf it claims, unverified otherwise."""
+    good = cp.sentencepiece_model()
+    assert sniff(good[:4096], len(good)) is Format.SENTENCEPIECE
+    (tmp_path / "tokenizer.model").write_bytes(good)
+    (tmp_path / "cut.model").write_bytes(good[:-5])
+    (tmp_path / "appended.model").write_bytes(good + cp.evil_pickle())
+    verdicts = {Path(t.path).name: t.verdict for t in scan_paths([str(tmp_path)], jobs=1).targets}
+    assert verdicts == {
+        "tokenizer.model": Verdict.CLEAN,
+        "cut.model": Verdict.UNVERIFIED,
+        "appended.model": Verdict.UNVERIFIED,
+    }
