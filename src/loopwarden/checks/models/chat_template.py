@@ -384,6 +384,10 @@ class _Own:
     def __init__(self, folder: _Folder) -> None:
         self.folder = folder
         self.names: dict[str, str] = {}
+        self.choices: dict[str, set[str]] = {}
+        """Loop variables over a literal list of strings (``for key in ["name", "description"]``): their values."""
+        self.other: set[str] = set()
+        """Names also bound some other way (so their values are not just the loop's)."""
 
     def collect(self, tree: Any) -> None:
         """Names the template assigns from its own values (set, block set, loops over its own values)."""
@@ -396,7 +400,20 @@ class _Own:
                 elif isinstance(node, nodes.AssignBlock):
                     kind = self._body(node.body)
                 else:
-                    kind = _TEXT if self.kind(node.iter) is not None else None
+                    kind = self._items(node.iter)
+                values = (
+                    [self.folder.exact(i) for i in node.iter.items]
+                    if isinstance(node, nodes.For) and isinstance(node.iter, nodes.List | nodes.Tuple)
+                    else [None]
+                )
+                if isinstance(node.target, nodes.Name) and values and all(v is not None for v in values):
+                    self.choices.setdefault(node.target.name, set()).update(
+                        v for v in values if v is not None
+                    )
+                else:
+                    self.other.update(n.name for n in node.target.find_all(nodes.Name))
+                    if isinstance(node.target, nodes.Name):
+                        self.other.add(node.target.name)
                 if kind is not None:
                     for target in (
                         node.target.find_all(nodes.Name)
@@ -405,6 +422,18 @@ class _Own:
                     ):
                         if self.names.get(target.name) != _TEXT:
                             self.names[target.name] = kind
+
+    def _items(self, it: Any) -> str | None:
+        """The kind of the values a loop over ``it`` yields (numbers for range() and lists of numbers)."""
+        from jinja2 import nodes
+
+        if isinstance(it, nodes.Call) and isinstance(it.node, nodes.Name) and it.node.name == "range":
+            kinds = {self.kind(a) for a in it.args}
+            return _NUMBER if kinds <= {_NUMBER} and not it.kwargs else (None if None in kinds else _TEXT)
+        if isinstance(it, nodes.List | nodes.Tuple):
+            kinds = {self.kind(i) for i in it.items}
+            return None if None in kinds else _TEXT if _TEXT in kinds else _NUMBER
+        return _TEXT if self.kind(it) is not None else None
 
     def _body(self, body: list[Any]) -> str | None:
         from jinja2 import nodes
@@ -523,6 +552,14 @@ def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
             name = folder.fold(node.arg)
             if name is not None and _is_bad_name(name):
                 report(node, f"item access to '{name[:80]}'")
+            elif (
+                isinstance(node.arg, nodes.Name)
+                and node.arg.name in own.choices
+                and node.arg.name not in own.other
+            ):
+                for choice in sorted(own.choices[node.arg.name]):
+                    if _is_bad_name(choice):
+                        report(node, f"item access to '{choice[:80]}'")
             elif own.kind(node.arg) == _TEXT:
                 # a key the template makes itself (dict keys, block sets, format tricks): judged by its exact
                 # value, or reported when that cannot be computed (item access falls back to attributes)

@@ -493,3 +493,29 @@ def test_sentencepiece_models_are_recognised_and_checked(tmp_path: Path) -> None
         "cut.model": Verdict.UNVERIFIED,
         "appended.model": Verdict.UNVERIFIED,
     }
+
+
+@pytest.mark.parametrize(
+    ("template", "reported"),
+    [
+        # names the template builds without spelling them: judged by value, or reported when not computable
+        ("{{ ''[dict(__class__=1)|first] }}", True),
+        ("{{ ''['{0}{0}class{0}{0}'.format('_')] }}", True),
+        ("{{ ''['{0:_^9}'.format('class')] }}", True),
+        ("{{ ''['%c%cclass%c%c'|format(95, 95, 95, 95)] }}", True),
+        ("{% set k %}__cla{{ 'ss' }}__{% endset %}{{ ''[k] }}", True),
+        ("{% for k in dict(os=1) %}{{ x[k] }}{% endfor %}", True),
+        ("{% for k in ['a' ~ 'b', 'o' ~ 's'] %}{{ x[k] }}{% endfor %}", True),
+        ("{% for k in ['name'] %}{% endfor %}{% set k = dict(os=1)|first %}{{ x[k] }}", True),
+        ("{{ x['{:>99999999}'.format('a')] }}", True),  # not evaluated (memory), so not computable
+        # what real templates do
+        ("{% for i in range(3) %}{{ messages[i] }}{% endfor %}", False),
+        ("{% for k in ['name', 'description'] %}{{ tool[k] }}{% endfor %}", False),
+        ("{% set r = 'role' %}{{ m[r] }}{{ m['con' ~ 'tent'] }}{{ messages[-1]['content'] }}", False),
+        ("{% for i in range(messages|length) %}{{ messages[loop.index0 - 1] }}{% endfor %}", False),
+    ],
+)
+def test_item_names_the_template_builds_are_judged(template: str, reported: bool) -> None:
+    ctx = ScanContext("t", Limits(), default_allow())
+    check_template(template, ctx, Location("t"))
+    assert bool(ctx.findings) is reported, ctx.findings
