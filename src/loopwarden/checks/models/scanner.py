@@ -243,11 +243,24 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
     finally:
         for c in ctx.closers:
             c.close()
-    reason = "; ".join(ctx.unverified) if ctx.unverified else None
+    reason = _reason(ctx.unverified)
     result = TargetResult.from_findings(
         target.display, ArtifactKind.MODEL, ctx.findings, unverified_reason=reason, digest=digest_value
     )
     return result, tuple(ctx.references)
+
+
+_MAX_REASONS: Final = 8
+
+
+def _reason(reasons: list[str]) -> str | None:
+    """Why a target is unverified, readable: the first few reasons and how many more there are (an archive of
+    many bad members would otherwise give a line of kilobytes)."""
+    if not reasons:
+        return None
+    text = "; ".join(reasons[:_MAX_REASONS])
+    more = len(reasons) - _MAX_REASONS
+    return f"{text}; and {more} more" if more > 0 else text
 
 
 def default_allow() -> Any:

@@ -519,3 +519,13 @@ def test_item_names_the_template_builds_are_judged(template: str, reported: bool
     ctx = ScanContext("t", Limits(), default_allow())
     check_template(template, ctx, Location("t"))
     assert bool(ctx.findings) is reported, ctx.findings
+
+
+def test_an_archive_of_many_bad_members_gives_a_readable_reason(tmp_path: Path) -> None:
+    members = {f"m{i:02}.bin": b"\x00\xff\xfe" + bytes([i]) * 40 for i in range(20)}
+    (tmp_path / "many.zip").write_bytes(cp.zip_of(members))
+    (target,) = scan_paths([str(tmp_path / "many.zip")], jobs=1).targets
+    assert target.verdict is Verdict.UNVERIFIED
+    reason = target.reason or ""
+    assert reason.endswith("; and 12 more"), reason
+    assert reason.count("unknown binary format") == 8
