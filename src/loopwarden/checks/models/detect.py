@@ -31,6 +31,7 @@ class Format(enum.StrEnum):
     HDF5 = "hdf5"
     ONNX = "onnx"
     SENTENCEPIECE = "sentencepiece"
+    MSGPACK = "msgpack"
     SEVEN_ZIP = "7z"
     RAR = "rar"
     ZSTD = "zstd"
@@ -111,6 +112,20 @@ def _looks_sentencepiece(head: bytes) -> bool:
     return head[pos + n] in (0x15, 0x18)
 
 
+def _looks_msgpack_map(head: bytes) -> bool:
+    """A MessagePack map with a string first key (Flax's ``flax_model.msgpack``: parameter names to arrays)."""
+    if len(head) < 3:
+        return False
+    t = head[0]
+    if 0x81 <= t <= 0x8F:
+        key = 1
+    elif t in (0xDE, 0xDF):
+        key = 3 if t == 0xDE else 5
+    else:
+        return False
+    return key < len(head) and (0xA1 <= head[key] <= 0xBF or head[key] in (0xD9, 0xDA, 0xDB))
+
+
 def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
     shift = 0
     value = 0
@@ -186,6 +201,8 @@ def sniff(head: bytes, size: int | None) -> Format:
         return Format.ONNX
     if _looks_sentencepiece(head):
         return Format.SENTENCEPIECE
+    if _looks_msgpack_map(head):
+        return Format.MSGPACK
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
     if _is_text(head):

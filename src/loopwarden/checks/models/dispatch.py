@@ -564,4 +564,5 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.HDF5: _lazy("keras", "scan_hdf5"),
     Format.ONNX: _lazy("onnx", "scan_onnx"),
     Format.SENTENCEPIECE: _lazy("sentencepiece", "scan_sentencepiece"),
+    Format.MSGPACK: _lazy("msgpack_", "scan_msgpack"),
 }

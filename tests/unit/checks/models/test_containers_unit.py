@@ -529,3 +529,64 @@ def test_an_archive_of_many_bad_members_gives_a_readable_reason(tmp_path: Path) 
     reason = target.reason or ""
     assert reason.endswith("; and 12 more"), reason
     assert reason.count("unknown binary format") == 8
+
+
+def _mp(value: object) -> bytes:
+    """A small MessagePack encoder (maps, arrays, str, bin, ints, floats, nil, bools, ext) for the tests."""
+    if value is None:
+        return b"\xc0"
+    if value is True or value is False:
+        return b"\xc3" if value else b"\xc2"
+    if isinstance(value, int):
+        if 0 <= value < 128:
+            return bytes([value])
+        if -32 <= value < 0:
+            return struct.pack("b", value)
+        return b"\xd3" + struct.pack(">q", value)
+    if isinstance(value, float):
+        return b"\xcb" + struct.pack(">d", value)
+    if isinstance(value, str):
+        raw = value.encode()
+        return (bytes([0xA0 | len(raw)]) if len(raw) < 32 else b"\xdb" + struct.pack(">I", len(raw))) + raw
+    if isinstance(value, bytes):
+        return b"\xc6" + struct.pack(">I", len(value)) + value
+    if isinstance(value, tuple):  # (ext type, payload)
+        return b"\xc9" + struct.pack(">Ib", len(value[1]), value[0]) + value[1]
+    if isinstance(value, list):
+        return b"\xdd" + struct.pack(">I", len(value)) + b"".join(_mp(v) for v in value)
+    assert isinstance(value, dict)
+    head = bytes([0x80 | len(value)]) if len(value) < 16 else b"\xdf" + struct.pack(">I", len(value))
+    return head + b"".join(_mp(k) + _mp(v) for k, v in value.items())
+
+
+_MP_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63 - 1)
+    | st.floats()
+    | st.text(max_size=40)
+    | st.binary(max_size=64)
+    | st.tuples(st.integers(-128, 127), st.binary(max_size=32)),
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=8), inner, max_size=5),
+    max_leaves=30,
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(st.text(min_size=1, max_size=8), _MP_VALUES, min_size=1, max_size=6), st.integers(1, 40)
+)
+def test_messagepack_files_are_recognised_and_checked_for_structure(
+    value: dict[str, object], cut: int
+) -> None:
+    """Flax's flax_model.msgpack: one well-formed MessagePack map is clean; cut or followed by anything, unverified."""
+    data = _mp(value)
+    ctx = ScanContext("mp", Limits(), default_allow())
+    scan_blob(bytes_blob("flax_model.msgpack", Location("mp"), data, 0), ctx)
+    assert ctx.formats[0] == "msgpack"
+    assert not ctx.unverified and not ctx.findings
+    # (three bytes at least: the map's type and its first key's are what identify MessagePack)
+    for broken in (data[: max(3, len(data) - cut)], data + cp.evil_pickle()):
+        bad = ScanContext("mp", Limits(), default_allow())
+        scan_blob(bytes_blob("flax_model.msgpack", Location("mp"), broken, 0), bad)
+        assert bad.unverified, broken

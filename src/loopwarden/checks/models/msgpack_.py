@@ -1,0 +1,138 @@
+"""MessagePack files (Flax's ``flax_model.msgpack``): data that Flax restores without running code.
+
+The check is structural: the file must be exactly one well-formed MessagePack value (Flax writes a map of
+parameter names), every length inside the file, nesting and item counts bounded. Extension payloads (Flax's
+arrays) are skipped, not interpreted. Anything else is ``unverified``.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import BinaryIO, Final
+
+from loopwarden.checks.models._base import Blob, ScanContext
+
+__all__ = ["scan_msgpack"]
+
+_MAX_DEPTH: Final = 512
+_MAX_ITEMS: Final = 50_000_000
+_SIZED: Final = {  # type byte -> (bytes of its length field, fixed payload bytes)
+    0xC4: (1, 0),
+    0xC5: (2, 0),
+    0xC6: (4, 0),  # bin
+    0xC7: (1, 1),
+    0xC8: (2, 1),
+    0xC9: (4, 1),  # ext (payload after a type byte)
+    0xD9: (1, 0),
+    0xDA: (2, 0),
+    0xDB: (4, 0),  # str
+}
+_FIXED: Final = {
+    0xC0: 0,
+    0xC2: 0,
+    0xC3: 0,
+    0xCA: 4,
+    0xCB: 8,
+    0xCC: 1,
+    0xCD: 2,
+    0xCE: 4,
+    0xCF: 8,
+    0xD0: 1,
+    0xD1: 2,
+    0xD2: 4,
+    0xD3: 8,
+    0xD4: 2,
+    0xD5: 3,
+    0xD6: 5,
+    0xD7: 9,
+    0xD8: 17,
+}
+_CONTAINERS: Final = {
+    0xDC: (2, 1),
+    0xDD: (4, 1),
+    0xDE: (2, 2),
+    0xDF: (4, 2),
+}  # (count bytes, items per count)
+
+
+class _Bad(Exception):
+    pass
+
+
+class _Source:
+    """Reads at increasing offsets from bytes in memory or a seekable reader, in bounded chunks."""
+
+    def __init__(self, data: bytes | None, f: BinaryIO, size: int) -> None:
+        self.data, self.f, self.size = data, f, size
+        self.buf, self.base = b"", 0
+
+    def take(self, pos: int, n: int) -> bytes:
+        if pos + n > self.size:
+            raise _Bad(f"value at offset {pos} runs past the end of the file")
+        if self.data is not None:
+            return self.data[pos : pos + n]
+        if not (self.base <= pos and pos + n <= self.base + len(self.buf)):
+            self.f.seek(pos)
+            self.buf, self.base = self.f.read(max(n, 1 << 16)), pos
+        return self.buf[pos - self.base : pos - self.base + n]
+
+
+def _walk(src: _Source, size: int, ctx: ScanContext) -> None:
+    pending = [1]  # items still to read at each open container level
+    pos = 0
+    items = 0
+    while pending:
+        if pending[-1] == 0:
+            pending.pop()
+            continue
+        pending[-1] -= 1
+        items += 1
+        if items > _MAX_ITEMS:
+            raise _Bad(f"more than {_MAX_ITEMS} values")
+        if items % 65536 == 0:
+            ctx.check_time()
+        t = src.take(pos, 1)[0]
+        pos += 1
+        if t <= 0x7F or t >= 0xE0:
+            continue  # fixint
+        if 0x80 <= t <= 0x9F:
+            count = (t & 0x0F) * (2 if t < 0x90 else 1)
+        elif 0xA0 <= t <= 0xBF:
+            pos += t & 0x1F
+            continue
+        elif t in _FIXED:
+            pos += _FIXED[t]
+            continue
+        elif t in _SIZED:
+            width, extra = _SIZED[t]
+            (n,) = struct.unpack(">" + "BHI"[(1, 2, 4).index(width)], src.take(pos, width))
+            pos += width + extra + n
+            continue
+        elif t in _CONTAINERS:
+            width, per = _CONTAINERS[t]
+            (n,) = struct.unpack(">" + "HI"[(2, 4).index(width)], src.take(pos, width))
+            pos += width
+            count = n * per
+        else:
+            raise _Bad(f"byte 0x{t:02x} at offset {pos - 1} is not a MessagePack type")
+        if pos > size:
+            raise _Bad(f"value at offset {pos} runs past the end of the file")
+        if count:
+            if len(pending) >= _MAX_DEPTH:
+                raise _Bad(f"values nested deeper than {_MAX_DEPTH}")
+            pending.append(count)
+    if pos > size:
+        raise _Bad("the last value runs past the end of the file")
+    if pos < size:
+        raise _Bad(f"{size - pos} byte(s) after the MessagePack value")
+
+
+def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
+    if blob.size is None:
+        ctx.fail(blob.location, "MessagePack value of unknown size")
+        return
+    with blob.open() as f:
+        try:
+            _walk(_Source(blob.data, f, blob.size), blob.size, ctx)
+        except _Bad as exc:
+            ctx.fail(blob.location, f"MessagePack: {exc}")
