@@ -81,6 +81,21 @@ def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return rc, cap.out, cap.err
 
 
+def _verify_keyless(model: Path, *extra: str) -> list[str]:
+    """`loopwarden verify MODEL` against the spec vector with the vector's identity and issuer."""
+    return [
+        "verify",
+        str(model),
+        "--signature",
+        str(VECTOR),
+        "--sigstore-identity",
+        IDENTITY,
+        "--sigstore-issuer",
+        ISSUER,
+        *extra,
+    ]
+
+
 # --- verification ---------------------------------------------------------------------------------------------
 
 
@@ -287,17 +302,8 @@ def test_unusable_trusted_root_is_an_input_error(tmp_path: Path, capsys: pytest.
     bad.write_text('{"mediaType": "nope"}')
     with pytest.raises(InputError, match="not a usable Sigstore trusted root"):
         verify(_model(tmp_path), SigstoreTrust(IDENTITY, ISSUER, trusted_root=bad), signature=VECTOR)
-    argv = ["verify", str(_model(tmp_path / "x")), "--signature", str(VECTOR)]
-    rc, _, err = _run(
-        capsys,
-        *argv,
-        "--sigstore-identity",
-        IDENTITY,
-        "--sigstore-issuer",
-        ISSUER,
-        "--trusted-root",
-        str(tmp_path / "none.json"),
-    )
+    argv = _verify_keyless(_model(tmp_path / "x"), "--trusted-root", str(tmp_path / "none.json"))
+    rc, _, err = _run(capsys, *argv)
     assert rc == 2
     assert "none.json" in err
 
@@ -326,17 +332,7 @@ def test_online_mode_refreshes_and_a_failed_refresh_is_exit_2(
         raise TUFError("Failed to refresh TUF metadata")
 
     monkeypatch.setattr(Verifier, "production", classmethod(unreachable))
-    rc, _, err = _run(
-        capsys,
-        "verify",
-        str(model),
-        "--signature",
-        str(VECTOR),
-        "--sigstore-identity",
-        IDENTITY,
-        "--sigstore-issuer",
-        ISSUER,
-    )
+    rc, _, err = _run(capsys, *_verify_keyless(model))
     assert rc == 2
     assert "trust root" in err
     assert "--offline" in err
@@ -399,17 +395,7 @@ def test_missing_package_is_exit_2_with_the_hint(tmp_path: Path, capsys: pytest.
     model = tmp_path / "m"
     model.mkdir()
     (model / "w.bin").write_bytes(b"weights")
-    rc, _, err = _run(
-        capsys,
-        "verify",
-        str(model),
-        "--signature",
-        str(VECTOR),
-        "--sigstore-identity",
-        IDENTITY,
-        "--sigstore-issuer",
-        ISSUER,
-    )
+    rc, _, err = _run(capsys, *_verify_keyless(model))
     assert rc == 2
     assert "pip install 'loopwarden[sigstore]'" in err
     rc, _, err = _run(
