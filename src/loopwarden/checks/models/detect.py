@@ -11,7 +11,7 @@ import enum
 import struct
 from typing import Final
 
-__all__ = ["PICKLE_OPCODES", "Format", "claimed_format", "is_pickle_start", "sniff"]
+__all__ = ["PICKLE_OPCODES", "Format", "claimed_format", "is_pickle_start", "read_varint", "sniff"]
 
 
 class Format(enum.StrEnum):
@@ -73,16 +73,16 @@ def _looks_onnx(head: bytes) -> bool:
     seen = 0
     allowed = {1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25}
     while pos < len(head) and seen < 8:
-        tag, pos = _varint(head, pos)
+        tag, pos = read_varint(head, pos)
         if tag is None:
             return seen >= 2
         field, wire = tag >> 3, tag & 7
         if field not in allowed:
             return False
         if wire == 0:
-            _, pos = _varint(head, pos)
+            _, pos = read_varint(head, pos)
         elif wire == 2:
-            n, pos = _varint(head, pos)
+            n, pos = read_varint(head, pos)
             if n is None:
                 return seen >= 2
             if field == 7:
@@ -99,10 +99,10 @@ def _looks_sentencepiece(head: bytes) -> bool:
     holding a message whose field 1 is the piece's text and whose next field is its score (2) or type (3)."""
     if len(head) < 6 or head[0] != 0x0A:
         return False
-    outer, pos = _varint(head, 1)
+    outer, pos = read_varint(head, 1)
     if outer is None or pos >= len(head) or head[pos] != 0x0A:
         return False
-    n, pos = _varint(head, pos + 1)
+    n, pos = read_varint(head, pos + 1)
     if n is None or n >= outer or pos + n >= len(head):
         return False
     try:
@@ -126,7 +126,9 @@ def _looks_msgpack_map(head: bytes) -> bool:
     return key < len(head) and (0xA1 <= head[key] <= 0xBF or head[key] in (0xD9, 0xDA, 0xDB))
 
 
-def _varint(buf: bytes, pos: int) -> tuple[int | None, int]:
+def read_varint(buf: bytes, pos: int) -> tuple[int | None, int]:
+    """A protobuf base-128 varint at ``pos``: its value (``None`` when cut off or over 64 bits) and the
+    position after it. Shared by format detection and the SentencePiece check."""
     shift = 0
     value = 0
     while pos < len(buf) and shift < 64:

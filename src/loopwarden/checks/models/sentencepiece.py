@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Final
 
 from loopwarden.checks.models._base import Blob, ScanContext
-from loopwarden.checks.models.detect import _varint
+from loopwarden.checks.models.detect import read_varint
 
 __all__ = ["scan_sentencepiece"]
 
@@ -37,11 +37,11 @@ def scan_sentencepiece(blob: Blob, ctx: ScanContext) -> None:
             else:
                 f.seek(pos)
                 head = f.read(_HEADER)
-            tag, p = _varint(head, 0)
+            tag, p = read_varint(head, 0)
             if tag is None or tag >> 3 not in _FIELDS or tag & 7 != 2:
                 ctx.fail(blob.location, f"SentencePiece model: unexpected field at offset {pos}")
                 return
-            length, p = _varint(head, p)
+            length, p = read_varint(head, p)
             if length is None or pos + p + length > size:
                 ctx.fail(blob.location, f"SentencePiece model: field at offset {pos} runs past the end")
                 return
