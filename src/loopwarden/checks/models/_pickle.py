@@ -30,6 +30,7 @@ def analyse(
     max_pickles: int | None = None,
     joblib: bool = True,
     resync: bool = True,
+    prefix: bool = False,
 ) -> PickleOutcome:
     """Run the symbolic pickle analyser on ``stream``; never raises for bad input.
 
@@ -48,6 +49,7 @@ def analyse(
             max_pickles=max_pickles,
             joblib=joblib,
             resync=resync,
+            prefix=prefix,
         )
     except ResourceLimitExceeded as exc:
         return PickleOutcome((), f"resource limit '{exc.bound}' reached in pickle analysis", (), 0, 0)

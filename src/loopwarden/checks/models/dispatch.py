@@ -20,7 +20,7 @@ from loopwarden.checks.models._base import (
     open_slice,
     spool,
 )
-from loopwarden.checks.models.detect import Format, claimed_format, is_pickle_start, sniff
+from loopwarden.checks.models.detect import PICKLE_OPCODES, Format, claimed_format, is_pickle_start, sniff
 from loopwarden.domain import Finding
 
 __all__ = ["Recurse", "scan_blob", "seekable_blob"]
@@ -134,6 +134,46 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         handler(blob, ctx)
     elif fmt in _UNSUPPORTED:
         ctx.fail(blob.location, _UNSUPPORTED[fmt])
+    if fmt not in _READ_AS_PICKLE:
+        first = blob.head(1)
+        if first and first[0] in _OPCODE_BYTES:
+            _loader_prefix(blob, ctx)
+
+
+def _loader_prefix(blob: Blob, ctx: ScanContext) -> None:
+    """What a pickle loader runs from the first byte of a file that is another format.
+
+    ``pickle.load``, ``joblib.load``, ``numpy.load(allow_pickle=True)`` and ``torch.load``'s legacy path read any
+    file that is not their own container as a pickle from byte 0 and stop at the first error. A polyglot (a GIF,
+    tar or MessagePack file whose first bytes are also opcodes) runs whatever those opcodes reach before that
+    error, so that much is analysed as a pickle (``prefix``: reading ends at the first error, and at a name no
+    model environment can import); where it fails is not reported, since for the format itself it is no fault.
+    """
+    from loopwarden.checks.models._pickle import analyse
+
+    with blob.open() as stream:
+        res = analyse(stream, ctx, blob.location, max_pickles=5, joblib=False, resync=False, prefix=True)
+    if res.findings:
+        ctx.add(
+            rules.DisguisedFormat,
+            "content is also a pickle: a pickle loader runs its first bytes",
+            blob.location,
+            content="pickle",
+            claimed=ctx.formats[-1] if ctx.formats else "",
+        )
+        ctx.findings.extend(res.findings)
+    if res.unverified:
+        ctx.fail(blob.location, f"pickle reading of the first bytes: {res.unverified}")
+
+
+_READ_AS_PICKLE: Final = frozenset(
+    {Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP, Format.EMPTY, Format.NUMPY, Format.HDF5}
+)
+"""Formats not also run as a pickle from byte 0: pickles themselves, zips (every loader opens the archive), and
+magics that are a certain error (NumPy's ``\\x93`` is STACK_GLOBAL on an empty stack; HDF5's ``\\x89H``
+breaks at ``H``)."""
+_OPCODE_BYTES: Final = frozenset(PICKLE_OPCODES | set(range(0x80, 0x99)))
+"""Bytes a loader accepts as the first opcode of a stream."""
 
 
 def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None) -> None:
@@ -232,7 +272,8 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
 
 
 def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, ...]) -> bool:
-    """A file named as text, that is text, whose first pickle breaks before it reaches an importable name, and
+    """A file named as text, that is text, whose first pickle breaks before it reaches a name that is importable
+    and not allow-listed, and
     in which the search for hidden pickles found only names of modules that are neither standard library nor
     a known package ("torch\nsentencepiece" reads as h.sentencepiece, CIFAR's "cat\ndeer" as at.deer).
 
@@ -247,8 +288,10 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
     if any(known_top_module(c) for c in reached):
         return False
     with blob.open() as stream:
-        first = analyse(stream, ctx, blob.location, max_pickles=1, resync=False)
-    return first.unverified is not None and not any(_IDENT_PATH.match(c) for c in first.callables)
+        first = analyse(stream, ctx, blob.location, max_pickles=1, resync=False, prefix=True)
+    # the first pickle breaks (none completed) and what a loader runs before that reaches nothing, or only
+    # allow-listed names: a name whose module no model environment has is where the loader fails
+    return first.pickles == 0 and not first.findings and first.unverified is None
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:

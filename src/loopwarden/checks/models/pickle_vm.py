@@ -41,6 +41,7 @@ from loopwarden.checks.models.allowlist import (
     AllowList,
     Classification,
     canonical_module,
+    known_top_module,
 )
 from loopwarden.domain import Finding, Location, Severity
 
@@ -164,11 +165,12 @@ class _Wrapper:
 
 
 class _Dict:
-    __slots__ = ("items", "size")
+    __slots__ = ("checked", "items", "size")
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, Any]] = []
         self.size = 0
+        self.checked = 0  # items already judged as instance state (items are only ever appended)
 
     def add(self, k: Any, v: Any) -> None:
         self.size += 1
@@ -202,6 +204,35 @@ class _Unknown:
 
 
 _UNKNOWN: Final = _Unknown()
+
+_MAX_LONG_BYTES: Final = 1 << 16
+"""LONG4 payloads up to this size are turned into their exact value (linear work); larger ones are unknown."""
+_DECIMAL: Final = re.compile(rb"\s*[+-]?[1-9](?:_?[0-9])*\s*")
+"""A base-0 decimal literal (``int(text, 0)``: no leading zero): when int() rejects one, only its length can be why."""
+_C_OCTAL: Final = re.compile(rb"\s*([+-]?)0([0-7]+)\s*")
+
+
+def _text_int(line: bytes, *, c_octal: bool = True) -> int | _Unknown | None:
+    """The value of a protocol-0 INT or LONG argument as the loaders compute it, or None if none accepts it.
+
+    Both unpicklers parse base 0 (``int(text, 0)``: ``0x``/``0o``/``0b`` prefixes, underscores, any length;
+    joblib's Python unpickler among them), so a value is never guessed from a shortened text: a joblib array's
+    size decides where opcodes resume. The C unpickler's ``strtol`` also reads a leading-zero INT ("010") as
+    octal. A decimal over the interpreter's digit limit is unknown: the limit is configurable where the model
+    is loaded.
+    """
+    try:
+        return int(line, 0)
+    except ValueError:
+        pass
+    if c_octal and (m := _C_OCTAL.fullmatch(line)) is not None:
+        value = int(m.group(2), 8)
+        if value < 1 << 63:
+            return -value if m.group(1) == b"-" else value
+        return None  # strtol overflows; the fallback parser rejects the leading zero
+    if _DECIMAL.fullmatch(line) is not None:
+        return _UNKNOWN  # well formed, but longer than this interpreter converts
+    return None
 
 
 class _MalformedError(Exception):
@@ -533,7 +564,15 @@ class _VM:
     """Runs one pickle stream (from PROTO to STOP) over a shared reader."""
 
     def __init__(
-        self, reader: _Reader, coll: _Collector, budget: _Budget, *, depth: int, joblib: bool, origin: str
+        self,
+        reader: _Reader,
+        coll: _Collector,
+        budget: _Budget,
+        *,
+        depth: int,
+        joblib: bool,
+        origin: str,
+        prefix: bool = False,
     ) -> None:
         self.r = reader
         self.coll = coll
@@ -546,6 +585,9 @@ class _VM:
         self.calls = 0
         self.pending: list[_Ref] = []
         self.careful = False  # a getattr is pending: copies taken from the memo are counted
+        # Only what a loader runs before its first error counts (bytes that are something else to the format
+        # that owns them): a name whose module no model environment can import ends the reading there.
+        self.prefix = prefix
 
     # -- findings --
 
@@ -610,11 +652,13 @@ class _VM:
 
     # -- main loop --
 
-    def run(self) -> None:
+    def run(self, state: tuple[list[Any], list[list[Any]], dict[int, Any]] | None = None) -> None:
+        """Run to STOP; ``state`` (stack, mark stack, memo) continues another reading of the same stream."""
         r = self.r
-        stack: list[Any] = []
-        meta: list[list[Any]] = []
-        memo: dict[int, Any] = {}
+        stack: list[Any]
+        meta: list[list[Any]]
+        memo: dict[int, Any]
+        stack, meta, memo = state if state is not None else ([], [], {})
         budget = self.budget
         max_ops = budget.limits.max_opcodes
         ops = budget.opcodes
@@ -1209,6 +1253,8 @@ class _VM:
         elif module in _compat_pickle.IMPORT_MAPPING:
             written = f"{module}.{name}"
             module = _compat_pickle.IMPORT_MAPPING[module]
+        if self.prefix and not known_top_module(module):
+            raise _MalformedError(f"{how} of a module no model environment has: {module}", off)
         ref = _Ref(module, name)
         self._judge(ref, off, how, written)
         return ref
@@ -1231,6 +1277,10 @@ class _VM:
         if type(module) is str and type(name) is str:
             stack.append(self._global(module, name, off, "STACK_GLOBAL"))
             return stack
+        if self.prefix:
+            # another format's bytes: a module name computed at load time (in practice, a value this reading
+            # inherited or made from noise) is not followed; the names this reading can form are judged
+            raise _MalformedError("STACK_GLOBAL with a computed name in bytes read as opcodes", off)
         if isinstance(module, str | _Unknown | _Call | _Big) and isinstance(
             name, str | _Unknown | _Call | _Big
         ):
@@ -1305,7 +1355,7 @@ class _VM:
             func = obj.func
             if type(func) is _Ref:
                 if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
-                    self._joblib_array(obj, off)
+                    self._joblib_array(obj, off, (stack, meta, memo))
                     stack[-1] = _UNKNOWN
             else:
                 self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
@@ -1330,7 +1380,11 @@ class _VM:
         for part in parts:
             if type(part) is not _Dict:
                 continue
-            for key, value in part.items:
+            # the same state dict may be BUILT again and again (memo GET + BUILD, 3 bytes each): judge each
+            # key once, or a small file costs time quadratic in its size
+            new = part.items[part.checked :]
+            part.checked = len(part.items)
+            for key, value in new:
                 if type(key) is str and key in _DUNDER_STATE_KEYS:
                     self.coll.hit(
                         RULE_DUNDER_STATE,
@@ -1352,6 +1406,9 @@ class _VM:
 
     def _ext(self, stack: list[Any], size: int, off: int) -> list[Any]:
         code = int.from_bytes(self.r.read(size), "little", signed=size == 4)
+        if self.prefix:
+            # the registry is empty unless a program fills it: another format's bytes stop the loader here
+            raise _MalformedError(f"EXT code {code} in bytes read as opcodes", off)
         self.coll.hit(
             RULE_EXT,
             Severity.HIGH,
@@ -1387,23 +1444,20 @@ class _VM:
         elif line == b"01":
             stack.append(True)
         else:
-            try:
-                stack.append(int(line, 0) if len(line) <= 64 else 0)
-            except ValueError:
-                try:
-                    stack.append(int(line))
-                except ValueError:
-                    raise _MalformedError("INT with a non-integer argument", off) from None
+            value = _text_int(line)
+            if value is None:
+                raise _MalformedError("INT with a non-integer argument", off)
+            stack.append(value)
         return stack
 
     def _op_long(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         line = self.r.readline()
         if line.endswith(b"L"):
             line = line[:-1]
-        try:
-            stack.append(int(line) if len(line) <= 4000 else 0)
-        except ValueError:
-            raise _MalformedError("LONG with a non-integer argument", off) from None
+        value = _text_int(line, c_octal=False)
+        if value is None:
+            raise _MalformedError("LONG with a non-integer argument", off)
+        stack.append(value)
         return stack
 
     def _op_long1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1415,9 +1469,9 @@ class _VM:
         k = struct.unpack("<i", self.r.read(4))[0]
         if k < 0:
             raise _MalformedError("LONG4 with a negative length", off)
-        if k > 4096:
+        if k > _MAX_LONG_BYTES:
             self.r.skip(k)
-            stack.append(0)
+            stack.append(_UNKNOWN)  # its value is not kept; never a guessed number (it may size joblib data)
         else:
             stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
         return stack
@@ -1649,8 +1703,11 @@ class _VM:
 
     # -- joblib --
 
-    def _joblib_array(self, wrapper: _Call, off: int) -> None:
+    def _joblib_array(
+        self, wrapper: _Call, off: int, at: tuple[list[Any], list[list[Any]], dict[int, Any]]
+    ) -> None:
         """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper."""
+        self._plain_reading(at)
         state = wrapper.state
         if type(state) is not _Dict or state.size != len(state.items):
             raise _MalformedError("joblib NumpyArrayWrapper without a readable state dict", off)
@@ -1685,6 +1742,41 @@ class _VM:
                 self.r.skip(pad)
         self.r.skip(count * itemsize)
 
+    def _plain_reading(self, at: tuple[list[Any], list[list[Any]], dict[int, Any]]) -> None:
+        """What ``pickle.load`` and ``torch.load`` run from here: joblib reads array data after a wrapper, but
+        every other loader reads those bytes as opcodes, and a file can be made for either (benign array bytes
+        to joblib, a payload to pickle.load). The bytes ahead are run as a continuation of this stream (copies
+        of its stack, marks and memo) until the first error, as a loader would, within a bounded window: if
+        the reading needs bytes beyond it before it fails or stops, the file is unverified."""
+        r = self.r
+        r.fill(_PLAIN_WINDOW)
+        window = r.buf[r.p : r.p + _PLAIN_WINDOW]
+        whole = r.eof and r.p + len(window) >= r.n
+        sub_reader = _Reader(io.BytesIO(window), len(window))
+        shadow = _VM(
+            sub_reader,
+            self.coll,
+            self.budget,
+            depth=self.depth,
+            joblib=False,
+            origin=self.origin or "plain-unpickler reading of joblib array data",
+            prefix=True,
+        )
+        stack, meta, memo = at
+        try:
+            shadow.run((list(stack), [list(m) for m in meta], dict(memo)))
+        except _TruncatedError:
+            if not whole:
+                self.coll.unverified.append(
+                    f"joblib array data at offset {r.tell()} read as opcodes (as pickle.load does) runs past "
+                    f"the {_PLAIN_WINDOW}-byte window the analysis follows"
+                )
+        except _MalformedError:
+            pass  # the loader fails here: nothing after this runs
+
+
+_PLAIN_WINDOW: Final = 1 << 16
+"""Bytes of joblib array data followed as opcodes (see ``_VM._plain_reading``)."""
 
 # Opcodes outside the hot path of _VM.run, by opcode byte.
 _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, Any], int], list[Any]]]] = {
@@ -1805,11 +1897,14 @@ def _analyze_reader(
     stacked: bool,
     max_pickles: int | None,
     resync: bool = True,
+    prefix: bool = False,
 ) -> int:
     """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``.
 
     ``resync``: after a malformed pickle, search the rest for hidden pickles (always, except when a caller asks
-    only what a loader starting at the first byte would reach)."""
+    only what a loader starting at the first byte would reach). ``prefix``: the bytes belong to another format
+    and only what a loader runs before its first error counts (see ``_VM.prefix``); an error ends the reading
+    without a finding."""
     count = 0
     limits = budget.limits
     while True:
@@ -1822,14 +1917,16 @@ def _analyze_reader(
             return count
         start = reader.tell()
         if reader.n - reader.p < 1 and not reader.fill(1):
-            if count == 0:
+            if count == 0 and not prefix:
                 coll.unverified.append("empty stream: no pickle")
             return count
         first = reader.buf[reader.p]
-        vm = _VM(reader, coll, budget, depth=depth, joblib=joblib, origin=origin)
+        vm = _VM(reader, coll, budget, depth=depth, joblib=joblib, origin=origin, prefix=prefix)
         try:
             vm.run()
         except _MalformedError as exc:
+            if prefix:
+                return count  # the loader stops at its first error: nothing after it runs
             if count == 0 or first == 0x80:
                 where = f" (in {origin})" if origin else ""
                 coll.unverified.append(f"malformed pickle at offset {exc.offset}{where}: {exc}")
@@ -1937,6 +2034,7 @@ def analyze_pickle(
     max_pickles: int | None = None,
     joblib: bool = False,
     resync: bool = True,
+    prefix: bool = False,
 ) -> PickleResult:
     """Analyse the pickle stream(s) read from ``stream`` without loading anything.
 
@@ -1944,7 +2042,9 @@ def analyze_pickle(
     that many
     (legacy torch files: five pickles, then raw storage bytes); ``joblib`` skips the raw array bytes joblib
     writes
-    after each ``NumpyArrayWrapper`` and analyses its in-stream object-array pickles.
+    after each ``NumpyArrayWrapper`` and analyses its in-stream object-array pickles. ``prefix``: the stream
+    is another format's bytes; only what a loader runs before its first error is reported, and nothing
+    about where it fails (see ``_analyze_reader``).
     """
     coll = _Collector(location, allow)
     budget = _Budget(limits)
@@ -1964,6 +2064,7 @@ def analyze_pickle(
             stacked=stacked,
             max_pickles=max_pickles,
             resync=resync,
+            prefix=prefix,
         )
     except _LimitError as exc:
         coll.unverified.append(f"limit {exc.bound}: {exc}")
