@@ -39,9 +39,10 @@ def canonical_json(value: Any) -> bytes:
     Used wherever bytes are hashed or signed and for every machine-readable report, so that the same input always
     gives byte-identical output.
     """
+    # a lone surrogate (a file name that is not UTF-8) becomes its JSON escape: valid UTF-8, and it reads back
     return json.dumps(
         value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode()
+    ).encode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True, slots=True, order=True)

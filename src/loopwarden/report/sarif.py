@@ -95,7 +95,7 @@ def _fingerprints(*parts: str) -> dict[str, str]:
     fingerprints that change whenever any byte does. Loopwarden supplies its own, in the
     ``<hash>:<occurrence>`` shape GitHub uses.
     """
-    digest = hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+    digest = hashlib.sha256("\x1f".join(parts).encode("utf-8", "surrogatepass")).hexdigest()
     return {"loopwardenFinding/v1": digest, "primaryLocationLineHash": f"{digest[:16]}:1"}
 
 

@@ -255,3 +255,34 @@ def test_progress_only_on_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert main(["scan", "model", str(d), "--format", "json"]) == 0
     assert updates[-1] == (25, 25)
     json.loads(out2.getvalue())
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "sarif"])
+def test_names_and_text_that_are_not_utf8_are_written_escaped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    """A file name that is not UTF-8 (a lone surrogate to Python) and a surrogate taken from a scanned template
+    are written as escapes: the report is complete, parseable, and names the file."""
+    folder = os.fsencode(tmp_path)
+    with open(os.path.join(folder, b"evil\xff\xfe.pkl"), "wb") as fh:
+        fh.write(cp.evil_pickle())
+    (tmp_path / "tokenizer_config.json").write_text(
+        json.dumps({"chat_template": "{{ messages['\\ud800__init__'] }}"}), encoding="utf-8"
+    )
+    (tmp_path / "good.pt").write_bytes(cp.torch_zip(cp.benign_pickle()))
+    rc, out, _ = run(capsys, "scan", "model", str(tmp_path), "--format", fmt)
+    assert rc == 1
+    out.encode("utf-8")  # nothing left that cannot be written
+    if fmt == "json":
+        paths = {t["path"] for t in json.loads(out)["targets"]}
+        assert os.fsdecode(os.path.join(folder, b"evil\xff\xfe.pkl")) in paths
+        assert str(tmp_path / "good.pt") in paths
+    elif fmt == "sarif":
+        results = json.loads(out)["runs"][0]["results"]
+        uris = {loc["physicalLocation"]["artifactLocation"]["uri"] for r in results for loc in r["locations"]}
+        assert any("evil" in u for u in uris) and any("tokenizer_config" in u for u in uris), uris
+    else:
+        assert "evil" in out and "tokenizer_config.json" in out
+    report = tmp_path / f"report.{fmt}"
+    rc, _, _ = run(capsys, "scan", "model", str(tmp_path), "--format", fmt, "-o", str(report))
+    assert rc == 1 and "evil" in report.read_text(encoding="utf-8")
