@@ -306,10 +306,14 @@ def _text_like(blob: Blob) -> bool:
 # ------------------------------------------------------------------------------------------------------- text
 
 
+_BOM: Final = b"\xef\xbb\xbf"
+
+
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
     raw = blob.head(HEAD)
-    head = raw.lstrip()
+    # json.loads(bytes) (how Keras and others read configs) skips a UTF-8 byte-order mark
+    head = raw.removeprefix(_BOM).lstrip()
     if not head and len(raw) == HEAD:
         # only whitespace so far: JSON may start after any amount of it, so look for its first character
         with blob.open() as f:
@@ -328,7 +332,7 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     if len(data) > _MAX_TEXT_PARSE:
         ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
         return
-    text = data.decode("utf-8", "replace")
+    text = data.decode("utf-8-sig", "replace")
     if lower.endswith((".jinja", ".j2")):
         from loopwarden.checks.models.chat_template import check_template
 

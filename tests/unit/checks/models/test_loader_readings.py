@@ -281,3 +281,23 @@ def test_a_state_dict_built_again_and_again_is_judged_once() -> None:
     dunder = [f for f in r.findings if f.evidence.get("subject") == "__setstate__"]
     assert len(dunder) == 1, r.findings
     assert r.unverified is None
+
+
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"\xef\xbb\xbf \n\t", b""])
+@pytest.mark.parametrize(
+    ("name", "config", "rule"),
+    [
+        ("tokenizer_config.json", {"chat_template": "{{ ().__class__.__mro__ }}"}, "LW-MODEL-040"),
+        ("config.json", None, "LW-MODEL-032"),
+    ],
+)
+def test_json_configs_behind_a_byte_order_mark_are_analysed(
+    prefix: bytes, name: str, config: dict[str, object] | None, rule: str
+) -> None:
+    """json.loads(bytes), which Keras uses on config.json, skips a UTF-8 BOM: so must the scanner."""
+    import json
+
+    import _container_payloads as cp
+
+    data = prefix + json.dumps(config if config is not None else cp.keras_lambda_config()).encode()
+    assert rule in {f.rule_id for f in _scan(name, data).findings}
