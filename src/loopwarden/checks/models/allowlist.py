@@ -34,6 +34,7 @@ import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Final
 
 from loopwarden.domain import Severity
@@ -937,6 +938,87 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn._loss._loss.__pyx_unpickle_CyPinballLoss",
         "sklearn._loss._loss.__pyx_unpickle_CyHuberLoss",
         "sklearn._loss._loss.__pyx_unpickle_CyExponentialLoss",
+        # Extension types that pickle as a call of the class with its arguments, ``(cls, args)``: the name
+        # patterns admit classes only for rebuilding without the constructor, so these are listed by name.
+        "sklearn.tree._tree.Tree",
+        *(
+            f"sklearn._loss._loss.Cy{loss}"
+            for loss in (
+                "HalfSquaredError",
+                "AbsoluteError",
+                "PinballLoss",
+                "HuberLoss",
+                "HalfPoissonLoss",
+                "HalfGammaLoss",
+                "HalfTweedieLoss",
+                "HalfTweedieLossIdentity",
+                "HalfBinomialLoss",
+                "ExponentialLoss",
+                "HalfMultinomialLoss",
+            )
+        ),
+        *(
+            f"sklearn.linear_model._sgd_fast.{loss}"
+            for loss in (
+                "Hinge",
+                "SquaredHinge",
+                "ModifiedHuber",
+                "Log",
+                "SquaredLoss",
+                "Huber",
+                "EpsilonInsensitive",
+                "SquaredEpsilonInsensitive",
+            )
+        ),
+        "pandas._libs.sparse.IntIndex",
+        "pandas._libs.sparse.BlockIndex",
+        "pandas.core.internals.managers.BlockManager",
+        "pandas.core.internals.managers.SingleBlockManager",
+        # pandas date offsets (the public ones pickle under pandas.tseries.offsets in older pandas)
+        *(
+            f"pandas.{mod}.{cls}"
+            for mod in ("_libs.tslibs.offsets", "tseries.offsets")
+            for cls in (
+                "Day",
+                "Hour",
+                "Minute",
+                "Second",
+                "Milli",
+                "Micro",
+                "Nano",
+                "BusinessDay",
+                "BusinessHour",
+                "BYearEnd",
+                "BYearBegin",
+                "YearBegin",
+                "YearEnd",
+                "BQuarterEnd",
+                "BQuarterBegin",
+                "QuarterEnd",
+                "QuarterBegin",
+                "BHalfYearEnd",
+                "BHalfYearBegin",
+                "HalfYearEnd",
+                "HalfYearBegin",
+                "MonthEnd",
+                "MonthBegin",
+                "BusinessMonthEnd",
+                "BusinessMonthBegin",
+                "SemiMonthEnd",
+                "SemiMonthBegin",
+                "Week",
+                "WeekOfMonth",
+                "LastWeekOfMonth",
+                "FY5253",
+                "FY5253Quarter",
+                "Easter",
+                "CustomBusinessDay",
+                "CustomBusinessHour",
+                "CustomBusinessMonthEnd",
+                "CustomBusinessMonthBegin",
+                "DateOffset",
+            )
+        ),
     ]
 )
 
@@ -1033,9 +1115,14 @@ class Classification:
     severity: Severity | None = None
     category: str | None = None
     reason: str = ""
+    by_pattern: bool = False
+    """Allowed by a name pattern only, not by name: the pickle may name it and rebuild an instance without
+    running its constructor (NEWOBJ, ``copyreg.__newobj__``, ``copyreg._reconstructor`` over ``object``), but a
+    call of it (REDUCE, INST, OBJ) runs constructor or function code on pickle data and is a finding."""
 
 
 _ALLOWED: Final = Classification(True)
+_PATTERN_ALLOWED: Final = Classification(True, by_pattern=True)
 
 
 def _match_table(table: Mapping[str, str | frozenset[str]], module: str, qual: str) -> bool:
@@ -1153,12 +1240,12 @@ class AllowList:
             full in self.exact
             or cfull in self.exact
             or _prefixed(cfull, self.patterns)
-            or _class_pattern(canon, qual)
-            or _function_pattern(canon, qual)
             or _NUMPY_SCALAR_RE.match(cfull)
         ):
             return _ALLOWED
         top = canon.split(".", 1)[0]
+        if _class_pattern(canon, qual) or _function_pattern(canon, qual):
+            return _ecosystem_names().judge(canon, qual)
         if _stdlib(canon) or top in _KNOWN_PACKAGES:
             return Classification(
                 False,
@@ -1196,6 +1283,74 @@ def _class_pattern(module: str, qual: str) -> bool:
 
 def _function_pattern(module: str, qual: str) -> bool:
     return bool(_FUNCTION_RE.match(qual)) and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
+
+
+@dataclass(frozen=True, slots=True)
+class _EcosystemNames:
+    """What the name patterns may admit, as generated from the real packages by tools/gen_ecosystem_names.py:
+    the classes and functions each module really defines (not those it imports from elsewhere), minus classes
+    whose load-time hooks do I/O, networking, threads, processes or imports."""
+
+    covers: frozenset[str]
+    names: dict[str, frozenset[str]]
+    enums: frozenset[str]
+    excluded: dict[str, str]
+    made_from: str
+
+    @classmethod
+    def load(cls, text: str) -> _EcosystemNames:
+        covers: frozenset[str] = frozenset()
+        names: dict[str, frozenset[str]] = {}
+        enums: set[str] = set()
+        excluded: dict[str, str] = {}
+        made_from = ""
+        for line in text.splitlines():
+            if line.startswith("# from "):
+                made_from = line[len("# from ") :]
+            elif line.startswith("@covers "):
+                covers = frozenset(line.split()[1:])
+            elif line.startswith("!"):
+                name, _, reason = line[1:].partition(" ")
+                excluded[name] = reason
+            elif line and not line.startswith("#"):
+                module, _, rest = line.partition(": ")
+                items = rest.split()
+                enums.update(f"{module}.{n[:-1]}" for n in items if n.endswith("*"))
+                names[module] = frozenset(n.rstrip("*") for n in items)
+        return cls(covers, names, frozenset(enums), excluded, made_from)
+
+    def judge(self, module: str, qual: str) -> Classification:
+        """Decide on a name that matches a class or function pattern."""
+        full = f"{module}.{qual}"
+        top = module.split(".", 1)[0]
+        if top not in self.covers:
+            return _PATTERN_ALLOWED  # a package the list was not made from: the name pattern alone
+        if qual in self.names.get(module, ()):
+            return _ALLOWED if full in self.enums else _PATTERN_ALLOWED
+        reason = self.excluded.get(full)
+        if reason is not None:
+            return Classification(
+                False, RULE_NOT_ALLOWED, Severity.HIGH, None, f"left out of the ecosystem list: {reason}"
+            )
+        return Classification(
+            False,
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            None,
+            f"not a class or function that {module} defines (an object imported into it from elsewhere, or a "
+            f"name unknown to the reference list made from {self.made_from or top})",
+        )
+
+
+_ECOSYSTEM: list[_EcosystemNames] = []
+
+
+def _ecosystem_names() -> _EcosystemNames:
+    """The generated reference list, read once per process on first use (about a megabyte of text)."""
+    if not _ECOSYSTEM:
+        path = Path(__file__).with_name("ecosystem_names.txt")
+        _ECOSYSTEM.append(_EcosystemNames.load(path.read_text(encoding="utf-8")))
+    return _ECOSYSTEM[0]
 
 
 def _traversal(module: str, qual: str) -> Classification | None:
