@@ -115,7 +115,7 @@ class _Ref:
     (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
     """
 
-    __slots__ = ("canon", "module", "pending", "plain", "qual", "user_class")
+    __slots__ = ("by_pattern", "canon", "module", "pending", "plain", "qual", "user_class")
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
@@ -123,6 +123,7 @@ class _Ref:
         self.canon = f"{canonical_module(module)}.{qual}"
         self.plain = module != "?" and self.canon not in _MODELLED
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
+        self.by_pattern = False  # allowed by a name pattern only: may be rebuilt, never called (see _call)
         self.pending: list[Any] | None = None
         """For an imported ``getattr`` whose finding waits for its uses: [copies on the stack, direct calls
         that resolved to an allow-listed callable, the finding]. See :meth:`_VM._settle`."""
@@ -508,6 +509,7 @@ _MODELLED: Final = (
         "builtins.compile",
         "torch._utils._set_obj_state",
         "numpy.core._ufunc_reconstruct",
+        "copyreg._reconstructor",  # its base argument's __init__ runs (see _call_modelled)
     }
 )
 
@@ -613,6 +615,9 @@ class _VM:
                 return
         c = self.coll.classify(ref.module, ref.qual)
         if c.allowed:
+            if c.by_pattern:
+                ref.by_pattern = True
+                ref.plain = False
             return
         if c.rule_id == RULE_UNKNOWN_CLASS:
             # Instantiating it by NEWOBJ + BUILD is how user objects are pickled; calling it with arguments
@@ -940,6 +945,14 @@ class _VM:
                     off,
                     self._ev({"how": how, "args": _short(args)}),
                 )
+            if func.by_pattern:
+                self._constructor_call(func, args, off, how)
+            elif name == "copyreg._reconstructor" and len(args) > 1 and type(args[1]) is _Ref:
+                base = args[
+                    1
+                ]  # _reconstructor(cls, base, state) runs base.__init__(obj, state) unless object
+                if base.by_pattern or base.user_class:
+                    self._constructor_call(base, args[2:], off, f"{how} via {func.name}")
             if name in _IMPORTERS:
                 first = args[0] if args else _UNKNOWN
                 mod = _Module(first if type(first) is str else "?")
@@ -1021,6 +1034,19 @@ class _VM:
             self._ev({"how": how, "args": _short(args)}),
         )
         return _Call(func, args)
+
+    def _constructor_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """A class or function the allow-list admits by its name pattern only (or a user class as the base of
+        ``copyreg._reconstructor``) is called: that runs its constructor or body on pickle data at load."""
+        self.coll.hit(
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            f"{func.name}()",
+            f"{func.name}: called at load time, which runs its constructor or body on pickle data; only "
+            "rebuilding without the constructor (NEWOBJ, copyreg) is allowed for it",
+            off,
+            self._ev({"how": how, "args": _short(args)}),
+        )
 
     def _call_wrapper(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
         if w.kind == "partial":
