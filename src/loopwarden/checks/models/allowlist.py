@@ -30,11 +30,11 @@ overrides the known-dangerous classification.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Final
 
 from loopwarden.domain import Severity
@@ -1285,60 +1285,80 @@ def _function_pattern(module: str, qual: str) -> bool:
     return bool(_FUNCTION_RE.match(qual)) and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
 
 
-@dataclass(frozen=True, slots=True)
 class _EcosystemNames:
     """What the name patterns may admit, as generated from the real packages by tools/gen_ecosystem_names.py:
     the classes and functions each module really defines (not those it imports from elsewhere), minus classes
-    whose load-time hooks do I/O, networking, threads, processes or imports."""
+    whose load-time hooks do I/O, networking, threads, processes or imports.
 
-    covers: frozenset[str]
-    names: dict[str, frozenset[str]]
-    enums: frozenset[str]
-    excluded: dict[str, str]
-    made_from: str
+    The text is kept whole and a module's line is parsed the first time that module is asked about: a scan
+    names a few dozen modules of the 2,400 listed."""
 
-    @classmethod
-    def load(cls, text: str) -> _EcosystemNames:
-        covers: frozenset[str] = frozenset()
-        names: dict[str, frozenset[str]] = {}
-        enums: set[str] = set()
-        excluded: dict[str, str] = {}
-        made_from = ""
-        for line in text.splitlines():
+    __slots__ = ("_modules", "covers", "made_from", "text")
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.covers: frozenset[str] = frozenset()
+        self.made_from = ""
+        for line in text[: text.find("\n", text.find("\n@covers ") + 1)].splitlines():
             if line.startswith("# from "):
-                made_from = line[len("# from ") :]
+                self.made_from = line[len("# from ") :]
             elif line.startswith("@covers "):
-                covers = frozenset(line.split()[1:])
-            elif line.startswith("!"):
-                name, _, reason = line[1:].partition(" ")
-                excluded[name] = reason
-            elif line and not line.startswith("#"):
-                module, _, rest = line.partition(": ")
-                items = rest.split()
-                enums.update(f"{module}.{n[:-1]}" for n in items if n.endswith("*"))
-                names[module] = frozenset(n.rstrip("*") for n in items)
-        return cls(covers, names, frozenset(enums), excluded, made_from)
+                self.covers = frozenset(line.split()[1:])
+        self._modules: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
+
+    def defined(self, module: str) -> frozenset[str] | None:
+        """The names the list has for ``module`` (None: the list does not have the module)."""
+        entry = self._module(module)
+        return entry[0] if entry is not None else None
+
+    def _module(self, module: str) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(names, enum names) defined in ``module``, or None when the list does not have the module."""
+        if module in self._modules:
+            return self._modules[module]
+        start = self.text.find(f"\n{module}: ")
+        entry = None
+        if start >= 0:
+            start += len(module) + 3
+            items = self.text[start : self.text.find("\n", start)].split()
+            entry = (
+                frozenset(n.rstrip("*") for n in items),
+                frozenset(n[:-1] for n in items if n.endswith("*")),
+            )
+        self._modules[module] = entry
+        return entry
+
+    def _excluded(self, full: str) -> str | None:
+        start = self.text.find(f"\n!{full} ")
+        if start < 0:
+            return None
+        start += len(full) + 3
+        return self.text[start : self.text.find("\n", start)]
 
     def judge(self, module: str, qual: str) -> Classification:
         """Decide on a name that matches a class or function pattern."""
         full = f"{module}.{qual}"
-        top = module.split(".", 1)[0]
-        if top not in self.covers:
+        if module.split(".", 1)[0] not in self.covers:
             return _PATTERN_ALLOWED  # a package the list was not made from: the name pattern alone
-        if qual in self.names.get(module, ()):
-            return _ALLOWED if full in self.enums else _PATTERN_ALLOWED
-        reason = self.excluded.get(full)
+        reason = self._excluded(full)
         if reason is not None:
             return Classification(
                 False, RULE_NOT_ALLOWED, Severity.HIGH, None, f"left out of the ecosystem list: {reason}"
             )
+        entry = self._module(module)
+        if entry is None:
+            # a module of another release, or one the generator could not import: the name pattern alone
+            # (and, as for every pattern name, rebuilding without the constructor only)
+            return _PATTERN_ALLOWED
+        names, enums = entry
+        if qual in names:
+            return _ALLOWED if qual in enums else _PATTERN_ALLOWED
         return Classification(
             False,
             RULE_NOT_ALLOWED,
             Severity.HIGH,
             None,
             f"not a class or function that {module} defines (an object imported into it from elsewhere, or a "
-            f"name unknown to the reference list made from {self.made_from or top})",
+            f"name unknown to the reference list made from {self.made_from or module.split('.', 1)[0]})",
         )
 
 
@@ -1346,10 +1366,11 @@ _ECOSYSTEM: list[_EcosystemNames] = []
 
 
 def _ecosystem_names() -> _EcosystemNames:
-    """The generated reference list, read once per process on first use (about a megabyte of text)."""
+    """The generated reference list, read once per process on first use."""
     if not _ECOSYSTEM:
-        path = Path(__file__).with_name("ecosystem_names.txt")
-        _ECOSYSTEM.append(_EcosystemNames.load(path.read_text(encoding="utf-8")))
+        path = os.path.join(os.path.dirname(__file__), "ecosystem_names.txt")
+        with open(path, encoding="utf-8") as fh:
+            _ECOSYSTEM.append(_EcosystemNames(fh.read()))
     return _ECOSYSTEM[0]
 
 
