@@ -211,7 +211,8 @@ def _collect() -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]
             except BaseException:  # noqa: BLE001 - SystemExit from scripts, missing optional dependencies
                 failed.append(modname)
                 continue
-            names.setdefault(modname, set())  # listed even when it defines nothing: its re-exports are refused
+            # listed even when it defines nothing of its own: its re-exports are then refused
+            names.setdefault(modname, set())
             for attr, obj in list(vars(mod).items()):
                 full = f"{modname}.{attr}"
                 if _class_pattern(modname, attr):
