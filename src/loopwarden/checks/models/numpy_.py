@@ -186,6 +186,17 @@ def _canonical_header(text: str) -> dict[str, Any] | None:
     return {"descr": m.group(1), "fortran_order": m.group(2) == "True", "shape": shape}
 
 
+def _literal_header(text: str, major: int) -> Any:
+    """``numpy.lib.format._read_array_header``: the header as written; only if that is no literal, and only for
+    versions 1 and 2 (Python 2 writers), once more without the long suffixes (``3L``) of integers."""
+    try:
+        return ast.literal_eval(text)
+    except SyntaxError:
+        if major > 2:
+            raise
+    return ast.literal_eval(re.sub(r"(\d+)L\b", r"\1", text))
+
+
 def scan_npy(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     with blob.open() as f:
@@ -216,8 +227,7 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         text = raw.decode("utf-8" if major == 3 else "latin1")
         header = _canonical_header(text)
         if header is None:
-            # Python 2 writers put long literals ("3L") in the shape; numpy's reader accepts them too
-            header = ast.literal_eval(re.sub(r"(\d+)L\b", r"\1", text))
+            header = _literal_header(text, major)
     except (ValueError, SyntaxError, MemoryError, RecursionError, UnicodeDecodeError):
         ctx.fail(blob.location, "npy header is not a Python literal")
         return

@@ -159,6 +159,19 @@ def test_odd_descr_fails_closed(descr: str, where: str) -> None:
     assert any("pickle in object array" in r or "not understood" in r for r in ctx.unverified), ctx.unverified
 
 
+def test_python2_long_suffixes_are_read_as_numpy_reads_them() -> None:
+    """numpy strips the ``L`` of Python 2 integers only when the header is no literal, and only for versions 1
+    and 2."""
+    body = b"\x00" * 24
+    assert_clean(scan_bytes(npy("'<f8'", body, shape="(3L,)"), "a.npy"))
+    assert_clean(scan_bytes(npy("[('a1L', '<f8')]", body, shape="(3L,)"), "a.npy"))
+    assert_payload_found(scan_bytes(npy("'|O'", EVIL, shape="(1L,)"), "a.npy"))
+    assert_payload_found(scan_bytes(npy("[('x1L', 'O')]", EVIL, shape="(1L,)", version=2), "a.npy"))
+    assert scan_bytes(npy("'<f8'", body, shape="(3L,)", version=3), "a.npy").unverified
+    # a header that is a literal as written is not filtered: '2L' is two uint64 (it would be '2' if filtered)
+    assert_clean(scan_bytes(npy("'2L'", b"\x00" * 16), "a.npy"))
+
+
 # ----------------------------------------------------------------------------------- real benign arrays: clean
 
 
