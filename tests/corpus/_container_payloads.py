@@ -480,9 +480,93 @@ def malicious_corpus() -> dict[str, dict[str, bytes]]:
             )
         },
     }
+    cases.update(loader_differential_cases())
     for name, tmpl in SSTI_TEMPLATES.items():
         cases[f"gguf_ssti_{name}"] = {"model.gguf": gguf_file(tmpl)}
     cases["tokenizer_config_ssti"] = {
         "tokenizer_config.json": json.dumps({"chat_template": SSTI_TEMPLATES["dunder_class"]}).encode()
     }
     return cases
+
+
+def _call_p0(cmd: str = PAYLOAD_CMD) -> bytes:
+    """os.system(cmd) in protocol-0 opcodes, leaving the result on the stack."""
+    return b"cos\nsystem\n(V" + cmd.encode() + b"\ntR"
+
+
+def _joblib_wrapper(shape_opcodes: bytes) -> bytes:
+    """A joblib NumpyArrayWrapper (uint8, one dimension pushed by ``shape_opcodes``) with its BUILD."""
+
+    def s0(text: str) -> bytes:
+        return b"S'" + text.encode() + b"'\n"
+
+    dtype = (
+        b"cnumpy\ndtype\n("
+        + s0("u1")
+        + b"I00\nI01\ntR(K\x03"
+        + s0("|")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
+    return (
+        b"cjoblib.numpy_pickle\nNumpyArrayWrapper\n)\x81}("
+        + s0("subclass")
+        + b"cnumpy\nndarray\n"
+        + s0("shape")
+        + shape_opcodes
+        + b"\x85"
+        + s0("order")
+        + s0("C")
+        + s0("dtype")
+        + dtype
+        + s0("allow_mmap")
+        + b"\x88ub"
+    )
+
+
+def npy_with_descr(descr: str, pkl: bytes) -> bytes:
+    """An .npy whose header names ``descr`` (any spelling numpy accepts), followed by ``pkl``."""
+    header = ("{'descr': " + descr + ", 'fortran_order': False, 'shape': (1,), }").encode("latin-1")
+    header += b" " * (-(len(header) + 11) % 64) + b"\n"
+    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header + pkl
+
+
+def loader_differential_cases() -> dict[str, dict[str, bytes]]:
+    """Bytes that two loaders read differently, each benign to one reading and a payload to another."""
+    call = _call_p0()
+    # joblib skips the "array data"; pickle.load and torch.load run it
+    wrapped = (
+        b"\x80\x02}V" + b"a\n" + _joblib_wrapper(b"J" + struct.pack("<i", len(call) + 1)) + call + b"0s."
+    )
+    # joblib sizes the array from a long hex INT; a scanner that shortens it reads other bytes than joblib runs
+    array = b"B" + struct.pack("<I", len(call) + 1) + b"\x00" * 16
+    hexint = b"I0x" + b"0" * 70 + b"15\n"
+    desync = b"\x80\x02}V" + b"a\n" + _joblib_wrapper(hexint) + array + call + b"0s."
+    payload = call + b"."
+    msgpack_entries = b"k0000" + b"\xd9" + bytes([91]) + b"v" * 91
+    for i in range(1, 10):
+        msgpack_entries += b"\xa5" + f"k{i:04}".encode() + (b"\xc0" if i < 9 else b"")
+    msgpack_entries += b"\xc6" + struct.pack(">I", len(payload))
+    lambda_config = json.dumps(keras_lambda_config()).encode()
+    return {
+        "joblib_array_data_run_by_pickle_load": {"model.pkl": wrapped},
+        "joblib_array_data_run_by_torch_load": {"pytorch_model.bin": wrapped},
+        "joblib_long_hex_array_size": {"model.joblib": desync},
+        "joblib_long_hex_array_size_gz": {"model.joblib": compress("gzip", desync)},
+        "polyglot_gif_pickle": {"model.bin": b"GIF89a\x01\x00\x01" + b"0" + payload + b"\x00" * 32},
+        "polyglot_msgpack_pickle": {"flax_model.msgpack": b"\x8a\xa5" + msgpack_entries + payload},
+        "polyglot_gguf_pickle": {
+            "model.gguf": b"GGUF\x03\x00\x00\x00" + b"0" + payload + gguf_file(None)[9:]
+        },
+        "npy_object_descr_word": {"arr.npy": npy_with_descr("'object'", evil_pickle())},
+        "npy_object_descr_subarray": {"arr.npy": npy_with_descr("'(1,)O'", evil_pickle())},
+        "npy_object_field_word": {"arr.npy": npy_with_descr("[('a', 'object')]", evil_pickle())},
+        "npz_object_descr_word": {"arrs.npz": zip_of({"a.npy": npy_with_descr("'object_'", evil_pickle())})},
+        "keras_config_behind_bom": {"config.json": b"\xef\xbb\xbf" + lambda_config},
+        "sklearn_pattern_reexport_called": {
+            "model.pkl": b"\x80\x02csklearn.callback._transport\nClient\n((V127.0.0.1\nJ\x90\x1f\x00\x00tR."
+        },
+        "transformers_tokenizer_reads_file": {
+            "model.pkl": b"\x80\x02ctransformers.models.bert.tokenization_bert_legacy\nBertTokenizerLegacy\n"
+            b"(V/etc/passwd\ntR."
+        },
+    }

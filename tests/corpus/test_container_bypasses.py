@@ -437,3 +437,21 @@ def test_bomb_member_does_not_hide_payload(tmp_path: Path) -> None:
     assert res[0].verdict is Verdict.UNVERIFIED
     assert "max_decompression_ratio" in (res[0].reason or "")
     assert_payload(res)
+
+
+# ------------------------------------------------------------------------------------ the whole corpus
+
+
+@pytest.mark.parametrize("case", sorted(cp.malicious_corpus()))
+def test_every_corpus_case_is_caught(tmp_path: Path, case: str) -> None:
+    """Every case of the corpus the benchmark runs (also those with a test of their own above): never clean,
+    and at least one HIGH finding."""
+    assert_caught(scan(tmp_path, cp.malicious_corpus()[case]))
+
+
+@pytest.mark.parametrize(
+    "case", sorted(c for c in cp.loader_differential_cases() if c.startswith(("joblib_", "polyglot_", "np")))
+)
+def test_loader_differential_payloads_are_the_payload(tmp_path: Path, case: str) -> None:
+    """Bytes that one loader runs and another skips: the os.system payload itself is found, not an anomaly."""
+    assert_payload(scan(tmp_path, cp.loader_differential_cases()[case]))
