@@ -1,16 +1,23 @@
 """Static analysis of Jinja chat templates: parsed with jinja2's parser, never rendered.
 
-Server-side template injection needs a path from template values to Python internals: attribute or item access
-to dunder/private names (however the name is spelled: escapes, concatenation, filters that rebuild strings),
-the ``attr`` filter, or globals whose functions expose ``__globals__`` (cycler, joiner, lipsum, namespace
-internals, request/config objects of web frameworks). Ordinary ChatML/Llama/Mistral/Gemma templates use none.
+Server-side template injection needs a path from template values to Python internals. Rendered by a plain
+``jinja2.Environment`` (CVE-2024-34359), ``x[key]`` falls back to ``getattr(x, key)`` and ``x.name`` to
+``x[name]``, so every name used as an attribute, an item key, an attribute-taking filter argument or a
+``str.format`` field path is a possible attribute walk. The analysis follows, for every expression, what it
+may evaluate to (:class:`_V`): strings the template makes itself (computed exactly while they stay small),
+template-made text it cannot compute, numbers, data from the render context, and the template's own objects
+(macros, namespaces, jinja's globals). A name is safe when it is a computed string that does not open a walk,
+a number, or context data the template cannot shape; a dangerous computed name is CRITICAL and template-made
+text that cannot be computed is HIGH. Values flow through set/with/for/macro arguments/caller()/block sets/
+filter blocks/namespaces flow-insensitively (every binding of a name is joined), iterated to a fixed point.
 """
 
 from __future__ import annotations
 
-import functools
 import re
-from typing import Any, Final
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, Final, cast
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext
@@ -18,39 +25,42 @@ from loopwarden.domain import Location, Severity
 
 __all__ = ["check_template"]
 
-_DANGEROUS_ATTRS: Final = frozenset(
+_WALK_ATTRS: Final = frozenset(
     {
         "mro",
         "subclasses",
         "globals",
         "builtins",
+        "getattribute",
         "func_globals",
+        "func_code",
+        "func_closure",
+        "im_func",
+        "im_self",
+        "im_class",
         "f_globals",
         "f_locals",
+        "f_builtins",
         "f_back",
+        "f_code",
         "gi_frame",
         "gi_code",
+        "gi_yieldfrom",
         "cr_frame",
         "cr_code",
+        "cr_await",
+        "ag_frame",
+        "ag_code",
+        "ag_await",
         "tb_frame",
+        "tb_next",
         "co_code",
-        "popen",
-        "system",
-        "spawn",
-        "eval",
-        "exec",
-        "import_module",
-        "load_module",
-        "modules",
-        "os",
-        "subprocess",
-        "getattribute",
-        "environ",
-        "communicate",
-        "check_output",
-        "run",
+        "co_consts",
     }
 )
+"""Attribute names (besides any name starting with '_') that lead from an ordinary object to frames, code,
+globals or classes. OS-level names (os, system, popen, ...) are reachable only after such a step, which is what
+is reported."""
 _DANGEROUS_GLOBALS: Final = frozenset(
     {
         "cycler",
@@ -70,60 +80,236 @@ _DANGEROUS_GLOBALS: Final = frozenset(
         "importlib",
     }
 )
-_DUNDER: Final = re.compile(r"__[A-Za-z]\w*|\{[^{}]*\.\s*_")
-_MAX_FOLD: Final = 4096
+_DUNDER_NAME: Final = re.compile(r"\s*__\w+__\s*")
+_MAX_STR: Final = 4096
+"""Longest string the analysis computes; a longer one is template-made text it cannot follow."""
+_MAX_CHOICES: Final = 16
+"""Most alternative strings one value keeps."""
+_BUDGET: Final = 4 << 20
+"""Characters of computed strings per template; past it every further string is not computed."""
+_WIDEN_AFTER: Final = 6
+_MAX_ROUNDS: Final = 24
 _ATTRIBUTE_ARG: Final = {
     "groupby": 0,
     "selectattr": 0,
     "rejectattr": 0,
     "sum": 0,
+    "join": 1,
     "unique": 1,
     "min": 1,
     "max": 1,
     "sort": 2,
 }
-"""Filters that read an attribute named by a positional argument, and which argument it is."""
+"""Filters that read an attribute (a dotted path) named by a positional argument, and which argument it is (as
+in jinja2.filters); every filter's ``attribute=`` keyword is judged too."""
+_BUILTINS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
+_MUTATORS: Final = frozenset({"append", "extend", "insert", "update", "setdefault", "add", "__setitem__"})
+_SELECTING_METHODS: Final = frozenset(
+    {
+        "split",
+        "rsplit",
+        "splitlines",
+        "strip",
+        "lstrip",
+        "rstrip",
+        "lower",
+        "upper",
+        "title",
+        "capitalize",
+        "casefold",
+        "startswith",
+        "endswith",
+        "find",
+        "rfind",
+        "index",
+        "rindex",
+        "count",
+        "items",
+        "keys",
+        "values",
+        "isdigit",
+        "isalpha",
+        "isspace",
+    }
+)
+"""Methods whose result on context data is context data whatever their arguments (they select or test)."""
+_NUMERIC_FILTERS: Final = frozenset(
+    {"length", "count", "wordcount", "int", "float", "abs", "round", "filesizeformat"}
+)
+_ITEM_FILTERS: Final = frozenset({"first", "last", "random", "min", "max"})
+_LIST_FILTERS: Final = frozenset(
+    {"list", "sort", "unique", "reject", "select", "selectattr", "rejectattr", "batch", "slice", "dictsort"}
+)
 
 
 def _is_bad_name(name: str) -> bool:
-    return name.startswith("_") or name in _DANGEROUS_ATTRS
+    return any(n.startswith("_") or n in _WALK_ATTRS for n in (name, name.strip()))
 
 
-def _env() -> Any:
-    from jinja2 import nodes
-    from jinja2.ext import Extension
-    from jinja2.sandbox import ImmutableSandboxedEnvironment
-
-    class _Generation(Extension):
-        """Hugging Face's ``{% generation %}`` block tag (parsed as a plain body)."""
-
-        tags = {"generation"}  # noqa: RUF012 - jinja2 API
-
-        def parse(self, parser: Any) -> Any:
-            lineno = next(parser.stream).lineno
-            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
-            return nodes.Scope(body, lineno=lineno)
-
-    return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation])
+def _show(text: str, limit: int = 80) -> str:
+    """``text`` for a message: cut, and escaped where not printable (lone surrogates cannot be written)."""
+    return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
 
 
+@dataclass(frozen=True, slots=True)
+class _V:
+    """What an expression may evaluate to (a join of possibilities)."""
+
+    strs: frozenset[str] = frozenset()
+    """Strings the template makes itself, computed."""
+    made: bool = False
+    """Text the template makes (or shapes) that could not be computed."""
+    ctx: bool = False
+    """Data of the render context (messages, tools, undefined names), which the template cannot shape."""
+    num: bool = False
+    """A number, boolean or None (or its text)."""
+    obj: bool = False
+    """An object of the template or of jinja (a method, a macro, a global), not text."""
+    fns: frozenset[str] = frozenset()
+    """Which template objects: 'm:<macro>', 'g:<global>', 'caller', 'loop', 'loop.cycle', 'ns'."""
+    elems: _V | None = None
+    """A container the template makes: the join of its items (a list's items, a dict's values)."""
+    keys: _V | None = None
+    """A dict the template makes: the join of its keys."""
+    listy: bool = False
+    """A container whose iteration gives its items (not a dict, whose iteration gives its keys)."""
+    deep: bool = False
+    """Nesting bound reached: the value's elements are the value itself."""
+
+    def tainted(self) -> bool:
+        """Whether the template made or shaped any of it (not only context data and numbers)."""
+        return (
+            bool(
+                self.strs
+                or self.made
+                or self.obj
+                or self.fns
+                or self.elems is not None
+                or self.keys is not None
+            )
+            or self.deep
+        )
+
+    def depth(self) -> int:
+        return (
+            1 + max(0 if v is None else v.depth() for v in (self.elems, self.keys)) if self.container() else 0
+        )
+
+    def container(self) -> bool:
+        return self.elems is not None or self.keys is not None
+
+
+_BOTTOM: Final = _V()
+_EMPTY: Final = _V(strs=frozenset({""}))
+_CTX: Final = _V(ctx=True)
+_NUM: Final = _V(num=True)
+_MADE: Final = _V(made=True)
+_OBJ: Final = _V(obj=True)
+_MADE_OBJ: Final = _V(made=True, obj=True)
+_TOP: Final = _V(made=True, ctx=True, num=True, obj=True, deep=True)
+
+
+def _norm(strs: Iterable[str]) -> tuple[frozenset[str], bool]:
+    out = frozenset(strs)
+    if len(out) > _MAX_CHOICES or any(len(s) > _MAX_STR for s in out):
+        return frozenset(), True
+    return out, False
+
+
+def _join(*values: _V) -> _V:
+    vals = [v for v in values if v != _BOTTOM]
+    if not vals:
+        return _BOTTOM
+    if len(vals) == 1:
+        return vals[0]
+    strs, over = _norm(s for v in vals for s in v.strs)
+    inner = [v.elems for v in vals if v.elems is not None]
+    keys = [v.keys for v in vals if v.keys is not None]
+    return _shape(
+        _V(
+            strs=strs,
+            made=over or any(v.made for v in vals),
+            ctx=any(v.ctx for v in vals),
+            num=any(v.num for v in vals),
+            obj=any(v.obj for v in vals),
+            fns=frozenset().union(*(v.fns for v in vals)),
+            elems=_join(*inner) if inner else None,
+            keys=_join(*keys) if keys else None,
+            listy=any(v.listy for v in vals),
+            deep=any(v.deep for v in vals),
+        )
+    )
+
+
+def _flat(v: _V) -> _V:
+    """``v`` and everything nested in it as one self-similar value."""
+    parts = []
+    pending = [v]
+    while pending:
+        part = pending.pop()
+        parts.append(part)
+        pending += [x for x in (part.elems, part.keys) if x is not None]
+    strs, over = _norm(s for p in parts for s in p.strs)
+    return _V(
+        strs=strs,
+        made=over or any(p.made for p in parts),
+        ctx=any(p.ctx for p in parts),
+        num=any(p.num for p in parts),
+        obj=any(p.obj for p in parts),
+        fns=frozenset().union(*(p.fns for p in parts)),
+        deep=True,
+    )
+
+
+def _shape(v: _V) -> _V:
+    return _flat(v) if v.depth() > 3 or (v.deep and v.container()) else v
+
+
+def _container(elems: _V, keys: _V | None = None, *, listy: bool = True) -> _V:
+    return _shape(_V(elems=elems, keys=keys, listy=listy))
+
+
+def _text(v: _V) -> _V:
+    """``v`` converted to a string."""
+    if not (v.obj or v.fns or v.container() or v.deep):
+        return v
+    return _V(strs=v.strs, made=True, ctx=v.ctx, num=v.num)
+
+
+def _derived(*values: _V) -> _V:
+    """A value computed from ``values`` in a way not followed: template-made if any of them is."""
+    if any(v.tainted() for v in values):
+        return _MADE
+    got = _join(*(_CTX if v.ctx else _NUM for v in values if v != _BOTTOM))
+    return _CTX if got == _BOTTOM else got
+
+
+_FIELD_PART: Final = re.compile(r"\[[^\]]*\]|\.([^.\[]*)")
+"""The parts of a replacement field's name after the argument: ``[key]`` (an item) or ``.name`` (an
+attribute, the group), as str.format splits them."""
 _WIDE: Final = re.compile(r"\d{5,}")
 """A width or precision of five digits or more in a format string: not evaluated (memory)."""
-_EXACT_FILTERS: Final[dict[str, Any]] = {
+_EXACT_STR: Final[dict[str, Callable[[str], str]]] = {
     "lower": str.lower,
     "upper": str.upper,
     "title": str.title,
     "capitalize": str.capitalize,
     "trim": str.strip,
+    "strip": str.strip,
+    "lstrip": str.lstrip,
+    "rstrip": str.rstrip,
     "reverse": lambda s: s[::-1],
     "string": str,
+    "safe": str,
+    "casefold": str.casefold,
+    "swapcase": str.swapcase,
 }
-_EXACT_METHODS: Final[dict[str, Any]] = {
-    "lower": str.lower,
-    "upper": str.upper,
-    "strip": str.strip,
-    "title": str.title,
-}
+
+
+def _escape(s: str) -> str:
+    from markupsafe import escape
+
+    return str(escape(s))
 
 
 def _printf(fmt: str, args: list[Any]) -> str | None:
@@ -133,7 +319,7 @@ def _printf(fmt: str, args: list[Any]) -> str | None:
         out = str(fmt % tuple(args))
     except (TypeError, ValueError, OverflowError, KeyError):
         return None
-    return out if len(out) <= _MAX_FOLD else None
+    return out if len(out) <= _MAX_STR else None
 
 
 def _str_format(fmt: str, args: list[Any], kwargs: dict[str, Any]) -> str | None:
@@ -157,335 +343,849 @@ def _str_format(fmt: str, args: list[Any], kwargs: dict[str, Any]) -> str | None
                 value = kwargs[field]
             value = repr(value) if conv == "r" else ascii(value) if conv == "a" else value
             out.append(format(value, spec or ""))
-            if sum(map(len, out)) > _MAX_FOLD:
+            if sum(map(len, out)) > _MAX_STR:
                 return None
     except (ValueError, IndexError, KeyError, TypeError, OverflowError):
         return None
     return "".join(out)
 
 
-class _Folder:
-    """Constant-folds string expressions (concatenation, %, format, join, reverse, replace, case filters).
+def _format_attrs(fmt: str) -> list[str] | None:
+    """The attribute names the replacement fields of a ``str.format`` string read (``{0.a.b}``, nested specs
+    included); None when ``fmt`` is not a valid format string (formatting it raises)."""
+    import string
 
-    ``fold`` is generous (unknown parts of a concatenation are dropped, unknown filters keep their input) so
-    that fragments of internal names show; ``exact`` gives a value only when it is the one the template
-    computes, for judging the names a template builds itself.
-    """
+    names: list[str] = []
+    pending = [fmt]
+    try:
+        while pending:
+            for _, field, spec, _ in string.Formatter().parse(pending.pop()):
+                if field is not None:
+                    names.extend(m[1] for m in _FIELD_PART.finditer(field) if m[1] is not None)
+                if spec and "{" in spec and len(names) < 1000:
+                    pending.append(spec)
+    except (ValueError, TypeError):
+        return None
+    return names
 
-    def __init__(self) -> None:
-        self.vars: dict[str, str] = {}
-        self.exact_vars: dict[str, str] = {}
-        self.unknown: set[str] = set()
 
-    def exact(self, node: Any, depth: int = 0) -> str | None:
-        """The string ``node`` evaluates to, when the template alone determines it and it can be computed."""
+def _env() -> Any:
+    from jinja2 import nodes
+    from jinja2.ext import Extension
+    from jinja2.sandbox import ImmutableSandboxedEnvironment
+
+    class _Generation(Extension):
+        """Hugging Face's ``{% generation %}`` block tag (parsed as a plain body)."""
+
+        tags = {"generation"}  # noqa: RUF012 - jinja2 API
+
+        def parse(self, parser: Any) -> Any:
+            lineno = next(parser.stream).lineno
+            body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
+            return nodes.Scope(body, lineno=lineno)
+
+    return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation])
+
+
+def _post_order(tree: Any) -> list[Any]:
+    """Every node, children before parents, siblings in template order (no recursion: templates nest deep)."""
+    out: list[Any] = []
+    stack: list[tuple[Any, bool]] = [(tree, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            out.append(node)
+            continue
+        stack.append((node, True))
+        stack.extend((child, False) for child in reversed(list(node.iter_child_nodes())))
+    return out
+
+
+class _Analysis:
+    """Abstract evaluation of a parsed template to a fixed point, then judgment of every name position."""
+
+    def __init__(self, tree: Any, tick: Callable[[], None]) -> None:
         from jinja2 import nodes
 
-        if depth > 50:
-            return None
+        self.n = nodes
+        self.order = _post_order(tree)
+        self.tick = tick
+        self.vars: dict[str, _V] = {}
+        self.widened: set[str] = set()
+        self.changed: set[str] = set()
+        self.memo: dict[int, _V] = {}
+        self.out: dict[int, _V] = {}
+        self.spent = 0
+        self.macros: dict[str, list[Any]] = {}
+        self.callblocks: list[Any] = []
+        for node in self.order:
+            if isinstance(node, nodes.Macro):
+                self.macros.setdefault(node.name, []).append(node)
+            elif isinstance(node, nodes.CallBlock):
+                self.callblocks.append(node)
+        self.found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
+
+    # ------------------------------------------------------------------------------------------ fixed point
+
+    def run(self) -> bool:
+        """Evaluate to a fixed point; False when it is not reached within the bound."""
+        for rnd in range(_MAX_ROUNDS):
+            self.tick()
+            self.changed = set()
+            self.memo = {}
+            self.out = {}
+            self._pass()
+            if not self.changed:
+                return True
+            if rnd >= _WIDEN_AFTER:
+                for key in self.changed:  # still growing: every possibility from here on
+                    self.vars[key] = _TOP
+                    self.widened.add(key)
+        return False
+
+    def _pass(self) -> None:
+        nodes = self.n
+        for i, node in enumerate(self.order):
+            if i & 1023 == 1023:
+                self.tick()
+            if isinstance(node, nodes.Stmt):
+                self.out[id(node)] = self._stmt(node)
+            elif isinstance(node, nodes.Expr):
+                self.memo[id(node)] = self._eval(node)
+
+    def bind(self, key: str, value: _V) -> None:
+        if key in self.widened or value == _BOTTOM:
+            return
+        old = self.vars.get(key, _BOTTOM)
+        new = _join(old, value)
+        if new != old:
+            self.vars[key] = new
+            self.changed.add(key)
+
+    def get(self, key: str) -> _V:
+        return self.vars.get(key, _BOTTOM)
+
+    def m(self, node: Any) -> _V:
+        """The value of an expression already evaluated in this pass (children come before parents)."""
+        if node is None:
+            return _BOTTOM
+        got = self.memo.get(id(node))
+        if got is None:
+            got = self.memo[id(node)] = self._eval(node)
+        return got
+
+    def assign(self, target: Any, value: _V) -> None:
+        nodes = self.n
+        if isinstance(target, nodes.Name):
+            self.bind("v:" + target.name, value)
+        elif isinstance(target, nodes.NSRef):
+            self.bind("ns:" + target.attr, value)
+        elif isinstance(target, nodes.Tuple | nodes.List):
+            for item in target.items:
+                self.assign(item, self.elem(value))
+
+    # ------------------------------------------------------------------------------------------- strings
+
+    def product(self, options: list[frozenset[str]]) -> frozenset[str] | None:
+        """Every concatenation of one string from each of ``options``; None past the bounds."""
+        out: set[str] = {""}
+        for opts in options:
+            if len(out) * len(opts) > _MAX_CHOICES:
+                return None
+            nxt: set[str] = set()
+            for a in out:
+                for b in opts:
+                    if len(a) + len(b) > _MAX_STR or self.spent > _BUDGET:
+                        return None
+                    self.spent += len(a) + len(b)
+                    nxt.add(a + b)
+            out = nxt
+        return frozenset(out)
+
+    def strings(self, values: Iterable[str]) -> _V:
+        """Computed strings as a value (template-made text it cannot follow when over the bounds)."""
+        vals = list(values)
+        self.spent += sum(map(len, vals))
+        strs, over = _norm(vals)
+        return _MADE if over or self.spent > _BUDGET else _V(strs=strs)
+
+    def concat(self, parts: list[_V]) -> _V:
+        parts = [_text(p) for p in parts if p not in (_EMPTY, _BOTTOM)]
+        if not parts:
+            return _EMPTY
+        if len(parts) == 1:
+            return parts[0]
+        if all(p == _CTX for p in parts):
+            return _CTX
+        if all(p == _NUM for p in parts):
+            return _NUM
+        options = []
+        for p in parts:
+            opts = set(p.strs)
+            if p.ctx:
+                opts.add("")  # an undefined name renders as nothing
+            options.append(frozenset(opts))
+        exact = all(p.strs and not (p.made or p.ctx or p.num) for p in parts)
+        strs = None if not all(options) else self.product(options)
+        if strs is None:
+            return _MADE
+        return _V(strs=strs, made=not exact)
+
+    def item(self, v: _V) -> _V:
+        """What an item of the template's container ``v`` is (a list's item, a dict's value)."""
+        out: list[_V] = [v] if v.deep else []
+        if v.elems is not None:
+            out.append(v.elems)
+        if v.container() or v.deep:
+            out.append(self.get("extra"))  # things the template put into lists or dicts
+        return _join(*out)
+
+    def elem(self, v: _V) -> _V:
+        """What iterating ``v`` gives (a dict's keys; a list's items; a string's characters)."""
+        out: list[_V] = []
+        if v.deep:
+            out.append(v)
+        if v.keys is not None:
+            out.append(v.keys)
+        if v.elems is not None and (v.listy or v.keys is None):
+            out.append(v.elems)
+        if v.strs:
+            out.append(self.strings({c for s in v.strs for c in s}))
+        if v.ctx:
+            out.append(_CTX)
+        if v.num:
+            out.append(_NUM)  # a number is not iterable; the text of one gives digits
+        if v.made:
+            out.append(_MADE)
+        if "loop" in v.fns:
+            out.append(self.get("loop"))
+        if v.ctx or v.container() or v.deep:
+            out.append(self.get("extra"))  # things the template put into lists or dicts
+        return _join(*out)
+
+    # --------------------------------------------------------------------------------------- statements
+
+    def body(self, stmts: list[Any]) -> _V:
+        return self.concat([self.out.get(id(s), _EMPTY) for s in stmts])
+
+    def _stmt(self, node: Any) -> _V:
+        nodes = self.n
+        if isinstance(node, nodes.Output):
+            return self.concat([self.m(p) for p in node.nodes])
+        if isinstance(node, nodes.Assign):
+            self.assign(node.target, self.m(node.node))
+        elif isinstance(node, nodes.AssignBlock):
+            value = self.body(node.body)
+            self.assign(node.target, value if node.filter is None else self.filter_node(node.filter, value))
+        elif isinstance(node, nodes.For):
+            item = self.elem(self.m(node.iter))
+            self.assign(node.target, item)
+            self.bind("loop", item)
+            once = self.body(node.body)
+            many = _EMPTY if once == _EMPTY else _join(_EMPTY, once, _MADE if once.tainted() else _BOTTOM)
+            return _join(many, self.body(node.else_)) if node.else_ else many
+        elif isinstance(node, nodes.If):
+            branches = [self.body(node.body), *(self.body(e.body) for e in node.elif_), self.body(node.else_)]
+            return _join(*branches)
+        elif isinstance(node, nodes.With):
+            for target, value in zip(node.targets, node.values, strict=False):
+                self.assign(target, self.m(value))
+            return self.body(node.body)
+        elif isinstance(node, nodes.FilterBlock):
+            return self.filter_node(node.filter, self.body(node.body))
+        elif isinstance(node, nodes.Macro):
+            self.params(node.args, node.defaults)
+            self.bind("mo:" + node.name, self.body(node.body))
+            self.bind("v:" + node.name, _V(obj=True, fns=frozenset({"m:" + node.name})))
+        elif isinstance(node, nodes.CallBlock):
+            self.params(node.args, node.defaults)
+            self.bind("caller", self.body(node.body))
+            return self.m(node.call)
+        elif isinstance(node, nodes.Import):
+            self.bind("v:" + node.target, _TOP)
+        elif isinstance(node, nodes.FromImport):
+            for name in node.names:
+                self.bind("v:" + (name[1] if isinstance(name, tuple) else name), _TOP)
+        elif isinstance(node, nodes.Include | nodes.Extends):
+            return _MADE
+        elif hasattr(node, "body") and isinstance(node.body, list):  # Scope, Block, eval-context modifiers
+            return self.body(node.body)
+        return _EMPTY
+
+    def params(self, args: list[Any], defaults: list[Any]) -> None:
+        for arg, default in zip(args[len(args) - len(defaults) :], defaults, strict=True):
+            self.assign(arg, self.m(default))
+
+    # -------------------------------------------------------------------------------------- expressions
+
+    def _eval(self, node: Any) -> _V:
+        nodes = self.n
         if isinstance(node, nodes.Const):
-            return node.value if isinstance(node.value, str) else None
+            return self.strings([node.value]) if isinstance(node.value, str) else _NUM
+        if isinstance(node, nodes.TemplateData):
+            return self.strings([node.data])
         if isinstance(node, nodes.Name):
-            return None if node.name in self.unknown else self.exact_vars.get(node.name)
-        if isinstance(node, nodes.Concat | nodes.Add):
-            items = node.nodes if isinstance(node, nodes.Concat) else [node.left, node.right]
-            parts = [self.exact(n, depth + 1) for n in items]
-            if any(p is None for p in parts):
-                return None
-            joined = "".join(p for p in parts if p is not None)
-            return joined if len(joined) <= _MAX_FOLD else None
+            return self.name(node) if node.ctx == "load" else _BOTTOM
+        if isinstance(node, nodes.List | nodes.Tuple):
+            return _container(_join(*(self.m(i) for i in node.items)))
+        if isinstance(node, nodes.Dict):
+            keys = _join(*(self.m(p.key) for p in node.items))
+            return _container(_join(*(self.m(p.value) for p in node.items)), keys, listy=False)
+        if isinstance(node, nodes.Concat):
+            return self.concat([self.m(p) for p in node.nodes])
+        if isinstance(node, nodes.Add):
+            return self.add(self.m(node.left), self.m(node.right))
         if isinstance(node, nodes.Mul):
-            for text_node, count_node in ((node.left, node.right), (node.right, node.left)):
-                text = self.exact(text_node, depth + 1)
-                count = count_node.value if isinstance(count_node, nodes.Const) else None
-                if text is not None and type(count) is int and 0 <= count * len(text) <= _MAX_FOLD:
-                    return text * count
-            return None
+            return self.mul(node)
         if isinstance(node, nodes.Mod):
-            fmt = self.exact(node.left, depth + 1)
-            args = self._exact_args(node.right, depth)
-            return None if fmt is None or args is None else _printf(fmt, args)
-        if isinstance(node, nodes.Filter) and node.node is not None:
-            return self._exact_filter(node, depth)
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-            return self._exact_method(node, depth)
-        return None
+            return self.mod(node)
+        if isinstance(node, nodes.Sub | nodes.Div | nodes.FloorDiv | nodes.Pow | nodes.Neg | nodes.Pos):
+            return _NUM
+        if isinstance(node, nodes.Not | nodes.Compare | nodes.Test):
+            return _NUM
+        if isinstance(node, nodes.And | nodes.Or):
+            return _join(self.m(node.left), self.m(node.right))
+        if isinstance(node, nodes.CondExpr):
+            return _join(self.m(node.expr1), self.m(node.expr2) if node.expr2 is not None else _CTX)
+        if isinstance(node, nodes.Getattr):
+            return self.getattr(self.m(node.node), node.attr)
+        if isinstance(node, nodes.Getitem):
+            if isinstance(node.arg, nodes.Slice):
+                return self.slice(self.m(node.node), node.arg)
+            return self.getitem(self.m(node.node), self.m(node.arg), node.arg)
+        if isinstance(node, nodes.Slice):
+            return _NUM
+        if isinstance(node, nodes.Filter):
+            return self.filter_node(node, self.m(node.node) if node.node is not None else _BOTTOM)
+        if isinstance(node, nodes.Call):
+            return self.call(node)
+        if isinstance(node, nodes.MarkSafe | nodes.MarkSafeIfAutoescape):
+            return self.m(node.expr)
+        if isinstance(node, nodes.NSRef):
+            return _BOTTOM
+        return _MADE_OBJ
 
-    def _exact_filter(self, node: Any, depth: int) -> str | None:
-        from jinja2 import nodes
+    def name(self, node: Any) -> _V:
+        name = node.name
+        bound = self.vars.get("v:" + name)
+        if name == "loop":
+            own = _V(obj=True, fns=frozenset({"loop"}))
+        elif name == "caller":
+            own = _V(obj=True, fns=frozenset({"caller"}))
+        elif name == "varargs":
+            own = _container(self.get("varargs"))
+        elif name == "kwargs":
+            own = _container(self.get("kwargs"), self.get("kwargs.keys"), listy=False)
+        elif name in _BUILTINS:
+            own = _V(obj=True, fns=frozenset({"g:" + name}))
+        elif name == "self":
+            own = _MADE_OBJ
+        else:
+            own = _BOTTOM if bound is not None else _CTX
+        return _join(own, bound) if bound is not None else own
 
-        if node.kwargs or node.dyn_args is not None or node.dyn_kwargs is not None:
-            return None
-        if node.name == "join" and isinstance(node.node, nodes.List | nodes.Tuple):
-            items = [self.exact(n, depth + 1) for n in node.node.items]
-            sep = self.exact(node.args[0], depth + 1) if node.args else ""
-            if sep is None or any(i is None for i in items):
-                return None
-            return sep.join(i for i in items if i is not None)[:_MAX_FOLD]
-        base = self.exact(node.node, depth + 1)
-        if base is None:
-            return None
-        if node.name in _EXACT_FILTERS and not node.args:
-            return str(_EXACT_FILTERS[node.name](base))
-        if node.name == "replace" and len(node.args) == 2:
-            old, new = (self.exact(a, depth + 1) for a in node.args)
-            if old is None or new is None:
-                return None
-            out = base.replace(old, new)
-            return out if len(out) <= _MAX_FOLD else None
-        if node.name == "format":
-            args = [self._exact_value(a, depth) for a in node.args]
-            return None if any(a is _NO for a in args) else _printf(base, args)
-        return None
+    def add(self, a: _V, b: _V) -> _V:
+        if a == _NUM and b == _NUM:
+            return _NUM
+        out = [self.concat([a, b])]
+        if a.container() or b.container() or a.deep or b.deep:
+            out.append(_container(_join(self.elem(a), self.elem(b))))
+        if a.num and b.num:
+            out.append(_NUM)
+        return _join(*out)
 
-    def _exact_method(self, node: Any, depth: int) -> str | None:
-        base = self.exact(node.node.node, depth + 1)
-        if base is None or node.dyn_args is not None or node.dyn_kwargs is not None:
-            return None
-        meth = node.node.attr
-        args = [self._exact_value(a, depth) for a in node.args]
-        kwargs = {kw.key: self._exact_value(kw.value, depth) for kw in node.kwargs}
-        if any(a is _NO for a in [*args, *kwargs.values()]):
-            return None
-        if meth == "format":
-            return _str_format(base, args, kwargs)
-        if kwargs:
-            return None
-        if meth in _EXACT_METHODS and not args:
-            return str(_EXACT_METHODS[meth](base))
-        if meth == "join" and len(args) == 1 and isinstance(args[0], list):
-            if all(isinstance(p, str) for p in args[0]):
-                return base.join(args[0])[:_MAX_FOLD]
-            return None
-        if meth == "replace" and len(args) == 2 and all(isinstance(a, str) for a in args):
-            out = base.replace(args[0], args[1])
-            return out if len(out) <= _MAX_FOLD else None
-        return None
+    def mul(self, node: Any) -> _V:
+        nodes = self.n
+        left, right = self.m(node.left), self.m(node.right)
+        for text, count_node in ((left, node.right), (right, node.left)):
+            count = count_node.value if isinstance(count_node, nodes.Const) else None
+            if text.strs and not (text.made or text.ctx or text.num) and type(count) is int:
+                if any(count * len(s) > _MAX_STR for s in text.strs) or count < 0:
+                    return _MADE
+                return self.strings(s * count for s in text.strs)
+        if left == _NUM and right == _NUM:
+            return _NUM
+        if left.container() or right.container():
+            return _container(_join(self.elem(left), self.elem(right)))
+        return _derived(left, right)
 
-    def _exact_value(self, node: Any, depth: int) -> Any:
-        """A constant of any type, a list of them, or an exact string; _NO when unknown."""
-        from jinja2 import nodes
+    def mod(self, node: Any) -> _V:
+        fmt, args = self.m(node.left), self.m(node.right)
+        if fmt.strs and not (fmt.made or fmt.ctx or fmt.num):
+            values = self.exact_args(node.right)
+            if values is not None:
+                outs = [_printf(s, values) for s in fmt.strs]
+                if all(o is not None for o in outs):
+                    return self.strings(o for o in outs if o is not None)
+        if fmt == _NUM and args == _NUM:
+            return _NUM
+        return _derived(fmt, args)
 
+    def exact(self, node: Any) -> Any:
+        """The one value ``node`` has (a constant, or a string computed to one possibility), else _NO."""
+        nodes = self.n
         if isinstance(node, nodes.Const):
             return node.value
         if isinstance(node, nodes.List | nodes.Tuple):
-            items = [self._exact_value(n, depth + 1) for n in node.items]
+            items = [self.exact(i) for i in node.items]
             return _NO if any(i is _NO for i in items) else items
-        text = self.exact(node, depth + 1)
-        return _NO if text is None else text
+        v = self.m(node)
+        if len(v.strs) == 1 and not (v.made or v.ctx or v.num or v.obj or v.fns or v.container() or v.deep):
+            return next(iter(v.strs))
+        return _NO
 
-    def _exact_args(self, node: Any, depth: int) -> list[Any] | None:
-        from jinja2 import nodes
-
-        value = self._exact_value(node, depth)
+    def exact_args(self, node: Any) -> list[Any] | None:
+        nodes = self.n
+        value = self.exact(node)
         if value is _NO:
             return None
         return list(value) if isinstance(node, nodes.Tuple | nodes.List) else [value]
 
-    def fold(self, node: Any, depth: int = 0) -> str | None:
-        from jinja2 import nodes
-
-        if depth > 50:
-            return None
-        if isinstance(node, nodes.Const):
-            return node.value if isinstance(node.value, str) else None
-        if isinstance(node, nodes.Name):
-            return self.vars.get(node.name)
-        if isinstance(node, nodes.Concat):
-            parts = [self.fold(n, depth + 1) for n in node.nodes]
-            return "".join(p for p in parts if p is not None) if any(p is not None for p in parts) else None
-        if isinstance(node, nodes.Add):
-            a, b = self.fold(node.left, depth + 1), self.fold(node.right, depth + 1)
-            return (a or "") + (b or "") if a is not None or b is not None else None
-        if isinstance(node, nodes.Mul):
-            left, right = node.left, node.right
-            text = self.fold(left, depth + 1)
-            count: object = right.value if isinstance(right, nodes.Const) else None
-            if text is None:
-                text = self.fold(right, depth + 1)
-                count = left.value if isinstance(left, nodes.Const) else None
-            if text is not None and isinstance(count, int) and 0 <= count * len(text) <= _MAX_FOLD:
-                return text * count
-            return None
-        if isinstance(node, nodes.Mod):
-            fmt = self.fold(node.left, depth + 1)
-            args = self._const_args(node.right)
-            if fmt is not None and args is not None:
-                out = _printf(fmt, args)  # widths bounded: a format string must not exhaust memory
-                return fmt if out is None else out
-            return fmt
-        if isinstance(node, nodes.Filter):
-            base = self.fold(node.node, depth + 1) if node.node is not None else None
-            if node.name == "join" and isinstance(node.node, nodes.List | nodes.Tuple):
-                parts = [self.fold(n, depth + 1) for n in node.node.items]
-                return "".join(p or "" for p in parts)
-            if base is None:
-                return None
-            if node.name == "reverse":
-                return base[::-1]
-            if node.name in ("lower", "upper", "title", "capitalize", "trim", "string", "e", "escape"):
-                return {"lower": base.lower(), "upper": base.upper()}.get(node.name, base)
-            if node.name == "replace" and len(node.args) >= 2:
-                old, new = self.fold(node.args[0], depth + 1), self.fold(node.args[1], depth + 1)
-                if old is not None and new is not None:
-                    return base.replace(old, new)[:_MAX_FOLD]
-            if node.name == "format":
-                out = _printf(base, [self.fold(a, depth + 1) or "" for a in node.args])
-                return base if out is None else out
-            return base
-        if isinstance(node, nodes.Call) and isinstance(node.node, nodes.Getattr):
-            base = self.fold(node.node.node, depth + 1)
-            if base is None:
-                return None
-            args = [self.fold(a, depth + 1) for a in node.args]
-            meth = node.node.attr
-            if meth == "join" and node.args and isinstance(node.args[0], nodes.List | nodes.Tuple):
-                return base.join(self.fold(n, depth + 1) or "" for n in node.args[0].items)
-            if meth == "format":
-                return base + "".join(a or "" for a in args)
-            if meth == "replace" and len(args) >= 2 and None not in args[:2]:
-                return base.replace(args[0] or "", args[1] or "")[:_MAX_FOLD]
-            if meth in ("lower", "upper", "strip"):
-                return base
-            return None
-        return None
-
-    def _const_args(self, node: Any) -> list[Any] | None:
-        from jinja2 import nodes
-
-        if isinstance(node, nodes.Tuple | nodes.List):
-            out = []
-            for n in node.items:
-                if isinstance(n, nodes.Const):
-                    out.append(n.value)
+    def getattr(self, base: _V, attr: str) -> _V:
+        out: list[_V] = []
+        if base.ctx:
+            out += [_CTX, self.get("extra")]
+        if base.num:
+            out.append(_NUM)
+        if (base.strs or base.made) and hasattr(str, attr):
+            out.append(_OBJ)  # a method of str
+        if base.keys is not None or base.deep or (base.elems is not None and not base.listy):
+            out.append(self.item(base))  # a dict's value (a list has no attributes but its methods)
+        if (base.container() or base.deep) and (hasattr(dict, attr) or hasattr(list, attr)):
+            out.append(_OBJ)
+        for fn in base.fns:
+            if fn == "ns":
+                out += [self.get("ns:" + attr), self.get("ns:*")]
+            elif fn == "loop":
+                if attr in ("previtem", "nextitem"):
+                    out.append(self.get("loop"))
+                elif attr == "cycle":
+                    out.append(_V(obj=True, fns=frozenset({"loop.cycle"})))
                 else:
-                    f = self.fold(n)
-                    if f is None:
-                        return None
-                    out.append(f)
-            return out
-        if isinstance(node, nodes.Const):
-            return [node.value]
-        f = self.fold(node)
-        return None if f is None else [f]
+                    out.append(_NUM)
+            else:
+                out.append(_MADE_OBJ)  # a macro's name and arguments, a global's attributes
+        if base.obj and not base.fns:
+            out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
+        return _join(*out)
+
+    def getitem(self, base: _V, key: _V, key_node: Any) -> _V:
+        nodes = self.n
+        out: list[_V] = []
+        if base.ctx:
+            out += [_CTX, self.get("extra")]
+        if base.strs:
+            index = key_node.value if isinstance(key_node, nodes.Const) else None
+            if type(index) is int:
+                out.append(self.strings(s[index] for s in base.strs if -len(s) <= index < len(s)))
+            else:
+                out.append(self.elem(_V(strs=base.strs)))
+            if key.strs or key.made:
+                out.append(_OBJ)
+        if base.num or base.made:
+            out.append(_MADE)
+        if base.container() or base.deep:
+            by_name = bool(key.strs) and not (key.ctx or key.num or key.made)
+            dict_like = base.keys is not None or base.deep or not base.listy
+            out.append(self.item(base) if dict_like or not by_name else _OBJ)
+        for fn in base.fns:
+            if fn == "ns":
+                if key.strs and not (key.made or key.ctx):
+                    out += [self.get("ns:" + k) for k in key.strs]
+                else:
+                    out += [v for k, v in self.vars.items() if k.startswith("ns:")]
+                out.append(self.get("ns:*"))
+            else:
+                out.append(_MADE_OBJ)
+        if base.obj and not base.fns:
+            out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
+        return _join(*out)
+
+    def slice(self, base: _V, node: Any) -> _V:
+        nodes = self.n
+        bounds = [node.start, node.stop, node.step]
+        if base.strs and not (base.made or base.ctx or base.num):
+            vals = [None if b is None else b.value if isinstance(b, nodes.Const) else _NO for b in bounds]
+            if all(v is None or type(v) is int for v in vals) and vals[2] != 0:
+                cut = slice(*cast("list[int | None]", vals))
+                return self.strings(s[cut] for s in base.strs)
+        if base.container() or base.deep:
+            return _join(base, _derived(*(self.m(b) for b in bounds if b is not None)))
+        return _derived(base, *(self.m(b) for b in bounds if b is not None))
+
+    # -------------------------------------------------------------------------------------------- calls
+
+    def call(self, node: Any) -> _V:
+        nodes = self.n
+        args = [self.m(a) for a in node.args]
+        kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
+        dyn = _join(self.elem(self.m(node.dyn_args)), self.elem(self.m(node.dyn_kwargs)))
+        if isinstance(node.node, nodes.Getattr):
+            return self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn)
+        callee = self.m(node.node)
+        out: list[_V] = []
+        everything = [*args, *kwargs.values(), dyn]
+        for fn in callee.fns:
+            if fn.startswith("m:"):
+                for macro in self.macros.get(fn[2:], []):
+                    self.bind_call(macro.args, args, kwargs, dyn, "varargs", "kwargs")
+                out.append(self.get("mo:" + fn[2:]))
+            elif fn == "caller":
+                for block in self.callblocks:
+                    self.bind_call(block.args, args, kwargs, dyn, "varargs", "kwargs")
+                out.append(self.get("caller"))
+            elif fn == "g:range":
+                out.append(_container(_NUM))
+            elif fn == "g:dict":
+                pairs = [self.elem(a) for a in args] + [self.elem(self.elem(a)) for a in args] + [dyn]
+                keys = _join(self.strings(kwargs) if kwargs else _BOTTOM, *pairs)
+                out.append(_container(_join(*kwargs.values(), *pairs), keys, listy=False))
+            elif fn == "g:namespace":
+                for key, value in kwargs.items():
+                    self.bind("ns:" + key, value)
+                self.bind("ns:*", _join(*map(self.elem, args), dyn))
+                out.append(_V(obj=True, fns=frozenset({"ns"})))
+            elif fn == "g:cycler":
+                out.append(_V(obj=True, elems=_join(*everything), listy=True))
+            elif fn == "loop.cycle":
+                out.append(_join(*everything))
+            else:
+                out.append(_MADE_OBJ)
+        if callee.ctx:  # a function of the application (raise_exception, strftime_now, ...)
+            out.append(_derived(*everything) if any(v.tainted() for v in everything) else _CTX)
+        if callee.made or callee.strs or callee.container() or callee.deep or callee.num:
+            out.append(_MADE_OBJ)
+        if callee.obj and not callee.fns:
+            out.append(_MADE_OBJ)
+        return _join(*out)
+
+    def bind_call(
+        self, params: list[Any], args: list[_V], kwargs: dict[str, _V], dyn: _V, var: str, kw: str
+    ) -> None:
+        names = [p.name for p in params]
+        for i, value in enumerate(args):
+            self.bind("v:" + names[i] if i < len(names) else var, value)
+        for key, value in kwargs.items():
+            if key in names:
+                self.bind("v:" + key, value)
+            else:
+                self.bind(kw, value)
+                self.bind(kw + ".keys", self.strings([key]))
+        if dyn != _BOTTOM:
+            for name in names:
+                self.bind("v:" + name, dyn)
+            self.bind(var, dyn)
+            self.bind(kw, dyn)
+            self.bind(kw + ".keys", dyn)
+
+    def method(self, node: Any, base: _V, meth: str, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
+        everything = [*args, *kwargs.values(), dyn]
+        if meth in _MUTATORS:
+            self.bind("extra", _join(*everything, *map(self.elem, everything)))
+        out: list[_V] = []
+        if base.strs:
+            out.append(self.str_method(node, base, meth))
+        if base.ctx:
+            if meth == "get":
+                out.append(_join(_CTX, *args[1:], *kwargs.values()))
+            elif meth in _SELECTING_METHODS or not any(v.tainted() for v in everything):
+                out.append(_CTX)
+            else:
+                out.append(_MADE)
+        if base.num:
+            out.append(_NUM)
+        if base.made or (base.obj and not base.fns):
+            out.append(_MADE_OBJ)
+        if base.container() or base.deep:
+            keys, item = self.elem(base), self.item(base)
+            if meth == "items":
+                out.append(_container(_container(_join(keys, item))))
+            elif meth == "keys":
+                out.append(_container(keys))
+            elif meth == "values":
+                out.append(_container(item))
+            elif meth == "copy":
+                out.append(base)
+            elif meth in ("get", "pop", "setdefault"):
+                out.append(_join(item, *args[1:]))
+            elif meth in ("index", "count"):
+                out.append(_NUM)
+            else:
+                out.append(_MADE_OBJ)
+        for fn in base.fns:
+            if fn == "loop" and meth == "cycle":
+                out.append(_join(*everything))
+            elif fn == "loop":
+                out.append(_NUM)
+            elif fn == "ns" and meth in ("update", "__setitem__"):
+                self.bind("ns:*", _join(*everything, *map(self.elem, everything)))
+                out.append(_NUM)
+            else:
+                out.append(_MADE_OBJ)
+        return _join(*out)
+
+    def str_method(self, node: Any, base: _V, meth: str) -> _V:
+        """A method called on strings the template computed: computed again when it can be."""
+        nodes = self.n
+        inexact = _MADE if (base.made or base.ctx or base.num) else _BOTTOM
+        if node.dyn_args is not None or node.dyn_kwargs is not None:
+            return _MADE
+        args = [self.exact(a) for a in node.args]
+        kwargs = {kw.key: self.exact(kw.value) for kw in node.kwargs}
+        outs: list[str | None] = []
+        if meth == "join" and len(node.args) == 1 and isinstance(node.args[0], nodes.List | nodes.Tuple):
+            parts = [self.m(i) for i in node.args[0].items]
+            if all(p.strs and not (p.made or p.ctx or p.num) for p in parts):
+                for sep in base.strs:
+                    options = []
+                    for i, p in enumerate(parts):
+                        options += [frozenset({sep})] if i else []
+                        options.append(p.strs)
+                    got = self.product(options)
+                    if got is None:
+                        return _MADE
+                    outs += list(got)
+                return _join(self.strings(o for o in outs if o is not None), inexact)
+            return _MADE
+        if any(a is _NO for a in [*args, *kwargs.values()]):
+            return _MADE
+        for s in base.strs:
+            if meth == "format":
+                outs.append(_str_format(s, args, kwargs))
+            elif meth in _EXACT_STR and not args and not kwargs:
+                outs.append(_EXACT_STR[meth](s))
+            elif meth == "replace" and len(args) == 2 and all(isinstance(a, str) for a in args):
+                done = s.replace(args[0], args[1])
+                outs.append(done if len(done) <= _MAX_STR else None)
+            elif meth in ("strip", "lstrip", "rstrip") and len(args) == 1 and isinstance(args[0], str):
+                outs.append(getattr(s, meth)(args[0]))
+            elif meth == "join" and len(args) == 1 and isinstance(args[0], list):
+                ok = all(isinstance(p, str) for p in args[0]) and sum(map(len, args[0])) <= _MAX_STR
+                outs.append(s.join(args[0]) if ok else None)
+            else:
+                return _derived(_MADE, *(self.m(a) for a in node.args))
+        if any(o is None for o in outs):
+            return _MADE
+        return _join(self.strings(o for o in outs if o is not None), inexact)
+
+    # ------------------------------------------------------------------------------------------ filters
+
+    def filter_node(self, node: Any, base: _V) -> _V:
+        args = [self.m(a) for a in node.args]
+        kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
+        dyn = _join(self.elem(self.m(node.dyn_args)), self.elem(self.m(node.dyn_kwargs)))
+        if dyn != _BOTTOM:
+            return _derived(base, *args, *kwargs.values(), dyn, _MADE)
+        return self.apply(node.name, base, args, kwargs, node)
+
+    def apply(self, name: str, base: _V, args: list[_V], kwargs: dict[str, _V], node: Any) -> _V:
+        nodes = self.n
+        exact_base = bool(base.strs) and not (base.made or base.ctx or base.num)
+        if name in ("default", "d"):
+            return _join(base, args[0] if args else kwargs.get("default_value", _EMPTY))
+        if name in _EXACT_STR and not args and not kwargs:
+            text = _text(base)
+            if name == "reverse" and (base.container() or base.deep):
+                return base
+            if not text.strs:
+                return text
+            done = self.strings(_EXACT_STR[name](s) for s in text.strs)
+            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+        if name in ("e", "escape", "forceescape"):
+            text = _text(base)
+            done = self.strings(_escape(s) for s in text.strs) if text.strs else _BOTTOM
+            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+        if name == "replace" and len(args) >= 2 and node is not None:
+            old, new = self.exact(node.args[0]), self.exact(node.args[1])
+            text = _text(base)
+            if exact_base and isinstance(old, str) and isinstance(new, str):
+                outs = [s.replace(old, new) for s in text.strs]
+                return _MADE if any(len(o) > _MAX_STR for o in outs) else self.strings(outs)
+            return _derived(text, *args)
+        if name == "format" and node is not None:
+            values = [self.exact(a) for a in node.args]
+            if exact_base and not kwargs and all(v is not _NO for v in values):
+                printed = [_printf(s, values) for s in base.strs]
+                if all(o is not None for o in printed):
+                    return self.strings(o for o in printed if o is not None)
+            return _derived(_text(base), *args, *kwargs.values())
+        if name == "join":
+            return self.join_filter(base, args, kwargs, node)
+        if name == "tojson":
+            import json
+
+            text = _text(base)
+            done = self.strings(json.dumps(s) for s in text.strs) if text.strs else _BOTTOM
+            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+        if name in _NUMERIC_FILTERS:
+            return _NUM
+        if name == "sum":
+            return _join(_NUM, self.elem(base)) if args or kwargs else _NUM
+        if name in _ITEM_FILTERS:
+            return self.elem(base)
+        if name in _LIST_FILTERS or name == "reverse":
+            item = self.elem(base)
+            if name in ("batch", "slice", "dictsort"):
+                item = _container(_join(item, *args))
+            return _join(_container(item), _CTX if base.ctx else _BOTTOM)
+        if name in ("items",):
+            pair = _container(_join(self.elem(base), self.item(base)))
+            return _join(_container(pair), _CTX if base.ctx else _BOTTOM)
+        if name == "groupby":
+            item = self.elem(base)
+            grouper = self.member(item)
+            return _join(
+                _container(_container(_join(grouper, _container(item)))), _CTX if base.ctx else _BOTTOM
+            )
+        if name == "map":
+            item = self.elem(base)
+            if not args:
+                mapped = self.member(item)
+            elif args[0].strs and not (args[0].made or args[0].ctx or args[0].num):
+                mapped = _join(*(self.apply(f, item, args[1:], kwargs, None) for f in args[0].strs))
+            else:
+                mapped = _TOP
+            return _join(_container(mapped), _CTX if base.ctx and not mapped.tainted() else _BOTTOM)
+        if name == "attr":
+            return _join(self.member(base), _MADE_OBJ)
+        if node is not None and node.node is None and isinstance(node, nodes.Filter):
+            pass  # a filter block's filter: the same rules as below
+        return _derived(_text(base), *args, *kwargs.values())
+
+    def member(self, item: _V) -> _V:
+        """An attribute of ``item`` read by a name the caller judges (map(attribute=), groupby, attr)."""
+        return _join(
+            _CTX if item.ctx else _BOTTOM,
+            _MADE_OBJ if item.tainted() else _BOTTOM,
+            self.item(item) if item.container() or item.deep else _BOTTOM,
+            _NUM if item.num else _BOTTOM,
+            *(self.get(k) for k in self.vars if k.startswith("ns:") and "ns" in item.fns),
+        )
+
+    def join_filter(self, base: _V, args: list[_V], kwargs: dict[str, _V], node: Any) -> _V:
+        nodes = self.n
+        sep = args[0] if args else kwargs.get("d", _EMPTY)
+        if node is not None and isinstance(node.node, nodes.List | nodes.Tuple) and len(args) <= 1:
+            parts = [_text(self.m(i)) for i in node.node.items]
+            exact = all(p.strs and not (p.made or p.ctx or p.num) for p in [sep, *parts])
+            if exact:
+                options: list[frozenset[str]] = []
+                for i, p in enumerate(parts):
+                    options += [sep.strs] if i else []
+                    options.append(p.strs)
+                got = self.product(options)
+                if got is not None:
+                    return self.strings(got)
+            return _MADE
+        item = _text(self.elem(base))
+        if not item.tainted() and (sep == _EMPTY or not sep.tainted()):
+            return _CTX if item.ctx else _NUM
+        return _MADE
+
+    # ----------------------------------------------------------------------------------------- judgment
+
+    def report(self, node: Any, what: str, severity: Severity = Severity.CRITICAL) -> None:
+        line = getattr(node, "lineno", None)
+        self.found.setdefault((line or 0, what), (severity, what, line))
+
+    def judge(self) -> None:
+        nodes = self.n
+        for i, node in enumerate(self.order):
+            if i & 1023 == 1023:
+                self.tick()
+            if isinstance(node, nodes.Getattr):
+                if _is_bad_name(node.attr):
+                    self.report(node, f"access to attribute '{_show(node.attr)}'")
+                elif node.attr in ("format", "format_map"):
+                    self.judge_format(node, self.m(node.node))
+            elif isinstance(node, nodes.Getitem) and not isinstance(node.arg, nodes.Slice):
+                self.judge_item(node, self.m(node.node), self.m(node.arg))
+            elif isinstance(node, nodes.Keyword) and node.key.startswith("_"):
+                self.report(
+                    node,
+                    f"keyword argument named '{_show(node.key)}' (a source of internal names)",
+                    Severity.HIGH,
+                )
+            elif isinstance(node, nodes.Filter):
+                args = [self.m(a) for a in node.args]
+                kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
+                self.judge_filter(node, node.name, args, kwargs, through_map=False)
+                unpacked = node.dyn_args is not None or node.dyn_kwargs is not None
+                if unpacked and (node.name in _ATTRIBUTE_ARG or node.name == "map"):
+                    self.report(
+                        node,
+                        f"filter '{node.name}' takes arguments unpacked at render time",
+                        Severity.HIGH,
+                    )
+            elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in _DANGEROUS_GLOBALS:
+                self.report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
+            elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
+                self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
+            if isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Mul | nodes.Call):
+                for s in sorted(self.m(node).strs):
+                    if _DUNDER_NAME.fullmatch(s):
+                        self.report(
+                            node, f"builds the string '{_show(s)}' (a Python internal name)", Severity.HIGH
+                        )
+
+    def judge_item(self, node: Any, base: _V, key: _V) -> None:
+        bad = sorted(s for s in key.strs if _is_bad_name(s))
+        for s in bad:
+            self.report(node, f"item access to '{_show(s)}'")
+        if key.made and not bad:
+            self.report(
+                node,
+                "item access with a name the template builds in a way the analysis cannot follow",
+                Severity.HIGH,
+            )
+        elif (key.ctx or key.num) and base.fns - {"ns", "loop", "loop.cycle"} and not bad:
+            self.report(
+                node, "item access on a template object (a macro or global) by a computed name", Severity.HIGH
+            )
+        if {"format", "format_map"} & key.strs and (base.strs or base.made):
+            self.judge_format(node, base)
+
+    def judge_format(self, node: Any, fmt: _V) -> None:
+        for s in sorted(fmt.strs):
+            names = _format_attrs(s)
+            for name in names or []:
+                if _is_bad_name(name):
+                    self.report(node, f"format string reads attribute '{_show(name)}'")
+        if fmt.made:
+            self.report(node, "str.format with a format string the analysis cannot compute", Severity.HIGH)
+
+    def judge_filter(
+        self, node: Any, name: str, args: list[_V], kwargs: dict[str, _V], *, through_map: bool
+    ) -> None:
+        if name == "attr":
+            how = "through map" if through_map else ""
+            self.report(
+                node, f"uses the 'attr' filter {how}(attribute access by computed name)".replace("  ", " ")
+            )
+            return
+        if name == "map" and args and not through_map:
+            applied = args[0]
+            if applied.made or applied.ctx or applied.obj or applied.num or not applied.strs:
+                self.report(
+                    node,
+                    "applies the 'attr' filter (or a filter named at render time) through map",
+                    Severity.HIGH,
+                )
+            for f in sorted(applied.strs):
+                self.judge_filter(node, f, args[1:], kwargs, through_map=True)
+        names = [v for k, v in kwargs.items() if k == "attribute"]
+        at = _ATTRIBUTE_ARG.get(name)
+        if at is not None and len(args) > at:
+            names.append(args[at])
+        for value in names:
+            for s in sorted(value.strs):
+                if any(_is_bad_name(p) for p in s.split(".")):
+                    self.report(node, f"filter '{name}' reads attribute '{_show(s)}'")
+            if value.made or value.ctx or value.obj:
+                self.report(node, f"filter '{name}' reads an attribute named at render time", Severity.HIGH)
 
 
 _NO: Final = object()
-_NUMBER: Final = "number"
-_TEXT: Final = "text"
-_BUILTIN_GLOBALS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
-
-
-class _Own:
-    """Which expressions the template computes by itself, from its own literals (not from the render context):
-    a name built that way may be an internal name however it was spelled. ``kind`` is _NUMBER for arithmetic on
-    numbers, _TEXT for anything else the template makes itself, None for what depends on the context."""
-
-    def __init__(self, folder: _Folder) -> None:
-        self.folder = folder
-        self.names: dict[str, str] = {}
-        self.choices: dict[str, set[str]] = {}
-        """Loop variables over a literal list of strings (``for key in ["name", "description"]``): their values."""
-        self.other: set[str] = set()
-        """Names also bound some other way (so their values are not just the loop's)."""
-
-    def collect(self, tree: Any) -> None:
-        """Names the template assigns from its own values (set, block set, loops over its own values)."""
-        from jinja2 import nodes
-
-        for _ in range(3):  # names defined from names: a few rounds reach a fixed point in practice
-            for node in tree.find_all((nodes.Assign, nodes.AssignBlock, nodes.For)):
-                if isinstance(node, nodes.Assign):
-                    kind = self.kind(node.node)
-                elif isinstance(node, nodes.AssignBlock):
-                    kind = self._body(node.body)
-                else:
-                    kind = self._items(node.iter)
-                values = (
-                    [self.folder.exact(i) for i in node.iter.items]
-                    if isinstance(node, nodes.For) and isinstance(node.iter, nodes.List | nodes.Tuple)
-                    else [None]
-                )
-                if isinstance(node.target, nodes.Name) and values and all(v is not None for v in values):
-                    self.choices.setdefault(node.target.name, set()).update(
-                        v for v in values if v is not None
-                    )
-                else:
-                    self.other.update(n.name for n in node.target.find_all(nodes.Name))
-                    if isinstance(node.target, nodes.Name):
-                        self.other.add(node.target.name)
-                if kind is not None:
-                    for target in (
-                        node.target.find_all(nodes.Name)
-                        if not isinstance(node.target, nodes.Name)
-                        else [node.target]
-                    ):
-                        if self.names.get(target.name) != _TEXT:
-                            self.names[target.name] = kind
-
-    def _items(self, it: Any) -> str | None:
-        """The kind of the values a loop over ``it`` yields (numbers for range() and lists of numbers)."""
-        from jinja2 import nodes
-
-        if isinstance(it, nodes.Call) and isinstance(it.node, nodes.Name) and it.node.name == "range":
-            kinds = {self.kind(a) for a in it.args}
-            return _NUMBER if kinds <= {_NUMBER} and not it.kwargs else (None if None in kinds else _TEXT)
-        if isinstance(it, nodes.List | nodes.Tuple):
-            kinds = {self.kind(i) for i in it.items}
-            return None if None in kinds else _TEXT if _TEXT in kinds else _NUMBER
-        return _TEXT if self.kind(it) is not None else None
-
-    def _body(self, body: list[Any]) -> str | None:
-        from jinja2 import nodes
-
-        for stmt in body:
-            if not isinstance(stmt, nodes.Output):
-                return None
-            for part in stmt.nodes:
-                if not isinstance(part, nodes.TemplateData) and self.kind(part) is None:
-                    return None
-        return _TEXT
-
-    def kind(self, node: Any, depth: int = 0) -> str | None:
-        from jinja2 import nodes
-
-        if depth > 50:
-            return None
-        if isinstance(node, nodes.Const):
-            return _NUMBER if isinstance(node.value, int | float | bool) or node.value is None else _TEXT
-        if isinstance(node, nodes.TemplateData):
-            return _TEXT
-        if isinstance(node, nodes.Name):
-            if node.name in self.folder.vars:
-                return _TEXT
-            if node.name in self.names:
-                return self.names[node.name]
-            return _TEXT if node.name in _BUILTIN_GLOBALS else None
-        children: list[Any] = []
-        if isinstance(node, nodes.List | nodes.Tuple):
-            children = list(node.items)
-        elif isinstance(node, nodes.Dict):
-            children = [x for item in node.items for x in (item.key, item.value)]
-        elif isinstance(node, nodes.BinExpr | nodes.Concat):
-            children = list(node.nodes) if isinstance(node, nodes.Concat) else [node.left, node.right]
-        elif isinstance(node, nodes.UnaryExpr):
-            children = [node.node]
-        elif isinstance(node, nodes.CondExpr):
-            children = [node.test, node.expr1, *([node.expr2] if node.expr2 is not None else [])]
-        elif isinstance(node, nodes.Filter | nodes.Test | nodes.Call):
-            base = node.node if node.node is not None else nodes.Const("")
-            children = [base, *node.args, *(kw.value for kw in node.kwargs)]
-            if isinstance(node, nodes.Filter | nodes.Call) or node.kwargs:
-                kinds = [self.kind(c, depth + 1) for c in children]
-                return None if None in kinds else _TEXT  # a filter or call may turn numbers into text
-        elif isinstance(node, nodes.Getattr | nodes.Getitem):
-            children = [node.node] + ([node.arg] if isinstance(node, nodes.Getitem) else [])
-        else:
-            return None
-        kinds = [self.kind(c, depth + 1) for c in children]
-        if None in kinds:
-            return None
-        return _TEXT if _TEXT in kinds else _NUMBER
 
 
 def check_template(
@@ -497,116 +1197,43 @@ def check_template(
     template inside a GGUF header, a JSON config or an archive member keeps its line in the evidence instead
     (a line of a binary file, or the wrong line of the JSON, would mislead a reader and SARIF tools).
     """
-    outcome = _analyse(source)
+    outcome = _CACHE.get(source)
+    if outcome is None:
+        outcome = _analyse(source, ctx.check_time)
+        if len(_CACHE) >= 64:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[source] = outcome
+    shown = _show(key, 1000)
     if isinstance(outcome, str):
-        ctx.fail(location, f"{key}: {outcome}")
+        ctx.fail(location, f"{shown}: {outcome}")
         return
     own_lines = standalone and location.member is None
     for severity, what, line in outcome:
         where = Location(location.path, location.member, line=line) if own_lines else location
         extra = {} if own_lines or line is None else {"template_line": line}
         ctx.add_severity(
-            rules.TemplateInjection, severity, f"{key}: {what}", where, template_key=key, **extra
+            rules.TemplateInjection, severity, f"{shown}: {what}", where, template_key=shown, **extra
         )
 
 
-@functools.lru_cache(maxsize=64)
-def _analyse(source: str) -> tuple[tuple[Severity, str, int | None], ...] | str:
-    """The template's problems as (severity, what, line), or why it cannot be parsed. Cached: model folders
-    repeat the same template in many files."""
-    from jinja2 import TemplateSyntaxError, nodes
+_CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | str]] = {}
+"""Analyses by template text: model folders repeat the same template in many files."""
+
+
+def _analyse(source: str, tick: Callable[[], None]) -> tuple[tuple[Severity, str, int | None], ...] | str:
+    """The template's problems as (severity, what, line), or why it cannot be analysed."""
+    from jinja2 import TemplateSyntaxError
 
     try:
         tree = _env().parse(source)
     except TemplateSyntaxError as exc:
-        return f"Jinja template cannot be parsed ({exc.message}, line {exc.lineno})"
+        return f"Jinja template cannot be parsed ({_show(exc.message or '', 200)}, line {exc.lineno})"
     except (RecursionError, MemoryError):
         return "Jinja template too deeply nested to parse"
-    folder = _Folder()
-    # assignments first, so that names built earlier in the template resolve
-    for assign in tree.find_all(nodes.Assign):
-        if isinstance(assign.target, nodes.Name):
-            val = folder.fold(assign.node)
-            if val is not None:
-                folder.vars[assign.target.name] = val
-    for assign in tree.find_all(nodes.Assign):
-        if isinstance(assign.target, nodes.Name):
-            target = assign.target.name
-            value = folder.exact(assign.node)
-            if value is None or folder.exact_vars.get(target, value) != value:
-                folder.unknown.add(target)  # assigned something not computable, or two different values
-            else:
-                folder.exact_vars[target] = value
-    own = _Own(folder)
-    own.collect(tree)
-    found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
-
-    def report(node: Any, what: str, severity: Severity = Severity.CRITICAL) -> None:
-        line = getattr(node, "lineno", None)
-        found.setdefault((line or 0, what), (severity, what, line))
-
-    for node in tree.find_all(nodes.Node):
-        if isinstance(node, nodes.Getattr) and _is_bad_name(node.attr):
-            report(node, f"access to attribute '{node.attr}'")
-        elif isinstance(node, nodes.Getitem):
-            name = folder.fold(node.arg)
-            if name is not None and _is_bad_name(name):
-                report(node, f"item access to '{name[:80]}'")
-            elif (
-                isinstance(node.arg, nodes.Name)
-                and node.arg.name in own.choices
-                and node.arg.name not in own.other
-            ):
-                for choice in sorted(own.choices[node.arg.name]):
-                    if _is_bad_name(choice):
-                        report(node, f"item access to '{choice[:80]}'")
-            elif own.kind(node.arg) == _TEXT:
-                # a key the template makes itself (dict keys, block sets, format tricks): judged by its exact
-                # value, or reported when that cannot be computed (item access falls back to attributes)
-                exact = folder.exact(node.arg)
-                if exact is None:
-                    report(
-                        node,
-                        "item access with a name the template builds in a way the analysis cannot follow",
-                        Severity.HIGH,
-                    )
-                elif _is_bad_name(exact):
-                    report(node, f"item access to '{exact[:80]}'")
-        elif isinstance(node, nodes.Keyword) and node.key.startswith("_"):
-            report(
-                node, f"keyword argument named '{node.key[:80]}' (a source of internal names)", Severity.HIGH
-            )
-        elif isinstance(node, nodes.Filter):
-            if node.name == "attr":
-                report(node, "uses the 'attr' filter (attribute access by computed name)")
-            elif node.name == "map" and node.args:
-                # map('attr', name) applies the attr filter to every item; the filter's name may be computed
-                applied = folder.fold(node.args[0])
-                if applied == "attr" or (applied is None and not isinstance(node.args[0], nodes.Const)):
-                    report(node, "applies the 'attr' filter (or a filter named at render time) through map")
-            # the attribute a filter reads by name: the `attribute=` keyword, or its place among the positional
-            # arguments (groupby, selectattr, rejectattr, sum, unique, min, max, sort); dotted paths walk on
-            names = [kw.value for kw in node.kwargs if kw.key == "attribute"]
-            at = _ATTRIBUTE_ARG.get(node.name)
-            if at is not None and len(node.args) > at:
-                names.append(node.args[at])
-            for arg in names:
-                val = folder.fold(arg)
-                if val is None:
-                    if not isinstance(arg, nodes.Const):
-                        report(
-                            node,
-                            f"filter '{node.name}' reads an attribute named at render time",
-                            Severity.HIGH,
-                        )
-                elif any(_is_bad_name(p) for p in val.split(".")):
-                    report(node, f"filter '{node.name}' reads attribute '{val[:80]}'")
-        elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in _DANGEROUS_GLOBALS:
-            report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
-        elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
-            report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
-        elif isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Mul | nodes.Call):
-            val = folder.fold(node)
-            if val is not None and _DUNDER.search(val):
-                report(node, f"builds the string '{val[:80]}' (a Python internal name)", Severity.HIGH)
-    return tuple(found.values())
+    except (ValueError, OverflowError) as exc:  # the lexer converts number literals (digit limit)
+        return f"Jinja template cannot be parsed ({_show(str(exc), 200)})"
+    analysis = _Analysis(tree, tick)
+    if not analysis.run():
+        return "Jinja template too complex to analyse (its values do not settle)"
+    analysis.judge()
+    return tuple(analysis.found.values())
