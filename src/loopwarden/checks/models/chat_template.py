@@ -881,7 +881,7 @@ class _Analysis:
     def method(self, node: Any, base: _V, meth: str, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
         everything = [*args, *kwargs.values(), dyn]
         if meth in _MUTATORS:
-            self.bind("extra", _join(*everything, *map(self.elem, everything)))
+            self.bind("extra", self.put(meth, args, kwargs, dyn))
         out: list[_V] = []
         if base.strs:
             out.append(self.str_method(node, base, meth))
@@ -918,11 +918,18 @@ class _Analysis:
             elif fn == "loop":
                 out.append(_NUM)
             elif fn == "ns" and meth in ("update", "__setitem__"):
-                self.bind("ns:*", _join(*everything, *map(self.elem, everything)))
+                self.bind("ns:*", self.put(meth, args, kwargs, dyn))
                 out.append(_NUM)
             else:
                 out.append(_MADE_OBJ)
         return _join(*out)
+
+    def put(self, meth: str, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
+        """What a mutating method (append, extend, insert, update, ...) puts into a list or dict."""
+        if meth in ("extend", "update"):
+            whole = [_join(self.elem(a), self.item(a)) for a in args]
+            return _join(*whole, *kwargs.values(), self.strings(kwargs) if kwargs else _BOTTOM, dyn)
+        return _join(*args, *kwargs.values(), dyn)
 
     def str_method(self, node: Any, base: _V, meth: str) -> _V:
         """A method called on strings the template computed: computed again when it can be."""

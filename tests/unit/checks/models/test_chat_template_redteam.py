@@ -1,0 +1,304 @@
+"""Chat-template injection: names the template can make into internal ones, however they reach a name position.
+
+Rendered by a plain ``jinja2.Environment`` (CVE-2024-34359), ``x[key]`` falls back to ``getattr(x, key)``, so
+every key, attribute-taking filter argument and str.format field path the template shapes itself is an
+attribute walk. Each case below ran ``id`` or dumped ``__globals__`` under a plain Environment in a red-team
+review while the earlier analysis reported it clean; the benign cases are what real templates do.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from loopwarden.checks.interface import Limits, ResourceLimitExceeded
+from loopwarden.checks.models._base import ScanContext
+from loopwarden.checks.models.chat_template import check_template
+from loopwarden.domain import Finding, Location, Severity
+
+
+def _findings(template: str, key: str = "chat_template") -> list[Finding]:
+    ctx = ScanContext("t", Limits(), None)
+    check_template(template, ctx, Location("t"), key=key)
+    assert not ctx.unverified, ctx.unverified
+    return ctx.findings
+
+
+def _worst(template: str) -> Severity | None:
+    found = _findings(template)
+    return max((f.severity for f in found), default=None)
+
+
+# names carried by values the template makes: each is a way a string reaches a key without being spelled
+CARRIERS = {
+    "macro_arguments": (
+        "{% macro x(u, a, b, c, d) %}{{ namespace[u ~ a ~ u][u ~ b ~ u][c][d]('id').read() }}{% endmacro %}"
+        "{{ x('__', 'init', 'globals', 'os', 'popen') }}"
+    ),
+    "macro_keyword_arguments": (
+        "{% macro x(a, u='') %}{{ namespace[u ~ a ~ u] }}{% endmacro %}{{ x(u='__', a='init') }}"
+    ),
+    "macro_through_a_variable": (
+        "{% macro m(u) %}{{ namespace[u ~ 'init' ~ u] }}{% endmacro %}{% set f = m %}{{ f('__') }}"
+    ),
+    "undefined_default": (
+        "{% set u = zz|default('__') %}{% set g = zz|default('globals') %}{{ namespace[u ~ 'init' ~ u][u ~ g ~ u] }}"
+    ),
+    "macro_body": (
+        "{% macro i() %}__init__{% endmacro %}{% macro g() %}__globals__{% endmacro %}"
+        "{{ namespace[i()|string][g()|string] }}"
+    ),
+    "macro_body_on_its_own_lines": "{% macro i() %}\n__init__\n{% endmacro %}{{ namespace[i()] }}",
+    "with_block": (
+        "{% with u = '__', g = 'glob' ~ 'als' %}{{ namespace[u ~ 'init' ~ u][u ~ g ~ u] }}{% endwith %}"
+    ),
+    "varargs": (
+        "{% macro x() %}{{ namespace[varargs[0] ~ 'init' ~ varargs[0]][varargs[0] ~ varargs[1] ~ varargs[0]] }}"
+        "{% endmacro %}{{ x('__', 'globals') }}"
+    ),
+    "kwargs_values": "{% macro m() %}{{ namespace[kwargs.u ~ 'init' ~ kwargs.u] }}{% endmacro %}{{ m(u='__') }}",
+    "kwargs_names": "{% macro m() %}{% for k in kwargs %}{{ x[k] }}{% endfor %}{% endmacro %}{{ m(mro=1) }}",
+    "block_set_after_context_output": "{% set n %}{{ zz }}__init__{% endset %}{{ namespace[n] }}",
+    "block_set_with_a_branch": "{% set n %}{% if true %}__init__{% endif %}{% endset %}{{ namespace[n] }}",
+    "block_set_filtered": "{% set n | replace('!', '') %}_!_init_!_{% endset %}{{ namespace[n] }}",
+    "filter_block_into_a_macro": (
+        "{% macro get(o, n) %}{{ o[n] }}{% endmacro %}"
+        "{% set n %}{% filter replace('!', '') %}_!_init_!_{% endfilter %}{% endset %}{{ get(namespace, n) }}"
+    ),
+    "call_block_body": (
+        "{% macro pick(o) %}{{ o[caller()] }}{% endmacro %}{% call pick(namespace) %}__init__{% endcall %}"
+    ),
+    "caller_arguments": (
+        "{% macro w(o) %}{{ caller(o) }}{% endmacro %}{% macro get(o, u, n) %}{{ o[u ~ n ~ u] }}{% endmacro %}"
+        "{% call(o) w(namespace) %}{{ get(o, '__', 'init') }}{% endcall %}"
+    ),
+    "caller_argument_text": (
+        "{% macro m() %}{{ caller('__') }}{% endmacro %}"
+        "{% call(u) m() %}{{ namespace[u ~ 'init' ~ u] }}{% endcall %}"
+    ),
+    "namespace_attribute": "{% set ns = namespace(a='__') %}{{ namespace[ns.a ~ 'init' ~ ns.a] }}",
+    "namespace_assignment": "{% set ns = namespace() %}{% set ns.k = '__init__' %}{{ namespace[ns.k] }}",
+    "list_appended_to": "{% set l = [] %}{% do l.append('__init__') %}{{ namespace[l[0]] }}",
+    "dict_updated": "{% set d = {} %}{% do d.update({'k': '__init__'}) %}{{ namespace[d.k] }}",
+    "dict_keys_iterated": "{% for k in {'__init__': 1} %}{{ namespace[k] }}{% endfor %}",
+    "dict_items_unpacked": "{% for k, v in {'__init__': 1}.items() %}{{ namespace[k] }}{% endfor %}",
+    "dict_call_value": "{% set t = dict(a='__init__') %}{{ namespace[t.a] }}",
+    "loop_cycle": "{% for x in [1] %}{{ namespace[loop.cycle('__init__', '__init__')] }}{% endfor %}",
+    "first_of_a_list": "{{ namespace[['__init__']|last] }}",
+    "printf_tuple": "{{ namespace['%s%sinit%s%s' % ('_', '_', '_', '_')] }}",
+    "str_join_method": "{{ namespace['_'.join(['', '', 'init', '', ''])] }}",
+    "format_method_on_a_concatenation": "{{ namespace[('{}' ~ 'init{}').format('__', '__')] }}",
+    "case_filter": "{{ namespace['__INIT__'|lower] }}",
+    "partly_computed_filter_name": (
+        "{% macro x(t, u) %}{{ [namespace]|map('at' ~ t, u ~ 'init' ~ u)|first }}{% endmacro %}{{ x('tr', '__') }}"
+    ),
+    "groupby_argument": (
+        "{% macro x(u) %}{% for g in [namespace]|groupby(u ~ 'init' ~ u) %}{{ g.grouper }}{% endfor %}"
+        "{% endmacro %}{{ x('__') }}"
+    ),
+    "format_field_concatenated": (
+        "{% macro x(u) %}{{ ('{0.' ~ u ~ 'init' ~ u ~ '.' ~ u ~ 'globals' ~ u ~ '[os]}').format(namespace) }}"
+        "{% endmacro %}{{ x('__') }}"
+    ),
+    "format_method_stored": "{% set f = ('{0.' ~ '_' ~ '_init__}').format %}{{ f(namespace) }}",
+    "format_method_by_item": "{{ '{0.__init__}'['format'](namespace) }}",
+    "format_map": "{{ '{a.__init__}'.format_map({'a': namespace}) }}",
+}
+
+
+@pytest.mark.parametrize("template", CARRIERS.values(), ids=CARRIERS.keys())
+def test_a_name_carried_by_a_template_value_is_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
+# values the template shapes in ways not computed: reported (HIGH), never clean
+SHAPED = {
+    "boolean_text_replaced": (
+        "{% set u = (messages is defined)|string|replace('True', '__') %}{{ namespace[u ~ 'init' ~ u] }}"
+    ),
+    "context_text_replaced": "{{ namespace[messages[0].role|replace('system', '__init__')] }}",
+    "joined_variable_list": "{% set p = ['__', 'init', '__'] %}{{ namespace[p|join] }}",
+    "split_of_template_text": "{{ namespace['__init__'.split(',')[0]] }}",
+    "grown_in_a_loop": (
+        "{% set ns = namespace(k='') %}{% for r in ['_', '_'] %}{% set ns.k = ns.k ~ r %}{% endfor %}"
+        "{{ namespace[ns.k ~ 'init' ~ ns.k] }}"
+    ),
+    "recursive_macro": "{% macro f(x) %}{{ f(x ~ '_') }}{{ namespace[x] }}{% endmacro %}{{ f('a') }}",
+    "context_key_on_a_template_object": "{{ namespace[messages[-1].content] }}",
+    "macro_argument_names": "{% macro m(__init__) %}{% endmacro %}{{ namespace[m.arguments[0]] }}",
+}
+
+
+@pytest.mark.parametrize("template", SHAPED.values(), ids=SHAPED.keys())
+def test_a_name_the_template_shapes_without_a_computable_value_is_reported(template: str) -> None:
+    assert (_worst(template) or Severity.INFO) >= Severity.HIGH, _findings(template)
+
+
+# attribute names read through filters and format fields: every argument that names an attribute
+ATTRIBUTE_READS = [
+    "{{ [messages|map(attribute='role')]|join('', 'gi_frame.f_builtins') }}",
+    "{{ x|join(attribute='__class__') }}",
+    "{{ x|map('join', '', '__class__')|list }}",
+    "{{ x|map('selectattr', '__class__')|list }}",
+    "{{ x|sort(attribute='__class__') }}",
+    "{{ x|unique(attribute='_a')|list }}",
+    "{{ x|min(false, '_a') }}{{ x|max(attribute='_a') }}",
+    "{{ x|map(attribute='0.__class__')|list }}",
+    "{% filter attr('__class__') %}x{% endfilter %}",
+    "{% set gen = messages|map(attribute='role') %}{{ '{0.gi_frame.f_builtins[open]}'.format(gen) }}",
+    "{{ '{0.gi_frame.f_globals}'.format(x) }}{{ '{0:{1.tb_frame}}'.format(x, y) }}",
+    "{{ '{0.cr_frame.f_back.f_locals}'.format(x) }}",
+    "{{ x['gi_frame'] }}",
+    "{{ x.ag_frame }}",
+    "{{ x.mro }}",
+]
+
+
+@pytest.mark.parametrize("template", ATTRIBUTE_READS)
+def test_walk_attributes_named_in_filters_and_format_fields_are_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
+BENIGN = [
+    # a literal key or attribute that does not open a walk (system, os, popen are reachable only after one)
+    "{% set role_tokens = {'system': '<|system|>', 'user': '<|user|>'} %}{{ role_tokens['system'] }}"
+    "{% for m in messages %}{{ role_tokens[m['role']] ~ m['content'] }}{% endfor %}",
+    "{% if messages[0].system is defined %}{{ messages[0].system }}{% endif %}",
+    "{% set counts = {'system': 0, 'user': 0} %}{% for r in ['system', 'user'] %}{{ counts[r] }}{% endfor %}",
+    # numbers as keys: namespace counters, loop indexes, their text
+    "{% set ns = namespace(i=0) %}{% for m in messages %}{% set ns.i = ns.i + 1 %}{% endfor %}"
+    "{{ messages[ns.i - 1].content }}",
+    "{% set ns = namespace(last=0) %}{% for m in messages %}{% if m.role == 'user' %}"
+    "{% set ns.last = loop.index0 %}{% endif %}{% endfor %}{{ messages[ns.last]['content'] }}",
+    "{% set docs = {'0': 'zero'} %}{% for i in range(2) %}{{ docs[i|string] }}{% endfor %}",
+    # a key set to one of two literals, or chosen by a condition
+    "{% set key = 'content' %}{% if use_text %}{% set key = 'text' %}{% endif %}{% for m in messages %}"
+    "{{ m[key] }}{% endfor %}",
+    "{% for m in messages %}{{ m['reasoning_content' if m.reasoning_content is defined else 'content'] }}"
+    "{% endfor %}",
+    "{% set field = 'role' %}{{ messages|selectattr(field, 'equalto', 'user')|list|length }}",
+    # text that is only output, however it looks
+    "{{ '<|im_start|>system\\n__Important__: answer briefly.<|im_end|>\\n' }}",
+    "{% for tool in tools %}{{ 'class ' + tool.name + ':\\n    def __init__(self, **kwargs):\\n        pass\\n' }}"
+    "{% endfor %}",
+    "{{ '{0} says {1}'.format(message.role, message.content) }}",
+    # context data as keys and as format strings
+    "{% for m in messages %}{{ m[m.role] }}{{ m.content.format(x) }}{% endfor %}",
+    "{{ messages|map(attribute='content')|join('\\n') }}{{ messages|sort(attribute='role')|first }}",
+]
+
+
+@pytest.mark.parametrize("template", BENIGN)
+def test_what_real_templates_do_is_clean(template: str) -> None:
+    assert _findings(template) == []
+
+
+# the constructs of widely used templates that the value tracking has to follow without a finding
+_JSON_TO_PYTHON_TYPE = """{%- macro json_to_python_type(json_spec) %}
+{%- set basic_type_map = {"string": "str", "number": "float", "integer": "int", "boolean": "bool"} %}
+{%- if basic_type_map[json_spec.type] is defined %}{{- basic_type_map[json_spec.type] }}
+{%- elif json_spec.type == "array" %}{{- "list[" + json_to_python_type(json_spec|items) + "]" }}
+{%- elif json_spec.type == "object" and json_spec.additionalProperties is defined %}
+{{- "dict[str, " + json_to_python_type(json_spec.additionalProperties) + "]" }}
+{%- elif json_spec.type is iterable %}{{- "Union[" }}
+{%- for t in json_spec.type %}{{- json_to_python_type({"type": t}) }}{% if not loop.last %},{% endif %}{% endfor %}
+{{- "]" }}{%- else %}{{- "Any" }}{%- endif %}
+{%- endmacro %}
+{%- for tool in tools %}{%- if tool.function is defined %}{%- set tool = tool.function %}{%- endif %}
+{%- for param_name, param_fields in tool.parameters.properties|items %}
+{{- param_name + ": " + json_to_python_type(param_fields) }}{%- endfor %}
+{{- " -> " + json_to_python_type(tool.return) if tool.return is defined }}{%- endfor %}"""
+
+_THINKING = """{%- set ns = namespace(multi_step_tool=true, last_query_index=messages|length - 1) %}
+{%- for message in messages[::-1] %}{%- set index = (messages|length - 1) - loop.index0 %}
+{%- if ns.multi_step_tool and message.role == "user" and not message.content.startswith('<tool_response>') %}
+{%- set ns.multi_step_tool = false %}{%- set ns.last_query_index = index %}{%- endif %}{%- endfor %}
+{%- for message in messages %}{%- set content = message.content if message.content is string else '' %}
+{%- set reasoning_content = '' %}
+{%- if message.reasoning_content is string %}{%- set reasoning_content = message.reasoning_content %}
+{%- elif '</think>' in content %}
+{%- set reasoning_content = content.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') %}
+{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}
+{%- if loop.index0 > ns.last_query_index %}{{- '<think>\\n' + reasoning_content.strip('\\n') + '\\n</think>' }}
+{%- endif %}{{- '<|im_start|>' + message.role + '\\n' + content + '<|im_end|>\\n' }}
+{%- if message.tool_calls %}{%- set tool_call = message.tool_calls[0].function %}
+{{- '{"name": "' + tool_call.name + '", "arguments": ' + tool_call.arguments|tojson + '}' }}{%- endif %}
+{%- endfor %}"""
+
+_ROLE_INDICATORS = """{%- set role_indicators = {'user': '[|user|]\\n', 'assistant': '[|assistant|]\\n',
+'system': '[|system|]\\n', 'tool': '[|tool|]\\n'} %}{%- set end_of_turn = '[|endofturn|]\\n' %}
+{%- if messages[0].role != 'system' %}{{- role_indicators['system'] }}{{- end_of_turn }}{%- endif %}
+{%- for i in range(messages|length) %}{%- set msg = messages[i] %}
+{{- role_indicators[msg.role] }}{{- msg.content }}{{- end_of_turn }}{%- endfor %}
+{%- if add_generation_prompt %}{{- role_indicators['assistant'] }}{%- endif %}"""
+
+_DOCUMENTS = """{%- macro document_turn(documents) -%}
+{%- for document in documents -%}Document: {{ loop.index0 }}
+{% for key, value in document.items() %}{{ key }}: {{ value }}
+{% endfor %}{%- endfor -%}{%- endmacro -%}
+{%- set docs = {} %}{%- for d in documents %}{%- set _ = docs.update({(loop.index0|string): d}) %}{%- endfor %}
+{{- document_turn(documents) }}{%- for i in range(documents|length) %}{{ docs[i|string] }}{%- endfor %}"""
+
+
+@pytest.mark.parametrize(
+    "template",
+    [_JSON_TO_PYTHON_TYPE, _THINKING, _ROLE_INDICATORS, _DOCUMENTS],
+    ids=["recursive_type_macro", "thinking_split", "role_indicators", "documents"],
+)
+def test_real_template_constructs_are_clean(template: str) -> None:
+    assert _findings(template) == []
+
+
+# ------------------------------------------------------------------------------------------------- resources
+
+
+def test_a_value_that_doubles_past_the_bound_is_not_computed_and_errs_towards_a_finding() -> None:
+    """Each set multiplies the string by four: computing it would need gigabytes. Past the bound the value is
+    template-made text the analysis cannot follow, so used as a key it is reported, never clean."""
+    chain = "{% set v0 = 'a' * 4096 %}" + "".join(
+        f"{{% set v{i} = v{i - 1} ~ v{i - 1} ~ v{i - 1} ~ v{i - 1} %}}" for i in range(1, 14)
+    )
+    assert _findings(chain + "{{ v13 }}" * 50) == []
+    assert _worst(chain + "{{ namespace[v13] }}") is Severity.HIGH
+
+
+def test_many_uses_of_a_large_value_stay_bounded() -> None:
+    """Three thousand concatenations of a large value (computed each time, the analysis took minutes)."""
+    template = "{% set a = 'x' * 4096 %}{% set b = a ~ a ~ a ~ a %}" + "{{ b ~ 'x' }}" * 3000
+    assert _findings(template) == []
+
+
+def test_the_analysis_keeps_to_the_scan_deadline() -> None:
+    ctx = ScanContext("t", Limits(max_seconds=1.0), None)
+    ctx.started = time.monotonic() - 10
+    with pytest.raises(ResourceLimitExceeded):
+        check_template("{{ messages[0] }}{# deadline #}", ctx, Location("t"))
+
+
+def test_deeply_nested_expressions_do_not_exhaust_the_stack() -> None:
+    adds = "{{ " + " + ".join(["'a'"] * 3000) + " }}"
+    subscripts = "{{ x" + "[0]" * 3000 + " }}"
+    for template in (adds, subscripts):
+        ctx = ScanContext("t", Limits(), None)
+        check_template(template, ctx, Location("t"))
+        assert not ctx.findings
+
+
+def test_a_number_literal_past_pythons_digit_limit_is_unverified() -> None:
+    ctx = ScanContext("t", Limits(), None)
+    check_template("{{ " + "1" * 5000 + " }}", ctx, Location("t"))
+    assert ctx.unverified
+    assert not ctx.findings
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["{{ x['__\\ud800'] }}", "{{ x['_\\udfff\\x00\\n'] }}", "{{ '{0.__\\ud800}'.format(x) }}"],
+)
+def test_names_in_messages_are_always_valid_utf8(template: str) -> None:
+    found = _findings(template, key="chat_template.\udc80")
+    assert found
+    for f in found:
+        f.message.encode("utf-8")
+        str(f.evidence["template_key"]).encode("utf-8")
