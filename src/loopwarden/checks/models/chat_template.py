@@ -418,11 +418,15 @@ class _Analysis:
         self.spent = 0
         self.macros: dict[str, list[Any]] = {}
         self.callblocks: list[Any] = []
+        self.recursive: list[Any] = []
+        """Recursive loops: ``loop(items)`` runs the body again with the target bound to those items."""
         for node in self.order:
             if isinstance(node, nodes.Macro):
                 self.macros.setdefault(node.name, []).append(node)
             elif isinstance(node, nodes.CallBlock):
                 self.callblocks.append(node)
+            elif isinstance(node, nodes.For) and node.recursive:
+                self.recursive.append(node)
         self.found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
 
     # ------------------------------------------------------------------------------------------ fixed point
@@ -849,6 +853,11 @@ class _Analysis:
                 out.append(_V(obj=True, elems=_join(*everything), listy=True))
             elif fn == "loop.cycle":
                 out.append(_join(*everything))
+            elif fn == "loop":
+                for loop in self.recursive:
+                    self.assign(loop.target, self.elem(_join(*args, dyn)))
+                    self.bind("loop", self.elem(_join(*args, dyn)))
+                out.append(_MADE)
             else:
                 out.append(_MADE_OBJ)
         if callee.ctx:  # a function of the application (raise_exception, strftime_now, ...)

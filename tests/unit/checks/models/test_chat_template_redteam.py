@@ -84,6 +84,9 @@ CARRIERS = {
     "dict_keys_iterated": "{% for k in {'__init__': 1} %}{{ namespace[k] }}{% endfor %}",
     "dict_items_unpacked": "{% for k, v in {'__init__': 1}.items() %}{{ namespace[k] }}{% endfor %}",
     "dict_call_value": "{% set t = dict(a='__init__') %}{{ namespace[t.a] }}",
+    "recursive_loop_call": (
+        "{% for x in [1] recursive %}{{ namespace[x] }}{{ loop(['__init__']) if x == 1 }}{% endfor %}"
+    ),
     "loop_cycle": "{% for x in [1] %}{{ namespace[loop.cycle('__init__', '__init__')] }}{% endfor %}",
     "first_of_a_list": "{{ namespace[['__init__']|last] }}",
     "printf_tuple": "{{ namespace['%s%sinit%s%s' % ('_', '_', '_', '_')] }}",
