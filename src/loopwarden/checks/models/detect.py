@@ -9,9 +9,17 @@ from __future__ import annotations
 
 import enum
 import struct
-from typing import Final
+from collections.abc import Callable
+from typing import BinaryIO, Final
 
-__all__ = ["PICKLE_OPCODES", "Format", "claimed_format", "is_pickle_start", "read_varint", "sniff"]
+__all__ = [
+    "PICKLE_OPCODES",
+    "Format",
+    "claimed_format",
+    "is_pickle_start",
+    "read_varint",
+    "sniff",
+]
 
 
 class Format(enum.StrEnum):
@@ -153,8 +161,20 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
-def sniff(head: bytes, size: int | None) -> Format:
-    """The format of a blob from its first bytes (at least 512 when the blob is that long)."""
+def sniff(head: bytes, size: int | None, open_: Callable[[], BinaryIO] | None = None) -> Format:
+    """The format of a blob from its first bytes (at least 512 when the blob is that long).
+
+    With ``open_`` (a fresh reader of the whole blob), content that is a complete ONNX ModelProto is ONNX
+    whatever its first bytes: protobuf fields come in any order, so a model can open with text or with bytes
+    of another format. Without it, only the first bytes decide.
+    """
+    fmt = _sniff_head(head, size)
+    if open_ is None or fmt in (Format.ONNX, Format.ZIP, Format.EMPTY):
+        return fmt
+    return Format.ONNX if _model_proto(head, size, open_) else fmt
+
+
+def _sniff_head(head: bytes, size: int | None) -> Format:
     if not head:
         return Format.EMPTY
     if head.startswith(ZIP_LOCAL) or head.startswith(ZIP_EOCD) or head.startswith(b"PK\x07\x08"):
@@ -212,6 +232,120 @@ def sniff(head: bytes, size: int | None) -> Format:
     if len(head) >= 512 and _is_old_tar(head):
         return Format.TAR
     return Format.UNKNOWN
+
+
+_PROTO_WINDOW: Final = 4096
+_PROTO_FIELDS: Final = 8192
+"""Fields the ModelProto test reads (top level and the first ones of each graph) before it stops with a yes: a
+text or binary file of another format breaks the wire format within a few fields, so only a model gets there."""
+_MAX_FIELD_NUMBER: Final = (1 << 29) - 1
+_PROTO_GRAPHS: Final = frozenset({7, 20, 25})
+"""ModelProto.graph, training_info, functions: the fields that carry what the ONNX check reads."""
+
+
+class _Window:
+    """Bytes of a blob by offset: from its head while that lasts, then from one reader (None: head only)."""
+
+    def __init__(self, head: bytes, open_: Callable[[], BinaryIO] | None, complete: bool) -> None:
+        self.buf, self.start, self.eof = head, 0, complete
+        self.open_ = open_
+        self.f: BinaryIO | None = None
+
+    def get(self, pos: int, n: int) -> bytes | None:
+        """``n`` bytes at ``pos`` (fewer at the end of the blob), or None when they cannot be read."""
+        rel = pos - self.start
+        if 0 <= rel <= len(self.buf) and (rel + n <= len(self.buf) or self.eof):
+            return self.buf[rel : rel + n]
+        if self.open_ is None:
+            return None
+        if self.f is None:
+            self.f = self.open_()
+        if not self.f.seekable():
+            return None
+        want = max(n, _PROTO_WINDOW)
+        self.f.seek(pos)
+        self.buf, self.start = self.f.read(want), pos
+        self.eof = len(self.buf) < want
+        return self.buf[:n]
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
+def _model_proto(head: bytes, size: int | None, open_: Callable[[], BinaryIO]) -> bool:
+    """Whether the whole blob parses as protobuf wire format and holds a graph (or training info or functions)
+    whose own fields parse: what ``onnx.load`` and onnxruntime accept as a model, with its fields in any order,
+    repeated, or unknown to ONNX (parsers skip those). The work is bounded by :data:`_PROTO_FIELDS`; a blob still
+    well-formed at the bound counts as a model (it is then parsed in full, and its other reading kept).
+
+    Without a known size or a seekable reader, the first bytes decide: well-formed up to their end is enough.
+    """
+    b0 = head[0] if head else 0
+    if b0 < 8 or (b0 < 0x80 and b0 & 7 in (4, 6, 7)):
+        return False  # the common negative at once: field 0, or a one-byte tag with an impossible wire type
+    whole = size is not None and len(head) >= size
+    win = _Window(head, open_ if size is not None and not whole else None, whole)
+    try:
+        return _fields(win, 0, size, [_PROTO_FIELDS], graphs=True) is not False
+    except OSError:
+        return False
+    finally:
+        win.close()
+
+
+def _fields(win: _Window, pos: int, end: int | None, budget: list[int], *, graphs: bool) -> bool | None:
+    """Walk the fields from ``pos`` to ``end``: False when the wire format breaks, True when it ends exactly at
+    ``end`` (at the top level: and a graph was seen), None when the bound or the readable bytes ran out first
+    (well-formed so far). ``end`` None: the blob's size is unknown, only the head is walked."""
+    groups: list[int] = []
+    seen_graph = False
+    while end is None or pos < end:
+        if budget[0] <= 0:
+            return None
+        budget[0] -= 1
+        raw = win.get(pos, 20)
+        if raw is None or (end is None and not raw):
+            return None
+        tag, used = read_varint(raw, 0)
+        if tag is None:
+            return None if end is None and len(raw) < 20 else False
+        pos += used
+        field, wire = tag >> 3, tag & 7
+        if field == 0 or field > _MAX_FIELD_NUMBER:
+            return False
+        if wire in (0, 2):
+            value, used2 = read_varint(raw, used)
+            if value is None:
+                if end is None and len(raw) < 20:
+                    return None
+                return False
+            pos += used2 - used
+            if wire == 2:
+                start, pos = pos, pos + value
+                if end is not None and pos > end:
+                    return False
+                if graphs and not groups and field in _PROTO_GRAPHS and end is not None:
+                    inner = _fields(win, start, pos, budget, graphs=False)
+                    if inner is False:
+                        return False
+                    seen_graph = True
+        elif wire == 1:
+            pos += 8
+        elif wire == 5:
+            pos += 4
+        elif wire == 3:
+            groups.append(field)
+        elif wire == 4:
+            if not groups or groups.pop() != field:
+                return False
+        else:
+            return False
+        if end is not None and pos > end:
+            return False
+    if groups:
+        return False
+    return seen_graph or not graphs
 
 
 def _is_old_tar(head: bytes) -> bool:

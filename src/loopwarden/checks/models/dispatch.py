@@ -23,7 +23,7 @@ from loopwarden.checks.models._base import (
 from loopwarden.checks.models.detect import PICKLE_OPCODES, Format, claimed_format, is_pickle_start, sniff
 from loopwarden.domain import Finding
 
-__all__ = ["Recurse", "scan_blob", "seekable_blob"]
+__all__ = ["Recurse", "scan_as", "scan_blob", "seekable_blob"]
 
 Recurse = Callable[[Blob, ScanContext], None]
 HEAD: Final = 4096
@@ -72,7 +72,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     if seen is not None and key in seen:
         ctx.formats.append(seen[key])  # the same bytes: the same format, and nothing to report
         return
-    fmt = sniff(blob.head(HEAD), blob.size)
+    fmt = sniff(blob.head(HEAD), blob.size, blob.open)
     ctx.formats.append(str(fmt))
     if key is None or fmt not in _QUIET_FORMATS:
         _dispatch(blob, ctx, fmt)
@@ -589,6 +589,15 @@ def _lazy(module: str, func: str) -> Callable[[Blob, ScanContext], None]:
 
 def _empty(blob: Blob, ctx: ScanContext) -> None:
     return None
+
+
+def scan_as(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
+    """Analyse ``blob`` also as ``fmt``, a second reading of the same bytes (an ONNX model whose first bytes
+    read as text or a pickle); nothing for a format without an analysis."""
+    handler = _HANDLERS.get(fmt)
+    if handler is not None:
+        ctx.formats.append(str(fmt))
+        handler(blob, ctx)
 
 
 _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {

@@ -15,7 +15,8 @@ from typing import BinaryIO, Final
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
-from loopwarden.checks.models.dispatch import seekable_blob
+from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.dispatch import HEAD, scan_as, seekable_blob
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Location
 
@@ -93,10 +94,44 @@ class _Reader:
                     raise _BadError("length-delimited field runs past its message")
                 yield num, wire, stop
                 self.f.seek(stop)
+            elif wire == 3:
+                self._skip_group(num, end)  # no ONNX field is a group: parsers skip it as an unknown field
+                yield num, wire, self.f.tell()
             else:
                 raise _BadError(f"unsupported wire type {wire}")
         if self.f.tell() != end:
             raise _BadError("message ends inside a field")
+
+    def _skip_group(self, num: int, end: int) -> None:
+        """Skip the fields of a group up to its end-group tag (groups nest; each must close its own)."""
+        open_groups = [num]
+        while open_groups:
+            if self.f.tell() >= end:
+                raise _BadError("group runs past its message")
+            self.fields += 1
+            if self.fields > _MAX_FIELDS:
+                raise _BadError("too many protobuf fields")
+            tag = self.varint()
+            field, wire = tag >> 3, tag & 7
+            if field == 0:
+                raise _BadError("field number 0")
+            if wire == 0:
+                self.varint()
+            elif wire == 1:
+                self.f.seek(8, 1)
+            elif wire == 5:
+                self.f.seek(4, 1)
+            elif wire == 2:
+                self.f.seek(self.varint(), 1)
+            elif wire == 3:
+                open_groups.append(field)
+            elif wire == 4:
+                if open_groups.pop() != field:
+                    raise _BadError("end-group tag does not match its group")
+            else:
+                raise _BadError(f"unsupported wire type {wire}")
+        if self.f.tell() > end:
+            raise _BadError("group runs past its message")
 
     def bytes_(self, stop: int) -> bytes:
         return self.f.read(stop - self.f.tell())
@@ -118,6 +153,15 @@ _LAYOUT: Final[dict[str, dict[int, str]]] = {
 
 def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
+    _scan_model(blob, ctx)
+    # Protobuf fields come in any order, so a model can open with bytes that read as something else (text, a
+    # pickle): a loader of that format reads the same file its own way, so that reading is analysed too.
+    other = sniff(blob.head(HEAD), blob.size)
+    if other is not Format.ONNX:
+        scan_as(blob, ctx, other)
+
+
+def _scan_model(blob: Blob, ctx: ScanContext) -> None:
     size = blob.size or 0
     # buffered: the wire format is read varint by varint, and payloads are skipped by seeking
     with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]

@@ -1,0 +1,180 @@
+"""Regression tests for red-team findings on the container layer: ONNX detected wherever its fields are, JSON
+configs decoded as their loaders decode them, tensor storage skipped only when its first bytes are inert, and
+torch.export (PT2) archives read by their layout."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.interface import Limits
+from loopwarden.checks.models._base import ScanContext, bytes_blob
+from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.dispatch import scan_blob
+from loopwarden.checks.models.scanner import default_allow, scan_paths
+from loopwarden.domain import Location
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
+import _container_payloads as cp
+
+
+def scan_bytes(data: bytes, name: str = "f.bin") -> ScanContext:
+    ctx = ScanContext("f", Limits(), default_allow())
+    scan_blob(bytes_blob(name, Location("f"), data, 0), ctx)
+    return ctx
+
+
+def rules(ctx: ScanContext) -> set[str]:
+    return {f.rule_id for f in ctx.findings}
+
+
+def sniff_all(data: bytes) -> Format:
+    return sniff(data[:4096], len(data), lambda: io.BytesIO(data))
+
+
+# --------------------------------------------------------------------------------- ONNX in any field order
+
+
+def _top_fields(data: bytes) -> list[bytes]:
+    """The top-level fields of a protobuf message, each as its raw bytes (tag, length, payload)."""
+    from loopwarden.checks.models.detect import read_varint
+
+    out, pos = [], 0
+    while pos < len(data):
+        start = pos
+        tag, pos = read_varint(data, pos)
+        assert tag is not None
+        value, pos = read_varint(data, pos)
+        assert value is not None
+        if tag & 7 == 2:
+            pos += value
+        out.append(data[start:pos])
+    return out
+
+
+_EVIL_ONNX = cp.onnx_model(location="../outside/secret.bin", domain="com.attacker")
+
+
+def _onnx_variants() -> dict[str, bytes]:
+    fields = _top_fields(_EVIL_ONNX)
+    pad = cp._field(2, b"A" * 100)  # producer_name, repeated: the last one wins, every copy is text
+    return {
+        "text_producer_names_first": pad * 42 + _EVIL_ONNX,
+        "graph_first": b"".join(reversed(fields)),
+        "unknown_text_field_first": cp._field(15, b"just some words " * 300) + _EVIL_ONNX,
+        "group_first": b"{" + b" a" * 50 + b"|" + _EVIL_ONNX,  # field 15 as a group: skipped by parsers
+        "opens_with_a_pickle_mark": b"(\x01" + _EVIL_ONNX,  # model_version first: '(' is MARK
+        "opens_with_a_pickle_proto": b"\x80\x02\x01" + _EVIL_ONNX,  # field 32 varint reads as PROTO 2
+        "fields_past_the_detection_bound": b"\x12\x01A" * 9000 + _EVIL_ONNX,
+        "graph_repeated_evil_second": b"".join(
+            f for f in fields if f[:1] != b":"
+        )  # the graph field dropped, then two graphs: the second carries the external data
+        + cp._field(7, cp._field(2, b"g0"))
+        + next(f for f in fields if f[:1] == b":"),
+    }
+
+
+@pytest.mark.parametrize(("name", "data"), list(_onnx_variants().items()))
+def test_onnx_is_detected_wherever_its_fields_are(name: str, data: bytes) -> None:
+    onnx = pytest.importorskip("onnx")
+    model = onnx.ModelProto()
+    model.ParseFromString(data)  # what onnx.load does: the variant is a model a loader accepts
+    assert any(e.value == "../outside/secret.bin" for t in model.graph.initializer for e in t.external_data)
+    assert sniff_all(data) is Format.ONNX
+    ctx = scan_bytes(data, "model.onnx")
+    assert {"LW-MODEL-035", "LW-MODEL-036"} <= rules(ctx), (name, ctx.unverified)
+
+
+def test_onnx_variants_are_found_without_the_onnx_package() -> None:
+    """The same variants, judged without parsing them with onnx (which may not be installed)."""
+    for name, data in _onnx_variants().items():
+        ctx = scan_bytes(data, "model.onnx")
+        assert "LW-MODEL-035" in rules(ctx), name
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED])
+def test_reordered_onnx_inside_archives_is_found(method: int) -> None:
+    data = _onnx_variants()["text_producer_names_first"]
+    assert "LW-MODEL-035" in rules(scan_bytes(cp.zip_of({"m/model.onnx": data}, method), "m.zip"))
+    assert "LW-MODEL-035" in rules(scan_bytes(cp.tar_of({"model.onnx": data}), "m.tar.gz"))
+
+
+def test_onnx_on_disk_is_detected_past_its_first_bytes(tmp_path: Path) -> None:
+    """Files over the in-memory size are read through a reader: the fields past the head are still walked."""
+    data = cp._field(6, b"doc " * 600_000) + _EVIL_ONNX  # 2.4 MB of doc_string first
+    (tmp_path / "model.onnx").write_bytes(data)
+    (target,) = scan_paths([str(tmp_path / "model.onnx")], jobs=1).targets
+    assert any(f.rule_id == "LW-MODEL-035" for f in target.findings), target
+
+
+def test_a_model_that_is_also_a_pickle_is_analysed_both_ways() -> None:
+    """A pickle loader reads the same bytes from the first one: '(' MARK, ']' EMPTY_LIST, '2' DUP, then GLOBAL
+    inside what protobuf skips as a doc_string."""
+    body = b"os\nsystem\n(S'echo x'\ntR."
+    doc = b"c" + body.ljust(0x63, b" ")  # 'c' is both GLOBAL and the doc_string's length (99)
+    data = b"(]2" + doc + _EVIL_ONNX
+    assert sniff(data[:4096], len(data)) is Format.PICKLE  # what the first bytes alone say
+    assert sniff_all(data) is Format.ONNX
+    ctx = scan_bytes(data, "model.onnx")
+    assert {"LW-MODEL-035", "LW-MODEL-001"} <= rules(ctx), ctx.findings
+    assert ctx.formats == ["onnx", "pickle"]
+
+
+def test_truncated_or_broken_reordered_models_are_not_onnx() -> None:
+    """Cut or damaged, the wire format breaks: not a model, and then not silently clean either."""
+    data = _onnx_variants()["text_producer_names_first"]
+    for broken in (data[:-3], data + b"\xff", data[:4200]):
+        assert sniff_all(broken) is not Format.ONNX
+
+
+_TEXTS = {
+    "README.md": b"# A model\n\nThis model was trained on data.\n\n## Usage\n\n```python\nimport torch\n```\n",
+    "config.json": json.dumps(
+        {"architectures": ["BertModel"], "hidden_size": 768, "vocab_size": 30522}
+    ).encode(),
+    "requirements.txt": b"torch==2.4\ntransformers>=4.40\nsentencepiece\n",
+    "merges.txt": b"#version: 0.2\n" + b"".join(b"\xc4\xa0 t\nh e\n" for _ in range(500)),
+    "vocab.txt": b"[PAD]\n[UNK]\n[CLS]\n" + b"".join(f"word{i}\n".encode() for i in range(2000)),
+    "data.csv": b"a,b,c\n" + b"".join(f"{i},{i * 2},{i % 7}\n".encode() for i in range(1000)),
+    "code.py": b"def forward(self, x):\n    return self.linear(x) * 2\n" * 50,
+    "spaces.txt": b" " * 10_000,
+    "colons.txt": b": " + b"(" * 32,  # a graph of 16 varint fields: a ModelProto, and text
+}
+
+
+@pytest.mark.parametrize(("name", "data"), list(_TEXTS.items()))
+def test_ordinary_text_is_still_text(name: str, data: bytes) -> None:
+    # what the first bytes say (text, or a pickle for text that starts with an opcode), except for the one
+    # text that is also a complete ModelProto: that is ONNX, and still analysed as text as well
+    expected = Format.ONNX if name == "colons.txt" else sniff(data[:4096], len(data))
+    assert expected is not Format.ONNX or name == "colons.txt"
+    assert sniff_all(data) is expected
+    ctx = scan_bytes(data, name)
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+def test_real_onnx_models_stay_clean_in_any_field_order() -> None:
+    onnx = pytest.importorskip("onnx")
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    w = numpy_helper.from_array(np.ones((4, 4), np.float32), "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["X", "W"], ["Y"])],
+        "g",
+        [helper.make_tensor_value_info("X", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, 4])],
+        [w],
+    )
+    data = helper.make_model(graph, producer_name="loopwarden-test").SerializeToString()
+    fields = _top_fields(data)
+    for variant in (data, b"".join(reversed(fields)), b"".join(fields[1:] + fields[:1])):
+        onnx.checker.check_model(onnx.load_from_string(variant))
+        assert sniff_all(variant) is Format.ONNX
+        ctx = scan_bytes(variant, "model.onnx")
+        assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
