@@ -149,6 +149,27 @@ def read_varint(buf: bytes, pos: int) -> tuple[int | None, int]:
     return None, pos
 
 
+def _is_wide_json(head: bytes) -> bool:
+    """JSON in UTF-16 or UTF-32 (with or without a BOM), which ``json.loads`` reads from bytes (Keras reads its
+    config that way): text, so that configs are analysed whatever their encoding."""
+    if not (head[:2] in (b"\xff\xfe", b"\xfe\xff") or (len(head) >= 4 and 0 in head[:4])):
+        return False
+    import json
+
+    enc = json.detect_encoding(head)
+    if enc in ("utf-8", "utf-8-sig"):
+        return False
+    unit = 4 if "32" in enc else 2
+    try:
+        text = head[: len(head) - len(head) % unit].decode(enc)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 8:
+            return False  # (a character cut at the end of the sample is still text)
+        text = head[: exc.start].decode(enc, "ignore")
+    rest = text.lstrip(" \t\n\r\ufeff")
+    return "\x00" not in text and (rest[:1] in ("{", "[") or (not rest and bool(text)))
+
+
 def _is_text(head: bytes) -> bool:
     if b"\x00" in head:
         return False
@@ -227,6 +248,8 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.MSGPACK
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
+    if _is_wide_json(head):
+        return Format.TEXT
     if _is_text(head):
         return Format.TEXT
     if len(head) >= 512 and _is_old_tar(head):

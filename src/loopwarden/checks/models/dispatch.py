@@ -11,7 +11,6 @@ from typing import Any, BinaryIO, Final, cast
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import (
-    CHUNK,
     Blob,
     DecompressReader,
     ScanContext,
@@ -306,22 +305,13 @@ def _text_like(blob: Blob) -> bool:
 # ------------------------------------------------------------------------------------------------------- text
 
 
-_BOM: Final = b"\xef\xbb\xbf"
-
-
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
-    raw = blob.head(HEAD)
-    # json.loads(bytes) (how Keras and others read configs) skips a UTF-8 byte-order mark
-    head = raw.removeprefix(_BOM).lstrip()
-    if not head and len(raw) == HEAD:
-        # only whitespace so far: JSON may start after any amount of it, so look for its first character
-        with blob.open() as f:
-            while chunk := f.read(CHUNK):
-                if head := chunk.lstrip()[:1]:
-                    break
+    from loopwarden.checks.models.keras import check_json_document, json_object_start
+
     lower = blob.name.lower()
-    if not (head.startswith(b"{") or lower.endswith((".jinja", ".j2", ".py"))):
+    # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
+    if not (lower.endswith((".jinja", ".j2", ".py")) or json_object_start(blob)):
         return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed
@@ -344,15 +334,7 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
             check_torchscript_code(text, ctx, blob.location)
         return
-    import json
-
-    try:
-        obj = json.loads(text)
-    except ValueError:
-        return
-    from loopwarden.checks.models.keras import check_json_config
-
-    check_json_config(obj, ctx, blob.location)
+    check_json_document(data, ctx, blob.location, blob.name)
 
 
 # ---------------------------------------------------------------------------------------------- compression

@@ -20,7 +20,13 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, json_safe
 from loopwarden.domain import Location
 
-__all__ = ["check_json_config", "check_keras_config", "scan_hdf5"]
+__all__ = [
+    "check_json_config",
+    "check_json_document",
+    "check_keras_config",
+    "json_object_start",
+    "scan_hdf5",
+]
 
 _SAFE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
 _DANGEROUS_NAMES: Final = re.compile(
@@ -38,6 +44,58 @@ _PATH_KEYS: Final = ("vocabulary", "merges", "proto", "idf_weights", "special_to
 """Arguments that lookup layers and keras_hub tokenizers read from a file (or URL) when given a string."""
 _MAX_NODES: Final = 2_000_000
 _MAX_TEMPLATES: Final = 10_000
+_JUDGED_JSON: Final = frozenset(
+    {"config.json", "metadata.json", "tokenizer_config.json", "chat_template.json"}
+)
+"""JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates): one
+that cannot be decoded and parsed is unverified, since another reader may still make sense of it."""
+_JSON_SPACE: Final = " \t\n\r\ufeff"
+_SCAN_CHUNK: Final = 1 << 20
+
+
+def _parse(data: bytes) -> Any:
+    """``json.loads`` on the bytes, as Keras reads its config: the encoding detected as
+    ``json.detect_encoding`` does (UTF-8 with or without a BOM, UTF-16 and UTF-32 by BOM or by the NUL bytes of
+    the first characters). Raises ValueError (undecodable or not JSON) or RecursionError (nested too deeply)."""
+    return json.loads(data)
+
+
+def json_object_start(blob: Blob) -> bool:
+    """Whether ``blob`` decodes (as :func:`_parse` decodes it) to a JSON object: a ``{`` after any BOM and
+    whitespace, however much of it there is."""
+    import codecs
+
+    head = blob.head(4096)
+    if head.lstrip()[:1] == b"{":
+        return True  # the common case: UTF-8 without a BOM
+    decoder = codecs.getincrementaldecoder(json.detect_encoding(head))("ignore")
+    text = decoder.decode(head).lstrip(_JSON_SPACE)
+    if text or len(head) < 4096:
+        return text[:1] == "{"
+    # only a BOM and whitespace so far: JSON may start after any amount of it
+    decoder = codecs.getincrementaldecoder(json.detect_encoding(head))("ignore")
+    with blob.open() as f:
+        while chunk := f.read(_SCAN_CHUNK):
+            text = decoder.decode(chunk).lstrip(_JSON_SPACE)
+            if text:
+                return text[0] == "{"
+    return False
+
+
+def check_json_document(data: bytes, ctx: ScanContext, location: Location, name: str) -> None:
+    """Parse a JSON document the way its loader does and analyse it (:func:`check_json_config`). A config that a
+    loader interprets and that cannot be parsed is unverified."""
+    try:
+        obj = _parse(data)
+    except (ValueError, RecursionError) as exc:
+        if name.rsplit("/", 1)[-1].lower() in _JUDGED_JSON:
+            ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
+        return
+    check_json_config(obj, ctx, location)
+
+
+def _why(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
 
 
 def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
@@ -168,8 +226,10 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         cfg = obj.get("model_config", obj)
         if isinstance(cfg, str):
             try:
-                cfg = json.loads(cfg)
-            except ValueError:
+                cfg = _parse(cfg.encode("utf-8", "surrogatepass"))
+            except (ValueError, RecursionError) as exc:
+                if cfg.lstrip(_JSON_SPACE)[:1] in ("{", "["):
+                    ctx.fail(location, f"model_config is not JSON ({_why(exc)})")
                 cfg = None
         check_keras_config(cfg, ctx, location)
     tmpl = obj.get("chat_template")
@@ -205,16 +265,33 @@ def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
                 attrs.append((key, val))
             h5.visititems(visit)
             for key, val in attrs:
-                text = val.decode("utf-8", "replace") if isinstance(val, bytes) else val
-                if not isinstance(text, str) or "{" not in text:
-                    continue
-                try:
-                    obj = json.loads(text)
-                except ValueError:
-                    continue
-                if key.rsplit("/", 1)[-1] in ("model_config", "training_config"):
-                    check_keras_config(obj, ctx, blob.location)
-                else:
-                    check_json_config(obj, ctx, blob.location)
+                _check_attribute(key, val, ctx, blob.location)
     except OSError as exc:
         ctx.fail(blob.location, f"HDF5 file cannot be read ({exc})")
+
+
+def _check_attribute(key: str, val: Any, ctx: ScanContext, location: Location) -> None:
+    """One HDF5 attribute: Keras parses ``model_config`` and ``training_config`` as JSON (bytes decoded as
+    UTF-8; a BOM or another encoding makes it fail, but the content is judged either way); other string
+    attributes that hold JSON are judged as JSON configs."""
+    config = key.rsplit("/", 1)[-1] in ("model_config", "training_config")
+    if isinstance(val, bytes):
+        data = val
+    elif isinstance(val, str):
+        data = val.encode("utf-8", "surrogatepass")
+    else:
+        if config:
+            ctx.fail(location, f"HDF5 attribute {key[:200]} is not a string")
+        return
+    if not config and b"{" not in data:
+        return
+    try:
+        obj = _parse(data)
+    except (ValueError, RecursionError) as exc:
+        if config:
+            ctx.fail(location, f"HDF5 attribute {key[:200]} is not JSON ({_why(exc)})")
+        return
+    if config:
+        check_keras_config(obj, ctx, location)
+    else:
+        check_json_config(obj, ctx, location)

@@ -17,7 +17,7 @@ from loopwarden.checks.models._base import ScanContext, bytes_blob
 from loopwarden.checks.models.detect import Format, sniff
 from loopwarden.checks.models.dispatch import scan_blob
 from loopwarden.checks.models.scanner import default_allow, scan_paths
-from loopwarden.domain import Location
+from loopwarden.domain import Location, Verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
 import _container_payloads as cp
@@ -178,3 +178,102 @@ def test_real_onnx_models_stay_clean_in_any_field_order() -> None:
         assert sniff_all(variant) is Format.ONNX
         ctx = scan_bytes(variant, "model.onnx")
         assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+# ------------------------------------------------------------------------- JSON as its loaders decode it
+
+_SSTI = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+_ENCODINGS = {
+    "utf-8-bom": lambda t: b"\xef\xbb\xbf" + t.encode(),
+    "utf-8-bom-and-whitespace": lambda t: b"\xef\xbb\xbf" + b" \n\t\r" * 3000 + t.encode(),
+    "utf-16": lambda t: t.encode("utf-16"),
+    "utf-16-le": lambda t: t.encode("utf-16-le"),
+    "utf-16-be": lambda t: t.encode("utf-16-be"),
+    "utf-16-whitespace-first": lambda t: (" " * 5000 + t).encode("utf-16-le"),
+    "utf-32": lambda t: t.encode("utf-32"),
+    "utf-32-le": lambda t: t.encode("utf-32-le"),
+    "utf-32-be": lambda t: t.encode("utf-32-be"),
+}
+
+
+def _keras_with_config(config: bytes) -> bytes:
+    meta = json.dumps({"keras_version": "3.5.0", "date_saved": "2024-01-01"}).encode()
+    return cp.zip_of({"metadata.json": meta, "config.json": config})
+
+
+@pytest.mark.parametrize("enc", list(_ENCODINGS))
+def test_keras_config_is_decoded_as_keras_decodes_it(enc: str) -> None:
+    data = _ENCODINGS[enc](json.dumps(cp.keras_lambda_config()))
+    assert json.loads(data)["class_name"] == "Sequential"  # what Keras' json.loads(bytes) reads
+    assert "LW-MODEL-032" in rules(scan_bytes(_keras_with_config(data), "m.keras"))
+    benign = _ENCODINGS[enc](json.dumps({"class_name": "Sequential", "config": {"layers": []}}))
+    ctx = scan_bytes(_keras_with_config(benign), "m.keras")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize("enc", list(_ENCODINGS))
+def test_chat_templates_are_judged_in_every_json_encoding(enc: str, tmp_path: Path) -> None:
+    (tmp_path / "tokenizer_config.json").write_bytes(_ENCODINGS[enc](json.dumps({"chat_template": _SSTI})))
+    (target,) = scan_paths([str(tmp_path / "tokenizer_config.json")], jobs=1).targets
+    assert any(f.rule_id == "LW-MODEL-040" for f in target.findings), target
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        b'{"class_name": "Sequential", "config": ',  # cut short
+        b'\xef\xbb\xbf{"class_name": "Lambda", \xff}',  # not UTF-8
+        b"[" * 100_000 + b"]" * 100_000,  # nested past the parser's recursion limit
+        b"{\"class_name\": 'Lambda'}",  # not JSON
+    ],
+)
+def test_a_keras_config_that_cannot_be_parsed_is_unverified(config: bytes) -> None:
+    ctx = scan_bytes(_keras_with_config(b"{" + config if config[:1] == b"[" else config), "m.keras")
+    assert any("config.json" in u and "cannot be decoded" in u for u in ctx.unverified), ctx.unverified
+
+
+def test_json_files_that_no_loader_interprets_may_be_anything() -> None:
+    """JSON Lines and other data named .json or .jsonl are not configs: not parsing as one document is fine."""
+    rows = b"".join(json.dumps({"text": f"row {i}"}).encode() + b"\n" for i in range(50))
+    for name in ("train.jsonl", "data.json", "results.json"):
+        ctx = scan_bytes(rows, name)
+        assert not ctx.findings and not ctx.unverified, (name, ctx.unverified)
+
+
+def _h5(tmp_path: Path, attrs: dict[str, object]) -> Path:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        for key, value in attrs.items():
+            f.attrs[key] = value
+        f.create_group("model_weights").attrs["layer_names"] = [b"dense"]
+    return path
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"\xef\xbb\xbf" + json.dumps(cp.keras_lambda_config()).encode(),
+        b"\xef\xbb\xbf \r\n" + json.dumps(cp.keras_lambda_config()).encode(),
+        "\ufeff" + json.dumps(cp.keras_lambda_config()),
+        "  \n" + json.dumps(cp.keras_lambda_config()),
+    ],
+)
+def test_hdf5_model_config_is_judged_in_any_encoding(value: object, tmp_path: Path) -> None:
+    path = _h5(tmp_path, {"model_config": value})
+    (target,) = scan_paths([str(path)], jobs=1).targets
+    assert any(f.rule_id == "LW-MODEL-032" for f in target.findings), target
+
+
+def test_hdf5_model_config_that_is_not_json_is_unverified(tmp_path: Path) -> None:
+    path = _h5(tmp_path, {"model_config": b"{'class_name': 'Lambda'}", "keras_version": b"2.15.0"})
+    (target,) = scan_paths([str(path)], jobs=1).targets
+    assert target.verdict is Verdict.UNVERIFIED
+    assert "model_config is not JSON" in (target.reason or ""), target.reason
+
+
+def test_hdf5_with_ordinary_attributes_is_clean(tmp_path: Path) -> None:
+    config = json.dumps({"class_name": "Sequential", "config": {"layers": []}})
+    path = _h5(tmp_path, {"model_config": config, "keras_version": "2.15.0", "note": "{not json"})
+    (target,) = scan_paths([str(path)], jobs=1).targets
+    assert target.verdict is Verdict.CLEAN, target
