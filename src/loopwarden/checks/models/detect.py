@@ -17,6 +17,7 @@ __all__ = [
     "Format",
     "claimed_format",
     "is_pickle_start",
+    "magic_format",
     "read_varint",
     "sniff",
 ]
@@ -369,6 +370,35 @@ def _fields(win: _Window, pos: int, end: int | None, budget: list[int], *, graph
     if groups:
         return False
     return seen_graph or not graphs
+
+
+def magic_format(lead: bytes) -> Format | None:
+    """The format whose magic number (four bytes or more) starts ``lead``, else None.
+
+    Raw tensor bytes in an archive (torch storages, PT2 weights) are skipped unread; a loader reads them as
+    numbers, but a member that opens with such a magic is read as that format by loaders that look at content
+    (``numpy.load`` reads any ``.npz`` member that starts with the NPY magic as an array, pickles included).
+    Shorter magics (gzip's two bytes, a pickle's PROTO) occur in ordinary tensor data, and nothing loads an
+    archive's storage by them.
+    """
+    fmt = _sniff_head(lead, None)
+    return fmt if fmt in _STRONG_MAGIC else None
+
+
+_STRONG_MAGIC: Final = frozenset(
+    {
+        Format.ZIP,
+        Format.NUMPY,
+        Format.TORCH_LEGACY,
+        Format.HDF5,
+        Format.GGUF,
+        Format.XZ,
+        Format.SEVEN_ZIP,
+        Format.RAR,
+        Format.ZSTD,
+        Format.LZ4,
+    }
+)
 
 
 def _is_old_tar(head: bytes) -> bool:

@@ -39,6 +39,8 @@ _SMALL_MEMBER: Final = 1 << 20
 _ONE_SHOT: Final = 1 << 18
 """Compressed members up to this size are inflated in one call: the streaming reader reads its input in
 chunks of this size, so for these both make the same single call and reach the same result."""
+_ONE_SHOT_LEAD: Final = 4096
+"""Compressed bytes inflated to find the first bytes of a storage member (a deflate block header is shorter)."""
 _INERT_MAX: Final = 4096
 _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 """In ASCII data, the only opcodes that import or complete a pickle: STOP, GLOBAL, INST, PERSID, BINPERSID."""
@@ -412,7 +414,7 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         ctx.check_time()
         if e.is_dir:
             continue
-        if not e.hidden and _is_storage(e.name, storage_roots):
+        if not e.hidden and _is_storage(e.name, storage_roots) and _inert_lead(blob, e):
             continue  # tensor storage bytes: read as raw data by every loader, never interpreted
         mloc = member_location(blob.location, e.name)
         interpretations = e.interpretations()
@@ -452,6 +454,42 @@ def _is_storage(name: str, roots: frozenset[str]) -> bool:
     """``<root>/data/<key>`` or ``<root>/constants/<key>`` of a torch record folder: raw tensor bytes."""
     parts = name.split("/")
     return len(parts) == 3 and parts[0] in roots and parts[1] in ("data", "constants") and parts[2] != ""
+
+
+def _inert_lead(blob: Blob, e: Any) -> bool:
+    """Whether every reading of the member starts with bytes that no loader interprets: storages are read as
+    numbers by their archive's loader, but ``numpy.load`` reads any ``.npz`` member that starts with the NPY magic
+    as an array (pickles included), and a member that opens with another format's magic is analysed as that.
+    Only the first bytes are looked at (read with the local header, or inflated from the first compressed
+    bytes), never the tensor data."""
+    from loopwarden.checks.models.detect import magic_format
+    from loopwarden.checks.models.zipfmt import LEAD
+
+    for method, csize in e.interpretations():
+        if method == 0:
+            lead = e.lead[: min(LEAD, csize)]
+        elif method == 8:
+            raw = _read_range(blob, e.data_start, min(csize, _ONE_SHOT_LEAD))
+            d = zlib.decompressobj(-15)
+            try:
+                lead = d.decompress(raw, LEAD)
+            except zlib.error:
+                return False
+            if len(lead) < LEAD and not d.eof:
+                return False  # the first bytes could not be told: analyse the member
+        else:
+            return False
+        if magic_format(lead) is not None:
+            return False
+    return True
+
+
+def _read_range(blob: Blob, start: int, n: int) -> bytes:
+    if blob.data is not None:
+        return blob.data[start : start + n]
+    with blob.open() as f:
+        f.seek(start)
+        return f.read(n)
 
 
 def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:

@@ -42,6 +42,8 @@ _FLAG_UTF8: Final = 0x800
 _FLAG_STRONG: Final = 0x40
 _FLAG_REFUSED: Final = 0x20 | 0x2000
 """Compressed patched data, encrypted central directory: zipfile refuses them, lenient readers do not."""
+LEAD: Final = 16
+"""How many bytes of each member's data are read with its local header (:attr:`ZipEntry.lead`)."""
 SUPPORTED_METHODS: Final = {0: "stored", 8: "deflate", 12: "bzip2", 14: "lzma"}
 _DRIVE: Final = re.compile(r"^[A-Za-z]:")
 _MAY_ESCAPE: Final = re.compile(r"[\x00\\]|^/|^[A-Za-z]:|(?:^|/)\.\.(?:/|$)")
@@ -71,6 +73,9 @@ class ZipEntry:
     local_csize: int | None = None
     local_usize: int | None = None
     local_name: str | None = None
+    lead: bytes = b""
+    """The first bytes of the member's data as stored (read with the local header): enough to tell raw tensor
+    bytes from a format that a loader would interpret."""
 
     @property
     def is_dir(self) -> bool:
@@ -274,8 +279,8 @@ def _read_local(f: Source, e: ZipEntry, ctx: ScanContext, loc: Location, size: i
         e.data_start = e.end = e.header_offset
         return
     (_, _, lflags, lmethod, _, _, lcrc, lcsize, lusize, n, m) = struct.unpack_from("<4sHHHHHIIIHH", hdr)
-    lraw = _read_at(f, e.header_offset + 30, n + m)
-    lname_raw, lextra = lraw[:n], lraw[n:]
+    lraw = _read_at(f, e.header_offset + 30, n + m + LEAD)
+    lname_raw, lextra, e.lead = lraw[:n], lraw[n : n + m], lraw[n + m :]
     lusize, lcsize, _ = _zip64_extra(lextra, lusize, lcsize, 0)
     e.data_start = e.header_offset + 30 + n + m
     same = lname_raw == e.raw_name and not (lflags ^ e.flags) & _FLAG_UTF8

@@ -277,3 +277,77 @@ def test_hdf5_with_ordinary_attributes_is_clean(tmp_path: Path) -> None:
     path = _h5(tmp_path, {"model_config": config, "keras_version": "2.15.0", "note": "{not json"})
     (target,) = scan_paths([str(path)], jobs=1).targets
     assert target.verdict is Verdict.CLEAN, target
+
+
+# ------------------------------------------------------------- tensor storage: skipped only when inert
+
+
+def _npz_with_storage_names(files: dict[str, bytes], method: int = zipfile.ZIP_STORED) -> bytes:
+    """A zip that has the names of a torch archive (a record folder with data.pkl) around other members."""
+    return cp.zip_of({"archive/data.pkl": cp.benign_pickle(), **files}, method)
+
+
+_EVIL_NPY = cp.npy_object(cp.evil_pickle())
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("t07_npy_under_data", _npz_with_storage_names({"archive/data/x.npy": _EVIL_NPY})),
+        ("npy_named_like_a_storage_key", _npz_with_storage_names({"archive/data/0": _EVIL_NPY})),
+        ("npy_under_constants", _npz_with_storage_names({"archive/constants/k": _EVIL_NPY})),
+        (
+            "npy_deflated",
+            _npz_with_storage_names({"archive/data/x": _EVIL_NPY}, zipfile.ZIP_DEFLATED),
+        ),
+        ("npy_bzip2", _npz_with_storage_names({"archive/data/x": _EVIL_NPY}, zipfile.ZIP_BZIP2)),
+        (
+            "torch_zip_as_a_storage",
+            cp.torch_zip(cp.benign_pickle(), extra={"archive/data/1": cp.torch_zip(cp.evil_pickle())}),
+        ),
+        (
+            "legacy_torch_as_a_storage",
+            cp.torch_zip(cp.benign_pickle(), extra={"archive/data/1": cp.torch_legacy([cp.evil_pickle()])}),
+        ),
+    ],
+)
+def test_a_storage_that_opens_with_a_format_is_analysed(name: str, data: bytes) -> None:
+    ctx = scan_bytes(data, "weights.npz")
+    assert "LW-MODEL-001" in rules(ctx), (name, ctx.findings, ctx.unverified)
+
+
+def test_numpy_reads_such_a_member_as_an_array() -> None:
+    """The reason for the check: np.load on the zip parses any member that starts with the NPY magic."""
+    import numpy as np
+
+    arr = io.BytesIO()
+    np.save(arr, np.arange(3))
+    npz = np.load(io.BytesIO(_npz_with_storage_names({"archive/data/x": arr.getvalue()})))
+    assert list(npz["archive/data/x"]) == [0, 1, 2]
+
+
+def test_storages_of_real_archives_stay_unread_and_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    # tensors whose bytes start like a pickle (PROTO 2), gzip or zlib: short magics that tensor data hits
+    lead = [b"\x80\x02\x8a\x0a", b"\x1f\x8b\x08\x00", b"x\x9c\x03\x00", b"cos\n"]
+    state = {
+        f"t{i}": torch.frombuffer(bytearray(b + bytes(60)), dtype=torch.uint8) for i, b in enumerate(lead)
+    }
+    state["w"] = torch.randn(64, 64)
+    torch.save(state, tmp_path / "state.pt")
+    import numpy as np
+
+    np.savez(tmp_path / "a.npz", a=np.arange(10), b=np.ones((3, 3)))
+    np.savez_compressed(tmp_path / "c.npz", a=np.arange(10))
+    for target in scan_paths([str(tmp_path)], jobs=1).targets:
+        assert target.verdict is Verdict.CLEAN, target
+
+
+def test_storage_data_is_not_read(tmp_path: Path) -> None:
+    """Only the first bytes of a storage are looked at: a damaged CRC inside one is not seen."""
+    data = bytearray(cp.torch_zip(cp.benign_pickle()))
+    pos = data.index(b"\x00" * 64)  # archive/data/0
+    data[pos + 40] = 1
+    ctx = scan_bytes(bytes(data), "m.pt")
+    assert "LW-MODEL-026" not in rules(ctx)
+    assert not ctx.unverified
