@@ -407,6 +407,7 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         )
     torchscript = any(_TS_CONSTANTS.match(n) for n in names) and any(_TS_CODE.match(n) for n in names)
     storage_roots = frozenset(roots)
+    raw_members = _pt2_raw_members(blob, arch, ctx)
     first_finding = len(ctx.findings)
     for start, end, what in arch.extra_ranges:
         _range(blob, ctx, start, end, what)
@@ -414,7 +415,11 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         ctx.check_time()
         if e.is_dir:
             continue
-        if not e.hidden and _is_storage(e.name, storage_roots) and _inert_lead(blob, e):
+        if (
+            not e.hidden
+            and (_is_storage(e.name, storage_roots) or e.name in raw_members)
+            and _inert_lead(blob, e)
+        ):
             continue  # tensor storage bytes: read as raw data by every loader, never interpreted
         mloc = member_location(blob.location, e.name)
         interpretations = e.interpretations()
@@ -490,6 +495,79 @@ def _read_range(blob: Blob, start: int, n: int) -> bytes:
     with blob.open() as f:
         f.seek(start)
         return f.read(n)
+
+
+_PT2_FORMAT: Final = "archive_format"
+_PT2_MODEL: Final = re.compile(r"^models/([^/]+)\.json$")
+
+
+def _pt2_raw_members(blob: Blob, arch: Any, ctx: ScanContext) -> frozenset[str]:
+    """The members of a ``torch.export`` (PT2) archive that its loader reads as raw tensor bytes.
+
+    torch reads the records of the folder of the archive's first member, and only if its ``archive_format`` is
+    ``pt2``. For each model (``models/<m>.json``) the payload configs ``data/weights/<m>_weights_config.json``
+    and ``data/constants/<m>_constants_config.json`` say which files hold raw bytes (``use_pickle: false``) and
+    which are loaded with ``torch.load`` or ``pickle.loads`` (those, and every file no config names as raw,
+    are analysed). A file that any config names as a pickle is never raw; a constant is raw only under the
+    ``tensor_`` prefix (``custom_obj_``/``opaque_obj_`` files are unpickled whatever the config says)."""
+    listed = [e for e in arch.entries if not e.hidden]
+    if not listed or "/" not in listed[0].name:
+        return frozenset()
+    root = listed[0].name.split("/", 1)[0] + "/"
+    by_name = {e.name: e for e in listed}
+    fmt = by_name.get(root + _PT2_FORMAT)
+    if fmt is None or _member_bytes(blob, fmt, ctx, 16) != b"pt2":
+        return frozenset()
+    raw: set[str] = set()
+    pickled: set[str] = set()
+    for name in by_name:
+        m = _PT2_MODEL.match(name[len(root) :]) if name.startswith(root) else None
+        if m is None:
+            continue
+        for folder, prefix in (("weights", ""), ("constants", "tensor_")):
+            cfg = by_name.get(f"{root}data/{folder}/{m.group(1)}_{folder}_config.json")
+            payloads = _payload_config(blob, cfg, ctx) if cfg is not None else {}
+            for meta in payloads.values():
+                path = meta.get("path_name") if isinstance(meta, dict) else None
+                if not isinstance(path, str):
+                    continue
+                target = f"{root}data/{folder}/{path}"
+                if meta.get("use_pickle") is False and path.startswith(prefix):
+                    raw.add(target)
+                else:
+                    pickled.add(target)
+    return frozenset(raw - pickled)
+
+
+def _payload_config(blob: Blob, e: Any, ctx: ScanContext) -> dict[str, Any]:
+    """A PT2 payload config's ``config`` mapping, read as torch reads it (UTF-8, then JSON); empty when it
+    cannot be read, so that the files it names are analysed."""
+    import json
+
+    data = _member_bytes(blob, e, ctx, _MAX_TEXT_PARSE)
+    try:
+        obj = json.loads(data.decode("utf-8")) if data is not None else None
+    except (ValueError, RecursionError):
+        return {}
+    cfg = obj.get("config") if isinstance(obj, dict) else None
+    return cfg if isinstance(cfg, dict) else {}
+
+
+def _member_bytes(blob: Blob, e: Any, ctx: ScanContext, limit: int) -> bytes | None:
+    """A member's data as its central directory describes it, up to ``limit`` bytes; None when it is longer,
+    unreadable, or its method is not supported."""
+    from loopwarden.checks.models import zipfmt
+
+    if e.method not in zipfmt.SUPPORTED_METHODS or e.usize > limit:
+        return None
+    got = zipfmt.member_reader(blob, e, e.method, e.csize, ctx)
+    if got is None:
+        return None
+    reader, _ = got
+    with reader:
+        data = reader.read(limit + 1)
+        err = getattr(reader, "error", None)
+    return None if err or len(data) > limit else data
 
 
 def _torchscript_pickles(ctx: ScanContext, first: int, blob: Blob) -> None:

@@ -351,3 +351,134 @@ def test_storage_data_is_not_read(tmp_path: Path) -> None:
     ctx = scan_bytes(bytes(data), "m.pt")
     assert "LW-MODEL-026" not in rules(ctx)
     assert not ctx.unverified
+
+
+# ------------------------------------------------------------------------------ torch.export (.pt2) archives
+
+
+def _pt2(
+    weights: dict[str, bytes],
+    wconfig: dict[str, object],
+    *,
+    constants: dict[str, bytes] | None = None,
+    cconfig: dict[str, object] | None = None,
+    model: str = "model",
+    archive_format: bytes = b"pt2",
+    extra: dict[str, bytes] | None = None,
+) -> bytes:
+    """The layout torch.export.save writes: weights first (the first member names the record folder)."""
+    files = {f"exp/data/weights/{k}": v for k, v in weights.items()}
+    files[f"exp/data/weights/{model}_weights_config.json"] = json.dumps({"config": wconfig}).encode()
+    files.update({f"exp/data/constants/{k}": v for k, v in (constants or {}).items()})
+    files[f"exp/data/constants/{model}_constants_config.json"] = json.dumps(
+        {"config": cconfig or {}}
+    ).encode()
+    files[f"exp/models/{model}.json"] = b'{"graph_module": {}}'
+    files["exp/archive_format"] = archive_format
+    files["exp/archive_version"] = b"0"
+    files.update(extra or {})
+    return cp.zip_of(files, zipfile.ZIP_STORED)
+
+
+def _meta(path: str, use_pickle: object = False) -> dict[str, object]:
+    return {"path_name": path, "is_param": True, "use_pickle": use_pickle, "tensor_meta": {"dtype": 7}}
+
+
+_RAW = b"\x8b\x14\x07\xbf2d\x10?\xad\x10\x19=$\xce\x9c\xbe"
+_RAW_LIKE_PICKLE = b"cos\nsystem\n(S'x'\ntR."  # raw bytes that happen to read as a pickle
+
+
+def test_pt2_raw_weights_are_tensor_storage() -> None:
+    data = _pt2(
+        {"weight_0": _RAW, "weight_1": _RAW_LIKE_PICKLE},
+        {"w": _meta("weight_0"), "b": _meta("weight_1"), "alias": _meta("weight_0")},
+        constants={"tensor_0": _RAW},
+        cconfig={"c": _meta("tensor_0")},
+    )
+    ctx = scan_bytes(data, "model.pt2")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("config_says_pickle", _pt2({"weight_0": cp.evil_pickle(0)}, {"w": _meta("weight_0", True)})),
+        (
+            "raw_and_pickle_in_two_entries",
+            _pt2({"weight_0": cp.evil_pickle(0)}, {"w": _meta("weight_0"), "v": _meta("weight_0", True)}),
+        ),
+        (
+            "not_named_by_any_config",
+            _pt2({"weight_0": _RAW, "weight_9": cp.evil_pickle(0)}, {"w": _meta("weight_0")}),
+        ),
+        (
+            "use_pickle_not_a_boolean",
+            _pt2({"weight_0": cp.evil_pickle(0)}, {"w": _meta("weight_0", "false")}),
+        ),
+        ("raw_but_an_npy", _pt2({"weight_0": _EVIL_NPY}, {"w": _meta("weight_0")})),
+        ("raw_but_a_torch_zip", _pt2({"weight_0": cp.torch_zip(cp.evil_pickle())}, {"w": _meta("weight_0")})),
+        (
+            "opaque_constant_marked_raw",
+            _pt2({}, {}, constants={"opaque_obj_0": cp.evil_pickle(0)}, cconfig={"c": _meta("opaque_obj_0")}),
+        ),
+        (
+            "config_of_a_model_that_does_not_exist",
+            _pt2(
+                {"weight_0": cp.evil_pickle(0)},
+                {},
+                extra={
+                    "exp/data/weights/ghost_weights_config.json": json.dumps(
+                        {"config": {"w": _meta("weight_0")}}
+                    ).encode()
+                },
+            ),
+        ),
+        (
+            "raw_in_another_root",
+            _pt2(
+                {"weight_0": _RAW},
+                {"w": _meta("weight_0")},
+                extra={"other/data/weights/weight_0": cp.evil_pickle(0)},
+            ),
+        ),
+    ],
+)
+def test_pt2_members_a_loader_unpickles_are_analysed(name: str, data: bytes) -> None:
+    ctx = scan_bytes(data, "model.pt2")
+    assert "LW-MODEL-001" in rules(ctx), (name, ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _pt2({"weight_0": _RAW}, {"w": _meta("weight_0")}, archive_format=b"zip"),  # torch refuses to load it
+        cp.zip_of({"exp/data/weights/weight_0": _RAW, "exp/data/weights/model_weights_config.json": b"{"}),
+    ],
+)
+def test_raw_bytes_outside_a_pt2_layout_are_unverified(data: bytes) -> None:
+    ctx = scan_bytes(data, "model.pt2")
+    assert any("weight_0" in u and "unknown binary format" in u for u in ctx.unverified), ctx.unverified
+
+
+def test_real_torch_export_archives_are_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+
+    class Net(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 3)
+            self.register_buffer("scale", torch.full((3,), 2.0))
+            self.const = torch.ones(3)  # a tensor constant
+
+        def forward(self, x: object) -> object:
+            return self.lin(x) * self.scale + self.const
+
+    try:
+        ep = torch.export.export(Net(), (torch.zeros(2, 4),))
+        torch.export.save(ep, tmp_path / "net.pt2")
+    except Exception as exc:  # torch.export is not available on every platform and version
+        pytest.skip(f"torch.export cannot save here: {exc}")
+    with zipfile.ZipFile(tmp_path / "net.pt2") as z:
+        assert any("/data/weights/weight_" in n for n in z.namelist())
+    (target,) = scan_paths([str(tmp_path / "net.pt2")], jobs=1).targets
+    assert target.verdict is Verdict.CLEAN, target
