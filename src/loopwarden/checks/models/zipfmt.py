@@ -202,10 +202,55 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
         return None
     cd = _read_at(f, cd_offset + concat, cd_size)
     arch = ZipArchive()
+    _central_entries(cd, concat, cd_offset + concat, ctx, loc, arch, hidden=False)
+    if concat > 0:
+        _raw_offsets_view(f, cd_offset, cd_size, ctx, loc, arch)
+    listed = sum(not e.hidden for e in arch.entries)
+    if listed != count:
+        ctx.add(
+            rules.ZipHeaderMismatch,
+            f"end record declares {count} members, central directory holds {listed}",
+            loc,
+            declared=count,
+            found=listed,
+        )
+    if disk != 0:
+        ctx.fail(loc, "multi-disk (split) zip archives are not supported")
+    for e in arch.entries:
+        _read_local(f, e, ctx, loc, size)
+    _check_layout(f, arch, ctx, loc, size, cd_offset + concat, eocd_end)
+    _check_names(arch, ctx, loc)
+    return arch
+
+
+def _raw_offsets_view(
+    f: Source, cd_offset: int, cd_size: int, ctx: ScanContext, loc: Location, arch: ZipArchive
+) -> None:
+    """Python's zipfile adds the length of prepended bytes to every offset; torch's miniz reader does not, and
+    reads the central directory (and local headers) at the offsets as written. When a central directory sits
+    there too, torch loads other members than zipfile: they are reported and analysed as hidden members."""
+    cd = _read_at(f, cd_offset, cd_size)
+    if cd[:4] != _CD_SIG:
+        return  # miniz finds nothing there and refuses the archive
+    ctx.add(
+        rules.ZipHeaderMismatch,
+        "the end record's central directory offset leads readers that do not correct for prepended bytes "
+        f"(torch) to another central directory at offset {cd_offset}",
+        loc,
+        offset=cd_offset,
+    )
+    _central_entries(cd, 0, cd_offset, ctx, loc, arch, hidden=True)
+
+
+def _central_entries(
+    cd: bytes, concat: int, cd_start: int, ctx: ScanContext, loc: Location, arch: ZipArchive, *, hidden: bool
+) -> None:
+    """Add the entries of the central directory ``cd`` (read at ``cd_start``) to ``arch``; ``concat`` is added
+    to every local header offset."""
     pos = 0
     while pos + 46 <= len(cd):
         if cd[pos : pos + 4] != _CD_SIG:
-            ctx.fail(loc, f"bad central directory entry at offset {cd_offset + concat + pos}")
+            ctx.fail(loc, f"bad central directory entry at offset {cd_start + pos}")
             break
         (
             _,
@@ -241,6 +286,7 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
                 hoff + concat,
                 ext_attr,
                 made_by >> 8,
+                hidden=hidden,
             )
         )
         ctx.count_member()
@@ -253,21 +299,6 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
                 version=needed & 0xFF,
             )
         pos += 46 + n + m + k
-    if len(arch.entries) != count:
-        ctx.add(
-            rules.ZipHeaderMismatch,
-            f"end record declares {count} members, central directory holds {len(arch.entries)}",
-            loc,
-            declared=count,
-            found=len(arch.entries),
-        )
-    if disk != 0:
-        ctx.fail(loc, "multi-disk (split) zip archives are not supported")
-    for e in arch.entries:
-        _read_local(f, e, ctx, loc, size)
-    _check_layout(f, arch, ctx, loc, size, cd_offset + concat, eocd_end)
-    _check_names(arch, ctx, loc)
-    return arch
 
 
 def _read_local(f: Source, e: ZipEntry, ctx: ScanContext, loc: Location, size: int) -> None:

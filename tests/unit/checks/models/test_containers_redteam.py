@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+import struct
 import sys
 import zipfile
 from pathlib import Path
@@ -482,3 +483,60 @@ def test_real_torch_export_archives_are_clean(tmp_path: Path) -> None:
         assert any("/data/weights/weight_" in n for n in z.namelist())
     (target,) = scan_paths([str(tmp_path / "net.pt2")], jobs=1).targets
     assert target.verdict is Verdict.CLEAN, target
+
+
+# ------------------------------------------------- central directory offsets: zipfile and torch's miniz
+
+
+def _split_zip(data: bytes) -> tuple[bytes, bytes, bytes]:
+    eocd = data.rindex(b"PK\x05\x06")
+    cd_size, cd_off = struct.unpack_from("<II", data, eocd + 12)
+    return data[:cd_off], data[cd_off : cd_off + cd_size], data[eocd : eocd + 22]
+
+
+def _shift_cd(cd: bytes, k: int) -> bytes:
+    out, pos = bytearray(cd), 0
+    while pos < len(out):
+        n, m, c = struct.unpack_from("<HHH", out, pos + 28)
+        (off,) = struct.unpack_from("<I", out, pos + 42)
+        struct.pack_into("<I", out, pos + 42, off + k)
+        pos += 46 + n + m + c
+    return bytes(out)
+
+
+def _two_views(torch_pkl: bytes, junk: bytes = b"") -> bytes:
+    """One file, two archives: zipfile adds the prepended length (end record position - size - offset) to every
+    offset and reads the second central directory; torch's miniz reads the offsets as written, so the first."""
+    m_local, m_cd, _ = _split_zip(cp.torch_zip(torch_pkl))
+    benign = cp.benign_pickle() + b"\x00" * (len(torch_pkl) + len(junk) - len(cp.benign_pickle()))
+    p_local, p_cd, p_eocd = _split_zip(cp.torch_zip(benign))
+    assert len(p_cd) == len(m_cd) and len(p_local) == len(junk) + len(m_local)
+    eocd = bytearray(p_eocd)
+    struct.pack_into("<I", eocd, 16, len(junk) + len(m_local))  # the first central directory, as written
+    return junk + m_local + _shift_cd(m_cd, len(junk)) + p_local + p_cd + bytes(eocd)
+
+
+@pytest.mark.parametrize("junk", [b"", b"\x00" * 16, b"not a pickle " * 3])
+def test_the_central_directory_torch_reads_is_analysed(junk: bytes) -> None:
+    data = _two_views(cp.evil_pickle(), junk)
+    with zipfile.ZipFile(io.BytesIO(data)) as z:  # zipfile sees the benign archive
+        assert z.read("archive/data.pkl").startswith(cp.benign_pickle())
+    ctx = scan_bytes(data, "model.pt")
+    assert {"LW-MODEL-001", "LW-MODEL-021"} <= rules(ctx), (ctx.findings, ctx.unverified)
+
+
+def test_torch_loads_the_central_directory_at_the_written_offset(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    import pickle
+
+    path = tmp_path / "two.pt"
+    path.write_bytes(_two_views(pickle.dumps({"view": "miniz"}, protocol=2)))
+    assert torch.load(path, weights_only=True) == {"view": "miniz"}
+
+
+def test_a_zip_after_other_bytes_is_not_a_second_view() -> None:
+    """`cat stub archive.zip`: offsets not corrected, nothing at the written one; zipfile still reads it."""
+    data = b"#!/bin/sh\necho stub\nexit 0\n" + cp.torch_zip(cp.benign_pickle())
+    ctx = scan_bytes(data, "model.pt")
+    assert "LW-MODEL-021" not in rules(ctx)
+    assert "LW-MODEL-024" in rules(ctx)
