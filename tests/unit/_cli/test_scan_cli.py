@@ -267,7 +267,7 @@ def test_names_and_text_that_are_not_utf8_are_written_escaped(
     with open(os.path.join(folder, b"evil\xff\xfe.pkl"), "wb") as fh:
         fh.write(cp.evil_pickle())
     (tmp_path / "tokenizer_config.json").write_text(
-        json.dumps({"chat_template": "{{ messages['\\ud800__init__'] }}"}), encoding="utf-8"
+        json.dumps({"chat_template": "{{ messages['_\\ud800_init__'] }}"}), encoding="utf-8"
     )
     (tmp_path / "good.pt").write_bytes(cp.torch_zip(cp.benign_pickle()))
     rc, out, _ = run(capsys, "scan", "model", str(tmp_path), "--format", fmt)
