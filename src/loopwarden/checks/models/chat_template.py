@@ -222,22 +222,30 @@ def _join(*values: _V) -> _V:
         return _BOTTOM
     if len(vals) == 1:
         return vals[0]
-    strs, over = _norm(s for v in vals for s in v.strs)
     inner = [v.elems for v in vals if v.elems is not None]
     keys = [v.keys for v in vals if v.keys is not None]
     return _shape(
-        _V(
-            strs=strs,
-            made=over or any(v.made for v in vals),
-            ctx=any(v.ctx for v in vals),
-            num=any(v.num for v in vals),
-            obj=any(v.obj for v in vals),
-            fns=frozenset().union(*(v.fns for v in vals)),
+        _union(
+            vals,
             elems=_join(*inner) if inner else None,
             keys=_join(*keys) if keys else None,
             listy=any(v.listy for v in vals),
             deep=any(v.deep for v in vals),
         )
+    )
+
+
+def _union(vals: list[_V], **shape: Any) -> _V:
+    """The scalar parts of ``vals`` joined (strings bounded, flags or-ed), with ``shape`` for the rest."""
+    strs, over = _norm(s for v in vals for s in v.strs)
+    return _V(
+        strs=strs,
+        made=over or any(v.made for v in vals),
+        ctx=any(v.ctx for v in vals),
+        num=any(v.num for v in vals),
+        obj=any(v.obj for v in vals),
+        fns=frozenset().union(*(v.fns for v in vals)),
+        **shape,
     )
 
 
@@ -249,16 +257,7 @@ def _flat(v: _V) -> _V:
         part = pending.pop()
         parts.append(part)
         pending += [x for x in (part.elems, part.keys) if x is not None]
-    strs, over = _norm(s for p in parts for s in p.strs)
-    return _V(
-        strs=strs,
-        made=over or any(p.made for p in parts),
-        ctx=any(p.ctx for p in parts),
-        num=any(p.num for p in parts),
-        obj=any(p.obj for p in parts),
-        fns=frozenset().union(*(p.fns for p in parts)),
-        deep=True,
-    )
+    return _union(parts, deep=True)
 
 
 def _shape(v: _V) -> _V:
