@@ -13,25 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from loopwarden.checks.interface import Limits
-from loopwarden.checks.models._base import ScanContext, bytes_blob
 from loopwarden.checks.models.detect import Format, sniff
-from loopwarden.checks.models.dispatch import scan_blob
-from loopwarden.checks.models.scanner import default_allow, scan_paths
-from loopwarden.domain import Location, Verdict
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Verdict
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
 import _container_payloads as cp
-
-
-def scan_bytes(data: bytes, name: str = "f.bin") -> ScanContext:
-    ctx = ScanContext("f", Limits(), default_allow())
-    scan_blob(bytes_blob(name, Location("f"), data, 0), ctx)
-    return ctx
-
-
-def rules(ctx: ScanContext) -> set[str]:
-    return {f.rule_id for f in ctx.findings}
+from test_containers_unit import rules, scan_bytes
 
 
 def sniff_all(data: bytes) -> Format:
