@@ -43,6 +43,7 @@ from loopwarden.checks.models.allowlist import (
     canonical_module,
     known_top_module,
 )
+from loopwarden.checks.models.detect import TORCH_LEGACY_MAGIC
 from loopwarden.domain import Finding, Location, Severity
 
 __all__ = ["PickleResult", "analyze_pickle", "analyze_pickle_bytes", "fuzz_one"]
@@ -443,6 +444,8 @@ _IMPORTERS: Final = frozenset(
         "importlib.util.find_spec",
     }
 )
+_DEFERRED: Final = frozenset({"builtins.getattr", "torch.storage._load_from_bytes"})
+"""Imports judged by their calls (see ``_VM._judge`` and ``_VM._settle``)."""
 _NAME_RESOLVERS: Final = frozenset(
     {"pydoc.locate", "pkgutil.resolve_name", "torch.serialization._get_restore_location", "pydoc.resolve"}
 )
@@ -633,9 +636,11 @@ class _VM:
         if written_as is not None:
             evidence["written_as"] = written_as
         hit = (c.rule_id, c.severity, name, f"{name}: {c.reason}", off, self._ev(evidence))
-        if canon == "builtins.getattr" and how in _IMPORT_OPS and c.reason.startswith("known "):
-            # getattr only looks a name up; what it finds is judged where it is called (_getattr). The
-            # import is reported unless every copy of it is called directly with names that resolve.
+        if canon in _DEFERRED and how in _IMPORT_OPS and c.reason.startswith("known "):
+            # getattr only looks a name up; what it finds is judged where it is called (_getattr). Tensor
+            # storages pickled by the plain pickle module are torch.load calls on a legacy torch file, judged by
+            # that file (_benign_storage). The import is reported unless every copy of it is called directly
+            # and the call is benign.
             ref.pending = [1, 0, hit]
             self.pending.append(ref)
             self.careful = True
@@ -1006,7 +1011,15 @@ class _VM:
                     )
                 if len(args) > 1:
                     self._check_state_keys(args[1], off, func.name)
-            if name in _PICKLE_LOADERS and args:
+            if (
+                name == "torch.storage._load_from_bytes"
+                and func.pending is not None
+                and how in _DIRECT_CALLS
+                and len(args) == 1
+                and self._benign_storage(args[0])
+            ):
+                func.pending[1] += 1
+            elif name in _PICKLE_LOADERS and args:
                 self._nested(args[0], off, func.name)
             elif name in ("builtins.eval", "builtins.exec", "builtins.compile") and args:
                 self.coll.hit(
@@ -1192,6 +1205,29 @@ class _VM:
         except (ValueError, TypeError, LookupError, UnicodeError, OSError, EOFError):
             return None
         return None
+
+    def _benign_storage(self, data: Any) -> bool:
+        """Whether ``torch.storage._load_from_bytes(data)`` is what pickling a tensor storage writes: a legacy
+        ``torch.save`` file (magic number, protocol, system info, the storage, its keys, then raw bytes) whose
+        five pickles reach nothing outside the allow-list. Judged in a collector of its own: when it is not,
+        the caller reports the call and analyses the bytes as any nested pickle."""
+        if type(data) is not bytes or not data.startswith(b"\x80\x02" + TORCH_LEGACY_MAGIC):
+            return False
+        if self.depth + 1 > self.budget.limits.max_depth:
+            return False
+        sub = _Collector(self.coll.location, self.coll.allow)
+        count = _analyze_reader(
+            _Reader(io.BytesIO(data), len(data)),
+            sub,
+            self.budget,
+            depth=self.depth + 1,
+            joblib=False,
+            origin="torch.storage._load_from_bytes",
+            stacked=True,
+            max_pickles=5,
+            resync=False,
+        )
+        return count == 5 and not sub.hits and not sub.unverified
 
     def _nested(self, arg: Any, off: int, loader: str) -> None:
         """Analyse a pickle handed to a loader from inside the pickle."""

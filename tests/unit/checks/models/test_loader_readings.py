@@ -301,3 +301,56 @@ def test_json_configs_behind_a_byte_order_mark_are_analysed(
 
     data = prefix + json.dumps(config if config is not None else cp.keras_lambda_config()).encode()
     assert rule in {f.rule_id for f in _scan(name, data).findings}
+
+
+# --- tensors pickled with the plain pickle module ------------------------------------------------------------
+
+
+def _load_from_bytes(payload: bytes, *, calls: int = 1) -> bytes:
+    """torch.storage._load_from_bytes(payload), memoised and called ``calls`` times (protocol 2)."""
+    arg = (
+        b"C" + bytes([len(payload)]) + payload
+        if len(payload) < 256
+        else b"B" + struct.pack("<I", len(payload)) + payload
+    )
+    body = b"\x80\x02ctorch.storage\n_load_from_bytes\nq\x01" + b"(" + arg + b"tR0"
+    for _ in range(calls - 1):
+        body += b"h\x01(" + arg + b"tR0"
+    return body + b"N."
+
+
+def test_tensors_pickled_by_the_pickle_module_are_clean() -> None:
+    """pickle.dumps of a tensor stores each storage as torch.storage._load_from_bytes(<a legacy torch.save
+    file>): a torch.load call, judged by the file it loads."""
+    torch = pytest.importorskip("torch")
+    joblib = pytest.importorskip("joblib")
+    for obj in (torch.ones(3), {"w": torch.zeros(2, 2), "b": torch.arange(4)}, torch.nn.Linear(2, 2)):
+        for protocol in (2, 5):
+            rules, unverified = _rules(pickle.dumps(obj, protocol=protocol))
+            assert not rules and unverified is None, (obj, protocol, rules)
+        buf = io.BytesIO()
+        joblib.dump(obj, buf)
+        assert _rules(buf.getvalue(), joblib=True) == (set(), None)
+
+
+def test_load_from_bytes_is_benign_only_for_a_clean_legacy_storage_file() -> None:
+    from _container_payloads import benign_pickle, evil_pickle, torch_legacy, torch_zip
+
+    benign = torch_legacy([benign_pickle()])
+    assert _rules(_load_from_bytes(benign)) == (set(), None)
+    assert _rules(_load_from_bytes(benign, calls=3)) == (set(), None)
+    # a payload in the loaded file: the call and the payload are reported
+    rules, _ = _rules(_load_from_bytes(torch_legacy([evil_pickle()])))
+    assert {"LW-MODEL-001", "LW-MODEL-003"} <= rules, rules
+    # not a legacy storage file (a zip checkpoint, a plain pickle, a cut file): the loader re-entry is reported
+    for other in (torch_zip(benign_pickle()), benign_pickle(), benign[:20]):
+        assert "LW-MODEL-003" in _rules(_load_from_bytes(other))[0]
+
+
+def test_load_from_bytes_used_other_than_called_is_reported() -> None:
+    kept = b"\x80\x02]ctorch.storage\n_load_from_bytes\na."  # imported into a list: called later by anyone
+    assert "LW-MODEL-003" in _rules(kept)[0]
+    computed = (
+        b"\x80\x02ctorch.storage\n_load_from_bytes\n(cbuiltins\nbytes\n)RtR."  # its argument made at load
+    )
+    assert "LW-MODEL-003" in _rules(computed)[0]
