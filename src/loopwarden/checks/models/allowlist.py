@@ -787,6 +787,31 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.relu",
         "torch.sigmoid",
         "torch.tanh",
+        # The same activations where pickle finds them: nn.functional.gelu and friends are C builtins of
+        # torch._C._nn, and torch.tanh and friends are reached as getattr(torch._C._VariableFunctionsClass, name).
+        *(
+            f"torch._C._nn.{f}"
+            for f in [
+                "gelu",
+                "silu",
+                "mish",
+                "elu",
+                "leaky_relu",
+                "hardtanh",
+                "hardswish",
+                "hardsigmoid",
+                "relu6",
+                "softplus",
+                "softshrink",
+                "log_sigmoid",
+                "glu",
+            ]
+        ),
+        "torch._C._VariableFunctionsClass",
+        *(
+            f"torch._C._VariableFunctionsClass.{f}"
+            for f in ["relu", "sigmoid", "tanh", "selu", "celu", "prelu", "rrelu", "softmax", "log_softmax"]
+        ),
         *(f"torch.{s}" for s in _TORCH_STORAGES),
         # NumPy arrays, dtypes, scalars, random generators.
         "numpy.ndarray",
@@ -1043,6 +1068,9 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "xgboost.sklearn.",
     "lightgbm.sklearn.",
     "transformers.models.",
+    "transformers.activations.",
+    "transformers.pytorch_utils.",
+    "transformers.modeling_utils.",
     "transformers.configuration_utils.",
     "transformers.tokenization_utils_base.",
     "transformers.generation.configuration_utils.",

@@ -340,3 +340,51 @@ def test_real_transformers_config_and_tokenizer_stay_clean() -> None:
     for obj in (transformers.BertConfig(), transformers.GenerationConfig(max_new_tokens=3), tok):
         for protocol in (2, 4, 5):
             _clean(analyze_pickle_bytes(pickle.dumps(obj, protocol=protocol)))
+
+
+def test_whole_transformers_models_saved_with_torch_save_stay_clean(tmp_path: Any) -> None:
+    """torch.save(model) of Hugging Face models: their activation modules (transformers.activations) hold
+    torch._C._nn builtins, GPT-2 uses transformers.pytorch_utils.Conv1D; and a model pickled with the plain
+    pickle module stores its tensors through torch.storage._load_from_bytes."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from loopwarden.checks.models.scanner import scan_paths
+
+    bert = transformers.BertModel(
+        transformers.BertConfig(
+            hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=20, vocab_size=50
+        )
+    )
+    gpt2 = transformers.GPT2LMHeadModel(
+        transformers.GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=50, n_positions=32)
+    )
+    for name, model in (("bert", bert), ("gpt2", gpt2)):
+        torch.save(model, tmp_path / f"{name}.pt")
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(model, protocol=4))
+        # activations stored by reference, the way custom modules keep them
+        torch.save(
+            {"act": torch.nn.functional.gelu, "tanh": torch.tanh, "sp": torch.nn.functional.softplus},
+            tmp_path / "acts.pt",
+        )
+    report = scan_paths([str(tmp_path)], jobs=1)
+    for t in report.targets:
+        assert not t.findings and t.verdict.value == "clean", (t.path, t.findings, t.reason)
+
+
+def test_torch_function_namespace_admits_activations_only() -> None:
+    """getattr(torch._C._VariableFunctionsClass, name) is how pickle reaches torch.tanh; other names of that
+    namespace (from_file reads a file) are judged like any callable."""
+
+    def via_getattr(name: str) -> bytes:
+        return (
+            b"\x80\x02cbuiltins\ngetattr\nctorch._C\n_VariableFunctionsClass\n"
+            + _s(name)
+            + b"\x86R"
+            + _s("/etc/passwd")
+            + b"\x85R."
+        )
+
+    _clean(analyze_pickle_bytes(via_getattr("tanh")))
+    bad = analyze_pickle_bytes(via_getattr("from_file"))
+    assert "torch._C._VariableFunctionsClass.from_file" in _subjects(bad, "LW-MODEL-001")
+    assert "builtins.getattr" in _subjects(bad, "LW-MODEL-002")
