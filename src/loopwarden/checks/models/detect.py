@@ -201,6 +201,13 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.EMPTY
     if head.startswith(ZIP_LOCAL) or head.startswith(ZIP_EOCD) or head.startswith(b"PK\x07\x08"):
         return Format.ZIP
+    # Before every short magic: a safetensors file opens with its header size, which can be any bytes (0x0180 is
+    # "\x80\x01", a pickle PROTO; 0x0178 is "x\x01", a zlib header; 0x8b1f is gzip's magic). What a pickle loader
+    # would run from its first byte is analysed separately (the dispatcher's loader-prefix reading).
+    if len(head) >= 9:
+        (n,) = struct.unpack_from("<Q", head)
+        if 2 <= n <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{" and (size is None or n + 8 <= size):
+            return Format.SAFETENSORS
     if head[0] == PROTO_MAGIC and len(head) > 1 and head[1] <= 5:
         if head[1] == 2 and head[2:14] == TORCH_LEGACY_MAGIC:
             return Format.TORCH_LEGACY
@@ -237,10 +244,6 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.LZMA
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
-    if len(head) >= 9:
-        (n,) = struct.unpack_from("<Q", head)
-        if 2 <= n <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{" and (size is None or n + 8 <= size):
-            return Format.SAFETENSORS
     if _looks_onnx(head[:4096]):
         return Format.ONNX
     if _looks_sentencepiece(head):

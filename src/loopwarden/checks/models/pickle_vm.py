@@ -333,9 +333,13 @@ class _Reader:
         k -= avail
         self.base += self.n
         self.buf, self.p, self.n = b"", 0, 0
-        if self.base + k > self.max_bytes:
-            raise _LimitError("max_file_bytes", f"payload extends past {self.max_bytes} bytes")
         stream = self.stream
+        if self.base + k > self.max_bytes:
+            if _ends_within(stream, k):
+                # the file ends first: a loader fails on the truncation (a length read from bytes of another
+                # format, such as a safetensors header size, is mostly such a claim)
+                raise _TruncatedError("pickle truncated inside a payload", self.base)
+            raise _LimitError("max_file_bytes", f"payload extends past {self.max_bytes} bytes")
         fast = _seek_forward(stream, k)
         if fast:
             self.base += k
@@ -348,6 +352,19 @@ class _Reader:
             k -= len(data)
             self.base += len(data)
         return prefix
+
+
+def _ends_within(stream: IO[bytes], k: int) -> bool:
+    """Whether a seekable ``stream`` ends before ``k`` more bytes (False when that cannot be known cheaply)."""
+    try:
+        if not stream.seekable():
+            return False
+        pos = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(pos)
+    except (OSError, ValueError):
+        return False
+    return pos + k > end
 
 
 def _seek_forward(stream: IO[bytes], k: int) -> bool:

@@ -354,3 +354,18 @@ def test_load_from_bytes_used_other_than_called_is_reported() -> None:
         b"\x80\x02ctorch.storage\n_load_from_bytes\n(cbuiltins\nbytes\n)RtR."  # its argument made at load
     )
     assert "LW-MODEL-003" in _rules(computed)[0]
+
+
+def test_safetensors_files_are_clean_whatever_their_first_byte() -> None:
+    """A safetensors file starts with its header size, so its first byte is any value: read as an opcode, an
+    8-byte length (BINBYTES8, BINUNICODE8, BYTEARRAY8) claims a payload past the end of the file, which is a
+    loader's truncation error there, never a resource limit that would make a benign file unverified."""
+    import json
+
+    base = json.dumps({"w": {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}).encode()
+    for first in range(256):
+        size = (len(base) // 256 + 1) * 256 + first
+        header = base + b" " * (size - len(base))
+        data = struct.pack("<Q", len(header)) + header + b"\x00" * 16
+        ctx = _scan("model.safetensors", data)
+        assert not ctx.findings and not ctx.unverified, (hex(first), ctx.findings, ctx.unverified)
