@@ -1182,11 +1182,92 @@ def _stdlib(module: str) -> bool:
     return module.split(".", 1)[0] in sys.stdlib_module_names
 
 
+_COMMON_PACKAGES: Final = frozenset(
+    {
+        "pytest",
+        "_pytest",
+        "six",
+        "packaging",
+        "certifi",
+        "wheel",
+        "attr",
+        "attrs",
+        "click",
+        "rich",
+        "pydantic",
+        "typing_extensions",
+        "filelock",
+        "tqdm",
+        "psutil",
+        "docker",
+        "fabric",
+        "invoke",
+        "sh",
+        "plumbum",
+        "pexpect",
+        "ptyprocess",
+        "gradio",
+        "uvicorn",
+        "fastapi",
+        "starlette",
+        "flask",
+        "django",
+        "werkzeug",
+        "markupsafe",
+        "tornado",
+        "twisted",
+        "gevent",
+        "sqlalchemy",
+        "numba",
+        "Cython",
+        "pyximport",
+        "cffi",
+        "git",
+        "jupyter_client",
+        "notebook",
+        "nbconvert",
+        "nbformat",
+        "tensorboard",
+        "wandb",
+        "sentencepiece",
+        "sentence_transformers",
+        "peft",
+        "trl",
+        "deepspeed",
+        "bitsandbytes",
+        "vllm",
+        "llama_cpp",
+        "einops",
+        "nltk",
+        "spacy",
+        "gensim",
+        "skops",
+        "h5py",
+        "tables",
+        "cloudpathlib",
+        "s3fs",
+        "gcsfs",
+        "google",
+        "azure",
+        "redis",
+        "pymongo",
+        "kombu",
+        "celery",
+        "ray",
+        "dask",
+        "distributed",
+    }
+)
+"""Infrastructure packages any Python environment may have. Not part of the ML ecosystem for severity (their
+classes stay LW-MODEL-006), but where a reading stops at a module "no model environment has" (see
+:func:`known_top_module`) they must count as present: gadgets live in them too."""
+
+
 def known_top_module(name: str) -> bool:
     """Whether the first component of a dotted ``name`` is a standard-library module or a package the allow-list
     knows (so the name can be imported wherever a model is loaded)."""
     top = canonical_module(name.split(".", 1)[0]).split(".", 1)[0]
-    return top in sys.stdlib_module_names or top in _KNOWN_PACKAGES
+    return top in sys.stdlib_module_names or top in _KNOWN_PACKAGES or top in _COMMON_PACKAGES
 
 
 @dataclass(frozen=True, slots=True)

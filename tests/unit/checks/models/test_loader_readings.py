@@ -369,3 +369,14 @@ def test_safetensors_files_are_clean_whatever_their_first_byte() -> None:
         data = struct.pack("<Q", len(header)) + header + b"\x00" * 16
         ctx = _scan("model.safetensors", data)
         assert not ctx.findings and not ctx.unverified, (hex(first), ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("module", "name"), [("pexpect", "spawn"), ("_pytest.pytester", "Pytester"), ("sh", "bash")]
+)
+def test_polyglot_reading_does_not_stop_at_common_infrastructure_packages(module: str, name: str) -> None:
+    """The loader-prefix reading ends at a module no model environment has; packages most environments have
+    (pytest, pexpect, sh ...) are not such modules, so what the payload reaches through them is reported."""
+    payload = _g(module, name) + b"(" + _s("id") + b"tR."
+    ctx = _scan("model.bin", b"GIF89a\x01\x00\x01" + b"0" + payload + b"\x00" * 16)
+    assert any(f.evidence.get("subject") == f"{module}.{name}" for f in ctx.findings), ctx.findings
