@@ -137,7 +137,15 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         ctx.fail(blob.location, _UNSUPPORTED[fmt])
     if fmt not in _READ_AS_PICKLE:
         first = blob.head(1)
-        if first and first[0] in _OPCODE_BYTES:
+        if (
+            first
+            and first[0] in _OPCODE_BYTES
+            # an ONNX model whose first bytes sniff as a pickle had the full pickle analysis (onnx.scan_onnx)
+            and not (
+                fmt is Format.ONNX
+                and sniff(blob.head(HEAD), blob.size) in (Format.PICKLE, Format.TORCH_LEGACY)
+            )
+        ):
             _loader_prefix(blob, ctx)
 
 

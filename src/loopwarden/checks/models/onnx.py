@@ -154,11 +154,11 @@ _LAYOUT: Final[dict[str, dict[int, str]]] = {
 def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     _scan_model(blob, ctx)
-    # Protobuf fields come in any order, so a model can open with bytes that read as something else (text): a
-    # loader of that format reads the same file its own way, so that reading is analysed too. (What a pickle
-    # loader runs from the first byte is analysed for every non-pickle format by the dispatcher.)
+    # Protobuf fields come in any order, so a model can open with bytes that read as something else (text, a
+    # pickle): a loader of that format reads the same file its own way, so that reading is analysed too, a
+    # pickle in full (the dispatcher then skips its first-bytes reading).
     other = sniff(blob.head(HEAD), blob.size)
-    if other not in (Format.ONNX, Format.PICKLE, Format.TORCH_LEGACY):
+    if other is not Format.ONNX:
         scan_as(blob, ctx, other)
 
 

@@ -608,8 +608,9 @@ class _VM:
         self.pending: list[_Ref] = []
         self.careful = False  # a getattr is pending: copies taken from the memo are counted
         # Only what a loader runs before its first error counts (bytes that are something else to the format
-        # that owns them): a name whose module no model environment can import ends the reading there.
+        # that owns them); a name whose module no model environment has is not judged (see _op_global).
         self.prefix = prefix
+        self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
 
     # -- findings --
 
@@ -686,6 +687,8 @@ class _VM:
         meta: list[list[Any]]
         memo: dict[int, Any]
         stack, meta, memo = state if state is not None else ([], [], {})
+        if state is not None:
+            self.inherited = frozenset(map(id, [*stack, *(x for m in meta for x in m), *memo.values()]))
         budget = self.budget
         max_ops = budget.limits.max_opcodes
         ops = budget.opcodes
@@ -1332,8 +1335,6 @@ class _VM:
         elif module in _compat_pickle.IMPORT_MAPPING:
             written = f"{module}.{name}"
             module = _compat_pickle.IMPORT_MAPPING[module]
-        if self.prefix and not known_top_module(module):
-            raise _MalformedError(f"{how} of a module no model environment has: {module}", off)
         ref = _Ref(module, name)
         self._judge(ref, off, how, written)
         return ref
@@ -1343,6 +1344,12 @@ class _VM:
     ) -> list[Any]:
         module = self._line()
         name = self._line()
+        if self.prefix and not known_top_module(module):
+            # another format's bytes ("certifi\nnumpy" in a requirements.txt): a module no model environment
+            # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
+            # can import it continues; one that cannot stops), so whatever follows is still analysed
+            stack.append(_Ref(module, name))
+            return stack
         stack.append(self._global(module, name, off, "GLOBAL"))
         return stack
 
@@ -1354,11 +1361,14 @@ class _VM:
         name = stack.pop()
         module = stack.pop()
         if type(module) is str and type(name) is str:
+            if self.prefix and not known_top_module(module):
+                stack.append(_Ref(module, name))  # as for GLOBAL (see _op_global)
+                return stack
             stack.append(self._global(module, name, off, "STACK_GLOBAL"))
             return stack
-        if self.prefix:
-            # another format's bytes: a module name computed at load time (in practice, a value this reading
-            # inherited or made from noise) is not followed; the names this reading can form are judged
+        if self.prefix and not any(type(v) is _Call and id(v) not in self.inherited for v in (module, name)):
+            # another format's bytes: a name of unknown origin (a value this reading inherited, or noise) is not
+            # followed; a name made by a call in this reading (codecs.encode('bf', 'rot_13') is 'os') is judged
             raise _MalformedError("STACK_GLOBAL with a computed name in bytes read as opcodes", off)
         if isinstance(module, str | _Unknown | _Call | _Big) and isinstance(
             name, str | _Unknown | _Call | _Big
@@ -1373,6 +1383,10 @@ class _VM:
     def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         module = self._line()
         name = self._line()
+        if self.prefix and not known_top_module(module):
+            outer, args = self._pop_mark(stack, meta, off, "INST")  # as GLOBAL above: not judged, read on
+            outer.append(_Call(_Ref(module, name), tuple(args)))
+            return outer
         cls = self._global(module, name, off, "INST")
         outer, args = self._pop_mark(stack, meta, off, "INST")
         outer.append(self._call(cls, tuple(args), off, "INST"))

@@ -111,7 +111,7 @@ def test_a_model_that_is_also_a_pickle_is_analysed_both_ways() -> None:
     assert sniff_all(data) is Format.ONNX
     ctx = scan_bytes(data, "model.onnx")
     assert {"LW-MODEL-035", "LW-MODEL-001"} <= rules(ctx), ctx.findings
-    assert ctx.formats == ["onnx"]  # the pickle reading is the loader's from byte 0, not a second format
+    assert ctx.formats == ["onnx", "pickle"]  # a pickle from the first byte: analysed in full as well
 
 
 def test_truncated_or_broken_reordered_models_are_not_onnx() -> None:

@@ -380,3 +380,37 @@ def test_polyglot_reading_does_not_stop_at_common_infrastructure_packages(module
     payload = _g(module, name) + b"(" + _s("id") + b"tR."
     ctx = _scan("model.bin", b"GIF89a\x01\x00\x01" + b"0" + payload + b"\x00" * 16)
     assert any(f.evidence.get("subject") == f"{module}.{name}" for f in ctx.findings), ctx.findings
+
+
+_OPENERS = {
+    "main_module": _g("__main__", "__name__") + b"0",  # importable under every interpreter
+    "unlisted_module": _g("idna", "encode") + b"0",  # importable wherever requests is installed
+    "made_up_module": _g("ertifi", "numpy")
+    + b"0",  # importable nowhere: a loader stops, the reading does not
+}
+
+
+@pytest.mark.parametrize("opener", _OPENERS.values(), ids=_OPENERS.keys())
+def test_an_opener_the_reading_does_not_know_does_not_end_it(opener: bytes) -> None:
+    """A module that the first-bytes reading does not know is not judged, but the reading goes on: a loader that
+    can import it runs what follows."""
+    payload = opener + _CALL + b"."
+    for name, data in (
+        ("model.bin", b"GIF89a\x01\x00\x01" + b"0" + payload + b"\x00" * 16),
+        ("notes.txt", payload),
+    ):
+        ctx = _scan(name, data)
+        assert "LW-MODEL-001" in {f.rule_id for f in ctx.findings}, (name, ctx.findings)
+    shape = b"J" + struct.pack("<i", len(opener + _CALL + b"0"))
+    joblib_data = b"\x80\x02}" + _s("a") + _wrapper(shape) + opener + _CALL + b"0" + b"s."
+    assert "LW-MODEL-001" in _rules(joblib_data, joblib=True)[0]
+
+
+def test_a_module_name_computed_by_a_call_in_the_first_bytes_is_judged() -> None:
+    """codecs.encode('bf', 'rot_13') is 'os': a STACK_GLOBAL on a name made by a call in the reading is reported
+    as a computed global, never the silent end of the reading."""
+    rot = (
+        b"c_codecs\nencode\n(" + _s("bf") + _s("rot_13") + b"tR" + _s("system") + b"\x93(" + _s("id") + b"tR."
+    )
+    ctx = _scan("model.bin", b"GIF89a\x01\x00\x01" + b"0" + rot + b"\x00" * 16)
+    assert "LW-MODEL-014" in {f.rule_id for f in ctx.findings}, ctx.findings
