@@ -81,6 +81,84 @@ _DANGEROUS_GLOBALS: Final = frozenset(
     }
 )
 _DUNDER_NAME: Final = re.compile(r"\s*__\w+__\s*")
+_PY_INTERNAL: Final = frozenset(
+    f"__{n}__"
+    for n in [
+        "class",
+        "init",
+        "globals",
+        "builtins",
+        "subclasses",
+        "mro",
+        "base",
+        "bases",
+        "dict",
+        "getattribute",
+        "getattr",
+        "import",
+        "code",
+        "func",
+        "self",
+        "module",
+        "reduce",
+        "reduce_ex",
+        "call",
+        "getitem",
+        "setattr",
+        "setitem",
+        "loader",
+        "spec",
+        "name",
+        "qualname",
+        "closure",
+        "defaults",
+        "kwdefaults",
+        "wrapped",
+        "doc",
+        "new",
+        "del",
+        "enter",
+        "exit",
+        "iter",
+        "next",
+        "str",
+        "repr",
+        "format",
+        "file",
+        "path",
+        "package",
+        "annotations",
+        "traceback",
+        "context",
+        "cause",
+        "objclass",
+        "slots",
+        "weakref",
+        "instancecheck",
+        "subclasshook",
+        "init_subclass",
+        "set_name",
+        "class_getitem",
+        "get",
+        "set",
+        "delete",
+        "dir",
+        "sizeof",
+        "hash",
+        "eq",
+        "ne",
+        "lt",
+        "le",
+        "gt",
+        "ge",
+        "bool",
+        "len",
+        "contains",
+        "missing",
+    ]
+)
+"""Python's own special names: a string equal to one of them, built anywhere in a template, is reported even
+where the analysis sees it only printed or compared (a template-made "__NOT_A_NUMBER__" or "__end__" is not)."""
 _MAX_STR: Final = 4096
 """Longest string the analysis computes; a longer one is template-made text it cannot follow."""
 _MAX_CHOICES: Final = 16
@@ -1138,7 +1216,7 @@ class _Analysis:
                 self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
             if isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Mul | nodes.Call):
                 for s in sorted(self.m(node).strs):
-                    if _DUNDER_NAME.fullmatch(s):
+                    if _DUNDER_NAME.fullmatch(s) and s.strip() in _PY_INTERNAL:
                         self.report(
                             node, f"builds the string '{_show(s)}' (a Python internal name)", Severity.HIGH
                         )

@@ -305,3 +305,16 @@ def test_names_in_messages_are_always_valid_utf8(template: str) -> None:
     for f in found:
         f.message.encode("utf-8")
         str(f.evidence["template_key"]).encode("utf-8")
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{% set s = "__NOT_A_NUMBER__" %}{% for m in messages %}{{ m.content }}{% endfor %}',
+        '{% for m in messages %}{% if m.content == "__end__" %}{{ "stop" }}{% endif %}{% endfor %}',
+        '{{ messages[0].name | default("__none__") }}',
+    ],
+)
+def test_dunder_shaped_text_that_is_no_python_name_is_clean(template: str) -> None:
+    """Marker strings shaped like dunders but not Python's own special names, only printed or compared."""
+    assert _worst(template) is None, _findings(template)
