@@ -1259,7 +1259,7 @@ _COMMON_PACKAGES: Final = frozenset(
     }
 )
 """Infrastructure packages any Python environment may have. Not part of the ML ecosystem for severity (their
-classes stay LW-MODEL-006), but where a reading stops at a module "no model environment has" (see
+classes stay LW-MODEL-006), but where a reading leaves a module "no model environment has" unjudged (see
 :func:`known_top_module`) they must count as present: gadgets live in them too."""
 
 

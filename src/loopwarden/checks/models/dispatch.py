@@ -155,8 +155,9 @@ def _loader_prefix(blob: Blob, ctx: ScanContext) -> None:
     ``pickle.load``, ``joblib.load``, ``numpy.load(allow_pickle=True)`` and ``torch.load``'s legacy path read any
     file that is not their own container as a pickle from byte 0 and stop at the first error. A polyglot (a GIF,
     tar or MessagePack file whose first bytes are also opcodes) runs whatever those opcodes reach before that
-    error, so that much is analysed as a pickle (``prefix``: reading ends at the first error, and at a name no
-    model environment can import); where it fails is not reported, since for the format itself it is no fault.
+    error, so that much is analysed as a pickle (``prefix``: reading ends at the first error; a module no model
+    environment has is not judged, but the reading goes on); where it fails is not reported, since for the
+    format itself it is no fault.
     """
     from loopwarden.checks.models._pickle import analyse
 
@@ -299,7 +300,7 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
     with blob.open() as stream:
         first = analyse(stream, ctx, blob.location, max_pickles=1, resync=False, prefix=True)
     # the first pickle breaks (none completed) and what a loader runs before that reaches nothing, or only
-    # allow-listed names: a name whose module no model environment has is where the loader fails
+    # allow-listed names (a name whose module no model environment has is not judged)
     return first.pickles == 0 and not first.findings and first.unverified is None
 
 
