@@ -608,7 +608,7 @@ class _VM:
         self.pending: list[_Ref] = []
         self.careful = False  # a getattr is pending: copies taken from the memo are counted
         # Only what a loader runs before its first error counts (bytes that are something else to the format
-        # that owns them); a name whose module no model environment has is not judged (see _op_global).
+        # that owns them); a name whose module no model environment has is not judged (see _global).
         self.prefix = prefix
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
 
@@ -1336,6 +1336,11 @@ class _VM:
             written = f"{module}.{name}"
             module = _compat_pickle.IMPORT_MAPPING[module]
         ref = _Ref(module, name)
+        if self.prefix and not known_top_module(module):
+            # another format's bytes ("certifi\nnumpy" in a requirements.txt): a module no model environment
+            # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
+            # can import it continues; one that cannot stops), so whatever follows is still analysed
+            return ref
         self._judge(ref, off, how, written)
         return ref
 
@@ -1344,12 +1349,6 @@ class _VM:
     ) -> list[Any]:
         module = self._line()
         name = self._line()
-        if self.prefix and not known_top_module(module):
-            # another format's bytes ("certifi\nnumpy" in a requirements.txt): a module no model environment
-            # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
-            # can import it continues; one that cannot stops), so whatever follows is still analysed
-            stack.append(_Ref(module, name))
-            return stack
         stack.append(self._global(module, name, off, "GLOBAL"))
         return stack
 
@@ -1361,9 +1360,6 @@ class _VM:
         name = stack.pop()
         module = stack.pop()
         if type(module) is str and type(name) is str:
-            if self.prefix and not known_top_module(module):
-                stack.append(_Ref(module, name))  # as for GLOBAL (see _op_global)
-                return stack
             stack.append(self._global(module, name, off, "STACK_GLOBAL"))
             return stack
         if self.prefix and not any(type(v) is _Call and id(v) not in self.inherited for v in (module, name)):
@@ -1383,10 +1379,6 @@ class _VM:
     def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         module = self._line()
         name = self._line()
-        if self.prefix and not known_top_module(module):
-            outer, args = self._pop_mark(stack, meta, off, "INST")  # as GLOBAL above: not judged, read on
-            outer.append(_Call(_Ref(module, name), tuple(args)))
-            return outer
         cls = self._global(module, name, off, "INST")
         outer, args = self._pop_mark(stack, meta, off, "INST")
         outer.append(self._call(cls, tuple(args), off, "INST"))
