@@ -189,6 +189,17 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 ctx.add(
                     rules.KerasReference, f"reference to '{val[:200]}' at {path or '/'}", where, path=path
                 )
+        if cls == "TFSMLayer" or (isinstance(cls, str) and cls.endswith(">TFSMLayer")):
+            # loads the TensorFlow SavedModel at config["filepath"], even in safe mode; its graph runs at call
+            # time and can read and write files (CVE-2026-1462)
+            target = cfg.get("filepath") if isinstance(cfg, dict) else None
+            shown = f"'{target[:200]}'" if isinstance(target, str) else "a path the config does not spell"
+            ctx.add(
+                rules.KerasReference,
+                f"TFSMLayer at {path or '/'} loads the external SavedModel {shown} when the model is loaded",
+                where,
+                path=path,
+            )
         if cls in ("TFOpLambda", "SlicingOpLambda") and isinstance(cfg, dict):
             fn = cfg.get("function")
             if isinstance(fn, str) and re.search(
