@@ -322,7 +322,7 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
     lower = blob.name.lower()
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
-    if not (lower.endswith((".jinja", ".j2", ".py")) or json_object_start(blob)):
+    if not (lower.endswith((".jinja", ".j2", ".py", ".yaml", ".yml")) or json_object_start(blob)):
         return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed
@@ -332,6 +332,12 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
         data = f.read(_MAX_TEXT_PARSE + 1)
     if len(data) > _MAX_TEXT_PARSE:
         ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
+    if lower.endswith((".yaml", ".yml")):
+        # Hydra configs (a .nemo archive's model_config.yaml) and hparams files name callables their loaders run
+        from loopwarden.checks.models.configs import check_yaml_document
+
+        check_yaml_document(data, ctx, blob.location)
         return
     text = data.decode("utf-8-sig", "replace")
     if lower.endswith((".jinja", ".j2")):

@@ -45,9 +45,9 @@ _PATH_KEYS: Final = ("vocabulary", "merges", "proto", "idf_weights", "special_to
 _MAX_NODES: Final = 2_000_000
 _MAX_TEMPLATES: Final = 10_000
 _JUDGED_JSON: Final = frozenset(
-    {"config.json", "metadata.json", "tokenizer_config.json", "chat_template.json"}
+    {"config.json", "metadata.json", "tokenizer_config.json", "chat_template.json", "schema.json"}
 )
-"""JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates): one
+"""JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates, skops' schema): one
 that cannot be decoded and parsed is unverified, since another reader may still make sense of it."""
 _JSON_SPACE: Final = " \t\n\r\ufeff"
 _SCAN_CHUNK: Final = 1 << 20
@@ -232,6 +232,11 @@ def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:
 def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
     """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
     if not isinstance(obj, dict):
+        return
+    from loopwarden.checks.models.configs import check_skops_schema, is_skops_schema
+
+    if is_skops_schema(obj):
+        check_skops_schema(obj, ctx, location)
         return
     if "class_name" in obj or "keras_version" in obj or "model_config" in obj:
         cfg = obj.get("model_config", obj)

@@ -332,6 +332,41 @@ class KerasLambda(Rule):
     )
 
 
+class HydraTarget(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-042"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "YAML config names a callable for Hydra to instantiate"
+    help: ClassVar[str] = (
+        "A `_target_` key in a YAML config (NeMo's model_config.yaml, Hydra/OmegaConf configs) names a dotted path "
+        "that `hydra.utils.instantiate` imports and calls with the mapping's other keys (CVE-2025-23304). Severity "
+        "follows the pickle allow-list's judgement of the same callable (critical for code execution). Control: "
+        "allow-list of instantiation targets; do not restore checkpoints from untrusted sources."
+    )
+
+
+class YamlPythonTag(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-043"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "YAML config carries a Python object tag"
+    help: ClassVar[str] = (
+        "A `!!python/object`, `!!python/object/apply`, `!!python/name` or `!!python/module` tag: `yaml.load` with "
+        "the unsafe or full loader (older hparams.yaml readers, research code) imports and calls what it names. "
+        "Control: safe_load only; quarantine the artifact."
+    )
+
+
+class SkopsType(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-044"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "skops schema names a type or function outside the allow-list"
+    help: ClassVar[str] = (
+        "`skops.io.load` imports every `__module__.__class__` of schema.json, calls containers and "
+        "ConstructorFromReduceNode types, hands functions (FunctionNode), bound methods (MethodNode) and "
+        "`operator` callables (OperatorFuncNode) to the model (CVE-2025-54412, CVE-2025-54413). Severity follows "
+        "the pickle allow-list's judgement of the same name. Control: load with an explicit trusted list."
+    )
+
+
 class KerasReference(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-033"
     severity: ClassVar[Severity] = Severity.HIGH
@@ -449,6 +484,9 @@ RULES: Final[tuple[type[Rule], ...]] = (
     TorchScriptCode,
     KerasLambda,
     KerasReference,
+    HydraTarget,
+    YamlPythonTag,
+    SkopsType,
     OnnxExternalData,
     OnnxCustomDomain,
     SafetensorsInvalid,

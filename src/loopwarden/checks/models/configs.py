@@ -1,0 +1,293 @@
+"""Configs that name code for their loader to build: Hydra ``_target_`` keys in YAML, Python tags in YAML, skops
+schemas.
+
+None of these formats is a pickle, yet each names importable callables that loading runs:
+
+* NeMo's ``restore_from`` (and every Hydra/OmegaConf-based checkpoint loader) calls ``hydra.utils.instantiate`` on
+  the archive's ``model_config.yaml``: each mapping with a ``_target_`` key imports that dotted path and calls it
+  with the mapping's other keys (CVE-2025-23304).
+* ``yaml.load`` with the unsafe or full loader (older PyTorch Lightning ``hparams.yaml`` readers, research code)
+  runs ``!!python/object/apply:os.system``-style tags.
+* ``skops.io.load`` rebuilds objects from ``schema.json``: every node imports ``__module__.__class__``, some call
+  it with arguments, ``MethodNode`` reads an attribute by name and ``OperatorFuncNode`` builds
+  ``operator.methodcaller`` and friends (CVE-2025-54412, CVE-2025-54413).
+
+Each dotted name is judged by the pickle allow-list (:class:`~loopwarden.checks.models.allowlist.AllowList`), so a
+callable is reported here exactly when the same callable in a pickle would be. Nothing is imported or constructed:
+YAML is only composed into its node graph, JSON only decoded.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Any, Final
+
+from loopwarden.checks.interface import ResourceLimitExceeded
+from loopwarden.checks.models import rules
+from loopwarden.checks.models._base import ScanContext
+from loopwarden.checks.models.allowlist import AllowList, Classification
+from loopwarden.domain import Location, Severity
+
+__all__ = ["check_skops_schema", "check_yaml_document", "is_skops_schema", "judge_dotted"]
+
+_MAX_NODES: Final = 200_000
+"""Nodes visited per document; a config is a few thousand at most."""
+_MAX_DEPTH: Final = 200
+
+_HYDRA_PACKAGES: Final = frozenset(
+    {
+        "nemo",
+        "torch",
+        "lightning",
+        "pytorch_lightning",
+        "transformers",
+        "torchvision",
+        "torchaudio",
+        "megatron",
+    }
+)
+"""Packages whose classes Hydra-configured checkpoints name as a matter of course (a ``.nemo`` file builds NeMo and
+torch modules): a class there is accepted as a ``_target_`` unless the allow-list knows it as dangerous."""
+_CLASS_NAME: Final = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
+_DOTTED: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
+_PY_TAG: Final = "tag:yaml.org,2002:python/"
+
+
+def judge_dotted(allow: AllowList, dotted: str, *, called: bool) -> Classification:
+    """The allow-list's verdict on a callable named by a dotted path whose module part is not marked.
+
+    Loaders that take such paths (Hydra's ``_locate``, skops' ``gettype``) import the longest importable prefix
+    and read the rest as attributes, so every split is judged: a split the allow-list knows as dangerous wins;
+    otherwise the name is accepted when a split is allowed (by an exact entry when ``called``, as a REDUCE in a
+    pickle would need).
+    """
+    parts = dotted.split(".")
+    verdicts = [
+        allow.classify(".".join(parts[:i]), ".".join(parts[i:])) for i in range(len(parts) - 1, 0, -1)
+    ]
+    dangerous = [c for c in verdicts if c.category is not None]
+    if dangerous:
+        return max(dangerous, key=lambda c: c.severity or Severity.INFO)
+    for c in verdicts:
+        if c.allowed and not (called and c.by_pattern):
+            return c
+    return (
+        verdicts[0] if verdicts else Classification(False, "LW-MODEL-005", Severity.HIGH, None, "bare name")
+    )
+
+
+# ------------------------------------------------------------------------------------------------------- YAML
+
+
+def check_yaml_document(data: bytes, ctx: ScanContext, location: Location) -> None:
+    """Compose a YAML document (no object is constructed) and report Python tags and Hydra ``_target_`` keys."""
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_cls(data)
+        try:
+            roots = []
+            while loader.check_node():
+                roots.append(loader.get_node())
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
+        ctx.fail(location, f"YAML config cannot be parsed ({_first_line(exc)})")
+        return
+    seen: set[int] = set()
+    count = 0
+    stack: list[tuple[Any, int]] = [(r, 0) for r in roots]
+    while stack:
+        node, depth = stack.pop()
+        if id(node) in seen:
+            continue  # an alias: its node was (or will be) visited once; billion-laughs graphs stay linear
+        seen.add(id(node))
+        count += 1
+        if count > _MAX_NODES or depth > _MAX_DEPTH:
+            raise ResourceLimitExceeded(
+                "max_members", f"YAML config has more than {_MAX_NODES} nodes or is too deep"
+            )
+        tag = node.tag or ""
+        if tag.startswith(_PY_TAG):
+            _python_tag(tag[len(_PY_TAG) :], ctx, location)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if isinstance(key, yaml.ScalarNode) and key.value == "_target_":
+                    _hydra_target(value, ctx, location)
+                stack.append((key, depth + 1))
+                stack.append((value, depth + 1))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((item, depth + 1) for item in node.value)
+
+
+_PLAIN_PY_TAGS: Final = frozenset(
+    {"none", "bool", "int", "long", "float", "complex", "str", "unicode", "bytes", "list", "tuple", "dict"}
+)
+"""Tags PyYAML's full loader turns into plain values (Lightning writes ``!!python/tuple`` in hparams.yaml)."""
+_OBJECT_TAGS: Final = (("object/apply:", True), ("object/new:", False), ("object:", False), ("name:", False))
+"""Tags naming a callable: ``apply`` calls it with the node's arguments; ``new``/``object`` create the instance
+with ``cls.__new__`` and set its state (like NEWOBJ + BUILD); ``name`` hands out the object itself."""
+
+
+def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:
+    if kind in _PLAIN_PY_TAGS:
+        return
+    for prefix, called in _OBJECT_TAGS:
+        if kind.startswith(prefix):
+            name = kind[len(prefix) :]
+            if _DOTTED.match(name) and "." in name:
+                c = judge_dotted(ctx.allow, name, called=called)
+                if c.allowed:
+                    return
+                severity, why = c.severity or Severity.HIGH, c.reason or "not on the allow-list"
+            else:
+                severity, why = Severity.HIGH, "not a dotted name the scanner can judge"
+            break
+    else:
+        # python/module:X imports X; anything else is unknown to PyYAML and fails to load (reported anyway)
+        severity, why = (
+            Severity.HIGH,
+            "imports a module" if kind.startswith("module:") else "unknown Python tag",
+        )
+    ctx.add_severity(
+        rules.YamlPythonTag,
+        severity,
+        f"YAML tag !!python/{kind[:200]}: an unsafe or full yaml loader imports what it names ({why})",
+        location,
+        tag=kind[:200],
+    )
+
+
+def _hydra_target(node: Any, ctx: ScanContext, location: Location) -> None:
+    import yaml
+
+    if not isinstance(node, yaml.ScalarNode):
+        ctx.add_severity(
+            rules.HydraTarget, Severity.HIGH, "Hydra _target_ is not a plain name", location, target=None
+        )
+        return
+    target = str(node.value).strip()
+    if not _DOTTED.match(target):
+        # "${...}" interpolations are resolved when the config is read, from other keys or the environment
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"Hydra _target_ '{target[:200]}' is computed when the config is read; it cannot be judged statically",
+            location,
+            target=target[:200],
+        )
+        return
+    c = judge_dotted(ctx.allow, target, called=True)
+    if c.category is None:
+        parts = target.split(".")
+        if parts[0] in _HYDRA_PACKAGES and _CLASS_NAME.match(parts[-1]):
+            return
+        if c.allowed:
+            return
+    ctx.add_severity(
+        rules.HydraTarget,
+        c.severity or Severity.HIGH,
+        f"Hydra _target_ '{target[:200]}': instantiating the config calls it ({c.reason or 'not on the allow-list'})",
+        location,
+        target=target[:200],
+        category=c.category,
+    )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
+# ------------------------------------------------------------------------------------------------------ skops
+
+_SKOPS_LOADERS: Final = frozenset(
+    {
+        "BytearrayNode", "BytesNode", "CachedNode", "ConstructorFromReduceNode", "DTypeNode", "DefaultDictNode",
+        "DictNode", "FunctionNode", "JsonNode", "ListNode", "LossNode", "MaskedArrayNode", "MethodNode",
+        "NdArrayNode", "ObjectNode", "OperatorFuncNode", "PartialNode", "QuantileForestNode",
+        "RandomGeneratorNode", "RandomStateNode", "SetNode", "SliceNode", "SparseMatrixNode", "TreeNode",
+        "TupleNode", "TypeNode",
+    }
+)  # fmt: skip
+"""Every loader of skops' protocols (skops 0.13); a file naming another one does not load."""
+_SKOPS_REBUILD: Final = frozenset(
+    {
+        "ObjectNode", "TreeNode", "LossNode", "QuantileForestNode", "NdArrayNode", "MaskedArrayNode",
+        "SparseMatrixNode", "DTypeNode", "RandomStateNode", "RandomGeneratorNode", "TypeNode",
+    }
+)  # fmt: skip
+"""Loaders whose own code builds the object (``cls.__new__`` and its state, a fixed constructor on array data) or
+hands out a type: a class allowed by pattern is enough, as for NEWOBJ + BUILD in a pickle. The others call what
+the node names with its content (containers, ``ConstructorFromReduceNode``) or hand it out as a callable
+(``FunctionNode``, ``MethodNode``, ``OperatorFuncNode``), which needs an exact allow-list entry."""
+
+
+def is_skops_schema(obj: Any) -> bool:
+    return isinstance(obj, dict) and "__loader__" in obj and ("protocol" in obj or "_skops_version" in obj)
+
+
+def check_skops_schema(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Judge every type, function and method a skops ``schema.json`` makes ``skops.io.load`` import."""
+    reported: set[str] = set()
+    for node in _skops_nodes(obj):
+        loader = node.get("__loader__")
+        module, cls = node.get("__module__"), node.get("__class__")
+        if not isinstance(loader, str) or loader not in _SKOPS_LOADERS:
+            ctx.fail(location, f"skops schema node with an unknown loader {str(loader)[:100]!r}")
+            continue
+        if not (isinstance(module, str) and isinstance(cls, str)):
+            if loader != "CachedNode":
+                ctx.fail(location, f"skops {loader} without a module and class name")
+            continue
+        names = [(f"{module}.{cls}", loader not in _SKOPS_REBUILD)]
+        if loader == "OperatorFuncNode":
+            names = [
+                (f"operator.{cls}", True)
+            ]  # skops reads the class from the operator module whatever it says
+        if loader == "MethodNode":
+            content = node.get("content")
+            func = content.get("func") if isinstance(content, dict) else None
+            if not isinstance(func, str):
+                ctx.fail(location, "skops MethodNode without a method name")
+                continue
+            names.append((f"{module}.{cls}.{func}", True))
+        if loader == "PartialNode" and module == "functools" and cls == "partial":
+            continue  # always functools.partial; the function and its arguments are nodes judged on their own
+        for name, called in names:
+            if name in reported or not _DOTTED.match(name):
+                if not _DOTTED.match(name):
+                    ctx.fail(location, f"skops node names {name[:200]!r}, which is not a dotted Python name")
+                continue
+            c = judge_dotted(ctx.allow, name, called=called)
+            if c.allowed:
+                continue
+            reported.add(name)
+            ctx.add_severity(
+                rules.SkopsType,
+                c.severity or Severity.HIGH,
+                f"skops {loader} makes skops.io.load import '{name[:200]}' ({c.reason or 'not on the allow-list'})",
+                location,
+                name=name[:200],
+                category=c.category,
+            )
+
+
+def _skops_nodes(obj: Any) -> Iterator[dict[str, Any]]:
+    count = 0
+    stack: list[tuple[Any, int]] = [(obj, 0)]
+    while stack:
+        value, depth = stack.pop()
+        count += 1
+        if count > _MAX_NODES or depth > _MAX_DEPTH:
+            raise ResourceLimitExceeded(
+                "max_members", f"skops schema has more than {_MAX_NODES} values or is too deep"
+            )
+        if isinstance(value, dict):
+            if "__loader__" in value:
+                yield value
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)

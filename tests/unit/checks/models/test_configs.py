@@ -1,0 +1,240 @@
+"""Configs that name code for their loader: Hydra ``_target_`` and Python tags in YAML, skops schemas.
+
+Each attack is built here as the loader would read it; each benign counterpart is what the real tools write
+(NeMo's model_config.yaml, Lightning's hparams.yaml, skops' schema.json of a scikit-learn pipeline).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tarfile
+import zipfile
+from pathlib import Path
+
+import pytest
+from test_containers_unit import scan_bytes
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, Verdict
+
+
+def _tar(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tf:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _zip(members: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()
+
+
+def _found(ctx: object, rule: str) -> list[object]:
+    return [f for f in ctx.findings if f.rule_id == rule]  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------------------------------------------------ Hydra
+
+
+_HYDRA_ATTACKS = {
+    "top-level": b"_target_: os.system\ncommand: id\n",
+    "nested": b"model:\n  encoder:\n    _target_: subprocess.check_output\n    args: [[sh, -c, id]]\n",
+    "in-a-list": b"model:\n  callbacks:\n    - name: a\n    - _target_: builtins.exec\n      _args_: ['import os']\n",
+    "flow-style": b"{model: {_target_: posix.system, _args_: [id]}}\n",
+    "quoted": b'model:\n  _target_: "os.popen"\n',
+    "attribute-path": b"model:\n  _target_: os.path.os.system\n",
+    "resolver": b"model:\n  _target_: hydra.utils.get_method\n  path: os.system\n",
+    "importlib": b"model:\n  _target_: importlib.import_module\n  name: evil\n",
+    "torch-load": b"model:\n  _target_: torch.load\n  f: /tmp/x.pt\n",
+    "interpolated": b"t: os.system\nmodel:\n  _target_: ${t}\n",
+    "anchored": b"a: &t os.system\nmodel:\n  _target_: *t\n",
+    "not-a-scalar": b"model:\n  _target_: [os, system]\n",
+    "unknown-package": b"model:\n  _target_: evilpkg.payload.Run\n",
+    "nemo-function": b"model:\n  _target_: nemo.utils.model_utils.import_class_by_path\n  path: os.system\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_HYDRA_ATTACKS))
+@pytest.mark.parametrize("where", ["standalone", "nemo-tar"])
+def test_hydra_targets_that_run_code_are_reported(case: str, where: str) -> None:
+    config = _HYDRA_ATTACKS[case]
+    if where == "standalone":
+        ctx = scan_bytes(config, "model_config.yaml")
+    else:
+        ctx = scan_bytes(
+            _tar({"model_config.yaml": config, "model_weights.ckpt": b"PK\x05\x06" + bytes(18)}), "m.nemo"
+        )
+    found = _found(ctx, "LW-MODEL-042")
+    assert found, (case, ctx.findings, ctx.unverified)
+    # a module no model environment has is MEDIUM, as a class of it in a pickle is (LW-MODEL-006)
+    least = Severity.MEDIUM if case == "unknown-package" else Severity.HIGH
+    assert max(f.severity for f in found) >= least
+
+
+def test_hydra_severity_follows_the_allow_list() -> None:
+    ctx = scan_bytes(b"model:\n  _target_: os.system\n", "config.yaml")
+    assert [f.severity for f in _found(ctx, "LW-MODEL-042")] == [Severity.CRITICAL]
+
+
+def test_benign_nemo_and_lightning_configs_are_clean() -> None:
+    nemo = (
+        b"sample_rate: 16000\n"
+        b"model:\n  _target_: nemo.collections.asr.models.EncDecCTCModel\n"
+        b"  preprocessor:\n    _target_: nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor\n"
+        b"    window_size: 0.025\n"
+        b"  encoder:\n    _target_: nemo.collections.asr.modules.ConformerEncoder\n    d_model: 176\n"
+        b"  optim:\n    name: adamw\n    lr: 0.001\n    sched:\n      name: CosineAnnealing\n"
+        b"  loss:\n    _target_: torch.nn.CrossEntropyLoss\n"
+        b"  opt:\n    _target_: torch.optim.AdamW\n    lr: 1.0e-3\n"
+        b"target: nemo.collections.asr.models.ctc_models.EncDecCTCModel\nnemo_version: 2.0.0\n"
+    )
+    hparams = b"lr: 0.001\nbetas: !!python/tuple\n- 0.9\n- 0.999\nlayers: [64, 64]\nname: run-1\n"
+    for name, data in [("model_config.yaml", nemo), ("hparams.yaml", hparams)]:
+        ctx = scan_bytes(data, name)
+        assert not ctx.findings and not ctx.unverified, (name, ctx.findings, ctx.unverified)
+        ctx = scan_bytes(_tar({name: data}), "m.nemo")
+        assert not ctx.findings and not ctx.unverified, (name, ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("tag", "severity"),
+    [
+        ("!!python/object/apply:os.system ['id']", Severity.CRITICAL),
+        ("!!python/object/apply:subprocess.Popen [[sh, -c, id]]", Severity.CRITICAL),
+        ("!!python/name:builtins.eval ''", Severity.CRITICAL),
+        ("!!python/object/new:evilpkg.Thing {}", Severity.MEDIUM),
+        ("!!python/module:evilpkg ''", Severity.HIGH),
+        ("!<tag:yaml.org,2002:python/object/apply:os.system> ['id']", Severity.CRITICAL),
+    ],
+)
+def test_python_tags_naming_callables_are_reported(tag: str, severity: Severity) -> None:
+    ctx = scan_bytes(f"lr: 0.1\ncallback: {tag}\n".encode(), "hparams.yaml")
+    found = _found(ctx, "LW-MODEL-043")
+    assert found and max(f.severity for f in found) == severity, ctx.findings
+
+
+def test_alias_bomb_is_walked_once_per_node() -> None:
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
+    for i in range(1, 30):
+        prev = f"*a{i - 1}"
+        lines.append(f"a{i}: &a{i} [{', '.join([prev] * 10)}]")
+    lines.append("model:\n  _target_: os.system")
+    ctx = scan_bytes("\n".join(lines).encode(), "config.yaml")
+    assert _found(ctx, "LW-MODEL-042")
+
+
+def test_broken_yaml_config_is_unverified() -> None:
+    ctx = scan_bytes(b"model:\n  _target_: [unclosed\n", "model_config.yaml")
+    assert ctx.unverified and "YAML config cannot be parsed" in ctx.unverified[0]
+
+
+# ------------------------------------------------------------------------------------------------ skops
+
+
+def _json_node(value: object) -> dict[str, object]:
+    return {"__class__": type(value).__name__, "__module__": "builtins", "__loader__": "JsonNode",
+            "content": json.dumps(value)}  # fmt: skip
+
+
+def _skops(step: dict[str, object]) -> bytes:
+    schema = {
+        "__class__": "Pipeline",
+        "__module__": "sklearn.pipeline",
+        "__loader__": "ObjectNode",
+        "content": {
+            "__class__": "dict",
+            "__module__": "builtins",
+            "__loader__": "DictNode",
+            "content": {
+                "steps": {
+                    "__class__": "list",
+                    "__module__": "builtins",
+                    "__loader__": "ListNode",
+                    "content": [step],
+                },
+                "verbose": _json_node(False),
+            },
+        },
+        "protocol": 2,
+        "_skops_version": "0.13.0",
+    }
+    return _zip({"schema.json": json.dumps(schema).encode()})
+
+
+_SKOPS_ATTACKS: dict[str, dict[str, object]] = {
+    "operator-methodcaller": {
+        "__class__": "methodcaller", "__module__": "operator", "__loader__": "OperatorFuncNode",
+        "attrs": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                  "content": [_json_node("system"), _json_node("id")]},
+    },
+    "operator-class-lies-about-module": {
+        "__class__": "attrgetter", "__module__": "collections", "__loader__": "OperatorFuncNode",
+        "attrs": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode", "content": []},
+    },
+    "method-os-system": {
+        "__class__": "module", "__module__": "os", "__loader__": "MethodNode",
+        "content": {"func": "system", "obj": {"__class__": "module", "__module__": "os", "__loader__": "TypeNode"}},
+    },
+    "function-eval": {"__class__": "eval", "__module__": "builtins", "__loader__": "FunctionNode"},
+    "function-nested-path": {"__class__": "path.os.system", "__module__": "os", "__loader__": "FunctionNode"},
+    "type-os-system": {"__class__": "system", "__module__": "os", "__loader__": "TypeNode"},
+    "reduce-constructor": {
+        "__class__": "Popen", "__module__": "subprocess", "__loader__": "ConstructorFromReduceNode",
+        "content": {"__class__": "tuple", "__module__": "builtins", "__loader__": "TupleNode",
+                    "content": [_json_node("id")]},
+    },
+    "object-unknown-package": {"__class__": "Payload", "__module__": "evilpkg", "__loader__": "ObjectNode"},
+    "partial-of-exec": {
+        "__class__": "partial", "__module__": "functools", "__loader__": "PartialNode",
+        "content": {"func": {"__class__": "exec", "__module__": "builtins", "__loader__": "FunctionNode"},
+                    "args": _json_node([]), "kwds": _json_node({}), "namespace": _json_node({})},
+    },
+    "container-is-a-callable": {
+        "__class__": "system", "__module__": "os", "__loader__": "ListNode", "content": [_json_node("id")],
+    },
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("case", sorted(_SKOPS_ATTACKS))
+def test_skops_schemas_naming_dangerous_callables_are_reported(case: str) -> None:
+    ctx = scan_bytes(_skops(_SKOPS_ATTACKS[case]), "model.skops")
+    found = _found(ctx, "LW-MODEL-044")
+    least = Severity.MEDIUM if case == "object-unknown-package" else Severity.HIGH
+    assert found and max(f.severity for f in found) >= least, (case, ctx.findings, ctx.unverified)
+
+
+def test_skops_benign_pipeline_is_clean() -> None:
+    scaler = {
+        "__class__": "StandardScaler", "__module__": "sklearn.preprocessing._data", "__loader__": "ObjectNode",
+        "content": {"__class__": "dict", "__module__": "builtins", "__loader__": "DictNode",
+                    "content": {"with_mean": _json_node(True), "copy": _json_node(True),
+                                "mean_": {"__class__": "ndarray", "__module__": "numpy", "__loader__": "NdArrayNode",
+                                          "type": "numpy", "file_name": "a.npy"},
+                                "dtype": {"__class__": "float64", "__module__": "numpy", "__loader__": "TypeNode"},
+                                "n_samples_seen_": _json_node(10), "feature_names_in_": _json_node(None)}},
+    }  # fmt: skip
+    ctx = scan_bytes(_skops(scaler), "model.skops")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+def test_skops_node_with_an_unknown_loader_is_unverified() -> None:
+    ctx = scan_bytes(
+        _skops({"__class__": "X", "__module__": "sklearn", "__loader__": "ShinyNewNode"}), "m.skops"
+    )
+    assert any("unknown loader" in u for u in ctx.unverified)
+
+
+def test_configs_through_the_cli_scan(tmp_path: Path) -> None:
+    (tmp_path / "model.nemo").write_bytes(_tar({"model_config.yaml": b"model:\n  _target_: os.system\n"}))
+    (tmp_path / "model.skops").write_bytes(_skops(_SKOPS_ATTACKS["function-eval"]))
+    report = scan_paths([str(tmp_path)], jobs=1)
+    verdicts = {Path(t.path).name: t.verdict for t in report.targets}
+    assert verdicts == {"model.nemo": Verdict.FINDINGS, "model.skops": Verdict.FINDINGS}
