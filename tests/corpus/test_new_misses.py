@@ -1,0 +1,290 @@
+"""Published bypasses that loopwarden does not catch yet (found in the 2026-11 advisory sweep).
+
+Each miss is an ``xfail(strict=True, raises=AssertionError)`` test: it runs, it fails only on the assertion that
+the file is caught, and the day the scanner catches the case it XPASSes, which fails the suite, so the marker
+has to be removed and the case becomes an ordinary regression test. The benign counterparts next to them are
+ordinary tests: they pin what a fix must keep clean.
+
+The fixes belong in modules other engineers are changing (pickle_vm/torch for tensors, dispatch/detect/archives
+for new formats, keras for configs); the proposed fix is in each test's docstring.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Verdict
+
+miss = pytest.mark.xfail(strict=True, raises=AssertionError, reason="published bypass not caught yet")
+
+
+def assert_clean(results: list[object]) -> None:
+    t = results[0]
+    assert t.verdict is Verdict.CLEAN, t  # type: ignore[attr-defined]
+
+
+# --- CVE-2026-24747: tensors whose metadata leaves their storage; SETITEM on a tensor -------------------------
+
+
+def _binunicode(s: str) -> bytes:
+    raw = s.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _int(i: int) -> bytes:
+    return b"J" + struct.pack("<i", i)
+
+
+def _tensor(offset: int, size: int, stride: int = 1, numel: int = 16) -> bytes:
+    """torch._utils._rebuild_tensor_v2(storage ('storage', FloatStorage, '0', 'cpu', numel), offset, (size,),
+    (stride,), False, OrderedDict()) as torch.save writes it (protocol 2, BINPERSID)."""
+    pid = b"(" + _binunicode("storage") + b"ctorch\nFloatStorage\n" + _binunicode("0") + _binunicode("cpu")
+    pid += _int(numel) + b"tQ"
+    return (
+        b"ctorch._utils\n_rebuild_tensor_v2\n("
+        + pid
+        + _int(offset)
+        + b"("
+        + _int(size)
+        + b"t("
+        + _int(stride)
+        + b"t\x89ccollections\nOrderedDict\n)RtR"
+    )
+
+
+def _state_dict(tensor: bytes) -> bytes:
+    return b"\x80\x02}" + _binunicode("weight") + tensor + b"s."
+
+
+def _torch_file(pkl: bytes) -> bytes:
+    """cp.torch_zip stores 64 bytes in archive/data/0: a FloatStorage of 16 elements."""
+    return cp.torch_zip(pkl)
+
+
+_FLOAT = b"G" + struct.pack(">d", 1.0)
+
+
+@miss
+@pytest.mark.parametrize(
+    "pkl",
+    [
+        pytest.param(_state_dict(_tensor(offset=1_000_000, size=16)), id="offset-past-storage"),
+        pytest.param(_state_dict(_tensor(offset=0, size=1 << 30)), id="size-past-storage"),
+        pytest.param(_state_dict(_tensor(offset=0, size=16, stride=1 << 20)), id="stride-past-storage"),
+        pytest.param(_state_dict(_tensor(offset=0, size=16, numel=1 << 28)), id="storage-larger-than-record"),
+        pytest.param(
+            b"\x80\x02" + _tensor(0, 16) + b"J\x00\x00\x10\x00" + _FLOAT + b"s.", id="setitem-on-tensor"
+        ),
+        pytest.param(
+            b"\x80\x02" + _tensor(0, 16) + b"(J\x00\x00\x10\x00" + _FLOAT + b"u.", id="setitems-on-tensor"
+        ),
+    ],
+)
+def test_miss_cve_2026_24747_tensor_metadata_and_setitem(tmp_path: Path, pkl: bytes) -> None:
+    """torch.load(weights_only=True) corrupts memory when a rebuilt tensor's offset/size/stride reach past its
+    storage, or when SETITEM/SETITEMS are applied to a tensor instead of a dict (CVE-2026-24747,
+    https://github.com/pytorch/pytorch/security/advisories/GHSA-63cw-57p8-fm3p ,
+    https://github.com/pytorch/pytorch/issues/163105 ; modelaudit detects it since
+    https://github.com/promptfoo/modelaudit/pull/1524).
+
+    Why we miss it: _rebuild_tensor_v2 and the storage classes are allow-listed and the pickle VM does not
+    compare tensor geometry with the storage it names, nor the storage's declared numel with the size of
+    <root>/data/<key>; SETITEM/SETITEMS are modelled as container updates whatever the target.
+    Proposed fix (pickle_vm + torch): when _rebuild_tensor_v2/_rebuild_tensor (and the quantized/sparse variants)
+    get constant arguments, report (HIGH) offset + sum((size_i - 1) * stride_i) + 1 > storage numel, negative
+    sizes/strides/offset, and a storage numel * element size that differs from the zip record's size (the zip
+    member sizes are already known, nothing has to be read); report SETITEM/SETITEMS/APPEND(S) whose target is the
+    result of a tensor or storage rebuild (a dict/list is the only target torch.save emits)."""
+    assert_caught(scan_files(tmp_path, {"model.pt": _torch_file(pkl)}))
+
+
+def test_cve_2026_24747_benign_tensor_stays_clean(tmp_path: Path) -> None:
+    """The counterpart a fix must keep clean: a 16-float tensor over a 16-float storage, and a view of it."""
+    assert_clean(scan_files(tmp_path, {"model.pt": _torch_file(_state_dict(_tensor(offset=0, size=16)))}))
+    view = _state_dict(_tensor(offset=8, size=4, stride=2))
+    assert_clean(scan_files(tmp_path / "view", {"model.pt": _torch_file(view)}))
+
+
+# --- CVE-2025-23304: NeMo checkpoints instantiate Hydra _target_ from their YAML config -----------------------
+
+
+def _nemo(config: bytes, name: str = "model_config.yaml") -> bytes:
+    weights = cp.torch_zip(cp.benign_pickle())
+    return cp.tar_of({name: config, "model_weights.ckpt": weights}, mode="w:")
+
+
+_NEMO_PAYLOADS = {
+    "os-system": b"model:\n  _target_: os.system\n  command: echo pwned\n",
+    "subprocess-popen": b"model:\n  encoder:\n    _target_: subprocess.Popen\n    args: [sh, -c, id]\n",
+    "builtins-exec": b"model:\n  preprocessor:\n    _target_: builtins.exec\n    _args_: ['import os']\n",
+    "partial-eval": b"model:\n  loss:\n    _target_: builtins.eval\n    _partial_: true\n",
+    "flow-style": b"{model: {_target_: posix.system, _args_: [id]}}\n",
+}
+
+
+@miss
+@pytest.mark.parametrize("case", sorted(_NEMO_PAYLOADS))
+def test_miss_cve_2025_23304_nemo_hydra_target(tmp_path: Path, case: str) -> None:
+    """NeMo's restore_from builds the model with hydra.utils.instantiate on model_config.yaml, so any importable
+    callable named by a `_target_` key runs with the config's arguments (CVE-2025-23304,
+    https://nvd.nist.gov/vuln/detail/CVE-2025-23304 ; modelaudit's NeMo scanner,
+    https://github.com/promptfoo/modelaudit/pull/609).
+
+    Why we miss it: a .nemo file is a tar; its YAML member is text and text is clean, and the weights are a
+    benign torch zip. Proposed fix (archives/detect + a small YAML reader): in tar/zip archives (and standalone
+    *.yaml/*.yml next to models), parse YAML members named model_config.yaml/hparams.yaml/config.yaml with
+    yaml.safe_load (bounded), collect every `_target_` (and Hydra's `_partial_`/`_args_`) and judge the dotted
+    name with the pickle allow-list's categories (LW-MODEL-001..005 semantics: exec/system/import/IO -> CRITICAL/HIGH,
+    unknown packages -> HIGH unless under nemo./torch./omegaconf.); a YAML member that cannot be parsed is
+    unverified."""
+    assert_caught(scan_files(tmp_path, {"model.nemo": _nemo(_NEMO_PAYLOADS[case])}))
+
+
+def test_cve_2025_23304_benign_nemo_stays_clean(tmp_path: Path) -> None:
+    """The counterpart a fix must keep clean: NeMo's own classes as targets."""
+    config = (
+        b"model:\n  _target_: nemo.collections.asr.models.EncDecCTCModel\n"
+        b"  preprocessor:\n    _target_: nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor\n"
+        b"  optim:\n    name: adamw\n    lr: 0.001\n"
+    )
+    assert_clean(scan_files(tmp_path, {"model.nemo": _nemo(config)}))
+
+
+# --- CVE-2025-54412 / CVE-2025-54413: skops schemas naming arbitrary callables ---------------------------------
+
+
+def _json_node(value: object) -> dict[str, object]:
+    return {
+        "__class__": type(value).__name__,
+        "__module__": "builtins",
+        "__loader__": "JSONNode",
+        "content": json.dumps(value),
+    }
+
+
+def _skops(step: dict[str, object]) -> bytes:
+    pipeline = {
+        "__class__": "Pipeline",
+        "__module__": "sklearn.pipeline",
+        "__loader__": "ObjectNode",
+        "content": {
+            "__class__": "dict",
+            "__module__": "builtins",
+            "__loader__": "DictNode",
+            "content": {
+                "steps": {
+                    "__class__": "list",
+                    "__module__": "builtins",
+                    "__loader__": "ListNode",
+                    "content": [step],
+                }
+            },
+        },
+        "protocol": 2,
+        "_skops_version": "0.10.0",
+    }
+    return cp.zip_of({"schema.json": json.dumps(pipeline).encode()})
+
+
+_SKOPS_STEPS: dict[str, dict[str, object]] = {
+    "operator-methodcaller": {
+        "__class__": "methodcaller",
+        "__module__": "operator",
+        "__loader__": "OperatorFuncNode",
+        "attrs": {
+            "__class__": "tuple",
+            "__module__": "builtins",
+            "__loader__": "TupleNode",
+            "content": [_json_node("system"), _json_node("id")],
+        },
+    },
+    "method-node-os-system": {
+        "__class__": "method",
+        "__module__": "builtins",
+        "__loader__": "MethodNode",
+        "content": {
+            "func": "system",
+            "obj": {"__class__": "module", "__module__": "os", "__loader__": "TypeNode", "content": "os"},
+        },
+    },
+    "function-node-eval": {
+        "__class__": "function",
+        "__module__": "builtins",
+        "__loader__": "FunctionNode",
+        "content": {"module_path": "builtins", "function": "eval"},
+    },
+}
+
+
+@miss
+@pytest.mark.parametrize("case", sorted(_SKOPS_STEPS))
+def test_miss_cve_2025_54412_54413_skops_schema(tmp_path: Path, case: str) -> None:
+    """skops.io.load rebuilds objects from schema.json: OperatorFuncNode and MethodNode let a file reach callables
+    the trust check did not see (CVE-2025-54412 https://nvd.nist.gov/vuln/detail/CVE-2025-54412 ,
+    CVE-2025-54413 https://nvd.nist.gov/vuln/detail/CVE-2025-54413 ; modelaudit's skops scanner,
+    https://github.com/promptfoo/modelaudit/pull/392).
+
+    Why we miss it: a .skops file is a zip of JSON (and .npy) members; JSON that is not a Keras/transformers config
+    is text, so the archive is clean. Proposed fix (detect/dispatch + a skops reader): recognise a zip whose
+    schema.json has `__loader__` and `protocol`, walk every node (bounded), and judge each `__module__`.`__class__`
+    (and MethodNode `func`, FunctionNode `module_path`.`function`) with the pickle allow-list, so os.system,
+    builtins.eval and operator.* are CRITICAL as they are in a pickle; an unparseable schema is unverified."""
+    assert_caught(scan_files(tmp_path, {"model.skops": _skops(_SKOPS_STEPS[case])}))
+
+
+def test_skops_benign_schema_stays_clean(tmp_path: Path) -> None:
+    """The counterpart a fix must keep clean: a Pipeline holding a StandardScaler."""
+    step = {
+        "__class__": "StandardScaler",
+        "__module__": "sklearn.preprocessing._data",
+        "__loader__": "ObjectNode",
+        "content": {
+            "__class__": "dict",
+            "__module__": "builtins",
+            "__loader__": "DictNode",
+            "content": {"with_mean": _json_node(True)},
+        },
+    }
+    assert_clean(scan_files(tmp_path, {"model.skops": _skops(step)}))
+
+
+# --- CVE-2026-1462: Keras TFSMLayer loads an attacker's SavedModel named in config.json ---------------------------
+
+
+def _keras_tfsm(filepath: str, module: str) -> bytes:
+    layer = {
+        "module": module,
+        "class_name": "TFSMLayer",
+        "config": {"name": "tfsm", "filepath": filepath, "call_endpoint": "serve"},
+        "registered_name": None,
+    }
+    first = {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 2]}}
+    cfg = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": [first, layer]}}
+    return cp.keras_zip(cfg)
+
+
+@miss
+@pytest.mark.parametrize(
+    ("filepath", "module"),
+    [
+        ("/tmp/attacker_savedmodel", "keras.layers"),
+        ("../../shared/savedmodel", "keras.layers"),
+        ("gs://attacker-bucket/savedmodel", "keras.src.export.tfsm_layer"),
+    ],
+)
+def test_miss_cve_2026_1462_keras_tfsmlayer(tmp_path: Path, filepath: str, module: str) -> None:
+    """TFSMLayer.from_config loads the TensorFlow SavedModel at config["filepath"] even with safe_mode=True, and a
+    SavedModel can run arbitrary ops/code (CVE-2026-1462,
+    https://github.com/advisories/GHSA-4f3f-g24h-fr8m).
+
+    Why we miss it: keras.py reports lookup layers and tokenizers that read a path (LW-MODEL-033) but TFSMLayer
+    and its `filepath` key are not in that list. Proposed fix (keras.py): report any TFSMLayer (its only purpose is
+    loading an external SavedModel) as LW-MODEL-033 HIGH, naming the filepath."""
+    assert_caught(scan_files(tmp_path, {"model.keras": _keras_tfsm(filepath, module)}), "LW-MODEL-033")
