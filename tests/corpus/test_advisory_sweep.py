@@ -403,6 +403,101 @@ def test_modelaudit_pytorch_cves_as_pickle_globals(
     assert_caught(scan(call(module, name, *arg_ops)), f"{module}.{name}")
 
 
+# --- huntr model-file disclosures published as proofs of concept (2026) --------------------------------------
+
+
+def test_huntr_import_module_then_getattr_static() -> None:
+    """importlib.import_module("os") then inspect.getattr_static(mod, "system"): "system" is only a string argument,
+    never a GLOBAL (picklescan 1.0.4 and modelscan bypass),
+    https://huggingface.co/xry6/huntr-picklescan-bypass-poc ,
+    https://huggingface.co/EnigmaConsultant/huntr-poc-pickle-getattrstatic-import-module-bypass ,
+    https://huggingface.co/sfwani/mfv-getattr-static-bypass-joblib"""
+    resolved = reduce_of(
+        "inspect", "getattr_static", reduce_of("importlib", "import_module", u("os")), u("system")
+    )
+    assert_caught(scan(proto(4) + resolved + args(PAYLOAD) + REDUCE + STOP), "inspect.getattr_static", "os")
+
+
+def test_huntr_import_module_then_methodcaller() -> None:
+    """operator.methodcaller("system", cmd) applied to importlib.import_module("os") (a modelscan bypass),
+    https://huggingface.co/bassia/pickle-scanner-bypass-poc"""
+    data = proto(4) + sglob("operator", "methodcaller") + args(u("system"), PAYLOAD) + REDUCE
+    data += args(reduce_of("importlib", "import_module", u("os"))) + REDUCE + STOP
+    assert_caught(scan(data), "operator.methodcaller", "os.system")
+
+
+@pytest.mark.parametrize("name", ["bash", "sh", "Command", "zsh"])
+def test_huntr_sh_module_getattr_commands(name: str) -> None:
+    """The sh package makes any attribute a command wrapper (sh.bash("-c", cmd)); it bypassed modelaudit 0.2.37,
+    picklescan and modelscan, https://huggingface.co/SiggytheShark/pickle-bypass-sh-bash-getattr"""
+    for stack_global in (True, False):
+        assert_caught(scan(call("sh", name, u("-c"), PAYLOAD, stack_global=stack_global)), f"sh.{name}")
+
+
+def test_huntr_typing_get_type_hints_evaluates_annotations() -> None:
+    """typing.get_type_hints on an argparse.Namespace whose __annotations__ (planted by BUILD) hold source text:
+    the annotations are eval'd (a bypass of fickling, modelscan and picklescan),
+    https://huggingface.co/datasets/wulonchia/pickle-typing-bypass-poc"""
+    annotations = EMPTY_DICT + MARK + u("x") + CODE + SETITEMS
+    namespace = sglob("argparse", "Namespace") + EMPTY_TUPLE + REDUCE
+    namespace += EMPTY_DICT + MARK + u("__annotations__") + annotations + SETITEMS + b"b"
+    data = proto(4) + sglob("typing", "get_type_hints") + MARK + namespace + TUPLE + REDUCE + STOP
+    assert_caught(scan(data), "typing.get_type_hints")
+
+
+def test_huntr_pathlib_write_then_source_file_loader() -> None:
+    """pathlib.Path.write_text writes a module, importlib.machinery.SourceFileLoader loads it (picklescan 1.0.5 and
+    modelscan 0.8.8 bypass), https://huggingface.co/EnigmaConsultant/huntr-poc-pickle-pathlib-sourcefileloader-writeload-bypass"""
+    path = reduce_of("pathlib", "Path", u("/tmp/m.py"))
+    write = proto(4) + sglob("pathlib", "Path.write_text") + args(path, CODE) + REDUCE + POP
+    load = reduce_of("importlib.machinery", "SourceFileLoader", u("m"), u("/tmp/m.py"))
+    data = write + sglob("importlib.machinery", "SourceFileLoader.load_module") + args(load) + REDUCE + STOP
+    assert_caught(scan(data), "pathlib.Path.write_text", "SourceFileLoader")
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "arg_ops"),
+    [
+        ("distutils.spawn", "spawn", (MARK + u("sh") + u("-c") + PAYLOAD + LIST,)),
+        ("cProfile", "run", (CODE,)),
+        ("timeit", "timeit", (CODE,)),
+    ],
+)
+def test_huntr_modelscan_joblib_gadgets(module: str, name: str, arg_ops: tuple[bytes, ...]) -> None:
+    """Gadgets modelscan missed in joblib files, https://huggingface.co/wulonchia/modelscan-pickle-bypass-poc"""
+    assert_caught(scan(call(module, name, *arg_ops)), f"{module}.{name}")
+
+
+@pytest.mark.parametrize("memo_op", [MEMOIZE, b"q\x00"])
+def test_huntr_modelscan_memo_poison_after_pop(memo_op: bytes) -> None:
+    """A memo put right after POP stores the real stack top, which a scanner that memoizes the previous opcode's
+    argument records as None; the later GET crashes its name check into "no issues",
+    https://huggingface.co/celvexgroup/modelscan-memo-poison-poc"""
+    data = proto(4) + u("builtins") + u("junk") + POP + memo_op + POP + u("decoy") + POP
+    data += get(0) + u("exec") + STACK_GLOBAL + args(CODE) + REDUCE + STOP
+    assert_caught(scan(data), "builtins.exec")
+
+
+@pytest.mark.parametrize("separator", [b"\xfe", b"\xfe\xfe\xfe"])
+def test_huntr_modelscan_parser_crash_after_benign_global(separator: bytes) -> None:
+    """A benign global, then a byte that is no opcode, then the payload: modelscan's disassembler stopped with
+    benign globals and no error, https://huggingface.co/hoanghai2110/scanner-bypass-poc"""
+    head = proto(2) + glob("collections", "OrderedDict") + EMPTY_TUPLE + REDUCE + STOP
+    assert_caught(scan(head + separator + call("os", "system", PAYLOAD)), "os.system")
+    mid = proto(2) + glob("collections", "OrderedDict") + separator + call("os", "system", PAYLOAD)
+    assert_caught(scan(mid), "os.system")
+
+
+@pytest.mark.parametrize(("module", "name"), [("builtins", "exec"), ("os", "system")])
+def test_huntr_double_build_plants_setstate(module: str, name: str) -> None:
+    """BUILD puts __setstate__ = <callable> in an object's __dict__, a second BUILD calls it with the state,
+    https://huggingface.co/sfwani/mfv-getattr-static-bypass-joblib (chain B)"""
+    obj = sglob("argparse", "Namespace") + EMPTY_TUPLE + REDUCE
+    plant = EMPTY_DICT + MARK + u("__setstate__") + sglob(module, name) + SETITEMS + b"b"
+    data = proto(4) + obj + plant + (CODE if module == "builtins" else PAYLOAD) + b"b" + STOP
+    assert_caught(scan(data), f"{module}.{name}")
+
+
 # --- containers --------------------------------------------------------------------------------------------
 
 
