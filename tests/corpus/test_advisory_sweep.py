@@ -648,3 +648,78 @@ def test_torch_legacy_tar_format(tmp_path: Path) -> None:
     res = scan_files(tmp_path, {"model.pth": cp.tar_of(members, mode="w:")})
     assert_container_caught(res)
     assert_payload(res)
+
+
+@pytest.mark.parametrize("where", ["compile_config", "nested", "training_config"])
+def test_hf_poc_keras_lambda_outside_the_layer_list(tmp_path: Path, where: str) -> None:
+    """Lambda layers where a scanner that only walks config.layers does not look: compile_config (.keras), wrapped
+    in another layer (TimeDistributed), training_config (HDF5): modelscan bypasses published as
+    https://huggingface.co/jeikei97/modelscan-keras-compile-config-lambda-bypass ,
+    https://huggingface.co/jeikei97/modelscan-keras-nested-lambda-bypass ,
+    https://huggingface.co/jeikei97/modelscan-h5-nested-lambda-bypass"""
+    lam = cp.keras_lambda_config()["config"]["layers"][1]  # type: ignore[index]
+    empty = {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": []}}
+    if where == "compile_config":
+        cfg = dict(empty, compile_config={"loss": lam})
+        res = scan_files(tmp_path, {"model.keras": cp.keras_zip(cfg)})
+    elif where == "nested":
+        wrapper = {"module": "keras.layers", "class_name": "TimeDistributed", "config": {"layer": lam}}
+        res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_keras_seq(wrapper))})
+    else:
+        h5py = pytest.importorskip("h5py")
+        path = tmp_path / "model.h5"
+        with h5py.File(path, "w") as f:
+            f.attrs["model_config"] = json.dumps(empty)
+            f.attrs["training_config"] = json.dumps({"loss": lam})
+        res = list(scan_paths([str(path)], jobs=1).targets)
+    assert_container_caught(res, "LW-MODEL-032", Severity.CRITICAL)
+
+
+def test_hf_poc_hdf5_torch_module_wrapper(tmp_path: Path) -> None:
+    """TorchModuleWrapper in an HDF5 model_config: modelscan's H5 scanner looks for Lambda only,
+    https://huggingface.co/captainarp/h5-torch-wrapper-modelscan-bypass-poc"""
+    h5py = pytest.importorskip("h5py")
+    blob = base64.b64encode(cp.evil_pickle()).decode()
+    layer = {
+        "module": "keras.layers",
+        "class_name": "TorchModuleWrapper",
+        "config": {"name": "t", "module": blob},
+    }
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(_keras_seq(layer))
+        f.attrs["keras_version"] = "3.11.0"
+    assert_container_caught(list(scan_paths([str(path)], jobs=1).targets), "LW-MODEL-033")
+
+
+@pytest.mark.parametrize("layout", ["appended-zip", "zip-as-tensor"])
+def test_hf_poc_safetensors_zip_polyglot(tmp_path: Path, layout: str) -> None:
+    """A torch zip carried by a safetensors file (after its last tensor, or as a U8 tensor's bytes): torch.load of
+    the same file finds the zip's end of central directory, https://huggingface.co/jeikei97/safetensors-zip-polyglot-payload-smuggling"""
+    z = cp.torch_zip(cp.evil_pickle())
+    if layout == "appended-zip":
+        data = (
+            cp.safetensors_file({"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4) + z
+        )
+    else:
+        data = cp.safetensors_file({"w": {"dtype": "U8", "shape": [len(z)], "data_offsets": [0, len(z)]}}, z)
+    res = scan_files(tmp_path, {"model.safetensors": data})
+    assert_container_caught(res)
+    assert_payload(res)
+
+
+def test_hf_poc_savedmodel_is_not_clean(tmp_path: Path) -> None:
+    """TensorFlow SavedModels with file-writing ops other than WriteFile (PrintV2 to a file://, SaveV2) passed
+    modelscan, https://huggingface.co/wladislax/tensorflow-savedmodel-modelscan-bypass . loopwarden does not parse
+    SavedModel graphs: the file must be unverified, never clean."""
+    graph = b"\x08\x01\x12\x40" + b"\n\x07PrintV2\x12\x0boutput_stream\x1a\x12file:///tmp/owned" + b"\x00" * 8
+    res = scan_files(tmp_path, {"saved_model.pb": graph})
+    assert res[0].verdict is Verdict.UNVERIFIED, res[0]
+
+
+@pytest.mark.parametrize("head", [b"I0x10\n0", b"I010\n0", b"I-0x1\n0", b"L0x10L\n0"])
+def test_int_text_opcode_parse_differential(head: bytes) -> None:
+    """CPython's C unpickler parses the INT opcode with strtol(base 0) ("I0x10" is 16, "I010" is 8) and LONG with
+    int(..., 0), where pickletools-based scanners raise and stop before the payload
+    (https://github.com/python/cpython/blob/main/Modules/_pickle.c , load_int/load_long)."""
+    assert_caught(scan(head + b"cos\nsystem\n(Vid\ntR."), "os.system")
