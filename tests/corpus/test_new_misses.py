@@ -288,3 +288,74 @@ def test_miss_cve_2026_1462_keras_tfsmlayer(tmp_path: Path, filepath: str, modul
     and its `filepath` key are not in that list. Proposed fix (keras.py): report any TFSMLayer (its only purpose is
     loading an external SavedModel) as LW-MODEL-033 HIGH, naming the filepath."""
     assert_caught(scan_files(tmp_path, {"model.keras": _keras_tfsm(filepath, module)}), "LW-MODEL-033")
+
+
+# --- CVE-2025-32434: TorchScript code reading and writing files through aten::from_file / aten::save ---------------
+
+
+def _torchscript(body: bytes) -> bytes:
+    """The torch.jit.save layout: data.pkl, constants.pkl, version and the compiled class under code/."""
+    header = b"class M(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n"
+    return cp.zip_of(
+        {
+            "archive/data.pkl": cp.benign_pickle(),
+            "archive/constants.pkl": b"\x80\x02).",
+            "archive/version": b"3\n",
+            "archive/code/__torch__/m.py": header + body,
+        }
+    )
+
+
+_TS_FILE_IO = {
+    "save-in-setstate": (
+        b"  def __setstate__(self: __torch__.M, state: Tuple[bool]) -> None:\n"
+        b"    self.training = state[0]\n"
+        b'    torch.save("* * * * * sh -c id\\n", "/var/spool/cron/crontabs/root")\n'
+        b"    return None\n"
+    ),
+    "save-bashrc-in-forward": (
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b'    torch.save("\\nid\\n", "/root/.bashrc")\n'
+        b"    return x\n"
+    ),
+    "from-file-read": (
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b'    _0 = torch.from_file("/etc/shadow", False, 4096, dtype=4)\n'
+        b"    return torch.add(x, torch.sum(_0))\n"
+    ),
+    "ops-aten-spelling": (
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b'    ops.aten.save(x, "/tmp/owned")\n'
+        b'    _0 = ops.aten.from_file("/etc/passwd", None, 64)\n'
+        b"    return x\n"
+    ),
+}
+
+
+@miss
+@pytest.mark.parametrize("case", sorted(_TS_FILE_IO))
+def test_miss_cve_2025_32434_torchscript_file_io(tmp_path: Path, case: str) -> None:
+    """torch.load(weights_only=True) handed TorchScript archives to torch.jit.load, and TorchScript can call
+    aten::save (torch.save: writes a file, e.g. .bashrc or a crontab, for code execution) and aten::from_file
+    (torch.from_file: reads any file into a tensor) from __setstate__ at load time or from forward (CVE-2025-32434,
+    https://github.com/pytorch/pytorch/security/advisories/GHSA-53q9-r3pm-6pq6 ; the technique is in Ji'an Zhou and
+    Lishuo Song, "Safe Harbor or Hostile Waters: Unveiling the Hidden Perils of the TorchScript Engine in PyTorch",
+    Black Hat USA 2025, slides 64-73; modelscan miss: https://huggingface.co/EnigmaConsultant/huntr-poc-torchscript-fileio).
+
+    Why we miss it: LW-MODEL-031 accepts every aten operator and its name list has no save/from_file, so file I/O
+    through torch's own builtins reads as tensor math. Proposed fix (torch.py): report torch.save / torch.from_file
+    and ops.aten.save / ops.aten.from_file (also torch._C._nn.save and the other aliases the builtin table
+    registers; and aten::_save_parameters / aten::_load_for_mobile if present) as LW-MODEL-031 HIGH, CRITICAL in
+    __setstate__ since that runs at load time."""
+    assert_caught(scan_files(tmp_path, {"model.pt": _torchscript(_TS_FILE_IO[case])}), "LW-MODEL-031")
+
+
+def test_torchscript_tensor_math_stays_clean(tmp_path: Path) -> None:
+    """The counterpart a fix must keep clean: matmul/add/relu, and a name that merely contains "save"."""
+    body = (
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b"    saved_mean = torch.mean(x)\n"
+        b"    _0 = torch.add(torch.matmul(x, x), saved_mean)\n"
+        b"    return torch.relu(_0)\n"
+    )
+    assert_clean(scan_files(tmp_path, {"model.pt": _torchscript(body)}))
