@@ -129,21 +129,15 @@ _NEMO_PAYLOADS = {
 }
 
 
-@miss
 @pytest.mark.parametrize("case", sorted(_NEMO_PAYLOADS))
-def test_miss_cve_2025_23304_nemo_hydra_target(tmp_path: Path, case: str) -> None:
+def test_cve_2025_23304_nemo_hydra_target(tmp_path: Path, case: str) -> None:
     """NeMo's restore_from builds the model with hydra.utils.instantiate on model_config.yaml, so any importable
     callable named by a `_target_` key runs with the config's arguments (CVE-2025-23304,
     https://nvd.nist.gov/vuln/detail/CVE-2025-23304 ; modelaudit's NeMo scanner,
     https://github.com/promptfoo/modelaudit/pull/609).
 
-    Why we miss it: a .nemo file is a tar; its YAML member is text and text is clean, and the weights are a
-    benign torch zip. Proposed fix (archives/detect + a small YAML reader): in tar/zip archives (and standalone
-    *.yaml/*.yml next to models), parse YAML members named model_config.yaml/hparams.yaml/config.yaml with
-    yaml.safe_load (bounded), collect every `_target_` (and Hydra's `_partial_`/`_args_`) and judge the dotted
-    name with the pickle allow-list's categories (LW-MODEL-001..005 semantics: exec/system/import/IO -> CRITICAL/HIGH,
-    unknown packages -> HIGH unless under nemo./torch./omegaconf.); a YAML member that cannot be parsed is
-    unverified."""
+    Caught by LW-MODEL-042: YAML members are composed (never constructed) and each _target_ judged by the
+    pickle allow-list."""
     assert_caught(scan_files(tmp_path, {"model.nemo": _nemo(_NEMO_PAYLOADS[case])}))
 
 
@@ -164,7 +158,7 @@ def _json_node(value: object) -> dict[str, object]:
     return {
         "__class__": type(value).__name__,
         "__module__": "builtins",
-        "__loader__": "JSONNode",
+        "__loader__": "JsonNode",
         "content": json.dumps(value),
     }
 
@@ -223,19 +217,15 @@ _SKOPS_STEPS: dict[str, dict[str, object]] = {
 }
 
 
-@miss
 @pytest.mark.parametrize("case", sorted(_SKOPS_STEPS))
-def test_miss_cve_2025_54412_54413_skops_schema(tmp_path: Path, case: str) -> None:
+def test_cve_2025_54412_54413_skops_schema(tmp_path: Path, case: str) -> None:
     """skops.io.load rebuilds objects from schema.json: OperatorFuncNode and MethodNode let a file reach callables
     the trust check did not see (CVE-2025-54412 https://nvd.nist.gov/vuln/detail/CVE-2025-54412 ,
     CVE-2025-54413 https://nvd.nist.gov/vuln/detail/CVE-2025-54413 ; modelaudit's skops scanner,
     https://github.com/promptfoo/modelaudit/pull/392).
 
-    Why we miss it: a .skops file is a zip of JSON (and .npy) members; JSON that is not a Keras/transformers config
-    is text, so the archive is clean. Proposed fix (detect/dispatch + a skops reader): recognise a zip whose
-    schema.json has `__loader__` and `protocol`, walk every node (bounded), and judge each `__module__`.`__class__`
-    (and MethodNode `func`, FunctionNode `module_path`.`function`) with the pickle allow-list, so os.system,
-    builtins.eval and operator.* are CRITICAL as they are in a pickle; an unparseable schema is unverified."""
+    Caught by LW-MODEL-044: a schema.json with skops' __loader__/protocol keys has every node's name judged by
+    the pickle allow-list."""
     assert_caught(scan_files(tmp_path, {"model.skops": _skops(_SKOPS_STEPS[case])}))
 
 
@@ -270,7 +260,6 @@ def _keras_tfsm(filepath: str, module: str) -> bytes:
     return cp.keras_zip(cfg)
 
 
-@miss
 @pytest.mark.parametrize(
     ("filepath", "module"),
     [
@@ -279,14 +268,12 @@ def _keras_tfsm(filepath: str, module: str) -> bytes:
         ("gs://attacker-bucket/savedmodel", "keras.src.export.tfsm_layer"),
     ],
 )
-def test_miss_cve_2026_1462_keras_tfsmlayer(tmp_path: Path, filepath: str, module: str) -> None:
+def test_cve_2026_1462_keras_tfsmlayer(tmp_path: Path, filepath: str, module: str) -> None:
     """TFSMLayer.from_config loads the TensorFlow SavedModel at config["filepath"] even with safe_mode=True, and a
     SavedModel can run arbitrary ops/code (CVE-2026-1462,
     https://github.com/advisories/GHSA-4f3f-g24h-fr8m).
 
-    Why we miss it: keras.py reports lookup layers and tokenizers that read a path (LW-MODEL-033) but TFSMLayer
-    and its `filepath` key are not in that list. Proposed fix (keras.py): report any TFSMLayer (its only purpose is
-    loading an external SavedModel) as LW-MODEL-033 HIGH, naming the filepath."""
+    Caught by LW-MODEL-033: any TFSMLayer is reported with the path it loads."""
     assert_caught(scan_files(tmp_path, {"model.keras": _keras_tfsm(filepath, module)}), "LW-MODEL-033")
 
 
