@@ -310,6 +310,16 @@ _TS_FILE_IO = {
         b'    _0 = torch.from_file("/etc/shadow", False, 4096, dtype=4)\n'
         b"    return torch.add(x, torch.sum(_0))\n"
     ),
+    "torchvision-image-write-file": (
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b'    ops.image.write_file("/root/.bashrc", torch.ones([4], dtype=0))\n'
+        b"    return x\n"
+    ),
+    "torchaudio-save-in-setstate": (
+        b"  def __setstate__(self: __torch__.M, state: Tuple[bool]) -> None:\n"
+        b'    ops.torchaudio.sox_io_save_audio_file("/tmp/x", torch.ones([1, 4]), 16000, True, None)\n'
+        b"    return None\n"
+    ),
     "ops-aten-spelling": (
         b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
         b'    ops.aten.save(x, "/tmp/owned")\n'
@@ -319,9 +329,8 @@ _TS_FILE_IO = {
 }
 
 
-@miss
 @pytest.mark.parametrize("case", sorted(_TS_FILE_IO))
-def test_miss_cve_2025_32434_torchscript_file_io(tmp_path: Path, case: str) -> None:
+def test_cve_2025_32434_torchscript_file_io(tmp_path: Path, case: str) -> None:
     """torch.load(weights_only=True) handed TorchScript archives to torch.jit.load, and TorchScript can call
     aten::save (torch.save: writes a file, e.g. .bashrc or a crontab, for code execution) and aten::from_file
     (torch.from_file: reads any file into a tensor) from __setstate__ at load time or from forward (CVE-2025-32434,
@@ -329,11 +338,8 @@ def test_miss_cve_2025_32434_torchscript_file_io(tmp_path: Path, case: str) -> N
     Lishuo Song, "Safe Harbor or Hostile Waters: Unveiling the Hidden Perils of the TorchScript Engine in PyTorch",
     Black Hat USA 2025, slides 64-73; modelscan miss: https://huggingface.co/EnigmaConsultant/huntr-poc-torchscript-fileio).
 
-    Why we miss it: LW-MODEL-031 accepts every aten operator and its name list has no save/from_file, so file I/O
-    through torch's own builtins reads as tensor math. Proposed fix (torch.py): report torch.save / torch.from_file
-    and ops.aten.save / ops.aten.from_file (also torch._C._nn.save and the other aliases the builtin table
-    registers; and aten::_save_parameters / aten::_load_for_mobile if present) as LW-MODEL-031 HIGH, CRITICAL in
-    __setstate__ since that runs at load time."""
+    Caught by LW-MODEL-031: torch.save/torch.from_file and their aten spellings are reported (CRITICAL in
+    __setstate__), as are operators of any namespace named for file I/O."""
     assert_caught(scan_files(tmp_path, {"model.pt": _torchscript(_TS_FILE_IO[case])}), "LW-MODEL-031")
 
 
@@ -343,6 +349,8 @@ def test_torchscript_tensor_math_stays_clean(tmp_path: Path) -> None:
         b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
         b"    saved_mean = torch.mean(x)\n"
         b"    _0 = torch.add(torch.matmul(x, x), saved_mean)\n"
+        b"    img = ops.image.decode_jpeg(torch.ones([4], dtype=0), 0, False)\n"
+        b"    threshold = ops.aten.masked_fill(x, torch.gt(x, 0.5), 0.0)\n"
         b"    return torch.relu(_0)\n"
     )
     assert_clean(scan_files(tmp_path, {"model.pt": _torchscript(body)}))

@@ -47,8 +47,8 @@ _MAX_TEMPLATES: Final = 10_000
 _JUDGED_JSON: Final = frozenset(
     {"config.json", "metadata.json", "tokenizer_config.json", "chat_template.json", "schema.json"}
 )
-"""JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates, skops' schema): one
-that cannot be decoded and parsed is unverified, since another reader may still make sense of it."""
+"""JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates, skops'
+schema): one that cannot be decoded and parsed is unverified, since another reader may still make sense of it."""
 _JSON_SPACE: Final = " \t\n\r\ufeff"
 _SCAN_CHUNK: Final = 1 << 20
 

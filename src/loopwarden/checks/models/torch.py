@@ -45,16 +45,51 @@ _DANGEROUS: Final = re.compile(
     r"marshal|load_library|_load_library)\b\s*[\(\.\[]"
 )
 _STRINGS: Final = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+_FILE_BUILTINS: Final = re.compile(
+    r"\b(?:torch|torch\._C\._nn|torch\._C\._VariableFunctions|(?:torch\.)?ops\.aten)\."
+    r"(save|from_file|_save_parameters|_save_for_mobile|_load_for_mobile|load)\s*\("
+)
+"""torch's own builtins that read or write a file named by the code: ``torch.save`` (aten::save) writes any path (a
+``.bashrc`` or crontab for code execution), ``torch.from_file`` (aten::from_file) maps any file into a tensor
+(CVE-2025-32434; Zhou and Song, "Safe Harbor or Hostile Waters", Black Hat USA 2025)."""
+_FILE_OP_NAME: Final = re.compile(r"(?:^|_)(?:read|write|save|load|open)(?:_|$)|from_file|(?:^|_)file(?:_|$)")
+"""Operators of any namespace whose name says they touch files (torchvision's image.read_file/write_file/write_png,
+torchaudio's sox_io_save_audio_file ...)."""
+_DEF: Final = re.compile(r"^\s*def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
 
 
 def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> None:
     code = _STRINGS.sub('""', text)  # names inside string constants are data, not calls
+    function = ""
     for lineno, line in enumerate(code.splitlines(), 1):
         if line.lstrip().startswith("#"):
             continue
+        d = _DEF.match(line)
+        if d:
+            function = d.group(1)
+        where = Location(location.path, location.member, line=lineno)
+        # __setstate__ runs while torch.jit.load (or torch.load of a TorchScript file) reads the archive
+        severity = Severity.CRITICAL if function == "__setstate__" else Severity.HIGH
+        for m in _FILE_BUILTINS.finditer(line):
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                severity,
+                f"TorchScript code calls torch.{m.group(1)}, which reads or writes a file it names"
+                f"{' while the archive loads (in __setstate__)' if function == '__setstate__' else ''}",
+                where,
+                name=m.group(1),
+            )
         for m in _OPS.finditer(line):
             ns = m.group(1)
-            if ns not in _TORCH_NAMESPACES:
+            if _FILE_OP_NAME.search(m.group(2)) and not (ns == "aten" and _FILE_BUILTINS.search(line)):
+                ctx.add_severity(
+                    rules.TorchScriptCode,
+                    severity,
+                    f"calls operator torch.ops.{ns}.{m.group(2)}, which reads or writes files",
+                    where,
+                    operator=f"{ns}.{m.group(2)}",
+                )
+            elif ns not in _TORCH_NAMESPACES:
                 ctx.add_severity(
                     rules.TorchScriptCode,
                     Severity.MEDIUM,
