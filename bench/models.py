@@ -228,7 +228,42 @@ def gen_bad() -> dict[str, Path]:
             out[case_pt] = d / case_pt / "model.pt"
     except (ImportError, AttributeError) as exc:
         print(f"note: pickle gadget corpus not available ({exc})", file=sys.stderr)
+    try:
+        for case, files in _advisory_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError) as exc:
+        print(f"note: advisory-sweep corpus not available ({exc})", file=sys.stderr)
     return out
+
+
+def _advisory_cases() -> dict[str, dict[str, bytes]]:
+    """The 2026 advisory sweep's cases that are whole files: every (module, name, arg_ops) gadget its tests are
+    parametrized with, as a pickle calling it, and the config-borne attacks (NeMo Hydra targets, skops schemas,
+    Keras TFSMLayer, TorchScript file I/O)."""
+    import test_advisory_sweep as tas
+    import test_new_misses as tnm
+    import test_pickle_bypasses as tpb
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for fn_name in sorted(dir(tas)):
+        fn = getattr(tas, fn_name)
+        if not fn_name.startswith("test_"):
+            continue
+        for mark in getattr(fn, "pytestmark", []):
+            if mark.name != "parametrize" or tuple(mark.args[0]) != ("module", "name", "arg_ops"):
+                continue
+            for module, name, arg_ops in mark.args[1]:
+                cases[f"sweep_{fn_name[5:45]}_{module}.{name}"] = {"model.pkl": tpb.call(module, name, *arg_ops)}
+    for key, config in tnm._NEMO_PAYLOADS.items():
+        cases[f"nemo_hydra_{key}"] = {"model.nemo": tnm._nemo(config)}
+    for key, step in tnm._SKOPS_STEPS.items():
+        cases[f"skops_{key}"] = {"model.skops": tnm._skops(step)}
+    for key, body in tnm._TS_FILE_IO.items():
+        cases[f"torchscript_{key}"] = {"model.pt": tnm._torchscript(body)}
+    cases["keras_tfsmlayer"] = {"model.keras": tnm._keras_tfsm("/tmp/attacker_savedmodel", "keras.layers")}
+    return cases
 
 
 # ------------------------------------------------------------------------------------------------- peers
