@@ -492,6 +492,8 @@ class _Analysis:
         self.changed: set[str] = set()
         self.memo: dict[int, _V] = {}
         self.out: dict[int, _V] = {}
+        self.bases: dict[int, _V] = {}
+        """What each filter node is applied to (a filter block's filters: the body and the filters before)."""
         self.spent = 0
         self.macros: dict[str, list[Any]] = {}
         self.callblocks: list[Any] = []
@@ -515,6 +517,7 @@ class _Analysis:
             self.changed = set()
             self.memo = {}
             self.out = {}
+            self.bases = {}
             self._pass()
             if not self.changed:
                 return True
@@ -657,7 +660,7 @@ class _Analysis:
             self.assign(node.target, self.m(node.node))
         elif isinstance(node, nodes.AssignBlock):
             value = self.body(node.body)
-            self.assign(node.target, value if node.filter is None else self.filter_node(node.filter, value))
+            self.assign(node.target, value if node.filter is None else self.filter_chain(node.filter, value))
         elif isinstance(node, nodes.For):
             item = self.elem(self.m(node.iter))
             self.assign(node.target, item)
@@ -673,7 +676,7 @@ class _Analysis:
                 self.assign(target, self.m(value))
             return self.body(node.body)
         elif isinstance(node, nodes.FilterBlock):
-            return self.filter_node(node.filter, self.body(node.body))
+            return self.filter_chain(node.filter, self.body(node.body))
         elif isinstance(node, nodes.Macro):
             self.params(node.args, node.defaults)
             self.bind("mo:" + node.name, self.body(node.body))
@@ -1063,7 +1066,18 @@ class _Analysis:
 
     # ------------------------------------------------------------------------------------------ filters
 
+    def filter_chain(self, node: Any, base: _V) -> _V:
+        """A filter block's filters (``{% filter a|b %}``, ``{% set x | a|b %}``) applied to its body: the
+        innermost filter node (the one without an operand) first."""
+        chain = [node]
+        while chain[-1].node is not None:
+            chain.append(chain[-1].node)
+        for filt in reversed(chain):
+            base = self.filter_node(filt, base)
+        return base
+
     def filter_node(self, node: Any, base: _V) -> _V:
+        self.bases[id(node)] = _join(self.bases.get(id(node), _BOTTOM), base)
         args = [self.m(a) for a in node.args]
         kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
         dyn = _join(self.elem(self.m(node.dyn_args)), self.elem(self.m(node.dyn_kwargs)))

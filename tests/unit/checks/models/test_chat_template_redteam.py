@@ -62,6 +62,15 @@ CARRIERS = {
     "block_set_after_context_output": "{% set n %}{{ zz }}__init__{% endset %}{{ namespace[n] }}",
     "block_set_with_a_branch": "{% set n %}{% if true %}__init__{% endif %}{% endset %}{{ namespace[n] }}",
     "block_set_filtered": "{% set n | replace('!', '') %}_!_init_!_{% endset %}{{ namespace[n] }}",
+    # a chain of filters on a block: each applies in turn (only the last one was, to the bare body)
+    "block_set_filter_chain": "{% set n | replace('x', '_') | lower %}xxinitxx{% endset %}{{ namespace[n] }}",
+    "block_set_filter_chain_of_three": (
+        "{% set n | replace('x', '_') | replace('y', '_') | trim %}xyinityx{% endset %}{{ namespace[n] }}"
+    ),
+    "filter_block_chain_into_a_macro": (
+        "{% macro get(o, n) %}{{ o[n] }}{% endmacro %}"
+        "{% set n %}{% filter replace('x', '_') | string %}xxinitxx{% endfilter %}{% endset %}{{ get(namespace, n) }}"
+    ),
     "filter_block_into_a_macro": (
         "{% macro get(o, n) %}{{ o[n] }}{% endmacro %}"
         "{% set n %}{% filter replace('!', '') %}_!_init_!_{% endfilter %}{% endset %}{{ get(namespace, n) }}"
