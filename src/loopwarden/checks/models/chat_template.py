@@ -224,6 +224,12 @@ def _is_bad_name(name: str) -> bool:
     return any(n.startswith("_") or n in _WALK_ATTRS for n in (name, name.strip()))
 
 
+def _known_name(v: _V) -> bool:
+    """Whether every name ``v`` may be is known: computed strings or numbers (whose text is digits, True,
+    None ...), nothing template-made that was not computed, no context data, no object."""
+    return bool(v.strs or v.num) and not (v.made or v.ctx or v.obj or v.fns or v.container() or v.deep)
+
+
 def _show(text: str, limit: int = 80) -> str:
     """``text`` for a message: cut, and escaped where not printable (lone surrogates cannot be written)."""
     return "".join(c if c.isprintable() else ascii(c)[1:-1] for c in text[:limit])
@@ -1154,6 +1160,11 @@ class _Analysis:
                 mapped = _TOP
             return _join(_container(mapped), _CTX if base.ctx and not mapped.tainted() else _BOTTOM)
         if name == "attr":
+            key = args[0] if args else kwargs.get("name")
+            if key is not None and _known_name(key):
+                return _join(
+                    *(self.getattr(base, s) for s in key.strs), self.member(base) if key.num else _BOTTOM
+                )
             return _join(self.member(base), _MADE_OBJ)
         if node is not None and node.node is None and isinstance(node, nodes.Filter):
             pass  # a filter block's filter: the same rules as below
@@ -1216,9 +1227,10 @@ class _Analysis:
             elif isinstance(node, nodes.Filter):
                 args = [self.m(a) for a in node.args]
                 kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
-                self.judge_filter(node, node.name, args, kwargs, through_map=False)
+                base = self.bases.get(id(node), _BOTTOM)
+                self.judge_filter(node, node.name, base, args, kwargs, through_map=False)
                 unpacked = node.dyn_args is not None or node.dyn_kwargs is not None
-                if unpacked and (node.name in _ATTRIBUTE_ARG or node.name == "map"):
+                if unpacked and (node.name in _ATTRIBUTE_ARG or node.name in ("map", "attr")):
                     self.report(
                         node,
                         f"filter '{node.name}' takes arguments unpacked at render time",
@@ -1262,15 +1274,13 @@ class _Analysis:
             self.report(node, "str.format with a format string the analysis cannot compute", Severity.HIGH)
 
     def judge_filter(
-        self, node: Any, name: str, args: list[_V], kwargs: dict[str, _V], *, through_map: bool
+        self, node: Any, name: str, base: _V, args: list[_V], kwargs: dict[str, _V], *, through_map: bool
     ) -> None:
+        """``base|name(*args, **kwargs)``; through map, ``base`` is what the mapped filter is applied to."""
         if name == "attr":
-            how = "through map" if through_map else ""
-            self.report(
-                node, f"uses the 'attr' filter {how}(attribute access by computed name)".replace("  ", " ")
-            )
+            self.judge_attr(node, base, args[0] if args else kwargs.get("name"), through_map=through_map)
             return
-        if name == "map" and args and not through_map:
+        if name == "map" and args:
             applied = args[0]
             if applied.made or applied.ctx or applied.obj or applied.num or not applied.strs:
                 self.report(
@@ -1278,18 +1288,34 @@ class _Analysis:
                     "applies the 'attr' filter (or a filter named at render time) through map",
                     Severity.HIGH,
                 )
-            for f in sorted(applied.strs):
-                self.judge_filter(node, f, args[1:], kwargs, through_map=True)
+            for f in sorted(applied.strs):  # map('map', 'attr', ...) maps again: each level is judged
+                self.judge_filter(node, f, self.elem(base), args[1:], kwargs, through_map=True)
         names = [v for k, v in kwargs.items() if k == "attribute"]
         at = _ATTRIBUTE_ARG.get(name)
         if at is not None and len(args) > at:
             names.append(args[at])
         for value in names:
             for s in sorted(value.strs):
-                if any(_is_bad_name(p) for p in s.split(".")):
+                path = s.split(".")
+                if any(_is_bad_name(p) for p in path):
                     self.report(node, f"filter '{name}' reads attribute '{_show(s)}'")
+                elif path[-1] in ("format", "format_map"):  # map and groupby give the bound method
+                    self.judge_format(node, _flat(self.elem(base)))
             if value.made or value.ctx or value.obj:
                 self.report(node, f"filter '{name}' reads an attribute named at render time", Severity.HIGH)
+
+    def judge_attr(self, node: Any, base: _V, name: _V | None, *, through_map: bool) -> None:
+        """The attr filter: ``getattr(base, name)``, judged like a spelled attribute when every name it may be is
+        known (a computed string or a number), reported otherwise."""
+        how = " through map" if through_map else ""
+        if name is None or not _known_name(name):
+            self.report(node, f"uses the 'attr' filter{how} (attribute access by computed name)")
+            return
+        for s in sorted(name.strs):
+            if _is_bad_name(s):
+                self.report(node, f"'attr' filter{how} reads attribute '{_show(s)}'")
+        if {"format", "format_map"} & name.strs:
+            self.judge_format(node, base)
 
 
 _NO: Final = object()

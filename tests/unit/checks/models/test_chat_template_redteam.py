@@ -327,3 +327,84 @@ def test_names_in_messages_are_always_valid_utf8(template: str) -> None:
 def test_dunder_shaped_text_that_is_no_python_name_is_clean(template: str) -> None:
     """Marker strings shaped like dunders but not Python's own special names, only printed or compared."""
     assert _worst(template) is None, _findings(template)
+
+
+# ---------------------------------------------------------------------------------------------- the attr filter
+
+# getattr by a name the template computes: judged by the names it may be, like a spelled attribute
+ATTR_WALKS = {
+    "literal": "{{ namespace|attr('__init__') }}",
+    "keyword_name": "{{ namespace|attr(name='__init__') }}",
+    "concatenated": "{% set k = '__' ~ 'init' ~ '__' %}{{ namespace|attr(k) }}",
+    "one_of_a_literal_list": "{% for k in ['role', '__init__'] %}{{ namespace|attr(k) }}{% endfor %}",
+    "walk_attribute": "{{ x|attr('gi_frame') }}",
+    "through_map": "{{ [namespace]|map('attr', '_' ~ '_init__')|list }}",
+    "through_map_of_map": "{{ [[namespace]]|map('map', 'attr', 'gi_frame')|list }}",
+    "filter_through_map_of_map": "{{ [[namespace]]|map('map', 'selectattr', '_module')|list }}",
+    "block_set_filter": "{% set k %}__init__{% endset %}{{ namespace|attr(k) }}",
+    "macro_argument": "{% macro a(o, k) %}{{ o|attr(k) }}{% endmacro %}{{ a(namespace, '__init__') }}",
+}
+
+
+@pytest.mark.parametrize("template", ATTR_WALKS.values(), ids=ATTR_WALKS.keys())
+def test_attr_filter_with_a_name_that_opens_a_walk_is_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+    assert any("attr" in f.message or "selectattr" in f.message for f in _findings(template))
+
+
+# names the analysis does not know: reported as before (CRITICAL), whatever else the template does
+ATTR_UNKNOWN = {
+    "context_data": "{% for m in messages %}{{ namespace|attr(m.role) }}{% endfor %}",
+    "shaped_context_text": "{{ x|attr(messages[0].role|replace('system', 'class')) }}",
+    "unpacked_arguments": "{% set a = ['role'] %}{{ x|attr(*a) }}",
+    "unpacked_keywords": "{{ x|attr(**{'name': 'role'}) }}",
+    "lipsum_text": "{{ x|attr(lipsum(1)|string) }}",
+    "no_name": "{{ x|attr }}",
+    "through_map": "{% for m in messages %}{{ [x]|map('attr', m.content)|list }}{% endfor %}",
+    "filter_block": "{% filter attr(messages[0].content) %}x{% endfilter %}",
+}
+
+
+@pytest.mark.parametrize("template", ATTR_UNKNOWN.values(), ids=ATTR_UNKNOWN.keys())
+def test_attr_filter_with_a_name_not_known_is_reported(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
+# str.format reached through the attr filter, map(attribute=) or groupby: its field paths are attribute walks
+FORMAT_BY_FILTER = {
+    "attr": "{{ ('{0.__init__.__globals__}'|attr('format'))(namespace) }}",
+    "attr_format_map": "{{ ('{a.__init__}'|attr('format_map'))({'a': namespace}) }}",
+    "attr_on_a_block_set": "{% set f | attr('format') %}{0.__init__}{% endset %}{{ f(namespace) }}",
+    "attr_through_map": "{{ (['{0.__init__}']|map('attr', 'format')|first)(namespace) }}",
+    "map_attribute": "{{ (['{0.__init__}']|map(attribute='format')|first)(namespace) }}",
+    "map_attribute_path": "{{ ([['{0.__init__}']]|map(attribute='0.format')|first)(namespace) }}",
+    "groupby_grouper": (
+        "{% for grp in ['{0.gi_frame.f_globals}']|groupby('format') %}{{ grp.grouper(x) }}{% endfor %}"
+    ),
+}
+
+
+@pytest.mark.parametrize("template", FORMAT_BY_FILTER.values(), ids=FORMAT_BY_FILTER.keys())
+def test_format_fields_reached_through_attribute_filters_are_critical(template: str) -> None:
+    found = _findings(template)
+    assert any(f.severity is Severity.CRITICAL and "format string reads" in f.message for f in found), found
+
+
+ATTR_BENIGN = [
+    # the FP-hunt case: attr over a literal list of message fields (next to the item access it mirrors)
+    "{%- set keys = ['role','content'] %}{% for k in keys %}{{ messages[0][k] }}"
+    "{{ messages[0] | attr(k) if false }}{% endfor %}",
+    "{{ messages[0]|attr('content') }}{{ (messages|last)|attr(name='role') }}",
+    "{{ messages|map('attr', 'content')|join('\\n') }}",
+    "{% set field = 'role' if x else 'content' %}{% for m in messages %}{{ m|attr(field) }}{% endfor %}",
+    "{% for i in range(3) %}{{ messages|attr(i) }}{% endfor %}",
+    "{{ [[messages[0]]]|map('map', 'attr', 'content')|list }}",
+    # format fields that read no internals, reached through the same filters
+    "{{ ('{0.role}: {0.content}'|attr('format'))(messages[0]) }}",
+    "{{ (['{0} {1}']|map(attribute='format')|first)(messages[0].role, messages[0].content) }}",
+]
+
+
+@pytest.mark.parametrize("template", ATTR_BENIGN)
+def test_attr_filter_with_known_harmless_names_is_clean(template: str) -> None:
+    assert _findings(template) == []
