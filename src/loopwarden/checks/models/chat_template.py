@@ -1138,8 +1138,10 @@ class _Analysis:
             return self.elem(base)
         if name in _LIST_FILTERS or name == "reverse":
             item = self.elem(base)
-            if name in ("batch", "slice", "dictsort"):
-                item = _container(_join(item, *args))
+            if name == "dictsort":  # (key, value) pairs
+                item = _container(_join(item, self.item(base)))
+            elif name in ("batch", "slice"):  # groups of items, padded with fill_with
+                item = _container(_join(item, *args, *kwargs.values()))
             return _join(_container(item), _CTX if base.ctx else _BOTTOM)
         if name in ("items",):
             pair = _container(_join(self.elem(base), self.item(base)))

@@ -98,6 +98,11 @@ CARRIERS = {
     ),
     "loop_cycle": "{% for x in [1] %}{{ namespace[loop.cycle('__init__', '__init__')] }}{% endfor %}",
     "first_of_a_list": "{{ namespace[['__init__']|last] }}",
+    # values carried by filters that pair or pad (the value of a dictsort pair, batch/slice's fill_with)
+    "dictsort_value": "{{ x[{'k': 'gi_frame'}|dictsort|first|last] }}",
+    "dictsort_value_unpacked": "{% for k, v in {'k': '__init__'}|dictsort %}{{ namespace[v] }}{% endfor %}",
+    "batch_fill_keyword": "{{ x[['a']|batch(2, fill_with='gi_frame')|first|last] }}",
+    "slice_fill_keyword": "{{ x[['a', 'b']|slice(3, fill_with='_module')|last|last] }}",
     "printf_tuple": "{{ namespace['%s%sinit%s%s' % ('_', '_', '_', '_')] }}",
     "str_join_method": "{{ namespace['_'.join(['', '', 'init', '', ''])] }}",
     "format_method_on_a_concatenation": "{{ namespace[('{}' ~ 'init{}').format('__', '__')] }}",
