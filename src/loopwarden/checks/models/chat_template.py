@@ -909,7 +909,7 @@ class _Analysis:
         nodes = self.n
         args = [self.m(a) for a in node.args]
         kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
-        dyn = _join(self.elem(self.m(node.dyn_args)), self.elem(self.m(node.dyn_kwargs)))
+        dyn = self.unpacked(node)
         if isinstance(node.node, nodes.Getattr):
             return self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn)
         callee = self.m(node.node)
@@ -953,6 +953,12 @@ class _Analysis:
         if callee.obj and not callee.fns:
             out.append(_MADE_OBJ)
         return _join(*out)
+
+    def unpacked(self, node: Any) -> _V:
+        """What ``*args`` and ``**kwargs`` of a call or filter pass: the items of the one, the names and values
+        of the other."""
+        kwargs = self.m(node.dyn_kwargs)
+        return _join(self.elem(self.m(node.dyn_args)), self.elem(kwargs), self.item(kwargs))
 
     def bind_call(
         self, params: list[Any], args: list[_V], kwargs: dict[str, _V], dyn: _V, var: str, kw: str
@@ -1086,7 +1092,7 @@ class _Analysis:
         self.bases[id(node)] = _join(self.bases.get(id(node), _BOTTOM), base)
         args = [self.m(a) for a in node.args]
         kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
-        dyn = _join(self.elem(self.m(node.dyn_args)), self.elem(self.m(node.dyn_kwargs)))
+        dyn = self.unpacked(node)
         if dyn != _BOTTOM:
             return _derived(base, *args, *kwargs.values(), dyn, _MADE)
         return self.apply(node.name, base, args, kwargs, node)

@@ -98,6 +98,12 @@ CARRIERS = {
     ),
     "loop_cycle": "{% for x in [1] %}{{ namespace[loop.cycle('__init__', '__init__')] }}{% endfor %}",
     "first_of_a_list": "{{ namespace[['__init__']|last] }}",
+    # values passed by unpacking a template dict (**d passes its values, not only its keys)
+    "namespace_unpacked_keywords": "{% set ns = namespace(**{'k': 'gi_frame'}) %}{{ x[ns.k] }}",
+    "macro_unpacked_keywords": "{% macro m(a) %}{{ x[a] }}{% endmacro %}{{ m(**{'a': '_module'}) }}",
+    "macro_kwargs_unpacked": "{% macro m() %}{{ x[kwargs.a] }}{% endmacro %}{{ m(**{'a': 'mro'}) }}",
+    "dict_call_unpacked": "{% set d = dict(**{'k': '__init__'}) %}{{ namespace[d.k] }}",
+    "update_unpacked": "{% set d = {} %}{% do d.update(**{'k': 'gi_frame'}) %}{{ x[d.k] }}",
     # values carried by filters that pair or pad (the value of a dictsort pair, batch/slice's fill_with)
     "dictsort_value": "{{ x[{'k': 'gi_frame'}|dictsort|first|last] }}",
     "dictsort_value_unpacked": "{% for k, v in {'k': '__init__'}|dictsort %}{{ namespace[v] }}{% endfor %}",
