@@ -2,8 +2,9 @@
 
 Server-side template injection needs a path from template values to Python internals. Rendered by a plain
 ``jinja2.Environment`` (CVE-2024-34359), ``x[key]`` falls back to ``getattr(x, key)`` and ``x.name`` to
-``x[name]``, so every name used as an attribute, an item key, an attribute-taking filter argument or a
-``str.format`` field path is a possible attribute walk. The analysis follows, for every expression, what it
+``x[name]``, so every name used as an attribute, an item key, an attribute-taking filter argument (the attr
+filter's name included) or a ``str.format`` field path is a possible attribute walk, and only those: a string
+that is only output or compared reaches nothing, whatever it spells. The analysis follows, for every expression, what it
 may evaluate to (:class:`_V`): strings the template makes itself (computed exactly while they stay small),
 template-made text it cannot compute, numbers, data from the render context, and the template's own objects
 (macros, namespaces, jinja's globals). A name is safe when it is a computed string that does not open a walk,
@@ -80,85 +81,6 @@ _DANGEROUS_GLOBALS: Final = frozenset(
         "importlib",
     }
 )
-_DUNDER_NAME: Final = re.compile(r"\s*__\w+__\s*")
-_PY_INTERNAL: Final = frozenset(
-    f"__{n}__"
-    for n in [
-        "class",
-        "init",
-        "globals",
-        "builtins",
-        "subclasses",
-        "mro",
-        "base",
-        "bases",
-        "dict",
-        "getattribute",
-        "getattr",
-        "import",
-        "code",
-        "func",
-        "self",
-        "module",
-        "reduce",
-        "reduce_ex",
-        "call",
-        "getitem",
-        "setattr",
-        "setitem",
-        "loader",
-        "spec",
-        "name",
-        "qualname",
-        "closure",
-        "defaults",
-        "kwdefaults",
-        "wrapped",
-        "doc",
-        "new",
-        "del",
-        "enter",
-        "exit",
-        "iter",
-        "next",
-        "str",
-        "repr",
-        "format",
-        "file",
-        "path",
-        "package",
-        "annotations",
-        "traceback",
-        "context",
-        "cause",
-        "objclass",
-        "slots",
-        "weakref",
-        "instancecheck",
-        "subclasshook",
-        "init_subclass",
-        "set_name",
-        "class_getitem",
-        "get",
-        "set",
-        "delete",
-        "dir",
-        "sizeof",
-        "hash",
-        "eq",
-        "ne",
-        "lt",
-        "le",
-        "gt",
-        "ge",
-        "bool",
-        "len",
-        "contains",
-        "missing",
-    ]
-)
-"""Python's own special names: a string equal to one of them, built anywhere in a template, is reported even
-where the analysis sees it only printed or compared (a template-made "__NOT_A_NUMBER__" or "__end__" is not)."""
 _MAX_STR: Final = 4096
 """Longest string the analysis computes; a longer one is template-made text it cannot follow."""
 _MAX_CHOICES: Final = 16
@@ -1248,12 +1170,6 @@ class _Analysis:
                 self.report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
             elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
                 self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
-            if isinstance(node, nodes.Const | nodes.Concat | nodes.Add | nodes.Mod | nodes.Mul | nodes.Call):
-                for s in sorted(self.m(node).strs):
-                    if _DUNDER_NAME.fullmatch(s) and s.strip() in _PY_INTERNAL:
-                        self.report(
-                            node, f"builds the string '{_show(s)}' (a Python internal name)", Severity.HIGH
-                        )
 
     def judge_item(self, node: Any, base: _V, key: _V) -> None:
         bad = sorted(s for s in key.strs if _is_bad_name(s))

@@ -340,6 +340,39 @@ def test_dunder_shaped_text_that_is_no_python_name_is_clean(template: str) -> No
     assert _worst(template) is None, _findings(template)
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        '{{ "__init__" }}',
+        '{% for m in messages %}{{ m.content | replace("__", "") }}{{ "__init__" }}{% endfor %}',
+        "{% set marker = '__' ~ 'class' ~ '__' %}{{ marker }}{{ marker|upper }}{{ marker|length }}",
+        "{% for m in messages %}{% if m.content == '__globals__' or '__import__' in m.content %}x{% endif %}"
+        "{{ m.content.split('__init__')|first }}{{ m.get('__name__', '') }}{% endfor %}",
+        "{% macro name() %}__class__{% endmacro %}{{ name() }}{{ '%s' % name() }}",
+        "{{ messages[0].name|default('__init__') }}{{ ['__mro__', '__subclasses__']|join(', ') }}",
+        "{{ '{}'.format('__builtins__') }}{{ {'__dict__': 1}|tojson }}{{ 'x'|replace('x', '__init__') }}",
+    ],
+)
+def test_a_python_name_that_is_only_output_or_compared_is_clean(template: str) -> None:
+    """A string reaches Python internals only as a name (attribute, key, filter argument, format field): what
+    is printed or compared, however it spells a special name, reaches nothing."""
+    assert _findings(template) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% set marker = '__' ~ 'init' ~ '__' %}{{ marker }}{{ namespace[marker] }}",
+        "{% macro name() %}__init__{% endmacro %}{{ name() }}{{ namespace|attr(name()|trim) }}",
+        "{% set n = messages[0].name|default('__init__') %}{{ n }}{{ namespace[n] }}",
+        "{% set l = ['__mro__'] %}{{ l|join(', ') }}{{ x|map(attribute=l|first)|list }}",
+        "{% set k = 'x'|replace('x', '__init__') %}{{ k }}{{ ('{0.' ~ k ~ '}').format(namespace) }}",
+    ],
+)
+def test_the_same_strings_used_as_names_are_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
 # ---------------------------------------------------------------------------------------------- the attr filter
 
 # getattr by a name the template computes: judged by the names it may be, like a spelled attribute
