@@ -452,3 +452,79 @@ ATTR_BENIGN = [
 @pytest.mark.parametrize("template", ATTR_BENIGN)
 def test_attr_filter_with_known_harmless_names_is_clean(template: str) -> None:
     assert _findings(template) == []
+
+
+# ------------------------------------------------------------------------------- transformers' template dialect
+
+# transformers renders chat templates with its AssistantTracker extension ({% generation %} ... {% endgeneration %},
+# a call block around the body), jinja2.ext.loopcontrols and the globals raise_exception and strftime_now
+_TRAINING_TEMPLATE = """{%- if messages[0]['role'] == 'system' %}{{- '<|im_start|>system\\n' + messages[0]['content']
++ '<|im_end|>\\n' }}{%- set loop_messages = messages[1:] %}{%- else %}{%- set loop_messages = messages %}{%- endif %}
+{%- for message in loop_messages %}
+{%- if message['role'] not in ['user', 'assistant'] %}{{ raise_exception('Unknown role: ' + message['role']) }}
+{%- endif %}
+{%- if message['role'] == 'assistant' %}{{- '<|im_start|>assistant\\n' }}
+{%- generation %}{%- set content = message['content'] %}
+{%- if '</think>' in content %}{%- set content = content.split('</think>')[-1].lstrip('\\n') %}{%- endif %}
+{{- content + '<|im_end|>' }}{%- endgeneration %}{{- '\\n' }}
+{%- else %}{{- '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>\\n' }}{%- endif %}
+{%- if loop.last and message['role'] == 'user' %}{% break %}{% endif %}
+{%- endfor %}
+{%- if add_generation_prompt %}{{- '<|im_start|>assistant\\n' }}{%- endif %}
+{{- 'Knowledge cutoff: 2024\\nToday: ' + strftime_now('%d %B %Y') }}"""
+
+GENERATION_BENIGN = {
+    "training_template": _TRAINING_TEMPLATE,
+    "trimmed_tags": "{% for m in messages %}{%- generation -%}{{ m['content'] }}{%- endgeneration -%}{% endfor %}",
+    "colon_after_the_tag": "{% generation: %}{{ messages[-1].content }}{% endgeneration %}",
+    "nested": "{% generation %}{% generation %}{{ messages[0].content }}{% endgeneration %}{% endgeneration %}",
+    "loop_controls": "{% for m in messages %}{% if m.role == 'system' %}{% continue %}{% endif %}"
+    "{% generation %}{{ m.content }}{% endgeneration %}{% endfor %}",
+}
+
+
+@pytest.mark.parametrize("template", GENERATION_BENIGN.values(), ids=GENERATION_BENIGN.keys())
+def test_generation_blocks_of_training_templates_are_clean(template: str) -> None:
+    assert _findings(template) == []
+
+
+# the body of a generation block is template code like any other: what it does is judged, what it sets flows out
+GENERATION_PAYLOADS = {
+    "item_access": "{% generation %}{{ namespace['__init__'] }}{% endgeneration %}",
+    "spelled_attributes": "{% generation %}{{ cycler.__init__.__globals__.os.popen('id').read() }}{% endgeneration %}",
+    "attr_filter": "{% generation %}{{ namespace|attr('__in' ~ 'it__') }}{% endgeneration %}",
+    "format_field": "{% generation %}{{ '{0.gi_frame.f_globals}'.format(x) }}{% endgeneration %}",
+    "name_set_inside_used_outside": (
+        "{% generation %}{% set k = '__' ~ 'init' ~ '__' %}{% endgeneration %}{{ namespace[k] }}"
+    ),
+    "name_set_outside_used_inside": (
+        "{% set k = '_' * 2 ~ 'init' ~ '_' * 2 %}{% generation %}{{ namespace[k] }}{% endgeneration %}"
+    ),
+    "inside_a_loop_and_a_macro": (
+        "{% macro m(o, k) %}{% generation %}{{ o[k] }}{% endgeneration %}{% endmacro %}"
+        "{% for k in ['role', '__init__'] %}{{ m(namespace, k) }}{% endfor %}"
+    ),
+    "nested": "{% generation %}{% generation %}{{ x|map(attribute='gi_frame') }}{% endgeneration %}{% endgeneration %}",
+}
+
+
+@pytest.mark.parametrize("template", GENERATION_PAYLOADS.values(), ids=GENERATION_PAYLOADS.keys())
+def test_a_payload_inside_a_generation_block_is_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% generation %}{{ messages[0].content }}",  # never closed
+        "{{ messages[0].content }}{% endgeneration %}",  # never opened
+        "{% generation x %}{{ y }}{% endgeneration %}",  # the tag takes no argument
+        "{% generation %}{{ y }}{% endgeneration x %}",
+        "{% trans %}x{% endtrans %}",  # an extension transformers does not load
+    ],
+)
+def test_what_transformers_cannot_parse_is_unverified(template: str) -> None:
+    ctx = ScanContext("t", Limits(), None)
+    check_template(template, ctx, Location("t"))
+    assert ctx.unverified
+    assert not ctx.findings
