@@ -146,6 +146,11 @@ def _is_bad_name(name: str) -> bool:
     return any(n.startswith("_") or n in _WALK_ATTRS for n in (name, name.strip()))
 
 
+def _stored(target: Any) -> set[str]:
+    """The variable names an assignment target (a name or a tuple of names) binds."""
+    return {n.name for n in (target.items if hasattr(target, "items") else [target]) if hasattr(n, "name")}
+
+
 def _known_name(v: _V) -> bool:
     """Whether every name ``v`` may be is known: computed strings or numbers (whose text is digits, True,
     None ...), nothing template-made that was not computed, no context data, no object."""
@@ -1136,8 +1141,33 @@ class _Analysis:
         line = getattr(node, "lineno", None)
         self.found.setdefault((line or 0, what), (severity, what, line))
 
+    def local_uses(self) -> set[int]:
+        """Uses of a global's name (``g``, ``config``, ``self`` ...) inside the scope of a loop variable, a macro or
+        call-block parameter or a with-variable of that name: there the name is the local value, not the global
+        (a loop's else, its iterable, parameter defaults and with-values are outside the scope)."""
+        nodes = self.n
+        out: set[int] = set()
+        for node in self.order:
+            if isinstance(node, nodes.For):
+                bound, scope = _stored(node.target), [*node.body, node.test]
+            elif isinstance(node, nodes.Macro | nodes.CallBlock):
+                bound, scope = {a.name for a in node.args}, node.body
+            elif isinstance(node, nodes.With):
+                bound, scope = set().union(*map(_stored, node.targets)), node.body
+            else:
+                continue
+            bound &= _DANGEROUS_GLOBALS
+            pending = [n for n in scope if n is not None] if bound else []
+            while pending:
+                child = pending.pop()
+                if isinstance(child, nodes.Name) and child.ctx == "load" and child.name in bound:
+                    out.add(id(child))
+                pending.extend(child.iter_child_nodes())
+        return out
+
     def judge(self) -> None:
         nodes = self.n
+        local = self.local_uses()
         for i, node in enumerate(self.order):
             if i & 1023 == 1023:
                 self.tick()
@@ -1166,7 +1196,12 @@ class _Analysis:
                         f"filter '{node.name}' takes arguments unpacked at render time",
                         Severity.HIGH,
                     )
-            elif isinstance(node, nodes.Name) and node.ctx == "load" and node.name in _DANGEROUS_GLOBALS:
+            elif (
+                isinstance(node, nodes.Name)
+                and node.ctx == "load"
+                and node.name in _DANGEROUS_GLOBALS
+                and id(node) not in local
+            ):
                 self.report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
             elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
                 self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)

@@ -528,3 +528,36 @@ def test_what_transformers_cannot_parse_is_unverified(template: str) -> None:
     check_template(template, ctx, Location("t"))
     assert ctx.unverified
     assert not ctx.findings
+
+
+# ------------------------------------------------------------------------------- names of globals used as locals
+
+LOCALS_NAMED_LIKE_GLOBALS = [
+    "{% for g in messages|groupby('role') %}{{ g.grouper }}: {{ g.list|length }}{% endfor %}",
+    "{% for g in messages if g.role != 'system' %}{{ g.content }}{% endfor %}",
+    "{% for k, g in tools|dictsort %}{{ k }}{{ g }}{% endfor %}{% for k, g in tools|items %}{{ g }}{% endfor %}",
+    "{% macro render(config, session) %}{{ config.name }}{{ session }}{% endmacro %}{{ render(tools[0], 1) }}",
+    "{% macro w() %}{{ caller(1) }}{% endmacro %}{% call(request) w() %}{{ request }}{% endcall %}",
+    "{% with g = messages[0] %}{{ g.content }}{% endwith %}",
+]
+
+
+@pytest.mark.parametrize("template", LOCALS_NAMED_LIKE_GLOBALS)
+def test_a_local_variable_named_like_a_global_is_clean(template: str) -> None:
+    assert _findings(template) == []
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{% for g in messages %}{% endfor %}{{ g }}",  # after the loop: the global
+        "{% for g in g %}{{ g }}{% endfor %}",  # the iterable is outside the loop's scope
+        "{% for x in messages %}{% else %}{{ g }}{% endfor %}",
+        "{% for g in [] %}{% else %}{{ g }}{% endfor %}",  # the else runs when the loop did not bind
+        "{% macro m(a, c=config) %}{{ c }}{% endmacro %}",  # a default is evaluated outside the macro
+        "{% with g = g %}{{ g }}{% endwith %}",
+        "{% if false %}{% set config = {} %}{% endif %}{{ config }}",  # a set does not dominate the use
+    ],
+)
+def test_a_global_outside_a_local_scope_of_its_name_is_reported(template: str) -> None:
+    assert any("uses the global" in f.message for f in _findings(template)), _findings(template)
