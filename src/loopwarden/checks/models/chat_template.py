@@ -4,8 +4,8 @@ Server-side template injection needs a path from template values to Python inter
 ``jinja2.Environment`` (CVE-2024-34359), ``x[key]`` falls back to ``getattr(x, key)`` and ``x.name`` to
 ``x[name]``, so every name used as an attribute, an item key, an attribute-taking filter argument (the attr
 filter's name included) or a ``str.format`` field path is a possible attribute walk, and only those: a string
-that is only output or compared reaches nothing, whatever it spells. The analysis follows, for every expression, what it
-may evaluate to (:class:`_V`): strings the template makes itself (computed exactly while they stay small),
+that is only output or compared reaches nothing, whatever it spells. The analysis follows, for every expression,
+what it may evaluate to (:class:`_V`): strings the template makes itself (computed exactly while they stay small),
 template-made text it cannot compute, numbers, data from the render context, and the template's own objects
 (macros, namespaces, jinja's globals). A name is safe when it is a computed string that does not open a walk,
 a number, or context data the template cannot shape; a dangerous computed name is CRITICAL and template-made
