@@ -520,6 +520,49 @@ _TORCH_STORAGES: Final = [
     "TypedStorage",
 ]
 
+_TORCH_RETURN_TYPES: Final = [
+    *(
+        f"{base}{suffix}"
+        for base in (
+            "aminmax",
+            "cummax",
+            "cummin",
+            "frexp",
+            "geqrf",
+            "histogram",
+            "kthvalue",
+            "linalg_cholesky_ex",
+            "linalg_eig",
+            "linalg_eigh",
+            "linalg_inv_ex",
+            "linalg_ldl_factor",
+            "linalg_ldl_factor_ex",
+            "linalg_lstsq",
+            "linalg_lu",
+            "linalg_lu_factor",
+            "linalg_lu_factor_ex",
+            "linalg_qr",
+            "linalg_slogdet",
+            "linalg_solve_ex",
+            "linalg_svd",
+            "lu_unpack",
+            "max",
+            "median",
+            "min",
+            "mode",
+            "nanmedian",
+            "qr",
+            "slogdet",
+            "sort",
+            "svd",
+            "topk",
+            "triangular_solve",
+        )
+        for suffix in ("", "_out")
+    ),
+    "histogramdd",
+]
+
 _NUMPY_FUNCS: Final = [
     "abs",
     "absolute",
@@ -753,6 +796,15 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.storage.UntypedStorage",
         "torch.serialization._get_layout",
         "torch.nn.modules.module._IncompatibleKeys",
+        # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
+        "torch.amp.grad_scaler._refresh_per_optimizer_state",
+        "torch.cuda.amp.grad_scaler._refresh_per_optimizer_state",
+        # the handles of registered hooks (lazy modules keep them); __setstate__ stores weak references only
+        "torch.utils.hooks.RemovableHandle",
+        # a tensor subclass rebuilt by _rebuild_wrapper_subclass / _rebuild_from_type_v2 (no __setstate__)
+        "torch.masked.maskedtensor.core.MaskedTensor",
+        # the named tuples of torch.max, torch.topk ...: structseq types rebuilt as cls((values, indices), {})
+        *(f"torch.return_types.{t}" for t in _TORCH_RETURN_TYPES),
         "torch.torch_version.TorchVersion",
         *(f"torch.{d}" for d in _TORCH_DTYPES),
         # Pure activation functions stored by reference in modules (TransformerEncoderLayer(activation=...)).
@@ -858,6 +910,17 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_lloyd",
         "sklearn.cluster._kmeans._kmeans_single_elkan",
         "sklearn.metrics._scorer._passthrough_scorer",
+        # a lower-case class (the class patterns want CapWords): plain attributes, no load-time hooks
+        "sklearn.compose._column_transformer.make_column_selector",
+        # str methods kept as estimator parameters (TfidfVectorizer(tokenizer=str.split, preprocessor=str.lower)),
+        # pickled as getattr(str, name): pure
+        *(
+            f"builtins.str.{m}"
+            for m in ("split", "rsplit", "splitlines", "lower", "upper", "casefold", "strip", "lstrip", "rstrip")
+        ),
+        # numpy 2 StringDType: rebuilds StringDType(coerce=..., na_object=...); the rest of numpy.core._internal
+        # stays dangerous (ctypes helpers)
+        "numpy.core._internal._convert_to_stringdtype_kwargs",
         "scipy._lib.array_api_compat.numpy._aliases.asarray",
         # joblib's in-stream array wrapper (the array bytes are skipped by the VM in joblib mode).
         "joblib.numpy_pickle.NumpyArrayWrapper",
@@ -914,6 +977,12 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pyarrow.lib._restore_array",
         "pyarrow.lib.py_buffer",
         "pyarrow.lib.type_for_alias",
+        # pyarrow tables, as Table.__reduce__ writes them: pure constructors over the arrays above
+        "pyarrow.lib._reconstruct_table",
+        "pyarrow.lib._reconstruct_record_batch",
+        "pyarrow.lib.chunked_array",
+        "pyarrow.lib.schema",
+        "pyarrow.lib.field",
         # time zones of timestamps: loaded by zone name (the libraries refuse paths), never from a file name
         "zoneinfo.ZoneInfo",
         "zoneinfo.ZoneInfo._unpickle",
@@ -921,6 +990,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pytz._UTC",
         "dateutil.tz.tz.tzutc",
         "dateutil.tz.tz.tzoffset",
+        # the transition record of a tzfile (its __setstate__ sets its slots); tzfile itself reads a file when
+        # called with a path, so the VM admits only the tzfile(None, name) call its __reduce__ writes
+        "dateutil.tz.tz._ttinfo",
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
@@ -1051,6 +1123,12 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
 _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "torch.nn.modules.",
     "torch.nn.utils.parametrize.",
+    "torch.nn.utils.prune.",
+    "torch.nn.utils.weight_norm.",
+    "torch.nn.utils.spectral_norm.",
+    "torch.nn.utils.rnn.",
+    "torch.amp.grad_scaler.",
+    "torch.cuda.amp.grad_scaler.",
     "torch.optim.",
     "torch.ao.nn.",
     "torch.distributions.",
@@ -1065,6 +1143,7 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "scipy.interpolate.",
     "numpy.dtypes.",
     "numpy.random.",
+    "numpy.polynomial.",
     "xgboost.sklearn.",
     "lightgbm.sklearn.",
     "transformers.models.",
@@ -1073,6 +1152,8 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.modeling_utils.",
     "transformers.configuration_utils.",
     "transformers.tokenization_utils_base.",
+    "transformers.tokenization_utils_tokenizers.",
+    "transformers.tokenization_utils_fast.",
     "transformers.generation.configuration_utils.",
     "transformers.training_args.",
     "transformers.trainer_utils.",
