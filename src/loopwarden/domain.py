@@ -277,8 +277,8 @@ class TargetResult:
     """Why the target is unverified (the bound that was hit, the parse error), if it is."""
 
     def __post_init__(self) -> None:
-        if self.verdict is Verdict.CLEAN and self.findings:
-            raise ValueError("a clean target cannot carry findings")
+        if self.verdict is Verdict.CLEAN and any(f.severity > Severity.INFO for f in self.findings):
+            raise ValueError("a clean target can carry INFO notes only")
         if self.verdict is Verdict.FINDINGS and not self.findings:
             raise ValueError("verdict 'findings' needs at least one finding")
         object.__setattr__(self, "findings", tuple(sorted(self.findings, key=Finding.sort_key)))
@@ -296,7 +296,9 @@ class TargetResult:
         found = tuple(findings)
         if unverified_reason is not None:
             verdict = Verdict.UNVERIFIED
-        elif found:
+        elif any(f.severity > Severity.INFO for f in found):
+            # INFO findings are notes (an object array whose pickle is analysed and clean): they are kept in the
+            # result but do not make the target non-clean, as they never reach a --fail-on threshold either
             verdict = Verdict.FINDINGS
         else:
             verdict = Verdict.CLEAN

@@ -500,7 +500,7 @@ def _serve(
             return
         for (idx,) in _INDEX.iter_unpack(raw):
             res, refs = _scan(targets[idx], limits, allow, digest)
-            if res.verdict is Verdict.CLEAN and res.digest is None and not refs:
+            if res.verdict is Verdict.CLEAN and not res.findings and res.digest is None and not refs:
                 sink.write(_FRAME.pack(idx, 0))
                 continue
             frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
