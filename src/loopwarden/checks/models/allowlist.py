@@ -916,7 +916,17 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # pickled as getattr(str, name): pure
         *(
             f"builtins.str.{m}"
-            for m in ("split", "rsplit", "splitlines", "lower", "upper", "casefold", "strip", "lstrip", "rstrip")
+            for m in (
+                "split",
+                "rsplit",
+                "splitlines",
+                "lower",
+                "upper",
+                "casefold",
+                "strip",
+                "lstrip",
+                "rstrip",
+            )
         ),
         # numpy 2 StringDType: rebuilds StringDType(coerce=..., na_object=...); the rest of numpy.core._internal
         # stays dangerous (ctypes helpers)
@@ -1206,6 +1216,9 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "torch.optim.lr_scheduler.MultiplicativeLR",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
+# The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
+# shapes and materialise the module's own parameters.
+_LAZY_HOOK_RE: Final = re.compile(r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$")
 # numpy scalar types pickled by reference: numpy.float64, numpy.int32, numpy.bool_ ...
 _NUMPY_SCALAR_RE: Final = re.compile(
     r"^numpy\.(?:core\.(?:numerictypes|multiarray)\.)?"
@@ -1434,6 +1447,10 @@ class AllowList:
         ):
             return _ALLOWED
         top = canon.split(".", 1)[0]
+        lazy = _LAZY_HOOK_RE.match(qual)
+        if lazy and canon.startswith("torch.nn.modules.") and _class_pattern(canon, lazy.group(1)):
+            # an uninitialised lazy module keeps its own bound methods as hooks: getattr(module, name)
+            return _ecosystem_names().judge(canon, lazy.group(1))
         if _class_pattern(canon, qual) or _function_pattern(canon, qual):
             return _ecosystem_names().judge(canon, qual)
         if _stdlib(canon) or top in _KNOWN_PACKAGES:

@@ -36,6 +36,7 @@ from typing import IO, Any, Final
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models.allowlist import (
+    RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
     AllowList,
@@ -461,8 +462,37 @@ _IMPORTERS: Final = frozenset(
         "importlib.util.find_spec",
     }
 )
-_DEFERRED: Final = frozenset({"builtins.getattr", "torch.storage._load_from_bytes"})
-"""Imports judged by their calls (see ``_VM._judge`` and ``_VM._settle``)."""
+_DEFERRED: Final = frozenset(
+    {
+        "builtins.getattr",
+        "torch.storage._load_from_bytes",
+        "builtins.type",
+        "functools.partial",
+        "dateutil.tz.tz.tzfile",
+        "torch.ScriptObject",
+    }
+)
+"""Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
+it is used in the one harmless way its pickled instances need (see ``_VM._call_modelled`` and
+``_VM._instantiate``)."""
+_TORCHBIND_STATE_CLASSES: Final = frozenset(
+    f"__torch__.torch.classes.{c}"
+    for c in (
+        "quantized.LinearPackedParamsBase",
+        "quantized.Conv2dPackedParamsBase",
+        "quantized.Conv3dPackedParamsBase",
+        "quantized.EmbeddingPackedParamsBase",
+        "sparse.LinearPackedParamsBase",
+        "rnn.CellParamsBase",
+    )
+)
+"""TorchScript classes of torch itself whose ``__setstate__`` (C++) rebuilds packed quantized weights from
+tensors and numbers. ``torch.ScriptObject.__setstate__((state, qualname))`` runs the ``__setstate__`` of the
+class named ``qualname``; any other class (one a loaded extension registered, ``aten.OpaqueObject`` ...) is a
+finding."""
+_SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
+_REBUILD_FROM_TYPE: Final = frozenset({"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"})
+"""``_rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: that call is judged as any other."""
 _NAME_RESOLVERS: Final = frozenset(
     {"pydoc.locate", "pkgutil.resolve_name", "torch.serialization._get_restore_location", "pydoc.resolve"}
 )
@@ -527,7 +557,10 @@ _MODELLED: Final = (
         "builtins.eval",
         "builtins.exec",
         "builtins.compile",
+        "builtins.type",
+        "dateutil.tz.tz.tzfile",
         "torch._utils._set_obj_state",
+        *_REBUILD_FROM_TYPE,
         "numpy.core._ufunc_reconstruct",
         "copyreg._reconstructor",  # its base argument's __init__ runs (see _call_modelled)
     }
@@ -654,7 +687,7 @@ class _VM:
         if written_as is not None:
             evidence["written_as"] = written_as
         hit = (c.rule_id, c.severity, name, f"{name}: {c.reason}", off, self._ev(evidence))
-        if canon in _DEFERRED and how in _IMPORT_OPS and c.reason.startswith("known "):
+        if canon in _DEFERRED and how in _IMPORT_OPS and c.rule_id != RULE_DENIED:
             # getattr only looks a name up; what it finds is judged where it is called (_getattr). Tensor
             # storages pickled by the plain pickle module are torch.load calls on a legacy torch file, judged by
             # that file (_benign_storage). The import is reported unless every copy of it is called directly
@@ -794,7 +827,7 @@ class _VM:
                             buf, p, n = r.buf, r.p, r.n
                         continue
                     elif op == 0x51:  # BINPERSID: the loader's persistent_load decides (torch: storages)
-                        stack[-1] = _UNKNOWN
+                        stack[-1] = _persistent(stack[-1])
                         continue
                     elif op == 0x4E:  # NONE
                         append(None)
@@ -1002,7 +1035,23 @@ class _VM:
             if name in ("operator.attrgetter", "operator.methodcaller", "operator.itemgetter"):
                 return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
             if name == "functools.partial" and args:
+                if func.pending is not None and how in _DIRECT_CALLS and self._inert(args[0]):
+                    func.pending[1] += 1  # partial(allow-listed callable, ...): judged again if called
                 return _Wrapper("partial", args[0], args[1:])
+            if func.pending is not None and how in _DIRECT_CALLS:
+                if name == "builtins.type" and len(args) == 1:
+                    # type(None), type(...), type(NotImplemented): how pickle writes those three types; the
+                    # one-argument form only returns a type, the three-argument form creates a class
+                    arg = args[0]
+                    if arg is None or (type(arg) is _Ref and arg.canon in _SINGLETON_TYPES):
+                        func.pending[1] += 1
+                elif (
+                    name == "dateutil.tz.tz.tzfile"
+                    and 1 <= len(args) <= 2
+                    and args[0] is None
+                    and all(type(a) is str for a in args[1:])
+                ):
+                    func.pending[1] += 1  # tzfile(None, name) keeps the name; tzfile(path) would read a file
             if name == "numpy.core._ufunc_reconstruct":
                 if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
                     return self._global(args[0], args[1], off, f"via {func.name}")
@@ -1017,6 +1066,9 @@ class _VM:
                 return _Ref("?", "?")
             if name in _NAME_RESOLVERS and args and type(args[0]) is str:
                 return self._resolve_string(args[0], off, f"via {func.name}")
+            if name in _REBUILD_FROM_TYPE and len(args) >= 3:
+                inner = args[2] if type(args[2]) is tuple else ()
+                self._call(args[0], inner, off, f"{how} via {func.name}")
             if name == "torch._utils._set_obj_state" and args:
                 target = args[0]
                 if type(target) is _Ref or type(target) is _Module:
@@ -1415,6 +1467,8 @@ class _VM:
     def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
         """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
         if type(cls) is _Ref:
+            if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
+                cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
             return _Call(cls, args if type(args) is tuple else ())
         return self._call(cls, args if type(args) is tuple else (), off, how)
 
@@ -1439,11 +1493,15 @@ class _VM:
             obj.state = state
             func = obj.func
             if type(func) is _Ref:
+                if func.canon == "torch.ScriptObject":
+                    self._script_object_state(state, off)
                 if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
                     self._joblib_array(obj, off, (stack, meta, memo))
                     stack[-1] = _UNKNOWN
             else:
                 self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
+        elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state):
+            pass
         elif isinstance(obj, _Unknown | _Wrapper):
             desc = _describe(obj)
             self.coll.hit(
@@ -1455,6 +1513,46 @@ class _VM:
                 self._ev({}),
             )
         return stack
+
+    def _inert(self, value: Any) -> bool:
+        """A callable that may be kept in a loaded object: a name on the allow-list (by name or by pattern).
+        Whoever calls it at load time is judged there (a pattern-only class called is still a finding)."""
+        if type(value) is not _Ref or value.module == "?":
+            return False
+        return self.coll.classify(value.module, value.qual).allowed
+
+    def _partial_state(self, w: _Wrapper, state: Any) -> bool:
+        """``functools.partial.__setstate__((func, args, kwds, dict))`` replaces what the partial calls: model
+        it when the new callable is allow-listed, else leave it to the caller to report."""
+        if not (
+            type(state) is tuple
+            and len(state) == 4
+            and self._inert(state[0])
+            and type(state[1]) is tuple
+            and (state[2] is None or type(state[2]) is _Dict)
+            and (state[3] is None or type(state[3]) is _Dict)
+        ):
+            return False
+        w.target = state[0]
+        w.args = state[1]
+        return True
+
+    def _script_object_state(self, state: Any, off: int) -> None:
+        """``torch.ScriptObject.__setstate__((state, qualname))`` runs the named TorchScript class's
+        ``__setstate__``: only torch's own packed-parameter classes are known to be harmless."""
+        qualname = state[1] if type(state) is tuple and len(state) == 2 else None
+        if type(qualname) is str and qualname in _TORCHBIND_STATE_CLASSES:
+            return
+        subject = qualname if type(qualname) is str else "torch.ScriptObject"
+        self.coll.hit(
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            subject,
+            f"torch.ScriptObject rebuilt as {_short(qualname)}: not one of torch's packed-parameter classes; "
+            "loading runs that class's __setstate__",
+            off,
+            self._ev({"state": _short(state)}),
+        )
 
     def _check_state_keys(self, state: Any, off: int, how: str) -> None:
         """Report state that sets special attributes (``__setstate__``, ``__class__`` ...) on an instance.
@@ -1519,7 +1617,7 @@ class _VM:
     ) -> list[Any]:
         if not stack:
             raise _MalformedError("BINPERSID on an empty stack", off)
-        stack[-1] = _UNKNOWN  # the loader's persistent_load decides (torch: storages)
+        stack[-1] = _persistent(stack[-1])
         return stack
 
     def _op_int(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1914,6 +2012,18 @@ _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, 
 
 _DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
+
+
+def _persistent(pid: Any) -> Any:
+    """What the loader's ``persistent_load`` returns for ``pid``, as far as it is known statically.
+
+    torch's legacy (pre-1.6) loader returns the class of a whole saved ``nn.Module`` for
+    ``('module', cls, source_file, source)``: the class named by a GLOBAL, judged there; the source text is
+    only compared with the installed class's (a warning when they differ), never run. Everything else (torch's
+    storages, any other loader's ids) is opaque."""
+    if type(pid) is tuple and len(pid) == 4 and pid[0] == "module" and type(pid[1]) is _Ref:
+        return pid[1]
+    return _UNKNOWN
 
 
 def _dtype_info(dtype: Any) -> tuple[int | None, bool]:

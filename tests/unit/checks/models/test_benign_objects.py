@@ -1,0 +1,436 @@
+"""Benign objects of torch, numpy, scikit-learn, pyarrow and dateutil that pickle through unusual paths, and the
+dangerous neighbour of each path.
+
+Each widened acceptance is narrow: ``functools.partial`` of an allow-listed callable (timm's ``norm_layer``
+idiom), ``type`` with one argument (how pickle writes ``type(None)``), ``getattr(str, 'split')``, ``tzfile(None,
+name)``, ``torch.ScriptObject`` rebuilt as one of torch's packed-parameter classes, the class a legacy torch file
+names in its ``('module', cls, ...)`` persistent id, and the hooks a lazy module keeps. The attack pickles are
+built byte by byte; the benign files are made with the real libraries where they are installed.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import pickle
+import struct
+from typing import Any
+
+import pytest
+
+from loopwarden.checks.models.allowlist import AllowList
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+
+def _g(name: str) -> bytes:
+    module, _, qual = name.rpartition(".")
+    return b"c" + module.encode() + b"\n" + qual.encode() + b"\n"
+
+
+def _s(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _subjects(result: PickleResult) -> dict[str, Severity]:
+    return {str(f.evidence["subject"]): f.severity for f in result.findings}
+
+
+def _clean(result: PickleResult) -> None:
+    assert result.unverified is None, result.unverified
+    assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
+
+
+def _worst(result: PickleResult) -> Severity:
+    return max((f.severity for f in result.findings), default=Severity.INFO)
+
+
+# --- functools.partial --------------------------------------------------------------------------------------
+
+_LN = "torch.nn.modules.normalization.LayerNorm"
+
+
+def _partial(target: str, state_target: str | None = None, *, call: bool = False) -> bytes:
+    """partial(target) REDUCE'd, then BUILD with (state_target, (), {'eps': 1e-6}, None) as pickle writes it."""
+    body = b"\x80\x02" + _g("functools.partial") + _g(target) + b"\x85R"
+    body += b"(" + _g(state_target or target) + b")}" + _s("eps") + b"G" + struct.pack(">d", 1e-6) + b"sNtb"
+    if call:
+        body += b"(" + _s("id") + b"tR"
+    return body + b"."
+
+
+def test_partial_of_an_allow_listed_class_is_clean() -> None:
+    _clean(analyze_pickle_bytes(_partial(_LN)))
+    _clean(analyze_pickle_bytes(pickle.dumps({"norm_layer": functools.partial(dict, a=1)}, protocol=2)))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (_partial("os.system"), "functools.partial"),  # target not allow-listed
+        (_partial(_LN, "os.system"), "os.system"),  # __setstate__ swaps the target
+        (_partial(_LN, "builtins.eval"), "builtins.eval"),
+        # a state whose target is computed at load time: the BUILD is reported
+        (
+            b"\x80\x02" + _g("functools.partial") + _g(_LN) + b"\x85R(N)NNtb.",
+            "partial(torch.nn.modules.normalization.LayerNorm).__setstate__",
+        ),
+        # calling a partial of a pattern-only class runs its constructor on pickle data
+        (_partial(_LN, call=True), f"{_LN}()"),
+        # the partial class used other than by a direct call (NEWOBJ builds a partial the VM does not follow)
+        (b"\x80\x02" + _g("functools.partial") + b"q\x00" + _g("os.system") + b"\x85\x81h\x00.", "os.system"),
+        (b"\x80\x02" + _g("functools.partial") + b"q\x00" + _g(_LN) + b"\x85\x81h\x00.", "functools.partial"),
+    ],
+)
+def test_partial_neighbours_are_reported(payload: bytes, expected: str) -> None:
+    result = analyze_pickle_bytes(payload)
+    assert expected in _subjects(result), result.findings
+    assert _worst(result) >= Severity.HIGH
+
+
+def test_reduce_of_partial_of_dangerous_callable_is_critical() -> None:
+    payload = b"\x80\x02" + _g("functools.partial") + _g("os.system") + _s("id") + b"\x86R)R."
+    subjects = _subjects(analyze_pickle_bytes(payload))
+    assert subjects["os.system"] is Severity.CRITICAL
+    assert subjects["functools.partial"] is Severity.CRITICAL
+
+
+_TOK = "transformers.models.bert.tokenization_bert_legacy.BertTokenizerLegacy"  # its constructor reads a file
+
+
+@pytest.mark.parametrize(
+    "func",
+    [
+        _g(_TOK),
+        _g("functools.partial") + _g(_TOK) + _s("/etc/passwd") + b"\x86R",
+        _g("functools.partial")
+        + _g("functools.partial")
+        + _g(_TOK)
+        + b"\x85R"
+        + _s("/etc/passwd")
+        + b"\x86R",
+    ],
+)
+def test_rebuild_from_type_calls_its_function(func: bytes) -> None:
+    """torch._tensor._rebuild_from_type_v2(func, new_type, args, state) runs func(*args): a pattern-only class
+    (or a partial of one) there runs its constructor on pickle data."""
+    for rebuild in ("torch._tensor._rebuild_from_type_v2", "torch._tensor._rebuild_from_type"):
+        payload = (
+            b"\x80\x02" + _g(rebuild) + b"(" + func + _g("torch.Tensor") + _s("/etc/passwd") + b"\x85}tR."
+        )
+        result = analyze_pickle_bytes(payload)
+        assert f"{_TOK}()" in _subjects(result), (rebuild, result.findings)
+
+
+# --- type(x) ------------------------------------------------------------------------------------------------
+
+
+def test_type_of_the_singletons_is_clean() -> None:
+    _clean(
+        analyze_pickle_bytes(pickle.dumps({"a": type(None), "b": type(...), "c": type(NotImplemented)}, 2))
+    )
+    _clean(analyze_pickle_bytes(pickle.dumps([type(None)] * 3, protocol=4)))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # type('X', (object,), {}) creates a class
+        b"\x80\x02" + _g("builtins.type") + _s("X") + _g("builtins.object") + b"\x85}\x87R.",
+        # type of a loaded object
+        b"\x80\x02" + _g("builtins.type") + _g("collections.OrderedDict") + b")R\x85R.",
+        # type(None) is fine, but a memo copy of type goes on to make a class
+        b"\x80\x02" + _g("builtins.type") + b"q\x00N\x85R0h\x00" + _s("X") + b")}\x87R.",
+        # a copy kept in a container may be called by anything later
+        b"\x80\x02" + _g("builtins.type") + b"q\x00N\x85R0]h\x00a.",
+    ],
+)
+def test_type_other_than_of_a_singleton_is_critical(payload: bytes) -> None:
+    assert _subjects(analyze_pickle_bytes(payload)).get("builtins.type") is Severity.CRITICAL
+
+
+# --- getattr(str, name) and other getattr -------------------------------------------------------------------
+
+
+def _getattr(owner: bytes, name: str, tail: bytes = b"") -> bytes:
+    return b"\x80\x02" + _g("builtins.getattr") + owner + _s(name) + b"\x86R" + tail + b"."
+
+
+def test_str_methods_by_getattr_are_clean() -> None:
+    _clean(
+        analyze_pickle_bytes(pickle.dumps({"tokenizer": str.split, "preprocessor": str.lower}, protocol=2))
+    )
+    _clean(analyze_pickle_bytes(_getattr(_g("builtins.str"), "split")))
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "expected"),
+    [
+        (b"cbuiltins\n__import__\n" + _s("os") + b"\x85R", "system", "os.system"),
+        (_g("builtins.str"), "maketrans", "builtins.str.maketrans"),
+        (b"N", "split", "builtins.getattr"),  # getattr on an object the VM does not know
+        (b"(" + _s("storage") + b"tQ", "system", "builtins.getattr"),
+    ],
+)
+def test_getattr_neighbours_are_reported(owner: bytes, name: str, expected: str) -> None:
+    result = analyze_pickle_bytes(_getattr(owner, name))
+    assert expected in _subjects(result), result.findings
+    assert _worst(result) >= Severity.HIGH
+
+
+def test_getattr_of_builtins_eval_is_critical() -> None:
+    payload = b"\x80\x02cbuiltins\ngetattr\ncbuiltins\n__import__\n" + _s("builtins") + b"\x85R" + _s("eval")
+    payload += b"\x86R" + _s("1") + b"\x85R."
+    subjects = _subjects(analyze_pickle_bytes(payload))
+    assert subjects.get("builtins.eval") is Severity.CRITICAL
+
+
+# --- lazy modules ---------------------------------------------------------------------------------------------
+
+
+def _lazy_hook(cls: str, method: str, *, call: bool = False) -> bytes:
+    body = b"\x80\x02" + _g(cls) + b")\x81q\x00" + _g("builtins.getattr") + b"h\x00" + _s(method) + b"\x86R"
+    if call:
+        body += b"(" + _s("/tmp/x") + b"tR"
+    return body + b"."
+
+
+def test_lazy_module_hooks_are_clean() -> None:
+    _clean(analyze_pickle_bytes(_lazy_hook("torch.nn.modules.linear.LazyLinear", "_infer_parameters")))
+    _clean(analyze_pickle_bytes(_lazy_hook("torch.nn.modules.conv.LazyConv2d", "_lazy_load_hook")))
+
+
+@pytest.mark.parametrize(
+    ("cls", "method", "call"),
+    [
+        ("torch.nn.modules.linear.Linear", "load_state_dict", False),  # not a lazy hook
+        ("torch.nn.modules.linear.LazyLinear", "register_forward_hook", False),
+        ("torch.nn.modules.linear.LazyFoo", "_infer_parameters", False),  # no such class in torch
+        ("mymodels.LazyNet", "_infer_parameters", False),
+        ("torch.nn.modules.linear.LazyLinear", "_infer_parameters", True),  # called at load time
+    ],
+)
+def test_lazy_hook_neighbours_are_reported(cls: str, method: str, call: bool) -> None:
+    result = analyze_pickle_bytes(_lazy_hook(cls, method, call=call))
+    assert _worst(result) >= Severity.HIGH, result.findings
+
+
+# --- dateutil tzfile --------------------------------------------------------------------------------------------
+
+
+def test_tzfile_by_name_is_clean() -> None:
+    tzfile = "dateutil.tz.tz.tzfile"
+    _clean(analyze_pickle_bytes(b"\x80\x02" + _g(tzfile) + b"N" + _s("Europe/Berlin") + b"\x86R}b."))
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        _s("/etc/passwd") + b"\x85",  # tzfile(path) opens and reads the file
+        _s("/etc/passwd") + _s("x") + b"\x86",
+        b"N" + _g("os.getcwd") + b")R\x86",  # a computed name
+    ],
+)
+def test_tzfile_reading_a_file_is_reported(args: bytes) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + _g("dateutil.tz.tz.tzfile") + args + b"R.")
+    assert "dateutil.tz.tz.tzfile" in _subjects(result)
+
+
+# --- torch.ScriptObject ---------------------------------------------------------------------------------------
+
+
+def _script_object(qualname: str, *, how: bytes = b")\x81") -> bytes:
+    return b"\x80\x02" + _g("torch.ScriptObject") + how + b"(N" + _s(qualname) + b"tb."
+
+
+def test_script_object_of_packed_params_is_clean() -> None:
+    _clean(analyze_pickle_bytes(_script_object("__torch__.torch.classes.quantized.LinearPackedParamsBase")))
+    _clean(analyze_pickle_bytes(_script_object("__torch__.torch.classes.rnn.CellParamsBase")))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (
+            _script_object("__torch__.torch.classes.aten.OpaqueObject"),
+            "__torch__.torch.classes.aten.OpaqueObject",
+        ),
+        (_script_object("__torch__.torch.classes.myext.Evil"), "__torch__.torch.classes.myext.Evil"),
+        (
+            b"\x80\x02" + _g("torch.ScriptObject") + b")\x81N" + _s("x") + _s("y") + b"\x87b.",
+            "torch.ScriptObject",
+        ),
+        # called (REDUCE) rather than rebuilt with NEWOBJ
+        (_script_object("__torch__.torch.classes.rnn.CellParamsBase", how=b")R"), "torch.ScriptObject"),
+    ],
+)
+def test_script_object_neighbours_are_reported(payload: bytes, expected: str) -> None:
+    result = analyze_pickle_bytes(payload)
+    assert expected in _subjects(result), result.findings
+    assert _worst(result) >= Severity.HIGH
+
+
+# --- legacy torch files: ('module', cls, source_file, source) --------------------------------------------------
+
+
+def _legacy_module(cls: str, tail: bytes = b")\x81}b") -> bytes:
+    return b"\x80\x02(" + _s("module") + _g(cls) + _s("x.py") + _s("class X: pass") + b"tQ" + tail + b"."
+
+
+def test_legacy_module_id_of_an_allow_listed_class_is_clean() -> None:
+    _clean(analyze_pickle_bytes(_legacy_module("torch.nn.modules.linear.Linear")))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected", "severity"),
+    [
+        (_legacy_module("os.system", tail=_s("id") + b"\x85R"), "os.system", Severity.CRITICAL),
+        (_legacy_module("mymodels.Net", tail=_s("/etc/passwd") + b"\x85R"), "mymodels.Net()", Severity.HIGH),
+        (
+            _legacy_module("torch.nn.modules.linear.Linear", tail=b"K\x01K\x02\x86R"),
+            "torch.nn.modules.linear.Linear()",
+            Severity.HIGH,
+        ),
+        # a storage id (or anything but 'module' with a class) stays opaque: calling it is dynamic
+        (
+            b"\x80\x02(" + _s("storage") + _g("torch.nn.modules.linear.Linear") + b"\x86Q)R.",
+            "unknown",
+            Severity.HIGH,
+        ),
+    ],
+)
+def test_legacy_module_id_judges_the_class(payload: bytes, expected: str, severity: Severity) -> None:
+    assert _subjects(analyze_pickle_bytes(payload)).get(expected) is severity
+
+
+# --- names that stay reported -----------------------------------------------------------------------------------
+
+
+def test_scipy_distributions_stay_reported() -> None:
+    """rv_generic.__setstate__ exec()s the instance's _parse_arg_template, which the pickle state sets."""
+    allow = AllowList.default()
+    for module, qual in (
+        ("scipy.stats._distn_infrastructure", "rv_continuous_frozen"),
+        ("scipy.stats._continuous_distns", "norm_gen"),
+    ):
+        assert not allow.is_allowed(module, qual)
+
+
+def test_numpy_internal_keeps_its_other_names_dangerous() -> None:
+    allow = AllowList.default()
+    assert allow.is_allowed("numpy._core._internal", "_convert_to_stringdtype_kwargs")
+    for qual in ("_ctypes", "_getintp_ctype", "_dtype_from_pep3118"):
+        assert allow.classify("numpy._core._internal", qual).severity is Severity.CRITICAL
+
+
+# --- real files ---------------------------------------------------------------------------------------------------
+
+
+def _scan(tmp_path: Any) -> None:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    report = scan_paths([str(tmp_path)], jobs=1)
+    assert report.targets
+    for t in report.targets:
+        assert t.verdict.value == "clean", (t.path, t.findings, t.reason)
+        assert all(f.severity is Severity.INFO for f in t.findings), (t.path, t.findings)
+
+
+def test_real_torch_objects_stay_clean(tmp_path: Any) -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    import torch.nn.utils.prune as prune
+
+    pruned = nn.Linear(4, 4)
+    prune.l1_unstructured(pruned, "weight", 0.5)
+    x = torch.arange(6.0).reshape(2, 3)
+    files: dict[str, Any] = {
+        "pruned.pt": pruned,
+        "weightnorm.pt": nn.utils.weight_norm(nn.Linear(3, 3)),
+        "scaler.pt": torch.amp.GradScaler("cpu"),
+        "packed.pt": nn.utils.rnn.pack_padded_sequence(torch.ones(3, 2, 4), [3, 2]),
+        "max.pt": torch.max(x, 1),
+        "topk.pt": torch.topk(x, 2),
+        "lazy.pt": nn.LazyLinear(3),
+        "partial.pt": {"norm_layer": functools.partial(nn.LayerNorm, eps=1e-6)},
+        "types.pt": {"none": type(None), "ell": type(...)},
+        "param.pt": nn.Parameter(torch.ones(2)),
+        "quant_sd.pt": torch.ao.quantization.quantize_dynamic(
+            nn.Sequential(nn.Linear(4, 4), nn.LSTM(4, 4)), {nn.Linear, nn.LSTM}, dtype=torch.qint8
+        ).state_dict(),
+    }
+    try:
+        from torch.masked import masked_tensor
+
+        files["masked.pt"] = masked_tensor(torch.ones(3), torch.tensor([True, False, True]))
+    except ImportError:
+        pass
+    for name, obj in files.items():
+        torch.save(obj, tmp_path / name)
+    legacy = {"_use_new_zipfile_serialization": False}
+    torch.save(nn.Linear(3, 2), tmp_path / "legacy_linear.pt", **legacy)
+    torch.save(nn.LSTM(2, 2), tmp_path / "legacy_lstm.pt", **legacy)
+    torch.save(nn.Sequential(nn.Linear(2, 2), nn.ReLU()), tmp_path / "legacy_seq.pt", **legacy)
+    _scan(tmp_path)
+
+
+def test_real_numpy_sklearn_pyarrow_dateutil_objects_stay_clean(tmp_path: Any) -> None:
+    np = pytest.importorskip("numpy")
+    files: dict[str, Any] = {"poly.pkl": np.polynomial.Polynomial([1.0, 2.0, 3.0])}
+    if hasattr(np, "dtypes") and hasattr(np.dtypes, "StringDType"):
+        files["sdt.pkl"] = np.array(["a", "bc"], dtype=np.dtypes.StringDType())
+    try:
+        from sklearn.compose import make_column_selector
+        from sklearn.feature_extraction.text import TfidfVectorizer
+
+        files["colsel.pkl"] = make_column_selector(dtype_include=np.number)
+        files["tfidf.pkl"] = TfidfVectorizer(tokenizer=str.split, preprocessor=str.lower, token_pattern=None)
+    except ImportError:
+        pass
+    try:
+        import pyarrow as pa
+
+        files["table.pkl"] = pa.table({"a": [1, 2], "b": ["x", "y"]})
+    except ImportError:
+        pass
+    try:
+        from dateutil import tz
+
+        zone = tz.gettz("Europe/Berlin")
+        if zone is not None:
+            files["tz.pkl"] = {"utc": tz.tzutc(), "berlin": zone}
+    except ImportError:
+        pass
+    for name, obj in files.items():
+        (tmp_path / name).write_bytes(pickle.dumps(obj, protocol=4))
+    buf = io.BytesIO()
+    np.save(buf, np.array({"a": 1, "b": [1, 2]}, dtype=object), allow_pickle=True)
+    (tmp_path / "obj.npy").write_bytes(buf.getvalue())
+    _scan(tmp_path)
+
+
+def test_info_only_object_array_keeps_its_note(tmp_path: Any) -> None:
+    np = pytest.importorskip("numpy")
+    from loopwarden.checks.models.scanner import scan_paths
+
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    (target,) = scan_paths([str(tmp_path / "obj.npy")], jobs=1).targets
+    assert target.verdict.value == "clean"
+    assert [f.rule_id for f in target.findings] == ["LW-MODEL-041"]
+    # the parallel scan (16 files or more) sends a clean result that carries a note whole
+    for i in range(16):
+        np.save(tmp_path / f"plain{i}.npy", np.arange(4.0))
+    parallel = {t.path: t for t in scan_paths([str(tmp_path)], jobs=2).targets}
+    assert len(parallel) == 17
+    (obj,) = (t for p, t in parallel.items() if p.endswith("obj.npy"))
+    assert obj.verdict.value == "clean" and [f.rule_id for f in obj.findings] == ["LW-MODEL-041"]
+    # an object array whose pickle reaches os.system is not clean
+    payload = b"\x80\x02cos\nsystem\n" + _s("id") + b"\x85R."
+    header = "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    raw = b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + payload
+    (tmp_path / "bad.npy").write_bytes(raw)
+    (bad,) = scan_paths([str(tmp_path / "bad.npy")], jobs=1).targets
+    assert bad.verdict.value == "findings"
+    assert max(f.severity for f in bad.findings) is Severity.CRITICAL
