@@ -491,7 +491,9 @@ tensors and numbers. ``torch.ScriptObject.__setstate__((state, qualname))`` runs
 class named ``qualname``; any other class (one a loaded extension registered, ``aten.OpaqueObject`` ...) is a
 finding."""
 _SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
-_REBUILD_FROM_TYPE: Final = frozenset({"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"})
+_REBUILD_FROM_TYPE: Final = frozenset(
+    {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
+)
 """``_rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: that call is judged as any other."""
 _NAME_RESOLVERS: Final = frozenset(
     {"pydoc.locate", "pkgutil.resolve_name", "torch.serialization._get_restore_location", "pydoc.resolve"}
@@ -2034,6 +2036,8 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     """
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or not dtype.args:
         return None, False
+    if dtype.func.canon == "numpy.core._internal._convert_to_stringdtype_kwargs":
+        return None, True  # numpy 2 StringDType: hasobject, so joblib pickles the array (a stream of its own)
     if dtype.func.canon not in ("numpy.dtype", "numpy.core.multiarray.dtype"):
         return None, False
     spec = dtype.args[0]

@@ -434,3 +434,20 @@ def test_info_only_object_array_keeps_its_note(tmp_path: Any) -> None:
     (bad,) = scan_paths([str(tmp_path / "bad.npy")], jobs=1).targets
     assert bad.verdict.value == "findings"
     assert max(f.severity for f in bad.findings) is Severity.CRITICAL
+
+
+def test_joblib_string_dtype_array_is_analysed_as_a_pickle() -> None:
+    """numpy 2 StringDType has hasobject: joblib pickles the array itself after the wrapper, as for object arrays."""
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    if not hasattr(np, "dtypes") or not hasattr(np.dtypes, "StringDType"):
+        pytest.skip("numpy without StringDType")
+    buf = io.BytesIO()
+    joblib.dump({"s": np.array(["a", "bc"], dtype=np.dtypes.StringDType())}, buf)
+    data = buf.getvalue()
+    _clean(analyze_pickle_bytes(data, joblib=True))
+    # the array's stream is analysed: a payload in its place is found
+    start = data.index(b"\x80", data.index(b"numpy_array_alignment_bytes"))
+    evil = b"\x80\x04cos\nsystem\n" + _s("id") + b"\x85R."
+    result = analyze_pickle_bytes(data[:start] + evil + b"\x00" * 16, joblib=True)
+    assert _subjects(result).get("os.system") is Severity.CRITICAL
