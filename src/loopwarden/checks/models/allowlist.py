@@ -1216,6 +1216,15 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "torch.optim.lr_scheduler.MultiplicativeLR",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
+# SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
+# keeps them. rv_generic.__setstate__ exec()s the instance's _parse_arg_template string, so the VM admits their
+# state only with the template SciPy itself generates (pickle_vm._scipy_dist_state).
+_SCIPY_DIST_MODULES: Final = frozenset(
+    {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
+)
+_SCIPY_DIST_RE: Final = re.compile(
+    r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|rv_histogram|rv_sample)$"
+)
 # The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
 # shapes and materialise the module's own parameters.
 _LAZY_HOOK_RE: Final = re.compile(r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$")
@@ -1453,6 +1462,9 @@ class AllowList:
             return _ecosystem_names().judge(canon, lazy.group(1))
         if _class_pattern(canon, qual) or _function_pattern(canon, qual):
             return _ecosystem_names().judge(canon, qual)
+        if canon in _SCIPY_DIST_MODULES and _SCIPY_DIST_RE.match(qual):
+            # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks
+            return _PATTERN_ALLOWED
         if _stdlib(canon) or top in _KNOWN_PACKAGES:
             return Classification(
                 False,

@@ -1071,6 +1071,11 @@ class _VM:
             if name in _REBUILD_FROM_TYPE and len(args) >= 3:
                 inner = args[2] if type(args[2]) is tuple else ()
                 self._call(args[0], inner, off, f"{how} via {func.name}")
+                if len(args) > 3:
+                    # then new_type.__setstate__(state), as BUILD would
+                    self._check_state_keys(args[3], off, func.name)
+                    if type(args[1]) is _Ref:
+                        self._class_state(args[1].canon, args[3], off)
             if name == "torch._utils._set_obj_state" and args:
                 target = args[0]
                 if type(target) is _Ref or type(target) is _Module:
@@ -1497,6 +1502,9 @@ class _VM:
             if type(func) is _Ref:
                 if func.canon == "torch.ScriptObject":
                     self._script_object_state(state, off)
+                cls = _instance_class(obj)
+                if cls is not None:
+                    self._class_state(cls, state, off)
                 if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
                     self._joblib_array(obj, off, (stack, meta, memo))
                     stack[-1] = _UNKNOWN
@@ -1538,6 +1546,19 @@ class _VM:
         w.target = state[0]
         w.args = state[1]
         return True
+
+    def _class_state(self, cls: str, state: Any, off: int) -> None:
+        """State handed to ``cls.__setstate__`` that the class turns into code."""
+        if cls.rpartition(".")[0] in _SCIPY_DIST_MODULES and not _scipy_dist_state(state):
+            self.coll.hit(
+                "LW-MODEL-001",
+                Severity.CRITICAL,
+                f"{cls}.__setstate__",
+                f"{cls}: its __setstate__ exec()s the state's _parse_arg_template, which is not the argument "
+                "parser SciPy generates (or the state cannot be read)",
+                off,
+                self._ev({"state": _short(state)}),
+            )
 
     def _script_object_state(self, state: Any, off: int) -> None:
         """``torch.ScriptObject.__setstate__((state, qualname))`` runs the named TorchScript class's
@@ -2014,6 +2035,43 @@ _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, 
 
 _DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
+
+
+_SCIPY_DIST_MODULES: Final = frozenset(
+    {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
+)
+# scipy.stats._distn_infrastructure.parse_arg_template, filled by rv_generic._construct_argparser
+_SCIPY_ARG_TEMPLATE: Final = (
+    "\ndef _parse_args(self, %(shape_arg_str)s %(locscale_in)s):\n"
+    "    return (%(shape_arg_str)s), %(locscale_out)s\n\n"
+    "def _parse_args_rvs(self, %(shape_arg_str)s %(locscale_in)s, size=None):\n"
+    "    return self._argcheck_rvs(%(shape_arg_str)s %(locscale_out)s, size=size)\n\n"
+    "def _parse_args_stats(self, %(shape_arg_str)s %(locscale_in)s, moments='mv'):\n"
+    "    return (%(shape_arg_str)s), %(locscale_out)s, moments\n"
+)
+_SCIPY_SHAPES_RE: Final = re.compile(r"\ndef _parse_args\(self, ((?:[A-Za-z_][A-Za-z0-9_]*, )*) ")
+_SCIPY_LOCSCALE: Final = (("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1"))
+
+
+def _scipy_dist_state(state: Any) -> bool:
+    """Whether ``rv_generic.__setstate__(state)`` runs only the argument parser SciPy itself generates: a dict
+    (seen whole) whose ``_parse_arg_template``, if any, is SciPy's template over plain shape names. Frozen
+    distributions have no template; anything other than a dict reaches ``__dict__.update`` or ``__init__``."""
+    if type(state) is not _Dict or state.size != len(state.items):
+        return False
+    template = state.get("_parse_arg_template")
+    if template is _UNKNOWN:
+        return True
+    if type(template) is not str:
+        return False
+    m = _SCIPY_SHAPES_RE.match(template)
+    if m is None:
+        return False
+    shapes = m.group(1)
+    return any(
+        template == _SCIPY_ARG_TEMPLATE % {"shape_arg_str": shapes, "locscale_in": lin, "locscale_out": lout}
+        for lin, lout in _SCIPY_LOCSCALE
+    )
 
 
 def _persistent(pid: Any) -> Any:

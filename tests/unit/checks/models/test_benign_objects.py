@@ -307,14 +307,66 @@ def test_legacy_module_id_judges_the_class(payload: bytes, expected: str, severi
 # --- names that stay reported -----------------------------------------------------------------------------------
 
 
-def test_scipy_distributions_stay_reported() -> None:
-    """rv_generic.__setstate__ exec()s the instance's _parse_arg_template, which the pickle state sets."""
+_NORM = "scipy.stats._continuous_distns.norm_gen"
+_GOOD_TEMPLATE = (
+    "\ndef _parse_args(self, a,  loc=0, scale=1):\n    return (a, ), loc, scale\n\n"
+    "def _parse_args_rvs(self, a,  loc=0, scale=1, size=None):\n"
+    "    return self._argcheck_rvs(a,  loc, scale, size=size)\n\n"
+    "def _parse_args_stats(self, a,  loc=0, scale=1, moments='mv'):\n    return (a, ), loc, scale, moments\n"
+)
+
+
+def _dist(template: str, cls: str = _NORM) -> bytes:
+    state = b"}" + _s("_parse_arg_template") + _s(template) + b"s" + _s("numargs") + b"K\x01s"
+    return b"\x80\x02" + _g(cls) + b")\x81" + state + b"b."
+
+
+def test_scipy_distribution_with_scipys_argument_parser_is_clean() -> None:
+    _clean(analyze_pickle_bytes(_dist(_GOOD_TEMPLATE)))
+    no_shapes = _GOOD_TEMPLATE.replace("a,  ", " ").replace("(a, )", "()").replace("(a, ", "( ")
+    _clean(analyze_pickle_bytes(_dist(no_shapes)))
+    discrete = _GOOD_TEMPLATE.replace("loc=0, scale=1", "loc=0").replace("loc, scale", "loc, 1")
+    _clean(analyze_pickle_bytes(_dist(discrete, cls="scipy.stats._discrete_distns.randint_gen")))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _dist("import os\nos.system('id')\n"),
+        _dist(_GOOD_TEMPLATE + "import os\n"),
+        _dist(_GOOD_TEMPLATE.replace("a,", "a=__import__('os').system('id'),")),
+        _dist(_GOOD_TEMPLATE.replace("size=None", "size=print(1)")),
+        _dist(_GOOD_TEMPLATE.replace("loc, scale", "loc, __import__('os').system('id')")),
+        # state as pairs: rv_generic.__setstate__ does __dict__.update(state) with it
+        b"\x80\x02" + _g(_NORM) + b")\x81((" + _s("_parse_arg_template") + _s("import os") + b"tt\x85b.",
+        # the template computed at load time
+        b"\x80\x02" + _g(_NORM) + b")\x81}" + _s("_parse_arg_template") + _g("builtins.str") + b")Rsb.",
+        # __setstate__ reached through torch._tensor._rebuild_from_type_v2(func, new_type, args, state)
+        b"\x80\x02"
+        + _g("torch._tensor._rebuild_from_type_v2")
+        + b"("
+        + _g("copyreg.__newobj__")
+        + _g(_NORM)
+        + _g(_NORM)
+        + b"\x85}"
+        + _s("_parse_arg_template")
+        + _s("import os")
+        + b"stR.",
+    ],
+)
+def test_scipy_distribution_state_that_runs_code_is_critical(payload: bytes) -> None:
+    result = analyze_pickle_bytes(payload)
+    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in result.findings), (
+        result.findings
+    )
+
+
+def test_scipy_distribution_called_is_reported() -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + _g(_NORM) + _s("x") + b"\x85R.")
+    assert f"{_NORM}()" in _subjects(result)
     allow = AllowList.default()
-    for module, qual in (
-        ("scipy.stats._distn_infrastructure", "rv_continuous_frozen"),
-        ("scipy.stats._continuous_distns", "norm_gen"),
-    ):
-        assert not allow.is_allowed(module, qual)
+    assert not allow.is_allowed("scipy.stats._continuous_distns", "norm")  # an instance, not a class
+    assert not allow.is_allowed("scipy.stats._continuous_distns", "system_gen.x")
 
 
 def test_numpy_internal_keeps_its_other_names_dangerous() -> None:
@@ -380,6 +432,13 @@ def test_real_numpy_sklearn_pyarrow_dateutil_objects_stay_clean(tmp_path: Any) -
     files: dict[str, Any] = {"poly.pkl": np.polynomial.Polynomial([1.0, 2.0, 3.0])}
     if hasattr(np, "dtypes") and hasattr(np.dtypes, "StringDType"):
         files["sdt.pkl"] = np.array(["a", "bc"], dtype=np.dtypes.StringDType())
+    try:
+        from scipy import stats
+
+        files["frozen.pkl"] = {"n": stats.norm(0, 1), "u": stats.uniform(1, 2), "g": stats.gamma(2.0)}
+        files["loguniform.pkl"] = {"C": stats.loguniform(1e-3, 1e3)}
+    except ImportError:
+        pass
     try:
         from sklearn.compose import make_column_selector
         from sklearn.feature_extraction.text import TfidfVectorizer
