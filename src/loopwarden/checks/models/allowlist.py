@@ -932,6 +932,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # stays dangerous (ctypes helpers)
         "numpy.core._internal._convert_to_stringdtype_kwargs",
         "scipy._lib.array_api_compat.numpy._aliases.asarray",
+        # numpy.vectorize(f) only stores f (a discrete SciPy distribution keeps one in its state)
+        "numpy.vectorize",
+        "numpy.lib._function_base_impl.vectorize",
+        "numpy.lib.function_base.vectorize",
         # joblib's in-stream array wrapper (the array bytes are skipped by the VM in joblib mode).
         "joblib.numpy_pickle.NumpyArrayWrapper",
         # pandas data (DataFrame, Series, indexes, extension arrays and dtypes, scalars) as pickled by
@@ -1222,6 +1226,7 @@ _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 _SCIPY_DIST_MODULES: Final = frozenset(
     {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
 )
+_SCIPY_DIST_METHOD_RE: Final = re.compile(r"^[a-z][a-z0-9_]*_gen\._entropy$")
 _SCIPY_DIST_RE: Final = re.compile(
     r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|rv_histogram|rv_sample)$"
 )
@@ -1462,8 +1467,9 @@ class AllowList:
             return _ecosystem_names().judge(canon, lazy.group(1))
         if _class_pattern(canon, qual) or _function_pattern(canon, qual):
             return _ecosystem_names().judge(canon, qual)
-        if canon in _SCIPY_DIST_MODULES and _SCIPY_DIST_RE.match(qual):
-            # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks
+        if canon in _SCIPY_DIST_MODULES and (_SCIPY_DIST_RE.match(qual) or _SCIPY_DIST_METHOD_RE.match(qual)):
+            # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks. A
+            # discrete distribution's state keeps numpy.vectorize(getattr(self, "_entropy")): kept, never called
             return _PATTERN_ALLOWED
         if _stdlib(canon) or top in _KNOWN_PACKAGES:
             return Classification(

@@ -361,6 +361,30 @@ def test_scipy_distribution_state_that_runs_code_is_critical(payload: bytes) -> 
     )
 
 
+@pytest.mark.parametrize(
+    ("method", "call"),
+    [("_entropy", True), ("_attach_argparser_methods", False), ("_parse_args", False), ("_entropy.x", False)],
+)
+def test_scipy_distribution_methods_other_than_stored_entropy_are_reported(method: str, call: bool) -> None:
+    """A discrete distribution keeps numpy.vectorize(getattr(self, '_entropy')): that method may be kept, not
+    called at load, and no other method is admitted."""
+    gen = "scipy.stats._discrete_distns.randint_gen"
+    body = b"\x80\x02" + _g(gen) + b")\x81q\x00" + _g("builtins.getattr") + b"h\x00" + _s(method) + b"\x86R"
+    _clean(
+        analyze_pickle_bytes(
+            b"\x80\x02"
+            + _g(gen)
+            + b")\x81q\x00"
+            + _g("builtins.getattr")
+            + b"h\x00"
+            + _s("_entropy")
+            + b"\x86R."
+        )
+    )
+    result = analyze_pickle_bytes(body + (b")R." if call else b"."))
+    assert _worst(result) >= Severity.HIGH, result.findings
+
+
 def test_scipy_distribution_called_is_reported() -> None:
     result = analyze_pickle_bytes(b"\x80\x02" + _g(_NORM) + _s("x") + b"\x85R.")
     assert f"{_NORM}()" in _subjects(result)
@@ -437,6 +461,7 @@ def test_real_numpy_sklearn_pyarrow_dateutil_objects_stay_clean(tmp_path: Any) -
 
         files["frozen.pkl"] = {"n": stats.norm(0, 1), "u": stats.uniform(1, 2), "g": stats.gamma(2.0)}
         files["loguniform.pkl"] = {"C": stats.loguniform(1e-3, 1e3)}
+        files["randint.pkl"] = {"n_estimators": stats.randint(10, 200), "k": stats.poisson(3)}
     except ImportError:
         pass
     try:
