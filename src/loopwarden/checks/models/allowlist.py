@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from loopwarden.domain import Severity
 
-__all__ = ["AllowList", "Classification", "canonical_module"]
+__all__ = ["SCIPY_DIST_MODULES", "AllowList", "Classification", "canonical_module"]
 
 
 # Module aliases that resolve to the same objects: C accelerators, platform modules, Python 2 names.
@@ -1223,7 +1223,7 @@ _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
 # keeps them. rv_generic.__setstate__ exec()s the instance's _parse_arg_template string, so the VM admits their
 # state only with the template SciPy itself generates (pickle_vm._scipy_dist_state).
-_SCIPY_DIST_MODULES: Final = frozenset(
+SCIPY_DIST_MODULES: Final = frozenset(
     {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
 )
 _SCIPY_DIST_METHOD_RE: Final = re.compile(r"^[a-z][a-z0-9_]*_gen\._entropy$")
@@ -1467,7 +1467,7 @@ class AllowList:
             return _ecosystem_names().judge(canon, lazy.group(1))
         if _class_pattern(canon, qual) or _function_pattern(canon, qual):
             return _ecosystem_names().judge(canon, qual)
-        if canon in _SCIPY_DIST_MODULES and (_SCIPY_DIST_RE.match(qual) or _SCIPY_DIST_METHOD_RE.match(qual)):
+        if canon in SCIPY_DIST_MODULES and (_SCIPY_DIST_RE.match(qual) or _SCIPY_DIST_METHOD_RE.match(qual)):
             # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks. A
             # discrete distribution's state keeps numpy.vectorize(getattr(self, "_entropy")): kept, never called
             return _PATTERN_ALLOWED

@@ -39,6 +39,7 @@ from loopwarden.checks.models.allowlist import (
     RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
+    SCIPY_DIST_MODULES,
     AllowList,
     Classification,
     canonical_module,
@@ -1549,7 +1550,7 @@ class _VM:
 
     def _class_state(self, cls: str, state: Any, off: int) -> None:
         """State handed to ``cls.__setstate__`` that the class turns into code."""
-        if cls.rpartition(".")[0] in _SCIPY_DIST_MODULES and not _scipy_dist_state(state):
+        if cls.rpartition(".")[0] in SCIPY_DIST_MODULES and not _scipy_dist_state(state):
             self.coll.hit(
                 "LW-MODEL-001",
                 Severity.CRITICAL,
@@ -2037,9 +2038,6 @@ _DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
 
 
-_SCIPY_DIST_MODULES: Final = frozenset(
-    {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
-)
 # scipy.stats._distn_infrastructure.parse_arg_template, filled by rv_generic._construct_argparser
 _SCIPY_ARG_TEMPLATE: Final = (
     "\ndef _parse_args(self, %(shape_arg_str)s %(locscale_in)s):\n"
@@ -2055,13 +2053,17 @@ _SCIPY_LOCSCALE: Final = (("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1"))
 
 def _scipy_dist_state(state: Any) -> bool:
     """Whether ``rv_generic.__setstate__(state)`` runs only the argument parser SciPy itself generates: a dict
-    (seen whole) whose ``_parse_arg_template``, if any, is SciPy's template over plain shape names. Frozen
-    distributions have no template; anything other than a dict reaches ``__dict__.update`` or ``__init__``."""
+    (seen whole, every key a constant string: a key computed at load time may be the template's) whose
+    ``_parse_arg_template``, if any, is SciPy's template over plain shape names. Frozen distributions have no
+    template; anything other than a dict reaches ``__dict__.update`` or ``__init__``."""
     if type(state) is not _Dict or state.size != len(state.items):
         return False
-    template = state.get("_parse_arg_template")
-    if template is _UNKNOWN:
+    if not all(type(k) is str for k, _ in state.items):
+        return False
+    templates = [v for k, v in state.items if k == "_parse_arg_template"]
+    if not templates:
         return True
+    template = templates[-1]
     if type(template) is not str:
         return False
     m = _SCIPY_SHAPES_RE.match(template)

@@ -339,6 +339,17 @@ def test_scipy_distribution_with_scipys_argument_parser_is_clean() -> None:
         _dist(_GOOD_TEMPLATE.replace("loc, scale", "loc, __import__('os').system('id')")),
         # state as pairs: rv_generic.__setstate__ does __dict__.update(state) with it
         b"\x80\x02" + _g(_NORM) + b")\x81((" + _s("_parse_arg_template") + _s("import os") + b"tt\x85b.",
+        # the key computed at load time (str('_parse_arg_template') is that key when loaded)
+        b"\x80\x02"
+        + _g(_NORM)
+        + b")\x81}"
+        + _g("builtins.str")
+        + _s("_parse_arg_template")
+        + b"\x85R"
+        + _s("import os")
+        + b"sb.",
+        # the template a persistent id (opaque to the analysis)
+        b"\x80\x02" + _g(_NORM) + b")\x81}" + _s("_parse_arg_template") + b"(" + _s("x") + b"tQsb.",
         # the template computed at load time
         b"\x80\x02" + _g(_NORM) + b")\x81}" + _s("_parse_arg_template") + _g("builtins.str") + b")Rsb.",
         # __setstate__ reached through torch._tensor._rebuild_from_type_v2(func, new_type, args, state)
