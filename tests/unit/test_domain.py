@@ -65,6 +65,21 @@ def test_verdict_invariants() -> None:
     assert not unverified.passed(Severity.CRITICAL)  # never shown as clean, whatever the threshold
 
 
+def test_info_findings_are_notes_on_a_clean_target() -> None:
+    note = _finding(sev=Severity.INFO, rule="LW-MODEL-041")
+    t = TargetResult.from_findings("p", ArtifactKind.MODEL, [note])
+    assert t.verdict is Verdict.CLEAN and t.findings == (note,)
+    assert t.to_json()["findings"][0]["rule_id"] == "LW-MODEL-041"  # the note is kept
+    assert t.passed(Severity.LOW)
+    for sev in (Severity.LOW, Severity.MEDIUM, Severity.HIGH, Severity.CRITICAL):
+        mixed = TargetResult.from_findings("p", ArtifactKind.MODEL, [note, _finding(sev=sev)])
+        assert mixed.verdict is Verdict.FINDINGS
+        with pytest.raises(ValueError, match="clean target"):
+            TargetResult("p", ArtifactKind.MODEL, Verdict.CLEAN, (note, _finding(sev=sev)))
+    unverified = TargetResult.from_findings("p", ArtifactKind.MODEL, [note], unverified_reason="truncated")
+    assert unverified.verdict is Verdict.UNVERIFIED
+
+
 def test_passed_respects_threshold() -> None:
     t = TargetResult.from_findings("p", ArtifactKind.MODEL, [_finding(sev=Severity.MEDIUM)])
     assert not t.passed(Severity.LOW)
