@@ -192,7 +192,7 @@ def test_getattr_of_builtins_eval_is_critical() -> None:
 def _lazy_hook(cls: str, method: str, *, call: bool = False) -> bytes:
     body = b"\x80\x02" + _g(cls) + b")\x81q\x00" + _g("builtins.getattr") + b"h\x00" + _s(method) + b"\x86R"
     if call:
-        body += b"(" + _s("/tmp/x") + b"tR"
+        body += b"(" + _s("payload") + b"tR"
     return body + b"."
 
 
