@@ -16,6 +16,7 @@ __all__ = [
     "PICKLE_OPCODES",
     "Format",
     "claimed_format",
+    "data_kind",
     "is_pickle_start",
     "magic_format",
     "read_varint",
@@ -47,13 +48,15 @@ class Format(enum.StrEnum):
     LZ4 = "lz4"
     TEXT = "text"
     MEDIA = "media"
+    DATA = "data"
     TFLITE = "tflite"
     EMPTY = "empty"
     UNKNOWN = "unknown"
 
 
-# Opcodes a protocol 0/1 pickle can start with (every opcode that is valid as the first one of a stream).
-PICKLE_OPCODES: Final = frozenset(b"(.012FIJKLMNPQRSTUVXabcdeghijlopqrstu}])G")
+# The ASCII opcodes a loader accepts as the first one of a stream. The unpicklers do not check an opcode against
+# the stream's protocol, so BINBYTES ("B") and SHORT_BINBYTES ("C") of protocol 3 start a pickle without PROTO.
+PICKLE_OPCODES: Final = frozenset(b"(.012BCFIJKLMNPQRSTUVXabcdeghijlopqrstu}])G")
 PROTO_MAGIC: Final = 0x80
 TORCH_LEGACY_MAGIC: Final = bytes.fromhex("8a0a6cfc9c46f9206aa85019")
 """LONG1 of torch's legacy magic number 0x1950a86a20f9469cfc6c, right after PROTO 2."""
@@ -62,6 +65,20 @@ ZIP_LOCAL: Final = b"PK\x03\x04"
 ZIP_EOCD: Final = b"PK\x05\x06"
 _MEDIA_MAGIC: Final = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"%PDF-")
 """Images and documents that model repositories ship next to weights; no model loader interprets them."""
+_DATA_MAGIC: Final = (
+    (b"PAR1", "Parquet data file"),
+    (b"ARROW1\x00\x00", "Arrow IPC data file"),
+    (b"SQLite format 3\x00", "SQLite database"),
+    (b"MATLAB 5.0 MAT-file", "MATLAB MAT-file"),
+    (b"RIFF", "RIFF media file (WAV, AVI)"),
+    (b"tjgg", "GGJT weights (legacy llama.cpp)"),
+    (b"lmgg", "GGML weights (legacy llama.cpp)"),
+    (b"fmgg", "GGMF weights (legacy llama.cpp)"),
+    (b"algg", "GGLA adapter (legacy llama.cpp)"),
+)
+"""Data files that model folders hold and no model loader in scope interprets. Each magic is also an error to a
+pickle loader at its first opcodes (REDUCE or TUPLE on an empty stack, PERSID without a persistent_load, STRING
+or LONG over a line that is no literal), and the first-bytes reading still runs on them like on any format."""
 MAX_SAFETENSORS_HEADER: Final = 100 * 1024 * 1024
 
 
@@ -72,6 +89,14 @@ def is_pickle_start(head: bytes) -> bool:
     if head[0] == PROTO_MAGIC:
         return len(head) > 1 and head[1] <= 5
     return head[0] in PICKLE_OPCODES
+
+
+def data_kind(head: bytes) -> str | None:
+    """What data file ``head`` starts, by its magic (see ``_DATA_MAGIC``), else None."""
+    for magic, kind in _DATA_MAGIC:
+        if head.startswith(magic):
+            return kind
+    return None
 
 
 def _looks_onnx(head: bytes) -> bool:
@@ -214,8 +239,10 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.PICKLE
     if head.startswith(b"\x93NUMPY"):
         return Format.NUMPY
-    if head.startswith(_MEDIA_MAGIC):
+    if head.startswith(_MEDIA_MAGIC) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP"):
         return Format.MEDIA
+    if data_kind(head) is not None:
+        return Format.DATA
     if head[4:8] == b"TFL3":
         return Format.TFLITE
     if head.startswith(b"GGUF"):

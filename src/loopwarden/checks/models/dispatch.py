@@ -19,10 +19,17 @@ from loopwarden.checks.models._base import (
     open_slice,
     spool,
 )
-from loopwarden.checks.models.detect import PICKLE_OPCODES, Format, claimed_format, is_pickle_start, sniff
+from loopwarden.checks.models.detect import (
+    PICKLE_OPCODES,
+    Format,
+    claimed_format,
+    data_kind,
+    is_pickle_start,
+    sniff,
+)
 from loopwarden.domain import Finding
 
-__all__ = ["Recurse", "scan_as", "scan_blob", "seekable_blob"]
+__all__ = ["NOT_A_MODEL", "Recurse", "scan_as", "scan_blob", "seekable_blob"]
 
 Recurse = Callable[[Blob, ScanContext], None]
 HEAD: Final = 4096
@@ -30,6 +37,8 @@ _GLOBAL_BOUNDS: Final = frozenset({"max_seconds", "max_decompressed_bytes", "max
 """Budgets of the whole target: hitting one stops the analysis; other bounds stop only the member."""
 _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
+_PICKLE_ONLY_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.ckpt)$", re.IGNORECASE)
+"""Names that claim a pickle and nothing else (``.pth`` is also a site-packages path file, which is text)."""
 _TS_CONSTANTS: Final = re.compile(r"^[^/]+/constants\.pkl$")
 _TS_CODE: Final = re.compile(r"^[^/]+/code/")
 _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -52,13 +61,15 @@ _quiet: dict[tuple[object, object], dict[tuple[bytes, str], str]] = {}
 limits): torch archives repeat "byteorder" and "version" in every file, and the checkpoints of one training run
 repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes of members."""
 _quiet_bytes = 0
+NOT_A_MODEL: Final = "not a model format loopwarden can analyse"
+"""How the reason of a file of no model format ends (raw external data of an ONNX model is resolved by it)."""
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
     Format.ZSTD: "zstandard-compressed data is not supported",
     Format.LZ4: "LZ4-compressed data is not supported",
     Format.TFLITE: "TensorFlow Lite flatbuffers are not supported",
-    Format.UNKNOWN: "unknown binary format: not a model format loopwarden can analyse",
+    Format.UNKNOWN: f"unknown binary format: {NOT_A_MODEL}",
 }
 
 
@@ -239,9 +250,16 @@ def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
 # ---------------------------------------------------------------------------------------------------- pickles
 
 
-def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> bool:
-    """Analyse a pickle; True when it turned out to be text that no pickle loader could run (judged as text)."""
+def _pickle(
+    blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None, second_reading: bool = False
+) -> bool:
+    """Analyse a pickle; True when it turned out to be text that no pickle loader could run (judged as text).
+
+    ``second_reading``: the bytes are already analysed as another format (an ONNX model whose first bytes are
+    opcodes); if no pickle loader gets anywhere in them, there is nothing more to say.
+    """
     from loopwarden.checks.models._pickle import analyse
+    from loopwarden.checks.models.allowlist import known_top_module
 
     head = blob.head(2)
     if blob.size is not None and blob.size <= _INERT_MAX and not _PICKLE_NAMES.search(blob.name):
@@ -253,12 +271,28 @@ def _pickle(blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None) -> 
             ctx.formats[-1] = str(Format.TEXT)
             _text(blob, ctx)
             return True
+    at_once = head[:1] != b"\x80" and not _PICKLE_ONLY_NAMES.search(blob.name) and _breaks_at_once(blob, ctx)
+    if at_once and second_reading:
+        # A loader fails on the first bytes before it could import anything: not a pickle
+        ctx.formats.pop()
+        return False
+    if at_once and not _text_like(blob):
+        # not a pickle either, and no format loopwarden knows (text is still searched for hidden pickles below:
+        # a known module further on keeps it a pickle)
+        _unknown(blob, ctx)
+        return False
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
     if err:
         ctx.fail(blob.location, err)
-    if res.unverified and _broken_text(blob, ctx, head, res.callables):
+    if res.unverified and (
+        _broken_text(blob, ctx, head, res.callables)
+        or (at_once and not any(known_top_module(c) for c in res.callables))
+    ):
+        # text not named as a pickle (a Python source, a .pth file, a word list) on which a loader fails at
+        # once, and in which the search for hidden pickles found no name of a standard-library or known module
+        # ("a.coords\na.index" in a source reads as GLOBAL oords.a.index)
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
         return True
@@ -302,6 +336,32 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
     # the first pickle breaks (none completed) and what a loader runs before that reaches nothing, or only
     # allow-listed names (a name whose module no model environment has is not judged)
     return first.pickles == 0 and not first.findings and first.unverified is None
+
+
+def _breaks_at_once(blob: Blob, ctx: ScanContext) -> bool:
+    """Whether a pickle loader reading from byte 0 fails in its first pickle before it reaches a name it could
+    import (``mport numpy as np`` from a Python source's INST is none: names with spaces or punctuation are not
+    importable; a name computed at load time might be). Names are judged strictly here, known modules or not:
+    the file has no other format that explains its first bytes."""
+    from loopwarden.checks.models._pickle import analyse
+
+    with blob.open() as stream:
+        res = analyse(stream, ctx, blob.location, max_pickles=1, joblib=False, resync=False)
+    if res.unverified is None or any(
+        not part.startswith("malformed pickle at offset") for part in res.unverified.split("; ")
+    ):
+        return False  # a pickle completed, or a bound was reached: the full analysis decides
+    if any("?" in c or _IDENT_PATH.match(c) for c in res.callables):
+        return False
+    return all(
+        f.rule_id == rules.PickleMalformed.rule_id or f.evidence.get("subject") in res.callables
+        for f in res.findings
+    )
+
+
+def _unknown(blob: Blob, ctx: ScanContext) -> None:
+    ctx.formats[-1] = str(Format.UNKNOWN)
+    ctx.fail(blob.location, _UNSUPPORTED[Format.UNKNOWN])
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
@@ -704,9 +764,19 @@ def _empty(blob: Blob, ctx: ScanContext) -> None:
     return None
 
 
+def _data(blob: Blob, ctx: ScanContext) -> None:
+    """A data file (Parquet, SQLite, WAV ...): nothing in it is a model, so it is as unverified as any unknown
+    binary, under its own name."""
+    ctx.fail(blob.location, f"{data_kind(blob.head(64)) or 'data file'}: {NOT_A_MODEL}")
+
+
 def scan_as(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     """Analyse ``blob`` also as ``fmt``, a second reading of the same bytes (an ONNX model whose first bytes
     read as text or a pickle); nothing for a format without an analysis."""
+    if fmt in (Format.PICKLE, Format.TORCH_LEGACY):
+        ctx.formats.append(str(fmt))
+        _pickle(blob, ctx, max_pickles=5 if fmt is Format.TORCH_LEGACY else None, second_reading=True)
+        return
     handler = _HANDLERS.get(fmt)
     if handler is not None:
         ctx.formats.append(str(fmt))
@@ -719,6 +789,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.TEXT: _text,
     Format.EMPTY: _empty,
     Format.MEDIA: _empty,
+    Format.DATA: _data,
     Format.GZIP: _gzip,
     Format.ZLIB: _zlib,
     Format.JOBLIB_ZLIB: _joblib_zlib,

@@ -563,13 +563,15 @@ def _resolve_external_data(
     results: list[TargetResult], readable: list[Target], referenced: set[str]
 ) -> list[TargetResult]:
     """Raw tensor files that a scanned ONNX model names as external data are data, not an unknown format."""
+    from loopwarden.checks.models.dispatch import NOT_A_MODEL
+
     real = {t.display: t.real for t in readable}
     out = []
     for r in results:
         if (
             r.verdict is Verdict.UNVERIFIED
             and real.get(r.path) in referenced
-            and (r.reason or "").startswith("unknown binary format")
+            and (r.reason or "").endswith(NOT_A_MODEL)
         ):
             r = TargetResult(r.path, r.kind, Verdict.CLEAN, (), r.digest, None)
         out.append(r)
