@@ -32,9 +32,14 @@ CHUNK = 1 << 20
 SPOOL_IN_MEMORY = 8 << 20
 SLURP_MAX = 1 << 20
 """The scanner reads files up to this size whole (a bound per target, so peak memory stays flat)."""
-RATIO_FLOOR = 1 << 20
-"""Decompression ratio is only judged once the output passes this many bytes (tiny inputs compress absurdly).
-"""
+RATIO_FLOOR = 64 << 20
+"""The decompression ratio of a stream read from bytes as stored is judged once its output passes this many
+bytes. Below it any ratio is accepted: deflate tops out near 1,032:1, so such a stream costs at most this much
+work (sparse or zero-initialised arrays in ``np.savez_compressed`` or ``joblib.dump(compress=3)`` reach
+200-1,000:1), and the totals stay bounded by ``max_decompressed_bytes`` and ``max_seconds``."""
+NESTED_RATIO_FLOOR = 1 << 20
+"""The floor for a stream whose compressed bytes are themselves decompressed output (an archive in a compressed
+archive, a gzip in a zip): ratios multiply there, which is what 42.zip-style bombs are made of."""
 
 
 @dataclass
@@ -113,6 +118,8 @@ class Blob:
     """Path of the real file on disk when the blob is a whole file (mmap, fileno, external data)."""
     data: bytes | None = field(default=None, repr=False)
     """All of the bytes, when the blob is held in memory (small files and members): read without a reader."""
+    inflated: bool = False
+    """The bytes are the output of a decompressor (this blob's or a container's around it)."""
     _head: bytes | None = field(default=None, repr=False)
     _head_complete: bool = field(default=False, repr=False)
 
@@ -219,6 +226,7 @@ class DecompressReader(io.RawIOBase):
         what: str,
         multistream: bool = False,
         max_output: int | None = None,
+        nested: bool = False,
     ) -> None:
         super().__init__()
         self._raw = raw
@@ -232,6 +240,7 @@ class DecompressReader(io.RawIOBase):
         self._out = 0
         self._eof = False
         self._max_output = max_output
+        self._floor = NESTED_RATIO_FLOOR if nested else RATIO_FLOOR
         self.crc = 0
         self.error: str | None = None
 
@@ -255,6 +264,10 @@ class DecompressReader(io.RawIOBase):
                 else:
                     self._eof = True
                     break
+            elif getattr(self._d, "needs_input", True) is False:
+                # bz2 and lzma keep input back when the output was capped (zlib hands it back as
+                # unconsumed_tail): drain it before reading more, or a compressible stream looks truncated
+                data = b""
             else:
                 data = self._raw.read(CHUNK // 4)
                 self._in += len(data)
@@ -285,7 +298,7 @@ class DecompressReader(io.RawIOBase):
                 "max_decompressed_bytes", f"{self._what}: output larger than declared"
             )
         ratio = self._ctx.limits.max_decompression_ratio
-        if self._out > RATIO_FLOOR and self._out > ratio * max(self._in, 1):
+        if self._out > self._floor and self._out > ratio * max(self._in, 1):
             raise ResourceLimitExceeded(
                 "max_decompression_ratio",
                 f"{self._what}: decompresses more than {ratio:g}x (zip-bomb-like)",
@@ -351,8 +364,10 @@ def file_blob(path: str, location: Location, size: int, handle: BinaryIO | None 
     return Blob(os.path.basename(path), location, opener, size, True, 0, path)
 
 
-def bytes_blob(name: str, location: Location, data: bytes, depth: int) -> Blob:
-    return Blob(name, location, lambda: io.BytesIO(data), len(data), True, depth, data=data)
+def bytes_blob(name: str, location: Location, data: bytes, depth: int, *, inflated: bool = False) -> Blob:
+    return Blob(
+        name, location, lambda: io.BytesIO(data), len(data), True, depth, data=data, inflated=inflated
+    )
 
 
 def json_safe(value: Any, limit: int = 200) -> Any:

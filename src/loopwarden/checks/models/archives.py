@@ -76,7 +76,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             return open_slice(blob.open(), start, length, own=True)
 
         try:
-            scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1), ctx)
+            scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1, inflated=blob.inflated), ctx)
         except ResourceLimitExceeded as exc:
             if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
                 raise

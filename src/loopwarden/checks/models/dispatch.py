@@ -244,6 +244,7 @@ def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
         size,
         True,
         blob.depth,
+        inflated=blob.inflated,
     )
 
 
@@ -422,7 +423,8 @@ def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: s
         raw = blob.open()
         if skip:
             raw.read(skip)
-        return cast(BinaryIO, DecompressReader(raw, make, ctx, what=what, multistream=True))
+        reader = DecompressReader(raw, make, ctx, what=what, multistream=True, nested=blob.inflated)
+        return cast(BinaryIO, reader)
 
     child = Blob(
         blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name,
@@ -431,6 +433,7 @@ def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: s
         None,
         False,
         blob.depth + 1,
+        inflated=True,
     )
     child = seekable_blob(child, ctx)
     scan_blob(child, ctx)
@@ -499,26 +502,35 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
         mloc = member_location(blob.location, e.name)
         interpretations = e.interpretations()
         crc_done = False
+        plain_npy = True  # every reading is a large .npy with a plain dtype: its data is never read
         for method, csize in interpretations:
             if method not in zipfmt.SUPPORTED_METHODS:
                 ctx.fail(mloc, f"unsupported zip compression method {method}")
+                plain_npy = False
                 continue
             try:
                 small = _small_member(blob, e, method, csize, ctx, mloc)
                 if small is not None:
                     child, crc = small
+                    plain_npy = False
                     if (method, csize) == (e.method, e.csize) and crc is not None:
                         zipfmt.judge_crc(e, crc, ctx, mloc)
                         crc_done = True
                 else:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
+                before = (len(ctx.findings), ctx.failures)
                 scan_blob(child, ctx)
+                quiet = before == (len(ctx.findings), ctx.failures)
+                plain_npy &= quiet and ctx.formats[-1] == str(Format.NUMPY)
             except ResourceLimitExceeded as exc:
                 # a bomb or too-deep member: named, and the other members are still analysed
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
-        if e.method in zipfmt.SUPPORTED_METHODS and not crc_done:
+                plain_npy = False
+        if plain_npy and interpretations:
+            _declared_ratio(blob, e, ctx, mloc)
+        elif e.method in zipfmt.SUPPORTED_METHODS and not crc_done:
             try:
                 zipfmt.check_crc(blob, e, ctx, mloc)
             except ResourceLimitExceeded as exc:
@@ -528,6 +540,22 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
+
+
+def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:
+    """The ratio bound for a member whose data is not inflated (a plain ``.npy``: numpy reads it as numbers, so
+    neither it nor its CRC-32 is read). ``zipfile`` inflates exactly the declared size, so that is what a loader
+    faces: judged like the output of a stream read from stored bytes (nesting multiplies nothing here, since
+    nothing is inflated)."""
+    from loopwarden.checks.models._base import RATIO_FLOOR
+
+    ratio = ctx.limits.max_decompression_ratio
+    if e.method != 0 and e.usize > RATIO_FLOOR and e.usize > ratio * max(e.csize, 1):
+        ctx.fail(
+            mloc,
+            f"resource limit 'max_decompression_ratio' reached: {blob.location.path}!{e.name}: declares "
+            f"{e.usize} bytes from {e.csize} (more than {ratio:g}x, zip-bomb-like)",
+        )
 
 
 def _is_storage(name: str, roots: frozenset[str]) -> bool:
@@ -687,7 +715,7 @@ def _small_member(
         err = getattr(reader, "error", None)
     if err:
         ctx.fail(mloc, err)
-    child = bytes_blob(e.name, mloc, data, blob.depth + 1)
+    child = bytes_blob(e.name, mloc, data, blob.depth + 1, inflated=blob.inflated or method != 0)
     return child, (None if err else zlib.crc32(data))
 
 
@@ -715,7 +743,7 @@ def _small_member_in_memory(
         return None  # the declared size lied: analyse it as a stream (bounded as every stream is)
     if err:
         ctx.fail(mloc, err)
-    child = bytes_blob(e.name, mloc, out, blob.depth + 1)
+    child = bytes_blob(e.name, mloc, out, blob.depth + 1, inflated=blob.inflated or method != 0)
     return child, (None if err else zlib.crc32(out))
 
 
@@ -734,6 +762,7 @@ def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, 
         csize if method == 0 else None,
         method == 0,
         blob.depth + 1,
+        inflated=blob.inflated or method != 0,
     )
 
 
@@ -742,7 +771,8 @@ def _range(blob: Blob, ctx: ScanContext, start: int, end: int, what: str) -> Non
         return open_slice(blob.open(), start, end - start, own=True)
 
     name = f"<{what} bytes {start}-{end}>"
-    child = Blob(name, member_location(blob.location, name), opener, end - start, True, blob.depth + 1)
+    loc = member_location(blob.location, name)
+    child = Blob(name, loc, opener, end - start, True, blob.depth + 1, inflated=blob.inflated)
     # bytes outside the zip structure are read only by loaders that start at the file's beginning (pickle)
     if is_pickle_start(child.head(16)):
         scan_blob(child, ctx)

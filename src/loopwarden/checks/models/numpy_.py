@@ -198,7 +198,9 @@ def _literal_header(text: str, major: int) -> Any:
 
 
 def scan_npy(blob: Blob, ctx: ScanContext) -> None:
-    blob = seekable_blob(blob, ctx)
+    """Judge the header; analyse the data only when its dtype can hold objects. The header is read from the
+    stream as it comes: a compressed ``.npz`` member with a plain dtype is inflated only as far as its header
+    (numpy reads the rest as numbers), and the archive judges its declared sizes (see dispatch)."""
     with blob.open() as f:
         pre = f.read(10)
         if len(pre) < 10:
@@ -218,7 +220,6 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         if hlen > _MAX_HEADER:
             ctx.fail(blob.location, f"npy header of {hlen} bytes exceeds the bound")
             return
-        f.seek(start)
         raw = f.read(hlen)
     if len(raw) < hlen:
         ctx.fail(blob.location, "npy header truncated")
@@ -236,9 +237,10 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         return
     descr, shape = header["descr"], header["shape"]
     data_start = start + hlen
-    size = blob.size or 0
     kind = _classify_descr(descr)
     if kind is not _Dtype.PLAIN:
+        blob = seekable_blob(blob, ctx)
+        size = blob.size or 0
         shown = repr(descr)[:100]
         if kind is _Dtype.OBJECT:
             message, reason = "object array: the data is a pickle", f"pickle in object array {shown}"
@@ -258,5 +260,8 @@ def scan_npy(blob: Blob, ctx: ScanContext) -> None:
         ctx.fail(blob.location, "npy shape is not a tuple of non-negative integers")
         return
     item = _itemsize(descr)
+    if blob.size is None:
+        return  # a streamed archive member: its data is never read, and its sizes are the archive's to judge
+    size = blob.size
     if item is not None and size - data_start < math.prod(shape) * item:
         ctx.fail(blob.location, f"npy data truncated ({size - data_start} bytes for shape {shape})")

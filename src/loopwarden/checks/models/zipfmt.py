@@ -73,6 +73,8 @@ class ZipEntry:
     local_csize: int | None = None
     local_usize: int | None = None
     local_name: str | None = None
+    shared: bool = False
+    """Its data overlaps another member's: the same compressed bytes inflate more than once (a bomb's trick)."""
     lead: bytes = b""
     """The first bytes of the member's data as stored (read with the local header): enough to tell raw tensor
     bytes from a format that a loader would interpret."""
@@ -385,6 +387,7 @@ def _check_layout(
     prev: ZipEntry | None = None
     for start, end, e in spans:
         if start < cursor and prev is not None:
+            e.shared = prev.shared = True
             ctx.add(
                 rules.ZipOverlap,
                 f"member overlaps '{prev.name}'",
@@ -556,7 +559,7 @@ def member_reader(
     else:
         raw.close()
         return None
-    reader = DecompressReader(raw, make, ctx, what=what)
+    reader = DecompressReader(raw, make, ctx, what=what, nested=blob.inflated or e.shared)
     return cast(BinaryIO, reader), lambda: reader.crc
 
 
