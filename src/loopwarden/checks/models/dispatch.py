@@ -66,7 +66,6 @@ NOT_A_MODEL: Final = "not a model format loopwarden can analyse"
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
-    Format.ZSTD: "zstandard-compressed data is not supported",
     Format.LZ4: "LZ4-compressed data is not supported",
     Format.TFLITE: "TensorFlow Lite flatbuffers are not supported",
     Format.UNKNOWN: f"unknown binary format: {NOT_A_MODEL}",
@@ -458,6 +457,38 @@ def _bz2(blob: Blob, ctx: ScanContext) -> None:
     _decompressed(blob, ctx, bz2.BZ2Decompressor, "bzip2")
 
 
+class _Zstd:
+    """zstandard's decompressor in the shape :class:`DecompressReader` drives (zlib's ``decompressobj``). zstd
+    has no output bound per call, so input goes in 1 KiB at a time (at most ~32 MiB of output each, RLE
+    blocks) until ``max_length`` is reached; the rest is handed back as ``unconsumed_tail``."""
+
+    _PIECE: Final = 1024
+
+    def __init__(self) -> None:
+        import zstandard
+
+        self._obj = zstandard.ZstdDecompressor().decompressobj()
+        self.unconsumed_tail = b""
+        self.unused_data = b""
+        self.eof = False
+
+    def decompress(self, data: bytes, max_length: int) -> bytes:
+        out = bytearray()
+        while data and len(out) < max_length and not self.eof:
+            piece, data = data[: self._PIECE], data[self._PIECE :]
+            out += self._obj.decompress(piece)
+            if self._obj.eof:
+                self.eof = True
+                self.unused_data, data = bytes(self._obj.unused_data) + data, b""
+        self.unconsumed_tail = data
+        return bytes(out)
+
+
+def _zstd(blob: Blob, ctx: ScanContext) -> None:
+    # pandas writes .pkl.zst pickles this way; zstandard is a loopwarden dependency (data shards)
+    _decompressed(blob, ctx, _Zstd, "zstd")
+
+
 def _xz(blob: Blob, ctx: ScanContext) -> None:
     import lzma
 
@@ -826,6 +857,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.BZIP2: _bz2,
     Format.XZ: _xz,
     Format.LZMA: _xz,
+    Format.ZSTD: _zstd,
     Format.ZIP: _zip,
     Format.TAR: _lazy("archives", "scan_tar"),
     Format.NUMPY: _lazy("numpy_", "scan_npy"),

@@ -215,3 +215,44 @@ def test_a_plain_header_in_front_of_a_pickle_is_numbers_to_numpy() -> None:
     npy = _npy_bytes((2 << 20,), "u1")
     ctx = _scan("w.npz", _zip({"w.npy": npy[: len(npy) - 64] + b"cos\nsystem\n" + b"\x00" * 53}))
     _clean(ctx)
+
+
+# --- zstandard (pandas writes .pkl.zst) --------------------------------------------------------------------
+
+
+def _zstd(data: bytes) -> bytes:
+    zstandard = pytest.importorskip("zstandard")
+    return bytes(zstandard.ZstdCompressor(level=3).compress(data))
+
+
+_CALL = b"cos\nsystem\n(S'echo never-run'\ntR"
+
+
+def test_a_zstd_pickle_is_analysed() -> None:
+    import pickle
+
+    _clean(_scan("df.pkl.zst", _zstd(pickle.dumps({"a": [1, 2], "b": "x"}, protocol=5))))
+    ctx = _scan("df.pkl.zst", _zstd(_CALL + b"."))
+    assert "LW-MODEL-001" in {f.rule_id for f in ctx.findings}, ctx.findings
+
+
+def test_a_payload_in_a_later_zstd_frame_is_found() -> None:
+    ctx = _scan("m.pkl.zst", _zstd(b"(") + _zstd(_CALL + b"."))
+    assert "LW-MODEL-001" in {f.rule_id for f in ctx.findings}, ctx.findings
+
+
+def test_a_corrupt_or_truncated_zstd_stream_is_unverified() -> None:
+    for data in (
+        b"\x28\xb5\x2f\xfd" + b"garbage" * 10,
+        _zstd(b"\x80\x04" + b"N" * 5000 + b".")[:-8],  # the frame cut short
+    ):
+        ctx = _scan("m.pkl.zst", data)
+        assert ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+def test_a_zstd_stream_of_zeros_far_beyond_the_floor_is_named() -> None:
+    _named(_scan("z.pkl.zst", _zstd(b"\x00" * (80 << 20))))
+
+
+def test_zstd_of_a_zero_array_below_the_floor_is_clean() -> None:
+    _clean(_scan("w.npy.zst", _zstd(_npy_bytes((4000, 1000), "f4"))))
