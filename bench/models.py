@@ -255,7 +255,9 @@ def _advisory_cases() -> dict[str, dict[str, bytes]]:
             if mark.name != "parametrize" or tuple(mark.args[0]) != ("module", "name", "arg_ops"):
                 continue
             for module, name, arg_ops in mark.args[1]:
-                cases[f"sweep_{fn_name[5:45]}_{module}.{name}"] = {"model.pkl": tpb.call(module, name, *arg_ops)}
+                cases[f"sweep_{fn_name[5:45]}_{module}.{name}"] = {
+                    "model.pkl": tpb.call(module, name, *arg_ops)
+                }
     for key, config in tnm._NEMO_PAYLOADS.items():
         cases[f"nemo_hydra_{key}"] = {"model.nemo": tnm._nemo(config)}
     for key, step in tnm._SKOPS_STEPS.items():
