@@ -242,8 +242,8 @@ def _advisory_cases() -> dict[str, dict[str, bytes]]:
     """The 2026 advisory sweep's cases that are whole files: every (module, name, arg_ops) gadget its tests are
     parametrized with, as a pickle calling it, and the config-borne attacks (NeMo Hydra targets, skops schemas,
     Keras TFSMLayer, TorchScript file I/O)."""
+    import test_advisory_formats as tnm
     import test_advisory_sweep as tas
-    import test_new_misses as tnm
     import test_pickle_bypasses as tpb
 
     cases: dict[str, dict[str, bytes]] = {}

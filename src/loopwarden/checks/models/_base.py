@@ -63,6 +63,10 @@ class ScanContext:
     """The folder of the file on disk (for ONNX external data), when the target is a real file."""
     failures: int = 0
     """How many times :meth:`fail` was called, repeats included (``unverified`` keeps each text once)."""
+    storages: dict[tuple[str, str | None], tuple[tuple[str, int, int | None], ...]] = field(
+        default_factory=dict
+    )
+    """Storages a torch ``<root>/data.pkl`` declares, by its location: checked against the archive's records."""
 
     def add(self, rule: type[Rule], message: str, location: Location, **evidence: Any) -> None:
         self.findings.append(Finding(rule.rule_id, rule.severity, message, location, evidence))

@@ -20,6 +20,7 @@ class PickleOutcome:
     callables: tuple[str, ...]
     pickles: int
     consumed: int
+    storages: tuple[tuple[str, int, int | None], ...] = ()
 
 
 def analyse(
@@ -54,5 +55,10 @@ def analyse(
     except ResourceLimitExceeded as exc:
         return PickleOutcome((), f"resource limit '{exc.bound}' reached in pickle analysis", (), 0, 0)
     return PickleOutcome(
-        tuple(res.findings), res.unverified, tuple(res.callables), int(res.pickles), int(res.consumed)
+        tuple(res.findings),
+        res.unverified,
+        tuple(res.callables),
+        int(res.pickles),
+        int(res.consumed),
+        res.storages,
     )

@@ -56,7 +56,7 @@ _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 _QUIET_MAX: Final = 64 << 10
 _QUIET_BUDGET: Final = 8 << 20
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY, Format.NUMPY})
-_quiet: dict[tuple[object, object], dict[tuple[bytes, str], str]] = {}
+_quiet: dict[tuple[object, object], dict[tuple[bytes, str], tuple[str, tuple[Any, ...]]]] = {}
 """Archive members held in memory (same bytes, same file name) whose analysis added nothing, per (allow-list,
 limits): torch archives repeat "byteorder" and "version" in every file, and the checkpoints of one training run
 repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes of members."""
@@ -81,7 +81,10 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
     seen = _quiet.get((ctx.allow, ctx.limits)) if key is not None else None
     if seen is not None and key in seen:
-        ctx.formats.append(seen[key])  # the same bytes: the same format, and nothing to report
+        fmt_name, storages = seen[key]
+        ctx.formats.append(fmt_name)  # the same bytes: the same format, and nothing to report
+        if storages:  # what a torch data.pkl declares, for its archive's record check (_storage_records)
+            ctx.storages[(blob.location.path, blob.location.member)] = storages
         return
     fmt = sniff(blob.head(HEAD), blob.size, blob.open)
     ctx.formats.append(str(fmt))
@@ -98,7 +101,7 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             _quiet.clear()
             _quiet_bytes = 0
             seen = _quiet.setdefault((ctx.allow, ctx.limits), {})
-        seen[key] = str(fmt)
+        seen[key] = (str(fmt), ctx.storages.get((blob.location.path, blob.location.member), ()))
         _quiet_bytes += len(key[0])
 
 
@@ -284,6 +287,8 @@ def _pickle(
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
+    if res.storages and _TORCH_ROOT_PKL.match(blob.name):
+        ctx.storages[(blob.location.path, blob.location.member)] = res.storages
     if err:
         ctx.fail(blob.location, err)
     if res.unverified and (
@@ -568,9 +573,33 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
+    if roots:
+        _storage_records(blob, ctx, arch, roots)
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
+
+
+def _storage_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -> None:
+    """Each storage a ``<root>/data.pkl`` declares must fit its ``<root>/data/<key>`` record: torch makes the
+    storage from the record with the declared element count, and a record shorter than that lets the tensors over
+    it read and write past its end (CVE-2026-24747). A missing record only makes torch fail."""
+    sizes = {e.name: e.usize for e in arch.entries if not e.is_dir}
+    for root in roots:
+        loc = member_location(blob.location, f"{root}/data.pkl")
+        for key, numel, itemsize in ctx.storages.pop((loc.path, loc.member), ()):
+            have = sizes.get(f"{root}/data/{key}")
+            if have is None or itemsize is None or numel * itemsize <= have:
+                continue
+            ctx.add(
+                rules.TensorGeometry,
+                f"storage {key!r} declares {numel} elements ({numel * itemsize} bytes) but its record "
+                f"{root}/data/{key} holds {have} bytes",
+                loc,
+                key=key,
+                declared_bytes=numel * itemsize,
+                record_bytes=have,
+            )
 
 
 def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:

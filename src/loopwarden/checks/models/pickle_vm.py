@@ -59,6 +59,7 @@ RULE_MALFORMED: Final = "LW-MODEL-012"
 RULE_TRAILING: Final = "LW-MODEL-013"
 RULE_DYNAMIC_GLOBAL: Final = "LW-MODEL-014"
 RULE_DUNDER_STATE: Final = "LW-MODEL-016"
+RULE_TENSOR: Final = "LW-MODEL-017"
 _DUNDER_STATE_KEYS: Final = frozenset(
     {
         "__setstate__",
@@ -106,6 +107,9 @@ class PickleResult:
     callables: tuple[str, ...]
     pickles: int
     consumed: int
+    storages: tuple[tuple[str, int, int | None], ...] = ()
+    """torch storages the stream asks ``persistent_load`` for: (key, declared element count, bytes per element
+    when the storage type says it), for the archive to compare with its ``data/<key>`` records."""
 
 
 # --- symbolic values ---------------------------------------------------------------------------------------
@@ -208,6 +212,45 @@ class _Unknown:
 
 
 _UNKNOWN: Final = _Unknown()
+
+
+class _Storage(_Unknown):
+    """The storage torch's ``persistent_load`` returns for ``('storage', type, key, location, numel[, view])``:
+    opaque like any loader-made value, but with the element count the stream declares for it."""
+
+    __slots__ = ("key", "numel")
+
+    def __init__(self, key: str, numel: int) -> None:
+        self.key = key
+        self.numel = numel
+
+    def __repr__(self) -> str:
+        return f"<storage {self.key}: {self.numel} elements>"
+
+
+_STORAGE_ITEMSIZE: Final = {
+    "Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1, "Byte": 1,
+    "Bool": 1, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1, "QInt32": 4, "QUInt4x2": 1,
+    "QUInt2x4": 1, "Untyped": 1,
+}  # fmt: skip
+"""Bytes per element of torch's storage types (``torch.FloatStorage`` ...; an UntypedStorage counts bytes)."""
+_TENSOR_REBUILDS: Final = frozenset(
+    {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_qtensor"}
+)
+"""torch's rebuilds of a tensor over a storage: (storage, storage_offset, size, stride, ...)."""
+_TENSOR_RESULTS: Final = _TENSOR_REBUILDS | frozenset(
+    {
+        "torch._utils._rebuild_parameter",
+        "torch._utils._rebuild_parameter_with_state",
+        "torch._utils._rebuild_sparse_tensor",
+        "torch._utils._rebuild_nested_tensor",
+        "torch._utils._rebuild_device_tensor_from_numpy",
+        "torch._utils._rebuild_meta_tensor_no_storage",
+        "torch._utils._rebuild_wrapper_subclass",
+        "torch._tensor._rebuild_from_type_v2",
+    }
+)
+"""Calls whose result is a tensor: torch.save never applies SETITEM(S), APPEND(S) or ADDITEMS to one."""
 
 _MAX_LONG_BYTES: Final = 1 << 16
 """LONG4 payloads up to this size are turned into their exact value (linear work); larger ones are unknown."""
@@ -409,6 +452,7 @@ class _Collector:
         self.callables: set[str] = set()
         self.unverified: list[str] = []
         self._cache: dict[str, Classification] = {}
+        self.storages: dict[str, tuple[int, int | None]] = {}
 
     def classify(self, module: str, qual: str) -> Classification:
         key = f"{module}\n{qual}"
@@ -812,6 +856,8 @@ class _VM:
                         func = stack[-1]
                         if type(func) is _Ref and func.plain and type(args) is tuple:
                             self.calls += 1
+                            if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
+                                self._tensor_geometry(func.canon, args, r.base + p - 1)
                             stack[-1] = _Call(func, args)
                         else:
                             r.p = p
@@ -830,7 +876,7 @@ class _VM:
                             buf, p, n = r.buf, r.p, r.n
                         continue
                     elif op == 0x51:  # BINPERSID: the loader's persistent_load decides (torch: storages)
-                        stack[-1] = _persistent(stack[-1])
+                        stack[-1] = self._persistent(stack[-1])
                         continue
                     elif op == 0x4E:  # NONE
                         append(None)
@@ -847,6 +893,8 @@ class _VM:
                             room = _MAX_CONTAINER - len(target)
                             if room > 0:
                                 target.extend(items[:room])
+                        elif type(target) is _Call:
+                            self._item_on(target, "APPENDS", r.base + p - 1)
                         continue
                 elif op < 0x80:
                     if op == 0x72:  # LONG_BINPUT
@@ -890,6 +938,8 @@ class _VM:
                         if type(target) is _Dict:
                             for i in range(0, len(items), 2):
                                 target.add(items[i], items[i + 1])
+                        elif type(target) is _Call:
+                            self._item_on(target, "SETITEMS", r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
@@ -1006,6 +1056,8 @@ class _VM:
                     off,
                     self._ev({"how": how, "args": _short(args)}),
                 )
+            if name in _TENSOR_REBUILDS:
+                self._tensor_geometry(name, args, off)
             if func.by_pattern:
                 self._constructor_call(func, args, off, how)
             elif name == "copyreg._reconstructor" and len(args) > 1 and type(args[1]) is _Ref:
@@ -1636,12 +1688,87 @@ class _VM:
         stack.append(_UNKNOWN)
         return stack
 
+    def _persistent(self, pid: Any) -> Any:
+        """What the loader's ``persistent_load`` returns for ``pid``, as far as it is known statically.
+
+        torch's legacy (pre-1.6) loader returns the class of a whole saved ``nn.Module`` for
+        ``('module', cls, source_file, source)``: the class named by a GLOBAL, judged there; the source text is
+        only compared with the installed class's (a warning when they differ), never run. A storage id
+        ``('storage', type, key, location, numel[, view])`` gives an opaque storage whose declared size is kept
+        (tensor rebuilds over it are checked against it; the archive checks it against its record). Everything
+        else (any other loader's ids) is opaque."""
+        if type(pid) is not tuple:
+            return _UNKNOWN
+        if len(pid) == 4 and pid[0] == "module" and type(pid[1]) is _Ref:
+            return pid[1]
+        if len(pid) in (5, 6) and pid[0] == "storage" and type(pid[2]) is str and type(pid[4]) is int:
+            kind = pid[1]
+            name = kind.qual if type(kind) is _Ref else ""
+            itemsize = (
+                _STORAGE_ITEMSIZE.get(name.removesuffix("Storage")) if name.endswith("Storage") else None
+            )
+            if len(self.coll.storages) < _MAX_CONTAINER:
+                self.coll.storages.setdefault(pid[2], (pid[4], itemsize))
+            return _Storage(pid[2], pid[4])
+        return _UNKNOWN
+
+    def _tensor_geometry(self, name: str, args: tuple[Any, ...], off: int) -> None:
+        """A tensor rebuilt over a storage must stay inside it: ``torch.load`` (weights_only too) lets a tensor
+        whose offset, sizes and strides reach past its storage read and write memory it does not own
+        (CVE-2026-24747). Checked when the arguments are constants, as ``torch.save`` writes them."""
+        if len(args) < 4 or type(args[0]) is not _Storage:
+            return
+        storage, offset, size, stride = args[0], args[1], args[2], args[3]
+        if not (
+            type(offset) is int
+            and type(size) is tuple
+            and type(stride) is tuple
+            and all(type(v) is int for v in size)
+            and all(type(v) is int for v in stride)
+        ):
+            return
+        problem = None
+        if len(size) != len(stride):
+            problem = f"{len(size)} sizes but {len(stride)} strides"
+        elif offset < 0 or any(v < 0 for v in size) or any(v < 0 for v in stride):
+            problem = "a negative offset, size or stride"
+        elif all(size):
+            extent = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
+            if extent > storage.numel:
+                problem = f"elements up to {extent} of a storage of {storage.numel}"
+        if problem is not None:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                f"{name}:{storage.key}",
+                f"{name.rsplit('.', 1)[-1]} over storage {storage.key!r} reaches outside it: {problem}",
+                off,
+                self._ev(
+                    {"offset": offset, "size": _short(size), "stride": _short(stride), "numel": storage.numel}
+                ),
+            )
+
+    def _item_on(self, target: Any, op: str, off: int) -> None:
+        """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own
+        ``__setitem__``/``append``/``extend``/``add``; on a tensor that writes memory at pickle-chosen indices
+        (CVE-2026-24747). torch.save never does it."""
+        if type(target) is _Call and type(target.func) is _Ref and target.func.canon in _TENSOR_RESULTS:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                f"{op}:{target.func.canon}",
+                f"{op} on the tensor {target.func.name} returns: calls the tensor's own item assignment on "
+                "pickle data",
+                off,
+                self._ev({"how": op}),
+            )
+
     def _op_binpersid(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
         if not stack:
             raise _MalformedError("BINPERSID on an empty stack", off)
-        stack[-1] = _persistent(stack[-1])
+        stack[-1] = self._persistent(stack[-1])
         return stack
 
     def _op_int(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1798,6 +1925,8 @@ class _VM:
         target = stack[-1]
         if type(target) is list and len(target) < _MAX_CONTAINER:
             target.append(value)
+        elif type(target) is _Call:
+            self._item_on(target, "APPEND", off)
         return stack
 
     def _op_list(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -1830,6 +1959,8 @@ class _VM:
         target = stack[-1]
         if type(target) is _Dict:
             target.add(key, value)
+        elif type(target) is _Call:
+            self._item_on(target, "SETITEM", off)
         return stack
 
     def _op_empty_set(
@@ -1847,6 +1978,8 @@ class _VM:
         target = outer[-1]
         if type(target) is list:
             target.extend(items[: max(0, _MAX_CONTAINER - len(target))])
+        elif type(target) is _Call:
+            self._item_on(target, "ADDITEMS", off)
         return outer
 
     def _op_frozenset(
@@ -2074,18 +2207,6 @@ def _scipy_dist_state(state: Any) -> bool:
         template == _SCIPY_ARG_TEMPLATE % {"shape_arg_str": shapes, "locscale_in": lin, "locscale_out": lout}
         for lin, lout in _SCIPY_LOCSCALE
     )
-
-
-def _persistent(pid: Any) -> Any:
-    """What the loader's ``persistent_load`` returns for ``pid``, as far as it is known statically.
-
-    torch's legacy (pre-1.6) loader returns the class of a whole saved ``nn.Module`` for
-    ``('module', cls, source_file, source)``: the class named by a GLOBAL, judged there; the source text is
-    only compared with the installed class's (a warning when they differ), never run. Everything else (torch's
-    storages, any other loader's ids) is opaque."""
-    if type(pid) is tuple and len(pid) == 4 and pid[0] == "module" and type(pid[1]) is _Ref:
-        return pid[1]
-    return _UNKNOWN
 
 
 def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
@@ -2348,6 +2469,7 @@ def analyze_pickle(
         callables=tuple(sorted(coll.callables)),
         pickles=count,
         consumed=reader.tell(),
+        storages=tuple((k, n, size) for k, (n, size) in coll.storages.items()),
     )
 
 

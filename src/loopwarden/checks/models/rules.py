@@ -16,7 +16,7 @@ from loopwarden.domain import Rule, Severity
 __all__ = ["RULES"]
 
 
-# --- pickle analysis (LW-MODEL-001 .. 019; 017 and 019 are reserved) ---------------------------------------------
+# --- pickle analysis (LW-MODEL-001 .. 019; 019 is reserved) -------------------------------------------------------
 
 
 class PickleExecCallable(Rule):
@@ -192,6 +192,18 @@ class PickleDunderState(Rule):
         "A BUILD state (or torch._utils._set_obj_state) that sets __setstate__, __reduce__, __class__, "
         "__dict__, __getattr__, __call__ ... on an instance: a second BUILD then calls whatever was planted, "
         "even an allow-listed callable with attacker data. No legitimate pickle does this."
+    )
+
+
+class TensorGeometry(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-017"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Tensor metadata reaches outside its storage"
+    help: ClassVar[str] = (
+        "A tensor rebuilt over a storage with an offset, sizes or strides that reach past the storage's declared "
+        "elements, a storage declared larger than its data/<key> record, or SETITEM/APPEND on a tensor: "
+        "torch.load (weights_only too) then reads and writes memory the tensor does not own (CVE-2026-24747). "
+        "torch.save never writes any of these. Control: do not load; quarantine the artifact."
     )
 
 
@@ -470,6 +482,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     PickleDynamicGlobal,
     PickleTooManyFindings,
     PickleDunderState,
+    TensorGeometry,
     PickleDenied,
     ZipHeaderMismatch,
     ZipDuplicateMember,

@@ -1,12 +1,9 @@
-"""Published bypasses that loopwarden does not catch yet (found in the 2026-11 advisory sweep).
+"""Published bypasses found in the 2026-11 advisory sweep that loopwarden did not catch when they were written.
 
-Each miss is an ``xfail(strict=True, raises=AssertionError)`` test: it runs, it fails only on the assertion that
-the file is caught, and the day the scanner catches the case it XPASSes, which fails the suite, so the marker
-has to be removed and the case becomes an ordinary regression test. The benign counterparts next to them are
-ordinary tests: they pin what a fix must keep clean.
-
-The fixes belong in modules other engineers are changing (pickle_vm/torch for tensors, dispatch/detect/archives
-for new formats, keras for configs); the proposed fix is in each test's docstring.
+Each was first a strict xfail; each is caught now and is an ordinary regression test, next to the benign
+counterpart that pins what the fix must keep clean: tensor metadata outside its storage (LW-MODEL-017), NeMo Hydra
+targets (LW-MODEL-042), skops schemas (LW-MODEL-044), Keras TFSMLayer (LW-MODEL-033) and TorchScript file I/O
+(LW-MODEL-031).
 """
 
 from __future__ import annotations
@@ -21,8 +18,6 @@ from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
 from loopwarden.domain import Verdict
-
-miss = pytest.mark.xfail(strict=True, raises=AssertionError, reason="published bypass not caught yet")
 
 
 def assert_clean(results: list[object]) -> None:
@@ -71,7 +66,6 @@ def _torch_file(pkl: bytes) -> bytes:
 _FLOAT = b"G" + struct.pack(">d", 1.0)
 
 
-@miss
 @pytest.mark.parametrize(
     "pkl",
     [
@@ -87,21 +81,15 @@ _FLOAT = b"G" + struct.pack(">d", 1.0)
         ),
     ],
 )
-def test_miss_cve_2026_24747_tensor_metadata_and_setitem(tmp_path: Path, pkl: bytes) -> None:
+def test_cve_2026_24747_tensor_metadata_and_setitem(tmp_path: Path, pkl: bytes) -> None:
     """torch.load(weights_only=True) corrupts memory when a rebuilt tensor's offset/size/stride reach past its
     storage, or when SETITEM/SETITEMS are applied to a tensor instead of a dict (CVE-2026-24747,
     https://github.com/pytorch/pytorch/security/advisories/GHSA-63cw-57p8-fm3p ,
     https://github.com/pytorch/pytorch/issues/163105 ; modelaudit detects it since
     https://github.com/promptfoo/modelaudit/pull/1524).
 
-    Why we miss it: _rebuild_tensor_v2 and the storage classes are allow-listed and the pickle VM does not
-    compare tensor geometry with the storage it names, nor the storage's declared numel with the size of
-    <root>/data/<key>; SETITEM/SETITEMS are modelled as container updates whatever the target.
-    Proposed fix (pickle_vm + torch): when _rebuild_tensor_v2/_rebuild_tensor (and the quantized/sparse variants)
-    get constant arguments, report (HIGH) offset + sum((size_i - 1) * stride_i) + 1 > storage numel, negative
-    sizes/strides/offset, and a storage numel * element size that differs from the zip record's size (the zip
-    member sizes are already known, nothing has to be read); report SETITEM/SETITEMS/APPEND(S) whose target is the
-    result of a tensor or storage rebuild (a dict/list is the only target torch.save emits)."""
+    Caught by LW-MODEL-017: constant rebuild arguments are checked against the storage's declared elements,
+    the declared elements against the data/<key> record, and item assignment on a tensor is reported."""
     assert_caught(scan_files(tmp_path, {"model.pt": _torch_file(pkl)}))
 
 
