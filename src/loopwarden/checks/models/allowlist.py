@@ -205,6 +205,16 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "mako": _ALL,
         "numexpr": _ALL,
         "sympy": _ALL,
+        # command runners and remote shells of PyPI: any callable of theirs runs a process (sh.bash, sh.Command,
+        # plumbum.local['sh'], pexpect.spawn, invoke.run, fabric.Connection.run)
+        "sh": _ALL,
+        "plumbum": _ALL,
+        "pexpect": _ALL,
+        "invoke": _ALL,
+        "fabric": _ALL,
+        # evaluation of annotation strings: typing.get_type_hints evaluates planted __annotations__ text
+        "typing": frozenset({"get_type_hints", "_eval_type", "evaluate_forward_ref", "ForwardRef"}),
+        "annotationlib": _ALL,
         # pandas: expression evaluation, IO, plugin loading and option setting; its data classes are allowed
         # below (class patterns for pandas.core.arrays/indexes/dtypes/internals, exact reconstructors)
         "pandas": frozenset(
@@ -308,6 +318,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
     },
     IO: {
         "builtins": frozenset({"open", "file", "print"}),
+        "linecache": _ALL,  # reads any file (getline, updatecache), asks module loaders for source (lazycache)
         "pyarrow": frozenset(
             {"fs", "parquet", "csv", "json", "feather", "orc", "dataset", "ipc", "flight", "hdfs"}
         ),
