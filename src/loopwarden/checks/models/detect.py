@@ -79,6 +79,7 @@ _DATA_MAGIC: Final = (
 """Data files that model folders hold and no model loader in scope interprets. Each magic is also an error to a
 pickle loader at its first opcodes (REDUCE or TUPLE on an empty stack, PERSID without a persistent_load, STRING
 or LONG over a line that is no literal), and the first-bytes reading still runs on them like on any format."""
+_DATA_PREFIXES: Final = tuple(magic for magic, _ in _DATA_MAGIC)
 MAX_SAFETENSORS_HEADER: Final = 100 * 1024 * 1024
 
 
@@ -241,7 +242,7 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.NUMPY
     if head.startswith(_MEDIA_MAGIC) or (head.startswith(b"RIFF") and head[8:12] == b"WEBP"):
         return Format.MEDIA
-    if data_kind(head) is not None:
+    if head.startswith(_DATA_PREFIXES):
         return Format.DATA
     if head[4:8] == b"TFL3":
         return Format.TFLITE

@@ -1719,22 +1719,25 @@ class _VM:
         if len(args) < 4 or type(args[0]) is not _Storage:
             return
         storage, offset, size, stride = args[0], args[1], args[2], args[3]
-        if not (
-            type(offset) is int
-            and type(size) is tuple
-            and type(stride) is tuple
-            and all(type(v) is int for v in size)
-            and all(type(v) is int for v in stride)
-        ):
+        if type(offset) is not int or type(size) is not tuple or type(stride) is not tuple:
             return
         problem = None
         if len(size) != len(stride):
             problem = f"{len(size)} sizes but {len(stride)} strides"
-        elif offset < 0 or any(v < 0 for v in size) or any(v < 0 for v in stride):
-            problem = "a negative offset, size or stride"
-        elif all(size):
-            extent = offset + sum((n - 1) * st for n, st in zip(size, stride, strict=True)) + 1
-            if extent > storage.numel:
+        else:
+            extent = offset + 1
+            negative = offset < 0
+            for n, st in zip(size, stride, strict=True):
+                if type(n) is not int or type(st) is not int:
+                    return  # computed geometry: nothing constant to compare
+                negative = negative or n < 0 or st < 0
+                if n == 0:
+                    extent = 0  # an empty tensor touches no element
+                elif extent:
+                    extent += (n - 1) * st
+            if negative:
+                problem = "a negative offset, size or stride"
+            elif extent > storage.numel:
                 problem = f"elements up to {extent} of a storage of {storage.numel}"
         if problem is not None:
             self.coll.hit(
