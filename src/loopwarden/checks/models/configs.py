@@ -80,8 +80,11 @@ def judge_dotted(allow: AllowList, dotted: str, *, called: bool) -> Classificati
 # ------------------------------------------------------------------------------------------------------- YAML
 
 
-def check_yaml_document(data: bytes, ctx: ScanContext, location: Location) -> None:
-    """Compose a YAML document (no object is constructed) and report Python tags and Hydra ``_target_`` keys."""
+def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name: str = "") -> None:
+    """Compose a YAML document (no object is constructed) and report Python tags and Hydra ``_target_`` keys.
+
+    In NeMo's ``model_config.yaml`` the top-level ``target`` key is a callable too: ``restore_from`` imports it
+    and calls it with the config (``import_class_by_path(cfg.target)(cfg=..., trainer=...)``)."""
     import yaml
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
@@ -96,6 +99,12 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location) -> No
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         ctx.fail(location, f"YAML config cannot be parsed ({_first_line(exc)})")
         return
+    if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
+        for root in roots:
+            if isinstance(root, yaml.MappingNode):
+                for key, value in root.value:
+                    if isinstance(key, yaml.ScalarNode) and key.value == "target":
+                        _hydra_target(value, ctx, location, key="target")
     seen: set[int] = set()
     count = 0
     stack: list[tuple[Any, int]] = [(r, 0) for r in roots]
@@ -160,12 +169,12 @@ def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:
     )
 
 
-def _hydra_target(node: Any, ctx: ScanContext, location: Location) -> None:
+def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_target_") -> None:
     import yaml
 
     if not isinstance(node, yaml.ScalarNode):
         ctx.add_severity(
-            rules.HydraTarget, Severity.HIGH, "Hydra _target_ is not a plain name", location, target=None
+            rules.HydraTarget, Severity.HIGH, f"Hydra {key} is not a plain name", location, target=None
         )
         return
     target = str(node.value).strip()
@@ -174,7 +183,7 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location) -> None:
         ctx.add_severity(
             rules.HydraTarget,
             Severity.HIGH,
-            f"Hydra _target_ '{target[:200]}' is computed when the config is read; it cannot be judged statically",
+            f"Hydra {key} '{target[:200]}' is computed when the config is read; it cannot be judged statically",
             location,
             target=target[:200],
         )
@@ -189,7 +198,8 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location) -> None:
     ctx.add_severity(
         rules.HydraTarget,
         c.severity or Severity.HIGH,
-        f"Hydra _target_ '{target[:200]}': instantiating the config calls it ({c.reason or 'not on the allow-list'})",
+        f"{'NeMo' if key == 'target' else 'Hydra'} {key} '{target[:200]}': instantiating the config calls it "
+        f"({c.reason or 'not on the allow-list'})",
         location,
         target=target[:200],
         category=c.category,

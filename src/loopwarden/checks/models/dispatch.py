@@ -402,7 +402,7 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
         # Hydra configs (a .nemo archive's model_config.yaml) and hparams files name callables their loaders run
         from loopwarden.checks.models.configs import check_yaml_document
 
-        check_yaml_document(data, ctx, blob.location)
+        check_yaml_document(data, ctx, blob.location, blob.name)
         return
     text = data.decode("utf-8-sig", "replace")
     if lower.endswith((".jinja", ".j2")):

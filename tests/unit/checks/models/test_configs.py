@@ -79,6 +79,15 @@ def test_hydra_targets_that_run_code_are_reported(case: str, where: str) -> None
     assert max(f.severity for f in found) >= least
 
 
+@pytest.mark.parametrize("target", ["os.system", "subprocess.Popen", "builtins.exec", "evilpkg.models.Net"])
+def test_nemo_top_level_target_is_judged(target: str) -> None:
+    config = f"target: {target}\nnemo_version: 2.0.0\nmodel:\n  sample_rate: 16000\n".encode()
+    found = _found(scan_bytes(_tar({"model_config.yaml": config}), "m.nemo"), "LW-MODEL-042")
+    assert found, target
+    # only NeMo's own config reads a top-level target as a class path; elsewhere it is a plain key
+    assert not _found(scan_bytes(config, "params.yaml"), "LW-MODEL-042")
+
+
 def test_hydra_severity_follows_the_allow_list() -> None:
     ctx = scan_bytes(b"model:\n  _target_: os.system\n", "config.yaml")
     assert [f.severity for f in _found(ctx, "LW-MODEL-042")] == [Severity.CRITICAL]
