@@ -1718,8 +1718,8 @@ class _VM:
         (CVE-2026-24747). Checked when the arguments are constants, as ``torch.save`` writes them."""
         if len(args) < 4 or type(args[0]) is not _Storage:
             return
-        storage, offset, size, stride = args[0], args[1], args[2], args[3]
-        if type(offset) is not int or type(size) is not tuple or type(stride) is not tuple:
+        storage, offset, size, stride = args[0], args[1], _shape(args[2]), _shape(args[3])
+        if type(offset) is not int or size is None or stride is None:
             return
         problem = None
         if len(size) != len(stride):
@@ -2210,6 +2210,13 @@ def _scipy_dist_state(state: Any) -> bool:
         template == _SCIPY_ARG_TEMPLATE % {"shape_arg_str": shapes, "locscale_in": lin, "locscale_out": lout}
         for lin, lout in _SCIPY_LOCSCALE
     )
+
+
+def _shape(value: Any) -> tuple[Any, ...] | list[Any] | None:
+    """Sizes or strides as torch takes them: a tuple, a list, or a ``torch.Size`` of either."""
+    if type(value) is _Call and type(value.func) is _Ref and value.func.canon == "torch.Size" and value.args:
+        value = value.args[0]
+    return value if type(value) is tuple or type(value) is list else None
 
 
 def _dtype_info(dtype: Any) -> tuple[int | None, bool]:

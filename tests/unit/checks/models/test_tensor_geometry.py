@@ -107,6 +107,21 @@ def test_tensor_outside_its_storage_is_reported(
     assert "LW-MODEL-017" in _rules(_sd(_rebuild(offset, size, stride, numel=numel, fn=fn)))
 
 
+@pytest.mark.parametrize("spelling", ["list", "torch.Size"])
+def test_sizes_as_a_list_or_torch_size_are_checked(spelling: str) -> None:
+    def seq(*vals: int) -> bytes:
+        items = b"".join(_i(v) for v in vals)
+        if spelling == "list":
+            return b"(" + items + b"l"
+        return b"ctorch\nSize\n(" + b"(" + items + b"t" + b"tR"
+
+    def rebuild(size: int) -> bytes:
+        return b"ctorch._utils\n_rebuild_tensor_v2\n(" + _pid(16) + _i(0) + seq(size) + seq(1) + b"\x89NtR"
+
+    assert "LW-MODEL-017" in _rules(_sd(rebuild(17)))
+    assert "LW-MODEL-017" not in _rules(_sd(rebuild(16)))
+
+
 def test_legacy_storage_ids_are_checked_too() -> None:
     assert "LW-MODEL-017" in _rules(_sd(_rebuild(0, (32,), (1,), legacy=True)))
     assert "LW-MODEL-017" not in _rules(_sd(_rebuild(0, (16,), (1,), legacy=True)))
