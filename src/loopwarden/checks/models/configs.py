@@ -52,6 +52,9 @@ torch modules): a class there is accepted as a ``_target_`` unless the allow-lis
 _CLASS_NAME: Final = re.compile(r"[A-Z][A-Za-z0-9_]*\Z")
 _DOTTED: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 _PY_TAG: Final = "tag:yaml.org,2002:python/"
+_TARGET_KEYS: Final = frozenset({"_target_", "class_path"})
+"""Keys whose value a loader imports and calls with the mapping's other keys: Hydra's ``_target_`` and the
+``class_path`` (with ``init_args``) of jsonargparse, which LightningCLI configs saved next to checkpoints use."""
 
 
 def judge_dotted(allow: AllowList, dotted: str, *, called: bool) -> Classification:
@@ -123,8 +126,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             _python_tag(tag[len(_PY_TAG) :], ctx, location)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
-                if isinstance(key, yaml.ScalarNode) and key.value == "_target_":
-                    _hydra_target(value, ctx, location)
+                if isinstance(key, yaml.ScalarNode) and key.value in _TARGET_KEYS:
+                    _hydra_target(value, ctx, location, key=key.value)
                 stack.append((key, depth + 1))
                 stack.append((value, depth + 1))
         elif isinstance(node, yaml.SequenceNode):
@@ -169,6 +172,9 @@ def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:
     )
 
 
+_LOADER_OF: Final = {"target": "NeMo", "class_path": "jsonargparse"}
+
+
 def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_target_") -> None:
     import yaml
 
@@ -198,7 +204,7 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_
     ctx.add_severity(
         rules.HydraTarget,
         c.severity or Severity.HIGH,
-        f"{'NeMo' if key == 'target' else 'Hydra'} {key} '{target[:200]}': instantiating the config calls it "
+        f"{_LOADER_OF.get(key, 'Hydra')} {key} '{target[:200]}': instantiating the config calls it "
         f"({c.reason or 'not on the allow-list'})",
         location,
         target=target[:200],

@@ -58,6 +58,7 @@ _HYDRA_ATTACKS = {
     "anchored": b"a: &t os.system\nmodel:\n  _target_: *t\n",
     "not-a-scalar": b"model:\n  _target_: [os, system]\n",
     "unknown-package": b"model:\n  _target_: evilpkg.payload.Run\n",
+    "lightning-cli-class-path": b"model:\n  class_path: subprocess.Popen\n  init_args:\n    args: [id]\n",
     "nemo-function": b"model:\n  _target_: nemo.utils.model_utils.import_class_by_path\n  path: os.system\n",
 }
 
@@ -106,7 +107,16 @@ def test_benign_nemo_and_lightning_configs_are_clean() -> None:
         b"target: nemo.collections.asr.models.ctc_models.EncDecCTCModel\nnemo_version: 2.0.0\n"
     )
     hparams = b"lr: 0.001\nbetas: !!python/tuple\n- 0.9\n- 0.999\nlayers: [64, 64]\nname: run-1\n"
-    for name, data in [("model_config.yaml", nemo), ("hparams.yaml", hparams)]:
+    lightning_cli = (
+        b"seed_everything: 42\ntrainer:\n  callbacks:\n  - class_path: lightning.pytorch.callbacks.ModelCheckpoint\n"
+        b"    init_args:\n      monitor: val_loss\noptimizer:\n  class_path: torch.optim.AdamW\n"
+        b"  init_args:\n    lr: 0.001\n"
+    )
+    for name, data in [
+        ("model_config.yaml", nemo),
+        ("hparams.yaml", hparams),
+        ("config.yaml", lightning_cli),
+    ]:
         ctx = scan_bytes(data, name)
         assert not ctx.findings and not ctx.unverified, (name, ctx.findings, ctx.unverified)
         ctx = scan_bytes(_tar({name: data}), "m.nemo")
