@@ -17,20 +17,11 @@ import struct
 from typing import Any
 
 import pytest
+from test_allowlist_patterns import _g, _s
 
 from loopwarden.checks.models.allowlist import AllowList
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
-
-
-def _g(name: str) -> bytes:
-    module, _, qual = name.rpartition(".")
-    return b"c" + module.encode() + b"\n" + qual.encode() + b"\n"
-
-
-def _s(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
 
 
 def _subjects(result: PickleResult) -> dict[str, Severity]:

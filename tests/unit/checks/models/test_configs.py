@@ -7,7 +7,7 @@ Each attack is built here as the loader would read it; each benign counterpart i
 from __future__ import annotations
 
 import io
-import json
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -17,6 +17,9 @@ from test_containers_unit import scan_bytes
 
 from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
+from test_advisory_formats import _json_node, _skops
 
 
 def _tar(members: dict[str, bytes]) -> bytes:
@@ -156,36 +159,6 @@ def test_broken_yaml_config_is_unverified() -> None:
 
 
 # ------------------------------------------------------------------------------------------------ skops
-
-
-def _json_node(value: object) -> dict[str, object]:
-    return {"__class__": type(value).__name__, "__module__": "builtins", "__loader__": "JsonNode",
-            "content": json.dumps(value)}  # fmt: skip
-
-
-def _skops(step: dict[str, object]) -> bytes:
-    schema = {
-        "__class__": "Pipeline",
-        "__module__": "sklearn.pipeline",
-        "__loader__": "ObjectNode",
-        "content": {
-            "__class__": "dict",
-            "__module__": "builtins",
-            "__loader__": "DictNode",
-            "content": {
-                "steps": {
-                    "__class__": "list",
-                    "__module__": "builtins",
-                    "__loader__": "ListNode",
-                    "content": [step],
-                },
-                "verbose": _json_node(False),
-            },
-        },
-        "protocol": 2,
-        "_skops_version": "0.13.0",
-    }
-    return _zip({"schema.json": json.dumps(schema).encode()})
 
 
 _SKOPS_ATTACKS: dict[str, dict[str, object]] = {
