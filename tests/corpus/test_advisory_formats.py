@@ -290,7 +290,7 @@ _TS_FILE_IO = {
     ),
     "save-bashrc-in-forward": (
         b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
-        b'    torch.save("\\nid\\n", "/root/.bashrc")\n'
+        b'    torch.save("\\nid\\n", "/home/victim/.bashrc")\n'
         b"    return x\n"
     ),
     "from-file-read": (
@@ -300,7 +300,7 @@ _TS_FILE_IO = {
     ),
     "torchvision-image-write-file": (
         b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
-        b'    ops.image.write_file("/root/.bashrc", torch.ones([4], dtype=0))\n'
+        b'    ops.image.write_file("/home/victim/.bashrc", torch.ones([4], dtype=0))\n'
         b"    return x\n"
     ),
     "torchaudio-save-in-setstate": (
