@@ -29,7 +29,13 @@ from loopwarden.checks.models._base import ScanContext
 from loopwarden.checks.models.allowlist import AllowList, Classification
 from loopwarden.domain import Location, Severity
 
-__all__ = ["check_skops_schema", "check_yaml_document", "is_skops_schema", "judge_dotted"]
+__all__ = [
+    "check_sentence_transformers",
+    "check_skops_schema",
+    "check_yaml_document",
+    "is_skops_schema",
+    "judge_dotted",
+]
 
 _MAX_NODES: Final = 200_000
 """Nodes visited per document; a config is a few thousand at most."""
@@ -215,6 +221,58 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:200]
+
+
+# ----------------------------------------------------------------------------------------- sentence-transformers
+
+
+def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
+    """Dotted paths that sentence-transformers imports from a model folder's JSON.
+
+    ``modules.json`` lists each module's ``type``: the class is imported and its ``load`` called on the module's
+    folder (``"torch.jit"`` would be ``torch.jit.load``). A Dense module's ``activation_function`` and a
+    CrossEncoder's ``activation_fn`` are imported and called. Versions before 6.0 import any of them without
+    ``trust_remote_code``; later ones still do when it is given. Names outside ``sentence_transformers.*`` (and, for
+    activations, torch's own module classes) are judged by the allow-list: dangerous ones at their severity, others
+    HIGH, since they run code the model folder chose.
+    """
+    base = name.rsplit("/", 1)[-1].lower()
+    refs: list[tuple[str, Any]] = []
+    if base == "modules.json" and isinstance(obj, list):
+        refs = [("type", m.get("type")) for m in obj[:_MAX_NODES] if isinstance(m, dict) and "type" in m]
+    elif isinstance(obj, dict):
+        st = obj.get("sentence_transformers")
+        for key, value in (
+            ("activation_function", obj.get("activation_function")),
+            ("activation_fn", obj.get("activation_fn")),
+            (
+                "sentence_transformers.activation_fn",
+                st.get("activation_fn") if isinstance(st, dict) else None,
+            ),
+        ):
+            if value is not None:
+                refs.append((key, value))
+    for key, ref in refs:
+        if not isinstance(ref, str):
+            ctx.fail(location, f"sentence-transformers {key} is not a dotted name")
+            continue
+        if ref.startswith("sentence_transformers."):
+            continue
+        activation = key != "type"
+        if activation and ref.startswith("torch.nn.") and _CLASS_NAME.match(ref.rsplit(".", 1)[-1]):
+            continue  # torch.nn.Tanh, torch.nn.modules.activation.GELU: what torch.save'd models name
+        c = judge_dotted(ctx.allow, ref, called=True) if _DOTTED.match(ref) else None
+        if c is not None and c.allowed and activation:
+            continue
+        severity = c.severity if c is not None and c.category is not None and c.severity else Severity.HIGH
+        ctx.add_severity(
+            rules.HydraTarget,
+            severity,
+            f"sentence-transformers {key} '{ref[:200]}': loading the model imports it and "
+            f"{'calls it' if activation else 'calls its load() on the module folder'}",
+            location,
+            target=ref[:200],
+        )
 
 
 # ------------------------------------------------------------------------------------------------------ skops

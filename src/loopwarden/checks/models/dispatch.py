@@ -387,7 +387,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
     lower = blob.name.lower()
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
-    if not (lower.endswith((".jinja", ".j2", ".py", ".yaml", ".yml")) or json_object_start(blob)):
+    # sentence-transformers' modules.json is a JSON array
+    opens = "{[" if lower.endswith("modules.json") else "{"
+    if not (lower.endswith((".jinja", ".j2", ".py", ".yaml", ".yml")) or json_object_start(blob, opens)):
         return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed

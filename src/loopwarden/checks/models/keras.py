@@ -60,25 +60,26 @@ def _parse(data: bytes) -> Any:
     return json.loads(data)
 
 
-def json_object_start(blob: Blob) -> bool:
-    """Whether ``blob`` decodes (as :func:`_parse` decodes it) to a JSON object: a ``{`` after any BOM and
-    whitespace, however much of it there is."""
+def json_object_start(blob: Blob, opens: str = "{") -> bool:
+    """Whether ``blob`` decodes (as :func:`_parse` decodes it) to a JSON object: a ``{`` (or another of
+    ``opens``) after any BOM and whitespace, however much of it there is."""
     import codecs
 
     head = blob.head(4096)
-    if head.lstrip()[:1] == b"{":
+    first = head.lstrip()[:1]
+    if first and first.decode("latin-1") in opens:
         return True  # the common case: UTF-8 without a BOM
     decoder = codecs.getincrementaldecoder(json.detect_encoding(head))("ignore")
     text = decoder.decode(head).lstrip(_JSON_SPACE)
     if text or len(head) < 4096:
-        return text[:1] == "{"
+        return text[:1] != "" and text[:1] in opens
     # only a BOM and whitespace so far: JSON may start after any amount of it
     decoder = codecs.getincrementaldecoder(json.detect_encoding(head))("ignore")
     with blob.open() as f:
         while chunk := f.read(_SCAN_CHUNK):
             text = decoder.decode(chunk).lstrip(_JSON_SPACE)
             if text:
-                return text[0] == "{"
+                return text[0] in opens
     return False
 
 
@@ -91,6 +92,9 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         if name.rsplit("/", 1)[-1].lower() in _JUDGED_JSON:
             ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
         return
+    from loopwarden.checks.models.configs import check_sentence_transformers
+
+    check_sentence_transformers(obj, ctx, location, name)
     check_json_config(obj, ctx, location)
 
 

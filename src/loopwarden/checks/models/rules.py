@@ -347,12 +347,13 @@ class KerasLambda(Rule):
 class HydraTarget(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-042"
     severity: ClassVar[Severity] = Severity.HIGH
-    title: ClassVar[str] = "YAML config names a callable for Hydra to instantiate"
+    title: ClassVar[str] = "Model config names a callable its loader imports and calls"
     help: ClassVar[str] = (
-        "A `_target_` key in a YAML config (NeMo's model_config.yaml, Hydra/OmegaConf configs) names a dotted path "
-        "that `hydra.utils.instantiate` imports and calls with the mapping's other keys (CVE-2025-23304). Severity "
-        "follows the pickle allow-list's judgement of the same callable (critical for code execution). Control: "
-        "allow-list of instantiation targets; do not restore checkpoints from untrusted sources."
+        "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
+        "NeMo's top-level `target`, or a sentence-transformers modules.json `type` / activation path names a "
+        "dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
+        "same callable (critical for code execution). Control: allow-list of instantiation targets; do not "
+        "load checkpoints from untrusted sources."
     )
 
 

@@ -7,6 +7,7 @@ Each attack is built here as the loader would read it; each benign counterpart i
 from __future__ import annotations
 
 import io
+import json
 import sys
 import tarfile
 import zipfile
@@ -230,3 +231,78 @@ def test_configs_through_the_cli_scan(tmp_path: Path) -> None:
     report = scan_paths([str(tmp_path)], jobs=1)
     verdicts = {Path(t.path).name: t.verdict for t in report.targets}
     assert verdicts == {"model.nemo": Verdict.FINDINGS, "model.skops": Verdict.FINDINGS}
+
+
+# ------------------------------------------------------------------------------------- sentence-transformers
+
+
+def _modules(*types: str) -> bytes:
+    return json.dumps(
+        [
+            {"idx": i, "name": str(i), "path": "" if i == 0 else f"{i}_M", "type": t}
+            for i, t in enumerate(types)
+        ]
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("ref", "severity"),
+    [
+        ("torch.jit", Severity.CRITICAL),  # torch.jit.load(folder): TorchScript from the repo
+        ("joblib.numpy_pickle", Severity.CRITICAL),  # joblib's load: a pickle from the repo
+        ("custom_st.Transformer", Severity.HIGH),  # repository code (trust_remote_code)
+    ],
+)
+def test_sentence_transformers_module_types_outside_the_package_are_reported(
+    ref: str, severity: Severity
+) -> None:
+    data = _modules("sentence_transformers.models.Transformer", ref)
+    for ctx in (scan_bytes(data, "modules.json"), scan_bytes(_zip({"m/modules.json": data}), "m.zip")):
+        assert [f.severity for f in _found(ctx, "LW-MODEL-042")] == [severity], ctx.findings
+
+
+@pytest.mark.parametrize(
+    "config",
+    [
+        {"in_features": 384, "out_features": 256, "activation_function": "os.system"},
+        {"in_features": 384, "activation_function": "pdb.set_trace"},
+        {
+            "architectures": ["BertForSequenceClassification"],
+            "sentence_transformers": {"activation_fn": "code.interact"},
+        },
+        {"activation_fn": "builtins.breakpoint"},
+        {"in_features": 384, "activation_function": 7},
+    ],
+)
+def test_sentence_transformers_activation_paths_are_judged(config: dict[str, object]) -> None:
+    ctx = scan_bytes(json.dumps(config).encode(), "config.json")
+    assert _found(ctx, "LW-MODEL-042") or ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+def test_sentence_transformers_own_files_are_clean() -> None:
+    files = {
+        "modules.json": _modules(
+            "sentence_transformers.models.Transformer", "sentence_transformers.models.Pooling"
+        ),
+        "2_Dense/config.json": json.dumps(
+            {
+                "in_features": 384,
+                "out_features": 256,
+                "bias": True,
+                "activation_function": "torch.nn.modules.activation.Tanh",
+            }
+        ).encode(),
+        "config.json": json.dumps(
+            {
+                "architectures": ["BertForSequenceClassification"],
+                "sentence_transformers": {
+                    "activation_fn": "torch.nn.modules.linear.Identity",
+                    "version": "5.0.0",
+                },
+            }
+        ).encode(),
+        "other.json": json.dumps([{"type": "torch.jit"}]).encode(),  # not modules.json: a list of records
+    }
+    for name, data in files.items():
+        ctx = scan_bytes(data, name)
+        assert not ctx.findings and not ctx.unverified, (name, ctx.findings, ctx.unverified)
