@@ -256,9 +256,11 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
         if not isinstance(ref, str):
             ctx.fail(location, f"sentence-transformers {key} is not a dotted name")
             continue
-        if ref.startswith("sentence_transformers."):
-            continue
         activation = key != "type"
+        if ref.startswith("sentence_transformers.") or (activation and "." not in ref):
+            # a name without a dot is not importable by import_from_string: transformers' own configs say
+            # "activation_function": "gelu_new" (looked up in a table, never imported)
+            continue
         if activation and ref.startswith("torch.nn.") and _CLASS_NAME.match(ref.rsplit(".", 1)[-1]):
             continue  # torch.nn.Tanh, torch.nn.modules.activation.GELU: what torch.save'd models name
         c = judge_dotted(ctx.allow, ref, called=True) if _DOTTED.match(ref) else None

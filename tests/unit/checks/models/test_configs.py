@@ -302,6 +302,7 @@ def test_sentence_transformers_own_files_are_clean() -> None:
             }
         ).encode(),
         "other.json": json.dumps([{"type": "torch.jit"}]).encode(),  # not modules.json: a list of records
+        "gpt2/config.json": json.dumps({"model_type": "gpt2", "activation_function": "gelu_new"}).encode(),
     }
     for name, data in files.items():
         ctx = scan_bytes(data, name)
