@@ -20,13 +20,13 @@ YAML is only composed into its node graph, JSON only decoded.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any, Final
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext
 from loopwarden.checks.models.allowlist import AllowList, Classification
+from loopwarden.checks.models.keras import MAX_CONFIG_NODES, walk_config
 from loopwarden.domain import Location, Severity
 
 __all__ = [
@@ -37,9 +37,7 @@ __all__ = [
     "judge_dotted",
 ]
 
-_MAX_NODES: Final = 200_000
 """Nodes visited per document; a config is a few thousand at most."""
-_MAX_DEPTH: Final = 200
 
 _HYDRA_PACKAGES: Final = frozenset(
     {
@@ -116,16 +114,17 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                         _hydra_target(value, ctx, location, key="target")
     seen: set[int] = set()
     count = 0
-    stack: list[tuple[Any, int]] = [(r, 0) for r in roots]
+    stack: list[Any] = list(roots)
     while stack:
-        node, depth = stack.pop()
+        node = stack.pop()
         if id(node) in seen:
             continue  # an alias: its node was (or will be) visited once; billion-laughs graphs stay linear
         seen.add(id(node))
         count += 1
-        if count > _MAX_NODES or depth > _MAX_DEPTH:
+        if count > MAX_CONFIG_NODES:
+            # fail closed: the nodes not visited could hold a _target_
             raise ResourceLimitExceeded(
-                "max_members", f"YAML config has more than {_MAX_NODES} nodes or is too deep"
+                "max_config_nodes", f"YAML config has more than {MAX_CONFIG_NODES} nodes"
             )
         tag = node.tag or ""
         if tag.startswith(_PY_TAG):
@@ -134,10 +133,10 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value in _TARGET_KEYS:
                     _hydra_target(value, ctx, location, key=key.value)
-                stack.append((key, depth + 1))
-                stack.append((value, depth + 1))
+                stack.append(key)
+                stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
-            stack.extend((item, depth + 1) for item in node.value)
+            stack.extend(node.value)
 
 
 _PLAIN_PY_TAGS: Final = frozenset(
@@ -239,7 +238,9 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
     base = name.rsplit("/", 1)[-1].lower()
     refs: list[tuple[str, Any]] = []
     if base == "modules.json" and isinstance(obj, list):
-        refs = [("type", m.get("type")) for m in obj[:_MAX_NODES] if isinstance(m, dict) and "type" in m]
+        refs = [
+            ("type", m.get("type")) for m in obj[:MAX_CONFIG_NODES] if isinstance(m, dict) and "type" in m
+        ]
     elif isinstance(obj, dict):
         st = obj.get("sentence_transformers")
         for key, value in (
@@ -308,7 +309,9 @@ def is_skops_schema(obj: Any) -> bool:
 def check_skops_schema(obj: Any, ctx: ScanContext, location: Location) -> None:
     """Judge every type, function and method a skops ``schema.json`` makes ``skops.io.load`` import."""
     reported: set[str] = set()
-    for node in _skops_nodes(obj):
+    for _, node in walk_config(obj):
+        if "__loader__" not in node:
+            continue
         loader = node.get("__loader__")
         module, cls = node.get("__module__"), node.get("__class__")
         if not isinstance(loader, str) or loader not in _SKOPS_LOADERS:
@@ -333,9 +336,10 @@ def check_skops_schema(obj: Any, ctx: ScanContext, location: Location) -> None:
         if loader == "PartialNode" and module == "functools" and cls == "partial":
             continue  # always functools.partial; the function and its arguments are nodes judged on their own
         for name, called in names:
-            if name in reported or not _DOTTED.match(name):
-                if not _DOTTED.match(name):
-                    ctx.fail(location, f"skops node names {name[:200]!r}, which is not a dotted Python name")
+            if not _DOTTED.match(name):
+                ctx.fail(location, f"skops node names {name[:200]!r}, which is not a dotted Python name")
+                continue
+            if name in reported:
                 continue
             c = judge_dotted(ctx.allow, name, called=called)
             if c.allowed:
@@ -349,21 +353,3 @@ def check_skops_schema(obj: Any, ctx: ScanContext, location: Location) -> None:
                 name=name[:200],
                 category=c.category,
             )
-
-
-def _skops_nodes(obj: Any) -> Iterator[dict[str, Any]]:
-    count = 0
-    stack: list[tuple[Any, int]] = [(obj, 0)]
-    while stack:
-        value, depth = stack.pop()
-        count += 1
-        if count > _MAX_NODES or depth > _MAX_DEPTH:
-            raise ResourceLimitExceeded(
-                "max_members", f"skops schema has more than {_MAX_NODES} values or is too deep"
-            )
-        if isinstance(value, dict):
-            if "__loader__" in value:
-                yield value
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            stack.extend((v, depth + 1) for v in value)

@@ -42,7 +42,7 @@ _FUNCTION_MODULES: Final = re.compile(
 _LOOKUP_LAYERS: Final = frozenset({"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization"})
 _PATH_KEYS: Final = ("vocabulary", "merges", "proto", "idf_weights", "special_tokens", "language_tokens")
 """Arguments that lookup layers and keras_hub tokenizers read from a file (or URL) when given a string."""
-_MAX_NODES: Final = 2_000_000
+MAX_CONFIG_NODES: Final = 2_000_000
 _MAX_TEMPLATES: Final = 10_000
 _JUDGED_JSON: Final = frozenset(
     {"config.json", "metadata.json", "tokenizer_config.json", "chat_template.json", "schema.json"}
@@ -102,15 +102,15 @@ def _why(exc: BaseException) -> str:
     return "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
 
 
-def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+def walk_config(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
     stack: list[tuple[str, Any]] = [(path, obj)]
     seen = 0
     while stack:
         p, cur = stack.pop()
         seen += 1
-        if seen > _MAX_NODES:
+        if seen > MAX_CONFIG_NODES:
             # fail closed: the nodes not visited could hold the Lambda layer
-            raise ResourceLimitExceeded("max_config_nodes", f"config has more than {_MAX_NODES} nodes")
+            raise ResourceLimitExceeded("max_config_nodes", f"config has more than {MAX_CONFIG_NODES} nodes")
         if isinstance(cur, dict):
             yield p, cur
             stack.extend((f"{p}/{k}", v) for k, v in cur.items())
@@ -120,7 +120,7 @@ def _walk(obj: Any, path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
 
 def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
     """Report code-carrying constructs anywhere in a Keras (or TF-Keras) model config."""
-    for path, node in _walk(obj):
+    for path, node in walk_config(obj):
         cls = node.get("class_name")
         cfg = node.get("config")
         where = Location(location.path, location.member, line=None)

@@ -45,9 +45,12 @@ _DANGEROUS: Final = re.compile(
     r"marshal|load_library|_load_library)\b\s*[\(\.\[]"
 )
 _STRINGS: Final = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
+_FILE_BUILTIN_NAMES: Final = frozenset(
+    {"save", "from_file", "_save_parameters", "_save_for_mobile", "_load_for_mobile", "load"}
+)
 _FILE_BUILTINS: Final = re.compile(
     r"\b(?:torch|torch\._C\._nn|torch\._C\._VariableFunctions|(?:torch\.)?ops\.aten)\."
-    r"(save|from_file|_save_parameters|_save_for_mobile|_load_for_mobile|load)\s*\("
+    r"(" + "|".join(sorted(_FILE_BUILTIN_NAMES)) + r")\s*\("
 )
 """torch's own builtins that read or write a file named by the code: ``torch.save`` (aten::save) writes any path (a
 ``.bashrc`` or crontab for code execution), ``torch.from_file`` (aten::from_file) maps any file into a tensor
@@ -81,7 +84,9 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
             )
         for m in _OPS.finditer(line):
             ns = m.group(1)
-            if _FILE_OP_NAME.search(m.group(2)) and not (ns == "aten" and _FILE_BUILTINS.search(line)):
+            if ns == "aten" and m.group(2) in _FILE_BUILTIN_NAMES:
+                continue  # reported above as the builtin it is
+            if _FILE_OP_NAME.search(m.group(2)):
                 ctx.add_severity(
                     rules.TorchScriptCode,
                     severity,
@@ -94,7 +99,7 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
                     rules.TorchScriptCode,
                     Severity.MEDIUM,
                     f"calls operator torch.ops.{ns}.{m.group(2)} from a custom namespace",
-                    Location(location.path, location.member, line=lineno),
+                    where,
                     operator=f"{ns}.{m.group(2)}",
                 )
         for m in _DANGEROUS.finditer(line):

@@ -307,3 +307,20 @@ def test_sentence_transformers_own_files_are_clean() -> None:
     for name, data in files.items():
         ctx = scan_bytes(data, name)
         assert not ctx.findings and not ctx.unverified, (name, ctx.findings, ctx.unverified)
+
+
+def test_yaml_and_skops_over_the_node_bound_are_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from loopwarden.checks.models import configs, keras
+
+    monkeypatch.setattr(configs, "MAX_CONFIG_NODES", 20)
+    monkeypatch.setattr(keras, "MAX_CONFIG_NODES", 20)
+    big_yaml = "\n".join(f"k{i}: {i}" for i in range(50)).encode() + b"\nm:\n  _target_: os.system\n"
+    (tmp_path / "config.yaml").write_bytes(big_yaml)
+    steps = [_SKOPS_ATTACKS["object-unknown-package"]] * 30
+    listed = {"__class__": "list", "__module__": "builtins", "__loader__": "ListNode", "content": steps}
+    (tmp_path / "m.skops").write_bytes(_skops(listed))
+    for target in scan_paths([str(tmp_path)], jobs=1).targets:
+        assert target.verdict is Verdict.UNVERIFIED, target
+        assert "max_config_nodes" in (target.reason or ""), target

@@ -444,7 +444,7 @@ def test_a_keras_config_over_the_node_bound_is_unverified(
 ) -> None:
     from loopwarden.checks.models import keras
 
-    monkeypatch.setattr(keras, "_MAX_NODES", 50)
+    monkeypatch.setattr(keras, "MAX_CONFIG_NODES", 50)
     layers = [{"class_name": "Dense", "config": {"units": i}} for i in range(100)]
     (tmp_path / "config.json").write_text(
         json.dumps({"class_name": "Sequential", "config": {"layers": layers}})
