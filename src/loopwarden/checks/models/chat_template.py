@@ -186,6 +186,9 @@ class _V:
     """A container whose iteration gives its items (not a dict, whose iteration gives its keys)."""
     deep: bool = False
     """Nesting bound reached: the value's elements are the value itself."""
+    frozen: bool = False
+    """The container part cannot be mutated (what ``range()`` returns): nothing a template puts into lists or
+    dicts can be among its items."""
 
     def tainted(self) -> bool:
         """Whether the template made or shaped any of it (not only context data and numbers)."""
@@ -242,6 +245,7 @@ def _join(*values: _V) -> _V:
             keys=_join(*keys) if keys else None,
             listy=any(v.listy for v in vals),
             deep=any(v.deep for v in vals),
+            frozen=bool(inner or keys) and all(v.frozen for v in vals if v.container()),
         )
     )
 
@@ -277,6 +281,11 @@ def _shape(v: _V) -> _V:
 
 def _container(elems: _V, keys: _V | None = None, *, listy: bool = True) -> _V:
     return _shape(_V(elems=elems, keys=keys, listy=listy))
+
+
+def _scalar(v: _V) -> _V:
+    """``v`` without its container part (what it may be besides the template's own list or dict)."""
+    return _V(strs=v.strs, made=v.made, ctx=v.ctx, num=v.num, obj=v.obj, fns=v.fns)
 
 
 def _text(v: _V) -> _V:
@@ -553,8 +562,7 @@ class _Analysis:
         out: list[_V] = [v] if v.deep else []
         if v.elems is not None:
             out.append(v.elems)
-        if v.container() or v.deep:
-            out.append(self.get("extra"))  # things the template put into lists or dicts
+        out.append(self.put_into(v))
         return _join(*out)
 
     def elem(self, v: _V) -> _V:
@@ -576,8 +584,18 @@ class _Analysis:
             out.append(_MADE)
         if "loop" in v.fns:
             out.append(self.get("loop"))
-        if v.ctx or v.container() or v.deep:
-            out.append(self.get("extra"))  # things the template put into lists or dicts
+        out.append(self.put_into(v))
+        return _join(*out)
+
+    def put_into(self, v: _V) -> _V:
+        """What the template may have put (append, update, ...) into the containers ``v`` may be: what it put
+        into context data, if ``v`` may be context data; what it put into its own lists and dicts, if ``v`` may be
+        one of those (which one is not followed, so any of them), unless that is immutable (a range)."""
+        out = []
+        if v.ctx or v.deep:
+            out.append(self.get("extra:ctx"))
+        if (v.container() and not v.frozen) or v.deep:
+            out.append(self.get("extra:own"))
         return _join(*out)
 
     # --------------------------------------------------------------------------------------- statements
@@ -651,7 +669,13 @@ class _Analysis:
         if isinstance(node, nodes.Concat):
             return self.concat([self.m(p) for p in node.nodes])
         if isinstance(node, nodes.Add):
-            return self.add(self.m(node.left), self.m(node.right))
+            left, right = self.m(node.left), self.m(node.right)
+            for lit, other in ((node.left, right), (node.right, left)):
+                if isinstance(lit, nodes.Const) and type(lit.value) in (int, float, bool):
+                    # a number literal added to anything gives a number or an error (no text); an object of
+                    # the application may define its own addition
+                    return _join(_NUM, _CTX if other.ctx else _BOTTOM)
+            return self.add(left, right)
         if isinstance(node, nodes.Mul):
             return self.mul(node)
         if isinstance(node, nodes.Mod):
@@ -704,7 +728,10 @@ class _Analysis:
     def add(self, a: _V, b: _V) -> _V:
         if a == _NUM and b == _NUM:
             return _NUM
-        out = [self.concat([a, b])]
+        # text only where both sides may be something other than the template's own list or dict: list + list
+        # is a list, and list + text an error
+        sa, sb = (v if v.deep else _scalar(v) for v in (a, b))
+        out = [self.concat([sa, sb]) if sa != _BOTTOM and sb != _BOTTOM else _BOTTOM]
         if a.container() or b.container() or a.deep or b.deep:
             out.append(_container(_join(self.elem(a), self.elem(b))))
         if a.num and b.num:
@@ -761,7 +788,7 @@ class _Analysis:
     def getattr(self, base: _V, attr: str) -> _V:
         out: list[_V] = []
         if base.ctx:
-            out += [_CTX, self.get("extra")]
+            out += [_CTX, self.get("extra:ctx")]
         if base.num:
             out.append(_NUM)
         if (base.strs or base.made) and hasattr(str, attr):
@@ -790,7 +817,7 @@ class _Analysis:
         nodes = self.n
         out: list[_V] = []
         if base.ctx:
-            out += [_CTX, self.get("extra")]
+            out += [_CTX, self.get("extra:ctx")]
         if base.strs:
             index = key_node.value if isinstance(key_node, nodes.Const) else None
             if type(index) is int:
@@ -852,7 +879,7 @@ class _Analysis:
                     self.bind_call(block.args, args, kwargs, dyn, "varargs", "kwargs")
                 out.append(self.get("caller"))
             elif fn == "g:range":
-                out.append(_container(_NUM))
+                out.append(_shape(_V(elems=_NUM, listy=True, frozen=True)))
             elif fn == "g:dict":
                 pairs = [self.elem(a) for a in args] + [self.elem(self.elem(a)) for a in args] + [dyn]
                 keys = _join(self.strings(kwargs) if kwargs else _BOTTOM, *pairs)
@@ -909,7 +936,14 @@ class _Analysis:
     def method(self, node: Any, base: _V, meth: str, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
         everything = [*args, *kwargs.values(), dyn]
         if meth in _MUTATORS:
-            self.bind("extra", self.put(meth, args, kwargs, dyn))
+            # into context data, or into one of the template's own containers (or into anything, for a value
+            # the analysis cannot tell); a string, number or range has no mutating method
+            put = self.put(meth, args, kwargs, dyn)
+            unknown = base.deep or base.made or base.obj
+            if base.ctx or unknown:
+                self.bind("extra:ctx", put)
+            if base.container() or unknown:
+                self.bind("extra:own", put)
         out: list[_V] = []
         if base.strs:
             out.append(self.str_method(node, base, meth))

@@ -561,3 +561,89 @@ def test_a_local_variable_named_like_a_global_is_clean(template: str) -> None:
 )
 def test_a_global_outside_a_local_scope_of_its_name_is_reported(template: str) -> None:
     assert any("uses the global" in f.message for f in _findings(template)), _findings(template)
+
+
+# Constructs of 2025-26 agent templates (tool-call queues, reverse message scans, per-macro counters) that the
+# flow-insensitive analysis once over-approximated into HIGH findings: what a template appends to its own
+# lists never reaches a range or context data, list + list is no text, and a number plus anything is a number.
+BOOKKEEPING_BENIGN = {
+    "reverse_scan_with_a_tool_queue": (
+        "{%- set q = namespace(ids=[]) -%}{%- for c in message.tool_calls -%}"
+        "{%- set _ = q.ids.append('functions.' ~ c.function.name ~ ':' ~ loop.index0) -%}{%- endfor -%}"
+        "{%- set ns = namespace(last=-1) -%}{%- for i in range(messages|length - 1, -1, -1) -%}"
+        "{%- if messages[i]['role'] == 'assistant' and not messages[i].get('tool_calls') -%}"
+        "{%- set ns.last = i -%}{%- endif -%}{%- endfor -%}{{ messages[ns.last]['content'] }}"
+    ),
+    "namespace_list_accumulated_by_concatenation": (
+        "{%- set seen = namespace(names=[]) -%}{%- for t in tools -%}{%- set n = t.function.name.split('.')[0] -%}"
+        "{%- if n not in seen.names -%}{%- set seen.names = seen.names + [n] -%}{%- endif -%}{%- endfor -%}"
+        "{%- set d = descriptions if descriptions is defined else {} -%}"
+        "{%- for n in seen.names -%}{{ (d[n] if n in d else '') | tojson }}{%- endfor -%}"
+    ),
+    "counter_in_a_macro_parameter_named_like_a_namespace": (
+        "{%- macro next_image(state) -%}{{ images[state.index] }}{%- set state.index = state.index + 1 -%}"
+        "{%- endmacro -%}{%- set state = namespace(index=0) -%}"
+        "{%- for m in messages -%}{{ next_image(state) }}{%- endfor -%}"
+    ),
+    "plain_list_concatenation": (
+        "{%- set keys = [] -%}{%- for m in messages -%}{%- set keys = keys + [m.role] -%}{%- endfor -%}"
+        "{%- for k in keys -%}{{ lookup[k] }}{%- endfor -%}"
+    ),
+}
+
+
+@pytest.mark.parametrize("template", BOOKKEEPING_BENIGN.values(), ids=BOOKKEEPING_BENIGN.keys())
+def test_template_bookkeeping_of_agent_templates_is_clean(template: str) -> None:
+    assert _findings(template) == []
+
+
+# ... and the same shapes carrying a name the template makes: still reported
+BOOKKEEPING_PAYLOADS = {
+    "appended_to_its_own_list": (
+        "{%- set q = namespace(ids=[]) -%}{%- set _ = q.ids.append('__' ~ 'globals__') -%}"
+        "{%- for k in q.ids -%}{{ namespace[k] }}{%- endfor -%}"
+    ),
+    "appended_to_context_data": (
+        "{%- set _ = messages.append('__' ~ 'globals__') -%}{{ namespace[messages[-1]] }}"
+    ),
+    "appended_through_a_list_holding_context_data": (
+        "{%- set box = [messages] -%}{%- set _ = box[0].append('__in' ~ 'it__') -%}"
+        "{{ namespace[messages[0]] }}"
+    ),
+    "own_list_put_into_context_then_filled": (
+        "{%- set l = [] -%}{%- set _ = messages.append(l) -%}{%- set _ = messages[-1].append('__in' ~ 'it__') -%}"
+        "{{ namespace[l[0]] }}"
+    ),
+    "range_concatenated_with_a_name": (
+        "{%- for k in range(2) + ['__in' ~ 'it__'] -%}{{ namespace[k] }}{%- endfor -%}"
+    ),
+    "list_concatenation_carrying_a_name": (
+        "{%- set keys = [] -%}{%- set keys = keys + ['__in' ~ 'it__'] -%}{%- for k in keys -%}{{ namespace[k] }}"
+        "{%- endfor -%}"
+    ),
+    "text_concatenation_beside_a_list": (
+        "{%- set k = [] if messages else '__in' -%}{{ namespace[k + 'it__'] }}"
+    ),
+    "dict_updated_with_a_name": (
+        "{%- set d = {} -%}{%- set _ = d.update({'k': '__in' ~ 'it__'}) -%}{{ namespace[d.k] }}"
+    ),
+}
+
+
+@pytest.mark.parametrize("template", BOOKKEEPING_PAYLOADS.values(), ids=BOOKKEEPING_PAYLOADS.keys())
+def test_names_carried_through_template_bookkeeping_are_critical(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{%- set k = '__in' ~ x -%}{{ namespace[k + 'it__'] }}",
+        "{%- set keys = [] -%}{%- set keys = keys + [x ~ 'it__'] -%}{%- for k in keys -%}{{ namespace[k] }}"
+        "{%- endfor -%}",
+        "{%- set q = namespace(ids=[]) -%}{%- set _ = q.ids.append(x ~ '_') -%}"
+        "{%- for i in range(3) -%}{{ q.ids[i] }}{{ namespace[q.ids[i]] }}{%- endfor -%}",
+    ],
+)
+def test_names_the_template_shapes_through_bookkeeping_are_reported(template: str) -> None:
+    assert _worst(template) in (Severity.HIGH, Severity.CRITICAL)
