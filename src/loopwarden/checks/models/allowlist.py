@@ -1155,6 +1155,10 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "torch.amp.grad_scaler.",
     "torch.cuda.amp.grad_scaler.",
     "torch.optim.",
+    # datasets and samplers saved with torch.save (TensorDataset, Subset, random_split's results ...): data
+    # holders without load-time hooks; the datasets they wrap and the generators they hold are judged themselves
+    "torch.utils.data.dataset.",
+    "torch.utils.data.sampler.",
     "torch.ao.nn.",
     "torch.distributions.",
     "torch.nn.intrinsic.",

@@ -537,3 +537,38 @@ def test_joblib_string_dtype_array_is_analysed_as_a_pickle() -> None:
     evil = b"\x80\x04cos\nsystem\n" + _s("id") + b"\x85R."
     result = analyze_pickle_bytes(data[:start] + evil + b"\x00" * 16, joblib=True)
     assert _subjects(result).get("os.system") is Severity.CRITICAL
+
+
+# --- torch.utils.data datasets and samplers -----------------------------------------------------------------
+
+
+def test_datasets_and_samplers_saved_with_torch_are_clean() -> None:
+    torch = pytest.importorskip("torch")
+    from torch.utils import data
+
+    ds = data.TensorDataset(torch.arange(6.0).reshape(3, 2), torch.arange(3))
+    a, b = data.random_split(ds, [2, 1])
+    objects = {
+        "ds": ds,
+        "subset": a,
+        "concat": data.ConcatDataset([a, b]),
+        "stack": data.StackDataset(ds, ds),
+        "batches": data.BatchSampler(data.SequentialSampler(ds), 2, drop_last=False),
+        "weighted": data.WeightedRandomSampler([0.1, 0.9], 2),
+        "subset_random": data.SubsetRandomSampler([0, 2]),
+    }
+    _clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=2)))
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("torch.utils.data.dataloader.DataLoader", Severity.MEDIUM),  # a loader of workers, not a data holder
+        ("torch.utils.data.dataset.Generator", Severity.HIGH),  # torch._C.Generator imported there: excluded
+        ("torch.utils.data.dataset.subset_runner", Severity.MEDIUM),  # no such class: a name, not a class
+    ],
+)
+def test_dataset_module_neighbours_are_reported(name: str, expected: Severity) -> None:
+    payload = b"\x80\x02" + _g(name) + b")R."
+    result = analyze_pickle_bytes(payload)
+    assert _worst(result) >= expected, _subjects(result)
