@@ -1185,6 +1185,11 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.tokenization_utils_fast.",
     "transformers.generation.configuration_utils.",
     "transformers.training_args.",
+    # what Trainer's training_args.bin holds besides TrainingArguments: its accelerator config and the
+    # (process-wide) accelerate state, rebuilt without their constructors
+    "transformers.training_args_seq2seq.",
+    "transformers.trainer_pt_utils.",
+    "accelerate.state.",
     "transformers.trainer_utils.",
     "transformers.debug_utils.",
     "transformers.utils.generic.",

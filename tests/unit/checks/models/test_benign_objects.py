@@ -572,3 +572,64 @@ def test_dataset_module_neighbours_are_reported(name: str, expected: Severity) -
     payload = b"\x80\x02" + _g(name) + b")R."
     result = analyze_pickle_bytes(payload)
     assert _worst(result) >= expected, _subjects(result)
+
+
+# --- Trainer's training_args.bin ----------------------------------------------------------------------------
+
+
+def _newobj(name: str, state: bytes) -> bytes:
+    """cls.__new__(cls) then BUILD with a dict of ``state`` items, as pickle writes a plain instance."""
+    return _g(name) + b")\x81}(" + state + b"ub"
+
+
+def _training_args(distributed_type: str = "accelerate.utils.dataclasses.DistributedType") -> bytes:
+    partial_state = _newobj(
+        "accelerate.state.PartialState",
+        _s("device")
+        + _g("torch.device")
+        + _s("cpu")
+        + b"\x85R"
+        + _s("distributed_type")
+        + _g(distributed_type)
+        + _s("NO")
+        + b"\x85R",
+    )
+    accelerator_config = _newobj(
+        "transformers.trainer_pt_utils.AcceleratorConfig", _s("split_batches") + b"\x89"
+    )
+    args = _newobj(
+        "transformers.training_args.TrainingArguments",
+        _s("output_dir")
+        + _s("out")
+        + _s("lr_scheduler_type")
+        + _g("transformers.trainer_utils.SchedulerType")
+        + _s("linear")
+        + b"\x85R"
+        + _s("accelerator_config")
+        + accelerator_config
+        + _s("distributed_state")
+        + partial_state,
+    )
+    return b"\x80\x02" + args + b"."
+
+
+def test_trainer_training_args_are_clean() -> None:
+    """What transformers' Trainer saves as training_args.bin (transformers 5 with accelerate 1.x): the arguments,
+    their AcceleratorConfig and accelerate's PartialState rebuilt without constructors, enums by value."""
+    _clean(analyze_pickle_bytes(_training_args()))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # the state's constructor called on pickle data instead of rebuilt
+        (b"\x80\x02" + _g("accelerate.state.PartialState") + b"(" + _s("cpu") + b"tR.", Severity.HIGH),
+        # a function of the same module, not a class
+        (b"\x80\x02" + _g("transformers.trainer_pt_utils.get_model_param_count") + b")R.", Severity.HIGH),
+        # a name accelerate.state imports from elsewhere, not one of its classes
+        (_training_args("accelerate.state.os"), Severity.HIGH),
+    ],
+)
+def test_training_args_neighbours_are_reported(payload: bytes, expected: Severity) -> None:
+    result = analyze_pickle_bytes(payload)
+    assert _worst(result) >= expected, _subjects(result)
