@@ -880,6 +880,7 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "numpy.ndarray",
         "numpy.dtype",
         "numpy.matrix",
+        "numpy.poly1d",  # the legacy polynomial class: its coefficients and variable name (no load-time hooks)
         "numpy.recarray",
         "numpy.record",
         "numpy.core.multiarray._reconstruct",

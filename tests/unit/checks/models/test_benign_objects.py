@@ -633,3 +633,8 @@ def test_trainer_training_args_are_clean() -> None:
 def test_training_args_neighbours_are_reported(payload: bytes, expected: Severity) -> None:
     result = analyze_pickle_bytes(payload)
     assert _worst(result) >= expected, _subjects(result)
+
+
+def test_legacy_numpy_polynomial_is_clean() -> None:
+    np = pytest.importorskip("numpy")
+    _clean(analyze_pickle_bytes(pickle.dumps({"p": np.poly1d([1.0, 2.0, 3.0], variable="z")}, protocol=2)))
