@@ -140,3 +140,26 @@ def test_keras_ordinary_functional_model_stays_clean(tmp_path: Path) -> None:
     cfg["compile_config"] = {"loss": loss, "optimizer": {"module": "keras.optimizers", "class_name": "AdamW"}}
     res = scan_files(tmp_path, {"model.keras": cp.keras_zip(cfg)})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+def _compiled_with(loss: dict[str, object]) -> dict[str, object]:
+    cfg = _functional()
+    cfg["compile_config"] = {"loss": loss, "metrics": None, "run_eagerly": False}
+    return cfg
+
+
+@pytest.mark.parametrize("name", ["eval", "exec", "open", "__import__", "breakpoint", "utils.get_file"])
+def test_keras_builtins_function_naming_a_python_builtin(tmp_path: Path, name: str) -> None:
+    """{"module": "builtins", "class_name": "function"}: Keras before 3.9 falls back to vars(builtins)[name]."""
+    loss = {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_compiled_with(loss))})
+    assert_caught(res, "LW-MODEL-033")
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "sparse_categorical_crossentropy", "relu", "gelu"])
+def test_keras_builtins_function_of_keras_itself_stays_clean(tmp_path: Path, name: str) -> None:
+    """Keras 3 writes a loss, metric or activation passed as a function object with the module "builtins"
+    (model.compile(loss=keras.losses.mean_squared_error) saved by Keras 3.8) and resolves it in its own modules."""
+    loss = {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_compiled_with(loss))})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

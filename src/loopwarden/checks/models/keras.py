@@ -176,7 +176,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 where,
                 path=path,
             )
-        if module == "builtins" and cls == "function":
+        if module == "builtins" and cls == "function" and not _keras_builtin(cfg):
             ctx.add(
                 rules.KerasReference,
                 f"builtins function '{json_safe(cfg)}' at {path or '/'}",
@@ -246,6 +246,16 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 r"(^|\.)(io|raw_ops|debugging|py_function|numpy_function)", fn
             ):
                 ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
+
+
+def _keras_builtin(name: object) -> bool:
+    """Whether a ``{"module": "builtins", "class_name": "function"}`` object names one of Keras' own functions:
+    Keras writes its losses, metrics and activations that way (``model.compile(loss=keras.losses.
+    mean_squared_error)``) and looks the name up in its own modules first; only Keras before 3.9 then falls back
+    to Python's ``builtins`` (``exec``, ``eval``), and a name that is no Python builtin finds nothing there."""
+    import builtins
+
+    return isinstance(name, str) and name.isidentifier() and not hasattr(builtins, name)
 
 
 def _names_function(cls: str) -> bool:
