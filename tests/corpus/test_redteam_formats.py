@@ -13,7 +13,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
-from loopwarden.domain import Verdict
+from loopwarden.domain import Severity, Verdict
 
 # ------------------------------------------------------------------------------ Keras: functions built as layers
 
@@ -163,3 +163,62 @@ def test_keras_builtins_function_of_keras_itself_stays_clean(tmp_path: Path, nam
     loss = {"module": "builtins", "class_name": "function", "config": name, "registered_name": "function"}
     res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_compiled_with(loss))})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ------------------------------------------------------------------------------- tar: what follows its end
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    return cp.tar_of(files, mode="w:")
+
+
+def _evil_keras() -> bytes:
+    return cp.keras_zip(_functional(_function_layer("keras.src.utils.file_utils", "rmtree", "/home/user")))
+
+
+@pytest.mark.parametrize(
+    ("name", "payload", "rule"),
+    [
+        ("model.keras", "keras-function-layer", "LW-MODEL-033"),
+        ("model.keras", "keras-lambda", "LW-MODEL-032"),
+        ("model.skops", "npz-object-array", "LW-MODEL-001"),
+        ("model.keras", "keras-lambda-deflate-in-tar-gz", "LW-MODEL-032"),
+    ],
+)
+def test_zip_appended_to_a_tar(tmp_path: Path, name: str, payload: str, rule: str) -> None:
+    """A tar followed by a zip: zipfile finds the zip's end record at the end of the file and opens it whatever
+    comes before (Keras' load_model checks zipfile.is_zipfile on a .keras file: Keras 3.8 loaded such a file and
+    ran the function layer's rmtree), while the tar reading stops at the tar's end-of-archive blocks."""
+    if payload == "keras-function-layer":
+        z = _evil_keras()
+    elif payload.startswith("keras-lambda"):
+        z = cp.keras_zip(cp.keras_lambda_config())
+    else:
+        z = cp.zip_of({"w.npy": cp.npy_object(cp.evil_pickle())})
+    data = _tar({"README.md": b"# model\n", "weights.bin": b"\0" * 64}) + z
+    if payload.endswith("tar-gz"):
+        data = cp.compress("gzip", data)
+    res = scan_files(tmp_path, {name: data})
+    assert_caught(res, rule)
+
+
+def test_data_hidden_after_the_end_of_a_tar(tmp_path: Path) -> None:
+    """A second tar after the first one's zero blocks: tarfile stops at the first zero block, readers that skip
+    zero blocks (tar --ignore-zeros) extract the hidden member; such bytes are reported."""
+    data = _tar({"README.md": b"# model\n"}) + _tar({"model.pkl": cp.evil_pickle()})
+    res = scan_files(tmp_path, {"model.tar": data})
+    assert_caught(res, "LW-MODEL-024", at_least=Severity.MEDIUM)
+
+
+@pytest.mark.parametrize("last", ["zip-member", "pickle-member", "only-text"])
+def test_ordinary_tars_stay_clean(tmp_path: Path, last: str) -> None:
+    """Tars as tar and tarfile write them (zero blocks to the record size), including one whose last member is a
+    zip (its end record is inside the member, which is analysed as a member)."""
+    files = {"README.md": b"# model\n"}
+    if last == "zip-member":
+        files["extra.zip"] = cp.zip_of({"a.txt": b"hello"})
+    elif last == "pickle-member":
+        files["model.pkl"] = cp.benign_pickle()
+    for mode in ("w:", "w:gz"):
+        res = scan_files(tmp_path, {"model.tar": cp.tar_of(files, mode=mode)})
+        assert res[0].verdict is Verdict.CLEAN, res[0]

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import posixpath
 import tarfile
-from typing import BinaryIO
+from typing import BinaryIO, Final
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
-from loopwarden.checks.models.dispatch import scan_blob, seekable_blob
+from loopwarden.checks.models.dispatch import scan_blob, scan_zip_tail, seekable_blob, zip_tail
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Severity
 
 __all__ = ["scan_tar"]
+
+_TRAILER_WINDOW: Final = 1 << 20
+"""Bytes after a tar's last member searched for anything but the zero blocks that end it."""
 
 
 def _link_escapes(member: tarfile.TarInfo) -> bool:
@@ -23,6 +26,29 @@ def _link_escapes(member: tarfile.TarInfo) -> bool:
     base = posixpath.dirname(member.name) if member.issym() else ""
     joined = posixpath.normpath(posixpath.join(base, target))
     return joined == ".." or joined.startswith("../") or joined.startswith("/")
+
+
+def _trailer(blob: Blob, f: BinaryIO, end: int, ctx: ScanContext) -> None:
+    """What follows the end of a tar archive: only zero blocks in a tar any tool writes. A zip appended there is
+    what ``zipfile`` (Keras' ``.keras`` loader, skops) opens, whatever comes before it; other bytes are read only by
+    readers that skip zero blocks (``tar --ignore-zeros``) and are reported."""
+    size = blob.size or 0
+    if end >= size:
+        return
+    cd = zip_tail(blob)
+    if cd is not None and cd >= end:
+        scan_zip_tail(blob, ctx, "tar")
+        return
+    f.seek(end)
+    rest = f.read(min(size - end, _TRAILER_WINDOW))
+    if rest.strip(b"\x00"):
+        ctx.add(
+            rules.ArchiveExtraData,
+            f"{size - end} byte(s) after the end of the tar archive are not zero blocks",
+            blob.location,
+            start=end,
+            end=size,
+        )
 
 
 def scan_tar(blob: Blob, ctx: ScanContext) -> None:
@@ -35,6 +61,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             return
         try:
             members: list[tarfile.TarInfo] = []
+            end: int | None = None
             while True:
                 ctx.check_time()
                 try:
@@ -43,11 +70,14 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
                     ctx.fail(blob.location, f"tar archive is corrupt or truncated ({exc})")
                     break
                 if nxt is None:
+                    end = tf.offset  # the end-of-archive block: tar readers stop here
                     break
                 ctx.count_member()
                 members.append(nxt)
         finally:
             tf.close()
+        if end is not None:
+            _trailer(blob, f, end, ctx)
     for m in members:
         mloc = member_location(blob.location, m.name)
         why = escapes_folder(m.name)

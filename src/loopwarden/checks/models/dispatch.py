@@ -29,7 +29,7 @@ from loopwarden.checks.models.detect import (
 )
 from loopwarden.domain import Finding
 
-__all__ = ["NOT_A_MODEL", "Recurse", "scan_as", "scan_blob", "seekable_blob"]
+__all__ = ["NOT_A_MODEL", "Recurse", "scan_as", "scan_blob", "scan_zip_tail", "seekable_blob", "zip_tail"]
 
 Recurse = Callable[[Blob, ScanContext], None]
 HEAD: Final = 4096
@@ -135,10 +135,7 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     ):
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
         # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
-        ctx.add(
-            rules.ArchiveExtraData, f"a zip archive follows {fmt} content", blob.location, content=str(fmt)
-        )
-        _zip(blob, ctx)
+        scan_zip_tail(blob, ctx, str(fmt))
     if text_named:
         if not _pickle(blob, ctx):
             _disguised(blob, ctx, fmt, claimed)
@@ -210,21 +207,35 @@ def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None
 
 
 def _has_zip_tail(blob: Blob) -> bool:
+    return zip_tail(blob) is not None
+
+
+def zip_tail(blob: Blob) -> int | None:
+    """Where the central directory of a zip that ends ``blob`` starts (as ``zipfile`` finds it, by the last end
+    record in the final 64 KiB), or None when there is none."""
     size = blob.size or 0
     if size < 22:
-        return False
+        return None
     tail = blob.tail(min(size, 22 + 65535))
     idx = tail.rfind(b"PK\x05\x06")
     if idx < 0 or len(tail) - idx < 22:
-        return False
+        return None
     cd_size, _cd_offset = struct.unpack_from("<II", tail, idx + 12)
     eocd_pos = size - len(tail) + idx
     start = eocd_pos - cd_size
     if start < 0 or cd_size == 0:
-        return False
+        return None
     with blob.open() as f:
         f.seek(start)
-        return f.read(4) == b"PK\x01\x02"
+        return start if f.read(4) == b"PK\x01\x02" else None
+
+
+def scan_zip_tail(blob: Blob, ctx: ScanContext, content: str) -> None:
+    """A zip that follows ``content`` (bytes before it): zipfile-based loaders open it, so it is analysed."""
+    ctx.add(
+        rules.ArchiveExtraData, f"a zip archive follows {content} content", blob.location, content=content
+    )
+    _zip(blob, ctx)
 
 
 def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
