@@ -6,6 +6,8 @@ docstring (checked against the loader's source when the case was found). Every c
 
 from __future__ import annotations
 
+import json
+import struct
 from pathlib import Path
 
 import _container_payloads as cp
@@ -222,3 +224,69 @@ def test_ordinary_tars_stay_clean(tmp_path: Path, last: str) -> None:
     for mode in ("w:", "w:gz"):
         res = scan_files(tmp_path, {"model.tar": cp.tar_of(files, mode=mode)})
         assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ----------------------------------------------------------------- HDF5 after a user block (polyglot carriers)
+
+
+def _hdf5(config: dict[str, object], userblock: int, tmp_path: Path) -> bytes:
+    h5py = pytest.importorskip("h5py")
+    path = tmp_path / "built.h5"
+    with h5py.File(path, "w", userblock_size=userblock) as f:
+        f.attrs["model_config"] = json.dumps(config)
+        f.attrs["keras_version"] = "2.15.0"
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+def _carrier(kind: str, h5: bytes, at: int) -> bytes:
+    """``h5`` (built with a user block of ``at`` bytes) with its user block replaced by another format's head
+    whose data runs over the HDF5 bytes."""
+    body = len(h5) - at
+    if kind == "png":
+        head = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    elif kind == "safetensors":
+        hdr = {"w": {"dtype": "U8", "shape": [body], "data_offsets": [0, body]}}
+        head = struct.pack("<Q", at - 8) + json.dumps(hdr).encode().ljust(at - 8, b" ")
+    elif kind == "npy":
+        d = f"{{'descr': '|u1', 'fortran_order': False, 'shape': ({body},), }}"
+        head = b"\x93NUMPY\x01\x00" + struct.pack("<H", at - 10) + d.encode().ljust(at - 11, b" ") + b"\n"
+    elif kind == "gguf":
+        head = cp.gguf_file(None)
+    else:
+        raise AssertionError(kind)
+    assert len(head) <= at
+    return head + h5[len(head) :]
+
+
+@pytest.mark.parametrize("kind", ["png", "safetensors", "npy", "gguf"])
+@pytest.mark.parametrize("at", [512, 2048])
+def test_hdf5_after_another_formats_head(tmp_path: Path, kind: str, at: int) -> None:
+    """The HDF5 library finds a superblock at offset 0 or at any power of two from 512 (a user block before it),
+    so a file that opens as a PNG, safetensors, .npy or GGUF file can be an HDF5 model too: Keras' load_model of a
+    .h5 path opens it with h5py.File and builds its model_config (the Lambda runs in legacy HDF5 loading,
+    CVE-2025-9905). Checked: h5py opens each carrier and reads the Lambda config."""
+    data = _carrier(kind, _hdf5(cp.keras_lambda_config(), at, tmp_path), at)
+    res = scan_files(tmp_path, {"model.h5": data})
+    assert_caught(res, "LW-MODEL-032")
+    assert "LW-MODEL-029" in {f.rule_id for f in res[0].findings}
+
+
+def test_hdf5_with_a_blank_user_block_is_analysed(tmp_path: Path) -> None:
+    """h5py.File(userblock_size=...) writes zeros before the superblock: that is an HDF5 file, analysed as one
+    (it was unverified as an unknown binary), a benign model clean, a Lambda reported, no disguise."""
+    benign = {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+    res = scan_files(tmp_path, {"benign.h5": _hdf5(benign, 1024, tmp_path)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]
+    res = scan_files(tmp_path, {"lambda.h5": _hdf5(cp.keras_lambda_config(), 1024, tmp_path)})
+    assert_caught(res, "LW-MODEL-032")
+    assert "LW-MODEL-029" not in {f.rule_id for f in res[0].findings}
+
+
+@pytest.mark.parametrize("kind", ["png", "safetensors", "npy", "gguf"])
+def test_carriers_without_an_hdf5_stay_clean(tmp_path: Path, kind: str) -> None:
+    """The same heads over ordinary bytes (with "HDF" text off the power-of-two offsets) stay clean."""
+    filler = (b"\x89HDF\r\n\x1a\n" + bytes(range(256))) * 40
+    res = scan_files(tmp_path, {f"x.{kind}": _carrier(kind, b"\0" * 512 + filler[7:], 512)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

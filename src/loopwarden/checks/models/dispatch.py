@@ -136,6 +136,21 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
         # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
         scan_zip_tail(blob, ctx, str(fmt))
+    h5_at = _hdf5_superblock(blob) if blob.depth == 0 and fmt is not Format.HDF5 and blob.seekable else None
+    if h5_at is not None:
+        if fmt is Format.UNKNOWN and not blob.head(min(h5_at, _USERBLOCK_MAX)).strip(b"\x00"):
+            fmt = Format.HDF5  # an HDF5 file with a blank user block, as h5py writes one
+            ctx.formats[-1] = str(fmt)
+        else:
+            ctx.add(
+                rules.DisguisedFormat,
+                f"an HDF5 file starts at offset {h5_at}: h5py (Keras' .h5 loader) opens the file as HDF5",
+                blob.location,
+                content="hdf5",
+                claimed=str(fmt),
+                offset=h5_at,
+            )
+            scan_as(blob, ctx, Format.HDF5)
     if text_named:
         if not _pickle(blob, ctx):
             _disguised(blob, ctx, fmt, claimed)
@@ -204,6 +219,34 @@ def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None
         content=str(fmt),
         claimed=str(claimed),
     )
+
+
+_USERBLOCK_MAX: Final = 1 << 16
+
+
+def _hdf5_superblock(blob: Blob) -> int | None:
+    """Where an HDF5 superblock follows other bytes: the HDF5 library looks for its signature at offset 0 and at
+    every power of two from 512 below the file's size (a "user block" before it), so a PNG, safetensors or
+    ``.npy`` file can carry an HDF5 file that ``h5py.File`` opens. At most one 8-byte read per power of two."""
+    from loopwarden.checks.models.detect import HDF5_MAGIC
+
+    size = blob.size or 0
+    off = 512
+    if off + 8 > size:
+        return None
+    if blob.data is not None:
+        while off + 8 <= size:
+            if blob.data[off : off + 8] == HDF5_MAGIC:
+                return off
+            off <<= 1
+        return None
+    with blob.open() as f:
+        while off + 8 <= size:
+            f.seek(off)
+            if f.read(8) == HDF5_MAGIC:
+                return off
+            off <<= 1
+    return None
 
 
 def _has_zip_tail(blob: Blob) -> bool:
