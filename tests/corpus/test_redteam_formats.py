@@ -6,8 +6,10 @@ docstring (checked against the loader's source when the case was found). Every c
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import tarfile
 from pathlib import Path
 
 import _container_payloads as cp
@@ -290,3 +292,101 @@ def test_carriers_without_an_hdf5_stay_clean(tmp_path: Path, kind: str) -> None:
     filler = (b"\x89HDF\r\n\x1a\n" + bytes(range(256))) * 40
     res = scan_files(tmp_path, {f"x.{kind}": _carrier(kind, b"\0" * 512 + filler[7:], 512)})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# --------------------------------------------------------------------- a tar header under another format's head
+
+
+def _legacy_torch_tar(first_name: str = "x") -> bytes:
+    """torch.save's oldest format: a tar whose storages/pickle/tensors members torch.load unpickles."""
+    members = [(first_name, b"")] + [(n, cp.evil_pickle()) for n in ("storages", "pickle", "tensors")]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:", format=tarfile.USTAR_FORMAT) as t:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _with_checksum(block: bytearray) -> bytes:
+    block[148:156] = b" " * 8
+    block[148:156] = b"%07o " % sum(block)
+    return bytes(block)
+
+
+def _tar_under(kind: str) -> bytes:
+    """A legacy torch tar whose first header block also opens as ``kind``."""
+    tar = _legacy_torch_tar()
+    rest = tar[512:]
+    block = bytearray(tar[:512])
+    if kind == "safetensors":
+        # the header JSON spans the whole first block; tar's numeric fields are space-terminated octal inside it
+        block = bytearray(b" " * 512)
+        n = len(rest)
+        head = b'{"w":{"dtype":"U8","shape":[%d],"data_offsets":[0,%d]},"__metadata__":{"k":"' % (n, n)
+        block[0:8] = struct.pack("<Q", 504)
+        block[8 : 8 + len(head)] = head
+        for start, field in ((100, b"0000644 "), (108, b"0000000 "), (116, b"0000000 ")):
+            block[start : start + 8] = field
+        block[124:136] = block[136:148] = b"00000000000 "
+        block[156:157] = b"0"
+        block[509:512] = b'"}}'
+    else:
+        head = {
+            "png": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
+            "gif": b"GIF89a\x01\x00\x01\x00",
+            "pickle-proto": b"\x80\x02K\x01.",
+            "npy": b"\x93NUMPY\x01\x00v\x00{'descr': '<f4'",
+            "bzip2": b"BZh91AY&SY",
+        }[kind]
+        block[: len(head)] = head
+    return _with_checksum(block) + rest
+
+
+@pytest.mark.parametrize("kind", ["png", "gif", "safetensors", "pickle-proto", "npy", "bzip2"])
+def test_tar_whose_first_block_opens_as_another_format(tmp_path: Path, kind: str) -> None:
+    """tarfile accepts any first block whose checksum matches, and torch.load (weights_only=False) of a file that
+    is not a zip tries the legacy tar format first and unpickles its storages/pickle/tensors members: checked with
+    torch 2.13, which ran the payload of the PNG carrier. The safetensors carrier also loads with safetensors."""
+    res = scan_files(tmp_path, {"pytorch_model.bin": _tar_under(kind)})
+    assert_caught(res, "LW-MODEL-001")
+    assert "LW-MODEL-029" in {f.rule_id for f in res[0].findings}
+
+
+def test_tar_header_agrees_with_tarfile() -> None:
+    """tar_header says yes exactly when tarfile's own header parser accepts the checksum: real headers of every
+    tar format, signed-sum headers, base-256 checksums, and blocks damaged one byte at a time."""
+    from loopwarden.checks.models.detect import tar_header
+
+    def accepted(block: bytes) -> bool:
+        try:
+            tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+        except tarfile.HeaderError:
+            return False
+        return True
+
+    blocks = []
+    for fmt in (tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT, tarfile.PAX_FORMAT):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w:", format=fmt) as t:
+            info = tarfile.TarInfo("model/w\u00e9ights.bin")
+            info.size = 3
+            t.addfile(info, io.BytesIO(b"abc"))
+        blocks.append(buf.getvalue()[:512])
+    high = bytearray(blocks[0])
+    high[0:4] = b"\xff\xfe\xfd\xfc"
+    signed = 256 + sum((b - 256 if b > 127 else b) for b in high[:148] + high[156:512])
+    high[148:156] = b"%07o " % signed
+    blocks.append(bytes(high))
+    b256 = bytearray(blocks[0])
+    b256[148:156] = b"\x80" + (256 + sum(b256[:148]) + sum(b256[156:512])).to_bytes(7, "big")
+    blocks.append(bytes(b256))
+    for block in blocks:
+        assert tar_header(block) and accepted(block)
+        for i in range(0, 512, 7):
+            damaged = bytearray(block)
+            damaged[i] ^= 0x41
+            assert tar_header(bytes(damaged)) == accepted(bytes(damaged)), i
+    for other in (b"\0" * 512, b" " * 512, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2):
+        assert not tar_header(other[:512])

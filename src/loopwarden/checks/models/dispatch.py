@@ -26,6 +26,7 @@ from loopwarden.checks.models.detect import (
     data_kind,
     is_pickle_start,
     sniff,
+    tar_header,
 )
 from loopwarden.domain import Finding
 
@@ -136,6 +137,16 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
         # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
         scan_zip_tail(blob, ctx, str(fmt))
+    if fmt is not Format.TAR and tar_header(blob.head(512)):
+        ctx.add(
+            rules.DisguisedFormat,
+            "the file is also a tar archive (its first block is a valid tar header): tarfile, and torch.load's "
+            "legacy tar path, read it as one",
+            blob.location,
+            content="tar",
+            claimed=str(fmt),
+        )
+        scan_as(blob, ctx, Format.TAR)
     h5_at = _hdf5_superblock(blob) if blob.depth == 0 and fmt is not Format.HDF5 and blob.seekable else None
     if h5_at is not None:
         if fmt is Format.UNKNOWN and not blob.head(min(h5_at, _USERBLOCK_MAX)).strip(b"\x00"):
