@@ -390,3 +390,25 @@ def test_tar_header_agrees_with_tarfile() -> None:
             assert tar_header(bytes(damaged)) == accepted(bytes(damaged)), i
     for other in (b"\0" * 512, b" " * 512, b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 2):
         assert not tar_header(other[:512])
+
+
+# ----------------------------------------------------------------------------- lzma "alone" with a small dictionary
+
+
+def _lzma_alone(data: bytes, dict_size: int) -> bytes:
+    import lzma
+
+    return lzma.compress(
+        data, format=lzma.FORMAT_ALONE, filters=[{"id": lzma.FILTER_LZMA1, "dict_size": dict_size}]
+    )
+
+
+@pytest.mark.parametrize("dict_size", [4096, 6144, 8192, 1 << 16, 3 << 15, 1 << 23])
+def test_lzma_alone_is_decompressed_whatever_its_dictionary_size(tmp_path: Path, dict_size: int) -> None:
+    """joblib takes "]\\x00" as the lzma magic and liblzma accepts any 2^n or 3*2^(n-1) dictionary; one under
+    64 KiB puts a non-zero byte in the header's third byte (joblib.load of the 4 KiB one ran the payload), which
+    was read as a broken pickle (unverified) instead of decompressed and analysed."""
+    res = scan_files(tmp_path, {"model.joblib": _lzma_alone(cp.evil_pickle(), dict_size)})
+    assert_caught(res, "LW-MODEL-001")
+    res = scan_files(tmp_path, {"benign.joblib": _lzma_alone(cp.benign_pickle(), dict_size)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

@@ -269,7 +269,9 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.JOBLIB_ZLIB
     if len(head) >= 2 and head[0] == 0x78 and (head[0] * 256 + head[1]) % 31 == 0:
         return Format.ZLIB
-    if len(head) >= 13 and head[0] == 0x5D and head[1:3] == b"\x00\x00":
+    # lzma "alone" (joblib's .lzma; joblib takes "]\x00" as its magic): properties 0x5D, then any dictionary
+    # size liblzma accepts (4 KiB is "\x00\x10\x00\x00"); "]\x00" is no pickle, 0x00 being no opcode
+    if len(head) >= 13 and head[0] == 0x5D and head[1] == 0:
         return Format.LZMA
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
