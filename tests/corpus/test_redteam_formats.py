@@ -412,3 +412,66 @@ def test_lzma_alone_is_decompressed_whatever_its_dictionary_size(tmp_path: Path,
     assert_caught(res, "LW-MODEL-001")
     res = scan_files(tmp_path, {"benign.joblib": _lzma_alone(cp.benign_pickle(), dict_size)})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# --------------------------------------------------------------------- transformers custom code (auto_map)
+
+
+@pytest.mark.parametrize(
+    ("name", "config", "severity"),
+    [
+        (
+            "config.json",
+            {"model_type": "evil", "auto_map": {"AutoModelForCausalLM": "modeling_evil.EvilForCausalLM"}},
+            Severity.MEDIUM,
+        ),
+        (
+            "config.json",
+            {"auto_map": {"AutoModel": "attacker/code--modeling_evil.EvilModel"}},
+            Severity.HIGH,
+        ),
+        (
+            "tokenizer_config.json",
+            {"auto_map": {"AutoTokenizer": ["tokenization_evil.EvilTokenizer", None]}},
+            Severity.MEDIUM,
+        ),
+        (
+            "config.json",
+            {"custom_pipelines": {"text-generation": {"impl": "pipeline_evil.EvilPipeline", "pt": []}}},
+            Severity.MEDIUM,
+        ),
+        (
+            "preprocessor_config.json",
+            {"auto_map": {"AutoImageProcessor": "attacker/code--processing_evil.EvilProcessor"}},
+            Severity.HIGH,
+        ),
+    ],
+)
+def test_transformers_custom_code_is_reported(
+    tmp_path: Path, name: str, config: dict[str, object], severity: Severity
+) -> None:
+    """transformers imports the auto_map classes from <module>.py beside the config ("org/repo--module.Class":
+    from another repository) and runs them under trust_remote_code=True: code loopwarden does not analyse, so the
+    folder is not clean (the .py file itself, os.system and all, was the only other thing scanned)."""
+    files = {name: json.dumps(config).encode(), "modeling_evil.py": b'import os\nos.system("id")\n'}
+    res = scan_files(tmp_path, files)
+    t = next(r for r in res if r.path.endswith(name))
+    assert_caught([t], "LW-MODEL-042", at_least=severity)
+    assert t.max_severity() is severity
+
+
+def test_transformers_configs_without_custom_code_stay_clean(tmp_path: Path) -> None:
+    """What transformers writes for its own architectures: no auto_map, nothing reported."""
+    config = {
+        "architectures": ["LlamaForCausalLM"],
+        "model_type": "llama",
+        "hidden_act": "silu",
+        "torch_dtype": "bfloat16",
+        "transformers_version": "4.46.0",
+    }
+    tok = {"tokenizer_class": "LlamaTokenizerFast", "model_max_length": 4096, "auto_map": None}
+    res = scan_files(
+        tmp_path,
+        {"config.json": json.dumps(config).encode(), "tokenizer_config.json": json.dumps(tok).encode()},
+    )
+    assert all(r.verdict is Verdict.CLEAN for r in res), res

@@ -24,12 +24,13 @@ from typing import Any, Final
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
-from loopwarden.checks.models._base import ScanContext
+from loopwarden.checks.models._base import ScanContext, json_safe
 from loopwarden.checks.models.allowlist import AllowList, Classification
 from loopwarden.checks.models.keras import MAX_CONFIG_NODES, walk_config
 from loopwarden.domain import Location, Severity
 
 __all__ = [
+    "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
     "check_yaml_document",
@@ -275,6 +276,69 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
             f"{'calls it' if activation else 'calls its load() on the module folder'}",
             location,
             target=ref[:200],
+        )
+
+
+# ----------------------------------------------------------------------------------- transformers remote code
+
+_MAX_REMOTE_REFS: Final = 32
+_AUTO_MAP_FILES: Final = frozenset(
+    {
+        "config.json",
+        "tokenizer_config.json",
+        "preprocessor_config.json",
+        "processor_config.json",
+        "feature_extractor_config.json",
+        "image_processor_config.json",
+        "video_preprocessor_config.json",
+    }
+)
+
+
+def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
+    """Custom code that transformers runs for a model folder: the classes of a config's ``auto_map`` (and the
+    ``impl`` of its ``custom_pipelines``) are imported from ``<module>.py`` beside the config, or, as
+    ``"org/repo--module.Class"``, fetched from another repository, and run when the model is loaded with
+    ``trust_remote_code=True``. That code is not a model format: loopwarden cannot judge it, so each reference is
+    a finding (medium; high when the code lives in another repository, outside what was scanned)."""
+    if not isinstance(obj, dict) or name.rsplit("/", 1)[-1].lower() not in _AUTO_MAP_FILES:
+        return
+    refs: list[tuple[str, Any]] = []
+    auto = obj.get("auto_map")
+    if isinstance(auto, dict):
+        for key, value in auto.items():
+            refs.extend(
+                (f"auto_map.{key}", ref)
+                for ref in (value if isinstance(value, list) else [value])
+                if ref is not None
+            )
+    elif auto is not None:
+        refs.append(("auto_map", auto))
+    pipes = obj.get("custom_pipelines")
+    if isinstance(pipes, dict):
+        for task, spec in pipes.items():
+            impl = spec.get("impl") if isinstance(spec, dict) else spec
+            refs.append((f"custom_pipelines.{task}.impl", impl))
+    seen: set[str] = set()
+    for key, ref in refs:
+        if len(seen) >= _MAX_REMOTE_REFS:
+            break
+        shown = ref[:200] if isinstance(ref, str) else json_safe(ref)
+        if str(shown) in seen:
+            continue
+        seen.add(str(shown))
+        other_repo = isinstance(ref, str) and "--" in ref
+        where = (
+            f"module '{ref.split('--')[-1].rsplit('.', 1)[0][:100]}.py'" if isinstance(ref, str) else "code"
+        )
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH if other_repo else Severity.MEDIUM,
+            f"{key} '{shown}': transformers imports and runs the {where} "
+            f"{'of another repository' if other_repo else 'of the model folder'} when the model is loaded with "
+            "trust_remote_code=True; that code is not analysed",
+            location,
+            target=str(shown),
         )
 
 

@@ -97,9 +97,10 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         if name.rsplit("/", 1)[-1].lower() in _JUDGED_JSON:
             ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
         return
-    from loopwarden.checks.models.configs import check_sentence_transformers
+    from loopwarden.checks.models.configs import check_remote_code, check_sentence_transformers
 
     check_sentence_transformers(obj, ctx, location, name)
+    check_remote_code(obj, ctx, location, name)
     check_json_config(obj, ctx, location)
 
 
