@@ -475,3 +475,25 @@ def test_transformers_configs_without_custom_code_stay_clean(tmp_path: Path) -> 
         {"config.json": json.dumps(config).encode(), "tokenizer_config.json": json.dumps(tok).encode()},
     )
     assert all(r.verdict is Verdict.CLEAN for r in res), res
+
+
+# ----------------------------------------------------------------------- ONNX: function attribute defaults
+
+
+def test_onnx_external_data_in_a_function_attribute_default(tmp_path: Path) -> None:
+    """FunctionProto.attribute_proto (field 11) holds the default value of a function's attributes, a tensor
+    among them; a default tensor with external data outside the folder is reported like any other."""
+    f = cp._field
+    tensor = f(8, b"W") + f(13, f(1, b"location") + f(2, b"../../../etc/passwd")) + bytes([14 << 3, 1])
+    attr = f(1, b"value") + f(5, tensor) + cp._varint(20 << 3) + cp._varint(4)
+    function = f(1, b"fn") + f(10, b"local") + f(11, attr)
+    base = cp.onnx_model()
+    res = scan_files(tmp_path, {"model.onnx": base + f(25, function)})
+    assert_caught(res, "LW-MODEL-035")
+    clean = (
+        f(1, b"fn")
+        + f(10, b"local")
+        + f(11, f(1, b"value") + f(5, f(8, b"W")) + cp._varint(20 << 3) + cp._varint(4))
+    )
+    res = scan_files(tmp_path, {"clean.onnx": base + f(25, clean)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

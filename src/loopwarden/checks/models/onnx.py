@@ -142,7 +142,7 @@ _LAYOUT: Final[dict[str, dict[int, str]]] = {
     "model": {7: "graph", 8: "opset", 20: "training", 25: "function"},
     "training": {1: "graph", 2: "graph"},
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
-    "function": {7: "node", 10: "domain"},
+    "function": {7: "node", 10: "domain", 11: "attribute"},
     "node": {5: "attribute", 7: "domain"},
     "attribute": {5: "tensor", 6: "graph", 10: "tensor", 11: "graph", 22: "sparse", 23: "sparse"},
     "sparse": {1: "tensor", 2: "tensor"},
