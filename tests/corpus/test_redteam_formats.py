@@ -17,6 +17,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
+from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
 
 # ------------------------------------------------------------------------------ Keras: functions built as layers
@@ -496,4 +497,57 @@ def test_onnx_external_data_in_a_function_attribute_default(tmp_path: Path) -> N
         + f(11, f(1, b"value") + f(5, f(8, b"W")) + cp._varint(20 << 3) + cp._varint(4))
     )
     res = scan_files(tmp_path, {"clean.onnx": base + f(25, clean)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ------------------------------------------------------------------------------ HDF5 data from other files
+
+
+@pytest.mark.parametrize("kind", ["external-absolute", "external-relative", "virtual", "external-link"])
+def test_hdf5_weights_read_from_other_files(tmp_path: Path, kind: str) -> None:
+    """Weights whose bytes live elsewhere: reading the dataset (Keras' load_weights does) reads that file into the
+    model; h5py read /etc/hostname through the external-storage case when it was built."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(
+            {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+        )
+        g = f.create_group("model_weights/dense")
+        if kind == "external-absolute":
+            g.create_dataset("kernel", shape=(16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
+        elif kind == "external-relative":
+            g.create_dataset("kernel", shape=(16,), dtype="u1", external=[("../.ssh/id_rsa", 0, 16)])
+        elif kind == "virtual":
+            layout = h5py.VirtualLayout(shape=(4,), dtype="u1")
+            layout[:] = h5py.VirtualSource("../secret.h5", "data", shape=(4,))
+            g.create_virtual_dataset("kernel", layout)
+        else:
+            g.create_dataset("bias", data=np.zeros(4, dtype="f4"))
+            g["kernel"] = h5py.ExternalLink("/home/user/other.h5", "/")
+    res = list(scan_paths([str(path)], jobs=1).targets)
+    assert_caught(res, "LW-MODEL-045")
+
+
+def test_hdf5_weights_in_the_file_stay_clean(tmp_path: Path) -> None:
+    """Weights stored in the file itself (contiguous, chunked, compressed), soft links and a virtual dataset over
+    the file itself are not reported."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    path = tmp_path / "model.h5"
+    with h5py.File(path, "w") as f:
+        f.attrs["model_config"] = json.dumps(
+            {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+        )
+        g = f.create_group("model_weights/dense")
+        g.create_dataset("kernel", data=np.ones((4, 4), dtype="f4"))
+        g.create_dataset("bias", data=np.zeros(4, dtype="f4"), chunks=(2,), compression="gzip")
+        g["alias"] = h5py.SoftLink("/model_weights/dense/kernel")
+        layout = h5py.VirtualLayout(shape=(4,), dtype="f4")
+        layout[:] = h5py.VirtualSource(".", "model_weights/dense/bias", shape=(4,))
+        g.create_virtual_dataset("view", layout)
+    res = list(scan_paths([str(path)], jobs=1).targets)
     assert res[0].verdict is Verdict.CLEAN, res[0]

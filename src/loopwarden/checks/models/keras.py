@@ -333,14 +333,43 @@ def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
                 ctx.check_time()
                 for key, val in obj.attrs.items():
                     attrs.append((f"{name}/{key}", val))
+                if isinstance(obj, h5py.Dataset):
+                    _external_storage(name, obj, ctx, blob.location)
+
+            def visit_link(name: str, link: Any) -> None:
+                if isinstance(link, h5py.ExternalLink):
+                    _external(name, "external link to", link.filename, ctx, blob.location)
 
             for key, val in h5.attrs.items():
                 attrs.append((key, val))
             h5.visititems(visit)
+            h5.visititems_links(visit_link)
             for key, val in attrs:
                 _check_attribute(key, val, ctx, blob.location)
     except OSError as exc:
         ctx.fail(blob.location, f"HDF5 file cannot be read ({exc})")
+
+
+def _external_storage(name: str, ds: Any, ctx: ScanContext, location: Location) -> None:
+    """A dataset whose bytes live in other files: external raw storage (resolved from the working directory or an
+    absolute path) or a virtual dataset's sources ("." is the file itself)."""
+    for entry in ds.external or ():
+        _external(name, "external storage in", entry[0], ctx, location)
+    if ds.is_virtual:
+        for source in ds.virtual_sources():
+            if source.file_name != ".":
+                _external(name, "virtual dataset over", source.file_name, ctx, location)
+
+
+def _external(name: str, what: str, target: Any, ctx: ScanContext, location: Location) -> None:
+    shown = target.decode("utf-8", "replace") if isinstance(target, bytes) else str(target)
+    ctx.add(
+        rules.Hdf5ExternalData,
+        f"'{name[:200]}' is {what} '{shown[:200]}': reading it opens that file",
+        location,
+        object=name[:200],
+        target=shown[:200],
+    )
 
 
 def _check_attribute(key: str, val: Any, ctx: ScanContext, location: Location) -> None:

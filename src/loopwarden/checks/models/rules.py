@@ -402,6 +402,17 @@ class OnnxExternalData(Rule):
     )
 
 
+class Hdf5ExternalData(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-045"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "HDF5 file reads data from other files"
+    help: ClassVar[str] = (
+        "A dataset with external storage, a virtual dataset mapping another file, or an external link: reading "
+        "the weights (Keras' load_model and load_weights, h5py) opens a file outside the model, resolved from "
+        "the working directory or an absolute path. Keras never writes these."
+    )
+
+
 class OnnxCustomDomain(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-036"
     severity: ClassVar[Severity] = Severity.INFO
@@ -502,6 +513,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     YamlPythonTag,
     SkopsType,
     OnnxExternalData,
+    Hdf5ExternalData,
     OnnxCustomDomain,
     SafetensorsInvalid,
     SafetensorsMetadata,
