@@ -551,3 +551,77 @@ def test_hdf5_weights_in_the_file_stay_clean(tmp_path: Path) -> None:
         g.create_virtual_dataset("view", layout)
     res = list(scan_paths([str(path)], jobs=1).targets)
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# --------------------------------------------------------------------- names a loader opens: links and the HF cache
+
+_NAMED_PAYLOADS: dict[str, tuple[bytes, str]] = {
+    "chat_template.jinja": (b"{{ ''.__class__.__mro__[1].__subclasses__() }}", "LW-MODEL-040"),
+    "config.yaml": (b"model:\n  _target_: os.system\n  command: id\n", "LW-MODEL-042"),
+    "config.json": (b'{"auto_map": {"AutoModel": "attacker/code--modeling_x.X"}}', "LW-MODEL-042"),
+}
+
+
+def _hf_cache(root: Path, files: dict[str, bytes]) -> Path:
+    """A Hugging Face hub cache: snapshots/<rev>/<name> are links to blobs/<hash>, as huggingface_hub makes."""
+    import hashlib
+
+    repo = root / "models--org--name"
+    snap = repo / "snapshots" / "0123abcd"
+    (repo / "blobs").mkdir(parents=True)
+    snap.mkdir(parents=True)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("0123abcd")
+    for name, data in files.items():
+        digest = hashlib.sha256(data).hexdigest()
+        (repo / "blobs" / digest).write_bytes(data)
+        (snap / name).symlink_to(Path("../../blobs") / digest)
+    return repo
+
+
+@pytest.mark.parametrize("name", sorted(_NAMED_PAYLOADS))
+def test_hf_cache_files_are_judged_by_their_snapshot_name(tmp_path: Path, name: str) -> None:
+    """In the hub cache every file is blobs/<sha256> and its name is only the snapshot link's: the analyses that
+    depend on the name (a .jinja template, a YAML config, transformers' config.json) ran on the hash and found
+    nothing, while the same folder copied out of the cache was caught."""
+    data, rule = _NAMED_PAYLOADS[name]
+    repo = _hf_cache(tmp_path, {name: data, "README.md": b"# model\n"})
+    res = [r for r in scan_paths([str(repo)], jobs=1).targets if r.path.endswith(name)]
+    assert len(res) == 1, res
+    assert_caught(res, rule, at_least=Severity.MEDIUM)
+
+
+@pytest.mark.parametrize("name", sorted(_NAMED_PAYLOADS))
+def test_file_linked_under_a_loader_name_is_judged_under_it(tmp_path: Path, name: str) -> None:
+    """A link in the folder (git keeps symlinks) gives a file a second name: the file is scanned once, as its
+    first name in the walk (here a.txt), and must be judged under the name a loader opens too."""
+    data, rule = _NAMED_PAYLOADS[name]
+    (tmp_path / "a.txt").write_bytes(data)
+    (tmp_path / name).symlink_to("a.txt")
+    res = list(scan_paths([str(tmp_path)], jobs=1).targets)
+    assert len(res) == 1, res
+    assert_caught(res, rule, at_least=Severity.MEDIUM)
+
+
+def test_hf_cache_with_benign_files_stays_clean(tmp_path: Path) -> None:
+    """Ordinary cache content: a template, a Hydra config with a known target, a config without custom code."""
+    repo = _hf_cache(
+        tmp_path,
+        {
+            "chat_template.jinja": b"{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}",
+            "config.yaml": b"optim:\n  _target_: torch.optim.AdamW\n  lr: 0.001\n",
+            "config.json": b'{"model_type": "llama", "architectures": ["LlamaForCausalLM"]}',
+            "model.safetensors": cp.safetensors_file(
+                {"w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\0" * 4
+            ),
+        },
+    )
+    res = list(scan_paths([str(repo)], jobs=1).targets)
+    assert {Path(r.path).name for r in res} == {
+        "main",
+        "chat_template.jinja",
+        "config.yaml",
+        "config.json",
+        "model.safetensors",
+    }
+    assert all(r.verdict is Verdict.CLEAN for r in res), res

@@ -10,6 +10,7 @@ attestation names its subject by digest.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import stat
 import struct
@@ -40,6 +41,10 @@ class Target(NamedTuple):
     real: str | None
     problem: str | None = None
     size: int = 0
+    aliases: tuple[str, ...] = ()
+    """Other names of the same file in the scanned tree (links to it) under which a loader may open it: the
+    analysis of some formats depends on the name (``.yaml``, ``.jinja``, ``config.json``), so it is judged under
+    each of them too."""
 
 
 def _hf_cache_root(path: str) -> str | None:
@@ -106,12 +111,25 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
     return sorted([*found.values(), *problems], key=itemgetter(0))
 
 
+_MAX_ALIASES: Final = 16
+
+
 def _add(found: dict[str, Target], t: Target) -> None:
     assert t.real is not None
     prev = found.get(t.real)
     # the same file reached twice (Hugging Face snapshots link into blobs/): keep the readable name
-    if prev is None or ("/blobs/" in prev.display and "/blobs/" not in t.display):
+    if prev is None:
         found[t.real] = t
+        return
+    keep, other = (t, prev) if "/blobs/" in prev.display and "/blobs/" not in t.display else (prev, t)
+    names = {os.path.basename(keep.display), *map(os.path.basename, keep.aliases)}
+    if (
+        "/blobs/" not in other.display
+        and os.path.basename(other.display) not in names
+        and len(keep.aliases) < _MAX_ALIASES
+    ):
+        keep = keep._replace(aliases=(*keep.aliases, other.display))
+    found[t.real] = keep
 
 
 def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[Target]) -> None:
@@ -156,7 +174,7 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
             if S_ISREG(mode):
                 if real not in found:
                     found[real] = Target(path, real, None, st.st_size)
-                else:
+                else:  # a second name of the same file
                     _add(found, Target(path, real, None, st.st_size))
             elif S_ISDIR(mode):
                 if name not in _SKIP_DIRS:
@@ -191,16 +209,20 @@ def _open_target(target: Target, loc: Location, limits: Limits, ctx: ScanContext
             raise ResourceLimitExceeded(
                 "max_file_bytes", f"file is larger than {limits.max_file_bytes} bytes"
             )
+        # named as the loader opens it: a Hugging Face snapshot's config.yaml is a link to blobs/<hash>
+        name = os.path.basename(target.display)
         if size <= SLURP_MAX:
             data = os.read(fd, size + 1)
             if len(data) == size:  # else the file changed under us: stream what is there
-                blob = bytes_blob(os.path.basename(target.real), loc, data, 0)
+                blob = bytes_blob(name, loc, data, 0)
                 blob.file_path = target.real
                 return blob
         handle = os.fdopen(fd, "rb")
         fd = -1  # the handle owns it now
         ctx.closers.append(handle)
-        return file_blob(target.real, loc, size, handle)
+        blob = file_blob(target.real, loc, size, handle)
+        blob.name = name
+        return blob
     finally:
         if fd >= 0:
             os.close(fd)
@@ -226,6 +248,9 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
         ctx.physical_dir = os.path.dirname(target.real)
         blob = _open_target(target, loc, limits, ctx)
         scan_blob(blob, ctx)
+        for alias in dict.fromkeys(os.path.basename(a) for a in target.aliases):
+            if alias != blob.name:
+                scan_blob(dataclasses.replace(blob, name=alias), ctx)
         if digest:
             digest_value = _sha256(blob)
     except ResourceLimitExceeded as exc:
