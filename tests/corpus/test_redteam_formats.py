@@ -625,3 +625,20 @@ def test_hf_cache_with_benign_files_stays_clean(tmp_path: Path) -> None:
         "model.safetensors",
     }
     assert all(r.verdict is Verdict.CLEAN for r in res), res
+
+
+def test_hf_cache_onnx_external_data_resolves_beside_the_snapshot(tmp_path: Path) -> None:
+    """onnx.load and onnxruntime join a location to the folder of the path they are given: in the hub cache that
+    is the snapshot folder, whose weights.bin links into blobs/. It was resolved beside blobs/<hash> instead, so
+    the weights were an unknown binary (unverified); a snapshot link that leaves the cache is still reported."""
+    weights = bytes(range(256)) * 4
+    repo = _hf_cache(tmp_path, {"model.onnx": cp.onnx_model("weights.bin"), "weights.bin": weights})
+    res = list(scan_paths([str(repo / "snapshots")], jobs=1).targets)
+    assert all(r.verdict is Verdict.CLEAN for r in res), res
+    outside = tmp_path / "outside.bin"
+    outside.write_bytes(weights)
+    bad = tmp_path / "bad"
+    bad_repo = _hf_cache(bad, {"model.onnx": cp.onnx_model("secret.bin")})
+    (bad_repo / "snapshots" / "0123abcd" / "secret.bin").symlink_to(outside)
+    res = [r for r in scan_paths([str(bad_repo)], jobs=1).targets if r.path.endswith("model.onnx")]
+    assert_caught(res, "LW-MODEL-035")

@@ -217,13 +217,27 @@ def _message(
         _check_location(entry["location"], entry.get("name", "?"), blob, ctx)
 
 
+def _allowed_folders(base: str, folder: str) -> list[str]:
+    """Where external data may resolve: the model's folder, and the blobs of the Hugging Face cache it is a
+    snapshot folder of."""
+    from loopwarden.checks.models.scanner import hf_cache_root
+
+    cache = hf_cache_root(base)
+    return [folder] if cache is None else [folder, os.path.join(cache, "blobs")]
+
+
 def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> None:
     loc = Location(blob.location.path, blob.location.member)
     why = escapes_folder(where.replace("\\", "/")) or ("contains a backslash" if "\\" in where else None)
+    target = None
     if why is None and blob.file_path is not None:
-        folder = os.path.dirname(os.path.realpath(blob.file_path))
-        target = os.path.realpath(os.path.join(folder, where))
-        if os.path.commonpath([folder, target]) != folder:
+        # onnx.load and onnxruntime join the location to the folder of the path they were given (a Hugging Face
+        # snapshot's model.onnx is a link into blobs/, its weights.bin another link beside it)
+        given = blob.location.path if blob.location.member is None else blob.file_path
+        base = os.path.dirname(os.path.abspath(given))
+        folder = os.path.realpath(base)
+        target = os.path.realpath(os.path.join(base, where))
+        if not any(os.path.commonpath([f, target]) == f for f in _allowed_folders(base, folder)):
             why = "resolves outside the model folder (through a link)"
         else:
             try:
@@ -231,8 +245,8 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
                     why = "is a hard link (it may expose a file from outside the folder)"
             except OSError:
                 pass
-    if why is None and blob.file_path is not None:
-        ctx.references.append(os.path.realpath(os.path.join(os.path.dirname(blob.file_path), where)))
+    if why is None and target is not None:
+        ctx.references.append(target)
     if why:
         ctx.add(
             rules.OnnxExternalData,

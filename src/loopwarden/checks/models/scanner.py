@@ -25,7 +25,7 @@ from loopwarden.domain import ArtifactKind, Digest, Location, Report, TargetResu
 if TYPE_CHECKING:
     from loopwarden.checks.models._base import Blob, ScanContext
 
-__all__ = ["Target", "collect_targets", "scan_file", "scan_paths"]
+__all__ = ["Target", "collect_targets", "hf_cache_root", "scan_file", "scan_paths"]
 
 PARALLEL_MIN_FILES: Final = 16
 _SKIP_DIRS: Final = frozenset({".git"})
@@ -47,7 +47,7 @@ class Target(NamedTuple):
     each of them too."""
 
 
-def _hf_cache_root(path: str) -> str | None:
+def hf_cache_root(path: str) -> str | None:
     """The ``models--org--name`` folder of a Hugging Face cache that ``path`` lies in, if any."""
     cur = os.path.realpath(path)
     for _ in range(64):
@@ -98,7 +98,7 @@ def collect_targets(paths: Iterable[str]) -> list[Target]:
             continue
         if stat.S_ISDIR(st.st_mode):
             roots = [os.path.realpath(p)]
-            cache = _hf_cache_root(p)
+            cache = hf_cache_root(p)
             if cache:
                 roots.append(cache)
             _walk(p, roots, found, problems)
