@@ -642,3 +642,49 @@ def test_hf_cache_onnx_external_data_resolves_beside_the_snapshot(tmp_path: Path
     (bad_repo / "snapshots" / "0123abcd" / "secret.bin").symlink_to(outside)
     res = [r for r in scan_paths([str(bad_repo)], jobs=1).targets if r.path.endswith("model.onnx")]
     assert_caught(res, "LW-MODEL-035")
+
+
+def _tar_with_link(files: dict[str, bytes], link: str, target: str, *, hard: bool) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as t:
+        for n, d in files.items():
+            info = tarfile.TarInfo(n)
+            info.size = len(d)
+            t.addfile(info, io.BytesIO(d))
+        info = tarfile.TarInfo(link)
+        info.type = tarfile.LNKTYPE if hard else tarfile.SYMTYPE
+        info.linkname = target
+        t.addfile(info)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("hard", [False, True])
+@pytest.mark.parametrize("name", sorted(_NAMED_PAYLOADS))
+def test_tar_link_gives_a_member_a_loader_name(tmp_path: Path, name: str, hard: bool) -> None:
+    """A .nemo-style tar whose model_config.yaml (or template, or config.json) is a link to an innocently named
+    member: extracted (tarfile's data filter keeps links inside the folder), the loader opens the link's name,
+    so the target's bytes are judged under it; only the LOW link note was reported."""
+    data, rule = _NAMED_PAYLOADS[name]
+    files = {"notes/a.txt": data, "model_weights.ckpt": cp.benign_pickle()}
+    target = "notes/a.txt" if hard else "../notes/a.txt"
+    link = f"cfg/{name}"
+    res = scan_files(tmp_path, {"model.nemo": _tar_with_link(files, link, target, hard=hard)})
+    assert_caught(res, rule, at_least=Severity.MEDIUM)
+
+
+def test_tar_link_chain_is_followed_and_benign_links_stay_low(tmp_path: Path) -> None:
+    data, _ = _NAMED_PAYLOADS["config.yaml"]
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as t:
+        info = tarfile.TarInfo("a.txt")
+        info.size = len(data)
+        t.addfile(info, io.BytesIO(data))
+        for n, target in (("b.txt", "a.txt"), ("config.yaml", "b.txt")):
+            link = tarfile.TarInfo(n)
+            link.type = tarfile.SYMTYPE
+            link.linkname = target
+            t.addfile(link)
+    assert_caught(scan_files(tmp_path, {"chain.tar": buf.getvalue()}), "LW-MODEL-042")
+    benign = _tar_with_link({"a.txt": b"lr: 0.1\n"}, "config.yaml", "a.txt", hard=False)
+    res = scan_files(tmp_path, {"benign.tar": benign})
+    assert res[0].max_severity() is Severity.LOW, res[0]

@@ -11,7 +11,7 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
 from loopwarden.checks.models.dispatch import scan_blob, scan_zip_tail, seekable_blob, zip_tail
 from loopwarden.checks.models.zipfmt import escapes_folder
-from loopwarden.domain import Severity
+from loopwarden.domain import Location, Severity
 
 __all__ = ["scan_tar"]
 
@@ -78,6 +78,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             tf.close()
         if end is not None:
             _trailer(blob, f, end, ctx)
+    by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
     for m in members:
         mloc = member_location(blob.location, m.name)
         why = escapes_folder(m.name)
@@ -87,8 +88,13 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             kind = "symbolic link" if m.issym() else "hard link"
             if _link_escapes(m):
                 ctx.add(rules.ArchiveLink, f"{kind} to '{m.linkname[:200]}' escapes the folder", mloc)
-            else:
-                ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
+                continue
+            ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
+            target = _link_target(m, by_name)
+            if target is not None and posixpath.basename(target.name) != posixpath.basename(m.name):
+                # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml): the
+                # analyses that depend on the name judge them under it too
+                _scan_member(blob, target, m.name, mloc, ctx)
             continue
         if m.ischr() or m.isblk() or m.isfifo():
             ctx.add(rules.ArchiveLink, "member is a device or FIFO", mloc)
@@ -102,12 +108,34 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             ctx.fail(mloc, "sparse tar members are not supported")
             continue
 
-        def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
-            return open_slice(blob.open(), start, length, own=True)
+        _scan_member(blob, m, m.name, mloc, ctx)
 
-        try:
-            scan_blob(Blob(m.name, mloc, opener, m.size, True, blob.depth + 1, inflated=blob.inflated), ctx)
-        except ResourceLimitExceeded as exc:
-            if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
-                raise
-            ctx.fail(mloc, str(exc))
+
+def _link_target(link: tarfile.TarInfo, by_name: dict[str, tarfile.TarInfo]) -> tarfile.TarInfo | None:
+    """The regular member a link inside the archive leads to (through at most 8 links), else None."""
+    cur = link
+    for _ in range(8):
+        base = posixpath.dirname(cur.name) if cur.issym() else ""
+        nxt = by_name.get(posixpath.normpath(posixpath.join(base, cur.linkname)))
+        if nxt is None or nxt is cur:
+            return None
+        if nxt.isfile():
+            return None if nxt.sparse else nxt
+        if not (nxt.issym() or nxt.islnk()):
+            return None
+        cur = nxt
+    return None
+
+
+def _scan_member(blob: Blob, m: tarfile.TarInfo, name: str, mloc: Location, ctx: ScanContext) -> None:
+    def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
+        return open_slice(blob.open(), start, length, own=True)
+
+    if m.offset_data + m.size > (blob.size or 0):
+        return  # reported where the member itself is analysed
+    try:
+        scan_blob(Blob(name, mloc, opener, m.size, True, blob.depth + 1, inflated=blob.inflated), ctx)
+    except ResourceLimitExceeded as exc:
+        if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
+            raise
+        ctx.fail(mloc, str(exc))
