@@ -688,3 +688,86 @@ def test_tar_link_chain_is_followed_and_benign_links_stay_low(tmp_path: Path) ->
     benign = _tar_with_link({"a.txt": b"lr: 0.1\n"}, "config.yaml", "a.txt", hard=False)
     res = scan_files(tmp_path, {"benign.tar": benign})
     assert res[0].max_severity() is Severity.LOW, res[0]
+
+
+# ---------------------------------------------------------------------------- fiddle: NeMo 2 context/io.json
+
+
+def _pyref(module: str, name: str) -> dict[str, object]:
+    return {"type": "pyref", "module": module, "name": name}
+
+
+def _fiddle_doc(fn_module: str, fn_name: str, arg: object = "id") -> bytes:
+    """fiddle's dump_json layout for fdl.Config(dict, x=fdl.Config(<fn>, <arg>)), as fiddle 0.3.1 writes it."""
+    cfg = _pyref("fiddle._src.config", "Config")
+    meta = _pyref("fiddle._src.config", "BuildableTraverserMetadata")
+    tup, dct = _pyref("builtins", "tuple"), _pyref("builtins", "dict")
+    objects = {
+        "names_1": {"type": tup, "items": [["Index(index=0)", "cmd"]], "metadata": None},
+        "meta_1": {
+            "type": meta,
+            "items": [
+                ["Attr(name='fn_or_cls')", _pyref(fn_module, fn_name)],
+                ["Attr(name='argument_names')", {"type": "ref", "key": "names_1"}],
+            ],
+            "metadata": meta,
+        },
+        "call_1": {
+            "type": cfg,
+            "items": [["Attr(name='cmd')", {"type": "leaf", "value": arg, "paths": ["<root>.x.cmd"]}]],
+            "metadata": {"type": "ref", "key": "meta_1"},
+            "paths": ["<root>.x"],
+        },
+        "meta_2": {"type": meta, "items": [["Attr(name='fn_or_cls')", dct]], "metadata": meta},
+        "root_1": {
+            "type": cfg,
+            "items": [["Attr(name='x')", {"type": "ref", "key": "call_1"}]],
+            "metadata": {"type": "ref", "key": "meta_2"},
+            "paths": ["<root>"],
+        },
+    }
+    doc = {
+        "root": {"type": "ref", "key": "root_1"},
+        "objects": objects,
+        "refcounts": dict.fromkeys(objects, 1),
+        "version": "0.0.1",
+    }
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "severity"),
+    [
+        ("subprocess", "getoutput", Severity.CRITICAL),
+        ("os", "system", Severity.CRITICAL),
+        ("builtins", "exec", Severity.CRITICAL),
+        ("shutil", "rmtree", Severity.HIGH),
+        ("attacker_pkg.hooks", "run", Severity.MEDIUM),
+        ("torch", "load", Severity.HIGH),
+    ],
+)
+def test_fiddle_pyref_called_by_nemo2_load_context(
+    tmp_path: Path, module: str, name: str, severity: Severity
+) -> None:
+    """NeMo 2 checkpoints keep their model in context/io.json, a fiddle serialization: load_json imports every
+    pyref (the default policy refuses only builtins' functions) and fdl.build calls each config's fn_or_cls with
+    its arguments; built with fiddle 0.3.1, fdl.build(load_json(...)) of the subprocess.getoutput document ran
+    `id`. It was clean (JSON without Keras or skops keys)."""
+    res = scan_files(tmp_path, {"context/io.json": _fiddle_doc(module, name)})
+    assert_caught(res, "LW-MODEL-042", at_least=severity)
+
+
+def test_fiddle_document_of_ordinary_classes_stays_clean(tmp_path: Path) -> None:
+    """What NeMo 2 and fiddle write for a model: fiddle's types, builtins containers, torch and NeMo classes and
+    functions."""
+    doc = json.loads(_fiddle_doc("nemo.collections.llm.gpt.model.llama", "LlamaModel"))
+    doc["objects"]["act_1"] = {"type": "leaf", "value": _pyref("torch.nn.functional", "silu")}
+    doc["objects"]["opt_1"] = {
+        "type": _pyref("fiddle._src.partial", "Partial"),
+        "items": [],
+        "metadata": None,
+    }
+    doc["objects"]["lin_1"] = _pyref("torch.nn.modules.linear", "Linear")
+    doc["objects"]["lst_1"] = {"type": _pyref("builtins", "list"), "items": [], "metadata": None}
+    res = scan_files(tmp_path, {"io.json": json.dumps(doc).encode()})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

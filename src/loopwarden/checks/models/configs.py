@@ -30,10 +30,12 @@ from loopwarden.checks.models.keras import MAX_CONFIG_NODES, walk_config
 from loopwarden.domain import Location, Severity
 
 __all__ = [
+    "check_fiddle",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
     "check_yaml_document",
+    "is_fiddle_document",
     "is_skops_schema",
     "judge_dotted",
 ]
@@ -277,6 +279,58 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
             location,
             target=ref[:200],
         )
+
+
+# ------------------------------------------------------------------------------------ fiddle (NeMo 2 io.json)
+
+_FIDDLE_PACKAGES: Final = _HYDRA_PACKAGES | {"fiddle"}
+
+
+def is_fiddle_document(obj: Any) -> bool:
+    """fiddle's ``dump_json`` layout (NeMo 2 checkpoints' ``context/io.json``): root, objects, refcounts."""
+    return isinstance(obj, dict) and "root" in obj and "objects" in obj and "refcounts" in obj
+
+
+def check_fiddle(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Python references in a fiddle serialization. ``load_json`` imports every ``{"type": "pyref", "module",
+    "name"}`` (its default policy refuses only builtins' functions), and ``fdl.build`` (NeMo 2's
+    ``io.load_context``) calls each config's ``__fn_or_cls__`` with its arguments, so each reference is judged
+    like a Hydra ``_target_``; fiddle's own types and the packages NeMo checkpoints are built from (their
+    classes, functions and dtypes) are accepted unless the allow-list knows the name as dangerous."""
+    for _, node in walk_config(obj):
+        if node.get("type") != "pyref":
+            continue
+        module, name = node.get("module"), node.get("name")
+        target = f"{module}.{name}" if isinstance(module, str) and isinstance(name, str) else None
+        if target is None or not _DOTTED.match(target):
+            ctx.add_severity(
+                rules.HydraTarget,
+                Severity.HIGH,
+                f"fiddle pyref {json_safe(module)!s}:{json_safe(name)!s} is not a dotted name",
+                location,
+                target=str(json_safe(target)),
+            )
+            continue
+        c = judge_dotted(ctx.allow, target, called=True)
+        if c.category is None and (target.split(".", 1)[0] in _FIDDLE_PACKAGES or c.allowed):
+            continue
+        if c.category is None and module == "builtins" and name in _BUILTIN_TYPES:
+            continue
+        ctx.add_severity(
+            rules.HydraTarget,
+            c.severity or Severity.HIGH,
+            f"fiddle pyref '{target[:200]}': loading the config imports it and building it calls it "
+            f"({c.reason or 'not on the allow-list'})",
+            location,
+            target=target[:200],
+            category=c.category,
+        )
+
+
+_BUILTIN_TYPES: Final = frozenset(
+    {"tuple", "list", "dict", "set", "frozenset", "int", "float", "str", "bool", "bytes", "complex", "slice"}
+)
+"""Builtins that fiddle serializes as types of traversable values (a tuple of layers, a dict of options)."""
 
 
 # ----------------------------------------------------------------------------------- transformers remote code

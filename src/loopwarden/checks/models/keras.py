@@ -290,10 +290,18 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
     """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
     if not isinstance(obj, dict):
         return
-    from loopwarden.checks.models.configs import check_skops_schema, is_skops_schema
+    from loopwarden.checks.models.configs import (
+        check_fiddle,
+        check_skops_schema,
+        is_fiddle_document,
+        is_skops_schema,
+    )
 
     if is_skops_schema(obj):
         check_skops_schema(obj, ctx, location)
+        return
+    if is_fiddle_document(obj):
+        check_fiddle(obj, ctx, location)
         return
     if "class_name" in obj or "keras_version" in obj or "model_config" in obj:
         cfg = obj.get("model_config", obj)
