@@ -10,6 +10,7 @@ import io
 import json
 import struct
 import tarfile
+import zipfile
 from pathlib import Path
 
 import _container_payloads as cp
@@ -771,3 +772,45 @@ def test_fiddle_document_of_ordinary_classes_stays_clean(tmp_path: Path) -> None
     doc["objects"]["lst_1"] = {"type": _pyref("builtins", "list"), "items": [], "metadata": None}
     res = scan_files(tmp_path, {"io.json": json.dumps(doc).encode()})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ------------------------------------------------------------------- zip: Unicode Path extra field (0x7075)
+
+
+def _zip_with_unicode_path(raw_name: str, unicode_name: str, data: bytes, *, good_crc: bool = True) -> bytes:
+    """A stored member whose central directory entry carries an Info-ZIP Unicode Path field naming it
+    ``unicode_name`` (zipfile 3.12+ takes that name when the field's CRC matches the raw name)."""
+    import zlib
+
+    raw = raw_name.encode()
+    crc = zlib.crc32(raw) if good_crc else zlib.crc32(raw) ^ 1
+    body = struct.pack("<BI", 1, crc) + unicode_name.encode()
+    extra = struct.pack("<HH", 0x7075, len(body)) + body
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        info = zipfile.ZipInfo(raw_name)
+        info.extra = extra
+        z.writestr(info, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", ["chat_template.jinja", "config.yaml", "config.json"])
+def test_zip_unicode_path_field_renames_a_member(tmp_path: Path, name: str) -> None:
+    """zipfile (3.12+) names a member by its 0x7075 field when the field's CRC matches the raw name, so an
+    archive extracted with Python gives a member called a.txt the loader's name: judged under both."""
+    data, rule = _NAMED_PAYLOADS[name]
+    res = scan_files(tmp_path, {"model.zip": _zip_with_unicode_path("a.txt", name, data)})
+    assert_caught(res, rule, at_least=Severity.MEDIUM)
+
+
+def test_zip_unicode_path_field_escape_and_benign(tmp_path: Path) -> None:
+    """A traversal in the field is reported like one in the name; a field whose CRC does not match the raw name
+    (zipfile ignores it) and one that repeats the name change nothing."""
+    res = scan_files(tmp_path, {"esc.zip": _zip_with_unicode_path("a.txt", "../../.bashrc", b"echo hi\n")})
+    assert_caught(res, "LW-MODEL-027")
+    data, _ = _NAMED_PAYLOADS["config.yaml"]
+    stale = _zip_with_unicode_path("a.txt", "config.yaml", data, good_crc=False)
+    same = _zip_with_unicode_path("notes/caf\u00e9.txt", "notes/caf\u00e9.txt", b"hello\n")
+    for name, blob in (("stale.zip", stale), ("same.zip", same)):
+        res = scan_files(tmp_path, {name: blob})
+        assert res[0].verdict is Verdict.CLEAN, res[0]

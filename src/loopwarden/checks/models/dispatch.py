@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import struct
 import zlib
@@ -623,6 +624,13 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
                 before = (len(ctx.findings), ctx.failures)
                 scan_blob(child, ctx)
+                if (
+                    e.unicode_name is not None
+                    and e.unicode_name.rsplit("/", 1)[-1] != child.name.rsplit("/", 1)[-1]
+                ):
+                    # zipfile (3.12+) names the member by its Unicode Path field: name-dependent analyses
+                    # (a .yaml config, a .jinja template) judge the bytes under that name too
+                    scan_blob(dataclasses.replace(child, name=e.unicode_name), ctx)
                 quiet = before == (len(ctx.findings), ctx.failures)
                 plain_npy &= quiet and ctx.formats[-1] == str(Format.NUMPY)
             except ResourceLimitExceeded as exc:

@@ -78,6 +78,9 @@ class ZipEntry:
     lead: bytes = b""
     """The first bytes of the member's data as stored (read with the local header): enough to tell raw tensor
     bytes from a format that a loader would interpret."""
+    unicode_name: str | None = None
+    """The name in an Info-ZIP Unicode Path extra field (0x7075) whose CRC matches the raw name, when it differs
+    from the decoded name: Python's zipfile (3.12+) uses it, readers that ignore the field use the raw name."""
 
     @property
     def is_dir(self) -> bool:
@@ -149,6 +152,25 @@ def _zip64_extra(extra: bytes, usize: int, csize: int, offset: int) -> tuple[int
                 offset = next(it, offset)
         pos += 4 + ln
     return usize, csize, offset
+
+
+def _unicode_path(extra: bytes, raw: bytes) -> str | None:
+    """The name of an Info-ZIP Unicode Path extra field (0x7075: version 1, CRC-32 of the raw name, UTF-8 name)
+    as zipfile reads it, or None when there is none that applies."""
+    pos = 0
+    while pos + 4 <= len(extra):
+        tag, ln = struct.unpack_from("<HH", extra, pos)
+        body = extra[pos + 4 : pos + 4 + ln]
+        pos += 4 + ln
+        if tag != 0x7075 or len(body) < 5:
+            continue
+        version, crc = struct.unpack_from("<BI", body)
+        if version == 1 and crc == zlib.crc32(raw):
+            try:
+                return body[5:].decode("utf-8") or None
+            except UnicodeDecodeError:
+                return None
+    return None
 
 
 def _read_at(f: Source, offset: int, n: int) -> bytes:
@@ -276,6 +298,7 @@ def _central_entries(
         raw = cd[pos + 46 : pos + 46 + n]
         extra = cd[pos + 46 + n : pos + 46 + n + m]
         usize, csize, hoff = _zip64_extra(extra, usize, csize, hoff)
+        unicode_name = _unicode_path(extra, raw)
         arch.entries.append(
             ZipEntry(
                 _decode_name(raw, flags),
@@ -291,6 +314,8 @@ def _central_entries(
                 hidden=hidden,
             )
         )
+        if unicode_name is not None and unicode_name != arch.entries[-1].name:
+            arch.entries[-1].unicode_name = unicode_name
         ctx.count_member()
         if needed & 0xFF > _MAX_EXTRACT_VERSION:
             ctx.add_severity(
@@ -481,7 +506,7 @@ def _check_names(arch: ZipArchive, ctx: ScanContext, loc: Location) -> None:
                 count=c,
             )
     for e in arch.entries:
-        for candidate in {e.name, e.local_name or e.name}:
+        for candidate in {e.name, e.local_name or e.name, e.unicode_name or e.name}:
             why = escapes_folder(candidate)
             if why:
                 ctx.add(
