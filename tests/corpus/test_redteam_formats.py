@@ -814,3 +814,40 @@ def test_zip_unicode_path_field_escape_and_benign(tmp_path: Path) -> None:
     for name, blob in (("stale.zip", stale), ("same.zip", same)):
         res = scan_files(tmp_path, {name: blob})
         assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+def test_archives_whose_hdf5_member_starts_at_a_power_of_two_stay_clean(tmp_path: Path) -> None:
+    """A tar's first member's data starts at offset 512, and a stored zip member can start at 1024: an HDF5
+    member there is what h5py would also find, and it is analysed as the member it is; no disguise."""
+    benign = {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+    h5 = _hdf5(benign, 0, tmp_path)
+    tar = _tar({"model.h5": h5})
+    name = "model.weights.h5"
+    meta = b"{" + b" " * (1024 - 60 - len("metadata.json") - len(name) - 2) + b"}"
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("metadata.json", meta)
+        z.writestr(name, h5)
+    zdata = buf.getvalue()
+    assert tar[512:520] == zdata[1024:1032] == b"\x89HDF\r\n\x1a\n"
+    res = scan_files(tmp_path, {"model.tar": tar, "model.keras": zdata})
+    assert all(r.verdict is Verdict.CLEAN for r in res), res
+    lam = _hdf5(cp.keras_lambda_config(), 0, tmp_path)
+    res = scan_files(tmp_path, {"lambda.tar": _tar({"model.h5": lam})})
+    assert_caught(res, "LW-MODEL-032")
+    assert "LW-MODEL-029" not in {f.rule_id for f in res[0].findings}
+
+
+def test_hdf5_in_a_gap_of_a_zip(tmp_path: Path) -> None:
+    """A zip whose bytes at offset 1024 are an HDF5 file no member explains: h5py opens the file as that HDF5."""
+    h5 = _hdf5(cp.keras_lambda_config(), 0, tmp_path)
+    first = cp.zip_of({"a.txt": b"x"}, method=zipfile.ZIP_STORED)
+    local_end = first.index(b"PK\x01\x02")
+    body = first[:local_end]
+    body += b"\0" * (1024 - len(body)) + h5
+    buf = io.BytesIO(body)
+    buf.seek(0, 2)
+    with zipfile.ZipFile(buf, "a") as z:
+        z.writestr("b.txt", b"y")
+    res = scan_files(tmp_path, {"model.h5": buf.getvalue()})
+    assert_caught(res, "LW-MODEL-032")

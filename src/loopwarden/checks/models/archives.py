@@ -9,7 +9,8 @@ from typing import BinaryIO, Final
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
-from loopwarden.checks.models.dispatch import scan_blob, scan_zip_tail, seekable_blob, zip_tail
+from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.dispatch import hdf5_behind, scan_blob, scan_zip_tail, seekable_blob, zip_tail
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Location, Severity
 
@@ -78,6 +79,8 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             tf.close()
         if end is not None:
             _trailer(blob, f, end, ctx)
+    if blob.depth == 0 and sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
+        hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
     for m in members:
         mloc = member_location(blob.location, m.name)

@@ -31,7 +31,16 @@ from loopwarden.checks.models.detect import (
 )
 from loopwarden.domain import Finding
 
-__all__ = ["NOT_A_MODEL", "Recurse", "scan_as", "scan_blob", "scan_zip_tail", "seekable_blob", "zip_tail"]
+__all__ = [
+    "NOT_A_MODEL",
+    "Recurse",
+    "hdf5_behind",
+    "scan_as",
+    "scan_blob",
+    "scan_zip_tail",
+    "seekable_blob",
+    "zip_tail",
+]
 
 Recurse = Callable[[Blob, ScanContext], None]
 HEAD: Final = 4096
@@ -148,21 +157,18 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
             claimed=str(fmt),
         )
         scan_as(blob, ctx, Format.TAR)
-    h5_at = _hdf5_superblock(blob) if blob.depth == 0 and fmt is not Format.HDF5 and blob.seekable else None
+    # (archives look for it themselves: a member's own HDF5 file may start at such an offset)
+    h5_at = (
+        _hdf5_superblock(blob)
+        if blob.depth == 0 and fmt not in (Format.HDF5, Format.ZIP, Format.TAR) and blob.seekable
+        else None
+    )
     if h5_at is not None:
         if fmt is Format.UNKNOWN and not blob.head(min(h5_at, _USERBLOCK_MAX)).strip(b"\x00"):
             fmt = Format.HDF5  # an HDF5 file with a blank user block, as h5py writes one
             ctx.formats[-1] = str(fmt)
         else:
-            ctx.add(
-                rules.DisguisedFormat,
-                f"an HDF5 file starts at offset {h5_at}: h5py (Keras' .h5 loader) opens the file as HDF5",
-                blob.location,
-                content="hdf5",
-                claimed=str(fmt),
-                offset=h5_at,
-            )
-            scan_as(blob, ctx, Format.HDF5)
+            hdf5_behind(blob, ctx, str(fmt), h5_at)
     if text_named:
         if not _pickle(blob, ctx):
             _disguised(blob, ctx, fmt, claimed)
@@ -234,6 +240,29 @@ def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None
 
 
 _USERBLOCK_MAX: Final = 1 << 16
+
+
+def hdf5_behind(
+    blob: Blob, ctx: ScanContext, content: str, at: int | None = None, members: frozenset[int] = frozenset()
+) -> None:
+    """Report and analyse an HDF5 file whose superblock follows ``content`` at a power-of-two offset (found here
+    when ``at`` is None); an archive passes the offsets where its members' data starts, since a member that is an
+    HDF5 file is analysed as one already."""
+    if at is None:
+        if blob.depth != 0 or not blob.seekable:
+            return
+        at = _hdf5_superblock(blob)
+    if at is None or at in members:
+        return
+    ctx.add(
+        rules.DisguisedFormat,
+        f"an HDF5 file starts at offset {at}: h5py (Keras' .h5 loader) opens the file as HDF5",
+        blob.location,
+        content="hdf5",
+        claimed=content,
+        offset=at,
+    )
+    scan_as(blob, ctx, Format.HDF5)
 
 
 def _hdf5_superblock(blob: Blob) -> int | None:
@@ -648,6 +677,8 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
+    if blob.depth == 0 and sniff(blob.head(HEAD), blob.size) is Format.ZIP:  # (else _dispatch looked already)
+        hdf5_behind(blob, ctx, str(Format.ZIP), members=frozenset(e.data_start for e in arch.entries))
     if roots:
         _storage_records(blob, ctx, arch, roots)
     if torchscript and len(roots) <= 1:
