@@ -540,6 +540,17 @@ _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
 )
 """``_rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: that call is judged as any other."""
+_RNG_CTORS: Final = frozenset(
+    {
+        "numpy.random._pickle.__bit_generator_ctor",
+        "numpy.random._pickle.__generator_ctor",
+        "numpy.random._pickle.__randomstate_ctor",
+    }
+)
+"""numpy's random-state reconstructors call what they are given: ``__bit_generator_ctor(cls)`` calls ``cls()``
+when it is a class (a name string is looked up in numpy's own table), and ``__generator_ctor(name, ctor)`` and
+``__randomstate_ctor(name, ctor)`` call ``ctor(name)`` (by default ``__bit_generator_ctor``). Those calls are
+judged as any other (a class the allow-list admits by pattern only must not be called)."""
 _NAME_RESOLVERS: Final = frozenset(
     {"pydoc.locate", "pkgutil.resolve_name", "torch.serialization._get_restore_location", "pydoc.resolve"}
 )
@@ -608,6 +619,7 @@ _MODELLED: Final = (
         "dateutil.tz.tz.tzfile",
         "torch._utils._set_obj_state",
         *_REBUILD_FROM_TYPE,
+        *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
         "copyreg._reconstructor",  # its base argument's __init__ runs (see _call_modelled)
     }
@@ -1042,12 +1054,13 @@ class _VM:
     def _call_modelled(self, func: Any, args: Any, off: int, how: str) -> Any:
         self.calls += 1
         if type(args) is not tuple:
-            # The C unpickler requires a tuple; the Python one (used by joblib) accepts any iterable.
-            args = tuple(args) if type(args) is list else ()
+            # The C unpickler requires a tuple; the Python one (used by joblib) calls ``func(*args)`` with any
+            # iterable: a list, a string (its characters), a dict (its keys), whatever a call returned.
+            args = _star_args(args)
         if type(func) is _Ref:
             # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT).
             name = _canon(func)
-            if func.user_class and args and how in ("REDUCE", "OBJ", "INST"):
+            if func.user_class and args and not how.startswith("NEWOBJ"):
                 self.coll.hit(
                     RULE_NOT_ALLOWED,
                     Severity.HIGH,
@@ -1121,8 +1134,10 @@ class _VM:
                 return _Ref("?", "?")
             if name in _NAME_RESOLVERS and args and type(args[0]) is str:
                 return self._resolve_string(args[0], off, f"via {func.name}")
+            if name in _RNG_CTORS:
+                self._rng_ctor(name, args, off, f"{how} via {func.name}")
             if name in _REBUILD_FROM_TYPE and len(args) >= 3:
-                inner = args[2] if type(args[2]) is tuple else ()
+                inner = _star_args(args[2])  # func(*args): any iterable
                 self._call(args[0], inner, off, f"{how} via {func.name}")
                 if len(args) > 3:
                     # then new_type.__setstate__(state), as BUILD would
@@ -1179,6 +1194,18 @@ class _VM:
             self._ev({"how": how, "args": _short(args)}),
         )
         return _Call(func, args)
+
+    def _rng_ctor(self, name: str, args: tuple[Any, ...], off: int, how: str) -> None:
+        """The call a numpy random-state reconstructor makes with its arguments (see ``_RNG_CTORS``)."""
+        first = args[0] if args else None
+        if name.endswith(".__bit_generator_ctor"):
+            if _maybe_callable(first):
+                self._call(first, (), off, how)
+        elif len(args) > 1:
+            if _maybe_callable(args[1]):
+                self._call(args[1], (first,), off, how)
+        elif type(first) is _Ref:
+            self._call(first, (), off, how)  # the default ctor, __bit_generator_ctor, calls a class
 
     def _constructor_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
         """A class or function the allow-list admits by its name pattern only (or a user class as the base of
@@ -2250,6 +2277,26 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     if kind == "U":
         return 4 * size, False
     return (size, False) if size > 0 else (None, False)
+
+
+def _star_args(value: Any) -> tuple[Any, ...]:
+    """The arguments ``func(*value)`` passes, as far as they are known: unknown ones stand for some."""
+    if type(value) is tuple:
+        return value
+    if type(value) is list:
+        return tuple(value)
+    if type(value) is _Dict:
+        return tuple(k for k, _ in value.items)
+    if type(value) in (str, bytes):
+        return tuple(value[:_MAX_CONTAINER])  # type: ignore[index]
+    if value is None or type(value) in (int, float, bool):
+        return ()  # not iterable: the call fails
+    return (_UNKNOWN,)
+
+
+def _maybe_callable(value: Any) -> bool:
+    """Whether a loader may call ``value``: not a constant or container (calling those fails the load)."""
+    return value is not None and type(value) not in (str, bytes, int, float, bool, tuple, list, _Dict)
 
 
 def _instance_class(obj: _Call) -> str | None:

@@ -1,0 +1,194 @@
+"""Red-team regressions for the pickle layer: bypasses found by attacking the analyser itself (not published
+advisories), one section per class of attack, each with its variants and the benign files it must keep clean.
+
+Every payload is assembled here from opcodes; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+
+import pytest
+
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+# --- opcodes -------------------------------------------------------------------------------------------------
+
+P4 = b"\x80\x04"
+STOP = b"."
+
+
+def u(s: str) -> bytes:
+    """SHORT_BINUNICODE / BINUNICODE."""
+    raw = s.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def g(name: str) -> bytes:
+    """STACK_GLOBAL of a dotted ``module.qualname`` (split at the last dot)."""
+    module, _, qual = name.rpartition(".")
+    return u(module) + u(qual) + b"\x93"
+
+
+def tup(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def call(func: bytes, *args: bytes) -> bytes:
+    """The opcodes of ``func(*args)`` (REDUCE), leaving the result on the stack."""
+    return func + tup(*args) + b"R"
+
+
+def worst(result: PickleResult) -> Severity | None:
+    return max((f.severity for f in result.findings), default=None)
+
+
+def subjects(result: PickleResult) -> set[str]:
+    return {str(f.evidence.get("subject")) for f in result.findings}
+
+
+def clean(result: PickleResult) -> None:
+    assert result.unverified is None, result.unverified
+    assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
+
+
+# --- allow-listed helpers that call their arguments: numpy's random-state reconstructors -------------------
+# __bit_generator_ctor(cls) calls cls(); __generator_ctor(name, ctor) and __randomstate_ctor(name, ctor) call
+# ctor(name). A class the allow-list admits by its name pattern only (rebuilt, never called) or a user's class was
+# called through them without a finding: BertWordPieceTokenizer("/any/file") reads the file at load time.
+
+_NP = "numpy.random._pickle"
+_PATTERN_CLASS = "tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer"
+_SK_CLASS = "sklearn.linear_model._base.LinearRegression"
+
+
+@pytest.mark.parametrize(
+    ("payload", "subject"),
+    [
+        (call(g(f"{_NP}.__generator_ctor"), u("/home/user/.ssh/id_rsa"), g(_PATTERN_CLASS)), _PATTERN_CLASS),
+        (call(g(f"{_NP}.__randomstate_ctor"), u("/home/user/.netrc"), g(_PATTERN_CLASS)), _PATTERN_CLASS),
+        (call(g(f"{_NP}.__bit_generator_ctor"), g(_SK_CLASS)), _SK_CLASS),
+        # one argument: the default ctor (__bit_generator_ctor) calls a class
+        (call(g(f"{_NP}.__generator_ctor"), g(_SK_CLASS)), _SK_CLASS),
+        (call(g(f"{_NP}.__randomstate_ctor"), g(_SK_CLASS)), _SK_CLASS),
+        # a partial of the class as the ctor: any number of arguments
+        (
+            call(
+                g(f"{_NP}.__generator_ctor"),
+                u("x"),
+                call(g("functools.partial"), g(_PATTERN_CLASS), u("/etc/shadow"), u("a")),
+            ),
+            _PATTERN_CLASS,
+        ),
+        # the ctor reached through a numpy reconstructor nested in a torch rebuild
+        (
+            call(
+                g("torch._tensor._rebuild_from_type_v2"),
+                g(f"{_NP}.__generator_ctor"),
+                g("torch.Tensor"),
+                tup(u("/etc/passwd"), g(_PATTERN_CLASS)),
+                b"}",
+            ),
+            _PATTERN_CLASS,
+        ),
+    ],
+)
+def test_rng_ctor_calling_a_pattern_only_class_is_reported(payload: bytes, subject: str) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == Severity.HIGH, result
+    assert f"{subject}()" in subjects(result)
+
+
+def test_rng_ctor_calling_a_user_class_with_arguments_is_high() -> None:
+    payload = call(g(f"{_NP}.__generator_ctor"), u("argument"), g("evilpkg.mod.Evil"))
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert "evilpkg.mod.Evil()" in subjects(result)
+    assert worst(result) == Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "ctor",
+    [
+        g("builtins.getattr"),  # a getattr handed over as a value: reported where it is imported
+        b"\x8c\x02os\x8c\x06system\x93",
+        call(g("operator.attrgetter"), u("system")),
+    ],
+)
+def test_rng_ctor_with_a_dangerous_ctor_is_critical(ctor: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + call(g(f"{_NP}.__randomstate_ctor"), u("id"), ctor) + STOP)
+    assert worst(result) == Severity.CRITICAL, result
+
+
+def test_rng_ctor_calling_a_loaded_object_is_reported() -> None:
+    ctor = call(g("collections.OrderedDict"))  # an instance: calling it is a call of a load-time object
+    result = analyze_pickle_bytes(P4 + call(g(f"{_NP}.__generator_ctor"), u("x"), ctor) + STOP)
+    assert worst(result) == Severity.HIGH, result
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # numpy >= 1.25, < 2: (class, __bit_generator_ctor)
+        call(g(f"{_NP}.__generator_ctor"), g("numpy.random._pcg64.PCG64"), g(f"{_NP}.__bit_generator_ctor")),
+        call(
+            g(f"{_NP}.__randomstate_ctor"),
+            g("numpy.random._mt19937.MT19937"),
+            g(f"{_NP}.__bit_generator_ctor"),
+        ),
+        # numpy < 1.25: a name of numpy's own table
+        call(g(f"{_NP}.__generator_ctor"), u("PCG64")),
+        call(g(f"{_NP}.__randomstate_ctor"), u("MT19937")),
+        call(g(f"{_NP}.__bit_generator_ctor"), u("Philox")),
+        call(g(f"{_NP}.__bit_generator_ctor"), g("numpy.random._sfc64.SFC64")),
+    ],
+)
+def test_rng_ctor_forms_numpy_writes_are_clean(payload: bytes) -> None:
+    clean(analyze_pickle_bytes(P4 + payload + STOP))
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_real_numpy_random_states_are_clean(protocol: int) -> None:
+    np = pytest.importorskip("numpy")
+    objects = [
+        np.random.default_rng(0),
+        np.random.RandomState(1),
+        np.random.Generator(np.random.Philox(2)),
+        np.random.SFC64(3),
+    ]
+    clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- call arguments that are not a tuple ----------------------------------------------------------------------
+# joblib's pure-Python unpickler runs REDUCE as func(*args) with any iterable, and torch's _rebuild_from_type(_v2)
+# calls func(*args) too: a user's class called with a list, a dict (its keys) or a string (its characters) runs
+# its constructor on pickle data, which was judged as a call without arguments (MEDIUM only).
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        g("evilpkg.Evil") + b"](" + u("rm -rf ~") + b"e" + b"R",
+        g("evilpkg.Evil") + b"}" + u("rm -rf ~") + u("v") + b"s" + b"R",
+        g("evilpkg.Evil") + u("rm -rf ~") + b"R",
+        call(
+            g("torch._tensor._rebuild_from_type_v2"),
+            g("evilpkg.Evil"),
+            g("torch.Tensor"),
+            b"](" + u("a") + b"e",
+            b"}",
+        ),
+        call(g("torch._tensor._rebuild_from_type"), g("evilpkg.Evil"), g("torch.Tensor"), u("ab"), b"}"),
+    ],
+)
+def test_user_class_called_with_an_iterable_of_arguments_is_high(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert "evilpkg.Evil()" in subjects(result), result
+    assert worst(result) == Severity.HIGH
+
+
+def test_user_class_rebuilt_without_arguments_stays_medium() -> None:
+    for payload in (g("evilpkg.Evil") + b")\x81}b", g("evilpkg.Evil") + b"]R", g("evilpkg.Evil") + b"}R"):
+        result = analyze_pickle_bytes(P4 + payload + STOP)
+        assert worst(result) == Severity.MEDIUM, payload
