@@ -192,3 +192,78 @@ def test_user_class_rebuilt_without_arguments_stays_medium() -> None:
     for payload in (g("evilpkg.Evil") + b")\x81}b", g("evilpkg.Evil") + b"]R", g("evilpkg.Evil") + b"}R"):
         result = analyze_pickle_bytes(P4 + payload + STOP)
         assert worst(result) == Severity.MEDIUM, payload
+
+
+# --- methods of loaded objects run by allow-listed helpers: operator.getitem and the copyreg builders ---------
+# operator.getitem is allowed for typing generics (typing.Dict[str, int] pickles as getitem(Dict, (str, int))), but
+# on an object rebuilt at load it runs that object's __getitem__: a defaultdict calls its factory, and transformers'
+# _LazyConfigMapping (admitted by the class pattern) imports the transformers module its state names and returns
+# any attribute of it (the subprocess module, get_class_from_dynamic_module ...). copyreg._reconstructor(cls, base,
+# state) runs base.__new__ and base.__init__(obj, state); with a class fetched that way nothing was judged.
+
+_LAZY = "transformers.models.auto.configuration_auto._LazyConfigMapping"
+
+
+def _lazy_mapping(module: str, attr: str) -> bytes:
+    state = b"}(" + u("_mapping") + b"}" + u(module) + u(attr) + b"s" + u("_extra_content") + b"}"
+    return g(_LAZY) + b")\x81" + state + u("_modules") + b"}ub"
+
+
+def _fetched(module: str = ".utils.import_utils", attr: str = "subprocess") -> bytes:
+    return call(g("operator.getitem"), _lazy_mapping(module, attr), u(module))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _fetched(),
+        _fetched(".dynamic_module_utils", "get_class_from_dynamic_module"),
+        call(g("operator.getitem"), call(g("collections.defaultdict"), g(_SK_CLASS)), u("missing")),
+        call(g("operator.getitem"), call(g("collections.ChainMap"), b"}"), u("k")),
+        call(g("operator.getitem"), g("functools.partial") + b")\x81", u("k")),
+    ],
+)
+def test_getitem_on_an_object_built_at_load_is_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == Severity.HIGH or worst(result) == Severity.CRITICAL, result
+    assert any(s.endswith(".__getitem__") for s in subjects(result)), result
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        call(g("copyreg._reconstructor"), _fetched() + b"q\x00", b"h\x00", u("id")),
+        call(g("copyreg._reconstructor"), g("builtins.object"), _fetched(), u("id")),
+        call(g("copyreg.__newobj__"), _fetched()),
+        call(g("copyreg.__newobj_ex__"), _fetched(), b")", b"}"),
+        call(g("copyreg._reconstructor"), call(g("collections.OrderedDict")), g("builtins.object"), b"N"),
+    ],
+)
+def test_copyreg_builders_over_a_computed_class_are_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert any(s.startswith("copyreg.") for s in subjects(result)), result
+    assert worst(result) is not None
+    assert worst(result) >= Severity.HIGH
+
+
+def test_typing_generics_and_copyreg_over_named_classes_stay_clean() -> None:
+    import collections
+    import typing
+
+    objects = {
+        "a": typing.Dict[str, typing.List[int]],  # noqa: UP006 - the typing forms are what is pickled
+        "b": typing.Optional[typing.Tuple[int, ...]],  # noqa: UP006, UP045
+        "c": typing.Union[int, str],  # noqa: UP007
+        "d": collections.OrderedDict(a=1),
+        "e": collections.defaultdict(list, {"k": [1]}),
+    }
+    for protocol in (0, 1, 2, 4):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+    # subscripting a constant or a named class, and the copyreg forms over named classes
+    for payload in (
+        call(g("operator.getitem"), b"](K\x01e", b"K\x00"),
+        call(g("operator.getitem"), g("typing.Dict"), tup(g("builtins.str"), g("builtins.int"))),
+        call(g("copyreg._reconstructor"), g("collections.OrderedDict"), g("builtins.object"), b"N"),
+        call(g("copyreg.__newobj__"), g("collections.OrderedDict")),
+    ):
+        clean(analyze_pickle_bytes(P4 + payload + STOP))

@@ -622,8 +622,17 @@ _MODELLED: Final = (
         *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
         "copyreg._reconstructor",  # its base argument's __init__ runs (see _call_modelled)
+        "copyreg.__newobj__",
+        "copyreg.__newobj_ex__",
+        "operator.getitem",
     }
 )
+_COPYREG_BUILDERS: Final = frozenset(
+    {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
+)
+"""``copyreg`` helpers that create an instance of the class given as their first argument (``_reconstructor`` also
+calls its second argument's ``__new__`` and ``__init__``): pickle always names those classes (GLOBAL)."""
+_SUBSCRIPT_INERT: Final = (str, bytes, tuple, list)
 
 
 def _canon(ref: _Ref) -> str:
@@ -1079,6 +1088,10 @@ class _VM:
                 ]  # _reconstructor(cls, base, state) runs base.__init__(obj, state) unless object
                 if base.by_pattern or base.user_class:
                     self._constructor_call(base, args[2:], off, f"{how} via {func.name}")
+            if name in _COPYREG_BUILDERS:
+                self._computed_classes(func, args, off, how)
+            elif name == "operator.getitem" and args:
+                self._subscript(args[0], off, how)
             if name in _IMPORTERS:
                 first = args[0] if args else _UNKNOWN
                 mod = _Module(first if type(first) is str else "?")
@@ -1194,6 +1207,45 @@ class _VM:
             self._ev({"how": how, "args": _short(args)}),
         )
         return _Call(func, args)
+
+    def _computed_classes(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """``copyreg`` builders create an instance of a class, and ``_reconstructor`` runs its base's ``__new__``
+        and ``__init__``: a class that is not a name judged at import (a value fetched at load time, the result
+        of a call) runs code the analysis never saw."""
+        classes = args[:2] if func.canon == "copyreg._reconstructor" else args[:1]
+        for value in classes:
+            if type(value) is not _Ref and value is not None:
+                desc = _describe(value)
+                self.coll.hit(
+                    RULE_DYNAMIC_CALL,
+                    Severity.HIGH,
+                    f"{func.name}({desc})",
+                    f"{func.name} builds an instance of a class computed at load time ({desc}): its __new__, "
+                    "__init__ or __setstate__ cannot be known statically",
+                    off,
+                    self._ev({"how": how}),
+                )
+                return
+
+    def _subscript(self, obj: Any, off: int, how: str) -> None:
+        """``operator.getitem(obj, key)`` (how pickle writes ``typing.Dict[str, int]``) runs ``obj.__getitem__``:
+        harmless on a class or typing form named by GLOBAL, on constants and on the generic aliases it makes,
+        but on an object built at load time it runs that object's code on pickle data (a ``defaultdict`` calls
+        its factory; transformers' lazy auto mappings import a module the state names and return any of its
+        attributes)."""
+        if type(obj) is _Ref or type(obj) is _Dict or isinstance(obj, _SUBSCRIPT_INERT):
+            return
+        if type(obj) is _Call and type(obj.func) is _Ref and obj.func.canon == "operator.getitem":
+            return  # a generic alias subscripted again
+        desc = _describe(obj)
+        self.coll.hit(
+            RULE_DYNAMIC_CALL,
+            Severity.HIGH,
+            f"{desc}.__getitem__",
+            f"operator.getitem on an object built at load time runs its __getitem__: {desc}",
+            off,
+            self._ev({"how": how}),
+        )
 
     def _rng_ctor(self, name: str, args: tuple[Any, ...], off: int, how: str) -> None:
         """The call a numpy random-state reconstructor makes with its arguments (see ``_RNG_CTORS``)."""
