@@ -267,3 +267,46 @@ def test_typing_generics_and_copyreg_over_named_classes_stay_clean() -> None:
         call(g("copyreg.__newobj__"), g("collections.OrderedDict")),
     ):
         clean(analyze_pickle_bytes(P4 + payload + STOP))
+
+
+# --- item opcodes on objects pickle never fills -----------------------------------------------------------------
+# SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's __setitem__, append,
+# extend or add. On a class, function or module that changes global state (as BUILD does); ADDITEMS is written
+# for sets only, and add() is not among the hooks the reference list of pattern classes reviews.
+
+_FLOAT_FUNCTIONAL = "torch.ao.nn.quantized.modules.functional_modules.FloatFunctional"
+
+
+@pytest.mark.parametrize(
+    ("payload", "severity"),
+    [
+        (g("collections.OrderedDict") + u("k") + u("v") + b"s", Severity.CRITICAL),
+        (g("collections.OrderedDict") + b"(" + u("k") + u("v") + b"u", Severity.CRITICAL),
+        (g("torch.nn.modules.container.ModuleList") + b"(" + u("k") + b"e", Severity.CRITICAL),
+        (g("torch.nn.modules.container.ModuleList") + u("k") + b"a", Severity.CRITICAL),
+        (g("typing.List") + b"(" + u("k") + b"\x90", Severity.CRITICAL),
+        (g(_FLOAT_FUNCTIONAL) + b")\x81(" + u("x") + b"\x90", Severity.HIGH),
+        (call(g("collections.OrderedDict")) + b"(" + u("x") + b"\x90", Severity.HIGH),
+    ],
+)
+def test_item_opcodes_on_globals_and_adds_on_non_sets_are_reported(
+    payload: bytes, severity: Severity
+) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == severity, result
+
+
+def test_containers_pickle_fills_stay_clean() -> None:
+    import collections
+
+    objects = [
+        {1, 2, frozenset({3})},
+        collections.OrderedDict(a=1),
+        collections.Counter("aab"),
+        collections.deque([1, 2]),
+        collections.defaultdict(list, a=[1]),
+    ]
+    for protocol in (0, 2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+    # a set rebuilt by REDUCE and filled by ADDITEMS, as a hand-written stream may do
+    clean(analyze_pickle_bytes(P4 + call(g("builtins.set")) + b"(K\x01\x90" + STOP))

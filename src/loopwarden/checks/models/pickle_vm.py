@@ -914,7 +914,7 @@ class _VM:
                             room = _MAX_CONTAINER - len(target)
                             if room > 0:
                                 target.extend(items[:room])
-                        elif type(target) is _Call:
+                        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "APPENDS", r.base + p - 1)
                         continue
                 elif op < 0x80:
@@ -959,7 +959,7 @@ class _VM:
                         if type(target) is _Dict:
                             for i in range(0, len(items), 2):
                                 target.add(items[i], items[i + 1])
-                        elif type(target) is _Call:
+                        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
@@ -1832,15 +1832,41 @@ class _VM:
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
         """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own
-        ``__setitem__``/``append``/``extend``/``add``; on a tensor that writes memory at pickle-chosen indices
-        (CVE-2026-24747). torch.save never does it."""
-        if type(target) is _Call and type(target.func) is _Ref and target.func.canon in _TENSOR_RESULTS:
+        ``__setitem__``/``append``/``extend``/``add``. On a tensor that writes memory at pickle-chosen indices
+        (CVE-2026-24747); on a class, function or module it changes global interpreter state; ``add`` is written
+        by pickle for sets only (the reference list of pattern classes does not review it). None is what
+        torch.save or pickle writes."""
+        if type(target) is _Ref or type(target) is _Module:
+            desc = _describe(target)
+            self.coll.hit(
+                RULE_GLOBAL_TAMPERING,
+                Severity.CRITICAL,
+                desc,
+                f"{op} on the module-level object {desc} calls its item assignment or append/add methods",
+                off,
+                self._ev({"how": op}),
+            )
+            return
+        if type(target) is not _Call or type(target.func) is not _Ref:
+            return
+        canon = target.func.canon
+        if canon in _TENSOR_RESULTS:
             self.coll.hit(
                 RULE_TENSOR,
                 Severity.HIGH,
-                f"{op}:{target.func.canon}",
+                f"{op}:{canon}",
                 f"{op} on the tensor {target.func.name} returns: calls the tensor's own item assignment on "
                 "pickle data",
+                off,
+                self._ev({"how": op}),
+            )
+        elif op == "ADDITEMS" and canon not in ("builtins.set", "builtins.frozenset"):
+            desc = _describe(target)
+            self.coll.hit(
+                RULE_DYNAMIC_CALL,
+                Severity.HIGH,
+                f"{desc}.add",
+                f"ADDITEMS on an object that is not a set calls its add() on pickle data: {desc}",
                 off,
                 self._ev({"how": op}),
             )
@@ -2007,7 +2033,7 @@ class _VM:
         target = stack[-1]
         if type(target) is list and len(target) < _MAX_CONTAINER:
             target.append(value)
-        elif type(target) is _Call:
+        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "APPEND", off)
         return stack
 
@@ -2041,7 +2067,7 @@ class _VM:
         target = stack[-1]
         if type(target) is _Dict:
             target.add(key, value)
-        elif type(target) is _Call:
+        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "SETITEM", off)
         return stack
 
@@ -2060,7 +2086,7 @@ class _VM:
         target = outer[-1]
         if type(target) is list:
             target.extend(items[: max(0, _MAX_CONTAINER - len(target))])
-        elif type(target) is _Call:
+        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "ADDITEMS", off)
         return outer
 
