@@ -310,3 +310,34 @@ def test_containers_pickle_fills_stay_clean() -> None:
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
     # a set rebuilt by REDUCE and filled by ADDITEMS, as a hand-written stream may do
     clean(analyze_pickle_bytes(P4 + call(g("builtins.set")) + b"(K\x01\x90" + STOP))
+
+
+# --- decompression inside the analysis is bounded ---------------------------------------------------------------
+# The analyser evaluates string builders so that names and nested pickles are resolved; codecs.decode(x, 'zlib')
+# inflated without a bound, so a 3.5 KB file of two nested zlib stages made the scanner allocate gigabytes.
+
+
+@pytest.mark.parametrize("codec", ["zlib", "zlib_codec", "ZLIB"])
+def test_zlib_codec_inside_the_pickle_is_inflated_within_the_nested_bound(codec: str) -> None:
+    import zlib
+
+    bomb = zlib.compress(b"\0" * (48 << 20), 9)
+    assert len(bomb) < 1 << 16  # kept as a constant by the analyser
+    data = b"B" + struct.pack("<I", len(bomb)) + bomb
+    payload = call(g("pickle.loads"), call(g("_codecs.decode"), data, u(codec)))
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == Severity.CRITICAL
+    assert result.unverified is not None
+    assert "computed at load time" in result.unverified
+
+
+def test_zlib_codec_of_a_small_nested_pickle_is_still_analysed() -> None:
+    import zlib
+
+    inner = P4 + call(g("os.system"), u("id")) + STOP
+    packed = zlib.compress(inner)
+    payload = call(
+        g("pickle.loads"), call(g("_codecs.decode"), b"C" + bytes([len(packed)]) + packed, u("zlib"))
+    )
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert "os.system" in subjects(result)

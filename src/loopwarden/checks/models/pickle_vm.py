@@ -1395,7 +1395,10 @@ class _VM:
                     return args[0].encode(enc)
             elif name == "codecs.decode" and args and type(args[0]) in (str, bytes):
                 enc = args[1] if len(args) > 1 and type(args[1]) is str else "utf-8"
-                if enc.lower().replace("_", "") in ("rot13", "hex", "base64", "zlib", "utf8", "latin1"):
+                norm = enc.lower().replace("_", "")
+                if norm in ("zlib", "zlibcodec") and type(args[0]) is bytes:
+                    return _bounded_decompress("zlib.decompress", args[0])  # never inflate a bomb
+                if norm in ("rot13", "hex", "base64", "utf8", "latin1"):
                     import codecs
 
                     return codecs.decode(args[0], enc)
