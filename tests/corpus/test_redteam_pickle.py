@@ -341,3 +341,67 @@ def test_zlib_codec_of_a_small_nested_pickle_is_still_analysed() -> None:
     )
     result = analyze_pickle_bytes(P4 + payload + STOP)
     assert "os.system" in subjects(result)
+
+
+# --- string builders the analysis evaluates cannot amplify ------------------------------------------------------
+# Names and nested pickles built from pieces are evaluated (operator.add, str.join/replace/format, codecs, base64,
+# zlib). A value reused through the memo doubled at each operator.add, and one str.replace or a format width made
+# gigabytes: a file of a few hundred bytes exhausted the scanner's memory. Each computed value is now paid for
+# from a budget before it is made; past it the value is unknown (so a name built from it is LW-MODEL-014, a
+# nested pickle built from it unverified), while the payload's imports are still reported.
+
+
+def _doubling(op: str, rounds: int = 40) -> bytes:
+    body = g(op) + b"q\x00" + u("A" * 200) + b"q\x01"
+    for _ in range(rounds):
+        body += b"h\x00h\x01h\x01\x86Rq\x010"
+    return body + b"h\x01"
+
+
+def _method(const: str, name: str, *args: bytes) -> bytes:
+    return call(call(g("builtins.getattr"), u(const), u(name)), *args)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _doubling("operator.add"),
+        _doubling("_operator.concat"),
+        _method("A" * 60000, "replace", u("A"), u("B" * 60000)),
+        _method("A" * 60000, "replace", u(""), u("B" * 10000)),
+        _method("{:>999999999}", "format", u("x")),
+        _method("{0}" * 20000, "format", u("C" * 60000)),
+        _method("A" * 60000, "join", b"(" + u("B" * 60000) + b"q\x09" + b"h\x09" * 5000 + b"l"),
+    ],
+    ids=["add", "concat", "replace", "replace-empty", "format-width", "format-repeat", "join"],
+)
+def test_amplifying_string_builders_are_not_evaluated_past_the_budget(payload: bytes) -> None:
+    # the amplified value used as a module name: unknown (computed at load time), never a gigabyte string
+    result = analyze_pickle_bytes(P4 + payload + u("system") + b"\x93" + STOP)
+    assert "?.system" in result.callables, [c[:40] for c in result.callables]
+    assert any(f.rule_id == "LW-MODEL-014" for f in result.findings)
+    assert worst(result) == Severity.CRITICAL  # the resolver itself (operator, getattr) is reported
+
+
+@pytest.mark.parametrize(
+    ("payload", "name"),
+    [
+        (_method("{}.{}", "format", u("o"), u("s")), "o.s"),
+        (_method("{0}{1}", "format", u("o"), u("s")), "os"),
+        (_method("{{x}}{}", "format", u("os")), "{x}os"),
+        (_method("_".join(["p", "s"]), "replace", u("_"), u("o")), "pos"),
+        (_method("", "join", b"(" + u("o") + u("s") + b"l"), "os"),
+        (call(g("_operator.add"), u("o"), u("s")), "os"),
+    ],
+    ids=["format-dotted", "format-numbered", "format-escaped", "replace", "join", "add"],
+)
+def test_names_built_from_pieces_are_still_resolved(payload: bytes, name: str) -> None:
+    result = analyze_pickle_bytes(P4 + payload + u("system") + b"\x93" + STOP)
+    assert f"{name}.system" in result.callables, result.callables
+
+
+def test_format_with_a_spec_or_attribute_is_unknown() -> None:
+    for template in ("{:>3}", "{0.real}", "{0[0]}", "{!r}"):
+        payload = _method(template, "format", u("os")) + u("system") + b"\x93"
+        result = analyze_pickle_bytes(P4 + payload + STOP)
+        assert "?.system" in result.callables, (template, result.callables)

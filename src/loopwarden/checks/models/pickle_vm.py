@@ -87,6 +87,9 @@ _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
 _KEEP_BYTES_SMALL: Final = 1 << 16  # bytes up to this size are always kept
 _KEEP_BYTES_BUDGET: Final = 64 << 20  # total larger bytes kept as possible nested pickles
+# Strings and bytes the analysis computes while evaluating string builders: a value reused through the memo can
+# double at every call, so each result is paid for before it is made; past the budget the value is unknown.
+_COMPUTED_BUDGET: Final = 256 << 20
 # A nested pickle candidate larger than this is not analysed: the result is unverified.
 _MAX_NESTED_BYTES: Final = 32 << 20
 _MAX_CONTAINER: Final = 10_000  # container items kept for lookups; the rest is counted, not stored
@@ -432,13 +435,14 @@ def _seek_forward(stream: IO[bytes], k: int) -> bool:
 
 
 class _Budget:
-    __slots__ = ("deadline", "kept_bytes", "limits", "opcodes", "text_bytes")
+    __slots__ = ("computed_bytes", "deadline", "kept_bytes", "limits", "opcodes", "text_bytes")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.opcodes = 0
         self.kept_bytes = 0
         self.text_bytes = 0
+        self.computed_bytes = 0  # strings and bytes the analysis builds (concatenation, decoding, inflating)
         self.deadline = time.monotonic() + limits.max_seconds
 
 
@@ -677,6 +681,8 @@ def _describe(func: Any, depth: int = 0) -> str:
 
 
 _MAX_UNWRAP: Final = 32
+_IDENTITY_BUILDERS: Final = frozenset({"builtins.bytes", "builtins.bytearray", "io.BytesIO"})
+"""String builders of ``_VM._pure`` that return their argument (nothing new is made)."""
 _IMPORT_OPS: Final = frozenset({"GLOBAL", "STACK_GLOBAL"})
 _DIRECT_CALLS: Final = frozenset({"REDUCE", "OBJ"})
 """Opcodes that call the object taken from the stack itself (so each consumes one copy of it)."""
@@ -1340,6 +1346,28 @@ class _VM:
     def _bound_call(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
         """Pure methods of constants used to build names (``''.join``, ``'x'.encode`` ...)."""
         obj, meth = w.target, w.args[0]
+        if type(obj) in (str, bytes) and not self._room(_bound_size(obj, meth, args)):
+            return _UNKNOWN
+        try:
+            return self._made(self._bound_value(obj, meth, args))
+        except _NotModelled:
+            pass
+        if type(obj) in (str, bytes):
+            return _UNKNOWN
+        desc = f"{type(obj).__name__.lstrip('_').lower()}.{meth}"
+        self.coll.hit(
+            RULE_DYNAMIC_CALL,
+            Severity.HIGH,
+            desc,
+            f"call of a method of a loaded object: {desc}",
+            off,
+            self._ev({"how": how}),
+        )
+        return _UNKNOWN
+
+    @staticmethod
+    def _bound_value(obj: Any, meth: str, args: tuple[Any, ...]) -> Any:
+        """The value of a pure method call on a constant (``_NotModelled`` when it is not one of those)."""
         try:
             if type(obj) is str:
                 if meth == "join" and args and isinstance(args[0], list | tuple):
@@ -1362,28 +1390,45 @@ class _VM:
                 elif meth == "encode":
                     return obj.encode(*(a for a in args if type(a) is str))
                 elif meth == "format" and all(type(x) in (str, int) for x in args):
-                    return obj.format(*args) if "{" in obj and "." not in obj and "[" not in obj else obj
+                    # plain fields only: a format spec may ask for any width, an attribute or an item
+                    return obj.format(*args) if _PLAIN_FORMAT.fullmatch(obj) else _UNKNOWN
                 elif meth == "__add__" and args and type(args[0]) is str:
                     return obj + args[0]
             elif type(obj) is bytes and meth == "decode":
                 return obj.decode(*(a for a in args if type(a) is str))
         except (LookupError, UnicodeError, ValueError, TypeError, IndexError):
             return _UNKNOWN
-        if type(obj) in (str, bytes):
-            return _UNKNOWN
-        desc = f"{type(obj).__name__.lstrip('_').lower()}.{meth}"
-        self.coll.hit(
-            RULE_DYNAMIC_CALL,
-            Severity.HIGH,
-            desc,
-            f"call of a method of a loaded object: {desc}",
-            off,
-            self._ev({"how": how}),
-        )
-        return _UNKNOWN
+        raise _NotModelled
+
+    def _room(self, size: int) -> bool:
+        """Whether a computed string or bytes of up to ``size`` bytes may still be made (see
+        ``_COMPUTED_BUDGET``)."""
+        return self.budget.computed_bytes + size <= _COMPUTED_BUDGET
+
+    def _made(self, value: Any) -> Any:
+        """Pay for a computed value; ``value`` is returned."""
+        if type(value) is str or type(value) is bytes:
+            self.budget.computed_bytes += len(value)
+        return value
 
     def _pure(self, name: str, args: tuple[Any, ...]) -> Any:
-        """Evaluate side-effect-free string builders so names built from pieces are resolved."""
+        """Evaluate side-effect-free string builders so names built from pieces are resolved, within the
+        computed-value budget (past it the value is unknown)."""
+        first = args[0] if args else None
+        if (type(first) is not str and type(first) is not bytes) or name in _IDENTITY_BUILDERS:
+            return self._pure_value(name, args)
+        if name in ("operator.add", "operator.concat"):
+            second = args[1] if len(args) == 2 else None
+            size = len(first) + (len(second) if type(second) is type(first) else 0)
+        elif "decompress" in name or name == "codecs.decode":
+            size = max(4 * len(first), _MAX_NESTED_BYTES)
+        else:
+            size = 4 * len(first)
+        if not self._room(size):
+            return None
+        return self._made(self._pure_value(name, args))
+
+    def _pure_value(self, name: str, args: tuple[Any, ...]) -> Any:
         try:
             if name in ("operator.add", "operator.concat") and len(args) == 2:
                 a, b = args
@@ -2369,10 +2414,36 @@ def _star_args(value: Any) -> tuple[Any, ...]:
     if type(value) is _Dict:
         return tuple(k for k, _ in value.items)
     if type(value) in (str, bytes):
-        return tuple(value[:_MAX_CONTAINER])  # type: ignore[index]
+        return tuple(value[:_MAX_CONTAINER])
     if value is None or type(value) in (int, float, bool):
         return ()  # not iterable: the call fails
     return (_UNKNOWN,)
+
+
+_PLAIN_FORMAT: Final = re.compile(r"(?:[^{}]|\{\{|\}\}|\{\d{0,3}\})*")
+
+
+class _NotModelled(Exception):
+    pass
+
+
+def _bound_size(obj: str | bytes, meth: str, args: tuple[Any, ...]) -> int:
+    """An upper bound of the size of what a pure method of the constant ``obj`` makes (see ``_VM._bound_call``)."""
+    n = len(obj)
+    texts = [a for a in args if type(a) is str]
+    if meth == "join" and args and isinstance(args[0], list | tuple):
+        parts = [x for x in args[0] if type(x) is str]
+        return 4 * (sum(map(len, parts)) + n * max(0, len(args[0]) - 1))
+    if meth == "replace" and len(texts) == 2 and type(obj) is str:
+        old, new = texts
+        count = n + 1 if not old else obj.count(old)
+        return 4 * (n + count * max(0, len(new) - len(old)))
+    if meth == "format" and type(obj) is str:
+        widest = max((len(a) if type(a) is str else 32 for a in args), default=0)
+        return 4 * (n + obj.count("{") * widest)
+    if meth == "__add__":
+        return 4 * (n + sum(map(len, texts)))
+    return 4 * n
 
 
 def _maybe_callable(value: Any) -> bool:
