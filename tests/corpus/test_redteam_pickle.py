@@ -458,3 +458,43 @@ def test_pandas_zone_names_and_real_tz_aware_objects_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- allow-listed model classes whose constructor reads a file --------------------------------------------------
+# xgboost's and LightGBM's Booster(params, ..., model_file=path) load the model from the path the arguments name;
+# pickle rebuilds a Booster by NEWOBJ + BUILD (the state holds the model bytes), so only that is admitted.
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        call(g("xgboost.core.Booster"), b"N", b"N", u("/home/user/.ssh/id_ed25519")),
+        call(g("lightgbm.basic.Booster"), b"}", b"N", u("/etc/shadow")),
+        b"(" + g("lightgbm.basic.Booster") + b"}" + b"N" + u("/etc/shadow") + b"o",
+        call(
+            g("copyreg._reconstructor"),
+            g("xgboost.core.Booster"),
+            g("xgboost.core.Booster"),
+            u("/etc/shadow"),
+        ),
+    ],
+)
+def test_booster_called_with_arguments_is_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == Severity.HIGH, result
+    assert any(s.endswith("Booster()") for s in subjects(result))
+
+
+def test_booster_rebuilt_as_pickle_writes_it_is_clean() -> None:
+    for cls in ("xgboost.core.Booster", "lightgbm.basic.Booster"):
+        state = b"}" + u("handle") + b"C\x04\x00\x01\x02\x03" + b"s"
+        clean(analyze_pickle_bytes(P4 + g(cls) + b")\x81" + state + b"b" + STOP))
+        clean(
+            analyze_pickle_bytes(
+                b"\x80\x02"
+                + call(g("copyreg._reconstructor"), g(cls), g("builtins.object"), b"N")
+                + state
+                + b"b"
+                + STOP
+            )
+        )

@@ -1019,6 +1019,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # the transition record of a tzfile (its __setstate__ sets its slots); tzfile itself reads a file when
         # called with a path, so the VM admits only the tzfile(None, name) call its __reduce__ writes
         "dateutil.tz.tz._ttinfo",
+        # rebuilt by NEWOBJ + BUILD (their __setstate__ loads the model from the state's bytes); a call reads the
+        # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
@@ -1144,6 +1146,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         ),
     ]
 )
+
+# Exact names that are rebuilt, never called (as the name patterns admit): their constructors read a file the
+# arguments name (Booster(model_file=path)), while pickle rebuilds them by NEWOBJ + BUILD from the state's bytes.
+_REBUILD_ONLY: Final = frozenset({"xgboost.core.Booster", "lightgbm.basic.Booster"})
 
 # Class-only patterns: module prefix -> any CapWords class directly in a module under it.
 _CLASS_PREFIXES: Final[tuple[str, ...]] = (
@@ -1474,6 +1480,8 @@ class AllowList:
         cat = _dangerous_category(canon, qual)
         if cat is not None and not (full in self.exact or cfull in self.exact):
             return Classification(False, _RULE_OF[cat], _SEVERITY_OF[cat], cat, f"known {cat} callable")
+        if cfull in _REBUILD_ONLY and cfull in self.exact:
+            return _PATTERN_ALLOWED
         if (
             full in self.exact
             or cfull in self.exact
