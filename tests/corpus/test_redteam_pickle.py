@@ -11,8 +11,12 @@ import struct
 
 import pytest
 
+from loopwarden.checks.interface import Limits
+from loopwarden.checks.models._base import ScanContext, bytes_blob
+from loopwarden.checks.models.dispatch import scan_blob
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
-from loopwarden.domain import Severity
+from loopwarden.checks.models.scanner import default_allow
+from loopwarden.domain import Location, Severity
 
 # --- opcodes -------------------------------------------------------------------------------------------------
 
@@ -498,3 +502,61 @@ def test_booster_rebuilt_as_pickle_writes_it_is_clean() -> None:
                 + STOP
             )
         )
+
+
+# --- polyglots that call a module the scanner does not know -----------------------------------------------------
+# A file of another format whose first bytes are also opcodes (GIF89a: 'G' is BINFLOAT and eats 8 bytes) is read
+# as pickle.load reads it, but a name of a module no model environment has is not judged there, so that text
+# that happens to start like a GLOBAL ("certifi\nnumpy") stays text. hydra, mmengine or absl are installed in
+# many ML environments: hydra.utils.instantiate({'_target_': 'os.system', '_args_': ['id']}) in a GIF named
+# model.pkl was reported clean. Such a name is now judged once the reading calls or instantiates it.
+
+
+def _scan_file(name: str, data: bytes) -> ScanContext:
+    ctx = ScanContext(name, Limits(), default_allow())
+    scan_blob(bytes_blob(name, Location(name), data, 0), ctx)
+    return ctx
+
+
+_HYDRA_CFG = b"}" + u("_target_") + u("os.system") + b"s" + u("_args_") + b"](" + u("id") + b"es"
+_UNKNOWN_CALLS = {
+    "reduce": call(g("hydra.utils.instantiate"), _HYDRA_CFG),
+    "obj": b"(" + g("hydra.utils.call") + _HYDRA_CFG + b"o",
+    "inst": b"(" + _HYDRA_CFG + b"ihydra.utils\ninstantiate\n",
+    "newobj": g("mmengine.config.Config") + tup(u("/tmp/x.py")) + b"\x81",
+    "reduce-proto0": b"cabsl.app\nrun\n(" + b"S'main'\n" + b"tR",
+}
+
+
+@pytest.mark.parametrize("payload", _UNKNOWN_CALLS.values(), ids=_UNKNOWN_CALLS.keys())
+@pytest.mark.parametrize(
+    ("name", "head"),
+    [
+        ("model.pkl", b"GIF89a\x01\x00\x01" + b"0"),
+        ("pytorch_model.bin", b"GIF87a\x10\x00\x10" + b"0"),
+        ("weights.gif", b"GIF89a\x01\x00\x01" + b"0"),
+        ("notes.txt", b""),
+    ],
+)
+def test_polyglot_calling_an_unknown_module_is_reported(name: str, head: bytes, payload: bytes) -> None:
+    ctx = _scan_file(name, head + payload + STOP + b"\x00" * 16)
+    # a class instantiated without its constructor is a user's class (MEDIUM), as in any pickle; calls are HIGH
+    least = Severity.MEDIUM if payload == _UNKNOWN_CALLS["newobj"] else Severity.HIGH
+    judged = [f for f in ctx.findings if f.rule_id in ("LW-MODEL-005", "LW-MODEL-006")]
+    assert judged, (ctx.formats, ctx.findings, ctx.unverified)
+    assert max(f.severity for f in judged) >= least
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("labels.txt", b"cat\ndog\n"),
+        ("requirements.txt", b"certifi\nnumpy\ntorch\n"),
+        ("g.gif", b"GIF89a" + bytes(range(256))),
+        ("unknown-name-not-called.bin", b"GIF89a\x01\x00\x01" + b"0cmadeup\nname\n0" + STOP),
+    ],
+)
+def test_other_formats_that_only_name_an_unknown_module_stay_clean(name: str, data: bytes) -> None:
+    ctx = _scan_file(name, data)
+    assert not [f for f in ctx.findings if f.rule_id != "LW-MODEL-029"], ctx.findings
+    assert not ctx.unverified

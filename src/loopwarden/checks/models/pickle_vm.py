@@ -125,7 +125,7 @@ class _Ref:
     (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
     """
 
-    __slots__ = ("by_pattern", "canon", "module", "pending", "plain", "qual", "user_class")
+    __slots__ = ("by_pattern", "canon", "module", "pending", "plain", "qual", "unjudged", "user_class")
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
@@ -134,6 +134,7 @@ class _Ref:
         self.plain = module != "?" and self.canon not in _MODELLED and not self.canon.startswith("pandas.")
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
         self.by_pattern = False  # allowed by a name pattern only: may be rebuilt, never called (see _call)
+        self.unjudged = False  # an unknown module's name in another format's bytes (see _global)
         self.pending: list[Any] | None = None
         """For an imported ``getattr`` whose finding waits for its uses: [copies on the stack, direct calls
         that resolved to an allow-listed callable, the finding]. See :meth:`_VM._settle`."""
@@ -717,6 +718,7 @@ class _VM:
         # Only what a loader runs before its first error counts (bytes that are something else to the format
         # that owns them); a name whose module no model environment has is not judged (see _global).
         self.prefix = prefix
+        self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
 
     # -- findings --
@@ -771,6 +773,13 @@ class _VM:
             self.careful = True
             return
         self.coll.hit(*hit)
+
+    def _judge_called(self, ref: _Ref, off: int, how: str) -> None:
+        """Judge a name the reading of another format's bytes left unjudged (``_global``), now that it is called
+        or instantiated: a module no model environment has stops a loader at the import, one that is installed
+        (hydra, mmengine, absl ...) runs what the pickle asks."""
+        ref.unjudged = False
+        self._judge(ref, off, f"{how} in bytes read as opcodes")
 
     def _settle(self) -> None:
         """Report each pending ``getattr`` unless every copy of it that reached the stack (the import, each
@@ -1073,7 +1082,9 @@ class _VM:
             # iterable: a list, a string (its characters), a dict (its keys), whatever a call returned.
             args = _star_args(args)
         if type(func) is _Ref:
-            # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT).
+            # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT), or is judged now.
+            if func.unjudged:
+                self._judge_called(func, off, how)
             name = _canon(func)
             if func.user_class and args and not how.startswith("NEWOBJ"):
                 self.coll.hit(
@@ -1606,7 +1617,11 @@ class _VM:
         if self.prefix and not known_top_module(module):
             # another format's bytes ("certifi\nnumpy" in a requirements.txt): a module no model environment
             # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
-            # can import it continues; one that cannot stops), so whatever follows is still analysed
+            # can import it continues; one that cannot stops), so whatever follows is still analysed. It is
+            # judged once the reading calls or instantiates it: a loader that imports it runs it then
+            if self.judge_calls:
+                ref.unjudged = True
+                ref.plain = False
             return ref
         self._judge(ref, off, how, written)
         return ref
@@ -1684,6 +1699,8 @@ class _VM:
     def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
         """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
         if type(cls) is _Ref:
+            if cls.unjudged:
+                self._judge_called(cls, off, how)
             if type(args) is tuple and args and cls.canon.startswith("pandas."):
                 self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
@@ -2290,6 +2307,9 @@ class _VM:
             origin=self.origin or "plain-unpickler reading of joblib array data",
             prefix=True,
         )
+        # joblib's own bytes follow the array data: read from a stack that is not the one they were written for,
+        # they pair names at random (STACK_GLOBAL of 'NumpyArrayWrapper', 'dtype'), so unknown names stay unjudged
+        shadow.judge_calls = False
         stack, meta, memo = at
         try:
             shadow.run((list(stack), [list(m) for m in meta], dict(memo)))
