@@ -560,3 +560,78 @@ def test_other_formats_that_only_name_an_unknown_module_stay_clean(name: str, da
     ctx = _scan_file(name, data)
     assert not [f for f in ctx.findings if f.rule_id != "LW-MODEL-029"], ctx.findings
     assert not ctx.unverified
+
+
+# --- state that shadows a method the class's __setstate__ calls -------------------------------------------------
+# SciPy's rv_generic.__setstate__ does self.__dict__.update(state) and then self._attach_methods(): an instance
+# attribute of that name, stored in the state, is what gets called. A functools.partial of a class the pattern
+# admits (allowed to be kept, never called) was called that way: BertWordPieceTokenizer('/etc/shadow') at load.
+
+
+@pytest.mark.parametrize("key", ["_attach_methods", "_attach_argparser_methods"])
+@pytest.mark.parametrize(
+    "cls", ["scipy.stats._continuous_distns.norm_gen", "scipy.stats._discrete_distns.binom_gen"]
+)
+def test_scipy_state_replacing_a_method_setstate_calls_is_critical(key: str, cls: str) -> None:
+    planted = call(g("functools.partial"), g(_PATTERN_CLASS), u("/etc/shadow"))
+    state = b"}" + u("numargs") + b"K\x01s" + u(key) + planted + b"s"
+    result = analyze_pickle_bytes(P4 + g(cls) + b")\x81" + state + b"b" + STOP)
+    assert worst(result) == Severity.CRITICAL, result
+    assert f"{cls}.__setstate__" in subjects(result)
+
+
+def test_real_scipy_distributions_stay_clean() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    objects = [stats.norm, stats.binom, stats.gamma(2.0), stats.poisson(3)]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+_PLANT = call(g("functools.partial"), g(_PATTERN_CLASS), u("/etc/shadow"))
+
+
+@pytest.mark.parametrize(
+    ("cls", "key", "tail"),
+    [
+        ("torch.optim.sgd.SGD", "_patch_step_function", b""),
+        ("sklearn.isotonic.IsotonicRegression", "_build_f", b""),
+        (
+            "torch.nn.modules.container.Sequential",
+            "_get_item_by_idx",
+            b"K\x00" + g("torch.nn.modules.linear.Identity") + b")\x81s",
+        ),
+        (
+            "torch.nn.modules.container.ModuleList",
+            "add_module",
+            g("torch.nn.modules.linear.Identity") + b")\x81a",
+        ),
+        ("torch.nn.modules.container.ParameterList", "append", b"(K\x01e"),
+        ("transformers.generation.configuration_utils.GenerationConfig", "to_json_string", b""),
+    ],
+)
+def test_state_planting_a_method_the_class_calls_at_load_is_critical(cls: str, key: str, tail: bytes) -> None:
+    state = b"}" + u(key) + _PLANT + b"s"
+    result = analyze_pickle_bytes(P4 + g(cls) + b")\x81" + state + b"b" + tail + STOP)
+    assert key in subjects(result), result
+    assert worst(result) == Severity.CRITICAL
+
+
+def test_state_keys_named_like_methods_with_constant_values_stay_clean() -> None:
+    # a constant under such a name cannot be called (the loader would fail); real objects never have one
+    state = b"}" + u("append") + b"\x88s" + u("to_json_string") + u("x") + b"s"
+    clean(analyze_pickle_bytes(P4 + g("collections.OrderedDict") + b")\x81" + state + b"b" + STOP))
+
+
+def test_real_torch_and_sklearn_objects_with_those_hooks_stay_clean() -> None:
+    torch = pytest.importorskip("torch")
+    sklearn_isotonic = pytest.importorskip("sklearn.isotonic")
+    seq = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.ReLU())
+    objects = [
+        seq,
+        torch.nn.ModuleList([torch.nn.Identity()]),
+        torch.nn.ParameterList([torch.nn.Parameter(torch.zeros(1))]),
+        torch.optim.SGD(seq.parameters(), lr=0.1),
+        sklearn_isotonic.IsotonicRegression().fit([1.0, 2.0, 3.0], [1.0, 3.0, 2.0]),
+    ]
+    for protocol in (2, 4):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))

@@ -83,6 +83,31 @@ _DUNDER_STATE_KEYS: Final = frozenset(
     }
 )
 
+_SHADOWED_METHODS: Final = frozenset(
+    {
+        "_attach_methods",  # scipy rv_generic.__setstate__
+        "_attach_argparser_methods",
+        "_patch_step_function",  # torch Optimizer.__setstate__
+        "_build_f",  # sklearn IsotonicRegression.__setstate__ (with two values of the state)
+        "_post_setstate",  # pandas block managers
+        "set_weight_bias",  # torch quantized conv __setstate__
+        "add_module",  # torch containers' __setitem__/append/extend (SETITEM, APPEND(S) on the module)
+        "append",
+        "_get_item_by_idx",
+        "_get_abs_string_index",
+        "_key_to_attr",
+        "_replace_old_cache_name",  # transformers ModelOutput.__setitem__
+        "_validate_setitem_value",  # pandas arrays' __setitem__
+        "_cmp_method",  # pandas __eq__ (a dict key or set member)
+        "construct_from_string",
+        "to_json_string",  # transformers GenerationConfig.__hash__/__eq__
+    }
+)
+"""Methods that load-time hooks of allow-listed classes call on ``self`` (``__setstate__`` after
+``self.__dict__.update(state)``, ``__setitem__``/``append``/``extend`` run by SETITEM and APPEND(S), ``__hash__``/
+``__eq__``): an instance attribute of that name, planted by BUILD, is called instead (found with
+``inspect`` over the classes the name patterns admit)."""
+
 _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
 _KEEP_BYTES_SMALL: Final = 1 << 16  # bytes up to this size are always kept
@@ -1784,7 +1809,8 @@ class _VM:
                 Severity.CRITICAL,
                 f"{cls}.__setstate__",
                 f"{cls}: its __setstate__ exec()s the state's _parse_arg_template, which is not the argument "
-                "parser SciPy generates (or the state cannot be read)",
+                "parser SciPy generates, or calls a method the state replaces (_attach_methods), or the state "
+                "cannot be read",
                 off,
                 self._ev({"state": _short(state)}),
             )
@@ -1820,6 +1846,16 @@ class _VM:
             new = part.items[part.checked :]
             part.checked = len(part.items)
             for key, value in new:
+                if type(key) is str and key in _SHADOWED_METHODS and _maybe_callable(value):
+                    self.coll.hit(
+                        RULE_DUNDER_STATE,
+                        Severity.CRITICAL,
+                        key,
+                        f"{how} puts a callable in front of the method {key} that the class's own load hooks call: "
+                        f"{_short(value)}",
+                        off,
+                        self._ev({"value": _short(value)}),
+                    )
                 if type(key) is str and key in _DUNDER_STATE_KEYS:
                     self.coll.hit(
                         RULE_DUNDER_STATE,
@@ -2396,10 +2432,12 @@ def _scipy_dist_state(state: Any) -> bool:
     """Whether ``rv_generic.__setstate__(state)`` runs only the argument parser SciPy itself generates: a dict
     (seen whole, every key a constant string: a key computed at load time may be the template's) whose
     ``_parse_arg_template``, if any, is SciPy's template over plain shape names. Frozen distributions have no
-    template; anything other than a dict reaches ``__dict__.update`` or ``__init__``."""
+    template; anything other than a dict reaches ``__dict__.update`` or ``__init__``. ``__setstate__`` then calls
+    ``self._attach_methods()`` (which calls ``self._attach_argparser_methods()``): a state key of that name puts
+    an instance attribute in front of the method, and the stored callable is called (SciPy never pickles one)."""
     if type(state) is not _Dict or state.size != len(state.items):
         return False
-    if not all(type(k) is str for k, _ in state.items):
+    if not all(type(k) is str and not k.startswith("_attach") for k, _ in state.items):
         return False
     templates = [v for k, v in state.items if k == "_parse_arg_template"]
     if not templates:
