@@ -635,3 +635,30 @@ def test_real_torch_and_sklearn_objects_with_those_hooks_stay_clean() -> None:
     ]
     for protocol in (2, 4):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+def test_parameter_state_is_judged_like_build_state() -> None:
+    # _rebuild_parameter_with_state(data, requires_grad, hooks, state) runs _set_obj_state(param, state)
+    tensor = call(g("torch._utils._rebuild_tensor_v2"), b"N", b"K\x00", b")", b")", b"\x89", b"N")
+    for state in (
+        b"}" + u("__class__") + g("torch.Tensor") + b"s",
+        b"(}" + u("__setstate__") + g("builtins.str") + b"s}t",
+    ):
+        payload = call(
+            g("torch._utils._rebuild_parameter_with_state"),
+            tensor,
+            b"\x89",
+            call(g("collections.OrderedDict")),
+            state,
+        )
+        result = analyze_pickle_bytes(P4 + payload + STOP)
+        assert worst(result) == Severity.CRITICAL, result
+    benign = b"}" + u("my_flag") + b"\x88s"
+    payload = call(
+        g("torch._utils._rebuild_parameter_with_state"),
+        tensor,
+        b"\x89",
+        call(g("collections.OrderedDict")),
+        benign,
+    )
+    clean(analyze_pickle_bytes(P4 + payload + STOP))

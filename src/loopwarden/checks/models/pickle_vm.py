@@ -648,6 +648,7 @@ _MODELLED: Final = (
         "builtins.type",
         "dateutil.tz.tz.tzfile",
         "torch._utils._set_obj_state",
+        "torch._utils._rebuild_parameter_with_state",  # its state goes to _set_obj_state
         *_REBUILD_FROM_TYPE,
         *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
@@ -1215,6 +1216,8 @@ class _VM:
                     )
                 if len(args) > 1:
                     self._check_state_keys(args[1], off, func.name)
+            elif name == "torch._utils._rebuild_parameter_with_state" and len(args) > 3:
+                self._check_state_keys(args[3], off, func.name)  # setattr(param, key, value) for each key
             if (
                 name == "torch.storage._load_from_bytes"
                 and func.pending is not None
