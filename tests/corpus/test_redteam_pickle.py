@@ -662,3 +662,67 @@ def test_parameter_state_is_judged_like_build_state() -> None:
         benign,
     )
     clean(analyze_pickle_bytes(P4 + payload + STOP))
+
+
+# --- numpy dtype state that hides object fields ------------------------------------------------------------------
+# numpy takes a structured dtype's flags from its pickled state as they are. With NPY_ITEM_REFCOUNT cleared for a
+# dtype that has an object field, ndarray.__setstate__ (and joblib's frombuffer) copy the array's raw bytes into
+# that field: pointers the file chose, which any access dereferences (a crash at 0x4141414141414141, or worse).
+
+
+def _dtype(
+    spec: str, flags: int, names: bytes = b"N", fields: bytes = b"N", size: int = -1, sub: bytes = b"N"
+) -> bytes:
+    state = tup(
+        b"K\x03",
+        u("|"),
+        sub,
+        names,
+        fields,
+        b"J" + struct.pack("<i", size),
+        b"J\xff\xff\xff\xff",
+        b"J" + struct.pack("<i", flags),
+    )
+    return call(g("numpy.dtype"), u(spec), b"\x89", b"\x88") + state + b"b"
+
+
+_OBJ = _dtype("O8", 63)
+_F8 = _dtype("f8", 0)
+_FIELDS = b"}" + u("a") + tup(_F8, b"K\x00") + b"s" + u("o") + tup(_OBJ, b"K\x08") + b"s"
+_NESTED = (
+    b"}"
+    + u("n")
+    + tup(_dtype("V8", 27, tup(u("o")), b"}" + u("o") + tup(_OBJ, b"K\x00") + b"s", 8), b"K\x00")
+    + b"s"
+)
+
+
+@pytest.mark.parametrize("flags", [0, 2, 0x1A, -2])
+@pytest.mark.parametrize(
+    "dtype",
+    [
+        lambda f: _dtype("V16", f, tup(u("a"), u("o")), _FIELDS, 16),
+        lambda f: _dtype("V8", f, tup(u("n")), _NESTED, 8),
+        lambda f: _dtype("V16", f, sub=tup(_OBJ, tup(b"K\x02")), size=16),
+    ],
+    ids=["fields", "nested", "subarray"],
+)
+def test_dtype_state_hiding_object_fields_is_reported(dtype: object, flags: int) -> None:
+    array = call(g("numpy.core.multiarray._reconstruct"), g("numpy.ndarray"), tup(b"K\x00"), b"C\x01b")
+    state = tup(b"K\x01", tup(b"K\x01"), dtype(flags), b"\x89", b"C\x10" + b"A" * 16)  # type: ignore[operator]
+    result = analyze_pickle_bytes(P4 + array + state + b"b" + STOP)
+    assert "numpy.dtype:object-flags" in subjects(result), result
+    assert worst(result) == Severity.HIGH
+
+
+def test_real_structured_and_object_dtypes_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    arrays = [
+        np.zeros(2, dtype=[("a", "f8"), ("o", "O")]),
+        np.zeros(3, dtype=[("x", "f4"), ("y", [("z", "O")])]),
+        np.zeros(2, dtype=("O", (2,))),
+        np.zeros(2, dtype=[("a", "i4"), ("b", "V8")]),
+        np.array([None, 1], dtype=object),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(arrays, protocol=protocol)))

@@ -1762,6 +1762,8 @@ class _VM:
                 cls = _instance_class(obj)
                 if cls is not None:
                     self._class_state(cls, state, off)
+                if func.canon in _DTYPE_CTORS:
+                    self._dtype_state(obj, state, off)
                 if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
                     self._joblib_array(obj, off, (stack, meta, memo))
                     stack[-1] = _UNKNOWN
@@ -1817,6 +1819,26 @@ class _VM:
                 off,
                 self._ev({"state": _short(state)}),
             )
+
+    def _dtype_state(self, dtype: _Call, state: Any, off: int) -> None:
+        """numpy takes a structured dtype's flags from its pickled state as they are: state whose flags lack
+        ``NPY_ITEM_REFCOUNT`` for a dtype with object fields makes numpy copy the array's raw bytes into those
+        fields (``ndarray.__setstate__``, joblib's ``frombuffer``) as object pointers the file chose, which any
+        access dereferences. numpy writes 0x1B or 0x3F there for such dtypes."""
+        if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
+            return
+        flags = state[7]
+        if type(flags) is int and flags & _NPY_ITEM_REFCOUNT:
+            return
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "numpy.dtype:object-flags",
+            "numpy dtype state clears the reference flags of a dtype with object fields: the array's raw bytes "
+            "become object pointers chosen by the file",
+            off,
+            self._ev({"flags": _short(flags), "fields": _short(state[3])}),
+        )
 
     def _script_object_state(self, state: Any, off: int) -> None:
         """``torch.ScriptObject.__setstate__((state, qualname))`` runs the named TorchScript class's
@@ -2544,6 +2566,34 @@ def _bound_size(obj: str | bytes, meth: str, args: tuple[Any, ...]) -> int:
 def _maybe_callable(value: Any) -> bool:
     """Whether a loader may call ``value``: not a constant or container (calling those fails the load)."""
     return value is not None and type(value) not in (str, bytes, int, float, bool, tuple, list, _Dict)
+
+
+_DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
+_NPY_ITEM_REFCOUNT: Final = 0x01
+_OBJECT_SPEC: Final = re.compile(r"[|<>=]?O\d*")
+
+
+def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
+    """Whether a symbolic ``numpy.dtype(spec, ...)`` (with its BUILD ``state``) holds Python objects: an object
+    spec, or fields or a sub-array whose dtype does (as numpy computes it when it builds such a dtype)."""
+    if depth > 8 or type(dtype) is not _Call or type(dtype.func) is not _Ref:
+        return False
+    if dtype.func.canon not in _DTYPE_CTORS or not dtype.args:
+        return False
+    spec = dtype.args[0]
+    if type(spec) is str and _OBJECT_SPEC.fullmatch(spec):
+        return True
+    state = dtype.state if state is None else state
+    if type(state) is not tuple or len(state) < 5:
+        return False
+    subarray, fields = state[2], state[4]
+    if type(subarray) is tuple and subarray and _dtype_has_object(subarray[0], None, depth + 1):
+        return True
+    if type(fields) is _Dict:
+        for _, field in fields.items:
+            if type(field) is tuple and field and _dtype_has_object(field[0], None, depth + 1):
+                return True
+    return False
 
 
 def _instance_class(obj: _Call) -> str | None:
