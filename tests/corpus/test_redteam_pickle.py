@@ -726,3 +726,64 @@ def test_real_structured_and_object_dtypes_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(arrays, protocol=protocol)))
+
+
+# --- pyarrow arrays rebuilt without validation ----------------------------------------------------------------------
+# pyarrow.lib._restore_array (allow-listed for pandas' pyarrow-backed columns) builds the array from the pickled
+# type, length, offset and buffers without validating them: a length past the buffers makes any access read memory
+# the array does not own (a segfault at once for arr[1 << 30] over an 8-byte buffer).
+
+
+def _abuf(data: bytes) -> bytes:
+    return call(g("pyarrow.lib.py_buffer"), call(g("builtins.bytearray"), b"C" + bytes([len(data)]) + data))
+
+
+def _arrow(alias: str, length: int, offset: int, *buffers: bytes) -> bytes:
+    kind = call(g("pyarrow.lib.type_for_alias"), u(alias))
+    fields = (kind, b"J" + struct.pack("<i", length), b"J\xff\xff\xff\xff", b"J" + struct.pack("<i", offset))
+    return call(g("pyarrow.lib._restore_array"), tup(*fields, b"(" + b"".join(buffers) + b"l", b"]", b"N"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _arrow("int64", 1 << 30, 0, b"N", _abuf(b"\0" * 8)),
+        _arrow("double", 2, 1, b"N", _abuf(b"\0" * 16)),
+        _arrow("bool", 100, 0, b"N", _abuf(b"\xff")),
+        _arrow("int8", 100, 0, _abuf(b"\xff"), _abuf(b"\0" * 100)),
+        _arrow("int8", 1, -5, b"N", _abuf(b"\0" * 8)),
+        _arrow("string", 100, 0, b"N", _abuf(struct.pack("<ii", 0, 1)), _abuf(b"abc")),
+        _arrow("string", 1, 0, b"N", _abuf(struct.pack("<ii", 0, 1 << 30)), _abuf(b"abc")),
+        _arrow("large_string", 1, 0, b"N", _abuf(struct.pack("<qq", 2, 1)), _abuf(b"abc")),
+    ],
+    ids=[
+        "int64-length",
+        "double-offset",
+        "bool-bits",
+        "validity",
+        "negative",
+        "offsets",
+        "data",
+        "decreasing",
+    ],
+)
+def test_arrow_array_reaching_outside_its_buffers_is_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert worst(result) == Severity.HIGH, result
+    assert any(s.startswith("pyarrow.lib._restore_array:") for s in subjects(result))
+
+
+def test_real_arrow_arrays_and_tables_stay_clean() -> None:
+    pa = pytest.importorskip("pyarrow")
+    objects = [
+        pa.array([1, None, 3]),
+        pa.array(["ab", None, "c"]).slice(1, 2),
+        pa.array([True, False, None]),
+        pa.array(["x", "yz"], type=pa.large_string()),
+        pa.array([1.5], type=pa.float32()),
+        pa.table({"a": [1, 2], "s": ["x", "y"]}),
+        pa.chunked_array([[1], [2, 3]]),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+    clean(analyze_pickle_bytes(P4 + _arrow("int64", 1, 0, b"N", _abuf(b"\0" * 8)) + STOP))

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import io
+import itertools
 import re
 import struct
 import time
@@ -649,6 +650,7 @@ _MODELLED: Final = (
         "dateutil.tz.tz.tzfile",
         "torch._utils._set_obj_state",
         "torch._utils._rebuild_parameter_with_state",  # its state goes to _set_obj_state
+        "pyarrow.lib._restore_array",  # its lengths are checked against its buffers
         *_REBUILD_FROM_TYPE,
         *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
@@ -1216,6 +1218,8 @@ class _VM:
                     )
                 if len(args) > 1:
                     self._check_state_keys(args[1], off, func.name)
+            elif name == "pyarrow.lib._restore_array" and args:
+                self._arrow_geometry(args[0], off)
             elif name == "torch._utils._rebuild_parameter_with_state" and len(args) > 3:
                 self._check_state_keys(args[3], off, func.name)  # setattr(param, key, value) for each key
             if (
@@ -1818,6 +1822,59 @@ class _VM:
                 "cannot be read",
                 off,
                 self._ev({"state": _short(state)}),
+            )
+
+    def _arrow_geometry(self, data: Any, off: int) -> None:
+        """``pyarrow.lib._restore_array((type, length, null_count, offset, buffers, children, dictionary))``
+        builds the array without validating it: a length or offset past its buffers makes every access read
+        memory the array does not own. Checked for fixed-width and string/binary types with constant sizes."""
+        if type(data) is not tuple or len(data) < 5:
+            return
+        kind, length, offset, buffers = data[0], data[1], data[3], data[4]
+        alias = kind.args[0] if type(kind) is _Call and type(kind.func) is _Ref and kind.args else None
+        if not (
+            type(kind) is _Call
+            and type(kind.func) is _Ref
+            and kind.func.canon == "pyarrow.lib.type_for_alias"
+        ):
+            return
+        if type(alias) is not str or type(length) is not int or type(offset) is not int:
+            return
+        if type(buffers) is not list and type(buffers) is not tuple:
+            return
+        sizes = [_arrow_buffer(b) for b in buffers]
+        end = offset + length
+        problem = None
+        if length < 0 or offset < 0:
+            problem = "a negative length or offset"
+        elif sizes and sizes[0] is not None and sizes[0] * 8 < end and sizes[0] != -1:
+            problem = f"a validity bitmap of {sizes[0]} bytes for {end} slots"
+        elif alias in _ARROW_WIDTHS and len(sizes) > 1 and sizes[1] is not None:
+            width = _ARROW_WIDTHS[alias]
+            need = (end + 7) // 8 if width == 0 else end * width
+            if sizes[1] < need:
+                problem = f"{need} bytes of values in a buffer of {sizes[1]}"
+        elif alias in _ARROW_OFFSETS and len(sizes) > 2 and sizes[1] is not None:
+            width = _ARROW_OFFSETS[alias]
+            if sizes[1] < (end + 1) * width:
+                problem = f"{end + 1} offsets in a buffer of {sizes[1]} bytes"
+            else:
+                raw = _arrow_bytes(buffers[1])
+                if raw is not None and sizes[2] is not None and length:
+                    fmt = "<" + ("i" if width == 4 else "q") * (length + 1)
+                    values = struct.unpack_from(fmt, raw, offset * width)
+                    if values[0] < 0 or any(b < a for a, b in itertools.pairwise(values)):
+                        problem = "offsets that decrease or are negative"
+                    elif values[-1] > sizes[2]:
+                        problem = f"string data up to byte {values[-1]} of a buffer of {sizes[2]}"
+        if problem is not None:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                f"pyarrow.lib._restore_array:{alias}",
+                f"pyarrow array of type {alias} rebuilt without validation reaches outside its buffers: {problem}",
+                off,
+                self._ev({"length": _short(length), "offset": _short(offset)}),
             )
 
     def _dtype_state(self, dtype: _Call, state: Any, off: int) -> None:
@@ -2566,6 +2623,52 @@ def _bound_size(obj: str | bytes, meth: str, args: tuple[Any, ...]) -> int:
 def _maybe_callable(value: Any) -> bool:
     """Whether a loader may call ``value``: not a constant or container (calling those fails the load)."""
     return value is not None and type(value) not in (str, bytes, int, float, bool, tuple, list, _Dict)
+
+
+_ARROW_WIDTHS: Final = {
+    **dict.fromkeys(("int8", "uint8", "i1", "u1"), 1),
+    **dict.fromkeys(("int16", "uint16", "i2", "u2", "halffloat", "float16", "f2"), 2),
+    **dict.fromkeys(("int32", "uint32", "i4", "u4", "float", "float32", "f4", "date32"), 4),
+    **dict.fromkeys(("int64", "uint64", "i8", "u8", "double", "float64", "f8", "date64"), 8),
+    "bool": 0,  # one bit per slot
+}
+"""Bytes per value of pyarrow's fixed-width types by the aliases ``type_for_alias`` accepts."""
+_ARROW_OFFSETS: Final = {
+    **dict.fromkeys(("string", "str", "utf8", "binary"), 4),
+    **dict.fromkeys(("large_string", "large_str", "large_utf8", "large_binary"), 8),
+}
+"""Offset width of pyarrow's variable-width types (offsets buffer, then data buffer)."""
+
+
+def _arrow_payload(buffer: Any) -> Any:
+    """The bytes (or large-payload stand-in) a pickled ``pyarrow.py_buffer(...)`` wraps, or None."""
+    if (
+        type(buffer) is not _Call
+        or type(buffer.func) is not _Ref
+        or buffer.func.canon != "pyarrow.lib.py_buffer"
+    ):
+        return None
+    value = buffer.args[0] if buffer.args else None
+    if type(value) is _Call and type(value.func) is _Ref and value.func.canon == "builtins.bytearray":
+        value = value.args[0] if value.args else None
+    return value
+
+
+def _arrow_buffer(buffer: Any) -> int | None:
+    """The size of a pickled pyarrow buffer (-1 for an absent one), or None when it is not known."""
+    if buffer is None:
+        return -1
+    value = _arrow_payload(buffer)
+    if type(value) is bytes:
+        return len(value)
+    if type(value) is _Big:
+        return value.size
+    return None
+
+
+def _arrow_bytes(buffer: Any) -> bytes | None:
+    value = _arrow_payload(buffer)
+    return value if type(value) is bytes else None
 
 
 _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
