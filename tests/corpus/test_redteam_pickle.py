@@ -787,3 +787,62 @@ def test_real_arrow_arrays_and_tables_stay_clean() -> None:
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
     clean(analyze_pickle_bytes(P4 + _arrow("int64", 1, 0, b"N", _abuf(b"\0" * 8)) + STOP))
+
+
+# --- pandas block placements outside the frame ------------------------------------------------------------------------
+# BlockManager(blocks, axes) checks that the placements add up to the number of columns, not that each lies among
+# them; its Cython _rebuild_blknos_and_blklocs (run at the first column access) writes at each placement index
+# without bounds checks: a placement slice(10**8, 10**8 + 2) is a heap write 800 MB past a 2-element array.
+
+
+def _i8_array(values: list[int]) -> bytes:
+    dtype = call(g("numpy.dtype"), u("i8"), b"\x89", b"\x88")
+    dtype += (
+        tup(b"K\x03", u("<"), b"N", b"N", b"N", b"J\xff\xff\xff\xff", b"J\xff\xff\xff\xff", b"K\x00") + b"b"
+    )
+    raw = struct.pack(f"<{len(values)}q", *values)
+    array = call(g("numpy.core.multiarray._reconstruct"), g("numpy.ndarray"), tup(b"K\x00"), b"C\x01b")
+    return (
+        array
+        + tup(b"K\x01", tup(b"K" + bytes([len(values)])), dtype, b"\x89", b"C" + bytes([len(raw)]) + raw)
+        + b"b"
+    )
+
+
+def _slice(start: int, stop: int) -> bytes:
+    return call(g("builtins.slice"), b"J" + struct.pack("<i", start), b"J" + struct.pack("<i", stop), b"N")
+
+
+def _manager(*placements: bytes) -> bytes:
+    values = call(g("numpy.core.multiarray._reconstruct"), g("numpy.ndarray"), tup(b"K\x00"), b"C\x01b")
+    blocks = [call(g("pandas._libs.internals._unpickle_block"), values, p, b"K\x02") for p in placements]
+    return call(g("pandas.core.internals.managers.BlockManager"), tup(*blocks), b"]")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _manager(_slice(100_000_000, 100_000_002)),
+        _manager(_slice(0, 1), _slice(5, 6)),
+        _manager(_i8_array([0, 2]), _i8_array([1, 70_000])),
+        _manager(_i8_array([-3])),
+    ],
+    ids=["slice", "second-block", "array", "negative"],
+)
+def test_block_placement_outside_the_columns_is_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert "pandas.BlockManager:placement" in subjects(result), result
+    assert worst(result) == Severity.HIGH
+
+
+def test_real_frames_and_placements_inside_stay_clean() -> None:
+    clean(analyze_pickle_bytes(P4 + _manager(_i8_array([0, 2]), _slice(1, 2)) + STOP))
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    frames = [
+        pd.DataFrame({"a": [1.0, 2.0], "b": [1, 2], "c": [3.0, 4.0], "d": ["x", "y"]}),
+        pd.DataFrame(np.zeros((3, 4))),
+        pd.DataFrame({"t": pd.date_range("2020", periods=2), "x": [1, 2], "y": [1.0, 2.0], "z": [3, 4]}),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(frames, protocol=protocol)))

@@ -1218,6 +1218,8 @@ class _VM:
                     )
                 if len(args) > 1:
                     self._check_state_keys(args[1], off, func.name)
+            elif name == "pandas.core.internals.managers.BlockManager" and args:
+                self._block_placements(args[0], off)
             elif name == "pyarrow.lib._restore_array" and args:
                 self._arrow_geometry(args[0], off)
             elif name == "torch._utils._rebuild_parameter_with_state" and len(args) > 3:
@@ -1822,6 +1824,35 @@ class _VM:
                 "cannot be read",
                 off,
                 self._ev({"state": _short(state)}),
+            )
+
+    def _block_placements(self, blocks: Any, off: int) -> None:
+        """pandas' ``BlockManager(blocks, axes)`` checks that the blocks' placements add up to the number of
+        columns, not that each placement lies among them; its Cython ``_rebuild_blknos_and_blklocs`` (run at the
+        first column access) then writes at every placement index without bounds checks. Checked when every
+        placement is a constant ``slice`` or integer array, as pandas pickles them."""
+        if type(blocks) is not tuple and type(blocks) is not list:
+            return
+        indices: list[int] = []
+        for block in blocks:
+            if type(block) is not _Call or type(block.func) is not _Ref or len(block.args) < 2:
+                return
+            if block.func.canon not in _PANDAS_BLOCKS:
+                return
+            placement = _placement(block.args[1])
+            if placement is None:
+                return
+            indices.extend(placement)
+        bad = [i for i in indices if i < 0 or i >= len(indices)]
+        if bad:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "pandas.BlockManager:placement",
+                f"pandas block placements reach column {bad[0]} of {len(indices)}: pandas writes its block index "
+                "at that position without a bounds check",
+                off,
+                self._ev({"columns": len(indices), "index": bad[0]}),
             )
 
     def _arrow_geometry(self, data: Any, off: int) -> None:
@@ -2669,6 +2700,45 @@ def _arrow_buffer(buffer: Any) -> int | None:
 def _arrow_bytes(buffer: Any) -> bytes | None:
     value = _arrow_payload(buffer)
     return value if type(value) is bytes else None
+
+
+_PANDAS_BLOCKS: Final = frozenset(
+    {"pandas._libs.internals._unpickle_block", "pandas.core.internals.blocks.new_block"}
+)
+_MAX_PLACEMENT: Final = 1 << 16
+
+
+def _placement(value: Any) -> list[int] | None:
+    """The column indices of a pickled block placement: ``slice(start, stop[, step])`` or an int64 array of
+    constants (None when they are not known)."""
+    if type(value) is not _Call or type(value.func) is not _Ref:
+        return None
+    if value.func.canon == "builtins.slice":
+        bounds = list(value.args) + [None] * (3 - len(value.args))
+        start, stop, step = bounds[:3]
+        if not all(x is None or type(x) is int for x in (start, stop, step)) or type(stop) is not int:
+            return None
+        start, step = start or 0, step or 1
+        if step == 0 or abs(stop - start) // abs(step) > _MAX_PLACEMENT:
+            return None
+        return list(range(start, stop, step))
+    if value.func.canon == "numpy.core.multiarray._reconstruct":
+        state = value.state
+        if type(state) is not tuple or len(state) != 5 or type(state[4]) is not bytes:
+            return None
+        dtype = state[2]
+        spec = dtype.args[0] if type(dtype) is _Call and dtype.args else None
+        order = (
+            dtype.state[1]
+            if type(dtype) is _Call and type(dtype.state) is tuple and len(dtype.state) > 1
+            else "<"
+        )
+        if spec not in ("i8", "<i8", "int64") or order not in ("<", "=", "|") or len(state[4]) % 8:
+            return None
+        if len(state[4]) > 8 * _MAX_PLACEMENT:
+            return None
+        return list(struct.unpack(f"<{len(state[4]) // 8}q", state[4]))
+    return None
 
 
 _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
