@@ -523,7 +523,7 @@ _UNKNOWN_CALLS = {
     "reduce": call(g("hydra.utils.instantiate"), _HYDRA_CFG),
     "obj": b"(" + g("hydra.utils.call") + _HYDRA_CFG + b"o",
     "inst": b"(" + _HYDRA_CFG + b"ihydra.utils\ninstantiate\n",
-    "newobj": g("mmengine.config.Config") + tup(u("/tmp/x.py")) + b"\x81",
+    "newobj": g("mmengine.config.Config") + tup(u("/home/user/config.py")) + b"\x81",
     "reduce-proto0": b"cabsl.app\nrun\n(" + b"S'main'\n" + b"tR",
 }
 
