@@ -132,6 +132,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
         tag = node.tag or ""
         if tag.startswith(_PY_TAG):
             _python_tag(tag[len(_PY_TAG) :], ctx, location)
+        elif tag.startswith(_HYPERPYYAML_PREFIXES):
+            _hyperpyyaml_tag(tag, ctx, location)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value in _TARGET_KEYS:
@@ -177,6 +179,48 @@ def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:
         f"YAML tag !!python/{kind[:200]}: an unsafe or full yaml loader imports what it names ({why})",
         location,
         tag=kind[:200],
+    )
+
+
+_HYPERPYYAML_TAGS: Final = {"!new:": True, "!apply:": True, "!name:": False, "!module:": False}
+"""HyperPyYAML's tags (SpeechBrain's ``hyperparams.yaml``, read by ``from_hparams``): ``!new:`` calls the class with
+the node's arguments and ``!apply:`` calls the function, both while the file is read; ``!name:`` hands out a
+``functools.partial`` of it (called later by the model code) and ``!module:`` imports the module."""
+_HYPERPYYAML_PREFIXES: Final = tuple(_HYPERPYYAML_TAGS)
+_HYPERPYYAML_PACKAGES: Final = frozenset({"speechbrain", "torch", "torchaudio"})
+"""Packages whose classes SpeechBrain's own hyperparameter files build as a matter of course (models, feature
+extractors, ``Pretrainer``): a class there, or a function handed out by ``!name:``, is accepted unless the
+allow-list knows it as dangerous."""
+
+
+def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
+    prefix = next(p for p in _HYPERPYYAML_PREFIXES if tag.startswith(p))
+    name, called = tag[len(prefix) :].strip(), _HYPERPYYAML_TAGS[prefix]
+    if not (_DOTTED.match(name) and ("." in name or prefix == "!module:")):
+        severity, why = Severity.HIGH, "not a dotted name the scanner can judge"
+    else:
+        c = (
+            judge_dotted(ctx.allow, name, called=called)
+            if "." in name
+            else Classification(False, "LW-MODEL-005", Severity.HIGH, None, "a module")
+        )
+        parts = name.split(".")
+        if c.category is None and (
+            (c.allowed and prefix != "!module:")
+            or (
+                parts[0] in _HYPERPYYAML_PACKAGES
+                and (prefix in ("!name:", "!module:") or _CLASS_NAME.match(parts[-1]))
+            )
+        ):
+            return
+        severity, why = c.severity or Severity.HIGH, c.reason or "not on the allow-list"
+    action = {"!new:": "calls", "!apply:": "calls", "!name:": "hands out", "!module:": "imports"}[prefix]
+    ctx.add_severity(
+        rules.YamlPythonTag,
+        severity,
+        f"YAML tag {tag[:200]}: HyperPyYAML (SpeechBrain's hparams loader) {action} what it names ({why})",
+        location,
+        tag=tag[:200],
     )
 
 

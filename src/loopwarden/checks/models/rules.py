@@ -365,6 +365,8 @@ class YamlPythonTag(Rule):
     help: ClassVar[str] = (
         "A `!!python/object`, `!!python/object/apply`, `!!python/name` or `!!python/module` tag: `yaml.load` with "
         "the unsafe or full loader (older hparams.yaml readers, research code) imports and calls what it names. "
+        "Likewise HyperPyYAML's `!new:`, `!apply:`, `!name:` and `!module:` tags, which SpeechBrain's "
+        "`from_hparams` resolves when it reads hyperparams.yaml. "
         "Control: safe_load only; quarantine the artifact."
     )
 

@@ -144,6 +144,70 @@ def test_python_tags_naming_callables_are_reported(tag: str, severity: Severity)
     assert found and max(f.severity for f in found) == severity, ctx.findings
 
 
+# SpeechBrain's hyperparams.yaml, read by HyperPyYAML when a model is loaded with from_hparams
+_SPEECHBRAIN_HPARAMS = b"""pretrained_path: speechbrain/spkrec-ecapa-voxceleb
+n_mels: 80
+compute_features: !new:speechbrain.lobes.features.Fbank
+    n_mels: !ref <n_mels>
+mean_var_norm: !new:speechbrain.processing.features.InputNormalization
+    norm_type: sentence
+embedding_model: !new:speechbrain.lobes.models.ECAPA_TDNN.ECAPA_TDNN
+    input_size: !ref <n_mels>
+    channels: [1024, 1024, 1024, 1024, 3072]
+modules:
+    compute_features: !ref <compute_features>
+    embedding_model: !ref <embedding_model>
+label_encoder: !new:speechbrain.dataio.encoder.CategoricalEncoder
+pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
+    loadables:
+        embedding_model: !ref <embedding_model>
+    paths:
+        embedding_model: !ref <pretrained_path>/embedding_model.ckpt
+activation: !name:torch.nn.LeakyReLU
+opt_class: !name:torch.optim.Adam
+    lr: 0.001
+proj: !new:torch.nn.Linear
+    in_features: 3
+    out_features: 2
+"""
+
+
+def test_speechbrain_hyperparams_are_clean() -> None:
+    for data, name in [
+        (_SPEECHBRAIN_HPARAMS, "hyperparams.yaml"),
+        (_zip({"hyperparams.yaml": _SPEECHBRAIN_HPARAMS}), "m.zip"),
+    ]:
+        ctx = scan_bytes(data, name)
+        assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("tag", "severity"),
+    [
+        ("!apply:os.system ['id']", Severity.CRITICAL),
+        ("!new:subprocess.Popen [[sh, -c, id]]", Severity.CRITICAL),
+        ("!name:builtins.eval", Severity.CRITICAL),
+        ("!apply:torch.load ['/srv/x.pt']", Severity.CRITICAL),
+        ("!new:os.path.os.system ['id']", Severity.CRITICAL),
+        ("!apply:speechbrain.utils.data_utils.download_file ['https://x', 'y']", Severity.HIGH),
+        ("!module:os", Severity.HIGH),
+        ("!new:evilpkg.Thing", Severity.MEDIUM),
+        ("!apply:not-a-name", Severity.HIGH),
+    ],
+)
+def test_hyperpyyaml_tags_naming_callables_are_reported(tag: str, severity: Severity) -> None:
+    ctx = scan_bytes(f"n_mels: 80\nmodel: {tag}\n".encode(), "hyperparams.yaml")
+    found = _found(ctx, "LW-MODEL-043")
+    assert found and max(f.severity for f in found) == severity, ctx.findings
+
+
+def test_other_local_yaml_tags_are_not_python() -> None:
+    """CloudFormation's and Ansible's own tags name no Python."""
+    doc = b"R:\n  Name: !Sub '${AWS::StackName}-x'\n  Arn: !GetAtt Role.Arn\n  T: !Ref Tags\n  S: !vault x\n"
+    ctx = scan_bytes(doc, "template.yaml")
+    assert not ctx.findings and not ctx.unverified, ctx.findings
+
+
 def test_alias_bomb_is_walked_once_per_node() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 30):
