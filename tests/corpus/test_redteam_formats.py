@@ -479,6 +479,51 @@ def test_transformers_configs_without_custom_code_stay_clean(tmp_path: Path) -> 
     assert all(r.verdict is Verdict.CLEAN for r in res), res
 
 
+_DDPM_INDEX = {
+    "_class_name": "DDPMPipeline",
+    "_diffusers_version": "0.42.1",
+    "scheduler": ["diffusers", "DDPMScheduler"],
+    "unet": ["diffusers", "UNet2DModel"],
+}
+
+
+@pytest.mark.parametrize(
+    ("index", "files", "expected"),
+    [
+        ({**_DDPM_INDEX, "_class_name": ["pipeline_evil", "EvilPipeline"]}, {"pipeline_evil.py": b"x"}, 1),
+        ({**_DDPM_INDEX, "unet": ["my_unet", "MyUNet"]}, {"unet/my_unet.py": b"x"}, 1),
+        (
+            {**_DDPM_INDEX, "_class_name": ["p", "P"], "text_encoder": ["encoder_mod", "Enc"]},
+            {"p.py": b"x", "text_encoder/encoder_mod.py": b"x"},
+            2,
+        ),
+    ],
+)
+def test_diffusers_custom_code_is_reported(
+    tmp_path: Path, index: dict[str, object], files: dict[str, bytes], expected: int
+) -> None:
+    """DiffusionPipeline.from_pretrained imports a [module, class] _class_name from <module>.py and a component
+    whose <component>/<module>.py exists, and runs them under trust_remote_code=True."""
+    res = scan_files(tmp_path, {"model_index.json": json.dumps(index).encode(), **files})
+    t = next(r for r in res if r.path.endswith("model_index.json"))
+    assert len([f for f in t.findings if f.rule_id == "LW-MODEL-042"]) == expected, t.findings
+    assert t.max_severity() is Severity.MEDIUM
+
+
+def test_diffusers_pipelines_of_the_library_stay_clean(tmp_path: Path) -> None:
+    """Components from diffusers, transformers or a diffusers pipelines module (the safety checker), and empty
+    slots: what diffusers writes for its own pipelines."""
+    index = {
+        **_DDPM_INDEX,
+        "_class_name": "StableDiffusionPipeline",
+        "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+        "text_encoder": ["transformers", "CLIPTextModel"],
+        "feature_extractor": [None, None],
+    }
+    res = scan_files(tmp_path, {"model_index.json": json.dumps(index).encode()})
+    assert all(r.verdict is Verdict.CLEAN for r in res), res
+
+
 # ----------------------------------------------------------------------- ONNX: function attribute defaults
 
 

@@ -399,7 +399,12 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
     ``"org/repo--module.Class"``, fetched from another repository, and run when the model is loaded with
     ``trust_remote_code=True``. That code is not a model format: loopwarden cannot judge it, so each reference is
     a finding (medium; high when the code lives in another repository, outside what was scanned)."""
-    if not isinstance(obj, dict) or name.rsplit("/", 1)[-1].lower() not in _AUTO_MAP_FILES:
+    if not isinstance(obj, dict):
+        return
+    if name.rsplit("/", 1)[-1].lower() == "model_index.json":
+        _diffusers_custom_code(obj, ctx, location)
+        return
+    if name.rsplit("/", 1)[-1].lower() not in _AUTO_MAP_FILES:
         return
     refs: list[tuple[str, Any]] = []
     auto = obj.get("auto_map")
@@ -437,6 +442,43 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             "trust_remote_code=True; that code is not analysed",
             location,
             target=str(shown),
+        )
+
+
+_DIFFUSERS_LIBRARIES: Final = frozenset({"diffusers", "transformers", "onnxruntime.training"})
+"""The libraries diffusers loads pipeline components from by name (its LOADABLE_CLASSES); any other module name is
+a diffusers pipelines module (``stable_diffusion``) or a custom component's ``<component>/<module>.py``."""
+
+
+def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """Custom code a diffusers pipeline folder makes ``DiffusionPipeline.from_pretrained`` import and run (with
+    ``trust_remote_code=True``): a ``_class_name`` of ``[module, class]`` is a pipeline class from ``<module>.py``
+    beside ``model_index.json``, and a component ``[module, class]`` whose ``<component>/<module>.py`` exists is a
+    custom component. The file itself is found only for a file on disk (inside an archive the names are judged by
+    the first rule alone)."""
+    import os
+
+    refs: list[tuple[str, str]] = []
+    cls = obj.get("_class_name")
+    if isinstance(cls, list | tuple) and cls and isinstance(cls[0], str):
+        refs.append(("_class_name", f"{cls[0]}.py"))
+    folder = os.path.dirname(location.path) if location.member is None else None
+    for component, value in list(obj.items())[:_MAX_REMOTE_REFS]:
+        if component.startswith("_") or not isinstance(value, list) or len(value) != 2:
+            continue
+        module = value[0]
+        if not isinstance(module, str) or module in _DIFFUSERS_LIBRARIES or folder is None:
+            continue
+        if _DOTTED.match(module) and os.path.isfile(os.path.join(folder, component, f"{module}.py")):
+            refs.append((component, f"{component}/{module}.py"))
+    for key, where in refs:
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.MEDIUM,
+            f"{key}: diffusers imports and runs '{where[:200]}' of the model folder when the pipeline is loaded with "
+            "trust_remote_code=True; that code is not analysed",
+            location,
+            target=where[:200],
         )
 
 
