@@ -109,6 +109,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         ctx.fail(location, f"YAML config cannot be parsed ({_first_line(exc)})")
         return
+    if name.rsplit("/", 1)[-1] == "MLmodel":
+        _mlflow_loader(roots, ctx, location)
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
             if isinstance(root, yaml.MappingNode):
@@ -142,6 +144,53 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                 stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
+
+
+def _mlflow_loader(roots: list[Any], ctx: ScanContext, location: Location) -> None:
+    """MLflow's ``MLmodel``: ``mlflow.pyfunc.load_model`` puts the flavor's ``code`` folders of the model on
+    ``sys.path`` (in front), imports ``loader_module`` and calls its ``_load_pyfunc``. MLflow's own flavors load with
+    ``mlflow.<flavor>``; any other loader module, and any code folder, is Python the model brings (medium: that code
+    is not analysed)."""
+    import yaml
+
+    for root in roots:
+        flavors = _yaml_get(root, "flavors")
+        pyfunc = _yaml_get(flavors, "python_function") if flavors is not None else None
+        if pyfunc is None:
+            continue
+        loader = _yaml_get(pyfunc, "loader_module")
+        if loader is not None:
+            module = str(loader.value).strip() if isinstance(loader, yaml.ScalarNode) else "?"
+            if not (module == "mlflow" or module.startswith("mlflow.")) or not _DOTTED.match(module):
+                ctx.add_severity(
+                    rules.HydraTarget,
+                    Severity.MEDIUM,
+                    f"MLmodel loader_module '{module[:200]}': mlflow.pyfunc.load_model imports it and calls its "
+                    "_load_pyfunc; that code is not analysed",
+                    location,
+                    target=module[:200],
+                )
+        code = _yaml_get(pyfunc, "code")
+        if code is not None and not (isinstance(code, yaml.ScalarNode) and code.value in ("", "null", "~")):
+            ctx.add_severity(
+                rules.HydraTarget,
+                Severity.MEDIUM,
+                "MLmodel python_function code: mlflow.pyfunc.load_model puts the model's own code folders on "
+                "sys.path before importing its loader; that code is not analysed",
+                location,
+                target="code",
+            )
+
+
+def _yaml_get(node: Any, key: str) -> Any:
+    import yaml
+
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    for k, v in node.value:
+        if isinstance(k, yaml.ScalarNode) and k.value == key:
+            return v
+    return None
 
 
 _PLAIN_PY_TAGS: Final = frozenset(

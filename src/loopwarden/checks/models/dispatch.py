@@ -484,7 +484,8 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
     # sentence-transformers' modules.json is a JSON array
     opens = "{[" if lower.endswith("modules.json") else "{"
-    if not (lower.endswith((".jinja", ".j2", ".py", ".yaml", ".yml")) or json_object_start(blob, opens)):
+    yaml_named = lower.endswith((".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
+    if not (yaml_named or lower.endswith((".jinja", ".j2", ".py")) or json_object_start(blob, opens)):
         return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed
@@ -495,8 +496,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     if len(data) > _MAX_TEXT_PARSE:
         ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
         return
-    if lower.endswith((".yaml", ".yml")):
-        # Hydra configs (a .nemo archive's model_config.yaml) and hparams files name callables their loaders run
+    if yaml_named:
+        # Hydra configs (a .nemo archive's model_config.yaml), hparams files and MLflow's MLmodel name code their
+        # loaders run
         from loopwarden.checks.models.configs import check_yaml_document
 
         check_yaml_document(data, ctx, blob.location, blob.name)

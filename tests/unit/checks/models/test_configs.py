@@ -208,6 +208,51 @@ def test_other_local_yaml_tags_are_not_python() -> None:
     assert not ctx.findings and not ctx.unverified, ctx.findings
 
 
+# MLflow's MLmodel, as mlflow 3 writes it for a scikit-learn model
+_MLMODEL = b"""artifact_path: model
+flavors:
+  python_function:
+    env:
+      conda: conda.yaml
+      virtualenv: python_env.yaml
+    loader_module: mlflow.sklearn
+    model_path: model.skops
+    predict_fn: predict
+    python_version: 3.11.7
+  sklearn:
+    code: null
+    pickled_model: model.skops
+    serialization_format: skops
+    sklearn_version: 1.9.1
+mlflow_version: 3.17.2
+model_uuid: 4c6c0b0b1e7a4e8e9e2f
+"""
+
+
+def test_mlflow_mlmodel_of_its_own_flavors_is_clean() -> None:
+    pyfunc = _MLMODEL.replace(b"loader_module: mlflow.sklearn", b"loader_module: mlflow.pyfunc.model")
+    for data in (_MLMODEL, pyfunc, _MLMODEL.replace(b"    predict_fn", b"    code: null\n    predict_fn")):
+        ctx = scan_bytes(data, "MLmodel")
+        assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [
+        (b"loader_module: mlflow.sklearn", b"loader_module: my_loader"),
+        (b"loader_module: mlflow.sklearn", b"loader_module: mlflowx.loader"),
+        (b"loader_module: mlflow.sklearn", b"loader_module: [a, b]"),
+        (b"    predict_fn", b"    code: code\n    predict_fn"),
+        (b"    predict_fn", b"    code: [code, lib]\n    predict_fn"),
+    ],
+)
+def test_mlflow_mlmodel_bringing_its_own_code_is_reported(old: bytes, new: bytes) -> None:
+    """mlflow.pyfunc.load_model puts the flavor's code folders on sys.path and imports loader_module."""
+    ctx = scan_bytes(_MLMODEL.replace(old, new), "MLmodel")
+    found = _found(ctx, "LW-MODEL-042")
+    assert found and max(f.severity for f in found) == Severity.MEDIUM, ctx.findings
+
+
 def test_alias_bomb_is_walked_once_per_node() -> None:
     lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x, x]"]
     for i in range(1, 30):
