@@ -231,10 +231,17 @@ def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:
     )
 
 
-_HYPERPYYAML_TAGS: Final = {"!new:": True, "!apply:": True, "!name:": False, "!module:": False}
+_HYPERPYYAML_TAGS: Final = {
+    "!new:": True,
+    "!apply:": True,
+    "!applyref:": True,
+    "!name:": False,
+    "!module:": False,
+}
 """HyperPyYAML's tags (SpeechBrain's ``hyperparams.yaml``, read by ``from_hparams``): ``!new:`` calls the class with
-the node's arguments and ``!apply:`` calls the function, both while the file is read; ``!name:`` hands out a
-``functools.partial`` of it (called later by the model code) and ``!module:`` imports the module."""
+the node's arguments and ``!apply:``/``!applyref:`` call the function, all while the file is read; ``!name:`` hands
+out a ``functools.partial`` of it (called later by the model code) and ``!module:`` imports the module. Names are
+resolved with ``pydoc.locate``: a dotted path, a top-level module, or a builtin (``!apply:eval``)."""
 _HYPERPYYAML_PREFIXES: Final = tuple(_HYPERPYYAML_TAGS)
 _HYPERPYYAML_PACKAGES: Final = frozenset({"speechbrain", "torch", "torchaudio"})
 """Packages whose classes SpeechBrain's own hyperparameter files build as a matter of course (models, feature
@@ -243,9 +250,16 @@ allow-list knows it as dangerous."""
 
 
 def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
+    import builtins
+
     prefix = next(p for p in _HYPERPYYAML_PREFIXES if tag.startswith(p))
     name, called = tag[len(prefix) :].strip(), _HYPERPYYAML_TAGS[prefix]
-    if not (_DOTTED.match(name) and ("." in name or prefix == "!module:")):
+    if _DOTTED.match(name) and "." not in name and prefix != "!module:":
+        if hasattr(builtins, name):
+            name = f"builtins.{name}"  # pydoc.locate falls back to builtins
+        else:
+            prefix = "!module:"  # pydoc.locate imports the module and hands it out
+    if not _DOTTED.match(name):
         severity, why = Severity.HIGH, "not a dotted name the scanner can judge"
     else:
         c = (
@@ -263,7 +277,7 @@ def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
         ):
             return
         severity, why = c.severity or Severity.HIGH, c.reason or "not on the allow-list"
-    action = {"!new:": "calls", "!apply:": "calls", "!name:": "hands out", "!module:": "imports"}[prefix]
+    action = "imports" if prefix == "!module:" else "hands out" if prefix == "!name:" else "calls"
     ctx.add_severity(
         rules.YamlPythonTag,
         severity,

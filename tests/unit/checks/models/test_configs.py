@@ -166,6 +166,8 @@ pretrainer: !new:speechbrain.utils.parameter_transfer.Pretrainer
 activation: !name:torch.nn.LeakyReLU
 opt_class: !name:torch.optim.Adam
     lr: 0.001
+counts: !new:dict
+    a: 1
 proj: !new:torch.nn.Linear
     in_features: 3
     out_features: 2
@@ -193,6 +195,11 @@ def test_speechbrain_hyperparams_are_clean() -> None:
         ("!module:os", Severity.HIGH),
         ("!new:evilpkg.Thing", Severity.MEDIUM),
         ("!apply:not-a-name", Severity.HIGH),
+        # pydoc.locate resolves builtins and bare module names too; !applyref: calls like !apply:
+        ("!apply:eval ['1']", Severity.CRITICAL),
+        ("!name:exec", Severity.CRITICAL),
+        ("!applyref:os.system ['id']", Severity.CRITICAL),
+        ("!new:evilmod", Severity.HIGH),
     ],
 )
 def test_hyperpyyaml_tags_naming_callables_are_reported(tag: str, severity: Severity) -> None:
