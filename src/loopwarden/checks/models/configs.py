@@ -242,7 +242,7 @@ _HYPERPYYAML_TAGS: Final = {
 the node's arguments and ``!apply:``/``!applyref:`` call the function, all while the file is read; ``!name:`` hands
 out a ``functools.partial`` of it (called later by the model code) and ``!module:`` imports the module. Names are
 resolved with ``pydoc.locate``: a dotted path, a top-level module, or a builtin (``!apply:eval``)."""
-_HYPERPYYAML_PREFIXES: Final = tuple(_HYPERPYYAML_TAGS)
+_HYPERPYYAML_PREFIXES: Final = (*_HYPERPYYAML_TAGS, "!include:")
 _HYPERPYYAML_PACKAGES: Final = frozenset({"speechbrain", "torch", "torchaudio"})
 """Packages whose classes SpeechBrain's own hyperparameter files build as a matter of course (models, feature
 extractors, ``Pretrainer``): a class there, or a function handed out by ``!name:``, is accepted unless the
@@ -253,6 +253,19 @@ def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
     import builtins
 
     prefix = next(p for p in _HYPERPYYAML_PREFIXES if tag.startswith(p))
+    if prefix == "!include:":
+        # the included YAML is read (its tags run) from beside the including file; one elsewhere is not scanned
+        path = tag[len(prefix) :].replace("\\", "/")
+        if path.startswith("/") or ".." in path.split("/") or re.match(r"[A-Za-z]:", path):
+            ctx.add_severity(
+                rules.YamlPythonTag,
+                Severity.HIGH,
+                f"YAML tag {tag[:200]}: HyperPyYAML reads and runs that YAML file, which lies outside the model "
+                "folder (not scanned)",
+                location,
+                tag=tag[:200],
+            )
+        return
     name, called = tag[len(prefix) :].strip(), _HYPERPYYAML_TAGS[prefix]
     if _DOTTED.match(name) and "." not in name and prefix != "!module:":
         if hasattr(builtins, name):

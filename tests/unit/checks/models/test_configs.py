@@ -168,6 +168,8 @@ opt_class: !name:torch.optim.Adam
     lr: 0.001
 counts: !new:dict
     a: 1
+tokenizer_cfg: !include:tokenizer.yaml
+    vocab: 100
 proj: !new:torch.nn.Linear
     in_features: 3
     out_features: 2
@@ -200,6 +202,9 @@ def test_speechbrain_hyperparams_are_clean() -> None:
         ("!name:exec", Severity.CRITICAL),
         ("!applyref:os.system ['id']", Severity.CRITICAL),
         ("!new:evilmod", Severity.HIGH),
+        # an included YAML file outside the model folder is read and its tags run, unscanned
+        ("!include:/srv/shared/evil.yaml", Severity.HIGH),
+        ("!include:../../other/hparams.yaml", Severity.HIGH),
     ],
 )
 def test_hyperpyyaml_tags_naming_callables_are_reported(tag: str, severity: Severity) -> None:
