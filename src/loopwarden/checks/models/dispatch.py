@@ -319,7 +319,7 @@ def scan_zip_tail(blob: Blob, ctx: ScanContext, content: str) -> None:
     ctx.add(
         rules.ArchiveExtraData, f"a zip archive follows {content} content", blob.location, content=content
     )
-    _zip(blob, ctx)
+    _zip(blob, ctx, behind=True)
 
 
 def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
@@ -602,7 +602,9 @@ def _xz(blob: Blob, ctx: ScanContext) -> None:
 # -------------------------------------------------------------------------------------------------------- zip
 
 
-def _zip(blob: Blob, ctx: ScanContext) -> None:
+def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
+    """A zip archive's members (``behind``: the zip follows other content, whose own dispatch looked for an HDF5
+    file already)."""
     from loopwarden.checks.models import zipfmt
 
     blob = seekable_blob(blob, ctx)
@@ -679,7 +681,7 @@ def _zip(blob: Blob, ctx: ScanContext) -> None:
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
-    if blob.depth == 0 and sniff(blob.head(HEAD), blob.size) is Format.ZIP:  # (else _dispatch looked already)
+    if blob.depth == 0 and not behind:
         hdf5_behind(blob, ctx, str(Format.ZIP), members=frozenset(e.data_start for e in arch.entries))
     if roots:
         _storage_records(blob, ctx, arch, roots)
