@@ -12,6 +12,7 @@ import struct
 import tarfile
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import _container_payloads as cp
 import pytest
@@ -549,6 +550,12 @@ def test_onnx_external_data_in_a_function_attribute_default(tmp_path: Path) -> N
 # ------------------------------------------------------------------------------ HDF5 data from other files
 
 
+def _keras_h5_weights(f: Any) -> Any:
+    """A Keras .h5 file's model config and the weight group of one layer."""
+    f.attrs["model_config"] = json.dumps({"class_name": "Sequential", "config": {"name": "s", "layers": []}})
+    return f.create_group("model_weights/dense")
+
+
 @pytest.mark.parametrize("kind", ["external-absolute", "external-relative", "virtual", "external-link"])
 def test_hdf5_weights_read_from_other_files(tmp_path: Path, kind: str) -> None:
     """Weights whose bytes live elsewhere: reading the dataset (Keras' load_weights does) reads that file into the
@@ -558,10 +565,7 @@ def test_hdf5_weights_read_from_other_files(tmp_path: Path, kind: str) -> None:
 
     path = tmp_path / "model.h5"
     with h5py.File(path, "w") as f:
-        f.attrs["model_config"] = json.dumps(
-            {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
-        )
-        g = f.create_group("model_weights/dense")
+        g = _keras_h5_weights(f)
         if kind == "external-absolute":
             g.create_dataset("kernel", shape=(16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
         elif kind == "external-relative":
@@ -585,10 +589,7 @@ def test_hdf5_weights_in_the_file_stay_clean(tmp_path: Path) -> None:
 
     path = tmp_path / "model.h5"
     with h5py.File(path, "w") as f:
-        f.attrs["model_config"] = json.dumps(
-            {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
-        )
-        g = f.create_group("model_weights/dense")
+        g = _keras_h5_weights(f)
         g.create_dataset("kernel", data=np.ones((4, 4), dtype="f4"))
         g.create_dataset("bias", data=np.zeros(4, dtype="f4"), chunks=(2,), compression="gzip")
         g["alias"] = h5py.SoftLink("/model_weights/dense/kernel")
