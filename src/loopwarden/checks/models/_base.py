@@ -229,6 +229,7 @@ class DecompressReader(io.RawIOBase):
         *,
         what: str,
         multistream: bool = False,
+        skip_zeros: bool = False,
         max_output: int | None = None,
         nested: bool = False,
     ) -> None:
@@ -239,6 +240,7 @@ class DecompressReader(io.RawIOBase):
         self._ctx = ctx
         self._what = what
         self._multi = multistream
+        self._skip_zeros = skip_zeros
         self._buf = b""
         self._in = 0
         self._out = 0
@@ -261,13 +263,24 @@ class DecompressReader(io.RawIOBase):
             if tail:
                 data = tail
             elif getattr(self._d, "eof", False):
-                rest = getattr(self._d, "unused_data", b"")
-                if self._multi and rest.strip(b"\x00"):
-                    self._d = self._make()
-                    data = rest
-                else:
+                if not self._multi:
                     self._eof = True
                     break
+                rest = getattr(self._d, "unused_data", b"")
+                # whether another stream follows is decided by the input after this one, also when this one
+                # ended at the end of what was read so far or its zero padding runs past it
+                while not rest.strip(b"\x00"):
+                    more = self._raw.read(CHUNK // 4)
+                    if not more:
+                        break
+                    self._in += len(more)
+                    rest = more
+                if not rest.strip(b"\x00"):
+                    self._eof = True
+                    break
+                self._d = self._make()
+                # Python's gzip skips padding between members; the other formats' readers do not
+                data = rest.lstrip(b"\x00") if self._skip_zeros else rest
             elif getattr(self._d, "needs_input", True) is False:
                 # bz2 and lzma keep input back when the output was capped (zlib hands it back as
                 # unconsumed_tail): drain it before reading more, or a compressible stream looks truncated

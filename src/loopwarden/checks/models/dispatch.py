@@ -521,12 +521,16 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 # ---------------------------------------------------------------------------------------------- compression
 
 
-def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: str, skip: int = 0) -> None:
+def _decompressed(
+    blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: str, skip: int = 0, skip_zeros: bool = False
+) -> None:
     def opener() -> BinaryIO:
         raw = blob.open()
         if skip:
             raw.read(skip)
-        reader = DecompressReader(raw, make, ctx, what=what, multistream=True, nested=blob.inflated)
+        reader = DecompressReader(
+            raw, make, ctx, what=what, multistream=True, skip_zeros=skip_zeros, nested=blob.inflated
+        )
         return cast(BinaryIO, reader)
 
     child = Blob(
@@ -543,7 +547,7 @@ def _decompressed(blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: s
 
 
 def _gzip(blob: Blob, ctx: ScanContext) -> None:
-    _decompressed(blob, ctx, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), "gzip")
+    _decompressed(blob, ctx, lambda: zlib.decompressobj(16 + zlib.MAX_WBITS), "gzip", skip_zeros=True)
 
 
 def _zlib(blob: Blob, ctx: ScanContext) -> None:
