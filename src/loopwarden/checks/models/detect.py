@@ -51,6 +51,11 @@ class Format(enum.StrEnum):
     MEDIA = "media"
     DATA = "data"
     TFLITE = "tflite"
+    TF_SAVED_MODEL = "tf-savedmodel"
+    TF_GRAPH = "tf-graphdef"
+    TF_FINGERPRINT = "tf-fingerprint"
+    TF_CHECKPOINT_INDEX = "tf-checkpoint-index"
+    KERAS_METADATA = "keras-metadata"
     EMPTY = "empty"
     UNKNOWN = "unknown"
 
@@ -128,6 +133,97 @@ def _looks_onnx(head: bytes) -> bool:
             return False
         seen += 1
     return seen >= 2 and pos >= len(head)
+
+
+TABLE_MAGIC: Final = (0xDB4775248B80FB57).to_bytes(8, "little")
+"""The last bytes of a TensorFlow table (a checkpoint's ``.index``: a LevelDB-style sorted table)."""
+TABLE_FOOTER: Final = 48
+_OP_NAME: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_>")
+
+
+def _proto_fields(buf: bytes, allowed: dict[int, int]) -> list[tuple[int, int, int]] | None:
+    """The fields of a protobuf message held (perhaps cut off) in ``buf``: (number, start, end) of each, where a
+    LEN field's payload is ``buf[start:end]`` (``end`` may lie past the buffer) and a varint's value is ``start``.
+    None when a field is not in ``allowed`` (number -> wire type) or the wire format breaks before ``buf`` ends."""
+    out: list[tuple[int, int, int]] = []
+    pos = 0
+    while pos < len(buf):
+        tag, pos = read_varint(buf, pos)
+        if tag is None:
+            return out if pos >= len(buf) else None
+        field, wire = tag >> 3, tag & 7
+        if allowed.get(field) != wire:
+            return None
+        value, pos = read_varint(buf, pos)
+        if value is None:
+            return out if pos >= len(buf) else None
+        if wire == 0:
+            out.append((field, value, pos))
+        else:
+            out.append((field, pos, pos + value))
+            pos += value
+    return out
+
+
+_SAVED_MODEL: Final = {1: 0, 2: 2}
+_META_GRAPH: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
+_GRAPH: Final = {1: 2, 2: 2, 3: 0, 4: 2, 5: 2}
+_NODE: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
+_LIBRARY: Final = {1: 2, 2: 2, 3: 2}
+_FUNCTION: Final = {1: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2}
+_KERAS_OBJECT: Final = {2: 0, 3: 2, 4: 2, 5: 2, 6: 2}
+_FINGERPRINT: Final = {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2, 7: 2}
+
+
+def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
+    """TensorFlow's protobuf files by their structure (tensorflow/core/protobuf/saved_model.proto, meta_graph.proto,
+    framework/graph.proto, node_def.proto, function.proto, fingerprint.proto; tf_keras' saved_metadata.proto):
+    the fields that open the file must be the message's own, with the right wire types, and the first nested
+    message must open with its own fields too. ONNX's ModelProto (ir_version, then producer strings and a graph
+    at field 7), SentencePiece (float scores) and other protobufs break one of these at their first fields."""
+    if len(head) < 4 or head[0] not in (0x08, 0x0A, 0x12):
+        return None
+    whole = size is not None and len(head) >= size
+    top = _proto_fields(head, _FINGERPRINT)
+    if whole and top and head[0] == 0x08 and {f for f, _, _ in top} >= {1, 6} and top[-1][2] == len(head):
+        return Format.TF_FINGERPRINT
+    top = _proto_fields(head, _SAVED_MODEL)
+    if top and any(f == 2 for f, _, _ in top):
+        _, start, end = next(t for t in top if t[0] == 2)
+        inner = _proto_fields(head[start:end], _META_GRAPH)
+        if inner:
+            return Format.TF_SAVED_MODEL
+    top = _proto_fields(head, {1: 2})
+    if top and head[0] == 0x0A:
+        _, start, end = top[0]
+        inner = _proto_fields(head[start:end], _KERAS_OBJECT)
+        if inner and any(f == 4 and head[start + s : start + s + 9] == b"_tf_keras" for f, s, _ in inner):
+            return Format.KERAS_METADATA
+    top = _proto_fields(head, _GRAPH)
+    if top:
+        field, start, end = top[0]
+        if field == 1 and _node_start(head[start:end]):
+            return Format.TF_GRAPH
+        if field == 2:
+            lib = _proto_fields(head[start:end], _LIBRARY)
+            if lib and lib[0][0] == 1:
+                _, s2, e2 = lib[0]
+                fn = _proto_fields(head[start + s2 : start + e2], _FUNCTION)
+                if fn and fn[0][0] == 1:
+                    return Format.TF_GRAPH
+    return None
+
+
+def _node_start(buf: bytes) -> bool:
+    """Whether ``buf`` opens a NodeDef: its fields, among them an op named as TensorFlow names ops."""
+    fields = _proto_fields(buf, _NODE)
+    if not fields:
+        return False
+    for field, start, end in fields:
+        if field == 2:
+            op = buf[start:end]
+            return end <= len(buf) and 0 < len(op) <= 256 and all(b in _OP_NAME for b in op)
+    return False
 
 
 def _looks_sentencepiece(head: bytes) -> bool:
@@ -220,6 +316,11 @@ def sniff(head: bytes, size: int | None, open_: Callable[[], BinaryIO] | None = 
     fmt = _sniff_head(head, size)
     if open_ is None or fmt in (Format.ONNX, Format.ZIP, Format.EMPTY):
         return fmt
+    if fmt is Format.UNKNOWN and size is not None and size >= TABLE_FOOTER:
+        with open_() as f:
+            f.seek(size - 8)
+            if f.read(8) == TABLE_MAGIC:
+                return Format.TF_CHECKPOINT_INDEX
     return Format.ONNX if _model_proto(head, size, open_) else fmt
 
 
@@ -275,6 +376,9 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.LZMA
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
+    tf = _looks_tensorflow(head[:4096], size)
+    if tf is not None:
+        return tf
     if _looks_onnx(head[:4096]):
         return Format.ONNX
     if _looks_sentencepiece(head):

@@ -20,7 +20,7 @@ from loopwarden.checks.models.dispatch import HEAD, scan_as, seekable_blob
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Location
 
-__all__ = ["scan_onnx"]
+__all__ = ["ProtoError", "ProtoReader", "scan_onnx"]
 
 _STD_DOMAINS: Final = frozenset(
     {
@@ -40,11 +40,11 @@ _MAX_DEPTH: Final = 64
 _MAX_FIELDS: Final = 50_000_000
 
 
-class _BadError(Exception):
+class ProtoError(Exception):
     pass
 
 
-class _Reader:
+class ProtoReader:
     def __init__(self, f: BinaryIO, size: int, ctx: ScanContext) -> None:
         self.f = f
         self.size = size
@@ -56,13 +56,13 @@ class _Reader:
         while True:
             b = self.f.read(1)
             if not b:
-                raise _BadError("truncated varint")
+                raise ProtoError("truncated varint")
             value |= (b[0] & 0x7F) << shift
             if not b[0] & 0x80:
                 return value
             shift += 7
             if shift > 63:
-                raise _BadError("varint too long")
+                raise ProtoError("varint too long")
 
     def fields_in(self, end: int) -> Iterator[tuple[int, int, int]]:
         """(field number, wire type, end of payload) for each field until ``end``; caller consumes LEN
@@ -73,11 +73,11 @@ class _Reader:
             if self.fields % 100_000 == 0:
                 self.ctx.check_time()
             if self.fields > _MAX_FIELDS:
-                raise _BadError("too many protobuf fields")
+                raise ProtoError("too many protobuf fields")
             tag = self.varint()
             num, wire = tag >> 3, tag & 7
             if num == 0:
-                raise _BadError("field number 0")
+                raise ProtoError("field number 0")
             if wire == 0:
                 self.varint()
                 yield num, wire, self.f.tell()
@@ -91,30 +91,30 @@ class _Reader:
                 n = self.varint()
                 stop = self.f.tell() + n
                 if stop > end:
-                    raise _BadError("length-delimited field runs past its message")
+                    raise ProtoError("length-delimited field runs past its message")
                 yield num, wire, stop
                 self.f.seek(stop)
             elif wire == 3:
                 self._skip_group(num, end)  # no ONNX field is a group: parsers skip it as an unknown field
                 yield num, wire, self.f.tell()
             else:
-                raise _BadError(f"unsupported wire type {wire}")
+                raise ProtoError(f"unsupported wire type {wire}")
         if self.f.tell() != end:
-            raise _BadError("message ends inside a field")
+            raise ProtoError("message ends inside a field")
 
     def _skip_group(self, num: int, end: int) -> None:
         """Skip the fields of a group up to its end-group tag (groups nest; each must close its own)."""
         open_groups = [num]
         while open_groups:
             if self.f.tell() >= end:
-                raise _BadError("group runs past its message")
+                raise ProtoError("group runs past its message")
             self.fields += 1
             if self.fields > _MAX_FIELDS:
-                raise _BadError("too many protobuf fields")
+                raise ProtoError("too many protobuf fields")
             tag = self.varint()
             field, wire = tag >> 3, tag & 7
             if field == 0:
-                raise _BadError("field number 0")
+                raise ProtoError("field number 0")
             if wire == 0:
                 self.varint()
             elif wire == 1:
@@ -127,11 +127,11 @@ class _Reader:
                 open_groups.append(field)
             elif wire == 4:
                 if open_groups.pop() != field:
-                    raise _BadError("end-group tag does not match its group")
+                    raise ProtoError("end-group tag does not match its group")
             else:
-                raise _BadError(f"unsupported wire type {wire}")
+                raise ProtoError(f"unsupported wire type {wire}")
         if self.f.tell() > end:
-            raise _BadError("group runs past its message")
+            raise ProtoError("group runs past its message")
 
     def bytes_(self, stop: int) -> bytes:
         return self.f.read(stop - self.f.tell())
@@ -166,12 +166,12 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
     size = blob.size or 0
     # buffered: the wire format is read varint by varint, and payloads are skipped by seeking
     with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]
-        r = _Reader(f, size, ctx)
+        r = ProtoReader(f, size, ctx)
         domains: set[str] = set()
         local_domains: set[str] = set()
         try:
             _message(r, "model", size, 0, blob, ctx, domains, local_domains)
-        except _BadError as exc:
+        except ProtoError as exc:
             ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})")
             return
     for d in sorted(domains - _STD_DOMAINS - local_domains):
@@ -181,7 +181,7 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
 
 
 def _message(
-    r: _Reader,
+    r: ProtoReader,
     kind: str,
     end: int,
     depth: int,
@@ -191,7 +191,7 @@ def _message(
     local_domains: set[str],
 ) -> None:
     if depth > _MAX_DEPTH:
-        raise _BadError("messages nested too deeply")
+        raise ProtoError("messages nested too deeply")
     layout = _LAYOUT.get(kind, {})
     entry: dict[str, str] = {}
     for num, wire, stop in r.fields_in(end):

@@ -473,6 +473,18 @@ class NumpyObjectArray(Rule):
     )
 
 
+class TensorFlowOp(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-046"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "TensorFlow graph op with file-system, network or Python access"
+    help: ClassVar[str] = (
+        "A node of a SavedModel's or GraphDef's graph, or of a function in its library, runs an op that reads or "
+        "writes files (ReadFile, WriteFile, readers, file datasets, summary writers, tf.print to a file, "
+        "checkpoint ops outside the saver), calls Python (PyFunc, EagerPyFunc: critical) or reaches the "
+        "network. It runs when the model is loaded or called. Control: do not load; review the graph."
+    )
+
+
 class ArchiveHiddenData(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-049"
     severity: ClassVar[Severity] = Severity.MEDIUM
@@ -518,6 +530,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     OnnxExternalData,
     Hdf5ExternalData,
     OnnxCustomDomain,
+    TensorFlowOp,
     SafetensorsInvalid,
     SafetensorsMetadata,
     GgufInvalid,
