@@ -197,7 +197,12 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
     if top and head[0] == 0x0A:
         _, start, end = top[0]
         inner = _proto_fields(head[start:end], _KERAS_OBJECT)
-        if inner and any(f == 4 and head[start + s : start + s + 9] == b"_tf_keras" for f, s, _ in inner):
+        # an object's identifier (tf_keras writes "_tf_keras_layer", "_tf_keras_model" ...) or JSON metadata
+        if inner and any(
+            (f == 4 and head[start + s : start + s + 9] == b"_tf_keras")
+            or (f == 5 and head[start + s : start + s + 1] == b"{")
+            for f, s, _ in inner
+        ):
             return Format.KERAS_METADATA
     top = _proto_fields(head, _GRAPH)
     if top:

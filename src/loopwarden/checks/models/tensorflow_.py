@@ -145,6 +145,7 @@ _OPS: Final[dict[str, tuple[Severity, str]]] = {
 _SAVER_OPS: Final = frozenset(
     {"SaveV2", "Save", "SaveSlices", "MergeV2Checkpoints", "RestoreV2", "Restore", "RestoreSlice"}
 )
+_RESTORE_OPS: Final = frozenset({"RestoreV2", "Restore", "RestoreSlice"})
 _TABLE_FROM_FILE: Final = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
 _ATTR_OPS: Final = frozenset({"PrintV2", "DecodeProtoV2", "EncodeProto", "Copy", "CopyHost"})
 """Ops judged by an attribute: where tf.print writes, where a proto codec reads its descriptors, debug specs."""
@@ -196,6 +197,8 @@ class _Body:
 class _Meta:
     bodies: list[_Body] = field(default_factory=list)
     saver_nodes: set[str] = field(default_factory=set)
+    saver: dict[int, str] = field(default_factory=dict)
+    """SaverDef's save_tensor_name (2) and restore_op_name (3), as node names."""
     assets: set[str] = field(default_factory=set)
     concrete: set[str] = field(default_factory=set)
     keras: list[tuple[str, str]] = field(default_factory=list)
@@ -227,7 +230,8 @@ class _Walk:
             elif num == 3:
                 for n2, w2, s2 in self.r.fields_in(stop):
                     if n2 in (2, 3) and w2 == 2:
-                        meta.saver_nodes.add(_node_of(self.text(s2)))
+                        meta.saver[n2] = _node_of(self.text(s2))
+                        meta.saver_nodes.add(meta.saver[n2])
             elif num == 6:
                 for n2, w2, s2 in self.r.fields_in(stop):
                     if n2 == 1 and w2 == 2:
@@ -360,6 +364,7 @@ def _node_of(tensor: str) -> str:
 
 
 def _parse(blob: Blob, ctx: ScanContext, kind: str) -> list[_Meta] | None:
+    """The file read as a SavedModel or as a GraphDef; None (and the reason) when it does not parse so."""
     size = blob.size or 0
     with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]
         walk = _Walk(ProtoReader(f, size, ctx))
@@ -370,49 +375,60 @@ def _parse(blob: Blob, ctx: ScanContext, kind: str) -> list[_Meta] | None:
                 return [meta]
             return walk.saved_model(size)
         except ProtoError as exc:
-            what = "SavedModel" if kind == "saved_model" else "GraphDef"
-            ctx.fail(blob.location, f"TensorFlow {what} protobuf cannot be parsed ({exc})")
+            ctx.fail(blob.location, f"TensorFlow {kind} protobuf cannot be parsed ({exc})")
             return None
 
 
 def scan_saved_model(blob: Blob, ctx: ScanContext) -> None:
     """``saved_model.pb``: every meta graph's graph and function library, and older Keras' layer metadata."""
-    from loopwarden.checks.models.dispatch import seekable_blob
-
-    blob = seekable_blob(blob, ctx)
-    metas = _parse(blob, ctx, "saved_model")
-    if metas is None:
-        return
-    if not metas:
-        ctx.fail(blob.location, "TensorFlow SavedModel has no meta graph")
-    for meta in metas:
-        _judge(meta, blob, ctx)
-        for ident, text in meta.keras:
-            _keras_json(text, ident, blob, ctx)
+    _scan_tf(blob, ctx, "SavedModel")
 
 
 def scan_graph_def(blob: Blob, ctx: ScanContext) -> None:
     """A frozen (or any binary) GraphDef: its nodes and its function library."""
+    _scan_tf(blob, ctx, "GraphDef")
+
+
+def _scan_tf(blob: Blob, ctx: ScanContext, kind: str) -> None:
+    """Both readings of the file: protobuf fields come in any order and parsers keep fields of another wire type
+    as unknown ones, so one file can be a GraphDef (nodes, library) and a SavedModel (meta graphs) at once, and
+    the first bytes cannot tell which one a loader takes. The reading the content suggests must parse; the other
+    one is judged when it parses too."""
     from loopwarden.checks.models.dispatch import seekable_blob
 
     blob = seekable_blob(blob, ctx)
-    metas = _parse(blob, ctx, "graph")
-    for meta in metas or ():
-        _judge(meta, blob, ctx)
+    for reading in (kind, "GraphDef" if kind == "SavedModel" else "SavedModel"):
+        probe = ScanContext(ctx.path, ctx.limits, ctx.allow, started=ctx.started)
+        metas = _parse(blob, probe if reading != kind else ctx, "graph" if reading == "GraphDef" else reading)
+        if metas is None:
+            continue
+        if reading == kind == "SavedModel" and not metas:
+            ctx.fail(blob.location, "TensorFlow SavedModel has no meta graph")
+        for meta in metas:
+            _judge(meta, blob, ctx)
+            for ident, text in meta.keras:
+                _keras_json(text, ident, blob, ctx)
 
 
-def _saver_only(meta: _Meta) -> set[str]:
-    """Library functions reached only from the saver's save and restore nodes (TF2 puts SaveV2, RestoreV2 and
-    MergeV2Checkpoints in them): the functions the loader hands the variables' own path to."""
-    if not meta.bodies or not meta.saver_nodes:
-        return set()
+def _saver_only(meta: _Meta) -> tuple[set[str], set[str]]:
+    """Library functions reached only from the saver's save node, and only from its restore node (TF2 puts
+    SaveV2 and MergeV2Checkpoints in the first, RestoreV2 in the second): the functions the loader or
+    ``tf.train.Checkpoint`` hand the variables' own path to. Reached from anything else (another top-level
+    node, a concrete function of the object graph, the other saver node), a function is judged as any other."""
+    if not meta.bodies or not meta.saver:
+        return set(), set()
     functions = {b.function: b for b in meta.bodies if b.function is not None}
-    saver_roots: set[str] = set()
-    other_roots: set[str] = set(meta.concrete)
+    roots: dict[str, set[str]] = {"save": set(), "restore": set(), "other": set(meta.concrete)}
     for body in meta.bodies:
         for node_name, calls in body.roots:
-            (saver_roots if node_name in meta.saver_nodes else other_roots).update(calls)
-    return _reach(saver_roots, functions) - _reach(other_roots, functions)
+            if node_name == meta.saver.get(2):
+                roots["save"].update(calls)
+            elif node_name == meta.saver.get(3):
+                roots["restore"].update(calls)
+            else:
+                roots["other"].update(calls)
+    save, restore, other = (_reach(roots[k], functions) for k in ("save", "restore", "other"))
+    return save - restore - other, restore - save - other
 
 
 def _reach(roots: set[str], functions: dict[str, _Body]) -> set[str]:
@@ -461,12 +477,12 @@ def _judge(meta: _Meta, blob: Blob, ctx: ScanContext) -> None:
 
 
 def _verdict(
-    node: _Node, body: _Body, meta: _Meta, saver_fns: set[str], scopes: tuple[str, ...]
+    node: _Node, body: _Body, meta: _Meta, saver_fns: tuple[set[str], set[str]], scopes: tuple[str, ...]
 ) -> tuple[Severity, str] | None:
     op = node.op
     top = body.function is None
     if op in _SAVER_OPS and (
-        (not top and body.function in saver_fns)
+        (not top and body.function in saver_fns[op in _RESTORE_OPS])
         or (top and (node.name in meta.saver_nodes or (bool(scopes) and node.name.startswith(scopes))))
     ):
         return None  # the saver: it writes and reads the variables at the path the loader gives it

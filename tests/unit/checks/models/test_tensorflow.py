@@ -323,6 +323,18 @@ def test_file_python_and_network_ops_are_reported_wherever_they_sit(op: str, sev
         assert not ctx.unverified, (op, where)
 
 
+@pytest.mark.parametrize("op", ["ReadFile", "EagerPyFunc"])
+def test_a_graph_def_whose_library_comes_first_is_read_both_ways(op: str) -> None:
+    """Fields come in any order: a GraphDef that opens with its library looks like a SavedModel at first."""
+    library = _len(2, _len(1, function("f", const("big", "w" * 5000))))
+    data = library + _len(1, node("x", "Placeholder")) + _len(1, node("bad", op, "x"))
+    assert _sniff(data) is Format.TF_SAVED_MODEL
+    assert op in _tf(_scan(data))
+    # a SavedModel whose meta graph follows stray node fields is neither by its first bytes: never clean
+    ctx = _scan(_len(1, node("bad", op, "x")) + saved_model(graph(node("x", "Placeholder"))))
+    assert ctx.unverified or op in _tf(ctx)
+
+
 def test_a_constant_path_is_shown() -> None:
     data = graph(const("p", "/etc/passwd"), node("i", "Identity", "p"), node("r", "ReadFile", "i:0"))
     (finding,) = _scan(data, "frozen.pb").findings
@@ -408,6 +420,23 @@ def test_saver_function_also_reached_from_elsewhere_is_reported() -> None:
     assert "SaveV2" in _tf(_scan(_saver_model(concrete=(save_name(),))))
     case = node("serve", "Case", "i", branches=_funcs("b0", save_name()))
     assert "SaveV2" in _tf(_scan(_saver_model(case, functions=(function("b0"),))))
+
+
+def test_save_ops_in_the_restore_function_are_reported() -> None:
+    """The loader runs the restore function; only the save function may write checkpoints."""
+    save = function(save_name(), node("SaveV2", "SaveV2", "p"))
+    restore = function(
+        restore_name(), node("RestoreV2", "RestoreV2", "p"), node("m", "MergeV2Checkpoints", "a", "b")
+    )
+    top = (
+        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
+        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
+    )
+    data = saved_model(
+        graph(*top, functions=(save, restore)),
+        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
+    )
+    assert _tf(_scan(data)) == {"MergeV2Checkpoints": Severity.HIGH}
 
 
 def test_other_ops_in_the_saver_functions_are_still_reported() -> None:
