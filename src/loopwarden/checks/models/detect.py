@@ -171,6 +171,7 @@ _GRAPH: Final = {1: 2, 2: 2, 3: 0, 4: 2, 5: 2}
 _NODE: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
 _LIBRARY: Final = {1: 2, 2: 2, 3: 2}
 _FUNCTION: Final = {1: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2}
+_KERAS_METADATA: Final = {1: 2}
 _KERAS_OBJECT: Final = {2: 0, 3: 2, 4: 2, 5: 2, 6: 2}
 _FINGERPRINT: Final = {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2, 7: 2}
 
@@ -183,18 +184,18 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
     at field 7), SentencePiece (float scores) and other protobufs break one of these at their first fields."""
     if len(head) < 4 or head[0] not in (0x08, 0x0A, 0x12):
         return None
-    whole = size is not None and len(head) >= size
-    top = _proto_fields(head, _FINGERPRINT)
-    if whole and top and head[0] == 0x08 and {f for f, _, _ in top} >= {1, 6} and top[-1][2] == len(head):
-        return Format.TF_FINGERPRINT
-    top = _proto_fields(head, _SAVED_MODEL)
+    if head[0] == 0x08 and size is not None and len(head) >= size:
+        top = _proto_fields(head, _FINGERPRINT)
+        if top and {f for f, _, _ in top} >= {1, 6} and top[-1][2] == len(head):
+            return Format.TF_FINGERPRINT
+    top = _proto_fields(head, _SAVED_MODEL) if head[0] != 0x0A else None
     if top and any(f == 2 for f, _, _ in top):
         _, start, end = next(t for t in top if t[0] == 2)
         inner = _proto_fields(head[start:end], _META_GRAPH)
         if inner:
             return Format.TF_SAVED_MODEL
-    top = _proto_fields(head, {1: 2})
-    if top and head[0] == 0x0A:
+    top = _proto_fields(head, _KERAS_METADATA) if head[0] == 0x0A else None
+    if top:
         _, start, end = top[0]
         inner = _proto_fields(head[start:end], _KERAS_OBJECT)
         # an object's identifier (tf_keras writes "_tf_keras_layer", "_tf_keras_model" ...) or JSON metadata
@@ -204,7 +205,7 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
             for f, s, _ in inner
         ):
             return Format.KERAS_METADATA
-    top = _proto_fields(head, _GRAPH)
+    top = _proto_fields(head, _GRAPH) if head[0] != 0x08 else None
     if top:
         field, start, end = top[0]
         if field == 1 and _node_start(head[start:end]):
