@@ -50,6 +50,8 @@ class ProtoReader:
         self.size = size
         self.ctx = ctx
         self.fields = 0
+        self.last = 0
+        """The value of the last varint field :meth:`fields_in` yielded."""
 
     def varint(self) -> int:
         shift = value = 0
@@ -79,7 +81,7 @@ class ProtoReader:
             if num == 0:
                 raise ProtoError("field number 0")
             if wire == 0:
-                self.varint()
+                self.last = self.varint()
                 yield num, wire, self.f.tell()
             elif wire == 1:
                 self.f.seek(8, 1)

@@ -190,6 +190,7 @@ class _Body:
     follow: dict[str, str] = field(default_factory=dict)
     calls: set[str] = field(default_factory=set)
     roots: list[tuple[str, set[str]]] = field(default_factory=list)
+    args: list[str] = field(default_factory=list)
     """For the top-level graph: (node, what it calls) of each node that may call a library function."""
 
 
@@ -201,6 +202,10 @@ class _Meta:
     """SaverDef's save_tensor_name (2) and restore_op_name (3), as node names."""
     assets: set[str] = field(default_factory=set)
     concrete: set[str] = field(default_factory=set)
+    bound: dict[str, list[int]] = field(default_factory=dict)
+    """The object-graph nodes each concrete function's captured inputs (its last arguments) are bound to."""
+    objects: dict[int, str | None] = field(default_factory=dict)
+    """Object-graph nodes that are assets (None) or constants (the name of their top-level Const)."""
     keras: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -243,22 +248,47 @@ class _Walk:
         return meta
 
     def object_graph(self, end: int, meta: _Meta) -> None:
+        index = -1
         for num, wire, stop in self.r.fields_in(end):
             if wire != 2:
                 continue
             if num == 1:  # SavedObject: user_object (4) carries older Keras' layer metadata (3)
+                index += 1
                 for n2, w2, s2 in self.r.fields_in(stop):
-                    if n2 == 4 and w2 == 2:
+                    if n2 == 5 and w2 == 2:
+                        meta.objects[index] = None
+                    elif n2 == 9 and w2 == 2:  # SavedConstant{1 operation}
+                        for n3, w3, s3 in self.r.fields_in(s2):
+                            if n3 == 1 and w3 == 2:
+                                meta.objects[index] = self.text(s3)
+                    elif n2 == 4 and w2 == 2:
                         ident = ""
                         for n3, w3, s3 in self.r.fields_in(s2):
                             if n3 == 1 and w3 == 2:
                                 ident = self.text(s3)
                             elif n3 == 3 and w3 == 2:
                                 meta.keras.append((ident, self.r.bytes_(s3).decode("utf-8", "replace")))
-            elif num == 2:  # concrete_functions: name -> SavedConcreteFunction
+            elif num == 2:  # concrete_functions: name -> SavedConcreteFunction{2 bound_inputs}
+                name, bound = "", []
                 for n2, w2, s2 in self.r.fields_in(stop):
                     if n2 == 1 and w2 == 2:
-                        meta.concrete.add(self.text(s2))
+                        name = self.text(s2)
+                    elif n2 == 2 and w2 == 2:
+                        bound = self.bound_inputs(s2)
+                meta.concrete.add(name)
+                meta.bound[name] = bound
+
+    def bound_inputs(self, end: int) -> list[int]:
+        out: list[int] = []
+        for num, wire, stop in self.r.fields_in(end):
+            if num != 2:
+                continue
+            if wire == 0:
+                out.append(self.r.last)
+            elif wire == 2:  # packed
+                while self.r.f.tell() < stop and len(out) < 100_000:
+                    out.append(self.r.varint())
+        return out
 
     def graph(self, end: int, meta: _Meta) -> None:
         body = _Body("the graph")
@@ -284,6 +314,10 @@ class _Walk:
                     if n2 == 1 and w2 == 2:
                         body.function = self.text(s2)
                         body.where = f"function '{body.function[:200]}'"
+                    elif n2 == 2 and w2 == 2:  # input_arg: ArgDef{1 name}
+                        for n3, w3, s3 in self.r.fields_in(s2):
+                            if n3 == 1 and w3 == 2:
+                                body.args.append(self.text(s3))
             elif num == 3:
                 self.node(stop, body)
 
@@ -488,6 +522,8 @@ def _verdict(
         return None  # the saver: it writes and reads the variables at the path the loader gives it
     if op in _TABLE_FROM_FILE:
         source, path = _constant(node.inputs[1] if len(node.inputs) > 1 else "", body)
+        if path is None and not top:
+            path = _bound_constant(source, body, meta)
         if path is None or (top and source in meta.assets):
             return None  # an asset, or a path the loader or caller feeds in
         return (
@@ -508,6 +544,23 @@ def _verdict(
     severity, what = _OPS[op]
     _, path = _constant(node.inputs[0] if node.inputs else "", body)
     return severity, what + (f" ('{path[:200]}')" if path is not None else "")
+
+
+def _bound_constant(arg: str, body: _Body, meta: _Meta) -> str | None:
+    """The string of the object-graph constant a concrete function's argument is bound to (TF2 binds a
+    function's captured inputs, its last arguments, to objects: a table's file name to an asset, or to a
+    ``SavedConstant`` naming a top-level Const), else None."""
+    bound = meta.bound.get(body.function or "")
+    if not bound or arg not in body.args:
+        return None
+    i = body.args.index(arg) - (len(body.args) - len(bound))
+    if i < 0:
+        return None
+    op = meta.objects.get(bound[i])
+    top = meta.bodies[0] if meta.bodies and meta.bodies[0].function is None else None
+    if op is None or top is None:
+        return None
+    return _constant(op, top)[1]
 
 
 def _constant(tensor: str, body: _Body) -> tuple[str, str | None]:

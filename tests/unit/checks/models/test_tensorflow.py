@@ -109,6 +109,8 @@ def saved_model(
     assets: tuple[str, ...] = (),
     concrete: tuple[str, ...] = (),
     user_metadata: tuple[str, ...] = (),
+    objects: tuple[bytes, ...] = (),
+    bound: dict[str, tuple[int, ...]] | None = None,
 ) -> bytes:
     """SavedModel{1 schema_version, 2 MetaGraphDef{1 meta_info_def, 2 graph_def, 3 saver_def, 6 asset_file_def,
     7 object_graph_def}}."""
@@ -117,10 +119,16 @@ def saved_model(
         meta += _len(3, _len(1, "saver_filename:0") + _len(2, saver[0]) + _len(3, saver[1]) + _int(7, 2))
     for tensor in assets:
         meta += _len(6, _len(1, _len(1, tensor)) + _len(2, "vocab.txt"))
-    if concrete or user_metadata:
-        objects = b"".join(_len(1, _len(4, _len(1, "_tf_keras_layer") + _len(3, m))) for m in user_metadata)
-        objects += b"".join(_len(2, _len(1, c) + _len(2, b"")) for c in concrete)
-        meta += _len(7, objects)
+    bound = bound or {}
+    if concrete or user_metadata or objects or bound:
+        graph_objects = b"".join(_len(1, o) for o in objects)
+        graph_objects += b"".join(
+            _len(1, _len(4, _len(1, "_tf_keras_layer") + _len(3, m))) for m in user_metadata
+        )
+        graph_objects += b"".join(_len(2, _len(1, c) + _len(2, b"")) for c in concrete)
+        for name, ids in bound.items():  # SavedConcreteFunction{2 bound_inputs, packed}
+            graph_objects += _len(2, _len(1, name) + _len(2, _len(2, b"".join(_varint(i) for i in ids))))
+        meta += _len(7, graph_objects)
     return _int(1, 1) + _len(2, meta)
 
 
@@ -492,6 +500,38 @@ def test_lookup_table_from_a_constant_path_is_reported(through_identity: bool, i
     found = _scan(data).findings
     assert [(f.rule_id, f.severity) for f in found] == [(TF_OP, Severity.HIGH)]
     assert "id_rsa" in found[0].message
+
+
+_USER_OBJECT = _len(4, _len(1, "_generic_user_object"))
+_ASSET_OBJECT = _len(5, _int(1, 0))
+_RESOURCE_OBJECT = _len(10, b"")
+
+
+def _tf2_table(bound_object: bytes) -> bytes:
+    """TF2's table initializer: a concrete function whose captured inputs (file name, table) are bound to
+    object-graph nodes 1 and 2."""
+    init = function(
+        "__inference__initializer_213",
+        node("init", "InitializeTableFromTextFileV2", "table_handle", "asset_filepath"),
+        args=("asset_filepath", "table_handle"),
+    )
+    g = graph(const("evil_path", "/etc/shadow"), node("x", "Placeholder"), functions=(init,))
+    return saved_model(
+        g,
+        objects=(_USER_OBJECT, bound_object, _RESOURCE_OBJECT),
+        bound={"__inference__initializer_213": (1, 2)},
+    )
+
+
+def test_tf2_table_bound_to_an_asset_is_clean() -> None:
+    assert _clean(_scan(_tf2_table(_ASSET_OBJECT)))
+
+
+def test_tf2_table_bound_to_a_saved_constant_is_reported() -> None:
+    (finding,) = _scan(_tf2_table(_len(9, _len(1, "evil_path")))).findings
+    assert finding.rule_id == TF_OP
+    assert finding.severity is Severity.HIGH
+    assert "/etc/shadow" in finding.message
 
 
 def test_decoders_and_plain_ops_are_not_reported() -> None:
