@@ -141,10 +141,13 @@ TABLE_FOOTER: Final = 48
 _OP_NAME: Final = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_>")
 
 
-def _proto_fields(buf: bytes, allowed: dict[int, int]) -> list[tuple[int, int, int]] | None:
+def _proto_fields(
+    buf: bytes, allowed: dict[int, int], *, others: bool = False
+) -> list[tuple[int, int, int]] | None:
     """The fields of a protobuf message held (perhaps cut off) in ``buf``: (number, start, end) of each, where a
     LEN field's payload is ``buf[start:end]`` (``end`` may lie past the buffer) and a varint's value is ``start``.
-    None when a field is not in ``allowed`` (number -> wire type) or the wire format breaks before ``buf`` ends."""
+    None when a field is not in ``allowed`` (number -> wire type) or the wire format breaks before ``buf`` ends.
+    ``others``: fields not in ``allowed`` are accepted with any wire type but groups (parsers skip them)."""
     out: list[tuple[int, int, int]] = []
     pos = 0
     while pos < len(buf):
@@ -152,8 +155,12 @@ def _proto_fields(buf: bytes, allowed: dict[int, int]) -> list[tuple[int, int, i
         if tag is None:
             return out if pos >= len(buf) else None
         field, wire = tag >> 3, tag & 7
-        if allowed.get(field) != wire:
+        want = allowed.get(field)
+        if field == 0 or (want != wire and (want is not None or not others or wire not in (0, 1, 2, 5))):
             return None
+        if wire in (1, 5):
+            pos += 8 if wire == 1 else 4
+            continue
         value, pos = read_varint(buf, pos)
         if value is None:
             return out if pos >= len(buf) else None
@@ -188,7 +195,9 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
         top = _proto_fields(head, _FINGERPRINT)
         if top and {f for f, _, _ in top} >= {1, 6} and top[-1][2] == len(head):
             return Format.TF_FINGERPRINT
-    top = _proto_fields(head, _SAVED_MODEL) if head[0] != 0x0A else None
+    # unknown fields are skipped by TensorFlow's parser: a SavedModel may carry another format's fields (ONNX's
+    # graph at field 7), so only its own two fields must be what they are
+    top = _proto_fields(head, _SAVED_MODEL, others=True) if head[0] != 0x0A else None
     if top and any(f == 2 for f, _, _ in top):
         _, start, end = next(t for t in top if t[0] == 2)
         inner = _proto_fields(head[start:end], _META_GRAPH)

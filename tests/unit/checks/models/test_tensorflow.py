@@ -216,7 +216,8 @@ def test_real_keras_metadata_is_recognised_and_clean() -> None:
         (saved_model(graph(node("x", "Placeholder"))), Format.TF_SAVED_MODEL),
         (saved_model(graph(node("x", "Placeholder")))[2:], Format.TF_SAVED_MODEL),  # without schema_version
         (graph(node("x", "Placeholder"), node("y", "Identity", "x")), Format.TF_GRAPH),
-        (graph(functions=(function("f", node("r", "ReadFile", "a")),)), Format.TF_GRAPH),
+        # a GraphDef that opens with its library reads as a SavedModel too (both readings are judged)
+        (graph(functions=(function("f", node("r", "ReadFile", "a")),)), Format.TF_SAVED_MODEL),
         (_len(1, _len(3, "root") + _len(4, "_tf_keras_network") + _len(5, "{}")), Format.KERAS_METADATA),
         (
             _int(1, 123) + _int(2, 456) + _int(3, 7) + _len(6, _int(1, 1)) + _len(7, "309080"),
@@ -341,6 +342,16 @@ def test_a_graph_def_whose_library_comes_first_is_read_both_ways(op: str) -> Non
     # a SavedModel whose meta graph follows stray node fields is neither by its first bytes: never clean
     ctx = _scan(_len(1, node("bad", op, "x")) + saved_model(graph(node("x", "Placeholder"))))
     assert ctx.unverified or op in _tf(ctx)
+
+
+def test_a_saved_model_that_is_also_onnx_gets_both_readings() -> None:
+    """ONNX's ModelProto and SavedModel share field 1 (a varint) and 2 (bytes): TensorFlow skips ONNX's graph
+    (field 7) as an unknown field, and onnx reads the meta graph as a producer name."""
+    model = _saver_model(node("r", "ReadFile", "p"))
+    onnx_graph = _len(7, _len(1, _len(4, "Relu") + _len(1, "x")) + _len(2, "g"))
+    data = model + onnx_graph + _len(8, _len(1, "") + _int(2, 17))
+    assert _sniff(data) in (Format.ONNX, Format.TF_SAVED_MODEL)
+    assert "ReadFile" in _tf(_scan(data, "saved_model.pb"))
 
 
 def test_a_constant_path_is_shown() -> None:
