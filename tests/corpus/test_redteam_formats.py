@@ -897,3 +897,59 @@ def test_hdf5_in_a_gap_of_a_zip(tmp_path: Path) -> None:
         z.writestr("b.txt", b"y")
     res = scan_files(tmp_path, {"model.h5": buf.getvalue()})
     assert_caught(res, "LW-MODEL-032")
+
+
+# ------------------------------------------------------------------ chat templates that are also protobuf models
+
+
+def _varint(n: int) -> bytes:
+    out = b""
+    while True:
+        b, n = n & 0x7F, n >> 7
+        if not n:
+            return out + bytes([b])
+        out += bytes([b | 0x80])
+
+
+def _ld(field: int, payload: bytes) -> bytes:
+    return _varint(field << 3 | 2) + _varint(len(payload)) + payload
+
+
+_SSTI = b"{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+_CHAT = b"{% for m in messages %}<|{{ m.role }}|>{{ m.content }}{% endfor %}"
+
+
+def _as_protobuf(kind: str, text: bytes) -> bytes:
+    """A valid message of ``kind`` whose string field holds ``text``: to Jinja its control bytes are text."""
+    if kind == "onnx":  # ModelProto: ir_version, producer_name, producer_version
+        return _varint(1 << 3) + _varint(8) + _ld(2, text) + _ld(3, b"1.0")
+    if kind == "tf-graph":  # GraphDef{node: NodeDef{name, op: NoOp}}
+        return _ld(1, _ld(1, text) + _ld(2, b"NoOp"))
+    if kind == "tf-savedmodel":  # SavedModel{schema 1, MetaGraphDef{graph_def{node}}}
+        return _varint(1 << 3) + _varint(1) + _ld(2, _ld(2, _ld(1, _ld(1, text) + _ld(2, b"NoOp"))))
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["onnx", "tf-graph", "tf-savedmodel"])
+@pytest.mark.parametrize("name", ["chat_template.jinja", "templates/tool_use.j2", "CHAT_TEMPLATE.JINJA"])
+def test_template_file_that_is_also_a_protobuf_model_is_analysed_as_a_template(
+    tmp_path: Path, kind: str, name: str
+) -> None:
+    """transformers reads ``chat_template.jinja`` as text whatever its bytes, and Jinja takes control characters
+    as template text, so a file that is a valid ONNX or TensorFlow protobuf (clean to its own parser) is
+    rendered as the template its strings spell. It used to be analysed only as the model it also is."""
+    data = _as_protobuf(kind, _SSTI)
+    res = scan_files(tmp_path, {name: data})
+    assert_caught(res, "LW-MODEL-040", at_least=Severity.CRITICAL)
+
+
+@pytest.mark.parametrize("kind", ["onnx", "tf-graph", "tf-savedmodel"])
+def test_template_named_protobuf_with_an_ordinary_template_stays_clean(tmp_path: Path, kind: str) -> None:
+    res = scan_files(tmp_path, {"chat_template.jinja": _as_protobuf(kind, _CHAT)})
+    assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+def test_protobuf_named_as_a_model_is_not_read_as_a_template(tmp_path: Path) -> None:
+    # the same bytes under a model's name: no template loader reads them
+    res = scan_files(tmp_path, {"model.onnx": _as_protobuf("onnx", _SSTI)})
+    assert "LW-MODEL-040" not in {f.rule_id for f in res[0].findings}
