@@ -487,7 +487,9 @@ def _template_named(blob: Blob, ctx: ScanContext) -> None:
     from loopwarden.checks.models.chat_template import check_template
 
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
-        ctx.fail(blob.location, f"template of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        ctx.fail(
+            blob.location, f"template of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound"
+        )
         return
     with blob.open() as f:
         data = f.read(_MAX_TEXT_PARSE + 1)
@@ -495,7 +497,6 @@ def _template_named(blob: Blob, ctx: ScanContext) -> None:
         ctx.fail(blob.location, f"template is larger than the {_MAX_TEXT_PARSE}-byte bound")
         return
     check_template(data.decode("utf-8-sig", "replace"), ctx, blob.location, standalone=True)
-
 
 
 def _text(blob: Blob, ctx: ScanContext) -> None:
