@@ -178,8 +178,11 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         handler(blob, ctx)
     elif fmt in _UNSUPPORTED:
         ctx.fail(blob.location, _UNSUPPORTED[fmt])
-    if fmt not in (Format.TEXT, Format.EMPTY) and blob.name.lower().endswith(_TEMPLATE_NAMES):
-        _template_named(blob, ctx)
+    if fmt not in (Format.TEXT, Format.EMPTY) and _config_named(blob.name):
+        # loaders that find a config or template by its name read it as text whatever it starts with; Jinja
+        # takes control characters as text and JSON whitespace includes a protobuf's first tag byte (0x0A), so a
+        # protobuf (ONNX, TensorFlow) can be a valid model to its own parser and a template or config to them
+        _text(blob, ctx)
     if fmt not in _READ_AS_PICKLE:
         first = blob.head(1)
         if (
@@ -477,26 +480,13 @@ def _text_like(blob: Blob) -> bool:
 
 # ------------------------------------------------------------------------------------------------------- text
 
-_TEMPLATE_NAMES: Final = (".jinja", ".j2")
 
-
-def _template_named(blob: Blob, ctx: ScanContext) -> None:
-    """A file named as a chat template whose bytes also read as another format. Template loaders read it as
-    text whatever it starts with, and control characters are template text to Jinja: a protobuf (ONNX,
-    TensorFlow) whose strings hold a template is a valid model to its own parser and a template to them."""
-    from loopwarden.checks.models.chat_template import check_template
-
-    if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
-        ctx.fail(
-            blob.location, f"template of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound"
-        )
-        return
-    with blob.open() as f:
-        data = f.read(_MAX_TEXT_PARSE + 1)
-    if len(data) > _MAX_TEXT_PARSE:
-        ctx.fail(blob.location, f"template is larger than the {_MAX_TEXT_PARSE}-byte bound")
-        return
-    check_template(data.decode("utf-8-sig", "replace"), ctx, blob.location, standalone=True)
+def _config_named(name: str) -> bool:
+    """Whether a loader reads a file of this name as a config or template (see :func:`_text`)."""
+    lower = name.lower()
+    return (
+        lower.endswith((".jinja", ".j2", ".json", ".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
+    )
 
 
 def _text(blob: Blob, ctx: ScanContext) -> None:
