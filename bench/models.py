@@ -229,6 +229,13 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError) as exc:
         print(f"note: pickle gadget corpus not available ({exc})", file=sys.stderr)
     try:
+        for case, files in _tensorflow_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError) as exc:
+        print(f"note: TensorFlow corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _advisory_cases().items():
             for name, data in files.items():
                 _write(d / case / name, data)
@@ -236,6 +243,26 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError) as exc:
         print(f"note: advisory-sweep corpus not available ({exc})", file=sys.stderr)
     return out
+
+
+def _tensorflow_cases() -> dict[str, dict[str, bytes]]:
+    """SavedModels whose graph reads or writes files or calls Python (what modelscan's SavedModel scanner looks
+    for), built with the wire encoder of the TensorFlow tests: in the graph, in a library function, in a while
+    body."""
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "checks" / "models"))
+    import test_tensorflow as ttf
+
+    path = ttf.const("path", "/etc/passwd")
+    cases = {
+        "tf_readfile_graph": ttf.graph(path, ttf.node("read", "ReadFile", "path")),
+        "tf_writefile_function": ttf.graph(
+            functions=(ttf.function("f", ttf.node("w", "WriteFile", "a", "b"), args=("a", "b")),)
+        ),
+        "tf_eagerpyfunc_function": ttf.graph(
+            functions=(ttf.function("g", ttf.node("py", "EagerPyFunc", "x"), args=("x",)),)
+        ),
+    }
+    return {case: {"saved_model.pb": ttf.saved_model(g)} for case, g in cases.items()}
 
 
 def _advisory_cases() -> dict[str, dict[str, bytes]]:
