@@ -17,7 +17,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
-from loopwarden.domain import Verdict
+from loopwarden.domain import Severity, Verdict
 
 
 def assert_clean(results: list[object]) -> None:
@@ -342,3 +342,39 @@ def test_torchscript_tensor_math_stays_clean(tmp_path: Path) -> None:
         b"    return torch.relu(_0)\n"
     )
     assert_clean(scan_files(tmp_path, {"model.pt": _torchscript(body)}))
+
+
+def test_torchscript_class_paths_through_an_ops_package_stay_clean(tmp_path: Path) -> None:
+    """torch.jit.script of torchvision models (mobilenet_v3, RAFT, the detection models) names its classes
+    ``__torch__.torchvision.ops.misc.___torch_mangle_81.Conv2dNormActivation``: the ``ops.misc.<name>`` inside
+    that qualified name is a module path of the archive's own code, not an operator call."""
+    body = (
+        b'  __annotations__["0"] = __torch__.torchvision.ops.misc.___torch_mangle_81.Conv2dNormActivation\n'
+        b'  __annotations__["1"] = __torch__.torchvision.ops.misc.SqueezeExcitation\n'
+        b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+        b'    _0 = getattr(self, "0")\n'
+        b"    _1 = (__torch__.torchvision.ops.misc.Conv2dNormActivation).forward(_0, x, )\n"
+        b"    _2 = __torch__.my.ops.read_file.Cls.forward(_1)\n"
+        b"    return _2\n"
+    )
+    assert_clean(scan_files(tmp_path, {"model.pt": _torchscript(body)}))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        # an operator call on the same line as a class path is still seen
+        b"    _0 = __torch__.torchvision.ops.misc.Conv.forward(ops.evil_ns.run_shell(x))\n",
+        b"    _0 = ops.evil_ns.run_shell(__torch__.torchvision.ops.misc.Conv)\n",
+        b"    _0 = torch.ops.evil_ns.run_shell(x) + __torch__.a.ops.b.C\n",
+        # a chain that does not start at __torch__ is not a class path of the archive
+        b"    _0 = x__torch__.a.ops.evil_ns.run_shell(x)\n",
+        b"    _0 = self.ops.evil_ns.run_shell(x)\n",
+        # file operators keep their severity whatever precedes them
+        b'    _0 = __torch__.a.ops.misc.C(ops.image.write_file("/home/v/.bashrc", x))\n',
+    ],
+)
+def test_torchscript_operator_calls_next_to_class_paths_are_reported(tmp_path: Path, line: bytes) -> None:
+    """Custom-namespace operators are MEDIUM (they need a native library loaded), file operators HIGH."""
+    body = b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n" + line + b"    return x\n"
+    assert_caught(scan_files(tmp_path, {"model.pt": _torchscript(body)}), "LW-MODEL-031", Severity.MEDIUM)

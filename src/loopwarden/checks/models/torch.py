@@ -8,7 +8,9 @@ that only make sense for code that wants the file system, processes or imports.
 
 from __future__ import annotations
 
+import bisect
 import re
+import sys
 from typing import Final
 
 from loopwarden.checks.models import rules
@@ -59,6 +61,15 @@ _FILE_OP_NAME: Final = re.compile(r"(?:^|_)(?:read|write|save|load|open)(?:_|$)|
 """Operators of any namespace whose name says they touch files (torchvision's image.read_file/write_file/write_png,
 torchaudio's sox_io_save_audio_file ...)."""
 _DEF: Final = re.compile(r"^\s*def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
+_CLASS_PATH: Final = re.compile(r"(?<![A-Za-z0-9_.])__torch__\.[A-Za-z0-9_.]*")
+"""A qualified name under ``__torch__``: a class or module of the archive's own code (torchvision's
+``__torch__.torchvision.ops.misc.Conv2dNormActivation``), never an operator call."""
+
+
+def _in_class_path(spans: list[tuple[int, int]], pos: int) -> bool:
+    """Whether ``pos`` lies in one of ``spans`` (sorted, disjoint)."""
+    i = bisect.bisect_right(spans, (pos, sys.maxsize)) - 1
+    return i >= 0 and spans[i][0] <= pos < spans[i][1]
 
 
 def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> None:
@@ -82,7 +93,10 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
                 where,
                 name=m.group(1),
             )
+        spans = [c.span() for c in _CLASS_PATH.finditer(line)] if "__torch__." in line else []
         for m in _OPS.finditer(line):
+            if spans and _in_class_path(spans, m.start()):
+                continue  # ops.<ns> inside a class path (torchvision.ops.misc ...)
             ns = m.group(1)
             if ns == "aten" and m.group(2) in _FILE_BUILTIN_NAMES:
                 continue  # reported above as the builtin it is
