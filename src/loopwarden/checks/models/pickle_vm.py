@@ -748,6 +748,7 @@ class _VM:
         self.prefix = prefix
         self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
+        self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
 
     # -- findings --
 
@@ -2441,7 +2442,16 @@ class _VM:
         every other loader reads those bytes as opcodes, and a file can be made for either (benign array bytes
         to joblib, a payload to pickle.load). The bytes ahead are run as a continuation of this stream (copies
         of its stack, marks and memo) until the first error, as a loader would, within a bounded window: if
-        the reading needs bytes beyond it before it fails or stops, the file is unverified."""
+        the reading needs bytes beyond it before it fails or stops, the file is unverified.
+
+        Only the first array of a stream is followed: a plain loader reads its bytes and whatever comes after
+        them as opcodes, so it fails, stops or runs on within that one reading (which reads past the window are
+        unverified) and never reaches a later wrapper on its own. The later arrays' bytes, read from the stack
+        they were not written for, only made random findings (a joblib dump of a forest and a stacking
+        classifier was LogisticRegression-called)."""
+        if self.plain_read:
+            return
+        self.plain_read = True
         r = self.r
         r.fill(_PLAIN_WINDOW)
         window = r.buf[r.p : r.p + _PLAIN_WINDOW]

@@ -145,6 +145,97 @@ def test_c_unpickler_octal_ints_are_read_as_octal() -> None:
     assert _text_int(b"1.5") is None
 
 
+class _Reached(Exception):
+    pass
+
+
+class _Stub:
+    def __init__(self, *args: object) -> None:
+        pass
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+
+class _NoImports(pickle.Unpickler):
+    """pickle.load as it reads the bytes, with stubs for its classes, stopped at the payload's import."""
+
+    def find_class(self, module: str, name: str) -> object:
+        if module == "os":
+            raise _Reached(f"{module}.{name}")
+        return _Stub
+
+
+def _two_arrays(first: bytes, second: bytes) -> bytes:
+    """{'a': <first array data>, 'b': <second array data>}: each wrapper announces its own bytes' length."""
+    n1 = b"J" + struct.pack("<i", len(first))
+    n2 = b"J" + struct.pack("<i", len(second))
+    return b"\x80\x02}" + _s("a") + _wrapper(n1) + first + b"s" + _s("b") + _wrapper(n2) + second + b"s."
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"\x05\xff\xff\xff\xff\xff",  # joblib's alignment padding: byte 5, not an opcode
+        b"\x00" * 8,
+        bytes(range(0, 16)),
+        b".\x00\x00",  # STOP: pickle.load returns the wrapper
+    ],
+)
+def test_array_data_after_the_first_is_not_read_as_opcodes(first: bytes) -> None:
+    """A plain loader reads the first array's bytes as opcodes and fails or stops there: it never reaches the
+    second array, and joblib skips both. Bytes of a later array that look like a call are no finding (real
+    float arrays in a joblib dump of a forest and a stacking classifier read as LogisticRegression calls)."""
+    data = _two_arrays(first, _CALL + b"0")
+    try:
+        _NoImports(io.BytesIO(data)).load()
+    except _Reached:
+        pytest.fail("pickle.load reached the second array")
+    except pickle.UnpicklingError:
+        pass
+    assert _rules(data, joblib=True) == (set(), None)
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        b"N0" * 4,  # NONE POP: the plain reading runs on into the next wrapper and the second array
+        b"",
+        b"(0" * 3 + b"I1\n0",
+        b"K\x070" + b"\x88\x89" + b"00",
+    ],
+)
+def test_a_first_array_read_through_leads_the_plain_reading_to_the_second(first: bytes) -> None:
+    """The first array's bytes are opcodes that run on: pickle.load goes on through the second wrapper and runs
+    the second array's bytes. The reading followed from the first array sees it."""
+    data = _two_arrays(first, _CALL + b"0")
+    with pytest.raises(_Reached):
+        _NoImports(io.BytesIO(data)).load()
+    assert "LW-MODEL-001" in _rules(data, joblib=True)[0]
+
+
+def test_real_joblib_dump_of_fitted_ensembles_is_clean() -> None:
+    """Many float arrays (a forest's trees, a stacking classifier's estimators) in one joblib dump."""
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    linear = pytest.importorskip("sklearn.linear_model")
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 5))
+    y = (x[:, 0] + x[:, 1] > 0).astype(int)
+    value = {
+        "stack": ensemble.StackingClassifier(
+            [("lr", linear.LogisticRegression()), ("rf", ensemble.RandomForestClassifier(5, random_state=0))]
+        ).fit(x, y),
+        "gb": ensemble.GradientBoostingClassifier(n_estimators=5, random_state=0).fit(x, y),
+        "bag": ensemble.BaggingClassifier(n_estimators=3, random_state=0).fit(x, y),
+        "et": ensemble.ExtraTreesRegressor(5, random_state=0).fit(x, x[:, 0]),
+    }
+    buf = io.BytesIO()
+    joblib.dump(value, buf)
+    assert _rules(buf.getvalue(), joblib=True) == (set(), None)
+
+
 def test_real_joblib_dumps_stay_clean_with_the_plain_reading() -> None:
     joblib = pytest.importorskip("joblib")
     np = pytest.importorskip("numpy")
