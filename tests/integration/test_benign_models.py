@@ -106,6 +106,30 @@ def test_torchscript(tmp_path: Path) -> None:
     assert_clean(scan_dir(tmp_path))
 
 
+def test_torch_training_objects_saved_whole(tmp_path: Path) -> None:
+    """What training scripts torch.save besides weights: generators (random_split, samplers, RNG snapshots), a
+    whole DataLoader, and an eager-mode model prepared for quantization (QuantStub/DeQuantStub, QuantWrapper)."""
+    torch = pytest.importorskip("torch")
+    from torch.utils import data
+
+    dataset = data.TensorDataset(torch.randn(10, 3), torch.arange(10))
+    gen = torch.Generator().manual_seed(1)
+    torch.save(data.random_split(dataset, [7, 3], generator=gen), tmp_path / "split.pt")
+    torch.save({"sampler": data.RandomSampler(dataset, generator=gen), "rng": gen}, tmp_path / "sampler.pt")
+    torch.save(data.DataLoader(dataset, batch_size=2, shuffle=True), tmp_path / "loader.pt")
+    torch.save(
+        data.DataLoader(dataset, batch_size=2, collate_fn=data.default_convert), tmp_path / "loader2.pt"
+    )
+
+    quant = torch.ao.quantization
+    stubbed = torch.nn.Sequential(quant.QuantStub(), torch.nn.Linear(3, 3), quant.DeQuantStub())
+    torch.save(stubbed, tmp_path / "stubs.pt")
+    torch.save(quant.QuantWrapper(torch.nn.Linear(3, 3)), tmp_path / "wrapper.pt")
+    results = scan_dir(tmp_path)
+    assert len(results) == 6
+    assert_clean(results)
+
+
 def test_sklearn_joblib(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     import joblib
@@ -128,10 +152,37 @@ def test_sklearn_joblib(tmp_path: Path) -> None:
     assert_clean(scan_dir(tmp_path))
 
 
+def test_sklearn_models_with_helper_objects(tmp_path: Path) -> None:
+    """HistGradientBoosting with categorical features keeps FunctionTransformer(partial(check_array, ...)) in
+    its preprocessor; scipy.optimize results travel with fitted models (statsmodels, user code)."""
+    pytest.importorskip("sklearn")
+    import pickle
+
+    import joblib
+    import numpy as np
+    from scipy.optimize import minimize
+    from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+
+    rng = np.random.default_rng(0)
+    x = np.c_[rng.integers(0, 3, 100), rng.normal(size=(100, 2))]
+    reg = HistGradientBoostingRegressor(max_iter=3, categorical_features=[0]).fit(x, x[:, 1])
+    clf = HistGradientBoostingClassifier(max_iter=3, categorical_features=[True, False, False])
+    clf.fit(x, x[:, 1] > 0)
+    (tmp_path / "hgb.pkl").write_bytes(pickle.dumps(reg, protocol=5))
+    joblib.dump(clf, tmp_path / "hgb.joblib")
+    result = minimize(lambda v: float((v**2).sum()), np.ones(2), method="BFGS")
+    result.pop("hess_inv", None)
+    (tmp_path / "optres.pkl").write_bytes(pickle.dumps({"fit": result}, protocol=4))
+    results = scan_dir(tmp_path)
+    assert len(results) == 3
+    assert_clean(results)
+
+
 def test_pandas_data(tmp_path: Path) -> None:
     """DataFrames, Series, indexes, extension arrays and scalars as pandas pickles them (a model's training
     frame or feature names often travel with it), every pickle protocol, plain and through joblib."""
     pd = pytest.importorskip("pandas")
+    pa = pytest.importorskip("pyarrow")
     import pickle
 
     import joblib
@@ -169,6 +220,23 @@ def test_pandas_data(tmp_path: Path) -> None:
         "zoned_index": pd.DatetimeIndex(["2021-03-28 00:30", "2021-03-28 03:30"], tz="Europe/Berlin"),
         "indexes": [pd.RangeIndex(5), pd.CategoricalIndex(["a", "b"]), pd.interval_range(0, 3)],
         "offset": pd.offsets.Day(2),
+        # DateOffset with relative fields keeps a dateutil relativedelta
+        "date_offset": [
+            pd.DateOffset(months=1, days=2),
+            pd.date_range("2020", periods=3, freq=pd.DateOffset(months=2)),
+        ],
+        # pyarrow-backed columns whose type pickles as its factory (timestamp, decimal, list, struct, dictionary)
+        "arrow": pd.DataFrame(
+            {
+                "ts": pd.array(pd.date_range("2021", periods=2), dtype="timestamp[ns][pyarrow]"),
+                "tsz": pd.array(
+                    pd.date_range("2021", periods=2, tz="UTC"), dtype="timestamp[us, tz=UTC][pyarrow]"
+                ),
+                "dec": pd.array([1, 2], dtype=pd.ArrowDtype(pa.decimal128(5, 2))),
+                "list": pd.array([[1], [2, 3]], dtype=pd.ArrowDtype(pa.list_(pa.int64()))),
+                "struct": pd.array([{"a": 1}, {"a": 2}], dtype=pd.ArrowDtype(pa.struct([("a", pa.int8())]))),
+            }
+        ),
     }
     for name, obj in objects.items():
         for proto in (0, 2, 4, 5):

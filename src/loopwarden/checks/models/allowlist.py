@@ -1003,6 +1003,14 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pyarrow.lib._restore_array",
         "pyarrow.lib.py_buffer",
         "pyarrow.lib.type_for_alias",
+        # the types whose __reduce__ is their factory (ArrowDtype of a pandas column): pure constructors
+        "pyarrow.lib.timestamp",
+        "pyarrow.lib.decimal128",
+        "pyarrow.lib.decimal256",
+        "pyarrow.lib.list_",
+        "pyarrow.lib.large_list",
+        "pyarrow.lib.dictionary",
+        "pyarrow.lib.struct",
         # pyarrow tables, as Table.__reduce__ writes them: pure constructors over the arrays above
         "pyarrow.lib._reconstruct_table",
         "pyarrow.lib._reconstruct_record_batch",
@@ -1019,6 +1027,25 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # the transition record of a tzfile (its __setstate__ sets its slots); tzfile itself reads a file when
         # called with a path, so the VM admits only the tzfile(None, name) call its __reduce__ writes
         "dateutil.tz.tz._ttinfo",
+        # pandas DateOffset(months=..., days=...) keeps one; a plain value class
+        "dateutil.relativedelta.relativedelta",
+        # torch.Generator (a sampler's or random_split's generator): rebuilt from (device,), its state is a tensor
+        "torch._C.Generator",
+        # eager-mode quantization stubs of a prepared (not yet converted) model, as torchvision's quantizable models
+        "torch.ao.quantization.stubs.QuantStub",
+        "torch.ao.quantization.stubs.DeQuantStub",
+        "torch.ao.quantization.stubs.QuantWrapper",
+        # a DataLoader saved whole: rebuilt without its constructor (see _REBUILD_ONLY), keeps its collate function
+        "torch.utils.data.dataloader.DataLoader",
+        "torch.utils.data._utils.collate.default_collate",
+        "torch.utils.data._utils.collate.default_convert",
+        # pure functions torchvision models keep as attributes (RPN/ROI heads' box similarity, RAFT's hidden state)
+        "torchvision.ops.boxes.box_iou",
+        "torchvision.models.optical_flow.raft._pass_through_h",
+        # HistGradientBoosting with categorical features keeps FunctionTransformer(partial(check_array, ...))
+        "sklearn.utils.validation.check_array",
+        # scipy.optimize results (a dict subclass) kept by statsmodels results and user code
+        "scipy.optimize._optimize.OptimizeResult",
         # rebuilt by NEWOBJ + BUILD (their __setstate__ loads the model from the state's bytes); a call reads the
         # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
@@ -1149,7 +1176,14 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
 
 # Exact names that are rebuilt, never called (as the name patterns admit): their constructors read a file the
 # arguments name (Booster(model_file=path)), while pickle rebuilds them by NEWOBJ + BUILD from the state's bytes.
-_REBUILD_ONLY: Final = frozenset({"xgboost.core.Booster", "lightgbm.basic.Booster"})
+_REBUILD_ONLY: Final = frozenset(
+    {
+        "xgboost.core.Booster",
+        "lightgbm.basic.Booster",
+        # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
+        "torch.utils.data.dataloader.DataLoader",
+    }
+)
 
 # Class-only patterns: module prefix -> any CapWords class directly in a module under it.
 _CLASS_PREFIXES: Final[tuple[str, ...]] = (

@@ -563,7 +563,8 @@ def test_datasets_and_samplers_saved_with_torch_are_clean() -> None:
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("torch.utils.data.dataloader.DataLoader", Severity.MEDIUM),  # a loader of workers, not a data holder
+        # a loader of workers: rebuilt from its __dict__ when saved whole, never called on pickle data
+        ("torch.utils.data.dataloader.DataLoader", Severity.HIGH),
         ("torch.utils.data.dataset.Generator", Severity.HIGH),  # torch._C.Generator imported there: excluded
         ("torch.utils.data.dataset.subset_runner", Severity.MEDIUM),  # no such class: a name, not a class
     ],
@@ -638,3 +639,49 @@ def test_training_args_neighbours_are_reported(payload: bytes, expected: Severit
 def test_legacy_numpy_polynomial_is_clean() -> None:
     np = pytest.importorskip("numpy")
     _clean(analyze_pickle_bytes(pickle.dumps({"p": np.poly1d([1.0, 2.0, 3.0], variable="z")}, protocol=2)))
+
+
+# --- functions and small classes that real models keep as attributes -----------------------------------------
+# torchvision is not a test dependency: these are the opcodes torch.save writes for its detection models
+# (rpn/roi_heads.box_similarity = box_iou) and RAFT (its update block's hidden-state function).
+
+
+@pytest.mark.parametrize(
+    "name", ["torchvision.ops.boxes.box_iou", "torchvision.models.optical_flow.raft._pass_through_h"]
+)
+def test_torchvision_functions_kept_as_attributes_are_clean(name: str) -> None:
+    _clean(analyze_pickle_bytes(b"\x80\x02}" + _s("box_similarity") + _g(name) + b"s."))
+
+
+def test_torch_generator_rebuilt_as_torch_pickles_it_is_clean() -> None:
+    torch = pytest.importorskip("torch")
+    _clean(analyze_pickle_bytes(pickle.dumps({"gen": torch.Generator().manual_seed(3)}, protocol=2)))
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # the module's other functions stay unlisted (file readers among them)
+        (
+            b"\x80\x02" + _g("torchvision.io.image.read_file") + b"(" + _s("/etc/passwd") + b"tR.",
+            Severity.HIGH,
+        ),
+        (b"\x80\x02" + _g("torchvision.ops.boxes.nms") + b".", Severity.HIGH),
+        # torch._C is dangerous as a whole but for the Generator
+        (b"\x80\x02" + _g("torch._C._jit_pass_inline") + b".", Severity.CRITICAL),
+        (b"\x80\x02" + _g("torch._C.import_ir_module") + b")R.", Severity.CRITICAL),
+        # DataLoader's worker machinery is not its collate function
+        (b"\x80\x02" + _g("torch.utils.data._utils.worker._worker_loop") + b".", Severity.HIGH),
+        (b"\x80\x02" + _g("torch.utils.data._utils.collate.collate") + b".", Severity.HIGH),
+        # sklearn's validation module has more than check_array
+        (
+            b"\x80\x02" + _g("sklearn.utils.validation.check_memory") + b"(" + _s("/tmp/x") + b"tR.",
+            Severity.HIGH,
+        ),
+        # dateutil beyond relativedelta: tz.tzfile reads the file a path names
+        (b"\x80\x02" + _g("dateutil.tz.tz.tzfile") + b"(" + _s("/etc/shadow") + b"tR.", Severity.HIGH),
+    ],
+)
+def test_neighbours_of_kept_functions_are_reported(payload: bytes, expected: Severity) -> None:
+    result = analyze_pickle_bytes(payload)
+    assert _worst(result) >= expected, _subjects(result)
