@@ -52,7 +52,11 @@ from loopwarden.checks.models.allowlist import (
 OUT = Path(__file__).resolve().parent.parent / "src/loopwarden/checks/models/ecosystem_names.txt"
 
 # Distribution names of the import packages, for the version header.
-_DISTRIBUTIONS = {"sklearn": "scikit-learn"}
+_DISTRIBUTIONS = {
+    "sklearn": "scikit-learn",
+    "imblearn": "imbalanced-learn",
+    "lightning_fabric": "pytorch-lightning",
+}
 
 # Methods pickle (or the first use of a loaded object as a dict key or set member) runs on an instance built
 # without its constructor.

@@ -130,6 +130,14 @@ def test_torch_training_objects_saved_whole(tmp_path: Path) -> None:
     assert_clean(results)
 
 
+def test_transformers_quantization_config_saved_whole(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4")
+    torch.save({"quantization_config": config, "step": 3}, tmp_path / "quant.pt")
+    assert_clean(scan_dir(tmp_path))
+
+
 def test_sklearn_joblib(tmp_path: Path) -> None:
     pytest.importorskip("sklearn")
     import joblib

@@ -1207,7 +1207,17 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "torchvision.models.",
     "torchvision.ops.",
     "torchvision.transforms.",
+    "torchaudio.models.",
+    "torchaudio.transforms.",
+    "timm.models.",
+    "timm.layers.",
+    "timm.optim.",
+    "timm.utils.model_ema.",
     "sklearn.",
+    # scikit-learn-compatible estimators and statistical results, rebuilt from their __dict__ as sklearn's are
+    "imblearn.",
+    "category_encoders.",
+    "statsmodels.",
     "scipy.sparse.",
     "scipy.stats._distn_infrastructure.",
     "scipy.interpolate.",
@@ -1226,6 +1236,8 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.tokenization_utils_fast.",
     "transformers.generation.configuration_utils.",
     "transformers.training_args.",
+    # quantization configs (BitsAndBytesConfig ...) kept whole beside a quantized model's weights
+    "transformers.utils.quantization_config.",
     # what Trainer's training_args.bin holds besides TrainingArguments: its accelerator config and the
     # (process-wide) accelerate state, rebuilt without their constructors
     "transformers.training_args_seq2seq.",

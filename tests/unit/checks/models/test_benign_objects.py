@@ -685,3 +685,73 @@ def test_torch_generator_rebuilt_as_torch_pickles_it_is_clean() -> None:
 def test_neighbours_of_kept_functions_are_reported(payload: bytes, expected: Severity) -> None:
     result = analyze_pickle_bytes(payload)
     assert _worst(result) >= expected, _subjects(result)
+
+
+# --- whole modules and estimators of timm, torchaudio, statsmodels, imbalanced-learn, category_encoders ------
+# None of these is a test dependency: the opcodes below are what torch.save / pickle write for them (NEWOBJ of
+# the class, BUILD of its __dict__; enums called with their value), and the classes are the ones
+# ecosystem_names.txt lists for the versions it was made from.
+
+_REBUILT = [
+    "timm.models.resnet.ResNet",
+    "timm.models.vision_transformer.VisionTransformer",
+    "timm.layers.norm_act.BatchNormAct2d",
+    "timm.layers.adaptive_avgmax_pool.SelectAdaptivePool2d",
+    "timm.optim.lamb.Lamb",
+    "timm.utils.model_ema.ModelEmaV3",
+    "torchaudio.models.wav2letter.Wav2Letter",
+    "torchaudio.models.conformer.Conformer",
+    "torchaudio.transforms._transforms.MelSpectrogram",
+    "statsmodels.regression.linear_model.OLSResults",
+    "statsmodels.regression.linear_model.RegressionResultsWrapper",
+    "statsmodels.base.data.PandasData",
+    "statsmodels.genmod.families.family.Gaussian",
+    "imblearn.pipeline.Pipeline",
+    "imblearn.over_sampling._smote.base.SMOTE",
+    "category_encoders.target_encoder.TargetEncoder",
+    "category_encoders.ordinal.OrdinalEncoder",
+]
+
+
+def _rebuilt(cls: str) -> bytes:
+    return _g(cls) + b")\x81}" + _s("training") + b"\x89sb"
+
+
+def test_modules_and_estimators_of_covered_packages_rebuilt_are_clean() -> None:
+    body = b"".join(_s(cls) + _rebuilt(cls) for cls in _REBUILT)
+    _clean(analyze_pickle_bytes(b"\x80\x02}(" + body + b"u."))
+
+
+@pytest.mark.parametrize(
+    ("enum", "value"),
+    [
+        ("torchvision.transforms.functional.InterpolationMode", "bilinear"),
+        ("timm.layers.format.Format", "NCHW"),
+    ],
+)
+def test_enums_of_covered_packages_called_with_their_value_are_clean(enum: str, value: str) -> None:
+    _clean(analyze_pickle_bytes(b"\x80\x02" + _g(enum) + _s(value) + b"\x85R."))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # a class of the list called on pickle data instead of rebuilt
+        _g("timm.models.resnet.ResNet") + b")R",
+        _g("statsmodels.regression.linear_model.OLS") + b"(" + _s("y ~ x") + b"tR",
+        # functions of the packages: loaders and downloaders among them
+        _g("timm.models._hub.download_cached_file") + b"(" + _s("https://example.invalid/x") + b"tR",
+        _g("statsmodels.iolib.smpickle.load_pickle") + b"(" + _s("/tmp/x.pkl") + b"tR",
+        _g("torchaudio.models.wav2vec2.utils.import_huggingface_model"),
+        _g("category_encoders.utils.convert_input"),
+        # names a module of theirs imports from elsewhere
+        _g("timm.models.resnet.partial") + b"(" + _g("os.system") + b"tR",
+        _g("timm.models.resnet.Any") + b")R",
+        # CapWords names no module of theirs defines
+        _rebuilt("imblearn.pipeline.Popen"),
+        _rebuilt("statsmodels.regression.linear_model.Loader"),
+    ],
+)
+def test_neighbours_in_covered_packages_are_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + payload + b".")
+    assert _worst(result) >= Severity.HIGH, _subjects(result)
