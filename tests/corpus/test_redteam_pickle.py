@@ -481,16 +481,39 @@ def test_pandas_zone_names_and_real_tz_aware_objects_stay_clean() -> None:
             g("xgboost.core.Booster"),
             u("/etc/shadow"),
         ),
+        # CatBoost's constructor takes train_dir and friends; pickle never calls it
+        call(g("catboost.core.CatBoostClassifier")),
+        b"(" + g("catboost.core.CatBoostRegressor") + b"o",
+        call(g("copyreg._reconstructor"), g("catboost.core.CatBoost"), g("catboost.core.CatBoost"), b"N"),
     ],
 )
 def test_booster_called_with_arguments_is_reported(payload: bytes) -> None:
     result = analyze_pickle_bytes(P4 + payload + STOP)
     assert worst(result) == Severity.HIGH, result
-    assert any(s.endswith("Booster()") for s in subjects(result))
+    assert any(
+        s.endswith(("Booster()", "CatBoostClassifier()", "CatBoostRegressor()", "CatBoost()"))
+        for s in subjects(result)
+    )
+
+
+@pytest.mark.parametrize(
+    "name", ["catboost.core.load_model", "catboost.core.to_classifier", "catboost.core.Pool"]
+)
+def test_catboost_names_beside_its_models_are_reported(name: str) -> None:
+    result = analyze_pickle_bytes(P4 + call(g(name), u("/tmp/model.cbm")) + STOP)
+    assert worst(result) >= Severity.HIGH, result
 
 
 def test_booster_rebuilt_as_pickle_writes_it_is_clean() -> None:
-    for cls in ("xgboost.core.Booster", "lightgbm.basic.Booster"):
+    """xgboost, LightGBM and CatBoost (CatBoost.__getstate__: the init params and '__model', its bytes)."""
+    for cls in (
+        "xgboost.core.Booster",
+        "lightgbm.basic.Booster",
+        "catboost.core.CatBoost",
+        "catboost.core.CatBoostClassifier",
+        "catboost.core.CatBoostRegressor",
+        "catboost.core.CatBoostRanker",
+    ):
         state = b"}" + u("handle") + b"C\x04\x00\x01\x02\x03" + b"s"
         clean(analyze_pickle_bytes(P4 + g(cls) + b")\x81" + state + b"b" + STOP))
         clean(

@@ -1050,6 +1050,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
+        "catboost.core.CatBoost",
+        "catboost.core.CatBoostClassifier",
+        "catboost.core.CatBoostRegressor",
+        "catboost.core.CatBoostRanker",
         # SciPy sparse matrices and arrays (lower-case class names, hence exact).
         *(
             f"scipy.sparse.{mod}.{cls}"
@@ -1182,6 +1186,11 @@ _REBUILD_ONLY: Final = frozenset(
         "lightgbm.basic.Booster",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
+        # CatBoost models: __setstate__ parses the state's model bytes in memory (as load_model parses a file)
+        "catboost.core.CatBoost",
+        "catboost.core.CatBoostClassifier",
+        "catboost.core.CatBoostRegressor",
+        "catboost.core.CatBoostRanker",
     }
 )
 
