@@ -727,6 +727,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "builtins.bool",
         "builtins.slice",
         "builtins.range",
+        # kept as a function (gensim's Word2Vec.hashfxn); calling it runs no hook a set or dict key does not
+        "builtins.hash",
         "builtins.NoneType",
         "builtins.Ellipsis",
         "builtins.NotImplemented",
@@ -1046,6 +1048,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.utils.validation.check_array",
         # scipy.optimize results (a dict subclass) kept by statsmodels results and user code
         "scipy.optimize._optimize.OptimizeResult",
+        # functions gensim models keep as attributes (SaveLoad.load shadowed on instances, TfidfModel's weights)
+        "gensim.utils.call_on_class_only",
+        "gensim.utils.identity",
+        "gensim.models.tfidfmodel.df2idf",
+        "gensim.models.tfidfmodel.precompute_idfs",
         # rebuilt by NEWOBJ + BUILD (their __setstate__ loads the model from the state's bytes); a call reads the
         # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
@@ -1227,6 +1234,9 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "imblearn.",
     "category_encoders.",
     "statsmodels.",
+    # gensim's models, vectors and dictionaries (SaveLoad pickles them; large arrays go to .npy files beside)
+    "gensim.models.",
+    "gensim.corpora.",
     "scipy.sparse.",
     "scipy.stats._distn_infrastructure.",
     "scipy.interpolate.",

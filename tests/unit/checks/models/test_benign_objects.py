@@ -755,3 +755,60 @@ def test_enums_of_covered_packages_called_with_their_value_are_clean(enum: str, 
 def test_neighbours_in_covered_packages_are_reported(payload: bytes) -> None:
     result = analyze_pickle_bytes(b"\x80\x02" + payload + b".")
     assert _worst(result) >= Severity.HIGH, _subjects(result)
+
+
+# --- gensim (not a test dependency: SaveLoad.save pickles these with protocol 4, NEWOBJ + BUILD) ---------------
+
+
+def _gensim_model() -> bytes:
+    wv = _rebuilt("gensim.models.keyedvectors.KeyedVectors")
+    w2v = (
+        _g("gensim.models.word2vec.Word2Vec")
+        + b")\x81}("
+        + _s("hashfxn")
+        + _g("builtins.hash")
+        + _s("load")
+        + _g("gensim.utils.call_on_class_only")
+        + _s("wv")
+        + wv
+        + b"ub"
+    )
+    tfidf = (
+        _g("gensim.models.tfidfmodel.TfidfModel")
+        + b")\x81}("
+        + _s("wlocal")
+        + _g("gensim.utils.identity")
+        + _s("wglobal")
+        + _g("gensim.models.tfidfmodel.df2idf")
+        + b"ub"
+    )
+    return (
+        b"\x80\x02}("
+        + _s("w2v")
+        + w2v
+        + _s("tfidf")
+        + tfidf
+        + _s("dict")
+        + _rebuilt("gensim.corpora.dictionary.Dictionary")
+        + b"u."
+    )
+
+
+def test_gensim_models_as_saveload_pickles_them_are_clean() -> None:
+    _clean(analyze_pickle_bytes(_gensim_model()))
+    _clean(analyze_pickle_bytes(b"\x80\x02" + _g("builtins.hash") + _s("word") + b"\x85R."))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        _g("gensim.utils.unpickle") + b"(" + _s("/tmp/x.pkl") + b"tR",
+        _g("gensim.utils.SaveLoad.load") + b"(" + _s("/tmp/x.model") + b"tR",
+        _g("gensim.models.word2vec.Word2Vec") + b"(" + _s("corpus_file") + b"tR",
+        _g("gensim.models.word2vec.LineSentence") + b"(" + _s("/etc/passwd") + b"tR",
+        _g("gensim.models.keyedvectors.KeyedVectors.load_word2vec_format") + b"(" + _s("/tmp/v.bin") + b"tR",
+    ],
+)
+def test_gensim_loaders_are_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + payload + b".")
+    assert _worst(result) >= Severity.HIGH, _subjects(result)
