@@ -121,12 +121,18 @@ def test_torch_training_objects_saved_whole(tmp_path: Path) -> None:
         data.DataLoader(dataset, batch_size=2, collate_fn=data.default_convert), tmp_path / "loader2.pt"
     )
 
+    opt = torch.optim.SGD(torch.nn.Linear(3, 3).parameters(), lr=0.1, momentum=0.9)
+    for mode in ("triangular", "triangular2", "exp_range"):  # the scheduler keeps its scale function bound
+        torch.save(
+            torch.optim.lr_scheduler.CyclicLR(opt, 0.01, 0.1, mode=mode), tmp_path / f"cyclic_{mode}.pt"
+        )
+
     quant = torch.ao.quantization
     stubbed = torch.nn.Sequential(quant.QuantStub(), torch.nn.Linear(3, 3), quant.DeQuantStub())
     torch.save(stubbed, tmp_path / "stubs.pt")
     torch.save(quant.QuantWrapper(torch.nn.Linear(3, 3)), tmp_path / "wrapper.pt")
     results = scan_dir(tmp_path)
-    assert len(results) == 6
+    assert len(results) == 9
     assert_clean(results)
 
 

@@ -1048,6 +1048,13 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.utils.validation.check_array",
         # scipy.optimize results (a dict subclass) kept by statsmodels results and user code
         "scipy.optimize._optimize.OptimizeResult",
+        # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
+        # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
+        "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",
+        "torch.optim.lr_scheduler.CyclicLR._triangular2_scale_fn",
+        "torch.optim.lr_scheduler.CyclicLR._exp_range_scale_fn",
+        "timm.models.fasternet.Partial_conv3.forward_slicing",
+        "timm.models.fasternet.Partial_conv3.forward_split_cat",
         # functions gensim models keep as attributes (SaveLoad.load shadowed on instances, TfidfModel's weights)
         "gensim.utils.call_on_class_only",
         "gensim.utils.identity",

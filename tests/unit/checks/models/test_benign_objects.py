@@ -812,3 +812,34 @@ def test_gensim_models_as_saveload_pickles_them_are_clean() -> None:
 def test_gensim_loaders_are_reported(payload: bytes) -> None:
     result = analyze_pickle_bytes(b"\x80\x02" + payload + b".")
     assert _worst(result) >= Severity.HIGH, _subjects(result)
+
+
+# --- bound methods kept as attributes: getattr(instance, name) ----------------------------------------------
+
+
+def _bound(cls: str, method: str, *, call: bool = False) -> bytes:
+    """An instance of ``cls`` whose BUILD state keeps getattr(itself, method) (timm FasterNet's forward)."""
+    bound = _g("builtins.getattr") + b"h\x01" + _s(method) + b"\x86R"
+    if call:
+        bound += b"(" + _s("x") + b"tR"
+    return b"\x80\x02" + _g(cls) + b")\x81q\x01}(" + _s("forward") + bound + b"ub."
+
+
+@pytest.mark.parametrize("method", ["forward_split_cat", "forward_slicing"])
+def test_fasternet_forward_bound_to_its_own_method_is_clean(method: str) -> None:
+    _clean(analyze_pickle_bytes(_bound("timm.models.fasternet.Partial_conv3", method)))
+
+
+@pytest.mark.parametrize(
+    ("cls", "method"),
+    [
+        ("timm.models.fasternet.Partial_conv3", "load_state_dict"),
+        ("timm.models.fasternet.Partial_conv3", "register_forward_hook"),
+        ("timm.models.fasternet.FasterNet", "forward_split_cat"),  # another class's method of that name
+        ("torch.optim.lr_scheduler.CyclicLR", "load_state_dict"),
+        ("torch.optim.lr_scheduler.StepLR", "_triangular_scale_fn"),
+    ],
+)
+def test_other_bound_methods_are_reported(cls: str, method: str) -> None:
+    result = analyze_pickle_bytes(_bound(cls, method))
+    assert _worst(result) >= Severity.HIGH, _subjects(result)
