@@ -136,6 +136,35 @@ def test_torch_training_objects_saved_whole(tmp_path: Path) -> None:
     assert_clean(results)
 
 
+def test_scipy_objects_kept_with_models(tmp_path: Path) -> None:
+    """Frozen multivariate distributions, gaussian_kde, interp1d (it keeps a bound evaluator), Rotation and an
+    L-BFGS-B result with its inverse Hessian operator, as pickle writes them."""
+    pytest.importorskip("scipy")
+    import pickle
+
+    import numpy as np
+    from scipy import interpolate, optimize, stats
+    from scipy.spatial.transform import Rotation
+
+    rng = np.random.default_rng(0)
+    xs = np.linspace(0, 1, 10)
+    objects = {
+        "mvn": stats.multivariate_normal([0.0, 0.0], np.eye(2)),
+        "dirichlet": stats.dirichlet([1.0, 2.0]),
+        "kde": stats.gaussian_kde(rng.normal(size=30)),
+        "linear": interpolate.interp1d(xs, xs**2),
+        "nearest": interpolate.interp1d(xs, xs**2, kind="nearest"),
+        "cubic": interpolate.interp1d(xs, xs**2, kind="cubic"),
+        "rotation": Rotation.from_euler("xyz", [10, 20, 30], degrees=True),
+        "lbfgsb": optimize.minimize(lambda v: float((v**2).sum()), np.ones(2), method="L-BFGS-B"),
+    }
+    for name, obj in objects.items():
+        (tmp_path / f"{name}.pkl").write_bytes(pickle.dumps(obj, protocol=4))
+    results = scan_dir(tmp_path)
+    assert len(results) == len(objects)
+    assert_clean(results)
+
+
 def test_transformers_quantization_config_saved_whole(tmp_path: Path) -> None:
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")

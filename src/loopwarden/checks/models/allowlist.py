@@ -1048,6 +1048,30 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.utils.validation.check_array",
         # scipy.optimize results (a dict subclass) kept by statsmodels results and user code
         "scipy.optimize._optimize.OptimizeResult",
+        # SciPy objects fitted models and their results keep (lower-case classes, hence exact): frozen multivariate
+        # distributions and their covariance helpers, gaussian_kde, interp1d with the evaluator it binds,
+        # Rotation (its __setstate__ takes (quaternion array, single)), L-BFGS-B's inverse Hessian in results
+        "scipy.stats._multivariate.multivariate_normal_gen",
+        "scipy.stats._multivariate.multivariate_normal_frozen",
+        "scipy.stats._multivariate.dirichlet_gen",
+        "scipy.stats._multivariate.dirichlet_frozen",
+        "scipy.stats._multivariate._PSD",
+        "scipy.stats._covariance.CovViaPSD",
+        "scipy.stats._kde.gaussian_kde",
+        "scipy.interpolate._interpolate.interp1d",
+        *(
+            f"scipy.interpolate._interpolate.interp1d.{m}"
+            for m in (
+                "_call_linear_np",
+                "_call_linear",
+                "_call_nearest",
+                "_call_previousnext",
+                "_call_spline",
+                "_call_nan_spline",
+            )
+        ),
+        "scipy.spatial.transform._rotation.Rotation",
+        "scipy.optimize._lbfgsb_py.LbfgsInvHessProduct",
         # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
         # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
         "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",

@@ -843,3 +843,21 @@ def test_fasternet_forward_bound_to_its_own_method_is_clean(method: str) -> None
 def test_other_bound_methods_are_reported(cls: str, method: str) -> None:
     result = analyze_pickle_bytes(_bound(cls, method))
     assert _worst(result) >= Severity.HIGH, _subjects(result)
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # spatial trees rebuild C structures from the state's index arrays: still reported
+        _rebuilt("scipy.spatial._ckdtree.cKDTree"),
+        _rebuilt("scipy.spatial._qhull.Delaunay"),
+        # interp1d's other methods are not kept evaluators
+        _bound("scipy.interpolate._interpolate.interp1d", "__init__"),
+        _bound("scipy.interpolate._interpolate.interp1d", "_evaluate"),
+        _bound("scipy.stats._multivariate.multivariate_normal_gen", "rvs"),
+    ],
+)
+def test_scipy_neighbours_are_reported(payload: bytes) -> None:
+    data = payload if payload.startswith(b"\x80") else b"\x80\x02" + payload + b"."
+    result = analyze_pickle_bytes(data)
+    assert _worst(result) >= Severity.HIGH, _subjects(result)
