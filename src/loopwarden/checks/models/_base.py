@@ -25,6 +25,7 @@ __all__ = [
     "ScanContext",
     "SliceReader",
     "open_slice",
+    "read_range",
     "spool",
 ]
 
@@ -379,6 +380,15 @@ def file_blob(path: str, location: Location, size: int, handle: BinaryIO | None 
         return open_slice(handle, 0, size)
 
     return Blob(os.path.basename(path), location, opener, size, True, 0, path)
+
+
+def read_range(blob: Blob, start: int, n: int) -> bytes:
+    """``n`` bytes of ``blob`` from ``start`` (fewer at its end)."""
+    if blob.data is not None:
+        return blob.data[start : start + n]
+    with blob.open() as f:
+        f.seek(start)
+        return f.read(n)
 
 
 def bytes_blob(name: str, location: Location, data: bytes, depth: int, *, inflated: bool = False) -> Blob:

@@ -18,6 +18,7 @@ from loopwarden.checks.models._base import (
     bytes_blob,
     member_location,
     open_slice,
+    read_range,
     spool,
 )
 from loopwarden.checks.models.detect import (
@@ -764,7 +765,7 @@ def _inert_lead(blob: Blob, e: Any) -> bool:
         if method == 0:
             lead = e.lead[: min(LEAD, csize)]
         elif method == 8:
-            raw = _read_range(blob, e.data_start, min(csize, _ONE_SHOT_LEAD))
+            raw = read_range(blob, e.data_start, min(csize, _ONE_SHOT_LEAD))
             d = zlib.decompressobj(-15)
             try:
                 lead = d.decompress(raw, LEAD)
@@ -777,14 +778,6 @@ def _inert_lead(blob: Blob, e: Any) -> bool:
         if magic_format(lead) is not None:
             return False
     return True
-
-
-def _read_range(blob: Blob, start: int, n: int) -> bytes:
-    if blob.data is not None:
-        return blob.data[start : start + n]
-    with blob.open() as f:
-        f.seek(start)
-        return f.read(n)
 
 
 _PT2_FORMAT: Final = "archive_format"

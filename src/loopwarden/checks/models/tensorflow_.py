@@ -21,7 +21,7 @@ from typing import Final
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
-from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models._base import Blob, ScanContext, read_range
 from loopwarden.checks.models.onnx import ProtoError, ProtoReader
 from loopwarden.domain import Severity
 
@@ -652,7 +652,7 @@ def _bundle_shards(blob: Blob) -> int | None:
     body = size - TABLE_FOOTER
     if meta_off + meta_size + 5 > body or index_off + index_size + 5 > body:
         return None
-    index = _read(blob, index_off, index_size + 1)
+    index = read_range(blob, index_off, index_size + 1)
     first = _first_entry(index[:-1]) if index[-1:] == b"\x00" else None
     if first is None:
         return None
@@ -660,7 +660,7 @@ def _bundle_shards(blob: Blob) -> int | None:
     length, _ = read_varint(first[1], pos)
     if off is None or length is None or off + length + 5 > body:
         return None
-    block = _read(blob, off, length + 1)
+    block = read_range(blob, off, length + 1)
     entry = _first_entry(block[:-1]) if block[-1:] == b"\x00" else None
     if entry is None or entry[0] != b"":
         return None
@@ -676,14 +676,6 @@ def _bundle_shards(blob: Blob) -> int | None:
         if tag >> 3 == 1:
             return value if 0 < value < 1 << 31 else None
     return None
-
-
-def _read(blob: Blob, start: int, n: int) -> bytes:
-    if blob.data is not None:
-        return blob.data[start : start + n]
-    with blob.open() as f:
-        f.seek(start)
-        return f.read(n)
 
 
 def _first_entry(block: bytes) -> tuple[bytes, bytes] | None:
