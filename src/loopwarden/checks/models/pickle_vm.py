@@ -81,6 +81,31 @@ _DUNDER_STATE_KEYS: Final = frozenset(
         "__class_getitem__",
         "__getitem__",
         "__iter__",
+        # protocols numpy, torch and pyarrow look up on the instance (not the type) of an argument: a callable
+        # there is called by any allowed function the object is handed to (np.percentile, torch.sigmoid,
+        # pyarrow.chunked_array ...), and __array_interface__/__array_struct__ make numpy view the memory at an
+        # address the file chose
+        "__array__",
+        "__array_interface__",
+        "__array_struct__",
+        "__array_ufunc__",
+        "__array_function__",
+        "__array_wrap__",
+        "__array_finalize__",
+        "__array_prepare__",
+        "__cuda_array_interface__",
+        "__torch_function__",
+        "__torch_dispatch__",
+        "__dlpack__",
+        "__dlpack_device__",
+        "__arrow_array__",
+        "__arrow_c_array__",
+        "__arrow_c_stream__",
+        "__arrow_c_schema__",
+        "__arrow_c_device_array__",
+        "__arrow_c_device_stream__",
+        "__dataframe__",
+        "__fspath__",
     }
 )
 
@@ -104,6 +129,22 @@ _SHADOWED_METHODS: Final = frozenset(
         "to_json_string",  # transformers GenerationConfig.__hash__/__eq__
     }
 )
+_ARGUMENT_METHODS: Final = frozenset(
+    {
+        # numpy's wrappers call the method of the same name on anything that is not an ndarray
+        *("clip", "sum", "prod", "max", "min", "amax", "amin", "mean", "std", "var", "round", "around"),
+        *("cumsum", "cumprod", "ptp", "any", "all", "argmax", "argmin", "take", "reshape", "squeeze"),
+        *("transpose", "ravel", "nonzero", "compress", "searchsorted", "trace", "diagonal", "repeat"),
+        "keys",  # dict(x), OrderedDict(x): x.keys()
+        "total_seconds",  # dateutil tzoffset(name, x)
+        "replace",  # uuid.UUID(x): x.replace('urn:', '')
+        "lower",  # pyarrow type_for_alias(x)
+        *("detach", "to", "sigmoid", "tanh", "relu"),  # torch _rebuild_parameter(x), F.sigmoid(x) ...
+    }
+)
+"""Methods that allow-listed callables call on an argument that is not of the type they expect (found by calling
+every allowed name with an object whose every attribute is a callable): an instance whose state planted a
+callable under one of these names and that is then handed to such a call has that callable called."""
 """Methods that load-time hooks of allow-listed classes call on ``self`` (``__setstate__`` after
 ``self.__dict__.update(state)``, ``__setitem__``/``append``/``extend`` run by SETITEM and APPEND(S), ``__hash__``/
 ``__eq__``): an instance attribute of that name, planted by BUILD, is called instead (found with
@@ -182,12 +223,14 @@ class _Module:
 class _Call:
     """The result of calling ``func`` (a class instance or a function's return value)."""
 
-    __slots__ = ("args", "func", "state")
+    __slots__ = ("args", "func", "planted", "state")
 
     def __init__(self, func: Any, args: Any) -> None:
         self.func = func
         self.args = args
         self.state: Any = None
+        self.planted: list[tuple[str, Any]] | None = None
+        """Callables its state stored as instance attributes (see ``_VM._plant``)."""
 
 
 class _Wrapper:
@@ -749,6 +792,7 @@ class _VM:
         self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
+        self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
 
     # -- findings --
 
@@ -919,7 +963,7 @@ class _VM:
                     elif op == 0x52:  # REDUCE
                         args = stack.pop()
                         func = stack[-1]
-                        if type(func) is _Ref and func.plain and type(args) is tuple:
+                        if type(func) is _Ref and func.plain and type(args) is tuple and not self.planted:
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
@@ -1115,6 +1159,13 @@ class _VM:
             if func.unjudged:
                 self._judge_called(func, off, how)
             name = _canon(func)
+            if self.planted and args:
+                self._handed(func, args, off, how)
+            if name == "types.SimpleNamespace" and args and type(args[0]) is _Dict:
+                # SimpleNamespace(mapping) (Python 3.13+) sets the mapping's items as attributes
+                result = _Call(func, args)
+                self._plant(result, args[0])
+                return result
             if func.user_class and args and not how.startswith("NEWOBJ"):
                 self.coll.hit(
                     RULE_NOT_ALLOWED,
@@ -1219,6 +1270,9 @@ class _VM:
                     )
                 if len(args) > 1:
                     self._check_state_keys(args[1], off, func.name)
+                    if type(target) is _Call:
+                        self._plant(target, args[1])
+                        return target  # _set_obj_state returns the object it set the state of
             elif name == "pandas.core.internals.managers.BlockManager" and args:
                 self._block_placements(args[0], off)
             elif name == "pyarrow.lib._restore_array" and args:
@@ -1261,6 +1315,54 @@ class _VM:
             self._ev({"how": how, "args": _short(args)}),
         )
         return _Call(func, args)
+
+    def _plant(self, obj: _Call, state: Any) -> None:
+        """Remember the callables a state stores as instance attributes of ``obj``: names and wrappers under any
+        key, anything callable under a method name an allowed callable calls on its arguments."""
+        parts = state if type(state) is tuple and len(state) == 2 else (state,)
+        for part in parts:
+            if type(part) is not _Dict:
+                continue
+            for key, value in part.items:
+                if type(key) is not str:
+                    continue
+                if (
+                    type(value) is _Ref
+                    or type(value) is _Wrapper
+                    or (key in _ARGUMENT_METHODS and _maybe_callable(value))
+                ):
+                    if obj.planted is None:
+                        obj.planted = []
+                    if len(obj.planted) < 64:
+                        obj.planted.append((key, value))
+                    self.planted = True
+
+    def _handed(self, func: Any, args: tuple[Any, ...], off: int, how: str) -> None:
+        """An instance whose state planted callables as attributes is handed to a call: allow-listed callables
+        call methods of their arguments (numpy's ``clip``/``mean``/``sum`` ... call ``x.clip()`` on a non-array,
+        ``dict(x)`` calls ``x.keys()``, torch functions ``x.__torch_function__``), and the instance attribute
+        is found first. A ``functools.partial`` of a pattern-only class planted there runs its constructor."""
+        todo: list[_Call] = []
+        for a in args[:16]:
+            if type(a) is _Call:
+                todo.append(a)
+            elif type(a) is tuple or type(a) is list:
+                todo.extend(x for x in a[:16] if type(x) is _Call)
+        for a in todo:
+            if not a.planted:
+                continue
+            key, value = next(((k, v) for k, v in a.planted if k in _ARGUMENT_METHODS), a.planted[0])
+            desc = _describe(func)
+            self.coll.hit(
+                RULE_DUNDER_STATE,
+                Severity.CRITICAL if key in _ARGUMENT_METHODS else Severity.HIGH,
+                f"{desc}:{key}",
+                f"an object whose state stores the callable {_short(value)} as its attribute {key!r} is handed to "
+                f"{desc}, which calls methods of its arguments: the planted callable runs instead",
+                off,
+                self._ev({"how": how, "attribute": key, "value": _short(value)}),
+            )
+            return
 
     def _computed_classes(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
         """``copyreg`` builders create an instance of a class, and ``_reconstructor`` runs its base's ``__new__``
@@ -1736,6 +1838,8 @@ class _VM:
         if type(cls) is _Ref:
             if cls.unjudged:
                 self._judge_called(cls, off, how)
+            if self.planted and type(args) is tuple and args:
+                self._handed(cls, args, off, how)  # cls.__new__(cls, *args) converts its arguments too
             if type(args) is tuple and args and cls.canon.startswith("pandas."):
                 self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
@@ -1762,6 +1866,7 @@ class _VM:
             )
         elif type(obj) is _Call:
             obj.state = state
+            self._plant(obj, state)
             func = obj.func
             if type(func) is _Ref:
                 if func.canon == "torch.ScriptObject":

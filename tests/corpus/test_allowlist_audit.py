@@ -1,0 +1,206 @@
+"""Regressions from the dynamic audit of the allow-list: every callable the default allow-list admits was called
+the way a pickle can (REDUCE, NEWOBJ + BUILD, BUILD on a call's result) with adversarial arguments, under an audit
+hook. One section per class of effect found, each with its variants and the benign files it must keep clean.
+
+Every payload is assembled here from opcodes; nothing is ever unpickled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pickle
+import struct
+import types
+
+import pytest
+
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+P4 = b"\x80\x04"
+STOP = b"."
+
+
+def u(s: str) -> bytes:
+    raw = s.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def g(name: str) -> bytes:
+    module, _, qual = name.rpartition(".")
+    return u(module) + u(qual) + b"\x93"
+
+
+def tup(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def call(func: bytes, *args: bytes) -> bytes:
+    return func + tup(*args) + b"R"
+
+
+def sdict(**items: bytes) -> bytes:
+    return b"}(" + b"".join(u(k) + v for k, v in items.items()) + b"u"
+
+
+def i32(n: int) -> bytes:
+    return b"J" + struct.pack("<i", n)
+
+
+def rules(result: PickleResult) -> set[tuple[str, Severity]]:
+    return {(f.rule_id, f.severity) for f in result.findings}
+
+
+def clean(result: PickleResult) -> None:
+    assert result.unverified is None, result.unverified
+    assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
+
+
+# --- an allowed callable calls a method of its argument, and the argument's state planted that method -------
+# numpy's clip/mean/sum/round ... call x.clip()/x.mean() ... on anything that is not an ndarray, dict(x) calls
+# x.keys(), dateutil's tzoffset(name, x) x.total_seconds(), uuid.UUID(x) x.replace(), torch's F.sigmoid(x)
+# x.sigmoid() and _rebuild_parameter(x, ...) x.detach(). An instance attribute is found before the class's method,
+# so a BUILD state that stores a callable under that name has it called: a functools.partial of a class the
+# allow-list admits for rebuilding only runs its constructor on a path of the file's choosing (confirmed with
+# the real libraries: tokenizers' BertWordPieceTokenizer reads the vocabulary file the partial names).
+
+_PATTERN_CLASS = "tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer"
+_PARTIAL = call(g("functools.partial"), g(_PATTERN_CLASS), u("/home/user/.ssh/id_rsa"))
+_PLANTS = {
+    "partial": _PARTIAL,
+    "pattern-class": g("transformers.models.bert.tokenization_bert.BertTokenizer"),
+    "attrgetter": call(g("operator.attrgetter"), u("x")),
+}
+
+
+def _ns(key: str, value: bytes, cls: str = "types.SimpleNamespace") -> bytes:
+    """NEWOBJ of ``cls`` and a BUILD state that stores ``value`` as its attribute ``key``."""
+    return g(cls) + b")\x81" + sdict(**{key: value}) + b"b"
+
+
+_HANDED = {
+    "numpy.clip": ("clip", lambda obj: call(g("numpy.clip"), obj, u("/etc/passwd"), b"N")),
+    "numpy.mean": ("mean", lambda obj: call(g("numpy.mean"), obj)),
+    "numpy.sum": ("sum", lambda obj: call(g("numpy.sum"), obj)),
+    "numpy.around": ("round", lambda obj: call(g("numpy.around"), obj)),
+    "numpy.cumsum": ("cumsum", lambda obj: call(g("numpy.cumsum"), obj)),
+    "builtins.dict": ("keys", lambda obj: call(g("builtins.dict"), obj)),
+    "collections.OrderedDict": ("keys", lambda obj: call(g("collections.OrderedDict"), obj)),
+    "uuid.UUID": ("replace", lambda obj: call(g("uuid.UUID"), obj)),
+    "dateutil.tzoffset": ("total_seconds", lambda obj: call(g("dateutil.tz.tz.tzoffset"), b"N", obj)),
+    "torch.F.sigmoid": ("sigmoid", lambda obj: call(g("torch.nn.functional.sigmoid"), obj)),
+    "torch._rebuild_parameter": (
+        "detach",
+        lambda obj: call(
+            g("torch._utils._rebuild_parameter"), obj, b"\x89", call(g("collections.OrderedDict"))
+        ),
+    ),
+    # inside a tuple or list argument (torch and pyarrow look through sequences)
+    "in-a-list": ("mean", lambda obj: call(g("numpy.mean"), b"]" + obj + b"a")),
+}
+
+
+@pytest.mark.parametrize("plant", _PLANTS.values(), ids=_PLANTS.keys())
+@pytest.mark.parametrize("case", _HANDED.values(), ids=_HANDED.keys())
+def test_object_with_a_planted_method_handed_to_an_allowed_call_is_critical(
+    case: tuple[str, object], plant: bytes
+) -> None:
+    key, make = case
+    assert callable(make)
+    result = analyze_pickle_bytes(P4 + make(_ns(key, plant)) + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+@pytest.mark.parametrize(
+    "obj",
+    [
+        # the state as (dict, slot state) and as slot state only
+        g("types.SimpleNamespace") + b")\x81" + tup(b"N", sdict(clip=_PARTIAL)) + b"b",
+        g("argparse.Namespace") + b")\x81" + tup(sdict(clip=_PARTIAL), b"N") + b"b",
+        # an instance of a class the patterns admit, rebuilt as pickle writes it
+        _ns("clip", _PARTIAL, "sklearn.preprocessing._data.StandardScaler"),
+        # torch's _set_obj_state(obj, state) sets the attributes
+        call(
+            g("torch._utils._set_obj_state"),
+            g("types.SimpleNamespace") + b")\x81",
+            sdict(clip=_PARTIAL),
+        ),
+        # the state BUILT first, stored in the memo, fetched later
+        _ns("clip", _PARTIAL) + b"\x94" + b"0" + b"h\x00",
+    ],
+    ids=["slot-state", "dict-and-slots", "pattern-instance", "set_obj_state", "memo"],
+)
+def test_planted_method_variants_are_critical(obj: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + call(g("numpy.clip"), obj, u("/etc/passwd"), b"N") + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+def test_planted_callable_under_another_name_handed_to_a_call_is_reported() -> None:
+    # not a method the audit saw called, but the callee may look it up: still not clean
+    result = analyze_pickle_bytes(P4 + call(g("numpy.mean"), _ns("my_hook", _PARTIAL)) + STOP)
+    assert ("LW-MODEL-016", Severity.HIGH) in rules(result), result
+
+
+def test_planted_callable_that_is_never_handed_to_a_call_stays_clean() -> None:
+    # estimators keep callables as parameters (FunctionTransformer(func=np.log1p)): stored, not called at load
+    clean(analyze_pickle_bytes(P4 + _ns("func", g("numpy.log1p")) + STOP))
+    clean(analyze_pickle_bytes(P4 + b"]" + _ns("tokenizer", g("builtins.str.split")) + b"a" + STOP))
+
+
+def test_constant_state_under_method_names_handed_to_a_call_stays_clean() -> None:
+    state = sdict(mean=b"G" + struct.pack(">d", 0.5), keys=u("a,b"), clip=b"N")
+    obj = g("types.SimpleNamespace") + b")\x81" + state + b"b"
+    clean(analyze_pickle_bytes(P4 + call(g("numpy.mean"), obj) + STOP))
+
+
+def test_real_objects_with_callable_parameters_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    pd = pytest.importorskip("pandas")
+    objects = [
+        preprocessing.FunctionTransformer(func=np.log1p, inverse_func=np.expm1).fit(np.ones((2, 2))),
+        text.TfidfVectorizer(tokenizer=str.split, preprocessor=str.lower),
+        types.SimpleNamespace(f=np.sqrt, n=1),
+        argparse.Namespace(act=np.tanh),
+        np.array([preprocessing.FunctionTransformer(func=np.log1p)], dtype=object),
+        pd.DataFrame({"a": [1.0, 2.0], "b": pd.date_range("2026-01-01", periods=2, tz="UTC")}),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- protocols looked up on the instance ----------------------------------------------------------------------
+# numpy (__array__, __array_interface__, __array_struct__), torch (__torch_function__) and pyarrow
+# (__arrow_c_array__/__arrow_c_stream__/__arrow_c_schema__) look these up on the object itself. A callable there
+# is called by any allowed function the object reaches (np.percentile, torch.sigmoid, pyarrow.chunked_array), and
+# an __array_interface__ dict makes numpy view (and write) memory at an address the file chose: loading such a
+# pickle with np.percentile over it crashed at the chosen address (confirmed).
+
+_IFACE = sdict(shape=tup(i32(64)), typestr=u("|u1"), data=tup(i32(4096), b"\x89"), version=i32(3))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("__array__", _PARTIAL),
+        ("__array_interface__", _IFACE),
+        ("__array_struct__", i32(4096)),
+        ("__array_ufunc__", _PARTIAL),
+        ("__array_function__", _PARTIAL),
+        ("__torch_function__", _PARTIAL),
+        ("__torch_dispatch__", _PARTIAL),
+        ("__arrow_c_stream__", _PARTIAL),
+        ("__arrow_c_array__", _PARTIAL),
+        ("__arrow_array__", _PARTIAL),
+        ("__dlpack__", _PARTIAL),
+        ("__fspath__", _PARTIAL),
+    ],
+)
+@pytest.mark.parametrize("handed", [True, False], ids=["handed", "kept"])
+def test_state_planting_an_instance_protocol_is_critical(key: str, value: bytes, handed: bool) -> None:
+    obj = _ns(key, value)
+    payload = call(g("numpy.percentile"), obj, i32(50)) if handed else obj
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+    assert key in {str(f.evidence.get("subject")) for f in result.findings}
