@@ -204,3 +204,68 @@ def test_state_planting_an_instance_protocol_is_critical(key: str, value: bytes,
     result = analyze_pickle_bytes(P4 + payload + STOP)
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
     assert key in {str(f.evidence.get("subject")) for f in result.findings}
+
+
+# --- an extension class whose __new__ is its constructor, built by NEWOBJ with arguments -------------------------
+# The name patterns admit classes for rebuilding without their constructor (NEWOBJ + BUILD). For tokenizers'
+# Rust classes __new__ is the constructor: BPE.__new__(cls, vocab, merges), WordPiece.__new__(cls, vocab) and
+# WordLevel.__new__(cls, vocab) read the files the strings name (confirmed: pickle.loads of NEWOBJ WordPiece with
+# a path returned a model whose vocabulary was that file). Found by calling every native __new__ the allow-list
+# admits with path arguments under strace (no other class opened a file); tokenizers pickles its objects with no
+# arguments (a Tokenizer with its model instance).
+
+_PATH = u("/home/user/.aws/credentials")
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        g("tokenizers.models.BPE") + tup(_PATH, _PATH) + b"\x81",
+        g("tokenizers.models.WordPiece") + tup(_PATH) + b"\x81",
+        g("tokenizers.models.WordLevel") + tup(_PATH) + b"\x81",
+        # re-exported under tokenizers.implementations
+        g("tokenizers.implementations.byte_level_bpe.BPE") + tup(_PATH, _PATH) + b"\x81",
+        g("tokenizers.implementations.bert_wordpiece.WordPiece") + tup(_PATH) + b"\x81",
+        # NEWOBJ_EX with keywords only
+        g("tokenizers.models.WordLevel") + b")" + sdict(vocab=_PATH) + b"\x92",
+        # copyreg's NEWOBJ helpers
+        call(g("copyreg.__newobj__"), g("tokenizers.models.WordPiece"), _PATH),
+        call(g("copyreg.__newobj_ex__"), g("tokenizers.models.BPE"), tup(_PATH, _PATH), b"}"),
+        # the model of a Tokenizer
+        g("tokenizers.Tokenizer") + tup(g("tokenizers.models.BPE") + tup(_PATH, _PATH) + b"\x81") + b"\x81",
+    ],
+    ids=[
+        "bpe",
+        "wordpiece",
+        "wordlevel",
+        "bpe-alias",
+        "wordpiece-alias",
+        "newobj-ex",
+        "newobj",
+        "newobj-ex-fn",
+        "in-tokenizer",
+    ],
+)
+def test_tokenizers_model_built_with_a_path_is_a_file_read(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert ("LW-MODEL-004", Severity.HIGH) in rules(result), result
+
+
+def test_real_tokenizers_objects_stay_clean() -> None:
+    tokenizers = pytest.importorskip("tokenizers")
+    models = pytest.importorskip("tokenizers.models")
+    normalizers = pytest.importorskip("tokenizers.normalizers")
+    pre = pytest.importorskip("tokenizers.pre_tokenizers")
+    vocab = {"[UNK]": 0, "a": 1, "b": 2, "ab": 3}
+    tok = tokenizers.Tokenizer(models.BPE(vocab=vocab, merges=[("a", "b")], unk_token="[UNK]"))
+    tok.normalizer = normalizers.Lowercase()
+    tok.pre_tokenizer = pre.Whitespace()
+    objects = [
+        tok,
+        models.WordPiece(vocab=vocab, unk_token="[UNK]"),
+        models.WordLevel(vocab=vocab, unk_token="[UNK]"),
+        models.Unigram(),
+        tokenizers.AddedToken("[MASK]", special=True),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))

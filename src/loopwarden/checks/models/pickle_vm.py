@@ -609,6 +609,12 @@ _TORCHBIND_STATE_CLASSES: Final = frozenset(
 tensors and numbers. ``torch.ScriptObject.__setstate__((state, qualname))`` runs the ``__setstate__`` of the
 class named ``qualname``; any other class (one a loaded extension registered, ``aten.OpaqueObject`` ...) is a
 finding."""
+_NATIVE_CONSTRUCTORS: Final = ("tokenizers.",)
+"""Packages whose extension classes (Rust, pyo3) have their constructor as ``__new__``: NEWOBJ runs it with the
+pickle's arguments. tokenizers' ``BPE.__new__(cls, vocab, merges)``, ``WordPiece.__new__(cls, vocab)`` and
+``WordLevel.__new__(cls, vocab)`` read the files a string argument names; tokenizers pickles its objects as
+NEWOBJ with no arguments (a ``Tokenizer`` with its model instance) and a BUILD of their JSON. Found by calling
+every native ``__new__`` the allow-list admits with path arguments under strace."""
 _SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
 _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
@@ -1187,6 +1193,17 @@ class _VM:
                     self._constructor_call(base, args[2:], off, f"{how} via {func.name}")
             if name in _COPYREG_BUILDERS:
                 self._computed_classes(func, args, off, how)
+                new = args[0] if args else None
+                if (
+                    name != "copyreg._reconstructor"
+                    and type(new) is _Ref
+                    and new.canon.startswith(_NATIVE_CONSTRUCTORS)
+                ):
+                    if name == "copyreg.__newobj__":
+                        self._native_constructor(new, args[1:], None, off, f"{how} via {func.name}")
+                    else:  # __newobj_ex__(cls, args, kwargs)
+                        extra = args[2] if len(args) > 2 else None
+                        self._native_constructor(new, args[1] if len(args) > 1 else (), extra, off, how)
             elif name == "operator.getitem" and args:
                 self._subscript(args[0], off, how)
             if name in _IMPORTERS:
@@ -1830,14 +1847,16 @@ class _VM:
         cls = stack.pop()
         if type(cls) is _Ref and cls.canon.startswith("pandas.") and type(kwargs) is _Dict:
             self._pandas_tz(cls, tuple(v for _, v in kwargs.items), off, "NEWOBJ_EX")
-        stack.append(self._instantiate(cls, args, off, "NEWOBJ_EX"))
+        stack.append(self._instantiate(cls, args, off, "NEWOBJ_EX", kwargs))
         return stack
 
-    def _instantiate(self, cls: Any, args: Any, off: int, how: str) -> Any:
+    def _instantiate(self, cls: Any, args: Any, off: int, how: str, kwargs: Any = None) -> Any:
         """``cls.__new__(cls, *args)``: the class was judged at import; anything else is dynamic."""
         if type(cls) is _Ref:
             if cls.unjudged:
                 self._judge_called(cls, off, how)
+            if cls.canon.startswith(_NATIVE_CONSTRUCTORS):
+                self._native_constructor(cls, args, kwargs, off, how)
             if self.planted and type(args) is tuple and args:
                 self._handed(cls, args, off, how)  # cls.__new__(cls, *args) converts its arguments too
             if type(args) is tuple and args and cls.canon.startswith("pandas."):
@@ -1846,6 +1865,28 @@ class _VM:
                 cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
             return _Call(cls, args if type(args) is tuple else ())
         return self._call(cls, args if type(args) is tuple else (), off, how)
+
+    def _native_constructor(self, cls: _Ref, args: Any, kwargs: Any, off: int, how: str) -> None:
+        """NEWOBJ of a class whose ``__new__`` is its constructor (see ``_NATIVE_CONSTRUCTORS``) with arguments
+        other than the object instances its own pickles pass: the constructor runs on them (reads the files
+        they name)."""
+        values = list(args) if type(args) is tuple or type(args) is list else [args]
+        if type(kwargs) is _Dict:
+            values.extend(v for _, v in kwargs.items)
+        elif kwargs is not None:
+            values.append(kwargs)
+        odd = [v for v in values if type(v) is not _Call]
+        if not odd:
+            return
+        self.coll.hit(
+            "LW-MODEL-004",
+            Severity.HIGH,
+            f"{cls.name}.__new__",
+            f"{cls.name} is built by {how} with arguments ({_short(odd[0])}): its __new__ is its constructor, which "
+            "reads the vocabulary or merges files a path argument names",
+            off,
+            self._ev({"how": how, "category": "file-or-network-io", "args": _short(tuple(values))}),
+        )
 
     def _op_build(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         if len(stack) < 2:
