@@ -269,3 +269,76 @@ def test_real_tokenizers_objects_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- a reconstructor that builds the class it is handed through its constructor --------------------------------
+# pandas' _new_Index(cls, d), _new_DatetimeIndex, _new_TimedeltaIndex, _new_PeriodIndex and _new_IntervalIndex run
+# cls.__new__(cls, **d), cls._simple_new(data, **d) or cls.from_arrays(**d) for whatever class they are handed;
+# numpy's _mareconstruct(subtype, ...) runs subtype.__new__(subtype, data, mask=..., dtype=...). A class the
+# allow-list admits for rebuilding only had its constructor run on the pickle's keywords (confirmed:
+# _new_DatetimeIndex(tokenizers.models.WordLevel, {'vocab': path, ...}) returned a model read from that file).
+
+_WORDLEVEL = g("tokenizers.models.WordLevel")
+_KW = sdict(vocab=_PATH, unk_token=u("a"))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        call(g("pandas.core.indexes.datetimes._new_DatetimeIndex"), _WORDLEVEL, _KW),
+        call(g("pandas.core.indexes.base._new_Index"), _WORDLEVEL, _KW),
+        call(g("pandas.core.indexes.timedeltas._new_TimedeltaIndex"), _WORDLEVEL, _KW),
+        call(g("pandas.core.indexes.period._new_PeriodIndex"), _WORDLEVEL, _KW),
+        call(g("pandas.core.indexes.interval._new_IntervalIndex"), _WORDLEVEL, _KW),
+        call(
+            g("pandas.core.indexes.base._new_Index"), g("sklearn.linear_model._base.LinearRegression"), b"}"
+        ),
+        # a class computed at load time
+        call(
+            g("pandas.core.indexes.base._new_Index"),
+            call(g("builtins.getattr"), g("pandas.Index"), u("x")),
+            b"}",
+        ),
+        call(
+            g("numpy.ma.core._mareconstruct"),
+            _WORDLEVEL,
+            g("numpy.ndarray"),
+            tup(b"K\x00"),
+            u("b"),
+        ),
+    ],
+    ids=[
+        "datetime",
+        "index",
+        "timedelta",
+        "period",
+        "interval",
+        "sklearn-class",
+        "computed",
+        "mareconstruct",
+    ],
+)
+def test_reconstructor_handed_a_foreign_class_is_reported(payload: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+
+
+def test_real_pandas_indexes_and_masked_arrays_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    objects = [
+        pd.Index([1, 2]),
+        pd.Index(["a", "b"], name="n"),
+        pd.RangeIndex(3),
+        pd.DatetimeIndex(["2026-01-01", "2026-01-02"], tz="UTC", freq="D"),
+        pd.timedelta_range("1D", periods=2),
+        pd.period_range("2026-01", periods=2, freq="M"),
+        pd.interval_range(0, 3),
+        pd.MultiIndex.from_tuples([(1, "a"), (2, "b")]),
+        pd.CategoricalIndex(["a", "b"]),
+        pd.DataFrame({"x": [1.0, 2.0]}, index=pd.date_range("2026-01-01", periods=2)),
+        np.ma.masked_array([1.0, 2.0], mask=[False, True]),
+        np.ma.masked,
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))

@@ -615,6 +615,19 @@ pickle's arguments. tokenizers' ``BPE.__new__(cls, vocab, merges)``, ``WordPiece
 ``WordLevel.__new__(cls, vocab)`` read the files a string argument names; tokenizers pickles its objects as
 NEWOBJ with no arguments (a ``Tokenizer`` with its model instance) and a BUILD of their JSON. Found by calling
 every native ``__new__`` the allow-list admits with path arguments under strace."""
+_CLASS_TAKERS: Final = {
+    "pandas.core.indexes.base._new_Index": "pandas.",
+    "pandas.core.indexes.datetimes._new_DatetimeIndex": "pandas.",
+    "pandas.core.indexes.timedeltas._new_TimedeltaIndex": "pandas.",
+    "pandas.core.indexes.period._new_PeriodIndex": "pandas.",
+    "pandas.core.indexes.interval._new_IntervalIndex": "pandas.",
+    "numpy.ma.core._mareconstruct": "numpy.",
+}
+"""Allowed reconstructors that build their first argument, a class, through its constructor: pandas'
+``_new_*Index(cls, d)`` run ``cls.__new__(cls, **d)``, ``cls._simple_new(data, **d)`` or
+``cls.from_arrays(**d)``, numpy's ``_mareconstruct(subtype, ...)`` ``subtype.__new__(subtype, data, mask=...,
+dtype=...)``. Their own pickles name a class of the library itself (the prefix here); any other class has its
+constructor run on the pickle's keywords (tokenizers' ``WordLevel.__new__(cls, vocab=path)`` reads the file)."""
 _SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
 _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
@@ -703,6 +716,7 @@ _MODELLED: Final = (
         *_REBUILD_FROM_TYPE,
         *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
+        "numpy.ma.core._mareconstruct",  # builds the class it is handed (see _CLASS_TAKERS)
         "copyreg._reconstructor",  # its base argument's __init__ runs (see _call_modelled)
         "copyreg.__newobj__",
         "copyreg.__newobj_ex__",
@@ -1191,6 +1205,8 @@ class _VM:
                 ]  # _reconstructor(cls, base, state) runs base.__init__(obj, state) unless object
                 if base.by_pattern or base.user_class:
                     self._constructor_call(base, args[2:], off, f"{how} via {func.name}")
+            if name in _CLASS_TAKERS:
+                self._class_taker(func, args, _CLASS_TAKERS[name], off, how)
             if name in _COPYREG_BUILDERS:
                 self._computed_classes(func, args, off, how)
                 new = args[0] if args else None
@@ -1865,6 +1881,22 @@ class _VM:
                 cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
             return _Call(cls, args if type(args) is tuple else ())
         return self._call(cls, args if type(args) is tuple else (), off, how)
+
+    def _class_taker(self, func: _Ref, args: tuple[Any, ...], prefix: str, off: int, how: str) -> None:
+        """See ``_CLASS_TAKERS``: the class handed to ``func`` must be one of the library's own."""
+        cls = args[0] if args else None
+        if type(cls) is _Ref and cls.module != "?" and cls.canon.startswith(prefix):
+            return
+        desc = _describe(cls)
+        self.coll.hit(
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            f"{func.name}({desc})",
+            f"{func.name} builds {desc} through its constructor with the pickle's arguments; its own pickles "
+            f"name a class of {prefix.rstrip('.')}",
+            off,
+            self._ev({"how": how, "args": _short(args)}),
+        )
 
     def _native_constructor(self, cls: _Ref, args: Any, kwargs: Any, off: int, how: str) -> None:
         """NEWOBJ of a class whose ``__new__`` is its constructor (see ``_NATIVE_CONSTRUCTORS``) with arguments
