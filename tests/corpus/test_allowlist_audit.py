@@ -70,6 +70,8 @@ _PLANTS = {
     "partial": _PARTIAL,
     "pattern-class": g("transformers.models.bert.tokenization_bert.BertTokenizer"),
     "attrgetter": call(g("operator.attrgetter"), u("x")),
+    # a callable object: numpy.vectorize calls the function it keeps
+    "vectorize": call(g("numpy.vectorize"), _PARTIAL),
 }
 
 
@@ -84,6 +86,10 @@ _HANDED = {
     "numpy.sum": ("sum", lambda obj: call(g("numpy.sum"), obj)),
     "numpy.around": ("round", lambda obj: call(g("numpy.around"), obj)),
     "numpy.cumsum": ("cumsum", lambda obj: call(g("numpy.cumsum"), obj)),
+    # ufuncs over an object array call the element's method of the ufunc's name
+    "numpy.exp": ("exp", lambda obj: call(g("numpy.exp"), obj)),
+    "numpy.log1p": ("log1p", lambda obj: call(g("numpy.log1p"), obj)),
+    "torch.F.softmax": ("softmax", lambda obj: call(g("torch.nn.functional.softmax"), obj, b"K\x00")),
     "builtins.dict": ("keys", lambda obj: call(g("builtins.dict"), obj)),
     "collections.OrderedDict": ("keys", lambda obj: call(g("collections.OrderedDict"), obj)),
     "uuid.UUID": ("replace", lambda obj: call(g("uuid.UUID"), obj)),

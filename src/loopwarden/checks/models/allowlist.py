@@ -39,7 +39,7 @@ from typing import Any, Final
 
 from loopwarden.domain import Severity
 
-__all__ = ["SCIPY_DIST_MODULES", "AllowList", "Classification", "canonical_module"]
+__all__ = ["NUMPY_FUNCTIONS", "SCIPY_DIST_MODULES", "AllowList", "Classification", "canonical_module"]
 
 
 # Module aliases that resolve to the same objects: C accelerators, platform modules, Python 2 names.
@@ -708,6 +708,10 @@ _NUMPY_FUNCS: Final = [
     "around",
     "ptp",
 ]
+
+NUMPY_FUNCTIONS: Final = frozenset(_NUMPY_FUNCS)
+"""The numpy functions allowed as ``numpy.<name>``: on an object that is not an array they call its method of
+the same name (reductions and ``clip``/``round``) or, element-wise over an object array, the element's (ufuncs)."""
 
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [

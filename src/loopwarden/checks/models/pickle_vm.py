@@ -37,6 +37,7 @@ from typing import IO, Any, Final
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models.allowlist import (
+    NUMPY_FUNCTIONS,
     RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
@@ -131,7 +132,9 @@ _SHADOWED_METHODS: Final = frozenset(
 )
 _ARGUMENT_METHODS: Final = frozenset(
     {
-        # numpy's wrappers call the method of the same name on anything that is not an ndarray
+        # numpy's wrappers call the method of the same name on anything that is not an ndarray, its ufuncs the
+        # element's method of the ufunc's name over an object array (np.exp(x) calls x.exp())
+        *NUMPY_FUNCTIONS,
         *("clip", "sum", "prod", "max", "min", "amax", "amin", "mean", "std", "var", "round", "around"),
         *("cumsum", "cumprod", "ptp", "any", "all", "argmax", "argmin", "take", "reshape", "squeeze"),
         *("transpose", "ravel", "nonzero", "compress", "searchsorted", "trace", "diagonal", "repeat"),
@@ -139,7 +142,9 @@ _ARGUMENT_METHODS: Final = frozenset(
         "total_seconds",  # dateutil tzoffset(name, x)
         "replace",  # uuid.UUID(x): x.replace('urn:', '')
         "lower",  # pyarrow type_for_alias(x)
-        *("detach", "to", "sigmoid", "tanh", "relu"),  # torch _rebuild_parameter(x), F.sigmoid(x) ...
+        # torch _rebuild_parameter(x), F.sigmoid(x), F.softmax(x, dim), F.glu(x) ...
+        *("detach", "to", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "abs", "dim"),
+        "items",  # torch _set_obj_state(obj, x): x.items()
     }
 )
 """Methods that allow-listed callables call on an argument that is not of the type they expect (found by calling
