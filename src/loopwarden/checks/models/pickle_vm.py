@@ -988,7 +988,12 @@ class _VM:
                     elif op == 0x52:  # REDUCE
                         args = stack.pop()
                         func = stack[-1]
-                        if type(func) is _Ref and func.plain and type(args) is tuple and not self.planted:
+                        if (
+                            type(func) is _Ref
+                            and func.plain
+                            and type(args) is tuple
+                            and not (self.planted and _planted_in(args))
+                        ):
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
@@ -1380,16 +1385,9 @@ class _VM:
         call methods of their arguments (numpy's ``clip``/``mean``/``sum`` ... call ``x.clip()`` on a non-array,
         ``dict(x)`` calls ``x.keys()``, torch functions ``x.__torch_function__``), and the instance attribute
         is found first. A ``functools.partial`` of a pattern-only class planted there runs its constructor."""
-        todo: list[_Call] = []
-        for a in args[:16]:
-            if type(a) is _Call:
-                todo.append(a)
-            elif type(a) is tuple or type(a) is list:
-                todo.extend(x for x in a[:16] if type(x) is _Call)
-        for a in todo:
-            if not a.planted:
-                continue
-            key, value = next(((k, v) for k, v in a.planted if k in _ARGUMENT_METHODS), a.planted[0])
+        for a in _planted_args(args):
+            planted = a.planted or [("?", None)]
+            key, value = next(((k, v) for k, v in planted if k in _ARGUMENT_METHODS), planted[0])
             desc = _describe(func)
             self.coll.hit(
                 RULE_DUNDER_STATE,
@@ -2799,6 +2797,23 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     if kind == "U":
         return 4 * size, False
     return (size, False) if size > 0 else (None, False)
+
+
+def _planted_args(args: tuple[Any, ...]) -> list[_Call]:
+    """The instances among a call's arguments (and the items of its tuple and list arguments) whose state planted
+    callables as attributes (see ``_VM._handed``)."""
+    out: list[_Call] = []
+    for a in args[:16]:
+        if type(a) is _Call:
+            if a.planted:
+                out.append(a)
+        elif type(a) is tuple or type(a) is list:
+            out.extend(x for x in a[:16] if type(x) is _Call and x.planted)
+    return out
+
+
+def _planted_in(args: tuple[Any, ...]) -> bool:
+    return bool(_planted_args(args))
 
 
 def _star_args(value: Any) -> tuple[Any, ...]:
