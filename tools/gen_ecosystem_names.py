@@ -231,6 +231,12 @@ def _collect() -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]
                     ):
                         excluded[full] = f"is {real}, which is on the dangerous list"
                         continue
+                    if issubclass(obj, type):
+                        # NEWOBJ of a metaclass is type.__new__(meta, name, bases, namespace): a class made at
+                        # load, running its bases' __init_subclass__ and its namespace's __set_name__; pickle
+                        # writes classes by reference, never by instantiating their metaclass
+                        excluded[full] = "is a metaclass: instantiating it creates a class at load"
+                        continue
                     problem = _hook_problem(obj)
                     if problem:
                         excluded[full] = problem

@@ -348,3 +348,39 @@ def test_real_pandas_indexes_and_masked_arrays_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- a metaclass under a class pattern ---------------------------------------------------------------------------
+# NEWOBJ of a metaclass is type.__new__(meta, name, bases, namespace): a class made at load, running its bases'
+# __init_subclass__ (with NEWOBJ_EX keywords) and the namespace's __set_name__. accelerate's EnumWithContains (an
+# EnumMeta), pandas' OffsetMeta and CategoricalDtypeType and transformers' _BCCacheNameMeta matched the class
+# patterns; pickle writes classes by reference and never instantiates their metaclass.
+
+
+@pytest.mark.parametrize(
+    "meta",
+    [
+        "accelerate.utils.dataclasses.EnumWithContains",
+        "pandas._libs.tslibs.offsets.OffsetMeta",
+        "pandas.core.dtypes.dtypes.CategoricalDtypeType",
+        "transformers.utils.generic._BCCacheNameMeta",
+    ],
+)
+def test_metaclass_under_a_class_pattern_is_not_allowed(meta: str) -> None:
+    payload = g(meta) + tup(u("X"), tup(g("sklearn.linear_model._base.LinearRegression")), b"}") + b"\x81"
+    result = analyze_pickle_bytes(P4 + payload + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+    assert any("metaclass" in f.message for f in result.findings)
+
+
+def test_real_categorical_and_offsets_stay_clean() -> None:
+    pd = pytest.importorskip("pandas")
+    objects = [
+        pd.Categorical(["a", "b", "a"]),
+        pd.CategoricalDtype(["x", "y"], ordered=True),
+        pd.Series(["a", "b"], dtype="category"),
+        pd.offsets.MonthEnd(2),
+        pd.date_range("2026-01-01", periods=3, freq="W"),
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
