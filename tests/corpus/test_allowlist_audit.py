@@ -384,3 +384,46 @@ def test_real_categorical_and_offsets_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- the unpickler itself calls a method a state planted -----------------------------------------------------------
+# APPENDS calls obj.extend(items) (else obj.append per item), APPEND obj.append(item), ADDITEMS obj.add(item), all
+# looked up on the object: a BUILD state that stored a callable as the instance attribute extend had it called
+# with the pickle's items (confirmed with pickle.loads: a planted builtins.print printed the list). The Python
+# unpickler (joblib's) also calls state.items() on a BUILD state that is not a dict.
+
+
+@pytest.mark.parametrize(
+    ("key", "tail"),
+    [
+        ("extend", b"(" + _PATH + b"e"),
+        ("append", _PATH + b"a"),
+        ("add", b"(" + _PATH + b"\x90"),
+    ],
+)
+@pytest.mark.parametrize("plant", _PLANTS.values(), ids=_PLANTS.keys())
+def test_item_opcodes_calling_a_planted_method_are_critical(key: str, tail: bytes, plant: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + _ns(key, plant) + tail + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+@pytest.mark.parametrize(
+    "state",
+    [_ns("items", _PARTIAL), tup(b"N", _ns("items", _PARTIAL)), tup(_ns("items", _PARTIAL), b"N")],
+    ids=["state", "slot-state", "dict-state"],
+)
+def test_build_state_with_a_planted_items_is_critical(state: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + g("types.SimpleNamespace") + b")\x81" + state + b"b" + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+def test_list_and_set_fills_of_real_objects_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    objects = [
+        [preprocessing.FunctionTransformer(func=np.log1p), types.SimpleNamespace(f=np.sqrt)],
+        {1, 2, 3},
+        [np.float64(1.0)] * 3,
+    ]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))

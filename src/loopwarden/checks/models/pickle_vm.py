@@ -144,7 +144,8 @@ _ARGUMENT_METHODS: Final = frozenset(
         "lower",  # pyarrow type_for_alias(x)
         # torch _rebuild_parameter(x), F.sigmoid(x), F.softmax(x, dim), F.glu(x) ...
         *("detach", "to", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "abs", "dim"),
-        "items",  # torch _set_obj_state(obj, x): x.items()
+        "items",  # torch _set_obj_state(obj, x): x.items(); the Python unpickler's BUILD: state.items()
+        *("append", "extend", "add"),  # the unpickler's APPEND, APPENDS, ADDITEMS on the object
     }
 )
 """Methods that allow-listed callables call on an argument that is not of the type they expect (found by calling
@@ -1388,7 +1389,7 @@ class _VM:
         for a in _planted_args(args):
             planted = a.planted or [("?", None)]
             key, value = next(((k, v) for k, v in planted if k in _ARGUMENT_METHODS), planted[0])
-            desc = _describe(func)
+            desc = func if type(func) is str else _describe(func)
             self.coll.hit(
                 RULE_DUNDER_STATE,
                 Severity.CRITICAL if key in _ARGUMENT_METHODS else Severity.HIGH,
@@ -1929,6 +1930,10 @@ class _VM:
         state = stack.pop()
         obj = stack[-1]
         self._check_state_keys(state, off, "BUILD")
+        if self.planted:
+            # the Python unpickler (joblib's) calls state.items() and slotstate.items() on what it is given
+            parts = state if type(state) is tuple and len(state) == 2 else (state,)
+            self._handed("BUILD", parts, off, "BUILD")
         if type(obj) is _Ref or type(obj) is _Module:
             # BUILD on a class, function or module sets attributes on global interpreter state.
             desc = _describe(obj)
@@ -2275,7 +2280,26 @@ class _VM:
                 self._ev({"how": op}),
             )
             return
-        if type(target) is not _Call or type(target.func) is not _Ref:
+        if type(target) is not _Call:
+            return
+        if target.planted:
+            # the unpickler looks the method up on the object: APPEND calls obj.append(item), APPENDS
+            # obj.extend(items) (else append), ADDITEMS obj.add(item); an instance attribute is found first
+            wanted = {"APPEND": ("append",), "APPENDS": ("extend", "append"), "ADDITEMS": ("add",)}.get(
+                op, ()
+            )
+            key = next((k for k, _ in target.planted if k in wanted), None)
+            if key is not None:
+                desc = _describe(target)
+                self.coll.hit(
+                    RULE_DUNDER_STATE,
+                    Severity.CRITICAL,
+                    f"{desc}.{key}",
+                    f"{op} calls the {key} that a state planted on {desc}: the callable runs on the pickle's items",
+                    off,
+                    self._ev({"how": op, "attribute": key}),
+                )
+        if type(target.func) is not _Ref:
             return
         canon = target.func.canon
         if canon in _TENSOR_RESULTS:
