@@ -201,6 +201,8 @@ _IFACE = sdict(shape=tup(i32(64)), typestr=u("|u1"), data=tup(i32(4096), b"\x89"
         ("__arrow_array__", _PARTIAL),
         ("__dlpack__", _PARTIAL),
         ("__fspath__", _PARTIAL),
+        ("__deepcopy__", _PARTIAL),
+        ("__copy__", _PARTIAL),
     ],
 )
 @pytest.mark.parametrize("handed", [True, False], ids=["handed", "kept"])
@@ -408,12 +410,19 @@ def test_item_opcodes_calling_a_planted_method_are_critical(key: str, tail: byte
 
 
 @pytest.mark.parametrize(
-    "state",
-    [_ns("items", _PARTIAL), tup(b"N", _ns("items", _PARTIAL)), tup(_ns("items", _PARTIAL), b"N")],
-    ids=["state", "slot-state", "dict-state"],
+    ("cls", "state"),
+    [
+        ("types.SimpleNamespace", _ns("items", _PARTIAL)),
+        ("types.SimpleNamespace", tup(b"N", _ns("items", _PARTIAL))),
+        ("types.SimpleNamespace", tup(_ns("items", _PARTIAL), b"N")),
+        # sklearn's BaseEstimator.__setstate__(state) calls state.pop("_sklearn_version", ...) on any state
+        ("sklearn.linear_model._base.LinearRegression", _ns("pop", _PARTIAL)),
+        ("sklearn.isotonic.IsotonicRegression", _ns("get", _PARTIAL)),
+    ],
+    ids=["state", "slot-state", "dict-state", "sklearn-pop", "sklearn-get"],
 )
-def test_build_state_with_a_planted_items_is_critical(state: bytes) -> None:
-    result = analyze_pickle_bytes(P4 + g("types.SimpleNamespace") + b")\x81" + state + b"b" + STOP)
+def test_build_state_that_is_an_instance_with_planted_methods_is_critical(cls: str, state: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + g(cls) + b")\x81" + state + b"b" + STOP)
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
 
 

@@ -107,6 +107,10 @@ _DUNDER_STATE_KEYS: Final = frozenset(
         "__arrow_c_device_stream__",
         "__dataframe__",
         "__fspath__",
+        # copy.deepcopy/copy.copy look these up on the instance (GenerationConfig.__hash__ deep-copies its
+        # attributes)
+        "__deepcopy__",
+        "__copy__",
     }
 )
 
@@ -146,6 +150,8 @@ _ARGUMENT_METHODS: Final = frozenset(
         *("detach", "to", "sigmoid", "tanh", "relu", "softmax", "log_softmax", "abs", "dim"),
         "items",  # torch _set_obj_state(obj, x): x.items(); the Python unpickler's BUILD: state.items()
         *("append", "extend", "add"),  # the unpickler's APPEND, APPENDS, ADDITEMS on the object
+        # __setstate__ implementations on a state that is not a dict (sklearn's BaseEstimator: state.pop(...))
+        *("pop", "get", "copy", "update", "setdefault", "values"),
     }
 )
 """Methods that allow-listed callables call on an argument that is not of the type they expect (found by calling
