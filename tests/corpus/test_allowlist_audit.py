@@ -89,6 +89,7 @@ _HANDED = {
     # ufuncs over an object array call the element's method of the ufunc's name
     "numpy.exp": ("exp", lambda obj: call(g("numpy.exp"), obj)),
     "numpy.log1p": ("log1p", lambda obj: call(g("numpy.log1p"), obj)),
+    "numpy.acos": ("arccos", lambda obj: call(g("numpy.acos"), obj)),
     "torch.F.softmax": ("softmax", lambda obj: call(g("torch.nn.functional.softmax"), obj, b"K\x00")),
     "builtins.dict": ("keys", lambda obj: call(g("builtins.dict"), obj)),
     "collections.OrderedDict": ("keys", lambda obj: call(g("collections.OrderedDict"), obj)),

@@ -139,6 +139,8 @@ _ARGUMENT_METHODS: Final = frozenset(
         # numpy's wrappers call the method of the same name on anything that is not an ndarray, its ufuncs the
         # element's method of the ufunc's name over an object array (np.exp(x) calls x.exp())
         *NUMPY_FUNCTIONS,
+        # ... under the method's own name where it differs from the function's (np.acos(x) calls x.arccos())
+        *("arccos", "arccosh", "arcsin", "arcsinh", "arctan", "arctan2", "arctanh", "bit_count", "conjugate"),
         *("clip", "sum", "prod", "max", "min", "amax", "amin", "mean", "std", "var", "round", "around"),
         *("cumsum", "cumprod", "ptp", "any", "all", "argmax", "argmin", "take", "reshape", "squeeze"),
         *("transpose", "ravel", "nonzero", "compress", "searchsorted", "trace", "diagonal", "repeat"),
