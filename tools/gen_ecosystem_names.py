@@ -193,6 +193,11 @@ def _hook_problem(cls: type) -> str | None:
     return None
 
 
+def _arrow_type(cls: type) -> bool:
+    """A subclass of pyarrow's ``DataType`` (pandas' ArrowPeriodType, ArrowIntervalType ...)."""
+    return any(f"{c.__module__}.{c.__qualname__}" == "pyarrow.lib.DataType" for c in cls.__mro__)
+
+
 def _defined_function(obj: Any, modname: str, attr: str) -> bool:
     """A function (Python, built-in or Cython) whose own module and qualname are this very path."""
     is_function = inspect.isfunction(obj) or inspect.isbuiltin(obj) or type(obj).__name__.endswith("function")
@@ -236,6 +241,13 @@ def _collect() -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]
                         # load, running its bases' __init_subclass__ and its namespace's __set_name__; pickle
                         # writes classes by reference, never by instantiating their metaclass
                         excluded[full] = "is a metaclass: instantiating it creates a class at load"
+                        continue
+                    if _arrow_type(obj):
+                        # pyarrow's DataType extension classes keep their C++ type in the instance: NEWOBJ leaves
+                        # it unset, and hashing one (a dict key, a set member) dereferences NULL
+                        excluded[full] = (
+                            "is a pyarrow type: rebuilt without its constructor, hashing it crashes"
+                        )
                         continue
                     problem = _hook_problem(obj)
                     if problem:

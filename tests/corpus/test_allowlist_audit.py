@@ -437,3 +437,16 @@ def test_list_and_set_fills_of_real_objects_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+# --- a pyarrow type rebuilt without its constructor ------------------------------------------------------------
+# pandas' ArrowPeriodType and ArrowIntervalType (pyarrow ExtensionType subclasses) matched the class patterns.
+# NEWOBJ leaves their C++ type unset, and hashing one dereferences NULL: a dict with one as its key crashed
+# pickle.loads (SIGSEGV, confirmed). pandas pickles them through __arrow_ext_deserialize__, never by NEWOBJ.
+
+
+@pytest.mark.parametrize("name", ["ArrowPeriodType", "ArrowIntervalType"])
+def test_pyarrow_type_rebuilt_as_a_dict_key_is_reported(name: str) -> None:
+    cls = g(f"pandas.core.arrays.arrow.extension_types.{name}")
+    result = analyze_pickle_bytes(P4 + b"}" + cls + b")\x81" + i32(1) + b"s" + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
