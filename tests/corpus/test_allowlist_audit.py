@@ -13,30 +13,10 @@ import struct
 import types
 
 import pytest
+from test_redteam_pickle import P4, STOP, call, clean, g, tup, u
 
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
-
-P4 = b"\x80\x04"
-STOP = b"."
-
-
-def u(s: str) -> bytes:
-    raw = s.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def g(name: str) -> bytes:
-    module, _, qual = name.rpartition(".")
-    return u(module) + u(qual) + b"\x93"
-
-
-def tup(*items: bytes) -> bytes:
-    return b"(" + b"".join(items) + b"t"
-
-
-def call(func: bytes, *args: bytes) -> bytes:
-    return func + tup(*args) + b"R"
 
 
 def sdict(**items: bytes) -> bytes:
@@ -49,11 +29,6 @@ def i32(n: int) -> bytes:
 
 def rules(result: PickleResult) -> set[tuple[str, Severity]]:
     return {(f.rule_id, f.severity) for f in result.findings}
-
-
-def clean(result: PickleResult) -> None:
-    assert result.unverified is None, result.unverified
-    assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
 
 
 # --- an allowed callable calls a method of its argument, and the argument's state planted that method -------
