@@ -134,6 +134,10 @@ _SHADOWED_METHODS: Final = frozenset(
         "to_json_string",  # transformers GenerationConfig.__hash__/__eq__
     }
 )
+"""Methods that load-time hooks of allow-listed classes call on ``self`` (``__setstate__`` after
+``self.__dict__.update(state)``, ``__setitem__``/``append``/``extend`` run by SETITEM and APPEND(S), ``__hash__``/
+``__eq__``): an instance attribute of that name, planted by BUILD, is called instead (found with
+``inspect`` over the classes the name patterns admit)."""
 _ARGUMENT_METHODS: Final = frozenset(
     {
         # numpy's wrappers call the method of the same name on anything that is not an ndarray, its ufuncs the
@@ -159,10 +163,6 @@ _ARGUMENT_METHODS: Final = frozenset(
 """Methods that allow-listed callables call on an argument that is not of the type they expect (found by calling
 every allowed name with an object whose every attribute is a callable): an instance whose state planted a
 callable under one of these names and that is then handed to such a call has that callable called."""
-"""Methods that load-time hooks of allow-listed classes call on ``self`` (``__setstate__`` after
-``self.__dict__.update(state)``, ``__setitem__``/``append``/``extend`` run by SETITEM and APPEND(S), ``__hash__``/
-``__eq__``): an instance attribute of that name, planted by BUILD, is called instead (found with
-``inspect`` over the classes the name patterns admit)."""
 
 _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
