@@ -869,3 +869,52 @@ def test_real_frames_and_placements_inside_stay_clean() -> None:
     ]
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(frames, protocol=protocol)))
+
+
+# --- numpy.memmap: harmless as a pickled array's subtype, a file mapping when called ---------------------------
+# A pickled np.memmap is _reconstruct(numpy.memmap, (0,), b'b') + BUILD of the array state: ndarray.__new__ of the
+# subtype, whose __array_finalize__ only clears the mapping attributes. Called, memmap(path, mode='w+') creates and
+# maps the file its arguments name. The import is judged by its uses: every copy must be that subtype argument.
+
+_RECONSTRUCT = "numpy._core.multiarray._reconstruct"
+
+
+def _array_of(subtype: bytes) -> bytes:
+    return call(g(_RECONSTRUCT), subtype, tup(b"K\x00"), b"C\x01b")
+
+
+def test_real_pickled_memmap_is_clean(tmp_path: object) -> None:
+    import numpy as np
+
+    path = f"{tmp_path}/m.dat"
+    m = np.memmap(path, dtype="float32", mode="w+", shape=(4,))
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(m, protocol=protocol)))
+
+
+def test_memmap_subtype_reused_through_the_memo_is_clean() -> None:
+    data = P4 + _array_of(g("numpy.memmap") + b"\x94") + b"0" + _array_of(b"h\x00") + STOP
+    clean(analyze_pickle_bytes(data))
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        # called directly: maps (and with w+ creates) the file
+        call(g("numpy.memmap"), u("/home/user/.bashrc"), u("w+")),
+        call(g("numpy.core.memmap.memmap"), u("/home/user/.bashrc"), u("r+")),
+        # one copy as the subtype, another (from the memo) called
+        _array_of(g("numpy.memmap") + b"\x94") + b"0" + call(b"h\x00", u("/etc/passwd")),
+        # handed to partial, or kept in a container for a later call
+        call(g("functools.partial"), g("numpy.memmap"), u("/etc/passwd")),
+        tup(g("numpy.memmap")),
+        # NEWOBJ: memmap.__new__(memmap, path) is its constructor
+        g("numpy.memmap") + tup(u("/etc/passwd")) + b"\x81",
+        # the subtype of another reconstructor
+        call(g("copyreg._reconstructor"), g("numpy.memmap"), g("builtins.object"), b"N"),
+    ],
+)
+def test_memmap_used_other_than_as_the_subtype_is_reported(payload: bytes) -> None:
+    res = analyze_pickle_bytes(P4 + payload + STOP)
+    assert "numpy.memmap" in subjects(res) or "numpy.core.memmap.memmap" in subjects(res), res.findings
+    assert worst(res) is Severity.CRITICAL

@@ -312,6 +312,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
             {"load", "loads", "fromfile", "loadtxt", "genfromtxt", "memmap", "save", "savez", "tofile"}
         ),
         "numpy.core.multiarray": frozenset({"fromfile"}),
+        "numpy.core.memmap": frozenset({"memmap"}),  # numpy.memmap where it is defined
         "pandas.io.pickle": _ALL,
         "keras.saving": _ALL,
         "safetensors": frozenset({"torch"}),

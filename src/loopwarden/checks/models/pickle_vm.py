@@ -603,11 +603,16 @@ _DEFERRED: Final = frozenset(
         "functools.partial",
         "dateutil.tz.tz.tzfile",
         "torch.ScriptObject",
+        *("numpy.memmap", "numpy.core.memmap.memmap"),
     }
 )
 """Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
 it is used in the one harmless way its pickled instances need (see ``_VM._call_modelled`` and
 ``_VM._instantiate``)."""
+_MEMMAP: Final = frozenset({"numpy.memmap", "numpy.core.memmap.memmap"})
+"""``numpy.memmap`` maps (and with mode ``w+`` creates) the file its arguments name when called, but a pickled
+memmap names it only as the subtype of ``_reconstruct(memmap, (0,), b'b')``: ``ndarray.__new__`` of the subtype,
+whose ``__array_finalize__`` only clears the mapping attributes, then the array state. That use is harmless."""
 _TORCHBIND_STATE_CLASSES: Final = frozenset(
     f"__torch__.torch.classes.{c}"
     for c in (
@@ -1002,6 +1007,9 @@ class _VM:
                             and func.plain
                             and type(args) is tuple
                             and not (self.planted and _planted_in(args))
+                            and not (
+                                careful and args and type(args[0]) is _Ref and args[0].pending is not None
+                            )
                         ):
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
@@ -1282,6 +1290,15 @@ class _VM:
                     and all(type(a) is str for a in args[1:])
                 ):
                     func.pending[1] += 1  # tzfile(None, name) keeps the name; tzfile(path) would read a file
+            if (
+                name == "numpy.core.multiarray._reconstruct"
+                and how in _DIRECT_CALLS
+                and args
+                and type(args[0]) is _Ref
+                and args[0].pending is not None
+                and args[0].canon in _MEMMAP
+            ):
+                args[0].pending[1] += 1  # the array subtype of a pickled memmap (see _MEMMAP)
             if name == "numpy.core._ufunc_reconstruct":
                 if len(args) == 2 and type(args[0]) is str and type(args[1]) is str:
                     return self._global(args[0], args[1], off, f"via {func.name}")
