@@ -52,6 +52,7 @@ _OPS: Final[dict[str, tuple[Severity, str]]] = {
             "TFRecordReader",
             "TFRecordReaderV2",
             "LMDBReader",
+            "RecordInput",  # data_flow_ops.cc: reads the records of the files its file_pattern matches
         ),
         (_H, _READS),
     ),

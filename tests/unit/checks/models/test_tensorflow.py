@@ -263,6 +263,7 @@ _BAD_OPS = [
     ("MatchingFiles", Severity.MEDIUM),
     ("TFRecordDatasetV2", Severity.HIGH),
     ("WholeFileReaderV2", Severity.HIGH),
+    ("RecordInput", Severity.HIGH),
     ("ImmutableConst", Severity.HIGH),
     ("CreateSummaryFileWriter", Severity.HIGH),
     ("DebugIdentityV2", Severity.HIGH),
