@@ -43,6 +43,7 @@ class Format(enum.StrEnum):
     ONNX = "onnx"
     SENTENCEPIECE = "sentencepiece"
     MSGPACK = "msgpack"
+    UBJSON = "ubjson"
     SEVEN_ZIP = "7z"
     RAR = "rar"
     ZSTD = "zstd"
@@ -400,6 +401,11 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.SENTENCEPIECE
     if _looks_msgpack_map(head):
         return Format.MSGPACK
+    if head[:1] == b"{":
+        from loopwarden.checks.models.ubjson import looks_ubjson_object
+
+        if looks_ubjson_object(head):
+            return Format.UBJSON
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
     if _is_wide_json(head):

@@ -1016,6 +1016,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.ONNX: _lazy("onnx", "scan_onnx"),
     Format.SENTENCEPIECE: _lazy("sentencepiece", "scan_sentencepiece"),
     Format.MSGPACK: _lazy("msgpack_", "scan_msgpack"),
+    Format.UBJSON: _lazy("ubjson", "scan_ubjson"),
     Format.TF_SAVED_MODEL: _lazy("tensorflow_", "scan_saved_model"),
     Format.TF_GRAPH: _lazy("tensorflow_", "scan_graph_def"),
     Format.KERAS_METADATA: _lazy("tensorflow_", "scan_keras_metadata"),

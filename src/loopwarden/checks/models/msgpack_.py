@@ -12,7 +12,7 @@ from typing import BinaryIO, Final
 
 from loopwarden.checks.models._base import Blob, ScanContext
 
-__all__ = ["scan_msgpack"]
+__all__ = ["ByteSource", "StructureError", "scan_msgpack"]
 
 _MAX_DEPTH: Final = 512
 _MAX_ITEMS: Final = 50_000_000
@@ -55,11 +55,11 @@ _CONTAINERS: Final = {
 }  # (count bytes, items per count)
 
 
-class _Bad(Exception):
+class StructureError(Exception):
     pass
 
 
-class _Source:
+class ByteSource:
     """Reads at increasing offsets from bytes in memory or a seekable reader, in bounded chunks."""
 
     def __init__(self, data: bytes | None, f: BinaryIO, size: int) -> None:
@@ -68,7 +68,7 @@ class _Source:
 
     def take(self, pos: int, n: int) -> bytes:
         if pos + n > self.size:
-            raise _Bad(f"value at offset {pos} runs past the end of the file")
+            raise StructureError(f"value at offset {pos} runs past the end of the file")
         if self.data is not None:
             return self.data[pos : pos + n]
         if not (self.base <= pos and pos + n <= self.base + len(self.buf)):
@@ -77,7 +77,7 @@ class _Source:
         return self.buf[pos - self.base : pos - self.base + n]
 
 
-def _walk(src: _Source, size: int, ctx: ScanContext) -> None:
+def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
     pending = [1]  # items still to read at each open container level
     pos = 0
     items = 0
@@ -88,7 +88,7 @@ def _walk(src: _Source, size: int, ctx: ScanContext) -> None:
         pending[-1] -= 1
         items += 1
         if items > _MAX_ITEMS:
-            raise _Bad(f"more than {_MAX_ITEMS} values")
+            raise StructureError(f"more than {_MAX_ITEMS} values")
         if items % 65536 == 0:
             ctx.check_time()
         t = src.take(pos, 1)[0]
@@ -114,17 +114,17 @@ def _walk(src: _Source, size: int, ctx: ScanContext) -> None:
             pos += width
             count = n * per
         else:
-            raise _Bad(f"byte 0x{t:02x} at offset {pos - 1} is not a MessagePack type")
+            raise StructureError(f"byte 0x{t:02x} at offset {pos - 1} is not a MessagePack type")
         if pos > size:
-            raise _Bad(f"value at offset {pos} runs past the end of the file")
+            raise StructureError(f"value at offset {pos} runs past the end of the file")
         if count:
             if len(pending) >= _MAX_DEPTH:
-                raise _Bad(f"values nested deeper than {_MAX_DEPTH}")
+                raise StructureError(f"values nested deeper than {_MAX_DEPTH}")
             pending.append(count)
     if pos > size:
-        raise _Bad("the last value runs past the end of the file")
+        raise StructureError("the last value runs past the end of the file")
     if pos < size:
-        raise _Bad(f"{size - pos} byte(s) after the MessagePack value")
+        raise StructureError(f"{size - pos} byte(s) after the MessagePack value")
 
 
 def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
@@ -133,6 +133,6 @@ def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
         return
     with blob.open() as f:
         try:
-            _walk(_Source(blob.data, f, blob.size), blob.size, ctx)
-        except _Bad as exc:
+            _walk(ByteSource(blob.data, f, blob.size), blob.size, ctx)
+        except StructureError as exc:
             ctx.fail(blob.location, f"MessagePack: {exc}")
