@@ -260,6 +260,29 @@ def _looks_sentencepiece(head: bytes) -> bool:
     return head[pos + n] in (0x15, 0x18)
 
 
+UBJSON_INTS: Final = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q"}
+"""UBJSON's integer type markers and their big-endian struct formats (lengths are integers of any of them)."""
+
+
+def _looks_ubjson_object(head: bytes) -> bool:
+    """A UBJSON object whose first key (an integer length, then UTF-8) is readable in ``head``."""
+    if len(head) < 3 or head[0] != 0x7B or head[1] not in UBJSON_INTS:
+        return False
+    fmt = UBJSON_INTS[head[1]]
+    width = struct.calcsize(fmt)
+    if len(head) < 2 + width:
+        return False
+    (n,) = struct.unpack_from(fmt, head, 2)
+    key = head[2 + width : 2 + width + n]
+    if not 0 < n <= 256 or len(key) < n:
+        return False
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return text.isprintable()
+
+
 def _looks_msgpack_map(head: bytes) -> bool:
     """A MessagePack map with a string first key (Flax's ``flax_model.msgpack``: parameter names to arrays)."""
     if len(head) < 3:
@@ -401,11 +424,8 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.SENTENCEPIECE
     if _looks_msgpack_map(head):
         return Format.MSGPACK
-    if head[:1] == b"{":
-        from loopwarden.checks.models.ubjson import looks_ubjson_object
-
-        if looks_ubjson_object(head):
-            return Format.UBJSON
+    if _looks_ubjson_object(head):
+        return Format.UBJSON
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
     if _is_wide_json(head):

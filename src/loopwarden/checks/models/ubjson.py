@@ -13,35 +13,16 @@ import struct
 from typing import Final
 
 from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models.detect import UBJSON_INTS as _INTS
 from loopwarden.checks.models.msgpack_ import ByteSource, StructureError
 
-__all__ = ["looks_ubjson_object", "scan_ubjson"]
+__all__ = ["scan_ubjson"]
 
 _MAX_DEPTH: Final = 256
 _MAX_ITEMS: Final = 50_000_000
-_INTS: Final = {ord("i"): ">b", ord("U"): ">B", ord("I"): ">h", ord("l"): ">i", ord("L"): ">q"}
 _FIXED: Final = {ord("Z"): 0, ord("N"): 0, ord("T"): 0, ord("F"): 0, ord("C"): 1, ord("d"): 4, ord("D"): 8}
 _FIXED.update({t: struct.calcsize(f) for t, f in _INTS.items()})
 _XGBOOST_KEYS: Final = frozenset({"learner", "version"})
-
-
-def looks_ubjson_object(head: bytes) -> bool:
-    """A UBJSON object whose first key (an integer length, then UTF-8) is readable in ``head``."""
-    if len(head) < 3 or head[0] != 0x7B or head[1] not in _INTS:
-        return False
-    fmt = _INTS[head[1]]
-    width = struct.calcsize(fmt)
-    if len(head) < 2 + width:
-        return False
-    (n,) = struct.unpack_from(fmt, head, 2)
-    key = head[2 + width : 2 + width + n]
-    if not 0 < n <= 256 or len(key) < n:
-        return False
-    try:
-        text = key.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
-    return text.isprintable()
 
 
 class _Walk:
