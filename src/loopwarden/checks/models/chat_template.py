@@ -103,6 +103,15 @@ _ATTRIBUTE_ARG: Final = {
 """Filters that read an attribute (a dotted path) named by a positional argument, and which argument it is (as
 in jinja2.filters); every filter's ``attribute=`` keyword is judged too."""
 _BUILTINS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
+_PYTHON_BUILTINS: Final = frozenset(
+    {
+        *("getattr", "setattr", "delattr", "eval", "exec", "compile", "__import__", "open"),
+        *("globals", "locals", "vars", "breakpoint", "memoryview", "classmethod", "staticmethod"),
+    }
+)
+"""Python builtins that reach code, files or internals. No chat-template environment (transformers, llama.cpp,
+vLLM, Jinja's defaults) defines them, so calling one fails at render time, unless the rendering application
+exposes it: a template that calls one is written for an environment that does."""
 _MUTATORS: Final = frozenset({"append", "extend", "insert", "update", "setdefault", "add", "__setitem__"})
 _SELECTING_METHODS: Final = frozenset(
     {
@@ -1237,6 +1246,23 @@ class _Analysis:
                 and id(node) not in local
             ):
                 self.report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
+            elif (
+                isinstance(node, nodes.Call)
+                and isinstance(node.node, nodes.Name)
+                and node.node.name in _PYTHON_BUILTINS
+                and self.vars.get("v:" + node.node.name) is None
+            ):
+                internals = any(
+                    any(_is_bad_name(x) for x in self.m(a).strs)
+                    for a in [*node.args, *(k.value for k in node.kwargs)]
+                )
+                self.report(
+                    node,
+                    f"calls the Python builtin '{node.node.name}'"
+                    + (" with an internal name" if internals else "")
+                    + " (not defined by chat-template environments; reaches Python internals where exposed)",
+                    Severity.CRITICAL if internals else Severity.HIGH,
+                )
             elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
                 self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
 

@@ -62,6 +62,7 @@ RULE_TRAILING: Final = "LW-MODEL-013"
 RULE_DYNAMIC_GLOBAL: Final = "LW-MODEL-014"
 RULE_DUNDER_STATE: Final = "LW-MODEL-016"
 RULE_TENSOR: Final = "LW-MODEL-017"
+RULE_DORMANT: Final = "LW-MODEL-019"
 _DUNDER_STATE_KEYS: Final = frozenset(
     {
         "__setstate__",
@@ -180,6 +181,41 @@ _MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hosti
 _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
 _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
+# Pickles stored as data (not loaded by this pickle; see _VM._stored): how a string or bytes constant starts when
+# it is one, directly or encoded. Strings shorter than _STORED_MIN cannot hold a pickle that calls anything.
+_STORED_MIN: Final = 16
+_STORED_TEXT_HEADS: Final = frozenset(
+    {
+        "gA",  # base64 of a protocol 2+ pickle (b"\x80")
+        "Y2",  # base64 of a protocol 0/1 GLOBAL (b"c" + a module name: a-o, p-z, _ or A-Z)
+        "Y3",
+        "Y1",
+        "Y0",
+        "KG",  # base64 of a MARK (b"(") before a GLOBAL, a dict, a list or a string
+        "KF",
+        "eJ",  # base64 of zlib (b"x\x9c"); eN/eA/eF: other zlib levels
+        "eN",
+        "eA",
+        "eF",
+        "H4",  # base64 of gzip (b"\x1f\x8b")
+        "80",  # hex of a protocol 2+ pickle
+        "63",  # hex of GLOBAL
+        "28",  # hex of MARK
+        "78",  # hex of zlib
+        "1f",  # hex of gzip
+        "\x80\x02",  # a protocol 2+ pickle kept as latin-1 text
+        "\x80\x03",
+        "\x80\x04",
+        "\x80\x05",
+    }
+)
+_STORED_BYTES_HEADS: Final = frozenset(
+    {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"x\x9c", b"x\xda", b"x\x01", b"x^", b"\x1f\x8b"}
+)
+_STORED_MAX_CANDIDATES: Final = 256  # per top-level stream: a file of many look-alike strings stays cheap
+_STORED_INFLATE_MAX: Final = 32 << 20
+_HEX_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2})+")
+_B64_RE: Final = re.compile(r"[A-Za-z0-9+/=\-_\s]+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -519,7 +555,7 @@ def _seek_forward(stream: IO[bytes], k: int) -> bool:
 
 
 class _Budget:
-    __slots__ = ("computed_bytes", "deadline", "kept_bytes", "limits", "opcodes", "text_bytes")
+    __slots__ = ("computed_bytes", "deadline", "kept_bytes", "limits", "opcodes", "stored", "text_bytes")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -527,6 +563,7 @@ class _Budget:
         self.kept_bytes = 0
         self.text_bytes = 0
         self.computed_bytes = 0  # strings and bytes the analysis builds (concatenation, decoding, inflating)
+        self.stored = 0  # constants decoded as possible stored pickles (see _VM._stored)
         self.deadline = time.monotonic() + limits.max_seconds
 
 
@@ -800,6 +837,65 @@ _DIRECT_CALLS: Final = frozenset({"REDUCE", "OBJ"})
 _MAX_DISTINCT_FINDINGS: Final = 1000
 
 
+def _stored_pickle(value: Any) -> tuple[bytes, str] | str | None:
+    """The pickle a string or bytes constant holds as data, and how it is encoded (raw, latin-1 text, hex,
+    base64, each possibly zlib- or gzip-compressed); a reason text when it starts like one but cannot be
+    decoded within the bounds; None when it is not one. Only the head is decoded before the whole is."""
+    import binascii
+
+    if type(value) is str:
+        head = value[:2]
+        if head[0] == "\x80":
+            return _stored_bytes(value.encode("latin-1", "replace"), "latin-1 text")
+        tries: list[tuple[str, Callable[[str], bytes]]] = []
+        if _HEX_RE.fullmatch(value):
+            tries.append(("hex", bytes.fromhex))
+        if _B64_RE.fullmatch(value):
+            tries.append(("base64", lambda v: binascii.a2b_base64(v.replace("-", "+").replace("_", "/"))))
+        for how, decode in tries:
+            try:
+                data = decode(value)
+            except (ValueError, binascii.Error):
+                continue
+            found = _stored_bytes(data, how)
+            if found is not None:
+                return found
+        return None
+    return _stored_bytes(bytes(value), "bytes")
+
+
+def _stored_bytes(data: bytes, how: str) -> tuple[bytes, str] | str | None:
+    import zlib
+
+    head = data[:2]
+    if head in (b"x\x9c", b"x\xda", b"x\x01", b"x^") or head == b"\x1f\x8b":
+        gz = head == b"\x1f\x8b"
+        try:
+            peek = zlib.decompressobj(31 if gz else 15).decompress(data, 64)
+            if not _looks_pickle(peek):
+                return None
+            inflater = zlib.decompressobj(31 if gz else 15)
+            data = inflater.decompress(data, _STORED_INFLATE_MAX)
+        except zlib.error:
+            return None
+        if inflater.unconsumed_tail:
+            method = "gzip" if gz else "zlib"
+            return f"a pickle stored as {how} ({method}) inflates to more than {_STORED_INFLATE_MAX} bytes"
+        how = f"{how}, {'gzip' if gz else 'zlib'}"
+    return (data, how) if _looks_pickle(data) else None
+
+
+_PROTO0_HEAD: Final = re.compile(rb"(?:\(|\((?:[^\n]{0,64}\n)?)?c[A-Za-z_][\w.]*\n[\w.]+\n")
+
+
+def _looks_pickle(data: bytes) -> bool:
+    """Whether bytes start like a pickle that can call something: a protocol 2+ header, or a protocol 0/1
+    GLOBAL (after at most a MARK and one other line)."""
+    if data[:1] == b"\x80":
+        return 2 <= data[1:2][0] <= 5 if len(data) > 1 else False
+    return _PROTO0_HEAD.match(data) is not None
+
+
 class _VM:
     """Runs one pickle stream (from PROTO to STOP) over a shared reader."""
 
@@ -926,6 +1022,7 @@ class _VM:
         dispatch = _DISPATCH
         call = self._call
         text = self._text
+        stored_heads = _STORED_TEXT_HEADS
         buf, p, n = r.buf, r.p, r.n
         text_bytes = 0
         careful = self.careful
@@ -1026,6 +1123,10 @@ class _VM:
                         if k <= _KEEP_STR and p + 4 + k <= n:
                             append(text(buf[p + 4 : p + 4 + k]))
                             p += 4 + k
+                            if k >= _STORED_MIN and stack[-1][:2] in stored_heads:
+                                r.p = p
+                                self._stored(stack[-1], r.base + p - k)
+                                buf, p, n = r.buf, r.p, r.n
                         else:
                             r.p = p + 4
                             append(self._payload_text(k))
@@ -1107,6 +1208,10 @@ class _VM:
                         r.p = p + 1
                         append(text(r.read(k)))
                         buf, p, n = r.buf, r.p, r.n
+                    if k >= _STORED_MIN and stack[-1][:2] in stored_heads:
+                        r.p = p
+                        self._stored(stack[-1], r.base + p - k)
+                        buf, p, n = r.buf, r.p, r.n
                     continue
                 elif op == 0x94:  # MEMOIZE
                     memo[len(memo)] = stack[-1]
@@ -1167,14 +1272,30 @@ class _VM:
     def _payload_text(self, k: int) -> Any:
         self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
-            return self._text(self.r.read(k))
-        return _Big("str", k, self.r.skip(k))
+            value = self._text(self.r.read(k))
+            if k >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+                self._stored(value, self.r.tell() - k)
+            return value
+        return self._big_text(k)
+
+    def _big_text(self, k: int) -> _Big:
+        big = _Big("str", k, self.r.skip(k))
+        head = big.prefix.decode("utf-8", "ignore")
+        if head[:2] in _STORED_TEXT_HEADS and _stored_pickle(head[: len(head) // 4 * 4]) is not None:
+            self.coll.unverified.append(
+                f"a string of {k} bytes at offset {self.r.tell() - k} starts like a stored pickle and is too "
+                "large to decode"
+            )
+        return big
 
     def _payload_bytes(self, k: int) -> Any:
         r = self.r
         if k <= _KEEP_BYTES_SMALL:
             self.budget.text_bytes += k
-            return r.read(k)
+            value = r.read(k)
+            if k >= _STORED_MIN and (value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c("):
+                self._stored(value, r.tell() - k)
+            return value
         if r.n - r.p >= 1 or r.fill(1):
             first = r.buf[r.p]
             if (
@@ -1185,8 +1306,17 @@ class _VM:
                 and self.budget.kept_bytes + k <= _KEEP_BYTES_BUDGET
             ):
                 self.budget.kept_bytes += k
-                return r.read(k)
-        return _Big("bytes", k, r.skip(k))
+                value = r.read(k)
+                if value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c(":
+                    self._stored(value, r.tell() - k)
+                return value
+        big = _Big("bytes", k, r.skip(k))
+        head = big.prefix[:2]
+        if head in _STORED_BYTES_HEADS and _stored_bytes(big.prefix, "") is not None:
+            self.coll.unverified.append(
+                f"bytes of {k} at offset {r.tell() - k} start like a stored pickle and are too large to analyse"
+            )
+        return big
 
     # -- calls and attribute resolution --
 
@@ -1725,6 +1855,63 @@ class _VM:
             resync=False,
         )
         return count == 5 and not sub.hits and not sub.unverified
+
+    def _stored(self, value: Any, off: int) -> None:
+        """Analyse a pickle kept as data: a string or bytes constant that is one (raw, latin-1 text, hex or
+        base64, possibly compressed). Loading this file does not run it; whatever unpickles the value later
+        does, so what it would call is reported (LW-MODEL-019), at most high. Constants that only start like
+        one and do not parse say nothing (they are data); a bound reached makes the target unverified."""
+        budget = self.budget
+        if budget.stored >= _STORED_MAX_CANDIDATES:
+            return
+        found = _stored_pickle(value)
+        if found is None:
+            return
+        budget.stored += 1
+        if isinstance(found, str):
+            self.coll.unverified.append(found)
+            return
+        data, how = found
+        limits = budget.limits
+        if self.depth + 1 > limits.max_depth:
+            self.coll.unverified.append(f"limit max_depth: nested pickles deeper than {limits.max_depth}")
+            return
+        origin = f"stored as {how}@{off}"
+        sub = _Collector(self.coll.location, self.coll.allow)
+        _analyze_reader(
+            _Reader(io.BytesIO(data), len(data)),
+            sub,
+            budget,
+            depth=self.depth + 1,
+            joblib=False,
+            origin=origin if not self.origin else f"{self.origin}/{origin}",
+            stacked=True,
+            max_pickles=None,
+            resync=False,
+            prefix=True,
+        )
+        self.coll.unverified.extend(u for u in sub.unverified if u.startswith("limit"))
+        if not sub.hits:
+            return
+        worst = max(entry[0] for entry in sub.hits.values())
+        subjects = sorted({subject for _, subject in sub.hits})
+        shown = ", ".join(subjects[:5]) + (f" and {len(subjects) - 5} more" if len(subjects) > 5 else "")
+        self.coll.hit(
+            RULE_DORMANT,
+            min(worst, Severity.HIGH),
+            f"stored pickle: {subjects[0]}",
+            f"a pickle kept as data ({how}, {len(data)} bytes) reaches {shown}: loading this file does not "
+            "run it; any code that unpickles the value does",
+            off,
+            self._ev(
+                {
+                    "encoding": how,
+                    "size": len(data),
+                    "reaches": subjects[:20],
+                    "rules": sorted({r for r, _ in sub.hits}),
+                }
+            ),
+        )
 
     def _nested(self, arg: Any, off: int, loader: str) -> None:
         """Analyse a pickle handed to a loader from inside the pickle."""
@@ -2407,7 +2594,10 @@ class _VM:
                 raw: Any = codecs.escape_decode(line[1:-1])[0]
             except ValueError:
                 raise _MalformedError("STRING with an invalid escape", off) from None
-            stack.append(raw.decode("latin-1"))
+            value = raw.decode("latin-1")
+            if len(value) >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+                self._stored(value, off)
+            stack.append(value)
             return stack
         raise _MalformedError("STRING argument must be quoted", off)
 
@@ -2429,8 +2619,11 @@ class _VM:
     def _latin(self, k: int) -> Any:
         self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
-            return self.r.read(k).decode("latin-1")
-        return _Big("str", k, self.r.skip(k))
+            value = self.r.read(k).decode("latin-1")
+            if k >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+                self._stored(value, self.r.tell() - k)
+            return value
+        return self._big_text(k)
 
     def _op_binbytes(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
@@ -2443,7 +2636,10 @@ class _VM:
     ) -> list[Any]:
         k = self.r.read(1)[0]
         self.budget.text_bytes += k
-        stack.append(self.r.read(k))
+        value = self.r.read(k)
+        if k >= _STORED_MIN and (value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c("):
+            self._stored(value, self.r.tell() - k)
+        stack.append(value)
         return stack
 
     def _op_binbytes8(
@@ -2476,9 +2672,12 @@ class _VM:
     ) -> list[Any]:
         line = self.r.readline()
         try:
-            stack.append(line.decode("raw-unicode-escape"))
+            value = line.decode("raw-unicode-escape")
         except UnicodeDecodeError:
             raise _MalformedError("UNICODE with an invalid escape", off) from None
+        if len(value) >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+            self._stored(value, off)
+        stack.append(value)
         return stack
 
     def _op_binunicode(

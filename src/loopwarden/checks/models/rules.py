@@ -219,6 +219,19 @@ class PickleDenied(Rule):
     )
 
 
+class PickleStored(Rule):
+    """The severity of the stored pickle's worst finding, capped at HIGH (loading this file does not run it)."""
+
+    rule_id: ClassVar[str] = "LW-MODEL-019"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Pickle kept as data that calls something when unpickled"
+    help: ClassVar[str] = (
+        "A string or bytes constant is itself a pickle (raw, latin-1, hex or base64, possibly zlib/gzip) that "
+        "calls something outside the allow-list. Loading the file does not run it; code that later unpickles "
+        "the value does. Control: do not unpickle values of untrusted models; quarantine the artifact."
+    )
+
+
 # --- container checks (LW-MODEL-020 .. 099) ----------------------------------------------------------------------
 
 
@@ -511,6 +524,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     PickleDunderState,
     TensorGeometry,
     PickleDenied,
+    PickleStored,
     ZipHeaderMismatch,
     ZipDuplicateMember,
     ZipOverlap,

@@ -647,3 +647,51 @@ def test_names_carried_through_template_bookkeeping_are_critical(template: str) 
 )
 def test_names_the_template_shapes_through_bookkeeping_are_reported(template: str) -> None:
     assert _worst(template) in (Severity.HIGH, Severity.CRITICAL)
+
+
+# --- Python builtins called by name -----------------------------------------------------------------------
+# No chat-template environment defines getattr, eval, __import__ ..., so such a call fails at render time unless
+# the rendering application exposes the builtin; a template that calls one is written for an environment that
+# does (modelaudit's fixture obfuscated/getattr_bypass.json walks getattr(getattr('', '__class__'), ...)).
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ getattr(getattr(getattr('', '__class__'), '__mro__')[1], '__subclasses__')()[40]('/etc/hosts').read() }}",
+        "{{ getattr(messages, '__init__') }}",
+        "{% set n = '__glo' ~ 'bals__' %}{{ getattr(raise_exception, n) }}",
+        "{{ getattr(x, '\\x5f\\x5fclass\\x5f\\x5f') }}",
+        "{{ vars(messages)['_' ~ '_dict__'] }}",
+    ],
+)
+def test_python_builtin_called_with_an_internal_name_is_critical(template: str) -> None:
+    assert _worst(template) == Severity.CRITICAL
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ eval('1+1') }}",
+        "{{ open('/etc/passwd').read() }}",
+        "{{ exec(messages[0].content) }}",
+        "{{ globals() }}",
+        "{% for m in messages %}{{ compile(m.content, 'x', 'exec') }}{% endfor %}",
+    ],
+)
+def test_python_builtin_called_by_name_is_at_least_high(template: str) -> None:
+    worst = _worst(template)
+    assert worst is not None and worst >= Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # a template variable or macro of that name is the template's own
+        "{% set open = '<|im_start|>' %}{{ open }}{% for m in messages %}{{ m.content }}{% endfor %}",
+        "{% macro eval(x) %}{{ x }}{% endmacro %}{{ eval(messages[0].content) }}",
+        "{% for m in messages %}{{ m.role }}: {{ m.content | trim }}{% endfor %}",
+    ],
+)
+def test_names_the_template_defines_itself_are_not_builtins(template: str) -> None:
+    assert _worst(template) is None

@@ -1,0 +1,217 @@
+"""Pickles kept as data inside a pickle (LW-MODEL-019): a payload that loading the file does not run, but that any
+code unpickling the value later does. modelaudit's regression corpus treats these as malicious
+(``tests/assets/samples/pickles/nested_pickle_{raw,base64,hex,multistage}.pkl``, ``malicious_model_realistic.pkl``,
+``decode_exec_chain.pkl`` in promptfoo/modelaudit); loopwarden reported them clean before.
+
+Every outer and inner pickle is assembled here from opcodes or ``pickle.dumps`` of plain data; nothing is unpickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import pickle
+import struct
+import zlib
+
+import pytest
+
+from loopwarden.checks.interface import Limits
+from loopwarden.checks.models._base import ScanContext, bytes_blob
+from loopwarden.checks.models.dispatch import scan_blob
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.checks.models.scanner import default_allow
+from loopwarden.domain import Finding, Location, Severity
+
+RULE = "LW-MODEL-019"
+
+
+def u(s: str) -> bytes:
+    raw = s.encode("utf-8", "surrogatepass")
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def by(b: bytes) -> bytes:
+    """SHORT_BINBYTES / BINBYTES."""
+    return b"C" + bytes([len(b)]) + b if len(b) < 256 else b"B" + struct.pack("<I", len(b)) + b
+
+
+def dict_of(*pairs: tuple[str, bytes]) -> bytes:
+    """A protocol 4 pickle of a dict of string keys to the given value opcodes."""
+    body = b"".join(u(k) + v for k, v in pairs)
+    return b"\x80\x04}(" + body + b"u."
+
+
+# Inner payloads: what a later pickle.loads of the stored value would run.
+SYSTEM_P4 = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."
+EXEC_P2 = b"\x80\x02cbuiltins\nexec\nX\x0e\x00\x00\x00import os as _\x85R."
+SYSTEM_P0 = b"cposix\nsystem\n(S'id'\ntR."
+SYSTEM_P0_MARK = b"(cos\nsystem\nS'id'\no."
+PRINT_P4 = b"\x80\x04\x95\x1c\x00\x00\x00\x00\x00\x00\x00\x8c\x08builtins\x8c\x05print\x93\x8c\x01x\x85R."
+
+
+def scan(data: bytes) -> PickleResult:
+    return analyze_pickle_bytes(data)
+
+
+def stored(result: PickleResult) -> list[Finding]:
+    return [f for f in result.findings if f.rule_id == RULE]
+
+
+def assert_stored(result: PickleResult, reaches: str, severity: Severity = Severity.HIGH) -> None:
+    hits = stored(result)
+    assert hits, [(f.rule_id, f.message) for f in result.findings]
+    assert any(reaches in str(f.evidence.get("reaches")) for f in hits), [f.evidence for f in hits]
+    assert max(f.severity for f in hits) == severity
+
+
+# --- encodings of one payload -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "how"),
+    [
+        (by(SYSTEM_P4), "bytes"),
+        (b"B" + struct.pack("<I", len(SYSTEM_P4)) + SYSTEM_P4, "bytes"),  # BINBYTES even when short
+        (b"\x8e" + struct.pack("<Q", len(SYSTEM_P4)) + SYSTEM_P4, "bytes"),  # BINBYTES8
+        (b"\x96" + struct.pack("<Q", len(SYSTEM_P4)) + SYSTEM_P4, "bytes"),  # BYTEARRAY8
+        (u(base64.b64encode(SYSTEM_P4).decode()), "base64"),
+        (u(base64.urlsafe_b64encode(SYSTEM_P4).decode()), "base64"),
+        (u(base64.encodebytes(SYSTEM_P4 * 3).decode()), "base64"),  # with line breaks, as encodebytes writes
+        (u(SYSTEM_P4.hex()), "hex"),
+        (u(SYSTEM_P4.hex().upper()), "hex"),
+        (u(SYSTEM_P4.decode("latin-1")), "latin-1 text"),
+        (by(zlib.compress(SYSTEM_P4)), "bytes, zlib"),
+        (by(zlib.compress(SYSTEM_P4, 9)), "bytes, zlib"),
+        (by(gzip.compress(SYSTEM_P4)), "bytes, gzip"),
+        (u(base64.b64encode(zlib.compress(SYSTEM_P4)).decode()), "base64, zlib"),
+        (u(zlib.compress(SYSTEM_P4).hex()), "hex, zlib"),
+        # protocol 0/1 strings holding the payload
+        (b"S'" + base64.b64encode(SYSTEM_P4) + b"'\n", "base64"),
+        (b"V" + SYSTEM_P4.hex().encode() + b"\n", "hex"),
+        (b"U" + bytes([len(SYSTEM_P4)]) + SYSTEM_P4, "latin-1 text"),  # SHORT_BINSTRING
+        (b"T" + struct.pack("<i", len(SYSTEM_P4)) + SYSTEM_P4, "latin-1 text"),  # BINSTRING
+    ],
+)
+def test_a_stored_pickle_is_reported_whatever_its_encoding(value: bytes, how: str) -> None:
+    result = scan(dict_of(("model", u("resnet")), ("payload", value)))
+    assert_stored(result, "system")
+    assert any(f.evidence.get("encoding") == how for f in stored(result)), [
+        f.evidence for f in stored(result)
+    ]
+
+
+@pytest.mark.parametrize("inner", [SYSTEM_P4, EXEC_P2, SYSTEM_P0, SYSTEM_P0_MARK, PRINT_P4])
+def test_inner_protocols_and_callables(inner: bytes) -> None:
+    for value in (by(inner), u(base64.b64encode(inner).decode())):
+        result = scan(dict_of(("w", value)))
+        assert stored(result), (inner, [(f.rule_id, f.message) for f in result.findings])
+
+
+def test_severity_is_capped_at_high_and_the_file_is_not_called_loaded() -> None:
+    result = scan(dict_of(("w", by(SYSTEM_P4))))
+    assert {f.rule_id for f in result.findings} == {RULE}  # not reported as run at load time (LW-MODEL-001)
+    assert max(f.severity for f in result.findings) == Severity.HIGH
+
+
+def test_multistage_payload_is_followed() -> None:
+    stage2 = dict_of(("stage2", by(SYSTEM_P4)))
+    for value in (by(stage2), u(base64.b64encode(stage2).decode()), by(zlib.compress(stage2))):
+        assert_stored(scan(dict_of(("meta", u("1.0")), ("stage1", value))), "system")
+
+
+def test_stored_pickle_in_lists_tuples_and_call_arguments() -> None:
+    in_list = b"\x80\x04](" + by(SYSTEM_P4) + b"e."
+    in_tuple = b"\x80\x04" + by(SYSTEM_P4) + b"\x85."
+    in_state = b"\x80\x04\x8c\x0bcollections\x8c\x0bOrderedDict\x93)R}" + u("k") + by(SYSTEM_P4) + b"sb."
+    for data in (in_list, in_tuple, in_state):
+        assert_stored(scan(data), "system")
+
+
+def test_real_pickle_dumps_of_a_dict_with_a_stored_payload() -> None:
+    # the shape modelaudit's generators write: pickle.dumps of plain data holding the payload
+    data = pickle.dumps(
+        {
+            "model_name": "bert-base-uncased",
+            "state_dict": {"embeddings.weight": "placeholder"},
+            "training_metadata": SYSTEM_P4,
+            "tokenizer_config": base64.b64encode(SYSTEM_P4).decode(),
+        }
+    )
+    result = scan(data)
+    assert_stored(result, "system")
+    assert result.unverified is None
+
+
+def test_in_a_pytorch_checkpoint_member() -> None:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", dict_of(("hparams", u(base64.b64encode(SYSTEM_P4).decode()))))
+        z.writestr("archive/version", "3\n")
+    ctx = ScanContext("model.pt", Limits(), default_allow())
+    scan_blob(bytes_blob("model.pt", Location("model.pt"), buf.getvalue(), 0), ctx)
+    assert any(f.rule_id == RULE for f in ctx.findings), [(f.rule_id, f.message) for f in ctx.findings]
+
+
+# --- what must stay clean -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        by(pickle.dumps({"a": [1, 2, 3], "b": "text"}, protocol=4)),  # a stored pickle of plain data
+        u(base64.b64encode(pickle.dumps([1.0, 2.0], protocol=2)).decode()),
+        by(pickle.dumps({"weights": b"\x00" * 64}, protocol=5)),
+        u(
+            "gAAAAABmZXJuZXQtdG9rZW4tbG9va2luZy1zdHJpbmc="
+        ),  # a Fernet token: base64 starting "gA", not a pickle
+        u("80" + "0f" * 30),  # hex that is not a pickle
+        u("8004" + "ff" * 30),  # hex of a protocol header followed by garbage: malformed, so data
+        u("Y2hlY2twb2ludF9wYXRoX2Zvcl90aGVfbW9kZWw="),  # base64 text starting "Y2"
+        u("28 experiments were run on the cluster"),
+        u("cos\nsystem\nbut this is prose, not a pickle"),
+        by(b"\x80\x04" + b"\xff" * 40),  # starts like a pickle, invalid opcode at once
+        by(b"x\x9c" + b"\x00" * 40),  # not a valid zlib stream
+        by(zlib.compress(b"just some compressed text, not a pickle" * 4)),
+        by(gzip.compress(b"\x00\x01\x02" * 30)),
+    ],
+)
+def test_look_alikes_stay_clean(value: bytes) -> None:
+    result = scan(dict_of(("name", u("model")), ("field", value)))
+    assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
+    assert result.unverified is None
+
+
+def test_many_look_alike_strings_are_bounded() -> None:
+    # 5,000 base64 strings that start like pickles but are data: analysis stays bounded and clean
+    body = b"".join(
+        u(f"k{i}") + u(base64.b64encode(b"\x80\x04" + bytes([i % 256]) * 20).decode()) for i in range(5000)
+    )
+    result = scan(b"\x80\x04}(" + body + b"u.")
+    assert stored(result) == []
+
+
+# --- bounds: fail closed -------------------------------------------------------------------------------------
+
+
+def test_a_stored_pickle_too_large_to_decode_is_unverified() -> None:
+    big = base64.b64encode(SYSTEM_P4 + b"\x00" * 70_000).decode()  # a string kept only as a prefix
+    result = scan(dict_of(("payload", u(big))))
+    assert result.unverified is not None and "stored pickle" in result.unverified
+
+
+def test_a_stored_pickle_inflating_past_the_bound_is_unverified() -> None:
+    bomb = zlib.compress(b"\x80\x04" + b"N" * (40 << 20), 9)
+    result = scan(dict_of(("payload", by(bomb))))
+    assert result.unverified is not None and "inflates to more than" in result.unverified
+
+
+def test_depth_bound_on_stored_pickles_is_unverified() -> None:
+    inner = SYSTEM_P4
+    for _ in range(12):
+        inner = dict_of(("next", by(inner)))
+    result = analyze_pickle_bytes(inner, limits=Limits(max_depth=4))
+    assert result.unverified is not None and "max_depth" in result.unverified
