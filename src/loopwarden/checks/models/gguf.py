@@ -117,7 +117,7 @@ class _Cursor:
     def count(self) -> int:
         return self.u32() if self.v1 else self.u64()
 
-    def string(self, keep: bool) -> str | None:
+    def string(self, keep: bool, strict: bool = True) -> str | None:
         n = self.count()
         if n > self.size:
             raise _BadError(f"string length {n} at offset {self.pos} exceeds the file")
@@ -125,6 +125,8 @@ class _Cursor:
             try:
                 return self.read(n).decode("utf-8")
             except UnicodeDecodeError as exc:
+                if not strict:
+                    return None
                 raise _BadError(f"string at offset {self.pos - n} is not UTF-8") from exc
         self.skip(n)
         return None
@@ -201,6 +203,12 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         keys.add(key)
         vtype = cur.u32()
         keep = key.startswith("tokenizer.chat_template") or key == "general.alignment"
+        if vtype == _STRING and not keep:
+            # any other scalar string: judged for Python code (LW-MODEL-047), read as leniently as loaders do
+            val = cur.string(True, strict=False)
+            if val is not None:
+                _metadata_code(key, val, ctx, loc)
+            continue
         val = _value(cur, vtype, keep)
         if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):
             # gguf-py's list form: the names here, each template under tokenizer.chat_template.<name>. The
@@ -254,3 +262,18 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
 
     for key, text in templates:
         check_template(text, ctx, Location(loc.path, loc.member if loc.member else None), key=key)
+
+
+def _metadata_code(key: str, value: str, ctx: ScanContext, loc: Location) -> None:
+    from loopwarden.checks.models.codestr import dangerous_calls
+
+    calls = dangerous_calls(value)
+    if calls:
+        ctx.add(
+            rules.MetadataCode,
+            f"metadata '{key[:100]}' is Python code calling {', '.join(calls[:5])}: inert for GGUF loaders, a "
+            "payload for anything that evaluates it",
+            loc,
+            key=key[:200],
+            calls=calls[:20],
+        )

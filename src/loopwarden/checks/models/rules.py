@@ -453,6 +453,19 @@ class SafetensorsMetadata(Rule):
     help: ClassVar[str] = "The format requires '__metadata__' to map strings to strings."
 
 
+class MetadataCode(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-047"
+    severity: ClassVar[Severity] = Severity.MEDIUM
+    title: ClassVar[str] = (
+        "Model metadata is Python code that calls execution, process, network or file primitives"
+    )
+    help: ClassVar[str] = (
+        "A safetensors or GGUF metadata string parses as a Python program calling os.system, subprocess, eval, "
+        "exec, __import__ ... Loaders never evaluate metadata, so nothing runs at load time; it is a payload for "
+        "whatever evaluates it later. Control: never evaluate model metadata; review the artifact's origin."
+    )
+
+
 class GgufInvalid(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-039"
     severity: ClassVar[Severity] = Severity.HIGH
@@ -547,6 +560,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     TensorFlowOp,
     SafetensorsInvalid,
     SafetensorsMetadata,
+    MetadataCode,
     GgufInvalid,
     TemplateInjection,
     NumpyObjectArray,

@@ -96,6 +96,8 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
         isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
     ):
         ctx.add(rules.SafetensorsMetadata, "__metadata__ is not a map of strings to strings", loc)
+    if isinstance(meta, dict):
+        _metadata_code(meta, ctx, loc)
     data_len = size - 8 - n
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
@@ -133,3 +135,20 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     if cursor < data_len:
         return f"{data_len - cursor} trailing byte(s) after the last tensor"
     return None
+
+
+def _metadata_code(meta: dict[Any, Any], ctx: ScanContext, loc: Location) -> None:
+    from loopwarden.checks.models.codestr import dangerous_calls
+
+    for key, value in meta.items():
+        if isinstance(value, str):
+            calls = dangerous_calls(value)
+            if calls:
+                ctx.add(
+                    rules.MetadataCode,
+                    f"__metadata__ '{str(key)[:100]}' is Python code calling {', '.join(calls[:5])}: inert for "
+                    "safetensors loaders, a payload for anything that evaluates it",
+                    loc,
+                    key=str(key)[:200],
+                    calls=calls[:20],
+                )

