@@ -1368,6 +1368,32 @@ def check_template(
         )
 
 
+def check_embedded_template(source: str, ctx: ScanContext, location: Location, *, key: str) -> None:
+    """Judge a string of a config that may be rendered as a Jinja template by some application (a YAML config's
+    ``chat_template``, a ``prompt_template``, any value with ``{{``/``{%`` markup). Unlike
+    :func:`check_template`, text that does not parse as Jinja says nothing: it is then no template at all."""
+    if "{{" not in source and "{%" not in source:
+        return
+    outcome = _CACHE.get(source)
+    if outcome is None:
+        outcome = _analyse(source, ctx.check_time)
+        if len(_CACHE) >= 64:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[source] = outcome
+    if isinstance(outcome, str):
+        return
+    shown = _show(key, 1000)
+    for severity, what, line in outcome:
+        ctx.add_severity(
+            rules.TemplateInjection,
+            severity,
+            f"{shown}: {what}",
+            location,
+            template_key=shown,
+            **({} if line is None else {"template_line": line}),
+        )
+
+
 _CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | str]] = {}
 """Analyses by template text: model folders repeat the same template in many files."""
 

@@ -144,6 +144,11 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                 stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
             stack.extend(node.value)
+        elif isinstance(node, yaml.ScalarNode) and ("{{" in node.value or "{%" in node.value):
+            # a chat template or prompt template of a serving or training config: an application renders it
+            from loopwarden.checks.models.chat_template import check_embedded_template
+
+            check_embedded_template(node.value, ctx, location, key=f"line {node.start_mark.line + 1}")
 
 
 def _mlflow_loader(roots: list[Any], ctx: ScanContext, location: Location) -> None:

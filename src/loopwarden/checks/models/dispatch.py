@@ -486,7 +486,8 @@ def _config_named(name: str) -> bool:
     """Whether a loader reads a file of this name as a config or template (see :func:`_text`)."""
     lower = name.lower()
     return (
-        lower.endswith((".jinja", ".j2", ".json", ".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
+        lower.endswith((".jinja", ".j2", ".jinja2", ".json", ".yaml", ".yml", ".template", ".tmpl"))
+        or lower.rsplit("/", 1)[-1] == "mlmodel"
     )
 
 
@@ -499,7 +500,11 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     # sentence-transformers' modules.json is a JSON array
     opens = "{[" if lower.endswith("modules.json") else "{"
     yaml_named = lower.endswith((".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
-    if not (yaml_named or lower.endswith((".jinja", ".j2", ".py")) or json_object_start(blob, opens)):
+    if not (
+        yaml_named
+        or lower.endswith((".jinja", ".j2", ".jinja2", ".template", ".tmpl", ".py"))
+        or json_object_start(blob, opens)
+    ):
         return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed
@@ -518,10 +523,16 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
         check_yaml_document(data, ctx, blob.location, blob.name)
         return
     text = data.decode("utf-8-sig", "replace")
-    if lower.endswith((".jinja", ".j2")):
+    if lower.endswith((".jinja", ".j2", ".jinja2")):
         from loopwarden.checks.models.chat_template import check_template
 
         check_template(text, ctx, blob.location, standalone=True)
+        return
+    if lower.endswith((".template", ".tmpl")):
+        # not a name model loaders read, but applications render such files: judged when they hold Jinja markup
+        from loopwarden.checks.models.chat_template import check_embedded_template
+
+        check_embedded_template(text, ctx, blob.location, key=blob.name.rsplit("/", 1)[-1])
         return
     if lower.endswith(".py"):
         if "/code/" in f"/{blob.name}" or blob.name.startswith("code/"):

@@ -101,7 +101,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
 
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
-    check_json_config(obj, ctx, location)
+    check_json_config(obj, ctx, location, raw=data)
 
 
 def _why(exc: BaseException) -> str:
@@ -286,7 +286,7 @@ def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:
             yield from _strings(item, key if k == "template" else f"{key}.{k}", depth + 1)
 
 
-def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
+def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes | None = None) -> None:
     """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
     if not isinstance(obj, dict):
         return
@@ -321,6 +321,45 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         # (accepted when loading): every string in it is judged as a template, whatever the shape.
         for key, text in _strings(tmpl, "chat_template"):
             check_template(text, ctx, location, key=key)
+    # Jinja markup in the raw JSON, also spelled with escapes (\u007b\u007b decodes to {{)
+    if raw is None or b"{{" in raw or b"{%" in raw or b"\\u007" in raw:
+        _embedded_templates(obj, ctx, location)
+
+
+_NOT_TEMPLATES: Final = frozenset({"chat_template", "model", "added_tokens"})
+"""Top-level keys not walked: the chat template (judged strictly above), a tokenizer.json's vocabulary and merges
+and its added tokens (hundreds of thousands of strings no application renders; code vocabularies hold ``{{``)."""
+
+
+def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """Strings with Jinja markup anywhere else in the document (a ``prompt_template``, a serving config's
+    templates): judged as templates an application may render, leniently (see check_embedded_template)."""
+    from loopwarden.checks.models.chat_template import check_embedded_template
+
+    # paths are kept as (parent, key) chains and spelled only for a string that is judged: a tokenizer.json
+    # holds hundreds of thousands of values
+    stack: list[tuple[Any, Any]] = [((None, k), v) for k, v in obj.items() if k not in _NOT_TEMPLATES]
+    budget = MAX_CONFIG_NODES  # a heuristic reading beyond the loaders' own keys: it stops at the bound
+    while stack and budget > 0:
+        path, value = stack.pop()
+        budget -= 1
+        if type(value) is str:
+            if "{{" in value or "{%" in value:
+                check_embedded_template(value, ctx, location, key=_spell(path))
+        elif type(value) is dict:
+            budget -= len(value)
+            stack.extend(((path, k), v) for k, v in value.items())
+        elif type(value) is list:
+            budget -= len(value)
+            stack.extend(((path, i), v) for i, v in enumerate(value))
+
+
+def _spell(path: Any) -> str:
+    parts: list[str] = []
+    while path is not None:
+        path, key = path
+        parts.append(f"[{key}]" if isinstance(key, int) else f".{key}")
+    return "".join(reversed(parts)).lstrip(".")
 
 
 def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
