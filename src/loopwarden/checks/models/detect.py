@@ -177,6 +177,7 @@ _SAVED_MODEL: Final = {1: 0, 2: 2}
 _META_GRAPH: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
 _GRAPH: Final = {1: 2, 2: 2, 3: 0, 4: 2, 5: 2}
 _NODE: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2}
+_META_INFO: Final = {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 0, 8: 2}
 _LIBRARY: Final = {1: 2, 2: 2, 3: 2}
 _FUNCTION: Final = {1: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2}
 _KERAS_METADATA: Final = {1: 2}
@@ -227,6 +228,23 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
                 fn = _proto_fields(head[start + s2 : start + e2], _FUNCTION)
                 if fn and fn[0][0] == 1:
                     return Format.TF_GRAPH
+    # a bare MetaGraphDef (TF1's model.ckpt.meta, read by tf.train.import_meta_graph): meta_info_def (its own
+    # fields: op list, tags, TensorFlow version) or the graph_def first; read as a SavedModel, whose reader judges
+    # the file as a MetaGraphDef too
+    top = _proto_fields(head, _META_GRAPH) if head[0] in (0x0A, 0x12) else None
+    for field, start, end in (top or [])[:2]:
+        if field == 1:
+            info = _proto_fields(head[start:end], _META_INFO)
+            if info and any(
+                f == 2 or (f in (4, 5) and e <= len(head) and head[start + s : start + e].isascii())
+                for f, s, e in info
+            ):
+                return Format.TF_SAVED_MODEL
+        elif field == 2:
+            graph_bytes = head[start:end]
+            graph = _proto_fields(graph_bytes, _GRAPH)
+            if graph and graph[0][0] == 1 and _node_start(graph_bytes[graph[0][1] : graph[0][2]]):
+                return Format.TF_SAVED_MODEL
     return None
 
 

@@ -408,6 +408,8 @@ def _parse(blob: Blob, ctx: ScanContext, kind: str) -> list[_Meta] | None:
                 meta = _Meta()
                 walk.graph(size, meta)
                 return [meta]
+            if kind == "MetaGraphDef":
+                return [walk.meta_graph(size)]
             return walk.saved_model(size)
         except ProtoError as exc:
             ctx.fail(blob.location, f"TensorFlow {kind} protobuf cannot be parsed ({exc})")
@@ -432,7 +434,8 @@ def _scan_tf(blob: Blob, ctx: ScanContext, kind: str) -> None:
     from loopwarden.checks.models.dispatch import seekable_blob
 
     blob = seekable_blob(blob, ctx)
-    for reading in (kind, "GraphDef" if kind == "SavedModel" else "SavedModel"):
+    others = [k for k in ("SavedModel", "GraphDef", "MetaGraphDef") if k != kind]
+    for reading in (kind, *others):
         probe = ScanContext(ctx.path, ctx.limits, ctx.allow, started=ctx.started)
         metas = _parse(blob, probe if reading != kind else ctx, "graph" if reading == "GraphDef" else reading)
         if metas is None:

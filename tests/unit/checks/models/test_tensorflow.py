@@ -708,3 +708,48 @@ def test_unreadable_checkpoint_index_is_unverified(damage: Callable[[bytes], byt
     assert sniff(data[:4096], len(data), blob.open) is Format.TF_CHECKPOINT_INDEX
     scan_blob(blob, ctx)
     assert ctx.unverified
+
+
+# --- bare MetaGraphDef files (TF1's model.ckpt.meta, read by tf.train.import_meta_graph) -----------------------
+# A MetaGraphDef opening with its meta_info_def sniffed as text and one opening with its graph_def was read only as
+# a SavedModel (the graph taken for a meta graph): both were clean whatever their graph ran.
+
+
+def _meta_graph(graph_def: bytes, *, info: bytes | None = None, graph_first: bool = False) -> bytes:
+    info = _len(4, "serve") + _len(5, "1.15.5") if info is None else info
+    parts = [_len(1, info), _len(2, graph_def)]
+    return b"".join(reversed(parts) if graph_first else parts)
+
+
+_PYFUNC = graph(const("path", "/etc/passwd"), node("py", "PyFunc", "path"))
+_READ_IN_FUNCTION = graph(functions=(function("f", node("r", "ReadFile", "a"), args=("a",)),))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _meta_graph(_PYFUNC),
+        _meta_graph(_PYFUNC, graph_first=True),
+        _meta_graph(_PYFUNC, info=_len(1, "v1") + _len(4, "train")),
+        _meta_graph(_PYFUNC, info=_len(2, _len(1, _len(1, "PyFunc"))) + _len(5, "1.15.0")),  # stripped op list first
+        _len(2, _PYFUNC),  # the graph alone
+        _meta_graph(_READ_IN_FUNCTION),
+    ],
+)
+@pytest.mark.parametrize("name", ["model.ckpt.meta", "graph.meta", "model.bin"])
+def test_bare_meta_graph_is_judged(data: bytes, name: str) -> None:
+    found = _tf(_scan(data, name))
+    assert found and max(found.values()) >= Severity.HIGH, found
+
+
+def test_bare_meta_graph_of_ordinary_ops_is_clean() -> None:
+    benign = graph(const("x", "1"), node("y", "Identity", "x"), node("z", "MatMul", "x", "y"))
+    for data in (_meta_graph(benign), _meta_graph(benign, graph_first=True)):
+        ctx = _scan(data, "model.ckpt.meta")
+        assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize("text", [b"\n\nimport os\n", b"\n# heading\ntext\n", b"\n\x05hello world" + b" " * 40])
+def test_text_opening_with_a_newline_is_not_a_meta_graph(text: bytes) -> None:
+    ctx = _scan(text, "notes.txt")
+    assert not ctx.findings, ctx.findings
