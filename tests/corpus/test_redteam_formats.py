@@ -953,3 +953,116 @@ def test_protobuf_named_as_a_model_is_not_read_as_a_template(tmp_path: Path) -> 
     # the same bytes under a model's name: no template loader reads them
     res = scan_files(tmp_path, {"model.onnx": _as_protobuf("onnx", _SSTI)})
     assert "LW-MODEL-040" not in {f.rule_id for f in res[0].findings}
+
+
+# ------------------------------------------- archive members read as whole files once extracted (round 4)
+
+_PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + b"\x00" * 64
+_README = b"# Model card\n\nWeights for the demo model.\n" * 120  # text well past the 4 KiB sniffing window
+
+
+def _h5_external(tmp_path: Path, userblock: int, pad: int = 0) -> bytes:
+    """HDF5 Keras weights whose dataset reads /etc/hostname (external raw storage), built with a user block."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    path = tmp_path / "built_ext.h5"
+    with h5py.File(path, "w", userblock_size=userblock) as f:
+        g = _keras_h5_weights(f)
+        g.create_dataset("kernel", shape=(16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
+        if pad:
+            g.create_dataset("bias", data=np.zeros(pad, dtype="u1"))
+    data = path.read_bytes()
+    path.unlink()
+    return data
+
+
+@pytest.mark.parametrize("head", [_PNG, _README], ids=["png", "text"])
+@pytest.mark.parametrize("mode", ["w:", "w:gz"])
+def test_tar_member_that_is_also_a_zip(tmp_path: Path, head: bytes, mode: str) -> None:
+    """A .nemo or tar.gz is unpacked before its files are loaded: an extracted ``model.keras`` that opens as a PNG
+    or text but ends with a zip is opened by Keras' loader (``zipfile`` finds the end record), which builds the
+    Lambda. The same bytes as a file were caught; as a tar member they were clean (the search for a zip behind
+    other content ran on files only)."""
+    data = cp.tar_of({"model.keras": head + cp.keras_zip(cp.keras_lambda_config())}, mode=mode)
+    res = scan_files(tmp_path, {"model.tar": data})
+    assert_caught(res, "LW-MODEL-032")
+    assert "LW-MODEL-024" in {f.rule_id for f in res[0].findings}
+
+
+@pytest.mark.parametrize("outer", ["zip", "gzip"])
+def test_zip_behind_other_content_in_a_zip_or_gzip(tmp_path: Path, outer: str) -> None:
+    """The same polyglot as a member of a zip (a zipped model folder) or gunzipped from ``model.keras.gz``."""
+    poly = _PNG + cp.keras_zip(cp.keras_lambda_config())
+    data = cp.zip_of({"model.keras": poly}) if outer == "zip" else cp.compress("gzip", poly)
+    res = scan_files(tmp_path, {f"model.{outer}": data})
+    assert_caught(res, "LW-MODEL-032")
+
+
+@pytest.mark.parametrize("at", [512, 2048])
+def test_tar_member_with_an_hdf5_after_another_head(tmp_path: Path, at: int) -> None:
+    """An extracted ``model.h5`` whose first bytes are a PNG's and whose HDF5 superblock sits at a power of two:
+    Keras' .h5 loader (h5py) opens it and builds the Lambda of its model_config."""
+    data = _carrier("png", _hdf5(cp.keras_lambda_config(), at, tmp_path), at)
+    res = scan_files(tmp_path, {"model.tar.gz": cp.tar_of({"model.h5": data})})
+    assert_caught(res, "LW-MODEL-032")
+
+
+@pytest.mark.parametrize("pad", [0, 1_500_000], ids=["small", "large-deflated"])
+def test_keras_weights_member_with_an_hdf5_after_another_head(tmp_path: Path, pad: int) -> None:
+    """Keras extracts a .keras archive's ``model.weights.h5`` and opens it with h5py, which finds a superblock at
+    512 behind a PNG head: its external storage reads /etc/hostname into the weights. A large deflated member
+    (not seekable in place) is spooled because h5py opens it by that name."""
+    weights = _carrier("png", _h5_external(tmp_path, 512, pad), 512)
+    archive = cp.zip_of(
+        {
+            "metadata.json": json.dumps({"keras_version": "3.5.0", "date_saved": "2024-01-01"}).encode(),
+            "config.json": json.dumps(
+                {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+            ).encode(),
+            "model.weights.h5": weights,
+        }
+    )
+    res = scan_files(tmp_path, {"model.keras": archive})
+    assert_caught(res, "LW-MODEL-045")
+
+
+def test_ordinary_archived_files_stay_clean(tmp_path: Path) -> None:
+    """Archived images, text, a .keras archive, HDF5 weights (plain and with a blank user block), NumPy arrays and
+    pickles: nothing is behind anything."""
+    h5py = pytest.importorskip("h5py")
+    import numpy as np
+
+    path = tmp_path / "w.h5"
+    with h5py.File(path, "w", userblock_size=512) as f:
+        _keras_h5_weights(f).create_dataset("kernel", data=np.ones((64, 64), dtype="f4"))
+    h5 = path.read_bytes()
+    path.unlink()
+    buf = io.BytesIO()
+    np.save(buf, np.arange(300_000, dtype="f8"))  # 2.4 MB: streamed, not held in memory
+    keras = cp.zip_of(
+        {
+            "metadata.json": json.dumps({"keras_version": "3.5.0", "date_saved": "2024-01-01"}).encode(),
+            "config.json": json.dumps(
+                {"class_name": "Sequential", "config": {"name": "s", "layers": []}}
+            ).encode(),
+            "model.weights.h5": h5,
+        }
+    )
+    files = {
+        "card.png": _PNG + bytes(range(256)) * 8,
+        "README.md": _README,
+        "model.keras": keras,
+        "weights.h5": h5,
+        "big.npy": buf.getvalue(),
+        "model.pkl": cp.benign_pickle(),
+    }
+    for name, data in {
+        "model.tar": cp.tar_of(files, mode="w:"),
+        "model.tar.gz": cp.tar_of(files),
+        "model.zip": cp.zip_of(files),
+        "stored.zip": cp.zip_of(files, method=zipfile.ZIP_STORED),
+        "model.keras": keras,
+    }.items():
+        res = scan_files(tmp_path, {name: data})
+        assert res[0].verdict is Verdict.CLEAN, (name, res[0])

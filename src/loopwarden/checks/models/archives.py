@@ -79,7 +79,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             tf.close()
         if end is not None:
             _trailer(blob, f, end, ctx)
-    if blob.depth == 0 and sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
+    if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
     for m in members:

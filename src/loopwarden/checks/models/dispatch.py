@@ -140,13 +140,18 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     if disguised and not text_named:
         _disguised(blob, ctx, fmt, claimed)
     if (
-        blob.depth == 0
-        and fmt not in (Format.ZIP, Format.EMPTY, Format.TAR)
-        and blob.seekable
-        and _has_zip_tail(blob)
+        not blob.seekable
+        and fmt not in (Format.ZIP, Format.EMPTY, Format.TAR, Format.HDF5)
+        and blob.name.lower().endswith(_WHOLE_FILE_NAMES)
     ):
+        blob = seekable_blob(blob, ctx)  # a large deflated member that h5py or zipfile open by its name
+    # A file, and an archive member or decompressed stream once extracted (a .nemo or tar.gz is unpacked before
+    # its files are loaded; Keras extracts a .keras archive's model.weights.h5 for h5py), is read from its end
+    # by zipfile and at powers of two by HDF5, whatever its first bytes. Other members are read in place, as
+    # what they start with: those not seekable (deflated, over 1 MiB) are not searched (docs/rules.md, limits).
+    if fmt not in (Format.ZIP, Format.EMPTY, Format.TAR) and blob.seekable and _has_zip_tail(blob):
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
-        # head as a legacy pickle. Members are not probed: loaders read a member as what it starts with.
+        # head as a legacy pickle
         scan_zip_tail(blob, ctx, str(fmt))
     if fmt is not Format.TAR and tar_header(blob.head(512)):
         ctx.add(
@@ -160,9 +165,7 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         scan_as(blob, ctx, Format.TAR)
     # (archives look for it themselves: a member's own HDF5 file may start at such an offset)
     h5_at = (
-        _hdf5_superblock(blob)
-        if blob.depth == 0 and fmt not in (Format.HDF5, Format.ZIP, Format.TAR) and blob.seekable
-        else None
+        _hdf5_superblock(blob) if fmt not in (Format.HDF5, Format.ZIP, Format.TAR) and blob.seekable else None
     )
     if h5_at is not None:
         if fmt is Format.UNKNOWN and not blob.head(min(h5_at, _USERBLOCK_MAX)).strip(b"\x00"):
@@ -246,6 +249,9 @@ def _disguised(blob: Blob, ctx: ScanContext, fmt: Format, claimed: Format | None
 
 
 _USERBLOCK_MAX: Final = 1 << 16
+_WHOLE_FILE_NAMES: Final = (".h5", ".hdf5", ".keras", ".skops", ".zip")
+"""Names under which h5py (Keras' .h5 loader, a .keras archive's weights) or zipfile open a file from a
+superblock after other bytes or an end record at its end: a member so named is spooled to be searched."""
 
 
 def hdf5_behind(
@@ -255,7 +261,7 @@ def hdf5_behind(
     when ``at`` is None); an archive passes the offsets where its members' data starts, since a member that is an
     HDF5 file is analysed as one already."""
     if at is None:
-        if blob.depth != 0 or not blob.seekable:
+        if not blob.seekable:
             return
         at = _hdf5_superblock(blob)
     if at is None or at in members:
@@ -710,7 +716,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise
                 ctx.fail(mloc, str(exc))
-    if blob.depth == 0 and not behind:
+    if not behind:
         hdf5_behind(blob, ctx, str(Format.ZIP), members=frozenset(e.data_start for e in arch.entries))
     if roots:
         _storage_records(blob, ctx, arch, roots)
