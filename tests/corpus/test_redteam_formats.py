@@ -1066,3 +1066,82 @@ def test_ordinary_archived_files_stay_clean(tmp_path: Path) -> None:
     }.items():
         res = scan_files(tmp_path, {name: data})
         assert res[0].verdict is Verdict.CLEAN, (name, res[0])
+
+
+# -------------------------------- raw data a model names is resolved as data only when nothing was found in it
+
+
+def _raw_with_a_reading(kind: str, tmp_path: Path) -> bytes:
+    """Bytes of no model format that another loader reads as something: opcodes a pickle loader runs from byte 0
+    (0x88 NEWTRUE and POP first: no pickle magic, so the file is no pickle to the sniffer), a zip at the end, an
+    HDF5 file behind a non-blank user block."""
+    noise = bytes([0xDE, 0xAD, 0xBE, 0xEF]) * 200
+    if kind == "pickle-prefix":
+        return b"\x880" + cp.evil_pickle(0) + noise
+    if kind == "zip-tail":
+        return noise + cp.keras_zip(cp.keras_lambda_config())
+    if kind == "hdf5-behind":
+        h5 = _hdf5(cp.keras_lambda_config(), 512, tmp_path)
+        return noise[:512] + h5[512:]
+    raise AssertionError(kind)
+
+
+_READINGS = ["pickle-prefix", "zip-tail", "hdf5-behind"]
+
+
+def _checkpoint_index() -> bytes:
+    """A TensorFlow tensor bundle index of one shard (as tests/unit/checks/models/test_tensorflow.py builds it):
+    a data block with the header entry, index and metaindex blocks, each with its trailer, and the footer."""
+
+    def block(*entries: tuple[bytes, bytes]) -> bytes:
+        body = b"".join(cp._varint(0) + cp._varint(len(k)) + cp._varint(len(v)) + k + v for k, v in entries)
+        return body + struct.pack("<II", 0, 1)
+
+    header = cp._varint(1 << 3) + cp._varint(1)  # BundleHeaderProto{1 num_shards: 1}
+    data = block((b"", header))
+    out = data + b"\x00" * 5
+    index_off = len(out)
+    index = block((b"w", cp._varint(0) + cp._varint(len(data))))
+    out += index + b"\x00" * 5
+    meta_off = len(out)
+    meta = block()
+    out += meta + b"\x00" * 5
+    handles = cp._varint(meta_off) + cp._varint(len(meta)) + cp._varint(index_off) + cp._varint(len(index))
+    return out + handles.ljust(40, b"\x00") + (0xDB4775248B80FB57).to_bytes(8, "little")
+
+
+@pytest.mark.parametrize("kind", _READINGS)
+def test_onnx_external_data_file_keeps_its_findings(tmp_path: Path, kind: str) -> None:
+    """An ONNX model naming a file as external data made that file "raw data" and its result clean, findings
+    dropped: ``torch.load``/``pickle.load`` of ``weights.bin`` runs os.system, Keras opens the zip, h5py the HDF5
+    file. A file in which another reading found something stays reported (and unverified)."""
+    files = {"model.onnx": cp.onnx_model("weights.bin"), "weights.bin": _raw_with_a_reading(kind, tmp_path)}
+    res = scan_files(tmp_path, files)
+    weights = next(r for r in res if r.path.endswith("weights.bin"))
+    assert weights.verdict is Verdict.UNVERIFIED, weights
+    assert weights.max_severity() is Severity.CRITICAL, weights
+
+
+@pytest.mark.parametrize("kind", _READINGS)
+def test_tensorflow_data_shard_keeps_its_findings(tmp_path: Path, kind: str) -> None:
+    """The same through a checkpoint index, whose data shards are resolved as raw data."""
+    files = {
+        "variables/variables.index": _checkpoint_index(),
+        "variables/variables.data-00000-of-00001": _raw_with_a_reading(kind, tmp_path),
+    }
+    res = scan_files(tmp_path, files)
+    shard = next(r for r in res if r.path.endswith("00000-of-00001"))
+    assert shard.verdict is Verdict.UNVERIFIED, shard
+    assert shard.max_severity() is Severity.CRITICAL, shard
+
+
+def test_raw_external_data_and_shards_stay_clean(tmp_path: Path) -> None:
+    noise = bytes([0xDE, 0xAD, 0x00, 0x01]) * 300
+    files = {
+        "model.onnx": cp.onnx_model("weights.bin"),
+        "weights.bin": noise,
+        "variables/variables.index": _checkpoint_index(),
+        "variables/variables.data-00000-of-00001": noise,
+    }
+    res = scan_files(tmp_path, files)
+    assert {r.verdict for r in res} == {Verdict.CLEAN}, res
