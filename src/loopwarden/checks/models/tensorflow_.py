@@ -151,6 +151,24 @@ _TABLE_FROM_FILE: Final = frozenset({"InitializeTableFromTextFile", "InitializeT
 _ATTR_OPS: Final = frozenset({"PrintV2", "DecodeProtoV2", "EncodeProto", "Copy", "CopyHost"})
 """Ops judged by an attribute: where tf.print writes, where a proto codec reads its descriptors, debug specs."""
 _FOLLOW: Final = frozenset({"Identity", "Snapshot", "StopGradient"})
+_PATH_OPS: Final = _FOLLOW | {
+    "Const",
+    "Placeholder",
+    "PlaceholderWithDefault",
+    "StringJoin",
+    "ShardedFilename",
+    "Pack",
+    "Select",
+    "SelectV2",
+    "StaticRegexFullMatch",
+    "RegexFullMatch",
+}
+"""The ops TensorFlow's savers build a checkpoint path with (TF1's save/ scope, TF2's traced functions)."""
+_SAVER_STRING: Final = re.compile(r"(model|_temp(_[0-9a-f]{32})?[/\\]part|\.part|\^s3://\.\*)\Z")
+"""The strings savers put into a path: TF1's default file name, the sharded suffixes, the S3 test's pattern."""
+_MORE: Final = "\x00more"
+"""Marks a constant with more strings than are kept."""
+_MAX_INPUTS: Final = 64
 _MAX_NODES: Final = 5_000_000
 _MAX_TEXT: Final = 1024
 _MAX_STRINGS: Final = 8
@@ -189,6 +207,8 @@ class _Body:
     hits: list[_Node] = field(default_factory=list)
     consts: dict[str, list[str]] = field(default_factory=dict)
     follow: dict[str, str] = field(default_factory=dict)
+    paths: dict[str, list[str] | None] = field(default_factory=dict)
+    """Inputs of the nodes of _PATH_OPS (None: more than are kept), for checkpoint paths."""
     calls: set[str] = field(default_factory=set)
     roots: list[tuple[str, set[str]]] = field(default_factory=list)
     args: list[str] = field(default_factory=list)
@@ -336,7 +356,7 @@ class _Walk:
             elif num == 2:
                 node.op = self.text(stop)
             elif num == 3:
-                if len(node.inputs) < 4:
+                if len(node.inputs) <= _MAX_INPUTS:
                     node.inputs.append(self.text(stop))
             elif num == 5:
                 self.attr_entry(stop, node, calls)
@@ -350,6 +370,8 @@ class _Walk:
             body.consts[node.name] = node.strings
         elif node.op in _FOLLOW and node.inputs:
             body.follow[node.name] = _node_of(node.inputs[0])
+        if node.op in _PATH_OPS:
+            body.paths[node.name] = node.inputs if len(node.inputs) <= _MAX_INPUTS else None
 
     def attr_entry(self, end: int, node: _Node, calls: set[str]) -> None:
         key = ""
@@ -371,20 +393,26 @@ class _Walk:
         for num, wire, stop in self.r.fields_in(end):
             if wire != 2:
                 continue
-            if num == 2 and len(strings) < _MAX_STRINGS:
-                strings.append(self.text(stop))
+            if num == 2:
+                self.string(stop, strings)
             elif num == 10:
                 self.func_name(stop, calls)
             elif num == 1:  # ListValue: s (2), func (9)
                 for n2, w2, s2 in self.r.fields_in(stop):
-                    if n2 == 2 and w2 == 2 and len(strings) < _MAX_STRINGS:
-                        strings.append(self.text(s2))
+                    if n2 == 2 and w2 == 2:
+                        self.string(s2, strings)
                     elif n2 == 9 and w2 == 2:
                         self.func_name(s2, calls)
             elif num == 8:  # TensorProto: string_val (8)
                 for n2, w2, s2 in self.r.fields_in(stop):
-                    if n2 == 8 and w2 == 2 and len(strings) < _MAX_STRINGS:
-                        strings.append(self.text(s2))
+                    if n2 == 8 and w2 == 2:
+                        self.string(s2, strings)
+
+    def string(self, stop: int, strings: list[str]) -> None:
+        if len(strings) < _MAX_STRINGS:
+            strings.append(self.text(stop))
+        elif len(strings) == _MAX_STRINGS:
+            strings.append(_MORE)
 
     def func_name(self, end: int, calls: set[str]) -> None:
         for num, wire, stop in self.r.fields_in(end):
@@ -519,9 +547,13 @@ def _verdict(
 ) -> tuple[Severity, str] | None:
     op = node.op
     top = body.function is None
-    if op in _SAVER_OPS and (
-        (not top and body.function in saver_fns[op in _RESTORE_OPS])
-        or (top and (node.name in meta.saver_nodes or (bool(scopes) and node.name.startswith(scopes))))
+    if (
+        op in _SAVER_OPS
+        and (
+            (not top and body.function in saver_fns[op in _RESTORE_OPS])
+            or (top and (node.name in meta.saver_nodes or (bool(scopes) and node.name.startswith(scopes))))
+        )
+        and not _chosen_path(node, body)
     ):
         return None  # the saver: it writes and reads the variables at the path the loader gives it
     if op in _TABLE_FROM_FILE:
@@ -548,6 +580,37 @@ def _verdict(
     severity, what = _OPS[op]
     _, path = _constant(node.inputs[0] if node.inputs else "", body)
     return severity, what + (f" ('{path[:200]}')" if path is not None else "")
+
+
+def _chosen_path(node: _Node, body: _Body) -> bool:
+    """Whether a checkpoint op's path (MergeV2Checkpoints: its sources and destination) is built from anything
+    but what the loader or caller feeds (placeholders, function arguments) and the strings the savers add: the
+    TF1 saver is recognised by its name scope, which anyone can use, and its default file name by a constant
+    that init ops (run at load, unfed) would write at."""
+    starts = node.inputs[:2] if node.op == "MergeV2Checkpoints" else node.inputs[:1]
+    stack = [_node_of(i) for i in starts if not i.startswith("^")]
+    if not stack:
+        return True
+    seen: set[str] = set()
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        if len(seen) > 256:
+            return True
+        if name in body.args:
+            continue
+        strings = body.consts.get(name)
+        if strings is not None:
+            if not all(_SAVER_STRING.match(v) for v in strings):
+                return True
+            continue
+        inputs = body.paths.get(name)
+        if inputs is None:
+            return True  # computed by another op (or unknown): the graph chooses the path
+        stack.extend(_node_of(i) for i in inputs if not i.startswith("^"))
+    return False
 
 
 def _bound_constant(arg: str, body: _Body, meta: _Meta) -> str | None:

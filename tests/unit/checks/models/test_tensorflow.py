@@ -136,14 +136,18 @@ def _saver_functions() -> tuple[bytes, bytes, tuple[bytes, ...]]:
     """TF2's traced save and restore functions with the saver's top-level nodes that call them."""
     save = function(
         "__inference__traced_save_45",
-        node("StringJoin", "StringJoin", "file_prefix", "Const"),
+        const("Const", "_temp/part"),
+        node("StringJoin", "StringJoin", "file_prefix", "Const:output:0"),
         node("ShardedFilename", "ShardedFilename", "StringJoin:output:0"),
         node("SaveV2", "SaveV2", "ShardedFilename:filename:0"),
+        node("Pack", "Pack", "ShardedFilename:filename:0"),
         node("MergeV2Checkpoints", "MergeV2Checkpoints", "Pack:output:0", "file_prefix"),
         node("StaticRegexFullMatch", "StaticRegexFullMatch", "file_prefix"),
         args=("file_prefix",),
     )
-    restore = function("__inference__traced_restore_57", node("RestoreV2", "RestoreV2", "file_prefix"))
+    restore = function(
+        "__inference__traced_restore_57", node("RestoreV2", "RestoreV2", "file_prefix"), args=("file_prefix",)
+    )
     top = (
         node("saver_filename", "Placeholder"),
         node("StatefulPartitionedCall_1", "StatefulPartitionedCall", "saver_filename", f=_func(save_name())),
@@ -444,9 +448,12 @@ def test_saver_function_also_reached_from_elsewhere_is_reported() -> None:
 
 def test_save_ops_in_the_restore_function_are_reported() -> None:
     """The loader runs the restore function; only the save function may write checkpoints."""
-    save = function(save_name(), node("SaveV2", "SaveV2", "p"))
+    save = function(save_name(), node("SaveV2", "SaveV2", "p"), args=("p",))
     restore = function(
-        restore_name(), node("RestoreV2", "RestoreV2", "p"), node("m", "MergeV2Checkpoints", "a", "b")
+        restore_name(),
+        node("RestoreV2", "RestoreV2", "p"),
+        node("m", "MergeV2Checkpoints", "a", "b"),
+        args=("p", "a", "b"),
     )
     top = (
         node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
@@ -460,8 +467,8 @@ def test_save_ops_in_the_restore_function_are_reported() -> None:
 
 
 def test_other_ops_in_the_saver_functions_are_still_reported() -> None:
-    save = function(save_name(), node("SaveV2", "SaveV2", "p"), node("r", "ReadFile", "p"))
-    restore = function(restore_name(), node("RestoreV2", "RestoreV2", "p"))
+    save = function(save_name(), node("SaveV2", "SaveV2", "p"), node("r", "ReadFile", "p"), args=("p",))
+    restore = function(restore_name(), node("RestoreV2", "RestoreV2", "p"), args=("p",))
     top = (
         node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
         node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
@@ -731,7 +738,9 @@ _READ_IN_FUNCTION = graph(functions=(function("f", node("r", "ReadFile", "a"), a
         _meta_graph(_PYFUNC),
         _meta_graph(_PYFUNC, graph_first=True),
         _meta_graph(_PYFUNC, info=_len(1, "v1") + _len(4, "train")),
-        _meta_graph(_PYFUNC, info=_len(2, _len(1, _len(1, "PyFunc"))) + _len(5, "1.15.0")),  # stripped op list first
+        _meta_graph(
+            _PYFUNC, info=_len(2, _len(1, _len(1, "PyFunc"))) + _len(5, "1.15.0")
+        ),  # stripped op list first
         _len(2, _PYFUNC),  # the graph alone
         _meta_graph(_READ_IN_FUNCTION),
     ],
@@ -749,7 +758,173 @@ def test_bare_meta_graph_of_ordinary_ops_is_clean() -> None:
         assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
 
 
-@pytest.mark.parametrize("text", [b"\n\nimport os\n", b"\n# heading\ntext\n", b"\n\x05hello world" + b" " * 40])
+@pytest.mark.parametrize(
+    "text", [b"\n\nimport os\n", b"\n# heading\ntext\n", b"\n\x05hello world" + b" " * 40]
+)
 def test_text_opening_with_a_newline_is_not_a_meta_graph(text: bytes) -> None:
     ctx = _scan(text, "notes.txt")
     assert not ctx.findings, ctx.findings
+
+
+# --- the saver's exemption holds only for the path the loader feeds -----------------------------------------------
+
+
+def _tf1_saver(
+    *, sharded_suffix: str = "_temp_0123456789abcdef0123456789abcdef/part", regex_op: bool = False
+) -> tuple[bytes, ...]:
+    """The save/ scope tf.compat.v1.train.Saver(sharded=True) builds: the file name a PlaceholderWithDefault over
+    "model" (fed by the loader), the sharded suffix chosen by an S3 test, ShardedFilename, SaveV2, the merge, the
+    restore."""
+    if regex_op:
+        s3 = (
+            const("save/RegexFullMatch/pattern", "^s3://.*"),
+            node("save/RegexFullMatch", "RegexFullMatch", "save/Const", "save/RegexFullMatch/pattern"),
+        )
+    else:
+        s3 = (node("save/RegexFullMatch", "StaticRegexFullMatch", "save/Const", pattern=_s("^s3://.*")),)
+    return (
+        const("save/filename/input", "model"),
+        node("save/filename", "PlaceholderWithDefault", "save/filename/input"),
+        node("save/Const", "PlaceholderWithDefault", "save/filename"),
+        *s3,
+        const("save/Const_1", ".part"),
+        const("save/Const_2", sharded_suffix),
+        node("save/Select", "Select", "save/RegexFullMatch", "save/Const_1", "save/Const_2"),
+        node("save/StringJoin", "StringJoin", "save/Const", "save/Select"),
+        node("save/num_shards", "Const", dtype=_int(6, 3)),
+        node("save/ShardedFilename/shard", "Const", dtype=_int(6, 3)),
+        node(
+            "save/ShardedFilename",
+            "ShardedFilename",
+            "save/StringJoin",
+            "save/ShardedFilename/shard",
+            "save/num_shards",
+        ),
+        const("save/SaveV2/tensor_names", "v"),
+        const("save/SaveV2/shape_and_slices", ""),
+        node(
+            "save/SaveV2",
+            "SaveV2",
+            "save/ShardedFilename",
+            "save/SaveV2/tensor_names",
+            "save/SaveV2/shape_and_slices",
+            "v",
+        ),
+        node("save/control_dependency", "Identity", "save/ShardedFilename", "^save/SaveV2"),
+        node(
+            "save/MergeV2Checkpoints/checkpoint_prefixes", "Pack", "save/control_dependency", "^save/SaveV2"
+        ),
+        node(
+            "save/MergeV2Checkpoints",
+            "MergeV2Checkpoints",
+            "save/MergeV2Checkpoints/checkpoint_prefixes",
+            "save/Const",
+        ),
+        node("save/Identity", "Identity", "save/Const", "^save/MergeV2Checkpoints"),
+        node(
+            "save/RestoreV2",
+            "RestoreV2",
+            "save/Const",
+            "save/SaveV2/tensor_names",
+            "save/SaveV2/shape_and_slices",
+        ),
+        node("save/Assign", "AssignVariableOp", "v", "save/RestoreV2"),
+        node("save/restore_all", "NoOp", "^save/Assign"),
+    )
+
+
+_TF1_SAVER = ("save/Identity:0", "save/restore_all")
+
+
+@pytest.mark.parametrize(
+    "suffix", ["_temp_0123456789abcdef0123456789abcdef/part", "_temp/part", "_temp\\part"]
+)
+@pytest.mark.parametrize("regex_op", [False, True])
+def test_tf1_sharded_saver_stays_clean(suffix: str, regex_op: bool) -> None:
+    data = saved_model(graph(*_tf1_saver(sharded_suffix=suffix, regex_op=regex_op)), saver=_TF1_SAVER)
+    assert _clean(_scan(data))
+
+
+_EVIL = "/home/user/.bashrc.d/x"
+
+
+@pytest.mark.parametrize(
+    "rogue",
+    [
+        pytest.param((const("save/p", _EVIL), node("save/SaveV2_1", "SaveV2", "save/p")), id="constant"),
+        pytest.param(
+            (
+                const("save/p/input", _EVIL),
+                node("save/p", "PlaceholderWithDefault", "save/p/input"),
+                node("save/SaveV2_1", "SaveV2", "save/p:0"),
+            ),
+            id="placeholder-default",
+        ),
+        pytest.param(
+            (
+                const("save/up", "/../../../home/user/.bashrc.d/x"),
+                node("save/p", "StringJoin", "save/Const", "save/up"),
+                node(
+                    "save/MergeV2Checkpoints_1",
+                    "MergeV2Checkpoints",
+                    "save/MergeV2Checkpoints/checkpoint_prefixes",
+                    "save/p",
+                ),
+            ),
+            id="joined-traversal",
+        ),
+        pytest.param(
+            (
+                node("save/p", "RegexReplace", "save/Const", pattern=_s("model"), rewrite=_s(_EVIL)),
+                node("save/SaveV2_1", "SaveV2", "save/p"),
+            ),
+            id="computed",
+        ),
+        pytest.param(
+            (
+                node(
+                    "save/many", "Const", dtype=_int(6, 7), value=_string_tensor(*(["model"] * 8 + [_EVIL]))
+                ),
+                node("save/MergeV2Checkpoints_1", "MergeV2Checkpoints", "save/many", "save/Const"),
+            ),
+            id="ninth-string",
+        ),
+        pytest.param((node("save/SaveV2_1", "SaveV2"),), id="no-path"),
+    ],
+)
+def test_tf1_saver_scope_does_not_exempt_a_path_the_graph_chooses(rogue: tuple[bytes, ...]) -> None:
+    """The TF1 saver is recognised by its name scope, which any node may use: a SaveV2 or MergeV2Checkpoints in
+    save/ that the SavedModel's init op runs at load (unfed) wrote or deleted checkpoint files at a path the graph
+    chose, and was clean. Exempt are only paths built from the fed file name, placeholders and the saver's own
+    strings."""
+    main_op = node("main_op", "NoOp", *(f"^{n}" for n in ("save/SaveV2_1", "save/MergeV2Checkpoints_1")))
+    data = saved_model(graph(*_tf1_saver(), *rogue, main_op), saver=_TF1_SAVER)
+    assert set(_tf(_scan(data))) & {"SaveV2", "MergeV2Checkpoints"}, rogue
+
+
+def test_saver_def_naming_a_rogue_node_does_not_exempt_it() -> None:
+    """The saver_def's names are the file's too: a restore op that is itself a SaveV2 at a constant path."""
+    rogue = (const("p", _EVIL), node("evil/restore", "SaveV2", "p"))
+    data = saved_model(graph(*rogue), saver=("evil/restore:0", "evil/restore"))
+    assert _tf(_scan(data)) == {"SaveV2": Severity.HIGH}
+
+
+def test_tf2_restore_function_reading_a_constant_path_is_reported() -> None:
+    """TF2's restore function (run by the loader) reads the checkpoint at its argument; a RestoreV2 at a constant
+    path reads another checkpoint into the model."""
+    save = function(save_name(), node("SaveV2", "SaveV2", "file_prefix"), args=("file_prefix",))
+    restore = function(
+        restore_name(),
+        const("p", "/home/user/other/ckpt"),
+        node("RestoreV2", "RestoreV2", "p:output:0"),
+        args=("file_prefix",),
+    )
+    top = (
+        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
+        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
+    )
+    data = saved_model(
+        graph(*top, functions=(save, restore)),
+        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
+    )
+    assert _tf(_scan(data)) == {"RestoreV2": Severity.MEDIUM}
