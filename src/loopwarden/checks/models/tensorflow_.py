@@ -222,6 +222,7 @@ class _Meta:
     saver: dict[int, str] = field(default_factory=dict)
     """SaverDef's save_tensor_name (2) and restore_op_name (3), as node names."""
     assets: set[str] = field(default_factory=set)
+    asset_files: list[str] = field(default_factory=list)
     concrete: set[str] = field(default_factory=set)
     bound: dict[str, list[int]] = field(default_factory=dict)
     """The object-graph nodes each concrete function's captured inputs (its last arguments) are bound to."""
@@ -258,12 +259,14 @@ class _Walk:
                     if n2 in (2, 3) and w2 == 2:
                         meta.saver[n2] = _node_of(self.text(s2))
                         meta.saver_nodes.add(meta.saver[n2])
-            elif num == 6:
+            elif num == 6:  # AssetFileDef{1 tensor_info{1 name}, 2 filename}
                 for n2, w2, s2 in self.r.fields_in(stop):
                     if n2 == 1 and w2 == 2:
                         for n3, w3, s3 in self.r.fields_in(s2):
                             if n3 == 1 and w3 == 2:
                                 meta.assets.add(_node_of(self.text(s3)))
+                    elif n2 == 2 and w2 == 2:
+                        meta.asset_files.append(self.text(s2))
             elif num == 7:
                 self.object_graph(stop, meta)
         return meta
@@ -511,6 +514,22 @@ def _reach(roots: set[str], functions: dict[str, _Body]) -> set[str]:
 
 def _judge(meta: _Meta, blob: Blob, ctx: ScanContext) -> None:
     """Report each reported op once per graph or function (with how many nodes use it)."""
+    from loopwarden.checks.models.zipfmt import escapes_folder
+
+    for name in meta.asset_files:
+        # the loader feeds each asset's tensor os.path.join(<export>/assets, filename): an absolute name or one
+        # with '..' makes the tables and ops that read the model's assets read that file instead
+        why = escapes_folder(name)
+        if why:
+            ctx.add_severity(
+                rules.TensorFlowOp,
+                _H,
+                f"asset file name '{name[:200]}' {why}: the loader hands that path to the ops that read the "
+                "model's assets (a vocabulary table reads the file)",
+                blob.location,
+                op="AssetFileDef",
+                asset=name[:200],
+            )
     saver_fns = _saver_only(meta)
     scopes = tuple(n.rsplit("/", 1)[0] + "/" for n in meta.saver_nodes if "/" in n)
     seen: dict[tuple[str, str], list[int]] = {}

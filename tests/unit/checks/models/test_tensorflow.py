@@ -111,6 +111,7 @@ def saved_model(
     user_metadata: tuple[str, ...] = (),
     objects: tuple[bytes, ...] = (),
     bound: dict[str, tuple[int, ...]] | None = None,
+    asset_file: str = "vocab.txt",
 ) -> bytes:
     """SavedModel{1 schema_version, 2 MetaGraphDef{1 meta_info_def, 2 graph_def, 3 saver_def, 6 asset_file_def,
     7 object_graph_def}}."""
@@ -118,7 +119,7 @@ def saved_model(
     if saver is not None:
         meta += _len(3, _len(1, "saver_filename:0") + _len(2, saver[0]) + _len(3, saver[1]) + _int(7, 2))
     for tensor in assets:
-        meta += _len(6, _len(1, _len(1, tensor)) + _len(2, "vocab.txt"))
+        meta += _len(6, _len(1, _len(1, tensor)) + _len(2, asset_file))
     bound = bound or {}
     if concrete or user_metadata or objects or bound:
         graph_objects = b"".join(_len(1, o) for o in objects)
@@ -928,3 +929,29 @@ def test_tf2_restore_function_reading_a_constant_path_is_reported() -> None:
         saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
     )
     assert _tf(_scan(data)) == {"RestoreV2": Severity.MEDIUM}
+
+
+def _asset_model(filename: str) -> bytes:
+    """A TF1 table over an asset: the loader feeds the asset's tensor os.path.join(<export>/assets, filename)."""
+    g = graph(
+        const("asset_path", "vocab.txt"),
+        node("table", "HashTableV2"),
+        node("init", "InitializeTableFromTextFileV2", "table", "asset_path:0"),
+    )
+    return saved_model(g, assets=("asset_path:0",), asset_file=filename)
+
+
+@pytest.mark.parametrize(
+    "filename", ["/etc/passwd", "../../.ssh/id_rsa", "sub/../../../x", "..\\..\\secret", "C:/x"]
+)
+def test_asset_file_name_outside_the_assets_folder_is_reported(filename: str) -> None:
+    """An asset's file name is joined to the assets folder by the loader (an absolute name replaces it), and the
+    table fed with that path reads the file: it was clean, the table's input being an asset tensor."""
+    data = _asset_model(filename)
+    assert filename.encode() in data
+    assert _tf(_scan(data)) == {"AssetFileDef": Severity.HIGH}
+
+
+@pytest.mark.parametrize("filename", ["vocab.txt", "tokens/vocab.txt", "vocab..txt"])
+def test_asset_file_names_inside_the_assets_folder_stay_clean(filename: str) -> None:
+    assert _clean(_scan(_asset_model(filename)))
