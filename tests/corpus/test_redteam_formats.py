@@ -1145,3 +1145,63 @@ def test_raw_external_data_and_shards_stay_clean(tmp_path: Path) -> None:
     }
     res = scan_files(tmp_path, files)
     assert {r.verdict for r in res} == {Verdict.CLEAN}, res
+
+
+# ------------------------------------------------ a zip laid across a tar's own structure (CVE-2026-3219 class)
+
+
+def _straddling_tar_zip(files: dict[str, bytes], *, end_after_tar: bool = False) -> bytes:
+    """A tar of a text member and a PNG member that is also a zip: the zip's members and central directory lie in
+    the text member, the last central entry's comment runs over the PNG member's tar header, and the end record
+    ends the PNG member (``end_after_tar``: follows the tar's end-of-archive blocks instead). zipfile finds the end
+    record in the last 64 KiB and reads the directory before it; tarfile sees two ordinary members."""
+    z = bytearray(cp.zip_of(files, method=zipfile.ZIP_STORED))
+    eocd = z.rfind(b"PK\x05\x06")
+    cd_size = struct.unpack_from("<I", z, eocd + 12)[0]
+    last = z.rfind(b"PK\x01\x02", 0, eocd)
+    prefix = b"# notes\n" + b"plain text notes line\n" * 250
+    prefix += b" " * (-(len(prefix) + eocd) % 512)  # the text member's data ends on a block boundary
+    png = b"\x89PNG\r\n\x1a\n" + b"\x00" * 64
+    members = {"README.md": prefix + bytes(z[:eocd]), "figure.png": png}
+    end = bytearray(z[eocd : eocd + 22])
+    if end_after_tar:
+        tar = cp.tar_of(members, mode="w:")
+        comment = len(tar) - len(prefix) - eocd - 512  # over the rest of the tar: header, PNG, end blocks
+        struct.pack_into("<H", z, last + 32, comment)
+        struct.pack_into("<I", end, 12, cd_size + comment)
+        members["README.md"] = prefix + bytes(z[:eocd])
+        return cp.tar_of(members, mode="w:") + bytes(end)
+    comment = 512 + len(png)
+    struct.pack_into("<H", z, last + 32, comment)
+    struct.pack_into("<I", end, 12, cd_size + comment)
+    members = {"README.md": prefix + bytes(z[:eocd]), "figure.png": png + bytes(end)}
+    return cp.tar_of(members, mode="w:")
+
+
+@pytest.mark.parametrize("end_after_tar", [False, True], ids=["end-in-a-member", "end-after-the-tar"])
+def test_zip_across_a_tars_members(tmp_path: Path, end_after_tar: bool) -> None:
+    """Checked when built: ``tarfile`` lists README.md and figure.png, ``zipfile`` opens the same file and reads
+    config.json, so Keras' load_model of the ``.keras`` file builds its Lambda. It was clean (the end record
+    inside a member) or only a medium note on bytes after the tar, the zip never analysed."""
+    data = _straddling_tar_zip(
+        {"metadata.json": b"{}", "config.json": json.dumps(cp.keras_lambda_config()).encode()},
+        end_after_tar=end_after_tar,
+    )
+    with zipfile.ZipFile(io.BytesIO(data)) as z:
+        assert "config.json" in z.namelist()
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        assert t.getnames() == ["README.md", "figure.png"]
+    res = scan_files(tmp_path, {"model.keras": data})
+    assert_caught(res, "LW-MODEL-032")
+
+
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_tar_holding_a_zip_member_stays_clean(tmp_path: Path, where: str) -> None:
+    """A zip that is one member's data (zipfile finds it through the whole tar when it is the last member) is that
+    member, analysed as such: no finding."""
+    members = [("README.md", b"# card\n"), ("figure.png", b"\x89PNG\r\n\x1a\n" + bytes(64))]
+    zipped = ("weights.zip", cp.zip_of({"a.txt": b"hello", "model.pkl": cp.benign_pickle()}))
+    members.insert({"first": 0, "middle": 1, "last": 2}[where], zipped)
+    for mode in ("w:", "w:gz"):
+        res = scan_files(tmp_path, {"model.tar": cp.tar_of(dict(members), mode=mode)})
+        assert res[0].verdict is Verdict.CLEAN, (mode, res[0])

@@ -29,16 +29,21 @@ def _link_escapes(member: tarfile.TarInfo) -> bool:
     return joined == ".." or joined.startswith("../") or joined.startswith("/")
 
 
-def _trailer(blob: Blob, f: BinaryIO, end: int, ctx: ScanContext) -> None:
+def _trailer(blob: Blob, f: BinaryIO, end: int, members: list[tarfile.TarInfo], ctx: ScanContext) -> None:
     """What follows the end of a tar archive: only zero blocks in a tar any tool writes. A zip appended there is
     what ``zipfile`` (Keras' ``.keras`` loader, skops) opens, whatever comes before it; other bytes are read only by
-    readers that skip zero blocks (``tar --ignore-zeros``) and are reported."""
+    readers that skip zero blocks (``tar --ignore-zeros``) and are reported.
+
+    ``zipfile`` finds the end record anywhere in the last 64 KiB, so a zip can also lie across the tar's own
+    structure (its central directory in one member, a comment running over the next header, the end record in a
+    later member): read as the whole file, it is analysed as the zip it is. A zip wholly inside one member's data
+    (a tar whose last member is a zip) is that member's, analysed as such."""
     size = blob.size or 0
-    if end >= size:
-        return
     cd = zip_tail(blob)
-    if cd is not None and cd >= end:
+    if cd is not None and (cd >= end or not _inside_a_member(blob, cd, members)):
         scan_zip_tail(blob, ctx, "tar")
+        return
+    if end >= size:
         return
     f.seek(end)
     rest = f.read(min(size - end, _TRAILER_WINDOW))
@@ -50,6 +55,14 @@ def _trailer(blob: Blob, f: BinaryIO, end: int, ctx: ScanContext) -> None:
             start=end,
             end=size,
         )
+
+
+def _inside_a_member(blob: Blob, cd: int, members: list[tarfile.TarInfo]) -> bool:
+    """Whether the central directory at ``cd`` and the end record after it lie in the data of one regular member."""
+    size = blob.size or 0
+    tail = blob.tail(min(size, 22 + 65535))
+    eocd = size - len(tail) + tail.rfind(b"PK\x05\x06")
+    return any(m.isfile() and m.offset_data <= cd and eocd + 22 <= m.offset_data + m.size for m in members)
 
 
 def scan_tar(blob: Blob, ctx: ScanContext) -> None:
@@ -78,7 +91,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         finally:
             tf.close()
         if end is not None:
-            _trailer(blob, f, end, ctx)
+            _trailer(blob, f, end, members, ctx)
     if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
