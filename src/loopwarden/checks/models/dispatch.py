@@ -130,20 +130,6 @@ def _quiet_key(blob: Blob) -> tuple[bytes, str] | None:
 
 
 def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
-    found = len(ctx.findings)
-    _dispatch_as(blob, ctx, fmt)
-    if (
-        blob.depth == 0
-        and len(ctx.findings) > found
-        and ctx.unverified
-        and ctx.unverified[-1].endswith(NOT_A_MODEL)
-    ):
-        # A file of no model format is resolved as raw data when a model in the scan names it (ONNX external
-        # data, TensorFlow shards), which drops its result: not when another reading found something in it
-        ctx.fail(blob.location, "not raw data only: what other readers find in it is reported")
-
-
-def _dispatch_as(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     claimed = claimed_format(blob.name)
     disguised = (
         claimed is not None and fmt in (Format.PICKLE, Format.TORCH_LEGACY, Format.ZIP) and claimed != fmt

@@ -587,7 +587,9 @@ def _exit_text(status: int) -> str:
 def _resolve_external_data(
     results: list[TargetResult], readable: list[Target], referenced: set[str]
 ) -> list[TargetResult]:
-    """Raw tensor files that a scanned ONNX model names as external data are data, not an unknown format."""
+    """Raw tensor files that a scanned model names as data (ONNX external data, TensorFlow data shards) are data,
+    not an unknown format: clean, unless another reading found something in them (a pickle loader runs their
+    first bytes, zipfile opens a zip at their end, h5py an HDF5 file behind them), which stays reported."""
     from loopwarden.checks.models.dispatch import NOT_A_MODEL
 
     real = {t.display: t.real for t in readable}
@@ -595,6 +597,7 @@ def _resolve_external_data(
     for r in results:
         if (
             r.verdict is Verdict.UNVERIFIED
+            and not r.findings
             and real.get(r.path) in referenced
             and (r.reason or "").endswith(NOT_A_MODEL)
         ):
