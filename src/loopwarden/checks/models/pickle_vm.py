@@ -165,6 +165,23 @@ _ARGUMENT_METHODS: Final = frozenset(
 every allowed name with an object whose every attribute is a callable): an instance whose state planted a
 callable under one of these names and that is then handed to such a call has that callable called."""
 
+_STATE_WATCHED: Final = _DUNDER_STATE_KEYS | _SHADOWED_METHODS | _ARGUMENT_METHODS
+"""Keys that matter in a mapping that becomes an instance's state (see ``_VM._check_state_keys``, ``_VM._plant``)."""
+_MAX_WATCHED_EXTRA: Final = 64
+"""Items of those keys a mapping keeps past ``_MAX_CONTAINER`` (see ``_Dict.add``)."""
+_DICT_CONSTRUCTORS: Final = frozenset(
+    {
+        "builtins.dict",
+        "collections.OrderedDict",
+        "collections.defaultdict",
+        "collections.Counter",
+        "collections.ChainMap",
+        "scipy.optimize._optimize.OptimizeResult",
+    }
+)
+"""Allowed callables that make a mapping of the mappings or pairs they are given (as a BUILD state, its items
+become instance attributes: see ``_VM._state_mappings``)."""
+
 _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
 _KEEP_BYTES_SMALL: Final = 1 << 16  # bytes up to this size are always kept
@@ -273,7 +290,7 @@ class _Module:
 class _Call:
     """The result of calling ``func`` (a class instance or a function's return value)."""
 
-    __slots__ = ("args", "func", "planted", "state")
+    __slots__ = ("args", "func", "items", "planted", "state")
 
     def __init__(self, func: Any, args: Any) -> None:
         self.func = func
@@ -281,32 +298,44 @@ class _Call:
         self.state: Any = None
         self.planted: list[tuple[str, Any]] | None = None
         """Callables its state stored as instance attributes (see ``_VM._plant``)."""
+        self.items: _Dict | None = None
+        """What SETITEM(S) stored in it (how pickle fills an ``OrderedDict`` or a dict subclass): when the object
+        is then a BUILD state, these are the attributes it sets (see ``_state_mappings``)."""
 
 
 class _Wrapper:
     """Callable objects that forward to something else: partial, attrgetter, methodcaller, itemgetter,
     bound."""
 
-    __slots__ = ("args", "kind", "target")
+    __slots__ = ("args", "kind", "kwargs", "target")
 
     def __init__(self, kind: str, target: Any, args: tuple[Any, ...]) -> None:
         self.kind = kind
         self.target = target
         self.args = args
+        self.kwargs: Any = None  # a partial's keywords (its BUILD state's third item)
 
 
 class _Dict:
-    __slots__ = ("checked", "items", "size")
+    __slots__ = ("checked", "hidden", "items", "size")
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, Any]] = []
         self.size = 0
         self.checked = 0  # items already judged as instance state (items are only ever appended)
+        self.hidden = False  # an item that may matter as instance state was not kept (see add)
 
     def add(self, k: Any, v: Any) -> None:
         self.size += 1
         if len(self.items) < _MAX_CONTAINER:
             self.items.append((k, v))
+        elif _watched(k, v):
+            # past the bound only items that may matter as instance state are kept (a BUILD state of 10,000
+            # harmless keys, then __setstate__), a few: beyond those the state's keys are not all known
+            if len(self.items) < _MAX_CONTAINER + _MAX_WATCHED_EXTRA:
+                self.items.append((k, v))
+            else:
+                self.hidden = True
 
     def get(self, key: Any) -> Any:
         """The value for ``key`` (the last one set, as in a dict), or unknown."""
@@ -928,6 +957,7 @@ class _VM:
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
+        self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
 
     # -- findings --
 
@@ -1195,7 +1225,14 @@ class _VM:
                         if type(target) is _Dict:
                             for i in range(0, len(items), 2):
                                 target.add(items[i], items[i + 1])
-                        elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
+                        elif type(target) is _Call:
+                            filled = target.items
+                            if filled is None:
+                                filled = target.items = _Dict()
+                            for i in range(0, len(items), 2):
+                                filled.add(items[i], items[i + 1])
+                            self._item_on(target, "SETITEMS", r.base + p - 1)
+                        elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
@@ -1518,10 +1555,7 @@ class _VM:
     def _plant(self, obj: _Call, state: Any) -> None:
         """Remember the callables a state stores as instance attributes of ``obj``: names and wrappers under any
         key, anything callable under a method name an allowed callable calls on its arguments."""
-        parts = state if type(state) is tuple and len(state) == 2 else (state,)
-        for part in parts:
-            if type(part) is not _Dict:
-                continue
+        for part in self._state_mappings(state)[0]:
             for key, value in part.items:
                 if type(key) is not str:
                     continue
@@ -1653,7 +1687,21 @@ class _VM:
                 target, pargs, hops = target.target, tuple(target.args) + pargs, hops + 1
             if type(target) is _Wrapper and target.kind == "partial":
                 return self._call(_UNKNOWN, args, off, f"{how} via nested functools.partial")
-            return self._call(target, pargs + args, off, f"{how} via functools.partial")
+            kwargs = w.kwargs
+            if type(kwargs) is _Dict and self.planted:
+                self._handed(
+                    target, tuple(v for _, v in kwargs.items[:16]), off, f"{how} via functools.partial"
+                )
+            result = self._call(target, pargs + args, off, f"{how} via functools.partial")
+            if type(kwargs) is _Dict and kwargs.items and type(result) is _Call:
+                if type(target) is _Ref and target.canon in _DICT_CONSTRUCTORS:
+                    if result.items is None:
+                        result.items = _Dict()
+                    for k, v in kwargs.items:
+                        result.items.add(k, v)  # dict(**kw): the keywords are its keys
+                else:
+                    self._plant(result, kwargs)  # Namespace(**kw), SimpleNamespace(**kw): its attributes
+            return result
         if w.kind == "attrgetter":
             obj = args[0] if args else _UNKNOWN
             value: Any = obj
@@ -2174,7 +2222,7 @@ class _VM:
                     stack[-1] = _UNKNOWN
             else:
                 self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
-        elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state):
+        elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state, off):
             pass
         elif isinstance(obj, _Unknown | _Wrapper):
             desc = _describe(obj)
@@ -2195,7 +2243,7 @@ class _VM:
             return False
         return self.coll.classify(value.module, value.qual).allowed
 
-    def _partial_state(self, w: _Wrapper, state: Any) -> bool:
+    def _partial_state(self, w: _Wrapper, state: Any, off: int) -> bool:
         """``functools.partial.__setstate__((func, args, kwds, dict))`` replaces what the partial calls: model
         it when the new callable is allow-listed, else leave it to the caller to report."""
         if not (
@@ -2209,6 +2257,12 @@ class _VM:
             return False
         w.target = state[0]
         w.args = state[1]
+        w.kwargs = state[2]
+        # the keywords are passed to the target at every call (argparse.Namespace(**kw), SimpleNamespace and
+        # dict set them as attributes or keys), and the fourth item becomes the partial's own __dict__ (a
+        # __setstate__ there is what the next BUILD on the partial calls)
+        self._check_state_keys(state[2], off, "functools.partial keywords")
+        self._check_state_keys(state[3], off, "BUILD of a functools.partial")
         return True
 
     def _class_state(self, cls: str, state: Any, off: int) -> None:
@@ -2349,15 +2403,28 @@ class _VM:
 
         The next BUILD, or any use of the object, calls what the pickle planted there.
         """
-        parts = state if type(state) is tuple and len(state) == 2 else (state,)
+        parts, unseen = self._state_mappings(state)
         for part in parts:
-            if type(part) is not _Dict:
-                continue
+            if part.hidden:
+                unseen = "more than 10,000 items, some of which may set special attributes"
             # the same state dict may be BUILT again and again (memo GET + BUILD, 3 bytes each): judge each
             # key once, or a small file costs time quadratic in its size
             new = part.items[part.checked :]
             part.checked = len(part.items)
             for key, value in new:
+                if type(key) is not str:
+                    if _may_be_str(key) and (_maybe_callable(value) or type(value) is _Dict):
+                        desc = _describe(key)
+                        self.coll.hit(
+                            RULE_DUNDER_STATE,
+                            Severity.HIGH,
+                            f"state key {desc}",
+                            f"{how} sets an attribute whose name is computed at load time ({desc}) to "
+                            f"{_short(value)}: it may be a special attribute or a method the loader calls",
+                            off,
+                            self._ev({"value": _short(value)}),
+                        )
+                    continue
                 if type(key) is str and key in _SHADOWED_METHODS and _maybe_callable(value):
                     self.coll.hit(
                         RULE_DUNDER_STATE,
@@ -2377,6 +2444,74 @@ class _VM:
                         off,
                         self._ev({"value": _short(value)}),
                     )
+        if unseen is not None:
+            self.coll.hit(
+                RULE_DUNDER_STATE,
+                Severity.HIGH,
+                "state keys unknown",
+                f"{how} sets attributes from a mapping whose keys cannot all be known ({unseen}): they may be "
+                "special attributes or methods the loader calls",
+                off,
+                self._ev({"state": _short(state)}),
+            )
+
+    def _state_mappings(self, state: Any) -> tuple[list[_Dict], str | None]:
+        """The mappings whose items ``state`` may set as instance attributes, and why some cannot be known.
+
+        The unpickler's BUILD puts the items of a dict state (or of the ``(state, slotstate)`` pair) into the
+        instance's ``__dict__`` whatever their keys, a dict subclass (an ``OrderedDict`` filled by SETITEMS) as
+        well; ``__setstate__`` methods that do ``self.__dict__.update(state)`` (torch modules, scikit-learn
+        estimators) also take a list or tuple of pairs or any mapping. So: dict literals, the items SETITEM(S)
+        stored in an object, the arguments of the dict constructors (``dict(pairs)``, ``OrderedDict(mapping)``)
+        and the pairs of a list or tuple."""
+        out: list[_Dict] = []
+        todo: list[tuple[Any, int]] = [(state, 0)]
+        if type(state) is tuple and len(state) == 2:
+            todo += [(state[0], 0), (state[1], 0)]
+        unseen = None
+        while todo:
+            value, depth = todo.pop()
+            if type(value) is _Dict:
+                out.append(value)
+            elif type(value) is tuple or type(value) is list:
+                pairs = self._pairs(value)
+                if pairs is not None:
+                    out.append(pairs)
+                    if (
+                        type(value) is list
+                        and len(value) >= _MAX_CONTAINER
+                        and len(pairs.items) == len(value)
+                    ):
+                        unseen = "a list of pairs longer than the analysis keeps"
+            elif type(value) is _Call:
+                if value.items is not None:
+                    out.append(value.items)
+                if type(value.func) is _Ref and value.func.canon in _DICT_CONSTRUCTORS:
+                    for arg in value.args[:8]:
+                        if arg is None or type(arg) is _Ref or type(arg) in (str, bytes, int, float, bool):
+                            continue  # a defaultdict's factory; constants fail or give no special names
+                        if depth >= 4 or not (type(arg) in (_Dict, tuple, list) or type(arg) is _Call):
+                            unseen = f"{value.func.name} of a value computed at load time"
+                        else:
+                            todo.append((arg, depth + 1))
+        return out, unseen
+
+    def _pairs(self, seq: tuple[Any, ...] | list[Any]) -> _Dict | None:
+        """The (key, value) pairs of a list or tuple as ``dict.update`` takes them (None when there are none);
+        derived once per object (a list can only grow, by APPEND(S))."""
+        entry = self._pair_cache.get(id(seq))
+        if entry is None or entry[0] is not seq:
+            if len(self._pair_cache) >= 4096:
+                self._pair_cache.clear()
+            entry = (seq, _Dict())
+            self._pair_cache[id(seq)] = entry
+        pairs = entry[1]
+        for item in seq[pairs.size :]:
+            pairs.size += 1
+            if (type(item) is tuple or type(item) is list) and len(item) == 2:
+                pairs.items.append((item[0], item[1]))
+        # size counts the elements seen; items keeps the pairs among them
+        return pairs if pairs.items else None
 
     def _op_ext1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         return self._ext(stack, 1, off)
@@ -2744,6 +2879,10 @@ class _VM:
         if type(target) is _Dict:
             target.add(key, value)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
+            if type(target) is _Call:
+                if target.items is None:
+                    target.items = _Dict()
+                target.items.add(key, value)
             self._item_on(target, "SETITEM", off)
         return stack
 
@@ -3105,6 +3244,50 @@ def _bound_size(obj: str | bytes, meth: str, args: tuple[Any, ...]) -> int:
     if meth == "__add__":
         return 4 * (n + sum(map(len, texts)))
     return 4 * n
+
+
+def _watched(key: Any, value: Any) -> bool:
+    """Whether a mapping's item may matter when the mapping becomes an instance's state: a special or method
+    name, a name or wrapper stored under any name, or a name computed at load time."""
+    if type(key) is str:
+        return key in _STATE_WATCHED or type(value) is _Ref or type(value) is _Wrapper
+    return _may_be_str(key)
+
+
+def _may_be_str(key: Any) -> bool:
+    """Whether a key computed at load time may be a string (an attribute name): anything but a tensor or an
+    instance of a (CapWords) class. ``str(...)``, ``str.lower`` and ``numpy.str_`` make strings."""
+    if type(key) is _Storage:
+        return False
+    if isinstance(key, _Unknown):
+        return True
+    if type(key) is not _Call:
+        return False
+    func = key.func
+    if type(func) is not _Ref:
+        return True
+    canon = func.canon
+    return not (
+        canon in _TENSOR_RESULTS or canon in _NOT_STR or _CAPWORDS.match(func.qual.rpartition(".")[2])
+    )
+
+
+_NOT_STR: Final = frozenset(
+    {
+        *(
+            f"builtins.{t}"
+            for t in ("int", "float", "complex", "bool", "bytes", "bytearray", "tuple", "frozenset")
+        ),
+        *(f"builtins.{t}" for t in ("slice", "range", "object", "hash")),
+        *(f"datetime.{t}" for t in ("datetime", "date", "time", "timedelta", "timezone")),
+        *("torch.device", "torch.dtype", "numpy.dtype", "numpy.core.multiarray.dtype"),
+        *("numpy.core.multiarray._reconstruct", "copyreg._reconstructor", "copyreg.__newobj__"),
+    }
+)
+"""Lower-case classes and functions whose results are never strings (keys such as a dtype or a date)."""
+
+
+_CAPWORDS: Final = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
 
 
 def _maybe_callable(value: Any) -> bool:
