@@ -173,3 +173,59 @@ def test_real_mapping_and_pair_states_stay_clean() -> None:
         clean(analyze_pickle_bytes(P4 + _OBJ + state + b"b" + STOP))
     allowed = analyze_pickle_bytes(pickle.dumps(_OrderedState(), protocol=4))
     assert {f.rule_id for f in allowed.findings} == {"LW-MODEL-006"}, allowed  # the test's own class only
+
+
+# --- an instance with a planted method deep inside what a numpy function is handed ------------------------------
+# numpy's ufuncs call the method of their name on every element of an object array: the one they are given, or the
+# one they make of a (nested) list. The planted instance was looked for among the first 16 items of a list argument
+# only, so np.exp([[x]]), np.exp([Decimal(1)] * 17 + [x]) and np.exp(<object array holding x>) ran x.exp(), a
+# partial of a class the allow-list admits for rebuilding only (confirmed: the planted callable was called).
+
+_PLANTED = (
+    g("types.SimpleNamespace")
+    + b")\x81}"
+    + u("exp")
+    + call(g("functools.partial"), g(_TARGET), u("/x"))
+    + b"sb"
+)
+_DECIMAL = call(g("decimal.Decimal"), u("1"))
+
+
+def _object_array(*items: bytes) -> bytes:
+    dtype = call(g("numpy.dtype"), u("O8"), b"\x89", b"\x88")
+    header = call(g("numpy.core.multiarray._reconstruct"), g("numpy.ndarray"), b"(K\x00t", b"C\x01b")
+    return (
+        header
+        + tup(
+            b"K\x01", b"(" + b"K" + bytes([len(items)]) + b"t", dtype, b"\x89", b"](" + b"".join(items) + b"e"
+        )
+        + b"b"
+    )
+
+
+@pytest.mark.parametrize(
+    "argument",
+    [
+        b"](" + _DECIMAL * 17 + _PLANTED + b"e",
+        b"]]" + _PLANTED + b"aa",
+        b"(]" + _PLANTED + b"a" + _DECIMAL + b"t",
+        _object_array(_DECIMAL, _PLANTED),
+        b"]" + _object_array(_PLANTED) + b"a",
+    ],
+    ids=["list-past-16", "nested-list", "list-in-tuple", "object-array", "object-array-in-list"],
+)
+@pytest.mark.parametrize("func", ["numpy.exp", "numpy.sqrt", "numpy.log"])
+def test_planted_instance_inside_what_a_numpy_ufunc_is_handed_is_critical(argument: bytes, func: str) -> None:
+    result = analyze_pickle_bytes(P4 + call(g(func), argument) + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+    assert f"{func}:exp" in subjects(result)
+
+
+def test_planted_instances_inside_arrays_that_only_hold_them_stay_unreported() -> None:
+    # an object array of objects that keep a function (FunctionTransformer(func=np.log1p)), built and kept, or
+    # handed to pandas: nothing calls a method of its elements
+    keeper = g("types.SimpleNamespace") + b")\x81}" + u("func") + g("numpy.log1p") + b"sb"
+    array = _object_array(keeper, keeper)
+    for payload in (array, call(g("pandas.core.internals.blocks.new_block"), array, b"N", b"K\x02")):
+        result = analyze_pickle_bytes(P4 + payload + STOP)
+        assert not any(f.rule_id == "LW-MODEL-016" for f in result.findings), result

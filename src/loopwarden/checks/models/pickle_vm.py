@@ -1133,7 +1133,7 @@ class _VM:
                             type(func) is _Ref
                             and func.plain
                             and type(args) is tuple
-                            and not (self.planted and _planted_in(args))
+                            and not (self.planted and _planted_in(args, func))
                             and not (
                                 careful and args and type(args[0]) is _Ref and args[0].pending is not None
                             )
@@ -1575,7 +1575,8 @@ class _VM:
         call methods of their arguments (numpy's ``clip``/``mean``/``sum`` ... call ``x.clip()`` on a non-array,
         ``dict(x)`` calls ``x.keys()``, torch functions ``x.__torch_function__``), and the instance attribute
         is found first. A ``functools.partial`` of a pattern-only class planted there runs its constructor."""
-        for a in _planted_args(args):
+        deep = type(func) is _Ref and func.canon in _NUMPY_CANON
+        for a in _planted_args(args, deep):
             planted = a.planted or [("?", None)]
             key, value = next(((k, v) for k, v in planted if k in _ARGUMENT_METHODS), planted[0])
             desc = func if type(func) is str else _describe(func)
@@ -3186,21 +3187,52 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     return (size, False) if size > 0 else (None, False)
 
 
-def _planted_args(args: tuple[Any, ...]) -> list[_Call]:
+def _planted_args(args: tuple[Any, ...], deep: bool = False) -> list[_Call]:
     """The instances among a call's arguments (and the items of its tuple and list arguments) whose state planted
-    callables as attributes (see ``_VM._handed``)."""
+    callables as attributes (see ``_VM._handed``). ``deep``, for numpy's functions: also the items of nested lists
+    and tuples and the elements of object arrays, since numpy's ufuncs call the method of their name on every
+    element of the object array they are given or make of a nested list (``np.exp([[x]])`` calls ``x.exp()``)."""
     out: list[_Call] = []
-    for a in args[:16]:
-        if type(a) is _Call:
-            if a.planted:
-                out.append(a)
-        elif type(a) is tuple or type(a) is list:
-            out.extend(x for x in a[:16] if type(x) is _Call and x.planted)
+    if not deep:
+        for a in args[:16]:
+            if type(a) is _Call:
+                if a.planted:
+                    out.append(a)
+            elif type(a) is tuple or type(a) is list:
+                out.extend(x for x in a[:16] if type(x) is _Call and x.planted)
+        return out
+    todo: list[tuple[Any, int]] = [(a, 0) for a in args[:64]]
+    seen: set[int] = set()
+    while todo and not out:
+        value, depth = todo.pop()
+        if type(value) is _Call:
+            if value.planted:
+                out.append(value)
+            elif depth < 8 and type(value.state) is tuple and value.state and _object_array(value):
+                todo.append((value.state[-1], depth + 1))
+        elif (type(value) is tuple or type(value) is list) and depth < 8 and id(value) not in seen:
+            seen.add(id(value))
+            todo.extend(
+                (x, depth + 1) for x in value if type(x) is _Call or type(x) is tuple or type(x) is list
+            )
     return out
 
 
-def _planted_in(args: tuple[Any, ...]) -> bool:
-    return bool(_planted_args(args))
+def _object_array(value: _Call) -> bool:
+    """Whether ``value`` is an array ``numpy.core.multiarray._reconstruct`` made whose BUILD state holds its elements
+    as a list (an object array)."""
+    return (
+        type(value.func) is _Ref
+        and value.func.canon == "numpy.core.multiarray._reconstruct"
+        and type(value.state[-1]) is list
+    )
+
+
+def _planted_in(args: tuple[Any, ...], func: _Ref) -> bool:
+    return bool(_planted_args(args, func.canon in _NUMPY_CANON))
+
+
+_NUMPY_CANON: Final = frozenset(f"numpy.{f}" for f in NUMPY_FUNCTIONS)
 
 
 def _star_args(value: Any) -> tuple[Any, ...]:
