@@ -229,3 +229,30 @@ def test_planted_instances_inside_arrays_that_only_hold_them_stay_unreported() -
     for payload in (array, call(g("pandas.core.internals.blocks.new_block"), array, b"N", b"K\x02")):
         result = analyze_pickle_bytes(P4 + payload + STOP)
         assert not any(f.rule_id == "LW-MODEL-016" for f in result.findings), result
+
+
+@pytest.mark.parametrize(
+    "mapping",
+    [b"}" + _PLANT + b"s", call(g("collections.OrderedDict")) + _PLANT + b"s", b"]" + tup(_PLANT) + b"a"],
+    ids=["dict", "ordereddict", "pairs"],
+)
+def test_simple_namespace_of_a_mapping_setting_special_attributes_is_critical(mapping: bytes) -> None:
+    # SimpleNamespace(mapping) (Python 3.13+) makes the mapping's items attributes, as a BUILD state does
+    result = analyze_pickle_bytes(_then_build(call(g("types.SimpleNamespace"), mapping), b"N"))
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+def test_simple_namespace_of_a_mapping_planting_a_method_then_handed_is_critical() -> None:
+    # REDUCE took SimpleNamespace as a plain call, so the attributes its mapping planted were never recorded
+    planted = call(g("functools.partial"), g(_TARGET), u("/etc/passwd"))
+    namespace = call(g("types.SimpleNamespace"), b"}" + u("mean") + planted + b"s")
+    result = analyze_pickle_bytes(P4 + call(g("numpy.mean"), namespace) + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result
+
+
+def test_real_simple_namespaces_stay_clean() -> None:
+    import types
+
+    for protocol in (2, 4):
+        clean(analyze_pickle_bytes(pickle.dumps(types.SimpleNamespace(a=1, b=[2], c="x"), protocol=protocol)))
+    clean(analyze_pickle_bytes(P4 + call(g("types.SimpleNamespace"), b"}" + u("lr") + b"K\x01s") + STOP))

@@ -806,6 +806,7 @@ _MODELLED: Final = (
         "copyreg.__newobj__",
         "copyreg.__newobj_ex__",
         "operator.getitem",
+        "types.SimpleNamespace",  # SimpleNamespace(mapping) sets attributes (see _call_modelled)
     }
 )
 _COPYREG_BUILDERS: Final = frozenset(
@@ -1375,9 +1376,10 @@ class _VM:
             name = _canon(func)
             if self.planted and args:
                 self._handed(func, args, off, how)
-            if name == "types.SimpleNamespace" and args and type(args[0]) is _Dict:
-                # SimpleNamespace(mapping) (Python 3.13+) sets the mapping's items as attributes
+            if name == "types.SimpleNamespace" and args:
+                # SimpleNamespace(mapping) (Python 3.13+) sets the mapping's (or the pairs') items as attributes
                 result = _Call(func, args)
+                self._check_state_keys(args[0], off, func.name)
                 self._plant(result, args[0])
                 return result
             if func.user_class and args and not how.startswith("NEWOBJ"):
