@@ -242,7 +242,75 @@ def gen_bad() -> dict[str, Path]:
                 out[case] = d / case / name
     except (ImportError, AttributeError) as exc:
         print(f"note: advisory-sweep corpus not available ({exc})", file=sys.stderr)
+    try:
+        for case, files in _payloads_kept_for_later().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError) as exc:
+        print(f"note: staged-payload corpus not available ({exc})", file=sys.stderr)
     return out
+
+
+def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
+    """Payloads a later consumer runs (modelaudit's regression corpus has this class): pickles kept as data inside a
+    pickle (raw, base64, hex, zlib), Python code in safetensors and GGUF metadata, a Jinja SSTI in a YAML serving
+    config and a chat template calling a Python builtin, and a TF1 MetaGraphDef whose graph calls Python."""
+    import base64
+    import struct
+    import zlib
+
+    import _container_payloads as cp
+
+    sys.path.insert(0, str(REPO / "tests" / "unit" / "checks" / "models"))
+    import test_tensorflow as ttf
+
+    inner = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."
+
+    def holder(value: bytes) -> bytes:  # {"model": "resnet", "payload": <value opcodes>}
+        return b"\x80\x04}(\x8c\x05model\x8c\x06resnet\x8c\x07payload" + value + b"u."
+
+    def text(v: str) -> bytes:
+        raw = v.encode()
+        return b"X" + struct.pack("<I", len(raw)) + raw
+
+    def blob(v: bytes) -> bytes:
+        return b"B" + struct.pack("<I", len(v)) + v
+
+    def st(meta: dict[str, str]) -> bytes:
+        return cp.safetensors_file(
+            {"__metadata__": meta, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}, b"\x00" * 4
+        )
+
+    def gguf_kv(key: str, value: str) -> bytes:
+        k, v = key.encode(), value.encode()
+        return struct.pack("<Q", len(k)) + k + struct.pack("<I", 8) + struct.pack("<Q", len(v)) + v
+
+    ssti = "{{ cycler.__init__.__globals__.os.popen('id').read() }}"
+    pyfunc = ttf.graph(ttf.const("path", "/etc/passwd"), ttf.node("py", "PyFunc", "path"))
+    return {
+        "stored_pickle_raw": {"model.pkl": holder(blob(inner))},
+        "stored_pickle_base64": {"model.pkl": holder(text(base64.b64encode(inner).decode()))},
+        "stored_pickle_hex": {"model.pkl": holder(text(inner.hex()))},
+        "stored_pickle_zlib": {"model.pkl": holder(blob(zlib.compress(inner)))},
+        "safetensors_metadata_code": {
+            "model.safetensors": st({"format": "pt", "init": "import os; os.system('id')"})
+        },
+        "gguf_metadata_code": {
+            "model.gguf": cp.gguf_file(
+                None, extra_kv=gguf_kv("general.description", "__import__('os').system('id')"), n_kv_extra=1
+            )
+        },
+        "yaml_config_template_ssti": {"serving.yaml": f'chat_template: "{ssti}"\n'.encode()},
+        "chat_template_builtin_getattr": {
+            "tokenizer_config.json": json.dumps(
+                {"chat_template": "{{ getattr(getattr('', '__class__'), '__mro__')[1].__subclasses__() }}"}
+            ).encode()
+        },
+        "tf1_meta_graph_pyfunc": {
+            "model.ckpt.meta": ttf._len(1, ttf._len(4, "serve") + ttf._len(5, "1.15.5")) + ttf._len(2, pyfunc)
+        },
+    }
 
 
 def _tensorflow_cases() -> dict[str, dict[str, bytes]]:
