@@ -81,7 +81,9 @@ class ScanContext:
         self.failures += 1
         where = f"{location.member}: " if location.member else ""
         text = f"{where}{reason}"
-        if text not in self.unverified:
+        # the same bound is often reported twice for one member: by the reader that hit it and by the analysis
+        # that was reading (which adds its own prefix); one reason is enough
+        if not any(reason in u for u in self.unverified if u.startswith(where)):
             self.unverified.append(text)
 
     def check_time(self) -> None:

@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import IO, Any, Final
 
-from loopwarden.checks.interface import Limits
+from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
     NUMPY_FUNCTIONS,
     RULE_DENIED,
@@ -3655,6 +3655,9 @@ def analyze_pickle(
         count = 1
     except RecursionError:
         coll.unverified.append("limit max_depth: values nested too deeply to analyse")
+        count = 1
+    except ResourceLimitExceeded as exc:  # a bound of the stream under the pickle (decompression ratio ...)
+        coll.unverified.append(str(exc))
         count = 1
     except Exception as exc:  # noqa: BLE001 - fail closed: an analyser bug must never make a file pass
         coll.unverified.append(f"internal error in pickle analysis: {type(exc).__name__}: {exc}")

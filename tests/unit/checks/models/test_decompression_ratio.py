@@ -256,3 +256,16 @@ def test_a_zstd_stream_of_zeros_far_beyond_the_floor_is_named() -> None:
 
 def test_zstd_of_a_zero_array_below_the_floor_is_clean() -> None:
     _clean(_scan("w.npy.zst", _zstd(_npy_bytes((4000, 1000), "f4"))))
+
+
+def test_a_bomb_under_a_pickle_is_named_once_and_not_called_an_internal_error(tmp_path: Path) -> None:
+    # a pickle whose trailing bytes inflate past the ratio: the bound reaches the pickle analysis from the stream
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data.pkl", b"\x80\x04N." + b"\x00" * (200 << 20))
+    (tmp_path / "model.pt").write_bytes(buf.getvalue())
+    res = scan_paths([str(tmp_path / "model.pt")], jobs=1).targets[0]
+    assert res.verdict is Verdict.UNVERIFIED
+    assert res.reason is not None and _BOUND in res.reason, res.reason
+    assert "internal error" not in res.reason
+    assert res.reason.count(_BOUND) == 1, res.reason
