@@ -918,3 +918,23 @@ def test_memmap_used_other_than_as_the_subtype_is_reported(payload: bytes) -> No
     res = analyze_pickle_bytes(P4 + payload + STOP)
     assert "numpy.memmap" in subjects(res) or "numpy.core.memmap.memmap" in subjects(res), res.findings
     assert worst(res) is Severity.CRITICAL
+
+
+# --- allow-listed functions kept as attributes but never called by a pickle -------------------------------------
+# A DataLoader saved whole keeps default_collate/default_convert as attributes. Called at load time they call the
+# class of each element they are handed (type(elem)(...)): a constructor the allow-list admits only for rebuilding.
+
+
+@pytest.mark.parametrize(
+    "func",
+    ["torch.utils.data._utils.collate.default_collate", "torch.utils.data._utils.collate.default_convert"],
+)
+def test_collate_functions_called_at_load_time_are_reported(func: str) -> None:
+    element = g("collections.OrderedDict") + b")\x81"  # rebuilt without its constructor
+    result = analyze_pickle_bytes(P4 + call(g(func), b"](" + element + b"e") + STOP)
+    assert worst(result) == Severity.HIGH, result
+
+
+def test_collate_function_kept_as_an_attribute_is_clean() -> None:
+    state = b"}(" + u("collate_fn") + g("torch.utils.data._utils.collate.default_collate") + b"u"
+    clean(analyze_pickle_bytes(P4 + state + STOP))

@@ -1229,6 +1229,10 @@ _REBUILD_ONLY: Final = frozenset(
         "lightgbm.basic.Booster",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
+        # its collate functions are kept as attributes, never called by a pickle: called, they call the class of
+        # every element they are handed (type(elem)(...)), constructors the allow-list admits only for rebuilding
+        "torch.utils.data._utils.collate.default_collate",
+        "torch.utils.data._utils.collate.default_convert",
         # CatBoost models: __setstate__ parses the state's model bytes in memory (as load_model parses a file)
         "catboost.core.CatBoost",
         "catboost.core.CatBoostClassifier",
