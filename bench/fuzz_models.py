@@ -17,6 +17,7 @@ The last line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import base64
 import io
 import json
 import multiprocessing
@@ -31,6 +32,7 @@ import tempfile
 import time
 import traceback
 import zipfile
+import zlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -90,6 +92,19 @@ def seeds() -> dict[str, list[bytes]]:
         pickle.dumps({"a": [1, 2.5, "x", b"y", (1, 2)], "b": {1, 2}}, protocol=5),
         cp.torch_legacy([cp.benign_pickle()]),
         cp.npy_object(cp.evil_pickle()),
+        # pickles kept as data (LW-MODEL-019): raw bytes, base64 text, zlib bytes
+        pickle.dumps({"m": "x", "raw": cp.evil_pickle(4)}, protocol=4),
+        pickle.dumps({"b64": base64.b64encode(cp.evil_pickle(2)).decode()}, protocol=2),
+        pickle.dumps([zlib.compress(cp.evil_pickle(0))], protocol=3),
+    ]
+    out["safetensors"] += [
+        cp.safetensors_file(
+            {
+                "__metadata__": {"hook": "import os; os.system('id')"},
+                "a": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+            },
+            b"\0" * 4,
+        )
     ]
     out["zip"] += [
         cp.torch_zip(cp.benign_pickle()),
