@@ -938,3 +938,69 @@ def test_collate_functions_called_at_load_time_are_reported(func: str) -> None:
 def test_collate_function_kept_as_an_attribute_is_clean() -> None:
     state = b"}(" + u("collate_fn") + g("torch.utils.data._utils.collate.default_collate") + b"u"
     clean(analyze_pickle_bytes(P4 + state + STOP))
+
+
+# --- frames: an opcode whose argument runs past the end of its FRAME ---------------------------------------------
+# CPython's pickler ends frames at opcode boundaries. An argument that runs past a frame's end is read differently
+# by pickle.load(file) (the C unpickler drops the rest of the frame and reads the argument from the file) and by
+# pickle.loads(bytes) (reads on), so each runs other opcodes (python/cpython#154848; fickling's
+# test_frame_boundary_divergence). The scanner read it as loads does: the GLOBAL/REDUCE a file load runs was
+# swallowed as bytes and the file was clean.
+
+_HIDDEN = b"cos\nsystem\nVecho pwned\n\x85R"
+
+
+def _framed(body: bytes, declared: int) -> bytes:
+    return b"\x80\x05\x95" + struct.pack("<Q", declared) + body
+
+
+def _divergence() -> bytes:
+    return (
+        b"\x80\x05NV"
+        + b"a" * (8192 * 16 - 17)
+        + b"\n0(\x95"
+        + struct.pack("<Q", 2)
+        + b"B\x07\x01\x00\x00\x00\x00"
+        + (_HIDDEN + b"(").ljust(256 + 5, b"N")
+        + b"1."
+    )
+
+
+def test_frame_divergence_reports_what_a_file_load_runs() -> None:
+    result = analyze_pickle_bytes(_divergence())
+    assert result.unverified is not None and "FRAME" in result.unverified
+    assert worst(result) == Severity.CRITICAL, result
+    assert "os.system" in subjects(result)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _framed(b"B" + struct.pack("<I", 20) + b"A" * 20, 5) + STOP,  # BINBYTES
+        _framed(b"\x8c\x14" + b"A" * 20, 3) + STOP,  # SHORT_BINUNICODE
+        _framed(b"cmacos\nsystem\n", 4) + STOP,  # GLOBAL module
+        _framed(b"Vhello world\n", 5) + STOP,  # UNICODE
+        _framed(b"J" + struct.pack("<i", 7), 2) + STOP,  # BININT
+        _framed(b"N\x95" + struct.pack("<Q", 2) + b"N", 30) + STOP,  # a frame opening inside another
+        # the straddle hiding a payload: the BINBYTES a loads() reads is opcodes to a load(file)
+        _framed(b"B" + struct.pack("<I", 40), 3) + (_HIDDEN + b"0").ljust(40, b"N") + b"N" + STOP,
+    ],
+)
+def test_opcodes_straddling_a_frame_end_are_unverified(data: bytes) -> None:
+    result = analyze_pickle_bytes(data)
+    assert result.unverified is not None and "FRAME" in result.unverified, result
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+@pytest.mark.parametrize(
+    "obj",
+    [
+        [1, 2, 3],
+        b"x" * 100_000,  # written outside any frame
+        [1, b"y" * 100_000, 2, "z" * 70_000, 3],  # framed and unframed interleaved
+        list(range(200_000)),  # several full frames
+        {"a": [1, 2, {"b": (3, 4)}], "c": [5, 6]},
+    ],
+)
+def test_well_formed_frames_stay_clean(obj: object, protocol: int) -> None:
+    clean(analyze_pickle_bytes(pickle.dumps(obj, protocol=protocol)))

@@ -197,6 +197,7 @@ _MAX_MEMO: Final = 2_500_000  # memo entries (each holds a value alive)
 _MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hostile streams stay bounded)
 _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
+_NO_FRAME: Final = 1 << 62  # the opcode loop's frame-end index when no frame is open
 _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
 # Pickles stored as data (not loaded by this pickle; see _VM._stored): how a string or bytes constant starts when
 # it is one, directly or encoded. Strings shorter than _STORED_MIN cannot hold a pickle that calls anything.
@@ -435,9 +436,11 @@ def _text_int(line: bytes, *, c_octal: bool = True) -> int | _Unknown | None:
 
 
 class _MalformedError(Exception):
-    def __init__(self, message: str, offset: int) -> None:
+    def __init__(self, message: str, offset: int, region: bytes = b"") -> None:
         super().__init__(message)
         self.offset = offset
+        self.region = region
+        """Bytes another loader reads as opcodes where this reading took them as an argument (searched)."""
 
 
 class _TruncatedError(_MalformedError):
@@ -1055,10 +1058,26 @@ class _VM:
         text = self._text
         stored_heads = _STORED_TEXT_HEADS
         buf, p, n = r.buf, r.p, r.n
+        fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
         text_bytes = 0
         careful = self.careful
         try:
             while True:
+                if p >= fstop:
+                    # the first opcode at or past the end of the current frame: CPython's pickler ends frames at
+                    # opcode boundaries, and an argument running past the frame's end is read differently by a
+                    # file load (the frame's rest is dropped) and an in-memory load (read on), so each runs other
+                    # opcodes (CPython issue 154848)
+                    if r.base + p > self.frame_end:
+                        # what a file load reads as opcodes from the frame's end on, read here as an argument
+                        region = bytes(buf[max(0, self.frame_end - r.base) : p])
+                        raise _MalformedError(
+                            "an opcode runs past the end of its FRAME (file and in-memory loads read it differently)",
+                            self.frame_end,
+                            region,
+                        )
+                    self.frame_end = -1
+                    fstop = _NO_FRAME
                 if p + 16 > n:
                     # Keep at least 16 bytes buffered so that fixed-size arguments can be sliced directly.
                     if p > n:
@@ -1066,6 +1085,7 @@ class _VM:
                     r.p = p
                     r.fill(16)
                     buf, p, n = r.buf, r.p, r.n
+                    fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                     if p >= n:
                         raise _TruncatedError("pickle truncated: no STOP opcode", r.tell())
                 op = buf[p]
@@ -1147,6 +1167,7 @@ class _VM:
                             r.p = p
                             stack[-1] = call(func, args, r.base + p - 1, "REDUCE")
                             buf, p, n = r.buf, r.p, r.n
+                            fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                         continue
                     elif op == 0x58:  # BINUNICODE
                         k = unpack_from("<I", buf, p)[0]
@@ -1158,10 +1179,12 @@ class _VM:
                                 r.p = p
                                 self._stored(stack[-1], r.base + p - k)
                                 buf, p, n = r.buf, r.p, r.n
+                                fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                         else:
                             r.p = p + 4
                             append(self._payload_text(k))
                             buf, p, n = r.buf, r.p, r.n
+                            fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                         continue
                     elif op == 0x51:  # BINPERSID: the loader's persistent_load decides (torch: storages)
                         stack[-1] = self._persistent(stack[-1])
@@ -1246,10 +1269,12 @@ class _VM:
                         r.p = p + 1
                         append(text(r.read(k)))
                         buf, p, n = r.buf, r.p, r.n
+                        fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                     if k >= _STORED_MIN and stack[-1][:2] in stored_heads:
                         r.p = p
                         self._stored(stack[-1], r.base + p - k)
                         buf, p, n = r.buf, r.p, r.n
+                        fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                     continue
                 elif op == 0x94:  # MEMOIZE
                     memo[len(memo)] = stack[-1]
@@ -1281,6 +1306,7 @@ class _VM:
                 stack = handler(self, stack, meta, memo, r.base + p - 1)
                 append = stack.append
                 buf, p, n = r.buf, r.p, r.n
+                fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                 careful = self.careful
         except IndexError:
             r.p = min(p, r.n)
@@ -2025,6 +2051,8 @@ class _VM:
         return stack
 
     def _op_frame(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+        if self.frame_end > off:
+            raise _MalformedError("FRAME inside another frame", off)
         length = struct.unpack("<Q", self.r.read(8))[0]
         # Frames are read linearly; an announced length beyond the data is checked at STOP.
         self.frame_end = self.r.tell() + length
@@ -2981,6 +3009,7 @@ class _VM:
             # joblib reads the array from the file after the current frame, while the unpickler keeps reading
             # opcodes from inside the frame; joblib itself always ends the frame first. Fail closed.
             raise _MalformedError("joblib array data announced inside a pickle frame", off)
+        self.frame_end = -1  # the frame ended where the array data begins: what follows is not a straddle
         shape = state.get("shape")
         dtype = state.get("dtype")
         if type(shape) is not tuple or not all(type(x) is int and x >= 0 for x in shape):
@@ -3505,6 +3534,11 @@ def _analyze_reader(
         try:
             vm.run()
         except _MalformedError as exc:
+            if exc.region:
+                # another loader's reading of the same bytes runs what this one took as an argument: search it
+                region = _Reader(io.BytesIO(exc.region), exc.offset + len(exc.region))
+                region.base = exc.offset  # offsets of what it finds are the file's
+                _resync(region, 0, coll, budget, depth, origin)
             if prefix:
                 return count  # the loader stops at its first error: nothing after it runs
             if count == 0 or first == 0x80:
