@@ -255,7 +255,8 @@ def gen_bad() -> dict[str, Path]:
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
     """Payloads a later consumer runs (modelaudit's regression corpus has this class): pickles kept as data inside a
     pickle (raw, base64, hex, zlib), Python code in safetensors and GGUF metadata, a Jinja SSTI in a YAML serving
-    config and a chat template calling a Python builtin, and a TF1 MetaGraphDef whose graph calls Python."""
+    config and a chat template calling a Python builtin; with them, a TF1 MetaGraphDef whose graph calls Python and
+    a pickle whose frame boundary hides a call from in-memory readers."""
     import base64
     import struct
     import zlib
@@ -306,6 +307,16 @@ def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
             "tokenizer_config.json": json.dumps(
                 {"chat_template": "{{ getattr(getattr('', '__class__'), '__mro__')[1].__subclasses__() }}"}
             ).encode()
+        },
+        # pickle.load(file) runs what a BINBYTES straddling its frame's end hides (python/cpython#154848)
+        "pickle_frame_divergence": {
+            "model.pkl": b"\x80\x05NV"
+            + b"a" * (8192 * 16 - 17)
+            + b"\n0(\x95"
+            + struct.pack("<Q", 2)
+            + b"B\x07\x01\x00\x00\x00\x00"
+            + b"cos\nsystem\nVid\n\x85R(".ljust(261, b"N")
+            + b"1."
         },
         "tf1_meta_graph_pyfunc": {
             "model.ckpt.meta": ttf._len(1, ttf._len(4, "serve") + ttf._len(5, "1.15.5")) + ttf._len(2, pyfunc)
