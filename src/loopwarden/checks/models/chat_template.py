@@ -1349,12 +1349,7 @@ def check_template(
     template inside a GGUF header, a JSON config or an archive member keeps its line in the evidence instead
     (a line of a binary file, or the wrong line of the JSON, would mislead a reader and SARIF tools).
     """
-    outcome = _CACHE.get(source)
-    if outcome is None:
-        outcome = _analyse(source, ctx.check_time)
-        if len(_CACHE) >= 64:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[source] = outcome
+    outcome = _cached(source, ctx)
     shown = _show(key, 1000)
     if isinstance(outcome, str):
         ctx.fail(location, f"{shown}: {outcome}")
@@ -1374,12 +1369,7 @@ def check_embedded_template(source: str, ctx: ScanContext, location: Location, *
     :func:`check_template`, text that does not parse as Jinja says nothing: it is then no template at all."""
     if "{{" not in source and "{%" not in source:
         return
-    outcome = _CACHE.get(source)
-    if outcome is None:
-        outcome = _analyse(source, ctx.check_time)
-        if len(_CACHE) >= 64:
-            _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[source] = outcome
+    outcome = _cached(source, ctx)
     if isinstance(outcome, str):
         return
     shown = _show(key, 1000)
@@ -1396,6 +1386,16 @@ def check_embedded_template(source: str, ctx: ScanContext, location: Location, *
 
 _CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | str]] = {}
 """Analyses by template text: model folders repeat the same template in many files."""
+
+
+def _cached(source: str, ctx: ScanContext) -> tuple[tuple[Severity, str, int | None], ...] | str:
+    outcome = _CACHE.get(source)
+    if outcome is None:
+        outcome = _analyse(source, ctx.check_time)
+        if len(_CACHE) >= 64:
+            _CACHE.pop(next(iter(_CACHE)))
+        _CACHE[source] = outcome
+    return outcome
 
 
 def _analyse(source: str, tick: Callable[[], None]) -> tuple[tuple[Severity, str, int | None], ...] | str:
