@@ -9,7 +9,9 @@ Every outer and inner pickle is assembled here from opcodes or ``pickle.dumps`` 
 from __future__ import annotations
 
 import base64
+import bz2
 import gzip
+import lzma
 import pickle
 import struct
 import zlib
@@ -172,7 +174,11 @@ def test_in_a_pytorch_checkpoint_member() -> None:
         u("8004" + "ff" * 30),  # hex of a protocol header followed by garbage: malformed, so data
         u("Y2hlY2twb2ludF9wYXRoX2Zvcl90aGVfbW9kZWw="),  # base64 text starting "Y2"
         u("28 experiments were run on the cluster"),
-        u("cos\nsystem\nbut this is prose, not a pickle"),
+        u("cosine similarity\nscores below 0.5\nare dropped"),  # prose opening like a GLOBAL, with lines
+        u("Some text here is long enough to be decoded"),  # base64 with skipped spaces of a BININT: data
+        u("classifier.weight\nclassifier.bias\n"),  # a protocol 0 GLOBAL's shape, not a pickle
+        u(base64.b64encode(bytes(range(256)) * 3).decode()),  # random-looking base64: noise, no name called
+        by(bytes(range(40, 256)) * 2),
         by(b"\x80\x04" + b"\xff" * 40),  # starts like a pickle, invalid opcode at once
         by(b"x\x9c" + b"\x00" * 40),  # not a valid zlib stream
         by(zlib.compress(b"just some compressed text, not a pickle" * 4)),
@@ -215,3 +221,125 @@ def test_depth_bound_on_stored_pickles_is_unverified() -> None:
         inner = dict_of(("next", by(inner)))
     result = analyze_pickle_bytes(inner, limits=Limits(max_depth=4))
     assert result.unverified is not None and "max_depth" in result.unverified
+
+
+# --- round 5: encodings and pickle openings a loader-side decoder takes ------------------------------------
+
+
+class _Call:
+    def __init__(self, proto: int) -> None:
+        self.proto = proto
+
+    def __reduce__(self) -> tuple[object, ...]:
+        import os
+
+        return (os.system, ("id",))
+
+
+def _pickled(obj: object, proto: int) -> bytes:
+    return pickle.dumps(obj, protocol=proto)
+
+
+# pickle.dumps of a dict, a list or the call itself at protocols 0 and 1 opens with MARK, EMPTY_DICT or EMPTY_LIST
+# and a line-based or memoised value before its GLOBAL; and a loader takes a protocol 2+ pickle without PROTO.
+OPENINGS = {
+    "p0 dict": _pickled({"a": _Call(0)}, 0),
+    "p0 list": _pickled([1, _Call(0)], 0),
+    "p1 dict": _pickled({"a": _Call(1)}, 1),
+    "p1 list": _pickled([_Call(1)], 1),
+    "p0 call": _pickled(_Call(0), 0),
+    "no PROTO": SYSTEM_P4[2:],
+    "PROTO 1 header": b"\x80\x01" + SYSTEM_P0,
+    "MARKs before OBJ": b"(((cos\nsystem\nS'id'\no.",
+}
+
+
+@pytest.mark.parametrize("name", sorted(OPENINGS))
+def test_pickles_of_any_opening_are_stored_pickles(name: str) -> None:
+    inner = OPENINGS[name]
+    for value in (
+        by(inner),
+        u(base64.b64encode(inner).decode()),
+        u(inner.hex()),
+        by(zlib.compress(inner)),
+    ):
+        assert_stored(scan(dict_of(("model", u("resnet")), ("p", value))), "system")
+    if inner.isascii():  # protocol 0 text kept as a str (pickle.loads(value.encode()))
+        assert_stored(scan(dict_of(("p", u(inner.decode())))), "system")
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+@pytest.mark.parametrize(
+    ("value", "how"),
+    [
+        # base64.b64decode skips what is not in its alphabet; a missing padding is easy to restore
+        (u(" " + _b64(SYSTEM_P4)), "base64"),
+        (u("\n\t" + _b64(SYSTEM_P4) + "\n"), "base64"),
+        (u("!" + _b64(SYSTEM_P4)), "base64"),
+        (u(" ".join(_b64(SYSTEM_P4))), "base64"),
+        (u("g!" + _b64(SYSTEM_P4)[1:]), "base64"),
+        (u(_b64(SYSTEM_P4).rstrip("=")), "base64"),
+        (u(_b64(SYSTEM_P4 + b"..")), "base64"),  # the payload's STOP ends the reading
+        (u("\n" + _b64(zlib.compress(SYSTEM_P4))), "base64, zlib"),
+        # bytes.fromhex skips whitespace; bytes.hex(" ") writes it
+        (u(SYSTEM_P4.hex(" ")), "hex"),
+        (u(" " + SYSTEM_P4.hex()), "hex"),
+        # the other base64 module encodings
+        (u(base64.b32encode(SYSTEM_P4).decode()), "base32"),
+        (u(base64.b85encode(SYSTEM_P4).decode()), "base85"),
+        (u(base64.a85encode(SYSTEM_P4).decode()), "Ascii85"),
+        (u(base64.a85encode(SYSTEM_P4, adobe=True).decode()), "Ascii85"),
+        # text kept as bytes
+        (by(base64.b64encode(SYSTEM_P4)), "base64 in bytes"),
+        (by(SYSTEM_P4.hex().encode()), "hex in bytes"),
+        # bzip2 and LZMA (xz and alone)
+        (by(bz2.compress(SYSTEM_P4)), "bytes, bzip2"),
+        (by(lzma.compress(SYSTEM_P4)), "bytes, lzma"),
+        (by(lzma.compress(SYSTEM_P4, format=lzma.FORMAT_ALONE)), "bytes, lzma"),
+        (u(_b64(bz2.compress(SYSTEM_P4))), "base64, bzip2"),
+        (u(_b64(lzma.compress(SYSTEM_P4))), "base64, lzma"),
+    ],
+)
+def test_encodings_a_decoder_takes(value: bytes, how: str) -> None:
+    result = scan(dict_of(("model", u("resnet")), ("payload", value)))
+    assert_stored(result, "system")
+    assert any(f.evidence.get("encoding") == how for f in stored(result)), [
+        f.evidence for f in stored(result)
+    ]
+
+
+def test_base64_in_large_bytes_is_unverified() -> None:
+    # bytes over 64 KiB are kept only as a prefix unless they open like a pickle; base64 text in them did not
+    big = base64.b64encode(SYSTEM_P4 + b"\x00" * 70_000)
+    result = scan(dict_of(("payload", by(big))))
+    assert result.unverified is not None and "stored pickle" in result.unverified
+
+
+def test_padding_with_look_alikes_does_not_hide_a_payload() -> None:
+    # the candidate bound used to end the search silently: 256 look-alikes first, then the payload
+    look_alike = u(_b64(b"\x80\x04" + b"N" * 20))
+    pad = b"".join(u(f"k{i}") + look_alike for i in range(300))
+    result = scan(b"\x80\x04}(" + pad + u("payload") + u(_b64(SYSTEM_P4)) + b"u.")
+    assert_stored(result, "system")
+    # past the (now larger) bound the target is unverified, never clean
+    pad = b"".join(u(f"k{i}") + look_alike for i in range(10_050))
+    result = scan(b"\x80\x04}(" + pad + u("payload") + u(_b64(SYSTEM_P4)) + b"u.")
+    assert result.unverified is not None and "stored pickles" in result.unverified
+
+
+def test_calls_before_a_malformed_tail_are_reported() -> None:
+    for tail in (b"\xff\xff", b"(\xff", b"", b"0" * 3):
+        inner = SYSTEM_P4[:-1] + tail
+        assert_stored(scan(dict_of(("p", by(inner)))), "system")
+        assert_stored(scan(dict_of(("p", u(_b64(inner))))), "system")
+
+
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
+def test_bzip2_and_lzma_inflating_past_the_bound_are_unverified(compress: object) -> None:
+    assert callable(compress)
+    bomb = compress(b"\x80\x04" + b"N" * (40 << 20))
+    result = scan(dict_of(("payload", by(bomb))))
+    assert result.unverified is not None and "inflates to more than" in result.unverified

@@ -199,41 +199,88 @@ _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
 _NO_FRAME: Final = 1 << 62  # the opcode loop's frame-end index when no frame is open
 _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
-# Pickles stored as data (not loaded by this pickle; see _VM._stored): how a string or bytes constant starts when
-# it is one, directly or encoded. Strings shorter than _STORED_MIN cannot hold a pickle that calls anything.
-_STORED_MIN: Final = 16
-_STORED_TEXT_HEADS: Final = frozenset(
+# Pickles stored as data (not loaded by this pickle; see _VM._stored). A loader accepts a pickle opening with any
+# opcode that needs nothing on the stack (PROTO is optional); these are the ones that push something or a MARK.
+_STORED_MIN: Final = 16  # shorter constants cannot hold a pickle that calls anything
+_PICKLE_OPENERS: Final = frozenset(b"\x80\x95()]}NIJKLMFGSTUVXBCc\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x96")
+# Compressed streams a stored pickle may be kept in: zlib, gzip, bzip2, xz and raw LZMA ("alone").
+_STORED_COMPRESSED: Final = (
+    b"x\x9c",
+    b"x\xda",
+    b"x\x01",
+    b"x^",
+    b"\x1f\x8b",
+    b"BZh",
+    b"\xfd7zXZ\x00",
+    b"]\x00\x00",
+)
+_B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+_B32_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+_B85_ALPHABET: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz!#$%&()*+-;<=>?@^_`{|}~"
+# ASCII that base64.b64decode skips (it discards what is not in its alphabet): a payload may start with it.
+_B64_JUNK: Final = "".join(
+    chr(c) for c in range(128) if chr(c) not in _B64_ALPHABET + "=-_" and chr(c).isascii()
+)
+
+
+def _stored_heads() -> dict[str, frozenset[str]]:
+    """How a string constant that holds a stored pickle can start, per encoding: its first two characters under
+    base64 (also URL-safe, and after characters base64 skips), base32 and hex of the bytes a pickle or a
+    compressed stream opens with, and base85 and Ascii85 of a protocol 2+ header or a compressed stream; and
+    first characters that send any string to the full test (latin-1 text of an opener, characters base64
+    skips)."""
+    compressed = {c[0] for c in _STORED_COMPRESSED}
+    url = str.maketrans("+/", "-_")
+    heads: dict[str, set[str]] = {k: set() for k in ("base64", "base32", "hex", "base85", "Ascii85", "first")}
+    heads["first"].update(_B64_JUNK)
+    for o in _PICKLE_OPENERS | compressed:
+        for hi in range(16):  # the second base64 character takes the next byte's high four bits
+            pair = _B64_ALPHABET[o >> 2] + _B64_ALPHABET[((o & 3) << 4) | hi]
+            heads["base64"].update((pair, pair.translate(url)))
+            heads["base64"].update(pair[0] + junk for junk in _B64_JUNK)
+        for hi in range(4):  # the second base32 character takes the next byte's high two bits
+            heads["base32"].add(_B32_ALPHABET[o >> 3] + _B32_ALPHABET[((o & 7) << 2) | hi])
+        heads["hex"].update((f"{o:02x}", f"{o:02X}"))
+        heads["first"].add(chr(o))  # latin-1 text
+    for o in compressed | {0x80}:  # base85/Ascii85: a group of four bytes is five characters
+        for n in range(256):
+            for v in ((o << 24) | (n << 16), (o << 24) | (n << 16) | 0xFFFF):
+                hi, mid = v // 85**4, v // 85**3 % 85
+                heads["base85"].add(_B85_ALPHABET[hi] + _B85_ALPHABET[mid])
+                heads["Ascii85"].add(chr(33 + hi) + chr(33 + mid))
+    heads["Ascii85"].add("<~")  # as Adobe writes it
+    return {k: frozenset(v) for k, v in heads.items()}
+
+
+_STORED_HEADS: Final = _stored_heads()
+_STORED_TEXT_HEADS: Final = frozenset().union(*(v for k, v in _STORED_HEADS.items() if k != "first"))
+_STORED_TEXT_FIRSTS: Final = _STORED_HEADS["first"]
+_STORED_FIRST_BYTES: Final = _PICKLE_OPENERS | {c[0] for c in _STORED_COMPRESSED}
+_STORED_BYTES_FIRSTS: Final = frozenset(
+    bytes([o])
+    for o in _PICKLE_OPENERS | {c[0] for c in _STORED_COMPRESSED} | {ord(c) for c in _STORED_TEXT_FIRSTS}
+) | frozenset(h[:1].encode() for h in _STORED_TEXT_HEADS)
+"""First bytes of a bytes constant that may hold a stored pickle (raw, compressed, or text in bytes)."""
+_STORED_UNNAMED: Final = frozenset(
     {
-        "gA",  # base64 of a protocol 2+ pickle (b"\x80")
-        "Y2",  # base64 of a protocol 0/1 GLOBAL (b"c" + a module name: a-o, p-z, _ or A-Z)
-        "Y3",
-        "Y1",
-        "Y0",
-        "KG",  # base64 of a MARK (b"(") before a GLOBAL, a dict, a list or a string
-        "KF",
-        "eJ",  # base64 of zlib (b"x\x9c"); eN/eA/eF: other zlib levels
-        "eN",
-        "eA",
-        "eF",
-        "H4",  # base64 of gzip (b"\x1f\x8b")
-        "80",  # hex of a protocol 2+ pickle
-        "63",  # hex of GLOBAL
-        "28",  # hex of MARK
-        "78",  # hex of zlib
-        "1f",  # hex of gzip
-        "\x80\x02",  # a protocol 2+ pickle kept as latin-1 text
-        "\x80\x03",
-        "\x80\x04",
-        "\x80\x05",
+        "LW-MODEL-008",
+        "LW-MODEL-010",
+        "LW-MODEL-012",
+        "LW-MODEL-013",
+        "LW-MODEL-014",
+        "LW-MODEL-015",
+        "LW-MODEL-017",
     }
 )
-_STORED_BYTES_HEADS: Final = frozenset(
-    {b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05", b"x\x9c", b"x\xda", b"x\x01", b"x^", b"\x1f\x8b"}
-)
-_STORED_MAX_CANDIDATES: Final = 256  # per top-level stream: a file of many look-alike strings stays cheap
+_STORED_MAX_CANDIDATES: Final = 10_000  # per top-level stream; more makes the target unverified
+_STORED_BYTES_BUDGET: Final = 256 << 20  # decoded bytes analysed as stored pickles per top-level stream
 _STORED_INFLATE_MAX: Final = 32 << 20
 _HEX_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2})+")
-_B64_RE: Final = re.compile(r"[A-Za-z0-9+/=\-_\s]+")
+_B64_SKIPPED_RE: Final = re.compile(r"[^A-Za-z0-9+/\-_]+")
+_B32_RE: Final = re.compile(r"[A-Z2-7]+=*")
+_B85_RE: Final = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
+_A85_RE: Final = re.compile(r"[!-uz]+")
+_WHITESPACE_RE: Final = re.compile(r"\s+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -587,7 +634,16 @@ def _seek_forward(stream: IO[bytes], k: int) -> bool:
 
 
 class _Budget:
-    __slots__ = ("computed_bytes", "deadline", "kept_bytes", "limits", "opcodes", "stored", "text_bytes")
+    __slots__ = (
+        "computed_bytes",
+        "deadline",
+        "kept_bytes",
+        "limits",
+        "opcodes",
+        "stored",
+        "stored_bytes",
+        "text_bytes",
+    )
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
@@ -595,7 +651,8 @@ class _Budget:
         self.kept_bytes = 0
         self.text_bytes = 0
         self.computed_bytes = 0  # strings and bytes the analysis builds (concatenation, decoding, inflating)
-        self.stored = 0  # constants decoded as possible stored pickles (see _VM._stored)
+        self.stored = 0  # constants analysed as possible stored pickles (see _VM._stored)
+        self.stored_bytes = 0  # and their decoded size
         self.deadline = time.monotonic() + limits.max_seconds
 
 
@@ -870,63 +927,144 @@ _DIRECT_CALLS: Final = frozenset({"REDUCE", "OBJ"})
 _MAX_DISTINCT_FINDINGS: Final = 1000
 
 
+def _stored_head(value: str) -> bool:
+    """Whether a string of at least ``_STORED_MIN`` characters may hold a stored pickle (see ``_stored_pickle``)."""
+    return value[:2] in _STORED_TEXT_HEADS or value[:1] in _STORED_TEXT_FIRSTS
+
+
 def _stored_pickle(value: Any) -> tuple[bytes, str] | str | None:
     """The pickle a string or bytes constant holds as data, and how it is encoded (raw, latin-1 text, hex,
-    base64, each possibly zlib- or gzip-compressed); a reason text when it starts like one but cannot be
-    decoded within the bounds; None when it is not one. Only the head is decoded before the whole is."""
+    base64, base32, base85 or Ascii85, each possibly zlib-, gzip-, bzip2- or LZMA-compressed); a reason text
+    when it holds one that cannot be decoded within the bounds; None when it is not one."""
+    if type(value) is str:
+        return _stored_text(value, "")
+    data = bytes(value)
+    found = _stored_bytes(data, "bytes")
+    if found is None and data.isascii():  # text kept as bytes: base64.b64decode(b"gASV...") takes it too
+        return _stored_text(data.decode("ascii"), " in bytes")
+    return found
+
+
+def _stored_big(prefix: str | bytes) -> bool:
+    """Whether the first bytes of a constant too large to keep decode to the start of a stored pickle with a
+    protocol 2+ header (a longer opening of another kind is analysed only when the constant is kept)."""
+    found = _stored_pickle(prefix)
+    return isinstance(found, str) or (found is not None and found[0][:1] == b"\x80")
+
+
+def _stored_text(value: str, kept: str) -> tuple[bytes, str] | str | None:
+    """``_stored_pickle`` of a string, decoded as each encoding its characters allow, as the decoders of
+    ``base64``, ``binascii`` and ``bytes.fromhex`` take them: base64 skips what is not in its alphabet and its
+    padding is restored; whitespace is dropped elsewhere. Only a string whose first bytes decode to a pickle's
+    (or a compressed stream's) opening is decoded whole."""
+    import base64
     import binascii
 
-    if type(value) is str:
-        head = value[:2]
-        if head[0] == "\x80":
-            return _stored_bytes(value.encode("latin-1", "replace"), "latin-1 text")
-        tries: list[tuple[str, Callable[[str], bytes]]] = []
-        if _HEX_RE.fullmatch(value):
-            tries.append(("hex", bytes.fromhex))
-        if _B64_RE.fullmatch(value):
-            tries.append(("base64", lambda v: binascii.a2b_base64(v.replace("-", "+").replace("_", "/"))))
-        for how, decode in tries:
-            try:
-                data = decode(value)
-            except (ValueError, binascii.Error):
-                continue
-            found = _stored_bytes(data, how)
-            if found is not None:
-                return found
-        return None
-    return _stored_bytes(bytes(value), "bytes")
+    tries: list[tuple[str, Callable[[str], bytes], str]] = []
+    first = value[0]
+    if not kept and ord(first) in _PICKLE_OPENERS and (first == "\x80" or "\n" in value or "\x93" in value):
+        tries.append(("latin-1 text", lambda v: v.encode("latin-1", "replace"), value))
+    plain = value.isalnum()
+    head = value[:2] if plain else value.lstrip()[:2]
+    if head in _STORED_HEADS["hex"] or head in _STORED_HEADS["Ascii85"]:
+        compact = value if plain else _WHITESPACE_RE.sub("", value)  # fromhex and a85decode skip whitespace
+        if head in _STORED_HEADS["hex"] and _HEX_RE.fullmatch(compact):
+            tries.append(("hex", bytes.fromhex, compact))
+        a85 = compact[2:-2] if compact.startswith("<~") and compact.endswith("~>") else compact
+        if head in _STORED_HEADS["Ascii85"] and _A85_RE.fullmatch(a85) and _opens(base64.a85decode, a85[:5]):
+            tries.append(("Ascii85", base64.a85decode, a85))
+    if head in _STORED_HEADS["base32"] and _B32_RE.fullmatch(value) and _opens(base64.b32decode, value[:8]):
+        tries.append(("base32", lambda v: base64.b32decode(v + "=" * (-len(v) % 8)), value))
+    if head in _STORED_HEADS["base85"] and _B85_RE.fullmatch(value) and _opens(base64.b85decode, value[:5]):
+        tries.append(("base85", base64.b85decode, value))
+    quad = value[:4] if plain else _B64_SKIPPED_RE.sub("", value[:64])[:4].replace("-", "+").replace("_", "/")
+    if len(quad) == 4 and binascii.a2b_base64(quad)[0] in _STORED_FIRST_BYTES:
+        alphabet = value if plain else _B64_SKIPPED_RE.sub("", value).replace("-", "+").replace("_", "/")
+        tries.append(("base64", lambda v: binascii.a2b_base64(v + "=" * (-len(v) % 4)), alphabet))
+    for how, decode, text in tries:
+        try:
+            data = decode(text)
+        except (ValueError, binascii.Error):
+            continue
+        found = _stored_bytes(data, how + kept)
+        if found is not None:
+            return found
+    return None
+
+
+def _opens(decode: Callable[[str], bytes], head: str) -> bool:
+    """Whether the first characters of an encoded string decode to a byte a pickle or a compressed stream may open
+    with (so that the whole is worth decoding)."""
+    try:
+        data = decode(head)
+    except ValueError:  # binascii.Error is a ValueError
+        return False
+    return data[:1] != b"" and data[0] in _STORED_FIRST_BYTES
 
 
 def _stored_bytes(data: bytes, how: str) -> tuple[bytes, str] | str | None:
-    import zlib
-
-    head = data[:2]
-    if head in (b"x\x9c", b"x\xda", b"x\x01", b"x^") or head == b"\x1f\x8b":
-        gz = head == b"\x1f\x8b"
-        try:
-            peek = zlib.decompressobj(31 if gz else 15).decompress(data, 64)
-            if not _looks_pickle(peek):
-                return None
-            inflater = zlib.decompressobj(31 if gz else 15)
-            data = inflater.decompress(data, _STORED_INFLATE_MAX)
-        except zlib.error:
+    """A stored pickle in ``data`` as it is or decompressed (see ``_stored_pickle``)."""
+    method = _stored_compression(data)
+    if method:
+        inflated = _stored_inflate(data, method, 64)
+        if inflated is None or not inflated[:1] or inflated[0] not in _PICKLE_OPENERS:
             return None
-        if inflater.unconsumed_tail:
-            method = "gzip" if gz else "zlib"
+        inflated = _stored_inflate(data, method, _STORED_INFLATE_MAX)
+        if inflated is None:
+            return None
+        if len(inflated) >= _STORED_INFLATE_MAX:
             return f"a pickle stored as {how} ({method}) inflates to more than {_STORED_INFLATE_MAX} bytes"
-        how = f"{how}, {'gzip' if gz else 'zlib'}"
+        data, how = inflated, f"{how}, {method}"
     return (data, how) if _looks_pickle(data) else None
 
 
-_PROTO0_HEAD: Final = re.compile(rb"(?:\(|\((?:[^\n]{0,64}\n)?)?c[A-Za-z_][\w.]*\n[\w.]+\n")
+def _stored_compression(data: bytes) -> str:
+    head = data[:6]
+    if head[:2] in (b"x\x9c", b"x\xda", b"x\x01", b"x^"):
+        return "zlib"
+    if head[:2] == b"\x1f\x8b":
+        return "gzip"
+    if head[:3] == b"BZh":
+        return "bzip2"
+    if head == b"\xfd7zXZ\x00" or head[:3] == b"]\x00\x00":
+        return "lzma"
+    return ""
+
+
+def _stored_inflate(data: bytes, method: str, limit: int) -> bytes | None:
+    """At most ``limit`` bytes (and one more when there are more) of a compressed stream; None when it is not
+    one."""
+    import bz2
+    import lzma
+    import zlib
+
+    try:
+        if method in ("zlib", "gzip"):
+            z = zlib.decompressobj(31 if method == "gzip" else 15)
+            out = z.decompress(data, limit)
+            return out + b"\x00" if z.unconsumed_tail else out
+        d: Any = bz2.BZ2Decompressor() if method == "bzip2" else lzma.LZMADecompressor()
+        more: bytes = d.decompress(data, limit)
+        return more + b"\x00" if len(more) >= limit and not d.eof else more
+    except (zlib.error, OSError, lzma.LZMAError, EOFError, ValueError):
+        return None
+
+
+_GLOBAL_REF: Final = re.compile(rb"[ci][A-Za-z_][\w.]*\n[\w.]+\n")
 
 
 def _looks_pickle(data: bytes) -> bool:
-    """Whether bytes start like a pickle that can call something: a protocol 2+ header, or a protocol 0/1
-    GLOBAL (after at most a MARK and one other line)."""
-    if data[:1] == b"\x80":
-        return 2 <= data[1:2][0] <= 5 if len(data) > 1 else False
-    return _PROTO0_HEAD.match(data) is not None
+    """Whether bytes may be a pickle that calls something: a protocol 2+ header, or another opening opcode and
+    a name to call (GLOBAL, INST or STACK_GLOBAL) somewhere; data past 64 KiB is handed to the analysis as it
+    is (it ends at the first opcode a loader rejects)."""
+    if len(data) < 2 or data[0] not in _PICKLE_OPENERS:
+        return False
+    if data[0] == 0x80:
+        if data[1] > 5:
+            return False
+        if data[1] >= 2:
+            return True
+    return len(data) > 1 << 16 or b"\x93" in data or _GLOBAL_REF.search(data) is not None
 
 
 class _VM:
@@ -1057,6 +1195,7 @@ class _VM:
         call = self._call
         text = self._text
         stored_heads = _STORED_TEXT_HEADS
+        stored_firsts = _STORED_TEXT_FIRSTS
         buf, p, n = r.buf, r.p, r.n
         fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
         text_bytes = 0
@@ -1175,7 +1314,9 @@ class _VM:
                         if k <= _KEEP_STR and p + 4 + k <= n:
                             append(text(buf[p + 4 : p + 4 + k]))
                             p += 4 + k
-                            if k >= _STORED_MIN and stack[-1][:2] in stored_heads:
+                            if k >= _STORED_MIN and (
+                                stack[-1][:2] in stored_heads or stack[-1][:1] in stored_firsts
+                            ):
                                 r.p = p
                                 self._stored(stack[-1], r.base + p - k)
                                 buf, p, n = r.buf, r.p, r.n
@@ -1270,7 +1411,7 @@ class _VM:
                         append(text(r.read(k)))
                         buf, p, n = r.buf, r.p, r.n
                         fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
-                    if k >= _STORED_MIN and stack[-1][:2] in stored_heads:
+                    if k >= _STORED_MIN and (stack[-1][:2] in stored_heads or stack[-1][:1] in stored_firsts):
                         r.p = p
                         self._stored(stack[-1], r.base + p - k)
                         buf, p, n = r.buf, r.p, r.n
@@ -1337,7 +1478,7 @@ class _VM:
         self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
             value = self._text(self.r.read(k))
-            if k >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+            if k >= _STORED_MIN and _stored_head(value):
                 self._stored(value, self.r.tell() - k)
             return value
         return self._big_text(k)
@@ -1345,7 +1486,7 @@ class _VM:
     def _big_text(self, k: int) -> _Big:
         big = _Big("str", k, self.r.skip(k))
         head = big.prefix.decode("utf-8", "ignore")
-        if head[:2] in _STORED_TEXT_HEADS and _stored_pickle(head[: len(head) // 4 * 4]) is not None:
+        if head and _stored_head(head) and _stored_big(head):
             self.coll.unverified.append(
                 f"a string of {k} bytes at offset {self.r.tell() - k} starts like a stored pickle and is too "
                 "large to decode"
@@ -1357,7 +1498,7 @@ class _VM:
         if k <= _KEEP_BYTES_SMALL:
             self.budget.text_bytes += k
             value = r.read(k)
-            if k >= _STORED_MIN and (value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c("):
+            if k >= _STORED_MIN and value[:1] in _STORED_BYTES_FIRSTS:
                 self._stored(value, r.tell() - k)
             return value
         if r.n - r.p >= 1 or r.fill(1):
@@ -1371,12 +1512,11 @@ class _VM:
             ):
                 self.budget.kept_bytes += k
                 value = r.read(k)
-                if value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c(":
+                if value[:1] in _STORED_BYTES_FIRSTS:
                     self._stored(value, r.tell() - k)
                 return value
         big = _Big("bytes", k, r.skip(k))
-        head = big.prefix[:2]
-        if head in _STORED_BYTES_HEADS and _stored_bytes(big.prefix, "") is not None:
+        if big.prefix[:1] in _STORED_BYTES_FIRSTS and _stored_big(big.prefix):
             self.coll.unverified.append(
                 f"bytes of {k} at offset {r.tell() - k} start like a stored pickle and are too large to analyse"
             )
@@ -1939,7 +2079,7 @@ class _VM:
         does, so what it would call is reported (LW-MODEL-019), at most high. Constants that only start like
         one and do not parse say nothing (they are data); a bound reached makes the target unverified."""
         budget = self.budget
-        if budget.stored >= _STORED_MAX_CANDIDATES:
+        if budget.stored > _STORED_MAX_CANDIDATES:
             return
         found = _stored_pickle(value)
         if found is None:
@@ -1949,6 +2089,14 @@ class _VM:
             self.coll.unverified.append(found)
             return
         data, how = found
+        budget.stored_bytes += len(data)
+        if budget.stored > _STORED_MAX_CANDIDATES or budget.stored_bytes > _STORED_BYTES_BUDGET:
+            budget.stored = _STORED_MAX_CANDIDATES + 1  # reported once; no further constant is decoded
+            self.coll.unverified.append(
+                f"limit stored pickles: more than {_STORED_MAX_CANDIDATES} constants or {_STORED_BYTES_BUDGET} "
+                "bytes look like stored pickles; the rest were not analysed"
+            )
+            return
         limits = budget.limits
         if self.depth + 1 > limits.max_depth:
             self.coll.unverified.append(f"limit max_depth: nested pickles deeper than {limits.max_depth}")
@@ -1968,10 +2116,13 @@ class _VM:
             prefix=True,
         )
         self.coll.unverified.extend(u for u in sub.unverified if u.startswith("limit"))
-        if not sub.hits:
+        # What decoded noise can do without naming anything (call a tuple, an empty EXT registry, a computed
+        # name) is not reported: a stored pickle that calls something names it first.
+        hits = {key: entry for key, entry in sub.hits.items() if key[0] not in _STORED_UNNAMED}
+        if not hits:
             return
-        worst = max(entry[0] for entry in sub.hits.values())
-        subjects = sorted({subject for _, subject in sub.hits})
+        worst = max(entry[0] for entry in hits.values())
+        subjects = sorted({subject for _, subject in hits})
         shown = ", ".join(subjects[:5]) + (f" and {len(subjects) - 5} more" if len(subjects) > 5 else "")
         self.coll.hit(
             RULE_DORMANT,
@@ -1985,7 +2136,7 @@ class _VM:
                     "encoding": how,
                     "size": len(data),
                     "reaches": subjects[:20],
-                    "rules": sorted({r for r, _ in sub.hits}),
+                    "rules": sorted({r for r, _ in hits}),
                 }
             ),
         )
@@ -2761,7 +2912,7 @@ class _VM:
             except ValueError:
                 raise _MalformedError("STRING with an invalid escape", off) from None
             value = raw.decode("latin-1")
-            if len(value) >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+            if len(value) >= _STORED_MIN and _stored_head(value):
                 self._stored(value, off)
             stack.append(value)
             return stack
@@ -2786,7 +2937,7 @@ class _VM:
         self.budget.text_bytes += min(k, _KEEP_STR)
         if k <= _KEEP_STR:
             value = self.r.read(k).decode("latin-1")
-            if k >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+            if k >= _STORED_MIN and _stored_head(value):
                 self._stored(value, self.r.tell() - k)
             return value
         return self._big_text(k)
@@ -2803,7 +2954,7 @@ class _VM:
         k = self.r.read(1)[0]
         self.budget.text_bytes += k
         value = self.r.read(k)
-        if k >= _STORED_MIN and (value[:2] in _STORED_BYTES_HEADS or value[:1] in b"c("):
+        if k >= _STORED_MIN and value[:1] in _STORED_BYTES_FIRSTS:
             self._stored(value, self.r.tell() - k)
         stack.append(value)
         return stack
@@ -2841,7 +2992,7 @@ class _VM:
             value = line.decode("raw-unicode-escape")
         except UnicodeDecodeError:
             raise _MalformedError("UNICODE with an invalid escape", off) from None
-        if len(value) >= _STORED_MIN and value[:2] in _STORED_TEXT_HEADS:
+        if len(value) >= _STORED_MIN and _stored_head(value):
             self._stored(value, off)
         stack.append(value)
         return stack
