@@ -385,6 +385,32 @@ class _Dict:
             else:
                 self.hidden = True
 
+    def add_pairs(self, flat: list[Any]) -> None:
+        """``add`` of every (key, value) pair of a SETITEMS' flat item list: under the bound in one step, past it
+        keeping only the items that may matter as instance state (as ``add`` does, without a call per item)."""
+        n = len(flat) // 2
+        room = _MAX_CONTAINER - len(self.items)
+        if room >= n:
+            self.size += n
+            self.items.extend(zip(flat[0::2], flat[1::2], strict=True))
+            return
+        start = max(room, 0)
+        if start:
+            self.size += start
+            self.items.extend(zip(flat[0 : 2 * start : 2], flat[1 : 2 * start : 2], strict=True))
+        watched = _STATE_WATCHED
+        for k, v in zip(flat[2 * start :: 2], flat[2 * start + 1 :: 2], strict=True):
+            self.size += 1
+            if type(k) is str:
+                if k not in watched and type(v) is not _Ref and type(v) is not _Wrapper:
+                    continue
+            elif not _may_be_str(k):
+                continue
+            if len(self.items) < _MAX_CONTAINER + _MAX_WATCHED_EXTRA:
+                self.items.append((k, v))
+            else:
+                self.hidden = True
+
     def get(self, key: Any) -> Any:
         """The value for ``key`` (the last one set, as in a dict), or unknown."""
         for k, v in reversed(self.items):
@@ -1388,14 +1414,12 @@ class _VM:
                             raise _MalformedError("SETITEMS with an odd number of items", r.base + p - 1)
                         target = stack[-1]
                         if type(target) is _Dict:
-                            for i in range(0, len(items), 2):
-                                target.add(items[i], items[i + 1])
+                            target.add_pairs(items)
                         elif type(target) is _Call:
                             filled = target.items
                             if filled is None:
                                 filled = target.items = _Dict()
-                            for i in range(0, len(items), 2):
-                                filled.add(items[i], items[i + 1])
+                            filled.add_pairs(items)
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
