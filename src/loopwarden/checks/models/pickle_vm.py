@@ -272,6 +272,9 @@ _STORED_UNNAMED: Final = frozenset(
         "LW-MODEL-017",
     }
 )
+_NOT_STORED: Final[set[str | bytes]] = set()
+"""Short constants (up to 4,096 recent ones) found not to hold a stored pickle: the answer depends on the value
+only."""
 _STORED_MAX_CANDIDATES: Final = 10_000  # per top-level stream; more makes the target unverified
 _STORED_BYTES_BUDGET: Final = 256 << 20  # decoded bytes analysed as stored pickles per top-level stream
 _STORED_INFLATE_MAX: Final = 32 << 20
@@ -2105,8 +2108,15 @@ class _VM:
         budget = self.budget
         if budget.stored > _STORED_MAX_CANDIDATES:
             return
+        small = len(value) <= 256
+        if small and value in _NOT_STORED:  # the same names recur in file after file (module, class names)
+            return
         found = _stored_pickle(value)
         if found is None:
+            if small:
+                if len(_NOT_STORED) >= 4096:
+                    _NOT_STORED.clear()
+                _NOT_STORED.add(value)
             return
         budget.stored += 1
         if isinstance(found, str):
