@@ -1211,6 +1211,9 @@ class _Analysis:
     def judge(self) -> None:
         nodes = self.n
         local = self.local_uses()
+        callees = {
+            id(n.node) for n in self.order if isinstance(n, nodes.Call) and isinstance(n.node, nodes.Name)
+        }
         for i, node in enumerate(self.order):
             if i & 1023 == 1023:
                 self.tick()
@@ -1262,6 +1265,20 @@ class _Analysis:
                     + (" with an internal name" if internals else "")
                     + " (not defined by chat-template environments; reaches Python internals where exposed)",
                     Severity.CRITICAL if internals else Severity.HIGH,
+                )
+            elif (
+                isinstance(node, nodes.Name)
+                and node.ctx == "load"
+                and node.name in _PYTHON_BUILTINS
+                and id(node) not in callees
+                and self.vars.get("v:" + node.name) is None
+            ):
+                # handed on rather than called here ({% set g = getattr %}, a macro argument, a filter argument)
+                self.report(
+                    node,
+                    f"uses the Python builtin '{node.name}' as a value (not defined by chat-template environments; "
+                    "reaches Python internals where exposed)",
+                    Severity.HIGH,
                 )
             elif isinstance(node, nodes.Import | nodes.FromImport | nodes.Include | nodes.Extends):
                 self.report(node, f"loads another template ({type(node).__name__.lower()})", Severity.HIGH)
