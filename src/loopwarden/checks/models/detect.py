@@ -191,7 +191,7 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
     the fields that open the file must be the message's own, with the right wire types, and the first nested
     message must open with its own fields too. ONNX's ModelProto (ir_version, then producer strings and a graph
     at field 7), SentencePiece (float scores) and other protobufs break one of these at their first fields."""
-    if len(head) < 4 or head[0] not in (0x08, 0x0A, 0x12):
+    if len(head) < 4 or (head[0] not in (0x08, 0x0A, 0x12) and head[0] not in _META_GRAPH_TAGS):
         return None
     if head[0] == 0x08 and size is not None and len(head) >= size:
         top = _proto_fields(head, _FINGERPRINT)
@@ -228,24 +228,54 @@ def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
                 fn = _proto_fields(head[start + s2 : start + e2], _FUNCTION)
                 if fn and fn[0][0] == 1:
                     return Format.TF_GRAPH
-    # a bare MetaGraphDef (TF1's model.ckpt.meta, read by tf.train.import_meta_graph): meta_info_def (its own
-    # fields: op list, tags, TensorFlow version) or the graph_def first; read as a SavedModel, whose reader judges
-    # the file as a MetaGraphDef too
-    top = _proto_fields(head, _META_GRAPH) if head[0] in (0x0A, 0x12) else None
-    for field, start, end in (top or [])[:2]:
-        if field == 1:
-            info = _proto_fields(head[start:end], _META_INFO)
-            if info and any(
-                f == 2 or (f in (4, 5) and e <= len(head) and head[start + s : start + e].isascii())
-                for f, s, e in info
-            ):
-                return Format.TF_SAVED_MODEL
-        elif field == 2:
-            graph_bytes = head[start:end]
-            graph = _proto_fields(graph_bytes, _GRAPH)
-            if graph and graph[0][0] == 1 and _node_start(graph_bytes[graph[0][1] : graph[0][2]]):
-                return Format.TF_SAVED_MODEL
+    # a bare MetaGraphDef (TF1's model.ckpt.meta, read by tf.train.import_meta_graph), its fields in any order
+    # (protobuf parsers take them so): one of its first fields must be what MetaGraphDef has at that number;
+    # read as a SavedModel, whose reader judges the file as a MetaGraphDef too
+    top = _proto_fields(head, _META_GRAPH) if head[0] in _META_GRAPH_TAGS else None
+    for field, start, end in (top or [])[:6]:
+        if _meta_graph_field(field, head[start:end], end <= len(head)):
+            return Format.TF_SAVED_MODEL
     return None
+
+
+_META_GRAPH_TAGS: Final = frozenset(n << 3 | 2 for n in _META_GRAPH)
+_SAVER_DEF: Final = {1: 2, 2: 2, 3: 2, 4: 0, 5: 0, 6: 5, 7: 0}
+_MAP_ENTRY: Final = {1: 2, 2: 2}
+_ASSET_DEF: Final = {1: 2, 2: 2}
+
+
+def _meta_graph_field(field: int, inner: bytes, whole: bool) -> bool:
+    """Whether the payload of a MetaGraphDef field holds what MetaGraphDef has at that number: meta info (op list,
+    tags, version), a graph (a node), a saver (tensor names), a collection or signature (a named entry) or an
+    asset file (a tensor and a file name)."""
+    if field == 1:
+        info = _proto_fields(inner, _META_INFO)
+        return bool(info) and any(
+            f == 2 or (f in (4, 5) and e <= len(inner) and inner[s:e].isascii()) for f, s, e in info or ()
+        )
+    if field == 2:
+        graph = _proto_fields(inner, _GRAPH)
+        return (
+            graph is not None
+            and bool(graph)
+            and graph[0][0] == 1
+            and _node_start(inner[graph[0][1] : graph[0][2]])
+        )
+    if field == 3:
+        saver = _proto_fields(inner, _SAVER_DEF)
+        return bool(saver) and any(
+            f in (1, 2, 3) and inner[s:e].startswith(b"save") for f, s, e in saver or ()
+        )
+    if field in (4, 5, 6):
+        entry = _proto_fields(inner, _ASSET_DEF if field == 6 else _MAP_ENTRY)
+        if not entry or (whole and {f for f, _, _ in entry} != {1, 2}):
+            return False
+        name = next(((s, e) for f, s, e in entry if f == (2 if field == 6 else 1)), None)
+        if name is None:
+            return False
+        text = inner[name[0] : name[1]]
+        return 0 < len(text) <= 256 and name[1] <= len(inner) and all(32 <= b < 127 for b in text)
+    return False
 
 
 def _node_start(buf: bytes) -> bool:

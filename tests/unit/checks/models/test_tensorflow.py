@@ -955,3 +955,47 @@ def test_asset_file_name_outside_the_assets_folder_is_reported(filename: str) ->
 @pytest.mark.parametrize("filename", ["vocab.txt", "tokens/vocab.txt", "vocab..txt"])
 def test_asset_file_names_inside_the_assets_folder_stay_clean(filename: str) -> None:
     assert _clean(_scan(_asset_model(filename)))
+
+
+_SAVER_FIELD = _len(
+    3, _len(1, "save/Const:0") + _len(2, "save/control_dependency:0") + _len(3, "save/restore_all")
+)
+_SIGNATURE_FIELD = _len(5, _len(1, "serving_default") + _len(2, _len(3, "tensorflow/serving/predict")))
+_COLLECTION_FIELD = _len(4, _len(1, "variables") + _len(2, _len(2, _len(1, "x:0"))))
+_BIG_COLLECTION_FIELD = _len(
+    4, _len(1, "variables") + _len(2, _len(2, b"".join(_len(1, f"v{i}:0") for i in range(900))))
+)
+_ASSET_FIELD = _len(6, _len(1, _len(1, "a:0")) + _len(2, "vocab.txt"))
+
+
+@pytest.mark.parametrize(
+    "lead",
+    [_SAVER_FIELD, _SIGNATURE_FIELD, _COLLECTION_FIELD, _BIG_COLLECTION_FIELD, _ASSET_FIELD],
+    ids=["saver", "signature", "collection", "collection-past-the-head", "asset"],
+)
+def test_bare_meta_graph_with_other_fields_first_is_judged(lead: bytes) -> None:
+    # protobuf parsers take fields in any order: these sniffed as text (or unknown) and were clean
+    found = _tf(_scan(lead + _len(2, _PYFUNC), "model.ckpt.meta"))
+    assert found and max(found.values()) >= Severity.HIGH, found
+
+
+def test_bare_meta_graph_with_other_fields_first_and_ordinary_ops_is_clean() -> None:
+    benign = graph(const("x", "1"), node("y", "Identity", "x"))
+    ctx = _scan(_SIGNATURE_FIELD + _SAVER_FIELD + _len(2, benign), "model.ckpt.meta")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        b'"name","value"\n"lr","0.001"\n',
+        b"* a markdown list item\n* another\n",
+        b"2023 results: accuracy 0.93\n",
+        b":root { color: red }\n",
+        b"\x1a\x05hello plain words and more words",
+        b'"\x05serve" looks like a tag but is a quote\n',
+    ],
+)
+def test_text_opening_like_a_meta_graph_field_is_not_one(text: bytes) -> None:
+    ctx = _scan(text, "notes.txt")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
