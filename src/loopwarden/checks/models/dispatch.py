@@ -178,11 +178,14 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
             _disguised(blob, ctx, fmt, claimed)
         return
     handler = _HANDLERS.get(fmt)
+    # _pickle answers True when the bytes were no pickle and were judged as text there (a YAML config starting
+    # with "seed:" sniffs as opcodes): the config reading below would repeat every finding of that reading
+    read_as_text = False
     if handler is not None:
-        handler(blob, ctx)
+        read_as_text = handler(blob, ctx) is True and handler is _pickle
     elif fmt in _UNSUPPORTED:
         ctx.fail(blob.location, _UNSUPPORTED[fmt])
-    if fmt not in (Format.TEXT, Format.EMPTY) and _config_named(blob.name):
+    if fmt not in (Format.TEXT, Format.EMPTY) and _config_named(blob.name) and not read_as_text:
         # loaders that find a config or template by its name read it as text whatever it starts with; Jinja
         # takes control characters as text and JSON whitespace includes a protobuf's first tag byte (0x0A), so a
         # protobuf (ONNX, TensorFlow) can be a valid model to its own parser and a template or config to them

@@ -445,3 +445,29 @@ def test_yaml_and_skops_over_the_node_bound_are_unverified(
     for target in scan_paths([str(tmp_path)], jobs=1).targets:
         assert target.verdict is Verdict.UNVERIFIED, target
         assert "max_config_nodes" in (target.reason or ""), target
+
+
+# ------------------------------------------------------------------------------- configs read once
+
+
+@pytest.mark.parametrize(
+    "first",
+    # first bytes that are pickle opcodes (SETITEM, TUPLE, LIST, BUILD, DICT, APPENDS, PUT, OBJ, SETITEMS, GET):
+    # the file is tried as a pickle, judged as text there, and must not be judged as a config a second time
+    [
+        *(b"seed: 1\n", b"trainer:\n  max_epochs: 1\n", b"lr: 0.1\n", b"batch_size: 8\n", b"data: x\n"),
+        *(
+            b"epochs: 3\n",
+            b"paths: {}\n",
+            b"output_dir: out\n",
+            b"use_cache: true\n",
+            b"gpus: 1\n",
+            b"# comment\n",
+        ),
+    ],
+)
+def test_a_yaml_config_is_judged_once_whatever_its_first_byte(first: bytes) -> None:
+    target = scan_bytes(first + b"model:\n  _target_: os.system\n", "config.yaml")
+    assert len(_found(target, "LW-MODEL-042")) == 1, target.findings
+    template = scan_bytes(first + b'prompt: "{{ ().__class__ }}"\n', "serve.yml")
+    assert len(_found(template, "LW-MODEL-040")) == 1, template.findings
