@@ -133,7 +133,10 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             )
         tag = node.tag or ""
         if tag.startswith(_PY_TAG):
-            _python_tag(tag[len(_PY_TAG) :], ctx, location)
+            if tag[len(_PY_TAG) :] in _PARTIAL_TAGS:
+                _partial_tag(node, ctx, location)
+            else:
+                _python_tag(tag[len(_PY_TAG) :], ctx, location)
         elif tag.startswith(_HYPERPYYAML_PREFIXES):
             _hyperpyyaml_tag(tag, ctx, location)
         if isinstance(node, yaml.MappingNode):
@@ -205,6 +208,51 @@ _PLAIN_PY_TAGS: Final = frozenset(
 _OBJECT_TAGS: Final = (("object/apply:", True), ("object/new:", False), ("object:", False), ("name:", False))
 """Tags naming a callable: ``apply`` calls it with the node's arguments; ``new``/``object`` create the instance
 with ``cls.__new__`` and set its state (like NEWOBJ + BUILD); ``name`` hands out the object itself."""
+
+
+_PARTIAL_TAGS: Final = frozenset({"object/apply:functools.partial", "object/new:functools.partial"})
+"""How PyYAML's dumper writes a ``functools.partial`` (Lightning's hparams.yaml of ``save_hyperparameters()`` with
+an optimizer factory): ``partial(*args)``, then ``partial.__setstate__(state)``. Building one calls nothing; its
+function, the first of ``args`` and of ``state``, is called later by the application (see :func:`_partial_tag`)."""
+
+
+def _partial_tag(node: Any, ctx: ScanContext, location: Location) -> None:
+    """A ``functools.partial`` tag: the partial is accepted, and the function it wraps is judged as called.
+
+    Its function can only be a callable another node builds: a ``!!python/name`` tag (judged here as a callable the
+    application will call, besides the walk's judgment of the tag as a name) or another object tag (judged by the
+    walk). A plain string, list or mapping there makes ``partial`` raise."""
+    import yaml
+
+    firsts: list[Any] = []
+    if isinstance(node, yaml.SequenceNode):
+        firsts = node.value[:1]
+    elif isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if (
+                isinstance(key, yaml.ScalarNode)
+                and key.value in ("args", "state")
+                and isinstance(value, yaml.SequenceNode)
+            ):
+                firsts.extend(value.value[:1])
+    for first in firsts:
+        tag = first.tag or ""
+        if not tag.startswith(_PY_TAG + "name:"):
+            continue
+        name = tag[len(_PY_TAG) + 5 :]
+        if not (_DOTTED.match(name) and "." in name):
+            continue  # judged by the walk (not a dotted name: reported there)
+        c = judge_dotted(ctx.allow, name, called=True)
+        if c.allowed or not judge_dotted(ctx.allow, name, called=False).allowed:
+            continue  # allowed, or reported by the walk as a name already
+        ctx.add_severity(
+            rules.YamlPythonTag,
+            c.severity or Severity.HIGH,
+            f"YAML tag !!python/name:{name[:200]} is the function of a functools.partial: the application calls it "
+            f"({c.reason or 'not on the allow-list'})",
+            location,
+            tag=f"name:{name[:200]}",
+        )
 
 
 def _python_tag(kind: str, ctx: ScanContext, location: Location) -> None:

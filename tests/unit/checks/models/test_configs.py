@@ -471,3 +471,69 @@ def test_a_yaml_config_is_judged_once_whatever_its_first_byte(first: bytes) -> N
     assert len(_found(target, "LW-MODEL-042")) == 1, target.findings
     template = scan_bytes(first + b'prompt: "{{ ().__class__ }}"\n', "serve.yml")
     assert len(_found(template, "LW-MODEL-040")) == 1, template.findings
+
+
+# ------------------------------------------------------------------------------- functools.partial tags
+
+
+def _hparams_yaml(hparams: dict[str, object]) -> bytes:
+    import yaml
+
+    return yaml.dump(hparams).encode()  # the default Dumper, as Lightning's save_hparams_to_yaml writes
+
+
+def test_lightning_hparams_with_a_partial_optimizer_are_clean() -> None:
+    import functools
+
+    import torch
+
+    hparams = {
+        "optimizer": functools.partial(torch.optim.AdamW, lr=1e-3, weight_decay=0.01),
+        "scheduler": functools.partial(torch.optim.lr_scheduler.CosineAnnealingLR, T_max=10),
+        "head": functools.partial(torch.nn.modules.linear.Linear, 16),
+        "loss": torch.nn.CrossEntropyLoss(),
+        "betas": (0.9, 0.999),
+    }
+    data = _hparams_yaml(hparams)
+    assert b"!!python/object/apply:functools.partial" in data
+    ctx = scan_bytes(data, "hparams.yaml")
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+@pytest.mark.parametrize(
+    ("partial", "severity"),
+    [
+        ("!!python/object/apply:functools.partial [!!python/name:os.system '', id]", Severity.CRITICAL),
+        (
+            "!!python/object/new:functools.partial [!!python/name:builtins.exec '', 'import os']",
+            Severity.CRITICAL,
+        ),
+        (
+            "!!python/object/apply:functools.partial\n  args: [!!python/name:numpy.memmap '', /etc/passwd]",
+            Severity.CRITICAL,
+        ),
+        # the function set by partial.__setstate__
+        (
+            "!!python/object/apply:functools.partial\n  args: [!!python/name:torch.optim.adamw.AdamW '']\n"
+            "  state: !!python/tuple [!!python/name:builtins.eval '', !!python/tuple ['1'], {}, null]",
+            Severity.CRITICAL,
+        ),
+        (
+            "!!python/object/apply:functools.partial [!!python/object/apply:operator.attrgetter [system]]",
+            Severity.CRITICAL,
+        ),
+        (
+            "!!python/object:functools.partial {}",
+            Severity.CRITICAL,
+        ),  # not the dumper's form: judged as a name
+        ("!!python/object/apply:functools.partial [!!python/name:evilpkg.run '']", Severity.HIGH),
+        (
+            "!!python/object/apply:functools.partial [!!python/name:torch.nn.modules.linear.Fake '']",
+            Severity.HIGH,
+        ),
+    ],
+)
+def test_a_partial_tag_is_judged_by_the_function_it_wraps(partial: str, severity: Severity) -> None:
+    ctx = scan_bytes(f"lr: 0.1\noptimizer: {partial}\n".encode(), "hparams.yaml")
+    found = _found(ctx, "LW-MODEL-043")
+    assert found and max(f.severity for f in found) >= severity, ctx.findings
