@@ -78,3 +78,53 @@ def test_templates_in_configs_and_template_files_are_judged(tmp_path: Path, name
 def test_ordinary_configs_stay_clean(tmp_path: Path, name: str, text: str) -> None:
     res = _scan(tmp_path, name, text)
     assert res.verdict is Verdict.CLEAN, res
+
+
+# MkDocs (mkdocs-macros) renders strings of mkdocs.yml with its site configuration as ``config``: printing or
+# testing one of its settings there is no use of Flask's config object
+MKDOCS_SETTINGS = [
+    "{{ config.site_name }}",
+    "{{ config.extra.version }}",
+    "Copyright {{ config.copyright }} - {{ config['site_author'] ~ ' and others' }}",
+    "{% if config.extra.analytics %}{{ config.extra.analytics.provider }}{% endif %}",
+    "{{ 'dark' if config.theme.palette.scheme == 'slate' else 'light' }}",
+    "{{ not config.extra.draft }}",
+]
+
+
+@pytest.mark.parametrize("value", MKDOCS_SETTINGS)
+@pytest.mark.parametrize("name", ["mkdocs.yml", "config.json"])
+def test_a_printed_setting_of_config_in_a_config_is_clean(tmp_path: Path, name: str, value: str) -> None:
+    text = f"site_name: docs\nextra:\n  footer: {json.dumps(value)}\n" if name.endswith(".yml") else None
+    res = _scan(tmp_path, name, text or json.dumps({"site_name": "docs", "footer": value}))
+    assert res.verdict is Verdict.CLEAN, res
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{{ config }}",  # the whole object
+        "{{ config.from_pyfile('/tmp/settings.cfg') }}",  # Flask's Config executes the file
+        "{{ config.from_object('os') }}",
+        "{{ (config.from_envvar)('X') }}",
+        "{% set load = config.from_pyfile %}{{ load('/tmp/s.cfg') }}",  # handed on, then called
+        "{{ dict(f=config.from_pyfile).f('/tmp/s.cfg') }}",
+        "{{ config|list }}",  # filtered
+        "{{ config.extra|attr('x') }}",
+        "{{ config.from_pyfile is defined }}",  # tested rather than read
+        "{{ config.items() }}",
+        "{{ config['__class__'] }}",
+        "{{ config.__class__.__init__.__globals__ }}",
+        "{{ request.args.cmd }}",  # only config is MkDocs data
+        "{{ session.user }}",
+    ],
+)
+def test_config_used_beyond_reading_a_setting_stays_reported(tmp_path: Path, value: str) -> None:
+    _caught(_scan(tmp_path, "mkdocs.yml", f"extra:\n  footer: {json.dumps(value)}\n"))
+
+
+@pytest.mark.parametrize("value", MKDOCS_SETTINGS[:2])
+def test_config_in_a_chat_template_stays_reported(tmp_path: Path, value: str) -> None:
+    # a chat template has no MkDocs renderer: any use of config there is judged as before
+    res = _scan(tmp_path, "tokenizer_config.json", json.dumps({"chat_template": value}))
+    assert any("uses the global 'config'" in f.message for f in res.findings), res

@@ -81,6 +81,11 @@ _DANGEROUS_GLOBALS: Final = frozenset(
         "importlib",
     }
 )
+_DATA_GLOBALS: Final = frozenset({"config"})
+"""Globals that a template renderer other than Flask defines as data: MkDocs (and its macros plugin) passes its
+site configuration as ``config``. A read of one of its settings (:meth:`_Analysis.data_read`) is judged only where
+the renderer is known to be a chat-template environment, not in a config's embedded template."""
+_DATA_READ: Final = "reads a setting of the global "
 _MAX_STR: Final = 4096
 """Longest string the analysis computes; a longer one is template-made text it cannot follow."""
 _MAX_CHOICES: Final = 16
@@ -1208,12 +1213,41 @@ class _Analysis:
                 pending.extend(child.iter_child_nodes())
         return out
 
+    def data_read(self, name: Any, parents: dict[int, Any]) -> bool:
+        """Whether a use of a global is a printed or tested read of a setting: ``config.extra.version`` or
+        ``config['site_name']`` (names spelled in the template, none internal), whose value is printed, joined
+        into text, compared or tested, never called, filtered or handed on."""
+        nodes = self.n
+        node, steps = name, 0
+        while True:
+            parent = parents.get(id(node))
+            if isinstance(parent, nodes.Getattr) and parent.node is node:
+                name = parent.attr
+            elif (
+                isinstance(parent, nodes.Getitem)
+                and parent.node is node
+                and isinstance(parent.arg, nodes.Const)
+                and isinstance(parent.arg.value, str)
+            ):
+                name = parent.arg.value
+            else:
+                break
+            if _is_bad_name(name):
+                break
+            node, steps = parent, steps + 1
+        if not steps:
+            return False
+        if isinstance(parent, nodes.If | nodes.CondExpr):
+            return parent.test is node
+        return isinstance(parent, nodes.Output | nodes.Concat | nodes.Compare | nodes.Operand | nodes.Not)
+
     def judge(self) -> None:
         nodes = self.n
         local = self.local_uses()
         callees = {
             id(n.node) for n in self.order if isinstance(n, nodes.Call) and isinstance(n.node, nodes.Name)
         }
+        parents = {id(child): node for node in self.order for child in node.iter_child_nodes()}
         for i, node in enumerate(self.order):
             if i & 1023 == 1023:
                 self.tick()
@@ -1248,7 +1282,12 @@ class _Analysis:
                 and node.name in _DANGEROUS_GLOBALS
                 and id(node) not in local
             ):
-                self.report(node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH)
+                if node.name in _DATA_GLOBALS and self.data_read(node, parents):
+                    self.report(node, f"{_DATA_READ}'{node.name}' (leads to Python globals)", Severity.HIGH)
+                else:
+                    self.report(
+                        node, f"uses the global '{node.name}' (leads to Python globals)", Severity.HIGH
+                    )
             elif (
                 isinstance(node, nodes.Call)
                 and isinstance(node.node, nodes.Name)
@@ -1373,6 +1412,8 @@ def check_template(
         return
     own_lines = standalone and location.member is None
     for severity, what, line in outcome:
+        if what.startswith(_DATA_READ):  # judged like any other use here (see _DATA_GLOBALS)
+            what = "uses the global " + what[len(_DATA_READ) :]
         where = Location(location.path, location.member, line=line) if own_lines else location
         extra = {} if own_lines or line is None else {"template_line": line}
         ctx.add_severity(
@@ -1391,6 +1432,8 @@ def check_embedded_template(source: str, ctx: ScanContext, location: Location, *
         return
     shown = _show(key, 1000)
     for severity, what, line in outcome:
+        if what.startswith(_DATA_READ):
+            continue  # MkDocs' {{ config.site_name }}: a setting printed, not Flask's config object used
         ctx.add_severity(
             rules.TemplateInjection,
             severity,
