@@ -484,3 +484,109 @@ def test_model_files_shipped_in_pypi_packages() -> None:
         f"{t.path}: {t.verdict} {t.reason} {[f.message for f in t.findings]}" for t in bad
     )
     assert sum(1 for t in results if t.verdict is Verdict.CLEAN) > 100
+
+
+def test_pickles_kept_as_data_by_real_libraries(tmp_path: Path) -> None:
+    """LW-MODEL-019 looks into string and bytes constants that are pickles: what real code keeps that way (a
+    joblib dump of a model as bytes, plain or compressed; pickle.dumps of a tensor, whose storage is a legacy
+    torch.save; base64/hex/zlib of a pipeline's pickle) reaches only allowed names and stays clean."""
+    torch = pytest.importorskip("torch")
+    joblib = pytest.importorskip("joblib")
+    import base64
+    import gzip
+    import io
+    import pickle
+    import zlib
+
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, StandardScaler
+
+    x = np.random.default_rng(0).random((30, 3))
+    pipe = make_pipeline(FunctionTransformer(np.log1p), StandardScaler(), LogisticRegression())
+    pipe.fit(x, (x[:, 0] > 0.5).astype(int))
+
+    def dumped(obj: object, **kw: object) -> bytes:
+        buf = io.BytesIO()
+        joblib.dump(obj, buf, **kw)
+        return buf.getvalue()
+
+    legacy = io.BytesIO()
+    torch.save({"w": torch.ones(3)}, legacy, _use_new_zipfile_serialization=False)
+    state = {
+        "joblib": dumped(pipe),
+        "joblib_zlib": dumped(pipe, compress=3),
+        "joblib_gzip": dumped(pipe, compress=("gzip", 3)),
+        "tensor": pickle.dumps(torch.arange(6.0)),
+        "module": pickle.dumps(torch.nn.Linear(2, 2)),
+        "legacy": legacy.getvalue(),
+        "b64": base64.b64encode(pickle.dumps(pipe)).decode(),
+        "hex": pickle.dumps(np.arange(4.0)).hex(),
+        "zlib": zlib.compress(pickle.dumps(np.random.get_state())),
+        "gzip_json": base64.b64encode(gzip.compress(b'{"a": [1, 2, 3]}' * 8)).decode(),
+        "proto0": pickle.dumps({"a": [1, 2]}, protocol=0).decode("latin-1"),
+    }
+    torch.save(state, tmp_path / "ckpt.pt")
+    with open(tmp_path / "state.pkl", "wb") as f:
+        pickle.dump(state, f)
+    joblib.dump(state, tmp_path / "state.joblib")
+    assert_clean(scan_dir(tmp_path))
+
+
+def test_templates_of_other_tools_in_a_model_repository(tmp_path: Path) -> None:
+    """LW-MODEL-040 judges Jinja markup in any JSON/YAML string and in .jinja2/.template/.tmpl files: the
+    configs of training, evaluation, serving, CI, provisioning and documentation tools that sit in model
+    repositories render their own templates and stay clean."""
+    import json
+
+    import yaml
+
+    (tmp_path / "axolotl.yaml").write_text(
+        yaml.safe_dump({"base_model": "m", "chat_template": "jinja", "chat_template_jinja": TOOLS})
+    )
+    (tmp_path / "vllm.yaml").write_text(yaml.safe_dump({"model": "m", "chat-template": LLAMA3}))
+    (tmp_path / "generation_config.json").write_text(
+        json.dumps({"do_sample": True, "prompt_template": MISTRAL, "system_prompt": "You are {{ name }}."})
+    )
+    (tmp_path / "lm_eval_task.yaml").write_text(
+        "task: arc_x\noutput_type: multiple_choice\n"
+        'doc_to_text: "Question: {{question}}\\nAnswer:"\n'
+        'doc_to_target: "{{choices.label.index(answerKey)}}"\n'
+        'doc_to_choice: "{{choices.text}}"\n'
+        "doc_to_text2: \"{% if context %}{{context.strip()}}\\n\\n{% endif %}{{question.split('\\n')[0]}}\"\n"
+        "doc_to_text3: \"{{'{:.1f}'.format(score)}} {{ passage|replace('\\n', ' ') }}\"\n"
+        "process_results: !function utils.process_results\n"
+    )
+    (tmp_path / "playbook.yml").write_text(
+        "- hosts: gpu\n  vars:\n"
+        "    token: \"{{ lookup('env', 'HF_TOKEN') }}\"\n"
+        "    ip: \"{{ hostvars[inventory_hostname]['ansible_default_ipv4']['address'] }}\"\n"
+        "  tasks:\n    - ansible.builtin.debug:\n"
+        "        msg: \"{{ groups['gpu'] | length }} {{ result.stdout_lines | join(',') }}\"\n"
+    )
+    (tmp_path / "ci.yml").write_text(
+        "jobs:\n  t:\n    runs-on: ${{ matrix.os }}\n    steps:\n      - run: echo hi\n"
+        "        env:\n          TOKEN: ${{ secrets.HF_TOKEN }}\n"
+        "          KEY: ${{ runner.os }}-${{ hashFiles('**/requirements.txt') }}\n"
+        "          M: ${{ toJSON(matrix) }}\n"
+    )
+    (tmp_path / "copier.yml").write_text(
+        '_tasks:\n  - "{{ _copier_python }} -m pip install -e ."\n'
+        "package_name:\n  default: \"{{ project_name | lower | replace('-', '_') }}\"\n"
+    )
+    (tmp_path / "mkdocs.yml").write_text(
+        'site_name: Model docs\ncopyright: "{{ config.site_author }}"\nextra:\n  v: "{{ config.extra.version }}"\n'
+    )
+    (tmp_path / "chat.jinja2").write_text(
+        "system:\nYou answer questions about {{ product }}.\n{% for item in chat_history %}\nuser:\n"
+        "{{ item.inputs.question }}\nassistant:\n{{ item.outputs.answer }}\n{% endfor %}\nuser:\n{{ question }}\n"
+    )
+    (tmp_path / "serve.yaml.template").write_text(
+        "model: {{ model_name }}\ntensor_parallel_size: {{ tp | default(1) }}\n"
+        "{% if quantization %}quantization: {{ quantization }}{% endif %}\n"
+    )
+    (tmp_path / "changelog.tmpl").write_text("{{ range .Commits }}- {{ .Message }}\n{{ end }}")
+    results = scan_dir(tmp_path)
+    assert len(results) == 11
+    assert_clean(results)
