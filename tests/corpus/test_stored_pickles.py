@@ -343,3 +343,61 @@ def test_bzip2_and_lzma_inflating_past_the_bound_are_unverified(compress: object
     bomb = compress(b"\x80\x04" + b"N" * (40 << 20))
     result = scan(dict_of(("payload", by(bomb))))
     assert result.unverified is not None and "inflates to more than" in result.unverified
+
+
+# --- constants too large to keep: judged by their head ------------------------------------------------------
+
+
+@pytest.mark.parametrize("first", [640, 896, 1152, 1408])  # 80 02 .. 80 05 in little-endian
+@pytest.mark.parametrize("protocol", [2, 3, 4])
+def test_array_data_that_starts_with_a_pickle_header_is_data(first: int, protocol: int) -> None:
+    # numpy keeps an array's raw data as a constant: protocol 2 as latin-1 text (torch.save's protocol), later
+    # ones as bytes. An image width of 640 at the front spells a protocol-2 header; the next byte breaks at once
+    np = pytest.importorskip("numpy")
+    for array in (
+        np.array([first, 480] * 40_000, dtype=np.int64),
+        np.array([first, 12, 33] * 40_000, dtype=np.uint16),
+        np.array([first] * 40_000, dtype=np.int32),
+    ):
+        result = scan(pickle.dumps({"sizes": array}, protocol=protocol))
+        assert result.findings == (), [(f.rule_id, f.message) for f in result.findings]
+        assert result.unverified is None, result.unverified
+
+
+def test_torch_save_of_numpy_arrays_starting_like_a_pickle_is_clean() -> None:
+    np = pytest.importorskip("numpy")
+    torch = pytest.importorskip("torch")
+    import io
+
+    buf = io.BytesIO()
+    torch.save({"sizes": np.array([640, 480] * 50_000), "ids": np.array([896, 1] * 50_000, np.uint16)}, buf)
+    ctx = ScanContext("m.pt", Limits(), default_allow())
+    scan_blob(bytes_blob("m.pt", Location("m.pt"), buf.getvalue(), 0), ctx)
+    assert not ctx.findings and not ctx.unverified, (ctx.findings, ctx.unverified)
+
+
+LARGE_HEADS = {
+    # a pickle whose first 64 bytes are well-formed opcodes: what follows cannot be seen
+    "list-of-strings": pickle.dumps(["a" * 20] * 40_000 + [1], protocol=4),
+    "dict-p2": pickle.dumps({f"key{i}": i for i in range(9000)}, protocol=2),
+    # a call in the head, then bytes that break the stream: pickle.loads ran the call before failing
+    "call-then-garbage": SYSTEM_P4[:-1] + b"\xff" * 70_000,
+    "global-then-garbage": b"\x80\x02cos\nsystem\n" + b"\x00" * 70_000,
+}
+
+
+@pytest.mark.parametrize("name", sorted(LARGE_HEADS))
+@pytest.mark.parametrize("encoding", ["base64", "latin-1", "hex"])
+def test_a_large_constant_whose_head_parses_as_a_pickle_stays_unverified(name: str, encoding: str) -> None:
+    data = LARGE_HEADS[name]
+    text = (
+        base64.b64encode(data).decode()
+        if encoding == "base64"
+        else data.hex()
+        if encoding == "hex"
+        else data.decode("latin-1")
+    )
+    if not text.startswith(("gA", "80", "\x80")):
+        pytest.skip("not a stored-pickle head")
+    result = scan(dict_of(("payload", u(text))))
+    assert result.unverified is not None and "stored pickle" in result.unverified, result

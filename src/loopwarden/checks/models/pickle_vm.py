@@ -974,13 +974,6 @@ def _stored_pickle(value: Any) -> tuple[bytes, str] | str | None:
     return found
 
 
-def _stored_big(prefix: str | bytes) -> bool:
-    """Whether the first bytes of a constant too large to keep decode to the start of a stored pickle with a
-    protocol 2+ header (a longer opening of another kind is analysed only when the constant is kept)."""
-    found = _stored_pickle(prefix)
-    return isinstance(found, str) or (found is not None and found[0][:1] == b"\x80")
-
-
 def _stored_text(value: str, kept: str) -> tuple[bytes, str] | str | None:
     """``_stored_pickle`` of a string, decoded as each encoding its characters allow, as the decoders of
     ``base64``, ``binascii`` and ``bytes.fromhex`` take them: base64 skips what is not in its alphabet and its
@@ -1513,7 +1506,7 @@ class _VM:
     def _big_text(self, k: int) -> _Big:
         big = _Big("str", k, self.r.skip(k))
         head = big.prefix.decode("utf-8", "ignore")
-        if head and _stored_head(head) and _stored_big(head):
+        if head and _stored_head(head) and self._big_may_run(head):
             self.coll.unverified.append(
                 f"a string of {k} bytes at offset {self.r.tell() - k} starts like a stored pickle and is too "
                 "large to decode"
@@ -1543,11 +1536,48 @@ class _VM:
                     self._stored(value, r.tell() - k)
                 return value
         big = _Big("bytes", k, r.skip(k))
-        if big.prefix[:1] in _STORED_BYTES_FIRSTS and _stored_big(big.prefix):
+        if big.prefix[:1] in _STORED_BYTES_FIRSTS and self._big_may_run(big.prefix):
             self.coll.unverified.append(
                 f"bytes of {k} at offset {r.tell() - k} start like a stored pickle and are too large to analyse"
             )
         return big
+
+    def _big_may_run(self, prefix: str | bytes) -> bool:
+        """Whether the first bytes of a constant too large to keep decode to the start of a stored pickle with a
+        protocol 2+ header that may run something (a longer opening of another kind is analysed only when the
+        constant is kept)."""
+        found = _stored_pickle(prefix)
+        if found is None or isinstance(found, str):
+            return found is not None
+        return found[0][:1] == b"\x80" and self._may_run(found)
+
+    def _may_run(self, found: tuple[bytes, str] | str | None) -> bool:
+        """Whether the decoded head of a constant too large to keep may begin a pickle that runs something: it
+        parses as opcodes up to where it ends (or to a STOP), or reaches a call before it breaks. A head that only
+        starts with a pickle's header and breaks at once says nothing, as for a constant analysed whole: the raw
+        data of an int64 array holding 640 (80 02 00 ..., a protocol-2 pickle keeps it as latin-1 text) is no
+        pickle, and pickle.loads stops there too."""
+        if not isinstance(found, tuple):
+            return found is not None
+        sub = _Collector(self.coll.location, self.coll.allow)
+        vm = _VM(
+            _Reader(io.BytesIO(found[0]), len(found[0])),
+            sub,
+            _Budget(self.budget.limits),
+            depth=self.depth + 1,
+            joblib=False,
+            origin="",
+            prefix=True,
+        )
+        try:
+            vm.run()
+        except _TruncatedError:
+            return True
+        except _MalformedError:
+            return bool(sub.hits)
+        except _LimitError:
+            return True
+        return True
 
     # -- calls and attribute resolution --
 
