@@ -21,6 +21,8 @@ from loopwarden.domain import Severity, TargetResult, Verdict
 RULE = "LW-MODEL-047"
 
 PAYLOADS = [
+    "open('/home/user/.ssh/id_rsa').read()",
+    "with open('/etc/passwd') as f:\n    data = f.read()",
     "import os; os.system('echo pwned')",
     "__import__('os').system('id')",
     "import subprocess; subprocess.call(['curl', 'http://evil.example'])",
@@ -54,6 +56,8 @@ PAYLOADS = [
 ]
 
 BENIGN = [
+    "open source model released under the MIT licence",
+    "Open (see the card) for evaluation details",
     "A small transformer for text classification",
     "pt",
     "{'format': 'pt'}",

@@ -20,7 +20,7 @@ _MODULES: Final = (
     r"requests|httpx|commands|dill|cloudpickle|torch)"
 )
 _PREFILTER: Final = re.compile(
-    r"\b(?:eval|exec|compile|__import__|breakpoint|execfile|getattr|globals|vars|locals)\b"
+    r"\b(?:eval|exec|compile|__import__|breakpoint|execfile|getattr|globals|vars|locals)\b|\bopen\s*\("
     rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b|__(?:builtins|dict|globals|subclasses)__"
 )
 # Ways to reach a primitive without naming it in a call: name resolution by string, the namespaces themselves, and
@@ -30,7 +30,9 @@ _INTERNALS: Final = frozenset(
     {"__builtins__", "__dict__", "__globals__", "__subclasses__", "__code__", "__base__"}
 )
 _MAX_TEXT: Final = 1 << 16
-_NAMES: Final = frozenset({"eval", "exec", "compile", "__import__", "breakpoint", "execfile"})
+_NAMES: Final = frozenset(
+    {"eval", "exec", "compile", "__import__", "breakpoint", "execfile", "open", "io.open"}
+)
 _PREFIXES: Final = (
     "os.system",
     "os.popen",
