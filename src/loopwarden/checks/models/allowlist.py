@@ -714,6 +714,22 @@ NUMPY_FUNCTIONS: Final = frozenset(_NUMPY_FUNCS)
 """The numpy functions allowed as ``numpy.<name>``: on an object that is not an array they call its method of
 the same name (reductions and ``clip``/``round``) or, element-wise over an object array, the element's (ufuncs)."""
 
+_DCP_METADATA: Final = (
+    "torch.distributed.checkpoint.metadata.Metadata",
+    "torch.distributed.checkpoint.metadata.StorageMeta",
+    "torch.distributed.checkpoint.metadata.MetadataIndex",
+    "torch.distributed.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed.checkpoint.metadata.TensorProperties",
+    "torch.distributed.checkpoint.filesystem._StorageInfo",
+)
+"""The dataclasses of a distributed checkpoint's ``.metadata`` (``pickle.dump`` of ``Metadata``): plain data holders
+rebuilt by NEWOBJ + BUILD (their ``__dict__``; ``TensorProperties.__setstate__`` unpacks a 5-tuple and maps the
+memory-format enum, ``_StorageInfo`` has only ``__getstate__``). Their constructors only store their arguments, but
+pickle never calls them, so a call is still judged (``_REBUILD_ONLY``). What the ``_StorageInfo`` entries make the
+loader read is checked by :mod:`loopwarden.checks.models.dcp`."""
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -814,6 +830,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.storage.UntypedStorage",
         "torch.serialization._get_layout",
         "torch.nn.modules.module._IncompatibleKeys",
+        # torch.distributed.checkpoint's .metadata (see _REBUILD_ONLY); the memory-format enum is looked up by value
+        *_DCP_METADATA,
+        "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
         "torch.amp.grad_scaler._refresh_per_optimizer_state",
         "torch.cuda.amp.grad_scaler._refresh_per_optimizer_state",
@@ -1238,6 +1257,7 @@ _REBUILD_ONLY: Final = frozenset(
         "catboost.core.CatBoostClassifier",
         "catboost.core.CatBoostRegressor",
         "catboost.core.CatBoostRanker",
+        *_DCP_METADATA,
     }
 )
 
