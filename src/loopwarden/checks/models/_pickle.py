@@ -21,6 +21,7 @@ class PickleOutcome:
     pickles: int
     consumed: int
     storages: tuple[tuple[str, int, int | None], ...] = ()
+    storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
 
 
 def analyse(
@@ -61,4 +62,5 @@ def analyse(
         int(res.pickles),
         int(res.consumed),
         res.storages,
+        res.storage_infos,
     )

@@ -427,6 +427,10 @@ def _pickle(
     ctx.findings.extend(res.findings)
     if res.unverified:
         ctx.fail(blob.location, f"pickle: {res.unverified}")
+    if res.storage_infos:
+        from loopwarden.checks.models.dcp import scan_storage_entries
+
+        scan_storage_entries(blob, ctx, res.storage_infos, scan_blob)
     return False
 
 
@@ -644,8 +648,14 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     """A zip archive's members (``behind``: the zip follows other content, whose own dispatch looked for an HDF5
     file already)."""
     from loopwarden.checks.models import zipfmt
+    from loopwarden.checks.models.dcp import archive_sequence, scan_archive_sequence
 
     blob = seekable_blob(blob, ctx)
+    spans = None if behind else archive_sequence(blob, ctx)
+    if spans is not None:
+        # torch.distributed.checkpoint's data file: torch.save archives end to end, each read as its own slice
+        scan_archive_sequence(blob, ctx, spans, scan_blob)
+        return
     arch = zipfmt.parse_zip(blob, ctx)
     if arch is None:
         ctx.fail(blob.location, "zip without a readable end of central directory (truncated or corrupt)")

@@ -167,6 +167,13 @@ callable under one of these names and that is then handed to such a call has tha
 
 _STATE_WATCHED: Final = _DUNDER_STATE_KEYS | _SHADOWED_METHODS | _ARGUMENT_METHODS
 """Keys that matter in a mapping that becomes an instance's state (see ``_VM._check_state_keys``, ``_VM._plant``)."""
+_DCP_KEYS: Final = frozenset({"relative_path", "offset", "length", "transform_descriptors"})
+"""The attributes torch.distributed.checkpoint's reader takes from each ``storage_data`` entry (``_StorageInfo``,
+or any object that has them): which file of the checkpoint folder it reads, where, how much, and through which
+stream transforms (see ``_VM._storage_info``)."""
+_KEPT_KEYS: Final = _STATE_WATCHED | _DCP_KEYS
+"""Keys whose items a mapping keeps past ``_MAX_CONTAINER``."""
+_MAX_STORAGE_INFOS: Final = 1 << 20
 _MAX_WATCHED_EXTRA: Final = 64
 """Items of those keys a mapping keeps past ``_MAX_CONTAINER`` (see ``_Dict.add``)."""
 _DICT_CONSTRUCTORS: Final = frozenset(
@@ -298,6 +305,9 @@ class PickleResult:
     storages: tuple[tuple[str, int, int | None], ...] = ()
     """torch storages the stream asks ``persistent_load`` for: (key, declared element count, bytes per element
     when the storage type says it), for the archive to compare with its ``data/<key>`` records."""
+    storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
+    """Entries of a distributed checkpoint's ``storage_data`` (objects with a ``relative_path``): (path, offset,
+    length, has stream transforms), None where a value is not a constant; see :mod:`~loopwarden.checks.models.dcp`."""
 
 
 # --- symbolic values ---------------------------------------------------------------------------------------
@@ -368,13 +378,14 @@ class _Wrapper:
 
 
 class _Dict:
-    __slots__ = ("checked", "hidden", "items", "size")
+    __slots__ = ("checked", "dcp", "hidden", "items", "size")
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, Any]] = []
         self.size = 0
         self.checked = 0  # items already judged as instance state (items are only ever appended)
         self.hidden = False  # an item that may matter as instance state was not kept (see add)
+        self.dcp = False  # has a key of _DCP_KEYS (set when judged as instance state)
 
     def add(self, k: Any, v: Any) -> None:
         self.size += 1
@@ -401,7 +412,7 @@ class _Dict:
         if start:
             self.size += start
             self.items.extend(zip(flat[0 : 2 * start : 2], flat[1 : 2 * start : 2], strict=True))
-        watched = _STATE_WATCHED
+        watched = _KEPT_KEYS
         for k, v in zip(flat[2 * start :: 2], flat[2 * start + 1 :: 2], strict=True):
             self.size += 1
             if type(k) is str:
@@ -696,6 +707,8 @@ class _Collector:
         self.unverified: list[str] = []
         self._cache: dict[str, Classification] = {}
         self.storages: dict[str, tuple[int, int | None]] = {}
+        self.storage_infos: dict[int, tuple[Any, dict[str, Any]]] = {}
+        """Objects given distributed-checkpoint storage-entry attributes (see ``_VM._storage_info``), by id."""
 
     def classify(self, module: str, qual: str) -> Classification:
         key = f"{module}\n{qual}"
@@ -1730,7 +1743,7 @@ class _VM:
                         self._ev({"how": how}),
                     )
                 if len(args) > 1:
-                    self._check_state_keys(args[1], off, func.name)
+                    self._check_state_keys(args[1], off, func.name, target)
                     if type(target) is _Call:
                         self._plant(target, args[1])
                         return target  # _set_obj_state returns the object it set the state of
@@ -2435,7 +2448,7 @@ class _VM:
             raise _MalformedError("BUILD needs an object and a state", off)
         state = stack.pop()
         obj = stack[-1]
-        self._check_state_keys(state, off, "BUILD")
+        self._check_state_keys(state, off, "BUILD", obj)
         if self.planted:
             # the Python unpickler (joblib's) calls state.items() and slotstate.items() on what it is given
             parts = state if type(state) is tuple and len(state) == 2 else (state,)
@@ -2644,12 +2657,14 @@ class _VM:
             self._ev({"state": _short(state)}),
         )
 
-    def _check_state_keys(self, state: Any, off: int, how: str) -> None:
+    def _check_state_keys(self, state: Any, off: int, how: str, obj: Any = None) -> None:
         """Report state that sets special attributes (``__setstate__``, ``__class__`` ...) on an instance.
 
-        The next BUILD, or any use of the object, calls what the pickle planted there.
+        The next BUILD, or any use of the object, calls what the pickle planted there. State that sets the
+        attributes of a distributed checkpoint's storage entry on ``obj`` (or on a new object) is recorded.
         """
         parts, unseen = self._state_mappings(state)
+        dcp = False
         for part in parts:
             if part.hidden:
                 unseen = "more than 10,000 items, some of which may set special attributes"
@@ -2657,7 +2672,10 @@ class _VM:
             # key once, or a small file costs time quadratic in its size
             new = part.items[part.checked :]
             part.checked = len(part.items)
+            dcp |= part.dcp
             for key, value in new:
+                if type(key) is str and key in _DCP_KEYS:
+                    part.dcp = dcp = True
                 if type(key) is not str:
                     if _may_be_str(key) and (_maybe_callable(value) or type(value) is _Dict):
                         desc = _describe(key)
@@ -2690,6 +2708,8 @@ class _VM:
                         off,
                         self._ev({"value": _short(value)}),
                     )
+        if dcp:
+            self._storage_info(obj if obj is not None else state, parts)
         if unseen is not None:
             self.coll.hit(
                 RULE_DUNDER_STATE,
@@ -2700,6 +2720,32 @@ class _VM:
                 off,
                 self._ev({"state": _short(state)}),
             )
+
+    def _storage_info(self, obj: Any, parts: list[_Dict]) -> None:
+        """Record the storage-entry attributes ``parts`` set on ``obj``: torch.distributed.checkpoint's reader
+        takes ``relative_path``, ``offset``, ``length`` and ``transform_descriptors`` from whatever object the
+        metadata's ``storage_data`` holds, so every object given one of them is followed, and a later state of the
+        same object overrides an earlier one as the unpickler's would. A key set to different values by the parts
+        of one state is unknown."""
+        entries = self.coll.storage_infos
+        entry = entries.get(id(obj))
+        if entry is None:
+            if not any(type(k) is str and k == "relative_path" for part in parts for k, _ in part.items):
+                return  # an object with an offset or a length, and no path (yet: then offset is unknown)
+            if len(entries) >= _MAX_STORAGE_INFOS:
+                self.coll.unverified.append(
+                    f"limit max_members: more than {_MAX_STORAGE_INFOS} distributed-checkpoint storage entries"
+                )
+                return
+            entry = entries[id(obj)] = (obj, {})
+        seen: dict[str, Any] = {}
+        for part in parts:
+            for key, value in part.items:
+                if type(key) is str and key in _DCP_KEYS:
+                    if key in seen and not _same_constant(seen[key], value):
+                        value = _UNKNOWN  # which part wins depends on the state's form: not judged here
+                    seen[key] = value
+        entry[1].update(seen)
 
     def _state_mappings(self, state: Any) -> tuple[list[_Dict], str | None]:
         """The mappings whose items ``state`` may set as instance attributes, and why some cannot be known.
@@ -3524,11 +3570,33 @@ def _bound_size(obj: str | bytes, meth: str, args: tuple[Any, ...]) -> int:
     return 4 * n
 
 
+def _same_constant(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and type(a) in (str, int) and a == b)
+
+
+def _storage_entry(fields: dict[str, Any]) -> tuple[str | None, int | None, int | None, bool] | None:
+    """(relative path, offset, length, has stream transforms) of a recorded storage entry, with None for a
+    value that is not a constant of its type; None when it lacks one of the three attributes the reader needs (it
+    fails on such an entry before it opens anything; an object of another kind may well have a ``relative_path``)."""
+    if "relative_path" not in fields or "offset" not in fields or "length" not in fields:
+        return None
+    path, offset, length = fields["relative_path"], fields.get("offset"), fields.get("length")
+    transforms = fields.get("transform_descriptors")
+    return (
+        path if type(path) is str else None,
+        offset if type(offset) is int else None,
+        length if type(length) is int else None,
+        not (
+            transforms is None or ((type(transforms) is list or type(transforms) is tuple) and not transforms)
+        ),
+    )
+
+
 def _watched(key: Any, value: Any) -> bool:
     """Whether a mapping's item may matter when the mapping becomes an instance's state: a special or method
     name, a name or wrapper stored under any name, or a name computed at load time."""
     if type(key) is str:
-        return key in _STATE_WATCHED or type(value) is _Ref or type(value) is _Wrapper
+        return key in _KEPT_KEYS or type(value) is _Ref or type(value) is _Wrapper
     return _may_be_str(key)
 
 
@@ -3922,6 +3990,9 @@ def analyze_pickle(
         pickles=count,
         consumed=reader.tell(),
         storages=tuple((k, n, size) for k, (n, size) in coll.storages.items()),
+        storage_infos=tuple(
+            e for _, f in coll.storage_infos.values() if (e := _storage_entry(f)) is not None
+        ),
     )
 
 

@@ -418,6 +418,18 @@ class OnnxExternalData(Rule):
     )
 
 
+class DcpPathEscape(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-048"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Distributed checkpoint reads a file outside its folder"
+    help: ClassVar[str] = (
+        "A storage entry of a torch.distributed.checkpoint .metadata names a relative_path that is absolute, "
+        "contains '..', a drive letter or a backslash, or resolves (through a link) outside the checkpoint "
+        "folder: loading reads another file and torch.load()s its bytes (weights_only=False for non-tensor "
+        "values). torch writes only the names of its own data files."
+    )
+
+
 class Hdf5ExternalData(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-045"
     severity: ClassVar[Severity] = Severity.HIGH
@@ -555,6 +567,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     YamlPythonTag,
     SkopsType,
     OnnxExternalData,
+    DcpPathEscape,
     Hdf5ExternalData,
     OnnxCustomDomain,
     TensorFlowOp,
