@@ -58,19 +58,20 @@ def _archive_start(f: BinaryIO, blob: Blob, end: int) -> int | None:
     directory."""
     if end < _EOCD.size + 30:
         return None
-    sig, disk, cd_disk, _, count, cd_size, cd_offset, comment = _EOCD.unpack(
-        _read(f, blob, end - _EOCD.size, _EOCD.size)
-    )
+    raw = _read(f, blob, end - _EOCD.size, _EOCD.size)
+    if len(raw) != _EOCD.size:
+        return None  # the blob holds fewer bytes than its size says (a truncated stream)
+    sig, disk, cd_disk, _, count, cd_size, cd_offset, comment = _EOCD.unpack(raw)
     if sig != b"PK\x05\x06" or comment or disk or cd_disk:
         return None
     dir_end = end - _EOCD.size
     rec_off: int | None = None
     if dir_end >= _EOCD64_LOC.size + 56:
         loc = _read(f, blob, dir_end - _EOCD64_LOC.size, _EOCD64_LOC.size)
-        if loc[:4] == b"PK\x06\x07":
+        if loc[:4] == b"PK\x06\x07" and len(loc) == _EOCD64_LOC.size:
             _, loc_disk, rec_off, disks = _EOCD64_LOC.unpack(loc)
             rec = _read(f, blob, dir_end - _EOCD64_LOC.size - 56, 56)
-            if loc_disk or disks > 1 or rec[:4] != b"PK\x06\x06":
+            if loc_disk or disks > 1 or len(rec) != 56 or rec[:4] != b"PK\x06\x06":
                 return None
             count, cd_size, cd_offset = _EOCD64_TAIL.unpack_from(rec, 32)
             dir_end -= _EOCD64_LOC.size + 56

@@ -363,3 +363,18 @@ def test_metadata_dataclasses_are_rebuilt_never_called(name: str) -> None:
     assert any(f.rule_id == "LW-MODEL-005" and f.severity is Severity.HIGH for f in result.findings)
     rebuilt = analyze_pickle_bytes(b"\x80\x02" + _g(name) + b")\x81}(" + _s("fqn") + _s("a") + b"ub.")
     assert rebuilt.findings == () and rebuilt.unverified is None
+
+
+def test_a_blob_shorter_than_its_declared_size_is_no_archive_sequence() -> None:
+    # a member whose header claims more bytes than it holds (found by bench/fuzz_models.py): no crash, no sequence
+    import dataclasses
+
+    from loopwarden.checks.interface import Limits
+    from loopwarden.checks.models._base import ScanContext, bytes_blob
+    from loopwarden.checks.models.dcp import archive_sequence
+    from loopwarden.checks.models.scanner import default_allow
+    from loopwarden.domain import Location
+
+    data = b"PK\x03\x04" + b"\x00" * 60
+    blob = dataclasses.replace(bytes_blob("x.distcp", Location("x.distcp"), data, 0), size=len(data) + 40)
+    assert archive_sequence(blob, ScanContext("x.distcp", Limits(), default_allow())) is None
