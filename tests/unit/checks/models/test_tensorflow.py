@@ -447,6 +447,18 @@ def test_saver_function_also_reached_from_elsewhere_is_reported() -> None:
     assert "SaveV2" in _tf(_scan(_saver_model(case, functions=(function("b0"),))))
 
 
+def _tf2_saver_model(save: bytes, restore: bytes) -> bytes:
+    """A SavedModel whose saver calls TF2's traced save and restore functions from two top-level nodes."""
+    top = (
+        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
+        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
+    )
+    return saved_model(
+        graph(*top, functions=(save, restore)),
+        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
+    )
+
+
 def test_save_ops_in_the_restore_function_are_reported() -> None:
     """The loader runs the restore function; only the save function may write checkpoints."""
     save = function(save_name(), node("SaveV2", "SaveV2", "p"), args=("p",))
@@ -456,28 +468,14 @@ def test_save_ops_in_the_restore_function_are_reported() -> None:
         node("m", "MergeV2Checkpoints", "a", "b"),
         args=("p", "a", "b"),
     )
-    top = (
-        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
-        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
-    )
-    data = saved_model(
-        graph(*top, functions=(save, restore)),
-        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
-    )
+    data = _tf2_saver_model(save, restore)
     assert _tf(_scan(data)) == {"MergeV2Checkpoints": Severity.HIGH}
 
 
 def test_other_ops_in_the_saver_functions_are_still_reported() -> None:
     save = function(save_name(), node("SaveV2", "SaveV2", "p"), node("r", "ReadFile", "p"), args=("p",))
     restore = function(restore_name(), node("RestoreV2", "RestoreV2", "p"), args=("p",))
-    top = (
-        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
-        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
-    )
-    data = saved_model(
-        graph(*top, functions=(save, restore)),
-        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
-    )
+    data = _tf2_saver_model(save, restore)
     assert _tf(_scan(data)) == {"ReadFile": Severity.HIGH}
 
 
@@ -920,14 +918,7 @@ def test_tf2_restore_function_reading_a_constant_path_is_reported() -> None:
         node("RestoreV2", "RestoreV2", "p:output:0"),
         args=("file_prefix",),
     )
-    top = (
-        node("StatefulPartitionedCall_1", "StatefulPartitionedCall", f=_func(save_name())),
-        node("StatefulPartitionedCall_2", "StatefulPartitionedCall", f=_func(restore_name())),
-    )
-    data = saved_model(
-        graph(*top, functions=(save, restore)),
-        saver=("StatefulPartitionedCall_1:0", "StatefulPartitionedCall_2"),
-    )
+    data = _tf2_saver_model(save, restore)
     assert _tf(_scan(data)) == {"RestoreV2": Severity.MEDIUM}
 
 
