@@ -11,9 +11,15 @@ commands, URLs and HTML are not Python and are not judged here.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
-__all__ = ["dangerous_calls"]
+from loopwarden.checks.models import rules
+
+if TYPE_CHECKING:
+    from loopwarden.checks.models._base import ScanContext
+    from loopwarden.domain import Location
+
+__all__ = ["check_metadata_value", "dangerous_calls"]
 
 _MODULES: Final = (
     r"(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|runpy|urllib|"
@@ -184,3 +190,18 @@ def _resolves_primitive(call: Any, tree: Any, aliases: dict[str, str]) -> bool:
         isinstance(n, ast.Constant) and isinstance(n.value, str) and n.value in _PRIMITIVE_WORDS
         for n in ast.walk(tree)
     )
+
+
+def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
+    """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF) when it is a Python program calling
+    a primitive (LW-MODEL-047)."""
+    calls = dangerous_calls(value)
+    if calls:
+        ctx.add(
+            rules.MetadataCode,
+            f"{'__metadata__' if where == 'safetensors' else 'metadata'} '{key[:100]}' is Python code calling "
+            f"{', '.join(calls[:5])}: inert for {where} loaders, a payload for anything that evaluates it",
+            location,
+            key=key[:200],
+            calls=calls[:20],
+        )

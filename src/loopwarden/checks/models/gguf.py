@@ -7,6 +7,7 @@ from typing import Any, BinaryIO, Final
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models.codestr import check_metadata_value
 from loopwarden.checks.models.dispatch import seekable_blob
 from loopwarden.domain import Location
 
@@ -207,7 +208,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             # any other scalar string: judged for Python code (LW-MODEL-047), read as leniently as loaders do
             val = cur.string(True, strict=False)
             if val is not None:
-                _metadata_code(key, val, ctx, loc)
+                check_metadata_value(key, val, ctx, loc, where="GGUF")
             continue
         val = _value(cur, vtype, keep)
         if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):
@@ -262,18 +263,3 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
 
     for key, text in templates:
         check_template(text, ctx, Location(loc.path, loc.member if loc.member else None), key=key)
-
-
-def _metadata_code(key: str, value: str, ctx: ScanContext, loc: Location) -> None:
-    from loopwarden.checks.models.codestr import dangerous_calls
-
-    calls = dangerous_calls(value)
-    if calls:
-        ctx.add(
-            rules.MetadataCode,
-            f"metadata '{key[:100]}' is Python code calling {', '.join(calls[:5])}: inert for GGUF loaders, a "
-            "payload for anything that evaluates it",
-            loc,
-            key=key[:200],
-            calls=calls[:20],
-        )

@@ -138,17 +138,8 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
 
 
 def _metadata_code(meta: dict[Any, Any], ctx: ScanContext, loc: Location) -> None:
-    from loopwarden.checks.models.codestr import dangerous_calls
+    from loopwarden.checks.models.codestr import check_metadata_value
 
     for key, value in meta.items():
         if isinstance(value, str):
-            calls = dangerous_calls(value)
-            if calls:
-                ctx.add(
-                    rules.MetadataCode,
-                    f"__metadata__ '{str(key)[:100]}' is Python code calling {', '.join(calls[:5])}: inert for "
-                    "safetensors loaders, a payload for anything that evaluates it",
-                    loc,
-                    key=str(key)[:200],
-                    calls=calls[:20],
-                )
+            check_metadata_value(str(key), value, ctx, loc, where="safetensors")
