@@ -128,3 +128,70 @@ def test_config_in_a_chat_template_stays_reported(tmp_path: Path, value: str) ->
     # a chat template has no MkDocs renderer: any use of config there is judged as before
     res = _scan(tmp_path, "tokenizer_config.json", json.dumps({"chat_template": value}))
     assert any("uses the global 'config'" in f.message for f in res.findings), res
+
+
+def _escaped(text: str, *escapes: tuple[str, str]) -> str:
+    """``text`` as a JSON document's ``prompt_template``, each character spelled as the JSON escape paired with it."""
+    value = json.dumps(text)
+    for char, escape in escapes:
+        value = value.replace(char, escape)
+    return '{"prompt_template": ' + value + "}"
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        # '%' escaped: {\u0025 decodes to {% (the raw text has neither {{ nor {% nor \u007b)
+        ("config.json", _escaped("{% if cycler.__init__.__globals__ %}x{% endif %}", ("%", "\\u0025"))),
+        ("config.json", _escaped("{% print(config.__class__) %}", ("%", "\\u0025"))),
+        # both characters escaped, the hex digits in either case
+        ("config.json", _escaped("{% set x = cycler.__init__ %}", ("{", "\\u007B"), ("%", "\\u0025"))),
+        ("config.json", _escaped(SSTI, ("{", "\\u007b"))),
+        # UTF-16 and UTF-32 JSON, which json.loads decodes by its BOM or NUL bytes
+        ("config.json", json.dumps({"prompt_template": SSTI}).encode("utf-16")),
+        ("config.json", json.dumps({"prompt_template": SSTI}).encode("utf-32-le")),
+        ("generation_config.json", json.dumps({"serving": {"t": SSTI_ITEM}}).encode("utf-16-be")),
+        # a template as a key rather than a value
+        ("config.json", json.dumps({"templates": {SSTI: "default"}})),
+        ("config.json", json.dumps({"prompts": [{IMPORT: 1}]})),
+        # 'model' and 'added_tokens' are skipped only for a tokenizer's vocabulary, merges and token contents
+        ("config.json", json.dumps({"model": {"prompt_template": SSTI}})),
+        ("config.json", json.dumps({"model": {"name": "m", "serving": {"templates": [SSTI_ITEM]}}})),
+        ("tokenizer.json", json.dumps({"model": {"vocab": {}, "type": "BPE", "unk_token": SSTI}})),
+        ("config.json", json.dumps({"added_tokens": {"prompt_template": SSTI}})),
+        ("tokenizer.json", json.dumps({"added_tokens": [{"id": 1, "content": "<s>", "template": SSTI}]})),
+    ],
+)
+def test_json_markup_however_spelled_or_placed_is_judged(
+    tmp_path: Path, name: str, data: str | bytes
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    _caught(scan_paths([str(path)], jobs=1).targets[0])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # benign counterparts: the same spellings and places with ordinary templates
+        _escaped("{% for m in messages %}{{ m.content }}{% endfor %}", ("%", "\\u0025")),
+        json.dumps({"prompt_template": "{{ question }}"}).encode("utf-16"),
+        json.dumps({"labels": {"{{ label }}": 0, "{% raw %}": 1}}),
+        json.dumps({"model": {"name": "m", "prompt": "Q: {{ question }}"}, "added_tokens": {"n": 2}}),
+        json.dumps({"title": "caf\u00e9 100%", "s": "\\u00e9"}, ensure_ascii=True),
+    ],
+)
+def test_benign_json_markup_in_those_spellings_and_places_is_clean(tmp_path: Path, data: str | bytes) -> None:
+    path = tmp_path / "config.json"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    res = scan_paths([str(path)], jobs=1).targets[0]
+    assert res.verdict is Verdict.CLEAN, res
+
+
+def test_a_template_behind_a_padding_of_nodes_is_unverified(tmp_path: Path) -> None:
+    # the walk for templates is bounded: a document with more nodes than it visits is not clean
+    pad = ",".join(["[0]"] * 1_000_100)
+    res = _scan(
+        tmp_path, "config.json", '{"prompt_template": ' + json.dumps(SSTI) + ', "pad": [' + pad + "]}"
+    )
+    assert res.verdict is not Verdict.CLEAN, res

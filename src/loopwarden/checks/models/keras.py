@@ -321,14 +321,29 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
         # (accepted when loading): every string in it is judged as a template, whatever the shape.
         for key, text in _strings(tmpl, "chat_template"):
             check_template(text, ctx, location, key=key)
-    # Jinja markup in the raw JSON, also spelled with escapes (\u007b\u007b decodes to {{)
-    if raw is None or b"{{" in raw or b"{%" in raw or b"\\u007" in raw:
+    if raw is None or _may_hold_markup(raw):
         _embedded_templates(obj, ctx, location)
 
 
-_NOT_TEMPLATES: Final = frozenset({"chat_template", "model", "added_tokens"})
-"""Top-level keys not walked: the chat template (judged strictly above), a tokenizer.json's vocabulary and merges
-and its added tokens (hundreds of thousands of strings no application renders; code vocabularies hold ``{{``)."""
+_RAW_MARKUP: Final = re.compile(rb"(?:\{|\\u007[bB])(?:[{%]|\\u007[bB]|\\u0025)")
+"""Jinja markup (``{{``, ``{%``) in a JSON text, also with either character spelled as a JSON escape:
+``\\u007b\\u007b`` and ``{\\u0025`` decode to markup too."""
+
+
+def _may_hold_markup(raw: bytes) -> bool:
+    """Whether a JSON text may decode to a string with Jinja markup. Only UTF-8 is searched as bytes; a text
+    that is not (UTF-16 and UTF-32 decode to the same strings) is walked whatever it holds."""
+    if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
+        return True
+    return _RAW_MARKUP.search(raw) is not None
+
+
+_NOT_TEMPLATES: Final = frozenset({"chat_template"})
+"""Top-level keys not walked: the chat template (judged strictly above)."""
+_TOKENIZER_DATA: Final = frozenset({"vocab", "merges"})
+"""What a tokenizer.json's ``model`` holds that is not walked (with the ``content`` of its ``added_tokens``):
+hundreds of thousands of token strings that no application renders (code vocabularies hold ``{{``). The rest of
+``model`` and of any other document's ``model`` is walked."""
 
 
 def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
@@ -338,9 +353,23 @@ def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Locatio
 
     # paths are kept as (parent, key) chains and spelled only for a string that is judged: a tokenizer.json
     # holds hundreds of thousands of values
-    stack: list[tuple[Any, Any]] = [((None, k), v) for k, v in obj.items() if k not in _NOT_TEMPLATES]
-    budget = MAX_CONFIG_NODES  # a heuristic reading beyond the loaders' own keys: it stops at the bound
-    while stack and budget > 0:
+    stack: list[tuple[Any, Any]] = []
+    for k, v in obj.items():
+        if k in _NOT_TEMPLATES:
+            continue
+        if k == "model" and type(v) is dict:
+            v = {mk: mv for mk, mv in v.items() if mk not in _TOKENIZER_DATA}
+        elif k == "added_tokens" and type(v) is list:
+            v = [{tk: tv for tk, tv in t.items() if tk != "content"} if type(t) is dict else t for t in v]
+        stack.append(((None, k), v))
+    budget = MAX_CONFIG_NODES
+    while stack:
+        if budget <= 0:
+            # fail closed: a template behind a padding of nodes would go unread
+            raise ResourceLimitExceeded(
+                "max_config_nodes",
+                f"JSON config has more than {MAX_CONFIG_NODES} nodes to search for templates",
+            )
         path, value = stack.pop()
         budget -= 1
         if type(value) is str:
@@ -348,7 +377,11 @@ def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Locatio
                 check_embedded_template(value, ctx, location, key=_spell(path))
         elif type(value) is dict:
             budget -= len(value)
-            stack.extend(((path, k), v) for k, v in value.items())
+            for k, v in value.items():
+                # a key is text an application may render as well (a template naming its entry)
+                if type(k) is str and ("{{" in k or "{%" in k):
+                    check_embedded_template(k, ctx, location, key=_spell((path, k)) + " (key)")
+                stack.append(((path, k), v))
         elif type(value) is list:
             budget -= len(value)
             stack.extend(((path, i), v) for i, v in enumerate(value))
