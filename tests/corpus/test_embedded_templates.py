@@ -195,3 +195,30 @@ def test_a_template_behind_a_padding_of_nodes_is_unverified(tmp_path: Path) -> N
         tmp_path, "config.json", '{"prompt_template": ' + json.dumps(SSTI) + ', "pad": [' + pad + "]}"
     )
     assert res.verdict is not Verdict.CLEAN, res
+
+
+# a chain of sets the analysis follows one step per round: its values do not settle within the round bound,
+# yet Jinja renders it
+UNSETTLED = "".join(f"{{% set a{i} = a{i + 1} %}}" for i in range(40)) + "{% set a40 = 'x' %}"
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        UNSETTLED + SSTI,
+        UNSETTLED + "{{ a0 }}",
+        "{{ " + "(" * 3000 + "1" + ")" * 3000 + " }}",  # nested past the parser's stack
+    ],
+)
+@pytest.mark.parametrize("name", ["serving.yaml", "config.json", "prompt.template"])
+def test_an_embedded_template_that_parses_but_cannot_be_analysed_is_unverified(
+    tmp_path: Path, name: str, template: str
+) -> None:
+    if name.endswith(".yaml"):
+        text = f"t: {json.dumps(template)}\n"
+    elif name.endswith(".json"):
+        text = json.dumps({"prompt_template": template})
+    else:
+        text = template
+    res = _scan(tmp_path, name, text)
+    assert res.verdict is not Verdict.CLEAN, res

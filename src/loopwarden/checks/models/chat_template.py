@@ -1407,8 +1407,8 @@ def check_template(
     """
     outcome = _cached(source, ctx)
     shown = _show(key, 1000)
-    if isinstance(outcome, str):
-        ctx.fail(location, f"{shown}: {outcome}")
+    if isinstance(outcome, _Failure):
+        ctx.fail(location, f"{shown}: {outcome.reason}")
         return
     own_lines = standalone and location.member is None
     for severity, what, line in outcome:
@@ -1424,13 +1424,17 @@ def check_template(
 def check_embedded_template(source: str, ctx: ScanContext, location: Location, *, key: str) -> None:
     """Judge a string of a config that may be rendered as a Jinja template by some application (a YAML config's
     ``chat_template``, a ``prompt_template``, any value with ``{{``/``{%`` markup). Unlike
-    :func:`check_template`, text that does not parse as Jinja says nothing: it is then no template at all."""
+    :func:`check_template`, text that Jinja's parser rejects says nothing: it is then no template at all. A
+    template that parses but cannot be analysed (nested past the parser's stack, values that do not settle)
+    renders all the same, so it is unverified."""
     if "{{" not in source and "{%" not in source:
         return
     outcome = _cached(source, ctx)
-    if isinstance(outcome, str):
-        return
     shown = _show(key, 1000)
+    if isinstance(outcome, _Failure):
+        if not outcome.syntax:
+            ctx.fail(location, f"{shown}: {outcome.reason}")
+        return
     for severity, what, line in outcome:
         if what.startswith(_DATA_READ):
             continue  # MkDocs' {{ config.site_name }}: a setting printed, not Flask's config object used
@@ -1444,11 +1448,20 @@ def check_embedded_template(source: str, ctx: ScanContext, location: Location, *
         )
 
 
-_CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | str]] = {}
+@dataclass(frozen=True, slots=True)
+class _Failure:
+    """Why a template cannot be analysed."""
+
+    reason: str
+    syntax: bool = False
+    """Jinja's parser rejects the text as a template (what a renderer would reject too)."""
+
+
+_CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | _Failure]] = {}
 """Analyses by template text: model folders repeat the same template in many files."""
 
 
-def _cached(source: str, ctx: ScanContext) -> tuple[tuple[Severity, str, int | None], ...] | str:
+def _cached(source: str, ctx: ScanContext) -> tuple[tuple[Severity, str, int | None], ...] | _Failure:
     outcome = _CACHE.get(source)
     if outcome is None:
         outcome = _analyse(source, ctx.check_time)
@@ -1458,20 +1471,26 @@ def _cached(source: str, ctx: ScanContext) -> tuple[tuple[Severity, str, int | N
     return outcome
 
 
-def _analyse(source: str, tick: Callable[[], None]) -> tuple[tuple[Severity, str, int | None], ...] | str:
+def _analyse(
+    source: str, tick: Callable[[], None]
+) -> tuple[tuple[Severity, str, int | None], ...] | _Failure:
     """The template's problems as (severity, what, line), or why it cannot be analysed."""
     from jinja2 import TemplateSyntaxError
 
     try:
         tree = _env().parse(source)
     except TemplateSyntaxError as exc:
-        return f"Jinja template cannot be parsed ({_show(exc.message or '', 200)}, line {exc.lineno})"
+        return _Failure(
+            f"Jinja template cannot be parsed ({_show(exc.message or '', 200)}, line {exc.lineno})",
+            syntax=True,
+        )
     except (RecursionError, MemoryError):
-        return "Jinja template too deeply nested to parse"
-    except (ValueError, OverflowError) as exc:  # the lexer converts number literals (digit limit)
-        return f"Jinja template cannot be parsed ({_show(str(exc), 200)})"
+        return _Failure("Jinja template too deeply nested to parse")
+    except (ValueError, OverflowError) as exc:
+        # the lexer converts number literals: past Python's digit limit here, not on Pythons without one
+        return _Failure(f"Jinja template cannot be parsed ({_show(str(exc), 200)})")
     analysis = _Analysis(tree, tick)
     if not analysis.run():
-        return "Jinja template too complex to analyse (its values do not settle)"
+        return _Failure("Jinja template too complex to analyse (its values do not settle)")
     analysis.judge()
     return tuple(analysis.found.values())
