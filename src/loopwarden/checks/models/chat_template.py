@@ -117,6 +117,14 @@ _PYTHON_BUILTINS: Final = frozenset(
 """Python builtins that reach code, files or internals. No chat-template environment (transformers, llama.cpp,
 vLLM, Jinja's defaults) defines them, so calling one fails at render time, unless the rendering application
 exposes it: a template that calls one is written for an environment that does."""
+
+
+def _python_builtin(name: str) -> bool:
+    """A name above, or a dunder name (``__loader__``, ``__spec__``, ``__build_class__``): the builtins module
+    defines those, and ``__loader__.load_module('posix')`` reaches the OS where an application exposes them."""
+    return name in _PYTHON_BUILTINS or (len(name) > 4 and name.startswith("__") and name.endswith("__"))
+
+
 _MUTATORS: Final = frozenset({"append", "extend", "insert", "update", "setdefault", "add", "__setitem__"})
 _SELECTING_METHODS: Final = frozenset(
     {
@@ -1213,6 +1221,57 @@ class _Analysis:
                 pending.extend(child.iter_child_nodes())
         return out
 
+    def bound_loads(self, parents: dict[int, Any]) -> set[int]:
+        """Uses of a Python builtin's name (:func:`_python_builtin`) where the template itself has bound it: inside
+        the scope of a loop variable, macro or call-block parameter or with-variable of that name, or after a
+        ``set`` or macro of it earlier in the same statement list or in one enclosing it. A ``set`` in a branch
+        not taken (``{% if false %}``), later in the template or in a loop's body binds nothing at a use outside
+        it: the rendering context's value is used there."""
+        nodes = self.n
+        uses = [
+            n for n in self.order if isinstance(n, nodes.Name) and n.ctx == "load" and _python_builtin(n.name)
+        ]
+        if not uses:
+            return set()
+        where: dict[int, tuple[str, int]] = {}
+        sets: dict[tuple[int, str], list[tuple[int, set[str]]]] = {}
+        for node in self.order:
+            for field in node.fields:
+                stmts = getattr(node, field)
+                if not isinstance(stmts, list):
+                    continue
+                for i, child in enumerate(stmts):
+                    if not isinstance(child, nodes.Node):
+                        continue
+                    where[id(child)] = (field, i)
+                    if isinstance(child, nodes.Assign | nodes.AssignBlock | nodes.Macro):
+                        bound = {child.name} if isinstance(child, nodes.Macro) else _stored(child.target)
+                        names = {n for n in bound if _python_builtin(n)}
+                        if names:
+                            sets.setdefault((id(node), field), []).append((i, names))
+        out: set[int] = set()
+        for use in uses:
+            cur = use
+            while (parent := parents.get(id(cur))) is not None:
+                field, j = where.get(id(cur), ("", -1))
+                if any(i < j and use.name in names for i, names in sets.get((id(parent), field), ())):
+                    break
+                if isinstance(parent, nodes.For):
+                    scoped = use.name in _stored(parent.target) and (field == "body" or cur is parent.test)
+                elif isinstance(parent, nodes.Macro | nodes.CallBlock):
+                    scoped = use.name in {a.name for a in parent.args} and field == "body"
+                elif isinstance(parent, nodes.With):
+                    scoped = use.name in set().union(*map(_stored, parent.targets)) and field == "body"
+                else:
+                    scoped = False
+                if scoped:
+                    break
+                cur = parent
+            else:
+                continue
+            out.add(id(use))
+        return out
+
     def data_read(self, name: Any, parents: dict[int, Any]) -> bool:
         """Whether a use of a global is a printed or tested read of a setting: ``config.extra.version`` or
         ``config['site_name']`` (names spelled in the template, none internal), whose value is printed, joined
@@ -1248,6 +1307,7 @@ class _Analysis:
             id(n.node) for n in self.order if isinstance(n, nodes.Call) and isinstance(n.node, nodes.Name)
         }
         parents = {id(child): node for node in self.order for child in node.iter_child_nodes()}
+        bound = self.bound_loads(parents)
         for i, node in enumerate(self.order):
             if i & 1023 == 1023:
                 self.tick()
@@ -1291,8 +1351,8 @@ class _Analysis:
             elif (
                 isinstance(node, nodes.Call)
                 and isinstance(node.node, nodes.Name)
-                and node.node.name in _PYTHON_BUILTINS
-                and self.vars.get("v:" + node.node.name) is None
+                and _python_builtin(node.node.name)
+                and id(node.node) not in bound
             ):
                 internals = any(
                     any(_is_bad_name(x) for x in self.m(a).strs)
@@ -1308,9 +1368,9 @@ class _Analysis:
             elif (
                 isinstance(node, nodes.Name)
                 and node.ctx == "load"
-                and node.name in _PYTHON_BUILTINS
+                and _python_builtin(node.name)
                 and id(node) not in callees
-                and self.vars.get("v:" + node.name) is None
+                and id(node) not in bound
             ):
                 # handed on rather than called here ({% set g = getattr %}, a macro argument, a filter argument)
                 self.report(

@@ -691,6 +691,14 @@ def test_python_builtin_called_by_name_is_at_least_high(template: str) -> None:
         "{% set open = '<|im_start|>' %}{{ open }}{% for m in messages %}{{ m.content }}{% endfor %}",
         "{% macro eval(x) %}{{ x }}{% endmacro %}{{ eval(messages[0].content) }}",
         "{% for m in messages %}{{ m.role }}: {{ m.content | trim }}{% endfor %}",
+        # bound before the use: in an enclosing statement list, as a parameter, loop or with variable
+        "{% set open = '<' %}{% for m in messages %}{% if m %}{{ open ~ m.role }}{% endif %}{% endfor %}",
+        "{% set open = '<' %}{% macro m() %}{{ open }}{% endmacro %}{{ m() }}",
+        "{% for m in messages %}{% set vars = m.content %}{{ vars|trim }}{% endfor %}",
+        "{% macro f(open) %}{{ open }}{% endmacro %}{{ f('<') }}",
+        "{% for open in ['<', '['] %}{{ open }}{% endfor %}",
+        "{% with compile = 'x' %}{{ compile }}{% endwith %}",
+        "{% set __sep__ = '|' %}{{ messages|join(__sep__) }}",
     ],
 )
 def test_names_the_template_defines_itself_are_not_builtins(template: str) -> None:
@@ -708,5 +716,40 @@ def test_names_the_template_defines_itself_are_not_builtins(template: str) -> No
     ],
 )
 def test_python_builtin_handed_on_as_a_value_is_reported(template: str) -> None:
+    worst = _worst(template)
+    assert worst is not None and worst >= Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        # bound only where the use does not see it: the rendering context's value (the builtin) is called
+        "{% if false %}{% set getattr = 0 %}{% endif %}{{ getattr(getattr('', '__class__'), '__mro__') }}",
+        "{{ getattr('', '__class__') }}{% set getattr = 0 %}",  # bound after the use
+        "{% macro m() %}{{ open('/etc/passwd').read() }}{% endmacro %}{% set open = 0 %}{{ m() }}",
+        "{% for x in messages %}{% set eval = 0 %}{% endfor %}{{ eval('1') }}",  # a loop body's set stays there
+        "{% for x in messages %}{{ eval('1') }}{% set eval = 0 %}{% endfor %}",  # later in the same body
+        "{% macro m(exec) %}{% endmacro %}{{ m(1) }}{{ exec('1') }}",  # a parameter outside its macro
+        "{% for open in [] %}{% endfor %}{{ open('/etc/passwd') }}",  # a loop variable after its loop
+        "{% with vars = 1 %}{% endwith %}{{ vars() }}",
+        "{% if false %}{% macro eval(x) %}{% endmacro %}{% endif %}{{ eval('1') }}",
+        "{% set getattr = getattr %}{{ getattr('', 'x') }}",  # the value is the builtin itself
+    ],
+)
+def test_python_builtin_bound_only_where_the_use_cannot_see_it_is_reported(template: str) -> None:
+    worst = _worst(template)
+    assert worst is not None and worst >= Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ __loader__.load_module('posix').system('id') }}",  # the builtins module's own names
+        "{{ __spec__ }}",
+        "{% set f = __build_class__ %}{{ f }}",
+        "{{ messages|map(__import__)|list }}",
+    ],
+)
+def test_dunder_names_of_the_builtins_module_are_reported(template: str) -> None:
     worst = _worst(template)
     assert worst is not None and worst >= Severity.HIGH
