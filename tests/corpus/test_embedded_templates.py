@@ -222,3 +222,23 @@ def test_an_embedded_template_that_parses_but_cannot_be_analysed_is_unverified(
         text = template
     res = _scan(tmp_path, name, text)
     assert res.verdict is not Verdict.CLEAN, res
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "{{ config.SECRET_KEY }}",  # Flask's settings are spelled in capitals: printing one discloses it
+        "{{ config['SQLALCHEMY_DATABASE_URI'] }}",
+        "{% if config.DEBUG %}debug{% endif %}",
+        "Key: {{ config.AWS_SECRET_ACCESS_KEY ~ '' }}",
+    ],
+)
+def test_a_flask_setting_printed_from_config_is_reported(tmp_path: Path, value: str) -> None:
+    _caught(_scan(tmp_path, "mkdocs.yml", f"extra:\n  footer: {json.dumps(value)}\n"))
+
+
+def test_mkdocs_settings_with_capitals_below_the_first_name_stay_clean(tmp_path: Path) -> None:
+    res = _scan(
+        tmp_path, "mkdocs.yml", 'extra:\n  footer: "{{ config.extra.GA_ID }} {{ config.site_url }}"\n'
+    )
+    assert res.verdict is Verdict.CLEAN, res

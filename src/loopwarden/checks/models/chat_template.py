@@ -1275,7 +1275,9 @@ class _Analysis:
     def data_read(self, name: Any, parents: dict[int, Any]) -> bool:
         """Whether a use of a global is a printed or tested read of a setting: ``config.extra.version`` or
         ``config['site_name']`` (names spelled in the template, none internal), whose value is printed, joined
-        into text, compared or tested, never called, filtered or handed on."""
+        into text, compared or tested, never called, filtered or handed on. Not a setting spelled in capitals
+        (``config.SECRET_KEY``, ``config['SQLALCHEMY_DATABASE_URI']``): those are Flask's, whose printed value
+        discloses the application's secrets; MkDocs' settings are lower-case."""
         nodes = self.n
         node, steps = name, 0
         while True:
@@ -1291,7 +1293,7 @@ class _Analysis:
                 name = parent.arg.value
             else:
                 break
-            if _is_bad_name(name):
+            if _is_bad_name(name) or (not steps and name.isupper()):
                 break
             node, steps = parent, steps + 1
         if not steps:
