@@ -242,3 +242,45 @@ def test_mkdocs_settings_with_capitals_below_the_first_name_stay_clean(tmp_path:
         tmp_path, "mkdocs.yml", 'extra:\n  footer: "{{ config.extra.GA_ID }} {{ config.site_url }}"\n'
     )
     assert res.verdict is Verdict.CLEAN, res
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps([{"name": "qa", "template": SSTI}]),  # a .json list of prompts
+        json.dumps([[{"t": SSTI_ITEM}]]),
+        json.dumps([{IMPORT: "key"}]),
+        json.dumps(["x", {"prompt": SSTI}]).encode("utf-16"),
+        "  \n" + json.dumps([SSTI]),
+    ],
+)
+def test_a_json_array_is_searched_for_templates(tmp_path: Path, data: str | bytes) -> None:
+    path = tmp_path / "prompts.json"
+    path.write_bytes(data if isinstance(data, bytes) else data.encode())
+    _caught(scan_paths([str(path)], jobs=1).targets[0])
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps([{"name": "qa", "template": "Q: {{ question }}\nA:"}]),
+        json.dumps([[1, 2], [3, 4]]),
+        json.dumps([{"text": "use {{ and }} in Jinja", "label": 1}]),
+    ],
+)
+def test_ordinary_json_arrays_stay_clean(tmp_path: Path, data: str) -> None:
+    res = _scan(tmp_path, "data.json", data)
+    assert res.verdict is Verdict.CLEAN, res
+
+
+def test_a_json_array_past_the_text_bound_is_not_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # no loader reads an array as a config: past the bound it is data, while an object there stays unverified
+    from loopwarden.checks.models import dispatch
+
+    monkeypatch.setattr(dispatch, "_MAX_TEXT_PARSE", 1000)
+    array = _scan(tmp_path, "data.json", json.dumps([{"text": "x" * 100}] * 20))
+    assert array.verdict is Verdict.CLEAN, array
+    obj = _scan(tmp_path, "config.json", json.dumps({"texts": [{"text": "x" * 100}] * 20}))
+    assert obj.verdict is Verdict.UNVERIFIED, obj

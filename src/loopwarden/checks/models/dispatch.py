@@ -513,20 +513,29 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     # sentence-transformers' modules.json is a JSON array
     opens = "{[" if lower.endswith("modules.json") else "{"
     yaml_named = lower.endswith((".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
+    array = False
     if not (
         yaml_named
         or lower.endswith((".jinja", ".j2", ".jinja2", ".template", ".tmpl", ".py"))
         or json_object_start(blob, opens)
     ):
-        return
+        # a .json array (a list of prompts and their templates) is read for templates only, within the bound: no
+        # loader reads one as a config, and data files in that shape are often larger
+        array = lower.endswith(".json") and json_object_start(blob, "[")
+        if not array:
+            return
     if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
         # a config or template padded past the bound would otherwise go unread: fail closed
-        ctx.fail(blob.location, f"text of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        if not array:
+            ctx.fail(
+                blob.location, f"text of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound"
+            )
         return
     with blob.open() as f:
         data = f.read(_MAX_TEXT_PARSE + 1)
     if len(data) > _MAX_TEXT_PARSE:
-        ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        if not array:
+            ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
         return
     if yaml_named:
         # Hydra configs (a .nemo archive's model_config.yaml), hparams files and MLflow's MLmodel name code their

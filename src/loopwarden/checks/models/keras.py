@@ -289,6 +289,8 @@ def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:
 def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes | None = None) -> None:
     """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
     if not isinstance(obj, dict):
+        if isinstance(obj, list) and (raw is None or _may_hold_markup(raw)):
+            _embedded_templates(obj, ctx, location)
         return
     from loopwarden.checks.models.configs import (
         check_fiddle,
@@ -346,7 +348,7 @@ hundreds of thousands of token strings that no application renders (code vocabul
 ``model`` and of any other document's ``model`` is walked."""
 
 
-def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+def _embedded_templates(obj: dict[str, Any] | list[Any], ctx: ScanContext, location: Location) -> None:
     """Strings with Jinja markup anywhere else in the document (a ``prompt_template``, a serving config's
     templates): judged as templates an application may render, leniently (see check_embedded_template)."""
     from loopwarden.checks.models.chat_template import check_embedded_template
@@ -354,7 +356,7 @@ def _embedded_templates(obj: dict[str, Any], ctx: ScanContext, location: Locatio
     # paths are kept as (parent, key) chains and spelled only for a string that is judged: a tokenizer.json
     # holds hundreds of thousands of values
     stack: list[tuple[Any, Any]] = []
-    for k, v in obj.items():
+    for k, v in obj.items() if isinstance(obj, dict) else enumerate(obj):
         if k in _NOT_TEMPLATES:
             continue
         if k == "model" and type(v) is dict:
