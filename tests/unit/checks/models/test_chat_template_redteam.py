@@ -677,9 +677,15 @@ def test_python_builtin_called_with_an_internal_name_is_critical(template: str) 
         "{{ exec(messages[0].content) }}",
         "{{ globals() }}",
         "{% for m in messages %}{{ compile(m.content, 'x', 'exec') }}{% endfor %}",
+        # handed on as a value rather than called here
+        "{% set f = getattr %}{{ f(messages, '__class__') }}",  # aliased before the call
+        "{% macro m(fn) %}{{ fn(messages, 'x') }}{% endmacro %}{{ m(getattr) }}",  # handed to a macro
+        "{{ messages|map(eval)|list }}",  # handed to a filter
+        "{% set ns = namespace(f=open) %}{{ ns.f('/etc/passwd') }}",  # kept in a namespace
+        "{% with f = __import__ %}{{ f('os') }}{% endwith %}",
     ],
 )
-def test_python_builtin_called_by_name_is_at_least_high(template: str) -> None:
+def test_python_builtin_called_or_handed_on_is_at_least_high(template: str) -> None:
     worst = _worst(template)
     assert worst is not None and worst >= Severity.HIGH
 
@@ -703,21 +709,6 @@ def test_python_builtin_called_by_name_is_at_least_high(template: str) -> None:
 )
 def test_names_the_template_defines_itself_are_not_builtins(template: str) -> None:
     assert _worst(template) is None
-
-
-@pytest.mark.parametrize(
-    "template",
-    [
-        "{% set f = getattr %}{{ f(messages, '__class__') }}",  # aliased before the call
-        "{% macro m(fn) %}{{ fn(messages, 'x') }}{% endmacro %}{{ m(getattr) }}",  # handed to a macro
-        "{{ messages|map(eval)|list }}",  # handed to a filter
-        "{% set ns = namespace(f=open) %}{{ ns.f('/etc/passwd') }}",  # kept in a namespace
-        "{% with f = __import__ %}{{ f('os') }}{% endwith %}",
-    ],
-)
-def test_python_builtin_handed_on_as_a_value_is_reported(template: str) -> None:
-    worst = _worst(template)
-    assert worst is not None and worst >= Severity.HIGH
 
 
 @pytest.mark.parametrize(

@@ -313,13 +313,17 @@ def test_byte_item_as_a_plain_pickle_is_reported(tmp_path: Path) -> None:
     assert any(_system(f) for f in results[".metadata"].findings), results[".metadata"]
 
 
-@pytest.mark.parametrize("where", ["end", "middle", "start"])
-def test_archive_added_to_a_data_file_is_reported(tmp_path: Path, where: str) -> None:
+def _data_file_cut_at(tmp_path: Path, nth: int) -> tuple[Path, bytes, int]:
+    """A saved checkpoint's data file, its bytes, and the offset of its ``nth`` storage item."""
     folder = _save(_training_state(), tmp_path / "ckpt")
     path = folder / "__0_0.distcp"
-    data = path.read_bytes()
-    md = _metadata(folder)
-    cut = sorted(i.offset for i in md.storage_data.values())[3]
+    cut = sorted(i.offset for i in _metadata(folder).storage_data.values())[nth]
+    return path, path.read_bytes(), cut
+
+
+@pytest.mark.parametrize("where", ["end", "middle", "start"])
+def test_archive_added_to_a_data_file_is_reported(tmp_path: Path, where: str) -> None:
+    path, data, cut = _data_file_cut_at(tmp_path, 3)
     evil = _evil_zip()
     out = {"end": data + evil, "middle": data[:cut] + evil + data[cut:], "start": evil + data}[where]
     path.write_bytes(out)
@@ -329,11 +333,7 @@ def test_archive_added_to_a_data_file_is_reported(tmp_path: Path, where: str) ->
 
 @pytest.mark.parametrize("junk", [b"\x00" * 7, b"PK\x03\x04garbage", b"cos\nsystem\n(S'true'\ntR."])
 def test_data_file_that_is_no_sequence_of_archives_is_not_clean(tmp_path: Path, junk: bytes) -> None:
-    folder = _save(_training_state(), tmp_path / "ckpt")
-    path = folder / "__0_0.distcp"
-    data = path.read_bytes()
-    md = _metadata(folder)
-    cut = sorted(i.offset for i in md.storage_data.values())[2]
+    path, data, cut = _data_file_cut_at(tmp_path, 2)
     path.write_bytes(data[:cut] + junk + data[cut:])
     t = _scan(path)["__0_0.distcp"]
     assert t.verdict is not Verdict.CLEAN, t
