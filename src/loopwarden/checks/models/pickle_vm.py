@@ -241,20 +241,24 @@ def _stored_heads() -> dict[str, frozenset[str]]:
     heads: dict[str, set[str]] = {k: set() for k in ("base64", "base32", "hex", "base85", "Ascii85", "first")}
     heads["first"].update(_B64_JUNK)
     for o in _PICKLE_OPENERS | compressed:
+        first = _B64_ALPHABET[o >> 2]
         for hi in range(16):  # the second base64 character takes the next byte's high four bits
-            pair = _B64_ALPHABET[o >> 2] + _B64_ALPHABET[((o & 3) << 4) | hi]
+            pair = first + _B64_ALPHABET[((o & 3) << 4) | hi]
             heads["base64"].update((pair, pair.translate(url)))
-            heads["base64"].update(pair[0] + junk for junk in _B64_JUNK)
+        heads["base64"].update(first + junk for junk in _B64_JUNK)
         for hi in range(4):  # the second base32 character takes the next byte's high two bits
             heads["base32"].add(_B32_ALPHABET[o >> 3] + _B32_ALPHABET[((o & 7) << 2) | hi])
         heads["hex"].update((f"{o:02x}", f"{o:02X}"))
         heads["first"].add(chr(o))  # latin-1 text
-    for o in compressed | {0x80}:  # base85/Ascii85: a group of four bytes is five characters
+    # base85/Ascii85: a group of four bytes is five characters; the first two of a group opening with byte o
+    # then any byte n (and any last two) are those of the group's lowest and highest values
+    pairs: set[tuple[int, int]] = set()
+    for o in compressed | {0x80}:
         for n in range(256):
-            for v in ((o << 24) | (n << 16), (o << 24) | (n << 16) | 0xFFFF):
-                hi, mid = v // 85**4, v // 85**3 % 85
-                heads["base85"].add(_B85_ALPHABET[hi] + _B85_ALPHABET[mid])
-                heads["Ascii85"].add(chr(33 + hi) + chr(33 + mid))
+            low = (o << 24) | (n << 16)
+            pairs.update(divmod(v // 85**3, 85) for v in (low, low | 0xFFFF))
+    heads["base85"].update(_B85_ALPHABET[hi] + _B85_ALPHABET[mid] for hi, mid in pairs)
+    heads["Ascii85"].update(chr(33 + hi) + chr(33 + mid) for hi, mid in pairs)
     heads["Ascii85"].add("<~")  # as Adobe writes it
     return {k: frozenset(v) for k, v in heads.items()}
 
