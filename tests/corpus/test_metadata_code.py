@@ -144,3 +144,55 @@ def test_gguf_metadata_that_is_not_utf8_is_read_leniently(tmp_path: Path) -> Non
     )
     res = _scan(tmp_path, "model.gguf", cp.gguf_file(None, extra_kv=kv, n_kv_extra=1))
     assert res.verdict is Verdict.CLEAN, res
+
+
+def _onnx_with_metadata(props: list[tuple[str, str]]) -> bytes:
+    """``cp.onnx_model()`` with ``metadata_props`` entries (ModelProto field 14, key 1 / value 2) appended:
+    protobuf fields may come in any order."""
+    out = cp.onnx_model()
+    for key, value in props:
+        out += cp._field(14, cp._field(1, key.encode()) + cp._field(2, value.encode()))
+    return out
+
+
+@pytest.mark.parametrize("code", PAYLOADS)
+def test_onnx_metadata_props_code_is_reported(tmp_path: Path, code: str) -> None:
+    res = _scan(tmp_path, "model.onnx", _onnx_with_metadata([("author", "lab"), ("postprocess", code)]))
+    hits = [f for f in res.findings if f.rule_id == RULE]
+    assert hits and all(f.severity == Severity.MEDIUM for f in hits), res
+    assert "'postprocess'" in hits[0].message
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_onnx_benign_metadata_props_stay_clean(tmp_path: Path, text: str) -> None:
+    res = _scan(tmp_path, "model.onnx", _onnx_with_metadata([("description", text)]))
+    assert res.verdict is Verdict.CLEAN, res
+
+
+def test_onnx_metadata_value_replaced_by_a_later_one_is_judged_as_the_parser_keeps_it(tmp_path: Path) -> None:
+    entry = (
+        cp._field(1, b"hook")
+        + cp._field(2, b"harmless text")
+        + cp._field(2, b"__import__('os').system('id')")  # the last value wins
+    )
+    res = _scan(tmp_path, "model.onnx", cp.onnx_model() + cp._field(14, entry))
+    assert any(f.rule_id == RULE for f in res.findings), res
+
+
+def test_onnx_metadata_made_by_the_onnx_package_is_read(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["y"])],
+        "g",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+    )
+    model = helper.make_model(graph)
+    helper.set_model_props(model, {"license": "MIT", "init": "import os; os.system('id')"})
+    assert onnx.load_from_string(model.SerializeToString()).metadata_props[1].key == "init"
+    res = _scan(tmp_path, "model.onnx", model.SerializeToString())
+    assert [f.evidence["key"] for f in res.findings if f.rule_id == RULE] == ["init"], res
+    helper.set_model_props(model, {"license": "MIT", "author": "os.system is not called here"})
+    assert _scan(tmp_path, "model.onnx", model.SerializeToString()).verdict is Verdict.CLEAN

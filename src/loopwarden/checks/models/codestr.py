@@ -1,11 +1,11 @@
 """Python code in model metadata (LW-MODEL-047): a metadata string that is a Python program calling code
 execution, process, network or file-system primitives.
 
-Loaders never evaluate safetensors or GGUF metadata, so such a string runs nothing when the model loads; it is a
-payload staged for whatever later evaluates metadata (a serving wrapper's "init hook", an ``eval`` in a training
-script). Judged by parsing, not by pattern: the text must be a Python program (``ast.parse``) and one of its calls
-must name such a primitive. Prose that mentions ``eval`` or ``os.system`` does not parse and says nothing; shell
-commands, URLs and HTML are not Python and are not judged here.
+Loaders never evaluate safetensors, GGUF or ONNX metadata, so such a string runs nothing when the model loads; it
+is a payload staged for whatever later evaluates metadata (a serving wrapper's "init hook", an ``eval`` in a
+training script). Judged by parsing, not by pattern: the text must be a Python program (``ast.parse``) and one of
+its calls must name such a primitive. Prose that mentions ``eval`` or ``os.system`` does not parse and says nothing;
+shell commands, URLs and HTML are not Python and are not judged here.
 """
 
 from __future__ import annotations
@@ -193,8 +193,8 @@ def _resolves_primitive(call: Any, tree: Any, aliases: dict[str, str]) -> bool:
 
 
 def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
-    """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF) when it is a Python program calling
-    a primitive (LW-MODEL-047)."""
+    """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF, ONNX) when it is a Python program
+    calling a primitive (LW-MODEL-047)."""
     calls = dangerous_calls(value)
     if calls:
         ctx.add(

@@ -141,7 +141,7 @@ class ProtoReader:
 
 # message layouts: field number -> sub-message kind, for the fields that can lead to tensors, nodes or domains
 _LAYOUT: Final[dict[str, dict[int, str]]] = {
-    "model": {7: "graph", 8: "opset", 20: "training", 25: "function"},
+    "model": {7: "graph", 8: "opset", 14: "metadata", 20: "training", 25: "function"},
     "training": {1: "graph", 2: "graph"},
     "graph": {1: "node", 5: "tensor", 15: "sparse"},
     "function": {7: "node", 10: "domain", 11: "attribute"},
@@ -213,10 +213,39 @@ def _message(
                 entry["location"] = v
         elif sub == "name":
             entry["name"] = r.bytes_(stop)[:200].decode("utf-8", "replace")
+        elif sub == "metadata":
+            _metadata_entry(r, stop, blob, ctx)
         else:
             _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains)
     if "location" in entry:
         _check_location(entry["location"], entry.get("name", "?"), blob, ctx)
+
+
+_METADATA_TEXT_MAX: Final = 1 << 16
+"""Longer metadata strings are skipped: the code check judges programs up to this length (codestr._MAX_TEXT)."""
+
+
+def _metadata_entry(r: ProtoReader, end: int, blob: Blob, ctx: ScanContext) -> None:
+    """One ``metadata_props`` entry of a ModelProto (a StringStringEntryProto: key 1, value 2): its value is
+    judged as Python code (LW-MODEL-047), as safetensors and GGUF metadata are. onnxruntime hands these strings
+    to applications (``InferenceSession.get_modelmeta().custom_metadata_map``); a wrapper that evaluates one runs
+    it."""
+    from loopwarden.checks.models.codestr import check_metadata_value
+
+    key = value = ""
+    for num, wire, stop in r.fields_in(end):
+        if wire != 2 or num not in (1, 2):
+            continue
+        if stop - r.f.tell() > _METADATA_TEXT_MAX:
+            if num == 2:
+                value = ""  # a later value replaces an earlier one, as protobuf parsers do
+            continue
+        text = r.bytes_(stop).decode("utf-8", "replace")
+        key, value = (text, value) if num == 1 else (key, text)
+    if value:
+        check_metadata_value(
+            key, value, ctx, Location(blob.location.path, blob.location.member), where="ONNX"
+        )
 
 
 def _allowed_folders(base: str, folder: str) -> list[str]:

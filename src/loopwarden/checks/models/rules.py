@@ -472,7 +472,7 @@ class MetadataCode(Rule):
         "Model metadata is Python code that calls execution, process, network or file primitives"
     )
     help: ClassVar[str] = (
-        "A safetensors or GGUF metadata string parses as a Python program calling os.system, subprocess, eval, "
+        "A safetensors, GGUF or ONNX metadata string parses as a Python program calling os.system, subprocess, eval, "
         "exec, __import__ ... Loaders never evaluate metadata, so nothing runs at load time; it is a payload for "
         "whatever evaluates it later. Control: never evaluate model metadata; review the artifact's origin."
     )
