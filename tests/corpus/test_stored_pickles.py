@@ -17,6 +17,7 @@ import struct
 import zlib
 
 import pytest
+import zstandard
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models._base import ScanContext, bytes_blob
@@ -183,6 +184,9 @@ def test_in_a_pytorch_checkpoint_member() -> None:
         by(b"x\x9c" + b"\x00" * 40),  # not a valid zlib stream
         by(zlib.compress(b"just some compressed text, not a pickle" * 4)),
         by(gzip.compress(b"\x00\x01\x02" * 30)),
+        by(zstandard.ZstdCompressor().compress(b"compressed text, not a pickle" * 4)),
+        by(b"\x28\xb5\x2f\xfd" + b"not a zstd frame" * 3),
+        by(zstandard.ZstdCompressor().compress(SYSTEM_P4)[:14]),  # truncated: no block to decode
     ],
 )
 def test_look_alikes_stay_clean(value: bytes) -> None:
@@ -301,6 +305,11 @@ def _b64(data: bytes) -> str:
         (by(lzma.compress(SYSTEM_P4, format=lzma.FORMAT_ALONE)), "bytes, lzma"),
         (u(_b64(bz2.compress(SYSTEM_P4))), "base64, bzip2"),
         (u(_b64(lzma.compress(SYSTEM_P4))), "base64, lzma"),
+        # zstd (pandas writes .pkl.zst this way; zstandard.decompress takes it)
+        (by(zstandard.ZstdCompressor().compress(SYSTEM_P4)), "bytes, zstd"),
+        (by(zstandard.ZstdCompressor(level=19, write_content_size=False).compress(SYSTEM_P4)), "bytes, zstd"),
+        (u(_b64(zstandard.ZstdCompressor().compress(SYSTEM_P4))), "base64, zstd"),
+        (u(zstandard.ZstdCompressor().compress(SYSTEM_P4).hex()), "hex, zstd"),
     ],
 )
 def test_encodings_a_decoder_takes(value: bytes, how: str) -> None:
@@ -337,8 +346,8 @@ def test_calls_before_a_malformed_tail_are_reported() -> None:
         assert_stored(scan(dict_of(("p", u(_b64(inner))))), "system")
 
 
-@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress])
-def test_bzip2_and_lzma_inflating_past_the_bound_are_unverified(compress: object) -> None:
+@pytest.mark.parametrize("compress", [bz2.compress, lzma.compress, zstandard.ZstdCompressor().compress])
+def test_bzip2_lzma_and_zstd_inflating_past_the_bound_are_unverified(compress: object) -> None:
     assert callable(compress)
     bomb = compress(b"\x80\x04" + b"N" * (40 << 20))
     result = scan(dict_of(("payload", by(bomb))))

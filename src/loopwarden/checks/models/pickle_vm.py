@@ -210,7 +210,7 @@ _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
 # opcode that needs nothing on the stack (PROTO is optional); these are the ones that push something or a MARK.
 _STORED_MIN: Final = 16  # shorter constants cannot hold a pickle that calls anything
 _PICKLE_OPENERS: Final = frozenset(b"\x80\x95()]}NIJKLMFGSTUVXBCc\x88\x89\x8a\x8b\x8c\x8d\x8e\x8f\x96")
-# Compressed streams a stored pickle may be kept in: zlib, gzip, bzip2, xz and raw LZMA ("alone").
+# Compressed streams a stored pickle may be kept in: zlib, gzip, bzip2, xz, raw LZMA ("alone") and zstd.
 _STORED_COMPRESSED: Final = (
     b"x\x9c",
     b"x\xda",
@@ -220,6 +220,7 @@ _STORED_COMPRESSED: Final = (
     b"BZh",
     b"\xfd7zXZ\x00",
     b"]\x00\x00",
+    b"\x28\xb5\x2f\xfd",
 )
 _B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
 _B32_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
@@ -980,7 +981,7 @@ def _stored_head(value: str) -> bool:
 
 def _stored_pickle(value: Any) -> tuple[bytes, str] | str | None:
     """The pickle a string or bytes constant holds as data, and how it is encoded (raw, latin-1 text, hex,
-    base64, base32, base85 or Ascii85, each possibly zlib-, gzip-, bzip2- or LZMA-compressed); a reason text
+    base64, base32, base85 or Ascii85, each possibly zlib-, gzip-, bzip2-, LZMA- or zstd-compressed); a reason text
     when it holds one that cannot be decoded within the bounds; None when it is not one."""
     if type(value) is str:
         return _stored_text(value, "")
@@ -1067,6 +1068,8 @@ def _stored_compression(data: bytes) -> str:
         return "bzip2"
     if head == b"\xfd7zXZ\x00" or head[:3] == b"]\x00\x00":
         return "lzma"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
     return ""
 
 
@@ -1082,6 +1085,20 @@ def _stored_inflate(data: bytes, method: str, limit: int) -> bytes | None:
             z = zlib.decompressobj(31 if method == "gzip" else 15)
             out = z.decompress(data, limit)
             return out + b"\x00" if z.unconsumed_tail else out
+        if method == "zstd":
+            import io
+
+            import zstandard
+
+            # a stream reader: bounded output whatever the frame declares; frames that follow are read too,
+            # as zstandard.decompress and pandas' reader take them
+            try:
+                with zstandard.ZstdDecompressor().stream_reader(
+                    io.BytesIO(data), read_across_frames=True
+                ) as r:
+                    return r.read(limit + 1)
+            except zstandard.ZstdError:
+                return None
         d: Any = bz2.BZ2Decompressor() if method == "bzip2" else lzma.LZMADecompressor()
         more: bytes = d.decompress(data, limit)
         return more + b"\x00" if len(more) >= limit and not d.eof else more
