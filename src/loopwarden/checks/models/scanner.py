@@ -362,7 +362,6 @@ def _scan_forked(
     pipe. Forking shares the loaded code and allow-list; there is no executor, feeder thread or per-task
     round trip. A worker that dies (killed, out of memory) leaves its targets ``unverified``, never clean.
     """
-    import pickle
     import selectors
     import signal
 
@@ -460,6 +459,8 @@ def _scan_forked(
                                 (),
                             )
                         else:
+                            import pickle
+
                             # written by our own forked child on a private pipe: multiprocessing's trust model
                             res, refs = pickle.loads(buf[start : start + n])  # noqa: S301
                         pos = start + n
@@ -516,9 +517,8 @@ def _serve(
     allow: Any,
     digest: bool,
 ) -> None:  # pragma: no cover - runs in a forked child
-    """Scan the targets whose indices arrive on ``q_read`` until it is closed and empty."""
-    import pickle
-
+    """Scan the targets whose indices arrive on ``q_read`` until it is closed and empty (``pickle`` is imported
+    only for a result that is not clean: most workers of a benign folder never need it)."""
     while True:
         raw = os.read(q_read, _INDEX.size * batch)
         if not raw:
@@ -528,6 +528,8 @@ def _serve(
             if res.verdict is Verdict.CLEAN and not res.findings and res.digest is None and not refs:
                 sink.write(_FRAME.pack(idx, 0))
                 continue
+            import pickle
+
             frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
             sink.write(_FRAME.pack(idx, len(frame)))
             sink.write(frame)
