@@ -723,6 +723,17 @@ _DCP_METADATA: Final = (
     "torch.distributed.checkpoint.metadata.ChunkStorageMetadata",
     "torch.distributed.checkpoint.metadata.TensorProperties",
     "torch.distributed.checkpoint.filesystem._StorageInfo",
+    # the same classes where torch 1.13 kept the package (torch still maps that name to the current package)
+    "torch.distributed._shard.checkpoint.metadata.Metadata",
+    "torch.distributed._shard.checkpoint.metadata.StorageMeta",
+    "torch.distributed._shard.checkpoint.metadata.MetadataIndex",
+    "torch.distributed._shard.checkpoint.metadata.TensorStorageMetadata",
+    "torch.distributed._shard.checkpoint.metadata.BytesStorageMetadata",
+    "torch.distributed._shard.checkpoint.metadata.ChunkStorageMetadata",
+    "torch.distributed._shard.checkpoint.filesystem._StorageInfo",
+    "torch.distributed._shard.checkpoint.metadata.TensorProperties",
+    # torch 1.13's TensorStorageMetadata.properties: the same 5-tuple __setstate__ as the current TensorProperties
+    "torch.distributed._shard.sharded_tensor.metadata.TensorProperties",
 )
 """The dataclasses of a distributed checkpoint's ``.metadata`` (``pickle.dump`` of ``Metadata``): plain data holders
 rebuilt by NEWOBJ + BUILD (their ``__dict__``; ``TensorProperties.__setstate__`` unpacks a 5-tuple and maps the
@@ -833,6 +844,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # torch.distributed.checkpoint's .metadata (see _REBUILD_ONLY); the memory-format enum is looked up by value
         *_DCP_METADATA,
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+        "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
+        "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
         "torch.amp.grad_scaler._refresh_per_optimizer_state",
         "torch.cuda.amp.grad_scaler._refresh_per_optimizer_state",

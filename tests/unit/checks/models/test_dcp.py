@@ -378,3 +378,45 @@ def test_a_blob_shorter_than_its_declared_size_is_no_archive_sequence() -> None:
     data = b"PK\x03\x04" + b"\x00" * 60
     blob = dataclasses.replace(bytes_blob("x.distcp", Location("x.distcp"), data, 0), size=len(data) + 40)
     assert archive_sequence(blob, ScanContext("x.distcp", Limits(), default_allow())) is None
+
+
+def _as_torch_1_13(md: Any) -> bytes:
+    """The metadata pickled with the names torch 1.13 wrote (the package was ``torch.distributed._shard.checkpoint``
+    and TensorProperties came from ``_shard.sharded_tensor``), protocol 2 so the names are GLOBAL lines."""
+    data = pickle.dumps(md, protocol=2)
+    new, old = b"ctorch.distributed.checkpoint.", b"ctorch.distributed._shard.checkpoint."
+    assert new + b"metadata\n" in data and new + b"filesystem\n_StorageInfo\n" in data
+    data = data.replace(
+        new + b"metadata\nTensorProperties\n",
+        b"ctorch.distributed._shard.sharded_tensor.metadata\nTensorProperties\n",
+    )
+    data = data.replace(
+        new + b"metadata\n_MEM_FORMAT_ENCODING\n",
+        b"ctorch.distributed._shard.sharded_tensor.metadata\nMEM_FORMAT_ENCODING\n",
+    )
+    data = data.replace(new, old)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the old package name is deprecated
+        assert pickle.loads(data).storage_data  # our own bytes: the old names still load in current torch
+    return data
+
+
+def test_checkpoint_metadata_with_torch_1_13_names_is_clean(tmp_path: Path) -> None:
+    folder = _save(_training_state(), tmp_path / "ckpt")
+    (folder / ".metadata").write_bytes(_as_torch_1_13(_metadata(folder)))
+    _assert_clean(_scan(folder))
+
+
+def test_torch_1_13_names_are_judged_like_the_current_ones(tmp_path: Path) -> None:
+    folder = _save(_training_state(), tmp_path / "ckpt")
+    md = _metadata(folder)
+    key = next(iter(md.storage_data))
+    md.storage_data[key] = dataclasses.replace(md.storage_data[key], relative_path="../../outside.distcp")
+    (folder / ".metadata").write_bytes(_as_torch_1_13(md))
+    assert "LW-MODEL-048" in _rules(_scan(folder)[".metadata"])
+    for name in (
+        "torch.distributed._shard.checkpoint.metadata.Metadata",
+        "torch.distributed._shard.checkpoint.filesystem._StorageInfo",
+    ):
+        called = analyze_pickle_bytes(b"\x80\x02" + _g(name) + b"(" + _s("a") + b"K\x00K\x01tR.")
+        assert any(f.rule_id == "LW-MODEL-005" and f.severity is Severity.HIGH for f in called.findings), name
