@@ -1001,10 +1001,16 @@ def _range(blob: Blob, ctx: ScanContext, start: int, end: int, what: str) -> Non
 
 
 def _lazy(module: str, func: str) -> Callable[[Blob, ScanContext], None]:
-    def call(blob: Blob, ctx: ScanContext) -> None:
-        import importlib
+    """A handler imported on its first call (the module of a format no scanned file has is never loaded), then
+    called directly."""
+    resolved: list[Callable[[Blob, ScanContext], None]] = []
 
-        getattr(importlib.import_module(f"loopwarden.checks.models.{module}"), func)(blob, ctx)
+    def call(blob: Blob, ctx: ScanContext) -> None:
+        if not resolved:
+            import importlib
+
+            resolved.append(getattr(importlib.import_module(f"loopwarden.checks.models.{module}"), func))
+        resolved[0](blob, ctx)
 
     return call
 
