@@ -254,14 +254,15 @@ def gen_bad() -> dict[str, Path]:
 
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
     """Payloads a later consumer runs (modelaudit's regression corpus has this class): pickles kept as data inside a
-    pickle (raw, base64, hex, zlib), Python code in safetensors and GGUF metadata, a Jinja SSTI in a YAML serving
-    config and a chat template calling a Python builtin; with them, a TF1 MetaGraphDef whose graph calls Python and
-    a pickle whose frame boundary hides a call from in-memory readers."""
+    pickle (raw, base64, hex, zlib, zstd), Python code in safetensors, ONNX and GGUF metadata, a Jinja SSTI in a YAML
+    serving config and a chat template calling a Python builtin; with them, a TF1 MetaGraphDef whose graph calls
+    Python and a pickle whose frame boundary hides a call from in-memory readers."""
     import base64
     import struct
     import zlib
 
     import _container_payloads as cp
+    import zstandard
 
     sys.path.insert(0, str(REPO / "tests" / "unit" / "checks" / "models"))
     import test_tensorflow as ttf
@@ -294,8 +295,13 @@ def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
         "stored_pickle_base64": {"model.pkl": holder(text(base64.b64encode(inner).decode()))},
         "stored_pickle_hex": {"model.pkl": holder(text(inner.hex()))},
         "stored_pickle_zlib": {"model.pkl": holder(blob(zlib.compress(inner)))},
+        "stored_pickle_zstd": {"model.pkl": holder(blob(zstandard.ZstdCompressor().compress(inner)))},
         "safetensors_metadata_code": {
             "model.safetensors": st({"format": "pt", "init": "import os; os.system('id')"})
+        },
+        "onnx_metadata_code": {
+            "model.onnx": cp.onnx_model()
+            + cp._field(14, cp._field(1, b"postprocess") + cp._field(2, b"import os; os.system('id')"))
         },
         "gguf_metadata_code": {
             "model.gguf": cp.gguf_file(
