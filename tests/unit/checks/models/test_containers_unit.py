@@ -29,7 +29,11 @@ import _container_payloads as cp
 
 def scan_bytes(data: bytes, name: str = "f.bin") -> ScanContext:
     ctx = ScanContext("f", Limits(), default_allow())
-    scan_blob(bytes_blob(name, Location("f"), data, 0), ctx)
+    try:
+        scan_blob(bytes_blob(name, Location("f"), data, 0), ctx)
+    finally:
+        for c in ctx.closers:  # temporary files, as the scanner closes them when a target is done
+            c.close()
     return ctx
 
 

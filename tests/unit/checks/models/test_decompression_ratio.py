@@ -36,6 +36,9 @@ def _scan(name: str, data: bytes) -> ScanContext:
         scan_blob(bytes_blob(name, Location(name), data, 0), ctx)
     except ResourceLimitExceeded as exc:
         ctx.fail(Location(name), str(exc))
+    finally:
+        for c in ctx.closers:  # temporary files, as the scanner closes them when a target is done
+            c.close()
     return ctx
 
 
