@@ -243,9 +243,7 @@ def _metadata_entry(r: ProtoReader, end: int, blob: Blob, ctx: ScanContext) -> N
         text = r.bytes_(stop).decode("utf-8", "replace")
         key, value = (text, value) if num == 1 else (key, text)
     if value:
-        check_metadata_value(
-            key, value, ctx, Location(blob.location.path, blob.location.member), where="ONNX"
-        )
+        check_metadata_value(key, value, ctx, blob.location, where="ONNX")
 
 
 def _allowed_folders(base: str, folder: str) -> list[str]:
