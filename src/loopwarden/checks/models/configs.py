@@ -551,6 +551,8 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
         for task, spec in pipes.items():
             impl = spec.get("impl") if isinstance(spec, dict) else spec
             refs.append((f"custom_pipelines.{task}.impl", impl))
+    if name.rsplit("/", 1)[-1].lower() == "config.json":
+        _hub_code_of_model_config(obj, ctx, location)
     seen: set[str] = set()
     for key, ref in refs:
         if len(seen) >= _MAX_REMOTE_REFS:
@@ -572,6 +574,90 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             location,
             target=str(shown),
         )
+
+
+_ATTN_KEYS: Final = frozenset(
+    {"attn_implementation", "_attn_implementation", "_attn_implementation_internal"}
+)
+"""Keys of a transformers model config (and of each sub-config) that set its attention implementation: the first
+two even in transformers 5.24 (``PreTrainedConfig.__init__`` pops the first, the second is a property setter), the
+third before 5.3, when every config key became an attribute (CVE-2026-4372)."""
+_HUB_KERNEL: Final = re.compile(r"(?:paged\|)?([^/:|]+)/[^/:]+(?:@[^/:]+)?(?::[^/:]+)?\Z")
+"""transformers' ``is_kernel`` pattern (``org/repo[@rev][:function]``, after the ``paged|`` prefix it strips): such
+an attention implementation is a Hugging Face Hub kernel repository, which ``from_pretrained`` downloads with the
+``kernels`` package and imports (Python and compiled code) while building the model."""
+_TRUSTED_KERNEL_ORG: Final = "kernels-community"
+"""Hugging Face's curated kernel organisation: the one transformers 5.3+ loads without ``allow_all_kernels``."""
+_REPO_ID: Final = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+\Z")
+
+
+def _hub_code_of_model_config(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """Code of another repository that a transformers ``config.json`` makes ``from_pretrained`` fetch and run
+    without the caller's ``trust_remote_code``:
+
+    * an attention implementation naming a Hub kernel (CVE-2026-4372: transformers 4.56-5.2 load any repository's
+      kernel; 5.3+ still load those of ``kernels-community`` named by ``attn_implementation``). transformers never
+      writes these keys when it saves a config, so they were put there by hand;
+    * ``trust_remote_code: true`` together with a sub-config naming a repository (CVE-2026-5241: transformers 5.2's
+      LightGlue config passed its own ``trust_remote_code`` to the ``AutoConfig.from_pretrained`` of its
+      keypoint-detector sub-config, whose repository's ``auto_map`` code then ran).
+
+    Sub-configs are searched too (``text_config``: each is built with the same keys); the walk is bounded."""
+    kernels: list[tuple[str, str]] = []
+    names: list[tuple[str, str]] = []
+    trusts: list[str] = []
+    stack: list[tuple[str, Any]] = [("", obj)]
+    visited = 0
+    while stack and visited < MAX_CONFIG_NODES:
+        path, node = stack.pop()
+        visited += 1
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            if not isinstance(key, str):
+                continue
+            where = f"{path}.{key}" if path else key
+            if key in _ATTN_KEYS:
+                # the setter also takes {sub-config name: implementation}
+                values = value.items() if isinstance(value, dict) else [("", value)]
+                kernels.extend(
+                    (f"{where}.{k}" if k else where, v)
+                    for k, v in values
+                    if isinstance(v, str) and _HUB_KERNEL.match(v)
+                )
+            elif key == "trust_remote_code" and value is True:
+                trusts.append(where)
+            elif key == "_name_or_path" and path and isinstance(value, str) and value.strip():
+                names.append((where, value))
+            elif isinstance(value, dict):
+                stack.append((where, value))
+    for where, value in kernels[:_MAX_REMOTE_REFS]:
+        org = _HUB_KERNEL.match(value).group(1).strip()  # type: ignore[union-attr]
+        curated = org == _TRUSTED_KERNEL_ORG
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.LOW if curated else Severity.HIGH,
+            f"{where} '{value[:200]}': transformers downloads this Hugging Face Hub kernel and imports its code while "
+            "building the model, without trust_remote_code"
+            + (
+                " (Hugging Face's curated kernel organisation)"
+                if curated
+                else " (any repository before transformers 5.3: CVE-2026-4372); that code is not analysed"
+            ),
+            location,
+            target=value[:200],
+        )
+    if trusts:
+        for where, value in names[:_MAX_REMOTE_REFS]:
+            ctx.add_severity(
+                rules.HydraTarget,
+                Severity.HIGH if _REPO_ID.match(value.strip()) else Severity.MEDIUM,
+                f"{trusts[0]} is true and {where} names '{value[:200]}': a config that passes its own "
+                "trust_remote_code to a sub-config's AutoConfig.from_pretrained runs that repository's auto_map code "
+                "(transformers 5.2 LightGlue, CVE-2026-5241); that code is not analysed",
+                location,
+                target=value[:200],
+            )
 
 
 _DIFFUSERS_LIBRARIES: Final = frozenset({"diffusers", "transformers", "onnxruntime.training"})

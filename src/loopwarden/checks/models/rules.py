@@ -363,8 +363,8 @@ class HydraTarget(Rule):
     title: ClassVar[str] = "Model config names a callable its loader imports and calls"
     help: ClassVar[str] = (
         "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
-        "NeMo's top-level `target`, a fiddle pyref (NeMo 2's io.json), transformers' auto_map, or a "
-        "sentence-transformers modules.json `type` / activation path names a "
+        "NeMo's top-level `target`, a fiddle pyref (NeMo 2's io.json), transformers' auto_map or Hub attention "
+        "kernel, or a sentence-transformers modules.json `type` / activation path names a "
         "dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
         "same callable (critical for code execution). Control: allow-list of instantiation targets; do not "
         "load checkpoints from untrusted sources."
