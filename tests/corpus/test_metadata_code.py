@@ -125,6 +125,70 @@ def test_gguf_metadata_code_is_reported(tmp_path: Path, code: str) -> None:
     assert any(f.rule_id == RULE for f in res.findings), res
 
 
+def _gguf_str(t: str) -> bytes:
+    b = t.encode()
+    return struct.pack("<Q", len(b)) + b
+
+
+def _gguf_array_kv(key: str, items: list[str], nested: bool = False) -> bytes:
+    """An array of strings (type 9 of type 8), or an array holding one such array."""
+    inner = struct.pack("<IQ", 8, len(items)) + b"".join(_gguf_str(i) for i in items)
+    if nested:
+        inner = struct.pack("<IQ", 9, 1) + inner
+    return _gguf_str(key) + struct.pack("<I", 9) + inner
+
+
+@pytest.mark.parametrize(
+    ("key", "items", "nested"),
+    [
+        ("general.tags", ["text-generation", "import os; os.system('id')"], False),
+        ("general.languages", ["en", "__import__('os').system('id')"], False),
+        ("tokenizer.ggml.added_tokens", ["<x>", "eval(compile('1', 'x', 'exec'))"], False),
+        ("my.hooks", ["import subprocess; subprocess.call(['sh'])"], True),
+    ],
+    ids=["tags", "languages", "added-tokens", "nested-array"],
+)
+def test_gguf_code_in_an_array_of_strings_is_reported(
+    tmp_path: Path, key: str, items: list[str], nested: bool
+) -> None:
+    """gguf-py's reader hands an application every string of an array as it hands a scalar string; code staged in
+    one was never judged (only scalar strings were)."""
+    data = cp.gguf_file(None, extra_kv=_gguf_array_kv(key, items, nested), n_kv_extra=1)
+    res = _scan(tmp_path, "model.gguf", data)
+    assert any(f.rule_id == RULE for f in res.findings), res
+
+
+def test_gguf_array_written_by_gguf_py_is_read_as_the_reader_reads_it(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "model.gguf"
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_array("general.tags", ["text-generation", "import os; os.system('id')"])
+    w.add_array("tokenizer.ggml.tokens", ["<s>", "</s>", "open", "eval"])
+    w.add_tensor("t", np.zeros(32, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    field = gguf.GGUFReader(str(path)).fields["general.tags"]
+    assert bytes(field.parts[field.data[1]]).decode() == "import os; os.system('id')"
+    res = scan_paths([str(path)], jobs=1).targets[0]
+    assert [f.rule_id for f in res.findings] == [RULE], res
+
+
+@pytest.mark.parametrize("text", BENIGN)
+def test_benign_strings_in_gguf_arrays_stay_clean(tmp_path: Path, text: str) -> None:
+    data = cp.gguf_file(None, extra_kv=_gguf_array_kv("general.tags", ["chat", text]), n_kv_extra=1)
+    assert _scan(tmp_path, "model.gguf", data).verdict is Verdict.CLEAN
+
+
+def test_gguf_vocabulary_is_not_judged_as_metadata(tmp_path: Path) -> None:
+    """Token strings are the tokenizer's data (a vocabulary may well hold 'eval(' or 'import os'): not judged."""
+    kv = _gguf_array_kv("tokenizer.ggml.tokens", ["import os; os.system('id')", "eval(x)"])
+    data = cp.gguf_file(None, extra_kv=kv, n_kv_extra=1)
+    assert _scan(tmp_path, "model.gguf", data).verdict is Verdict.CLEAN
+
+
 @pytest.mark.parametrize("text", BENIGN)
 def test_benign_metadata_stays_clean(tmp_path: Path, text: str) -> None:
     assert _scan(tmp_path, "model.safetensors", _st({"description": text})).verdict is Verdict.CLEAN

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Any, BinaryIO, Final
 
 from loopwarden.checks.models import rules
@@ -32,6 +33,9 @@ _MAX_COUNT: Final = 1 << 24
 _MAX_KEEP: Final = 16 << 20
 _MAX_KEPT_ITEMS: Final = 4096
 _TEMPLATE_NAMES: Final = "tokenizer.chat_templates"
+_VOCABULARY: Final = frozenset({"tokenizer.ggml.tokens", "tokenizer.ggml.merges"})
+"""The tokenizer's vocabulary and merge rules: hundreds of thousands of token strings that only the tokenizer
+reads; every other array of strings is judged for Python code like a scalar string (LW-MODEL-047)."""
 _MAX_DIMS: Final = 4
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
 _GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
@@ -137,9 +141,12 @@ def _too_large() -> str:
     return f"chat template longer than {_MAX_KEEP} bytes is not analysed (bound on kept strings)"
 
 
-def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
+def _value(
+    cur: _Cursor, vtype: int, keep: bool, depth: int = 0, judge: Callable[[str], None] | None = None
+) -> Any:
     """A scalar, a string (when ``keep`` and it is at most _MAX_KEEP bytes, else None), or, for an array of
-    strings when ``keep``, the list of them (None for one too long); other arrays are skipped (None)."""
+    strings when ``keep``, the list of them (None for one too long); other arrays are skipped (None). Without
+    ``keep``, each string of an array (nested ones included) is handed to ``judge``, when given."""
     if vtype in _SCALAR:
         fmt = "<" + _SCALAR[vtype]
         return struct.unpack(fmt, cur.read(struct.calcsize(fmt)))[0]
@@ -159,8 +166,14 @@ def _value(cur: _Cursor, vtype: int, keep: bool, depth: int = 0) -> Any:
             raise _BadError(f"unknown array element type {etype}")
         if keep and etype == _STRING and n <= _MAX_KEPT_ITEMS:
             return [cur.string(True) for _ in range(n)]
+        if judge is not None and etype == _STRING:
+            for _ in range(n):
+                item = cur.string(True, strict=False)
+                if item is not None:
+                    judge(item)
+            return None
         for _ in range(n):
-            _value(cur, etype, False, depth + 1)
+            _value(cur, etype, False, depth + 1, judge)
         return None
     raise _BadError(f"unknown value type {vtype}")
 
@@ -210,7 +223,13 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             if val is not None:
                 check_metadata_value(key, val, ctx, loc, where="GGUF")
             continue
-        val = _value(cur, vtype, keep)
+        judge = None
+        if vtype == _ARRAY and not keep and key not in _VOCABULARY:
+            # strings in arrays are metadata as much as scalar ones (gguf-py hands both to applications)
+            def judge(item: str, key: str = key) -> None:
+                check_metadata_value(key, item, ctx, loc, where="GGUF")
+
+        val = _value(cur, vtype, keep, judge=judge)
         if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):
             # gguf-py's list form: the names here, each template under tokenizer.chat_template.<name>. The
             # names are judged as templates too, so that nothing a renderer might take as one goes unread.
