@@ -13,13 +13,13 @@ import dataclasses
 import io
 import os
 import pickle
-import struct
 import warnings
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from test_allowlist_patterns import _g, _s  # GLOBAL of a dotted name, BINUNICODE
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 from loopwarden.checks.models.scanner import scan_paths
@@ -201,16 +201,6 @@ def test_other_objects_with_a_relative_path_are_no_storage_entries(tmp_path: Pat
     _assert_clean(_scan(tmp_path / "index.pkl"))
     result = analyze_pickle_bytes(pickle.dumps(items, protocol=4))
     assert result.storage_infos == ()
-
-
-def _g(name: str) -> bytes:
-    module, _, qual = name.rpartition(".")
-    return b"c" + module.encode() + b"\n" + qual.encode() + b"\n"
-
-
-def _s(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
 
 
 def _info(*states: bytes) -> bytes:
