@@ -32,7 +32,6 @@ import random
 import re
 import resource
 import signal
-import struct
 import sys
 import tempfile
 import time
@@ -172,7 +171,9 @@ def seeds() -> dict[str, list[bytes]]:
             out["gguf"].append((t / "m.gguf").read_bytes())
         except ImportError:
             pass
-    out["pickle-calls"] = [_CallProgram(random.Random(i)).program() for i in range(16)]  # splice material
+    from _loader_oracle import CallProgram
+
+    out["pickle-calls"] = [CallProgram(random.Random(i)).program() for i in range(16)]  # splice material
     return out
 
 
@@ -212,268 +213,6 @@ def mutate(rng: random.Random, data: bytes, pool: list[bytes]) -> bytes:
             i = rng.randrange(n)
             b[i:i] = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 16)))
     return bytes(b)
-
-
-# ------------------------------------------------------------------------------------ generated pickle calls
-
-_DANGEROUS = [
-    ("os", "system"),
-    ("posix", "system"),
-    ("nt", "system"),
-    ("builtins", "eval"),
-    ("builtins", "exec"),
-    ("__builtin__", "eval"),
-    ("builtins", "getattr"),
-    ("builtins", "__import__"),
-    ("subprocess", "Popen"),
-    ("importlib", "import_module"),
-    ("operator", "attrgetter"),
-    ("functools", "partial"),
-    ("runpy", "run_path"),
-    ("pty", "spawn"),
-    ("shutil", "rmtree"),
-    ("_io", "FileIO"),
-    ("ctypes", "CDLL"),
-    ("pickle", "loads"),
-    ("torch", "load"),
-    ("numpy", "load"),
-    ("types", "FunctionType"),
-    ("sys", "modules"),
-]
-_ALLOWED = [
-    ("collections", "OrderedDict"),
-    ("collections", "defaultdict"),
-    ("torch._utils", "_rebuild_tensor_v2"),
-    ("torch", "FloatStorage"),
-    ("numpy.core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"),
-    ("numpy", "dtype"),
-    ("copyreg", "__newobj__"),
-    ("builtins", "set"),
-]
-
-
-def _text_op(rng: random.Random, s: str) -> bytes:
-    """Push ``s`` with one of the eight string opcodes (protocol 0 text, bytes strings, unicode strings)."""
-    b = s.encode()
-    k = rng.randrange(8)
-    if k == 0 and len(b) < 256:
-        return b"\x8c" + bytes([len(b)]) + b
-    if k == 1:
-        return b"X" + struct.pack("<I", len(b)) + b
-    if k == 2:
-        return b"\x8d" + struct.pack("<Q", len(b)) + b
-    if k == 3:
-        return b"V" + s.encode("raw_unicode_escape") + b"\n"
-    if k == 4:
-        return b"S'" + s.encode("latin-1", "replace") + b"'\n"
-    if k == 5 and len(b) < 256:
-        return b"U" + bytes([len(b)]) + b
-    if k == 6:
-        return b"T" + struct.pack("<I", len(b)) + b
-    return b'S"' + s.encode("latin-1", "replace") + b'"\n'
-
-
-class _CallProgram:
-    """A pickle that reaches callables by a random route, with the memo, marks and filler around them."""
-
-    def __init__(self, rng: random.Random) -> None:
-        self.rng = rng
-        self.memo = 0
-
-    def put(self) -> bytes:
-        i, k = self.memo, self.rng.randrange(4)
-        self.memo += 1
-        if k == 0:
-            return b"\x94"
-        if k == 1 and i < 256:
-            return b"q" + bytes([i])
-        if k == 2:
-            return b"r" + struct.pack("<I", i)
-        return b"p" + str(i).encode() + b"\n"
-
-    def get(self, i: int) -> bytes:
-        k = self.rng.randrange(3)
-        if k == 0 and i < 256:
-            return b"h" + bytes([i])
-        if k == 1:
-            return b"j" + struct.pack("<I", i)
-        return b"g" + str(i).encode() + b"\n"
-
-    def text(self, s: str) -> bytes:
-        code = _text_op(self.rng, s)
-        if self.rng.random() < 0.3:
-            code += self.put()
-            if self.rng.random() < 0.5:
-                code += b"0" + self.get(self.memo - 1)
-        return code
-
-    def callable_(self, module: str, name: str) -> bytes:
-        k = self.rng.randrange(4)
-        if k == 0:
-            return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-        if k == 1:
-            return self.text(module) + self.text(name) + b"\x93"
-        if k == 2:  # both names from the memo, pushed earlier and popped
-            code = self.text(module) + self.put()
-            m = self.memo - 1
-            code += self.text(name) + self.put()
-            return code + b"00" + self.get(m) + self.get(self.memo - 1) + b"\x93"
-        return b"c" + module.encode() + b"\n" + name.encode() + b"\n" + self.put()
-
-    def args(self) -> bytes:
-        k = self.rng.randrange(4)
-        if k == 0:
-            return b")"
-        if k == 1:
-            return self.text("id") + b"\x85"
-        if k == 2:
-            return b"(" + self.text("id") + b"t"
-        return b"(K\x01" + self.text("echo") + b"t"
-
-    def call(self, module: str, name: str) -> bytes:
-        k = self.rng.randrange(6)
-        if k == 0:
-            return self.callable_(module, name) + self.args() + b"R"
-        if k == 1:
-            return b"(" + self.callable_(module, name) + self.text("id") + b"o"
-        if k == 2:
-            return b"(" + self.text("id") + b"i" + module.encode() + b"\n" + name.encode() + b"\n"
-        if k == 3:
-            return self.callable_(module, name) + self.args() + b"\x81"
-        if k == 4:
-            return self.callable_(module, name) + self.args() + b"}\x92"
-        # the outer call first: memo indexes must rise in stream order (MEMOIZE takes the next free one)
-        outer = self.callable_("collections", "OrderedDict") + b")R}" + self.text("a")
-        return outer + self.callable_(module, name) + b")Rsb"
-
-    def filler(self) -> bytes:
-        k = self.rng.randrange(8)
-        if k == 0:
-            return b"N0"
-        if k == 1:
-            return b"K" + bytes([self.rng.randrange(256)]) + b"0"
-        if k == 2:
-            return b"(" + b"N" * self.rng.randrange(3) + b"1"
-        if k == 3:
-            return b"]" + self.put() + b"(NNe0"  # a list filled by APPENDS over a mark
-        if k == 4:
-            return b"]" + self.put() + b"0"
-        if k == 5:
-            return self.text("hello") + b"0"
-        if k == 6:
-            return b"I" + str(self.rng.randrange(-5, 99)).encode() + b"\n0"
-        return b"\x88\x89\x86\x89\x86" + b"0"
-
-    def program(self) -> bytes:
-        rng = self.rng
-        out = bytearray(b"\x80" + bytes([rng.randrange(6)]) if rng.random() < 0.8 else b"")
-        for _ in range(rng.randrange(4)):
-            out += self.filler()
-        for _ in range(rng.randrange(1, 4)):
-            module, name = rng.choice(_DANGEROUS if rng.random() < 0.6 else _ALLOWED)
-            if rng.random() < 0.15:
-                name += ".__call__"
-            out += self.call(module, name)
-            if rng.random() < 0.5:
-                out += b"0"
-            for _ in range(rng.randrange(2)):
-                out += self.filler()
-        return bytes(out + b"N.")
-
-
-class _Inert:
-    """What the recording unpickler hands back for every class: accepts any construction, call or state."""
-
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        pass
-
-    def __call__(self, *args: object, **kwargs: object) -> _Inert:
-        return _Inert()
-
-    def __setstate__(self, state: object) -> None:
-        pass
-
-    def __setitem__(self, key: object, value: object) -> None:
-        pass
-
-    def append(self, value: object) -> None:
-        pass
-
-    def extend(self, values: object) -> None:
-        pass
-
-    def add(self, value: object) -> None:
-        pass
-
-
-class _Recorder(pickle.Unpickler):
-    """pickle.load's C unpickler, recording every name it resolves; nothing is imported, nothing runs."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__(io.BytesIO(data))
-        self.names: list[tuple[str, str]] = []
-
-    def find_class(self, module: str, name: str) -> Any:
-        self.names.append((module, name))
-        if len(self.names) > 10_000:
-            raise pickle.UnpicklingError("too many names")
-        return _Inert
-
-    def persistent_load(self, pid: Any) -> Any:
-        return _Inert()
-
-
-def torch_resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
-    """The names ``torch.load(weights_only=False)`` resolves on a zip, through the recording unpickler (torch
-    reads the zip with its own reader, picks the record folder and the data.pkl itself). Empty without torch."""
-    try:
-        import torch
-    except ImportError:
-        return []
-    names: list[tuple[str, str]] = []
-
-    class _TorchRecorder(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            names.append((module, name))
-            if module.startswith("torch") and _attribute_path(module, name):
-                try:  # torch's own rebuild functions, so that the load goes on as torch's would
-                    return super().find_class(module, name)
-                except Exception:
-                    return _Inert
-            return _Inert
-
-    recording = type(pickle)("recording_pickle")
-    recording.Unpickler = _TorchRecorder  # type: ignore[attr-defined]
-    recording.load = lambda f, **kw: _TorchRecorder(f, **kw).load()  # type: ignore[attr-defined]
-    try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            torch.load(io.BytesIO(data), weights_only=False, pickle_module=recording)
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except BaseException:  # any stop of the real loader: what it resolved so far is what counts
-        pass
-    return names
-
-
-def _attribute_path(module: str, name: str) -> bool:
-    """A name find_class can resolve: dotted identifiers (``getattr(os, "a-b")`` fails: nothing is reached)."""
-    return all(part.isidentifier() for part in (*module.split("."), *name.split(".")))
-
-
-def resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
-    """The names pickle.load resolves on ``data`` before it stops (an error, STOP or the time bound)."""
-    rec = _Recorder(data)
-    try:
-        try:
-            signal.setitimer(signal.ITIMER_REAL, seconds)
-            rec.load()
-        finally:
-            signal.setitimer(signal.ITIMER_REAL, 0)
-    except BaseException:  # any stop of the real loader: what it resolved so far is what counts
-        pass
-    return rec.names
 
 
 # ------------------------------------------------------------------------------------------ reference parsers
@@ -524,6 +263,8 @@ def rejected_by_reference(family: str, data: bytes) -> bool:
 
 
 def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]:
+    from _loader_oracle import CallProgram, attribute_path, resolved_names, torch_resolved_names
+
     from loopwarden.checks.interface import Limits, ResourceLimitExceeded
     from loopwarden.checks.models._base import ScanContext, bytes_blob
     from loopwarden.checks.models.dispatch import scan_blob
@@ -545,7 +286,7 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
     for i in range(count):
         family = FAMILIES[i % len(FAMILIES)]
         if family == "pickle-calls":
-            data = _CallProgram(rng).program()
+            data = CallProgram(rng).program()
             if rng.random() < 0.5:
                 data = mutate(rng, data, flat)
         else:
@@ -589,7 +330,7 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
             if family.startswith("pickle") or family == "zip":
                 reader = torch_resolved_names if family == "zip" else resolved_names
                 names = [
-                    n for n in reader(data, bound) if _attribute_path(*n) and not allow.classify(*n).allowed
+                    n for n in reader(data, bound) if attribute_path(*n) and not allow.classify(*n).allowed
                 ]
                 if names:  # the oracle is exercised: the real loader reaches such a callable
                     stats[f"{family}:reaches"] += 1

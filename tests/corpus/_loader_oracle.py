@@ -1,0 +1,290 @@
+"""A loader-side oracle for the pickle analysis: what the real unpickler resolves, with nothing imported or run.
+
+``resolved_names`` runs pickle.load's C unpickler with a ``find_class`` that records each (module, name) and hands
+back an inert stub; ``torch_resolved_names`` runs ``torch.load(weights_only=False)`` on a zip through that
+unpickler, so torch's own zip reader picks the record. A scan that calls an input clean although the real loader
+resolves a callable the allow-list does not allow is a differential between the scanner and the loader.
+``CallProgram`` writes pickles that reach allowed and dangerous callables by every naming and calling route.
+Used by tests/corpus/test_loader_oracle.py and bench/fuzz_models.py.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+import random
+import signal
+import struct
+from collections.abc import Callable
+from typing import Any
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stop(signum: int, frame: Any) -> None:
+    raise _Stopped
+
+
+def _bounded(load: Callable[[], object], seconds: float) -> None:
+    """Run ``load`` for at most ``seconds``; any stop of the loader (an error, STOP, the bound) ends it."""
+    previous = signal.signal(signal.SIGALRM, _stop)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, seconds)
+            load()
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except KeyboardInterrupt:
+        raise
+    except BaseException:  # what the loader resolved before it stopped is what counts
+        pass
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+
+
+_DANGEROUS = [
+    ("os", "system"),
+    ("posix", "system"),
+    ("nt", "system"),
+    ("builtins", "eval"),
+    ("builtins", "exec"),
+    ("__builtin__", "eval"),
+    ("builtins", "getattr"),
+    ("builtins", "__import__"),
+    ("subprocess", "Popen"),
+    ("importlib", "import_module"),
+    ("operator", "attrgetter"),
+    ("functools", "partial"),
+    ("runpy", "run_path"),
+    ("pty", "spawn"),
+    ("shutil", "rmtree"),
+    ("_io", "FileIO"),
+    ("ctypes", "CDLL"),
+    ("pickle", "loads"),
+    ("torch", "load"),
+    ("numpy", "load"),
+    ("types", "FunctionType"),
+    ("sys", "modules"),
+]
+_ALLOWED = [
+    ("collections", "OrderedDict"),
+    ("collections", "defaultdict"),
+    ("torch._utils", "_rebuild_tensor_v2"),
+    ("torch", "FloatStorage"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("copyreg", "__newobj__"),
+    ("builtins", "set"),
+]
+
+
+def _text_op(rng: random.Random, s: str) -> bytes:
+    """Push ``s`` with one of the eight string opcodes (protocol 0 text, bytes strings, unicode strings)."""
+    b = s.encode()
+    k = rng.randrange(8)
+    if k == 0 and len(b) < 256:
+        return b"\x8c" + bytes([len(b)]) + b
+    if k == 1:
+        return b"X" + struct.pack("<I", len(b)) + b
+    if k == 2:
+        return b"\x8d" + struct.pack("<Q", len(b)) + b
+    if k == 3:
+        return b"V" + s.encode("raw_unicode_escape") + b"\n"
+    if k == 4:
+        return b"S'" + s.encode("latin-1", "replace") + b"'\n"
+    if k == 5 and len(b) < 256:
+        return b"U" + bytes([len(b)]) + b
+    if k == 6:
+        return b"T" + struct.pack("<I", len(b)) + b
+    return b'S"' + s.encode("latin-1", "replace") + b'"\n'
+
+
+class CallProgram:
+    """A pickle that reaches callables by a random route, with the memo, marks and filler around them."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.memo = 0
+
+    def put(self) -> bytes:
+        i, k = self.memo, self.rng.randrange(4)
+        self.memo += 1
+        if k == 0:
+            return b"\x94"
+        if k == 1 and i < 256:
+            return b"q" + bytes([i])
+        if k == 2:
+            return b"r" + struct.pack("<I", i)
+        return b"p" + str(i).encode() + b"\n"
+
+    def get(self, i: int) -> bytes:
+        k = self.rng.randrange(3)
+        if k == 0 and i < 256:
+            return b"h" + bytes([i])
+        if k == 1:
+            return b"j" + struct.pack("<I", i)
+        return b"g" + str(i).encode() + b"\n"
+
+    def text(self, s: str) -> bytes:
+        code = _text_op(self.rng, s)
+        if self.rng.random() < 0.3:
+            code += self.put()
+            if self.rng.random() < 0.5:
+                code += b"0" + self.get(self.memo - 1)
+        return code
+
+    def callable_(self, module: str, name: str) -> bytes:
+        k = self.rng.randrange(4)
+        if k == 0:
+            return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+        if k == 1:
+            return self.text(module) + self.text(name) + b"\x93"
+        if k == 2:  # both names from the memo, pushed earlier and popped
+            code = self.text(module) + self.put()
+            m = self.memo - 1
+            code += self.text(name) + self.put()
+            return code + b"00" + self.get(m) + self.get(self.memo - 1) + b"\x93"
+        return b"c" + module.encode() + b"\n" + name.encode() + b"\n" + self.put()
+
+    def args(self) -> bytes:
+        k = self.rng.randrange(4)
+        if k == 0:
+            return b")"
+        if k == 1:
+            return self.text("id") + b"\x85"
+        if k == 2:
+            return b"(" + self.text("id") + b"t"
+        return b"(K\x01" + self.text("echo") + b"t"
+
+    def call(self, module: str, name: str) -> bytes:
+        k = self.rng.randrange(6)
+        if k == 0:
+            return self.callable_(module, name) + self.args() + b"R"
+        if k == 1:
+            return b"(" + self.callable_(module, name) + self.text("id") + b"o"
+        if k == 2:
+            return b"(" + self.text("id") + b"i" + module.encode() + b"\n" + name.encode() + b"\n"
+        if k == 3:
+            return self.callable_(module, name) + self.args() + b"\x81"
+        if k == 4:
+            return self.callable_(module, name) + self.args() + b"}\x92"
+        # the outer call first: memo indexes must rise in stream order (MEMOIZE takes the next free one)
+        outer = self.callable_("collections", "OrderedDict") + b")R}" + self.text("a")
+        return outer + self.callable_(module, name) + b")Rsb"
+
+    def filler(self) -> bytes:
+        k = self.rng.randrange(8)
+        if k == 0:
+            return b"N0"
+        if k == 1:
+            return b"K" + bytes([self.rng.randrange(256)]) + b"0"
+        if k == 2:
+            return b"(" + b"N" * self.rng.randrange(3) + b"1"
+        if k == 3:
+            return b"]" + self.put() + b"(NNe0"  # a list filled by APPENDS over a mark
+        if k == 4:
+            return b"]" + self.put() + b"0"
+        if k == 5:
+            return self.text("hello") + b"0"
+        if k == 6:
+            return b"I" + str(self.rng.randrange(-5, 99)).encode() + b"\n0"
+        return b"\x88\x89\x86\x89\x86" + b"0"
+
+    def program(self) -> bytes:
+        rng = self.rng
+        out = bytearray(b"\x80" + bytes([rng.randrange(6)]) if rng.random() < 0.8 else b"")
+        for _ in range(rng.randrange(4)):
+            out += self.filler()
+        for _ in range(rng.randrange(1, 4)):
+            module, name = rng.choice(_DANGEROUS if rng.random() < 0.6 else _ALLOWED)
+            if rng.random() < 0.15:
+                name += ".__call__"
+            out += self.call(module, name)
+            if rng.random() < 0.5:
+                out += b"0"
+            for _ in range(rng.randrange(2)):
+                out += self.filler()
+        return bytes(out + b"N.")
+
+
+class _Inert:
+    """What the recording unpickler hands back for every class: accepts any construction, call or state."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        pass
+
+    def __call__(self, *args: object, **kwargs: object) -> _Inert:
+        return _Inert()
+
+    def __setstate__(self, state: object) -> None:
+        pass
+
+    def __setitem__(self, key: object, value: object) -> None:
+        pass
+
+    def append(self, value: object) -> None:
+        pass
+
+    def extend(self, values: object) -> None:
+        pass
+
+    def add(self, value: object) -> None:
+        pass
+
+
+class _Recorder(pickle.Unpickler):
+    """pickle.load's C unpickler, recording every name it resolves; nothing is imported, nothing runs."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.names: list[tuple[str, str]] = []
+
+    def find_class(self, module: str, name: str) -> Any:
+        self.names.append((module, name))
+        if len(self.names) > 10_000:
+            raise pickle.UnpicklingError("too many names")
+        return _Inert
+
+    def persistent_load(self, pid: Any) -> Any:
+        return _Inert()
+
+
+def torch_resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
+    """The names ``torch.load(weights_only=False)`` resolves on a zip, through the recording unpickler (torch
+    reads the zip with its own reader, picks the record folder and the data.pkl itself). Empty without torch."""
+    try:
+        import torch
+    except ImportError:
+        return []
+    names: list[tuple[str, str]] = []
+
+    class _TorchRecorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            names.append((module, name))
+            if module.startswith("torch") and attribute_path(module, name):
+                try:  # torch's own rebuild functions, so that the load goes on as torch's would
+                    return super().find_class(module, name)
+                except Exception:
+                    return _Inert
+            return _Inert
+
+    recording = type(pickle)("recording_pickle")
+    recording.Unpickler = _TorchRecorder  # type: ignore[attr-defined]
+    recording.load = lambda f, **kw: _TorchRecorder(f, **kw).load()  # type: ignore[attr-defined]
+    _bounded(lambda: torch.load(io.BytesIO(data), weights_only=False, pickle_module=recording), seconds)
+    return names
+
+
+def attribute_path(module: str, name: str) -> bool:
+    """A name find_class can resolve: dotted identifiers (``getattr(os, "a-b")`` fails: nothing is reached)."""
+    return all(part.isidentifier() for part in (*module.split("."), *name.split(".")))
+
+
+def resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
+    """The names pickle.load resolves on ``data`` before it stops (an error, STOP or the time bound)."""
+    rec = _Recorder(data)
+    _bounded(rec.load, seconds)
+    return rec.names
