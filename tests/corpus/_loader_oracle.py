@@ -10,12 +10,14 @@ Used by tests/corpus/test_loader_oracle.py and bench/fuzz_models.py.
 
 from __future__ import annotations
 
+import faulthandler
 import io
+import os
 import pickle
 import random
 import signal
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 
@@ -27,7 +29,7 @@ def _stop(signum: int, frame: Any) -> None:
     raise _Stopped
 
 
-def _bounded(load: Callable[[], object], seconds: float) -> None:
+def bounded(load: Callable[[], object], seconds: float) -> None:
     """Run ``load`` for at most ``seconds``; any stop of the loader (an error, STOP, the bound) ends it."""
     previous = signal.signal(signal.SIGALRM, _stop)
     try:
@@ -210,14 +212,14 @@ class CallProgram:
         return bytes(out + b"N.")
 
 
-class _Inert:
+class Inert:
     """What the recording unpickler hands back for every class: accepts any construction, call or state."""
 
     def __init__(self, *args: object, **kwargs: object) -> None:
         pass
 
-    def __call__(self, *args: object, **kwargs: object) -> _Inert:
-        return _Inert()
+    def __call__(self, *args: object, **kwargs: object) -> Inert:
+        return Inert()
 
     def __setstate__(self, state: object) -> None:
         pass
@@ -246,10 +248,10 @@ class _Recorder(pickle.Unpickler):
         self.names.append((module, name))
         if len(self.names) > 10_000:
             raise pickle.UnpicklingError("too many names")
-        return _Inert
+        return Inert
 
     def persistent_load(self, pid: Any) -> Any:
-        return _Inert()
+        return Inert()
 
 
 def torch_resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
@@ -268,13 +270,13 @@ def torch_resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
                 try:  # torch's own rebuild functions, so that the load goes on as torch's would
                     return super().find_class(module, name)
                 except Exception:
-                    return _Inert
-            return _Inert
+                    return Inert
+            return Inert
 
     recording = type(pickle)("recording_pickle")
     recording.Unpickler = _TorchRecorder  # type: ignore[attr-defined]
     recording.load = lambda f, **kw: _TorchRecorder(f, **kw).load()  # type: ignore[attr-defined]
-    _bounded(lambda: torch.load(io.BytesIO(data), weights_only=False, pickle_module=recording), seconds)
+    bounded(lambda: torch.load(io.BytesIO(data), weights_only=False, pickle_module=recording), seconds)
     return names
 
 
@@ -286,5 +288,49 @@ def attribute_path(module: str, name: str) -> bool:
 def resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
     """The names pickle.load resolves on ``data`` before it stops (an error, STOP or the time bound)."""
     rec = _Recorder(data)
-    _bounded(rec.load, seconds)
+    bounded(rec.load, seconds)
     return rec.names
+
+
+def in_children(
+    fn: Callable[[bytes], list[tuple[str, str]]], inputs: Sequence[bytes]
+) -> list[list[tuple[str, str]] | None]:
+    """``fn`` over ``inputs`` in forked children, a batch each: a real loader may crash on an edited file
+    (numpy's ``__setstate__`` segfaults on some), which must not take the caller down. A batch whose child
+    dies is run again one input per child; an input whose child dies gives ``None``."""
+    out: list[list[tuple[str, str]] | None] = []
+    for start in range(0, len(inputs), 200):
+        batch = list(inputs[start : start + 200])
+        done = _child(fn, batch)
+        if done is None:
+            done = []
+            for item in batch:
+                one = _child(fn, [item])
+                done.append(one[0] if one is not None else None)
+        out.extend(done)
+    return out
+
+
+def _child(
+    fn: Callable[[bytes], list[tuple[str, str]]], batch: list[bytes]
+) -> list[list[tuple[str, str]] | None] | None:
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: run the loader, hand the names back, never return into the caller's code
+        code = 1
+        faulthandler.disable()  # a loader crash is an outcome here, not a failure to report
+        try:
+            os.close(read)
+            with os.fdopen(write, "wb") as pipe:
+                pickle.dump([fn(item) for item in batch], pipe)
+            code = 0
+        finally:
+            os._exit(code)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        raw = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    if status != 0 or not raw:
+        return None
+    result: list[list[tuple[str, str]] | None] = pickle.loads(raw)  # our own child's list of name pairs
+    return result

@@ -10,16 +10,27 @@ dangerous callables, the rest allowed ones, so that both verdicts are exercised.
 
 from __future__ import annotations
 
+import faulthandler
 import io
+import os
 import pickle
 import random
+import struct
 import sys
 import warnings
 import zipfile
 
 import pytest
 from _container_payloads import evil_pickle
-from _loader_oracle import CallProgram, attribute_path, resolved_names, torch_resolved_names
+from _loader_oracle import (
+    CallProgram,
+    Inert,
+    attribute_path,
+    bounded,
+    in_children,
+    resolved_names,
+    torch_resolved_names,
+)
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models._base import ScanContext, bytes_blob
@@ -118,9 +129,9 @@ def test_torch_zips_whose_loaded_record_reaches_a_disallowed_callable_are_never_
     rng = random.Random(7)
     reached = 0
     escaped: list[tuple[list[tuple[str, str]], bytes]] = []
-    for _ in range(300):
-        data = _torch_zip(rng, benign, evil_pickle(2))
-        bad = _disallowed(torch_resolved_names(data, 10))
+    inputs = [_torch_zip(rng, benign, evil_pickle(2)) for _ in range(300)]
+    for data, loaded in zip(inputs, in_children(lambda d: torch_resolved_names(d, 10), inputs), strict=True):
+        bad = _disallowed(loaded or [])
         if bad:
             reached += 1
             if _verdict(data, "model.pt") == "clean":
@@ -128,3 +139,289 @@ def test_torch_zips_whose_loaded_record_reaches_a_disallowed_callable_are_never_
     assert not escaped, [b for b, _ in escaped[:3]]
     assert reached > 20
     assert _verdict(buf.getvalue(), "model.pt") == "clean"
+
+
+_DESCRS = [
+    "'|O'",
+    "'O'",
+    "'|O8'",
+    "'object'",
+    "u'|O'",
+    "'>O'",
+    "'2O'",
+    "('|O', (2,))",
+    "'i4,O'",
+    "'O,i4'",
+    "[('a', '|O')]",
+    "[('a', '<f4'), ('b', '|O')]",
+    "[('a', [('b', '|O')])]",
+    "[('x', 'O', (1,))]",
+    "'<f4'",
+    "'<i8'",
+    "'|V8'",
+    "'U3'",
+    "'|S3'",
+    "'<M8[s]'",
+    "'b1'",
+    "('<f8', (2,))",
+    "[('a', '<f4')]",
+]
+
+
+def _npy(rng: random.Random, body: bytes) -> bytes:
+    """An .npy whose header spells its dtype, shape and order in any of the ways numpy's reader accepts."""
+    items = [
+        f"'descr': {rng.choice(_DESCRS)}",
+        f"'fortran_order': {rng.choice(['False', 'True'])}",
+        f"'shape': {rng.choice(['(1,)', '(2,)', '()', '(1, 1)', '(0,)', '(1L,)'])}",
+    ]
+    if rng.random() < 0.2:
+        rng.shuffle(items)
+    if rng.random() < 0.1:
+        items.append(f"'descr': {rng.choice(_DESCRS)}")  # a repeated key: the last one counts
+    text = "{" + rng.choice([", ", ",", " , "]).join(items) + rng.choice([", }", "}", ",}"])
+    version = rng.choice([1, 1, 2, 3])
+    raw = text.encode("latin1" if version < 3 else "utf8")
+    size = len(raw) + 1 + (10 if version == 1 else 12)
+    raw += b" " * ((-size) % 64 if rng.random() < 0.8 else rng.randrange(5)) + b"\n"
+    length = struct.pack("<H", len(raw)) if version == 1 else struct.pack("<I", len(raw))
+    return b"\x93NUMPY" + bytes([version, 0]) + length + raw + body
+
+
+def test_npy_and_npz_files_whose_load_reaches_a_disallowed_callable_are_never_clean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """numpy.load(allow_pickle=True) decides from the header whether the body is a pickle; the scanner must
+    decide the same way for every spelling, or at least never call clean what numpy would unpickle."""
+    np = pytest.importorskip("numpy")
+    fmt = getattr(np.lib, "_format_impl", None) or np.lib.format
+    names: list[tuple[str, str]] = []
+
+    class _Recording(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> object:
+            names.append((module, name))
+            return Inert
+
+    recording = type(pickle)("pickle")
+    recording.load = lambda f, **kw: _Recording(f, **kw).load()  # type: ignore[attr-defined]
+    recording.dump = pickle.dump  # type: ignore[attr-defined]
+    recording.UnpicklingError = pickle.UnpicklingError  # type: ignore[attr-defined]
+    monkeypatch.setattr(fmt, "pickle", recording)
+    rng = random.Random(11)
+    inputs: list[tuple[bytes, str]] = []
+    for _ in range(600):
+        body = evil_pickle(rng.choice([2, 4])) if rng.random() < 0.8 else b"\0" * 16 + evil_pickle(2)
+        if rng.random() < 0.3:
+            out = io.BytesIO()
+            with warnings.catch_warnings(), zipfile.ZipFile(out, "w") as z:
+                warnings.simplefilter("ignore")
+                for _ in range(rng.randrange(1, 3)):
+                    z.writestr(rng.choice(["a.npy", "b", "c.npy.npy", "d.NPY", "x/e.npy"]), _npy(rng, body))
+            inputs.append((out.getvalue(), rng.choice(["m.npz", "m.bin"])))
+        else:
+            inputs.append((_npy(rng, body), rng.choice(["m.npy", "m.bin"])))
+
+    def loaded_names(data: bytes) -> list[tuple[str, str]]:
+        names.clear()
+
+        def load() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # numpy's note on Python 2 headers ('1L')
+                loaded = np.load(io.BytesIO(data), allow_pickle=True)
+                for key in getattr(loaded, "files", ()):
+                    loaded[key]
+
+        bounded(load, 5)
+        return list(names)
+
+    reached = clean = 0
+    escaped: list[bytes] = []
+    results = in_children(loaded_names, [data for data, _ in inputs])
+    for (data, name), loaded in zip(inputs, results, strict=True):
+        verdict = _verdict(data, name)
+        if loaded is not None and _disallowed(loaded):
+            reached += 1
+            if verdict == "clean":
+                escaped.append(data)
+        elif verdict == "clean":
+            clean += 1
+    assert not escaped, escaped[:3]
+    assert reached > 100
+    assert clean > 50  # plain dtypes with a pickle behind the header: numpy reads numbers, nothing to report
+
+
+def _flip(rng: random.Random, data: bytes) -> bytes:
+    """One to three byte-level edits: a changed byte, a deleted or a repeated stretch."""
+    b = bytearray(data)
+    for _ in range(rng.randrange(1, 4)):
+        i = rng.randrange(len(b))
+        op = rng.randrange(3)
+        if op == 0:
+            b[i] = rng.randrange(256)
+        elif op == 1:
+            del b[i : i + rng.randrange(1, 9)]
+        else:
+            b[i:i] = b[i : i + rng.randrange(1, 9)]
+    return bytes(b)
+
+
+def test_joblib_dumps_whose_load_reaches_a_disallowed_callable_are_never_clean(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """joblib.load reads each array's bytes straight from the stream; a scanner that skips them by another
+    length than joblib's, or reads them as opcodes where joblib does not, disagrees with the loader. The arrays
+    here hold pickle calls, and the dumps are edited at random (shapes, dtypes, lengths, opcodes)."""
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    numpy_pickle = pytest.importorskip("joblib.numpy_pickle")
+    names: list[tuple[str, str]] = []
+    real_find_class = numpy_pickle.NumpyUnpickler.find_class
+
+    def find_class(self: object, module: str, name: str) -> object:
+        names.append((module, name))
+        if module.startswith(
+            ("joblib", "numpy")
+        ):  # the array wrappers and numpy's own rebuilds, as joblib does
+            try:
+                return real_find_class(self, module, name)
+            except Exception:
+                return Inert
+        return Inert
+
+    monkeypatch.setattr(numpy_pickle.NumpyUnpickler, "find_class", find_class)
+    call = b"cos\nsystem\n(S'id'\ntR."
+    dumps = []
+    for k in range(12):
+        rng = random.Random(k)
+        payload = rng.choice([call, b"0" + call, b"N" + call, evil_pickle(2)[2:], b"\x80\x02" + call])
+        arrays = {}
+        for j in range(rng.randrange(1, 4)):
+            dtype = np.dtype(rng.choice(["u1", "<i2", "<f4", "<f8"]))
+            raw = (payload * 3)[: len(payload) * 3 // dtype.itemsize * dtype.itemsize]
+            arrays[f"a{j}"] = np.frombuffer(raw, dtype=dtype).copy()
+        out = io.BytesIO()
+        joblib.dump(arrays, out)
+        dumps.append(out.getvalue())
+    assert all(_verdict(d, "model.joblib") == "clean" for d in dumps)  # as written: the opcodes are numbers
+    rng = random.Random(5)
+    inputs = [_flip(rng, rng.choice(dumps)) for _ in range(1500)]
+
+    def loaded_names(data: bytes) -> list[tuple[str, str]]:
+        names.clear()
+
+        def load() -> None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                joblib.load(io.BytesIO(data))
+
+        bounded(load, 5)
+        return list(names)
+
+    reached = 0
+    escaped: list[bytes] = []
+    for data, loaded in zip(inputs, in_children(loaded_names, inputs), strict=True):
+        if loaded is not None and _disallowed(loaded):
+            reached += 1
+            if _verdict(data, "model.joblib") == "clean":
+                escaped.append(data)
+    assert not escaped, [e.hex() for e in escaped[:3]]
+    assert reached > 10, reached
+
+
+# --- found by the joblib oracle: numpy dtype states numpy's unpickler uses before it checks them ---------------
+
+
+def _dtype_pickle(state: bytes, spec: str = "f4", *, copy: bool = True) -> bytes:
+    """``numpy.dtype(spec, False, copy)`` (as numpy pickles a dtype) with the BUILD ``state`` given as opcodes."""
+    ctor = (
+        b"cnumpy\ndtype\n(" + b"V" + spec.encode() + b"\n" + b"\x89" + (b"\x88" if copy else b"\x89") + b"tR"
+    )
+    return b"\x80\x02" + ctor + state + b"b."
+
+
+def _text(s: str) -> bytes:
+    return b"V" + s.encode() + b"\n"
+
+
+_CRASHING_STATES = {
+    "fields-dict": b"(K\x03" + _text("<") + b"N}J\xff\xff\xff\xffK\x00t",
+    "fields-int": b"(K\x03" + _text("<") + b"NJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
+    "version-2": b"(K\x02" + _text("|") + b"N}K\x08K\x01t",
+    "version-4-bytes-endian": b"(K\x04C\x01<N}K\x04K\x04t",
+    "fields-from-memo": b"}q\x010(K\x03" + _text("<") + b"Nh\x01K\x04K\x04t",
+}
+_SAFE_STATES = {
+    "numpy-writes-8": b"(K\x03" + _text("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00t",
+    "old-5-item": b"(" + _text("<") + b"NNK\x04K\x04t",
+    "old-6-item-version-1": b"(K\x01" + _text("<") + b"N}J\xff\xff\xff\xff" + b"K\x00t",
+    "6-item-without-fields": b"(K\x03" + _text("<") + b"NNK\x04K\x04t",
+    "6-item-bad-version": b"(K\x07" + _text("<") + b"N}K\x04K\x04t",
+    "6-item-bad-endian": b"(K\x03" + _text("<<") + b"N}K\x04K\x04t",
+    "10-items": b"(K\x03" + _text("<") + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00NNt",
+}
+
+
+def _rules(data: bytes) -> dict[str, str]:
+    ctx = ScanContext("oracle", Limits(max_seconds=10), ALLOW)
+    scan_blob(bytes_blob("model.pkl", Location("model.pkl"), data, 0), ctx)
+    return {str(f.evidence.get("subject")): f.rule_id for f in ctx.findings}
+
+
+def _load_dies(data: bytes) -> bool:
+    """Whether ``pickle.loads`` of ``data`` kills the process (run in a forked child)."""
+    pid = os.fork()
+    if pid == 0:
+        faulthandler.disable()  # the crash is the expected outcome: no traceback dump from pytest's handler
+        try:
+            pickle.loads(data)
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    return os.WIFSIGNALED(status)
+
+
+@pytest.mark.parametrize("case", sorted(_CRASHING_STATES))
+def test_a_dtype_state_numpy_dereferences_unset_is_reported(case: str) -> None:
+    data = _dtype_pickle(_CRASHING_STATES[case])
+    assert _rules(data).get("numpy.dtype:state") == "LW-MODEL-017"
+    pytest.importorskip("numpy")
+    assert _load_dies(data), "the real numpy no longer crashes on this state"
+
+
+@pytest.mark.parametrize("case", sorted(_SAFE_STATES))
+def test_dtype_states_numpy_reads_or_rejects_safely_are_not_reported(case: str) -> None:
+    data = _dtype_pickle(_SAFE_STATES[case])
+    assert "numpy.dtype:state" not in _rules(data)
+    pytest.importorskip("numpy")
+    assert not _load_dies(data)
+
+
+def test_real_numpy_dtype_pickles_are_clean() -> None:
+    np = pytest.importorskip("numpy")
+    values = [
+        np.dtype("f4"),
+        np.dtype([("a", "<i4"), ("b", "O")]),
+        np.dtype(("<f8", (2, 3))),
+        np.dtype("M8[s]"),
+        np.dtype("f8", metadata={"unit": "m"}),
+        np.arange(6, dtype=np.int16).reshape(2, 3),
+    ]
+    for proto in (2, 4, 5):
+        data = pickle.dumps(values, protocol=proto)
+        assert _verdict(data, "model.pkl") == "clean", proto
+
+
+@pytest.mark.parametrize(
+    "ctor",
+    [
+        b"cnumpy\ndtype\n(Vf4\n\x89\x88t\x81",  # NEWOBJ: dtype.__new__, then the same BUILD
+        b"\x8c\x05numpy\x8c\x05dtype\x93(Vf4\n\x89\x88tR",  # STACK_GLOBAL
+        b"cnumpy._core.multiarray\ndtype\n(Vf4\n\x89\x88tR",  # the class under its numpy 2 module
+        b"cnumpy.core.multiarray\ndtype\n(V<i8\n\x89\x88tR",
+    ],
+)
+def test_the_dtype_state_is_judged_however_the_dtype_is_built(ctor: bytes) -> None:
+    data = b"\x80\x04" + ctor + _CRASHING_STATES["fields-dict"] + b"b."
+    assert _rules(data).get("numpy.dtype:state") == "LW-MODEL-017"
+    pytest.importorskip("numpy")
+    assert _load_dies(data)

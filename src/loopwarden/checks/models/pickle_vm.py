@@ -2646,6 +2646,7 @@ class _VM:
         ``NPY_ITEM_REFCOUNT`` for a dtype with object fields makes numpy copy the array's raw bytes into those
         fields (``ndarray.__setstate__``, joblib's ``frombuffer``) as object pointers the file chose, which any
         access dereferences. numpy writes 0x1B or 0x3F there for such dtypes."""
+        self._dtype_state_shape(state, off)
         if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
             return
         flags = state[7]
@@ -2659,6 +2660,35 @@ class _VM:
             "become object pointers chosen by the file",
             off,
             self._ev({"flags": _short(flags), "fields": _short(state[3])}),
+        )
+
+    def _dtype_state_shape(self, state: Any, off: int) -> None:
+        """A state numpy's ``arraydescr_setstate`` uses before it checks it. A 6-item state is ``(version, endian,
+        subarray, fields, elsize, alignment)``; names come from ``fields`` only for versions 0 and 1, so with a
+        later version and ``fields`` not None numpy type-checks a ``names`` it never set, a NULL pointer, and the
+        process dies (numpy 2.4; the code is unchanged in numpy's main branch as of 2026-08). numpy writes 8
+        items (9 with metadata). The related numpy#30476 (states of 10 or more items) ends in an error, not a
+        crash: numpy reads the version from the wrong object."""
+        if type(state) is not tuple or len(state) != 6:
+            return
+        version, endian = state[0], state[1]
+        if (
+            type(version) in _NOT_AN_INDEX  # numpy fails on the version before it reads anything
+            or (type(version) in (int, bool) and not 2 <= version <= 4)
+            or state[3] is None
+            or (type(endian) in (str, bytes) and len(endian) != 1)
+            or type(endian) in _NOT_AN_INDEX - {str, bytes}
+            or any(type(n) in _NOT_AN_INDEX for n in state[4:])
+        ):
+            return  # read safely, or rejected before names are touched
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "numpy.dtype:state",
+            "numpy dtype state of 6 items with a version past 1 and fields: numpy's unpickler reads the names it "
+            "never set (a NULL pointer) and the loading process crashes",
+            off,
+            self._ev({"state": _short(state)}),
         )
 
     def _script_object_state(self, state: Any, off: int) -> None:
@@ -3748,6 +3778,11 @@ def _placement(value: Any) -> list[int] | None:
 
 
 _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
+_NOT_AN_INDEX: Final = frozenset(
+    {str, bytes, bytearray, float, type(None), tuple, list, dict, set, frozenset}
+)
+"""Constants that ``PyArg_ParseTuple``'s integer formats and ``PyLong_AsLong`` refuse (they have no
+``__index__``)."""
 _NPY_ITEM_REFCOUNT: Final = 0x01
 _OBJECT_SPEC: Final = re.compile(r"[|<>=]?O\d*")
 
