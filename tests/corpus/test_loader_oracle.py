@@ -425,3 +425,99 @@ def test_the_dtype_state_is_judged_however_the_dtype_is_built(ctor: bytes) -> No
     assert _rules(data).get("numpy.dtype:state") == "LW-MODEL-017"
     pytest.importorskip("numpy")
     assert _load_dies(data)
+
+
+# --- found by the numpy crash oracle: object arrays whose list is shorter than their shape --------------------
+
+_OBJECT_DTYPE = b"cnumpy\ndtype\n(VO8\n\x89\x88tR(K\x03V|\nNNNJ\xff\xff\xff\xffK\x08K?tb"
+
+
+def _object_array(shape: bytes, data: bytes, dtype: bytes = _OBJECT_DTYPE, *, masked: bool = False) -> bytes:
+    """``_reconstruct(ndarray, (0,), b'b')`` then BUILD ``(1, shape, dtype, False, data)``, as numpy pickles an
+    array (``numpy.ma`` appends the mask and fill value)."""
+    cls = b"cnumpy.ma.core\nMaskedArray\n" if masked else b"cnumpy\nndarray\n"
+    tail = b"NN" if masked else b""
+    return (
+        b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n("
+        + cls
+        + b"(K\x00tC\x01btR(K\x01"
+        + shape
+        + dtype
+        + b"\x89"
+        b"" + data + tail + b"tb."
+    )
+
+
+_SHORT_LISTS = {
+    "one-item-for-100000": _object_array(b"(J\xa0\x86\x01\x00t", b"(K\x01l"),
+    "three-for-nineteen": _object_array(b"(K\x13t", b"]q\x00(K\x01K\x02K\x03e"),
+    "0-d-from-an-empty-list": _object_array(b")", b"]"),
+    "2-d": _object_array(b"(K\x02K\x03t", b"(K\x01K\x02K\x03K\x04K\x05l"),
+    "list-from-the-memo": b"\x80\x02]q\x07(K\x01e0" + _object_array(b"(K\x05t", b"h\x07")[2:],
+    "version-0-state": b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(K\x00tC\x01btR((K\x04t"
+    + _OBJECT_DTYPE
+    + b"\x89(K\x01ltb.",
+    "structured-with-objects": _object_array(
+        b"(K\x04t",
+        b"(K\x01l",
+        b"cnumpy\ndtype\n(VV16\n\x89\x88tR(K\x03V|\nN(Va\nVb\ntq\x01}(Va\n(cnumpy\ndtype\n(Vi8\n\x89\x88tR(K\x03V<\n"
+        b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tbK\x00tVb\n(cnumpy\ndtype\n(VO8\n\x89\x88tR(K\x03V|\nNNNJ\xff\xff"
+        b"\xff\xffJ\xff\xff\xff\xffK?tbK\x08tuK\x10K\x08K\x1btb",
+    ),
+    "masked-array": _object_array(b"(K\x09t", b"(K\x01l", masked=True),
+    "list-built-at-load": _object_array(b"(K\x09t", b"c__builtin__\nlist\n((K\x01ttR"),
+}
+
+
+def _long_list(kept: int, shape: int) -> bytes:
+    """A list filled by APPENDS in batches of 1,000 to ``kept`` items, for an array of ``shape`` elements."""
+    items = b"".join(b"(" + b"N" * 1000 + b"e" for _ in range(kept // 1000))
+    return _object_array(b"(" + b"J" + shape.to_bytes(4, "little") + b"t", b"]" + items)
+
+
+@pytest.mark.parametrize("case", sorted(_SHORT_LISTS))
+def test_an_object_array_with_fewer_items_than_elements_is_reported(case: str) -> None:
+    assert _rules(_SHORT_LISTS[case]).get("numpy.ndarray:list-length") == "LW-MODEL-017"
+
+
+def test_a_list_longer_than_the_scanner_keeps_is_counted_not_guessed() -> None:
+    assert _rules(_long_list(12_000, 20_000)).get("numpy.ndarray:list-length") == "LW-MODEL-017"
+    assert "numpy.ndarray:list-length" not in _rules(_long_list(20_000, 20_000))
+    assert "numpy.ndarray:list-length" not in _rules(_long_list(20_000, 12_000))  # numpy reads the first ones
+
+
+def test_the_real_numpy_reads_past_a_short_list() -> None:
+    pytest.importorskip("numpy")
+    assert _load_dies(_SHORT_LISTS["one-item-for-100000"])
+    assert not _load_dies(_long_list(20_000, 20_000))
+
+
+@pytest.mark.parametrize("flags", [0x00, 0x01, 0x03, 0x0B, 0x3D])
+def test_object_dtype_flags_numpy_never_writes_are_reported(flags: int) -> None:
+    """Without NPY_LIST_PICKLE numpy copies raw bytes into the object slots; without NPY_NEEDS_INIT it releases
+    uninitialised slots as objects; without NPY_ITEM_REFCOUNT it does both."""
+    dtype = b"cnumpy\ndtype\n(VO8\n\x89\x88tR(K\x03V|\nNNNJ\xff\xff\xff\xffK\x08K" + bytes([flags]) + b"tb"
+    for data in (b"C\x08AAAAAAAA", b"(K\x01l"):
+        assert (
+            _rules(_object_array(b"(K\x01t", data, dtype)).get("numpy.dtype:object-flags") == "LW-MODEL-017"
+        )
+
+
+def test_object_arrays_numpy_writes_are_clean() -> None:
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    values = [
+        np.array([f"c{i}" for i in range(20_000)], dtype=object),  # past the items the scanner keeps
+        np.array([[1, "a"], [None, 2.5]], dtype=object),
+        np.asfortranarray(np.array([[1, "a"], [None, 2.5]], dtype=object)),
+        np.array([(1, "x"), (2, None)], dtype=[("a", "<i4"), ("b", "O")]),
+        np.ma.masked_array(np.array([1, "x", None], dtype=object), mask=[0, 1, 0]),
+        np.array(None, dtype=object),
+        np.empty((0, 3), dtype=object),
+    ]
+    for value in values:
+        for proto in (2, 4, 5):
+            assert _verdict(pickle.dumps(value, protocol=proto), "model.pkl") == "clean", (value, proto)
+        out = io.BytesIO()
+        joblib.dump(value, out)
+        assert _verdict(out.getvalue(), "model.joblib") == "clean", value

@@ -28,6 +28,7 @@ import contextlib
 import gc
 import io
 import itertools
+import math
 import re
 import struct
 import time
@@ -1156,6 +1157,8 @@ class _VM:
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
+        # items not kept of lists filled past _MAX_CONTAINER, by id (the list is held so that its id stays its own)
+        self.dropped: dict[int, tuple[list[Any], int]] = {}
 
     # -- findings --
 
@@ -1399,8 +1402,11 @@ class _VM:
                         target = stack[-1]
                         if type(target) is list:
                             room = _MAX_CONTAINER - len(target)
-                            if room > 0:
-                                target.extend(items[:room])
+                            if room >= len(items):
+                                target.extend(items)
+                            else:
+                                target.extend(items[: max(room, 0)])
+                                self._drop(target, len(items) - max(room, 0))
                         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "APPENDS", r.base + p - 1)
                         continue
@@ -2497,6 +2503,8 @@ class _VM:
                     self._class_state(cls, state, off)
                 if func.canon in _DTYPE_CTORS:
                     self._dtype_state(obj, state, off)
+                elif func.canon == "numpy.core.multiarray._reconstruct":
+                    self._ndarray_state(state, off)
                 if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
                     self._joblib_array(obj, off, (stack, meta, memo))
                     stack[-1] = _UNKNOWN
@@ -2641,23 +2649,79 @@ class _VM:
                 self._ev({"length": _short(length), "offset": _short(offset)}),
             )
 
-    def _dtype_state(self, dtype: _Call, state: Any, off: int) -> None:
-        """numpy takes a structured dtype's flags from its pickled state as they are: state whose flags lack
-        ``NPY_ITEM_REFCOUNT`` for a dtype with object fields makes numpy copy the array's raw bytes into those
-        fields (``ndarray.__setstate__``, joblib's ``frombuffer``) as object pointers the file chose, which any
-        access dereferences. numpy writes 0x1B or 0x3F there for such dtypes."""
-        self._dtype_state_shape(state, off)
-        if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
+    def _ndarray_state(self, state: Any, off: int) -> None:
+        """``ndarray.__setstate__`` of an object array (any dtype numpy pickles as a list of items) checks that
+        the data is a list, never its length: ``_setlist_pkl`` then reads ``shape``'s element count of items from
+        it, past its end, and stores whatever memory lies there as object pointers (numpy 2.4 and numpy's main
+        branch, 2026-08). The state is ``(version, shape, dtype, fortran, data)`` or, version 0, without the
+        version; ``numpy.ma`` arrays append the mask and fill value and hand the first part on."""
+        if type(state) is not tuple or len(state) < 4:
             return
-        flags = state[7]
-        if type(flags) is int and flags & _NPY_ITEM_REFCOUNT:
+        shape, data = (state[0], state[3]) if len(state) == 4 else (state[1], state[4])
+        if type(shape) is not tuple or type(data) in (bytes, bytearray, str) or data is None:
+            return  # numpy rejects the state, or reads the bytes of a plain array
+        if type(data) is not list:
+            dtype = state[1] if len(state) == 4 else state[2]
+            if _list_pickled(dtype):
+                self.coll.hit(
+                    RULE_TENSOR,
+                    Severity.HIGH,
+                    "numpy.ndarray:list-length",
+                    "numpy object array rebuilt from a list computed at load time: numpy reads as many items as "
+                    "the shape says, whatever the list's length, and stores memory past its end as object pointers",
+                    off,
+                    self._ev({"shape": _short(shape), "data": _short(data)}),
+                )
+            return
+        if any(type(d) is not int for d in shape):
+            count: int | None = None  # a computed dimension: the element count cannot be checked
+        else:
+            if any(d < 0 for d in shape):
+                return  # numpy rejects a negative dimension first
+            count = math.prod(shape)
+        length = self._length(data)
+        if count is not None and count <= length:
             return
         self.coll.hit(
             RULE_TENSOR,
             Severity.HIGH,
+            "numpy.ndarray:list-length",
+            "numpy object array rebuilt from a list "
+            + (
+                f"of {length} items for {count} elements"
+                if count is not None
+                else f"of {length} items for a shape computed at load time"
+            )
+            + ": numpy reads items past the list's end and stores that memory as object pointers",
+            off,
+            self._ev({"shape": _short(shape), "items": length}),
+        )
+
+    def _dtype_state(self, dtype: _Call, state: Any, off: int) -> None:
+        """numpy takes a dtype's flags from its pickled state (version 3 and later) as they are. For a dtype that
+        holds objects, flags without ``NPY_ITEM_REFCOUNT`` or ``NPY_LIST_PICKLE`` make numpy copy the array's raw
+        bytes into its object slots (``ndarray.__setstate__``, joblib's ``frombuffer``): object pointers the file
+        chose, which any access dereferences; without ``NPY_NEEDS_INIT`` numpy leaves the slots uninitialised and
+        releases that memory as objects when it stores the items. numpy writes 0x1B or 0x3F for such dtypes."""
+        self._dtype_state_shape(state, off)
+        if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
+            return
+        if type(state[0]) is int and state[0] < 3:
+            return  # numpy computes the flags of older states itself
+        flags = state[7]
+        if type(flags) is int and flags & _NPY_OBJECT_FLAGS == _NPY_OBJECT_FLAGS:
+            return
+        if type(flags) is int and flags & _NPY_ITEM_REFCOUNT and flags & _NPY_LIST_PICKLE:
+            why = "leaves its slots uninitialised (no NPY_NEEDS_INIT): numpy releases whatever memory holds there"
+        elif type(flags) is int and flags & _NPY_ITEM_REFCOUNT:
+            why = "makes numpy copy the array's raw bytes into its object slots (no NPY_LIST_PICKLE)"
+        else:
+            why = "clears its reference flags: the array's raw bytes become its object pointers"
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
             "numpy.dtype:object-flags",
-            "numpy dtype state clears the reference flags of a dtype with object fields: the array's raw bytes "
-            "become object pointers chosen by the file",
+            f"numpy dtype state of a dtype with object fields {why}: object pointers chosen by the file",
             off,
             self._ev({"flags": _short(flags), "fields": _short(state[3])}),
         )
@@ -3185,15 +3249,30 @@ class _VM:
             raise _MalformedError("APPEND needs a list and a value", off)
         value = stack.pop()
         target = stack[-1]
-        if type(target) is list and len(target) < _MAX_CONTAINER:
-            target.append(value)
+        if type(target) is list:
+            if len(target) < _MAX_CONTAINER:
+                target.append(value)
+            else:
+                self._drop(target, 1)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "APPEND", off)
         return stack
 
+    def _drop(self, target: list[Any], count: int) -> None:
+        """Count items of a full list that are not kept (see ``dropped``)."""
+        held = self.dropped.get(id(target))
+        self.dropped[id(target)] = (target, (held[1] if held is not None else 0) + count)
+
+    def _length(self, value: list[Any]) -> int:
+        held = self.dropped.get(id(value))
+        return len(value) + (held[1] if held is not None and held[0] is value else 0)
+
     def _op_list(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "LIST")
-        outer.append(items[:_MAX_CONTAINER])
+        kept = items[:_MAX_CONTAINER]
+        if len(items) > _MAX_CONTAINER:
+            self._drop(kept, len(items) - _MAX_CONTAINER)
+        outer.append(kept)
         return outer
 
     def _op_tuple(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -3784,6 +3863,25 @@ _NOT_AN_INDEX: Final = frozenset(
 """Constants that ``PyArg_ParseTuple``'s integer formats and ``PyLong_AsLong`` refuse (they have no
 ``__index__``)."""
 _NPY_ITEM_REFCOUNT: Final = 0x01
+_NPY_OBJECT_FLAGS: Final = 0x1B
+"""``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI``: numpy sets all of them on every dtype
+that holds objects (it writes 0x1B or 0x3F)."""
+_NPY_LIST_PICKLE: Final = 0x02
+
+
+def _list_pickled(dtype: Any) -> bool:
+    """Whether numpy pickles arrays of ``dtype`` as a list of items (``NPY_LIST_PICKLE``): dtypes that hold
+    objects, and any dtype whose state sets that flag. A dtype the scanner cannot read counts as one."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return True
+    if _dtype_has_object(dtype):
+        return True
+    state = dtype.state
+    if type(state) is tuple and len(state) >= 8 and not (type(state[0]) is int and state[0] < 3):
+        return type(state[7]) is not int or bool(state[7] & _NPY_LIST_PICKLE)
+    return False
+
+
 _OBJECT_SPEC: Final = re.compile(r"[|<>=]?O\d*")
 
 
