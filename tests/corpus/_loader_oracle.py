@@ -5,11 +5,13 @@ back an inert stub; ``torch_resolved_names`` runs ``torch.load(weights_only=Fals
 unpickler, so torch's own zip reader picks the record. A scan that calls an input clean although the real loader
 resolves a callable the allow-list does not allow is a differential between the scanner and the loader.
 ``CallProgram`` writes pickles that reach allowed and dangerous callables by every naming and calling route.
-Used by tests/corpus/test_loader_oracle.py and bench/fuzz_models.py.
+``real_load`` and ``crashing`` run the real loader (numpy's C code included) in forked children to find inputs
+that crash it. Used by tests/corpus/test_loader_oracle.py and bench/fuzz_models.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import faulthandler
 import io
 import os
@@ -334,3 +336,63 @@ def _child(
         return None
     result: list[list[tuple[str, str]] | None] = pickle.loads(raw)  # our own child's list of name pairs
     return result
+
+
+_REAL_PACKAGES = (
+    "numpy",
+    "collections",
+    "builtins",
+    "copyreg",
+    "_codecs",
+    "datetime",
+    "decimal",
+    "fractions",
+)
+
+
+def real_load(data: bytes, allowed: Callable[[str, str], bool]) -> None:
+    """pickle.load as a user runs it, for the callables the allow-list allows from numpy and the standard library
+    (so that their own C code runs on the file's states); every other name gets the inert stub."""
+
+    class _Real(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (
+                attribute_path(module, name)
+                and module.split(".")[0] in _REAL_PACKAGES
+                and allowed(module, name)
+            ):
+                return super().find_class(module, name)
+            return Inert
+
+    _Real(io.BytesIO(data)).load()
+
+
+def crashing(load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: float = 60) -> list[int]:
+    """Indexes of the inputs on which ``load`` kills the process (a signal other than the time bound), run in
+    forked children that report each index before they start on it."""
+    crashed: list[int] = []
+    start = 0
+    while start < len(inputs):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            faulthandler.disable()
+            os.close(read)
+            signal.alarm(int(seconds))
+            for i in range(start, len(inputs)):
+                os.write(write, struct.pack("<I", i))
+                with contextlib.suppress(BaseException):  # the loader's own errors are not crashes
+                    load(inputs[i])
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            seen = pipe.read()
+        _, status = os.waitpid(pid, 0)
+        last = struct.unpack_from("<I", seen, len(seen) - 4)[0] if seen else start
+        if os.WIFSIGNALED(status):
+            if os.WTERMSIG(status) != signal.SIGALRM:
+                crashed.append(last)
+            start = last + 1
+        else:
+            start = len(inputs)
+    return crashed

@@ -521,3 +521,58 @@ def test_object_arrays_numpy_writes_are_clean() -> None:
         out = io.BytesIO()
         joblib.dump(value, out)
         assert _verdict(out.getvalue(), "model.joblib") == "clean", value
+
+
+# --- found by the crash oracle of the fuzz bench: structured dtypes whose layout disagrees with itself ----------
+
+_I4 = b"cnumpy\ndtype\n(Vi4\n\x89\x88tR(K\x03V<\nNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+_O8 = b"cnumpy\ndtype\n(VO8\n\x89\x88tR(K\x03V|\nNNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK?tb"
+
+
+def _structured(second_offset: int, second_name: bytes = b"Vb\n") -> bytes:
+    """``V12`` with fields ``a`` (i4 at 0) and an object field at ``second_offset``, names ``('a', 'b')``."""
+    fields = b"}(Va\n(" + _I4 + b"K\x00t" + second_name + b"(" + _O8 + b"J"
+    fields += second_offset.to_bytes(4, "little", signed=True) + b"tu"
+    return b"cnumpy\ndtype\n(VV12\n\x89\x88tR(K\x03V|\nN(Va\nVb\nt" + fields + b"K\x0cK\x01K\x1btb"
+
+
+_BAD_LAYOUTS = {
+    "field-far-past-the-item": (_structured(1000), False),  # writes a pointer 1 KB past: crashes or corrupts
+    "field-before-the-item": (_structured(-64), False),
+    "field-overlapping-the-end": (_structured(8), False),
+    "name-the-fields-lack": (_structured(4, b"Vc\n"), True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_LAYOUTS))
+def test_a_dtype_layout_that_reaches_outside_its_item_is_reported(case: str) -> None:
+    dtype, crashes = _BAD_LAYOUTS[case]
+    data = _object_array(b"(K\x01t", b"((K\x01Vx\ntl", dtype)
+    assert _rules(data).get("numpy.dtype:layout") == "LW-MODEL-017"
+    if crashes:  # a NULL lookup; the others write or read out of bounds, which need not crash at once
+        pytest.importorskip("numpy")
+        assert _load_dies(data)
+    assert "numpy.dtype:layout" not in _rules(_object_array(b"(K\x01t", b"((K\x01Vx\ntl", _structured(4)))
+
+
+def test_a_sub_array_larger_than_its_item_is_reported() -> None:
+    np = pytest.importorskip("numpy")
+    data = pickle.dumps(np.zeros(1, dtype=[("a", "<f8", (2,))]), protocol=2)
+    at = data.find(b"K\x02\x85")  # the sub-array's shape, (2,)
+    assert at > 0 and "numpy.dtype:layout" not in _rules(data)
+    assert _rules(data[:at] + b"K\x64" + data[at + 2 :]).get("numpy.dtype:layout") == "LW-MODEL-017"
+
+
+def test_structured_dtypes_numpy_writes_are_clean() -> None:
+    np = pytest.importorskip("numpy")
+    values = [
+        np.zeros(3, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+        np.dtype({"names": ["a", "b"], "formats": ["<i4", "<f8"], "offsets": [0, 8], "itemsize": 24}),
+        np.dtype({"names": ["a"], "formats": ["<i4"], "titles": ["Title A"]}),
+        np.dtype([("a", "<i4"), ("n", [("x", "<f4"), ("y", "O")])], align=True),
+        np.zeros(2, dtype=[("s", "S5"), ("u", "U3"), ("v", "V4"), ("m", "M8[s]")]),
+        np.rec.array([(1, 2.0)], dtype=[("x", "<i8"), ("y", "<f4")]),
+    ]
+    for value in values:
+        for proto in (2, 4, 5):
+            assert _verdict(pickle.dumps(value, protocol=proto), "model.pkl") == "clean", (value, proto)

@@ -2704,6 +2704,7 @@ class _VM:
         chose, which any access dereferences; without ``NPY_NEEDS_INIT`` numpy leaves the slots uninitialised and
         releases that memory as objects when it stores the items. numpy writes 0x1B or 0x3F for such dtypes."""
         self._dtype_state_shape(state, off)
+        self._dtype_layout(dtype, state, off)
         if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
             return
         if type(state[0]) is int and state[0] < 3:
@@ -2725,6 +2726,63 @@ class _VM:
             off,
             self._ev({"flags": _short(flags), "fields": _short(state[3])}),
         )
+
+    def _dtype_layout(self, dtype: _Call, state: Any, off: int) -> None:
+        """numpy takes a structured or sub-array dtype's names, fields, offsets and item size from the pickled
+        state without checking that they agree: a field past the item's end (or before its start) makes every
+        read and store of that field reach memory outside the array's buffer (for an object field, a pointer is
+        written there), a name the fields do not hold is looked up as NULL, and a sub-array larger than the item
+        reads past it. numpy writes them consistent. States of versions 1 to 4 (7 to 9 items) are judged."""
+        if type(state) is not tuple or not 7 <= len(state) <= 9:
+            return
+        version, subarray, names, fields = state[0], state[2], state[3], state[4]
+        if type(version) is not int or not 1 <= version <= 4:
+            return
+        itemsize = _dtype_info(dtype)[0]
+        if itemsize is None:
+            return
+        problem = None
+        if type(fields) is _Dict and type(names) is tuple and all(type(n) is str for n in names):
+            keys = {k for k, _ in fields.items}
+            if not fields.hidden and all(type(k) is str or type(k) is tuple for k in keys):
+                missing = [n for n in names if n not in keys]
+                if missing:
+                    problem = (
+                        f"names {_short(missing)} that its fields do not hold (numpy looks them up as NULL)"
+                    )
+            for key, field in fields.items:
+                if problem is not None:
+                    break
+                if type(field) is not tuple or len(field) < 2 or type(field[1]) is not int:
+                    continue
+                size = _dtype_info(field[0])[0]
+                if size is not None and (field[1] < 0 or field[1] + size > itemsize):
+                    problem = (
+                        f"field {_short(key)} at bytes {field[1]}..{field[1] + size} of a {itemsize}-byte item "
+                        "(its reads and stores reach outside the array's memory)"
+                    )
+        if problem is None and type(subarray) is tuple and len(subarray) == 2:
+            base, shape = subarray
+            dims = (shape,) if type(shape) is int else shape
+            size = _dtype_info(base)[0]
+            whole = (
+                size * math.prod(dims)
+                if size is not None and type(dims) is tuple and all(type(d) is int and d >= 0 for d in dims)
+                else None
+            )
+            if whole is not None and whole > itemsize:
+                problem = (
+                    f"a sub-array of {whole} bytes in a {itemsize}-byte item (reads reach past its memory)"
+                )
+        if problem is not None:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "numpy.dtype:layout",
+                f"numpy dtype state with {problem}",
+                off,
+                self._ev({"itemsize": itemsize, "fields": _short(fields), "names": _short(names)}),
+            )
 
     def _dtype_state_shape(self, state: Any, off: int) -> None:
         """A state numpy's ``arraydescr_setstate`` uses before it checks it. A 6-item state is ``(version, endian,
