@@ -541,6 +541,13 @@ _BAD_LAYOUTS = {
     "field-before-the-item": (_structured(-64), False),
     "field-overlapping-the-end": (_structured(8), False),
     "name-the-fields-lack": (_structured(4, b"Vc\n"), True),
+    "object-field-over-another": (_structured(0), False),  # the int's stores overwrite the object pointer
+    "two-object-fields-one-dtype": (
+        b"cnumpy\ndtype\n(VV12\n\x89\x88tR(K\x03V|\nN(Va\nVb\nt}(Va\n("
+        + _O8
+        + b"q\x09K\x00tVb\n(h\x09K\x02tuK\x0cK\x01K\x1btb",
+        False,
+    ),
 }
 
 

@@ -2750,17 +2750,33 @@ class _VM:
                     problem = (
                         f"names {_short(missing)} that its fields do not hold (numpy looks them up as NULL)"
                     )
+            spans: dict[int, tuple[Any, int, int, bool]] = {}  # a titled field is listed twice
             for key, field in fields.items:
                 if problem is not None:
                     break
                 if type(field) is not tuple or len(field) < 2 or type(field[1]) is not int:
                     continue
-                size = _dtype_info(field[0])[0]
-                if size is not None and (field[1] < 0 or field[1] + size > itemsize):
+                if id(field) in spans or (len(field) == 3 and key is field[2]):
+                    continue  # the title's entry: the same field under its title
+                size, has_object = _dtype_info(field[0])
+                if size is None:
+                    continue
+                start = field[1]
+                if start < 0 or start + size > itemsize:
                     problem = (
-                        f"field {_short(key)} at bytes {field[1]}..{field[1] + size} of a {itemsize}-byte item "
+                        f"field {_short(key)} at bytes {start}..{start + size} of a {itemsize}-byte item "
                         "(its reads and stores reach outside the array's memory)"
                     )
+                    break
+                has_object = has_object or _dtype_has_object(field[0])
+                for other, o_start, o_size, o_object in spans.values():
+                    if (has_object or o_object) and start < o_start + o_size and o_start < start + size:
+                        problem = (
+                            f"an object field overlapping another ({_short(key)}, {_short(other)}): stores of "
+                            "one overwrite the other's object pointer (numpy refuses such a dtype when it builds one)"
+                        )
+                        break
+                spans[id(field)] = (key, start, size, has_object)
         if problem is None and type(subarray) is tuple and len(subarray) == 2:
             base, shape = subarray
             dims = (shape,) if type(shape) is int else shape
