@@ -95,6 +95,8 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
     if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
+    # links read as text stay inside; through the archive's own links they may not
+    escaping = _through_links(blob, members, ctx) if any(m.issym() for m in members) else set()
     for m in members:
         mloc = member_location(blob.location, m.name)
         why = escapes_folder(m.name)
@@ -104,6 +106,13 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             kind = "symbolic link" if m.issym() else "hard link"
             if _link_escapes(m):
                 ctx.add(rules.ArchiveLink, f"{kind} to '{m.linkname[:200]}' escapes the folder", mloc)
+                continue
+            if id(m) in escaping:
+                ctx.add(
+                    rules.ArchiveLink,
+                    f"{kind} to '{m.linkname[:200]}' escapes the folder through the archive's symbolic links",
+                    mloc,
+                )
                 continue
             ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
             target = _link_target(m, by_name)
@@ -125,6 +134,74 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             continue
 
         _scan_member(blob, m, m.name, mloc, ctx)
+
+
+_MAX_LINK_STEPS: Final = 40
+"""Symbolic links followed in resolving one path, as Linux's own limit (ELOOP)."""
+
+
+def _resolve(parts: list[str], links: dict[str, str], follow_last: bool) -> list[str] | None:
+    """The real path (components under the extraction folder) that ``parts`` reaches once the archive's earlier
+    symbolic links exist on disk (``links``: real path -> link target), as the file system resolves it: ``..``
+    after a link is applied to where the link leads, not to its name. None when it leaves the folder (or is
+    absolute); a loop of links is left where it stands (the file system refuses it)."""
+    todo = list(reversed(parts))
+    real: list[str] = []
+    steps = 0
+    while todo:
+        part = todo.pop()
+        if part in ("", "."):
+            continue
+        if part == "..":
+            if not real:
+                return None
+            real.pop()
+            continue
+        target = links.get("/".join((*real, part)))
+        if target is not None and (todo or follow_last) and steps < _MAX_LINK_STEPS:
+            steps += 1
+            if target.startswith("/") or "\\" in target:
+                return None
+            todo.extend(reversed(target.split("/")))
+            continue
+        real.append(part)
+    return real
+
+
+def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext) -> set[int]:
+    """Members that leave the folder only through the archive's own symbolic links, in the order ``tarfile``
+    extracts them: a link ``a -> .`` (inside) and a link ``a/b -> ..`` (inside, read as text) put ``b`` in the
+    folder's parent, so a later ``b/x`` (or a link to ``a/b/../x``) is written outside it. The names read as text
+    stay inside; Keras' extraction check before 3.14 read them so (GHSA-hqp4-2352-xf5r, keras PR 23015).
+    Members whose names escape are reported here; the ids of links that escape are returned."""
+    links: dict[str, str] = {}
+    escaping: set[int] = set()
+    for m in members:
+        if escapes_folder(m.name):
+            continue  # reported as it reads
+        parts = m.name.split("/")
+        folder = _resolve(parts[:-1], links, True)
+        where = None if folder is None else _resolve([*folder, parts[-1]], links, not m.issym())
+        if where is None:
+            ctx.add(
+                rules.ArchivePathEscape,
+                "member is written outside the folder through the archive's symbolic links",
+                member_location(blob.location, m.name),
+                name=m.name,
+            )
+            continue
+        if m.issym():
+            links["/".join(where)] = m.linkname
+            reached = _resolve([*where[:-1], *m.linkname.split("/")], links, True)
+        elif m.islnk():
+            reached = _resolve(
+                m.linkname.split("/"), links, True
+            )  # a hard link's target is named from the top
+        else:
+            continue
+        if reached is None:
+            escaping.add(id(m))
+    return escaping
 
 
 def _link_target(link: tarfile.TarInfo, by_name: dict[str, tarfile.TarInfo]) -> tarfile.TarInfo | None:

@@ -1,0 +1,107 @@
+"""Round 8 of the internal red team: archive extraction through the archive's own links (Keras' get_file /
+extract_archive), GGUF readers' sanity checks, and formats loaders read that the scanner may not look into.
+
+Each case is built as bytes here and only scanned; where a loader's behaviour is the point, the loader itself (the
+standard library's ``tarfile``) is run on the case in a temporary folder, never on a file outside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Severity
+
+# ---------------------------------------------------------------- tar: escaping through the archive's own links
+
+_Member = tuple[str, str, str | bytes]  # (name, "file" | "sym" | "hard", data or link target)
+
+
+def _tar(members: list[_Member]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as t:
+        for name, kind, value in members:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(value, bytes)
+                info.size = len(value)
+                t.addfile(info, io.BytesIO(value))
+                continue
+            assert isinstance(value, str)
+            info.type = tarfile.SYMTYPE if kind == "sym" else tarfile.LNKTYPE
+            info.linkname = value
+            t.addfile(info)
+    return buf.getvalue()
+
+
+_THROUGH_LINKS: dict[str, list[_Member]] = {
+    # a -> . and a/b -> .. (read as text: a/.. is the folder) put b in the folder's parent
+    "file-under-chained-link": [("a", "sym", "."), ("a/b", "sym", ".."), ("b/evil.txt", "file", b"x")],
+    # the same, the file written through a link whose own name and target read as inside
+    "file-through-link-in-link-folder": [
+        ("d", "sym", "sub"),
+        ("sub/up", "sym", ".."),
+        ("d/up/up2", "sym", ".."),
+        ("up2/evil.txt", "file", b"x"),
+    ],
+    # a link whose target passes through the chained link: c -> a/b/../x is c -> x as text
+    "link-target-through-link": [("a", "sym", "."), ("a/b", "sym", ".."), ("c", "sym", "a/b/../x")],
+    # a hard link (named from the top) through links: keras PR 22973 checked hard links' targets as text
+    "hard-link-through-link": [("a", "sym", "."), ("a/b", "sym", ".."), ("h", "hard", "b/x")],
+}
+
+
+def _extract(data: bytes, dest: Path) -> set[str]:
+    """What ``tarfile`` writes outside ``dest`` when it trusts the archive (Keras before 3.14 on the Pythons
+    whose tarfile has no data filter), as names relative to ``dest``'s parent."""
+    dest.mkdir(parents=True)
+    before = {p.name for p in dest.parent.iterdir()}
+    with tarfile.open(fileobj=io.BytesIO(data)) as t:
+        for m in t.getmembers():
+            with contextlib.suppress(OSError):  # a hard link to a file that does not exist
+                t.extract(m, dest, filter="fully_trusted")
+    return {p.name for p in dest.parent.iterdir()} - before - {dest.name}
+
+
+@pytest.mark.parametrize("case", sorted(_THROUGH_LINKS))
+def test_tar_member_escaping_through_the_archives_links_is_high(tmp_path: Path, case: str) -> None:
+    """GHSA-hqp4-2352-xf5r / keras PR 23015: Keras' extraction check resolved member paths as text before any
+    link existed, so ``a -> .`` and ``a/b -> ..`` (both inside as text) sent later members to the folder's
+    parent. Only LOW link notes were reported."""
+    data = _tar(_THROUGH_LINKS[case])
+    res = scan_files(tmp_path / "scan", {"model.tar": data})
+    assert_caught(res)
+    assert {f.rule_id for f in res[0].findings if f.severity is Severity.HIGH} <= {
+        "LW-MODEL-027",
+        "LW-MODEL-028",
+    }
+
+
+@pytest.mark.parametrize("case", ["file-under-chained-link", "file-through-link-in-link-folder"])
+def test_tar_escape_through_links_is_what_tarfile_does(tmp_path: Path, case: str) -> None:
+    """The cases are real: extracted by ``tarfile`` without its data filter, a file lands outside the folder."""
+    assert _extract(_tar(_THROUGH_LINKS[case]), tmp_path / "box" / "out") != set()
+
+
+_BENIGN_LINKS: dict[str, list[_Member]] = {
+    "latest-version": [("v1/model.txt", "file", b"x"), ("latest", "sym", "v1")],
+    "dot-prefixed": [("v1/model.txt", "file", b"x"), ("current", "sym", "./v1/model.txt")],
+    "written-through-a-folder-link": [("data", "sym", "shards"), ("data/part0.txt", "file", b"x")],
+    "sibling-up": [("a/b.txt", "file", b"x"), ("c/d", "sym", "../a/b.txt")],
+    "link-to-link-folder": [("s", "sym", "t"), ("t/u.txt", "file", b"x"), ("s2", "sym", "s/u.txt")],
+    "hard-link-to-a-member": [("a/b.txt", "file", b"x"), ("l", "sym", "a"), ("h", "hard", "l/b.txt")],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BENIGN_LINKS))
+def test_tar_links_that_stay_inside_stay_low(tmp_path: Path, case: str) -> None:
+    data = _tar(_BENIGN_LINKS[case])
+    res = scan_files(tmp_path / "scan", {"model.tar": data})
+    assert res[0].max_severity() is Severity.LOW, res[0].findings
+    assert _extract(data, tmp_path / "box" / "out") == set()
