@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import tarfile
 from pathlib import Path
 
+import _container_payloads as cp
 import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
-from loopwarden.domain import Severity
+from loopwarden.domain import Severity, Verdict
 
 # ---------------------------------------------------------------- tar: escaping through the archive's own links
 
@@ -105,3 +107,89 @@ def test_tar_links_that_stay_inside_stay_low(tmp_path: Path, case: str) -> None:
     res = scan_files(tmp_path / "scan", {"model.tar": data})
     assert res[0].max_severity() is Severity.LOW, res[0].findings
     assert _extract(data, tmp_path / "box" / "out") == set()
+
+
+# ------------------------------------------------------------------ Keras 3 checkpoints written through Orbax
+
+_BENIGN_KERAS = {
+    "module": "keras",
+    "class_name": "Sequential",
+    "config": {
+        "name": "sequential",
+        "trainable": True,
+        "dtype": {"module": "keras", "class_name": "DTypePolicy", "config": {"name": "float32"}},
+        "layers": [
+            {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 3]}},
+            {
+                "module": "keras.layers",
+                "class_name": "Dense",
+                "config": {
+                    "name": "dense",
+                    "units": 5,
+                    "activation": "relu",
+                    "kernel_initializer": {
+                        "module": "keras.initializers",
+                        "class_name": "GlorotUniform",
+                        "config": {"seed": None},
+                        "registered_name": None,
+                    },
+                },
+                "registered_name": None,
+                "build_config": {"input_shape": [None, 3]},
+            },
+        ],
+    },
+    "registered_name": None,
+    "compile_config": {"loss": "mse", "optimizer": "adam", "metrics": ["mae"]},
+}
+
+_ORBAX_FILES = ("2/model_config/_strings.json", "2/model_config/data.json")
+"""Where Orbax writes the ``model_config`` checkpointable of Keras' OrbaxCheckpoint callback ({"config": <the model
+config as a JSON string>}): its PyTree handler puts string leaves in ``_strings.json`` (orbax
+experimental/v1/_src/serialization/string_leaf_handler.py), its JSON handler writes ``data.json`` (json_handler.py).
+``keras.saving.load_model(<checkpoint folder>)`` reads ``["model_config"]["config"]`` and builds the model from it
+(keras/src/saving/saving_api.py, _load_model_from_orbax_checkpoint)."""
+
+
+def _orbax(config: object) -> bytes:
+    return json.dumps({"config": json.dumps(config)}).encode()
+
+
+@pytest.mark.parametrize("where", _ORBAX_FILES)
+@pytest.mark.parametrize(
+    ("payload", "rule"),
+    [
+        (cp.keras_lambda_config(), "LW-MODEL-032"),
+        (cp.keras_module_injection_config(), "LW-MODEL-033"),
+        (cp.keras_get_file_config(), "LW-MODEL-033"),
+        (cp.keras_lookup_path_config(), "LW-MODEL-033"),
+        (
+            {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/sm"}},
+            "LW-MODEL-033",
+        ),
+    ],
+    ids=["lambda", "module-injection", "get-file", "lookup-path", "tfsmlayer"],
+)
+def test_keras_config_in_an_orbax_checkpoint_is_judged(
+    tmp_path: Path, where: str, payload: dict[str, object], rule: str
+) -> None:
+    """The model config of a Keras 3 Orbax checkpoint is a JSON string inside Orbax's JSON file: it was never
+    parsed, so a Lambda layer or an imported module there was clean."""
+    res = scan_files(tmp_path, {where: _orbax(payload)})
+    assert_caught(res, rule, at_least=Severity.MEDIUM)
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"config": json.dumps(_BENIGN_KERAS)},
+        {"config": "default"},
+        {"config": "{not json"},
+        {"config": json.dumps({"learning_rate": 0.01, "batch_size": 32})},
+        {"config": json.dumps([1, 2])},
+    ],
+    ids=["keras-sequential", "plain-string", "brace-not-json", "hparams", "list"],
+)
+def test_benign_config_strings_stay_clean(tmp_path: Path, doc: dict[str, object]) -> None:
+    res = scan_files(tmp_path, {"2/model_config/_strings.json": json.dumps(doc).encode()})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

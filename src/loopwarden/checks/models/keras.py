@@ -315,6 +315,8 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
                     ctx.fail(location, f"model_config is not JSON ({_why(exc)})")
                 cfg = None
         check_keras_config(cfg, ctx, location)
+    elif isinstance(obj.get("config"), str):
+        _config_string(obj["config"], ctx, location)
     tmpl = obj.get("chat_template")
     if tmpl is not None:
         from loopwarden.checks.models.chat_template import check_template
@@ -325,6 +327,22 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
             check_template(text, ctx, location, key=key)
     if raw is None or _may_hold_markup(raw):
         _embedded_templates(obj, ctx, location)
+
+
+def _config_string(text: str, ctx: ScanContext, location: Location) -> None:
+    """``{"config": "<JSON text>"}``: Keras 3's Orbax checkpoints store the model config so, as the ``config`` of
+    their ``model_config`` checkpointable (``<step>/model_config/_strings.json`` from Orbax's PyTree handler,
+    ``data.json`` from its JSON handler); ``keras.saving.load_model`` on the checkpoint folder parses that string and
+    builds the model from it, Lambda layers and imported modules included. A string that is not a JSON object is
+    no config Keras builds."""
+    if text.lstrip(_JSON_SPACE)[:1] != "{":
+        return
+    try:
+        cfg = _parse(text.encode("utf-8", "surrogatepass"))
+    except (ValueError, RecursionError):
+        return  # Keras' json.loads fails the same way: nothing is built
+    if isinstance(cfg, dict):
+        check_keras_config(cfg, ctx, location)
 
 
 _RAW_MARKUP: Final = re.compile(rb"(?:\{|\\u007[bB])(?:[{%]|\\u007[bB]|\\u0025)")
