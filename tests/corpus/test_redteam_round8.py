@@ -18,6 +18,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
+from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
 
 # ---------------------------------------------------------------- tar: escaping through the archive's own links
@@ -193,3 +194,136 @@ def test_keras_config_in_an_orbax_checkpoint_is_judged(
 def test_benign_config_strings_stay_clean(tmp_path: Path, doc: dict[str, object]) -> None:
     res = scan_files(tmp_path, {"2/model_config/_strings.json": json.dumps(doc).encode()})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ----------------------------------------------------------------- GGUF vocabularies as llama.cpp indexes them
+
+gguf = pytest.importorskip("gguf")
+np = pytest.importorskip("numpy")
+
+_Vocab = dict[str, object]
+
+
+def _spm_vocab() -> _Vocab:
+    """An ordinary SentencePiece (llama) vocabulary as convert_hf_to_gguf writes it: control tokens, the 256 byte
+    tokens, then words."""
+    tokens = ["<unk>", "<s>", "</s>", *(f"<0x{b:02X}>" for b in range(256)), *(f"▁w{i}" for i in range(64))]
+    types = [2, 3, 3, *([6] * 256), *([1] * 64)]
+    return {
+        "model": "llama",
+        "tokens": tokens,
+        "scores": [0.0] * len(tokens),
+        "types": types,
+        "ids": {"bos": 1, "eos": 2, "unk": 0, "pad": 0},
+        "block_count": 32,
+        "tensors": ["token_embd.weight", "output.weight"],
+    }
+
+
+def _write_gguf(path: Path, v: _Vocab) -> Path:
+    """A GGUF written by gguf-py (the writer llama.cpp's converters use) with the vocabulary ``v``."""
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(v["block_count"])
+    w.add_tokenizer_model(v["model"])
+    if v["tokens"] is not None:
+        w.add_token_list(v["tokens"])
+    scores = v["scores"]
+    if isinstance(scores, tuple):  # (value type, values): an array the converters would not write
+        w.add_key_value("tokenizer.ggml.scores", scores[1], gguf.GGUFValueType.ARRAY, sub_type=scores[0])
+    elif scores is not None:
+        w.add_token_scores(scores)
+    types = v["types"]
+    if isinstance(types, tuple):
+        w.add_key_value("tokenizer.ggml.token_type", types[1], gguf.GGUFValueType.ARRAY, sub_type=types[0])
+    elif types is not None:
+        w.add_token_types(types)
+    for name, tid in v["ids"].items():
+        getattr(w, f"add_{name}_token_id")(tid)
+    for name in v["tensors"]:
+        w.add_tensor(name, np.zeros(32, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    old, new = v.get("patch", (b"", b""))
+    if old:  # what gguf-py refuses to write, patched in after (the same length)
+        path.write_bytes(path.read_bytes().replace(old, new))
+    return path
+
+
+def _plamo2(text: str) -> _Vocab:
+    v = _spm_vocab()
+    v["model"] = "plamo2"
+    v["tokens"][3 + 0xFF] = text
+    return v
+
+
+def _with(**changes: object) -> _Vocab:
+    v = _spm_vocab()
+    v.update(changes)
+    return v
+
+
+_BAD_VOCABS: dict[str, _Vocab] = {
+    # llama.cpp PR 25969 / issue 27226: stoi("-1", 16) indexes PLaMo-2's 256-entry byte table at -1 (a write)
+    "byte-token-negative": _plamo2("<0x-1>"),
+    "byte-token-negative-f": _plamo2("<0x-f>"),
+    "byte-token-not-hex": _plamo2("<0xZZ>"),
+    # llama.cpp PR 20735: scores / token types indexed by token id without checking their length
+    "scores-short": _with(scores=[0.0] * 100),
+    "types-short": _with(types=[1] * 10),
+    # llama.cpp issue 24888 / PR 26690: the array's data cast to float32 / int32 whatever its element type
+    "scores-uint8": _with(scores=(gguf.GGUFValueType.UINT8, [0] * 323)),
+    "types-uint8": _with(types=(gguf.GGUFValueType.UINT8, [1] * 323)),
+    # GHSA-g4cc-763q-h9h6, llama.cpp PR 25475: a special-token id past the vocabulary
+    "eos-out-of-range": _with(ids={"bos": 1, "eos": 4000}),
+    "pad-out-of-range": _with(ids={"bos": 1, "eos": 2, "pad": 323}),
+    # llama.cpp PR 25508: no ids given, and a vocabulary smaller than the tokenizer's default ids
+    "tiny-gpt2-vocab": _with(model="gpt2", tokens=["a", "b", "c"], scores=None, types=None, ids={}),
+    # llama.cpp PR 25821 / 26051: block_count past LLAMA_MAX_LAYERS wrote past the per-layer arrays
+    "block-count": _with(block_count=1024),
+    # gguf.cpp refuses duplicate tensor names; readers that do not keep the first or the last
+    "duplicate-tensor": _with(
+        tensors=["token_embd.weight", "token_embd.weighX"], patch=(b"token_embd.weighX", b"token_embd.weight")
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BAD_VOCABS))
+def test_gguf_vocabulary_that_llama_cpp_reads_out_of_bounds_is_reported(tmp_path: Path, case: str) -> None:
+    """Vocabulary metadata that llama.cpp's loader indexed past a buffer (or wrote before one) was clean: the
+    reader checked the GGUF structure but not what the vocabulary loader does with it."""
+    res = scan_paths([str(_write_gguf(tmp_path / "model.gguf", _BAD_VOCABS[case]))], jobs=1).targets[0]
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-039"]
+    assert hits, res
+    assert res.verdict is Verdict.FINDINGS
+
+
+_GOOD_VOCABS: dict[str, _Vocab] = {
+    "spm": _spm_vocab(),
+    "spm-lowercase-hex": _with(
+        tokens=[t.lower() if t.startswith("<0x") else t for t in _spm_vocab()["tokens"]]
+    ),
+    "gpt2-no-scores": _with(
+        model="gpt2",
+        tokens=[chr(0x21 + i) for i in range(200)],
+        scores=None,
+        types=[1] * 200,
+        ids={"bos": 11, "eos": 11},
+    ),
+    # a word that merely looks like a byte token, typed as a normal token
+    "byte-lookalike-word": _with(tokens=[*_spm_vocab()["tokens"][:-1], "<0xZZ>"]),
+    "no-token-ids": _with(ids={}),
+    "no-vocabulary": _with(tokens=None, scores=None, types=None, ids={}, model="none"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_GOOD_VOCABS))
+def test_ordinary_gguf_vocabularies_stay_clean(tmp_path: Path, case: str) -> None:
+    path = _write_gguf(tmp_path / "model.gguf", _GOOD_VOCABS[case])
+    reader = gguf.GGUFReader(str(path))  # the file is what gguf-py reads back
+    tokens = _GOOD_VOCABS[case]["tokens"]
+    field = reader.fields.get("tokenizer.ggml.tokens")
+    assert (field is None) if tokens is None else len(field.data) == len(tokens)
+    res = scan_paths([str(path)], jobs=1).targets[0]
+    assert res.verdict is Verdict.CLEAN, res

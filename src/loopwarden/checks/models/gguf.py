@@ -10,7 +10,7 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
 from loopwarden.checks.models.codestr import check_metadata_value
 from loopwarden.checks.models.dispatch import seekable_blob
-from loopwarden.domain import Location
+from loopwarden.domain import Location, Severity
 
 __all__ = ["scan_gguf"]
 
@@ -37,6 +37,19 @@ _VOCABULARY: Final = frozenset({"tokenizer.ggml.tokens", "tokenizer.ggml.merges"
 """The tokenizer's vocabulary and merge rules: hundreds of thousands of token strings that only the tokenizer
 reads; every other array of strings is judged for Python code like a scalar string (LW-MODEL-047)."""
 _MAX_DIMS: Final = 4
+_TOKENS: Final = "tokenizer.ggml.tokens"
+_VOCAB_ARRAYS: Final[dict[str, int]] = {"tokenizer.ggml.scores": 6, "tokenizer.ggml.token_type": 5}
+"""Per-token arrays and the element type llama.cpp reads them as (float32 scores, int32 types): it casts the array's
+data to that type and indexes it by token id, whatever the file declares (llama.cpp PR 20735, issue 24888)."""
+_BYTE_TOKEN: Final = 6
+"""llama.cpp's token type BYTE: a ``<0xNN>`` token standing for one byte."""
+_MAX_LAYERS: Final = 512
+"""LLAMA_MAX_LAYERS: llama.cpp's per-layer hyperparameters are arrays of this size, indexed up to block_count."""
+_DEFAULT_SPECIAL: Final[dict[str, int]] = {"llama": 2, "gpt2": 11, "bert": 103, "t5": 2}
+"""The largest special-token id llama.cpp assumes for a tokenizer model when the file names none (SPM bos 1/eos 2,
+GPT-2 bos/eos 11, BERT cls 101/sep 102/mask 103, T5 unk 2): a vocabulary of fewer tokens is read past its end
+(GHSA-g4cc-763q-h9h6; llama.cpp PR 25508)."""
+_HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
 _GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
     0: (1, 4),
@@ -137,6 +150,67 @@ class _Cursor:
         return None
 
 
+class _Vocab:
+    """What llama.cpp's vocabulary loader indexes by token id, gathered while the keys are parsed and judged
+    afterwards (the keys come in any order): the per-token arrays must hold one element of the expected type per
+    token, special-token ids must name a token, and a byte token must spell a byte."""
+
+    def __init__(self) -> None:
+        self.n_tokens: int | None = None
+        self.odd_bytes: list[int] = []
+        self.arrays: dict[str, int] = {}
+        self.special: dict[str, int] = {}
+        self.model: str | None = None
+
+    def check(self, f: BinaryIO, v1: bool, ctx: ScanContext, loc: Location) -> None:
+        n = self.n_tokens
+        if n is None:
+            return  # no vocabulary: llama.cpp loads none (or refuses the model)
+        head = "<II" if v1 else "<IQ"
+        types: tuple[int, int] | None = None  # (element type, data offset) of token_type
+        for key, pos in self.arrays.items():
+            f.seek(pos)
+            etype, count = struct.unpack(head, f.read(struct.calcsize(head)))
+            if etype != _VOCAB_ARRAYS[key] or count != n:
+                # llama.cpp reads it as n elements of its own type: past the end of a shorter or narrower array
+                # (llama.cpp PR 20735, issue 24888, PR 26690)
+                ctx.add(
+                    rules.GgufInvalid,
+                    f"{key} holds {count} elements of type {etype} for {n} tokens "
+                    f"(llama.cpp reads {n} of type {_VOCAB_ARRAYS[key]})",
+                    loc,
+                )
+            elif key == "tokenizer.ggml.token_type":
+                types = (etype, pos + struct.calcsize(head))
+        if types is not None:
+            for i in self.odd_bytes[:16]:
+                f.seek(types[1] + 4 * i)
+                (ttype,) = struct.unpack("<i", f.read(4))
+                if ttype == _BYTE_TOKEN:
+                    # PLaMo-2's tokenizer indexed a 256-entry table with the parsed number: "<0x-1>" wrote before
+                    # it (llama.cpp PR 25969, issue 27226); other byte parsers throw
+                    ctx.add(rules.GgufInvalid, f"byte token {i} is not spelled <0xNN> with hex digits", loc)
+                    break
+        for key, tid in sorted(self.special.items()):
+            if not 0 <= tid < n and tid not in (-1, 0xFFFFFFFF):
+                # indexed into the token table unchecked by llama.cpp versions up to mid-2026
+                # (GHSA-g4cc-763q-h9h6; llama.cpp PR 25475)
+                ctx.add_severity(
+                    rules.GgufInvalid,
+                    Severity.MEDIUM,
+                    f"{key} is {tid}, outside the vocabulary of {n} tokens",
+                    loc,
+                )
+        default = _DEFAULT_SPECIAL.get(self.model or "")
+        if default is not None and n <= default:
+            ctx.add(
+                rules.GgufInvalid,
+                f"vocabulary of {n} tokens is smaller than the special-token ids llama.cpp assumes for a "
+                f"'{self.model}' tokenizer",
+                loc,
+            )
+
+
 def _too_large() -> str:
     return f"chat template longer than {_MAX_KEEP} bytes is not analysed (bound on kept strings)"
 
@@ -178,6 +252,29 @@ def _value(
     raise _BadError(f"unknown value type {vtype}")
 
 
+def _tokens(cur: _Cursor) -> tuple[int, list[int]]:
+    """Read ``tokenizer.ggml.tokens`` (after its value type): the number of tokens, and the ids of those spelled
+    ``<0x??>`` whose two characters are not hex digits (a byte token's text that llama.cpp parses as a number)."""
+    etype = cur.u32()
+    n = cur.count()
+    if etype != _STRING:
+        raise _BadError(f"{_TOKENS} is an array of type {etype}, not of strings")
+    if n > _MAX_COUNT and n > cur.size:
+        raise _BadError(f"array of {n} elements exceeds the file")
+    odd: list[int] = []
+    for i in range(n):
+        ln = cur.count()
+        if ln == 6:
+            text = cur.read(6)
+            if text[:3] == b"<0x" and text[5:] == b">" and not (text[3] in _HEX and text[4] in _HEX):
+                odd.append(i)
+        elif ln > cur.size:
+            raise _BadError(f"string length {ln} at offset {cur.pos} exceeds the file")
+        else:
+            cur.skip(ln)
+    return n, odd
+
+
 def scan_gguf(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     loc = blob.location
@@ -208,6 +305,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
     alignment = 32
     templates: list[tuple[str, str]] = []
     keys: set[str] = set()
+    vocab = _Vocab()
     for i in range(n_kv):
         if i % 256 == 0:
             ctx.check_time()
@@ -216,12 +314,19 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             ctx.add(rules.GgufInvalid, f"duplicate metadata key '{key[:100]}'", loc)
         keys.add(key)
         vtype = cur.u32()
+        if key == _TOKENS and vtype == _ARRAY:
+            vocab.n_tokens, vocab.odd_bytes = _tokens(cur)
+            continue
+        if key in _VOCAB_ARRAYS and vtype == _ARRAY:
+            vocab.arrays[key] = cur.pos  # where its element type is: read once the keys are parsed
         keep = key.startswith("tokenizer.chat_template") or key == "general.alignment"
         if vtype == _STRING and not keep:
             # any other scalar string: judged for Python code (LW-MODEL-047), read as leniently as loaders do
             val = cur.string(True, strict=False)
             if val is not None:
                 check_metadata_value(key, val, ctx, loc, where="GGUF")
+                if key == "tokenizer.ggml.model":
+                    vocab.model = val
             continue
         judge = None
         if vtype == _ARRAY and not keep and key not in _VOCABULARY:
@@ -245,15 +350,26 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
                 ctx.fail(loc, f"{key}: {_too_large()}")  # fail closed: an unread template is not clean
             else:
                 ctx.add(rules.GgufInvalid, f"{key} is not a string", loc)
+        if isinstance(val, int) and not isinstance(val, bool):
+            if key.startswith("tokenizer.ggml.") and key.endswith("_token_id"):
+                vocab.special[key] = val
+            elif key.endswith(".block_count") and val > _MAX_LAYERS:
+                # llama.cpp's per-layer arrays hold 512 entries; a larger count wrote past them (PR 25821/26051)
+                ctx.add(rules.GgufInvalid, f"{key} is {val}, more than llama.cpp's {_MAX_LAYERS} layers", loc)
         if key == "general.alignment":
             if not isinstance(val, int) or val <= 0 or val & (val - 1) or val > 1 << 20:
                 raise _BadError(f"invalid general.alignment {val!r}")
             alignment = val
     infos: list[tuple[int, int, str]] = []
+    names: set[str] = set()
     for i in range(n_tensors):
         if i % 1024 == 0:
             ctx.check_time()
         name = cur.string(True) or ""
+        if name in names:
+            # gguf.cpp refuses the file; a reader that keeps the first or the last of them reads other weights
+            ctx.add(rules.GgufInvalid, f"duplicate tensor name '{name[:100]}'", loc)
+        names.add(name)
         n_dims = cur.u32()
         if n_dims > _MAX_DIMS:
             raise _BadError(f"tensor '{name[:100]}' has {n_dims} dimensions")
@@ -278,6 +394,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             raise _BadError(
                 f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file"
             )
+    vocab.check(f, version == 1, ctx, loc)
     from loopwarden.checks.models.chat_template import check_template
 
     for key, text in templates:
