@@ -327,3 +327,86 @@ def test_ordinary_gguf_vocabularies_stay_clean(tmp_path: Path, case: str) -> Non
     assert (field is None) if tokens is None else len(field.data) == len(tokens)
     res = scan_paths([str(path)], jobs=1).targets[0]
     assert res.verdict is Verdict.CLEAN, res
+
+
+# ------------------------------------------------------- torch.package: the archive's own source for known modules
+
+torch = pytest.importorskip("torch")
+
+
+def _torch_package(
+    path: Path, sources: dict[str, str], obj: object = None, extern: bytes | None = None
+) -> Path:
+    """A torch.package archive written by PackageExporter (a tensor, so a .data/<key>.storage record too), then
+    given ``sources`` (archive paths under its root -> Python source), ``obj`` as its pickle and ``extern`` as its
+    extern_modules record."""
+    import pickle
+    import zipfile
+
+    from torch.package import PackageExporter
+
+    base = path.with_suffix(".base")
+    with PackageExporter(str(base)) as pe:
+        pe.save_pickle("model", "model.pkl", {"w": torch.zeros(2)})
+    root = base.stem
+    with zipfile.ZipFile(base) as src, zipfile.ZipFile(path, "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("model/model.pkl") and obj is not None:
+                data = pickle.dumps(obj, protocol=2)
+            elif info.filename.endswith(".data/extern_modules") and extern is not None:
+                data = extern
+            out.writestr(info.filename, data)
+        for name, text in sources.items():
+            out.writestr(f"{root}/{name}", text)
+    return path
+
+
+_SHADOW = "open('ran', 'w').write('yes')\nOrderedDict = dict\n"
+
+_SHADOWING: dict[str, dict[str, str]] = {
+    "stdlib-module": {"collections.py": _SHADOW},
+    "stdlib-package": {"collections/__init__.py": _SHADOW},
+    "stdlib-submodule": {"json/decoder.py": _SHADOW},
+    "ml-package": {"numpy/__init__.py": _SHADOW},
+    "ml-submodule": {"sklearn/tree/_classes.py": _SHADOW},
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SHADOWING))
+def test_torch_package_source_for_a_known_module_is_high(tmp_path: Path, case: str) -> None:
+    """PackageImporter imports every module a pickle names from the archive first (extern or not): the archive's
+    collections.py runs for a pickle that names only collections.OrderedDict, which the allow-list trusts. Clean
+    before."""
+    from collections import OrderedDict
+
+    path = _torch_package(tmp_path / "model.pt", _SHADOWING[case], OrderedDict(a=1))
+    res = scan_paths([str(path)], jobs=1).targets[0]
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-006" and f.severity is Severity.HIGH]
+    assert hits and all(f.location.member and f.location.member.endswith(".py") for f in hits), res
+
+
+def test_torch_package_shadowing_is_what_package_importer_runs(tmp_path: Path) -> None:
+    """The case is real: loaded by torch.package in a child process (in tmp_path), the archive's collections.py
+    runs although extern_modules names collections."""
+    import subprocess
+    import sys
+    from collections import OrderedDict
+
+    path = _torch_package(
+        tmp_path / "model.pt", {"collections.py": _SHADOW}, OrderedDict(a=1), b"collections\n"
+    )
+    code = (
+        f"from torch.package import PackageImporter as P; P({str(path)!r}).load_pickle('model', 'model.pkl')"
+    )
+    subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True, timeout=300, check=False)
+    assert (tmp_path / "ran").exists()
+
+
+def test_ordinary_torch_packages_stay_clean_or_report_their_own_classes(tmp_path: Path) -> None:
+    """A package of tensors is clean (its .data/<key>.storage records are raw tensor bytes, once unverified); a
+    package's own module (not a known one) is reported only where a pickle names it (LW-MODEL-006, medium)."""
+    plain = _torch_package(tmp_path / "plain.pt", {})
+    own = _torch_package(tmp_path / "own.pt", {"mymodels/net.py": "class Net:\n    pass\n"})
+    res = scan_paths([str(plain), str(own)], jobs=1).targets
+    assert [r.verdict for r in res] == [Verdict.CLEAN, Verdict.CLEAN], res

@@ -51,6 +51,7 @@ _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
 _PICKLE_ONLY_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.ckpt)$", re.IGNORECASE)
 """Names that claim a pickle and nothing else (``.pth`` is also a site-packages path file, which is text)."""
+_PACKAGE_STORAGE: Final = re.compile(r"^[^/]+/\.data/[0-9]+\.storage$")
 _TS_CONSTANTS: Final = re.compile(r"^[^/]+/constants\.pkl$")
 _TS_CODE: Final = re.compile(r"^[^/]+/code/")
 _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
@@ -680,6 +681,9 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     torchscript = any(_TS_CONSTANTS.match(n) for n in names) and any(_TS_CODE.match(n) for n in names)
     storage_roots = frozenset(roots)
     raw_members = _pt2_raw_members(blob, arch, ctx)
+    package = any(n.endswith("/.data/extern_modules") for n in names)
+    if package:  # torch.package: its tensors' bytes are <root>/.data/<key>.storage records, read as raw data
+        raw_members |= {n for n in names if _PACKAGE_STORAGE.match(n)}
     first_finding = len(ctx.findings)
     for start, end, what in arch.extra_ranges:
         _range(blob, ctx, start, end, what)
@@ -745,6 +749,10 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
+    if package:
+        from loopwarden.checks.models.torch import check_torch_package
+
+        check_torch_package(names, ctx, blob.location)
 
 
 def _storage_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -> None:

@@ -14,10 +14,10 @@ import sys
 from typing import Final
 
 from loopwarden.checks.models import rules
-from loopwarden.checks.models._base import ScanContext
+from loopwarden.checks.models._base import ScanContext, member_location
 from loopwarden.domain import Location, Severity
 
-__all__ = ["check_torchscript_code"]
+__all__ = ["check_torch_package", "check_torchscript_code"]
 
 _TORCH_NAMESPACES: Final = frozenset(
     {
@@ -122,4 +122,38 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
                 f"TorchScript code uses '{m.group(1)}'",
                 Location(location.path, location.member, line=lineno),
                 name=m.group(1),
+            )
+
+
+_PACKAGE_MARK: Final = "/.data/extern_modules"
+"""The record every ``torch.package`` archive has (``<root>/.data/extern_modules``: the modules it takes from the
+environment)."""
+
+
+def check_torch_package(names: list[str], ctx: ScanContext, location: Location) -> None:
+    """A ``torch.package`` archive's own Python source for a module the allow-list trusts. ``PackageImporter``
+    resolves every module a pickle names in the archive first (``<root>/collections.py``, ``<root>/numpy/
+    __init__.py``), even one listed as extern, and runs that source: a pickle that names only allow-listed classes
+    (``collections.OrderedDict``) then runs the archive's code, and a scanner that judges the name trusts it."""
+    from loopwarden.checks.models.allowlist import known_top_module
+
+    roots = {
+        n[: -len(_PACKAGE_MARK)]
+        for n in names
+        if n.endswith(_PACKAGE_MARK) and "/" not in n[: -len(_PACKAGE_MARK)]
+    }
+    for name in names:
+        root, _, rel = name.partition("/")
+        if root not in roots or not rel.endswith(".py") or rel.startswith(".data/"):
+            continue
+        module = rel[: -len("/__init__.py")] if rel.endswith("/__init__.py") else rel[: -len(".py")]
+        module = module.replace("/", ".")
+        if module and known_top_module(module):
+            ctx.add_severity(
+                rules.PickleUnknownClass,
+                Severity.HIGH,
+                f"torch.package archive carries its own source for '{module[:200]}': PackageImporter imports it "
+                "in place of the installed module for every pickle that names it",
+                member_location(location, name),
+                module=module[:200],
             )
