@@ -410,3 +410,53 @@ def test_ordinary_torch_packages_stay_clean_or_report_their_own_classes(tmp_path
     own = _torch_package(tmp_path / "own.pt", {"mymodels/net.py": "class Net:\n    pass\n"})
     res = scan_paths([str(plain), str(own)], jobs=1).targets
     assert [r.verdict for r in res] == [Verdict.CLEAN, Verdict.CLEAN], res
+
+
+# ------------------------------------------------------------------- Keras weights: HDF5 datasets as shape bombs
+
+h5py = pytest.importorskip("h5py")
+
+_BOMBS: dict[str, dict[str, object]] = {
+    # keras PR 22975's own case: ~8 PiB declared, chunked and gzip-compressed, nothing written
+    "chunked-gzip": {"shape": (2**50,), "dtype": "float64", "chunks": (1024,), "compression": "gzip"},
+    "chunked-2d": {"shape": (1 << 20, 1 << 20), "dtype": "float32", "chunks": (64, 64)},
+    # contiguous, never written: h5py allocates its storage late, so the file stores nothing
+    "contiguous-unwritten": {"shape": (1 << 31, 4), "dtype": "float32"},
+}
+
+
+def _weights_h5(path: Path, bomb: dict[str, object] | None) -> Path:
+    """A Keras 3 ``model.weights.h5`` layout (layers/<name>/vars/<i>), one variable replaced by ``bomb``."""
+    with h5py.File(path, "w") as f:
+        g = f.create_group("layers/dense/vars")
+        g.create_dataset("1", data=np.zeros(5, dtype="float32"))
+        if bomb is None:
+            g.create_dataset("0", data=np.ones((3, 5), dtype="float32"))
+        else:
+            g.create_dataset("0", fillvalue=0, **bomb)
+    return path
+
+
+@pytest.mark.parametrize("container", ["h5", "keras"])
+@pytest.mark.parametrize("case", sorted(_BOMBS))
+def test_hdf5_shape_bomb_is_unverified(tmp_path: Path, case: str, container: str) -> None:
+    """GHSA-xfhx-r7ww-5995 / CVE-2026-0897: Keras read a weights dataset that declares terabytes and stores
+    nothing into memory; the file was clean. It is now unverified, as a zip bomb is (Keras' own bound)."""
+    h5 = _weights_h5(tmp_path / "model.weights.h5", _BOMBS[case])
+    assert h5.stat().st_size < 1 << 20
+    if container == "keras":
+        cfg = {"module": "keras", "class_name": "Sequential", "config": {"layers": []}}
+        h5.rename(tmp_path / "w.h5")
+        data = cp.zip_of(
+            {"config.json": json.dumps(cfg).encode(), "model.weights.h5": (tmp_path / "w.h5").read_bytes()}
+        )
+        h5 = tmp_path / "model.keras"
+        h5.write_bytes(data)
+    res = scan_paths([str(h5)], jobs=1).targets[0]
+    assert res.verdict is Verdict.UNVERIFIED, res
+    assert "shape bomb" in (res.reason or ""), res
+
+
+def test_ordinary_weights_h5_stays_clean(tmp_path: Path) -> None:
+    res = scan_paths([str(_weights_h5(tmp_path / "model.weights.h5", None))], jobs=1).targets[0]
+    assert res.verdict is Verdict.CLEAN, res

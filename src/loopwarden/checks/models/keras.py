@@ -435,6 +435,7 @@ def scan_hdf5(blob: Blob, ctx: ScanContext) -> None:
                     attrs.append((f"{name}/{key}", val))
                 if isinstance(obj, h5py.Dataset):
                     _external_storage(name, obj, ctx, blob.location)
+                    _shape_bomb(name, obj, ctx, blob.location)
 
             def visit_link(name: str, link: Any) -> None:
                 if isinstance(link, h5py.ExternalLink):
@@ -459,6 +460,28 @@ def _external_storage(name: str, ds: Any, ctx: ScanContext, location: Location) 
         for source in ds.virtual_sources():
             if source.file_name != ".":
                 _external(name, "virtual dataset over", source.file_name, ctx, location)
+
+
+_BOMB_FLOOR: Final = 1 << 32
+_BOMB_EXPANSION: Final = 1000
+
+
+def _shape_bomb(name: str, ds: Any, ctx: ScanContext, location: Location) -> None:
+    """A dataset declaring far more bytes than it stores (chunks never written, a fill value): reading it allocates
+    the declared size (GHSA-xfhx-r7ww-5995). Judged as Keras 3.13.2+ judges it before loading weights (above 4 GiB
+    and more than 1000 times the stored bytes: keras PR 22975); like a zip bomb, the file is unverified."""
+    declared = ds.dtype.itemsize
+    for n in ds.shape or ():
+        declared *= n
+    if declared <= _BOMB_FLOOR:
+        return
+    stored = ds.id.get_storage_size()
+    if declared > _BOMB_EXPANSION * stored:
+        ctx.fail(
+            location,
+            f"resource limit 'max_decompression_ratio' reached: HDF5 dataset '{name[:200]}' declares {declared} "
+            f"bytes and stores {stored} (shape bomb)",
+        )
 
 
 def _external(name: str, what: str, target: Any, ctx: ScanContext, location: Location) -> None:
