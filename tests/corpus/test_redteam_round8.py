@@ -165,7 +165,7 @@ def _orbax(config: object) -> bytes:
         (cp.keras_get_file_config(), "LW-MODEL-033"),
         (cp.keras_lookup_path_config(), "LW-MODEL-033"),
         (
-            {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/tmp/sm"}},
+            {"module": "keras.layers", "class_name": "TFSMLayer", "config": {"filepath": "/srv/models/sm"}},
             "LW-MODEL-033",
         ),
     ],
