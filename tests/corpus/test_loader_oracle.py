@@ -367,13 +367,17 @@ def _rules(data: bytes) -> dict[str, str]:
     return {str(f.evidence.get("subject")): f.rule_id for f in ctx.findings}
 
 
-def _load_dies(data: bytes) -> bool:
-    """Whether ``pickle.loads`` of ``data`` kills the process (run in a forked child)."""
+def _load_dies(data: bytes, *, use: bool = False) -> bool:
+    """Whether ``pickle.loads`` of ``data`` (and with ``use``, printing, copying and listing the array, as an
+    application would) kills the process (run in a forked child)."""
     pid = os.fork()
     if pid == 0:
         faulthandler.disable()  # the crash is the expected outcome: no traceback dump from pytest's handler
         try:
-            pickle.loads(data)
+            value = pickle.loads(data)
+            if use:
+                repr(value)
+                value.copy().tolist()
         finally:
             os._exit(0)
     _, status = os.waitpid(pid, 0)
@@ -583,3 +587,72 @@ def test_structured_dtypes_numpy_writes_are_clean() -> None:
     for value in values:
         for proto in (2, 4, 5):
             assert _verdict(pickle.dumps(value, protocol=proto), "model.pkl") == "clean", (value, proto)
+
+
+# --- found by a generator of numpy dtype states run through the real numpy ------------------------------------
+
+
+def _int(n: int) -> bytes:
+    return b"K" + bytes([n]) if 0 <= n < 256 else b"J" + struct.pack("<i", n)
+
+
+def _dtype_of(spec: str, items: bytes) -> bytes:
+    return b"cnumpy\ndtype\n(V" + spec.encode() + b"\n\x89\x88tR(" + items + b"tb"
+
+
+def _array_of(dtype: bytes, count: int, itemsize: int) -> bytes:
+    data = b"C" + bytes([count * itemsize]) + b"A" * (count * itemsize)
+    head = b"\x80\x02cnumpy.core.multiarray\n_reconstruct\n(cnumpy\nndarray\n(K\x00tC\x01btR(K\x01("
+    return head + _int(count) + b"t" + dtype + b"\x89" + data + b"tb."
+
+
+_PLAIN = b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xff"
+_KIND_STATES = {  # (dtype, item size, the real numpy crashes: on load, on use, or not certainly)
+    "datetime-without-metadata": (_dtype_of("M8", b"K\x03V<\n" + _PLAIN + b"K\x00"), 8, "load"),
+    "timedelta-7-items": (_dtype_of("m8", b"K\x03V<\n" + _PLAIN), 8, "load"),
+    "void-alignment-0": (_dtype_of("V8", b"K\x03V|\nNNNK\x08K\x00K\x00"), 8, "use"),
+    "bytes-alignment-0": (_dtype_of("S8", b"K\x03V|\nNNNK\x08K\x00K\x00"), 8, "use"),
+    "bool-with-object-flags": (
+        _dtype_of("b1", b"K\x04V<\nNNNJ\xe8\x03\x00\x00J\xff\xff\xff\xffK?N"),
+        1,
+        False,
+    ),
+    "float-with-refcount-flag": (_dtype_of("f8", b"K\x03V<\n" + _PLAIN + b"K\x01"), 8, False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_KIND_STATES))
+def test_dtype_states_numpy_assumes_of_the_kind_are_reported(case: str) -> None:
+    dtype, itemsize, crashes = _KIND_STATES[case]
+    data = _array_of(dtype, 2, itemsize)
+    assert {"numpy.dtype:state", "numpy.dtype:object-flags"} & set(_rules(data)), _rules(data)
+    if crashes:  # NULL metadata and a division by zero: deterministic
+        pytest.importorskip("numpy")
+        assert _load_dies(data, use=crashes == "use")
+
+
+def test_dtype_states_of_every_kind_numpy_writes_are_clean() -> None:
+    np = pytest.importorskip("numpy")
+    kinds = [
+        "f8",
+        "f2",
+        "i1",
+        "u8",
+        "b1",
+        "c16",
+        "O",
+        "S5",
+        "U3",
+        "V12",
+        "M8[s]",
+        "m8[ms]",
+        "M8",
+        ">U3",
+        "S0",
+        "V0",
+    ]
+    for kind in kinds:
+        value = np.zeros(2, dtype=kind)
+        for proto in (2, 4, 5):
+            assert _verdict(pickle.dumps(value, protocol=proto), "model.pkl") == "clean", (kind, proto)
+            assert _verdict(pickle.dumps(value.dtype, protocol=proto), "model.pkl") == "clean", (kind, proto)

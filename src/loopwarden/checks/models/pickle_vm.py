@@ -2705,11 +2705,24 @@ class _VM:
         releases that memory as objects when it stores the items. numpy writes 0x1B or 0x3F for such dtypes."""
         self._dtype_state_shape(state, off)
         self._dtype_layout(dtype, state, off)
-        if type(state) is not tuple or len(state) < 8 or not _dtype_has_object(dtype, state):
+        self._dtype_kind_state(dtype, state, off)
+        if type(state) is not tuple or len(state) < 8:
             return
         if type(state[0]) is int and state[0] < 3:
             return  # numpy computes the flags of older states itself
         flags = state[7]
+        if not _dtype_has_object(dtype, state):
+            if type(flags) is int and flags & _NPY_POINTER_FLAGS:
+                self.coll.hit(
+                    RULE_TENSOR,
+                    Severity.HIGH,
+                    "numpy.dtype:object-flags",
+                    "numpy dtype state gives a dtype without objects the flags of one (NPY_ITEM_REFCOUNT, "
+                    "NPY_LIST_PICKLE or NPY_ITEM_IS_POINTER): numpy handles its raw bytes as object pointers",
+                    off,
+                    self._ev({"flags": _short(flags), "spec": _short(dtype.args[0] if dtype.args else None)}),
+                )
+            return
         if type(flags) is int and flags & _NPY_OBJECT_FLAGS == _NPY_OBJECT_FLAGS:
             return
         if type(flags) is int and flags & _NPY_ITEM_REFCOUNT and flags & _NPY_LIST_PICKLE:
@@ -2798,6 +2811,38 @@ class _VM:
                 f"numpy dtype state with {problem}",
                 off,
                 self._ev({"itemsize": itemsize, "fields": _short(fields), "names": _short(names)}),
+            )
+
+    def _dtype_kind_state(self, dtype: _Call, state: Any, off: int) -> None:
+        """What numpy's ``arraydescr_setstate`` assumes of a state for the dtype's kind: a datetime or timedelta
+        dtype reads its unit from the state's metadata item, and with a state of 5 to 8 items (no metadata)
+        type-checks a NULL pointer; a flexible dtype (``S``, ``U``, ``V``) takes its alignment from the state, and
+        an alignment of 0 divides by zero in numpy's alignment checks. numpy writes 9 items for datetimes and the
+        kind's own alignment (1 or 4; -1 for fixed-size kinds, where it is ignored)."""
+        spec = dtype.args[0] if dtype.args else None
+        if type(spec) is not str or type(state) is not tuple or not 5 <= len(state) <= 9:
+            return
+        version = 0 if len(state) == 5 else state[0]
+        if type(version) is not int or not 0 <= version <= 4:
+            return  # numpy rejects the version first
+        problem = None
+        if _DATETIME_SPEC.match(spec) and len(state) < 9:
+            problem = (
+                f"a datetime dtype with a {len(state)}-item state (no unit metadata): numpy reads the metadata "
+                "it never set (a NULL pointer) and the loading process crashes"
+            )
+        elif _FLEXIBLE_SPEC.match(spec):
+            alignment = state[-1] if len(state) <= 6 else state[6]  # the last item of the two older layouts
+            if type(alignment) is int and alignment == 0:
+                problem = "a flexible dtype with alignment 0: numpy's alignment checks divide by it"
+        if problem is not None:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "numpy.dtype:state",
+                f"numpy dtype state with {problem}",
+                off,
+                self._ev({"state": _short(state)}),
             )
 
     def _dtype_state_shape(self, state: Any, off: int) -> None:
@@ -3600,6 +3645,10 @@ _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, 
 
 
 _DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
+_DATETIME_SPEC: Final = re.compile(
+    r"^[<>|=]?(?:[mM](?:8|16)?(?:\[[^\]]*\])?|datetime64|timedelta64)(?:\[[^\]]*\])?$"
+)
+_FLEXIBLE_SPEC: Final = re.compile(r"^[<>|=]?(?:[SUVa]\d*|void\d*|bytes_?|str_?|unicode_?|string_?)$")
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
 
 
@@ -3941,6 +3990,8 @@ _NPY_OBJECT_FLAGS: Final = 0x1B
 """``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI``: numpy sets all of them on every dtype
 that holds objects (it writes 0x1B or 0x3F)."""
 _NPY_LIST_PICKLE: Final = 0x02
+_NPY_POINTER_FLAGS: Final = 0x07
+"""``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_ITEM_IS_POINTER``: set by numpy only on dtypes that hold objects."""
 
 
 def _list_pickled(dtype: Any) -> bool:
