@@ -656,3 +656,23 @@ def test_dtype_states_of_every_kind_numpy_writes_are_clean() -> None:
         for proto in (2, 4, 5):
             assert _verdict(pickle.dumps(value, protocol=proto), "model.pkl") == "clean", (kind, proto)
             assert _verdict(pickle.dumps(value.dtype, protocol=proto), "model.pkl") == "clean", (kind, proto)
+
+
+_SHORT_STATES = {
+    # a 7-item state of version 3 has no flags item: numpy sets the flags to 0, so an object dtype loses them
+    "object-7-items": (_dtype_of("O8", b"K\x03V<\n" + _PLAIN), "numpy.dtype:object-flags"),
+    # a flexible dtype takes its item size from the state, 0 here, while its field sits at bytes 8..13
+    "void-size-0-with-a-field": (
+        _dtype_of("V16", b"K\x03V=\nN(Va\nt}(Va\n(cnumpy\ndtype\n(VS5\n\x89\x88tRK\x08tuK\x00K\x04"),
+        "numpy.dtype:layout",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_SHORT_STATES))
+def test_dtype_states_without_the_items_numpy_writes_are_judged_as_numpy_fills_them(case: str) -> None:
+    dtype, subject = _SHORT_STATES[case]
+    scalar = b"\x80\x02cnumpy.core.multiarray\nscalar\n(" + dtype + b"C\x10" + b"A" * 16 + b"tR."
+    assert _rules(scalar).get(subject) == "LW-MODEL-017", _rules(scalar)
+    pytest.importorskip("numpy")
+    assert _load_dies(scalar, use=True)

@@ -2706,11 +2706,11 @@ class _VM:
         self._dtype_state_shape(state, off)
         self._dtype_layout(dtype, state, off)
         self._dtype_kind_state(dtype, state, off)
-        if type(state) is not tuple or len(state) < 8:
+        if type(state) is not tuple or not 7 <= len(state) <= 9:  # a 6-item state of version 3+ is rejected
             return
-        if type(state[0]) is int and state[0] < 3:
-            return  # numpy computes the flags of older states itself
-        flags = state[7]
+        if type(state[0]) is not int or state[0] < 3:
+            return  # numpy computes the flags of older states itself (or rejects the version)
+        flags = state[7] if len(state) >= 8 else 0  # numpy's default when the state has no flags item
         if not _dtype_has_object(dtype, state):
             if type(flags) is int and flags & _NPY_POINTER_FLAGS:
                 self.coll.hit(
@@ -2751,11 +2751,24 @@ class _VM:
         version, subarray, names, fields = state[0], state[2], state[3], state[4]
         if type(version) is not int or not 1 <= version <= 4:
             return
-        itemsize = _dtype_info(dtype)[0]
+        spec = dtype.args[0] if dtype.args else None
+        if type(spec) is str and _FLEXIBLE_SPEC.match(spec) and type(state[5]) is int:
+            itemsize: int | None = state[
+                5
+            ]  # numpy sets a flexible dtype's item size from the state, whatever it is
+        else:
+            itemsize = _dtype_info(dtype)[0]
         if itemsize is None:
             return
         problem = None
-        if type(fields) is _Dict and type(names) is tuple and all(type(n) is str for n in names):
+        if itemsize < 0:
+            problem = f"a negative item size ({itemsize})"
+        if (
+            problem is None
+            and type(fields) is _Dict
+            and type(names) is tuple
+            and all(type(n) is str for n in names)
+        ):
             keys = {k for k, _ in fields.items}
             if not fields.hidden and all(type(k) is str or type(k) is tuple for k in keys):
                 missing = [n for n in names if n not in keys]
