@@ -12,6 +12,10 @@ truncation, splicing) and scanned in-process with a per-input time bound. Report
               stub (nothing is imported or called), for the pickle families; torch.load (weights_only=False,
               that unpickler as its pickle_module) for zips when torch is installed. A semantic differential
               between the scanner's pickle VM or zip reading and the loader's.
+  loader crashes  the input was reported clean although the real pickle.load (numpy's and the standard library's
+              allowed callables for real, others inert), and using the array as an application would, kills the
+              process (re-run alone to be blamed).
+"numpy-states" inputs are generated numpy dtype, array and scalar states (every item __setstate__ reads).
 "pickle-calls" inputs are generated programs that reach allowed and dangerous callables through every naming and
 calling route (GLOBAL, STACK_GLOBAL from any string opcode or the memo, INST, OBJ, NEWOBJ, NEWOBJ_EX, REDUCE,
 BUILD), half of them mutated. Run under the shared benchmark lock (`flock LOCKFILE python bench/fuzz_models.py
@@ -46,7 +50,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "corpus"))
 
-FAMILIES = ("pickle", "pickle-calls", "zip", "safetensors", "gguf")
+FAMILIES = ("pickle", "pickle-calls", "numpy-states", "zip", "safetensors", "gguf")
 _STORAGE = re.compile(r"^[^/]+/(data|constants)/[^/]+$")
 INTERESTING = [
     0,
@@ -67,6 +71,7 @@ INTERESTING = [
 _PARSED_AS = {
     "pickle": ("pickle", "torch-legacy"),
     "pickle-calls": ("pickle",),
+    "numpy-states": ("pickle",),
     "zip": ("zip",),
     "safetensors": ("safetensors",),
     "gguf": ("gguf",),
@@ -184,9 +189,10 @@ def seeds() -> dict[str, list[bytes]]:
             out["gguf"].append((t / "m.gguf").read_bytes())
         except ImportError:
             pass
-    from _loader_oracle import CallProgram
+    from _loader_oracle import CallProgram, NumpyStates
 
     out["pickle-calls"] = [CallProgram(random.Random(i)).program() for i in range(16)]  # splice material
+    out["numpy-states"] = [NumpyStates(random.Random(i)).program() for i in range(16)]
     return out
 
 
@@ -278,9 +284,10 @@ def rejected_by_reference(family: str, data: bytes) -> bool:
 def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]:
     from _loader_oracle import (
         CallProgram,
+        NumpyStates,
         attribute_path,
-        crashing,
-        real_load,
+        crashing_alone,
+        real_use,
         resolved_names,
         torch_resolved_names,
     )
@@ -316,6 +323,8 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
             data = CallProgram(rng).program()
             if rng.random() < 0.5:
                 data = mutate(rng, data, flat)
+        elif family == "numpy-states":
+            data = NumpyStates(rng).program()
         else:
             data = mutate(rng, rng.choice(pool[family]), flat)
         ctx = ScanContext("fuzz", limits, allow)
@@ -368,10 +377,14 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
                     stats[f"{family}:resolved"] += 1
                     if len(examples["resolved"]) < 5:
                         examples["resolved"].append(f"{family}: {names[:3]} {data.hex()[:4000]}")
-    # the real loader on what was called clean, numpy's C code included: a crash is memory the file reaches
-    for k in crashing(
-        lambda d: real_load(d, lambda m, q: allow.classify(m, q).allowed), [d for _, d in clean_pickles]
-    ):
+
+    # the real loader on what was called clean, numpy's C code included, and the array used as an application
+    # would: a crash (re-run alone, so that heap damage from an earlier input is not blamed on a later one) is
+    # memory the file reaches
+    def allowed(module: str, name: str) -> bool:
+        return allow.classify(module, name).allowed
+
+    for k in crashing_alone(lambda d: real_use(d, allowed), [d for _, d in clean_pickles]):
         family, data = clean_pickles[k]
         stats["loader-crash"] += 1
         stats[f"{family}:loader-crash"] += 1

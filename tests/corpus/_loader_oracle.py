@@ -353,18 +353,16 @@ _REAL_PACKAGES = (
 def real_load(data: bytes, allowed: Callable[[str, str], bool]) -> None:
     """pickle.load as a user runs it, for the callables the allow-list allows from numpy and the standard library
     (so that their own C code runs on the file's states); every other name gets the inert stub."""
+    _load_real(data, allowed)
 
+
+def _load_real(data: bytes, allowed: Callable[[str, str], bool]) -> Any:
     class _Real(pickle.Unpickler):
         def find_class(self, module: str, name: str) -> Any:
-            if (
-                attribute_path(module, name)
-                and module.split(".")[0] in _REAL_PACKAGES
-                and allowed(module, name)
-            ):
-                return super().find_class(module, name)
-            return Inert
+            real = module.split(".")[0] in _REAL_PACKAGES and attribute_path(module, name)
+            return super().find_class(module, name) if real and allowed(module, name) else Inert
 
-    _Real(io.BytesIO(data)).load()
+    return _Real(io.BytesIO(data)).load()
 
 
 def crashing(load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: float = 60) -> list[int]:
@@ -396,3 +394,145 @@ def crashing(load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: 
         else:
             start = len(inputs)
     return crashed
+
+
+def crashing_alone(
+    load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: float = 60
+) -> list[int]:
+    """``crashing``, with each crash re-run on its own: an input that damages the heap can make a later one in
+    the same child die. The first input at or before the reported one (up to 30 back) that crashes alone is
+    blamed; a crash no single input repeats is dropped."""
+    blamed: set[int] = set()
+    for index in crashing(load, inputs, seconds):
+        for j in range(index, max(-1, index - 30), -1):
+            if crashing(load, [inputs[j]], seconds):
+                blamed.add(j)
+                break
+    return sorted(blamed)
+
+
+def _int_op(n: int) -> bytes:
+    if 0 <= n < 256:
+        return b"K" + bytes([n])
+    if -(2**31) <= n < 2**31:
+        return b"J" + struct.pack("<i", n)
+    return b"\x8a\x08" + struct.pack("<q", n)
+
+
+def _str_op(s: str) -> bytes:
+    raw = s.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _bytes_op(b: bytes) -> bytes:
+    return b"C" + bytes([len(b)]) + b if len(b) < 256 else b"B" + struct.pack("<I", len(b)) + b
+
+
+_SPECS = [
+    "f8",
+    "f4",
+    "i4",
+    "i8",
+    "u1",
+    "b1",
+    "O8",
+    "V12",
+    "V8",
+    "V16",
+    "S5",
+    "U3",
+    "M8",
+    "m8",
+    "c16",
+    "f2",
+    "V0",
+]
+
+
+class NumpyStates:
+    """Pickles of numpy dtypes, arrays (ndarray, memmap, recarray) and scalars whose BUILD states vary every item
+    numpy's ``__setstate__`` reads: layout (5 to 9 items), version, endian, sub-array, names and fields (offsets
+    in and out of the item, missing names, titles), item size, alignment, flags, metadata; array shapes, order and
+    data (bytes of the right and wrong length, lists of the right and wrong length)."""
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def pick(self, options: Sequence[Any]) -> Any:
+        return self.rng.choice(options)
+
+    def dtype(self, depth: int = 0) -> bytes:
+        spec = self.pick(_SPECS)
+        out = b"cnumpy\ndtype\n(" + _str_op(spec) + b"\x89\x88tR"
+        return out + self.state(depth) + b"b" if self.rng.random() < 0.85 else out
+
+    def state(self, depth: int) -> bytes:
+        rng, pick = self.rng, self.pick
+        version, endian = _int_op(pick([3, 3, 3, 4, 2, 1, 0, 5])), _str_op(pick(["<", "|", ">", "=", "<"]))
+        sub = b"N"
+        if rng.random() < 0.15 and depth < 2:
+            dims = b"(" + b"".join(_int_op(pick([1, 2, 3, 0])) for _ in range(rng.randrange(1, 3))) + b"t"
+            sub = (
+                b"(" + self.dtype(depth + 1) + (_int_op(pick([1, 2, 3, 100])) if rng.random() < 0.4 else dims)
+            )
+            sub += b"t"
+        names = fields = b"N"
+        if rng.random() < 0.35 and depth < 2:
+            keys = [pick(["a", "b", "c", "d"]) for _ in range(rng.randrange(1, 4))]
+            names = b"(" + b"".join(_str_op(k) for k in keys) + b"t"
+            fields = b"}("
+            for key in keys if rng.random() < 0.8 else [*keys[:-1], "z"]:
+                offset = _int_op(pick([0, 4, 8, 12, 16, 3, -8, 1000]))
+                title = _str_op("title") if rng.random() < 0.1 else b""
+                fields += _str_op(key) + b"(" + self.dtype(depth + 1) + offset + title + b"t"
+            fields += b"u"
+        elsize = _int_op(pick([-1, -1, 8, 12, 16, 4, 0, 1000, 2**40]))
+        align = _int_op(pick([-1, 1, 4, 8, 0, 3]))
+        flags = _int_op(pick([0, 0, 63, 27, 1, 3, 16, 0xFF, 0x10, 0x08]))
+        layout = pick([8, 8, 8, 9, 7, 6, 5])
+        items = {
+            9: [version, endian, sub, names, fields, elsize, align, flags, b"}"],
+            8: [version, endian, sub, names, fields, elsize, align, flags],
+            7: [version, endian, sub, names, fields, elsize, align],
+            6: [version, endian, sub, fields, elsize, align],
+            5: [endian, sub, fields, elsize, align],
+        }[layout]
+        return b"(" + b"".join(items) + b"t"
+
+    def array(self) -> bytes:
+        rng, pick = self.rng, self.pick
+        dims = [pick([0, 1, 2, 3, 5]) for _ in range(rng.randrange(0, 3))]
+        count = 1
+        for d in dims:
+            count *= d
+        shape = b"(" + b"".join(_int_op(d) for d in dims) + b"t"
+        if rng.random() < 0.5:
+            items = [
+                pick([b"K\x01", b"N", _str_op("x")]) for _ in range(max(0, count + pick([0, 0, 0, -1, 1])))
+            ]
+            data = b"(" + b"".join(items) + b"l"
+        else:
+            size = max(0, count * pick([1, 4, 8, 12, 16]) + pick([0, 0, -1, 4]))
+            data = _bytes_op(bytes(rng.randrange(256) for _ in range(size)))
+        version = _int_op(1) if rng.random() < 0.9 else b""
+        state = b"(" + version + shape + self.dtype() + pick([b"\x89", b"\x88"]) + data + b"t"
+        cls = pick([b"cnumpy\nndarray\n", b"cnumpy\nndarray\n", b"cnumpy\nmemmap\n", b"cnumpy\nrecarray\n"])
+        return b"cnumpy.core.multiarray\n_reconstruct\n(" + cls + b"(K\x00tC\x01btR" + state + b"b"
+
+    def scalar(self) -> bytes:
+        raw = bytes(self.rng.randrange(256) for _ in range(self.pick([0, 1, 4, 8, 12, 16])))
+        return b"cnumpy.core.multiarray\nscalar\n(" + self.dtype() + _bytes_op(raw) + b"tR"
+
+    def program(self) -> bytes:
+        return b"\x80\x02" + self.pick([self.array, self.array, self.scalar, self.dtype])() + b"."
+
+
+def real_use(data: bytes, allowed: Callable[[str, str], bool]) -> None:
+    """``real_load``, then what an application does with an array: print, copy, list it, read its fields."""
+    value = _load_real(data, allowed)
+    repr(value)
+    if hasattr(value, "copy") and hasattr(value, "tolist"):
+        value.copy().tolist()
+        names = getattr(getattr(value, "dtype", None), "names", None) or ()
+        for name in names:
+            value[name].tolist()

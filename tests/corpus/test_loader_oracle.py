@@ -25,9 +25,13 @@ from _container_payloads import evil_pickle
 from _loader_oracle import (
     CallProgram,
     Inert,
+    NumpyStates,
     attribute_path,
     bounded,
+    crashing,
+    crashing_alone,
     in_children,
+    real_use,
     resolved_names,
     torch_resolved_names,
 )
@@ -676,3 +680,20 @@ def test_dtype_states_without_the_items_numpy_writes_are_judged_as_numpy_fills_t
     assert _rules(scalar).get(subject) == "LW-MODEL-017", _rules(scalar)
     pytest.importorskip("numpy")
     assert _load_dies(scalar, use=True)
+
+
+def test_generated_numpy_states_called_clean_never_crash_the_real_numpy() -> None:
+    """Generated dtype, array and scalar states (every item numpy's __setstate__ reads varied): those the scanner
+    calls clean are loaded and used by the real numpy in forked children, and none may kill the process."""
+    pytest.importorskip("numpy")
+
+    def allowed(module: str, name: str) -> bool:
+        return ALLOW.classify(module, name).allowed
+
+    rng = random.Random(21)
+    inputs = [NumpyStates(rng).program() for _ in range(1500)]
+    clean = [data for data in inputs if _verdict(data, "model.pkl") == "clean"]
+    assert len(clean) > 100  # well-formed states stay clean ...
+    assert len(crashing(lambda d: real_use(d, allowed), inputs)) > 20  # ... while the batch does crash numpy
+    crashed = crashing_alone(lambda d: real_use(d, allowed), clean)
+    assert not crashed, [clean[i] for i in crashed[:3]]
