@@ -243,6 +243,24 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError) as exc:
         print(f"note: advisory-sweep corpus not available ({exc})", file=sys.stderr)
     try:
+        import test_loader_oracle as oracle
+
+        numpy_cases = {
+            "numpy_object_array_short_list": oracle._SHORT_LISTS["three-for-nineteen"],
+            "numpy_dtype_state_null_names": oracle._dtype_pickle(oracle._CRASHING_STATES["fields-dict"]),
+            "numpy_dtype_field_outside_item": oracle._object_array(
+                b"(K\x01t", b"((K\x01Vx\ntl", oracle._BAD_LAYOUTS["field-far-past-the-item"][0]
+            ),
+            "numpy_datetime_without_metadata": oracle._array_of(
+                oracle._KIND_STATES["datetime-without-metadata"][0], 2, 8
+            ),
+        }
+        for case, data in numpy_cases.items():  # memory the file reaches through numpy's __setstate__
+            _write(d / case / "model.pkl", data)
+            out[case] = d / case / "model.pkl"
+    except (ImportError, AttributeError, KeyError) as exc:
+        print(f"note: numpy memory-safety corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
                 _write(d / case / name, data)
