@@ -51,6 +51,8 @@ sys.path.insert(0, str(REPO / "src"))
 sys.path.insert(0, str(REPO / "tests" / "corpus"))
 
 FAMILIES = ("pickle", "pickle-calls", "numpy-states", "zip", "safetensors", "gguf")
+FAILURES = ("crash", "hang", "violation", "resolved", "loader-crash")
+"""What fails a run (see the module docstring); each keeps up to five examples."""
 _STORAGE = re.compile(r"^[^/]+/(data|constants)/[^/]+$")
 INTERESTING = [
     0,
@@ -305,13 +307,7 @@ def work(args: tuple[int, int, float, dict[str, list[bytes]]]) -> dict[str, Any]
     signal.signal(signal.SIGALRM, _alarm)
     flat = [s for f in FAMILIES for s in pool[f]]
     stats: Counter[str] = Counter()
-    examples: dict[str, list[str]] = {
-        "crash": [],
-        "hang": [],
-        "violation": [],
-        "resolved": [],
-        "loader-crash": [],
-    }
+    examples: dict[str, list[str]] = {k: [] for k in FAILURES}
     slowest = 0.0
     clean_pickles: list[tuple[str, bytes]] = []
     # the real unpickler grows its memo to any index a LONG_BINPUT names: bound the address space so that such an
@@ -409,13 +405,7 @@ def main() -> int:
     with multiprocessing.get_context("fork").Pool(args.jobs) as p:
         parts = p.map(work, [(args.seed + w, per, args.per_input_seconds, pool) for w in range(args.jobs)])
     total: Counter[str] = Counter()
-    examples: dict[str, list[str]] = {
-        "crash": [],
-        "hang": [],
-        "violation": [],
-        "resolved": [],
-        "loader-crash": [],
-    }
+    examples: dict[str, list[str]] = {k: [] for k in FAILURES}
     for part in parts:
         total.update(part["stats"])
         for k, v in part["examples"].items():
@@ -453,8 +443,7 @@ def main() -> int:
         },
     }
     print(json.dumps(summary, sort_keys=True))
-    failures = ("crash", "hang", "violation", "resolved", "loader-crash")
-    return 1 if any(total[k] for k in failures) else 0
+    return 1 if any(total[k] for k in FAILURES) else 0
 
 
 if __name__ == "__main__":
