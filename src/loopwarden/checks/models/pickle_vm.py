@@ -2753,9 +2753,8 @@ class _VM:
             return
         spec = dtype.args[0] if dtype.args else None
         if type(spec) is str and _FLEXIBLE_SPEC.match(spec) and type(state[5]) is int:
-            itemsize: int | None = state[
-                5
-            ]  # numpy sets a flexible dtype's item size from the state, whatever it is
+            # numpy sets a flexible dtype's item size from the state, whatever it is
+            itemsize: int | None = state[5]
         else:
             itemsize = _dtype_info(dtype)[0]
         if itemsize is None:
