@@ -697,3 +697,73 @@ def test_generated_numpy_states_called_clean_never_crash_the_real_numpy() -> Non
     assert len(crashing(lambda d: real_use(d, allowed), inputs)) > 20  # ... while the batch does crash numpy
     crashed = crashing_alone(lambda d: real_use(d, allowed), clean)
     assert not crashed, [clean[i] for i in crashed[:3]]
+
+
+# --- scikit-learn tree nodes: predict follows child ids unchecked (scikit-learn PR 34558, skops PR 535) --------
+
+
+def _tree_with(edit: str) -> object:
+    np = pytest.importorskip("numpy")
+    tree = pytest.importorskip("sklearn.tree")
+    x = np.random.RandomState(0).rand(200, 4)
+    clf = tree.DecisionTreeClassifier(max_depth=3, random_state=0).fit(x, (x[:, 0] > 0.5).astype(int))
+    state = clf.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    if edit == "child-out-of-range":
+        nodes["left_child"][0] = 10**6
+    elif edit == "child-is-itself":
+        nodes["right_child"][0] = 0
+    elif edit == "child-of-two-nodes":
+        nodes["left_child"][0] = nodes["left_child"][1]
+    elif edit == "negative-feature":
+        nodes["feature"][0] = -5
+    clf.tree_.__setstate__(dict(state, nodes=nodes))
+    return clf
+
+
+@pytest.mark.parametrize(
+    "edit", ["child-out-of-range", "child-is-itself", "child-of-two-nodes", "negative-feature"]
+)
+def test_tree_node_arrays_that_predict_would_follow_out_of_bounds_are_reported(edit: str) -> None:
+    joblib = pytest.importorskip("joblib")
+    clf = _tree_with(edit)
+    out = io.BytesIO()
+    joblib.dump(clf, out)
+    for data in (pickle.dumps(clf, protocol=2), pickle.dumps(clf, protocol=4), out.getvalue()):
+        assert _rules(data).get("sklearn.tree:nodes") == "LW-MODEL-017"
+
+
+def test_the_real_predict_reads_outside_a_bad_node_array() -> None:
+    clf = _tree_with("child-out-of-range")
+    np = pytest.importorskip("numpy")
+    pid = os.fork()
+    if pid == 0:
+        faulthandler.disable()
+        try:
+            clf.predict(np.zeros((4, 4)))  # type: ignore[attr-defined]
+        finally:
+            os._exit(0)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFSIGNALED(status)
+
+
+def test_fitted_tree_ensembles_are_clean() -> None:
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    tree = pytest.importorskip("sklearn.tree")
+    x = np.random.RandomState(0).rand(300, 5)
+    y = (x[:, 0] + x[:, 1] > 1).astype(int)
+    models = [
+        tree.DecisionTreeClassifier(random_state=0).fit(x, y),
+        tree.DecisionTreeRegressor(max_depth=3).fit(x, x[:, 0]),
+        ensemble.RandomForestClassifier(20, random_state=0).fit(x, y),
+        ensemble.GradientBoostingClassifier(n_estimators=10).fit(x, y),
+        ensemble.ExtraTreesRegressor(10, random_state=0).fit(x, x[:, 1]),
+        ensemble.IsolationForest(n_estimators=10, random_state=0).fit(x),
+    ]
+    for model in models:
+        out = io.BytesIO()
+        joblib.dump(model, out)
+        for data in (pickle.dumps(model, protocol=2), pickle.dumps(model, protocol=5), out.getvalue()):
+            assert _verdict(data, "model.joblib") == "clean", type(model).__name__

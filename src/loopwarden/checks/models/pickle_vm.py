@@ -2658,10 +2658,17 @@ class _VM:
         if type(state) is not tuple or len(state) < 4:
             return
         shape, data = (state[0], state[3]) if len(state) == 4 else (state[1], state[4])
+        dtype = state[1] if len(state) == 4 else state[2]
+        layout = _tree_node_layout(dtype)
+        if layout is not None and type(shape) is tuple and len(shape) == 1 and type(shape[0]) is int:
+            raw = _array_bytes(data)
+            if raw is not None and len(raw) == shape[0] * layout[0]:
+                check = _TreeNodes(shape[0], layout)
+                check.feed(raw)
+                self._tree_nodes(check, off)
         if type(shape) is not tuple or type(data) in (bytes, bytearray, str) or data is None:
             return  # numpy rejects the state, or reads the bytes of a plain array
         if type(data) is not list:
-            dtype = state[1] if len(state) == 4 else state[2]
             if _list_pickled(dtype):
                 self.coll.hit(
                     RULE_TENSOR,
@@ -2695,6 +2702,19 @@ class _VM:
             + ": numpy reads items past the list's end and stores that memory as object pointers",
             off,
             self._ev({"shape": _short(shape), "items": length}),
+        )
+
+    def _tree_nodes(self, check: _TreeNodes, off: int) -> None:
+        if check.problem is None:
+            return
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "sklearn.tree:nodes",
+            f"scikit-learn tree node array with {check.problem}: predict and apply follow child ids unchecked and "
+            "read (and crash) outside the node array (scikit-learn PR 34558, skops PR 535)",
+            off,
+            self._ev({"nodes": check.count}),
         )
 
     def _dtype_state(self, dtype: _Call, state: Any, off: int) -> None:
@@ -3557,7 +3577,17 @@ class _VM:
             pad = self.r.read(1)[0]
             if pad:
                 self.r.skip(pad)
-        self.r.skip(count * itemsize)
+        layout = _tree_node_layout(dtype)
+        if layout is None or len(shape) != 1:
+            self.r.skip(count * itemsize)
+            return
+        check = _TreeNodes(count, layout)
+        left = count * itemsize
+        while left > 0:  # sklearn tree nodes: read in bounded chunks and checked, never held whole
+            step = min(left, (_NODE_CHUNK // itemsize) * itemsize)
+            check.feed(self.r.read(step))
+            left -= step
+        self._tree_nodes(check, off)
 
     def _plain_reading(self, at: tuple[list[Any], list[list[Any]], dict[int, Any]]) -> None:
         """What ``pickle.load`` and ``torch.load`` run from here: joblib reads array data after a wrapper, but
@@ -4002,6 +4032,102 @@ _NPY_OBJECT_FLAGS: Final = 0x1B
 """``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI``: numpy sets all of them on every dtype
 that holds objects (it writes 0x1B or 0x3F)."""
 _NPY_LIST_PICKLE: Final = 0x02
+_NODE_CHUNK: Final = 1 << 20
+_NODE_FIELDS: Final = ("left_child", "right_child", "feature")
+_INT64_SPECS: Final = frozenset({"i8", "<i8", "=i8", "int64"})
+
+
+def _tree_node_layout(dtype: Any) -> tuple[int, int, int, int] | None:
+    """(item size, left_child, right_child and feature offsets) of a structured dtype laid out like
+    scikit-learn's tree nodes (int64 fields of those names), else None."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return None
+    state = dtype.state
+    if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
+        return None
+    itemsize = state[5]
+    if type(itemsize) is not int or itemsize <= 0:
+        return None
+    offsets: dict[str, int] = {}
+    for key, field in state[4].items:
+        if key in _NODE_FIELDS and type(field) is tuple and len(field) >= 2 and type(field[1]) is int:
+            spec = field[0].args[0] if type(field[0]) is _Call and field[0].args else None
+            if spec in _INT64_SPECS and 0 <= field[1] <= itemsize - 8:
+                offsets[key] = field[1]
+    if len(offsets) != len(_NODE_FIELDS):
+        return None
+    return itemsize, offsets["left_child"], offsets["right_child"], offsets["feature"]
+
+
+def _array_bytes(data: Any) -> bytes | None:
+    """The raw bytes of an array's pickled data: bytes, or protocol 2's ``_codecs.encode(text, 'latin1')``."""
+    if type(data) is bytes:
+        return data
+    if (
+        type(data) is _Call
+        and type(data.func) is _Ref
+        and data.func.canon == "_codecs.encode"
+        and data.args
+        and type(data.args[0]) is str
+    ):
+        try:
+            return data.args[0].encode("latin-1")
+        except UnicodeEncodeError:
+            return None
+    return None
+
+
+class _TreeNodes:
+    """scikit-learn's tree node records, checked as its hardened ``__setstate__`` does (PR 34558): a node is a
+    leaf (both children -1) or has a feature index of 0 or more and two children that are later nodes of the
+    array, and no node is the child of two nodes. Fed in chunks; only one byte per node is held."""
+
+    def __init__(self, count: int, layout: tuple[int, int, int, int]) -> None:
+        itemsize, left, right, feature = layout
+        fields = sorted([(left, "l"), (right, "r"), (feature, "f")])
+        fmt, pos, order = "<", 0, []
+        for at, name in fields:
+            fmt += f"{at - pos}x" if at > pos else ""
+            fmt += "q"
+            pos = at + 8
+            order.append(name)
+        fmt += f"{itemsize - pos}x" if itemsize > pos else ""
+        self.record = struct.Struct(fmt)
+        self.order = order
+        self.count = count
+        self.index = 0
+        self.parent = bytearray(count) if count <= 1 << 26 else None
+        self.rest = b""
+        self.problem: str | None = None
+
+    def feed(self, data: bytes) -> None:
+        if self.problem is not None:
+            return
+        data = self.rest + data
+        whole = len(data) - len(data) % self.record.size
+        self.rest = data[whole:]
+        i, count, parent = self.index, self.count, self.parent
+        pick = [self.order.index(n) for n in ("l", "r", "f")]
+        for values in self.record.iter_unpack(data[:whole]):
+            left, right, feature = values[pick[0]], values[pick[1]], values[pick[2]]
+            if left == -1 and right == -1:
+                i += 1
+                continue
+            if not (i < left < count and i < right < count) or left == right:
+                self.problem = f"node {i} whose children ({left}, {right}) are not later nodes of the {count}"
+                return
+            if feature < 0:
+                self.problem = f"internal node {i} with feature index {feature}"
+                return
+            if parent is not None:
+                if parent[left] or parent[right]:
+                    self.problem = f"a node that is the child of two nodes (at node {i})"
+                    return
+                parent[left] = parent[right] = 1
+            i += 1
+        self.index = i
+
+
 _NPY_POINTER_FLAGS: Final = 0x07
 """``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_ITEM_IS_POINTER``: set by numpy only on dtypes that hold objects."""
 
