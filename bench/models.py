@@ -20,6 +20,7 @@ Run under the shared benchmark lock (`flock LOCKFILE python bench/models.py [--q
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import os
 import shutil
@@ -255,6 +256,15 @@ def gen_bad() -> dict[str, Path]:
                 oracle._KIND_STATES["datetime-without-metadata"][0], 2, 8
             ),
         }
+        try:  # a scikit-learn tree whose node array sends predict outside it, as joblib writes it
+            import joblib
+            import sklearn.tree  # noqa: F401  (the case builder needs it)
+        except ImportError as exc:
+            print(f"note: scikit-learn tree case not available ({exc})", file=sys.stderr)
+        else:
+            out_buf = io.BytesIO()
+            joblib.dump(oracle._tree_with("child-out-of-range"), out_buf)
+            numpy_cases["sklearn_tree_child_out_of_range"] = out_buf.getvalue()
         for case, data in numpy_cases.items():  # memory the file reaches through numpy's __setstate__
             _write(d / case / "model.pkl", data)
             out[case] = d / case / "model.pkl"
