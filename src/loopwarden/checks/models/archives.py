@@ -193,10 +193,8 @@ def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext)
         if m.issym():
             links["/".join(where)] = m.linkname
             reached = _resolve([*where[:-1], *m.linkname.split("/")], links, True)
-        elif m.islnk():
-            reached = _resolve(
-                m.linkname.split("/"), links, True
-            )  # a hard link's target is named from the top
+        elif m.islnk():  # a hard link's target is named from the top of the archive
+            reached = _resolve(m.linkname.split("/"), links, True)
         else:
             continue
         if reached is None:

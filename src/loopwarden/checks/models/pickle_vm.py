@@ -4093,7 +4093,8 @@ class _TreeNodes:
             order.append(name)
         fmt += f"{itemsize - pos}x" if itemsize > pos else ""
         self.record = struct.Struct(fmt)
-        self.order = order
+        # where left child, right child and feature come in an unpacked record
+        self.pick = (order.index("l"), order.index("r"), order.index("f"))
         self.count = count
         self.index = 0
         self.parent = bytearray(count) if count <= 1 << 26 else None
@@ -4107,9 +4108,9 @@ class _TreeNodes:
         whole = len(data) - len(data) % self.record.size
         self.rest = data[whole:]
         i, count, parent = self.index, self.count, self.parent
-        pick = [self.order.index(n) for n in ("l", "r", "f")]
+        at_left, at_right, at_feature = self.pick
         for values in self.record.iter_unpack(data[:whole]):
-            left, right, feature = values[pick[0]], values[pick[1]], values[pick[2]]
+            left, right, feature = values[at_left], values[at_right], values[at_feature]
             if left == -1 and right == -1:
                 i += 1
                 continue
