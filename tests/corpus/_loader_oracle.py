@@ -17,8 +17,10 @@ import io
 import os
 import pickle
 import random
+import select
 import signal
 import struct
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -329,13 +331,30 @@ def _child(
         finally:
             os._exit(code)
     os.close(write)
-    with os.fdopen(read, "rb") as pipe:
-        raw = pipe.read()
-    _, status = os.waitpid(pid, 0)
+    raw, status = _collect(read, pid, 120)
     if status != 0 or not raw:
         return None
     result: list[list[tuple[str, str]] | None] = pickle.loads(raw)  # our own child's list of name pairs
     return result
+
+
+def _collect(read: int, pid: int, seconds: float) -> tuple[bytes, int]:
+    """All a child writes to its pipe, and its exit status; a child still running after ``seconds`` (a loader
+    looping in C code, where no Python time bound reaches) is killed, which its status says."""
+    deadline = time.monotonic() + seconds
+    chunks: list[bytes] = []
+    with os.fdopen(read, "rb", buffering=0) as pipe:
+        while True:
+            ready, _, _ = select.select([pipe], [], [], max(0.0, deadline - time.monotonic()))
+            if not ready:
+                os.kill(pid, signal.SIGKILL)
+                break
+            chunk = pipe.read(65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks), status
 
 
 _REAL_PACKAGES = (
@@ -376,6 +395,7 @@ def crashing(load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: 
         if pid == 0:
             faulthandler.disable()
             os.close(read)
+            signal.signal(signal.SIGALRM, signal.SIG_DFL)
             signal.alarm(int(seconds))
             for i in range(start, len(inputs)):
                 os.write(write, struct.pack("<I", i))
@@ -383,9 +403,7 @@ def crashing(load: Callable[[bytes], object], inputs: Sequence[bytes], seconds: 
                     load(inputs[i])
             os._exit(0)
         os.close(write)
-        with os.fdopen(read, "rb") as pipe:
-            seen = pipe.read()
-        _, status = os.waitpid(pid, 0)
+        seen, status = _collect(read, pid, seconds + 10)
         last = struct.unpack_from("<I", seen, len(seen) - 4)[0] if seen else start
         if os.WIFSIGNALED(status):
             if os.WTERMSIG(status) != signal.SIGALRM:
