@@ -753,6 +753,286 @@ def test_the_real_predict_reads_outside_a_bad_node_array() -> None:
     assert _dies(lambda: clf.predict(np.zeros((4, 4))))  # type: ignore[attr-defined]
 
 
+def _tree_pickle(
+    clf: object, protocol: int | str, edit: Callable[[dict, tuple], tuple] | None = None
+) -> bytes:
+    """``clf`` pickled with ``protocol`` (or by joblib), its trees' states changed by ``edit`` on the way."""
+    tree = pytest.importorskip("sklearn.tree._tree")
+    out = io.BytesIO()
+    if protocol == "joblib":
+        joblib = pytest.importorskip("joblib")
+        joblib.dump(clf, out)
+        return out.getvalue()
+    pickler = pickle.Pickler(out, protocol=int(protocol))
+    if edit is not None:
+        import copyreg
+
+        def reduce(t: object) -> tuple:
+            func, args, state = t.__reduce__()  # type: ignore[attr-defined]
+            return (func, *edit(dict(state), args))
+
+        pickler.dispatch_table = {**copyreg.dispatch_table, tree.Tree: reduce}
+    pickler.dump(clf)
+    return out.getvalue()
+
+
+def _big_tree() -> object:
+    """A tree of about 1,600 nodes: its node array (100 KB) is more than the 64 KiB the VM keeps in-band."""
+    np = pytest.importorskip("numpy")
+    tree = pytest.importorskip("sklearn.tree")
+    x = np.random.RandomState(1).normal(size=(3000, 5))
+    return tree.DecisionTreeClassifier(random_state=0).fit(x, np.random.RandomState(2).randint(0, 2, 3000))
+
+
+def _last_split(nodes: object) -> int:
+    np = pytest.importorskip("numpy")
+    return int(np.where(nodes["left_child"] != -1)[0][-1])  # type: ignore[index]
+
+
+def _child_far(state: dict, args: tuple) -> tuple:
+    nodes = state["nodes"].copy()
+    nodes["left_child"][_last_split(nodes)] = 10**9
+    return args, dict(state, nodes=nodes)
+
+
+def _feature_far(state: dict, args: tuple) -> tuple:
+    nodes = state["nodes"].copy()
+    nodes["feature"][_last_split(nodes)] = args[0]  # one past the last feature the tree has
+    return args, dict(state, nodes=nodes)
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+@pytest.mark.parametrize("size", ["small", "big"])
+def test_tree_node_arrays_are_checked_however_numpy_pickles_them(protocol: int, size: str) -> None:
+    """Protocol 5 writes arrays as ``_frombuffer(buffer, dtype, shape, order)`` (the data before the dtype);
+    node arrays over 64 KiB are read again from the stream once their dtype is known."""
+    clf = _tree_with("none") if size == "small" else _big_tree()
+    assert _verdict(_tree_pickle(clf, protocol), "model.pkl") == "clean"
+    assert _rules(_tree_pickle(clf, protocol, _child_far)).get("sklearn.tree:nodes") == "LW-MODEL-017"
+    assert _rules(_tree_pickle(clf, protocol, _feature_far)).get("sklearn.tree:features") == "LW-MODEL-017"
+
+
+def test_the_real_predict_reads_outside_the_row_for_a_feature_past_the_last() -> None:
+    np = pytest.importorskip("numpy")
+
+    def root_far(state: dict, args: tuple) -> tuple:
+        nodes = state["nodes"].copy()
+        nodes["feature"][0] = 10**7  # the root: every row reads it
+        return args, dict(state, nodes=nodes)
+
+    data = _tree_pickle(_big_tree(), 4, root_far)
+    assert _rules(data).get("sklearn.tree:features") == "LW-MODEL-017"
+    clf = pickle.loads(data)
+    assert _dies(lambda: clf.predict(np.zeros((64, 5))))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("form", ["big-endian", "int32", "int32-big-endian"])
+def test_node_arrays_scikit_learn_casts_are_read_in_their_own_form(form: str) -> None:
+    """scikit-learn accepts node fields as i4 or i8 in either byte order and casts them: a check that only
+    reads little-endian int64 misses the same bad child written any other way."""
+    np = pytest.importorskip("numpy")
+    clf = _tree_with("none")
+
+    def recast(state: dict, args: tuple) -> tuple:
+        nodes = state["nodes"]
+        fields = dict(nodes.dtype.fields)
+        descr = []
+        for name in nodes.dtype.names:
+            dt = fields[name][0]
+            if name in ("left_child", "right_child", "feature", "n_node_samples") and "int32" in form:
+                dt = np.dtype(np.int32)
+            descr.append((name, dt.newbyteorder(">") if "big-endian" in form else dt))
+        cast = nodes.astype(np.dtype(descr))
+        return args, dict(state, nodes=cast)
+
+    def bad(state: dict, args: tuple) -> tuple:
+        return recast(*_child_far(state, args)[::-1])
+
+    good = _tree_pickle(clf, 4, recast)
+    loaded = pickle.loads(good)  # scikit-learn takes the recast array
+    assert (loaded.predict(np.zeros((2, 4))) == clf.predict(np.zeros((2, 4)))).all()  # type: ignore[attr-defined]
+    assert _verdict(good, "model.pkl") == "clean"
+    assert _rules(_tree_pickle(clf, 4, bad)).get("sklearn.tree:nodes") == "LW-MODEL-017"
+
+
+def test_a_tree_reading_a_feature_its_estimator_does_not_take_is_reported() -> None:
+    """The tree's own feature count can be raised with its nodes; ``predict`` takes rows of the estimator's
+    ``n_features_in_`` columns, and that is the bound."""
+    clf = _tree_with("none")
+
+    def raised(state: dict, args: tuple) -> tuple:
+        nodes = state["nodes"].copy()
+        nodes["feature"][0] = 500
+        return (1000, *args[1:]), dict(state, nodes=nodes)
+
+    for protocol in (2, 5):
+        assert _rules(_tree_pickle(clf, protocol, raised)).get("sklearn.tree:features") == "LW-MODEL-017"
+
+
+def test_a_tree_whose_node_array_cannot_be_read_is_unverified() -> None:
+    """A large node array in a stream that cannot be read twice (a compressed pickle) cannot be checked once its
+    dtype is known, and a node array computed at load time not at all: unverified, never clean."""
+    import gzip
+
+    from loopwarden.checks.models.pickle_vm import analyze_pickle
+
+    class OneWay(io.RawIOBase):  # a stream read once, as a decompressor's output is
+        def __init__(self, data: bytes) -> None:
+            self.inner = io.BytesIO(data)
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, b: bytearray) -> int:  # type: ignore[override]
+            return self.inner.readinto(b)
+
+    for protocol in (2, 5):
+        data = _tree_pickle(_big_tree(), protocol)
+        found = analyze_pickle(OneWay(data), location=Location("m.pkl"), limits=Limits(), allow=ALLOW)
+        assert found.unverified and "node array" in found.unverified
+        # a compressed pickle the scanner inflates in memory is read again from there and checked
+        bad = gzip.compress(_tree_pickle(_big_tree(), protocol, _child_far))
+        assert _verdict(gzip.compress(data), "model.pkl.gz") == "clean"
+        assert _rules(bad).get("sklearn.tree:nodes") == "LW-MODEL-017"
+
+    def listed(state: dict, args: tuple) -> tuple:
+        return args, dict(state, nodes=state["nodes"].tolist())
+
+    assert _verdict(_tree_pickle(_tree_with("none"), 4, listed), "model.pkl") == "unverified"
+
+
+def _hgb(edit: bool) -> object:
+    np = pytest.importorskip("numpy")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    x = np.random.RandomState(0).normal(size=(1000, 4))
+    model = ensemble.HistGradientBoostingClassifier(max_iter=5).fit(x, (x[:, 0] > 0).astype(int))
+    if edit:
+        nodes = model._predictors[0][0].nodes  # type: ignore[attr-defined]
+        nodes["left"][0] = nodes["right"][0] = 10**9
+    return model
+
+
+def test_histogram_gradient_boosting_predictor_nodes_are_checked() -> None:
+    np = pytest.importorskip("numpy")
+    model = _hgb(edit=False)
+    bad = _hgb(edit=True)
+    for protocol in (2, 4, 5, "joblib"):
+        assert _verdict(_tree_pickle(model, protocol), "model.joblib") == "clean", protocol
+        assert _rules(_tree_pickle(bad, protocol)).get("sklearn.tree:nodes") == "LW-MODEL-017", protocol
+    loaded = pickle.loads(_tree_pickle(bad, 4))
+    assert _dies(lambda: loaded.predict(np.zeros((64, 4))))  # type: ignore[attr-defined]
+
+
+# --- scikit-learn KDTree / BallTree: queries walk the state's arrays without bounds checks -----------------
+
+
+def _binary_tree_pickle(kind: str, protocol: int | str, edit: str | None = None) -> bytes:
+    np = pytest.importorskip("numpy")
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    x = np.random.RandomState(0).normal(size=(3000, 3))  # index and data arrays over 64 KiB
+    cls = neighbors.KDTree if kind == "kd" else neighbors.BallTree
+    tree = cls(x, leaf_size=8)
+    func, args, state = tree.__reduce__()
+    state = list(state)
+    if edit == "index-past-the-data":
+        state[1] = state[1].copy()
+        state[1][len(state[1]) // 2] = 10**9
+    elif edit == "points-past-the-index":
+        state[2] = state[2].copy()
+        state[2]["idx_end"][-1] = 10**6
+    elif edit == "children-past-the-nodes":
+        state[2] = state[2][:3].copy()  # node 1 is internal: its children 3 and 4 are gone
+        state[3] = state[3][:, :3].copy()
+    elif edit == "bounds-for-fewer-nodes":
+        state[3] = state[3][:, :1].copy()
+    out = io.BytesIO()
+    if protocol == "joblib":
+        joblib = pytest.importorskip("joblib")
+        import copyreg
+
+        joblib.dump(tree, out)
+        if edit is None:
+            return out.getvalue()
+        out = io.BytesIO()
+        with_state = copyreg.dispatch_table.copy()
+        with_state[cls] = lambda t: (func, args, tuple(state))
+        pickler = joblib.numpy_pickle.NumpyPickler(out)
+        pickler.dispatch_table = with_state
+        pickler.dump(tree)
+        return out.getvalue()
+    import copyreg
+
+    pickler = pickle.Pickler(out, protocol=int(protocol))
+    pickler.dispatch_table = {**copyreg.dispatch_table, cls: lambda t: (func, args, tuple(state))}
+    pickler.dump(tree)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["kd", "ball"])
+@pytest.mark.parametrize("protocol", [2, 4, 5, "joblib"])
+def test_binary_tree_states_queries_would_walk_out_of_bounds_are_reported(
+    kind: str, protocol: int | str
+) -> None:
+    assert _verdict(_binary_tree_pickle(kind, protocol), "model.pkl") == "clean"
+    for edit in (
+        "index-past-the-data",
+        "points-past-the-index",
+        "children-past-the-nodes",
+        "bounds-for-fewer-nodes",
+    ):
+        data = _binary_tree_pickle(kind, protocol, edit)
+        assert _rules(data).get("sklearn.neighbors:tree") == "LW-MODEL-017", edit
+
+
+@pytest.mark.parametrize("edit", ["index-past-the-data", "children-past-the-nodes"])
+def test_the_real_query_reads_outside_a_bad_binary_tree(edit: str) -> None:
+    np = pytest.importorskip("numpy")
+    tree = pickle.loads(_binary_tree_pickle("kd", 4, edit))
+    assert _dies(lambda: [tree.query(np.random.RandomState(i).normal(size=(200, 3)), k=5) for i in range(20)])
+
+
+def test_neighbour_estimators_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    neighbors = pytest.importorskip("sklearn.neighbors")
+    x = np.random.RandomState(0).normal(size=(2000, 4))
+    y = (x[:, 0] > 0).astype(int)
+    models = [
+        neighbors.KNeighborsClassifier(algorithm="kd_tree").fit(x, y),
+        neighbors.KNeighborsRegressor(algorithm="ball_tree").fit(x, x[:, 1]),
+        neighbors.NearestNeighbors(algorithm="ball_tree", metric="manhattan").fit(x),
+        neighbors.KernelDensity().fit(x, sample_weight=np.ones(2000)),
+        neighbors.LocalOutlierFactor(novelty=True).fit(x),
+    ]
+    for model in models:
+        forms = [pickle.dumps(model, protocol=p) for p in (2, 4, 5)]
+        for compress in (0, 3):
+            out = io.BytesIO()
+            joblib.dump(model, out, compress=compress)
+            forms.append(out.getvalue())
+        for data in forms:
+            assert _verdict(data, "model.joblib") == "clean", type(model).__name__
+
+
+@pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE", "masked"])
+def test_object_arrays_made_without_reconstruct_are_checked(how: str) -> None:
+    """``ndarray.__setstate__`` runs on any array a BUILD reaches, not only on ``_reconstruct``'s: an
+    ``ndarray`` made by NEWOBJ or a call, or a masked array, given a list shorter than its shape."""
+    np = pytest.importorskip("numpy")
+    ref = pickle.dumps(np.array([1, 2, 3], dtype=object), protocol=2)
+    start = ref.index(b"cnumpy\ndtype\n")
+    dtype = ref[start : ref.index(b"b", ref.index(b"K?", start)) + 1]
+    state = b"(K\x01K\x13\x85" + dtype + b"\x89]K\x07at"
+    if how == "masked":  # _mareconstruct(MaskedArray, ndarray, (0,), 'b'); state: ..., mask bytes, fill value
+        head = b"\x80\x02cnumpy.ma.core\n_mareconstruct\n(cnumpy.ma.core\nMaskedArray\ncnumpy\nndarray\n(K\x00tC\x01btR"
+        state = b"(K\x01K\x13\x85" + dtype + b"\x89]K\x07aC\x13" + bytes(19) + b"Nt"
+    else:
+        head = b"\x80\x02cnumpy\nndarray\nK\x00\x85" + (b"\x81" if how == "NEWOBJ" else b"R")
+    data = head + state + b"b."
+    assert _rules(data).get("numpy.ndarray:list-length") == "LW-MODEL-017"
+    assert _dies(lambda: list(pickle.loads(data)))
+
+
 def test_fitted_tree_ensembles_are_clean() -> None:
     np = pytest.importorskip("numpy")
     joblib = pytest.importorskip("joblib")
@@ -767,9 +1047,15 @@ def test_fitted_tree_ensembles_are_clean() -> None:
         ensemble.GradientBoostingClassifier(n_estimators=10).fit(x, y),
         ensemble.ExtraTreesRegressor(10, random_state=0).fit(x, x[:, 1]),
         ensemble.IsolationForest(n_estimators=10, random_state=0).fit(x),
+        ensemble.HistGradientBoostingRegressor(max_iter=10).fit(x, x[:, 2]),
+        ensemble.GradientBoostingRegressor(n_estimators=3, max_depth=12).fit(x, x[:, 2]),
+        _big_tree(),
     ]
     for model in models:
-        out = io.BytesIO()
-        joblib.dump(model, out)
-        for data in (pickle.dumps(model, protocol=2), pickle.dumps(model, protocol=5), out.getvalue()):
+        forms = [pickle.dumps(model, protocol=p) for p in (2, 4, 5)]
+        for compress in (0, 3):
+            out = io.BytesIO()
+            joblib.dump(model, out, compress=compress)
+            forms.append(out.getvalue())
+        for data in forms:
             assert _verdict(data, "model.joblib") == "clean", type(model).__name__

@@ -24,6 +24,7 @@ size.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import gc
 import io
@@ -32,9 +33,9 @@ import math
 import re
 import struct
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final
+from typing import IO, Any, Final, NamedTuple
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
@@ -440,14 +441,51 @@ class _Dict:
 
 
 class _Big:
-    """A string or bytes payload too large to keep; ``prefix`` holds its first bytes."""
+    """A string or bytes payload too large to keep; ``prefix`` holds its first bytes. When it was read from a
+    seekable stream, ``chunks`` reads it again (a check that needs all of it, such as a tree's node array, learns
+    that it does only later in the stream)."""
 
-    __slots__ = ("kind", "prefix", "size")
+    __slots__ = ("at", "encoding", "kind", "prefix", "size", "source")
 
-    def __init__(self, kind: str, size: int, prefix: bytes) -> None:
+    def __init__(
+        self,
+        kind: str,
+        size: int,
+        prefix: bytes,
+        source: IO[bytes] | None = None,
+        at: int = 0,
+        encoding: str = "utf-8",
+    ) -> None:
         self.kind = kind
         self.size = size
         self.prefix = prefix
+        self.source = source
+        self.at = at
+        self.encoding = encoding
+
+    def chunks(self) -> Iterator[bytes] | None:
+        """The payload's bytes again, in chunks of at most 1 MiB (the stream is put back where it was after
+        each); None when the stream cannot be read again."""
+        source = self.source
+        if source is None:
+            return None
+
+        def read() -> Iterator[bytes]:
+            at, left = self.at, self.size
+            while left > 0:
+                back = source.tell()
+                try:
+                    source.seek(at)
+                    data = source.read(min(left, _NODE_CHUNK))
+                finally:
+                    source.seek(back)
+                if not data:
+                    raise _TruncatedError("payload shorter when read again", at)
+                at += len(data)
+                left -= len(data)
+                yield data
+
+        return read()
 
 
 class _Unknown:
@@ -552,10 +590,16 @@ class _LimitError(Exception):
 class _Reader:
     """Buffered reads over any binary stream; payloads are skipped without being held."""
 
-    __slots__ = ("base", "buf", "chunk", "eof", "max_bytes", "n", "p", "stream")
+    __slots__ = ("base", "buf", "chunk", "eof", "max_bytes", "n", "origin", "p", "stream")
 
     def __init__(self, stream: IO[bytes], max_bytes: int, chunk: int = _CHUNK) -> None:
         self.stream = stream
+        self.origin: int | None = None
+        """The stream's position at the reader's offset 0, when the stream can seek (payloads skipped can then
+        be read again)."""
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            if stream.seekable():
+                self.origin = stream.tell()
         self.chunk = chunk
         self.buf = b""
         self.p = 0
@@ -906,6 +950,7 @@ _MODELLED: Final = (
         "torch._utils._set_obj_state",
         "torch._utils._rebuild_parameter_with_state",  # its state goes to _set_obj_state
         "pyarrow.lib._restore_array",  # its lengths are checked against its buffers
+        "numpy.core.numeric._frombuffer",  # tree node arrays are checked (see _node_array)
         *_REBUILD_FROM_TYPE,
         *_RNG_CTORS,
         "numpy.core._ufunc_reconstruct",
@@ -1159,6 +1204,12 @@ class _VM:
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
         # items not kept of lists filled past _MAX_CONTAINER, by id (the list is held so that its id stays its own)
         self.dropped: dict[int, tuple[list[Any], int]] = {}
+        # scikit-learn tree node arrays built in this stream, by id of the value (held so the id stays its own):
+        # their check, or why they could not be read
+        self.node_arrays: dict[int, tuple[Any, _NodeCheck | str]] = {}
+        # every array built in this stream, by id of the value: (value, dtype, shape, data) for checks of the
+        # objects that take them (see _binary_tree)
+        self.arrays: dict[int, tuple[Any, Any, Any, Any]] = {}
 
     # -- findings --
 
@@ -1543,8 +1594,12 @@ class _VM:
             return value
         return self._big_text(k)
 
-    def _big_text(self, k: int) -> _Big:
-        big = _Big("str", k, self.r.skip(k))
+    def _big_text(self, k: int, encoding: str = "utf-8") -> _Big:
+        r = self.r
+        start = r.tell()
+        big = _Big("str", k, r.skip(k))
+        if r.origin is not None:
+            big.source, big.at, big.encoding = r.stream, r.origin + start, encoding
         head = big.prefix.decode("utf-8", "ignore")
         if head and _stored_head(head) and self._big_may_run(head):
             self.coll.unverified.append(
@@ -1575,7 +1630,10 @@ class _VM:
                 if value[:1] in _STORED_BYTES_FIRSTS:
                     self._stored(value, r.tell() - k)
                 return value
+        start = r.tell()
         big = _Big("bytes", k, r.skip(k))
+        if r.origin is not None:
+            big.source, big.at = r.stream, r.origin + start
         if big.prefix[:1] in _STORED_BYTES_FIRSTS and self._big_may_run(big.prefix):
             self.coll.unverified.append(
                 f"bytes of {k} at offset {r.tell() - k} start like a stored pickle and are too large to analyse"
@@ -1799,6 +1857,11 @@ class _VM:
                     off,
                     self._ev({"how": how, "source": _short(args[0])}),
                 )
+            if name == "numpy.core.numeric._frombuffer" and len(args) >= 3:
+                made = _Call(func, args)  # _frombuffer(buffer, dtype, shape, order): protocol 5's arrays
+                self.arrays[id(made)] = (made, args[1], args[2], args[0])
+                self._node_array(made, args[1], args[2], args[0], off)
+                return made
             result = self._pure(name, args)
             if result is not None:
                 return result
@@ -2503,11 +2566,27 @@ class _VM:
                     self._class_state(cls, state, off)
                 if func.canon in _DTYPE_CTORS:
                     self._dtype_state(obj, state, off)
-                elif func.canon == "numpy.core.multiarray._reconstruct":
-                    self._ndarray_state(state, off)
-                if self.joblib and _instance_class(obj) == "joblib.numpy_pickle.NumpyArrayWrapper":
-                    self._joblib_array(obj, off, (stack, meta, memo))
-                    stack[-1] = _UNKNOWN
+                elif func.canon in _ARRAY_REBUILDS or cls in _NDARRAY_CLASSES:
+                    self._ndarray_state(obj, state, off)
+                elif cls in _NODE_OWNERS:
+                    self._node_owner(obj, cls, state, off)
+                elif (
+                    cls in _SKLEARN_NEWOBJ
+                    and type(obj.args) is tuple
+                    and obj.args
+                    and type(obj.args[0]) is _Ref
+                    and obj.args[0].canon.startswith(_BINARY_TREE_MODULES)
+                ):
+                    self._binary_tree(obj.args[0].canon, state, off)
+                if self.node_arrays and type(state) is _Dict and state.size < _MAX_CONTAINER:
+                    self._features_in(state, off)
+                if self.joblib and cls == "joblib.numpy_pickle.NumpyArrayWrapper":
+                    nodes = self._joblib_array(obj, off, (stack, meta, memo))
+                    # the array joblib reads in the wrapper's place: remembered for the objects taking it
+                    stack[-1] = array = _Unknown()
+                    if nodes is not None:
+                        self.node_arrays[id(array)] = (array, nodes)
+                    self._joblib_registered(array, obj)
             else:
                 self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
         elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state, off):
@@ -2649,7 +2728,7 @@ class _VM:
                 self._ev({"length": _short(length), "offset": _short(offset)}),
             )
 
-    def _ndarray_state(self, state: Any, off: int) -> None:
+    def _ndarray_state(self, obj: _Call, state: Any, off: int) -> None:
         """``ndarray.__setstate__`` of an object array (any dtype numpy pickles as a list of items) checks that
         the data is a list, never its length: ``_setlist_pkl`` then reads ``shape``'s element count of items from
         it, past its end, and stores whatever memory lies there as object pointers (numpy 2.4 and numpy's main
@@ -2659,13 +2738,8 @@ class _VM:
             return
         shape, data = (state[0], state[3]) if len(state) == 4 else (state[1], state[4])
         dtype = state[1] if len(state) == 4 else state[2]
-        layout = _tree_node_layout(dtype)
-        if layout is not None and type(shape) is tuple and len(shape) == 1 and type(shape[0]) is int:
-            raw = _array_bytes(data)
-            if raw is not None and len(raw) == shape[0] * layout[0]:
-                check = _TreeNodes(shape[0], layout)
-                check.feed(raw)
-                self._tree_nodes(check, off)
+        self.arrays[id(obj)] = (obj, dtype, shape, data)
+        self._node_array(obj, dtype, shape, data, off)
         if type(shape) is not tuple or type(data) in (bytes, bytearray, str) or data is None:
             return  # numpy rejects the state, or reads the bytes of a plain array
         if type(data) is not list:
@@ -2704,7 +2778,201 @@ class _VM:
             self._ev({"shape": _short(shape), "items": length}),
         )
 
-    def _tree_nodes(self, check: _TreeNodes, off: int) -> None:
+    def _node_array(self, obj: Any, dtype: Any, shape: Any, data: Any, off: int) -> None:
+        """Check an array whose dtype is a scikit-learn tree node dtype (see ``_NodeCheck``) and remember the
+        result for the tree that takes it (``_node_owner``)."""
+        layout = _node_layout(dtype)
+        if layout is None:
+            return
+        if isinstance(layout, str):
+            self.node_arrays[id(obj)] = (obj, layout)
+            return
+        if type(shape) is not tuple or len(shape) != 1 or type(shape[0]) is not int or shape[0] < 0:
+            self.node_arrays[id(obj)] = (obj, "a node array whose shape is not one constant dimension")
+            return
+        chunks = _array_chunks(data)
+        if chunks is None:
+            self.node_arrays[id(obj)] = (obj, "node array data the scanner cannot read")
+            return
+        check = _NodeCheck(shape[0], layout)
+        try:
+            for chunk in chunks:
+                if time.monotonic() > self.budget.deadline:
+                    raise _LimitError(
+                        "max_seconds", f"analysis took longer than {self.budget.limits.max_seconds}s"
+                    )
+                check.feed(chunk)
+        except ValueError:  # text outside latin-1: numpy fails to load it
+            self.node_arrays[id(obj)] = (obj, "node array data that is not latin-1 text")
+            return
+        if not check.complete():  # numpy rejects data of another size
+            self.node_arrays[id(obj)] = (obj, "node array data whose size is not the array's")
+            return
+        self.node_arrays[id(obj)] = (obj, check)
+        self._tree_nodes(check, off)
+
+    def _node_owner(self, obj: _Call, cls: str, state: Any, off: int) -> None:
+        """A scikit-learn ``Tree`` or histogram ``TreePredictor`` given its node array: the array must be one the
+        scanner checked (anything else is unverified), and no node may read a feature the tree does not have
+        (``Tree(n_features, n_classes, n_outputs)``; predict indexes the row with it unchecked)."""
+        nodes = state.get("nodes") if type(state) is _Dict else _UNKNOWN
+        found = self.node_arrays.get(id(nodes))
+        if found is None or found[0] is not nodes:
+            self.coll.unverified.append(
+                f"{cls} at offset {off} takes a node array the scanner cannot check (built at load time or of "
+                "another form than numpy writes)"
+            )
+            return
+        check = found[1]
+        if isinstance(check, str):
+            self.coll.unverified.append(f"{cls} at offset {off}: {check}")
+            return
+        self.node_arrays[id(obj)] = (obj, check)  # the estimator holding it checks its feature count too
+        if cls != "sklearn.tree._tree.Tree" or type(obj.args) is not tuple or not obj.args:
+            return
+        n_features = obj.args[0]
+        if type(n_features) is int and check.max_feature >= n_features:
+            self._feature_hit(cls, check.max_feature, n_features, off)
+
+    def _binary_tree(self, cls: str, state: Any, off: int) -> None:
+        """scikit-learn's ``KDTree`` and ``BallTree`` (also inside nearest-neighbour estimators) take their
+        arrays from the pickled state unchecked, and queries walk them without bounds checks: node ``i``'s
+        children are nodes ``2i+1`` and ``2i+2``, its points ``idx_array[idx_start:idx_end]``, each an index into
+        ``data``; ``node_bounds`` is read per node and feature. Anything outside reads (and writes, through the
+        heaps) memory the arrays do not own. Checked as a hardened loader would; arrays the scanner cannot read
+        make the file unverified."""
+        if type(state) is not tuple or len(state) < 13:
+            return  # scikit-learn's __setstate__ fails on it
+        problem = self._binary_tree_problem(cls, state)
+        if problem is None:
+            return
+        if problem.startswith("?"):
+            self.coll.unverified.append(f"{cls} at offset {off}: {problem[1:]}")
+            return
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "sklearn.neighbors:tree",
+            f"{cls} state with {problem}: queries walk the tree's arrays without bounds checks and reach memory "
+            "outside them",
+            off,
+            self._ev({"class": cls}),
+        )
+
+    def _array_of(self, value: Any) -> tuple[Any, Any, Any] | None:
+        found = self.arrays.get(id(value))
+        return found[1:] if found is not None and found[0] is value else None
+
+    def _binary_tree_problem(self, cls: str, state: tuple[Any, ...]) -> str | None:
+        """What is wrong with a binary tree's state; a leading ``?`` says it could not be read."""
+        parts = [self._array_of(v) for v in state[:4]]
+        if any(p is None for p in parts):
+            return (
+                "?arrays the scanner cannot read (computed at load time or of another form than numpy writes)"
+            )
+        (_, dshape, _), (idtype, ishape, idata), (ndtype, nshape, ndata), (_, bshape, _) = parts  # type: ignore[misc]
+        shapes = (dshape, ishape, nshape, bshape)
+        if any(type(sh) is not tuple or not all(type(d) is int and d >= 0 for d in sh) for sh in shapes):
+            return "?array shapes computed at load time"
+        if len(dshape) != 2 or len(ishape) != 1 or len(nshape) != 1 or len(bshape) != 3:
+            return None  # the typed memoryviews refuse them
+        n_samples, n_features = dshape
+        n_nodes, n_index = nshape[0], ishape[0]
+        if not _is_int64(idtype):
+            return "?an index array of a dtype the scanner does not read"
+        layout = _field_layout(ndtype, "binary", _BINARY_NODE) if _has_fields(ndtype, _BINARY_NODE) else None
+        if layout is None or isinstance(layout, str):
+            return "?node data of a dtype the scanner does not read"
+        if n_nodes == 0:
+            return "no nodes (every query reads node 0)"
+        if bshape[0] < (2 if "_kd_tree" in cls else 1) or bshape[1] < n_nodes or bshape[2] < n_features:
+            return f"node bounds of shape {bshape} for {n_nodes} nodes of {n_features} features"
+        weight = state[12]
+        if weight is not None:
+            wpart = self._array_of(weight)
+            if wpart is None or type(wpart[1]) is not tuple or not wpart[1] or type(wpart[1][0]) is not int:
+                return "?sample weights the scanner cannot read"
+            if wpart[1][0] < n_samples:
+                return f"{wpart[1][0]} sample weights for {n_samples} samples"
+        chunks = _array_chunks(ndata)
+        if chunks is None:
+            return "?node data the scanner cannot read"
+        index = 0
+        rest = b""
+        pick = layout.pick
+        for chunk in chunks:
+            data = rest + chunk
+            whole = len(data) - len(data) % layout.itemsize
+            rest = data[whole:]
+            for values in layout.record.iter_unpack(data[:whole]):
+                start, end, leaf = values[pick[0]], values[pick[1]], values[pick[2]]
+                if not 0 <= start <= end <= n_index:
+                    return f"node {index} holding points {start} to {end} of an index of {n_index}"
+                if not leaf and 2 * index + 2 >= n_nodes:
+                    return f"internal node {index} whose children are past the {n_nodes} nodes"
+                index += 1
+        if index * layout.itemsize + len(rest) != n_nodes * layout.itemsize:
+            return None  # numpy refuses data of another size
+        chunks = _array_chunks(idata)
+        if chunks is None:
+            return "?an index array the scanner cannot read"
+        position = 0
+        rest = b""
+        for chunk in chunks:
+            data = rest + chunk
+            whole = len(data) - len(data) % 8
+            rest = data[whole:]
+            if whole:
+                view = memoryview(data[:whole]).cast("q")
+                low, high = min(view), max(view)
+                if low < 0 or high >= n_samples:
+                    bad = low if low < 0 else high
+                    return f"an index entry {bad} among {n_samples} samples (near entry {position})"
+                position += len(view)
+        return None
+
+    def _features_in(self, state: _Dict, off: int) -> None:
+        """An estimator's ``n_features_in_`` is the number of columns ``predict`` accepts; a tree it holds (as
+        an attribute, in a list of estimators or an object array of them) whose nodes read a later feature reads
+        outside each row."""
+        n = state.get("n_features_in_")
+        if type(n) is not int:
+            return
+        top = -1
+        seen: set[int] = set()
+        todo: list[tuple[Any, int]] = [(v, 0) for _, v in state.items]
+        budget = _MAX_CONTAINER
+        while todo and budget > 0:
+            value, depth = todo.pop()
+            budget -= 1
+            if id(value) in seen or depth > 6:
+                continue
+            seen.add(id(value))
+            t = type(value)
+            if t is _Call:
+                found = self.node_arrays.get(id(value))
+                if found is not None and found[0] is value and type(found[1]) is _NodeCheck:
+                    top = max(top, found[1].max_feature)
+                    continue
+                todo.extend((v, depth + 1) for v in _child_values(value.state))
+                todo.extend((v, depth + 1) for v in _child_values(value.args))
+            elif t is tuple or t is list or t is _Dict:
+                todo.extend((v, depth + 1) for v in _child_values(value))
+        if top >= n:
+            self._feature_hit("n_features_in_", top, n, off)
+
+    def _feature_hit(self, what: str, feature: int, n_features: int, off: int) -> None:
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "sklearn.tree:features",
+            f"scikit-learn tree node reading feature {feature} of {n_features} ({what}): predict indexes each row "
+            "with it unchecked and reads outside the input",
+            off,
+            self._ev({"feature": feature, "n_features": n_features}),
+        )
+
+    def _tree_nodes(self, check: _NodeCheck, off: int) -> None:
         if check.problem is None:
             return
         self.coll.hit(
@@ -3316,7 +3584,7 @@ class _VM:
             if k >= _STORED_MIN and _stored_head(value):
                 self._stored(value, self.r.tell() - k)
             return value
-        return self._big_text(k)
+        return self._big_text(k, "latin-1")
 
     def _op_binbytes(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
@@ -3541,8 +3809,9 @@ class _VM:
 
     def _joblib_array(
         self, wrapper: _Call, off: int, at: tuple[list[Any], list[list[Any]], dict[int, Any]]
-    ) -> None:
-        """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper."""
+    ) -> _NodeCheck | str | None:
+        """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper; for a tree
+        node array, its check (or why it cannot be read)."""
         self._plain_reading(at)
         state = wrapper.state
         if type(state) is not _Dict or state.size != len(state.items):
@@ -3566,7 +3835,7 @@ class _VM:
             # joblib reads it with a plain Unpickler: no array data follows wrappers inside it.
             sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=False, origin=self.origin)
             sub.run()
-            return
+            return None
         if itemsize is None:
             raise _MalformedError("joblib NumpyArrayWrapper with a dtype the scanner cannot size", off)
         count = 1
@@ -3577,17 +3846,37 @@ class _VM:
             pad = self.r.read(1)[0]
             if pad:
                 self.r.skip(pad)
-        layout = _tree_node_layout(dtype)
-        if layout is None or len(shape) != 1:
+        layout = _node_layout(dtype)
+        if layout is None or isinstance(layout, str) or len(shape) != 1:
             self.r.skip(count * itemsize)
-            return
-        check = _TreeNodes(count, layout)
+            if layout is None:
+                return None
+            return layout if isinstance(layout, str) else "a node array of more than one dimension"
+        if layout.itemsize != itemsize:
+            raise _MalformedError("joblib node array whose dtype's item size is not the one read", off)
+        check = _NodeCheck(count, layout)
         left = count * itemsize
         while left > 0:  # sklearn tree nodes: read in bounded chunks and checked, never held whole
             step = min(left, (_NODE_CHUNK // itemsize) * itemsize)
             check.feed(self.r.read(step))
             left -= step
         self._tree_nodes(check, off)
+        return check
+
+    def _joblib_registered(self, array: _Unknown, wrapper: _Call) -> None:
+        """Remember a joblib array (dtype, shape, and its data when the stream can read it again: it ends where
+        the reader stands) for the objects that take it."""
+        state = wrapper.state
+        if type(state) is not _Dict:
+            return
+        dtype, shape = state.get("dtype"), state.get("shape")
+        itemsize, hasobject = _dtype_info(dtype)
+        data: Any = _UNKNOWN
+        r = self.r
+        if not hasobject and itemsize is not None and type(shape) is tuple and r.origin is not None:
+            size = itemsize * math.prod(shape)
+            data = _Big("bytes", size, b"", r.stream, r.origin + r.tell() - size)
+        self.arrays[id(array)] = (array, dtype, shape, data)
 
     def _plain_reading(self, at: tuple[list[Any], list[list[Any]], dict[int, Any]]) -> None:
         """What ``pickle.load`` and ``torch.load`` run from here: joblib reads array data after a wrapper, but
@@ -4033,30 +4322,149 @@ _NPY_OBJECT_FLAGS: Final = 0x1B
 that holds objects (it writes 0x1B or 0x3F)."""
 _NPY_LIST_PICKLE: Final = 0x02
 _NODE_CHUNK: Final = 1 << 20
-_NODE_FIELDS: Final = ("left_child", "right_child", "feature")
-_INT64_SPECS: Final = frozenset({"i8", "<i8", "=i8", "int64"})
+_NODE_KINDS: Final = {
+    # scikit-learn's Tree nodes (NODE_DTYPE): a leaf has both children -1
+    "tree": ("left_child", "right_child", "feature"),
+    # the histogram gradient boosting predictors' nodes (PREDICTOR_RECORD_DTYPE): a leaf has is_leaf set
+    "hgb": ("left", "right", "feature_idx", "is_leaf"),
+}
+_NODE_INTS: Final = {"i8": "q", "i4": "i", "u8": "Q", "u4": "I", "u1": "B", "b1": "?", "i1": "b"}
+"""Field types a node array may give its index fields, as struct codes. scikit-learn accepts a node array whose
+fields are those of NODE_DTYPE with the index fields as i4 or i8, in either byte order, and casts it."""
 
 
-def _tree_node_layout(dtype: Any) -> tuple[int, int, int, int] | None:
-    """(item size, left_child, right_child and feature offsets) of a structured dtype laid out like
-    scikit-learn's tree nodes (int64 fields of those names), else None."""
+class _NodeLayout(NamedTuple):
+    kind: str
+    itemsize: int
+    record: struct.Struct
+    """One record: the kind's fields in offset order, padding skipped."""
+    pick: tuple[int, ...]
+    """Where each of the kind's fields comes in an unpacked record."""
+
+
+def _node_layout(dtype: Any) -> _NodeLayout | str | None:
+    """The layout of a structured dtype whose fields are scikit-learn tree nodes' (``left_child``,
+    ``right_child``, ``feature``, or a histogram predictor's ``left``, ``right``, ``feature_idx``, ``is_leaf``);
+    a string saying why such a dtype cannot be read; None for any other dtype."""
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
         return None
     state = dtype.state
     if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
         return None
+    names = {k for k, _ in state[4].items}
+    kind = next((k for k, fields in _NODE_KINDS.items() if names.issuperset(fields)), None)
+    if kind is None:
+        return None
+    return _field_layout(dtype, kind, _NODE_KINDS[kind])
+
+
+def _field_layout(dtype: _Call, kind: str, wanted: tuple[str, ...]) -> _NodeLayout | str:
+    """A struct reading the integer fields ``wanted`` of every record of a structured dtype (which has them),
+    or why it cannot be had."""
+    state = dtype.state
     itemsize = state[5]
     if type(itemsize) is not int or itemsize <= 0:
-        return None
-    offsets: dict[str, int] = {}
+        return "a node dtype without a readable item size"
+    fields: dict[str, tuple[int, str, str]] = {}
     for key, field in state[4].items:
-        if key in _NODE_FIELDS and type(field) is tuple and len(field) >= 2 and type(field[1]) is int:
-            spec = field[0].args[0] if type(field[0]) is _Call and field[0].args else None
-            if spec in _INT64_SPECS and 0 <= field[1] <= itemsize - 8:
-                offsets[key] = field[1]
-    if len(offsets) != len(_NODE_FIELDS):
-        return None
-    return itemsize, offsets["left_child"], offsets["right_child"], offsets["feature"]
+        if key not in wanted:
+            continue
+        if type(field) is not tuple or len(field) < 2 or type(field[1]) is not int:
+            return f"node field {key} without a readable offset"
+        ftype = field[0]
+        spec = ftype.args[0] if type(ftype) is _Call and type(ftype.args) is tuple and ftype.args else None
+        code = _NODE_INTS.get(spec.lstrip("<>=|")) if isinstance(spec, str) else None
+        if code is None or not isinstance(spec, str):
+            return f"node field {key} of a type the scanner does not read ({_short(spec)})"
+        fstate = ftype.state
+        order = fstate[1] if type(fstate) is tuple and len(fstate) > 1 and type(fstate[1]) is str else "<"
+        if spec[:1] in ("<", ">"):
+            order = spec[0] if order in "|=" else order
+        fields[key] = (field[1], code, ">" if order == ">" else "<")
+    orders = {o for _, c, o in fields.values() if struct.calcsize(c) > 1}
+    if len(orders) > 1:
+        return "node fields of mixed byte order"
+    placed = sorted((at, code, key) for key, (at, code, _) in fields.items())
+    fmt, pos = (orders.pop() if orders else "<"), 0
+    for at, code, _ in placed:
+        if at < pos or at + struct.calcsize(code) > itemsize:
+            return "node fields that overlap or lie outside the record"
+        fmt += (f"{at - pos}x" if at > pos else "") + code
+        pos = at + struct.calcsize(code)
+    fmt += f"{itemsize - pos}x" if itemsize > pos else ""
+    order_of = [key for _, _, key in placed]
+    return _NodeLayout(kind, itemsize, struct.Struct(fmt), tuple(order_of.index(f) for f in wanted))
+
+
+_SKLEARN_NEWOBJ: Final = frozenset(
+    {
+        "sklearn.neighbors._kd_tree.newObj",
+        "sklearn.neighbors._ball_tree.newObj",
+        "sklearn.neighbors._binary_tree.newObj",
+    }
+)
+_BINARY_TREE_MODULES: Final = (
+    "sklearn.neighbors._kd_tree.",
+    "sklearn.neighbors._ball_tree.",
+    "sklearn.neighbors._binary_tree.",
+)
+_BINARY_NODE: Final = ("idx_start", "idx_end", "is_leaf")
+
+
+def _has_fields(dtype: Any, names: tuple[str, ...]) -> bool:
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return False
+    state = dtype.state
+    if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
+        return False
+    return {k for k, _ in state[4].items}.issuperset(names)
+
+
+def _is_int64(dtype: Any) -> bool:
+    """A little-endian int64 dtype, as numpy pickles ``intp`` arrays on 64-bit machines."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return False
+    if type(dtype.args) is not tuple or not dtype.args or dtype.args[0] not in ("i8", "<i8", "int64"):
+        return False
+    state = dtype.state
+    return type(state) is tuple and len(state) > 1 and state[1] in ("<", "=", "|")
+
+
+_ARRAY_REBUILDS: Final = frozenset({"numpy.core.multiarray._reconstruct", "numpy.ma.core._mareconstruct"})
+_NDARRAY_CLASSES: Final = frozenset(
+    {
+        "numpy.ndarray",
+        "numpy.core.multiarray.ndarray",
+        "numpy.matrix",
+        "numpy.core.defmatrix.matrix",
+        "numpy.matrixlib.defmatrix.matrix",
+        "numpy.recarray",
+        "numpy.rec.recarray",
+        "numpy.core.records.recarray",
+        "numpy.chararray",
+        "numpy.char.chararray",
+        "numpy.core.defchararray.chararray",
+        "numpy.memmap",
+        "numpy.core.memmap.memmap",
+        "numpy.ma.MaskedArray",
+        "numpy.ma.core.MaskedArray",
+    }
+)
+"""Array classes whose instances take ``ndarray.__setstate__`` (or ``MaskedArray``'s, which hands it on) from a
+BUILD, however the instance was made (``_reconstruct``, NEWOBJ, a call)."""
+_NODE_OWNERS: Final = frozenset(
+    {"sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
+)
+
+
+def _child_values(value: Any) -> list[Any]:
+    """The values a container or state directly holds (for walks over a loaded object's parts)."""
+    t = type(value)
+    if t is tuple or t is list:
+        return list(value)
+    if t is _Dict:
+        return [v for _, v in value.items]
+    return []
 
 
 def _array_bytes(data: Any) -> bytes | None:
@@ -4077,56 +4485,112 @@ def _array_bytes(data: Any) -> bytes | None:
     return None
 
 
-class _TreeNodes:
-    """scikit-learn's tree node records, checked as its hardened ``__setstate__`` does (PR 34558): a node is a
-    leaf (both children -1) or has a feature index of 0 or more and two children that are later nodes of the
-    array, and no node is the child of two nodes. Fed in chunks; only one byte per node is held."""
+def _array_chunks(data: Any) -> Iterator[bytes] | None:
+    """The raw bytes of an array's pickled data in chunks, also when the data was too large to keep and can be
+    read again from its stream; None when they cannot be had."""
+    raw = _array_bytes(data)
+    if raw is not None:
+        return iter((raw,))
+    if type(data) is _Big and data.kind == "bytes":
+        return data.chunks()
+    if (
+        type(data) is _Call
+        and type(data.func) is _Ref
+        and data.func.canon in ("_codecs.encode", "codecs.encode")
+        and type(data.args) is tuple
+        and len(data.args) == 2
+        and type(data.args[0]) is _Big
+        and data.args[0].kind == "str"
+        and _is_latin1(data.args[1])
+    ):
+        return _latin1_chunks(data.args[0])
+    return None
 
-    def __init__(self, count: int, layout: tuple[int, int, int, int]) -> None:
-        itemsize, left, right, feature = layout
-        fields = sorted([(left, "l"), (right, "r"), (feature, "f")])
-        fmt, pos, order = "<", 0, []
-        for at, name in fields:
-            fmt += f"{at - pos}x" if at > pos else ""
-            fmt += "q"
-            pos = at + 8
-            order.append(name)
-        fmt += f"{itemsize - pos}x" if itemsize > pos else ""
-        self.record = struct.Struct(fmt)
-        # where left child, right child and feature come in an unpacked record
-        self.pick = (order.index("l"), order.index("r"), order.index("f"))
+
+def _is_latin1(name: Any) -> bool:
+    if type(name) is not str:
+        return False
+    try:
+        return codecs.lookup(name).name == "iso8859-1"
+    except LookupError:
+        return False
+
+
+def _latin1_chunks(big: _Big) -> Iterator[bytes] | None:
+    """A large string's text, decoded as it was stored and encoded as latin-1 (``_codecs.encode(text,
+    'latin1')``), in chunks; a character outside latin-1 raises ValueError (the loader fails there too)."""
+    chunks = big.chunks()
+    if chunks is None:
+        return None
+    decoder = codecs.getincrementaldecoder(big.encoding)("surrogatepass")
+
+    def encoded() -> Iterator[bytes]:
+        for chunk in chunks:
+            yield decoder.decode(chunk).encode("latin-1")
+        yield decoder.decode(b"", final=True).encode("latin-1")
+
+    return encoded()
+
+
+class _NodeCheck:
+    """Tree node records, checked as scikit-learn's hardened ``__setstate__`` checks them (PR 34558): a node is
+    a leaf or has a feature index of 0 or more and two children that are later nodes of the array, and (for
+    ``Tree``) no node is the child of two nodes. Fed in chunks; only one byte per node is held. Also keeps the
+    largest feature index an internal node reads, to be checked against the number of features."""
+
+    def __init__(self, count: int, layout: _NodeLayout) -> None:
+        self.layout = layout
         self.count = count
         self.index = 0
-        self.parent = bytearray(count) if count <= 1 << 26 else None
+        self.shared = layout.kind == "tree"
+        self.parent = bytearray(count) if self.shared and count <= 1 << 26 else None
         self.rest = b""
+        self.size = 0
         self.problem: str | None = None
+        self.max_feature = -1
 
     def feed(self, data: bytes) -> None:
+        self.size += len(data)
         if self.problem is not None:
             return
         data = self.rest + data
-        whole = len(data) - len(data) % self.record.size
+        whole = len(data) - len(data) % self.layout.itemsize
         self.rest = data[whole:]
         i, count, parent = self.index, self.count, self.parent
-        at_left, at_right, at_feature = self.pick
-        for values in self.record.iter_unpack(data[:whole]):
-            left, right, feature = values[at_left], values[at_right], values[at_feature]
-            if left == -1 and right == -1:
+        pick = self.layout.pick
+        at_left, at_right, at_feature = pick[0], pick[1], pick[2]
+        at_leaf = pick[3] if len(pick) > 3 else None
+        top = self.max_feature
+        for values in self.layout.record.iter_unpack(data[:whole]):
+            left, right = values[at_left], values[at_right]
+            if at_leaf is None:
+                if left == -1 and right == -1:
+                    i += 1
+                    continue
+            elif values[at_leaf]:
                 i += 1
                 continue
             if not (i < left < count and i < right < count) or left == right:
                 self.problem = f"node {i} whose children ({left}, {right}) are not later nodes of the {count}"
-                return
+                break
+            feature = values[at_feature]
             if feature < 0:
                 self.problem = f"internal node {i} with feature index {feature}"
-                return
+                break
+            if feature > top:
+                top = feature
             if parent is not None:
                 if parent[left] or parent[right]:
                     self.problem = f"a node that is the child of two nodes (at node {i})"
-                    return
+                    break
                 parent[left] = parent[right] = 1
             i += 1
         self.index = i
+        self.max_feature = top
+
+    def complete(self) -> bool:
+        """Whether the bytes fed were exactly the array's."""
+        return self.size == self.count * self.layout.itemsize
 
 
 _NPY_POINTER_FLAGS: Final = 0x07
