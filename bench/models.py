@@ -265,6 +265,18 @@ def gen_bad() -> dict[str, Path]:
             out_buf = io.BytesIO()
             joblib.dump(oracle._tree_with("child-out-of-range"), out_buf)
             numpy_cases["sklearn_tree_child_out_of_range"] = out_buf.getvalue()
+            # forms the first tree check missed: protocol 5 and a node array over 64 KiB, a feature past the
+            # tree's, a KDTree index entry past its data (joblib), an ndarray made by NEWOBJ
+            numpy_cases["sklearn_tree_protocol5_big_child"] = oracle._tree_pickle(
+                oracle._big_tree(), 5, oracle._child_far
+            )
+            numpy_cases["sklearn_tree_feature_past_last"] = oracle._tree_pickle(
+                oracle._tree_with("none"), 4, oracle._feature_far
+            )
+            numpy_cases["sklearn_kdtree_index_past_data"] = oracle._binary_tree_pickle(
+                "kd", "joblib", "index-past-the-data"
+            )
+        numpy_cases["numpy_ndarray_newobj_short_list"] = oracle._array_without_reconstruct("NEWOBJ")
         for case, data in numpy_cases.items():  # memory the file reaches through numpy's __setstate__
             _write(d / case / "model.pkl", data)
             out[case] = d / case / "model.pkl"

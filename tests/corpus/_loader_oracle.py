@@ -535,7 +535,15 @@ class NumpyStates:
         version = _int_op(1) if rng.random() < 0.9 else b""
         state = b"(" + version + shape + self.dtype() + pick([b"\x89", b"\x88"]) + data + b"t"
         cls = pick([b"cnumpy\nndarray\n", b"cnumpy\nndarray\n", b"cnumpy\nmemmap\n", b"cnumpy\nrecarray\n"])
-        return b"cnumpy.core.multiarray\n_reconstruct\n(" + cls + b"(K\x00tC\x01btR" + state + b"b"
+        made = pick(  # every way an array instance reaches the BUILD that runs ndarray.__setstate__
+            [
+                b"cnumpy.core.multiarray\n_reconstruct\n(" + cls + b"(K\x00tC\x01btR",
+                b"cnumpy.core.multiarray\n_reconstruct\n(" + cls + b"(K\x00tC\x01btR",
+                cls + b"(K\x00t\x85\x81",  # NEWOBJ: cls.__new__(cls, (0,))
+                cls + b"(K\x00t\x85R",  # a call: cls((0,))
+            ]
+        )
+        return made + state + b"b"
 
     def scalar(self) -> bytes:
         raw = bytes(self.rng.randrange(256) for _ in range(self.pick([0, 1, 4, 8, 12, 16])))

@@ -869,6 +869,58 @@ def test_a_tree_reading_a_feature_its_estimator_does_not_take_is_reported() -> N
         assert _rules(_tree_pickle(clf, protocol, raised)).get("sklearn.tree:features") == "LW-MODEL-017"
 
 
+def test_trees_fed_other_columns_than_the_estimator_input_are_clean() -> None:
+    """A tree behind a one-hot encoder (in a pipeline, under a grid search) or a stacking final estimator reads
+    more columns than the outer estimator's ``n_features_in_``: only the attributes through which rows reach a
+    tree unchanged are followed."""
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    tree = pytest.importorskip("sklearn.tree")
+    pipeline = pytest.importorskip("sklearn.pipeline")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    model_selection = pytest.importorskip("sklearn.model_selection")
+    rng = np.random.RandomState(0)
+    x = rng.randint(0, 12, size=(400, 2)).astype(float)
+    y = rng.randint(0, 2, 400)  # labels the trees can only memorise: they grow deep and read every column
+    pipe = pipeline.make_pipeline(
+        preprocessing.OneHotEncoder(handle_unknown="ignore"), tree.DecisionTreeClassifier(random_state=0)
+    )
+    search = model_selection.GridSearchCV(pipe, {"decisiontreeclassifier__max_depth": [None]}, cv=2).fit(x, y)
+    stack = ensemble.StackingClassifier(
+        [(f"t{i}", tree.DecisionTreeClassifier(max_depth=2, random_state=i)) for i in range(4)],
+        final_estimator=tree.DecisionTreeClassifier(random_state=0),
+        passthrough=True,
+    ).fit(x, y)
+    assert max(search.best_estimator_[-1].tree_.feature) >= 2  # the tree reads encoded columns
+    assert max(stack.final_estimator_.tree_.feature) >= 2  # ... and stacked ones
+    for model in (search, stack):
+        out = io.BytesIO()
+        joblib.dump(model, out)
+        for data in (pickle.dumps(model, protocol=2), pickle.dumps(model, protocol=5), out.getvalue()):
+            assert _verdict(data, "model.joblib") == "clean", type(model).__name__
+
+
+def test_a_forest_whose_trees_read_past_its_input_is_reported() -> None:
+    """The trees' own feature counts raised with their nodes: the forest's ``n_features_in_`` is the bound."""
+    np = pytest.importorskip("numpy")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    x = np.random.RandomState(0).rand(200, 4)
+    forest = ensemble.RandomForestClassifier(3, max_depth=3, random_state=0).fit(
+        x, (x[:, 0] > 0.5).astype(int)
+    )
+
+    def raised(state: dict, args: tuple) -> tuple:
+        nodes = state["nodes"].copy()
+        nodes["feature"][0] = 500
+        return (1000, *args[1:]), dict(state, nodes=nodes)
+
+    for est in forest.estimators_:
+        est.n_features_in_ = 1000
+    for protocol in (2, 5):
+        assert _rules(_tree_pickle(forest, protocol, raised)).get("sklearn.tree:features") == "LW-MODEL-017"
+
+
 def test_a_tree_whose_node_array_cannot_be_read_is_unverified() -> None:
     """A large node array in a stream that cannot be read twice (a compressed pickle) cannot be checked once its
     dtype is known, and a node array computed at load time not at all: unverified, never clean."""
@@ -1014,10 +1066,68 @@ def test_neighbour_estimators_stay_clean() -> None:
             assert _verdict(data, "model.joblib") == "clean", type(model).__name__
 
 
-@pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE", "masked"])
-def test_object_arrays_made_without_reconstruct_are_checked(how: str) -> None:
-    """``ndarray.__setstate__`` runs on any array a BUILD reaches, not only on ``_reconstruct``'s: an
-    ``ndarray`` made by NEWOBJ or a call, or a masked array, given a list shorter than its shape."""
+# --- SciPy sparse matrices: unpickled without check_format, used by the C++ sparsetools unchecked ------------
+
+
+def _sparse_forms(matrix: object) -> list[bytes]:
+    joblib = pytest.importorskip("joblib")
+    forms = [pickle.dumps(matrix, protocol=p) for p in (2, 4, 5)]
+    for compress in (0, 3):
+        out = io.BytesIO()
+        joblib.dump(matrix, out, compress=compress)
+        forms.append(out.getvalue())
+    return forms
+
+
+def _bad_sparse(edit: str) -> object:
+    sparse = pytest.importorskip("scipy.sparse")
+    base = sparse.random(3000, 40, density=0.1, format="csr", random_state=0)  # index arrays over 64 KiB
+    if edit == "csr-index":
+        base.indices[3] = 2**31 - 1  # the largest int32: 16 GB past the output, never mapped
+        return base
+    if edit == "csr-index-pointer":
+        base.indptr[-1] = 10**6
+        return base
+    if edit == "csc-index":
+        csc = base.tocsc()
+        csc.indices[-1] = -4
+        return csc
+    if edit == "coo-row":
+        coo = sparse.coo_array(base)
+        coo.row[0] = 10**7
+        return coo
+    bsr = base.tobsr(blocksize=(2, 2))
+    bsr.indices[0] = 2**31 - 1
+    return bsr
+
+
+@pytest.mark.parametrize("edit", ["csr-index", "csr-index-pointer", "csc-index", "coo-row", "bsr-index"])
+def test_sparse_matrices_whose_indices_reach_outside_are_reported(edit: str) -> None:
+    for data in _sparse_forms(_bad_sparse(edit)):
+        assert _rules(data).get("scipy.sparse:indices") == "LW-MODEL-017"
+
+
+def test_the_real_sparse_product_writes_outside_for_a_bad_index() -> None:
+    np = pytest.importorskip("numpy")
+    csr = pickle.loads(pickle.dumps(_bad_sparse("csr-index")))
+    assert _dies(lambda: csr.toarray())  # type: ignore[attr-defined]
+    bsr = pickle.loads(pickle.dumps(_bad_sparse("bsr-index")))
+    assert _dies(lambda: bsr @ np.ones(40))  # type: ignore[operator]
+
+
+def test_sparse_matrices_of_every_format_are_clean() -> None:
+    sparse = pytest.importorskip("scipy.sparse")
+    base = sparse.random(3000, 40, density=0.1, format="csr", random_state=0)
+    matrices = [base.asformat(f) for f in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok")]
+    matrices += [sparse.csr_array(base), sparse.coo_array(base), sparse.csr_matrix((5, 5))]
+    for matrix in matrices:
+        for data in _sparse_forms(matrix):
+            assert _verdict(data, "matrix.pkl") == "clean", type(matrix).__name__
+
+
+def _array_without_reconstruct(how: str) -> bytes:
+    """An object array given a list of 1 item for 19 elements, made by NEWOBJ, a call of ``ndarray`` or
+    ``_mareconstruct`` instead of ``_reconstruct``."""
     np = pytest.importorskip("numpy")
     ref = pickle.dumps(np.array([1, 2, 3], dtype=object), protocol=2)
     start = ref.index(b"cnumpy\ndtype\n")
@@ -1028,7 +1138,14 @@ def test_object_arrays_made_without_reconstruct_are_checked(how: str) -> None:
         state = b"(K\x01K\x13\x85" + dtype + b"\x89]K\x07aC\x13" + bytes(19) + b"Nt"
     else:
         head = b"\x80\x02cnumpy\nndarray\nK\x00\x85" + (b"\x81" if how == "NEWOBJ" else b"R")
-    data = head + state + b"b."
+    return head + state + b"b."
+
+
+@pytest.mark.parametrize("how", ["NEWOBJ", "REDUCE", "masked"])
+def test_object_arrays_made_without_reconstruct_are_checked(how: str) -> None:
+    """``ndarray.__setstate__`` runs on any array a BUILD reaches, not only on ``_reconstruct``'s: an
+    ``ndarray`` made by NEWOBJ or a call, or a masked array, given a list shorter than its shape."""
+    data = _array_without_reconstruct(how)
     assert _rules(data).get("numpy.ndarray:list-length") == "LW-MODEL-017"
     assert _dies(lambda: list(pickle.loads(data)))
 

@@ -2570,6 +2570,8 @@ class _VM:
                     self._ndarray_state(obj, state, off)
                 elif cls in _NODE_OWNERS:
                     self._node_owner(obj, cls, state, off)
+                elif cls is not None and cls.startswith("scipy.sparse."):
+                    self._sparse_state(cls, state, off)
                 elif (
                     cls in _SKLEARN_NEWOBJ
                     and type(obj.args) is tuple
@@ -2916,48 +2918,146 @@ class _VM:
         chunks = _array_chunks(idata)
         if chunks is None:
             return "?an index array the scanner cannot read"
-        position = 0
-        rest = b""
-        for chunk in chunks:
-            data = rest + chunk
-            whole = len(data) - len(data) % 8
-            rest = data[whole:]
-            if whole:
-                view = memoryview(data[:whole]).cast("q")
-                low, high = min(view), max(view)
-                if low < 0 or high >= n_samples:
-                    bad = low if low < 0 else high
-                    return f"an index entry {bad} among {n_samples} samples (near entry {position})"
-                position += len(view)
-        return None
+        bad = _outside(_int_views(chunks, "q"), n_samples)
+        return None if bad is None else f"an index entry {bad} among {n_samples} samples"
+
+    def _sparse_state(self, cls: str, state: Any, off: int) -> None:
+        """SciPy sparse matrices and arrays are unpickled by a plain ``__dict__`` update: their index arrays are
+        never checked (``check_format`` runs in the constructor only), and ``toarray``, products and sums pass
+        them to the C++ sparsetools, which index with them unchecked and write outside the output (a crash
+        shown with the installed SciPy). Checked as ``check_format(full_check=True)`` checks them."""
+        if type(state) is not _Dict:
+            return
+        kind = cls.rpartition(".")[2][:3]
+        if kind not in ("csr", "csc", "bsr", "coo"):
+            return
+        problem = self._sparse_problem(kind, state)
+        if problem is None:
+            return
+        if problem.startswith("?"):
+            self.coll.unverified.append(f"{cls} at offset {off}: {problem[1:]}")
+            return
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "scipy.sparse:indices",
+            f"{cls} with {problem}: SciPy's sparse routines index with these arrays unchecked and write outside "
+            "their output",
+            off,
+            self._ev({"class": cls}),
+        )
+
+    def _sparse_problem(self, kind: str, state: _Dict) -> str | None:
+        shape = state.get("_shape")
+        if type(shape) is not tuple or len(shape) != 2 or not all(type(d) is int and d >= 0 for d in shape):
+            return None if shape is _UNKNOWN else "?a shape the scanner cannot read"
+        data = self._array_of(state.get("data"))
+        if data is None or type(data[1]) is not tuple or not data[1] or type(data[1][0]) is not int:
+            return "?data the scanner cannot read"
+        nnz = data[1][0]
+        if kind == "coo":
+            coords = state.get("coords")
+            if coords is _UNKNOWN:  # SciPy before 1.13
+                coords = (state.get("row"), state.get("col"))
+            if type(coords) is not tuple or len(coords) != 2:
+                return "?coordinates the scanner cannot read"
+            for axis, (coord, dim) in enumerate(zip(coords, shape, strict=True)):
+                values = self._int_array(coord)
+                if isinstance(values, str):
+                    return values
+                count, views = values
+                if count < nnz:
+                    return f"{count} coordinates on axis {axis} for {nnz} values"
+                bad = _outside(views, dim)
+                if bad is not None:
+                    return f"a coordinate {bad} on axis {axis} of {dim}"
+            return None
+        rows, cols = shape
+        if kind == "bsr":
+            dshape = data[1]
+            if len(dshape) != 3 or not all(type(d) is int and d > 0 for d in dshape[1:]):
+                return None  # SciPy refuses blocks of another form
+            if rows % dshape[1] or cols % dshape[2]:
+                return f"blocks of {dshape[1]}x{dshape[2]} that do not tile a {rows}x{cols} matrix"
+            rows, cols = rows // dshape[1], cols // dshape[2]
+        major, minor = (cols, rows) if kind == "csc" else (rows, cols)
+        indptr = self._int_array(state.get("indptr"))
+        if isinstance(indptr, str):
+            return indptr
+        count, views = indptr
+        if count < major + 1:
+            return f"an index pointer of {count} entries for {major} rows or columns"
+        indices = self._int_array(state.get("indices"))
+        if isinstance(indices, str):
+            return indices
+        n_indices, index_views = indices
+        last, position = 0, 0
+        for view in views:
+            for value in view:
+                if value < last if position else value != 0:
+                    return f"an index pointer that is not increasing from 0 (entry {position}: {value})"
+                last = value
+                position += 1
+                if position > major:
+                    break
+            if position > major:
+                break
+        if last > min(n_indices, nnz):
+            return f"an index pointer up to {last} for {n_indices} indices and {nnz} values"
+        bad = _outside(index_views, minor)
+        return None if bad is None else f"an index {bad} of {minor}"
+
+    def _int_array(self, value: Any) -> tuple[int, Iterator[memoryview]] | str:
+        """A 1-D int32 or int64 array's length and values, or (starting with '?') why they cannot be read."""
+        found = self._array_of(value)
+        if found is None:
+            return "?index arrays the scanner cannot read"
+        dtype, shape, data = found
+        code = _int_code(dtype)
+        if code is None:
+            return "?an index array of a dtype the scanner does not read"
+        if type(shape) is not tuple or len(shape) != 1 or type(shape[0]) is not int:
+            return "?an index array of a shape the scanner cannot read"
+        chunks = _array_chunks(data)
+        if chunks is None:
+            return "?index array data the scanner cannot read"
+        return shape[0], _int_views(chunks, code)
 
     def _features_in(self, state: _Dict, off: int) -> None:
-        """An estimator's ``n_features_in_`` is the number of columns ``predict`` accepts; a tree it holds (as
-        an attribute, in a list of estimators or an object array of them) whose nodes read a later feature reads
-        outside each row."""
+        """An estimator's ``n_features_in_`` is the number of columns ``predict`` accepts; a tree it hands those
+        rows to (its ``tree_``, the trees or predictors among its ``estimators_`` or ``_predictors``, in lists or
+        object arrays, through nested estimators' same attributes) whose nodes read a later feature reads outside
+        each row. Other attributes are not followed: a pipeline step or a stacking final estimator sees other
+        columns (encoded, stacked) than the estimator's input."""
         n = state.get("n_features_in_")
         if type(n) is not int:
             return
         top = -1
         seen: set[int] = set()
-        todo: list[tuple[Any, int]] = [(v, 0) for _, v in state.items]
+        todo: list[tuple[Any, int]] = [(v, 0) for k, v in state.items if k in _X_KEYS]
         budget = _MAX_CONTAINER
         while todo and budget > 0:
             value, depth = todo.pop()
             budget -= 1
-            if id(value) in seen or depth > 6:
+            if id(value) in seen or depth > 8:
                 continue
             seen.add(id(value))
             t = type(value)
-            if t is _Call:
+            if t is tuple or t is list:
+                todo.extend((v, depth + 1) for v in value)
+            elif t is _Call:
                 found = self.node_arrays.get(id(value))
-                if found is not None and found[0] is value and type(found[1]) is _NodeCheck:
-                    top = max(top, found[1].max_feature)
+                if found is not None and found[0] is value:
+                    if type(found[1]) is _NodeCheck:
+                        top = max(top, found[1].max_feature)
                     continue
-                todo.extend((v, depth + 1) for v in _child_values(value.state))
-                todo.extend((v, depth + 1) for v in _child_values(value.args))
-            elif t is tuple or t is list or t is _Dict:
-                todo.extend((v, depth + 1) for v in _child_values(value))
+                array = self.arrays.get(id(value))
+                if array is not None and array[0] is value:  # an object array of estimators: its items
+                    items = array[3]
+                    if type(items) is list:
+                        todo.extend((v, depth + 1) for v in items)
+                elif type(value.state) is _Dict:
+                    todo.extend((v, depth + 1) for k, v in value.state.items if k in _X_KEYS)
         if top >= n:
             self._feature_hit("n_features_in_", top, n, off)
 
@@ -4422,12 +4522,43 @@ def _has_fields(dtype: Any, names: tuple[str, ...]) -> bool:
 
 def _is_int64(dtype: Any) -> bool:
     """A little-endian int64 dtype, as numpy pickles ``intp`` arrays on 64-bit machines."""
+    return _int_code(dtype) == "q"
+
+
+def _int_code(dtype: Any) -> str | None:
+    """The ``memoryview`` code of a little-endian int32 or int64 dtype ('i', 'q'), else None."""
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
-        return False
-    if type(dtype.args) is not tuple or not dtype.args or dtype.args[0] not in ("i8", "<i8", "int64"):
-        return False
+        return None
+    if type(dtype.args) is not tuple or not dtype.args:
+        return None
+    code = {"i8": "q", "<i8": "q", "int64": "q", "i4": "i", "<i4": "i", "int32": "i"}.get(dtype.args[0])
     state = dtype.state
-    return type(state) is tuple and len(state) > 1 and state[1] in ("<", "=", "|")
+    if code is None or type(state) is not tuple or len(state) < 2 or state[1] not in ("<", "=", "|"):
+        return None
+    return code
+
+
+def _outside(views: Iterator[memoryview], bound: int) -> int | None:
+    """The first out-of-range value found among the integers (not in ``0 .. bound - 1``), or None."""
+    for view in views:
+        if len(view):
+            low, high = min(view), max(view)
+            if low < 0 or high >= bound:
+                return low if low < 0 else high
+    return None
+
+
+def _int_views(chunks: Iterator[bytes], code: str) -> Iterator[memoryview]:
+    """The integers of an array's raw bytes, chunk by chunk (a value split between chunks is joined)."""
+    width = 8 if code == "q" else 4
+    rest = b""
+    for chunk in chunks:
+        data = rest + chunk
+        whole = len(data) - len(data) % width
+        rest = data[whole:]
+        if whole:
+            view = memoryview(data[:whole])
+            yield view.cast("q") if code == "q" else view.cast("i")
 
 
 _ARRAY_REBUILDS: Final = frozenset({"numpy.core.multiarray._reconstruct", "numpy.ma.core._mareconstruct"})
@@ -4457,20 +4588,17 @@ _NODE_OWNERS: Final = frozenset(
 )
 
 
-def _child_values(value: Any) -> list[Any]:
-    """The values a container or state directly holds (for walks over a loaded object's parts)."""
-    t = type(value)
-    if t is tuple or t is list:
-        return list(value)
-    if t is _Dict:
-        return [v for _, v in value.items]
-    return []
+_X_KEYS: Final = frozenset({"tree_", "estimators_", "_predictors"})
+"""Attributes through which scikit-learn estimators hand their input rows, unchanged, to trees."""
 
 
 def _array_bytes(data: Any) -> bytes | None:
-    """The raw bytes of an array's pickled data: bytes, or protocol 2's ``_codecs.encode(text, 'latin1')``."""
+    """The raw bytes of an array's pickled data: bytes, or protocol 2's ``_codecs.encode(text, 'latin1')`` (and
+    ``bytes()``, how protocols 0-2 write empty bytes)."""
     if type(data) is bytes:
         return data
+    if type(data) is _Call and type(data.func) is _Ref and data.func.canon == "builtins.bytes" and data.args == ():
+        return b""
     if (
         type(data) is _Call
         and type(data.func) is _Ref
