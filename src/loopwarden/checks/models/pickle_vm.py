@@ -4597,7 +4597,12 @@ def _array_bytes(data: Any) -> bytes | None:
     ``bytes()``, how protocols 0-2 write empty bytes)."""
     if type(data) is bytes:
         return data
-    if type(data) is _Call and type(data.func) is _Ref and data.func.canon == "builtins.bytes" and data.args == ():
+    if (
+        type(data) is _Call
+        and type(data.func) is _Ref
+        and data.func.canon == "builtins.bytes"
+        and data.args == ()
+    ):
         return b""
     if (
         type(data) is _Call
