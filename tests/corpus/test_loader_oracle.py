@@ -972,7 +972,13 @@ def test_histogram_gradient_boosting_predictor_nodes_are_checked() -> None:
         assert _verdict(_tree_pickle(model, protocol), "model.joblib") == "clean", protocol
         assert _rules(_tree_pickle(bad, protocol)).get("sklearn.tree:nodes") == "LW-MODEL-017", protocol
     loaded = pickle.loads(_tree_pickle(bad, 4))
-    assert _dies(lambda: loaded.predict(np.zeros((64, 4))))  # type: ignore[attr-defined]
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+
+    def predict() -> None:
+        with threadpoolctl.threadpool_limits(1):  # an OpenMP pool does not survive the fork: it would hang
+            loaded.predict(np.zeros((64, 4)))  # type: ignore[attr-defined]
+
+    assert _dies(predict)
 
 
 # --- scikit-learn KDTree / BallTree: queries walk the state's arrays without bounds checks -----------------
@@ -1176,3 +1182,134 @@ def test_fitted_tree_ensembles_are_clean() -> None:
             forms.append(out.getvalue())
         for data in forms:
             assert _verdict(data, "model.joblib") == "clean", type(model).__name__
+
+
+# --- mutated index arrays run through the real scikit-learn and SciPy ----------------------------------------
+
+
+class _IndexMutations:
+    """Pickles of fitted scikit-learn trees, KD/Ball trees and SciPy sparse matrices whose index words (child
+    ids, features, leaf flags, point ranges, index entries, index pointers) are overwritten with values near the
+    bounds the structures have; the opcodes are untouched, so plain ``pickle.loads`` only builds these objects."""
+
+    def __init__(self, rng: random.Random) -> None:
+        np = pytest.importorskip("numpy")
+        ensemble = pytest.importorskip("sklearn.ensemble")
+        neighbors = pytest.importorskip("sklearn.neighbors")
+        sparse = pytest.importorskip("scipy.sparse")
+        tree = pytest.importorskip("sklearn.tree")
+        self.rng = rng
+        x = np.random.RandomState(3).normal(size=(400, 5))
+        y = (x[:, 0] + x[:, 1] > 0).astype(int)
+        clf = tree.DecisionTreeClassifier(max_depth=6, random_state=0).fit(x, y)
+        hgb = ensemble.HistGradientBoostingClassifier(max_iter=3).fit(x, y)
+        kd = neighbors.KDTree(x, leaf_size=8)
+        ball = neighbors.BallTree(x, leaf_size=8)
+        csr = sparse.random(60, 30, density=0.2, format="csr", random_state=1)
+        coo = sparse.coo_array(csr)
+        bsr = csr.tobsr(blocksize=(2, 3))
+        nodes = clf.tree_.__getstate__()["nodes"]
+        pred = hgb._predictors[0][0].nodes
+        kd_state, ball_state = kd.__getstate__(), ball.__getstate__()
+        # (object, [(raw bytes of an index array, record size, [(field offset, field width)], count)])
+        self.cases: list[tuple[object, list[tuple[bytes, int, list[tuple[int, int]], int]]]] = [
+            (clf, [(nodes.tobytes(), 64, [(0, 8), (8, 8), (16, 8)], len(nodes))]),
+            (hgb, [(pred.tobytes(), pred.dtype.itemsize, [(12, 8), (29, 4), (33, 4), (49, 1)], len(pred))]),
+            *[
+                (
+                    t,
+                    [
+                        (s[1].tobytes(), 8, [(0, 8)], len(x)),
+                        (s[2].tobytes(), 32, [(0, 8), (8, 8), (16, 8)], len(s[2])),
+                    ],
+                )
+                for t, s in ((kd, kd_state), (ball, ball_state))
+            ],
+            (
+                csr,
+                [
+                    (csr.indices.tobytes(), 4, [(0, 4)], 30),
+                    (csr.indptr.tobytes(), 4, [(0, 4)], len(csr.indices)),
+                ],
+            ),
+            (coo, [(coo.row.tobytes(), 4, [(0, 4)], 60), (coo.col.tobytes(), 4, [(0, 4)], 30)]),
+            (
+                bsr,
+                [
+                    (bsr.indices.tobytes(), 4, [(0, 4)], 10),
+                    (bsr.indptr.tobytes(), 4, [(0, 4)], len(bsr.indices)),
+                ],
+            ),
+        ]
+        self.pickles = [pickle.dumps(obj, protocol=4) for obj, _ in self.cases]
+        self.places = [
+            [data.find(raw) for raw, *_ in regions]
+            for data, (_, regions) in zip(self.pickles, self.cases, strict=True)
+        ]
+        assert all(at >= 0 for places in self.places for at in places)
+
+    def program(self) -> bytes:
+        rng = self.rng
+        k = rng.randrange(len(self.cases))
+        data = bytearray(self.pickles[k])
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            which = rng.randrange(len(self.cases[k][1]))
+            raw, size, fields, bound = self.cases[k][1][which]
+            at = self.places[k][which]
+            record = rng.randrange(len(raw) // size)
+            offset, width = rng.choice(fields)
+            near = [
+                -1,
+                -2,
+                0,
+                1,
+                record,
+                record + 1,
+                bound - 1,
+                bound,
+                bound + 1,
+                bound * 2,
+                2**31 - 1,
+                2**40,
+            ]
+            value = rng.choice([*near, rng.randrange(max(bound, 1))])
+            signed = width > 1
+            value = max(min(value, 2 ** (8 * width - signed) - 1), -(2 ** (8 * width - 1)) if signed else 0)
+            place = at + record * size + offset
+            data[place : place + width] = value.to_bytes(width, "little", signed=signed)
+        return bytes(data)
+
+
+def _use_structure(data: bytes) -> None:
+    """What an application does with the loaded object: predict, query, densify, multiply."""
+    np = pytest.importorskip("numpy")
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    value = pickle.loads(data)
+    rows = np.random.RandomState(5).normal(size=(64, 5))
+    if hasattr(value, "predict"):
+        # one thread: an OpenMP pool the parent started does not survive the fork (libgomp waits forever)
+        with threadpoolctl.threadpool_limits(1):
+            value.predict(rows)
+    elif hasattr(value, "query"):
+        value.query(rows, k=3)
+        value.query_radius(rows, r=1.0)
+    else:
+        value.toarray()
+        value @ np.ones(value.shape[1])
+        value.T @ np.ones(value.shape[0])
+
+
+def test_mutated_index_arrays_called_clean_never_crash_the_real_libraries() -> None:
+    """Index words of trees, KD/Ball trees and sparse matrices set near their bounds: the ones the scanner
+    calls clean are loaded and used by the real scikit-learn and SciPy in forked children, and none may kill
+    the process; enough of the batch does crash them to show the generator reaches the class."""
+    gen = _IndexMutations(random.Random(8))
+    inputs = [gen.program() for _ in range(600)]
+    verdicts = [_verdict(data, "model.pkl") for data in inputs]
+    clean = [data for data, v in zip(inputs, verdicts, strict=True) if v == "clean"]
+    assert len(clean) > 60 and verdicts.count("findings") > 200
+    flagged = [data for data, v in zip(inputs, verdicts, strict=True) if v == "findings"][:80]
+    # the flagged ones do crash the libraries (some loop instead: a child out of time counts as no crash) ...
+    assert len(crashing(_use_structure, flagged, seconds=3)) > 10
+    crashed = crashing_alone(_use_structure, clean, seconds=20)
+    assert not crashed, [clean[i][:80] for i in crashed[:3]]  # ... never on an input called clean
