@@ -277,6 +277,14 @@ def gen_bad() -> dict[str, Path]:
                 "kd", "joblib", "index-past-the-data"
             )
         numpy_cases["numpy_ndarray_newobj_short_list"] = oracle._array_without_reconstruct("NEWOBJ")
+        try:  # a SciPy CSR matrix whose index reaches 16 GB past its row, as joblib writes it
+            import scipy.sparse  # noqa: F401  (the case builder needs it)
+        except ImportError as exc:
+            print(f"note: SciPy sparse case not available ({exc})", file=sys.stderr)
+        else:
+            numpy_cases["scipy_sparse_index_past_columns"] = oracle._sparse_forms(
+                oracle._bad_sparse("csr-index")
+            )[3]
         for case, data in numpy_cases.items():  # memory the file reaches through numpy's __setstate__
             _write(d / case / "model.pkl", data)
             out[case] = d / case / "model.pkl"
