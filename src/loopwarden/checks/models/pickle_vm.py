@@ -2798,11 +2798,7 @@ class _VM:
             return
         check = _NodeCheck(shape[0], layout)
         try:
-            for chunk in chunks:
-                if time.monotonic() > self.budget.deadline:
-                    raise _LimitError(
-                        "max_seconds", f"analysis took longer than {self.budget.limits.max_seconds}s"
-                    )
+            for chunk in _timed(chunks, self.budget):
                 check.feed(chunk)
         except ValueError:  # text outside latin-1: numpy fails to load it
             self.node_arrays[id(obj)] = (obj, "node array data that is not latin-1 text")
@@ -2902,7 +2898,7 @@ class _VM:
         index = 0
         rest = b""
         pick = layout.pick
-        for chunk in chunks:
+        for chunk in _timed(chunks, self.budget):
             data = rest + chunk
             whole = len(data) - len(data) % layout.itemsize
             rest = data[whole:]
@@ -2918,7 +2914,7 @@ class _VM:
         chunks = _array_chunks(idata)
         if chunks is None:
             return "?an index array the scanner cannot read"
-        bad = _outside(_int_views(chunks, "q"), n_samples)
+        bad = _outside(_int_views(chunks, "q", self.budget), n_samples)
         return None if bad is None else f"an index entry {bad} among {n_samples} samples"
 
     def _sparse_state(self, cls: str, state: Any, off: int) -> None:
@@ -3021,7 +3017,7 @@ class _VM:
         chunks = _array_chunks(data)
         if chunks is None:
             return "?index array data the scanner cannot read"
-        return shape[0], _int_views(chunks, code)
+        return shape[0], _int_views(chunks, code, self.budget)
 
     def _features_in(self, state: _Dict, off: int) -> None:
         """An estimator's ``n_features_in_`` is the number of columns ``predict`` accepts; a tree it hands those
@@ -4538,6 +4534,14 @@ def _int_code(dtype: Any) -> str | None:
     return code
 
 
+def _timed(chunks: Iterator[bytes], budget: _Budget) -> Iterator[bytes]:
+    """The chunks, raising the time bound's error once the analysis is past its deadline."""
+    for chunk in chunks:
+        if time.monotonic() > budget.deadline:
+            raise _LimitError("max_seconds", f"analysis took longer than {budget.limits.max_seconds}s")
+        yield chunk
+
+
 def _outside(views: Iterator[memoryview], bound: int) -> int | None:
     """The first out-of-range value found among the integers (not in ``0 .. bound - 1``), or None."""
     for view in views:
@@ -4548,11 +4552,12 @@ def _outside(views: Iterator[memoryview], bound: int) -> int | None:
     return None
 
 
-def _int_views(chunks: Iterator[bytes], code: str) -> Iterator[memoryview]:
-    """The integers of an array's raw bytes, chunk by chunk (a value split between chunks is joined)."""
+def _int_views(chunks: Iterator[bytes], code: str, budget: _Budget) -> Iterator[memoryview]:
+    """The integers of an array's raw bytes, chunk by chunk (a value split between chunks is joined); the
+    analysis' time bound is checked at each chunk."""
     width = 8 if code == "q" else 4
     rest = b""
-    for chunk in chunks:
+    for chunk in _timed(chunks, budget):
         data = rest + chunk
         whole = len(data) - len(data) % width
         rest = data[whole:]
