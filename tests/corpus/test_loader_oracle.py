@@ -1051,7 +1051,6 @@ def test_the_real_query_reads_outside_a_bad_binary_tree(edit: str) -> None:
 
 def test_neighbour_estimators_stay_clean() -> None:
     np = pytest.importorskip("numpy")
-    joblib = pytest.importorskip("joblib")
     neighbors = pytest.importorskip("sklearn.neighbors")
     x = np.random.RandomState(0).normal(size=(2000, 4))
     y = (x[:, 0] > 0).astype(int)
@@ -1063,24 +1062,20 @@ def test_neighbour_estimators_stay_clean() -> None:
         neighbors.LocalOutlierFactor(novelty=True).fit(x),
     ]
     for model in models:
-        forms = [pickle.dumps(model, protocol=p) for p in (2, 4, 5)]
-        for compress in (0, 3):
-            out = io.BytesIO()
-            joblib.dump(model, out, compress=compress)
-            forms.append(out.getvalue())
-        for data in forms:
+        for data in _pickled_forms(model):
             assert _verdict(data, "model.joblib") == "clean", type(model).__name__
 
 
 # --- SciPy sparse matrices: unpickled without check_format, used by the C++ sparsetools unchecked ------------
 
 
-def _sparse_forms(matrix: object) -> list[bytes]:
+def _pickled_forms(value: object) -> list[bytes]:
+    """``value`` pickled with protocols 2, 4 and 5 and dumped by joblib, plain and compressed."""
     joblib = pytest.importorskip("joblib")
-    forms = [pickle.dumps(matrix, protocol=p) for p in (2, 4, 5)]
+    forms = [pickle.dumps(value, protocol=p) for p in (2, 4, 5)]
     for compress in (0, 3):
         out = io.BytesIO()
-        joblib.dump(matrix, out, compress=compress)
+        joblib.dump(value, out, compress=compress)
         forms.append(out.getvalue())
     return forms
 
@@ -1109,7 +1104,7 @@ def _bad_sparse(edit: str) -> object:
 
 @pytest.mark.parametrize("edit", ["csr-index", "csr-index-pointer", "csc-index", "coo-row", "bsr-index"])
 def test_sparse_matrices_whose_indices_reach_outside_are_reported(edit: str) -> None:
-    for data in _sparse_forms(_bad_sparse(edit)):
+    for data in _pickled_forms(_bad_sparse(edit)):
         assert _rules(data).get("scipy.sparse:indices") == "LW-MODEL-017"
 
 
@@ -1127,7 +1122,7 @@ def test_sparse_matrices_of_every_format_are_clean() -> None:
     matrices = [base.asformat(f) for f in ("csr", "csc", "coo", "bsr", "dia", "lil", "dok")]
     matrices += [sparse.csr_array(base), sparse.coo_array(base), sparse.csr_matrix((5, 5))]
     for matrix in matrices:
-        for data in _sparse_forms(matrix):
+        for data in _pickled_forms(matrix):
             assert _verdict(data, "matrix.pkl") == "clean", type(matrix).__name__
 
 
@@ -1158,7 +1153,6 @@ def test_object_arrays_made_without_reconstruct_are_checked(how: str) -> None:
 
 def test_fitted_tree_ensembles_are_clean() -> None:
     np = pytest.importorskip("numpy")
-    joblib = pytest.importorskip("joblib")
     ensemble = pytest.importorskip("sklearn.ensemble")
     tree = pytest.importorskip("sklearn.tree")
     x = np.random.RandomState(0).rand(300, 5)
@@ -1175,12 +1169,7 @@ def test_fitted_tree_ensembles_are_clean() -> None:
         _big_tree(),
     ]
     for model in models:
-        forms = [pickle.dumps(model, protocol=p) for p in (2, 4, 5)]
-        for compress in (0, 3):
-            out = io.BytesIO()
-            joblib.dump(model, out, compress=compress)
-            forms.append(out.getvalue())
-        for data in forms:
+        for data in _pickled_forms(model):
             assert _verdict(data, "model.joblib") == "clean", type(model).__name__
 
 

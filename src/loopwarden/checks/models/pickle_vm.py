@@ -2841,7 +2841,17 @@ class _VM:
         make the file unverified."""
         if type(state) is not tuple or len(state) < 13:
             return  # scikit-learn's __setstate__ fails on it
-        problem = self._binary_tree_problem(cls, state)
+        self._state_problem(
+            cls,
+            self._binary_tree_problem(cls, state),
+            "sklearn.neighbors:tree",
+            "state with {}: queries walk the tree's arrays without bounds checks and reach memory outside them",
+            off,
+        )
+
+    def _state_problem(self, cls: str, problem: str | None, subject: str, explained: str, off: int) -> None:
+        """Report what a state check found: nothing, an unreadable part (a leading '?': unverified), or a HIGH
+        finding whose message is ``explained`` with the problem filled in."""
         if problem is None:
             return
         if problem.startswith("?"):
@@ -2850,9 +2860,8 @@ class _VM:
         self.coll.hit(
             RULE_TENSOR,
             Severity.HIGH,
-            "sklearn.neighbors:tree",
-            f"{cls} state with {problem}: queries walk the tree's arrays without bounds checks and reach memory "
-            "outside them",
+            subject,
+            f"{cls} " + explained.format(problem),
             off,
             self._ev({"class": cls}),
         )
@@ -2927,20 +2936,12 @@ class _VM:
         kind = cls.rpartition(".")[2][:3]
         if kind not in ("csr", "csc", "bsr", "coo"):
             return
-        problem = self._sparse_problem(kind, state)
-        if problem is None:
-            return
-        if problem.startswith("?"):
-            self.coll.unverified.append(f"{cls} at offset {off}: {problem[1:]}")
-            return
-        self.coll.hit(
-            RULE_TENSOR,
-            Severity.HIGH,
+        self._state_problem(
+            cls,
+            self._sparse_problem(kind, state),
             "scipy.sparse:indices",
-            f"{cls} with {problem}: SciPy's sparse routines index with these arrays unchecked and write outside "
-            "their output",
+            "with {}: SciPy's sparse routines index with these arrays unchecked and write outside their output",
             off,
-            self._ev({"class": cls}),
         )
 
     def _sparse_problem(self, kind: str, state: _Dict) -> str | None:
