@@ -953,6 +953,27 @@ def test_a_tree_whose_node_array_cannot_be_read_is_unverified() -> None:
     assert _verdict(_tree_pickle(_tree_with("none"), 4, listed), "model.pkl") == "unverified"
 
 
+def test_a_node_array_declaring_more_nodes_than_its_data_holds_costs_no_memory() -> None:
+    """The per-node record of the check is sized by the declared shape: it is made only once the data is known
+    to be that large (numpy rejects the array otherwise), so a shape of 2**25 nodes over 64 bytes costs nothing."""
+    import tracemalloc
+
+    np = pytest.importorskip("numpy")
+    tree = pytest.importorskip("sklearn.tree._tree")
+    data = pickle.dumps(np.zeros(1, dtype=tree.NODE_DTYPE), protocol=2)
+    assert data.count(b"(K\x01K\x01\x85") == 1
+    data = data.replace(b"(K\x01K\x01\x85", b"(K\x01J\x00\x00\x00\x02\x85")  # shape (1,) -> (2**25,)
+    _verdict(data, "nodes.pkl")  # first use: the scanner's lazy imports are not what is measured
+    tracemalloc.start()
+    try:
+        verdict = _verdict(data, "nodes.pkl")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert verdict == "clean"  # numpy refuses the array; no tree takes it
+    assert peak < 8 << 20
+
+
 def _hgb(edit: bool) -> object:
     np = pytest.importorskip("numpy")
     ensemble = pytest.importorskip("sklearn.ensemble")

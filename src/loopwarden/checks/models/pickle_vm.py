@@ -2796,7 +2796,11 @@ class _VM:
         if chunks is None:
             self.node_arrays[id(obj)] = (obj, "node array data the scanner cannot read")
             return
-        check = _NodeCheck(shape[0], layout)
+        low, high = _data_size(data)
+        if not low <= shape[0] * layout.itemsize <= high:  # numpy rejects data of another size
+            self.node_arrays[id(obj)] = (obj, "node array data whose size is not the array's")
+            return
+        check = _NodeCheck(shape[0], layout)  # only now: it holds a byte per node the shape declares
         try:
             for chunk in _timed(chunks, self.budget):
                 check.feed(chunk)
@@ -4655,6 +4659,20 @@ def _is_latin1(name: Any) -> bool:
         return False
 
 
+def _data_size(data: Any) -> tuple[int, int]:
+    """Bounds on the raw size of an array's pickled data that ``_array_chunks`` reads: exact for bytes; for a
+    large string, latin-1 characters take one or two bytes of its UTF-8."""
+    raw = _array_bytes(data)
+    if raw is not None:
+        return len(raw), len(raw)
+    if type(data) is _Big:
+        return data.size, data.size
+    big = data.args[0] if type(data) is _Call and type(data.args) is tuple and data.args else None
+    if type(big) is _Big:
+        return (big.size + 1) // 2, big.size
+    return 0, 0
+
+
 def _latin1_chunks(big: _Big) -> Iterator[bytes] | None:
     """A large string's text, decoded as it was stored and encoded as latin-1 (``_codecs.encode(text,
     'latin1')``), in chunks; a character outside latin-1 raises ValueError (the loader fails there too)."""
@@ -4726,6 +4744,8 @@ class _NodeCheck:
             i += 1
         self.index = i
         self.max_feature = top
+        if self.problem is not None or i >= count:
+            self.parent = None  # the check is kept for the tree taking the array: not its byte per node
 
     def complete(self) -> bool:
         """Whether the bytes fed were exactly the array's."""
