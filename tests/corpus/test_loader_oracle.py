@@ -724,7 +724,7 @@ def _tree_with(edit: str) -> object:
     state = clf.tree_.__getstate__()
     nodes = state["nodes"].copy()
     if edit == "child-out-of-range":
-        nodes["left_child"][0] = 10**6
+        nodes["left_child"][0] = 2**40  # 64 TB past the array: never mapped, so the real predict faults
     elif edit == "child-is-itself":
         nodes["right_child"][0] = 0
     elif edit == "child-of-two-nodes":
@@ -817,7 +817,7 @@ def test_the_real_predict_reads_outside_the_row_for_a_feature_past_the_last() ->
 
     def root_far(state: dict, args: tuple) -> tuple:
         nodes = state["nodes"].copy()
-        nodes["feature"][0] = 10**7  # the root: every row reads it
+        nodes["feature"][0] = 2**40  # the root: every row reads it, 8 TB past the row
         return args, dict(state, nodes=nodes)
 
     data = _tree_pickle(_big_tree(), 4, root_far)
@@ -1015,7 +1015,7 @@ def _binary_tree_pickle(kind: str, protocol: int | str, edit: str | None = None)
     state = list(state)
     if edit == "index-past-the-data":
         state[1] = state[1].copy()
-        state[1][len(state[1]) // 2] = 10**9
+        state[1][len(state[1]) // 2] = 2**40
     elif edit == "points-past-the-index":
         state[2] = state[2].copy()
         state[2]["idx_end"][-1] = 10**6
@@ -1063,10 +1063,12 @@ def test_binary_tree_states_queries_would_walk_out_of_bounds_are_reported(
         assert _rules(data).get("sklearn.neighbors:tree") == "LW-MODEL-017", edit
 
 
-@pytest.mark.parametrize("edit", ["index-past-the-data", "children-past-the-nodes"])
-def test_the_real_query_reads_outside_a_bad_binary_tree(edit: str) -> None:
+def test_the_real_query_reads_outside_a_bad_binary_tree() -> None:
+    """An index entry 2**40 rows past the data reads an address no process maps, so the query faults (children
+    just past the node array read whatever the heap holds there, which need not fault: that edit is checked
+    above, not crashed here)."""
     np = pytest.importorskip("numpy")
-    tree = pickle.loads(_binary_tree_pickle("kd", 4, edit))
+    tree = pickle.loads(_binary_tree_pickle("kd", 4, "index-past-the-data"))
     assert _dies(lambda: [tree.query(np.random.RandomState(i).normal(size=(200, 3)), k=5) for i in range(20)])
 
 
