@@ -921,6 +921,28 @@ def test_a_forest_whose_trees_read_past_its_input_is_reported() -> None:
         assert _rules(_tree_pickle(forest, protocol, raised)).get("sklearn.tree:features") == "LW-MODEL-017"
 
 
+def test_gradient_boosting_trees_in_a_joblib_object_array_are_bounded_by_the_model_input() -> None:
+    """joblib writes gradient boosting's ``estimators_`` (an object array) as a pickle stream of its own; the
+    trees in it are still checked against the model's ``n_features_in_``."""
+    np = pytest.importorskip("numpy")
+    joblib = pytest.importorskip("joblib")
+    ensemble = pytest.importorskip("sklearn.ensemble")
+    x = np.random.RandomState(0).rand(200, 4)
+    model = ensemble.GradientBoostingRegressor(n_estimators=3, max_depth=2).fit(x, x[:, 0])
+    out = io.BytesIO()
+    joblib.dump(model, out)
+    assert _verdict(out.getvalue(), "model.joblib") == "clean"
+    for est in model.estimators_.ravel():
+        est.n_features_in_ = 1000
+        state = est.tree_.__getstate__()
+        state["nodes"]["feature"][0] = 500  # the root: a view of the tree's own node array
+        est.tree_ = type(est.tree_)(1000, est.tree_.n_classes, est.tree_.n_outputs)
+        est.tree_.__setstate__(state)
+    out = io.BytesIO()
+    joblib.dump(model, out)
+    assert _rules(out.getvalue()).get("sklearn.tree:features") == "LW-MODEL-017"
+
+
 def test_a_tree_whose_node_array_cannot_be_read_is_unverified() -> None:
     """A large node array in a stream that cannot be read twice (a compressed pickle) cannot be checked once its
     dtype is known, and a node array computed at load time not at all: unverified, never clean."""

@@ -1210,6 +1210,7 @@ class _VM:
         # every array built in this stream, by id of the value: (value, dtype, shape, data) for checks of the
         # objects that take them (see _binary_tree)
         self.arrays: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self.result: Any = _UNKNOWN  # what STOP returns
 
     # -- findings --
 
@@ -1379,6 +1380,7 @@ class _VM:
                                     raise _MalformedError(
                                         "FRAME announced more bytes than the pickle holds", r.tell() - 1
                                     )
+                                self.result = stack[-1]
                                 return
                         elif op == 0x4B:  # BININT1
                             append(buf[p])
@@ -2583,12 +2585,12 @@ class _VM:
                 if self.node_arrays and type(state) is _Dict and state.size < _MAX_CONTAINER:
                     self._features_in(state, off)
                 if self.joblib and cls == "joblib.numpy_pickle.NumpyArrayWrapper":
-                    nodes = self._joblib_array(obj, off, (stack, meta, memo))
+                    nodes, items = self._joblib_array(obj, off, (stack, meta, memo))
                     # the array joblib reads in the wrapper's place: remembered for the objects taking it
                     stack[-1] = array = _Unknown()
                     if nodes is not None:
                         self.node_arrays[id(array)] = (array, nodes)
-                    self._joblib_registered(array, obj)
+                    self._joblib_registered(array, obj, items)
             else:
                 self._call(_Wrapper("bound", obj, ("__setstate__",)), (state,), off, "BUILD")
         elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state, off):
@@ -3046,6 +3048,10 @@ class _VM:
             t = type(value)
             if t is tuple or t is list:
                 todo.extend((v, depth + 1) for v in value)
+            elif t is _Unknown:  # an object array joblib pickled as a stream of its own: what that stream built
+                array = self.arrays.get(id(value))
+                if array is not None and array[0] is value:
+                    todo.append((array[3], depth + 1))
             elif t is _Call:
                 found = self.node_arrays.get(id(value))
                 if found is not None and found[0] is value:
@@ -3910,9 +3916,10 @@ class _VM:
 
     def _joblib_array(
         self, wrapper: _Call, off: int, at: tuple[list[Any], list[list[Any]], dict[int, Any]]
-    ) -> _NodeCheck | str | None:
-        """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper; for a tree
-        node array, its check (or why it cannot be read)."""
+    ) -> tuple[_NodeCheck | str | None, Any]:
+        """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper. Returns,
+        for a tree node array, its check (or why it cannot be read), and for an object array, what its pickle
+        stream built (else unknown)."""
         self._plain_reading(at)
         state = wrapper.state
         if type(state) is not _Dict or state.size != len(state.items):
@@ -3936,7 +3943,10 @@ class _VM:
             # joblib reads it with a plain Unpickler: no array data follows wrappers inside it.
             sub = _VM(self.r, self.coll, self.budget, depth=self.depth + 1, joblib=False, origin=self.origin)
             sub.run()
-            return None
+            # the arrays and trees it built stay known to the checks of the objects holding the array
+            self.arrays.update(sub.arrays)
+            self.node_arrays.update(sub.node_arrays)
+            return None, sub.result
         if itemsize is None:
             raise _MalformedError("joblib NumpyArrayWrapper with a dtype the scanner cannot size", off)
         count = 1
@@ -3951,8 +3961,8 @@ class _VM:
         if layout is None or isinstance(layout, str) or len(shape) != 1:
             self.r.skip(count * itemsize)
             if layout is None:
-                return None
-            return layout if isinstance(layout, str) else "a node array of more than one dimension"
+                return None, _UNKNOWN
+            return (layout if isinstance(layout, str) else "a node array of more than one dimension"), _UNKNOWN
         if layout.itemsize != itemsize:
             raise _MalformedError("joblib node array whose dtype's item size is not the one read", off)
         check = _NodeCheck(count, layout)
@@ -3962,17 +3972,18 @@ class _VM:
             check.feed(self.r.read(step))
             left -= step
         self._tree_nodes(check, off)
-        return check
+        return check, _UNKNOWN
 
-    def _joblib_registered(self, array: _Unknown, wrapper: _Call) -> None:
+    def _joblib_registered(self, array: _Unknown, wrapper: _Call, items: Any) -> None:
         """Remember a joblib array (dtype, shape, and its data when the stream can read it again: it ends where
-        the reader stands) for the objects that take it."""
+        the reader stands; for an object array, the array its own pickle stream built) for the objects that
+        take it."""
         state = wrapper.state
         if type(state) is not _Dict:
             return
         dtype, shape = state.get("dtype"), state.get("shape")
         itemsize, hasobject = _dtype_info(dtype)
-        data: Any = _UNKNOWN
+        data: Any = items
         r = self.r
         if not hasobject and itemsize is not None and type(shape) is tuple and r.origin is not None:
             size = itemsize * math.prod(shape)
