@@ -3048,7 +3048,9 @@ class _VM:
             t = type(value)
             if t is tuple or t is list:
                 todo.extend((v, depth + 1) for v in value)
-            elif t is _Unknown:  # an object array joblib pickled as a stream of its own: what that stream built
+            elif (
+                t is _Unknown
+            ):  # an object array joblib pickled as a stream of its own: what that stream built
                 array = self.arrays.get(id(value))
                 if array is not None and array[0] is value:
                     todo.append((array[3], depth + 1))
@@ -3962,7 +3964,9 @@ class _VM:
             self.r.skip(count * itemsize)
             if layout is None:
                 return None, _UNKNOWN
-            return (layout if isinstance(layout, str) else "a node array of more than one dimension"), _UNKNOWN
+            return (
+                layout if isinstance(layout, str) else "a node array of more than one dimension"
+            ), _UNKNOWN
         if layout.itemsize != itemsize:
             raise _MalformedError("joblib node array whose dtype's item size is not the one read", off)
         check = _NodeCheck(count, layout)
