@@ -282,7 +282,7 @@ def gen_bad() -> dict[str, Path]:
         except ImportError as exc:
             print(f"note: SciPy sparse case not available ({exc})", file=sys.stderr)
         else:
-            numpy_cases["scipy_sparse_index_past_columns"] = oracle._sparse_forms(
+            numpy_cases["scipy_sparse_index_past_columns"] = oracle._pickled_forms(
                 oracle._bad_sparse("csr-index")
             )[3]
         for case, data in numpy_cases.items():  # memory the file reaches through numpy's __setstate__
