@@ -1596,12 +1596,17 @@ class _VM:
             return value
         return self._big_text(k)
 
-    def _big_text(self, k: int, encoding: str = "utf-8") -> _Big:
+    def _skipped(self, kind: str, k: int, encoding: str = "utf-8") -> _Big:
+        """Skip a payload of ``k`` bytes, remembering where it lies when the stream can read it again."""
         r = self.r
         start = r.tell()
-        big = _Big("str", k, r.skip(k))
-        if r.origin is not None:
-            big.source, big.at, big.encoding = r.stream, r.origin + start, encoding
+        prefix = r.skip(k)
+        if r.origin is None:
+            return _Big(kind, k, prefix, encoding=encoding)
+        return _Big(kind, k, prefix, r.stream, r.origin + start, encoding)
+
+    def _big_text(self, k: int, encoding: str = "utf-8") -> _Big:
+        big = self._skipped("str", k, encoding)
         head = big.prefix.decode("utf-8", "ignore")
         if head and _stored_head(head) and self._big_may_run(head):
             self.coll.unverified.append(
@@ -1632,10 +1637,7 @@ class _VM:
                 if value[:1] in _STORED_BYTES_FIRSTS:
                     self._stored(value, r.tell() - k)
                 return value
-        start = r.tell()
-        big = _Big("bytes", k, r.skip(k))
-        if r.origin is not None:
-            big.source, big.at = r.stream, r.origin + start
+        big = self._skipped("bytes", k)
         if big.prefix[:1] in _STORED_BYTES_FIRSTS and self._big_may_run(big.prefix):
             self.coll.unverified.append(
                 f"bytes of {k} at offset {r.tell() - k} start like a stored pickle and are too large to analyse"
@@ -2893,7 +2895,8 @@ class _VM:
         n_nodes, n_index = nshape[0], ishape[0]
         if not _is_int64(idtype):
             return "?an index array of a dtype the scanner does not read"
-        layout = _field_layout(ndtype, "binary", _BINARY_NODE) if _has_fields(ndtype, _BINARY_NODE) else None
+        has_fields = _field_names(ndtype).issuperset(_BINARY_NODE)
+        layout = _field_layout(ndtype, "binary", _BINARY_NODE) if has_fields else None
         if layout is None or isinstance(layout, str):
             return "?node data of a dtype the scanner does not read"
         if n_nodes == 0:
@@ -2910,21 +2913,18 @@ class _VM:
         chunks = _array_chunks(ndata)
         if chunks is None:
             return "?node data the scanner cannot read"
-        index = 0
-        rest = b""
+        index, size = 0, 0
         pick = layout.pick
-        for chunk in _timed(chunks, self.budget):
-            data = rest + chunk
-            whole = len(data) - len(data) % layout.itemsize
-            rest = data[whole:]
-            for values in layout.record.iter_unpack(data[:whole]):
+        for block in _records(_timed(chunks, self.budget), layout.itemsize):
+            size += len(block)
+            for values in layout.record.iter_unpack(block):
                 start, end, leaf = values[pick[0]], values[pick[1]], values[pick[2]]
                 if not 0 <= start <= end <= n_index:
                     return f"node {index} holding points {start} to {end} of an index of {n_index}"
                 if not leaf and 2 * index + 2 >= n_nodes:
                     return f"internal node {index} whose children are past the {n_nodes} nodes"
                 index += 1
-        if index * layout.itemsize + len(rest) != n_nodes * layout.itemsize:
+        if size != n_nodes * layout.itemsize:
             return None  # numpy refuses data of another size
         chunks = _array_chunks(idata)
         if chunks is None:
@@ -4458,16 +4458,21 @@ class _NodeLayout(NamedTuple):
     """Where each of the kind's fields comes in an unpacked record."""
 
 
+def _field_names(dtype: Any) -> set[Any]:
+    """The field names of a pickled structured dtype (its BUILD state's fields), empty for any other value."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return set()
+    state = dtype.state
+    if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
+        return set()
+    return {k for k, _ in state[4].items}
+
+
 def _node_layout(dtype: Any) -> _NodeLayout | str | None:
     """The layout of a structured dtype whose fields are scikit-learn tree nodes' (``left_child``,
     ``right_child``, ``feature``, or a histogram predictor's ``left``, ``right``, ``feature_idx``, ``is_leaf``);
     a string saying why such a dtype cannot be read; None for any other dtype."""
-    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
-        return None
-    state = dtype.state
-    if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
-        return None
-    names = {k for k, _ in state[4].items}
+    names = _field_names(dtype)
     kind = next((k for k, fields in _NODE_KINDS.items() if names.issuperset(fields)), None)
     if kind is None:
         return None
@@ -4527,15 +4532,6 @@ _BINARY_TREE_MODULES: Final = (
 _BINARY_NODE: Final = ("idx_start", "idx_end", "is_leaf")
 
 
-def _has_fields(dtype: Any, names: tuple[str, ...]) -> bool:
-    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
-        return False
-    state = dtype.state
-    if type(state) is not tuple or not 7 <= len(state) <= 9 or type(state[4]) is not _Dict:
-        return False
-    return {k for k, _ in state[4].items}.issuperset(names)
-
-
 def _is_int64(dtype: Any) -> bool:
     """A little-endian int64 dtype, as numpy pickles ``intp`` arrays on 64-bit machines."""
     return _int_code(dtype) == "q"
@@ -4575,15 +4571,21 @@ def _outside(views: Iterator[memoryview], bound: int) -> int | None:
 def _int_views(chunks: Iterator[bytes], code: str, budget: _Budget) -> Iterator[memoryview]:
     """The integers of an array's raw bytes, chunk by chunk (a value split between chunks is joined); the
     analysis' time bound is checked at each chunk."""
-    width = 8 if code == "q" else 4
+    for block in _records(_timed(chunks, budget), 8 if code == "q" else 4):
+        view = memoryview(block)
+        yield view.cast("q") if code == "q" else view.cast("i")
+
+
+def _records(chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
+    """The chunks' bytes regrouped into blocks of whole ``size``-byte records (a record split between chunks is
+    joined; a partial record at the end is dropped: numpy refuses data of another size)."""
     rest = b""
-    for chunk in _timed(chunks, budget):
+    for chunk in chunks:
         data = rest + chunk
-        whole = len(data) - len(data) % width
+        whole = len(data) - len(data) % size
         rest = data[whole:]
         if whole:
-            view = memoryview(data[:whole])
-            yield view.cast("q") if code == "q" else view.cast("i")
+            yield data[:whole]
 
 
 _ARRAY_REBUILDS: Final = frozenset({"numpy.core.multiarray._reconstruct", "numpy.ma.core._mareconstruct"})
@@ -4714,8 +4716,8 @@ class _NodeCheck:
         self.layout = layout
         self.count = count
         self.index = 0
-        self.shared = layout.kind == "tree"
-        self.parent = bytearray(count) if self.shared and count <= 1 << 26 else None
+        # who is whose child matters for Tree only (a histogram predictor's child ids are checked for range)
+        self.parent = bytearray(count) if layout.kind == "tree" and count <= 1 << 26 else None
         self.rest = b""
         self.size = 0
         self.problem: str | None = None
