@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from loopwarden.checks.models._base import ScanContext
     from loopwarden.domain import Location
 
-__all__ = ["check_metadata_value", "dangerous_calls"]
+__all__ = ["check_metadata_value", "dangerous_calls", "long_program_names"]
 
 _MODULES: Final = (
     r"(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|runpy|urllib|"
@@ -36,6 +36,8 @@ _INTERNALS: Final = frozenset(
     {"__builtins__", "__dict__", "__globals__", "__subclasses__", "__code__", "__base__"}
 )
 _MAX_TEXT: Final = 1 << 16
+"""Programs up to this many characters are parsed whole (``ast.parse`` costs some 350 bytes per character of dense
+code); a longer one that names a primitive in its code (see :func:`long_program_names`) is unverified."""
 _NAMES: Final = frozenset(
     {"eval", "exec", "compile", "__import__", "breakpoint", "execfile", "open", "io.open"}
 )
@@ -192,9 +194,65 @@ def _resolves_primitive(call: Any, tree: Any, aliases: dict[str, str]) -> bool:
     )
 
 
+_CALLED_NAMES: Final = frozenset(
+    {"eval", "exec", "compile", "__import__", "breakpoint", "execfile", "open", *_RESOLVERS}
+)
+_MODULE_NAMES: Final = frozenset(_MODULES[3:-1].split("|"))
+
+
+def long_program_names(text: str) -> list[str]:
+    """For a text longer than the code check parses: the primitives its code (not its strings or comments) names,
+    read token by token in bounded memory, when it tokenizes as Python; else [] (prose with an apostrophe, a
+    backtick or an unclosed bracket, JSON whose only names are true/false/null, shell, HTML).
+
+    Names counted: a call of ``eval``/``exec``/``compile``/``__import__``/``open``/``getattr``/``globals``/``vars``/
+    ``locals`` and the like, a listed primitive spelt as ``module.name``, an import of a listed module (whose
+    names the program may then call under an alias), and interpreter internals (``__builtins__``,
+    ``__subclasses__`` ...). Such a program cannot be judged: the caller reports it unverified."""
+    if _PREFILTER.search(text) is None:
+        return []
+    import io
+    import tokenize
+
+    found: dict[str, None] = {}
+    last: list[str] = ["", "", ""]  # the last three significant tokens (NAME or OP), oldest first
+    try:
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            kind = tok.type
+            if kind == tokenize.ERRORTOKEN:
+                if tok.string.strip():
+                    return []  # a character no Python program has outside a string: not a program
+                continue
+            if kind not in (tokenize.NAME, tokenize.OP):
+                continue
+            word = tok.string
+            if word == "(" and last[2] in _CALLED_NAMES and last[1] != ".":
+                found[last[2]] = None
+            elif kind == tokenize.NAME:
+                if word in _INTERNALS:
+                    found[word] = None
+                elif last[2] in ("import", "from") and word in _MODULE_NAMES:
+                    found[f"import {word}"] = None
+                elif last[2] == "." and last[1] in _MODULE_NAMES and _dangerous(f"{last[1]}.{word}"):
+                    found[f"{last[1]}.{word}"] = None
+            last = [last[1], last[2], word]
+    except (tokenize.TokenError, SyntaxError, ValueError):  # IndentationError is a SyntaxError
+        return []
+    return list(found)
+
+
 def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
     """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF, ONNX) when it is a Python program
-    calling a primitive (LW-MODEL-047)."""
+    calling a primitive (LW-MODEL-047). A program too long to parse that names one is unverified."""
+    if len(value) > _MAX_TEXT:
+        names = long_program_names(value)
+        if names:
+            ctx.fail(
+                location,
+                f"metadata '{key[:100]}' is a Python program of {len(value)} characters naming "
+                f"{', '.join(names[:5])}: longer than the {_MAX_TEXT} characters the code check parses",
+            )
+        return
     calls = dangerous_calls(value)
     if calls:
         ctx.add(

@@ -101,6 +101,8 @@ class _Cursor:
         self.buf = b""
         self.bpos = 0
         self.base = 0  # file offset of buf[0]
+        self.too_long = 0
+        """The length of the last string :meth:`string` was asked to keep and skipped as longer than _MAX_KEEP."""
 
     @property
     def pos(self) -> int:
@@ -139,6 +141,7 @@ class _Cursor:
         n = self.count()
         if n > self.size:
             raise _BadError(f"string length {n} at offset {self.pos} exceeds the file")
+        self.too_long = n if keep and n > _MAX_KEEP else 0
         if keep and n <= _MAX_KEEP:
             try:
                 return self.read(n).decode("utf-8")
@@ -211,16 +214,24 @@ class _Vocab:
             )
 
 
+def _too_long(key: str, n: int) -> str:
+    return (
+        f"metadata '{key[:100]}' holds a string of {n} bytes, more than the {_MAX_KEEP} bytes read to judge it "
+        "as code"
+    )
+
+
 def _too_large() -> str:
     return f"chat template longer than {_MAX_KEEP} bytes is not analysed (bound on kept strings)"
 
 
 def _value(
-    cur: _Cursor, vtype: int, keep: bool, depth: int = 0, judge: Callable[[str], None] | None = None
+    cur: _Cursor, vtype: int, keep: bool, depth: int = 0, judge: Callable[[str | None], None] | None = None
 ) -> Any:
     """A scalar, a string (when ``keep`` and it is at most _MAX_KEEP bytes, else None), or, for an array of
     strings when ``keep``, the list of them (None for one too long); other arrays are skipped (None). Without
-    ``keep``, each string of an array (nested ones included) is handed to ``judge``, when given."""
+    ``keep``, each string of an array (nested ones included) is handed to ``judge``, when given (None for one
+    longer than _MAX_KEEP)."""
     if vtype in _SCALAR:
         fmt = "<" + _SCALAR[vtype]
         return struct.unpack(fmt, cur.read(struct.calcsize(fmt)))[0]
@@ -245,6 +256,8 @@ def _value(
                 item = cur.string(True, strict=False)
                 if item is not None:
                     judge(item)
+                elif cur.too_long:
+                    judge(None)
             return None
         for _ in range(n):
             _value(cur, etype, False, depth + 1, judge)
@@ -327,12 +340,17 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
                 check_metadata_value(key, val, ctx, loc, where="GGUF")
                 if key == "tokenizer.ggml.model":
                     vocab.model = val
+            elif cur.too_long:
+                ctx.fail(loc, _too_long(key, cur.too_long))
             continue
         judge = None
         if vtype == _ARRAY and not keep and key not in _VOCABULARY:
             # strings in arrays are metadata as much as scalar ones (gguf-py hands both to applications)
-            def judge(item: str, key: str = key) -> None:
-                check_metadata_value(key, item, ctx, loc, where="GGUF")
+            def judge(item: str | None, key: str = key) -> None:
+                if item is None:
+                    ctx.fail(loc, _too_long(key, cur.too_long))
+                else:
+                    check_metadata_value(key, item, ctx, loc, where="GGUF")
 
         val = _value(cur, vtype, keep, judge=judge)
         if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):

@@ -221,8 +221,9 @@ def _message(
         _check_location(entry["location"], entry.get("name", "?"), blob, ctx)
 
 
-_METADATA_TEXT_MAX: Final = 1 << 16
-"""Longer metadata strings are skipped: the code check judges programs up to this length (codestr._MAX_TEXT)."""
+_METADATA_TEXT_MAX: Final = 16 << 20
+"""Metadata strings are read into memory up to this size (a longer value is unverified, never skipped): the code
+check parses programs up to 64 KiB and reads longer ones token by token (codestr.long_program_names)."""
 
 
 def _metadata_entry(r: ProtoReader, end: int, blob: Blob, ctx: ScanContext) -> None:
@@ -233,16 +234,26 @@ def _metadata_entry(r: ProtoReader, end: int, blob: Blob, ctx: ScanContext) -> N
     from loopwarden.checks.models.codestr import check_metadata_value
 
     key = value = ""
+    too_long = 0  # the size of the value when it is larger than the bound
     for num, wire, stop in r.fields_in(end):
         if wire != 2 or num not in (1, 2):
             continue
         if stop - r.f.tell() > _METADATA_TEXT_MAX:
-            if num == 2:
-                value = ""  # a later value replaces an earlier one, as protobuf parsers do
+            if num == 2:  # a later value replaces an earlier one, as protobuf parsers do
+                value, too_long = "", stop - r.f.tell()
             continue
         text = r.bytes_(stop).decode("utf-8", "replace")
-        key, value = (text, value) if num == 1 else (key, text)
-    if value:
+        if num == 1:
+            key = text
+        else:
+            value, too_long = text, 0
+    if too_long:
+        ctx.fail(
+            blob.location,
+            f"ONNX metadata '{key[:100]}' holds {too_long} bytes, more than the {_METADATA_TEXT_MAX} bytes read "
+            "to judge it as code",
+        )
+    elif value:
         check_metadata_value(key, value, ctx, blob.location, where="ONNX")
 
 

@@ -1,0 +1,95 @@
+"""Round 9 of the internal red team: places where the analysis stops reading, truncates, caps or skips, with a
+payload put just beyond that point. A check that cannot look must fail closed (``unverified``, the bound named),
+never report the file clean.
+
+Each case is built as bytes here and only scanned; where a loader's behaviour is the point, the loader itself (the
+standard library's ``tarfile``) reads the case in memory, and nothing it finds is ever run.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Severity, Verdict
+
+_PROGRAM = "import os\nos.system('echo loopwarden-corpus')\n"
+_PADDING = "#" + "x" * 70_000 + "\n"  # a comment past the 64 KiB the code check parses whole
+
+
+def _gguf_string(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf_metadata(key: str, value: str) -> bytes:
+    return cp.gguf_file(
+        None, extra_kv=_gguf_string(key) + struct.pack("<I", 8) + _gguf_string(value), n_kv_extra=1
+    )
+
+
+def _onnx_metadata(key: str, value: str) -> bytes:
+    entry = cp._field(1, key.encode()) + cp._field(2, value.encode())
+    return cp.onnx_model() + cp._field(14, entry)
+
+
+def _safetensors_metadata(key: str, value: str) -> bytes:
+    header = {"__metadata__": {key: value}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    return cp.safetensors_file(header, b"\x00" * 4)
+
+
+_METADATA = {
+    "safetensors": ("m.safetensors", _safetensors_metadata),
+    "gguf": ("m.gguf", _gguf_metadata),
+    "onnx": ("m.onnx", _onnx_metadata),
+}
+
+# ------------------------------------------------------------------ metadata code past the 64 KiB parse bound
+
+
+@pytest.mark.parametrize("fmt", sorted(_METADATA))
+def test_metadata_program_past_the_parse_bound_is_not_clean(tmp_path: Path, fmt: str) -> None:
+    """LW-MODEL-047 parsed metadata strings up to 64 KiB and skipped longer ones unread: a comment of 70,000
+    characters in front of ``os.system`` made the program clean in safetensors, GGUF and ONNX metadata."""
+    name, build = _METADATA[fmt]
+    short = scan_files(tmp_path / "short", {name: build("init", _PROGRAM)})
+    assert_caught(short, "LW-MODEL-047", at_least=Severity.MEDIUM)
+    long = scan_files(tmp_path / "long", {name: build("init", _PADDING + _PROGRAM)})[0]
+    assert long.verdict is Verdict.UNVERIFIED, long
+    assert "longer than the 65536 characters" in (long.reason or ""), long.reason
+
+
+@pytest.mark.parametrize("fmt", sorted(_METADATA))
+@pytest.mark.parametrize(
+    "text",
+    [
+        json.dumps({"vocab": {f"tok{i}": i for i in range(8000)}, "merges": ["os . system", "eval ("]}),
+        "A model card. " * 6000 + "Do not call os.system(cmd) on input you don't trust.",
+        _PADDING + "x = torch.float16\nprint(len(config))\n",
+    ],
+    ids=["json-with-names-in-strings", "prose", "program-without-primitives"],
+)
+def test_long_benign_metadata_stays_clean(tmp_path: Path, fmt: str, text: str) -> None:
+    name, build = _METADATA[fmt]
+    assert len(text) > 1 << 16
+    t = scan_files(tmp_path, {name: build("notes", text)})[0]
+    assert t.verdict is Verdict.CLEAN, t
+
+
+def test_gguf_metadata_string_past_the_kept_bound_is_unverified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A GGUF string longer than the 16 MiB read into memory was skipped unjudged."""
+    from loopwarden.checks.models import gguf
+
+    small = 1 << 17
+    monkeypatch.setattr(gguf, "_MAX_KEEP", small)  # the bound, made small enough for a test file
+    t = scan_files(tmp_path, {"m.gguf": _gguf_metadata("init", _PROGRAM + "#" * small)})[0]
+    assert t.verdict is Verdict.UNVERIFIED, t
+    assert "more than the 131072 bytes read" in (t.reason or ""), t.reason
