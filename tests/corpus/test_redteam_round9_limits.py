@@ -8,8 +8,10 @@ standard library's ``tarfile``) reads the case in memory, and nothing it finds i
 
 from __future__ import annotations
 
+import io
 import json
 import struct
+import tarfile
 from pathlib import Path
 
 import _container_payloads as cp
@@ -93,3 +95,42 @@ def test_gguf_metadata_string_past_the_kept_bound_is_unverified(
     t = scan_files(tmp_path, {"m.gguf": _gguf_metadata("init", _PROGRAM + "#" * small)})[0]
     assert t.verdict is Verdict.UNVERIFIED, t
     assert "more than the 131072 bytes read" in (t.reason or ""), t.reason
+
+
+# ------------------------------------------------------------------------- tar members after the end blocks
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("zeros", [0, 2 << 20], ids=["right-after", "after-2MiB-of-zeros"])
+def test_tar_members_after_the_end_blocks_are_analysed(tmp_path: Path, zeros: int) -> None:
+    """Bytes after a tar's end were searched for non-zero data within their first MiB only: 2 MiB of zero blocks
+    and then a second tar made the file clean, while ``tarfile.open(ignore_zeros=True)`` (``tar -i``) reads on
+    and extracts the payload member."""
+    data = _tar({"a.txt": b"hello"}) + b"\x00" * zeros + _tar({"evil.pkl": cp.evil_pickle()})
+    with tarfile.open(fileobj=io.BytesIO(data), ignore_zeros=True) as t:
+        assert "evil.pkl" in t.getnames()  # what a reader that skips zero blocks finds
+    results = scan_files(tmp_path, {"m.tar": data})
+    assert_caught(results, "LW-MODEL-001")
+    assert "LW-MODEL-024" in {f.rule_id for f in results[0].findings}
+
+
+def test_tar_member_behind_junk_blocks_is_analysed(tmp_path: Path) -> None:
+    """``ignore_zeros`` also skips blocks that are no valid header: the member after them is read."""
+    data = _tar({"a.txt": b"hello"}) + b"\x01" * 1024 + _tar({"evil.pkl": cp.evil_pickle()})
+    with tarfile.open(fileobj=io.BytesIO(data), ignore_zeros=True) as t:
+        assert "evil.pkl" in t.getnames()
+    assert_caught(scan_files(tmp_path, {"m.tar": data}), "LW-MODEL-001")
+
+
+def test_tar_with_only_zero_blocks_after_its_end_stays_clean(tmp_path: Path) -> None:
+    data = _tar({"a.txt": b"hello"}) + b"\x00" * (3 << 20)
+    assert scan_files(tmp_path, {"m.tar": data})[0].verdict is Verdict.CLEAN

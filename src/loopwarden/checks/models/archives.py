@@ -9,15 +9,15 @@ from typing import BinaryIO, Final
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
-from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.detect import Format, sniff, tar_header
 from loopwarden.checks.models.dispatch import hdf5_behind, scan_blob, scan_zip_tail, seekable_blob, zip_tail
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Location, Severity
 
 __all__ = ["scan_tar"]
 
-_TRAILER_WINDOW: Final = 1 << 20
-"""Bytes after a tar's last member searched for anything but the zero blocks that end it."""
+_TRAILER_CHUNK: Final = 1 << 20
+"""Bytes after a tar's last member are read in chunks of this size (all of them, in bounded memory)."""
 
 
 def _link_escapes(member: tarfile.TarInfo) -> bool:
@@ -32,7 +32,9 @@ def _link_escapes(member: tarfile.TarInfo) -> bool:
 def _trailer(blob: Blob, f: BinaryIO, end: int, members: list[tarfile.TarInfo], ctx: ScanContext) -> None:
     """What follows the end of a tar archive: only zero blocks in a tar any tool writes. A zip appended there is
     what ``zipfile`` (Keras' ``.keras`` loader, skops) opens, whatever comes before it; other bytes are read only by
-    readers that skip zero blocks (``tar --ignore-zeros``) and are reported.
+    readers that skip zero blocks (``tar --ignore-zeros``, ``tarfile.open(ignore_zeros=True)``) and are reported;
+    the members such a reader finds there (at the first block that is a valid header, however many zero or junk
+    blocks come before it) are analysed as well.
 
     ``zipfile`` finds the end record anywhere in the last 64 KiB, so a zip can also lie across the tar's own
     structure (its central directory in one member, a comment running over the next header, the end record in a
@@ -43,18 +45,75 @@ def _trailer(blob: Blob, f: BinaryIO, end: int, members: list[tarfile.TarInfo], 
     if cd is not None and (cd >= end or not _inside_a_member(blob, cd, members)):
         scan_zip_tail(blob, ctx, "tar")
         return
-    if end >= size:
+    first = _first_nonzero(f, end, size, ctx)
+    if first is None:
         return
-    f.seek(end)
-    rest = f.read(min(size - end, _TRAILER_WINDOW))
-    if rest.strip(b"\x00"):
-        ctx.add(
-            rules.ArchiveExtraData,
-            f"{size - end} byte(s) after the end of the tar archive are not zero blocks",
-            blob.location,
-            start=end,
-            end=size,
-        )
+    ctx.add(
+        rules.ArchiveExtraData,
+        f"{size - end} byte(s) after the end of the tar archive are not zero blocks",
+        blob.location,
+        start=end,
+        end=size,
+        first_nonzero=first,
+    )
+    found = _next_header(f, end + (first - end) // 512 * 512, size, ctx)
+    if found is None:
+        return
+    header: int = found
+    name = f"<tar members after the end of the archive, from byte {header}>"
+
+    def opener(start: int = header, length: int = size - header) -> BinaryIO:
+        return open_slice(blob.open(), start, length, own=True)
+
+    child = Blob(
+        name,
+        member_location(blob.location, name),
+        opener,
+        size - header,
+        True,
+        blob.depth + 1,
+        inflated=blob.inflated,
+    )
+    try:
+        scan_blob(child, ctx)
+    except ResourceLimitExceeded as exc:
+        if exc.bound in ("max_seconds", "max_decompressed_bytes", "max_members"):
+            raise
+        ctx.fail(child.location, str(exc))
+
+
+def _first_nonzero(f: BinaryIO, start: int, size: int, ctx: ScanContext) -> int | None:
+    """The offset of the first byte that is not zero from ``start`` to ``size``, read in bounded chunks."""
+    pos = start
+    while pos < size:
+        ctx.check_time()
+        f.seek(pos)
+        chunk = f.read(min(size - pos, _TRAILER_CHUNK))
+        if not chunk:
+            return None
+        rest = chunk.lstrip(b"\x00")
+        if rest:
+            return pos + len(chunk) - len(rest)
+        pos += len(chunk)
+    return None
+
+
+def _next_header(f: BinaryIO, start: int, size: int, ctx: ScanContext) -> int | None:
+    """The first 512-byte block from ``start`` that ``tarfile`` takes for a member header, where a reader that
+    skips zero and invalid blocks (``ignore_zeros``) goes on reading."""
+    pos = start
+    while pos + 512 <= size:
+        ctx.check_time()
+        f.seek(pos)
+        chunk = f.read(min(size - pos, _TRAILER_CHUNK) // 512 * 512)
+        if not chunk:
+            return None
+        for at in range(0, len(chunk) - 511, 512):
+            block = chunk[at : at + 512]
+            if block.strip(b"\x00") and tar_header(block):
+                return pos + at
+        pos += len(chunk)
+    return None
 
 
 def _inside_a_member(blob: Blob, cd: int, members: list[tarfile.TarInfo]) -> bool:
