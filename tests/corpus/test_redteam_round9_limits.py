@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import struct
 import tarfile
 from pathlib import Path
@@ -19,6 +20,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
+from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
 
 _PROGRAM = "import os\nos.system('echo loopwarden-corpus')\n"
@@ -134,3 +136,28 @@ def test_tar_member_behind_junk_blocks_is_analysed(tmp_path: Path) -> None:
 def test_tar_with_only_zero_blocks_after_its_end_stays_clean(tmp_path: Path) -> None:
     data = _tar({"a.txt": b"hello"}) + b"\x00" * (3 << 20)
     assert scan_files(tmp_path, {"m.tar": data})[0].verdict is Verdict.CLEAN
+
+
+# ------------------------------------------------------------------------------- names past the alias bound
+
+
+def test_file_with_more_names_than_judged_is_unverified(tmp_path: Path) -> None:
+    """A file is judged under each name that links to it (a ``.yaml`` name makes it a Hydra config), up to 16
+    aliases: the 17th and later were dropped silently, so a link named ``config.yaml`` behind 17 others left a
+    ``_target_: os.system`` config clean."""
+    (tmp_path / "a.txt").write_text("_target_: os.system\ncommand: echo loopwarden-corpus\n")
+    for i in range(17):
+        os.symlink("a.txt", tmp_path / f"b{i:02}.txt")
+    os.symlink("a.txt", tmp_path / "z_config.yaml")
+    (t,) = scan_paths([str(tmp_path)], jobs=1).targets
+    assert t.verdict is Verdict.UNVERIFIED, t
+    assert "max_aliases" in (t.reason or ""), t.reason
+
+
+def test_file_under_a_few_names_is_judged_under_each(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("_target_: os.system\ncommand: echo loopwarden-corpus\n")
+    for i in range(3):
+        os.symlink("a.txt", tmp_path / f"b{i}.txt")
+    os.symlink("a.txt", tmp_path / "config.yaml")
+    (t,) = scan_paths([str(tmp_path)], jobs=1).targets
+    assert t.verdict is Verdict.FINDINGS, t

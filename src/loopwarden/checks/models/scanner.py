@@ -45,6 +45,8 @@ class Target(NamedTuple):
     """Other names of the same file in the scanned tree (links to it) under which a loader may open it: the
     analysis of some formats depends on the name (``.yaml``, ``.jinja``, ``config.json``), so it is judged under
     each of them too."""
+    more_names: int = 0
+    """Further names of the file past the first ``_MAX_ALIASES`` aliases: not judged, so the file is unverified."""
 
 
 def hf_cache_root(path: str) -> str | None:
@@ -123,12 +125,11 @@ def _add(found: dict[str, Target], t: Target) -> None:
         return
     keep, other = (t, prev) if "/blobs/" in prev.display and "/blobs/" not in t.display else (prev, t)
     names = {os.path.basename(keep.display), *map(os.path.basename, keep.aliases)}
-    if (
-        "/blobs/" not in other.display
-        and os.path.basename(other.display) not in names
-        and len(keep.aliases) < _MAX_ALIASES
-    ):
-        keep = keep._replace(aliases=(*keep.aliases, other.display))
+    if "/blobs/" not in other.display and os.path.basename(other.display) not in names:
+        if len(keep.aliases) < _MAX_ALIASES:
+            keep = keep._replace(aliases=(*keep.aliases, other.display))
+        else:
+            keep = keep._replace(more_names=keep.more_names + 1)
     found[t.real] = keep
 
 
@@ -251,6 +252,13 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
         for alias in dict.fromkeys(os.path.basename(a) for a in target.aliases):
             if alias != blob.name:
                 scan_blob(dataclasses.replace(blob, name=alias), ctx)
+        if target.more_names:
+            # a loader may open the file under one of the names not judged (a link named config.yaml)
+            ctx.fail(
+                loc,
+                f"limit max_aliases: {_MAX_ALIASES + 1 + target.more_names} names link to this file; the analyses "
+                f"that depend on a file's name judged it under {_MAX_ALIASES + 1} of them",
+            )
         if digest:
             digest_value = _sha256(blob)
     except ResourceLimitExceeded as exc:
