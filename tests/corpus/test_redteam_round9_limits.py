@@ -161,3 +161,17 @@ def test_file_under_a_few_names_is_judged_under_each(tmp_path: Path) -> None:
     os.symlink("a.txt", tmp_path / "config.yaml")
     (t,) = scan_paths([str(tmp_path)], jobs=1).targets
     assert t.verdict is Verdict.FINDINGS, t
+
+
+# ------------------------------------------------------------------ remote code references past the listed 32
+
+
+def test_remote_code_of_another_repository_is_reported_behind_many_local_references(tmp_path: Path) -> None:
+    """Only the first 32 distinct ``auto_map`` references were reported: 32 local modules (medium) in front of one
+    in another repository (high) left the file at medium, so ``--fail-on high`` passed it."""
+    auto: dict[str, object] = {f"AutoModel{i}": f"modeling_x.M{i}" for i in range(40)}
+    auto["AutoTokenizer"] = "evil/repo--tok.Tok"
+    (t,) = scan_files(tmp_path, {"config.json": json.dumps({"auto_map": auto}).encode()})
+    assert t.max_severity() is Severity.HIGH, t.findings
+    assert any("evil/repo--tok.Tok" in f.message for f in t.findings)
+    assert any("more code reference" in f.message for f in t.findings)

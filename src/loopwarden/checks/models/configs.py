@@ -553,12 +553,17 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             refs.append((f"custom_pipelines.{task}.impl", impl))
     if name.rsplit("/", 1)[-1].lower() == "config.json":
         _hub_code_of_model_config(obj, ctx, location)
+    # references to another repository first: past the bound only the count is reported, and a reference of the
+    # higher severity must not be among those left out (32 local ones in front of it lowered the file's severity)
+    refs.sort(key=lambda kr: not (isinstance(kr[1], str) and "--" in kr[1]))
     seen: set[str] = set()
+    more = 0
     for key, ref in refs:
-        if len(seen) >= _MAX_REMOTE_REFS:
-            break
         shown = ref[:200] if isinstance(ref, str) else json_safe(ref)
         if str(shown) in seen:
+            continue
+        if len(seen) >= _MAX_REMOTE_REFS:
+            more += 1
             continue
         seen.add(str(shown))
         other_repo = isinstance(ref, str) and "--" in ref
@@ -573,6 +578,14 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             "trust_remote_code=True; that code is not analysed",
             location,
             target=str(shown),
+        )
+    if more:
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.MEDIUM,
+            f"{more} more code reference(s) than the {_MAX_REMOTE_REFS} listed",
+            location,
+            more=more,
         )
 
 
