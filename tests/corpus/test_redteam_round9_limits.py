@@ -175,3 +175,21 @@ def test_remote_code_of_another_repository_is_reported_behind_many_local_referen
     assert t.max_severity() is Severity.HIGH, t.findings
     assert any("evil/repo--tok.Tok" in f.message for f in t.findings)
     assert any("more code reference" in f.message for f in t.findings)
+
+
+def test_external_data_file_with_another_reason_stays_unverified() -> None:
+    """A file a model names as external data is cleared only when every reason it is unverified is that it is not
+    a model format: a bound hit or a read error before that reason keeps it unverified."""
+    from loopwarden.checks.models.dispatch import NOT_A_MODEL
+    from loopwarden.checks.models.scanner import Target, _resolve_external_data
+    from loopwarden.domain import ArtifactKind, TargetResult
+
+    only = f"data file: {NOT_A_MODEL}"
+    mixed = f"resource limit 'max_seconds' reached; {only}"
+    targets = [Target("a.bin", "/m/a.bin", None, 10), Target("b.bin", "/m/b.bin", None, 10)]
+    results = [
+        TargetResult.from_findings("a.bin", ArtifactKind.MODEL, (), unverified_reason=only),
+        TargetResult.from_findings("b.bin", ArtifactKind.MODEL, (), unverified_reason=mixed),
+    ]
+    out = {r.path: r.verdict for r in _resolve_external_data(results, targets, {"/m/a.bin", "/m/b.bin"})}
+    assert out == {"a.bin": Verdict.CLEAN, "b.bin": Verdict.UNVERIFIED}

@@ -609,8 +609,9 @@ def _resolve_external_data(
             r.verdict is Verdict.UNVERIFIED
             and not r.findings
             and real.get(r.path) in referenced
-            and (r.reason or "").endswith(NOT_A_MODEL)
+            and all(part.endswith(NOT_A_MODEL) for part in (r.reason or "").split("; "))
         ):
+            # every reason is that one (a bound hit or a read error before it keeps the file unverified)
             r = TargetResult(r.path, r.kind, Verdict.CLEAN, (), r.digest, None)
         out.append(r)
     return out
