@@ -833,7 +833,22 @@ class _Analysis:
                 out.append(_MADE_OBJ)  # a macro's name and arguments, a global's attributes
         if base.obj and not base.fns:
             out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
+        out.append(self.bound_mutator(base, attr))
         return _join(*out)
+
+    def bound_mutator(self, base: _V, meth: str) -> _V:
+        """``base.append`` (``update``, ``extend`` ...) read as a value rather than called where it is read
+        (``{% set f = l.append %}``, ``l['append']``, ``l|attr('append')``, ``map(attribute='update')``): a
+        method that, wherever it is called, puts its arguments into ``base`` (see :meth:`call`)."""
+        if meth not in _MUTATORS:
+            return _BOTTOM
+        where = set()
+        unknown = base.deep or base.made or (base.obj and not base.fns)
+        if base.ctx or unknown:
+            where.add(f"mut:{meth}:ctx")
+        if base.container() or unknown:
+            where.add(f"mut:{meth}:own")
+        return _V(obj=True, fns=frozenset(where)) if where else _BOTTOM
 
     def getitem(self, base: _V, key: _V, key_node: Any) -> _V:
         nodes = self.n
@@ -865,6 +880,8 @@ class _Analysis:
                 out.append(_MADE_OBJ)
         if base.obj and not base.fns:
             out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
+        if not (key.ctx or key.num):  # x['append'] is x.append where the item lookup fails
+            out += [self.bound_mutator(base, k) for k in key.strs]
         return _join(*out)
 
     def slice(self, base: _V, node: Any) -> _V:
@@ -886,13 +903,19 @@ class _Analysis:
         args = [self.m(a) for a in node.args]
         kwargs = {kw.key: self.m(kw.value) for kw in node.kwargs}
         dyn = self.unpacked(node)
+        callee = self.m(node.node)
+        for fn in callee.fns:
+            if fn.startswith("mut:"):  # a list's or dict's mutating method, however it was reached
+                _, meth, where = fn.split(":")
+                self.bind("extra:" + where, self.put(meth, args, kwargs, dyn))
         if isinstance(node.node, nodes.Getattr):
             return self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn)
-        callee = self.m(node.node)
         out: list[_V] = []
         everything = [*args, *kwargs.values(), dyn]
         for fn in callee.fns:
-            if fn.startswith("m:"):
+            if fn.startswith("mut:"):
+                out.append(_NUM)
+            elif fn.startswith("m:"):
                 for macro in self.macros.get(fn[2:], []):
                     self.bind_call(macro.args, args, kwargs, dyn, "varargs", "kwargs")
                 out.append(self.get("mo:" + fn[2:]))
@@ -1137,14 +1160,14 @@ class _Analysis:
             return _join(_container(pair), _CTX if base.ctx else _BOTTOM)
         if name == "groupby":
             item = self.elem(base)
-            grouper = self.member(item)
+            grouper = self.member(item, args[0] if args else kwargs.get("attribute"))
             return _join(
                 _container(_container(_join(grouper, _container(item)))), _CTX if base.ctx else _BOTTOM
             )
         if name == "map":
             item = self.elem(base)
             if not args:
-                mapped = self.member(item)
+                mapped = self.member(item, kwargs.get("attribute"))
             elif args[0].strs and not (args[0].made or args[0].ctx or args[0].num):
                 mapped = _join(*(self.apply(f, item, args[1:], kwargs, None) for f in args[0].strs))
             else:
@@ -1161,15 +1184,20 @@ class _Analysis:
             pass  # a filter block's filter: the same rules as below
         return _derived(_text(base), *args, *kwargs.values())
 
-    def member(self, item: _V) -> _V:
-        """An attribute of ``item`` read by a name the caller judges (map(attribute=), groupby, attr)."""
-        return _join(
+    def member(self, item: _V, name: _V | None = None) -> _V:
+        """An attribute of ``item`` read by a name the caller judges (map(attribute=), groupby, attr); for a
+        ``name`` (a dotted path) that ends in a mutating method, that bound method too."""
+        value = _join(
             _CTX if item.ctx else _BOTTOM,
             _MADE_OBJ if item.tainted() else _BOTTOM,
             self.item(item) if item.container() or item.deep else _BOTTOM,
             _NUM if item.num else _BOTTOM,
             *(self.get(k) for k in self.vars if k.startswith("ns:") and "ns" in item.fns),
         )
+        if name is None:
+            return value
+        owners = {s.rpartition(".")[2]: item if "." not in s else self.member(item) for s in name.strs}
+        return _join(value, *(self.bound_mutator(owner, meth) for meth, owner in owners.items()))
 
     def join_filter(self, base: _V, args: list[_V], kwargs: dict[str, _V], node: Any) -> _V:
         nodes = self.n

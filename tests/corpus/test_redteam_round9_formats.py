@@ -1,0 +1,93 @@
+"""Round 9 of the internal red team: container and non-pickle formats.
+
+Each case is built as bytes here and scanned; where cheap, the real reader is run on the case (a template rendered
+by jinja2, an archive read by the standard library) to show the case does what it claims, with a harmless effect
+only (a value printed, a file in a temporary folder).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Verdict
+
+# ------------------------------------------------------ chat templates: a mutating method reached as a value
+
+# The analysis follows what ``x.append(v)`` puts into a list or dict, but a template can also read the method as
+# a value and call it elsewhere; every string it puts there is then a name the template chose. Rendered by a plain
+# jinja2.Environment (llama-cpp-python before 0.2.72, CVE-2024-34359), ``''[l[0]]`` is ``''.__class__`` and the
+# walk goes on to ``__globals__`` and os.popen.
+_MUTATOR_VALUES = {
+    "set-bound-method": "{% set l = [] %}{% set f = l.append %}{% set _ = f('__class__') %}{{ ''[l[0]] }}",
+    "context-bound-method": (
+        "{% set f = messages.append %}{% set _ = f('__class__') %}{{ ''[messages[-1]] }}"
+    ),
+    "item-lookup-method": "{% set l = [] %}{% set _ = l['append']('__class__') %}{{ ''[l[0]] }}",
+    "attr-filter-method": "{% set l = [] %}{% set _ = (l|attr('append'))('__class__') %}{{ ''[l[0]] }}",
+    "attr-filter-insert": "{% set l = [] %}{% set _ = (l|attr('insert'))(0, '__class__') %}{{ ''[l[0]] }}",
+    "attr-filter-setdefault": (
+        "{% set d = {} %}{% set _ = (d|attr('setdefault'))('k', '__class__') %}{{ ''[d.k] }}"
+    ),
+    "context-dict-update": (
+        "{% set _ = (messages[0]|attr('update'))({'content': '__class__'}) %}{{ ''[messages[0].content] }}"
+    ),
+    "map-attribute-method": (
+        "{% set _ = (messages|map(attribute='update')|first)({'content': '__class__'}) %}"
+        "{{ ''[messages[0].content] }}"
+    ),
+    "macro-argument-method": (
+        "{% set l = [] %}{% macro put(f) %}{{ f('__class__') }}{% endmacro %}{% set _ = put(l.append) %}"
+        "{{ ''[l[0]] }}"
+    ),
+    "loop-item-method": (
+        "{% set l = [] %}{% for f in [l.append] %}{% set _ = f('__class__') %}{% endfor %}{{ ''[l[0]] }}"
+    ),
+    "namespace-held-method": (
+        "{% set l = [] %}{% set ns = namespace(f=l.append) %}{% set _ = ns.f('__class__') %}{{ ''[l[0]] }}"
+    ),
+    "dict-held-method": (
+        "{% set l = [] %}{% set d = {'f': l.append} %}{% set _ = d.f('__class__') %}{{ ''[l[0]] }}"
+    ),
+}
+
+
+def _template_config(template: str) -> dict[str, bytes]:
+    return {"tokenizer_config.json": json.dumps({"chat_template": template}).encode()}
+
+
+@pytest.mark.parametrize("case", sorted(_MUTATOR_VALUES))
+def test_chat_template_mutating_method_called_as_a_value(tmp_path: Path, case: str) -> None:
+    assert_caught(scan_files(tmp_path, _template_config(_MUTATOR_VALUES[case])), "LW-MODEL-040")
+
+
+def test_chat_template_mutating_method_as_a_value_walks_attributes_in_plain_jinja() -> None:
+    import jinja2
+
+    messages = [{"role": "user", "content": "hi"}]
+    for case in ("set-bound-method", "attr-filter-method", "namespace-held-method"):
+        out = jinja2.Environment().from_string(_MUTATOR_VALUES[case]).render(messages=messages)
+        assert out == "<class 'str'>", case
+
+
+_MUTATOR_BENIGN = [
+    "{% set ns = namespace(parts=[]) %}{% for m in messages %}{% set _ = ns.parts.append(m.content) %}"
+    "{% endfor %}{{ ns.parts|join('\\n') }}",
+    "{% set out = [] %}{% set add = out.append %}{% for m in messages %}{% set _ = add(m['content']) %}"
+    "{% endfor %}{% for o in out %}{{ o }}{% endfor %}",
+    "{% set l = [] %}{% set _ = (l|attr('append'))('content') %}{% for m in messages %}{{ m[l[0]] }}"
+    "{% endfor %}",
+    "{% set x = {} %}{% set _ = x.update({'role': 'assistant'}) %}{% for m in messages %}{{ m[x.role] }}"
+    "{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("template", _MUTATOR_BENIGN)
+def test_chat_template_mutating_methods_putting_data_or_safe_names_stay_clean(
+    tmp_path: Path, template: str
+) -> None:
+    assert scan_files(tmp_path, _template_config(template))[0].verdict is Verdict.CLEAN
