@@ -8,6 +8,7 @@ only (a value printed, a file in a temporary folder).
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -91,3 +92,58 @@ def test_chat_template_mutating_methods_putting_data_or_safe_names_stay_clean(
     tmp_path: Path, template: str
 ) -> None:
     assert scan_files(tmp_path, _template_config(template))[0].verdict is Verdict.CLEAN
+
+
+# ----------------------------------------------- chat templates: names whose value the model's files supply
+
+# bos_token, eos_token and the other special tokens are passed to the template by the renderer, but their text
+# comes from the model's own tokenizer config or GGUF vocabulary, written by the template's author. With a
+# bos_token of '__globals__', llama-cpp-python's plain-jinja2 renderer (CVE-2024-34359) turns
+# ``raise_exception[bos_token]`` into the renderer module's globals, and ``['os'].popen`` runs a command.
+_TOKEN_KEYED = {
+    "function-globals": "{{ raise_exception[bos_token]['os'].popen('id').read() }}",
+    "eos-item": "{% for m in messages %}{{ m[eos_token] }}{% endfor %}",
+    "extra-special-token": "{{ ''[image_token] }}",
+    "token-list-item": "{{ ''[additional_special_tokens[0]] }}",
+    "map-attribute": "{{ messages|map(attribute=pad_token)|list }}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TOKEN_KEYED))
+def test_chat_template_name_taken_from_a_special_token_is_reported(tmp_path: Path, case: str) -> None:
+    config = {"chat_template": _TOKEN_KEYED[case], "bos_token": "__globals__"}
+    assert_caught(
+        scan_files(tmp_path, {"tokenizer_config.json": json.dumps(config).encode()}), "LW-MODEL-040"
+    )
+
+
+def test_chat_template_keyed_by_a_special_token_in_gguf_is_reported(tmp_path: Path) -> None:
+    import _container_payloads as cp
+
+    assert_caught(scan_files(tmp_path, {"m.gguf": cp.gguf_file(_TOKEN_KEYED["function-globals"])}))
+
+
+def test_special_token_key_reaches_function_globals_in_plain_jinja(tmp_path: Path) -> None:
+    import jinja2
+
+    marker = tmp_path / "ran"
+
+    def raise_exception(message: str) -> None:  # as the renderer defines it, in a module that imports os
+        raise ValueError(message)
+
+    template = _TOKEN_KEYED["function-globals"].replace("'id'", repr(f"touch {marker}"))
+    jinja2.Environment().from_string(template).render(
+        messages=[], bos_token="__globals__", eos_token="</s>", raise_exception=raise_exception
+    )
+    assert os.path.exists(marker)  # this module's os, reached through the function's globals
+
+
+def test_chat_templates_printing_or_testing_special_tokens_stay_clean(tmp_path: Path) -> None:
+    template = (
+        "{{ bos_token }}{% for m in messages %}{% if m['content'].startswith(eos_token) %}{{ m['content'] }}"
+        "{% else %}{{ m['content'] | replace(image_token, '') }}{% endif %}{{ eos_token }}{% endfor %}"
+        "{% if additional_special_tokens %}{{ additional_special_tokens|join(',') }}{% endif %}"
+    )
+    config = {"chat_template": template, "bos_token": "<s>", "eos_token": "</s>"}
+    result = scan_files(tmp_path, {"tokenizer_config.json": json.dumps(config).encode()})
+    assert result[0].verdict is Verdict.CLEAN, result[0].findings

@@ -164,6 +164,16 @@ _LIST_FILTERS: Final = frozenset(
 )
 
 
+def _model_supplied(name: str) -> bool:
+    """Whether a render-context name is one whose value the model's own files supply, not the application:
+    the special tokens (``bos_token``, ``eos_token``, ``additional_special_tokens``, an ``image_token`` of
+    ``extra_special_tokens``), which transformers, vLLM and llama-cpp-python pass to the template from the
+    tokenizer config or the GGUF vocabulary. The model's author writes them with the template, so they are
+    template-made text, not data the template cannot shape (a ``bos_token`` of ``__globals__`` makes
+    ``raise_exception[bos_token]`` a walk to the function's globals)."""
+    return name.endswith(("_token", "_tokens"))
+
+
 def _is_bad_name(name: str) -> bool:
     return any(n.startswith("_") or n in _WALK_ATTRS for n in (name, name.strip()))
 
@@ -242,6 +252,8 @@ _NUM: Final = _V(num=True)
 _MADE: Final = _V(made=True)
 _OBJ: Final = _V(obj=True)
 _MADE_OBJ: Final = _V(made=True, obj=True)
+_MODEL_TEXT: Final = _V(made=True, ctx=True)
+"""A value of the render context that the model's files supply (:func:`_model_supplied`)."""
 _TOP: Final = _V(made=True, ctx=True, num=True, obj=True, deep=True)
 
 
@@ -743,8 +755,10 @@ class _Analysis:
             own = _V(obj=True, fns=frozenset({"g:" + name}))
         elif name == "self":
             own = _MADE_OBJ
+        elif bound is not None:
+            own = _BOTTOM
         else:
-            own = _BOTTOM if bound is not None else _CTX
+            own = _MODEL_TEXT if _model_supplied(name) else _CTX
         return _join(own, bound) if bound is not None else own
 
     def add(self, a: _V, b: _V) -> _V:
@@ -1419,7 +1433,8 @@ class _Analysis:
         if key.made and not bad:
             self.report(
                 node,
-                "item access with a name the template builds in a way the analysis cannot follow",
+                "item access with a name the template builds (or the model's files supply) in a way the analysis "
+                "cannot follow",
                 Severity.HIGH,
             )
         elif (key.ctx or key.num) and base.fns - {"ns", "loop", "loop.cycle"} and not bad:
