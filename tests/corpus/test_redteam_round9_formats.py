@@ -51,6 +51,19 @@ _MUTATOR_VALUES = {
     "namespace-held-method": (
         "{% set l = [] %}{% set ns = namespace(f=l.append) %}{% set _ = ns.f('__class__') %}{{ ''[l[0]] }}"
     ),
+    "groupby-grouper-method": (
+        "{% set _ = ((messages|groupby('update')|first)[0])({'content': '__class__'}) %}"
+        "{{ ''[messages[0].content] }}"
+    ),
+    "dotted-map-attribute-method": (
+        "{% set d = {'x': {}} %}{% set _ = ([d]|map(attribute='x.update')|first)({'k': '__class__'}) %}"
+        "{{ ''[d.x.k] }}"
+    ),
+    "default-of-undefined-method": (
+        "{% set l = [] %}{% set f = undefined_thing|default(l.append) %}{% set _ = f('__class__') %}"
+        "{{ ''[l[0]] }}"
+    ),
+    "conditional-method": "{% set l = [] %}{% set _ = (l.append if true else none)('__class__') %}{{ ''[l[0]] }}",
     "dict-held-method": (
         "{% set l = [] %}{% set d = {'f': l.append} %}{% set _ = d.f('__class__') %}{{ ''[l[0]] }}"
     ),
@@ -70,7 +83,12 @@ def test_chat_template_mutating_method_as_a_value_walks_attributes_in_plain_jinj
     import jinja2
 
     messages = [{"role": "user", "content": "hi"}]
-    for case in ("set-bound-method", "attr-filter-method", "namespace-held-method"):
+    for case in (
+        "set-bound-method",
+        "attr-filter-method",
+        "namespace-held-method",
+        "dotted-map-attribute-method",
+    ):
         out = jinja2.Environment().from_string(_MUTATOR_VALUES[case]).render(messages=messages)
         assert out == "<class 'str'>", case
 
