@@ -165,3 +165,65 @@ def test_chat_templates_printing_or_testing_special_tokens_stay_clean(tmp_path: 
     config = {"chat_template": template, "bos_token": "<s>", "eos_token": "</s>"}
     result = scan_files(tmp_path, {"tokenizer_config.json": json.dumps(config).encode()})
     assert result[0].verdict is Verdict.CLEAN, result[0].findings
+
+
+# ------------------------------------------- Keras: a "function" object named in a non-modelling Keras module
+
+# Keras resolves {"class_name": "function", "module": M, "config": NAME} to the public API symbol M.NAME and hands
+# it to the model, which calls it (as an activation, a loss, or, before 3.11, a functional "layer"). Keras keeps a
+# deny-list of non-modelling APIs (keras.utils.get_file was CVE-2025-8747, after it was missing from that list);
+# the analysis allows only the modules models are built from, so the functions that list does not name yet are
+# reported too.
+_NON_MODELLING = [
+    ("keras.datasets.mnist", "load_data"),
+    ("keras.visualization", "plot_model"),
+    ("keras.utils", "plot_model"),
+    ("keras.distribution", "initialize"),
+    ("keras.export", "export_saved_model"),
+    ("keras.mixed_precision", "set_global_policy"),
+    ("keras.src.utils.file_utils", "rmtree"),
+    ("keras.applications.resnet", "ResNet50"),
+    ("tf_keras.datasets.imdb", "load_data"),
+]
+
+
+def _with_loss(loss: dict[str, object]) -> dict[str, object]:
+    return {
+        "module": "keras",
+        "class_name": "Sequential",
+        "config": {"name": "s", "layers": []},
+        "compile_config": {"loss": loss, "metrics": None},
+    }
+
+
+@pytest.mark.parametrize(("module", "name"), _NON_MODELLING)
+def test_keras_function_object_of_a_non_modelling_module(tmp_path: Path, module: str, name: str) -> None:
+    import _container_payloads as cp
+
+    loss = {"module": module, "class_name": "function", "config": name, "registered_name": "function"}
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_with_loss(loss))})
+    assert_caught(res, "LW-MODEL-033")
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("keras.losses", "mean_squared_error"),
+        ("keras.activations", "relu"),
+        ("keras.src.activations.activations", "gelu"),
+        ("keras.metrics", "binary_accuracy"),
+        ("keras.ops", "add"),
+        ("keras.ops.image", "resize"),
+        ("keras.initializers", "he_normal"),
+        ("keras.applications.resnet", "preprocess_input"),
+        ("tensorflow.keras.activations", "swish"),
+    ],
+)
+def test_keras_function_object_of_a_modelling_module_stays_clean(
+    tmp_path: Path, module: str, name: str
+) -> None:
+    import _container_payloads as cp
+
+    loss = {"module": module, "class_name": "function", "config": name, "registered_name": "function"}
+    res = scan_files(tmp_path, {"model.keras": cp.keras_zip(_with_loss(loss))})
+    assert res[0].verdict is Verdict.CLEAN, res[0]

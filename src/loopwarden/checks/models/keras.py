@@ -34,11 +34,21 @@ _DANGEROUS_NAMES: Final = re.compile(
     r"read_file|write_file|ReadFile|WriteFile|py_function|numpy_function|py_func|getattr|open|"
     r"MatchingFiles|SaveV2|RestoreV2|enable_unsafe_deserialization)$"
 )
-_FUNCTION_MODULES: Final = re.compile(
-    r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.(utils|config|saving|models|backend)(\.|$)"
+_KERAS_CORE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.|$)")
+_MODELLING_FUNCTIONS: Final = re.compile(
+    r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.(activations|losses|metrics|initializers|regularizers|"
+    r"constraints|ops|random|layers)(\.|$)"
 )
-"""Modules whose functions are never an activation, initializer, loss or metric: a config that names one as a
-"function" object calls it while loading (file download, safe-mode switch, model loading)."""
+"""The Keras modules whose functions a model is built from (activations, losses, metrics, initializers,
+regularizers, constraints, ops, random, functional layer helpers). Keras 3.9+ writes its own functions as
+``"module": "builtins"``, earlier versions under these modules; a ``"function"`` object named in any other Keras
+module (``keras.utils``, ``keras.config``, ``keras.saving``, ``keras.models``, ``keras.backend``,
+``keras.datasets``, ``keras.visualization``, ``keras.distribution``, ``keras.export`` ...) is a non-modelling API
+that loading hands to the model, which calls it: file download and write, safe-mode switch, model loading,
+network set-up. An allow-list, since Keras' own deny-list (``NON_MODELING_APIS``) has been extended after each
+published bypass."""
+_PREPROCESS: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.applications(\.[\w.]+)?$")
+"""``keras.applications.<family>``: only its ``preprocess_input`` is a function models are built with."""
 _FILE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.utils\.file_utils$")
 """Keras' file helpers (``rmtree``, ``remove``, ``copy``, ``makedirs``, ``File``, ``extract_archive``, and the
 ``urlretrieve`` it imports): nothing in them is a layer or a function a model is built from."""
@@ -199,9 +209,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         if (
             cls == "function"
             and isinstance(cfg, str)
-            and (
-                _DANGEROUS_NAMES.search(cfg) or (isinstance(module, str) and _FUNCTION_MODULES.match(module))
-            )
+            and (_DANGEROUS_NAMES.search(cfg) or (isinstance(module, str) and _non_modelling(module, cfg)))
         ):
             ctx.add(
                 rules.KerasReference,
@@ -247,6 +255,13 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
                 r"(^|\.)(io|raw_ops|debugging|py_function|numpy_function)", fn
             ):
                 ctx.add(rules.KerasReference, f"TensorFlow op lambda calls '{fn[:200]}'", where, path=path)
+
+
+def _non_modelling(module: str, name: str) -> bool:
+    """Whether a ``"function"`` object names a function of a Keras module that models are not built from."""
+    if not _KERAS_CORE.match(module) or _MODELLING_FUNCTIONS.match(module):
+        return False
+    return not (_PREPROCESS.match(module) and name == "preprocess_input")
 
 
 def _keras_builtin(name: object) -> bool:
