@@ -212,6 +212,10 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "pexpect": _ALL,
         "invoke": _ALL,
         "fabric": _ALL,
+        # mpmath (a dependency of sympy, so of torch): identify(x, constants) eval()s each constant's text (also
+        # as a method of the contexts mp, fp, iv), and libmp.backend.exec_ is builtins.exec under another name
+        "mpmath": frozenset({"identify", "identification", "mp", "fp", "iv"}),
+        "mpmath.libmp": frozenset({"backend", "exec_"}),
         # evaluation of annotation strings: typing.get_type_hints evaluates planted __annotations__ text
         "typing": frozenset({"get_type_hints", "_eval_type", "evaluate_forward_ref", "ForwardRef"}),
         "annotationlib": _ALL,
@@ -1536,11 +1540,69 @@ classes stay LW-MODEL-006), but where a reading leaves a module "no model enviro
 :func:`known_top_module`) they must count as present: gadgets live in them too."""
 
 
+_DEPENDENCY_PACKAGES: Final = frozenset(
+    {
+        # torch's (and sympy's)
+        "networkx",
+        "mpmath",
+        "triton",
+        "nvidia",
+        "functorch",
+        # scikit-learn's, scipy's, pandas'
+        "threadpoolctl",
+        "pytz",
+        "tzdata",
+        "dateutil",
+        "patsy",
+        # keras' and tensorflow's
+        "absl",
+        "ml_dtypes",
+        "namex",
+        "optree",
+        "opt_einsum",
+        "gast",
+        "astunparse",
+        "termcolor",
+        "wrapt",
+        "flatbuffers",
+        "grpc",
+        "markdown",
+        # transformers', tokenizers', datasets' and huggingface_hub's
+        "regex",
+        "hf_xet",
+        "xxhash",
+        "multiprocess",
+        "charset_normalizer",
+        "idna",
+        # matplotlib's
+        "pyparsing",
+        "kiwisolver",
+        "cycler",
+        "fontTools",
+        "contourpy",
+        # numba, omegaconf/hydra, lightning
+        "llvmlite",
+        "antlr4",
+        "hydra",
+        "lightning_utilities",
+        "torchmetrics",
+    }
+)
+"""Packages the known ML packages install with them (their requirements): wherever a model is loaded they are
+present too, so a pickle can import them and their gadgets (mpmath.identify evaluates text) as surely as the
+standard library's. Like :data:`_COMMON_PACKAGES`, they count for :func:`known_top_module`, not for severity."""
+
+
 def known_top_module(name: str) -> bool:
     """Whether the first component of a dotted ``name`` is a standard-library module or a package the allow-list
     knows (so the name can be imported wherever a model is loaded)."""
     top = canonical_module(name.split(".", 1)[0]).split(".", 1)[0]
-    return top in sys.stdlib_module_names or top in _KNOWN_PACKAGES or top in _COMMON_PACKAGES
+    return (
+        top in sys.stdlib_module_names
+        or top in _KNOWN_PACKAGES
+        or top in _COMMON_PACKAGES
+        or top in _DEPENDENCY_PACKAGES
+    )
 
 
 @dataclass(frozen=True, slots=True)

@@ -2387,7 +2387,10 @@ class _VM:
         except UnicodeDecodeError:
             raise _MalformedError("GLOBAL/INST name is not UTF-8", self.r.tell()) from None
 
-    def _global(self, module: str, name: str, off: int, how: str) -> _Ref:
+    def _global(self, module: str, name: str, off: int, how: str, literal: bool = True) -> _Ref:
+        """Resolve (and judge) ``module.name``. ``literal``: both names were written in the bytes read here (a
+        GLOBAL or INST line, or two strings this reading pushed right before STACK_GLOBAL), not taken from the memo
+        or the stack this reading inherited."""
         import _compat_pickle
 
         written = None
@@ -2406,7 +2409,10 @@ class _VM:
             # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
             # can import it continues; one that cannot stops), so whatever follows is still analysed. It is
             # judged once the reading calls or instantiates it: a loader that imports it runs it then
-            if self.judge_calls:
+            if self.judge_calls or literal:
+                # a name spelt out in the bytes read here (not paired from the memo of a stack written for another
+                # reading) is judged when it is called, in a plain reading of joblib array data too: an installed
+                # module the lists do not know (mpmath.identify evaluates its strings) runs what the pickle asks
                 ref.unjudged = True
                 ref.plain = False
             return ref
@@ -2429,7 +2435,13 @@ class _VM:
         name = stack.pop()
         module = stack.pop()
         if type(module) is str and type(name) is str:
-            stack.append(self._global(module, name, off, "STACK_GLOBAL"))
+            literal = True
+            if self.prefix and not self.judge_calls:
+                # strings this reading pushed itself, not copies of memo entries or of the stack it inherited
+                # (those pair at random when another reading's bytes are read from the wrong stack)
+                taken = {id(v) for v in memo.values() if type(v) is str} | self.inherited
+                literal = id(module) not in taken and id(name) not in taken
+            stack.append(self._global(module, name, off, "STACK_GLOBAL", literal))
             return stack
         if self.prefix and not any(type(v) is _Call and id(v) not in self.inherited for v in (module, name)):
             # another format's bytes: a name of unknown origin (a value this reading inherited, or noise) is not
@@ -4024,7 +4036,8 @@ class _VM:
             prefix=True,
         )
         # joblib's own bytes follow the array data: read from a stack that is not the one they were written for,
-        # they pair names at random (STACK_GLOBAL of 'NumpyArrayWrapper', 'dtype'), so unknown names stay unjudged
+        # they pair names at random (STACK_GLOBAL of 'NumpyArrayWrapper', 'dtype' from the memo), so unknown names
+        # stay unjudged unless the bytes read here spell them out whole (see _global)
         shadow.judge_calls = False
         stack, meta, memo = at
         try:
