@@ -90,8 +90,30 @@ _ARRAY_PAYLOADS: dict[str, bytes] = {
     "unknown-module-stack-global": _short("rt9gadget") + _short("run") + b"\x93(V" + CODE.encode() + b"\ntR.",
     "unknown-module-inst": b"(V" + CODE.encode() + b"\nirt9gadget\nRun\n.",
 }
+_HANDED_PAYLOADS: dict[str, bytes] = {
+    # never called by the reading itself, but handed to allowed callables that call it: the functional Enum API
+    # makes it the class's __init__ and runs it for each member; a defaultdict factory runs when dict() reads a
+    # missing key through a ChainMap
+    "enum-functional-init": b"cenum\nEnum\n(VE\n((V__init__\n"
+    + _short("rt9gadget")
+    + _short("member")
+    + b"\x93t(VA\nV"
+    + CODE.encode()
+    + b"\ntltR.",
+    "defaultdict-factory-through-chainmap": b"cbuiltins\ndict\n(ccollections\nChainMap\n(ccollections\ndefaultdict\n("
+    + _short("rt9gadget")
+    + _short("marker")
+    + b"\x93tR}VA\nK\x01stRtR.",
+}
+# strings memoized, popped and fetched back by GET before STACK_GLOBAL: joblib's own strings read from the wrong
+# stack pair like that, so the call makes the file unverified rather than a finding
+_FETCHED = (
+    _short("rt9gadget") + b"\x940" + _short("run") + b"\x940h\x00h\x01\x93(V" + CODE.encode() + b"\ntR."
+)
 _GADGET = (
-    "def run(code):\n    exec(code)\n\n\nclass Run:\n    def __init__(self, code):\n        exec(code)\n"
+    "def run(code):\n    exec(code)\n\n\ndef member(self, code):\n    exec(code)\n\n\n"
+    f"def marker():\n    open({MARKER!r}, 'w').write('yes')\n\n\n"
+    "class Run:\n    def __init__(self, code):\n        exec(code)\n"
 )
 
 
@@ -112,6 +134,26 @@ def test_call_in_joblib_array_bytes_read_by_pickle_load_is_reported(tmp_path: Pa
         assert any(f.rule_id == "LW-MODEL-001" for f in res.findings), res.findings
 
 
+@pytest.mark.parametrize("case", sorted(_HANDED_PAYLOADS))
+def test_unknown_name_handed_to_a_call_in_joblib_array_bytes_is_reported(tmp_path: Path, case: str) -> None:
+    """A name of a module outside the lists that the plain reading hands to an allowed callable (which calls it)
+    is judged as if called; before, only a direct call was (in polyglot readings) or nothing (joblib array data)."""
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_joblib_stream(_pad(_HANDED_PAYLOADS[case])))
+    res = _scan(path)
+    assert any(
+        f.severity >= Severity.HIGH and "rt9gadget" in str(f.evidence.get("subject")) for f in res.findings
+    ), res
+
+
+def test_unknown_name_paired_from_the_memo_in_joblib_array_bytes_is_unverified(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_joblib_stream(_pad(_FETCHED)))
+    res = _scan(path)
+    assert res.verdict is Verdict.UNVERIFIED, res
+    assert "rt9gadget.run" in (res.reason or ""), res
+
+
 def _load(path: Path, loader: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     code = f"import {loader.split('.')[0]}; print(repr({loader}(open({str(path)!r}, 'rb'))))"
     return subprocess.run(
@@ -125,9 +167,17 @@ def _load(path: Path, loader: str, cwd: Path) -> subprocess.CompletedProcess[str
     )
 
 
-@pytest.mark.parametrize(
-    "case", ["mpmath-identify-global", "unknown-module-stack-global", "unknown-module-inst"]
-)
+_REAL = {
+    **{
+        k: _ARRAY_PAYLOADS[k]
+        for k in ("mpmath-identify-global", "unknown-module-stack-global", "unknown-module-inst")
+    },
+    **_HANDED_PAYLOADS,
+    "fetched": _FETCHED,
+}
+
+
+@pytest.mark.parametrize("case", sorted(_REAL))
 def test_the_array_bytes_run_under_pickle_load_and_not_under_joblib(tmp_path: Path, case: str) -> None:
     """The cases are real: joblib.load returns a float array and runs nothing; pickle.load of the same file runs
     the payload."""
@@ -136,7 +186,7 @@ def test_the_array_bytes_run_under_pickle_load_and_not_under_joblib(tmp_path: Pa
     box.mkdir()
     (box / "rt9gadget.py").write_text(_GADGET)
     path = tmp_path / "model.joblib"
-    path.write_bytes(_joblib_stream(_pad(_ARRAY_PAYLOADS[case])))
+    path.write_bytes(_joblib_stream(_pad(_REAL[case])))
     done = _load(path, "joblib.load", box)
     assert done.returncode == 0 and "array(" in done.stdout, done
     assert not (box / MARKER).exists()

@@ -327,7 +327,17 @@ class _Ref:
     (it is not a resolver, loader, wrapper or string builder), which lets the hot loop skip ``_call``.
     """
 
-    __slots__ = ("by_pattern", "canon", "module", "pending", "plain", "qual", "unjudged", "user_class")
+    __slots__ = (
+        "by_pattern",
+        "canon",
+        "guessed",
+        "module",
+        "pending",
+        "plain",
+        "qual",
+        "unjudged",
+        "user_class",
+    )
 
     def __init__(self, module: str, qual: str) -> None:
         self.module = module
@@ -337,6 +347,9 @@ class _Ref:
         self.user_class = False  # a class of a module the scanner does not know (LW-MODEL-006)
         self.by_pattern = False  # allowed by a name pattern only: may be rebuilt, never called (see _call)
         self.unjudged = False  # an unknown module's name in another format's bytes (see _global)
+        self.guessed = (
+            False  # ... paired from memo entries in a plain reading of joblib array data (see _global)
+        )
         self.pending: list[Any] | None = None
         """For an imported ``getattr`` whose finding waits for its uses: [copies on the stack, direct calls
         that resolved to an allow-listed callable, the finding]. See :meth:`_VM._settle`."""
@@ -1194,6 +1207,9 @@ class _VM:
         self.calls = 0
         self.pending: list[_Ref] = []
         self.careful = False  # a getattr is pending: copies taken from the memo are counted
+        # strings this reading took from the memo (by id, the string held so that the id stays its own), kept in a
+        # plain reading of joblib array data only (see _op_stack_global); such readings run careful
+        self.fetched: dict[int, str] | None = None
         # Only what a loader runs before its first error counts (bytes that are something else to the format
         # that owns them); a name whose module no model environment has is not judged (see _global).
         self.prefix = prefix
@@ -1270,7 +1286,46 @@ class _VM:
         or instantiated: a module no model environment has stops a loader at the import, one that is installed
         (hydra, mmengine, absl ...) runs what the pickle asks."""
         ref.unjudged = False
+        if ref.guessed:
+            if not self.coll.classify(ref.module, ref.qual).allowed:
+                self.coll.unverified.append(
+                    f"the plain-unpickler reading of joblib array data calls {_short(ref.name)}, a name of a "
+                    f"module the scanner does not know paired from memo entries at offset {off}: whether a loader "
+                    "runs it cannot be told"
+                )
+            return
         self._judge(ref, off, f"{how} in bytes read as opcodes")
+
+    def _judge_handed(self, values: tuple[Any, ...], off: int, how: str) -> None:
+        """Judge the names a reading of another format's bytes left unjudged (``_global``) that it hands to a call,
+        a constructor or an object's state, down a few levels of tuples, lists and dicts: allowed callables call
+        what they are handed (``enum.Enum('E', [('__init__', f), ('A', x)])`` runs ``f(member, x)``, a
+        ``defaultdict`` factory runs when ``dict(ChainMap(...))`` reads a missing key, an object's planted method
+        when a library calls it), so a name handed on may run as surely as one called."""
+        todo: list[tuple[Any, int]] = [(v, 0) for v in values[:64]]
+        seen = 0
+        while todo and seen < 256:
+            value, level = todo.pop()
+            seen += 1
+            kind = type(value)
+            if kind is _Ref:
+                if value.unjudged:
+                    self._judge_called(value, off, how)
+            elif level >= 4:
+                continue
+            elif kind is tuple or kind is list:
+                todo.extend((v, level + 1) for v in value[:64])
+            elif kind is _Dict:
+                todo.extend((v, level + 1) for pair in value.items[:64] for v in pair)
+            elif kind is _Call:
+                todo.append((value.args, level + 1))
+                if value.state is not None:
+                    todo.append((value.state, level + 1))
+                if value.items is not None:
+                    todo.append((value.items, level + 1))
+            elif kind is _Wrapper:
+                todo.append((value.target, level + 1))
+                todo.append((tuple(value.args), level + 1))
 
     def _settle(self) -> None:
         """Report each pending ``getattr`` unless every copy of it that reached the stack (the import, each
@@ -1311,6 +1366,7 @@ class _VM:
         fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
         text_bytes = 0
         careful = self.careful
+        prefix = self.prefix
         try:
             while True:
                 if p >= fstop:
@@ -1404,6 +1460,7 @@ class _VM:
                         if (
                             type(func) is _Ref
                             and func.plain
+                            and not prefix  # names a prefix reading left unjudged are judged when handed on
                             and type(args) is tuple
                             and not (self.planted and _planted_in(args, func))
                             and not (
@@ -1472,8 +1529,11 @@ class _VM:
                         value = memo[buf[p]]
                         append(value)
                         p += 1
-                        if careful and type(value) is _Ref and value.pending is not None:
-                            value.pending[0] += 1
+                        if careful:
+                            if type(value) is _Ref and value.pending is not None:
+                                value.pending[0] += 1
+                            elif type(value) is str and self.fetched is not None:
+                                self.fetched[id(value)] = value
                         continue
                     elif op == 0x71:  # BINPUT
                         memo[buf[p]] = stack[-1]
@@ -1489,8 +1549,11 @@ class _VM:
                         value = memo[unpack_from("<I", buf, p)[0]]
                         append(value)
                         p += 4
-                        if careful and type(value) is _Ref and value.pending is not None:
-                            value.pending[0] += 1
+                        if careful:
+                            if type(value) is _Ref and value.pending is not None:
+                                value.pending[0] += 1
+                            elif type(value) is str and self.fetched is not None:
+                                self.fetched[id(value)] = value
                         continue
                     elif op == 0x7D:  # EMPTY_DICT
                         append(_Dict())
@@ -1698,6 +1761,8 @@ class _VM:
             # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT), or is judged now.
             if func.unjudged:
                 self._judge_called(func, off, how)
+            if self.prefix and args:
+                self._judge_handed(args, off, f"handed to {func.name}")
             name = _canon(func)
             if self.planted and args:
                 self._handed(func, args, off, how)
@@ -2409,12 +2474,13 @@ class _VM:
             # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
             # can import it continues; one that cannot stops), so whatever follows is still analysed. It is
             # judged once the reading calls or instantiates it: a loader that imports it runs it then
-            if self.judge_calls or literal:
-                # a name spelt out in the bytes read here (not paired from the memo of a stack written for another
-                # reading) is judged when it is called, in a plain reading of joblib array data too: an installed
-                # module the lists do not know (mpmath.identify evaluates its strings) runs what the pickle asks
-                ref.unjudged = True
-                ref.plain = False
+            # it is judged when it is called or handed on, in a plain reading of joblib array data too: an installed
+            # module the lists do not know runs what the pickle asks. There, a name paired from memo entries may be
+            # joblib's own strings read from the wrong stack ('NumpyArrayWrapper', 'dtype'): such a call makes the
+            # file unverified, not a finding (see _judge_called)
+            ref.unjudged = True
+            ref.plain = False
+            ref.guessed = not (self.judge_calls or literal)
             return ref
         self._judge(ref, off, how, written)
         return ref
@@ -2436,10 +2502,10 @@ class _VM:
         module = stack.pop()
         if type(module) is str and type(name) is str:
             literal = True
-            if self.prefix and not self.judge_calls:
-                # strings this reading pushed itself, not copies of memo entries or of the stack it inherited
-                # (those pair at random when another reading's bytes are read from the wrong stack)
-                taken = {id(v) for v in memo.values() if type(v) is str} | self.inherited
+            if self.fetched is not None:
+                # strings this reading pushed itself, not ones it took from the memo or from the stack it
+                # inherited (those pair at random when another reading's bytes are read from the wrong stack)
+                taken = self.fetched.keys() | self.inherited
                 literal = id(module) not in taken and id(name) not in taken
             stack.append(self._global(module, name, off, "STACK_GLOBAL", literal))
             return stack
@@ -2500,6 +2566,8 @@ class _VM:
         if type(cls) is _Ref:
             if cls.unjudged:
                 self._judge_called(cls, off, how)
+            if self.prefix:
+                self._judge_handed((args, kwargs), off, f"handed to {cls.name}")
             if cls.canon.startswith(_NATIVE_CONSTRUCTORS):
                 self._native_constructor(cls, args, kwargs, off, how)
             if self.planted and type(args) is tuple and args:
@@ -2555,6 +2623,8 @@ class _VM:
         state = stack.pop()
         obj = stack[-1]
         self._check_state_keys(state, off, "BUILD", obj)
+        if self.prefix:
+            self._judge_handed((state,), off, "kept in a BUILD state")
         if self.planted:
             # the Python unpickler (joblib's) calls state.items() and slotstate.items() on what it is given
             parts = state if type(state) is tuple and len(state) == 2 else (state,)
@@ -3911,6 +3981,8 @@ class _VM:
             raise _MalformedError(f"GET of undefined memo entry {idx}", off)
         stack.append(memo[idx])
         self._copied(memo[idx])
+        if self.fetched is not None and type(memo[idx]) is str:
+            self.fetched[id(memo[idx])] = memo[idx]
         return stack
 
     def _op_put(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
@@ -4039,6 +4111,8 @@ class _VM:
         # they pair names at random (STACK_GLOBAL of 'NumpyArrayWrapper', 'dtype' from the memo), so unknown names
         # stay unjudged unless the bytes read here spell them out whole (see _global)
         shadow.judge_calls = False
+        shadow.fetched = {}
+        shadow.careful = True  # the memo reads are followed (see fetched)
         stack, meta, memo = at
         try:
             shadow.run((list(stack), [list(m) for m in meta], dict(memo)))
