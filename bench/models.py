@@ -291,6 +291,13 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError, KeyError) as exc:
         print(f"note: numpy memory-safety corpus not available ({exc})", file=sys.stderr)
     try:
+        for case, files in _round9_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError, KeyError) as exc:
+        print(f"note: round-9 red-team corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
                 _write(d / case / name, data)
@@ -298,6 +305,43 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError) as exc:
         print(f"note: staged-payload corpus not available ({exc})", file=sys.stderr)
     return out
+
+
+def _round9_cases() -> dict[str, dict[str, bytes]]:
+    """A few cases of each class the ninth red-team round found clean (tests/corpus/test_redteam_round9_*.py):
+    Python code in safetensors, GGUF and ONNX metadata past the length the code check parsed, a pickle after a tar's
+    end blocks, mpmath's eval gadgets in the bytes of a joblib array that pickle.load reads as opcodes, chat
+    templates that call a list's method held as a value or use a special token as a name, and Keras "function"
+    objects from non-modelling modules."""
+    import json
+
+    import _container_payloads as cp
+    import test_redteam_round9_formats as r9f
+    import test_redteam_round9_limits as r9l
+    import test_redteam_round9_pickle as r9p
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for fmt, (name, build) in r9l._METADATA.items():
+        cases[f"r9_metadata_code_past_parse_bound_{fmt}"] = {name: build("note", r9l._PADDING + r9l._PROGRAM)}
+    cases["r9_tar_member_after_end_blocks"] = {
+        "model.tar": r9l._tar({"a.txt": b"hello"})
+        + b"\x00" * (2 << 20)
+        + r9l._tar({"evil.pkl": cp.evil_pickle()})
+    }
+    for key in ("mpmath-identify-global", "mpmath-identify-stack-global"):
+        payload = r9p._joblib_stream(r9p._pad(r9p._ARRAY_PAYLOADS[key]))
+        cases[f"r9_joblib_array_bytes_{key}"] = {"model.joblib": payload}
+    for key in ("set-bound-method", "attr-filter-method", "dict-held-method"):
+        cases[f"r9_template_mutator_value_{key}"] = r9f._template_config(r9f._MUTATOR_VALUES[key])
+    cases["r9_template_special_token_name"] = {
+        "tokenizer_config.json": json.dumps(
+            {"chat_template": r9f._TOKEN_KEYED["function-globals"], "bos_token": "__globals__"}
+        ).encode()
+    }
+    for module, fn in (("keras.datasets.mnist", "load_data"), ("keras.distribution", "initialize")):
+        loss = {"module": module, "class_name": "function", "config": fn, "registered_name": "function"}
+        cases[f"r9_keras_function_{module}.{fn}"] = {"model.keras": cp.keras_zip(r9f._with_loss(loss))}
+    return cases
 
 
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
