@@ -14,6 +14,7 @@ import os
 import struct
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import _container_payloads as cp
 import pytest
@@ -103,13 +104,7 @@ def test_gguf_metadata_string_past_the_kept_bound_is_unverified(
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as t:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            t.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return cp.tar_of(files, mode="w:")
 
 
 @pytest.mark.parametrize("zeros", [0, 2 << 20], ids=["right-after", "after-2MiB-of-zeros"])
@@ -141,26 +136,28 @@ def test_tar_with_only_zero_blocks_after_its_end_stays_clean(tmp_path: Path) -> 
 # ------------------------------------------------------------------------------- names past the alias bound
 
 
+def _linked_config(folder: Path, links: int) -> Any:
+    """``a.txt`` holding a Hydra config, ``links`` other names linking to it, then a ``config.yaml`` link (the name
+    that makes the bytes a config); the one target the scan gives for the file."""
+    (folder / "a.txt").write_text("_target_: os.system\ncommand: echo loopwarden-corpus\n")
+    for i in range(links):
+        os.symlink("a.txt", folder / f"b{i:02}.txt")
+    os.symlink("a.txt", folder / "z_config.yaml")
+    (t,) = scan_paths([str(folder)], jobs=1).targets
+    return t
+
+
 def test_file_with_more_names_than_judged_is_unverified(tmp_path: Path) -> None:
     """A file is judged under each name that links to it (a ``.yaml`` name makes it a Hydra config), up to 16
     aliases: the 17th and later were dropped silently, so a link named ``config.yaml`` behind 17 others left a
     ``_target_: os.system`` config clean."""
-    (tmp_path / "a.txt").write_text("_target_: os.system\ncommand: echo loopwarden-corpus\n")
-    for i in range(17):
-        os.symlink("a.txt", tmp_path / f"b{i:02}.txt")
-    os.symlink("a.txt", tmp_path / "z_config.yaml")
-    (t,) = scan_paths([str(tmp_path)], jobs=1).targets
+    t = _linked_config(tmp_path, 17)
     assert t.verdict is Verdict.UNVERIFIED, t
     assert "max_aliases" in (t.reason or ""), t.reason
 
 
 def test_file_under_a_few_names_is_judged_under_each(tmp_path: Path) -> None:
-    (tmp_path / "a.txt").write_text("_target_: os.system\ncommand: echo loopwarden-corpus\n")
-    for i in range(3):
-        os.symlink("a.txt", tmp_path / f"b{i}.txt")
-    os.symlink("a.txt", tmp_path / "config.yaml")
-    (t,) = scan_paths([str(tmp_path)], jobs=1).targets
-    assert t.verdict is Verdict.FINDINGS, t
+    assert _linked_config(tmp_path, 3).verdict is Verdict.FINDINGS
 
 
 # ------------------------------------------------------------------ remote code references past the listed 32
