@@ -8,9 +8,7 @@ that only make sense for code that wants the file system, processes or imports.
 
 from __future__ import annotations
 
-import bisect
 import re
-import sys
 from typing import Final
 
 from loopwarden.checks.models import rules
@@ -40,7 +38,6 @@ _TORCH_NAMESPACES: Final = frozenset(
         "image",
     }
 )
-_OPS: Final = re.compile(r"\bops\.([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)")
 _DANGEROUS: Final = re.compile(
     r"\b(__import__|importlib|subprocess|os\.system|os\.popen|popen|exec|eval|compile|builtins|open|"
     r"__builtins__|__globals__|__class__|__subclasses__|system|spawn|socket|urllib|shutil|pickle|"
@@ -50,72 +47,97 @@ _STRINGS: Final = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 _FILE_BUILTIN_NAMES: Final = frozenset(
     {"save", "from_file", "_save_parameters", "_save_for_mobile", "_load_for_mobile", "load"}
 )
-_FILE_BUILTINS: Final = re.compile(
-    r"\b(?:torch|torch\._C\._nn|torch\._C\._VariableFunctions|(?:torch\.)?ops\.aten)\."
-    r"(" + "|".join(sorted(_FILE_BUILTIN_NAMES)) + r")\s*\("
-)
 """torch's own builtins that read or write a file named by the code: ``torch.save`` (aten::save) writes any path (a
 ``.bashrc`` or crontab for code execution), ``torch.from_file`` (aten::from_file) maps any file into a tensor
 (CVE-2025-32434; Zhou and Song, "Safe Harbor or Hostile Waters", Black Hat USA 2025)."""
 _FILE_OP_NAME: Final = re.compile(r"(?:^|_)(?:read|write|save|load|open)(?:_|$)|from_file|(?:^|_)file(?:_|$)")
 """Operators of any namespace whose name says they touch files (torchvision's image.read_file/write_file/write_png,
 torchaudio's sox_io_save_audio_file ...)."""
-_DEF: Final = re.compile(r"^\s*def\s+([A-Za-z_][A-Za-z0-9_]*)\s*\(")
-_CLASS_PATH: Final = re.compile(r"(?<![A-Za-z0-9_.])__torch__\.[A-Za-z0-9_.]*")
-"""A qualified name under ``__torch__``: a class or module of the archive's own code (torchvision's
-``__torch__.torchvision.ops.misc.Conv2dNormActivation``), never an operator call."""
+_TOKEN: Final = re.compile(
+    r"""(?P<str>[rRbBuUfF]{0,2}(?:'''(?:[^\\]|\\.)*?'''|\"\"\"(?:[^\\]|\\.)*?\"\"\"|'(?:[^'\\\n]|\\.)*'"""
+    r"""|"(?:[^"\\\n]|\\.)*"))"""
+    r"|(?P<comment>\#[^\n]*)"
+    r"|(?P<name>[A-Za-z_][A-Za-z0-9_]*)"
+    r"|(?P<num>[0-9][0-9A-Za-z_.]*)"
+    r"|(?P<space>(?:[ \t\r\f\n]|\\\r?\n)+)"
+    r"|(?P<op>.)",
+    re.DOTALL,
+)
+"""The lexemes of TorchScript source (Python's): whitespace, line breaks and backslash continuations between tokens
+mean nothing to the compiler (``torch . save``, ``torch.\\`` + newline + ``save`` and ``(torch\n.save)`` are all
+``torch.save``), so names are read from tokens, never from the layout of a line."""
 
 
-def _in_class_path(spans: list[tuple[int, int]], pos: int) -> bool:
-    """Whether ``pos`` lies in one of ``spans`` (sorted, disjoint)."""
-    i = bisect.bisect_right(spans, (pos, sys.maxsize)) - 1
-    return i >= 0 and spans[i][0] <= pos < spans[i][1]
+class _Tok:
+    __slots__ = ("kind", "line", "value")
+
+    def __init__(self, kind: str, value: str, line: int) -> None:
+        self.kind = kind
+        self.value = value
+        self.line = line
+
+
+def _tokens(text: str) -> list[_Tok]:
+    out: list[_Tok] = []
+    line = 1
+    for m in _TOKEN.finditer(text):
+        kind = m.lastgroup or "op"
+        value = m.group()
+        if kind not in ("space", "comment"):
+            if kind == "str":
+                value = _string_value(value)
+            out.append(_Tok(kind, value, line))
+        line += value.count("\n") if kind != "str" else m.group().count("\n")
+    return out
+
+
+def _string_value(literal: str) -> str:
+    import ast
+
+    try:
+        value = ast.literal_eval(literal)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return literal.strip("rRbBuUfF")[1:-1]
+    return value if isinstance(value, str) else ""
+
+
+def _chain_at(toks: list[_Tok], i: int) -> tuple[list[str], int]:
+    """The dotted chain that starts at token ``i`` (a name), as the compiler resolves it: ``a.b.c``, and
+    ``getattr(<chain>, "<name>")`` (TorchScript's getattr takes a constant string) read as ``<chain>.<name>``."""
+    n = len(toks)
+    t = toks[i]
+    parts = [t.value]
+    j = i + 1
+    if t.value == "getattr" and j + 1 < n and toks[j].value == "(" and toks[j + 1].kind == "name":
+        inner, k = _chain_at(toks, j + 1)
+        if k + 2 < n and toks[k].value == "," and toks[k + 1].kind == "str" and toks[k + 2].value == ")":
+            parts = [*inner, toks[k + 1].value]
+            j = k + 3
+    while j + 1 < n and toks[j].kind == "op" and toks[j].value == "." and toks[j + 1].kind == "name":
+        parts.append(toks[j + 1].value)
+        j += 2
+    return parts, j
 
 
 def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> None:
-    code = _STRINGS.sub('""', text)  # names inside string constants are data, not calls
+    toks = _tokens(text)
     function = ""
+    for i, t in enumerate(toks):
+        if t.kind != "name":
+            continue
+        if t.value == "def" and i + 1 < len(toks) and toks[i + 1].kind == "name":
+            function = toks[i + 1].value
+            continue
+        if i > 0 and toks[i - 1].kind == "op" and toks[i - 1].value == ".":
+            continue  # inside a chain read from its head
+        parts, _ = _chain_at(toks, i)
+        if parts[0] == "__torch__":
+            continue  # a class or module of the archive's own code (__torch__.torchvision.ops.misc.Conv)
+        _judge_chain(parts, ctx, Location(location.path, location.member, line=t.line), function)
+    code = _STRINGS.sub('""', text)  # names inside string constants are data, not calls
     for lineno, line in enumerate(code.splitlines(), 1):
         if line.lstrip().startswith("#"):
             continue
-        d = _DEF.match(line)
-        if d:
-            function = d.group(1)
-        where = Location(location.path, location.member, line=lineno)
-        # __setstate__ runs while torch.jit.load (or torch.load of a TorchScript file) reads the archive
-        severity = Severity.CRITICAL if function == "__setstate__" else Severity.HIGH
-        for m in _FILE_BUILTINS.finditer(line):
-            ctx.add_severity(
-                rules.TorchScriptCode,
-                severity,
-                f"TorchScript code calls torch.{m.group(1)}, which reads or writes a file it names"
-                f"{' while the archive loads (in __setstate__)' if function == '__setstate__' else ''}",
-                where,
-                name=m.group(1),
-            )
-        spans = [c.span() for c in _CLASS_PATH.finditer(line)] if "__torch__." in line else []
-        for m in _OPS.finditer(line):
-            if spans and _in_class_path(spans, m.start()):
-                continue  # ops.<ns> inside a class path (torchvision.ops.misc ...)
-            ns = m.group(1)
-            if ns == "aten" and m.group(2) in _FILE_BUILTIN_NAMES:
-                continue  # reported above as the builtin it is
-            if _FILE_OP_NAME.search(m.group(2)):
-                ctx.add_severity(
-                    rules.TorchScriptCode,
-                    severity,
-                    f"calls operator torch.ops.{ns}.{m.group(2)}, which reads or writes files",
-                    where,
-                    operator=f"{ns}.{m.group(2)}",
-                )
-            elif ns not in _TORCH_NAMESPACES:
-                ctx.add_severity(
-                    rules.TorchScriptCode,
-                    Severity.MEDIUM,
-                    f"calls operator torch.ops.{ns}.{m.group(2)} from a custom namespace",
-                    where,
-                    operator=f"{ns}.{m.group(2)}",
-                )
         for m in _DANGEROUS.finditer(line):
             ctx.add(
                 rules.TorchScriptCode,
@@ -123,6 +145,90 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
                 Location(location.path, location.member, line=lineno),
                 name=m.group(1),
             )
+
+
+def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: str) -> None:
+    """Judge one dotted chain. torch.jit.load's source importer reaches operators through two names only:
+    ``torch`` (the ``aten`` namespace; ``torch.autograd`` is that namespace again, any number of times) and
+    ``ops`` (every registered namespace). Serialized code writes them only as the head of a full
+    ``torch.<op>`` / ``ops.<ns>.<op>`` chain; either held as a value (``t = torch``, ``a = ops.aten``,
+    ``(torch).save``, ``getattr(ops, "aten")``) lets any operator, ``aten::save`` among them, be called under
+    another name, so that is reported too."""
+    # __setstate__ runs while torch.jit.load (or torch.load of a TorchScript file) reads the archive
+    severity = Severity.CRITICAL if function == "__setstate__" else Severity.HIGH
+    at_load = " while the archive loads (in __setstate__)" if function == "__setstate__" else ""
+    root = parts[0]
+    if root == "torch":
+        rest = parts[1:]
+        while rest and rest[0] == "autograd":
+            rest = rest[1:]  # torch.autograd is the aten namespace again (torch.autograd.save is aten::save)
+        if rest and rest[0] == "ops":
+            _judge_ops(rest[1:], ctx, where, severity, ".".join(parts))
+        elif not rest:
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                severity,
+                f"TorchScript code takes the operator namespace '{'.'.join(parts)}' as a value: any builtin, "
+                f"torch.save and torch.from_file among them, can be called through it{at_load}",
+                where,
+                name=".".join(parts),
+            )
+        elif rest[0] in _FILE_BUILTIN_NAMES:
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                severity,
+                f"TorchScript code calls torch.{rest[0]}, which reads or writes a file it names{at_load}",
+                where,
+                name=rest[0],
+            )
+        return
+    if root == "ops":
+        _judge_ops(parts[1:], ctx, where, severity, ".".join(parts))
+        return
+    for k in range(1, len(parts)):
+        if parts[k] == "ops" and k + 2 < len(parts):
+            _judge_ops(parts[k + 1 :], ctx, where, severity, ".".join(parts))
+            return
+    if root != "self" and any(p in _FILE_BUILTIN_NAMES for p in parts[1:]):
+        name = next(p for p in parts[1:] if p in _FILE_BUILTIN_NAMES)
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            severity,
+            f"TorchScript code calls '{name}' on '{parts[0]}' (torch.{name} reads or writes a file it names, "
+            f"through a name held in a variable){at_load}",
+            where,
+            name=name,
+        )
+
+
+def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Severity, spelled: str) -> None:
+    if len(rest) < 2:
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            severity,
+            f"TorchScript code takes the operator namespace '{spelled}' as a value: any registered operator "
+            "can be called through it",
+            where,
+            name=spelled,
+        )
+        return
+    ns, op = rest[0], rest[1]
+    if _FILE_OP_NAME.search(op):
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            severity,
+            f"calls operator torch.ops.{ns}.{op}, which reads or writes files",
+            where,
+            operator=f"{ns}.{op}",
+        )
+    elif ns not in _TORCH_NAMESPACES:
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            Severity.MEDIUM,
+            f"calls operator torch.ops.{ns}.{op} from a custom namespace",
+            where,
+            operator=f"{ns}.{op}",
+        )
 
 
 _PACKAGE_MARK: Final = "/.data/extern_modules"
