@@ -8,6 +8,7 @@ process with a harmless effect only: a marker file written inside a temporary fo
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import zipfile
@@ -171,3 +172,113 @@ def test_torchscript_spellings_run_under_real_torch(tmp_path: Path, case: str) -
         scan_files(tmp_path / "scan", {"model.pt": evil.read_bytes()}), "LW-MODEL-031", Severity.CRITICAL
     )
     assert_clean(scan_files(tmp_path / "scan-base", {"model.pt": base.read_bytes()}))
+
+
+# --- sparse tensors: torch.load rebuilds them unchecked (invariant checks are off by default) ------------------
+
+
+def _u(s: str) -> bytes:
+    raw = s.encode()
+    return b"X" + struct.pack("<I", len(raw)) + raw
+
+
+def _int(n: int) -> bytes:
+    return b"J" + struct.pack("<i", n)
+
+
+def _tuple(*items: bytes) -> bytes:
+    return b"(" + b"".join(items) + b"t"
+
+
+def _tensor(key: str, storage: str, numel: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+    """``_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`` over a persistent-id storage."""
+    pid = _tuple(_u("storage"), f"ctorch\n{storage}\n".encode(), _u(key), _u("cpu"), _int(numel)) + b"Q"
+    return (
+        b"ctorch._utils\n_rebuild_tensor_v2\n"
+        + _tuple(
+            pid,
+            _int(0),
+            _tuple(*map(_int, size)),
+            _tuple(*map(_int, stride)),
+            b"\x89",
+            b"ccollections\nOrderedDict\n)R",
+        )
+        + b"R"
+    )
+
+
+def _sparse_coo_pickle(dense: int, nnz: int) -> bytes:
+    """torch.save's pickle of a 1-D sparse COO tensor of ``dense`` elements with ``nnz`` entries: indices in
+    storage '0' (int64, 1 x nnz), values in storage '1' (float32)."""
+    layout = b"ctorch.serialization\n_get_layout\n" + _u("torch.sparse_coo") + b"\x85R"
+    size = b"ctorch\nSize\n" + _tuple(_tuple(_int(dense))) + b"R"
+    data = _tuple(
+        _tensor("0", "LongStorage", nnz, (1, nnz), (nnz, 1)),
+        _tensor("1", "FloatStorage", nnz, (nnz,), (1,)),
+        size,
+        b"\x89",
+    )
+    return b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\n" + layout + data + b"\x86R."
+
+
+def _sparse_archive(indices: list[int], dense: int = 4) -> bytes:
+    nnz = len(indices)
+    return cp.zip_of(
+        {
+            "archive/data.pkl": _sparse_coo_pickle(dense, nnz),
+            "archive/byteorder": b"little",
+            "archive/data/0": struct.pack(f"<{nnz}q", *indices),
+            "archive/data/1": struct.pack(f"<{nnz}f", *([1.0] * nnz)),
+            "archive/version": b"3\n",
+        },
+        method=zipfile.ZIP_STORED,
+    )
+
+
+@pytest.mark.parametrize(
+    "indices", [[0, 1 << 34], [0, -(1 << 40)], [3, 4]], ids=["far", "negative", "one-past"]
+)
+def test_sparse_indices_outside_the_tensor_are_reported(tmp_path: Path, indices: list[int]) -> None:
+    """torch.load (weights_only=True, the default) rebuilds sparse tensors with ``check_invariants=False`` and
+    validates them only when ``torch.sparse.check_sparse_tensor_invariants`` is switched on; it is off by default
+    (torch/_utils.py, ``_validate_loaded_sparse_tensors``). An index past the size then makes ``coalesce()`` /
+    ``to_dense()`` write outside the dense buffer: a SIGSEGV in torch 2.13. loopwarden called such files clean;
+    now each sparse index tensor's values are read from its record and checked against the size (LW-MODEL-017)."""
+    assert_caught(scan_files(tmp_path, {"model.pt": _sparse_archive(indices)}), "LW-MODEL-017")
+
+
+def test_sparse_indices_inside_the_tensor_stay_clean(tmp_path: Path) -> None:
+    assert_clean(scan_files(tmp_path, {"model.pt": _sparse_archive([0, 1, 3])}))
+
+
+_SPARSE_SAVE = """
+import sys, torch
+t = torch.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 3.0]])
+torch.save({"coo": t.to_sparse(), "coo_hybrid": torch.ones(2, 2, 3).to_sparse(2), "csr": t.to_sparse_csr(),
+            "csc": t.to_sparse_csc(), "bsr": torch.ones(4, 4).to_sparse_bsr((2, 2)),
+            "bsc": torch.ones(4, 4).to_sparse_bsc((2, 2)), "dense": t}, sys.argv[1])
+bad = torch.sparse_coo_tensor(torch.tensor([[0, 1], [0, 1]]), torch.tensor([1.0, 2.0]), (2, 2),
+                              check_invariants=False)
+bad._indices()[0, 1] = 1 << 34
+torch.save({"t": bad}, sys.argv[2])
+csr = torch.sparse_csr_tensor(torch.tensor([0, 1, 2]), torch.tensor([1, 0]), torch.tensor([1.0, 2.0]), (2, 2))
+csr.col_indices()[1] = 1 << 33
+torch.save(csr, sys.argv[3])
+"""
+
+
+def test_sparse_tensors_under_real_torch(tmp_path: Path) -> None:
+    """torch.save's sparse layouts stay clean; a COO index past the size crashes real torch after a default
+    torch.load (coalesce().to_dense() in a child process), and it and a CSR column index past the size are
+    reported."""
+    pytest.importorskip("torch")
+    good, bad, csr = tmp_path / "good.pt", tmp_path / "bad.pt", tmp_path / "csr.pt"
+    made = _child(_SPARSE_SAVE, str(good), str(bad), str(csr), cwd=tmp_path / "make")
+    assert made.returncode == 0, made.stderr
+    ran = _child(
+        "import sys, torch\ntorch.load(sys.argv[1])['t'].coalesce().to_dense()\n", str(bad), cwd=tmp_path
+    )
+    assert ran.returncode != 0  # SIGSEGV (or an allocator abort): memory outside the tensor was written
+    assert_clean(scan_files(tmp_path / "g", {"model.pt": good.read_bytes()}))
+    assert_caught(scan_files(tmp_path / "b", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")
+    assert_caught(scan_files(tmp_path / "c", {"model.pt": csr.read_bytes()}), "LW-MODEL-017")

@@ -68,6 +68,9 @@ class ScanContext:
         default_factory=dict
     )
     """Storages a torch ``<root>/data.pkl`` declares, by its location: checked against the archive's records."""
+    sparse: dict[tuple[str, str | None], tuple[Any, ...]] = field(default_factory=dict)
+    """Sparse index tensors a torch ``<root>/data.pkl`` declares, by its location (see ``PickleResult.sparse``):
+    their values are checked in the archive's records."""
 
     def add(self, rule: type[Rule], message: str, location: Location, **evidence: Any) -> None:
         self.findings.append(Finding(rule.rule_id, rule.severity, message, location, evidence))

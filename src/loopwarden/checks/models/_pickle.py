@@ -22,6 +22,9 @@ class PickleOutcome:
     consumed: int
     storages: tuple[tuple[str, int, int | None], ...] = ()
     storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
+    sparse: tuple[
+        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None], ...
+    ] = ()
 
 
 def analyse(
@@ -63,4 +66,5 @@ def analyse(
         int(res.consumed),
         res.storages,
         res.storage_infos,
+        res.sparse,
     )

@@ -69,7 +69,9 @@ _IMPORTING: Final = re.compile(rb"[.ciPQ]")
 _QUIET_MAX: Final = 64 << 10
 _QUIET_BUDGET: Final = 8 << 20
 _QUIET_FORMATS: Final = frozenset({Format.PICKLE, Format.TEXT, Format.EMPTY, Format.NUMPY})
-_quiet: dict[tuple[object, object], dict[tuple[bytes, str], tuple[str, tuple[Any, ...]]]] = {}
+_quiet: dict[
+    tuple[object, object], dict[tuple[bytes, str], tuple[str, tuple[Any, ...], tuple[Any, ...]]]
+] = {}
 """Archive members held in memory (same bytes, same file name) whose analysis added nothing, per (allow-list,
 limits): torch archives repeat "byteorder" and "version" in every file, and the checkpoints of one training run
 repeat the same ``data.pkl``. Per process; at most _QUIET_BUDGET bytes of members."""
@@ -94,10 +96,12 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
     # keyed by the allow-list and limits objects themselves (not their ids, which can be reused)
     seen = _quiet.get((ctx.allow, ctx.limits)) if key is not None else None
     if seen is not None and key in seen:
-        fmt_name, storages = seen[key]
+        fmt_name, storages, sparse = seen[key]
         ctx.formats.append(fmt_name)  # the same bytes: the same format, and nothing to report
         if storages:  # what a torch data.pkl declares, for its archive's record check (_storage_records)
             ctx.storages[(blob.location.path, blob.location.member)] = storages
+        if sparse:  # and the sparse index tensors whose values its archive's records hold (_sparse_records)
+            ctx.sparse[(blob.location.path, blob.location.member)] = sparse
         return
     fmt = sniff(blob.head(HEAD), blob.size, blob.open)
     ctx.formats.append(str(fmt))
@@ -114,7 +118,8 @@ def scan_blob(blob: Blob, ctx: ScanContext) -> None:
             _quiet.clear()
             _quiet_bytes = 0
             seen = _quiet.setdefault((ctx.allow, ctx.limits), {})
-        seen[key] = (str(fmt), ctx.storages.get((blob.location.path, blob.location.member), ()))
+        where = (blob.location.path, blob.location.member)
+        seen[key] = (str(fmt), ctx.storages.get(where, ()), ctx.sparse.get(where, ()))
         _quiet_bytes += len(key[0])
 
 
@@ -400,6 +405,8 @@ def _pickle(
         err = getattr(stream, "error", None)
     if res.storages and _TORCH_ROOT_PKL.match(blob.name):
         ctx.storages[(blob.location.path, blob.location.member)] = res.storages
+    if res.sparse and _TORCH_ROOT_PKL.match(blob.name):
+        ctx.sparse[(blob.location.path, blob.location.member)] = res.sparse
     if err:
         ctx.fail(blob.location, err)
     if res.unverified and (
@@ -746,6 +753,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
         hdf5_behind(blob, ctx, str(Format.ZIP), members=frozenset(e.data_start for e in arch.entries))
     if roots:
         _storage_records(blob, ctx, arch, roots)
+        _sparse_records(blob, ctx, arch, roots)
     if torchscript and len(roots) <= 1:
         ctx.formats.append("torchscript")
         _torchscript_pickles(ctx, first_finding, blob)
@@ -775,6 +783,59 @@ def _storage_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) 
                 declared_bytes=numel * itemsize,
                 record_bytes=have,
             )
+
+
+_SPARSE_RECORD_MAX: Final = 64 << 20
+"""Bytes of a sparse tensor's index record read to check its values; a larger record is unverified."""
+
+
+def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -> None:
+    """The values of each sparse index tensor a ``<root>/data.pkl`` declares must lie in the tensor's bounds.
+    torch.load (weights_only too) rebuilds sparse tensors unchecked and validates them only when sparse invariant
+    checks are switched on, which they are not by default: a COO index past the size makes ``coalesce()`` or
+    ``to_dense()`` write outside the dense buffer (a crash, or a write of chosen values)."""
+    import numpy as np
+
+    entries = {e.name: e for e in arch.entries if not e.is_dir}
+    for root in roots:
+        loc = member_location(blob.location, f"{root}/data.pkl")
+        for key, offset, size, stride, bounds, low, itemsize in ctx.sparse.pop((loc.path, loc.member), ()):
+            e = entries.get(f"{root}/data/{key}")
+            if e is None or itemsize not in (4, 8):
+                continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
+            if e.usize > _SPARSE_RECORD_MAX:
+                ctx.fail(
+                    loc, f"sparse index record {root}/data/{key} is too large to check ({e.usize} bytes)"
+                )
+                continue
+            data = _member_bytes(blob, e, ctx, _SPARSE_RECORD_MAX)
+            if data is None:
+                ctx.fail(loc, f"sparse index record {root}/data/{key} could not be read to check its values")
+                continue
+            values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
+            rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
+            rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
+            if rows <= 0 or cols <= 0:
+                continue
+            pos = offset + np.arange(rows, dtype=np.int64)[:, None] * rstride
+            pos = pos + np.arange(cols, dtype=np.int64)[None, :] * cstride
+            if pos.min() < 0 or pos.max() >= len(values):
+                continue  # the tensor leaves its storage: the geometry check reports that
+            grid = values[pos]
+            limit = np.asarray(bounds if len(bounds) == rows else bounds[:1] * rows, dtype=np.int64)[:, None]
+            bad = (grid < low) | (grid >= limit)
+            if bad.any():
+                r, c = (int(x) for x in np.argwhere(bad)[0])
+                ctx.add(
+                    rules.TensorGeometry,
+                    f"sparse tensor index {int(grid[r, c])} (row {r}, entry {c}) of storage {key!r} is outside "
+                    f"[{low}, {int(limit[r, 0])}): torch.load does not check sparse indices by default, and "
+                    "coalesce()/to_dense() then write outside the tensor",
+                    loc,
+                    key=key,
+                    index=int(grid[r, c]),
+                    bound=int(limit[r, 0]),
+                )
 
 
 def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:

@@ -312,6 +312,13 @@ class PickleResult:
     storages: tuple[tuple[str, int, int | None], ...] = ()
     """torch storages the stream asks ``persistent_load`` for: (key, declared element count, bytes per element
     when the storage type says it), for the archive to compare with its ``data/<key>`` records."""
+    sparse: tuple[
+        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None], ...
+    ] = ()
+    """Index tensors of sparse tensors (``_rebuild_sparse_tensor``) over a storage: (storage key, offset, sizes,
+    strides, bound of each row's values (one bound for a 1-D tensor), lowest allowed value, bytes per element).
+    torch.load checks none of them unless sparse invariant checks are switched on, so the archive compares them
+    with the record's numbers (see ``dispatch._sparse_records``)."""
     storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
     """Entries of a distributed checkpoint's ``storage_data`` (objects with a ``relative_path``): (path, offset,
     length, has stream transforms), None where a value is not a constant; see :mod:`~loopwarden.checks.models.dcp`."""
@@ -535,6 +542,7 @@ _TENSOR_REBUILDS: Final = frozenset(
     {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_qtensor"}
 )
 """torch's rebuilds of a tensor over a storage: (storage, storage_offset, size, stride, ...)."""
+_SPARSE_REBUILD: Final = "torch._utils._rebuild_sparse_tensor"
 _TENSOR_RESULTS: Final = _TENSOR_REBUILDS | frozenset(
     {
         "torch._utils._rebuild_parameter",
@@ -770,6 +778,9 @@ class _Collector:
         self.unverified: list[str] = []
         self._cache: dict[str, Classification] = {}
         self.storages: dict[str, tuple[int, int | None]] = {}
+        self.sparse: list[
+            tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None]
+        ] = []
         self.storage_infos: dict[int, tuple[Any, dict[str, Any]]] = {}
         """Objects given distributed-checkpoint storage-entry attributes (see ``_VM._storage_info``), by id."""
 
@@ -1470,6 +1481,8 @@ class _VM:
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
+                            elif func.canon == _SPARSE_REBUILD:
+                                self._sparse_indices(args)
                             stack[-1] = _Call(func, args)
                         else:
                             r.p = p
@@ -1783,6 +1796,8 @@ class _VM:
                 )
             if name in _TENSOR_REBUILDS:
                 self._tensor_geometry(name, args, off)
+            elif name == _SPARSE_REBUILD:
+                self._sparse_indices(args)
             if func.by_pattern:
                 self._constructor_call(func, args, off, how)
             elif name == "copyreg._reconstructor" and len(args) > 1 and type(args[1]) is _Ref:
@@ -3627,6 +3642,65 @@ class _VM:
                 ),
             )
 
+    def _sparse_indices(self, args: tuple[Any, ...]) -> None:
+        """Record the index tensors of ``_rebuild_sparse_tensor(layout, data)`` for the archive to check against
+        the storage's numbers: torch builds the tensor with ``check_invariants=False`` and validates it after the
+        load only when sparse invariant checks are switched on (they are off by default), so an index past the
+        tensor's size makes ``coalesce``, ``to_dense`` and the sparse kernels write outside their buffers.
+        COO: row ``d`` of ``indices`` (sparse_dim x nnz) must lie in ``[0, size[d])``. CSR/CSC/BSR/BSC: the plain
+        indices in ``[0, size of the plain dimension)``, the compressed ones in ``[0, nnz]``."""
+        if len(args) != 2 or type(args[1]) is not tuple:
+            return
+        layout, data = args
+        if type(layout) is _Call and layout.args and type(layout.args[0]) is str:
+            kind = layout.args[0]  # torch.serialization._get_layout("torch.sparse_coo")
+        elif type(layout) is _Ref:
+            kind = layout.canon  # torch.sparse_coo pickled as a global
+        else:
+            return
+        kind = kind.removeprefix("torch.")
+        if kind == "sparse_coo" and len(data) >= 3:
+            size = _shape(data[2])
+            if size is None or not all(type(n) is int for n in size):
+                return
+            self._sparse_tensor_entry(
+                data[0], lambda rows: tuple(size[:rows]) if rows <= len(size) else None, 0
+            )
+        elif kind in ("sparse_csr", "sparse_bsr", "sparse_csc", "sparse_bsc") and len(data) == 4:
+            size = _shape(data[3])
+            if size is None or len(size) < 2 or not all(type(n) is int for n in size):
+                return
+            plain = size[-1] if kind in ("sparse_csr", "sparse_bsr") else size[-2]
+            self._sparse_tensor_entry(data[1], lambda rows: (plain,), 0)
+            nnz = _shape(data[1].args[2]) if type(data[1]) is _Call and len(data[1].args) > 2 else None
+            if nnz and type(nnz[-1]) is int:
+                self._sparse_tensor_entry(data[0], lambda rows: (nnz[-1] + 1,), 0)
+
+    def _sparse_tensor_entry(self, tensor: Any, bounds: Any, low: int) -> None:
+        if (
+            type(tensor) is not _Call
+            or type(tensor.func) is not _Ref
+            or tensor.func.canon not in _TENSOR_REBUILDS
+            or len(tensor.args) < 4
+            or type(tensor.args[0]) is not _Storage
+            or type(tensor.args[1]) is not int
+        ):
+            return
+        size, stride = _shape(tensor.args[2]), _shape(tensor.args[3])
+        if size is None or stride is None or len(size) != len(stride) or len(size) not in (1, 2):
+            return
+        if not all(type(n) is int for n in (*size, *stride)):
+            return
+        rows = bounds(size[0] if len(size) == 2 else 1)
+        if rows is None:
+            return
+        if len(self.coll.sparse) < _MAX_CONTAINER:
+            key = tensor.args[0].key
+            itemsize = self.coll.storages.get(key, (0, None))[1]
+            self.coll.sparse.append(
+                (key, tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize)
+            )
+
     def _item_on(self, target: Any, op: str, off: int) -> None:
         """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own
         ``__setitem__``/``append``/``extend``/``add``. On a tensor that writes memory at pickle-chosen indices
@@ -5135,6 +5209,7 @@ def analyze_pickle(
         pickles=count,
         consumed=reader.tell(),
         storages=tuple((k, n, size) for k, (n, size) in coll.storages.items()),
+        sparse=tuple(coll.sparse),
         storage_infos=tuple(
             e for _, f in coll.storage_infos.values() if (e := _storage_entry(f)) is not None
         ),
