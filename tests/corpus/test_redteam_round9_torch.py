@@ -8,6 +8,7 @@ process with a harmless effect only: a marker file written inside a temporary fo
 from __future__ import annotations
 
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -282,3 +283,121 @@ def test_sparse_tensors_under_real_torch(tmp_path: Path) -> None:
     assert_clean(scan_files(tmp_path / "g", {"model.pt": good.read_bytes()}))
     assert_caught(scan_files(tmp_path / "b", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")
     assert_caught(scan_files(tmp_path / "c", {"model.pt": csr.read_bytes()}), "LW-MODEL-017")
+
+
+# --- torch.export (PT2): graph nodes name the operators the program calls --------------------------------------
+
+
+def _pt2(targets: list[str]) -> bytes:
+    """A PT2 archive (archive_format pt2) whose model graph calls ``targets`` in order."""
+    nodes = [
+        {
+            "target": t,
+            "inputs": [{"name": "filename", "arg": {"as_string": "/etc/passwd"}, "kind": 1}],
+            "outputs": [{"as_tensor": {"name": f"n{i}"}}],
+            "metadata": {},
+        }
+        for i, t in enumerate(targets)
+    ]
+    model = {"graph_module": {"graph": {"inputs": [], "outputs": [], "nodes": nodes}}, "schema_version": {}}
+    return cp.zip_of(
+        {
+            "archive/archive_format": b"pt2",
+            "archive/archive_version": b"0",
+            "archive/models/model.json": json.dumps(model).encode(),
+            "archive/byteorder": b"little",
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("target", "severity"),
+    [
+        ("torch.ops.aten.from_file.default", Severity.HIGH),
+        ("torch.ops.image.write_file.default", Severity.HIGH),
+        ("torch.ops.evil_ns.run.default", Severity.MEDIUM),
+        ("#evil_ns:run", Severity.MEDIUM),
+    ],
+)
+def test_pt2_graph_file_and_custom_operators_are_reported(
+    tmp_path: Path, target: str, severity: Severity
+) -> None:
+    """torch.export.load resolves each node's target by name (``deserialize_operator``) and the program runs it
+    when called: a graph node ``torch.ops.aten.from_file.default("/etc/passwd", False, 2)`` read the file into
+    the output with torch 2.13, and loopwarden called the archive clean. Now each model's graph is judged as
+    TorchScript operators are (LW-MODEL-031)."""
+    assert_caught(
+        scan_files(tmp_path, {"model.pt2": _pt2(["torch.ops.aten.relu.default", target])}),
+        "LW-MODEL-031",
+        severity,
+    )
+
+
+def test_pt2_graph_of_torch_operators_stays_clean(tmp_path: Path) -> None:
+    targets = [
+        "torch.ops.aten.linear.default",
+        "torch.ops.higher_order.cond",
+        "torch.ops.aten.sym_size.int",
+        "_operator.mul",
+        "torch.sym_float",
+        "torch.ops.quantized_decomposed.quantize_per_tensor.default",
+    ]
+    assert_clean(scan_files(tmp_path, {"model.pt2": _pt2(targets)}))
+
+
+_PT2_SAVE = """
+import sys, torch
+class B(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l = torch.nn.Linear(2, 2)
+    def forward(self, x):
+        y = torch.cond(x.sum() > 0, lambda t: self.l(t), lambda t: t * 2, (x,))
+        return torch.relu(y) + torch.ones(2)
+torch.export.save(torch.export.export(B(), (torch.ones(2),)), sys.argv[1])
+"""
+
+
+def _swap_ones_for_from_file(archive: bytes, path: str) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(archive)) as zin, zipfile.ZipFile(out, "w") as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name.endswith("models/model.json"):
+                model = json.loads(data)
+                for node in model["graph_module"]["graph"]["nodes"]:
+                    if node["target"] == "torch.ops.aten.ones.default":
+                        node["target"] = "torch.ops.aten.from_file.default"
+                        node["inputs"] = [
+                            {"name": "filename", "arg": {"as_string": path}, "kind": 1},
+                            {"name": "shared", "arg": {"as_bool": False}, "kind": 1},
+                            {"name": "size", "arg": {"as_int": 2}, "kind": 1},
+                        ]
+                data = json.dumps(model).encode()
+            zout.writestr(name, data)
+    return out.getvalue()
+
+
+def test_pt2_from_file_under_real_torch(tmp_path: Path) -> None:
+    """The exported program reads a file outside the model folder when it is called; the benign export (with a
+    torch.cond subgraph) stays clean."""
+    pytest.importorskip("torch")
+    good = tmp_path / "good.pt2"
+    made = _child(_PT2_SAVE, str(good), cwd=tmp_path / "make")
+    assert made.returncode == 0, made.stderr
+    secret = tmp_path / "outside" / "secret"
+    secret.parent.mkdir()
+    secret.write_bytes(b"\x00\x00\x80\x3f\x00\x00\x00\x40")  # 1.0, 2.0 as float32
+    evil = tmp_path / "evil.pt2"
+    evil.write_bytes(_swap_ones_for_from_file(good.read_bytes(), str(secret)))
+    ran = _child(
+        "import sys, torch\nep = torch.export.load(sys.argv[1])\n"
+        "print(ep.module()(-torch.ones(2)).tolist())\n",
+        str(evil),
+        cwd=tmp_path / "run",
+    )
+    assert ran.returncode == 0, ran.stderr
+    # relu(-2) + the file's two floats; the original torch.ones(2) would give [1.0, 1.0]
+    assert "[1.0, 2.0]" in ran.stdout
+    assert_clean(scan_files(tmp_path / "g", {"model.pt2": good.read_bytes()}))
+    assert_caught(scan_files(tmp_path / "e", {"model.pt2": evil.read_bytes()}), "LW-MODEL-031")

@@ -899,8 +899,9 @@ def _pt2_raw_members(blob: Blob, arch: Any, ctx: ScanContext) -> frozenset[str]:
     ``pt2``. For each model (``models/<m>.json``) the payload configs ``data/weights/<m>_weights_config.json``
     and ``data/constants/<m>_constants_config.json`` say which files hold raw bytes (``use_pickle: false``) and
     which are loaded with ``torch.load`` or ``pickle.loads`` (those, and every file no config names as raw,
-    are analysed). A file that any config names as a pickle is never raw; a constant is raw only under the
-    ``tensor_`` prefix (``custom_obj_``/``opaque_obj_`` files are unpickled whatever the config says)."""
+    are analysed). Each model's graph is judged on the way (:func:`_pt2_graph`). A file that any config names
+    as a pickle is never raw; a constant is raw only under the ``tensor_`` prefix (``custom_obj_``/
+    ``opaque_obj_`` files are unpickled whatever the config says)."""
     listed = [e for e in arch.entries if not e.hidden]
     if not listed or "/" not in listed[0].name:
         return frozenset()
@@ -915,6 +916,7 @@ def _pt2_raw_members(blob: Blob, arch: Any, ctx: ScanContext) -> frozenset[str]:
         m = _PT2_MODEL.match(name[len(root) :]) if name.startswith(root) else None
         if m is None:
             continue
+        _pt2_graph(blob, by_name[name], ctx)
         for folder, prefix in (("weights", ""), ("constants", "tensor_")):
             cfg = by_name.get(f"{root}data/{folder}/{m.group(1)}_{folder}_config.json")
             payloads = _payload_config(blob, cfg, ctx) if cfg is not None else {}
@@ -928,6 +930,25 @@ def _pt2_raw_members(blob: Blob, arch: Any, ctx: ScanContext) -> frozenset[str]:
                 else:
                     pickled.add(target)
     return frozenset(raw - pickled)
+
+
+def _pt2_graph(blob: Blob, e: Any, ctx: ScanContext) -> None:
+    """A PT2 model's graph (``models/<m>.json``): the operators ``torch.export.load`` resolves by name and the
+    program calls (see ``torch.check_export_graph``)."""
+    import json
+
+    from loopwarden.checks.models.torch import check_export_graph
+
+    loc = member_location(blob.location, e.name)
+    data = _member_bytes(blob, e, ctx, _MAX_TEXT_PARSE)
+    if data is None:
+        ctx.fail(loc, "torch.export model graph could not be read (unreadable or over the text bound)")
+        return
+    try:
+        obj = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError):
+        return  # torch.export.load fails on it too
+    check_export_graph(obj, ctx, loc)
 
 
 def _payload_config(blob: Blob, e: Any, ctx: ScanContext) -> dict[str, Any]:

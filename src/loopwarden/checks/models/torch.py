@@ -263,3 +263,74 @@ def check_torch_package(names: list[str], ctx: ScanContext, location: Location) 
                 member_location(location, name),
                 module=module[:200],
             )
+
+
+_EXPORT_NAMESPACES: Final = _TORCH_NAMESPACES | frozenset({"higher_order", "prims", "_c10d_functional"})
+"""Operator namespaces of torch itself that ``torch.export`` graphs name (``higher_order`` for cond, map, while
+loops and wrappers)."""
+_MAX_GRAPH_NODES: Final = 1_000_000
+
+
+def check_export_graph(model: object, ctx: ScanContext, location: Location) -> None:
+    """The operators a ``torch.export`` (PT2) model's graph calls (``models/<m>.json``). ``torch.export.load``
+    resolves each node's ``target`` by name (``torch.ops.<ns>.<op>.<overload>``, ``#<ns>:<op>`` for extension
+    operators) and the program runs them when it is called: ``torch.ops.aten.from_file.default`` reads any file
+    into a tensor, ``aten.save`` writes one. Node targets (objects with ``target``, ``inputs`` and ``outputs``, in
+    the main graph and in every subgraph) are judged as TorchScript's operators are: file operators HIGH, other
+    namespaces than torch's own MEDIUM (they need a native library)."""
+    stack: list[object] = [model]
+    seen = 0
+    while stack:
+        obj = stack.pop()
+        seen += 1
+        if seen > _MAX_GRAPH_NODES:
+            ctx.fail(location, "torch.export graph too large to analyse")
+            return
+        if isinstance(obj, list):
+            stack.extend(obj)
+            continue
+        if not isinstance(obj, dict):
+            continue
+        stack.extend(obj.values())
+        target = obj.get("target")
+        if isinstance(target, str) and "inputs" in obj and "outputs" in obj:
+            _judge_export_target(target, ctx, location)
+
+
+def _judge_export_target(target: str, ctx: ScanContext, location: Location) -> None:
+    if target.startswith("#"):
+        ns, _, op = target[1:].partition(":")
+        parts = [ns, op]
+    elif target.startswith("torch.ops."):
+        parts = target.split(".")[2:]
+    elif target.startswith(("_operator.", "math.")):
+        return  # Python's own arithmetic on symbolic sizes
+    else:
+        parts = target.split(".")[1:] if target.startswith("torch.") else target.split(".")
+        if any(p in _FILE_BUILTIN_NAMES or _FILE_OP_NAME.search(p) for p in parts):
+            ctx.add(
+                rules.TorchScriptCode,
+                f"torch.export graph calls '{target[:200]}', which reads or writes files",
+                location,
+                target=target[:200],
+            )
+        return
+    if len(parts) < 2:
+        ctx.add(rules.TorchScriptCode, f"torch.export graph names the operator '{target[:200]}'", location)
+        return
+    ns, op = parts[0], parts[1]
+    if _FILE_OP_NAME.search(op) or op in _FILE_BUILTIN_NAMES:
+        ctx.add(
+            rules.TorchScriptCode,
+            f"torch.export graph calls operator {ns}.{op}, which reads or writes files",
+            location,
+            operator=f"{ns}.{op}",
+        )
+    elif ns not in _EXPORT_NAMESPACES:
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            Severity.MEDIUM,
+            f"torch.export graph calls operator {ns}.{op} from a custom namespace",
+            location,
+            operator=f"{ns}.{op}",
+        )
