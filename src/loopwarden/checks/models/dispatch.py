@@ -817,25 +817,30 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
             rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
             if rows <= 0 or cols <= 0:
                 continue
-            pos = offset + np.arange(rows, dtype=np.int64)[:, None] * rstride
-            pos = pos + np.arange(cols, dtype=np.int64)[None, :] * cstride
-            if pos.min() < 0 or pos.max() >= len(values):
-                continue  # the tensor leaves its storage: the geometry check reports that
-            grid = values[pos]
-            limit = np.asarray(bounds if len(bounds) == rows else bounds[:1] * rows, dtype=np.int64)[:, None]
-            bad = (grid < low) | (grid >= limit)
-            if bad.any():
-                r, c = (int(x) for x in np.argwhere(bad)[0])
-                ctx.add(
-                    rules.TensorGeometry,
-                    f"sparse tensor index {int(grid[r, c])} (row {r}, entry {c}) of storage {key!r} is outside "
-                    f"[{low}, {int(limit[r, 0])}): torch.load does not check sparse indices by default, and "
-                    "coalesce()/to_dense() then write outside the tensor",
-                    loc,
-                    key=key,
-                    index=int(grid[r, c]),
-                    bound=int(limit[r, 0]),
-                )
+            limits = bounds if len(bounds) == rows else bounds[:1] * rows
+            for r in range(
+                rows
+            ):  # rows: the sparse dimensions (COO) or one; each row a strided view, no copy
+                ctx.check_time()
+                start = offset + r * rstride
+                last = start + (cols - 1) * cstride
+                if min(start, last) < 0 or max(start, last) >= len(values):
+                    break  # the tensor leaves its storage: the geometry check reports that
+                row = values[start : last + 1 : cstride] if cstride > 0 else values[start : start + 1]
+                bad = np.flatnonzero((row < low) | (row >= limits[r]))
+                if bad.size:
+                    c = int(bad[0])
+                    ctx.add(
+                        rules.TensorGeometry,
+                        f"sparse tensor index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is outside "
+                        f"[{low}, {limits[r]}): torch.load does not check sparse indices by default, and "
+                        "coalesce()/to_dense() then write outside the tensor",
+                        loc,
+                        key=key,
+                        index=int(row[c]),
+                        bound=int(limits[r]),
+                    )
+                    break
 
 
 def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:

@@ -3694,12 +3694,14 @@ class _VM:
         rows = bounds(size[0] if len(size) == 2 else 1)
         if rows is None:
             return
-        if len(self.coll.sparse) < _MAX_CONTAINER:
-            key = tensor.args[0].key
-            itemsize = self.coll.storages.get(key, (0, None))[1]
-            self.coll.sparse.append(
-                (key, tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize)
-            )
+        if len(self.coll.sparse) >= _MAX_CONTAINER:
+            why = f"more than {_MAX_CONTAINER} sparse index tensors: the indices past them are not checked"
+            if why not in self.coll.unverified:
+                self.coll.unverified.append(why)
+            return
+        key = tensor.args[0].key
+        itemsize = self.coll.storages.get(key, (0, None))[1]
+        self.coll.sparse.append((key, tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize))
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
         """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own
