@@ -252,6 +252,31 @@ def test_sparse_indices_inside_the_tensor_stay_clean(tmp_path: Path) -> None:
     assert_clean(scan_files(tmp_path, {"model.pt": _sparse_archive([0, 1, 3])}))
 
 
+def test_sparse_index_tensor_declaring_more_entries_than_its_record_holds(tmp_path: Path) -> None:
+    """Index values are read as views of the record: a tensor declaring 2**31 - 1 entries over a 16-byte record is
+    not turned into an index grid of that size (it leaves its storage, which the geometry check reports)."""
+    import tracemalloc
+
+    data = _sparse_coo_pickle(4, (1 << 31) - 1)
+    archive = cp.zip_of(
+        {
+            "archive/data.pkl": data,
+            "archive/data/0": struct.pack("<2q", 0, 1),
+            "archive/data/1": struct.pack("<2f", 1.0, 1.0),
+            "archive/version": b"3\n",
+        },
+        method=zipfile.ZIP_STORED,
+    )
+    tracemalloc.start()
+    try:
+        results = scan_files(tmp_path, {"model.pt": archive})
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert results[0].verdict is not Verdict.CLEAN, results[0]
+    assert peak < 64 << 20, peak
+
+
 _SPARSE_SAVE = """
 import sys, torch
 t = torch.tensor([[0.0, 1.0, 0.0], [2.0, 0.0, 3.0]])
