@@ -311,8 +311,9 @@ def _round9_cases() -> dict[str, dict[str, bytes]]:
     """A few cases of each class the ninth red-team round found clean (tests/corpus/test_redteam_round9_*.py):
     Python code in safetensors, GGUF and ONNX metadata past the length the code check parsed, a pickle after a tar's
     end blocks, mpmath's eval gadgets in the bytes of a joblib array that pickle.load reads as opcodes, chat
-    templates that call a list's method held as a value or use a special token as a name, and Keras "function"
-    objects from non-modelling modules."""
+    templates that call a list's method held as a value or use a special token as a name, Keras "function"
+    objects from non-modelling modules, TorchScript reaching torch.save under other spellings, a sparse tensor index
+    past its size and a torch.export graph calling aten.from_file."""
     import json
 
     import _container_payloads as cp
@@ -338,6 +339,13 @@ def _round9_cases() -> dict[str, dict[str, bytes]]:
             {"chat_template": r9f._TOKEN_KEYED["function-globals"], "bos_token": "__globals__"}
         ).encode()
     }
+    import test_redteam_round9_torch as r9t
+
+    for key in ("torch-autograd", "builtin-alias", "getattr-torch"):
+        body = r9t._SETSTATE + r9t._SPELLINGS[key] + b"    self.training = state[0]\n    return None\n"
+        cases[f"r9_torchscript_{key}"] = {"model.pt": r9t._torchscript(body)}
+    cases["r9_torch_sparse_coo_index_past_size"] = {"model.pt": r9t._sparse_archive([0, 1 << 34])}
+    cases["r9_torch_export_graph_from_file"] = {"model.pt2": r9t._pt2(["torch.ops.aten.from_file.default"])}
     for module, fn in (("keras.datasets.mnist", "load_data"), ("keras.distribution", "initialize")):
         loss = {"module": module, "class_name": "function", "config": fn, "registered_name": "function"}
         cases[f"r9_keras_function_{module}.{fn}"] = {"model.keras": cp.keras_zip(r9f._with_loss(loss))}
