@@ -794,12 +794,12 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
     torch.load (weights_only too) rebuilds sparse tensors unchecked and validates them only when sparse invariant
     checks are switched on, which they are not by default: a COO index past the size makes ``coalesce()`` or
     ``to_dense()`` write outside the dense buffer (a crash, or a write of chosen values)."""
-    import numpy as np
-
     entries = {e.name: e for e in arch.entries if not e.is_dir}
     for root in roots:
         loc = member_location(blob.location, f"{root}/data.pkl")
         for key, offset, size, stride, bounds, low, itemsize in ctx.sparse.pop((loc.path, loc.member), ()):
+            import numpy as np  # only for an archive that has sparse tensors: numpy takes ~70 ms to import
+
             e = entries.get(f"{root}/data/{key}")
             if e is None or itemsize not in (4, 8):
                 continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
