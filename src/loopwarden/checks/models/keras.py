@@ -65,6 +65,9 @@ _JUDGED_JSON: Final = frozenset(
 """JSON files that loaders interpret (Keras' config and metadata, transformers' configs and chat templates, skops'
 schema): one that cannot be decoded and parsed is unverified, since another reader may still make sense of it."""
 _JSON_SPACE: Final = " \t\n\r\ufeff"
+_KERAS_CONFIG: Final = "config.json"
+"""The member of a ``.keras`` archive (or file of a model folder) that ``keras.saving.load_model`` deserializes
+whatever its top level is; other JSON documents are Keras configs only by their keys."""
 _SCAN_CHUNK: Final = 1 << 20
 
 
@@ -111,7 +114,9 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
 
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
-    check_json_config(obj, ctx, location, raw=data)
+    check_json_config(
+        obj, ctx, location, raw=data, keras_file=name.rsplit("/", 1)[-1].lower() == _KERAS_CONFIG
+    )
 
 
 def _why(exc: BaseException) -> str:
@@ -301,11 +306,17 @@ def _strings(value: Any, key: str, depth: int = 0) -> Iterator[tuple[str, str]]:
             yield from _strings(item, key if k == "template" else f"{key}.{k}", depth + 1)
 
 
-def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes | None = None) -> None:
-    """Analyse any JSON document that a loader interprets: Keras configs and chat templates."""
+def check_json_config(
+    obj: Any, ctx: ScanContext, location: Location, raw: bytes | None = None, keras_file: bool = False
+) -> None:
+    """Analyse any JSON document that a loader interprets: Keras configs and chat templates. ``keras_file``: the
+    document is named as the config Keras builds a model from (``config.json``), whatever its shape."""
     if not isinstance(obj, dict):
-        if isinstance(obj, list) and (raw is None or _may_hold_markup(raw)):
-            _embedded_templates(obj, ctx, location)
+        if isinstance(obj, list):
+            if keras_file and _holds_keras_object(obj):
+                check_keras_config(obj, ctx, location)
+            if raw is None or _may_hold_markup(raw):
+                _embedded_templates(obj, ctx, location)
         return
     from loopwarden.checks.models.configs import (
         check_fiddle,
@@ -314,12 +325,16 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
         is_skops_schema,
     )
 
+    # A document is judged as every loader that would take it reads it: skops' and fiddle's markers do not make
+    # it any less a Keras config (Keras ignores keys it does not know and builds the "class_name"/"config"
+    # objects of a config.json that also carries "__loader__"/"protocol" or "root"/"objects"/"refcounts").
+    other = None
     if is_skops_schema(obj):
         check_skops_schema(obj, ctx, location)
-        return
-    if is_fiddle_document(obj):
+        other = "skops"
+    elif is_fiddle_document(obj):
         check_fiddle(obj, ctx, location)
-        return
+        other = "fiddle"
     if "class_name" in obj or "keras_version" in obj or "model_config" in obj:
         cfg = obj.get("model_config", obj)
         if isinstance(cfg, str):
@@ -332,6 +347,13 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
         check_keras_config(cfg, ctx, location)
     elif isinstance(obj.get("config"), str):
         _config_string(obj["config"], ctx, location)
+    elif keras_file and _holds_keras_object(obj):
+        # Keras deserializes a config.json of any shape: a dict without "class_name" (or a list) is rebuilt value
+        # by value, and every {"class_name", "config"} object in it is built (a TorchModuleWrapper unpickles its
+        # module under safe_mode=False before the model turns out to be no model)
+        check_keras_config(obj, ctx, location)
+    if other is not None:
+        return
     tmpl = obj.get("chat_template")
     if tmpl is not None:
         from loopwarden.checks.models.chat_template import check_template
@@ -342,6 +364,13 @@ def check_json_config(obj: Any, ctx: ScanContext, location: Location, raw: bytes
             check_template(text, ctx, location, key=key)
     if raw is None or _may_hold_markup(raw):
         _embedded_templates(obj, ctx, location)
+
+
+def _holds_keras_object(obj: Any) -> bool:
+    """Whether a JSON document holds, at any depth, an object of the shape Keras' ``deserialize_keras_object``
+    builds: a dict with both ``class_name`` and ``config``. Keras rebuilds a ``config.json`` whatever its top level
+    is (a dict without ``class_name`` value by value, a list item by item), so such an object anywhere is built."""
+    return any("class_name" in node and "config" in node for _path, node in walk_config(obj))
 
 
 def _config_string(text: str, ctx: ScanContext, location: Location) -> None:
