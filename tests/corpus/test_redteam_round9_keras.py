@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -152,3 +153,83 @@ def test_keras_records_not_named_config_json_are_judged_by_their_keys(tmp_path: 
     records = [{"class_name": "x", "config": {"module": "torch.nn"}}]
     res = scan_files(tmp_path, {"records.json": json.dumps(records).encode()})
     assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
+# ----------------------------------------- safetensors: headers the Rust parser rejects and json.loads accepts
+
+
+def _st(header: str, data: bytes) -> bytes:
+    raw = header.encode()
+    return struct.pack("<Q", len(raw)) + raw + data
+
+
+_REJECTED_BY_RUST = {
+    # JSON true is no usize for serde; Python's bool is an int
+    "bool-dimension": ('{"a":{"dtype":"F32","shape":[true,2],"data_offsets":[0,8]}}', b"\0" * 8),
+    "bool-offset": ('{"a":{"dtype":"U8","shape":[1],"data_offsets":[false,true]}}', b"\0"),
+    # a lone surrogate escape: serde_json refuses it, json.loads keeps it in the key
+    "lone-surrogate-key": ('{"\\ud800":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', b"\0"),
+    "lone-surrogate-metadata": (
+        '{"__metadata__":{"k":"\\udc00"},"a":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+        b"\0",
+    ),
+    # a dimension past usize (or int64, where torch and NumPy shape the tensor): no bytes, so the count matched
+    "dimension-past-int64": (
+        '{"a":{"dtype":"F32","shape":[18446744073709551615,0],"data_offsets":[0,0]}}',
+        b"",
+    ),
+    "dimension-past-usize": (
+        '{"a":{"dtype":"F32","shape":[18446744073709551616,0],"data_offsets":[0,0]}}',
+        b"",
+    ),
+    # the element count overflows as Rust multiplies it out, though a later zero makes Python's product 0
+    "count-overflow": ('{"a":{"dtype":"U8","shape":[4294967296,4294967296,0],"data_offsets":[0,0]}}', b""),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_REJECTED_BY_RUST))
+def test_safetensors_header_the_rust_parser_rejects(tmp_path: Path, case: str) -> None:
+    header, data = _REJECTED_BY_RUST[case]
+    res = scan_files(tmp_path, {"model.safetensors": _st(header, data)})
+    assert res[0].verdict is not Verdict.CLEAN, res[0]
+    assert "LW-MODEL-037" in {f.rule_id for f in res[0].findings}, res[0].findings
+
+
+def test_safetensors_rust_parser_rejects_those_headers(tmp_path: Path) -> None:
+    """The real parser: safetensors' safe_open (or torch, for a dimension past int64) fails on each case."""
+    pytest.importorskip("safetensors")
+    pytest.importorskip("torch")
+    from safetensors.torch import load_file
+
+    for case, (header, data) in _REJECTED_BY_RUST.items():
+        path = tmp_path / f"{case}.safetensors"
+        path.write_bytes(_st(header, data))
+        with pytest.raises(Exception):  # noqa: B017 - SafetensorError, TypeError or ValueError by case
+            load_file(str(path))
+
+
+def test_safetensors_edge_headers_the_parser_accepts_stay_clean(tmp_path: Path) -> None:
+    """Benign counterparts: zero-sized tensors, a null __metadata__, trailing spaces padding the header, an
+    escaped key that is a proper surrogate pair, and a file saved by the library itself."""
+    files = {
+        "zero.safetensors": _st(
+            '{"a":{"dtype":"F32","shape":[0,5],"data_offsets":[0,0]},"b":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}',
+            b"\0",
+        ),
+        "null.safetensors": _st(
+            '{"__metadata__":null,"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}', b"\0" * 8
+        ),
+        "pad.safetensors": _st('{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]}}    ', b"\0" * 8),
+        "pair.safetensors": _st('{"\\ud83d\\ude00":{"dtype":"U8","shape":[1],"data_offsets":[0,1]}}', b"\0"),
+    }
+    try:
+        import numpy as np
+        from safetensors.numpy import save
+
+        files["saved.safetensors"] = save(
+            {"w": np.zeros((2, 3), dtype=np.float32), "e": np.zeros((0,), np.int64)}
+        )
+    except ImportError:
+        pass
+    res = scan_files(tmp_path, files)
+    assert all(r.verdict is Verdict.CLEAN for r in res), res

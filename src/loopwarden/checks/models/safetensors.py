@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import struct
 from typing import Any, Final
 
@@ -91,6 +92,9 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
         return "header is not valid JSON"
     if not isinstance(header, dict):
         return "header is not a JSON object"
+    if _LONE_SURROGATE.search(text) and _has_surrogate(header):
+        # serde_json (the Rust parser) rejects a \uD800-style escape that pairs with nothing; json.loads keeps it
+        return "header holds a string with an unpaired surrogate escape"
     meta = header.pop("__metadata__", None)
     if meta is not None and not (
         isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
@@ -106,12 +110,16 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
         dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in DTYPE_BITS:
             return f"tensor '{name[:100]}' has unknown dtype {str(dtype)[:40]}"
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
+        if (
+            not isinstance(shape, list)
+            or not all(_usize(d) and d <= _DIM_MAX for d in shape)
+            or _overflows(shape)
+        ):
             return f"tensor '{name[:100]}' has an invalid shape"
         if (
             not isinstance(offs, list)
             or len(offs) != 2
-            or not all(isinstance(o, int) and not isinstance(o, bool) and o >= 0 for o in offs)
+            or not all(_usize(o) for o in offs)
             or offs[0] > offs[1]
         ):
             return f"tensor '{name[:100]}' has invalid data_offsets"
@@ -135,6 +143,47 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     if cursor < data_len:
         return f"{data_len - cursor} trailing byte(s) after the last tensor"
     return None
+
+
+_USIZE_MAX: Final = (1 << 64) - 1
+_DIM_MAX: Final = (1 << 63) - 1
+"""The Rust parser takes any ``usize`` dimension, but torch and NumPy shape tensors with int64: a larger dimension
+(of a tensor with no elements, which holds no bytes) fails only in the framework, after the header passed."""
+_LONE_SURROGATE: Final = re.compile(r"\\u[dD][89a-fA-F]")
+"""A surrogate escape in the raw header text: only then can a decoded string hold a lone surrogate."""
+
+
+def _usize(value: Any) -> bool:
+    """Whether a JSON value is what the Rust parser reads as a ``usize``: an integer (JSON ``true`` is no number
+    there, though Python's ``bool`` is an ``int``) from 0 to 2**64 - 1."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= _USIZE_MAX
+
+
+def _overflows(shape: list[int]) -> bool:
+    """Whether the element count overflows as the Rust parser multiplies it out (checked, left to right): a
+    zero later in the shape does not save it there, though Python's product is 0."""
+    count = 1
+    for dim in shape:
+        count *= dim
+        if count > _USIZE_MAX:
+            return True
+    return False
+
+
+def _has_surrogate(value: Any) -> bool:
+    """Whether a decoded header holds a lone surrogate in any key or string."""
+    stack = [value]
+    while stack:
+        cur = stack.pop()
+        if isinstance(cur, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in cur):
+                return True
+        elif isinstance(cur, dict):
+            stack.extend(cur.keys())
+            stack.extend(cur.values())
+        elif isinstance(cur, list):
+            stack.extend(cur)
+    return False
 
 
 def _metadata_code(meta: dict[Any, Any], ctx: ScanContext, loc: Location) -> None:
