@@ -155,6 +155,23 @@ def test_keras_records_not_named_config_json_are_judged_by_their_keys(tmp_path: 
     assert res[0].verdict is Verdict.CLEAN, res[0]
 
 
+# Keras 3's Orbax checkpoints keep the config as a JSON string ({"config": "<JSON text>"}), and load_model hands that
+# string to the same _model_from_config (keras.src.saving.saving_api, read for 3.15.1; orbax is not installed here
+# to run it): an array there is built item by item as well. Only a string holding an object was analysed.
+
+
+def test_keras_orbax_config_string_holding_an_array(tmp_path: Path) -> None:
+    doc = {"config": json.dumps([_sequential(_wrapper())])}
+    res = scan_files(tmp_path, {"ckpt/1/model_config/data.json": json.dumps(doc).encode()})
+    assert_caught(res, "LW-MODEL-033")
+
+
+def test_config_string_holding_an_array_of_data_stays_clean(tmp_path: Path) -> None:
+    doc = {"config": json.dumps([{"module": "torch.nn", "name": "x"}, 1, "a"])}
+    res = scan_files(tmp_path, {"settings.json": json.dumps(doc).encode()})
+    assert res[0].verdict is Verdict.CLEAN, res[0]
+
+
 # ----------------------------------------- safetensors: headers the Rust parser rejects and json.loads accepts
 
 

@@ -377,15 +377,17 @@ def _config_string(text: str, ctx: ScanContext, location: Location) -> None:
     """``{"config": "<JSON text>"}``: Keras 3's Orbax checkpoints store the model config so, as the ``config`` of
     their ``model_config`` checkpointable (``<step>/model_config/_strings.json`` from Orbax's PyTree handler,
     ``data.json`` from its JSON handler); ``keras.saving.load_model`` on the checkpoint folder parses that string and
-    builds the model from it, Lambda layers and imported modules included. A string that is not a JSON object is
-    no config Keras builds."""
-    if text.lstrip(_JSON_SPACE)[:1] != "{":
+    builds the model from it, Lambda layers and imported modules included. It deserializes the parsed value
+    whatever it is (``saving_lib._model_from_config``), so a JSON array whose items hold ``{"class_name",
+    "config"}`` objects is built item by item too; a string that is neither an object nor such an array is no
+    config Keras builds."""
+    if text.lstrip(_JSON_SPACE)[:1] not in ("{", "["):
         return
     try:
         cfg = _parse(text.encode("utf-8", "surrogatepass"))
     except (ValueError, RecursionError):
         return  # Keras' json.loads fails the same way: nothing is built
-    if isinstance(cfg, dict):
+    if isinstance(cfg, dict) or (isinstance(cfg, list) and _holds_keras_object(cfg)):
         check_keras_config(cfg, ctx, location)
 
 
