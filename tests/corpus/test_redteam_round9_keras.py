@@ -250,3 +250,26 @@ def test_safetensors_edge_headers_the_parser_accepts_stay_clean(tmp_path: Path) 
         pass
     res = scan_files(tmp_path, files)
     assert all(r.verdict is Verdict.CLEAN for r in res), res
+
+
+def test_safetensors_fnuz_float8_saved_by_torch_stays_clean(tmp_path: Path) -> None:
+    """safetensors 0.8 writes torch.float8_e4m3fnuz and float8_e5m2fnuz as F8_E4M3FNUZ and F8_E5M2FNUZ (and
+    reads them back); both were an unknown dtype (LW-MODEL-037), a false alarm."""
+    header = (
+        '{"a":{"dtype":"F8_E4M3FNUZ","shape":[4],"data_offsets":[0,4]},'
+        '"b":{"dtype":"F8_E5M2FNUZ","shape":[3],"data_offsets":[4,7]}}'
+    )
+    files = {"hand.safetensors": _st(header, b"\0" * 7)}
+    try:
+        import torch
+        from safetensors.torch import save
+
+        tensors = {
+            "a": torch.zeros(4, dtype=torch.float8_e4m3fnuz),
+            "b": torch.zeros(3, dtype=torch.float8_e5m2fnuz),
+        }
+        files["saved.safetensors"] = save(tensors)
+    except (ImportError, AttributeError):
+        pass
+    res = scan_files(tmp_path, files)
+    assert all(r.verdict is Verdict.CLEAN for r in res), res
