@@ -370,7 +370,12 @@ def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
 
 
 def _pickle(
-    blob: Blob, ctx: ScanContext, *, max_pickles: int | None = None, second_reading: bool = False
+    blob: Blob,
+    ctx: ScanContext,
+    *,
+    max_pickles: int | None = None,
+    second_reading: bool = False,
+    legacy: bool = False,
 ) -> bool:
     """Analyse a pickle; True when it turned out to be text that no pickle loader could run (judged as text).
 
@@ -403,9 +408,9 @@ def _pickle(
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
-    if res.storages and _TORCH_ROOT_PKL.match(blob.name):
+    if res.storages and (legacy or _TORCH_ROOT_PKL.match(blob.name)):
         ctx.storages[(blob.location.path, blob.location.member)] = res.storages
-    if res.sparse and _TORCH_ROOT_PKL.match(blob.name):
+    if res.sparse and (legacy or _TORCH_ROOT_PKL.match(blob.name)):
         ctx.sparse[(blob.location.path, blob.location.member)] = res.sparse
     if err:
         ctx.fail(blob.location, err)
@@ -492,7 +497,158 @@ def _unknown(blob: Blob, ctx: ScanContext) -> None:
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
-    _pickle(blob, ctx, max_pickles=5)
+    """torch's legacy (pre-1.6) file: magic number, protocol version, sys_info, the main pickle, the list of
+    storage keys, then each listed storage's bytes (an int64 element count, then the elements). The sparse index
+    tensors the main pickle declares are checked against the bytes torch fills their storage with."""
+    where = (blob.location.path, blob.location.member)
+    _pickle(blob, ctx, max_pickles=5, legacy=True)
+    storages = ctx.storages.pop(where, ())
+    sparse = ctx.sparse.pop(where, ())
+    if sparse:
+        _legacy_sparse(blob, ctx, storages, sparse)
+
+
+_LEGACY_KEY_OPS: Final = frozenset(
+    {
+        "PROTO", "FRAME", "EMPTY_LIST", "MARK", "APPEND", "APPENDS", "PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE",
+        "GET", "BINGET", "LONG_BINGET", "BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "STRING",
+        "BINSTRING", "SHORT_BINSTRING", "LIST", "STOP",
+    }
+)  # fmt: skip
+"""Opcodes of the storage-key list a legacy torch file ends its pickles with (a list of strings)."""
+
+
+def _legacy_keys(f: BinaryIO, ctx: ScanContext) -> list[str] | None:
+    """The storage-key list (the fifth pickle) as a loader reads it, from the stream positioned at its start; None
+    when it is anything but a plain list of strings."""
+    import pickletools
+
+    stack: list[Any] = []
+    memo: dict[Any, Any] = {}
+    try:
+        for n, (op, arg, _pos) in enumerate(pickletools.genops(f)):
+            if n % 4096 == 0:
+                ctx.check_time()
+            name = op.name
+            if name not in _LEGACY_KEY_OPS:
+                return None
+            if name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "MARK":
+                stack.append(_MARK)
+            elif name in ("APPENDS", "LIST"):
+                at = len(stack) - 1 - stack[::-1].index(_MARK)
+                items = stack[at + 1 :]
+                del stack[at:]
+                if name == "LIST":
+                    stack.append(items)
+                elif not stack or type(stack[-1]) is not list:
+                    return None
+                else:
+                    stack[-1].extend(items)
+            elif name == "APPEND":
+                item = stack.pop()
+                if not stack or type(stack[-1]) is not list:
+                    return None
+                stack[-1].append(item)
+            elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
+                memo[len(memo) if name == "MEMOIZE" else arg] = stack[-1]
+            elif name in ("GET", "BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name in ("BINUNICODE", "SHORT_BINUNICODE", "BINUNICODE8", "UNICODE", "STRING", "BINSTRING",
+                          "SHORT_BINSTRING"):  # fmt: skip
+                stack.append(arg)
+            elif name == "STOP":
+                keys = stack[-1] if len(stack) == 1 else None
+                if type(keys) is not list or not all(type(k) is str for k in keys):
+                    return None
+                return keys
+    except (ValueError, KeyError, IndexError, EOFError, struct.error, UnicodeDecodeError, MemoryError):
+        return None
+    return None
+
+
+_MARK: Final = object()
+
+
+def _legacy_sparse(
+    blob: Blob,
+    ctx: ScanContext,
+    storages: tuple[tuple[str, int, int | None], ...],
+    sparse: tuple[tuple[Any, ...], ...],
+) -> None:
+    """Walk the storages a legacy file lists after its pickles, in the order torch reads them (each listed key's
+    storage is filled from the next ``8 + numel * itemsize`` bytes; a key listed twice is filled twice, the last
+    bytes win), and check each sparse index tensor's values in the bytes its storage ends up with."""
+    import pickletools
+
+    declared = {key: (numel, itemsize) for key, numel, itemsize in storages}
+    wanted = {entry[0] for entry in sparse}
+    found: dict[str, tuple[int, int]] = {}  # key -> (data start, bytes)
+    size = blob.size or 0
+    why = None
+    complete = False
+    with blob.open() as f:
+        try:
+            for _ in range(4):  # magic number, protocol version, sys_info, the main pickle
+                for n, _op in enumerate(pickletools.genops(f)):
+                    if n % 4096 == 0:
+                        ctx.check_time()
+        except (ValueError, EOFError, struct.error, UnicodeDecodeError, MemoryError):
+            return  # torch fails in the pickles before it fills any storage
+        keys = _legacy_keys(f, ctx)
+        if keys is None:
+            why = "its storage-key list is not a plain list of strings"
+        else:
+            pos = f.tell()
+            complete = True
+            for key in keys:
+                ctx.check_time()
+                numel, itemsize = declared.get(key, (0, None))
+                if key not in declared:
+                    complete = False
+                    break  # torch fails: a key no storage has
+                if itemsize is None:
+                    if wanted & (set(keys) - set(found)):
+                        why = f"storage {key[:100]!r} has an element size loopwarden does not know"
+                    complete = False
+                    break
+                f.seek(pos)
+                head = f.read(8)
+                if (
+                    len(head) < 8
+                    or struct.unpack("<q", head)[0] != numel
+                    or pos + 8 + numel * itemsize > size
+                ):
+                    complete = False
+                    break  # torch fails: a wrong element count, or the file ends inside the storage
+                found[key] = (pos + 8, numel * itemsize)
+                pos += 8 + numel * itemsize
+        loc = blob.location
+        if why is not None:
+            ctx.fail(loc, f"sparse tensor indices not checked: {why}")
+            return
+        for entry in sparse:
+            key, itemsize = entry[0], entry[6]
+            if key not in found and complete:
+                # torch allocates each storage uninitialized and fills only the listed ones: indices left as
+                # whatever the memory held are as unchecked as written ones
+                ctx.add(
+                    rules.TensorGeometry,
+                    f"sparse index storage {key[:100]!r} is never filled from the file (not in its storage-key "
+                    "list): torch.load leaves it as uninitialized memory, and the indices are then unchecked",
+                    loc,
+                    key=key[:100],
+                )
+                continue
+            if key not in found or itemsize not in (4, 8):
+                continue  # torch fails before the load ends, or the storage holds no indices
+            start, length = found[key]
+            if length > _SPARSE_RECORD_MAX:
+                ctx.fail(loc, f"sparse index storage {key[:100]!r} is too large to check ({length} bytes)")
+                continue
+            f.seek(start)
+            _sparse_values(f.read(length), entry, ctx, loc)
 
 
 def _text_like(blob: Blob) -> bool:
@@ -798,8 +954,6 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
     for root in roots:
         loc = member_location(blob.location, f"{root}/data.pkl")
         for key, offset, size, stride, bounds, low, itemsize in ctx.sparse.pop((loc.path, loc.member), ()):
-            import numpy as np  # only for an archive that has sparse tensors: numpy takes ~70 ms to import
-
             e = entries.get(f"{root}/data/{key}")
             if e is None or itemsize not in (4, 8):
                 continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
@@ -812,35 +966,42 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
             if data is None:
                 ctx.fail(loc, f"sparse index record {root}/data/{key} could not be read to check its values")
                 continue
-            values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
-            rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
-            rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
-            if rows <= 0 or cols <= 0:
-                continue
-            limits = bounds if len(bounds) == rows else bounds[:1] * rows
-            for r in range(
-                rows
-            ):  # rows: the sparse dimensions (COO) or one; each row a strided view, no copy
-                ctx.check_time()
-                start = offset + r * rstride
-                last = start + (cols - 1) * cstride
-                if min(start, last) < 0 or max(start, last) >= len(values):
-                    break  # the tensor leaves its storage: the geometry check reports that
-                row = values[start : last + 1 : cstride] if cstride > 0 else values[start : start + 1]
-                bad = np.flatnonzero((row < low) | (row >= limits[r]))
-                if bad.size:
-                    c = int(bad[0])
-                    ctx.add(
-                        rules.TensorGeometry,
-                        f"sparse tensor index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is outside "
-                        f"[{low}, {limits[r]}): torch.load does not check sparse indices by default, and "
-                        "coalesce()/to_dense() then write outside the tensor",
-                        loc,
-                        key=key,
-                        index=int(row[c]),
-                        bound=int(limits[r]),
-                    )
-                    break
+            _sparse_values(data, (key, offset, size, stride, bounds, low, itemsize), ctx, loc)
+
+
+def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: Any) -> None:
+    """Check the values of one sparse index tensor (an entry of ``PickleResult.sparse``) against its bounds, reading
+    them from ``data``, its storage's bytes: each row is a strided view, nothing is allocated from declared sizes."""
+    import numpy as np  # only for files that have sparse tensors: numpy takes ~70 ms to import
+
+    key, offset, size, stride, bounds, low, itemsize = entry
+    values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
+    rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
+    rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
+    if rows <= 0 or cols <= 0:
+        return
+    limits = bounds if len(bounds) == rows else bounds[:1] * rows
+    for r in range(rows):  # rows: the sparse dimensions (COO) or one; each row a strided view, no copy
+        ctx.check_time()
+        start = offset + r * rstride
+        last = start + (cols - 1) * cstride
+        if min(start, last) < 0 or max(start, last) >= len(values):
+            break  # the tensor leaves its storage: the geometry check reports that
+        row = values[start : last + 1 : cstride] if cstride > 0 else values[start : start + 1]
+        bad = np.flatnonzero((row < low) | (row >= limits[r]))
+        if bad.size:
+            c = int(bad[0])
+            ctx.add(
+                rules.TensorGeometry,
+                f"sparse tensor index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is outside "
+                f"[{low}, {limits[r]}): torch.load does not check sparse indices by default, and "
+                "coalesce()/to_dense() then write outside the tensor",
+                loc,
+                key=key,
+                index=int(row[c]),
+                bound=int(limits[r]),
+            )
+            break
 
 
 def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:

@@ -522,11 +522,15 @@ class _Storage(_Unknown):
     """The storage torch's ``persistent_load`` returns for ``('storage', type, key, location, numel[, view])``:
     opaque like any loader-made value, but with the element count the stream declares for it."""
 
-    __slots__ = ("key", "numel")
+    __slots__ = ("base", "key", "numel")
 
-    def __init__(self, key: str, numel: int) -> None:
+    def __init__(self, key: str, numel: int, base: int | None = 0) -> None:
         self.key = key
         self.numel = numel
+        self.base = base
+        """Where the storage starts in the key's storage, in elements: a legacy file's view id
+        (``('storage', type, key, location, numel, (view_key, offset, view_numel))``) is a slice of its root
+        storage; None when the slice is not constant."""
 
     def __repr__(self) -> str:
         return f"<storage {self.key}: {self.numel} elements>"
@@ -3600,7 +3604,13 @@ class _VM:
             )
             if len(self.coll.storages) < _MAX_CONTAINER:
                 self.coll.storages.setdefault(pid[2], (pid[4], itemsize))
-            return _Storage(pid[2], pid[4])
+            view = pid[5] if len(pid) == 6 else None
+            if view is None:
+                return _Storage(pid[2], pid[4])
+            # torch's legacy loader slices the root storage: [offset, offset + view_numel) of its elements
+            if type(view) is tuple and len(view) == 3 and type(view[1]) is int and type(view[2]) is int:
+                return _Storage(pid[2], max(0, min(view[2], pid[4] - view[1])), base=view[1])
+            return _Storage(pid[2], pid[4], base=None)
         return _UNKNOWN
 
     def _tensor_geometry(self, name: str, args: tuple[Any, ...], off: int) -> None:
@@ -3699,9 +3709,18 @@ class _VM:
             if why not in self.coll.unverified:
                 self.coll.unverified.append(why)
             return
-        key = tensor.args[0].key
+        key, base = tensor.args[0].key, tensor.args[0].base
+        if base is None:
+            why = (
+                "a sparse index tensor over a storage view that is not constant: its indices are not checked"
+            )
+            if why not in self.coll.unverified:
+                self.coll.unverified.append(why)
+            return
         itemsize = self.coll.storages.get(key, (0, None))[1]
-        self.coll.sparse.append((key, tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize))
+        self.coll.sparse.append(
+            (key, base + tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize)
+        )
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
         """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own
