@@ -13,6 +13,7 @@ import struct
 import subprocess
 import sys
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import _container_payloads as cp
@@ -138,18 +139,28 @@ torch.jit.save(torch.jit.script(M()), sys.argv[1])
 """
 
 
-def _rewrite_setstate(archive: bytes, lines: bytes) -> bytes:
-    """The archive with ``lines`` put at the start of the compiled class's __setstate__ (debug records dropped)."""
+def _rewrite(archive: bytes, edit: Callable[[str, bytes], bytes | None]) -> bytes:
+    """The archive with each member's bytes replaced by ``edit(name, data)`` (a member dropped where it gives None)."""
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(archive)) as zin, zipfile.ZipFile(out, "w") as zout:
         for name in zin.namelist():
-            data = zin.read(name)
-            if name.endswith(".debug_pkl"):
-                continue
-            if name.endswith("code/__torch__.py"):
-                data = data.replace(b"    self.w = (state)[0]\n", lines + b"    self.w = (state)[0]\n")
-            zout.writestr(name, data)
+            data = edit(name, zin.read(name))
+            if data is not None:
+                zout.writestr(name, data)
     return out.getvalue()
+
+
+def _rewrite_setstate(archive: bytes, lines: bytes) -> bytes:
+    """The archive with ``lines`` put at the start of the compiled class's __setstate__ (debug records dropped)."""
+
+    def edit(name: str, data: bytes) -> bytes | None:
+        if name.endswith(".debug_pkl"):
+            return None
+        if name.endswith("code/__torch__.py"):
+            return data.replace(b"    self.w = (state)[0]\n", lines + b"    self.w = (state)[0]\n")
+        return data
+
+    return _rewrite(archive, edit)
 
 
 @pytest.mark.parametrize(
@@ -191,9 +202,18 @@ def _tuple(*items: bytes) -> bytes:
     return b"(" + b"".join(items) + b"t"
 
 
-def _tensor(key: str, storage: str, numel: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
-    """``_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`` over a persistent-id storage."""
-    pid = _tuple(_u("storage"), f"ctorch\n{storage}\n".encode(), _u(key), _u("cpu"), _int(numel)) + b"Q"
+def _tensor(
+    key: str,
+    storage: str,
+    numel: int,
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    view: bytes | None = None,
+) -> bytes:
+    """``_rebuild_tensor_v2(storage, 0, size, stride, False, OrderedDict())`` over a persistent-id storage (with
+    ``view``: the legacy format's id, whose sixth item is the view, None pickled as ``N``)."""
+    items = [_u("storage"), f"ctorch\n{storage}\n".encode(), _u(key), _u("cpu"), _int(numel)]
+    pid = _tuple(*items, *([view] if view is not None else [])) + b"Q"
     return (
         b"ctorch._utils\n_rebuild_tensor_v2\n"
         + _tuple(
@@ -384,23 +404,21 @@ torch.export.save(torch.export.export(B(), (torch.ones(2),)), sys.argv[1])
 
 
 def _swap_ones_for_from_file(archive: bytes, path: str) -> bytes:
-    out = io.BytesIO()
-    with zipfile.ZipFile(io.BytesIO(archive)) as zin, zipfile.ZipFile(out, "w") as zout:
-        for name in zin.namelist():
-            data = zin.read(name)
-            if name.endswith("models/model.json"):
-                model = json.loads(data)
-                for node in model["graph_module"]["graph"]["nodes"]:
-                    if node["target"] == "torch.ops.aten.ones.default":
-                        node["target"] = "torch.ops.aten.from_file.default"
-                        node["inputs"] = [
-                            {"name": "filename", "arg": {"as_string": path}, "kind": 1},
-                            {"name": "shared", "arg": {"as_bool": False}, "kind": 1},
-                            {"name": "size", "arg": {"as_int": 2}, "kind": 1},
-                        ]
-                data = json.dumps(model).encode()
-            zout.writestr(name, data)
-    return out.getvalue()
+    def edit(name: str, data: bytes) -> bytes:
+        if not name.endswith("models/model.json"):
+            return data
+        model = json.loads(data)
+        for node in model["graph_module"]["graph"]["nodes"]:
+            if node["target"] == "torch.ops.aten.ones.default":
+                node["target"] = "torch.ops.aten.from_file.default"
+                node["inputs"] = [
+                    {"name": "filename", "arg": {"as_string": path}, "kind": 1},
+                    {"name": "shared", "arg": {"as_bool": False}, "kind": 1},
+                    {"name": "size", "arg": {"as_int": 2}, "kind": 1},
+                ]
+        return json.dumps(model).encode()
+
+    return _rewrite(archive, edit)
 
 
 def test_pt2_from_file_under_real_torch(tmp_path: Path) -> None:

@@ -13,66 +13,22 @@ from __future__ import annotations
 
 import pickle
 import struct
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+import test_redteam_round9_torch as r9t
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
+from test_redteam_round9_torch import _child, _int, _tuple, _u, assert_clean
 
 from loopwarden.domain import Verdict
-
-
-def assert_clean(results: list[object]) -> None:
-    t = results[0]
-    assert t.verdict is Verdict.CLEAN, t  # type: ignore[attr-defined]
-
-
-def _child(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    cwd.mkdir(parents=True, exist_ok=True)
-    script = cwd / "child.py"
-    script.write_text(code)
-    return subprocess.run(
-        [sys.executable, str(script), *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=300,
-        check=False,
-    )
-
-
-def _u(s: str) -> bytes:
-    raw = s.encode()
-    return b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def _int(n: int) -> bytes:
-    return b"J" + struct.pack("<i", n)
-
-
-def _tuple(*items: bytes) -> bytes:
-    return b"(" + b"".join(items) + b"t"
 
 
 def _tensor(
     key: str, storage: str, numel: int, size: tuple[int, ...], stride: tuple[int, ...], view: bytes = b"N"
 ) -> bytes:
     """``_rebuild_tensor_v2`` over a legacy persistent id ``('storage', type, key, location, numel, view)``."""
-    pid = _tuple(_u("storage"), f"ctorch\n{storage}\n".encode(), _u(key), _u("cpu"), _int(numel), view) + b"Q"
-    return (
-        b"ctorch._utils\n_rebuild_tensor_v2\n"
-        + _tuple(
-            pid,
-            _int(0),
-            _tuple(*map(_int, size)),
-            _tuple(*map(_int, stride)),
-            b"\x89",
-            b"ccollections\nOrderedDict\n)R",
-        )
-        + b"R"
-    )
+    return r9t._tensor(key, storage, numel, size, stride, view)
 
 
 def _sparse_main(dense: int, nnz: int, index_numel: int | None = None, view: bytes = b"N") -> bytes:

@@ -212,20 +212,34 @@ def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Sev
             name=spelled,
         )
         return
-    ns, op = rest[0], rest[1]
-    if _FILE_OP_NAME.search(op):
+    _judge_operator(rest[0], rest[1], ctx, where, severity, _TORCH_NAMESPACES, "calls operator torch.ops.")
+
+
+def _judge_operator(
+    ns: str,
+    op: str,
+    ctx: ScanContext,
+    where: Location,
+    severity: Severity,
+    namespaces: frozenset[str],
+    what: str,
+) -> None:
+    """An operator ``ns.op`` that TorchScript code or a torch.export graph calls: one whose name says it reads or
+    writes files at ``severity``, one of a namespace torch does not register itself (it needs a native library
+    loaded next to the model) at MEDIUM."""
+    if _FILE_OP_NAME.search(op) or op in _FILE_BUILTIN_NAMES:
         ctx.add_severity(
             rules.TorchScriptCode,
             severity,
-            f"calls operator torch.ops.{ns}.{op}, which reads or writes files",
+            f"{what}{ns}.{op}, which reads or writes files",
             where,
             operator=f"{ns}.{op}",
         )
-    elif ns not in _TORCH_NAMESPACES:
+    elif ns not in namespaces:
         ctx.add_severity(
             rules.TorchScriptCode,
             Severity.MEDIUM,
-            f"calls operator torch.ops.{ns}.{op} from a custom namespace",
+            f"{what}{ns}.{op} from a custom namespace",
             where,
             operator=f"{ns}.{op}",
         )
@@ -318,19 +332,12 @@ def _judge_export_target(target: str, ctx: ScanContext, location: Location) -> N
     if len(parts) < 2:
         ctx.add(rules.TorchScriptCode, f"torch.export graph names the operator '{target[:200]}'", location)
         return
-    ns, op = parts[0], parts[1]
-    if _FILE_OP_NAME.search(op) or op in _FILE_BUILTIN_NAMES:
-        ctx.add(
-            rules.TorchScriptCode,
-            f"torch.export graph calls operator {ns}.{op}, which reads or writes files",
-            location,
-            operator=f"{ns}.{op}",
-        )
-    elif ns not in _EXPORT_NAMESPACES:
-        ctx.add_severity(
-            rules.TorchScriptCode,
-            Severity.MEDIUM,
-            f"torch.export graph calls operator {ns}.{op} from a custom namespace",
-            location,
-            operator=f"{ns}.{op}",
-        )
+    _judge_operator(
+        parts[0],
+        parts[1],
+        ctx,
+        location,
+        rules.TorchScriptCode.severity,
+        _EXPORT_NAMESPACES,
+        "torch.export graph calls operator ",
+    )
