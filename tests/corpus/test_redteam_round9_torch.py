@@ -18,6 +18,7 @@ from pathlib import Path
 
 import _container_payloads as cp
 import pytest
+from test_advisory_formats import _torchscript
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
@@ -47,20 +48,7 @@ def _child(code: str, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]
 
 # --- TorchScript: torch.save / torch.from_file under spellings a line-based reading misses ---------------------
 
-_HEADER = b"class M(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n"
 _SETSTATE = b"  def __setstate__(self: __torch__.M, state: Tuple[bool]) -> NoneType:\n"
-
-
-def _torchscript(body: bytes) -> bytes:
-    """The torch.jit.save layout: data.pkl, constants.pkl, version and the compiled class under code/."""
-    return cp.zip_of(
-        {
-            "archive/data.pkl": cp.benign_pickle(),
-            "archive/constants.pkl": b"\x80\x02).",
-            "archive/version": b"3\n",
-            "archive/code/__torch__/m.py": _HEADER + body,
-        }
-    )
 
 
 # Each was confirmed with torch 2.13: torch.jit.load (and torch.load, which hands the archive to it) compiles the
