@@ -153,7 +153,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             _trailer(blob, f, end, members, ctx)
     if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
-    by_name = {m.name: m for m in members}  # tarfile's getmember: the last member of a name
+    by_path: dict[str, list[tarfile.TarInfo]] | None = None  # built for the first link only
     # links read as text stay inside; through the archive's own links they may not
     escaping = _through_links(blob, members, ctx) if any(m.issym() for m in members) else set()
     for m in members:
@@ -174,11 +174,17 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
                 )
                 continue
             ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
-            target = _link_target(m, by_name)
-            if target is not None and posixpath.basename(target.name) != posixpath.basename(m.name):
-                # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml): the
-                # analyses that depend on the name judge them under it too
-                _scan_member(blob, target, m.name, mloc, ctx)
+            if by_path is None:
+                by_path = _members_by_path(members)
+            targets = _link_targets(m, by_path)
+            if targets is None:
+                ctx.fail(mloc, f"{kind} may lead to more than {_MAX_LINK_TARGETS} members; not all judged")
+                continue
+            for target in targets:
+                if posixpath.basename(target.name) != posixpath.basename(m.name):
+                    # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml,
+                    # config.json): the analyses that depend on the name judge them under it too
+                    _scan_member(blob, target, m.name, mloc, ctx)
             continue
         if m.ischr() or m.isblk() or m.isfifo():
             ctx.add(rules.ArchiveLink, "member is a device or FIFO", mloc)
@@ -261,20 +267,62 @@ def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext)
     return escaping
 
 
-def _link_target(link: tarfile.TarInfo, by_name: dict[str, tarfile.TarInfo]) -> tarfile.TarInfo | None:
-    """The regular member a link inside the archive leads to (through at most 8 links), else None."""
-    cur = link
-    for _ in range(8):
-        base = posixpath.dirname(cur.name) if cur.issym() else ""
-        nxt = by_name.get(posixpath.normpath(posixpath.join(base, cur.linkname)))
-        if nxt is None or nxt is cur:
+_MAX_LINK_TARGETS: Final = 16
+"""Members one link may lead to that are judged under its name; a link that may lead to more is unverified."""
+
+
+def _norm(path: str) -> str:
+    """A member name or link target as the file system spells it once extracted (``./a``, ``a//b``, ``d/../a``)."""
+    return posixpath.normpath(path.rstrip("/") or ".")
+
+
+def _members_by_path(members: list[tarfile.TarInfo]) -> dict[str, list[tarfile.TarInfo]]:
+    """Every member under the path it is extracted to, in archive order (a path may be written several times)."""
+    out: dict[str, list[tarfile.TarInfo]] = {}
+    for m in members:
+        out.setdefault(_norm(m.name), []).append(m)
+    return out
+
+
+def _link_targets(
+    link: tarfile.TarInfo, by_path: dict[str, list[tarfile.TarInfo]]
+) -> list[tarfile.TarInfo] | None:
+    """The regular members whose bytes a link inside the archive may show once extracted (through other links), or
+    None when there are more than _MAX_LINK_TARGETS of them.
+
+    Which member of a path that is written several times a link shows depends on the order and kind of the writes:
+    ``tarfile.extractfile`` takes the last one before the link; extracted, a hard link shares the file then on disk,
+    which a later regular member of that path rewrites in place but a later link or directory replaces (the hard
+    link keeping the earlier bytes). So every regular member of the path is a candidate, and a target is looked up
+    as the file system reaches it: its name normalised, and through directory symbolic links of the archive."""
+    symlinks = {p: ms[-1].linkname for p, ms in by_path.items() if ms[-1].issym()}
+    found: list[tarfile.TarInfo] = []
+    seen: set[int] = {id(link)}
+    todo = [link]
+    steps = 0
+    while todo:
+        cur = todo.pop()
+        steps += 1
+        if steps > 4 * _MAX_LINK_TARGETS:
             return None
-        if nxt.isfile():
-            return None if nxt.sparse else nxt
-        if not (nxt.issym() or nxt.islnk()):
-            return None
-        cur = nxt
-    return None
+        base = posixpath.dirname(_norm(cur.name)) if cur.issym() else ""
+        raw = posixpath.join(base, cur.linkname)
+        paths = {_norm(raw)}
+        real = _resolve(raw.split("/"), symlinks, False)
+        if real is not None:
+            paths.add(_norm("/".join(real)))
+        for path in sorted(paths):
+            for nxt in by_path.get(path, ()):
+                if id(nxt) in seen:
+                    continue
+                seen.add(id(nxt))
+                if nxt.isfile() and not nxt.sparse:
+                    found.append(nxt)
+                    if len(found) > _MAX_LINK_TARGETS:
+                        return None
+                elif nxt.issym() or nxt.islnk():
+                    todo.append(nxt)
+    return found
 
 
 def _scan_member(blob: Blob, m: tarfile.TarInfo, name: str, mloc: Location, ctx: ScanContext) -> None:

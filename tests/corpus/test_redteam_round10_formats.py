@@ -1,0 +1,146 @@
+"""Round 10 of the internal red team: ONNX, Keras/HDF5, GGUF, safetensors, DCP and archives.
+
+Each case is built as bytes here and scanned. Where cheap, the real loader runs on the case in a subprocess, with a
+harmless effect only (a marker file in a temporary folder): Keras 3.15 with the torch backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+
+from loopwarden.domain import Severity
+
+# ------------------------------------------- tar: a link that shows other bytes than those judged under its name
+
+# A link in a tar gives the bytes of another member a name a loader opens (config.json): the analyses that depend
+# on the name judged the target under the link's name too, but the target was looked up by its exact name, last
+# member of that name first. Extracted (tarfile, as keras.utils' extract_archive does with filter="data"), a link
+# reaches its target as the file system does: "./a.json" is "a.json", "d/a.json" goes through a directory link
+# "d", and a hard link keeps the bytes on disk when it is made, which a later symbolic link of the same name
+# replaces without touching the hard link. So config.json held a Keras config whose TorchModuleWrapper unpickles
+# its module, judged nowhere under that name: only the link itself was reported (low). Checked with Keras 3.15.1:
+# extract_archive, then load_model(folder, safe_mode=False), and the pickle ran.
+
+
+class _Touch:
+    def __init__(self, path: str) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (open, (self.path, "w"))  # a harmless effect: an empty marker file
+
+
+def _not_a_model_config(marker: str) -> bytes:
+    """A config.json that Keras builds value by value (no top-level class_name): only its name makes it one."""
+    payload = base64.b64encode(pickle.dumps(_Touch(marker), protocol=2)).decode()
+    wrapper = {"module": "keras.layers", "class_name": "TorchModuleWrapper", "config": {"module": payload}}
+    return json.dumps({"layers": [wrapper]}).encode()
+
+
+def _tar(entries: list[tuple[str, str, bytes | str]]) -> bytes:
+    """A tar of (kind, name, data or link target) entries in order: kind is "file", "hard" or "sym"."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+        for kind, name, value in entries:
+            info = tarfile.TarInfo(name)
+            if kind == "file":
+                assert isinstance(value, bytes)
+                info.size = len(value)
+                tf.addfile(info, io.BytesIO(value))
+            else:
+                assert isinstance(value, str)
+                info.type = tarfile.LNKTYPE if kind == "hard" else tarfile.SYMTYPE
+                info.linkname = value
+                tf.addfile(info)
+    return buf.getvalue()
+
+
+_KERAS_FILES: list[tuple[str, str, bytes | str]] = [
+    ("file", "metadata.json", json.dumps({"keras_version": "3.15.1", "date_saved": "2026-01-01"}).encode()),
+    ("file", "model.weights.h5", b""),
+]
+
+_LINK_CASES = {
+    # the target spelled differently from the member it names
+    "dot-slash-member": lambda cfg: [("file", "./a.json", cfg), ("hard", "config.json", "a.json")],
+    "dot-dot-inside-target": lambda cfg: [
+        ("file", "sub/a.json", cfg),
+        ("file", "sub/x/keep", b""),
+        ("hard", "config.json", "sub/x/../a.json"),
+    ],
+    # a later symbolic link of the target's name replaces it on disk; the hard link keeps the earlier bytes
+    "target-replaced-by-a-link": lambda cfg: [
+        ("file", "a.json", cfg),
+        ("hard", "config.json", "a.json"),
+        ("sym", "a.json", "metadata.json"),
+    ],
+    # the target reached through a directory link of the archive
+    "through-a-directory-link": lambda cfg: [
+        ("file", "real/a.json", cfg),
+        ("sym", "d", "real"),
+        ("hard", "config.json", "d/a.json"),
+    ],
+    "symlink-through-a-directory-link": lambda cfg: [
+        ("file", "real/a.json", cfg),
+        ("sym", "d", "real"),
+        ("sym", "config.json", "d/a.json"),
+    ],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_LINK_CASES))
+def test_tar_link_judged_with_the_bytes_it_shows(tmp_path: Path, case: str) -> None:
+    data = _tar([*_KERAS_FILES, *_LINK_CASES[case](_not_a_model_config("marker"))])
+    assert_caught(scan_files(tmp_path, {"model.tar": data}), "LW-MODEL-033")
+
+
+def test_tar_link_cases_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> None:
+    """The real loader: keras.utils' extract_archive (tarfile, filter="data"), then load_model on the folder."""
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip(
+            "keras and torch are needed to run the loader"
+        )  # imported in the subprocess (torch backend)
+    for case, build in _LINK_CASES.items():
+        marker = str(tmp_path / f"{case}.marker")
+        (tmp_path / f"{case}.tar").write_bytes(_tar([*_KERAS_FILES, *build(_not_a_model_config(marker))]))
+    code = (
+        "import sys, keras\n"
+        "from keras.src.utils import file_utils\n"
+        "for p in sys.argv[1:]:\n"
+        "    file_utils.extract_archive(p, p + '.d')\n"
+        "    try:\n"
+        "        keras.saving.load_model(p + '.d', safe_mode=False)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    paths = [str(tmp_path / f"{c}.tar") for c in _LINK_CASES]
+    subprocess.run(
+        [sys.executable, "-c", code, *paths], env=env, capture_output=True, timeout=300, check=False
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.marker")) == sorted(f"{c}.marker" for c in _LINK_CASES)
+
+
+def test_tar_links_to_a_benign_config_report_only_the_links(tmp_path: Path) -> None:
+    config = json.dumps(
+        {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": []}}
+    )
+    cases = {case: build(config.encode()) for case, build in _LINK_CASES.items()}
+    for case, entries in cases.items():
+        res = scan_files(tmp_path / case, {"model.tar": _tar([*_KERAS_FILES, *entries])})
+        assert res[0].max_severity() is Severity.LOW, (case, res[0].findings)
+        assert {f.rule_id for f in res[0].findings} == {"LW-MODEL-028"}, (case, res[0].findings)
