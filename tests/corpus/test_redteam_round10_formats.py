@@ -72,6 +72,9 @@ _KERAS_FILES: list[tuple[str, str, bytes | str]] = [
     ("file", "model.weights.h5", b""),
 ]
 
+_BENIGN = json.dumps(
+    {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": []}}
+).encode()
 _LINK_CASES = {
     # the target spelled differently from the member it names
     "dot-slash-member": lambda cfg: [("file", "./a.json", cfg), ("hard", "config.json", "a.json")],
@@ -96,6 +99,18 @@ _LINK_CASES = {
         ("file", "real/a.json", cfg),
         ("sym", "d", "real"),
         ("sym", "config.json", "d/a.json"),
+    ],
+    # a member written through a symbolic link the archive put at its path: tarfile writes into the link's target
+    "file-written-through-a-link": lambda cfg: [
+        ("file", "config.json", _BENIGN),
+        ("sym", "x.json", "config.json"),
+        ("file", "x.json", cfg),
+    ],
+    "hard-link-written-through-a-link": lambda cfg: [
+        ("file", "config.json", _BENIGN),
+        ("file", "a.json", cfg),
+        ("sym", "x.json", "config.json"),
+        ("hard", "x.json", "a.json"),
     ],
 }
 
@@ -136,10 +151,7 @@ def test_tar_link_cases_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -
 
 
 def test_tar_links_to_a_benign_config_report_only_the_links(tmp_path: Path) -> None:
-    config = json.dumps(
-        {"module": "keras", "class_name": "Sequential", "config": {"name": "s", "layers": []}}
-    )
-    cases = {case: build(config.encode()) for case, build in _LINK_CASES.items()}
+    cases = {case: build(_BENIGN) for case, build in _LINK_CASES.items()}
     for case, entries in cases.items():
         res = scan_files(tmp_path / case, {"model.tar": _tar([*_KERAS_FILES, *entries])})
         assert res[0].max_severity() is Severity.LOW, (case, res[0].findings)

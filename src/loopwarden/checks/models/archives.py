@@ -155,7 +155,10 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_path: dict[str, list[tarfile.TarInfo]] | None = None  # built for the first link only
     # links read as text stay inside; through the archive's own links they may not
-    escaping = _through_links(blob, members, ctx) if any(m.issym() for m in members) else set()
+    escaping: set[int] = set()
+    redirected: dict[int, str] = {}
+    if any(m.issym() for m in members):
+        escaping, redirected = _through_links(blob, members, ctx)
     for m in members:
         mloc = member_location(blob.location, m.name)
         why = escapes_folder(m.name)
@@ -180,11 +183,13 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             if targets is None:
                 ctx.fail(mloc, f"{kind} may lead to more than {_MAX_LINK_TARGETS} members; not all judged")
                 continue
+            names = [m.name] if id(m) not in redirected else [m.name, redirected[id(m)]]
             for target in targets:
-                if posixpath.basename(target.name) != posixpath.basename(m.name):
-                    # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml,
-                    # config.json): the analyses that depend on the name judge them under it too
-                    _scan_member(blob, target, m.name, mloc, ctx)
+                for name in names:
+                    if posixpath.basename(target.name) != posixpath.basename(name):
+                        # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml,
+                        # config.json): the analyses that depend on the name judge them under it too
+                        _scan_member(blob, target, name, member_location(blob.location, name), ctx)
             continue
         if m.ischr() or m.isblk() or m.isfifo():
             ctx.add(rules.ArchiveLink, "member is a device or FIFO", mloc)
@@ -199,6 +204,10 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             continue
 
         _scan_member(blob, m, m.name, mloc, ctx)
+        real = redirected.get(id(m))
+        if real is not None and posixpath.basename(real) != posixpath.basename(m.name):
+            # written through a symbolic link of the archive, the bytes land under another name (config.json)
+            _scan_member(blob, m, real, member_location(blob.location, real), ctx)
 
 
 _MAX_LINK_STEPS: Final = 40
@@ -233,14 +242,19 @@ def _resolve(parts: list[str], links: dict[str, str], follow_last: bool) -> list
     return real
 
 
-def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext) -> set[int]:
+def _through_links(
+    blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext
+) -> tuple[set[int], dict[int, str]]:
     """Members that leave the folder only through the archive's own symbolic links, in the order ``tarfile``
     extracts them: a link ``a -> .`` (inside) and a link ``a/b -> ..`` (inside, read as text) put ``b`` in the
     folder's parent, so a later ``b/x`` (or a link to ``a/b/../x``) is written outside it. The names read as text
     stay inside; Keras' extraction check before 3.14 read them so (GHSA-hqp4-2352-xf5r, keras PR 23015).
-    Members whose names escape are reported here; the ids of links that escape are returned."""
+    Members whose names escape are reported here; the ids of links that escape are returned, with the path each
+    regular member is written to when that is not its name (``tarfile`` writes a member through a symbolic link
+    already extracted at its path: ``x.json -> config.json`` then a file ``x.json`` fills ``config.json``)."""
     links: dict[str, str] = {}
     escaping: set[int] = set()
+    redirected: dict[int, str] = {}
     for m in members:
         if escapes_folder(m.name):
             continue  # reported as it reads
@@ -255,6 +269,8 @@ def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext)
                 name=m.name,
             )
             continue
+        if (m.isfile() or m.islnk()) and where and "/".join(where) != _norm(m.name):
+            redirected[id(m)] = "/".join(where)  # a hard link that cannot be made there is written as a file
         if m.issym():
             links["/".join(where)] = m.linkname
             reached = _resolve([*where[:-1], *m.linkname.split("/")], links, True)
@@ -264,7 +280,7 @@ def _through_links(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext)
             continue
         if reached is None:
             escaping.add(id(m))
-    return escaping
+    return escaping, redirected
 
 
 _MAX_LINK_TARGETS: Final = 16
