@@ -20,7 +20,7 @@ import pytest
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 
-from loopwarden.domain import Severity
+from loopwarden.domain import Severity, Verdict
 
 # ------------------------------------------- tar: a link that shows other bytes than those judged under its name
 
@@ -156,3 +156,114 @@ def test_tar_links_to_a_benign_config_report_only_the_links(tmp_path: Path) -> N
         res = scan_files(tmp_path / case, {"model.tar": _tar([*_KERAS_FILES, *entries])})
         assert res[0].max_severity() is Severity.LOW, (case, res[0].findings)
         assert {f.rule_id for f in res[0].findings} == {"LW-MODEL-028"}, (case, res[0].findings)
+
+
+# ----------------------------------- distributed checkpoint in an archive: the metadata's slices were not followed
+
+# A torch.distributed.checkpoint folder shipped as a tar or zip: its .metadata names, for a byte item, a slice of
+# the data file that torch.load(weights_only=False) reads. On disk the slice is followed and analysed; inside an
+# archive it was not ("not loadable before it is unpacked"), and the data file alone shows only its own archives:
+# a pickle kept as a tensor's bytes and named by the metadata was clean. Checked with torch 2.13: the archive
+# extracted (tarfile, filter="data"), torch.distributed.checkpoint.load ran the pickle.
+
+
+def _hidden_pickle_checkpoint(folder: Path, marker: str) -> None:
+    """A checkpoint written by torch whose byte item the metadata points at a pickle inside a tensor's bytes."""
+    import dataclasses
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    evil = pickle.dumps(_Touch(marker), protocol=2)
+    carrier = bytearray(b"\x11" * 16 + evil + b"\x22" * 16)
+    state = {"w": torch.frombuffer(carrier, dtype=torch.uint8).clone(), "extra": {"note": "hi"}}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "torch.distributed is disabled ... assuming a single process"
+        dcp.save(state, checkpoint_id=str(folder))
+    at = (folder / "__0_0.distcp").read_bytes().index(evil)
+    with open(folder / ".metadata", "rb") as f:
+        md = pickle.load(f)  # written by torch just above
+    key = next(k for k in md.storage_data if k.fqn == "extra.note")
+    md.storage_data[key] = dataclasses.replace(md.storage_data[key], offset=at, length=len(evil))
+    with open(folder / ".metadata", "wb") as f:
+        pickle.dump(md, f)
+
+
+def _archive(folder: Path, kind: str) -> bytes:
+    buf = io.BytesIO()
+    if kind == "tar":
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            tf.add(str(folder), arcname="ckpt")
+    else:
+        import zipfile
+
+        method = zipfile.ZIP_STORED if kind == "zip-stored" else zipfile.ZIP_DEFLATED
+        with zipfile.ZipFile(buf, "w", method) as zf:
+            for p in sorted(folder.iterdir()):
+                zf.write(p, f"ckpt/{p.name}")
+    return buf.getvalue()
+
+
+_ARCHIVES = ["tar", "zip-stored", "zip-deflated"]
+
+
+@pytest.mark.parametrize("kind", _ARCHIVES)
+def test_checkpoint_in_an_archive_follows_its_metadata_slices(tmp_path: Path, kind: str) -> None:
+    _hidden_pickle_checkpoint(tmp_path / "ckpt", "marker")
+    res = scan_files(tmp_path / "out", {"ckpt.archive": _archive(tmp_path / "ckpt", kind)})
+    assert_caught(res)
+    assert any("__0_0.distcp[" in (f.location.member or "") for f in res[0].findings), res[0].findings
+
+
+@pytest.mark.parametrize("kind", _ARCHIVES)
+def test_checkpoint_written_by_torch_in_an_archive_stays_clean(tmp_path: Path, kind: str) -> None:
+    import warnings
+
+    torch = pytest.importorskip("torch")
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 3), torch.nn.ReLU(), torch.nn.Linear(3, 2))
+    state = {"model": model.state_dict(), "extra": {"epoch": 3, "tags": ["a", 1]}, "step": 7}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(state, checkpoint_id=str(tmp_path / "ckpt"))
+    res = scan_files(tmp_path / "out", {"ckpt.archive": _archive(tmp_path / "ckpt", kind)})
+    assert res[0].verdict is Verdict.CLEAN, (res[0].reason, res[0].findings)
+
+
+def test_checkpoint_metadata_in_a_compressed_stream_is_unverified(tmp_path: Path) -> None:
+    """A ``.metadata`` that is no file on disk nor an archive member: its data files cannot be looked up."""
+    import gzip
+
+    _hidden_pickle_checkpoint(tmp_path / "ckpt", "marker")
+    res = scan_files(
+        tmp_path / "out", {".metadata.gz": gzip.compress((tmp_path / "ckpt/.metadata").read_bytes())}
+    )
+    assert res[0].verdict is not Verdict.CLEAN
+
+
+def test_checkpoint_in_a_tar_runs_the_pickle_once_extracted(tmp_path: Path) -> None:
+    """The real loader: tarfile extraction (filter="data"), then torch.distributed.checkpoint.load."""
+    pytest.importorskip("torch.distributed.checkpoint")
+    marker = tmp_path / "dcp.marker"
+    _hidden_pickle_checkpoint(tmp_path / "ckpt", str(marker))
+    (tmp_path / "ckpt.tar").write_bytes(_archive(tmp_path / "ckpt", "tar"))
+    size = 32 + len(pickle.dumps(_Touch(str(marker)), protocol=2))  # the carrier tensor's bytes
+    code = (
+        "import sys, tarfile, warnings, torch\n"
+        "import torch.distributed.checkpoint as dcp\n"
+        "warnings.simplefilter('ignore')\n"
+        "with tarfile.open(sys.argv[1]) as tf:\n"
+        "    tf.extractall(sys.argv[2], filter='data')\n"
+        "state = {'w': torch.zeros(int(sys.argv[3]), dtype=torch.uint8), 'extra': {'note': None}}\n"
+        "try:\n"
+        "    dcp.load(state, checkpoint_id=sys.argv[2] + '/ckpt')\n"
+        "except BaseException:\n"
+        "    pass\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "ckpt.tar"), str(tmp_path / "x"), str(size)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert marker.exists()

@@ -68,6 +68,9 @@ class ScanContext:
         default_factory=dict
     )
     """Storages a torch ``<root>/data.pkl`` declares, by its location: checked against the archive's records."""
+    archive_files: dict[tuple[str, str | None], Callable[[str], list[Blob]]] = field(default_factory=dict)
+    """For an archive whose members are extracted side by side (tar), by its location: the member blobs a path
+    inside it reaches once extracted (a distributed checkpoint's ``.metadata`` names its data files so)."""
     sparse: dict[tuple[str, str | None], tuple[Any, ...]] = field(default_factory=dict)
     """Sparse index tensors a torch ``<root>/data.pkl`` declares, by its location (see ``PickleResult.sparse``):
     their values are checked in the archive's records."""

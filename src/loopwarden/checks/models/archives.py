@@ -154,6 +154,9 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
     if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_path: dict[str, list[tarfile.TarInfo]] | None = None  # built for the first link only
+    ctx.archive_files[(blob.location.path, blob.location.member)] = lambda path: _extracted(
+        blob, members, path
+    )
     # links read as text stay inside; through the archive's own links they may not
     escaping: set[int] = set()
     redirected: dict[int, str] = {}
@@ -339,6 +342,29 @@ def _link_targets(
                 elif nxt.issym() or nxt.islnk():
                     todo.append(nxt)
     return found
+
+
+def _extracted(blob: Blob, members: list[tarfile.TarInfo], path: str) -> list[Blob]:
+    """The members whose bytes ``path`` (from the top of the archive) may hold once the archive is extracted:
+    every regular member of that path, and those its links there lead to (see :func:`_link_targets`)."""
+    by_path = _members_by_path(members)
+    found: list[tarfile.TarInfo] = []
+    for m in by_path.get(_norm(path), ()):
+        if m.isfile() and not m.sparse:
+            found.append(m)
+        elif m.issym() or m.islnk():
+            found.extend(_link_targets(m, by_path) or ())
+    out: list[Blob] = []
+    for m in found:
+        if m.offset_data + m.size > (blob.size or 0):
+            continue  # truncated: reported where the member itself is analysed
+
+        def opener(start: int = m.offset_data, length: int = m.size) -> BinaryIO:
+            return open_slice(blob.open(), start, length, own=True)
+
+        loc = member_location(blob.location, m.name)
+        out.append(Blob(m.name, loc, opener, m.size, True, blob.depth + 1, inflated=blob.inflated))
+    return out
 
 
 def _scan_member(blob: Blob, m: tarfile.TarInfo, name: str, mloc: Location, ctx: ScanContext) -> None:

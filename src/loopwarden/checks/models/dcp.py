@@ -20,6 +20,7 @@ tensors in current releases (older ones loaded them without it; every slice gets
 from __future__ import annotations
 
 import os
+import posixpath
 import stat
 import struct
 from collections.abc import Callable
@@ -182,12 +183,60 @@ def scan_storage_entries(
             )
             continue
         slices.setdefault(path, set()).add((offset, length))
-    if blob.depth != 0 or blob.location.member is not None or blob.file_path is None or not slices:
+    if not slices:
+        return
+    if blob.location.member is not None:
+        _scan_member_slices(blob, slices, loc, ctx, recurse)
+        return
+    if blob.depth != 0 or blob.file_path is None:
+        ctx.fail(
+            loc,
+            "the data files of a distributed-checkpoint metadata that is no file on disk are not followed",
+        )
         return
     base = os.path.dirname(os.path.abspath(blob.location.path))
     for path in sorted(slices):
         ctx.check_time()
         _scan_file_slices(base, path, sorted(slices[path]), loc, ctx, recurse)
+
+
+def _scan_member_slices(
+    blob: Blob, slices: dict[str, set[tuple[int, int]]], loc: Location, ctx: ScanContext, recurse: Recurse
+) -> None:
+    """A ``.metadata`` that is a member of an archive: once the archive is extracted, the reader opens its data
+    files beside it, so the slices it names are analysed in the archive's members of those paths. An archive whose
+    members cannot be looked up so (a zip, a compressed stream) leaves the metadata unverified."""
+    member = blob.location.member or ""
+    container = None if member == blob.name else member[: -len(blob.name) - 1]
+    files = ctx.archive_files.get((blob.location.path, container)) if member.endswith(blob.name) else None
+    if files is None:
+        ctx.fail(
+            loc,
+            "distributed-checkpoint metadata inside an archive: the data files its storage entries name are not "
+            "followed",
+        )
+        return
+    folder = posixpath.dirname(blob.name)
+    for path in sorted(slices):
+        ctx.check_time()
+        for whole in files(posixpath.join(folder, path)):
+            _scan_blob_slices(whole, path, sorted(slices[path]), ctx, recurse)
+
+
+def _scan_blob_slices(
+    whole: Blob, path: str, wanted: list[tuple[int, int]], ctx: ScanContext, recurse: Recurse
+) -> None:
+    """Analyse each slice ``wanted`` of a data file as the reader hands it to ``torch.load``."""
+    size = whole.size or 0
+    done: set[tuple[int, int]] = set()
+    for offset, length in wanted:
+        # _ReaderView: a negative length reads to the end of the file; past the end there is nothing to load
+        start, end = offset, size if length < 0 else min(offset + length, size)
+        if start < 0 or start >= end or (start, end) in done:
+            continue
+        done.add((start, end))
+        ctx.check_time()
+        _scan_slice(whole, ctx, start, end, f"{path[:200]}[{start}:{end}]", recurse)
 
 
 def _scan_file_slices(
@@ -223,12 +272,4 @@ def _scan_file_slices(
     ctx.closers.append(handle)
     size = st.st_size
     whole = Blob(os.path.basename(path), loc, lambda: open_slice(handle, 0, size), size, True, 0, target)
-    done: set[tuple[int, int]] = set()
-    for offset, length in wanted:
-        # _ReaderView: a negative length reads to the end of the file; past the end there is nothing to load
-        start, end = offset, size if length < 0 else min(offset + length, size)
-        if start < 0 or start >= end or (start, end) in done:
-            continue
-        done.add((start, end))
-        ctx.check_time()
-        _scan_slice(whole, ctx, start, end, f"{path[:200]}[{start}:{end}]", recurse)
+    _scan_blob_slices(whole, path, wanted, ctx, recurse)

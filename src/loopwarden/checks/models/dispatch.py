@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import posixpath
 import re
 import struct
 import zlib
@@ -834,6 +835,9 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
         ctx.fail(blob.location, "zip without a readable end of central directory (truncated or corrupt)")
         return
     names = [e.name for e in arch.entries]
+    ctx.archive_files[(blob.location.path, blob.location.member)] = lambda path: _zip_files(
+        blob, arch, ctx, path
+    )
     roots = sorted({m.group(1) for n in names if (m := _TORCH_ROOT_PKL.match(n))})
     if len(roots) > 1:
         ctx.add(
@@ -1220,6 +1224,21 @@ def _small_member_in_memory(
         ctx.fail(mloc, err)
     child = bytes_blob(e.name, mloc, out, blob.depth + 1, inflated=blob.inflated or method != 0)
     return child, (None if err else zlib.crc32(out))
+
+
+def _zip_files(blob: Blob, arch: Any, ctx: ScanContext, path: str) -> list[Blob]:
+    """The members a path (from the top of the archive) may name once the zip is extracted: every member of that
+    name (extraction keeps the last; a reader of the archive may take another), each readable by seeking."""
+    from loopwarden.checks.models import zipfmt
+
+    want = posixpath.normpath(path)
+    return [
+        seekable_blob(_member_blob(blob, e, e.method, e.csize, ctx, e.name), ctx)
+        for e in arch.entries
+        if not e.is_dir
+        and e.method in zipfmt.SUPPORTED_METHODS
+        and posixpath.normpath(e.name.rstrip("/") or ".") == want
+    ]
 
 
 def _member_blob(blob: Blob, e: Any, method: int, csize: int, ctx: ScanContext, name: str) -> Blob:
