@@ -186,9 +186,9 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             if targets is None:
                 ctx.fail(mloc, f"{kind} may lead to more than {_MAX_LINK_TARGETS} members; not all judged")
                 continue
-            names = [m.name] if id(m) not in redirected else [m.name, redirected[id(m)]]
+            names = {_extracted_name(m), redirected.get(id(m), m.name)}
             for target in targets:
-                for name in names:
+                for name in sorted(names):
                     if posixpath.basename(target.name) != posixpath.basename(name):
                         # extracted, the link gives the target's bytes a name a loader opens (model_config.yaml,
                         # config.json): the analyses that depend on the name judge them under it too
@@ -206,9 +206,10 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             ctx.fail(mloc, "sparse tar members are not supported")
             continue
 
-        _scan_member(blob, m, m.name, mloc, ctx)
+        name = _extracted_name(m)
+        _scan_member(blob, m, name, mloc, ctx)
         real = redirected.get(id(m))
-        if real is not None and posixpath.basename(real) != posixpath.basename(m.name):
+        if real is not None and posixpath.basename(real) != posixpath.basename(name):
             # written through a symbolic link of the archive, the bytes land under another name (config.json)
             _scan_member(blob, m, real, member_location(blob.location, real), ctx)
 
@@ -293,6 +294,14 @@ _MAX_LINK_TARGETS: Final = 16
 def _norm(path: str) -> str:
     """A member name or link target as the file system spells it once extracted (``./a``, ``a//b``, ``d/../a``)."""
     return posixpath.normpath(path.rstrip("/") or ".")
+
+
+def _extracted_name(m: tarfile.TarInfo) -> str:
+    """The name a member is analysed under: the path ``tarfile`` extracts it to (``config.json/``, a regular member
+    whose name ends in a slash, is written as ``config.json``), which name-dependent analyses (a Keras
+    ``config.json``, a NeMo ``model_config.yaml``) must see."""
+    norm = _norm(m.name)
+    return m.name if norm in (".", "..") or norm.startswith("../") else norm
 
 
 def _members_by_path(members: list[tarfile.TarInfo]) -> dict[str, list[tarfile.TarInfo]]:

@@ -207,8 +207,15 @@ def _scan_member_slices(
     files beside it, so the slices it names are analysed in the archive's members of those paths. An archive whose
     members cannot be looked up so (a zip, a compressed stream) leaves the metadata unverified."""
     member = blob.location.member or ""
-    container = None if member == blob.name else member[: -len(blob.name) - 1]
-    files = ctx.archive_files.get((blob.location.path, container)) if member.endswith(blob.name) else None
+    files = None
+    name = ""
+    for (path, container), found in ctx.archive_files.items():
+        # the innermost archive that holds the member: its location is the member's, less the member's own name
+        if path != blob.location.path or (container is not None and not member.startswith(container + "!")):
+            continue
+        inner = member if container is None else member[len(container) + 1 :]
+        if files is None or len(inner) < len(name):
+            files, name = found, inner
     if files is None:
         ctx.fail(
             loc,
@@ -216,7 +223,7 @@ def _scan_member_slices(
             "followed",
         )
         return
-    folder = posixpath.dirname(blob.name)
+    folder = posixpath.dirname(posixpath.normpath(name))
     for path in sorted(slices):
         ctx.check_time()
         for whole in files(posixpath.join(folder, path)):
