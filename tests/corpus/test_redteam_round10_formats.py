@@ -164,6 +164,72 @@ def test_tar_links_to_a_benign_config_report_only_the_links(tmp_path: Path) -> N
         assert {f.rule_id for f in res[0].findings} <= {"LW-MODEL-028"}, (case, res[0].findings)
 
 
+# ------------------------------------------ zip: a member extracted under another name than the one it bears
+
+# zipfile extracts a member to its name without empty, "." and ".." parts: "config.json/." (no directory: the name
+# does not end in a slash) is written as config.json, which keras.saving.load_model reads from the folder that
+# keras.utils' extract_archive filled. Only the name as it reads was given to the name-dependent analyses: clean.
+# Checked with Keras 3.15.1: the pickle in the TorchModuleWrapper ran.
+
+_ZIP_NAMES = ["config.json/.", "config.json/./.", "./config.json/."]
+
+
+def _keras_zip(name: str, config: bytes) -> bytes:
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        for _kind, member, data in _KERAS_FILES:
+            assert isinstance(data, bytes)
+            zf.writestr(member, data)
+        zf.writestr(name, config)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("name", _ZIP_NAMES)
+def test_zip_member_judged_under_the_name_it_is_extracted_to(tmp_path: Path, name: str) -> None:
+    res = scan_files(tmp_path, {"model.zip": _keras_zip(name, _not_a_model_config("marker"))})
+    assert_caught(res, "LW-MODEL-033")
+
+
+@pytest.mark.parametrize("name", _ZIP_NAMES)
+def test_zip_member_of_a_benign_config_under_such_a_name_stays_clean(tmp_path: Path, name: str) -> None:
+    res = scan_files(tmp_path, {"model.zip": _keras_zip(name, _BENIGN)})
+    assert res[0].verdict is Verdict.CLEAN, (res[0].reason, res[0].findings)
+
+
+def test_zip_member_names_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> None:
+    import importlib.util
+
+    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+        pytest.skip(
+            "keras and torch are needed to run the loader"
+        )  # imported in the subprocess (torch backend)
+    paths = []
+    for i, name in enumerate(_ZIP_NAMES):
+        (tmp_path / f"{i}.zip").write_bytes(
+            _keras_zip(name, _not_a_model_config(str(tmp_path / f"{i}.marker")))
+        )
+        paths.append(str(tmp_path / f"{i}.zip"))
+    code = (
+        "import sys, keras\n"
+        "from keras.src.utils import file_utils\n"
+        "for p in sys.argv[1:]:\n"
+        "    file_utils.extract_archive(p, p + '.d')\n"
+        "    try:\n"
+        "        keras.saving.load_model(p + '.d', safe_mode=False)\n"
+        "    except Exception:\n"
+        "        pass\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "torch"}
+    subprocess.run(
+        [sys.executable, "-c", code, *paths], env=env, capture_output=True, timeout=300, check=False
+    )
+    assert sorted(p.name for p in tmp_path.glob("*.marker")) == [
+        f"{i}.marker" for i in range(len(_ZIP_NAMES))
+    ]
+
+
 # ----------------------------------- distributed checkpoint in an archive: the metadata's slices were not followed
 
 # A torch.distributed.checkpoint folder shipped as a tar or zip: its .metadata names, for a byte item, a slice of

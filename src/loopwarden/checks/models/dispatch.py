@@ -885,13 +885,12 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
                 before = (len(ctx.findings), ctx.failures)
                 scan_blob(child, ctx)
-                if (
-                    e.unicode_name is not None
-                    and e.unicode_name.rsplit("/", 1)[-1] != child.name.rsplit("/", 1)[-1]
-                ):
-                    # zipfile (3.12+) names the member by its Unicode Path field: name-dependent analyses
-                    # (a .yaml config, a .jinja template) judge the bytes under that name too
-                    scan_blob(dataclasses.replace(child, name=e.unicode_name), ctx)
+                for other in _other_names(e):
+                    # zipfile (3.12+) names the member by its Unicode Path field, and extracts it to its name
+                    # without '.', '..' and empty parts ('config.json/.' is written as config.json):
+                    # name-dependent analyses (a Keras config.json, a .yaml config, a .jinja template) judge the
+                    # bytes under those names too
+                    scan_blob(dataclasses.replace(child, name=other), ctx)
                 quiet = before == (len(ctx.findings), ctx.failures)
                 plain_npy &= quiet and ctx.formats[-1] == str(Format.NUMPY)
             except ResourceLimitExceeded as exc:
@@ -1226,6 +1225,20 @@ def _small_member_in_memory(
     return child, (None if err else zlib.crc32(out))
 
 
+def _other_names(e: Any) -> list[str]:
+    """The names other than its own that a zip member is read or extracted under, one per last part (see
+    :func:`_zip`)."""
+    from loopwarden.checks.models.zipfmt import extracted_name
+
+    seen = {e.name.rsplit("/", 1)[-1]}
+    out: list[str] = []
+    for name in (e.unicode_name, extracted_name(e.name), e.unicode_name and extracted_name(e.unicode_name)):
+        if name and name.rsplit("/", 1)[-1] not in seen:
+            seen.add(name.rsplit("/", 1)[-1])
+            out.append(name)
+    return out
+
+
 def _zip_files(blob: Blob, arch: Any, ctx: ScanContext, path: str) -> list[Blob]:
     """The members a path (from the top of the archive) may name once the zip is extracted: every member of that
     name (extraction keeps the last; a reader of the archive may take another), each readable by seeking."""
@@ -1235,9 +1248,7 @@ def _zip_files(blob: Blob, arch: Any, ctx: ScanContext, path: str) -> list[Blob]
     return [
         seekable_blob(_member_blob(blob, e, e.method, e.csize, ctx, e.name), ctx)
         for e in arch.entries
-        if not e.is_dir
-        and e.method in zipfmt.SUPPORTED_METHODS
-        and posixpath.normpath(e.name.rstrip("/") or ".") == want
+        if not e.is_dir and e.method in zipfmt.SUPPORTED_METHODS and zipfmt.extracted_name(e.name) == want
     ]
 
 

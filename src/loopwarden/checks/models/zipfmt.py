@@ -24,7 +24,7 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, member_location, open_slice
 from loopwarden.domain import Location, Severity
 
-__all__ = ["ZipArchive", "ZipEntry", "escapes_folder", "parse_zip"]
+__all__ = ["ZipArchive", "ZipEntry", "escapes_folder", "extracted_name", "parse_zip"]
 
 _CD_SIG: Final = b"PK\x01\x02"
 _LH_SIG: Final = b"PK\x03\x04"
@@ -126,6 +126,13 @@ def escapes_folder(name: str) -> str | None:
     if any(part == ".." for part in name.split("/")):
         return "contains '..'"
     return None
+
+
+def extracted_name(name: str) -> str:
+    """The path ``zipfile`` extracts a member to: its name without empty, ``.`` and ``..`` parts."""
+    if "/." not in name and "//" not in name and not name.startswith("."):
+        return name  # the common name: nothing dropped
+    return "/".join(part for part in name.split("/") if part not in ("", ".", ".."))
 
 
 def _decode_name(raw: bytes, flags: int) -> str:
