@@ -154,6 +154,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
     if sniff(blob.head(4096), blob.size) is Format.TAR:  # (else _dispatch looked already)
         hdf5_behind(blob, ctx, "tar", members=frozenset(m.offset_data for m in members))
     by_path: dict[str, list[tarfile.TarInfo]] | None = None  # built for the first link only
+    symlinks: dict[str, str] = {}
     ctx.archive_files[(blob.location.path, blob.location.member)] = lambda path: _extracted(
         blob, members, path
     )
@@ -182,7 +183,8 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
             ctx.add_severity(rules.ArchiveLink, Severity.LOW, f"{kind} to '{m.linkname[:200]}'", mloc)
             if by_path is None:
                 by_path = _members_by_path(members)
-            targets = _link_targets(m, by_path)
+                symlinks = _symlinks(by_path)
+            targets = _link_targets(m, by_path, symlinks)
             if targets is None:
                 ctx.fail(mloc, f"{kind} may lead to more than {_MAX_LINK_TARGETS} members; not all judged")
                 continue
@@ -312,8 +314,13 @@ def _members_by_path(members: list[tarfile.TarInfo]) -> dict[str, list[tarfile.T
     return out
 
 
+def _symlinks(by_path: dict[str, list[tarfile.TarInfo]]) -> dict[str, str]:
+    """Where each path that ends up a symbolic link once extracted leads (its last member is one)."""
+    return {p: ms[-1].linkname for p, ms in by_path.items() if ms[-1].issym()}
+
+
 def _link_targets(
-    link: tarfile.TarInfo, by_path: dict[str, list[tarfile.TarInfo]]
+    link: tarfile.TarInfo, by_path: dict[str, list[tarfile.TarInfo]], symlinks: dict[str, str]
 ) -> list[tarfile.TarInfo] | None:
     """The regular members whose bytes a link inside the archive may show once extracted (through other links), or
     None when there are more than _MAX_LINK_TARGETS of them.
@@ -323,7 +330,6 @@ def _link_targets(
     which a later regular member of that path rewrites in place but a later link or directory replaces (the hard
     link keeping the earlier bytes). So every regular member of the path is a candidate, and a target is looked up
     as the file system reaches it: its name normalised, and through directory symbolic links of the archive."""
-    symlinks = {p: ms[-1].linkname for p, ms in by_path.items() if ms[-1].issym()}
     found: list[tarfile.TarInfo] = []
     seen: set[int] = {id(link)}
     todo = [link]
@@ -357,12 +363,13 @@ def _extracted(blob: Blob, members: list[tarfile.TarInfo], path: str) -> list[Bl
     """The members whose bytes ``path`` (from the top of the archive) may hold once the archive is extracted:
     every regular member of that path, and those its links there lead to (see :func:`_link_targets`)."""
     by_path = _members_by_path(members)
+    symlinks = _symlinks(by_path)
     found: list[tarfile.TarInfo] = []
     for m in by_path.get(_norm(path), ()):
         if m.isfile() and not m.sparse:
             found.append(m)
         elif m.issym() or m.islnk():
-            found.extend(_link_targets(m, by_path) or ())
+            found.extend(_link_targets(m, by_path, symlinks) or ())
     out: list[Blob] = []
     for m in found:
         if m.offset_data + m.size > (blob.size or 0):
