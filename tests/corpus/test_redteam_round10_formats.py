@@ -230,6 +230,21 @@ def test_zip_member_names_run_the_pickle_once_extracted_by_keras(tmp_path: Path)
     ]
 
 
+def test_other_name_dependent_configs_are_judged_under_the_extracted_name(tmp_path: Path) -> None:
+    """The same for a NeMo ``model_config.yaml`` (Hydra ``_target_``): a tar member ``./model_config.yaml/`` and a
+    zip member ``model_config.yaml/.`` are extracted as ``model_config.yaml`` (NeMo is not installed here: the
+    loader's part is the extraction shown above)."""
+    import zipfile
+
+    yaml = b'model:\n  _target_: subprocess.run\n  args: ["touch", "marker"]\n'
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("model_config.yaml/.", yaml)
+    assert_caught(scan_files(tmp_path / "zip", {"model.nemo": buf.getvalue()}), "LW-MODEL-042")
+    tar = _tar([("file", "./model_config.yaml/", yaml)])
+    assert_caught(scan_files(tmp_path / "tar", {"model.nemo": tar}), "LW-MODEL-042")
+
+
 # ----------------------------------- distributed checkpoint in an archive: the metadata's slices were not followed
 
 # A torch.distributed.checkpoint folder shipped as a tar or zip: its .metadata names, for a byte item, a slice of
