@@ -354,3 +354,26 @@ def test_checkpoint_in_a_tar_runs_the_pickle_once_extracted(tmp_path: Path) -> N
         check=False,
     )
     assert marker.exists()
+
+
+# ------------------------------------------------------- ONNX: a tensor naming its external-data location twice
+
+# Hardening, not a confirmed miss: onnx keeps the last "location" entry of a tensor (and onnx 1.23 and onnxruntime
+# 1.32 refuse locations outside the model's folder anyway), but a reader that keeps the first would read the other
+# one; only the last was checked.
+
+
+def test_onnx_every_external_data_location_of_a_tensor_is_checked(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    tensor = onnx.TensorProto(name="w", data_type=onnx.TensorProto.UINT8, dims=[4])
+    tensor.data_location = onnx.TensorProto.EXTERNAL
+    for where in ("../secret.bin", "w.bin"):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = "location", where
+    node = onnx.helper.make_node("Identity", ["w"], ["y"])
+    out = onnx.helper.make_tensor_value_info("y", onnx.TensorProto.UINT8, [4])
+    graph = onnx.helper.make_graph([node], "g", [], [out], initializer=[tensor])
+    model = onnx.helper.make_model(graph).SerializeToString()
+    res = scan_files(tmp_path, {"model.onnx": model, "w.bin": b"\x00" * 4})
+    assert_caught(res, "LW-MODEL-035")
+    assert any("../secret.bin" in f.message for f in res[0].findings), res[0].findings

@@ -196,6 +196,7 @@ def _message(
         raise ProtoError("messages nested too deeply")
     layout = _LAYOUT.get(kind, {})
     entry: dict[str, str] = {}
+    locations: list[str] = []  # every one: onnx keeps the last entry of a key, another reader may keep the first
     for num, wire, stop in r.fields_in(end):
         sub = layout.get(num)
         if wire != 2 or sub is None:
@@ -210,15 +211,15 @@ def _message(
                     text = r.bytes_(s2).decode("utf-8", "replace")
                     k, v = (text, v) if n2 == 1 else (k, text)
             if k == "location":
-                entry["location"] = v
+                locations.append(v)
         elif sub == "name":
             entry["name"] = r.bytes_(stop)[:200].decode("utf-8", "replace")
         elif sub == "metadata":
             _metadata_entry(r, stop, blob, ctx)
         else:
             _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains)
-    if "location" in entry:
-        _check_location(entry["location"], entry.get("name", "?"), blob, ctx)
+    for where in dict.fromkeys(locations):
+        _check_location(where, entry.get("name", "?"), blob, ctx)
 
 
 _METADATA_TEXT_MAX: Final = 16 << 20
