@@ -151,8 +151,9 @@ def scan_storage_entries(
 ) -> None:
     """Check where a DCP ``.metadata``'s storage entries make the reader go, and analyse what it reads there.
 
-    The files are resolved only for a file on disk (``blob.depth == 0``): a checkpoint inside an archive is not
-    loadable before it is unpacked, and its data files are analysed where they sit (as archive sequences)."""
+    The files are resolved beside a file on disk, or among the members of the tar or zip that holds the metadata
+    (unpacked, the checkpoint is read from them; its data files are also analysed where they sit, as archive
+    sequences). A metadata in anything else is unverified."""
     from loopwarden.checks.models.zipfmt import escapes_folder
 
     loc = Location(blob.location.path, blob.location.member)
@@ -204,8 +205,8 @@ def _scan_member_slices(
     blob: Blob, slices: dict[str, set[tuple[int, int]]], loc: Location, ctx: ScanContext, recurse: Recurse
 ) -> None:
     """A ``.metadata`` that is a member of an archive: once the archive is extracted, the reader opens its data
-    files beside it, so the slices it names are analysed in the archive's members of those paths. An archive whose
-    members cannot be looked up so (a zip, a compressed stream) leaves the metadata unverified."""
+    files beside it, so the slices it names are analysed in the archive's members of those paths (tar and zip). A
+    metadata in anything else (a compressed stream) is unverified."""
     member = blob.location.member or ""
     files = None
     name = ""
