@@ -196,9 +196,8 @@ def _message(
         raise ProtoError("messages nested too deeply")
     layout = _LAYOUT.get(kind, {})
     entry: dict[str, str] = {}
-    locations: list[
-        str
-    ] = []  # every one: onnx keeps the last entry of a key, another reader may keep the first
+    # every location entry: onnx keeps the last entry of a key, another reader may keep the first
+    locations: list[str] = []
     for num, wire, stop in r.fields_in(end):
         sub = layout.get(num)
         if wire != 2 or sub is None:
