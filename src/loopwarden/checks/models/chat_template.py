@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Final, cast
 
 from loopwarden.checks.models import rules
@@ -164,13 +164,28 @@ _LIST_FILTERS: Final = frozenset(
 )
 
 
-def _model_supplied(name: str) -> bool:
-    """Whether a render-context name is one whose value the model's own files supply, not the application:
-    the special tokens (``bos_token``, ``eos_token``, ``additional_special_tokens``, an ``image_token`` of
-    ``extra_special_tokens``), which transformers, vLLM and llama-cpp-python pass to the template from the
-    tokenizer config or the GGUF vocabulary. The model's author writes them with the template, so they are
-    template-made text, not data the template cannot shape (a ``bos_token`` of ``__globals__`` makes
-    ``raise_exception[bos_token]`` a walk to the function's globals)."""
+_APPLICATION_DATA: Final = frozenset(
+    {"messages", "tools", "documents", "add_generation_prompt", "functions", "function_call", "tool_choice"}
+)
+"""Render-context names only the application fills: transformers passes ``messages``, ``tools``, ``documents``
+and ``add_generation_prompt`` as explicit arguments of ``render`` (a special token of one of those names makes
+the call fail), and llama-cpp-python passes the OpenAI request's ``functions``, ``function_call`` and
+``tool_choice`` with nothing but ``bos_token`` and ``eos_token`` from the model."""
+
+
+def _model_supplied(name: str, chat: bool = True) -> bool:
+    """Whether a render-context name may be one whose value the model's own files supply, not the application.
+    For a chat template that is every name but :data:`_APPLICATION_DATA`: transformers passes the tokenizer's
+    whole special-tokens map to the template, and ``extra_special_tokens`` in ``tokenizer_config.json`` adds
+    entries of any name and any string (``{"k": "__class__"}`` makes ``k`` a template variable of that text); a
+    keyword the application passes (``enable_thinking``) overrides one, but a template cannot count on that,
+    and ``raise_exception`` or ``strftime_now`` of the environment's globals are shadowed by one too. The model's
+    author writes them with the template, so they are template-made text, not data the template cannot shape
+    (a ``bos_token`` of ``__globals__`` makes ``raise_exception[bos_token]`` a walk to the function's globals).
+    Elsewhere (a template embedded in a config, rendered by an application of its own) the special tokens
+    (``bos_token``, ``additional_special_tokens``) are the only names a model file is known to supply."""
+    if chat:
+        return name not in _APPLICATION_DATA
     return name.endswith(("_token", "_tokens"))
 
 
@@ -221,6 +236,9 @@ class _V:
     frozen: bool = False
     """The container part cannot be mutated (what ``range()`` returns): nothing a template puts into lists or
     dicts can be among its items."""
+    walk: bool = False
+    """May be an attribute reached by a name the render context's data chose (``m[m.content]``, jinja's item
+    lookup falling back to getattr): a further such name walks on from it (:meth:`_Analysis.judge_item`)."""
 
     def tainted(self) -> bool:
         """Whether the template made or shaped any of it (not only context data and numbers)."""
@@ -253,7 +271,7 @@ _MADE: Final = _V(made=True)
 _OBJ: Final = _V(obj=True)
 _MADE_OBJ: Final = _V(made=True, obj=True)
 _MODEL_TEXT: Final = _V(made=True, ctx=True)
-"""A value of the render context that the model's files supply (:func:`_model_supplied`)."""
+"""A value of the render context that the model's files may supply (:func:`_model_supplied`)."""
 _TOP: Final = _V(made=True, ctx=True, num=True, obj=True, deep=True)
 
 
@@ -294,6 +312,7 @@ def _union(vals: list[_V], **shape: Any) -> _V:
         num=any(v.num for v in vals),
         obj=any(v.obj for v in vals),
         fns=frozenset().union(*(v.fns for v in vals)),
+        walk=any(v.walk for v in vals),
         **shape,
     )
 
@@ -319,13 +338,18 @@ def _container(elems: _V, keys: _V | None = None, *, listy: bool = True) -> _V:
 
 def _scalar(v: _V) -> _V:
     """``v`` without its container part (what it may be besides the template's own list or dict)."""
-    return _V(strs=v.strs, made=v.made, ctx=v.ctx, num=v.num, obj=v.obj, fns=v.fns)
+    return _V(strs=v.strs, made=v.made, ctx=v.ctx, num=v.num, obj=v.obj, fns=v.fns, walk=v.walk)
+
+
+def _walked(v: _V, walk: bool) -> _V:
+    """``v``, marked as possibly reached by a name the render context's data chose where ``walk``."""
+    return replace(v, walk=True) if walk and v != _BOTTOM and not v.walk else v
 
 
 def _text(v: _V) -> _V:
-    """``v`` converted to a string."""
+    """``v`` converted to a string (text walks no further: the walk of :attr:`_V.walk` ends)."""
     if not (v.obj or v.fns or v.container() or v.deep):
-        return v
+        return replace(v, walk=False) if v.walk else v
     return _V(strs=v.strs, made=True, ctx=v.ctx, num=v.num)
 
 
@@ -457,10 +481,12 @@ def _post_order(tree: Any) -> list[Any]:
 class _Analysis:
     """Abstract evaluation of a parsed template to a fixed point, then judgment of every name position."""
 
-    def __init__(self, tree: Any, tick: Callable[[], None]) -> None:
+    def __init__(self, tree: Any, tick: Callable[[], None], *, chat: bool = True) -> None:
         from jinja2 import nodes
 
         self.n = nodes
+        self.chat = chat
+        """A chat template, whose free names the model's files may supply (:func:`_model_supplied`)."""
         self.order = _post_order(tree)
         self.tick = tick
         self.vars: dict[str, _V] = {}
@@ -483,6 +509,12 @@ class _Analysis:
             elif isinstance(node, nodes.For) and node.recursive:
                 self.recursive.append(node)
         self.found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
+        self.visible: set[int] = set()
+        """Uses of a name that the template binds where they are (:meth:`bound_loads`); in a chat template every
+        other use reads the render context, which the model's files may fill (:func:`_model_supplied`)."""
+        if chat:
+            parents = {id(child): node for node in self.order for child in node.iter_child_nodes()}
+            self.visible = self.bound_loads(parents, lambda _: True)
 
     # ------------------------------------------------------------------------------------------ fixed point
 
@@ -597,7 +629,7 @@ class _Analysis:
         if v.elems is not None:
             out.append(v.elems)
         out.append(self.put_into(v))
-        return _join(*out)
+        return _walked(_join(*out), v.walk)
 
     def elem(self, v: _V) -> _V:
         """What iterating ``v`` gives (a dict's keys; a list's items; a string's characters)."""
@@ -619,7 +651,7 @@ class _Analysis:
         if "loop" in v.fns:
             out.append(self.get("loop"))
         out.append(self.put_into(v))
-        return _join(*out)
+        return _walked(_join(*out), v.walk)
 
     def put_into(self, v: _V) -> _V:
         """What the template may have put (append, update, ...) into the containers ``v`` may be: what it put
@@ -755,10 +787,11 @@ class _Analysis:
             own = _V(obj=True, fns=frozenset({"g:" + name}))
         elif name == "self":
             own = _MADE_OBJ
-        elif bound is not None:
-            own = _BOTTOM
+        elif id(node) in self.visible or (bound is not None and not self.chat):
+            own = _BOTTOM  # the template's own binding (in an early round, before the binding is evaluated)
         else:
-            own = _MODEL_TEXT if _model_supplied(name) else _CTX
+            # a free use, or (flow-insensitively) a use of a name bound only elsewhere: the render context's value
+            own = _MODEL_TEXT if _model_supplied(name, self.chat) else _CTX
         return _join(own, bound) if bound is not None else own
 
     def add(self, a: _V, b: _V) -> _V:
@@ -848,7 +881,7 @@ class _Analysis:
         if base.obj and not base.fns:
             out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
         out.append(self.bound_mutator(base, attr))
-        return _join(*out)
+        return _walked(_join(*out), base.walk)
 
     def bound_mutator(self, base: _V, meth: str) -> _V:
         """``base.append`` (``update``, ``extend`` ...) read as a value rather than called where it is read
@@ -896,7 +929,8 @@ class _Analysis:
             out.append(_OBJ)  # an attribute of a method: nothing but internals, judged by name
         if not (key.ctx or key.num):  # x['append'] is x.append where the item lookup fails
             out += [self.bound_mutator(base, k) for k in key.strs]
-        return _join(*out)
+        # a name the data chooses: jinja's item lookup falls back to getattr when the item is missing
+        return _walked(_join(*out), base.walk or (key.ctx and base != _NUM))
 
     def slice(self, base: _V, node: Any) -> _V:
         nodes = self.n
@@ -922,8 +956,10 @@ class _Analysis:
             if fn.startswith("mut:"):  # a list's or dict's mutating method, however it was reached
                 _, meth, where = fn.split(":")
                 self.bind("extra:" + where, self.put(meth, args, kwargs, dyn))
-        if isinstance(node.node, nodes.Getattr):
-            return self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn)
+        if isinstance(node.node, nodes.Getattr):  # what a walked-to callable returns walks on
+            return _walked(
+                self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn), callee.walk
+            )
         out: list[_V] = []
         everything = [*args, *kwargs.values(), dyn]
         for fn in callee.fns:
@@ -965,7 +1001,7 @@ class _Analysis:
             out.append(_MADE_OBJ)
         if callee.obj and not callee.fns:
             out.append(_MADE_OBJ)
-        return _join(*out)
+        return _walked(_join(*out), callee.walk)
 
     def unpacked(self, node: Any) -> _V:
         """What ``*args`` and ``**kwargs`` of a call or filter pass: the items of the one, the names and values
@@ -1263,16 +1299,16 @@ class _Analysis:
                 pending.extend(child.iter_child_nodes())
         return out
 
-    def bound_loads(self, parents: dict[int, Any]) -> set[int]:
-        """Uses of a Python builtin's name (:func:`_python_builtin`) where the template itself has bound it: inside
-        the scope of a loop variable, macro or call-block parameter or with-variable of that name, or after a
-        ``set`` or macro of it earlier in the same statement list or in one enclosing it. A ``set`` in a branch
-        not taken (``{% if false %}``), later in the template or in a loop's body binds nothing at a use outside
-        it: the rendering context's value is used there."""
+    def bound_loads(
+        self, parents: dict[int, Any], wanted: Callable[[str], bool] = _python_builtin
+    ) -> set[int]:
+        """Uses of a ``wanted`` name (a Python builtin's, :func:`_python_builtin`) where the template itself has bound
+        it: inside the scope of a loop variable, macro or call-block parameter or with-variable of that name (or of
+        a macro's own name, in its body), or after a ``set`` or macro of it earlier in the same statement list or
+        in one enclosing it. A ``set`` in a branch not taken (``{% if false %}``), later in the template or in a
+        loop's body binds nothing at a use outside it: the rendering context's value is used there."""
         nodes = self.n
-        uses = [
-            n for n in self.order if isinstance(n, nodes.Name) and n.ctx == "load" and _python_builtin(n.name)
-        ]
+        uses = [n for n in self.order if isinstance(n, nodes.Name) and n.ctx == "load" and wanted(n.name)]
         if not uses:
             return set()
         where: dict[int, tuple[str, int]] = {}
@@ -1288,30 +1324,47 @@ class _Analysis:
                     where[id(child)] = (field, i)
                     if isinstance(child, nodes.Assign | nodes.AssignBlock | nodes.Macro):
                         bound = {child.name} if isinstance(child, nodes.Macro) else _stored(child.target)
-                        names = {n for n in bound if _python_builtin(n)}
+                        names = {n for n in bound if wanted(n)}
                         if names:
                             sets.setdefault((id(node), field), []).append((i, names))
         out: set[int] = set()
+        known: dict[tuple[int, str], bool] = {}
+        """Whether a name is bound where a node is (the walk up from a use stops at a node already answered)."""
+        steps = 0
         for use in uses:
-            cur = use
+            cur, passed = use, []
             while (parent := parents.get(id(cur))) is not None:
+                steps += 1
+                if steps & 4095 == 4095:
+                    self.tick()
+                seen = known.get((id(cur), use.name))
+                if seen is not None:
+                    found = seen
+                    break
+                passed.append(id(cur))
                 field, j = where.get(id(cur), ("", -1))
                 if any(i < j and use.name in names for i, names in sets.get((id(parent), field), ())):
+                    found = True
                     break
                 if isinstance(parent, nodes.For):
                     scoped = use.name in _stored(parent.target) and (field == "body" or cur is parent.test)
                 elif isinstance(parent, nodes.Macro | nodes.CallBlock):
-                    scoped = use.name in {a.name for a in parent.args} and field == "body"
+                    own = isinstance(parent, nodes.Macro) and parent.name == use.name
+                    scoped = (use.name in {a.name for a in parent.args} or own) and field == "body"
                 elif isinstance(parent, nodes.With):
                     scoped = use.name in set().union(*map(_stored, parent.targets)) and field == "body"
                 else:
                     scoped = False
                 if scoped:
+                    found = True
                     break
                 cur = parent
             else:
-                continue
-            out.add(id(use))
+                found = False
+            for node_id in passed:
+                known[node_id, use.name] = found
+            if found:
+                out.add(id(use))
         return out
 
     def data_read(self, name: Any, parents: dict[int, Any]) -> bool:
@@ -1441,6 +1494,15 @@ class _Analysis:
             self.report(
                 node, "item access on a template object (a macro or global) by a computed name", Severity.HIGH
             )
+        elif key.ctx and base.walk and not bad:
+            # one name the data chooses reads one attribute; a second one on what the first reached is a walk
+            # (m[a][b][c]...) that the chat's messages steer to Python globals: a planted gadget
+            self.report(
+                node,
+                "item access by a name the render context's data chooses, on a value reached the same way (the "
+                "chat's messages can walk attributes)",
+                Severity.HIGH,
+            )
         if {"format", "format_map"} & key.strs and (base.strs or base.made):
             self.judge_format(node, base)
 
@@ -1452,6 +1514,14 @@ class _Analysis:
                     self.report(node, f"format string reads attribute '{_show(name)}'")
         if fmt.made:
             self.report(node, "str.format with a format string the analysis cannot compute", Severity.HIGH)
+        elif fmt.ctx:
+            # its replacement fields ({0.__init__.__globals__}) walk the arguments' attributes by names the
+            # chat's messages choose
+            self.report(
+                node,
+                "str.format with a format string from the render context's data (fields walk attributes)",
+                Severity.HIGH,
+            )
 
     def judge_filter(
         self, node: Any, name: str, base: _V, args: list[_V], kwargs: dict[str, _V], *, through_map: bool
@@ -1510,7 +1580,7 @@ def check_template(
     template inside a GGUF header, a JSON config or an archive member keeps its line in the evidence instead
     (a line of a binary file, or the wrong line of the JSON, would mislead a reader and SARIF tools).
     """
-    outcome = _cached(source, ctx)
+    outcome = _cached(source, ctx, chat=True)
     shown = _show(key, 1000)
     if isinstance(outcome, _Failure):
         ctx.fail(location, f"{shown}: {outcome.reason}")
@@ -1534,7 +1604,7 @@ def check_embedded_template(source: str, ctx: ScanContext, location: Location, *
     renders all the same, so it is unverified."""
     if "{{" not in source and "{%" not in source:
         return
-    outcome = _cached(source, ctx)
+    outcome = _cached(source, ctx, chat=False)
     shown = _show(key, 1000)
     if isinstance(outcome, _Failure):
         if not outcome.syntax:
@@ -1562,22 +1632,25 @@ class _Failure:
     """Jinja's parser rejects the text as a template (what a renderer would reject too)."""
 
 
-_CACHE: Final[dict[str, tuple[tuple[Severity, str, int | None], ...] | _Failure]] = {}
-"""Analyses by template text: model folders repeat the same template in many files."""
+_CACHE: Final[dict[tuple[str, bool], tuple[tuple[Severity, str, int | None], ...] | _Failure]] = {}
+"""Analyses by template text (and whether it is a chat template): model folders repeat the same template in many
+files."""
 
 
-def _cached(source: str, ctx: ScanContext) -> tuple[tuple[Severity, str, int | None], ...] | _Failure:
-    outcome = _CACHE.get(source)
+def _cached(
+    source: str, ctx: ScanContext, *, chat: bool
+) -> tuple[tuple[Severity, str, int | None], ...] | _Failure:
+    outcome = _CACHE.get((source, chat))
     if outcome is None:
-        outcome = _analyse(source, ctx.check_time)
+        outcome = _analyse(source, ctx.check_time, chat=chat)
         if len(_CACHE) >= 64:
             _CACHE.pop(next(iter(_CACHE)))
-        _CACHE[source] = outcome
+        _CACHE[source, chat] = outcome
     return outcome
 
 
 def _analyse(
-    source: str, tick: Callable[[], None]
+    source: str, tick: Callable[[], None], *, chat: bool = True
 ) -> tuple[tuple[Severity, str, int | None], ...] | _Failure:
     """The template's problems as (severity, what, line), or why it cannot be analysed."""
     from jinja2 import TemplateSyntaxError
@@ -1594,7 +1667,7 @@ def _analyse(
     except (ValueError, OverflowError) as exc:
         # the lexer converts number literals: past Python's digit limit here, not on Pythons without one
         return _Failure(f"Jinja template cannot be parsed ({_show(str(exc), 200)})")
-    analysis = _Analysis(tree, tick)
+    analysis = _Analysis(tree, tick, chat=chat)
     if not analysis.run():
         return _Failure("Jinja template too complex to analyse (its values do not settle)")
     analysis.judge()

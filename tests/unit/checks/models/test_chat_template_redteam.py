@@ -206,8 +206,9 @@ BENIGN = [
     "{% for tool in tools %}{{ 'class ' + tool.name + ':\\n    def __init__(self, **kwargs):\\n        pass\\n' }}"
     "{% endfor %}",
     "{{ '{0} says {1}'.format(message.role, message.content) }}",
-    # context data as keys and as format strings
-    "{% for m in messages %}{{ m[m.role] }}{{ m.content.format(x) }}{% endfor %}",
+    # context data as a key: one attribute at most (a chain of such names, or context data as a format string,
+    # is a walk the chat's messages steer: test_redteam_round10_templates)
+    "{% for m in messages %}{{ m[m.role] }}{{ '{0}: {1}'.format(m.role, m.content) }}{% endfor %}",
     "{{ messages|map(attribute='content')|join('\\n') }}{{ messages|sort(attribute='role')|first }}",
 ]
 
