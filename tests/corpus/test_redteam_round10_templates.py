@@ -363,3 +363,24 @@ def test_real_family_templates_render_in_plain_jinja(family: str) -> None:
         )
     )
     assert "hello" in out
+
+
+# ---------------------------------------------------------------- sort's comma-separated attribute paths
+
+
+# jinja2's sort splits its attribute on ',' before '.' (``attribute='role,__class__'`` sorts by two paths); the
+# second path's first name was judged as part of 'role,__class__', which is no internal name. Only a sort key is
+# read there (nothing printed or called), so this is hardening: every path is judged like map's.
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ messages|sort(attribute='role,__class__')|first }}",
+        "{{ messages|sort(false, false, 'role, gi_frame')|first }}",
+    ],
+)
+def test_every_path_of_a_sort_attribute_list_is_judged(template: str) -> None:
+    assert _worst(template) is Severity.CRITICAL, _findings(template)
+
+
+def test_a_sort_by_two_plain_attributes_stays_clean() -> None:
+    assert _findings("{{ messages|sort(attribute='role,content')|map(attribute='content')|join }}") == []

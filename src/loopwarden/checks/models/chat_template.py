@@ -1546,7 +1546,8 @@ class _Analysis:
             names.append(args[at])
         for value in names:
             for s in sorted(value.strs):
-                path = s.split(".")
+                # sort reads a comma-separated list of dotted paths (jinja2's make_multi_attrgetter)
+                path = re.split(r"[.,]", s) if name == "sort" else s.split(".")
                 if any(_is_bad_name(p) for p in path):
                     self.report(node, f"filter '{name}' reads attribute '{_show(s)}'")
                 elif path[-1] in ("format", "format_map"):  # map and groupby give the bound method
