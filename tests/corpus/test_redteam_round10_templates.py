@@ -384,3 +384,60 @@ def test_every_path_of_a_sort_attribute_list_is_judged(template: str) -> None:
 
 def test_a_sort_by_two_plain_attributes_stays_clean() -> None:
     assert _findings("{{ messages|sort(attribute='role,content')|map(attribute='content')|join }}") == []
+
+
+# ---------------------------------------------- names computed as plain Python strings where jinja differs
+
+# The analysis computes names exactly while it can; where its computation differs from what the renderer does,
+# a name it takes for harmless may be '__class__' at render time. Each case below reaches a class under a plain
+# Environment and was clean: jinja's title filter is not str.title, replace takes a count, ``'%s' % [x]``
+# formats the list, jinja's tojson is HTML-safe (``&`` is ``\u0026``), escape leaves a Markup as it is, and a
+# Markup (``|safe``, ``|e``, ``|tojson``) escapes the other operand of ``+``, ``%`` and its methods' arguments, as
+# ``~``, output, replace and join do where the template turns autoescaping on.
+_DIVERGENT = {
+    "title-filter": "{% set n = \"x'y\"|title|replace(\"X'y\", '__class__') %}{{ ''[n] }}",
+    # 'moo' with its first 'o' replaced is 'mro' (type.mro lists the classes); replaced throughout it is 'mrr'
+    "replace-count": "{% set n = 'moo'|replace('o', 'r', 1) %}{{ range[n]() }}",
+    "percent-list": "{% set n = ('%s' % ['Q'])|replace(\"['Q']\", '__class__') %}{{ ''[n] }}",
+    "tojson-html-safe": (
+        "{% set n = '&__class__'|tojson|replace('\"', '')|replace('\\\\u0026', '') %}{{ ''[n] }}"
+    ),
+    "escape-of-markup": "{% set n = ('&__class__'|e|e)|replace('&amp;', '') %}{{ ''[n] }}",
+    "markup-plus": "{% set n = (''|safe + '&__class__')|replace('&amp;', '') %}{{ ''[n] }}",
+    "markup-percent": "{% set n = ('%s'|safe % '&__class__')|replace('&amp;', '') %}{{ ''[n] }}",
+    "markup-format-filter": "{% set n = ('%s'|safe)|format('&__class__')|replace('&amp;', '') %}{{ ''[n] }}",
+    "markup-method": "{% set n = ('Q'|safe).replace('Q', '&__class__')|replace('&amp;', '') %}{{ ''[n] }}",
+    "markup-join-method": "{% set n = ('x'|safe).join(['', '&__class__'])|replace('x&amp;', '') %}{{ ''[n] }}",
+    "escaped-plus": "{% set n = ('&'|e + '&__class__')|replace('&amp;', '') %}{{ ''[n] }}",
+    "autoescape-block-set": (
+        "{% autoescape true %}{% set n %}{{ '&' }}__class__{% endset %}"
+        "{{ ''[n|replace('&amp;', '')] }}{% endautoescape %}"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DIVERGENT))
+def test_a_name_jinja_computes_differently_is_reported(case: str) -> None:
+    assert (_worst(_DIVERGENT[case]) or Severity.INFO) >= Severity.HIGH, _findings(_DIVERGENT[case])
+
+
+@pytest.mark.parametrize("case", sorted(_DIVERGENT))
+def test_a_name_jinja_computes_differently_reaches_a_class_in_plain_jinja(case: str) -> None:
+    import jinja2
+
+    out = jinja2.Environment().from_string(_DIVERGENT[case]).render()
+    assert "<class '" in out.replace("&lt;", "<").replace("&#39;", "'")
+
+
+# what the analysis still computes exactly: escaping that changes nothing, Markup text without special characters
+_EXACT_STILL = [
+    "{% set roles = {'user': 'U'} %}{% for m in messages %}{{ roles[('USER'|lower|e)] }}{% endfor %}",
+    "{% set k = 'con'|safe + 'tent' %}{% for m in messages %}{{ m[k] }}{% endfor %}",
+    "{% set k = '%s'|format('content') %}{% for m in messages %}{{ m[k] }}{% endfor %}",
+    "{% for m in messages %}{{ m['Content'|lower] }}{{ m['role'|title|lower] }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("template", _EXACT_STILL)
+def test_names_computed_the_same_by_jinja_stay_clean(template: str) -> None:
+    assert _findings(template) == []

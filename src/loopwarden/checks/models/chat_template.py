@@ -236,6 +236,9 @@ class _V:
     frozen: bool = False
     """The container part cannot be mutated (what ``range()`` returns): nothing a template puts into lists or
     dicts can be among its items."""
+    markup: bool = False
+    """May be a ``markupsafe.Markup`` (what ``|safe``, ``|e``, ``|tojson`` ... return): its ``+``, ``%`` and methods
+    escape their other operands, so text computed as for a plain string may differ (:meth:`_Analysis.escapes`)."""
     walk: bool = False
     """May be an attribute reached by a name the render context's data chose (``m[m.content]``, jinja's item
     lookup falling back to getattr): a further such name walks on from it (:meth:`_Analysis.judge_item`)."""
@@ -313,6 +316,7 @@ def _union(vals: list[_V], **shape: Any) -> _V:
         obj=any(v.obj for v in vals),
         fns=frozenset().union(*(v.fns for v in vals)),
         walk=any(v.walk for v in vals),
+        markup=any(v.markup for v in vals),
         **shape,
     )
 
@@ -338,7 +342,9 @@ def _container(elems: _V, keys: _V | None = None, *, listy: bool = True) -> _V:
 
 def _scalar(v: _V) -> _V:
     """``v`` without its container part (what it may be besides the template's own list or dict)."""
-    return _V(strs=v.strs, made=v.made, ctx=v.ctx, num=v.num, obj=v.obj, fns=v.fns, walk=v.walk)
+    return _V(
+        strs=v.strs, made=v.made, ctx=v.ctx, num=v.num, obj=v.obj, fns=v.fns, walk=v.walk, markup=v.markup
+    )
 
 
 def _walked(v: _V, walk: bool) -> _V:
@@ -350,7 +356,7 @@ def _text(v: _V) -> _V:
     """``v`` converted to a string (text walks no further: the walk of :attr:`_V.walk` ends)."""
     if not (v.obj or v.fns or v.container() or v.deep):
         return replace(v, walk=False) if v.walk else v
-    return _V(strs=v.strs, made=True, ctx=v.ctx, num=v.num)
+    return _V(strs=v.strs, made=True, ctx=v.ctx, num=v.num, markup=v.markup)
 
 
 def _derived(*values: _V) -> _V:
@@ -361,6 +367,12 @@ def _derived(*values: _V) -> _V:
     return _CTX if got == _BOTTOM else got
 
 
+_ESCAPED: Final = frozenset("&<>\"'")
+"""The characters markupsafe's escape changes: text without them escapes to itself."""
+_MARKUP_FILTERS: Final = frozenset(
+    {"safe", "e", "escape", "forceescape", "tojson", "urlize", "xmlattr", "indent"}
+)
+"""Filters whose result may be a Markup (in a plain Environment as well)."""
 _FIELD_PART: Final = re.compile(r"\[[^\]]*\]|\.([^.\[]*)")
 """The parts of a replacement field's name after the argument: ``[key]`` (an item) or ``.name`` (an
 attribute, the group), as str.format splits them."""
@@ -387,6 +399,23 @@ def _escape(s: str) -> str:
     from markupsafe import escape
 
     return str(escape(s))
+
+
+def _jinja_title(s: str) -> str:
+    """What jinja's ``title`` filter makes of ``s`` (not ``str.title``)."""
+    from jinja2.filters import do_title
+
+    return str(do_title(s))
+
+
+def _tojson(s: str) -> tuple[str, str]:
+    """What ``tojson`` makes of ``s``: jinja's own filter (HTML-safe: ``&`` is ``\\u0026``) and transformers' and
+    vLLM's replacement (plain json.dumps, non-ASCII kept)."""
+    import json
+
+    from jinja2.utils import htmlsafe_json_dumps
+
+    return str(htmlsafe_json_dumps(s)), json.dumps(s, ensure_ascii=False)
 
 
 def _printf(fmt: str, args: list[Any]) -> str | None:
@@ -515,6 +544,16 @@ class _Analysis:
         if chat:
             parents = {id(child): node for node in self.order for child in node.iter_child_nodes()}
             self.visible = self.bound_loads(parents, lambda _: True)
+        self.autoescape = any(
+            isinstance(node, nodes.EvalContextModifier)
+            and any(
+                kw.key == "autoescape" and not (isinstance(kw.value, nodes.Const) and not kw.value.value)
+                for kw in node.options
+            )
+            for node in self.order
+        )
+        """The template turns autoescaping on somewhere: ``~``, output and the replace and join filters may escape
+        text there (:meth:`escapes`)."""
 
     # ------------------------------------------------------------------------------------------ fixed point
 
@@ -605,6 +644,8 @@ class _Analysis:
         parts = [_text(p) for p in parts if p not in (_EMPTY, _BOTTOM)]
         if not parts:
             return _EMPTY
+        if self.autoescape and self.escapes(*parts):
+            return _derived(*parts)  # markup_join escapes what is not Markup already
         if len(parts) == 1:
             return parts[0]
         if all(p == _CTX for p in parts):
@@ -663,6 +704,15 @@ class _Analysis:
         if (v.container() and not v.frozen) or v.deep:
             out.append(self.get("extra:own"))
         return _join(*out)
+
+    def escapes(self, *values: _V) -> bool:
+        """Whether an operation on ``values`` may escape text the analysis computes as for plain strings: one of
+        them may be a Markup (or the template turns autoescaping on) and a computed string among them holds a
+        character escaping changes (``'&'|safe + '&__class__'`` is ``&&amp;__class__``, and a replace of
+        ``&amp;`` then leaves ``__class__``)."""
+        if not (self.autoescape or any(v.markup for v in values)):
+            return False
+        return any(c in _ESCAPED for v in values for text in _flat(v).strs for c in text)
 
     # --------------------------------------------------------------------------------------- statements
 
@@ -767,7 +817,7 @@ class _Analysis:
         if isinstance(node, nodes.Call):
             return self.call(node)
         if isinstance(node, nodes.MarkSafe | nodes.MarkSafeIfAutoescape):
-            return self.m(node.expr)
+            return replace(self.m(node.expr), markup=True)
         if isinstance(node, nodes.NSRef):
             return _BOTTOM
         return _MADE_OBJ
@@ -797,6 +847,8 @@ class _Analysis:
     def add(self, a: _V, b: _V) -> _V:
         if a == _NUM and b == _NUM:
             return _NUM
+        if self.escapes(a, b):
+            return _derived(a, b)  # Markup.__add__ escapes the other operand
         # text only where both sides may be something other than the template's own list or dict: list + list
         # is a list, and list + text an error
         sa, sb = (v if v.deep else _scalar(v) for v in (a, b))
@@ -824,6 +876,8 @@ class _Analysis:
 
     def mod(self, node: Any) -> _V:
         fmt, args = self.m(node.left), self.m(node.right)
+        if self.escapes(fmt, args):
+            return _derived(fmt, args)  # Markup.__mod__ escapes the arguments
         if fmt.strs and not (fmt.made or fmt.ctx or fmt.num):
             values = self.exact_args(node.right)
             if values is not None:
@@ -852,7 +906,7 @@ class _Analysis:
         value = self.exact(node)
         if value is _NO:
             return None
-        return list(value) if isinstance(node, nodes.Tuple | nodes.List) else [value]
+        return list(value) if isinstance(node, nodes.Tuple) else [value]  # '%s' % [x] formats the list
 
     def getattr(self, base: _V, attr: str) -> _V:
         out: list[_V] = []
@@ -1094,6 +1148,10 @@ class _Analysis:
         inexact = _MADE if (base.made or base.ctx or base.num) else _BOTTOM
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             return _MADE
+        if (node.args or node.kwargs) and self.escapes(
+            base, *(self.m(a) for a in node.args), *(self.m(k.value) for k in node.kwargs)
+        ):
+            return _MADE  # Markup's methods escape their arguments
         args = [self.exact(a) for a in node.args]
         kwargs = {kw.key: self.exact(kw.value) for kw in node.kwargs}
         outs: list[str | None] = []
@@ -1163,22 +1221,36 @@ class _Analysis:
             if name == "reverse" and (base.container() or base.deep):
                 return base
             if not text.strs:
-                return text
-            done = self.strings(_EXACT_STR[name](s) for s in text.strs)
-            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+                return replace(text, markup=True) if name == "safe" else text
+            # jinja's title filter is not str.title ("x'y" is "X'y", not "X'Y"); Markup stays Markup
+            how = _jinja_title if name == "title" else _EXACT_STR[name]
+            done = self.strings(how(s) for s in text.strs)
+            rest = _V(made=text.made, ctx=text.ctx, num=text.num, markup=text.markup or name == "safe")
+            return _join(done, rest)
         if name in ("e", "escape", "forceescape"):
             text = _text(base)
-            done = self.strings(_escape(s) for s in text.strs) if text.strs else _BOTTOM
-            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+            # escape leaves a Markup as it is; forceescape escapes it again
+            kept = set(text.strs) if text.markup and name != "forceescape" else set()
+            done = self.strings({_escape(s) for s in text.strs} | kept) if text.strs else _BOTTOM
+            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num, markup=True))
         if name == "replace" and len(args) >= 2 and node is not None:
             old, new = self.exact(node.args[0]), self.exact(node.args[1])
+            count_node = (
+                node.args[2]
+                if len(node.args) > 2
+                else next((kw.value for kw in node.kwargs if kw.key == "count"), None)
+            )
+            count = -1 if count_node is None else self.exact(count_node)
             text = _text(base)
-            if exact_base and isinstance(old, str) and isinstance(new, str):
-                outs = [s.replace(old, new) for s in text.strs]
+            plain = not (self.autoescape and self.escapes(text, *args, *kwargs.values()))
+            if exact_base and isinstance(old, str) and isinstance(new, str) and type(count) is int and plain:
+                outs = [s.replace(old, new, count) for s in text.strs]
                 return _MADE if any(len(o) > _MAX_STR for o in outs) else self.strings(outs)
-            return _derived(text, *args)
+            return _derived(text, *args, *kwargs.values())
         if name == "format" and node is not None:
             values = [self.exact(a) for a in node.args]
+            if self.escapes(base, *args, *kwargs.values()):
+                return _derived(_text(base), *args, *kwargs.values())  # a Markup's % escapes the arguments
             if exact_base and not kwargs and all(v is not _NO for v in values):
                 printed = [_printf(s, values) for s in base.strs]
                 if all(o is not None for o in printed):
@@ -1187,11 +1259,9 @@ class _Analysis:
         if name == "join":
             return self.join_filter(base, args, kwargs, node)
         if name == "tojson":
-            import json
-
             text = _text(base)
-            done = self.strings(json.dumps(s) for s in text.strs) if text.strs else _BOTTOM
-            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num))
+            done = self.strings(t for s in text.strs for t in _tojson(s)) if text.strs else _BOTTOM
+            return _join(done, _V(made=text.made, ctx=text.ctx, num=text.num, markup=True))
         if name in _NUMERIC_FILTERS:
             return _NUM
         if name == "sum":
@@ -1255,7 +1325,7 @@ class _Analysis:
         if node is not None and isinstance(node.node, nodes.List | nodes.Tuple) and len(args) <= 1:
             parts = [_text(self.m(i)) for i in node.node.items]
             exact = all(p.strs and not (p.made or p.ctx or p.num) for p in [sep, *parts])
-            if exact:
+            if exact and not (self.autoescape and self.escapes(sep, *parts)):  # autoescaped, join escapes
                 options: list[frozenset[str]] = []
                 for i, p in enumerate(parts):
                     options += [sep.strs] if i else []
