@@ -441,3 +441,31 @@ _EXACT_STILL = [
 @pytest.mark.parametrize("template", _EXACT_STILL)
 def test_names_computed_the_same_by_jinja_stay_clean(template: str) -> None:
     assert _findings(template) == []
+
+
+# --------------------------------------------------- text as renderers with trim_blocks and lstrip_blocks see it
+
+# transformers and llama-cpp-python (the plain-Environment renderer before its fix too) render with trim_blocks and
+# lstrip_blocks: the newline after a block tag and the blanks before one on a line are not text. The analysis
+# parsed without them, so a block set's body was "\nQ" to it and "Q" to the renderer, and a replace told them apart.
+_TRIMMED = {
+    "trim-blocks": "{% set n %}\nQ{% endset %}{{ ''[n|replace('\\nQ', 'x')|replace('Q', '__class__')] }}",
+    "lstrip-blocks": (
+        "{% set n %}Q\n  {% if true %}{% endif %}{% endset %}"
+        "{{ ''[n|replace('Q\\n  ', 'x')|replace('Q\\n', '__class__')] }}"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_TRIMMED))
+def test_block_text_as_a_trimming_renderer_sees_it_is_judged(case: str) -> None:
+    assert _worst(_TRIMMED[case]) is Severity.CRITICAL, _findings(_TRIMMED[case])
+
+
+@pytest.mark.parametrize("case", sorted(_TRIMMED))
+def test_block_text_trimmed_reaches_the_class_in_plain_jinja(case: str) -> None:
+    import jinja2
+
+    env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
+    assert env.from_string(_TRIMMED[case]).render() == "<class 'str'>"
+    assert jinja2.Environment().from_string(_TRIMMED[case]).render() == ""  # untrimmed: no such name

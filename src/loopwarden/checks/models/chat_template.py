@@ -475,7 +475,7 @@ def _format_attrs(fmt: str) -> list[str] | None:
     return names
 
 
-def _env() -> Any:
+def _env(*, trim: bool = False) -> Any:
     from jinja2 import nodes
     from jinja2.ext import Extension
     from jinja2.sandbox import ImmutableSandboxedEnvironment
@@ -490,7 +490,11 @@ def _env() -> Any:
             body = parser.parse_statements(("name:endgeneration",), drop_needle=True)
             return nodes.Scope(body, lineno=lineno)
 
-    return ImmutableSandboxedEnvironment(extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation])
+    return ImmutableSandboxedEnvironment(
+        extensions=["jinja2.ext.loopcontrols", "jinja2.ext.do", _Generation],
+        trim_blocks=trim,
+        lstrip_blocks=trim,
+    )
 
 
 def _post_order(tree: Any) -> list[Any]:
@@ -1728,6 +1732,10 @@ def _analyse(
 
     try:
         tree = _env().parse(source)
+        # transformers and llama-cpp-python render with trim_blocks and lstrip_blocks (a newline after a block
+        # tag and the blanks before one are not text), a plain Environment without: where the text differs
+        # (a block set's body), a name may be harmless one way and '__class__' the other, so both are analysed
+        trimmed = _env(trim=True).parse(source)
     except TemplateSyntaxError as exc:
         return _Failure(
             f"Jinja template cannot be parsed ({_show(exc.message or '', 200)}, line {exc.lineno})",
@@ -1738,8 +1746,19 @@ def _analyse(
     except (ValueError, OverflowError) as exc:
         # the lexer converts number literals: past Python's digit limit here, not on Pythons without one
         return _Failure(f"Jinja template cannot be parsed ({_show(str(exc), 200)})")
-    analysis = _Analysis(tree, tick, chat=chat)
-    if not analysis.run():
-        return _Failure("Jinja template too complex to analyse (its values do not settle)")
-    analysis.judge()
-    return tuple(analysis.found.values())
+    found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
+    for parsed in (tree, trimmed) if _text_data(tree) != _text_data(trimmed) else (tree,):
+        analysis = _Analysis(parsed, tick, chat=chat)
+        if not analysis.run():
+            return _Failure("Jinja template too complex to analyse (its values do not settle)")
+        analysis.judge()
+        for key, value in analysis.found.items():
+            found.setdefault(key, value)
+    return tuple(found.values())
+
+
+def _text_data(tree: Any) -> list[str]:
+    """The template's literal text, in order (walked without recursion: templates nest deep)."""
+    from jinja2 import nodes
+
+    return [node.data for node in _post_order(tree) if isinstance(node, nodes.TemplateData)]
