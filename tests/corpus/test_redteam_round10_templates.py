@@ -390,7 +390,7 @@ def test_a_sort_by_two_plain_attributes_stays_clean() -> None:
 
 # The analysis computes names exactly while it can; where its computation differs from what the renderer does,
 # a name it takes for harmless may be '__class__' at render time. Each case below reaches a class under a plain
-# Environment and was clean: jinja's title filter is not str.title, replace takes a count, ``'%s' % [x]``
+# Environment and was clean: jinja's title filter is not str.title, replace takes a count, join an attribute, ``'%s' % [x]``
 # formats the list, jinja's tojson is HTML-safe (``&`` is ``\u0026``), escape leaves a Markup as it is, and a
 # Markup (``|safe``, ``|e``, ``|tojson``) escapes the other operand of ``+``, ``%`` and its methods' arguments, as
 # ``~``, output, replace and join do where the template turns autoescaping on.
@@ -398,6 +398,8 @@ _DIVERGENT = {
     "title-filter": "{% set n = \"x'y\"|title|replace(\"X'y\", '__class__') %}{{ ''[n] }}",
     # 'moo' with its first 'o' replaced is 'mro' (type.mro lists the classes); replaced throughout it is 'mrr'
     "replace-count": "{% set n = 'moo'|replace('o', 'r', 1) %}{{ range[n]() }}",
+    # join with an attribute joins each item's attribute (here its first character): 'mro', not 'mXrXoX'
+    "join-attribute": "{% set n = ['mX', 'rX', 'oX']|join(attribute='0') %}{{ range[n]() }}",
     "percent-list": "{% set n = ('%s' % ['Q'])|replace(\"['Q']\", '__class__') %}{{ ''[n] }}",
     "tojson-html-safe": (
         "{% set n = '&__class__'|tojson|replace('\"', '')|replace('\\\\u0026', '') %}{{ ''[n] }}"

@@ -1326,7 +1326,10 @@ class _Analysis:
     def join_filter(self, base: _V, args: list[_V], kwargs: dict[str, _V], node: Any) -> _V:
         nodes = self.n
         sep = args[0] if args else kwargs.get("d", _EMPTY)
-        if node is not None and isinstance(node.node, nodes.List | nodes.Tuple) and len(args) <= 1:
+        whole = (
+            len(args) <= 1 and "attribute" not in kwargs
+        )  # with an attribute, each item's attribute is joined
+        if node is not None and isinstance(node.node, nodes.List | nodes.Tuple) and whole:
             parts = [_text(self.m(i)) for i in node.node.items]
             exact = all(p.strs and not (p.made or p.ctx or p.num) for p in [sep, *parts])
             if exact and not (self.autoescape and self.escapes(sep, *parts)):  # autoescaped, join escapes
