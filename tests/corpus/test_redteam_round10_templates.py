@@ -392,8 +392,8 @@ def test_a_sort_by_two_plain_attributes_stays_clean() -> None:
 # a name it takes for harmless may be '__class__' at render time. Each case below reaches a class under a plain
 # Environment and was clean: jinja's title filter is not str.title, replace takes a count, join an attribute,
 # ``'%s' % [x]`` formats the list, jinja's tojson is HTML-safe (``&`` is ``\u0026``), escape leaves a Markup as it
-# is, and a Markup (``|safe``, ``|e``, ``|tojson``) escapes the other operand of ``+``, ``%`` and its methods' arguments, as
-# ``~``, output, replace and join do where the template turns autoescaping on.
+# is, and a Markup (``|safe``, ``|e``, ``|tojson``) escapes the other operand of ``+``, ``%`` and its methods'
+# arguments, as ``~``, output, replace and join do where the template turns autoescaping on.
 _DIVERGENT = {
     "title-filter": "{% set n = \"x'y\"|title|replace(\"X'y\", '__class__') %}{{ ''[n] }}",
     # 'moo' with its first 'o' replaced is 'mro' (type.mro lists the classes); replaced throughout it is 'mrr'
