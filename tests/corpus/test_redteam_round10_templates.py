@@ -63,7 +63,26 @@ _FREE_NAME_KEYED = {
     # a set inside a loop's body does not bind the name after the loop: there it is the context's value
     "set-only-in-a-loop": "{% for m in messages %}{% set c = m.role %}{% endfor %}{{ ''[c] }}",
     "set-only-later": "{{ ''[c] }}{% set c = 'role' %}",
+    # an if without else (or a branch that does not set it) leaves the context's value where it is not taken
+    "set-only-in-one-branch": (
+        "{% if messages %}{% set c = 'role' %}{% elif tools %}{% set c = 'x' %}{% endif %}{{ ''[c] }}"
+    ),
 }
+
+
+# where the template binds a name on every path (an if opens no scope), its own values are the only ones
+_BOUND_ON_EVERY_PATH = [
+    "{% if messages[0].text is defined %}{% set key = 'text' %}{% else %}{% set key = 'content' %}{% endif %}"
+    "{% for m in messages %}{{ m[key] }}{% endfor %}",
+    "{% if tools %}{% if messages %}{% set key = 'text' %}{% else %}{% set key = 'role' %}{% endif %}"
+    "{% elif documents %}{% set key = 'name' %}{% else %}{% set key = 'content' %}{% endif %}{{ messages[0][key] }}",
+    "{% macro pick(m) %}{{ m.content }}{% endmacro %}{% for m in messages %}{{ m[pick(m)|trim] if false }}{% endfor %}",
+]
+
+
+@pytest.mark.parametrize("template", _BOUND_ON_EVERY_PATH)
+def test_a_name_the_template_binds_on_every_path_stays_clean(template: str) -> None:
+    assert _findings(template) == []
 
 
 @pytest.mark.parametrize("case", sorted(_FREE_NAME_KEYED))

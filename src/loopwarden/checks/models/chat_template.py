@@ -1399,9 +1399,8 @@ class _Analysis:
                     if not isinstance(child, nodes.Node):
                         continue
                     where[id(child)] = (field, i)
-                    if isinstance(child, nodes.Assign | nodes.AssignBlock | nodes.Macro):
-                        bound = {child.name} if isinstance(child, nodes.Macro) else _stored(child.target)
-                        names = {n for n in bound if wanted(n)}
+                    if isinstance(child, nodes.Assign | nodes.AssignBlock | nodes.Macro | nodes.If):
+                        names = {n for n in self.sets_of(child) if wanted(n)}
                         if names:
                             sets.setdefault((id(node), field), []).append((i, names))
         out: set[int] = set()
@@ -1443,6 +1442,20 @@ class _Analysis:
             if found:
                 out.add(id(use))
         return out
+
+    def sets_of(self, stmt: Any) -> set[str]:
+        """The names a statement binds in the statement list it is in: a ``set`` or macro its own; an ``if`` (which
+        opens no scope in Jinja) those that every one of its branches, ``else`` included, binds."""
+        nodes = self.n
+        if isinstance(stmt, nodes.Macro):
+            return {stmt.name}
+        if isinstance(stmt, nodes.Assign | nodes.AssignBlock):
+            return _stored(stmt.target)
+        if not isinstance(stmt, nodes.If) or not stmt.else_:
+            return set()
+        branches = [stmt.body, *(e.body for e in stmt.elif_), stmt.else_]
+        every = [set().union(*(self.sets_of(s) for s in branch)) for branch in branches]
+        return set.intersection(*every)
 
     def data_read(self, name: Any, parents: dict[int, Any]) -> bool:
         """Whether a use of a global is a printed or tested read of a setting: ``config.extra.version`` or
