@@ -490,3 +490,10 @@ def test_block_text_trimmed_reaches_the_class_in_plain_jinja(case: str) -> None:
     env = jinja2.Environment(trim_blocks=True, lstrip_blocks=True)
     assert env.from_string(_TRIMMED[case]).render() == "<class 'str'>"
     assert jinja2.Environment().from_string(_TRIMMED[case]).render() == ""  # untrimmed: no such name
+
+
+def test_data_chosen_names_in_a_config_template_are_the_applications_own(tmp_path: Path) -> None:
+    """Outside chat templates the render context is the rendering application's data, not a chat user's."""
+    text = "deploy:\n  target: '{{ hostvars[host][field] }} {{ greeting.format(name) }}'\n"
+    result = scan_files(tmp_path, {"serving.yaml": text.encode()})
+    assert result[0].verdict is Verdict.CLEAN, result[0].findings

@@ -1584,9 +1584,10 @@ class _Analysis:
             self.report(
                 node, "item access on a template object (a macro or global) by a computed name", Severity.HIGH
             )
-        elif key.ctx and base.walk and not bad:
+        elif self.chat and key.ctx and base.walk and not bad:
             # one name the data chooses reads one attribute; a second one on what the first reached is a walk
-            # (m[a][b][c]...) that the chat's messages steer to Python globals: a planted gadget
+            # (m[a][b][c]...) that the chat's messages steer to Python globals: a planted gadget (in a config's
+            # template the data is the rendering application's own, not a chat user's)
             self.report(
                 node,
                 "item access by a name the render context's data chooses, on a value reached the same way (the "
@@ -1604,7 +1605,7 @@ class _Analysis:
                     self.report(node, f"format string reads attribute '{_show(name)}'")
         if fmt.made:
             self.report(node, "str.format with a format string the analysis cannot compute", Severity.HIGH)
-        elif fmt.ctx:
+        elif fmt.ctx and self.chat:
             # its replacement fields ({0.__init__.__globals__}) walk the arguments' attributes by names the
             # chat's messages choose
             self.report(
