@@ -522,15 +522,18 @@ class _Storage(_Unknown):
     """The storage torch's ``persistent_load`` returns for ``('storage', type, key, location, numel[, view])``:
     opaque like any loader-made value, but with the element count the stream declares for it."""
 
-    __slots__ = ("base", "key", "numel")
+    __slots__ = ("base", "key", "numel", "packed")
 
-    def __init__(self, key: str, numel: int, base: int | None = 0) -> None:
+    def __init__(self, key: str, numel: int, base: int | None = 0, packed: int = 1) -> None:
         self.key = key
         self.numel = numel
         self.base = base
         """Where the storage starts in the key's storage, in elements: a legacy file's view id
         (``('storage', type, key, location, numel, (view_key, offset, view_numel))``) is a slice of its root
         storage; None when the slice is not constant."""
+        self.packed = packed
+        """Tensor elements per storage element: torch's sub-byte quantized types pack two (``quint4x2``) or four
+        (``quint2x4``) values in a byte, and its bound check needs only ``ceil(extent / packed)`` bytes."""
 
     def __repr__(self) -> str:
         return f"<storage {self.key}: {self.numel} elements>"
@@ -542,6 +545,9 @@ _STORAGE_ITEMSIZE: Final = {
     "QUInt2x4": 1, "Untyped": 1,
 }  # fmt: skip
 """Bytes per element of torch's storage types (``torch.FloatStorage`` ...; an UntypedStorage counts bytes)."""
+_STORAGE_PACKED: Final = {"QUInt4x2": 2, "QUInt2x4": 4}
+"""Values per byte of torch's sub-byte quantized storages (``torch.save`` of a ``quint4x2`` tensor of 4 values
+declares a storage of 2 elements)."""
 _TENSOR_REBUILDS: Final = frozenset(
     {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_qtensor"}
 )
@@ -3599,18 +3605,18 @@ class _VM:
         if len(pid) in (5, 6) and pid[0] == "storage" and type(pid[2]) is str and type(pid[4]) is int:
             kind = pid[1]
             name = kind.qual if type(kind) is _Ref else ""
-            itemsize = (
-                _STORAGE_ITEMSIZE.get(name.removesuffix("Storage")) if name.endswith("Storage") else None
-            )
+            dtype = name.removesuffix("Storage") if name.endswith("Storage") else None
+            itemsize = _STORAGE_ITEMSIZE.get(dtype) if dtype else None
+            packed = _STORAGE_PACKED.get(dtype, 1) if dtype else 1
             if len(self.coll.storages) < _MAX_CONTAINER:
                 self.coll.storages.setdefault(pid[2], (pid[4], itemsize))
             view = pid[5] if len(pid) == 6 else None
             if view is None:
-                return _Storage(pid[2], pid[4])
+                return _Storage(pid[2], pid[4], packed=packed)
             # torch's legacy loader slices the root storage: [offset, offset + view_numel) of its elements
             if type(view) is tuple and len(view) == 3 and type(view[1]) is int and type(view[2]) is int:
-                return _Storage(pid[2], max(0, min(view[2], pid[4] - view[1])), base=view[1])
-            return _Storage(pid[2], pid[4], base=None)
+                return _Storage(pid[2], max(0, min(view[2], pid[4] - view[1])), base=view[1], packed=packed)
+            return _Storage(pid[2], pid[4], base=None, packed=packed)
         return _UNKNOWN
 
     def _tensor_geometry(self, name: str, args: tuple[Any, ...], off: int) -> None:
@@ -3638,8 +3644,8 @@ class _VM:
                     extent += (n - 1) * st
             if negative:
                 problem = "a negative offset, size or stride"
-            elif extent > storage.numel:
-                problem = f"elements up to {extent} of a storage of {storage.numel}"
+            elif extent > storage.numel * storage.packed:
+                problem = f"elements up to {extent} of a storage of {storage.numel * storage.packed}"
         if problem is not None:
             self.coll.hit(
                 RULE_TENSOR,
