@@ -1078,6 +1078,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.ao.quantization.stubs.QuantStub",
         "torch.ao.quantization.stubs.DeQuantStub",
         "torch.ao.quantization.stubs.QuantWrapper",
+        # a model saved whole inside its nn.DataParallel wrapper (torch.save(model) after model =
+        # nn.DataParallel(model), common in older research checkpoints): rebuilt like any module, without its
+        # constructor (see _REBUILD_ONLY); DistributedDataParallel is not listed: its __setstate__ joins a process
+        # group
+        "torch.nn.parallel.data_parallel.DataParallel",
         # a DataLoader saved whole: rebuilt without its constructor (see _REBUILD_ONLY), keeps its collate function
         "torch.utils.data.dataloader.DataLoader",
         "torch.utils.data._utils.collate.default_collate",
@@ -1265,6 +1270,8 @@ _REBUILD_ONLY: Final = frozenset(
         "lightgbm.basic.Booster",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
+        # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful
+        "torch.nn.parallel.data_parallel.DataParallel",
         # its collate functions are kept as attributes, never called by a pickle: called, they call the class of
         # every element they are handed (type(elem)(...)), constructors the allow-list admits only for rebuilding
         "torch.utils.data._utils.collate.default_collate",

@@ -384,3 +384,30 @@ def test_real_onnx_and_gguf_files_stay_clean(tmp_path: Path) -> None:
         writer.write_tensors_to_file()
         writer.close()
     assert _assert_clean(tmp_path) >= 10
+
+
+# --- a model saved whole inside nn.DataParallel ---------------------------------------------------------------
+
+
+def test_data_parallel_wrapper_is_rebuilt_not_called() -> None:
+    from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+    dp = b"ctorch.nn.parallel.data_parallel\nDataParallel\n"
+    rebuilt = b"\x80\x02" + dp + b")\x81}(X\x08\x00\x00\x00training\x88ub."
+    assert analyze_pickle_bytes(rebuilt).findings == ()
+    called = analyze_pickle_bytes(b"\x80\x02" + dp + b"(ctorch.nn.modules.linear\nIdentity\n)\x81tR.")
+    assert [(f.rule_id, f.severity) for f in called.findings] == [("LW-MODEL-005", Severity.HIGH)]
+    # DistributedDataParallel's __setstate__ joins the default process group: not admitted
+    ddp = b"\x80\x02ctorch.nn.parallel.distributed\nDistributedDataParallel\n)\x81}b."
+    assert {f.rule_id for f in analyze_pickle_bytes(ddp).findings} == {"LW-MODEL-005"}
+
+
+def test_real_data_parallel_model_saved_whole_stays_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    nn = torch.nn
+    model = nn.DataParallel(nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Flatten()))
+    torch.save(model, tmp_path / "dp.pt")
+    torch.save(model, tmp_path / "dp_legacy.pt", _use_new_zipfile_serialization=False)
+    torch.save({"model": model, "epoch": 3}, tmp_path / "dp_ckpt.pth")
+    torch.save(model.state_dict(), tmp_path / "dp_state.pt")
+    assert _assert_clean(tmp_path) == 4
