@@ -81,6 +81,11 @@ _DANGEROUS_GLOBALS: Final = frozenset(
         "importlib",
     }
 )
+_JINJA_HELPERS: Final = frozenset({"cycler", "joiner", "lipsum"})
+"""jinja2's own default globals. Used bare (``cycler.__init__``, handed to a filter or macro) each is a Python
+object whose attributes lead to module globals, but called where it is named (``cycler('odd', 'even')``,
+``joiner(', ')``, ``lipsum(1)``) it returns a new helper object or text, no more open than ``namespace(...)``:
+any walk from that result needs an internal attribute name, judged on its own wherever it is spelled."""
 _DATA_GLOBALS: Final = frozenset({"config"})
 """Globals that a template renderer other than Flask defines as data: MkDocs (and its macros plugin) passes its
 site configuration as ``config``. A read of one of its settings (:meth:`_Analysis.data_read`) is judged only where
@@ -1528,6 +1533,7 @@ class _Analysis:
                 and node.ctx == "load"
                 and node.name in _DANGEROUS_GLOBALS
                 and id(node) not in local
+                and not (node.name in _JINJA_HELPERS and id(node) in callees)
             ):
                 if node.name in _DATA_GLOBALS and self.data_read(node, parents):
                     self.report(node, f"{_DATA_READ}'{node.name}' (leads to Python globals)", Severity.HIGH)

@@ -411,3 +411,46 @@ def test_real_data_parallel_model_saved_whole_stays_clean(tmp_path: Path) -> Non
     torch.save({"model": model, "epoch": 3}, tmp_path / "dp_ckpt.pth")
     torch.save(model.state_dict(), tmp_path / "dp_state.pt")
     assert _assert_clean(tmp_path) == 4
+
+
+# --- jinja2's helper globals called where they are named --------------------------------------------------------
+
+_HELPERS_CALLED = (
+    "{% set turn = cycler('odd', 'even') %}{% set sep = joiner(', ') %}"
+    "{% for m in messages %}{{ sep() }}<{{ turn.next() }}>{{ m.role }}: {{ m.content }}{% endfor %}"
+    "{% if add_generation_prompt %}{{ cycler('a', 'b').current }}{{ lipsum(1, false, 3, 5) | length > 0 }}{% endif %}"
+)
+_HELPERS_BARE = {
+    "walk": "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+    "walk_from_result": "{{ cycler('a').__class__.__init__.__globals__ }}",
+    "aliased": "{% set c = cycler %}{{ c('x') }}",
+    "handed_on": "{% macro m(f) %}{{ f }}{% endmacro %}{{ m(lipsum) }}",
+    "attr_filter": "{{ joiner|attr('__init__') }}",
+    "computed_item": "{% set k = '_' ~ '_init__' %}{{ cycler('a')[k] }}",
+}
+
+
+def test_jinja_helpers_called_where_named_are_clean() -> None:
+    from test_chat_template_redteam import _findings
+
+    assert _findings(_HELPERS_CALLED) == []
+
+
+@pytest.mark.parametrize("template", _HELPERS_BARE.values(), ids=_HELPERS_BARE.keys())
+def test_jinja_helpers_used_bare_or_walked_are_still_reported(template: str) -> None:
+    from test_chat_template_redteam import _worst
+
+    assert (_worst(template) or Severity.INFO) >= Severity.HIGH
+
+
+def test_real_tokenizer_with_jinja_helpers_renders_and_stays_clean(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    tokenizers = pytest.importorskip("tokenizers")
+    tok = tokenizers.Tokenizer(tokenizers.models.WordLevel({"<unk>": 0, "hi": 1}, unk_token="<unk>"))
+    fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="<unk>")
+    fast.chat_template = _HELPERS_CALLED
+    chat = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]
+    text = fast.apply_chat_template(chat, tokenize=False, add_generation_prompt=True)
+    assert "<odd>user: hi, <even>assistant: yo" in text
+    fast.save_pretrained(tmp_path)
+    _assert_clean(tmp_path)
