@@ -851,6 +851,8 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     package = any(n.endswith("/.data/extern_modules") for n in names)
     if package:  # torch.package: its tensors' bytes are <root>/.data/<key>.storage records, read as raw data
         raw_members |= {n for n in names if _PACKAGE_STORAGE.match(n)}
+    # torch's writer (torch.save, torch.jit.save) records every CRC as 0 when told not to compute them
+    crcless = bool(roots) and zipfmt.written_without_crc(arch.entries)
     first_finding = len(ctx.findings)
     for start, end, what in arch.extra_ranges:
         _range(blob, ctx, start, end, what)
@@ -879,7 +881,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
                     child, crc = small
                     plain_npy = False
                     if (method, csize) == (e.method, e.csize) and crc is not None:
-                        zipfmt.judge_crc(e, crc, ctx, mloc)
+                        zipfmt.judge_crc(e, crc, ctx, mloc, crcless=crcless)
                         crc_done = True
                 else:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
@@ -903,7 +905,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
             _declared_ratio(blob, e, ctx, mloc)
         elif e.method in zipfmt.SUPPORTED_METHODS and not crc_done:
             try:
-                zipfmt.check_crc(blob, e, ctx, mloc)
+                zipfmt.check_crc(blob, e, ctx, mloc, crcless=crcless)
             except ResourceLimitExceeded as exc:
                 if exc.bound in _GLOBAL_BOUNDS:
                     raise

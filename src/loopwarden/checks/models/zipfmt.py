@@ -605,7 +605,7 @@ def crc_of(reader: BinaryIO, ctx: ScanContext) -> int:
         crc = zlib.crc32(chunk, crc)
 
 
-def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location) -> None:
+def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location, *, crcless: bool = False) -> None:
     """Compare the member's real CRC-32 with the central directory's (and the local header's)."""
     got = member_reader(blob, e, e.method, e.csize, ctx)
     if got is None:
@@ -617,12 +617,33 @@ def check_crc(blob: Blob, e: ZipEntry, ctx: ScanContext, mloc: Location) -> None
     if err:
         ctx.fail(mloc, err)
         return
-    judge_crc(e, crc, ctx, mloc)
+    judge_crc(e, crc, ctx, mloc, crcless=crcless)
 
 
-def judge_crc(e: ZipEntry, crc: int, ctx: ScanContext, mloc: Location) -> None:
-    """Report a member whose data's CRC-32 differs from the one its central directory entry records."""
-    if not e.hidden and crc != e.crc:
+def written_without_crc(entries: list[ZipEntry]) -> bool:
+    """Whether every listed member records a CRC-32 of 0, as ``torch.save`` writes an archive when
+    ``torch.utils.serialization.config.save.compute_crc32`` is off (a documented speed option): the writer skipped
+    the CRCs, it did not single out a member."""
+    listed = [e for e in entries if not e.hidden and not e.is_dir]
+    return bool(listed) and all(e.crc == 0 for e in listed)
+
+
+def judge_crc(e: ZipEntry, crc: int, ctx: ScanContext, mloc: Location, *, crcless: bool = False) -> None:
+    """Report a member whose data's CRC-32 differs from the one its central directory entry records.
+
+    In an archive written without CRCs (:func:`written_without_crc`) the zero is a note (INFO): the member is
+    analysed here all the same, and Python's zipfile refuses it as it refuses every member of that archive."""
+    if not e.hidden and crc != e.crc and crcless and e.crc == 0:
+        ctx.add_severity(
+            rules.ZipCrcMismatch,
+            Severity.INFO,
+            "CRC-32 recorded as 0, as in every member of this archive (torch.save with compute_crc32 off): "
+            "Python's zipfile refuses the member, torch loads it; analysed here",
+            mloc,
+            recorded=f"{e.crc:08x}",
+            actual=f"{crc:08x}",
+        )
+    elif not e.hidden and crc != e.crc:
         ctx.add_severity(
             rules.ZipCrcMismatch,
             Severity.HIGH,

@@ -12,7 +12,10 @@ from random initialisation only; this file keeps a representative subset of the 
 
 from __future__ import annotations
 
+import io
 import json
+import struct
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -454,3 +457,76 @@ def test_real_tokenizer_with_jinja_helpers_renders_and_stays_clean(tmp_path: Pat
     assert "<odd>user: hi, <even>assistant: yo" in text
     fast.save_pretrained(tmp_path)
     _assert_clean(tmp_path)
+
+
+# --- torch archives written without CRCs ------------------------------------------------------------------------
+
+
+def _zero_crcs(data: bytes, only: str | None = None) -> bytes:
+    """Record CRC-32 0 for every member (or the member ``only``), in the central directory and local headers."""
+    out = bytearray(data)
+    zf = zipfile.ZipFile(io.BytesIO(data))
+    pos = zf.start_dir  # type: ignore[attr-defined]
+    for info in zf.infolist():
+        assert out[pos : pos + 4] == b"PK\x01\x02"
+        n, m, k = struct.unpack_from("<HHH", out, pos + 28)
+        if only is None or info.filename == only:
+            struct.pack_into("<I", out, pos + 16, 0)
+            struct.pack_into("<I", out, info.header_offset + 14, 0)
+        pos += 46 + n + m + k
+    return bytes(out)
+
+
+def _scan_one(path: Path) -> tuple[str, dict[str, Severity]]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    (t,) = scan_paths([str(path)], jobs=1).targets
+    worst: dict[str, Severity] = {}
+    for f in t.findings:
+        worst[f.rule_id] = max(worst.get(f.rule_id, Severity.INFO), f.severity)
+    return t.verdict.value, worst
+
+
+def _torch_zip(pkl: bytes) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("archive/data.pkl", pkl)
+        zf.writestr("archive/byteorder", b"little")
+        zf.writestr("archive/version", b"3\n")
+    return buf.getvalue()
+
+
+def test_torch_save_without_crcs_stays_clean(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    import torch
+    import torch.utils.serialization  # the config lives here; torch does not import it itself
+
+    config = torch.utils.serialization.config.save
+    before = config.compute_crc32
+    config.compute_crc32 = False
+    try:
+        torch.save(torch.nn.Sequential(torch.nn.Linear(2, 2)), tmp_path / "module.pt")
+        torch.save({"w": torch.zeros(3), "step": 1}, tmp_path / "state.pt")
+    finally:
+        config.compute_crc32 = before
+    assert zipfile.ZipFile(tmp_path / "state.pt").infolist()[0].CRC == 0
+    for name in ("module.pt", "state.pt"):
+        assert _scan_one(tmp_path / name) == ("clean", {"LW-MODEL-026": Severity.INFO})
+
+
+def test_zero_crcs_do_not_hide_a_payload_or_a_single_broken_member(tmp_path: Path) -> None:
+    evil = b"\x80\x02cos\nsystem\n(X\x02\x00\x00\x00idtR."
+    (tmp_path / "all_zero.pt").write_bytes(_zero_crcs(_torch_zip(evil)))
+    verdict, worst = _scan_one(tmp_path / "all_zero.pt")
+    assert verdict == "findings" and worst["LW-MODEL-001"] is Severity.CRITICAL
+    # one member's CRC zeroed while the others are right: singled out, as before
+    benign = b"\x80\x02}q\x00."
+    (tmp_path / "one_zero.pt").write_bytes(_zero_crcs(_torch_zip(benign), only="archive/data.pkl"))
+    assert _scan_one(tmp_path / "one_zero.pt") == ("findings", {"LW-MODEL-026": Severity.HIGH})
+    # every CRC zeroed in a zip that is not a torch archive: torch's option does not explain it
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("config.yaml", "a: 1\n")
+        zf.writestr("notes.txt", "x")
+    (tmp_path / "bundle.zip").write_bytes(_zero_crcs(buf.getvalue()))
+    assert _scan_one(tmp_path / "bundle.zip")[1].get("LW-MODEL-026") is Severity.HIGH
