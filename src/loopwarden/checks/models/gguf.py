@@ -1,4 +1,5 @@
-"""GGUF: header, versions 1-3, bounded key/value parsing, tensor-info sanity, chat templates analysed."""
+"""GGUF: header, versions 1-3 (little- or big-endian), bounded key/value parsing, tensor-info sanity, chat templates
+analysed."""
 
 from __future__ import annotations
 
@@ -94,10 +95,12 @@ class _BadError(Exception):
 
 
 class _Cursor:
-    def __init__(self, f: BinaryIO, size: int, v1: bool) -> None:
+    def __init__(self, f: BinaryIO, size: int, v1: bool, order: str = "<") -> None:
         self.f = f
         self.size = size
         self.v1 = v1
+        self.order = order
+        """struct byte order of every number in the file: '<', or '>' for gguf-py's big-endian files."""
         self.buf = b""
         self.bpos = 0
         self.base = 0  # file offset of buf[0]
@@ -129,10 +132,10 @@ class _Cursor:
             self.base, self.buf, self.bpos = self.pos + n, b"", 0
 
     def u32(self) -> int:
-        return int(struct.unpack("<I", self.read(4))[0])
+        return int(struct.unpack(self.order + "I", self.read(4))[0])
 
     def u64(self) -> int:
-        return int(struct.unpack("<Q", self.read(8))[0])
+        return int(struct.unpack(self.order + "Q", self.read(8))[0])
 
     def count(self) -> int:
         return self.u32() if self.v1 else self.u64()
@@ -165,11 +168,11 @@ class _Vocab:
         self.special: dict[str, int] = {}
         self.model: str | None = None
 
-    def check(self, f: BinaryIO, v1: bool, ctx: ScanContext, loc: Location) -> None:
+    def check(self, f: BinaryIO, v1: bool, ctx: ScanContext, loc: Location, order: str = "<") -> None:
         n = self.n_tokens
         if n is None:
             return  # no vocabulary: llama.cpp loads none (or refuses the model)
-        head = "<II" if v1 else "<IQ"
+        head = order + ("II" if v1 else "IQ")
         types: tuple[int, int] | None = None  # (element type, data offset) of token_type
         for key, pos in self.arrays.items():
             f.seek(pos)
@@ -188,7 +191,7 @@ class _Vocab:
         if types is not None:
             for i in self.odd_bytes[:16]:
                 f.seek(types[1] + 4 * i)
-                (ttype,) = struct.unpack("<i", f.read(4))
+                (ttype,) = struct.unpack(order + "i", f.read(4))
                 if ttype == _BYTE_TOKEN:
                     # PLaMo-2's tokenizer indexed a 256-entry table with the parsed number: "<0x-1>" wrote before
                     # it (llama.cpp PR 25969, issue 27226); other byte parsers throw
@@ -233,7 +236,7 @@ def _value(
     ``keep``, each string of an array (nested ones included) is handed to ``judge``, when given (None for one
     longer than _MAX_KEEP)."""
     if vtype in _SCALAR:
-        fmt = "<" + _SCALAR[vtype]
+        fmt = cur.order + _SCALAR[vtype]
         return struct.unpack(fmt, cur.read(struct.calcsize(fmt)))[0]
     if vtype == _STRING:
         return cur.string(keep)
@@ -307,9 +310,14 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
     if len(head) < 8:
         raise _BadError("header truncated")
     (version,) = struct.unpack_from("<I", head, 4)
+    order = "<"
+    if version not in (1, 2, 3) and struct.unpack_from(">I", head, 4)[0] in (2, 3):
+        # gguf-py writes big-endian files (GGUFEndian.BIG, for s390x hosts), every number big-endian, and its
+        # reader reads them on any host (transformers' GGUF loading): parsed and judged like the others
+        order, version = ">", struct.unpack_from(">I", head, 4)[0]
     if version not in (1, 2, 3):
         raise _BadError(f"unsupported GGUF version {version}")
-    cur = _Cursor(f, size, version == 1)
+    cur = _Cursor(f, size, version == 1, order)
     cur.skip(8)
     n_tensors = cur.count()
     n_kv = cur.count()
@@ -412,7 +420,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
             raise _BadError(
                 f"tensor '{name[:100]}' data ({nbytes} bytes at {offset}) lies past the end of the file"
             )
-    vocab.check(f, version == 1, ctx, loc)
+    vocab.check(f, version == 1, ctx, loc, order)
     from loopwarden.checks.models.chat_template import check_template
 
     for key, text in templates:

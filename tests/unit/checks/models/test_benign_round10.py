@@ -530,3 +530,40 @@ def test_zero_crcs_do_not_hide_a_payload_or_a_single_broken_member(tmp_path: Pat
         zf.writestr("notes.txt", "x")
     (tmp_path / "bundle.zip").write_bytes(_zero_crcs(buf.getvalue()))
     assert _scan_one(tmp_path / "bundle.zip")[1].get("LW-MODEL-026") is Severity.HIGH
+
+
+# --- big-endian GGUF ------------------------------------------------------------------------------------------
+
+
+def _gguf_be(path: Path, template: str, *, eos: int = 1) -> None:
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    writer = gguf.GGUFWriter(str(path), "llama", endianess=gguf.GGUFEndian.BIG)
+    writer.add_name("be")
+    writer.add_uint32("x.u32", 3)
+    writer.add_float32("x.f32", 0.5)
+    writer.add_array("x.numbers", [1, 2, 3])
+    writer.add_token_list(["<s>", "</s>", "a", "b"])
+    writer.add_token_types([gguf.TokenType.CONTROL] * 2 + [gguf.TokenType.NORMAL] * 2)
+    writer.add_eos_token_id(eos)
+    writer.add_chat_template(template)
+    writer.add_tensor("w", np.random.rand(4, 4).astype(np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
+def test_big_endian_gguf_is_parsed_and_clean(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    _gguf_be(tmp_path / "be.gguf", _LLAMA3)
+    assert gguf.GGUFReader(str(tmp_path / "be.gguf")).byte_order == "S"  # gguf-py reads it on this host
+    assert _scan_one(tmp_path / "be.gguf") == ("clean", {})
+
+
+def test_big_endian_gguf_is_judged_like_any_other(tmp_path: Path) -> None:
+    _gguf_be(tmp_path / "ssti.gguf", "{{ cycler.__init__.__globals__.os.popen('id').read() }}")
+    verdict, worst = _scan_one(tmp_path / "ssti.gguf")
+    assert verdict == "findings" and worst["LW-MODEL-040"] is Severity.CRITICAL
+    _gguf_be(tmp_path / "vocab.gguf", _LLAMA3, eos=7)  # an id outside the 4-token vocabulary, read big-endian
+    assert _scan_one(tmp_path / "vocab.gguf")[1].get("LW-MODEL-039") is Severity.MEDIUM
