@@ -1349,6 +1349,11 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.trainer_utils.",
     "transformers.debug_utils.",
     "transformers.utils.generic.",
+    # the weight renamings and conversions (WeightRenaming, WeightConverter and their ConversionOps: Concatenate,
+    # MergeModulelist ...) a transformers 5 model loaded with from_pretrained keeps, saved with it by
+    # torch.save(model): pattern holders rebuilt by NEWOBJ + BUILD, whose only load-time hook (__setattr__) checks
+    # and wraps the pattern fields
+    "transformers.core_model_loading.",
     "accelerate.utils.dataclasses.",
     "omegaconf.",
     "pytorch_lightning.utilities.parsing.",

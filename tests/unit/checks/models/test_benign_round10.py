@@ -567,3 +567,40 @@ def test_big_endian_gguf_is_judged_like_any_other(tmp_path: Path) -> None:
     assert verdict == "findings" and worst["LW-MODEL-040"] is Severity.CRITICAL
     _gguf_be(tmp_path / "vocab.gguf", _LLAMA3, eos=7)  # an id outside the 4-token vocabulary, read big-endian
     assert _scan_one(tmp_path / "vocab.gguf")[1].get("LW-MODEL-039") is Severity.MEDIUM
+
+
+# --- transformers 5 models saved whole after from_pretrained -------------------------------------------------------
+
+
+def test_weight_conversions_are_rebuilt_not_called_and_imports_refused() -> None:
+    from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+    mod = b"ctransformers.core_model_loading\n"
+    rebuilt = b"\x80\x02" + mod + b"WeightConverter\n)\x81N}\x86b" + mod + b"Concatenate\n)\x81}b\x86."
+    assert analyze_pickle_bytes(rebuilt).findings == ()
+    called = analyze_pickle_bytes(
+        b"\x80\x02" + mod + b"WeightRenaming\n(X\x01\x00\x00\x00aX\x01\x00\x00\x00btR."
+    )
+    assert [(f.rule_id, f.severity) for f in called.findings] == [("LW-MODEL-005", Severity.HIGH)]
+    # a class the module only imports (concurrent.futures') is not one of its own
+    imported = analyze_pickle_bytes(b"\x80\x02" + mod + b"ThreadPoolExecutor\n)\x81}b.")
+    assert {f.rule_id for f in imported.findings} == {"LW-MODEL-005"}
+
+
+def test_real_from_pretrained_models_saved_whole_stay_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    small = {"hidden_size": 32, "num_attention_heads": 2, "num_hidden_layers": 1, "intermediate_size": 37}
+    configs = {
+        # Mixtral's experts are merged on load (WeightConverter with MergeModulelist and Concatenate)
+        "mixtral": transformers.MixtralConfig(
+            **small, num_key_value_heads=1, num_local_experts=2, num_experts_per_tok=1, vocab_size=99
+        ),
+        "gpt_neox": transformers.GPTNeoXConfig(**small, vocab_size=99),  # renamed weights (WeightRenaming)
+    }
+    for name, config in configs.items():
+        model_cls = getattr(transformers, f"{type(config).__name__.removesuffix('Config')}ForCausalLM")
+        model_cls(config).save_pretrained(tmp_path / name)
+        loaded = model_cls.from_pretrained(tmp_path / name)
+        torch.save(loaded, tmp_path / f"{name}.pt")
+    assert _assert_clean(tmp_path) >= 6
