@@ -1354,6 +1354,11 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     # torch.save(model): pattern holders rebuilt by NEWOBJ + BUILD, whose only load-time hook (__setattr__) checks
     # and wraps the pattern fields
     "transformers.core_model_loading.",
+    # what a processor returns (BatchFeature, as BatchEncoding above) and the key/value caches generate() returns
+    # (DynamicCache and its layers), saved with torch.save to reuse preprocessed inputs or a prompt's cache: data
+    # holders rebuilt by NEWOBJ + BUILD
+    "transformers.feature_extraction_utils.",
+    "transformers.cache_utils.",
     "accelerate.utils.dataclasses.",
     "omegaconf.",
     "pytorch_lightning.utilities.parsing.",

@@ -604,3 +604,30 @@ def test_real_from_pretrained_models_saved_whole_stay_clean(tmp_path: Path) -> N
         loaded = model_cls.from_pretrained(tmp_path / name)
         torch.save(loaded, tmp_path / f"{name}.pt")
     assert _assert_clean(tmp_path) >= 6
+
+
+def test_real_processor_outputs_and_kv_caches_stay_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(
+        hidden_size=32,
+        num_attention_heads=2,
+        num_key_value_heads=1,
+        num_hidden_layers=2,
+        intermediate_size=37,
+    )
+    model = transformers.LlamaForCausalLM(config).eval()
+    with torch.no_grad():
+        out = model(torch.tensor([[1, 2, 3]]), use_cache=True)
+    torch.save(out.past_key_values, tmp_path / "prompt_cache.pt")
+    torch.save(transformers.BatchFeature({"pixel_values": torch.zeros(1, 3, 4, 4)}), tmp_path / "features.pt")
+    assert _assert_clean(tmp_path) == 2
+
+
+def test_kv_cache_classes_are_rebuilt_not_called() -> None:
+    from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+    cache = b"ctransformers.cache_utils\nDynamicCache\n"
+    assert analyze_pickle_bytes(b"\x80\x02" + cache + b")\x81}b.").findings == ()
+    called = analyze_pickle_bytes(b"\x80\x02" + cache + b")R.")
+    assert [(f.rule_id, f.severity) for f in called.findings] == [("LW-MODEL-005", Severity.HIGH)]
