@@ -9,8 +9,10 @@ that really are what the pattern promises:
 * a class (``inspect.isclass``) of the same package (its ``__module__`` starts with the package name), not defined
   under a denied prefix, whose load-time hooks (``__new__``, ``__setstate__``, ``__del__``, ``__setattr__``,
   ``__setitem__``, ``append``, ``extend``, ``__hash__``, ``__eq__``, ``_missing_``) show no I/O, networking,
-  threads, processes, imports or code execution in their source; classes that fail the hook check are written as
-  exclusions with the reason;
+  threads, processes, imports or code execution in their source, no call into a loaded native library (directly
+  or one ``self`` method down: a handle taken from the state is freed or dereferenced) and no call of an
+  instance attribute (a callable the state sets); classes that fail the hook check are written as exclusions
+  with the reason;
 * a function defined in that very module (``__module__`` and ``__qualname__`` match the path).
 
 Enum classes are marked: pickle rebuilds enum members by calling the class with the value.
@@ -146,12 +148,66 @@ def _hooks(cls: type) -> Iterator[tuple[str, Any]]:
         yield f"{fn.__module__}.{fn.__qualname__}", fn
 
 
-def _danger_in(fn: Any, top: str) -> str | None:
+def _native(fn: Any, name: str) -> bool:
+    """Whether ``name`` is, in ``fn``'s module, a loaded native library (``xgboost.core._LIB``): a hook calling
+    into it hands the library values the state chose (a handle to free, a pointer to read)."""
+    import ctypes
+
+    return isinstance(getattr(fn, "__globals__", {}).get(name), ctypes.CDLL)
+
+
+def _native_call(fn: Any) -> str | None:
+    """The first ``library.function`` of a loaded native library that ``fn``'s source names, if any."""
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
     except (TypeError, OSError, SyntaxError):
         return None
     for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and _native(fn, node.value.id)
+        ):
+            return f"{node.value.id}.{node.attr}"
+    return None
+
+
+def _danger_in(fn: Any, top: str, cls: type | None = None) -> str | None:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+    except (TypeError, OSError, SyntaxError):
+        return None
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and _native(fn, node.value.id)
+        ):
+            return f"calls the native library {node.value.id}.{node.attr}"
+        if (
+            cls is not None
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"
+            and inspect.getattr_static(cls, node.func.attr, None) is None
+        ):
+            # not a method: an instance attribute, which the pickle's state sets (xgboost Categories.__del__
+            # calls self._free())
+            return f"calls self.{node.func.attr}, an instance attribute the state sets"
+        if (
+            cls is not None
+            and isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and isinstance(node.func.value, ast.Name)
+            and node.func.value.id == "self"
+        ):
+            # one method down, for the native library only (lightgbm Dataset.__del__ -> self._free_handle())
+            method = inspect.getattr_static(cls, node.func.attr, None)
+            called = _native_call(method) if inspect.isfunction(method) else None
+            if called:
+                return f"calls self.{node.func.attr}, which calls the native library {called}"
+
         if isinstance(node, ast.Import | ast.ImportFrom):
             # a module of the class's own package is already imported wherever the class is; any other is not
             mods = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
@@ -187,7 +243,9 @@ _HOOK_VERDICTS: dict[str, str | None] = {}
 def _hook_problem(cls: type) -> str | None:
     for name, fn in _hooks(cls):
         if name not in _HOOK_VERDICTS:
-            _HOOK_VERDICTS[name] = None if name in _REVIEWED_HOOKS else _danger_in(fn, name.split(".", 1)[0])
+            _HOOK_VERDICTS[name] = (
+                None if name in _REVIEWED_HOOKS else _danger_in(fn, name.split(".", 1)[0], cls)
+            )
         if _HOOK_VERDICTS[name]:
             return f"{name} {_HOOK_VERDICTS[name]}"
     return None

@@ -1404,6 +1404,18 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "sklearn.utils._joblib",
     "torch.optim.lr_scheduler.LambdaLR",
     "torch.optim.lr_scheduler.MultiplicativeLR",
+    # wrappers of a native library handle that xgboost.sklearn and lightgbm.sklearn import: their __del__ hands
+    # the handle the state chose to the library's free (XGDMatrixFree, LGBM_DatasetFree; Categories calls the
+    # state's _free), so a pickle frees any address it names (confirmed: the loader dies of SIGSEGV). They
+    # cannot be pickled themselves (ctypes pointers); the estimators pickle their Booster, listed by name
+    *(
+        f"{mod}.{cls}"
+        for mod in ("xgboost.sklearn", "xgboost.core")
+        for cls in ("DMatrix", "QuantileDMatrix", "ExtMemQuantileDMatrix", "Categories")
+    ),
+    "xgboost._data_utils.Categories",
+    "lightgbm.sklearn.Dataset",
+    "lightgbm.basic.Dataset",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
