@@ -1,0 +1,212 @@
+"""Regressions from the round-10 audit of the allow-list's class patterns: the classes each pattern admits were
+enumerated in the real packages and their load-time hooks read (``__new__``, ``__setstate__``, ``__setattr__``
+and property setters, ``__setitem__``/``append``/``extend``/``add``, ``__getattr__``, ``__del__``, and what they
+call). One section per class of gadget, each with its variants and the benign files it must keep clean.
+
+The payloads are assembled here from opcodes and only scanned; the tests that confirm an effect with the real
+loader run it in a child process and skip when the library is missing.
+"""
+
+from __future__ import annotations
+
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_redteam_pickle import P4, STOP, call, clean, g, u
+
+from loopwarden.checks.models.allowlist import AllowList
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+
+def sdict(**items: bytes) -> bytes:
+    return b"}(" + b"".join(u(k) + v for k, v in items.items()) + b"u"
+
+
+def rules(result: PickleResult) -> set[tuple[str, Severity]]:
+    return {(f.rule_id, f.severity) for f in result.findings}
+
+
+def _rebuilt(cls: str, state: bytes) -> bytes:
+    """NEWOBJ of ``cls`` without arguments, then BUILD with ``state`` (how pickle rebuilds an instance)."""
+    return g(cls) + b")\x81" + state + b"b"
+
+
+def _load(data: bytes, tail: str = "") -> subprocess.CompletedProcess[str]:
+    """``pickle.loads`` of ``data`` in a child process (then ``tail``, Python code run on the result ``o``)."""
+    code = f"import pickle, sys\no = pickle.loads(sys.stdin.buffer.read())\n{tail}\nprint('loaded')"
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        input=data.decode("latin-1"),
+        capture_output=True,
+        text=True,
+        encoding="latin-1",
+        timeout=120,
+        check=False,
+    )
+
+
+# --- an item opcode answered by a class's __getattr__ from its state ---------------------------------------------
+# APPEND, APPENDS and ADDITEMS on an object that is not a list or set look up its extend/append/add with getattr.
+# A class without those methods whose __getattr__ forwards unknown names into its state answers from there:
+# torch.nn.Module from its _modules/_parameters/_buffers dicts, scikit-learn's FrozenEstimator from the estimator
+# it wraps. A callable the state put there under that name is then called on the pickle's items. Confirmed with
+# pickle.loads: nn.Identity with _modules={"append": BertWordPieceTokenizer}, then APPEND of a path, ran the
+# tokenizer's constructor, which read and parsed the vocabulary file at that path (outside the model's folder);
+# the scanner called the file clean.
+
+_PATTERN_CLASS = "tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer"
+_PATH = u("/home/user/.ssh/id_rsa")
+_TAILS = {
+    "append": (_PATH + b"a", "APPEND"),  # the unpickler tries extend, then append
+    "extend": (b"(" + _PATH + b"e", "APPENDS"),
+    "add": (b"(" + _PATH + b"\x90", "ADDITEMS"),
+}
+
+
+def _ordered(key: str, value: bytes) -> bytes:
+    """``collections.OrderedDict()`` filled by SETITEMS, as torch pickles a module's ``_modules``."""
+    return call(g("collections.OrderedDict")) + b"(" + u(key) + value + b"u"
+
+
+def _plain(key: str, value: bytes) -> bytes:
+    return b"}(" + u(key) + value + b"u"
+
+
+def _wrapped(key: str, value: bytes) -> bytes:
+    return _rebuilt("types.SimpleNamespace", sdict(**{key: value}))
+
+
+_FORWARDERS = {
+    "module-_modules-ordered": ("torch.nn.modules.linear.Identity", "_modules", _ordered),
+    "module-_modules-plain": ("torch.nn.modules.linear.Identity", "_modules", _plain),
+    "module-_parameters": ("torch.nn.modules.linear.Linear", "_parameters", _ordered),
+    "module-_buffers": ("torch.nn.modules.conv.Conv2d", "_buffers", _plain),
+    "frozen-estimator": ("sklearn.frozen._frozen.FrozenEstimator", "estimator", _wrapped),
+}
+_PLANTED = {
+    "pattern-class": g(_PATTERN_CLASS),
+    "partial": call(g("functools.partial"), g(_PATTERN_CLASS), _PATH),
+}
+
+
+@pytest.mark.parametrize("method", _TAILS)
+@pytest.mark.parametrize("forwarder", _FORWARDERS.values(), ids=_FORWARDERS.keys())
+@pytest.mark.parametrize("planted", _PLANTED.values(), ids=_PLANTED.keys())
+def test_item_opcode_reaching_a_callable_through_getattr_forwarding_is_critical(
+    method: str, forwarder: tuple[str, str, object], planted: bytes
+) -> None:
+    cls, attr, holder = forwarder
+    assert callable(holder)
+    tail, op = _TAILS[method]
+    payload = P4 + _rebuilt(cls, sdict(**{attr: holder(method, planted)})) + tail + STOP
+    result = analyze_pickle_bytes(payload)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), (op, result)
+
+
+def test_method_names_kept_as_constants_or_other_keys_stay_clean() -> None:
+    # a submodule dict under ordinary names, and the method names with constant values: nothing is called
+    for state in (
+        sdict(_modules=_ordered("fc", b"N")),
+        sdict(_modules=_plain("append", u("text"))),
+        sdict(_buffers=_plain("extend", b"K\x01")),
+    ):
+        clean(analyze_pickle_bytes(P4 + _rebuilt("torch.nn.modules.linear.Identity", state) + STOP))
+
+
+def test_real_modules_and_list_fills_stay_clean() -> None:
+    nn = pytest.importorskip("torch.nn")
+    model = nn.Sequential(nn.Linear(2, 2), nn.ModuleList([nn.ReLU(), nn.Identity()]))
+    model.add_module("head", nn.ModuleDict({"add": nn.Linear(2, 1), "append": nn.Identity()}))
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(model, protocol=protocol)))
+        clean(analyze_pickle_bytes(pickle.dumps([model, {1, 2}, [model]], protocol=protocol)))
+
+
+def test_real_loader_calls_the_callable_a_modules_dict_plants(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    pytest.importorskip("tokenizers")
+    # a vocabulary outside the model's folder; without [SEP] the constructor fails after reading it, and says so
+    secret = tmp_path / "outside" / "vocab.txt"
+    secret.parent.mkdir()
+    secret.write_text("[PAD]\n[UNK]\n[CLS]\nTOPSECRET\n", encoding="utf-8")
+    state = sdict(_modules=_ordered("append", g(_PATTERN_CLASS)))
+    payload = P4 + _rebuilt("torch.nn.modules.linear.Identity", state) + u(str(secret)) + b"a" + STOP
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload)
+    assert "sep_token not found in the vocabulary" in done.stderr, done.stderr
+
+
+# --- a native library handle taken from the state ----------------------------------------------------------------
+# xgboost.sklearn and lightgbm.sklearn import the classes that wrap a handle of their native library (DMatrix,
+# QuantileDMatrix, Categories; Dataset), so the xgboost.sklearn./lightgbm.sklearn. patterns admitted them, and
+# the reference list kept them (their hooks' source names no I/O). Their __del__ hands the handle the state chose
+# to the library's free function (Categories calls the state's _free): a pickle frees any address it names.
+# Confirmed with pickle.loads: the loader died of SIGSEGV; the scanner called the file clean. These classes
+# cannot be pickled themselves (ctypes pointers): the estimators pickle their Booster, which stays allowed.
+
+_HANDLE = b"\x8a\x08" + (0x4141414141414141).to_bytes(8, "little")
+_NATIVE = {
+    "xgboost-DMatrix": ("xgboost.sklearn.DMatrix", sdict(handle=_HANDLE)),
+    "xgboost-QuantileDMatrix": ("xgboost.sklearn.QuantileDMatrix", sdict(handle=_HANDLE)),
+    "xgboost-Categories": (
+        "xgboost.sklearn.Categories",
+        sdict(_handle=_rebuilt("types.SimpleNamespace", sdict(value=b"K\x01")), _free=g("builtins.object")),
+    ),
+    "xgboost-core-DMatrix": ("xgboost.core.DMatrix", sdict(handle=_HANDLE)),
+    "lightgbm-Dataset": ("lightgbm.sklearn.Dataset", sdict(_handle=_HANDLE)),
+}
+
+
+@pytest.mark.parametrize(("cls", "state"), _NATIVE.values(), ids=_NATIVE.keys())
+def test_native_handle_wrappers_are_not_allowed(cls: str, state: bytes) -> None:
+    result = analyze_pickle_bytes(P4 + _rebuilt(cls, state) + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "xgboost.sklearn.XGBClassifier",
+        "xgboost.sklearn.XGBRegressor",
+        "xgboost.sklearn.XGBRanker",
+        "lightgbm.sklearn.LGBMClassifier",
+        "lightgbm.sklearn.LGBMRegressor",
+        "lightgbm.sklearn._ObjectiveFunctionWrapper",
+    ],
+)
+def test_estimators_of_the_same_modules_stay_allowed(name: str) -> None:
+    module, _, qual = name.rpartition(".")
+    assert AllowList.default().classify(module, qual).allowed
+
+
+def test_real_fitted_boosting_estimators_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    x = np.arange(40, dtype=float).reshape(20, 2)
+    y = np.arange(20) % 2
+    models = []
+    for lib, cls in (("xgboost", "XGBClassifier"), ("lightgbm", "LGBMClassifier")):
+        try:
+            module = __import__(lib)
+        except ImportError:
+            continue
+        models.append(getattr(module, cls)(n_estimators=2).fit(x, y))
+    if not models:
+        pytest.skip("neither xgboost nor lightgbm is installed")
+    for model in models:
+        for protocol in (2, 4, 5):
+            clean(analyze_pickle_bytes(pickle.dumps(model, protocol=protocol)))
+
+
+@pytest.mark.parametrize(
+    ("lib", "cls", "key"), [("xgboost", "DMatrix", "handle"), ("lightgbm", "Dataset", "_handle")]
+)
+def test_real_loader_frees_the_handle_a_state_names(lib: str, cls: str, key: str) -> None:
+    pytest.importorskip(lib)
+    payload = P4 + _rebuilt(f"{lib}.sklearn.{cls}", sdict(**{key: _HANDLE})) + STOP
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload, "del o")
+    assert done.returncode != 0 and "loaded" not in done.stdout, (done.returncode, done.stderr[-500:])
