@@ -107,6 +107,35 @@ def test_item_opcode_reaching_a_callable_through_getattr_forwarding_is_critical(
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), (op, result)
 
 
+def test_forwarding_two_levels_down_is_critical() -> None:
+    # statsmodels' ResultsWrapper forwards to its _results, here a torch module that forwards to its _modules
+    # (which also answer the wrapper's results.model.data)
+    modules = (
+        call(g("collections.OrderedDict"))
+        + b"("
+        + u("model")
+        + _rebuilt("types.SimpleNamespace", sdict(data=b"N"))
+        + u("append")
+        + g(_PATTERN_CLASS)
+        + b"u"
+    )
+    inner = _rebuilt("torch.nn.modules.linear.Identity", sdict(_modules=modules))
+    payload = (
+        P4 + _rebuilt("statsmodels.base.wrapper.ResultsWrapper", sdict(_results=inner)) + _PATH + b"a" + STOP
+    )
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+
+
+def test_add_forwarded_after_a_real_append_is_critical() -> None:
+    # Sequential has a real append (APPEND of None succeeds); it has no add, which its __getattr__ then answers
+    # from _modules: each method name is searched for on its own
+    state = sdict(_modules=_ordered("add", g(_PATTERN_CLASS)))
+    payload = (
+        P4 + _rebuilt("torch.nn.modules.container.Sequential", state) + b"Na" + b"(" + _PATH + b"\x90" + STOP
+    )
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+
+
 def test_method_names_kept_as_constants_or_other_keys_stay_clean() -> None:
     # a submodule dict under ordinary names, and the method names with constant values: nothing is called
     for state in (

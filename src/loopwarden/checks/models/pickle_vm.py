@@ -1239,7 +1239,7 @@ class _VM:
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
-        self._forward_seen: dict[int, Any] = {}  # states already searched by _forwarded, by id (held)
+        self._forward_seen: dict[tuple[int, str], Any] = {}  # states _forwarded searched (held: ids stay)
         # items not kept of lists filled past _MAX_CONTAINER, by id (the list is held so that its id stays its own)
         self.dropped: dict[int, tuple[list[Any], int]] = {}
         # scikit-learn tree node arrays built in this stream, by id of the value (held so the id stays its own):
@@ -3794,35 +3794,46 @@ class _VM:
     def _forwarded(self, target: _Call, op: str, off: int) -> None:
         """The unpickler finds ``extend``/``append``/``add`` with an attribute lookup, and a class whose
         ``__getattr__`` forwards unknown names into its state answers it from there: a torch ``Module`` from its
-        ``_modules``/``_parameters``/``_buffers`` dicts, a wrapper (scikit-learn's ``FrozenEstimator``) from the
-        object it wraps. A callable the state put under that name in a mapping or object it holds is then called
-        on the pickle's items (confirmed: ``nn.Identity`` with ``_modules={"append": <pattern-only class>}``
-        then APPEND ran that class's constructor on a path). Nothing a library saves keeps a callable there."""
-        state = target.state
-        if id(state) in self._forward_seen:
-            return
-        self._forward_seen[id(state)] = state
+        ``_modules``/``_parameters``/``_buffers`` dicts, a wrapper (scikit-learn's ``FrozenEstimator``,
+        statsmodels' ``ResultsWrapper``) from the object it wraps, which may forward again. A callable the state
+        put under that name in a mapping or object it holds is then called on the pickle's items (confirmed:
+        ``nn.Identity`` with ``_modules={"append": <pattern-only class>}`` then APPEND ran that class's
+        constructor on a path). Nothing a library saves keeps a callable there. Each state is searched once per
+        method name (the objects it holds, three levels down)."""
         wanted = ("extend", "append") if op != "ADDITEMS" else ("add",)
-        for part in self._state_mappings(state)[0]:
-            for attr, value in part.items:
-                held = value.items if type(value) is _Call else value if type(value) is _Dict else None
-                found = [(k, v) for k, v in held.items if type(k) is str and k in wanted] if held else []
-                if type(value) is _Call and value.planted:
-                    found += [(k, v) for k, v in value.planted if k in wanted]
-                hit = next(((k, v) for k, v in found if _maybe_callable(v)), None)
-                if hit is None:
-                    continue
-                desc = _describe(target)
-                self.coll.hit(
-                    RULE_DUNDER_STATE,
-                    Severity.CRITICAL,
-                    f"{desc}.{attr}.{hit[0]}",
-                    f"{op} looks up {hit[0]} on {desc}, whose __getattr__ can answer from its attribute {attr!r}: "
-                    f"the state put the callable {_short(hit[1])} there, which runs on the pickle's items",
-                    off,
-                    self._ev({"how": op, "attribute": f"{attr}.{hit[0]}", "value": _short(hit[1])}),
-                )
-                return
+        todo = [(target.state, 0)]
+        while todo:
+            state, depth = todo.pop()
+            key = (id(state), wanted[0])
+            if key in self._forward_seen:
+                continue
+            self._forward_seen[key] = state
+            for part in self._state_mappings(state)[0]:
+                for attr, value in part.items:
+                    if type(value) is _Call:
+                        held = value.items
+                        if value.state is not None and depth < 2:
+                            todo.append((value.state, depth + 1))
+                    else:
+                        held = value if type(value) is _Dict else None
+                    found = [(k, v) for k, v in held.items if type(k) is str and k in wanted] if held else []
+                    if type(value) is _Call and value.planted:
+                        found += [(k, v) for k, v in value.planted if k in wanted]
+                    hit = next(((k, v) for k, v in found if _maybe_callable(v)), None)
+                    if hit is None:
+                        continue
+                    desc = _describe(target)
+                    self.coll.hit(
+                        RULE_DUNDER_STATE,
+                        Severity.CRITICAL,
+                        f"{desc}.{attr}.{hit[0]}",
+                        f"{op} looks up {hit[0]} on {desc}, whose __getattr__ can answer from its attribute "
+                        f"{attr!r}: the state put the callable {_short(hit[1])} there, which runs on the pickle's "
+                        "items",
+                        off,
+                        self._ev({"how": op, "attribute": f"{attr}.{hit[0]}", "value": _short(hit[1])}),
+                    )
+                    return
 
     def _op_binpersid(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
