@@ -239,3 +239,55 @@ def test_real_loader_frees_the_handle_a_state_names(lib: str, cls: str, key: str
     assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
     done = _load(payload, "del o")
     assert done.returncode != 0 and "loaded" not in done.stdout, (done.returncode, done.stderr[-500:])
+
+
+# --- a slow SentencePiece tokenizer reloading the model file its state names ------------------------------------
+# transformers' CpmTokenizer, SiglipTokenizer (sp_model.Load(self.vocab_file)), M2M100Tokenizer,
+# Speech2TextTokenizer (load_spm(self.spm_file, ...)) and MarianTokenizer (each of self.spm_files) reload their
+# SentencePiece model in __setstate__ from the path in the state. Their modules import sentencepiece, so the
+# reference list was generated without them and the transformers.models. pattern alone admitted them. Confirmed
+# with pickle.loads: sentencepiece opened and parsed the file at the chosen path (outside the model's folder);
+# the scanner called the file clean.
+
+_SPM = {
+    "cpm": ("transformers.models.cpm.tokenization_cpm.CpmTokenizer", "vocab_file"),
+    "siglip": ("transformers.models.siglip.tokenization_siglip.SiglipTokenizer", "vocab_file"),
+    "m2m_100": ("transformers.models.m2m_100.tokenization_m2m_100.M2M100Tokenizer", "spm_file"),
+    "speech_to_text": (
+        "transformers.models.speech_to_text.tokenization_speech_to_text.Speech2TextTokenizer",
+        "spm_file",
+    ),
+    "marian": ("transformers.models.marian.tokenization_marian.MarianTokenizer", "spm_files"),
+}
+
+
+@pytest.mark.parametrize(("cls", "key"), _SPM.values(), ids=_SPM.keys())
+def test_sentencepiece_tokenizer_reloading_a_state_path_is_not_allowed(cls: str, key: str) -> None:
+    path = u("/home/user/.ssh/id_rsa")
+    value = b"]" + b"(" + path + b"e" if key == "spm_files" else path
+    result = analyze_pickle_bytes(P4 + _rebuilt(cls, sdict(**{key: value, "sp_model_kwargs": b"}"})) + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+
+
+def test_other_tokenizers_and_configs_of_those_models_stay_allowed() -> None:
+    allow = AllowList.default()
+    for name in (
+        "transformers.models.siglip.configuration_siglip.SiglipConfig",
+        "transformers.models.marian.configuration_marian.MarianConfig",
+        "transformers.models.bert.tokenization_bert.BertTokenizer",
+    ):
+        module, _, qual = name.rpartition(".")
+        assert allow.classify(module, qual).allowed, name
+
+
+def test_real_loader_reads_the_model_file_a_siglip_state_names(tmp_path: Path) -> None:
+    pytest.importorskip("sentencepiece")
+    pytest.importorskip("transformers.models.siglip.tokenization_siglip")
+    secret = tmp_path / "outside" / "secret.model"
+    secret.parent.mkdir()
+    secret.write_text("not a model", encoding="utf-8")
+    cls = "transformers.models.siglip.tokenization_siglip.SiglipTokenizer"
+    payload = P4 + _rebuilt(cls, sdict(vocab_file=u(str(secret)), sp_model_kwargs=b"}")) + STOP
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload)
+    assert "could not parse ModelProto" in done.stderr and str(secret) in done.stderr, done.stderr[-500:]

@@ -1416,6 +1416,15 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "xgboost._data_utils.Categories",
     "lightgbm.sklearn.Dataset",
     "lightgbm.basic.Dataset",
+    # transformers' slow SentencePiece tokenizers whose __setstate__ loads the model file at the path the state
+    # names (sp_model.Load(self.vocab_file), load_spm(self.spm_file)): a file read anywhere (confirmed). Their
+    # modules import sentencepiece, so the reference list was made without them and the pattern alone admitted
+    # them; pickled for real, they too reload the path of the machine that saved them
+    "transformers.models.cpm.tokenization_cpm.CpmTokenizer",
+    "transformers.models.m2m_100.tokenization_m2m_100.M2M100Tokenizer",
+    "transformers.models.marian.tokenization_marian.MarianTokenizer",
+    "transformers.models.siglip.tokenization_siglip.SiglipTokenizer",
+    "transformers.models.speech_to_text.tokenization_speech_to_text.Speech2TextTokenizer",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
