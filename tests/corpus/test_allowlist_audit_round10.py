@@ -291,3 +291,91 @@ def test_real_loader_reads_the_model_file_a_siglip_state_names(tmp_path: Path) -
     assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
     done = _load(payload)
     assert "could not parse ModelProto" in done.stderr and str(secret) in done.stderr, done.stderr[-500:]
+
+
+# --- a statsmodels formula evaluated by ModelData.__setstate__ -----------------------------------------------------
+# A statsmodels model fitted from a formula pickles its data (PandasData ...) with restore_model_spec (0.15;
+# restore_design_info before) and its formula; ModelData.__setstate__ then rebuilds the design matrices with
+# get_matrices(d["formula"], data, eval_env=depth), and patsy (or formulaic) evaluates every factor of the formula
+# as Python in one of the loader's frames. Confirmed with statsmodels' own sm.load_pickle: an OLS result whose
+# formula was rewritten to "y ~ x + I(__import__('pathlib').Path(<marker>).touch() or x)" created the marker; the
+# scanner called the file clean. The formula is judged as SciPy's argument-parser template is: plain column names
+# and the transforms formulas are written with pass, any other call, attribute or dunder is code execution.
+
+_FORMULA_DATA = "statsmodels.base.data.PandasData"
+_EVIL_FORMULAS = [
+    "y ~ x + I(__import__('os').system('id') or x)",
+    "y ~ I(open('/etc/passwd').read())",
+    "y ~ os.system('id')",
+    "y ~ pickle.loads(b'x')",
+    "y ~ I(np.load('x'))",
+    "y ~ getattr(np, 'load')('x')",
+    "y ~ I((lambda: 1)())",
+    "y ~ x[0]",
+]
+
+
+def _formula_state(formula: bytes, key: str = "restore_model_spec") -> bytes:
+    return P4 + _rebuilt(_FORMULA_DATA, sdict(**{key: b"\x88", "formula": formula, "frame": b"N"})) + STOP
+
+
+@pytest.mark.parametrize("key", ["restore_model_spec", "restore_design_info"])
+@pytest.mark.parametrize("formula", _EVIL_FORMULAS)
+def test_statsmodels_formula_that_runs_code_is_critical(formula: str, key: str) -> None:
+    result = analyze_pickle_bytes(_formula_state(u(formula), key))
+    assert ("LW-MODEL-001", Severity.CRITICAL) in rules(result), result
+
+
+def test_statsmodels_formula_computed_at_load_is_critical() -> None:
+    computed = call(g("builtins.str"), u("y ~ x"))
+    result = analyze_pickle_bytes(_formula_state(computed))
+    assert ("LW-MODEL-001", Severity.CRITICAL) in rules(result), result
+
+
+@pytest.mark.parametrize(
+    "formula",
+    [
+        "y ~ x",
+        "Lottery ~ Literacy + Wealth + Region - 1",
+        "y ~ np.log(x + 1) + C(g, Treatment('b')) + I(x**2)",
+        "y ~ C(a):C(b) + bs(x, df=3) + standardize(z) + Q('odd name')",
+    ],
+)
+def test_statsmodels_plain_formulas_stay_clean(formula: str) -> None:
+    clean(analyze_pickle_bytes(_formula_state(u(formula))))
+    # and a formula without the restore key is never evaluated
+    clean(analyze_pickle_bytes(P4 + _rebuilt(_FORMULA_DATA, sdict(formula=u(_EVIL_FORMULAS[0]))) + STOP))
+
+
+def _formula_results(formula: str) -> object:
+    np = pytest.importorskip("numpy")
+    pd = pytest.importorskip("pandas")
+    smf = pytest.importorskip("statsmodels.formula.api")
+    frame = pd.DataFrame({"y": np.arange(10.0), "x": np.arange(10.0) ** 0.5, "g": list("ab") * 5})
+    return smf.ols(formula, frame).fit()
+
+
+def test_real_formula_models_stay_clean() -> None:
+    for formula in ("y ~ x", "y ~ np.log(x + 1) + C(g, Treatment('b')) + I(x**2)"):
+        results = _formula_results(formula)
+        for protocol in (2, 4, 5):
+            clean(analyze_pickle_bytes(pickle.dumps(results, protocol=protocol)))
+
+
+def test_real_loader_evaluates_the_formula_of_a_statsmodels_pickle(tmp_path: Path) -> None:
+    results = _formula_results("y ~ x")
+    marker = tmp_path / "marker"
+    evil = f"y ~ x + I(__import__('pathlib').Path({str(marker)!r}).touch() or x)".encode()
+    raw = pickle.dumps(results, protocol=2)  # unframed: the formula can be swapped in place
+    plain = b"X" + (5).to_bytes(4, "little") + b"y ~ x"
+    assert raw.count(plain) == 1
+    payload = raw.replace(plain, b"X" + len(evil).to_bytes(4, "little") + evil)
+    assert ("LW-MODEL-001", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+    path = tmp_path / "model.pickle"
+    path.write_bytes(payload)
+    # statsmodels' own loader, called from a function as an application would
+    code = "import statsmodels.api as sm, sys\ndef main(p):\n    sm.load_pickle(p)\nmain(sys.argv[1])\n"
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert marker.exists(), done.stderr[-500:]

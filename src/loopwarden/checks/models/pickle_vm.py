@@ -2748,6 +2748,19 @@ class _VM:
 
     def _class_state(self, cls: str, state: Any, off: int) -> None:
         """State handed to ``cls.__setstate__`` that the class turns into code."""
+        if cls.startswith("statsmodels."):
+            formula = self._statsmodels_formula(state)
+            if formula is not None:
+                self.coll.hit(
+                    "LW-MODEL-001",
+                    Severity.CRITICAL,
+                    f"{cls}.__setstate__",
+                    f"{cls}: its __setstate__ rebuilds the design matrices from the state's formula, whose terms "
+                    f"patsy/formulaic evaluate as Python in the loader's frames; this formula calls or reaches "
+                    f"more than plain column transforms: {_short(formula)}",
+                    off,
+                    self._ev({"formula": _short(formula)}),
+                )
         if cls.rpartition(".")[0] in SCIPY_DIST_MODULES and not _scipy_dist_state(state):
             self.coll.hit(
                 "LW-MODEL-001",
@@ -2759,6 +2772,25 @@ class _VM:
                 off,
                 self._ev({"state": _short(state)}),
             )
+
+    def _statsmodels_formula(self, state: Any) -> Any:
+        """The formula a statsmodels ``ModelData.__setstate__`` would evaluate, when it is not a plain one.
+
+        A model fitted from a formula pickles its data with ``restore_model_spec`` (0.15; ``restore_design_info``
+        before) instead of the design, and ``__setstate__`` rebuilds it with ``get_matrices(d["formula"], data,
+        eval_env=depth)``: every factor of the formula is Python that patsy (or formulaic) ``eval``s in one of the
+        loader's frames (confirmed: ``sm.load_pickle`` of an OLS result whose formula was ``y ~ I(<call> or x)``
+        ran the call). None when the state does not ask for that or its formula is one
+        :func:`_plain_formula` admits; else the formula (or the unknown value) to report."""
+        parts = self._state_mappings(state)[0]
+        keys = {k for part in parts for k, _ in part.items if type(k) is str}
+        if not keys & {"restore_model_spec", "restore_design_info"}:
+            return None
+        formulas = [v for part in parts for k, v in part.items if type(k) is str and k == "formula"]
+        if not formulas:
+            return None  # __setstate__ fails on the missing key before evaluating anything
+        formula = formulas[-1]
+        return None if type(formula) is str and _plain_formula(formula) else formula
 
     def _block_placements(self, blocks: Any, off: int) -> None:
         """pandas' ``BlockManager(blocks, axes)`` checks that the blocks' placements add up to the number of
@@ -4345,6 +4377,52 @@ _SCIPY_ARG_TEMPLATE: Final = (
 )
 _SCIPY_SHAPES_RE: Final = re.compile(r"\ndef _parse_args\(self, ((?:[A-Za-z_][A-Za-z0-9_]*, )*) ")
 _SCIPY_LOCSCALE: Final = (("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1"))
+
+
+_FORMULA_CALLS: Final = frozenset(
+    {
+        # patsy's and formulaic's own transforms and contrasts, and the math their documentation uses bare
+        *(
+            "C",
+            "I",
+            "Q",
+            "Treatment",
+            "Sum",
+            "Diff",
+            "Helmert",
+            "Poly",
+            "Poly",
+            "poly",
+            "center",
+            "standardize",
+        ),
+        *("scale", "bs", "cr", "cc", "te", "log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "lag"),
+    }
+)
+_FORMULA_STRING_RE: Final = re.compile(r"'[^'\\\n]*'|\"[^\"\\\n]*\"")
+_FORMULA_CALL_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
+_FORMULA_ATTR_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
+_FORMULA_BAD_RE: Final = re.compile(r"__|\blambda\b|:=|[\[\]{};@`\\]|[)'\"]\s*\(")
+
+
+def _plain_formula(formula: str) -> bool:
+    """Whether a patsy/formulaic formula only names columns and applies the transforms formulas are written
+    with: calls of :data:`_FORMULA_CALLS` or of numpy's element-wise functions (``np.log(x)``), no other
+    attribute, no dunder, subscript, lambda or call of an expression. Its factors are Python evaluated in the
+    loader's frames, whose globals hold ``os``, ``pickle`` or ``builtins``: any other call may reach them."""
+    if len(formula) > 4096:
+        return False
+    text = _FORMULA_STRING_RE.sub("''", formula)  # Q('a name'), Treatment('level'): text, not code
+    if "'" in text.replace("''", "") or '"' in text or _FORMULA_BAD_RE.search(text):
+        return False
+    for name in _FORMULA_CALL_RE.findall(text):
+        head, _, tail = name.rpartition(".")
+        if not (name in _FORMULA_CALLS or (head in ("np", "numpy") and tail in NUMPY_FUNCTIONS)):
+            return False
+    return all(
+        m.group(0).split(".", 1)[0].strip() in ("np", "numpy") and m.group(1) in NUMPY_FUNCTIONS | {"pi", "e"}
+        for m in _FORMULA_ATTR_RE.finditer(text)
+    )
 
 
 def _scipy_dist_state(state: Any) -> bool:
