@@ -117,7 +117,9 @@ _REVIEWED_HOOKS = {
     "transformers.image_utils.SizeDict.__eq__": "getattr over the dataclass's own fields",
 }
 _TRUSTED_HOOK_MODULES = ("builtins", "enum", "abc", "typing", "dataclasses", "functools", "collections")
-_SKIP_MODULE = re.compile(r"(?:^|\.)(?:tests?|testing|conftest|_testing|benchmarks?)(?:\.|$)")
+_SKIP_MODULE = re.compile(
+    r"(?:^|\.)(?:_?examples?|tests?|testing|_testing|conftest|benchmarks?|_build_utils|scripts?)(?:\.|$)"
+)
 
 
 def _modules(prefix: str) -> Iterator[str]:

@@ -379,3 +379,78 @@ def test_real_loader_evaluates_the_formula_of_a_statsmodels_pickle(tmp_path: Pat
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, check=False
     )
     assert marker.exists(), done.stderr[-500:]
+
+
+# --- a name in a module that is a script: examples, tests, benchmarks --------------------------------------------
+# The class patterns matched any CapWords name in any module under their prefixes, and a module the reference list
+# does not have (it skips examples, tests and benchmarks) kept the name pattern alone. Naming anything in such a
+# module imports it, which runs its top-level code whatever the name: numpy's
+# random/_examples/numba/extending_distributions dlopens ./libdistributions.so from the working directory.
+# Confirmed: pickle.load of a file naming ...extending_distributions.Normals, run from a folder holding a
+# libdistributions.so, ran that library's constructor (then failed on the missing name); the scanner called the
+# file clean.
+
+_SCRIPTS = [
+    "numpy.random._examples.numba.extending_distributions.Normals",
+    "numpy.random._examples.cffi.extending.Anything",
+    "sklearn.utils.tests.test_validation.Thing",
+    "statsmodels.regression.tests.test_regression.TestOLS",
+    "sklearn._build_utils.tempita.Builder",
+    "transformers.models.bert.convert_bert_original_tf_checkpoint_to_pytorch.scripts.Main",
+    "torch.optim.benchmarks.Runner",
+]
+
+
+@pytest.mark.parametrize("name", _SCRIPTS)
+def test_names_in_example_test_and_benchmark_modules_are_not_allowed(name: str) -> None:
+    module, _, qual = name.rpartition(".")
+    assert not AllowList.default().classify(module, qual).allowed
+    result = analyze_pickle_bytes(P4 + g(name) + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+
+
+def test_runtime_modules_of_the_same_packages_stay_allowed() -> None:
+    allow = AllowList.default()
+    for name in (
+        "numpy.random._pcg64.PCG64",
+        "sklearn.linear_model._base.LinearRegression",
+        "statsmodels.regression.linear_model.OLS",
+        "torch.optim.sgd.SGD",
+        "sklearn.metrics._classification.f1_score",
+    ):
+        module, _, qual = name.rpartition(".")
+        assert allow.classify(module, qual).allowed, name
+    assert allow.classify("sklearn.metrics.tests.test_classification", "f1_score").allowed is False
+
+
+def test_real_loader_imports_the_example_module_a_name_points_into(tmp_path: Path) -> None:
+    pytest.importorskip("numba")
+    pytest.importorskip("cffi")
+    # the working directory's libdistributions.so: ctypes-loadable shared object whose constructor leaves a marker
+    gcc = pytest.importorskip("shutil").which("gcc")
+    if gcc is None:
+        pytest.skip("no C compiler to build the library")
+    src = tmp_path / "evil.c"
+    src.write_text(
+        "#include <stdio.h>\n__attribute__((constructor)) static void init(void) "
+        '{ FILE *f = fopen("marker", "w"); if (f) fclose(f); }\n'
+        "double random_standard_normal(void *s) { return 0.0; }\n",
+        encoding="utf-8",
+    )
+    subprocess.run(
+        [gcc, "-shared", "-fPIC", "-o", str(tmp_path / "libdistributions.so"), str(src)], check=True
+    )
+    payload = P4 + g(_SCRIPTS[0]) + STOP
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
+    code = (
+        "import pickle, sys\ntry:\n    pickle.loads(sys.stdin.buffer.read())\nexcept Exception:\n    pass\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code],
+        input=payload,
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert (tmp_path / "marker").exists()

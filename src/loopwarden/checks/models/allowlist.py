@@ -1427,6 +1427,13 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.models.speech_to_text.tokenization_speech_to_text.Speech2TextTokenizer",
 )
 _CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
+# Modules a package ships that are not part of what it runs: examples, tests, benchmarks, build helpers. They are
+# scripts: a pickle naming anything in one imports it, which runs its top-level code whatever the name (numpy's
+# random/_examples/numba/extending_distributions dlopens ./libdistributions.so from the working directory:
+# confirmed, native code from the model's folder ran). The reference list skips them, so no model names them.
+_NOT_RUNTIME_RE: Final = re.compile(
+    r"(?:^|\.)(?:_?examples?|tests?|testing|_testing|conftest|benchmarks?|_build_utils|scripts?)(?:\.|$)"
+)
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
 # keeps them. rv_generic.__setstate__ exec()s the instance's _parse_arg_template string, so the VM admits their
 # state only with the template SciPy itself generates (pickle_vm._scipy_dist_state).
@@ -1770,11 +1777,17 @@ def _class_pattern(module: str, qual: str) -> bool:
     full = f"{module}.{qual}"
     if any(full.startswith(d) for d in _CLASS_DENY_PREFIXES):
         return False
-    return any(module.startswith(p) or f"{module}." == p for p in _CLASS_PREFIXES)
+    return any(
+        module.startswith(p) or f"{module}." == p for p in _CLASS_PREFIXES
+    ) and not _NOT_RUNTIME_RE.search(module)
 
 
 def _function_pattern(module: str, qual: str) -> bool:
-    return bool(_FUNCTION_RE.match(qual)) and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
+    return (
+        bool(_FUNCTION_RE.match(qual))
+        and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
+        and not _NOT_RUNTIME_RE.search(module)
+    )
 
 
 class _EcosystemNames:
