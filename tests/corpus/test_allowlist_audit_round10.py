@@ -454,3 +454,40 @@ def test_real_loader_imports_the_example_module_a_name_points_into(tmp_path: Pat
         check=False,
     )
     assert (tmp_path / "marker").exists()
+
+
+# --- omegaconf: names the pattern admitted only because of the module they were imported into -------------------
+# The reference list is not made from omegaconf, so "omegaconf." admitted any CapWords name in any of its modules,
+# including what they import: PyYAML's CSafeLoader/CDumper (omegaconf._yaml, ._utils), io.StringIO (the vendored
+# ANTLR runtime and the generated grammar parser), contextvars.ContextVar. None of them was found to do harm when
+# rebuilt (hardening, no confirmed miss); the pattern now covers only the modules omegaconf's pickles name.
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "omegaconf._yaml.CSafeLoader",
+        "omegaconf._utils.CDumper",
+        "omegaconf.vendor.antlr4.Lexer.StringIO",
+        "omegaconf.grammar.gen.OmegaConfGrammarParser.OmegaConfGrammarParser",
+        "omegaconf._impl.ContextVar",
+        "omegaconf.omegaconf.OmegaConf",
+    ],
+)
+def test_omegaconf_names_outside_its_config_modules_are_not_allowed(name: str) -> None:
+    module, _, qual = name.rpartition(".")
+    assert not AllowList.default().classify(module, qual).allowed
+
+
+def test_real_omegaconf_configs_stay_clean() -> None:
+    omegaconf = pytest.importorskip("omegaconf")
+    configs = [
+        omegaconf.OmegaConf.create({"x": 1, "y": [1, 2, {"z": "${x}"}], "f": 1.5, "n": None, "s": "a"}),
+        omegaconf.OmegaConf.create([1, {"a": 2}]),
+    ]
+    readonly = omegaconf.OmegaConf.create({"a": {"b": 1}})
+    omegaconf.OmegaConf.set_readonly(readonly, True)
+    configs.append(readonly)
+    for cfg in configs:
+        for protocol in (2, 4, 5):
+            clean(analyze_pickle_bytes(pickle.dumps(cfg, protocol=protocol)))

@@ -1360,7 +1360,13 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.feature_extraction_utils.",
     "transformers.cache_utils.",
     "accelerate.utils.dataclasses.",
-    "omegaconf.",
+    # omegaconf's config data (the reference list is not made from omegaconf, so a module's name is all there is
+    # to judge: only the modules its pickles name, not the vendored ANTLR runtime, the grammar's generated parser
+    # or the YAML helpers, which import CSafeLoader, StringIO and other objects under omegaconf names)
+    *(
+        f"omegaconf.{m}."
+        for m in ("base", "basecontainer", "dictconfig", "listconfig", "tupleconfig", "nodes")
+    ),
     "pytorch_lightning.utilities.parsing.",
     "lightning.pytorch.utilities.parsing.",
     "lightning_fabric.utilities.data.",
