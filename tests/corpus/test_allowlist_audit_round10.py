@@ -491,3 +491,70 @@ def test_real_omegaconf_configs_stay_clean() -> None:
     for cfg in configs:
         for protocol in (2, 4, 5):
             clean(analyze_pickle_bytes(pickle.dumps(cfg, protocol=protocol)))
+
+
+# --- a rebuilt instance handed to a constructor that iterates or converts it ------------------------------------
+# Pattern-only classes are rebuilt without their constructor and their load hooks reviewed, but not their other
+# protocol methods. Allowed constructors run those of their argument: list(x)/tuple(x)/torch.Size(x) iterate it,
+# dict(x) calls keys(), str(x) __str__, pathlib.Path(x) __fspath__; copyreg._reconstructor(cls, list, x) runs
+# list.__init__(obj, x). gensim's LineSentence iterates over the lines of the file (or URL, through smart_open)
+# its state names. Confirmed with pickle.loads: list(LineSentence rebuilt with source=<a file outside the model's
+# folder>) returned that file's lines; the scanner called the file clean.
+
+_LINES = "gensim.models.word2vec.LineSentence"
+_LINE_STATE = sdict(source=u("/etc/passwd"), max_sentence_length=b"M\x10\x27", limit=b"N")
+_INSTANCES = {
+    "newobj": _rebuilt(_LINES, _LINE_STATE),
+    "copyreg-newobj": call(g("copyreg.__newobj__"), g(_LINES)) + _LINE_STATE + b"b",
+    "reconstructor": call(g("copyreg._reconstructor"), g(_LINES), g("builtins.object"), b"N")
+    + _LINE_STATE
+    + b"b",
+}
+_TAKERS = {
+    "list": lambda x: call(g("builtins.list"), x),
+    "tuple": lambda x: call(g("builtins.tuple"), x),
+    "set": lambda x: call(g("builtins.set"), x),
+    "dict": lambda x: call(g("builtins.dict"), x),
+    "str": lambda x: call(g("builtins.str"), x),
+    "OrderedDict": lambda x: call(g("collections.OrderedDict"), x),
+    "deque": lambda x: call(g("collections.deque"), x),
+    "defaultdict": lambda x: call(g("collections.defaultdict"), b"N", x),
+    "torch.Size": lambda x: call(g("torch.Size"), x),
+    "pathlib.Path": lambda x: call(g("pathlib.Path"), x),
+    "reconstructor-list": lambda x: call(
+        g("copyreg._reconstructor"), g("builtins.list"), g("builtins.list"), x
+    ),
+}
+
+
+@pytest.mark.parametrize("taker", _TAKERS.values(), ids=_TAKERS.keys())
+@pytest.mark.parametrize("instance", _INSTANCES.values(), ids=_INSTANCES.keys())
+def test_rebuilt_instance_iterated_by_an_allowed_constructor_is_reported(
+    taker: object, instance: bytes
+) -> None:
+    assert callable(taker)
+    result = analyze_pickle_bytes(P4 + taker(instance) + STOP)
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(result), result
+
+
+def test_constructors_over_constants_and_kept_instances_stay_clean() -> None:
+    instance = _rebuilt("sklearn.linear_model._base.LinearRegression", sdict(fit_intercept=b"\x88"))
+    for payload in (
+        call(g("builtins.list"), b"(K\x01K\x02l"),
+        call(g("collections.OrderedDict"), b"((" + u("a") + instance + b"tl"),  # an instance kept as a value
+        call(g("builtins.tuple"), b"(" + instance + b"l"),  # iterating the list, not the instance
+        call(g("copyreg._reconstructor"), g("builtins.list"), g("builtins.list"), b"(K\x01l"),
+    ):
+        clean(analyze_pickle_bytes(P4 + payload + STOP))
+
+
+def test_real_loader_reads_the_file_a_line_sentence_names(tmp_path: Path) -> None:
+    pytest.importorskip("gensim.models.word2vec")
+    secret = tmp_path / "outside" / "secret.txt"
+    secret.parent.mkdir()
+    secret.write_text("TOP SECRET LINE\n", encoding="utf-8")
+    state = sdict(source=u(str(secret)), max_sentence_length=b"M\x10\x27", limit=b"N")
+    payload = P4 + call(g("builtins.list"), _rebuilt(_LINES, state)) + STOP
+    assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload, "print(o)")
+    assert "SECRET" in done.stdout, done.stderr[-500:]

@@ -178,6 +178,26 @@ _KEPT_KEYS: Final = _STATE_WATCHED | _DCP_KEYS
 _MAX_STORAGE_INFOS: Final = 1 << 20
 _MAX_WATCHED_EXTRA: Final = 64
 """Items of those keys a mapping keeps past ``_MAX_CONTAINER`` (see ``_Dict.add``)."""
+_PROTOCOL_TAKERS: Final = frozenset(
+    {
+        *(
+            f"builtins.{t}"
+            for t in ("list", "tuple", "set", "frozenset", "dict", "bytearray", "bytes", "str")
+        ),
+        *(f"builtins.{t}" for t in ("int", "float", "complex", "bool", "range", "hash")),
+        *(f"collections.{t}" for t in ("OrderedDict", "deque", "Counter", "defaultdict")),
+        "torch.Size",
+        "decimal.Decimal",
+        "fractions.Fraction",
+        "uuid.UUID",
+        *(f"pathlib.{t}" for t in ("PurePath", "PurePosixPath", "PureWindowsPath", "Path", "PosixPath")),
+        *(f"pathlib._local.{t}" for t in ("Path", "PosixPath", "PurePosixPath", "PureWindowsPath")),
+        "pathlib.WindowsPath",
+    }
+)
+"""Allowed constructors that run protocol methods of their argument's class: iteration (``list(x)``,
+``torch.Size(x)``), mapping (``dict(x)``), conversion (``str(x)``, ``int(x)``), hashing, ``os.fspath`` (see
+``_VM._protocol_args``)."""
 _DICT_CONSTRUCTORS: Final = frozenset(
     {
         "builtins.dict",
@@ -1488,6 +1508,8 @@ class _VM:
                             and not (
                                 careful and args and type(args[0]) is _Ref and args[0].pending is not None
                             )
+                            # list(x), dict(x), str(x) ... of a rebuilt instance: see _VM._protocol_args
+                            and not (args and func.canon in _PROTOCOL_TAKERS and _Call in map(type, args))
                         ):
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
@@ -1809,6 +1831,15 @@ class _VM:
                 self._tensor_geometry(name, args, off)
             elif name == _SPARSE_REBUILD:
                 self._sparse_indices(args)
+            if name in _PROTOCOL_TAKERS:
+                self._protocol_args(func, args, off, how)
+            elif (
+                name == "copyreg._reconstructor"
+                and len(args) > 2
+                and type(args[1]) is _Ref
+                and args[1].canon in _PROTOCOL_TAKERS
+            ):
+                self._protocol_args(args[1], args[2:3], off, f"{how} via {func.name}")
             if func.by_pattern:
                 self._constructor_call(func, args, off, how)
             elif name == "copyreg._reconstructor" and len(args) > 1 and type(args[1]) is _Ref:
@@ -2090,6 +2121,30 @@ class _VM:
                 self._call(args[1], (first,), off, how)
         elif type(first) is _Ref:
             self._call(first, (), off, how)  # the default ctor, __bit_generator_ctor, calls a class
+
+    def _protocol_args(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """An allowed constructor that iterates, converts, hashes or takes the path of its argument (``list(x)``,
+        ``dict(x)``, ``str(x)``, ``torch.Size(x)``, ``pathlib.Path(x)``; ``copyreg._reconstructor`` over one of
+        them as base) runs that argument's class methods (``__iter__``, ``__getitem__``, ``keys``, ``__str__``,
+        ``__index__``, ``__fspath__`` ...). An instance of a class the allow-list admits by name pattern only was
+        rebuilt without its constructor, its protocol methods were never reviewed, and they run on the state the
+        pickle chose (confirmed: ``list(gensim LineSentence)`` whose state's ``source`` names a file or URL reads
+        it at load). Nothing a library saves hands such an instance to these constructors."""
+        for arg in args[:4]:
+            cls = _rebuilt_pattern_class(arg)
+            if cls is None:
+                continue
+            self.coll.hit(
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                f"{func.name}({cls.name})",
+                f"{func.name} runs the iteration or conversion methods of its argument, an instance of "
+                f"{cls.name} rebuilt from pickle state (a class allowed for rebuilding only, whose methods may read "
+                "files or the network)",
+                off,
+                self._ev({"how": how, "argument": cls.name}),
+            )
+            return
 
     def _constructor_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
         """A class or function the allow-list admits by its name pattern only (or a user class as the base of
@@ -5123,6 +5178,19 @@ def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
             if type(field) is tuple and field and _dtype_has_object(field[0], None, depth + 1):
                 return True
     return False
+
+
+def _rebuilt_pattern_class(value: Any) -> _Ref | None:
+    """The class of ``value`` when it is an instance of a class allowed by name pattern only (or of a user's
+    class), however it was built."""
+    if type(value) is not _Call or type(value.func) is not _Ref:
+        return None
+    cls: Any = value.func
+    if cls.canon in ("copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"):
+        cls = value.args[0] if value.args else None
+    if type(cls) is _Ref and (cls.by_pattern or cls.user_class):
+        return cls
+    return None
 
 
 def _instance_class(obj: _Call) -> str | None:
