@@ -521,6 +521,9 @@ _TAKERS = {
     "defaultdict": lambda x: call(g("collections.defaultdict"), b"N", x),
     "torch.Size": lambda x: call(g("torch.Size"), x),
     "pathlib.Path": lambda x: call(g("pathlib.Path"), x),
+    "numpy.mean": lambda x: call(g("numpy.mean"), x),
+    "numpy.matrix": lambda x: call(g("numpy.matrix"), x),
+    "torch.Tensor": lambda x: call(g("torch.Tensor"), x),
     "reconstructor-list": lambda x: call(
         g("copyreg._reconstructor"), g("builtins.list"), g("builtins.list"), x
     ),

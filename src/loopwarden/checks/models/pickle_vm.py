@@ -187,6 +187,11 @@ _PROTOCOL_TAKERS: Final = frozenset(
         *(f"builtins.{t}" for t in ("int", "float", "complex", "bool", "range", "hash")),
         *(f"collections.{t}" for t in ("OrderedDict", "deque", "Counter", "defaultdict")),
         "torch.Size",
+        "torch.Tensor",
+        # numpy turns its argument into an array: __len__/__getitem__ of a sequence, __array__ of the class
+        *(f"numpy.{f}" for f in NUMPY_FUNCTIONS),
+        *("numpy.ndarray", "numpy.matrix", "numpy.poly1d", "numpy.recarray", "numpy.chararray"),
+        *("numpy.core.multiarray._reconstruct", "numpy.ma.core.MaskedArray", "numpy.ma.MaskedArray"),
         "decimal.Decimal",
         "fractions.Fraction",
         "uuid.UUID",
