@@ -561,3 +561,28 @@ def test_real_loader_reads_the_file_a_line_sentence_names(tmp_path: Path) -> Non
     assert ("LW-MODEL-005", Severity.HIGH) in rules(analyze_pickle_bytes(payload))
     done = _load(payload, "print(o)")
     assert "SECRET" in done.stdout, done.stderr[-500:]
+
+
+# --- attributes set by SimpleNamespace.__init__ through copyreg._reconstructor -----------------------------------
+# Hardening (no effect confirmed: the allowed callers pass fixed arguments to the planted method): on Python 3.13+
+# copyreg._reconstructor(cls, SimpleNamespace, mapping) runs SimpleNamespace.__init__(obj, mapping), which sets the
+# mapping's items as attributes as BUILD or SimpleNamespace(mapping) do; a callable planted that way and handed to
+# numpy.clip, dict(...) ... is judged as those are (checked with Python 3.13: numpy.clip looked up the planted clip).
+
+
+@pytest.mark.parametrize(
+    "handed",
+    [
+        lambda x: call(g("numpy.clip"), x, u("/etc/passwd"), b"N"),
+        lambda x: call(g("builtins.dict"), x),
+        lambda x: call(g("uuid.UUID"), x),
+    ],
+    ids=["numpy.clip", "dict", "uuid.UUID"],
+)
+def test_namespace_attributes_set_through_reconstructor_are_judged(handed: object) -> None:
+    assert callable(handed)
+    mapping = b"}(" + u("clip") + g(_PATTERN_CLASS) + u("keys") + g(_PATTERN_CLASS)
+    mapping += u("replace") + g(_PATTERN_CLASS) + b"u"
+    ns = call(g("copyreg._reconstructor"), g("types.SimpleNamespace"), g("types.SimpleNamespace"), mapping)
+    result = analyze_pickle_bytes(P4 + handed(ns) + STOP)
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(result), result

@@ -1823,6 +1823,19 @@ class _VM:
                 self._check_state_keys(args[0], off, func.name)
                 self._plant(result, args[0])
                 return result
+            if (
+                name == "copyreg._reconstructor"
+                and len(args) > 2
+                and type(args[1]) is _Ref
+                and args[1].canon == "types.SimpleNamespace"
+            ):
+                # _reconstructor(cls, SimpleNamespace, mapping) runs SimpleNamespace.__init__(obj, mapping): the
+                # same attributes (Python 3.13+), planted on an instance of cls
+                result = _Call(func, args)
+                self._check_state_keys(args[2], off, func.name)
+                self._plant(result, args[2])
+                self._computed_classes(func, args, off, how)
+                return result
             if func.user_class and args and not how.startswith("NEWOBJ"):
                 self.coll.hit(
                     RULE_NOT_ALLOWED,
