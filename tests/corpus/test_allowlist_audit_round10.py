@@ -53,7 +53,8 @@ def _load(data: bytes, tail: str = "") -> subprocess.CompletedProcess[str]:
 # APPEND, APPENDS and ADDITEMS on an object that is not a list or set look up its extend/append/add with getattr.
 # A class without those methods whose __getattr__ forwards unknown names into its state answers from there:
 # torch.nn.Module from its _modules/_parameters/_buffers dicts, scikit-learn's FrozenEstimator from the estimator
-# it wraps. A callable the state put there under that name is then called on the pickle's items. Confirmed with
+# it wraps, scikit-learn's Bunch and Lightning's AttributeDict from their own items. A callable the state (or
+# SETITEMS) put there under that name is then called on the pickle's items. Confirmed with
 # pickle.loads: nn.Identity with _modules={"append": BertWordPieceTokenizer}, then APPEND of a path, ran the
 # tokenizer's constructor, which read and parsed the vocabulary file at that path (outside the model's folder);
 # the scanner called the file clean.
@@ -134,6 +135,43 @@ def test_add_forwarded_after_a_real_append_is_critical() -> None:
         P4 + _rebuilt("torch.nn.modules.container.Sequential", state) + b"Na" + b"(" + _PATH + b"\x90" + STOP
     )
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+
+
+@pytest.mark.parametrize(
+    "cls",
+    [
+        "sklearn.utils._bunch.Bunch",
+        "lightning.pytorch.utilities.parsing.AttributeDict",
+        "pytorch_lightning.utilities.parsing.AttributeDict",
+    ],
+)
+@pytest.mark.parametrize("method", _TAILS)
+def test_item_opcode_answered_from_a_mapping_s_own_items_is_critical(cls: str, method: str) -> None:
+    # dict subclasses whose __getattr__ returns their items: SETITEMS stores the callable in the object itself
+    tail, op = _TAILS[method]
+    payload = P4 + g(cls) + b")\x81" + b"(" + u(method) + g(_PATTERN_CLASS) + b"u" + tail + STOP
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload)), op
+
+
+def test_real_bunches_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    bunch = pytest.importorskip("sklearn.utils").Bunch
+    objects = [bunch(data=np.arange(6).reshape(3, 2), target=[0, 1, 0], names=["a", "b"]), bunch(extend=1)]
+    for protocol in (2, 4, 5):
+        clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
+
+
+def test_real_loader_calls_the_callable_a_bunch_holds(tmp_path: Path) -> None:
+    pytest.importorskip("sklearn.utils")
+    pytest.importorskip("tokenizers")
+    secret = tmp_path / "outside" / "vocab.txt"
+    secret.parent.mkdir()
+    secret.write_text("[PAD]\n[UNK]\n[CLS]\nTOPSECRET\n", encoding="utf-8")
+    payload = P4 + g("sklearn.utils._bunch.Bunch") + b")\x81" + b"(" + u("append") + g(_PATTERN_CLASS) + b"u"
+    payload += u(str(secret)) + b"a" + STOP
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload)
+    assert "sep_token not found in the vocabulary" in done.stderr, done.stderr[-500:]
 
 
 def test_method_names_kept_as_constants_or_other_keys_stay_clean() -> None:

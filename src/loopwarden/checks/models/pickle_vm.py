@@ -1265,6 +1265,9 @@ class _VM:
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
         self._forward_seen: dict[tuple[int, str], Any] = {}  # states _forwarded searched (held: ids stay)
+        self._forward_items: dict[
+            tuple[int, str], tuple[_Dict, int]
+        ] = {}  # items _forwarded searched, and how far
         # items not kept of lists filled past _MAX_CONTAINER, by id (the list is held so that its id stays its own)
         self.dropped: dict[int, tuple[list[Any], int]] = {}
         # scikit-learn tree node arrays built in this stream, by id of the value (held so the id stays its own):
@@ -3853,7 +3856,7 @@ class _VM:
             return
         if type(target) is not _Call:
             return
-        if op in ("APPEND", "APPENDS", "ADDITEMS") and target.state is not None:
+        if op in ("APPEND", "APPENDS", "ADDITEMS") and (target.state is not None or target.items is not None):
             self._forwarded(target, op, off)
         if target.planted:
             # the unpickler looks the method up on the object: APPEND calls obj.append(item), APPENDS
@@ -3906,6 +3909,36 @@ class _VM:
         constructor on a path). Nothing a library saves keeps a callable there. Each state is searched once per
         method name (the objects it holds, three levels down)."""
         wanted = ("extend", "append") if op != "ADDITEMS" else ("add",)
+        held = target.items
+        if held is not None:
+            # a mapping class whose __getattr__ returns its items (scikit-learn's Bunch, Lightning's
+            # AttributeDict): what SETITEM(S) stored in the object itself; only the items added since the last look
+            mark = (id(held), wanted[0])
+            last = self._forward_items.get(mark)
+            start = last[1] if last is not None else 0
+            self._forward_items[mark] = (held, len(held.items))
+            item = next(
+                (
+                    (k, v)
+                    for k, v in held.items[start:]
+                    if type(k) is str and k in wanted and _maybe_callable(v)
+                ),
+                None,
+            )
+            if item is not None:
+                desc = _describe(target)
+                self.coll.hit(
+                    RULE_DUNDER_STATE,
+                    Severity.CRITICAL,
+                    f"{desc}[{item[0]!r}]",
+                    f"{op} looks up {item[0]} on {desc}, whose __getattr__ can answer from its own items: the pickle "
+                    f"stored the callable {_short(item[1])} under that key, which runs on the pickle's items",
+                    off,
+                    self._ev({"how": op, "attribute": item[0], "value": _short(item[1])}),
+                )
+                return
+        if target.state is None:
+            return
         todo = [(target.state, 0)]
         while todo:
             state, depth = todo.pop()
