@@ -153,10 +153,41 @@ def test_item_opcode_answered_from_a_mapping_s_own_items_is_critical(cls: str, m
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload)), op
 
 
+@pytest.mark.parametrize(
+    "cls", ["lightning_fabric.utilities.data.AttributeDict", "lightning.fabric.utilities.data.AttributeDict"]
+)
+def test_setstate_answered_from_a_mapping_s_own_items_is_critical(cls: str) -> None:
+    # AttributeDict has no __setstate__: BUILD's getattr(obj, "__setstate__") reaches __getattr__, which returns the
+    # item SETITEMS stored under that key (confirmed with lightning_fabric: the class ran on the BUILD state's path)
+    payload = (
+        P4 + g(cls) + b")\x81" + b"(" + u("__setstate__") + g(_PATTERN_CLASS) + b"u" + _PATH + b"b" + STOP
+    )
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+
+
+def test_real_loader_calls_the_setstate_an_attribute_dict_holds(tmp_path: Path) -> None:
+    pytest.importorskip("lightning_fabric.utilities.data")
+    pytest.importorskip("tokenizers")
+    secret = tmp_path / "outside" / "vocab.txt"
+    secret.parent.mkdir()
+    secret.write_text("[PAD]\n[UNK]\n[CLS]\nTOPSECRET\n", encoding="utf-8")
+    payload = P4 + g("lightning_fabric.utilities.data.AttributeDict") + b")\x81" + b"(" + u("__setstate__")
+    payload += g(_PATTERN_CLASS) + b"u" + u(str(secret)) + b"b" + STOP
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload)
+    assert "sep_token not found in the vocabulary" in done.stderr, done.stderr[-500:]
+
+
 def test_real_bunches_stay_clean() -> None:
     np = pytest.importorskip("numpy")
     bunch = pytest.importorskip("sklearn.utils").Bunch
     objects = [bunch(data=np.arange(6).reshape(3, 2), target=[0, 1, 0], names=["a", "b"]), bunch(extend=1)]
+    try:
+        from lightning_fabric.utilities.data import AttributeDict
+    except ImportError:
+        pass
+    else:
+        objects.append(AttributeDict(lr=0.1, layers=[1, 2]))
     for protocol in (2, 4, 5):
         clean(analyze_pickle_bytes(pickle.dumps(objects, protocol=protocol)))
 

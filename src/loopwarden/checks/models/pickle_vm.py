@@ -2743,6 +2743,22 @@ class _VM:
                 self._ev({"state": _short(state)}),
             )
         elif type(obj) is _Call:
+            if obj.items is not None:
+                # a mapping class whose __getattr__ returns its items and that has no __setstate__ of its own
+                # (Lightning's AttributeDict): the unpickler's getattr(obj, "__setstate__") finds what SETITEMS
+                # stored under that key, and calls it with the state (confirmed: a pattern-only class, run on a path)
+                planted = self._own_item(obj.items, ("__setstate__",))
+                if planted is not None:
+                    desc = _describe(obj)
+                    self.coll.hit(
+                        RULE_DUNDER_STATE,
+                        Severity.CRITICAL,
+                        f"{desc}['__setstate__']",
+                        f"BUILD looks up __setstate__ on {desc}, whose __getattr__ can answer from its own items: "
+                        f"the pickle stored the callable {_short(planted[1])} under that key, which runs on the state",
+                        off,
+                        self._ev({"state": _short(state), "value": _short(planted[1])}),
+                    )
             obj.state = state
             self._plant(obj, state)
             func = obj.func
@@ -3899,6 +3915,18 @@ class _VM:
                 self._ev({"how": op}),
             )
 
+    def _own_item(self, held: _Dict, wanted: tuple[str, ...]) -> tuple[str, Any] | None:
+        """The first item SETITEM(S) stored in an object under one of the ``wanted`` names with a value that may
+        be callable, among the items added since the last look for those names (each item is looked at once)."""
+        mark = (id(held), wanted[0])
+        last = self._forward_items.get(mark)
+        start = last[1] if last is not None else 0
+        self._forward_items[mark] = (held, len(held.items))
+        return next(
+            ((k, v) for k, v in held.items[start:] if type(k) is str and k in wanted and _maybe_callable(v)),
+            None,
+        )
+
     def _forwarded(self, target: _Call, op: str, off: int) -> None:
         """The unpickler finds ``extend``/``append``/``add`` with an attribute lookup, and a class whose
         ``__getattr__`` forwards unknown names into its state answers it from there: a torch ``Module`` from its
@@ -3913,18 +3941,7 @@ class _VM:
         if held is not None:
             # a mapping class whose __getattr__ returns its items (scikit-learn's Bunch, Lightning's
             # AttributeDict): what SETITEM(S) stored in the object itself; only the items added since the last look
-            mark = (id(held), wanted[0])
-            last = self._forward_items.get(mark)
-            start = last[1] if last is not None else 0
-            self._forward_items[mark] = (held, len(held.items))
-            item = next(
-                (
-                    (k, v)
-                    for k, v in held.items[start:]
-                    if type(k) is str and k in wanted and _maybe_callable(v)
-                ),
-                None,
-            )
+            item = self._own_item(held, wanted)
             if item is not None:
                 desc = _describe(target)
                 self.coll.hit(
