@@ -143,6 +143,8 @@ def test_add_forwarded_after_a_real_append_is_critical() -> None:
         "sklearn.utils._bunch.Bunch",
         "lightning.pytorch.utilities.parsing.AttributeDict",
         "pytorch_lightning.utilities.parsing.AttributeDict",
+        # transformers' ModelOutput.__setitem__ also sets the item as an attribute
+        "transformers.models.bert.modeling_bert.BertForPreTrainingOutput",
     ],
 )
 @pytest.mark.parametrize("method", _TAILS)
@@ -154,7 +156,12 @@ def test_item_opcode_answered_from_a_mapping_s_own_items_is_critical(cls: str, m
 
 
 @pytest.mark.parametrize(
-    "cls", ["lightning_fabric.utilities.data.AttributeDict", "lightning.fabric.utilities.data.AttributeDict"]
+    "cls",
+    [
+        "lightning_fabric.utilities.data.AttributeDict",
+        "lightning.fabric.utilities.data.AttributeDict",
+        "transformers.models.bert.modeling_bert.BertForPreTrainingOutput",
+    ],
 )
 def test_setstate_answered_from_a_mapping_s_own_items_is_critical(cls: str) -> None:
     # AttributeDict has no __setstate__: BUILD's getattr(obj, "__setstate__") reaches __getattr__, which returns the
@@ -173,6 +180,20 @@ def test_real_loader_calls_the_setstate_an_attribute_dict_holds(tmp_path: Path) 
     secret.write_text("[PAD]\n[UNK]\n[CLS]\nTOPSECRET\n", encoding="utf-8")
     payload = P4 + g("lightning_fabric.utilities.data.AttributeDict") + b")\x81" + b"(" + u("__setstate__")
     payload += g(_PATTERN_CLASS) + b"u" + u(str(secret)) + b"b" + STOP
+    assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
+    done = _load(payload)
+    assert "sep_token not found in the vocabulary" in done.stderr, done.stderr[-500:]
+
+
+def test_real_loader_calls_the_setstate_a_model_output_item_set(tmp_path: Path) -> None:
+    pytest.importorskip("transformers.models.bert.modeling_bert")
+    pytest.importorskip("tokenizers")
+    secret = tmp_path / "outside" / "vocab.txt"
+    secret.parent.mkdir()
+    secret.write_text("[PAD]\n[UNK]\n[CLS]\nTOPSECRET\n", encoding="utf-8")
+    cls = "transformers.models.bert.modeling_bert.BertForPreTrainingOutput"
+    payload = P4 + g(cls) + b")\x81" + b"(" + u("__setstate__") + g(_PATTERN_CLASS) + b"u"
+    payload += u(str(secret)) + b"b" + STOP
     assert ("LW-MODEL-016", Severity.CRITICAL) in rules(analyze_pickle_bytes(payload))
     done = _load(payload)
     assert "sep_token not found in the vocabulary" in done.stderr, done.stderr[-500:]
