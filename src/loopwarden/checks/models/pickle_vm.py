@@ -1265,9 +1265,8 @@ class _VM:
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
         self._forward_seen: dict[tuple[int, str], Any] = {}  # states _forwarded searched (held: ids stay)
-        self._forward_items: dict[
-            tuple[int, str], tuple[_Dict, int]
-        ] = {}  # items _forwarded searched, and how far
+        # items _forwarded searched, and how far
+        self._forward_items: dict[tuple[int, str], tuple[_Dict, int]] = {}
         # items not kept of lists filled past _MAX_CONTAINER, by id (the list is held so that its id stays its own)
         self.dropped: dict[int, tuple[list[Any], int]] = {}
         # scikit-learn tree node arrays built in this stream, by id of the value (held so the id stays its own):
@@ -4513,7 +4512,6 @@ _FORMULA_CALLS: Final = frozenset(
             "Sum",
             "Diff",
             "Helmert",
-            "Poly",
             "Poly",
             "poly",
             "center",
