@@ -298,6 +298,13 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError, KeyError) as exc:
         print(f"note: round-9 red-team corpus not available ({exc})", file=sys.stderr)
     try:
+        for case, files in _round10_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError, KeyError) as exc:
+        print(f"note: round-10 red-team corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
                 _write(d / case / name, data)
@@ -349,6 +356,42 @@ def _round9_cases() -> dict[str, dict[str, bytes]]:
     for module, fn in (("keras.datasets.mnist", "load_data"), ("keras.distribution", "initialize")):
         loss = {"module": module, "class_name": "function", "config": fn, "registered_name": "function"}
         cases[f"r9_keras_function_{module}.{fn}"] = {"model.keras": cp.keras_zip(r9f._with_loss(loss))}
+    return cases
+
+
+def _round10_cases() -> dict[str, dict[str, bytes]]:
+    """A few cases of each class the tenth red-team round found clean (tests/corpus/test_redteam_round10_*.py,
+    test_allowlist_audit_round10.py): chat templates keyed by extra special tokens of any name or walked by the
+    chat's own messages, Keras configs that a tar or zip gives their name only once extracted, and pickles that
+    reach a callable through a class's getattr forwarding, a statsmodels formula evaluated at load and a native
+    handle freed by a wrapper's __del__."""
+    import test_allowlist_audit_round10 as r10a
+    import test_redteam_round10_formats as r10f
+    import test_redteam_round10_templates as r10t
+    from test_redteam_pickle import P4, STOP
+
+    cases: dict[str, dict[str, bytes]] = {}
+    extra = {**r10t._WALK_NAMES, "k_fmt": "{0.__class__}"}
+    for key in ("item-chain", "format-string"):
+        cases[f"r10_template_extra_token_{key}"] = r10t._tokenizer_config(r10t._FREE_NAME_KEYED[key], extra)
+    cases["r10_template_chat_data_walk"] = r10t._tokenizer_config(r10t._DATA_WALKS["loop-chain"], {})
+    config = r10f._not_a_model_config("marker")
+    for key in ("trailing-slash-name", "file-written-through-a-link", "through-a-directory-link"):
+        cases[f"r10_tar_extracted_name_{key}"] = {
+            "model.tar": r10f._tar([*r10f._KERAS_FILES, *r10f._EXTRACTION_CASES[key](config)])
+        }
+    cases["r10_zip_extracted_name_config_dot"] = {"model.keras": r10f._keras_zip("config.json/.", config)}
+    cls, attr, holder = r10a._FORWARDERS["module-_modules-ordered"]
+    tail, _ = r10a._TAILS["append"]
+    forwarded = P4 + r10a._rebuilt(
+        cls, r10a.sdict(**{attr: holder("append", r10a._PLANTED["pattern-class"])})
+    )
+    cases["r10_pickle_getattr_forwarded_append"] = {"model.pkl": forwarded + tail + STOP}
+    cases["r10_pickle_statsmodels_formula"] = {
+        "model.pkl": r10a._formula_state(r10a.u(r10a._EVIL_FORMULAS[0]))
+    }
+    native_cls, state = r10a._NATIVE["xgboost-DMatrix"]
+    cases["r10_pickle_native_handle_wrapper"] = {"model.pkl": P4 + r10a._rebuilt(native_cls, state) + STOP}
     return cases
 
 
