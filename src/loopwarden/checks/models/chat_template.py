@@ -1357,38 +1357,15 @@ class _Analysis:
         line = getattr(node, "lineno", None)
         self.found.setdefault((line or 0, what), (severity, what, line))
 
-    def local_uses(self) -> set[int]:
-        """Uses of a global's name (``g``, ``config``, ``self`` ...) inside the scope of a loop variable, a macro or
-        call-block parameter or a with-variable of that name: there the name is the local value, not the global
-        (a loop's else, its iterable, parameter defaults and with-values are outside the scope)."""
-        nodes = self.n
-        out: set[int] = set()
-        for node in self.order:
-            if isinstance(node, nodes.For):
-                bound, scope = _stored(node.target), [*node.body, node.test]
-            elif isinstance(node, nodes.Macro | nodes.CallBlock):
-                bound, scope = {a.name for a in node.args}, node.body
-            elif isinstance(node, nodes.With):
-                bound, scope = set().union(*map(_stored, node.targets)), node.body
-            else:
-                continue
-            bound &= _DANGEROUS_GLOBALS
-            pending = [n for n in scope if n is not None] if bound else []
-            while pending:
-                child = pending.pop()
-                if isinstance(child, nodes.Name) and child.ctx == "load" and child.name in bound:
-                    out.add(id(child))
-                pending.extend(child.iter_child_nodes())
-        return out
-
     def bound_loads(
         self, parents: dict[int, Any], wanted: Callable[[str], bool] = _python_builtin
     ) -> set[int]:
-        """Uses of a ``wanted`` name (a Python builtin's, :func:`_python_builtin`) where the template itself has bound
-        it: inside the scope of a loop variable, macro or call-block parameter or with-variable of that name (or of
-        a macro's own name, in its body), or after a ``set`` or macro of it earlier in the same statement list or
-        in one enclosing it. A ``set`` in a branch not taken (``{% if false %}``), later in the template or in a
-        loop's body binds nothing at a use outside it: the rendering context's value is used there."""
+        """Uses of a ``wanted`` name (a Python builtin's, :func:`_python_builtin`, or a global's) where the template
+        itself has bound it: inside the scope of a loop variable, macro or call-block parameter or with-variable of
+        that name (or of a macro's own name, in its body), or after a ``set`` or macro of it earlier in the same
+        statement list or in one enclosing it. A ``set`` in a branch not taken (``{% if false %}``), later in the
+        template or in a loop's body binds nothing at a use outside it: the rendering context's value is used
+        there."""
         nodes = self.n
         uses = [n for n in self.order if isinstance(n, nodes.Name) and n.ctx == "load" and wanted(n.name)]
         if not uses:
@@ -1494,12 +1471,15 @@ class _Analysis:
 
     def judge(self) -> None:
         nodes = self.n
-        local = self.local_uses()
         callees = {
             id(n.node) for n in self.order if isinstance(n, nodes.Call) and isinstance(n.node, nodes.Name)
         }
         parents = {id(child): node for node in self.order for child in node.iter_child_nodes()}
         bound = self.bound_loads(parents)
+        # a global's name (g, config, self ...) where the template has bound it is its own value: a loop
+        # variable, a parameter, a with-variable, or a set before the use ({% set config = namespace(...) %}
+        # is a real template's flags, not Flask's config); a set the render may skip binds nothing
+        local = self.bound_loads(parents, _DANGEROUS_GLOBALS.__contains__)
         for i, node in enumerate(self.order):
             if i & 1023 == 1023:
                 self.tick()
