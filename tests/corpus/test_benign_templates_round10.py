@@ -11,7 +11,7 @@ import pytest
 
 from loopwarden.checks.interface import Limits
 from loopwarden.checks.models._base import ScanContext
-from loopwarden.checks.models.chat_template import check_template
+from loopwarden.checks.models.chat_template import check_embedded_template, check_template
 from loopwarden.domain import Finding, Location, Severity
 
 
@@ -85,3 +85,72 @@ def test_a_template_bound_config_is_its_own_value_in_plain_jinja() -> None:
     env.globals["config"] = {"SECRET_KEY": "s3cret"}
     template = env.from_string("{% set config = namespace(a='own') %}{{ config.a }}|{{ config.SECRET_KEY }}")
     assert template.render() == "own|"
+
+
+# --------------------------------------------- the renderer's clock as a key: {'Monday': ...}[strftime_now('%A')]
+
+# A published tool-calling template maps the weekday to its own language with
+# ``weekday_map[strftime_now('%A')]``. strftime_now is a free name, so its result was template-made text and the
+# key HIGH; but a format of conversions, blanks and punctuation prints only numbers, day and month names and
+# AM/PM: the clock's text, which no one shapes (a special token named strftime_now is a string, and calling it
+# fails at render time).
+_DATE_KEYS = {
+    "weekday": (
+        "{%- set weekday_map = {'Monday': 'lun.', 'Tuesday': 'mar.', 'Wednesday': 'mer.', 'Thursday': 'jeu.',"
+        " 'Friday': 'ven.', 'Saturday': 'sam.', 'Sunday': 'dim.'} -%}"
+        "{%- if tools -%}Date : {{ strftime_now('%d/%m/%Y') }} ({{ weekday_map[strftime_now('%A')] }})\n{%- endif -%}"
+        "{%- for m in messages -%}{{ m.role }}: {{ m.content }}\n{%- endfor -%}"
+    ),
+    "month-with-flags": "{% set months = {'1': 'Jan.', '12': 'Dec.'} %}{{ months[strftime_now('%-m')] }}"
+    "{{ {'AM': 'morning', 'PM': 'afternoon'}[strftime_now('%p')] }}{{ {}[strftime_now('%^a, %_d %B %Y %H:%M')] }}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_DATE_KEYS))
+def test_a_key_the_renderers_clock_prints_stays_clean(case: str) -> None:
+    assert _findings(_DATE_KEYS[case]) == []
+
+
+def test_a_clock_key_in_a_configs_embedded_template_stays_clean() -> None:
+    ctx = ScanContext("t", Limits(), None)
+    check_embedded_template(_DATE_KEYS["weekday"], ctx, Location("t"), key="prompt_template")
+    assert ctx.findings == [] and not ctx.unverified
+
+
+# a format with text of its own (a name it spells, or cuts out), a conversion the C library prints as written, a
+# format the template cannot compute, or a strftime_now the template binds itself: still template-made
+_NOT_THE_CLOCK = {
+    "spelled-name": "{{ ''[strftime_now('__class__')] }}",
+    "spelled-walk-name": "{{ ''[strftime_now('mro')] }}",
+    "cut-from-the-text": "{{ ''[strftime_now('%A_mro').split('_')[1]] }}",
+    "unknown-conversion": "{{ ''[strftime_now('%q%v')] }}",
+    "format-from-the-chat": "{% for m in messages %}{{ ''[strftime_now(m.content ~ '%A')] }}{% endfor %}",
+    "keyword-format": "{{ ''[strftime_now(format='%A')] }}",
+    "set-to-another-function": "{% set strftime_now = raise_exception %}{{ ''[strftime_now('%A')] }}",
+    "macro-of-that-name": "{% macro strftime_now(f) %}{{ f ~ messages | length }}{% endmacro %}"
+    "{{ ''[strftime_now('%A')] }}",
+    "macro-parameter": "{% macro x(strftime_now) %}{{ ''[strftime_now('%A')] }}{% endmacro %}"
+    "{{ x(raise_exception) }}",
+    "with-variable": "{% with strftime_now = raise_exception %}{{ ''[strftime_now('%A')] }}{% endwith %}",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_NOT_THE_CLOCK))
+def test_a_key_strftime_now_may_not_print_as_a_date_is_still_high(case: str) -> None:
+    found = _findings(_NOT_THE_CLOCK[case])
+    assert max((f.severity for f in found), default=None) in (Severity.HIGH, Severity.CRITICAL), found
+
+
+def test_the_clock_key_renders_with_transformers() -> None:
+    """transformers defines strftime_now for chat templates: the weekday map is read by the day's English name."""
+    pytest.importorskip("transformers")
+    from transformers.utils.chat_template_utils import render_jinja_template
+
+    rendered, _ = render_jinja_template(
+        conversations=[[{"role": "user", "content": "hi"}]],
+        chat_template=_DATE_KEYS["weekday"],
+        tools=[{"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}],
+    )
+    assert any(day in rendered[0] for day in ("lun.", "mar.", "mer.", "jeu.", "ven.", "sam.", "dim.")), (
+        rendered
+    )

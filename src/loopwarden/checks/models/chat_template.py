@@ -480,6 +480,20 @@ def _format_attrs(fmt: str) -> list[str] | None:
     return names
 
 
+_DATE_DIRECTIVE: Final = re.compile(r"%[-_0^#]?\d{0,3}[EO]?[aAbBcCdDeFgGhHIjklmMnpPrRsStTuUVwWxXyYzZf%]")
+"""A strftime conversion (glibc's flags, width and E/O modifiers included): it prints a number, a day or month
+name, AM/PM or the host's time-zone abbreviation, never a name of the template's choosing."""
+_DATE_LITERAL: Final = re.compile(r"[^A-Za-z_%]*")
+
+
+def _date_format(fmt: str) -> bool:
+    """Whether ``strftime(fmt)`` prints nothing the template spells but digits, blanks and punctuation around
+    its conversions (``'%d %B %Y'``, ``'%A'``): no letter or underscore of its own that could make, or be cut
+    into, a name such as ``__class__`` or ``mro``. An unknown conversion is left out (C libraries print it as
+    written)."""
+    return _DATE_LITERAL.fullmatch(_DATE_DIRECTIVE.sub("", fmt)) is not None
+
+
 def _env(*, trim: bool = False) -> Any:
     from jinja2 import nodes
     from jinja2.ext import Extension
@@ -547,6 +561,8 @@ class _Analysis:
             elif isinstance(node, nodes.For) and node.recursive:
                 self.recursive.append(node)
         self.found: dict[tuple[int, str], tuple[Severity, str, int | None]] = {}
+        self.binds_strftime: bool | None = None
+        """Whether the template binds ``strftime_now`` itself anywhere (:meth:`date_call`; found when first asked)."""
         self.visible: set[int] = set()
         """Uses of a name that the template binds where they are (:meth:`bound_loads`); in a chat template every
         other use reads the render context, which the model's files may fill (:func:`_model_supplied`)."""
@@ -1023,6 +1039,8 @@ class _Analysis:
             return _walked(
                 self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn), callee.walk
             )
+        if self.date_call(node, args):
+            return _CTX
         out: list[_V] = []
         everything = [*args, *kwargs.values(), dyn]
         for fn in callee.fns:
@@ -1065,6 +1083,34 @@ class _Analysis:
         if callee.obj and not callee.fns:
             out.append(_MADE_OBJ)
         return _walked(_join(*out), callee.walk)
+
+    def date_call(self, node: Any, args: list[_V]) -> bool:
+        """``strftime_now(fmt)`` of the renderer (transformers, llama.cpp, vLLM define it) with formats that print
+        only a date (:func:`_date_format`): its text is the clock's, which the template cannot shape, as the weekday
+        of ``{'Monday': ...}[strftime_now('%A')]``. Not where the template binds the name anywhere (a macro or a
+        set of it), nor with a format it cannot compute; a special token of that name is a string, and calling
+        it fails at render time."""
+        nodes = self.n
+        if not (
+            isinstance(node.node, nodes.Name)
+            and node.node.name == "strftime_now"
+            and len(args) == 1
+            and not node.kwargs
+            and node.dyn_args is None
+            and node.dyn_kwargs is None
+        ):
+            return False
+        fmt = args[0]
+        if not fmt.strs or fmt != _V(strs=fmt.strs) or not all(_date_format(s) for s in fmt.strs):
+            return False
+        if self.binds_strftime is None:
+            self.binds_strftime = any(
+                (isinstance(n, nodes.Name) and n.ctx != "load" and n.name == "strftime_now")
+                or (isinstance(n, nodes.Macro) and n.name == "strftime_now")
+                or isinstance(n, nodes.Import | nodes.FromImport)  # a macro of another template, perhaps
+                for n in self.order
+            )
+        return not self.binds_strftime
 
     def unpacked(self, node: Any) -> _V:
         """What ``*args`` and ``**kwargs`` of a call or filter pass: the items of the one, the names and values
