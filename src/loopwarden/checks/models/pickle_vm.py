@@ -577,12 +577,22 @@ _TENSOR_REBUILDS: Final = frozenset(
     {"torch._utils._rebuild_tensor", "torch._utils._rebuild_tensor_v2", "torch._utils._rebuild_qtensor"}
 )
 """torch's rebuilds of a tensor over a storage: (storage, storage_offset, size, stride, ...)."""
-_SPARSE_REBUILD: Final = "torch._utils._rebuild_sparse_tensor"
+_SPARSE_REBUILDS: Final = frozenset(
+    {"torch._utils._rebuild_sparse_tensor", "torch._utils._rebuild_sparse_csr_tensor"}
+)
+"""torch's rebuilds of a sparse tensor, ``(layout, data)``: ``_rebuild_sparse_csr_tensor`` is the older torch's
+(1.x) spelling for the compressed layouts, which the allow-list still admits."""
+_PARAMETER_REBUILDS: Final = frozenset(
+    {"torch._utils._rebuild_parameter", "torch._utils._rebuild_parameter_with_state"}
+)
+"""Rebuilds that wrap their first argument, a tensor, as a Parameter sharing its memory."""
+_INDEX_ITEMSIZE: Final = {"torch.int64": 8, "torch.long": 8, "torch.int32": 4, "torch.int": 4}
+"""Bytes per element of the dtypes torch takes for sparse indices (int64; int32 for the compressed layouts)."""
 _TENSOR_RESULTS: Final = _TENSOR_REBUILDS | frozenset(
     {
         "torch._utils._rebuild_parameter",
         "torch._utils._rebuild_parameter_with_state",
-        "torch._utils._rebuild_sparse_tensor",
+        *_SPARSE_REBUILDS,
         "torch._utils._rebuild_nested_tensor",
         "torch._utils._rebuild_device_tensor_from_numpy",
         "torch._utils._rebuild_meta_tensor_no_storage",
@@ -1521,7 +1531,7 @@ class _VM:
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
-                            elif func.canon == _SPARSE_REBUILD:
+                            elif func.canon in _SPARSE_REBUILDS:
                                 self._sparse_indices(args)
                             stack[-1] = _Call(func, args)
                         else:
@@ -1849,7 +1859,7 @@ class _VM:
                 )
             if name in _TENSOR_REBUILDS:
                 self._tensor_geometry(name, args, off)
-            elif name == _SPARSE_REBUILD:
+            elif name in _SPARSE_REBUILDS:
                 self._sparse_indices(args)
             if name in _PROTOCOL_TAKERS:
                 self._protocol_args(func, args, off, how)
@@ -3788,69 +3798,143 @@ class _VM:
         load only when sparse invariant checks are switched on (they are off by default), so an index past the
         tensor's size makes ``coalesce``, ``to_dense`` and the sparse kernels write outside their buffers.
         COO: row ``d`` of ``indices`` (sparse_dim x nnz) must lie in ``[0, size[d])``. CSR/CSC/BSR/BSC: the plain
-        indices in ``[0, size of the plain dimension)``, the compressed ones in ``[0, nnz]``."""
-        if len(args) != 2 or type(args[1]) is not tuple:
-            return
+        indices in ``[0, size of the plain dimension)``, the compressed ones in ``[0, nnz]``.
+
+        torch takes ``data`` as any sequence and each index tensor as any tensor (a Parameter, a
+        ``_rebuild_tensor_v3``, a subclass rebuilt by ``_rebuild_from_type_v2`` ...): whatever is not read back to
+        a storage, an offset and constant sizes and strides leaves the indices unchecked, and is unverified.
+
+        TorchScript archives (torch.jit.save) spell the call differently: ``(layout, size, requires_grad,
+        indices, values, hooks)`` for COO (layout 1) and ``(2, size, requires_grad, crow_indices, col_indices,
+        values, hooks)`` for CSR, which torch.jit.load's unpickler rebuilds unchecked too."""
+        if len(args) > 2 and type(args[0]) is int:
+            if args[0] == 1 and len(args) >= 5:
+                self._sparse_layout("sparse_coo", (args[3], args[4], args[1]))
+            elif args[0] == 2 and len(args) >= 6:
+                self._sparse_layout("sparse_csr", (args[3], args[4], args[5], args[1]))
+            return  # torch.jit.load fails on any other layout
+        if len(args) != 2:
+            return  # torch fails: the rebuild takes (layout, data)
         layout, data = args
-        if type(layout) is _Call and layout.args and type(layout.args[0]) is str:
+        if (
+            type(layout) is _Call
+            and type(layout.func) is _Ref
+            and layout.args
+            and type(layout.args[0]) is str
+        ):
             kind = layout.args[0]  # torch.serialization._get_layout("torch.sparse_coo")
         elif type(layout) is _Ref:
             kind = layout.canon  # torch.sparse_coo pickled as a global
         else:
+            self._sparse_unchecked("a sparse tensor whose layout is not constant")
             return
-        kind = kind.removeprefix("torch.")
+        self._sparse_layout(kind.removeprefix("torch."), data)
+
+    def _sparse_layout(self, kind: str, data: Any) -> None:
+        """Record the index tensors of a sparse tensor of layout ``kind`` made from ``data``, Python's
+        ``(indices, values, size[, coalesced])`` or ``(compressed, plain, values, size)``."""
+        if kind not in ("sparse_coo", "sparse_csr", "sparse_bsr", "sparse_csc", "sparse_bsc"):
+            return  # torch fails on any other layout
+        if type(data) is not tuple and type(data) is not list:
+            self._sparse_unchecked("a sparse tensor whose parts are not a constant sequence")
+            return
         if kind == "sparse_coo" and len(data) >= 3:
             size = _shape(data[2])
             if size is None or not all(type(n) is int for n in size):
+                self._sparse_unchecked("a sparse tensor whose size is not constant")
                 return
             self._sparse_tensor_entry(
                 data[0], lambda rows: tuple(size[:rows]) if rows <= len(size) else None, 0
             )
-        elif kind in ("sparse_csr", "sparse_bsr", "sparse_csc", "sparse_bsc") and len(data) == 4:
+        elif kind != "sparse_coo" and len(data) == 4:
             size = _shape(data[3])
-            if size is None or len(size) < 2 or not all(type(n) is int for n in size):
+            if size is None or not all(type(n) is int for n in size):
+                self._sparse_unchecked("a sparse tensor whose size is not constant")
                 return
+            if len(size) < 2:
+                return  # torch fails: compressed layouts have two dimensions at least
             plain = size[-1] if kind in ("sparse_csr", "sparse_bsr") else size[-2]
-            self._sparse_tensor_entry(data[1], lambda rows: (plain,), 0)
-            nnz = _shape(data[1].args[2]) if type(data[1]) is _Call and len(data[1].args) > 2 else None
-            if nnz and type(nnz[-1]) is int:
-                self._sparse_tensor_entry(data[0], lambda rows: (nnz[-1] + 1,), 0)
+            plain_view = self._sparse_tensor_entry(data[1], lambda rows: (plain,), 0)
+            if plain_view is not None:
+                nnz = plain_view[2][-1]
+                self._sparse_tensor_entry(data[0], lambda rows: (nnz + 1,), 0)
 
-    def _sparse_tensor_entry(self, tensor: Any, bounds: Any, low: int) -> None:
-        if (
-            type(tensor) is not _Call
-            or type(tensor.func) is not _Ref
-            or tensor.func.canon not in _TENSOR_REBUILDS
-            or len(tensor.args) < 4
-            or type(tensor.args[0]) is not _Storage
-            or type(tensor.args[1]) is not int
-        ):
-            return
-        size, stride = _shape(tensor.args[2]), _shape(tensor.args[3])
+    def _sparse_unchecked(self, what: str) -> None:
+        why = f"{what}: its indices are not checked"
+        if why not in self.coll.unverified:
+            self.coll.unverified.append(why)
+
+    def _index_tensor(self, tensor: Any) -> tuple[_Storage, int, Any, Any, int | None] | str | None:
+        """A sparse index tensor read back to (storage, offset, sizes, strides, bytes per element when the rebuild
+        gives a dtype); None when it holds no data torch could index with (a meta tensor, a non-integer dtype:
+        torch fails); else why it cannot be read back."""
+        for _ in range(8):
+            if type(tensor) is not _Call or type(tensor.func) is not _Ref:
+                return "a sparse index tensor that is not a constant rebuild of a storage"
+            canon, args = tensor.func.canon, tensor.args
+            if canon in _PARAMETER_REBUILDS and args:
+                tensor = args[0]  # Parameter(data): the same memory
+            elif canon in _REBUILD_FROM_TYPE and len(args) >= 3 and type(args[2]) in (tuple, list):
+                tensor = _Call(args[0], tuple(args[2]))  # func(*args), then a view as the subclass
+            elif canon == "torch._utils._rebuild_meta_tensor_no_storage":
+                return None
+            elif canon in _TENSOR_REBUILDS or canon == "torch._utils._rebuild_tensor_v3":
+                if len(args) < 4 or type(args[0]) is not _Storage or type(args[1]) is not int:
+                    return "a sparse index tensor over a storage or offset that is not constant"
+                itemsize = None
+                if canon == "torch._utils._rebuild_tensor_v3":
+                    # (storage, offset, size, stride, requires_grad, hooks, dtype): the dtype, not the storage's
+                    # type, says how the bytes are read
+                    dtype = args[6] if len(args) > 6 else None
+                    if type(dtype) is not _Ref:
+                        return "a sparse index tensor whose dtype is not constant"
+                    itemsize = _INDEX_ITEMSIZE.get(dtype.canon)
+                    if itemsize is None:
+                        return None
+                return args[0], args[1], _shape(args[2]), _shape(args[3]), itemsize
+            else:
+                return f"a sparse index tensor made by {tensor.func.name[:100]}"
+        return "a sparse index tensor nested in too many rebuilds"
+
+    def _sparse_tensor_entry(
+        self, tensor: Any, bounds: Any, low: int
+    ) -> tuple[int, int, tuple[int, ...], tuple[int, ...]] | None:
+        """Record one index tensor's checks; returns (storage base, offset, sizes, strides) when it is recorded."""
+        found = self._index_tensor(tensor)
+        if found is None:
+            return None
+        if isinstance(found, str):
+            self._sparse_unchecked(found)
+            return None
+        storage, offset, size, stride, itemsize = found
         if size is None or stride is None or len(size) != len(stride) or len(size) not in (1, 2):
-            return
+            return None  # torch fails: indices are one or two dimensional with a stride for each size
         if not all(type(n) is int for n in (*size, *stride)):
-            return
+            self._sparse_unchecked("a sparse index tensor whose sizes or strides are not constant")
+            return None
         rows = bounds(size[0] if len(size) == 2 else 1)
         if rows is None:
-            return
+            return None
         if len(self.coll.sparse) >= _MAX_CONTAINER:
-            why = f"more than {_MAX_CONTAINER} sparse index tensors: the indices past them are not checked"
-            if why not in self.coll.unverified:
-                self.coll.unverified.append(why)
-            return
-        key, base = tensor.args[0].key, tensor.args[0].base
+            self._sparse_unchecked(f"more than {_MAX_CONTAINER} sparse index tensors")
+            return None
+        key, base = storage.key, storage.base
         if base is None:
-            why = (
-                "a sparse index tensor over a storage view that is not constant: its indices are not checked"
-            )
-            if why not in self.coll.unverified:
-                self.coll.unverified.append(why)
-            return
-        itemsize = self.coll.storages.get(key, (0, None))[1]
-        self.coll.sparse.append(
-            (key, base + tensor.args[1], tuple(size), tuple(stride), tuple(rows), low, itemsize)
-        )
+            self._sparse_unchecked("a sparse index tensor over a storage view that is not constant")
+            return None
+        declared = self.coll.storages.get(key, (0, None))[1]
+        if itemsize is None:
+            itemsize = declared
+        elif declared != itemsize and base:
+            # a view's start counts the storage's elements, the offset the dtype's
+            if declared is None or (base * declared) % itemsize:
+                self._sparse_unchecked("a sparse index tensor whose dtype does not divide its storage view")
+                return None
+            base = base * declared // itemsize
+        sizes: tuple[int, ...] = tuple(size)
+        strides: tuple[int, ...] = tuple(stride)
+        self.coll.sparse.append((key, base + offset, sizes, strides, tuple(rows), low, itemsize))
+        return base, offset, sizes, strides
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
         """SETITEM(S), APPEND(S) and ADDITEMS on anything but a dict, list or set call the object's own

@@ -1,0 +1,258 @@
+"""Round 10 of the internal red team, PyTorch formats: sparse tensors whose index tensors loopwarden did not read.
+
+torch.load (weights_only too) and torch.jit.load rebuild sparse tensors without checking their indices (sparse
+invariant checks are off by default), so an index past the tensor's size makes ``coalesce()``/``to_dense()``
+write outside the dense buffer. Round 9 checked the index values of torch.save's own spelling only; the
+rebuild takes its parts as any sequence and its index tensor as any tensor (a Parameter, ``_rebuild_tensor_v3``,
+a subclass rebuilt by ``_rebuild_from_type_v2``), and TorchScript archives use another call altogether. Each of
+those was called clean while real torch 2.13 crashed on it.
+
+Each case is built as bytes here and scanned. Where cheap, real torch (if installed) runs the case in a child
+process with a harmless effect only (a crash of the child).
+"""
+
+from __future__ import annotations
+
+import struct
+import zipfile
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+from test_container_bypasses import assert_caught
+from test_container_bypasses import scan as scan_files
+from test_redteam_round9_torch import _child, _int, _tuple, _u, assert_clean
+
+from loopwarden.domain import Verdict
+
+_HOOKS = b"ccollections\nOrderedDict\n)R"
+
+
+def _pid(key: str, storage: str, numel: int) -> bytes:
+    return _tuple(_u("storage"), f"ctorch\n{storage}\n".encode(), _u(key), _u("cpu"), _int(numel)) + b"Q"
+
+
+def _geometry(key: str, storage: str, numel: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+    """The leading arguments of torch's tensor rebuilds: storage, offset, sizes, strides, requires_grad, hooks."""
+    return (
+        _pid(key, storage, numel)
+        + _int(0)
+        + _tuple(*map(_int, size))
+        + _tuple(*map(_int, stride))
+        + b"\x89"
+        + _HOOKS
+    )
+
+
+def _v2(key: str, storage: str, numel: int, size: tuple[int, ...], stride: tuple[int, ...]) -> bytes:
+    return b"ctorch._utils\n_rebuild_tensor_v2\n(" + _geometry(key, storage, numel, size, stride) + b"tR"
+
+
+# The index tensor (1 x 2, int64, storage '0') under each spelling torch.load accepts.
+_INDEX_SPELLINGS = {
+    "parameter": b"ctorch._utils\n_rebuild_parameter\n("
+    + _v2("0", "LongStorage", 2, (1, 2), (2, 1))
+    + b"\x89"
+    + _HOOKS
+    + b"tR",
+    "tensor-v3": b"ctorch._utils\n_rebuild_tensor_v3\n("
+    + _geometry("0", "LongStorage", 2, (1, 2), (2, 1))
+    + b"ctorch\nint64\ntR",
+    "tensor-v3-untyped-storage": b"ctorch._utils\n_rebuild_tensor_v3\n("
+    + _geometry("0", "UntypedStorage", 16, (1, 2), (2, 1))
+    + b"ctorch\nint64\ntR",
+    "from-type-v2": b"ctorch._tensor\n_rebuild_from_type_v2\n(ctorch._utils\n_rebuild_tensor_v2\nctorch\nTensor\n("
+    + _geometry("0", "LongStorage", 2, (1, 2), (2, 1))
+    + b"t}tR",
+}
+
+
+def _coo(index: bytes, *, as_list: bool = False, size: bytes | None = None) -> bytes:
+    """``_rebuild_sparse_tensor(torch.sparse_coo, data)`` of a 1-D tensor of 4 elements with 2 entries: ``index``
+    over storage '0', float32 values over storage '1'; ``data`` a list when ``as_list``."""
+    size = size if size is not None else b"ctorch\nSize\n" + _tuple(_tuple(_int(4))) + b"R"
+    parts = index + _v2("1", "FloatStorage", 2, (2,), (1,)) + size + b"\x89"
+    data = b"](" + parts + b"e" if as_list else b"(" + parts + b"t"
+    layout = b"ctorch.serialization\n_get_layout\n" + _u("torch.sparse_coo") + b"\x85R"
+    return b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\n" + layout + data + b"\x86R."
+
+
+def _archive(
+    pkl: bytes, indices: list[int], root: str = "archive", extra: dict[str, bytes] | None = None
+) -> bytes:
+    return cp.zip_of(
+        {
+            f"{root}/data.pkl": pkl,
+            f"{root}/byteorder": b"little",
+            f"{root}/data/0": struct.pack(f"<{len(indices)}q", *indices),
+            f"{root}/data/1": struct.pack("<2f", 1.0, 2.0),
+            f"{root}/version": b"3\n",
+            **(extra or {}),
+        },
+        method=zipfile.ZIP_STORED,
+    )
+
+
+_CASES = {
+    **{name: _coo(index) for name, index in _INDEX_SPELLINGS.items()},
+    "data-as-list": _coo(_v2("0", "LongStorage", 2, (1, 2), (2, 1)), as_list=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_sparse_indices_under_other_spellings_are_reported(tmp_path: Path, case: str) -> None:
+    """Each spelling crashed torch 2.13 after a default torch.load (weights_only=True) and coalesce().to_dense()
+    while loopwarden called it clean: the index tensor is now read back through Parameter, v3 and subclass
+    rebuilds, and ``data`` may be a list (LW-MODEL-017)."""
+    assert_caught(scan_files(tmp_path, {"model.pt": _archive(_CASES[case], [0, 1 << 34])}), "LW-MODEL-017")
+
+
+@pytest.mark.parametrize("case", sorted(_CASES))
+def test_sparse_indices_under_other_spellings_inside_the_tensor_stay_clean(tmp_path: Path, case: str) -> None:
+    assert_clean(scan_files(tmp_path, {"model.pt": _archive(_CASES[case], [0, 3])}))
+
+
+_UNREADABLE = {
+    # torch.Size(tuple([4])): a size computed at load time (weights_only=False)
+    "computed-size": _coo(
+        _v2("0", "LongStorage", 2, (1, 2), (2, 1)),
+        size=b"ctorch\nSize\ncbuiltins\ntuple\n]" + _int(4) + b"a\x85R\x85R",
+    ),
+    # indices converted from a float tensor: the bytes are not the index values
+    "converted-from-float": _coo(
+        b"ctorch._utils\n_rebuild_device_tensor_from_cpu_tensor\n("
+        + _v2("0", "DoubleStorage", 2, (1, 2), (2, 1))
+        + b"ctorch\nint64\n"
+        + _u("cpu")
+        + b"\x89tR"
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_UNREADABLE))
+def test_sparse_parts_that_cannot_be_read_back_are_unverified(tmp_path: Path, case: str) -> None:
+    """A sparse tensor whose size or index tensor is made at load time leaves its indices unchecked: unverified
+    (before, the check was silently skipped and the file called clean)."""
+    t = scan_files(tmp_path, {"model.pt": _archive(_UNREADABLE[case], [0, 3])})[0]
+    assert t.verdict is Verdict.UNVERIFIED, t
+    assert "not checked" in (t.reason or ""), t
+
+
+# --- TorchScript archives: _rebuild_sparse_tensor(layout, size, requires_grad, indices, values, hooks) ---------
+
+
+def _torchscript_sparse(layout: int, parts: list[bytes], size: tuple[int, ...]) -> bytes:
+    """A TorchScript module's data.pkl with one sparse buffer ``s`` as torch.jit.save writes it."""
+    call = (
+        b"ctorch._utils\n_rebuild_sparse_tensor\n("
+        + _int(layout)
+        + _tuple(*map(_int, size))
+        + b"\x89"
+        + b"".join(parts)
+        + _HOOKS
+        + b"tR"
+    )
+    return b"\x80\x02c__torch__\nM\n)\x81}(" + _u("s") + call + _u("training") + b"\x88ub."
+
+
+def _torchscript_archive(pkl: bytes, records: dict[str, bytes]) -> bytes:
+    files = {
+        "m/data.pkl": pkl,
+        "m/constants.pkl": b"\x80\x02).",
+        "m/version": b"3\n",
+        "m/byteorder": b"little",
+        "m/code/__torch__.py": b'class M(Module):\n  __parameters__ = []\n  __buffers__ = ["s", ]\n'
+        b"  s : Tensor\n  training : bool\n",
+    }
+    files.update({f"m/data/{k}": v for k, v in records.items()})
+    return cp.zip_of(files, method=zipfile.ZIP_STORED)
+
+
+def _ts_coo(indices: list[int]) -> bytes:
+    pkl = _torchscript_sparse(
+        1, [_v2("0", "LongStorage", 2, (1, 2), (2, 1)), _v2("1", "FloatStorage", 2, (2,), (1,))], (4,)
+    )
+    return _torchscript_archive(pkl, {"0": struct.pack("<2q", *indices), "1": struct.pack("<2f", 1.0, 2.0)})
+
+
+def _ts_csr(columns: list[int]) -> bytes:
+    """A 2 x 4 CSR buffer with 3 entries: crow_indices over '0', col_indices over '1', values over '2'."""
+    pkl = _torchscript_sparse(
+        2,
+        [
+            _v2("0", "LongStorage", 3, (3,), (1,)),
+            _v2("1", "LongStorage", 3, (3,), (1,)),
+            _v2("2", "FloatStorage", 3, (3,), (1,)),
+        ],
+        (2, 4),
+    )
+    return _torchscript_archive(
+        pkl,
+        {
+            "0": struct.pack("<3q", 0, 1, 3),
+            "1": struct.pack("<3q", *columns),
+            "2": struct.pack("<3f", 1.0, 2.0, 3.0),
+        },
+    )
+
+
+def test_torchscript_sparse_indices_outside_the_tensor_are_reported(tmp_path: Path) -> None:
+    """torch.jit.load rebuilds a TorchScript module's sparse buffers from a call with another signature than
+    torch.load's, which loopwarden skipped: a COO index past the size crashed torch 2.13 on coalesce().to_dense()
+    and a CSR column index past the size on to_sparse_coo().to_dense(), both called clean."""
+    assert_caught(scan_files(tmp_path / "coo", {"model.pt": _ts_coo([0, 1 << 34])}), "LW-MODEL-017")
+    assert_caught(scan_files(tmp_path / "csr", {"model.pt": _ts_csr([1, 0, 1 << 33])}), "LW-MODEL-017")
+
+
+def test_torchscript_sparse_indices_inside_the_tensor_stay_clean(tmp_path: Path) -> None:
+    assert_clean(scan_files(tmp_path / "coo", {"model.pt": _ts_coo([0, 3])}))
+    assert_clean(scan_files(tmp_path / "csr", {"model.pt": _ts_csr([1, 0, 2])}))
+
+
+# --- real torch -------------------------------------------------------------------------------------------------
+
+_JIT_SAVE = """
+import sys, torch
+class M(torch.nn.Module):
+    def __init__(self, s):
+        super().__init__()
+        self.register_buffer("s", s)
+    def forward(self, x):
+        return x
+t = torch.tensor([[0.0, 1.0, 0.0, 0.0], [2.0, 0.0, 3.0, 0.0]])
+torch.jit.script(M(t.to_sparse())).save(sys.argv[1])
+torch.jit.script(M(t.to_sparse_csr())).save(sys.argv[2])
+"""
+
+
+def _with_record(archive: bytes, ending: str, data: bytes) -> bytes:
+    with zipfile.ZipFile(__import__("io").BytesIO(archive)) as z:
+        files = {n: (data if n.endswith(ending) else z.read(n)) for n in z.namelist()}
+    return cp.zip_of(files, method=zipfile.ZIP_STORED)
+
+
+def test_sparse_spellings_under_real_torch(tmp_path: Path) -> None:
+    """Real torch crashes on the spellings loopwarden missed (a child process: SIGSEGV), and the modules
+    torch.jit.save writes with sparse buffers stay clean."""
+    pytest.importorskip("torch")
+    coo, csr = tmp_path / "coo.pt", tmp_path / "csr.pt"
+    made = _child(_JIT_SAVE, str(coo), str(csr), cwd=tmp_path / "make")
+    assert made.returncode == 0, made.stderr
+    assert_clean(scan_files(tmp_path / "g1", {"model.pt": coo.read_bytes()}))
+    assert_clean(scan_files(tmp_path / "g2", {"model.pt": csr.read_bytes()}))
+
+    bad = tmp_path / "bad_coo.pt"  # indices of a 2 x 4 COO tensor: [[0, 1, 1], [1, 0, 2]] -> column 2**34
+    bad.write_bytes(_with_record(coo.read_bytes(), "/data/0", struct.pack("<6q", 0, 1, 1, 1, 0, 1 << 34)))
+    ran = _child(
+        "import sys, torch\ntorch.jit.load(sys.argv[1]).s.coalesce().to_dense()\n", str(bad), cwd=tmp_path
+    )
+    assert ran.returncode != 0
+    assert_caught(scan_files(tmp_path / "b1", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")
+
+    spelled = tmp_path / "param.pt"
+    spelled.write_bytes(_archive(_CASES["parameter"], [0, 1 << 34]))
+    ran = _child(
+        "import sys, torch\ntorch.load(sys.argv[1]).coalesce().to_dense()\n", str(spelled), cwd=tmp_path
+    )
+    assert ran.returncode != 0
+    assert_caught(scan_files(tmp_path / "b2", {"model.pt": spelled.read_bytes()}), "LW-MODEL-017")
