@@ -19,6 +19,7 @@ from pathlib import Path
 
 import _container_payloads as cp
 import pytest
+from test_advisory_formats import _torchscript
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
 from test_redteam_round9_torch import _child, _int, _tuple, _u, assert_clean
@@ -256,3 +257,81 @@ def test_sparse_spellings_under_real_torch(tmp_path: Path) -> None:
     )
     assert ran.returncode != 0
     assert_caught(scan_files(tmp_path / "b2", {"model.pt": spelled.read_bytes()}), "LW-MODEL-017")
+
+
+# --- TorchScript: the archive's own methods named like dangerous functions (false positives) --------------------
+
+_OWN_METHODS = (
+    b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    b"    _0 = (self).open((self).compile((self).save(x, ), ), )\n"
+    b"    sub = self.sub\n"
+    b"    return (sub).open(self.eval(_0), )\n"
+    b"  def open(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    b"    return torch.sub(x, 1)\n"
+    b"  def compile(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    b"    return torch.mul(x, 2)\n"
+    b"  def eval(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    b"    return x\n"
+    b"  def save(self: __torch__.M, x: Tensor) -> Tensor:\n"
+    b"    return torch.add(x, 1)\n"
+)
+
+
+def test_torchscript_own_methods_named_open_or_compile_stay_clean(tmp_path: Path) -> None:
+    """torch.jit.save prints a module's own methods as ``def open(self, ...)`` and calls them as
+    ``(self).open(x, )``: no TorchScript builtin type has such a method, so that is the archive's own code (judged
+    itself). loopwarden reported each such line HIGH (LW-MODEL-031)."""
+    assert_clean(scan_files(tmp_path, {"model.pt": _torchscript(_OWN_METHODS)}))
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'    f = open("/etc/passwd")\n',
+        b'    os.system("id")\n',
+        b'    os.\\\n      system("id")\n',
+        b'    builtins.eval("1")\n',
+        b'    y = compile("1")\n',
+    ],
+    ids=["free-open", "os-system", "os-system-continued", "builtins-eval", "compile-free"],
+)
+def test_torchscript_dangerous_words_outside_own_methods_are_reported(tmp_path: Path, line: bytes) -> None:
+    body = b"  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n" + line + b"    return x\n"
+    assert_caught(scan_files(tmp_path, {"model.pt": _torchscript(body)}), "LW-MODEL-031")
+
+
+_JIT_METHODS = """
+import sys, torch
+class Sub(torch.nn.Module):
+    @torch.jit.export
+    def save(self, x: torch.Tensor) -> torch.Tensor:
+        return x + 1
+    @torch.jit.export
+    def load(self, x: torch.Tensor) -> torch.Tensor:
+        return x * 2
+    @torch.jit.export
+    def open(self, x: torch.Tensor) -> torch.Tensor:
+        return x - 1
+    def forward(self, x):
+        return self.open(self.load(self.save(x)))
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.sub = Sub()
+        self.subs = torch.nn.ModuleList([Sub(), Sub()])
+    def forward(self, x):
+        y = self.sub.save(x)
+        for s in self.subs:
+            y = s.open(s.load(y))
+        return self.sub(y)
+torch.jit.script(M()).save(sys.argv[1])
+"""
+
+
+def test_torchscript_methods_named_save_load_open_under_real_torch(tmp_path: Path) -> None:
+    """What torch.jit.save writes for a benign module whose methods are named save, load and open stays clean."""
+    pytest.importorskip("torch")
+    out = tmp_path / "methods.pt"
+    made = _child(_JIT_METHODS, str(out), cwd=tmp_path / "make")
+    assert made.returncode == 0, made.stderr
+    assert_clean(scan_files(tmp_path / "s", {"model.pt": out.read_bytes()}))

@@ -43,6 +43,18 @@ _DANGEROUS: Final = re.compile(
     r"__builtins__|__globals__|__class__|__subclasses__|system|spawn|socket|urllib|shutil|pickle|"
     r"marshal|load_library|_load_library)\b\s*[\(\.\[]"
 )
+_METHOD_WORDS: Final = frozenset({"open", "system", "spawn", "popen", "exec", "eval", "compile"})
+"""Words of ``_DANGEROUS`` that an archive's own classes use as method names (a module with ``open`` or
+``compile`` methods). No TorchScript builtin type has a method of these names, so ``def open(`` and a call on a
+value (``(_0).open(x)``, ``self.open(x)``, ``sub.compile(x)``) name the archive's own code, which is judged
+itself; on a module name (``os.system``) they stay findings."""
+_MODULE_ROOTS: Final = frozenset(
+    {
+        "os", "subprocess", "builtins", "__builtins__", "importlib", "socket", "urllib", "shutil", "pickle",
+        "marshal", "sys", "posix", "nt", "pty", "io", "pathlib", "codecs", "platform", "torch", "ops",
+    }
+)  # fmt: skip
+"""Receivers under which a method word is read as a module's function, as Python code would call it."""
 _STRINGS: Final = re.compile(r"(\"(?:[^\"\\]|\\.)*\"|'(?:[^'\\]|\\.)*')")
 _FILE_BUILTIN_NAMES: Final = frozenset(
     {"save", "from_file", "_save_parameters", "_save_for_mobile", "_load_for_mobile", "load"}
@@ -134,17 +146,55 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
         if parts[0] == "__torch__":
             continue  # a class or module of the archive's own code (__torch__.torchvision.ops.misc.Conv)
         _judge_chain(parts, ctx, Location(location.path, location.member, line=t.line), function)
+    for t in _method_words(toks):
+        ctx.add(
+            rules.TorchScriptCode,
+            f"TorchScript code uses '{t.value}'",
+            Location(location.path, location.member, line=t.line),
+            name=t.value,
+        )
     code = _STRINGS.sub('""', text)  # names inside string constants are data, not calls
     for lineno, line in enumerate(code.splitlines(), 1):
         if line.lstrip().startswith("#"):
             continue
         for m in _DANGEROUS.finditer(line):
+            if m.group(1) in _METHOD_WORDS:
+                continue  # judged on the tokens (_method_words)
             ctx.add(
                 rules.TorchScriptCode,
                 f"TorchScript code uses '{m.group(1)}'",
                 Location(location.path, location.member, line=lineno),
                 name=m.group(1),
             )
+
+
+def _method_words(toks: list[_Tok]) -> list[_Tok]:
+    """Uses of the method words (``_METHOD_WORDS``) followed by ``(``, ``.`` or ``[``, except where they name a
+    method of the archive's own classes: defined there (``def open(``) or called on a value that is not a module
+    (``(_0).open(x)``, ``self.compile(x)``)."""
+    found: list[_Tok] = []
+    for i, t in enumerate(toks):
+        if t.kind != "name" or t.value not in _METHOD_WORDS or i + 1 >= len(toks):
+            continue
+        if toks[i + 1].kind != "op" or toks[i + 1].value not in "(.[":
+            continue
+        prev = toks[i - 1] if i else None
+        recv = toks[i - 2] if i > 1 else None
+        if prev is not None and prev.kind == "name" and prev.value == "def":
+            continue
+        if (
+            prev is not None
+            and prev.kind == "op"
+            and prev.value == "."
+            and recv is not None
+            and (
+                (recv.kind == "op" and recv.value == ")")
+                or (recv.kind == "name" and recv.value not in _MODULE_ROOTS)
+            )
+        ):
+            continue
+        found.append(t)
+    return found
 
 
 def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: str) -> None:
