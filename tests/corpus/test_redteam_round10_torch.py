@@ -19,6 +19,7 @@ from pathlib import Path
 
 import _container_payloads as cp
 import pytest
+import test_redteam_round9_torch2 as r9t2
 from test_advisory_formats import _torchscript
 from test_container_bypasses import assert_caught
 from test_container_bypasses import scan as scan_files
@@ -335,3 +336,46 @@ def test_torchscript_methods_named_save_load_open_under_real_torch(tmp_path: Pat
     made = _child(_JIT_METHODS, str(out), cwd=tmp_path / "make")
     assert made.returncode == 0, made.stderr
     assert_clean(scan_files(tmp_path / "s", {"model.pt": out.read_bytes()}))
+
+
+# --- legacy (non-zip) files: dense storages torch allocates but never fills -------------------------------------
+
+
+def _legacy_dense(keys: list[str], numel: int = 4096) -> bytes:
+    """A legacy file whose main pickle is a uint8 tensor over storage '0'; ``keys`` is the storage-key list, and
+    each listed storage is filled with ``numel`` bytes of 0x41."""
+    main = b"\x80\x02" + r9t2._tensor("0", "ByteStorage", numel, (numel,), (1,)) + b"."
+    return r9t2._legacy(main, keys, [(numel, b"A" * numel) for _ in keys])
+
+
+def test_legacy_storage_never_filled_is_reported(tmp_path: Path) -> None:
+    """torch.load (weights_only=True) of a legacy file allocates each storage the pickle names uninitialized and
+    fills only those in the storage-key list: a tensor over one left out holds the loading process's leftover
+    heap (with torch 2.13 it showed hundreds of copies of a string the process had freed). Was called clean."""
+    assert_caught(scan_files(tmp_path / "b", {"model.pt": _legacy_dense([])}), "LW-MODEL-017")
+    assert_clean(scan_files(tmp_path / "g", {"model.pt": _legacy_dense(["0"])}))
+
+
+_LEGACY_SAVE = """
+import sys, torch
+m = torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.BatchNorm1d(4))
+x = torch.randn(5, 5)
+torch.save({"state": m.state_dict(), "empty": torch.empty(0), "view": x[1:3, 2:], "shared": (x, x.t()),
+            "opt": torch.optim.Adam(m.parameters()).state_dict(), "param": torch.nn.Parameter(torch.ones(2))},
+           sys.argv[1], _use_new_zipfile_serialization=False)
+torch.save(m, sys.argv[2], _use_new_zipfile_serialization=False)
+t = torch.load(sys.argv[3])
+assert t.numel() == 4096 and b"A" * 64 not in bytes(t.tolist())
+"""
+
+
+def test_legacy_storage_never_filled_under_real_torch(tmp_path: Path) -> None:
+    """Real torch loads the tensor without its bytes being in the file; torch.save's legacy files stay clean."""
+    pytest.importorskip("torch")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(_legacy_dense([]))
+    state, module = tmp_path / "state.pt", tmp_path / "module.pt"
+    ran = _child(_LEGACY_SAVE, str(state), str(module), str(bad), cwd=tmp_path / "run")
+    assert ran.returncode == 0, ran.stderr
+    assert_clean(scan_files(tmp_path / "s", {"model.pt": state.read_bytes()}))
+    assert_clean(scan_files(tmp_path / "m", {"model.pt": module.read_bytes()}))

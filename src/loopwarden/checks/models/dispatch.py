@@ -31,7 +31,7 @@ from loopwarden.checks.models.detect import (
     sniff,
     tar_header,
 )
-from loopwarden.domain import Finding
+from loopwarden.domain import Finding, Location
 
 __all__ = [
     "NOT_A_MODEL",
@@ -505,8 +505,8 @@ def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
     _pickle(blob, ctx, max_pickles=5, legacy=True)
     storages = ctx.storages.pop(where, ())
     sparse = ctx.sparse.pop(where, ())
-    if sparse:
-        _legacy_sparse(blob, ctx, storages, sparse)
+    if storages:
+        _legacy_storages(blob, ctx, storages, sparse)
 
 
 _LEGACY_KEY_OPS: Final = frozenset(
@@ -572,7 +572,7 @@ def _legacy_keys(f: BinaryIO, ctx: ScanContext) -> list[str] | None:
 _MARK: Final = object()
 
 
-def _legacy_sparse(
+def _legacy_storages(
     blob: Blob,
     ctx: ScanContext,
     storages: tuple[tuple[str, int, int | None], ...],
@@ -580,7 +580,12 @@ def _legacy_sparse(
 ) -> None:
     """Walk the storages a legacy file lists after its pickles, in the order torch reads them (each listed key's
     storage is filled from the next ``8 + numel * itemsize`` bytes; a key listed twice is filled twice, the last
-    bytes win), and check each sparse index tensor's values in the bytes its storage ends up with."""
+    bytes win), and check each sparse index tensor's values in the bytes its storage ends up with.
+
+    torch allocates every storage the main pickle names uninitialized (``UntypedStorage(nbytes)``) and fills only
+    the listed ones: a storage left out of the list gives tensors whose elements are whatever the loading
+    process's heap held (freed strings, earlier files, keys), which a pipeline then computes with or saves again.
+    torch.save lists every storage, so one never filled is reported."""
     import pickletools
 
     declared = {key: (numel, itemsize) for key, numel, itemsize in storages}
@@ -610,8 +615,7 @@ def _legacy_sparse(
                     complete = False
                     break  # torch fails: a key no storage has
                 if itemsize is None:
-                    if wanted & (set(keys) - set(found)):
-                        why = f"storage {key[:100]!r} has an element size loopwarden does not know"
+                    why = f"storage {key[:100]!r} has an element size loopwarden does not know"
                     complete = False
                     break
                 f.seek(pos)
@@ -627,8 +631,10 @@ def _legacy_sparse(
                 pos += 8 + numel * itemsize
         loc = blob.location
         if why is not None:
-            ctx.fail(loc, f"sparse tensor indices not checked: {why}")
+            ctx.fail(loc, f"storages not checked for uninitialized memory or sparse indices: {why}")
             return
+        if complete:
+            _legacy_unfilled(declared, found, wanted, ctx, loc)
         for entry in sparse:
             key, itemsize = entry[0], entry[6]
             if key not in found and complete:
@@ -650,6 +656,29 @@ def _legacy_sparse(
                 continue
             f.seek(start)
             _sparse_values(f.read(length), entry, ctx, loc)
+
+
+def _legacy_unfilled(
+    declared: dict[str, tuple[int, int | None]],
+    found: dict[str, tuple[int, int]],
+    sparse_keys: set[str],
+    ctx: ScanContext,
+    loc: Location,
+) -> None:
+    """Report the dense storages of a legacy file that torch allocates but never fills (sparse index storages are
+    reported with their tensors)."""
+    unfilled = [
+        k for k, (numel, _) in declared.items() if numel > 0 and k not in found and k not in sparse_keys
+    ]
+    if unfilled:
+        ctx.add(
+            rules.TensorGeometry,
+            f"{len(unfilled)} storage(s) ({', '.join(repr(k[:100]) for k in unfilled[:5])}) are never filled from "
+            "the file (not in its storage-key list): torch.load allocates them uninitialized, so their tensors "
+            "hold whatever the loading process's memory held",
+            loc,
+            keys=", ".join(k[:100] for k in unfilled[:20]),
+        )
 
 
 def _text_like(blob: Blob) -> bool:
