@@ -379,3 +379,60 @@ def test_legacy_storage_never_filled_under_real_torch(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert_clean(scan_files(tmp_path / "s", {"model.pt": state.read_bytes()}))
     assert_clean(scan_files(tmp_path / "m", {"model.pt": module.read_bytes()}))
+
+
+# --- TorchScript constants: records shorter than the storages constants.pkl declares -----------------------------
+
+
+def _ts_constant(record: bytes, numel: int = 1 << 16) -> bytes:
+    """A TorchScript archive whose constants.pkl holds one float32 tensor of ``numel`` elements over storage '0'
+    (the record ``constants/0`` is ``record``)."""
+    constants = b"\x80\x02(" + _v2("0", "FloatStorage", numel, (numel,), (1,)) + b"t."
+    return cp.zip_of(
+        {
+            "m/data.pkl": b"\x80\x02c__torch__\nM\n)\x81}(" + _u("training") + b"\x88ub.",
+            "m/constants.pkl": constants,
+            "m/constants/0": record,
+            "m/version": b"3\n",
+            "m/byteorder": b"little",
+            "m/code/__torch__.py": b"class M(Module):\n  __parameters__ = []\n  __buffers__ = []\n"
+            b"  training : bool\n  def forward(self: __torch__.M, x: Tensor) -> Tensor:\n"
+            b"    _0 = CONSTANTS.c0\n    return torch.add(x, _0)\n",
+        },
+        method=zipfile.ZIP_STORED,
+    )
+
+
+def test_torchscript_constant_record_shorter_than_its_storage_is_reported(tmp_path: Path) -> None:
+    """torch.jit.load (2.13) builds a TorchScript archive's constants from ``constants/<key>`` with the element
+    count constants.pkl declares and does not compare it with the record: a 16-byte record under a 65536-element
+    constant made the model's output carry the loading process's heap (a freed string showed up hundreds of
+    times). torch.save's data/ records were checked; constants/ ones were not."""
+    assert_caught(scan_files(tmp_path / "b", {"model.pt": _ts_constant(b"\0" * 16)}), "LW-MODEL-017")
+    assert_clean(scan_files(tmp_path / "g", {"model.pt": _ts_constant(b"\0" * (4 << 16))}))
+
+
+_TRACE_CONSTANT = """
+import sys, zipfile, torch
+c = torch.arange(1 << 16, dtype=torch.float32)
+class M(torch.nn.Module):
+    def forward(self, x):
+        return x + c
+torch.jit.trace(M(), torch.zeros(1 << 16)).save(sys.argv[1])
+with zipfile.ZipFile(sys.argv[1]) as z, zipfile.ZipFile(sys.argv[2], "w") as out:
+    for n in z.namelist():
+        out.writestr(n, z.read(n)[:16] if "/constants/" in n else z.read(n))
+m = torch.jit.load(sys.argv[2])
+assert m(torch.zeros(1 << 16)).numel() == 1 << 16  # 65536 floats from a 16-byte record
+"""
+
+
+def test_torchscript_constants_under_real_torch(tmp_path: Path) -> None:
+    """Real torch loads and runs the module whose constant record was cut to 16 bytes; the traced module
+    torch.jit.save writes (with its traced_inputs records left empty) stays clean, the cut one is reported."""
+    pytest.importorskip("torch")
+    good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
+    ran = _child(_TRACE_CONSTANT, str(good), str(bad), cwd=tmp_path / "run")
+    assert ran.returncode == 0, ran.stderr
+    assert_clean(scan_files(tmp_path / "g", {"model.pt": good.read_bytes()}))
+    assert_caught(scan_files(tmp_path / "b", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")

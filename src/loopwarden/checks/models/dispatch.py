@@ -49,6 +49,10 @@ HEAD: Final = 4096
 _GLOBAL_BOUNDS: Final = frozenset({"max_seconds", "max_decompressed_bytes", "max_members"})
 """Budgets of the whole target: hitting one stops the analysis; other bounds stop only the member."""
 _TORCH_ROOT_PKL: Final = re.compile(r"^([^/]+)/data\.pkl$")
+_TORCH_RECORD_PKL: Final = re.compile(r"^([^/]+)/(data|constants)\.pkl$")
+"""A pickle of a torch record folder whose storages are the records ``<root>/<name>/<key>``: torch.save's
+``data.pkl`` (``data/``), and TorchScript's ``constants.pkl`` (``constants/``), which torch.jit.load reads the same
+way. (``traced_inputs.pkl`` is not read at load time; torch.jit.save writes its records empty.)"""
 _PICKLE_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.pth|\.ckpt)$", re.IGNORECASE)
 _PICKLE_ONLY_NAMES: Final = re.compile(r"(\.pkl|\.pickle|\.debug_pkl|\.joblib|\.pt|\.ckpt)$", re.IGNORECASE)
 """Names that claim a pickle and nothing else (``.pth`` is also a site-packages path file, which is text)."""
@@ -409,9 +413,9 @@ def _pickle(
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
-    if res.storages and (legacy or _TORCH_ROOT_PKL.match(blob.name)):
+    if res.storages and (legacy or _TORCH_RECORD_PKL.match(blob.name)):
         ctx.storages[(blob.location.path, blob.location.member)] = res.storages
-    if res.sparse and (legacy or _TORCH_ROOT_PKL.match(blob.name)):
+    if res.sparse and (legacy or _TORCH_RECORD_PKL.match(blob.name)):
         ctx.sparse[(blob.location.path, blob.location.member)] = res.sparse
     if err:
         ctx.fail(blob.location, err)
@@ -953,21 +957,32 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
         check_torch_package(names, ctx, blob.location)
 
 
+def _record_pickles(arch: Any, roots: list[str]) -> list[tuple[str, str]]:
+    """(pickle member, record folder) of each ``<root>/<name>.pkl`` of the archive's torch record folders."""
+    out = []
+    for e in arch.entries:
+        m = _TORCH_RECORD_PKL.match(e.name)
+        if m and m.group(1) in roots and not e.is_dir:
+            out.append((e.name, f"{m.group(1)}/{m.group(2)}"))
+    return out
+
+
 def _storage_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -> None:
-    """Each storage a ``<root>/data.pkl`` declares must fit its ``<root>/data/<key>`` record: torch makes the
+    """Each storage a ``<root>/<name>.pkl`` declares must fit its ``<root>/<name>/<key>`` record: torch makes the
     storage from the record with the declared element count, and a record shorter than that lets the tensors over
-    it read and write past its end (CVE-2026-24747). A missing record only makes torch fail."""
+    it read and write past its end (CVE-2026-24747; torch.jit.load 2.13 still does so for a TorchScript archive's
+    ``constants/`` records). A missing record only makes torch fail."""
     sizes = {e.name: e.usize for e in arch.entries if not e.is_dir}
-    for root in roots:
-        loc = member_location(blob.location, f"{root}/data.pkl")
+    for member, folder in _record_pickles(arch, roots):
+        loc = member_location(blob.location, member)
         for key, numel, itemsize in ctx.storages.pop((loc.path, loc.member), ()):
-            have = sizes.get(f"{root}/data/{key}")
+            have = sizes.get(f"{folder}/{key}")
             if have is None or itemsize is None or numel * itemsize <= have:
                 continue
             ctx.add(
                 rules.TensorGeometry,
                 f"storage {key!r} declares {numel} elements ({numel * itemsize} bytes) but its record "
-                f"{root}/data/{key} holds {have} bytes",
+                f"{folder}/{key} holds {have} bytes",
                 loc,
                 key=key,
                 declared_bytes=numel * itemsize,
@@ -980,25 +995,23 @@ _SPARSE_RECORD_MAX: Final = 64 << 20
 
 
 def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -> None:
-    """The values of each sparse index tensor a ``<root>/data.pkl`` declares must lie in the tensor's bounds.
+    """The values of each sparse index tensor a ``<root>/<name>.pkl`` declares must lie in the tensor's bounds.
     torch.load (weights_only too) rebuilds sparse tensors unchecked and validates them only when sparse invariant
     checks are switched on, which they are not by default: a COO index past the size makes ``coalesce()`` or
     ``to_dense()`` write outside the dense buffer (a crash, or a write of chosen values)."""
     entries = {e.name: e for e in arch.entries if not e.is_dir}
-    for root in roots:
-        loc = member_location(blob.location, f"{root}/data.pkl")
+    for member, folder in _record_pickles(arch, roots):
+        loc = member_location(blob.location, member)
         for key, offset, size, stride, bounds, low, itemsize in ctx.sparse.pop((loc.path, loc.member), ()):
-            e = entries.get(f"{root}/data/{key}")
+            e = entries.get(f"{folder}/{key}")
             if e is None or itemsize not in (4, 8):
                 continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
             if e.usize > _SPARSE_RECORD_MAX:
-                ctx.fail(
-                    loc, f"sparse index record {root}/data/{key} is too large to check ({e.usize} bytes)"
-                )
+                ctx.fail(loc, f"sparse index record {folder}/{key} is too large to check ({e.usize} bytes)")
                 continue
             data = _member_bytes(blob, e, ctx, _SPARSE_RECORD_MAX)
             if data is None:
-                ctx.fail(loc, f"sparse index record {root}/data/{key} could not be read to check its values")
+                ctx.fail(loc, f"sparse index record {folder}/{key} could not be read to check its values")
                 continue
             _sparse_values(data, (key, offset, size, stride, bounds, low, itemsize), ctx, loc)
 
