@@ -384,10 +384,11 @@ def test_legacy_storage_never_filled_under_real_torch(tmp_path: Path) -> None:
 # --- TorchScript constants: records shorter than the storages constants.pkl declares -----------------------------
 
 
-def _ts_constant(record: bytes, numel: int = 1 << 16) -> bytes:
+def _ts_constant(record: bytes, numel: int = 1 << 16, first: int | None = None) -> bytes:
     """A TorchScript archive whose constants.pkl holds one float32 tensor of ``numel`` elements over storage '0'
-    (the record ``constants/0`` is ``record``)."""
-    constants = b"\x80\x02(" + _v2("0", "FloatStorage", numel, (numel,), (1,)) + b"t."
+    (the record ``constants/0`` is ``record``), after one of ``first`` elements over the same key if given."""
+    before = _v2("0", "FloatStorage", first, (first,), (1,)) if first is not None else b""
+    constants = b"\x80\x02(" + before + _v2("0", "FloatStorage", numel, (numel,), (1,)) + b"t."
     return cp.zip_of(
         {
             "m/data.pkl": b"\x80\x02c__torch__\nM\n)\x81}(" + _u("training") + b"\x88ub.",
@@ -401,6 +402,15 @@ def _ts_constant(record: bytes, numel: int = 1 << 16) -> bytes:
         },
         method=zipfile.ZIP_STORED,
     )
+
+
+def test_storage_key_declared_again_with_a_larger_size_is_reported(tmp_path: Path) -> None:
+    """torch.jit.load's unpickler builds each declaration of a storage key with its own element count (torch.load
+    keeps the first): a key declared with 4 elements, then with 65536, over a 16-byte record gave a constant that
+    read the loading process's heap (torch 2.13). loopwarden compared the first declaration only and called it
+    clean; every declaration of another size is now compared with the record."""
+    assert_caught(scan_files(tmp_path / "b", {"model.pt": _ts_constant(b"\0" * 16, first=4)}), "LW-MODEL-017")
+    assert_clean(scan_files(tmp_path / "g", {"model.pt": _ts_constant(b"\0" * (4 << 16), first=4)}))
 
 
 def test_torchscript_constant_record_shorter_than_its_storage_is_reported(tmp_path: Path) -> None:

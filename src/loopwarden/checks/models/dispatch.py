@@ -592,7 +592,9 @@ def _legacy_storages(
     torch.save lists every storage, so one never filled is reported."""
     import pickletools
 
-    declared = {key: (numel, itemsize) for key, numel, itemsize in storages}
+    declared: dict[str, tuple[int, int | None]] = {}
+    for key, numel, itemsize in storages:
+        declared.setdefault(key, (numel, itemsize))  # torch's legacy loader keeps a key's first declaration
     wanted = {entry[0] for entry in sparse}
     found: dict[str, tuple[int, int]] = {}  # key -> (data start, bytes)
     size = blob.size or 0

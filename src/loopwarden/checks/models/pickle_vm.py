@@ -336,7 +336,8 @@ class PickleResult:
     consumed: int
     storages: tuple[tuple[str, int, int | None], ...] = ()
     """torch storages the stream asks ``persistent_load`` for: (key, declared element count, bytes per element
-    when the storage type says it), for the archive to compare with its ``data/<key>`` records."""
+    when the storage type says it), for the archive to compare with its ``data/<key>`` records. Each key's first
+    declaration comes first; later ones of another size follow it."""
     sparse: tuple[
         tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None], ...
     ] = ()
@@ -823,6 +824,9 @@ class _Collector:
         self.unverified: list[str] = []
         self._cache: dict[str, Classification] = {}
         self.storages: dict[str, tuple[int, int | None]] = {}
+        self.redeclared: list[tuple[str, int, int | None]] = []
+        """Later declarations of a storage key with another size: torch.load takes a key's first declaration,
+        torch.jit.load's unpickler each declaration's own (a larger one reads past the record)."""
         self.sparse: list[
             tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None]
         ] = []
@@ -3742,8 +3746,12 @@ class _VM:
             dtype = name.removesuffix("Storage") if name.endswith("Storage") else None
             itemsize = _STORAGE_ITEMSIZE.get(dtype) if dtype else None
             packed = _STORAGE_PACKED.get(dtype, 1) if dtype else 1
-            if len(self.coll.storages) < _MAX_CONTAINER:
-                self.coll.storages.setdefault(pid[2], (pid[4], itemsize))
+            first = self.coll.storages.get(pid[2])
+            if first is None:
+                if len(self.coll.storages) < _MAX_CONTAINER:
+                    self.coll.storages[pid[2]] = (pid[4], itemsize)
+            elif first != (pid[4], itemsize) and len(self.coll.redeclared) < _MAX_CONTAINER:
+                self.coll.redeclared.append((pid[2], pid[4], itemsize))
             view = pid[5] if len(pid) == 6 else None
             if view is None:
                 return _Storage(pid[2], pid[4], packed=packed)
@@ -5578,7 +5586,7 @@ def analyze_pickle(
         callables=tuple(sorted(coll.callables)),
         pickles=count,
         consumed=reader.tell(),
-        storages=tuple((k, n, size) for k, (n, size) in coll.storages.items()),
+        storages=(*((k, n, size) for k, (n, size) in coll.storages.items()), *coll.redeclared),
         sparse=tuple(coll.sparse),
         storage_infos=tuple(
             e for _, f in coll.storage_infos.values() if (e := _storage_entry(f)) is not None
