@@ -446,3 +446,60 @@ def test_torchscript_constants_under_real_torch(tmp_path: Path) -> None:
     assert ran.returncode == 0, ran.stderr
     assert_clean(scan_files(tmp_path / "g", {"model.pt": good.read_bytes()}))
     assert_caught(scan_files(tmp_path / "b", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")
+
+
+# --- compressed sparse layouts: crow_indices that go down ---------------------------------------------------------
+
+
+def _csr(crow: list[int]) -> bytes:
+    """torch.save's pickle and records of a CSR tensor of ``len(crow) - 1`` x 4 with 3 entries in columns 0..2."""
+    rows = len(crow) - 1
+    layout = b"ctorch.serialization\n_get_layout\n" + _u("torch.sparse_csr") + b"\x85R"
+    size = b"ctorch\nSize\n" + _tuple(_tuple(_int(rows), _int(4))) + b"R"
+    data = _tuple(
+        _v2("0", "LongStorage", rows + 1, (rows + 1,), (1,)),
+        _v2("1", "LongStorage", 3, (3,), (1,)),
+        _v2("2", "FloatStorage", 3, (3,), (1,)),
+        size,
+    )
+    pkl = b"\x80\x02ctorch._utils\n_rebuild_sparse_tensor\n" + layout + data + b"\x86R."
+    return cp.zip_of(
+        {
+            "archive/data.pkl": pkl,
+            "archive/byteorder": b"little",
+            "archive/data/0": struct.pack(f"<{rows + 1}q", *crow),
+            "archive/data/1": struct.pack("<3q", 0, 1, 2),
+            "archive/data/2": struct.pack("<3f", 1.0, 2.0, 3.0),
+            "archive/version": b"3\n",
+        },
+        method=zipfile.ZIP_STORED,
+    )
+
+
+@pytest.mark.parametrize(
+    "crow", [[0, 3, 0], [3, 0, 3], [0, 2, 3, 1]], ids=["drop-to-0", "start-high", "last-down"]
+)
+def test_compressed_indices_that_go_down_are_reported(tmp_path: Path, crow: list[int]) -> None:
+    """CSR crow_indices each inside [0, nnz] but smaller than the one before give a row of negative length: a
+    default torch.load and to_dense() (or to_sparse_coo().coalesce().to_dense()) crashed torch 2.13, and
+    loopwarden, which checked only the range, called the file clean."""
+    assert_caught(scan_files(tmp_path, {"model.pt": _csr(crow)}), "LW-MODEL-017")
+
+
+def test_compressed_indices_that_never_go_down_stay_clean(tmp_path: Path) -> None:
+    assert_clean(scan_files(tmp_path / "a", {"model.pt": _csr([0, 1, 3])}))
+    assert_clean(scan_files(tmp_path / "b", {"model.pt": _csr([0, 0, 0, 3])}))
+
+
+def test_compressed_indices_under_real_torch(tmp_path: Path) -> None:
+    pytest.importorskip("torch")
+    bad = tmp_path / "csr.pt"
+    bad.write_bytes(_csr([3, 0, 3]))
+    ran = _child("import sys, torch\ntorch.load(sys.argv[1]).to_dense()\n", str(bad), cwd=tmp_path / "run")
+    assert ran.returncode != 0  # SIGSEGV
+    good = tmp_path / "good.pt"
+    good.write_bytes(_csr([0, 1, 3]))
+    ran = _child(
+        "import sys, torch\nprint(torch.load(sys.argv[1]).to_dense().sum())\n", str(good), cwd=tmp_path / "g"
+    )
+    assert ran.returncode == 0, ran.stderr

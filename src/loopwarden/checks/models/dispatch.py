@@ -1004,7 +1004,8 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
     entries = {e.name: e for e in arch.entries if not e.is_dir}
     for member, folder in _record_pickles(arch, roots):
         loc = member_location(blob.location, member)
-        for key, offset, size, stride, bounds, low, itemsize in ctx.sparse.pop((loc.path, loc.member), ()):
+        for entry in ctx.sparse.pop((loc.path, loc.member), ()):
+            key, itemsize = entry[0], entry[6]
             e = entries.get(f"{folder}/{key}")
             if e is None or itemsize not in (4, 8):
                 continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
@@ -1015,7 +1016,7 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
             if data is None:
                 ctx.fail(loc, f"sparse index record {folder}/{key} could not be read to check its values")
                 continue
-            _sparse_values(data, (key, offset, size, stride, bounds, low, itemsize), ctx, loc)
+            _sparse_values(data, entry, ctx, loc)
 
 
 def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: Any) -> None:
@@ -1023,7 +1024,7 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
     them from ``data``, its storage's bytes: each row is a strided view, nothing is allocated from declared sizes."""
     import numpy as np  # only for files that have sparse tensors: numpy takes ~70 ms to import
 
-    key, offset, size, stride, bounds, low, itemsize = entry
+    key, offset, size, stride, bounds, low, itemsize, compressed = entry
     values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
     rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
     rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
@@ -1051,6 +1052,22 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
                 bound=int(limits[r]),
             )
             break
+        if compressed and row.size > 1:
+            # compressed indices are row starts: one smaller than the one before makes a row of negative
+            # length, and to_dense()/coalesce() then write outside their buffers (a crash in torch 2.13)
+            down = np.flatnonzero(row[1:] < row[:-1])
+            if down.size:
+                c = int(down[0]) + 1
+                ctx.add(
+                    rules.TensorGeometry,
+                    f"sparse tensor compressed index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is "
+                    f"smaller than the one before it ({int(row[c - 1])}): torch.load does not check sparse indices "
+                    "by default, and to_dense()/coalesce() then write outside the tensor",
+                    loc,
+                    key=key,
+                    index=int(row[c]),
+                )
+                break
 
 
 def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:

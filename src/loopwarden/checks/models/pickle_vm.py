@@ -339,10 +339,11 @@ class PickleResult:
     when the storage type says it), for the archive to compare with its ``data/<key>`` records. Each key's first
     declaration comes first; later ones of another size follow it."""
     sparse: tuple[
-        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None], ...
+        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool], ...
     ] = ()
     """Index tensors of sparse tensors (``_rebuild_sparse_tensor``) over a storage: (storage key, offset, sizes,
-    strides, bound of each row's values (one bound for a 1-D tensor), lowest allowed value, bytes per element).
+    strides, bound of each row's values (one bound for a 1-D tensor), lowest allowed value, bytes per element,
+    whether each row must not decrease (compressed indices)).
     torch.load checks none of them unless sparse invariant checks are switched on, so the archive compares them
     with the record's numbers (see ``dispatch._sparse_records``)."""
     storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
@@ -828,7 +829,7 @@ class _Collector:
         """Later declarations of a storage key with another size: torch.load takes a key's first declaration,
         torch.jit.load's unpickler each declaration's own (a larger one reads past the record)."""
         self.sparse: list[
-            tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None]
+            tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool]
         ] = []
         self.storage_infos: dict[int, tuple[Any, dict[str, Any]]] = {}
         """Objects given distributed-checkpoint storage-entry attributes (see ``_VM._storage_info``), by id."""
@@ -3865,7 +3866,7 @@ class _VM:
             plain_view = self._sparse_tensor_entry(data[1], lambda rows: (plain,), 0)
             if plain_view is not None:
                 nnz = plain_view[2][-1]
-                self._sparse_tensor_entry(data[0], lambda rows: (nnz + 1,), 0)
+                self._sparse_tensor_entry(data[0], lambda rows: (nnz + 1,), 0, compressed=True)
 
     def _sparse_unchecked(self, what: str) -> None:
         why = f"{what}: its indices are not checked"
@@ -3905,9 +3906,10 @@ class _VM:
         return "a sparse index tensor nested in too many rebuilds"
 
     def _sparse_tensor_entry(
-        self, tensor: Any, bounds: Any, low: int
+        self, tensor: Any, bounds: Any, low: int, *, compressed: bool = False
     ) -> tuple[int, int, tuple[int, ...], tuple[int, ...]] | None:
-        """Record one index tensor's checks; returns (storage base, offset, sizes, strides) when it is recorded."""
+        """Record one index tensor's checks; returns (storage base, offset, sizes, strides) when it is recorded.
+        ``compressed``: the tensor holds compressed indices (CSR's crow_indices), each row non-decreasing."""
         found = self._index_tensor(tensor)
         if found is None:
             return None
@@ -3941,7 +3943,7 @@ class _VM:
             base = base * declared // itemsize
         sizes: tuple[int, ...] = tuple(size)
         strides: tuple[int, ...] = tuple(stride)
-        self.coll.sparse.append((key, base + offset, sizes, strides, tuple(rows), low, itemsize))
+        self.coll.sparse.append((key, base + offset, sizes, strides, tuple(rows), low, itemsize, compressed))
         return base, offset, sizes, strides
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
