@@ -119,23 +119,17 @@ _EXTRACTION_CASES = {
 }
 
 
-@pytest.mark.parametrize("case", sorted(_EXTRACTION_CASES))
-def test_tar_member_judged_with_the_bytes_its_extracted_name_holds(tmp_path: Path, case: str) -> None:
-    data = _tar([*_KERAS_FILES, *_EXTRACTION_CASES[case](_not_a_model_config("marker"))])
-    assert_caught(scan_files(tmp_path, {"model.tar": data}), "LW-MODEL-033")
-
-
-def test_tar_cases_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> None:
-    """The real loader: keras.utils' extract_archive (tarfile, filter="data"), then load_model on the folder."""
+def _need_keras_loader() -> None:
     import importlib.util
 
+    # both are imported in the child process (Keras on the torch backend)
     if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
-        pytest.skip(
-            "keras and torch are needed to run the loader"
-        )  # imported in the subprocess (torch backend)
-    for case, build in _EXTRACTION_CASES.items():
-        marker = str(tmp_path / f"{case}.marker")
-        (tmp_path / f"{case}.tar").write_bytes(_tar([*_KERAS_FILES, *build(_not_a_model_config(marker))]))
+        pytest.skip("keras and torch are needed to run the loader")
+
+
+def _extract_and_load(paths: list[str]) -> None:
+    """The real loader in a child process: keras.utils' extract_archive of each archive, then load_model on the
+    folder it filled (safe_mode off, as a user who trusts the file's source would)."""
     code = (
         "import sys, keras\n"
         "from keras.src.utils import file_utils\n"
@@ -147,10 +141,25 @@ def test_tar_cases_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> Non
         "        pass\n"
     )
     env = {**os.environ, "KERAS_BACKEND": "torch"}
-    paths = [str(tmp_path / f"{c}.tar") for c in _EXTRACTION_CASES]
     subprocess.run(
         [sys.executable, "-c", code, *paths], env=env, capture_output=True, timeout=300, check=False
     )
+
+
+@pytest.mark.parametrize("case", sorted(_EXTRACTION_CASES))
+def test_tar_member_judged_with_the_bytes_its_extracted_name_holds(tmp_path: Path, case: str) -> None:
+    data = _tar([*_KERAS_FILES, *_EXTRACTION_CASES[case](_not_a_model_config("marker"))])
+    assert_caught(scan_files(tmp_path, {"model.tar": data}), "LW-MODEL-033")
+
+
+def test_tar_cases_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> None:
+    """The real loader: keras.utils' extract_archive (tarfile, filter="data"), then load_model on the folder."""
+    _need_keras_loader()
+    for case, build in _EXTRACTION_CASES.items():
+        marker = str(tmp_path / f"{case}.marker")
+        (tmp_path / f"{case}.tar").write_bytes(_tar([*_KERAS_FILES, *build(_not_a_model_config(marker))]))
+    paths = [str(tmp_path / f"{c}.tar") for c in _EXTRACTION_CASES]
+    _extract_and_load(paths)
     assert sorted(p.name for p in tmp_path.glob("*.marker")) == sorted(
         f"{c}.marker" for c in _EXTRACTION_CASES
     )
@@ -199,32 +208,14 @@ def test_zip_member_of_a_benign_config_under_such_a_name_stays_clean(tmp_path: P
 
 
 def test_zip_member_names_run_the_pickle_once_extracted_by_keras(tmp_path: Path) -> None:
-    import importlib.util
-
-    if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
-        pytest.skip(
-            "keras and torch are needed to run the loader"
-        )  # imported in the subprocess (torch backend)
+    _need_keras_loader()
     paths = []
     for i, name in enumerate(_ZIP_NAMES):
         (tmp_path / f"{i}.zip").write_bytes(
             _keras_zip(name, _not_a_model_config(str(tmp_path / f"{i}.marker")))
         )
         paths.append(str(tmp_path / f"{i}.zip"))
-    code = (
-        "import sys, keras\n"
-        "from keras.src.utils import file_utils\n"
-        "for p in sys.argv[1:]:\n"
-        "    file_utils.extract_archive(p, p + '.d')\n"
-        "    try:\n"
-        "        keras.saving.load_model(p + '.d', safe_mode=False)\n"
-        "    except Exception:\n"
-        "        pass\n"
-    )
-    env = {**os.environ, "KERAS_BACKEND": "torch"}
-    subprocess.run(
-        [sys.executable, "-c", code, *paths], env=env, capture_output=True, timeout=300, check=False
-    )
+    _extract_and_load(paths)
     assert sorted(p.name for p in tmp_path.glob("*.marker")) == [
         f"{i}.marker" for i in range(len(_ZIP_NAMES))
     ]
