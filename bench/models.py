@@ -95,10 +95,10 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
     makers: dict[str, Callable[[Path, int], None]] = {}
 
     def npy(p: Path, i: int) -> None:
-        np.save(p.with_suffix(".npy"), np.arange(i % 50 + 1, dtype=np.float32))
+        np.save(p.with_suffix(".npy"), np.arange(i % 50 + 1, dtype=np.float32) + i)
 
     def npz(p: Path, i: int) -> None:
-        np.savez(p.with_suffix(".npz"), a=np.ones(i % 20 + 1), b=np.zeros(3))
+        np.savez(p.with_suffix(".npz"), a=np.ones(i % 20 + 1), b=np.full(3, float(i)))
 
     def plain_pickle(p: Path, i: int) -> None:
         p.with_suffix(".pkl").write_bytes(
@@ -109,7 +109,7 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
         hdr = json.dumps(
             {
                 "w": {"dtype": "F32", "shape": [i % 8 + 1], "data_offsets": [0, 4 * (i % 8 + 1)]},
-                "__metadata__": {"format": "pt"},
+                "__metadata__": {"format": "pt", "index": str(i)},
             }
         ).encode()
         p.with_suffix(".safetensors").write_bytes(
@@ -127,7 +127,7 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
             torch.save({"w": torch.ones(3) * i}, p.with_suffix(".pth"), _use_new_zipfile_serialization=False)
 
         def bin_(p: Path, i: int) -> None:
-            torch.save({"emb": torch.zeros(2, i % 5 + 1)}, p.with_suffix(".bin"))
+            torch.save({"emb": torch.full((2, i % 5 + 1), float(i))}, p.with_suffix(".bin"))
 
         makers.update(pt=pt, pt_legacy=pt_legacy, bin=bin_)
     except ImportError:
@@ -140,6 +140,7 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
         model = LinearRegression().fit(x, x[:, 0])
 
         def jl(p: Path, i: int) -> None:
+            model.intercept_ = float(i)  # every file distinct
             joblib.dump(model, p.with_suffix(".joblib"), compress=i % 2)
 
         makers["joblib"] = jl
@@ -154,10 +155,10 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
         )
-        onnx_bytes = helper.make_model(g).SerializeToString()
 
         def onnx_(p: Path, i: int) -> None:
-            p.with_suffix(".onnx").write_bytes(onnx_bytes)
+            g.name = f"g{i}"  # every file distinct
+            p.with_suffix(".onnx").write_bytes(helper.make_model(g).SerializeToString())
 
         makers["onnx"] = onnx_
     except ImportError:
@@ -171,6 +172,9 @@ def _benign_makers() -> dict[str, Callable[[Path, int], None]]:
                 "{% for m in messages %}{{'<|im_start|>' + m['role'] + '\\n' + m['content'] + "
                 "'<|im_end|>\\n'}}{% endfor %}"
             )
+            w.add_uint32(
+                "general.file_index", i
+            )  # every file distinct; the template is shared, as in a model family
             w.add_tensor("w", np.zeros(4, np.float32))
             w.write_header_to_file()
             w.write_kv_data_to_file()
@@ -189,7 +193,7 @@ def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
     reps_dir = DATA / "reps"
     done = d / ".done"
     makers = _benign_makers()
-    if not (done.exists() and done.read_text() == str(n)):
+    if not (done.exists() and done.read_text() == f"{n} distinct"):
         shutil.rmtree(d, ignore_errors=True)
         shutil.rmtree(reps_dir, ignore_errors=True)
         d.mkdir(parents=True)
@@ -200,7 +204,7 @@ def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
             makers[kind](d / f"{kind}_{i:05}", i)
         for kind in kinds:
             makers[kind](reps_dir / f"rep_{kind}", 7)
-        done.write_text(str(n))
+        done.write_text(f"{n} distinct")
     files = sorted(p for p in d.iterdir() if p.is_file() and p.name != ".done")
     reps = {p.stem.removeprefix("rep_"): p for p in sorted(reps_dir.iterdir())}
     return files, reps
