@@ -15,10 +15,14 @@ that really are what the pattern promises:
   with the reason;
 * a function defined in that very module (``__module__`` and ``__qualname__`` match the path).
 
-Enum classes are marked: pickle rebuilds enum members by calling the class with the value.
+Enum classes are marked (``*``): pickle rebuilds enum members by calling the class with the value. Plain
+transformers ModelOutput dataclasses are marked (``^``): ``ModelOutput.__reduce__`` writes them as a call of the class
+with its field values (see ``allowlist.model_output_class``).
 
-Usage: ``python tools/gen_ecosystem_names.py [--out FILE]``. Packages that are not installed are left out and keep
-the name-only pattern; the header records the versions the list was made from.
+Usage: ``python tools/gen_ecosystem_names.py [--out FILE] [--only PREFIX ...]``. Packages that are not installed are
+left out and keep the name-only pattern; the header records the versions the list was made from. ``--only`` regenerates
+the modules under the given prefixes (of the allow-list's) and keeps every other line of the existing file: for a
+prefix added to the allow-list when not every package of the header is installed.
 """
 
 from __future__ import annotations
@@ -265,12 +269,54 @@ def _defined_function(obj: Any, modname: str, attr: str) -> bool:
     return is_function and home == (modname, attr)
 
 
-def _collect() -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]]:
+# What a plain ModelOutput dataclass may define besides its fields: the functions @dataclass generates (their code is
+# compiled from a string) and the keyword-renaming wrapper transformers' metaclass puts around the generated __init__.
+_MODEL_OUTPUT = "transformers.utils.generic.ModelOutput"
+_BC_INIT = "_BCCacheNameMeta.__setattr__.<locals>.__init__"
+
+
+def _generated(fn: Any) -> bool:
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    if code.co_filename == "<string>":
+        return True
+    # the wrappers around generated functions: transformers' around __init__, dataclasses' recursion guard of __repr__
+    where = code.co_filename.replace(os.sep, "/")
+    wrapper = (code.co_qualname == _BC_INIT and where.endswith("transformers/utils/generic.py")) or (
+        code.co_qualname == "_recursive_repr.<locals>.wrapper" and where.endswith("/dataclasses.py")
+    )
+    wrapped = getattr(fn, "__wrapped__", None)
+    return wrapper and wrapped is not None and _generated(wrapped)
+
+
+def _plain_model_output(cls: type) -> bool:
+    """A dataclass under transformers' ModelOutput whose classes (up to ModelOutput) define nothing callable but what
+    @dataclass generates: pickle calls it with its field values, and only ModelOutput's own methods run."""
+    import dataclasses
+
+    mro = [f"{c.__module__}.{c.__qualname__}" for c in cls.__mro__]
+    if _MODEL_OUTPUT not in mro or mro[0] == _MODEL_OUTPUT or not dataclasses.is_dataclass(cls):
+        return False
+    for c in cls.__mro__[: mro.index(_MODEL_OUTPUT)]:
+        if not dataclasses.is_dataclass(c) or type(c) is not type(cls):
+            return False
+        for value in vars(c).values():
+            fn = getattr(value, "__func__", value)
+            code = isinstance(value, property | staticmethod | classmethod) or callable(fn)
+            if code and not (inspect.isfunction(fn) and _generated(fn)):
+                return False
+    return True
+
+
+def _collect(
+    prefixes: tuple[str, ...] = (*_CLASS_PREFIXES, *_FUNCTION_PREFIXES),
+) -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]]:
     names: dict[str, set[str]] = defaultdict(set)
     excluded: dict[str, str] = {}
     tops: set[str] = set()
     failed: list[str] = []
-    for prefix in (*_CLASS_PREFIXES, *_FUNCTION_PREFIXES):
+    for prefix in prefixes:
         top = prefix.split(".", 1)[0]
         for modname in _modules(prefix):
             tops.add(top)
@@ -313,7 +359,8 @@ def _collect() -> tuple[dict[str, set[str]], dict[str, str], set[str], list[str]
                     if problem:
                         excluded[full] = problem
                         continue
-                    names[modname].add(f"{attr}*" if issubclass(obj, enum.Enum) else attr)
+                    mark = "*" if issubclass(obj, enum.Enum) else "^" if _plain_model_output(obj) else ""
+                    names[modname].add(attr + mark)
                 elif _function_pattern(modname, attr) and _defined_function(obj, modname, attr):
                     names[modname].add(attr)
     return names, excluded, tops, failed
@@ -332,18 +379,37 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--hooks", action="store_true", help="list every distinct load-time hook and its verdict"
     )
+    parser.add_argument(
+        "--only",
+        nargs="+",
+        metavar="PREFIX",
+        help="regenerate the modules under these allow-list prefixes only, keeping the rest of the file",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    if args.only:
+        unknown = [p for p in args.only if p not in (*_CLASS_PREFIXES, *_FUNCTION_PREFIXES)]
+        if unknown:
+            parser.error(f"not a prefix of the allow-list: {', '.join(unknown)}")
+        names, excluded, _tops, failed = _collect(tuple(args.only))
+        _merge(args.out, names, excluded, tuple(p.rstrip(".") for p in args.only))
+        print(
+            f"{sum(len(v) for v in names.values())} names in {len(names)} modules, {len(excluded)} excluded, "
+            f"{len(failed)} modules not importable; updated {args.out}",
+            file=sys.stderr,
+        )
+        return 0
     names, excluded, tops, failed = _collect()
     lines = [
         "# Classes and functions the allow-list's name patterns admit, as they really are in the packages below.",
-        "# Generated by tools/gen_ecosystem_names.py; do not edit. Format: 'module: Name Name* func' (* = enum),",
+        "# Generated by tools/gen_ecosystem_names.py; do not edit. Format: 'module: Name Name* Name^ func' (* = enum,",
+        "# ^ = plain transformers ModelOutput dataclass),"
         "# '!module.Name reason' (excluded), '@covers top ...' (packages this list is authoritative for).",
         "# from " + ", ".join(f"{t} {_version(t)}" for t in sorted(tops)),
         "@covers " + " ".join(sorted(tops)),
     ]
-    lines += [f"{m}: {' '.join(sorted(v))}" for m, v in sorted(names.items())]
+    lines += [f"{m}: {' '.join(sorted(v, key=_sort_key))}" for m, v in sorted(names.items())]
     lines += [f"!{n} {r}" for n, r in sorted(excluded.items())]
     args.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
     print(
@@ -357,6 +423,38 @@ def main(argv: list[str] | None = None) -> int:
         for name, verdict in sorted(_HOOK_VERDICTS.items()):
             print(f"hook {name}: {verdict or 'ok'}", file=sys.stderr)
     return 0
+
+
+def _sort_key(name: str) -> str:
+    """Names sort as they were before the ModelOutput mark existed (an enum's ``*`` is part of its sort key)."""
+    return name.rstrip("^")
+
+
+def _merge(out: Path, names: dict[str, set[str]], excluded: dict[str, str], roots: tuple[str, ...]) -> None:
+    """Replace the lines of the modules under ``roots`` in ``out`` by the ones just made, keeping the others."""
+
+    def under(module: str) -> bool:
+        return any(module == r or module.startswith(r + ".") for r in roots)
+
+    head: list[str] = []
+    kept: dict[str, str] = {}
+    kept_excluded: dict[str, str] = {}
+    for line in out.read_text(encoding="utf-8").splitlines():
+        if line.startswith(("#", "@")):
+            head.append(line)
+        elif line.startswith("!"):
+            full, _, reason = line[1:].partition(" ")
+            if not under(full.rpartition(".")[0]):
+                kept_excluded[full] = reason
+        elif line:
+            module, _, rest = line.partition(": ")
+            if not under(module):
+                kept[module] = rest
+    kept.update((m, " ".join(sorted(v, key=_sort_key))) for m, v in names.items())
+    kept_excluded.update(excluded)
+    lines = [*head, *(f"{m}: {v}" for m, v in sorted(kept.items()))]
+    lines += [f"!{n} {r}" for n, r in sorted(kept_excluded.items())]
+    out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 if __name__ == "__main__":
