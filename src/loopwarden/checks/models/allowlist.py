@@ -39,7 +39,14 @@ from typing import Any, Final
 
 from loopwarden.domain import Severity
 
-__all__ = ["NUMPY_FUNCTIONS", "SCIPY_DIST_MODULES", "AllowList", "Classification", "canonical_module"]
+__all__ = [
+    "NUMPY_FUNCTIONS",
+    "SCIPY_DIST_MODULES",
+    "AllowList",
+    "Classification",
+    "canonical_module",
+    "model_output_class",
+]
 
 
 # Module aliases that resolve to the same objects: C accelerators, platform modules, Python 2 names.
@@ -1130,6 +1137,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "gensim.utils.identity",
         "gensim.models.tfidfmodel.df2idf",
         "gensim.models.tfidfmodel.precompute_idfs",
+        # transformers' Trainer state (torch.save(trainer.state), trainer.control): dataclasses of numbers, strings,
+        # the log history and the callbacks' exported states, rebuilt by NEWOBJ + BUILD with no load-time hook; a call
+        # would run TrainerState.__post_init__, which calls .state() on each stateful callback (see _REBUILD_ONLY)
+        "transformers.trainer_callback.TrainerState",
+        "transformers.trainer_callback.TrainerControl",
         # rebuilt by NEWOBJ + BUILD (their __setstate__ loads the model from the state's bytes); a call reads the
         # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
@@ -1282,6 +1294,9 @@ _REBUILD_ONLY: Final = frozenset(
         "catboost.core.CatBoostRegressor",
         "catboost.core.CatBoostRanker",
         *_DCP_METADATA,
+        # the dataclasses' __post_init__ calls methods of the objects it is handed (TrainerState: callback.state())
+        "transformers.trainer_callback.TrainerState",
+        "transformers.trainer_callback.TrainerControl",
     }
 )
 
@@ -1301,6 +1316,14 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "torch.utils.data.dataset.",
     "torch.utils.data.sampler.",
     "torch.ao.nn.",
+    # eager-mode quantization-aware training (a torch.ao.nn.qat module saved whole keeps its qconfig and its fake
+    # quantizers): observers and fake quantizers are modules rebuilt from their __dict__; QConfig/QConfigDynamic are
+    # namedtuples whose __new__ only checks that its arguments are not module instances; _PartialWrapper keeps the
+    # functools.partial it calls when a model is prepared, judged by the VM (pickle_vm._partial_wrapper_state)
+    "torch.ao.quantization.observer.",
+    "torch.ao.quantization.fake_quantize.",
+    "torch.ao.quantization._learnable_fake_quantize.",
+    "torch.ao.quantization.qconfig.",
     "torch.distributions.",
     "torch.nn.intrinsic.",
     "torch.nn.quantized.",
@@ -1349,6 +1372,11 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.trainer_utils.",
     "transformers.debug_utils.",
     "transformers.utils.generic.",
+    # the outputs of transformers models (BaseModelOutput, CausalLMOutputWithPast ...) saved with torch.save:
+    # ModelOutput dataclasses, which ModelOutput.__reduce__ writes as a call of the class with its field values; the
+    # reference list marks those that are plain ModelOutput dataclasses (^), the only ones that call admits (see
+    # model_output_class)
+    "transformers.modeling_outputs.",
     # the weight renamings and conversions (WeightRenaming, WeightConverter and their ConversionOps: Concatenate,
     # MergeModulelist ...) a transformers 5 model loaded with from_pretrained keeps, saved with it by
     # torch.save(model): pattern holders rebuilt by NEWOBJ + BUILD, whose only load-time hook (__setattr__) checks
@@ -1815,15 +1843,16 @@ class _EcosystemNames:
                 self.made_from = line[len("# from ") :]
             elif line.startswith("@covers "):
                 self.covers = frozenset(line.split()[1:])
-        self._modules: dict[str, tuple[frozenset[str], frozenset[str]] | None] = {}
+        self._modules: dict[str, tuple[frozenset[str], frozenset[str], frozenset[str]] | None] = {}
 
     def defined(self, module: str) -> frozenset[str] | None:
         """The names the list has for ``module`` (None: the list does not have the module)."""
         entry = self._module(module)
         return entry[0] if entry is not None else None
 
-    def _module(self, module: str) -> tuple[frozenset[str], frozenset[str]] | None:
-        """(names, enum names) defined in ``module``, or None when the list does not have the module."""
+    def _module(self, module: str) -> tuple[frozenset[str], frozenset[str], frozenset[str]] | None:
+        """(names, enum names, plain ModelOutput dataclasses) defined in ``module``, or None when the list does not
+        have the module."""
         if module in self._modules:
             return self._modules[module]
         start = self.text.find(f"\n{module}: ")
@@ -1832,8 +1861,9 @@ class _EcosystemNames:
             start += len(module) + 3
             items = self.text[start : self.text.find("\n", start)].split()
             entry = (
-                frozenset(n.rstrip("*") for n in items),
+                frozenset(n.rstrip("*^") for n in items),
                 frozenset(n[:-1] for n in items if n.endswith("*")),
+                frozenset(n[:-1] for n in items if n.endswith("^")),
             )
         self._modules[module] = entry
         return entry
@@ -1860,9 +1890,10 @@ class _EcosystemNames:
             # a module of another release, or one the generator could not import: the name pattern alone
             # (and, as for every pattern name, rebuilding without the constructor only)
             return _PATTERN_ALLOWED
-        names, enums = entry
+        names, enums, outputs = entry
         if qual in names:
-            return _ALLOWED if qual in enums else _PATTERN_ALLOWED
+            # enum members and plain ModelOutput dataclasses are rebuilt by calling the class (see model_output_class)
+            return _ALLOWED if qual in enums or qual in outputs else _PATTERN_ALLOWED
         return Classification(
             False,
             RULE_NOT_ALLOWED,
@@ -1872,8 +1903,27 @@ class _EcosystemNames:
             f"name unknown to the reference list made from {self.made_from or module.split('.', 1)[0]})",
         )
 
+    def model_output(self, module: str, qual: str) -> bool:
+        """Whether the list marks ``module.qual`` as a plain ModelOutput dataclass (``^``)."""
+        entry = self._module(module)
+        return entry is not None and qual in entry[2]
+
 
 _ECOSYSTEM: list[_EcosystemNames] = []
+
+
+def model_output_class(name: str) -> bool:
+    """Whether ``name`` (canonical ``module.Class``) is a plain transformers ModelOutput dataclass, as the reference
+    list marks them: a dataclass under ``ModelOutput`` whose classes define no method of their own (the dataclass's
+    generated ``__init__``, ``__repr__``, ``__eq__`` and transformers' keyword-renaming wrapper of ``__init__`` only).
+    ``ModelOutput.__reduce__`` writes it as ``cls(*field_values)``: the constructor stores the fields, and
+    ``ModelOutput.__post_init__`` runs; when every field but the first is None and the first is not a tensor, it
+    iterates the first (``.items()`` of a dict) and sets each ``(name, value)`` pair as an attribute and an item,
+    which the VM judges as a BUILD state (``pickle_vm._model_output_call``)."""
+    module, _, qual = name.rpartition(".")
+    if not _class_pattern(module, qual):
+        return False
+    return _ecosystem_names().model_output(module, qual)
 
 
 def _ecosystem_names() -> _EcosystemNames:

@@ -48,6 +48,7 @@ from loopwarden.checks.models.allowlist import (
     Classification,
     canonical_module,
     known_top_module,
+    model_output_class,
 )
 from loopwarden.checks.models.detect import TORCH_LEGACY_MAGIC
 from loopwarden.domain import Finding, Location, Severity
@@ -215,6 +216,24 @@ _DICT_CONSTRUCTORS: Final = frozenset(
 )
 """Allowed callables that make a mapping of the mappings or pairs they are given (as a BUILD state, its items
 become instance attributes: see ``_VM._state_mappings``)."""
+
+_KEEPS_ARGUMENTS: Final = frozenset(
+    {"torch.ao.quantization.qconfig.QConfig", "torch.ao.quantization.qconfig.QConfigDynamic"}
+)
+"""Allowed classes whose construction calls no method of its arguments: QConfig's ``__new__`` only checks
+``isinstance(arg, nn.Module)`` (the type's, never the instance's, attributes) and stores them in the tuple. What it
+holds is judged as what quantization calls (``_VM._qconfig_args``)."""
+_QCONFIGS: Final = _KEEPS_ARGUMENTS
+_PARTIAL_WRAPPER: Final = "torch.ao.quantization.observer._PartialWrapper"
+_QUANT_CALLABLE: Final = (
+    "torch.ao.quantization.observer.",
+    "torch.ao.quantization.fake_quantize.",
+    "torch.ao.quantization._learnable_fake_quantize.",
+    "torch.nn.modules.linear.Identity",  # QConfigDynamic's default activation
+)
+"""Classes quantization preparation may call with a pickle's keywords: observers and fake quantizers, whose
+constructors make their tensors from numbers, dtypes and qschemes (a fake quantizer calls its ``observer`` keyword,
+judged the same way)."""
 
 _CHUNK: Final = 1 << 20
 _KEEP_STR: Final = 1 << 16  # longer strings are kept as a prefix only
@@ -1291,6 +1310,9 @@ class _VM:
         # objects that take them (see _binary_tree)
         self.arrays: dict[int, tuple[Any, Any, Any, Any]] = {}
         self.result: Any = _UNKNOWN  # what STOP returns
+        # the functools.partial objects a torch.ao.quantization _PartialWrapper holds, by id (held so the id stays
+        # its own): a later BUILD on one that changes what it calls is judged again (see _partial_wrapper_state)
+        self.quant_partials: dict[int, _Wrapper] = {}
 
     # -- findings --
 
@@ -1319,6 +1341,8 @@ class _VM:
             if c.by_pattern:
                 ref.by_pattern = True
                 ref.plain = False
+            elif ref.canon.startswith("transformers.") and model_output_class(ref.canon):
+                ref.plain = False  # its call is modelled (_model_output_call)
             return
         if c.rule_id == RULE_UNKNOWN_CLASS:
             # Instantiating it by NEWOBJ + BUILD is how user objects are pickled; calling it with arguments
@@ -1832,8 +1856,10 @@ class _VM:
             if self.prefix and args:
                 self._judge_handed(args, off, f"handed to {func.name}")
             name = _canon(func)
-            if self.planted and args:
+            if self.planted and args and name not in _KEEPS_ARGUMENTS:
                 self._handed(func, args, off, how)
+            if name in _QCONFIGS:
+                self._qconfig_args(func, args, off, how)
             if name == "types.SimpleNamespace" and args:
                 # SimpleNamespace(mapping) (Python 3.13+) sets the mapping's (or the pairs') items as attributes
                 result = _Call(func, args)
@@ -2018,6 +2044,8 @@ class _VM:
                     off,
                     self._ev({"how": how, "source": _short(args[0])}),
                 )
+            if name.startswith("transformers.") and not func.by_pattern and model_output_class(name):
+                return self._model_output_call(func, args, off, how)
             if name == "numpy.core.numeric._frombuffer" and len(args) >= 3:
                 made = _Call(func, args)  # _frombuffer(buffer, dtype, shape, order): protocol 5's arrays
                 self.arrays[id(made)] = (made, args[1], args[2], args[0])
@@ -2206,6 +2234,15 @@ class _VM:
                 self._handed(
                     target, tuple(v for _, v in kwargs.items[:16]), off, f"{how} via functools.partial"
                 )
+            if (
+                type(kwargs) is _Dict
+                and kwargs.items
+                and type(target) is _Ref
+                and target.canon.startswith("transformers.")
+                and model_output_class(target.canon)
+            ):
+                # its first field given by keyword: the same pairs as a positional one (see _model_output_call)
+                self._model_output_first(target, _UNKNOWN, off, f"{how} via functools.partial with keywords")
             result = self._call(target, pargs + args, off, f"{how} via functools.partial")
             if type(kwargs) is _Dict and kwargs.items and type(result) is _Call:
                 if type(target) is _Ref and target.canon in _DICT_CONSTRUCTORS:
@@ -2686,8 +2723,10 @@ class _VM:
                 self._judge_handed((args, kwargs), off, f"handed to {cls.name}")
             if cls.canon.startswith(_NATIVE_CONSTRUCTORS):
                 self._native_constructor(cls, args, kwargs, off, how)
-            if self.planted and type(args) is tuple and args:
+            if self.planted and type(args) is tuple and args and cls.canon not in _KEEPS_ARGUMENTS:
                 self._handed(cls, args, off, how)  # cls.__new__(cls, *args) converts its arguments too
+            if cls.canon in _QCONFIGS and type(args) is tuple:
+                self._qconfig_args(cls, args, off, how)
             if type(args) is tuple and args and cls.canon.startswith("pandas."):
                 self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
@@ -2782,6 +2821,8 @@ class _VM:
                 cls = _instance_class(obj)
                 if cls is not None:
                     self._class_state(cls, state, off)
+                if cls == _PARTIAL_WRAPPER:
+                    self._partial_wrapper_state(state, off)
                 if func.canon in _DTYPE_CTORS:
                     self._dtype_state(obj, state, off)
                 elif func.canon in _ARRAY_REBUILDS or cls in _NDARRAY_CLASSES:
@@ -2845,12 +2886,157 @@ class _VM:
         w.target = state[0]
         w.args = state[1]
         w.kwargs = state[2]
+        if self.quant_partials.get(id(w)) is w:
+            self._quantization_callable(
+                w, off, "functools.partial held by a torch.ao.quantization _PartialWrapper"
+            )
         # the keywords are passed to the target at every call (argparse.Namespace(**kw), SimpleNamespace and
         # dict set them as attributes or keys), and the fourth item becomes the partial's own __dict__ (a
         # __setstate__ there is what the next BUILD on the partial calls)
         self._check_state_keys(state[2], off, "functools.partial keywords")
         self._check_state_keys(state[3], off, "BUILD of a functools.partial")
         return True
+
+    def _model_output_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> _Call:
+        """``cls(*field_values)`` of a plain transformers ModelOutput dataclass (``ModelOutput.__reduce__``): the
+        generated ``__init__`` stores the fields, then ``ModelOutput.__post_init__`` runs. When every field but the
+        first is None and the first is not a tensor, it takes the first field's ``(name, value)`` pairs (the items of
+        a mapping, the leading pairs of an iterable) and sets each as an attribute and an item of the instance,
+        through ``ModelOutput.__setattr__``, which calls ``self._replace_old_cache_name``: such pairs are judged as a
+        BUILD state would be (``__setstate__``, ``append``, ``_replace_old_cache_name`` planted there run at load)."""
+        result = _Call(func, args)
+        if args and all(a is None for a in args[1:]):
+            self._model_output_first(func, args[0], off, how, result)
+        return result
+
+    def _model_output_first(
+        self, func: _Ref, first: Any, off: int, how: str, result: _Call | None = None
+    ) -> None:
+        """The pairs ``ModelOutput.__post_init__`` sets as attributes when ``first`` is the only field given."""
+        if first is None or type(first) in (str, bytes, int, float, bool, complex) or type(first) is _Ref:
+            return  # not iterable, or iterated into values that are not pairs (a class: an enum's members)
+        mappings: list[_Dict] = []
+        if type(first) is _Dict:
+            mappings.append(first)
+        elif type(first) is tuple or type(first) is list:
+            lead = first[0] if first else None
+            if (type(lead) is tuple or type(lead) is list) and len(lead) == 2:
+                pairs = self._pairs(first)
+                if pairs is not None:
+                    mappings.append(pairs)
+        elif type(first) is _Call and type(first.func) is _Ref:
+            if first.func.canon in _TENSOR_RESULTS or first.func.canon in _ARRAY_REBUILDS:
+                return  # is_tensor(first): kept as the field
+            cls = _rebuilt_pattern_class(first)
+            if cls is not None:
+                self.coll.hit(
+                    RULE_NOT_ALLOWED,
+                    Severity.HIGH,
+                    f"{func.name}({cls.name})",
+                    f"{func.name}.__post_init__ iterates its only field, an instance of {cls.name} rebuilt from "
+                    "pickle state (a class allowed for rebuilding only, whose iteration methods were never reviewed)",
+                    off,
+                    self._ev({"how": how, "argument": cls.name}),
+                )
+                return
+            found, unseen = self._state_mappings(first)
+            mappings.extend(found)
+            if unseen is not None:
+                first = _UNKNOWN
+        else:
+            first = _UNKNOWN
+        if first is _UNKNOWN:
+            self.coll.hit(
+                RULE_DUNDER_STATE,
+                Severity.HIGH,
+                f"{func.name}.__post_init__",
+                f"{func.name} is built with a first field computed at load time: ModelOutput.__post_init__ sets its "
+                "(name, value) pairs as attributes, which may be special attributes or methods the loader calls",
+                off,
+                self._ev({"how": how}),
+            )
+            return
+        for mapping in mappings:
+            self._check_state_keys(mapping, off, f"{func.name}.__post_init__", result)
+            if result is not None:
+                self._plant(result, mapping)
+                if result.items is None:
+                    result.items = _Dict()
+                for key, value in mapping.items[:_MAX_CONTAINER]:
+                    if value is not None:
+                        result.items.add(key, value)  # self[name] = value: the round-10 item checks apply
+
+    def _qconfig_args(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """QConfig(activation, weight): what quantization preparation calls to make each observer."""
+        for value in args[:2]:
+            self._quantization_callable(value, off, f"{func.name} ({how})")
+
+    def _partial_wrapper_state(self, state: Any, off: int) -> None:
+        """``torch.ao.quantization`` ``_PartialWrapper``: restoring it only sets ``p`` and ``callable_args``, but
+        preparing a model for quantization calls ``p(**keywords)`` and every ``callable_args`` value: what it holds
+        must be something quantization may call (see ``_quantization_callable``)."""
+        for part in self._state_mappings(state)[0]:
+            for key, value in part.items:
+                if key == "p":
+                    self._quantization_callable(
+                        value, off, "the callable of a torch.ao.quantization _PartialWrapper"
+                    )
+                elif key == "callable_args":
+                    if type(value) is _Dict or type(value) is _Call:
+                        for mapping in self._state_mappings(value)[0]:
+                            for _, arg in mapping.items[:64]:
+                                self._quantization_callable(
+                                    arg, off, "a callable_args value of a _PartialWrapper"
+                                )
+                    else:
+                        self._quantization_callable(value, off, "the callable_args of a _PartialWrapper")
+
+    def _quantization_callable(self, value: Any, off: int, how: str, depth: int = 0) -> None:
+        """Judge what quantization preparation calls (a QConfig's fields, a _PartialWrapper's partial, and the
+        classes that partial hands the fake quantizer, which calls its ``observer`` keyword): a name on the
+        allow-list by name, or an observer or fake-quantizer class (their constructors only make tensors). A class
+        allowed for rebuilding only would run its constructor on the pickle's keywords; anything built at load time
+        is not known. Names off the allow-list were reported where the pickle imported them."""
+        problem: str | None = None
+        desc = _describe(value)
+        if type(value) is _Ref:
+            if value.module == "?":
+                problem = "a callable whose name is computed at load time"
+            elif (value.by_pattern or value.user_class) and not value.canon.startswith(_QUANT_CALLABLE):
+                problem = (
+                    "a class allowed for rebuilding only: its constructor would run on the pickle's keywords"
+                )
+        elif type(value) is _Wrapper and value.kind == "partial":
+            if depth < _MAX_UNWRAP:
+                self.quant_partials[id(value)] = value
+                self._quantization_callable(value.target, off, how, depth + 1)
+                kwargs = value.kwargs
+                handed = list(value.args)[:64]
+                if type(kwargs) is _Dict:
+                    handed += [v for _, v in kwargs.items[:64]]
+                for arg in handed:
+                    if type(arg) is _Ref or type(arg) is _Wrapper:
+                        self._quantization_callable(arg, off, f"{how}, handed to {desc}", depth + 1)
+                return
+            problem = "functools.partial nested too deep"
+        elif type(value) is _Call:
+            if _instance_class(value) == _PARTIAL_WRAPPER:
+                return  # judged at its own BUILD
+            problem = "an object built at load time, whose __call__ quantization would run"
+        elif value is None or type(value) in (str, bytes, int, float, bool):
+            return  # not callable: preparation fails
+        else:
+            problem = "a callable built at load time"
+        if problem is None:
+            return
+        self.coll.hit(
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            f"quantization:{desc}",
+            f"{how} is {desc}, which preparing the model for quantization calls: {problem}",
+            off,
+            self._ev({"how": how, "value": _short(value)}),
+        )
 
     def _class_state(self, cls: str, state: Any, off: int) -> None:
         """State handed to ``cls.__setstate__`` that the class turns into code."""
