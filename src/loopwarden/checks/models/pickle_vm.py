@@ -1561,7 +1561,7 @@ class _VM:
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
                             elif func.canon in _SPARSE_REBUILDS:
-                                self._sparse_indices(args)
+                                self._sparse_indices(args, r.base + p - 1)
                             stack[-1] = _Call(func, args)
                         else:
                             r.p = p
@@ -1891,7 +1891,7 @@ class _VM:
             if name in _TENSOR_REBUILDS:
                 self._tensor_geometry(name, args, off)
             elif name in _SPARSE_REBUILDS:
-                self._sparse_indices(args)
+                self._sparse_indices(args, off)
             if name in _PROTOCOL_TAKERS:
                 self._protocol_args(func, args, off, how)
             elif (
@@ -3987,13 +3987,15 @@ class _VM:
                 ),
             )
 
-    def _sparse_indices(self, args: tuple[Any, ...]) -> None:
+    def _sparse_indices(self, args: tuple[Any, ...], off: int) -> None:
         """Record the index tensors of ``_rebuild_sparse_tensor(layout, data)`` for the archive to check against
         the storage's numbers: torch builds the tensor with ``check_invariants=False`` and validates it after the
         load only when sparse invariant checks are switched on (they are off by default), so an index past the
         tensor's size makes ``coalesce``, ``to_dense`` and the sparse kernels write outside their buffers.
-        COO: row ``d`` of ``indices`` (sparse_dim x nnz) must lie in ``[0, size[d])``. CSR/CSC/BSR/BSC: the plain
-        indices in ``[0, size of the plain dimension)``, the compressed ones in ``[0, nnz]``.
+        COO: row ``d`` of ``indices`` (sparse_dim x nnz) must lie in ``[0, size[d])`` (torch checks the shapes of
+        a COO tensor's parts itself). CSR/CSC/BSR/BSC: the parts' shapes must agree as torch's own validation has
+        it (``_compressed_geometry``), the plain indices lie in ``[0, number of plain rows/columns (of blocks))``
+        and the compressed ones in ``[0, nnz]`` and never go down.
 
         torch takes ``data`` as any sequence and each index tensor as any tensor (a Parameter, a
         ``_rebuild_tensor_v3``, a subclass rebuilt by ``_rebuild_from_type_v2`` ...): whatever is not read back to
@@ -4004,9 +4006,9 @@ class _VM:
         values, hooks)`` for CSR, which torch.jit.load's unpickler rebuilds unchecked too."""
         if len(args) > 2 and type(args[0]) is int:
             if args[0] == 1 and len(args) >= 5:
-                self._sparse_layout("sparse_coo", (args[3], args[4], args[1]))
+                self._sparse_layout("sparse_coo", (args[3], args[4], args[1]), off)
             elif args[0] == 2 and len(args) >= 6:
-                self._sparse_layout("sparse_csr", (args[3], args[4], args[5], args[1]))
+                self._sparse_layout("sparse_csr", (args[3], args[4], args[5], args[1]), off)
             return  # torch.jit.load fails on any other layout
         if len(args) != 2:
             return  # torch fails: the rebuild takes (layout, data)
@@ -4023,9 +4025,9 @@ class _VM:
         else:
             self._sparse_unchecked("a sparse tensor whose layout is not constant")
             return
-        self._sparse_layout(kind.removeprefix("torch."), data)
+        self._sparse_layout(kind.removeprefix("torch."), data, off)
 
-    def _sparse_layout(self, kind: str, data: Any) -> None:
+    def _sparse_layout(self, kind: str, data: Any, off: int) -> None:
         """Record the index tensors of a sparse tensor of layout ``kind`` made from ``data``, Python's
         ``(indices, values, size[, coalesced])`` or ``(compressed, plain, values, size)``."""
         if kind not in ("sparse_coo", "sparse_csr", "sparse_bsr", "sparse_csc", "sparse_bsc"):
@@ -4046,13 +4048,78 @@ class _VM:
             if size is None or not all(type(n) is int for n in size):
                 self._sparse_unchecked("a sparse tensor whose size is not constant")
                 return
+            self._compressed_parts(kind, tuple(size), data, off)
+
+    def _compressed_parts(self, kind: str, size: tuple[int, ...], data: Any, off: int) -> None:
+        """Check that the shapes of a compressed sparse tensor's parts agree and record its index tensors. torch
+        builds it with ``check_invariants=False``, which checks none of the shapes either: crow_indices shorter than
+        the rows + 1 make matmul read past them, fewer values than col_indices make to_dense() read and write past
+        the values, a BSR block column past the blocks of a row writes past the dense tensor (torch 2.13)."""
+        found = [self._index_tensor(data[0]), self._index_tensor(data[1])]
+        for f in found:
+            if isinstance(f, str):
+                self._sparse_unchecked(f)
+                return
+        if found[0] is None or found[1] is None:
+            return  # a meta tensor holds no data; a non-integer dtype: torch fails
+        csz, psz = _shape(found[0][2]), _shape(found[1][2])
+        if csz is None or psz is None or not all(type(n) is int for n in (*csz, *psz)):
+            self._sparse_unchecked("a sparse index tensor whose sizes or strides are not constant")
+            return
+        vsz = self._values_sizes(data[2])
+        if isinstance(vsz, str):
+            self._sparse_unchecked(vsz)
+            vsz = None
+        problems, plain, nnz = _compressed_geometry(kind, size, tuple(csz), tuple(psz), vsz)
+        if problems:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                f"torch._utils._rebuild_sparse_tensor:{kind}",
+                f"{kind} tensor whose parts disagree in shape: {'; '.join(problems)}: torch.load does not check "
+                "sparse tensors by default, and to_dense()/matmul then read or write outside their buffers",
+                off,
+                self._ev(
+                    {
+                        "size": _short(list(size)),
+                        "compressed": _short(list(csz)),
+                        "plain": _short(list(psz)),
+                        "values": _short(list(vsz)) if vsz is not None else None,
+                    }
+                ),
+            )
+        if plain is None or nnz is None:
             if len(size) < 2:
-                return  # torch fails: compressed layouts have two dimensions at least
+                return
             plain = size[-1] if kind in ("sparse_csr", "sparse_bsr") else size[-2]
-            plain_view = self._sparse_tensor_entry(data[1], lambda rows: (plain,), 0)
-            if plain_view is not None:
-                nnz = plain_view[2][-1]
-                self._sparse_tensor_entry(data[0], lambda rows: (nnz + 1,), 0, compressed=True)
+            nnz = psz[-1] if psz else 0
+        plain_bound, nnz_bound = plain, nnz + 1
+        if self._sparse_tensor_entry(data[1], lambda rows: (plain_bound,), 0, batched=True) is not None:
+            self._sparse_tensor_entry(data[0], lambda rows: (nnz_bound,), 0, compressed=True, batched=True)
+
+    def _values_sizes(self, tensor: Any) -> tuple[int, ...] | str:
+        """The sizes of a sparse tensor's values, read from its rebuild's arguments (never from storage bytes), or
+        why they cannot be read back."""
+        for _ in range(8):
+            if type(tensor) is not _Call or type(tensor.func) is not _Ref:
+                return "a sparse tensor whose values are not a constant rebuild"
+            canon, args = tensor.func.canon, tensor.args
+            if canon in _PARAMETER_REBUILDS and args:
+                tensor = args[0]
+                continue
+            if canon in _REBUILD_FROM_TYPE and len(args) >= 3 and type(args[2]) in (tuple, list):
+                tensor = _Call(args[0], tuple(args[2]))
+                continue
+            if canon == "torch._utils._rebuild_meta_tensor_no_storage":
+                size = _shape(args[1]) if len(args) > 1 else None
+            elif canon in _TENSOR_REBUILDS or canon == "torch._utils._rebuild_tensor_v3":
+                size = _shape(args[2]) if len(args) > 2 else None
+            else:
+                return f"a sparse tensor whose values are made by {tensor.func.name[:100]}"
+            if size is None or not all(type(n) is int for n in size):
+                return "a sparse tensor whose values' sizes are not constant"
+            return tuple(size)
+        return "a sparse tensor whose values are nested in too many rebuilds"
 
     def _sparse_unchecked(self, what: str) -> None:
         why = f"{what}: its indices are not checked"
@@ -4092,10 +4159,12 @@ class _VM:
         return "a sparse index tensor nested in too many rebuilds"
 
     def _sparse_tensor_entry(
-        self, tensor: Any, bounds: Any, low: int, *, compressed: bool = False
+        self, tensor: Any, bounds: Any, low: int, *, compressed: bool = False, batched: bool = False
     ) -> tuple[int, int, tuple[int, ...], tuple[int, ...]] | None:
         """Record one index tensor's checks; returns (storage base, offset, sizes, strides) when it is recorded.
-        ``compressed``: the tensor holds compressed indices (CSR's crow_indices), each row non-decreasing."""
+        ``compressed``: the tensor holds compressed indices (CSR's crow_indices), each row non-decreasing.
+        ``batched``: the indices of a compressed layout, whose leading dimensions are batch dimensions (any number
+        of them): they are read as one dimension of rows when their strides allow, else unverified."""
         found = self._index_tensor(tensor)
         if found is None:
             return None
@@ -4103,11 +4172,21 @@ class _VM:
             self._sparse_unchecked(found)
             return None
         storage, offset, size, stride, itemsize = found
-        if size is None or stride is None or len(size) != len(stride) or len(size) not in (1, 2):
-            return None  # torch fails: indices are one or two dimensional with a stride for each size
+        if size is None or stride is None or len(size) != len(stride) or not size:
+            return None  # torch fails: indices have a stride for each size
+        if len(size) > 2 and not batched:
+            return None  # torch fails: COO indices are two dimensional
         if not all(type(n) is int for n in (*size, *stride)):
             self._sparse_unchecked("a sparse index tensor whose sizes or strides are not constant")
             return None
+        if len(size) > 2:
+            merged = _merge_batch(tuple(size), tuple(stride))
+            if merged is None:
+                self._sparse_unchecked(
+                    "a batched sparse index tensor whose batch dimensions cannot be read in order"
+                )
+                return None
+            size, stride = merged
         rows = bounds(size[0] if len(size) == 2 else 1)
         if rows is None:
             return None
@@ -4858,6 +4937,104 @@ def _shape(value: Any) -> tuple[Any, ...] | list[Any] | None:
     if type(value) is _Call and type(value.func) is _Ref and value.func.canon == "torch.Size" and value.args:
         value = value.args[0]
     return value if type(value) is tuple or type(value) is list else None
+
+
+def _merge_batch(
+    size: tuple[int, ...], stride: tuple[int, ...]
+) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """The sizes and strides of a batched index tensor (batch dims..., n) read as (rows, n): the batch dimensions
+    merged into one, which their strides must allow (dimensions of size 1 take any stride); None if they do not."""
+    if 0 in size:
+        return (0, size[-1]), (0, stride[-1])  # no index to check
+    lead = [(n, s) for n, s in zip(size[:-1], stride[:-1], strict=True) if n != 1]
+    if not lead:
+        return (1, size[-1]), (0, stride[-1])
+    if any(s1 != n2 * s2 for (_, s1), (n2, s2) in itertools.pairwise(lead)):
+        return None
+    if lead[-1][1] == 0:
+        return (1, size[-1]), (0, stride[-1])  # every batch is the same memory: one row to check
+    rows = 1
+    for n, _ in lead:
+        rows *= n
+    return (rows, size[-1]), (lead[-1][1], stride[-1])
+
+
+_COMPRESSED_NAMES: Final = {
+    "sparse_csr": ("crow_indices", "col_indices", "rows"),
+    "sparse_csc": ("ccol_indices", "row_indices", "columns"),
+    "sparse_bsr": ("crow_indices", "col_indices", "block rows"),
+    "sparse_bsc": ("ccol_indices", "row_indices", "block columns"),
+}
+"""Per compressed layout: the compressed and plain index tensors' names, and what the compressed one counts."""
+
+
+def _compressed_geometry(
+    kind: str, size: tuple[int, ...], csz: tuple[int, ...], psz: tuple[int, ...], vsz: tuple[int, ...] | None
+) -> tuple[list[str], int | None, int | None]:
+    """The shape invariants torch's ``_validate_sparse_compressed_tensor_args`` checks (and torch.load, building
+    with ``check_invariants=False``, does not) that the constant shapes of a compressed sparse tensor's parts
+    violate; with the number of plain rows/columns (of blocks) the plain indices must stay below and the nnz every
+    part agrees on (the compressed indices' bound), each None when the shapes leave it unknown.
+
+    ``size``: the tensor's (batch..., rows, columns, dense...); ``csz``/``psz``: the compressed and plain index
+    tensors' (batch..., n); ``vsz``: the values' (batch..., nnz, [block rows, block columns,] dense...), or None
+    when they cannot be read back (the caller makes that unverified)."""
+    cname, pname, counted = _COMPRESSED_NAMES[kind]
+    blocked = kind in ("sparse_bsr", "sparse_bsc")
+    problems: list[str] = []
+    if not csz:
+        return [f"{cname} has no dimension"], None, None
+    batch = len(csz) - 1
+    if len(psz) != len(csz):
+        return [f"{cname} has {len(csz)} dimensions and {pname} {len(psz)}"], None, None
+    block = 2 if blocked else 0
+    if vsz is not None and len(vsz) < batch + block + 1:
+        problems.append(
+            f"values have {len(vsz)} dimensions, fewer than the {batch + block + 1} of {batch} batch, one nnz"
+            + (" and two block dimensions" if blocked else " dimension")
+        )
+        vsz = None
+    if vsz is None and blocked:
+        return problems, None, None  # the block size is unknown
+    dense = len(vsz) - batch - block - 1 if vsz is not None else max(len(size) - batch - 2, 0)
+    if len(size) != batch + 2 + dense:
+        problems.append(
+            f"size {list(size)} has {len(size)} dimensions, not the {batch + 2 + dense} of the {batch} batch, 2 "
+            f"sparse and {dense} dense dimensions its indices and values have"
+        )
+        return problems, None, None
+    shape = list(size[:batch])
+    for name, sz in ((cname, csz), (pname, psz), ("values", vsz)):
+        if sz is not None and list(sz[:batch]) != shape:
+            problems.append(
+                f"the batch dimensions {list(sz[:batch])} of {name} are not those of size, {shape}"
+            )
+    rows, cols = size[batch], size[batch + 1]
+    if vsz is not None and blocked:
+        brows, bcols = vsz[batch + 1], vsz[batch + 2]
+        if brows < 1 or bcols < 1:
+            problems.append(f"the block size {brows} x {bcols} of values is not positive")
+            return problems, None, None
+        if rows % brows or cols % bcols:
+            problems.append(f"size {rows} x {cols} is not divisible by the block size {brows} x {bcols}")
+        rows, cols = rows // brows, cols // bcols
+    compressed, plain = (rows, cols) if kind in ("sparse_csr", "sparse_bsr") else (cols, rows)
+    if csz[-1] != compressed + 1:
+        problems.append(f"{cname} has {csz[-1]} entries, not {compressed + 1} for {compressed} {counted}")
+    nnz = psz[-1]
+    if vsz is not None:
+        if vsz[batch] != nnz:
+            what = "blocks" if blocked else "values"
+            problems.append(f"{pname} has {nnz} entries (nnz) but values hold {vsz[batch]} {what}")
+            nnz = min(nnz, vsz[batch])
+        if list(vsz[batch + 1 + block :]) != list(size[batch + 2 :]):
+            problems.append(
+                f"the dense dimensions {list(vsz[batch + 1 + block :])} of values are not those of size, "
+                f"{list(size[batch + 2 :])}"
+            )
+    if plain < 0 or nnz < 0:
+        return problems, None, None
+    return problems, plain, nnz
 
 
 def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
