@@ -4066,10 +4066,10 @@ class _VM:
         if csz is None or psz is None or not all(type(n) is int for n in (*csz, *psz)):
             self._sparse_unchecked("a sparse index tensor whose sizes or strides are not constant")
             return
-        vsz = self._values_sizes(data[2])
-        if isinstance(vsz, str):
-            self._sparse_unchecked(vsz)
-            vsz = None
+        read = self._values_sizes(data[2])
+        vsz = None if isinstance(read, str) else read
+        if isinstance(read, str):
+            self._sparse_unchecked(read)
         problems, plain, nnz = _compressed_geometry(kind, size, tuple(csz), tuple(psz), vsz)
         if problems:
             self.coll.hit(
