@@ -14,34 +14,21 @@ from __future__ import annotations
 
 import os
 import pickle
-import struct
-import subprocess
-import sys
 import warnings
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_allowlist_audit_round10 import _load
+from test_redteam_pickle import P4, STOP, g, u
 
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
 
-P4 = b"\x80\x04"
-STOP = b"."
 # a class the allow-list admits for rebuilding only whose constructor reads the file its argument names (round 10)
 _PATTERN_CLASS = "tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer"
 _MODEL_OUTPUT = "transformers.modeling_outputs.BaseModelOutput"
-
-
-def u(s: str) -> bytes:
-    raw = s.encode()
-    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
-
-
-def g(name: str) -> bytes:
-    module, _, qual = name.rpartition(".")
-    return u(module) + u(qual) + b"\x93"
 
 
 def rules(result: PickleResult) -> set[tuple[str, Severity]]:
@@ -67,19 +54,6 @@ def _save(folder: Path, objects: dict[str, Any]) -> None:
     folder.mkdir(exist_ok=True)
     for name, obj in objects.items():
         torch.save(obj, folder / f"{name}.pt")
-
-
-def _load(data: bytes) -> subprocess.CompletedProcess[str]:
-    code = "import pickle, sys\npickle.loads(sys.stdin.buffer.read())\nprint('loaded')"
-    return subprocess.run(
-        [sys.executable, "-c", code],
-        input=data.decode("latin-1"),
-        capture_output=True,
-        text=True,
-        encoding="latin-1",
-        timeout=120,
-        check=False,
-    )
 
 
 # --- transformers model outputs ---------------------------------------------------------------------------------
