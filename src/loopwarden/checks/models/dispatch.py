@@ -956,7 +956,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     if package:
         from loopwarden.checks.models.torch import check_torch_package
 
-        check_torch_package(names, ctx, blob.location)
+        check_torch_package(names, ctx, blob.location, lambda name: _zip_files(blob, arch, ctx, name))
 
 
 def _record_pickles(arch: Any, roots: list[str]) -> list[tuple[str, str]]:

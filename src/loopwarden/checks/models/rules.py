@@ -523,6 +523,20 @@ class TensorFlowOp(Rule):
     )
 
 
+class PackageCode(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-050"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = (
+        "torch.package archive ships Python source that calls execution, process or file primitives"
+    )
+    help: ClassVar[str] = (
+        "torch.package's PackageImporter imports the modules a pickle names from the archive's own source and runs "
+        "it (module-level code at import, methods when the loader or the model calls them). The shipped source calls "
+        "os.system, subprocess, eval, exec, __import__, sockets, ctypes ... (critical) or opens files (high). "
+        "Control: do not load; review the packaged code."
+    )
+
+
 class ArchiveHiddenData(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-049"
     severity: ClassVar[Severity] = Severity.MEDIUM
@@ -578,4 +592,5 @@ RULES: Final[tuple[type[Rule], ...]] = (
     TemplateInjection,
     NumpyObjectArray,
     ArchiveHiddenData,
+    PackageCode,
 )

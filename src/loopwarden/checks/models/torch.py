@@ -9,10 +9,14 @@ that only make sense for code that wants the file system, processes or imports.
 from __future__ import annotations
 
 import re
-from typing import Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Final
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext, member_location
+
+if TYPE_CHECKING:
+    from loopwarden.checks.models._base import Blob
 from loopwarden.domain import Location, Severity
 
 __all__ = ["check_torch_package", "check_torchscript_code"]
@@ -300,11 +304,17 @@ _PACKAGE_MARK: Final = "/.data/extern_modules"
 environment)."""
 
 
-def check_torch_package(names: list[str], ctx: ScanContext, location: Location) -> None:
-    """A ``torch.package`` archive's own Python source for a module the allow-list trusts. ``PackageImporter``
-    resolves every module a pickle names in the archive first (``<root>/collections.py``, ``<root>/numpy/
-    __init__.py``), even one listed as extern, and runs that source: a pickle that names only allow-listed classes
-    (``collections.OrderedDict``) then runs the archive's code, and a scanner that judges the name trusts it."""
+def check_torch_package(
+    names: list[str],
+    ctx: ScanContext,
+    location: Location,
+    members: Callable[[str], list[Blob]] | None = None,
+) -> None:
+    """A ``torch.package`` archive's own Python source. ``PackageImporter`` resolves every module a pickle names in
+    the archive first (``<root>/collections.py``, ``<root>/numpy/__init__.py``), even one listed as extern, and runs
+    that source: a pickle that names only allow-listed classes (``collections.OrderedDict``) then runs the
+    archive's code, and a scanner that judges the name trusts it. Every shipped source is also judged for what it
+    calls (``members``: the archive's member blobs by name; see :func:`_package_source`)."""
     from loopwarden.checks.models.allowlist import known_top_module
 
     roots = {
@@ -327,6 +337,67 @@ def check_torch_package(names: list[str], ctx: ScanContext, location: Location) 
                 member_location(location, name),
                 module=module[:200],
             )
+        if members is not None:
+            for child in members(name):  # every member of that name: a reader may take any
+                _package_source(child, module, ctx, member_location(location, name))
+
+
+_SOURCE_MAX: Final = 1 << 22
+"""Bytes of one shipped source read for the token check (a longer source is unverified)."""
+_READ_ONLY_CALLS: Final = frozenset({"open", "io.open", "torch.load"})
+"""Calls that read files: high."""
+_INDIRECT: Final = frozenset({"getattr", "globals", "vars", "locals", "__dict__", "__base__"})
+"""Name lookups that may reach a primitive but that model code also uses (``getattr(self, f"layer{i}")``,
+``self.__dict__.update``): medium, unless the source imports a module of primitives or names the builtins, where a
+computed lookup may be ``getattr(os, "sys" + "tem")``. Every other name the code check reports is critical."""
+_REACHES_PRIMITIVES: Final = re.compile(
+    r"\b(?:import|from)\s+(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|"
+    r"runpy|urllib|requests|httpx|commands|dill|cloudpickle|sys|io|types|code|codeop|inspect)\b|__builtins__|"
+    r"__import__"
+)
+
+
+def _package_source(child: Blob, module: str, ctx: ScanContext, where: Location) -> None:
+    """Judge one shipped module's source with the metadata code check (parsed with ``ast``, never run): the calls
+    of execution, process, network, native-code and file primitives it makes, resolved through its imports and
+    aliases, ``__import__('os')``, ``getattr`` with a computed or primitive name, and interpreter internals
+    (``__builtins__``, ``__subclasses__``). PackageImporter runs module-level code when the module is imported and
+    the rest when the loader or the model calls it: either way, on the machine that loads the file."""
+    from loopwarden.checks.models.codestr import _MAX_TEXT, dangerous_calls, long_program_names
+
+    with child.open() as f:
+        data = f.read(_SOURCE_MAX + 1)
+    if len(data) > _SOURCE_MAX:
+        ctx.fail(where, f"shipped source of '{module[:200]}' is larger than the {_SOURCE_MAX}-byte bound")
+        return
+    text = data.decode("utf-8", "replace")
+    if len(text) > _MAX_TEXT:
+        names = long_program_names(text)
+        if names:
+            ctx.fail(
+                where,
+                f"shipped source of '{module[:200]}' ({len(text)} characters) names {', '.join(names[:5])}: longer "
+                f"than the {_MAX_TEXT} characters the code check parses",
+            )
+        return
+    calls = dangerous_calls(text)
+    if not calls:
+        return
+    if all(c in _INDIRECT for c in calls):
+        severity = Severity.CRITICAL if _REACHES_PRIMITIVES.search(text) else Severity.MEDIUM
+    elif all(c in _INDIRECT or c in _READ_ONLY_CALLS for c in calls):
+        severity = Severity.HIGH
+    else:
+        severity = Severity.CRITICAL
+    ctx.add_severity(
+        rules.PackageCode,
+        severity,
+        f"torch.package archive ships source for '{module[:200]}' that calls {', '.join(calls[:8])}: "
+        "PackageImporter runs it when a pickle of the archive (or a module it imports) names the module",
+        where,
+        module=module[:200],
+        calls=calls[:20],
+    )
 
 
 _EXPORT_NAMESPACES: Final = _TORCH_NAMESPACES | frozenset({"higher_order", "prims", "_c10d_functional"})
