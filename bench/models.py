@@ -309,6 +309,13 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError, KeyError) as exc:
         print(f"note: round-10 red-team corpus not available ({exc})", file=sys.stderr)
     try:
+        for case, files in _round11_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
+        print(f"note: round-11 red-team corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
                 _write(d / case / name, data)
@@ -396,6 +403,48 @@ def _round10_cases() -> dict[str, dict[str, bytes]]:
     }
     native_cls, state = r10a._NATIVE["xgboost-DMatrix"]
     cases["r10_pickle_native_handle_wrapper"] = {"model.pkl": P4 + r10a._rebuilt(native_cls, state) + STOP}
+    return cases
+
+
+_PACKAGE_EXPORT = """
+import sys, torch.package
+sys.path.insert(0, sys.argv[2])
+import lw_bench_pkg
+with torch.package.PackageExporter(sys.argv[1]) as e:
+    e.intern("lw_bench_pkg")
+    e.save_pickle("model", "model.pkl", lw_bench_pkg.M())
+"""
+
+
+def _round11_cases() -> dict[str, dict[str, bytes]]:
+    """A few cases of each class the eleventh round found clean (tests/corpus/test_redteam_round11_*.py): compressed
+    sparse tensors whose parts disagree in shape (torch 2.13 crashes or reads past its buffers on matmul or
+    to_dense), and a torch.package whose shipped module runs a command when PackageImporter imports it (exported in a
+    child process, where exporting runs the harmless command ``true``)."""
+    import tempfile
+
+    import test_redteam_round11_sparse as r11s
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for key in ("csr-crow-short", "csr-few-values", "bsr-block-column-past-blocks"):
+        cases[f"r11_sparse_{key}"] = {"model.pt": r11s._file(key)}
+    with tempfile.TemporaryDirectory() as tmp:
+        src = Path(tmp) / "lw_bench_pkg"
+        src.mkdir()
+        (src / "__init__.py").write_text(
+            "import os\nos.system('true')\nimport torch\n\n\nclass M(torch.nn.Module):\n"
+            "    def forward(self, x):\n        return x\n"
+        )
+        out = Path(tmp) / "pkg.pt"
+        made = subprocess.run(
+            [sys.executable, "-c", _PACKAGE_EXPORT, str(out), tmp],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"torch.package export failed: {made.stderr[-300:]}")
+        cases["r11_torch_package_shipped_os_system"] = {"model.pt": out.read_bytes()}
     return cases
 
 
