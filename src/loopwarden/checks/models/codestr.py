@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from loopwarden.checks.models._base import ScanContext
     from loopwarden.domain import Location
 
-__all__ = ["check_metadata_value", "dangerous_calls", "long_program_names"]
+__all__ = ["check_metadata_value", "dangerous_calls", "long_program_names", "program_calls"]
 
 _MODULES: Final = (
     r"(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|runpy|urllib|"
@@ -241,19 +241,25 @@ def long_program_names(text: str) -> list[str]:
     return list(found)
 
 
+def program_calls(text: str, ctx: ScanContext, location: Location, what: str) -> list[str]:
+    """The dangerous calls of ``text`` when it is a Python program (:func:`dangerous_calls`). A program too long to
+    parse that names a primitive is reported unverified at ``location`` (``what`` names the text), and gives []."""
+    if len(text) <= _MAX_TEXT:
+        return dangerous_calls(text)
+    names = long_program_names(text)
+    if names:
+        ctx.fail(
+            location,
+            f"{what} is a Python program of {len(text)} characters naming {', '.join(names[:5])}: longer than the "
+            f"{_MAX_TEXT} characters the code check parses",
+        )
+    return []
+
+
 def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
     """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF, ONNX) when it is a Python program
     calling a primitive (LW-MODEL-047). A program too long to parse that names one is unverified."""
-    if len(value) > _MAX_TEXT:
-        names = long_program_names(value)
-        if names:
-            ctx.fail(
-                location,
-                f"metadata '{key[:100]}' is a Python program of {len(value)} characters naming "
-                f"{', '.join(names[:5])}: longer than the {_MAX_TEXT} characters the code check parses",
-            )
-        return
-    calls = dangerous_calls(value)
+    calls = program_calls(value, ctx, location, f"metadata '{key[:100]}'")
     if calls:
         ctx.add(
             rules.MetadataCode,

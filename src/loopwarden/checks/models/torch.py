@@ -363,7 +363,7 @@ def _package_source(child: Blob, module: str, ctx: ScanContext, where: Location)
     aliases, ``__import__('os')``, ``getattr`` with a computed or primitive name, and interpreter internals
     (``__builtins__``, ``__subclasses__``). PackageImporter runs module-level code when the module is imported and
     the rest when the loader or the model calls it: either way, on the machine that loads the file."""
-    from loopwarden.checks.models.codestr import _MAX_TEXT, dangerous_calls, long_program_names
+    from loopwarden.checks.models.codestr import program_calls
 
     with child.open() as f:
         data = f.read(_SOURCE_MAX + 1)
@@ -371,16 +371,7 @@ def _package_source(child: Blob, module: str, ctx: ScanContext, where: Location)
         ctx.fail(where, f"shipped source of '{module[:200]}' is larger than the {_SOURCE_MAX}-byte bound")
         return
     text = data.decode("utf-8", "replace")
-    if len(text) > _MAX_TEXT:
-        names = long_program_names(text)
-        if names:
-            ctx.fail(
-                where,
-                f"shipped source of '{module[:200]}' ({len(text)} characters) names {', '.join(names[:5])}: longer "
-                f"than the {_MAX_TEXT} characters the code check parses",
-            )
-        return
-    calls = dangerous_calls(text)
+    calls = program_calls(text, ctx, where, f"shipped source of '{module[:200]}'")
     if not calls:
         return
     if all(c in _INDIRECT for c in calls):
