@@ -162,11 +162,18 @@ def _native(fn: Any, name: str) -> bool:
     return isinstance(getattr(fn, "__globals__", {}).get(name), ctypes.CDLL)
 
 
-def _native_call(fn: Any) -> str | None:
-    """The first ``library.function`` of a loaded native library that ``fn``'s source names, if any."""
+def _source_tree(fn: Any) -> ast.AST | None:
+    """``fn``'s source, parsed (None when it has none: a builtin, a C function, code made at run time)."""
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
+        return ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
     except (TypeError, OSError, SyntaxError):
+        return None
+
+
+def _native_call(fn: Any, tree: ast.AST | None = None) -> str | None:
+    """The first ``library.function`` of a loaded native library that ``fn``'s source names, if any."""
+    tree = tree if tree is not None else _source_tree(fn)
+    if tree is None:
         return None
     for node in ast.walk(tree):
         if (
@@ -179,17 +186,13 @@ def _native_call(fn: Any) -> str | None:
 
 
 def _danger_in(fn: Any, top: str, cls: type | None = None) -> str | None:
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(inspect.unwrap(fn))))
-    except (TypeError, OSError, SyntaxError):
+    tree = _source_tree(fn)
+    if tree is None:
         return None
+    native = _native_call(fn, tree)
+    if native is not None:
+        return f"calls the native library {native}"
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Attribute)
-            and isinstance(node.value, ast.Name)
-            and _native(fn, node.value.id)
-        ):
-            return f"calls the native library {node.value.id}.{node.attr}"
         if (
             cls is not None
             and isinstance(node, ast.Call)
