@@ -906,6 +906,8 @@ _IMPORTERS: Final = frozenset(
         "importlib.util.find_spec",
     }
 )
+_FX_REDUCE: Final = "torch.fx.graph_module.reduce_graph_module"
+_FX_TRACER: Final = "torch.fx._symbolic_trace.Tracer"
 _DEFERRED: Final = frozenset(
     {
         "builtins.getattr",
@@ -915,6 +917,8 @@ _DEFERRED: Final = frozenset(
         "dateutil.tz.tz.tzfile",
         "torch.ScriptObject",
         *("numpy.memmap", "numpy.core.memmap.memmap"),
+        _FX_REDUCE,
+        _FX_TRACER,
     }
 )
 """Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
@@ -1053,6 +1057,7 @@ _MODELLED: Final = (
         "copyreg.__newobj_ex__",
         "operator.getitem",
         "types.SimpleNamespace",  # SimpleNamespace(mapping) sets attributes (see _call_modelled)
+        "torch.fx.graph_module.reduce_graph_module",  # its code is judged (see _VM._fx_module)
     }
 )
 _COPYREG_BUILDERS: Final = frozenset(
@@ -1954,6 +1959,8 @@ class _VM:
                     func.pending[1] += 1  # partial(allow-listed callable, ...): judged again if called
                 return _Wrapper("partial", args[0], args[1:])
             if func.pending is not None and how in _DIRECT_CALLS:
+                if name == _FX_REDUCE and self._fx_module(args, off):
+                    func.pending[1] += 1  # torch.save of a GraphModule whose code is what torch.fx writes
                 if name == "builtins.type" and len(args) == 1:
                     # type(None), type(...), type(NotImplemented): how pickle writes those three types; the
                     # one-argument form only returns a type, the three-argument form creates a class
@@ -2895,6 +2902,56 @@ class _VM:
         # __setstate__ there is what the next BUILD on the partial calls)
         self._check_state_keys(state[2], off, "functools.partial keywords")
         self._check_state_keys(state[3], off, "BUILD of a functools.partial")
+        return True
+
+    def _fx_module(self, args: tuple[Any, ...], off: int) -> bool:
+        """``reduce_graph_module(body, import_block)``, how torch.save writes a torch.fx GraphModule: torch execs
+        ``import_block + body["_code"]`` (else ``body["code"]``) and re-traces the ``forward`` it defines with the
+        ``_tracer_cls`` of the body (torch.fx's own ``Tracer``) and ``_tracer_extras`` as keywords. Benign when
+        both are constants, the code is what torch.fx writes (``fx.judge_fx_code``) and the tracer is torch's own;
+        the body's other entries (submodules, parameters, hooks) are objects this pickle made, judged as such.
+        Anything else leaves the import reported as a code-execution callable."""
+        from loopwarden.checks.models.fx import judge_fx_code
+
+        if len(args) != 2 or type(args[0]) is not _Dict or type(args[1]) is not str:
+            return False
+        body = args[0]
+        if body.hidden or len(body.items) != body.size or not all(type(k) is str for k, _ in body.items):
+            return False  # an entry not kept may be the code the loader runs
+        last = dict(body.items)
+        code = last.get("_code")
+        if not (type(code) is str and code):
+            code = last.get("code")
+        tracer = last.get("_tracer_cls", _FX_TRACER)
+        extras = last.get("_tracer_extras")
+        if (
+            type(code) is not str
+            or not (tracer == _FX_TRACER or (type(tracer) is _Ref and tracer.canon == _FX_TRACER))
+            or not (extras is None or (type(extras) is _Dict and not extras.items and not extras.size))
+            or type(last.get("_graphmodule_cls_name", "")) is not str
+        ):
+            return False
+
+        def allowed(module: str, name: str) -> bool:
+            c = self.coll.classify(module, name)
+            return c.allowed and not c.by_pattern
+
+        why = judge_fx_code(args[1], code, allowed)
+        if why is not None:
+            self.coll.hit(
+                "LW-MODEL-001",
+                Severity.CRITICAL,
+                f"{_FX_REDUCE}:code",
+                f"torch.fx GraphModule whose code torch.load executes is not what torch.fx writes: {why}",
+                off,
+                self._ev({"how": "REDUCE", "code": _short(code)}),
+            )
+            return False
+        self._check_state_keys(body, off, "torch.fx GraphModule body")
+        if type(tracer) is _Ref and tracer.pending is not None:
+            tracer.pending[1] += (
+                1  # the tracer torch.fx saved: its own Tracer, subclassed to re-trace the code
+            )
         return True
 
     def _model_output_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> _Call:

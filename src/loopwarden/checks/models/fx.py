@@ -1,0 +1,300 @@
+"""The Python code a ``torch.fx`` GraphModule pickle carries.
+
+``torch.save(torch.fx.symbolic_trace(model))`` writes ``reduce_graph_module(body, import_block)``: on load torch
+``exec``s ``import_block + body["_code"]`` (two strings the file chooses) to define ``forward``, then re-traces it,
+calling every function it names with proxies. loopwarden parses the text with :mod:`ast` (never runs it) and accepts
+only the shape torch.fx generates: import lines, ``NoneType = type(None)``, and one ``def forward(self, ...)`` made
+of assignments, expression statements, ``del`` and ``return`` whose calls are torch's tensor functions (no file,
+code-loading, compilation or process namespaces), ``math``/``operator``/pytree helpers, a few value builtins,
+``getattr`` with a constant name, submodules and methods of the traced values, and names imported from modules the
+allow-list admits by name. Anything else is judged as before: a known code-execution callable.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Any, Final
+
+__all__ = ["judge_fx_code"]
+
+_MAX_CODE: Final = 1 << 16
+"""Characters of import block and code parsed (``ast`` costs some 350 bytes per character)."""
+_TORCH_DENIED: Final = frozenset(
+    {
+        "hub", "jit", "package", "cpp_extension", "compile", "_dynamo", "_inductor", "onnx", "library", "classes",
+        "export", "distributed", "multiprocessing", "testing", "load_library", "_load_library", "serialization",
+        "backends", "utils", "_jit_internal", "set_default_device", "__main__",
+    }
+)  # fmt: skip
+"""Parts of a ``torch`` name that fx code never needs and that load code, touch files or processes, or compile."""
+_FILE_WORD: Final = re.compile(
+    r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec|eval)(?:_|$)"
+)
+_MODULES: Final = frozenset(
+    {"torch", "math", "operator", "typing", "torch.fx._pytree", "torch.utils._pytree"}
+)
+"""Modules the import block may import whole (as torch.fx writes them)."""
+_OPERATOR_DENIED: Final = frozenset({"attrgetter", "methodcaller"})
+_TYPING_DENIED: Final = frozenset(
+    {
+        "get_type_hints",
+        "ForwardRef",
+        "NamedTuple",
+        "TypedDict",
+        "NewType",
+        "TypeVar",
+        "ParamSpec",
+        "TypeAliasType",
+    }
+)
+"""typing names that evaluate strings as code (type hints, forward references) or create classes."""
+_BUILTINS: Final = frozenset(
+    {
+        "getattr", "type", "len", "int", "float", "bool", "tuple", "list", "dict", "slice", "range", "isinstance",
+        "max", "min", "abs", "sum", "round", "divmod", "pow", "all", "any", "zip", "enumerate", "NotImplemented",
+        "Ellipsis", "None", "True", "False",
+    }
+)  # fmt: skip
+_EXPRESSIONS: Final = (
+    ast.Name, ast.Constant, ast.Attribute, ast.Call, ast.keyword, ast.Subscript, ast.Slice, ast.Tuple, ast.List,
+    ast.Dict, ast.BinOp, ast.UnaryOp, ast.Compare, ast.BoolOp, ast.IfExp, ast.Starred, ast.expr_context,
+    ast.operator, ast.unaryop, ast.cmpop, ast.boolop,
+)  # fmt: skip
+_CONSTANTS: Final = frozenset(
+    {
+        "inf", "nan", "pi", "e", "tau", "float32", "float", "float64", "double", "float16", "half", "bfloat16",
+        "complex32", "complex64", "complex128", "cfloat", "cdouble", "uint8", "uint16", "uint32", "uint64", "int8",
+        "int16", "int32", "int64", "short", "int", "long", "bool", "float8_e4m3fn", "float8_e5m2",
+        "float8_e4m3fnuz", "float8_e5m2fnuz", "quint8", "qint8", "qint32", "quint4x2", "strided", "sparse_coo",
+        "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last",
+        "channels_last_3d", "preserve_format", "per_tensor_affine", "per_channel_affine",
+        "per_channel_affine_float_qparams", "per_tensor_symmetric", "per_channel_symmetric",
+    }
+)  # fmt: skip
+"""Last names of the constants fx code passes as arguments (dtypes, layouts, memory formats, qschemes, math's)."""
+_STATEMENTS: Final = (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return, ast.Delete, ast.Pass)
+
+
+def _dunder(name: str) -> bool:
+    return name.startswith("__") and name.endswith("__")
+
+
+def _chain(node: Any) -> list[str] | None:
+    parts: list[str] = []
+    while isinstance(node, ast.Attribute):
+        parts.append(node.attr)
+        node = node.value
+    if not isinstance(node, ast.Name):
+        return None
+    parts.append(node.id)
+    return parts[::-1]
+
+
+class _Judge:
+    def __init__(self, allowed: Any) -> None:
+        self.allowed = allowed  # (module, name) -> whether the allow-list admits the callable by its name
+        self.modules: dict[str, str] = {}  # alias -> module imported whole
+        self.names: dict[str, tuple[str, str]] = {}  # name -> (module, name) imported from a module
+        self.local: set[str] = {"self"}
+        self.globals: set[str] = set()
+
+    def torch_name(self, parts: list[str]) -> str | None:
+        for part in parts:
+            if _dunder(part) or part in _TORCH_DENIED or _FILE_WORD.search(part):
+                return f"torch name '{'.'.join(parts)[:200]}'"
+        return None
+
+    def module_member(self, module: str, parts: list[str]) -> str | None:
+        """Why ``module.parts`` may not be named by fx code, or None."""
+        if any(_dunder(p) for p in parts):
+            return f"special attribute in '{module}.{'.'.join(parts)[:200]}'"
+        if module == "torch" or (module.startswith("torch.") and module not in _MODULES):
+            return self.torch_name([*module.split("."), *parts])
+        if module == "operator" and parts and parts[0] in _OPERATOR_DENIED:
+            return f"operator.{parts[0]}"
+        if module == "typing" and parts and (parts[0] in _TYPING_DENIED or "eval" in parts[0].lower()):
+            return f"typing.{parts[0][:100]}"
+        if module in _MODULES:
+            return None
+        return f"module '{module[:200]}'"
+
+    def imports(self, node: ast.Import | ast.ImportFrom) -> str | None:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                module = a.name
+                if module not in _MODULES and (
+                    not module.startswith("torch.") or self.torch_name(module.split("."))
+                ):
+                    return f"import of '{module[:200]}'"
+                self.modules[a.asname or module.split(".")[0]] = module if a.asname else module.split(".")[0]
+            return None
+        if node.level or not node.module:
+            return "relative import"
+        for a in node.names:
+            if a.name == "*":
+                return f"'from {node.module[:200]} import *'"
+            if node.module == "builtins":
+                if a.name not in _BUILTINS or (a.asname or a.name) != a.name:
+                    return f"import of builtins.{a.name[:100]}"
+                continue  # from builtins import getattr as getattr: the builtin itself, judged as one
+            if node.module in _MODULES or node.module.startswith("torch."):
+                why = self.module_member(node.module, [a.name])
+            elif self.allowed(node.module, a.name):
+                why = None  # a function torch.fx.wrap made a leaf, from a module the allow-list admits
+            else:
+                why = f"'{node.module[:200]}.{a.name[:100]}', which the allow-list does not admit"
+            if why is not None:
+                return f"import of {why}"
+            self.names[a.asname or a.name] = (node.module, a.name)
+        return None
+
+    def value_name(self, node: Any) -> str | None:
+        """Why a name or attribute chain read as a value or called may not appear, or None."""
+        parts = _chain(node)
+        if parts is None:
+            return None  # rooted in a call, subscript or constant: its parts are judged on their own
+        head, rest = parts[0], parts[1:]
+        if any(_dunder(p) for p in parts):
+            return f"special attribute '{'.'.join(parts)[:200]}'"
+        if head in self.local:
+            return None  # a traced value, a submodule, a parameter: calls on it are recorded, not run
+        if head in self.modules:
+            return self.module_member(self.modules[head], rest)
+        if head in self.names:
+            module, name = self.names[head]
+            return (
+                self.module_member(module, [name, *rest]) if module in _MODULES or module == "torch" else None
+            )
+        if head in self.globals or (head in _BUILTINS and not rest):
+            return None
+        return f"name '{'.'.join(parts)[:200]}'"
+
+    def expression(self, tree: Any) -> str | None:
+        """Why an expression may not appear in fx code, or None. A name that is not a traced value (a module, a
+        function imported or a builtin) may only be called, or be a constant torch.fx writes as an argument
+        (``torch.float32``, ``inf``): a module or function taken as a value could be called under another name or
+        looked into later (``t = torch.ops; t.aten.from_file(...)``)."""
+        funcs = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
+        inner = {id(n.value) for n in ast.walk(tree) if isinstance(n, ast.Attribute)}
+        for node in ast.walk(tree):
+            if not isinstance(node, _EXPRESSIONS):
+                return f"{type(node).__name__} expression"
+            if isinstance(node, ast.Attribute) and _dunder(node.attr):
+                return f"special attribute '{node.attr[:100]}'"
+            if not isinstance(node, ast.Name | ast.Attribute) or id(node) in inner:
+                continue
+            parts = _chain(node)
+            if parts is None:
+                continue  # an attribute of a call's result or a subscript: its parts are judged on their own
+            why = self.value_name(node)
+            if why is not None:
+                return why
+            if parts[0] in self.local or parts[0] in self.globals or id(node) in funcs:
+                continue
+            if parts[-1] not in _CONSTANTS:
+                return f"'{'.'.join(parts)[:200]}' taken as a value"
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Name)
+                and node.func.id not in self.local
+            ):
+                if node.func.id == "getattr":
+                    name = node.args[1] if len(node.args) >= 2 else None
+                    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or _dunder(
+                        name.value
+                    ):
+                        return "getattr with a computed or special name"
+                elif node.func.id == "type" and len(node.args) != 1:
+                    return "type() with other than one argument (creates a class)"
+        return None
+
+    def annotation(self, tree: Any) -> str | None:
+        """Why an annotation (evaluated when forward is defined) may not appear: only names, attributes,
+        subscripts (``typing_Union[torch.Tensor,NoneType]``) and constants, each name one fx code may use."""
+        for node in ast.walk(tree):
+            if not isinstance(
+                node,
+                ast.Name | ast.Attribute | ast.Subscript | ast.Tuple | ast.List | ast.Constant | ast.BinOp,
+            ) and not isinstance(node, ast.expr_context | ast.BitOr):
+                return f"{type(node).__name__} in an annotation"
+            if isinstance(node, ast.Name | ast.Attribute) and (why := self.value_name(node)):
+                return why
+        return None
+
+    def function(self, fn: ast.FunctionDef) -> str | None:
+        if fn.name != "forward" or fn.decorator_list:
+            return "a function other than an undecorated forward"
+        args = fn.args
+        for arg in (*args.posonlyargs, *args.args, *args.kwonlyargs, args.vararg, args.kwarg):
+            if arg is not None:
+                self.local.add(arg.arg)
+                if arg.annotation is not None and (why := self.annotation(arg.annotation)):
+                    return why
+        for default in (*args.defaults, *args.kw_defaults):
+            if default is not None and any(isinstance(n, ast.Call) for n in ast.walk(default)):
+                return "a call in a default argument (runs when forward is defined)"
+            if default is not None and (why := self.expression(default)):
+                return why
+        if fn.returns is not None and (why := self.annotation(fn.returns)):
+            return why
+        for stmt in fn.body:  # every name the body assigns is a traced value
+            for node in ast.walk(stmt):
+                if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store | ast.Del):
+                    self.local.add(node.id)
+        for stmt in fn.body:
+            if not isinstance(stmt, _STATEMENTS):
+                return f"{type(stmt).__name__} statement in forward"
+            if isinstance(stmt, ast.Assign | ast.AnnAssign | ast.Delete):
+                targets = stmt.targets if isinstance(stmt, ast.Assign | ast.Delete) else [stmt.target]
+                for target in targets:
+                    if not all(
+                        isinstance(n, ast.Name | ast.Tuple | ast.List | ast.expr_context)
+                        for n in ast.walk(target)
+                    ):
+                        return "assignment to something other than local names"
+            value = getattr(stmt, "value", None)
+            if value is not None and (why := self.expression(value)):
+                return why
+            if isinstance(stmt, ast.AnnAssign) and (why := self.annotation(stmt.annotation)):
+                return why
+        return None
+
+    def module(self, tree: ast.Module) -> str | None:
+        forward = 0
+        for stmt in tree.body:
+            if isinstance(stmt, ast.Import | ast.ImportFrom):
+                why = self.imports(stmt)
+            elif (
+                isinstance(stmt, ast.Assign)
+                and len(stmt.targets) == 1
+                and isinstance(stmt.targets[0], ast.Name)
+                and ast.dump(stmt.value) == ast.dump(ast.parse("type(None)", mode="eval").body)
+            ):
+                self.globals.add(stmt.targets[0].id)  # NoneType = type(None)
+                why = None
+            elif isinstance(stmt, ast.FunctionDef):
+                forward += 1
+                why = self.function(stmt) if forward == 1 else "a second function"
+            elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
+                why = None  # a docstring
+            else:
+                why = f"{type(stmt).__name__} statement at module level (runs when the code is executed)"
+            if why is not None:
+                return why
+        return None if forward == 1 else "no forward function"
+
+
+def judge_fx_code(import_block: str, code: str, allowed: Any) -> str | None:
+    """None when ``import_block + code`` (what ``reduce_graph_module`` executes) is code torch.fx writes and names
+    only what it may; else the first construct that is not. ``allowed(module, name)``: whether the allow-list
+    admits that callable by its name."""
+    text = import_block + code
+    if len(text) > _MAX_CODE:
+        return f"code of {len(text)} characters, longer than the {_MAX_CODE} the fx check parses"
+    try:
+        tree = ast.parse(text)
+    except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
+        return "code that does not parse as Python"
+    return _Judge(allowed).module(tree)

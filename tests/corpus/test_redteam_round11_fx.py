@@ -1,0 +1,215 @@
+"""Red-team round 11: torch.fx GraphModules saved whole with torch.save.
+
+``torch.save(torch.fx.symbolic_trace(model))`` writes ``reduce_graph_module(body, import_block)``; torch.load
+``exec``s ``import_block + body["_code"]`` and re-traces the ``forward`` it defines, calling what it names. Every
+such file was CRITICAL (a known code-execution callable), torch's own output included. The code is now parsed
+(never run) and admitted only in the shape torch.fx writes (``loopwarden.checks.models.fx``); each edit below, made
+to a real GraphModule's pickle, stays CRITICAL, and two are confirmed with the real torch.load in a child process.
+"""
+
+from __future__ import annotations
+
+import operator
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+torch = pytest.importorskip("torch")
+nn = torch.nn
+F = torch.nn.functional
+
+
+class _Net(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.bn = nn.BatchNorm2d(4)
+        self.lin = nn.Linear(4, 2)
+
+    def forward(
+        self, x
+    ):  # no annotations: under "from __future__ import annotations" torch.fx cannot save them
+        h = F.relu(self.bn(self.conv(x)))
+        h = torch.flatten(F.adaptive_avg_pool2d(h, 1), 1)
+        out = self.lin(h).softmax(-1) * 2.0
+        kept = torch.where(out > 0.5, out, torch.zeros_like(out))
+        return kept.to(torch.float32), out[:, 0] + 1, operator.add(out, 2), h.shape
+
+
+def _models() -> dict[str, Any]:
+    return {
+        "mlp": nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.LayerNorm(8), nn.Dropout(0.1), nn.Linear(8, 2)),
+        "conv": _Net(),
+        "embedding": nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2)),
+    }
+
+
+class _Edited:
+    """Pickles as ``reduce_graph_module(body, import_block)`` with the body and import block given."""
+
+    def __init__(self, body: dict[str, Any], import_block: str) -> None:
+        self.body, self.import_block = body, import_block
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        from torch.fx.graph_module import reduce_graph_module
+
+        return reduce_graph_module, (self.body, self.import_block)
+
+
+def _parts(name: str = "mlp") -> tuple[dict[str, Any], str]:
+    _, (body, import_block) = torch.fx.symbolic_trace(_models()[name]).__reduce__()
+    return dict(body), import_block
+
+
+def _saved(path: Path, obj: Any) -> bytes:
+    torch.save(obj, path)
+    return path.read_bytes()
+
+
+def _scan(path: Path) -> list[tuple[str, Severity, str]]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    (target,) = scan_paths([str(path)], jobs=1).targets
+    return [(f.rule_id, f.severity, f.message) for f in target.findings]
+
+
+@pytest.mark.parametrize("name", sorted(_models()))
+def test_graph_modules_torch_saves_are_clean(tmp_path: Path, name: str) -> None:
+    path = tmp_path / f"{name}.pt"
+    _saved(path, torch.fx.symbolic_trace(_models()[name]))
+    assert _scan(path) == []
+
+
+_ANNOTATED = """
+import sys, torch
+from typing import List, Optional, Tuple
+
+
+class M(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = torch.nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, y: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, List[int]]:
+        return self.lin(x), [1, 2]
+
+
+torch.save(torch.fx.symbolic_trace(M()), sys.argv[1])
+"""
+
+
+def test_an_annotated_forward_is_clean(tmp_path: Path) -> None:
+    """fx writes the annotations into forward's code and imports typing names for them (annotations are evaluated
+    when forward is defined)."""
+    path = tmp_path / "annotated.pt"
+    made = subprocess.run(
+        [sys.executable, "-c", _ANNOTATED, str(path)], capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert _scan(path) == []
+
+
+def _forward_edit(code: str, statement: str) -> str:
+    head, _, rest = code.partition("):\n")
+    return f"{head}):\n    {statement}\n{rest}"
+
+
+_EDITS: dict[str, Any] = {
+    "import-block-runs-a-command": lambda code, imp: (code, imp + "\nimport os\nos.system('touch MARKER')"),
+    "import-of-os-used-in-forward": lambda code, imp: (
+        _forward_edit(code, "os.system('touch MARKER')"),
+        imp + "\nimport os",
+    ),
+    "dunder-import-in-forward": lambda code, imp: (
+        _forward_edit(code, "__import__('os').system('touch MARKER')"),
+        imp,
+    ),
+    "torch-load-in-forward": lambda code, imp: (_forward_edit(code, "_w = torch.load('MARKER')"), imp),
+    "computed-getattr-on-torch": lambda code, imp: (
+        _forward_edit(code, "_f = getattr(torch, 'lo' + 'ad')"),
+        imp,
+    ),
+    "module-taken-as-a-value": lambda code, imp: (
+        _forward_edit(code, "_t = torch.ops; _t.aten.add(1, 2)"),
+        imp,
+    ),
+    "from-os-import": lambda code, imp: (code, imp + "\nfrom os import system"),
+    "decorated-forward": lambda code, imp: (code.replace("def forward", "@print\ndef forward", 1), imp),
+    "default-argument-call": lambda code, imp: (code.replace("(self, ", "(self, _d = print('x'), ", 1), imp),
+    "lambda-in-forward": lambda code, imp: (_forward_edit(code, "_l = (lambda: 1)()"), imp),
+    "class-at-module-level": lambda code, imp: (code + "\nclass X:\n    pass\n", imp),
+    "open-builtin": lambda code, imp: (_forward_edit(code, "_o = open('MARKER', 'w')"), imp),
+    "subclasses-walk": lambda code, imp: (
+        _forward_edit(code, "_s = ().__class__.__base__.__subclasses__()"),
+        imp,
+    ),
+    "eval-builtin": lambda code, imp: (_forward_edit(code, "_e = eval('1')"), imp),
+    "typing-hints-evaluate-strings": lambda code, imp: (
+        _forward_edit(code, "_h = typing_get_type_hints(self)"),
+        imp + "\nfrom typing import get_type_hints as typing_get_type_hints",
+    ),
+    "annotation-that-calls": lambda code, imp: (
+        code.replace("(self, ", "(self, _a : print('x') = None, ", 1),
+        imp,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EDITS))
+def test_edited_graph_module_code_is_critical(case: str) -> None:
+    import pickle
+
+    body, imp = _parts()
+    code, imp = _EDITS[case](body["_code"], imp)
+    body["_code"] = code
+    result = analyze_pickle_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
+    assert any(f.severity is Severity.CRITICAL for f in result.findings), result.findings
+
+
+def test_a_tracer_that_is_not_torch_s_own_is_critical() -> None:
+    import collections
+    import pickle
+
+    body, imp = _parts()
+    body["_tracer_cls"] = collections.OrderedDict
+    result = analyze_pickle_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
+    assert any(
+        f.severity is Severity.CRITICAL and "reduce_graph_module" in f.message for f in result.findings
+    ), result.findings
+
+
+def test_the_tracer_imported_twice_is_judged_by_every_copy() -> None:
+    import pickle
+
+    from torch.fx._symbolic_trace import Tracer
+
+    body, imp = _parts()
+    body["other"] = Tracer  # a second copy of the import, not the body's tracer
+    result = analyze_pickle_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
+    assert any("Tracer" in f.message and f.severity is Severity.CRITICAL for f in result.findings)
+
+
+_LOAD = """
+import sys, torch
+torch.load(sys.argv[1], weights_only=False)
+"""
+
+
+@pytest.mark.parametrize("case", ["import-block-runs-a-command", "import-of-os-used-in-forward"])
+def test_the_real_loader_runs_what_is_reported(tmp_path: Path, case: str) -> None:
+    marker = tmp_path / "PWNED"
+    body, imp = _parts()
+    code, imp = _EDITS[case](body["_code"], imp)
+    body["_code"] = code.replace("MARKER", str(marker))
+    imp = imp.replace("MARKER", str(marker))
+    path = tmp_path / "model.pt"
+    _saved(path, _Edited(body, imp))
+    assert any(sev is Severity.CRITICAL for _, sev, _ in _scan(path))
+    subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, timeout=300, check=False)
+    assert marker.exists()
