@@ -443,7 +443,10 @@ def test_torchscript_constants_under_real_torch(tmp_path: Path) -> None:
     pytest.importorskip("torch")
     good, bad = tmp_path / "good.pt", tmp_path / "bad.pt"
     ran = _child(_TRACE_CONSTANT, str(good), str(bad), cwd=tmp_path / "run")
-    assert ran.returncode == 0, ran.stderr
+    # the files are written before the load; reading 256 KiB past a 16-byte record returns the heap, or crashes
+    # torch (SIGSEGV) when the read crosses into unmapped memory: both confirm it
+    assert ran.returncode == 0 or ran.returncode < 0, ran.stderr
+    assert good.exists() and bad.exists()
     assert_clean(scan_files(tmp_path / "g", {"model.pt": good.read_bytes()}))
     assert_caught(scan_files(tmp_path / "b", {"model.pt": bad.read_bytes()}), "LW-MODEL-017")
 
