@@ -150,6 +150,14 @@ _EDITS: dict[str, Any] = {
         imp,
     ),
     "eval-builtin": lambda code, imp: (_forward_edit(code, "_e = eval('1')"), imp),
+    "profiler-writes-a-trace": lambda code, imp: (
+        _forward_edit(code, "_p = torch.profiler.profile().export_chrome_trace('MARKER')"),
+        imp,
+    ),
+    "cuda-memory-snapshot": lambda code, imp: (
+        _forward_edit(code, "_m = torch.cuda.memory._dump_snapshot('MARKER')"),
+        imp,
+    ),
     "typing-hints-evaluate-strings": lambda code, imp: (
         _forward_edit(code, "_h = typing_get_type_hints(self)"),
         imp + "\nfrom typing import get_type_hints as typing_get_type_hints",

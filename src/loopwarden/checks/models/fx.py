@@ -24,13 +24,16 @@ _TORCH_DENIED: Final = frozenset(
     {
         "hub", "jit", "package", "cpp_extension", "compile", "_dynamo", "_inductor", "onnx", "library", "classes",
         "export", "distributed", "multiprocessing", "testing", "load_library", "_load_library", "serialization",
-        "backends", "utils", "_jit_internal", "set_default_device", "__main__",
+        "backends", "utils", "_jit_internal", "set_default_device", "__main__", "profiler", "cuda", "mps", "xpu",
+        "autograd",
     }
 )  # fmt: skip
 """Parts of a ``torch`` name that fx code never needs and that load code, touch files or processes, or compile."""
 _FILE_WORD: Final = re.compile(
-    r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec|eval)(?:_|$)"
+    r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec|eval|import|compile|dump|export|snapshot|"
+    r"profile)(?:_|$)"
 )
+"""Words of a torch name that read or write files, load or compile code, or dump process state."""
 _MODULES: Final = frozenset(
     {"torch", "math", "operator", "typing", "torch.fx._pytree", "torch.utils._pytree"}
 )
