@@ -221,3 +221,66 @@ def test_the_real_loader_runs_what_is_reported(tmp_path: Path, case: str) -> Non
     assert any(sev is Severity.CRITICAL for _, sev, _ in _scan(path))
     subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, timeout=300, check=False)
     assert marker.exists()
+
+
+# --- methods of the real objects the re-trace reaches --------------------------------------------------------------
+
+
+class _Buffered(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(2, 2)
+        self.register_buffer("scale", torch.ones(2))
+
+    def forward(self, x):  # no annotations: see _Net
+        return self.lin(x) * self.scale
+
+
+def _buffered_parts() -> tuple[dict[str, Any], str]:
+    _, (body, import_block) = torch.fx.symbolic_trace(_Buffered()).__reduce__()
+    return dict(body), import_block
+
+
+_METHOD_EDITS = {
+    # the re-trace reads self.<name> as the real buffer, so its methods really run at load
+    "buffer-tofile": "_w = self.scale.numpy().tofile('MARKER')",
+    "buffer-dump": "_w = self.scale.numpy().dump('MARKER')",
+    "getattr-tofile": "_f = getattr(self.scale.numpy(), 'tofile'); _f('MARKER')",
+    "storage-from-file": "_s = self.scale.untyped_storage().from_file('MARKER', False, 4)",
+    "submodule-hook": "_h = self.lin.register_forward_hook(self.lin)",
+    "tensor-save-method": "_w = x.save('MARKER')",
+    "load-state-dict": "_w = self.lin.load_state_dict(self.lin.state_dict())",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_METHOD_EDITS))
+def test_methods_that_touch_files_or_run_functions_are_critical(case: str) -> None:
+    import pickle
+
+    body, imp = _buffered_parts()
+    body["_code"] = _forward_edit(body["_code"], _METHOD_EDITS[case])
+    result = analyze_pickle_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
+    assert any(f.severity is Severity.CRITICAL for f in result.findings), result.findings
+
+
+def test_a_buffer_written_to_a_file_at_load_under_real_torch(tmp_path: Path) -> None:
+    """The re-trace ran ``self.scale.numpy().tofile(path)`` on the real buffer: torch.load wrote a file the pickle
+    named, with bytes the pickle chose (loopwarden called it clean before)."""
+    import pickle
+
+    marker = tmp_path / "PWNED"
+    body, imp = _buffered_parts()
+    body["_code"] = _forward_edit(
+        body["_code"], _METHOD_EDITS["buffer-tofile"].replace("MARKER", str(marker))
+    )
+    path = tmp_path / "model.pkl"
+    path.write_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
+    assert any(sev is Severity.CRITICAL for _, sev, _ in _scan(path))
+    subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, timeout=300, check=False)
+    assert marker.exists()
+
+
+def test_a_buffered_graph_module_torch_saves_is_clean(tmp_path: Path) -> None:
+    path = tmp_path / "buffered.pt"
+    _saved(path, torch.fx.symbolic_trace(_Buffered()))
+    assert _scan(path) == []

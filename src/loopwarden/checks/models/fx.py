@@ -34,6 +34,19 @@ _FILE_WORD: Final = re.compile(
     r"profile)(?:_|$)"
 )
 """Words of a torch name that read or write files, load or compile code, or dump process state."""
+_METHOD_WORD: Final = re.compile(
+    r"tofile|fromfile|dump|from_file|share_filename|share_fd|register_\w*hook|^apply$|load_state_dict|^set_$|"
+    r"^save|setattr|delattr"
+)
+"""Method names that write or read files or run a function (``x.numpy().tofile(path)``, ``arr.dump(path)``,
+``storage.from_file(path)``, ``module.register_forward_hook(f)``): the re-trace at load runs the methods of every
+real object the code reaches (the body's buffers, parameters, submodules), not only the traced values'."""
+
+
+def _bad_attribute(name: str) -> bool:
+    return _dunder(name) or _FILE_WORD.search(name) is not None or _METHOD_WORD.search(name) is not None
+
+
 _MODULES: Final = frozenset(
     {"torch", "math", "operator", "typing", "torch.fx._pytree", "torch.utils._pytree"}
 )
@@ -183,8 +196,8 @@ class _Judge:
         for node in ast.walk(tree):
             if not isinstance(node, _EXPRESSIONS):
                 return f"{type(node).__name__} expression"
-            if isinstance(node, ast.Attribute) and _dunder(node.attr):
-                return f"special attribute '{node.attr[:100]}'"
+            if isinstance(node, ast.Attribute) and _bad_attribute(node.attr):
+                return f"attribute '{node.attr[:100]}' (special, or a method that touches files or runs functions)"
             if not isinstance(node, ast.Name | ast.Attribute) or id(node) in inner:
                 continue
             parts = _chain(node)
@@ -205,10 +218,10 @@ class _Judge:
             ):
                 if node.func.id == "getattr":
                     name = node.args[1] if len(node.args) >= 2 else None
-                    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or _dunder(
+                    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or _bad_attribute(
                         name.value
                     ):
-                        return "getattr with a computed or special name"
+                        return "getattr with a computed or special name, or a method that touches files"
                 elif node.func.id == "type" and len(node.args) != 1:
                     return "type() with other than one argument (creates a class)"
         return None
@@ -222,6 +235,8 @@ class _Judge:
                 ast.Name | ast.Attribute | ast.Subscript | ast.Tuple | ast.List | ast.Constant | ast.BinOp,
             ) and not isinstance(node, ast.expr_context | ast.BitOr):
                 return f"{type(node).__name__} in an annotation"
+            if isinstance(node, ast.Attribute) and _bad_attribute(node.attr):
+                return f"attribute '{node.attr[:100]}' in an annotation"
             if isinstance(node, ast.Name | ast.Attribute) and (why := self.value_name(node)):
                 return why
         return None
