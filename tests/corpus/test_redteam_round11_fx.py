@@ -57,12 +57,37 @@ class _Ops(nn.Module):
         return {"y": y, "t": t, "n": getattr(h, "shape")[0]}  # noqa: B009
 
 
+class _Attention(nn.Module):
+    """Attention, a GRU, a buffer and a parameter, and tensor methods whose names are also Python modules' (chunk,
+    select, copy) or close to file words."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, padding=1)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.gru = nn.GRU(4, 4, batch_first=True)
+        self.register_buffer("pos", torch.zeros(1, 5, 4))
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        h = self.conv(x).transpose(1, 2) + self.pos
+        o, _ = self.attn(h, h, h)
+        o, _ = self.gru(o)
+        o = (o * self.scale).masked_fill(o > 1, float("-inf")).clamp(min=-1e4)
+        o = F.softmax(o, dim=-1).reshape(o.size(0), -1).to(dtype=torch.float16).type_as(o)
+        o = torch.einsum("bi,bi->b", o, o).unsqueeze(-1).expand(-1, 3)
+        picked = torch.select(o, 1, 0) + o.select(1, 1)
+        return torch.stack([o, o.detach().clone()], 0).chunk(2)[0], picked, o[..., :2].flip(-1), o.device
+
+
 def _models() -> dict[str, Any]:
     return {
         "mlp": nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.LayerNorm(8), nn.Dropout(0.1), nn.Linear(8, 2)),
         "conv": _Net(),
         "embedding": nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2)),
         "ops": _Ops(),
+        "attention": _Attention(),
+        "encoder": nn.Sequential(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), nn.LayerNorm(8)),
     }
 
 

@@ -33,7 +33,7 @@ _TORCH_DENIED: Final = frozenset(
 _FILE_WORD: Final = re.compile(
     r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec\w*|eval|import|compile|dump|dumps|export|"
     r"snapshot|profile|jit|script|src|source|code|unlink|remove|rename|chmod|kill|putenv)(?:_|$)|tofile|fromfile|"
-    r"[Cc]ompil|mmap|shm|ipc|share_",
+    r"[Cc]ompil|(?:^|_)(?:mmap|shm|ipc)(?:_|$)|share_",
 )
 """Words of a name that read or write files, load or compile code, or dump process state (``torch.load``,
 ``ndarray.tofile``, ``torch._C.CompilationUnit``, ``torch.fx.graph_module._forward_from_src``)."""
@@ -47,10 +47,14 @@ re-traces forward."""
 _PY_MODULES: Final = frozenset({*sys.stdlib_module_names, "stdlib_re", "builtins", "typing_extensions"}) - {
     "random",
     "signal",
+    "select",
+    "chunk",
+    "copy",
+    "trace",
 }
 """Names of Python's own modules: torch, typing and the pytree modules import some (``torch.os``, ``typing.sys``,
-``pytree.importlib``, ``typing.stdlib_re``), and fx code never reaches one through them (``torch.random`` and
-``torch.signal`` are torch's own)."""
+``pytree.importlib``, ``typing.stdlib_re``), and fx code never reaches one through them. Left out: names that are
+also torch's own functions or submodules (``torch.select``, ``torch.chunk``, ``torch.random``, ``torch.signal`` ...)."""
 _TORCH_FX: Final = frozenset({("_symbolic_trace",), ("_symbolic_trace", "_assert_is_none"), ("_pytree",)})
 """What fx code names under ``torch.fx`` (its own helpers); the rest of torch.fx builds and execs code."""
 _MODULES: Final = frozenset(
@@ -91,7 +95,7 @@ _CONSTANTS: Final = frozenset(
         "float8_e4m3fnuz", "float8_e5m2fnuz", "quint8", "qint8", "qint32", "quint4x2", "strided", "sparse_coo",
         "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last",
         "channels_last_3d", "preserve_format", "per_tensor_affine", "per_channel_affine",
-        "per_channel_affine_float_qparams", "per_tensor_symmetric", "per_channel_symmetric",
+        "per_channel_affine_float_qparams", "per_tensor_symmetric", "per_channel_symmetric", "Ellipsis",
     }
 )  # fmt: skip
 """Last names of the constants fx code passes as arguments (dtypes, layouts, memory formats, qschemes, math's)."""
@@ -242,7 +246,7 @@ class _Judge:
                     ):
                         return "getattr with a computed or special name"
                     if not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self") and (
-                        _METHOD_WORD.search(name.value) or name.value in _PY_MODULES
+                        _METHOD_WORD.search(name.value)
                     ):
                         return f"getattr of '{name.value[:100]}', which touches files, processes or code"
                 elif node.func.id == "type" and len(node.args) != 1:
@@ -256,7 +260,7 @@ class _Judge:
         parts = _chain(node)
         if parts is not None and (parts[0] not in self.local or (parts[0] == "self" and len(parts) == 2)):
             return None
-        if _METHOD_WORD.search(node.attr) or node.attr in _PY_MODULES:
+        if _METHOD_WORD.search(node.attr):
             return (
                 f"method or attribute '{node.attr[:100]}' of a value, which touches files, processes or code"
             )
