@@ -338,3 +338,13 @@ def test_the_real_loader_runs_what_is_reported(tmp_path: Path, case: str) -> Non
     assert any(sev is Severity.CRITICAL for _, sev, _ in _scan(path))
     subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, timeout=300, check=False)
     assert marker.exists()
+
+
+def test_a_torch_compiled_module_saved_whole_stays_critical(tmp_path: Path) -> None:
+    """torch.save(torch.compile(m)) keeps dynamo's frame converters, the backend, guard hooks and the whole inductor
+    config (compiler command, log paths) that the first call uses to build and run native code: not admitted (see
+    docs/rules.md)."""
+    path = tmp_path / "compiled.pt"
+    _saved(path, torch.compile(nn.Linear(2, 2)))
+    findings = _scan(path)
+    assert any(sev is Severity.CRITICAL and "torch._dynamo" in msg for _, sev, msg in findings), findings
