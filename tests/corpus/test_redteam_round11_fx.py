@@ -42,11 +42,52 @@ class _Net(nn.Module):
         return kept.to(torch.float32), out[:, 0] + 1, operator.add(out, 2), h.shape
 
 
+class _Ops(nn.Module):
+    """operator functions, getattr, kwargs and tuple outputs, a call with keywords."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.proj = nn.Linear(4, 4)
+
+    def forward(self, x, scale=2.0):
+        h = self.proj(x)
+        s = operator.mul(h, scale)
+        t = operator.getitem(s, (slice(None), 0))
+        y = torch.cat([h, s], dim=-1).sum(dim=1, keepdim=True)
+        return {"y": y, "t": t, "n": getattr(h, "shape")[0]}  # noqa: B009
+
+
+class _Attention(nn.Module):
+    """Attention, a GRU, a buffer and a parameter, and tensor methods whose names are also Python modules' (chunk,
+    select, copy) or close to file words."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv1d(3, 4, 3, padding=1)
+        self.attn = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.gru = nn.GRU(4, 4, batch_first=True)
+        self.register_buffer("pos", torch.zeros(1, 5, 4))
+        self.scale = nn.Parameter(torch.ones(4))
+
+    def forward(self, x):
+        h = self.conv(x).transpose(1, 2) + self.pos
+        o, _ = self.attn(h, h, h)
+        o, _ = self.gru(o)
+        o = (o * self.scale).masked_fill(o > 1, float("-inf")).clamp(min=-1e4)
+        o = F.softmax(o, dim=-1).reshape(o.size(0), -1).to(dtype=torch.float16).type_as(o)
+        o = torch.einsum("bi,bi->b", o, o).unsqueeze(-1).expand(-1, 3)
+        picked = torch.select(o, 1, 0) + o.select(1, 1)
+        return torch.stack([o, o.detach().clone()], 0).chunk(2)[0], picked, o[..., :2].flip(-1), o.device
+
+
 def _models() -> dict[str, Any]:
     return {
         "mlp": nn.Sequential(nn.Linear(4, 8), nn.GELU(), nn.LayerNorm(8), nn.Dropout(0.1), nn.Linear(8, 2)),
         "conv": _Net(),
         "embedding": nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2)),
+        "ops": _Ops(),
+        "attention": _Attention(),
+        "encoder": nn.Sequential(nn.TransformerEncoderLayer(8, 2, 16, batch_first=True), nn.LayerNorm(8)),
     }
 
 
@@ -84,6 +125,19 @@ def test_graph_modules_torch_saves_are_clean(tmp_path: Path, name: str) -> None:
     path = tmp_path / f"{name}.pt"
     _saved(path, torch.fx.symbolic_trace(_models()[name]))
     assert _scan(path) == []
+
+
+def test_a_wrapped_function_s_module_is_judged_by_the_allow_list(tmp_path: Path) -> None:
+    """fx writes ``from _fx_wrapped import scaled_sum as ...`` and a ``wrap("...")`` line for a function
+    torch.fx.wrap made a leaf; torch.load imports that module. A module the allow-list does not know is reported as a
+    pickle's import of it would be (HIGH), not as a code-execution callable."""
+    import _fx_wrapped
+
+    path = tmp_path / "wrapped.pt"
+    _saved(path, torch.fx.symbolic_trace(_fx_wrapped.Wrapped()))
+    findings = _scan(path)
+    assert [(rule, sev) for rule, sev, _ in findings] == [("LW-MODEL-005", Severity.HIGH)], findings
+    assert "_fx_wrapped.scaled_sum" in findings[0][2]
 
 
 _ANNOTATED = """
@@ -141,7 +195,7 @@ _EDITS: dict[str, Any] = {
     ),
     "from-os-import": lambda code, imp: (code, imp + "\nfrom os import system"),
     "decorated-forward": lambda code, imp: (code.replace("def forward", "@print\ndef forward", 1), imp),
-    "default-argument-call": lambda code, imp: (code.replace("(self, ", "(self, _d = print('x'), ", 1), imp),
+    "default-argument-call": lambda code, imp: (code.replace("):\n", ", _d = print('x')):\n", 1), imp),
     "lambda-in-forward": lambda code, imp: (_forward_edit(code, "_l = (lambda: 1)()"), imp),
     "class-at-module-level": lambda code, imp: (code + "\nclass X:\n    pass\n", imp),
     "open-builtin": lambda code, imp: (_forward_edit(code, "_o = open('MARKER', 'w')"), imp),
@@ -163,18 +217,78 @@ _EDITS: dict[str, Any] = {
         imp + "\nfrom typing import get_type_hints as typing_get_type_hints",
     ),
     "annotation-that-calls": lambda code, imp: (
-        code.replace("(self, ", "(self, _a : print('x') = None, ", 1),
+        code.replace("):\n", ", _a : print('x') = None):\n", 1),
         imp,
     ),
+    # Python modules torch, typing and the pytree modules import, reached through them
+    "torch-os-remove": lambda code, imp: (_forward_edit(code, "_r = torch.os.remove('MARKER')"), imp),
+    "torch-os-execv": lambda code, imp: (_forward_edit(code, "_r = torch.os.execv('/bin/sh', ['sh'])"), imp),
+    "typing-sys-modules": lambda code, imp: (
+        _forward_edit(code, "_r = typing.sys.modules.get('os').system('touch MARKER')"),
+        imp + "\nimport typing",
+    ),
+    "pytree-importlib": lambda code, imp: (
+        _forward_edit(code, "_r = pytree.importlib.import_module('os')"),
+        imp,
+    ),
+    "typing-sys-modules-read": lambda code, imp: (
+        _forward_edit(code, "_r = typing.sys.modules.get('os')"),
+        imp + "\nimport typing",
+    ),
+    "from-torch-import-os": lambda code, imp: (code, imp + "\nfrom torch import os"),
+    # torch.fx's and TorchScript's own code builders
+    "fx-forward-from-src": lambda code, imp: (
+        _forward_edit(code, "_r = torch.fx.graph_module._forward_from_src('import os', {})"),
+        imp,
+    ),
+    "torchscript-compilation-unit": lambda code, imp: (
+        _forward_edit(code, "_r = torch._C.CompilationUnit('def f(x):\\n    return x')"),
+        imp,
+    ),
+    # methods of real values (torch runs calls whose arguments are not traced values)
+    "ndarray-tofile": lambda code, imp: (
+        _forward_edit(code, "_r = torch.zeros(3).numpy().tofile('MARKER')"),
+        imp,
+    ),
+    "getattr-tofile": lambda code, imp: (
+        _forward_edit(code, "_r = getattr(torch.zeros(3).numpy(), 'tofile')('MARKER')"),
+        imp,
+    ),
+    "body-value-dump": lambda code, imp: (_forward_edit(code, "_r = self.training.dump('MARKER')"), imp),
+    # imports and statements
+    "import-subprocess": lambda code, imp: (
+        _forward_edit(code, "_r = subprocess.run(['touch', 'MARKER'])"),
+        imp + "\nimport subprocess",
+    ),
+    "from-subprocess-import-call": lambda code, imp: (
+        _forward_edit(code, "_r = run(['touch', 'MARKER'])"),
+        imp + "\nfrom subprocess import run",
+    ),
+    "import-builtins": lambda code, imp: (
+        _forward_edit(code, "_r = builtins.exec('1')"),
+        imp + "\nimport builtins",
+    ),
+    "from-os-import-as-wrapped": lambda code, imp: (
+        "\ntorch.fx._symbolic_trace.wrap('_s')\n" + _forward_edit(code, "_r = _s('touch MARKER')"),
+        imp + "\nfrom os import system as _s",
+    ),
+    "second-module-statement": lambda code, imp: (code + "\n_t = torch.zeros(1)\n", imp),
+    "wrap-with-a-computed-name": lambda code, imp: (
+        code + "\ntorch.fx._symbolic_trace.wrap('a' + 'b')\n",
+        imp,
+    ),
+    "special-name-imported": lambda code, imp: (code, imp + "\nfrom torch import __builtins__"),
 }
 
 
 @pytest.mark.parametrize("case", sorted(_EDITS))
 def test_edited_graph_module_code_is_critical(case: str) -> None:
+    import ast
     import pickle
 
     body, imp = _parts()
     code, imp = _EDITS[case](body["_code"], imp)
+    ast.parse(imp + code)  # each edit is valid Python: it is refused for what it does, not for a syntax error
     body["_code"] = code
     result = analyze_pickle_bytes(pickle.dumps(_Edited(body, imp), protocol=2))
     assert any(f.severity is Severity.CRITICAL for f in result.findings), result.findings
@@ -209,7 +323,10 @@ torch.load(sys.argv[1], weights_only=False)
 """
 
 
-@pytest.mark.parametrize("case", ["import-block-runs-a-command", "import-of-os-used-in-forward"])
+@pytest.mark.parametrize(
+    "case",
+    ["import-block-runs-a-command", "import-of-os-used-in-forward", "ndarray-tofile", "typing-sys-modules"],
+)
 def test_the_real_loader_runs_what_is_reported(tmp_path: Path, case: str) -> None:
     marker = tmp_path / "PWNED"
     body, imp = _parts()
@@ -221,6 +338,16 @@ def test_the_real_loader_runs_what_is_reported(tmp_path: Path, case: str) -> Non
     assert any(sev is Severity.CRITICAL for _, sev, _ in _scan(path))
     subprocess.run([sys.executable, "-c", _LOAD, str(path)], capture_output=True, timeout=300, check=False)
     assert marker.exists()
+
+
+def test_a_torch_compiled_module_saved_whole_stays_critical(tmp_path: Path) -> None:
+    """torch.save(torch.compile(m)) keeps dynamo's frame converters, the backend, guard hooks and the whole inductor
+    config (compiler command, log paths) that the first call uses to build and run native code: not admitted (see
+    docs/rules.md)."""
+    path = tmp_path / "compiled.pt"
+    _saved(path, torch.compile(nn.Linear(2, 2)))
+    findings = _scan(path)
+    assert any(sev is Severity.CRITICAL and "torch._dynamo" in msg for _, sev, msg in findings), findings
 
 
 # --- methods of the real objects the re-trace reaches --------------------------------------------------------------
@@ -248,6 +375,8 @@ _METHOD_EDITS = {
     "getattr-tofile": "_f = getattr(self.scale.numpy(), 'tofile'); _f('MARKER')",
     "storage-from-file": "_s = self.scale.untyped_storage().from_file('MARKER', False, 4)",
     "submodule-hook": "_h = self.lin.register_forward_hook(self.lin)",
+    "getattr-hook": "_r = getattr(self.lin, 'register_forward_hook'); _r(self.lin)",
+    "self-apply": "_a = self.apply(self.lin)",
     "tensor-save-method": "_w = x.save('MARKER')",
     "load-state-dict": "_w = self.lin.load_state_dict(self.lin.state_dict())",
 }

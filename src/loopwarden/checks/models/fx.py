@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from typing import Any, Final
 
 __all__ = ["judge_fx_code"]
@@ -30,23 +31,37 @@ _TORCH_DENIED: Final = frozenset(
 )  # fmt: skip
 """Parts of a ``torch`` name that fx code never needs and that load code, touch files or processes, or compile."""
 _FILE_WORD: Final = re.compile(
-    r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec|eval|import|compile|dump|export|snapshot|"
-    r"profile)(?:_|$)"
+    r"(?:^|_)(?:read|write|save|load|open|file|system|popen|spawn|exec\w*|eval|import|compile|dump|dumps|export|"
+    r"snapshot|profile|jit|script|src|source|code|unlink|remove|rename|chmod|kill|putenv)(?:_|$)|tofile|fromfile|"
+    r"[Cc]ompil|(?:^|_)(?:mmap|shm|ipc)(?:_|$)|share_",
 )
-"""Words of a torch name that read or write files, load or compile code, or dump process state."""
+"""Words of a name that read or write files, load or compile code, or dump process state (``torch.load``,
+``ndarray.tofile``, ``torch._C.CompilationUnit``, ``torch.fx.graph_module._forward_from_src``)."""
 _METHOD_WORD: Final = re.compile(
-    r"tofile|fromfile|dump|from_file|share_filename|share_fd|register_\w*hook|^apply$|load_state_dict|^set_$|"
-    r"^save|setattr|delattr"
+    r"tofile|fromfile|(?:^|_)(?:dump|dumps|save|load|open|write|read|system|popen|spawn|exec\w*|eval|compile|"
+    r"import|export|snapshot|unlink|remove|rename|kill|putenv)(?:_|$)",
 )
-"""Method names that write or read files or run a function (``x.numpy().tofile(path)``, ``arr.dump(path)``,
-``storage.from_file(path)``, ``module.register_forward_hook(f)``): the re-trace at load runs the methods of every
-real object the code reaches (the body's buffers, parameters, submodules), not only the traced values'."""
-
-
-def _bad_attribute(name: str) -> bool:
-    return _dunder(name) or _FILE_WORD.search(name) is not None or _METHOD_WORD.search(name) is not None
-
-
+"""Words of a method or attribute of a value (``x.numpy().tofile(path)``, ``ndarray.dump``) that touch files,
+processes or code: torch runs calls on real values (constants, ``torch.zeros(3)``, the body's objects) while it
+re-traces forward."""
+_RUNS_OR_READS: Final = re.compile(
+    r"from_file|share_filename|share_fd|register_\w*hook|^apply$|^set_$|setattr|delattr|load_state_dict"
+)
+"""Method names refused wherever they appear: module hooks and ``apply`` call a function, ``from_file`` maps a file,
+``set_`` swaps a tensor's storage, ``load_state_dict`` copies into the real parameters."""
+_PY_MODULES: Final = frozenset({*sys.stdlib_module_names, "stdlib_re", "builtins", "typing_extensions"}) - {
+    "random",
+    "signal",
+    "select",
+    "chunk",
+    "copy",
+    "trace",
+}
+"""Names of Python's own modules: torch, typing and the pytree modules import some (``torch.os``, ``typing.sys``,
+``pytree.importlib``, ``typing.stdlib_re``), and fx code never reaches one through them. Left out: names that are
+also torch's own functions or submodules (``torch.select``, ``torch.chunk``, ``torch.random``, ``torch.signal`` ...)."""
+_TORCH_FX: Final = frozenset({("_symbolic_trace",), ("_symbolic_trace", "_assert_is_none"), ("_pytree",)})
+"""What fx code names under ``torch.fx`` (its own helpers); the rest of torch.fx builds and execs code."""
 _MODULES: Final = frozenset(
     {"torch", "math", "operator", "typing", "torch.fx._pytree", "torch.utils._pytree"}
 )
@@ -85,7 +100,7 @@ _CONSTANTS: Final = frozenset(
         "float8_e4m3fnuz", "float8_e5m2fnuz", "quint8", "qint8", "qint32", "quint4x2", "strided", "sparse_coo",
         "sparse_csr", "sparse_csc", "sparse_bsr", "sparse_bsc", "_mkldnn", "contiguous_format", "channels_last",
         "channels_last_3d", "preserve_format", "per_tensor_affine", "per_channel_affine",
-        "per_channel_affine_float_qparams", "per_tensor_symmetric", "per_channel_symmetric",
+        "per_channel_affine_float_qparams", "per_tensor_symmetric", "per_channel_symmetric", "Ellipsis",
     }
 )  # fmt: skip
 """Last names of the constants fx code passes as arguments (dtypes, layouts, memory formats, qschemes, math's)."""
@@ -114,17 +129,23 @@ class _Judge:
         self.names: dict[str, tuple[str, str]] = {}  # name -> (module, name) imported from a module
         self.local: set[str] = {"self"}
         self.globals: set[str] = set()
+        self.foreign: list[tuple[str, str, str]] = []  # (module, name, alias) imported from other modules
+        self.wrapped: set[str] = set()  # aliases torch.fx.wrap makes leaves (never called while re-tracing)
 
     def torch_name(self, parts: list[str]) -> str | None:
         for part in parts:
-            if _dunder(part) or part in _TORCH_DENIED or _FILE_WORD.search(part):
+            if _dunder(part) or part in _TORCH_DENIED or _FILE_WORD.search(part) or part in _PY_MODULES:
                 return f"torch name '{'.'.join(parts)[:200]}'"
+        if parts[1:2] == ["fx"] and (tuple(parts[2:]) not in _TORCH_FX and tuple(parts[2:3]) != ("_pytree",)):
+            return f"torch name '{'.'.join(parts)[:200]}' (torch.fx builds and runs code)"
         return None
 
     def module_member(self, module: str, parts: list[str]) -> str | None:
         """Why ``module.parts`` may not be named by fx code, or None."""
         if any(_dunder(p) for p in parts):
             return f"special attribute in '{module}.{'.'.join(parts)[:200]}'"
+        if any(p in _PY_MODULES for p in parts):
+            return f"Python module reached through '{module}.{'.'.join(parts)[:200]}'"
         if module == "torch" or (module.startswith("torch.") and module not in _MODULES):
             return self.torch_name([*module.split("."), *parts])
         if module == "operator" and parts and parts[0] in _OPERATOR_DENIED:
@@ -150,16 +171,21 @@ class _Judge:
         for a in node.names:
             if a.name == "*":
                 return f"'from {node.module[:200]} import *'"
+            if any(_dunder(p) for p in (*node.module.split("."), a.name, a.asname or "")):
+                return f"import of the special name '{node.module[:200]}.{a.name[:100]}'"
             if node.module == "builtins":
                 if a.name not in _BUILTINS or (a.asname or a.name) != a.name:
                     return f"import of builtins.{a.name[:100]}"
                 continue  # from builtins import getattr as getattr: the builtin itself, judged as one
             if node.module in _MODULES or node.module.startswith("torch."):
                 why = self.module_member(node.module, [a.name])
-            elif self.allowed(node.module, a.name):
-                why = None  # a function torch.fx.wrap made a leaf, from a module the allow-list admits
+            elif node.module.split(".")[0] in _PY_MODULES and not self.allowed(node.module, a.name):
+                why = f"'{node.module[:200]}.{a.name[:100]}', a Python module's name the allow-list does not admit"
             else:
-                why = f"'{node.module[:200]}.{a.name[:100]}', which the allow-list does not admit"
+                # a function torch.fx.wrap made a leaf (or any function fx called): judged by the allow-list as a
+                # pickle's import and call of it would be, by the caller of judge_fx_code
+                why = None
+                self.foreign.append((node.module, a.name, a.asname or a.name))
             if why is not None:
                 return f"import of {why}"
             self.names[a.asname or a.name] = (node.module, a.name)
@@ -179,9 +205,9 @@ class _Judge:
             return self.module_member(self.modules[head], rest)
         if head in self.names:
             module, name = self.names[head]
-            return (
-                self.module_member(module, [name, *rest]) if module in _MODULES or module == "torch" else None
-            )
+            if module in _MODULES or module == "torch" or module.startswith("torch."):
+                return self.module_member(module, [name, *rest])
+            return f"attribute of '{module[:200]}.{name[:100]}'" if rest else None
         if head in self.globals or (head in _BUILTINS and not rest):
             return None
         return f"name '{'.'.join(parts)[:200]}'"
@@ -196,8 +222,10 @@ class _Judge:
         for node in ast.walk(tree):
             if not isinstance(node, _EXPRESSIONS):
                 return f"{type(node).__name__} expression"
-            if isinstance(node, ast.Attribute) and _bad_attribute(node.attr):
-                return f"attribute '{node.attr[:100]}' (special, or a method that touches files or runs functions)"
+            if isinstance(node, ast.Attribute) and _dunder(node.attr):
+                return f"special attribute '{node.attr[:100]}'"
+            if isinstance(node, ast.Attribute) and (why := self.method(node)):
+                return why
             if not isinstance(node, ast.Name | ast.Attribute) or id(node) in inner:
                 continue
             parts = _chain(node)
@@ -218,12 +246,35 @@ class _Judge:
             ):
                 if node.func.id == "getattr":
                     name = node.args[1] if len(node.args) >= 2 else None
-                    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or _bad_attribute(
+                    if not (isinstance(name, ast.Constant) and isinstance(name.value, str)) or _dunder(
                         name.value
                     ):
-                        return "getattr with a computed or special name, or a method that touches files"
+                        return "getattr with a computed or special name"
+                    if _RUNS_OR_READS.search(name.value):
+                        return f"getattr of '{name.value[:100]}', which runs a function or reads a file"
+                    if not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self") and (
+                        _METHOD_WORD.search(name.value)
+                    ):
+                        return f"getattr of '{name.value[:100]}', which touches files, processes or code"
                 elif node.func.id == "type" and len(node.args) != 1:
                     return "type() with other than one argument (creates a class)"
+        return None
+
+    def method(self, node: ast.Attribute) -> str | None:
+        """Why an attribute of a value (not of a module: those are judged by name) may not be read: a method
+        that touches files, processes or code. ``self.<name>`` is an entry of the pickled body (a submodule, a
+        parameter), judged as a pickle object; what is read from it is judged here. Methods that run a function
+        or read a file under other names (``register_forward_hook``, ``apply``, ``from_file``) are refused on
+        ``self`` too."""
+        if _RUNS_OR_READS.search(node.attr):
+            return f"method '{node.attr[:100]}', which runs a function or reads a file"
+        parts = _chain(node)
+        if parts is not None and (parts[0] not in self.local or (parts[0] == "self" and len(parts) == 2)):
+            return None
+        if _METHOD_WORD.search(node.attr):
+            return (
+                f"method or attribute '{node.attr[:100]}' of a value, which touches files, processes or code"
+            )
         return None
 
     def annotation(self, tree: Any) -> str | None:
@@ -235,8 +286,6 @@ class _Judge:
                 ast.Name | ast.Attribute | ast.Subscript | ast.Tuple | ast.List | ast.Constant | ast.BinOp,
             ) and not isinstance(node, ast.expr_context | ast.BitOr):
                 return f"{type(node).__name__} in an annotation"
-            if isinstance(node, ast.Attribute) and _bad_attribute(node.attr):
-                return f"attribute '{node.attr[:100]}' in an annotation"
             if isinstance(node, ast.Name | ast.Attribute) and (why := self.value_name(node)):
                 return why
         return None
@@ -279,6 +328,23 @@ class _Judge:
                 return why
         return None
 
+    def wrap(self, node: Any) -> str | None:
+        """The name in ``torch.fx._symbolic_trace.wrap("<name>")`` (how fx writes a wrapped function's
+        registration, after the imports) when the name is one the import block imported, else None."""
+        if not (
+            isinstance(node, ast.Call)
+            and not node.keywords
+            and len(node.args) == 1
+            and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)
+            and node.args[0].value in self.names
+        ):
+            return None
+        parts = _chain(node.func)
+        if parts is None or len(parts) != 4 or self.modules.get(parts[0]) != "torch":
+            return None
+        return node.args[0].value if parts[1:] == ["fx", "_symbolic_trace", "wrap"] else None
+
     def module(self, tree: ast.Module) -> str | None:
         forward = 0
         for stmt in tree.body:
@@ -297,6 +363,9 @@ class _Judge:
                 why = self.function(stmt) if forward == 1 else "a second function"
             elif isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Constant):
                 why = None  # a docstring
+            elif isinstance(stmt, ast.Expr) and (wrapped := self.wrap(stmt.value)) is not None:
+                self.wrapped.add(wrapped)  # torch.fx._symbolic_trace.wrap("name"): patched into a leaf
+                why = None
             else:
                 why = f"{type(stmt).__name__} statement at module level (runs when the code is executed)"
             if why is not None:
@@ -304,15 +373,22 @@ class _Judge:
         return None if forward == 1 else "no forward function"
 
 
-def judge_fx_code(import_block: str, code: str, allowed: Any) -> str | None:
-    """None when ``import_block + code`` (what ``reduce_graph_module`` executes) is code torch.fx writes and names
-    only what it may; else the first construct that is not. ``allowed(module, name)``: whether the allow-list
-    admits that callable by its name."""
+def judge_fx_code(
+    import_block: str, code: str, allowed: Any
+) -> tuple[str | None, list[tuple[str, str, bool]]]:
+    """``(why, foreign)``: why is None when ``import_block + code`` (what ``reduce_graph_module`` executes) is code
+    torch.fx writes and names only what it may, else the first construct that is not. ``foreign`` lists the
+    ``(module, name, wrapped)`` names imported from modules other than torch's, math, operator and typing (the
+    functions ``torch.fx.wrap`` makes leaves, or any function the code calls while torch re-traces it when not
+    wrapped), which the caller judges with the allow-list as a pickle's import and call of them.
+    ``allowed(module, name)``: whether the allow-list admits that callable by its name."""
     text = import_block + code
     if len(text) > _MAX_CODE:
-        return f"code of {len(text)} characters, longer than the {_MAX_CODE} the fx check parses"
+        return f"code of {len(text)} characters, longer than the {_MAX_CODE} the fx check parses", []
     try:
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
-        return "code that does not parse as Python"
-    return _Judge(allowed).module(tree)
+        return "code that does not parse as Python", []
+    judge = _Judge(allowed)
+    why = judge.module(tree)
+    return why, [(m, n, alias in judge.wrapped) for m, n, alias in judge.foreign]

@@ -2936,7 +2936,7 @@ class _VM:
             c = self.coll.classify(module, name)
             return c.allowed and not c.by_pattern
 
-        why = judge_fx_code(args[1], code, allowed)
+        why, foreign = judge_fx_code(args[1], code, allowed)
         if why is not None:
             self.coll.hit(
                 "LW-MODEL-001",
@@ -2947,6 +2947,21 @@ class _VM:
                 self._ev({"how": "REDUCE", "code": _short(code)}),
             )
             return False
+        for module, name, wrapped in foreign:
+            # exec imports the module (its code runs) and re-tracing calls the function unless fx.wrap made it a
+            # leaf: judged as a pickle's import and call of it
+            ref = _Ref(module, name)
+            self._judge(ref, off, "imported by torch.fx GraphModule code")
+            if ref.user_class and not wrapped:
+                self.coll.hit(
+                    RULE_NOT_ALLOWED,
+                    Severity.HIGH,
+                    f"{ref.name}()",
+                    f"{ref.name}: function of an unknown module called at load time (torch re-traces the "
+                    "GraphModule's forward)",
+                    off,
+                    self._ev({"how": "REDUCE"}),
+                )
         self._check_state_keys(body, off, "torch.fx GraphModule body")
         if type(tracer) is _Ref and tracer.pending is not None:
             tracer.pending[1] += (
