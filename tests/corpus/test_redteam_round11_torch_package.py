@@ -139,9 +139,13 @@ def test_the_real_importer_runs_what_is_reported(tmp_path: Path, case: str) -> N
     assert marker.exists()
 
 
-def test_shipped_source_that_reads_a_file_is_high(tmp_path: Path) -> None:
+def test_shipped_source_that_reads_a_file_is_medium_and_one_that_writes_high(tmp_path: Path) -> None:
     source = "VOCAB = open(__file__).read()\n" + _MODEL
     path = _package(tmp_path, "pkg_reads", {"__init__.py": source})
+    found = _package_code(path)
+    assert [sev for sev, _ in found] == [Severity.MEDIUM], found
+    source = "import os\nVOCAB = open(os.path.expanduser('~/.bashrc'), 'a')\n" + _MODEL
+    path = _package(tmp_path / "w", "pkg_writes", {"__init__.py": source})
     found = _package_code(path)
     assert [sev for sev, _ in found] == [Severity.HIGH], found
 
@@ -190,7 +194,7 @@ def test_computed_lookups_of_model_code_are_medium(tmp_path: Path) -> None:
 
 
 def test_a_source_too_long_to_parse_that_names_a_primitive_is_unverified(tmp_path: Path) -> None:
-    filler = "".join(f"CONST_{i} = {i}\n" for i in range(6000))
+    filler = "".join(f"CONST_{i} = {i}\n" for i in range(40000))
     source = filler + "import os\nX = os.getcwd()\n" + _MODEL
     path = _package(tmp_path, "pkg_long", {"__init__.py": source})
     (target,) = scan_paths([str(path)], jobs=1).targets

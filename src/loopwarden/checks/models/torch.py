@@ -314,7 +314,11 @@ def check_torch_package(
     the archive first (``<root>/collections.py``, ``<root>/numpy/__init__.py``), even one listed as extern, and runs
     that source: a pickle that names only allow-listed classes (``collections.OrderedDict``) then runs the
     archive's code, and a scanner that judges the name trusts it. Every shipped source is also judged for what it
-    calls (``members``: the archive's member blobs by name; see :func:`_package_source`)."""
+    does when imported or called (``members``: the archive's member blobs by name; see :func:`_package_source`).
+
+    Only ``<root>/<path>.py`` members of a root with an ``extern_modules`` record are modules: the importer skips
+    ``.pyc`` and other files and takes nothing from ``<root>/.data/<dir>/``, and ``PyTorchFileReader`` refuses an
+    archive with a record outside the first record's folder, so source under another root never runs."""
     from loopwarden.checks.models.allowlist import known_top_module
 
     roots = {
@@ -322,72 +326,111 @@ def check_torch_package(
         for n in names
         if n.endswith(_PACKAGE_MARK) and "/" not in n[: -len(_PACKAGE_MARK)]
     }
+    sources: dict[str, tuple[str, str, bool]] = {}  # member name -> (root, module, is_package)
     for name in names:
         root, _, rel = name.partition("/")
         if root not in roots or not rel.endswith(".py") or rel.startswith(".data/"):
             continue
-        module = rel[: -len("/__init__.py")] if rel.endswith("/__init__.py") else rel[: -len(".py")]
-        module = module.replace("/", ".")
-        if module and known_top_module(module):
+        is_package = rel == "__init__.py" or rel.endswith("/__init__.py")
+        module = rel[: -len("__init__.py")].rstrip("/") if is_package else rel[: -len(".py")]
+        sources[name] = (root, module.replace("/", "."), is_package)
+    shipped = {r: frozenset(m for rt, m, _ in sources.values() if rt == r and m) for r in roots}
+    extern = {r: _extern_modules(r, ctx, location, members) for r in roots}
+    for name, (root, module, is_package) in sources.items():
+        if not module:
+            continue  # <root>/__init__.py: no module name reaches it
+        where = member_location(location, name)
+        blobs = members(name) if members is not None else []
+        mocked = bool(blobs) and all(_is_mock(child) for child in blobs)
+        if known_top_module(module) and not mocked:
             ctx.add_severity(
                 rules.PickleUnknownClass,
                 Severity.HIGH,
                 f"torch.package archive carries its own source for '{module[:200]}': PackageImporter imports it "
                 "in place of the installed module for every pickle that names it",
-                member_location(location, name),
+                where,
                 module=module[:200],
             )
-        if members is not None:
-            for child in members(name):  # every member of that name: a reader may take any
-                _package_source(child, module, ctx, member_location(location, name))
+        for child in blobs:  # every member of that name: a reader may take any
+            _package_source(child, module, is_package, shipped[root], extern[root], ctx, where)
 
 
-_SOURCE_MAX: Final = 1 << 22
-"""Bytes of one shipped source read for the token check (a longer source is unverified)."""
-_READ_ONLY_CALLS: Final = frozenset({"open", "io.open", "torch.load"})
-"""Calls that read files: high."""
-_INDIRECT: Final = frozenset({"getattr", "globals", "vars", "locals", "__dict__", "__base__"})
-"""Name lookups that may reach a primitive but that model code also uses (``getattr(self, f"layer{i}")``,
-``self.__dict__.update``): medium, unless the source imports a module of primitives or names the builtins, where a
-computed lookup may be ``getattr(os, "sys" + "tem")``. Every other name the code check reports is critical."""
-_REACHES_PRIMITIVES: Final = re.compile(
-    r"\b(?:import|from)\s+(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|"
-    r"runpy|urllib|requests|httpx|commands|dill|cloudpickle|sys|io|types|code|codeop|inspect)\b|__builtins__|"
-    r"__import__"
+_MOCK_IMPL: Final = (
+    "from _mock import MockedObject\ndef __getattr__(attr: str):\n"
+    "    return MockedObject(__name__ + '.' + attr, _suppress_err=True)\n"
 )
+"""The source ``PackageExporter.mock`` writes for a mocked module: every attribute is a ``MockedObject`` (from the
+archive's ``_mock.py``, judged like any source), which raises when a pickle constructs or calls it."""
+_EXTERN_MAX: Final = 1 << 20
+"""Bytes of an ``extern_modules`` record read (a longer one is unverified)."""
 
 
-def _package_source(child: Blob, module: str, ctx: ScanContext, where: Location) -> None:
-    """Judge one shipped module's source with the metadata code check (parsed with ``ast``, never run): the calls
-    of execution, process, network, native-code and file primitives it makes, resolved through its imports and
-    aliases, ``__import__('os')``, ``getattr`` with a computed or primitive name, and interpreter internals
-    (``__builtins__``, ``__subclasses__``). PackageImporter runs module-level code when the module is imported and
-    the rest when the loader or the model calls it: either way, on the machine that loads the file."""
-    from loopwarden.checks.models.codestr import program_calls
-
+def _is_mock(child: Blob) -> bool:
     with child.open() as f:
-        data = f.read(_SOURCE_MAX + 1)
-    if len(data) > _SOURCE_MAX:
-        ctx.fail(where, f"shipped source of '{module[:200]}' is larger than the {_SOURCE_MAX}-byte bound")
+        data = f.read(len(_MOCK_IMPL) + 8)
+    return data.replace(b"\r\n", b"\n").decode("utf-8", "replace") == _MOCK_IMPL
+
+
+def _extern_modules(
+    root: str, ctx: ScanContext, location: Location, members: Callable[[str], list[Blob]] | None
+) -> frozenset[str]:
+    """The modules ``<root>/.data/extern_modules`` lets ``PackageImporter`` take from the environment."""
+    out: set[str] = set()
+    for child in members(root + _PACKAGE_MARK) if members is not None else []:
+        with child.open() as f:
+            data = f.read(_EXTERN_MAX + 1)
+        if len(data) > _EXTERN_MAX:
+            ctx.fail(
+                member_location(location, root + _PACKAGE_MARK), f"longer than the {_EXTERN_MAX}-byte bound"
+            )
+        out.update(line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip())
+    return frozenset(out)
+
+
+def _package_source(
+    child: Blob,
+    module: str,
+    is_package: bool,
+    shipped: frozenset[str],
+    extern: frozenset[str],
+    ctx: ScanContext,
+    where: Location,
+) -> None:
+    """Judge one shipped module's source (parsed with ``ast``, never run; see :mod:`pysource`): what it does at
+    import and in the functions the loader or the model calls, resolved through its imports and aliases.
+    PackageImporter runs module-level code when the module is imported and the rest when it is called: either way,
+    on the machine that loads the file. A source too long or too deeply nested to parse, or that does not parse
+    here (a newer Python may run it), is unverified, never clean."""
+    from loopwarden.checks.models.pysource import MAX_SOURCE_CHARS, SourceTooComplex, judge_source
+
+    cap = MAX_SOURCE_CHARS * 4  # UTF-8 bytes of the longest source parsed
+    with child.open() as f:
+        data = f.read(cap + 1)
+    what = f"shipped source of '{module[:200]}'"
+    if len(data) > cap:
+        ctx.fail(where, f"{what} is longer than the {MAX_SOURCE_CHARS} characters the code check parses")
         return
-    text = data.decode("utf-8", "replace")
-    calls = program_calls(text, ctx, where, f"shipped source of '{module[:200]}'")
-    if not calls:
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        hits = judge_source(text, module, is_package=is_package, shipped=shipped, extern=extern)
+    except SourceTooComplex as exc:
+        ctx.fail(where, f"{what} {exc}")
         return
-    if all(c in _INDIRECT for c in calls):
-        severity = Severity.CRITICAL if _REACHES_PRIMITIVES.search(text) else Severity.MEDIUM
-    elif all(c in _INDIRECT or c in _READ_ONLY_CALLS for c in calls):
-        severity = Severity.HIGH
-    else:
-        severity = Severity.CRITICAL
+    if not hits:
+        return
+    severity = max(h.severity for h in hits)
+    shown = [h for h in hits if h.severity == severity][:5] + [h for h in hits if h.severity < severity][:3]
+    more = f" and {len(hits) - len(shown)} more" if len(hits) > len(shown) else ""
     ctx.add_severity(
         rules.PackageCode,
         severity,
-        f"torch.package archive ships source for '{module[:200]}' that calls {', '.join(calls[:8])}: "
-        "PackageImporter runs it when a pickle of the archive (or a module it imports) names the module",
+        f"torch.package archive ships source for '{module[:200]}' that reaches "
+        f"{'; '.join(h.describe() for h in shown)}{more}: PackageImporter runs it when a pickle of the archive "
+        "(or a module it imports) names the module",
         where,
         module=module[:200],
-        calls=calls[:20],
+        calls=[h.what for h in hits[:20]],
+        capabilities=sorted({h.capability for h in hits}),
     )
 
 
