@@ -29,6 +29,7 @@ import sys, torch, torch.package
 sys.path.insert(0, sys.argv[2])
 mod = __import__(sys.argv[3], fromlist=["M"])
 with torch.package.PackageExporter(sys.argv[1]) as e:
+    e.extern("numpy")
     e.intern(sys.argv[3] + ".**")
     e.intern(sys.argv[3])
     e.save_pickle("model", "model.pkl", mod.M())
@@ -200,3 +201,252 @@ def test_a_source_too_long_to_parse_that_names_a_primitive_is_unverified(tmp_pat
     (target,) = scan_paths([str(path)], jobs=1).targets
     assert target.verdict.value == "unverified", (target.reason, target.findings)
     assert "longer than" in (target.reason or "")
+
+
+# -- capability classes and the ways around a name ---------------------------------------------------------------
+
+_BYPASS_CASES = {
+    "sys-modules": "import os\nos.sys.modules['o' + 's'].system('touch ' + MARKER)\n",
+    "globals-builtins": "globals()['__builtins__']['ex' + 'ec'](\"open(\" + repr(MARKER) + \", 'w')\")\n",
+    "vars-of-os": "import os\nvars(os)['sys' + 'tem']('touch ' + MARKER)\n",
+    "dict-of-os-reversed": "import os\nos.__dict__['metsys'[::-1]]('touch ' + MARKER)\n",
+    "base64-import": "import base64\n__import__(base64.b64decode('b3M=').decode()).system('touch ' + MARKER)\n",
+    "importlib-computed": "import importlib\nN = 'subprocess'\nimportlib.import_module(N).run(['touch', MARKER])\n",
+    "function-value": "import os\nimport functools\nRUN = functools.partial(os.system, 'touch ' + MARKER)\nRUN()\n",
+    "lambda-default": "import os\nF = lambda x=os.system('touch ' + MARKER): x\n",
+    "init-subclass": "import os\n\n\nclass Base:\n    def __init_subclass__(cls):\n"
+    "        os.system('touch ' + MARKER)\n\n\nclass Child(Base):\n    pass\n",
+    "metaclass": "import os\n\n\nclass Meta(type):\n    def __new__(mcs, *args):\n"
+    "        os.system('touch ' + MARKER)\n        return super().__new__(mcs, *args)\n\n\n"
+    "class Thing(metaclass=Meta):\n    pass\n",
+    "try-except": "try:\n    import subprocess as s\n    s.Popen(['touch', MARKER]).wait()\n"
+    "except Exception:\n    pass\n",
+    "subclasses-walk": "X = [c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen']\n",
+    "torch-os": "import torch\ngetattr(getattr(torch, 'o' + 's'), 'sys' + 'tem')('touch ' + MARKER)\n",
+    "star-import": "from os import *\nsystem('touch ' + MARKER)\n",
+    "pickle-loads": "import pickle\nX = pickle.loads(b'N.')\n",
+    "frame-builtins": "import inspect\ninspect.currentframe().f_builtins['exec']('1')\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_BYPASS_CASES))
+def test_names_reached_around_the_obvious_spelling_are_critical(tmp_path: Path, case: str) -> None:
+    marker = tmp_path / "PWNED"
+    name = "pkg_" + case.replace("-", "_")
+    path = _package(tmp_path, name, {"__init__.py": _marker_payload(marker, _BYPASS_CASES[case]) + _MODEL})
+    found = _package_code(path)
+    assert found and max(sev for sev, _ in found) is Severity.CRITICAL, (found, _findings(path))
+
+
+_HIGH_CASES = {
+    "network": "import urllib.request\n\n\ndef fetch():\n    return urllib.request.urlopen('http://127.0.0.1:9/x')\n",
+    "socket": "import socket\nS = socket.socket\n",
+    "delete": "import shutil\n\n\ndef clean(p):\n    shutil.rmtree(p)\n",
+    "os-remove": "import os as o\n\n\ndef clean(p):\n    o.remove(p)\n",
+    "ctypes": "import ctypes\nLIB = ctypes.CDLL(None)\n",
+    "path-write": "from pathlib import Path\n\n\ndef save(p):\n    Path(p).write_text('x')\n",
+    "patch-torch-load": "import torch\ntorch.load = print\n",
+    "environment": "import os\nos.environ['LD_PRELOAD'] = '/x.so'\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_HIGH_CASES))
+def test_network_file_writes_native_code_and_patching_are_high(tmp_path: Path, case: str) -> None:
+    path = _package(tmp_path, "pkg_" + case.replace("-", "_"), {"__init__.py": _HIGH_CASES[case] + _MODEL})
+    found = _package_code(path)
+    assert found and max(sev for sev, _ in found) is Severity.HIGH, found
+
+
+def test_the_method_the_loader_calls_is_named(tmp_path: Path) -> None:
+    source = _MODEL + "\n    def __setstate__(self, state):\n        import os\n        os.system('id')\n"
+    source += "        self.__dict__.update(state)\n"
+    path = _package(tmp_path, "pkg_setstate_named", {"__init__.py": source})
+    ((sev, message),) = _package_code(path)
+    assert sev is Severity.CRITICAL
+    assert "M.__setstate__ (which loading calls)" in message and "os.system" in message
+
+
+_CONFIRM = {
+    "sys-modules": _BYPASS_CASES["sys-modules"],
+    "globals-builtins": _BYPASS_CASES["globals-builtins"],
+    "metaclass": _BYPASS_CASES["metaclass"],
+    "torch-os": _BYPASS_CASES["torch-os"],
+}
+
+
+@pytest.mark.parametrize("case", sorted(_CONFIRM))
+def test_the_real_importer_runs_the_bypasses(tmp_path: Path, case: str) -> None:
+    marker = tmp_path / "PWNED"
+    path = _package(
+        tmp_path,
+        "pkg_c_" + case.replace("-", "_"),
+        {"__init__.py": _marker_payload(marker, _CONFIRM[case]) + _MODEL},
+    )
+    marker.unlink(missing_ok=True)  # the export ran it in its own process
+    assert any(sev is Severity.CRITICAL for sev, _ in _package_code(path))
+    loaded = _child(_LOAD, str(path), cwd=tmp_path / "load")
+    assert loaded.returncode == 0, loaded.stderr[-2000:]
+    assert marker.exists()
+
+
+# -- imports from the environment, mocks and what the importer never runs -----------------------------------------
+
+_EXPORT_EXTERN = """
+import sys, torch, torch.package
+sys.path.insert(0, sys.argv[2])
+mod = __import__(sys.argv[3], fromlist=["M"])
+with torch.package.PackageExporter(sys.argv[1]) as e:
+    e.extern(sys.argv[4])
+    e.mock(sys.argv[5])
+    e.intern(sys.argv[3])
+    e.save_pickle("model", "model.pkl", mod.M())
+"""
+
+
+def test_an_unknown_extern_import_is_medium_and_a_mocked_module_is_understood(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "helperlib_x").mkdir(parents=True)
+    (src / "helperlib_x" / "__init__.py").write_text("def act(x):\n    return x\n")
+    (src / "mockedlib_y").mkdir()
+    (src / "mockedlib_y" / "__init__.py").write_text("VALUE = 1\n")
+    (src / "pkg_ext").mkdir()
+    (src / "pkg_ext" / "__init__.py").write_text(
+        "import helperlib_x\nimport mockedlib_y\n" + textwrap.dedent(_MODEL)
+    )
+    out = tmp_path / "scan" / "ext.pt"
+    out.parent.mkdir(parents=True)
+    made = _child(
+        _EXPORT_EXTERN, str(out), str(src), "pkg_ext", "helperlib_x", "mockedlib_y", cwd=tmp_path / "x"
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    found = _package_code(out)
+    assert [sev for sev, _ in found] == [Severity.MEDIUM], found
+    assert "import helperlib_x" in found[0][1] and "mockedlib_y" not in found[0][1]
+    assert max(sev for _, sev, _ in _findings(out)) <= Severity.MEDIUM
+
+
+def test_a_mocked_known_module_is_not_reported_as_shadowing(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    (src / "pkg_mocknp").mkdir(parents=True)
+    (src / "pkg_mocknp" / "__init__.py").write_text("import torch\nimport scipy\n" + textwrap.dedent(_MODEL))
+    out = tmp_path / "scan" / "mock.pt"
+    out.parent.mkdir(parents=True)
+    made = _child(_EXPORT_EXTERN, str(out), str(src), "pkg_mocknp", "torch", "scipy", cwd=tmp_path / "x")
+    if made.returncode != 0 and "scipy" in made.stderr:
+        pytest.skip("scipy is not installed")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert max(sev for _, sev, _ in _findings(out)) <= Severity.MEDIUM, _findings(out)
+
+
+def _rewrite(path: Path, extra: dict[str, bytes]) -> Path:
+    import zipfile
+
+    out = path.with_name("re_" + path.name)
+    with zipfile.ZipFile(path) as zin, zipfile.ZipFile(out, "w") as zout:
+        for info in zin.infolist():
+            zout.writestr(info, zin.read(info))
+        for name, data in extra.items():
+            zout.writestr(name, data)
+    return out
+
+
+def test_pyc_members_are_never_run_and_source_under_another_root_fails_the_loader(tmp_path: Path) -> None:
+    path = _package(tmp_path, "pkg_roots", {"__init__.py": _MODEL})
+    root = "pkg_roots"  # PackageExporter names the folder after the file
+    marker = tmp_path / "PWNED"
+    payload = f"import os\nos.system('touch {marker}')\n".encode()
+    with_pyc = _rewrite(
+        path, {f"{root}/pkg_roots/evil.pyc": b"\x00" * 16, f"{root}/pkg_roots/loadme.pyc": payload}
+    )
+    assert _package_code(with_pyc) == []
+    other = _rewrite(path, {"other/pkg_roots/__init__.py": payload})
+    assert _package_code(other) == []  # not under the archive's root: PyTorchFileReader refuses the archive
+    loaded = _child(_LOAD, str(other), cwd=tmp_path / "load")
+    assert loaded.returncode != 0 and "not in a subdirectory" in loaded.stderr
+    assert not marker.exists()
+
+
+def test_a_source_this_python_cannot_parse_is_unverified(tmp_path: Path) -> None:
+    path = _package(tmp_path, "pkg_syntax", {"__init__.py": _MODEL})
+    root = "pkg_syntax"
+    bad = _rewrite(path, {f"{root}/pkg_syntax/newer.py": b"type Alias[T] = list[T]\nmatch = (\n"})
+    (target,) = scan_paths([str(bad)], jobs=1).targets
+    assert target.verdict.value == "unverified", (target.reason, target.findings)
+    assert "does not parse" in (target.reason or "")
+
+
+def test_a_larger_benign_model_package_gets_nothing_above_medium(tmp_path: Path) -> None:
+    source = """
+    from __future__ import annotations
+
+    import collections
+    import dataclasses
+    import functools
+    import math
+    import typing
+    from typing import Optional
+
+    import numpy as np
+    import torch
+    import torch.nn.functional as F
+    from torch import nn
+
+
+    @dataclasses.dataclass
+    class Config:
+        dim: int = 8
+        heads: int = 2
+        act: str = "gelu"
+        extra: dict[str, int] = dataclasses.field(default_factory=dict)
+
+
+    def init_weights(module: nn.Module, input: Optional[torch.Tensor] = None) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=1.0 / math.sqrt(module.in_features))
+
+
+    class Attention(nn.Module):
+        def __init__(self, cfg: Config, compile: bool = False):
+            super().__init__()
+            self.cfg = cfg
+            self.qkv = nn.Linear(cfg.dim, cfg.dim * 3)
+            self.proj = nn.Linear(cfg.dim, cfg.dim)
+            self.act = getattr(F, cfg.act)
+            self.cache: collections.OrderedDict[str, torch.Tensor] = collections.OrderedDict()
+            self.use_compile = compile
+
+        def forward(self, input: torch.Tensor) -> torch.Tensor:
+            q, k, v = self.qkv(input).chunk(3, dim=-1)
+            att = torch.softmax(q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]), dim=-1)
+            return self.proj(self.act(att @ v))
+
+
+    class M(nn.Module):
+        def __init__(self):
+            super().__init__()
+            cfg = Config()
+            self.blocks = nn.ModuleList([Attention(cfg) for _ in range(2)])
+            self.register_buffer("pos", torch.from_numpy(np.arange(cfg.dim, dtype=np.float32)))
+            self.apply(init_weights)
+            torch.backends.cudnn.benchmark = False
+
+        @functools.lru_cache(maxsize=None)
+        def size(self) -> int:
+            return len(self.blocks)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            for block in self.blocks:
+                x = block(x) + x
+            return x + self.pos
+
+        def __setstate__(self, state: typing.Any) -> None:
+            super().__setstate__(state)
+    """
+    path = _package(
+        tmp_path, "pkg_benign_big", {"__init__.py": source, "layers.py": "import math\nPI = math.pi\n"}
+    )
+    found = _package_code(path)  # getattr(F, cfg.act): a computed lookup, medium
+    assert [sev for sev, _ in found] == [Severity.MEDIUM] and "getattr(torch.nn.functional" in found[0][1], (
+        found
+    )
+    assert max(sev for _, sev, _ in _findings(path)) <= Severity.MEDIUM

@@ -661,13 +661,6 @@ class _Judge:
                 return
             if name[len("builtins.") :] not in _BUILTIN_CAPS:
                 return
-        if (
-            isinstance(parent, ast.Assign)
-            and len(parent.targets) == 1
-            and isinstance(parent.targets[0], ast.Name)
-            and parent.targets[0].id in self.aliases
-        ):
-            return  # an alias, judged where it is used
         if isinstance(parent, ast.Subscript) and parent.value is node:
             return  # judged as the subscript
         if name in _DANGEROUS_MODULES and not self._shipped_prefix(name):
@@ -711,6 +704,19 @@ class _Judge:
 
 
 def _capability(name: str) -> tuple[Severity | None, str]:
+    """The table's judgement of ``name``, also through the modules other modules import (``torch.os.system``,
+    ``os.sys.modules``, ``torch.hub.shutil.rmtree``): the most severe reading wins."""
+    parts = name.split(".")
+    best: tuple[Severity | None, str] = _capability_at(name)
+    for i in range(1, len(parts) - 1):
+        if parts[i] in _DANGEROUS_MODULES:
+            got = _capability_at(".".join(parts[i:]))
+            if got[0] is not None and (best[0] is None or got[0] > best[0]):
+                best = got
+    return best
+
+
+def _capability_at(name: str) -> tuple[Severity | None, str]:
     if name.startswith("builtins.") and name.count(".") == 1:
         return _BUILTIN_CAPS.get(name[len("builtins.") :], (None, ""))
     for key in _BY_TOP.get(name.split(".", 1)[0], ()):
