@@ -527,12 +527,15 @@ class PackageCode(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-050"
     severity: ClassVar[Severity] = Severity.CRITICAL
     title: ClassVar[str] = (
-        "torch.package archive ships Python source that calls execution, process or file primitives"
+        "torch.package archive ships Python source that spawns processes, runs code, or touches the network or files"
     )
     help: ClassVar[str] = (
         "torch.package's PackageImporter imports the modules a pickle names from the archive's own source and runs "
-        "it (module-level code at import, methods when the loader or the model calls them). The shipped source calls "
-        "os.system, subprocess, eval, exec, __import__, sockets, ctypes ... (critical) or opens files (high). "
+        "it (module-level code at import, methods when the loader or the model calls them). Each shipped source is "
+        "parsed, never run, and its names resolved through imports, aliases, getattr, __import__ and namespace "
+        "lookups: process spawn, exec/eval/compile, dynamic import, unpickling, interpreter internals and "
+        "sys.modules are critical; network, file writes and deletes, ctypes and patching imported modules high; "
+        "file reads, computed lookups and extern modules the scanner does not know medium. "
         "Control: do not load; review the packaged code."
     )
 
