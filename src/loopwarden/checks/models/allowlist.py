@@ -253,6 +253,10 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "torch.hub": _ALL,
         "torch.jit": _ALL,
         "torch._C": _ALL,
+        # native libraries by path (ctypes.CDLL) and backend modules by entry point
+        "torch": frozenset(
+            {"_preload_cuda_lib", "_preload_cuda_deps", "_load_global_deps", "_import_device_backends"}
+        ),
         "torch.utils.collect_env": _ALL,
         "torch.utils.bottleneck": _ALL,
         "torch.utils.cpp_extension": _ALL,
@@ -295,6 +299,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
             }
         ),
         "importlib": _ALL,
+        "torch": frozenset({"_import_dotted_name"}),
         "pkgutil": _ALL,
         "operator": _ALL,
         "functools": _ALL,
@@ -1527,7 +1532,21 @@ def _match_table(table: Mapping[str, str | frozenset[str]], module: str, qual: s
     return False
 
 
+_TORCH_MEMORY_PRIMITIVES: Final = frozenset(
+    {
+        "_from_blob", "_free_weak_ref", "_new_with_weak_ptr", "_set_cdata", "_construct_storage_from_data_pointer",
+        "_resize_with_addr_", "_swap_data_ptr_", "_new_using_fd_cpu", "_new_shared_fd_cpu", "_new_using_filename_cpu",
+        "_new_shared_filename_cpu", "_release_ipc_counter", "_shared_decref", "_shared_incref",
+    }
+)  # fmt: skip
+"""torch functions and storage methods that take a raw address or file descriptor (``torch._from_blob``,
+``UntypedStorage._free_weak_ref``, ``_set_cdata``) under any of torch's modules and storage classes: code
+execution by memory corruption, judged as such."""
+
+
 def _dangerous_category(module: str, qual: str) -> str | None:
+    if module.split(".", 1)[0] == "torch" and qual.rsplit(".", 1)[-1] in _TORCH_MEMORY_PRIMITIVES:
+        return EXEC
     for category in (EXEC, RESOLVE, REENTRY, IO):
         if _match_table(_DANGEROUS[category], module, qual):
             return category

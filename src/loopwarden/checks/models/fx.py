@@ -105,10 +105,65 @@ _CONSTANTS: Final = frozenset(
 )  # fmt: skip
 """Last names of the constants fx code passes as arguments (dtypes, layouts, memory formats, qschemes, math's)."""
 _STATEMENTS: Final = (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return, ast.Delete, ast.Pass)
+_C_OPERATORS: Final = frozenset(
+    {"_nn", "_fft", "_linalg", "_special", "_nested", "_sparse", "_VariableFunctions"}
+)
+"""The namespaces of ``torch._C`` that hold only aten operator bindings (``torch._C._nn.linear`` is how fx names
+``F.linear``); every other private part of torch is refused (see ``_Judge.torch_name``)."""
+_TORCH_PRIVATE: Final = frozenset({"_assert"})
+"""Private Python functions of torch that fx code names: ``torch._assert`` (symbolic_trace keeps it as a call)."""
+_OPS_CLASS_ATTRIBUTES: Final = frozenset(
+    {"_dir", "_ops", "_is_protocol", "_schemas", "_lazy_init", "_handle", "_namespace", "_opname", "_get_dispatch",
+     "_uncache_dispatch", "_can_decompose", "_op", "_overload_names", "_qualified_op_name",
+     "_has_torchbind_op_overload", "_nonfunctional_ops", "_op_dk", "_py_kernels", "_dispatch_cache"}
+)  # fmt: skip
+"""Attributes of torch's operator-lookup objects (``torch.ops``, a namespace, an operator packet, an overload): a
+private name under ``torch.ops`` is admitted as an operator or namespace name only when it is not one of these."""
+_PRIVATE_DENIED: Final = re.compile(
+    r"(?:^|_)(?:from_blob|weak_?ref|weak_ptr|cdata|data_?ptr|data_pointer|addr|ipc|decref|incref|make_subclass|"
+    r"make_wrapper_subclass|shared|fd|filename|unsafe|from_buffer|view_from|apply|named_members|new_with|"
+    r"new_using|new_shared|set_from|replicate_for_data_parallel|python_dispatch|view_func|use_count|reduce_ex)"
+    r"(?:_|$)"
+)
+"""Private names of values that reach raw memory, swap storages or run a function they are given
+(``UntypedStorage._set_cdata``, ``_free_weak_ref``, ``Tensor._make_subclass``, ``Module._apply``): refused even as an
+attribute of ``self``'s entries, where other private names are submodules and tensors fx made (``self._orig_mod``,
+``self._tensor_constant0``)."""
 
 
 def _dunder(name: str) -> bool:
     return name.startswith("__") and name.endswith("__")
+
+
+def _torch_private(parts: list[str]) -> str | None:
+    """Why a torch name with a private part may not be named by fx code, or None. Admitted: aten's private
+    operators (``torch._unique2``, ``torch._C._nn.gelu``, ``torch._VF.lstm``, ``torch.ops.aten._to_copy.default``),
+    ``torch._assert`` and fx's own helpers (judged by the caller). Every other private name of torch is internal
+    machinery: raw memory (``torch._from_blob(address, ...)``, ``torch.UntypedStorage._free_weak_ref``,
+    ``torch._C._construct_storage_from_data_pointer``), native libraries (``torch._preload_cuda_lib``), the
+    interpreter's state, code builders; none is something symbolic_trace writes."""
+    from loopwarden.checks.models.torch_ops import PRIVATE_FUNCTIONS
+
+    private = [i for i, p in enumerate(parts) if p.startswith("_") and i > 0]
+    if not private:
+        return None
+    name = ".".join(parts)[:200]
+    if parts[1] == "fx":
+        return None  # torch.fx names: only its own helpers are admitted, by the caller
+    if parts[1] == "_C":
+        if len(parts) == 4 and parts[2] in _C_OPERATORS and not _PRIVATE_DENIED.search(parts[3]):
+            return None
+        return f"torch internal '{name}'"
+    if parts[1] == "_VF" and len(parts) == 3 and not _PRIVATE_DENIED.search(parts[2]):
+        return None
+    if len(parts) == 2 and (parts[1] in PRIVATE_FUNCTIONS or parts[1] in _TORCH_PRIVATE):
+        return None
+    if parts[1] == "ops" and all(
+        i >= 2 and parts[i] not in _OPS_CLASS_ATTRIBUTES and not _PRIVATE_DENIED.search(parts[i])
+        for i in private
+    ):
+        return None  # torch.ops.<namespace>.<operator>.<overload>: names the dispatcher looks up
+    return f"torch internal '{name}' (not an operator)"
 
 
 def _chain(node: Any) -> list[str] | None:
@@ -136,6 +191,8 @@ class _Judge:
         for part in parts:
             if _dunder(part) or part in _TORCH_DENIED or _FILE_WORD.search(part) or part in _PY_MODULES:
                 return f"torch name '{'.'.join(parts)[:200]}'"
+        if (why := _torch_private(parts)) is not None:
+            return why
         if parts[1:2] == ["fx"] and (tuple(parts[2:]) not in _TORCH_FX and tuple(parts[2:3]) != ("_pytree",)):
             return f"torch name '{'.'.join(parts)[:200]}' (torch.fx builds and runs code)"
         return None
@@ -252,6 +309,9 @@ class _Judge:
                         return "getattr with a computed or special name"
                     if _RUNS_OR_READS.search(name.value):
                         return f"getattr of '{name.value[:100]}', which runs a function or reads a file"
+                    target = _chain(node.args[0]) if node.args else None
+                    if (why := self.private_attribute(name.value, target)) is not None:
+                        return f"getattr: {why}"
                     if not (isinstance(node.args[0], ast.Name) and node.args[0].id == "self") and (
                         _METHOD_WORD.search(name.value)
                     ):
@@ -269,6 +329,8 @@ class _Judge:
         if _RUNS_OR_READS.search(node.attr):
             return f"method '{node.attr[:100]}', which runs a function or reads a file"
         parts = _chain(node)
+        if (why := self.private_attribute(node.attr, parts)) is not None:
+            return why
         if parts is not None and (parts[0] not in self.local or (parts[0] == "self" and len(parts) == 2)):
             return None
         if _METHOD_WORD.search(node.attr):
@@ -276,6 +338,28 @@ class _Judge:
                 f"method or attribute '{node.attr[:100]}' of a value, which touches files, processes or code"
             )
         return None
+
+    def private_attribute(self, attr: str, parts: list[str] | None) -> str | None:
+        """Why a private attribute of a value (``parts``: its attribute chain, None when rooted in a call or a
+        subscript) may not be read, or None. Private names under ``self`` are the body's entries that fx made
+        (``self._tensor_constant0``, a submodule ``self.enc._blocks``), admitted unless the name reaches memory or
+        runs a function (``_PRIVATE_DENIED``); of any other value, only aten's private tensor operators
+        (``x._values()``): the re-trace runs calls on real tensors (a buffer, ``torch.zeros(1)``), and
+        ``t.untyped_storage()._set_cdata(address)`` would point a storage anywhere. Names rooted in a module are
+        judged by name (``value_name``)."""
+        from loopwarden.checks.models.torch_ops import PRIVATE_TENSOR_METHODS
+
+        if not attr.startswith("_") or _dunder(attr):
+            return None
+        if parts is not None and parts[0] not in self.local:
+            return None
+        if parts is not None and parts[0] == "self":
+            if _PRIVATE_DENIED.search(attr):
+                return f"private attribute '{'.'.join(parts)[:200]}', which reaches memory or runs a function"
+            return None
+        if attr in PRIVATE_TENSOR_METHODS and not _PRIVATE_DENIED.search(attr):
+            return None
+        return f"private attribute '{attr[:100]}' of a value (not a tensor operator)"
 
     def annotation(self, tree: Any) -> str | None:
         """Why an annotation (evaluated when forward is defined) may not appear: only names, attributes,
