@@ -59,6 +59,13 @@ _EDITS: dict[str, str] = {
     "torch-private-module": "_m = torch._ops.ops.aten.add(x, 1)",
     "torch-utils-internal": "_m = torch._utils_internal.get_file_path('x')",
     "ops-class-attribute": "_m = torch.ops._dir",
+    # the process's global state, changed for everything computed after the load
+    "default-dtype": "_m = torch.set_default_dtype(torch.float16)",
+    "manual-seed": "_m = torch.manual_seed(0)",
+    "random-rng-state": "_m = torch.random.set_rng_state(torch.zeros(5056, dtype=torch.uint8))",
+    "deterministic": "_m = torch.use_deterministic_algorithms(True)",
+    "num-threads": "_m = torch.set_num_threads(1)",
+    "jit-fork": "_m = torch.fork(self.lin, x)",
     # private methods that run a function they are given
     "module-private-apply": "_m = self.lin._apply(torch.zeros_like)",
     "module-named-members": "_m = self.lin._named_members(torch.zeros_like)",

@@ -105,6 +105,13 @@ _CONSTANTS: Final = frozenset(
 )  # fmt: skip
 """Last names of the constants fx code passes as arguments (dtypes, layouts, memory formats, qschemes, math's)."""
 _STATEMENTS: Final = (ast.Assign, ast.AnnAssign, ast.Expr, ast.Return, ast.Delete, ast.Pass)
+_GLOBAL_STATE: Final = re.compile(
+    r"^(?:set_|use_deterministic|manual_seed$|seed$|fork$|wait$|prepare_multiprocessing|init_num_threads$|"
+    r"parse_ir$|classproperty$|autocast_(?:in|de)crement_nesting$|clear_autocast_cache$)"
+)
+"""torch functions that change what every later computation of the process does (``torch.set_default_dtype``,
+``torch.manual_seed``, ``torch.use_deterministic_algorithms``, ``torch.set_num_threads``) or start work of their own
+(``torch.fork``): symbolic_trace runs them while tracing and never writes them into the code."""
 _C_OPERATORS: Final = frozenset(
     {"_nn", "_fft", "_linalg", "_special", "_nested", "_sparse", "_VariableFunctions"}
 )
@@ -193,6 +200,8 @@ class _Judge:
                 return f"torch name '{'.'.join(parts)[:200]}'"
         if (why := _torch_private(parts)) is not None:
             return why
+        if any(_GLOBAL_STATE.search(p) for p in parts[1:]):
+            return f"torch name '{'.'.join(parts)[:200]}' (changes the process's global state)"
         if parts[1:2] == ["fx"] and (tuple(parts[2:]) not in _TORCH_FX and tuple(parts[2:3]) != ("_pytree",)):
             return f"torch name '{'.'.join(parts)[:200]}' (torch.fx builds and runs code)"
         return None
