@@ -53,6 +53,13 @@ _EDITS: dict[str, str] = {
     "vf-unsafe-index": "_m = torch._VF._unsafe_index(self.scale, [x])",
     "nested-view-from-buffer": "_m = torch._nested_view_from_buffer(self.scale, x, x, x)",
     "aten-unsafe-index-op": "_m = torch.ops.aten._unsafe_index.Tensor(self.scale, [x])",
+    "sparse-coo-out-of-range": (
+        "_m = torch.sparse_coo_tensor(torch.tensor([[100000000]]), torch.tensor([1.0]), (2,)).to_dense()"
+    ),
+    "sparse-csr-out-of-range": (
+        "_m = torch.sparse_csr_tensor(torch.tensor([0, 1]), torch.tensor([100000000]), torch.ones(1), (1, 2))"
+    ),
+    "sparse-compressed": "_m = torch.sparse_compressed_tensor(x, x, x, (1, 2), layout=torch.sparse_csr)",
     # native libraries and interpreter machinery under private names
     "preload-cuda-lib": "_m = torch._preload_cuda_lib('.', 'libevil.so')",
     "torch-c-internal": "_m = torch._C._set_print_stack_traces_on_fatal_signal(False)",
@@ -90,6 +97,9 @@ def test_private_torch_names_in_fx_code_are_critical(case: str) -> None:
 
 
 _CRASHES = {
+    "sparse-coo-to-dense": (
+        "import torch; torch.sparse_coo_tensor(torch.tensor([[100000000]]), torch.tensor([1.0]), (2,)).to_dense()"
+    ),
     "from-blob": f"import torch; torch._from_blob({_ADDRESS}, [64], dtype=torch.uint8).sum()",
     "free-weak-ref": f"import torch; torch.UntypedStorage._free_weak_ref({_ADDRESS})",
     "set-cdata": f"import torch; t = torch.zeros(4); t.untyped_storage()._set_cdata({_ADDRESS}); t.sum()",
