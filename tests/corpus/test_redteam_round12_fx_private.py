@@ -221,3 +221,56 @@ def test_shipped_source_reaching_raw_memory_is_critical(case: str) -> None:
         _SOURCES[case], "m", is_package=False, shipped=frozenset(), extern=frozenset({"torch"})
     )
     assert hits and hits[0].severity is Severity.CRITICAL, [h.describe() for h in hits]
+
+
+# --- a TorchScript archive's __setstate__, which torch.jit.load runs ----------------------------------------------
+
+_SCRIPTED = """
+import sys
+from typing import Tuple
+import torch
+from torch import Tensor
+
+
+class M(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.x = torch.zeros(2)
+
+    @torch.jit.export
+    def __getstate__(self) -> Tuple[Tensor, bool]:
+        return (self.x, self.training)
+
+    @torch.jit.export
+    def __setstate__(self, state: Tuple[Tensor, bool]) -> None:
+        self.x = torch.sparse_coo_tensor(torch.tensor([[100000000]]), torch.tensor([1.0]), (2,)).to_dense()
+        self.training = state[1]
+
+    def forward(self, x: Tensor) -> Tensor:
+        return x + self.x
+
+
+torch.jit.save(torch.jit.script(M()), sys.argv[1])
+"""
+
+
+def test_torchscript_setstate_building_a_sparse_tensor_is_critical(tmp_path: Path) -> None:
+    """torch.jit.load runs the archive's compiled __setstate__; a sparse tensor with a constant index past its size,
+    made dense there, writes outside the buffer (the load segfaults). It was HIGH-free before: TorchScript code was
+    judged for file, process and import names only."""
+    path = tmp_path / "scripted.pt"
+    script = tmp_path / "make_scripted.py"  # torch.jit.script reads the class's source from its file
+    script.write_text(_SCRIPTED)
+    made = subprocess.run(
+        [sys.executable, str(script), str(path)], capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    findings = _scan(path)
+    assert any(sev is Severity.CRITICAL and "sparse" in msg for _, sev, msg in findings), findings
+    run = subprocess.run(
+        [sys.executable, "-W", "ignore", "-c", "import sys, torch; torch.jit.load(sys.argv[1])", str(path)],
+        capture_output=True,
+        timeout=300,
+        check=False,
+    )
+    assert run.returncode < 0 or run.returncode > 128, (run.returncode, run.stderr[-500:])

@@ -227,6 +227,8 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
                 where,
                 name=".".join(parts),
             )
+        elif function == "__setstate__" and _SPARSE_CONSTRUCTOR.search(rest[0]):
+            _sparse_at_load(".".join(parts), ctx, where)
         elif rest[0] in _FILE_BUILTIN_NAMES:
             ctx.add_severity(
                 rules.TorchScriptCode,
@@ -255,6 +257,23 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
         )
 
 
+_SPARSE_CONSTRUCTOR: Final = re.compile(r"^_?sparse_(?:coo|csr|csc|bsr|bsc|compressed)_tensor")
+"""Sparse tensor constructors: torch checks their indices only when sparse invariant checks are on (off by default),
+and ``to_dense()``/``coalesce()`` then write wherever the indices say (a constant out-of-range COO index segfaults
+torch 2.13). In ``__setstate__`` they run while the archive loads, with indices the file chose."""
+
+
+def _sparse_at_load(spelled: str, ctx: ScanContext, where: Location) -> None:
+    ctx.add_severity(
+        rules.TorchScriptCode,
+        Severity.CRITICAL,
+        f"TorchScript code builds a sparse tensor with {spelled} while the archive loads (in __setstate__): torch "
+        "does not check its indices by default, and to_dense()/coalesce() write where they say",
+        where,
+        name=spelled,
+    )
+
+
 def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Severity, spelled: str) -> None:
     if len(rest) < 2:
         ctx.add_severity(
@@ -265,6 +284,9 @@ def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Sev
             where,
             name=spelled,
         )
+        return
+    if severity is Severity.CRITICAL and _SPARSE_CONSTRUCTOR.search(rest[1]):  # CRITICAL: in __setstate__
+        _sparse_at_load(spelled, ctx, where)
         return
     _judge_operator(rest[0], rest[1], ctx, where, severity, _TORCH_NAMESPACES, "calls operator torch.ops.")
 
