@@ -316,6 +316,13 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
         print(f"note: round-11 red-team corpus not available ({exc})", file=sys.stderr)
     try:
+        for case, files in _round12_fx_cases().items():
+            for name, data in files.items():
+                _write(d / case / name, data)
+                out[case] = d / case / name
+    except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
+        print(f"note: round-12 fx red-team corpus not available ({exc})", file=sys.stderr)
+    try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
                 _write(d / case / name, data)
@@ -445,6 +452,30 @@ def _round11_cases() -> dict[str, dict[str, bytes]]:
         if made.returncode != 0:
             raise RuntimeError(f"torch.package export failed: {made.stderr[-300:]}")
         cases["r11_torch_package_shipped_os_system"] = {"model.pt": out.read_bytes()}
+    return cases
+
+
+def _round12_fx_cases() -> dict[str, dict[str, bytes]]:
+    """A few cases of each class the twelfth round found clean (tests/corpus/test_redteam_round12_fx_private.py):
+    torch.fx GraphModules whose code reaches raw memory through torch's private names or builds an unchecked sparse
+    tensor (torch.load segfaults in the re-trace), and a TorchScript archive whose ``__setstate__`` densifies an
+    out-of-range sparse tensor (torch.jit.load segfaults)."""
+    import tempfile
+
+    import test_redteam_round12_fx_private as r12
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for key in ("from-blob", "storage-set-cdata-on-the-buffer", "free-weak-ref", "sparse-coo-out-of-range"):
+        cases[f"r12_fx_{key}"] = {"model.pt": r12._edited(r12._EDITS[key])}
+    with tempfile.TemporaryDirectory() as tmp:
+        script, out = Path(tmp) / "make_scripted.py", Path(tmp) / "scripted.pt"
+        script.write_text(r12._SCRIPTED)
+        made = subprocess.run(
+            [sys.executable, str(script), str(out)], capture_output=True, text=True, check=False
+        )
+        if made.returncode != 0:
+            raise RuntimeError(f"torch.jit.save failed: {made.stderr[-300:]}")
+        cases["r12_torchscript_setstate_sparse"] = {"model.pt": out.read_bytes()}
     return cases
 
 
