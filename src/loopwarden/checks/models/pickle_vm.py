@@ -622,6 +622,53 @@ _TENSOR_RESULTS: Final = _TENSOR_REBUILDS | frozenset(
     }
 )
 """Calls whose result is a tensor: torch.save never applies SETITEM(S), APPEND(S) or ADDITEMS to one."""
+_TORCH_ALLOCATORS: Final = frozenset(
+    {
+        "torch.Tensor",
+        "torch.UntypedStorage",
+        "torch.TypedStorage",
+        "torch.storage.UntypedStorage",
+        "torch.storage.TypedStorage",
+        *(f"torch.{kind}Storage" for kind in _STORAGE_ITEMSIZE),
+    }
+)
+"""Allow-listed torch classes whose constructor (or ``__new__``) allocates: ``torch.Tensor(n, ...)`` and
+``torch.Tensor(torch.Size(...))``, ``torch.UntypedStorage(n)``, ``torch.storage.TypedStorage(n)`` and the legacy
+``torch.FloatStorage(n)`` ... return memory they never fill, holding whatever the loading process freed there
+(torch.load with ``weights_only=True`` calls the first three: they are among its own allowed globals). Their hidden
+keywords ``torch.Tensor(cdata=address)`` and ``torch.UntypedStorage(n, allocator=address)`` take a raw C++ pointer
+(torch 2.13 crashes on any address a file gives). torch.save never calls any of them: it names storages in
+persistent ids and rebuilds tensors through ``torch._utils``."""
+_POINTER_KEYWORDS: Final = frozenset({"cdata", "allocator"})
+"""Keywords of the allocating torch classes whose integer torch takes as the address of a C++ object."""
+_HOLDS_DATA: Final = (
+    _TENSOR_RESULTS
+    | _TORCH_ALLOCATORS
+    | {
+        "torch._utils._rebuild_device_tensor_from_cpu_tensor",
+        "torch.storage._load_from_bytes",
+        "torch.nn.parameter.Parameter",
+        "torch.nn.parameter.Buffer",
+    }
+)
+"""Calls whose result is a tensor or a storage: an allocating class handed one wraps or copies it."""
+_INERT_ALLOCATION_ARGS: Final = (
+    int,
+    bool,
+    float,
+    complex,
+    str,
+    bytes,
+    bytearray,
+    tuple,
+    list,
+    _Big,
+    _Storage,
+    _Ref,
+    _Module,
+)
+"""Arguments of an allocating torch class that allocate nothing unfilled: data it copies (a sequence, bytes), a
+storage it wraps, or what it rejects (a number beside other arguments, a string, a class or function)."""
 
 _MAX_LONG_BYTES: Final = 1 << 16
 """LONG4 payloads up to this size are turned into their exact value (linear work); larger ones are unknown."""
@@ -1058,6 +1105,7 @@ _MODELLED: Final = (
         "operator.getitem",
         "types.SimpleNamespace",  # SimpleNamespace(mapping) sets attributes (see _call_modelled)
         "torch.fx.graph_module.reduce_graph_module",  # its code is judged (see _VM._fx_module)
+        *_TORCH_ALLOCATORS,  # their sizes and keywords are judged (see _VM._torch_allocation)
     }
 )
 _COPYREG_BUILDERS: Final = frozenset(
@@ -1897,6 +1945,8 @@ class _VM:
                 self._tensor_geometry(name, args, off)
             elif name in _SPARSE_REBUILDS:
                 self._sparse_indices(args, off)
+            elif name in _TORCH_ALLOCATORS:
+                self._torch_allocation(func, args, None, off, how)
             if name in _PROTOCOL_TAKERS:
                 self._protocol_args(func, args, off, how)
             elif (
@@ -1919,6 +1969,7 @@ class _VM:
             if name in _COPYREG_BUILDERS:
                 self._computed_classes(func, args, off, how)
                 new = args[0] if args else None
+                self._copyreg_allocation(name, args, off, how)
                 if (
                     name != "copyreg._reconstructor"
                     and type(new) is _Ref
@@ -2250,6 +2301,8 @@ class _VM:
             ):
                 # its first field given by keyword: the same pairs as a positional one (see _model_output_call)
                 self._model_output_first(target, _UNKNOWN, off, f"{how} via functools.partial with keywords")
+            if kwargs is not None and type(target) is _Ref and target.canon in _TORCH_ALLOCATORS:
+                self._torch_allocation(target, pargs + args, kwargs, off, f"{how} via functools.partial")
             result = self._call(target, pargs + args, off, f"{how} via functools.partial")
             if type(kwargs) is _Dict and kwargs.items and type(result) is _Call:
                 if type(target) is _Ref and target.canon in _DICT_CONSTRUCTORS:
@@ -2730,6 +2783,9 @@ class _VM:
                 self._judge_handed((args, kwargs), off, f"handed to {cls.name}")
             if cls.canon.startswith(_NATIVE_CONSTRUCTORS):
                 self._native_constructor(cls, args, kwargs, off, how)
+            elif cls.canon in _TORCH_ALLOCATORS:
+                # cls.__new__(cls, *args, **kwargs) is the constructor of torch's tensors and storages
+                self._torch_allocation(cls, _star_args(args), kwargs, off, how)
             if self.planted and type(args) is tuple and args and cls.canon not in _KEEPS_ARGUMENTS:
                 self._handed(cls, args, off, how)  # cls.__new__(cls, *args) converts its arguments too
             if cls.canon in _QCONFIGS and type(args) is tuple:
@@ -4058,6 +4114,88 @@ class _VM:
                     {"offset": offset, "size": _short(size), "stride": _short(stride), "numel": storage.numel}
                 ),
             )
+
+    def _copyreg_allocation(self, name: str, args: tuple[Any, ...], off: int, how: str) -> None:
+        """The ``__new__`` a copyreg helper runs, when it is an allocating torch class's: ``__newobj__(cls, *args)``,
+        ``__newobj_ex__(cls, args, kwargs)``, ``_reconstructor(cls, base, state)`` (``base.__new__(cls, state)``)."""
+        if name == "copyreg._reconstructor":
+            cls, new_args, kwargs = (args[1] if len(args) > 1 else None), args[2:3], None
+        elif name == "copyreg.__newobj_ex__":
+            cls = args[0] if args else None
+            new_args = _star_args(args[1]) if len(args) > 1 else ()
+            kwargs = args[2] if len(args) > 2 else None
+        else:
+            cls, new_args, kwargs = (args[0] if args else None), args[1:], None
+        if type(cls) is _Ref and cls.canon in _TORCH_ALLOCATORS:
+            self._torch_allocation(cls, new_args, kwargs, off, f"{how} via {name}")
+
+    def _torch_allocation(self, cls: _Ref, args: tuple[Any, ...], kwargs: Any, off: int, how: str) -> None:
+        """A call or ``__new__`` of an allocating torch class (see ``_TORCH_ALLOCATORS``) with the pickle's
+        arguments. Reported: sizes, which make it allocate memory it never fills (the tensor then holds the loading
+        process's freed memory: strings, keys, earlier files), and a ``cdata``/``allocator`` keyword, a raw pointer
+        torch dereferences. Data (a sequence, bytes), a tensor or a storage are copied or wrapped; arguments torch
+        rejects allocate nothing. Anything computed at load time is unverified."""
+        name = cls.canon
+        if kwargs is not None:
+            if type(kwargs) is not _Dict or kwargs.hidden or kwargs.size != len(kwargs.items):
+                self._allocation_unverified(f"{name} called with keywords that are not constant")
+                return
+            for key, value in kwargs.items:
+                if type(key) is not str:
+                    if _may_be_str(key):
+                        self._allocation_unverified(f"{name} called with a keyword that is not constant")
+                        return
+                    continue  # torch fails: keywords are strings
+                if key in _POINTER_KEYWORDS:
+                    self.coll.hit(
+                        RULE_TENSOR,
+                        Severity.CRITICAL,
+                        f"{name}:{key}",
+                        f"{name}({key}=...) takes the integer the file gives as the address of a C++ object and "
+                        "reads it and calls through it (torch 2.13 crashes on any address a file chooses)",
+                        off,
+                        self._ev({"how": how, key: _short(value)}),
+                    )
+        sizes: tuple[Any, ...] | list[Any] | None = None
+        if args and all(type(a) is int for a in args):
+            sizes = args  # torch.Tensor(2, 3), torch.UntypedStorage(4096)
+        elif (
+            len(args) == 1
+            and type(args[0]) is _Call
+            and type(args[0].func) is _Ref
+            and args[0].func.canon == "torch.Size"
+        ):
+            sizes = _shape(args[0])  # torch.Tensor(torch.Size([2, 3]))
+            if sizes is None or not all(type(n) is int for n in sizes):
+                self._allocation_unverified(f"{name} called with a size that is not constant")
+                return
+        if sizes is not None:
+            if 0 in sizes or any(n < 0 for n in sizes):
+                return  # nothing allocated, or torch fails
+            shown = ", ".join(str(n) if n < 1 << 64 else "..." for n in sizes[:8])
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                f"{name}:uninitialized",
+                f"{name}({shown}{', ...' if len(sizes) > 8 else ''}) allocates memory it never fills: the loaded "
+                "tensor or storage holds whatever the loading process's memory held (freed strings, keys, earlier "
+                "files); torch.load calls it with weights_only=True too, and torch.save never writes it",
+                off,
+                self._ev({"how": how, "sizes": _short(list(sizes))}),
+            )
+            return
+        for a in args:
+            if a is None or type(a) in _INERT_ALLOCATION_ARGS:
+                continue  # data torch copies, or an argument it rejects
+            if type(a) is _Call and type(a.func) is _Ref and a.func.canon in _HOLDS_DATA:
+                continue  # a tensor or a storage: wrapped or copied (its own call is judged where it is made)
+            self._allocation_unverified(f"{name} called with {_describe(a)[:100]}")
+            return
+
+    def _allocation_unverified(self, what: str) -> None:
+        why = f"{what}: it may allocate memory it never fills"
+        if why not in self.coll.unverified:
+            self.coll.unverified.append(why)
 
     def _sparse_indices(self, args: tuple[Any, ...], off: int) -> None:
         """Record the index tensors of ``_rebuild_sparse_tensor(layout, data)`` for the archive to check against
