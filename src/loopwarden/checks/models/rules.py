@@ -203,6 +203,8 @@ class TensorGeometry(Rule):
         "A tensor rebuilt over a storage with an offset, sizes or strides that reach past the storage's declared "
         "elements, a storage declared larger than its data/<key> record, or SETITEM/APPEND on a tensor: "
         "torch.load (weights_only too) then reads and writes memory the tensor does not own (CVE-2026-24747). "
+        "Also torch.Tensor/storage classes called with sizes (memory never filled: the loading process's freed "
+        "data) or with a cdata=/allocator= pointer (critical). "
         "torch.save never writes any of these. Control: do not load; quarantine the artifact."
     )
 
