@@ -316,12 +316,12 @@ def gen_bad() -> dict[str, Path]:
     except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
         print(f"note: round-11 red-team corpus not available ({exc})", file=sys.stderr)
     try:
-        for case, files in _round12_fx_cases().items():
+        for case, files in _round12_cases().items():
             for name, data in files.items():
                 _write(d / case / name, data)
                 out[case] = d / case / name
     except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
-        print(f"note: round-12 fx red-team corpus not available ({exc})", file=sys.stderr)
+        print(f"note: round-12 red-team corpus not available ({exc})", file=sys.stderr)
     try:
         for case, files in _payloads_kept_for_later().items():
             for name, data in files.items():
@@ -455,11 +455,13 @@ def _round11_cases() -> dict[str, dict[str, bytes]]:
     return cases
 
 
-def _round12_fx_cases() -> dict[str, dict[str, bytes]]:
+def _round12_cases() -> dict[str, dict[str, bytes]]:
     """A few cases of each class the twelfth round found clean (tests/corpus/test_redteam_round12_fx_private.py):
     torch.fx GraphModules whose code reaches raw memory through torch's private names or builds an unchecked sparse
-    tensor (torch.load segfaults in the re-trace), and a TorchScript archive whose ``__setstate__`` densifies an
-    out-of-range sparse tensor (torch.jit.load segfaults)."""
+    tensor (torch.load segfaults in the re-trace), a TorchScript archive whose ``__setstate__`` densifies an
+    out-of-range sparse tensor (torch.jit.load segfaults), and allow-listed torch allocators called with sizes
+    (memory never filled, accepted by weights_only=True) or raw pointer keywords
+    (tests/corpus/test_redteam_round12_rebuilds.py)."""
     import tempfile
 
     import test_redteam_round12_fx_private as r12
@@ -467,6 +469,12 @@ def _round12_fx_cases() -> dict[str, dict[str, bytes]]:
     cases: dict[str, dict[str, bytes]] = {}
     for key in ("from-blob", "storage-set-cdata-on-the-buffer", "free-weak-ref", "sparse-coo-out-of-range"):
         cases[f"r12_fx_{key}"] = {"model.pt": r12._edited(r12._EDITS[key])}
+    import test_redteam_round12_rebuilds as r12r
+
+    for key in ("tensor-size-int", "untyped-storage", "tensor-over-untyped-storage"):  # unfilled memory
+        cases[f"r12_unfilled_{key}"] = {"model.pkl": r12r._UNFILLED[key]}
+    for key in ("tensor-cdata", "untyped-storage-allocator"):  # raw C++ pointers
+        cases[f"r12_pointer_{key}"] = {"model.pkl": r12r._POINTERS[key]}
     with tempfile.TemporaryDirectory() as tmp:
         script, out = Path(tmp) / "make_scripted.py", Path(tmp) / "scripted.pt"
         script.write_text(r12._SCRIPTED)
