@@ -274,3 +274,60 @@ def test_torchscript_setstate_building_a_sparse_tensor_is_critical(tmp_path: Pat
         check=False,
     )
     assert run.returncode < 0 or run.returncode > 128, (run.returncode, run.stderr[-500:])
+
+
+# --- storage names TorchScript writes for the newer dtypes ----------------------------------------------------------
+
+_SCRIPTED_DTYPES = """
+import sys
+import torch
+
+
+class M(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        for i, d in enumerate([torch.uint16, torch.uint32, torch.uint64, torch.float8_e4m3fn, torch.float8_e5m2,
+                               torch.complex32, torch.bits16, torch.uint4, torch.int4]):
+            self.register_buffer(f"b{i}", torch.zeros(3, dtype=d))
+
+    def forward(self, x):
+        return x
+
+
+torch.jit.save(torch.jit.script(M()), sys.argv[1])
+"""
+
+
+def _scripted_dtypes(tmp_path: Path) -> Path:
+    path = tmp_path / "dtypes.pt"
+    script = tmp_path / "make_dtypes.py"
+    script.write_text(_SCRIPTED_DTYPES)
+    made = subprocess.run(
+        [sys.executable, str(script), str(path)], capture_output=True, text=True, check=False
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    return path
+
+
+def test_torchscript_storages_of_newer_dtypes_are_clean(tmp_path: Path) -> None:
+    """torch.jit.save names a uint16 buffer's storage torch.UInt16Storage (float8: torch.Float8_e4m3fnStorage ...),
+    names Python's torch does not have and TorchScript's C++ unpickler reads as the dtype: they were LW-MODEL-005."""
+    assert _scan(_scripted_dtypes(tmp_path)) == []
+
+
+def test_a_storage_of_a_newer_dtype_longer_than_its_record_is_reported(tmp_path: Path) -> None:
+    import zipfile
+
+    path = _scripted_dtypes(tmp_path)
+    bad = tmp_path / "bad.pt"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bad, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename.endswith("/data.pkl"):
+                mark = b"UInt16Storage\nq"
+                at = data.index(mark)
+                numel = data.index(b"K\x03t", at)  # the storage's element count, 3: now 60,000
+                data = data[:numel] + b"M\x60\xeat" + data[numel + 3 :]
+            dst.writestr(info, data)
+    findings = _scan(bad)
+    assert any(rule == "LW-MODEL-017" and sev >= Severity.HIGH for rule, sev, _ in findings), findings

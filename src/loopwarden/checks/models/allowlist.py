@@ -546,6 +546,24 @@ _TORCH_STORAGES: Final = [
     "QUInt2x4Storage",
     "UntypedStorage",
     "TypedStorage",
+    # written by torch.jit.save for the newer dtypes (TorchScript's C++ unpickler reads them as the storage's dtype;
+    # Python's torch has no such attribute, so torch.load of a plain pickle naming one fails)
+    "UInt16Storage",
+    "UInt32Storage",
+    "UInt64Storage",
+    "ComplexHalfStorage",
+    "Bits16Storage",
+    "Bits8Storage",
+    "Bits1x8Storage",
+    "Bits2x4Storage",
+    "Bits4x2Storage",
+    "Float8_e4m3fnStorage",
+    "Float8_e4m3fnuzStorage",
+    "Float8_e5m2Storage",
+    "Float8_e5m2fnuzStorage",
+    "Float8_e8m0fnuStorage",
+    "Float4_e2m1fn_x2Storage",
+    *(f"{u}Int{n}Storage" for u in ("", "U") for n in range(1, 8)),
 ]
 
 _TORCH_RETURN_TYPES: Final = [

@@ -589,6 +589,11 @@ _STORAGE_ITEMSIZE: Final = {
     "Double": 8, "Float": 4, "Half": 2, "BFloat16": 2, "Long": 8, "Int": 4, "Short": 2, "Char": 1, "Byte": 1,
     "Bool": 1, "ComplexDouble": 16, "ComplexFloat": 8, "QUInt8": 1, "QInt8": 1, "QInt32": 4, "QUInt4x2": 1,
     "QUInt2x4": 1, "Untyped": 1,
+    # the names TorchScript's pickler writes for the newer dtypes (c10's scalar type name + "Storage"); Python's
+    # torch has no such attribute, TorchScript's C++ unpickler reads them as the storage's dtype
+    "UInt16": 2, "UInt32": 4, "UInt64": 8, "ComplexHalf": 4, "Bits16": 2, "Bits8": 1, "Bits1x8": 1, "Bits2x4": 1,
+    "Bits4x2": 1, "Float8_e4m3fn": 1, "Float8_e4m3fnuz": 1, "Float8_e5m2": 1, "Float8_e5m2fnuz": 1,
+    "Float8_e8m0fnu": 1, "Float4_e2m1fn_x2": 1, **{f"{u}Int{n}": 1 for u in ("", "U") for n in range(1, 8)},
 }  # fmt: skip
 """Bytes per element of torch's storage types (``torch.FloatStorage`` ...; an UntypedStorage counts bytes)."""
 _STORAGE_PACKED: Final = {"QUInt4x2": 2, "QUInt2x4": 4}
