@@ -42,6 +42,7 @@ from loopwarden.domain import Severity
 __all__ = [
     "NUMPY_FUNCTIONS",
     "SCIPY_DIST_MODULES",
+    "TORCH_MEMORY_PRIMITIVES",
     "AllowList",
     "Classification",
     "canonical_module",
@@ -1550,7 +1551,7 @@ def _match_table(table: Mapping[str, str | frozenset[str]], module: str, qual: s
     return False
 
 
-_TORCH_MEMORY_PRIMITIVES: Final = frozenset(
+TORCH_MEMORY_PRIMITIVES: Final = frozenset(
     {
         "_from_blob", "_free_weak_ref", "_new_with_weak_ptr", "_set_cdata", "_construct_storage_from_data_pointer",
         "_resize_with_addr_", "_swap_data_ptr_", "_new_using_fd_cpu", "_new_shared_fd_cpu", "_new_using_filename_cpu",
@@ -1559,11 +1560,12 @@ _TORCH_MEMORY_PRIMITIVES: Final = frozenset(
 )  # fmt: skip
 """torch functions and storage methods that take a raw address or file descriptor (``torch._from_blob``,
 ``UntypedStorage._free_weak_ref``, ``_set_cdata``) under any of torch's modules and storage classes: code
-execution by memory corruption, judged as such."""
+execution by memory corruption, judged as such (also on any receiver in torch.package source: ``pysource``). Each
+segfaults torch 2.13 on an address a file chooses."""
 
 
 def _dangerous_category(module: str, qual: str) -> str | None:
-    if module.split(".", 1)[0] == "torch" and qual.rsplit(".", 1)[-1] in _TORCH_MEMORY_PRIMITIVES:
+    if module.split(".", 1)[0] == "torch" and qual.rsplit(".", 1)[-1] in TORCH_MEMORY_PRIMITIVES:
         return EXEC
     for category in (EXEC, RESOLVE, REENTRY, IO):
         if _match_table(_DANGEROUS[category], module, qual):

@@ -29,6 +29,7 @@ import codecs
 from dataclasses import dataclass
 from typing import Final
 
+from loopwarden.checks.models.allowlist import TORCH_MEMORY_PRIMITIVES
 from loopwarden.domain import Severity
 
 __all__ = ["IMPLICIT_IMPORTS", "MAX_SOURCE_CHARS", "Hit", "SourceTooComplex", "judge_source"]
@@ -251,16 +252,6 @@ _CRITICAL_INTERNALS: Final = frozenset(
         "gi_frame", "cr_frame", "ag_frame", "tb_frame", "co_code", "func_globals",
     }
 )  # fmt: skip
-_MEMORY_PRIMITIVES: Final = frozenset(
-    {
-        "_from_blob", "_free_weak_ref", "_new_with_weak_ptr", "_set_cdata", "_construct_storage_from_data_pointer",
-        "_resize_with_addr_", "_swap_data_ptr_", "_new_using_fd_cpu", "_new_shared_fd_cpu", "_new_using_filename_cpu",
-        "_new_shared_filename_cpu", "_release_ipc_counter", "_shared_decref", "_shared_incref",
-    }
-)  # fmt: skip
-"""torch's functions and storage methods that take a raw address or file descriptor (``torch._from_blob(address,
-...)``, ``UntypedStorage._free_weak_ref(address)``, ``storage._set_cdata(address)``): on any receiver, resolved or
-not, they reach memory the code chooses (each segfaults torch 2.13 on a chosen address)."""
 _COMPUTED_LOOKUPS: Final = frozenset({"getattr", "hasattr", "delattr", "setattr"})
 _NAMESPACES: Final = frozenset({"globals", "vars", "locals"})
 _LOADER_CALLED: Final = frozenset(
@@ -523,7 +514,7 @@ class _Judge:
     def _judge_call(self, node: ast.Call, where: str) -> None:
         name = self.resolve(node.func)
         last = name.rsplit(".", 1)[-1] if name is not None else getattr(node.func, "attr", None)
-        if last in _MEMORY_PRIMITIVES:
+        if last in TORCH_MEMORY_PRIMITIVES:
             self._add(_C, name or f"<value>.{last}", "raw memory at an address the code chooses", where, node)
             return
         if name is None:
@@ -613,7 +604,7 @@ class _Judge:
         if base is None:
             if attr is None:
                 self._add(_M, f"{func}(<value>, <computed>)", "computed lookup", where, node)
-            elif attr in _STRONG_WORDS or attr in _CRITICAL_INTERNALS or attr in _MEMORY_PRIMITIVES:
+            elif attr in _STRONG_WORDS or attr in _CRITICAL_INTERNALS or attr in TORCH_MEMORY_PRIMITIVES:
                 self._add(_C, f"{func}(<value>, {attr!r})", "reaches a primitive by name", where, node)
             return
         if attr is None:
