@@ -112,11 +112,6 @@ _GLOBAL_STATE: Final = re.compile(
 """torch functions that change what every later computation of the process does (``torch.set_default_dtype``,
 ``torch.manual_seed``, ``torch.use_deterministic_algorithms``, ``torch.set_num_threads``) or start work of their own
 (``torch.fork``): symbolic_trace runs them while tracing and never writes them into the code."""
-_UNCHECKED: Final = re.compile(r"^_?sparse_(?:coo|csr|csc|bsr|bsc|compressed)_tensor")
-"""Sparse tensor constructors: torch checks their indices only when sparse invariant checks are switched on (off by
-default), and ``to_dense()``/``coalesce()`` then write wherever the indices say
-(``torch.sparse_coo_tensor([[10**8]], [1.], (2,)).to_dense()`` segfaults torch 2.13). With constant arguments the
-re-trace runs them for real."""
 _C_OPERATORS: Final = frozenset(
     {"_nn", "_fft", "_linalg", "_special", "_nested", "_sparse", "_VariableFunctions"}
 )
@@ -207,7 +202,9 @@ class _Judge:
             return why
         if any(_GLOBAL_STATE.search(p) for p in parts[1:]):
             return f"torch name '{'.'.join(parts)[:200]}' (changes the process's global state)"
-        if any(_UNCHECKED.search(p) for p in parts[1:]):
+        from loopwarden.checks.models.torch import SPARSE_CONSTRUCTOR  # the re-trace runs them with constants
+
+        if any(SPARSE_CONSTRUCTOR.search(p) for p in parts[1:]):
             return f"torch name '{'.'.join(parts)[:200]}' (builds a tensor torch does not check)"
         if parts[1:2] == ["fx"] and (tuple(parts[2:]) not in _TORCH_FX and tuple(parts[2:3]) != ("_pytree",)):
             return f"torch name '{'.'.join(parts)[:200]}' (torch.fx builds and runs code)"
@@ -373,7 +370,7 @@ class _Judge:
             if _PRIVATE_DENIED.search(attr):
                 return f"private attribute '{'.'.join(parts)[:200]}', which reaches memory or runs a function"
             return None
-        if attr in PRIVATE_TENSOR_METHODS and not _PRIVATE_DENIED.search(attr):
+        if attr in PRIVATE_TENSOR_METHODS:
             return None
         return f"private attribute '{attr[:100]}' of a value (not a tensor operator)"
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from loopwarden.checks.models._base import Blob
 from loopwarden.domain import Location, Severity
 
-__all__ = ["check_torch_package", "check_torchscript_code"]
+__all__ = ["SPARSE_CONSTRUCTOR", "check_torch_package", "check_torchscript_code"]
 
 _TORCH_NAMESPACES: Final = frozenset(
     {
@@ -217,7 +217,7 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
         while rest and rest[0] == "autograd":
             rest = rest[1:]  # torch.autograd is the aten namespace again (torch.autograd.save is aten::save)
         if rest and rest[0] == "ops":
-            _judge_ops(rest[1:], ctx, where, severity, ".".join(parts))
+            _judge_ops(rest[1:], ctx, where, severity, ".".join(parts), function == "__setstate__")
         elif not rest:
             ctx.add_severity(
                 rules.TorchScriptCode,
@@ -227,7 +227,7 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
                 where,
                 name=".".join(parts),
             )
-        elif function == "__setstate__" and _SPARSE_CONSTRUCTOR.search(rest[0]):
+        elif function == "__setstate__" and SPARSE_CONSTRUCTOR.search(rest[0]):
             _sparse_at_load(".".join(parts), ctx, where)
         elif rest[0] in _FILE_BUILTIN_NAMES:
             ctx.add_severity(
@@ -239,11 +239,11 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
             )
         return
     if root == "ops":
-        _judge_ops(parts[1:], ctx, where, severity, ".".join(parts))
+        _judge_ops(parts[1:], ctx, where, severity, ".".join(parts), function == "__setstate__")
         return
     for k in range(1, len(parts)):
         if parts[k] == "ops" and k + 2 < len(parts):
-            _judge_ops(parts[k + 1 :], ctx, where, severity, ".".join(parts))
+            _judge_ops(parts[k + 1 :], ctx, where, severity, ".".join(parts), function == "__setstate__")
             return
     if root != "self" and any(p in _FILE_BUILTIN_NAMES for p in parts[1:]):
         name = next(p for p in parts[1:] if p in _FILE_BUILTIN_NAMES)
@@ -257,10 +257,11 @@ def _judge_chain(parts: list[str], ctx: ScanContext, where: Location, function: 
         )
 
 
-_SPARSE_CONSTRUCTOR: Final = re.compile(r"^_?sparse_(?:coo|csr|csc|bsr|bsc|compressed)_tensor")
+SPARSE_CONSTRUCTOR: Final = re.compile(r"^_?sparse_(?:coo|csr|csc|bsr|bsc|compressed)_tensor")
 """Sparse tensor constructors: torch checks their indices only when sparse invariant checks are on (off by default),
 and ``to_dense()``/``coalesce()`` then write wherever the indices say (a constant out-of-range COO index segfaults
-torch 2.13). In ``__setstate__`` they run while the archive loads, with indices the file chose."""
+torch 2.13). In ``__setstate__`` they run while the archive loads, with indices the file chose; the fx check refuses
+them in GraphModule code, which torch.load re-traces with constants run for real."""
 
 
 def _sparse_at_load(spelled: str, ctx: ScanContext, where: Location) -> None:
@@ -274,7 +275,9 @@ def _sparse_at_load(spelled: str, ctx: ScanContext, where: Location) -> None:
     )
 
 
-def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Severity, spelled: str) -> None:
+def _judge_ops(
+    rest: list[str], ctx: ScanContext, where: Location, severity: Severity, spelled: str, at_load: bool
+) -> None:
     if len(rest) < 2:
         ctx.add_severity(
             rules.TorchScriptCode,
@@ -285,7 +288,7 @@ def _judge_ops(rest: list[str], ctx: ScanContext, where: Location, severity: Sev
             name=spelled,
         )
         return
-    if severity is Severity.CRITICAL and _SPARSE_CONSTRUCTOR.search(rest[1]):  # CRITICAL: in __setstate__
+    if at_load and SPARSE_CONSTRUCTOR.search(rest[1]):
         _sparse_at_load(spelled, ctx, where)
         return
     _judge_operator(rest[0], rest[1], ctx, where, severity, _TORCH_NAMESPACES, "calls operator torch.ops.")
