@@ -126,16 +126,20 @@ _OPS_CLASS_ATTRIBUTES: Final = frozenset(
 )  # fmt: skip
 """Attributes of torch's operator-lookup objects (``torch.ops``, a namespace, an operator packet, an overload): a
 private name under ``torch.ops`` is admitted as an operator or namespace name only when it is not one of these."""
+_MAKE_FX_CONSTRUCTORS: Final = frozenset({"device", "dtype", "Size", "layout", "memory_format"})
+"""torch's value types make_fx's code constructs (``device(type='cpu')``)."""
 _PRIVATE_DENIED: Final = re.compile(
     r"(?:^|_)(?:from_blob|weak_?ref|weak_ptr|cdata|data_?ptr|data_pointer|addr|ipc|decref|incref|make_subclass|"
-    r"make_wrapper_subclass|shared|fd|filename|unsafe|from_buffer|view_from|apply|named_members|new_with|"
+    r"make_wrapper_subclass|shared|fd|filename|unsafe(?!_view$)|from_buffer|view_from|apply|named_members|new_with|"
     r"new_using|new_shared|set_from|replicate_for_data_parallel|python_dispatch|view_func|use_count|reduce_ex)"
     r"(?:_|$)"
 )
 """Private names of values that reach raw memory, swap storages or run a function they are given
 (``UntypedStorage._set_cdata``, ``_free_weak_ref``, ``Tensor._make_subclass``, ``Module._apply``): refused even as an
 attribute of ``self``'s entries, where other private names are submodules and tensors fx made (``self._orig_mod``,
-``self._tensor_constant0``)."""
+``self._tensor_constant0``). ``_unsafe_view`` is admitted: aten checks its size against the tensor's like
+``view``'s (it is unsafe only for autograd, which does not track it as a view), and make_fx writes it for
+``reshape``."""
 
 
 def _dunder(name: str) -> bool:
@@ -185,8 +189,11 @@ def _chain(node: Any) -> list[str] | None:
 
 
 class _Judge:
-    def __init__(self, allowed: Any) -> None:
+    def __init__(self, allowed: Any, leaf_modules: bool = True) -> None:
         self.allowed = allowed  # (module, name) -> whether the allow-list admits the callable by its name
+        self.leaf_modules = (
+            leaf_modules  # False: the re-trace runs a called submodule's forward and its hooks
+        )
         self.modules: dict[str, str] = {}  # alias -> module imported whole
         self.names: dict[str, tuple[str, str]] = {}  # name -> (module, name) imported from a module
         self.local: set[str] = {"self"}
@@ -309,6 +316,11 @@ class _Judge:
             if parts[-1] not in _CONSTANTS:
                 return f"'{'.'.join(parts)[:200]}' taken as a value"
         for node in ast.walk(tree):
+            if not self.leaf_modules and isinstance(node, ast.Call) and not self.operator_call(node.func):
+                # make_fx writes only calls of operators by name (torch.ops.aten.addmm.default); a call of a value,
+                # or of a function given one (operator.call, max(key=...), torch.cond), may run a submodule, whose
+                # forward and hooks this tracer runs on the file's objects where torch.fx's Tracer records the call
+                return "a call other than of an aten operator under make_fx's PythonKeyTracer, which runs submodules"
             if (
                 isinstance(node, ast.Call)
                 and isinstance(node.func, ast.Name)
@@ -332,6 +344,27 @@ class _Judge:
                 elif node.func.id == "type" and len(node.args) != 1:
                     return "type() with other than one argument (creates a class)"
         return None
+
+    def operator_call(self, func: Any) -> bool:
+        """Whether ``func`` is what make_fx calls: an operator by name (``torch.ops.aten.addmm.default``; not the
+        higher-order ones, which call the functions they are given), ``device``, ``dtype`` or a ``torch.sym_*``
+        helper. None of these calls a Python callable it is handed."""
+        parts = _chain(func)
+        if parts is None or parts[0] in self.local:
+            return False
+        head, rest = parts[0], parts[1:]
+        if head in self.modules:
+            full = [*self.modules[head].split("."), *rest]
+        elif head in self.names:
+            module, name = self.names[head]
+            full = [*module.split("."), name, *rest]
+        else:
+            return False
+        if full[0] != "torch":
+            return False
+        if full[1:2] == ["ops"]:
+            return len(full) >= 4 and full[2] != "higher_order"
+        return len(full) == 2 and (full[1] in _MAKE_FX_CONSTRUCTORS or full[1].startswith("sym_"))
 
     def method(self, node: ast.Attribute) -> str | None:
         """Why an attribute of a value (not of a module: those are judged by name) may not be read: a method
@@ -471,14 +504,16 @@ class _Judge:
 
 
 def judge_fx_code(
-    import_block: str, code: str, allowed: Any
+    import_block: str, code: str, allowed: Any, *, leaf_modules: bool = True
 ) -> tuple[str | None, list[tuple[str, str, bool]]]:
     """``(why, foreign)``: why is None when ``import_block + code`` (what ``reduce_graph_module`` executes) is code
     torch.fx writes and names only what it may, else the first construct that is not. ``foreign`` lists the
     ``(module, name, wrapped)`` names imported from modules other than torch's, math, operator and typing (the
     functions ``torch.fx.wrap`` makes leaves, or any function the code calls while torch re-traces it when not
     wrapped), which the caller judges with the allow-list as a pickle's import and call of them.
-    ``allowed(module, name)``: whether the allow-list admits that callable by its name."""
+    ``allowed(module, name)``: whether the allow-list admits that callable by its name. ``leaf_modules``: whether
+    the tracer torch re-traces with records a submodule's call (torch.fx's ``Tracer``) or runs its ``forward`` and
+    hooks (``make_fx``'s ``PythonKeyTracer``, under which only calls of named functions are admitted)."""
     text = import_block + code
     if len(text) > _MAX_CODE:
         return f"code of {len(text)} characters, longer than the {_MAX_CODE} the fx check parses", []
@@ -486,6 +521,6 @@ def judge_fx_code(
         tree = ast.parse(text)
     except (SyntaxError, ValueError, RecursionError, MemoryError, OverflowError):
         return "code that does not parse as Python", []
-    judge = _Judge(allowed)
+    judge = _Judge(allowed, leaf_modules)
     why = judge.module(tree)
     return why, [(m, n, alias in judge.wrapped) for m, n, alias in judge.foreign]

@@ -960,6 +960,10 @@ _IMPORTERS: Final = frozenset(
 )
 _FX_REDUCE: Final = "torch.fx.graph_module.reduce_graph_module"
 _FX_TRACER: Final = "torch.fx._symbolic_trace.Tracer"
+_FX_TRACERS: Final = {_FX_TRACER: True, "torch.fx.experimental.proxy_tensor.PythonKeyTracer": False}
+"""The tracers a GraphModule body may name for torch.load's re-trace, and whether each keeps submodules as leaves:
+torch.fx's own ``Tracer`` (what ``symbolic_trace`` saves) records a submodule call, while ``make_fx``'s
+``PythonKeyTracer`` runs the submodule's ``forward`` and its hooks (``call_module`` ignores ``is_leaf_module``)."""
 _DEFERRED: Final = frozenset(
     {
         "builtins.getattr",
@@ -970,7 +974,7 @@ _DEFERRED: Final = frozenset(
         "torch.ScriptObject",
         *("numpy.memmap", "numpy.core.memmap.memmap"),
         _FX_REDUCE,
-        _FX_TRACER,
+        *_FX_TRACERS,
     }
 )
 """Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
@@ -2968,8 +2972,10 @@ class _VM:
     def _fx_module(self, args: tuple[Any, ...], off: int) -> bool:
         """``reduce_graph_module(body, import_block)``, how torch.save writes a torch.fx GraphModule: torch execs
         ``import_block + body["_code"]`` (else ``body["code"]``) and re-traces the ``forward`` it defines with the
-        ``_tracer_cls`` of the body (torch.fx's own ``Tracer``) and ``_tracer_extras`` as keywords. Benign when
-        both are constants, the code is what torch.fx writes (``fx.judge_fx_code``) and the tracer is torch's own;
+        ``_tracer_cls`` of the body (torch.fx's own ``Tracer``, or ``make_fx``'s ``PythonKeyTracer``) and
+        ``_tracer_extras`` as keywords. Benign when both are constants, the code is what torch.fx writes
+        (``fx.judge_fx_code``; under ``PythonKeyTracer`` it may call nothing but named functions, since that
+        tracer runs a submodule's forward and hooks where ``Tracer`` records the call) and the tracer is torch's;
         the body's other entries (submodules, parameters, hooks) are objects this pickle made, judged as such.
         Anything else leaves the import reported as a code-execution callable."""
         from loopwarden.checks.models.fx import judge_fx_code
@@ -2985,9 +2991,14 @@ class _VM:
             code = last.get("code")
         tracer = last.get("_tracer_cls", _FX_TRACER)
         extras = last.get("_tracer_extras")
+        # absent or None: torch's Tracer; else an import of one of torch's tracers
+        if type(tracer) is _Ref:
+            leaf_modules = _FX_TRACERS.get(tracer.canon)
+        else:
+            leaf_modules = True if tracer is None or tracer == _FX_TRACER else None
         if (
             type(code) is not str
-            or not (tracer == _FX_TRACER or (type(tracer) is _Ref and tracer.canon == _FX_TRACER))
+            or leaf_modules is None
             or not (extras is None or (type(extras) is _Dict and not extras.items and not extras.size))
             or type(last.get("_graphmodule_cls_name", "")) is not str
         ):
@@ -2997,7 +3008,7 @@ class _VM:
             c = self.coll.classify(module, name)
             return c.allowed and not c.by_pattern
 
-        why, foreign = judge_fx_code(args[1], code, allowed)
+        why, foreign = judge_fx_code(args[1], code, allowed, leaf_modules=leaf_modules)
         if why is not None:
             self.coll.hit(
                 "LW-MODEL-001",
