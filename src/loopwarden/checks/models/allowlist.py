@@ -280,6 +280,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "cloudpickle": _ALL,
         "keras": frozenset({"layers", "src", "saving", "utils"}),
         "tensorflow": _ALL,
+        "tf_keras": _ALL,  # Keras 2 as its own package: deserializing a config runs Lambda bytecode and functions
         "transformers": frozenset({"dynamic_module_utils"}),
     },
     RESOLVE: {
@@ -332,6 +333,8 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "numpy.core.memmap": frozenset({"memmap"}),  # numpy.memmap where it is defined
         "pandas.io.pickle": _ALL,
         "keras.saving": _ALL,
+        # the same loaders where keras.models re-exports them (load_model(path, safe_mode=False) runs Lambda code)
+        "keras.models": frozenset({"load_model", "model_from_json", "model_from_config", "model_from_yaml"}),
         "safetensors": frozenset({"torch"}),
     },
     IO: {
@@ -1565,11 +1568,19 @@ segfaults torch 2.13 on an address a file chooses."""
 
 
 def _dangerous_category(module: str, qual: str) -> str | None:
+    """The capability of ``module.qual``. A dotted qualname is also read as a submodule path, since the unpickler
+    reaches it by attribute lookups from the module (protocol 4 ``find_class("torch", "fx.graph_module.
+    _exec_with_source")`` is ``torch.fx.graph_module._exec_with_source``): each split is judged, the first known
+    capability wins."""
     if module.split(".", 1)[0] == "torch" and qual.rsplit(".", 1)[-1] in TORCH_MEMORY_PRIMITIVES:
         return EXEC
-    for category in (EXEC, RESOLVE, REENTRY, IO):
-        if _match_table(_DANGEROUS[category], module, qual):
-            return category
+    parts = qual.split(".")
+    for k in range(len(parts)):
+        mod = ".".join((module, *parts[:k]))
+        rest = ".".join(parts[k:])
+        for category in (EXEC, RESOLVE, REENTRY, IO):
+            if _match_table(_DANGEROUS[category], mod, rest):
+                return category
     return None
 
 
