@@ -42,19 +42,22 @@ def _stack_global(module: str, qual: str) -> bytes:
 
 @pytest.mark.parametrize(("module", "qual", "rule"), _DOTTED)
 @pytest.mark.parametrize("build", [_global4, _stack_global])
-def test_dotted_qualnames_get_the_capability_they_resolve_to(module: str, qual: str, rule: str, build) -> None:
+def test_dotted_qualnames_get_the_capability_they_resolve_to(
+    module: str, qual: str, rule: str, build
+) -> None:
     findings = analyze_pickle_bytes(build(module, qual)).findings
     assert any(f.rule_id == rule and f.severity is Severity.CRITICAL for f in findings), findings
 
 
 @pytest.mark.parametrize(
-    ("module", "qual"), [("torch", "fx.graph_module._exec_with_source"), ("numpy", "testing._private.utils.runstring")]
+    ("module", "qual"),
+    [("torch", "fx.graph_module._exec_with_source"), ("numpy", "testing._private.utils.runstring")],
 )
 def test_the_unpickler_resolves_dotted_qualnames_from_the_module(module: str, qual: str) -> None:
     """What the finding assumes: the real unpickler looks the name up attribute by attribute (no call here)."""
     pytest.importorskip(module)
     expected = functools.reduce(getattr, qual.split("."), importlib.import_module(module))
-    assert pickle.loads(b"\x80\x04c" + module.encode() + b"\n" + qual.encode() + b"\n.") is expected  # noqa: S301
+    assert pickle.loads(b"\x80\x04c" + module.encode() + b"\n" + qual.encode() + b"\n.") is expected
 
 
 @pytest.mark.parametrize(
