@@ -294,41 +294,22 @@ def gen_bad() -> dict[str, Path]:
             out[case] = d / case / "model.pkl"
     except (ImportError, AttributeError, KeyError) as exc:
         print(f"note: numpy memory-safety corpus not available ({exc})", file=sys.stderr)
-    try:
-        for case, files in _round9_cases().items():
-            for name, data in files.items():
-                _write(d / case / name, data)
-                out[case] = d / case / name
-    except (ImportError, AttributeError, KeyError) as exc:
-        print(f"note: round-9 red-team corpus not available ({exc})", file=sys.stderr)
-    try:
-        for case, files in _round10_cases().items():
-            for name, data in files.items():
-                _write(d / case / name, data)
-                out[case] = d / case / name
-    except (ImportError, AttributeError, KeyError) as exc:
-        print(f"note: round-10 red-team corpus not available ({exc})", file=sys.stderr)
-    try:
-        for case, files in _round11_cases().items():
-            for name, data in files.items():
-                _write(d / case / name, data)
-                out[case] = d / case / name
-    except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
-        print(f"note: round-11 red-team corpus not available ({exc})", file=sys.stderr)
-    try:
-        for case, files in _round12_cases().items():
-            for name, data in files.items():
-                _write(d / case / name, data)
-                out[case] = d / case / name
-    except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
-        print(f"note: round-12 red-team corpus not available ({exc})", file=sys.stderr)
-    try:
-        for case, files in _payloads_kept_for_later().items():
-            for name, data in files.items():
-                _write(d / case / name, data)
-                out[case] = d / case / name
-    except (ImportError, AttributeError) as exc:
-        print(f"note: staged-payload corpus not available ({exc})", file=sys.stderr)
+    later: list[tuple[str, Callable[[], dict[str, dict[str, bytes]]]]] = [
+        ("round-9 red-team", _round9_cases),
+        ("round-10 red-team", _round10_cases),
+        ("round-11 red-team", _round11_cases),
+        ("round-12 red-team", _round12_cases),
+        ("round-13 red-team", _round13_cases),
+        ("staged-payload", _payloads_kept_for_later),
+    ]
+    for label, make in later:
+        try:
+            for case, files in make().items():
+                for name, data in files.items():
+                    _write(d / case / name, data)
+                    out[case] = d / case / name
+        except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
+            print(f"note: {label} corpus not available ({exc})", file=sys.stderr)
     return out
 
 
@@ -484,6 +465,25 @@ def _round12_cases() -> dict[str, dict[str, bytes]]:
         if made.returncode != 0:
             raise RuntimeError(f"torch.jit.save failed: {made.stderr[-300:]}")
         cases["r12_torchscript_setstate_sparse"] = {"model.pt": out.read_bytes()}
+    return cases
+
+
+def _round13_cases() -> dict[str, dict[str, bytes]]:
+    """Round 13 (tests/corpus/test_redteam_round13_*.py): make_fx GraphModules whose code calls a submodule, which
+    torch.load's re-trace under make_fx's PythonKeyTracer runs with its hooks, and dangerous callables named by a
+    dotted qualname under a parent module (protocol 4 resolves them attribute by attribute)."""
+    import pickle
+
+    import test_redteam_round13_make_fx as r13
+    import test_redteam_round13_pickle as r13p
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for key in ("submodule-called", "torch-cond", "max-key"):
+        body, imp = r13._parts()
+        body["_code"] = r13._with(body["_code"], r13._EDITS[key])
+        cases[f"r13_make_fx_{key}"] = {"model.pkl": pickle.dumps(r13._Edited(body, imp), protocol=2)}
+    for module, qual, _ in r13p._DOTTED[:3]:
+        cases[f"r13_dotted_{module}.{qual}"] = {"model.pkl": r13p._stack_global(module, qual)}
     return cases
 
 
