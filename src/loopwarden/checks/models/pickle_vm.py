@@ -958,6 +958,8 @@ _IMPORTERS: Final = frozenset(
         "importlib.util.find_spec",
     }
 )
+_CONSTANT_KEYS: Final = frozenset({str, tuple, int, float, bool, bytes, complex, type(None)})
+"""Types of dict keys the VM holds as the values the loader will see (a tuple key is never equal to a string)."""
 _FX_REDUCE: Final = "torch.fx.graph_module.reduce_graph_module"
 _FX_TRACER: Final = "torch.fx._symbolic_trace.Tracer"
 _FX_TRACERS: Final = {_FX_TRACER: True, "torch.fx.experimental.proxy_tensor.PythonKeyTracer": False}
@@ -3741,9 +3743,11 @@ class _VM:
             and type(names) is tuple
             and all(type(n) is str for n in names)
         ):
-            keys = {k for k, _ in fields.items}
-            if not fields.hidden and all(type(k) is str or type(k) is tuple for k in keys):
-                missing = [n for n in names if n not in keys]
+            keys = [k for k, _ in fields.items]
+            # a key the VM cannot read back may be any name; a constant of another type is none of them
+            if not fields.hidden and all(type(k) in _CONSTANT_KEYS for k in keys):
+                held = {k for k in keys if type(k) is str}
+                missing = [n for n in names if n not in held]
                 if missing:
                     problem = (
                         f"names {_short(missing)} that its fields do not hold (numpy looks them up as NULL)"
