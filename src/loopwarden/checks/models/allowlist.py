@@ -184,6 +184,14 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "_osx_support": _ALL,
         "_aix_support": _ALL,
         "imaplib": frozenset({"IMAP4_stream"}),
+        # shell commands taken from data: mailcap.findmatch os.system()s an entry's "test" field, a
+        # pipes.Template whose steps a BUILD sets runs them in a shell from copy() and open()
+        "mailcap": _ALL,
+        "pipes": _ALL,
+        # logging.config.dictConfig imports and calls any "()" factory its dict names (a handler built by
+        # subprocess.getoutput(cmd=...)), fileConfig eval()s handler arguments, listen() applies configurations
+        # received on a socket
+        "logging.config": _ALL,
         "platform": _ALL,
         "test": _ALL,
         "unittest": _ALL,
