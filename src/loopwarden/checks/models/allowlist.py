@@ -221,6 +221,10 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         "mako": _ALL,
         "numexpr": _ALL,
         "sympy": _ALL,
+        # six's compatibility names are the standard library under another module: six.moves.builtins.eval,
+        # six.moves.cPickle.loads, six.moves.reload_module, six.exec_ (builtins.exec); get_function_globals and
+        # its kin are operator.attrgetter objects. Real pickles name the objects' own modules, never six's.
+        "six": _ALL,
         # command runners and remote shells of PyPI: any callable of theirs runs a process (sh.bash, sh.Command,
         # plumbum.local['sh'], pexpect.spawn, invoke.run, fabric.Connection.run)
         "sh": _ALL,
