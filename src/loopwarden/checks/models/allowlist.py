@@ -492,6 +492,15 @@ _KNOWN_PACKAGES: Final = frozenset(
         "paramiko",
         "fsspec",
         "pyarrow",
+        # pickle scanners: a model never names one; a pickle that does can switch a load-time hook off or empty
+        # a deny-list for the rest of the process (fickling's ScannerDeactivation list)
+        "fickling",
+        "picklescan",
+        "modelscan",
+        "model_unpickler",
+        "saferpickle",
+        "modelaudit",
+        "modelaudit_picklescan",
     }
 )
 
