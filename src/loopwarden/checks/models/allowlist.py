@@ -145,6 +145,7 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         ),
         "os": _ALL,
         "subprocess": _ALL,
+        "_bootsubprocess": _ALL,  # the standard library's build-time subprocess: Popen(cmd).wait() execv()s
         "pty": _ALL,
         "sys": _ALL,
         "runpy": _ALL,
