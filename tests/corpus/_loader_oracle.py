@@ -502,7 +502,11 @@ class NumpyStates:
             for key in keys if rng.random() < 0.8 else [*keys[:-1], "z"]:
                 offset = _int_op(pick([0, 4, 8, 12, 16, 3, -8, 1000]))
                 title = _str_op("title") if rng.random() < 0.1 else b""
-                fields += _str_op(key) + b"(" + self.dtype(depth + 1) + offset + title + b"t"
+                # now and then a key of another type where the name should be (numpy looks the name up as NULL)
+                key_op = (
+                    _str_op(key) if rng.random() < 0.9 else pick([_int_op(16), b"C\x01" + key.encode(), b"N"])
+                )
+                fields += key_op + b"(" + self.dtype(depth + 1) + offset + title + b"t"
             fields += b"u"
         elsize = _int_op(pick([-1, -1, 8, 12, 16, 4, 0, 1000, 2**40]))
         align = _int_op(pick([-1, 1, 4, 8, 0, 3]))
