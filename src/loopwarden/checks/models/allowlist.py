@@ -801,6 +801,72 @@ memory-format enum, ``_StorageInfo`` has only ``__getstate__``). Their construct
 pickle never calls them, so a call is still judged (``_REBUILD_ONLY``). What the ``_StorageInfo`` entries make the
 loader read is checked by :mod:`loopwarden.checks.models.dcp`."""
 
+_ST: Final = "sentence_transformers"
+_SENTENCE_TRANSFORMERS: Final = (
+    # the models (nn.Sequential subclasses; CrossEncoder's __setattr__ only keeps activation_fn out of the submodules)
+    f"{_ST}.sentence_transformer.model.SentenceTransformer",
+    f"{_ST}.cross_encoder.model.CrossEncoder",
+    f"{_ST}.sparse_encoder.model.SparseEncoder",
+    f"{_ST}.multi_vector_encoder.model.MultiVectorEncoder",
+    # their model card data (dataclasses over huggingface_hub's CardData) and what the models keep beside it
+    f"{_ST}.sentence_transformer.model_card.SentenceTransformerModelCardData",
+    f"{_ST}.cross_encoder.model_card.CrossEncoderModelCardData",
+    f"{_ST}.sparse_encoder.model_card.SparseEncoderModelCardData",
+    f"{_ST}.multi_vector_encoder.model_card.MultiVectorEncoderModelCardData",
+    f"{_ST}.multi_vector_encoder.model._LegacyStash",
+    f"{_ST}.base.modality.InputFormatter",
+    # the modules of a pipeline (nn.Module subclasses; Module.__getattr__ only maps renamed method names)
+    f"{_ST}.base.modules.transformer.Transformer",
+    f"{_ST}.base.modules.dense.Dense",
+    f"{_ST}.base.modules.normalize.Normalize",
+    f"{_ST}.base.modules.router.Router",
+    f"{_ST}.base.modules.router.Asym",
+    f"{_ST}.sentence_transformer.modules.pooling.Pooling",
+    f"{_ST}.sentence_transformer.modules.static_embedding.StaticEmbedding",
+    f"{_ST}.sentence_transformer.modules.cnn.CNN",
+    f"{_ST}.sentence_transformer.modules.lstm.LSTM",
+    f"{_ST}.sentence_transformer.modules.dropout.Dropout",
+    f"{_ST}.sentence_transformer.modules.layer_norm.LayerNorm",
+    f"{_ST}.sentence_transformer.modules.weighted_layer_pooling.WeightedLayerPooling",
+    f"{_ST}.sentence_transformer.modules.bow.BoW",
+    f"{_ST}.sentence_transformer.modules.word_embeddings.WordEmbeddings",
+    f"{_ST}.sentence_transformer.modules.word_weights.WordWeights",
+    f"{_ST}.sentence_transformer.modules.tokenizer.whitespace.WhitespaceTokenizer",
+    f"{_ST}.sentence_transformer.modules.tokenizer.phrase.PhraseTokenizer",
+    f"{_ST}.sparse_encoder.modules.mlm_transformer.MLMTransformer",
+    f"{_ST}.sparse_encoder.modules.splade_pooling.SpladePooling",
+    f"{_ST}.sparse_encoder.modules.sparse_static_embedding.SparseStaticEmbedding",
+    f"{_ST}.multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask",
+    f"{_ST}.multi_vector_encoder.modules.token_pooling.HierarchicalTokenPooling",
+    f"{_ST}.cross_encoder.modules.logit_score.LogitScore",
+    # the similarity functions a model keeps as _similarity and _similarity_pairwise (SimilarityFunction's choices)
+    *(
+        f"{_ST}.util.similarity.{f}"
+        for f in (
+            "cos_sim",
+            "pairwise_cos_sim",
+            "dot_score",
+            "pairwise_dot_score",
+            "manhattan_sim",
+            "pairwise_manhattan_sim",
+            "euclidean_sim",
+            "pairwise_euclidean_sim",
+            "maxsim",
+            "maxsim_pairwise",
+            "mean_maxsim",
+            "mean_maxsim_pairwise",
+        )
+    ),
+)
+"""What ``torch.save`` writes for a sentence-transformers model saved whole (``SentenceTransformer``, ``CrossEncoder``,
+``SparseEncoder``, ``MultiVectorEncoder`` and their modules), by exact name: none of these classes has a load-time
+hook of its own (``__new__``, ``__setstate__``, ``__reduce__``, ``__del__``), so NEWOBJ + BUILD rebuilds them as
+``nn.Module.__setstate__`` (or a plain ``__dict__`` update) does. Their constructors load models by name (from the
+hub, with ``trust_remote_code``) or from a path, and the similarity functions compute on what they are handed, so
+a pickle may rebuild or keep them but not call them (``_REBUILD_ONLY``). Left out: the trainers, losses,
+evaluators and data collators (never part of a saved model), and ``LambdaTokenPooling``, which wraps a user's
+callable."""
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -903,6 +969,7 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.nn.modules.module._IncompatibleKeys",
         # torch.distributed.checkpoint's .metadata (see _REBUILD_ONLY); the memory-format enum is looked up by value
         *_DCP_METADATA,
+        *_SENTENCE_TRANSFORMERS,
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
@@ -1343,6 +1410,7 @@ _REBUILD_ONLY: Final = frozenset(
         "catboost.core.CatBoostRegressor",
         "catboost.core.CatBoostRanker",
         *_DCP_METADATA,
+        *_SENTENCE_TRANSFORMERS,
         # the dataclasses' __post_init__ calls methods of the objects it is handed (TrainerState: callback.state())
         "transformers.trainer_callback.TrainerState",
         "transformers.trainer_callback.TrainerControl",
