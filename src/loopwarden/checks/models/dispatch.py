@@ -884,6 +884,8 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     storage_roots = frozenset(roots)
     raw_members = _pt2_raw_members(blob, arch, ctx)
     package = any(n.endswith("/.data/extern_modules") for n in names)
+    from loopwarden.checks.models.torch import extern_record
+
     if package:  # torch.package: its tensors' bytes are <root>/.data/<key>.storage records, read as raw data
         raw_members |= {n for n in names if _PACKAGE_STORAGE.match(n)}
     # torch's writer (torch.save, torch.jit.save) records every CRC as 0 when told not to compute them
@@ -921,7 +923,12 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
                 else:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
                 before = (len(ctx.findings), ctx.failures)
-                scan_blob(child, ctx)
+                if package and extern_record(e.name, child):
+                    # text (a list of module names): only what a pickle loader would run from its first byte
+                    ctx.formats.append(str(Format.TEXT))
+                    _loader_prefix(child, ctx)
+                else:
+                    scan_blob(child, ctx)
                 for other in _other_names(e):
                     # zipfile (3.12+) names the member by its Unicode Path field, and extracts it to its name
                     # without '.', '..' and empty parts ('config.json/.' is written as config.json):

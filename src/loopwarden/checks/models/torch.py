@@ -390,6 +390,28 @@ _EXTERN_MAX: Final = 1 << 20
 """Bytes of an ``extern_modules`` record read (a longer one is unverified)."""
 
 
+_EXTERN_LINE: Final = re.compile(rb"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+
+
+def extern_record(name: str, child: Blob) -> bool:
+    """Whether ``child`` is a root's ``.data/extern_modules`` record as ``PackageExporter`` writes it: dotted module
+    names, one a line, each ending with a newline (a lone newline when there are none). ``PackageImporter`` reads
+    it as text (the modules it may take from the environment, as :func:`check_torch_package` reads it too); no
+    loader unpickles it. Its first bytes are often
+    opcodes (``collections`` is GLOBAL ``ollections``; ``io`` is INST): when it is exactly such a list, it is
+    judged as text, for what a pickle loader would run from its first byte (a module no environment has, such as
+    ``ollections``, stops it); any other content of that name is analysed as what it is."""
+    root = name[: -len(_PACKAGE_MARK)] if name.endswith(_PACKAGE_MARK) else ""
+    if not root or "/" in root or child.size is None or child.size > _EXTERN_MAX:
+        return False
+    with child.open() as f:
+        data = f.read(_EXTERN_MAX + 1)
+    if data == b"\n":
+        return True
+    lines = data.split(b"\n")
+    return len(lines) > 1 and lines[-1] == b"" and all(_EXTERN_LINE.fullmatch(line) for line in lines[:-1])
+
+
 def _is_mock(child: Blob) -> bool:
     with child.open() as f:
         data = f.read(len(_MOCK_IMPL) + 8)
