@@ -801,6 +801,13 @@ memory-format enum, ``_StorageInfo`` has only ``__getstate__``). Their construct
 pickle never calls them, so a call is still judged (``_REBUILD_ONLY``). What the ``_StorageInfo`` entries make the
 loader read is checked by :mod:`loopwarden.checks.models.dcp`."""
 
+_FX_PACKED_WEIGHT_HOOKS: Final = (
+    "torch.ao.quantization.fx._lower_to_native_backend._save_packed_weight",
+    "torch.ao.quantization.fx._lower_to_native_backend._load_packed_weight",
+)
+"""The state-dict hooks ``convert_fx`` registers on the quantized GraphModule it returns, saved with it by
+``torch.save``: functions a pickle keeps, never calls."""
+
 _ST: Final = "sentence_transformers"
 _SENTENCE_TRANSFORMERS: Final = (
     # the models (nn.Sequential subclasses; CrossEncoder's __setattr__ only keeps activation_fn out of the submodules)
@@ -1201,6 +1208,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.ao.quantization.stubs.QuantStub",
         "torch.ao.quantization.stubs.DeQuantStub",
         "torch.ao.quantization.stubs.QuantWrapper",
+        # the state-dict hooks convert_fx registers on a quantized GraphModule (see _REBUILD_ONLY)
+        *_FX_PACKED_WEIGHT_HOOKS,
         # a model saved whole inside its nn.DataParallel wrapper (torch.save(model) after model =
         # nn.DataParallel(model), common in older research checkpoints): rebuilt like any module, without its
         # constructor (see _REBUILD_ONLY); DistributedDataParallel is not listed: its __setstate__ joins a process
@@ -1404,6 +1413,9 @@ _REBUILD_ONLY: Final = frozenset(
         # every element they are handed (type(elem)(...)), constructors the allow-list admits only for rebuilding
         "torch.utils.data._utils.collate.default_collate",
         "torch.utils.data._utils.collate.default_convert",
+        # kept in a module's _state_dict_hooks and _load_state_dict_pre_hooks, which state_dict() and
+        # load_state_dict() call (they copy the module's packed-weight attributes to and from the state dict)
+        *_FX_PACKED_WEIGHT_HOOKS,
         # CatBoost models: __setstate__ parses the state's model bytes in memory (as load_model parses a file)
         "catboost.core.CatBoost",
         "catboost.core.CatBoostClassifier",

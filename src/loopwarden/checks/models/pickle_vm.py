@@ -2974,10 +2974,11 @@ class _VM:
     def _fx_module(self, args: tuple[Any, ...], off: int) -> bool:
         """``reduce_graph_module(body, import_block)``, how torch.save writes a torch.fx GraphModule: torch execs
         ``import_block + body["_code"]`` (else ``body["code"]``) and re-traces the ``forward`` it defines with the
-        ``_tracer_cls`` of the body (torch.fx's own ``Tracer``, or ``make_fx``'s ``PythonKeyTracer``) and
-        ``_tracer_extras`` as keywords. Benign when both are constants, the code is what torch.fx writes
-        (``fx.judge_fx_code``; under ``PythonKeyTracer`` it may call nothing but named functions, since that
-        tracer runs a submodule's forward and hooks where ``Tracer`` records the call) and the tracer is torch's;
+        ``_tracer_cls`` of the body (torch.fx's own ``Tracer``, also when it is None, or ``make_fx``'s
+        ``PythonKeyTracer``) and ``_tracer_extras`` as keywords. Benign when both are constants, the code is what
+        torch.fx writes (``fx.judge_fx_code``; under ``PythonKeyTracer`` it may call nothing but named functions,
+        since that tracer runs a submodule's forward and hooks where ``Tracer`` records the call) and the tracer is
+        torch's;
         the body's other entries (submodules, parameters, hooks) are objects this pickle made, judged as such.
         Anything else leaves the import reported as a code-execution callable."""
         from loopwarden.checks.models.fx import judge_fx_code
@@ -2993,7 +2994,8 @@ class _VM:
             code = last.get("code")
         tracer = last.get("_tracer_cls", _FX_TRACER)
         extras = last.get("_tracer_extras")
-        # absent or None: torch's Tracer; else an import of one of torch's tracers
+        # absent or None (a GraphModule built from a graph, not traced: convert_fx's quantized model): torch's
+        # Tracer; else an import of one of torch's tracers
         if type(tracer) is _Ref:
             leaf_modules = _FX_TRACERS.get(tracer.canon)
         else:
