@@ -853,6 +853,12 @@ def _xz(blob: Blob, ctx: ScanContext) -> None:
 # -------------------------------------------------------------------------------------------------------- zip
 
 
+def _extern_record(name: str, child: Blob) -> bool:
+    from loopwarden.checks.models.torch import extern_record
+
+    return extern_record(name, child)
+
+
 def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     """A zip archive's members (``behind``: the zip follows other content, whose own dispatch looked for an HDF5
     file already)."""
@@ -884,8 +890,6 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     storage_roots = frozenset(roots)
     raw_members = _pt2_raw_members(blob, arch, ctx)
     package = any(n.endswith("/.data/extern_modules") for n in names)
-    from loopwarden.checks.models.torch import extern_record
-
     if package:  # torch.package: its tensors' bytes are <root>/.data/<key>.storage records, read as raw data
         raw_members |= {n for n in names if _PACKAGE_STORAGE.match(n)}
     # torch's writer (torch.save, torch.jit.save) records every CRC as 0 when told not to compute them
@@ -923,7 +927,7 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
                 else:
                     child = _member_blob(blob, e, method, csize, ctx, e.name)
                 before = (len(ctx.findings), ctx.failures)
-                if package and extern_record(e.name, child):
+                if package and _extern_record(e.name, child):
                     # text (a list of module names): only what a pickle loader would run from its first byte
                     ctx.formats.append(str(Format.TEXT))
                     _loader_prefix(child, ctx)
