@@ -40,7 +40,9 @@ from typing import Any, Final
 from loopwarden.domain import Severity
 
 __all__ = [
+    "LAMBDA_SCHEDULERS",
     "NUMPY_FUNCTIONS",
+    "SCHEDULE_LAMBDAS",
     "SCIPY_DIST_MODULES",
     "TORCH_MEMORY_PRIMITIVES",
     "AllowList",
@@ -874,6 +876,61 @@ a pickle may rebuild or keep them but not call them (``_REBUILD_ONLY``). Left ou
 evaluators and data collators (never part of a saved model), and ``LambdaTokenPooling``, which wraps a user's
 callable."""
 
+LAMBDA_SCHEDULERS: Final = frozenset(
+    {"torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.MultiplicativeLR"}
+)
+"""torch's schedulers whose ``get_lr`` calls every entry of their ``lr_lambdas`` with the epoch, at the first
+``scheduler.step()`` after a load: a pickle that puts ``os.system`` or a partial over ``eval`` there has it run. They
+stay off the allow-list (``_CLASS_DENY_PREFIXES``); the VM admits one only rebuilt by NEWOBJ (or ``copyreg``) + BUILD
+with a state of numbers, its optimizer and, in ``lr_lambdas``, partials over ``SCHEDULE_LAMBDAS`` with number
+arguments (``pickle_vm._VM._lambda_schedulers``): what ``torch.save`` writes for transformers' schedules."""
+
+_SCHEDULE_MODES: Final = frozenset({"linear", "cosine", "1-sqrt"})
+_SCHEDULE_STRINGS: Final = {"warmup_type": _SCHEDULE_MODES, "decay_type": _SCHEDULE_MODES}
+SCHEDULE_LAMBDAS: Final[dict[str, dict[str, frozenset[str]]]] = {
+    f"transformers.optimization.{name}": {k: _SCHEDULE_STRINGS.get(k, frozenset()) for k in keys}
+    for name, keys in (
+        ("_get_constant_schedule_with_warmup_lr_lambda", ("num_warmup_steps",)),
+        ("_get_linear_schedule_with_warmup_lr_lambda", ("num_warmup_steps", "num_training_steps")),
+        (
+            "_get_cosine_schedule_with_warmup_lr_lambda",
+            ("num_warmup_steps", "num_training_steps", "num_cycles", "min_lr_rate"),
+        ),
+        (
+            "_get_cosine_with_hard_restarts_schedule_with_warmup_lr_lambda",
+            ("num_warmup_steps", "num_training_steps", "num_cycles"),
+        ),
+        (
+            "_get_polynomial_decay_schedule_with_warmup_lr_lambda",
+            ("num_warmup_steps", "num_training_steps", "lr_end", "power", "lr_init"),
+        ),
+        ("_get_inverse_sqrt_schedule_lr_lambda", ("num_warmup_steps", "timescale")),
+        (
+            "_get_cosine_with_min_lr_schedule_with_warmup_lr_rate_lambda",
+            ("num_warmup_steps", "num_training_steps", "num_cycles", "min_lr_rate", "warmup_lr_rate"),
+        ),
+        (
+            "_get_wsd_scheduler_lambda",
+            (
+                "num_warmup_steps",
+                "num_stable_steps",
+                "num_decay_steps",
+                "warmup_type",
+                "decay_type",
+                "min_lr_ratio",
+                "num_cycles",
+            ),
+        ),
+    )
+}
+"""The module-level functions transformers' ``get_*_schedule*`` wrap in ``functools.partial`` for a ``LambdaLR``
+(``transformers.optimization``, read in 5.24), with the keyword arguments each takes: every one is arithmetic on the
+step and those keywords (comparisons, ``float``, ``max``, ``math.cos``/``math.sqrt``), calling nothing else. A
+keyword maps to the strings it may be (``_get_wsd_scheduler_lambda``'s ``warmup_type``/``decay_type``, only compared
+with ``==``, as ``get_wsd_schedule`` checks them); every other value must be a number. Not on the allow-list: the
+VM admits them only in the ``lr_lambdas`` of a ``LAMBDA_SCHEDULERS`` scheduler it admits. ``_get_constant_lambda``,
+which ``get_constant_schedule`` keeps by reference rather than in a partial, is not among them."""
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -1565,8 +1622,9 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "sklearn.utils.fixes",
     "sklearn.utils.parallel",
     "sklearn.utils._joblib",
-    "torch.optim.lr_scheduler.LambdaLR",
-    "torch.optim.lr_scheduler.MultiplicativeLR",
+    # their step() calls whatever their lr_lambdas hold: admitted only in the form transformers' schedules take, by
+    # the VM (LAMBDA_SCHEDULERS)
+    *sorted(LAMBDA_SCHEDULERS),
     # wrappers of a native library handle that xgboost.sklearn and lightgbm.sklearn import: their __del__ hands
     # the handle the state chose to the library's free (XGDMatrixFree, LGBM_DatasetFree; Categories calls the
     # state's _free), so a pickle frees any address it names (confirmed: the loader dies of SIGSEGV). They
