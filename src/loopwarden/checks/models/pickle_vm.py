@@ -39,10 +39,12 @@ from typing import IO, Any, Final, NamedTuple
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
+    LAMBDA_SCHEDULERS,
     NUMPY_FUNCTIONS,
     RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
+    SCHEDULE_LAMBDAS,
     SCIPY_DIST_MODULES,
     AllowList,
     Classification,
@@ -448,6 +450,39 @@ class _Wrapper:
         self.target = target
         self.args = args
         self.kwargs: Any = None  # a partial's keywords (its BUILD state's third item)
+
+
+class _LrScheduler:
+    """A ``LAMBDA_SCHEDULERS`` instance made without its constructor (NEWOBJ, or ``copyreg.__newobj__``/
+    ``_reconstructor`` over ``object`` called directly): admitted at the end of the stream only when exactly one BUILD
+    gave it a state of numbers, its optimizer and admitted schedule partials (see ``_VM._lambda_schedulers``)."""
+
+    __slots__ = ("builds", "cls", "container", "obj", "state")
+
+    def __init__(self, obj: _Call, cls: _Ref, container: tuple[Any, ...] | None) -> None:
+        self.obj = obj
+        self.cls = cls  # the import whose copy made it
+        self.container = container  # the copyreg call's arguments that held that copy (None: NEWOBJ took it)
+        self.builds = 0  # BUILDs (and _set_obj_state calls) on it
+        self.state: Any = None  # the last of those states
+
+
+class _LrPartial:
+    """A ``functools.partial`` over one of ``SCHEDULE_LAMBDAS`` made by a direct call: admitted only as an entry of an
+    admitted scheduler's ``lr_lambdas`` (see ``_VM._lambda_schedulers``). Until then its import, the function's and
+    the BUILD that set its state are findings held back."""
+
+    __slots__ = ("builds", "called", "held", "maker", "obj", "state", "taken", "uses")
+
+    def __init__(self, obj: _Wrapper, maker: _Ref, uses: list[tuple[_Ref, Any]]) -> None:
+        self.obj = obj
+        self.maker = maker  # the functools.partial import whose copy the call took
+        self.uses = uses  # the schedule function's copies it holds, each with the tuple that held it
+        self.builds = 0  # BUILDs on it
+        self.taken = 0  # ... of which _partial_state took as a schedule function's state
+        self.state: Any = None  # the last BUILD's state
+        self.held: list[tuple[Any, ...]] = []  # the LW-MODEL-008 finding each taken BUILD would have been
+        self.called = False  # called at load time
 
 
 class _Dict:
@@ -977,11 +1012,13 @@ _DEFERRED: Final = frozenset(
         *("numpy.memmap", "numpy.core.memmap.memmap"),
         _FX_REDUCE,
         *_FX_TRACERS,
+        *LAMBDA_SCHEDULERS,
+        *SCHEDULE_LAMBDAS,
     }
 )
 """Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
-it is used in the one harmless way its pickled instances need (see ``_VM._call_modelled`` and
-``_VM._instantiate``)."""
+it is used in the one harmless way its pickled instances need (see ``_VM._call_modelled``,
+``_VM._instantiate`` and ``_VM._lambda_schedulers``)."""
 _MEMMAP: Final = frozenset({"numpy.memmap", "numpy.core.memmap.memmap"})
 """``numpy.memmap`` maps (and with mode ``w+`` creates) the file its arguments name when called, but a pickled
 memmap names it only as the subtype of ``_reconstruct(memmap, (0,), b'b')``: ``ndarray.__new__`` of the subtype,
@@ -1119,6 +1156,20 @@ _MODELLED: Final = (
         *_TORCH_ALLOCATORS,  # their sizes and keywords are judged (see _VM._torch_allocation)
     }
 )
+_SCHEDULER_DATA: Final = frozenset(
+    {
+        "base_lrs",
+        "last_epoch",
+        "_step_count",
+        "_is_initial",
+        "_get_lr_called_within_step",
+        "_last_lr",
+        "verbose",
+    }
+)
+"""The attributes of a ``LambdaLR``/``MultiplicativeLR`` besides ``optimizer`` and ``lr_lambdas`` (torch 2.13's
+``LRScheduler.__init__`` and ``_update_lr``; ``verbose`` in torch before 2.7): numbers and lists of learning rates,
+read and multiplied, never called. Any other key could stand in front of a method ``step()`` calls."""
 _COPYREG_BUILDERS: Final = frozenset(
     {"copyreg._reconstructor", "copyreg.__newobj__", "copyreg.__newobj_ex__"}
 )
@@ -1377,6 +1428,11 @@ class _VM:
         # the functools.partial objects a torch.ao.quantization _PartialWrapper holds, by id (held so the id stays
         # its own): a later BUILD on one that changes what it calls is judged again (see _partial_wrapper_state)
         self.quant_partials: dict[int, _Wrapper] = {}
+        # LambdaLR/MultiplicativeLR instances made without their constructor and partials over transformers' schedule
+        # functions, by id of the object (held by the record), judged at the end (see _lambda_schedulers)
+        self.lr_made: dict[int, _LrScheduler | _LrPartial] = {}
+        # lists SETITEM(S) wrote into (list.__setitem__ replaces an item the VM still shows), by id (held)
+        self.list_stores: dict[int, list[Any]] = {}
 
     # -- findings --
 
@@ -1485,6 +1541,7 @@ class _VM:
         constant name that resolved to an allow-listed callable. A copy that went anywhere else (into a
         container, a partial, a BUILD state, a call's arguments, left on the stack, popped) may be called
         later with names the analysis never sees, so then the import itself is the finding."""
+        self._lambda_schedulers()
         for ref in self.pending:
             copies, direct, hit = ref.pending or (0, 0, None)
             if hit is not None and copies != direct:
@@ -1731,6 +1788,8 @@ class _VM:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
+                        elif type(target) is list:
+                            self.list_stores[id(target)] = target
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
@@ -1795,7 +1854,7 @@ class _VM:
             raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n) from None
         finally:
             budget.opcodes = ops
-            if self.pending:
+            if self.pending or self.lr_made:
                 self._settle()
 
     # -- values --
@@ -1909,6 +1968,7 @@ class _VM:
 
     def _call_modelled(self, func: Any, args: Any, off: int, how: str) -> Any:
         self.calls += 1
+        given = args  # what held the arguments' copies (a list when joblib's Python unpickler calls)
         if type(args) is not tuple:
             # The C unpickler requires a tuple; the Python one (used by joblib) calls ``func(*args)`` with any
             # iterable: a list, a string (its characters), a dict (its keys), whatever a call returned.
@@ -2017,9 +2077,15 @@ class _VM:
             if name in ("operator.attrgetter", "operator.methodcaller", "operator.itemgetter"):
                 return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
             if name == "functools.partial" and args:
-                if func.pending is not None and how in _DIRECT_CALLS and self._inert(args[0]):
-                    func.pending[1] += 1  # partial(allow-listed callable, ...): judged again if called
-                return _Wrapper("partial", args[0], args[1:])
+                wrapper = _Wrapper("partial", args[0], args[1:])
+                if func.pending is not None and how in _DIRECT_CALLS:
+                    first = args[0]
+                    if self._inert(first):
+                        func.pending[1] += 1  # partial(allow-listed callable, ...): judged again if called
+                    elif type(first) is _Ref and first.canon in SCHEDULE_LAMBDAS and type(given) is tuple:
+                        # a transformers schedule: admitted with the scheduler that holds it, or reported
+                        self.lr_made[id(wrapper)] = _LrPartial(wrapper, func, [(first, given)])
+                return wrapper
             if func.pending is not None and how in _DIRECT_CALLS:
                 if name == _FX_REDUCE and self._fx_module(args, off):
                     func.pending[1] += 1  # torch.save of a GraphModule whose code is what torch.fx writes
@@ -2084,6 +2150,8 @@ class _VM:
                         self._ev({"how": how}),
                     )
                 if len(args) > 1:
+                    if self.lr_made:
+                        self._lr_build(target, args[1])
                     self._check_state_keys(args[1], off, func.name, target)
                     if type(target) is _Call:
                         self._plant(target, args[1])
@@ -2123,7 +2191,10 @@ class _VM:
             result = self._pure(name, args)
             if result is not None:
                 return result
-            return _Call(func, args)
+            made = _Call(func, args)
+            if name in _COPYREG_BUILDERS and how in _DIRECT_CALLS and type(given) is tuple:
+                self._lr_scheduler_made(made, name, given)
+            return made
         if type(func) is _Wrapper:
             return self._call_wrapper(func, args, off, how)
         # Calling a module, a call result, an unknown value: the callable was built at load time.
@@ -2293,6 +2364,9 @@ class _VM:
 
     def _call_wrapper(self, w: _Wrapper, args: tuple[Any, ...], off: int, how: str) -> Any:
         if w.kind == "partial":
+            made = self.lr_made.get(id(w)) if self.lr_made else None
+            if made is not None and made.obj is w and type(made) is _LrPartial:
+                made.called = True  # runs now, on whatever the call hands it: not what a scheduler holds
             target, pargs, hops = w.target, tuple(w.args), 0
             while type(target) is _Wrapper and target.kind == "partial" and hops < _MAX_UNWRAP:
                 target, pargs, hops = target.target, tuple(target.args) + pargs, hops + 1
@@ -2805,7 +2879,11 @@ class _VM:
                 self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
                 cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
-            return _Call(cls, args if type(args) is tuple else ())
+            made = _Call(cls, args if type(args) is tuple else ())
+            if how == "NEWOBJ" and args == () and cls.pending is not None and cls.canon in LAMBDA_SCHEDULERS:
+                # a LambdaLR without its constructor: judged at the end, with its state (_lambda_schedulers)
+                self.lr_made[id(made)] = _LrScheduler(made, cls, None)
+            return made
         return self._call(cls, args if type(args) is tuple else (), off, how)
 
     def _class_taker(self, func: _Ref, args: tuple[Any, ...], prefix: str, off: int, how: str) -> None:
@@ -2851,6 +2929,8 @@ class _VM:
             raise _MalformedError("BUILD needs an object and a state", off)
         state = stack.pop()
         obj = stack[-1]
+        if self.lr_made:
+            self._lr_build(obj, state)
         self._check_state_keys(state, off, "BUILD", obj)
         if self.prefix:
             self._judge_handed((state,), off, "kept in a BUILD state")
@@ -2947,16 +3027,39 @@ class _VM:
 
     def _partial_state(self, w: _Wrapper, state: Any, off: int) -> bool:
         """``functools.partial.__setstate__((func, args, kwds, dict))`` replaces what the partial calls: model
-        it when the new callable is allow-listed, else leave it to the caller to report."""
+        it when the new callable is allow-listed, else leave it to the caller to report. A partial made over one of
+        transformers' schedule functions may be given one again: its finding waits for the scheduler that holds
+        it (see ``_lambda_schedulers``)."""
         if not (
             type(state) is tuple
             and len(state) == 4
-            and self._inert(state[0])
             and type(state[1]) is tuple
             and (state[2] is None or type(state[2]) is _Dict)
             and (state[3] is None or type(state[3]) is _Dict)
         ):
             return False
+        if not self._inert(state[0]):
+            made = self.lr_made.get(id(w)) if self.lr_made else None
+            if not (
+                type(made) is _LrPartial
+                and made.obj is w
+                and type(state[0]) is _Ref
+                and state[0].canon in SCHEDULE_LAMBDAS
+            ):
+                return False
+            desc = _describe(w)
+            made.taken += 1
+            made.uses.append((state[0], state))  # a copy of the function, held by this state
+            made.held.append(
+                (
+                    RULE_DYNAMIC_CALL,
+                    Severity.HIGH,
+                    f"{desc}.__setstate__",
+                    f"BUILD on an object built at load time calls its __setstate__: {desc}",
+                    off,
+                    self._ev({}),
+                )
+            )
         w.target = state[0]
         w.args = state[1]
         w.kwargs = state[2]
@@ -2969,6 +3072,162 @@ class _VM:
         # __setstate__ there is what the next BUILD on the partial calls)
         self._check_state_keys(state[2], off, "functools.partial keywords")
         self._check_state_keys(state[3], off, "BUILD of a functools.partial")
+        return True
+
+    def _lr_scheduler_made(self, made: _Call, name: str, args: tuple[Any, ...]) -> None:
+        """``copyreg.__newobj__(cls)`` or ``copyreg._reconstructor(cls, object, None)`` called directly (how protocols
+        0 and 1 write an object) of a ``LAMBDA_SCHEDULERS`` class: the instance without its constructor, as NEWOBJ
+        makes it (see ``_LrScheduler``). With more arguments ``__new__`` or the base's ``__init__`` runs on them."""
+        cls = args[0] if args else None
+        if type(cls) is not _Ref or cls.pending is None or cls.canon not in LAMBDA_SCHEDULERS:
+            return
+        bare = (
+            len(args) == 1
+            if name == "copyreg.__newobj__"
+            else name == "copyreg._reconstructor"
+            and len(args) == 3
+            and type(args[1]) is _Ref
+            and args[1].canon == "builtins.object"
+            and args[2] is None
+        )
+        if bare:
+            self.lr_made[id(made)] = _LrScheduler(made, cls, args)
+
+    def _lr_build(self, obj: Any, state: Any) -> None:
+        """Count a BUILD (or ``_set_obj_state``) on a scheduler or schedule partial being followed, and keep its
+        state: more than one, or a state the VM did not keep as the object's last, is not admitted."""
+        made = self.lr_made.get(id(obj))
+        if made is not None and made.obj is obj:
+            made.builds += 1
+            made.state = state
+
+    def _lambda_schedulers(self) -> None:
+        """Admit the ``LambdaLR``/``MultiplicativeLR`` instances ``torch.save`` writes for transformers' schedules.
+
+        Such a scheduler's ``step()`` calls each entry of its ``lr_lambdas`` with the epoch, and ``hasattr``/attribute
+        lookups on the instance find its state's keys before the class's methods (``get_lr``, ``step``,
+        ``_get_closed_form_lr``). So one is admitted only when it was made without its constructor and given exactly
+        one state, judged as it stands at the end of the stream (lists and dicts filled later are seen): a plain
+        dict whose keys are the attributes torch's ``LRScheduler.__init__`` and ``LambdaLR.__init__`` set, its
+        ``optimizer`` an object this pickle built (judged where it was built), the other values numbers or lists of
+        numbers and tensors, and ``lr_lambdas`` a list no SETITEM wrote into whose every entry is a partial made by
+        a direct ``functools.partial`` call over one of ``SCHEDULE_LAMBDAS``, given at most that partial's own
+        state once, never called, with number arguments and the function's own keywords (``_inert_schedule``).
+        Then the copies of the scheduler class, of ``functools.partial`` and of the schedule function that these
+        objects took count as used harmlessly (``_settle``); a copy of one of them anywhere else still makes its
+        import the finding it was, and a schedule partial not admitted reports the BUILD it was given. Nothing is
+        admitted after a plain-unpickler reading of joblib array data, which may have changed these objects."""
+        made = self.lr_made
+        if not made:
+            return
+        admitted: set[int] = set()
+        credited: set[tuple[int, int]] = set()
+
+        def credit(ref: _Ref, container: Any) -> None:
+            if ref.pending is None:
+                return
+            if container is not None:
+                key = (id(ref), id(container))
+                if key in credited:
+                    return  # the same tuple reused (memo GET): it held one copy
+                credited.add(key)
+            ref.pending[1] += 1
+
+        if not self.plain_read:
+            for record in made.values():
+                if type(record) is not _LrScheduler:
+                    continue
+                partials = self._scheduler_partials(record)
+                if partials is None:
+                    continue
+                credit(record.cls, record.container)
+                for partial in partials:
+                    if id(partial) in admitted:
+                        continue
+                    admitted.add(id(partial))
+                    credit(partial.maker, None)
+                    for ref, container in partial.uses:
+                        credit(ref, container)
+        for record in made.values():
+            if type(record) is _LrPartial and id(record) not in admitted:
+                for hit in record.held:
+                    self.coll.hit(*hit)
+        made.clear()
+
+    def _scheduler_partials(self, record: _LrScheduler) -> list[_LrPartial] | None:
+        """The schedule partials of an inert scheduler's ``lr_lambdas`` (see ``_lambda_schedulers``), else None."""
+        state = record.state
+        if record.builds != 1 or record.obj.state is not state or record.obj.items is not None:
+            return None
+        if type(state) is not _Dict or state.hidden or len(state.items) != state.size:
+            return None
+        partials: list[_LrPartial] | None = None
+        for key, value in state.items:
+            if type(key) is not str:
+                return None
+            if key == "lr_lambdas":
+                if (
+                    type(value) is not list
+                    or self._length(value) != len(value)
+                    or id(value) in self.list_stores
+                ):
+                    return None
+                partials = partials or []
+                for entry in value:
+                    partial = self.lr_made.get(id(entry))
+                    if (
+                        type(partial) is not _LrPartial
+                        or partial.obj is not entry
+                        or not self._inert_schedule(partial)
+                    ):
+                        return None
+                    partials.append(partial)
+            elif key == "optimizer":
+                if type(value) is not _Call:
+                    return None
+            elif key not in _SCHEDULER_DATA or not self._scheduler_value(value):
+                return None
+        return partials
+
+    def _scheduler_value(self, value: Any) -> bool:
+        """A number, or a list of numbers and tensors (``base_lrs``, ``_last_lr``)."""
+        if type(value) is list:
+            if self._length(value) != len(value):
+                return False
+            return all(
+                _number(v) or (type(v) is _Call and type(v.func) is _Ref and v.func.canon in _TENSOR_RESULTS)
+                for v in value
+            )
+        return _number(value)
+
+    @staticmethod
+    def _inert_schedule(partial: _LrPartial) -> bool:
+        """A schedule partial as transformers makes it: over one of ``SCHEDULE_LAMBDAS``, never called, given at most
+        one state (the one ``functools.partial.__reduce__`` writes, without a ``__dict__``), with number arguments and
+        keywords the function takes (the strings it compares against where it takes them)."""
+        w = partial.obj
+        if partial.called or partial.builds > 1 or partial.builds != partial.taken:
+            return False
+        if partial.builds:
+            extra = partial.state[3]  # _partial_state took it: a 4-tuple
+            if extra is not None and (type(extra) is not _Dict or extra.size):
+                return False
+        target = w.target
+        if type(target) is not _Ref or target.canon not in SCHEDULE_LAMBDAS:
+            return False
+        if not all(_number(a) for a in w.args):
+            return False
+        kwargs = w.kwargs
+        if kwargs is None:
+            return True
+        if type(kwargs) is not _Dict or kwargs.hidden or len(kwargs.items) != kwargs.size:
+            return False
+        keywords = SCHEDULE_LAMBDAS[target.canon]
+        for key, value in kwargs.items:
+            if type(key) is not str or key not in keywords:
+                return False
+            if not (_number(value) or (type(value) is str and value in keywords[key])):
+                return False
         return True
 
     def _fx_module(self, args: tuple[Any, ...], off: int) -> bool:
@@ -4809,6 +5068,8 @@ class _VM:
                     target.items = _Dict()
                 target.items.add(key, value)
             self._item_on(target, "SETITEM", off)
+        elif type(target) is list:
+            self.list_stores[id(target)] = target
         return stack
 
     def _op_empty_set(
@@ -5946,6 +6207,11 @@ def _rebuilt_pattern_class(value: Any) -> _Ref | None:
     if type(cls) is _Ref and (cls.by_pattern or cls.user_class):
         return cls
     return None
+
+
+def _number(value: Any) -> bool:
+    """A number constant of the pickle (int, float, bool) or None."""
+    return value is None or type(value) is int or type(value) is float or type(value) is bool
 
 
 def _instance_class(obj: _Call) -> str | None:
