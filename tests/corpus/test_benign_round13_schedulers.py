@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from test_benign_round13 import _assert_clean
 
 from loopwarden.domain import Severity
 
@@ -30,17 +31,6 @@ def _scan(path: Path) -> list[tuple[str, Severity, str]]:
     report = scan_paths([str(path)], jobs=1)
     assert report.targets
     return [(f.rule_id, f.severity, f.message) for t in report.targets for f in t.findings]
-
-
-def _assert_clean(folder: Path) -> int:
-    from loopwarden.checks.models.scanner import scan_paths
-
-    report = scan_paths([str(folder)], jobs=1)
-    assert report.targets
-    for t in report.targets:
-        assert t.verdict.value == "clean", (t.path, [(f.rule_id, f.message) for f in t.findings], t.reason)
-        assert not t.findings, (t.path, [(f.rule_id, f.message) for f in t.findings])
-    return len(report.targets)
 
 
 def _optimizer(groups: int = 1) -> Any:

@@ -3007,16 +3007,20 @@ class _VM:
         elif type(obj) is _Wrapper and obj.kind == "partial" and self._partial_state(obj, state, off):
             pass
         elif isinstance(obj, _Unknown | _Wrapper):
-            desc = _describe(obj)
-            self.coll.hit(
-                RULE_DYNAMIC_CALL,
-                Severity.HIGH,
-                f"{desc}.__setstate__",
-                f"BUILD on an object built at load time calls its __setstate__: {desc}",
-                off,
-                self._ev({}),
-            )
+            self.coll.hit(*self._setstate_hit(obj, off))
         return stack
+
+    def _setstate_hit(self, obj: Any, off: int) -> tuple[Any, ...]:
+        """The finding for a BUILD on an object made at load time, whose ``__setstate__`` the analysis cannot see."""
+        desc = _describe(obj)
+        return (
+            RULE_DYNAMIC_CALL,
+            Severity.HIGH,
+            f"{desc}.__setstate__",
+            f"BUILD on an object built at load time calls its __setstate__: {desc}",
+            off,
+            self._ev({}),
+        )
 
     def _inert(self, value: Any) -> bool:
         """A callable that may be kept in a loaded object: a name on the allow-list (by name or by pattern).
@@ -3047,19 +3051,9 @@ class _VM:
                 and state[0].canon in SCHEDULE_LAMBDAS
             ):
                 return False
-            desc = _describe(w)
             made.taken += 1
             made.uses.append((state[0], state))  # a copy of the function, held by this state
-            made.held.append(
-                (
-                    RULE_DYNAMIC_CALL,
-                    Severity.HIGH,
-                    f"{desc}.__setstate__",
-                    f"BUILD on an object built at load time calls its __setstate__: {desc}",
-                    off,
-                    self._ev({}),
-                )
-            )
+            made.held.append(self._setstate_hit(w, off))
         w.target = state[0]
         w.args = state[1]
         w.kwargs = state[2]
