@@ -87,3 +87,55 @@ def test_keras_loaders_under_other_names_are_critical(module: str, qual: str, ru
 def test_reading_qualnames_as_paths_keeps_what_is_allowed(module: str, qual: str) -> None:
     c = AllowList.default().classify(module, qual)
     assert c.rule_id is None or c.severity is not Severity.CRITICAL, c
+
+
+# --- SETITEM on a list: list.__setitem__ replaces items (a slice key changes the length) ---------------------------
+
+
+def _object_array_list_edited(edit: bytes) -> bytes:
+    """numpy's pickle of ``array([1, 'x', None], dtype=object)`` with ``edit`` run on its element list after the
+    APPENDS that filled it (the list is then on top of the stack)."""
+    np = pytest.importorskip("numpy")
+    data = pickle.dumps(np.array([1, "x", None], dtype=object), protocol=2)
+    at = data.index(b"Ne", data.index(b"]")) + 2  # after APPENDS
+    return data[:at] + edit + data[at:]
+
+
+_SLICE_ALL = b"cbuiltins\nslice\nNNN\x87R"
+
+
+def test_an_object_array_list_shortened_by_a_slice_setitem_is_reported() -> None:
+    """The VM ignored SETITEM on a list: a slice assignment emptied the element list after it was built, the short
+    list check saw three items, and the real numpy read past the empty list (SIGSEGV)."""
+    data = _object_array_list_edited(_SLICE_ALL + b"]s")
+    findings = analyze_pickle_bytes(data).findings
+    assert any(f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH for f in findings), findings
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read()))"],
+        input=data,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode < 0, run  # killed by a signal
+
+
+def test_list_setitem_forms_the_analysis_follows() -> None:
+    # an int key replaces an item: the list keeps its length, and numpy reads it as written
+    same = _object_array_list_edited(b"K\x00K\x07s")
+    assert not analyze_pickle_bytes(same).findings
+    # SETITEMS with a slice of one item replaced by none: two items left for three elements
+    short = _object_array_list_edited(b"(cbuiltins\nslice\nK\x00K\x01\x86R]u")
+    assert any(f.rule_id == "LW-MODEL-017" for f in analyze_pickle_bytes(short).findings)
+    # an index past the end: the loader stops there (IndexError)
+    past = analyze_pickle_bytes(_object_array_list_edited(b"K\x09K\x07s"))
+    assert past.unverified is not None and "past the end of a list" in past.unverified
+
+
+def test_a_list_setitem_the_analysis_cannot_follow_is_unverified() -> None:
+    computed = _object_array_list_edited(b"cbuiltins\nlen\n]\x85R]s")  # key computed at load time
+    result = analyze_pickle_bytes(computed)
+    assert result.unverified is not None and "SETITEM on a list" in result.unverified

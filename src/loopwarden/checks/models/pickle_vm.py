@@ -1789,7 +1789,7 @@ class _VM:
                         elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is list:
-                            self.list_stores[id(target)] = target
+                            self._list_store(target, items, r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
@@ -5063,8 +5063,41 @@ class _VM:
                 target.items.add(key, value)
             self._item_on(target, "SETITEM", off)
         elif type(target) is list:
-            self.list_stores[id(target)] = target
+            self._list_store(target, [key, value], off)
         return stack
+
+    def _list_store(self, target: list[Any], items: list[Any], off: int) -> None:
+        """SETITEM(S) on a list runs ``list.__setitem__``: an int key replaces an item, a ``slice`` key replaces a
+        run of items by the value's, changing the list's length (an object array's element list made short after
+        it was built: numpy then reads past it). The standard pickler never writes this. The VM applies it where
+        key and value are constants, so the checks see the list the loader holds; where it cannot, the file is
+        unverified."""
+        self.list_stores[id(target)] = target
+        for i in range(0, len(items) - 1, 2):
+            key, value = items[i], items[i + 1]
+            whole = self._length(target) == len(target)  # no items dropped past the container bound
+            if type(key) is int and whole:
+                if not -len(target) <= key < len(target):
+                    raise _MalformedError("SETITEM index past the end of a list", off)
+                target[key] = value
+                continue
+            bounds = _slice_args(key)
+            if (
+                bounds is not None
+                and whole
+                and (type(value) is tuple or (type(value) is list and self._length(value) == len(value)))
+            ):
+                try:
+                    target[slice(*bounds)] = list(value)
+                except ValueError:  # an extended slice given another number of items
+                    raise _MalformedError(
+                        "SETITEM of an extended slice of a list with a value of another length", off
+                    ) from None
+                continue
+            self.coll.unverified.append(
+                f"SETITEM on a list at offset {off} with a key or value the analysis cannot read back: which items "
+                "the loader's list holds cannot be told"
+            )
 
     def _op_empty_set(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
@@ -6201,6 +6234,18 @@ def _rebuilt_pattern_class(value: Any) -> _Ref | None:
     if type(cls) is _Ref and (cls.by_pattern or cls.user_class):
         return cls
     return None
+
+
+def _slice_args(key: Any) -> tuple[int | None, ...] | None:
+    """The constant arguments of a ``builtins.slice(...)`` call the pickle made, else None."""
+    if not (type(key) is _Call and type(key.func) is _Ref and key.func.canon == "builtins.slice"):
+        return None
+    args = key.args
+    if not (type(args) is tuple and 1 <= len(args) <= 3 and all(a is None or type(a) is int for a in args)):
+        return None
+    if len(args) == 3 and args[2] == 0:
+        return None  # slice step cannot be zero: the loader fails
+    return args
 
 
 def _number(value: Any) -> bool:
