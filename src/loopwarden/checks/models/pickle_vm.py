@@ -1433,6 +1433,9 @@ class _VM:
         self.lr_made: dict[int, _LrScheduler | _LrPartial] = {}
         # lists SETITEM(S) wrote into (list.__setitem__ replaces an item the VM still shows), by id (held)
         self.list_stores: dict[int, list[Any]] = {}
+        # the fields dicts of built numpy dtypes, by id (held): numpy keeps the dict, so a later store changes the
+        # dtype's layout (see _fields_store)
+        self.dtype_fields: dict[int, tuple[_Dict, _Call, tuple[Any, ...]]] = {}
 
     # -- findings --
 
@@ -1780,6 +1783,8 @@ class _VM:
                         target = stack[-1]
                         if type(target) is _Dict:
                             target.add_pairs(items)
+                            if self.dtype_fields:
+                                self._fields_store(target, r.base + p - 1)
                         elif type(target) is _Call:
                             filled = target.items
                             if filled is None:
@@ -3935,6 +3940,10 @@ class _VM:
         releases that memory as objects when it stores the items. numpy writes 0x1B or 0x3F for such dtypes."""
         self._dtype_state_shape(state, off)
         self._dtype_layout(dtype, state, off)
+        if type(state) is tuple and 7 <= len(state) <= 9 and type(state[4]) is _Dict:
+            # numpy keeps the state's fields dict itself as the dtype's fields: a SETITEM into it later (through
+            # the memo) changes the layout of the built dtype, so such a store is judged again (_fields_store)
+            self.dtype_fields[id(state[4])] = (state[4], dtype, state)
         self._dtype_kind_state(dtype, state, off)
         if type(state) is not tuple or not 7 <= len(state) <= 9:  # a 6-item state of version 3+ is rejected
             return
@@ -5056,6 +5065,8 @@ class _VM:
         target = stack[-1]
         if type(target) is _Dict:
             target.add(key, value)
+            if self.dtype_fields:
+                self._fields_store(target, off)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             if type(target) is _Call:
                 if target.items is None:
@@ -5065,6 +5076,14 @@ class _VM:
         elif type(target) is list:
             self._list_store(target, [key, value], off)
         return stack
+
+    def _fields_store(self, target: _Dict, off: int) -> None:
+        """A store into the fields dict of a numpy dtype already built: the dtype's layout as it now stands is
+        judged again (a field moved past the item after the check at BUILD makes every read of it leave the
+        array's memory)."""
+        held = self.dtype_fields.get(id(target))
+        if held is not None and held[0] is target:
+            self._dtype_layout(held[1], held[2], off)
 
     def _list_store(self, target: list[Any], items: list[Any], off: int) -> None:
         """SETITEM(S) on a list runs ``list.__setitem__``: an int key replaces an item, a ``slice`` key replaces a
