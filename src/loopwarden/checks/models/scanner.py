@@ -594,14 +594,26 @@ def _exit_text(status: int) -> str:
     return f"worker exited with status {os.WEXITSTATUS(status)}"
 
 
+def _raw_data_reason(part: str) -> bool:
+    """Whether an unverified reason only says the bytes are no format (or no compressed stream, where raw tensor
+    bytes begin like a zlib or gzip header: the reading of what did decompress found nothing)."""
+    from loopwarden.checks.models.dispatch import NOT_A_MODEL
+
+    return (
+        part.endswith(NOT_A_MODEL)
+        or ": corrupt compressed data (" in part
+        or part.endswith(": compressed stream ends early (truncated)")
+    )
+
+
 def _resolve_external_data(
     results: list[TargetResult], readable: list[Target], referenced: set[str]
 ) -> list[TargetResult]:
     """Raw tensor files that a scanned model names as data (ONNX external data, TensorFlow data shards) are data,
     not an unknown format: clean, unless another reading found something in them (a pickle loader runs their
-    first bytes, zipfile opens a zip at their end, h5py an HDF5 file behind them), which stays reported."""
-    from loopwarden.checks.models.dispatch import NOT_A_MODEL
-
+    first bytes, zipfile opens a zip at their end, h5py an HDF5 file behind them), which stays reported. Raw
+    bytes that begin like a compressed stream (random float32 data does, about once in a thousand files) and fail
+    to decompress are data too when nothing was found in what did decompress."""
     real = {t.display: t.real for t in readable}
     out = []
     for r in results:
@@ -609,7 +621,7 @@ def _resolve_external_data(
             r.verdict is Verdict.UNVERIFIED
             and not r.findings
             and real.get(r.path) in referenced
-            and all(part.endswith(NOT_A_MODEL) for part in (r.reason or "").split("; "))
+            and all(_raw_data_reason(part) for part in (r.reason or "").split("; "))
         ):
             # every reason is that one (a bound hit or a read error before it keeps the file unverified)
             r = TargetResult(r.path, r.kind, Verdict.CLEAN, (), r.digest, None)

@@ -631,3 +631,29 @@ def test_kv_cache_classes_are_rebuilt_not_called() -> None:
     assert analyze_pickle_bytes(b"\x80\x02" + cache + b")\x81}b.").findings == ()
     called = analyze_pickle_bytes(b"\x80\x02" + cache + b")R.")
     assert [(f.rule_id, f.severity) for f in called.findings] == [("LW-MODEL-005", Severity.HIGH)]
+
+
+@pytest.mark.parametrize("head", [b"\x78\x01", b"\x78\x9c", b"\x1f\x8b\x08\x00"])
+def test_external_data_that_begins_like_a_compressed_stream_is_data(tmp_path: Path, head: bytes) -> None:
+    """Raw tensor bytes begin like a zlib or gzip header about once in a thousand files (random float32 data in the
+    test above did): the ONNX model names the file as data, and what a loader could decompress holds nothing."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("onnx")
+    from onnx import helper, numpy_helper
+
+    raw = bytearray(np.random.default_rng(7).random((16, 16)).astype("f4").tobytes())
+    raw[: len(head)] = head
+    tensor = numpy_helper.from_array(np.frombuffer(bytes(raw), dtype="f4").reshape(16, 16), "T0")
+    graph = helper.make_graph(
+        [helper.make_node("Identity", ["T0"], ["T0_o"])],
+        "g",
+        [],
+        [helper.make_tensor_value_info("T0_o", tensor.data_type, [16, 16])],
+        initializer=[tensor],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    import onnx
+
+    onnx.save(model, tmp_path / "m.onnx", save_as_external_data=True, all_tensors_to_one_file=False)
+    assert (tmp_path / "T0").read_bytes()[: len(head)] == head
+    assert _assert_clean(tmp_path) == 2
