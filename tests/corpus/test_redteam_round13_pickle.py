@@ -101,6 +101,18 @@ def _object_array_list_edited(edit: bytes) -> bytes:
     return data[:at] + edit + data[at:]
 
 
+def _killed_loading(data: bytes, use: str) -> bool:
+    """Whether ``pickle.loads(data)`` followed by ``use`` (of ``loaded``) kills a child process by a signal."""
+    import subprocess
+    import sys
+
+    code = f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {use}"
+    run = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, timeout=120, check=False
+    )
+    return run.returncode < 0
+
+
 _SLICE_ALL = b"cbuiltins\nslice\nNNN\x87R"
 
 
@@ -110,17 +122,7 @@ def test_an_object_array_list_shortened_by_a_slice_setitem_is_reported() -> None
     data = _object_array_list_edited(_SLICE_ALL + b"]s")
     findings = analyze_pickle_bytes(data).findings
     assert any(f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH for f in findings), findings
-    import subprocess
-    import sys
-
-    run = subprocess.run(
-        [sys.executable, "-c", "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read()))"],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode < 0, run  # killed by a signal
+    assert _killed_loading(data, "print(loaded)")
 
 
 def test_list_setitem_forms_the_analysis_follows() -> None:
@@ -158,14 +160,4 @@ def test_a_dtype_fields_dict_changed_after_its_build_is_judged_again() -> None:
     findings = analyze_pickle_bytes(evil).findings
     assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
     assert not analyze_pickle_bytes(data).findings
-    import subprocess
-    import sys
-
-    run = subprocess.run(
-        [sys.executable, "-c", "import pickle, sys; print(pickle.loads(sys.stdin.buffer.read())['b'].sum())"],
-        input=evil,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode < 0, run
+    assert _killed_loading(evil, "print(loaded['b'].sum())")
