@@ -301,11 +301,34 @@ def test_an_admitted_scheduler_does_not_cover_another_copy_of_its_class(tmp_path
     assert any("torch.optim.lr_scheduler.LambdaLR" in m for _, _, m in findings), findings
 
 
-def test_get_constant_schedule_keeps_its_function_by_reference_and_stays_reported(tmp_path: Path) -> None:
-    """``get_constant_schedule`` hands LambdaLR ``_get_constant_lambda`` itself, not a partial: not admitted."""
+def test_get_constant_schedule_saved_whole_stays_clean(tmp_path: Path) -> None:
+    """``get_constant_schedule`` hands LambdaLR ``_get_constant_lambda`` itself (``return 1``), not a partial, once
+    per parameter group: two groups keep two copies of one import (memo GET)."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
-    path = tmp_path / "constant.pt"
-    torch.save(_stepped(transformers.get_constant_schedule), path)
-    findings = _scan(path)
-    assert {(rule, severity) for rule, severity, _ in findings} == {("LW-MODEL-005", Severity.HIGH)}
+    for groups in (1, 2):
+        for protocol in (0, 2, 4, 5):
+            path = tmp_path / f"constant_{groups}_{protocol}.pt"
+            torch.save(_stepped(transformers.get_constant_schedule, groups), path, pickle_protocol=protocol)
+            _assert_clean(path)
+
+
+def test_constant_lambda_anywhere_but_an_admitted_scheduler_stays_reported(tmp_path: Path) -> None:
+    """The bare function is admitted only as an entry of an admitted scheduler's ``lr_lambdas``: a second copy of
+    the same import kept beside it, or the function alone, is the finding it was."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    from transformers.optimization import _get_constant_lambda
+
+    scheduler = _stepped(transformers.get_constant_schedule)
+    for name, obj in (
+        ("beside", [scheduler, scheduler.lr_lambdas[0]]),
+        ("alone", [_get_constant_lambda]),
+        ("in a plain dict", {"lr_lambdas": [_get_constant_lambda]}),
+    ):
+        path = tmp_path / f"{name}.pt"
+        torch.save(obj, path)
+        findings = _scan(path)
+        assert any(
+            rule == "LW-MODEL-005" and "_get_constant_lambda" in message for rule, _, message in findings
+        ), (name, findings)

@@ -42,6 +42,7 @@ from loopwarden.domain import Severity
 __all__ = [
     "LAMBDA_SCHEDULERS",
     "NUMPY_FUNCTIONS",
+    "SCHEDULE_FUNCTIONS",
     "SCHEDULE_LAMBDAS",
     "SCIPY_DIST_MODULES",
     "TORCH_MEMORY_PRIMITIVES",
@@ -885,6 +886,10 @@ stay off the allow-list (``_CLASS_DENY_PREFIXES``); the VM admits one only rebui
 with a state of numbers, its optimizer and, in ``lr_lambdas``, partials over ``SCHEDULE_LAMBDAS`` with number
 arguments (``pickle_vm._VM._lambda_schedulers``): what ``torch.save`` writes for transformers' schedules."""
 
+SCHEDULE_FUNCTIONS: Final = frozenset({"transformers.optimization._get_constant_lambda"})
+"""Schedule functions kept bare (not in a partial) in an admitted scheduler's ``lr_lambdas``: ``get_constant_schedule``
+passes ``_get_constant_lambda``, whose body is ``return 1``, once per parameter group."""
+
 _SCHEDULE_MODES: Final = frozenset({"linear", "cosine", "1-sqrt"})
 _SCHEDULE_STRINGS: Final = {"warmup_type": _SCHEDULE_MODES, "decay_type": _SCHEDULE_MODES}
 SCHEDULE_LAMBDAS: Final[dict[str, dict[str, frozenset[str]]]] = {
@@ -929,7 +934,7 @@ step and those keywords (comparisons, ``float``, ``max``, ``math.cos``/``math.sq
 keyword maps to the strings it may be (``_get_wsd_scheduler_lambda``'s ``warmup_type``/``decay_type``, only compared
 with ``==``, as ``get_wsd_schedule`` checks them); every other value must be a number. Not on the allow-list: the
 VM admits them only in the ``lr_lambdas`` of a ``LAMBDA_SCHEDULERS`` scheduler it admits. ``_get_constant_lambda``,
-which ``get_constant_schedule`` keeps by reference rather than in a partial, is not among them."""
+which ``get_constant_schedule`` keeps by reference rather than in a partial, is in ``SCHEDULE_FUNCTIONS``."""
 
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [

@@ -44,6 +44,7 @@ from loopwarden.checks.models.allowlist import (
     RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
+    SCHEDULE_FUNCTIONS,
     SCHEDULE_LAMBDAS,
     SCIPY_DIST_MODULES,
     AllowList,
@@ -1014,6 +1015,7 @@ _DEFERRED: Final = frozenset(
         *_FX_TRACERS,
         *LAMBDA_SCHEDULERS,
         *SCHEDULE_LAMBDAS,
+        *SCHEDULE_FUNCTIONS,
     }
 )
 """Imports judged by their uses (see ``_VM._judge`` and ``_VM._settle``): each is reported unless every copy of
@@ -3133,6 +3135,7 @@ class _VM:
             ref.pending[1] += 1
 
         if not self.plain_read:
+            bare_lists: set[int] = set()
             for record in made.values():
                 if type(record) is not _LrScheduler:
                     continue
@@ -3140,6 +3143,13 @@ class _VM:
                 if partials is None:
                     continue
                 credit(record.cls, record.container)
+                for key, lambdas in record.state.items:
+                    if key != "lr_lambdas" or id(lambdas) in bare_lists:
+                        continue
+                    bare_lists.add(id(lambdas))  # one list shared by two schedulers holds its copies once
+                    for entry in lambdas:
+                        if type(entry) is _Ref and entry.canon in SCHEDULE_FUNCTIONS:
+                            credit(entry, None)  # each entry is one stack copy of the import (memo GETs)
                 for partial in partials:
                     if id(partial) in admitted:
                         continue
@@ -3173,6 +3183,8 @@ class _VM:
                     return None
                 partials = partials or []
                 for entry in value:
+                    if type(entry) is _Ref and entry.canon in SCHEDULE_FUNCTIONS:
+                        continue  # a bare schedule function (credited by _lambda_schedulers)
                     partial = self.lr_made.get(id(entry))
                     if (
                         type(partial) is not _LrPartial
