@@ -470,8 +470,9 @@ def _round12_cases() -> dict[str, dict[str, bytes]]:
 
 def _round13_cases() -> dict[str, dict[str, bytes]]:
     """Round 13 (tests/corpus/test_redteam_round13_*.py): make_fx GraphModules whose code calls a submodule, which
-    torch.load's re-trace under make_fx's PythonKeyTracer runs with its hooks, and dangerous callables named by a
-    dotted qualname under a parent module (protocol 4 resolves them attribute by attribute)."""
+    torch.load's re-trace under make_fx's PythonKeyTracer runs with its hooks, dangerous callables named by a
+    dotted qualname under a parent module (protocol 4 resolves them attribute by attribute), and numpy objects
+    changed after their check (an object array's list emptied by a slice SETITEM, a dtype's fields dict moved)."""
     import pickle
 
     import test_redteam_round13_make_fx as r13
@@ -484,6 +485,11 @@ def _round13_cases() -> dict[str, dict[str, bytes]]:
         cases[f"r13_make_fx_{key}"] = {"model.pkl": pickle.dumps(r13._Edited(body, imp), protocol=2)}
     for module, qual, _ in r13p._DOTTED[:3]:
         cases[f"r13_dotted_{module}.{qual}"] = {"model.pkl": r13p._stack_global(module, qual)}
+    # numpy objects changed through the memo after the VM checked them (numpy then reads out of bounds)
+    cases["r13_numpy_object_list_emptied"] = {
+        "array.pkl": r13p._object_array_list_edited(r13p._SLICE_ALL + b"]s")
+    }
+    cases["r13_numpy_fields_dict_moved"] = {"array.pkl": r13p._fields_dict_moved()[1]}
     return cases
 
 

@@ -143,10 +143,8 @@ def test_a_list_setitem_the_analysis_cannot_follow_is_unverified() -> None:
     assert result.unverified is not None and "SETITEM on a list" in result.unverified
 
 
-def test_a_dtype_fields_dict_changed_after_its_build_is_judged_again() -> None:
-    """numpy keeps the pickled fields dict as the dtype's own: a SETITEM into it through the memo after the dtype's
-    BUILD moved field ``b`` 256 MiB past an 8-byte item. The layout check had run at BUILD only, so the file was
-    clean, and the real numpy reads far outside the array (SIGSEGV)."""
+def _fields_dict_moved() -> tuple[bytes, bytes]:
+    """A structured array's pickle, and the same with field ``b`` moved 256 MiB on after the dtype's BUILD."""
     np = pytest.importorskip("numpy")
     data = pickle.dumps(np.zeros(2, dtype=[("a", "<i4"), ("b", "<i4")]), protocol=2)
     built = data.index(b"K\x08K\x01K\x10tq\x1bb") + 10  # just after the structured dtype's BUILD
@@ -156,7 +154,14 @@ def test_a_dtype_fields_dict_changed_after_its_build_is_judged_again() -> None:
         b"h" + bytes([fields]) + b"h" + bytes([name_b]) + b"(cnumpy\ndtype\nX\x02\x00\x00\x00i4\x89\x88\x87R"
         b"J\x00\x00\x00\x10ts0"
     )
-    evil = data[:built] + edit + data[built:]
+    return data, data[:built] + edit + data[built:]
+
+
+def test_a_dtype_fields_dict_changed_after_its_build_is_judged_again() -> None:
+    """numpy keeps the pickled fields dict as the dtype's own: a SETITEM into it through the memo after the dtype's
+    BUILD moved field ``b`` 256 MiB past an 8-byte item. The layout check had run at BUILD only, so the file was
+    clean, and the real numpy reads far outside the array (SIGSEGV)."""
+    data, evil = _fields_dict_moved()
     findings = analyze_pickle_bytes(evil).findings
     assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
     assert not analyze_pickle_bytes(data).findings
