@@ -175,18 +175,31 @@ def test_remote_code_of_another_repository_is_reported_behind_many_local_referen
 
 
 def test_external_data_file_with_another_reason_stays_unverified() -> None:
-    """A file a model names as external data is cleared only when every reason it is unverified is that it is not
-    a model format: a bound hit or a read error before that reason keeps it unverified."""
+    """A file a model names as external data is cleared only when every reason it is unverified is a misreading of
+    its bytes (no model format): a bound hit or a read error besides that reason keeps it unverified."""
+    from loopwarden.checks.interface import Limits
+    from loopwarden.checks.models._base import ScanContext
     from loopwarden.checks.models.dispatch import NOT_A_MODEL
     from loopwarden.checks.models.scanner import Target, _resolve_external_data
-    from loopwarden.domain import ArtifactKind, TargetResult
+    from loopwarden.domain import ArtifactKind, Location, TargetResult
 
-    only = f"data file: {NOT_A_MODEL}"
-    mixed = f"resource limit 'max_seconds' reached; {only}"
+    only = ScanContext("a.bin", Limits(), None)
+    only.fail(Location("a.bin"), f"data file: {NOT_A_MODEL}", misread=True)
+    mixed = ScanContext("b.bin", Limits(), None)
+    mixed.fail(Location("b.bin"), "resource limit 'max_seconds' reached")
+    mixed.fail(Location("b.bin"), f"data file: {NOT_A_MODEL}", misread=True)
+    assert only.only_misread and not mixed.only_misread
     targets = [Target("a.bin", "/m/a.bin", None, 10), Target("b.bin", "/m/b.bin", None, 10)]
     results = [
-        TargetResult.from_findings("a.bin", ArtifactKind.MODEL, (), unverified_reason=only),
-        TargetResult.from_findings("b.bin", ArtifactKind.MODEL, (), unverified_reason=mixed),
+        TargetResult.from_findings(
+            "a.bin", ArtifactKind.MODEL, (), unverified_reason="; ".join(only.unverified)
+        ),
+        TargetResult.from_findings(
+            "b.bin", ArtifactKind.MODEL, (), unverified_reason="; ".join(mixed.unverified)
+        ),
     ]
-    out = {r.path: r.verdict for r in _resolve_external_data(results, targets, {"/m/a.bin", "/m/b.bin"})}
+    misread = {c.path for c in (only, mixed) if c.only_misread}
+    out = {
+        r.path: r.verdict for r in _resolve_external_data(results, targets, {"/m/a.bin", "/m/b.bin"}, misread)
+    }
     assert out == {"a.bin": Verdict.CLEAN, "b.bin": Verdict.UNVERIFIED}

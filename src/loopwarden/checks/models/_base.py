@@ -64,6 +64,9 @@ class ScanContext:
     """The folder of the file on disk (for ONNX external data), when the target is a real file."""
     failures: int = 0
     """How many times :meth:`fail` was called, repeats included (``unverified`` keeps each text once)."""
+    firm_failures: int = 0
+    """How many of those calls were not misreadings (see :meth:`fail`): a bound, a read error, a broken file of a
+    recognised format. Counted by call, so a firm reason whose text was already stored still counts."""
     storages: dict[tuple[str, str | None], tuple[tuple[str, int, int | None], ...]] = field(
         default_factory=dict
     )
@@ -83,14 +86,30 @@ class ScanContext:
     ) -> None:
         self.findings.append(Finding(rule.rule_id, severity, message, location, ev))
 
-    def fail(self, location: Location, reason: str) -> None:
+    def fail(self, location: Location, reason: str, *, misread: bool = False) -> None:
+        """Record why the target cannot be verified.
+
+        ``misread``: the bytes only began like a format and are not that format after all, and every real loader
+        of that format rejects them without acting on anything in them (a MessagePack value that does not fit
+        the file, a compressed stream that breaks off, bytes of no format). Raw data that a model names as its
+        data (ONNX external data) is clean when all of its reasons are such misreadings and nothing was found
+        (see :attr:`only_misread`); a bound, a read error, a time limit or a broken file of a format a loader
+        would still act on must never be marked so (fail closed).
+        """
         self.failures += 1
+        if not misread:
+            self.firm_failures += 1
         where = f"{location.member}: " if location.member else ""
         text = f"{where}{reason}"
         # the same bound is often reported twice for one member: by the reader that hit it and by the analysis
         # that was reading (which adds its own prefix); one reason is enough
         if not any(reason in u for u in self.unverified if u.startswith(where)):
             self.unverified.append(text)
+
+    @property
+    def only_misread(self) -> bool:
+        """Unverified only because the bytes were misread as some format (see :meth:`fail`), with no finding."""
+        return bool(self.unverified) and not self.firm_failures and not self.findings
 
     def check_time(self) -> None:
         if time.monotonic() - self.started > self.limits.max_seconds:

@@ -195,7 +195,8 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     if handler is not None:
         read_as_text = handler(blob, ctx) is True and handler is _pickle
     elif fmt in _UNSUPPORTED:
-        ctx.fail(blob.location, _UNSUPPORTED[fmt])
+        # bytes of no format are no misreading of one (an archive format loopwarden cannot open is one)
+        ctx.fail(blob.location, _UNSUPPORTED[fmt], misread=fmt is Format.UNKNOWN)
     if fmt not in (Format.TEXT, Format.EMPTY) and _config_named(blob.name) and not read_as_text:
         # loaders that find a config or template by its name read it as text whatever it starts with; Jinja
         # takes control characters as text and JSON whitespace includes a protobuf's first tag byte (0x0A), so a
@@ -348,15 +349,16 @@ def scan_zip_tail(blob: Blob, ctx: ScanContext, content: str) -> None:
     _zip(blob, ctx, behind=True)
 
 
-def seekable_blob(blob: Blob, ctx: ScanContext) -> Blob:
-    """The same bytes as a seekable blob (spooled to a temporary file if needed)."""
+def seekable_blob(blob: Blob, ctx: ScanContext, *, misread: bool = False) -> Blob:
+    """The same bytes as a seekable blob (spooled to a temporary file if needed). ``misread``: a broken
+    compressed stream is a misreading (:meth:`ScanContext.fail`), for a stream sniffed from the first bytes."""
     if blob.seekable:
         return blob
     with blob.open() as reader:
         tmp = spool(reader, ctx)
         err = getattr(reader, "error", None)
     if err:
-        ctx.fail(blob.location, err)
+        ctx.fail(blob.location, err, misread=misread)
     ctx.closers.append(tmp)
     size = tmp.seek(0, 2)
     tmp.seek(0)
@@ -498,7 +500,8 @@ def _breaks_at_once(blob: Blob, ctx: ScanContext) -> bool:
 
 def _unknown(blob: Blob, ctx: ScanContext) -> None:
     ctx.formats[-1] = str(Format.UNKNOWN)
-    ctx.fail(blob.location, _UNSUPPORTED[Format.UNKNOWN])
+    # a pickle loader fails on the first bytes before it could import anything (_breaks_at_once): no format
+    ctx.fail(blob.location, _UNSUPPORTED[Format.UNKNOWN], misread=True)
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:
@@ -789,7 +792,11 @@ def _decompressed(
         blob.depth + 1,
         inflated=True,
     )
-    child = seekable_blob(child, ctx)
+    # A stream that breaks off or is corrupt is a misreading of its header (raw tensor bytes begin like a zlib or
+    # gzip header about once in a thousand files): gzip, zlib, bz2, lzma and zstd readers raise there, and what a
+    # loader reads before that (the output that did decompress) is scanned below with its own reasons and
+    # findings. A bound hit while decompressing raises ResourceLimitExceeded, which is never a misreading.
+    child = seekable_blob(child, ctx, misread=True)
     scan_blob(child, ctx)
 
 
@@ -1382,7 +1389,7 @@ def _empty(blob: Blob, ctx: ScanContext) -> None:
 def _data(blob: Blob, ctx: ScanContext) -> None:
     """A data file (Parquet, SQLite, WAV ...): nothing in it is a model, so it is as unverified as any unknown
     binary, under its own name."""
-    ctx.fail(blob.location, f"{data_kind(blob.head(64)) or 'data file'}: {NOT_A_MODEL}")
+    ctx.fail(blob.location, f"{data_kind(blob.head(64)) or 'data file'}: {NOT_A_MODEL}", misread=True)
 
 
 def scan_as(blob: Blob, ctx: ScanContext, fmt: Format) -> None:

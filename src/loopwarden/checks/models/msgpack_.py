@@ -56,7 +56,12 @@ _CONTAINERS: Final = {
 
 
 class StructureError(Exception):
-    pass
+    """The bytes are not one well-formed value of the format: a misreading of their first bytes, which every
+    reader of the format rejects as a whole, unless ``bound`` (a limit of this analysis, not of the format)."""
+
+    def __init__(self, message: str, *, bound: bool = False) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 class ByteSource:
@@ -88,7 +93,7 @@ def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
         pending[-1] -= 1
         items += 1
         if items > _MAX_ITEMS:
-            raise StructureError(f"more than {_MAX_ITEMS} values")
+            raise StructureError(f"more than {_MAX_ITEMS} values", bound=True)
         if items % 65536 == 0:
             ctx.check_time()
         t = src.take(pos, 1)[0]
@@ -119,7 +124,7 @@ def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
             raise StructureError(f"value at offset {pos} runs past the end of the file")
         if count:
             if len(pending) >= _MAX_DEPTH:
-                raise StructureError(f"values nested deeper than {_MAX_DEPTH}")
+                raise StructureError(f"values nested deeper than {_MAX_DEPTH}", bound=True)
             pending.append(count)
     if pos > size:
         raise StructureError("the last value runs past the end of the file")
@@ -135,4 +140,7 @@ def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
         try:
             _walk(ByteSource(blob.data, f, blob.size), blob.size, ctx)
         except StructureError as exc:
-            ctx.fail(blob.location, f"MessagePack: {exc}")
+            # msgpack.unpackb (flax.serialization.msgpack_restore) decodes the whole buffer before it returns
+            # anything and raises on a truncated value, an unused type byte or extra bytes (ExtraData); its
+            # ext hooks only build arrays. Bytes that fail here are therefore data no such loader acts on.
+            ctx.fail(blob.location, f"MessagePack: {exc}", misread=not exc.bound)

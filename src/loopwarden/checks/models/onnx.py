@@ -41,7 +41,12 @@ _MAX_FIELDS: Final = 50_000_000
 
 
 class ProtoError(Exception):
-    pass
+    """Bytes that break the protobuf wire format (a misreading: every protobuf parser rejects them, and ``onnx.load``
+    and onnxruntime parse the whole message before using any of it), unless ``bound``: a limit of this analysis."""
+
+    def __init__(self, message: str, *, bound: bool = False) -> None:
+        super().__init__(message)
+        self.bound = bound
 
 
 class ProtoReader:
@@ -75,7 +80,7 @@ class ProtoReader:
             if self.fields % 100_000 == 0:
                 self.ctx.check_time()
             if self.fields > _MAX_FIELDS:
-                raise ProtoError("too many protobuf fields")
+                raise ProtoError("too many protobuf fields", bound=True)
             tag = self.varint()
             num, wire = tag >> 3, tag & 7
             if num == 0:
@@ -112,7 +117,7 @@ class ProtoReader:
                 raise ProtoError("group runs past its message")
             self.fields += 1
             if self.fields > _MAX_FIELDS:
-                raise ProtoError("too many protobuf fields")
+                raise ProtoError("too many protobuf fields", bound=True)
             tag = self.varint()
             field, wire = tag >> 3, tag & 7
             if field == 0:
@@ -174,7 +179,9 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
         try:
             _message(r, "model", size, 0, blob, ctx, domains, local_domains)
         except ProtoError as exc:
-            ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})")
+            # only fields protobuf parses as messages are descended into (_LAYOUT), so a wire error found here is
+            # one every protobuf parser also meets
+            ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})", misread=not exc.bound)
             return
     for d in sorted(domains - _STD_DOMAINS - local_domains):
         ctx.add(
@@ -193,7 +200,7 @@ def _message(
     local_domains: set[str],
 ) -> None:
     if depth > _MAX_DEPTH:
-        raise ProtoError("messages nested too deeply")
+        raise ProtoError("messages nested too deeply", bound=True)
     layout = _LAYOUT.get(kind, {})
     entry: dict[str, str] = {}
     # every location entry: onnx keeps the last entry of a key, another reader may keep the first

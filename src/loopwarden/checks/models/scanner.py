@@ -234,14 +234,22 @@ def scan_file(target: Target, limits: Limits, allow: Any, digest: bool = False) 
     return _scan(target, limits, allow, digest)[0]
 
 
-def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[TargetResult, tuple[str, ...]]:
+def _scan(
+    target: Target, limits: Limits, allow: Any, digest: bool
+) -> tuple[TargetResult, tuple[str, ...], bool]:
+    """The result of one target, the real paths it names as raw data, and whether it is unverified only because
+    its bytes were misread as some format (:attr:`ScanContext.only_misread`: clean if a model names it as data)."""
     from loopwarden.checks.models._base import ScanContext
     from loopwarden.checks.models.dispatch import scan_blob
 
     if target.real is None:
-        return TargetResult.from_findings(
-            target.display, ArtifactKind.MODEL, (), unverified_reason=target.problem or "not scanned"
-        ), ()
+        return (
+            TargetResult.from_findings(
+                target.display, ArtifactKind.MODEL, (), unverified_reason=target.problem or "not scanned"
+            ),
+            (),
+            False,
+        )
     loc = Location(target.display)
     ctx = ScanContext(target.display, limits, allow)
     digest_value: Digest | None = None
@@ -280,7 +288,7 @@ def _scan(target: Target, limits: Limits, allow: Any, digest: bool) -> tuple[Tar
     result = TargetResult.from_findings(
         target.display, ArtifactKind.MODEL, ctx.findings, unverified_reason=reason, digest=digest_value
     )
-    return result, tuple(ctx.references)
+    return result, tuple(ctx.references), ctx.only_misread
 
 
 _MAX_REASONS: Final = 8
@@ -320,6 +328,7 @@ def scan_paths(
     jobs = max(1, jobs if jobs is not None else (os.cpu_count() or 1))
     results: list[TargetResult] = []
     referenced: set[str] = set()
+    misread: set[str] = set()  # the targets (by display) that are unverified only by misreadings
     readable = [t for t in targets if t.real is not None]
     results.extend(scan_file(t, limits, allow) for t in targets if t.real is None)
     total = len(targets)
@@ -327,9 +336,13 @@ def scan_paths(
     forked = jobs > 1 and len(readable) >= PARALLEL_MIN_FILES and hasattr(os, "fork")
     if forked:
         try:
-            for res, refs in _scan_forked(readable, min(jobs, len(readable)), limits, allow, digest):
+            for res, refs, only_misread in _scan_forked(
+                readable, min(jobs, len(readable)), limits, allow, digest
+            ):
                 results.append(res)
                 referenced.update(refs)
+                if only_misread:
+                    misread.add(res.path)
                 if progress:
                     progress(len(results), total)
         except _ForkFailed:
@@ -338,13 +351,15 @@ def scan_paths(
         if progress:
             progress(len(results), total)
         for t in readable:
-            res, refs = _scan(t, limits, allow, digest)
+            res, refs, only_misread = _scan(t, limits, allow, digest)
             results.append(res)
             referenced.update(refs)
+            if only_misread:
+                misread.add(res.path)
             if progress:
                 progress(len(results), total)
     if referenced:
-        results = _resolve_external_data(results, readable, referenced)
+        results = _resolve_external_data(results, readable, referenced, misread)
     return Report(__version__, tuple(results))
 
 
@@ -362,7 +377,7 @@ _QUEUE_WRITE: Final = 4096
 
 def _scan_forked(
     targets: list[Target], jobs: int, limits: Limits, allow: Any, digest: bool
-) -> Iterator[tuple[TargetResult, tuple[str, ...]]]:
+) -> Iterator[tuple[TargetResult, tuple[str, ...], bool]]:
     """Scan ``targets`` in ``jobs`` forked workers; yields each result as it arrives (in no fixed order).
 
     Workers take target indices from one shared pipe (a pipe read of whole 4-byte records is atomic, so
@@ -462,18 +477,19 @@ def _scan_forked(
                         if len(buf) - start < n:
                             break
                         if n == 0:  # the common case, sent as its index alone: clean, nothing else to say
-                            res, refs = (
+                            res, refs, only_misread = (
                                 TargetResult(targets[idx].display, ArtifactKind.MODEL, Verdict.CLEAN),
                                 (),
+                                False,
                             )
                         else:
                             import pickle
 
                             # written by our own forked child on a private pipe: multiprocessing's trust model
-                            res, refs = pickle.loads(buf[start : start + n])  # noqa: S301
+                            res, refs, only_misread = pickle.loads(buf[start : start + n])  # noqa: S301
                         pos = start + n
                         done.add(idx)
-                        yield res, refs
+                        yield res, refs, only_misread
                     del buf[:pos]
                     continue
                 sel.unregister(fd)
@@ -499,6 +515,7 @@ def _scan_forked(
                         unverified_reason=f"analysis worker stopped before finishing this file ({why or 'no result'})",
                     ),
                     (),
+                    False,
                 )
 
 
@@ -532,13 +549,13 @@ def _serve(
         if not raw:
             return
         for (idx,) in _INDEX.iter_unpack(raw):
-            res, refs = _scan(targets[idx], limits, allow, digest)
+            res, refs, only_misread = _scan(targets[idx], limits, allow, digest)
             if res.verdict is Verdict.CLEAN and not res.findings and res.digest is None and not refs:
                 sink.write(_FRAME.pack(idx, 0))
                 continue
             import pickle
 
-            frame = pickle.dumps((res, refs), protocol=pickle.HIGHEST_PROTOCOL)
+            frame = pickle.dumps((res, refs, only_misread), protocol=pickle.HIGHEST_PROTOCOL)
             sink.write(_FRAME.pack(idx, len(frame)))
             sink.write(frame)
         sink.flush()
@@ -594,36 +611,24 @@ def _exit_text(status: int) -> str:
     return f"worker exited with status {os.WEXITSTATUS(status)}"
 
 
-def _raw_data_reason(part: str) -> bool:
-    """Whether an unverified reason only says the bytes are no format (or no compressed stream, where raw tensor
-    bytes begin like a zlib or gzip header: the reading of what did decompress found nothing)."""
-    from loopwarden.checks.models.dispatch import NOT_A_MODEL
-
-    return (
-        part.endswith(NOT_A_MODEL)
-        or ": corrupt compressed data (" in part
-        or part.endswith(": compressed stream ends early (truncated)")
-    )
-
-
 def _resolve_external_data(
-    results: list[TargetResult], readable: list[Target], referenced: set[str]
+    results: list[TargetResult], readable: list[Target], referenced: set[str], misread: set[str]
 ) -> list[TargetResult]:
     """Raw tensor files that a scanned model names as data (ONNX external data, TensorFlow data shards) are data,
-    not an unknown format: clean, unless another reading found something in them (a pickle loader runs their
-    first bytes, zipfile opens a zip at their end, h5py an HDF5 file behind them), which stays reported. Raw
-    bytes that begin like a compressed stream (random float32 data does, about once in a thousand files) and fail
-    to decompress are data too when nothing was found in what did decompress."""
+    not an unknown format: clean when they are unverified only because their bytes were misread as some format
+    (``misread``: no format at all, or a MessagePack value, a compressed stream and the like that breaks off, which
+    every loader of that format rejects without acting on it; see ``ScanContext.fail``). Anything found in them
+    (a pickle loader runs their first bytes, zipfile opens a zip at their end, h5py an HDF5 file behind them), a
+    bound hit, a read error or a pickle stream that could not be analysed to its end keeps them reported."""
     real = {t.display: t.real for t in readable}
     out = []
     for r in results:
         if (
             r.verdict is Verdict.UNVERIFIED
             and not r.findings
+            and r.path in misread
             and real.get(r.path) in referenced
-            and all(_raw_data_reason(part) for part in (r.reason or "").split("; "))
         ):
-            # every reason is that one (a bound hit or a read error before it keeps the file unverified)
             r = TargetResult(r.path, r.kind, Verdict.CLEAN, (), r.digest, None)
         out.append(r)
     return out

@@ -443,7 +443,11 @@ def _parse(blob: Blob, ctx: ScanContext, kind: str) -> list[_Meta] | None:
                 return [walk.meta_graph(size)]
             return walk.saved_model(size)
         except ProtoError as exc:
-            ctx.fail(blob.location, f"TensorFlow {kind} protobuf cannot be parsed ({exc})")
+            # the walk descends only into fields TensorFlow's protos declare as messages, so a wire error found
+            # here is one TensorFlow's own parser (the whole message, before any of it is used) also meets
+            ctx.fail(
+                blob.location, f"TensorFlow {kind} protobuf cannot be parsed ({exc})", misread=not exc.bound
+            )
             return None
 
 
@@ -697,7 +701,9 @@ def scan_keras_metadata(blob: Blob, ctx: ScanContext) -> None:
                     elif n2 == 5 and w2 == 2:
                         found.append((ident, r.bytes_(s2).decode("utf-8", "replace")))
         except ProtoError as exc:
-            ctx.fail(blob.location, f"Keras metadata protobuf cannot be parsed ({exc})")
+            ctx.fail(
+                blob.location, f"Keras metadata protobuf cannot be parsed ({exc})", misread=not exc.bound
+            )
             return
     for ident, text in found:
         _keras_json(text, ident, blob, ctx)

@@ -56,7 +56,7 @@ class _Walk:
     def count(self) -> None:
         self.items += 1
         if self.items > _MAX_ITEMS:
-            raise StructureError(f"more than {_MAX_ITEMS} values")
+            raise StructureError(f"more than {_MAX_ITEMS} values", bound=True)
         if self.items % 65536 == 0:
             self.ctx.check_time()
 
@@ -69,7 +69,7 @@ class _Walk:
             self.skip(self.length())
         elif t in (ord("["), ord("{")):
             if depth >= _MAX_DEPTH:
-                raise StructureError(f"values nested deeper than {_MAX_DEPTH}")
+                raise StructureError(f"values nested deeper than {_MAX_DEPTH}", bound=True)
             self.container(t == ord("{"), depth + 1, keys)
         else:
             raise StructureError(f"byte 0x{t:02x} at offset {self.pos - 1} is not a UBJSON type")
@@ -90,7 +90,7 @@ class _Walk:
         if typed is not None and typed in _FIXED and not is_object:
             self.items += n or 0  # a typed array of numbers: skipped by its declared size
             if self.items > _MAX_ITEMS:
-                raise StructureError(f"more than {_MAX_ITEMS} values")
+                raise StructureError(f"more than {_MAX_ITEMS} values", bound=True)
             self.skip((n or 0) * _FIXED[typed])
             return
         done = 0
@@ -122,7 +122,9 @@ def scan_ubjson(blob: Blob, ctx: ScanContext) -> None:
             if walk.pos < blob.size:
                 raise StructureError(f"{blob.size - walk.pos} byte(s) after the UBJSON value")
         except StructureError as exc:
-            ctx.fail(blob.location, f"UBJSON: {exc}")
+            # XGBoost's UBJSON reader (the only loader of these files) throws on a malformed document before
+            # any of it is used as a model; nothing in UBJSON is code
+            ctx.fail(blob.location, f"UBJSON: {exc}", misread=not exc.bound)
             return
     if not keys >= _XGBOOST_KEYS:
         ctx.fail(
