@@ -57,6 +57,16 @@ def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _json_somehow(raw: bytes) -> bool:
+    """Whether a header that is not UTF-8 is JSON to a reader that decodes leniently (invalid bytes replaced, as
+    a browser's TextDecoder does): such a header is read differently by different parsers (LW-MODEL-037)."""
+    try:
+        json.loads(raw.decode("utf-8", "replace"))
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
 def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     loc = blob.location
@@ -83,6 +93,11 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
+        if not _json_somehow(raw):
+            # no decoding makes it JSON: every safetensors reader rejects it, so the first bytes (a header
+            # length, then "{") only looked like safetensors; random int64 tensor bytes do about once in 256
+            ctx.fail(loc, "safetensors header is neither UTF-8 nor JSON", misread=True)
+            return None
         ctx.fail(loc, "safetensors header is not UTF-8")
         return "header is not UTF-8"
     try:
@@ -90,8 +105,10 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     except _DupError as exc:
         return f"duplicate key '{str(exc)[:100]}' in header"
     except (ValueError, RecursionError):
-        ctx.fail(loc, "safetensors header is not valid JSON")
-        return "header is not valid JSON"
+        # json.loads is the most lenient of the readers (NaN, big numbers, lone surrogate escapes, nesting to the
+        # recursion limit where serde_json stops at 128): what it rejects, every safetensors reader rejects
+        ctx.fail(loc, "safetensors header is not valid JSON", misread=True)
+        return None
     if not isinstance(header, dict):
         return "header is not a JSON object"
     if _LONE_SURROGATE.search(text) and _has_surrogate(header):

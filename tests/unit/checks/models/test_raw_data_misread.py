@@ -110,6 +110,11 @@ def _protobuf_wire(raw: bytes) -> Any:
     return descriptor_pb2.FileDescriptorProto.FromString(raw)
 
 
+def _safetensors_load(raw: bytes) -> Any:
+    st = pytest.importorskip("safetensors.numpy")
+    return st.load(raw)
+
+
 def _zstd_load(raw: bytes) -> Any:
     zstandard = pytest.importorskip("zstandard")
     return zstandard.ZstdDecompressor().decompressobj().decompress(raw)
@@ -140,6 +145,16 @@ _MISREADINGS: dict[str, tuple[bytes, Callable[[bytes], Any] | None]] = {
     "onnx-field-zero-in-graph": (b"\x08\x07\x3a\x02\x00\x01", _onnx_load),
     # random float16 bytes began so: a SavedModel whose meta graph (field 2) is longer than the file
     "tf-saved-model-past-end": (bytes.fromhex("12bc233ae83cf4bcd63a682d"), _protobuf_wire),
+    # int64 tensors of small values: a first value that fits the file, then a value whose low byte is "{"
+    # (about one small int64 file in 256); the header is then not UTF-8, or not JSON
+    "safetensors-not-utf8": (
+        bytes.fromhex("2000000000000000 7b92000000000000 e803000000000000"),
+        _safetensors_load,
+    ),
+    "safetensors-not-json": (
+        bytes.fromhex("1000000000000000 7b4a000000000000 0500000000000000"),
+        _safetensors_load,
+    ),
 }
 
 
@@ -170,6 +185,29 @@ def test_a_real_pickle_with_a_payload_named_as_external_data_is_flagged(tmp_path
     r = _scan(tmp_path)["T0"]
     assert r.verdict is not Verdict.CLEAN
     assert r.max_severity() is Severity.CRITICAL or r.max_severity() is Severity.HIGH, r.findings
+
+
+def test_a_safetensors_header_that_parsers_read_differently_is_kept(tmp_path: Path) -> None:
+    """A header that is JSON once its invalid UTF-8 is replaced (a lenient reader loads it, the Rust one refuses it)
+    is no misreading: the finding stays when a model names the file as data."""
+    header = b'{"w\xff": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]}}'
+    raw = len(header).to_bytes(8, "little") + header + b"\x00" * 4
+    _model_naming(tmp_path, {"T0": raw})
+    r = _scan(tmp_path)["T0"]
+    assert r.verdict is not Verdict.CLEAN
+    assert {f.rule_id for f in r.findings} == {"LW-MODEL-037"}, r.findings
+
+
+def test_misreadings_of_large_streamed_files_are_clean_too(tmp_path: Path) -> None:
+    """Over 1 MiB a file is streamed, not read whole: the same readers mark the same misreadings."""
+    tail = bytes(np.random.default_rng(3).standard_normal(300_000).astype("<f4").tobytes())
+    files = {
+        k: _MISREADINGS[k][0] + tail for k in ("msgpack-past-end", "zlib-default", "onnx-graph-past-end")
+    }
+    _model_naming(tmp_path, files)
+    assert {n: r.verdict for n, r in _scan(tmp_path).items()} == dict.fromkeys(
+        [*files, "model.onnx"], Verdict.CLEAN
+    )
 
 
 def test_a_truncated_pickle_named_as_external_data_stays_unverified(tmp_path: Path) -> None:
