@@ -29,7 +29,7 @@ from loopwarden.checks.models.detect import (
     data_kind,
     is_pickle_start,
     sniff,
-    tar_header,
+    tarfile_header,
 )
 from loopwarden.domain import Finding, Location
 
@@ -164,7 +164,7 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
         # head as a legacy pickle
         scan_zip_tail(blob, ctx, str(fmt))
-    if fmt is not Format.TAR and tar_header(blob.head(512)):
+    if fmt is not Format.TAR and tarfile_header(blob.head(512)):
         ctx.add(
             rules.DisguisedFormat,
             "the file is also a tar archive (its first block is a valid tar header): tarfile, and torch.load's "

@@ -254,3 +254,48 @@ def test_a_misread_file_nobody_names_as_data_stays_unverified(tmp_path: Path) ->
     (tmp_path / "T1").write_bytes(b"\x78\x9c" + _tail())
     results = _scan(tmp_path)
     assert {n: r.verdict for n, r in results.items()} == {"T0": Verdict.UNVERIFIED, "T1": Verdict.UNVERIFIED}
+
+
+def _small_int64(seed: int) -> bytes:
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(8, 800))
+    return bytes(rng.integers(0, 50000, n).astype("<i8").tobytes())
+
+
+def test_int64_bytes_whose_checksum_matches_by_chance_are_no_tar(tmp_path: Path) -> None:
+    """Small int64 values can sum so that the first block's checksum matches (its field reads as 0, the signed
+    byte sum too), while its other fields are no octal numbers: tarfile refuses the file at offset 0, so it is
+    not reported as also being a tar archive, and named as data it is clean."""
+    import io
+    import tarfile
+
+    raw = _small_int64(1236)
+    from loopwarden.checks.models.detect import tar_header
+
+    assert tar_header(raw[:512])  # the checksum matches
+    with pytest.raises(tarfile.ReadError), tarfile.open(fileobj=io.BytesIO(raw), mode="r:"):
+        pass
+    (tmp_path / "alone").mkdir()
+    (tmp_path / "alone" / "T0").write_bytes(raw)
+    (only,) = _scan(tmp_path / "alone").values()
+    assert not only.findings, only.findings
+    (tmp_path / "named").mkdir()
+    _model_naming(tmp_path / "named", {"T0": raw})
+    assert _scan(tmp_path / "named")["T0"].verdict is Verdict.CLEAN
+
+
+def test_a_first_block_tarfile_reads_is_still_reported(tmp_path: Path) -> None:
+    """A real tar header at the start of a file of another format stays a finding (tarfile reads it as one)."""
+    import io
+    import tarfile
+
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.USTAR_FORMAT, encoding="latin-1") as tar:
+        info = tarfile.TarInfo("x\x9cdata.pkl")  # its name's bytes begin like a zlib header
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"N.\x00\x00"))
+    raw = buf.getvalue()
+    assert raw[:2] == b"\x78\x9c"
+    _model_naming(tmp_path, {"T0": raw})
+    r = _scan(tmp_path)["T0"]
+    assert r.verdict is not Verdict.CLEAN and "LW-MODEL-029" in {f.rule_id for f in r.findings}, r
