@@ -345,8 +345,8 @@ def test_real_onnx_and_gguf_files_stay_clean(tmp_path: Path) -> None:
     onnx = pytest.importorskip("onnx")
     from onnx import TensorProto, helper, numpy_helper
 
-    # seeded: unseeded random tensors began like a zlib header or a MessagePack value now and then, which the
-    # scanner reads as such (see test_external_data_that_begins_like_a_compressed_stream_is_data)
+    # seeded, so the test is deterministic: random tensor bytes sometimes begin like another format (a zlib header,
+    # a MessagePack value, pickle opcodes); test_raw_data_misread.py covers those readings of external data
     rng = np.random.default_rng(2026)
     inits = [
         numpy_helper.from_array(rng.random((16, 16)).astype(dt), f"T{i}")
