@@ -210,6 +210,25 @@ def test_misreadings_of_large_streamed_files_are_clean_too(tmp_path: Path) -> No
     )
 
 
+def test_a_pickle_payload_behind_a_misread_head_is_flagged(tmp_path: Path) -> None:
+    """LONG1 with a 161-byte argument is also a MessagePack map (0x8a) whose first key is a string (0xa1): the
+    MessagePack reading is a misreading, but a pickle loader runs the file from byte 0, and that reading's
+    finding keeps the file reported when a model names it as data."""
+    import subprocess
+    import sys
+
+    marker = tmp_path / "marker"
+    raw = b"\x8a\xa1" + b"\x01" * 161 + b"0" + b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
+    _model_naming(tmp_path, {"T0": raw})
+    load = f"import pickle; pickle.load(open({str(tmp_path / 'T0')!r}, 'rb'))"
+    subprocess.run([sys.executable, "-c", load], capture_output=True, timeout=60, check=True)
+    assert marker.exists()  # the real loader ran the payload
+    marker.unlink()
+    r = _scan(tmp_path)["T0"]
+    assert r.verdict is not Verdict.CLEAN
+    assert r.max_severity() is Severity.CRITICAL, r.findings
+
+
 def test_a_truncated_pickle_named_as_external_data_stays_unverified(tmp_path: Path) -> None:
     """A pickle loader runs such a stream from byte 0: a stream that could not be analysed to its end is no
     misreading, whatever names it as data."""
