@@ -318,3 +318,20 @@ def test_a_first_block_tarfile_reads_is_still_reported(tmp_path: Path) -> None:
     _model_naming(tmp_path, {"T0": raw})
     r = _scan(tmp_path)["T0"]
     assert r.verdict is not Verdict.CLEAN and "LW-MODEL-029" in {f.rule_id for f in r.findings}, r
+
+
+@pytest.mark.parametrize("kind", ["msgpack-extra-bytes", "zlib-default", "safetensors-not-utf8"])
+def test_misread_tensorflow_data_shards_are_clean_beside_their_index(tmp_path: Path, kind: str) -> None:
+    """A checkpoint index names its data shards as raw data the same way: a misread shard is clean beside it, and
+    unverified alone."""
+    from test_tensorflow import checkpoint_index  # the sibling test module's tensor-bundle index
+
+    (tmp_path / "variables.index").write_bytes(checkpoint_index(1))
+    (tmp_path / "variables.data-00000-of-00001").write_bytes(_MISREADINGS[kind][0] + _tail())
+    results = _scan(tmp_path)
+    assert {n: r.verdict for n, r in results.items()} == {
+        "variables.index": Verdict.CLEAN,
+        "variables.data-00000-of-00001": Verdict.CLEAN,
+    }
+    (alone,) = scan_paths([str(tmp_path / "variables.data-00000-of-00001")], jobs=1).targets
+    assert alone.verdict is Verdict.UNVERIFIED
