@@ -78,7 +78,8 @@ def test_many_random_raw_tensors_named_as_external_data_are_never_unverified(tmp
     for name, r in kept.items():
         assert files[name][0] in _OPCODE_BYTES, (name, r.reason, r.findings)
         assert {f.rule_id for f in r.findings} & {"LW-MODEL-010", "LW-MODEL-012"}, (name, r.findings)
-    assert len(kept) <= 6, sorted(kept)
+    # with these seeds, one: t1730 opens ") } EXT2", an unregistered extension code (LW-MODEL-010)
+    assert set(kept) <= {"t1730.bin"}, sorted(kept)
 
 
 def _tail(seed: int = 7, n: int = 256) -> bytes:
