@@ -1438,6 +1438,9 @@ class _VM:
         # the fields dicts of built numpy dtypes, by id (held): numpy keeps the dict, so a later store changes the
         # dtype's layout (see _fields_store)
         self.dtype_fields: dict[int, tuple[_Dict, _Call, tuple[Any, ...]]] = {}
+        # numpy dtypes and arrays taken from the memo (or duplicated) before their BUILD, by id (held): whatever took
+        # the copy may rely on what the BUILD then changes (see _rebuilt)
+        self.reused: dict[int, _Call] = {}
 
     # -- findings --
 
@@ -1752,6 +1755,8 @@ class _VM:
                                 value.pending[0] += 1
                             elif type(value) is str and self.fetched is not None:
                                 self.fetched[id(value)] = value
+                        if type(value) is _Call and value.state is None:
+                            self._reuse(value)
                         continue
                     elif op == 0x71:  # BINPUT
                         memo[buf[p]] = stack[-1]
@@ -1772,6 +1777,8 @@ class _VM:
                                 value.pending[0] += 1
                             elif type(value) is str and self.fetched is not None:
                                 self.fetched[id(value)] = value
+                        if type(value) is _Call and value.state is None:
+                            self._reuse(value)
                         continue
                     elif op == 0x7D:  # EMPTY_DICT
                         append(_Dict())
@@ -2973,8 +2980,11 @@ class _VM:
                         off,
                         self._ev({"state": _short(state), "value": _short(planted[1])}),
                     )
+            prior = obj.state
             obj.state = state
             self._plant(obj, state)
+            if prior is not None or self.reused:
+                self._rebuilt(obj, prior, state, off)
             func = obj.func
             if type(func) is _Ref:
                 if func.canon == "torch.ScriptObject":
@@ -3016,6 +3026,33 @@ class _VM:
         elif isinstance(obj, _Unknown | _Wrapper):
             self.coll.hit(*self._setstate_hit(obj, off))
         return stack
+
+    def _rebuilt(self, obj: _Call, prior: Any, state: Any, off: int) -> None:
+        """A BUILD on a numpy dtype or array that already had one, or that was copied from the memo before it:
+        ``__setstate__`` changes the object in place, and what was built on it meanwhile keeps relying on the old
+        state. A structured dtype keeps its fields' dtypes, so a field's item size grown afterwards reads past the
+        outer item; an array keeps its dtype, so a larger item size reads past its data; a view keeps the array's
+        data pointer, which a second BUILD frees. Each state is checked when it is given, but not against what
+        already holds the object, so the file fails closed: numpy's pickles build each object once, right after
+        making it (and an array's first state replaces an empty one, which no view can reach)."""
+        kind = _rebuild_kind(obj)
+        if kind is None:
+            return
+        if prior is None:
+            if self.reused.get(id(obj)) is not obj or (kind == "ndarray" and _empty_made(obj)):
+                return
+            how = "after a copy of it was taken from the memo"
+        else:
+            how = "a second time"
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            f"numpy.{kind}:rebuilt",
+            f"BUILD sets the state of a numpy {kind} {how}: numpy changes it in place, under the dtypes, arrays and "
+            "views already built on it, which then read or write outside their memory (numpy never writes this)",
+            off,
+            self._ev({"state": _short(state), "previous": _short(prior)}),
+        )
 
     def _setstate_hit(self, obj: Any, off: int) -> tuple[Any, ...]:
         """The finding for a BUILD on an object made at load time, whose ``__setstate__`` the analysis cannot see."""
@@ -5169,7 +5206,15 @@ class _VM:
             raise _MalformedError("DUP on an empty stack", off)
         stack.append(stack[-1])
         self._copied(stack[-1])
+        if type(stack[-1]) is _Call and stack[-1].state is None:
+            self._reuse(stack[-1])
         return stack
+
+    def _reuse(self, value: _Call) -> None:
+        """A second copy of an object not yet given its state (memo GET, DUP): for a numpy dtype or array, what
+        takes the copy may rely on it before the BUILD changes it (see :meth:`_rebuilt`)."""
+        if _rebuild_kind(value) is not None:
+            self.reused[id(value)] = value
 
     @staticmethod
     def _copied(value: Any) -> None:
@@ -5193,6 +5238,8 @@ class _VM:
             raise _MalformedError(f"GET of undefined memo entry {idx}", off)
         stack.append(memo[idx])
         self._copied(memo[idx])
+        if type(memo[idx]) is _Call and memo[idx].state is None:
+            self._reuse(memo[idx])
         if self.fetched is not None and type(memo[idx]) is str:
             self.fetched[id(memo[idx])] = memo[idx]
         return stack
@@ -6293,6 +6340,32 @@ def _instance_class(obj: _Call) -> str | None:
         first = obj.args[0] if obj.args else None
         return first.canon if type(first) is _Ref else None
     return func.canon
+
+
+def _rebuild_kind(obj: _Call) -> str | None:
+    """``"dtype"`` or ``"ndarray"`` for an object whose BUILD numpy's ``__setstate__`` applies in place."""
+    func = obj.func
+    if type(func) is not _Ref:
+        return None
+    if func.canon in _DTYPE_CTORS:
+        return "dtype"
+    if func.canon in _ARRAY_REBUILDS or _instance_class(obj) in _NDARRAY_CLASSES:
+        return "ndarray"
+    return None
+
+
+def _empty_made(obj: _Call) -> bool:
+    """Whether an array was made with no elements (``_reconstruct(cls, (0,), b"b")``, as numpy pickles every
+    array; ``_mareconstruct`` likewise): no view of it reaches memory that its first BUILD could free."""
+    args = obj.args
+    if type(obj.func) is not _Ref or type(args) is not tuple:
+        return False
+    at = {"numpy.core.multiarray._reconstruct": 1, "numpy.ma.core._mareconstruct": 2}.get(obj.func.canon)
+    if at is None or len(args) <= at:
+        return False
+    shape = args[at]
+    dims = (shape,) if type(shape) is int else shape
+    return type(dims) is tuple and any(type(d) is int and d == 0 for d in dims)
 
 
 def _bounded_decompress(name: str, data: bytes) -> bytes | None:

@@ -1,0 +1,148 @@
+"""Round 14: objects changed after the scanner checked them.
+
+numpy's ``dtype.__setstate__`` and ``ndarray.__setstate__`` change the object in place. A BUILD that reaches a dtype
+or an array again through the memo after something was built on it (a structured dtype holding it as a field's
+dtype, a view holding the array's data pointer) left that something relying on the old state: each state was
+checked when it was given, never against what already held the object, and the files below were clean while the
+real unpickler crashed. numpy's own pickles build each dtype and array once, right after making it.
+"""
+
+from __future__ import annotations
+
+import pickle
+import struct
+import subprocess
+import sys
+
+import pytest
+
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+
+def _killed_loading(data: bytes, use: str) -> bool:
+    """Whether ``pickle.loads(data)`` followed by ``use`` (of ``loaded``) kills a child process by a signal."""
+    code = f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {use}"
+    run = subprocess.run(
+        [sys.executable, "-c", code], input=data, capture_output=True, timeout=120, check=False
+    )
+    return run.returncode < 0
+
+
+def _rebuilt(data: bytes, kind: str) -> bool:
+    return any(
+        f.rule_id == "LW-MODEL-017"
+        and f.severity is Severity.HIGH
+        and f"state of a numpy {kind}" in f.message
+        for f in analyze_pickle_bytes(data).findings
+    )
+
+
+def _memo_index(data: bytes, after: bytes) -> int:
+    """The BINPUT index of the object the first REDUCE at or after ``after`` makes."""
+    at = data.index(b"Rq", data.index(after))
+    return data[at + 2]
+
+
+# --- a field's dtype rebuilt after the structured dtype holding it was checked -----------------------------------
+
+
+def _structured(inner_edit: bytes, *, before_outer: bool = False) -> tuple[bytes, bytes]:
+    """numpy's pickle of a two-field structured array whose ``V8`` field dtype gets ``inner_edit`` (run with the
+    field dtype on top of the stack) after the outer dtype's BUILD; ``before_outer``: the field dtype is left
+    without its own BUILD, which the edit then gives it."""
+    np = pytest.importorskip("numpy")
+    data = pickle.dumps(np.zeros(2, dtype=[("a", "V8"), ("b", "<i4")]), protocol=2)
+    inner = _memo_index(data, b"X\x02\x00\x00\x00V8")
+    if before_outer:
+        own = data.index(b"(K\x03h", data.index(b"X\x02\x00\x00\x00V8"))
+        end = data.index(b"tq", own) + 4  # the field dtype's state tuple, its BINPUT and its BUILD
+        assert data[end - 1 : end] == b"b"
+        data = data[:own] + data[end:]
+    built = data.index(b"K\x0cK\x01K\x10tq") + 10  # just after the structured dtype's BUILD
+    return data, data[:built] + b"h" + bytes([inner]) + inner_edit + b"0" + data[built:]
+
+
+_GROWN = b"(K\x03X\x01\x00\x00\x00|NNNJ\x00\x00\x00\x10K\x01K\x00tb"  # V8 state with a 256 MiB item size
+
+
+def test_a_field_dtype_rebuilt_after_the_structured_dtype_is_reported() -> None:
+    """The field dtype's item size grown to 256 MiB by a second BUILD after the 12-byte structured dtype was
+    checked: numpy keeps the field's dtype object, so reading field ``a`` copies 256 MiB from a 24-byte array."""
+    plain, evil = _structured(_GROWN)
+    assert not analyze_pickle_bytes(plain).findings
+    assert _rebuilt(evil, "dtype")
+    assert _killed_loading(evil, "print(len(loaded['a'].tobytes()))")
+
+
+def test_a_field_dtype_first_built_after_the_structured_dtype_is_reported() -> None:
+    """The same with the field dtype's only BUILD moved after the outer one (through the memo)."""
+    _, evil = _structured(_GROWN, before_outer=True)
+    assert _rebuilt(evil, "dtype")
+    assert _killed_loading(evil, "print(len(loaded['a'].tobytes()))")
+
+
+def test_a_dtype_rebuilt_to_the_same_state_is_still_reported() -> None:
+    """Which later state is harmless is not judged: numpy never writes a second BUILD (fail closed)."""
+    _, evil = _structured(b"(K\x03X\x01\x00\x00\x00|NNNK\x08K\x01K\x00tb")
+    assert _rebuilt(evil, "dtype")
+
+
+# --- an array rebuilt under a view of its data --------------------------------------------------------------------
+
+
+def _array_with_view(count: int = 1 << 15, *, made: int | None = None) -> bytes:
+    """An array of ``count`` float64, a view ``numpy.ndarray((count,), "f8", array)`` of it returned, and a second
+    BUILD on the array (through the memo) that gives it one element: numpy frees the data the view reads.
+    ``made``: the array is made by ``_reconstruct`` with that many bytes, viewed, and only then built."""
+    np = pytest.importorskip("numpy")
+    data = pickle.dumps(np.ones(count), protocol=3)
+    assert data.endswith(b"b.")
+    array = _memo_index(data, b"_reconstruct")
+    dtype = _memo_index(data, b"cnumpy\ndtype\n")
+    if made is not None:
+        shape = data.index(b"K\x00\x85", data.index(b"_reconstruct"))
+        data = data[:shape] + b"J" + struct.pack("<i", made) + data[shape + 2 :]
+        state = data.index(b"(K\x01", shape)
+        body, state_ops = data[:state], data[state:-1]
+    else:
+        body, state_ops = data[:-1], b""
+    h_array, h_dtype = b"h" + bytes([array]), b"h" + bytes([dtype])
+    # numpy.ndarray takes the dtype's name; ``_reconstruct`` makes bytes (``b``)
+    kind, size = (b"f8", count) if made is None else (b"u1", made)
+    view = (
+        b"cnumpy\nndarray\n(J" + struct.pack("<i", size) + b"\x85X\x02\x00\x00\x00" + kind + h_array + b"tR"
+    )
+    if made is not None:
+        return body + b"0" + view + h_array + state_ops + b"0."
+    rebuild = h_array + b"(K\x01K\x01\x85" + h_dtype + b"\x89C\x08" + bytes(8) + b"tb0"
+    return body + b"0" + view + rebuild + b"."
+
+
+def test_an_array_rebuilt_under_a_view_is_reported() -> None:
+    evil = _array_with_view()
+    assert _rebuilt(evil, "ndarray")
+    assert _killed_loading(evil, "print(loaded.sum())")
+
+
+def test_an_array_made_with_elements_and_built_after_a_view_is_reported() -> None:
+    """``_reconstruct`` made with a MiB of bytes, a view taken, then the array's only BUILD: numpy frees the
+    buffer the view reads."""
+    evil = _array_with_view(made=1 << 20)
+    assert _rebuilt(evil, "ndarray")
+    assert _killed_loading(evil, "print(loaded.sum())")
+
+
+def test_numpy_pickles_of_shared_dtypes_and_arrays_stay_clean() -> None:
+    """numpy's own pickles: a dtype shared by fields and arrays, an array listed twice, an object array holding
+    itself (its element list takes the array from the memo before its BUILD, made empty by ``_reconstruct``)."""
+    np = pytest.importorskip("numpy")
+    shared = np.dtype("V8")
+    a = np.zeros(3, dtype=[("a", shared), ("b", shared), ("c", "<i4")])
+    b = np.zeros(2, dtype=a.dtype)
+    itself = np.empty(2, dtype=object)
+    itself[0], itself[1] = itself, a
+    masked = np.ma.masked_array([1.0, 2.0], mask=[True, False])
+    for protocol in (2, 3, 4, 5):
+        data = pickle.dumps({"a": a, "b": b, "again": a, "itself": itself, "m": masked}, protocol=protocol)
+        assert not analyze_pickle_bytes(data).findings, protocol
