@@ -146,3 +146,66 @@ def test_numpy_pickles_of_shared_dtypes_and_arrays_stay_clean() -> None:
     for protocol in (2, 3, 4, 5):
         data = pickle.dumps({"a": a, "b": b, "again": a, "itself": itself, "m": masked}, protocol=protocol)
         assert not analyze_pickle_bytes(data).findings, protocol
+
+
+# --- a bytearray resized under the array built on its memory ------------------------------------------------------
+
+
+def _bytearray_array(store: bytes, *, made: bytes | None = None, count: int = 1 << 17) -> bytes:
+    """Protocol 5: ``numpy.ndarray((count,), "f8", ba)`` over a bytearray ``ba`` (BYTEARRAY8, or ``made``) kept
+    in memo 0, then ``store`` run with ``ba`` on top of the stack; the array is returned."""
+    ba = made if made is not None else b"\x96" + struct.pack("<Q", count * 8) + bytes(count * 8)
+    return (
+        b"\x80\x05cnumpy\nndarray\n(J"
+        + struct.pack("<i", count)
+        + b"\x85X\x02\x00\x00\x00f8"
+        + ba
+        + b"q\x00tR"
+        b"h\x00" + store + b"0."
+    )
+
+
+_GROW = (
+    b"cbuiltins\nslice\nJ"
+    + struct.pack("<i", 8 << 17)
+    + b"NN\x87RB"
+    + struct.pack("<I", 8 << 20)
+    + bytes(8 << 20)
+    + b"s"
+)
+
+
+def test_a_bytearray_resized_under_an_array_is_reported() -> None:
+    """numpy.ndarray(shape, dtype, buffer) keeps a bytearray's memory without holding its export: a slice
+    assignment that grows the bytearray by 8 MiB moves it, and the array reads the freed MiB."""
+    pytest.importorskip("numpy")
+    evil = _bytearray_array(_GROW)
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH for f in findings), findings
+    assert _killed_loading(evil, "print(loaded.sum())")
+
+
+@pytest.mark.parametrize(
+    "store",
+    [
+        b"K\x01a",  # bytearray.append
+        b"(K\x01K\x02e",  # bytearray.extend
+        b"(cbuiltins\nslice\nNNN\x87RC\x00u",  # SETITEMS: emptied
+    ],
+)
+def test_every_store_into_a_bytearray_is_reported(store: bytes) -> None:
+    findings = analyze_pickle_bytes(_bytearray_array(store, count=4)).findings
+    assert any(f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH for f in findings), findings
+
+
+def test_a_store_into_a_bytearray_made_at_load_time_is_reported() -> None:
+    made = b"cbuiltins\nbytearray\nJ" + struct.pack("<i", 32) + b"\x85R"
+    findings = analyze_pickle_bytes(_bytearray_array(b"K\x01a", made=made, count=4)).findings
+    assert any(f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH for f in findings), findings
+
+
+def test_pickled_bytearrays_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    value = {"raw": bytearray(b"abc" * 100), "array": np.arange(6.0).reshape(2, 3)}
+    for protocol in (2, 3, 4, 5):
+        assert not analyze_pickle_bytes(pickle.dumps(value, protocol=protocol)).findings, protocol

@@ -1222,6 +1222,9 @@ def _describe(func: Any, depth: int = 0) -> str:
 
 
 _MAX_UNWRAP: Final = 32
+_BYTE_VALUES: Final = frozenset({bytes, bytearray, _Big})
+"""How the VM holds a bytearray (as bytes; a large one as a ``_Big``): stores into one are judged (see
+``_VM._buffer_store``)."""
 _IDENTITY_BUILDERS: Final = frozenset({"builtins.bytes", "builtins.bytearray", "io.BytesIO"})
 """String builders of ``_VM._pure`` that return their argument (nothing new is made)."""
 _IMPORT_OPS: Final = frozenset({"GLOBAL", "STACK_GLOBAL"})
@@ -1740,6 +1743,8 @@ class _VM:
                                 self._drop(target, len(items) - max(room, 0))
                         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "APPENDS", r.base + p - 1)
+                        elif type(target) in _BYTE_VALUES:
+                            self._buffer_store("APPENDS", r.base + p - 1)
                         continue
                 elif op < 0x80:
                     if op == 0x72:  # LONG_BINPUT
@@ -1804,6 +1809,8 @@ class _VM:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is list:
                             self._list_store(target, items, r.base + p - 1)
+                        elif type(target) in _BYTE_VALUES:
+                            self._buffer_store("SETITEMS", r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
@@ -4805,6 +4812,8 @@ class _VM:
                 off,
                 self._ev({"how": op}),
             )
+        elif canon == "builtins.bytearray" and op != "ADDITEMS":
+            self._buffer_store(op, off)  # a bytearray the VM could not make from constants
         elif op == "ADDITEMS" and canon not in ("builtins.set", "builtins.frozenset"):
             desc = _describe(target)
             self.coll.hit(
@@ -5070,6 +5079,8 @@ class _VM:
                 self._drop(target, 1)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "APPEND", off)
+        elif type(target) in _BYTE_VALUES:
+            self._buffer_store("APPEND", off)
         return stack
 
     def _drop(self, target: list[Any], count: int) -> None:
@@ -5124,7 +5135,25 @@ class _VM:
             self._item_on(target, "SETITEM", off)
         elif type(target) is list:
             self._list_store(target, [key, value], off)
+        elif type(target) in _BYTE_VALUES:
+            self._buffer_store("SETITEM", off)
         return stack
+
+    def _buffer_store(self, op: str, off: int) -> None:
+        """SETITEM(S) or APPEND(S) on bytes the VM holds: ``bytes`` refuse it (the loader stops), but a
+        ``bytearray`` (BYTEARRAY8, ``builtins.bytearray``, which the VM keeps as bytes) runs its item assignment,
+        ``append`` or ``extend``, and a slice key or an append resizes it. ``numpy.ndarray(shape, dtype, buffer)``
+        keeps the bytearray's memory without holding its buffer export, so after the resize the array reads and
+        writes freed memory (numpy 2.4: a crash). No pickler writes a store into a bytearray."""
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            f"{op}:bytearray",
+            f"{op} on a bytearray changes it in place (a slice assignment or an append resizes it): arrays built on "
+            "its memory (numpy.ndarray(..., buffer=...)) then read and write freed memory",
+            off,
+            self._ev({"how": op}),
+        )
 
     def _fields_store(self, target: _Dict, off: int) -> None:
         """A store into the fields dict of a numpy dtype already built: the dtype's layout as it now stands is
