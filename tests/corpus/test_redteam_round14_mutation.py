@@ -47,10 +47,11 @@ def _memo_index(data: bytes, after: bytes) -> int:
 # --- a field's dtype rebuilt after the structured dtype holding it was checked -----------------------------------
 
 
-def _structured(inner_edit: bytes, *, before_outer: bool = False) -> tuple[bytes, bytes]:
+def _structured(inner_edit: bytes, *, before_outer: bool = False, alias: bool = False) -> tuple[bytes, bytes]:
     """numpy's pickle of a two-field structured array whose ``V8`` field dtype gets ``inner_edit`` (run with the
     field dtype on top of the stack) after the outer dtype's BUILD; ``before_outer``: the field dtype is left
-    without its own BUILD, which the edit then gives it."""
+    without its own BUILD, which the edit then gives it; ``alias``: the edit gets ``numpy.dtype(field dtype)``,
+    which numpy returns as the field dtype itself."""
     np = pytest.importorskip("numpy")
     data = pickle.dumps(np.zeros(2, dtype=[("a", "V8"), ("b", "<i4")]), protocol=2)
     inner = _memo_index(data, b"X\x02\x00\x00\x00V8")
@@ -60,7 +61,10 @@ def _structured(inner_edit: bytes, *, before_outer: bool = False) -> tuple[bytes
         assert data[end - 1 : end] == b"b"
         data = data[:own] + data[end:]
     built = data.index(b"K\x0cK\x01K\x10tq") + 10  # just after the structured dtype's BUILD
-    return data, data[:built] + b"h" + bytes([inner]) + inner_edit + b"0" + data[built:]
+    field = b"h" + bytes([inner])
+    if alias:
+        field = b"cnumpy\ndtype\n" + field + b"\x85R"
+    return data, data[:built] + field + inner_edit + b"0" + data[built:]
 
 
 _GROWN = b"(K\x03X\x01\x00\x00\x00|NNNJ\x00\x00\x00\x10K\x01K\x00tb"  # V8 state with a 256 MiB item size
@@ -86,6 +90,96 @@ def test_a_dtype_rebuilt_to_the_same_state_is_still_reported() -> None:
     """Which later state is harmless is not judged: numpy never writes a second BUILD (fail closed)."""
     _, evil = _structured(b"(K\x03X\x01\x00\x00\x00|NNNK\x08K\x01K\x00tb")
     assert _rebuilt(evil, "dtype")
+
+
+def test_a_field_dtype_rebuilt_through_numpy_dtype_of_it_is_reported() -> None:
+    """``numpy.dtype(d)`` returns ``d``: the BUILD on the call's result is a second BUILD on the field dtype."""
+    _, evil = _structured(_GROWN, alias=True)
+    assert _rebuilt(evil, "dtype")
+    assert _killed_loading(evil, "print(len(loaded['a'].tobytes()))")
+
+
+# --- a field dtype spelled otherwise than numpy writes it --------------------------------------------------------
+
+
+def _u(text: str) -> bytes:
+    return b"X" + struct.pack("<I", len(text)) + text.encode()
+
+
+def _two_fields(field_a: bytes, offset: int) -> bytes:
+    """A 2-element array of a 12-byte structured dtype whose field ``a`` has the dtype ``field_a`` (pickle ops
+    that push it) at ``offset``, and field ``b`` an int32 at 8, built by hand."""
+    dtype = b"cnumpy\ndtype\n"
+    int32 = (
+        dtype
+        + b"("
+        + _u("i4")
+        + b"\x89\x88tR(K\x03"
+        + _u("<")
+        + b"NNNJ\xff\xff\xff\xffJ\xff\xff\xff\xffK\x00tb"
+    )
+    fields = (
+        b"}("
+        + _u("a")
+        + field_a
+        + b"J"
+        + struct.pack("<i", offset)
+        + b"\x86"
+        + _u("b")
+        + int32
+        + b"K\x08\x86u"
+    )
+    names = b"(" + _u("a") + _u("b") + b"t"
+    outer = (
+        dtype
+        + b"("
+        + _u("V12")
+        + b"\x89\x88tR(K\x03"
+        + _u("|")
+        + b"N"
+        + names
+        + fields
+        + b"K\x0cK\x01K\x10tb"
+    )
+    return (
+        b"\x80\x03cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+        b"(K\x01K\x02\x85" + outer + b"\x89C\x18" + bytes(24) + b"tb."
+    )
+
+
+def test_a_field_dtype_named_by_its_scalar_type_is_sized() -> None:
+    """``numpy.dtype(numpy.float64)`` as a field's dtype was not sized, and the field was not judged: at 256 MiB
+    past a 12-byte item it was clean, and numpy reads it there."""
+    np = pytest.importorskip("numpy")
+    by_type = b"cnumpy\ndtype\ncnumpy\nfloat64\n\x85R"
+    assert np.dtype(np.float64).itemsize == 8
+    assert not analyze_pickle_bytes(_two_fields(by_type, 0)).findings
+    evil = _two_fields(by_type, 1 << 28)
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
+    assert _killed_loading(evil, "print(loaded['a'].sum())")
+
+
+@pytest.mark.parametrize(
+    "field_a",
+    [
+        b"cnumpy\ndtype\ncnumpy\nlongdouble\n\x85R",  # its size depends on the platform
+        b"cnumpy\ndtype\ncbuiltins\nlen\n]\x85R\x85R",  # a spec computed at load time
+    ],
+)
+def test_a_field_dtype_the_analysis_cannot_size_is_unverified(field_a: bytes) -> None:
+    result = analyze_pickle_bytes(_two_fields(field_a, 0))
+    assert result.unverified is not None and "cannot size" in result.unverified, result
+
+
+def test_a_structured_dtype_spelled_as_a_list_is_judged() -> None:
+    """``numpy.dtype([("a", "<i4")])`` is a void dtype sized by its state, as numpy's own ``V4`` spec is."""
+    inner = (
+        b"cnumpy\ndtype\n]" + _u("x") + _u("<i4") + b"\x86a\x85R(K\x03" + _u("|") + b"N(" + _u("x") + b"t}("
+    )
+    inner += _u("x") + b"cnumpy\ndtype\n" + _u("i4") + b"\x85RJ\x00\x00\x00\x10\x86uK\x04K\x01K\x10tb"
+    findings = analyze_pickle_bytes(_two_fields(inner, 0)).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
 
 
 # --- an array rebuilt under a view of its data --------------------------------------------------------------------

@@ -1688,6 +1688,8 @@ class _VM:
                             )
                             # list(x), dict(x), str(x) ... of a rebuilt instance: see _VM._protocol_args
                             and not (args and func.canon in _PROTOCOL_TAKERS and _Call in map(type, args))
+                            # numpy.dtype(d) of a dtype: d itself (see _VM._call_modelled)
+                            and not (args and type(args[0]) is _Call and func.canon in _DTYPE_CTORS)
                         ):
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
@@ -2005,6 +2007,9 @@ class _VM:
                 self._handed(func, args, off, how)
             if name in _QCONFIGS:
                 self._qconfig_args(func, args, off, how)
+            if name in _DTYPE_CTORS and args and type(args[0]) is _Call and _rebuild_kind(args[0]) == "dtype":
+                # numpy.dtype(d) returns the dtype d itself: a BUILD on the result changes d (see _rebuilt)
+                return args[0]
             if name == "types.SimpleNamespace" and args:
                 # SimpleNamespace(mapping) (Python 3.13+) sets the mapping's (or the pairs') items as attributes
                 result = _Call(func, args)
@@ -2900,6 +2905,14 @@ class _VM:
                 self._pandas_tz(cls, args, off, how)  # Timestamp.__new__ is its constructor
             if cls.pending is not None and cls.canon == "torch.ScriptObject" and args == ():
                 cls.pending[1] += 1  # its state is judged at BUILD (_op_build)
+            if (
+                cls.canon in _DTYPE_CTORS
+                and type(args) is tuple
+                and args
+                and type(args[0]) is _Call
+                and _rebuild_kind(args[0]) == "dtype"
+            ):
+                return args[0]  # numpy.dtype.__new__(numpy.dtype, d) is d too
             made = _Call(cls, args if type(args) is tuple else ())
             if how == "NEWOBJ" and args == () and cls.pending is not None and cls.canon in LAMBDA_SCHEDULERS:
                 # a LambdaLR without its constructor: judged at the end, with its state (_lambda_schedulers)
@@ -4047,12 +4060,14 @@ class _VM:
         if type(version) is not int or not 1 <= version <= 4:
             return
         spec = dtype.args[0] if dtype.args else None
-        if type(spec) is str and _FLEXIBLE_SPEC.match(spec) and type(state[5]) is int:
+        if _flexible_spec(spec) and type(state[5]) is int:
             # numpy sets a flexible dtype's item size from the state, whatever it is
             itemsize: int | None = state[5]
         else:
             itemsize = _dtype_info(dtype)[0]
         if itemsize is None:
+            if fields is not None or subarray is not None:
+                self._layout_unread("a dtype", spec, off)
             return
         problem = None
         if itemsize < 0:
@@ -4082,6 +4097,9 @@ class _VM:
                     continue  # the title's entry: the same field under its title
                 size, has_object = _dtype_info(field[0])
                 if size is None:
+                    # a dtype the analysis cannot size (numpy writes every field's as a type code): its end is
+                    # not known, so neither is whether it stays inside the item
+                    self._layout_unread(f"field {_short(key)}", field[0], off)
                     continue
                 start = field[1]
                 if start < 0 or start + size > itemsize:
@@ -4103,6 +4121,8 @@ class _VM:
             base, shape = subarray
             dims = (shape,) if type(shape) is int else shape
             size = _dtype_info(base)[0]
+            if size is None:
+                self._layout_unread("a sub-array base", base, off)
             whole = (
                 size * math.prod(dims)
                 if size is not None and type(dims) is tuple and all(type(d) is int and d >= 0 for d in dims)
@@ -4121,6 +4141,15 @@ class _VM:
                 off,
                 self._ev({"itemsize": itemsize, "fields": _short(fields), "names": _short(names)}),
             )
+
+    def _layout_unread(self, what: str, dtype: Any, off: int) -> None:
+        """A structured dtype's layout the analysis cannot judge, because ``what`` has a dtype it cannot size:
+        whether its fields stay inside the item is not known (fail closed)."""
+        self.coll.unverified.append(
+            f"numpy dtype state at offset {off}: {what} has a dtype the analysis cannot size "
+            f"({_describe(dtype) if type(dtype) in (_Call, _Ref) else type(dtype).__name__}), so whether its "
+            "fields stay inside the item cannot be told"
+        )
 
     def _dtype_kind_state(self, dtype: _Call, state: Any, off: int) -> None:
         """What numpy's ``arraydescr_setstate`` assumes of a state for the dtype's kind: a datetime or timedelta
@@ -5664,7 +5693,7 @@ def _compressed_geometry(
     return problems, plain, nnz
 
 
-def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
+def _dtype_info(dtype: Any, depth: int = 0) -> tuple[int | None, bool]:
     """(itemsize, hasobject) of a symbolic ``numpy.dtype(spec, ...)`` and its BUILD state, as numpy has it.
 
     numpy ignores the state's size and flags for fixed-size kinds and honours them for flexible ones (``S``,
@@ -5677,10 +5706,19 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     if dtype.func.canon not in ("numpy.dtype", "numpy.core.multiarray.dtype"):
         return None, False
     spec = dtype.args[0]
-    m = _DTYPE_RE.match(spec) if type(spec) is str else None
-    if m is None:
+    if type(spec) is _Call and depth < 8:
+        return _dtype_info(spec, depth + 1)  # numpy.dtype(d) is d itself (normally the VM's call returns it)
+    if type(spec) is str:
+        m = _DTYPE_RE.match(spec)
+        if m is None:
+            return None, False
+        kind, size = m.group(1), int(m.group(2))
+    elif type(spec) is _Ref and spec.canon in _SCALAR_TYPES:
+        kind, size = _SCALAR_TYPES[spec.canon]
+    elif type(spec) in (list, tuple, _Dict):
+        kind, size = "V", 0  # a structured or sub-array spec: a void dtype sized by its fields
+    else:
         return None, False
-    kind, size = m.group(1), int(m.group(2))
     state = dtype.state
     elsize = state[5] if type(state) is tuple and len(state) >= 8 and type(state[5]) is int else -1
     flags = state[7] if type(state) is tuple and len(state) >= 8 and type(state[7]) is int else 0
@@ -5695,6 +5733,46 @@ def _dtype_info(dtype: Any) -> tuple[int | None, bool]:
     if kind == "U":
         return 4 * size, False
     return (size, False) if size > 0 else (None, False)
+
+
+_SCALAR_TYPES: Final = {
+    **dict.fromkeys(("numpy.bool", "numpy.bool_", "builtins.bool"), ("b", 1)),
+    **dict.fromkeys(("numpy.int8", "numpy.byte"), ("i", 1)),
+    **dict.fromkeys(("numpy.uint8", "numpy.ubyte"), ("u", 1)),
+    **dict.fromkeys(("numpy.int16", "numpy.short"), ("i", 2)),
+    **dict.fromkeys(("numpy.uint16", "numpy.ushort"), ("u", 2)),
+    **dict.fromkeys(("numpy.int32", "numpy.intc"), ("i", 4)),
+    **dict.fromkeys(("numpy.uint32", "numpy.uintc"), ("u", 4)),
+    **dict.fromkeys(("numpy.int64", "numpy.intp", "numpy.long", "numpy.longlong", "builtins.int"), ("i", 8)),
+    **dict.fromkeys(("numpy.uint64", "numpy.uintp", "numpy.ulong", "numpy.ulonglong"), ("u", 8)),
+    **dict.fromkeys(("numpy.float16", "numpy.half"), ("f", 2)),
+    **dict.fromkeys(("numpy.float32", "numpy.single"), ("f", 4)),
+    **dict.fromkeys(("numpy.float64", "numpy.double", "builtins.float"), ("f", 8)),
+    **dict.fromkeys(("numpy.complex64", "numpy.csingle"), ("c", 8)),
+    **dict.fromkeys(("numpy.complex128", "numpy.cdouble", "builtins.complex"), ("c", 16)),
+    **dict.fromkeys(("numpy.object_", "builtins.object"), ("O", 8)),
+    "numpy.datetime64": ("M", 8),
+    "numpy.timedelta64": ("m", 8),
+    # numpy pickles a record array's dtype as numpy.dtype(numpy.record): a structured void dtype
+    **dict.fromkeys(
+        ("numpy.void", "numpy.record", "numpy.rec.record", "numpy.core.records.record"), ("V", 0)
+    ),
+    **dict.fromkeys(("numpy.bytes_", "builtins.bytes"), ("S", 0)),
+    **dict.fromkeys(("numpy.str_", "builtins.str"), ("U", 0)),
+}
+"""What ``numpy.dtype(<type>)`` makes of the scalar types a pickle can name (64-bit Linux and macOS sizes): its
+kind and item size; a flexible kind of size 0 takes its size from the dtype's state. ``longdouble`` is left out
+(its size depends on the platform)."""
+
+
+def _flexible_spec(spec: Any) -> bool:
+    """Whether ``numpy.dtype(spec)`` is a flexible dtype (``S``, ``U``, ``V``: structured and sub-array dtypes),
+    whose item size numpy takes from its BUILD state."""
+    if type(spec) is str:
+        return bool(_FLEXIBLE_SPEC.match(spec))
+    if type(spec) is _Ref:
+        return _SCALAR_TYPES.get(spec.canon, ("?", 1))[1] == 0
+    return type(spec) in (list, tuple, _Dict)
 
 
 def _planted_args(args: tuple[Any, ...], deep: bool = False) -> list[_Call]:
@@ -6317,6 +6395,10 @@ def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
     spec = dtype.args[0]
     if type(spec) is str and _OBJECT_SPEC.fullmatch(spec):
         return True
+    if type(spec) is _Ref and _SCALAR_TYPES.get(spec.canon, ("", 0))[0] == "O":
+        return True
+    if type(spec) is _Call:
+        return _dtype_has_object(spec, state, depth + 1)  # numpy.dtype(d) is d
     state = dtype.state if state is None else state
     if type(state) is not tuple or len(state) < 5:
         return False
