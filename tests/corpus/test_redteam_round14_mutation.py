@@ -303,3 +303,79 @@ def test_pickled_bytearrays_stay_clean() -> None:
     value = {"raw": bytearray(b"abc" * 100), "array": np.arange(6.0).reshape(2, 3)}
     for protocol in (2, 3, 4, 5):
         assert not analyze_pickle_bytes(pickle.dumps(value, protocol=protocol)).findings, protocol
+
+
+# --- a checked array written after its check ----------------------------------------------------------------------
+
+
+def _tree_with(edit: bytes) -> bytes:
+    """A fitted scikit-learn decision tree's pickle with ``edit`` run just after its node array's BUILD (the node
+    array's memo index replaces ``{nodes}``): before the tree's own BUILD, which copies the nodes."""
+    import pickletools
+
+    np = pytest.importorskip("numpy")
+    tree = pytest.importorskip("sklearn.tree")
+    x = np.array([[0.0, 1.0], [1.0, 0.0], [2.0, 2.0], [3.0, 1.0]])
+    data = pickle.dumps(tree.DecisionTreeClassifier(random_state=0).fit(x, [0, 1, 0, 1]), protocol=2)
+    ops = list(pickletools.genops(data))
+    named = next(i for i, (op, arg, _) in enumerate(ops) if arg == "nodes")
+    made = next(i for i in range(named, len(ops)) if ops[i][0].name == "REDUCE")  # _reconstruct of the nodes
+    nodes = ops[made + 1][1]
+    depth, at = 0, made + 1
+    while True:  # the BUILD of the node array: the first BUILD at the depth its REDUCE left it
+        at += 1
+        name = ops[at][0].name
+        if name == "MARK":
+            depth += 1
+        elif name in ("TUPLE", "SETITEMS", "DICT", "LIST"):
+            depth -= 1
+        elif name == "BUILD" and depth == 0:
+            break
+    end = ops[at + 1][2]
+    return data[:end] + edit.replace(b"{nodes}", bytes([nodes])) + data[end:]
+
+
+_FEATURE = 1 << 40  # a feature index far past the two columns the tree reads
+
+
+def test_a_node_array_written_by_setitem_after_its_check_is_reported() -> None:
+    """``nodes[0] = (..., feature=2**40, ...)`` through the memo after the node array's check: the tree copies the
+    changed nodes at its BUILD, and ``predict`` reads the feature 8 TiB past the input row (SIGSEGV)."""
+    values = b"(\x8a\x01\x01\x8a\x01\x02\x8a\x06" + _FEATURE.to_bytes(6, "little")
+    values += (
+        b"G" + struct.pack(">d", 0.5) + b"G" + struct.pack(">d", 0.5) + b"K\x04G" + struct.pack(">d", 4.0)
+    )
+    values += b"K\x00t"
+    evil = _tree_with(b"h{nodes}K\x00" + values + b"s0")
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "writes into a numpy array" in f.message for f in findings)
+    assert _killed_loading(evil, "import numpy; print(loaded.predict(numpy.zeros((2, 2))))")
+    assert not analyze_pickle_bytes(_tree_with(b"")).findings
+
+
+def _feature_view() -> bytes:
+    """``numpy.ndarray((5,), "i8", nodes, 16, (64,))``: the feature field of every node, as int64."""
+    return b"cnumpy\nndarray\n(K\x05\x85X\x02\x00\x00\x00i8h{nodes}K\x10K\x40\x85tR"
+
+
+def test_a_ufunc_writing_into_a_view_of_a_node_array_is_reported() -> None:
+    """``numpy.add(view, 2**40, view)``: the ufunc's out argument is a view of the node array's feature field."""
+    evil = _tree_with(
+        _feature_view() + b"q\xf0cnumpy\nadd\n(h\xf0\x8a\x06" + _FEATURE.to_bytes(6, "little") + b"h\xf0tR00"
+    )
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "numpy.add" in f.message for f in findings), findings
+    assert _killed_loading(evil, "import numpy; print(loaded.predict(numpy.zeros((2, 2))))")
+
+
+def test_a_view_written_by_setitem_and_an_out_keyword_are_reported() -> None:
+    by_setitem = _tree_with(_feature_view() + b"K\x00\x8a\x06" + _FEATURE.to_bytes(6, "little") + b"s0")
+    # functools.partial(numpy.add, out=view)(view, 2**40)
+    keyword = _tree_with(
+        _feature_view()
+        + b"q\xf0cfunctools\npartial\ncnumpy\nadd\n\x85R(cnumpy\nadd\n)}X\x03\x00\x00\x00outh\xf0sNtb"
+        b"(h\xf0\x8a\x06" + _FEATURE.to_bytes(6, "little") + b"tR00"
+    )
+    for evil in (by_setitem, keyword):
+        findings = analyze_pickle_bytes(evil).findings
+        assert any(f.rule_id == "LW-MODEL-017" and "writes into a numpy array" in f.message for f in findings)

@@ -1690,6 +1690,8 @@ class _VM:
                             and not (args and func.canon in _PROTOCOL_TAKERS and _Call in map(type, args))
                             # numpy.dtype(d) of a dtype: d itself (see _VM._call_modelled)
                             and not (args and type(args[0]) is _Call and func.canon in _DTYPE_CTORS)
+                            # a numpy function given an array past its first argument may write into it
+                            and not (len(args) > 1 and func.canon in _NUMPY_CANON)
                         ):
                             self.calls += 1
                             if args and type(args[0]) is _Storage and func.canon in _TENSOR_REBUILDS:
@@ -1813,6 +1815,8 @@ class _VM:
                             self._list_store(target, items, r.base + p - 1)
                         elif type(target) in _BYTE_VALUES:
                             self._buffer_store("SETITEMS", r.base + p - 1)
+                        elif isinstance(target, _Unknown) and self._is_array(target):
+                            self._array_written(target, "SETITEMS", r.base + p - 1)
                         continue
                 elif op == 0x8C:  # SHORT_BINUNICODE
                     k = buf[p]
@@ -2007,6 +2011,8 @@ class _VM:
                 self._handed(func, args, off, how)
             if name in _QCONFIGS:
                 self._qconfig_args(func, args, off, how)
+            if name in _NUMPY_CANON and len(args) > 1:
+                self._numpy_writes(func, args, off, how)
             if name in _DTYPE_CTORS and args and type(args[0]) is _Call and _rebuild_kind(args[0]) == "dtype":
                 # numpy.dtype(d) returns the dtype d itself: a BUILD on the result changes d (see _rebuilt)
                 return args[0]
@@ -2412,6 +2418,15 @@ class _VM:
             ):
                 # its first field given by keyword: the same pairs as a positional one (see _model_output_call)
                 self._model_output_first(target, _UNKNOWN, off, f"{how} via functools.partial with keywords")
+            if (
+                type(kwargs) is _Dict
+                and kwargs.items
+                and type(target) is _Ref
+                and target.canon in _NUMPY_CANON
+            ):
+                # out= given by keyword: judged as an argument past the first
+                handed = (*pargs, *args, *(v for _, v in kwargs.items[:16]))
+                self._numpy_writes(target, (None, *handed) if not (pargs + args) else handed, off, how)
             if kwargs is not None and type(target) is _Ref and target.canon in _TORCH_ALLOCATORS:
                 self._torch_allocation(target, pargs + args, kwargs, off, f"{how} via functools.partial")
             result = self._call(target, pargs + args, off, f"{how} via functools.partial")
@@ -4843,6 +4858,8 @@ class _VM:
             )
         elif canon == "builtins.bytearray" and op != "ADDITEMS":
             self._buffer_store(op, off)  # a bytearray the VM could not make from constants
+        elif op in ("SETITEM", "SETITEMS") and self._is_array(target):
+            self._array_written(target, op, off)
         elif op == "ADDITEMS" and canon not in ("builtins.set", "builtins.frozenset"):
             desc = _describe(target)
             self.coll.hit(
@@ -5166,7 +5183,45 @@ class _VM:
             self._list_store(target, [key, value], off)
         elif type(target) in _BYTE_VALUES:
             self._buffer_store("SETITEM", off)
+        elif isinstance(target, _Unknown) and self._is_array(target):
+            self._array_written(target, "SETITEM", off)
         return stack
+
+    def _is_array(self, value: Any) -> bool:
+        """Whether ``value`` is a numpy array this stream built (a rebuild, a view made by ``numpy.ndarray(shape,
+        dtype, buffer)``, protocol 5's ``_frombuffer``, an array joblib reads)."""
+        if type(value) is _Call:
+            if _rebuild_kind(value) == "ndarray":
+                return True
+            if type(value.func) is _Ref and value.func.canon == "numpy.core.numeric._frombuffer":
+                return True
+        held = self.arrays.get(id(value))
+        return held is not None and held[0] is value
+
+    def _numpy_writes(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """A numpy function writes its result into an ``out`` argument: a ufunc's positional one after its inputs,
+        a reduction's fourth, any ``out=`` keyword. An array built in this stream, handed at any place but the
+        first (or inside a tuple there), may be written after its checks (see :meth:`_array_written`)."""
+        for value in args[1:16]:
+            for item in value[:16] if type(value) is tuple else (value,):
+                if self._is_array(item):
+                    self._array_written(item, f"{func.name} ({how})", off)
+                    return
+
+    def _array_written(self, array: Any, how: str, off: int) -> None:
+        """Something writes into a numpy array after it was built: the checks of its contents (a tree's node
+        array, a sparse matrix's indices, an object array's elements) judged what it held then, and the objects
+        holding it keep the array itself (a scikit-learn tree copies its nodes only at its own BUILD; a viewed
+        array shares the view's memory). No pickler writes into an array after building it: fail closed."""
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            "numpy.ndarray:written",
+            f"{how} writes into a numpy array built earlier in the pickle: its contents are no longer what the "
+            "checks of its node indices, sparse indices or elements judged",
+            off,
+            self._ev({"how": how, "array": _short(array)}),
+        )
 
     def _buffer_store(self, op: str, off: int) -> None:
         """SETITEM(S) or APPEND(S) on bytes the VM holds: ``bytes`` refuse it (the loader stops), but a
