@@ -169,7 +169,7 @@ def test_a_field_dtype_named_by_its_scalar_type_is_sized() -> None:
 )
 def test_a_field_dtype_the_analysis_cannot_size_is_unverified(field_a: bytes) -> None:
     result = analyze_pickle_bytes(_two_fields(field_a, 0))
-    assert result.unverified is not None and "cannot size" in result.unverified, result
+    assert result.unverified is not None and "cannot read or size" in result.unverified, result
 
 
 def test_a_structured_dtype_spelled_as_a_list_is_judged() -> None:
@@ -379,3 +379,61 @@ def test_a_view_written_by_setitem_and_an_out_keyword_are_reported() -> None:
     for evil in (by_setitem, keyword):
         findings = analyze_pickle_bytes(evil).findings
         assert any(f.rule_id == "LW-MODEL-017" and "writes into a numpy array" in f.message for f in findings)
+
+
+# --- a fields mapping or field spelled otherwise than numpy writes it ----------------------------------------------
+
+
+def _fields_as(spelling: bytes) -> bytes:
+    """``_two_fields`` with a float64 field ``a`` at 256 MiB and the fields dict literal replaced by ``spelling``
+    (ops that push an empty mapping the SETITEMS then fill)."""
+    data = _two_fields(b"cnumpy\ndtype\n" + _u("f8") + b"\x85R", 1 << 28)
+    assert data.count(b"}(") == 1
+    return data.replace(b"}(", spelling + b"(")
+
+
+def test_a_fields_ordered_dict_is_judged() -> None:
+    """numpy takes any dict subclass as a dtype's fields: an ``OrderedDict()`` filled by SETITEMS was not read,
+    and field ``a`` 256 MiB past a 12-byte item was clean (numpy reads it there)."""
+    pytest.importorskip("numpy")
+    evil = _fields_as(b"ccollections\nOrderedDict\n)R")
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
+    assert _killed_loading(evil, "print(loaded['a'].sum())")
+
+
+def test_a_fields_ordered_dict_changed_after_the_build_is_judged_again() -> None:
+    """The OrderedDict stays the dtype's fields: a store into it after the BUILD moves a field (see round 13)."""
+    data = _two_fields(b"cnumpy\ndtype\n" + _u("f8") + b"\x85R", 0)
+    data = data.replace(b"}(", b"ccollections\nOrderedDict\n)Rq\x07(")
+    built = data.index(b"K\x0cK\x01K\x10tb") + 9
+    edit = b"h\x07" + _u("a") + b"cnumpy\ndtype\n" + _u("f8") + b"\x85RJ\x00\x00\x00\x10\x86s0"
+    assert not analyze_pickle_bytes(data).findings
+    findings = analyze_pickle_bytes(data[:built] + edit + data[built:]).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        b"cbuiltins\nlen\n]\x85R",  # a value computed at load time as the fields mapping
+        b"ccollections\nOrderedDict\n](" + _u("z") + b"K\x01\x86e\x85R",  # pairs the analysis does not merge
+    ],
+)
+def test_a_fields_mapping_the_analysis_cannot_read_is_unverified(spelling: bytes) -> None:
+    result = analyze_pickle_bytes(_fields_as(spelling))
+    assert result.unverified is not None and "cannot read or size" in result.unverified, result
+
+
+def test_a_field_tuple_made_at_load_time_is_judged() -> None:
+    """``tuple([dtype, offset])`` is a tuple to numpy: a field spelled so is judged, or the file unverified."""
+    np = pytest.importorskip("numpy")
+    evil = _two_fields(b"", 0).replace(
+        b"X\x01\x00\x00\x00aJ\x00\x00\x00\x00\x86",
+        b"X\x01\x00\x00\x00acbuiltins\ntuple\n](cnumpy\ndtype\n" + _u("f8") + b"\x85RJ\x00\x00\x00\x10e\x85R",
+    )
+    assert evil != _two_fields(b"", 0)
+    assert pickle.loads(evil).dtype.fields["a"] == (np.dtype("f8"), 1 << 28)
+    result = analyze_pickle_bytes(evil)
+    judged = any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in result.findings)
+    assert judged or (result.unverified is not None and "cannot read or size" in result.unverified), result

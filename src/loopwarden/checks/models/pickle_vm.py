@@ -1808,6 +1808,8 @@ class _VM:
                             if filled is None:
                                 filled = target.items = _Dict()
                             filled.add_pairs(items)
+                            if self.dtype_fields:
+                                self._fields_store(filled, r.base + p - 1)
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
@@ -4024,10 +4026,12 @@ class _VM:
         releases that memory as objects when it stores the items. numpy writes 0x1B or 0x3F for such dtypes."""
         self._dtype_state_shape(state, off)
         self._dtype_layout(dtype, state, off)
-        if type(state) is tuple and 7 <= len(state) <= 9 and type(state[4]) is _Dict:
-            # numpy keeps the state's fields dict itself as the dtype's fields: a SETITEM into it later (through
-            # the memo) changes the layout of the built dtype, so such a store is judged again (_fields_store)
-            self.dtype_fields[id(state[4])] = (state[4], dtype, state)
+        table = _fields_table(state[4]) if type(state) is tuple and 7 <= len(state) <= 9 else None
+        if type(table) is _Dict:
+            # numpy keeps the state's fields dict (or dict subclass) itself as the dtype's fields: a SETITEM into it
+            # later (through the memo) changes the layout of the built dtype, so such a store is judged again
+            # (_fields_store)
+            self.dtype_fields[id(table)] = (table, dtype, state)
         self._dtype_kind_state(dtype, state, off)
         if type(state) is not tuple or not 7 <= len(state) <= 9:  # a 6-item state of version 3+ is rejected
             return
@@ -4082,20 +4086,26 @@ class _VM:
             itemsize = _dtype_info(dtype)[0]
         if itemsize is None:
             if fields is not None or subarray is not None:
-                self._layout_unread("a dtype", spec, off)
+                self._layout_unread("its spec", spec, off)
             return
         problem = None
         if itemsize < 0:
             problem = f"a negative item size ({itemsize})"
-        if (
-            problem is None
-            and type(fields) is _Dict
-            and type(names) is tuple
-            and all(type(n) is str for n in names)
-        ):
+        table = _fields_table(fields)
+        if isinstance(table, str):
+            # numpy takes any dict subclass as the fields; one the analysis cannot read may place them anywhere
+            self._layout_unread("the fields mapping", fields, off)
+            table = None
+        fields = table
+        if problem is None and type(fields) is _Dict:
             keys = [k for k, _ in fields.items]
             # a key the VM cannot read back may be any name; a constant of another type is none of them
-            if not fields.hidden and all(type(k) in _CONSTANT_KEYS for k in keys):
+            if (
+                type(names) is tuple
+                and all(type(n) is str for n in names)
+                and not fields.hidden
+                and all(type(k) in _CONSTANT_KEYS for k in keys)
+            ):
                 held = {k for k in keys if type(k) is str}
                 missing = [n for n in names if n not in held]
                 if missing:
@@ -4106,7 +4116,15 @@ class _VM:
             for key, field in fields.items:
                 if problem is not None:
                     break
-                if type(field) is not tuple or len(field) < 2 or type(field[1]) is not int:
+                if type(field) is not tuple or len(field) < 2 or type(field[1]) not in (int, bool):
+                    # numpy refuses a field that is not a tuple, or an offset that is not an integer; one made at
+                    # load time (tuple(...), int(...)) may be either
+                    if (type(field) is tuple and len(field) >= 2 and type(field[1]) not in _NOT_AN_INDEX) or (
+                        type(field) is not tuple
+                        and type(field) not in _NOT_AN_INDEX
+                        and type(field) is not int
+                    ):
+                        self._layout_unread(f"field {_short(key)}", field, off)
                     continue
                 if id(field) in spans or (len(field) == 3 and key is field[2]):
                     continue  # the title's entry: the same field under its title
@@ -4114,9 +4132,9 @@ class _VM:
                 if size is None:
                     # a dtype the analysis cannot size (numpy writes every field's as a type code): its end is
                     # not known, so neither is whether it stays inside the item
-                    self._layout_unread(f"field {_short(key)}", field[0], off)
+                    self._layout_unread(f"the dtype of field {_short(key)}", field[0], off)
                     continue
-                start = field[1]
+                start = int(field[1])
                 if start < 0 or start + size > itemsize:
                     problem = (
                         f"field {_short(key)} at bytes {start}..{start + size} of a {itemsize}-byte item "
@@ -4158,10 +4176,11 @@ class _VM:
             )
 
     def _layout_unread(self, what: str, dtype: Any, off: int) -> None:
-        """A structured dtype's layout the analysis cannot judge, because ``what`` has a dtype it cannot size:
-        whether its fields stay inside the item is not known (fail closed)."""
+        """A structured dtype's layout the analysis cannot judge, because ``what`` (a field's dtype, a field, the
+        fields mapping) is one it cannot read or size: whether its fields stay inside the item is not known (fail
+        closed)."""
         self.coll.unverified.append(
-            f"numpy dtype state at offset {off}: {what} has a dtype the analysis cannot size "
+            f"numpy dtype state at offset {off}: {what} is one the analysis cannot read or size "
             f"({_describe(dtype) if type(dtype) in (_Call, _Ref) else type(dtype).__name__}), so whether its "
             "fields stay inside the item cannot be told"
         )
@@ -5178,6 +5197,8 @@ class _VM:
                 if target.items is None:
                     target.items = _Dict()
                 target.items.add(key, value)
+                if self.dtype_fields:
+                    self._fields_store(target.items, off)
             self._item_on(target, "SETITEM", off)
         elif type(target) is list:
             self._list_store(target, [key, value], off)
@@ -5820,6 +5841,24 @@ kind and item size; a flexible kind of size 0 takes its size from the dtype's st
 (its size depends on the platform)."""
 
 
+def _fields_table(fields: Any) -> _Dict | str | None:
+    """The mapping a numpy dtype state's fields item gives numpy (any dict or dict subclass): a dict literal, or
+    an ``OrderedDict()``/``dict()`` made empty and filled by SETITEMS (its items, made here if none were stored
+    yet, so that later stores reach the same table); None for None; a description for anything else."""
+    if fields is None or type(fields) is _Dict:
+        return fields
+    if (
+        type(fields) is _Call
+        and type(fields.func) is _Ref
+        and fields.func.canon in ("collections.OrderedDict", "builtins.dict")
+        and fields.args == ()
+    ):
+        if fields.items is None:
+            fields.items = _Dict()
+        return fields.items
+    return "a fields mapping the analysis cannot read"
+
+
 def _flexible_spec(spec: Any) -> bool:
     """Whether ``numpy.dtype(spec)`` is a flexible dtype (``S``, ``U``, ``V``: structured and sub-array dtypes),
     whose item size numpy takes from its BUILD state."""
@@ -6457,7 +6496,7 @@ def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
     state = dtype.state if state is None else state
     if type(state) is not tuple or len(state) < 5:
         return False
-    subarray, fields = state[2], state[4]
+    subarray, fields = state[2], _fields_table(state[4])
     if type(subarray) is tuple and subarray and _dtype_has_object(subarray[0], None, depth + 1):
         return True
     if type(fields) is _Dict:
