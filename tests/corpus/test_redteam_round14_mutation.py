@@ -437,3 +437,26 @@ def test_a_field_tuple_made_at_load_time_is_judged() -> None:
     result = analyze_pickle_bytes(evil)
     judged = any(f.rule_id == "LW-MODEL-017" and "268435456" in f.message for f in result.findings)
     assert judged or (result.unverified is not None and "cannot read or size" in result.unverified), result
+
+
+def _subarray_as(subarray: bytes) -> bytes:
+    """A 2-element array of an 8-byte void dtype whose state's sub-array item is pushed by ``subarray``."""
+    state = b"(K\x03" + _u("|") + subarray + b"NNK\x08K\x01K\x00t"
+    dtype = b"cnumpy\ndtype\n(" + _u("V8") + b"\x89\x88tR" + state + b"b"
+    return (
+        b"\x80\x03cnumpy._core.multiarray\n_reconstruct\ncnumpy\nndarray\nK\x00\x85C\x01b\x87R"
+        b"(K\x01K\x02\x85" + dtype + b"\x89C\x10" + bytes(16) + b"tb."
+    )
+
+
+def test_a_sub_array_made_at_load_time_is_judged() -> None:
+    """``tuple([float64, (2**27,)])`` is a tuple to numpy: a 1 GiB sub-array in an 8-byte item, which the layout
+    check reports when it is a tuple literal, was not read when spelled so (hardening: no crash was shown)."""
+    pytest.importorskip("numpy")
+    f8 = b"cnumpy\ndtype\n" + _u("f8") + b"\x85R"
+    plain = _subarray_as(f8 + b"J\x00\x00\x00\x08\x85\x86")
+    made = _subarray_as(b"cbuiltins\ntuple\n](" + f8 + b"J\x00\x00\x00\x08\x85e\x85R")
+    assert any("sub-array of 1073741824 bytes" in f.message for f in analyze_pickle_bytes(plain).findings)
+    result = analyze_pickle_bytes(made)
+    judged = any("sub-array of 1073741824 bytes" in f.message for f in result.findings)
+    assert judged or (result.unverified is not None and "cannot read or size" in result.unverified), result

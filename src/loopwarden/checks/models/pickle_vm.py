@@ -4165,6 +4165,19 @@ class _VM:
                 problem = (
                     f"a sub-array of {whole} bytes in a {itemsize}-byte item (reads reach past its memory)"
                 )
+            elif (
+                whole is None
+                and size is not None
+                and not (
+                    type(dims) is tuple
+                    and any(type(d) in _NOT_AN_INDEX or (type(d) is int and d < 0) for d in dims)
+                )
+            ):
+                self._layout_unread(
+                    "a sub-array shape", shape, off
+                )  # made at load time: its size is not known
+        elif problem is None and subarray is not None and type(subarray) not in _NOT_AN_INDEX:
+            self._layout_unread("the sub-array", subarray, off)  # tuple(...) is a tuple to numpy
         if problem is not None:
             self.coll.hit(
                 RULE_TENSOR,
