@@ -460,3 +460,56 @@ def test_a_sub_array_made_at_load_time_is_judged() -> None:
     result = analyze_pickle_bytes(made)
     judged = any("sub-array of 1073741824 bytes" in f.message for f in result.findings)
     assert judged or (result.unverified is not None and "cannot read or size" in result.unverified), result
+
+
+# --- a mapping a functools.partial keeps as its own, changed after its BUILD --------------------------------------
+
+
+def _partial_dict_planted(slot: int, *, reading: bool = True) -> bytes:
+    """``partial(argparse.Namespace)`` given a BUILD state whose dict ``slot`` (2: keywords, 3: ``__dict__``) is
+    an empty dict kept in memo 7; then ``__setstate__ = partial(BertWordPieceTokenizer, path)`` stored into that
+    dict through the memo, and a second BUILD with a plain partial state. ``partial.__setstate__`` keeps the dict
+    itself, so the second BUILD calls the stored callable: the tokenizer reads the file the pickle names."""
+    from test_redteam_pickle import P4, STOP, call, g, tup, u
+
+    path = "/nonexistent/outside/vocab.txt"
+    tokenizer = "tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer"
+    planted = u("__setstate__") + call(g("functools.partial"), g(tokenizer), u(path))
+    parts = [g("argparse.Namespace"), b")", b"N", b"N"]
+    parts[slot] = b"}q\x07"
+    payload = P4 + call(g("functools.partial"), g("argparse.Namespace")) + tup(*parts) + b"b"
+    payload += b"h\x07" + planted + b"s0"
+    if reading:
+        payload += tup(g("argparse.Namespace"), b")", b"N", b"N") + b"b"
+    return payload + STOP
+
+
+def test_a_setstate_stored_into_a_partials_dict_after_its_build_is_reported() -> None:
+    evil = _partial_dict_planted(3)
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-016" and f.severity is Severity.CRITICAL for f in findings), findings
+    pytest.importorskip("tokenizers")
+    run = subprocess.run(
+        [sys.executable, "-c", "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"],
+        input=evil,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert b"WordPiece" in run.stderr and b"No such file" in run.stderr, run.stderr  # the tokenizer ran
+
+
+def test_a_setstate_stored_into_a_partials_keywords_after_its_build_is_reported() -> None:
+    """The keywords become the Namespace's attributes when the partial is called: stored late, still judged."""
+    findings = analyze_pickle_bytes(_partial_dict_planted(2, reading=False)).findings
+    assert any(f.rule_id == "LW-MODEL-016" and f.severity is Severity.CRITICAL for f in findings), findings
+
+
+def test_plain_stores_into_a_partials_dict_stay_clean() -> None:
+    from test_redteam_pickle import P4, STOP, call, g, tup, u
+
+    payload = P4 + call(g("functools.partial"), g("argparse.Namespace"))
+    payload += (
+        tup(g("argparse.Namespace"), b")", b"N", b"}q\x07") + b"b" + b"h\x07" + u("note") + u("x") + b"s0"
+    )
+    assert not analyze_pickle_bytes(payload + STOP).findings

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import codecs
 import contextlib
+import functools
 import gc
 import io
 import itertools
@@ -1438,9 +1439,10 @@ class _VM:
         self.lr_made: dict[int, _LrScheduler | _LrPartial] = {}
         # lists SETITEM(S) wrote into (list.__setitem__ replaces an item the VM still shows), by id (held)
         self.list_stores: dict[int, list[Any]] = {}
-        # the fields dicts of built numpy dtypes, by id (held): numpy keeps the dict, so a later store changes the
-        # dtype's layout (see _fields_store)
-        self.dtype_fields: dict[int, tuple[_Dict, _Call, tuple[Any, ...]]] = {}
+        # mappings a built object keeps as its own and the check that judged them, by id (held): numpy's dtype
+        # fields, a functools.partial's keywords and __dict__. A later store into one (through the memo) changes
+        # the object, so the check runs again (see _kept_store)
+        self.kept: dict[int, tuple[_Dict, Callable[[int], None]]] = {}
         # numpy dtypes and arrays taken from the memo (or duplicated) before their BUILD, by id (held): whatever took
         # the copy may rely on what the BUILD then changes (see _rebuilt)
         self.reused: dict[int, _Call] = {}
@@ -1801,15 +1803,15 @@ class _VM:
                         target = stack[-1]
                         if type(target) is _Dict:
                             target.add_pairs(items)
-                            if self.dtype_fields:
-                                self._fields_store(target, r.base + p - 1)
+                            if self.kept:
+                                self._kept_store(target, r.base + p - 1)
                         elif type(target) is _Call:
                             filled = target.items
                             if filled is None:
                                 filled = target.items = _Dict()
                             filled.add_pairs(items)
-                            if self.dtype_fields:
-                                self._fields_store(filled, r.base + p - 1)
+                            if self.kept:
+                                self._kept_store(filled, r.base + p - 1)
                             self._item_on(target, "SETITEMS", r.base + p - 1)
                         elif type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "SETITEMS", r.base + p - 1)
@@ -3147,6 +3149,17 @@ class _VM:
         # __setstate__ there is what the next BUILD on the partial calls)
         self._check_state_keys(state[2], off, "functools.partial keywords")
         self._check_state_keys(state[3], off, "BUILD of a functools.partial")
+        # partial.__setstate__ keeps both dicts themselves (the keywords when a plain dict): a later store into
+        # either (through the memo) is judged as they were
+        for mapping, how in (
+            (state[2], "functools.partial keywords"),
+            (state[3], "BUILD of a functools.partial"),
+        ):
+            if type(mapping) is _Dict:
+                self.kept[id(mapping)] = (
+                    mapping,
+                    functools.partial(self._check_state_keys, mapping, how=how),
+                )
         return True
 
     def _lr_scheduler_made(self, made: _Call, name: str, args: tuple[Any, ...]) -> None:
@@ -3476,12 +3489,19 @@ class _VM:
                 elif key == "callable_args":
                     if type(value) is _Dict or type(value) is _Call:
                         for mapping in self._state_mappings(value)[0]:
-                            for _, arg in mapping.items[:64]:
-                                self._quantization_callable(
-                                    arg, off, "a callable_args value of a _PartialWrapper"
-                                )
+                            self._callable_args(mapping, off)
+                            # the wrapper keeps the dict itself: a later store into it is judged too
+                            self.kept[id(mapping)] = (
+                                mapping,
+                                functools.partial(self._callable_args, mapping),
+                            )
                     else:
                         self._quantization_callable(value, off, "the callable_args of a _PartialWrapper")
+
+    def _callable_args(self, mapping: _Dict, off: int) -> None:
+        """A _PartialWrapper's ``callable_args``: each value is called when the wrapper is."""
+        for _, arg in mapping.items[:64]:
+            self._quantization_callable(arg, off, "a callable_args value of a _PartialWrapper")
 
     def _quantization_callable(self, value: Any, off: int, how: str, depth: int = 0) -> None:
         """Judge what quantization preparation calls (a QConfig's fields, a _PartialWrapper's partial, and the
@@ -4030,8 +4050,8 @@ class _VM:
         if type(table) is _Dict:
             # numpy keeps the state's fields dict (or dict subclass) itself as the dtype's fields: a SETITEM into it
             # later (through the memo) changes the layout of the built dtype, so such a store is judged again
-            # (_fields_store)
-            self.dtype_fields[id(table)] = (table, dtype, state)
+            # (_kept_store)
+            self.kept[id(table)] = (table, functools.partial(self._dtype_layout, dtype, state))
         self._dtype_kind_state(dtype, state, off)
         if type(state) is not tuple or not 7 <= len(state) <= 9:  # a 6-item state of version 3+ is rejected
             return
@@ -5203,15 +5223,15 @@ class _VM:
         target = stack[-1]
         if type(target) is _Dict:
             target.add(key, value)
-            if self.dtype_fields:
-                self._fields_store(target, off)
+            if self.kept:
+                self._kept_store(target, off)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             if type(target) is _Call:
                 if target.items is None:
                     target.items = _Dict()
                 target.items.add(key, value)
-                if self.dtype_fields:
-                    self._fields_store(target.items, off)
+                if self.kept:
+                    self._kept_store(target.items, off)
             self._item_on(target, "SETITEM", off)
         elif type(target) is list:
             self._list_store(target, [key, value], off)
@@ -5273,13 +5293,14 @@ class _VM:
             self._ev({"how": op}),
         )
 
-    def _fields_store(self, target: _Dict, off: int) -> None:
-        """A store into the fields dict of a numpy dtype already built: the dtype's layout as it now stands is
-        judged again (a field moved past the item after the check at BUILD makes every read of it leave the
-        array's memory)."""
-        held = self.dtype_fields.get(id(target))
+    def _kept_store(self, target: _Dict, off: int) -> None:
+        """A store into a mapping a built object keeps as its own (see ``kept``): what the check at BUILD judged
+        is judged again as it now stands (a numpy dtype's field moved past the item makes every read of it leave
+        the array's memory; a ``__setstate__`` stored into a partial's ``__dict__`` is what the next BUILD on the
+        partial calls)."""
+        held = self.kept.get(id(target))
         if held is not None and held[0] is target:
-            self._dtype_layout(held[1], held[2], off)
+            held[1](off)
 
     def _list_store(self, target: list[Any], items: list[Any], off: int) -> None:
         """SETITEM(S) on a list runs ``list.__setitem__``: an int key replaces an item, a ``slice`` key replaces a
