@@ -99,6 +99,26 @@ def test_a_field_dtype_rebuilt_through_numpy_dtype_of_it_is_reported() -> None:
     assert _killed_loading(evil, "print(len(loaded['a'].tobytes()))")
 
 
+def test_a_field_dtype_reached_through_operator_getitem_and_rebuilt_is_reported() -> None:
+    """``operator.getitem(field, 0)`` of the field tuple ``(dtype, 0)`` taken from the memo is the field's dtype
+    itself: the BUILD on it grew the item size under the structured dtype (the analysis saw a new object)."""
+    np = pytest.importorskip("numpy")
+    data = pickle.dumps(np.zeros(2, dtype=[("a", "V8"), ("b", "<i4")]), protocol=2)
+    field = data[data.index(b"K\x00\x86q") + 4]  # BINPUT index of field a's (dtype, offset) tuple
+    built = data.index(b"K\x0cK\x01K\x10tq") + 10
+    edit = b"coperator\ngetitem\nh" + bytes([field]) + b"K\x00\x86R" + _GROWN + b"0"
+    evil = data[:built] + edit + data[built:]
+    assert _rebuilt(evil, "dtype")
+    assert _killed_loading(evil, "print(len(loaded['a'].tobytes()))")
+
+
+def test_a_build_on_an_item_the_analysis_does_not_hold_is_reported() -> None:
+    """``operator.getitem`` of something made at load time: what the BUILD reaches is not known."""
+    payload = b"\x80\x02coperator\ngetitem\ncbuiltins\nlist\n)RK\x00\x86R}b."
+    findings = analyze_pickle_bytes(payload).findings
+    assert any(f.rule_id == "LW-MODEL-008" and f.severity is Severity.HIGH for f in findings), findings
+
+
 # --- a field dtype spelled otherwise than numpy writes it --------------------------------------------------------
 
 

@@ -2089,6 +2089,13 @@ class _VM:
                         self._native_constructor(new, args[1] if len(args) > 1 else (), extra, off, how)
             elif name == "operator.getitem" and args:
                 self._subscript(args[0], off, how)
+                item = _constant_item(args)
+                if item is not _UNKNOWN:
+                    # the element itself, not a new object: a BUILD on it is one on the element (a numpy dtype
+                    # or array already built, see _rebuilt)
+                    if type(item) is _Call and item.state is None:
+                        self._reuse(item)
+                    return item
             if name in _IMPORTERS:
                 first = args[0] if args else _UNKNOWN
                 mod = _Module(first if type(first) is str else "?")
@@ -3020,6 +3027,9 @@ class _VM:
                         self._ev({"state": _short(state), "value": _short(planted[1])}),
                     )
             prior = obj.state
+            if type(obj.func) is _Ref and obj.func.canon == "operator.getitem":
+                # an element of something the analysis does not hold: its __setstate__ is not known
+                self.coll.hit(*self._setstate_hit(obj, off))
             obj.state = state
             self._plant(obj, state)
             if prior is not None or self.reused:
@@ -6579,6 +6589,24 @@ def _instance_class(obj: _Call) -> str | None:
         first = obj.args[0] if obj.args else None
         return first.canon if type(first) is _Ref else None
     return func.canon
+
+
+def _constant_item(args: tuple[Any, ...]) -> Any:
+    """``operator.getitem(container, key)`` of a tuple or list with an int key, or a dict with a constant key the
+    analysis holds: the element itself; ``_UNKNOWN`` for anything else."""
+    if len(args) != 2:
+        return _UNKNOWN
+    container, key = args
+    if type(container) in (tuple, list) and type(key) is int and -len(container) <= key < len(container):
+        return container[key]
+    if (
+        type(container) is _Dict
+        and not container.hidden
+        and container.size == len(container.items)  # no items dropped past the container bound
+        and type(key) in _CONSTANT_KEYS
+    ):
+        return container.get(key)
+    return _UNKNOWN
 
 
 def _rebuild_kind(obj: _Call) -> str | None:
