@@ -533,3 +533,22 @@ def test_plain_stores_into_a_partials_dict_stay_clean() -> None:
         tup(g("argparse.Namespace"), b")", b"N", b"}q\x07") + b"b" + b"h\x07" + u("note") + u("x") + b"s0"
     )
     assert not analyze_pickle_bytes(payload + STOP).findings
+
+
+# --- a second BUILD merged into a checked object's __dict__ -------------------------------------------------------
+
+
+def test_a_sparse_matrix_given_new_indices_by_a_second_build_is_reported() -> None:
+    """SciPy sparse matrices take their BUILD state by a ``__dict__`` update: a second BUILD carrying only
+    ``indices`` (an index 2**30 in a 3x3 matrix) was checked alone, found no shape to judge against, and was clean;
+    ``toarray()`` writes outside its output (SIGSEGV)."""
+    np = pytest.importorskip("numpy")
+    sparse = pytest.importorskip("scipy.sparse")
+    matrix = sparse.csr_matrix(np.eye(3))
+    data = pickle.dumps(matrix, protocol=2)
+    assert data.endswith(b"b.") and not analyze_pickle_bytes(data).findings
+    bad = pickle.dumps(np.array([0, 1, 1 << 30], dtype=matrix.indices.dtype), protocol=2)[2:-1]
+    evil = data[:-1] + b"}" + _u("indices") + bad + b"sb."
+    findings = analyze_pickle_bytes(evil).findings
+    assert any(f.rule_id == "LW-MODEL-017" and "a second time" in f.message for f in findings), findings
+    assert _killed_loading(evil, "print(loaded.toarray())")

@@ -3087,6 +3087,20 @@ class _VM:
         kind = _rebuild_kind(obj)
         if kind is None:
             return
+        if kind == "checked":
+            if prior is not None:
+                desc = _describe(obj)
+                self.coll.hit(
+                    RULE_TENSOR,
+                    Severity.HIGH,
+                    f"{desc}:rebuilt",
+                    f"BUILD sets the state of {desc} a second time: its __dict__ keeps what the first state set "
+                    "and takes the second's keys over it, so neither state alone is what the object holds (a "
+                    "sparse matrix's indices or a tree's nodes replaced after their check; no pickler writes this)",
+                    off,
+                    self._ev({"state": _short(state), "previous": _short(prior)}),
+                )
+            return
         if prior is None:
             if self.reused.get(id(obj)) is not obj or (kind == "ndarray" and _empty_made(obj)):
                 return
@@ -6610,14 +6624,20 @@ def _constant_item(args: tuple[Any, ...]) -> Any:
 
 
 def _rebuild_kind(obj: _Call) -> str | None:
-    """``"dtype"`` or ``"ndarray"`` for an object whose BUILD numpy's ``__setstate__`` applies in place."""
+    """``"dtype"`` or ``"ndarray"`` for an object whose BUILD numpy's ``__setstate__`` applies in place;
+    ``"checked"`` for a SciPy sparse matrix or a scikit-learn tree, whose BUILD state is judged as a whole."""
     func = obj.func
     if type(func) is not _Ref:
         return None
     if func.canon in _DTYPE_CTORS:
         return "dtype"
-    if func.canon in _ARRAY_REBUILDS or _instance_class(obj) in _NDARRAY_CLASSES:
+    if func.canon in _ARRAY_REBUILDS:
         return "ndarray"
+    cls = _instance_class(obj)
+    if cls in _NDARRAY_CLASSES:
+        return "ndarray"
+    if cls is not None and (cls.startswith("scipy.sparse.") or cls in _NODE_OWNERS):
+        return "checked"  # judged on its BUILD state (see _VM._rebuilt)
     return None
 
 
