@@ -300,6 +300,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-11 red-team", _round11_cases),
         ("round-12 red-team", _round12_cases),
         ("round-13 red-team", _round13_cases),
+        ("round-14 red-team", _round14_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -491,6 +492,22 @@ def _round13_cases() -> dict[str, dict[str, bytes]]:
     }
     cases["r13_numpy_fields_dict_moved"] = {"array.pkl": r13p._fields_dict_moved()[1]}
     return cases
+
+
+def _round14_cases() -> dict[str, dict[str, bytes]]:
+    """Round 14 (tests/corpus/test_redteam_round14_mutation.py): objects changed after the VM checked them, each of
+    which then makes numpy, scikit-learn or functools read freed or far memory or call what the pickle chose: a
+    structured dtype's field dtype grown by a second BUILD, an array rebuilt under a view, a bytearray grown under
+    an array, a tree's node array written before the tree copies it, a ``__setstate__`` stored into a partial's
+    ``__dict__`` after its BUILD."""
+    import test_redteam_round14_mutation as r14
+
+    return {
+        "r14_field_dtype_rebuilt": {"array.pkl": r14._structured(r14._GROWN)[1]},
+        "r14_array_rebuilt_under_view": {"array.pkl": r14._array_with_view()},
+        "r14_bytearray_grown_under_array": {"array.pkl": r14._bytearray_array(r14._GROW)},
+        "r14_partial_dict_setstate": {"model.pkl": r14._partial_dict_planted(3)},
+    }
 
 
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
