@@ -390,7 +390,6 @@ def _pickle(
     opcodes); if no pickle loader gets anywhere in them, there is nothing more to say.
     """
     from loopwarden.checks.models._pickle import analyse
-    from loopwarden.checks.models.allowlist import known_top_module
 
     head = blob.head(2)
     if blob.size is not None and blob.size <= _INERT_MAX and not _PICKLE_NAMES.search(blob.name):
@@ -423,7 +422,7 @@ def _pickle(
         ctx.fail(blob.location, err)
     if res.unverified and (
         _broken_text(blob, ctx, head, res.callables)
-        or (at_once and not any(known_top_module(c) for c in res.callables))
+        or (at_once and not any(_known_and_resolvable(c) for c in res.callables))
     ):
         # text not named as a pickle (a Python source, a .pth file, a word list) on which a loader fails at
         # once, and in which the search for hidden pickles found no name of a standard-library or known module
@@ -441,6 +440,22 @@ def _pickle(
         # text that merely starts with an opcode character: a pickle loader fails before it reaches anything
         # it
         # could import (names with spaces or punctuation are not importable), so nothing of it can run
+        ctx.formats[-1] = str(Format.TEXT)
+        _text(blob, ctx)
+        return True
+    if (
+        not at_once
+        and head[:1] != b"\x80"
+        and not _PICKLE_NAMES.search(blob.name)
+        and _only_malformed(res.unverified)
+        and not any(_known_and_resolvable(c) for c in res.callables)
+        and _text_like(blob)
+        and _reads_only_constants(blob, ctx)
+    ):
+        # text whose first line a loader completes as a constant: pyphen's hyph_it_IT.dic starts "UTF-8\n.",
+        # SHORT_BINSTRING of the 84 bytes that follow, then STOP. A loader reading pickle after pickle from there
+        # reaches nothing it could import before the bytes stop being a pickle, and the search for hidden
+        # pickles found no name of a standard-library or known module that could resolve: nothing of it can run.
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
         return True
@@ -464,17 +479,78 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
     (os.system after a broken start) still makes it a pickle: everything after an invalid opcode is analysed.
     """
     from loopwarden.checks.models._pickle import analyse
-    from loopwarden.checks.models.allowlist import known_top_module
 
     if head[:1] == b"\x80" or claimed_format(blob.name) is not Format.TEXT or not _text_like(blob):
         return False
-    if any(known_top_module(c) for c in reached):
+    if any(_known_and_resolvable(c) for c in reached):
         return False
     with blob.open() as stream:
         first = analyse(stream, ctx, blob.location, max_pickles=1, resync=False, prefix=True)
     # the first pickle breaks (none completed) and what a loader runs before that reaches nothing, or only
     # allow-listed names (a name whose module no model environment has is not judged)
     return first.pickles == 0 and not first.findings and first.unverified is None
+
+
+_STARTUP_MODULES: Final = frozenset({"io", "os", "re"})
+"""Standard-library modules that every Python process imports before it runs any code of its own, whose
+attributes (a loader's ``getattr`` after importing them) are the scanner's own. Word lists read as hidden
+GLOBALs into them ("cos\ncosa" is os.cosa; "cio\ncioe" io.cioe)."""
+_OS_ELSEWHERE: Final = frozenset(
+    {
+        "add_dll_directory", "get_handle_inheritable", "grantpt", "listdrives", "listmounts", "listvolumes",
+        "login_tty", "pidfd_open", "posix_openpt", "posix_spawn", "posix_spawnp", "process_cpu_count", "ptsname",
+        "set_handle_inheritable", "setns", "startfile", "unlockpt", "unshare",
+    }
+)  # fmt: skip
+"""``os`` functions that exist on another platform or in another Python version than the scanner's may: always
+taken as resolvable."""
+
+
+def _known_and_resolvable(name: str) -> bool:
+    """Whether a name reached in text is of a standard-library or known module (see ``known_top_module``) and a
+    loader's ``find_class`` could return something for it.
+
+    A pickle loader imports the module and then looks the attribute up; a name that is not an attribute of
+    one of the ``_STARTUP_MODULES`` (os.cosa, os.y1d4, os..cost2) raises there, so nothing of it can be called.
+    Any other module, and any name that may exist elsewhere, is taken as resolvable (fail closed)."""
+    import sys
+
+    from loopwarden.checks.models.allowlist import known_top_module
+
+    if not known_top_module(name):
+        return False
+    top, _, rest = name.partition(".")
+    module = sys.modules.get(top) if top in _STARTUP_MODULES else None
+    if module is None or not rest:
+        return True
+    attr = rest.split(".", 1)[0]
+    # the module's own namespace, read without calling anything (no module __getattr__ runs)
+    return attr in vars(module) or (top == "os" and attr in _OS_ELSEWHERE)
+
+
+def _only_malformed(unverified: str | None) -> bool:
+    """Whether an analysis ended without a bound: nothing unverified, or only the stream breaking."""
+    return unverified is None or all(
+        part.startswith("malformed pickle at offset") for part in unverified.split("; ")
+    )
+
+
+def _reads_only_constants(blob: Blob, ctx: ScanContext) -> bool:
+    """Whether a loader reading pickle after pickle from byte 0 (``pickle.load`` in a loop; no search for hidden
+    pickles) completes at least one and reaches no name it could import (nor one computed at load time) before
+    the bytes end or stop being a pickle. Names are judged strictly, as in :func:`_breaks_at_once`."""
+    from loopwarden.checks.models._pickle import analyse
+
+    with blob.open() as stream:
+        res = analyse(stream, ctx, blob.location, joblib=False, resync=False)
+    if res.pickles == 0 or not _only_malformed(res.unverified):
+        return False
+    if any("?" in c or _IDENT_PATH.match(c) for c in res.callables):
+        return False
+    stops = (rules.PickleMalformed.rule_id, rules.PickleTrailingData.rule_id)
+    if not any(f.rule_id in stops for f in res.findings):
+        return False  # pickles to the last byte: a pickle of constants (protocol 0 is text too), not text
+    return all(f.rule_id in stops or f.evidence.get("subject") in res.callables for f in res.findings)
 
 
 def _breaks_at_once(blob: Blob, ctx: ScanContext) -> bool:

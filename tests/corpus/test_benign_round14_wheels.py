@@ -1,0 +1,269 @@
+"""Round 14, false positives found by scanning the unpacked wheels of PyPI packages that ship model or data files.
+
+Text files that libraries ship were read as pickles and reported: word, stop-word and hyphenation lists whose lines
+the search for hidden pickles reads as GLOBALs into standard-library modules (sumy's Italian stop words hold the
+lines "cos" and "cosa": os.cosa, critical; pyphen's hyph_en_GB.dic has os.y1d4); a hyphenation dictionary whose
+first line a pickle loader completes as a string constant (pyphen's hyph_it_IT.dic starts "UTF-8\\n.": SHORT_BINSTRING
+'T' of 84 bytes, then STOP), after which the stacked reading and the hidden-pickle search reach names such as
+"ircu2m1..ci1r" (high); and text in a legacy 8-bit encoding (ISO-8859-x: most of pyphen's dictionaries, a yake stop
+word list), which was "unknown binary" (unverified) or, starting with an opcode character, a malformed pickle.
+
+Each file is rebuilt here by code in the structure of the one it stands for (never taken from the wheel), scanned,
+and must be clean with no finding. Each admission keeps its neighbour reported: a hidden GLOBAL that names a real
+function of such a module (os.system, and os.startfile, which the scanner's own platform may lack), a stacked pickle
+after the constant that reaches an importable name, and a payload in Latin-1 text.
+"""
+
+from __future__ import annotations
+
+import io
+import pickle
+from pathlib import Path
+
+import pytest
+
+from loopwarden.domain import Severity
+
+
+def _scan(path: Path) -> tuple[str, list[tuple[str, Severity]], str | None]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    report = scan_paths([str(path)], jobs=1)
+    (t,) = report.targets
+    return t.verdict.value, [(f.rule_id, f.severity) for f in t.findings], t.reason
+
+
+def _assert_clean(path: Path) -> None:
+    verdict, findings, reason = _scan(path)
+    assert verdict == "clean" and not findings, (path.name, verdict, findings, reason)
+
+
+def _write(tmp_path: Path, name: str, data: bytes) -> Path:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+class _NoImports(pickle.Unpickler):
+    """The real unpickler, recording what it would import instead of importing it."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__(io.BytesIO(data))
+        self.imports: list[tuple[str, str]] = []
+
+    def find_class(self, module: str, name: str) -> object:
+        self.imports.append((module, name))
+        raise pickle.UnpicklingError("import refused")
+
+
+def _first_pickle(data: bytes) -> tuple[object, list[tuple[str, str]]]:
+    """What ``pickle.load`` does with the file's first bytes: (the object or the error, the imports it asked)."""
+    up = _NoImports(data)
+    try:
+        return up.load(), up.imports
+    except Exception as exc:
+        return exc, up.imports
+
+
+_WORD_PATTERNS = [
+    "a1b", "a2c", "1ba", "1be", "b2l", "1bo", "2bs", "c1c", "1ce", "1ci", "2ck", "1co", "2ct", "1cu", "d1d", "1de",
+    "1di", "1do", "e1a", "e2b", "e1c", "1fa", "1fe", "g1g", "1ga", "1ge", "h2n", "i1a", "i1e", "i1o", "1la", "1le",
+]  # fmt: skip
+"""Hyphenation patterns in the shape of a TeX/hyphen dictionary's (letters with the digits between them)."""
+
+
+def _aligned(head: str, lines: list[str], at: int, then: list[str]) -> bytes:
+    """``head``, then pattern ``lines`` padded so that the line list ``then`` starts exactly at byte ``at``."""
+    body = head
+    i = 0
+    while len(body.encode()) + len(lines[i % len(lines)]) + 1 <= at:
+        body += lines[i % len(lines)] + "\n"
+        i += 1
+    missing = at - len(body.encode())
+    if missing:
+        body += "x" * (missing - 1) + "\n"
+    assert len(body.encode()) == at
+    return (body + "\n".join(then) + "\n").encode()
+
+
+# --- pyphen: a dictionary whose first line completes as a pickle of a string -------------------------------------
+
+
+def _hyph_it() -> bytes:
+    # pyphen/dictionaries/hyph_it_IT.dic: "UTF-8" on the first line, then word-start patterns (".circu2m1"): 'U'
+    # is SHORT_BINSTRING, 'T' its length 84, so byte 86 is the STOP that a line's leading '.' puts there; the next
+    # pickle is GLOBAL "ircu2m1" ".ci1r", then STOP again, then "1" (POP_MARK without a mark) ends the reading
+    start = [
+        ".circu2m1",
+        ".ci1r",
+        ".1ci2r1c",
+        ".contro1",
+        ".co1n",
+        ".co2n1t",
+        ".cont2r",
+        ".1d2",
+        ".di2s3cine",
+    ]
+    tail = [f".{p}" for p in _WORD_PATTERNS] + ["o2ot", ".co1o", "hi2a", ".fagi1a.", "e1a3", "pre1a"]
+    return _aligned("UTF-8\n", [f".{p}" for p in _WORD_PATTERNS], 86, start + tail)
+
+
+def _hyph_lt() -> bytes:
+    # pyphen/dictionaries/hyph_lt.dic: the same first line, then patterns with Lithuanian letters in UTF-8
+    # ("1z2c1č", "2d2r.id3rė"); after the STOP at byte 86 the next pickle breaks at once (APPEND, 'a', on an empty
+    # stack), and the hidden-pickle search reads "h\na1d" and "1z\n2c1č" as GLOBALs of modules nobody has
+    then = [
+        ".a4r1t",
+        ".a3s3p",
+        ".a1s",
+        "4ach",
+        "h",
+        "a1d",
+        "u4",
+        "cu1k5",
+        "1v",
+        "2c1w",
+        "1z",
+        "2c1č",
+        "1š",
+        "2c1ž",
+    ]
+    return _aligned(
+        "UTF-8\n", [f".{p}" for p in _WORD_PATTERNS], 86, then + [f"{p}ė" for p in _WORD_PATTERNS]
+    )
+
+
+@pytest.mark.parametrize(("name", "build"), [("hyph_it_IT.dic", _hyph_it), ("hyph_lt.dic", _hyph_lt)])
+def test_dictionary_whose_first_line_is_a_string_pickle(tmp_path: Path, name: str, build: object) -> None:
+    data = build()  # type: ignore[operator]
+    assert data[86:87] == b"."
+    # what a pickle loader does with it: the string, and no import
+    value, imports = _first_pickle(data)
+    assert isinstance(value, str) and not imports, (value, imports)
+    _assert_clean(_write(tmp_path, name, data))
+
+
+# --- word lists whose lines read as hidden GLOBALs into os, io and re ------------------------------------------
+
+
+_ITALIAN = [
+    "a", "abbastanza", "abbia", "abbiamo", "ad", "agli", "al", "alla", "anche", "c", "ci", "cio", "cioe", "come",
+    "con", "contro", "cos", "cosa", "cosi", "così", "cui", "da", "dal", "del", "della", "dove", "e", "ecco", "gli",
+]  # fmt: skip
+"""sumy/data/stopwords/italian.txt in its shape: one word a line ("cos\\ncosa" is GLOBAL os.cosa, "cio\\ncioe"
+io.cioe); 'a' (APPEND on an empty stack) breaks a loader at byte 0."""
+
+_PORTUGUESE = ["a", "ao", "aos", "as", "até", "com", "como", "da", "de", "do", "e", "é", "em", "entre", "muitos",
+               "os", "poucos", "primeira", "que", "se", "sem", "seu", "também", "um", "uma"]  # fmt: skip
+"""yake/core/StopwordsList/stopwords_br.txt: "poucos\\nprimeira" holds GLOBAL os.primeira."""
+
+_VIETNAMESE = ["a", "ai", "anh", "ba", "bác", "cos", "cosin", "có", "của", "re", "sui", "xa", "xe"]
+"""underthesea/corpus/data/Viet74K.txt: os.cosin and re.sui (from "cre\\nsui"-like lines)."""
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        ("italian.txt", _ITALIAN),
+        ("stopwords_br.txt", _PORTUGUESE),
+        ("Viet74K.txt", [*_VIETNAMESE, "cre", "sui"]),
+    ],
+)
+def test_stop_word_lists_with_hidden_globals_into_startup_modules(
+    tmp_path: Path, name: str, words: list
+) -> None:
+    data = ("\n".join(words) + "\n").encode()
+    value, imports = _first_pickle(data)
+    assert isinstance(value, pickle.UnpicklingError) and not imports
+    _assert_clean(_write(tmp_path, name, data))
+
+
+def test_hyphenation_dictionary_with_hidden_globals_into_os(tmp_path: Path) -> None:
+    # pyphen/dictionaries/hyph_en_GB.dic: the string of the first line, then a digit (invalid opcode '3') at byte
+    # 86; further on, lines read as GLOBAL os.y1d4 and os..cost2 (".cos\n.cost2" and "...cos\ny1d4")
+    head = "UTF-8\nLEFTHYPHENMIN 2\nRIGHTHYPHENMIN 3\nCOMPOUNDLEFTHYPHENMIN 2\nCOMPOUNDRIGHTHYPHENMIN 3\n"
+    then = [".1ab", ".ace4", "a2c", ".cos", ".cost2", "4cos", "y1d4", ".ab4i", "ab3ol", *_WORD_PATTERNS]
+    data = (head + "\n".join(then) + "\n").encode()
+    assert data[86:87] == b"3"
+    value, imports = _first_pickle(data)
+    assert isinstance(value, pickle.UnpicklingError) and not imports
+    _assert_clean(_write(tmp_path, "hyph_en_GB.dic", data))
+
+
+# --- text in ISO-8859-x ------------------------------------------------------------------------------------------
+
+
+def test_latin1_hyphenation_dictionaries_and_readmes(tmp_path: Path) -> None:
+    # pyphen/dictionaries/hyph_de_DE.dic and 19 others: the charset on the first line ("ISO8859-1": INT with a
+    # non-integer argument at byte 0), then patterns with 8-bit letters; hyph_nb_NO.dic also holds "...cos\n<word>"
+    de = "ISO8859-1\n##\n.ab1a\n.abi2\n.äb3\n.öf4f\n.ü1ber\n1ß2\n" + "\n".join(
+        f"{p}ä" for p in _WORD_PATTERNS
+    )
+    nb = "ISO8859-1\n.a4\n.æ1r\n.ø2y\n.å3s\n4cos\nø1t\n" + "\n".join(f"{p}å" for p in _WORD_PATTERNS)
+    sr = "ISO8859-5\nLEFTHYPHENMIN 2\n" + "\n".join(
+        "".join(chr(0x430 + (i * 7 + j) % 32) for j in range(4)) + str(i % 5) for i in range(200)
+    )
+    files = {
+        "hyph_de_DE.dic": de.encode("latin-1"),
+        "hyph_nb_NO.dic": nb.encode("latin-1"),
+        "hyph_sr.dic": sr.encode("iso8859-5"),
+        # README_hyph_NO.txt: 'M' (BININT2) first, one 8-bit letter; it was LW-MODEL-029 and unverified
+        "README_hyph_NO.txt": "Myspell hyphenation dictionary for Norwegian (Bokmål and Nynorsk)\n".encode(
+            "latin-1"
+        ),
+        # yake's stopwords_lt.txt, in Windows-1257: "apie\npo\npirš\n..."; 'a' breaks a loader at byte 0
+        "stopwords_lt.txt": "apie\npo\npirš\nvisi\ntaip pat\nyra\nnėra\nklausimas\n".encode("cp1257"),
+    }
+    for name, data in files.items():
+        value, imports = _first_pickle(data)
+        assert isinstance(value, Exception) and not imports, (name, value)
+        _assert_clean(_write(tmp_path, name, data))
+
+
+# --- the neighbours stay reported --------------------------------------------------------------------------------
+
+
+_CALL = b"cos\nsystem\n(S'id'\ntR."
+
+
+def _rule_ids(path: Path) -> set[str]:
+    verdict, findings, _ = _scan(path)
+    assert verdict != "clean", path.name
+    return {r for r, _ in findings}
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        _CALL,
+        b"cos\nstartfile\n(S'x.exe'\ntR.",  # os.startfile exists on Windows only: never judged by this platform
+        b"cio\nopen\n(S'/etc/passwd'\ntR.",
+        b"cos\npath.join\n.",  # a real attribute chain of os
+    ],
+)
+def test_a_hidden_global_that_resolves_is_still_reported(tmp_path: Path, hidden: bytes) -> None:
+    data = ("\n".join(_ITALIAN) + "\n").encode() + hidden + b"\nzero\n"
+    assert {"LW-MODEL-001", "LW-MODEL-004"} & _rule_ids(_write(tmp_path, "italian.txt", data))
+
+
+@pytest.mark.parametrize(
+    "stacked",
+    [
+        _CALL,
+        b"cmypkg\nEvil\n)R.",  # a module no model environment has, importable by its name: a loader imports it
+        b"\x80\x02cbuiltins\neval\nq\x00X\x04\x00\x00\x00idddq\x01\x85q\x02Rq\x03.",
+    ],
+)
+def test_a_pickle_after_the_first_line_string_is_still_reported(tmp_path: Path, stacked: bytes) -> None:
+    data = _hyph_it()[:87] + stacked + b"\n.a1b\n"
+    assert data[86:87] == b"."
+    ids = _rule_ids(_write(tmp_path, "hyph_it_IT.dic", data))
+    assert ids & {"LW-MODEL-001", "LW-MODEL-005", "LW-MODEL-006"}, ids
+
+
+def test_latin1_text_that_is_a_payload_is_still_reported(tmp_path: Path) -> None:
+    payload = b"cos\nsystem\n(S'echo \xe9t\xe9'\ntR." + "\nmot clé\n".encode("latin-1")
+    assert "LW-MODEL-001" in _rule_ids(_write(tmp_path, "mots.txt", payload))
+    # (text that starts with no opcode character, in any encoding, is not searched: loaders fail at byte 0)
+    hidden = "a\nça\nété\n".encode("latin-1") + _CALL + b"\n"
+    assert "LW-MODEL-001" in _rule_ids(_write(tmp_path, "mots_vides.txt", hidden))
