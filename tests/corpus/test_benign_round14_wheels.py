@@ -267,3 +267,86 @@ def test_latin1_text_that_is_a_payload_is_still_reported(tmp_path: Path) -> None
     # (text that starts with no opcode character, in any encoding, is not searched: loaders fail at byte 0)
     hidden = "a\nça\nété\n".encode("latin-1") + _CALL + b"\n"
     assert "LW-MODEL-001" in _rule_ids(_write(tmp_path, "mots_vides.txt", hidden))
+
+
+# --- gensim's own test models (gensim/test/test_data in the wheel) ---------------------------------------------
+
+
+def _u(s: str) -> bytes:
+    raw = s.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _su(s: str) -> bytes:
+    raw = s.encode()
+    return b"\x8c" + bytes([len(raw)]) + raw
+
+
+def _g(module: str, name: str) -> bytes:
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _rebuilt(module: str, cls: str, state: bytes) -> bytes:
+    """``cls`` rebuilt as protocol 2 writes it: NEWOBJ with no argument, then BUILD with a dict of ``state``."""
+    return _g(module, cls) + b")\x81}(" + state + b"ub"
+
+
+_PH = "gensim.models.phrases"
+
+
+@pytest.mark.parametrize("scorer", ["original_scorer", "npmi_scorer"])
+def test_gensim_phraser_keeps_its_scoring_function(tmp_path: Path, scorer: str) -> None:
+    # phraser-no-common-terms.pkl, phrases-3.6.0.model: Phraser/Phrases.scoring is the module-level scorer
+    state = _u("threshold") + b"K\x01" + _u("min_count") + b"K\x01" + _u("scoring") + _g(_PH, scorer)
+    data = b"\x80\x02" + _rebuilt(_PH, "Phraser", state + _u("__numpys") + b"]") + b"."
+    _assert_clean(_write(tmp_path, "phraser.pkl", data))
+
+
+@pytest.mark.parametrize("method", ["mass_masking", "rank_masking"])
+def test_gensim_ensemblelda_keeps_its_masking_method(tmp_path: Path, method: str) -> None:
+    # ensemblelda: protocol 4, EnsembleLda.masking_method by STACK_GLOBAL
+    mod = _su("gensim.models.ensemblelda")
+    data = (
+        b"\x80\x04"
+        + mod
+        + _su("EnsembleLda")
+        + b"\x93)\x81}("
+        + _su("masking_threshold")
+        + b"N"
+        + _su("masking_method")
+        + mod
+        + _su(method)
+        + b"\x93ub."
+    )
+    _assert_clean(_write(tmp_path, "ensemblelda", data))
+
+
+def test_gensim_ldaseq_keeps_its_sslm_chains(tmp_path: Path) -> None:
+    # DTM/ldaseq_3_0_1_model: LdaSeqModel.topic_chains is a list of sslm objects rebuilt from their __dict__
+    sslm = _rebuilt(
+        "gensim.models.ldaseqmodel", "sslm", _u("vocab_len") + b"M\x32\x02" + _u("num_topics") + b"K\x03"
+    )
+    state = _u("topic_chains") + b"](" + sslm + sslm + b"e"
+    data = b"\x80\x02" + _rebuilt("gensim.models.ldaseqmodel", "LdaSeqModel", state) + b"."
+    _assert_clean(_write(tmp_path, "ldaseq_3_0_1_model", data))
+
+
+def test_gensim_sslm_called_is_still_reported(tmp_path: Path) -> None:
+    # admitted to be rebuilt, not called: its constructor allocates arrays of the sizes it is given
+    data = b"\x80\x02" + _g("gensim.models.ldaseqmodel", "sslm") + b"J\x00\xca\x9a;J\x00\xca\x9a;\x86R."
+    verdict, findings, _ = _scan(_write(tmp_path, "ldaseq_model", data))
+    assert verdict != "clean" and findings
+
+
+def test_numpy_randomstate_as_numpy_before_1_17_pickled_it(tmp_path: Path) -> None:
+    # word2vec_3.3, lda_3_0_1_model and 60 more: a model's `random` is numpy.random.__RandomState_ctor() (no
+    # argument), then BUILD with the generator's state tuple
+    np = pytest.importorskip("numpy")
+    rs = np.random.RandomState(1)
+    body = pickle.dumps(rs.get_state(), protocol=2)
+    assert body[:2] == b"\x80\x02" and body[-1:] == b"."
+    rand = _g("numpy.random", "__RandomState_ctor") + b")R" + body[2:-1] + b"b"
+    data = b"\x80\x02}(" + _u("random") + rand + _u("layer1_size") + b"K\x05u."
+    # numpy still defines it: what the real loader makes of the file is a seeded generator
+    assert pickle.loads(data)["random"].get_state()[1][0] == rs.get_state()[1][0]
+    _assert_clean(_write(tmp_path, "word2vec_3.3", data))

@@ -1136,6 +1136,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "numpy.ma.core.MaskedArray.__new__",
         "numpy.ma.core.MaskedConstant",
         "numpy.random._pickle.__randomstate_ctor",
+        # what numpy < 1.17 pickled a RandomState with (still defined in numpy 2.4): returns RandomState(seed=0),
+        # takes no argument, and BUILD then sets the pickled state
+        "numpy.random.__RandomState_ctor",
         "numpy.random._pickle.__generator_ctor",
         "numpy.random._pickle.__bit_generator_ctor",
         "numpy.random._pickle._unpickle_randomstate",
@@ -1324,6 +1327,16 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "gensim.utils.identity",
         "gensim.models.tfidfmodel.df2idf",
         "gensim.models.tfidfmodel.precompute_idfs",
+        # Phrases' and Phraser's scoring function, EnsembleLda's masking_method (gensim 4.4 source): arithmetic on
+        # their numbers and numpy sorting of their array, calling nothing else
+        "gensim.models.phrases.original_scorer",
+        "gensim.models.phrases.npmi_scorer",
+        "gensim.models.ensemblelda.mass_masking",
+        "gensim.models.ensemblelda.rank_masking",
+        # LdaSeqModel's state-space model, a SaveLoad subclass with a lower-case name (so no class pattern takes
+        # it): rebuilt from its __dict__, no load-time hook; called, it allocates arrays of the sizes given (see
+        # _REBUILD_ONLY)
+        "gensim.models.ldaseqmodel.sslm",
         # transformers' Trainer state (torch.save(trainer.state), trainer.control): dataclasses of numbers, strings,
         # the log history and the callbacks' exported states, rebuilt by NEWOBJ + BUILD with no load-time hook; a call
         # would run TrainerState.__post_init__, which calls .state() on each stateful callback (see _REBUILD_ONLY)
@@ -1467,6 +1480,7 @@ _REBUILD_ONLY: Final = frozenset(
     {
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
+        "gensim.models.ldaseqmodel.sslm",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
         # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful
