@@ -350,3 +350,118 @@ def test_numpy_randomstate_as_numpy_before_1_17_pickled_it(tmp_path: Path) -> No
     # numpy still defines it: what the real loader makes of the file is a seeded generator
     assert pickle.loads(data)["random"].get_state()[1][0] == rs.get_state()[1][0]
     _assert_clean(_write(tmp_path, "word2vec_3.3", data))
+
+
+# --- wordfreq: gzip-compressed MessagePack word lists ---------------------------------------------------------
+
+
+def _mp_str(s: str) -> bytes:
+    raw = s.encode()
+    assert len(raw) < 32
+    return bytes([0xA0 | len(raw)]) + raw
+
+
+def _wordfreq_list() -> bytes:
+    # wordfreq/data/large_en.msgpack.gz once inflated: an array16 of a header map {"format": "cB", "version": 1}
+    # and the frequency bins, each an array of words
+    bins = [[], ["the", "of"], ["and", "to", "in"], [], ["über", "日本"]]
+    out = b"\xdc" + (1 + len(bins)).to_bytes(2, "big")
+    out += b"\x82" + _mp_str("format") + _mp_str("cB") + _mp_str("version") + b"\x01"
+    for words in bins:
+        out += bytes([0x90 | len(words)]) + b"".join(_mp_str(w) for w in words)
+    return out
+
+
+def _wordfreq_mapping() -> bytes:
+    # wordfreq/data/_chinese_mapping.msgpack.gz: a map16 from code points (uint16) to strings
+    pairs = {0x4E2D: "中", 0x9EBC: "么", 0x570B: "国"}
+    out = b"\xde" + len(pairs).to_bytes(2, "big")
+    for cp, s in pairs.items():
+        out += b"\xcd" + cp.to_bytes(2, "big") + _mp_str(s)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "build"),
+    [("large_en.msgpack.gz", _wordfreq_list), ("_chinese_mapping.msgpack.gz", _wordfreq_mapping)],
+)
+def test_wordfreq_msgpack_data(tmp_path: Path, name: str, build: object) -> None:
+    import gzip
+
+    raw = build()  # type: ignore[operator]
+    msgpack = pytest.importorskip("msgpack")
+    assert msgpack.unpackb(raw, raw=False, strict_map_key=False)  # what wordfreq's loader reads
+    _assert_clean(_write(tmp_path, name, gzip.compress(raw)))
+    _assert_clean(_write(tmp_path, name.removesuffix(".gz"), raw))
+
+
+def test_msgpack_lookalikes_stay_unverified(tmp_path: Path) -> None:
+    import gzip
+
+    raw = _wordfreq_list()
+    for name, data in [
+        ("trailing.msgpack", raw + _CALL),  # not one value: what follows is read by nobody we know
+        ("cut.msgpack", raw[:-3]),
+        ("cut.msgpack.gz", gzip.compress(b"\xdc\x00\x09" + raw[3:])),  # more items declared than there are
+    ]:
+        verdict, _, reason = _scan(_write(tmp_path, name, data))
+        assert verdict != "clean", (name, reason)
+
+
+# --- onnx: test data sets' serialized TensorProtos -----------------------------------------------------------
+
+
+def _tensor_files() -> dict[str, bytes]:
+    onnx = pytest.importorskip("onnx")
+    np = pytest.importorskip("numpy")
+    from onnx import numpy_helper
+
+    rng = np.random.default_rng(14)
+    floats = numpy_helper.from_array(rng.standard_normal((1, 3, 8, 8)).astype(np.float32), "x")
+    ints = numpy_helper.from_array(np.arange(12, dtype=np.int64).reshape(3, 4), "y")
+    # backend/test/data/simple/test_strnorm_*/test_data_set_0/input_0.pb: a string tensor, whose first fields
+    # (dims, data_type, string_data) also pass the first look at a ModelProto
+    strings = onnx.helper.make_tensor("x", onnx.TensorProto.STRING, [2], [b"monday", b"tuesday"])
+    # fields in another order (parsers take any): its name first, field 8, whose tag byte is 'B' (BINBYTES)
+    reordered = b"\x42\x01y" + ints.SerializeToString().replace(b"\x42\x01y", b"")
+    return {
+        # backend/test/data/pytorch-converted/test_Conv2d/test_data_set_0/input_0.pb and output_0.pb
+        "input_0.pb": floats.SerializeToString(),
+        "output_0.pb": ints.SerializeToString(),
+        "strings_0.pb": strings.SerializeToString(),
+        "reordered_0.pb": reordered,
+    }
+
+
+def test_onnx_test_data_tensors(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    for name, data in _tensor_files().items():
+        path = _write(tmp_path, name, data)
+        assert onnx.load_tensor(str(path)).data_type  # what the test runner reads
+        _assert_clean(path)
+
+
+def test_onnx_tensor_with_external_data_outside_is_reported(tmp_path: Path) -> None:
+    onnx = pytest.importorskip("onnx")
+    # (300 elements: the dims varint 0xAC 0x02 is no UTF-8, so the file is no text either; onnx 1.23's
+    # numpy_helper.to_array refuses such a location itself, earlier versions read it)
+    t = onnx.helper.make_tensor("w", onnx.TensorProto.FLOAT, [300], [0.0] * 300)
+    t.ClearField("float_data")
+    t.data_location = onnx.TensorProto.EXTERNAL
+    for key, value in (("location", "../../../etc/passwd"), ("offset", "0"), ("length", "1200")):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    (tmp_path / "set").mkdir()
+    verdict, findings, _ = _scan(_write(tmp_path / "set", "input_0.pb", t.SerializeToString()))
+    assert ("LW-MODEL-035", Severity.HIGH) in findings, (verdict, findings)
+
+
+def test_protobuf_that_is_no_tensor_stays_unverified(tmp_path: Path) -> None:
+    ints = _tensor_files()["output_0.pb"]
+    for name, data in [
+        ("extra_field.pb", ints + b"\x78\x01"),  # field 15: none of TensorProto's
+        ("no_type.pb", b"\x08\x03\x08\x04\x4a\x04\x00\x00\x00\x00"),  # dims and raw_data, no data_type
+        ("cut.pb", ints[:-2]),
+    ]:
+        verdict, _, reason = _scan(_write(tmp_path, name, data))
+        assert verdict == "unverified", (name, verdict, reason)

@@ -333,8 +333,15 @@ def _looks_ubjson_object(head: bytes) -> bool:
     return text.isprintable()
 
 
+def _msgpack_str(b: int) -> bool:
+    return 0xA1 <= b <= 0xBF or b in (0xD9, 0xDA, 0xDB)
+
+
 def _looks_msgpack_map(head: bytes) -> bool:
-    """A MessagePack map with a string first key (Flax's ``flax_model.msgpack``: parameter names to arrays)."""
+    """A MessagePack map with a string first key (Flax's ``flax_model.msgpack``: parameter names to arrays), a
+    map16/map32 with an integer first key (wordfreq's ``_chinese_mapping.msgpack.gz``: code points to strings), or
+    an array16/array32 whose first item is a map or a string (wordfreq's word lists: a header map, then the
+    frequency bins). The whole file must then be one well-formed value (``msgpack_.scan_msgpack``)."""
     if len(head) < 3:
         return False
     t = head[0]
@@ -342,9 +349,17 @@ def _looks_msgpack_map(head: bytes) -> bool:
         key = 1
     elif t in (0xDE, 0xDF):
         key = 3 if t == 0xDE else 5
+    elif t in (0xDC, 0xDD):
+        first = 3 if t == 0xDC else 5
+        return first < len(head) and (
+            0x81 <= head[first] <= 0x8F or head[first] in (0xDE, 0xDF) or _msgpack_str(head[first])
+        )
     else:
         return False
-    return key < len(head) and (0xA1 <= head[key] <= 0xBF or head[key] in (0xD9, 0xDA, 0xDB))
+    if key >= len(head):
+        return False
+    # (a fixmap's first byte is also a pickle opcode: only a string key there, as before)
+    return _msgpack_str(head[key]) or (t in (0xDE, 0xDF) and head[key] in (0xCC, 0xCD, 0xCE, 0xCF))
 
 
 def read_varint(buf: bytes, pos: int) -> tuple[int | None, int]:
@@ -387,6 +402,18 @@ _EIGHT_BIT_TEXT: Final = re.compile(rb"[\t\n\v\f\r\x20-\x7e\x80-\xff]*")
 """Bytes of text in a legacy 8-bit encoding (ISO-8859-x, Windows-125x, KOI8): printable ASCII, line and page
 breaks, and any byte with the high bit set, but none of the other control characters that binary data is full of
 (512 random bytes avoid all 28 of them with a probability of about 1e-26)."""
+_HIGH_BYTES: Final = bytes(range(0x80, 0x100))
+
+
+def _eight_bit_text(head: bytes) -> bool:
+    """Text in a legacy 8-bit encoding: only text bytes (``_EIGHT_BIT_TEXT``), at least a third of them ASCII
+    (pyphen's Serbian dictionary in ISO-8859-5 has half), and words or lines (a space or line break every 64
+    bytes at most on average): high-byte padding such as 0xDEADBEEF repeated is no text."""
+    if _EIGHT_BIT_TEXT.fullmatch(head) is None:
+        return False
+    ascii_count = len(head.translate(None, _HIGH_BYTES))
+    breaks = head.count(b" ") + head.count(b"\n") + head.count(b"\t") + head.count(b"\r")
+    return 3 * ascii_count >= len(head) and 64 * breaks >= len(head)
 
 
 def _is_text(head: bytes) -> bool:
@@ -400,7 +427,7 @@ def _is_text(head: bytes) -> bool:
             # Word lists, stop-word lists and hyphenation dictionaries that libraries ship in ISO-8859-x (pyphen's
             # hyph_de_DE.dic, yake's stop-word lists) are text too: what a pickle loader runs from their first
             # bytes is still analysed (a text file starting with an opcode character sniffs as a pickle first).
-            return _EIGHT_BIT_TEXT.fullmatch(head) is not None
+            return _eight_bit_text(head)
     return True
 
 

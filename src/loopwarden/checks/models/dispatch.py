@@ -194,6 +194,8 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     read_as_text = False
     if handler is not None:
         read_as_text = handler(blob, ctx) is True and handler is _pickle
+    elif fmt is Format.UNKNOWN and _onnx_tensor(blob, ctx):
+        ctx.formats[-1] = str(Format.ONNX)
     elif fmt in _UNSUPPORTED:
         # bytes of no format are no misreading of one (an archive format loopwarden cannot open is one)
         ctx.fail(blob.location, _UNSUPPORTED[fmt], misread=fmt is Format.UNKNOWN)
@@ -574,7 +576,19 @@ def _breaks_at_once(blob: Blob, ctx: ScanContext) -> bool:
     )
 
 
+def _onnx_tensor(blob: Blob, ctx: ScanContext) -> bool:
+    """Whether bytes of no known format are a serialized ONNX TensorProto (see ``onnx.scan_tensor_file``), whose
+    external data locations are then checked; most other binaries fail its parse at their first bytes."""
+    from loopwarden.checks.models.onnx import scan_tensor_file
+
+    return scan_tensor_file(blob, ctx)
+
+
 def _unknown(blob: Blob, ctx: ScanContext) -> None:
+    if _onnx_tensor(blob, ctx):
+        # a TensorProto whose first tag byte is an opcode (its name, field 8, is 'B'), which a loader rejects
+        ctx.formats[-1] = str(Format.ONNX)
+        return
     ctx.formats[-1] = str(Format.UNKNOWN)
     # a pickle loader fails on the first bytes before it could import anything (_breaks_at_once): no format
     ctx.fail(blob.location, _UNSUPPORTED[Format.UNKNOWN], misread=True)

@@ -179,14 +179,71 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
         try:
             _message(r, "model", size, 0, blob, ctx, domains, local_domains)
         except ProtoError as exc:
+            if scan_tensor_file(blob, ctx):
+                return  # a TensorProto whose first fields read like a model's (string tensors of test data)
             # only fields protobuf parses as messages are descended into (_LAYOUT), so a wire error found here is
             # one every protobuf parser also meets
             ctx.fail(blob.location, f"ONNX protobuf cannot be parsed ({exc})", misread=not exc.bound)
             return
+    # A TensorProto's fields can also read as a model's (dims as ir_version, name as opset_import): when the file
+    # is one, its external data locations are what onnx.load_tensor's caller follows. A model fails this parse
+    # within its first fields (producer_name, metadata_props), reading no payload.
+    scan_tensor_file(blob, ctx)
     for d in sorted(domains - _STD_DOMAINS - local_domains):
         ctx.add(
             rules.OnnxCustomDomain, f"operators from custom domain '{d[:100]}'", blob.location, domain=d[:100]
         )
+
+
+_TENSOR_WIRES: Final[dict[int, frozenset[int]]] = {
+    1: frozenset({0, 2}),  # dims (packed or not)
+    2: frozenset({0}),  # data_type
+    3: frozenset({2}),  # segment
+    4: frozenset({2, 5}),  # float_data
+    5: frozenset({0, 2}),  # int32_data
+    6: frozenset({2}),  # string_data
+    7: frozenset({0, 2}),  # int64_data
+    8: frozenset({2}),  # name
+    9: frozenset({2}),  # raw_data
+    10: frozenset({1, 2}),  # double_data
+    11: frozenset({0, 2}),  # uint64_data
+    12: frozenset({2}),  # doc_string
+    13: frozenset({2}),  # external_data
+    14: frozenset({0}),  # data_location
+    16: frozenset({2}),  # metadata_props
+}
+"""TensorProto's fields (onnx.proto3, onnx 1.23) and the wire types its parsers accept for each."""
+_MAX_DATA_TYPE: Final = 64
+"""Above every TensorProto.DataType value (onnx 1.23 has 1 to 28)."""
+
+
+def scan_tensor_file(blob: Blob, ctx: ScanContext) -> bool:
+    """A serialized TensorProto on its own, as ONNX test data sets keep their inputs and outputs
+    (``test_data_set_0/input_0.pb``, read with ``onnx.load_tensor`` and ``numpy_helper.to_array``): True when
+    the whole file parses as one, with its data type set, every field one of TensorProto's in a wire type its
+    parsers accept. Its only reach outside itself is external data, whose locations are checked as a model's
+    are (LW-MODEL-034). False, with nothing reported, for anything else."""
+    if not blob.size or not blob.seekable:
+        return False
+    with io.BufferedReader(blob.open(), 1 << 16) as f:  # type: ignore[type-var]
+        r = ProtoReader(f, blob.size, ctx)
+        data_type = None
+        try:
+            for num, wire, _ in r.fields_in(blob.size):
+                if wire not in _TENSOR_WIRES.get(num, ()):
+                    return False
+                if num == 2:
+                    data_type = r.last
+        except ProtoError:
+            return False
+        if data_type is None or not 1 <= data_type <= _MAX_DATA_TYPE:
+            return False
+        f.seek(0)
+        try:
+            _message(ProtoReader(f, blob.size, ctx), "tensor", blob.size, 0, blob, ctx, set(), set())
+        except ProtoError:  # (parsed above: not reached)
+            return False
+    return True
 
 
 def _message(
