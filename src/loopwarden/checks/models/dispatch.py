@@ -494,14 +494,20 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
 
 
 _STARTUP_MODULES: Final = frozenset({"io", "os", "re"})
-"""Standard-library modules that every Python process imports before it runs any code of its own, whose
-attributes (a loader's ``getattr`` after importing them) are the scanner's own. Word lists read as hidden
-GLOBALs into them ("cos\ncosa" is os.cosa; "cio\ncioe" io.cioe)."""
+"""Standard-library modules the scanner has imported itself, whose attributes (what a loader's ``getattr`` finds
+after importing them) are those of its own copy, save the ``os`` functions of other platforms and versions
+(``_OS_ELSEWHERE``). Word lists read as hidden GLOBALs into them ("cos\ncosa" is os.cosa; "cio\ncioe" io.cioe)."""
 _OS_ELSEWHERE: Final = frozenset(
     {
-        "add_dll_directory", "get_handle_inheritable", "grantpt", "listdrives", "listmounts", "listvolumes",
-        "login_tty", "pidfd_open", "posix_openpt", "posix_spawn", "posix_spawnp", "process_cpu_count", "ptsname",
-        "set_handle_inheritable", "setns", "startfile", "unlockpt", "unshare",
+        # Windows only
+        "add_dll_directory", "get_handle_inheritable", "listdrives", "listmounts", "listvolumes",
+        "set_handle_inheritable", "startfile",
+        # POSIX only (a scanner on Windows lacks them): processes, identities, terminals
+        "chroot", "fork", "forkpty", "grantpt", "killpg", "login_tty", "openpty", "pidfd_open", "posix_openpt",
+        "posix_spawn", "posix_spawnp", "ptsname", "register_at_fork", "setgid", "setns", "setregid", "setreuid",
+        "setuid", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe", "unlockpt", "unshare",
+        # newer than some Pythons the scanner runs on
+        "process_cpu_count",
     }
 )  # fmt: skip
 """``os`` functions that exist on another platform or in another Python version than the scanner's may: always
