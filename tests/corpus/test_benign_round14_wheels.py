@@ -16,6 +16,7 @@ after the constant that reaches an importable name, and a payload in Latin-1 tex
 
 from __future__ import annotations
 
+import base64
 import io
 import pickle
 from pathlib import Path
@@ -465,3 +466,11 @@ def test_protobuf_that_is_no_tensor_stays_unverified(tmp_path: Path) -> None:
     ]:
         verdict, _, reason = _scan(_write(tmp_path, name, data))
         assert verdict == "unverified", (name, verdict, reason)
+
+
+@pytest.mark.parametrize("encode", [bytes, base64.b64encode], ids=["raw", "base64"])
+def test_a_first_line_string_that_keeps_a_pickle_is_still_reported(tmp_path: Path, encode: object) -> None:
+    # the constant a loader returns is itself a pickle (raw or base64) that reaches os.system (LW-MODEL-019)
+    inner = encode(_CALL)  # type: ignore[operator]
+    data = b"U" + bytes([len(inner)]) + inner + b".\nmore text\nlines here\n"
+    assert "LW-MODEL-019" in _rule_ids(_write(tmp_path, "hyph_xx.dic", data))
