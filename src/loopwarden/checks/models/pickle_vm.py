@@ -750,6 +750,10 @@ class _MalformedError(Exception):
         """Bytes another loader reads as opcodes where this reading took them as an argument (searched)."""
 
 
+class _LongLineError(_MalformedError):
+    """A text line longer than the VM keeps (raised with the reader still at the line's start)."""
+
+
 class _TruncatedError(_MalformedError):
     pass
 
@@ -831,9 +835,31 @@ class _Reader:
                 self.p = i + 1
                 return line
             if self.n - self.p > _KEEP_STR:
-                raise _MalformedError("text line longer than 64 KiB", self.tell())
+                raise _LongLineError("text line longer than 64 KiB", self.tell())
             if not self.fill(self.n - self.p + 1):
                 raise _TruncatedError("pickle truncated inside a text line", self.base + self.n)
+
+    def skip_line(self) -> tuple[bytes, int, int]:
+        """Consume a text line of any length keeping only its first 64 bytes: (prefix, length, last byte or -1).
+        CPython reads protocol-0 string lines whole, whatever their length."""
+        prefix = self.buf[self.p : self.p + 64]
+        length = 0
+        last = -1
+        while True:
+            i = self.buf.find(b"\n", self.p)
+            if i >= 0:
+                if i > self.p:
+                    last = self.buf[i - 1]
+                length += i - self.p
+                self.p = i + 1
+                return prefix, length, last
+            if self.n > self.p:
+                last = self.buf[self.n - 1]
+            length += self.n - self.p
+            self.base += self.n
+            self.buf, self.p, self.n = b"", 0, 0
+            if not self.fill(1):
+                raise _TruncatedError("pickle truncated inside a text line", self.base)
 
     def skip(self, k: int) -> bytes:
         """Consume ``k`` bytes keeping only a short prefix (for evidence and sniffing)."""
@@ -1923,6 +1949,20 @@ class _VM:
                 "large to decode"
             )
         return big
+
+    def _long_line_text(self, prefix: bytes, k: int, encoding: str) -> _Big:
+        """A protocol-0 STRING or UNICODE line too long to keep (a model embedded as text): held as its first bytes,
+        never read again (its escapes are not decoded, so a check that needs all of it fails closed). The escapes
+        are not checked either: where a loader would stop at a bad one, the analysis goes on, which can only find
+        more."""
+        self.budget.text_bytes += _KEEP_STR
+        head = prefix.decode("latin-1")
+        if _stored_head(head) and self._big_may_run(head):
+            self.coll.unverified.append(
+                f"a string of {k} bytes at offset {self.r.tell() - k} starts like a stored pickle and is too "
+                "large to decode"
+            )
+        return _Big("str", k, prefix, encoding=encoding)
 
     def _payload_bytes(self, k: int) -> Any:
         r = self.r
@@ -5074,7 +5114,14 @@ class _VM:
     ) -> list[Any]:
         import codecs
 
-        line = self.r.readline()
+        try:
+            line = self.r.readline()
+        except _LongLineError:
+            prefix, length, last = self.r.skip_line()
+            if prefix[:1] not in (b"'", b'"') or last != prefix[0]:
+                raise _MalformedError("STRING argument must be quoted", off) from None
+            stack.append(self._long_line_text(prefix[1:], length - 2, "latin-1"))
+            return stack
         if len(line) >= 2 and line[0] == line[-1] and line[:1] in (b"'", b'"'):
             try:
                 # escape_decode returns bytes at run time; typeshed's stub has disagreed across releases.
@@ -5157,7 +5204,12 @@ class _VM:
     def _op_unicode(
         self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
     ) -> list[Any]:
-        line = self.r.readline()
+        try:
+            line = self.r.readline()
+        except _LongLineError:
+            prefix, length, _ = self.r.skip_line()
+            stack.append(self._long_line_text(prefix, length, "raw-unicode-escape"))
+            return stack
         try:
             value = line.decode("raw-unicode-escape")
         except UnicodeDecodeError:
