@@ -1326,7 +1326,13 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "gensim.utils.call_on_class_only",
         "gensim.utils.identity",
         "gensim.models.tfidfmodel.df2idf",
+        # precompute_idfs(wglobal, dfs, total_docs) calls wglobal on every value of dfs: kept only (_REBUILD_ONLY)
         "gensim.models.tfidfmodel.precompute_idfs",
+        # TfidfModel(smartirs=...) keeps partial(smartirs_wlocal, local_scheme=...) and partial(smartirs_wglobal,
+        # global_scheme=...): numpy arithmetic on their numbers, branching on the one-letter scheme (gensim 4.4)
+        "gensim.models.tfidfmodel.smartirs_wlocal",
+        "gensim.models.tfidfmodel.smartirs_wglobal",
+        "gensim.models.tfidfmodel.smartirs_normalize",
         # Phrases' and Phraser's scoring function, EnsembleLda's masking_method (gensim 4.4 source): arithmetic on
         # their numbers and numpy sorting of their array, calling nothing else
         "gensim.models.phrases.original_scorer",
@@ -1481,6 +1487,8 @@ _REBUILD_ONLY: Final = frozenset(
         "xgboost.core.Booster",
         "lightgbm.basic.Booster",
         "gensim.models.ldaseqmodel.sslm",
+        # a higher-order function: called, it calls its first argument (any callable the pickle hands it)
+        "gensim.models.tfidfmodel.precompute_idfs",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
         # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful
