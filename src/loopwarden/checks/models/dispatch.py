@@ -461,6 +461,19 @@ def _pickle(
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
         return True
+    if (
+        head[:1] == b"\x80"
+        and res.unverified
+        and not res.callables
+        and not _PICKLE_NAMES.search(blob.name)
+        and _only_malformed(res.unverified)
+        and all(f.rule_id == rules.PickleMalformed.rule_id for f in res.findings)
+        and _fails_after_proto(blob.head(3))
+    ):
+        # Raw data whose first value reads as PROTO (an int32 384, 640 or 896 is 80 01/02/03 00 ...): a pickle
+        # loader stops at the byte after it, and reading on found no name anywhere. No format, not a broken pickle.
+        _unknown(blob, ctx)
+        return False
     ctx.findings.extend(res.findings)
     if res.unverified:
         ctx.fail(blob.location, f"pickle: {res.unverified}")
@@ -534,6 +547,11 @@ def _known_and_resolvable(name: str) -> bool:
     attr = rest.split(".", 1)[0]
     # the module's own namespace, read without calling anything (no module __getattr__ runs)
     return attr in vars(module) or (top == "os" and attr in _OS_ELSEWHERE)
+
+
+def _fails_after_proto(head: bytes) -> bool:
+    """Whether a pickle loader stops within PROTO itself: a protocol it does not know, or no opcode after it."""
+    return len(head) >= 2 and (head[1] > 5 or len(head) < 3 or head[2] not in _OPCODE_BYTES)
 
 
 def _only_malformed(unverified: str | None) -> bool:

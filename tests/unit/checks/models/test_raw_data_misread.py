@@ -12,6 +12,7 @@ from __future__ import annotations
 import bz2
 import gzip
 import lzma
+import pickle
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -336,3 +337,36 @@ def test_misread_tensorflow_data_shards_are_clean_beside_their_index(tmp_path: P
     }
     (alone,) = scan_paths([str(tmp_path / "variables.data-00000-of-00001")], jobs=1).targets
     assert alone.verdict is Verdict.UNVERIFIED
+
+
+@pytest.mark.parametrize("first", [384, 640, 896, 1152, 1408])
+def test_int_tensors_whose_first_value_reads_as_proto_are_data(tmp_path: Path, first: int) -> None:
+    """An int32 tensor whose first value is 384, 640, 896 ... begins ``80 01 00``: PROTO 1, then a byte that is no
+    opcode, where a pickle loader stops. Named as raw data, such a file is data; alone it is no format."""
+    arr = np.random.default_rng(first).integers(0, 5000, 300).astype("<i4")
+    arr[0] = first
+    raw = arr.tobytes()
+    with pytest.raises(pickle.UnpicklingError):
+        pickle.loads(raw)
+    _model_naming(tmp_path, {"t.bin": raw})
+    result = _scan(tmp_path)["t.bin"]
+    assert result.verdict is Verdict.CLEAN and not result.findings, (result.reason, result.findings)
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    (alone / "t.bin").write_bytes(raw)
+    result = _scan(alone)["t.bin"]
+    assert result.verdict is Verdict.UNVERIFIED and not result.findings, result.findings
+
+
+def test_a_proto_head_with_something_after_it_stays_a_pickle(tmp_path: Path) -> None:
+    """The same head with a payload or a class further on: what reading on finds keeps the file reported."""
+    _model_naming(
+        tmp_path,
+        {
+            "payload.bin": b"\x80\x02\x00" + b"cos\nsystem\n(S'id'\ntR.",
+            "user.bin": b"\x80\x02\x00" + b"c__main__\nEvil\n)R.",
+        },
+    )
+    results = _scan(tmp_path)
+    assert any(f.severity is Severity.CRITICAL for f in results["payload.bin"].findings)
+    assert results["user.bin"].verdict is not Verdict.CLEAN and results["user.bin"].findings
