@@ -259,6 +259,9 @@ def program_calls(text: str, ctx: ScanContext, location: Location, what: str) ->
 def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
     """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF, ONNX) when it is a Python program
     calling a primitive (LW-MODEL-047). A program too long to parse that names one is unverified."""
+    from loopwarden.checks.models.configs import check_metadata_targets
+
+    check_metadata_targets(key, value, ctx, location, where=where)
     calls = program_calls(value, ctx, location, f"metadata '{key[:100]}'")
     if calls:
         ctx.add(

@@ -31,6 +31,8 @@ from loopwarden.domain import Location, Severity
 
 __all__ = [
     "check_fiddle",
+    "check_json_targets",
+    "check_metadata_targets",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
@@ -364,13 +366,113 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_
             rules.HydraTarget, Severity.HIGH, f"Hydra {key} is not a plain name", location, target=None
         )
         return
-    target = str(node.value).strip()
+    _judge_target(str(node.value), ctx, location, key)
+
+
+def check_json_targets(obj: Any, ctx: ScanContext, location: Location, *, where: str = "") -> None:
+    """Hydra ``_target_`` and jsonargparse ``class_path`` keys in a decoded JSON document: Hydra instantiates plain
+    dicts as it does YAML, and loaders read such configs from a model folder's JSON (Uni2TS's ``config.json``
+    through ``PyTorchModelHubMixin``, CVE-2026-22584) or from a weights file's metadata (FlexTok keeps its Hydra
+    config as JSON in the safetensors ``__metadata__``). ``where``: what the document is, for the message."""
+    stack: list[Any] = [obj]
+    seen = 0
+    while stack:
+        cur = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            # fail closed: the nodes not visited could hold a _target_
+            raise ResourceLimitExceeded(
+                "max_config_nodes", f"JSON config has more than {MAX_CONFIG_NODES} nodes"
+            )
+        if isinstance(cur, dict):
+            for key, value in cur.items():
+                if key in _TARGET_KEYS:
+                    if isinstance(value, str):
+                        _judge_target(value, ctx, location, key, where=where)
+                    else:
+                        ctx.add_severity(
+                            rules.HydraTarget,
+                            Severity.HIGH,
+                            f"Hydra {key}{where} is not a plain name",
+                            location,
+                            target=None,
+                        )
+                if isinstance(value, dict | list):
+                    stack.append(value)
+        elif isinstance(cur, list):
+            stack.extend(v for v in cur if isinstance(v, dict | list))
+
+
+_TARGET_MARKS: Final = ("_target_", "class_path")
+
+
+def check_metadata_targets(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
+    """A metadata value (safetensors ``__metadata__``, GGUF or ONNX metadata) that is a JSON or YAML config naming
+    Hydra ``_target_`` or jsonargparse ``class_path`` callables: code that instantiates the stored config runs
+    them. Values that are neither are plain text (nothing is reported for them)."""
+    if not any(mark in value for mark in _TARGET_MARKS):
+        return
+    import json
+
+    what = f" in {where} metadata '{key[:100]}'"
+    try:
+        obj = json.loads(value)
+    except (ValueError, RecursionError):
+        obj = None
+    if isinstance(obj, dict | list):
+        check_json_targets(obj, ctx, location, where=what)
+        return
+    import yaml
+
+    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    try:
+        loader = loader_cls(value)
+        try:
+            roots = []
+            while loader.check_node():
+                roots.append(loader.get_node())
+        finally:
+            loader.dispose()
+    except (yaml.YAMLError, RecursionError, ValueError):
+        return  # prose that mentions the word
+    stack: list[Any] = list(roots)
+    seen: set[int] = set()
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if len(seen) > MAX_CONFIG_NODES:
+            raise ResourceLimitExceeded(
+                "max_config_nodes", f"YAML config{what} has more than {MAX_CONFIG_NODES} nodes"
+            )
+        if isinstance(node, yaml.MappingNode):
+            for k, v in node.value:
+                if isinstance(k, yaml.ScalarNode) and k.value in _TARGET_KEYS:
+                    if isinstance(v, yaml.ScalarNode):
+                        _judge_target(str(v.value), ctx, location, k.value, where=what)
+                    else:
+                        ctx.add_severity(
+                            rules.HydraTarget,
+                            Severity.HIGH,
+                            f"Hydra {k.value}{what} is not a plain name",
+                            location,
+                            target=None,
+                        )
+                stack.extend((k, v))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend(node.value)
+
+
+def _judge_target(value: str, ctx: ScanContext, location: Location, key: str, *, where: str = "") -> None:
+    target = value.strip()
     if not _DOTTED.match(target):
         # "${...}" interpolations are resolved when the config is read, from other keys or the environment
         ctx.add_severity(
             rules.HydraTarget,
             Severity.HIGH,
-            f"Hydra {key} '{target[:200]}' is computed when the config is read; it cannot be judged statically",
+            f"Hydra {key}{where} '{target[:200]}' is computed when the config is read; it cannot be judged "
+            "statically",
             location,
             target=target[:200],
         )
@@ -385,7 +487,7 @@ def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_
     ctx.add_severity(
         rules.HydraTarget,
         c.severity or Severity.HIGH,
-        f"{_LOADER_OF.get(key, 'Hydra')} {key} '{target[:200]}': instantiating the config calls it "
+        f"{_LOADER_OF.get(key, 'Hydra')} {key}{where} '{target[:200]}': instantiating the config calls it "
         f"({c.reason or 'not on the allow-list'})",
         location,
         target=target[:200],

@@ -110,10 +110,16 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         if name.rsplit("/", 1)[-1].lower() in _JUDGED_JSON:
             ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
         return
-    from loopwarden.checks.models.configs import check_remote_code, check_sentence_transformers
+    from loopwarden.checks.models.configs import (
+        check_json_targets,
+        check_remote_code,
+        check_sentence_transformers,
+    )
 
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
+    if b"_target_" in data or b"class_path" in data:
+        check_json_targets(obj, ctx, location)
     check_json_config(
         obj, ctx, location, raw=data, keras_file=name.rsplit("/", 1)[-1].lower() == _KERAS_CONFIG
     )
