@@ -499,10 +499,25 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
     which then makes numpy, scikit-learn or functools read freed or far memory or call what the pickle chose: a
     structured dtype's field dtype grown by a second BUILD, an array rebuilt under a view, a bytearray grown under
     an array, a tree's node array written before the tree copies it, a ``__setstate__`` stored into a partial's
-    ``__dict__`` after its BUILD."""
+    ``__dict__`` after its BUILD; and Hydra ``_target_`` configs kept as JSON or in safetensors metadata."""
+    import json
+
+    import _container_payloads as cp
     import test_redteam_round14_mutation as r14
 
+    hydra = {"model": {"_target_": "os.system", "command": "id"}}
     return {
+        # Hydra configs read from JSON (Uni2TS, CVE-2026-22584) and from safetensors metadata (FlexTok)
+        "r14_hydra_config_json": {"config.json": json.dumps(hydra).encode()},
+        "r14_hydra_safetensors_metadata": {
+            "model.safetensors": cp.safetensors_file(
+                {
+                    "__metadata__": {"config": json.dumps(hydra)},
+                    "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]},
+                },
+                b"\x00" * 4,
+            )
+        },
         "r14_field_dtype_rebuilt": {"array.pkl": r14._structured(r14._GROWN)[1]},
         "r14_array_rebuilt_under_view": {"array.pkl": r14._array_with_view()},
         "r14_bytearray_grown_under_array": {"array.pkl": r14._bytearray_array(r14._GROW)},
