@@ -498,7 +498,7 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
     """Round 14 (tests/corpus/test_redteam_round14_mutation.py): objects changed after the VM checked them, each of
     which then makes numpy, scikit-learn or functools read freed or far memory or call what the pickle chose: a
     structured dtype's field dtype grown by a second BUILD, an array rebuilt under a view, a bytearray grown under
-    an array, a tree's node array written before the tree copies it, a ``__setstate__`` stored into a partial's
+    an array, a ``__setstate__`` stored into a partial's
     ``__dict__`` after its BUILD; and Hydra ``_target_`` configs kept as JSON or in safetensors metadata."""
     import json
 
