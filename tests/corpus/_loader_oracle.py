@@ -20,6 +20,7 @@ import random
 import select
 import signal
 import struct
+import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -285,8 +286,21 @@ def torch_resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
 
 
 def attribute_path(module: str, name: str) -> bool:
-    """A name find_class can resolve: dotted identifiers (``getattr(os, "a-b")`` fails: nothing is reached)."""
-    return all(part.isidentifier() for part in (*module.split("."), *name.split(".")))
+    """A name find_class can resolve: dotted identifiers (``getattr(os, "a-b")`` fails: nothing is reached), and,
+    for a module this process has already imported, an attribute path that exists in it. Unicode identifiers are
+    not normalized by ``getattr`` (``os.systeԶm`` is no ``os.system``). Only module namespaces are read (no module
+    ``__getattr__`` runs); a module that has one, or that is not imported here, is taken as resolving the name."""
+    if not all(part.isidentifier() for part in (*module.split("."), *name.split("."))):
+        return False
+    obj = sys.modules.get(module)
+    if obj is None:
+        return True
+    for part in name.split("."):
+        space = getattr(obj, "__dict__", None)
+        if not isinstance(space, dict) or part not in space:
+            return "__getattr__" in (space or {}) or not isinstance(space, dict)
+        obj = space[part]
+    return True
 
 
 def resolved_names(data: bytes, seconds: float) -> list[tuple[str, str]]:
