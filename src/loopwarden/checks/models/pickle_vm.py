@@ -3079,6 +3079,14 @@ class _VM:
                 if func.canon == "torch.ScriptObject":
                     self._script_object_state(state, off)
                 cls = _instance_class(obj)
+                if _categorical(obj, cls):
+                    self._state_problem(
+                        "pandas.Categorical",
+                        self._categorical_problem(state),
+                        "pandas.Categorical:codes",
+                        "with {}: pandas takes the categories at these codes without a bounds check",
+                        off,
+                    )
                 if cls is not None:
                     self._class_state(cls, state, off)
                 if cls == _PARTIAL_WRAPPER:
@@ -3136,7 +3144,8 @@ class _VM:
                     f"{desc}:rebuilt",
                     f"BUILD sets the state of {desc} a second time: its __dict__ keeps what the first state set "
                     "and takes the second's keys over it, so neither state alone is what the object holds (a "
-                    "sparse matrix's indices or a tree's nodes replaced after their check; no pickler writes this)",
+                    "sparse matrix's indices, a tree's nodes or a pandas CategoricalDtype's categories replaced "
+                    "after their check; no pickler writes this)",
                     off,
                     self._ev({"state": _short(state), "previous": _short(prior)}),
                 )
@@ -3939,6 +3948,92 @@ class _VM:
             return "?an index array the scanner cannot read"
         bad = _outside(_int_views(chunks, "q", self.budget), n_samples)
         return None if bad is None else f"an index entry {bad} among {n_samples} samples"
+
+    def _categorical_problem(self, state: Any) -> str | None:
+        """What is wrong with a pandas ``Categorical``'s state: ``(dtype, codes[, dict])`` as pandas pickles it
+        (``NDArrayBacked.__setstate__``) or an older ``__dict__`` with ``_codes``/``_ndarray`` and ``_dtype``.
+        Nothing checks the codes against the categories when it is unpickled, and ``np.asarray``, ``take`` and
+        every conversion read the categories at each code unchecked (a code past them reads outside their
+        memory: a crash with the installed pandas). A leading ``?`` says a part could not be read."""
+        if type(state) is tuple and len(state) >= 2:
+            dtype, codes = state[0], state[1]
+        elif type(state) is _Dict:
+            codes = state.get("_ndarray")
+            if codes is _UNKNOWN:
+                codes = state.get("_codes")
+            dtype = state.get("_dtype")
+            if dtype is _UNKNOWN:
+                return "?categories given without their dtype"
+        else:
+            return "?a state of another form than pandas writes"
+        part = self._array_of(codes)
+        if part is None:
+            return "?codes the scanner cannot read (computed at load time or of another form than pandas writes)"
+        code = _small_int_code(part[0])
+        chunks = _array_chunks(part[2])
+        if code is None or chunks is None:
+            return "?codes of a dtype or data the scanner does not read"
+        high = -1
+        for block in _records(_timed(chunks, self.budget), struct.calcsize(code)):
+            view = memoryview(block).cast(code)
+            if len(view):
+                if min(view) < -1:
+                    return f"a code {min(view)} below -1 (missing)"
+                high = max(high, max(view))
+        if high < 0:
+            return None  # only missing values: no category is read
+        count = self._categories_length(dtype)
+        if count is None:
+            return "?categories the scanner cannot count"
+        return None if high < count else f"a code {high} for {count} categories"
+
+    def _categories_length(self, dtype: Any) -> int | None:
+        """How many categories a ``CategoricalDtype`` built in this stream holds: an ``Index`` made by
+        ``_new_Index(cls, {'data': ...})`` over a numpy array or a pyarrow array (``ArrowStringArray``), as
+        pandas pickles them; None when it cannot be told."""
+        if type(dtype) is not _Call or _instance_class(dtype) not in _CATEGORICAL_DTYPES:
+            return None
+        state = dtype.state
+        if type(state) is not _Dict:
+            return None
+        return self._values_length(state.get("categories"), 0)
+
+    def _values_length(self, values: Any, depth: int) -> int | None:
+        """The length of a pandas ``Index`` or of the values it holds, as pandas pickles them: ``_new_Index``
+        (and ``_new_DatetimeIndex``, ``_new_IntervalIndex``) over ``data`` (or a ``RangeIndex``'s start, stop and
+        step, an ``IntervalIndex``'s ``left`` and ``right``), a 1-d numpy array, an ``NDArrayBacked`` array (state
+        ``(dtype, ndarray)``), a pyarrow array kept as ``_pa_array``; None when it cannot be told."""
+        if depth > 4:
+            return None
+        part = self._array_of(values)
+        if part is not None:
+            shape = part[1]
+            return shape[0] if type(shape) is tuple and len(shape) == 1 and type(shape[0]) is int else None
+        if type(values) is not _Call or type(values.func) is not _Ref:
+            return None
+        name = values.func.canon
+        if name.startswith("pandas.core.indexes.") and name.rpartition(".")[2].startswith("_new_"):
+            if len(values.args) < 2 or type(values.args[1]) is not _Dict:
+                return None
+            spec = values.args[1]
+            if spec.get("data") is not _UNKNOWN:
+                return self._values_length(spec.get("data"), depth + 1)
+            bounds = spec.get("start"), spec.get("stop"), spec.get("step")
+            if all(type(v) is int for v in bounds) and bounds[2] != 0:
+                return len(range(*bounds))
+            left = self._values_length(spec.get("left"), depth + 1)
+            return left if left is not None and left == self._values_length(spec.get("right"), depth + 1) else None
+        if name == "pyarrow.lib._restore_array":
+            given = values.args[0] if len(values.args) == 1 else None
+            if type(given) is tuple and len(given) >= 2 and type(given[1]) is int:
+                return given[1]  # its length (its buffers are checked by _arrow_geometry)
+            return None
+        state = values.state
+        if type(state) is tuple and len(state) >= 2 and name == "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked":
+            return self._values_length(state[1], depth + 1)
+        if type(state) is _Dict and state.get("_pa_array") is not _UNKNOWN:
+            return self._values_length(state.get("_pa_array"), depth + 1)  # ArrowStringArray and its kin
+        return None
 
     def _sparse_state(self, cls: str, state: Any, off: int) -> None:
         """SciPy sparse matrices and arrays are unpickled by a plain ``__dict__`` update: their index arrays are
@@ -6677,7 +6772,8 @@ def _constant_item(args: tuple[Any, ...]) -> Any:
 
 def _rebuild_kind(obj: _Call) -> str | None:
     """``"dtype"`` or ``"ndarray"`` for an object whose BUILD numpy's ``__setstate__`` applies in place;
-    ``"checked"`` for a SciPy sparse matrix or a scikit-learn tree, whose BUILD state is judged as a whole."""
+    ``"checked"`` for a SciPy sparse matrix, a scikit-learn tree or a pandas ``CategoricalDtype``, whose BUILD
+    state is judged as a whole (or bounds what is judged against it)."""
     func = obj.func
     if type(func) is not _Ref:
         return None
@@ -6688,9 +6784,43 @@ def _rebuild_kind(obj: _Call) -> str | None:
     cls = _instance_class(obj)
     if cls in _NDARRAY_CLASSES:
         return "ndarray"
-    if cls is not None and (cls.startswith("scipy.sparse.") or cls in _NODE_OWNERS):
-        return "checked"  # judged on its BUILD state (see _VM._rebuilt)
+    if cls is not None and (cls.startswith("scipy.sparse.") or cls in _NODE_OWNERS or cls in _CATEGORICAL_DTYPES):
+        # judged on its BUILD state (see _VM._rebuilt); a pandas CategoricalDtype bounds the codes of the
+        # Categoricals checked against it, which keep the dtype object itself
+        return "checked"
     return None
+
+
+_CATEGORICALS: Final = frozenset({"pandas.Categorical", "pandas.core.arrays.categorical.Categorical"})
+_CATEGORICAL_DTYPES: Final = frozenset({"pandas.CategoricalDtype", "pandas.core.dtypes.dtypes.CategoricalDtype"})
+
+
+def _categorical(obj: _Call, cls: str | None) -> bool:
+    """A pandas ``Categorical`` being given its state: ``__pyx_unpickle_NDArrayBacked(Categorical, ...)`` as pandas
+    pickles it, or the class made by NEWOBJ or copyreg (an older pandas' ``__dict__`` state)."""
+    if cls in _CATEGORICALS:
+        return True
+    func = obj.func
+    return (
+        type(func) is _Ref
+        and func.canon == "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked"
+        and bool(obj.args)
+        and type(obj.args[0]) is _Ref
+        and obj.args[0].canon in _CATEGORICALS
+    )
+
+
+def _small_int_code(dtype: Any) -> str | None:
+    """The ``memoryview`` code of a little-endian (or one-byte) signed integer dtype, as pandas keeps codes."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return None
+    if type(dtype.args) is not tuple or not dtype.args:
+        return None
+    code = {"i1": "b", "i2": "h", "i4": "i", "i8": "q"}.get(str(dtype.args[0]).lstrip("<|="))
+    state = dtype.state
+    if code is None or type(state) is not tuple or len(state) < 2 or state[1] not in ("<", "=", "|"):
+        return None
+    return code
 
 
 def _empty_made(obj: _Call) -> bool:
