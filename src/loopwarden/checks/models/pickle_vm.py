@@ -1472,6 +1472,9 @@ class _VM:
         # numpy dtypes and arrays taken from the memo (or duplicated) before their BUILD, by id (held): whatever took
         # the copy may rely on what the BUILD then changes (see _rebuilt)
         self.reused: dict[int, _Call] = {}
+        # scikit-learn trees and estimators an estimator holds that were not yet given their state when its
+        # n_features_in_ was checked, by id (held), with that feature count (see _feature_walk)
+        self.features_pending: dict[int, tuple[_Call, int]] = {}
 
     # -- findings --
 
@@ -3107,8 +3110,16 @@ class _VM:
                     and obj.args[0].canon.startswith(_BINARY_TREE_MODULES)
                 ):
                     self._binary_tree(obj.args[0].canon, state, off)
-                if self.node_arrays and type(state) is _Dict and state.size < _MAX_CONTAINER:
+                if (
+                    (self.node_arrays or (cls is not None and cls.startswith("sklearn.")))
+                    and type(state) is _Dict
+                    and state.size < _MAX_CONTAINER
+                ):
                     self._features_in(state, off)
+                if self.features_pending:
+                    held = self.features_pending.pop(id(obj), None)
+                    if held is not None and held[0] is obj:
+                        self._feature_walk([(obj, 0)], held[1], off)
                 if self.joblib and cls == "joblib.numpy_pickle.NumpyArrayWrapper":
                     nodes, items = self._joblib_array(obj, off, (stack, meta, memo))
                     # the array joblib reads in the wrapper's place: remembered for the objects taking it
@@ -3144,8 +3155,8 @@ class _VM:
                     f"{desc}:rebuilt",
                     f"BUILD sets the state of {desc} a second time: its __dict__ keeps what the first state set "
                     "and takes the second's keys over it, so neither state alone is what the object holds (a "
-                    "sparse matrix's indices, a tree's nodes or a pandas CategoricalDtype's categories replaced "
-                    "after their check; no pickler writes this)",
+                    "sparse matrix's indices, a tree's nodes, a scikit-learn estimator's n_features_in_ or a pandas "
+                    "CategoricalDtype's categories replaced after their check; no pickler writes this)",
                     off,
                     self._ev({"state": _short(state), "previous": _short(prior)}),
                 )
@@ -4138,9 +4149,15 @@ class _VM:
         n = state.get("n_features_in_")
         if type(n) is not int:
             return
+        self._feature_walk([(v, 0) for k, v in state.items if k in _X_KEYS], n, off)
+
+    def _feature_walk(self, todo: list[tuple[Any, int]], n: int, off: int) -> None:
+        """Check the trees reached from ``todo`` against ``n`` features (see :meth:`_features_in`). A tree or
+        estimator not yet given its state (its BUILD comes later, through the memo) is remembered with ``n`` and
+        walked when that BUILD comes: the estimator keeps the object itself, so what the BUILD gives it is what
+        ``predict`` reads (no pickler writes an object's BUILD after that of what holds it)."""
         top = -1
         seen: set[int] = set()
-        todo: list[tuple[Any, int]] = [(v, 0) for k, v in state.items if k in _X_KEYS]
         budget = _MAX_CONTAINER
         while todo and budget > 0:
             value, depth = todo.pop()
@@ -4170,6 +4187,8 @@ class _VM:
                         todo.extend((v, depth + 1) for v in items)
                 elif type(value.state) is _Dict:
                     todo.extend((v, depth + 1) for k, v in value.state.items if k in _X_KEYS)
+                elif value.state is None and (cls := _instance_class(value)) is not None and cls.startswith("sklearn."):
+                    self.features_pending[id(value)] = (value, n)
         if top >= n:
             self._feature_hit("n_features_in_", top, n, off)
 
@@ -6772,8 +6791,8 @@ def _constant_item(args: tuple[Any, ...]) -> Any:
 
 def _rebuild_kind(obj: _Call) -> str | None:
     """``"dtype"`` or ``"ndarray"`` for an object whose BUILD numpy's ``__setstate__`` applies in place;
-    ``"checked"`` for a SciPy sparse matrix, a scikit-learn tree or a pandas ``CategoricalDtype``, whose BUILD
-    state is judged as a whole (or bounds what is judged against it)."""
+    ``"checked"`` for a SciPy sparse matrix, a scikit-learn object (a tree, an estimator) or a pandas
+    ``CategoricalDtype``, whose BUILD state is judged as a whole (or bounds what is judged against it)."""
     func = obj.func
     if type(func) is not _Ref:
         return None
@@ -6784,7 +6803,7 @@ def _rebuild_kind(obj: _Call) -> str | None:
     cls = _instance_class(obj)
     if cls in _NDARRAY_CLASSES:
         return "ndarray"
-    if cls is not None and (cls.startswith("scipy.sparse.") or cls in _NODE_OWNERS or cls in _CATEGORICAL_DTYPES):
+    if cls is not None and (cls.startswith(("scipy.sparse.", "sklearn.")) or cls in _CATEGORICAL_DTYPES):
         # judged on its BUILD state (see _VM._rebuilt); a pandas CategoricalDtype bounds the codes of the
         # Categoricals checked against it, which keep the dtype object itself
         return "checked"
