@@ -36,7 +36,7 @@ import struct
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final, NamedTuple
+from typing import IO, Any, Final, Literal, NamedTuple
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
@@ -3162,7 +3162,13 @@ class _VM:
                 )
             return
         if prior is None:
-            if self.reused.get(id(obj)) is not obj or (kind == "ndarray" and _empty_made(obj)):
+            if self.reused.get(id(obj)) is not obj:
+                return
+            if kind == "ndarray" and _empty_made(obj) and _holds(state, obj, 0, [_MAX_CONTAINER]):
+                # an object array holding itself: numpy's pickler takes it from the memo while writing its own
+                # state, and no view of the empty array reaches memory its first state could free. Whatever else
+                # took it before its first state keeps the array object itself (a pandas block placement, a
+                # Categorical's codes, a sparse matrix's indices) and sees that state, unchecked
                 return
             how = "after a copy of it was taken from the memo"
         else:
@@ -3979,7 +3985,9 @@ class _VM:
             return "?a state of another form than pandas writes"
         part = self._array_of(codes)
         if part is None:
-            return "?codes the scanner cannot read (computed at load time or of another form than pandas writes)"
+            return (
+                "?codes the scanner cannot read (computed at load time or of another form than pandas writes)"
+            )
         code = _small_int_code(part[0])
         chunks = _array_chunks(part[2])
         if code is None or chunks is None:
@@ -4033,14 +4041,22 @@ class _VM:
             if all(type(v) is int for v in bounds) and bounds[2] != 0:
                 return len(range(*bounds))
             left = self._values_length(spec.get("left"), depth + 1)
-            return left if left is not None and left == self._values_length(spec.get("right"), depth + 1) else None
+            return (
+                left
+                if left is not None and left == self._values_length(spec.get("right"), depth + 1)
+                else None
+            )
         if name == "pyarrow.lib._restore_array":
             given = values.args[0] if len(values.args) == 1 else None
             if type(given) is tuple and len(given) >= 2 and type(given[1]) is int:
                 return given[1]  # its length (its buffers are checked by _arrow_geometry)
             return None
         state = values.state
-        if type(state) is tuple and len(state) >= 2 and name == "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked":
+        if (
+            type(state) is tuple
+            and len(state) >= 2
+            and name == "pandas._libs.arrays.__pyx_unpickle_NDArrayBacked"
+        ):
             return self._values_length(state[1], depth + 1)
         if type(state) is _Dict and state.get("_pa_array") is not _UNKNOWN:
             return self._values_length(state.get("_pa_array"), depth + 1)  # ArrowStringArray and its kin
@@ -4187,7 +4203,11 @@ class _VM:
                         todo.extend((v, depth + 1) for v in items)
                 elif type(value.state) is _Dict:
                     todo.extend((v, depth + 1) for k, v in value.state.items if k in _X_KEYS)
-                elif value.state is None and (cls := _instance_class(value)) is not None and cls.startswith("sklearn."):
+                elif (
+                    value.state is None
+                    and (cls := _instance_class(value)) is not None
+                    and cls.startswith("sklearn.")
+                ):
                     self.features_pending[id(value)] = (value, n)
         if top >= n:
             self._feature_hit("n_features_in_", top, n, off)
@@ -6811,7 +6831,9 @@ def _rebuild_kind(obj: _Call) -> str | None:
 
 
 _CATEGORICALS: Final = frozenset({"pandas.Categorical", "pandas.core.arrays.categorical.Categorical"})
-_CATEGORICAL_DTYPES: Final = frozenset({"pandas.CategoricalDtype", "pandas.core.dtypes.dtypes.CategoricalDtype"})
+_CATEGORICAL_DTYPES: Final = frozenset(
+    {"pandas.CategoricalDtype", "pandas.core.dtypes.dtypes.CategoricalDtype"}
+)
 
 
 def _categorical(obj: _Call, cls: str | None) -> bool:
@@ -6829,17 +6851,36 @@ def _categorical(obj: _Call, cls: str | None) -> bool:
     )
 
 
-def _small_int_code(dtype: Any) -> str | None:
+def _small_int_code(dtype: Any) -> Literal["b", "h", "i", "q"] | None:
     """The ``memoryview`` code of a little-endian (or one-byte) signed integer dtype, as pandas keeps codes."""
     if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
         return None
     if type(dtype.args) is not tuple or not dtype.args:
         return None
-    code = {"i1": "b", "i2": "h", "i4": "i", "i8": "q"}.get(str(dtype.args[0]).lstrip("<|="))
+    codes: dict[str, Literal["b", "h", "i", "q"]] = {"i1": "b", "i2": "h", "i4": "i", "i8": "q"}
+    code = codes.get(str(dtype.args[0]).lstrip("<|="))
     state = dtype.state
     if code is None or type(state) is not tuple or len(state) < 2 or state[1] not in ("<", "=", "|"):
         return None
     return code
+
+
+def _holds(value: Any, obj: Any, depth: int, budget: list[int]) -> bool:
+    """Whether ``obj`` is ``value`` or among what it holds (items of tuples, lists and dicts, arguments and
+    states of calls), within a depth and an item budget."""
+    if value is obj:
+        return True
+    budget[0] -= 1
+    if depth > 12 or budget[0] < 0:
+        return False
+    t = type(value)
+    if t is tuple or t is list:
+        return any(_holds(v, obj, depth + 1, budget) for v in value)
+    if t is _Dict:
+        return any(_holds(v, obj, depth + 1, budget) for _, v in value.items)
+    if t is _Call:
+        return _holds(value.args, obj, depth + 1, budget) or _holds(value.state, obj, depth + 1, budget)
+    return False
 
 
 def _empty_made(obj: _Call) -> bool:
