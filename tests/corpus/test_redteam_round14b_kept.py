@@ -405,3 +405,61 @@ def test_an_object_array_holding_itself_stays_clean() -> None:
     array[1] = [array, {"k": (array,)}]
     for protocol in (2, 5):
         assert _clean(analyze_pickle_bytes(pickle.dumps(array, protocol=protocol)))
+
+
+# --- an estimator stored into the list of estimators a checked forest keeps ---------------------------------------
+
+
+def _forest_with_late(store: str) -> bytes:
+    """A fitted 2-feature forest, then, through the memo, ``store`` (``append`` or ``setitem``: item 1) of a tree
+    regressor whose nodes read feature 10**8 and that has no ``n_features_in_`` of its own (so it checks no rows)
+    into the forest's ``estimators_`` list, which ``BaseEstimator.__setstate__`` kept as it is."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("sklearn")
+    from sklearn.ensemble import RandomForestRegressor
+
+    x = np.random.RandomState(0).rand(20, 2)
+    forest = RandomForestRegressor(n_estimators=2, max_depth=2, random_state=0).fit(x, x[:, 0])
+    bad = _regressor(10**8)
+    del bad.n_features_in_
+    out = io.BytesIO()
+    p = pickle._Pickler(out, 2)  # type: ignore[attr-defined]
+    p.write(pickle.PROTO + b"\x02")
+    p.save(forest)
+    top, held = p.memo[id(forest)][0], p.memo[id(forest.estimators_)][0]
+    p.write(pickle.POP + p.get(held))
+    if store == "append":
+        p.save(bad)
+        p.write(pickle.APPEND)
+    else:
+        p.write(pickle.MARK)
+        p.save(1)
+        p.save(bad)
+        p.write(pickle.SETITEMS)
+    p.write(pickle.POP + p.get(top) + pickle.STOP)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("store", ["append", "setitem"])
+def test_an_estimator_stored_into_a_checked_forest_is_checked(store: str) -> None:
+    """The forest's ``n_features_in_`` (2) was checked against the trees its list held at its BUILD; the tree
+    stored afterwards is what ``predict`` runs too (``check_input=False``: it reads column 10**8)."""
+    data = _forest_with_late(store)
+    assert _high(analyze_pickle_bytes(data), "reading feature 100000000 of 2")
+    if store == "append":
+        assert _killed_loading(data, "import numpy; loaded.predict(numpy.random.rand(5, 2))")
+
+
+def test_histogram_predictors_built_after_their_estimator_are_checked() -> None:
+    """``TreePredictor``s whose BUILD comes after their estimator's, one reading a feature past its 2."""
+    np = pytest.importorskip("numpy")
+    pytest.importorskip("sklearn")
+    from sklearn.ensemble import HistGradientBoostingRegressor
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    x = np.random.RandomState(0).rand(60, 2)
+    model = HistGradientBoostingRegressor(max_iter=2, random_state=0).fit(x, x[:, 0])
+    assert _clean(analyze_pickle_bytes(_deferred(model, (TreePredictor,))))
+    nodes = model._predictors[0][0].nodes
+    nodes["feature_idx"][nodes["is_leaf"] == 0] = 5
+    assert _high(analyze_pickle_bytes(_deferred(model, (TreePredictor,))), "reading feature 5 of 2")

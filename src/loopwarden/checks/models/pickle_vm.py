@@ -1475,6 +1475,9 @@ class _VM:
         # scikit-learn trees and estimators an estimator holds that were not yet given their state when its
         # n_features_in_ was checked, by id (held), with that feature count (see _feature_walk)
         self.features_pending: dict[int, tuple[_Call, int]] = {}
+        # lists of trees or estimators an estimator keeps (its estimators_, _predictors), by id (held), with its
+        # feature count: a later APPEND(S) or SETITEM(S) on one (through the memo) adds what predict then runs
+        self.feature_lists: dict[int, tuple[list[Any], int]] = {}
 
     # -- findings --
 
@@ -1776,6 +1779,8 @@ class _VM:
                             else:
                                 target.extend(items[: max(room, 0)])
                                 self._drop(target, len(items) - max(room, 0))
+                            if self.feature_lists:
+                                self._feature_list_store(target, r.base + p - 1)
                         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "APPENDS", r.base + p - 1)
                         elif type(target) in _BYTE_VALUES:
@@ -4183,6 +4188,8 @@ class _VM:
             seen.add(id(value))
             t = type(value)
             if t is tuple or t is list:
+                if t is list:
+                    self.feature_lists[id(value)] = (value, n)
                 todo.extend((v, depth + 1) for v in value)
             elif (
                 t is _Unknown
@@ -4211,6 +4218,14 @@ class _VM:
                     self.features_pending[id(value)] = (value, n)
         if top >= n:
             self._feature_hit("n_features_in_", top, n, off)
+
+    def _feature_list_store(self, target: list[Any], off: int, values: list[Any] | None = None) -> None:
+        """APPEND(S) or SETITEM(S) on a list of trees or estimators an estimator keeps (see ``feature_lists``): what
+        it now holds (and ``values``, the items SETITEM(S) stores, which the analysis may not place) is checked
+        against the estimator's feature count again."""
+        held = self.feature_lists.get(id(target))
+        if held is not None and held[0] is target:
+            self._feature_walk([(target, 0), *((v, 0) for v in values or ())], held[1], off)
 
     def _feature_hit(self, what: str, feature: int, n_features: int, off: int) -> None:
         self.coll.hit(
@@ -5385,6 +5400,8 @@ class _VM:
                 target.append(value)
             else:
                 self._drop(target, 1)
+            if self.feature_lists:
+                self._feature_list_store(target, off)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "APPEND", off)
         elif type(target) in _BYTE_VALUES:
@@ -5519,6 +5536,8 @@ class _VM:
         key and value are constants, so the checks see the list the loader holds; where it cannot, the file is
         unverified."""
         self.list_stores[id(target)] = target
+        if self.feature_lists:
+            self._feature_list_store(target, off, items[1::2])
         for i in range(0, len(items) - 1, 2):
             key, value = items[i], items[i + 1]
             whole = self._length(target) == len(target)  # no items dropped past the container bound
