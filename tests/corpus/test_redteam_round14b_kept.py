@@ -463,3 +463,41 @@ def test_histogram_predictors_built_after_their_estimator_are_checked() -> None:
     nodes = model._predictors[0][0].nodes
     nodes["feature_idx"][nodes["is_leaf"] == 0] = 5
     assert _high(analyze_pickle_bytes(_deferred(model, (TreePredictor,))), "reading feature 5 of 2")
+
+
+# --- an array allocated with elements that no BUILD fills ----------------------------------------------------------
+
+_SECRET = _u("SECRET-TOKEN-" * 40) + b"0"  # a string the loader frees before it allocates the array
+
+
+@pytest.mark.parametrize(
+    "made",
+    [
+        _empty(_dtype("i8")).replace(
+            b"K\x00\x85", b"K@\x85"
+        ),  # _reconstruct(ndarray, (64,), int64), no BUILD
+        _g("numpy", "ndarray") + b"(K@\x85" + _dtype("i8") + b"tR",  # numpy.ndarray((64,), int64)
+        _g("numpy", "ndarray") + b"K@\x85\x85\x81",  # ndarray.__new__(ndarray, (64,)) by NEWOBJ
+    ],
+    ids=["reconstruct", "call", "newobj"],
+)
+def test_an_array_nothing_fills_is_reported(made: bytes) -> None:
+    """``ndarray.__new__`` leaves its elements as memory held them: the loaded array shows heap addresses and freed
+    data of the loading process (shown with numpy 2.4). numpy pickles every array empty and fills it by BUILD."""
+    np = pytest.importorskip("numpy")
+    data = b"\x80\x02" + _SECRET + made + b"."
+    assert _high(analyze_pickle_bytes(data), "allocates array elements that nothing fills")
+    loaded = pickle.loads(data)
+    assert isinstance(loaded, np.ndarray) and loaded.size == 64
+
+
+def test_arrays_their_build_fills_and_views_stay_clean() -> None:
+    """The same allocations given their state, empty ones and views of a buffer are not reported."""
+    pytest.importorskip("numpy")
+    raw = struct.pack("<4q", 1, 2, 3, 4)
+    filled = _empty(_dtype("i8")).replace(b"K\x00\x85", b"K\x04\x85") + _state((4,), "i8", raw)
+    view = _g("numpy", "ndarray") + b"(K\x04\x85" + _dtype("i8") + _bytes(raw) + b"tR"
+    empty = _g("numpy", "ndarray") + b"(K\x00\x85" + _dtype("i8") + b"tR"
+    for made in (filled, view, empty, _array((4,), "i8", raw)):
+        result = analyze_pickle_bytes(b"\x80\x02" + made + b".")
+        assert not _high(result, "allocates array elements that nothing fills"), result.findings

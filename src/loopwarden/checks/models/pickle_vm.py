@@ -1478,6 +1478,10 @@ class _VM:
         # lists of trees or estimators an estimator keeps (its estimators_, _predictors), by id (held), with its
         # feature count: a later APPEND(S) or SETITEM(S) on one (through the memo) adds what predict then runs
         self.feature_lists: dict[int, tuple[list[Any], int]] = {}
+        # numpy arrays allocated with elements and no data (ndarray.__new__ without a buffer, _reconstruct of a
+        # non-empty shape), by id (held), with the offset: unless a BUILD fills one, it holds whatever the loading
+        # process's memory held (see _unfilled_arrays)
+        self.unfilled: dict[int, tuple[_Call, int]] = {}
 
     # -- findings --
 
@@ -1921,6 +1925,8 @@ class _VM:
             budget.opcodes = ops
             if self.pending or self.lr_made:
                 self._settle()
+            if self.unfilled:
+                self._unfilled_arrays()
 
     # -- values --
 
@@ -2042,6 +2048,8 @@ class _VM:
 
     def _call(self, func: Any, args: Any, off: int, how: str) -> Any:
         result = self._call_modelled(func, args, off, how)
+        if type(func) is _Ref and func.canon in _ARRAY_ALLOCATORS and type(result) is _Call:
+            self._allocation(func.canon, result, args, None, off)
         self._copied(result)  # a pending getattr handed back by a call (from a container) is a new copy
         return result
 
@@ -2988,6 +2996,8 @@ class _VM:
             ):
                 return args[0]  # numpy.dtype.__new__(numpy.dtype, d) is d too
             made = _Call(cls, args if type(args) is tuple else ())
+            if cls.canon in _ARRAY_ALLOCATORS:
+                self._allocation(cls.canon, made, args, kwargs, off)  # ndarray.__new__(cls, shape, ...)
             if how == "NEWOBJ" and args == () and cls.pending is not None and cls.canon in LAMBDA_SCHEDULERS:
                 # a LambdaLR without its constructor: judged at the end, with its state (_lambda_schedulers)
                 self.lr_made[id(made)] = _LrScheduler(made, cls, None)
@@ -4218,6 +4228,44 @@ class _VM:
                     self.features_pending[id(value)] = (value, n)
         if top >= n:
             self._feature_hit("n_features_in_", top, n, off)
+
+    def _allocation(self, name: str, made: _Call, args: Any, kwargs: Any, off: int) -> None:
+        """An array class's ``__new__`` (called or by NEWOBJ) or numpy's ``_reconstruct``/``_mareconstruct``
+        allocates ``shape`` elements and fills them only from a buffer it is given, else leaves them as the
+        process's memory held them; remembered until a BUILD gives the array its state (see ``unfilled``)."""
+        shape_at, buffer_at, buffer_names = _ARRAY_ALLOCATORS[name]
+        given = _star_args(args) if type(args) is not tuple else args
+        if len(given) <= shape_at:
+            return  # ndarray.__new__ refuses a missing shape
+        if buffer_at is not None and len(given) > buffer_at and given[buffer_at] is not None:
+            return  # a view of a buffer (checked where views are)
+        if type(kwargs) is _Dict and any(kwargs.get(k) not in (None, _UNKNOWN) for k in buffer_names):
+            return
+        shape = given[shape_at]
+        dims = (shape,) if type(shape) is int else shape
+        if type(dims) is tuple and any(type(d) is int and d == 0 for d in dims):
+            return  # no elements (numpy pickles every array from _reconstruct(cls, (0,), b"b"))
+        self.unfilled[id(made)] = (made, off)
+
+    def _unfilled_arrays(self) -> None:
+        """Report each array allocated with elements that no BUILD filled (see ``_allocation``): the loaded array
+        holds uninitialised memory of the loading process (heap addresses, freed strings and code, shown with
+        numpy 2.4), as torch's uninitialised tensors do. numpy pickles every array as an empty one that its BUILD
+        fills, so this is never written by a pickler."""
+        for made, off in self.unfilled.values():
+            if made.state is not None:
+                continue
+            desc = _describe(made)
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "numpy.ndarray:uninitialized",
+                f"{desc} allocates array elements that nothing fills: the loaded array holds whatever the loading "
+                "process's memory held (heap addresses, freed data)",
+                off,
+                self._ev({"call": _short(made.args)}),
+            )
+        self.unfilled.clear()
 
     def _feature_list_store(self, target: list[Any], off: int, values: list[Any] | None = None) -> None:
         """APPEND(S) or SETITEM(S) on a list of trees or estimators an estimator keeps (see ``feature_lists``): what
@@ -6882,6 +6930,22 @@ def _small_int_code(dtype: Any) -> Literal["b", "h", "i", "q"] | None:
     if code is None or type(state) is not tuple or len(state) < 2 or state[1] not in ("<", "=", "|"):
         return None
     return code
+
+
+_ARRAY_ALLOCATORS: Final[dict[str, tuple[int, int | None, tuple[str, ...]]]] = {
+    # name: where the shape comes among the arguments, where the buffer (None: no buffer), its keyword names
+    **dict.fromkeys(("numpy.ndarray", "numpy.core.multiarray.ndarray"), (0, 2, ("buffer",))),
+    **dict.fromkeys(
+        ("numpy.recarray", "numpy.rec.recarray", "numpy.core.records.recarray"), (0, 2, ("buf",))
+    ),
+    **dict.fromkeys(
+        ("numpy.chararray", "numpy.char.chararray", "numpy.core.defchararray.chararray"), (0, 3, ("buffer",))
+    ),
+    "numpy.core.multiarray._reconstruct": (1, None, ()),
+    "numpy.ma.core._mareconstruct": (2, None, ()),
+}
+"""numpy's allocating constructors: ``ndarray.__new__(cls, shape, dtype, buffer, ...)`` and its subclasses' (whose
+elements are left as they were in memory unless a buffer is given), and the reconstructors numpy's pickles call."""
 
 
 def _holds(value: Any, obj: Any, depth: int, budget: list[int]) -> bool:
