@@ -499,14 +499,23 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
     which then makes numpy, scikit-learn or functools read freed or far memory or call what the pickle chose: a
     structured dtype's field dtype grown by a second BUILD, an array rebuilt under a view, a bytearray grown under
     an array, a ``__setstate__`` stored into a partial's
-    ``__dict__`` after its BUILD; and Hydra ``_target_`` configs kept as JSON or in safetensors metadata."""
+    ``__dict__`` after its BUILD; round 14b's kept references (test_redteam_round14b_kept.py: a pandas Categorical's
+    codes past its categories, a tree appended to a checked forest's ``estimators_``); and Hydra ``_target_`` configs
+    kept as JSON or in safetensors metadata."""
     import json
+    import pickle
 
     import _container_payloads as cp
     import test_redteam_round14_mutation as r14
+    import test_redteam_round14b_kept as r14b
 
     hydra = {"model": {"_target_": "os.system", "command": "id"}}
     return {
+        # round 14b: kept references (pandas codes past the categories, a tree added to a checked forest)
+        "r14b_categorical_codes_past_categories": {
+            "frame.pkl": pickle.dumps(r14b._categorical_with_codes([0, 1, 1 << 40], "i8"), protocol=2)
+        },
+        "r14b_tree_appended_to_checked_forest": {"model.pkl": r14b._forest_with_late("append")},
         # Hydra configs read from JSON (Uni2TS, CVE-2026-22584) and from safetensors metadata (FlexTok)
         "r14_hydra_config_json": {"config.json": json.dumps(hydra).encode()},
         "r14_hydra_safetensors_metadata": {
