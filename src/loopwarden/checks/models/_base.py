@@ -247,6 +247,8 @@ class DecompressReader(io.RawIOBase):
     """Streams the output of ``make()`` applied to ``raw``, bounded by size and ratio; computes CRC-32.
 
     Raises :class:`ResourceLimitExceeded` when the output exceeds the context's budget or the ratio bound.
+    ``piece``: how many compressed bytes are handed to the decompressor at a time (an error loses the output of
+    the call that raised it, so one byte at a time recovers all a streaming reader can get before an error).
     """
 
     def __init__(
@@ -260,9 +262,11 @@ class DecompressReader(io.RawIOBase):
         skip_zeros: bool = False,
         max_output: int | None = None,
         nested: bool = False,
+        piece: int = CHUNK // 4,
     ) -> None:
         super().__init__()
         self._raw = raw
+        self._piece = piece
         self._make = make
         self._d = make()
         self._ctx = ctx
@@ -285,6 +289,11 @@ class DecompressReader(io.RawIOBase):
     def produced(self) -> int:
         return self._out
 
+    @property
+    def taken(self) -> int:
+        """Compressed bytes read so far."""
+        return self._in
+
     def _fill(self, want: int) -> None:
         while len(self._buf) < want and not self._eof:
             tail = getattr(self._d, "unconsumed_tail", b"")
@@ -298,7 +307,7 @@ class DecompressReader(io.RawIOBase):
                 # whether another stream follows is decided by the input after this one, also when this one
                 # ended at the end of what was read so far or its zero padding runs past it
                 while not rest.strip(b"\x00"):
-                    more = self._raw.read(CHUNK // 4)
+                    more = self._raw.read(self._piece)
                     if not more:
                         break
                     self._in += len(more)
@@ -314,7 +323,7 @@ class DecompressReader(io.RawIOBase):
                 # unconsumed_tail): drain it before reading more, or a compressible stream looks truncated
                 data = b""
             else:
-                data = self._raw.read(CHUNK // 4)
+                data = self._raw.read(self._piece)
                 self._in += len(data)
                 if not data:
                     self._eof = True

@@ -8,11 +8,13 @@ import re
 import struct
 import zlib
 from collections.abc import Callable
-from typing import Any, BinaryIO, Final, cast
+from typing import IO, Any, BinaryIO, Final, cast
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import (
+    CHUNK,
+    SPOOL_IN_MEMORY,
     Blob,
     DecompressReader,
     ScanContext,
@@ -888,19 +890,26 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 def _decompressed(
     blob: Blob, ctx: ScanContext, make: Callable[[], Any], what: str, skip: int = 0, skip_zeros: bool = False
 ) -> None:
-    def opener() -> BinaryIO:
+    def reader(piece: int) -> DecompressReader:
         raw = blob.open()
         if skip:
             raw.read(skip)
-        reader = DecompressReader(
-            raw, make, ctx, what=what, multistream=True, skip_zeros=skip_zeros, nested=blob.inflated
+        return DecompressReader(
+            raw,
+            make,
+            ctx,
+            what=what,
+            multistream=True,
+            skip_zeros=skip_zeros,
+            nested=blob.inflated,
+            piece=piece,
         )
-        return cast(BinaryIO, reader)
 
+    name = blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name
     child = Blob(
-        blob.name.rsplit(".", 1)[0] if "." in blob.name else blob.name,
+        name,
         blob.location,
-        opener,
+        lambda: cast(BinaryIO, reader(CHUNK // 4)),
         None,
         False,
         blob.depth + 1,
@@ -910,8 +919,63 @@ def _decompressed(
     # gzip header about once in a thousand files): gzip, zlib, bz2, lzma and zstd readers raise there, and what a
     # loader reads before that (the output that did decompress) is scanned below with its own reasons and
     # findings. A bound hit while decompressing raises ResourceLimitExceeded, which is never a misreading.
-    child = seekable_blob(child, ctx, misread=True)
-    scan_blob(child, ctx)
+    with child.open() as first:
+        tmp = spool(first, ctx)
+        err = getattr(first, "error", None)
+    if err:
+        # An error loses the output of the decompressor call that raised it, and this reading hands it large
+        # pieces: Python's gzip module checks the CRC only after returning all the data (a pickle whose gzip CRC is
+        # wrong is loaded by gzip.open + pickle.load), and a reader handing it smaller pieces gets output this
+        # reading lost. The stream is decompressed again one compressed byte at a time, which recovers everything
+        # any streaming reader gets before the error; past _REPLAY_MAX compressed bytes it is a firm reason.
+        tmp.close()
+        tmp, exact = _replayed(lambda: reader(1), ctx)
+        ctx.fail(blob.location, err, misread=exact)
+    ctx.closers.append(tmp)
+    size = tmp.seek(0, 2)
+    tmp.seek(0)
+    spooled = cast(BinaryIO, tmp)
+    scan_blob(
+        Blob(
+            name,
+            blob.location,
+            lambda: open_slice(spooled, 0, size),
+            size,
+            True,
+            blob.depth + 1,
+            inflated=True,
+        ),
+        ctx,
+    )
+
+
+_REPLAY_MAX: Final = 256 << 10
+"""Compressed bytes up to which a broken stream is decompressed again byte by byte (see ``_decompressed``)."""
+
+
+def _replayed(make_reader: Callable[[], DecompressReader], ctx: ScanContext) -> tuple[IO[bytes], bool]:
+    """Spool what ``make_reader()`` (one compressed byte per call) yields up to its error; ``exact``: the error
+    was reached within :data:`_REPLAY_MAX` compressed bytes (else what follows is unread, a firm reason)."""
+    import tempfile
+
+    tmp = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned to the caller
+    try:
+        with make_reader() as r:
+            while True:
+                ctx.check_time()
+                chunk = r.read(1 << 16)
+                if not chunk:
+                    exact = r.error is not None
+                    break
+                tmp.write(chunk)
+                if r.taken > _REPLAY_MAX:
+                    exact = False
+                    break
+    except BaseException:
+        tmp.close()
+        raise
+    tmp.seek(0)
+    return tmp, exact
 
 
 def _gzip(blob: Blob, ctx: ScanContext) -> None:

@@ -1,0 +1,157 @@
+"""Round 14c: the two relaxations of round 14 attacked (raw data a model names, cleared when it is unverified only
+by misreadings; text that libraries ship).
+
+A compressed stream whose integrity check fails is a misreading only if no reader got anything out of it first. A
+decompressor call that raises loses its output, and the scanner handed the decompressor whole 256 KiB pieces, so a
+small gzip/bz2/xz file whose CRC (or a late block) is broken decompressed to nothing in the scan while Python's gzip
+module returns all of the data before it checks the CRC, and bz2/lzma readers return earlier blocks: ``pickle.load``
+of ``gzip.open`` (``bz2.open``, ``lzma.open``) ran a payload from a file reported clean beside an ONNX model naming
+it as external data. The broken stream is now decompressed again one compressed byte at a time, and what comes out
+is scanned.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import os
+import pickle
+import random
+import subprocess
+import sys
+import zlib
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+onnx = pytest.importorskip("onnx")
+
+
+def _model_naming(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``folder`` and an ONNX model there that names each of them as a tensor's raw data."""
+    from onnx import TensorProto, helper
+
+    tensors = []
+    for name, raw in files.items():
+        (folder / name).write_bytes(raw)
+        t = TensorProto(name=name, data_type=TensorProto.UINT8, dims=[len(raw)])
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", name), ("offset", "0"), ("length", str(len(raw)))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        tensors.append(t)
+    graph = helper.make_graph([], "g", [], [], initializer=tensors)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (folder / "model.onnx").write_bytes(model.SerializeToString())
+
+
+def _scan(folder: Path) -> dict[str, TargetResult]:
+    return {Path(t.path).name: t for t in scan_paths([str(folder)], jobs=1).targets}
+
+
+class _Touch:
+    """Pickles as ``os.system("touch <marker>")``, a harmless effect a real loader shows."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _pad(n: int = 20000) -> bytes:
+    rnd = random.Random(14)
+    return bytes(rnd.getrandbits(8) for _ in range(n))
+
+
+def _broken_gzip(body: bytes) -> bytes:
+    raw = bytearray(gzip.compress(body))
+    raw[-8] ^= 0xFF  # the CRC-32 of the trailer
+    return bytes(raw)
+
+
+def _broken_zlib(body: bytes) -> bytes:
+    raw = bytearray(zlib.compress(body))
+    raw[-1] ^= 0xFF  # the Adler-32 trailer
+    return bytes(raw)
+
+
+def _broken_bz2(body: bytes) -> bytes:
+    raw = bytearray(bz2.compress(body))
+    raw[-3] ^= 0xFF  # the stream CRC
+    return bytes(raw)
+
+
+def _broken_xz(body: bytes) -> bytes:
+    raw = bytearray(lzma.compress(body))
+    raw[-20] ^= 0xFF  # inside the block check / index
+    return bytes(raw)
+
+
+_BREAKERS: dict[str, Callable[[bytes], bytes]] = {
+    "gzip": _broken_gzip,
+    "zlib": _broken_zlib,
+    "bz2": _broken_bz2,
+    "xz": _broken_xz,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_BREAKERS))
+def test_payload_pickle_in_a_compressed_stream_with_a_broken_check_stays_critical(
+    tmp_path: Path, kind: str
+) -> None:
+    body = pickle.dumps(_Touch(str(tmp_path / "marker")), protocol=2) + _pad()
+    _model_naming(tmp_path, {"weights.bin": _BREAKERS[kind](body)})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in res.findings), (
+        res.findings
+    )
+
+
+@pytest.mark.parametrize("kind", sorted(_BREAKERS))
+def test_payload_pickle_in_a_broken_stream_is_reported_when_no_model_names_it(
+    tmp_path: Path, kind: str
+) -> None:
+    body = pickle.dumps(_Touch(str(tmp_path / "marker")), protocol=4) + _pad(3000)
+    (tmp_path / "weights.bin").write_bytes(_BREAKERS[kind](body))
+    res = _scan(tmp_path)["weights.bin"]
+    assert any(f.rule_id == "LW-MODEL-001" for f in res.findings), res
+
+
+@pytest.mark.parametrize(
+    ("kind", "opener"), [("gzip", "gzip.open"), ("bz2", "bz2.open"), ("xz", "lzma.open")]
+)
+def test_real_stream_reader_runs_the_payload_before_the_broken_check(
+    tmp_path: Path, kind: str, opener: str
+) -> None:
+    """What the tests above guard: the standard library's readers hand pickle.load the data before the error."""
+    marker = tmp_path / "marker"
+    path = tmp_path / "weights.bin"
+    path.write_bytes(_BREAKERS[kind](pickle.dumps(_Touch(str(marker)), protocol=2) + _pad()))
+    module = opener.split(".")[0]
+    code = f"import {module}, pickle; pickle.load({opener}({str(path)!r}))"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", sorted(_BREAKERS))
+def test_broken_stream_of_plain_bytes_named_as_data_stays_clean(tmp_path: Path, kind: str) -> None:
+    """No false positive: a broken stream whose output is no format is still a misreading of raw data."""
+    _model_naming(tmp_path, {"weights.bin": _BREAKERS[kind](b"\x00\x01" + _pad(5000))})
+    results = _scan(tmp_path)
+    assert results["weights.bin"].verdict is Verdict.CLEAN, results["weights.bin"]
+    assert results["model.onnx"].verdict is Verdict.CLEAN
+
+
+def test_broken_stream_past_the_replay_bound_stays_unverified(tmp_path: Path) -> None:
+    """A stream that decompresses past the byte-by-byte replay bound before it breaks is not cleared."""
+    body = os.urandom(400 << 10)
+    _model_naming(tmp_path, {"weights.bin": _broken_gzip(body)})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is Verdict.UNVERIFIED, res
