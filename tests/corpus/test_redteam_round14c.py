@@ -155,3 +155,44 @@ def test_broken_stream_past_the_replay_bound_stays_unverified(tmp_path: Path) ->
     _model_naming(tmp_path, {"weights.bin": _broken_gzip(body)})
     res = _scan(tmp_path)["weights.bin"]
     assert res.verdict is Verdict.UNVERIFIED, res
+
+
+# ------------------------------------------------------------------------------------------ hidden os/io/re names
+
+_WORDS = "perché\nquesto\nquello\n".encode()
+
+
+@pytest.mark.parametrize(
+    "hidden",
+    [
+        # io's module __getattr__ (Python 3.10, 3.11) returns builtins.open; vars(io) lacks it in a fresh process
+        b"cio\nOpenWrapper\n(S'out.txt'\nS'w'\ntR.",
+        # macOS/BSD file-mode functions absent from a Linux scanner's os
+        b"cos\nlchmod\n(S'out.txt'\nI511\ntR.",
+        b"cos\nchflags\n(S'out.txt'\nI0\ntR.",
+        # Python 3.14's os.reload_environ / readinto: absent from a 3.11 scanner's os
+        b"cos\nreadinto\n(I0\nI0\ntR.",
+    ],
+)
+def test_hidden_names_that_resolve_elsewhere_keep_a_word_list_reported(tmp_path: Path, hidden: bytes) -> None:
+    """A word list on which a loader fails at once, with a hidden pickle naming an io/os attribute that the
+    scanner's own module lacks but a loader's find_class resolves (another platform, version, or a module
+    __getattr__): the relaxation for io/os/re names that cannot resolve must not clear it."""
+    (tmp_path / "words.txt").write_bytes(_WORDS + hidden + b"\nzero\n")
+    res = _scan(tmp_path)["words.txt"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.severity >= Severity.HIGH for f in res.findings), res.findings
+
+
+def test_hidden_io_openwrapper_pickle_opens_a_file_in_this_python(tmp_path: Path) -> None:
+    """What the first case guards, where io.OpenWrapper still resolves: the hidden pickle, loaded, opens a file."""
+    import io
+
+    if not hasattr(io, "__getattr__"):
+        pytest.skip("io.OpenWrapper is gone from this Python")
+    out = tmp_path / "opened.txt"
+    hidden = tmp_path / "hidden.pkl"
+    hidden.write_bytes(b"cio\nOpenWrapper\n(S'" + str(out).encode() + b"'\nS'w'\ntR.")
+    code = f"import pickle; pickle.load(open({str(hidden)!r}, 'rb'))"
+    subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, timeout=60, check=False)
+    assert out.exists()

@@ -510,8 +510,9 @@ def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, 
 
 _STARTUP_MODULES: Final = frozenset({"io", "os", "re"})
 """Standard-library modules the scanner has imported itself, whose attributes (what a loader's ``getattr`` finds
-after importing them) are those of its own copy, save the ``os`` functions of other platforms and versions
-(``_OS_ELSEWHERE``). Word lists read as hidden GLOBALs into them ("cos\ncosa" is os.cosa; "cio\ncioe" io.cioe)."""
+after importing them) are those of its own copy, save the functions of other platforms and versions and names a
+module ``__getattr__`` makes (``_ELSEWHERE``). Word lists read as hidden GLOBALs into them ("cos\ncosa" is os.cosa;
+"cio\ncioe" io.cioe)."""
 _OS_ELSEWHERE: Final = frozenset(
     {
         # Windows only
@@ -521,12 +522,28 @@ _OS_ELSEWHERE: Final = frozenset(
         "chroot", "fork", "forkpty", "grantpt", "killpg", "login_tty", "openpty", "pidfd_open", "posix_openpt",
         "posix_spawn", "posix_spawnp", "ptsname", "register_at_fork", "setgid", "setns", "setregid", "setreuid",
         "setuid", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe", "unlockpt", "unshare",
-        # newer than some Pythons the scanner runs on
-        "process_cpu_count",
+        # macOS and the BSDs (lchmod also Windows from 3.13): file flags and modes
+        "chflags", "lchflags", "lchmod", "plock",
+        # Windows' nt internals that os re-exports
+        "_add_dll_directory", "_getfinalpathname", "_getfullpathname", "_getvolumepathname", "_path_normpath",
+        "_path_splitroot", "_remove_dll_directory",
+        # newer than some Pythons the scanner runs on (3.13, 3.14)
+        "process_cpu_count", "readinto", "reload_environ", "timerfd_create", "timerfd_gettime",
+        "timerfd_gettime_ns", "timerfd_settime", "timerfd_settime_ns",
     }
 )  # fmt: skip
 """``os`` functions that exist on another platform or in another Python version than the scanner's may: always
 taken as resolvable."""
+_ELSEWHERE: Final = {
+    "os": _OS_ELSEWHERE,
+    # io's module __getattr__ (3.10, 3.11) returns builtins.open for OpenWrapper, and stores it in the namespace only
+    # once asked: absent from vars(io) in a fresh process, so a hidden io.OpenWrapper (open) was taken as text
+    "io": frozenset({"OpenWrapper"}),
+    # removed in 3.13: a scanner on a newer Python lacks them
+    "re": frozenset({"T", "TEMPLATE", "template"}),
+}
+"""Names of the ``_STARTUP_MODULES`` that a loader's ``getattr`` may resolve though the scanner's own copy of the
+module lacks them: another platform's or version's functions, and names a module ``__getattr__`` makes."""
 
 
 def _known_and_resolvable(name: str) -> bool:
@@ -547,8 +564,9 @@ def _known_and_resolvable(name: str) -> bool:
     if module is None or not rest:
         return True
     attr = rest.split(".", 1)[0]
-    # the module's own namespace, read without calling anything (no module __getattr__ runs)
-    return attr in vars(module) or (top == "os" and attr in _OS_ELSEWHERE)
+    # the module's own namespace, read without calling anything (no module __getattr__ runs: what one makes is
+    # listed in _ELSEWHERE)
+    return attr in vars(module) or attr in _ELSEWHERE.get(top, frozenset())
 
 
 def _fails_after_proto(head: bytes) -> bool:
