@@ -196,3 +196,46 @@ def test_hidden_io_openwrapper_pickle_opens_a_file_in_this_python(tmp_path: Path
     code = f"import pickle; pickle.load(open({str(hidden)!r}, 'rb'))"
     subprocess.run([sys.executable, "-W", "ignore", "-c", code], capture_output=True, timeout=60, check=False)
     assert out.exists()
+
+
+# ------------------------------------------------------------------------------------- safetensors header encodings
+
+
+def _safetensors(header: bytes) -> bytes:
+    import struct
+
+    return struct.pack("<Q", len(header)) + header + b"\x01\x02\x03\x04"
+
+
+_HEADER = {
+    "__metadata__": {"format": "pt", "note": "x"},
+    "w": {"dtype": "U8", "shape": [4], "data_offsets": [0, 4]},
+}
+
+
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-le"])
+def test_safetensors_header_in_utf16_or_utf32_is_no_misreading(tmp_path: Path, encoding: str) -> None:
+    """A header of ASCII JSON in UTF-16/32 is valid UTF-8 (NULs between the characters) but no JSON to the Rust
+    reader; json.loads of the header bytes (Python readers: json.loads(f.read(n))) detects the encoding and loads
+    it. It was a misreading, so clean as external data; it is a parser differential (LW-MODEL-037)."""
+    import json
+
+    raw = _safetensors(json.dumps(_HEADER).encode(encoding))
+    _model_naming(tmp_path, {"weights.bin": raw})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-037" for f in res.findings), res.findings
+    # what the lenient reader does with it
+    assert json.loads(raw[8:-4]) == _HEADER
+
+
+def test_safetensors_header_json_once_invalid_bytes_are_dropped_is_no_misreading(tmp_path: Path) -> None:
+    """Invalid UTF-8 between JSON tokens: replaced it breaks the JSON, dropped (errors="ignore") it does not."""
+    import json
+
+    text = json.dumps(_HEADER).encode()
+    raw = _safetensors(text[:1] + b"\xff" + text[1:])
+    _model_naming(tmp_path, {"weights.bin": raw})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-037" for f in res.findings), res.findings

@@ -58,13 +58,18 @@ def _pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _json_somehow(raw: bytes) -> bool:
-    """Whether a header that is not UTF-8 is JSON to a reader that decodes leniently (invalid bytes replaced, as
-    a browser's TextDecoder does): such a header is read differently by different parsers (LW-MODEL-037)."""
-    try:
-        json.loads(raw.decode("utf-8", "replace"))
-    except (ValueError, RecursionError):
-        return False
-    return True
+    """Whether a header that is not UTF-8 JSON is JSON to a reader that decodes leniently: invalid bytes replaced
+    (a browser's TextDecoder) or dropped (``errors="ignore"``), or ``json.loads`` handed the bytes themselves,
+    which detects UTF-16 and UTF-32 (and a UTF-8 BOM) by the NUL pattern of the first bytes, as Python readers that
+    parse the header with ``json.loads(f.read(n))`` do. Such a header is read differently by different parsers
+    (LW-MODEL-037); the Rust reader rejects it, so it is no misreading."""
+    for attempt in (raw, raw.decode("utf-8", "replace"), raw.decode("utf-8", "ignore")):
+        try:
+            json.loads(attempt)
+        except (ValueError, RecursionError):
+            continue
+        return True
+    return False
 
 
 def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
@@ -105,6 +110,10 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     except _DupError as exc:
         return f"duplicate key '{str(exc)[:100]}' in header"
     except (ValueError, RecursionError):
+        if _json_somehow(raw):
+            # UTF-16/32 text is valid UTF-8 when it is ASCII ("{\x00"\x00..."): json.loads of the bytes reads it
+            ctx.fail(loc, "safetensors header is JSON only to a lenient reader")
+            return "header is JSON only in another encoding or decoded leniently (json.loads of the bytes)"
         # json.loads is the most lenient of the readers (NaN, big numbers, lone surrogate escapes, nesting to the
         # recursion limit where serde_json stops at 128): what it rejects, every safetensors reader rejects
         ctx.fail(loc, "safetensors header is not valid JSON", misread=True)
