@@ -239,3 +239,57 @@ def test_safetensors_header_json_once_invalid_bytes_are_dropped_is_no_misreading
     res = _scan(tmp_path)["weights.bin"]
     assert res.verdict is not Verdict.CLEAN, res
     assert any(f.rule_id == "LW-MODEL-037" for f in res.findings), res.findings
+
+
+# ------------------------------------------------------------------------------- pickles inside MessagePack values
+
+
+def _np_object_array(data: bytes) -> dict[bytes, object]:
+    """How msgpack_numpy encodes an object array: its decoder hands ``data`` to pickle.loads."""
+    return {b"nd": True, b"type": "|O", b"kind": b"O", b"shape": [1], b"data": data}
+
+
+@pytest.mark.parametrize("protocol", [0, 2, 4])
+def test_msgpack_numpy_object_array_pickle_is_reported(tmp_path: Path, protocol: int) -> None:
+    msgpack = pytest.importorskip("msgpack")
+    payload = pickle.dumps(_Touch(str(tmp_path / "marker")), protocol=protocol)
+    (tmp_path / "arrays.msgpack").write_bytes(msgpack.packb({"w": _np_object_array(payload)}))
+    res = _scan(tmp_path)["arrays.msgpack"]
+    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in res.findings), res
+
+
+def test_broken_msgpack_named_as_data_with_a_pickle_before_the_break_is_reported(tmp_path: Path) -> None:
+    """The object hook runs for each map as it completes: a byte after the value (ExtraData) comes too late. The
+    file was clean as ONNX external data (a MessagePack structure error is a misreading)."""
+    msgpack = pytest.importorskip("msgpack")
+    payload = pickle.dumps(_Touch(str(tmp_path / "marker")), protocol=2)
+    raw = msgpack.packb({"w": _np_object_array(payload)}) + b"\xc1"
+    _model_naming(tmp_path, {"weights.bin": raw})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-001" for f in res.findings), res.findings
+    # the loader: msgpack_numpy.decode's branch for object arrays, as the object hook
+    path = tmp_path / "weights.bin"
+    code = (
+        "import msgpack, pickle\n"
+        "def hook(o):\n"
+        "    return pickle.loads(o[b'data']) if o.get(b'kind') == b'O' else o\n"
+        f"msgpack.unpackb(open({str(path)!r}, 'rb').read(), object_hook=hook)"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+    assert (tmp_path / "marker").exists()
+
+
+def test_msgpack_with_numeric_arrays_and_text_values_stays_clean(tmp_path: Path) -> None:
+    """No false positive: msgpack_numpy's numeric arrays (raw bytes) and multi-line text values."""
+    msgpack = pytest.importorskip("msgpack")
+    np = pytest.importorskip("numpy")
+    arr = np.arange(64, dtype="<f4")
+    value = {
+        "w": {b"nd": True, b"type": "<f4", b"kind": b"", b"shape": [64], b"data": arr.tobytes()},
+        "b": {b"nd": True, b"type": "<i8", b"kind": b"", b"shape": [8], b"data": np.arange(8).tobytes()},
+        "doc": "converted from the original checkpoint\nlicence: apache-2.0\ncontact: nobody\n",
+    }
+    (tmp_path / "arrays.msgpack").write_bytes(msgpack.packb(value))
+    res = _scan(tmp_path)["arrays.msgpack"]
+    assert res.verdict is Verdict.CLEAN, res

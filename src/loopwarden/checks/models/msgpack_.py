@@ -3,14 +3,21 @@
 The check is structural: the file must be exactly one well-formed MessagePack value (Flax writes a map of
 parameter names), every length inside the file, nesting and item counts bounded. Extension payloads (Flax's
 arrays) are skipped, not interpreted. Anything else is ``unverified``.
+
+Strings and binaries that may be pickles are analysed as what ``pickle.loads`` runs from their first byte:
+msgpack_numpy's decoder (``msgpack.unpackb(b, object_hook=msgpack_numpy.decode)``) hands an object array's
+``data`` to ``pickle.loads``, and the hook runs for each map as it completes, before a later byte breaks the value.
 """
 
 from __future__ import annotations
 
+import io
+import re
 import struct
-from typing import BinaryIO, Final
+from collections.abc import Callable
+from typing import BinaryIO, Final, cast
 
-from loopwarden.checks.models._base import Blob, ScanContext
+from loopwarden.checks.models._base import Blob, ScanContext, open_slice
 
 __all__ = ["ByteSource", "StructureError", "scan_msgpack"]
 
@@ -82,7 +89,17 @@ class ByteSource:
         return self.buf[pos - self.base : pos - self.base + n]
 
 
-def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
+_STORED_MIN: Final = 8
+"""Shorter strings cannot import and call anything (``cos\nsystem\n`` alone is 11 bytes)."""
+_STORED_SEARCH: Final = 1 << 16
+_IMPORT_MARKS: Final = re.compile(rb"[\n\x82-\x84\x93]")
+"""A pickle imports through GLOBAL/INST (names end in a line break), STACK_GLOBAL or EXT: a short string or
+binary without one of these bytes (a parameter name) cannot reach anything a loader would run."""
+
+
+def _walk(
+    src: ByteSource, size: int, ctx: ScanContext, stored: Callable[[int, int], None] | None = None
+) -> None:
     pending = [1]  # items still to read at each open container level
     pos = 0
     items = 0
@@ -103,6 +120,8 @@ def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
         if 0x80 <= t <= 0x9F:
             count = (t & 0x0F) * (2 if t < 0x90 else 1)
         elif 0xA0 <= t <= 0xBF:
+            if stored is not None and t & 0x1F >= _STORED_MIN:
+                stored(pos, t & 0x1F)
             pos += t & 0x1F
             continue
         elif t in _FIXED:
@@ -111,6 +130,8 @@ def _walk(src: ByteSource, size: int, ctx: ScanContext) -> None:
         elif t in _SIZED:
             width, extra = _SIZED[t]
             (n,) = struct.unpack(">" + "BHI"[(1, 2, 4).index(width)], src.take(pos, width))
+            if stored is not None and not extra and n >= _STORED_MIN:
+                stored(pos + width, n)  # str or bin: msgpack_numpy's object arrays keep a pickle there
             pos += width + extra + n
             continue
         elif t in _CONTAINERS:
@@ -136,11 +157,47 @@ def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
     if blob.size is None:
         ctx.fail(blob.location, "MessagePack value of unknown size")
         return
+    size = blob.size
     with blob.open() as f:
+        src = ByteSource(blob.data, f, size)
+
+        def stored(start: int, n: int) -> None:
+            if start + n <= size:  # (one running past the end is a structure error just after)
+                _stored_pickle(blob, ctx, src, start, n)
+
         try:
-            _walk(ByteSource(blob.data, f, blob.size), blob.size, ctx)
+            _walk(src, size, ctx, stored)
         except StructureError as exc:
             # msgpack.unpackb (flax.serialization.msgpack_restore) decodes the whole buffer before it returns
-            # anything and raises on a truncated value, an unused type byte or extra bytes (ExtraData); its
-            # ext hooks only build arrays. Bytes that fail here are therefore data no such loader acts on.
+            # anything and raises on a truncated value, an unused type byte or extra bytes (ExtraData); Flax's
+            # ext hooks only build arrays. An object hook that unpickles (msgpack_numpy) runs before the break, and
+            # what it could run was analysed above (a finding keeps the file reported); the rest is a misreading.
             ctx.fail(blob.location, f"MessagePack: {exc}", misread=not exc.bound)
+
+
+def _stored_pickle(blob: Blob, ctx: ScanContext, src: ByteSource, start: int, n: int) -> None:
+    """Analyse a string or binary value as a pickle, for what ``pickle.loads`` runs from its first byte before
+    it stops (findings only: for the value itself a reading that fails is no fault)."""
+    from loopwarden.checks.models import rules
+    from loopwarden.checks.models._pickle import analyse
+    from loopwarden.checks.models.dispatch import _OPCODE_BYTES
+
+    if src.take(start, 1)[0] not in _OPCODE_BYTES:
+        return
+    if n <= _STORED_SEARCH and not _IMPORT_MARKS.search(src.take(start, n)):
+        return
+    if blob.data is not None:
+        stream: BinaryIO = cast(BinaryIO, io.BytesIO(blob.data[start : start + n]))
+    else:
+        stream = open_slice(src.f, start, n)
+    res = analyse(stream, ctx, blob.location, max_pickles=1, joblib=False, resync=False, prefix=True)
+    if res.findings:
+        ctx.add(
+            rules.DisguisedFormat,
+            f"a MessagePack value at offset {start} is a pickle: msgpack_numpy's decoder (pickle.loads) runs it",
+            blob.location,
+            content="pickle",
+            claimed="msgpack",
+            offset=start,
+        )
+        ctx.findings.extend(res.findings)
