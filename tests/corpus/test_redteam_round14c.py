@@ -293,3 +293,68 @@ def test_msgpack_with_numeric_arrays_and_text_values_stays_clean(tmp_path: Path)
     (tmp_path / "arrays.msgpack").write_bytes(msgpack.packb(value))
     res = _scan(tmp_path)["arrays.msgpack"]
     assert res.verdict is Verdict.CLEAN, res
+
+
+# ----------------------------------------------------------------------------------- zips at the end of raw data
+
+
+def _zip_with_payload(tmp_path: Path, *, zip64: bool) -> bytes:
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    saved = zipfile.ZIP_FILECOUNT_LIMIT
+    if zip64:
+        zipfile.ZIP_FILECOUNT_LIMIT = 0  # zipfile then writes the zip64 end record and locator
+    try:
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("archive/data.pkl", pickle.dumps(_Touch(str(tmp_path / "marker")), protocol=2))
+    finally:
+        zipfile.ZIP_FILECOUNT_LIMIT = saved
+    return buf.getvalue()
+
+
+def _tensor_bytes() -> bytes:
+    np = pytest.importorskip("numpy")
+    return bytes(np.random.default_rng(3).standard_normal(256).astype("<f4").tobytes())
+
+
+def _zip_opened(path: Path) -> bool:
+    code = f"import zipfile, pickle; pickle.load(zipfile.ZipFile({str(path)!r}).open('archive/data.pkl'))"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=False)
+    return (path.parent / "marker").exists()
+
+
+def test_zip64_archive_behind_raw_data_is_found(tmp_path: Path) -> None:
+    """zipfile reads the zip64 end record before the zip64 locator and ignores the end record's own sizes: the
+    search for a zip at the end took the directory size from the end record, found none, and the file was a
+    misreading (no format), clean as ONNX external data; zipfile.ZipFile opened the archive and its pickle ran."""
+    raw = _tensor_bytes() + _zip_with_payload(tmp_path, zip64=True)
+    _model_naming(tmp_path, {"weights.bin": raw})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in res.findings), (
+        res.findings
+    )
+    assert _zip_opened(tmp_path / "weights.bin")
+
+
+def test_zip_end_record_spelling_its_signature_again_is_found(tmp_path: Path) -> None:
+    """zipfile takes the final 22 bytes as the end record first; the search for the last signature found a later
+    one inside that record (its member counts spell PK\\x05\\x06) and gave up."""
+    body = bytearray(_zip_with_payload(tmp_path, zip64=False))
+    body[-14:-10] = b"PK\x05\x06"
+    raw = _tensor_bytes() + bytes(body)
+    _model_naming(tmp_path, {"weights.bin": raw})
+    res = _scan(tmp_path)["weights.bin"]
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in res.findings), (
+        res.findings
+    )
+    assert _zip_opened(tmp_path / "weights.bin")
+
+
+def test_plain_zip64_archive_is_analysed(tmp_path: Path) -> None:
+    (tmp_path / "a.zip").write_bytes(_zip_with_payload(tmp_path, zip64=True))
+    res = _scan(tmp_path)["a.zip"]
+    assert any(f.rule_id == "LW-MODEL-001" for f in res.findings), res

@@ -326,23 +326,39 @@ def _has_zip_tail(blob: Blob) -> bool:
 
 
 def zip_tail(blob: Blob) -> int | None:
-    """Where the central directory of a zip that ends ``blob`` starts (as ``zipfile`` finds it, by the last end
-    record in the final 64 KiB), or None when there is none."""
+    """Where the central directory of a zip that ends ``blob`` starts (as ``zipfile`` finds it: the final 22 bytes
+    as an end record without a comment, else the last end record in the final 64 KiB; a zip64 end record before a
+    zip64 locator, where ``zipfile`` and miniz look, gives the directory's size), or None when there is none."""
     size = blob.size or 0
     if size < 22:
         return None
     tail = blob.tail(min(size, 22 + 65535))
-    idx = tail.rfind(b"PK\x05\x06")
-    if idx < 0 or len(tail) - idx < 22:
-        return None
-    cd_size, _cd_offset = struct.unpack_from("<II", tail, idx + 12)
+    if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
+        # zipfile's first try; the record's own fields may hold the signature again (a later match)
+        idx = len(tail) - 22
+    else:
+        idx = tail.rfind(b"PK\x05\x06")
+        if idx < 0 or len(tail) - idx < 22:
+            return None
     eocd_pos = size - len(tail) + idx
-    start = eocd_pos - cd_size
-    if start < 0 or cd_size == 0:
-        return None
-    with blob.open() as f:
-        f.seek(start)
-        return start if f.read(4) == b"PK\x01\x02" else None
+    (cd_size,) = struct.unpack_from("<I", tail, idx + 12)
+    starts: list[int] = [eocd_pos - cd_size] if cd_size else []
+    if eocd_pos >= 20:
+        loc64 = read_range(blob, eocd_pos - 20, 20)
+        if loc64[:4] == b"PK\x06\x07":
+            # zip64: the end record's fields are ignored for the zip64 record's (zipfile reads the record right
+            # before the locator, miniz where the locator points, with an absolute directory offset)
+            (rec_off,) = struct.unpack_from("<Q", loc64, 8)
+            for rec_at in (eocd_pos - 76, rec_off):
+                rec = read_range(blob, rec_at, 56) if 0 <= rec_at <= size - 56 else b""
+                if rec[:4] == b"PK\x06\x06" and len(rec) == 56:
+                    cd64, off64 = struct.unpack_from("<QQ", rec, 40)
+                    if cd64:
+                        starts += [rec_at - int(cd64), int(off64)]
+    for start in starts:
+        if 0 <= start <= size - 4 and read_range(blob, start, 4) == b"PK\x01\x02":
+            return start
+    return None
 
 
 def scan_zip_tail(blob: Blob, ctx: ScanContext, content: str) -> None:

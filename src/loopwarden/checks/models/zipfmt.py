@@ -203,9 +203,14 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
     loc = blob.location
     tail_len = min(size, 22 + _MAX_COMMENT + 20 + 56)
     tail = _read_at(f, size - tail_len, tail_len)
-    idx = tail.rfind(_EOCD_SIG)
-    if idx < 0 or len(tail) - idx < 22:
-        return None
+    if tail[-22:-18] == _EOCD_SIG and tail[-2:] == b"\x00\x00":
+        # zipfile takes the final 22 bytes as the end record first, whatever its own fields hold (the signature
+        # again, as a member count, would be a later match for a search)
+        idx = len(tail) - 22
+    else:
+        idx = tail.rfind(_EOCD_SIG)
+        if idx < 0 or len(tail) - idx < 22:
+            return None
     eocd_pos = size - tail_len + idx
     (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
     eocd_end = eocd_pos + 22 + comment_len
@@ -217,6 +222,11 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
             if rec_disk != 0 or disks > 1:
                 ctx.fail(loc, "multi-disk (split) zip64 archives are not supported")
             rec = _read_at(f, rec_off, 56)
+            if rec[:4] != _EOCD64_SIG and eocd_pos >= 76:
+                # bytes before the archive shift what the locator points to; zipfile reads the record right
+                # before the locator whatever it says
+                rec_off = eocd_pos - 76
+                rec = _read_at(f, rec_off, 56)
             if rec[:4] == _EOCD64_SIG and len(rec) == 56:
                 count, cd_size, cd_offset = struct.unpack_from("<QQQ", rec, 32)
                 dir_end = rec_off
