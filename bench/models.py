@@ -500,17 +500,35 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
     structured dtype's field dtype grown by a second BUILD, an array rebuilt under a view, a bytearray grown under
     an array, a ``__setstate__`` stored into a partial's
     ``__dict__`` after its BUILD; round 14b's kept references (test_redteam_round14b_kept.py: a pandas Categorical's
-    codes past its categories, a tree appended to a checked forest's ``estimators_``); and Hydra ``_target_`` configs
-    kept as JSON or in safetensors metadata."""
+    codes past its categories, a tree appended to a checked forest's ``estimators_``); round 14c's (a pickle in a
+    gzip stream with a broken CRC, a zip64 archive behind raw bytes); and Hydra ``_target_`` configs kept as JSON or
+    in safetensors metadata."""
+    import io
     import json
     import pickle
+    import random
+    import zipfile
 
     import _container_payloads as cp
     import test_redteam_round14_mutation as r14
     import test_redteam_round14b_kept as r14b
+    import test_redteam_round14c as r14c
 
     hydra = {"model": {"_target_": "os.system", "command": "id"}}
+    pad = bytes(random.Random(14).getrandbits(8) for _ in range(20000))
+    buf = io.BytesIO()
+    saved = zipfile.ZIP_FILECOUNT_LIMIT
+    zipfile.ZIP_FILECOUNT_LIMIT = 0  # zipfile then writes the zip64 end record and locator
+    try:
+        with zipfile.ZipFile(buf, "w") as z:
+            z.writestr("archive/data.pkl", cp.evil_pickle())
+    finally:
+        zipfile.ZIP_FILECOUNT_LIMIT = saved
     return {
+        # round 14c: a pickle in a gzip stream whose CRC is broken (gzip returns the data before it checks), a
+        # zip64 archive behind raw tensor bytes (zipfile opens it)
+        "r14c_gzip_broken_crc_pickle": {"model.pkl.gz": r14c._broken_gzip(cp.evil_pickle() + pad)},
+        "r14c_zip64_behind_raw_bytes": {"weights.bin": pad[:1024] + buf.getvalue()},
         # round 14b: kept references (pandas codes past the categories, a tree added to a checked forest)
         "r14b_categorical_codes_past_categories": {
             "frame.pkl": pickle.dumps(r14b._categorical_with_codes([0, 1, 1 << 40], "i8"), protocol=2)
