@@ -15,18 +15,10 @@ import subprocess
 import sys
 
 import pytest
+from test_redteam_round13_pickle import _killed_loading
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 from loopwarden.domain import Severity
-
-
-def _killed_loading(data: bytes, use: str) -> bool:
-    """Whether ``pickle.loads(data)`` followed by ``use`` (of ``loaded``) kills a child process by a signal."""
-    code = f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {use}"
-    run = subprocess.run(
-        [sys.executable, "-c", code], input=data, capture_output=True, timeout=120, check=False
-    )
-    return run.returncode < 0
 
 
 def _rebuilt(data: bytes, kind: str) -> bool:

@@ -12,23 +12,13 @@ from __future__ import annotations
 import io
 import pickle
 import struct
-import subprocess
-import sys
 from typing import Any
 
 import pytest
+from test_redteam_round13_pickle import _killed_loading
 
 from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
 from loopwarden.domain import Severity
-
-
-def _killed_loading(data: bytes, use: str) -> bool:
-    """Whether ``pickle.loads(data)`` followed by ``use`` (of ``loaded``) kills a child process by a signal."""
-    code = f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {use}"
-    run = subprocess.run(
-        [sys.executable, "-c", code], input=data, capture_output=True, timeout=120, check=False
-    )
-    return run.returncode < 0
 
 
 def _high(result: PickleResult, text: str) -> bool:

@@ -92,6 +92,20 @@ def judge_dotted(allow: AllowList, dotted: str, *, called: bool) -> Classificati
 # ------------------------------------------------------------------------------------------------------- YAML
 
 
+def _compose(data: bytes | str) -> list[Any]:
+    """The node graphs of every document in ``data``, composed by PyYAML's safe loader (no object is built)."""
+    import yaml
+
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)(data)
+    try:
+        roots = []
+        while loader.check_node():
+            roots.append(loader.get_node())
+    finally:
+        loader.dispose()
+    return roots
+
+
 def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name: str = "") -> None:
     """Compose a YAML document (no object is constructed) and report Python tags and Hydra ``_target_`` keys.
 
@@ -99,15 +113,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
     and calls it with the config (``import_class_by_path(cfg.target)(cfg=..., trainer=...)``)."""
     import yaml
 
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader = loader_cls(data)
-        try:
-            roots = []
-            while loader.check_node():
-                roots.append(loader.get_node())
-        finally:
-            loader.dispose()
+        roots = _compose(data)
     except (yaml.YAMLError, UnicodeDecodeError, RecursionError, ValueError) as exc:
         ctx.fail(location, f"YAML config cannot be parsed ({_first_line(exc)})")
         return
@@ -424,15 +431,8 @@ def check_metadata_targets(key: str, value: str, ctx: ScanContext, location: Loc
         return
     import yaml
 
-    loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        loader = loader_cls(value)
-        try:
-            roots = []
-            while loader.check_node():
-                roots.append(loader.get_node())
-        finally:
-            loader.dispose()
+        roots = _compose(value)
     except (yaml.YAMLError, RecursionError, ValueError):
         return  # prose that mentions the word
     stack: list[Any] = list(roots)
