@@ -36,6 +36,7 @@ def analyse(
     joblib: bool = True,
     resync: bool = True,
     prefix: bool = False,
+    ext_stops: bool = False,
 ) -> PickleOutcome:
     """Run the symbolic pickle analyser on ``stream``; never raises for bad input.
 
@@ -55,6 +56,7 @@ def analyse(
             joblib=joblib,
             resync=resync,
             prefix=prefix,
+            ext_stops=ext_stops,
         )
     except ResourceLimitExceeded as exc:
         return PickleOutcome((), f"resource limit '{exc.bound}' reached in pickle analysis", (), 0, 0)

@@ -623,7 +623,8 @@ def _breaks_at_once(blob: Blob, ctx: ScanContext) -> bool:
     from loopwarden.checks.models._pickle import analyse
 
     with blob.open() as stream:
-        res = analyse(stream, ctx, blob.location, max_pickles=1, joblib=False, resync=False)
+        # a stock loader stops at an EXT code too: the copyreg extension registry is empty unless a program fills it
+        res = analyse(stream, ctx, blob.location, max_pickles=1, joblib=False, resync=False, ext_stops=True)
     if res.unverified is None or any(
         not part.startswith("malformed pickle at offset") for part in res.unverified.split("; ")
     ):

@@ -1422,6 +1422,7 @@ class _VM:
         joblib: bool,
         origin: str,
         prefix: bool = False,
+        ext_stops: bool = False,
     ) -> None:
         self.r = reader
         self.coll = coll
@@ -1440,6 +1441,8 @@ class _VM:
         # Only what a loader runs before its first error counts (bytes that are something else to the format
         # that owns them); a name whose module no model environment has is not judged (see _global).
         self.prefix = prefix
+        # EXT ends the reading as a stock loader's empty extension registry does (see _ext)
+        self.ext_stops = ext_stops or prefix
         self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
@@ -4716,7 +4719,7 @@ class _VM:
 
     def _ext(self, stack: list[Any], size: int, off: int) -> list[Any]:
         code = int.from_bytes(self.r.read(size), "little", signed=size == 4)
-        if self.prefix:
+        if self.ext_stops:
             # the registry is empty unless a program fills it: another format's bytes stop the loader here
             raise _MalformedError(f"EXT code {code} in bytes read as opcodes", off)
         self.coll.hit(
@@ -7005,6 +7008,7 @@ def _analyze_reader(
     max_pickles: int | None,
     resync: bool = True,
     prefix: bool = False,
+    ext_stops: bool = False,
 ) -> int:
     """Analyse consecutive pickles from ``reader``; returns how many were analysed. Errors go to ``coll``.
 
@@ -7028,7 +7032,16 @@ def _analyze_reader(
                 coll.unverified.append("empty stream: no pickle")
             return count
         first = reader.buf[reader.p]
-        vm = _VM(reader, coll, budget, depth=depth, joblib=joblib, origin=origin, prefix=prefix)
+        vm = _VM(
+            reader,
+            coll,
+            budget,
+            depth=depth,
+            joblib=joblib,
+            origin=origin,
+            prefix=prefix,
+            ext_stops=ext_stops,
+        )
         try:
             vm.run()
         except _MalformedError as exc:
@@ -7147,6 +7160,7 @@ def analyze_pickle(
     joblib: bool = False,
     resync: bool = True,
     prefix: bool = False,
+    ext_stops: bool = False,
 ) -> PickleResult:
     """Analyse the pickle stream(s) read from ``stream`` without loading anything.
 
@@ -7156,7 +7170,8 @@ def analyze_pickle(
     writes
     after each ``NumpyArrayWrapper`` and analyses its in-stream object-array pickles. ``prefix``: the stream
     is another format's bytes; only what a loader runs before its first error is reported, and nothing
-    about where it fails (see ``_analyze_reader``).
+    about where it fails (see ``_analyze_reader``). ``ext_stops``: an EXT opcode ends the reading as a malformed
+    pickle, as in a stock interpreter, whose extension registry is empty.
     """
     coll = _Collector(location, allow)
     budget = _Budget(limits)
@@ -7177,6 +7192,7 @@ def analyze_pickle(
             max_pickles=max_pickles,
             resync=resync,
             prefix=prefix,
+            ext_stops=ext_stops,
         )
     except _LimitError as exc:
         coll.unverified.append(f"limit {exc.bound}: {exc}")

@@ -65,9 +65,9 @@ def _random_raw(seed: int) -> bytes:
 
 def test_many_random_raw_tensors_named_as_external_data_are_never_unverified(tmp_path: Path) -> None:
     """3,000 seeded random tensors: none stays unverified (before, a MessagePack misreading left about one in a few
-    hundred so). A file that a pickle loader reads from its first byte with something found in it (an EXT opcode
-    or a PROTO header followed by an invalid opcode: about three in 10,000 random files) is kept reported: such a
-    finding is never cleared by being named as data."""
+    hundred so). A file that a pickle loader reads from its first byte with something found in it is kept
+    reported: such a finding is never cleared by being named as data. Bytes on which a stock loader stops at once
+    are no format: an invalid opcode, PROTO then no opcode, an EXT code (the registry is empty)."""
     from loopwarden.checks.models.dispatch import _OPCODE_BYTES
 
     files = {f"t{i}.bin": _random_raw(i) for i in range(3000)}
@@ -79,8 +79,32 @@ def test_many_random_raw_tensors_named_as_external_data_are_never_unverified(tmp
     for name, r in kept.items():
         assert files[name][0] in _OPCODE_BYTES, (name, r.reason, r.findings)
         assert {f.rule_id for f in r.findings} & {"LW-MODEL-010", "LW-MODEL-012"}, (name, r.findings)
-    # with these seeds, one: t1730 opens ") } EXT2", an unregistered extension code (LW-MODEL-010)
-    assert set(kept) <= {"t1730.bin"}, sorted(kept)
+    # with these seeds none: t1730 opens ") } EXT2", where a stock unpickler stops (unregistered extension code)
+    assert kept == {}, sorted(kept)
+
+
+_EXT_HEAD = b")}\x83\x01\x02"  # EMPTY_TUPLE, EMPTY_DICT, EXT2 code 513
+
+
+def test_raw_data_whose_pickle_reading_stops_at_an_ext_code_is_data(tmp_path: Path) -> None:
+    """A stock unpickler raises at an EXT code (copyreg's extension registry is empty unless a program fills it):
+    bytes that reach one before any name are no format, clean when a model names them as data."""
+    raw = _EXT_HEAD + _tail()
+    with pytest.raises(ValueError, match="unregistered extension code"):
+        pickle.loads(raw)
+    _model_naming(tmp_path, {"t.bin": raw})
+    result = _scan(tmp_path)["t.bin"]
+    assert result.verdict is Verdict.CLEAN and not result.findings, (result.reason, result.findings)
+
+
+def test_an_ext_code_in_a_file_named_as_a_pickle_or_after_a_name_stays_reported(tmp_path: Path) -> None:
+    """Named as a pickle, the bytes are judged as one (EXT is LW-MODEL-010); a name reached before the EXT code is
+    imported by the loader, so the file stays a pickle."""
+    (tmp_path / "model.pkl").write_bytes(_EXT_HEAD + b".")
+    (tmp_path / "after.bin").write_bytes(b"cos\nsystem\n" + _EXT_HEAD + b".")
+    results = _scan(tmp_path)
+    assert any(f.rule_id == "LW-MODEL-010" for f in results["model.pkl"].findings), results["model.pkl"]
+    assert any(f.severity is Severity.CRITICAL for f in results["after.bin"].findings), results["after.bin"]
 
 
 def _tail(seed: int = 7, n: int = 256) -> bytes:
