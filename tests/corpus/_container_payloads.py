@@ -18,6 +18,7 @@ import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 
 PAYLOAD_CMD = "echo loopwarden-corpus"
 
@@ -570,3 +571,21 @@ def loader_differential_cases() -> dict[str, dict[str, bytes]]:
             b"(V/etc/passwd\ntR."
         },
     }
+
+
+def onnx_naming_raw_data(folder: Path, files: dict[str, bytes]) -> None:
+    """Write ``files`` into ``folder`` and an ONNX model there that names each of them as a tensor's raw data."""
+    from onnx import TensorProto, helper
+
+    tensors = []
+    for name, raw in files.items():
+        (folder / name).write_bytes(raw)
+        t = TensorProto(name=name, data_type=TensorProto.UINT8, dims=[len(raw)])
+        t.data_location = TensorProto.EXTERNAL
+        for key, value in (("location", name), ("offset", "0"), ("length", str(len(raw)))):
+            entry = t.external_data.add()
+            entry.key, entry.value = key, value
+        tensors.append(t)
+    graph = helper.make_graph([], "g", [], [], initializer=tensors)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    (folder / "model.onnx").write_bytes(model.SerializeToString())

@@ -337,22 +337,6 @@ def _frame(placement: bytes, late: bytes | None) -> bytes:
     def block(values: bytes, where: bytes) -> bytes:
         return _g("pandas._libs.internals", "_unpickle_block") + values + where + b"K\x02\x87R"
 
-    def rows(n: int) -> bytes:
-        return (
-            _g("pandas.core.indexes.base", "_new_Index")
-            + _g("pandas", "RangeIndex")
-            + b"}("
-            + _u("start")
-            + b"K\x00"
-            + _u("stop")
-            + b"K"
-            + bytes([n])
-            + _u("step")
-            + b"K\x01"
-            + _u("name")
-            + b"Nu\x86R"
-        )
-
     out = b"\x80\x02" + placement + _put(10) + b"0"
     out += (
         _g("pandas", "DataFrame")
@@ -363,7 +347,7 @@ def _frame(placement: bytes, late: bytes | None) -> bytes:
     out += b"(" + block(
         _array((1, 2), "f8", struct.pack("<2d", 1.5, 2.5)), _g("builtins", "slice") + b"K\x00K\x01\x86R"
     )
-    out += block(_array((0, 2), "f8", b""), _get(10)) + b"t](" + rows(1) + rows(2) + b"e\x86R"
+    out += block(_array((0, 2), "f8", b""), _get(10)) + b"t](" + _range_index(1) + _range_index(2) + b"e\x86R"
     out += _u("_typ") + _u("dataframe") + _u("_metadata") + b"]" + _u("attrs") + b"}"
     out += _u("_flags") + b"}" + _u("allows_duplicate_labels") + b"\x88sub" + _put(11) + b"0"
     if late is not None:

@@ -24,6 +24,7 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import _container_payloads as cp
 import pytest
 
 from loopwarden.checks.models.scanner import scan_paths
@@ -32,22 +33,7 @@ from loopwarden.domain import Severity, TargetResult, Verdict
 onnx = pytest.importorskip("onnx")
 
 
-def _model_naming(folder: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` into ``folder`` and an ONNX model there that names each of them as a tensor's raw data."""
-    from onnx import TensorProto, helper
-
-    tensors = []
-    for name, raw in files.items():
-        (folder / name).write_bytes(raw)
-        t = TensorProto(name=name, data_type=TensorProto.UINT8, dims=[len(raw)])
-        t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", name), ("offset", "0"), ("length", str(len(raw)))):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, value
-        tensors.append(t)
-    graph = helper.make_graph([], "g", [], [], initializer=tensors)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    (folder / "model.onnx").write_bytes(model.SerializeToString())
+_model_naming = cp.onnx_naming_raw_data
 
 
 def _scan(folder: Path) -> dict[str, TargetResult]:
@@ -325,11 +311,8 @@ def _zip_opened(path: Path) -> bool:
     return (path.parent / "marker").exists()
 
 
-def test_zip64_archive_behind_raw_data_is_found(tmp_path: Path) -> None:
-    """zipfile reads the zip64 end record before the zip64 locator and ignores the end record's own sizes: the
-    search for a zip at the end took the directory size from the end record, found none, and the file was a
-    misreading (no format), clean as ONNX external data; zipfile.ZipFile opened the archive and its pickle ran."""
-    raw = _tensor_bytes() + _zip_with_payload(tmp_path, zip64=True)
+def _assert_found_and_opened(tmp_path: Path, raw: bytes) -> None:
+    """``raw`` named as ONNX external data: reported critical, and zipfile opens it and runs its pickle."""
     _model_naming(tmp_path, {"weights.bin": raw})
     res = _scan(tmp_path)["weights.bin"]
     assert res.verdict is not Verdict.CLEAN, res
@@ -337,6 +320,14 @@ def test_zip64_archive_behind_raw_data_is_found(tmp_path: Path) -> None:
         res.findings
     )
     assert _zip_opened(tmp_path / "weights.bin")
+
+
+def test_zip64_archive_behind_raw_data_is_found(tmp_path: Path) -> None:
+    """zipfile reads the zip64 end record before the zip64 locator and ignores the end record's own sizes: the
+    search for a zip at the end took the directory size from the end record, found none, and the file was a
+    misreading (no format), clean as ONNX external data; zipfile.ZipFile opened the archive and its pickle ran."""
+    raw = _tensor_bytes() + _zip_with_payload(tmp_path, zip64=True)
+    _assert_found_and_opened(tmp_path, raw)
 
 
 def test_zip_end_record_spelling_its_signature_again_is_found(tmp_path: Path) -> None:
@@ -345,13 +336,7 @@ def test_zip_end_record_spelling_its_signature_again_is_found(tmp_path: Path) ->
     body = bytearray(_zip_with_payload(tmp_path, zip64=False))
     body[-14:-10] = b"PK\x05\x06"
     raw = _tensor_bytes() + bytes(body)
-    _model_naming(tmp_path, {"weights.bin": raw})
-    res = _scan(tmp_path)["weights.bin"]
-    assert res.verdict is not Verdict.CLEAN, res
-    assert any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in res.findings), (
-        res.findings
-    )
-    assert _zip_opened(tmp_path / "weights.bin")
+    _assert_found_and_opened(tmp_path, raw)
 
 
 def test_plain_zip64_archive_is_analysed(tmp_path: Path) -> None:

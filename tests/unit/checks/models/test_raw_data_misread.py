@@ -13,6 +13,7 @@ import bz2
 import gzip
 import lzma
 import pickle
+import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -23,26 +24,14 @@ import pytest
 from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, TargetResult, Verdict
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "corpus"))
+import _container_payloads as cp
+
 onnx = pytest.importorskip("onnx")
 np = pytest.importorskip("numpy")
 
 
-def _model_naming(folder: Path, files: dict[str, bytes]) -> None:
-    """Write ``files`` into ``folder`` and an ONNX model there that names each of them as a tensor's raw data."""
-    from onnx import TensorProto, helper
-
-    tensors = []
-    for name, raw in files.items():
-        (folder / name).write_bytes(raw)
-        t = TensorProto(name=name, data_type=TensorProto.UINT8, dims=[len(raw)])
-        t.data_location = TensorProto.EXTERNAL
-        for key, value in (("location", name), ("offset", "0"), ("length", str(len(raw)))):
-            entry = t.external_data.add()
-            entry.key, entry.value = key, value
-        tensors.append(t)
-    graph = helper.make_graph([], "g", [], [], initializer=tensors)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    (folder / "model.onnx").write_bytes(model.SerializeToString())
+_model_naming = cp.onnx_naming_raw_data
 
 
 def _scan(folder: Path, jobs: int = 1) -> dict[str, TargetResult]:
@@ -240,19 +229,24 @@ def test_a_pickle_payload_behind_a_misread_head_is_flagged(tmp_path: Path) -> No
     """LONG1 with a 161-byte argument is also a MessagePack map (0x8a) whose first key is a string (0xa1): the
     MessagePack reading is a misreading, but a pickle loader runs the file from byte 0, and that reading's
     finding keeps the file reported when a model names it as data."""
-    import subprocess
-    import sys
-
     marker = tmp_path / "marker"
     raw = b"\x8a\xa1" + b"\x01" * 161 + b"0" + b"cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     _model_naming(tmp_path, {"T0": raw})
-    load = f"import pickle; pickle.load(open({str(tmp_path / 'T0')!r}, 'rb'))"
-    subprocess.run([sys.executable, "-c", load], capture_output=True, timeout=60, check=True)
-    assert marker.exists()  # the real loader ran the payload
-    marker.unlink()
+    assert _loader_runs_it(f"pickle.load(open({str(tmp_path / 'T0')!r}, 'rb'))", marker)
     r = _scan(tmp_path)["T0"]
     assert r.verdict is not Verdict.CLEAN
     assert r.max_severity() is Severity.CRITICAL, r.findings
+
+
+def _loader_runs_it(load: str, marker: Path) -> bool:
+    """Whether ``load`` (Python, with gzip and pickle imported) run in a child creates ``marker`` (removed after)."""
+    import subprocess
+
+    code = f"import gzip, pickle; {load}"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, check=True)
+    ran = marker.exists()
+    marker.unlink(missing_ok=True)
+    return ran
 
 
 def test_a_truncated_pickle_named_as_external_data_stays_unverified(tmp_path: Path) -> None:
@@ -270,17 +264,11 @@ def test_a_payload_before_a_broken_compressed_stream_is_flagged(tmp_path: Path) 
     """``pickle.load(gzip.open(path))`` acts on what did decompress before the stream breaks (it stops at the
     pickle's STOP and never reads the broken tail): the misreading of that tail does not clear what was found in
     the output."""
-    import subprocess
-    import sys
-
     marker = tmp_path / "marker"
     payload = b"\x80\x04cos\nsystem\n(S'touch " + str(marker).encode() + b"'\ntR."
     stream = gzip.compress(payload + np.random.default_rng(1).bytes(600_000))
     _model_naming(tmp_path, {"T0": stream[:-12] + b"\xff" * 12})
-    load = f"import gzip, pickle; pickle.load(gzip.open({str(tmp_path / 'T0')!r}))"
-    subprocess.run([sys.executable, "-c", load], capture_output=True, timeout=60, check=True)
-    assert marker.exists()  # the real loader ran the payload
-    marker.unlink()
+    assert _loader_runs_it(f"pickle.load(gzip.open({str(tmp_path / 'T0')!r}))", marker)
     r = _scan(tmp_path)["T0"]
     assert r.verdict is not Verdict.CLEAN
     assert any(f.severity >= Severity.HIGH for f in r.findings), (r.reason, r.findings)
