@@ -508,8 +508,11 @@ _KNOWN_PACKAGES: Final = frozenset(
     }
 )
 
+# Patterns are kept as text: re compiles and caches each on first use, so a scan that never needs one does not
+# pay for compiling it when the module loads.
+
 # Attribute names that lead from any object to interpreter internals.
-_DUNDER_RE: Final = re.compile(r"^__\w+__$")
+_DUNDER_RE: Final = r"^__\w+__$"
 _SAFE_DUNDERS: Final = frozenset({"__newobj__", "__newobj_ex__", "__randomstate_ctor", "__generator_ctor"})
 
 # --- The default allow-list ---------------------------------------------------------------------------------
@@ -1640,7 +1643,7 @@ _FUNCTION_PREFIXES: Final[tuple[str, ...]] = (
     "sklearn.feature_selection._univariate_selection.",
     "sklearn.feature_selection._mutual_info.",
 )
-_FUNCTION_RE: Final = re.compile(r"^[a-z][a-z0-9_]*$")
+_FUNCTION_RE: Final = r"^[a-z][a-z0-9_]*$"
 _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "sklearn.utils._testing",
     "sklearn.externals",
@@ -1674,12 +1677,12 @@ _CLASS_DENY_PREFIXES: Final[tuple[str, ...]] = (
     "transformers.models.siglip.tokenization_siglip.SiglipTokenizer",
     "transformers.models.speech_to_text.tokenization_speech_to_text.Speech2TextTokenizer",
 )
-_CAPWORDS_RE: Final = re.compile(r"^_?[A-Z][A-Za-z0-9_]*$")
+_CAPWORDS_RE: Final = r"^_?[A-Z][A-Za-z0-9_]*$"
 # Modules a package ships that are not part of what it runs: examples, tests, benchmarks, build helpers. They are
 # scripts: a pickle naming anything in one imports it, which runs its top-level code whatever the name (numpy's
 # random/_examples/numba/extending_distributions dlopens ./libdistributions.so from the working directory:
 # confirmed, native code from the model's folder ran). The reference list skips them, so no model names them.
-_NOT_RUNTIME_RE: Final = re.compile(
+_NOT_RUNTIME_RE: Final = (
     r"(?:^|\.)(?:_?examples?|tests?|testing|_testing|conftest|benchmarks?|_build_utils|scripts?)(?:\.|$)"
 )
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
@@ -1688,15 +1691,15 @@ _NOT_RUNTIME_RE: Final = re.compile(
 SCIPY_DIST_MODULES: Final = frozenset(
     {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
 )
-_SCIPY_DIST_METHOD_RE: Final = re.compile(r"^[a-z][a-z0-9_]*_gen\._entropy$")
-_SCIPY_DIST_RE: Final = re.compile(
+_SCIPY_DIST_METHOD_RE: Final = r"^[a-z][a-z0-9_]*_gen\._entropy$"
+_SCIPY_DIST_RE: Final = (
     r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|rv_histogram|rv_sample)$"
 )
 # The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
 # shapes and materialise the module's own parameters.
-_LAZY_HOOK_RE: Final = re.compile(r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$")
+_LAZY_HOOK_RE: Final = r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$"
 # numpy scalar types pickled by reference: numpy.float64, numpy.int32, numpy.bool_ ...
-_NUMPY_SCALAR_RE: Final = re.compile(
+_NUMPY_SCALAR_RE: Final = (
     r"^numpy\.(?:core\.(?:numerictypes|multiarray)\.)?"
     r"(?:bool_?|u?int(?:8|16|32|64)?|u?int_|float(?:16|32|64|128)?|float_|complex(?:64|128|256)?|longdouble|"
     r"clongdouble|longlong|ulonglong|intc|uintc|intp|uintp|half|single|double|csingle|cdouble|byte|ubyte|short|"
@@ -2002,17 +2005,19 @@ class AllowList:
             full in self.exact
             or cfull in self.exact
             or _prefixed(cfull, self.patterns)
-            or _NUMPY_SCALAR_RE.match(cfull)
+            or re.match(_NUMPY_SCALAR_RE, cfull)
         ):
             return _ALLOWED
         top = canon.split(".", 1)[0]
-        lazy = _LAZY_HOOK_RE.match(qual)
+        lazy = re.match(_LAZY_HOOK_RE, qual)
         if lazy and canon.startswith("torch.nn.modules.") and _class_pattern(canon, lazy.group(1)):
             # an uninitialised lazy module keeps its own bound methods as hooks: getattr(module, name)
             return _ecosystem_names().judge(canon, lazy.group(1))
         if _class_pattern(canon, qual) or _function_pattern(canon, qual):
             return _ecosystem_names().judge(canon, qual)
-        if canon in SCIPY_DIST_MODULES and (_SCIPY_DIST_RE.match(qual) or _SCIPY_DIST_METHOD_RE.match(qual)):
+        if canon in SCIPY_DIST_MODULES and (
+            re.match(_SCIPY_DIST_RE, qual) or re.match(_SCIPY_DIST_METHOD_RE, qual)
+        ):
             # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks. A
             # discrete distribution's state keeps numpy.vectorize(getattr(self, "_entropy")): kept, never called
             return _PATTERN_ALLOWED
@@ -2024,7 +2029,7 @@ class AllowList:
                 None,
                 "not on the allow-list (standard library or ML package callable)",
             )
-        if "." not in qual and _CAPWORDS_RE.match(qual):
+        if "." not in qual and re.match(_CAPWORDS_RE, qual):
             return Classification(
                 False,
                 RULE_UNKNOWN_CLASS,
@@ -2043,21 +2048,21 @@ def _prefixed(name: str, prefixes: tuple[str, ...]) -> bool:
 
 
 def _class_pattern(module: str, qual: str) -> bool:
-    if "." in qual or not _CAPWORDS_RE.match(qual):
+    if "." in qual or not re.match(_CAPWORDS_RE, qual):
         return False
     full = f"{module}.{qual}"
     if any(full.startswith(d) for d in _CLASS_DENY_PREFIXES):
         return False
-    return any(
-        module.startswith(p) or f"{module}." == p for p in _CLASS_PREFIXES
-    ) and not _NOT_RUNTIME_RE.search(module)
+    return any(module.startswith(p) or f"{module}." == p for p in _CLASS_PREFIXES) and not re.search(
+        _NOT_RUNTIME_RE, module
+    )
 
 
 def _function_pattern(module: str, qual: str) -> bool:
     return (
-        bool(_FUNCTION_RE.match(qual))
+        bool(re.match(_FUNCTION_RE, qual))
         and any(f"{module}.".startswith(p) for p in _FUNCTION_PREFIXES)
-        and not _NOT_RUNTIME_RE.search(module)
+        and not re.search(_NOT_RUNTIME_RE, module)
     )
 
 
@@ -2175,7 +2180,7 @@ def _ecosystem_names() -> _EcosystemNames:
 def _traversal(module: str, qual: str) -> Classification | None:
     """A dotted qualname walks attributes at load time: ``numpy.__builtins__``, ``pathlib.os.system``."""
     comps = qual.split(".")
-    if any(_DUNDER_RE.match(c) and c not in _SAFE_DUNDERS for c in comps):
+    if any(re.match(_DUNDER_RE, c) and c not in _SAFE_DUNDERS for c in comps):
         return Classification(
             False,
             RULE_TRAVERSAL,

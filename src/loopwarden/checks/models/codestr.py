@@ -25,7 +25,9 @@ _MODULES: Final = (
     r"(?:os|posix|nt|subprocess|pty|socket|builtins|importlib|pickle|marshal|shutil|ctypes|runpy|urllib|"
     r"requests|httpx|commands|dill|cloudpickle|torch)"
 )
-_PREFILTER: Final = re.compile(
+# Patterns are kept as text: re compiles and caches each on first use, so a scan that never needs one does not
+# pay for compiling it when the module loads.
+_PREFILTER: Final = (
     r"\b(?:eval|exec|compile|__import__|breakpoint|execfile|getattr|globals|vars|locals)\b|\bopen\s*\("
     rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b|__(?:builtins|dict|globals|subclasses)__"
 )
@@ -101,7 +103,7 @@ def _dotted(node: Any) -> str | None:
 
 def dangerous_calls(text: str) -> list[str]:
     """The dangerous calls of ``text`` when it is a Python program, in order, without repeats; else []."""
-    if len(text) > _MAX_TEXT or _PREFILTER.search(text) is None:
+    if len(text) > _MAX_TEXT or re.search(_PREFILTER, text) is None:
         return []
     import ast
 
@@ -209,7 +211,7 @@ def long_program_names(text: str) -> list[str]:
     ``locals`` and the like, a listed primitive spelt as ``module.name``, an import of a listed module (whose
     names the program may then call under an alias), and interpreter internals (``__builtins__``,
     ``__subclasses__`` ...). Such a program cannot be judged: the caller reports it unverified."""
-    if _PREFILTER.search(text) is None:
+    if re.search(_PREFILTER, text) is None:
         return []
     import io
     import tokenize

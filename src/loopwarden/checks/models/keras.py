@@ -28,14 +28,16 @@ __all__ = [
     "scan_hdf5",
 ]
 
-_SAFE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)")
-_DANGEROUS_NAMES: Final = re.compile(
+# Patterns are kept as text: re compiles and caches each on first use, so a scan that never needs one does not
+# pay for compiling it when the module loads.
+_SAFE_MODULE: Final = r"^(keras|tf_keras|tensorflow\.keras|keras_hub|keras_nlp|keras_cv)(\.|$)"
+_DANGEROUS_NAMES: Final = (
     r"(^|[._>])(get_file|load_model|load_weights|exec|eval|system|popen|import_module|__import__|"
     r"read_file|write_file|ReadFile|WriteFile|py_function|numpy_function|py_func|getattr|open|"
     r"MatchingFiles|SaveV2|RestoreV2|enable_unsafe_deserialization)$"
 )
-_KERAS_CORE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.|$)")
-_MODELLING_FUNCTIONS: Final = re.compile(
+_KERAS_CORE: Final = r"^(keras|tf_keras|tensorflow\.keras)(\.|$)"
+_MODELLING_FUNCTIONS: Final = (
     r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.(activations|losses|metrics|initializers|regularizers|"
     r"constraints|ops|random|layers)(\.|$)"
 )
@@ -47,9 +49,9 @@ module (``keras.utils``, ``keras.config``, ``keras.saving``, ``keras.models``, `
 that loading hands to the model, which calls it: file download and write, safe-mode switch, model loading,
 network set-up. An allow-list, since Keras' own deny-list (``NON_MODELING_APIS``) has been extended after each
 published bypass."""
-_PREPROCESS: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.applications(\.[\w.]+)?$")
+_PREPROCESS: Final = r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.applications(\.[\w.]+)?$"
 """``keras.applications.<family>``: only its ``preprocess_input`` is a function models are built with."""
-_FILE_MODULE: Final = re.compile(r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.utils\.file_utils$")
+_FILE_MODULE: Final = r"^(keras|tf_keras|tensorflow\.keras)(\.src)?\.utils\.file_utils$"
 """Keras' file helpers (``rmtree``, ``remove``, ``copy``, ``makedirs``, ``File``, ``extract_archive``, and the
 ``urlretrieve`` it imports): nothing in them is a layer or a function a model is built from."""
 _OBJECT_MARKERS: Final = frozenset({"function"})
@@ -158,7 +160,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         if node.get("function_type") == "lambda" or node.get("output_shape_type") == "lambda":
             ctx.add(rules.KerasLambda, f"lambda function at {path or '/'}", where, path=path)
         module = node.get("module")
-        if isinstance(module, str) and module and not _SAFE_MODULE.match(module) and module != "builtins":
+        if isinstance(module, str) and module and not re.match(_SAFE_MODULE, module) and module != "builtins":
             ctx.add(
                 rules.KerasReference,
                 f"config at {path or '/'} imports module '{module[:200]}'",
@@ -170,8 +172,8 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         if (
             isinstance(module, str)
             and isinstance(cls, str)
-            and _SAFE_MODULE.match(module)
-            and (_FILE_MODULE.match(module) or _names_function(cls))
+            and re.match(_SAFE_MODULE, module)
+            and (re.match(_FILE_MODULE, module) or _names_function(cls))
         ):
             # Keras 3.0-3.10 build an object of any name in a keras module, and a plain function comes back as
             # is: a Functional model then calls that "layer" with its node's arguments, safe mode or not
@@ -208,7 +210,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         reg = node.get("registered_name")
         if isinstance(reg, str) and ">" in reg:
             pkg = reg.split(">", 1)[0]
-            if not _SAFE_MODULE.match(pkg) and pkg not in ("Custom",):
+            if not re.match(_SAFE_MODULE, pkg) and pkg not in ("Custom",):
                 ctx.add(
                     rules.KerasReference,
                     f"registered object '{reg[:200]}' from package '{pkg[:100]}'",
@@ -220,7 +222,9 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
         if (
             cls == "function"
             and isinstance(cfg, str)
-            and (_DANGEROUS_NAMES.search(cfg) or (isinstance(module, str) and _non_modelling(module, cfg)))
+            and (
+                re.search(_DANGEROUS_NAMES, cfg) or (isinstance(module, str) and _non_modelling(module, cfg))
+            )
         ):
             ctx.add(
                 rules.KerasReference,
@@ -245,7 +249,7 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
             val = node.get(key)
             if key == "function" and isinstance(val, dict | list):
                 continue
-            if isinstance(val, str) and _DANGEROUS_NAMES.search(val):
+            if isinstance(val, str) and re.search(_DANGEROUS_NAMES, val):
                 ctx.add(
                     rules.KerasReference, f"reference to '{val[:200]}' at {path or '/'}", where, path=path
                 )
@@ -270,9 +274,9 @@ def check_keras_config(obj: Any, ctx: ScanContext, location: Location) -> None:
 
 def _non_modelling(module: str, name: str) -> bool:
     """Whether a ``"function"`` object names a function of a Keras module that models are not built from."""
-    if not _KERAS_CORE.match(module) or _MODELLING_FUNCTIONS.match(module):
+    if not re.match(_KERAS_CORE, module) or re.match(_MODELLING_FUNCTIONS, module):
         return False
-    return not (_PREPROCESS.match(module) and name == "preprocess_input")
+    return not (re.match(_PREPROCESS, module) and name == "preprocess_input")
 
 
 def _keras_builtin(name: object) -> bool:
@@ -397,7 +401,7 @@ def _config_string(text: str, ctx: ScanContext, location: Location) -> None:
         check_keras_config(cfg, ctx, location)
 
 
-_RAW_MARKUP: Final = re.compile(rb"(?:\{|\\u007[bB])(?:[{%]|\\u007[bB]|\\u0025)")
+_RAW_MARKUP: Final = rb"(?:\{|\\u007[bB])(?:[{%]|\\u007[bB]|\\u0025)"
 """Jinja markup (``{{``, ``{%``) in a JSON text, also with either character spelled as a JSON escape:
 ``\\u007b\\u007b`` and ``{\\u0025`` decode to markup too."""
 
@@ -407,7 +411,7 @@ def _may_hold_markup(raw: bytes) -> bool:
     that is not (UTF-16 and UTF-32 decode to the same strings) is walked whatever it holds."""
     if json.detect_encoding(raw) not in ("utf-8", "utf-8-sig"):
         return True
-    return _RAW_MARKUP.search(raw) is not None
+    return re.search(_RAW_MARKUP, raw) is not None
 
 
 _NOT_TEMPLATES: Final = frozenset({"chat_template"})

@@ -18,8 +18,10 @@ from loopwarden.checks.models.dispatch import seekable_blob
 __all__ = ["scan_npy"]
 
 _MAX_HEADER: Final = 1 << 20
-_SIMPLE: Final = re.compile(r"^[<>|=]?([biufcmMSUV])(\d+)")
-_CANONICAL: Final = re.compile(
+# Patterns are kept as text: re compiles and caches each on first use, so a scan that never needs one does not
+# pay for compiling it when the module loads.
+_SIMPLE: Final = r"^[<>|=]?([biufcmMSUV])(\d+)"
+_CANONICAL: Final = (
     r"\{'descr': '([<>|=]?[biufc]\d{1,2})', 'fortran_order': (True|False), "
     r"'shape': \((|_N,|_N(?:, _N)+)\), \} *\n?\Z".replace("_N", r"(?:0|[1-9]\d{0,17})")
 )
@@ -38,11 +40,9 @@ class _Dtype(IntEnum):
 _MAX_DESCR_DEPTH: Final = 32
 _ENDIAN: Final = "<>|="
 _PLAIN_CHARS: Final = frozenset("?bBhHiIlLqQpPnNefdgFDGSUVacMm")
-_PLAIN_SIZED: Final = re.compile(
-    r"(?:b1|[iu][1248]|f(?:2|4|8|10|12|16)|c(?:8|16|20|24|32)|[SUVa][0-9]{1,10})\Z"
-)
+_PLAIN_SIZED: Final = r"(?:b1|[iu][1248]|f(?:2|4|8|10|12|16)|c(?:8|16|20|24|32)|[SUVa][0-9]{1,10})\Z"
 """Kind and item size (``PyArray_TypestrConvert``; 10/12/20/24 are long double on other platforms)."""
-_DATETIME: Final = re.compile(r"(?:[Mm]8|datetime64|timedelta64)(?:\[[0-9]*[A-Za-z]+(?:/[0-9]+)?\])?\Z")
+_DATETIME: Final = r"(?:[Mm]8|datetime64|timedelta64)(?:\[[0-9]*[A-Za-z]+(?:/[0-9]+)?\])?\Z"
 _PLAIN_NAMES: Final = frozenset(
     (  # noqa: SIM905 - a word list reads better than fifty quoted names
         "a bool bool_ byte bytes bytes_ cdouble clongdouble complex complex128 complex256 complex64 csingle "
@@ -52,16 +52,16 @@ _PLAIN_NAMES: Final = frozenset(
     ).split()
 )
 """``numpy.sctypeDict`` names whose dtype holds no object (none of them ever did in any numpy release)."""
-_OBJECT_STR: Final = re.compile(r"(?:O(?:\s*\+?0*[48])?|object_?|[Oo]bject0|T|\x11)\Z")
+_OBJECT_STR: Final = r"(?:O(?:\s*\+?0*[48])?|object_?|[Oo]bject0|T|\x11)\Z"
 """Spellings numpy reads as an object dtype: the typecode (with the item size strtol accepts), the type names
 (``object0``/``Object0`` of numpy 1.x), StringDType ``T`` (its data is a pickle too) and type number 17."""
 # numpy._core._internal._commastring, item by item
-_FORMAT_RE: Final = re.compile(
+_FORMAT_RE: Final = (
     r"(?P<order1>[<>|=]?)(?P<repeats> *[(]?[ ,0-9]*[)]? *)(?P<order2>[<>|=]?)"
     r"(?P<dtype>[A-Za-z0-9.?]*(?:\[[a-zA-Z0-9,.]+\])?)"
 )
-_SEP_RE: Final = re.compile(r"\s*,\s*")
-_SPACE_RE: Final = re.compile(r"\s+$")
+_SEP_RE: Final = r"\s*,\s*"
+_SPACE_RE: Final = r"\s+$"
 
 
 def _is_commastring(s: str) -> bool:
@@ -85,15 +85,15 @@ def _classify_commastring(s: str, depth: int) -> _Dtype:
     worst = _Dtype.PLAIN
     pos = 0
     while pos < len(s):
-        mo = _FORMAT_RE.match(s, pos)
+        mo = re.compile(_FORMAT_RE).match(s, pos)
         if mo is None:  # pragma: no cover - every group is optional
             return _Dtype.UNKNOWN
         pos = mo.end()
         if pos < len(s):
-            if _SPACE_RE.match(s, pos):
+            if re.compile(_SPACE_RE).match(s, pos):
                 pos = len(s)
             else:
-                sep = _SEP_RE.match(s, pos)
+                sep = re.compile(_SEP_RE).match(s, pos)
                 if sep is None:
                     return max(worst, _Dtype.UNKNOWN)
                 pos = sep.end()
@@ -113,12 +113,12 @@ def _classify_str(s: str, depth: int) -> _Dtype:
     t = s[1:] if s[0] in _ENDIAN else s
     if (
         (len(t) == 1 and t in _PLAIN_CHARS)
-        or _PLAIN_SIZED.match(t)
-        or _DATETIME.match(t)
+        or re.match(_PLAIN_SIZED, t)
+        or re.match(_DATETIME, t)
         or t in _PLAIN_NAMES
     ):
         return _Dtype.PLAIN
-    return _Dtype.OBJECT if _OBJECT_STR.match(t) else _Dtype.UNKNOWN
+    return _Dtype.OBJECT if re.match(_OBJECT_STR, t) else _Dtype.UNKNOWN
 
 
 def _is_shape(v: Any) -> bool:
@@ -169,7 +169,7 @@ def _classify_descr(descr: Any, depth: int = 0) -> _Dtype:
 
 def _itemsize(descr: Any) -> int | None:
     if isinstance(descr, str):
-        m = _SIMPLE.match(descr)
+        m = re.match(_SIMPLE, descr)
         if m:
             n = int(m.group(2))
             return n * 4 if m.group(1) == "U" else n
@@ -179,7 +179,7 @@ def _itemsize(descr: Any) -> int | None:
 def _canonical_header(text: str) -> dict[str, Any] | None:
     """The header numpy itself writes (simple dtype, keys in its order), parsed without ``ast``; None for
     any other form, which then goes through the full literal parser."""
-    m = _CANONICAL.match(text)
+    m = re.match(_CANONICAL, text)
     if m is None:
         return None
     shape = tuple(int(d) for d in m.group(3).split(",") if d)

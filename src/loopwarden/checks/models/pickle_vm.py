@@ -301,13 +301,13 @@ def _stored_heads() -> dict[str, frozenset[str]]:
             heads["base32"].add(_B32_ALPHABET[o >> 3] + _B32_ALPHABET[((o & 7) << 2) | hi])
         heads["hex"].update((f"{o:02x}", f"{o:02X}"))
         heads["first"].add(chr(o))  # latin-1 text
-    # base85/Ascii85: a group of four bytes is five characters; the first two of a group opening with byte o
-    # then any byte n (and any last two) are those of the group's lowest and highest values
+    # base85/Ascii85: a group of four bytes is five characters, the group's value in base 85; the first two
+    # digits (value // 85**3) of the groups opening with byte o run over every integer between those of the
+    # lowest and highest such group
     pairs: set[tuple[int, int]] = set()
     for o in compressed | {0x80}:
-        for n in range(256):
-            low = (o << 24) | (n << 16)
-            pairs.update(divmod(v // 85**3, 85) for v in (low, low | 0xFFFF))
+        low, high = (o << 24) // 85**3, ((o << 24) | 0xFFFFFF) // 85**3
+        pairs.update(divmod(v, 85) for v in range(low, high + 1))
     heads["base85"].update(_B85_ALPHABET[hi] + _B85_ALPHABET[mid] for hi, mid in pairs)
     heads["Ascii85"].update(chr(33 + hi) + chr(33 + mid) for hi, mid in pairs)
     heads["Ascii85"].add("<~")  # as Adobe writes it
@@ -340,12 +340,14 @@ only."""
 _STORED_MAX_CANDIDATES: Final = 10_000  # per top-level stream; more makes the target unverified
 _STORED_BYTES_BUDGET: Final = 256 << 20  # decoded bytes analysed as stored pickles per top-level stream
 _STORED_INFLATE_MAX: Final = 32 << 20
-_HEX_RE: Final = re.compile(r"(?:[0-9a-fA-F]{2})+")
-_B64_SKIPPED_RE: Final = re.compile(r"[^A-Za-z0-9+/\-_]+")
-_B32_RE: Final = re.compile(r"[A-Z2-7]+=*")
-_B85_RE: Final = re.compile(r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+")
-_A85_RE: Final = re.compile(r"[!-uz]+")
-_WHITESPACE_RE: Final = re.compile(r"\s+")
+# Patterns used on rare paths are kept as text and compiled on first use (re caches them): compiling them all
+# when the module loads cost a few milliseconds in every process, most of which never needs them.
+_HEX_RE: Final = r"(?:[0-9a-fA-F]{2})+"
+_B64_SKIPPED_RE: Final = r"[^A-Za-z0-9+/\-_]+"
+_B32_RE: Final = r"[A-Z2-7]+=*"
+_B85_RE: Final = r"[0-9A-Za-z!#$%&()*+\-;<=>?@^_`{|}~]+"
+_A85_RE: Final = r"[!-uz]+"
+_WHITESPACE_RE: Final = r"\s+"
 
 
 @dataclass(frozen=True, slots=True)
@@ -714,9 +716,9 @@ storage it wraps, or what it rejects (a number beside other arguments, a string,
 
 _MAX_LONG_BYTES: Final = 1 << 16
 """LONG4 payloads up to this size are turned into their exact value (linear work); larger ones are unknown."""
-_DECIMAL: Final = re.compile(rb"\s*[+-]?[1-9](?:_?[0-9])*\s*")
+_DECIMAL: Final = rb"\s*[+-]?[1-9](?:_?[0-9])*\s*"
 """A base-0 decimal literal (``int(text, 0)``: no leading zero): when int() rejects one, only its length can be why."""
-_C_OCTAL: Final = re.compile(rb"\s*([+-]?)0([0-7]+)\s*")
+_C_OCTAL: Final = rb"\s*([+-]?)0([0-7]+)\s*"
 
 
 def _text_int(line: bytes, *, c_octal: bool = True) -> int | _Unknown | None:
@@ -732,12 +734,12 @@ def _text_int(line: bytes, *, c_octal: bool = True) -> int | _Unknown | None:
         return int(line, 0)
     except ValueError:
         pass
-    if c_octal and (m := _C_OCTAL.fullmatch(line)) is not None:
+    if c_octal and (m := re.fullmatch(_C_OCTAL, line)) is not None:
         value = int(m.group(2), 8)
         if value < 1 << 63:
             return -value if m.group(1) == b"-" else value
         return None  # strtol overflows; the fallback parser rejects the leading zero
-    if _DECIMAL.fullmatch(line) is not None:
+    if re.fullmatch(_DECIMAL, line) is not None:
         return _UNKNOWN  # well formed, but longer than this interpreter converts
     return None
 
@@ -1293,19 +1295,37 @@ def _stored_text(value: str, kept: str) -> tuple[bytes, str] | str | None:
     plain = value.isalnum()
     head = value[:2] if plain else value.lstrip()[:2]
     if head in _STORED_HEADS["hex"] or head in _STORED_HEADS["Ascii85"]:
-        compact = value if plain else _WHITESPACE_RE.sub("", value)  # fromhex and a85decode skip whitespace
-        if head in _STORED_HEADS["hex"] and _HEX_RE.fullmatch(compact):
+        compact = (
+            value if plain else re.sub(_WHITESPACE_RE, "", value)
+        )  # fromhex and a85decode skip whitespace
+        if head in _STORED_HEADS["hex"] and re.fullmatch(_HEX_RE, compact):
             tries.append(("hex", bytes.fromhex, compact))
         a85 = compact[2:-2] if compact.startswith("<~") and compact.endswith("~>") else compact
-        if head in _STORED_HEADS["Ascii85"] and _A85_RE.fullmatch(a85) and _opens(base64.a85decode, a85[:5]):
+        if (
+            head in _STORED_HEADS["Ascii85"]
+            and re.fullmatch(_A85_RE, a85)
+            and _opens(base64.a85decode, a85[:5])
+        ):
             tries.append(("Ascii85", base64.a85decode, a85))
-    if head in _STORED_HEADS["base32"] and _B32_RE.fullmatch(value) and _opens(base64.b32decode, value[:8]):
+    if (
+        head in _STORED_HEADS["base32"]
+        and re.fullmatch(_B32_RE, value)
+        and _opens(base64.b32decode, value[:8])
+    ):
         tries.append(("base32", lambda v: base64.b32decode(v + "=" * (-len(v) % 8)), value))
-    if head in _STORED_HEADS["base85"] and _B85_RE.fullmatch(value) and _opens(base64.b85decode, value[:5]):
+    if (
+        head in _STORED_HEADS["base85"]
+        and re.fullmatch(_B85_RE, value)
+        and _opens(base64.b85decode, value[:5])
+    ):
         tries.append(("base85", base64.b85decode, value))
-    quad = value[:4] if plain else _B64_SKIPPED_RE.sub("", value[:64])[:4].replace("-", "+").replace("_", "/")
+    quad = (
+        value[:4]
+        if plain
+        else re.sub(_B64_SKIPPED_RE, "", value[:64])[:4].replace("-", "+").replace("_", "/")
+    )
     if len(quad) == 4 and binascii.a2b_base64(quad)[0] in _STORED_FIRST_BYTES:
-        alphabet = value if plain else _B64_SKIPPED_RE.sub("", value).replace("-", "+").replace("_", "/")
+        alphabet = value if plain else re.sub(_B64_SKIPPED_RE, "", value).replace("-", "+").replace("_", "/")
         tries.append(("base64", lambda v: binascii.a2b_base64(v + "=" * (-len(v) % 4)), alphabet))
     for how, decode, text in tries:
         try:
@@ -1392,7 +1412,7 @@ def _stored_inflate(data: bytes, method: str, limit: int) -> bytes | None:
         return None
 
 
-_GLOBAL_REF: Final = re.compile(rb"[ci][A-Za-z_][\w.]*\n[\w.]+\n")
+_GLOBAL_REF: Final = rb"[ci][A-Za-z_][\w.]*\n[\w.]+\n"
 
 
 def _looks_pickle(data: bytes) -> bool:
@@ -1406,7 +1426,7 @@ def _looks_pickle(data: bytes) -> bool:
             return False
         if data[1] >= 2:
             return True
-    return len(data) > 1 << 16 or b"\x93" in data or _GLOBAL_REF.search(data) is not None
+    return len(data) > 1 << 16 or b"\x93" in data or re.search(_GLOBAL_REF, data) is not None
 
 
 class _VM:
@@ -2403,7 +2423,11 @@ class _VM:
                 todo.extend(value[:16])
             elif type(value) is _Dict:
                 todo.extend(v for _, v in value.items[:16])
-            elif type(value) is str and value.startswith("dateutil/") and not _ZONE_NAME.fullmatch(value[9:]):
+            elif (
+                type(value) is str
+                and value.startswith("dateutil/")
+                and not re.fullmatch(_ZONE_NAME, value[9:])
+            ):
                 self.coll.hit(
                     "LW-MODEL-004",
                     Severity.HIGH,
@@ -2614,7 +2638,7 @@ class _VM:
                     return obj.encode(*(a for a in args if type(a) is str))
                 elif meth == "format" and all(type(x) in (str, int) for x in args):
                     # plain fields only: a format spec may ask for any width, an attribute or an item
-                    return obj.format(*args) if _PLAIN_FORMAT.fullmatch(obj) else _UNKNOWN
+                    return obj.format(*args) if re.fullmatch(_PLAIN_FORMAT, obj) else _UNKNOWN
                 elif meth == "__add__" and args and type(args[0]) is str:
                     return obj + args[0]
             elif type(obj) is bytes and meth == "decode":
@@ -4495,12 +4519,12 @@ class _VM:
         if type(version) is not int or not 0 <= version <= 4:
             return  # numpy rejects the version first
         problem = None
-        if _DATETIME_SPEC.match(spec) and len(state) < 9:
+        if re.match(_DATETIME_SPEC, spec) and len(state) < 9:
             problem = (
                 f"a datetime dtype with a {len(state)}-item state (no unit metadata): numpy reads the metadata "
                 "it never set (a NULL pointer) and the loading process crashes"
             )
-        elif _FLEXIBLE_SPEC.match(spec):
+        elif re.match(_FLEXIBLE_SPEC, spec):
             alignment = state[-1] if len(state) <= 6 else state[6]  # the last item of the two older layouts
             if type(alignment) is int and alignment == 0:
                 problem = "a flexible dtype with alignment 0: numpy's alignment checks divide by it"
@@ -5885,11 +5909,9 @@ _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, 
 }
 
 
-_DTYPE_RE: Final = re.compile(r"^[<>|=]?([biufcmMOSUV])(\d+)$")
-_DATETIME_SPEC: Final = re.compile(
-    r"^[<>|=]?(?:[mM](?:8|16)?(?:\[[^\]]*\])?|datetime64|timedelta64)(?:\[[^\]]*\])?$"
-)
-_FLEXIBLE_SPEC: Final = re.compile(r"^[<>|=]?(?:[SUVa]\d*|void\d*|bytes_?|str_?|unicode_?|string_?)$")
+_DTYPE_RE: Final = r"^[<>|=]?([biufcmMOSUV])(\d+)$"
+_DATETIME_SPEC: Final = r"^[<>|=]?(?:[mM](?:8|16)?(?:\[[^\]]*\])?|datetime64|timedelta64)(?:\[[^\]]*\])?$"
+_FLEXIBLE_SPEC: Final = r"^[<>|=]?(?:[SUVa]\d*|void\d*|bytes_?|str_?|unicode_?|string_?)$"
 _FIXED_SIZES: Final = {"b": {1}, "i": {1, 2, 4, 8}, "u": {1, 2, 4, 8}, "f": {2, 4, 8, 16}, "c": {8, 16, 32}}
 
 
@@ -5902,7 +5924,7 @@ _SCIPY_ARG_TEMPLATE: Final = (
     "def _parse_args_stats(self, %(shape_arg_str)s %(locscale_in)s, moments='mv'):\n"
     "    return (%(shape_arg_str)s), %(locscale_out)s, moments\n"
 )
-_SCIPY_SHAPES_RE: Final = re.compile(r"\ndef _parse_args\(self, ((?:[A-Za-z_][A-Za-z0-9_]*, )*) ")
+_SCIPY_SHAPES_RE: Final = r"\ndef _parse_args\(self, ((?:[A-Za-z_][A-Za-z0-9_]*, )*) "
 _SCIPY_LOCSCALE: Final = (("loc=0, scale=1", "loc, scale"), ("loc=0", "loc, 1"))
 
 
@@ -5925,10 +5947,10 @@ _FORMULA_CALLS: Final = frozenset(
         *("scale", "bs", "cr", "cc", "te", "log", "log2", "log10", "log1p", "exp", "sqrt", "abs", "lag"),
     }
 )
-_FORMULA_STRING_RE: Final = re.compile(r"'[^'\\\n]*'|\"[^\"\\\n]*\"")
-_FORMULA_CALL_RE: Final = re.compile(r"([A-Za-z_][A-Za-z0-9_.]*)\s*\(")
-_FORMULA_ATTR_RE: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)")
-_FORMULA_BAD_RE: Final = re.compile(r"__|\blambda\b|:=|[\[\]{};@`\\]|[)'\"]\s*\(")
+_FORMULA_STRING_RE: Final = r"'[^'\\\n]*'|\"[^\"\\\n]*\""
+_FORMULA_CALL_RE: Final = r"([A-Za-z_][A-Za-z0-9_.]*)\s*\("
+_FORMULA_ATTR_RE: Final = r"[A-Za-z_][A-Za-z0-9_]*\s*\.\s*([A-Za-z_][A-Za-z0-9_]*)"
+_FORMULA_BAD_RE: Final = r"__|\blambda\b|:=|[\[\]{};@`\\]|[)'\"]\s*\("
 
 
 def _plain_formula(formula: str) -> bool:
@@ -5938,16 +5960,16 @@ def _plain_formula(formula: str) -> bool:
     loader's frames, whose globals hold ``os``, ``pickle`` or ``builtins``: any other call may reach them."""
     if len(formula) > 4096:
         return False
-    text = _FORMULA_STRING_RE.sub("''", formula)  # Q('a name'), Treatment('level'): text, not code
-    if "'" in text.replace("''", "") or '"' in text or _FORMULA_BAD_RE.search(text):
+    text = re.sub(_FORMULA_STRING_RE, "''", formula)  # Q('a name'), Treatment('level'): text, not code
+    if "'" in text.replace("''", "") or '"' in text or re.search(_FORMULA_BAD_RE, text):
         return False
-    for name in _FORMULA_CALL_RE.findall(text):
+    for name in re.findall(_FORMULA_CALL_RE, text):
         head, _, tail = name.rpartition(".")
         if not (name in _FORMULA_CALLS or (head in ("np", "numpy") and tail in NUMPY_FUNCTIONS)):
             return False
     return all(
         m.group(0).split(".", 1)[0].strip() in ("np", "numpy") and m.group(1) in NUMPY_FUNCTIONS | {"pi", "e"}
-        for m in _FORMULA_ATTR_RE.finditer(text)
+        for m in re.finditer(_FORMULA_ATTR_RE, text)
     )
 
 
@@ -5968,7 +5990,7 @@ def _scipy_dist_state(state: Any) -> bool:
     template = templates[-1]
     if type(template) is not str:
         return False
-    m = _SCIPY_SHAPES_RE.match(template)
+    m = re.match(_SCIPY_SHAPES_RE, template)
     if m is None:
         return False
     shapes = m.group(1)
@@ -6099,7 +6121,7 @@ def _dtype_info(dtype: Any, depth: int = 0) -> tuple[int | None, bool]:
     if type(spec) is _Call and depth < 8:
         return _dtype_info(spec, depth + 1)  # numpy.dtype(d) is d itself (normally the VM's call returns it)
     if type(spec) is str:
-        m = _DTYPE_RE.match(spec)
+        m = re.match(_DTYPE_RE, spec)
         if m is None:
             return None, False
         kind, size = m.group(1), int(m.group(2))
@@ -6177,7 +6199,7 @@ def _flexible_spec(spec: Any) -> bool:
     """Whether ``numpy.dtype(spec)`` is a flexible dtype (``S``, ``U``, ``V``: structured and sub-array dtypes),
     whose item size numpy takes from its BUILD state."""
     if type(spec) is str:
-        return bool(_FLEXIBLE_SPEC.match(spec))
+        return bool(re.match(_FLEXIBLE_SPEC, spec))
     if type(spec) is _Ref:
         return _SCALAR_TYPES.get(spec.canon, ("?", 1))[1] == 0
     return type(spec) in (list, tuple, _Dict)
@@ -6246,9 +6268,9 @@ def _star_args(value: Any) -> tuple[Any, ...]:
     return (_UNKNOWN,)
 
 
-_ZONE_NAME: Final = re.compile(r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}")
+_ZONE_NAME: Final = r"[A-Za-z][A-Za-z0-9_+-]*(?:/[A-Za-z0-9_+-]+){0,3}"
 """An IANA zone name (``Europe/London``, ``Etc/GMT+5``): looked up under the zoneinfo folders, never a path."""
-_PLAIN_FORMAT: Final = re.compile(r"(?:[^{}]|\{\{|\}\}|\{\d{0,3}\})*")
+_PLAIN_FORMAT: Final = r"(?:[^{}]|\{\{|\}\}|\{\d{0,3}\})*"
 
 
 class _NotModelled(Exception):
@@ -6318,7 +6340,7 @@ def _may_be_str(key: Any) -> bool:
         return True
     canon = func.canon
     return not (
-        canon in _TENSOR_RESULTS or canon in _NOT_STR or _CAPWORDS.match(func.qual.rpartition(".")[2])
+        canon in _TENSOR_RESULTS or canon in _NOT_STR or re.match(_CAPWORDS, func.qual.rpartition(".")[2])
     )
 
 
@@ -6337,7 +6359,7 @@ _NOT_STR: Final = frozenset(
 """Lower-case classes and functions whose results are never strings (keys such as a dtype or a date)."""
 
 
-_CAPWORDS: Final = re.compile(r"_?[A-Z][A-Za-z0-9_]*")
+_CAPWORDS: Final = r"_?[A-Z][A-Za-z0-9_]*"
 
 
 def _maybe_callable(value: Any) -> bool:
@@ -6790,7 +6812,7 @@ def _list_pickled(dtype: Any) -> bool:
     return False
 
 
-_OBJECT_SPEC: Final = re.compile(r"[|<>=]?O\d*")
+_OBJECT_SPEC: Final = r"[|<>=]?O\d*"
 
 
 def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
@@ -6801,7 +6823,7 @@ def _dtype_has_object(dtype: Any, state: Any = None, depth: int = 0) -> bool:
     if dtype.func.canon not in _DTYPE_CTORS or not dtype.args:
         return False
     spec = dtype.args[0]
-    if type(spec) is str and _OBJECT_SPEC.fullmatch(spec):
+    if type(spec) is str and re.fullmatch(_OBJECT_SPEC, spec):
         return True
     if type(spec) is _Ref and _SCALAR_TYPES.get(spec.canon, ("", 0))[0] == "O":
         return True
