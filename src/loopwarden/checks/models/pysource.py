@@ -254,6 +254,8 @@ _CRITICAL_INTERNALS: Final = frozenset(
 )  # fmt: skip
 _COMPUTED_LOOKUPS: Final = frozenset({"getattr", "hasattr", "delattr", "setattr"})
 _NAMESPACES: Final = frozenset({"globals", "vars", "locals"})
+_NAMESPACE_METHODS: Final = frozenset({"get", "pop", "setdefault", "values", "items", "popitem"})
+"""Methods of ``X.__dict__`` / ``vars(X)`` that hand out ``X``'s attributes: lookups by name, or all at once."""
 _LOADER_CALLED: Final = frozenset(
     {
         "__setstate__", "__reduce__", "__reduce_ex__", "__new__", "__init__", "__init_subclass__", "__set_name__",
@@ -436,6 +438,8 @@ class _Judge:
             if node.attr == "__dict__":
                 return self.resolve(node.value)
             owner = self.resolve(node.value)
+            if owner is not None and _is_namespace_of(node.value) and node.attr in _NAMESPACE_METHODS:
+                return f"{owner}.__dict__.{node.attr}"  # os.__dict__.get is not os.get
             return f"{owner}.{node.attr}" if owner is not None else None
         if isinstance(node, ast.Call):
             return self._resolve_call(node)
@@ -458,6 +462,10 @@ class _Judge:
 
     def _resolve_call(self, node: ast.Call) -> str | None:
         func = self.resolve(node.func)
+        lookup = self._lookup_call(node, func)
+        if lookup is not None:
+            base, attr = lookup
+            return None if base is None else f"{base}.{attr if attr is not None else '<computed>'}"
         if func in ("builtins.__import__", "importlib.import_module", "importlib.__import__") and node.args:
             name = _fold(node.args[0])
             if name is None:
@@ -472,6 +480,30 @@ class _Judge:
             return self.resolve(node.args[0])
         if func in ("builtins.globals", "builtins.locals", "builtins.vars"):
             return "<namespace>"
+        return None
+
+    def _lookup_call(self, node: ast.Call, func: str | None) -> tuple[str | None, str | None] | None:
+        """``getattr`` spelled as a method: ``X.__getattribute__(n)``, ``object.__getattribute__(X, n)``, a module's
+        ``__getattr__``, ``X.__dict__.get(n)`` / ``vars(X).pop(n)``, and ``X.__dict__.values()`` (every attribute
+        at once): (the owner ``X`` as resolved, the folded name or None when computed); None for any other call."""
+        if func is None:
+            if (
+                isinstance(node.func, ast.Attribute)
+                and node.func.attr in ("__getattribute__", "__getattr__")
+                and len(node.args) >= 2
+            ):  # type(X).__getattribute__(X, n): the class does not resolve, the owner may
+                return self.resolve(node.args[0]), _fold(node.args[1])
+            return None
+        head, _, method = func.rpartition(".")
+        if method in ("__getattribute__", "__getattr__") and head:
+            if len(node.args) >= 2:  # unbound: object.__getattribute__(X, n), type(X).__getattribute__(X, n)
+                return self.resolve(node.args[0]), _fold(node.args[1])
+            return head, _fold(node.args[0]) if node.args else None
+        if head.endswith(".__dict__") and method in _NAMESPACE_METHODS:
+            owner = head[: -len(".__dict__")]
+            if method in ("get", "pop", "setdefault") and node.args:
+                return owner, _fold(node.args[0])
+            return owner, None
         return None
 
     def _shipped_prefix(self, name: str) -> bool:
@@ -513,6 +545,22 @@ class _Judge:
 
     def _judge_call(self, node: ast.Call, where: str) -> None:
         name = self.resolve(node.func)
+        lookup = self._lookup_call(node, name)
+        if lookup is not None:
+            base, attr = lookup
+            shown = f"{name}({'<computed>' if attr is None else repr(attr)})"
+            if (
+                base is None
+            ):  # self.__getattribute__(n), nn.Module.__getattr__(self, n): model code's own lookups
+                if attr in _STRONG_WORDS or attr in _CRITICAL_INTERNALS or attr in TORCH_MEMORY_PRIMITIVES:
+                    self._add(_C, shown, "reaches a primitive by name", where, node)
+            elif attr is None:
+                self._judge_computed(base, shown, where, node)
+            elif base.split(".")[0] in _DANGEROUS_MODULES and attr in _DANGEROUS_MODULES:
+                self._add(_C, f"{base}.{attr}", "a module of primitives reached by name", where, node)
+            else:
+                self._judge_name(f"{base}.{attr}", where, node)
+            return
         last = name.rsplit(".", 1)[-1] if name is not None else getattr(node.func, "attr", None)
         if last in TORCH_MEMORY_PRIMITIVES:
             self._add(_C, name or f"<value>.{last}", "raw memory at an address the code chooses", where, node)
