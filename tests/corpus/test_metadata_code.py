@@ -53,6 +53,9 @@ PAYLOADS = [
     "().__class__.__base__.__subclasses__()[0]()",
     "(lambda: __import__)()('os').system('id')",
     "s = __import__\ns('os')",
+    # round 15: getattr spelled as a method
+    "import os\nos.__getattribute__('system')('id')",
+    "import subprocess as s\nobject.__getattribute__(s, 'run')(['id'])",
 ]
 
 BENIGN = [

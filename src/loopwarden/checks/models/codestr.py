@@ -29,13 +29,15 @@ _MODULES: Final = (
 # pay for compiling it when the module loads.
 _PREFILTER: Final = (
     r"\b(?:eval|exec|compile|__import__|breakpoint|execfile|getattr|globals|vars|locals)\b|\bopen\s*\("
-    rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b|__(?:builtins|dict|globals|subclasses)__"
+    rf"|\b{_MODULES}\s*\.\s*[A-Za-z_]|\b(?:import|from)\s+{_MODULES}\b"
+    r"|__(?:builtins|dict|globals|subclasses|getattribute)__"
 )
 # Ways to reach a primitive without naming it in a call: name resolution by string, the namespaces themselves, and
-# object internals (().__class__.__base__.__subclasses__()).
+# object internals (().__class__.__base__.__subclasses__()), and getattr spelled as a method
+# (os.__getattribute__('system')).
 _RESOLVERS: Final = frozenset({"getattr", "globals", "vars", "locals"})
 _INTERNALS: Final = frozenset(
-    {"__builtins__", "__dict__", "__globals__", "__subclasses__", "__code__", "__base__"}
+    {"__builtins__", "__dict__", "__globals__", "__subclasses__", "__code__", "__base__", "__getattribute__"}
 )
 _MAX_TEXT: Final = 1 << 16
 """Programs up to this many characters are parsed whole (``ast.parse`` costs some 350 bytes per character of dense
