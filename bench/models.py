@@ -301,6 +301,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-12 red-team", _round12_cases),
         ("round-13 red-team", _round13_cases),
         ("round-14 red-team", _round14_cases),
+        ("round-15 red-team", _round15_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -410,19 +411,29 @@ def _round11_cases() -> dict[str, dict[str, bytes]]:
     sparse tensors whose parts disagree in shape (torch 2.13 crashes or reads past its buffers on matmul or
     to_dense), and a torch.package whose shipped module runs a command when PackageImporter imports it (exported in a
     child process, where exporting runs the harmless command ``true``)."""
-    import tempfile
 
     import test_redteam_round11_sparse as r11s
 
     cases: dict[str, dict[str, bytes]] = {}
     for key in ("csr-crow-short", "csr-few-values", "bsr-block-column-past-blocks"):
         cases[f"r11_sparse_{key}"] = {"model.pt": r11s._file(key)}
+    cases["r11_torch_package_shipped_os_system"] = {
+        "model.pt": _exported_package("import os\nos.system('true')\n")
+    }
+    return cases
+
+
+def _exported_package(payload: str) -> bytes:
+    """A torch.package archive whose shipped module runs ``payload`` at import, then defines the pickled model
+    (exported in a child process, where exporting runs the payload: keep it harmless)."""
+    import tempfile
+
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / "lw_bench_pkg"
         src.mkdir()
         (src / "__init__.py").write_text(
-            "import os\nos.system('true')\nimport torch\n\n\nclass M(torch.nn.Module):\n"
-            "    def forward(self, x):\n        return x\n"
+            payload
+            + "import torch\n\n\nclass M(torch.nn.Module):\n    def forward(self, x):\n        return x\n"
         )
         out = Path(tmp) / "pkg.pt"
         made = subprocess.run(
@@ -433,8 +444,7 @@ def _round11_cases() -> dict[str, dict[str, bytes]]:
         )
         if made.returncode != 0:
             raise RuntimeError(f"torch.package export failed: {made.stderr[-300:]}")
-        cases["r11_torch_package_shipped_os_system"] = {"model.pt": out.read_bytes()}
-    return cases
+        return out.read_bytes()
 
 
 def _round12_cases() -> dict[str, dict[str, bytes]]:
@@ -549,6 +559,16 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
         "r14_array_rebuilt_under_view": {"array.pkl": r14._array_with_view()},
         "r14_bytearray_grown_under_array": {"array.pkl": r14._bytearray_array(r14._GROW)},
         "r14_partial_dict_setstate": {"model.pkl": r14._partial_dict_planted(3)},
+    }
+
+
+def _round15_cases() -> dict[str, dict[str, bytes]]:
+    """Round 15: a torch.package module that reaches ``os.system`` through ``os.__getattribute__``
+    (tests/corpus/test_round15_pysource.py)."""
+    return {
+        "r15_torch_package_getattribute": {
+            "model.pt": _exported_package("import os\nos.__getattribute__('sys' + 'tem')('true')\n")
+        },
     }
 
 
