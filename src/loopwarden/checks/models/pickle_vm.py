@@ -4726,6 +4726,12 @@ class _VM:
             self._pair_cache[id(seq)] = entry
         pairs = entry[1]
         for item in seq[pairs.size :]:
+            if _never_pair(item):
+                # dict.update (and ``for k, v in state``) raises at the first element that is not a pair, so
+                # none after it is ever set: numpy's array state ``(1, shape, dtype, False, [a, b])`` is no
+                # attribute ``a`` set to ``b`` (a pandas Series of two Timestamps was LW-MODEL-016 high)
+                pairs.size = _PAIRS_ENDED
+                break
             pairs.size += 1
             if (type(item) is tuple or type(item) is list) and len(item) == 2:
                 pairs.items.append((item[0], item[1]))
@@ -6324,6 +6330,20 @@ def _watched(key: Any, value: Any) -> bool:
     if type(key) is str:
         return key in _KEPT_KEYS or type(value) is _Ref or type(value) is _Wrapper
     return _may_be_str(key)
+
+
+_PAIRS_ENDED: Final = 1 << 62
+"""``_Dict.size`` of a sequence's pairs once an element that is no pair ended them (see ``_VM._pairs``)."""
+
+
+def _never_pair(item: Any) -> bool:
+    """Whether ``item`` can never be a (key, value) pair as ``dict.update`` unpacks one: a number or None, or a
+    string, bytes or tuple (immutable) whose length is not 2. A list may still grow to two items by a later
+    APPEND, and what a call returns, or a class (an Enum of two members), may iterate as a pair."""
+    kind = type(item)
+    if item is None or kind is int or kind is float or kind is bool or kind is complex:
+        return True
+    return (kind is str or kind is bytes or kind is tuple) and len(item) != 2
 
 
 def _may_be_str(key: Any) -> bool:
