@@ -4124,7 +4124,14 @@ class _VM:
 
     def _sparse_problem(self, kind: str, state: _Dict) -> str | None:
         shape = state.get("_shape")
-        if type(shape) is not tuple or len(shape) != 2 or not all(type(d) is int and d >= 0 for d in shape):
+        # SciPy 1.15+ also has 1-D CSR arrays (one row: indptr of 2 entries) and 1-D to n-D COO arrays (one
+        # coordinate array per axis): csr_array(vector), coo_array(cube)
+        ranks = (2,) if kind in ("csc", "bsr") else (1, 2) if kind == "csr" else range(1, 65)
+        if (
+            type(shape) is not tuple
+            or len(shape) not in ranks
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
             return None if shape is _UNKNOWN else "?a shape the scanner cannot read"
         data = self._array_of(state.get("data"))
         if data is None or type(data[1]) is not tuple or not data[1] or type(data[1][0]) is not int:
@@ -4134,7 +4141,7 @@ class _VM:
             coords = state.get("coords")
             if coords is _UNKNOWN:  # SciPy before 1.13
                 coords = (state.get("row"), state.get("col"))
-            if type(coords) is not tuple or len(coords) != 2:
+            if type(coords) is not tuple or len(coords) != len(shape):
                 return "?coordinates the scanner cannot read"
             for axis, (coord, dim) in enumerate(zip(coords, shape, strict=True)):
                 values = self._int_array(coord)
@@ -4147,7 +4154,7 @@ class _VM:
                 if bad is not None:
                     return f"a coordinate {bad} on axis {axis} of {dim}"
             return None
-        rows, cols = shape
+        rows, cols = shape if len(shape) == 2 else (1, shape[0])
         if kind == "bsr":
             dshape = data[1]
             if len(dshape) != 3 or not all(type(d) is int and d > 0 for d in dshape[1:]):
