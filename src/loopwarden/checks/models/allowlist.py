@@ -1301,6 +1301,28 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.stats._multivariate.multivariate_normal_frozen",
         "scipy.stats._multivariate.dirichlet_gen",
         "scipy.stats._multivariate.dirichlet_frozen",
+        # the other multivariate distributions SciPy 1.17 can pickle frozen (pickle.dump(scipy.stats.wishart(3, I))
+        # ...): multi_rv_generic/multi_rv_frozen subclasses rebuilt from their __dict__ (no __setstate__, __reduce__
+        # or __getattr__ in their MRO); called, they only check and store numeric parameters and a random state
+        *(
+            f"scipy.stats._multivariate.{d}_{kind}"
+            for d in (
+                "dirichlet_multinomial",
+                "invwishart",
+                "matrix_normal",
+                "matrix_t",
+                "multivariate_t",
+                "normal_inverse_gamma",
+                "ortho_group",
+                "random_correlation",
+                "special_ortho_group",
+                "uniform_direction",
+                "unitary_group",
+                "vonmises_fisher",
+                "wishart",
+            )
+            for kind in ("gen", "frozen")
+        ),
         "scipy.stats._multivariate._PSD",
         "scipy.stats._covariance.CovViaPSD",
         "scipy.stats._kde.gaussian_kde",
@@ -1688,12 +1710,20 @@ _NOT_RUNTIME_RE: Final = (
 # SciPy's distributions (lower-case classes: norm_gen, the frozen rv_continuous_frozen ...), as RandomizedSearchCV
 # keeps them. rv_generic.__setstate__ exec()s the instance's _parse_arg_template string, so the VM admits their
 # state only with the template SciPy itself generates (pickle_vm._scipy_dist_state).
+# scipy.stats._levy_stable holds levy_stable_gen (an rv_continuous) and its frozen levy_stable_frozen (an
+# rv_continuous_frozen adding a property): pickle.dump(scipy.stats.levy_stable(1.5, 0)).
 SCIPY_DIST_MODULES: Final = frozenset(
-    {"scipy.stats._continuous_distns", "scipy.stats._discrete_distns", "scipy.stats._distn_infrastructure"}
+    {
+        "scipy.stats._continuous_distns",
+        "scipy.stats._discrete_distns",
+        "scipy.stats._distn_infrastructure",
+        "scipy.stats._levy_stable",
+    }
 )
-_SCIPY_DIST_METHOD_RE: Final = r"^[a-z][a-z0-9_]*_gen\._entropy$"
+# a discrete distribution keeps vectorize(getattr(self, "_entropy")); rv_discrete(values=...) is an rv_sample
+_SCIPY_DIST_METHOD_RE: Final = r"^(?:[a-z][a-z0-9_]*_gen|rv_sample)\._entropy$"
 _SCIPY_DIST_RE: Final = (
-    r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|rv_histogram|rv_sample)$"
+    r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|levy_stable_frozen|rv_histogram|rv_sample)$"
 )
 # The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
 # shapes and materialise the module's own parameters.
