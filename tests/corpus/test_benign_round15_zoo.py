@@ -14,7 +14,8 @@ Benign files reported before, each fixed for its class:
   module), a custom ``rv_discrete(values=...)`` (an ``rv_sample`` keeping ``vectorize(self._entropy)``): high;
 * SciPy 1.15+ 1-D CSR and 1-D/n-D COO arrays: unverified ("a shape the scanner cannot read"); their indices are
   now checked as 2-D ones are (out-of-range ones crash ``toarray()``, shown with SciPy 1.17);
-* ``numpy.iinfo``: high.
+* ``numpy.iinfo``, SciPy's LTI systems, ``ShortTimeFFT``, ``Bounds``, ``LinearConstraint``, ``describe()``'s
+  result: high.
 
 Each benign file is made here with the real library (skipped when it is missing) and must scan clean with no
 finding; the neighbours stay reported.
@@ -201,6 +202,42 @@ def test_rv_sample_method_other_than_entropy_stays_reported() -> None:
         )
         result = analyze_pickle_bytes(body)
         assert (not result.findings) is ok, (method, result.findings)
+
+
+def test_plain_scipy_signal_optimize_and_stats_objects_are_clean(tmp_path: Path) -> None:
+    signal = pytest.importorskip("scipy.signal")
+    optimize = pytest.importorskip("scipy.optimize")
+    stats = pytest.importorskip("scipy.stats")
+    np = pytest.importorskip("numpy")
+    one = np.eye(1)
+    objects = {
+        "lti_tf": lambda: signal.lti([1], [1, 2]),
+        "lti_zpk": lambda: signal.lti([1], [2], 1),
+        "lti_ss": lambda: signal.lti(one, one, one, one),
+        "dlti_tf": lambda: signal.dlti([1], [1, 0.5]),
+        "dlti_zpk": lambda: signal.dlti([1], [0.5], 1, dt=0.1),
+        "dlti_ss": lambda: signal.dlti(one, one, one, one, dt=0.1),
+        "stft": lambda: signal.ShortTimeFFT(np.ones(8), hop=4, fs=1.0),
+        "bounds": lambda: optimize.Bounds([0], [1]),
+        "linear_constraint": lambda: optimize.LinearConstraint(np.eye(2), 0, 1),
+        "describe": lambda: stats.describe(np.arange(10)),
+    }
+    for name, make in objects.items():
+        try:
+            obj = make()
+        except (AttributeError, TypeError):
+            continue  # not in this SciPy
+        for path in _pickles(tmp_path, name, obj)[:3]:
+            if path.suffix == ".pkl":
+                pickle.loads(path.read_bytes())  # the library reads back what it wrote
+            assert _scan(path) == [], path.name
+
+
+def test_plain_scipy_objects_stay_reported_with_a_callable_planted_in_their_state() -> None:
+    for cls in ("scipy.signal._ltisys.TransferFunctionContinuous", "scipy.optimize._constraints.Bounds"):
+        planted = b"\x80\x02" + _g(cls) + b")\x81}" + _s("__setstate__") + _g("os.system") + b"sb."
+        result = analyze_pickle_bytes(planted)
+        assert any(f.severity is Severity.CRITICAL for f in result.findings), (cls, result.findings)
 
 
 # --- SciPy 1-D and n-D sparse arrays ------------------------------------------------------------------------------

@@ -1344,6 +1344,19 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         ),
         "scipy.spatial.transform._rotation.Rotation",
         "scipy.optimize._lbfgsb_py.LbfgsInvHessProduct",
+        # plain SciPy objects pickled whole beside fitted models (pickle.dump(scipy.signal.lti([1], [1, 2])),
+        # scipy.optimize.Bounds, scipy.stats.describe(x)): numbers and arrays, rebuilt from their __dict__ or as a
+        # named tuple, with no __setstate__, __reduce__ or __getattr__ of their own; called, they only normalise
+        # and store numeric arguments
+        *(
+            f"scipy.signal._ltisys.{system}{kind}"
+            for system in ("TransferFunction", "ZerosPolesGain", "StateSpace")
+            for kind in ("Continuous", "Discrete")
+        ),
+        "scipy.signal._short_time_fft.ShortTimeFFT",
+        "scipy.optimize._constraints.Bounds",
+        "scipy.optimize._constraints.LinearConstraint",
+        "scipy.stats._stats_py.DescribeResult",
         # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
         # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
         "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",
