@@ -40,6 +40,7 @@ __all__ = [
     "is_fiddle_document",
     "is_skops_schema",
     "judge_dotted",
+    "mentions_target",
 ]
 
 """Nodes visited per document; a config is a few thousand at most."""
@@ -411,13 +412,35 @@ def check_json_targets(obj: Any, ctx: ScanContext, location: Location, *, where:
 
 
 _TARGET_MARKS: Final = ("_target_", "class_path")
+_ESCAPED_ASCII: Final = re.compile(r"\\(?:u00[5-7]|x[5-7]|U0000[5-7]|\r|\n)")
+"""An escape that JSON (``\\u005f``) or a YAML double-quoted scalar (``\\x5f``, ``\\U0000005f``, an escaped line
+break joining two lines) decodes to an underscore or a letter: writers never escape those, so a key spelled so is
+read as ``_target_`` by the loader while the text does not contain the word."""
+_ESCAPED_ASCII_BYTES: Final = re.compile(_ESCAPED_ASCII.pattern.encode())
+
+
+def mentions_target(doc: str | bytes) -> bool:
+    """Whether a JSON or YAML document may hold a ``_target_`` or ``class_path`` key once decoded: the word itself,
+    an escape that may spell it, or (bytes) text in UTF-16 or UTF-32, which ``json.loads`` decodes from bytes.
+    The cheap trigger for the walk of :func:`check_json_targets`; False only when no decoding can produce the key."""
+    if isinstance(doc, str):
+        return any(mark in doc for mark in _TARGET_MARKS) or _ESCAPED_ASCII.search(doc) is not None
+    if b"_target_" in doc or b"class_path" in doc:
+        return True
+    if b"\x00" in doc[:4] or doc[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        import json
+
+        enc = json.detect_encoding(doc)
+        if enc not in ("utf-8", "utf-8-sig"):
+            return mentions_target(doc.decode(enc, "replace"))
+    return _ESCAPED_ASCII_BYTES.search(doc) is not None
 
 
 def check_metadata_targets(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
     """A metadata value (safetensors ``__metadata__``, GGUF or ONNX metadata) that is a JSON or YAML config naming
     Hydra ``_target_`` or jsonargparse ``class_path`` callables: code that instantiates the stored config runs
     them. Values that are neither are plain text (nothing is reported for them)."""
-    if not any(mark in value for mark in _TARGET_MARKS):
+    if not mentions_target(value):
         return
     import json
 

@@ -398,6 +398,35 @@ def _is_wide_json(head: bytes) -> bool:
     return "\x00" not in text and (rest[:1] in ("{", "[") or (not rest and bool(text)))
 
 
+_UNICODE_BOMS: Final = (
+    (b"\xff\xfe\x00\x00", "utf-32-le"),
+    (b"\x00\x00\xfe\xff", "utf-32-be"),
+    (b"\xff\xfe", "utf-16-le"),
+    (b"\xfe\xff", "utf-16-be"),
+)
+_TEXT_CONTROLS: Final = re.compile("[\x00-\x08\x0e-\x1f\x7f\ufffe\uffff]")
+
+
+def _is_bom_text(head: bytes) -> bool:
+    """Text in UTF-16 or UTF-32 behind its byte-order mark (a YAML config or a README saved so by a Windows
+    editor): PyYAML decodes UTF-16 by its BOM and ``json.loads`` both, so such a file is read as the text it is.
+    Binary data that happens to start with the same bytes fails the decoding or holds control characters."""
+    found = next(((bom, enc) for bom, enc in _UNICODE_BOMS if head.startswith(bom)), None)
+    if found is None:
+        return False
+    bom, enc = found
+    unit = 4 if "32" in enc else 2
+    body = head[len(bom) :]
+    body = body[: len(body) - len(body) % unit]
+    try:
+        text = body.decode(enc)
+    except UnicodeDecodeError as exc:
+        if exc.start < len(body) - 8:
+            return False  # (a character cut at the end of the sample is still text)
+        text = body[: exc.start].decode(enc, "ignore")
+    return bool(text) and _TEXT_CONTROLS.search(text) is None
+
+
 _EIGHT_BIT_TEXT: Final = re.compile(rb"[\t\n\v\f\r\x20-\x7e\x80-\xff]*")
 """Bytes of text in a legacy 8-bit encoding (ISO-8859-x, Windows-125x, KOI8): printable ASCII, line and page
 breaks, and any byte with the high bit set, but none of the other control characters that binary data is full of
@@ -514,7 +543,7 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.UBJSON
     if head[0] in PICKLE_OPCODES:
         return Format.PICKLE
-    if _is_wide_json(head):
+    if _is_wide_json(head) or _is_bom_text(head):
         return Format.TEXT
     if _is_text(head):
         return Format.TEXT

@@ -116,11 +116,12 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_json_targets,
         check_remote_code,
         check_sentence_transformers,
+        mentions_target,
     )
 
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
-    if b"_target_" in data or b"class_path" in data:
+    if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
         check_json_targets(obj, ctx, location)
     check_json_config(
         obj, ctx, location, raw=data, keras_file=name.rsplit("/", 1)[-1].lower() == _KERAS_CONFIG

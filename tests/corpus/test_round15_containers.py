@@ -1,0 +1,137 @@
+"""Round 15: container and format-detection leads.
+
+* Hydra ``_target_`` keys that the loader decodes but the text does not spell: JSON in UTF-16/32 (``json.loads``
+  and ``json.load`` of a binary file detect the encoding) and keys written with escapes (``"\\u005ftarget_"``), in a
+  ``config.json`` and in safetensors metadata, scanned clean; ``hydra.utils.instantiate`` (hydra-core 1.3.2, the
+  version NeMo pins) ran them. UTF-16/32 text behind a byte-order mark was unknown binary.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import _container_payloads as cp
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+HYDRA = "LW-MODEL-042"
+
+
+def _scan(folder: Path) -> dict[str, TargetResult]:
+    return {Path(t.path).name: t for t in scan_paths([str(folder)], jobs=1).targets}
+
+
+def _one(tmp_path: Path, name: str, data: bytes) -> TargetResult:
+    (tmp_path / name).write_bytes(data)
+    return _scan(tmp_path)[name]
+
+
+def _critical(t: TargetResult, rule: str) -> bool:
+    return any(f.rule_id == rule and f.severity is Severity.CRITICAL for f in t.findings)
+
+
+class _Touch:
+    """Pickles as ``os.system("touch <marker>")``, a harmless effect a real loader shows."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Callable[..., object], tuple[str]]:
+        return (os.system, (f"touch {self.marker}",))
+
+
+# ------------------------------------------------------------------------------ Hydra keys the text does not spell
+
+
+def _hydra_config(marker: Path) -> dict[str, object]:
+    # (the marker's name only, the command run in its folder: a test folder's path may spell the key itself)
+    return {"module": {"_target_": "os.system", "command": f"touch {marker.name}"}}
+
+
+def _escaped(doc: str) -> str:
+    return doc.replace('"_target_"', '"\\u005ftarget_"')
+
+
+_JSON_SPELLINGS: dict[str, Callable[[str], bytes]] = {
+    "utf-16": lambda doc: doc.encode("utf-16"),
+    "utf-16-le-no-bom": lambda doc: doc.encode("utf-16-le"),
+    "utf-32": lambda doc: doc.encode("utf-32"),
+    "escaped-key": lambda doc: _escaped(doc).encode(),
+    "escaped-key-utf-16": lambda doc: _escaped(doc).encode("utf-16"),
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(_JSON_SPELLINGS))
+def test_json_config_target_in_another_encoding_or_escaped_is_critical(tmp_path: Path, spelling: str) -> None:
+    doc = json.dumps(_hydra_config(tmp_path / "marker"))
+    res = _one(tmp_path, "config.json", _JSON_SPELLINGS[spelling](doc))
+    assert _critical(res, HYDRA), res
+
+
+def test_safetensors_metadata_target_with_an_escaped_key_is_critical(tmp_path: Path) -> None:
+    value = _escaped(json.dumps(_hydra_config(tmp_path / "marker")))
+    header = {"__metadata__": {"config": value}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    res = _one(tmp_path, "model.safetensors", cp.safetensors_file(header, b"\x00" * 4))
+    assert _critical(res, HYDRA), res
+
+
+def test_yaml_escaped_target_key_in_metadata_is_critical(tmp_path: Path) -> None:
+    value = '"\\x5ftarget_": os.system\ncommand: id\n'
+    header = {"__metadata__": {"config": value}, "w": {"dtype": "F32", "shape": [1], "data_offsets": [0, 4]}}
+    res = _one(tmp_path, "model.safetensors", cp.safetensors_file(header, b"\x00" * 4))
+    assert _critical(res, HYDRA), res
+
+
+@pytest.mark.parametrize("spelling", ["utf-16", "escaped-key"])
+def test_hydra_instantiates_the_config_the_scanner_now_reports(tmp_path: Path, spelling: str) -> None:
+    """The real effect: ``json.load`` of the file opened in binary mode, then ``hydra.utils.instantiate``."""
+    pytest.importorskip("hydra.utils")
+    marker = tmp_path / "marker"
+    path = tmp_path / "config.json"
+    path.write_bytes(_JSON_SPELLINGS[spelling](json.dumps(_hydra_config(marker))))
+    code = f"import json, hydra.utils as h; h.instantiate(json.load(open({str(path)!r}, 'rb'))['module'])"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=False, cwd=tmp_path)
+    if not marker.exists():
+        pytest.skip("this hydra refuses os.system (hydra-core 1.3.8 blocks it); 1.3.2 runs it")
+
+
+def test_utf16_yaml_config_with_a_bom_is_read_as_text(tmp_path: Path) -> None:
+    text = "model:\n  _target_: os.system\n  command: id\n"
+    res = _one(tmp_path, "model_config.yaml", text.encode("utf-16"))
+    assert _critical(res, HYDRA), res
+    assert res.verdict is Verdict.FINDINGS, res.reason  # no longer also "unknown binary"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_benign_text_with_a_bom_is_clean(tmp_path: Path, encoding: str) -> None:
+    """No false positive: a README or an ordinary config saved in UTF-16/32 with a BOM is text."""
+    bom = {"utf-16-be": "\ufeff"}.get(encoding, "")
+    (tmp_path / "README.md").write_bytes(
+        (bom + "# Model card\n\nWeights of a small model.\n").encode(encoding)
+    )
+    (tmp_path / "config.json").write_bytes(
+        (bom + json.dumps({"hidden_size": 64, "note": "\\x"})).encode(encoding)
+    )
+    names = ["README.md", "config.json"]
+    if (
+        encoding != "utf-32"
+    ):  # (PyYAML reads no UTF-32: such a YAML file stays unverified, as no loader reads it)
+        (tmp_path / "config.yaml").write_bytes((bom + "lr: 0.001\nlayers: [64, 64]\n").encode(encoding))
+        names.append("config.yaml")
+    results = _scan(tmp_path)
+    for name in names:
+        assert results[name].verdict is Verdict.CLEAN, results[name]
+
+
+def test_escapes_of_other_characters_do_not_trigger_the_target_walk(tmp_path: Path) -> None:
+    """No false positive: a tokenizer config with ordinary escapes and the word in prose stays clean."""
+    doc = {"chat_template": "<|user|>\\n{{ m }}", "sep": "\u003c/s\u003e", "about": "no _target_ key here"}
+    res = _one(tmp_path, "tokenizer_config.json", json.dumps(doc).encode())
+    assert res.verdict is Verdict.CLEAN, res
