@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import subprocess
 import sys
 from collections.abc import Callable
@@ -135,3 +136,67 @@ def test_escapes_of_other_characters_do_not_trigger_the_target_walk(tmp_path: Pa
     doc = {"chat_template": "<|user|>\\n{{ m }}", "sep": "\u003c/s\u003e", "about": "no _target_ key here"}
     res = _one(tmp_path, "tokenizer_config.json", json.dumps(doc).encode())
     assert res.verdict is Verdict.CLEAN, res
+
+
+# ----------------------------------------------------------------------------------- the sixth stacked pickle
+
+
+def _loop_load_runs(path: Path) -> bool:
+    """``pickle.load`` in a loop on the file, in a child: whether the marker beside it appears."""
+    code = (
+        "import pickle\n"
+        f"f = open({str(path)!r}, 'rb')\n"
+        "while True:\n"
+        "    try:\n"
+        "        pickle.load(f)\n"
+        "    except Exception:\n"
+        "        break\n"
+    )
+    subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False, cwd=path.parent
+    )
+    return (path.parent / "marker").exists()
+
+
+def _stacked_msgpack(benign: int, payload: bytes) -> bytes:
+    """A file that sniffs as a MessagePack map (fixmap, then a str8 key) whose bytes are also pickles: 0x8C is
+    SHORT_BINUNICODE, taking the key's type byte (0xA5) as the length of a 165-character string."""
+    return b"\x8c\xa5" + b"k" * 165 + b"." + pickle.dumps(1, protocol=2) * (benign - 1) + payload
+
+
+@pytest.mark.parametrize("benign", [5, 99])
+def test_payload_after_five_stacked_pickles_in_a_msgpack_polyglot_is_found(
+    tmp_path: Path, benign: int
+) -> None:
+    """The loader-prefix reading stopped after five pickles: named as ONNX external data (a broken MessagePack
+    is a misreading there) the file was clean, and pickle.load in a loop ran the sixth."""
+    pytest.importorskip("onnx")
+    payload = pickle.dumps(_Touch("marker"), protocol=2)
+    cp.onnx_naming_raw_data(tmp_path, {"weights.bin": _stacked_msgpack(benign, payload)})
+    res = _scan(tmp_path)["weights.bin"]
+    assert _critical(res, "LW-MODEL-001"), res
+    assert _loop_load_runs(tmp_path / "weights.bin")
+
+
+def test_payload_after_torch_legacy_pickles_is_found(tmp_path: Path) -> None:
+    """torch's legacy reader takes five pickles and then storage bytes; with no storages listed, a sixth pickle
+    after them was never read (clean), and pickle.load in a loop ran it."""
+    payload = pickle.dumps(_Touch("marker"), protocol=2)
+    five = cp.torch_legacy([pickle.dumps({}, protocol=2)])[:-32]  # (without the zero bytes it appends)
+    res = _one(tmp_path, "model.pt", five + payload)
+    assert _critical(res, "LW-MODEL-001"), res
+    assert _loop_load_runs(tmp_path / "model.pt")
+
+
+def test_real_torch_legacy_files_stay_clean(tmp_path: Path) -> None:
+    """No false positive: the storage bytes after the pickles of files torch writes end the extra reading."""
+    torch = pytest.importorskip("torch")
+    objs = [
+        {"w": torch.randn(16, 16), "i": torch.arange(10)},
+        [torch.zeros(3, dtype=torch.int8), torch.ones(2, dtype=torch.float64)],
+        {"x": torch.tensor([0x63636363], dtype=torch.int64)},
+    ]
+    for i, obj in enumerate(objs):
+        torch.save(obj, tmp_path / f"m{i}.pt", _use_new_zipfile_serialization=False)
+    for name, res in _scan(tmp_path).items():
+        assert res.verdict is Verdict.CLEAN, (name, res)

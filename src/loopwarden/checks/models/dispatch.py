@@ -228,12 +228,14 @@ def _loader_prefix(blob: Blob, ctx: ScanContext) -> None:
     tar or MessagePack file whose first bytes are also opcodes) runs whatever those opcodes reach before that
     error, so that much is analysed as a pickle (``prefix``: reading ends at the first error; a module no model
     environment has is not judged, but the reading goes on); where it fails is not reported, since for the
-    format itself it is no fault.
+    format itself it is no fault. Every pickle up to that error is read, not a fixed number: a program that calls
+    ``pickle.load`` in a loop on one file runs the sixth (or hundredth) as it runs the first; the opcode and time
+    bounds end a reading that goes on too long (unverified, the bound named).
     """
     from loopwarden.checks.models._pickle import analyse
 
     with blob.open() as stream:
-        res = analyse(stream, ctx, blob.location, max_pickles=5, joblib=False, resync=False, prefix=True)
+        res = analyse(stream, ctx, blob.location, joblib=False, resync=False, prefix=True)
     if res.findings:
         ctx.add(
             rules.DisguisedFormat,
@@ -434,6 +436,14 @@ def _pickle(
     with blob.open() as stream:
         res = analyse(stream, ctx, blob.location, max_pickles=max_pickles)
         err = getattr(stream, "error", None)
+    if (
+        legacy
+        and max_pickles is not None
+        and res.pickles >= max_pickles
+        and res.consumed < (blob.size or 0)
+        and not any(f.rule_id in _BROKEN_RULES for f in res.findings)  # (torch fails in a broken pickle)
+    ):
+        _after_legacy_pickles(blob, ctx, res.consumed)
     if res.storages and (legacy or _TORCH_RECORD_PKL.match(blob.name)):
         ctx.storages[(blob.location.path, blob.location.member)] = res.storages
     if res.sparse and (legacy or _TORCH_RECORD_PKL.match(blob.name)):
@@ -500,6 +510,32 @@ def _pickle(
 
         scan_storage_entries(blob, ctx, res.storage_infos, scan_blob)
     return False
+
+
+_BROKEN_RULES: Final = frozenset({rules.PickleMalformed.rule_id, rules.PickleTrailingData.rule_id})
+
+
+def _after_legacy_pickles(blob: Blob, ctx: ScanContext, start: int) -> None:
+    """What a loader reading pickle after pickle (``pickle.load`` in a loop) runs after the five pickles torch's
+    legacy reader takes: torch reads the storages' bytes from there, such a loader reads on as pickles, up to the
+    first error (a storage's element count, eight bytes that are seldom an opcode, ends it at once)."""
+    from loopwarden.checks.models._pickle import analyse
+
+    with open_slice(blob.open(), start, (blob.size or 0) - start, own=True) as stream:
+        res = analyse(stream, ctx, blob.location, joblib=False, resync=False, prefix=True)
+    if res.findings:
+        ctx.add(
+            rules.DisguisedFormat,
+            f"the bytes after torch's five legacy pickles (from offset {start}) are pickles too: a loader reading "
+            "pickle after pickle runs them",
+            blob.location,
+            content="pickle",
+            claimed=str(Format.TORCH_LEGACY),
+            offset=start,
+        )
+        ctx.findings.extend(res.findings)
+    if res.unverified:
+        ctx.fail(blob.location, f"pickle reading after the legacy pickles: {res.unverified}")
 
 
 def _broken_text(blob: Blob, ctx: ScanContext, head: bytes, reached: tuple[str, ...]) -> bool:
