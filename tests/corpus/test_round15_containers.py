@@ -8,11 +8,16 @@
 
 from __future__ import annotations
 
+import gzip
+import io
 import json
 import os
 import pickle
+import random
 import subprocess
 import sys
+import tarfile
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -200,3 +205,75 @@ def test_real_torch_legacy_files_stay_clean(tmp_path: Path) -> None:
         torch.save(obj, tmp_path / f"m{i}.pt", _use_new_zipfile_serialization=False)
     for name, res in _scan(tmp_path).items():
         assert res.verdict is Verdict.CLEAN, (name, res)
+
+
+# ------------------------------------------------------------------------------- one search for the zip end record
+
+
+def _zip_with_payload() -> bytearray:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("archive/data.pkl", pickle.dumps(_Touch("marker"), protocol=2))
+    return bytearray(buf.getvalue())
+
+
+def _zipfile_runs(path: Path, member: str = "archive/data.pkl") -> bool:
+    code = f"import zipfile, pickle; pickle.load(zipfile.ZipFile({path.name!r}).open({member!r}))"
+    subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, timeout=60, check=False, cwd=path.parent
+    )
+    return (path.parent / "marker").exists()
+
+
+def test_zip_end_record_at_the_edge_of_zipfiles_search_is_found(tmp_path: Path) -> None:
+    """zipfile searches the final 2**16 + 22 bytes for the end record; the scanner's search behind raw data took
+    one byte fewer, so a record there (a 65535-byte comment declared, 65536 bytes after it) went unseen: named as
+    ONNX external data the file was clean, and zipfile opened the archive and ran its pickle."""
+    pytest.importorskip("onnx")
+    body = _zip_with_payload()
+    body[-2:] = (65535).to_bytes(2, "little")
+    tensor = bytes(random.Random(15).getrandbits(8) for _ in range(1024))
+    cp.onnx_naming_raw_data(tmp_path, {"weights.bin": tensor + bytes(body) + b"\x01" * 65536})
+    res = _scan(tmp_path)["weights.bin"]
+    assert _critical(res, "LW-MODEL-001"), res
+    assert _zipfile_runs(tmp_path / "weights.bin")
+
+
+def _tar_ending_in(member: bytes) -> bytes:
+    """A tar whose last member is ``member`` and that has no end-of-archive blocks (tarfile reads it all the same):
+    its final bytes are the member's."""
+    buf = io.BytesIO()
+    tf = tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT)  # noqa: SIM115 - the end blocks are cut
+    for name, data in (("notes.txt", b"weights\n"), ("model.zip", member)):
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        tf.addfile(info, io.BytesIO(data))
+    return buf.getvalue()[: tf.offset]
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_tar_member_zip_whose_counts_spell_the_signature_is_judged_as_the_members(
+    tmp_path: Path, compressed: bool
+) -> None:
+    """zipfile takes a comment-less end record at the very end first; the tar's test of whether the zip at its end
+    lies inside one member searched for the last signature instead (inside that record's counts), judged the zip
+    to lie across the tar, and reported it as a zip behind tar content. One search now serves all three."""
+    body = _zip_with_payload()
+    body[-14:-10] = b"PK\x05\x06"  # the member counts
+    member = bytes(-len(body) % 512) + bytes(
+        body
+    )  # (zeros before a zip are prepended bytes: it ends the tar)
+    tar = _tar_ending_in(member)
+    res = _one(
+        tmp_path, "model.tar.gz" if compressed else "model.tar", gzip.compress(tar) if compressed else tar
+    )
+    assert any(
+        f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
+        for f in res.findings
+    ), res.findings
+    assert not any("follows tar content" in f.message for f in res.findings), res.findings
+    with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
+        extracted = tf.extractfile("model.zip")
+        assert extracted is not None
+        (tmp_path / "model.zip").write_bytes(extracted.read())
+    assert _zipfile_runs(tmp_path / "model.zip")

@@ -11,7 +11,7 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
 from loopwarden.checks.models.detect import Format, sniff, tar_header
 from loopwarden.checks.models.dispatch import hdf5_behind, scan_blob, scan_zip_tail, seekable_blob, zip_tail
-from loopwarden.checks.models.zipfmt import escapes_folder
+from loopwarden.checks.models.zipfmt import EOCD_WINDOW, end_record, escapes_folder
 from loopwarden.domain import Location, Severity
 
 __all__ = ["scan_tar"]
@@ -119,8 +119,11 @@ def _next_header(f: BinaryIO, start: int, size: int, ctx: ScanContext) -> int | 
 def _inside_a_member(blob: Blob, cd: int, members: list[tarfile.TarInfo]) -> bool:
     """Whether the central directory at ``cd`` and the end record after it lie in the data of one regular member."""
     size = blob.size or 0
-    tail = blob.tail(min(size, 22 + 65535))
-    eocd = size - len(tail) + tail.rfind(b"PK\x05\x06")
+    tail = blob.tail(min(size, EOCD_WINDOW))
+    idx = end_record(tail)  # the record zip_tail found the directory from, as zipfile finds it
+    if idx is None:
+        return False
+    eocd = size - len(tail) + idx
     return any(m.isfile() and m.offset_data <= cd and eocd + 22 <= m.offset_data + m.size for m in members)
 
 

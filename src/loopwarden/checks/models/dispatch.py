@@ -331,17 +331,15 @@ def zip_tail(blob: Blob) -> int | None:
     """Where the central directory of a zip that ends ``blob`` starts (as ``zipfile`` finds it: the final 22 bytes
     as an end record without a comment, else the last end record in the final 64 KiB; a zip64 end record before a
     zip64 locator, where ``zipfile`` and miniz look, gives the directory's size), or None when there is none."""
+    from loopwarden.checks.models.zipfmt import EOCD_WINDOW, end_record
+
     size = blob.size or 0
     if size < 22:
         return None
-    tail = blob.tail(min(size, 22 + 65535))
-    if tail[-22:-18] == b"PK\x05\x06" and tail[-2:] == b"\x00\x00":
-        # zipfile's first try; the record's own fields may hold the signature again (a later match)
-        idx = len(tail) - 22
-    else:
-        idx = tail.rfind(b"PK\x05\x06")
-        if idx < 0 or len(tail) - idx < 22:
-            return None
+    tail = blob.tail(min(size, EOCD_WINDOW))
+    idx = end_record(tail)
+    if idx is None:
+        return None
     eocd_pos = size - len(tail) + idx
     (cd_size,) = struct.unpack_from("<I", tail, idx + 12)
     starts: list[int] = [eocd_pos - cd_size] if cd_size else []

@@ -24,7 +24,15 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, member_location, open_slice
 from loopwarden.domain import Location, Severity
 
-__all__ = ["ZipArchive", "ZipEntry", "escapes_folder", "extracted_name", "parse_zip"]
+__all__ = [
+    "EOCD_WINDOW",
+    "ZipArchive",
+    "ZipEntry",
+    "end_record",
+    "escapes_folder",
+    "extracted_name",
+    "parse_zip",
+]
 
 _CD_SIG: Final = b"PK\x01\x02"
 _LH_SIG: Final = b"PK\x03\x04"
@@ -32,7 +40,6 @@ _EOCD_SIG: Final = b"PK\x05\x06"
 _EOCD64_LOC_SIG: Final = b"PK\x06\x07"
 _EOCD64_SIG: Final = b"PK\x06\x06"
 _DD_SIG: Final = b"PK\x07\x08"
-_MAX_COMMENT: Final = 65535
 _MAX_EXTRACT_VERSION: Final = 63
 """Python's zipfile refuses members that need a newer version; lenient readers (torch's miniz) ignore it."""
 _GAP_SCAN_LIMIT: Final = 64 << 20
@@ -109,6 +116,27 @@ class ZipArchive:
     entries: list[ZipEntry] = field(default_factory=list)
     extra_ranges: list[tuple[int, int, str]] = field(default_factory=list)
     """(start, end, what) byte ranges that no member explains: prepended, gaps, appended."""
+
+
+EOCD_WINDOW: Final = 22 + (1 << 16)
+"""How many final bytes of a file ``zipfile`` searches for the end record: from ``size - 2**16 - 22`` on (one byte
+more than the longest comment allows for)."""
+
+
+def end_record(tail: bytes) -> int | None:
+    """Where in ``tail`` (a file's final bytes, at least ``min(size, EOCD_WINDOW)`` of them) the end record that
+    Python's ``zipfile`` reads starts, or None when it finds none. zipfile first takes the final 22 bytes when they
+    are an end record with no comment, whatever its fields hold (its counts may spell the signature again); else
+    the last signature in the final :data:`EOCD_WINDOW` bytes, if 22 bytes follow it. Every search for a zip at
+    the end of a file (the zip parser, a zip behind other content, a tar member's zip) goes through here, so that
+    they agree with zipfile and with each other."""
+    if tail[-22:-18] == _EOCD_SIG and tail[-2:] == b"\x00\x00":
+        return len(tail) - 22
+    window = tail[-EOCD_WINDOW:]
+    idx = window.rfind(_EOCD_SIG)
+    if idx < 0 or len(window) - idx < 22:
+        return None
+    return len(tail) - len(window) + idx
 
 
 def escapes_folder(name: str) -> str | None:
@@ -201,16 +229,11 @@ def parse_zip(blob: Blob, ctx: ScanContext) -> ZipArchive | None:
 def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
     size = blob.size or 0
     loc = blob.location
-    tail_len = min(size, 22 + _MAX_COMMENT + 20 + 56)
+    tail_len = min(size, EOCD_WINDOW)
     tail = _read_at(f, size - tail_len, tail_len)
-    if tail[-22:-18] == _EOCD_SIG and tail[-2:] == b"\x00\x00":
-        # zipfile takes the final 22 bytes as the end record first, whatever its own fields hold (the signature
-        # again, as a member count, would be a later match for a search)
-        idx = len(tail) - 22
-    else:
-        idx = tail.rfind(_EOCD_SIG)
-        if idx < 0 or len(tail) - idx < 22:
-            return None
+    idx = end_record(tail)
+    if idx is None:
+        return None
     eocd_pos = size - tail_len + idx
     (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
     eocd_end = eocd_pos + 22 + comment_len
