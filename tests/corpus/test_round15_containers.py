@@ -14,6 +14,7 @@ import json
 import os
 import pickle
 import random
+import struct
 import subprocess
 import sys
 import tarfile
@@ -277,3 +278,63 @@ def test_tar_member_zip_whose_counts_spell_the_signature_is_judged_as_the_member
         assert extracted is not None
         (tmp_path / "model.zip").write_bytes(extracted.read())
     assert _zipfile_runs(tmp_path / "model.zip")
+
+
+# ------------------------------------------------------------------- safetensors headers only some readers take
+
+_TENSOR = b'"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}'
+
+
+def _hydra_metadata() -> bytes:
+    """A metadata value (JSON text, itself a JSON string) that is a Hydra config calling os.system."""
+    return json.dumps(json.dumps({"m": {"_target_": "os.system", "command": "id"}})).encode()
+
+
+_LENIENT_HEADERS: dict[str, bytes] = {
+    # safetensors (serde_json) keeps the last of a duplicated metadata key, and reads a duplicated tensor
+    "duplicate-metadata-key": b'{"__metadata__":{"config":"{}","config":'
+    + _hydra_metadata()
+    + b"},"
+    + _TENSOR
+    + b"}",
+    "duplicate-tensor": b'{"__metadata__":{"config":'
+    + _hydra_metadata()
+    + b"},"
+    + _TENSOR
+    + b","
+    + _TENSOR
+    + b"}",
+    # json.loads readers take these; serde_json does not
+    "duplicate-metadata": b'{"__metadata__":{},"__metadata__":{"config":'
+    + _hydra_metadata()
+    + b"},"
+    + _TENSOR
+    + b"}",
+    "lone-surrogate": b'{"__metadata__":{"config":'
+    + _hydra_metadata()
+    + b',"b":"\\ud800"},'
+    + _TENSOR
+    + b"}",
+    "utf-16": (b'{"__metadata__":{"config":' + _hydra_metadata() + b"}," + _TENSOR + b"}")
+    .decode()
+    .encode("utf-16-le"),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_LENIENT_HEADERS))
+def test_safetensors_metadata_of_a_header_some_reader_takes_is_analysed(tmp_path: Path, kind: str) -> None:
+    """The header's other faults were reported (LW-MODEL-037) but its metadata was not analysed."""
+    raw = _LENIENT_HEADERS[kind]
+    res = _one(tmp_path, "model.safetensors", struct.pack("<Q", len(raw)) + raw + b"\x00" * 4)
+    assert _critical(res, HYDRA), res
+
+
+def test_safetensors_library_reads_the_last_duplicated_metadata_value(tmp_path: Path) -> None:
+    """The real reader: safe_open(...).metadata() hands out the config the scan now judges."""
+    safetensors = pytest.importorskip("safetensors")
+    raw = _LENIENT_HEADERS["duplicate-metadata-key"]
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\x00" * 4)
+    with safetensors.safe_open(str(path), "np") as f:
+        meta = f.metadata()
+    assert "_target_" in json.loads(meta["config"])["m"]

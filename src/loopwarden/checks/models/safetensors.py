@@ -72,6 +72,32 @@ def _json_somehow(raw: bytes) -> bool:
     return False
 
 
+class _PairList(list[tuple[str, Any]]):
+    """A JSON object as the list of its pairs, duplicates kept."""
+
+
+def _lenient_metadata(raw: bytes, ctx: ScanContext, loc: Location) -> None:
+    """Analyse the ``__metadata__`` of a header that the strict parse here refuses but some reader takes: with
+    duplicate keys (safetensors' serde_json reader keeps the last of a metadata key, and of a tensor), in UTF-16/32
+    or decoded leniently (``json.loads`` of the bytes), or with an escape serde_json rejects. Every value of every
+    reading is analysed, whichever one a reader keeps."""
+    seen: set[tuple[str, str]] = set()
+    for attempt in (raw, raw.decode("utf-8", "replace"), raw.decode("utf-8", "ignore")):
+        try:
+            top = json.loads(attempt, object_pairs_hook=_PairList)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(top, _PairList):
+            continue
+        for key, meta in top:
+            if key != "__metadata__" or not isinstance(meta, _PairList):
+                continue
+            for name, value in meta:
+                if isinstance(value, str) and (name, value) not in seen:
+                    seen.add((name, value))
+                    _metadata_code({name: value}, ctx, loc)
+
+
 def scan_safetensors(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     loc = blob.location
@@ -104,15 +130,18 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
             ctx.fail(loc, "safetensors header is neither UTF-8 nor JSON", misread=True)
             return None
         ctx.fail(loc, "safetensors header is not UTF-8")
+        _lenient_metadata(raw, ctx, loc)
         return "header is not UTF-8"
     try:
         header = json.loads(text, object_pairs_hook=_pairs)
     except _DupError as exc:
+        _lenient_metadata(raw, ctx, loc)  # (safetensors itself reads a header with duplicate metadata keys)
         return f"duplicate key '{str(exc)[:100]}' in header"
     except (ValueError, RecursionError):
         if _json_somehow(raw):
             # UTF-16/32 text is valid UTF-8 when it is ASCII ("{\x00"\x00..."): json.loads of the bytes reads it
             ctx.fail(loc, "safetensors header is JSON only to a lenient reader")
+            _lenient_metadata(raw, ctx, loc)
             return "header is JSON only in another encoding or decoded leniently (json.loads of the bytes)"
         # json.loads is the most lenient of the readers (NaN, big numbers, lone surrogate escapes, nesting to the
         # recursion limit where serde_json stops at 128): what it rejects, every safetensors reader rejects
@@ -120,16 +149,17 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
         return None
     if not isinstance(header, dict):
         return "header is not a JSON object"
-    if _LONE_SURROGATE.search(text) and _has_surrogate(header):
-        # serde_json (the Rust parser) rejects a \uD800-style escape that pairs with nothing; json.loads keeps it
-        return "header holds a string with an unpaired surrogate escape"
     meta = header.pop("__metadata__", None)
     if meta is not None and not (
         isinstance(meta, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in meta.items())
     ):
         ctx.add(rules.SafetensorsMetadata, "__metadata__ is not a map of strings to strings", loc)
     if isinstance(meta, dict):
+        # (before the surrogate test: Python readers that json.loads the header keep what serde_json rejects)
         _metadata_code(meta, ctx, loc)
+    if _LONE_SURROGATE.search(text) and _has_surrogate({"__metadata__": meta, **header}):
+        # serde_json (the Rust parser) rejects a \uD800-style escape that pairs with nothing; json.loads keeps it
+        return "header holds a string with an unpaired surrogate escape"
     data_len = size - 8 - n
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
