@@ -991,14 +991,22 @@ def _decompressed(
     with child.open() as first:
         tmp = spool(first, ctx)
         err = getattr(first, "error", None)
+        produced: int = getattr(first, "produced", 0)
     if err:
         # An error loses the output of the decompressor call that raised it, and this reading hands it large
         # pieces: Python's gzip module checks the CRC only after returning all the data (a pickle whose gzip CRC is
         # wrong is loaded by gzip.open + pickle.load), and a reader handing it smaller pieces gets output this
         # reading lost. The stream is decompressed again one compressed byte at a time, which recovers everything
         # any streaming reader gets before the error; past _REPLAY_MAX compressed bytes it is a firm reason.
+        # The replay yields the same bytes again (and those the first reading lost): each output byte is counted
+        # once against max_decompressed_bytes, so the first reading's count is handed back while the replay
+        # counts its own (its ratio and the budget still bound it), and what the first reading decompressed past
+        # the replay's bound is counted again after it.
         tmp.close()
-        tmp, exact = _replayed(lambda: reader(1), ctx)
+        ctx.decompressed -= produced
+        tmp, exact, again = _replayed(lambda: reader(1), ctx)
+        if again < produced:
+            ctx.count_decompressed(produced - again)
         ctx.fail(blob.location, err, misread=exact)
     ctx.closers.append(tmp)
     size = tmp.seek(0, 2)
@@ -1022,9 +1030,10 @@ _REPLAY_MAX: Final = 256 << 10
 """Compressed bytes up to which a broken stream is decompressed again byte by byte (see ``_decompressed``)."""
 
 
-def _replayed(make_reader: Callable[[], DecompressReader], ctx: ScanContext) -> tuple[IO[bytes], bool]:
+def _replayed(make_reader: Callable[[], DecompressReader], ctx: ScanContext) -> tuple[IO[bytes], bool, int]:
     """Spool what ``make_reader()`` (one compressed byte per call) yields up to its error; ``exact``: the error
-    was reached within :data:`_REPLAY_MAX` compressed bytes (else what follows is unread, a firm reason)."""
+    was reached within :data:`_REPLAY_MAX` compressed bytes (else what follows is unread, a firm reason); and how
+    many bytes it decompressed."""
     import tempfile
 
     tmp = tempfile.SpooledTemporaryFile(max_size=SPOOL_IN_MEMORY)  # noqa: SIM115 - returned to the caller
@@ -1040,11 +1049,12 @@ def _replayed(make_reader: Callable[[], DecompressReader], ctx: ScanContext) -> 
                 if r.taken > _REPLAY_MAX:
                     exact = False
                     break
+            again = r.produced
     except BaseException:
         tmp.close()
         raise
     tmp.seek(0)
-    return tmp, exact
+    return tmp, exact, again
 
 
 def _gzip(blob: Blob, ctx: ScanContext) -> None:
