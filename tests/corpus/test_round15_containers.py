@@ -338,3 +338,78 @@ def test_safetensors_library_reads_the_last_duplicated_metadata_value(tmp_path: 
     with safetensors.safe_open(str(path), "np") as f:
         meta = f.metadata()
     assert "_target_" in json.loads(meta["config"])["m"]
+
+
+# --------------------------------------------------------------------------- an ONNX TensorProto that reads as text
+
+
+def _ascii_tensor(location: str, *, prefix: bytes = b"") -> bytes:
+    from onnx import TensorProto
+
+    t = TensorProto(name="weight", data_type=TensorProto.UINT8, dims=[5])
+    t.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", "0"), ("length", "5")):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    raw = prefix + t.SerializeToString()
+    assert raw.isascii()
+    return raw
+
+
+_TENSOR_SPELLINGS: dict[str, bytes] = {
+    "dims-first": b"",
+    "name-first": b"B\x06weight",  # 'B' is also a pickle opcode: sniffed as a pickle, judged text
+    # names of printable lengths (protobuf keeps the last) push every control byte past the first 4 KiB
+    "padded": (b"Bx" + b"y" * 120) * 40,
+}
+
+
+@pytest.mark.parametrize("spelling", sorted(_TENSOR_SPELLINGS))
+@pytest.mark.parametrize("name", ["test_data_set_0/input_0.pb", "notes.txt"])
+def test_ascii_tensor_proto_with_a_traversing_location_is_reported(
+    tmp_path: Path, spelling: str, name: str
+) -> None:
+    """An all-ASCII TensorProto sniffed as text had its external data locations unchecked (clean); onnx 1.23
+    refuses the traversal itself, releases before the location checks read the file (defence in depth)."""
+    pytest.importorskip("onnx")
+    path = tmp_path / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_ascii_tensor("../../../../etc/hostname", prefix=_TENSOR_SPELLINGS[spelling]))
+    res = _scan(path.parent)[path.name]
+    assert any(f.rule_id == "LW-MODEL-035" for f in res.findings), res
+
+
+def test_ascii_tensor_proto_with_a_local_location_and_text_stay_clean(tmp_path: Path) -> None:
+    pytest.importorskip("onnx")
+    (tmp_path / "input_0.pb").write_bytes(_ascii_tensor("input_0.bin"))
+    (tmp_path / "input_0.bin").write_bytes(b"\x01\x02\x03\x04\x05")
+    (tmp_path / "README.md").write_bytes(b"Bert base, fine-tuned.\n\nbatch: 8\n")
+    (tmp_path / "hparams.yaml").write_bytes(b"batch_size: 8\nrun: 2\n")
+    results = _scan(tmp_path)
+    for name in ("input_0.pb", "README.md", "hparams.yaml"):
+        assert results[name].verdict is Verdict.CLEAN, results[name]
+
+
+# ---------------------------------------------------------------------------------------- clearer unknown reasons
+
+
+@pytest.mark.parametrize(
+    ("data", "kind"),
+    [
+        (b"\x7fELF\x02\x01\x01" + bytes(300), "ELF executable"),
+        (b"II*\x00\x08\x00\x00\x00" + bytes(300), "TIFF image"),
+        (b"MM\x00*\x00\x00\x00\x08" + bytes(300), "TIFF image"),
+        (b"\x00\x01\x00\x00\x00\x0c\x00\x80\x00\x03\x00\x40" + bytes(300), "TrueType font"),
+        (b"wOF2\x00\x01\x00\x00" + bytes(300), "WOFF2 web font"),
+    ],
+    ids=["elf", "tiff-le", "tiff-be", "truetype", "woff2"],
+)
+def test_unverified_reason_names_executables_images_and_fonts(tmp_path: Path, data: bytes, kind: str) -> None:
+    res = _one(tmp_path, "blob.bin", data)
+    assert res.verdict is Verdict.UNVERIFIED, res
+    assert res.reason is not None and res.reason.startswith(kind), res.reason
+
+
+def test_raw_data_starting_like_a_font_version_is_still_unknown(tmp_path: Path) -> None:
+    res = _one(tmp_path, "blob.bin", b"\x00\x01\x00\x00" + bytes(range(1, 255)))
+    assert res.reason is not None and res.reason.startswith("unknown binary format"), res.reason

@@ -27,9 +27,11 @@ from loopwarden.checks.models._base import (
 from loopwarden.checks.models.detect import (
     PICKLE_OPCODES,
     Format,
+    binary_kind,
     claimed_format,
     data_kind,
     is_pickle_start,
+    may_be_tensor_proto,
     sniff,
     tarfile_header,
 )
@@ -189,6 +191,7 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     if text_named:
         if not _pickle(blob, ctx):
             _disguised(blob, ctx, fmt, claimed)
+        _tensor_in_text(blob, ctx)
         return
     handler = _HANDLERS.get(fmt)
     # _pickle answers True when the bytes were no pickle and were judged as text there (a YAML config starting
@@ -196,11 +199,12 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
     read_as_text = False
     if handler is not None:
         read_as_text = handler(blob, ctx) is True and handler is _pickle
+        _tensor_in_text(blob, ctx)
     elif fmt is Format.UNKNOWN and _onnx_tensor(blob, ctx):
         ctx.formats[-1] = str(Format.ONNX)
     elif fmt in _UNSUPPORTED:
         # bytes of no format are no misreading of one (an archive format loopwarden cannot open is one)
-        ctx.fail(blob.location, _UNSUPPORTED[fmt], misread=fmt is Format.UNKNOWN)
+        ctx.fail(blob.location, _unsupported(blob, fmt), misread=fmt is Format.UNKNOWN)
     if fmt not in (Format.TEXT, Format.EMPTY) and _config_named(blob.name) and not read_as_text:
         # loaders that find a config or template by its name read it as text whatever it starts with; Jinja
         # takes control characters as text and JSON whitespace includes a protobuf's first tag byte (0x0A), so a
@@ -218,6 +222,30 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
             )
         ):
             _loader_prefix(blob, ctx)
+
+
+def _unsupported(blob: Blob, fmt: Format) -> str:
+    """Why a blob of format ``fmt`` is not analysed; an unknown binary that is an executable, an image or a font
+    known by its magic says so."""
+    if fmt is Format.UNKNOWN:
+        kind = binary_kind(blob.head(8))
+        if kind is not None:
+            return f"{kind}: {NOT_A_MODEL}"
+    return _UNSUPPORTED[fmt]
+
+
+def _tensor_in_text(blob: Blob, ctx: ScanContext) -> None:
+    """An ONNX TensorProto that is all ASCII reads as text: ``onnx.load_tensor`` reads it all the same, and onnx
+    releases before the location checks then read its external data wherever its locations lead. Text that may be
+    one (:func:`~loopwarden.checks.models.detect.may_be_tensor_proto`) is also parsed as one, its locations checked.
+    """
+    if (
+        ctx.formats
+        and ctx.formats[-1] == str(Format.TEXT)
+        and blob.seekable
+        and may_be_tensor_proto(blob.head(HEAD))
+    ):
+        _onnx_tensor(blob, ctx)
 
 
 def _loader_prefix(blob: Blob, ctx: ScanContext) -> None:
@@ -686,7 +714,7 @@ def _unknown(blob: Blob, ctx: ScanContext) -> None:
         return
     ctx.formats[-1] = str(Format.UNKNOWN)
     # a pickle loader fails on the first bytes before it could import anything (_breaks_at_once): no format
-    ctx.fail(blob.location, _UNSUPPORTED[Format.UNKNOWN], misread=True)
+    ctx.fail(blob.location, _unsupported(blob, Format.UNKNOWN), misread=True)
 
 
 def _torch_legacy(blob: Blob, ctx: ScanContext) -> None:

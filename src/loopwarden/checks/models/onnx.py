@@ -15,7 +15,7 @@ from typing import BinaryIO, Final
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
-from loopwarden.checks.models.detect import Format, sniff
+from loopwarden.checks.models.detect import TENSOR_WIRES, Format, sniff
 from loopwarden.checks.models.dispatch import HEAD, scan_as, seekable_blob
 from loopwarden.checks.models.zipfmt import escapes_folder
 from loopwarden.domain import Location
@@ -195,24 +195,7 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
         )
 
 
-_TENSOR_WIRES: Final[dict[int, frozenset[int]]] = {
-    1: frozenset({0, 2}),  # dims (packed or not)
-    2: frozenset({0}),  # data_type
-    3: frozenset({2}),  # segment
-    4: frozenset({2, 5}),  # float_data
-    5: frozenset({0, 2}),  # int32_data
-    6: frozenset({2}),  # string_data
-    7: frozenset({0, 2}),  # int64_data
-    8: frozenset({2}),  # name
-    9: frozenset({2}),  # raw_data
-    10: frozenset({1, 2}),  # double_data
-    11: frozenset({0, 2}),  # uint64_data
-    12: frozenset({2}),  # doc_string
-    13: frozenset({2}),  # external_data
-    14: frozenset({0}),  # data_location
-    16: frozenset({2}),  # metadata_props
-}
-"""TensorProto's fields (onnx.proto3, onnx 1.23) and the wire types its parsers accept for each."""
+_TENSOR_WIRES: Final = TENSOR_WIRES
 _MAX_DATA_TYPE: Final = 64
 """Above every TensorProto.DataType value (onnx 1.23 has 1 to 28)."""
 
