@@ -600,23 +600,27 @@ TENSOR_WIRES: Final[dict[int, frozenset[int]]] = {
 """TensorProto's fields (onnx.proto3, onnx 1.23) and the wire types its parsers accept for each."""
 
 
-def may_be_tensor_proto(head: bytes) -> bool:
+def may_be_tensor_proto(head: bytes, *, complete: bool = False) -> bool:
     """Whether text may also be a serialized ONNX TensorProto (``onnx.load_tensor`` reads one; one that is all
     ASCII sniffs as text): ``head`` reads as a run of TensorProto fields, each in a wire type its parsers accept, to
-    its end. Text breaks that within a few fields; the cheap trigger of the full parse
-    (``onnx.scan_tensor_file``)."""
+    its end (``complete``: ``head`` is the whole file, whose last field must end with it). Text breaks that within
+    a few fields; the cheap trigger of the full parse (``onnx.scan_tensor_file``)."""
     pos, n = 0, len(head)
+    if not n:
+        return False
     while pos < n:
         tag, pos = read_varint(head, pos)
         if tag is None:
-            return pos >= n  # (a varint cut at the end of the sample; not one of more than 64 bits)
+            return (
+                pos >= n and not complete
+            )  # (cut at the end of the sample; not a varint of more than 64 bits)
         if (tag & 7) not in TENSOR_WIRES.get(tag >> 3, ()):
             return False
         wire = tag & 7
         if wire == 0:
             value, pos = read_varint(head, pos)
             if value is None:
-                return pos >= n
+                return pos >= n and not complete
         elif wire == 1:
             pos += 8
         elif wire == 5:
@@ -624,9 +628,9 @@ def may_be_tensor_proto(head: bytes) -> bool:
         else:
             length, pos = read_varint(head, pos)
             if length is None:
-                return pos >= n
+                return pos >= n and not complete
             pos += length
-    return True
+    return pos == n or not complete
 
 
 _PROTO_WINDOW: Final = 4096

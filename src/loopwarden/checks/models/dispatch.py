@@ -243,7 +243,7 @@ def _tensor_in_text(blob: Blob, ctx: ScanContext) -> None:
         ctx.formats
         and ctx.formats[-1] == str(Format.TEXT)
         and blob.seekable
-        and may_be_tensor_proto(blob.head(HEAD))
+        and may_be_tensor_proto(blob.head(HEAD), complete=blob.size is not None and blob.size <= HEAD)
     ):
         _onnx_tensor(blob, ctx)
 
