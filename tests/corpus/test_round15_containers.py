@@ -413,3 +413,30 @@ def test_unverified_reason_names_executables_images_and_fonts(tmp_path: Path, da
 def test_raw_data_starting_like_a_font_version_is_still_unknown(tmp_path: Path) -> None:
     res = _one(tmp_path, "blob.bin", b"\x00\x01\x00\x00" + bytes(range(1, 255)))
     assert res.reason is not None and res.reason.startswith("unknown binary format"), res.reason
+
+
+@pytest.mark.parametrize("space", [b" ", b"\n\t\r ", b" " * 5000])
+def test_safetensors_header_after_json_whitespace_is_read_as_safetensors(
+    tmp_path: Path, space: bytes
+) -> None:
+    """safetensors (serde_json) skips whitespace before the header's ``{``; the sniff wanted the ``{`` at byte 8,
+    so such a file was unknown binary, clean as ONNX external data, while safe_open(...).metadata() handed out a
+    Hydra config (instantiated by hydra-core 1.3.2, it ran)."""
+    raw = space + b'{"__metadata__":{"config":' + _hydra_metadata() + b"}," + _TENSOR + b"}"
+    data = struct.pack("<Q", len(raw)) + raw + b"\x00" * 4
+    assert _critical(_one(tmp_path, "model.safetensors", data), HYDRA)
+    pytest.importorskip("onnx")
+    folder = tmp_path / "named"
+    folder.mkdir()
+    cp.onnx_naming_raw_data(folder, {"weights.bin": data})
+    assert _critical(_scan(folder)["weights.bin"], HYDRA)
+
+
+def test_safetensors_header_after_whitespace_is_what_the_library_reads(tmp_path: Path) -> None:
+    safetensors = pytest.importorskip("safetensors")
+    raw = b"  " + b'{"__metadata__":{"note":"x"},' + _TENSOR + b"}"
+    path = tmp_path / "model.safetensors"
+    path.write_bytes(struct.pack("<Q", len(raw)) + raw + b"\x00" * 4)
+    with safetensors.safe_open(str(path), "np") as f:
+        assert f.metadata() == {"note": "x"}
+    assert _scan(tmp_path)["model.safetensors"].verdict is Verdict.CLEAN

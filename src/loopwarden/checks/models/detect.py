@@ -506,6 +506,19 @@ def sniff(head: bytes, size: int | None, open_: Callable[[], BinaryIO] | None = 
     return Format.ONNX if _model_proto(head, size, open_) else fmt
 
 
+_JSON_WS: Final = b" \t\n\r"
+
+
+def _json_object_head(header: bytes) -> bool:
+    """Whether a safetensors header (as much of it as the sample holds) opens a JSON object: a ``{``, after any
+    JSON whitespace, which safetensors' serde_json reader skips (a header of spaces then ``{`` loads); whitespace
+    to the end of the sample may still lead to one."""
+    if header[:1] == b"{":
+        return True  # the common case
+    rest = header.lstrip(_JSON_WS)
+    return rest[:1] == b"{" or (not rest and len(header) > 0)
+
+
 def _sniff_head(head: bytes, size: int | None) -> Format:
     if not head:
         return Format.EMPTY
@@ -516,7 +529,11 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
     # would run from its first byte is analysed separately (the dispatcher's loader-prefix reading).
     if len(head) >= 9:
         (n,) = struct.unpack_from("<Q", head)
-        if 2 <= n <= MAX_SAFETENSORS_HEADER and head[8:9] == b"{" and (size is None or n + 8 <= size):
+        if (
+            2 <= n <= MAX_SAFETENSORS_HEADER
+            and _json_object_head(head[8 : 8 + n])
+            and (size is None or n + 8 <= size)
+        ):
             return Format.SAFETENSORS
     if head[0] == PROTO_MAGIC and len(head) > 1 and head[1] <= 5:
         if head[1] == 2 and head[2:14] == TORCH_LEGACY_MAGIC:
