@@ -440,3 +440,19 @@ def test_safetensors_header_after_whitespace_is_what_the_library_reads(tmp_path:
     with safetensors.safe_open(str(path), "np") as f:
         assert f.metadata() == {"note": "x"}
     assert _scan(tmp_path)["model.safetensors"].verdict is Verdict.CLEAN
+
+
+def test_torch_zip_with_a_signature_in_its_last_bytes_is_read_as_torch_reads_it(tmp_path: Path) -> None:
+    """An end-record signature in the final 21 bytes makes zipfile refuse the archive (unverified) while torch's
+    reader (miniz) passes over it and loads the checkpoint: it is analysed as torch reads it."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    torch.save({"x": _Touch("marker")}, path)
+    path.write_bytes(path.read_bytes() + b"PK\x05\x06" + bytes(10))
+    with pytest.raises(zipfile.BadZipFile):
+        zipfile.ZipFile(path)
+    res = _scan(tmp_path)["model.pt"]
+    assert _critical(res, "LW-MODEL-001"), res
+    code = f"import torch; torch.load({path.name!r}, weights_only=False)"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=False, cwd=tmp_path)
+    assert (tmp_path / "marker").exists()

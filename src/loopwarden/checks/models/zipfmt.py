@@ -139,6 +139,16 @@ def end_record(tail: bytes) -> int | None:
     return len(tail) - len(window) + idx
 
 
+def miniz_end_record(tail: bytes) -> int | None:
+    """Where torch's zip reader (miniz) finds the end record in ``tail``: searching back from the end, the first
+    signature with a whole 22-byte record after it. It differs from :func:`end_record` only when zipfile finds
+    none: a signature in the final 21 bytes makes zipfile refuse the file, miniz passes over it."""
+    if len(tail) < 22:
+        return None
+    idx = tail.rfind(_EOCD_SIG, max(0, len(tail) - EOCD_WINDOW), len(tail) - 18)
+    return idx if idx >= 0 else None
+
+
 def escapes_folder(name: str) -> str | None:
     """Why an archive member name escapes its extraction folder, or None."""
     if not _MAY_ESCAPE.search(name):
@@ -233,7 +243,16 @@ def _parse_zip(f: Source, blob: Blob, ctx: ScanContext) -> ZipArchive | None:
     tail = _read_at(f, size - tail_len, tail_len)
     idx = end_record(tail)
     if idx is None:
-        return None
+        idx = miniz_end_record(tail)
+        if idx is None:
+            return None
+        ctx.add(
+            rules.ZipHeaderMismatch,
+            "an end-record signature in the final 21 bytes makes zipfile refuse the archive; torch's reader "
+            "(miniz) passes over it and reads the earlier end record: analysed as torch reads it",
+            loc,
+            offset=size - tail_len + idx,
+        )
     eocd_pos = size - tail_len + idx
     (_, disk, _, _, count, cd_size, cd_offset, comment_len) = struct.unpack_from("<4sHHHHIIH", tail, idx)
     eocd_end = eocd_pos + 22 + comment_len
