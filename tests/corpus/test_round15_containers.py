@@ -456,3 +456,50 @@ def test_torch_zip_with_a_signature_in_its_last_bytes_is_read_as_torch_reads_it(
     code = f"import torch; torch.load({path.name!r}, weights_only=False)"
     subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=False, cwd=tmp_path)
     assert (tmp_path / "marker").exists()
+
+
+def _zip_with_a_second_end_record_in_its_comment() -> bytes:
+    """Two members; the first end record lists only ``benign.pkl``, and its comment holds a central directory
+    listing ``archive/data.pkl`` (the payload) with a second end record: zipfile takes the last signature."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        z.writestr("benign.pkl", pickle.dumps([1, 2, 3], protocol=2))
+        z.writestr("archive/data.pkl", pickle.dumps(_Touch("marker"), protocol=2))
+    raw = buf.getvalue()
+    (cd_size, cd_offset) = struct.unpack_from("<II", raw, len(raw) - 22 + 12)
+    cd = raw[cd_offset : cd_offset + cd_size]
+    first_len = 46 + sum(struct.unpack_from("<HHH", cd, 28))
+    benign, evil = cd[:first_len], cd[first_len:]
+    body = raw[:cd_offset]
+    evil_at = len(body) + len(benign) + 22
+    second = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(evil), evil_at, 0)
+    first = struct.pack("<4sHHHHIIH", b"PK\x05\x06", 0, 0, 1, 1, len(benign), len(body), len(evil) + 22)
+    return body + benign + first + evil + second
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+@pytest.mark.parametrize("end_blocks", [False, True])
+def test_tar_member_zip_whose_comment_holds_the_end_record_zipfile_reads(
+    tmp_path: Path, compressed: bool, end_blocks: bool
+) -> None:
+    member = _zip_with_a_second_end_record_in_its_comment()
+    (tmp_path / "alone.zip").write_bytes(member)
+    with zipfile.ZipFile(tmp_path / "alone.zip") as z:
+        assert z.namelist() == ["archive/data.pkl"]  # zipfile reads the record in the comment
+    (tmp_path / "alone.zip").unlink()
+    if end_blocks:
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w", format=tarfile.GNU_FORMAT) as tf:
+            info = tarfile.TarInfo("model.zip")
+            info.size = len(member)
+            tf.addfile(info, io.BytesIO(member))
+        tar = buf.getvalue()
+    else:
+        tar = _tar_ending_in(member)
+    res = _one(
+        tmp_path, "model.tar.gz" if compressed else "model.tar", gzip.compress(tar) if compressed else tar
+    )
+    assert any(
+        f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
+        for f in res.findings
+    ), res.findings
