@@ -625,12 +625,11 @@ def may_be_tensor_proto(head: bytes, *, complete: bool = False) -> bool:
     pos, n = 0, len(head)
     if not n:
         return False
+    # a varint cut at the end of the sample may go on; one of more than 64 bits, or a cut whole file, may not
     while pos < n:
         tag, pos = read_varint(head, pos)
         if tag is None:
-            return (
-                pos >= n and not complete
-            )  # (cut at the end of the sample; not a varint of more than 64 bits)
+            return pos >= n and not complete
         if (tag & 7) not in TENSOR_WIRES.get(tag >> 3, ()):
             return False
         wire = tag & 7
