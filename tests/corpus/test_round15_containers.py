@@ -503,3 +503,28 @@ def test_tar_member_zip_whose_comment_holds_the_end_record_zipfile_reads(
         f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
         for f in res.findings
     ), res.findings
+
+
+_OTHER_HEADERS: dict[str, Callable[[bytes], bytes]] = {
+    # json.loads of the header's bytes (Python readers) takes a BOM and UTF-16/32; huggingface_hub decodes the
+    # header dropping invalid bytes (errors="ignore")
+    "utf-8-bom": lambda body: b"\xef\xbb\xbf" + body,
+    "utf-16-bom": lambda body: body.decode().encode("utf-16"),
+    "invalid-bytes-first": lambda body: b"\xc0\x80\xff" + body,
+}
+
+
+@pytest.mark.parametrize("kind", sorted(_OTHER_HEADERS))
+def test_safetensors_header_json_to_a_python_reader_has_its_metadata_analysed(
+    tmp_path: Path, kind: str
+) -> None:
+    """The sniff wanted a '{' (after whitespace) at byte 8: a header that json.loads of the bytes or a decoding
+    that drops invalid bytes reads as JSON was unknown binary, clean as ONNX external data."""
+    body = b'{"__metadata__":{"config":' + _hydra_metadata() + b"}," + _TENSOR + b"}"
+    raw = _OTHER_HEADERS[kind](body)
+    data = struct.pack("<Q", len(raw)) + raw + b"\x00" * 4
+    pytest.importorskip("onnx")
+    cp.onnx_naming_raw_data(tmp_path, {"weights.bin": data})
+    res = _scan(tmp_path)["weights.bin"]
+    assert _critical(res, HYDRA), res
+    assert res.verdict is not Verdict.CLEAN

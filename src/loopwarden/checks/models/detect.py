@@ -510,13 +510,30 @@ _JSON_WS: Final = b" \t\n\r"
 
 
 def _json_object_head(header: bytes) -> bool:
-    """Whether a safetensors header (as much of it as the sample holds) opens a JSON object: a ``{``, after any
-    JSON whitespace, which safetensors' serde_json reader skips (a header of spaces then ``{`` loads); whitespace
-    to the end of the sample may still lead to one."""
+    """Whether a safetensors header (as much of it as the sample holds) opens a JSON object for some reader: a
+    ``{`` after any JSON whitespace, which safetensors' serde_json reader skips (whitespace to the end of the sample
+    may still lead to one), or after a BOM or in UTF-16/32 (``json.loads`` of the bytes, as Python readers parse
+    the header) or once invalid bytes are dropped (huggingface_hub decodes the header with ``errors="ignore"``).
+    Whether the whole header is JSON to any of them is for the safetensors check to decide."""
     if header[:1] == b"{":
         return True  # the common case
     rest = header.lstrip(_JSON_WS)
-    return rest[:1] == b"{" or (not rest and len(header) > 0)
+    if rest[:1] == b"{" or (not rest and len(header) > 0):
+        return True
+    import json
+
+    try:
+        enc = json.detect_encoding(header)
+    except (ValueError, LookupError):  # pragma: no cover - detect_encoding answers for any bytes
+        return False
+    unit = 4 if "32" in enc else 2 if "16" in enc else 1
+    for text in (
+        header[: len(header) - len(header) % unit].decode(enc, "ignore"),
+        header.decode("utf-8", "ignore"),
+    ):
+        if text.lstrip(" \t\n\r\ufeff")[:1] == "{":
+            return True
+    return False
 
 
 def _sniff_head(head: bytes, size: int | None) -> Format:
