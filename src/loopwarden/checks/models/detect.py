@@ -101,6 +101,27 @@ def is_pickle_start(head: bytes) -> bool:
     return head[0] in PICKLE_OPCODES
 
 
+EOCD_WINDOW: Final = 22 + (1 << 16)
+"""How many final bytes of a file ``zipfile`` searches for the end record: from ``size - 2**16 - 22`` on (one byte
+more than the longest comment allows for)."""
+
+
+def end_record(tail: bytes) -> int | None:
+    """Where in ``tail`` (a file's final bytes, at least ``min(size, EOCD_WINDOW)`` of them) the end record that
+    Python's ``zipfile`` reads starts, or None when it finds none. zipfile first takes the final 22 bytes when they
+    are an end record with no comment, whatever its fields hold (its counts may spell the signature again); else
+    the last signature in the final :data:`EOCD_WINDOW` bytes, if 22 bytes follow it. Every search for a zip at
+    the end of a file (the zip parser, a zip behind other content, a tar member's zip) goes through here, so that
+    they agree with zipfile and with each other."""
+    if tail[-22:-18] == ZIP_EOCD and tail[-2:] == b"\x00\x00":
+        return len(tail) - 22
+    window = tail[-EOCD_WINDOW:]
+    idx = window.rfind(ZIP_EOCD)
+    if idx < 0 or len(window) - idx < 22:
+        return None
+    return len(tail) - len(window) + idx
+
+
 def data_kind(head: bytes) -> str | None:
     """What data file ``head`` starts, by its magic (see ``_DATA_MAGIC``), else None."""
     for magic, kind in _DATA_MAGIC:
@@ -439,6 +460,8 @@ def _is_bom_text(head: bytes) -> bool:
     """Text in UTF-16 or UTF-32 behind its byte-order mark (a YAML config or a README saved so by a Windows
     editor): PyYAML decodes UTF-16 by its BOM and ``json.loads`` both, so such a file is read as the text it is.
     Binary data that happens to start with the same bytes fails the decoding or holds control characters."""
+    if head[:1] not in (b"\xff", b"\xfe", b"\x00"):
+        return False  # the common case: no BOM
     found = next(((bom, enc) for bom, enc in _UNICODE_BOMS if head.startswith(bom)), None)
     if found is None:
         return False

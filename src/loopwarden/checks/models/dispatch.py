@@ -25,11 +25,13 @@ from loopwarden.checks.models._base import (
     spool,
 )
 from loopwarden.checks.models.detect import (
+    EOCD_WINDOW,
     PICKLE_OPCODES,
     Format,
     binary_kind,
     claimed_format,
     data_kind,
+    end_record,
     is_pickle_start,
     may_be_tensor_proto,
     sniff,
@@ -234,6 +236,9 @@ def _unsupported(blob: Blob, fmt: Format) -> str:
     return _UNSUPPORTED[fmt]
 
 
+_TEXT: Final = str(Format.TEXT)
+
+
 def _tensor_in_text(blob: Blob, ctx: ScanContext) -> None:
     """An ONNX TensorProto that is all ASCII reads as text: ``onnx.load_tensor`` reads it all the same, and onnx
     releases before the location checks then read its external data wherever its locations lead. Text that may be
@@ -241,7 +246,7 @@ def _tensor_in_text(blob: Blob, ctx: ScanContext) -> None:
     """
     if (
         ctx.formats
-        and ctx.formats[-1] == str(Format.TEXT)
+        and ctx.formats[-1] == _TEXT
         and blob.seekable
         and may_be_tensor_proto(blob.head(HEAD), complete=blob.size is not None and blob.size <= HEAD)
     ):
@@ -359,8 +364,6 @@ def zip_tail(blob: Blob) -> int | None:
     """Where the central directory of a zip that ends ``blob`` starts (as ``zipfile`` finds it: the final 22 bytes
     as an end record without a comment, else the last end record in the final 64 KiB; a zip64 end record before a
     zip64 locator, where ``zipfile`` and miniz look, gives the directory's size), or None when there is none."""
-    from loopwarden.checks.models.zipfmt import EOCD_WINDOW, end_record
-
     size = blob.size or 0
     if size < 22:
         return None

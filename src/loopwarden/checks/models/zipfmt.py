@@ -22,6 +22,7 @@ from typing import Any, BinaryIO, Final, cast
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, DecompressReader, ScanContext, member_location, open_slice
+from loopwarden.checks.models.detect import EOCD_WINDOW, end_record
 from loopwarden.domain import Location, Severity
 
 __all__ = [
@@ -116,27 +117,6 @@ class ZipArchive:
     entries: list[ZipEntry] = field(default_factory=list)
     extra_ranges: list[tuple[int, int, str]] = field(default_factory=list)
     """(start, end, what) byte ranges that no member explains: prepended, gaps, appended."""
-
-
-EOCD_WINDOW: Final = 22 + (1 << 16)
-"""How many final bytes of a file ``zipfile`` searches for the end record: from ``size - 2**16 - 22`` on (one byte
-more than the longest comment allows for)."""
-
-
-def end_record(tail: bytes) -> int | None:
-    """Where in ``tail`` (a file's final bytes, at least ``min(size, EOCD_WINDOW)`` of them) the end record that
-    Python's ``zipfile`` reads starts, or None when it finds none. zipfile first takes the final 22 bytes when they
-    are an end record with no comment, whatever its fields hold (its counts may spell the signature again); else
-    the last signature in the final :data:`EOCD_WINDOW` bytes, if 22 bytes follow it. Every search for a zip at
-    the end of a file (the zip parser, a zip behind other content, a tar member's zip) goes through here, so that
-    they agree with zipfile and with each other."""
-    if tail[-22:-18] == _EOCD_SIG and tail[-2:] == b"\x00\x00":
-        return len(tail) - 22
-    window = tail[-EOCD_WINDOW:]
-    idx = window.rfind(_EOCD_SIG)
-    if idx < 0 or len(window) - idx < 22:
-        return None
-    return len(tail) - len(window) + idx
 
 
 def miniz_end_record(tail: bytes) -> int | None:
