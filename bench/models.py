@@ -564,12 +564,45 @@ def _round14_cases() -> dict[str, dict[str, bytes]]:
 
 def _round15_cases() -> dict[str, dict[str, bytes]]:
     """Round 15: a torch.package module that reaches ``os.system`` through ``os.__getattribute__``
-    (tests/corpus/test_round15_pysource.py)."""
-    return {
+    (tests/corpus/test_round15_pysource.py); Hydra configs in UTF-16 or with an escaped key, a sixth pickle after a
+    legacy checkpoint's five or after a MessagePack polyglot's five (a loader calling ``pickle.load`` in a loop
+    runs it), a zip whose end record lies at the edge of zipfile's search behind raw data, and a safetensors header
+    after JSON whitespace carrying a Hydra config (tests/corpus/test_round15_containers.py; the last three named
+    as an ONNX model's external data)."""
+    import pickle
+    import random
+    import struct
+    import tempfile
+
+    import _container_payloads as cp
+    import test_round15_containers as r15c
+
+    hydra = json.dumps({"model": {"_target_": "os.system", "command": "id"}})
+    five = cp.torch_legacy([pickle.dumps({}, protocol=2)])[:-32]
+    edge = r15c._zip_with_payload()
+    edge[-2:] = (65535).to_bytes(2, "little")
+    tensor = bytes(random.Random(15).getrandbits(8) for _ in range(1024))
+    header = b"  " + b'{"__metadata__":{"config":' + r15c._hydra_metadata() + b"}," + r15c._TENSOR + b"}"
+    named = {
+        "r15_msgpack_polyglot_sixth_pickle": r15c._stacked_msgpack(5, cp.evil_pickle()),
+        "r15_zip_end_record_at_search_edge": tensor + bytes(edge) + b"\x01" * 65536,
+        "r15_safetensors_header_after_whitespace": struct.pack("<Q", len(header)) + header + b"\x00" * 4,
+    }
+    cases: dict[str, dict[str, bytes]] = {
         "r15_torch_package_getattribute": {
             "model.pt": _exported_package("import os\nos.__getattribute__('sys' + 'tem')('true')\n")
         },
+        "r15_hydra_config_json_utf16": {"config.json": hydra.encode("utf-16")},
+        "r15_hydra_config_json_escaped_key": {
+            "config.json": hydra.replace('"_target_"', '"\\u005ftarget_"').encode()
+        },
+        "r15_legacy_torch_sixth_pickle": {"model.pt": five + cp.evil_pickle()},
     }
+    for key, raw in named.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            cp.onnx_naming_raw_data(Path(tmp), {"weights.bin": raw})
+            cases[key] = {f: (Path(tmp) / f).read_bytes() for f in ("weights.bin", "model.onnx")}
+    return cases
 
 
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
