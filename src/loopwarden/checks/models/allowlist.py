@@ -1739,7 +1739,10 @@ SCIPY_DIST_MODULES: Final = frozenset(
 )
 # a discrete distribution keeps vectorize(getattr(self, "_entropy")); rv_discrete(values=...) is an rv_sample
 _SCIPY_DIST_METHOD_RE: Final = r"^(?:[a-z][a-z0-9_]*_gen|rv_sample)\._entropy$"
-_SCIPY_DIST_RE: Final = r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|levy_stable_frozen|rv_histogram|rv_sample)$"
+_SCIPY_DIST_RE: Final = (
+    r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|levy_stable_frozen|rv_histogram"
+    r"|rv_sample)$"
+)
 # The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
 # shapes and materialise the module's own parameters.
 _LAZY_HOOK_RE: Final = r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$"
