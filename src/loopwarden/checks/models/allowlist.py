@@ -243,6 +243,9 @@ _DANGEROUS: Final[dict[str, dict[str, str | frozenset[str]]]] = {
         # evaluation of annotation strings: typing.get_type_hints evaluates planted __annotations__ text
         "typing": frozenset({"get_type_hints", "_eval_type", "evaluate_forward_ref", "ForwardRef"}),
         "annotationlib": _ALL,
+        # dataclasses builds method source from its arguments and exec()s it (_create_fn; _FuncBuilder from 3.13):
+        # a default-argument expression in that source runs when the function is defined
+        "dataclasses": frozenset({"_create_fn", "_FuncBuilder"}),
         # pandas: expression evaluation, IO, plugin loading and option setting; its data classes are allowed
         # below (class patterns for pandas.core.arrays/indexes/dtypes/internals, exact reconstructors)
         "pandas": frozenset(
