@@ -324,15 +324,22 @@ def test_keras_cve_2025_12058_lookup_vocabulary_path(tmp_path: Path, target: str
     assert_file_caught(scan_files(tmp_path, {"model.keras": archive}), "LW-MODEL-033")
 
 
-def test_keras_cve_2026_1669_weights_h5_external_storage(tmp_path: Path) -> None:
-    """CVE-2026-1669 (https://nvd.nist.gov/vuln/detail/CVE-2026-1669): the model.weights.h5 of a .keras archive
-    declares a dataset whose bytes are another file (HDF5 external storage); Keras < 3.13.1 read that file into
-    the weights."""
+@pytest.mark.parametrize("kind", ["external-storage", "virtual-dataset"])
+def test_keras_cve_2026_1669_and_12480_weights_h5_reading_other_files(tmp_path: Path, kind: str) -> None:
+    """The model.weights.h5 of a .keras archive declares a dataset whose bytes are another file, which Keras read
+    into the weights: HDF5 external storage (CVE-2026-1669, https://nvd.nist.gov/vuln/detail/CVE-2026-1669, Keras
+    < 3.13.1) and, past that fix, a virtual dataset over another HDF5 file (CVE-2026-12480,
+    https://nvd.nist.gov/vuln/detail/CVE-2026-12480, Keras <= 3.13.2)."""
     h5py = pytest.importorskip("h5py")
     weights = tmp_path / "w.h5"
     with h5py.File(weights, "w") as f:
         group = f.create_group("_layer_checkpoint_dependencies/dense/vars")
-        group.create_dataset("0", shape=(16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
+        if kind == "external-storage":
+            group.create_dataset("0", shape=(16,), dtype="u1", external=[("/etc/hostname", 0, 16)])
+        else:
+            layout = h5py.VirtualLayout(shape=(4,), dtype="u1")
+            layout[:] = h5py.VirtualSource("/home/user/secret.h5", "data", shape=(4,))
+            group.create_virtual_dataset("0", layout)
     config = {"module": "keras", "class_name": "Sequential", "config": {"layers": []}}
     archive = cp.zip_of(
         {
@@ -350,3 +357,37 @@ def test_keras_cve_2026_12481_lambda_outside_safe_mode_scope(tmp_path: Path) -> 
     unmarshalled the Lambda's bytecode. The Lambda layer is reported whoever deserializes the config."""
     archive = cp.keras_zip(cp.keras_lambda_config())
     assert_file_caught(scan_files(tmp_path, {"model.keras": archive}), "LW-MODEL-032", Severity.CRITICAL)
+
+
+@pytest.mark.parametrize("holder", ["submodel", "wrapper"])
+def test_modelscan_343_lambda_nested_below_the_top_level(tmp_path: Path, holder: str) -> None:
+    """modelscan looked for Lambda layers in the top-level layer list only; a Lambda inside a nested Functional
+    submodel, or held by a wrapper layer (TimeDistributed's "layer"), scanned clean and ran on load
+    (https://github.com/protectai/modelscan/issues/343). The config walk is recursive."""
+    lambda_layer = cp.keras_lambda_config()["config"]["layers"][1]  # type: ignore[index]
+    if holder == "submodel":
+        inner = {
+            "module": "keras",
+            "class_name": "Functional",
+            "config": {"name": "inner", "layers": [lambda_layer]},
+        }
+    else:
+        inner = {
+            "module": "keras.layers",
+            "class_name": "TimeDistributed",
+            "config": {"name": "td", "layer": lambda_layer},
+        }
+    config = {
+        "module": "keras",
+        "class_name": "Functional",
+        "config": {
+            "name": "outer",
+            "layers": [
+                {"module": "keras.layers", "class_name": "InputLayer", "config": {"batch_shape": [None, 2]}},
+                inner,
+            ],
+        },
+    }
+    assert_file_caught(
+        scan_files(tmp_path, {"model.keras": cp.keras_zip(config)}), "LW-MODEL-032", Severity.CRITICAL
+    )
