@@ -43,7 +43,8 @@ from test_pickle_bypasses import (
 )
 
 from loopwarden.checks.models.pickle_vm import PickleResult
-from loopwarden.domain import Severity
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, Verdict
 
 APPEND = b"a"
 SETITEM = b"s"
@@ -391,3 +392,63 @@ def test_modelscan_343_lambda_nested_below_the_top_level(tmp_path: Path, holder:
     assert_file_caught(
         scan_files(tmp_path, {"model.keras": cp.keras_zip(config)}), "LW-MODEL-032", Severity.CRITICAL
     )
+
+
+# ------------------------------------------------- confirmed miss: kept scikit-learn functions called at load
+
+# sklearn.cluster's single k-means runs and the passthrough scorer were on the allow-list by name, so a pickle could
+# call them; real pickles only keep them (BisectingKMeans._kmeans_single, a search's scorer). The k-means runs hand
+# their arrays to Cython loops that trust the shapes: centers narrower than X make them write past the heap block.
+_KEPT_SKLEARN = [
+    ("sklearn.cluster._kmeans", "_kmeans_single_lloyd"),
+    ("sklearn.cluster._kmeans", "_kmeans_single_elkan"),
+    ("sklearn.metrics._scorer", "_passthrough_scorer"),
+]
+
+
+@pytest.mark.parametrize(("module", "name"), _KEPT_SKLEARN)
+def test_kept_sklearn_function_called_while_loading(module: str, name: str) -> None:
+    """Calling one of these functions while loading is reported (LW-MODEL-005); keeping it is not (below)."""
+    result = scan(call(module, name, EMPTY_LIST, EMPTY_LIST, EMPTY_LIST))
+    assert_caught(result, f"{module}.{name}")
+    assert "LW-MODEL-005" in _rule_ids(result), result
+
+
+@pytest.mark.parametrize(("module", "name"), _KEPT_SKLEARN)
+def test_kept_sklearn_function_as_an_attribute_stays_clean(module: str, name: str) -> None:
+    """The same function kept in an object's state, as BisectingKMeans and the searches keep theirs."""
+    state = EMPTY_DICT + u("_kmeans_single") + sglob(module, name) + SETITEM
+    payload = proto(4) + reduce_of("types", "SimpleNamespace") + state + BUILD + STOP
+    result = scan(payload)
+    assert not result.findings, result
+
+
+@pytest.mark.parametrize("name", ["_kmeans_single_lloyd", "_kmeans_single_elkan"])
+def test_kmeans_single_run_with_narrow_centers_crashes_the_loader(tmp_path: Path, name: str) -> None:
+    """Confirmed with scikit-learn 1.9: pickle.load of this call (X 16x4096, centers 2x1) wrote past the centers'
+    heap block and the child died of SIGSEGV; the file was reported clean before this round."""
+    np = pytest.importorskip("numpy")
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    import pickle
+    import subprocess
+    import sys
+
+    fn = getattr(kmeans, name)
+
+    class _Call:
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return (fn, (np.full((16, 4096), 7.0), np.ones(16), np.ones((2, 1))))
+
+    path = tmp_path / "kmeans.pkl"
+    path.write_bytes(pickle.dumps(_Call(), protocol=4))
+    result = scan_paths([str(path)], jobs=1).targets[0]
+    assert result.verdict is not Verdict.CLEAN, result
+    assert "LW-MODEL-005" in {f.rule_id for f in result.findings}, result
+    code = "import pickle, sys; pickle.load(open(sys.argv[1], 'rb'))"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, timeout=120, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return  # a corrupted heap can also leave the child hanging: it did not load normally either
+    assert done.returncode != 0, done

@@ -1534,6 +1534,13 @@ _REBUILD_ONLY: Final = frozenset(
         "gensim.models.ldaseqmodel.sslm",
         # a higher-order function: called, it calls its first argument (any callable the pickle hands it)
         "gensim.models.tfidfmodel.precompute_idfs",
+        # scikit-learn functions an estimator keeps as a parameter (BisectingKMeans._kmeans_single, a search's
+        # scorer_), never called by a pickle. Called, the k-means runs hand their arrays to Cython loops that trust
+        # the shapes (no bounds checks): centers narrower than X made pickle.load write past the heap block
+        # (glibc aborted, SIGSEGV). The passthrough scorer calls the score method of whatever object it is handed
+        "sklearn.cluster._kmeans._kmeans_single_lloyd",
+        "sklearn.cluster._kmeans._kmeans_single_elkan",
+        "sklearn.metrics._scorer._passthrough_scorer",
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
         # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful
