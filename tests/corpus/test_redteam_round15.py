@@ -1,10 +1,12 @@
 """Round 15: published bypasses of picklescan, modelscan, fickling and modelaudit, and Keras advisories, that no
-earlier corpus file cites.
+earlier corpus file cites, and one miss found while auditing the allow-list they point at.
 
-Every case here was already caught when this round started, except that ``dataclasses._create_fn`` (an ``exec`` of
-generated source) was reported as an unlisted standard-library callable (high) and is now a known code-execution
-callable (critical). Each test cites the advisory, pull request or write-up it comes from; payloads are built here
-as opcodes or configuration and only ever scanned, never loaded.
+Every published case here was already caught when this round started, except that ``dataclasses._create_fn`` (an
+``exec`` of generated source) was reported as an unlisted standard-library callable (high) and is now a known
+code-execution callable (critical). Each test cites the advisory, pull request or write-up it comes from; payloads
+are built here as opcodes or configuration and only scanned. The miss (last section): scikit-learn functions the
+allow-list admitted by name so that estimators may keep them could also be called by a pickle, and the k-means runs
+among them corrupt the heap on inconsistent arrays; that test also runs the real loader, in a child process.
 """
 
 from __future__ import annotations
