@@ -157,7 +157,7 @@ def test_picklescan_ghsa_655q_fx9r_782v_partial_of_torch_load() -> None:
 # a callable the pickle hands to a dispatcher (a call proxy, an iterator forced by tuple(), a cleanup or exit hook,
 # a scheduler, an executor) or reaches a known sink under another module's name. Built here by code, marker write
 # (pathlib.Path.touch) as the effect.
-_MARKER = reduce_of("pathlib", "PosixPath", u("/"), u("tmp"), u("round15_marker"))
+_MARKER = reduce_of("pathlib", "PosixPath", u("marker_dir"), u("round15_marker"))
 _TOUCH = sglob("pathlib", "Path.touch")
 
 
@@ -273,7 +273,7 @@ _BYPASS_GAME: dict[str, tuple[bytes, str]] = {
             "dataclasses",
             "_create_fn",
             u("x"),
-            EMPTY_LIST + u("a=open('/tmp/round15_marker','w')") + APPEND,
+            EMPTY_LIST + u("a=open('round15_marker','w')") + APPEND,
             EMPTY_LIST + u("return 1") + APPEND,
         ),
         "dataclasses._create_fn",
