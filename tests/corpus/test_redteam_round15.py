@@ -454,3 +454,29 @@ def test_kmeans_single_run_with_narrow_centers_crashes_the_loader(tmp_path: Path
     except subprocess.TimeoutExpired:
         return  # a corrupted heap can also leave the child hanging: it did not load normally either
     assert done.returncode != 0, done
+
+
+# ------------------------------------------------------------------- a module of primitives under a private alias
+
+
+@pytest.mark.parametrize(
+    ("module", "qual", "reached"),
+    [
+        ("random", "_os.system", "os.system"),
+        ("argparse", "_os.system", "os.system"),
+        ("tempfile", "_os.system", "os.system"),
+        ("threading", "_os.system", "os.system"),
+        ("collections", "_sys.modules", "sys.modules"),
+    ],
+)
+def test_a_module_of_primitives_under_a_private_alias_is_critical(
+    module: str, qual: str, reached: str
+) -> None:
+    """``random`` imports os as ``_os``: the dotted name ``random._os.system`` reaches os.system as
+    ``pathlib.os.system`` does. It was an unlisted callable (high); the attribute path is now followed through the
+    alias (LW-MODEL-007, critical)."""
+    result = scan(proto(4) + reduce_of(module, qual, u("id")) + STOP)
+    assert any(
+        f.rule_id == "LW-MODEL-007" and f.severity is Severity.CRITICAL and reached in f.message
+        for f in result.findings
+    ), result

@@ -2248,19 +2248,31 @@ def _traversal(module: str, qual: str) -> Classification | None:
         )
     if len(comps) < 2:
         return None
-    # Any attribute along the path may be a module imported by the first one (pathlib.os, numpy.core.sys ...).
+    # Any attribute along the path may be a module imported by the first one (pathlib.os, numpy.core.sys ...), also
+    # under a private alias (random and tempfile import os as _os, argparse and collections sys as _sys).
     for i in range(len(comps) - 1):
-        mod = canonical_module(".".join(comps[: i + 1]))
         rest = ".".join(comps[i + 1 :])
-        cat = _dangerous_category(mod, rest)
-        if cat is not None or mod.split(".", 1)[0] in ("os", "sys", "builtins", "subprocess", "importlib"):
-            return Classification(
-                False,
-                RULE_TRAVERSAL,
-                Severity.CRITICAL,
-                cat or EXEC,
-                f"attribute path reaches {mod}.{rest}",
-            )
+        prefix = comps[: i + 1]
+        spellings = [".".join(prefix)]
+        if prefix[-1].startswith("_") and prefix[-1].lstrip("_"):
+            spellings.append(".".join([*prefix[:-1], prefix[-1].lstrip("_")]))
+        for spelled in spellings:
+            mod = canonical_module(spelled)
+            cat = _dangerous_category(mod, rest)
+            if cat is not None or mod.split(".", 1)[0] in (
+                "os",
+                "sys",
+                "builtins",
+                "subprocess",
+                "importlib",
+            ):
+                return Classification(
+                    False,
+                    RULE_TRAVERSAL,
+                    Severity.CRITICAL,
+                    cat or EXEC,
+                    f"attribute path reaches {mod}.{rest}",
+                )
     return None
 
 
