@@ -2319,6 +2319,10 @@ class _VM:
             return made
         if type(func) is _Wrapper:
             return self._call_wrapper(func, args, off, how)
+        if self.prefix and type(func) in _NEVER_CALLABLE:
+            # bytes of another format read as opcodes (joblib's object array streams read with the outer memo take
+            # a string where they wrote a class): calling a constant raises TypeError, the loader stops here
+            raise _MalformedError(f"call of a {type(func).__name__} constant", off)
         # Calling a module, a call result, an unknown value: the callable was built at load time.
         desc = _describe(func)
         self.coll.hit(
@@ -2940,6 +2944,21 @@ class _VM:
                 # inherited (those pair at random when another reading's bytes are read from the wrong stack)
                 taken = self.fetched.keys() | self.inherited
                 literal = id(module) not in taken and id(name) not in taken
+                if (
+                    not literal
+                    and id(name) not in taken
+                    and name in _NUMPY_REFETCHED
+                    and not self.coll.classify(module, name).allowed
+                ):
+                    # numpy's array pickling writes its module string once and takes it from the stream's own memo
+                    # for the dtype (and a scalar element's) global. joblib pickles an object array as a stream of
+                    # its own, whose memo numbers restart at 0 (it reads it with a fresh unpickler); a plain
+                    # loader reads it on with the outer memo and looks 'dtype' up in whatever outer string has
+                    # that number ('pandas', 'NumpyArrayWrapper', a user's 'os'). Only numpy's object has these
+                    # names: elsewhere the lookup fails (or finds torch.dtype, pyarrow.scalar, which build
+                    # nothing), so the loader gets numpy's or stops. Read on as numpy's (the superset).
+                    stack.append(self._global(_NUMPY_REFETCHED[name], name, off, "STACK_GLOBAL"))
+                    return stack
             stack.append(self._global(module, name, off, "STACK_GLOBAL", literal))
             return stack
         if self.prefix and not any(type(v) is _Call and id(v) not in self.inherited for v in (module, name)):
@@ -6480,6 +6499,13 @@ def _placement(value: Any) -> list[int] | None:
 
 
 _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
+
+_NEVER_CALLABLE: Final = frozenset({str, bytes, int, float, bool, type(None), tuple})
+"""Types of the constants opcodes push as they are (never a subclass): no instance is callable."""
+
+_NUMPY_REFETCHED: Final = {"dtype": "numpy", "scalar": "numpy.core.multiarray"}
+"""The globals numpy's array pickling names with a module string taken from its memo, and numpy's module for them
+(see ``_VM._op_stack_global``)."""
 _NOT_AN_INDEX: Final = frozenset(
     {str, bytes, bytearray, float, type(None), tuple, list, dict, set, frozenset}
 )
