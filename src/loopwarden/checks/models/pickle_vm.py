@@ -1759,7 +1759,10 @@ class _VM:
                                 self._tensor_geometry(func.canon, args, r.base + p - 1)
                             elif func.canon in _SPARSE_REBUILDS:
                                 self._sparse_indices(args, r.base + p - 1)
-                            stack[-1] = _Call(func, args)
+                            stack[-1] = made = _Call(func, args)
+                            if func.canon in _ARRAY_ALLOCATORS:
+                                # numpy.ndarray((n,), "f8") by REDUCE allocates as _call's callers do
+                                self._allocation(func.canon, made, args, None, r.base + p - 1)
                         else:
                             r.p = p
                             stack[-1] = call(func, args, r.base + p - 1, "REDUCE")
@@ -4298,6 +4301,11 @@ class _VM:
         dims = (shape,) if type(shape) is int else shape
         if type(dims) is tuple and any(type(d) is int and d == 0 for d in dims):
             return  # no elements (numpy pickles every array from _reconstruct(cls, (0,), b"b"))
+        dtype = given[shape_at + 1] if len(given) > shape_at + 1 else None
+        if dtype is None and type(kwargs) is _Dict:
+            dtype = kwargs.get("dtype")
+        if _zero_filled(dtype):
+            return
         self.unfilled[id(made)] = (made, off)
 
     def _unfilled_arrays(self) -> None:
@@ -6516,6 +6524,7 @@ _NPY_OBJECT_FLAGS: Final = 0x1B
 """``NPY_ITEM_REFCOUNT | NPY_LIST_PICKLE | NPY_NEEDS_INIT | NPY_NEEDS_PYAPI``: numpy sets all of them on every dtype
 that holds objects (it writes 0x1B or 0x3F)."""
 _NPY_LIST_PICKLE: Final = 0x02
+_NPY_NEEDS_INIT: Final = 0x08
 _NODE_CHUNK: Final = 1 << 20
 _NODE_KINDS: Final = {
     # scikit-learn's Tree nodes (NODE_DTYPE): a leaf has both children -1
@@ -7008,6 +7017,46 @@ def _small_int_code(dtype: Any) -> Literal["b", "h", "i", "q"] | None:
     if code is None or type(state) is not tuple or len(state) < 2 or state[1] not in ("<", "=", "|"):
         return None
     return code
+
+
+_OBJECT_SPECS: Final = frozenset({"O", "O8", "|O", "|O8", "object"})
+"""Spellings of numpy's object dtype (``np.dtype(spec)``, a ``_reconstruct`` typecode)."""
+
+
+def _zero_filled(dtype: Any, depth: int = 0) -> bool:
+    """Whether numpy zero-fills the elements of an array it allocates with ``dtype`` (the dtype argument that
+    follows the shape): numpy's object dtype carries ``NPY_NEEDS_INIT``, so ``ndarray.__new__``, ``_reconstruct``
+    and ``_mareconstruct`` calloc its slots, which read back as None. A dtype rebuilt from a pickle has the flags
+    its BUILD state gave it (numpy takes them as they are, see ``_VM._dtype_state``): the allocation is zeroed only
+    if they hold ``NPY_NEEDS_INIT`` when it is made. Structured dtypes and anything else stay unfilled (reported)."""
+    kind = type(dtype)
+    if kind is str:
+        return dtype in _OBJECT_SPECS
+    if kind is bytes:
+        return dtype.decode("latin-1") in _OBJECT_SPECS
+    if kind is _Ref:
+        return dtype.canon in ("builtins.object", "numpy.object_")
+    if (
+        kind is not _Call
+        or type(dtype.func) is not _Ref
+        or dtype.func.canon not in _DTYPE_CTORS
+        or not dtype.args
+    ):
+        return False
+    spec = dtype.args[0]
+    if type(spec) is _Call:
+        return depth < 8 and _zero_filled(spec, depth + 1)  # numpy.dtype(d) is d itself
+    if not _zero_filled(spec, depth + 1):
+        return False
+    state = dtype.state
+    if state is None:
+        return True  # numpy's own flags for the object dtype (0x3F)
+    return (
+        type(state) is tuple
+        and len(state) >= 8
+        and type(state[7]) is int
+        and bool(state[7] & _NPY_NEEDS_INIT)
+    )
 
 
 _ARRAY_ALLOCATORS: Final[dict[str, tuple[int, int | None, tuple[str, ...]]]] = {
