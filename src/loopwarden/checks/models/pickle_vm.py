@@ -3156,6 +3156,19 @@ class _VM:
                     )
                 if cls is not None:
                     self._class_state(cls, state, off)
+                    if _pandas_index(cls):
+                        desc = _describe(obj)
+                        self.coll.hit(
+                            RULE_TENSOR,
+                            Severity.HIGH,
+                            "pandas.Index:state",
+                            f"BUILD gives the pandas index {desc} a state, which replaces its attributes (_range, "
+                            "_data): what holds the index (a Series' or DataFrame's manager, a CategoricalDtype) was "
+                            "checked against the length it had, and pandas reads the values at every position of "
+                            "the new one unchecked. pandas pickles indexes by their _new_* rebuild, with no state",
+                            off,
+                            self._ev({"state": _short(state)}),
+                        )
                 if cls == _PARTIAL_WRAPPER:
                     self._partial_wrapper_state(state, off)
                 if func.canon in _DTYPE_CTORS:
@@ -3166,6 +3179,14 @@ class _VM:
                     self._node_owner(obj, cls, state, off)
                 elif cls is not None and cls.startswith("scipy.sparse."):
                     self._sparse_state(cls, state, off)
+                elif cls in _PANDAS_MANAGERS:
+                    self._state_problem(
+                        cls,
+                        self._manager_problem(state),
+                        "pandas.BlockManager:rows",
+                        "with {}: pandas reads the values at every index position without a bounds check",
+                        off,
+                    )
                 elif (
                     cls in _SKLEARN_NEWOBJ
                     and type(obj.args) is tuple
@@ -4069,6 +4090,36 @@ class _VM:
         if count is None:
             return "?categories the scanner cannot count"
         return None if high < count else f"a code {high} for {count} categories"
+
+    def _manager_problem(self, state: Any) -> str | None:
+        """What is wrong with the rows of a pandas ``BlockManager``'s (a DataFrame's) or ``SingleBlockManager``'s
+        (a Series') ``__setstate__`` state. Unlike the constructor, which pandas' pickles of today call, the
+        '0.14.1' state (still read, and written by pandas before 3) is taken as it is: ``_verify_integrity``
+        never runs, so a block whose values have fewer rows than the index makes ``repr``, ``reindex`` and the
+        Cython takes read past the values (heap addresses printed, a crash for objects: shown with pandas 3.1).
+        Values or an index whose length the scanner cannot tell are left to the other checks."""
+        if type(state) is not tuple or len(state) < 4 or type(state[3]) is not _Dict:
+            return None  # pandas raises NotImplementedError
+        extra = state[3].get("0.14.1")
+        if type(extra) is not _Dict:
+            return None
+        axes, blocks = extra.get("axes"), extra.get("blocks")
+        if type(axes) not in (list, tuple) or not axes or type(blocks) not in (list, tuple):
+            return None
+        rows = self._values_length(axes[-1], 0)
+        if rows is None:
+            return None
+        for block in blocks[:_MAX_CONTAINER]:
+            values = block.get("values") if type(block) is _Dict else _UNKNOWN
+            part = self._array_of(values)
+            if part is not None:
+                shape = part[1]
+                count = shape[-1] if type(shape) is tuple and shape and type(shape[-1]) is int else None
+            else:
+                count = self._values_length(values, 0)
+            if count is not None and count != rows:
+                return f"block values of {count} rows for an index of {rows}"
+        return None
 
     def _categories_length(self, dtype: Any) -> int | None:
         """How many categories a ``CategoricalDtype`` built in this stream holds: an ``Index`` made by
@@ -6467,6 +6518,18 @@ def _arrow_bytes(buffer: Any) -> bytes | None:
     return value if type(value) is bytes else None
 
 
+def _pandas_index(cls: str) -> bool:
+    """Whether ``cls`` (an instance's class or the function that made it) is a pandas index: an ``Index`` class
+    or one of pandas' ``_new_Index``-style rebuilds."""
+    module, _, name = cls.rpartition(".")
+    return module.startswith("pandas") and (
+        name.endswith("Index") or (module.startswith("pandas.core.indexes.") and name.startswith("_new_"))
+    )
+
+
+_PANDAS_MANAGERS: Final = frozenset(
+    {"pandas.core.internals.managers.BlockManager", "pandas.core.internals.managers.SingleBlockManager"}
+)
 _PANDAS_BLOCKS: Final = frozenset(
     {"pandas._libs.internals._unpickle_block", "pandas.core.internals.blocks.new_block"}
 )
