@@ -6521,6 +6521,8 @@ def _arrow_bytes(buffer: Any) -> bytes | None:
 def _pandas_index(cls: str) -> bool:
     """Whether ``cls`` (an instance's class or the function that made it) is a pandas index: an ``Index`` class
     or one of pandas' ``_new_Index``-style rebuilds."""
+    if not cls.startswith("pandas"):
+        return False
     module, _, name = cls.rpartition(".")
     return module.startswith("pandas") and (
         name.endswith("Index") or (module.startswith("pandas.core.indexes.") and name.startswith("_new_"))
