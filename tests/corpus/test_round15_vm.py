@@ -76,7 +76,23 @@ def _object_payloads() -> dict[str, Any]:
         "scalars": {"k": np.array([np.float64(2.0), np.int32(3), "x"], dtype=object)},
         # the second date takes the date class from the memo: an outer string, called
         "dates_index": pd.Index([datetime.date(2020, 1, 1), datetime.date(2020, 1, 2)], dtype=object),
+        # numpy scalars and arrays in an index: the misread memo gives an outer dict, called
+        "scalars_index": pd.Index(_objects([np.float64(1.0), np.int64(2)])),
+        "arrays_index": pd.Index(_objects([np.arange(2), np.arange(3)])),
+        # two elements: the array's state holds a 2-item list, which is no attribute pair to ndarray.__setstate__
+        "arrays": {"k": _objects([np.arange(2), np.arange(3)])},
+        "timestamps": [_objects([pd.Timestamp("2020"), pd.Timestamp("2021")])],
     }
+
+
+def _objects(items: list[Any]) -> Any:
+    """An object array holding ``items`` as they are (numpy would stack arrays of one shape)."""
+    import numpy as np
+
+    made = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        made[i] = item
+    return made
 
 
 @pytest.mark.parametrize("compress", _compressions(), ids=str)
@@ -187,6 +203,29 @@ def test_a_name_only_the_misread_pairing_builds_is_still_reported(tmp_path: Path
         check=False,
     )
     assert marker.exists(), run.stderr  # pickle.load ran os.system
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_object_arrays_of_two_elements_pickled_plainly_are_clean(protocol: int) -> None:
+    pd = pytest.importorskip("pandas")
+    np = pytest.importorskip("numpy")
+    for items in ([np.arange(2), np.arange(3)], [pd.Timestamp("2020"), pd.Timestamp("2021")]):
+        assert _clean(analyze_pickle_bytes(pickle.dumps(_objects(items), protocol=protocol)))
+
+
+def test_a_state_pair_on_an_array_subclass_of_another_module_is_still_judged() -> None:
+    """Only numpy's own array classes take the state by their C __setstate__: a class of another module made by
+    _reconstruct is judged as any instance (here its state plants __setstate__)."""
+    data = (
+        b"\x80\x02"
+        + _g("numpy.core.multiarray", "_reconstruct")
+        + _g("mypkg.arrays", "Sub")
+        + b"K\x00\x85C\x01b\x87R}X\x0c\x00\x00\x00__setstate__"
+        + _g("os", "system")
+        + b"sb."
+    )
+    findings = analyze_pickle_bytes(data).findings
+    assert any(f.severity >= Severity.HIGH and "__setstate__" in f.message for f in findings), findings
 
 
 # --- numpy.ndarray(shape, dtype) by REDUCE ------------------------------------------------------------------------

@@ -3098,7 +3098,8 @@ class _VM:
         obj = stack[-1]
         if self.lr_made:
             self._lr_build(obj, state)
-        self._check_state_keys(state, off, "BUILD", obj)
+        if not _numpy_array_setstate(obj):
+            self._check_state_keys(state, off, "BUILD", obj)
         if self.prefix:
             self._judge_handed((state,), off, "kept in a BUILD state")
         if self.planted:
@@ -6573,8 +6574,9 @@ def _placement(value: Any) -> list[int] | None:
 
 _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
 
-_NEVER_CALLABLE: Final = frozenset({str, bytes, int, float, bool, type(None), tuple})
-"""Types of the constants opcodes push as they are (never a subclass): no instance is callable."""
+_NEVER_CALLABLE: Final = frozenset({str, bytes, int, float, bool, type(None), tuple, list, _Dict})
+"""Types of the values opcodes push as they are (never a subclass; the VM's lists and ``_Dict`` values are the
+lists and dicts of LIST/DICT opcodes): no instance is callable."""
 
 _NUMPY_REFETCHED: Final = {"dtype": "numpy", "scalar": "numpy.core.multiarray"}
 """The globals numpy's array pickling names with a module string taken from its memo, and numpy's module for them
@@ -7026,6 +7028,19 @@ def _constant_item(args: tuple[Any, ...]) -> Any:
     ):
         return container.get(key)
     return _UNKNOWN
+
+
+def _numpy_array_setstate(obj: Any) -> bool:
+    """Whether a BUILD on ``obj`` calls numpy's own array ``__setstate__`` (``ndarray``'s C one, or
+    ``MaskedArray``'s, which hands it on), which reads a version tuple and sets no attribute: its state is no
+    ``__dict__`` update, so the pairs in it (an object array of two elements is a 2-item list) name nothing. A
+    ``_reconstruct`` of a class of another module keeps that class's ``__setstate__``, and is judged."""
+    if type(obj) is not _Call or type(obj.func) is not _Ref:
+        return False
+    if obj.func.canon in _ARRAY_REBUILDS:
+        first = obj.args[0] if obj.args else None
+        return type(first) is _Ref and first.canon in _NDARRAY_CLASSES
+    return _instance_class(obj) in _NDARRAY_CLASSES
 
 
 def _rebuild_kind(obj: _Call) -> str | None:
