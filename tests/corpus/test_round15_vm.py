@@ -361,3 +361,44 @@ def test_a_late_build_on_a_series_index_is_reported() -> None:
     assert not analyze_pickle_bytes(data).findings
     code, out = _killed_or_output(edited, "print(len(loaded), len(loaded.values))")
     assert (code, out.split()) == (0, ["100000", "3"])
+
+
+class _FakeManager:
+    """Pickled as pandas' BlockManager is in its '0.14.1' form (NEWOBJ, then BUILD of that state); the class's
+    name is swapped for pandas' own in the bytes."""
+
+    def __init__(self, rows: int) -> None:
+        self.rows = rows
+
+    def __reduce_ex__(self, protocol: Any) -> tuple[Any, ...]:
+        import copyreg
+
+        np = pytest.importorskip("numpy")
+        pd = pytest.importorskip("pandas")
+        values = np.arange(6, dtype=np.int64).reshape(2, 3)
+        columns = pd.Index(["a", "b"])
+        axes = [columns, pd.RangeIndex(self.rows)]
+        blocks = [{"values": values, "mgr_locs": slice(0, 2, 1)}]
+        return (
+            copyreg.__newobj__,
+            (type(self),),
+            (axes, [values], [columns], {"0.14.1": {"axes": axes, "blocks": blocks}}),
+        )
+
+
+def _frame_manager(rows: int) -> bytes:
+    data = pickle.dumps(_FakeManager(rows), protocol=2)
+    name = f"c{__name__}\n_FakeManager\n".encode()
+    assert name in data
+    return data.replace(name, b"cpandas.core.internals.managers\nBlockManager\n")
+
+
+def test_a_frame_manager_whose_index_is_longer_than_its_values_is_reported() -> None:
+    pytest.importorskip("pandas")
+    assert _clean(analyze_pickle_bytes(_frame_manager(3)))  # its state is no attribute pair (columns, index)
+    long = _frame_manager(100000)
+    assert _rows_reported(long)
+    code, out = _killed_or_output(
+        long, "import pandas as pd; print(pd.DataFrame._from_mgr(loaded, axes=loaded.axes).shape)"
+    )
+    assert (code, out.strip()) == (0, "(100000, 2)")

@@ -3098,7 +3098,7 @@ class _VM:
         obj = stack[-1]
         if self.lr_made:
             self._lr_build(obj, state)
-        if not _numpy_array_setstate(obj):
+        if not _tuple_setstate(obj):
             self._check_state_keys(state, off, "BUILD", obj)
         if self.prefix:
             self._judge_handed((state,), off, "kept in a BUILD state")
@@ -7030,17 +7030,19 @@ def _constant_item(args: tuple[Any, ...]) -> Any:
     return _UNKNOWN
 
 
-def _numpy_array_setstate(obj: Any) -> bool:
-    """Whether a BUILD on ``obj`` calls numpy's own array ``__setstate__`` (``ndarray``'s C one, or
-    ``MaskedArray``'s, which hands it on), which reads a version tuple and sets no attribute: its state is no
-    ``__dict__`` update, so the pairs in it (an object array of two elements is a 2-item list) name nothing. A
-    ``_reconstruct`` of a class of another module keeps that class's ``__setstate__``, and is judged."""
+def _tuple_setstate(obj: Any) -> bool:
+    """Whether a BUILD on ``obj`` calls a ``__setstate__`` that reads its own tuple and sets no attribute from it:
+    numpy's array classes (``ndarray``'s C one, or ``MaskedArray``'s, which hands it on) and pandas' block
+    managers (``(axes, values, items, {'0.14.1': ...})``). Their state is no ``__dict__`` update, so the pairs in
+    it (an object array of two elements is a 2-item list, a DataFrame's axes are columns and index) name nothing.
+    A ``_reconstruct`` of a class of another module keeps that class's ``__setstate__``, and is judged."""
     if type(obj) is not _Call or type(obj.func) is not _Ref:
         return False
     if obj.func.canon in _ARRAY_REBUILDS:
         first = obj.args[0] if obj.args else None
         return type(first) is _Ref and first.canon in _NDARRAY_CLASSES
-    return _instance_class(obj) in _NDARRAY_CLASSES
+    cls = _instance_class(obj)
+    return cls in _NDARRAY_CLASSES or cls in _PANDAS_MANAGERS
 
 
 def _rebuild_kind(obj: _Call) -> str | None:
