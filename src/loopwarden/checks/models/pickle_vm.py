@@ -1760,8 +1760,10 @@ class _VM:
                             elif func.canon in _SPARSE_REBUILDS:
                                 self._sparse_indices(args, r.base + p - 1)
                             stack[-1] = made = _Call(func, args)
-                            if func.canon in _ARRAY_ALLOCATORS:
-                                # numpy.ndarray((n,), "f8") by REDUCE allocates as _call's callers do
+                            alloc = _ARRAY_ALLOCATORS.get(func.canon)
+                            if alloc is not None and len(args) > alloc[0] and args[alloc[0]] != (0,):
+                                # numpy.ndarray((n,), "f8") by REDUCE allocates as _call's callers do; numpy's
+                                # pickles allocate (0,) for every array and fill it by BUILD
                                 self._allocation(func.canon, made, args, None, r.base + p - 1)
                         else:
                             r.p = p
