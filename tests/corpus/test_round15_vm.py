@@ -402,3 +402,22 @@ def test_a_frame_manager_whose_index_is_longer_than_its_values_is_reported() -> 
         long, "import pandas as pd; print(pd.DataFrame._from_mgr(loaded, axes=loaded.axes).shape)"
     )
     assert (code, out.strip()) == (0, "(100000, 2)")
+
+
+def test_a_misread_module_whose_import_runs_code_is_still_reported(tmp_path: Path) -> None:
+    """The misread dtype is read as numpy's only where the import is inert: ``this`` prints the Zen of Python when
+    pickle.load imports it (before looking 'dtype' up and failing)."""
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "zen.joblib"
+    joblib.dump(["alpha", "beta", "this", np.array([], dtype=object)], path)
+    verdict, findings, _ = _scan(path)
+    assert verdict is Verdict.FINDINGS and any("this.dtype" in f.message for f in findings), findings
+    run = subprocess.run(
+        [sys.executable, "-c", f"import pickle; pickle.load(open({str(path)!r}, 'rb'))"],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert "Beautiful is better than ugly" in run.stdout.decode()
+    assert "AttributeError" in run.stderr.decode()

@@ -33,6 +33,7 @@ import itertools
 import math
 import re
 import struct
+import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -1466,6 +1467,9 @@ class _VM:
         self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
+        self.imported: set[str] = (
+            set()
+        )  # modules of the names this reading resolved (the loader imported them)
         self.planted = False  # some instance's state stored a callable as an attribute (see _plant)
         self._pair_cache: dict[int, tuple[Any, _Dict]] = {}  # see _pairs
         self._forward_seen: dict[tuple[int, str], Any] = {}  # states _forwarded searched (held: ids stay)
@@ -2911,6 +2915,7 @@ class _VM:
             written = f"{module}.{name}"
             module = _compat_pickle.IMPORT_MAPPING[module]
         ref = _Ref(module, name)
+        self.imported.add(module)
         if self.prefix and not known_top_module(module):
             # another format's bytes ("certifi\nnumpy" in a requirements.txt): a module no model environment
             # has is not judged, and the reading goes on as if it had been found and were harmless (a loader that
@@ -2954,6 +2959,7 @@ class _VM:
                     and id(name) not in taken
                     and name in _NUMPY_REFETCHED
                     and not self.coll.classify(module, name).allowed
+                    and (module in self.imported or _inert_import(module))
                 ):
                     # numpy's array pickling writes its module string once and takes it from the stream's own memo
                     # for the dtype (and a scalar element's) global. joblib pickles an object array as a stream of
@@ -2961,7 +2967,8 @@ class _VM:
                     # loader reads it on with the outer memo and looks 'dtype' up in whatever outer string has
                     # that number ('pandas', 'NumpyArrayWrapper', a user's 'os'). Only numpy's object has these
                     # names: elsewhere the lookup fails (or finds torch.dtype, pyarrow.scalar, which build
-                    # nothing), so the loader gets numpy's or stops. Read on as numpy's (the superset).
+                    # nothing), so the loader gets numpy's or stops. Read on as numpy's (the superset), when
+                    # importing that module runs nothing new: it was imported already, or it imports inertly
                     stack.append(self._global(_NUMPY_REFETCHED[name], name, off, "STACK_GLOBAL"))
                     return stack
             stack.append(self._global(module, name, off, "STACK_GLOBAL", literal))
@@ -5938,6 +5945,7 @@ class _VM:
         shadow.judge_calls = False
         shadow.fetched = {}
         shadow.careful = True  # the memo reads are followed (see fetched)
+        shadow.imported = set(self.imported)
         stack, meta, memo = at
         try:
             shadow.run((list(stack), [list(m) for m in meta], dict(memo)))
@@ -6579,6 +6587,25 @@ _DTYPE_CTORS: Final = frozenset({"numpy.dtype", "numpy.core.multiarray.dtype"})
 _NEVER_CALLABLE: Final = frozenset({str, bytes, int, float, bool, type(None), tuple, list, _Dict})
 """Types of the values opcodes push as they are (never a subclass; the VM's lists and ``_Dict`` values are the
 lists and dicts of LIST/DICT opcodes): no instance is callable."""
+
+_IMPORT_RUNS: Final = frozenset({"antigravity", "this", "idlelib", "turtledemo", "test"})
+"""Standard-library packages whose modules run code when imported: a browser opened, the Zen printed, IDLE, the
+turtle demos, the test suite's ``autotest``."""
+
+
+def _inert_import(module: str) -> bool:
+    """Whether importing ``module`` runs nothing a loader's user would notice: a standard-library module outside
+    ``_IMPORT_RUNS`` and without a ``__`` part (``__main__``, ``__hello__`` run on import), or one whose top-level
+    module no model environment has (the prefix readings' rule, see ``_VM._global``)."""
+    if not known_top_module(module):
+        return True
+    parts = module.split(".")
+    return (
+        parts[0] in sys.stdlib_module_names
+        and parts[0] not in _IMPORT_RUNS
+        and not any(part.startswith("__") for part in parts)
+    )
+
 
 _NUMPY_REFETCHED: Final = {"dtype": "numpy", "scalar": "numpy.core.multiarray"}
 """The globals numpy's array pickling names with a module string taken from its memo, and numpy's module for them
