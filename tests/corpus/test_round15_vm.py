@@ -421,3 +421,31 @@ def test_a_misread_module_whose_import_runs_code_is_still_reported(tmp_path: Pat
     )
     assert "Beautiful is better than ugly" in run.stdout.decode()
     assert "AttributeError" in run.stderr.decode()
+
+
+def test_a_torch_checkpoint_allocating_an_unfilled_numpy_array_is_reported(tmp_path: Path) -> None:
+    """torch.load(weights_only=True) runs it once the user admits numpy.ndarray by add_safe_globals; the scanner
+    cannot know that list and judges the checkpoint as a plain loader reads it."""
+    torch = pytest.importorskip("torch")
+    import io
+    import zipfile
+
+    saved = io.BytesIO()
+    torch.save({"a": 1}, saved)
+    source = zipfile.ZipFile(saved)
+    path = tmp_path / "alloc.pt"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            out.writestr(info, _UNFILLED["f8"] if info.filename.endswith("/data.pkl") else data)
+    verdict, findings, _ = _scan(path)
+    assert verdict is Verdict.FINDINGS
+    assert any(f.rule_id == "LW-MODEL-017" and "nothing fills" in f.message for f in findings), findings
+    code = (
+        "import torch, numpy as np\n"
+        "with torch.serialization.safe_globals([np.ndarray]):\n"
+        f"    a = torch.load({str(path)!r}, weights_only=True)\n"
+        "print(type(a).__name__, a.shape)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=False)
+    assert run.stdout.decode().split() == ["ndarray", "(3,)"], run.stderr
