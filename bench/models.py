@@ -568,7 +568,7 @@ def _round15_cases() -> dict[str, dict[str, bytes]]:
     legacy checkpoint's five or after a MessagePack polyglot's five (a loader calling ``pickle.load`` in a loop
     runs it), a zip whose end record lies at the edge of zipfile's search behind raw data, and a safetensors header
     after JSON whitespace carrying a Hydra config (tests/corpus/test_round15_containers.py; the last three named
-    as an ONNX model's external data)."""
+    as an ONNX model's external data); and the pickle VM's and the advisory round's misses (below)."""
     import pickle
     import random
     import struct
@@ -602,6 +602,22 @@ def _round15_cases() -> dict[str, dict[str, bytes]]:
         with tempfile.TemporaryDirectory() as tmp:
             cp.onnx_naming_raw_data(Path(tmp), {"weights.bin": raw})
             cases[key] = {f: (Path(tmp) / f).read_bytes() for f in ("weights.bin", "model.onnx")}
+    # the pickle VM's round (tests/corpus/test_round15_vm.py): an array allocated by REDUCE that nothing fills
+    # (uninitialised memory), a Series whose index is longer than its values (repr reads past them); and a
+    # scikit-learn k-means run called while loading with centers narrower than X (it writes past the heap block)
+    import numpy as np
+    import test_round15_vm as r15v
+    from sklearn.cluster import _kmeans
+
+    class _KMeansRun:
+        def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+            return (_kmeans._kmeans_single_lloyd, (np.full((16, 4096), 7.0), np.ones(16), np.ones((2, 1))))
+
+    cases["r15_ndarray_unfilled_by_reduce"] = {"array.pkl": r15v._UNFILLED["f8"]}
+    cases["r15_series_index_longer_than_values"] = {
+        "series.pkl": r15v._series_with_a_long_index(np.arange(3, dtype=np.int64))
+    }
+    cases["r15_kmeans_single_run_called"] = {"model.pkl": pickle.dumps(_KMeansRun(), protocol=4)}
     return cases
 
 
