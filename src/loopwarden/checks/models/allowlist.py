@@ -1002,6 +1002,43 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "operator.getitem",
         "ipaddress.IPv4Address",
         "ipaddress.IPv6Address",
+        # pickled as cls("10.0.0.0/8"): the constructor parses the string (or an int, bytes, (addr, prefix) pair)
+        "ipaddress.IPv4Network",
+        "ipaddress.IPv6Network",
+        "ipaddress.IPv4Interface",
+        "ipaddress.IPv6Interface",
+        # array.array's __reduce_ex__: _array_reconstructor(array.array, typecode, mformat, bytes) checks the class
+        # is an array subclass and the byte length against the item size (ValueError), as array(typecode, list) does
+        "array.array",
+        "array._array_reconstructor",
+        # decimal.Context(prec, rounding, Emin, Emax, capitals, clamp, flags, traps): the C constructor validates
+        # every value; the flags and traps are lists of the signal classes below, kept as values
+        "decimal.Context",
+        *(
+            f"decimal.{s}"
+            for s in (
+                "Clamped",
+                "InvalidOperation",
+                "DivisionByZero",
+                "Inexact",
+                "Rounded",
+                "Subnormal",
+                "Overflow",
+                "Underflow",
+                "FloatOperation",
+            )
+        ),
+        # plain containers: the constructor stores or updates with what it is handed (copyreg rebuilds them)
+        "collections.UserDict",
+        "collections.UserList",
+        "collections.UserString",
+        # a structseq: time.struct_time((9 to 11 values), {}) is a tuple
+        "time.struct_time",
+        # members of stdlib enums, pickled as cls(value): a lookup by value (with names, the functional API refuses
+        # to extend an enum that has members: TypeError before anything is built); uuid.UUID's state keeps SafeUUID
+        "re.RegexFlag",
+        "uuid.SafeUUID",
+        "http.HTTPStatus",
         # PyTorch tensors, storages, dtypes, parameters.
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
@@ -1753,6 +1790,89 @@ _SCIPY_DIST_RE: Final = (
     r"^(?:[a-z][a-z0-9_]*_gen|rv_continuous_frozen|rv_discrete_frozen|levy_stable_frozen|rv_histogram"
     r"|rv_sample)$"
 )
+
+# SciPy's new-style distributions (scipy.stats.Normal, Uniform, Mixture, truncate(), order_statistic(), X * 2 + 1,
+# abs(X) ...): plain classes with no load hooks (no __setstate__, __reduce__, __getattr__ or __setattr__ of their own;
+# SciPy 1.17), rebuilt by NEWOBJ + BUILD. A used one keeps the private method each public one dispatched to in
+# _method_cache, pickled as getattr(instance, "_pdf_formula"): kept, never called at load; the distribution calls
+# them later with the user's arguments. Rebuild only (their constructors validate and broadcast the parameters).
+# MonotonicTransformedDistribution (exp(X), log(X)) is left out: it keeps the functions it applies, and calls them.
+_SCIPY_NEW_DIST_CLASSES: Final = {
+    "scipy.stats._new_distributions": (
+        "Normal",
+        "StandardNormal",
+        "Logistic",
+        "Uniform",
+        "_LogUniform",
+        "_Gamma",
+        "Binomial",
+    ),
+    "scipy.stats._distribution_infrastructure": (
+        "TruncatedDistribution",
+        "ShiftedScaledDistribution",
+        "OrderStatisticDistribution",
+        "FoldedDistribution",
+        "Mixture",
+    ),
+}
+# what the _*_dispatch functions of scipy.stats._distribution_infrastructure may return (method = self._pdf_formula)
+_SCIPY_NEW_DIST_METHODS: Final = (
+    *(f"_{f}_{how}" for f in ("pdf", "logpdf", "pmf", "logpmf") for how in ("formula", "logexp")),
+    *(
+        f"_{f}_{how}"
+        for f in ("cdf", "ccdf")
+        for how in ("formula", "logexp", "quadrature", "complement_safe")
+    ),
+    *(
+        f"_{f}_{how}"
+        for f in ("logcdf", "logccdf")
+        for how in ("formula", "logexp_safe", "quadrature", "complement")
+    ),
+    *(f"_{f}_{how}" for f in ("icdf", "iccdf") for how in ("formula", "inversion", "complement_safe")),
+    *(f"_{f}_{how}" for f in ("ilogcdf", "ilogccdf") for how in ("formula", "inversion", "complement")),
+    "_cdf2_formula",
+    "_cdf2_logexp",
+    "_cdf2_quadrature",
+    "_cdf2_subtraction_safe",
+    "_ccdf2_formula",
+    "_ccdf2_addition",
+    "_logcdf2_formula",
+    "_logcdf2_logexp_safe",
+    "_logcdf2_quadrature",
+    "_logcdf2_subtraction",
+    "_logccdf2_formula",
+    "_logccdf2_addition",
+    "_entropy_formula",
+    "_entropy_logexp",
+    "_entropy_quadrature",
+    "_logentropy_formula",
+    "_logentropy_logexp_safe",
+    "_logentropy_quadrature",
+    "_median_formula",
+    "_median_icdf",
+    "_mode_formula",
+    "_mode_optimization",
+    "_sample_formula",
+    "_sample_inverse_transform",
+)
+SCIPY_NEW_DIST_NAMES: Final = frozenset(
+    [
+        *(f"{m}.{c}" for m, cs in _SCIPY_NEW_DIST_CLASSES.items() for c in cs),
+        *(
+            f"{m}.{c}.{f}"
+            for m, cs in _SCIPY_NEW_DIST_CLASSES.items()
+            for c in cs
+            for f in _SCIPY_NEW_DIST_METHODS
+        ),
+        # a distribution's parameters and their domains (symbols, endpoints, typical ranges: numbers and strings)
+        *(
+            f"scipy.stats._distribution_infrastructure.{c}"
+            for c in ("_Parameterization", "_RealParameter", "_RealInterval", "_IntegerInterval")
+        ),
+    ]
+)
+"""SciPy's new-style distributions, their parameter objects and the dispatched methods they keep: rebuilt (or
+looked up) only."""
 # The methods torch's LazyModuleMixin registers as hooks on the instance (torch.nn.modules.lazy): they infer the
 # shapes and materialise the module's own parameters.
 _LAZY_HOOK_RE: Final = r"^(Lazy[A-Za-z0-9]+)\.(?:_infer_parameters|_lazy_load_hook)$"
@@ -2078,6 +2198,8 @@ class AllowList:
         ):
             # rebuilt only; their __setstate__ exec()s the state's _parse_arg_template, which the VM checks. A
             # discrete distribution's state keeps numpy.vectorize(getattr(self, "_entropy")): kept, never called
+            return _PATTERN_ALLOWED
+        if cfull in SCIPY_NEW_DIST_NAMES:
             return _PATTERN_ALLOWED
         if _stdlib(canon) or top in _KNOWN_PACKAGES:
             return Classification(

@@ -1,0 +1,266 @@
+"""Round 15b, the leads the round-15 object zoo left: SciPy's new-style distributions and stdlib value classes in
+object columns, made with the real libraries; the crafted neighbours of what was admitted stay reported.
+
+* ``scipy.stats.Normal``, ``Uniform``, ``Mixture``, ``truncate()``, ``order_statistic()``, ``X * 2 + 1``, ``abs(X)``
+  (SciPy 1.15+) were LW-MODEL-005 high, and a used one (its ``_method_cache`` of bound methods, pickled as
+  ``getattr(instance, "_pdf_formula")``) LW-MODEL-002 critical. The classes have no load hooks; the kept methods
+  are admitted for looking up only: called at load they stay reported, as does any other method name;
+* ``ipaddress`` networks and interfaces, ``array.array``, ``decimal.Context``, ``collections.UserDict``/``UserList``/
+  ``UserString``, ``time.struct_time``, members of ``re.RegexFlag``, ``uuid.SafeUUID``, ``http.HTTPStatus`` were
+  high. Crafted arguments to them raise (shown here with the real stdlib); they run nothing the pickle chooses.
+"""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+
+def _scan(path: Path) -> list[tuple[str, Severity, str]]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    report = scan_paths([str(path)], jobs=1)
+    assert report.targets
+    out: list[tuple[str, Severity, str]] = []
+    for t in report.targets:
+        out += [(f.rule_id, f.severity, f.message) for f in t.findings]
+        if t.verdict.value != "clean":
+            out.append(("verdict", Severity.HIGH, f"{t.verdict.value}: {t.reason}"))
+    return out
+
+
+def _g(dotted: str) -> bytes:
+    module, _, name = dotted.rpartition(".")
+    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
+
+
+def _s(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _all_protocols_clean(folder: Path, name: str, obj: Any) -> None:
+    for proto in (2, 4, 5):
+        path = folder / f"{name}.p{proto}.pkl"
+        path.write_bytes(pickle.dumps(obj, protocol=proto))
+        pickle.loads(path.read_bytes())  # the library reads back what it wrote
+        assert _scan(path) == [], path.name
+
+
+# --- SciPy's new-style distributions ------------------------------------------------------------------------------
+
+
+def _used(dist: Any) -> Any:
+    """Call the public methods, so that the distribution caches the private method each dispatched to."""
+    np = pytest.importorskip("numpy")
+    for name in (
+        "mean",
+        "median",
+        "mode",
+        "variance",
+        "standard_deviation",
+        "skewness",
+        "kurtosis",
+        "entropy",
+    ):
+        try:
+            getattr(dist, name)()
+        except Exception:  # a method a distribution lacks
+            continue
+    for name in ("pdf", "logpdf", "cdf", "logcdf", "ccdf", "logccdf", "icdf", "iccdf", "pmf", "logpmf"):
+        try:
+            getattr(dist, name)(0.3)
+        except Exception:
+            continue
+    try:
+        dist.cdf(0.1, 0.5)
+        dist.sample(3, rng=np.random.default_rng(0))
+    except Exception:
+        pass
+    return dist
+
+
+def _new_distributions() -> dict[str, Callable[[], Any]]:
+    stats = pytest.importorskip("scipy.stats")
+    if not hasattr(stats, "Normal"):
+        pytest.skip("SciPy without the new-style distributions")
+    np = pytest.importorskip("numpy")
+    cases: dict[str, Callable[[], Any]] = {
+        "normal_fresh": lambda: stats.Normal(mu=1.0, sigma=2.0),
+        "normal": lambda: _used(stats.Normal(mu=1.0, sigma=2.0)),
+        "standard_normal": lambda: _used(stats.Normal()),
+        "normal_vector": lambda: _used(stats.Normal(mu=np.array([0.0, 1.0]), sigma=1.0)),
+        "uniform": lambda: _used(stats.Uniform(a=0.0, b=2.0)),
+        "mixture": lambda: _used(
+            stats.Mixture([stats.Normal(), stats.Uniform(a=0, b=1)], weights=[0.5, 0.5])
+        ),
+        "truncated": lambda: _used(stats.truncate(stats.Normal(mu=1.0, sigma=2.0), lb=0, ub=3)),
+        "shifted_scaled": lambda: _used(stats.Normal() * 2 + 1),
+        "folded": lambda: _used(abs(stats.Normal(mu=1.0, sigma=2.0))),
+        "order_statistic": lambda: _used(stats.order_statistic(stats.Normal(), r=1, n=3)),
+    }
+    if hasattr(stats, "Logistic"):
+        cases["logistic"] = lambda: _used(stats.Logistic())
+    if hasattr(stats, "Binomial"):
+        cases["binomial"] = lambda: _used(stats.Binomial(n=10, p=0.3))
+    return cases
+
+
+def test_scipy_new_style_distributions_are_clean(tmp_path: Path) -> None:
+    import warnings
+
+    for name, make in _new_distributions().items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            obj = make()
+            _all_protocols_clean(tmp_path, name, obj)
+
+
+_NORMAL = "scipy.stats._new_distributions.Normal"
+
+
+def _normal_with(tail: bytes) -> bytes:
+    """A Normal rebuilt by NEWOBJ (memo 0), then ``tail``."""
+    return b"\x80\x02" + _g(_NORMAL) + b")\x81q\x00" + tail
+
+
+def test_kept_scipy_distribution_method_is_clean_only_kept() -> None:
+    getattr_ = _g("builtins.getattr") + b"h\x00" + _s("_pdf_formula") + b"\x86R"
+    kept = _normal_with(b"}" + _s("_method_cache") + b"}" + _s("_pdf_dispatch") + getattr_ + b"ssb.")
+    assert not analyze_pickle_bytes(kept).findings
+    called = _normal_with(b"0" + getattr_ + b"G?\xf0\x00\x00\x00\x00\x00\x00\x85R.")
+    assert any(f.severity >= Severity.HIGH for f in analyze_pickle_bytes(called).findings)
+
+
+@pytest.mark.parametrize("method", ["__init__", "_preserve_type", "sample", "_pdf_dispatch", "__class__"])
+def test_other_scipy_distribution_methods_stay_reported(method: str) -> None:
+    body = _normal_with(_g("builtins.getattr") + b"h\x00" + _s(method) + b"\x86R.")
+    assert any(f.severity >= Severity.HIGH for f in analyze_pickle_bytes(body).findings), method
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        _NORMAL,
+        "scipy.stats._distribution_infrastructure.Mixture",
+        "scipy.stats._distribution_infrastructure._RealParameter",
+    ],
+)
+def test_scipy_new_style_distribution_constructors_stay_reported(name: str) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + _g(name) + b")R.")
+    assert any(f.severity >= Severity.HIGH for f in result.findings), result.findings
+
+
+def test_monotonic_transformed_distribution_which_keeps_functions_stays_reported() -> None:
+    cls = "scipy.stats._distribution_infrastructure.MonotonicTransformedDistribution"
+    body = b"\x80\x02" + _g(cls) + b")\x81}" + _s("_g") + _g("numpy.exp") + b"sb."
+    assert any(f.severity >= Severity.HIGH for f in analyze_pickle_bytes(body).findings)
+
+
+# --- stdlib value classes -----------------------------------------------------------------------------------------
+
+
+def _stdlib_values() -> dict[str, Any]:
+    import array
+    import collections
+    import decimal
+    import http
+    import ipaddress
+    import re
+    import time
+    import uuid
+
+    return {
+        "ipv4_network": ipaddress.IPv4Network("10.0.0.0/8"),
+        "ipv6_network": ipaddress.IPv6Network("2001:db8::/32"),
+        "ipv4_interface": ipaddress.IPv4Interface("10.0.0.1/24"),
+        "ipv6_interface": ipaddress.IPv6Interface("::1/64"),
+        "array_d": array.array("d", [1.0, 2.0]),
+        "array_b": array.array("b", [1, -2]),
+        "array_u": array.array("u", "hi"),
+        "decimal_context": decimal.Context(prec=5, traps=[decimal.Overflow]),
+        "user_dict": collections.UserDict(a=1),
+        "user_list": collections.UserList([1, 2]),
+        "user_string": collections.UserString("x"),
+        "struct_time": time.gmtime(0),
+        "regex_flag": re.IGNORECASE,
+        "regex_flags": re.I | re.M,
+        "safe_uuid": uuid.SafeUUID.safe,
+        "http_status": http.HTTPStatus.NOT_FOUND,
+    }
+
+
+def test_stdlib_value_classes_are_clean(tmp_path: Path) -> None:
+    for name, value in _stdlib_values().items():
+        _all_protocols_clean(tmp_path, name, value)
+
+
+def test_stdlib_values_in_a_pandas_object_column_are_clean(tmp_path: Path) -> None:
+    pd = pytest.importorskip("pandas")
+    import array
+    import ipaddress
+    import re
+
+    frame = pd.DataFrame(
+        {
+            "net": [ipaddress.IPv4Network("10.0.0.0/8"), ipaddress.IPv6Network("::/0")],
+            "arr": [array.array("d", [1.0]), array.array("i", [2])],
+            "flag": [re.I, re.M],
+        }
+    )
+    path = tmp_path / "frame.pkl"
+    frame.to_pickle(path)
+    assert _scan(path) == []
+
+
+def test_crafted_stdlib_value_arguments_raise_in_the_real_loader() -> None:
+    """What the admitted reconstructors do with arguments the pickle chooses: they check and raise."""
+    bad = {
+        "array_class": _g("array._array_reconstructor") + b"(" + _g("collections.OrderedDict") + _s("d"),
+        "array_format": _g("array._array_reconstructor") + b"(" + _g("array.array") + _s("d") + b"Kc",
+        "array_length": _g("array._array_reconstructor") + b"(" + _g("array.array") + _s("d") + b"K\x10",
+    }
+    tails = {"array_class": b"K\x10C\x08abcdefgh", "array_format": b"C\x03abc", "array_length": b"C\x03abc"}
+    for name, head in bad.items():
+        body = b"\x80\x03" + head + tails[name] + b"tR."
+        with pytest.raises((TypeError, ValueError)):
+            pickle.loads(body)
+        assert not analyze_pickle_bytes(body).findings, name
+    # the enum functional API refuses to extend an enum that has members, before building anything
+    extend = b"\x80\x03" + _g("http.HTTPStatus") + _s("X") + _s("A B") + b"\x86R."
+    with pytest.raises(TypeError):
+        pickle.loads(extend)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ipaddress._BaseNetwork",
+        "ipaddress.ip_network",
+        "array.ArrayType",
+        "decimal.getcontext",
+        "decimal.setcontext",
+        "re.Pattern",
+        "collections.UserDict.update",
+        "http.client.HTTPConnection",
+        "uuid.getnode",
+        "time.sleep",
+    ],
+)
+def test_stdlib_neighbours_stay_reported(name: str) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + _g(name) + b")R.")
+    assert any(f.severity >= Severity.HIGH for f in result.findings), (name, result.findings)
+
+
+def test_stdlib_value_class_with_a_callable_planted_in_its_state_stays_reported() -> None:
+    planted = (
+        b"\x80\x02" + _g("collections.UserDict") + b")\x81}" + _s("__setstate__") + _g("os.system") + b"sb."
+    )
+    assert any(f.severity is Severity.CRITICAL for f in analyze_pickle_bytes(planted).findings)
