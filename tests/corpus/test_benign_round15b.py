@@ -7,7 +7,12 @@ object columns, made with the real libraries; the crafted neighbours of what was
   are admitted for looking up only: called at load they stay reported, as does any other method name;
 * ``ipaddress`` networks and interfaces, ``array.array``, ``decimal.Context``, ``collections.UserDict``/``UserList``/
   ``UserString``, ``time.struct_time``, members of ``re.RegexFlag``, ``uuid.SafeUUID``, ``http.HTTPStatus`` were
-  high. Crafted arguments to them raise (shown here with the real stdlib); they run nothing the pickle chooses.
+  high, as were ``random.Random``, ``statistics.NormalDist``/``LinearRegression``, ``difflib.Match`` and the
+  ``urllib.parse`` result tuples. Crafted arguments to them raise (shown here with the real stdlib); they run
+  nothing the pickle chooses.
+
+Left reported: SciPy's spatial structures (native code follows their pickled indices unchecked) and torch's jagged
+nested tensors (offsets and dynamo metadata the scanner does not check).
 """
 
 from __future__ import annotations
@@ -171,10 +176,14 @@ def _stdlib_values() -> dict[str, Any]:
     import array
     import collections
     import decimal
+    import difflib
     import http
     import ipaddress
+    import random
     import re
+    import statistics
     import time
+    import urllib.parse
     import uuid
 
     return {
@@ -194,6 +203,13 @@ def _stdlib_values() -> dict[str, Any]:
         "regex_flags": re.I | re.M,
         "safe_uuid": uuid.SafeUUID.safe,
         "http_status": http.HTTPStatus.NOT_FOUND,
+        "random": random.Random(42),
+        "normal_dist": statistics.NormalDist(1.0, 2.0),
+        "linear_regression": statistics.linear_regression([1, 2, 3], [2, 4, 7]),
+        "difflib_match": difflib.SequenceMatcher(None, "abc", "abd").find_longest_match(0, 3, 0, 3),
+        "parse_result": urllib.parse.urlparse("https://example.org/a?b=1"),
+        "split_result_bytes": urllib.parse.urlsplit(b"https://example.org/a"),
+        "defrag_result": urllib.parse.urldefrag("https://example.org/a#b"),
     }
 
 
@@ -220,8 +236,14 @@ def test_stdlib_values_in_a_pandas_object_column_are_clean(tmp_path: Path) -> No
     assert _scan(path) == []
 
 
+def _random_with(state: tuple[Any, ...]) -> bytes:
+    """``random.Random()`` then BUILD ``state`` (its ``__setstate__``), as ``Random.__reduce__`` writes it."""
+    return b"\x80\x04" + _g("random.Random") + b")R" + pickle.dumps(state, protocol=2)[2:-1] + b"b."
+
+
 def test_crafted_stdlib_value_arguments_raise_in_the_real_loader() -> None:
     """What the admitted reconstructors do with arguments the pickle chooses: they check and raise."""
+
     bad = {
         "array_class": _g("array._array_reconstructor") + b"(" + _g("collections.OrderedDict") + _s("d"),
         "array_format": _g("array._array_reconstructor") + b"(" + _g("array.array") + _s("d") + b"Kc",
@@ -233,6 +255,11 @@ def test_crafted_stdlib_value_arguments_raise_in_the_real_loader() -> None:
         with pytest.raises((TypeError, ValueError)):
             pickle.loads(body)
         assert not analyze_pickle_bytes(body).findings, name
+    # random.Random's state: version, length and index are checked by the C generator
+    state = (3, (0,) * 624 + (10**6,), None)
+    with pytest.raises(ValueError):
+        pickle.loads(_random_with(state))
+    assert not analyze_pickle_bytes(_random_with(state)).findings
     # the enum functional API refuses to extend an enum that has members, before building anything
     extend = b"\x80\x03" + _g("http.HTTPStatus") + _s("X") + _s("A B") + b"\x86R."
     with pytest.raises(TypeError):
@@ -264,3 +291,44 @@ def test_stdlib_value_class_with_a_callable_planted_in_its_state_stays_reported(
         b"\x80\x02" + _g("collections.UserDict") + b")\x81}" + _s("__setstate__") + _g("os.system") + b"sb."
     )
     assert any(f.severity is Severity.CRITICAL for f in analyze_pickle_bytes(planted).findings)
+
+
+# --- left reported: native structures rebuilt from unchecked indices ----------------------------------------------
+
+
+def test_scipy_spatial_structures_stay_reported(tmp_path: Path) -> None:
+    """Their state holds indices native code follows unchecked (SciPy 1.17, each shown to SIGSEGV in a child:
+    cKDTree/KDTree in ``__setstate__`` on a crafted node buffer, Delaunay on the first ``find_simplex`` with
+    neighbour and simplex indices past the arrays, SphericalVoronoi in ``sort_vertices_of_regions`` with region
+    indices past the vertices). The scanner does not check those invariants, so none of them is admitted."""
+    np = pytest.importorskip("numpy")
+    spatial = pytest.importorskip("scipy.spatial")
+    rng = np.random.default_rng(0)
+    points = rng.random((20, 2))
+    sphere = rng.random((20, 3)) - 0.5
+    sphere /= np.linalg.norm(sphere, axis=1)[:, None]
+    crafted = spatial.Delaunay(points)
+    crafted.neighbors[:] = 10**9
+    objects = {
+        "kdtree": spatial.KDTree(points),
+        "ckdtree": spatial.cKDTree(points),
+        "delaunay": spatial.Delaunay(points),
+        "convex_hull": spatial.ConvexHull(points),
+        "voronoi": spatial.Voronoi(points),
+        "spherical_voronoi": spatial.SphericalVoronoi(sphere),
+        "delaunay_crafted": crafted,
+    }
+    for name, obj in objects.items():
+        path = tmp_path / f"{name}.pkl"
+        path.write_bytes(pickle.dumps(obj, protocol=4))
+        assert any(sev >= Severity.HIGH for _, sev, _ in _scan(path)), name
+
+
+def test_jagged_nested_tensor_stays_reported(tmp_path: Path) -> None:
+    """torch's weights_only loader refuses it unless torch.nested and torch._dynamo are imported; its rebuild
+    keeps dynamo markings and offsets the scanner does not check against the values."""
+    torch = pytest.importorskip("torch")
+    nested = torch.nested.nested_tensor([torch.ones(2, 3), torch.ones(4, 3)], layout=torch.jagged)
+    path = tmp_path / "njt.pt"
+    torch.save(nested, path)
+    assert any(sev >= Severity.HIGH for _, sev, _ in _scan(path))

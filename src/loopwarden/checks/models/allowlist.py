@@ -1039,6 +1039,18 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "re.RegexFlag",
         "uuid.SafeUUID",
         "http.HTTPStatus",
+        # random.Random() then setstate((3, 625 ints, gauss)): the C generator checks the version, the length and
+        # the index (ValueError); called with a seed, only None, numbers, str and bytes are accepted (3.11+)
+        "random.Random",
+        # NormalDist's state is (mu, sigma) set on its slots; the rest are namedtuples (tuple.__new__ of the items)
+        "statistics.NormalDist",
+        "statistics.LinearRegression",
+        "difflib.Match",
+        *(
+            f"urllib.parse.{r}{b}"
+            for r in ("ParseResult", "SplitResult", "DefragResult")
+            for b in ("", "Bytes")
+        ),
         # PyTorch tensors, storages, dtypes, parameters.
         "torch._utils._rebuild_tensor",
         "torch._utils._rebuild_tensor_v2",
