@@ -332,3 +332,60 @@ def test_jagged_nested_tensor_stays_reported(tmp_path: Path) -> None:
     path = tmp_path / "njt.pt"
     torch.save(nested, path)
     assert any(sev >= Severity.HIGH for _, sev, _ in _scan(path))
+
+
+# --- state set on an object the whole process shares ----------------------------------------------------------------
+
+_PLANT = b"}" + _s("planted") + b"K\x07s"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _g("re.RegexFlag") + b"K\x02\x85R" + _PLANT + b"b.",
+        _g("re.RegexFlag") + b"K\x02\x85\x81" + _PLANT + b"b.",
+        _g("copyreg.__newobj__") + _g("re.RegexFlag") + b"K\x02\x86R" + _PLANT + b"b.",
+        _g("torch._utils._set_obj_state") + _g("re.RegexFlag") + b"K\x02\x85R" + _PLANT + b"\x86R.",
+        _g("http.HTTPStatus") + b"K\xc8\x85R" + _PLANT + b"b.",
+        _g("dateutil.tz.tz.tzutc") + b")R" + _PLANT + b"b.",
+        _g("dateutil.tz.tz.tzoffset") + _s("X") + b"M\x10\x0e\x86R" + _PLANT + b"b.",
+        _g("transformers.trainer_utils.HPSearchBackend") + _s("optuna") + b"\x85R" + _PLANT + b"b.",
+    ],
+    ids=[
+        "reduce",
+        "newobj",
+        "copyreg_newobj",
+        "set_obj_state",
+        "http_status",
+        "tzutc",
+        "tzoffset",
+        "ecosystem_enum",
+    ],
+)
+def test_state_set_on_a_shared_enum_member_or_cached_instance_is_critical(body: bytes) -> None:
+    result = analyze_pickle_bytes(b"\x80\x02" + body)
+    assert any(f.rule_id == "LW-MODEL-009" and f.severity is Severity.CRITICAL for f in result.findings), (
+        result.findings
+    )
+
+
+def test_state_set_on_an_enum_member_changes_it_for_the_whole_process() -> None:
+    """The real unpickler sets the attribute on re.IGNORECASE itself (in a child: it would stay planted here)."""
+    import subprocess
+    import sys
+
+    body = b"\x80\x02" + _g("re.RegexFlag") + b"K\x02\x85R" + _PLANT + b"b."
+    code = f"import pickle, re; pickle.loads({body!r}); print(re.IGNORECASE.planted)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert out.stdout.strip() == "7"
+
+
+def test_enum_members_and_time_zones_pickled_whole_stay_clean(tmp_path: Path) -> None:
+    import datetime
+    import re
+
+    values: dict[str, Any] = {"flags": [re.I, re.I | re.M, re.NOFLAG]}
+    tz = pytest.importorskip("dateutil.tz")
+    values["dateutil"] = [datetime.datetime(2020, 1, 1, tzinfo=tz.tzutc()), tz.tzoffset("X", 3600)]
+    for name, value in values.items():
+        _all_protocols_clean(tmp_path, name, value)

@@ -30,6 +30,7 @@ overrides the known-dangerous classification.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import sys
@@ -50,6 +51,7 @@ __all__ = [
     "Classification",
     "canonical_module",
     "model_output_class",
+    "shared_result",
 ]
 
 
@@ -2337,6 +2339,11 @@ class _EcosystemNames:
             f"name unknown to the reference list made from {self.made_from or module.split('.', 1)[0]})",
         )
 
+    def enum(self, module: str, qual: str) -> bool:
+        """Whether the list marks ``module.qual`` as an enum (``*``)."""
+        entry = self._module(module)
+        return entry is not None and qual in entry[1]
+
     def model_output(self, module: str, qual: str) -> bool:
         """Whether the list marks ``module.qual`` as a plain ModelOutput dataclass (``^``)."""
         entry = self._module(module)
@@ -2358,6 +2365,32 @@ def model_output_class(name: str) -> bool:
     if not _class_pattern(module, qual):
         return False
     return _ecosystem_names().model_output(module, qual)
+
+
+# Allowed calls that hand back an object the whole process shares rather than a new one. An enum member is looked up
+# by value whether the class is called or NEWOBJ runs cls.__new__(cls, value) ("member"); dateutil's tzutc() is a
+# singleton and tzoffset(...) instances are cached by their metaclass, and pytz's _p/_UTC return its cached zones,
+# only when called ("cached": NEWOBJ of tzutc/tzoffset, how their pickles rebuild them, makes a new object; pytz is
+# judged from its source, it is not installed where this was confirmed). A BUILD on the result sets attributes on that
+# shared object (re.IGNORECASE.planted = 7 after loading, shown with CPython 3.11; the same on dateutil's tzutc()), as
+# a BUILD on a module-level class does. Their pickles never build a shared object.
+_SHARED_MEMBERS: Final = frozenset({"re.RegexFlag", "uuid.SafeUUID", "http.HTTPStatus"})
+_SHARED_CACHED: Final = frozenset({"dateutil.tz.tz.tzutc", "dateutil.tz.tz.tzoffset", "pytz._p", "pytz._UTC"})
+
+
+@functools.lru_cache(maxsize=4096)  # asked at every BUILD on an instance: a folder names the same few classes
+def shared_result(name: str) -> str | None:
+    """Whether the allowed ``name`` hands back an object the whole process shares, state set on which changes it for
+    every later user: ``"member"`` (an enum: called or NEWOBJ with a value), ``"cached"`` (when called only), or
+    None."""
+    if name in _SHARED_MEMBERS:
+        return "member"
+    if name in _SHARED_CACHED:
+        return "cached"
+    module, _, qual = name.rpartition(".")
+    if _class_pattern(module, qual) and _ecosystem_names().enum(module, qual):
+        return "member"
+    return None
 
 
 def _ecosystem_names() -> _EcosystemNames:

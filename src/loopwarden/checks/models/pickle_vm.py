@@ -54,6 +54,7 @@ from loopwarden.checks.models.allowlist import (
     canonical_module,
     known_top_module,
     model_output_class,
+    shared_result,
 )
 from loopwarden.checks.models.detect import TORCH_LEGACY_MAGIC
 from loopwarden.domain import Finding, Location, Severity
@@ -1490,6 +1491,8 @@ class _VM:
         # LambdaLR/MultiplicativeLR instances made without their constructor and partials over transformers' schedule
         # functions, by id of the object (held by the record), judged at the end (see _lambda_schedulers)
         self.lr_made: dict[int, _LrScheduler | _LrPartial] = {}
+        # objects NEWOBJ made of a class whose call hands back a cached instance: these are new (see _shared_target)
+        self.fresh: dict[int, _Call] = {}
         # lists SETITEM(S) wrote into (list.__setitem__ replaces an item the VM still shows), by id (held)
         self.list_stores: dict[int, list[Any]] = {}
         # mappings a built object keeps as its own and the check that judged them, by id (held): numpy's dtype
@@ -2280,6 +2283,8 @@ class _VM:
                         off,
                         self._ev({"how": how}),
                     )
+                elif type(target) is _Call:
+                    self._shared_target(target, off, func.name)
                 if len(args) > 1:
                     if self.lr_made:
                         self._lr_build(target, args[1])
@@ -3054,6 +3059,8 @@ class _VM:
             ):
                 return args[0]  # numpy.dtype.__new__(numpy.dtype, d) is d too
             made = _Call(cls, args if type(args) is tuple else ())
+            if cls.canon in _FRESH_BY_NEWOBJ:
+                self.fresh[id(made)] = made
             if cls.canon in _ARRAY_ALLOCATORS:
                 self._allocation(cls.canon, made, args, kwargs, off)  # ndarray.__new__(cls, shape, ...)
             if how == "NEWOBJ" and args == () and cls.pending is not None and cls.canon in LAMBDA_SCHEDULERS:
@@ -3127,6 +3134,7 @@ class _VM:
                 self._ev({"state": _short(state)}),
             )
         elif type(obj) is _Call:
+            self._shared_target(obj, off, "BUILD")
             if obj.items is not None:
                 # a mapping class whose __getattr__ returns its items and that has no __setstate__ of its own
                 # (Lightning's AttributeDict): the unpickler's getattr(obj, "__setstate__") finds what SETITEMS
@@ -3229,6 +3237,31 @@ class _VM:
         elif isinstance(obj, _Unknown | _Wrapper):
             self.coll.hit(*self._setstate_hit(obj, off))
         return stack
+
+    def _shared_target(self, obj: _Call, off: int, how: str) -> None:
+        """State set on what an allowed call handed back that the whole process shares (an enum member looked up by
+        value, a cached time zone: ``allowlist.shared_result``) changes that object for every later user, as state
+        set on a module-level class does."""
+        cls = _instance_class(obj)
+        if cls is None:
+            return
+        kind = shared_result(cls)
+        if kind is None:
+            return
+        if kind == "cached" and (
+            type(obj.func) is not _Ref or obj.func.canon != cls or self.fresh.get(id(obj)) is obj
+        ):
+            return  # made by cls.__new__ (NEWOBJ, copyreg): a new object, as their pickles rebuild them
+        desc = _describe(obj)
+        self.coll.hit(
+            RULE_GLOBAL_TAMPERING,
+            Severity.CRITICAL,
+            f"{desc}:shared",
+            f"{how} sets attributes on {desc}, an object the whole process shares ({cls} hands back an enum member "
+            "or a cached instance, not a new one)",
+            off,
+            self._ev({"how": how}),
+        )
 
     def _rebuilt(self, obj: _Call, prior: Any, state: Any, off: int) -> None:
         """A BUILD on a numpy dtype or array that already had one, or that was copied from the memo before it:
@@ -7028,6 +7061,10 @@ def _slice_args(key: Any) -> tuple[int | None, ...] | None:
 def _number(value: Any) -> bool:
     """A number constant of the pickle (int, float, bool) or None."""
     return value is None or type(value) is int or type(value) is float or type(value) is bool
+
+
+# classes whose call hands back a cached instance but whose __new__ (NEWOBJ) makes a new one (see _shared_target)
+_FRESH_BY_NEWOBJ: Final = frozenset({"dateutil.tz.tz.tzutc", "dateutil.tz.tz.tzoffset"})
 
 
 def _instance_class(obj: _Call) -> str | None:
