@@ -350,6 +350,7 @@ _PLANT = b"}" + _s("planted") + b"K\x07s"
         _g("dateutil.tz.tz.tzutc") + b")R" + _PLANT + b"b.",
         _g("dateutil.tz.tz.tzoffset") + _s("X") + b"M\x10\x0e\x86R" + _PLANT + b"b.",
         _g("transformers.trainer_utils.HPSearchBackend") + _s("optuna") + b"\x85R" + _PLANT + b"b.",
+        _g("pandas._libs.tslibs.nattype._nat_unpickle") + b")R" + _PLANT + b"b.",
     ],
     ids=[
         "reduce",
@@ -360,6 +361,7 @@ _PLANT = b"}" + _s("planted") + b"K\x07s"
         "tzutc",
         "tzoffset",
         "ecosystem_enum",
+        "pandas_nat",
     ],
 )
 def test_state_set_on_a_shared_enum_member_or_cached_instance_is_critical(body: bytes) -> None:
@@ -387,5 +389,7 @@ def test_enum_members_and_time_zones_pickled_whole_stay_clean(tmp_path: Path) ->
     values: dict[str, Any] = {"flags": [re.I, re.I | re.M, re.NOFLAG]}
     tz = pytest.importorskip("dateutil.tz")
     values["dateutil"] = [datetime.datetime(2020, 1, 1, tzinfo=tz.tzutc()), tz.tzoffset("X", 3600)]
+    pd = pytest.importorskip("pandas")
+    values["nat"] = [pd.NaT, pd.Series([pd.NaT, pd.Timestamp("2020")], dtype=object)]
     for name, value in values.items():
         _all_protocols_clean(tmp_path, name, value)

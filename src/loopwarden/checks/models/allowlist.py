@@ -2368,14 +2368,25 @@ def model_output_class(name: str) -> bool:
 
 
 # Allowed calls that hand back an object the whole process shares rather than a new one. An enum member is looked up
-# by value whether the class is called or NEWOBJ runs cls.__new__(cls, value) ("member"); dateutil's tzutc() is a
-# singleton and tzoffset(...) instances are cached by their metaclass, and pytz's _p/_UTC return its cached zones,
-# only when called ("cached": NEWOBJ of tzutc/tzoffset, how their pickles rebuild them, makes a new object; pytz is
-# judged from its source, it is not installed where this was confirmed). A BUILD on the result sets attributes on that
-# shared object (re.IGNORECASE.planted = 7 after loading, shown with CPython 3.11; the same on dateutil's tzutc()), as
-# a BUILD on a module-level class does. Their pickles never build a shared object.
+# by value whether the class is called or NEWOBJ runs cls.__new__(cls, value) ("member"). dateutil's tzutc() is a
+# singleton and tzoffset(...) instances are cached by their metaclass, pytz's _p/_UTC return its cached zones and
+# pandas' _nat_unpickle() returns NaT, only when called ("cached": NEWOBJ of tzutc/tzoffset, how their pickles
+# rebuild them, makes a new object; pytz is judged from its source, it is not installed where this was confirmed).
+# A BUILD on the result sets attributes on that shared object (re.IGNORECASE.planted = 7 after loading, shown with
+# CPython 3.11; the same on dateutil's tzutc()), as a BUILD on a module-level class does. Their pickles never build a
+# shared object.
 _SHARED_MEMBERS: Final = frozenset({"re.RegexFlag", "uuid.SafeUUID", "http.HTTPStatus"})
-_SHARED_CACHED: Final = frozenset({"dateutil.tz.tz.tzutc", "dateutil.tz.tz.tzoffset", "pytz._p", "pytz._UTC"})
+_SHARED_CACHED: Final = frozenset(
+    {
+        "dateutil.tz.tz.tzutc",
+        "dateutil.tz.tz.tzoffset",
+        "pytz._p",
+        "pytz._UTC",
+        # pandas' NaT, which has a __dict__ (pd.NaT.planted = 7 after loading: shown with pandas 3.1)
+        "pandas._libs.tslibs.nattype._nat_unpickle",
+        "pandas._libs.tslibs.nattype.__nat_unpickle",
+    }
+)
 
 
 @functools.lru_cache(maxsize=4096)  # asked at every BUILD on an instance: a folder names the same few classes
