@@ -618,6 +618,10 @@ def _round15_cases() -> dict[str, dict[str, bytes]]:
         "series.pkl": r15v._series_with_a_long_index(np.arange(3, dtype=np.int64))
     }
     cases["r15_kmeans_single_run_called"] = {"model.pkl": pickle.dumps(_KMeansRun(), protocol=4)}
+    # state set on an enum member an allowed call hands back (re.RegexFlag(2) is re.IGNORECASE, for the process)
+    cases["r15_build_on_a_shared_enum_member"] = {
+        "model.pkl": b"\x80\x02cre\nRegexFlag\nK\x02\x85R}X\x07\x00\x00\x00plantedK\x07sb."
+    }
     return cases
 
 
