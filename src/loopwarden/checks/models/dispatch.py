@@ -518,6 +518,13 @@ def _pickle(
         ctx.formats[-1] = str(Format.TEXT)
         _text(blob, ctx)
         return True
+    if res.unverified and head[:1] == b"c" and _hub_download_metadata(blob):
+        # huggingface_hub's record of a file downloaded into a local folder: a commit hash starting with "c" is
+        # GLOBAL of its other 39 hex digits and the etag, then the timestamp's digits end the reading. A loader
+        # imports a module no environment has and stops; nothing is called (see _hub_download_metadata).
+        ctx.formats[-1] = str(Format.TEXT)
+        _text(blob, ctx)
+        return True
     if (
         head[:1] == b"\x80"
         and res.unverified
@@ -539,6 +546,26 @@ def _pickle(
 
         scan_storage_entries(blob, ctx, res.storage_infos, scan_blob)
     return False
+
+
+_HUB_DOWNLOAD_METADATA: Final = re.compile(
+    rb"c[0-9a-f]{39}\n(?:[0-9a-f]{40}|[0-9a-f]{64})\n[0-9]{1,12}(?:\.[0-9]{1,20})?\n"
+)
+"""A ``<file>.metadata`` that huggingface_hub writes under ``.cache/huggingface/download/`` of a folder downloaded
+with ``local_dir`` (``hf download --local-dir``): the commit hash, the etag (a git blob's SHA-1 or an LFS file's
+SHA-256) and ``time.time()``, one a line. Only those whose commit starts with "c" (GLOBAL) need it."""
+
+
+def _hub_download_metadata(blob: Blob) -> bool:
+    """Whether ``blob`` is exactly huggingface_hub's download metadata with a commit hash starting with "c".
+
+    A pickle loader reads GLOBAL (module: the commit's other 39 hex digits, name: the etag), then the timestamp:
+    its digits are POP, POP_MARK, DUP or no opcode, "." a STOP that returns the name unused, and reading on finds
+    only digits. No opcode in it calls anything, and the module is one no environment has (the import fails).
+    """
+    if blob.size is None or blob.size > 160 or not blob.name.endswith(".metadata"):
+        return False
+    return _HUB_DOWNLOAD_METADATA.fullmatch(blob.head(160)) is not None
 
 
 _BROKEN_RULES: Final = frozenset({rules.PickleMalformed.rule_id, rules.PickleTrailingData.rule_id})

@@ -1,0 +1,278 @@
+"""Round 15, Hugging Face model folders written by the real libraries.
+
+A sweep made tiny models of every transformers architecture that builds from its default config (about 400 of
+820 config types), each saved with ``save_pretrained`` (safetensors, sharded with an index), as transformers 4
+saved ``pytorch_model.bin`` (``torch.save`` of the state dict, and sharded with huggingface_hub's splitter), with
+its ``generation_config.json``; every config type's ``config.json``; tokenizers trained with the ``tokenizers``
+library (BPE, WordPiece, Unigram) and SentencePiece, saved through every tokenizer class that takes those files,
+with chat templates; image processors, feature extractors and processors; sentence-transformers models of every
+module type (``save`` with and without safetensors); PEFT adapters; a Trainer's checkpoints; ``torch.export``,
+TorchScript and ONNX exports; all of it again inside a Hugging Face cache (``blobs/`` and ``snapshots/`` links)
+and a folder downloaded with ``local_dir``. About 13,000 files; reported before:
+
+* huggingface_hub's download metadata (``.cache/huggingface/download/<file>.metadata`` of a ``local_dir``
+  download: commit hash, etag, timestamp) whose commit hash starts with "c" and whose etag starts with a letter
+  (about 1 download in 100): GLOBAL of a 39-hex-digit module, LW-MODEL-005 high and unverified. A pickle loader
+  imports a module no environment has and stops at the timestamp; nothing is called.
+
+Each benign file is made here with the real library (skipped when it is missing) and must scan clean with no
+finding; the neighbours stay reported.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import pytest
+
+from loopwarden.domain import Severity
+
+TEMPLATE = (
+    "{% for message in messages %}{{ '<|' + message['role'] + '|>\\n' + message['content'] + eos_token }}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% endif %}"
+)
+TEXTS = [
+    "Hello world, this is a tiny corpus.",
+    "The quick brown fox jumps over the lazy dog.",
+    "Tokenizers are trained here from scratch!",
+] * 10
+
+
+def _scan(*paths: Path) -> list[tuple[str, str, Severity, str]]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    report = scan_paths([str(p) for p in paths], jobs=1)
+    assert report.targets
+    out: list[tuple[str, str, Severity, str]] = []
+    for t in report.targets:
+        out += [(t.path, f.rule_id, f.severity, f.message) for f in t.findings]
+        if t.verdict.value != "clean":
+            out.append((t.path, "verdict", Severity.HIGH, f"{t.verdict.value}: {t.reason}"))
+    return out
+
+
+# ------------------------------------------------------------------------------ huggingface_hub local_dir metadata
+
+COMMIT = "ca5f0d8e2b7c41f39a6e0d2b8c7f1e4a9b3d6c20"
+SHA1 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4"
+SHA256 = "b94d27b9934d3e08a52e52d7da7dabfac484efe37a5380ee9088f7ace2efcde9"
+
+
+def _local_dir_download(folder: Path, commit: str) -> Path:
+    """A folder as ``hf download --local-dir`` leaves it, made with huggingface_hub's own functions."""
+    local = pytest.importorskip("huggingface_hub._local_folder")
+    for rel, etag, data in (
+        ("config.json", SHA1, b'{"model_type": "bert"}'),
+        ("model.safetensors", SHA256, b'\x02\x00\x00\x00\x00\x00\x00\x00{}'),
+        ("onnx/model.onnx", SHA256[::-1], b""),
+    ):
+        paths = local.get_local_download_paths(folder, rel)
+        paths.file_path.write_bytes(data)
+        paths.lock_path.touch()
+        local.write_download_metadata(folder, rel, commit, etag)
+    return folder
+
+
+@pytest.mark.parametrize("commit", [COMMIT, "c" * 40, "cf" + "0" * 38, "c3" + "a" * 38, "0" * 40, "e" * 40])
+def test_local_dir_download_metadata_is_clean(tmp_path: Path, commit: str) -> None:
+    folder = _local_dir_download(tmp_path / "model", commit)
+    metadata = folder / ".cache" / "huggingface" / "download" / "config.json.metadata"
+    assert metadata.read_text().startswith(commit + "\n" + SHA1 + "\n")
+    assert _scan(folder) == []
+
+
+def test_local_dir_download_metadata_imports_nothing_real(tmp_path: Path) -> None:
+    """What a pickle loader does with one: it imports the 39 hex digits after the "c" and fails."""
+    folder = _local_dir_download(tmp_path / "model", COMMIT)
+    metadata = folder / ".cache" / "huggingface" / "download" / "model.safetensors.metadata"
+    with pytest.raises(ModuleNotFoundError, match=COMMIT[1:]):
+        pickle.loads(metadata.read_bytes())
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # the shape with a real pickle behind it, or instead of the timestamp
+        f"{COMMIT}\n{SHA1}\n1795936821.49\n".encode() + b"cos\nsystem\n(S'echo'\ntR.",
+        f"{COMMIT}\n{SHA1}\n".encode() + b"(cos\nsystem\nS'echo'\ntR.",
+        # a known module where the commit hash stands
+        b"cos\n" + SHA1.encode() + b"\n1795936821.49\n",
+        b"cbuiltins\n" + SHA1.encode() + b"\n1795936821.49\n",
+    ],
+)
+def test_download_metadata_neighbours_stay_reported(tmp_path: Path, data: bytes) -> None:
+    path = tmp_path / ".cache" / "huggingface" / "download" / "model.safetensors.metadata"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(data)
+    assert _scan(path) != []
+
+
+def test_download_metadata_shape_under_another_name_stays_reported(tmp_path: Path) -> None:
+    """Only huggingface_hub's ``.metadata`` files are read so: the same bytes named as a weights file are not."""
+    path = tmp_path / "pytorch_model.bin"
+    path.write_bytes(f"{COMMIT}\n{SHA1}\n1795936821.49\n".encode())
+    assert any(r[1] == "LW-MODEL-005" for r in _scan(path))
+
+
+# ------------------------------------------------------------------------------------- transformers model folders
+
+ARCHS = {
+    "bert": {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+             "intermediate_size": 37},
+    "gpt2": {"vocab_size": 99, "n_embd": 32, "n_layer": 1, "n_head": 2, "n_positions": 64},
+    "t5": {"vocab_size": 99, "d_model": 32, "d_ff": 37, "num_layers": 1, "num_heads": 2, "d_kv": 8},
+    "llama": {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2,
+              "num_key_value_heads": 1, "intermediate_size": 37},
+}  # fmt: skip
+
+
+def _transformers() -> object:
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    transformers.logging.set_verbosity_error()
+    return transformers
+
+
+@pytest.mark.parametrize("arch", sorted(ARCHS))
+def test_transformers_model_folders_are_clean(tmp_path: Path, arch: str) -> None:
+    transformers = _transformers()
+    import torch
+
+    hub = pytest.importorskip("huggingface_hub")
+    config = transformers.AutoConfig.for_model(arch, **ARCHS[arch])  # type: ignore[attr-defined]
+    model = transformers.AutoModel.from_config(config)  # type: ignore[attr-defined]
+    model.save_pretrained(tmp_path / "st")
+    model.save_pretrained(tmp_path / "shard", max_shard_size="20KB")
+    transformers.GenerationConfig.from_model_config(config).save_pretrained(tmp_path / "st")  # type: ignore[attr-defined]
+    assert (tmp_path / "shard" / "model.safetensors.index.json").is_file()
+    # pytorch_model.bin as transformers 4 wrote it: torch.save of the state dict, sharded with an index
+    state = model.state_dict()
+    (tmp_path / "bin").mkdir()
+    config.save_pretrained(tmp_path / "bin")
+    torch.save(state, tmp_path / "bin" / "pytorch_model.bin")
+    split = hub.split_torch_state_dict_into_shards(
+        state, max_shard_size="20KB", filename_pattern="pytorch_model{suffix}.bin"
+    )
+    for name, tensors in split.filename_to_tensors.items():
+        torch.save({t: state[t].contiguous() for t in tensors}, tmp_path / "bin" / name)
+    assert _scan(tmp_path) == []
+
+
+def test_tokenizers_trained_from_scratch_are_clean(tmp_path: Path) -> None:
+    transformers = _transformers()
+    tk = pytest.importorskip("tokenizers")
+    special = ["<unk>", "<s>", "</s>", "<pad>", "<mask>"]
+    built = []
+    bpe = tk.Tokenizer(tk.models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = tk.pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = tk.decoders.ByteLevel()
+    bpe.train_from_iterator(TEXTS, tk.trainers.BpeTrainer(vocab_size=300, special_tokens=special))
+    built.append(("bpe", bpe))
+    wp = tk.Tokenizer(tk.models.WordPiece(unk_token="<unk>"))
+    wp.normalizer = tk.normalizers.BertNormalizer(lowercase=True)
+    wp.pre_tokenizer = tk.pre_tokenizers.BertPreTokenizer()
+    wp.train_from_iterator(TEXTS, tk.trainers.WordPieceTrainer(vocab_size=200, special_tokens=special))
+    built.append(("wordpiece", wp))
+    uni = tk.Tokenizer(tk.models.Unigram())
+    uni.pre_tokenizer = tk.pre_tokenizers.Metaspace()
+    uni.train_from_iterator(TEXTS, tk.trainers.UnigramTrainer(vocab_size=80, special_tokens=special, unk_token="<unk>"))
+    built.append(("unigram", uni))
+    for name, tok in built:
+        folder = tmp_path / name
+        fast = transformers.PreTrainedTokenizerFast(  # type: ignore[attr-defined]
+            tokenizer_object=tok, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>"
+        )
+        fast.add_tokens(["<|im_start|>", "<|im_end|>"], special_tokens=True)
+        fast.chat_template = {"default": TEMPLATE, "tool_use": "{{ tools | tojson }}" + TEMPLATE}
+        fast.save_pretrained(folder)
+        tok.model.save(str(folder))  # vocab.json + merges.txt, vocab.txt, unigram.json
+    slow = transformers.GPT2Tokenizer(str(tmp_path / "bpe" / "vocab.json"), str(tmp_path / "bpe" / "merges.txt"))  # type: ignore[attr-defined]
+    slow.chat_template = TEMPLATE
+    slow.save_pretrained(tmp_path / "gpt2")
+    transformers.BertTokenizer(str(tmp_path / "wordpiece" / "vocab.txt")).save_pretrained(tmp_path / "bert")  # type: ignore[attr-defined]
+    assert _scan(tmp_path) == []
+
+
+def test_sentence_transformers_models_are_clean(tmp_path: Path) -> None:
+    transformers = _transformers()
+    st = pytest.importorskip("sentence_transformers")
+    import torch
+
+    base = tmp_path / "base"
+    config = transformers.BertConfig(**ARCHS["bert"])  # type: ignore[attr-defined]
+    transformers.BertModel(config).save_pretrained(base)  # type: ignore[attr-defined]
+    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]))
+    transformers.BertTokenizerFast(vocab_file=str(base / "vocab.txt")).save_pretrained(base)  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import sentence_transformers.models as models
+        for name, extra in (
+            ("norm", [models.Pooling(32, "cls"), models.Normalize()]),
+            ("dense", [models.Pooling(32, "mean"), models.Dense(32, 8, activation_function=torch.nn.Tanh())]),
+        ):
+            model = st.SentenceTransformer(modules=[models.Transformer(str(base)), *extra], device="cpu")
+            model.save(str(tmp_path / name))
+            model.save(str(tmp_path / f"{name}_bin"), safe_serialization=False)
+    assert (tmp_path / "dense" / "modules.json").is_file()
+    assert (tmp_path / "dense" / "2_Dense" / "config.json").is_file()
+    assert _scan(tmp_path) == []
+
+
+def test_hugging_face_cache_layout_is_clean(tmp_path: Path) -> None:
+    """A cache as huggingface_hub lays it out: blobs named by hash, snapshot links to them, refs, locks."""
+    transformers = _transformers()
+    src = tmp_path / "src"
+    config = transformers.AutoConfig.for_model("gpt2", **ARCHS["gpt2"])  # type: ignore[attr-defined]
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(src, max_shard_size="20KB")  # type: ignore[attr-defined]
+    hub = tmp_path / "hub"
+    repo = hub / "models--org--tiny"
+    rev = "c" + "0" * 39
+    for path in sorted(src.iterdir()):
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest() if path.suffix == ".safetensors" else hashlib.sha1(data).hexdigest()
+        blob = repo / "blobs" / digest
+        blob.parent.mkdir(parents=True, exist_ok=True)
+        blob.write_bytes(data)
+        link = repo / "snapshots" / rev / path.name
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath(blob, link.parent))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(rev)
+    (repo / ".no_exist" / rev).mkdir(parents=True)
+    (repo / ".no_exist" / rev / "adapter_config.json").touch()
+    (hub / ".locks" / "models--org--tiny").mkdir(parents=True)
+    (hub / ".locks" / "models--org--tiny" / f"{SHA256}.lock").touch()
+    (hub / "version.txt").write_text("1")
+    assert _scan(hub) == []
+    assert _scan(repo / "snapshots" / rev) == []
+
+
+def test_cheap_sweep_of_configs_is_clean(tmp_path: Path) -> None:
+    """Every 25th config type's default ``config.json`` and generation config, saved in a child process."""
+    _transformers()
+    code = textwrap.dedent(
+        """
+        import sys, warnings
+        warnings.simplefilter("ignore")
+        import transformers
+        transformers.logging.set_verbosity_error()
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING_NAMES
+        for name in sorted(CONFIG_MAPPING_NAMES)[::25]:
+            try:
+                cfg = transformers.AutoConfig.for_model(name)
+                cfg.save_pretrained(sys.argv[1] + "/" + name)
+                transformers.GenerationConfig.from_model_config(cfg).save_pretrained(sys.argv[1] + "/" + name)
+            except Exception:
+                pass
+        """
+    )
+    subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True, timeout=300)
+    assert len(list(tmp_path.glob("*/config.json"))) >= 10
+    assert _scan(tmp_path) == []
