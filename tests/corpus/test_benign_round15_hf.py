@@ -276,3 +276,60 @@ def test_cheap_sweep_of_configs_is_clean(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(tmp_path)], check=True, capture_output=True, timeout=300)
     assert len(list(tmp_path.glob("*/config.json"))) >= 10
     assert _scan(tmp_path) == []
+
+
+# ---------------------------------------------------------------------------------------- unfinished downloads
+
+EVIL = b"cos\nsystem\n(S'echo pwned'\ntR."
+
+
+def _cut_safetensors() -> bytes:
+    """The first half of a safetensors file (what an interrupted download leaves)."""
+    header = b'{"w":{"dtype":"F32","shape":[64],"data_offsets":[0,256]}}'
+    data = len(header).to_bytes(8, "little") + header + bytes(256)
+    return data[: len(data) // 2]
+
+
+def test_unfinished_downloads_are_not_targets(tmp_path: Path) -> None:
+    """``blobs/<etag>.incomplete`` (``<etag>.<8 hex>.incomplete`` since huggingface_hub 1.x) and a ``local_dir``
+    download's ``.cache/huggingface/download/<short hash>.<etag>.incomplete``: huggingface_hub renames them once
+    complete, no loader opens them. A cut file was unverified (and LW-MODEL-037 for safetensors)."""
+    repo = tmp_path / "hub" / "models--org--tiny"
+    (repo / "blobs").mkdir(parents=True)
+    (repo / "blobs" / f"{SHA256}.incomplete").write_bytes(_cut_safetensors())
+    (repo / "blobs" / f"{SHA1}.0fb56aed.incomplete").write_bytes(b"PK\x03\x04" + bytes(40))
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    downloads = tmp_path / "local" / ".cache" / "huggingface" / "download" / "onnx"
+    downloads.mkdir(parents=True)
+    (downloads / f"Q1p2l2BzM1m6P5jKvr8WTq1TUio=.{SHA256}.incomplete").write_bytes(_cut_safetensors())
+    (downloads / f"xGOKKLRSlIhH692hSVvI1-gpoa8=.{SHA256}.e6c0f850.incomplete").write_bytes(b"PK\x03\x04")
+    assert _scan(tmp_path) == []
+    # named on the command line, it is scanned
+    assert _scan(repo / "blobs" / f"{SHA256}.incomplete") != []
+
+
+@pytest.mark.parametrize(
+    "where",
+    [
+        "hub/models--org--tiny/snapshots/rev/model.bin",  # a snapshot's link to it: a loader opens the link
+        "hub/models--org--tiny/blobs/model.bin.incomplete",  # not an etag
+        "hub/other/blobs/{sha}.incomplete",  # no models--/datasets--/spaces-- repository folder
+        "model/pytorch_model.bin.incomplete",
+        "model/.cache/huggingface/download/{sha}.incomplete",  # no short hash
+        "model/.cache/huggingface/{short}.{sha}.incomplete",  # not under download/
+    ],
+)
+def test_unfinished_download_neighbours_stay_reported(tmp_path: Path, where: str) -> None:
+    short = "Q1p2l2BzM1m6P5jKvr8WTq1TUio="
+    blob = tmp_path / "hub" / "models--org--tiny" / "blobs" / f"{SHA256}.incomplete"
+    blob.parent.mkdir(parents=True)
+    blob.write_bytes(EVIL)
+    path = tmp_path / where.format(sha=SHA256, short=short)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if where.startswith("hub/models--org--tiny/snapshots/"):
+        path.symlink_to(os.path.relpath(blob, path.parent))
+    else:
+        blob.unlink()
+        path.write_bytes(EVIL)
+    assert any(r[1] == "LW-MODEL-001" for r in _scan(tmp_path)), where

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import stat
 import struct
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -173,6 +174,8 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
                 continue
             mode = st.st_mode
             if S_ISREG(mode):
+                if name.endswith(".incomplete") and _partial_download(real_prefix, name) and not e.is_symlink():
+                    continue
                 if real not in found:
                     found[real] = Target(path, real, None, st.st_size)
                 else:  # a second name of the same file
@@ -182,6 +185,31 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
                     stack.append(path)
             else:
                 problems.append(_classify(path, st) or Target(path, None, "not read"))
+
+
+_HUB_PARTIAL: Final = re.compile(r"(?:[0-9a-f]{40}|[0-9a-f]{64})(?:\.[0-9a-f]{8})?\.incomplete")
+_LOCAL_DIR_PARTIAL: Final = re.compile(
+    r"[A-Za-z0-9_-]{27}=\.(?:[0-9a-f]{40}|[0-9a-f]{64})(?:\.[0-9a-f]{8})?\.incomplete"
+)
+_LOCAL_DIR_DOWNLOADS: Final = os.sep.join(("", ".cache", "huggingface", "download", ""))
+
+
+def _partial_download(folder: str, name: str) -> bool:
+    """Whether ``name`` in ``folder`` (resolved, ending with a separator) is a download huggingface_hub has not
+    finished: ``<etag>.incomplete`` (``<etag>.<8 hex>.incomplete`` since 1.x) in a cache's ``blobs/``, or
+    ``<short hash>.<etag>[.<8 hex>].incomplete`` under a ``local_dir`` download's ``.cache/huggingface/download/``.
+
+    No loader opens one: huggingface_hub renames it to its final name (the blob a snapshot links to, the file in
+    the local folder) once complete, and that file is scanned. Like ``.git``, such a file met in a folder walk is
+    not a target; named on the command line, or reached through a link (a snapshot's), it is scanned as any file.
+    A cut pickle or safetensors file would otherwise be reported for being cut.
+    """
+    if _HUB_PARTIAL.fullmatch(name):
+        parent = os.path.dirname(folder.rstrip(os.sep))
+        return os.path.basename(folder.rstrip(os.sep)) == "blobs" and os.path.basename(parent).startswith(
+            ("models--", "datasets--", "spaces--")
+        )
+    return _LOCAL_DIR_DOWNLOADS in folder and _LOCAL_DIR_PARTIAL.fullmatch(name) is not None
 
 
 def _sha256(blob: Blob) -> Digest:
