@@ -333,3 +333,101 @@ def test_unfinished_download_neighbours_stay_reported(tmp_path: Path, where: str
         blob.unlink()
         path.write_bytes(EVIL)
     assert any(r[1] == "LW-MODEL-001" for r in _scan(tmp_path)), where
+
+
+# ------------------------------------------------------------------- sentence-transformers' training_args.bin
+
+_ST_ARGS = (
+    ("sentence_transformers.sentence_transformer.training_args", "SentenceTransformerTrainingArguments"),
+    ("sentence_transformers.cross_encoder.training_args", "CrossEncoderTrainingArguments"),
+    ("sentence_transformers.sparse_encoder.training_args", "SparseEncoderTrainingArguments"),
+)
+
+
+def _st_training_args(module: str, name: str, **fields: object) -> object:
+    """The training arguments as a checkpoint keeps them: every field at its default, built without
+    ``__post_init__`` (which needs accelerate; pickle rebuilds them without it too)."""
+    import dataclasses
+    import importlib
+
+    pytest.importorskip("torch")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cls = getattr(pytest.importorskip(module), name)
+    obj = object.__new__(cls)
+    for f in dataclasses.fields(cls):
+        if f.default is not dataclasses.MISSING:
+            value = f.default
+        elif f.default_factory is not dataclasses.MISSING:
+            value = f.default_factory()
+        else:
+            value = None
+        obj.__dict__[f.name] = value
+    obj.__dict__.update(output_dir="checkpoints", **fields)
+    sampler = importlib.import_module("sentence_transformers.base.sampler")
+    obj.__dict__.setdefault("batch_sampler", sampler.BatchSamplers.BATCH_SAMPLER)
+    return obj
+
+
+@pytest.mark.parametrize(("module", "name"), _ST_ARGS)
+def test_sentence_transformers_training_args_are_clean(tmp_path: Path, module: str, name: str) -> None:
+    """A sentence-transformers trainer's ``training_args.bin`` (``torch.save`` of its training arguments, with the
+    batch sampler enums): LW-MODEL-005 high and LW-MODEL-006 medium before."""
+    import torch
+
+    sampler = pytest.importorskip("sentence_transformers.base.sampler")
+    args = _st_training_args(
+        module,
+        name,
+        batch_sampler=sampler.BatchSamplers.NO_DUPLICATES,
+        multi_dataset_batch_sampler=sampler.MultiDatasetBatchSamplers.ROUND_ROBIN,
+        prompts={"query": "query: "},
+    )
+    torch.save(args, tmp_path / "training_args.bin")
+    assert _scan(tmp_path / "training_args.bin") == []
+    loaded = torch.load(tmp_path / "training_args.bin", weights_only=False)
+    assert loaded.batch_sampler is sampler.BatchSamplers.NO_DUPLICATES
+
+
+def test_sentence_transformers_trainer_training_args_are_clean(tmp_path: Path) -> None:
+    """The real constructor (needs accelerate, as the trainer does)."""
+    import torch
+
+    pytest.importorskip("accelerate")
+    st = pytest.importorskip("sentence_transformers")
+    args = st.SentenceTransformerTrainingArguments(output_dir=str(tmp_path / "o"), report_to=[], use_cpu=True)
+    torch.save(args, tmp_path / "training_args.bin")
+    assert _scan(tmp_path / "training_args.bin") == []
+
+
+def _reduce(module: str, name: str, args: bytes) -> bytes:
+    return b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n" + args + b"R."
+
+
+_ST_ARGS_MODULE = "sentence_transformers.sentence_transformer.training_args"
+
+
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        # the training arguments called (their constructor sets up devices): rebuilt only
+        (_reduce(_ST_ARGS_MODULE, "SentenceTransformerTrainingArguments", b"(X\x03\x00\x00\x00outt"), "LW-MODEL-005"),
+        (_reduce("sentence_transformers.training_args", "SentenceTransformerTrainingArguments",
+                 b"(X\x03\x00\x00\x00outt"), "LW-MODEL-005"),
+        # the enum handed a dangerous callable
+        (_reduce("sentence_transformers.base.sampler", "BatchSamplers", b"(X\x01\x00\x00\x00xcos\nsystem\nt"),
+         "LW-MODEL-001"),
+        # a batch sampler class, not an enum member
+        (b"\x80\x02csentence_transformers.base.sampler\nNoDuplicatesBatchSampler\n.", "LW-MODEL-006"),
+    ],
+)  # fmt: skip
+def test_sentence_transformers_training_neighbours_stay_reported(tmp_path: Path, data: bytes, rule: str) -> None:
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(data)
+    assert rule in {r[1] for r in _scan(path)}
+
+
+def test_sentence_transformers_batch_sampler_enum_lookup_is_clean(tmp_path: Path) -> None:
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(_reduce("sentence_transformers.base.sampler", "BatchSamplers", b"(X\x0d\x00\x00\x00no_duplicatest"))
+    assert _scan(path) == []

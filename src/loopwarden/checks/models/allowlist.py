@@ -857,6 +857,14 @@ _SENTENCE_TRANSFORMERS: Final = (
     f"{_ST}.multi_vector_encoder.modules.multi_vector_mask.MultiVectorMask",
     f"{_ST}.multi_vector_encoder.modules.token_pooling.HierarchicalTokenPooling",
     f"{_ST}.cross_encoder.modules.logit_score.LogitScore",
+    # the training arguments a sentence-transformers trainer saves as training_args.bin in each checkpoint (6.x, and
+    # 3.x-5.x's module): dataclasses over transformers' TrainingArguments with no load-time hook of their own, whose
+    # constructor (__post_init__) sets up devices and the accelerator
+    f"{_ST}.sentence_transformer.training_args.SentenceTransformerTrainingArguments",
+    f"{_ST}.cross_encoder.training_args.CrossEncoderTrainingArguments",
+    f"{_ST}.sparse_encoder.training_args.SparseEncoderTrainingArguments",
+    f"{_ST}.multi_vector_encoder.training_args.MultiVectorEncoderTrainingArguments",
+    f"{_ST}.training_args.SentenceTransformerTrainingArguments",
     # the similarity functions a model keeps as _similarity and _similarity_pairwise (SimilarityFunction's choices)
     *(
         f"{_ST}.util.similarity.{f}"
@@ -881,9 +889,18 @@ _SENTENCE_TRANSFORMERS: Final = (
 hook of its own (``__new__``, ``__setstate__``, ``__reduce__``, ``__del__``), so NEWOBJ + BUILD rebuilds them as
 ``nn.Module.__setstate__`` (or a plain ``__dict__`` update) does. Their constructors load models by name (from the
 hub, with ``trust_remote_code``) or from a path, and the similarity functions compute on what they are handed, so
-a pickle may rebuild or keep them but not call them (``_REBUILD_ONLY``). Left out: the trainers, losses,
-evaluators and data collators (never part of a saved model), and ``LambdaTokenPooling``, which wraps a user's
-callable."""
+a pickle may rebuild or keep them but not call them (``_REBUILD_ONLY``); so are the training arguments in a
+checkpoint's ``training_args.bin``. Left out: the trainers, losses, evaluators and data collators (never part of a
+saved model), the batch sampler classes (a user's choice kept in the training arguments instead of an enum member),
+and ``LambdaTokenPooling``, which wraps a user's callable."""
+
+_ST_ENUMS: Final = tuple(
+    f"{_ST}.{module}.{name}"
+    for module in ("base.sampler", "training_args")  # 6.x; 3.x-5.x
+    for name in ("BatchSamplers", "MultiDatasetBatchSamplers")
+)
+"""The enums of sentence-transformers' training arguments (``batch_sampler``, ``multi_dataset_batch_sampler``),
+members of transformers' ``ExplicitEnum``: a pickle calls the class with the member's value, a lookup."""
 
 LAMBDA_SCHEDULERS: Final = frozenset(
     {"torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.MultiplicativeLR"}
@@ -1096,6 +1113,7 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # torch.distributed.checkpoint's .metadata (see _REBUILD_ONLY); the memory-format enum is looked up by value
         *_DCP_METADATA,
         *_SENTENCE_TRANSFORMERS,
+        *_ST_ENUMS,
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
