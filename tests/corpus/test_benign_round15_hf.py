@@ -70,7 +70,7 @@ def _local_dir_download(folder: Path, commit: str) -> Path:
     local = pytest.importorskip("huggingface_hub._local_folder")
     for rel, etag, data in (
         ("config.json", SHA1, b'{"model_type": "bert"}'),
-        ("model.safetensors", SHA256, b'\x02\x00\x00\x00\x00\x00\x00\x00{}'),
+        ("model.safetensors", SHA256, b"\x02\x00\x00\x00\x00\x00\x00\x00{}"),
         ("onnx/model.onnx", SHA256[::-1], b""),
     ):
         paths = local.get_local_download_paths(folder, rel)
@@ -182,7 +182,9 @@ def test_tokenizers_trained_from_scratch_are_clean(tmp_path: Path) -> None:
     built.append(("wordpiece", wp))
     uni = tk.Tokenizer(tk.models.Unigram())
     uni.pre_tokenizer = tk.pre_tokenizers.Metaspace()
-    uni.train_from_iterator(TEXTS, tk.trainers.UnigramTrainer(vocab_size=80, special_tokens=special, unk_token="<unk>"))
+    uni.train_from_iterator(
+        TEXTS, tk.trainers.UnigramTrainer(vocab_size=80, special_tokens=special, unk_token="<unk>")
+    )
     built.append(("unigram", uni))
     for name, tok in built:
         folder = tmp_path / name
@@ -193,7 +195,9 @@ def test_tokenizers_trained_from_scratch_are_clean(tmp_path: Path) -> None:
         fast.chat_template = {"default": TEMPLATE, "tool_use": "{{ tools | tojson }}" + TEMPLATE}
         fast.save_pretrained(folder)
         tok.model.save(str(folder))  # vocab.json + merges.txt, vocab.txt, unigram.json
-    slow = transformers.GPT2Tokenizer(str(tmp_path / "bpe" / "vocab.json"), str(tmp_path / "bpe" / "merges.txt"))  # type: ignore[attr-defined]
+    slow = transformers.GPT2Tokenizer(
+        str(tmp_path / "bpe" / "vocab.json"), str(tmp_path / "bpe" / "merges.txt")
+    )  # type: ignore[attr-defined]
     slow.chat_template = TEMPLATE
     slow.save_pretrained(tmp_path / "gpt2")
     transformers.BertTokenizer(str(tmp_path / "wordpiece" / "vocab.txt")).save_pretrained(tmp_path / "bert")  # type: ignore[attr-defined]
@@ -208,11 +212,14 @@ def test_sentence_transformers_models_are_clean(tmp_path: Path) -> None:
     base = tmp_path / "base"
     config = transformers.BertConfig(**ARCHS["bert"])  # type: ignore[attr-defined]
     transformers.BertModel(config).save_pretrained(base)  # type: ignore[attr-defined]
-    (base / "vocab.txt").write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"]))
+    (base / "vocab.txt").write_text(
+        "\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hello", "world"])
+    )
     transformers.BertTokenizerFast(vocab_file=str(base / "vocab.txt")).save_pretrained(base)  # type: ignore[attr-defined]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         import sentence_transformers.models as models
+
         for name, extra in (
             ("norm", [models.Pooling(32, "cls"), models.Normalize()]),
             ("dense", [models.Pooling(32, "mean"), models.Dense(32, 8, activation_function=torch.nn.Tanh())]),
@@ -236,7 +243,11 @@ def test_hugging_face_cache_layout_is_clean(tmp_path: Path) -> None:
     rev = "c" + "0" * 39
     for path in sorted(src.iterdir()):
         data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest() if path.suffix == ".safetensors" else hashlib.sha1(data).hexdigest()
+        digest = (
+            hashlib.sha256(data).hexdigest()
+            if path.suffix == ".safetensors"
+            else hashlib.sha1(data).hexdigest()
+        )
         blob = repo / "blobs" / digest
         blob.parent.mkdir(parents=True, exist_ok=True)
         blob.write_bytes(data)
@@ -421,7 +432,9 @@ _ST_ARGS_MODULE = "sentence_transformers.sentence_transformer.training_args"
         (b"\x80\x02csentence_transformers.base.sampler\nNoDuplicatesBatchSampler\n.", "LW-MODEL-006"),
     ],
 )  # fmt: skip
-def test_sentence_transformers_training_neighbours_stay_reported(tmp_path: Path, data: bytes, rule: str) -> None:
+def test_sentence_transformers_training_neighbours_stay_reported(
+    tmp_path: Path, data: bytes, rule: str
+) -> None:
     path = tmp_path / "training_args.bin"
     path.write_bytes(data)
     assert rule in {r[1] for r in _scan(path)}
@@ -429,5 +442,7 @@ def test_sentence_transformers_training_neighbours_stay_reported(tmp_path: Path,
 
 def test_sentence_transformers_batch_sampler_enum_lookup_is_clean(tmp_path: Path) -> None:
     path = tmp_path / "training_args.bin"
-    path.write_bytes(_reduce("sentence_transformers.base.sampler", "BatchSamplers", b"(X\x0d\x00\x00\x00no_duplicatest"))
+    path.write_bytes(
+        _reduce("sentence_transformers.base.sampler", "BatchSamplers", b"(X\x0d\x00\x00\x00no_duplicatest")
+    )
     assert _scan(path) == []

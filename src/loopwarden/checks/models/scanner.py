@@ -174,7 +174,11 @@ def _walk(top: str, roots: list[str], found: dict[str, Target], problems: list[T
                 continue
             mode = st.st_mode
             if S_ISREG(mode):
-                if name.endswith(".incomplete") and _partial_download(real_prefix, name) and not e.is_symlink():
+                if (
+                    name.endswith(".incomplete")
+                    and _partial_download(real_prefix, name)
+                    and not e.is_symlink()
+                ):
                     continue
                 if real not in found:
                     found[real] = Target(path, real, None, st.st_size)
