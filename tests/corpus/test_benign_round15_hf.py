@@ -446,3 +446,56 @@ def test_sentence_transformers_batch_sampler_enum_lookup_is_clean(tmp_path: Path
         _reduce("sentence_transformers.base.sampler", "BatchSamplers", b"(X\x0d\x00\x00\x00no_duplicatest")
     )
     assert _scan(path) == []
+
+
+# -------------------------------------------------------------- TrainingArguments(parallelism_config=...)
+
+_PARALLELISM = b"caccelerate.parallelism_config\nParallelismConfig\n"
+
+
+def _parallelism_state() -> bytes:
+    """``ParallelismConfig()`` as pickle protocol 2 writes it: NEWOBJ of the class, BUILD with its fields."""
+    fields = b"".join(
+        b"X" + len(k).to_bytes(4, "little") + k.encode() + v
+        for k, v in (
+            ("dp_replicate_size", b"K\x01"),
+            ("dp_shard_size", b"K\x01"),
+            ("tp_size", b"K\x01"),
+            ("cp_size", b"K\x01"),
+            ("cp_backend", b"X\x05\x00\x00\x00torch"),
+            ("sp_size", b"K\x01"),
+            ("sp_backend", b"X\x09\x00\x00\x00deepspeed"),
+            ("tp_handler", b"N"),
+            ("cp_handler", b"N"),
+            ("sp_handler", b"N"),
+        )
+    )
+    return _PARALLELISM + b")\x81}(" + fields + b"ub"
+
+
+def test_training_args_parallelism_config_is_clean(tmp_path: Path) -> None:
+    """transformers' ``TrainingArguments(parallelism_config=ParallelismConfig(...))`` keeps accelerate's config in
+    ``training_args.bin``: LW-MODEL-005 high before."""
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(b"\x80\x02" + _parallelism_state() + b".")
+    assert _scan(path) == []
+
+
+def test_training_args_parallelism_config_real_is_clean(tmp_path: Path) -> None:
+    import torch
+
+    pytest.importorskip("accelerate")
+    transformers = _transformers()
+    parallelism = pytest.importorskip("accelerate.parallelism_config")
+    args = transformers.TrainingArguments(  # type: ignore[attr-defined]
+        output_dir=str(tmp_path / "o"), report_to=[], use_cpu=True, parallelism_config=parallelism.ParallelismConfig()
+    )
+    torch.save(args, tmp_path / "training_args.bin")
+    assert _scan(tmp_path / "training_args.bin") == []
+
+
+def test_parallelism_config_called_stays_reported(tmp_path: Path) -> None:
+    """Rebuilt only: its constructor reads the environment."""
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(b"\x80\x02" + _PARALLELISM + b"(K\x02tR.")
+    assert "LW-MODEL-005" in {r[1] for r in _scan(path)}

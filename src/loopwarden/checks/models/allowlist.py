@@ -1462,6 +1462,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # would run TrainerState.__post_init__, which calls .state() on each stateful callback (see _REBUILD_ONLY)
         "transformers.trainer_callback.TrainerState",
         "transformers.trainer_callback.TrainerControl",
+        # accelerate's n-D parallelism sizes, kept in TrainingArguments.parallelism_config (so in training_args.bin):
+        # a dataclass of sizes, backend names and accelerate.utils.dataclasses handlers, rebuilt by NEWOBJ + BUILD
+        # with no load-time hook (see _REBUILD_ONLY)
+        "accelerate.parallelism_config.ParallelismConfig",
         # rebuilt by NEWOBJ + BUILD (their __setstate__ loads the model from the state's bytes); a call reads the
         # model file the arguments name (see _REBUILD_ONLY)
         "xgboost.core.Booster",
@@ -1631,6 +1635,8 @@ _REBUILD_ONLY: Final = frozenset(
         # the dataclasses' __post_init__ calls methods of the objects it is handed (TrainerState: callback.state())
         "transformers.trainer_callback.TrainerState",
         "transformers.trainer_callback.TrainerControl",
+        # its __post_init__ reads missing sizes from the environment and validates them
+        "accelerate.parallelism_config.ParallelismConfig",
     }
 )
 
