@@ -499,3 +499,68 @@ def test_parallelism_config_called_stays_reported(tmp_path: Path) -> None:
     path = tmp_path / "training_args.bin"
     path.write_bytes(b"\x80\x02" + _PARALLELISM + b"(K\x02tR.")
     assert "LW-MODEL-005" in {r[1] for r in _scan(path)}
+
+
+# ------------------------------------------------------------------------------ TRL's training_args.bin
+
+
+def _newobj(module: str, name: str) -> bytes:
+    """An instance as pickle protocol 2 writes a dataclass: NEWOBJ of the class, BUILD with its fields."""
+    return (
+        b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n)\x81}(X\n\x00\x00\x00output_dirX\x01\x00\x00\x00o"
+        b"X\r\x00\x00\x00learning_rateG?\x1a6\xe2\xeb\x1cC-ub."
+    )
+
+
+@pytest.mark.parametrize(
+    ("module", "name"),
+    [
+        ("trl.trainer.sft_config", "SFTConfig"),
+        ("trl.trainer.dpo_config", "DPOConfig"),
+        ("trl.trainer.grpo_config", "GRPOConfig"),
+        ("trl.trainer.orpo_config", "ORPOConfig"),
+        ("trl.trainer.gkd_config", "GKDConfig"),
+    ],
+)
+def test_trl_training_args_are_clean(tmp_path: Path, module: str, name: str) -> None:
+    """TRL's trainers save their config (a TrainingArguments subclass) as every checkpoint's training_args.bin:
+    LW-MODEL-006 medium before."""
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(_newobj(module, name))
+    assert _scan(path) == []
+
+
+def test_trl_f_divergence_enum_lookup_is_clean(tmp_path: Path) -> None:
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(_reduce("trl.trainer.dpo_config", "FDivergenceType", b"(X\r\x00\x00\x00js_divergencet"))
+    assert _scan(path) == []
+
+
+def test_trl_training_args_real_are_clean(tmp_path: Path) -> None:
+    import torch
+
+    pytest.importorskip("accelerate")
+    trl = pytest.importorskip("trl")
+    for name in ("SFTConfig", "DPOConfig", "GRPOConfig", "KTOConfig", "RewardConfig"):
+        args = getattr(trl, name)(output_dir=str(tmp_path / "o"), report_to=[], use_cpu=True)
+        torch.save(args, tmp_path / f"{name}.bin")
+        assert _scan(tmp_path / f"{name}.bin") == [], name
+
+
+@pytest.mark.parametrize(
+    ("data", "rule"),
+    [
+        # called: rebuilt only
+        (_reduce("trl.trainer.sft_config", "SFTConfig", b"(X\x01\x00\x00\x00ot"), "LW-MODEL-005"),
+        # not one of them: the base class, an experimental trainer's config, a lookalike module
+        (_newobj("trl.trainer.utils", "OnPolicyConfig"), "LW-MODEL-006"),
+        (_newobj("trl.experimental.orpo.orpo_config", "ORPOConfig"), "LW-MODEL-006"),
+        (_newobj("trl.trainer.sft_trainer", "SFTConfig"), "LW-MODEL-006"),
+        # the enum handed a dangerous callable
+        (_reduce("trl.trainer.dpo_config", "FDivergenceType", b"(cos\nsystem\nt"), "LW-MODEL-001"),
+    ],
+)
+def test_trl_neighbours_stay_reported(tmp_path: Path, data: bytes, rule: str) -> None:
+    path = tmp_path / "training_args.bin"
+    path.write_bytes(data)
+    assert rule in {r[1] for r in _scan(path)}

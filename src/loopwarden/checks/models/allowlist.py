@@ -902,6 +902,38 @@ _ST_ENUMS: Final = tuple(
 """The enums of sentence-transformers' training arguments (``batch_sampler``, ``multi_dataset_batch_sampler``),
 members of transformers' ``ExplicitEnum``: a pickle calls the class with the member's value, a lookup."""
 
+_TRL_CONFIGS: Final = tuple(
+    f"trl.trainer.{module}.{name}"
+    for module, name in (
+        ("sft_config", "SFTConfig"),
+        ("dpo_config", "DPOConfig"),
+        ("kto_config", "KTOConfig"),
+        ("reward_config", "RewardConfig"),
+        ("grpo_config", "GRPOConfig"),
+        ("rloo_config", "RLOOConfig"),
+        ("distillation_config", "DistillationConfig"),
+        ("orpo_config", "ORPOConfig"),
+        ("cpo_config", "CPOConfig"),
+        ("bco_config", "BCOConfig"),
+        ("gkd_config", "GKDConfig"),
+        ("online_dpo_config", "OnlineDPOConfig"),
+        ("nash_md_config", "NashMDConfig"),
+        ("xpo_config", "XPOConfig"),
+        ("ppo_config", "PPOConfig"),
+        ("ppov2_config", "PPOv2Config"),
+        ("prm_config", "PRMConfig"),
+        ("iterative_sft_config", "IterativeSFTConfig"),
+    )
+)
+"""The training arguments of TRL's trainers (0.12 to 1.x, ``trl.trainer``), which they save as every checkpoint's
+``training_args.bin`` (so most fine-tuned models on the Hub keep one): dataclasses over transformers'
+``TrainingArguments`` with no load-time hook of their own, admitted by exact name for rebuilding only (their
+constructor runs ``TrainingArguments.__post_init__``, which sets up devices and the accelerator). Left out: the
+``trl.experimental`` trainers' configs."""
+
+_TRL_ENUMS: Final = ("trl.trainer.dpo_config.FDivergenceType",)
+"""``DPOConfig.f_divergence_type`` (TRL before 1.0): a plain ``Enum`` a pickle calls with the member's value."""
+
 LAMBDA_SCHEDULERS: Final = frozenset(
     {"torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.MultiplicativeLR"}
 )
@@ -1114,6 +1146,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         *_DCP_METADATA,
         *_SENTENCE_TRANSFORMERS,
         *_ST_ENUMS,
+        *_TRL_CONFIGS,
+        *_TRL_ENUMS,
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
@@ -1632,6 +1666,7 @@ _REBUILD_ONLY: Final = frozenset(
         "catboost.core.CatBoostRanker",
         *_DCP_METADATA,
         *_SENTENCE_TRANSFORMERS,
+        *_TRL_CONFIGS,
         # the dataclasses' __post_init__ calls methods of the objects it is handed (TrainerState: callback.state())
         "transformers.trainer_callback.TrainerState",
         "transformers.trainer_callback.TrainerControl",
