@@ -564,3 +564,27 @@ def test_trl_neighbours_stay_reported(tmp_path: Path, data: bytes, rule: str) ->
     path = tmp_path / "training_args.bin"
     path.write_bytes(data)
     assert rule in {r[1] for r in _scan(path)}
+
+
+# ---------------------------------------------------------------------- Python tokenizers saved whole
+
+
+def test_python_tokenizer_saved_whole_is_clean(tmp_path: Path) -> None:
+    """``torch.save(tokenizer)`` of a Python (slow) tokenizer keeps its added-tokens trie
+    (``transformers.tokenization_python.Trie``): LW-MODEL-005 high before."""
+    import torch
+
+    transformers = _transformers()
+    tok = transformers.ByT5Tokenizer()  # type: ignore[attr-defined]
+    tok.add_tokens(["<extra>"])
+    torch.save(tok, tmp_path / "tokenizer.pt")
+    with open(tmp_path / "tokenizer.pkl", "wb") as f:
+        pickle.dump(tok, f, protocol=4)
+    assert _scan(tmp_path) == []
+
+
+@pytest.mark.parametrize("module", ["transformers.tokenization_python", "transformers.tokenization_utils"])
+def test_trie_handed_a_dangerous_callable_stays_reported(tmp_path: Path, module: str) -> None:
+    path = tmp_path / "tokenizer.pkl"
+    path.write_bytes(_reduce(module, "Trie", b"(cos\nsystem\nt"))
+    assert "LW-MODEL-001" in {r[1] for r in _scan(path)}
