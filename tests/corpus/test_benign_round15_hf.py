@@ -488,7 +488,10 @@ def test_training_args_parallelism_config_real_is_clean(tmp_path: Path) -> None:
     transformers = _transformers()
     parallelism = pytest.importorskip("accelerate.parallelism_config")
     args = transformers.TrainingArguments(  # type: ignore[attr-defined]
-        output_dir=str(tmp_path / "o"), report_to=[], use_cpu=True, parallelism_config=parallelism.ParallelismConfig()
+        output_dir=str(tmp_path / "o"),
+        report_to=[],
+        use_cpu=True,
+        parallelism_config=parallelism.ParallelismConfig(),
     )
     torch.save(args, tmp_path / "training_args.bin")
     assert _scan(tmp_path / "training_args.bin") == []
@@ -507,7 +510,11 @@ def test_parallelism_config_called_stays_reported(tmp_path: Path) -> None:
 def _newobj(module: str, name: str) -> bytes:
     """An instance as pickle protocol 2 writes a dataclass: NEWOBJ of the class, BUILD with its fields."""
     return (
-        b"\x80\x02c" + module.encode() + b"\n" + name.encode() + b"\n)\x81}(X\n\x00\x00\x00output_dirX\x01\x00\x00\x00o"
+        b"\x80\x02c"
+        + module.encode()
+        + b"\n"
+        + name.encode()
+        + b"\n)\x81}(X\n\x00\x00\x00output_dirX\x01\x00\x00\x00o"
         b"X\r\x00\x00\x00learning_rateG?\x1a6\xe2\xeb\x1cC-ub."
     )
 

@@ -1148,9 +1148,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         *_ST_ENUMS,
         *_TRL_CONFIGS,
         *_TRL_ENUMS,
-        # the trie of added tokens a Python (slow) tokenizer keeps (tokens_trie), saved with it by torch.save(tokenizer):
-        # a plain class of dicts and sets with no load-time hook, whose constructor only adds the words it is handed
-        # (transformers 5's module; 4.x's)
+        # the trie of added tokens a Python (slow) tokenizer keeps (tokens_trie), saved with it by
+        # torch.save(tokenizer): a plain class of dicts and sets with no load-time hook, whose constructor only adds
+        # the words it is handed (transformers 5's module; 4.x's)
         "transformers.tokenization_python.Trie",
         "transformers.tokenization_utils.Trie",
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
