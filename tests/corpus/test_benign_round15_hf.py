@@ -595,3 +595,38 @@ def test_trie_handed_a_dangerous_callable_stays_reported(tmp_path: Path, module:
     path = tmp_path / "tokenizer.pkl"
     path.write_bytes(_reduce(module, "Trie", b"(cos\nsystem\nt"))
     assert "LW-MODEL-001" in {r[1] for r in _scan(path)}
+
+
+def test_image_processor_size_dict_is_clean(tmp_path: Path) -> None:
+    """An image processor saved whole keeps its sizes as ``transformers.image_utils.SizeDict``: LW-MODEL-005 high
+    before. Made with the real class where transformers is installed."""
+    transformers = _transformers()
+    image_utils = pytest.importorskip("transformers.image_utils")
+    size = image_utils.SizeDict(height=224, width=224)
+    (tmp_path / "size.pkl").write_bytes(
+        pickle.dumps({"size": size, "crop_size": image_utils.SizeDict(height=8)}, 2)
+    )
+    assert _scan(tmp_path) == []
+    pytest.importorskip("PIL")
+    import torch
+
+    for name in ("ViTImageProcessorPil", "CLIPImageProcessorPil"):
+        cls = getattr(transformers, name, None)
+        if cls is not None:
+            torch.save(cls(), tmp_path / f"{name}.pt")
+    assert _scan(tmp_path) == []
+
+
+def test_size_dict_handed_a_dangerous_callable_stays_reported(tmp_path: Path) -> None:
+    path = tmp_path / "processor.pkl"
+    path.write_bytes(_reduce("transformers.image_utils", "SizeDict", b"(cos\nsystem\nt"))
+    assert "LW-MODEL-001" in {r[1] for r in _scan(path)}
+
+
+def test_pillow_resampling_enum_lookup_is_clean(tmp_path: Path) -> None:
+    """A Pillow-backed image processor's ``resample`` (``PIL.Image.Resampling.BICUBIC``) pickles as a lookup."""
+    path = tmp_path / "processor.pkl"
+    path.write_bytes(_reduce("PIL.Image", "Resampling", b"K\x03\x85"))
+    assert _scan(path) == []
+    path.write_bytes(_reduce("PIL.Image", "Resampling", b"(cos\nsystem\nt"))
+    assert "LW-MODEL-001" in {r[1] for r in _scan(path)}

@@ -1153,6 +1153,12 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # the words it is handed (transformers 5's module; 4.x's)
         "transformers.tokenization_python.Trie",
         "transformers.tokenization_utils.Trie",
+        # the sizes an image or video processor keeps (size, crop_size), saved with it by torch.save(processor): a
+        # dataclass of optional ints with no load-time hook (4.x and 5.x)
+        "transformers.image_utils.SizeDict",
+        # the resampling filter a Pillow-backed image processor keeps (resample): an IntEnum a pickle calls with the
+        # member's value, a lookup
+        "PIL.Image.Resampling",
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
