@@ -7,13 +7,23 @@ its ``generation_config.json``; every config type's ``config.json``; tokenizers 
 library (BPE, WordPiece, Unigram) and SentencePiece, saved through every tokenizer class that takes those files,
 with chat templates; image processors, feature extractors and processors; sentence-transformers models of every
 module type (``save`` with and without safetensors); PEFT adapters; a Trainer's checkpoints; ``torch.export``,
-TorchScript and ONNX exports; all of it again inside a Hugging Face cache (``blobs/`` and ``snapshots/`` links)
-and a folder downloaded with ``local_dir``. About 13,000 files; reported before:
+TorchScript and ONNX exports; accelerate's ``save_state``; sentence-transformers and TRL trainer checkpoints;
+tokenizers, processors and image processors saved whole with ``torch.save``; all of it again inside a Hugging
+Face cache (``blobs/`` and ``snapshots/`` links) and a folder downloaded with ``local_dir``. About 15,000 files;
+reported before, each fixed for its class:
 
 * huggingface_hub's download metadata (``.cache/huggingface/download/<file>.metadata`` of a ``local_dir``
   download: commit hash, etag, timestamp) whose commit hash starts with "c" and whose etag starts with a letter
   (about 1 download in 100): GLOBAL of a 39-hex-digit module, LW-MODEL-005 high and unverified. A pickle loader
-  imports a module no environment has and stops at the timestamp; nothing is called.
+  imports a module no environment has and stops at the timestamp; nothing is called;
+* downloads huggingface_hub has not finished (``blobs/<etag>.incomplete``, a ``local_dir`` download's
+  ``<short hash>.<etag>.incomplete``), left by an interrupted download: a cut file, unverified (LW-MODEL-037 high
+  for safetensors). No loader opens them; they are not targets of a folder walk, as ``.git`` is not;
+* sentence-transformers' and TRL's ``training_args.bin`` (their trainers' TrainingArguments subclasses, and the
+  batch sampler and f-divergence enums): LW-MODEL-005 high / LW-MODEL-006 medium;
+* transformers' ``TrainingArguments(parallelism_config=...)`` (accelerate's ``ParallelismConfig``): high;
+* a Python tokenizer saved whole (its added-tokens ``Trie``), an image processor saved whole (``SizeDict``,
+  Pillow's ``Resampling``): high.
 
 Each benign file is made here with the real library (skipped when it is missing) and must scan clean with no
 finding; the neighbours stay reported.
