@@ -252,6 +252,18 @@ def _tar_ending_in(member: bytes) -> bytes:
     return buf.getvalue()[: tf.offset]
 
 
+def _member_zip_payload_found(tmp_path: Path, tar: bytes, compressed: bool) -> TargetResult:
+    """Scan ``tar`` (gzip-compressed when ``compressed``) and assert the payload of its member zip is found."""
+    res = _one(
+        tmp_path, "model.tar.gz" if compressed else "model.tar", gzip.compress(tar) if compressed else tar
+    )
+    assert any(
+        f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
+        for f in res.findings
+    ), res.findings
+    return res
+
+
 @pytest.mark.parametrize("compressed", [False, True])
 def test_tar_member_zip_whose_counts_spell_the_signature_is_judged_as_the_members(
     tmp_path: Path, compressed: bool
@@ -265,13 +277,7 @@ def test_tar_member_zip_whose_counts_spell_the_signature_is_judged_as_the_member
         body
     )  # (zeros before a zip are prepended bytes: it ends the tar)
     tar = _tar_ending_in(member)
-    res = _one(
-        tmp_path, "model.tar.gz" if compressed else "model.tar", gzip.compress(tar) if compressed else tar
-    )
-    assert any(
-        f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
-        for f in res.findings
-    ), res.findings
+    res = _member_zip_payload_found(tmp_path, tar, compressed)
     assert not any("follows tar content" in f.message for f in res.findings), res.findings
     with tarfile.open(fileobj=io.BytesIO(tar)) as tf:
         extracted = tf.extractfile("model.zip")
@@ -496,13 +502,7 @@ def test_tar_member_zip_whose_comment_holds_the_end_record_zipfile_reads(
         tar = buf.getvalue()
     else:
         tar = _tar_ending_in(member)
-    res = _one(
-        tmp_path, "model.tar.gz" if compressed else "model.tar", gzip.compress(tar) if compressed else tar
-    )
-    assert any(
-        f.rule_id == "LW-MODEL-001" and (f.location.member or "").startswith("model.zip")
-        for f in res.findings
-    ), res.findings
+    _member_zip_payload_found(tmp_path, tar, compressed)
 
 
 _OTHER_HEADERS: dict[str, Callable[[bytes], bytes]] = {
