@@ -3219,6 +3219,8 @@ class _VM:
                     and state.size < _MAX_CONTAINER
                 ):
                     self._features_in(state, off)
+                if cls in _SKLEARN_TRUSTED and type(state) is _Dict:
+                    self._trusted_state(cls, state, off)
                 if self.features_pending:
                     held = self.features_pending.pop(id(obj), None)
                     if held is not None and held[0] is obj:
@@ -4320,6 +4322,165 @@ class _VM:
         if chunks is None:
             return "?index array data the scanner cannot read"
         return shape[0], _int_views(chunks, code, self.budget)
+
+    def _trusted_state(self, cls: str, state: _Dict, off: int) -> None:
+        """scikit-learn estimators whose compiled predict trusts the shapes of their fitted arrays (see
+        ``_SKLEARN_TRUSTED``): libsvm's models, k-means' centers, gradient boosting's stages. Each is checked as
+        its fit leaves it; arrays the scanner cannot read (or not yet built: a BUILD after the estimator's would
+        change what predict reads) make the file unverified, as these code paths read outside the arrays."""
+        kind = _SKLEARN_TRUSTED[cls]
+        if kind == "libsvm":
+            problem = self._libsvm_problem(cls, state)
+            subject, explained = (
+                "sklearn.svm:libsvm",
+                "state with {}: libsvm's C code takes these counts as given and reads outside the arrays",
+            )
+        elif kind == "kmeans":
+            problem = self._centers_problem(cls, state)
+            subject, explained = (
+                "sklearn.cluster:centers",
+                "state with {}: the k-means Cython code indexes the centers with the input's columns unchecked",
+            )
+        else:
+            problem = self._stages_problem(state)
+            subject, explained = (
+                "sklearn.ensemble:stages",
+                "state with {}: predict_stages adds each stage's trees to that many columns of the raw "
+                "predictions unchecked and writes outside them",
+            )
+        self._state_problem(cls, problem, subject, explained, off)
+
+    def _dims(self, value: Any, rank: int) -> tuple[int, ...] | None:
+        """The shape of an array the scanner holds (built before now), if it has ``rank`` constant dimensions."""
+        found = self._array_of(value)
+        if found is None:
+            return None
+        shape = found[1]
+        if (
+            type(shape) is not tuple
+            or len(shape) != rank
+            or not all(type(d) is int and d >= 0 for d in shape)
+        ):
+            return None
+        return shape
+
+    def _libsvm_problem(self, cls: str, state: _Dict) -> str | None:
+        """libsvm's ``set_model`` (scikit-learn's helper) builds its model from the arrays with counts taken from
+        others: ``l`` support vectors (``support_``'s length, or the sparse vectors' rows), ``nr_class`` classes
+        (``_n_support``'s length), then reads ``(nr_class - 1) * l`` dual coefficients, ``nr_class * (nr_class -
+        1) / 2`` intercepts (and probability pairs), ``l`` dense support vectors and, for classifiers, ``nSV[i]``
+        vectors per class. scikit-learn checks only the sum of ``_n_support`` against a non-empty dense
+        ``support_vectors_`` (CVE-2020-28975); empty vectors, sparse models and every other count pass."""
+        nsv = self._int_array(state.get("_n_support"))
+        if isinstance(nsv, str):
+            return nsv
+        n_class, counts = nsv
+        pairs = n_class * (n_class - 1) // 2
+        sparse, kernel = state.get("_sparse"), state.get("kernel")
+        if type(sparse) is not bool or type(kernel) is not str:
+            return "?a sparse flag or kernel the scanner does not read"
+        support = self._int_array(state.get("support_"))
+        if isinstance(support, str):
+            return support
+        if sparse:
+            # scipy matrices: their own index arrays are checked where they are built (_sparse_state)
+            indptr = self._dims(_state_item(state.get("support_vectors_"), "indptr"), 1)
+            data = self._dims(_state_item(state.get("_dual_coef_"), "data"), 1)
+            if indptr is None or data is None:
+                return "?sparse support vectors or coefficients the scanner cannot read"
+            n_sv = max(indptr[0] - 1, 0)
+            n_coef = data[0]
+        else:
+            n_sv = support[0]
+            coef = self._dims(state.get("_dual_coef_"), 2)
+            if coef is None:
+                return "?dual coefficients the scanner cannot read"
+            n_coef = coef[0] * coef[1]
+            if kernel == "precomputed":
+                fit = state.get("shape_fit_")
+                if type(fit) is not tuple or not fit or type(fit[0]) is not int:
+                    return "?a training shape the scanner cannot read"
+                bad = _outside(support[1], fit[0])
+                if bad is not None:
+                    return f"support index {bad} of a {fit[0]}-column kernel"
+            else:
+                vectors = self._dims(state.get("support_vectors_"), 2)
+                if vectors is None:
+                    return "?support vectors the scanner cannot read"
+                if vectors[0] < n_sv:
+                    return f"{vectors[0]} support vectors for {n_sv} support indices"
+        if n_class and n_coef < (n_class - 1) * n_sv:
+            return f"{n_coef} dual coefficients for {n_class} classes of {n_sv} support vectors"
+        intercept = self._dims(state.get("_intercept_"), 1)
+        if intercept is None:
+            return "?intercepts the scanner cannot read"
+        if intercept[0] < pairs:
+            return f"{intercept[0]} intercepts for {n_class} classes"
+        for name in ("_probA", "_probB"):
+            prob = self._dims(state.get(name), 1)
+            if prob is None:
+                return f"?{name} the scanner cannot read"
+            if 0 < prob[0] < pairs:
+                return f"{prob[0]} {name} values for {n_class} classes"
+        if cls.rpartition(".")[2] in _LIBSVM_REGRESSORS:
+            return None  # regression and one-class models never read _n_support's values
+        total = 0
+        for view in counts:
+            if len(view) and min(view) < 0:
+                return f"a negative support vector count ({min(view)})"
+            total += sum(view)
+        if total > n_sv:
+            return f"_n_support summing to {total} for {n_sv} support vectors"
+        return None
+
+    def _centers_problem(self, cls: str, state: _Dict) -> str | None:
+        """k-means' predict and score hand the validated input (``n_features_in_`` columns) and the centers to
+        Cython loops that take the row width from one and index the other with it: the centers (and, for
+        ``BisectingKMeans``, each node's center in its tree, which predict stacks) must be exactly that wide."""
+        n = state.get("n_features_in_")
+        if type(n) is not int:
+            return "?no feature count the scanner can read (predict then accepts rows of any width)"
+        centers = self._dims(state.get("cluster_centers_"), 2)
+        if centers is None:
+            return "?cluster centers the scanner cannot read"
+        if centers[1] != n:
+            return f"cluster centers of {centers[1]} features for n_features_in_ {n}"
+        if not cls.endswith("BisectingKMeans"):
+            return None
+        todo, budget = [state.get("_bisecting_tree")], _MAX_CONTAINER
+        while todo and budget > 0:
+            node = todo.pop()
+            budget -= 1
+            if node is None:
+                continue
+            if type(node) is not _Call or type(node.state) is not _Dict:
+                return "?a bisecting tree node the scanner cannot read (or given its state later)"
+            center = self._dims(_state_item(node, "center"), 1)
+            if center is None:
+                return "?a bisecting tree center the scanner cannot read"
+            if center[0] != n:
+                return f"a bisecting tree center of {center[0]} features for n_features_in_ {n}"
+            todo.extend((node.state.get("left"), node.state.get("right")))
+        return "?a bisecting tree too large to check" if todo else None
+
+    def _stages_problem(self, state: _Dict) -> str | None:
+        """Gradient boosting's ``estimators_`` is an object array of ``(n_estimators, K)`` trees; predict makes
+        raw predictions of ``n_trees_per_iteration_`` columns (as many as its initial estimator predicts) and
+        ``predict_stages`` adds tree ``k`` of each stage to column ``k``, unchecked."""
+        width = state.get("n_trees_per_iteration_")
+        stages = self._dims(state.get("estimators_"), 2)
+        if type(width) is not int or stages is None:
+            return "?stages the scanner cannot read"
+        if stages[1] != width:
+            return f"stages of {stages[1]} trees for {width} raw prediction columns"
+        init = state.get("init_")
+        if width > 1 and type(init) is _Call and _instance_class(init) == "sklearn.dummy.DummyClassifier":
+            prior = self._dims(_state_item(init, "class_prior_"), 1)
+            if prior is None:
+                return "?an initial estimator the scanner cannot read"
+            if prior[0] != width:
+                return f"an initial estimator predicting {prior[0]} columns for stages of {width} trees"
+        return None
 
     def _features_in(self, state: _Dict, off: int) -> None:
         """An estimator's ``n_features_in_`` is the number of columns ``predict`` accepts; a tree it hands those
@@ -6832,6 +6993,19 @@ _NODE_OWNERS: Final = frozenset(
 )
 
 
+_SKLEARN_TRUSTED: Final = {
+    **dict.fromkeys(
+        (f"sklearn.svm._classes.{n}" for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")), "libsvm"
+    ),
+    "sklearn.cluster._kmeans.KMeans": "kmeans",
+    "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
+    "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
+    "sklearn.ensemble._gb.GradientBoostingClassifier": "stages",
+    "sklearn.ensemble._gb.GradientBoostingRegressor": "stages",
+}
+"""scikit-learn estimators whose compiled predict trusts the shapes of fitted arrays (see ``_VM._trusted_state``)."""
+_LIBSVM_REGRESSORS: Final = frozenset({"SVR", "NuSVR", "OneClassSVM"})
+
 _X_KEYS: Final = frozenset({"tree_", "estimators_", "_predictors"})
 """Attributes through which scikit-learn estimators hand their input rows, unchanged, to trees."""
 
@@ -7065,6 +7239,13 @@ def _number(value: Any) -> bool:
 
 # classes whose call hands back a cached instance but whose __new__ (NEWOBJ) makes a new one (see _shared_target)
 _FRESH_BY_NEWOBJ: Final = frozenset({"dateutil.tz.tz.tzutc", "dateutil.tz.tz.tzoffset"})
+
+
+def _state_item(obj: Any, key: str) -> Any:
+    """An item of the BUILD state dict of an object the analysis built (``_UNKNOWN`` if there is none yet)."""
+    if type(obj) is not _Call or type(obj.state) is not _Dict:
+        return _UNKNOWN
+    return obj.state.get(key)
 
 
 def _instance_class(obj: _Call) -> str | None:

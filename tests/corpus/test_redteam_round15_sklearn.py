@@ -1,0 +1,249 @@
+"""Round 15: scikit-learn estimator state that its compiled predict code trusts.
+
+libsvm's models (``SVC``, ``NuSVC``, ``SVR``, ``NuSVR``, ``OneClassSVM``, dense and sparse), k-means' centers
+(``KMeans``, ``MiniBatchKMeans``, ``BisectingKMeans``) and gradient boosting's stages were scanned clean with
+counts and shapes that disagree, and the real ``predict`` then read (or wrote) outside the arrays: SIGSEGV with
+scikit-learn 1.9. scikit-learn itself only checks ``_n_support``'s sum against non-empty dense support vectors.
+Each estimator is now checked as its fit leaves it; arrays not yet built when the estimator is (a later BUILD
+would change what predict reads) leave the file unverified.
+"""
+
+from __future__ import annotations
+
+import copy
+import io
+import pickle
+from typing import Any
+
+import pytest
+from test_redteam_round13_pickle import _killed_loading
+from test_redteam_round14b_kept import _deferred
+
+from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
+from loopwarden.domain import Severity
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("sklearn")
+sp = pytest.importorskip("scipy.sparse")
+
+
+def _high(result: PickleResult, text: str) -> bool:
+    return any(
+        f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH and text in f.message
+        for f in result.findings
+    )
+
+
+def _clean(result: PickleResult) -> bool:
+    return not result.findings and not result.unverified
+
+
+def _all_clean(model: Any) -> None:
+    """Every form a real pickler writes: protocols 2, 4 and 5, and a joblib dump."""
+    import joblib
+
+    for protocol in (2, 4, 5):
+        result = analyze_pickle_bytes(pickle.dumps(model, protocol=protocol))
+        assert _clean(result), (type(model).__name__, protocol, result.findings, result.unverified)
+    out = io.BytesIO()
+    joblib.dump(model, out)
+    result = analyze_pickle_bytes(out.getvalue(), joblib=True)
+    assert _clean(result), (type(model).__name__, "joblib", result.findings, result.unverified)
+
+
+_RS = np.random.RandomState(0)
+_X = _RS.rand(40, 3)
+_Y2 = (_X[:, 0] > 0.5).astype(int)
+_Y3 = _RS.randint(0, 3, 40)
+_PREDICT = "import numpy; loaded.predict(numpy.random.rand(3, 3))"
+
+
+# --- libsvm -------------------------------------------------------------------------------------------------------
+
+
+def _svc(**params: Any) -> Any:
+    from sklearn.svm import SVC
+
+    return SVC(**params).fit(_X, _Y2)
+
+
+def test_empty_support_vectors_are_reported() -> None:
+    """scikit-learn's CVE-2020-28975 check is skipped for empty support vectors: libsvm reads ``support_``'s
+    count of rows from an empty array."""
+    from sklearn.svm import SVR
+
+    model = _svc()
+    model.support_vectors_ = np.zeros((0, 3))
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "0 support vectors for 22 support indices")
+    assert _killed_loading(data, _PREDICT)
+    regressor = SVR().fit(_X, _X[:, 0])
+    regressor.support_vectors_ = np.zeros((0, 3))
+    assert _high(analyze_pickle_bytes(pickle.dumps(regressor)), "0 support vectors")
+
+
+def test_sparse_model_counts_are_reported() -> None:
+    """A sparse model's ``_n_support`` is never checked: libsvm walks that many vectors per class."""
+    from sklearn.svm import SVC
+
+    model = SVC().fit(sp.csr_matrix(_X), _Y2)
+    model._n_support = np.array([10**6, 10**6], dtype=np.int32)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "_n_support summing to 2000000 for 22 support vectors")
+    use = "import numpy, scipy.sparse as sp; loaded.predict(sp.csr_matrix(numpy.random.rand(3, 3)))"
+    assert _killed_loading(data, use)
+
+
+def test_short_coefficients_intercepts_and_probabilities_are_reported() -> None:
+    """libsvm reads ``(nr_class - 1) * l`` dual coefficients and ``nr_class * (nr_class - 1) / 2`` intercepts
+    and probability pairs, ``nr_class`` being ``_n_support``'s length (heap memory came back as decision
+    values: nan, 6.9e-310)."""
+    model = _svc()
+    model._dual_coef_ = np.ascontiguousarray(model._dual_coef_[:, :1])
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "1 dual coefficients for 2 classes")
+    model = _svc()
+    model._n_support = np.array([5, 5, 4, 4, 4], dtype=np.int32)
+    model._dual_coef_ = np.zeros((4, 22))
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "1 intercepts for 5 classes")
+    model = _svc(probability=True)
+    model._n_support = np.array([8, 7, 7], dtype=np.int32)
+    model._dual_coef_ = np.zeros((2, model.support_.shape[0]))
+    model._intercept_ = np.zeros(3)
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "1 _probA values for 3 classes")
+
+
+def test_precomputed_support_indices_past_the_kernel_are_reported() -> None:
+    from sklearn.svm import SVC
+
+    gram = _X @ _X.T
+    model = SVC(kernel="precomputed").fit(gram, _Y3)
+    model.support_ = model.support_.copy()
+    model.support_[-1] = 10**6
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "support index 1000000 of a 40-column kernel")
+
+
+def test_libsvm_arrays_built_after_the_model_are_not_clean() -> None:
+    """The model keeps the array objects: a BUILD that first fills them after the model's own is what predict
+    reads, so the check cannot be made at the model's BUILD and the file is unverified."""
+    model = _svc()
+    model.support_vectors_ = np.zeros((0, 3))
+    data = _deferred(model, (np.ndarray,))
+    result = analyze_pickle_bytes(data)
+    assert not result.findings or _high(result, "")
+    assert result.unverified
+    assert _killed_loading(data, _PREDICT)
+
+
+def test_benign_libsvm_models_stay_clean() -> None:
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import SVC, SVR, NuSVC, NuSVR, OneClassSVM
+
+    gram = _X @ _X.T
+    for model, target in [
+        (SVC(probability=True), _Y3),
+        (SVC(), _Y2),
+        (SVC(kernel="linear"), _Y3),
+        (NuSVC(), _Y3),
+        (SVR(), _X[:, 0]),
+        (NuSVR(), _X[:, 0]),
+        (OneClassSVM(), None),
+    ]:
+        _all_clean(copy.deepcopy(model).fit(_X, target))
+        _all_clean(copy.deepcopy(model).fit(sp.csr_matrix(_X), target))
+    _all_clean(SVC(kernel="precomputed").fit(gram, _Y3))
+    _all_clean(SVR(kernel="precomputed").fit(gram, _X[:, 0]))
+    _all_clean(make_pipeline(StandardScaler(), SVC()).fit(_X, _Y3))
+
+
+# --- k-means ------------------------------------------------------------------------------------------------------
+
+_SPARSE_ROW = (
+    "import numpy, scipy.sparse as sp; "
+    "loaded.predict(sp.csr_matrix((numpy.ones(1), numpy.array([10**8 - 1]), numpy.array([0, 1])), "
+    "shape=(1, 10**8)))"
+)
+
+
+@pytest.mark.parametrize("name", ["KMeans", "MiniBatchKMeans", "BisectingKMeans"])
+def test_centers_narrower_than_the_input_are_reported(name: str) -> None:
+    """predict validates rows against ``n_features_in_`` and the sparse Cython loop indexes each center with the
+    row's column indices: 3-column centers read at column 10**8 - 1."""
+    import sklearn.cluster
+
+    cls = getattr(sklearn.cluster, name)
+    model = cls(n_clusters=3, random_state=0, **({} if name == "BisectingKMeans" else {"n_init": 1})).fit(_X)
+    _all_clean(model)
+    model.n_features_in_ = 10**8
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "cluster centers of 3 features for n_features_in_ 100000000")
+    assert _killed_loading(data, _SPARSE_ROW)
+
+
+def test_dense_centers_of_another_width_are_reported() -> None:
+    """score's dense loop reads each center with the input's width (heap memory past the last center)."""
+    from sklearn.cluster import KMeans
+
+    model = KMeans(3, n_init=1, random_state=0).fit(_X)
+    model.cluster_centers_ = np.ascontiguousarray(model.cluster_centers_[:, :1])
+    assert _high(
+        analyze_pickle_bytes(pickle.dumps(model)), "cluster centers of 1 features for n_features_in_ 3"
+    )
+
+
+def test_a_bisecting_tree_center_of_another_width_is_reported() -> None:
+    """BisectingKMeans.predict stacks the centers of its tree's nodes, not ``cluster_centers_``."""
+    from sklearn.cluster import BisectingKMeans
+
+    model = BisectingKMeans(4, random_state=0).fit(_X)
+    model._bisecting_tree.left.center = np.zeros(1)
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "a bisecting tree center of 1 features")
+
+
+def test_benign_kmeans_models_stay_clean() -> None:
+    from sklearn.cluster import BisectingKMeans, KMeans, MiniBatchKMeans
+
+    _all_clean(KMeans(3, n_init=1).fit(_X))
+    _all_clean(KMeans(3, n_init=1).fit(sp.csr_matrix(_X)))
+    _all_clean(KMeans(3, n_init=1).fit(_X.astype(np.float32)))
+    _all_clean(MiniBatchKMeans(3, n_init=1).fit(_X))
+    _all_clean(BisectingKMeans(4, bisecting_strategy="largest_cluster").fit(_X))
+
+
+# --- gradient boosting --------------------------------------------------------------------------------------------
+
+
+def test_stages_wider_than_the_raw_predictions_are_reported() -> None:
+    """``predict_stages`` adds tree ``k`` of each stage to column ``k`` of raw predictions that have
+    ``n_trees_per_iteration_`` columns: a wider stage array writes past them (SIGSEGV)."""
+    from sklearn.ensemble import GradientBoostingRegressor
+
+    model = GradientBoostingRegressor(n_estimators=3, max_depth=2).fit(_X, _X[:, 0])
+    wide = np.empty((3, 1000), dtype=object)
+    for i in range(3):
+        for k in range(1000):
+            wide[i, k] = model.estimators_[i, 0]
+    model.estimators_ = wide
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "stages of 1000 trees for 1 raw prediction columns")
+    assert _killed_loading(data, _PREDICT)
+
+
+def test_an_initial_estimator_narrower_than_the_stages_is_reported() -> None:
+    """The raw predictions of a multi-class model are its initial ``DummyClassifier``'s probabilities."""
+    from sklearn.ensemble import GradientBoostingClassifier
+
+    model = GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(_X, _Y3)
+    model.init_.class_prior_ = model.init_.class_prior_[:2].copy()
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "initial estimator predicting 2 columns")
+
+
+def test_benign_gradient_boosting_models_stay_clean() -> None:
+    from sklearn.ensemble import GradientBoostingClassifier, GradientBoostingRegressor
+    from sklearn.svm import SVC
+
+    _all_clean(GradientBoostingClassifier(n_estimators=2).fit(_X, _Y3))
+    _all_clean(GradientBoostingClassifier(n_estimators=2).fit(_X, _Y2))
+    _all_clean(GradientBoostingClassifier(n_estimators=2, init="zero").fit(_X, _Y3))
+    _all_clean(GradientBoostingClassifier(n_estimators=2, init=SVC(probability=True)).fit(_X, _Y3))
+    _all_clean(GradientBoostingRegressor(n_estimators=2, loss="quantile").fit(_X, _X[:, 0]))
