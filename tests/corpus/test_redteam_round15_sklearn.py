@@ -247,3 +247,96 @@ def test_benign_gradient_boosting_models_stay_clean() -> None:
     _all_clean(GradientBoostingClassifier(n_estimators=2, init="zero").fit(_X, _Y3))
     _all_clean(GradientBoostingClassifier(n_estimators=2, init=SVC(probability=True)).fit(_X, _Y3))
     _all_clean(GradientBoostingRegressor(n_estimators=2, loss="quantile").fit(_X, _X[:, 0]))
+
+
+# --- histogram gradient boosting: categorical splits --------------------------------------------------------------
+
+
+def _categorical_hgb() -> Any:
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    rs = np.random.RandomState(0)
+    x = np.c_[rs.randint(0, 5, 200), rs.rand(200)]
+    return HistGradientBoostingRegressor(max_iter=3, categorical_features=[0]).fit(x, x[:, 0] * 2 + x[:, 1])
+
+
+def _split_bitsets(model: Any, row: int) -> None:
+    """Every categorical split of the first predictor reads bitset ``row``."""
+    predictor = model._predictors[0][0]
+    nodes = predictor.nodes.copy()
+    split = nodes["is_categorical"].astype(bool) & ~nodes["is_leaf"].astype(bool)
+    assert split.any()
+    nodes["bitset_idx"][split] = row
+    predictor.nodes = nodes
+
+
+def test_a_categorical_split_past_its_bitsets_is_reported() -> None:
+    """``bitset_idx`` is used as a row of ``raw_left_cat_bitsets`` unchecked (its node array's other fields
+    were checked already)."""
+    model = _categorical_hgb()
+    _all_clean(model)
+    _split_bitsets(model, 10**9)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(
+        analyze_pickle_bytes(data), "a categorical split reading row 1000000000 of raw_left_cat_bitsets"
+    )
+    use = "import numpy; loaded.predict(numpy.c_[numpy.arange(5), numpy.ones(5)])"
+    assert _killed_loading(data, use)
+
+
+def test_bitsets_built_after_their_predictor_are_not_clean() -> None:
+    """The predictor keeps the bitset arrays: first built after it, they are what predict reads (an array built
+    after a copy of it left the memo is also reported by the numpy rebuild check)."""
+    model = _categorical_hgb()
+    held = {id(p.raw_left_cat_bitsets) for predictors in model._predictors for p in predictors}
+    matcher = type("_Matcher", (type,), {"__instancecheck__": lambda cls, obj: id(obj) in held})
+    data = _deferred(model, (matcher("_HeldArrays", (), {}),))
+    result = analyze_pickle_bytes(data)
+    assert "raw_left_cat_bitsets the scanner cannot read" in (result.unverified or "")
+
+
+# --- nearest-neighbour classifiers: training labels ---------------------------------------------------------------
+
+
+def _neighbours(name: str) -> Any:
+    from sklearn.neighbors import KNeighborsClassifier, RadiusNeighborsClassifier
+
+    if name == "KNeighborsClassifier":
+        return KNeighborsClassifier(3, algorithm="brute", metric="manhattan").fit(_X, _Y2)
+    return RadiusNeighborsClassifier(5.0, algorithm="brute", metric="manhattan").fit(_X, _Y2)
+
+
+@pytest.mark.parametrize("name", ["KNeighborsClassifier", "RadiusNeighborsClassifier"])
+def test_training_labels_past_the_classes_are_reported(name: str) -> None:
+    """With uniform weights, brute force and a metric other than the Euclidean ones, predict_proba counts each
+    neighbour into column ``_y[j]`` of scores ``len(classes_)`` wide (ArgKminClassMode,
+    RadiusNeighborsClassMode), unchecked."""
+    model = _neighbours(name)
+    _all_clean(model)
+    model._y = np.full_like(model._y, 10**9)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "a training label 1000000000 of 2 classes")
+    assert _killed_loading(data, "import numpy; loaded.predict_proba(numpy.random.rand(3, 3))")
+
+
+@pytest.mark.parametrize("name", ["KNeighborsClassifier", "RadiusNeighborsClassifier"])
+def test_fewer_training_labels_than_rows_are_reported(name: str) -> None:
+    model = _neighbours(name)
+    model._y = model._y[:1].copy()
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "1 training labels for 40 training rows")
+    assert _killed_loading(data, "import numpy; loaded.predict_proba(numpy.random.rand(3, 3))")
+
+
+def test_benign_neighbour_classifiers_stay_clean() -> None:
+    from sklearn.neighbors import KNeighborsClassifier, RadiusNeighborsClassifier
+
+    labels = np.array(["a", "b", "c"])[_Y3]
+    for algorithm in ("brute", "ball_tree", "kd_tree"):
+        _all_clean(KNeighborsClassifier(3, algorithm=algorithm).fit(_X, labels))
+        _all_clean(KNeighborsClassifier(3, algorithm=algorithm, weights="distance").fit(_X, np.c_[_Y2, _Y3]))
+        _all_clean(
+            RadiusNeighborsClassifier(1.0, algorithm=algorithm, outlier_label="most_frequent").fit(_X, _Y3)
+        )
+    _all_clean(KNeighborsClassifier(3, metric="manhattan").fit(sp.csr_matrix(_X), _Y3))
+    _all_clean(KNeighborsClassifier(3, metric="precomputed").fit(_X @ _X.T, _Y3))

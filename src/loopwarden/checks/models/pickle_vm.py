@@ -3998,11 +3998,32 @@ class _VM:
             self.coll.unverified.append(f"{cls} at offset {off}: {check}")
             return
         self.node_arrays[id(obj)] = (obj, check)  # the estimator holding it checks its feature count too
+        if check.max_bitset >= 0 and type(state) is _Dict:
+            self._state_problem(
+                cls,
+                self._bitset_problem(check.max_bitset, state),
+                "sklearn.ensemble:bitsets",
+                "with {}: predict reads the bitset row a categorical split names without a bounds check",
+                off,
+            )
         if cls != "sklearn.tree._tree.Tree" or type(obj.args) is not tuple or not obj.args:
             return
         n_features = obj.args[0]
         if type(n_features) is int and check.max_feature >= n_features:
             self._feature_hit(cls, check.max_feature, n_features, off)
+
+    def _bitset_problem(self, row: int, state: _Dict) -> str | None:
+        """A histogram predictor's categorical split ``bitset_idx`` is a row of its ``raw_left_cat_bitsets``
+        (predict) and ``binned_left_cat_bitsets`` (predict on binned data), each row eight uint32 words that the
+        category's byte indexes. Arrays not built before the predictor (a later BUILD changes what it holds) or
+        that the scanner cannot read are unverified."""
+        for name in ("raw_left_cat_bitsets", "binned_left_cat_bitsets"):
+            dims = self._dims(state.get(name), 2)
+            if dims is None:
+                return f"?{name} the scanner cannot read (for categorical splits)"
+            if dims[0] <= row or dims[1] < 8:
+                return f"a categorical split reading row {row} of {name} of shape {dims}"
+        return None
 
     def _binary_tree(self, cls: str, state: Any, off: int) -> None:
         """scikit-learn's ``KDTree`` and ``BallTree`` (also inside nearest-neighbour estimators) take their
@@ -4335,6 +4356,13 @@ class _VM:
                 "sklearn.svm:libsvm",
                 "state with {}: libsvm's C code takes these counts as given and reads outside the arrays",
             )
+        elif kind == "labels":
+            problem = self._labels_problem(state)
+            subject, explained = (
+                "sklearn.neighbors:labels",
+                "state with {}: the class-mode Cython reductions read a label per training row and count it "
+                "into a row of the classes' scores unchecked",
+            )
         elif kind == "kmeans":
             problem = self._centers_problem(cls, state)
             subject, explained = (
@@ -4432,6 +4460,34 @@ class _VM:
         if total > n_sv:
             return f"_n_support summing to {total} for {n_sv} support vectors"
         return None
+
+    def _labels_problem(self, state: _Dict) -> str | None:
+        """A nearest-neighbour classifier's ``predict``/``predict_proba`` with uniform weights, brute force and
+        most metrics hand ``_y`` (each training row's class index) to ``ArgKminClassMode`` or
+        ``RadiusNeighborsClassMode``, which read ``_y`` at the neighbours' row numbers (rows of ``_fit_X``) and
+        add to column ``_y[j]`` of scores ``len(classes_)`` wide, unchecked. Multi-output labels (2-D ``_y``) take
+        numpy's checked indexing."""
+        labels = self._array_of(state.get("_y"))
+        if labels is None:
+            return "?training labels the scanner cannot read"
+        if type(labels[1]) is tuple and len(labels[1]) != 1:
+            return None
+        values = self._int_array(state.get("_y"))
+        if isinstance(values, str):
+            return values
+        fit = state.get("_fit_X")
+        rows = self._dims(fit, 2)
+        if rows is None:
+            shape = _state_item(fit, "_shape")  # a SciPy CSR matrix (its own arrays are checked where built)
+            rows = shape if type(shape) is tuple and len(shape) == 2 and type(shape[0]) is int else None
+        classes = self._dims(state.get("classes_"), 1)
+        if rows is None or classes is None:
+            return "?training rows or classes the scanner cannot read"
+        count, views = values
+        if count < rows[0]:
+            return f"{count} training labels for {rows[0]} training rows"
+        bad = _outside(views, classes[0])
+        return None if bad is None else f"a training label {bad} of {classes[0]} classes"
 
     def _centers_problem(self, cls: str, state: _Dict) -> str | None:
         """k-means' predict and score hand the validated input (``n_features_in_`` columns) and the centers to
@@ -6822,6 +6878,7 @@ _NODE_KINDS: Final = {
     # the histogram gradient boosting predictors' nodes (PREDICTOR_RECORD_DTYPE): a leaf has is_leaf set
     "hgb": ("left", "right", "feature_idx", "is_leaf"),
 }
+_HGB_CATEGORICAL: Final = ("is_categorical", "bitset_idx")
 _NODE_INTS: Final = {"i8": "q", "i4": "i", "u8": "Q", "u4": "I", "u1": "B", "b1": "?", "i1": "b"}
 """Field types a node array may give its index fields, as struct codes. scikit-learn accepts a node array whose
 fields are those of NODE_DTYPE with the index fields as i4 or i8, in either byte order, and casts it."""
@@ -6854,7 +6911,10 @@ def _node_layout(dtype: Any) -> _NodeLayout | str | None:
     kind = next((k for k, fields in _NODE_KINDS.items() if names.issuperset(fields)), None)
     if kind is None:
         return None
-    return _field_layout(dtype, kind, _NODE_KINDS[kind])
+    wanted = _NODE_KINDS[kind]
+    if kind == "hgb" and names.issuperset(_HGB_CATEGORICAL):
+        wanted += _HGB_CATEGORICAL  # categorical splits (scikit-learn 0.24+) read a bitset row each
+    return _field_layout(dtype, kind, wanted)
 
 
 def _field_layout(dtype: _Call, kind: str, wanted: tuple[str, ...]) -> _NodeLayout | str:
@@ -6997,6 +7057,8 @@ _SKLEARN_TRUSTED: Final = {
     **dict.fromkeys(
         (f"sklearn.svm._classes.{n}" for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")), "libsvm"
     ),
+    "sklearn.neighbors._classification.KNeighborsClassifier": "labels",
+    "sklearn.neighbors._classification.RadiusNeighborsClassifier": "labels",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
@@ -7113,6 +7175,8 @@ class _NodeCheck:
         self.size = 0
         self.problem: str | None = None
         self.max_feature = -1
+        # the largest bitset row a categorical split of a histogram predictor reads (see _VM._node_owner)
+        self.max_bitset = -1
 
     def feed(self, data: bytes) -> None:
         self.size += len(data)
@@ -7125,7 +7189,8 @@ class _NodeCheck:
         pick = self.layout.pick
         at_left, at_right, at_feature = pick[0], pick[1], pick[2]
         at_leaf = pick[3] if len(pick) > 3 else None
-        top = self.max_feature
+        at_categorical = pick[4] if len(pick) > 5 else None
+        top, top_bitset = self.max_feature, self.max_bitset
         for values in self.layout.record.iter_unpack(data[:whole]):
             left, right = values[at_left], values[at_right]
             if at_leaf is None:
@@ -7144,6 +7209,10 @@ class _NodeCheck:
                 break
             if feature > top:
                 top = feature
+            if at_categorical is not None and values[at_categorical]:
+                bitset = values[pick[5]]
+                if bitset > top_bitset:
+                    top_bitset = bitset
             if parent is not None:
                 if parent[left] or parent[right]:
                     self.problem = f"a node that is the child of two nodes (at node {i})"
@@ -7152,6 +7221,7 @@ class _NodeCheck:
             i += 1
         self.index = i
         self.max_feature = top
+        self.max_bitset = top_bitset
         if self.problem is not None or i >= count:
             self.parent = None  # the check is kept for the tree taking the array: not its byte per node
 
