@@ -340,3 +340,52 @@ def test_benign_neighbour_classifiers_stay_clean() -> None:
         )
     _all_clean(KNeighborsClassifier(3, metric="manhattan").fit(sp.csr_matrix(_X), _Y3))
     _all_clean(KNeighborsClassifier(3, metric="precomputed").fit(_X @ _X.T, _Y3))
+
+
+# --- KDTree / BallTree counts beside their arrays -------------------------------------------------------------------
+
+
+def _density(algorithm: str, index: int, value: int) -> Any:
+    """A fitted KernelDensity whose tree's state item ``index`` (4: leaf_size, 6: n_nodes) is ``value``."""
+    from sklearn.neighbors import KernelDensity
+
+    model = KernelDensity(algorithm=algorithm, bandwidth=0.05).fit(np.random.RandomState(0).rand(2000, 2))
+    if index >= 0:
+        tree = model.tree_
+        state = list(tree.__getstate__())
+        state[index] = value
+        rebuilt = type(tree).__new__(type(tree))
+        rebuilt.__setstate__(tuple(state))
+        model.tree_ = rebuilt
+    return model
+
+
+_DENSITY = "import numpy; loaded.score_samples(numpy.random.rand(200, 2))"
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
+def test_a_tree_node_count_below_its_node_array_is_reported(algorithm: str) -> None:
+    """Breadth-first kernel density (KernelDensity's default) sizes its per-node bound arrays by the state's
+    n_nodes and writes them at every node id of the node array: SIGSEGV."""
+    model = _density(algorithm, 6, 1)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "n_nodes 1 for a node array of 63")
+    assert _killed_loading(data, _DENSITY)
+
+
+@pytest.mark.parametrize("algorithm", ["kd_tree", "ball_tree"])
+def test_a_zero_leaf_size_is_reported(algorithm: str) -> None:
+    """Breadth-first queries divide the sample count by leaf_size in C: SIGFPE."""
+    model = _density(algorithm, 4, 0)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "a leaf size of 0")
+    assert _killed_loading(data, _DENSITY)
+
+
+def test_benign_trees_stay_clean() -> None:
+    from sklearn.neighbors import LocalOutlierFactor, NearestNeighbors
+
+    _all_clean(_density("kd_tree", -1, 0))
+    _all_clean(_density("ball_tree", -1, 0))
+    _all_clean(NearestNeighbors(algorithm="ball_tree", leaf_size=1).fit(_X))
+    _all_clean(LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(_X))

@@ -4088,6 +4088,13 @@ class _VM:
             return "no nodes (every query reads node 0)"
         if bshape[0] < (2 if "_kd_tree" in cls else 1) or bshape[1] < n_nodes or bshape[2] < n_features:
             return f"node bounds of shape {bshape} for {n_nodes} nodes of {n_features} features"
+        # the counts the state gives besides the arrays: breadth-first kernel density sizes its per-node arrays
+        # by n_nodes (and writes them at every node's id), and divides the sample count by leaf_size
+        leaf_size, counted = state[4], state[6]
+        if type(leaf_size) is int and leaf_size < 1:
+            return f"a leaf size of {leaf_size} (a division by it crashes the process)"
+        if type(counted) is int and counted < n_nodes:
+            return f"n_nodes {counted} for a node array of {n_nodes}"
         weight = state[12]
         if weight is not None:
             wpart = self._array_of(weight)
