@@ -389,3 +389,64 @@ def test_benign_trees_stay_clean() -> None:
     _all_clean(_density("ball_tree", -1, 0))
     _all_clean(NearestNeighbors(algorithm="ball_tree", leaf_size=1).fit(_X))
     _all_clean(LocalOutlierFactor(novelty=True, algorithm="kd_tree").fit(_X))
+
+
+def _tree_with_metric(name: str, **narrow: Any) -> Any:
+    """A BallTree over 3,000 features whose distance metric is then replaced by one sized for 1 feature."""
+    from sklearn.metrics import DistanceMetric
+    from sklearn.neighbors import BallTree
+
+    tree = BallTree(np.random.RandomState(0).rand(50, 3000), metric="euclidean")
+    state = list(tree.__getstate__())
+    state[11] = DistanceMetric.get_metric(name, **narrow)
+    rebuilt = BallTree.__new__(BallTree)
+    rebuilt.__setstate__(tuple(state))
+    return rebuilt
+
+
+_QUERY = "import numpy; print(loaded.query(numpy.random.rand(3, 3000), k=2)[0])"
+
+
+def test_a_mahalanobis_matrix_narrower_than_the_data_is_reported() -> None:
+    """The metric's buffer has the matrix's rows and each distance writes one entry per data feature into it:
+    SIGSEGV. ``_validate_data`` runs when a tree is built, not when it is unpickled."""
+    data = pickle.dumps(_tree_with_metric("mahalanobis", VI=np.eye(1)), protocol=4)
+    assert _high(analyze_pickle_bytes(data), "a Mahalanobis matrix of shape (1, 1) for 3000 features")
+    assert _killed_loading(data, _QUERY)
+
+
+@pytest.mark.parametrize(
+    ("name", "narrow"), [("seuclidean", {"V": np.ones(1)}), ("minkowski", {"p": 3, "w": np.ones(1)})]
+)
+def test_metric_weights_narrower_than_the_data_are_reported(name: str, narrow: dict[str, Any]) -> None:
+    """The weights are read at every data feature: the distances came back as heap memory (nan, inf)."""
+    import subprocess
+    import sys
+
+    data = pickle.dumps(_tree_with_metric(name, **narrow), protocol=4)
+    assert _high(analyze_pickle_bytes(data), "weights for 3000 features")
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {_QUERY}",
+        ],
+        input=data,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode < 0 or b"nan" in run.stdout or b"inf" in run.stdout, run.stdout
+
+
+def test_benign_tree_metrics_stay_clean() -> None:
+    from sklearn.neighbors import BallTree, KDTree, KernelDensity, NearestNeighbors
+
+    _all_clean(BallTree(_X, metric="mahalanobis", VI=np.eye(3)))
+    _all_clean(BallTree(_X, metric="seuclidean", V=np.ones(3)))
+    _all_clean(BallTree(_X, metric="minkowski", p=3, w=np.ones(3)))
+    _all_clean(KDTree(_X, metric="minkowski", p=3))
+    _all_clean(KernelDensity(algorithm="ball_tree", metric="haversine").fit(_X[:, :2]))
+    _all_clean(
+        NearestNeighbors(algorithm="ball_tree", metric="mahalanobis", metric_params={"VI": np.eye(3)}).fit(_X)
+    )

@@ -4095,6 +4095,9 @@ class _VM:
             return f"a leaf size of {leaf_size} (a division by it crashes the process)"
         if type(counted) is int and counted < n_nodes:
             return f"n_nodes {counted} for a node array of {n_nodes}"
+        metric = self._metric_problem(state[11], n_features)
+        if metric is not None:
+            return metric
         weight = state[12]
         if weight is not None:
             wpart = self._array_of(weight)
@@ -4123,6 +4126,38 @@ class _VM:
             return "?an index array the scanner cannot read"
         bad = _outside(_int_views(chunks, "q", self.budget), n_samples)
         return None if bad is None else f"an index entry {bad} among {n_samples} samples"
+
+    def _metric_problem(self, metric: Any, n_features: int) -> str | None:
+        """A tree's distance metric sized by its own state (``(p, vec, mat)``), never checked against the tree's
+        data (``_validate_data`` runs when a tree is built, not when it is unpickled): the distance loops run over
+        the data's features and index ``vec`` and ``mat`` (and write Mahalanobis' buffer of ``mat``'s rows) with
+        them; the haversine distance reads two features of each row."""
+        if type(metric) is not _Call or type(metric.args) is not tuple or not metric.args:
+            return None
+        kind = metric.args[0]
+        if type(kind) is not _Ref or not kind.canon.startswith("sklearn.metrics._dist_metrics."):
+            return None
+        name = kind.canon.rpartition(".")[2].removesuffix("64").removesuffix("32")
+        if name == "HaversineDistance":
+            return None if n_features == 2 else f"a haversine metric over {n_features} features (it reads 2)"
+        if name not in ("MahalanobisDistance", "SEuclideanDistance", "MinkowskiDistance"):
+            return None
+        state = metric.state
+        if type(state) is not tuple or len(state) < 3:
+            return "?a distance metric state the scanner cannot read (or given later)"
+        if name == "MahalanobisDistance":
+            mat = self._dims(state[2], 2)
+            if mat is None:
+                return "?a Mahalanobis matrix the scanner cannot read"
+            if mat != (n_features, n_features):
+                return f"a Mahalanobis matrix of shape {mat} for {n_features} features"
+            return None
+        vec = self._dims(state[1], 1)
+        if vec is None:
+            return "?distance metric weights the scanner cannot read"
+        if vec[0] != n_features and not (name == "MinkowskiDistance" and vec[0] == 0):
+            return f"{vec[0]} {name} weights for {n_features} features"
+        return None
 
     def _categorical_problem(self, state: Any) -> str | None:
         """What is wrong with a pandas ``Categorical``'s state: ``(dtype, codes[, dict])`` as pandas pickles it
