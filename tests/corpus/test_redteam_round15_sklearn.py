@@ -450,3 +450,31 @@ def test_benign_tree_metrics_stay_clean() -> None:
     _all_clean(
         NearestNeighbors(algorithm="ball_tree", metric="mahalanobis", metric_params={"VI": np.eye(3)}).fit(_X)
     )
+
+
+# --- a Tree's max_depth ------------------------------------------------------------------------------------------
+
+
+def _shallow_claim(model: Any) -> None:
+    for tree in [e.tree_ for e in getattr(model, "estimators_", [model])]:
+        state = tree.__getstate__()
+        state["max_depth"] = 0
+        tree.__setstate__(state)
+
+
+def test_a_max_depth_below_the_nodes_depth_is_reported() -> None:
+    """``decision_path`` allocates ``1 + max_depth`` entries per row and writes every node a row passes."""
+    from sklearn.ensemble import IsolationForest
+    from sklearn.tree import DecisionTreeRegressor
+
+    x = np.random.RandomState(0).rand(500, 3)
+    model = DecisionTreeRegressor(random_state=0).fit(x, x[:, 0] + np.random.RandomState(1).rand(500))
+    _all_clean(model)
+    _shallow_claim(model)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "with max_depth 0 whose nodes reach depth")
+    assert _killed_loading(data, "import numpy; loaded.decision_path(numpy.random.rand(20000, 3))")
+    forest = IsolationForest(n_estimators=3, random_state=0).fit(x)
+    _all_clean(forest)
+    _shallow_claim(forest)
+    assert _high(analyze_pickle_bytes(pickle.dumps(forest)), "with max_depth 0 whose nodes reach depth")

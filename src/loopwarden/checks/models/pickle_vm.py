@@ -24,6 +24,7 @@ size.
 
 from __future__ import annotations
 
+import array
 import codecs
 import contextlib
 import functools
@@ -4008,9 +4009,32 @@ class _VM:
             )
         if cls != "sklearn.tree._tree.Tree" or type(obj.args) is not tuple or not obj.args:
             return
+        self._tree_depth(check, state, off)
         n_features = obj.args[0]
         if type(n_features) is int and check.max_feature >= n_features:
             self._feature_hit(cls, check.max_feature, n_features, off)
+
+    def _tree_depth(self, check: _NodeCheck, state: Any, off: int) -> None:
+        """``Tree.decision_path`` (and IsolationForest's scores through it) allocates ``1 + max_depth`` entries
+        per row for the nodes on its path and writes each node it passes, unchecked: the state's ``max_depth``
+        (taken as it is by ``__setstate__``) must be at least the depth of the deepest node."""
+        given = state.get("max_depth") if type(state) is _Dict else _UNKNOWN
+        if type(given) is not int:
+            return  # __setstate__ refuses anything but an integer
+        if check.depth is None:
+            self.coll.unverified.append(
+                f"sklearn.tree._tree.Tree at offset {off}: a tree too large or too deep to follow for its max_depth"
+            )
+        elif given < check.depth:
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "sklearn.tree:depth",
+                f"scikit-learn tree with max_depth {given} whose nodes reach depth {check.depth}: decision_path "
+                "writes every node on a row's path into 1 + max_depth entries unchecked, past them",
+                off,
+                self._ev({"max_depth": given, "depth": check.depth}),
+            )
 
     def _bitset_problem(self, row: int, state: _Dict) -> str | None:
         """A histogram predictor's categorical split ``bitset_idx`` is a row of its ``raw_left_cat_bitsets``
@@ -7204,15 +7228,22 @@ def _latin1_chunks(big: _Big) -> Iterator[bytes] | None:
 class _NodeCheck:
     """Tree node records, checked as scikit-learn's hardened ``__setstate__`` checks them (PR 34558): a node is
     a leaf or has a feature index of 0 or more and two children that are later nodes of the array, and (for
-    ``Tree``) no node is the child of two nodes. Fed in chunks; only one byte per node is held. Also keeps the
-    largest feature index an internal node reads, to be checked against the number of features."""
+    ``Tree``) no node is the child of two nodes. Fed in chunks; only two bytes per node are held (a ``Tree``
+    node's depth, 0 while it has no parent). Also keeps the largest feature index an internal node reads, to be
+    checked against the number of features, and (``Tree``) the depth of the deepest node, which ``decision_path``
+    trusts the tree's ``max_depth`` for."""
 
     def __init__(self, count: int, layout: _NodeLayout) -> None:
         self.layout = layout
         self.count = count
         self.index = 0
-        # who is whose child matters for Tree only (a histogram predictor's child ids are checked for range)
-        self.parent = bytearray(count) if layout.kind == "tree" and count <= 1 << 26 else None
+        # who is whose child matters for Tree only (a histogram predictor's child ids are checked for range);
+        # each node's depth (a child's is at least 1, so 0 says it has no parent yet), saturating at 65535
+        self.parent = (
+            array.array("H", bytes(2 * count)) if layout.kind == "tree" and count <= 1 << 26 else None
+        )
+        # the deepest node's depth (Tree only); None when the tree is too large to follow or deeper than 65534
+        self.depth: int | None = 0 if self.parent is not None else None
         self.rest = b""
         self.size = 0
         self.problem: str | None = None
@@ -7232,7 +7263,7 @@ class _NodeCheck:
         at_left, at_right, at_feature = pick[0], pick[1], pick[2]
         at_leaf = pick[3] if len(pick) > 3 else None
         at_categorical = pick[4] if len(pick) > 5 else None
-        top, top_bitset = self.max_feature, self.max_bitset
+        top, top_bitset, depth = self.max_feature, self.max_bitset, self.depth or 0
         for values in self.layout.record.iter_unpack(data[:whole]):
             left, right = values[at_left], values[at_right]
             if at_leaf is None:
@@ -7259,11 +7290,16 @@ class _NodeCheck:
                 if parent[left] or parent[right]:
                     self.problem = f"a node that is the child of two nodes (at node {i})"
                     break
-                parent[left] = parent[right] = 1
+                below = parent[i] + 1 if parent[i] < 0xFFFF else 0xFFFF
+                parent[left] = parent[right] = below
+                if below > depth:
+                    depth = below
             i += 1
         self.index = i
         self.max_feature = top
         self.max_bitset = top_bitset
+        if self.depth is not None:
+            self.depth = depth if depth < 0xFFFF else None
         if self.problem is not None or i >= count:
             self.parent = None  # the check is kept for the tree taking the array: not its byte per node
 
