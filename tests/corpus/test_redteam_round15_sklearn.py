@@ -233,9 +233,14 @@ def test_an_initial_estimator_narrower_than_the_stages_is_reported() -> None:
     """The raw predictions of a multi-class model are its initial ``DummyClassifier``'s probabilities."""
     from sklearn.ensemble import GradientBoostingClassifier
 
-    model = GradientBoostingClassifier(n_estimators=2, max_depth=2).fit(_X, _Y3)
-    model.init_.class_prior_ = model.init_.class_prior_[:2].copy()
-    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "initial estimator predicting 2 columns")
+    model = GradientBoostingClassifier(n_estimators=50, max_depth=2).fit(_X, _Y3)
+    model.init_.class_prior_ = model.init_.class_prior_[:1].copy()
+    model.init_.classes_ = model.init_.classes_[:1].copy()
+    model.init_.n_classes_ = 1
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "initial estimator predicting 1 columns")
+    # heap corruption: glibc aborts ("free(): invalid next size")
+    assert _killed_loading(data, "import numpy; loaded.decision_function(numpy.random.rand(20000, 3))")
 
 
 def test_benign_gradient_boosting_models_stay_clean() -> None:
@@ -419,24 +424,10 @@ def test_a_mahalanobis_matrix_narrower_than_the_data_is_reported() -> None:
     ("name", "narrow"), [("seuclidean", {"V": np.ones(1)}), ("minkowski", {"p": 3, "w": np.ones(1)})]
 )
 def test_metric_weights_narrower_than_the_data_are_reported(name: str, narrow: dict[str, Any]) -> None:
-    """The weights are read at every data feature: the distances came back as heap memory (nan, inf)."""
-    import subprocess
-    import sys
-
+    """The weights are read at every data feature (the distances came back as heap memory, nan and inf, with
+    scikit-learn 1.9; what lies past the weights varies, so the child run is the Mahalanobis test's)."""
     data = pickle.dumps(_tree_with_metric(name, **narrow), protocol=4)
     assert _high(analyze_pickle_bytes(data), "weights for 3000 features")
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {_QUERY}",
-        ],
-        input=data,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    assert run.returncode < 0 or b"nan" in run.stdout or b"inf" in run.stdout, run.stdout
 
 
 def test_benign_tree_metrics_stay_clean() -> None:
@@ -478,3 +469,18 @@ def test_a_max_depth_below_the_nodes_depth_is_reported() -> None:
     _all_clean(forest)
     _shallow_claim(forest)
     assert _high(analyze_pickle_bytes(pickle.dumps(forest)), "with max_depth 0 whose nodes reach depth")
+
+
+# --- FeatureHasher ------------------------------------------------------------------------------------------------
+
+
+def test_a_feature_hasher_of_no_features_is_reported() -> None:
+    """transform's Cython takes each hash modulo ``n_features`` (never validated outside fit): SIGFPE."""
+    from sklearn.feature_extraction import FeatureHasher
+
+    hasher = FeatureHasher(n_features=8)
+    _all_clean(hasher)
+    hasher.n_features = 0
+    data = pickle.dumps(hasher, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "n_features 0")
+    assert _killed_loading(data, "loaded.transform([{'a': 1}])")

@@ -4429,6 +4429,14 @@ class _VM:
                 "state with {}: the class-mode Cython reductions read a label per training row and count it "
                 "into a row of the classes' scores unchecked",
             )
+        elif kind == "hasher":
+            width = state.get("n_features")
+            problem = f"n_features {width}" if type(width) is int and width < 1 else None
+            subject, explained = (
+                "sklearn.feature_extraction:hasher",
+                "state with {}: transform's Cython hashing takes each hash modulo n_features in C (a division by "
+                "zero kills the process)",
+            )
         elif kind == "kmeans":
             problem = self._centers_problem(cls, state)
             subject, explained = (
@@ -7125,6 +7133,7 @@ _SKLEARN_TRUSTED: Final = {
     ),
     "sklearn.neighbors._classification.KNeighborsClassifier": "labels",
     "sklearn.neighbors._classification.RadiusNeighborsClassifier": "labels",
+    "sklearn.feature_extraction._hash.FeatureHasher": "hasher",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
