@@ -484,3 +484,39 @@ def test_a_feature_hasher_of_no_features_is_reported() -> None:
     data = pickle.dumps(hasher, protocol=4)
     assert _high(analyze_pickle_bytes(data), "n_features 0")
     assert _killed_loading(data, "loaded.transform([{'a': 1}])")
+
+
+# --- SciPy BSpline (SplineTransformer) ----------------------------------------------------------------------------
+
+
+def test_spline_coefficients_short_of_the_knots_are_reported() -> None:
+    """A SplineTransformer's splines are SciPy ``BSpline`` objects, unpickled by a ``__dict__`` update: with
+    fewer coefficients than ``len(t) - k - 1``, transform returned heap memory (pointers read as doubles), and a
+    spline of 10**7 knots and one coefficient read 80 MB past it (SIGSEGV)."""
+    from scipy.interpolate import BSpline
+    from sklearn.preprocessing import SplineTransformer
+
+    model = SplineTransformer(n_knots=5, degree=3).fit(_X)
+    _all_clean(model)
+    model.bsplines_[0].c = model.bsplines_[0].c[:1].copy()
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "1 coefficients for 11 knots of degree 3")
+    model.bsplines_[0].k = 10**6
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "degree 1000000 with 11 knots")
+    n = 10**7
+    spline = BSpline(np.arange(float(n)), np.ones(n - 4), 3)
+    spline.c = np.ones(1)
+    data = pickle.dumps(spline, protocol=4)
+    assert _high(analyze_pickle_bytes(data), f"1 coefficients for {n} knots of degree 3")
+    assert _killed_loading(data, f"import numpy; loaded(numpy.array([{n} - 10.5]))")
+
+
+def test_benign_splines_stay_clean() -> None:
+    from scipy.interpolate import BSpline, make_interp_spline, make_lsq_spline
+    from sklearn.preprocessing import SplineTransformer
+
+    x = np.linspace(0, 10, 30)
+    _all_clean(make_interp_spline(x, np.sin(x)))
+    _all_clean(make_interp_spline(x, np.c_[np.sin(x), np.cos(x)], k=0))
+    _all_clean(make_lsq_spline(x, np.sin(x), np.r_[[0] * 4, 5, [10] * 4]))
+    _all_clean(BSpline.basis_element([0, 1, 2, 3]))
+    _all_clean(SplineTransformer(extrapolation="periodic", degree=2).fit(_X))

@@ -3220,7 +3220,7 @@ class _VM:
                     and state.size < _MAX_CONTAINER
                 ):
                     self._features_in(state, off)
-                if cls in _SKLEARN_TRUSTED and type(state) is _Dict:
+                if cls in _TRUSTED_STATE and type(state) is _Dict:
                     self._trusted_state(cls, state, off)
                 if self.features_pending:
                     held = self.features_pending.pop(id(obj), None)
@@ -4412,10 +4412,10 @@ class _VM:
 
     def _trusted_state(self, cls: str, state: _Dict, off: int) -> None:
         """scikit-learn estimators whose compiled predict trusts the shapes of their fitted arrays (see
-        ``_SKLEARN_TRUSTED``): libsvm's models, k-means' centers, gradient boosting's stages. Each is checked as
+        ``_TRUSTED_STATE``): libsvm's models, k-means' centers, gradient boosting's stages. Each is checked as
         its fit leaves it; arrays the scanner cannot read (or not yet built: a BUILD after the estimator's would
         change what predict reads) make the file unverified, as these code paths read outside the arrays."""
-        kind = _SKLEARN_TRUSTED[cls]
+        kind = _TRUSTED_STATE[cls]
         if kind == "libsvm":
             problem = self._libsvm_problem(cls, state)
             subject, explained = (
@@ -4428,6 +4428,13 @@ class _VM:
                 "sklearn.neighbors:labels",
                 "state with {}: the class-mode Cython reductions read a label per training row and count it "
                 "into a row of the classes' scores unchecked",
+            )
+        elif kind == "bspline":
+            problem = self._bspline_problem(state)
+            subject, explained = (
+                "scipy.interpolate:bspline",
+                "state with {}: evaluating the spline reads the coefficients of each knot interval unchecked "
+                "(the constructor's checks do not run on unpickling)",
             )
         elif kind == "hasher":
             width = state.get("n_features")
@@ -4533,6 +4540,32 @@ class _VM:
             total += sum(view)
         if total > n_sv:
             return f"_n_support summing to {total} for {n_sv} support vectors"
+        return None
+
+    def _bspline_problem(self, state: _Dict) -> str | None:
+        """SciPy's ``BSpline`` is unpickled by a ``__dict__`` update; ``__init__`` would refuse a degree below 0,
+        fewer than ``2k + 2`` knots or fewer than ``len(t) - k - 1`` coefficients, and evaluation reads the
+        ``k + 1`` coefficients of each knot interval without checking them (heap memory came back as values)."""
+        knots = state.get("_t")
+        coefs = state.get("_c")
+        if knots is _UNKNOWN and coefs is _UNKNOWN:  # SciPy before 1.15 kept them as plain attributes
+            knots, coefs = state.get("t"), state.get("c")
+        degree = state.get("k")
+        t = self._dims(knots, 1)
+        found = self._array_of(coefs)
+        shape = found[1] if found is not None else None
+        if (
+            type(degree) is not int
+            or t is None
+            or type(shape) is not tuple
+            or not shape
+            or type(shape[0]) is not int
+        ):
+            return "?knots, coefficients or degree the scanner cannot read"
+        if degree < 0 or t[0] < 2 * degree + 2:
+            return f"degree {degree} with {t[0]} knots"
+        if shape[0] < t[0] - degree - 1:
+            return f"{shape[0]} coefficients for {t[0]} knots of degree {degree}"
         return None
 
     def _labels_problem(self, state: _Dict) -> str | None:
@@ -7127,20 +7160,23 @@ _NODE_OWNERS: Final = frozenset(
 )
 
 
-_SKLEARN_TRUSTED: Final = {
+_TRUSTED_STATE: Final = {
     **dict.fromkeys(
         (f"sklearn.svm._classes.{n}" for n in ("SVC", "NuSVC", "SVR", "NuSVR", "OneClassSVM")), "libsvm"
     ),
     "sklearn.neighbors._classification.KNeighborsClassifier": "labels",
     "sklearn.neighbors._classification.RadiusNeighborsClassifier": "labels",
     "sklearn.feature_extraction._hash.FeatureHasher": "hasher",
+    # SciPy's spline (SplineTransformer's bsplines_ hold them)
+    "scipy.interpolate._bsplines.BSpline": "bspline",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
     "sklearn.ensemble._gb.GradientBoostingClassifier": "stages",
     "sklearn.ensemble._gb.GradientBoostingRegressor": "stages",
 }
-"""scikit-learn estimators whose compiled predict trusts the shapes of fitted arrays (see ``_VM._trusted_state``)."""
+"""scikit-learn estimators (and SciPy objects they hold) whose compiled code trusts the shapes of their pickled
+arrays (see ``_VM._trusted_state``)."""
 _LIBSVM_REGRESSORS: Final = frozenset({"SVR", "NuSVR", "OneClassSVM"})
 
 _X_KEYS: Final = frozenset({"tree_", "estimators_", "_predictors"})
