@@ -289,6 +289,37 @@ def test_a_categorical_split_past_its_bitsets_is_reported() -> None:
     assert _killed_loading(data, use)
 
 
+def test_a_categorical_split_on_a_feature_the_bin_mapper_lacks_is_reported() -> None:
+    """predict reads ``known_cat_bitsets[f_idx_map[feature]]``, ``f_idx_map`` having an entry per feature of
+    the bin mapper's ``is_categorical_``: a numeric model's splits made categorical on feature 10**7 - 1 (with
+    ``n_features_in_`` raised to match) read 40 MB past it (SIGSEGV)."""
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    n = 10**7
+    model = HistGradientBoostingRegressor(max_iter=3).fit(_X, _X[:, 0])
+    model.n_features_in_ = n
+    for predictors in model._predictors:
+        for predictor in predictors:
+            nodes = predictor.nodes.copy()
+            inner = ~nodes["is_leaf"].astype(bool)
+            nodes["feature_idx"][inner] = n - 1
+            nodes["is_categorical"][inner] = 1
+            nodes["bitset_idx"][inner] = 0
+            predictor.nodes = nodes
+            predictor.raw_left_cat_bitsets = np.zeros((1, 8), np.uint32)
+            predictor.binned_left_cat_bitsets = np.zeros((1, 8), np.uint32)
+    data = pickle.dumps(model, protocol=4)
+    assert _high(analyze_pickle_bytes(data), f"a categorical split on feature {n - 1} of the bin mapper's 3")
+    assert _killed_loading(data, f"import numpy; x = numpy.zeros((1, {n})); x[0, -1] = 3; loaded.predict(x)")
+    model.n_features_in_ = 3
+    for predictors in model._predictors:
+        for predictor in predictors:
+            nodes = predictor.nodes.copy()
+            nodes["feature_idx"][~nodes["is_leaf"].astype(bool)] = 1
+            predictor.nodes = nodes
+    assert _high(analyze_pickle_bytes(pickle.dumps(model)), "with no categorical feature in the bin mapper")
+
+
 def test_bitsets_built_after_their_predictor_are_not_clean() -> None:
     """The predictor keeps the bitset arrays: first built after it, they are what predict reads (an array built
     after a copy of it left the memo is also reported by the numpy rebuild check)."""

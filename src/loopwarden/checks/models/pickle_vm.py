@@ -4436,6 +4436,13 @@ class _VM:
                 "state with {}: evaluating the spline reads the coefficients of each knot interval unchecked "
                 "(the constructor's checks do not run on unpickling)",
             )
+        elif kind == "hgb":
+            problem = self._known_categories_problem(state)
+            subject, explained = (
+                "sklearn.ensemble:bitsets",
+                "state with {}: predict maps a categorical split's feature to its row of known categories through "
+                "an array of the bin mapper's features, unchecked",
+            )
         elif kind == "hasher":
             width = state.get("n_features")
             problem = f"n_features {width}" if type(width) is int and width < 1 else None
@@ -4540,6 +4547,47 @@ class _VM:
             total += sum(view)
         if total > n_sv:
             return f"_n_support summing to {total} for {n_sv} support vectors"
+        return None
+
+    def _known_categories_problem(self, state: _Dict) -> str | None:
+        """Histogram gradient boosting's predict builds ``f_idx_map`` (one entry per feature its bin mapper's
+        ``is_categorical_`` has) and ``known_cat_bitsets`` (a row per categorical feature), then reads
+        ``known_cat_bitsets[f_idx_map[feature]]`` for a categorical split's feature, unchecked: each such feature
+        must be one of the mapper's, and the mapper must know at least one categorical feature."""
+        top, budget = -1, _MAX_CONTAINER
+        todo = [state.get("_predictors")]
+        while todo and budget > 0:
+            value = todo.pop()
+            budget -= 1
+            if type(value) is list or type(value) is tuple:
+                todo.extend(value)
+                continue
+            found = self.node_arrays.get(id(value))
+            if found is None or found[0] is not value:
+                return "?predictors the scanner has not checked (built at load time or after the estimator)"
+            if type(found[1]) is _NodeCheck:
+                top = max(top, found[1].max_categorical)
+        if todo:
+            return "?too many predictors to check"
+        if top < 0:
+            return None
+        flags = self._array_of(_state_item(state.get("_bin_mapper"), "is_categorical_"))
+        if flags is None:
+            return "?a bin mapper the scanner cannot read"
+        dtype, shape, data = flags
+        chunks = _array_chunks(data)
+        if (
+            _dtype_info(dtype)[0] != 1
+            or type(shape) is not tuple
+            or len(shape) != 1
+            or type(shape[0]) is not int
+            or chunks is None
+        ):
+            return "?categorical feature flags the scanner cannot read"
+        if top >= shape[0]:
+            return f"a categorical split on feature {top} of the bin mapper's {shape[0]}"
+        if not any(any(chunk) for chunk in _timed(chunks, self.budget)):
+            return f"a categorical split on feature {top} with no categorical feature in the bin mapper"
         return None
 
     def _bspline_problem(self, state: _Dict) -> str | None:
@@ -7167,6 +7215,13 @@ _TRUSTED_STATE: Final = {
     "sklearn.neighbors._classification.KNeighborsClassifier": "labels",
     "sklearn.neighbors._classification.RadiusNeighborsClassifier": "labels",
     "sklearn.feature_extraction._hash.FeatureHasher": "hasher",
+    **dict.fromkeys(
+        (
+            f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{n}"
+            for n in ("HistGradientBoostingRegressor", "HistGradientBoostingClassifier")
+        ),
+        "hgb",
+    ),
     # SciPy's spline (SplineTransformer's bsplines_ hold them)
     "scipy.interpolate._bsplines.BSpline": "bspline",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
@@ -7293,8 +7348,10 @@ class _NodeCheck:
         self.size = 0
         self.problem: str | None = None
         self.max_feature = -1
-        # the largest bitset row a categorical split of a histogram predictor reads (see _VM._node_owner)
+        # the largest bitset row a categorical split of a histogram predictor reads (see _VM._node_owner), and
+        # the largest feature such a split reads (see _VM._known_categories_problem)
         self.max_bitset = -1
+        self.max_categorical = -1
 
     def feed(self, data: bytes) -> None:
         self.size += len(data)
@@ -7309,6 +7366,7 @@ class _NodeCheck:
         at_leaf = pick[3] if len(pick) > 3 else None
         at_categorical = pick[4] if len(pick) > 5 else None
         top, top_bitset, depth = self.max_feature, self.max_bitset, self.depth or 0
+        top_categorical = self.max_categorical
         for values in self.layout.record.iter_unpack(data[:whole]):
             left, right = values[at_left], values[at_right]
             if at_leaf is None:
@@ -7331,6 +7389,8 @@ class _NodeCheck:
                 bitset = values[pick[5]]
                 if bitset > top_bitset:
                     top_bitset = bitset
+                if feature > top_categorical:
+                    top_categorical = feature
             if parent is not None:
                 if parent[left] or parent[right]:
                     self.problem = f"a node that is the child of two nodes (at node {i})"
@@ -7343,6 +7403,7 @@ class _NodeCheck:
         self.index = i
         self.max_feature = top
         self.max_bitset = top_bitset
+        self.max_categorical = top_categorical
         if self.depth is not None:
             self.depth = depth if depth < 0xFFFF else None
         if self.problem is not None or i >= count:
