@@ -318,6 +318,13 @@ def test_a_categorical_split_on_a_feature_the_bin_mapper_lacks_is_reported() -> 
             nodes["feature_idx"][~nodes["is_leaf"].astype(bool)] = 1
             predictor.nodes = nodes
     assert _high(analyze_pickle_bytes(pickle.dumps(model)), "with no categorical feature in the bin mapper")
+    # the predictors given their state after the estimator's: checked when that BUILD comes
+    from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
+
+    late = analyze_pickle_bytes(_deferred(model, (TreePredictor,)))
+    assert _high(
+        late, "after its estimator, with a categorical split on feature 1 with no categorical feature"
+    )
 
 
 def test_bitsets_built_after_their_predictor_are_not_clean() -> None:

@@ -1509,6 +1509,9 @@ class _VM:
         # lists of trees or estimators an estimator keeps (its estimators_, _predictors), by id (held), with its
         # feature count: a later APPEND(S) or SETITEM(S) on one (through the memo) adds what predict then runs
         self.feature_lists: dict[int, tuple[list[Any], int]] = {}
+        # histogram predictors not yet given their state when their estimator's bin mapper was read, by id (held),
+        # with the mapper's feature count and whether it knows a categorical feature (see _known_categories_problem)
+        self.categories_pending: dict[int, tuple[_Call, tuple[int, bool]]] = {}
         # numpy arrays allocated with elements and no data (ndarray.__new__ without a buffer, _reconstruct of a
         # non-empty shape), by id (held), with the offset: unless a BUILD fills one, it holds whatever the loading
         # process's memory held (see _unfilled_arrays)
@@ -3999,6 +4002,17 @@ class _VM:
             self.coll.unverified.append(f"{cls} at offset {off}: {check}")
             return
         self.node_arrays[id(obj)] = (obj, check)  # the estimator holding it checks its feature count too
+        if self.categories_pending:
+            held = self.categories_pending.pop(id(obj), None)
+            if held is not None and held[0] is obj and check.max_categorical >= 0:
+                self._state_problem(
+                    cls,
+                    _categories_verdict(check.max_categorical, held[1]),
+                    "sklearn.ensemble:bitsets",
+                    "given its state after its estimator, with {}: predict maps a categorical split's feature to "
+                    "its row of known categories through an array of the bin mapper's features, unchecked",
+                    off,
+                )
         if check.max_bitset >= 0 and type(state) is _Dict:
             self._state_problem(
                 cls,
@@ -4553,9 +4567,11 @@ class _VM:
         """Histogram gradient boosting's predict builds ``f_idx_map`` (one entry per feature its bin mapper's
         ``is_categorical_`` has) and ``known_cat_bitsets`` (a row per categorical feature), then reads
         ``known_cat_bitsets[f_idx_map[feature]]`` for a categorical split's feature, unchecked: each such feature
-        must be one of the mapper's, and the mapper must know at least one categorical feature."""
+        must be one of the mapper's, and the mapper must know at least one categorical feature. A predictor not
+        yet given its state is remembered and checked when its BUILD comes (the estimator keeps it)."""
         top, budget = -1, _MAX_CONTAINER
         todo = [state.get("_predictors")]
+        pending: list[_Call] = []
         while todo and budget > 0:
             value = todo.pop()
             budget -= 1
@@ -4563,14 +4579,27 @@ class _VM:
                 todo.extend(value)
                 continue
             found = self.node_arrays.get(id(value))
-            if found is None or found[0] is not value:
-                return "?predictors the scanner has not checked (built at load time or after the estimator)"
-            if type(found[1]) is _NodeCheck:
-                top = max(top, found[1].max_categorical)
+            if found is not None and found[0] is value:
+                if type(found[1]) is _NodeCheck:
+                    top = max(top, found[1].max_categorical)
+            elif type(value) is _Call and value.state is None and _instance_class(value) in _NODE_OWNERS:
+                pending.append(value)
+            else:
+                return "?predictors the scanner cannot check (built at load time or of another form)"
         if todo:
             return "?too many predictors to check"
-        if top < 0:
+        if top < 0 and not pending:
             return None
+        known = self._categorical_flags(state)
+        if isinstance(known, str):
+            return known
+        for predictor in pending:
+            self.categories_pending[id(predictor)] = (predictor, known)
+        return None if top < 0 else _categories_verdict(top, known)
+
+    def _categorical_flags(self, state: _Dict) -> tuple[int, bool] | str:
+        """The number of features of an estimator's bin mapper and whether one is categorical, or (with a
+        leading '?') why they cannot be read."""
         flags = self._array_of(_state_item(state.get("_bin_mapper"), "is_categorical_"))
         if flags is None:
             return "?a bin mapper the scanner cannot read"
@@ -4584,11 +4613,7 @@ class _VM:
             or chunks is None
         ):
             return "?categorical feature flags the scanner cannot read"
-        if top >= shape[0]:
-            return f"a categorical split on feature {top} of the bin mapper's {shape[0]}"
-        if not any(any(chunk) for chunk in _timed(chunks, self.budget)):
-            return f"a categorical split on feature {top} with no categorical feature in the bin mapper"
-        return None
+        return shape[0], any(any(chunk) for chunk in _timed(chunks, self.budget))
 
     def _bspline_problem(self, state: _Dict) -> str | None:
         """SciPy's ``BSpline`` is unpickled by a ``__dict__`` update; ``__init__`` would refuse a degree below 0,
@@ -7493,6 +7518,16 @@ def _number(value: Any) -> bool:
 
 # classes whose call hands back a cached instance but whose __new__ (NEWOBJ) makes a new one (see _shared_target)
 _FRESH_BY_NEWOBJ: Final = frozenset({"dateutil.tz.tz.tzutc", "dateutil.tz.tz.tzoffset"})
+
+
+def _categories_verdict(top: int, known: tuple[int, bool]) -> str | None:
+    """Whether categorical splits reading features up to ``top`` fit a bin mapper of ``known`` (its feature
+    count, whether it has a categorical feature); see ``_VM._known_categories_problem``."""
+    if top >= known[0]:
+        return f"a categorical split on feature {top} of the bin mapper's {known[0]}"
+    if not known[1]:
+        return f"a categorical split on feature {top} with no categorical feature in the bin mapper"
+    return None
 
 
 def _state_item(obj: Any, key: str) -> Any:
