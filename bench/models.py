@@ -979,6 +979,8 @@ def main() -> int:
             f"2k folder: {res[t]['small_outcome']}"
         )
     if lw:
+        lw_misses = sorted(c for c, v in lw["cases"].items() if v != "flagged")
+        print(f"loopwarden misses/errors ({len(lw_misses)}): {', '.join(lw_misses) or 'none'}")
         fps = sorted(k for k, v in lw["reps"].items() if v != "clean")
         print(
             f"loopwarden benign representatives not clean: {fps}; big: {lw['big_outcome']}; "
