@@ -310,6 +310,8 @@ def gen_bad() -> dict[str, Path]:
                 for name, data in files.items():
                     _write(d / case / name, data)
                     out[case] = d / case / name
+                if len(files) > 1:  # (a model and the data it names): every tool scans the case's folder
+                    out[case] = d / case
         except (ImportError, AttributeError, KeyError, RuntimeError) as exc:
             print(f"note: {label} corpus not available ({exc})", file=sys.stderr)
     return out
