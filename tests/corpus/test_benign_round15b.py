@@ -23,20 +23,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from test_benign_round15_zoo import _scan
+from test_benign_round15_zoo import _g, _s, _scan
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 from loopwarden.domain import Severity
-
-
-def _g(dotted: str) -> bytes:
-    module, _, name = dotted.rpartition(".")
-    return b"c" + module.encode() + b"\n" + name.encode() + b"\n"
-
-
-def _s(text: str) -> bytes:
-    raw = text.encode()
-    return b"X" + len(raw).to_bytes(4, "little") + raw
 
 
 def _all_protocols_clean(folder: Path, name: str, obj: Any) -> None:

@@ -17,25 +17,13 @@ from typing import Any
 
 import pytest
 from test_redteam_round13_pickle import _killed_loading
-from test_redteam_round14b_kept import _deferred
+from test_redteam_round14b_kept import _clean, _deferred, _high
 
-from loopwarden.checks.models.pickle_vm import PickleResult, analyze_pickle_bytes
-from loopwarden.domain import Severity
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("sklearn")
 sp = pytest.importorskip("scipy.sparse")
-
-
-def _high(result: PickleResult, text: str) -> bool:
-    return any(
-        f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH and text in f.message
-        for f in result.findings
-    )
-
-
-def _clean(result: PickleResult) -> bool:
-    return not result.findings and not result.unverified
 
 
 def _all_clean(model: Any) -> None:
