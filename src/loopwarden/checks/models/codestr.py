@@ -260,9 +260,12 @@ def program_calls(text: str, ctx: ScanContext, location: Location, what: str) ->
     return []
 
 
-def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Location, *, where: str) -> None:
+def check_metadata_value(
+    key: str, value: str, ctx: ScanContext, location: Location, *, where: str, label: str | None = None
+) -> None:
     """Report ``value`` (metadata ``key`` of a ``where`` file: safetensors, GGUF, ONNX) when it is a Python program
-    calling a primitive (LW-MODEL-047). A program too long to parse that names one is unverified."""
+    calling a primitive (LW-MODEL-047). A program too long to parse that names one is unverified. ``label`` names
+    where the value sits when it is not the format's metadata."""
     from loopwarden.checks.models.configs import check_metadata_targets
 
     check_metadata_targets(key, value, ctx, location, where=where)
@@ -270,7 +273,7 @@ def check_metadata_value(key: str, value: str, ctx: ScanContext, location: Locat
     if calls:
         ctx.add(
             rules.MetadataCode,
-            f"{'__metadata__' if where == 'safetensors' else 'metadata'} '{key[:100]}' is Python code calling "
+            f"{label or ('__metadata__' if where == 'safetensors' else 'metadata')} '{key[:100]}' is Python code calling "
             f"{', '.join(calls[:5])}: inert for {where} loaders, a payload for anything that evaluates it",
             location,
             key=key[:200],

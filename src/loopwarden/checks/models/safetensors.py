@@ -163,8 +163,12 @@ def _check(raw: bytes, n: int, size: int, ctx: ScanContext, loc: Location) -> st
     data_len = size - 8 - n
     spans: list[tuple[int, int, str]] = []
     for name, info in header.items():
-        if not isinstance(info, dict) or set(info) - {"dtype", "shape", "data_offsets"}:
+        if not isinstance(info, dict):
             return f"tensor '{name[:100]}' has a malformed entry"
+        if len(info) > 3:
+            # the readers deserialize an entry into its three fields and ignore any other key (serde's default;
+            # safetensors loads such a file): nothing reads the rest, but a string there is analysed as metadata
+            _extra_fields(str(name), info, ctx, loc)
         dtype, shape, offs = info.get("dtype"), info.get("shape"), info.get("data_offsets")
         if dtype not in DTYPE_BITS:
             return f"tensor '{name[:100]}' has unknown dtype {str(dtype)[:40]}"
@@ -242,6 +246,31 @@ def _has_surrogate(value: Any) -> bool:
         elif isinstance(cur, list):
             stack.extend(cur)
     return False
+
+
+_ENTRY_FIELDS: Final = frozenset({"dtype", "shape", "data_offsets"})
+
+
+def _extra_fields(name: str, info: dict[str, Any], ctx: ScanContext, loc: Location) -> None:
+    """Analyse the strings under a tensor entry's keys beyond its three fields, however deeply nested, as
+    ``__metadata__`` values are analysed: a custom reader could take code from there."""
+    stack: list[tuple[str, Any]] = [
+        (f"{name[:100]}.{key[:100]}", v) for key, v in info.items() if key not in _ENTRY_FIELDS
+    ]
+    seen = 0
+    while stack and seen < 10_000:
+        key, value = stack.pop()
+        seen += 1
+        if isinstance(value, str):
+            from loopwarden.checks.models.codestr import check_metadata_value
+
+            check_metadata_value(key, value, ctx, loc, where="safetensors", label="tensor entry field")
+        elif isinstance(value, dict):
+            stack.extend((f"{key}.{str(k)[:100]}", v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((key, v) for v in value)
+    if stack:
+        ctx.fail(loc, f"tensor '{name[:100]}' has more extra values than are analysed")
 
 
 def _metadata_code(meta: dict[Any, Any], ctx: ScanContext, loc: Location) -> None:
