@@ -1461,6 +1461,13 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         ),
         "scipy.spatial.transform._rotation.Rotation",
         "scipy.optimize._lbfgsb_py.LbfgsInvHessProduct",
+        # SciPy's k-d trees (nearest-neighbour indexes kept in fitted artifacts): the compiled __setstate__ copies a
+        # raw node buffer and trusts its child links and index ranges, so the VM checks the whole state
+        # (pickle_vm._kd_tree_problem). The unprefixed modules are the names SciPy 1.6 and 1.7 pickled, shims today
+        "scipy.spatial._ckdtree.cKDTree",
+        "scipy.spatial._kdtree.KDTree",
+        "scipy.spatial.ckdtree.cKDTree",
+        "scipy.spatial.kdtree.KDTree",
         # plain SciPy objects pickled whole beside fitted models (pickle.dump(scipy.signal.lti([1], [1, 2])),
         # scipy.optimize.Bounds, scipy.stats.describe(x)): numbers and arrays, rebuilt from their __dict__ or as a
         # named tuple, with no __setstate__, __reduce__ or __getattr__ of their own; called, they only normalise

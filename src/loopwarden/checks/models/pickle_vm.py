@@ -3201,6 +3201,15 @@ class _VM:
                     self._node_owner(obj, cls, state, off)
                 elif cls is not None and cls.startswith("scipy.sparse."):
                     self._sparse_state(cls, state, off)
+                elif cls in _KD_TREES:
+                    self._state_problem(
+                        cls,
+                        self._kd_tree_problem(state),
+                        "scipy.spatial:kdtree",
+                        "state with {}: the compiled __setstate__ links the raw nodes it copies and queries walk "
+                        "them, their point ranges and the index array without bounds checks",
+                        off,
+                    )
                 elif cls in _PANDAS_MANAGERS:
                     self._state_problem(
                         cls,
@@ -4407,6 +4416,93 @@ class _VM:
             return f"an index pointer up to {last} for {n_indices} indices and {nnz} values"
         bad = _outside(index_views, minor)
         return None if bad is None else f"an index {bad} of {minor}"
+
+    def _kd_tree_problem(self, state: Any) -> str | None:
+        """What is wrong with the state of a SciPy ``cKDTree`` (or ``KDTree``, its subclass): ``(tree, data, n,
+        m, leafsize, maxes, mins, indices, boxsize, boxsize_data)`` as ``__getstate__`` writes it, ``tree`` the
+        raw bytes of the C++ node vector. The compiled ``__setstate__`` copies those bytes (a size that is no
+        whole number of nodes writes past the vector), then follows each inner node's ``_less``/``_greater``
+        index from node 0 (past the vector it reads wild memory; a cycle recurses until the stack ends; two
+        links to one node double the walk at each level); queries take ``start_idx:end_idx`` of ``indices`` at
+        the nodes, each entry a row of ``data`` read as ``m`` doubles, ``split_dim`` as a coordinate of
+        ``maxes``/``mins`` (and ``boxsize_data``, ``2m`` doubles): all unchecked (crashes shown with SciPy 1.17).
+        Checked as the builder leaves them: children after their parent, one parent each. A leading ``?`` says
+        a part could not be read."""
+        if type(state) is _Dict:
+            return None  # the unpacking assigns its keys to typed array attributes and fails
+        if type(state) not in (tuple, list):
+            return "?a state the scanner cannot read"
+        if len(state) != 10:
+            return None  # the unpacking fails
+        buffer, data, n, m = state[0], state[1], state[2], state[3]
+        if type(n) is not int or type(m) is not int:
+            return "?point counts the scanner cannot read"
+        parts = [self._array_of(v) for v in (buffer, data, state[5], state[6], state[7])]
+        if any(p is None for p in parts):
+            return "?arrays the scanner cannot read (computed at load time or of another form than numpy writes)"
+        (tdtype, tshape, tdata), (ddtype, dshape, _), maxes, mins, (idtype, ishape, idata) = parts  # type: ignore[misc]
+        if any(type(sh) is not tuple or not all(type(d) is int and d >= 0 for d in sh) for sh in (tshape, dshape)):
+            return "?array shapes computed at load time"
+        for name, dtype in (("data", ddtype), ("maxes", maxes[0]), ("mins", mins[0])):
+            if not _float64(dtype):
+                width = _dtype_info(dtype)[0]
+                if width is not None and width < 8:
+                    return f"{name} of {width}-byte items (the tree reads them as 8-byte doubles)"
+                return "?point arrays of a dtype the scanner does not read (the tree reads them as float64)"
+        if dshape != (n, m):
+            return f"data of shape {dshape} for {n} points of {m} dimensions"
+        for name, part in (("maxes", maxes), ("mins", mins)):
+            if part[1] != (m,):
+                return f"{name} of shape {part[1]} for {m} dimensions"
+        box = state[9]
+        if box is not None:
+            bpart = self._array_of(box)
+            if bpart is None or not _float64(bpart[0]):
+                width = _dtype_info(bpart[0])[0] if bpart is not None else None
+                if width is not None and width < 8:
+                    return f"boxsize_data of {width}-byte items (the tree reads them as 8-byte doubles)"
+                return "?a periodic box the scanner cannot read"
+            if bpart[1] != (2 * m,):
+                return f"boxsize_data of shape {bpart[1]} for {m} dimensions (it holds 2 values per dimension)"
+        if not _is_int64(idtype):
+            return "?an index array of a dtype the scanner does not read (the tree reads it as intp)"
+        if ishape != (n,):
+            return f"indices of shape {ishape} for {n} points"
+        if not _bytes_dtype(tdtype):
+            return "?a node buffer of a dtype the scanner does not read"
+        size = math.prod(tshape)
+        if size == 0 or size % _KD_NODE.size:
+            return f"a node buffer of {size} bytes, not a whole number of {_KD_NODE.size}-byte nodes"
+        chunks = _array_chunks(tdata)
+        if chunks is None:
+            return "?a node buffer the scanner cannot read"
+        count = size // _KD_NODE.size
+        parents = bytearray(count)
+        depths = array.array("l", bytes(8 * count)) if count <= _KD_MAX_NODES else None
+        if depths is None:
+            return f"?{count} nodes, more than the scanner walks"
+        index = 0
+        for block in _records(_timed(chunks, self.budget), _KD_NODE.size):
+            for split_dim, start, end, less, greater in _KD_NODE.iter_unpack(block):
+                if not 0 <= start <= end <= n:
+                    return f"node {index} holding points {start} to {end} of {n}"
+                if split_dim != -1:
+                    if not 0 <= split_dim < m:
+                        return f"node {index} splitting dimension {split_dim} of {m}"
+                    for child in (less, greater):
+                        if not index < child < count:
+                            return f"node {index} linking node {child} (of {count}; children come after their parent)"
+                        if parents[child] or less == greater:
+                            return f"node {child} linked twice (the walk doubles at each such level)"
+                        parents[child] = 1
+                        depths[child] = depths[index] + 1
+                    if depths[index] + 1 > _KD_MAX_DEPTH:
+                        return f"?a tree deeper than {_KD_MAX_DEPTH} levels (the loader walks it recursively)"
+                index += 1
+        bad = _outside(_int_views(_array_chunks(idata) or iter(()), "q", self.budget), n)
+        if bad is not None:
+            return f"an index entry {bad} among {n} points"
+        return None
 
     def _int_array(self, value: Any) -> tuple[int, Iterator[memoryview]] | str:
         """A 1-D int32 or int64 array's length and values, or (starting with '?') why they cannot be read."""
@@ -7148,6 +7244,51 @@ _BINARY_TREE_MODULES: Final = (
     "sklearn.neighbors._binary_tree.",
 )
 _BINARY_NODE: Final = ("idx_start", "idx_end", "is_leaf")
+
+
+_KD_TREES: Final = frozenset(
+    {
+        "scipy.spatial._ckdtree.cKDTree",
+        "scipy.spatial._kdtree.KDTree",
+        "scipy.spatial.ckdtree.cKDTree",
+        "scipy.spatial.kdtree.KDTree",
+    }
+)
+_KD_NODE: Final = struct.Struct("<q8x8xqq16xqq")
+"""SciPy's C++ ``ckdtreenode`` on 64-bit machines: ``split_dim``, ``children``, ``split``, ``start_idx``,
+``end_idx``, the ``less``/``greater`` pointers (rewritten on load) and the ``_less``/``_greater`` node indices; the
+fields read are ``split_dim``, ``start_idx``, ``end_idx``, ``_less`` and ``_greater``."""
+_KD_MAX_NODES: Final = 1 << 24
+_KD_MAX_DEPTH: Final = 10_000
+"""Deeper trees are left unverified: the loader links the nodes recursively (a chain of 400,000 levels crashed
+it); a tree SciPy builds is a few dozen levels deep, and its sliding-midpoint splits reach hundreds at most."""
+
+
+def _float64(dtype: Any) -> bool:
+    """A little-endian float64 dtype, as numpy pickles SciPy's point arrays."""
+    if type(dtype) is not _Call or type(dtype.func) is not _Ref or dtype.func.canon not in _DTYPE_CTORS:
+        return False
+    state = dtype.state
+    return (
+        type(dtype.args) is tuple
+        and bool(dtype.args)
+        and dtype.args[0] in ("f8", "<f8", "float64")
+        and type(state) is tuple
+        and len(state) >= 2
+        and state[1] in ("<", "=")
+    )
+
+
+def _bytes_dtype(dtype: Any) -> bool:
+    """numpy's ``S1`` dtype (one raw byte an item), which SciPy's tree buffer has and copies byte for byte."""
+    return (
+        type(dtype) is _Call
+        and type(dtype.func) is _Ref
+        and dtype.func.canon in _DTYPE_CTORS
+        and type(dtype.args) is tuple
+        and bool(dtype.args)
+        and dtype.args[0] in ("S1", "|S1")
+    )
 
 
 def _is_int64(dtype: Any) -> bool:
