@@ -1,0 +1,206 @@
+"""Round 16: SciPy's k-d trees (``scipy.spatial.KDTree`` and ``cKDTree``), whose compiled ``__setstate__`` trusts
+the state it is given.
+
+The state is ``(tree, data, n, m, leafsize, maxes, mins, indices, boxsize, boxsize_data)``, ``tree`` the raw bytes
+of the C++ node vector. On load SciPy copies those bytes into a vector of ``size // 72`` nodes and follows each inner
+node's ``_less``/``_greater`` index from node 0; queries then take ``indices[start_idx:end_idx]`` at the nodes, each
+entry a row of ``data``, and ``split_dim`` as a coordinate. Nothing of it is checked: an edited state crashes the
+real loader (SIGSEGV or a heap-corruption abort with SciPy 1.17) or hangs it. The trees were reported as not
+allow-listed; they are now allowed with a check of that state, and each edit below is reported LW-MODEL-017 high.
+"""
+
+from __future__ import annotations
+
+import copyreg
+import io
+import pickle
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+from test_redteam_round13_pickle import _killed_loading
+from test_redteam_round14b_kept import _clean, _high
+
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+np = pytest.importorskip("numpy")
+spatial = pytest.importorskip("scipy.spatial")
+
+# SciPy's ckdtreenode on 64-bit machines (72 bytes): the pointers are rewritten on load, the indices are trusted
+_NODE = np.dtype(
+    [
+        ("split_dim", "<i8"),
+        ("children", "<i8"),
+        ("split", "<f8"),
+        ("start_idx", "<i8"),
+        ("end_idx", "<i8"),
+        ("less", "<u8"),
+        ("greater", "<u8"),
+        ("_less", "<i8"),
+        ("_greater", "<i8"),
+    ]
+)
+_QUERY = "import numpy; loaded.query(numpy.full((20, 3), 0.5), k=3)"
+
+
+def _tree(cls: Any = None) -> Any:
+    return (cls or spatial.cKDTree)(np.random.default_rng(0).random((50, 3)), leafsize=4)
+
+
+def _dumps(tree: Any, state: list[Any], protocol: int = 2) -> bytes:
+    """``tree`` pickled as SciPy pickles it (NEWOBJ, then BUILD), with ``state`` in place of its own."""
+
+    class Edited(pickle.Pickler):
+        def reducer_override(self, obj: Any) -> Any:
+            if obj is tree:
+                return (copyreg.__newobj__, (type(obj),), tuple(state))
+            return NotImplemented
+
+    out = io.BytesIO()
+    Edited(out, protocol=protocol).dump(tree)
+    return out.getvalue()
+
+
+def _edited(edit: Any, cls: Any = None) -> bytes:
+    """A tree whose state (a list) and nodes (a structured array) ``edit`` changes in place."""
+    tree = _tree(cls)
+    state = list(tree.__getstate__())
+    nodes = np.frombuffer(state[0].tobytes(), _NODE).copy()
+    original = state[0]
+    edit(state, nodes)
+    if state[0] is original:
+        state[0] = np.frombuffer(nodes.tobytes(), "S1").copy()
+    return _dumps(tree, state)
+
+
+def _set(nodes: Any, index: int, field: str, value: int) -> None:
+    nodes[index][field] = value
+
+
+def test_a_child_link_past_the_nodes_is_reported() -> None:
+    """The load itself follows node 0's link to a node ten thousand billion nodes on: SIGSEGV in __setstate__."""
+    data = _edited(lambda state, nodes: _set(nodes, 0, "_less", 10**12))
+    assert _high(analyze_pickle_bytes(data), "node 0 linking node 1000000000000")
+    assert _killed_loading(data, "pass")
+    past = _edited(lambda state, nodes: _set(nodes, 0, "_greater", len(nodes)), spatial.KDTree)
+    assert _high(analyze_pickle_bytes(past), "node 0 linking node 31 (of 31")
+
+
+def test_a_child_link_back_to_an_ancestor_is_reported() -> None:
+    """A cycle: the load recurses through it until the stack ends (SIGSEGV)."""
+    data = _edited(lambda state, nodes: _set(nodes, 1, "_less", 0))
+    assert _high(analyze_pickle_bytes(data), "node 1 linking node 0")
+    assert _killed_loading(data, "pass")
+
+
+def test_a_node_linked_twice_is_reported() -> None:
+    """Both links of each inner node to the next one: the load walks 2**60 paths (it hangs; a 5 s bound here)."""
+    tree = spatial.cKDTree(np.zeros((4, 1)), leafsize=4)
+    state = list(tree.__getstate__())
+    nodes = np.zeros(61, _NODE)
+    nodes["end_idx"] = 4
+    nodes["split_dim"][:60] = 0
+    nodes["_less"][:60] = nodes["_greater"][:60] = np.arange(1, 61)
+    nodes["split_dim"][60] = -1
+    state[0] = np.frombuffer(nodes.tobytes(), "S1").copy()
+    data = _dumps(tree, state)
+    assert _high(analyze_pickle_bytes(data), "node 1 linked twice")
+    code = "import pickle, sys; pickle.loads(sys.stdin.buffer.read())"
+    with pytest.raises(subprocess.TimeoutExpired):
+        subprocess.run([sys.executable, "-c", code], input=data, capture_output=True, timeout=5, check=False)
+
+
+def test_a_node_buffer_of_no_whole_number_of_nodes_is_reported() -> None:
+    """SciPy sizes its vector by whole nodes and copies every byte given into it: 71 bytes written past the heap
+    block (glibc aborts: corrupted chunks)."""
+
+    def grow(state: list[Any], nodes: Any) -> None:
+        state[0] = np.frombuffer(nodes.tobytes() + b"A" * 71, "S1").copy()
+
+    data = _edited(grow)
+    assert _high(analyze_pickle_bytes(data), "a node buffer of 2303 bytes, not a whole number of 72-byte nodes")
+    assert _killed_loading(data, "pass")
+
+
+def test_a_split_dimension_past_the_points_is_reported() -> None:
+    data = _edited(lambda state, nodes: _set(nodes, 0, "split_dim", 10**9))
+    assert _high(analyze_pickle_bytes(data), "node 0 splitting dimension 1000000000 of 3")
+    assert _killed_loading(data, _QUERY)
+
+
+def test_a_point_range_past_the_index_is_reported() -> None:
+    leaf = 4  # a leaf of the tree SciPy builds from these points
+    data = _edited(lambda state, nodes: _set(nodes, leaf, "end_idx", 10**9))
+    assert _high(analyze_pickle_bytes(data), "node 4 holding points 0 to 1000000000 of 50")
+    assert _killed_loading(data, _QUERY)
+    negative = _edited(lambda state, nodes: _set(nodes, leaf, "start_idx", -(10**9)))
+    assert _high(analyze_pickle_bytes(negative), "holding points -1000000000 to")
+
+
+def test_an_index_entry_past_the_points_is_reported() -> None:
+    def far(state: list[Any], nodes: Any) -> None:
+        state[7] = state[7].copy()
+        state[7][0] = 10**11
+
+    data = _edited(far)
+    assert _high(analyze_pickle_bytes(data), "an index entry 100000000000 among 50 points")
+    assert _killed_loading(data, _QUERY)
+
+
+def test_a_short_index_array_is_reported() -> None:
+    def short(state: list[Any], nodes: Any) -> None:
+        state[7] = state[7][:1].copy()
+
+    data = _edited(short)
+    assert _high(analyze_pickle_bytes(data), "indices of shape (1,) for 50 points")
+    assert _killed_loading(data, _QUERY)
+
+
+def test_counts_that_disagree_with_the_arrays_are_reported() -> None:
+    def wide(state: list[Any], nodes: Any) -> None:
+        state[3] = 10**7
+
+    data = _edited(wide)
+    assert _high(analyze_pickle_bytes(data), "data of shape (50, 3) for 50 points of 10000000 dimensions")
+    assert _killed_loading(data, "loaded.count_neighbors(loaded, 0.2)")
+
+    def short_data(state: list[Any], nodes: Any) -> None:
+        state[1] = state[1][:1].copy()
+
+    assert _high(analyze_pickle_bytes(_edited(short_data)), "data of shape (1, 3) for 50 points")
+
+    def single(state: list[Any], nodes: Any) -> None:
+        state[1] = state[1].astype(np.float32)
+
+    assert _high(analyze_pickle_bytes(_edited(single)), "data of 4-byte items")
+
+    def maxes(state: list[Any], nodes: Any) -> None:
+        state[5] = state[5][:1].copy()
+
+    assert _high(analyze_pickle_bytes(_edited(maxes)), "maxes of shape (1,) for 3 dimensions")
+
+    def box(state: list[Any], nodes: Any) -> None:
+        state[8], state[9] = np.ones(3), np.ones(1)
+
+    assert _high(analyze_pickle_bytes(_edited(box)), "boxsize_data of shape (1,) for 3 dimensions")
+
+
+def test_a_tree_deeper_than_the_scanner_walks_is_unverified() -> None:
+    """A chain of 10,001 inner nodes (SciPy's trees are tens of levels deep): left unverified, as the loader links
+    the nodes recursively and a deep enough chain (400,000 levels) ends its stack."""
+    tree = spatial.cKDTree(np.zeros((4, 1)), leafsize=4)
+    state = list(tree.__getstate__())
+    depth = 10_001
+    nodes = np.zeros(2 * depth + 1, _NODE)
+    nodes["end_idx"] = 4
+    nodes["split_dim"] = -1
+    inner = np.arange(0, 2 * depth, 2)
+    nodes["split_dim"][inner] = 0
+    nodes["_less"][inner] = inner + 2
+    nodes["_greater"][inner] = inner + 1
+    state[0] = np.frombuffer(nodes.tobytes(), "S1").copy()
+    result = analyze_pickle_bytes(_dumps(tree, state))
+    assert not result.findings
+    assert result.unverified is not None and "deeper than 10000 levels" in result.unverified
+
