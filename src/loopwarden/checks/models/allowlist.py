@@ -1468,6 +1468,45 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.spatial._kdtree.KDTree",
         "scipy.spatial.ckdtree.cKDTree",
         "scipy.spatial.kdtree.KDTree",
+        # more plain SciPy objects pickled beside models (SciPy 1.17): no __setstate__, __reduce__ (but RigidTransform's,
+        # which calls its validating from_matrix) or item-answering __getattr__ (but RootResults', a _RichResult dict
+        # like OptimizeResult); rebuilt from their __dict__ of arrays, numbers and the allowed Rotation, PPoly and
+        # interp1d, and their constructors only check and store (or, SphericalVoronoi's, triangulate) numbers
+        "scipy.spatial.transform._rotation.Slerp",
+        "scipy.spatial.transform._rotation_spline.RotationSpline",
+        "scipy.spatial.transform._rigid_transform.RigidTransform",
+        "scipy.spatial.transform._rigid_transform.RigidTransform.from_matrix",
+        "scipy.spatial._spherical_voronoi.SphericalVoronoi",
+        "scipy.cluster.hierarchy.ClusterNode",
+        "scipy._lib._disjoint_set.DisjointSet",
+        "scipy.optimize._zeros_py.RootResults",
+        "scipy.stats._common.ConfidenceInterval",
+        "scipy.stats._resampling.BootstrapResult",
+        "scipy.stats._resampling.PermutationTestResult",
+        "scipy.stats._resampling.MonteCarloTestResult",
+        "scipy.stats._survival.ECDFResult",
+        "scipy.stats._survival.EmpiricalDistributionFunction",
+        # test results made by scipy._lib._bunch._make_tuple_bunch: tuples whose generated __new__/__init__ only
+        # store their fields (extra ones in __dict__), pickled by NEWOBJ_EX (protocols 4 and 5, joblib) and BUILD
+        *(
+            f"scipy.stats.{name}"
+            for name in (
+                "_stats_py.SignificanceResult",
+                "_stats_py.PearsonRResultBase",
+                "_stats_py.PearsonRResult",
+                "_stats_py.KstestResult",
+                "_stats_py.LinregressResult",
+                "_stats_mstats_common.TheilslopesResult",
+                "_stats_mstats_common.SiegelslopesResult",
+                "contingency.Chi2ContingencyResult",
+                "_crosstab.CrosstabResult",
+                "_morestats.Anderson_ksampResult",
+                "_morestats.WilcoxonResult",
+                "_morestats.MedianTestResult",
+                "_mstats_basic.SenSeasonalSlopesResult",
+                "_mgc.MGCResult",
+            )
+        ),
         # plain SciPy objects pickled whole beside fitted models (pickle.dump(scipy.signal.lti([1], [1, 2])),
         # scipy.optimize.Bounds, scipy.stats.describe(x)): numbers and arrays, rebuilt from their __dict__ or as a
         # named tuple, with no __setstate__, __reduce__ or __getattr__ of their own; called, they only normalise
