@@ -20,7 +20,7 @@ from typing import Any
 
 import pytest
 from test_redteam_round13_pickle import _killed_loading
-from test_redteam_round14b_kept import _clean, _high
+from test_redteam_round14b_kept import _high
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 
@@ -119,7 +119,9 @@ def test_a_node_buffer_of_no_whole_number_of_nodes_is_reported() -> None:
         state[0] = np.frombuffer(nodes.tobytes() + b"A" * 71, "S1").copy()
 
     data = _edited(grow)
-    assert _high(analyze_pickle_bytes(data), "a node buffer of 2303 bytes, not a whole number of 72-byte nodes")
+    assert _high(
+        analyze_pickle_bytes(data), "a node buffer of 2303 bytes, not a whole number of 72-byte nodes"
+    )
     assert _killed_loading(data, "pass")
 
 
@@ -204,3 +206,98 @@ def test_a_tree_deeper_than_the_scanner_walks_is_unverified() -> None:
     assert not result.findings
     assert result.unverified is not None and "deeper than 10000 levels" in result.unverified
 
+
+# --- Delaunay triangulations and the interpolators over them ------------------------------------------------------
+
+_POINTS = np.random.default_rng(0).random((30, 2))
+_CALL = "import numpy; loaded(numpy.random.rand(50, 2))"
+
+
+def _delaunay_edited(obj: Any, edit: Any) -> bytes:
+    """``obj`` pickled with the ``__dict__`` of each ``Delaunay`` in it changed by ``edit``."""
+    interpolate = pytest.importorskip("scipy.interpolate")
+    assert interpolate is not None
+
+    class Edited(pickle.Pickler):
+        def reducer_override(self, held: Any) -> Any:
+            if type(held) is spatial.Delaunay:
+                state = dict(held.__dict__)
+                edit(state)
+                return (copyreg.__newobj__, (spatial.Delaunay,), state)
+            return NotImplemented
+
+    out = io.BytesIO()
+    Edited(out, protocol=4).dump(obj)
+    return out.getvalue()
+
+
+def _entry(key: str, value: int) -> Any:
+    def edit(state: dict[str, Any]) -> None:
+        state[key] = state[key].copy()
+        state[key][:, 0] = value
+
+    return edit
+
+
+def test_a_triangulation_whose_simplices_index_past_the_points_is_reported() -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    for cls in (interpolate.LinearNDInterpolator, interpolate.CloughTocher2DInterpolator):
+        data = _delaunay_edited(cls(_POINTS, _POINTS[:, 0]), _entry("simplices", 10**9))
+        assert _high(analyze_pickle_bytes(data), "simplices holding 1000000000 (of 30)")
+        assert _killed_loading(data, _CALL)
+
+
+def test_a_triangulation_whose_neighbours_lead_past_the_simplices_is_reported() -> None:
+    data = _delaunay_edited(spatial.Delaunay(_POINTS), _entry("neighbors", 10**9))
+    assert _high(analyze_pickle_bytes(data), "neighbors holding 1000000000")
+    assert _killed_loading(data, "import numpy; loaded.find_simplex(numpy.random.rand(50, 2) * 3 - 1)")
+
+
+def test_triangulation_counts_and_handles_that_disagree_are_reported() -> None:
+    tri = spatial.Delaunay(_POINTS)
+    cases = {
+        "nsimplex 10000000 for arrays of": lambda s: s.update(nsimplex=10**7),
+        "ndim 3 for arrays of 2": lambda s: s.update(ndim=3),
+        "equations of shape (": lambda s: s.update(equations=s["equations"][:1].copy()),
+        "min_bound of shape (1,)": lambda s: s.update(min_bound=s["min_bound"][:1].copy()),
+        "_transform of shape (": lambda s: s.update(_transform=np.zeros((1, 3, 2))),
+        "_vertex_to_simplex holding 99": lambda s: s.update(_vertex_to_simplex=np.full(30, 99, np.int32)),
+        "a coplanar row (30, 0, 0)": lambda s: s.update(coplanar=np.array([[30, 0, 0]], np.int32)),
+        # the handle's close() runs when the triangulation is collected: SciPy always pickles None there
+        "a Qhull handle": lambda s: s.update(_qhull=spatial.KDTree(_POINTS)),
+    }
+    for text, edit in cases.items():
+        assert _high(analyze_pickle_bytes(_delaunay_edited(tri, edit)), text), text
+
+
+def test_an_interpolator_over_another_object_than_a_triangulation_is_reported() -> None:
+    """The miss of this round: ``LinearNDInterpolator`` and ``CloughTocher2DInterpolator`` (allowed by the
+    ``scipy.interpolate.`` pattern) read ``tri`` through ``_get_delaunay_info``, any object's attributes. With an
+    ``argparse.Namespace`` or ``types.SimpleNamespace`` (both allowed) carrying a triangulation's arrays, the file
+    was scanned clean; with a simplex index past the points, the real call crashed (SIGSEGV)."""
+    import argparse
+    import types
+
+    interpolate = pytest.importorskip("scipy.interpolate")
+    for cls in (interpolate.LinearNDInterpolator, interpolate.CloughTocher2DInterpolator):
+        for holder in (argparse.Namespace, types.SimpleNamespace):
+            interp = cls(_POINTS, _POINTS[:, 0])
+            tri = interp.tri
+            fields = {k: v for k, v in vars(tri).items() if k != "_qhull"}
+            fields.update(transform=tri.transform, points=tri.points, vertex_to_simplex=tri.vertex_to_simplex)
+            fields["simplices"] = tri.simplices.copy()
+            fields["simplices"][:, 0] = 10**9
+            interp.tri = holder(**fields)
+            data = pickle.dumps(interp, protocol=4)
+            assert _high(analyze_pickle_bytes(data), "that is not a SciPy Delaunay"), (cls, holder)
+    assert _killed_loading(data, _CALL)
+
+
+def test_interpolator_values_that_disagree_with_the_triangulation_are_reported() -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    short = interpolate.LinearNDInterpolator(_POINTS, _POINTS[:, 0])
+    short.values = short.values[:2].copy()
+    assert _high(analyze_pickle_bytes(pickle.dumps(short)), "values of shape (2, 1) for 30 points")
+    flat = interpolate.CloughTocher2DInterpolator(_POINTS, _POINTS[:, 0])
+    flat.grad = flat.grad[:1].copy()
+    assert _high(analyze_pickle_bytes(pickle.dumps(flat)), "gradients of shape (1, 1, 2)")

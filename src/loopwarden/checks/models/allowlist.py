@@ -1468,10 +1468,15 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.spatial._kdtree.KDTree",
         "scipy.spatial.ckdtree.cKDTree",
         "scipy.spatial.kdtree.KDTree",
-        # more plain SciPy objects pickled beside models (SciPy 1.17): no __setstate__, __reduce__ (but RigidTransform's,
-        # which calls its validating from_matrix) or item-answering __getattr__ (but RootResults', a _RichResult dict
-        # like OptimizeResult); rebuilt from their __dict__ of arrays, numbers and the allowed Rotation, PPoly and
-        # interp1d, and their constructors only check and store (or, SphericalVoronoi's, triangulate) numbers
+        # Delaunay triangulations (also what LinearNDInterpolator and CloughTocher2DInterpolator keep): pickled as
+        # their __dict__ of arrays with the Qhull handle closed (None); the compiled walks trust those arrays, so the
+        # VM checks them (pickle_vm._delaunay_problem). The unprefixed module is the name SciPy before 1.8 pickled
+        "scipy.spatial._qhull.Delaunay",
+        "scipy.spatial.qhull.Delaunay",
+        # more plain SciPy objects pickled beside models (SciPy 1.17): no __setstate__, __reduce__ (but
+        # RigidTransform's, which calls its validating from_matrix) or item-answering __getattr__ (but RootResults',
+        # a _RichResult dict like OptimizeResult); rebuilt from their __dict__ of arrays, numbers and the allowed
+        # Rotation, PPoly and interp1d; their constructors only check and store (SphericalVoronoi's triangulates)
         "scipy.spatial.transform._rotation.Slerp",
         "scipy.spatial.transform._rotation_spline.RotationSpline",
         "scipy.spatial.transform._rigid_transform.RigidTransform",

@@ -2325,7 +2325,7 @@ class _VM:
                 return self._model_output_call(func, args, off, how)
             if name == "numpy.core.numeric._frombuffer" and len(args) >= 3:
                 made = _Call(func, args)  # _frombuffer(buffer, dtype, shape, order): protocol 5's arrays
-                self.arrays[id(made)] = (made, args[1], args[2], args[0])
+                self.arrays[id(made)] = (made, args[1], _transposed(args[2], args[4:5]), args[0])
                 self._node_array(made, args[1], args[2], args[0], off)
                 return made
             result = self._pure(name, args)
@@ -3201,6 +3201,24 @@ class _VM:
                     self._node_owner(obj, cls, state, off)
                 elif cls is not None and cls.startswith("scipy.sparse."):
                     self._sparse_state(cls, state, off)
+                elif cls in _DELAUNAY:
+                    self._state_problem(
+                        cls,
+                        self._delaunay_problem(state),
+                        "scipy.spatial:delaunay",
+                        "state with {}: find_simplex, the barycentric transforms and the interpolators over it walk "
+                        "these arrays in compiled code without bounds checks",
+                        off,
+                    )
+                elif cls in _TRIANGULATION_USERS:
+                    self._state_problem(
+                        cls,
+                        self._tri_user_problem(state),
+                        "scipy.interpolate:triangulation",
+                        "state with {}: its compiled evaluation takes the triangulation's arrays as they are and "
+                        "reads its values (and gradients) at their indices without bounds checks",
+                        off,
+                    )
                 elif cls in _KD_TREES:
                     self._state_problem(
                         cls,
@@ -4438,10 +4456,15 @@ class _VM:
         if type(n) is not int or type(m) is not int:
             return "?point counts the scanner cannot read"
         parts = [self._array_of(v) for v in (buffer, data, state[5], state[6], state[7])]
-        if any(p is None for p in parts):
-            return "?arrays the scanner cannot read (computed at load time or of another form than numpy writes)"
-        (tdtype, tshape, tdata), (ddtype, dshape, _), maxes, mins, (idtype, ishape, idata) = parts  # type: ignore[misc]
-        if any(type(sh) is not tuple or not all(type(d) is int and d >= 0 for d in sh) for sh in (tshape, dshape)):
+        found = [p for p in parts if p is not None]
+        if len(found) != len(parts):
+            return (
+                "?arrays the scanner cannot read (computed at load time or of another form than numpy writes)"
+            )
+        (tdtype, tshape, tdata), (ddtype, dshape, _), maxes, mins, (idtype, ishape, idata) = found
+        if any(
+            type(sh) is not tuple or not all(type(d) is int and d >= 0 for d in sh) for sh in (tshape, dshape)
+        ):
             return "?array shapes computed at load time"
         for name, dtype in (("data", ddtype), ("maxes", maxes[0]), ("mins", mins[0])):
             if not _float64(dtype):
@@ -4463,7 +4486,9 @@ class _VM:
                     return f"boxsize_data of {width}-byte items (the tree reads them as 8-byte doubles)"
                 return "?a periodic box the scanner cannot read"
             if bpart[1] != (2 * m,):
-                return f"boxsize_data of shape {bpart[1]} for {m} dimensions (it holds 2 values per dimension)"
+                return (
+                    f"boxsize_data of shape {bpart[1]} for {m} dimensions (it holds 2 values per dimension)"
+                )
         if not _is_int64(idtype):
             return "?an index array of a dtype the scanner does not read (the tree reads it as intp)"
         if ishape != (n,):
@@ -4502,6 +4527,160 @@ class _VM:
         bad = _outside(_int_views(_array_chunks(idata) or iter(()), "q", self.budget), n)
         if bad is not None:
             return f"an index entry {bad} among {n} points"
+        return None
+
+    def _typed(
+        self, state: _Dict, key: str, kind: str, shape: tuple[int, ...]
+    ) -> tuple[Any, ...] | str | None:
+        """A state array that compiled SciPy code takes by raw pointer: its ``(dtype, shape, data)`` when it is of
+        ``kind`` (``"f8"`` or ``"i4"``) and ``shape``; None when the state does not have it; a problem otherwise
+        (a leading ``?`` when it cannot be read)."""
+        value = state.get(key)
+        if value is _UNKNOWN or value is None:
+            return None
+        found = self._array_of(value)
+        if found is None:
+            return f"?{key} the scanner cannot read"
+        dtype, dims, _ = found
+        if not (_float64(dtype) if kind == "f8" else _int_code(dtype) == "i"):
+            return f"?{key} of a dtype the scanner does not read (SciPy's are {kind})"
+        if dims != shape:
+            return f"{key} of shape {dims} for {shape}"
+        return found
+
+    def _delaunay_problem(self, state: Any) -> str | None:
+        """What is wrong with the ``__dict__`` of a SciPy ``Delaunay`` triangulation. Nothing checks it on
+        unpickling, and ``_get_delaunay_info`` hands its arrays to the compiled walks by raw pointer, sized by
+        ``_points`` (npoints, ndim) and ``simplices`` (nsimplex): ``simplices`` index the points, ``neighbors`` the
+        simplices (-1: none), ``equations``, ``transform``, ``min_bound``/``max_bound`` are read per simplex and
+        dimension, ``coplanar`` rows are written into ``vertex_to_simplex`` at their point, and the ``ndim`` and
+        ``nsimplex`` the state gives size the Python side's loops over them (crashes shown with SciPy 1.17). Its
+        ``_qhull`` is closed when the object is collected: SciPy pickles None there. A leading ``?`` says a part
+        could not be read."""
+        if type(state) is not _Dict:
+            return "?a state the scanner cannot read"
+        handle = state.get("_qhull")
+        if handle is not None and handle is not _UNKNOWN:
+            return f"a Qhull handle {_short(handle)} (its close() runs when the object is collected)"
+        points = self._array_of(state.get("_points"))
+        if points is None:
+            return "?points the scanner cannot read"
+        dims = points[1]
+        if not _float64(points[0]) or type(dims) is not tuple or len(dims) != 2:
+            return "?points of a dtype or shape the scanner does not read"
+        n_points, ndim = dims
+        simplices = self._array_of(state.get("simplices"))
+        sdims = simplices[1] if simplices is not None else None
+        if type(sdims) is not tuple or len(sdims) != 2 or type(sdims[0]) is not int:
+            return "?simplices the scanner cannot read"
+        n_simplex = sdims[0]
+        for key, given in (("ndim", ndim), ("npoints", n_points), ("nsimplex", n_simplex)):
+            value = state.get(key)
+            if type(value) is not int:
+                return f"?{key} the scanner cannot read"
+            if value != given:
+                return f"{key} {value} for arrays of {given}"
+        wanted = (
+            ("simplices", "i4", (n_simplex, ndim + 1), 0, n_points),
+            ("neighbors", "i4", (n_simplex, ndim + 1), -1, n_simplex),
+            ("equations", "f8", (n_simplex, ndim + 2), 0, 0),
+            ("min_bound", "f8", (ndim,), 0, 0),
+            ("max_bound", "f8", (ndim,), 0, 0),
+            ("_transform", "f8", (n_simplex, ndim + 1, ndim), 0, 0),
+            ("_vertex_to_simplex", "i4", (n_points,), -1, n_simplex),
+        )
+        for key, kind, shape, low, high in wanted:
+            found = self._typed(state, key, kind, shape)
+            if found is None and key in ("simplices", "neighbors", "equations", "min_bound", "max_bound"):
+                return f"?{key} the scanner cannot read"
+            if isinstance(found, str):
+                return found
+            if found is not None and kind == "i4":
+                bad = self._outside_from(found[2], low, high)
+                if bad is not None:
+                    return bad if bad.startswith("?") else f"{key} holding {bad} (of {high})"
+        coplanar = state.get("coplanar")
+        if coplanar is not _UNKNOWN and coplanar is not None:
+            found = self._array_of(coplanar)
+            cdims = found[1] if found is not None else None
+            if found is None or _int_code(found[0]) != "i" or type(cdims) is not tuple or len(cdims) != 2:
+                return "?coplanar points the scanner cannot read"
+            if cdims[1] != 3:
+                return f"coplanar of shape {cdims} (SciPy's rows are point, simplex, vertex)"
+            chunks = _array_chunks(found[2])
+            if chunks is None:
+                return "?coplanar points the scanner cannot read"
+            for block in _records(_timed(chunks, self.budget), 12):  # whole rows of (point, simplex, vertex)
+                for point, simplex, vertex in struct.iter_unpack("<iii", block):
+                    if not (0 <= point < n_points and -1 <= simplex < n_simplex and -1 <= vertex < n_points):
+                        return f"a coplanar row ({point}, {simplex}, {vertex}) for {n_points} points"
+        neighbours = state.get("_vertex_neighbor_vertices")
+        if neighbours is not _UNKNOWN and neighbours is not None:
+            if type(neighbours) is not tuple or len(neighbours) != 2:
+                return "?vertex neighbours the scanner cannot read"
+            indptr, indices = (self._array_of(v) for v in neighbours)
+            if (
+                indptr is None
+                or indices is None
+                or _int_code(indptr[0]) != "i"
+                or _int_code(indices[0]) != "i"
+            ):
+                return "?vertex neighbours the scanner cannot read"
+            if indptr[1] != (n_points + 1,) or type(indices[1]) is not tuple or len(indices[1]) != 1:
+                return f"vertex neighbour arrays of shapes {indptr[1]} and {indices[1]} for {n_points} points"
+            for found, high, name in ((indptr, indices[1][0] + 1, "indptr"), (indices, n_points, "indices")):
+                bad = self._outside_from(found[2], 0, high)
+                if bad is not None:
+                    return bad if bad.startswith("?") else f"vertex neighbour {name} holding {bad}"
+        return None
+
+    def _outside_from(self, data: Any, low: int, high: int) -> str | None:
+        """An int32 array's first value outside ``low .. high - 1`` (as text), '?...' if it cannot be read."""
+        chunks = _array_chunks(data)
+        if chunks is None:
+            return "?index data the scanner cannot read"
+        for view in _int_views(chunks, "i", self.budget):
+            if len(view):
+                least, most = min(view), max(view)
+                if least < low or most >= high:
+                    return str(least if least < low else most)
+        return None
+
+    def _tri_user_problem(self, state: Any) -> str | None:
+        """What is wrong with the ``__dict__`` of SciPy's ``LinearNDInterpolator`` or
+        ``CloughTocher2DInterpolator``: their compiled evaluation reads ``tri`` through ``_get_delaunay_info``
+        (any object's ``points``, ``simplices``, ``neighbors``... attributes: an ``argparse.Namespace`` there was
+        scanned clean and crashed the real call), then ``values`` (and ``grad``) at the simplices' point indices,
+        and the query points at the width of ``tri``'s. So ``tri`` must be a ``Delaunay`` (checked at its own
+        BUILD) whose points match the interpolator's."""
+        if type(state) is not _Dict:
+            return "?a state the scanner cannot read"
+        tri = state.get("tri")
+        if tri is _UNKNOWN:
+            return None  # the evaluation fails on the missing attribute
+        if type(tri) is not _Call or _instance_class(tri) not in _DELAUNAY:
+            return f"a triangulation {_short(tri)} that is not a SciPy Delaunay"
+        tri_state = tri.state
+        if type(tri_state) is not _Dict:
+            return "?a triangulation not yet given its state"
+        tri_points = self._dims(tri_state.get("_points"), 2)
+        points = self._dims(state.get("points"), 2)
+        values = self._array_of(state.get("values"))
+        vdims = values[1] if values is not None else None
+        if tri_points is None or points is None or type(vdims) is not tuple or len(vdims) != 2:
+            return "?points or values the scanner cannot read"
+        n_points, ndim = tri_points
+        if points[1] != ndim:
+            return f"points of {points[1]} dimensions over a triangulation of {ndim}"
+        if vdims[0] < n_points or type(vdims[1]) is not int:
+            return f"values of shape {vdims} for {n_points} points"
+        grad = state.get("grad")
+        if grad is not _UNKNOWN and grad is not None:
+            gdims = self._dims(grad, 3)
+            if gdims is None:
+                return "?gradients the scanner cannot read"
+            if gdims[0] < n_points or gdims[1] < vdims[1] or gdims[2] < ndim:
+                return f"gradients of shape {gdims} for values of shape {vdims} in {ndim} dimensions"
         return None
 
     def _int_array(self, value: Any) -> tuple[int, Iterator[memoryview]] | str:
@@ -7246,6 +7425,13 @@ _BINARY_TREE_MODULES: Final = (
 _BINARY_NODE: Final = ("idx_start", "idx_end", "is_leaf")
 
 
+_DELAUNAY: Final = frozenset({"scipy.spatial._qhull.Delaunay", "scipy.spatial.qhull.Delaunay"})
+_TRIANGULATION_USERS: Final = frozenset(
+    f"scipy.interpolate.{module}.{name}"
+    for module in ("_interpnd", "interpnd")
+    for name in ("LinearNDInterpolator", "CloughTocher2DInterpolator")
+)
+"""The interpolators whose compiled evaluation reads a triangulation (``tri``) through ``_get_delaunay_info``."""
 _KD_TREES: Final = frozenset(
     {
         "scipy.spatial._ckdtree.cKDTree",
@@ -7262,6 +7448,18 @@ _KD_MAX_NODES: Final = 1 << 24
 _KD_MAX_DEPTH: Final = 10_000
 """Deeper trees are left unverified: the loader links the nodes recursively (a chain of 400,000 levels crashed
 it); a tree SciPy builds is a few dozen levels deep, and its sliding-midpoint splits reach hundreds at most."""
+
+
+def _transposed(shape: Any, axes: tuple[Any, ...]) -> Any:
+    """The shape of protocol 5's ``_frombuffer(buffer, dtype, shape, 'K', axes)``: numpy 2 pickles an array that is
+    neither C- nor F-contiguous (a transposed view, CloughTocher2DInterpolator's gradients) as its memory's shape and
+    the ``transpose`` that gives its own."""
+    if not axes or type(shape) is not tuple or type(axes[0]) is not tuple:
+        return shape
+    order = axes[0]
+    if sorted(a for a in order if type(a) is int) != list(range(len(shape))) or len(order) != len(shape):
+        return shape  # numpy's transpose refuses it: the loader stops
+    return tuple(shape[a] for a in order)
 
 
 def _float64(dtype: Any) -> bool:
