@@ -156,3 +156,18 @@ def test_other_scipy_objects_scan_clean() -> None:
             _all_clean(obj, (4, 5))
         else:
             _all_clean(obj)
+
+
+def test_nd_splines_scan_clean() -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    cubic = np.r_[0, 0, 0, 0, 1, 1, 1, 1.0]
+    linear = np.r_[0, 0, 1, 1.0]
+    _all_clean(interpolate.NdBSpline((cubic, np.r_[0, 0, 0, 0, 0.5, 1, 1, 1, 1.0]), _RNG.random((4, 5)), 3))
+    _all_clean(interpolate.NdBSpline((linear, cubic), _RNG.random((2, 4, 3)), (1, 3)))  # trailing value axis
+    _all_clean(interpolate.NdBSpline((linear, linear), _RNG.random((2, 2)) + 1j, 1))
+    _all_clean(interpolate.NdBSpline((cubic,), _RNG.random(4), 3))
+    grid = (np.linspace(0, 1, 7), np.linspace(0, 2, 9))
+    for method in ("cubic", "quintic"):  # RegularGridInterpolator keeps an NdBSpline for these once called
+        rgi = interpolate.RegularGridInterpolator(grid, _RNG.random((7, 9)), method=method)
+        rgi(np.array([[0.5, 1.0]]))
+        _all_clean(rgi)

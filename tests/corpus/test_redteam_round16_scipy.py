@@ -301,3 +301,48 @@ def test_interpolator_values_that_disagree_with_the_triangulation_are_reported()
     flat = interpolate.CloughTocher2DInterpolator(_POINTS, _POINTS[:, 0])
     flat.grad = flat.grad[:1].copy()
     assert _high(analyze_pickle_bytes(pickle.dumps(flat)), "gradients of shape (1, 1, 2)")
+
+
+# --- NdBSpline (allowed by the scipy.interpolate. pattern) ----------------------------------------------------------
+
+
+def _ndbspline() -> Any:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    knots = np.r_[0, 0, 0, 0, 1, 1, 1, 1.0]
+    return interpolate.NdBSpline((knots, knots), np.random.default_rng(0).random((4, 4)), 3)
+
+
+_EVALUATE = "import numpy; loaded(numpy.random.rand(20, 2))"
+
+
+def test_an_ndbspline_offset_table_that_reads_past_the_coefficients_is_reported() -> None:
+    """Missed before this round: the ``scipy.interpolate.`` pattern admits ``NdBSpline``, whose ``__dict__``
+    gives ``evaluate_ndbspline`` its offset table, knot counts and degrees; an offset far past the degree (or a
+    table of one entry) was scanned clean and the real call read outside the coefficients (SIGSEGV)."""
+    far = _ndbspline()
+    far._indices_k1d = far._indices_k1d.copy()
+    far._indices_k1d[0, 0] = 10**9
+    data = pickle.dumps(far, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "an offset 1000000000 in dimension 0 of degree 3")
+    assert _killed_loading(data, _EVALUATE)
+    short = _ndbspline()
+    short._indices_k1d = short._indices_k1d[:1, :1].copy()
+    data = pickle.dumps(short, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "an offset table of shape (1, 1) for 2 dimensions")
+    assert _killed_loading(data, _EVALUATE)
+
+
+def test_ndbspline_knot_counts_and_degrees_that_disagree_are_reported() -> None:
+    long = _ndbspline()
+    long._len_t = np.array([10**9, 8])
+    data = pickle.dumps(long, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "1000000000 knots of degree 3 in dimension 0 (of 8 stored)")
+    assert _killed_loading(data, _EVALUATE)
+    few = _ndbspline()
+    few._c = few._c[:2].copy()
+    assert _high(
+        analyze_pickle_bytes(pickle.dumps(few)), "2 coefficients in dimension 0 for 8 knots of degree 3"
+    )
+    degrees = _ndbspline()
+    degrees._k = np.array([3])
+    assert _high(analyze_pickle_bytes(pickle.dumps(degrees)), "_k of 1 entries for 2 dimensions")

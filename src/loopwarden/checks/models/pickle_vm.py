@@ -4725,6 +4725,13 @@ class _VM:
                 "state with {}: evaluating the spline reads the coefficients of each knot interval unchecked "
                 "(the constructor's checks do not run on unpickling)",
             )
+        elif kind == "ndbspline":
+            problem = self._ndbspline_problem(state)
+            subject, explained = (
+                "scipy.interpolate:ndbspline",
+                "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
+                "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
+            )
         elif kind == "hgb":
             problem = self._known_categories_problem(state)
             subject, explained = (
@@ -4914,6 +4921,59 @@ class _VM:
             return f"degree {degree} with {t[0]} knots"
         if shape[0] < t[0] - degree - 1:
             return f"{shape[0]} coefficients for {t[0]} knots of degree {degree}"
+        return None
+
+    def _ndbspline_problem(self, state: _Dict) -> str | None:
+        """SciPy's ``NdBSpline`` is unpickled by a ``__dict__`` update and hands ``_t`` (one padded row of knots per
+        dimension), ``_len_t`` (each row's length), ``_k`` (degrees) and ``_indices_k1d`` (the ``(k + 1)**ndim``
+        offsets of the non-zero basis elements) to the C++ ``evaluate_ndbspline``, which finds each point's knot
+        interval within ``_len_t[d]`` knots and reads ``_c`` at interval plus offset in every dimension, trusting
+        all of them (a short or out-of-range offset table crashed the call). Checked as ``__init__`` would."""
+        knots = self._dims(state.get("_t"), 2)
+        if knots is None:
+            return "?knots the scanner cannot read"
+        ndim, width = knots
+        values: dict[str, list[int]] = {}
+        for key in ("_len_t", "_k"):
+            found = self._int_array(state.get(key))
+            if isinstance(found, str):
+                return found
+            count, views = found
+            if count != ndim:
+                return f"{key} of {count} entries for {ndim} dimensions"
+            values[key] = [v for view in views for v in view][:ndim]
+        lengths, degrees = values["_len_t"], values["_k"]
+        for d, (length, degree) in enumerate(zip(lengths, degrees, strict=True)):
+            if degree < 0 or not 2 * degree + 2 <= length <= width:
+                return f"{length} knots of degree {degree} in dimension {d} (of {width} stored)"
+        coefs = self._array_of(state.get("_c"))
+        shape = coefs[1] if coefs is not None else None
+        if coefs is None or type(shape) is not tuple or not all(type(n) is int for n in shape):
+            return "?coefficients the scanner cannot read"
+        if not _float64(coefs[0]) and _dtype_info(coefs[0])[0] != 16:
+            return "?coefficients of a dtype the scanner does not read (SciPy's are float64 or complex128)"
+        if len(shape) < ndim:
+            return f"coefficients of shape {shape} for {ndim} dimensions"
+        for d in range(ndim):
+            if shape[d] < lengths[d] - degrees[d] - 1:
+                return (
+                    f"{shape[d]} coefficients in dimension {d} for {lengths[d]} knots of degree {degrees[d]}"
+                )
+        table = self._array_of(state.get("_indices_k1d"))
+        tshape = table[1] if table is not None else None
+        if table is None or not _is_int64(table[0]) or type(tshape) is not tuple or len(tshape) != 2:
+            return "?an offset table the scanner cannot read"
+        if tshape[1] != ndim:
+            return f"an offset table of shape {tshape} for {ndim} dimensions"
+        chunks = _array_chunks(table[2])
+        if chunks is None:
+            return "?an offset table the scanner cannot read"
+        row = struct.Struct(f"<{ndim}q")
+        for block in _records(_timed(chunks, self.budget), row.size) if ndim else ():
+            for offsets in row.iter_unpack(block):
+                for d, offset in enumerate(offsets):
+                    if not 0 <= offset <= degrees[d]:
+                        return f"an offset {offset} in dimension {d} of degree {degrees[d]}"
         return None
 
     def _labels_problem(self, state: _Dict) -> str | None:
@@ -7588,6 +7648,7 @@ _TRUSTED_STATE: Final = {
     ),
     # SciPy's spline (SplineTransformer's bsplines_ hold them)
     "scipy.interpolate._bsplines.BSpline": "bspline",
+    "scipy.interpolate._ndbspline.NdBSpline": "ndbspline",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
