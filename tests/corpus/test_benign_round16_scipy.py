@@ -171,3 +171,23 @@ def test_nd_splines_scan_clean() -> None:
         rgi = interpolate.RegularGridInterpolator(grid, _RNG.random((7, 9)), method=method)
         rgi(np.array([[0.5, 1.0]]))
         _all_clean(rgi)
+
+
+def test_fitpack_splines_scan_clean() -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x = np.linspace(0, 10, 20)
+    y = np.sin(x)
+    grid = np.linspace(0, 1, 8)
+    theta, phi = np.linspace(0.1, 3, 10), np.linspace(0.1, 6, 12)
+    for spline in (
+        interpolate.UnivariateSpline(x, y),
+        interpolate.UnivariateSpline(x, y, k=1).derivative(),  # degree 0
+        interpolate.UnivariateSpline(x, y, k=5).antiderivative(2),  # degree 7
+        interpolate.InterpolatedUnivariateSpline(x, y),
+        interpolate.LSQUnivariateSpline(x, y, [3, 6]),
+        interpolate.RectBivariateSpline(grid, grid, _RNG.random((8, 8)), kx=1, ky=5),
+        interpolate.RectBivariateSpline(grid, grid, _RNG.random((8, 8))).partial_derivative(1, 1),
+        interpolate.SmoothBivariateSpline(_RNG.random(30), _RNG.random(30), _RNG.random(30), kx=1, ky=1),
+        interpolate.RectSphereBivariateSpline(theta, phi, _RNG.random((10, 12))),
+    ):
+        _all_clean(spline)

@@ -346,3 +346,28 @@ def test_ndbspline_knot_counts_and_degrees_that_disagree_are_reported() -> None:
     degrees = _ndbspline()
     degrees._k = np.array([3])
     assert _high(analyze_pickle_bytes(pickle.dumps(degrees)), "_k of 1 entries for 2 dimensions")
+
+
+# --- FITPACK splines (allowed by the scipy.interpolate. pattern) ----------------------------------------------------
+
+
+def test_fitpack_spline_degrees_past_the_work_arrays_are_reported() -> None:
+    """Missed before this round: a ``UnivariateSpline`` of degree 21 and a ``RectBivariateSpline`` of degree 10,
+    with knots and coefficients sized to pass f2py's checks, were scanned clean; FITPACK's fixed stack arrays (20
+    values in splev, 6 in bispev) overflowed on the real call (SIGSEGV)."""
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x = np.linspace(0, 10, 20)
+    line = interpolate.UnivariateSpline(x, np.sin(x))
+    knots = np.r_[[0.0] * 22, [10.0] * 22]
+    line._eval_args = (knots, np.ones(len(knots)), 21)
+    data = pickle.dumps(line, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "degree 21 (FITPACK's work arrays hold degrees up to 19)")
+    assert _killed_loading(data, "import numpy; loaded(numpy.linspace(-1, 11, 50))")
+    grid = np.linspace(0, 1, 8)
+    surface = interpolate.RectBivariateSpline(grid, grid, np.random.default_rng(0).random((8, 8)))
+    knots = np.r_[[0.0] * 11, [1.0] * 11]
+    surface.tck = [knots, knots.copy(), np.ones((len(knots) - 11) ** 2)]
+    surface.degrees = (10, 10)
+    data = pickle.dumps(surface, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "degree 10 (FITPACK's work arrays hold degrees up to 5)")
+    assert _killed_loading(data, "import numpy; loaded(numpy.linspace(0, 1, 30), numpy.linspace(0, 1, 30))")

@@ -3219,6 +3219,15 @@ class _VM:
                         "reads its values (and gradients) at their indices without bounds checks",
                         off,
                     )
+                elif cls in _FITPACK_SPLINES:
+                    self._state_problem(
+                        cls,
+                        self._fitpack_problem(_FITPACK_SPLINES[cls], state),
+                        "scipy.interpolate:fitpack",
+                        "state with {}: FITPACK evaluates B-splines of that degree into fixed-size work arrays "
+                        "(20 values in splev, 6 in bispev) and writes past them",
+                        off,
+                    )
                 elif cls in _KD_TREES:
                     self._state_problem(
                         cls,
@@ -4644,6 +4653,36 @@ class _VM:
                 least, most = min(view), max(view)
                 if least < low or most >= high:
                     return str(least if least < low else most)
+        return None
+
+    def _fitpack_problem(self, kind: str, state: Any) -> str | None:
+        """The degrees of SciPy's FITPACK splines (``UnivariateSpline``'s ``_eval_args = (t, c, k)``, the bivariate
+        splines' ``degrees = (kx, ky)``), which their constructors bound (1 to 5) and unpickling does not: FITPACK's
+        ``fpbspl`` fills ``k + 1`` values into a 20-entry array, ``fpbisp`` ``kx + 1`` and ``ky + 1`` into 6-entry
+        ones, on the stack (a degree of 21, and of 10, crashed the call). A univariate spline's antiderivative
+        legitimately reaches degree 6 and more; up to 19 is accepted. The arrays' lengths are checked by the f2py
+        wrappers."""
+        if type(state) is not _Dict:
+            return "?a state the scanner cannot read"
+        if kind == "univariate":
+            args = state.get("_eval_args")
+            if args is _UNKNOWN:
+                return None  # evaluation fails on the missing attribute
+            if type(args) not in (tuple, list) or len(args) != 3:
+                return "?spline arguments the scanner cannot read"
+            degrees, high = [args[2]], 19
+        else:
+            given = state.get("degrees")
+            if given is _UNKNOWN:
+                return None
+            if type(given) not in (tuple, list) or len(given) != 2:
+                return "?spline degrees the scanner cannot read"
+            degrees, high = list(given), 5
+        for degree in degrees:
+            if type(degree) is not int:
+                return "?a spline degree the scanner cannot read"
+            if not 0 <= degree <= high:
+                return f"degree {degree} (FITPACK's work arrays hold degrees up to {high})"
         return None
 
     def _tri_user_problem(self, state: Any) -> str | None:
@@ -7492,6 +7531,29 @@ _TRIANGULATION_USERS: Final = frozenset(
     for name in ("LinearNDInterpolator", "CloughTocher2DInterpolator")
 )
 """The interpolators whose compiled evaluation reads a triangulation (``tri``) through ``_get_delaunay_info``."""
+_FITPACK_SPLINES: Final = {
+    f"scipy.interpolate.{module}.{name}": kind
+    for module in ("_fitpack2", "fitpack2")
+    for names, kind in (
+        (("UnivariateSpline", "InterpolatedUnivariateSpline", "LSQUnivariateSpline"), "univariate"),
+        (
+            (
+                "BivariateSpline",
+                "_DerivedBivariateSpline",
+                "SmoothBivariateSpline",
+                "LSQBivariateSpline",
+                "RectBivariateSpline",
+                "SphereBivariateSpline",
+                "SmoothSphereBivariateSpline",
+                "LSQSphereBivariateSpline",
+                "RectSphereBivariateSpline",
+            ),
+            "bivariate",
+        ),
+    )
+    for name in names
+}
+"""SciPy's FITPACK spline classes (admitted by the ``scipy.interpolate.`` pattern) and the degrees they keep."""
 _KD_TREES: Final = frozenset(
     {
         "scipy.spatial._ckdtree.cKDTree",
