@@ -114,13 +114,11 @@ def _sweep() -> dict[str, Any]:
     x = np.linspace(0, 10, 20)
     y = np.sin(x)
     turns = transform.Rotation.from_euler("z", [[0], [90], [180]], degrees=True)
-    sphere = _RNG.normal(size=(20, 3))
     return {
         "Slerp": transform.Slerp([0, 1, 2], turns),
         "RotationSpline": transform.RotationSpline([0, 1, 2], turns),
         "RigidTransform": transform.RigidTransform.from_translation([[1, 2, 3], [4, 5, 6]]),
         "RigidTransform single": transform.RigidTransform.from_translation([1, 2, 3]),
-        "SphericalVoronoi": spatial.SphericalVoronoi(sphere / np.linalg.norm(sphere, axis=1)[:, None]),
         "ClusterNode": cluster.hierarchy.to_tree(cluster.hierarchy.linkage(_RNG.random((10, 2)))),
         "DisjointSet": cluster.hierarchy.DisjointSet([1, 2, 3]),
         "RootResults": optimize.root_scalar(lambda v: v**3 - 1, bracket=[0, 2]),

@@ -1476,12 +1476,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # more plain SciPy objects pickled beside models (SciPy 1.17): no __setstate__, __reduce__ (but
         # RigidTransform's, which calls its validating from_matrix) or item-answering __getattr__ (but RootResults',
         # a _RichResult dict like OptimizeResult); rebuilt from their __dict__ of arrays, numbers and the allowed
-        # Rotation, PPoly and interp1d; their constructors only check and store (SphericalVoronoi's triangulates)
+        # Rotation, PPoly and interp1d; their constructors only check and store
         "scipy.spatial.transform._rotation.Slerp",
         "scipy.spatial.transform._rotation_spline.RotationSpline",
         "scipy.spatial.transform._rigid_transform.RigidTransform",
         "scipy.spatial.transform._rigid_transform.RigidTransform.from_matrix",
-        "scipy.spatial._spherical_voronoi.SphericalVoronoi",
         "scipy.cluster.hierarchy.ClusterNode",
         "scipy._lib._disjoint_set.DisjointSet",
         "scipy.optimize._zeros_py.RootResults",
