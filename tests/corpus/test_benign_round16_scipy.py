@@ -189,3 +189,18 @@ def test_fitpack_splines_scan_clean() -> None:
         interpolate.RectSphereBivariateSpline(theta, phi, _RNG.random((10, 12))),
     ):
         _all_clean(spline)
+
+
+def test_qhull_results_scan_clean() -> None:
+    square = np.array([[0.2, 0.2], [0.2, 0.4], [0.4, 0.4], [0.4, 0.2], [0.3, 0.6]])
+    hull = spatial.ConvexHull(_P3)
+    _ = hull.vertices
+    for obj in (
+        spatial.ConvexHull(_P2),
+        hull,
+        spatial.ConvexHull(square, qhull_options="QG4"),  # with its good facets
+        spatial.Voronoi(_P2),
+        spatial.Voronoi(_P3, furthest_site=True),
+        spatial.HalfspaceIntersection(np.array([[-1, 0, 0], [0, -1, 0], [1, 1, -1.0]]), np.array([0.2, 0.2])),
+    ):
+        _all_clean(obj)

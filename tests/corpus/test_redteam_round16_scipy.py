@@ -371,3 +371,12 @@ def test_fitpack_spline_degrees_past_the_work_arrays_are_reported() -> None:
     data = pickle.dumps(surface, protocol=4)
     assert _high(analyze_pickle_bytes(data), "degree 10 (FITPACK's work arrays hold degrees up to 5)")
     assert _killed_loading(data, "import numpy; loaded(numpy.linspace(0, 1, 30), numpy.linspace(0, 1, 30))")
+
+
+def test_a_qhull_result_holding_a_handle_is_reported() -> None:
+    """``_QhullUser.__del__`` calls ``self._qhull.close()`` on whatever the state put there; SciPy pickles None."""
+    for obj in (spatial.ConvexHull(_POINTS), spatial.Voronoi(_POINTS)):
+        obj._qhull = spatial.KDTree(_POINTS)
+        data = pickle.dumps(obj, protocol=4)
+        assert _high(analyze_pickle_bytes(data), "a Qhull handle"), type(obj)
+        obj._qhull = None

@@ -1473,6 +1473,14 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # VM checks them (pickle_vm._delaunay_problem). The unprefixed module is the name SciPy before 1.8 pickled
         "scipy.spatial._qhull.Delaunay",
         "scipy.spatial.qhull.Delaunay",
+        # the other Qhull results: arrays and lists that only Python and numpy code index (vertices, ridge_dict,
+        # dual_vertices), and the Qhull handle their __del__ closes, which the VM requires to be None as SciPy
+        # pickles it (pickle_vm._qhull_handle)
+        *(
+            f"scipy.spatial.{module}.{name}"
+            for module in ("_qhull", "qhull")
+            for name in ("ConvexHull", "Voronoi", "HalfspaceIntersection")
+        ),
         # more plain SciPy objects pickled beside models (SciPy 1.17): no __setstate__, __reduce__ (but
         # RigidTransform's, which calls its validating from_matrix) or item-answering __getattr__ (but RootResults',
         # a _RichResult dict like OptimizeResult); rebuilt from their __dict__ of arrays, numbers and the allowed

@@ -3210,6 +3210,14 @@ class _VM:
                         "these arrays in compiled code without bounds checks",
                         off,
                     )
+                elif cls in _QHULL_RESULTS:
+                    self._state_problem(
+                        cls,
+                        self._qhull_handle(state),
+                        "scipy.spatial:qhull",
+                        "state with {}: the object's __del__ calls its close()",
+                        off,
+                    )
                 elif cls in _TRIANGULATION_USERS:
                     self._state_problem(
                         cls,
@@ -4566,11 +4574,9 @@ class _VM:
         ``nsimplex`` the state gives size the Python side's loops over them (crashes shown with SciPy 1.17). Its
         ``_qhull`` is closed when the object is collected: SciPy pickles None there. A leading ``?`` says a part
         could not be read."""
-        if type(state) is not _Dict:
-            return "?a state the scanner cannot read"
-        handle = state.get("_qhull")
-        if handle is not None and handle is not _UNKNOWN:
-            return f"a Qhull handle {_short(handle)} (its close() runs when the object is collected)"
+        handle = self._qhull_handle(state)
+        if handle is not None or type(state) is not _Dict:
+            return handle
         points = self._array_of(state.get("_points"))
         if points is None:
             return "?points the scanner cannot read"
@@ -4641,6 +4647,19 @@ class _VM:
                 bad = self._outside_from(found[2], 0, high)
                 if bad is not None:
                     return bad if bad.startswith("?") else f"vertex neighbour {name} holding {bad}"
+        return None
+
+    @staticmethod
+    def _qhull_handle(state: Any) -> str | None:
+        """What is wrong with the ``_qhull`` of a SciPy Qhull result (``Delaunay``, ``ConvexHull``, ``Voronoi``,
+        ``HalfspaceIntersection``): ``_QhullUser.__del__`` calls ``self._qhull.close()`` whatever it holds, and
+        SciPy pickles None there (a live handle cannot be pickled). Their other attributes are read by Python and
+        numpy code only, but Delaunay's (see ``_delaunay_problem``)."""
+        if type(state) is not _Dict:
+            return "?a state the scanner cannot read"
+        handle = state.get("_qhull")
+        if handle is not None and handle is not _UNKNOWN:
+            return f"a Qhull handle {_short(handle)} (its close() runs when the object is collected)"
         return None
 
     def _outside_from(self, data: Any, low: int, high: int) -> str | None:
@@ -7525,6 +7544,11 @@ _BINARY_NODE: Final = ("idx_start", "idx_end", "is_leaf")
 
 
 _DELAUNAY: Final = frozenset({"scipy.spatial._qhull.Delaunay", "scipy.spatial.qhull.Delaunay"})
+_QHULL_RESULTS: Final = frozenset(
+    f"scipy.spatial.{module}.{name}"
+    for module in ("_qhull", "qhull")
+    for name in ("ConvexHull", "Voronoi", "HalfspaceIntersection")
+)
 _TRIANGULATION_USERS: Final = frozenset(
     f"scipy.interpolate.{module}.{name}"
     for module in ("_interpnd", "interpnd")

@@ -848,10 +848,10 @@ def test_other_bound_methods_are_reported(cls: str, method: str) -> None:
 @pytest.mark.parametrize(
     "payload",
     [
-        # a state the spatial structures' own checks judge (round 16: k-d trees and Delaunay) or that their
-        # compiled code refuses; SphericalVoronoi's regions index its vertices unchecked: still reported
+        # the spatial structures round 16 admits judge their own state; SphericalVoronoi's regions index its
+        # vertices unchecked and Sobol's direction numbers are read at its counters unchecked: still reported
         _rebuilt("scipy.spatial._spherical_voronoi.SphericalVoronoi"),
-        _rebuilt("scipy.spatial._qhull.ConvexHull"),
+        _rebuilt("scipy.stats._qmc.Sobol"),
         # interp1d's other methods are not kept evaluators
         _bound("scipy.interpolate._interpolate.interp1d", "__init__"),
         _bound("scipy.interpolate._interpolate.interp1d", "_evaluate"),
