@@ -380,3 +380,22 @@ def test_a_qhull_result_holding_a_handle_is_reported() -> None:
         data = pickle.dumps(obj, protocol=4)
         assert _high(analyze_pickle_bytes(data), "a Qhull handle"), type(obj)
         obj._qhull = None
+
+
+def test_an_edited_tree_dumped_by_joblib_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    """joblib writes the state's arrays after their wrappers; the check reads them there too."""
+    joblib = pytest.importorskip("joblib")
+    tree = _tree(spatial.KDTree)
+    state = list(tree.__getstate__())
+    state[7] = state[7].copy()
+    state[7][3] = 10**11
+    monkeypatch.setattr(
+        spatial.KDTree,
+        "__reduce_ex__",
+        lambda self, protocol: (copyreg.__newobj__, (spatial.KDTree,), tuple(state)),
+    )
+    out = io.BytesIO()
+    joblib.dump(tree, out)
+    assert _high(
+        analyze_pickle_bytes(out.getvalue(), joblib=True), "an index entry 100000000000 among 50 points"
+    )
