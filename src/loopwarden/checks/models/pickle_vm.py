@@ -4519,10 +4519,10 @@ class _VM:
         if chunks is None:
             return "?a node buffer the scanner cannot read"
         count = size // _KD_NODE.size
-        parents = bytearray(count)
-        depths = array.array("l", bytes(8 * count)) if count <= _KD_MAX_NODES else None
-        if depths is None:
+        if count > _KD_MAX_NODES:
             return f"?{count} nodes, more than the scanner walks"
+        parents = bytearray(count)
+        depths = array.array("H", bytes(2 * count))  # levels, up to the cap
         index = 0
         for block in _records(_timed(chunks, self.budget), _KD_NODE.size):
             for split_dim, start, end, less, greater in _KD_NODE.iter_unpack(block):
