@@ -399,3 +399,13 @@ def test_an_edited_tree_dumped_by_joblib_is_reported(monkeypatch: pytest.MonkeyP
     assert _high(
         analyze_pickle_bytes(out.getvalue(), joblib=True), "an index entry 100000000000 among 50 points"
     )
+
+
+def test_a_second_state_merged_into_a_checked_scipy_object_is_reported() -> None:
+    """A second BUILD updates the ``__dict__`` the first one set: short values given alone after the checked
+    interpolator (whose triangulation the first state held) were judged without it."""
+    interpolate = pytest.importorskip("scipy.interpolate")
+    data = pickle.dumps(interpolate.LinearNDInterpolator(_POINTS, _POINTS[:, 0]), protocol=2)
+    again = pickle.dumps({"values": np.zeros((1, 1))}, protocol=2)[2:-1]
+    result = analyze_pickle_bytes(data[:-1] + again + pickle.BUILD + pickle.STOP)
+    assert any("a second time" in f.message and f.rule_id == "LW-MODEL-017" for f in result.findings)

@@ -7586,6 +7586,18 @@ _KD_TREES: Final = frozenset(
         "scipy.spatial.kdtree.KDTree",
     }
 )
+_SCIPY_CHECKED: Final = frozenset(
+    {
+        *_DELAUNAY,
+        *_QHULL_RESULTS,
+        *_TRIANGULATION_USERS,
+        *_FITPACK_SPLINES,
+        *_KD_TREES,
+        "scipy.interpolate._bsplines.BSpline",
+        "scipy.interpolate._ndbspline.NdBSpline",
+    }
+)
+"""SciPy classes whose BUILD state the VM checks as a whole (a second BUILD is reported, see ``_VM._rebuilt``)."""
 _KD_NODE: Final = struct.Struct("<q8x8xqq16xqq")
 """SciPy's C++ ``ckdtreenode`` on 64-bit machines: ``split_dim``, ``children``, ``split``, ``start_idx``,
 ``end_idx``, the ``less``/``greater`` pointers (rewritten on load) and the ``_less``/``_greater`` node indices; the
@@ -8081,9 +8093,12 @@ def _rebuild_kind(obj: _Call) -> str | None:
     cls = _instance_class(obj)
     if cls in _NDARRAY_CLASSES:
         return "ndarray"
-    if cls is not None and (cls.startswith(("scipy.sparse.", "sklearn.")) or cls in _CATEGORICAL_DTYPES):
+    if cls is not None and (
+        cls.startswith(("scipy.sparse.", "sklearn.")) or cls in _CATEGORICAL_DTYPES or cls in _SCIPY_CHECKED
+    ):
         # judged on its BUILD state (see _VM._rebuilt); a pandas CategoricalDtype bounds the codes of the
-        # Categoricals checked against it, which keep the dtype object itself
+        # Categoricals checked against it, which keep the dtype object itself; a second BUILD of a SciPy object
+        # whose state is checked would merge into its __dict__ what its check never saw together
         return "checked"
     return None
 
