@@ -204,3 +204,11 @@ def test_qhull_results_scan_clean() -> None:
         spatial.HalfspaceIntersection(np.array([[-1, 0, 0], [0, -1, 0], [1, 1, -1.0]]), np.array([0.2, 0.2])),
     ):
         _all_clean(obj)
+
+
+@pytest.mark.parametrize(
+    "kernel", ["multiquadric", "inverse_multiquadric", "gaussian", "linear", "cubic", "quintic", "thin_plate"]
+)
+def test_legacy_rbf_scans_clean(kernel: str) -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    _all_clean(interpolate.Rbf(_P2[:, 0], _P2[:, 1], _RNG.random(40), function=kernel))

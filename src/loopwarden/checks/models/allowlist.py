@@ -1498,6 +1498,20 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.stats._resampling.MonteCarloTestResult",
         "scipy.stats._survival.ECDFResult",
         "scipy.stats._survival.EmpiricalDistributionFunction",
+        # the legacy Rbf keeps its kernel as a bound method (pickled as getattr(instance, name)): numpy arithmetic on
+        # the distances and the instance's epsilon
+        *(
+            f"scipy.interpolate._rbf.Rbf._h_{kernel}"
+            for kernel in (
+                "multiquadric",
+                "inverse_multiquadric",
+                "gaussian",
+                "linear",
+                "cubic",
+                "quintic",
+                "thin_plate",
+            )
+        ),
         # test results made by scipy._lib._bunch._make_tuple_bunch: tuples whose generated __new__/__init__ only
         # store their fields (extra ones in __dict__), pickled by NEWOBJ_EX (protocols 4 and 5, joblib) and BUILD
         *(
