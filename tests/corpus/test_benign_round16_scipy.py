@@ -212,3 +212,17 @@ def test_qhull_results_scan_clean() -> None:
 def test_legacy_rbf_scans_clean(kernel: str) -> None:
     interpolate = pytest.importorskip("scipy.interpolate")
     _all_clean(interpolate.Rbf(_P2[:, 0], _P2[:, 1], _RNG.random(40), function=kernel))
+
+
+def test_regular_grid_interpolators_scan_clean() -> None:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x, y, z = np.linspace(0, 1, 7), np.linspace(0, 2, 9), np.linspace(0, 3, 5)
+    for grid, values, method in (
+        ((x, y), _RNG.random((7, 9)), "linear"),
+        ((x[::-1], y), _RNG.random((7, 9)), "linear"),  # a descending axis: SciPy flips the values
+        ((x, y, z), _RNG.random((7, 9, 5, 2)), "linear"),  # trailing value axes
+        ((x, y), _RNG.random((7, 9)).astype(np.float32), "nearest"),
+        ((x, y), _RNG.random((7, 9)) + 1j, "slinear"),
+        ((x, y), _RNG.random((7, 9)), "pchip"),
+    ):
+        _all_clean(interpolate.RegularGridInterpolator(grid, values, method=method, fill_value=None))

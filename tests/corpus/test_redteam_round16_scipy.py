@@ -409,3 +409,17 @@ def test_a_second_state_merged_into_a_checked_scipy_object_is_reported() -> None
     again = pickle.dumps({"values": np.zeros((1, 1))}, protocol=2)[2:-1]
     result = analyze_pickle_bytes(data[:-1] + again + pickle.BUILD + pickle.STOP)
     assert any("a second time" in f.message and f.rule_id == "LW-MODEL-017" for f in result.findings)
+
+
+def test_a_grid_longer_than_its_values_is_reported() -> None:
+    """Missed before this round: ``RegularGridInterpolator`` (admitted by the ``scipy.interpolate.`` pattern) with
+    a ``_grid`` of 30,000 points along an axis of 2 values was scanned clean; the linear method's compiled
+    ``evaluate_linear_2d`` read the values at the grid's indices (SIGSEGV)."""
+    interpolate = pytest.importorskip("scipy.interpolate")
+    grid = np.linspace(0, 1, 8)
+    rgi = interpolate.RegularGridInterpolator((grid, grid), np.random.default_rng(0).random((8, 8)))
+    rgi._values = np.random.default_rng(1).random((2, 1000))
+    rgi._grid = (np.linspace(0, 1, 30000), np.linspace(0, 1, 1000))
+    data = pickle.dumps(rgi, protocol=4)
+    assert _high(analyze_pickle_bytes(data), "30000 grid points along axis 0 for values of shape (2, 1000)")
+    assert _killed_loading(data, "import numpy; loaded(numpy.random.rand(200, 2))")

@@ -4790,6 +4790,13 @@ class _VM:
                 "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
                 "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
             )
+        elif kind == "grid":
+            problem = self._grid_problem(state)
+            subject, explained = (
+                "scipy.interpolate:grid",
+                "state with {}: the compiled linear evaluation (evaluate_linear_2d) reads the values at the grid "
+                "indices it finds, unchecked",
+            )
         elif kind == "hgb":
             problem = self._known_categories_problem(state)
             subject, explained = (
@@ -5032,6 +5039,32 @@ class _VM:
                 for d, offset in enumerate(offsets):
                     if not 0 <= offset <= degrees[d]:
                         return f"an offset {offset} in dimension {d} of degree {degrees[d]}"
+        return None
+
+    def _grid_problem(self, state: _Dict) -> str | None:
+        """SciPy's ``RegularGridInterpolator`` is unpickled by a ``__dict__`` update: ``_check_dimensionality``
+        (one grid point per value along each axis) runs in ``__init__`` only, and the linear method's compiled
+        ``evaluate_linear_2d`` reads ``_values`` at the indices found in ``_grid`` (a grid longer than the values
+        crashed it). SciPy before 1.10 kept them as ``grid`` and ``values``."""
+        grid, values = state.get("_grid"), state.get("_values")
+        if grid is _UNKNOWN and values is _UNKNOWN:
+            grid, values = state.get("grid"), state.get("values")
+        if grid is _UNKNOWN or values is _UNKNOWN:
+            return None  # evaluation fails on the missing attribute
+        if type(grid) not in (tuple, list) or len(grid) > 64:
+            return "?a grid the scanner cannot read"
+        found = self._array_of(values)
+        shape = found[1] if found is not None else None
+        if type(shape) is not tuple or not all(type(n) is int for n in shape):
+            return "?values the scanner cannot read (a grid's values may be of another array type)"
+        if len(shape) < len(grid):
+            return f"values of shape {shape} for a grid of {len(grid)} axes"
+        for axis, points in enumerate(grid):
+            dims = self._dims(points, 1)
+            if dims is None:
+                return "?grid points the scanner cannot read"
+            if dims[0] != shape[axis]:
+                return f"{dims[0]} grid points along axis {axis} for values of shape {shape}"
         return None
 
     def _labels_problem(self, state: _Dict) -> str | None:
@@ -7595,6 +7628,10 @@ _SCIPY_CHECKED: Final = frozenset(
         *_KD_TREES,
         "scipy.interpolate._bsplines.BSpline",
         "scipy.interpolate._ndbspline.NdBSpline",
+        *(
+            f"scipy.interpolate.{module}.RegularGridInterpolator"
+            for module in ("_rgi", "_interpolate", "interpolate")
+        ),
     }
 )
 """SciPy classes whose BUILD state the VM checks as a whole (a second BUILD is reported, see ``_VM._rebuilt``)."""
@@ -7747,6 +7784,13 @@ _TRUSTED_STATE: Final = {
     # SciPy's spline (SplineTransformer's bsplines_ hold them)
     "scipy.interpolate._bsplines.BSpline": "bspline",
     "scipy.interpolate._ndbspline.NdBSpline": "ndbspline",
+    **dict.fromkeys(
+        (
+            f"scipy.interpolate.{module}.RegularGridInterpolator"
+            for module in ("_rgi", "_interpolate", "interpolate")
+        ),
+        "grid",
+    ),
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
