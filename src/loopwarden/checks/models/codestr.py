@@ -271,9 +271,10 @@ def check_metadata_value(
     check_metadata_targets(key, value, ctx, location, where=where)
     calls = program_calls(value, ctx, location, f"metadata '{key[:100]}'")
     if calls:
+        label = label or ("__metadata__" if where == "safetensors" else "metadata")
         ctx.add(
             rules.MetadataCode,
-            f"{label or ('__metadata__' if where == 'safetensors' else 'metadata')} '{key[:100]}' is Python code calling "
+            f"{label} '{key[:100]}' is Python code calling "
             f"{', '.join(calls[:5])}: inert for {where} loaders, a payload for anything that evaluates it",
             location,
             key=key[:200],
