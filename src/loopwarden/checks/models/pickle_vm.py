@@ -1092,6 +1092,9 @@ _CLASS_TAKERS: Final = {
 dtype=...)``. Their own pickles name a class of the library itself (the prefix here); any other class has its
 constructor run on the pickle's keywords (tokenizers' ``WordLevel.__new__(cls, vocab=path)`` reads the file)."""
 _SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
+# Enum classes without members on the allow-list; its enums with members are known by allowlist.shared_result. Called
+# with other than one argument, either is the enum functional API (see PickleVM._enum_functional).
+_ENUM_BASES: Final = frozenset({"enum.Enum"})
 _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
 )
@@ -1546,6 +1549,8 @@ class _VM:
                 ref.plain = False
             elif ref.canon.startswith("transformers.") and model_output_class(ref.canon):
                 ref.plain = False  # its call is modelled (_model_output_call)
+            elif ref.canon in _ENUM_BASES or shared_result(ref.canon) == "member":
+                ref.plain = False  # a call with other than one argument is reported (_enum_functional)
             return
         if c.rule_id == RULE_UNKNOWN_CLASS:
             # Instantiating it by NEWOBJ + BUILD is how user objects are pickled; calling it with arguments
@@ -2106,6 +2111,8 @@ class _VM:
             if self.prefix and args:
                 self._judge_handed(args, off, f"handed to {func.name}")
             name = _canon(func)
+            if len(args) != 1 and (name in _ENUM_BASES or shared_result(name) == "member"):
+                self._enum_functional(func, args, off, how)
             if self.planted and args and name not in _KEEPS_ARGUMENTS:
                 self._handed(func, args, off, how)
             if name in _QCONFIGS:
@@ -2496,6 +2503,23 @@ class _VM:
                 self._ev({"how": how, "argument": cls.name}),
             )
             return
+
+    def _enum_functional(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
+        """An allowed enum class called with other than one argument: a pickle writes an enum member as
+        ``cls(value)``, while ``cls(name, names)`` is the functional API, which creates a new enum class from the
+        pickle's names. On a class without members (``enum.Enum``, transformers' ``ExplicitEnum``) it succeeds,
+        and a name such as ``__init__`` or ``__new__`` becomes the new class's hook, run on each member's value
+        as the class is made: any callable the pickle hands over runs there, a class admitted for rebuilding only
+        is constructed on pickle data (shown: a tokenizer's constructor reading a file outside the model folder)."""
+        self.coll.hit(
+            "LW-MODEL-001",
+            Severity.CRITICAL,
+            f"{func.name}()",
+            f"{func.name}: enum class called with {len(args)} arguments (the functional API), which creates a class "
+            "whose hooks (__init__, __new__ ...) are callables from the pickle and runs them on its members",
+            off,
+            self._ev({"how": how, "args": _short(args)}),
+        )
 
     def _constructor_call(self, func: _Ref, args: tuple[Any, ...], off: int, how: str) -> None:
         """A class or function the allow-list admits by its name pattern only (or a user class as the base of

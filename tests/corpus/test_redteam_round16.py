@@ -1,0 +1,192 @@
+"""Round 16: the peers' newest advisories, and the allow-list itself as an attack surface.
+
+Payloads are built here as opcodes and scanned; where a test says so it also runs the real loader in a child process
+with a harmless effect (recording, with an audit hook, which files the loader opens). Misses found this round:
+
+* the enum functional API: ``enum.Enum`` and the enums the reference list admits as callable (``*``: a pickle writes
+  an enum member as ``cls(value)``) were called with any arguments. ``cls(name, names)`` on a class without members
+  (``enum.Enum``, transformers' ``ExplicitEnum``) creates a new enum class whose ``__init__``/``__new__`` are
+  callables named by the pickle, run on each member's value while the class is made: a class the allow-list admits
+  for rebuilding only is constructed on pickle data (a tokenizer reads a file outside the model folder).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_pickle_bypasses import (
+    CODE,
+    EMPTY_DICT,
+    MARK,
+    PAYLOAD,
+    REDUCE,
+    STOP,
+    TUPLE,
+    args,
+    assert_caught,
+    call,
+    proto,
+    reduce_of,
+    scan,
+    sglob,
+    u,
+)
+
+from loopwarden.checks.models.pickle_vm import PickleResult
+from loopwarden.domain import Severity
+
+LIST = b"l"
+OBJ = b"o"
+
+
+def _rule_ids(result: PickleResult) -> set[str]:
+    return {f.rule_id for f in result.findings}
+
+
+def assert_code_execution(result: PickleResult, *subjects: str) -> None:
+    """Caught as what it is: something that runs code (LW-MODEL-001, critical)."""
+    assert_caught(result, *subjects)
+    assert max(f.severity for f in result.findings) is Severity.CRITICAL, result
+    assert "LW-MODEL-001" in _rule_ids(result), result
+
+
+# --------------------------------------------------------- picklescan 0.0.33 (PR #53): GHSA-x843-g5mx-g377
+
+# GHSA-x843-g5mx-g377 is one of the advisories picklescan fixed in 0.0.33 (commit 70c1c6c, "Fix various
+# vulnerabilities", https://github.com/mmaitre314/picklescan/pull/53). The commit names six advisories of that fix;
+# x843 is listed with the same fix commit in public advisory-to-fix data without its own text. Each technique of that
+# fix is here, whichever of them x843 is: operator's itemgetter and methodcaller, ctypes, distutils.file_util,
+# pty, pydoc's resolvers, numpy.f2py, and a submodule of a blocked package.
+_PICKLESCAN_0_0_33 = [
+    ("operator", "methodcaller", (u("system"), PAYLOAD)),
+    ("operator", "itemgetter", (u("system"),)),
+    ("ctypes", "CDLL", (u("libc.so.6"),)),
+    ("distutils.file_util", "write_file", (u("x.env"), MARK + u("x") + LIST)),
+    ("pty", "spawn", (PAYLOAD,)),
+    ("pydoc", "locate", (u("os.system"),)),
+    ("numpy.f2py.crackfortran", "getlincoef", (CODE, EMPTY_DICT)),
+    ("numpy.f2py.diagnose", "run", ()),
+    ("asyncio.unix_events", "_UnixSelectorEventLoop", ()),
+]
+
+
+@pytest.mark.parametrize(
+    ("module", "name", "arg_ops"), _PICKLESCAN_0_0_33, ids=[f"{m}.{n}" for m, n, _ in _PICKLESCAN_0_0_33]
+)
+def test_picklescan_ghsa_x843_g5mx_g377_0_0_33_gadgets(
+    module: str, name: str, arg_ops: tuple[bytes, ...]
+) -> None:
+    """Every gadget class of picklescan's 0.0.33 fix (GHSA-x843-g5mx-g377 among its advisories) is caught."""
+    for stack_global in (True, False):
+        result = scan(call(module, name, *arg_ops, stack_global=stack_global))
+        assert_caught(result, f"{module}.{name}")
+
+
+# ------------------------------------------------------------------------------- the enum functional API
+
+
+def _enum_functional(
+    enum_module: str, enum_name: str, hook: bytes, value: bytes, *, op: bytes = REDUCE
+) -> bytes:
+    """``EnumClass("E", [("__init__", hook), ("A", value)])``: a new enum class whose ``__init__`` is ``hook``, so
+    that making member ``A`` runs ``hook(value)`` (a class or C function; a Python function gets the member too)."""
+    names = MARK + MARK + u("__init__") + hook + TUPLE + MARK + u("A") + value + TUPLE + LIST
+    if op == OBJ:
+        return proto(4) + MARK + sglob(enum_module, enum_name) + u("E") + names + OBJ + STOP
+    return proto(4) + sglob(enum_module, enum_name) + MARK + u("E") + names + TUPLE + op + STOP
+
+
+_ENUMS = [
+    ("enum", "Enum"),
+    ("transformers.utils.generic", "ExplicitEnum"),
+    ("transformers.generation.configuration_utils", "ExplicitEnum"),
+    ("transformers.debug_utils", "ExplicitEnum"),
+]
+# Classes the allow-list admits by name pattern for rebuilding only (NEWOBJ + BUILD), never called: their
+# constructors are not what a pickle may run. VitsTokenizer(vocab_file) reads the file it is given.
+_REBUILD_ONLY = [
+    ("transformers.models.vits.tokenization_vits", "VitsTokenizer"),
+    ("sklearn.linear_model._base", "LinearRegression"),
+    ("torch.nn.modules.linear", "Linear"),
+]
+
+
+@pytest.mark.parametrize(("enum_module", "enum_name"), _ENUMS, ids=[f"{m}.{n}" for m, n in _ENUMS])
+@pytest.mark.parametrize(("module", "name"), _REBUILD_ONLY, ids=[n for _, n in _REBUILD_ONLY])
+def test_enum_functional_api_runs_a_rebuild_only_constructor(
+    enum_module: str, enum_name: str, module: str, name: str
+) -> None:
+    """An allowed enum class without members called as ``cls(name, names)`` creates a class whose hooks come from the
+    pickle; each call form (REDUCE, OBJ) is reported as code execution (was: clean)."""
+    for op in (REDUCE, OBJ):
+        data = _enum_functional(enum_module, enum_name, sglob(module, name), u("vocab.json"), op=op)
+        assert_code_execution(scan(data), f"{enum_module}.{enum_name}")
+
+
+def test_enum_functional_api_through_partial() -> None:
+    """``functools.partial(enum.Enum, "E")(names)``: the same call, its arguments split across the partial."""
+    names = MARK + MARK + u("__init__") + sglob("sklearn.linear_model._base", "LinearRegression") + TUPLE
+    names += MARK + u("A") + u("x") + TUPLE + LIST
+    data = (
+        proto(4)
+        + reduce_of("functools", "partial", sglob("enum", "Enum"), u("E"))
+        + args(names)
+        + REDUCE
+        + STOP
+    )
+    assert_code_execution(scan(data), "enum.Enum")
+
+
+@pytest.mark.parametrize(
+    ("enum_module", "enum_name", "value"),
+    [
+        ("enum", "Enum", u("x")),
+        ("transformers.generation.configuration_utils", "GenerationMode", u("greedy_search")),
+        ("torch.amp.grad_scaler", "OptState", b"K\x00"),
+        ("re", "RegexFlag", b"K\x02"),
+    ],
+)
+def test_enum_member_lookup_stays_clean(enum_module: str, enum_name: str, value: bytes) -> None:
+    """How a pickle writes an enum member, ``cls(value)``, stays clean (no false positive on training_args.bin)."""
+    result = scan(proto(4) + sglob(enum_module, enum_name) + args(value) + REDUCE + STOP)
+    assert not result.findings, result
+
+
+def test_enum_functional_api_real_loader_reads_a_file_outside(tmp_path: Path) -> None:
+    """The real unpickler, in a child process, makes the enum and runs VitsTokenizer(path): an audit hook sees the
+    file outside the model folder opened. The scan reports the pickle as code execution."""
+    pytest.importorskip("transformers.models.vits.tokenization_vits")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    secret = outside / "vocab.json"
+    secret.write_text(json.dumps({"<pad>": 0, "<unk>": 1, "secret": 2}), encoding="utf-8")
+    model = tmp_path / "model"
+    model.mkdir()
+    data = _enum_functional(
+        "transformers.utils.generic",
+        "ExplicitEnum",
+        sglob("transformers.models.vits.tokenization_vits", "VitsTokenizer"),
+        u(str(secret)),
+    )
+    (model / "model.pkl").write_bytes(data)
+    code = (
+        "import pickle, sys\n"
+        "seen = []\n"
+        "sys.addaudithook(lambda ev, a: seen.append(str(a[0])) if ev == 'open' else None)\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    pickle.load(fh)\n"
+        "print('OPENED' if sys.argv[2] in seen else 'NOT-OPENED')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(model / "model.pkl"), str(secret)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert "OPENED" in done.stdout.split(), (done.stdout, done.stderr[-2000:])
+    assert_code_execution(scan(data), "transformers.utils.generic.ExplicitEnum")
