@@ -1092,9 +1092,21 @@ _CLASS_TAKERS: Final = {
 dtype=...)``. Their own pickles name a class of the library itself (the prefix here); any other class has its
 constructor run on the pickle's keywords (tokenizers' ``WordLevel.__new__(cls, vocab=path)`` reads the file)."""
 _SINGLETON_TYPES: Final = frozenset({"builtins.Ellipsis", "builtins.NotImplemented"})
-# Enum classes without members on the allow-list; its enums with members are known by allowlist.shared_result. Called
-# with other than one argument, either is the enum functional API (see PickleVM._enum_functional).
-_ENUM_BASES: Final = frozenset({"enum.Enum"})
+# Enum classes the exact allow-list admits that allowlist.shared_result does not know as enums: enum.Enum (no members)
+# and enums with members. Called with other than one argument, any enum is the functional API (_VM._enum_functional);
+# one with members refuses it today, but a pickle never calls an enum so, whatever a later release makes of the class.
+_ENUM_CLASSES: Final = frozenset(
+    {
+        "enum.Enum",
+        "sentence_transformers.base.sampler.BatchSamplers",
+        "sentence_transformers.base.sampler.MultiDatasetBatchSamplers",
+        "sentence_transformers.training_args.BatchSamplers",
+        "sentence_transformers.training_args.MultiDatasetBatchSamplers",
+        "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
+        "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
+        "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
+    }
+)
 _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
 )
@@ -1549,7 +1561,7 @@ class _VM:
                 ref.plain = False
             elif ref.canon.startswith("transformers.") and model_output_class(ref.canon):
                 ref.plain = False  # its call is modelled (_model_output_call)
-            elif ref.canon in _ENUM_BASES or shared_result(ref.canon) == "member":
+            elif ref.canon in _ENUM_CLASSES or shared_result(ref.canon) == "member":
                 ref.plain = False  # a call with other than one argument is reported (_enum_functional)
             return
         if c.rule_id == RULE_UNKNOWN_CLASS:
@@ -2111,7 +2123,7 @@ class _VM:
             if self.prefix and args:
                 self._judge_handed(args, off, f"handed to {func.name}")
             name = _canon(func)
-            if len(args) != 1 and (name in _ENUM_BASES or shared_result(name) == "member"):
+            if len(args) != 1 and (name in _ENUM_CLASSES or shared_result(name) == "member"):
                 self._enum_functional(func, args, off, how)
             if self.planted and args and name not in _KEEPS_ARGUMENTS:
                 self._handed(func, args, off, how)
