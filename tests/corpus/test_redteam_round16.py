@@ -22,13 +22,19 @@ from test_pickle_bypasses import (
     CODE,
     EMPTY_DICT,
     MARK,
+    MEMOIZE,
+    NONE,
     PAYLOAD,
+    POP,
     REDUCE,
+    STACK_GLOBAL,
     STOP,
     TUPLE,
     args,
     assert_caught,
+    binint1,
     call,
+    get,
     proto,
     reduce_of,
     scan,
@@ -84,6 +90,77 @@ def test_picklescan_ghsa_x843_g5mx_g377_0_0_33_gadgets(
     for stack_global in (True, False):
         result = scan(call(module, name, *arg_ops, stack_global=stack_global))
         assert_caught(result, f"{module}.{name}")
+
+
+# ----------------------------------------------- public proofs of concept against picklescan 1.0.x / modelscan 0.8.8
+
+# Published on the Hugging Face Hub in 2026 as huntr Model File Vulnerability reports, each reported clean by
+# picklescan and modelscan; rebuilt here from their descriptions. All were caught when this round started; the tests
+# keep them so.
+EXT1 = b"\x82"
+_HUB_POCS = {
+    # hacnho/dbm-dumb-scanner-bypass-poc: dbm.dumb.open + _Database.__setitem__ write a file at load
+    "dbm-dumb-open": call("dbm.dumb", "open", u("marker"), u("c")),
+    # hacnho/model-format-bypass-pickle-ext-copyreg: copyreg.add_extension registers os.system, EXT1 fetches it
+    "copyreg-add-extension-ext1": proto(4)
+    + reduce_of("copyreg", "add_extension", u("os"), u("system"), binint1(200))
+    + POP
+    + EXT1
+    + bytes([200])
+    + args(PAYLOAD)
+    + REDUCE
+    + STOP,
+    # xry6/huntr-picklescan-bypass-poc, wulonchia/modelscan-bypass-poc: importlib.import_module + getattr_static
+    "getattr-static-import-module": proto(4)
+    + sglob("inspect", "getattr_static")
+    + MARK
+    + reduce_of("importlib", "import_module", u("os"))
+    + u("system")
+    + TUPLE
+    + REDUCE
+    + args(PAYLOAD)
+    + REDUCE
+    + STOP,
+    # th3-j0k3r/picklescan-posixsubprocess-bypass, .../picklescan-bootsubprocess-bypass
+    "posixsubprocess-fork-exec": call("_posixsubprocess", "fork_exec", PAYLOAD),
+    "bootsubprocess-check-output": call("_bootsubprocess", "check_output", PAYLOAD),
+    # manja316/modelscan-bypass-*: codecs.open, gzip.open, site.addpackage, gettext.install, pipes.Template
+    "codecs-open": call("codecs", "open", u("/etc/passwd")),
+    "gzip-open": call("gzip", "open", u("marker"), u("wb")),
+    "site-addpackage": call("site", "addpackage", u("."), u("x.pth"), NONE),
+    "gettext-install": call("gettext", "install", u("x")),
+    "pipes-template": call("pipes", "Template"),
+    # askeladd-k/modelscan-additional-primitives: atexit.register, threading.Thread
+    "atexit-register": call("atexit", "register", sglob("os", "system"), PAYLOAD),
+    "threading-thread": call("threading", "Thread"),
+    # MomoFan/joblib-modelscan-bypass-poc: logging.config.fileConfig, code.compile_command, xmlrpc ServerProxy
+    "logging-fileconfig": call("logging.config", "fileConfig", u("x.ini")),
+    "code-compile-command": call("code", "compile_command", CODE),
+    "xmlrpc-serverproxy": call("xmlrpc.client", "ServerProxy", u("http://127.0.0.1:1/")),
+    # TESTforge42/scanner-bypass-memo-desync, celvexgroup/modelscan-memo-poison-poc: MEMOIZE after a POP stores the
+    # string below it; a scanner that memoizes the previous opcode's argument reads None there
+    "memo-after-pop": proto(4)
+    + u("os")
+    + NONE
+    + POP
+    + MEMOIZE
+    + u("system")
+    + NONE
+    + POP
+    + MEMOIZE
+    + get(0)
+    + get(1)
+    + STACK_GLOBAL
+    + args(PAYLOAD)
+    + REDUCE
+    + STOP,
+}
+
+
+@pytest.mark.parametrize("data", list(_HUB_POCS.values()), ids=list(_HUB_POCS))
+def test_public_hub_pocs_against_picklescan_and_modelscan(data: bytes) -> None:
+    """Each public proof of concept is reported at least HIGH."""
+    assert_caught(scan(data))
 
 
 # ------------------------------------------------------------------------------- the enum functional API
