@@ -13,14 +13,19 @@ with a harmless effect (recording, with an audit hook, which files the loader op
 from __future__ import annotations
 
 import json
+import pickle
+import struct
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from test_pickle_bypasses import (
+    BUILD,
     CODE,
     EMPTY_DICT,
+    EMPTY_LIST,
+    EMPTY_TUPLE,
     MARK,
     MEMOIZE,
     NONE,
@@ -47,6 +52,7 @@ from loopwarden.domain import Severity
 
 LIST = b"l"
 OBJ = b"o"
+SETITEMS = b"u"
 
 
 def _rule_ids(result: PickleResult) -> set[str]:
@@ -267,3 +273,133 @@ def test_enum_functional_api_real_loader_reads_a_file_outside(tmp_path: Path) ->
     )
     assert "OPENED" in done.stdout.split(), (done.stdout, done.stderr[-2000:])
     assert_code_execution(scan(data), "transformers.utils.generic.ExplicitEnum")
+
+
+# ------------------------------------------------------------------- numpy random state: indexes the C code trusts
+
+
+def _draw_in_child(data: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """Load ``data`` with the real unpickler in a child process and draw one number from what it returns."""
+    path = tmp_path / "rng.pkl"
+    path.write_bytes(data)
+    code = (
+        "import pickle, sys\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    rng = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "draw = getattr(rng, 'random', None) or getattr(rng, 'random_sample', None) or rng.random_raw\n"
+        "print(draw())\n"
+    )
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def _bad_mt19937_random_state(pos: int) -> bytes:
+    np = pytest.importorskip("numpy")
+    rs = np.random.RandomState(0)
+    state = rs.get_state(legacy=False)
+    state["state"]["pos"] = pos
+    rs.set_state(state)  # numpy stores the index unchecked
+    return pickle.dumps(rs, protocol=4)
+
+
+def _bad_philox_generator(buffer_pos: int) -> bytes:
+    np = pytest.importorskip("numpy")
+    bits = np.random.Philox(0)
+    state = bits.state
+    state["buffer_pos"] = buffer_pos
+    bits.state = state
+    return pickle.dumps(np.random.Generator(bits), protocol=4)
+
+
+def _assert_rng_index(result: PickleResult, name: str) -> None:
+    assert "LW-MODEL-017" in _rule_ids(result), result
+    assert any(f"{name} index" in f.message for f in result.findings), result
+    assert max(f.severity for f in result.findings) >= Severity.HIGH, result
+
+
+@pytest.mark.parametrize("pos", [10**9, 625, -1])
+def test_random_state_mt19937_position_out_of_its_key(pos: int) -> None:
+    """A pickled RandomState whose MT19937 ``pos`` lies outside its 624-word key (was: clean)."""
+    _assert_rng_index(scan(_bad_mt19937_random_state(pos)), "MT19937")
+
+
+@pytest.mark.parametrize("buffer_pos", [-(10**9), -1, 5])
+def test_generator_philox_buffer_position_out_of_its_buffer(buffer_pos: int) -> None:
+    """A pickled Generator whose Philox ``buffer_pos`` lies outside its 4-word buffer (was: clean)."""
+    _assert_rng_index(scan(_bad_philox_generator(buffer_pos)), "Philox")
+
+
+def test_random_state_legacy_tuple_and_set_obj_state_forms() -> None:
+    """The legacy ``set_state`` tuple as BUILD state, an MT19937 made by NEWOBJ and given its state by BUILD, and
+    ``torch._utils._set_obj_state`` setting a bit generator's ``state`` property reach the same setter."""
+    key = MARK + b"".join(binint1(i % 200) for i in range(624)) + LIST
+    legacy = proto(4) + reduce_of("numpy.random._pickle", "__randomstate_ctor", u("MT19937"))
+    legacy += (
+        MARK + u("MT19937") + key + b"J" + struct.pack("<i", 10**9) + binint1(0) + b"G" + bytes(8) + TUPLE
+    )
+    _assert_rng_index(scan(legacy + BUILD + STOP), "MT19937")
+
+    inner = EMPTY_DICT + MARK + u("key") + key + u("pos") + b"J" + struct.pack("<i", 10**9) + SETITEMS
+    state = EMPTY_DICT + MARK + u("bit_generator") + u("MT19937") + u("state") + inner + SETITEMS
+    bits = reduce_of("numpy.random._pickle", "__bit_generator_ctor", u("MT19937"))
+    newobj = (
+        proto(4) + sglob("numpy.random._mt19937", "MT19937") + EMPTY_TUPLE + b"\x81" + state + BUILD + STOP
+    )
+    _assert_rng_index(scan(newobj), "MT19937")
+
+    attrs = EMPTY_DICT + u("state") + state + b"s"  # setattr(bits, "state", state)
+    via_setattr = proto(4) + reduce_of("torch._utils", "_set_obj_state", bits, attrs) + STOP
+    _assert_rng_index(scan(via_setattr), "MT19937")
+
+
+def test_random_state_with_a_computed_index_is_unverified() -> None:
+    """An index the scanner cannot read (here ``len([])``, itself reported) leaves the file unverified, with the
+    reason."""
+    inner = (
+        EMPTY_DICT
+        + MARK
+        + u("key")
+        + EMPTY_LIST
+        + u("pos")
+        + reduce_of("builtins", "len", EMPTY_LIST)
+        + SETITEMS
+    )
+    state = EMPTY_DICT + MARK + u("bit_generator") + u("MT19937") + u("state") + inner + SETITEMS
+    data = (
+        proto(4)
+        + reduce_of("numpy.random._pickle", "__bit_generator_ctor", u("MT19937"))
+        + state
+        + BUILD
+        + STOP
+    )
+    result = scan(data)
+    assert result.unverified and "MT19937 state computed at load time" in str(result.unverified), result
+
+
+def test_random_states_numpy_writes_stay_clean() -> None:
+    """Every bit generator, RandomState and Generator as numpy pickles them, after draws, stays clean."""
+    np = pytest.importorskip("numpy")
+    objects = [np.random.RandomState(0), np.random.default_rng(1)]
+    objects += [np.random.Generator(g(2)) for g in (np.random.MT19937, np.random.Philox, np.random.SFC64)]
+    objects += [g(3) for g in (np.random.MT19937, np.random.Philox, np.random.PCG64, np.random.PCG64DXSM)]
+    for obj in objects:
+        for _ in range(3):
+            (getattr(obj, "random", None) or getattr(obj, "random_sample", None) or obj.random_raw)()
+        for protocol in (2, 4, 5):
+            result = scan(pickle.dumps(obj, protocol=protocol))
+            assert not result.findings and not result.unverified, (obj, protocol, result)
+
+
+def test_random_state_real_loader_crashes_on_the_first_draw(tmp_path: Path) -> None:
+    """The real unpickler loads both states; the first number drawn kills the child (SIGSEGV). Out-of-bounds reads
+    land in mapped memory now and then, so the confirmation is retried a few times."""
+    for data in (_bad_mt19937_random_state(10**9), _bad_philox_generator(-(10**9))):
+        outcomes = []
+        for _ in range(3):
+            done = _draw_in_child(data, tmp_path)
+            outcomes.append((done.returncode, done.stdout[-200:]))
+            if done.returncode < 0:
+                break
+        assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes

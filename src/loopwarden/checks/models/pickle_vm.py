@@ -2313,6 +2313,13 @@ class _VM:
                         self._lr_build(target, args[1])
                     self._check_state_keys(args[1], off, func.name, target)
                     if type(target) is _Call:
+                        cls = _instance_class(target)
+                        if cls is not None and (cls in _RNG_CTORS or cls in _RNG_CLASSES):
+                            # setattr(obj, key, value) per item: a bit generator's "state" is its state setter
+                            for part in self._state_mappings(args[1])[0]:
+                                value = part.get("state")
+                                if value is not _UNKNOWN:
+                                    self._rng_state(cls, value, off)
                         self._plant(target, args[1])
                         return target  # _set_obj_state returns the object it set the state of
             elif name == "pandas.core.internals.managers.BlockManager" and args:
@@ -3855,7 +3862,9 @@ class _VM:
         )
 
     def _class_state(self, cls: str, state: Any, off: int) -> None:
-        """State handed to ``cls.__setstate__`` that the class turns into code."""
+        """State handed to ``cls.__setstate__`` that the class turns into code, or trusts as an index."""
+        if cls in _RNG_CTORS or cls in _RNG_CLASSES:
+            self._rng_state(cls, state, off)
         if cls.startswith("statsmodels."):
             formula = self._statsmodels_formula(state)
             if formula is not None:
@@ -3880,6 +3889,18 @@ class _VM:
                 off,
                 self._ev({"state": _short(state)}),
             )
+
+    def _rng_state(self, cls: str, state: Any, off: int) -> None:
+        """Report the state of a numpy bit generator (or of the RandomState or Generator over it) whose index its C
+        code trusts (see ``_RNG_INDEXES``)."""
+        self._state_problem(
+            cls,
+            _rng_state_problem(state),
+            f"{cls}:state",
+            "with {}: the generator's C code reads its key or buffer at that index without a bounds check at the "
+            "first number drawn after loading (SIGSEGV)",
+            off,
+        )
 
     def _statsmodels_formula(self, state: Any) -> Any:
         """The formula a statsmodels ``ModelData.__setstate__`` would evaluate, when it is not a plain one.
@@ -8124,6 +8145,80 @@ def _instance_class(obj: _Call) -> str | None:
         first = obj.args[0] if obj.args else None
         return first.canon if type(first) is _Ref else None
     return func.canon
+
+
+_RNG_CLASSES: Final = frozenset(
+    {
+        "numpy.random.mtrand.RandomState",
+        "numpy.random._generator.Generator",
+        "numpy.random._mt19937.MT19937",
+        "numpy.random._philox.Philox",
+    }
+)
+"""The numpy random classes whose ``__setstate__`` (or ``state`` setter) reaches an index ``_RNG_INDEXES`` bounds, as
+the result of ``_RNG_CTORS`` does (a SeedSequence's or another generator's state holds no index)."""
+_RNG_INDEXES: Final = {"MT19937": (("state", "pos"), 624), "Philox": (("buffer_pos",), 4)}
+"""numpy bit generators whose state holds an index their C code trusts: MT19937 draws ``key[pos++]`` (624 words;
+``pos == 624`` regenerates them), Philox ``buffer[buffer_pos]`` while ``buffer_pos < 4`` (a negative one too). The
+state setters store the integer unchecked (numpy 2.4: a pickled RandomState, Generator or MT19937/Philox with another
+index loads, and its first draw dies of SIGSEGV). The path is the keys from the top of the state dict."""
+
+
+def _rng_state_problem(state: Any) -> str | None:
+    """What is wrong with a numpy random state (``BitGenerator.__setstate__``'s ``(state, seed_seq)`` or dict, or
+    ``RandomState.set_state``'s legacy tuple ``("MT19937", key, pos, has_gauss, gauss)``); a leading ``?`` says it
+    could not be read. Forms numpy refuses (a missing key, a value of the wrong type) are no problem: it raises."""
+    if type(state) is tuple and state:
+        if type(state[0]) is str:
+            return _rng_index(state[0], state[2] if len(state) > 2 else None, 624)
+        state = state[0]
+    if state is None or type(state) in (str, bytes, int, float, bool, list):
+        return None  # numpy's setters raise on these
+    if type(state) is not _Dict:
+        return "?a random state computed at load time"
+    name = _complete_get(state, "bit_generator")
+    if name is None or (type(name) is str and name not in _RNG_INDEXES):
+        return None
+    if type(name) is not str:
+        return "?a random state whose bit generator name is computed at load time"
+    path, limit = _RNG_INDEXES[name]
+    value: Any = state
+    for key in path:
+        if type(value) is not _Dict:
+            return (
+                None
+                if value is None or type(value) in (str, bytes, int, float, list, tuple)
+                else "?a state part"
+            )
+        value = _complete_get(value, key)
+        if value is None:
+            return None
+        if value is _UNKNOWN:
+            return f"?the {key!r} of a random state the scanner cannot read"
+    return _rng_index(name, value, limit)
+
+
+def _complete_get(mapping: _Dict, key: str) -> Any:
+    """``mapping[key]``; None when the key is not there (numpy raises KeyError); unknown when the dict's items are
+    not all known."""
+    if mapping.hidden or mapping.size != len(mapping.items):
+        return _UNKNOWN
+    if not any(type(k) is str and k == key for k, _ in mapping.items):
+        return None
+    return mapping.get(key)
+
+
+def _rng_index(name: str, value: Any, limit: int) -> str | None:
+    """The index ``value`` of bit generator ``name`` against its bound (None: fine, or numpy refuses it)."""
+    if name not in _RNG_INDEXES:
+        return None
+    if type(value) is bool or value is None or type(value) in (str, bytes, float, list, tuple):
+        return None  # bool is 0 or 1; the others numpy refuses
+    if type(value) is not int:
+        return f"?the index of a {name} state computed at load time"
+    if 0 <= value <= limit:
+        return None
+    return f"{name} index {value} (valid: 0 to {limit})"
 
 
 def _constant_item(args: tuple[Any, ...]) -> Any:
