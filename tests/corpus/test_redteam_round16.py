@@ -403,3 +403,65 @@ def test_random_state_real_loader_crashes_on_the_first_draw(tmp_path: Path) -> N
             if done.returncode < 0:
                 break
         assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes
+
+
+# ------------------------------------------------------- SciPy interpolators unpickled by a __dict__ update
+
+
+def _grid_interpolator(points: int, values_shape: tuple[int, int]) -> bytes:
+    """A ``RegularGridInterpolator`` over a ``points`` x ``points`` grid whose values have ``values_shape``: its
+    state as SciPy pickles it, with the arrays swapped after construction (unpickling runs no check)."""
+    np = pytest.importorskip("numpy")
+    interpolate = pytest.importorskip("scipy.interpolate")
+    rgi = interpolate.RegularGridInterpolator((np.arange(3.0), np.arange(3.0)), np.ones((3, 3)))
+    grid = np.arange(float(points))
+    rgi._grid = (grid, grid)
+    rgi._values = np.ones(values_shape)
+    return pickle.dumps(rgi, protocol=4)
+
+
+def test_grid_interpolator_values_smaller_than_its_grid() -> None:
+    """Values of 2x2 over a 6x6 grid (was: clean): the 2-D linear path reads values[i, j] at every grid cell."""
+    result = scan(_grid_interpolator(6, (2, 2)))
+    assert "LW-MODEL-017" in _rule_ids(result), result
+    assert any(f.evidence.get("subject") == "scipy.interpolate:grid" for f in result.findings), result
+
+
+def test_grid_interpolators_scipy_writes_stay_clean() -> None:
+    """Every method's interpolator as SciPy pickles it (a spline method keeps its NdBSpline) stays clean."""
+    np = pytest.importorskip("numpy")
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x = np.arange(6.0)
+    for method in ("linear", "nearest", "slinear", "cubic", "pchip"):
+        rgi = interpolate.RegularGridInterpolator((x, x + 1), np.outer(x, x), method=method)
+        rgi([[1.5, 2.5]])
+        for protocol in (2, 4, 5):
+            result = scan(pickle.dumps(rgi, protocol=protocol))
+            assert not result.findings and not result.unverified, (method, protocol, result)
+    rgi = interpolate.RegularGridInterpolator((x[:4], x[:5], x[:3]), np.ones((4, 5, 3, 2)))
+    assert not scan(pickle.dumps(rgi)).findings
+
+
+def test_grid_interpolator_real_loader_crashes(tmp_path: Path) -> None:
+    """The real unpickler loads a 4-million-point grid over 2x2 values; interpolating at the far corner reads about
+    100 MB past the values (SIGSEGV in the child)."""
+    data = _grid_interpolator(4_000_000, (2, 2))
+    path = tmp_path / "rgi.pkl"
+    path.write_bytes(data)
+    code = (
+        "import pickle, sys, numpy\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    rgi = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "print(rgi(numpy.array([[3999998.5, 3999998.5]])))\n"
+    )
+    outcomes = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, check=False
+        )
+        outcomes.append((done.returncode, done.stdout[-200:], done.stderr[-300:]))
+        if done.returncode < 0:
+            break
+    assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes
+    assert "LW-MODEL-017" in _rule_ids(scan(data))
