@@ -465,3 +465,70 @@ def test_grid_interpolator_real_loader_crashes(tmp_path: Path) -> None:
             break
     assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes
     assert "LW-MODEL-017" in _rule_ids(scan(data))
+
+
+def _nd_spline(change: str) -> bytes:
+    """A cubic ``NdBSpline`` (what a RegularGridInterpolator's spline methods keep) with one part of its state
+    replaced after construction."""
+    np = pytest.importorskip("numpy")
+    interpolate = pytest.importorskip("scipy.interpolate")
+    x = np.arange(6.0)
+    spline = interpolate.RegularGridInterpolator((x, x), np.outer(x, x), method="cubic")._spline
+    if change == "offsets":
+        spline._indices_k1d = np.full(spline._indices_k1d.shape, 10**8, dtype=np.int64)
+    elif change == "knot-counts":
+        spline._len_t = np.array([10**8, 10**8], dtype=np.int64)
+    elif change == "coefficients":
+        spline._c = np.ones((2, 2))
+    return pickle.dumps(spline, protocol=4)
+
+
+@pytest.mark.parametrize("change", ["offsets", "knot-counts", "coefficients"])
+def test_nd_spline_state_its_evaluation_trusts(change: str) -> None:
+    """An NdBSpline whose box offsets, knot counts or coefficients disagree with its degrees and knots (was:
+    clean)."""
+    result = scan(_nd_spline(change))
+    assert any(f.evidence.get("subject") == "scipy.interpolate:ndbspline" for f in result.findings), result
+    assert "LW-MODEL-017" in _rule_ids(result), result
+
+
+def test_nd_splines_scipy_writes_stay_clean() -> None:
+    """NdBSplines as SciPy pickles them: mixed degrees, trailing dimensions, one dimension."""
+    np = pytest.importorskip("numpy")
+    interpolate = pytest.importorskip("scipy.interpolate")
+    cubic = np.r_[[0.0] * 4, 1, 2, 3, [4.0] * 4]
+    linear = np.r_[[0.0] * 2, 1, [2.0] * 2]
+    splines = [
+        interpolate.NdBSpline((cubic, linear), np.ones((7, 3)), (3, 1)),
+        interpolate.NdBSpline((cubic, linear), np.ones((7, 3, 2)), (3, 1)),
+        interpolate.NdBSpline((cubic,), np.ones(7), 3),
+        interpolate.RegularGridInterpolator(
+            (cubic[3:8], cubic[3:8]), np.ones((5, 5)), method="cubic"
+        )._spline,
+    ]
+    for spline in splines:
+        for protocol in (2, 4, 5):
+            result = scan(pickle.dumps(spline, protocol=protocol))
+            assert not result.findings and not result.unverified, (protocol, result)
+
+
+def test_nd_spline_real_loader_crashes(tmp_path: Path) -> None:
+    """The real unpickler loads the spline with out-of-range box offsets; its first evaluation dies (SIGSEGV)."""
+    path = tmp_path / "spline.pkl"
+    path.write_bytes(_nd_spline("offsets"))
+    code = (
+        "import pickle, sys, numpy\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    spline = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "print(spline(numpy.array([[2.5, 3.5]])))\n"
+    )
+    outcomes = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+        )
+        outcomes.append((done.returncode, done.stdout[-200:]))
+        if done.returncode < 0:
+            break
+    assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes

@@ -1500,6 +1500,7 @@ class _VM:
         # every array built in this stream, by id of the value: (value, dtype, shape, data) for checks of the
         # objects that take them (see _binary_tree)
         self.arrays: dict[int, tuple[Any, Any, Any, Any]] = {}
+        self.fortran: set[int] = set()  # ids of the arrays above whose state may say Fortran order
         self.result: Any = _UNKNOWN  # what STOP returns
         # the functools.partial objects a torch.ao.quantization _PartialWrapper holds, by id (held so the id stays
         # its own): a later BUILD on one that changes what it calls is judged again (see _partial_wrapper_state)
@@ -4014,6 +4015,8 @@ class _VM:
         shape, data = (state[0], state[3]) if len(state) == 4 else (state[1], state[4])
         dtype = state[1] if len(state) == 4 else state[2]
         self.arrays[id(obj)] = (obj, dtype, shape, data)
+        if (state[2] if len(state) == 4 else state[3]) is not False:
+            self.fortran.add(id(obj))
         self._node_array(obj, dtype, shape, data, off)
         if type(shape) is not tuple or type(data) in (bytes, bytearray, str) or data is None:
             return  # numpy rejects the state, or reads the bytes of a plain array
@@ -5081,10 +5084,13 @@ class _VM:
                 return (
                     f"{shape[d]} coefficients in dimension {d} for {lengths[d]} knots of degree {degrees[d]}"
                 )
-        table = self._array_of(state.get("_indices_k1d"))
+        given = state.get("_indices_k1d")
+        table = self._array_of(given)
         tshape = table[1] if table is not None else None
         if table is None or not _is_int64(table[0]) or type(tshape) is not tuple or len(tshape) != 2:
             return "?an offset table the scanner cannot read"
+        if id(given) in self.fortran:
+            return "?an offset table whose state may say Fortran order (its rows are read in C order here)"
         if tshape[1] != ndim:
             return f"an offset table of shape {tshape} for {ndim} dimensions"
         chunks = _array_chunks(table[2])
