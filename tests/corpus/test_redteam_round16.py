@@ -1,13 +1,18 @@
 """Round 16: the peers' newest advisories, and the allow-list itself as an attack surface.
 
-Payloads are built here as opcodes and scanned; where a test says so it also runs the real loader in a child process
-with a harmless effect (recording, with an audit hook, which files the loader opens). Misses found this round:
+Payloads are built here (as opcodes, or with the real library and then altered) and scanned; where a test says so
+it also runs the real loader in a child process with a harmless effect (an audit hook records the files it opens, or
+the child dies of SIGSEGV). Misses found this round, each reported clean before:
 
 * the enum functional API: ``enum.Enum`` and the enums the reference list admits as callable (``*``: a pickle writes
   an enum member as ``cls(value)``) were called with any arguments. ``cls(name, names)`` on a class without members
   (``enum.Enum``, transformers' ``ExplicitEnum``) creates a new enum class whose ``__init__``/``__new__`` are
   callables named by the pickle, run on each member's value while the class is made: a class the allow-list admits
   for rebuilding only is constructed on pickle data (a tokenizer reads a file outside the model folder).
+* numpy random states: MT19937's ``pos`` and Philox's ``buffer_pos`` are stored unchecked by the state setters and
+  index the key or buffer at the first draw (SIGSEGV).
+* SciPy interpolators unpickled by a ``__dict__`` update: a ``RegularGridInterpolator`` whose values do not match its
+  grid, an ``NdBSpline`` whose counts or box offsets disagree with its degrees (SIGSEGV on the first call).
 """
 
 from __future__ import annotations
