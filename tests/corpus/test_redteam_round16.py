@@ -13,6 +13,8 @@ the child dies of SIGSEGV). Misses found this round, each reported clean before:
   index the key or buffer at the first draw (SIGSEGV).
 * SciPy interpolators unpickled by a ``__dict__`` update: a ``RegularGridInterpolator`` whose values do not match its
   grid, an ``NdBSpline`` whose counts or box offsets disagree with its degrees (SIGSEGV on the first call).
+* scikit-learn's ``HashingVectorizer`` with ``n_features`` below 1: round 15 checked ``FeatureHasher`` only, and the
+  vectorizer's transform builds one from its own value (SIGFPE).
 """
 
 from __future__ import annotations
@@ -537,3 +539,54 @@ def test_nd_spline_real_loader_crashes(tmp_path: Path) -> None:
         if done.returncode < 0:
             break
     assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes
+
+
+# --------------------------------------------------- scikit-learn: the hashing vectorizer's own n_features
+
+
+def _hashing_vectorizer(n_features: int) -> bytes:
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    vectorizer = text.HashingVectorizer()
+    vectorizer.n_features = (
+        n_features  # what fit's parameter validation would refuse; unpickling checks nothing
+    )
+    return pickle.dumps(vectorizer, protocol=4)
+
+
+@pytest.mark.parametrize("n_features", [0, -1])
+def test_hashing_vectorizer_without_features(n_features: int) -> None:
+    """A HashingVectorizer whose n_features is below 1 (was: clean; round 15 checked FeatureHasher only): its
+    transform builds a FeatureHasher from it and hashes modulo it in C."""
+    result = scan(_hashing_vectorizer(n_features))
+    assert any(f.evidence.get("subject") == "sklearn.feature_extraction:hasher" for f in result.findings), (
+        result
+    )
+
+
+def test_hashing_vectorizers_scikit_learn_writes_stay_clean() -> None:
+    text = pytest.importorskip("sklearn.feature_extraction.text")
+    for vectorizer in (
+        text.HashingVectorizer(),
+        text.HashingVectorizer(n_features=2**10, ngram_range=(1, 2)),
+    ):
+        vectorizer.transform(["hello world"])
+        for protocol in (2, 4, 5):
+            result = scan(pickle.dumps(vectorizer, protocol=protocol))
+            assert not result.findings and not result.unverified, result
+
+
+def test_hashing_vectorizer_real_loader_divides_by_zero(tmp_path: Path) -> None:
+    """The real unpickler loads it; transform kills the child with SIGFPE."""
+    path = tmp_path / "vectorizer.pkl"
+    path.write_bytes(_hashing_vectorizer(0))
+    code = (
+        "import pickle, sys\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    vectorizer = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "vectorizer.transform(['hello world'])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode < 0 and "LOADED" in done.stdout, (done.returncode, done.stdout, done.stderr[-500:])

@@ -7837,6 +7837,8 @@ _TRUSTED_STATE: Final = {
     "sklearn.neighbors._classification.KNeighborsClassifier": "labels",
     "sklearn.neighbors._classification.RadiusNeighborsClassifier": "labels",
     "sklearn.feature_extraction._hash.FeatureHasher": "hasher",
+    # its transform builds a FeatureHasher from its own n_features and calls transform, which validates nothing
+    "sklearn.feature_extraction.text.HashingVectorizer": "hasher",
     **dict.fromkeys(
         (
             f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{n}"
