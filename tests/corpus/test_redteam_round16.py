@@ -15,6 +15,8 @@ the child dies of SIGSEGV). Misses found this round, each reported clean before:
   grid, an ``NdBSpline`` whose counts or box offsets disagree with its degrees (SIGSEGV on the first call).
 * scikit-learn's ``HashingVectorizer`` with ``n_features`` below 1: round 15 checked ``FeatureHasher`` only, and the
   vectorizer's transform builds one from its own value (SIGFPE).
+* scikit-learn's ``DictVectorizer`` whose ``vocabulary_`` maps a feature to a column outside the vocabulary: transform
+  builds an unchecked sparse array from it and densifies it (SIGSEGV).
 """
 
 from __future__ import annotations
@@ -590,3 +592,91 @@ def test_hashing_vectorizer_real_loader_divides_by_zero(tmp_path: Path) -> None:
         [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
     )
     assert done.returncode < 0 and "LOADED" in done.stdout, (done.returncode, done.stdout, done.stderr[-500:])
+
+
+# ------------------------------------------------------- scikit-learn: a DictVectorizer's vocabulary columns
+
+
+def _dict_vectorizer(sparse: bool, columns: dict[str, int], features: int = 2) -> bytes:
+    extraction = pytest.importorskip("sklearn.feature_extraction")
+    vectorizer = extraction.DictVectorizer(sparse=sparse)
+    vectorizer.fit([{f"f{i}": 1 for i in range(features)}])
+    vectorizer.vocabulary_.update(columns)  # what fit numbers 0 .. n - 1; unpickling checks nothing
+    return pickle.dumps(vectorizer, protocol=4)
+
+
+@pytest.mark.parametrize(
+    ("columns", "features"),
+    [
+        ({"f0": 10**8}, 2),
+        ({"f0": -1}, 2),
+        ({"f1": 2}, 2),
+        (
+            {"f3": 30_000},
+            25_000,
+        ),  # past the VM's container bound: its values are summarised, its keys counted
+        ({"f24000": 25_000}, 25_000),
+    ],
+)
+def test_dict_vectorizer_column_outside_its_vocabulary(columns: dict[str, int], features: int) -> None:
+    """A feature column outside ``0 .. len(vocabulary_) - 1`` (was: clean)."""
+    for sparse in (True, False):
+        result = scan(_dict_vectorizer(sparse, columns, features))
+        assert any(
+            f.evidence.get("subject") == "sklearn.feature_extraction:vocabulary" for f in result.findings
+        ), result
+
+
+def test_dict_vectorizer_duplicate_keys_past_the_bound() -> None:
+    """Keys repeated in SETITEMS collapse in the real dict: its width is the number of distinct keys."""
+    text = pytest.importorskip("sklearn.feature_extraction")
+    vectorizer = text.DictVectorizer()
+    vectorizer.fit([{"a": 1}])
+    data = pickle.dumps(vectorizer, protocol=2)
+    # the vocabulary written by hand: 20,000 items of two keys, columns up to 19,999 for a dict of 2 entries
+    pairs = [u("a" if i % 2 else "b") + b"M" + struct.pack("<H", i) for i in range(20_000)]
+    vocab = EMPTY_DICT + b"".join(
+        MARK + b"".join(pairs[j : j + 1000]) + SETITEMS for j in range(0, len(pairs), 1000)
+    )
+    start = data.index(b"vocabulary_")
+    end = data.index(
+        b"s", data.index(b"}", start)
+    )  # the original one-item vocabulary: EMPTY_DICT ... SETITEM
+    forged = data[: start + len(b"vocabulary_") + 2] + vocab + data[end + 1 :]
+    result = scan(forged)
+    assert (
+        any("vocabulary" in str(f.evidence.get("subject")) for f in result.findings) or result.unverified
+    ), result
+
+
+def test_dict_vectorizers_scikit_learn_writes_stay_clean() -> None:
+    extraction = pytest.importorskip("sklearn.feature_extraction")
+    for sparse in (True, False):
+        small = extraction.DictVectorizer(sparse=sparse).fit([{"a": 1, "b": "x", "c": ["p", "q"]}])
+        big = extraction.DictVectorizer(sparse=sparse).fit([{f"f{i}": 1 for i in range(25_000)}])
+        for vectorizer in (small, big):
+            for protocol in (2, 4, 5):
+                result = scan(pickle.dumps(vectorizer, protocol=protocol))
+                assert not result.findings and not result.unverified, result
+
+
+def test_dict_vectorizer_real_loader_crashes(tmp_path: Path) -> None:
+    """The real unpickler loads it; transform (which densifies unless sparse) dies of SIGSEGV."""
+    path = tmp_path / "vectorizer.pkl"
+    path.write_bytes(_dict_vectorizer(False, {"f0": 10**8}))
+    code = (
+        "import pickle, sys\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    vectorizer = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "vectorizer.transform([{'f0': 1.0, 'f1': 2.0}])\n"
+    )
+    outcomes = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+        )
+        outcomes.append((done.returncode, done.stdout[-200:]))
+        if done.returncode < 0:
+            break
+    assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes

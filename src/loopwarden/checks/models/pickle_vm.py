@@ -252,6 +252,9 @@ _COMPUTED_BUDGET: Final = 256 << 20
 # A nested pickle candidate larger than this is not analysed: the result is unverified.
 _MAX_NESTED_BYTES: Final = 32 << 20
 _MAX_CONTAINER: Final = 10_000  # container items kept for lookups; the rest is counted, not stored
+_MAX_SPILLED_KEYS: Final = (
+    1 << 21
+)  # distinct keys of a str-to-int mapping past that bound kept as a set (_Dict.spill)
 _MAX_STACK: Final = 2_000_000  # items on the stack or marks on the metastack
 _MAX_MEMO: Final = 2_500_000  # memo entries (each holds a value alive)
 _MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hostile streams stay bounded)
@@ -493,7 +496,7 @@ class _LrPartial:
 
 
 class _Dict:
-    __slots__ = ("checked", "dcp", "hidden", "items", "size")
+    __slots__ = ("checked", "dcp", "hidden", "items", "size", "spill")
 
     def __init__(self) -> None:
         self.items: list[tuple[Any, Any]] = []
@@ -501,12 +504,36 @@ class _Dict:
         self.checked = 0  # items already judged as instance state (items are only ever appended)
         self.hidden = False  # an item that may matter as instance state was not kept (see add)
         self.dcp = False  # has a key of _DCP_KEYS (set when judged as instance state)
+        # past the bound, while every dropped item maps a str to an int (a vocabulary: a DictVectorizer's maps each
+        # feature to a column, see _VM._vocabulary_problem): [least value, greatest value, the distinct keys]; None
+        # while nothing was dropped, False once another item was (or too many to keep their keys)
+        self.spill: list[Any] | bool | None = None
+
+    def _spilled(self, k: Any, v: Any) -> None:
+        spill = self.spill
+        if spill is False:
+            return
+        if type(k) is not str or type(v) is not int:
+            self.spill = False
+        elif spill is None:
+            self.spill = [v, v, {k}]
+        elif type(spill) is list:
+            if v < spill[0]:
+                spill[0] = v
+            elif v > spill[1]:
+                spill[1] = v
+            keys = spill[2]
+            keys.add(k)
+            if len(keys) > _MAX_SPILLED_KEYS:
+                self.spill = False
 
     def add(self, k: Any, v: Any) -> None:
         self.size += 1
         if len(self.items) < _MAX_CONTAINER:
             self.items.append((k, v))
-        elif _watched(k, v):
+            return
+        self._spilled(k, v)
+        if _watched(k, v):
             # past the bound only items that may matter as instance state are kept (a BUILD state of 10,000
             # harmless keys, then __setstate__), a few: beyond those the state's keys are not all known
             if len(self.items) < _MAX_CONTAINER + _MAX_WATCHED_EXTRA:
@@ -530,6 +557,7 @@ class _Dict:
         watched = _KEPT_KEYS
         for k, v in zip(flat[2 * start :: 2], flat[2 * start + 1 :: 2], strict=True):
             self.size += 1
+            self._spilled(k, v)
             if type(k) is str:
                 if k not in watched and type(v) is not _Ref and type(v) is not _Wrapper:
                     continue
@@ -4850,6 +4878,13 @@ class _VM:
                 "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
                 "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
             )
+        elif kind == "vocabulary":
+            problem = self._vocabulary_problem(state)
+            subject, explained = (
+                "sklearn.feature_extraction:vocabulary",
+                "state with {}: transform builds a sparse matrix as wide as the vocabulary with each feature's "
+                "column from it, which SciPy does not check, and densifying it writes at that column",
+            )
         elif kind == "grid":
             problem = self._grid_problem(state)
             subject, explained = (
@@ -5102,6 +5137,38 @@ class _VM:
                 for d, offset in enumerate(offsets):
                     if not 0 <= offset <= degrees[d]:
                         return f"an offset {offset} in dimension {d} of degree {degrees[d]}"
+        return None
+
+    def _vocabulary_problem(self, state: _Dict) -> str | None:
+        """scikit-learn's ``DictVectorizer.transform`` maps each known feature to ``vocabulary_[name]`` and builds a
+        CSR array ``len(vocabulary_)`` columns wide from those indices (SciPy's constructor checks the index
+        pointer, not the indices); ``toarray`` (run by transform itself unless ``sparse``) writes each value at its
+        column unchecked (a column past the width: SIGSEGV). Fit numbers the features 0 .. n - 1."""
+        vocab = state.get("vocabulary_")
+        if vocab is _UNKNOWN or vocab is None:
+            return None  # not fitted: transform refuses
+        if type(vocab) is not _Dict or vocab.hidden:
+            return "?a vocabulary the scanner cannot read"
+        keys = set()
+        high, low = -1, 0
+        for k, v in vocab.items:
+            if type(k) is not str:
+                return "?a vocabulary with keys the scanner cannot read"
+            keys.add(k)
+            if type(v) is int:
+                high, low = max(high, v), min(low, v)
+            elif type(v) not in (str, bytes, float, bool) and v is not None:
+                return "?a vocabulary with columns the scanner cannot read"
+        spill = vocab.spill
+        if vocab.size != len(vocab.items):
+            if type(spill) is not list:
+                return "?a vocabulary too large for the scanner to read"
+            low, high = min(low, spill[0]), max(high, spill[1])
+            keys |= spill[2]
+        if low < 0:
+            return f"a feature column {low}"
+        if high >= len(keys):
+            return f"a feature column {high} of a vocabulary of {len(keys)} features"
         return None
 
     def _grid_problem(self, state: _Dict) -> str | None:
@@ -7839,6 +7906,7 @@ _TRUSTED_STATE: Final = {
     "sklearn.feature_extraction._hash.FeatureHasher": "hasher",
     # its transform builds a FeatureHasher from its own n_features and calls transform, which validates nothing
     "sklearn.feature_extraction.text.HashingVectorizer": "hasher",
+    "sklearn.feature_extraction._dict_vectorizer.DictVectorizer": "vocabulary",
     **dict.fromkeys(
         (
             f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{n}"
