@@ -505,8 +505,8 @@ class _Dict:
         self.hidden = False  # an item that may matter as instance state was not kept (see add)
         self.dcp = False  # has a key of _DCP_KEYS (set when judged as instance state)
         # past the bound, while every dropped item maps a str to an int (a vocabulary: a DictVectorizer's maps each
-        # feature to a column, see _VM._vocabulary_problem): [least value, greatest value, the distinct keys]; None
-        # while nothing was dropped, False once another item was (or too many to keep their keys)
+        # feature to a column, see _VM._vocabulary_problem): [least value, greatest value, the keys]; None while
+        # nothing was dropped, False once another item was (or too many to keep their keys)
         self.spill: list[Any] | bool | None = None
 
     def _spilled(self, k: Any, v: Any) -> None:
@@ -516,14 +516,14 @@ class _Dict:
         if type(k) is not str or type(v) is not int:
             self.spill = False
         elif spill is None:
-            self.spill = [v, v, {k}]
+            self.spill = [v, v, [k]]
         elif type(spill) is list:
             if v < spill[0]:
                 spill[0] = v
             elif v > spill[1]:
                 spill[1] = v
             keys = spill[2]
-            keys.add(k)
+            keys.append(k)
             if len(keys) > _MAX_SPILLED_KEYS:
                 self.spill = False
 
@@ -555,9 +555,20 @@ class _Dict:
             self.size += start
             self.items.extend(zip(flat[0 : 2 * start : 2], flat[1 : 2 * start : 2], strict=True))
         watched = _KEPT_KEYS
+        spill = self.spill
         for k, v in zip(flat[2 * start :: 2], flat[2 * start + 1 :: 2], strict=True):
             self.size += 1
-            self._spilled(k, v)
+            if spill is not False:  # _spilled, inline: this loop runs per item of a large mapping
+                if type(k) is not str or type(v) is not int:
+                    spill = self.spill = False
+                elif spill is None:
+                    spill = self.spill = [v, v, [k]]
+                else:
+                    if v < spill[0]:  # type: ignore[index]
+                        spill[0] = v  # type: ignore[index]
+                    elif v > spill[1]:  # type: ignore[index]
+                        spill[1] = v  # type: ignore[index]
+                    spill[2].append(k)  # type: ignore[index]
             if type(k) is str:
                 if k not in watched and type(v) is not _Ref and type(v) is not _Wrapper:
                     continue
@@ -567,6 +578,8 @@ class _Dict:
                 self.items.append((k, v))
             else:
                 self.hidden = True
+        if type(spill) is list and len(spill[2]) > _MAX_SPILLED_KEYS:
+            self.spill = False
 
     def get(self, key: Any) -> Any:
         """The value for ``key`` (the last one set, as in a dict), or unknown."""
@@ -5164,7 +5177,7 @@ class _VM:
             if type(spill) is not list:
                 return "?a vocabulary too large for the scanner to read"
             low, high = min(low, spill[0]), max(high, spill[1])
-            keys |= spill[2]
+            keys.update(spill[2])
         if low < 0:
             return f"a feature column {low}"
         if high >= len(keys):
