@@ -17,6 +17,8 @@ the child dies of SIGSEGV). Misses found this round, each reported clean before:
   vectorizer's transform builds one from its own value (SIGFPE).
 * scikit-learn's ``DictVectorizer`` whose ``vocabulary_`` maps a feature to a column outside the vocabulary: transform
   builds an unchecked sparse array from it and densifies it (SIGSEGV).
+* scikit-learn's ``OneHotEncoder`` whose output counts, infrequent mappings or dropped categories put a feature's
+  column outside its count: the same unchecked sparse array (heap corruption).
 """
 
 from __future__ import annotations
@@ -680,3 +682,82 @@ def test_dict_vectorizer_real_loader_crashes(tmp_path: Path) -> None:
         if done.returncode < 0:
             break
     assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes
+
+
+# --------------------------------------------------------- scikit-learn: a OneHotEncoder's column layout
+
+
+def _one_hot(change: str, sparse: bool = False) -> bytes:
+    np = pytest.importorskip("numpy")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    if change == "mapping":
+        encoder = preprocessing.OneHotEncoder(
+            sparse_output=sparse, min_frequency=2, handle_unknown="infrequent_if_exist"
+        ).fit(np.array([[0], [0], [1], [2]]))
+        encoder._default_to_infrequent_mappings = [np.array([0, 10**6, 10**6])]
+    elif change == "drop":
+        encoder = preprocessing.OneHotEncoder(sparse_output=sparse, drop="first").fit(
+            np.array([[0], [1], [2]])
+        )
+        encoder._drop_idx_after_grouping = np.array([-5], dtype=object)
+    else:
+        encoder = preprocessing.OneHotEncoder(sparse_output=sparse).fit(np.arange(1000).reshape(-1, 1))
+        encoder._n_features_outs = [1]
+    return pickle.dumps(encoder, protocol=4)
+
+
+@pytest.mark.parametrize("change", ["outputs", "mapping", "drop"])
+def test_one_hot_encoder_columns_past_its_outputs(change: str) -> None:
+    """Output counts too small for the categories, an infrequent mapping past them, a negative dropped category
+    (was: clean)."""
+    for sparse in (True, False):
+        result = scan(_one_hot(change, sparse))
+        assert any(f.evidence.get("subject") == "sklearn.preprocessing:onehot" for f in result.findings), (
+            result
+        )
+
+
+def test_one_hot_encoders_scikit_learn_writes_stay_clean() -> None:
+    np = pytest.importorskip("numpy")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    mixed = np.array([["a", 1], ["b", 2], ["a", 3], ["c", 1], ["a", 1]], dtype=object)
+    ints = np.array([[0, 1], [1, 2], [0, 3], [2, 1], [0, 1]])
+    options: list[dict[str, object]] = [
+        {},
+        {"drop": "first"},
+        {"drop": "if_binary"},
+        {"min_frequency": 2, "handle_unknown": "infrequent_if_exist"},
+        {"min_frequency": 2, "handle_unknown": "infrequent_if_exist", "drop": "first"},
+        {"max_categories": 2, "sparse_output": False},
+        {"handle_unknown": "ignore"},
+    ]
+    for kwargs in options:
+        for data in (mixed, ints):
+            encoder = preprocessing.OneHotEncoder(**kwargs).fit(data)
+            for protocol in (2, 4, 5):
+                result = scan(pickle.dumps(encoder, protocol=protocol))
+                assert not result.findings and not result.unverified, (kwargs, protocol, result)
+
+
+def test_one_hot_encoder_real_loader_crashes(tmp_path: Path) -> None:
+    """The real unpickler loads it; a dense transform writes 1,000 categories' columns into 1 (SIGSEGV, by the
+    child's exit at the latest: the write lands past the heap block)."""
+    path = tmp_path / "encoder.pkl"
+    path.write_bytes(_one_hot("outputs"))
+    code = (
+        "import pickle, sys\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    encoder = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        "for _ in range(50):\n"
+        "    encoder.transform([[999]])\n"
+    )
+    outcomes = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
+        )
+        outcomes.append((done.returncode, done.stdout[-200:], done.stderr[-300:]))
+        if done.returncode < 0:
+            break
+    assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes

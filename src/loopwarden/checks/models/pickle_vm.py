@@ -4891,6 +4891,14 @@ class _VM:
                 "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
                 "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
             )
+        elif kind == "onehot":
+            problem = self._onehot_problem(state)
+            subject, explained = (
+                "sklearn.preprocessing:onehot",
+                "state with {}: transform builds a sparse array as wide as _n_features_outs adds up to, with each "
+                "feature's columns from its categories, infrequent mapping and dropped category, which SciPy does "
+                "not check, and densifying it writes at each column",
+            )
         elif kind == "vocabulary":
             problem = self._vocabulary_problem(state)
             subject, explained = (
@@ -5150,6 +5158,64 @@ class _VM:
                 for d, offset in enumerate(offsets):
                     if not 0 <= offset <= degrees[d]:
                         return f"an offset {offset} in dimension {d} of degree {degrees[d]}"
+        return None
+
+    def _onehot_problem(self, state: _Dict) -> str | None:
+        """scikit-learn's ``OneHotEncoder.transform`` encodes feature ``i`` as its category's index (``< len(
+        categories_[i])``), maps it through ``_default_to_infrequent_mappings[i]`` when infrequent categories are
+        grouped, lowers the indices past ``_drop_idx_after_grouping[i]`` by one, and adds the sum of the earlier
+        ``_n_features_outs``: fit makes each column land below the next feature's offset. Every part is state; the
+        CSR array built from them is not checked by SciPy and ``toarray`` (transform's own, unless sparse) writes at
+        each column (``_n_features_outs`` of 1 for 1,000 categories: SIGSEGV)."""
+        outs = state.get("_n_features_outs")
+        if outs is _UNKNOWN or outs is None:
+            return None  # not fitted: transform refuses
+        cats = state.get("categories_")
+        if type(outs) not in (list, tuple) or type(cats) not in (list, tuple):
+            return "?feature output counts or categories the scanner cannot read"
+        if not all(type(n) is int for n in outs):
+            return "?feature output counts the scanner cannot read"
+        if len(outs) != len(cats):
+            return f"{len(outs)} feature output counts for {len(cats)} features"
+        highs: list[int] = []
+        for c in cats:
+            dims = self._dims(c, 1)
+            if dims is None:
+                return "?categories the scanner cannot read"
+            highs.append(dims[0] - 1)
+        lows = [0] * len(cats)
+        if state.get("_infrequent_enabled") is True:
+            mappings = state.get("_default_to_infrequent_mappings")
+            if type(mappings) not in (list, tuple) or len(mappings) != len(cats):
+                return "?infrequent category mappings the scanner cannot read"
+            for i, mapping in enumerate(mappings):
+                if mapping is None:
+                    continue
+                values = self._int_array(mapping)
+                if isinstance(values, str):
+                    return values
+                flat = [v for view in values[1] for v in view]
+                if flat:
+                    lows[i], highs[i] = min(flat), max(flat)
+        drops = state.get("_drop_idx_after_grouping")
+        if drops is not None:
+            found = self._array_of(drops)
+            items = found[2] if found is not None else None
+            if type(items) is not list or len(items) != len(cats):
+                return "?dropped categories the scanner cannot read"
+            for i, item in enumerate(items):
+                drop = _numpy_int(item)
+                if item is None:
+                    continue
+                if drop is None:
+                    return "?dropped categories the scanner cannot read"
+                if lows[i] > drop:
+                    lows[i] -= 1
+                if highs[i] > drop:
+                    highs[i] -= 1
+        for i, n in enumerate(outs):
+            if lows[i] < 0 or highs[i] >= n:
+                return f"feature {i} encoded into columns {lows[i]} to {highs[i]} of its {n}"
         return None
 
     def _vocabulary_problem(self, state: _Dict) -> str | None:
@@ -7920,6 +7986,7 @@ _TRUSTED_STATE: Final = {
     # its transform builds a FeatureHasher from its own n_features and calls transform, which validates nothing
     "sklearn.feature_extraction.text.HashingVectorizer": "hasher",
     "sklearn.feature_extraction._dict_vectorizer.DictVectorizer": "vocabulary",
+    "sklearn.preprocessing._encoders.OneHotEncoder": "onehot",
     **dict.fromkeys(
         (
             f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{n}"
@@ -8295,6 +8362,27 @@ def _complete_get(mapping: _Dict, key: str) -> Any:
     if not any(type(k) is str and k == key for k, _ in mapping.items):
         return None
     return mapping.get(key)
+
+
+def _numpy_int(value: Any) -> int | None:
+    """An int, or a numpy int scalar as pickle writes it (``numpy.core.multiarray.scalar(dtype, raw bytes)``), as an
+    int; None for anything else."""
+    if type(value) is int:
+        return value
+    if (
+        type(value) is not _Call
+        or type(value.func) is not _Ref
+        or not value.func.canon.endswith("multiarray.scalar")
+    ):
+        return None
+    args = value.args
+    if type(args) is not tuple or len(args) != 2:
+        return None
+    code = _int_code(args[0])
+    raw = _array_bytes(args[1])
+    if code is None or raw is None or len(raw) != struct.calcsize(code):
+        return None
+    return int(struct.unpack("<" + code, raw)[0])
 
 
 def _rng_index(name: str, value: Any, limit: int) -> str | None:
