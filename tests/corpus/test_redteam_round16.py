@@ -740,17 +740,23 @@ def test_one_hot_encoders_scikit_learn_writes_stay_clean() -> None:
 
 
 def test_one_hot_encoder_real_loader_crashes(tmp_path: Path) -> None:
-    """The real unpickler loads it; a dense transform writes 1,000 categories' columns into 1 (SIGSEGV, by the
-    child's exit at the latest: the write lands past the heap block)."""
+    """The real unpickler loads an encoder of 4 million categories and one output column; a dense transform of the
+    last category writes 32 MB past its row (SIGSEGV; 8 MB past it landed in a mapping)."""
+    np = pytest.importorskip("numpy")
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    encoder = preprocessing.OneHotEncoder(sparse_output=False).fit(np.array([[0], [1]]))
+    encoder.categories_ = [np.arange(4_000_000)]
+    encoder._n_features_outs = [1]
+    data = pickle.dumps(encoder, protocol=4)
+    assert any(f.evidence.get("subject") == "sklearn.preprocessing:onehot" for f in scan(data).findings)
     path = tmp_path / "encoder.pkl"
-    path.write_bytes(_one_hot("outputs"))
+    path.write_bytes(data)
     code = (
         "import pickle, sys\n"
         "with open(sys.argv[1], 'rb') as fh:\n"
         "    encoder = pickle.load(fh)\n"
         "print('LOADED', flush=True)\n"
-        "for _ in range(50):\n"
-        "    encoder.transform([[999]])\n"
+        "encoder.transform([[3999999]])\n"
     )
     outcomes = []
     for _ in range(3):
