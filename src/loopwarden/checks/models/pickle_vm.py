@@ -1541,7 +1541,9 @@ class _VM:
         # every array built in this stream, by id of the value: (value, dtype, shape, data) for checks of the
         # objects that take them (see _binary_tree)
         self.arrays: dict[int, tuple[Any, Any, Any, Any]] = {}
-        self.fortran: set[int] = set()  # ids of the arrays above whose state may say Fortran order
+        # ids of the arrays above whose memory may not be in C order (a state saying Fortran order, protocol 5's
+        # 'F' or transposed 'K'): a check that reads rows of a 2-D array reads them in C order, so it fails closed
+        self.fortran: set[int] = set()
         self.result: Any = _UNKNOWN  # what STOP returns
         # the functools.partial objects a torch.ao.quantization _PartialWrapper holds, by id (held so the id stays
         # its own): a later BUILD on one that changes what it calls is judged again (see _partial_wrapper_state)
@@ -2394,6 +2396,8 @@ class _VM:
             if name == "numpy.core.numeric._frombuffer" and len(args) >= 3:
                 made = _Call(func, args)  # _frombuffer(buffer, dtype, shape, order): protocol 5's arrays
                 self.arrays[id(made)] = (made, args[1], _transposed(args[2], args[4:5]), args[0])
+                if len(args) < 4 or args[3] != "C":
+                    self.fortran.add(id(made))  # memory in F order, or transposed ('K' with axes)
                 self._node_array(made, args[1], args[2], args[0], off)
                 return made
             result = self._pure(name, args)
@@ -4724,8 +4728,8 @@ class _VM:
             if cdims[1] != 3:
                 return f"coplanar of shape {cdims} (SciPy's rows are point, simplex, vertex)"
             chunks = _array_chunks(found[2])
-            if chunks is None:
-                return "?coplanar points the scanner cannot read"
+            if chunks is None or id(coplanar) in self.fortran:
+                return "?coplanar points the scanner cannot read (or not in C order)"
             for block in _records(_timed(chunks, self.budget), 12):  # whole rows of (point, simplex, vertex)
                 for point, simplex, vertex in struct.iter_unpack("<iii", block):
                     if not (0 <= point < n_points and -1 <= simplex < n_simplex and -1 <= vertex < n_points):
