@@ -23,7 +23,7 @@ class PickleOutcome:
     storages: tuple[tuple[str, int, int | None], ...] = ()
     storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
     sparse: tuple[
-        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool], ...
+        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool, bool], ...
     ] = ()
 
 

@@ -1169,6 +1169,17 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.utils.hooks.RemovableHandle",
         # a tensor subclass rebuilt by _rebuild_wrapper_subclass / _rebuild_from_type_v2 (no __setstate__)
         "torch.masked.maskedtensor.core.MaskedTensor",
+        # a jagged nested tensor (torch.nested.nested_tensor(..., layout=torch.jagged)) as torch.save writes it:
+        # _rebuild_from_type_v2(_rebuild_njt, NestedTensor, ({values, offsets, ...},), state). _rebuild_njt only
+        # runs NestedTensor(**kwargs); the VM checks the keywords, the parts' sizes and the offsets' values
+        # (_VM._njt_rebuild, _VM._njt_from_type). The class is rebuilt only (_REBUILD_ONLY): called directly it
+        # would build one from pickle arguments nothing checks
+        "torch.nested._internal.nested_tensor._rebuild_njt",
+        "torch.nested._internal.nested_tensor.NestedTensor",
+        # a (dim, min, max) record torch._dynamo.mark_dynamic keeps on a tensor (_dynamo_dynamic_range), saved
+        # with it (a jagged tensor's max_seqlen/min_seqlen are marked so): a frozen dataclass of three numbers,
+        # its __setstate__ sets its three slots; nothing else of torch._dynamo is admitted
+        "torch._dynamo.decorators._DimRange",
         # the named tuples of torch.max, torch.topk ...: structseq types rebuilt as cls((values, indices), {})
         *(f"torch.return_types.{t}" for t in _TORCH_RETURN_TYPES),
         "torch.torch_version.TorchVersion",
@@ -1755,6 +1766,8 @@ _REBUILD_ONLY: Final = frozenset(
         "transformers.trainer_callback.TrainerControl",
         # its __post_init__ reads missing sizes from the environment and validates them
         "accelerate.parallelism_config.ParallelismConfig",
+        # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
+        "torch.nested._internal.nested_tensor.NestedTensor",
     }
 )
 

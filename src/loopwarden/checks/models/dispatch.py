@@ -1357,7 +1357,12 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
     them from ``data``, its storage's bytes: each row is a strided view, nothing is allocated from declared sizes."""
     import numpy as np  # only for files that have sparse tensors: numpy takes ~70 ms to import
 
-    key, offset, size, stride, bounds, low, itemsize, compressed = entry
+    key, offset, size, stride, bounds, low, itemsize, compressed, jagged = entry
+    what, effect = (
+        ("jagged nested tensor offset or length", "NestedTensor takes its offsets and lengths unchecked")
+        if jagged
+        else ("sparse tensor index", "torch.load does not check sparse indices by default")
+    )
     values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
     rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
     rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
@@ -1376,9 +1381,9 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
             c = int(bad[0])
             ctx.add(
                 rules.TensorGeometry,
-                f"sparse tensor index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is outside "
-                f"[{low}, {limits[r]}): torch.load does not check sparse indices by default, and "
-                "coalesce()/to_dense() then write outside the tensor",
+                f"{what} {int(row[c])} (row {r}, entry {c}) of storage {key!r} is outside "
+                f"[{low}, {limits[r]}): {effect}"
+                + ("" if jagged else ", and coalesce()/to_dense() then write outside the tensor"),
                 loc,
                 key=key,
                 index=int(row[c]),
@@ -1393,9 +1398,9 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
                 c = int(down[0]) + 1
                 ctx.add(
                     rules.TensorGeometry,
-                    f"sparse tensor compressed index {int(row[c])} (row {r}, entry {c}) of storage {key!r} is "
-                    f"smaller than the one before it ({int(row[c - 1])}): torch.load does not check sparse indices "
-                    "by default, and to_dense()/coalesce() then write outside the tensor",
+                    f"{what} {int(row[c])} (row {r}, entry {c}) of storage {key!r} is smaller than the one "
+                    f"before it ({int(row[c - 1])}): {effect}"
+                    + ("" if jagged else ", and to_dense()/coalesce() then write outside the tensor"),
                     loc,
                     key=key,
                     index=int(row[c]),

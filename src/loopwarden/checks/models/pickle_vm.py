@@ -370,11 +370,12 @@ class PickleResult:
     when the storage type says it), for the archive to compare with its ``data/<key>`` records. Each key's first
     declaration comes first; later ones of another size follow it."""
     sparse: tuple[
-        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool], ...
+        tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool, bool], ...
     ] = ()
     """Index tensors of sparse tensors (``_rebuild_sparse_tensor``) over a storage: (storage key, offset, sizes,
     strides, bound of each row's values (one bound for a 1-D tensor), lowest allowed value, bytes per element,
-    whether each row must not decrease (compressed indices)).
+    whether each row must not decrease (compressed indices), whether the tensor is a jagged nested tensor's offsets
+    or lengths rather than a sparse tensor's indices (for the message)).
     torch.load checks none of them unless sparse invariant checks are switched on, so the archive compares them
     with the record's numbers (see ``dispatch._sparse_records``)."""
     storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
@@ -707,6 +708,7 @@ _TENSOR_RESULTS: Final = _TENSOR_REBUILDS | frozenset(
         "torch._utils._rebuild_meta_tensor_no_storage",
         "torch._utils._rebuild_wrapper_subclass",
         "torch._tensor._rebuild_from_type_v2",
+        "torch.nested._internal.nested_tensor._rebuild_njt",
     }
 )
 """Calls whose result is a tensor: torch.save never applies SETITEM(S), APPEND(S) or ADDITEMS to one."""
@@ -1009,7 +1011,7 @@ class _Collector:
         """Later declarations of a storage key with another size: torch.load takes a key's first declaration,
         torch.jit.load's unpickler each declaration's own (a larger one reads past the record)."""
         self.sparse: list[
-            tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool]
+            tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool, bool]
         ] = []
         self.storage_infos: dict[int, tuple[Any, dict[str, Any]]] = {}
         """Objects given distributed-checkpoint storage-entry attributes (see ``_VM._storage_info``), by id."""
@@ -1152,6 +1154,27 @@ _REBUILD_FROM_TYPE: Final = frozenset(
     {"torch._tensor._rebuild_from_type", "torch._tensor._rebuild_from_type_v2"}
 )
 """``_rebuild_from_type_v2(func, new_type, args, state)`` calls ``func(*args)``: that call is judged as any other."""
+_REBUILD_NJT: Final = "torch.nested._internal.nested_tensor._rebuild_njt"
+"""torch's rebuild of a jagged nested tensor, ``_rebuild_njt(constructor_kwargs)``: ``NestedTensor(**kwargs)``."""
+_NJT_CLASS: Final = "torch.nested._internal.nested_tensor.NestedTensor"
+_NJT_KEYWORDS: Final = frozenset(
+    {"values", "offsets", "lengths", "_ragged_idx", "_metadata_cache", "requires_grad"}
+)
+"""The keywords ``NestedTensor.__reduce_ex__`` writes (torch 2.x): the constructor ignores any other."""
+_NJT_CACHE_KEYS: Final = frozenset({"max_seqlen", "min_seqlen"})
+"""What a jagged tensor's ``_metadata_cache`` holds: one-element tensors of its sequence lengths."""
+_NJT_STATE_GEOMETRY: Final = {
+    "_values": "values",
+    "_offsets": "offsets",
+    "_lengths": "lengths",
+    "_ragged_idx": "_ragged_idx",
+    "_metadata_cache": "_metadata_cache",
+}
+"""Attributes of a jagged tensor its state may set again after the constructor: torch.save writes the very objects
+the constructor was given (memo references), anything else swaps the parts its geometry was computed from."""
+_NJT_DERIVED: Final = frozenset({"_size", "_strides"})
+"""The geometry ``NestedTensor.__new__`` computes from its parts; ``__reduce_ex__`` drops it from the state (set
+again, ``size()``/``stride()`` answer what the file says instead of what the parts hold)."""
 _RNG_CTORS: Final = frozenset(
     {
         "numpy.random._pickle.__bit_generator_ctor",
@@ -1243,6 +1266,7 @@ _MODELLED: Final = (
         "operator.getitem",
         "types.SimpleNamespace",  # SimpleNamespace(mapping) sets attributes (see _call_modelled)
         "torch.fx.graph_module.reduce_graph_module",  # its code is judged (see _VM._fx_module)
+        _REBUILD_NJT,  # its parts are checked against each other (see _VM._njt_rebuild)
         *_TORCH_ALLOCATORS,  # their sizes and keywords are judged (see _VM._torch_allocation)
     }
 )
@@ -2338,6 +2362,9 @@ class _VM:
                     self._check_state_keys(args[3], off, func.name)
                     if type(args[1]) is _Ref:
                         self._class_state(args[1].canon, args[3], off)
+                self._njt_from_type(args, inner, off)
+            elif name == _REBUILD_NJT:
+                self._njt_rebuild(args, off)
             if name == "torch._utils._set_obj_state" and args:
                 target = args[0]
                 if type(target) is _Ref or type(target) is _Module:
@@ -6009,6 +6036,123 @@ class _VM:
                 ),
             )
 
+    def _njt_from_type(self, args: tuple[Any, ...], inner: tuple[Any, ...], off: int) -> None:
+        """``_rebuild_from_type_v2(func, new_type, args, state)`` where ``func`` or ``new_type`` is the jagged
+        nested tensor's: torch.save pairs ``_rebuild_njt`` with ``NestedTensor`` and a state that sets again only
+        the parts the constructor was handed. Another pairing makes a NestedTensor of a plain tensor
+        (``as_subclass``: no constructor, its parts then come from the state alone) or views the nested tensor as
+        another class; a state that sets ``_size``/``_strides`` or other parts overrides the geometry the
+        constructor computed. Reported as inconsistent (LW-MODEL-017)."""
+        func, new_type = args[0], args[1]
+        njt_func = type(func) is _Ref and func.canon == _REBUILD_NJT
+        njt_type = type(new_type) is _Ref and new_type.canon == _NJT_CLASS
+        if not njt_func and not njt_type:
+            return
+        if njt_func != njt_type:
+            self._njt_hit(
+                "rebuild",
+                f"_rebuild_from_type_v2 pairs {_describe(func)[:100]} with {_describe(new_type)[:100]}: torch.save "
+                "rebuilds a jagged nested tensor with _rebuild_njt as a NestedTensor",
+                off,
+            )
+            return
+        if len(args) < 4:
+            return  # torch fails: the rebuild takes a state
+        given = inner[0] if len(inner) == 1 and type(inner[0]) is _Dict else None
+        kwargs = {k: v for k, v in given.items if type(k) is str} if given is not None else {}
+        parts, _ = self._state_mappings(args[3])
+        for part in parts:
+            for key, value in part.items:
+                if type(key) is not str:
+                    continue
+                if key in _NJT_DERIVED:
+                    self._njt_hit(
+                        "state", f"the state sets {key}, the geometry torch computes from the parts", off
+                    )
+                    return
+                want = _NJT_STATE_GEOMETRY.get(key)
+                if want is None:
+                    continue
+                if want not in kwargs:
+                    same = value is None and want in ("lengths", "_metadata_cache")
+                else:
+                    same = value is kwargs[want] or (type(value) is int and value == kwargs[want])
+                if not same:
+                    self._njt_hit(
+                        "state", f"the state sets {key} to another value than the constructor was given", off
+                    )
+                    return
+
+    def _njt_rebuild(self, args: tuple[Any, ...], off: int) -> None:
+        """``_rebuild_njt(kwargs)`` runs ``NestedTensor(**kwargs)``, which checks neither that the offsets (or
+        lengths) stay inside the values nor the ragged dimension against the values' dimensions: torch.save writes
+        a constant dict of the rebuilt parts (tensors), an int and a bool. The parts' sizes are read from their
+        rebuilds and the offsets' and lengths' values are checked against the values' ragged dimension with the
+        storage records (as compressed sparse indices: in ``[0, n]``, the offsets never going down). Anything else
+        is inconsistent (LW-MODEL-017); parts that cannot be read back are unverified."""
+        kw = args[0] if len(args) == 1 else None
+        if type(kw) is not _Dict or kw.hidden or kw.size != len(kw.items):
+            self._njt_hit("arguments", "its argument is not a constant dict of keywords", off)
+            return
+        kwargs: dict[str, Any] = {}
+        for key, value in kw.items:
+            if type(key) is not str or key not in _NJT_KEYWORDS:
+                self._njt_hit("arguments", f"an unexpected keyword {_short(key)}", off)
+                return
+            kwargs[key] = value
+        values, offsets = kwargs.get("values"), kwargs.get("offsets")
+        lengths, ragged = kwargs.get("lengths"), kwargs.get("_ragged_idx", 1)
+        cache, grad = kwargs.get("_metadata_cache"), kwargs.get("requires_grad", False)
+        if type(grad) is not bool or type(ragged) is not int:
+            self._njt_hit("arguments", "requires_grad or _ragged_idx is not a constant of its type", off)
+            return
+        if cache is not None and (
+            type(cache) is not _Dict
+            or cache.hidden
+            or not all(type(k) is str and k in _NJT_CACHE_KEYS and _tensor_made(v) for k, v in cache.items)
+        ):
+            self._njt_hit(
+                "metadata", "its _metadata_cache holds more than max_seqlen/min_seqlen tensors", off
+            )
+            return
+        if (
+            not _tensor_made(values)
+            or not _tensor_made(offsets)
+            or not (lengths is None or _tensor_made(lengths))
+        ):
+            self._njt_hit("arguments", "its values, offsets or lengths are not rebuilt tensors", off)
+            return
+        vsize, osize = self._values_sizes(values), self._values_sizes(offsets)
+        lsize = self._values_sizes(lengths) if lengths is not None else ()
+        if isinstance(vsize, str) or isinstance(osize, str) or isinstance(lsize, str):
+            # a part that is no constant rebuild with constant sizes (a wrapper subclass, computed sizes)
+            why = "a jagged nested tensor whose parts' sizes cannot be read back: its offsets are not checked"
+            if why not in self.coll.unverified:
+                self.coll.unverified.append(why)
+            return
+        if len(osize) != 1 or (lengths is not None and (len(lsize) != 1 or lsize[0] != osize[0] - 1)):
+            self._njt_hit(
+                "geometry", f"offsets of sizes {_short(osize)} and lengths of sizes {_short(lsize)}", off
+            )
+            return
+        if not 1 <= ragged <= len(vsize):
+            self._njt_hit("geometry", f"_ragged_idx {ragged} for values of {len(vsize)} dimensions", off)
+            return
+        bound = vsize[ragged - 1] + 1  # offsets and lengths lie in [0, n] of the values' ragged dimension
+        self._sparse_tensor_entry(offsets, lambda rows: (bound,), 0, compressed=True, jagged=True)
+        if lengths is not None:
+            self._sparse_tensor_entry(lengths, lambda rows: (bound,), 0, jagged=True)
+
+    def _njt_hit(self, what: str, problem: str, off: int) -> None:
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            f"{_REBUILD_NJT}:{what}",
+            f"a jagged nested tensor not as torch.save writes it: {problem}; NestedTensor takes its parts unchecked",
+            off,
+            self._ev({"problem": problem[:200]}),
+        )
+
     def _copyreg_allocation(self, name: str, args: tuple[Any, ...], off: int, how: str) -> None:
         """The ``__new__`` a copyreg helper runs, when it is an allocating torch class's: ``__newobj__(cls, *args)``,
         ``__newobj_ex__(cls, args, kwargs)``, ``_reconstructor(cls, base, state)`` (``base.__new__(cls, state)``)."""
@@ -6263,12 +6407,20 @@ class _VM:
         return "a sparse index tensor nested in too many rebuilds"
 
     def _sparse_tensor_entry(
-        self, tensor: Any, bounds: Any, low: int, *, compressed: bool = False, batched: bool = False
+        self,
+        tensor: Any,
+        bounds: Any,
+        low: int,
+        *,
+        compressed: bool = False,
+        batched: bool = False,
+        jagged: bool = False,
     ) -> tuple[int, int, tuple[int, ...], tuple[int, ...]] | None:
         """Record one index tensor's checks; returns (storage base, offset, sizes, strides) when it is recorded.
         ``compressed``: the tensor holds compressed indices (CSR's crow_indices), each row non-decreasing.
         ``batched``: the indices of a compressed layout, whose leading dimensions are batch dimensions (any number
-        of them): they are read as one dimension of rows when their strides allow, else unverified."""
+        of them): they are read as one dimension of rows when their strides allow, else unverified. ``jagged``: the
+        offsets or lengths of a jagged nested tensor (checked the same way, reported in its words)."""
         found = self._index_tensor(tensor)
         if found is None:
             return None
@@ -6312,7 +6464,9 @@ class _VM:
             base = base * declared // itemsize
         sizes: tuple[int, ...] = tuple(size)
         strides: tuple[int, ...] = tuple(stride)
-        self.coll.sparse.append((key, base + offset, sizes, strides, tuple(rows), low, itemsize, compressed))
+        self.coll.sparse.append(
+            (key, base + offset, sizes, strides, tuple(rows), low, itemsize, compressed, jagged)
+        )
         return base, offset, sizes, strides
 
     def _item_on(self, target: Any, op: str, off: int) -> None:
@@ -7169,6 +7323,11 @@ def _scipy_dist_state(state: Any) -> bool:
         template == _SCIPY_ARG_TEMPLATE % {"shape_arg_str": shapes, "locscale_in": lin, "locscale_out": lout}
         for lin, lout in _SCIPY_LOCSCALE
     )
+
+
+def _tensor_made(value: Any) -> bool:
+    """Whether ``value`` is the result of a call that returns a tensor (see ``_TENSOR_RESULTS``)."""
+    return type(value) is _Call and type(value.func) is _Ref and value.func.canon in _TENSOR_RESULTS
 
 
 def _shape(value: Any) -> tuple[Any, ...] | list[Any] | None:
