@@ -8,7 +8,9 @@ A sweep saved each with torch 2.13 and transformers 5.24 and scanned it. Benign 
   the scanner now checks its keywords, the parts' sizes, the ragged dimension and the offsets' values (see
   ``test_redteam_round16_torch.py`` for what stays reported);
 * a tensor marked with ``torch._dynamo.mark_dynamic`` (a jagged tensor marks its ``max_seqlen``/``min_seqlen``):
-  its ``_DimRange`` record, a frozen dataclass of three numbers, was LW-MODEL-001 critical.
+  its ``_DimRange`` record, a frozen dataclass of three numbers, was LW-MODEL-001 critical;
+* an autocast context manager (``torch.autocast``, the deprecated ``torch.cpu.amp``/``torch.cuda.amp`` ones): high.
+  It is rebuilt by ``NEWOBJ`` + ``BUILD`` of a device string, a dtype and flags; admitted to be rebuilt only.
 
 The rest of the sweep was clean already and is pinned here: packed sequences, datasets and ``random_split``
 results, parameters and buffers, module and parameter containers, old-API spectral and weight norm, quantization
@@ -196,6 +198,11 @@ def _torch_objects() -> dict[str, Callable[[], Any]]:
             nn.Sequential(nn.Linear(4, 4)), {nn.Linear}, torch.qint8
         ),
         "grad-scaler": lambda: torch.amp.GradScaler("cpu"),
+        "autocast": lambda: [
+            torch.autocast("cpu", dtype=torch.float16),
+            torch.cpu.amp.autocast(),
+            torch.cuda.amp.autocast(enabled=False),
+        ],
         "graph-module": lambda: torch.fx.symbolic_trace(
             nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Flatten())
         ),
@@ -231,6 +238,7 @@ _TORCH = [
     "quantized",
     "dynamic-quantized",
     "grad-scaler",
+    "autocast",
     "graph-module",
     "torch-values",
     "return-types",

@@ -1,5 +1,5 @@
-"""Round 16: the edges of what round 16 admitted (jagged nested tensors, ``mark_dynamic`` records) and a decision
-kept (a ``torch.compile``'d module saved whole stays critical).
+"""Round 16: the edges of what round 16 admitted (jagged nested tensors, ``mark_dynamic`` records, autocast) and
+a decision kept (a ``torch.compile``'d module saved whole stays critical).
 
 A jagged nested tensor is admitted only as torch.save writes it: ``_rebuild_from_type_v2(_rebuild_njt,
 NestedTensor, ({values, offsets, lengths, _ragged_idx, _metadata_cache, requires_grad},), state)``.
@@ -139,6 +139,13 @@ def test_nested_tensor_class_called_is_reported(tmp_path: Path) -> None:
     path = tmp_path / "called.pt"
     torch.save(_njt("class-called"), path)
     assert any(sev >= Severity.HIGH for _, sev, _ in _findings(path))
+
+
+def test_autocast_called_is_reported(tmp_path: Path) -> None:
+    """The autocast classes are admitted to be rebuilt (NEWOBJ + BUILD), not called on pickle arguments."""
+    path = tmp_path / "autocast.pkl"
+    path.write_bytes(b"\x80\x02ctorch.amp.autocast_mode\nautocast\nX\x03\x00\x00\x00cpu\x85R.")
+    assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
 
 
 def test_dynamo_admits_only_the_dim_range(tmp_path: Path) -> None:

@@ -932,6 +932,13 @@ constructor runs ``TrainingArguments.__post_init__``, which sets up devices and 
 ``trl.experimental`` trainers' configs."""
 
 _TRL_ENUMS: Final = ("trl.trainer.dpo_config.FDivergenceType",)
+
+_AUTOCAST: Final = (
+    "torch.amp.autocast_mode.autocast",
+    "torch.cpu.amp.autocast_mode.autocast",
+    "torch.cuda.amp.autocast_mode.autocast",
+)
+"""torch's autocast context managers, as ``torch.save`` of one writes them (``NEWOBJ`` + ``BUILD``)."""
 """``DPOConfig.f_divergence_type`` (TRL before 1.0): a plain ``Enum`` a pickle calls with the member's value."""
 
 LAMBDA_SCHEDULERS: Final = frozenset(
@@ -1162,6 +1169,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
+        # autocast context managers saved with a training state (torch.autocast(...), the deprecated torch.cpu.amp /
+        # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
+        # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
+        *_AUTOCAST,
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
         "torch.amp.grad_scaler._refresh_per_optimizer_state",
         "torch.cuda.amp.grad_scaler._refresh_per_optimizer_state",
@@ -1766,6 +1777,7 @@ _REBUILD_ONLY: Final = frozenset(
         "transformers.trainer_callback.TrainerControl",
         # its __post_init__ reads missing sizes from the environment and validates them
         "accelerate.parallelism_config.ParallelismConfig",
+        *_AUTOCAST,
         # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
         "torch.nested._internal.nested_tensor.NestedTensor",
     }
