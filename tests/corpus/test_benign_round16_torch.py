@@ -9,6 +9,12 @@ A sweep saved each with torch 2.13 and transformers 5.24 and scanned it. Benign 
   ``test_redteam_round16_torch.py`` for what stays reported);
 * a tensor marked with ``torch._dynamo.mark_dynamic`` (a jagged tensor marks its ``max_seqlen``/``min_seqlen``):
   its ``_DimRange`` record, a frozen dataclass of three numbers, was LW-MODEL-001 critical;
+* a DTensor (FSDP2 and tensor-parallel parameters and state dicts), its device mesh and placements: the DTensor,
+  spec, placement, mesh and mesh-layout classes were high. torch registers exactly these as ``weights_only`` safe
+  globals; nothing runs at load but ``DeviceMesh.__setstate__`` (a registry look-up of process groups by name, none
+  created). Admitted to be rebuilt only (``DeviceMesh(...)`` called creates process groups). Inconsistent ones
+  (a local tensor smaller than the global shape, a placement past the dimensions) gave wrong shapes or
+  RuntimeError in torch 2.13 with a one-process gloo group, never a crash: the wrapper holds no data;
 * an autocast context manager (``torch.autocast``, the deprecated ``torch.cpu.amp``/``torch.cuda.amp`` ones): high.
   It is rebuilt by ``NEWOBJ`` + ``BUILD`` of a device string, a dtype and flags; admitted to be rebuilt only.
 
@@ -23,6 +29,8 @@ Every file is made here with the real library (skipped when it is missing) and m
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -282,3 +290,46 @@ def test_transformers_objects_saved_whole_are_clean(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.pt"
         torch.save(obj, path)
         assert _scan(path) == [], name
+
+
+_DTENSOR = """
+import os, sys, warnings
+warnings.simplefilter("ignore")
+import torch
+import torch.distributed as dist
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import Partial, Replicate, Shard, distribute_tensor
+from torch.distributed.tensor.parallel import ColwiseParallel, parallelize_module
+
+dist.init_process_group("gloo", init_method="file://" + sys.argv[2], rank=0, world_size=1)
+mesh = init_device_mesh("cpu", (1,))
+model = parallelize_module(torch.nn.Linear(4, 4), mesh, ColwiseParallel())
+objs = {
+    "shard": distribute_tensor(torch.randn(4, 4), mesh, [Shard(0)]),
+    "replicate": distribute_tensor(torch.randn(4, 4), mesh, [Replicate()]),
+    "mesh": mesh,
+    "placements": [Shard(1), Replicate(), Partial()],
+    "tp-state-dict": model.state_dict(),
+}
+torch.save(objs, sys.argv[1])
+dist.destroy_process_group()
+"""
+
+
+def test_dtensors_saved_whole_are_clean(tmp_path: Path) -> None:
+    """DTensors, a device mesh, placements and a tensor-parallel state dict (made in a child with a one-process
+    gloo group) scan clean."""
+    pytest.importorskip("torch")
+    pytest.importorskip("torch.distributed.tensor")
+    path = tmp_path / "dtensor.pt"
+    made = subprocess.run(
+        [sys.executable, "-c", _DTENSOR, str(path), str(tmp_path / "rendezvous")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    if made.returncode != 0 and "gloo" in made.stderr.lower() and not path.exists():
+        pytest.skip(f"no gloo process group here: {made.stderr[-300:]}")
+    assert made.returncode == 0, made.stderr[-2000:]
+    assert _scan(path) == []

@@ -148,6 +148,18 @@ def test_autocast_called_is_reported(tmp_path: Path) -> None:
     assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
 
 
+@pytest.mark.parametrize(
+    "cls", ["torch.distributed.device_mesh.DeviceMesh", "torch.distributed.tensor.DTensor"]
+)
+def test_dtensor_classes_called_are_reported(tmp_path: Path, cls: str) -> None:
+    """The DTensor classes are admitted to be rebuilt only: ``DeviceMesh("cpu", ...)`` called creates process
+    groups."""
+    module, name = cls.rsplit(".", 1)
+    path = tmp_path / "called.pkl"
+    path.write_bytes(b"\x80\x02c" + f"{module}\n{name}\n".encode() + b"X\x03\x00\x00\x00cpu]\x86R.")
+    assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
+
+
 def test_dynamo_admits_only_the_dim_range(tmp_path: Path) -> None:
     """_DimRange is admitted by its exact name; the rest of torch._dynamo stays code execution."""
     pytest.importorskip("torch")

@@ -933,6 +933,26 @@ constructor runs ``TrainingArguments.__post_init__``, which sets up devices and 
 
 _TRL_ENUMS: Final = ("trl.trainer.dpo_config.FDivergenceType",)
 
+_DTENSOR: Final = (
+    "torch.distributed.tensor.DTensor",
+    "torch.distributed.tensor._dtensor_spec.DTensorSpec",
+    "torch.distributed.tensor._dtensor_spec.TensorMeta",
+    "torch.distributed.tensor._dtensor_spec.ShardOrderEntry",
+    "torch.distributed.tensor.placement_types.Shard",
+    "torch.distributed.tensor.placement_types._StridedShard",
+    "torch.distributed.tensor.placement_types.Replicate",
+    "torch.distributed.tensor.placement_types.Partial",
+    "torch.distributed.device_mesh.DeviceMesh",
+    "torch.distributed._mesh_layout._MeshLayout",
+    "torch.distributed._mesh_layout._FlatLayout",
+)
+"""A DTensor (an FSDP2 or tensor-parallel model's parameters and state dict, saved with torch.save) as torch.save
+writes it: ``_rebuild_from_type_v2(_rebuild_wrapper_subclass, DTensor, ..., (None, {_local_tensor, _spec}))``, its
+spec, placements and device mesh rebuilt by NEWOBJ + BUILD (the named tuples by NEWOBJ of their fields). torch
+registers exactly these classes as ``weights_only`` safe globals. Nothing runs at load but ``DeviceMesh.__setstate__``,
+which updates its ``__dict__`` and looks the process groups it names up in the registry (it creates none; missing
+ones only log a warning). Rebuilt only: ``DeviceMesh(...)`` called would create process groups (network)."""
+
 _AUTOCAST: Final = (
     "torch.amp.autocast_mode.autocast",
     "torch.cpu.amp.autocast_mode.autocast",
@@ -1169,6 +1189,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.distributed.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.checkpoint.metadata._MEM_FORMAT_ENCODING",
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
+        # DTensors and their device mesh (see _DTENSOR); rebuilt only (_REBUILD_ONLY)
+        *_DTENSOR,
         # autocast context managers saved with a training state (torch.autocast(...), the deprecated torch.cpu.amp /
         # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
         # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
@@ -1778,6 +1800,7 @@ _REBUILD_ONLY: Final = frozenset(
         # its __post_init__ reads missing sizes from the environment and validates them
         "accelerate.parallelism_config.ParallelismConfig",
         *_AUTOCAST,
+        *_DTENSOR,
         # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
         "torch.nested._internal.nested_tensor.NestedTensor",
     }
