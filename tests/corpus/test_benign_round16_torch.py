@@ -15,6 +15,9 @@ A sweep saved each with torch 2.13 and transformers 5.24 and scanned it. Benign 
   created). Admitted to be rebuilt only (``DeviceMesh(...)`` called creates process groups). Inconsistent ones
   (a local tensor smaller than the global shape, a placement past the dimensions) gave wrong shapes or
   RuntimeError in torch 2.13 with a one-process gloo group, never a crash: the wrapper holds no data;
+* an SWALR scheduler saved whole: its annealing function, a static method pickled as ``getattr(SWALR, name)``,
+  was LW-MODEL-002 critical; ``_cosine_anneal`` and ``_linear_anneal`` (pure functions of a number) are admitted;
+* transformers' data collators saved whole: high; dataclasses without load hooks, admitted to be rebuilt only;
 * an autocast context manager (``torch.autocast``, the deprecated ``torch.cpu.amp``/``torch.cuda.amp`` ones): high.
   It is rebuilt by ``NEWOBJ`` + ``BUILD`` of a device string, a dtype and flags; admitted to be rebuilt only.
 
@@ -206,6 +209,12 @@ def _torch_objects() -> dict[str, Callable[[], Any]]:
             nn.Sequential(nn.Linear(4, 4)), {nn.Linear}, torch.qint8
         ),
         "grad-scaler": lambda: torch.amp.GradScaler("cpu"),
+        "swalr": lambda: [
+            torch.optim.swa_utils.SWALR(torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), swa_lr=0.05),
+            torch.optim.swa_utils.SWALR(
+                torch.optim.SGD(nn.Linear(2, 2).parameters(), lr=0.1), swa_lr=0.05, anneal_strategy="linear"
+            ),
+        ],
         "autocast": lambda: [
             torch.autocast("cpu", dtype=torch.float16),
             torch.cpu.amp.autocast(),
@@ -247,6 +256,7 @@ _TORCH = [
     "dynamic-quantized",
     "grad-scaler",
     "autocast",
+    "swalr",
     "graph-module",
     "torch-values",
     "return-types",
@@ -278,6 +288,7 @@ def test_transformers_objects_saved_whole_are_clean(tmp_path: Path) -> None:
         single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 4), ("[SEP]", 5)]
     )
     fast = transformers.PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]")
+    dc = transformers.data.data_collator
     objects = {
         "bert-config": cfg,
         "generation-config": transformers.GenerationConfig(max_new_tokens=5, do_sample=True, top_k=3),
@@ -285,6 +296,13 @@ def test_transformers_objects_saved_whole_are_clean(tmp_path: Path) -> None:
         "bert": transformers.BertModel(cfg),
         "fast-tokenizer": fast,
         "tokenizer-output": fast("hello world", return_tensors="pt"),
+        "collators": [
+            transformers.DataCollatorWithPadding(fast),
+            dc.DataCollatorForTokenClassification(fast),
+            dc.DataCollatorForLanguageModeling(fast, mlm=False),
+            dc.DataCollatorForSeq2Seq(fast),
+            dc.DefaultDataCollator(),
+        ],
     }
     for name, obj in objects.items():
         path = tmp_path / f"{name}.pt"

@@ -160,6 +160,18 @@ def test_dtensor_classes_called_are_reported(tmp_path: Path, cls: str) -> None:
     assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
 
 
+def test_other_swalr_attributes_and_collator_calls_are_reported(tmp_path: Path) -> None:
+    """Only SWALR's two annealing functions are admitted through getattr; a collator is rebuilt, not called."""
+    path = tmp_path / "step.pkl"
+    path.write_bytes(
+        b"\x80\x02c__builtin__\ngetattr\nctorch.optim.swa_utils\nSWALR\nX\x04\x00\x00\x00step\x86R."
+    )
+    assert any(sev >= Severity.HIGH for _, sev, _ in _findings(path))
+    path = tmp_path / "collator.pkl"
+    path.write_bytes(b"\x80\x02ctransformers.data.data_collator\nDataCollatorWithPadding\nN\x85R.")
+    assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
+
+
 def test_dynamo_admits_only_the_dim_range(tmp_path: Path) -> None:
     """_DimRange is admitted by its exact name; the rest of torch._dynamo stays code execution."""
     pytest.importorskip("torch")

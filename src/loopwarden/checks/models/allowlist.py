@@ -953,6 +953,23 @@ registers exactly these classes as ``weights_only`` safe globals. Nothing runs a
 which updates its ``__dict__`` and looks the process groups it names up in the registry (it creates none; missing
 ones only log a warning). Rebuilt only: ``DeviceMesh(...)`` called would create process groups (network)."""
 
+_DATA_COLLATORS: Final = tuple(
+    f"transformers.data.data_collator.{c}"
+    for c in (
+        "DefaultDataCollator",
+        "DataCollatorWithPadding",
+        "DataCollatorForTokenClassification",
+        "DataCollatorForSeq2Seq",
+        "DataCollatorForLanguageModeling",
+        "DataCollatorWithFlattening",
+        "DataCollatorForMultipleChoice",
+        "DataCollatorForPermutationLanguageModeling",
+    )
+)
+"""transformers' data collators saved whole (with the tokenizer they hold): dataclasses of a tokenizer, a model and
+padding options with no load-time hook (no ``__setstate__``, ``__reduce__``, ``__setattr__`` in their classes,
+transformers 5.24), rebuilt by NEWOBJ + BUILD; rebuilt only (their ``__post_init__`` is not run by a pickle)."""
+
 _AUTOCAST: Final = (
     "torch.amp.autocast_mode.autocast",
     "torch.cpu.amp.autocast_mode.autocast",
@@ -1191,6 +1208,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.distributed._shard.sharded_tensor.metadata.MEM_FORMAT_ENCODING",
         # DTensors and their device mesh (see _DTENSOR); rebuilt only (_REBUILD_ONLY)
         *_DTENSOR,
+        # transformers' data collators (see _DATA_COLLATORS); rebuilt only (_REBUILD_ONLY)
+        *_DATA_COLLATORS,
         # autocast context managers saved with a training state (torch.autocast(...), the deprecated torch.cpu.amp /
         # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
         # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
@@ -1330,6 +1349,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.metrics._scorer._passthrough_scorer",
         # a lower-case class (the class patterns want CapWords): plain attributes, no load-time hooks
         "sklearn.compose._column_transformer.make_column_selector",
+        # the annealing function an SWALR scheduler saved whole keeps (anneal_func), pickled as getattr(SWALR,
+        # name): static methods of one number, (1 - cos(pi * t)) / 2 and t
+        "torch.optim.swa_utils.SWALR._cosine_anneal",
+        "torch.optim.swa_utils.SWALR._linear_anneal",
         # str methods kept as estimator parameters (TfidfVectorizer(tokenizer=str.split, preprocessor=str.lower)),
         # pickled as getattr(str, name): pure
         *(
@@ -1801,6 +1824,7 @@ _REBUILD_ONLY: Final = frozenset(
         "accelerate.parallelism_config.ParallelismConfig",
         *_AUTOCAST,
         *_DTENSOR,
+        *_DATA_COLLATORS,
         # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
         "torch.nested._internal.nested_tensor.NestedTensor",
     }
