@@ -11,7 +11,9 @@ a ragged dimension past the values' reads clamped indices. They stay reported (L
 geometry is elsewhere: the ragged index outside the values' dimensions, offsets or lengths outside the values'
 ragged dimension or going down, offsets that are not 1-D, lengths that do not match the offsets, a state that sets
 ``_size``/``_strides`` or swaps a part, another pairing of rebuild and class, unexpected keywords, a metadata cache
-holding anything but tensors, and the class called directly.
+holding anything but tensors or a cached ``max_seqlen`` longer than the values (``to_padded_tensor`` and the
+reductions allocate ``batch x max_seqlen`` from it: 2**33 failed to allocate in torch 2.13, a smaller one succeeds
+and takes the memory), and the class called directly.
 
 ``torch.save(torch.compile(model))`` pickles an ``OptimizedModule`` whose ``OptimizeContext`` holds the compile
 callback and its backend's options. Loading it runs ``OptimizedModule.__init__`` (which only wraps the module), but
@@ -94,6 +96,9 @@ def _njt(case: str) -> Any:
         kw["extra"] = 1
     elif case == "cache-not-tensor":
         kw["_metadata_cache"] = {"max_seqlen": torch.nn.functional.relu}
+    elif case == "cache-seqlen-past-values":
+        # torch keeps a sequence length as the shape of a (length, 0) tensor; to_padded_tensor allocates from it
+        kw["_metadata_cache"] = {"max_seqlen": torch.empty(1 << 33, 0), "min_seqlen": torch.empty(2, 0)}
     elif case == "plain-rebuild-as-nested":
         reduced = torch.ones(2).__reduce_ex__(2)
         return _Reduced((torch._tensor._rebuild_from_type_v2, (reduced[0], cls, reduced[1], {})))
@@ -118,6 +123,7 @@ _INCONSISTENT = [
     "state-swaps-values",
     "unexpected-keyword",
     "cache-not-tensor",
+    "cache-seqlen-past-values",
     "plain-rebuild-as-nested",
     "nested-as-other-class",
 ]

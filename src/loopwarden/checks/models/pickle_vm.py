@@ -6139,6 +6139,19 @@ class _VM:
             self._njt_hit("geometry", f"_ragged_idx {ragged} for values of {len(vsize)} dimensions", off)
             return
         bound = vsize[ragged - 1] + 1  # offsets and lengths lie in [0, n] of the values' ragged dimension
+        for key, value in cache.items if cache is not None else ():
+            # a sequence length kept in the shape of an empty (length, 0) tensor: to_padded_tensor and the
+            # reductions allocate (batch, max_seqlen, ...) from it, and no sequence is longer than the values
+            seqlen = self._values_sizes(value)
+            if isinstance(seqlen, str):
+                why = "a jagged nested tensor whose cached sequence lengths cannot be read back"
+                if why not in self.coll.unverified:
+                    self.coll.unverified.append(why)
+            elif not seqlen or seqlen[0] >= bound:
+                self._njt_hit(
+                    "metadata", f"{key} {_short(seqlen)} is longer than the values' ragged dimension", off
+                )
+                return
         self._sparse_tensor_entry(offsets, lambda rows: (bound,), 0, compressed=True, jagged=True)
         if lengths is not None:
             self._sparse_tensor_entry(lengths, lambda rows: (bound,), 0, jagged=True)
