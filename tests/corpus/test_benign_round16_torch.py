@@ -18,6 +18,8 @@ A sweep saved each with torch 2.13 and transformers 5.24 and scanned it. Benign 
 * an SWALR scheduler saved whole: its annealing function, a static method pickled as ``getattr(SWALR, name)``,
   was LW-MODEL-002 critical; ``_cosine_anneal`` and ``_linear_anneal`` (pure functions of a number) are admitted;
 * transformers' data collators saved whole: high; dataclasses without load hooks, admitted to be rebuilt only;
+* the sub-byte integer dtypes (``torch.int1`` ... ``torch.uint7``) and the ``per_channel_affine_float_qparams``
+  qscheme (kept by the observers of embedding quantization): high; admitted by exact name;
 * an autocast context manager (``torch.autocast``, the deprecated ``torch.cpu.amp``/``torch.cuda.amp`` ones): high.
   It is rebuilt by ``NEWOBJ`` + ``BUILD`` of a device string, a dtype and flags; admitted to be rebuilt only.
 
@@ -203,6 +205,7 @@ def _torch_objects() -> dict[str, Callable[[], Any]]:
             q.PerChannelMinMaxObserver(),
             q.MovingAverageMinMaxObserver(),
             q.FusedMovingAvgObsFakeQuantize(),
+            q.PerChannelMinMaxObserver(qscheme=torch.per_channel_affine_float_qparams, ch_axis=0),
         ],
         "quantized": quantized,
         "dynamic-quantized": lambda: q.quantize_dynamic(
@@ -234,6 +237,10 @@ def _torch_objects() -> dict[str, Callable[[], Any]]:
             torch.strided,
             torch.sparse_coo,
             torch.jagged,
+            torch.int4,
+            torch.uint1,
+            torch.uint7,
+            torch.per_channel_affine_float_qparams,
         ],
         "return-types": lambda: [
             torch.topk(torch.arange(5.0), 2),

@@ -562,6 +562,8 @@ _TORCH_DTYPES: Final = [
     "bits1x8",
     "bits2x4",
     "bits4x2",
+    # the sub-byte integer dtypes (torch 2.3+; torchao's quantization configs keep them as attributes)
+    *(f"{u}int{n}" for u in ("", "u") for n in range(1, 8)),
 ]
 _TORCH_STORAGES: Final = [
     "FloatStorage",
@@ -1178,6 +1180,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "torch.per_channel_affine",
         "torch.per_tensor_symmetric",
         "torch.per_channel_symmetric",
+        # the qscheme of float-qparams (embedding) quantization, kept by its observers and quantized embeddings
+        "torch.per_channel_affine_float_qparams",
         "torch.nn.parameter.Parameter",
         "torch.nn.parameter.Buffer",
         "torch.nn.parameter.UninitializedParameter",
