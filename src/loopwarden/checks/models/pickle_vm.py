@@ -1162,7 +1162,8 @@ _NJT_KEYWORDS: Final = frozenset(
 )
 """The keywords ``NestedTensor.__reduce_ex__`` writes (torch 2.x): the constructor ignores any other."""
 _NJT_CACHE_KEYS: Final = frozenset({"max_seqlen", "min_seqlen"})
-"""What a jagged tensor's ``_metadata_cache`` holds: one-element tensors of its sequence lengths."""
+"""What a jagged tensor's ``_metadata_cache`` holds: its longest and shortest sequence length, each kept as the
+shape of an empty ``(length, 0)`` tensor."""
 _NJT_STATE_GEOMETRY: Final = {
     "_values": "values",
     "_offsets": "offsets",
