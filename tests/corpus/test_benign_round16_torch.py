@@ -15,6 +15,8 @@ A sweep saved each with torch 2.13 and transformers 5.24 and scanned it. Benign 
   created). Admitted to be rebuilt only (``DeviceMesh(...)`` called creates process groups). Inconsistent ones
   (a local tensor smaller than the global shape, a placement past the dimensions) gave wrong shapes or
   RuntimeError in torch 2.13 with a one-process gloo group, never a crash: the wrapper holds no data;
+* ``generate(..., return_dict_in_generate=True)``'s output: ``GenerateDecoderOnlyOutput`` was high; the four
+  generation outputs (plain ModelOutput dataclasses) are admitted and judged as ModelOutputs are;
 * an SWALR scheduler saved whole: its annealing function, a static method pickled as ``getattr(SWALR, name)``,
   was LW-MODEL-002 critical; ``_cosine_anneal`` and ``_linear_anneal`` (pure functions of a number) are admitted;
 * transformers' data collators saved whole: high; dataclasses without load hooks, admitted to be rebuilt only;
@@ -311,6 +313,23 @@ def test_transformers_objects_saved_whole_are_clean(tmp_path: Path) -> None:
             dc.DefaultDataCollator(),
         ],
     }
+    llama = transformers.LlamaForCausalLM(
+        transformers.LlamaConfig(
+            num_hidden_layers=1,
+            hidden_size=32,
+            num_attention_heads=2,
+            num_key_value_heads=1,
+            intermediate_size=37,
+            vocab_size=50,
+        )
+    )
+    objects["generate-output"] = llama.generate(
+        torch.tensor([[1, 2, 3]]),
+        max_new_tokens=2,
+        do_sample=False,
+        return_dict_in_generate=True,
+        output_scores=True,
+    )
     for name, obj in objects.items():
         path = tmp_path / f"{name}.pt"
         torch.save(obj, path)

@@ -178,6 +178,35 @@ def test_other_swalr_attributes_and_collator_calls_are_reported(tmp_path: Path) 
     assert any(rule == "LW-MODEL-005" and sev == Severity.HIGH for rule, sev, _ in _findings(path))
 
 
+def test_generation_output_first_field_planting_stays_critical() -> None:
+    """generate()'s outputs are judged as ModelOutputs: ``__post_init__`` sets the pairs of a lone dict first field
+    as attributes, and a planted ``__setstate__`` runs on the next BUILD (LW-MODEL-016 critical)."""
+    from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+    def g(name: str) -> bytes:
+        module, _, qual = name.rpartition(".")
+        return b"c" + f"{module}\n{qual}\n".encode()
+
+    def u(text: str) -> bytes:
+        data = text.encode()
+        return b"X" + len(data).to_bytes(4, "little") + data
+
+    planted = g("tokenizers.implementations.bert_wordpiece.BertWordPieceTokenizer")
+    payload = (
+        b"\x80\x04"
+        + g("transformers.generation.utils.GenerateDecoderOnlyOutput")
+        + b"(}("
+        + u("__setstate__")
+        + planted
+        + b"uNNt"
+        + b"R"
+        + u("/home/user/.ssh/id_rsa")
+        + b"b."
+    )
+    found = {(f.rule_id, f.severity) for f in analyze_pickle_bytes(payload).findings}
+    assert ("LW-MODEL-016", Severity.CRITICAL) in found, found
+
+
 def test_dynamo_admits_only_the_dim_range(tmp_path: Path) -> None:
     """_DimRange is admitted by its exact name; the rest of torch._dynamo stays code execution."""
     pytest.importorskip("torch")

@@ -972,6 +972,19 @@ _DATA_COLLATORS: Final = tuple(
 padding options with no load-time hook (no ``__setstate__``, ``__reduce__``, ``__setattr__`` in their classes,
 transformers 5.24), rebuilt by NEWOBJ + BUILD; rebuilt only (their ``__post_init__`` is not run by a pickle)."""
 
+_GENERATION_OUTPUTS: Final = frozenset(
+    f"transformers.generation.utils.{c}"
+    for c in (
+        "GenerateDecoderOnlyOutput",
+        "GenerateEncoderDecoderOutput",
+        "GenerateBeamDecoderOnlyOutput",
+        "GenerateBeamEncoderDecoderOutput",
+    )
+)
+"""What ``generate(..., return_dict_in_generate=True)`` returns, saved with torch.save: plain ModelOutput dataclasses
+(no method of their own, transformers 5.24) in a module the class patterns do not cover; judged as the reference
+list's ModelOutputs are (see :func:`model_output_class`)."""
+
 _AUTOCAST: Final = (
     "torch.amp.autocast_mode.autocast",
     "torch.cpu.amp.autocast_mode.autocast",
@@ -1214,6 +1227,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         *_DTENSOR,
         # transformers' data collators (see _DATA_COLLATORS); rebuilt only (_REBUILD_ONLY)
         *_DATA_COLLATORS,
+        # generate()'s outputs (see _GENERATION_OUTPUTS)
+        *_GENERATION_OUTPUTS,
         # autocast context managers saved with a training state (torch.autocast(...), the deprecated torch.cpu.amp /
         # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
         # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
@@ -2579,6 +2594,8 @@ def model_output_class(name: str) -> bool:
     ``ModelOutput.__post_init__`` runs; when every field but the first is None and the first is not a tensor, it
     iterates the first (``.items()`` of a dict) and sets each ``(name, value)`` pair as an attribute and an item,
     which the VM judges as a BUILD state (``pickle_vm._model_output_call``)."""
+    if name in _GENERATION_OUTPUTS:
+        return True
     module, _, qual = name.rpartition(".")
     if not _class_pattern(module, qual):
         return False
