@@ -934,6 +934,7 @@ constructor runs ``TrainingArguments.__post_init__``, which sets up devices and 
 ``trl.experimental`` trainers' configs."""
 
 _TRL_ENUMS: Final = ("trl.trainer.dpo_config.FDivergenceType",)
+"""``DPOConfig.f_divergence_type`` (TRL before 1.0): a plain ``Enum`` a pickle calls with the member's value."""
 
 _DTENSOR: Final = (
     "torch.distributed.tensor.DTensor",
@@ -991,7 +992,6 @@ _AUTOCAST: Final = (
     "torch.cuda.amp.autocast_mode.autocast",
 )
 """torch's autocast context managers, as ``torch.save`` of one writes them (``NEWOBJ`` + ``BUILD``)."""
-"""``DPOConfig.f_divergence_type`` (TRL before 1.0): a plain ``Enum`` a pickle calls with the member's value."""
 
 LAMBDA_SCHEDULERS: Final = frozenset(
     {"torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.MultiplicativeLR"}
