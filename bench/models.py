@@ -302,6 +302,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-13 red-team", _round13_cases),
         ("round-14 red-team", _round14_cases),
         ("round-15 red-team", _round15_cases),
+        ("round-16 red-team", _round16_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -625,6 +626,47 @@ def _round15_cases() -> dict[str, dict[str, bytes]]:
         "model.pkl": b"\x80\x02cre\nRegexFlag\nK\x02\x85R}X\x07\x00\x00\x00plantedK\x07sb."
     }
     return cases
+
+
+def _round16_cases() -> dict[str, dict[str, bytes]]:
+    """Round 16 (tests/corpus/test_redteam_round16.py and test_redteam_round16_scipy.py): each scanned clean before
+    its fix, and its effect was confirmed with the real library in a child process. The enum functional API
+    runs a constructor (VitsTokenizer reads the vocabulary path it is given); the rest is state the compiled code
+    trusts on load or at first use: a RandomState's MT19937 position, a RegularGridInterpolator's values, an
+    NdBSpline's offset table, a HashingVectorizer's and a DictVectorizer's widths, a OneHotEncoder's infrequent
+    mapping, a k-d tree's child link and a Delaunay triangulation's simplices."""
+    import test_redteam_round16 as r16
+    import test_redteam_round16_scipy as r16s
+    from scipy.interpolate import LinearNDInterpolator
+    from test_pickle_bypasses import sglob, u
+
+    points = r16s._POINTS
+    return {
+        "r16_enum_functional_api_runs_a_constructor": {
+            "model.pkl": r16._enum_functional(
+                "enum",
+                "Enum",
+                sglob("transformers.models.vits.tokenization_vits", "VitsTokenizer"),
+                u("../vocab.json"),
+            )
+        },
+        "r16_random_state_position_past_its_key": {"rng.pkl": r16._bad_mt19937_random_state(10**9)},
+        "r16_grid_interpolator_values_short_of_its_grid": {"model.pkl": r16._grid_interpolator(6, (2, 2))},
+        "r16_nd_spline_offsets_past_its_coefficients": {"spline.pkl": r16._nd_spline("offsets")},
+        "r16_hashing_vectorizer_without_features": {"vectorizer.pkl": r16._hashing_vectorizer(0)},
+        "r16_dict_vectorizer_column_past_its_vocabulary": {
+            "vectorizer.pkl": r16._dict_vectorizer(False, {"f0": 10**8})
+        },
+        "r16_one_hot_infrequent_mapping_past_its_columns": {"encoder.pkl": r16._one_hot("mapping")},
+        "r16_kd_tree_child_link_past_its_nodes": {
+            "index.pkl": r16s._edited(lambda state, nodes: r16s._set(nodes, 0, "_less", 10**12))
+        },
+        "r16_delaunay_simplices_past_its_points": {
+            "interpolator.pkl": r16s._delaunay_edited(
+                LinearNDInterpolator(points, points[:, 0]), r16s._entry("simplices", 10**9)
+            )
+        },
+    }
 
 
 def _payloads_kept_for_later() -> dict[str, dict[str, bytes]]:
