@@ -1052,6 +1052,35 @@ with ``==``, as ``get_wsd_schedule`` checks them); every other value must be a n
 VM admits them only in the ``lr_lambdas`` of a ``LAMBDA_SCHEDULERS`` scheduler it admits. ``_get_constant_lambda``,
 which ``get_constant_schedule`` keeps by reference rather than in a partial, is in ``SCHEDULE_FUNCTIONS``."""
 
+SCIPY_TUPLE_BUNCHES: Final = frozenset(
+    f"scipy.stats.{name}"
+    for name in (
+        "_stats_py.SignificanceResult",
+        "_stats_py.PearsonRResultBase",
+        "_stats_py.PearsonRResult",
+        "_stats_py.KstestResult",
+        "_stats_py.LinregressResult",
+        "_stats_mstats_common.TheilslopesResult",
+        "_stats_mstats_common.SiegelslopesResult",
+        "contingency.Chi2ContingencyResult",
+        "_crosstab.CrosstabResult",
+        "_morestats.Anderson_ksampResult",
+        "_morestats.WilcoxonResult",
+        "_morestats.MedianTestResult",
+        "_mstats_basic.SenSeasonalSlopesResult",
+        "_mgc.MGCResult",
+    )
+)
+"""SciPy's test results made by ``scipy._lib._bunch._make_tuple_bunch`` (allowed by exact name). Their generated
+``__new__(_cls, *fields, **extra)`` only returns ``tuple.__new__(_cls, fields)``, ignoring the keywords. Pickled with
+protocols 2 and 3, ``copyreg.__newobj_ex__`` is written as ``functools.partial(getattr(cls, '__new__'))`` given the
+state ``(that __new__, (cls, *fields), extra, None)`` and called with no arguments: the VM models exactly that
+``__new__`` (of one of these classes, on that same class) as NEWOBJ of the class (``pickle_vm._BunchNew``)."""
+SCIPY_BUNCH_SUBCLASSES: Final = {
+    "scipy.stats._stats_py.PearsonRResult": "scipy.stats._stats_py.PearsonRResultBase"
+}
+"""The allowed subclasses of those bunches, each with the bunch whose ``__new__`` it inherits (and pickle names)."""
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -1599,26 +1628,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
             )
         ),
         # test results made by scipy._lib._bunch._make_tuple_bunch: tuples whose generated __new__/__init__ only
-        # store their fields (extra ones in __dict__), pickled by NEWOBJ_EX (protocols 4 and 5, joblib) and BUILD
-        *(
-            f"scipy.stats.{name}"
-            for name in (
-                "_stats_py.SignificanceResult",
-                "_stats_py.PearsonRResultBase",
-                "_stats_py.PearsonRResult",
-                "_stats_py.KstestResult",
-                "_stats_py.LinregressResult",
-                "_stats_mstats_common.TheilslopesResult",
-                "_stats_mstats_common.SiegelslopesResult",
-                "contingency.Chi2ContingencyResult",
-                "_crosstab.CrosstabResult",
-                "_morestats.Anderson_ksampResult",
-                "_morestats.WilcoxonResult",
-                "_morestats.MedianTestResult",
-                "_mstats_basic.SenSeasonalSlopesResult",
-                "_mgc.MGCResult",
-            )
-        ),
+        # store their fields (extra ones in __dict__), pickled by NEWOBJ_EX (protocols 4 and 5, joblib) and BUILD;
+        # protocols 2 and 3 call their __new__ through a functools.partial (see SCIPY_TUPLE_BUNCHES)
+        *SCIPY_TUPLE_BUNCHES,
         # plain SciPy objects pickled whole beside fitted models (pickle.dump(scipy.signal.lti([1], [1, 2])),
         # scipy.optimize.Bounds, scipy.stats.describe(x)): numbers and arrays, rebuilt from their __dict__ or as a
         # named tuple, with no __setstate__, __reduce__ or __getattr__ of their own; called, they only normalise

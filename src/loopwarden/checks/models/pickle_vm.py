@@ -49,7 +49,9 @@ from loopwarden.checks.models.allowlist import (
     RULE_UNKNOWN_CLASS,
     SCHEDULE_FUNCTIONS,
     SCHEDULE_LAMBDAS,
+    SCIPY_BUNCH_SUBCLASSES,
     SCIPY_DIST_MODULES,
+    SCIPY_TUPLE_BUNCHES,
     AllowList,
     Classification,
     canonical_module,
@@ -461,6 +463,18 @@ class _Wrapper:
         self.target = target
         self.args = args
         self.kwargs: Any = None  # a partial's keywords (its BUILD state's third item)
+
+
+class _BunchNew:
+    """``getattr(cls, '__new__')`` of one of ``SCIPY_TUPLE_BUNCHES``: how protocols 2 and 3 write the
+    ``copyreg.__newobj_ex__`` of such a result (``functools.partial(cls.__new__, cls, *fields, **extra)`` called with
+    no arguments). Called on that same class it is NEWOBJ of the class (``_VM._bunch_new``); anything else is
+    reported."""
+
+    __slots__ = ("cls",)
+
+    def __init__(self, cls: _Ref) -> None:
+        self.cls = cls  # the allowed class whose __new__ this is
 
 
 class _LrScheduler:
@@ -1331,6 +1345,8 @@ def _describe(func: Any, depth: int = 0) -> str:
         return f"<result of {_describe(func.func, depth + 1)}>"
     if isinstance(func, _Module):
         return f"<module {func.module}>"
+    if isinstance(func, _BunchNew):
+        return f"{func.cls.name}.__new__"
     return type(func).__name__.lstrip("_").lower()
 
 
@@ -2185,6 +2201,8 @@ class _VM:
             # The C unpickler requires a tuple; the Python one (used by joblib) calls ``func(*args)`` with any
             # iterable: a list, a string (its characters), a dict (its keys), whatever a call returned.
             args = _star_args(args)
+        if type(func) is _BunchNew:
+            return self._bunch_new(func, args, off, how)
         if type(func) is _Ref:
             # ``func`` was judged where it was resolved (GLOBAL, getattr, a resolver, EXT), or is judged now.
             if func.unjudged:
@@ -2291,13 +2309,7 @@ class _VM:
                 return mod
             if name == "builtins.getattr" and len(args) >= 2:
                 found = self._getattr(args[0], args[1], off, f"via {func.name}")
-                if (
-                    func.pending is not None
-                    and how in _DIRECT_CALLS
-                    and type(found) is _Ref
-                    and found.module != "?"
-                    and self.coll.classify(found.module, found.qual).allowed
-                ):
+                if func.pending is not None and how in _DIRECT_CALLS and self._inert(found):
                     func.pending[1] += 1  # resolved to an allow-listed callable (anything else is reported)
                 return found
             if name in ("operator.attrgetter", "operator.methodcaller", "operator.itemgetter"):
@@ -2704,6 +2716,8 @@ class _VM:
         if type(obj) is _Module:
             ref = _Ref(obj.module, name)
         elif type(obj) is _Ref:
+            if name == "__new__" and obj.module != "?" and obj.canon in SCIPY_TUPLE_BUNCHES:
+                return _BunchNew(obj)  # judged where it is called (_bunch_new)
             ref = _Ref(obj.module, f"{obj.qual}.{name}")
         elif type(obj) is _Call and type(obj.func) is _Ref:
             # An instance attribute: a method of the class that was instantiated.
@@ -3490,9 +3504,34 @@ class _VM:
             self._ev({}),
         )
 
+    def _bunch_new(self, func: _BunchNew, args: tuple[Any, ...], off: int, how: str) -> Any:
+        """``cls.__new__(cls, *fields)`` of a SciPy tuple-bunch result (see ``_BunchNew``): the generated ``__new__``
+        only returns ``tuple.__new__(cls, fields)``, so it is NEWOBJ of the class, judged as such (its keywords are
+        ignored by it); PearsonRResult inherits PearsonRResultBase's (``SCIPY_BUNCH_SUBCLASSES``). Given another
+        first argument it makes an instance of that class without its constructor, which no SciPy pickle asks:
+        reported."""
+        first = args[0] if args else None
+        if (
+            type(first) is _Ref
+            and first.module != "?"
+            and func.cls.canon in (first.canon, SCIPY_BUNCH_SUBCLASSES.get(first.canon))
+        ):
+            return self._instantiate(first, args[1:], off, f"{how} via {func.cls.name}.__new__")
+        self.coll.hit(
+            RULE_NOT_ALLOWED,
+            Severity.HIGH,
+            f"{func.cls.name}.__new__({_describe(first)})",
+            f"{func.cls.name}.__new__ called on {_describe(first)}: SciPy's pickles call it on its own class only",
+            off,
+            self._ev({"how": how, "args": _short(args)}),
+        )
+        return _UNKNOWN
+
     def _inert(self, value: Any) -> bool:
         """A callable that may be kept in a loaded object: a name on the allow-list (by name or by pattern).
         Whoever calls it at load time is judged there (a pattern-only class called is still a finding)."""
+        if type(value) is _BunchNew:
+            return True  # creates an instance of its allowed class, or is reported where it is called
         if type(value) is not _Ref or value.module == "?":
             return False
         return self.coll.classify(value.module, value.qual).allowed

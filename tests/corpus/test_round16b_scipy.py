@@ -1,0 +1,145 @@
+"""Round 16b: SciPy objects round 16 left reported or unchecked.
+
+SciPy's test results (``scipy.stats.linregress(x, y)``, ``kstest``, ``pearsonr`` ...) are tuple bunches made by
+``scipy._lib._bunch._make_tuple_bunch``. With extra fields they pickle by ``copyreg.__newobj_ex__``, which protocols 2
+and 3 (``torch.save``'s default is 2) write as ``functools.partial(getattr(cls, '__new__'))`` given the state
+``(that __new__, (cls, *fields), extra, None)`` and called with no arguments. Those were reported (the partial, the
+``getattr``, the dunder, the BUILD on the partial); the VM now models exactly that ``__new__``, of an allowed bunch,
+called on its own class, as NEWOBJ of the class. Any other attribute, class or first argument stays reported.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_redteam_round14b_kept import _clean
+
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+np = pytest.importorskip("numpy")
+stats = pytest.importorskip("scipy.stats")
+
+_RNG = np.random.default_rng(3)
+_X = _RNG.random(30)
+_Y = 2 * _X + _RNG.random(30)
+
+
+def _results() -> list[Any]:
+    """Test results of the real SciPy, with and without extra fields."""
+    return [
+        stats.linregress(_X, _Y),
+        stats.kstest(_X, "norm"),
+        stats.ks_2samp(_X, _Y),
+        stats.pearsonr(_X, _Y),
+        stats.spearmanr(_X, _Y),
+        stats.theilslopes(_Y, _X),
+        stats.wilcoxon(_X - _Y),
+    ]
+
+
+@pytest.mark.parametrize("protocol", [0, 1, 2, 3, 4, 5])
+def test_scipy_test_results_scan_clean_with_every_protocol(protocol: int) -> None:
+    for result in _results():
+        data = pickle.dumps({"fit": result, "again": result}, protocol=protocol)
+        scanned = analyze_pickle_bytes(data)
+        assert _clean(scanned), (type(result).__name__, protocol, scanned.findings, scanned.unverified)
+        assert pickle.loads(data)["fit"] == result
+
+
+def test_torch_save_of_a_linregress_result_scans_clean(tmp_path: Path) -> None:
+    torch = pytest.importorskip("torch")
+    from loopwarden.checks.models.scanner import scan_paths
+
+    path = tmp_path / "fit.pt"
+    torch.save({"fit": stats.linregress(_X, _Y), "w": torch.ones(2)}, path)
+    report = scan_paths([str(path)], jobs=1)
+    assert [(t.verdict.value, t.findings) for t in report.targets] == [("clean", ())]
+    assert torch.load(path, weights_only=False)["fit"] == stats.linregress(_X, _Y)
+
+
+# --- the protocol-2 form, edited -------------------------------------------------------------------------------------
+
+_PARTIAL = b"cfunctools\npartial\n"
+_GETATTR = b"c__builtin__\ngetattr\n"
+_LINREGRESS = b"cscipy.stats._stats_py\nLinregressResult\n"
+
+
+def _u(text: str) -> bytes:
+    raw = text.encode()
+    return b"X" + len(raw).to_bytes(4, "little") + raw
+
+
+def _bunch(cls: bytes = _LINREGRESS, attr: str = "__new__", first: bytes | None = None) -> bytes:
+    """``partial(getattr(cls, attr))`` given the state ``(that, (first, 1.0 ... 5.0), None, None)`` and called with
+    no arguments: what protocol 2 writes for a LinregressResult (``first`` is ``cls`` there)."""
+    fields = b"".join(b"G" + np.float64(i).byteswap().tobytes() for i in range(5))
+    return (
+        b"\x80\x02"
+        + _PARTIAL
+        + _GETATTR
+        + cls
+        + b"q\x01"
+        + _u(attr)
+        + b"\x86R"  # getattr(cls, attr)
+        + b"q\x02\x85R"  # partial(it)
+        + b"(h\x02("
+        + (b"h\x01" if first is None else first)
+        + fields
+        + b"tNNtb)R."
+    )
+
+
+def test_the_hand_built_protocol_2_form_is_the_real_one() -> None:
+    data = _bunch()
+    assert _clean(analyze_pickle_bytes(data))
+    assert tuple(pickle.loads(data)) == (0.0, 1.0, 2.0, 3.0, 4.0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        _bunch(attr="__init__"),
+        _bunch(attr="__setattr__"),
+        _bunch(attr="_asdict"),
+        _bunch(cls=b"ccollections\nOrderedDict\n"),
+        _bunch(cls=b"cscipy.stats._stats_py\nDescribeResult\n"),
+        _bunch(cls=b"cscipy.stats\nLinregressResult\n"),  # not the exact allowed name
+        _bunch(first=b"cscipy.stats._stats_py\nKstestResult\n"),  # another class's instance
+        _bunch(first=b"ccollections\nOrderedDict\n"),
+        _bunch(first=b"N"),
+    ],
+    ids=[
+        "init",
+        "setattr",
+        "asdict",
+        "other-class",
+        "other-scipy-class",
+        "alias-name",
+        "new-on-another-bunch",
+        "new-on-another-class",
+        "new-on-none",
+    ],
+)
+def test_anything_but_a_bunch_new_on_its_own_class_stays_reported(data: bytes) -> None:
+    result = analyze_pickle_bytes(data)
+    assert result.findings, result
+
+
+def test_a_bunch_new_called_directly_on_its_class_is_newobj() -> None:
+    """``getattr(cls, '__new__')(cls, *fields)`` by REDUCE is the same instance, judged as NEWOBJ of it."""
+    fields = b"".join(b"G" + np.float64(i).byteswap().tobytes() for i in range(5))
+    data = b"\x80\x02" + _GETATTR + _LINREGRESS + b"q\x01" + _u("__new__") + b"\x86R(h\x01" + fields + b"tR."
+    assert _clean(analyze_pickle_bytes(data))
+    assert tuple(pickle.loads(data)) == (0.0, 1.0, 2.0, 3.0, 4.0)
+    other = data.replace(b"(h\x01", b"(ccollections\nOrderedDict\n")
+    assert analyze_pickle_bytes(other).findings
+
+
+def test_a_bunch_new_kept_in_a_container_is_not_called() -> None:
+    """Held, never called: the instance it makes is judged wherever something calls it."""
+    data = b"\x80\x02" + _GETATTR + _LINREGRESS + _u("__new__") + b"\x86R\x85."
+    result = analyze_pickle_bytes(data)
+    assert not any(f.rule_id == "LW-MODEL-007" for f in result.findings), result.findings
