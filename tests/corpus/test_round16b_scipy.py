@@ -6,18 +6,25 @@ and 3 (``torch.save``'s default is 2) write as ``functools.partial(getattr(cls, 
 ``(that __new__, (cls, *fields), extra, None)`` and called with no arguments. Those were reported (the partial, the
 ``getattr``, the dunder, the BUILD on the partial); the VM now models exactly that ``__new__``, of an allowed bunch,
 called on its own class, as NEWOBJ of the class. Any other attribute, class or first argument stays reported.
+
+``scipy.stats.qmc.Sobol`` (and ``MultivariateNormalQMC``, which holds one) was reported as not allow-listed. Its
+Cython ``_draw`` loops ``d`` dimensions over ``_sv`` and ``_quasi`` with bounds checks off: an edited ``d`` or a short
+``_quasi`` kills the real loader at the first ``random``. It is now allowed with a check of that state.
 """
 
 from __future__ import annotations
 
+import io
 import pickle
 from pathlib import Path
 from typing import Any
 
 import pytest
+from test_redteam_round13_pickle import _killed_loading
 from test_redteam_round14b_kept import _clean
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.domain import Severity
 
 np = pytest.importorskip("numpy")
 stats = pytest.importorskip("scipy.stats")
@@ -143,3 +150,118 @@ def test_a_bunch_new_kept_in_a_container_is_not_called() -> None:
     data = b"\x80\x02" + _GETATTR + _LINREGRESS + _u("__new__") + b"\x86R\x85."
     result = analyze_pickle_bytes(data)
     assert not any(f.rule_id == "LW-MODEL-007" for f in result.findings), result.findings
+
+
+# --- scipy.stats.qmc.Sobol ------------------------------------------------------------------------------------------
+
+qmc = pytest.importorskip("scipy.stats.qmc")
+
+
+def _sobols() -> list[Any]:
+    used = qmc.Sobol(d=4, seed=3)
+    used.random(2**10)
+    full = qmc.Sobol(d=2, bits=10, seed=3)
+    full.random(2**10)  # every point of its sequence drawn: num_generated == maxn
+    forward = qmc.Sobol(d=2, seed=3)
+    forward.fast_forward(5)
+    again = qmc.Sobol(d=2, seed=3)
+    again.random(4)
+    again.reset()
+    return [
+        qmc.Sobol(d=3, seed=1),
+        qmc.Sobol(d=1, scramble=False),
+        qmc.Sobol(d=5, bits=64, seed=2),  # uint64 direction numbers
+        used,
+        full,
+        forward,
+        again,
+        qmc.MultivariateNormalQMC(mean=[0.0, 1.0], cov=[[1.0, 0.5], [0.5, 1.0]], seed=1),
+        qmc.MultivariateNormalQMC(mean=[0.0, 1.0], inv_transform=False, seed=1),
+    ]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_sobol_samplers_scan_clean(protocol: int) -> None:
+    for engine in _sobols():
+        scanned = analyze_pickle_bytes(pickle.dumps({"sampler": engine}, protocol=protocol))
+        assert _clean(scanned), (protocol, scanned.findings, scanned.unverified)
+
+
+def test_sobol_samplers_dumped_by_joblib_scan_clean() -> None:
+    joblib = pytest.importorskip("joblib")
+    for engine in _sobols():
+        out = io.BytesIO()
+        joblib.dump(engine, out)
+        scanned = analyze_pickle_bytes(out.getvalue(), joblib=True)
+        assert _clean(scanned), (scanned.findings, scanned.unverified)
+
+
+def _edited_sobol(**state: Any) -> bytes:
+    engine = qmc.Sobol(d=3, seed=1)
+    engine.__dict__.update(state)
+    return pickle.dumps(engine, protocol=4)
+
+
+def _sobol_017(data: bytes) -> bool:
+    return any(
+        f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH and "qmc:sobol" in str(f.evidence)
+        for f in analyze_pickle_bytes(data).findings
+    )
+
+
+def test_a_sobol_whose_d_exceeds_its_arrays_is_reported_and_kills_the_loader() -> None:
+    """``_draw`` XORs ``_sv[j, l - 1]`` into ``_quasi[j]`` for ``j < d``: a large ``d`` writes far past ``_quasi``."""
+    data = _edited_sobol(d=10**8)
+    assert _sobol_017(data)
+    assert _killed_loading(data, "loaded.random(2)")
+
+
+def test_a_sobol_whose_quasi_is_short_is_reported_and_kills_the_loader() -> None:
+    """Direction numbers and ``_shift`` for ``d`` dimensions, ``_quasi`` of one entry: written far past."""
+    n = 200_000
+    data = _edited_sobol(
+        d=n,
+        maxn=2,
+        _sv=np.ones((n, 1), np.uint32),
+        _shift=np.zeros(n, np.uint32),
+        _quasi=np.zeros(1, np.uint32),
+    )
+    assert _sobol_017(data)
+    assert _killed_loading(data, "loaded.random(2)")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"_sv": np.zeros((1, 30), np.uint32)},  # fewer rows of direction numbers than d
+        {"_shift": np.zeros(1, np.uint32)},  # reset copies it into _quasi
+        {"maxn": 2**62},  # the point count selects a column past the 30 there are
+        {"num_generated": 2**31, "maxn": 2**30},
+        {"num_generated": -1},
+        {"d": -1},
+    ],
+    ids=["sv-rows", "shift", "maxn", "count-past-maxn", "negative-count", "negative-d"],
+)
+def test_sobol_states_outside_their_arrays_are_reported(state: dict[str, Any]) -> None:
+    assert _sobol_017(_edited_sobol(**state))
+
+
+def test_unreadable_or_uncheckable_sobol_states_are_not_clean() -> None:
+    engine = qmc.Sobol(d=2, seed=1, optimization="random-cd")  # a partial SciPy calls on each sample
+    assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
+    assert not _clean(analyze_pickle_bytes(_edited_sobol(d=np.int64(3))))
+    assert not _clean(analyze_pickle_bytes(_edited_sobol(_sv=[[1, 2]])))
+
+
+def test_a_multivariate_normal_sampler_holding_an_edited_sobol_is_reported() -> None:
+    sampler = qmc.MultivariateNormalQMC(mean=[0.0, 1.0], seed=1)
+    sampler.engine.d = 10**8
+    assert _sobol_017(pickle.dumps(sampler, protocol=4))
+
+
+def test_a_second_build_on_a_sobol_is_reported() -> None:
+    """Each state alone passes; merged, the second could replace what the first was checked with."""
+    data = pickle.dumps(qmc.Sobol(d=3, seed=1), protocol=2)
+    assert data.endswith(b"b.")
+    result = analyze_pickle_bytes(data[:-1] + b"}b.")
+    assert not _clean(result)

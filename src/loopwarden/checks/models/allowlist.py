@@ -1644,6 +1644,11 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.optimize._constraints.Bounds",
         "scipy.optimize._constraints.LinearConstraint",
         "scipy.stats._stats_py.DescribeResult",
+        # SciPy's Sobol' sequence (pickled with the models it samples for): its compiled sampling trusts d, the
+        # direction numbers and the point count, which the VM checks (pickle_vm._sobol_problem); a multivariate
+        # normal sampler holds one (its engine, judged as its own class) beside numpy arrays
+        "scipy.stats._qmc.Sobol",
+        "scipy.stats._qmc.MultivariateNormalQMC",
         # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
         # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
         "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",

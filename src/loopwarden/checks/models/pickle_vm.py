@@ -4984,6 +4984,13 @@ class _VM:
                 "state with {}: the compiled linear evaluation (evaluate_linear_2d) reads the values at the grid "
                 "indices it finds, unchecked",
             )
+        elif kind == "sobol":
+            problem = self._sobol_problem(state)
+            subject, explained = (
+                "scipy.stats.qmc:sobol",
+                "state with {}: the compiled _draw and _fast_forward read the direction numbers _sv and write "
+                "_quasi for d dimensions at the column the point count selects, unchecked",
+            )
         elif kind == "hgb":
             problem = self._known_categories_problem(state)
             subject, explained = (
@@ -5319,6 +5326,48 @@ class _VM:
             return f"a feature column {low}"
         if high >= len(keys):
             return f"a feature column {high} of a vocabulary of {len(keys)} features"
+        return None
+
+    def _sobol_problem(self, state: _Dict) -> str | None:
+        """SciPy's ``qmc.Sobol`` is unpickled by a ``__dict__`` update. Its ``random`` checks only
+        ``num_generated + n <= maxn``, then the Cython ``_draw`` (and ``fast_forward``'s ``_fast_forward``) loops
+        ``d`` dimensions, XORs ``_sv[j, l - 1]`` into ``_quasi[j]`` with ``l`` the lowest zero bit of the point count,
+        and writes it back, with bounds checks off (an edited ``d`` wrote past ``_quasi`` and killed the process).
+        ``reset`` copies ``_shift`` into ``_quasi``. So: ``d`` rows of ``_sv`` and entries of ``_quasi`` and
+        ``_shift``, ``maxn`` at most 2 to the power of ``_sv``'s columns (the count stays below it) and
+        ``num_generated`` within ``maxn``. The memoryviews check the arrays' dtypes and contiguity themselves."""
+        present = {k for k, _ in state.items if type(k) is str}
+        ints: dict[str, int] = {}
+        for key in ("d", "maxn", "num_generated"):
+            value = state.get(key)
+            if key not in present:
+                return None  # sampling fails on the missing attribute
+            if type(value) is not int:
+                return f"?{key} the scanner cannot read"
+            ints[key] = value
+        if "optimization_method" in present and state.get("optimization_method") is not None:
+            return (
+                "?an optimization method (a callable SciPy calls on every sample) the scanner does not check"
+            )
+        arrays: dict[str, tuple[int, ...]] = {}
+        for key, rank in (("_sv", 2), ("_quasi", 1), ("_shift", 1)):
+            if key not in present:
+                return None if key != "_shift" else "no _shift (reset reads it)"
+            dims = self._dims(state.get(key), rank)
+            if dims is None:
+                return f"?{key} the scanner cannot read (or not of rank {rank}: the memoryviews refuse it)"
+            arrays[key] = dims
+        d, maxn, count = ints["d"], ints["maxn"], ints["num_generated"]
+        rows, bits = arrays["_sv"]
+        if d < 0 or rows < d or arrays["_quasi"][0] < d or arrays["_shift"][0] < d:
+            return (
+                f"d {d} with direction numbers of shape {arrays['_sv']}, _quasi of {arrays['_quasi'][0]} and "
+                f"_shift of {arrays['_shift'][0]} entries"
+            )
+        if maxn > 2 ** min(bits, 64):
+            return f"maxn {maxn} for {bits} columns of direction numbers"
+        if not 0 <= count <= maxn:
+            return f"num_generated {count} of maxn {maxn}"
         return None
 
     def _grid_problem(self, state: _Dict) -> str | None:
@@ -8046,6 +8095,7 @@ _KD_TREES: Final = frozenset(
 )
 _SCIPY_CHECKED: Final = frozenset(
     {
+        "scipy.stats._qmc.Sobol",
         *_DELAUNAY,
         *_QHULL_RESULTS,
         *_TRIANGULATION_USERS,
@@ -8220,6 +8270,7 @@ _TRUSTED_STATE: Final = {
         ),
         "grid",
     ),
+    "scipy.stats._qmc.Sobol": "sobol",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
