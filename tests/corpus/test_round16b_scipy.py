@@ -265,3 +265,71 @@ def test_a_second_build_on_a_sobol_is_reported() -> None:
     assert data.endswith(b"b.")
     result = analyze_pickle_bytes(data[:-1] + b"}b.")
     assert not _clean(result)
+
+
+# --- a checked state given as (state, slotstate) ---------------------------------------------------------------------
+
+
+def _with_state(monkeypatch: pytest.MonkeyPatch, obj: Any, state: Any) -> bytes:
+    """``obj`` pickled by the real pickler with the BUILD state ``state`` (NEWOBJ of its class, then BUILD)."""
+    import copyreg
+
+    cls = type(obj)
+    monkeypatch.setattr(cls, "__reduce_ex__", lambda self, protocol: (copyreg.__newobj__, (cls,), state))
+    try:
+        return pickle.dumps(obj, protocol=4)
+    finally:
+        monkeypatch.undo()
+
+
+def _bspline() -> Any:
+    interpolate = pytest.importorskip("scipy.interpolate")
+    return interpolate.BSpline(np.arange(10.0), np.ones(6), 3)
+
+
+def test_a_sobol_state_split_into_state_and_slotstate_is_checked(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The unpickler sets the items of both parts of a ``(state, slotstate)`` pair; only dict states were checked
+    (an edited Sobol given as ``(None, state)`` scanned clean and killed the loader)."""
+    engine = qmc.Sobol(d=3, seed=1)
+    state = {**vars(engine), "d": 10**8}
+    data = _with_state(monkeypatch, engine, (None, state))
+    assert _sobol_017(data)
+    assert _killed_loading(data, "loaded.random(2)")
+    assert _sobol_017(_with_state(monkeypatch, engine, ({}, state)))
+    assert _sobol_017(_with_state(monkeypatch, engine, (state, None)))
+
+
+@pytest.mark.parametrize("split", ["slots", "both", "dict-subclass"])
+def test_an_edited_bspline_state_in_any_form_is_reported(monkeypatch: pytest.MonkeyPatch, split: str) -> None:
+    """One coefficient for ten knots of degree 3: evaluation reads the coefficients past it (heap memory came back
+    as values from the real loader, in every form)."""
+    from collections import OrderedDict
+
+    spline = _bspline()
+    state = {**vars(spline), "_c": np.ones(1)}
+    given: Any = {
+        "slots": (None, state),
+        "both": ({"k": 3}, {k: v for k, v in state.items() if k != "k"}),
+        "dict-subclass": OrderedDict(state),
+    }[split]
+    result = analyze_pickle_bytes(_with_state(monkeypatch, spline, given))
+    assert any(
+        f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH and "bspline" in str(f.evidence)
+        for f in result.findings
+    ), result.findings
+
+
+def test_split_states_as_scipy_would_have_them_scan_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    spline = _bspline()
+    state = dict(vars(spline))
+    for given in [(None, state), ({"k": 3}, {k: v for k, v in state.items() if k != "k"}), (state, None)]:
+        result = analyze_pickle_bytes(_with_state(monkeypatch, spline, given))
+        assert _clean(result), (given, result.findings, result.unverified)
+    engine = qmc.Sobol(d=3, seed=1)
+    assert _clean(analyze_pickle_bytes(_with_state(monkeypatch, engine, (None, dict(vars(engine))))))
+
+
+def test_a_split_state_setting_an_attribute_twice_is_not_clean(monkeypatch: pytest.MonkeyPatch) -> None:
+    engine = qmc.Sobol(d=3, seed=1)
+    data = _with_state(monkeypatch, engine, ({"d": 3}, {**vars(engine), "d": 10**8}))
+    assert not _clean(analyze_pickle_bytes(data))

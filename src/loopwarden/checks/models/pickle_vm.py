@@ -3398,8 +3398,10 @@ class _VM:
                     and state.size < _MAX_CONTAINER
                 ):
                     self._features_in(state, off)
-                if cls in _TRUSTED_STATE and type(state) is _Dict:
-                    self._trusted_state(cls, state, off)
+                if cls in _TRUSTED_STATE:
+                    merged = state if type(state) is _Dict else self._merged_state(state)
+                    if merged is not None:
+                        self._trusted_state(cls, merged, off)
                 if self.features_pending:
                     held = self.features_pending.pop(id(obj), None)
                     if held is not None and held[0] is obj:
@@ -4929,12 +4931,38 @@ class _VM:
             return "?index array data the scanner cannot read"
         return shape[0], _int_views(chunks, code, self.budget)
 
-    def _trusted_state(self, cls: str, state: _Dict, off: int) -> None:
+    def _merged_state(self, state: Any) -> _Dict | str | None:
+        """The attributes a BUILD state other than a plain dict sets, as one mapping: the unpickler splits a
+        ``(state, slotstate)`` pair and sets the items of both (``(None, {...})`` set every attribute past a check
+        that read dict states only: an edited BSpline read heap memory as coefficients), a dict subclass sets its
+        items, joblib's Python unpickler takes pairs. None when it sets nothing; a reason (with a leading ``?``)
+        when what it sets cannot be told, or an attribute is set by two of its parts."""
+        mappings, unseen = self._state_mappings(state)
+        if unseen is not None:
+            return f"?a state the scanner cannot read ({unseen})"
+        if not mappings:
+            return None
+        if len(mappings) == 1:
+            return mappings[0]
+        merged = _Dict()
+        seen: set[Any] = set()
+        for mapping in mappings:
+            keys = {k for k, _ in mapping.items if type(k) is str}
+            if keys & seen or mapping.hidden:
+                return "?a state whose parts set the same attribute (which one wins depends on their order)"
+            seen |= keys
+            for k, v in mapping.items:
+                merged.add(k, v)
+        return merged
+
+    def _trusted_state(self, cls: str, given: _Dict | str, off: int) -> None:
         """scikit-learn estimators whose compiled predict trusts the shapes of their fitted arrays (see
         ``_TRUSTED_STATE``): libsvm's models, k-means' centers, gradient boosting's stages. Each is checked as
         its fit leaves it; arrays the scanner cannot read (or not yet built: a BUILD after the estimator's would
-        change what predict reads) make the file unverified, as these code paths read outside the arrays."""
+        change what predict reads) make the file unverified, as these code paths read outside the arrays.
+        ``given`` is the state's attributes, or why they cannot be read (``_merged_state``)."""
         kind = _TRUSTED_STATE[cls]
+        state = given if type(given) is _Dict else _Dict()
         if kind == "libsvm":
             problem = self._libsvm_problem(cls, state)
             subject, explained = (
@@ -5019,6 +5047,8 @@ class _VM:
                 "state with {}: predict_stages adds each stage's trees to that many columns of the raw "
                 "predictions unchecked and writes outside them",
             )
+        if type(given) is str:
+            problem = given
         self._state_problem(cls, problem, subject, explained, off)
 
     def _dims(self, value: Any, rank: int) -> tuple[int, ...] | None:
