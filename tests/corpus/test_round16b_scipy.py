@@ -9,7 +9,9 @@ called on its own class, as NEWOBJ of the class. Any other attribute, class or f
 
 ``scipy.stats.qmc.Sobol`` (and ``MultivariateNormalQMC``, which holds one) was reported as not allow-listed. Its
 Cython ``_draw`` loops ``d`` dimensions over ``_sv`` and ``_quasi`` with bounds checks off: an edited ``d`` or a short
-``_quasi`` kills the real loader at the first ``random``. It is now allowed with a check of that state.
+``_quasi`` kills the real loader at the first ``random``. It is now allowed with a check of that state, and so is
+``Halton``, whose Cython scrambling reads its permutations at the digits of the point count in each base.
+The state checks of trusted classes read every form of BUILD state (a ``(state, slotstate)`` pair passed them).
 """
 
 from __future__ import annotations
@@ -333,3 +335,68 @@ def test_a_split_state_setting_an_attribute_twice_is_not_clean(monkeypatch: pyte
     engine = qmc.Sobol(d=3, seed=1)
     data = _with_state(monkeypatch, engine, ({"d": 3}, {**vars(engine), "d": 10**8}))
     assert not _clean(analyze_pickle_bytes(data))
+
+
+# --- scipy.stats.qmc.Halton -----------------------------------------------------------------------------------------
+
+
+def _haltons() -> list[Any]:
+    used = qmc.Halton(d=3, seed=3)
+    used.random(100)
+    again = qmc.Halton(d=3, seed=3)
+    again.random(100)
+    again.reset()
+    return [
+        qmc.Halton(d=2, seed=1),
+        qmc.Halton(d=7, scramble=False),
+        qmc.Halton(d=30, seed=2),
+        used,
+        again,
+        qmc.MultivariateNormalQMC(mean=[0.0, 1.0], engine=qmc.Halton(d=2, seed=3)),
+    ]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_halton_samplers_scan_clean(protocol: int) -> None:
+    for engine in _haltons():
+        scanned = analyze_pickle_bytes(pickle.dumps({"sampler": engine}, protocol=protocol))
+        assert _clean(scanned), (protocol, scanned.findings, scanned.unverified)
+
+
+def _halton_017(data: bytes) -> bool:
+    return any(
+        f.rule_id == "LW-MODEL-017" and f.severity is Severity.HIGH and "qmc:halton" in str(f.evidence)
+        for f in analyze_pickle_bytes(data).findings
+    )
+
+
+def test_a_halton_whose_base_exceeds_its_permutations_is_reported_and_kills_the_loader() -> None:
+    """The scrambled loop reads ``permutations[j, digit]``: a digit of a huge base reads far past a 1-wide array."""
+    engine = qmc.Halton(d=1, seed=1)
+    engine.__dict__.update(base=[10**9], _permutations=[np.zeros((2, 1))], num_generated=10**8)
+    data = pickle.dumps(engine, protocol=4)
+    assert _halton_017(data)
+    assert _killed_loading(data, "loaded.random(4)")
+
+
+@pytest.mark.parametrize(
+    "state",
+    [
+        {"_permutations": [np.zeros((1, 1)), np.zeros((1, 1))]},  # heap values came back in the sample
+        {"num_generated": -1},
+    ],
+    ids=["narrow-permutations", "negative-count"],
+)
+def test_halton_states_outside_their_permutations_are_reported(state: dict[str, Any]) -> None:
+    engine = qmc.Halton(d=2, seed=1)
+    engine.__dict__.update(state)
+    assert _halton_017(pickle.dumps(engine, protocol=4))
+
+
+def test_unreadable_halton_states_are_not_clean() -> None:
+    engine = qmc.Halton(d=2, seed=1)
+    engine.__dict__.update(base=[np.int64(2), 3])
+    assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
+    engine = qmc.Halton(d=2, seed=1)
+    engine.__dict__.update(_permutations=[np.zeros(5), np.zeros(5)])
+    assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))

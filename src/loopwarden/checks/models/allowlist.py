@@ -1649,6 +1649,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # normal sampler holds one (its engine, judged as its own class) beside numpy arrays
         "scipy.stats._qmc.Sobol",
         "scipy.stats._qmc.MultivariateNormalQMC",
+        # ... and its Halton sequence, whose compiled scrambling reads the permutations at the bases' digits
+        # (pickle_vm._halton_problem)
+        "scipy.stats._qmc.Halton",
         # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
         # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
         "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",

@@ -5019,6 +5019,13 @@ class _VM:
                 "state with {}: the compiled _draw and _fast_forward read the direction numbers _sv and write "
                 "_quasi for d dimensions at the column the point count selects, unchecked",
             )
+        elif kind == "halton":
+            problem = self._halton_problem(state)
+            subject, explained = (
+                "scipy.stats.qmc:halton",
+                "state with {}: the compiled scrambled Van der Corput loop reads each dimension's permutations at "
+                "the point count's digits in its base, unchecked",
+            )
         elif kind == "hgb":
             problem = self._known_categories_problem(state)
             subject, explained = (
@@ -5398,6 +5405,39 @@ class _VM:
             return f"maxn {maxn} for {bits} columns of direction numbers"
         if not 0 <= count <= maxn:
             return f"num_generated {count} of maxn {maxn}"
+        return None
+
+    def _halton_problem(self, state: _Dict) -> str | None:
+        """SciPy's ``qmc.Halton`` is unpickled by a ``__dict__`` update. ``random`` hands each ``base[i]`` (refused
+        below 2), ``num_generated`` and ``_permutations[i]`` to the Cython ``_cy_van_der_corput_scrambled``, which
+        reads ``permutations[j, digit]`` for each of its rows and each base-``base[i]`` digit of the point count,
+        unchecked (narrowed permutations came back as heap values in the sample). So: a plain int count of at least
+        0 and, when scrambling, a 2-D permutation array per base with at least ``base[i]`` columns."""
+        present = {k for k, _ in state.items if type(k) is str}
+        if not {"base", "num_generated", "scramble", "_permutations"} <= present:
+            return None  # sampling fails on the missing attribute
+        count, scramble = state.get("num_generated"), state.get("scramble")
+        if type(count) is not int or type(scramble) is not bool:
+            return "?a point count or scramble flag the scanner cannot read"
+        if count < 0:
+            return f"num_generated {count}"
+        if "optimization_method" in present and state.get("optimization_method") is not None:
+            return (
+                "?an optimization method (a callable SciPy calls on every sample) the scanner does not check"
+            )
+        bases, perms = state.get("base"), state.get("_permutations")
+        if type(bases) is not list or not all(type(b) is int for b in bases) or len(bases) >= _MAX_CONTAINER:
+            return "?bases the scanner cannot read"
+        if not scramble:
+            return None  # the plain loop reads no array
+        if type(perms) is not list or len(perms) < len(bases):
+            return "?permutations the scanner cannot read (fewer than the bases fail with an IndexError)"
+        for base, perm in zip(bases, perms, strict=False):
+            dims = self._dims(perm, 2)
+            if dims is None:
+                return "?permutations the scanner cannot read (or not 2-D: the memoryview refuses them)"
+            if dims[1] < base:
+                return f"permutations of shape {dims} for base {base}"
         return None
 
     def _grid_problem(self, state: _Dict) -> str | None:
@@ -8126,6 +8166,7 @@ _KD_TREES: Final = frozenset(
 _SCIPY_CHECKED: Final = frozenset(
     {
         "scipy.stats._qmc.Sobol",
+        "scipy.stats._qmc.Halton",
         *_DELAUNAY,
         *_QHULL_RESULTS,
         *_TRIANGULATION_USERS,
@@ -8301,6 +8342,7 @@ _TRUSTED_STATE: Final = {
         "grid",
     ),
     "scipy.stats._qmc.Sobol": "sobol",
+    "scipy.stats._qmc.Halton": "halton",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
