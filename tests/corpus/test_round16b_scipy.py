@@ -400,3 +400,39 @@ def test_unreadable_halton_states_are_not_clean() -> None:
     engine = qmc.Halton(d=2, seed=1)
     engine.__dict__.update(_permutations=[np.zeros(5), np.zeros(5)])
     assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
+
+
+# --- Latin hypercube and Poisson disk samplers ----------------------------------------------------------------------
+
+
+def _method_holders() -> list[Any]:
+    disk = qmc.PoissonDisk(d=2, seed=1, radius=0.2)
+    disk.random(5)
+    cube = qmc.LatinHypercube(d=2, seed=1)
+    cube.random(8)
+    return [
+        qmc.LatinHypercube(d=2, seed=1),
+        qmc.LatinHypercube(d=3, strength=2, seed=1),  # _random_oa_lhs
+        qmc.LatinHypercube(d=3, scramble=False),
+        qmc.PoissonDisk(d=2, seed=1),
+        qmc.PoissonDisk(d=2, hypersphere="surface", seed=1, radius=0.1),
+        disk,
+        cube,
+    ]
+
+
+@pytest.mark.parametrize("protocol", [2, 4, 5])
+def test_samplers_holding_their_own_bound_methods_scan_clean(protocol: int) -> None:
+    """Their sampling method is a bound method of themselves, pickled as ``getattr(self, name)``: Python and
+    numpy code, allowed by its exact name."""
+    for engine in _method_holders():
+        scanned = analyze_pickle_bytes(pickle.dumps({"sampler": engine}, protocol=protocol))
+        assert _clean(scanned), (type(engine).__name__, protocol, scanned.findings, scanned.unverified)
+
+
+@pytest.mark.parametrize("name", ["__init__", "random", "_initialize", "reset", "fill_space"])
+def test_other_methods_of_the_samplers_stay_reported(name: str) -> None:
+    """Only the named sampling methods are allowed: a sampler holding any other of its methods is reported."""
+    holder = qmc.PoissonDisk(d=2, seed=1)
+    holder.hypersphere_method = getattr(holder, name)
+    assert analyze_pickle_bytes(pickle.dumps(holder, protocol=4)).findings

@@ -1652,6 +1652,15 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # ... and its Halton sequence, whose compiled scrambling reads the permutations at the bases' digits
         # (pickle_vm._halton_problem)
         "scipy.stats._qmc.Halton",
+        # the Latin hypercube and Poisson disk samplers keep their sampling method as a bound method of themselves
+        # (pickled as getattr(self, name)); those methods, like the rest of the classes, are Python and numpy code
+        # with numpy's checked indexing
+        "scipy.stats._qmc.LatinHypercube",
+        "scipy.stats._qmc.LatinHypercube._random_lhs",
+        "scipy.stats._qmc.LatinHypercube._random_oa_lhs",
+        "scipy.stats._qmc.PoissonDisk",
+        "scipy.stats._qmc.PoissonDisk._hypersphere_volume_sample",
+        "scipy.stats._qmc.PoissonDisk._hypersphere_surface_sample",
         # bound methods a module or scheduler keeps as an attribute (pickled as getattr(instance, name)): a full
         # CyclicLR's scale function, timm FasterNet's Partial_conv3.forward
         "torch.optim.lr_scheduler.CyclicLR._triangular_scale_fn",
