@@ -373,7 +373,7 @@ def _halton_017(data: bytes) -> bool:
 def test_a_halton_whose_base_exceeds_its_permutations_is_reported_and_kills_the_loader() -> None:
     """The scrambled loop reads ``permutations[j, digit]``: a digit of a huge base reads far past a 1-wide array."""
     engine = qmc.Halton(d=1, seed=1)
-    engine.__dict__.update(base=[10**9], _permutations=[np.zeros((2, 1))], num_generated=10**8)
+    engine.__dict__.update(base=[10**9], _permutations=[np.zeros((2, 1), np.int64)], num_generated=10**8)
     data = pickle.dumps(engine, protocol=4)
     assert _halton_017(data)
     assert _killed_loading(data, "loaded.random(4)")
@@ -382,7 +382,9 @@ def test_a_halton_whose_base_exceeds_its_permutations_is_reported_and_kills_the_
 @pytest.mark.parametrize(
     "state",
     [
-        {"_permutations": [np.zeros((1, 1)), np.zeros((1, 1))]},  # heap values came back in the sample
+        {
+            "_permutations": [np.zeros((1, 1), np.int64), np.zeros((1, 1), np.int64)]
+        },  # heap values came back in the sample
         {"num_generated": -1},
     ],
     ids=["narrow-permutations", "negative-count"],
@@ -399,6 +401,9 @@ def test_unreadable_halton_states_are_not_clean() -> None:
     assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
     engine = qmc.Halton(d=2, seed=1)
     engine.__dict__.update(_permutations=[np.zeros(5), np.zeros(5)])
+    assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
+    engine = qmc.Halton(d=2, seed=1)
+    engine.__dict__.update(_permutations=[p.astype(object) for p in engine._permutations])
     assert not _clean(analyze_pickle_bytes(pickle.dumps(engine, protocol=4)))
 
 

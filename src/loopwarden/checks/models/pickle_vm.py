@@ -5436,6 +5436,10 @@ class _VM:
             dims = self._dims(perm, 2)
             if dims is None:
                 return "?permutations the scanner cannot read (or not 2-D: the memoryview refuses them)"
+            found = self._array_of(perm)
+            if found is None or _int_code(found[0]) is None:
+                # SciPy's are int64; astype(int64) of another dtype converts each item (an object's __int__)
+                return "?permutations of a dtype the scanner does not check"
             if dims[1] < base:
                 return f"permutations of shape {dims} for base {base}"
         return None
