@@ -634,13 +634,37 @@ def _round16_cases() -> dict[str, dict[str, bytes]]:
     runs a constructor (VitsTokenizer reads the vocabulary path it is given); the rest is state the compiled code
     trusts on load or at first use: a RandomState's MT19937 position, a RegularGridInterpolator's values, an
     NdBSpline's offset table, a HashingVectorizer's and a DictVectorizer's widths, a OneHotEncoder's infrequent
-    mapping, a k-d tree's child link and a Delaunay triangulation's simplices."""
+    mapping, a Sobol sampler's dimension count, a k-d tree's child link and a Delaunay triangulation's simplices;
+    and (round 16b) a BSpline whose edited state comes as the slot-state half of a ``(state, slotstate)`` pair."""
     import test_redteam_round16 as r16
     import test_redteam_round16_scipy as r16s
+    import test_round16b_scipy as r16b
     from scipy.interpolate import LinearNDInterpolator
     from test_pickle_bypasses import sglob, u
 
     points = r16s._POINTS
+
+    def _split_state(spline: Any) -> bytes:
+        """A BSpline with one coefficient for its ten knots, its state given as ``(None, state)``: the slot-state
+        half, which the unpickler sets attribute by attribute (the check read plain dict states only)."""
+        import copyreg
+        import io
+        import pickle
+
+        import numpy as np
+
+        state = {**vars(spline), "_c": np.ones(1)}
+
+        class Split(pickle.Pickler):
+            def reducer_override(self, obj: Any) -> Any:
+                if obj is spline:
+                    return (copyreg.__newobj__, (type(obj),), (None, state))
+                return NotImplemented
+
+        out = io.BytesIO()
+        Split(out, protocol=4).dump(spline)
+        return out.getvalue()
+
     return {
         "r16_enum_functional_api_runs_a_constructor": {
             "model.pkl": r16._enum_functional(
@@ -661,6 +685,8 @@ def _round16_cases() -> dict[str, dict[str, bytes]]:
         "r16_kd_tree_child_link_past_its_nodes": {
             "index.pkl": r16s._edited(lambda state, nodes: r16s._set(nodes, 0, "_less", 10**12))
         },
+        "r16_sobol_dimensions_past_its_arrays": {"sampler.pkl": r16b._edited_sobol(d=10**8)},
+        "r16_bspline_state_given_as_slot_state": {"spline.pkl": _split_state(r16b._bspline())},
         "r16_delaunay_simplices_past_its_points": {
             "interpolator.pkl": r16s._delaunay_edited(
                 LinearNDInterpolator(points, points[:, 0]), r16s._entry("simplices", 10**9)
