@@ -8,29 +8,14 @@ every form a real pickler writes (protocols 2, 4 and 5; a joblib dump).
 
 from __future__ import annotations
 
-import io
-import pickle
 from typing import Any
 
 import pytest
-from test_redteam_round14b_kept import _clean
-
-from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from test_redteam_round15_sklearn import _all_clean
 
 np = pytest.importorskip("numpy")
 spatial = pytest.importorskip("scipy.spatial")
 joblib = pytest.importorskip("joblib")
-
-
-def _all_clean(obj: Any, protocols: tuple[int, ...] = (2, 4, 5)) -> None:
-    """Pickled with ``protocols`` (2, 4 and 5), and dumped by joblib."""
-    for protocol in protocols:
-        result = analyze_pickle_bytes(pickle.dumps(obj, protocol=protocol))
-        assert _clean(result), (type(obj).__name__, protocol, result.findings, result.unverified)
-    out = io.BytesIO()
-    joblib.dump(obj, out)
-    result = analyze_pickle_bytes(out.getvalue(), joblib=True)
-    assert _clean(result), (type(obj).__name__, "joblib", result.findings, result.unverified)
 
 
 _RNG = np.random.default_rng(1)

@@ -44,21 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from loopwarden.domain import Severity
-
-
-def _scan(path: Path) -> list[tuple[str, Severity, str]]:
-    from loopwarden.checks.models.scanner import scan_paths
-
-    report = scan_paths([str(path)], jobs=1)
-    assert report.targets
-    out: list[tuple[str, Severity, str]] = []
-    for t in report.targets:
-        out += [(f.rule_id, f.severity, f.message) for f in t.findings]
-        if t.verdict.value != "clean":
-            out.append(("verdict", Severity.HIGH, f"{t.verdict.value}: {t.reason}"))
-    return out
+from test_benign_round15_zoo import _scan
 
 
 def _save_and_scan(tmp_path: Path, name: str, make: Callable[[], Any]) -> None:

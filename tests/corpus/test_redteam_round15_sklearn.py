@@ -26,11 +26,11 @@ pytest.importorskip("sklearn")
 sp = pytest.importorskip("scipy.sparse")
 
 
-def _all_clean(model: Any) -> None:
-    """Every form a real pickler writes: protocols 2, 4 and 5, and a joblib dump."""
+def _all_clean(model: Any, protocols: tuple[int, ...] = (2, 4, 5)) -> None:
+    """Every form a real pickler writes: ``protocols`` (2, 4 and 5), and a joblib dump."""
     import joblib
 
-    for protocol in (2, 4, 5):
+    for protocol in protocols:
         result = analyze_pickle_bytes(pickle.dumps(model, protocol=protocol))
         assert _clean(result), (type(model).__name__, protocol, result.findings, result.unverified)
     out = io.BytesIO()

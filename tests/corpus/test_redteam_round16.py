@@ -57,6 +57,7 @@ from test_pickle_bypasses import (
     sglob,
     u,
 )
+from test_redteam_round15 import _rule_ids, assert_code_execution
 
 from loopwarden.checks.models.pickle_vm import PickleResult
 from loopwarden.domain import Severity
@@ -64,17 +65,6 @@ from loopwarden.domain import Severity
 LIST = b"l"
 OBJ = b"o"
 SETITEMS = b"u"
-
-
-def _rule_ids(result: PickleResult) -> set[str]:
-    return {f.rule_id for f in result.findings}
-
-
-def assert_code_execution(result: PickleResult, *subjects: str) -> None:
-    """Caught as what it is: something that runs code (LW-MODEL-001, critical)."""
-    assert_caught(result, *subjects)
-    assert max(f.severity for f in result.findings) is Severity.CRITICAL, result
-    assert "LW-MODEL-001" in _rule_ids(result), result
 
 
 # --------------------------------------------------------- picklescan 0.0.33 (PR #53): GHSA-x843-g5mx-g377
@@ -289,6 +279,33 @@ def test_enum_functional_api_real_loader_reads_a_file_outside(tmp_path: Path) ->
 # ------------------------------------------------------------------- numpy random state: indexes the C code trusts
 
 
+def _assert_killed_after_loading(tmp_path: Path, data: bytes, use: str, timeout: int = 120) -> None:
+    """The real unpickler, in a child process, loads ``data`` whole, then ``use`` (of ``loaded``) kills the child
+    by a signal. Out-of-bounds reads land in mapped memory now and then, so the child is run up to three times."""
+    path = tmp_path / "loaded.pkl"
+    path.write_bytes(data)
+    code = (
+        "import pickle, sys, numpy\n"
+        "with open(sys.argv[1], 'rb') as fh:\n"
+        "    loaded = pickle.load(fh)\n"
+        "print('LOADED', flush=True)\n"
+        f"{use}\n"
+    )
+    outcomes = []
+    for _ in range(3):
+        done = subprocess.run(
+            [sys.executable, "-c", code, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        outcomes.append((done.returncode, done.stdout[-200:], done.stderr[-300:]))
+        if done.returncode < 0:
+            break
+    assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes
+
+
 def _draw_in_child(data: bytes, tmp_path: Path) -> subprocess.CompletedProcess[str]:
     """Load ``data`` with the real unpickler in a child process and draw one number from what it returns."""
     path = tmp_path / "rng.pkl"
@@ -457,24 +474,9 @@ def test_grid_interpolator_real_loader_crashes(tmp_path: Path) -> None:
     """The real unpickler loads a 4-million-point grid over 2x2 values; interpolating at the far corner reads about
     100 MB past the values (SIGSEGV in the child)."""
     data = _grid_interpolator(4_000_000, (2, 2))
-    path = tmp_path / "rgi.pkl"
-    path.write_bytes(data)
-    code = (
-        "import pickle, sys, numpy\n"
-        "with open(sys.argv[1], 'rb') as fh:\n"
-        "    rgi = pickle.load(fh)\n"
-        "print('LOADED', flush=True)\n"
-        "print(rgi(numpy.array([[3999998.5, 3999998.5]])))\n"
+    _assert_killed_after_loading(
+        tmp_path, data, "print(loaded(numpy.array([[3999998.5, 3999998.5]])))", timeout=300
     )
-    outcomes = []
-    for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=300, check=False
-        )
-        outcomes.append((done.returncode, done.stdout[-200:], done.stderr[-300:]))
-        if done.returncode < 0:
-            break
-    assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes
     assert "LW-MODEL-017" in _rule_ids(scan(data))
 
 
@@ -525,24 +527,7 @@ def test_nd_splines_scipy_writes_stay_clean() -> None:
 
 def test_nd_spline_real_loader_crashes(tmp_path: Path) -> None:
     """The real unpickler loads the spline with out-of-range box offsets; its first evaluation dies (SIGSEGV)."""
-    path = tmp_path / "spline.pkl"
-    path.write_bytes(_nd_spline("offsets"))
-    code = (
-        "import pickle, sys, numpy\n"
-        "with open(sys.argv[1], 'rb') as fh:\n"
-        "    spline = pickle.load(fh)\n"
-        "print('LOADED', flush=True)\n"
-        "print(spline(numpy.array([[2.5, 3.5]])))\n"
-    )
-    outcomes = []
-    for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
-        )
-        outcomes.append((done.returncode, done.stdout[-200:]))
-        if done.returncode < 0:
-            break
-    assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes
+    _assert_killed_after_loading(tmp_path, _nd_spline("offsets"), "print(loaded(numpy.array([[2.5, 3.5]])))")
 
 
 # --------------------------------------------------- scikit-learn: the hashing vectorizer's own n_features
@@ -664,24 +649,9 @@ def test_dict_vectorizers_scikit_learn_writes_stay_clean() -> None:
 
 def test_dict_vectorizer_real_loader_crashes(tmp_path: Path) -> None:
     """The real unpickler loads it; transform (which densifies unless sparse) dies of SIGSEGV."""
-    path = tmp_path / "vectorizer.pkl"
-    path.write_bytes(_dict_vectorizer(False, {"f0": 10**8}))
-    code = (
-        "import pickle, sys\n"
-        "with open(sys.argv[1], 'rb') as fh:\n"
-        "    vectorizer = pickle.load(fh)\n"
-        "print('LOADED', flush=True)\n"
-        "vectorizer.transform([{'f0': 1.0, 'f1': 2.0}])\n"
+    _assert_killed_after_loading(
+        tmp_path, _dict_vectorizer(False, {"f0": 10**8}), "loaded.transform([{'f0': 1.0, 'f1': 2.0}])"
     )
-    outcomes = []
-    for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
-        )
-        outcomes.append((done.returncode, done.stdout[-200:]))
-        if done.returncode < 0:
-            break
-    assert any(rc < 0 and "LOADED" in out for rc, out in outcomes), outcomes
 
 
 # --------------------------------------------------------- scikit-learn: a OneHotEncoder's column layout
@@ -749,21 +719,4 @@ def test_one_hot_encoder_real_loader_crashes(tmp_path: Path) -> None:
     encoder._n_features_outs = [1]
     data = pickle.dumps(encoder, protocol=4)
     assert any(f.evidence.get("subject") == "sklearn.preprocessing:onehot" for f in scan(data).findings)
-    path = tmp_path / "encoder.pkl"
-    path.write_bytes(data)
-    code = (
-        "import pickle, sys\n"
-        "with open(sys.argv[1], 'rb') as fh:\n"
-        "    encoder = pickle.load(fh)\n"
-        "print('LOADED', flush=True)\n"
-        "encoder.transform([[3999999]])\n"
-    )
-    outcomes = []
-    for _ in range(3):
-        done = subprocess.run(
-            [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=120, check=False
-        )
-        outcomes.append((done.returncode, done.stdout[-200:], done.stderr[-300:]))
-        if done.returncode < 0:
-            break
-    assert any(rc < 0 and "LOADED" in out for rc, out, _ in outcomes), outcomes
+    _assert_killed_after_loading(tmp_path, data, "loaded.transform([[3999999]])")
