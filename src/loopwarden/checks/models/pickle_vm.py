@@ -4961,102 +4961,17 @@ class _VM:
         its fit leaves it; arrays the scanner cannot read (or not yet built: a BUILD after the estimator's would
         change what predict reads) make the file unverified, as these code paths read outside the arrays.
         ``given`` is the state's attributes, or why they cannot be read (``_merged_state``)."""
-        kind = _TRUSTED_STATE[cls]
-        state = given if type(given) is _Dict else _Dict()
-        if kind == "libsvm":
-            problem = self._libsvm_problem(cls, state)
-            subject, explained = (
-                "sklearn.svm:libsvm",
-                "state with {}: libsvm's C code takes these counts as given and reads outside the arrays",
-            )
-        elif kind == "labels":
-            problem = self._labels_problem(state)
-            subject, explained = (
-                "sklearn.neighbors:labels",
-                "state with {}: the class-mode Cython reductions read a label per training row and count it "
-                "into a row of the classes' scores unchecked",
-            )
-        elif kind == "bspline":
-            problem = self._bspline_problem(state)
-            subject, explained = (
-                "scipy.interpolate:bspline",
-                "state with {}: evaluating the spline reads the coefficients of each knot interval unchecked "
-                "(the constructor's checks do not run on unpickling)",
-            )
-        elif kind == "ndbspline":
-            problem = self._ndbspline_problem(state)
-            subject, explained = (
-                "scipy.interpolate:ndbspline",
-                "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
-                "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
-            )
-        elif kind == "onehot":
-            problem = self._onehot_problem(state)
-            subject, explained = (
-                "sklearn.preprocessing:onehot",
-                "state with {}: transform builds a sparse array as wide as _n_features_outs adds up to, with each "
-                "feature's columns from its categories, infrequent mapping and dropped category, which SciPy does "
-                "not check, and densifying it writes at each column",
-            )
-        elif kind == "vocabulary":
-            problem = self._vocabulary_problem(state)
-            subject, explained = (
-                "sklearn.feature_extraction:vocabulary",
-                "state with {}: transform builds a sparse matrix as wide as the vocabulary with each feature's "
-                "column from it, which SciPy does not check, and densifying it writes at that column",
-            )
-        elif kind == "grid":
-            problem = self._grid_problem(state)
-            subject, explained = (
-                "scipy.interpolate:grid",
-                "state with {}: the compiled linear evaluation (evaluate_linear_2d) reads the values at the grid "
-                "indices it finds, unchecked",
-            )
-        elif kind == "sobol":
-            problem = self._sobol_problem(state)
-            subject, explained = (
-                "scipy.stats.qmc:sobol",
-                "state with {}: the compiled _draw and _fast_forward read the direction numbers _sv and write "
-                "_quasi for d dimensions at the column the point count selects, unchecked",
-            )
-        elif kind == "halton":
-            problem = self._halton_problem(state)
-            subject, explained = (
-                "scipy.stats.qmc:halton",
-                "state with {}: the compiled scrambled Van der Corput loop reads each dimension's permutations at "
-                "the point count's digits in its base, unchecked",
-            )
-        elif kind == "hgb":
-            problem = self._known_categories_problem(state)
-            subject, explained = (
-                "sklearn.ensemble:bitsets",
-                "state with {}: predict maps a categorical split's feature to its row of known categories through "
-                "an array of the bin mapper's features, unchecked",
-            )
-        elif kind == "hasher":
-            width = state.get("n_features")
-            problem = f"n_features {width}" if type(width) is int and width < 1 else None
-            subject, explained = (
-                "sklearn.feature_extraction:hasher",
-                "state with {}: transform's Cython hashing takes each hash modulo n_features in C (a division by "
-                "zero kills the process)",
-            )
-        elif kind == "kmeans":
-            problem = self._centers_problem(cls, state)
-            subject, explained = (
-                "sklearn.cluster:centers",
-                "state with {}: the k-means Cython code indexes the centers with the input's columns unchecked",
-            )
-        else:
-            problem = self._stages_problem(state)
-            subject, explained = (
-                "sklearn.ensemble:stages",
-                "state with {}: predict_stages adds each stage's trees to that many columns of the raw "
-                "predictions unchecked and writes outside them",
-            )
-        if type(given) is str:
-            problem = given
+        check, subject, explained = _TRUSTED_CHECKS[_TRUSTED_STATE[cls]]
+        problem = (
+            given if type(given) is str else check(self, cls, given if type(given) is _Dict else _Dict())
+        )
         self._state_problem(cls, problem, subject, explained, off)
+
+    @staticmethod
+    def _hasher_problem(state: _Dict) -> str | None:
+        """A ``FeatureHasher``'s or ``HashingVectorizer``'s ``n_features``: transform takes each hash modulo it."""
+        width = state.get("n_features")
+        return f"n_features {width}" if type(width) is int and width < 1 else None
 
     def _dims(self, value: Any, rank: int) -> tuple[int, ...] | None:
         """The shape of an array the scanner holds (built before now), if it has ``rank`` constant dimensions."""
@@ -8355,6 +8270,89 @@ _TRUSTED_STATE: Final = {
 }
 """scikit-learn estimators (and SciPy objects they hold) whose compiled code trusts the shapes of their pickled
 arrays (see ``_VM._trusted_state``)."""
+
+
+_TRUSTED_CHECKS: Final[dict[str, tuple[Callable[[_VM, str, _Dict], str | None], str, str]]] = {
+    "libsvm": (
+        lambda vm, cls, state: vm._libsvm_problem(cls, state),
+        "sklearn.svm:libsvm",
+        "state with {}: libsvm's C code takes these counts as given and reads outside the arrays",
+    ),
+    "labels": (
+        lambda vm, cls, state: vm._labels_problem(state),
+        "sklearn.neighbors:labels",
+        "state with {}: the class-mode Cython reductions read a label per training row and count it "
+        "into a row of the classes' scores unchecked",
+    ),
+    "bspline": (
+        lambda vm, cls, state: vm._bspline_problem(state),
+        "scipy.interpolate:bspline",
+        "state with {}: evaluating the spline reads the coefficients of each knot interval unchecked "
+        "(the constructor's checks do not run on unpickling)",
+    ),
+    "ndbspline": (
+        lambda vm, cls, state: vm._ndbspline_problem(state),
+        "scipy.interpolate:ndbspline",
+        "state with {}: evaluate_ndbspline walks the knots, degrees and index table it is given and reads "
+        "the coefficients at them unchecked (the constructor's checks do not run on unpickling)",
+    ),
+    "onehot": (
+        lambda vm, cls, state: vm._onehot_problem(state),
+        "sklearn.preprocessing:onehot",
+        "state with {}: transform builds a sparse array as wide as _n_features_outs adds up to, with each "
+        "feature's columns from its categories, infrequent mapping and dropped category, which SciPy does "
+        "not check, and densifying it writes at each column",
+    ),
+    "vocabulary": (
+        lambda vm, cls, state: vm._vocabulary_problem(state),
+        "sklearn.feature_extraction:vocabulary",
+        "state with {}: transform builds a sparse matrix as wide as the vocabulary with each feature's "
+        "column from it, which SciPy does not check, and densifying it writes at that column",
+    ),
+    "grid": (
+        lambda vm, cls, state: vm._grid_problem(state),
+        "scipy.interpolate:grid",
+        "state with {}: the compiled linear evaluation (evaluate_linear_2d) reads the values at the grid "
+        "indices it finds, unchecked",
+    ),
+    "sobol": (
+        lambda vm, cls, state: vm._sobol_problem(state),
+        "scipy.stats.qmc:sobol",
+        "state with {}: the compiled _draw and _fast_forward read the direction numbers _sv and write "
+        "_quasi for d dimensions at the column the point count selects, unchecked",
+    ),
+    "halton": (
+        lambda vm, cls, state: vm._halton_problem(state),
+        "scipy.stats.qmc:halton",
+        "state with {}: the compiled scrambled Van der Corput loop reads each dimension's permutations at "
+        "the point count's digits in its base, unchecked",
+    ),
+    "hgb": (
+        lambda vm, cls, state: vm._known_categories_problem(state),
+        "sklearn.ensemble:bitsets",
+        "state with {}: predict maps a categorical split's feature to its row of known categories through "
+        "an array of the bin mapper's features, unchecked",
+    ),
+    "hasher": (
+        lambda vm, cls, state: vm._hasher_problem(state),
+        "sklearn.feature_extraction:hasher",
+        "state with {}: transform's Cython hashing takes each hash modulo n_features in C (a division by "
+        "zero kills the process)",
+    ),
+    "kmeans": (
+        lambda vm, cls, state: vm._centers_problem(cls, state),
+        "sklearn.cluster:centers",
+        "state with {}: the k-means Cython code indexes the centers with the input's columns unchecked",
+    ),
+    "stages": (
+        lambda vm, cls, state: vm._stages_problem(state),
+        "sklearn.ensemble:stages",
+        "state with {}: predict_stages adds each stage's trees to that many columns of the raw "
+        "predictions unchecked and writes outside them",
+    ),
+}
+"""For each kind of ``_TRUSTED_STATE``: the check of the state (a problem, ``?...`` when a part cannot be read, or
+None), the finding's subject and what the compiled code does with such a state (``{}``: the problem)."""
 _LIBSVM_REGRESSORS: Final = frozenset({"SVR", "NuSVR", "OneClassSVM"})
 
 _X_KEYS: Final = frozenset({"tree_", "estimators_", "_predictors"})
