@@ -6512,11 +6512,24 @@ class _VM:
         ``batched``: the indices of a compressed layout, whose leading dimensions are batch dimensions (any number
         of them): they are read as one dimension of rows when their strides allow, else unverified. ``jagged``: the
         offsets or lengths of a jagged nested tensor (checked the same way, reported in its words)."""
+        if jagged:
+            # the same reasons, said of what the tensor is: a jagged tensor's offsets or lengths, not a sparse
+            # tensor's indices
+            def unchecked(what: str) -> None:
+                what = what.replace("sparse index tensors", "jagged tensors' offsets or lengths").replace(
+                    "sparse index tensor", "jagged nested tensor's offsets or lengths tensor"
+                )
+                why = f"{what}: they are not checked against the values' ragged dimension"
+                if why not in self.coll.unverified:
+                    self.coll.unverified.append(why)
+
+        else:
+            unchecked = self._sparse_unchecked
         found = self._index_tensor(tensor)
         if found is None:
             return None
         if isinstance(found, str):
-            self._sparse_unchecked(found)
+            unchecked(found)
             return None
         storage, offset, size, stride, itemsize = found
         if size is None or stride is None or len(size) != len(stride) or not size:
@@ -6524,25 +6537,23 @@ class _VM:
         if len(size) > 2 and not batched:
             return None  # torch fails: COO indices are two dimensional
         if not all(type(n) is int for n in (*size, *stride)):
-            self._sparse_unchecked("a sparse index tensor whose sizes or strides are not constant")
+            unchecked("a sparse index tensor whose sizes or strides are not constant")
             return None
         if len(size) > 2:
             merged = _merge_batch(tuple(size), tuple(stride))
             if merged is None:
-                self._sparse_unchecked(
-                    "a batched sparse index tensor whose batch dimensions cannot be read in order"
-                )
+                unchecked("a batched sparse index tensor whose batch dimensions cannot be read in order")
                 return None
             size, stride = merged
         rows = bounds(size[0] if len(size) == 2 else 1)
         if rows is None:
             return None
         if len(self.coll.sparse) >= _MAX_CONTAINER:
-            self._sparse_unchecked(f"more than {_MAX_CONTAINER} sparse index tensors")
+            unchecked(f"more than {_MAX_CONTAINER} sparse index tensors")
             return None
         key, base = storage.key, storage.base
         if base is None:
-            self._sparse_unchecked("a sparse index tensor over a storage view that is not constant")
+            unchecked("a sparse index tensor over a storage view that is not constant")
             return None
         declared = self.coll.storages.get(key, (0, None))[1]
         if itemsize is None:
@@ -6550,7 +6561,7 @@ class _VM:
         elif declared != itemsize and base:
             # a view's start counts the storage's elements, the offset the dtype's
             if declared is None or (base * declared) % itemsize:
-                self._sparse_unchecked("a sparse index tensor whose dtype does not divide its storage view")
+                unchecked("a sparse index tensor whose dtype does not divide its storage view")
                 return None
             base = base * declared // itemsize
         sizes: tuple[int, ...] = tuple(size)
