@@ -993,6 +993,17 @@ _AUTOCAST: Final = (
 )
 """torch's autocast context managers, as ``torch.save`` of one writes them (``NEWOBJ`` + ``BUILD``)."""
 
+_REDUCE_OP: Final = (
+    "torch.distributed.distributed_c10d.ReduceOp",
+    "torch.distributed.distributed_c10d.ReduceOp.RedOpType",
+)
+"""A collective's reduction (``dist.ReduceOp.SUM``, ``dist.ReduceOp(...)``) kept in a saved config or training state:
+pybind11 classes torch.save writes as ``NEWOBJ`` + ``BUILD``, the enum type reached by ``getattr(ReduceOp,
+"RedOpType")`` (the pickled name of the nested class). ``RedOpType.__setstate__`` takes one integer (0..255: an
+unnamed value only makes a collective fail with "Unhandled ReduceOp", torch 2.13 with gloo); ``ReduceOp``'s takes
+``(op, factor)`` and builds a PREMUL_SUM from a float or a one-element tensor (RuntimeError otherwise). Their
+constructors take only a ``RedOpType``. No file, import or call of anything the pickle names."""
+
 LAMBDA_SCHEDULERS: Final = frozenset(
     {"torch.optim.lr_scheduler.LambdaLR", "torch.optim.lr_scheduler.MultiplicativeLR"}
 )
@@ -1262,6 +1273,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
         # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
         *_AUTOCAST,
+        # a collective's reduction op (see _REDUCE_OP)
+        *_REDUCE_OP,
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
         "torch.amp.grad_scaler._refresh_per_optimizer_state",
         "torch.cuda.amp.grad_scaler._refresh_per_optimizer_state",
