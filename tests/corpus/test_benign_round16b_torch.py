@@ -5,7 +5,13 @@ Benign files reported before, fixed:
 * a collective's reduction (``torch.distributed.ReduceOp.SUM``, ``ReduceOp(RedOpType.AVG)``, ``ReduceOp.MAX`` kept
   in a config or a training state): ``getattr(ReduceOp, "RedOpType")`` was LW-MODEL-002 critical. The two pybind11
   classes are admitted by exact name: their ``__setstate__`` takes an integer (an unnamed one only makes a
-  collective fail) or ``(op, factor)``.
+  collective fail) or ``(op, factor)``;
+* transformers' logits processors and stopping criteria saved whole (a ``LogitsProcessorList`` of temperature,
+  top-k, top-p, repetition penalty ... kept in a generation state; ``StoppingCriteriaList``, ``MaxLengthCriteria``,
+  ``StopStringCriteria`` ...): LW-MODEL-005 high. Those holding numbers, token-id lists and tensors (no load
+  hook, a ``__call__`` that calls no attribute and sizes its allocations by the scores) are admitted by exact
+  name; ``StopStringCriteria`` rebuilt only (its constructor calls the tokenizer's methods). Those holding a
+  callable stay reported (``test_redteam_round16b_torch.py``).
 
 Every file is made here with the real library (skipped when it is missing) and must scan clean with no finding.
 """
@@ -74,3 +80,87 @@ def _reduce_ops() -> dict[str, Callable[[], Any]]:
 def test_reduce_op_clean(tmp_path: Path, name: str) -> None:
     pytest.importorskip("torch.distributed")
     _save_and_scan(tmp_path, name, _reduce_ops()[name])
+
+
+def _tokenizer() -> Any:
+    """A byte-level BPE tokenizer trained here on two sentences (nothing downloaded)."""
+    tokenizers = pytest.importorskip("tokenizers")
+    transformers = pytest.importorskip("transformers")
+    pre = tokenizers.pre_tokenizers.ByteLevel
+    tk = tokenizers.Tokenizer(tokenizers.models.BPE())
+    tk.pre_tokenizer = pre(add_prefix_space=False)
+    tk.decoder = tokenizers.decoders.ByteLevel()
+    trainer = tokenizers.trainers.BpeTrainer(vocab_size=300, initial_alphabet=pre.alphabet())
+    tk.train_from_iterator(["stop here please", "a b c stop"], trainer)
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=tk)
+
+
+def _generation() -> dict[str, Callable[[], Any]]:
+    import torch
+    import transformers.generation as g
+
+    def processors() -> Any:
+        return g.LogitsProcessorList(
+            [
+                g.TemperatureLogitsWarper(0.7),
+                g.TopKLogitsWarper(50),
+                g.TopPLogitsWarper(0.9),
+                g.MinPLogitsWarper(0.1),
+                g.TypicalLogitsWarper(0.9),
+                g.EpsilonLogitsWarper(0.01),
+                g.EtaLogitsWarper(0.01),
+                g.RepetitionPenaltyLogitsProcessor(1.2),
+                g.EncoderRepetitionPenaltyLogitsProcessor(1.2, torch.tensor([[1, 2]])),
+                g.MinLengthLogitsProcessor(5, 2),
+                g.MinNewTokensLengthLogitsProcessor(3, 5, 2),
+                g.NoRepeatNGramLogitsProcessor(3),
+                g.EncoderNoRepeatNGramLogitsProcessor(3, torch.tensor([[1, 2, 3]])),
+                g.NoBadWordsLogitsProcessor([[5], [6, 7]], eos_token_id=2),
+                g.SequenceBiasLogitsProcessor({(5,): -1.0, (6, 7): 2.0}),
+                g.ForcedBOSTokenLogitsProcessor(0),
+                g.ForcedEOSTokenLogitsProcessor(10, 2),
+                g.InfNanRemoveLogitsProcessor(),
+                g.ExponentialDecayLengthPenalty((5, 1.5), 2, 3),
+                g.SuppressTokensLogitsProcessor([1, 2]),
+                g.SuppressTokensAtBeginLogitsProcessor([1, 2], 3),
+                g.LogitNormalization(),
+                g.ClassifierFreeGuidanceLogitsProcessor(1.5),
+            ]
+        )
+
+    def used() -> Any:
+        # a list that has run once (the sequence bias builds its tensors at the first call)
+        procs = g.LogitsProcessorList([p for p in processors() if type(p).__name__[:10] != "Classifier"])
+        procs(torch.tensor([[1, 2, 3]]), torch.randn(1, 300))
+        return {"logits_processor": procs, "step": 3}
+
+    return {
+        "logits-processors": processors,
+        "logits-processors-used": used,
+        "temperature": lambda: g.TemperatureLogitsWarper(0.7),
+        "stopping-criteria": lambda: g.StoppingCriteriaList(
+            [g.MaxLengthCriteria(20), g.MaxTimeCriteria(5.0), g.EosTokenCriteria([2, 3])]
+        ),
+        "stop-strings": lambda: g.StopStringCriteria(_tokenizer(), ["stop", "\n\n"]),
+        "generation-state": lambda: {
+            "logits_processor": g.LogitsProcessorList([g.TopKLogitsWarper(5)]),
+            "stopping_criteria": g.StoppingCriteriaList([g.MaxLengthCriteria(20)]),
+            "input_ids": torch.tensor([[1, 2, 3]]),
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "logits-processors",
+        "logits-processors-used",
+        "temperature",
+        "stopping-criteria",
+        "stop-strings",
+        "generation-state",
+    ],
+)
+def test_generation_processors_clean(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("transformers")
+    _save_and_scan(tmp_path, name, _generation()[name])

@@ -2,6 +2,10 @@
 
 * A jagged nested tensor whose offsets cannot be read back from their storage (here a stride computed at load
   time) is unverified, and the reason says it is the jagged tensor's offsets, not a sparse tensor's indices.
+* transformers' logits processors that hold a callable stay reported: ``PrefixConstrainedLogitsProcessor`` calls
+  its ``prefix_allowed_tokens_fn`` at every generation step (the class stays LW-MODEL-005 high whatever the
+  function; the function is judged as it is), and an admitted ``LogitsProcessorList`` calls every item, so what
+  it holds is judged as anywhere else (``os.system`` in a partial is critical).
 """
 
 from __future__ import annotations
@@ -82,3 +86,29 @@ def test_jagged_offsets_not_read_back_say_what_they_are(tmp_path: Path) -> None:
     assert len(rows) == 1 and rows[0][0] == "unverified", rows
     reason = rows[0][3]
     assert "jagged nested tensor's offsets or lengths" in reason and "sparse" not in reason, reason
+
+
+def test_prefix_constrained_processor_stays_reported(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    import transformers.generation as g
+
+    path = _save(tmp_path, "prefix", g.PrefixConstrainedLogitsProcessor(sorted, 1))
+    rows = _scan(path)
+    assert (
+        "findings",
+        "LW-MODEL-005",
+        Severity.HIGH,
+        "transformers.generation.logits_process.PrefixConstrainedLogitsProcessor",
+    ) in rows, rows
+
+
+def test_processor_list_judges_its_items(tmp_path: Path) -> None:
+    pytest.importorskip("transformers")
+    import functools
+    import os
+
+    import transformers.generation as g
+
+    procs = g.LogitsProcessorList([g.TemperatureLogitsWarper(0.7), functools.partial(os.system, "true")])
+    rows = _scan(_save(tmp_path, "list", procs))
+    assert any(r[2] is Severity.CRITICAL and "system" in r[3] for r in rows), rows

@@ -986,6 +986,60 @@ _GENERATION_OUTPUTS: Final = frozenset(
 (no method of their own, transformers 5.24) in a module the class patterns do not cover; judged as the reference
 list's ModelOutputs are (see :func:`model_output_class`)."""
 
+_LOGITS_PROCESSORS: Final = tuple(
+    f"transformers.generation.logits_process.{c}"
+    for c in (
+        "LogitsProcessorList",
+        "TemperatureLogitsWarper",
+        "TopKLogitsWarper",
+        "TopPLogitsWarper",
+        "TopHLogitsWarper",
+        "MinPLogitsWarper",
+        "TypicalLogitsWarper",
+        "EpsilonLogitsWarper",
+        "EtaLogitsWarper",
+        "RepetitionPenaltyLogitsProcessor",
+        "EncoderRepetitionPenaltyLogitsProcessor",
+        "MinLengthLogitsProcessor",
+        "MinNewTokensLengthLogitsProcessor",
+        "NoRepeatNGramLogitsProcessor",
+        "EncoderNoRepeatNGramLogitsProcessor",
+        "SequenceBiasLogitsProcessor",
+        "NoBadWordsLogitsProcessor",
+        "ForcedBOSTokenLogitsProcessor",
+        "ForcedEOSTokenLogitsProcessor",
+        "InfNanRemoveLogitsProcessor",
+        "ExponentialDecayLengthPenalty",
+        "SuppressTokensLogitsProcessor",
+        "SuppressTokensAtBeginLogitsProcessor",
+        "LogitNormalization",
+        "ClassifierFreeGuidanceLogitsProcessor",
+    )
+)
+"""transformers' logits processors saved whole (in a generation state), as torch.save writes them: NEWOBJ + BUILD of
+a ``__dict__`` of numbers, token-id lists and tensors (the two lists by NEWOBJ + APPENDS of their items). None has
+a load-time hook (no ``__setstate__``, ``__reduce__``, ``__setattr__``, ``__getattr__`` in their classes,
+transformers 5.24); their ``__call__`` calls no attribute and sizes what it allocates by the scores it is handed,
+not by the state. Those holding a callable stay reported: ``PrefixConstrainedLogitsProcessor`` (its
+``prefix_allowed_tokens_fn`` runs at every step), ``UnbatchedClassifierFreeGuidanceLogitsProcessor`` (a model it
+calls), and the watermarking, Whisper, Bark, Dia and MusicGen ones were not reviewed."""
+
+_STOPPING_CRITERIA: Final = tuple(
+    f"transformers.generation.stopping_criteria.{c}"
+    for c in (
+        "StoppingCriteriaList",
+        "MaxLengthCriteria",
+        "MaxTimeCriteria",
+        "EosTokenCriteria",
+        "ConfidenceCriteria",
+        "StopStringCriteria",
+    )
+)
+"""transformers' stopping criteria saved whole, as the logits processors (see ``_LOGITS_PROCESSORS``): numbers and
+tensors. ``StopStringCriteria`` keeps only the tables its constructor computed from the tokenizer (the embedding
+lookup is bounds-checked at use); it is rebuilt only (``_REBUILD_ONLY``): its constructor calls the tokenizer's
+methods."""
+
 _AUTOCAST: Final = (
     "torch.amp.autocast_mode.autocast",
     "torch.cpu.amp.autocast_mode.autocast",
@@ -1273,6 +1327,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # torch.cuda.amp ones): rebuilt by NEWOBJ + BUILD of their __dict__ (a device string, a dtype, flags), no
         # load-time hook; rebuilt only (_REBUILD_ONLY): the constructor looks a custom backend's module up on torch
         *_AUTOCAST,
+        # transformers' logits processors and stopping criteria (see _LOGITS_PROCESSORS, _STOPPING_CRITERIA)
+        *_LOGITS_PROCESSORS,
+        *_STOPPING_CRITERIA,
         # a collective's reduction op (see _REDUCE_OP)
         *_REDUCE_OP,
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
@@ -1885,6 +1942,7 @@ _REBUILD_ONLY: Final = frozenset(
         "accelerate.parallelism_config.ParallelismConfig",
         *_AUTOCAST,
         *_DTENSOR,
+        "transformers.generation.stopping_criteria.StopStringCriteria",
         *_DATA_COLLATORS,
         # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
         "torch.nested._internal.nested_tensor.NestedTensor",
