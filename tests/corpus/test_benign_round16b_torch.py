@@ -13,6 +13,14 @@ Benign files reported before, fixed:
   name; ``StopStringCriteria`` rebuilt only (its constructor calls the tokenizer's methods). Those holding a
   callable stay reported (``test_redteam_round16b_torch.py``).
 
+* an ExportedProgram saved whole with ``torch.save(ep, f)`` (not ``torch.export.save``): the torch.export
+  classes, the graph module's ``_ModuleStackTracer``, the verifier classes and the pytree specs were critical. The
+  pickle holds the graph module (``reduce_graph_module``: torch.load executes its code, judged as torch.fx's, then
+  calls the tracer's subclass with no argument, which fails with TypeError in torch 2.13: such a file never
+  loads), the signature, module-call graph, state dict, example inputs, constants, the verifier classes and the
+  guards code. The classes are admitted by exact name, rebuilt only; the program's state is checked (no guards
+  code, torch's verifiers, the keys torch writes; ``test_redteam_round16b_torch.py``).
+
 Every file is made here with the real library (skipped when it is missing) and must scan clean with no finding.
 """
 
@@ -164,3 +172,41 @@ def _generation() -> dict[str, Callable[[], Any]]:
 def test_generation_processors_clean(tmp_path: Path, name: str) -> None:
     pytest.importorskip("transformers")
     _save_and_scan(tmp_path, name, _generation()[name])
+
+
+class _Exported:
+    """A small module with a parameter, a buffer, a submodule and a nested output (for torch.export)."""
+
+    @staticmethod
+    def make() -> Any:
+        import torch
+
+        class M(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.lin = torch.nn.Linear(3, 2)
+                self.register_buffer("shift", torch.ones(2))
+                self.sub = torch.nn.Sequential(torch.nn.ReLU(), torch.nn.Linear(2, 2))
+
+            def forward(self, x: Any, y: Any = None) -> Any:
+                out = self.sub(self.lin(x) + self.shift)
+                return {"out": out, "pair": (out, x)}
+
+        return M()
+
+
+def _exported() -> dict[str, Callable[[], Any]]:
+    import torch
+
+    x = torch.randn(1, 3)
+    return {
+        "exported": lambda: torch.export.export(_Exported.make(), (x,)),
+        "exported-kwargs": lambda: torch.export.export(_Exported.make(), (x,), {"y": torch.ones(1)}),
+        "exported-decomposed": lambda: torch.export.export(_Exported.make(), (x,)).run_decompositions(),
+    }
+
+
+@pytest.mark.parametrize("name", ["exported", "exported-kwargs", "exported-decomposed"])
+def test_exported_program_saved_whole_clean(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("torch.export")
+    _save_and_scan(tmp_path, name, _exported()[name])

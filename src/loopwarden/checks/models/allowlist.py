@@ -1047,6 +1047,45 @@ _AUTOCAST: Final = (
 )
 """torch's autocast context managers, as ``torch.save`` of one writes them (``NEWOBJ`` + ``BUILD``)."""
 
+_EXPORT: Final = (
+    "torch.export.exported_program.ExportedProgram",
+    "torch.export.exported_program.ModuleCallEntry",
+    "torch.export.exported_program.ModuleCallSignature",
+    *(
+        f"torch.export.graph_signature.{c}"
+        for c in (
+            "ExportGraphSignature",
+            "InputSpec",
+            "OutputSpec",
+            "TensorArgument",
+            "TokenArgument",
+            "SymIntArgument",
+            "SymFloatArgument",
+            "SymBoolArgument",
+            "CustomObjArgument",
+            "ConstantArgument",
+        )
+    ),
+    "torch.utils._pytree.TreeSpec",
+    "torch.utils._pytree.LeafSpec",
+    "torch._export.verifier.Verifier",
+    "torch._export.verifier.TrainingIRVerifier",
+)
+"""An ExportedProgram saved whole with ``torch.save`` (not ``torch.export.save``): NEWOBJ + BUILD of its
+``__dict__``, its signature and module-call graph dataclasses (NEWOBJ + BUILD; their ``__post_init__`` only
+asserts and is not run by a pickle), pytree specs (``TreeSpec.__setstate__`` sets its six fields with
+``object.__setattr__``; the node types and contexts are objects of this pickle, judged as such, their registered
+unflatten functions run only when the program is called) and the verifier classes it keeps. Rebuilt only. The
+graph module is judged as torch.fx's (its ``_ModuleStackTracer`` makes torch 2.13's load fail after the code runs);
+the VM checks the program's state: ``_guards_code`` (Python expressions ``ep.module()`` compiles) must be empty and
+the verifiers torch's (see ``pickle_vm._VM._exported_program_state``)."""
+
+_EXPORT_ENUMS: Final = (
+    "torch.export.graph_signature.InputKind",
+    "torch.export.graph_signature.OutputKind",
+)
+"""The signature's kinds: plain ``Enum``s a pickle calls with the member's value."""
+
 _REDUCE_OP: Final = (
     "torch.distributed.distributed_c10d.ReduceOp",
     "torch.distributed.distributed_c10d.ReduceOp.RedOpType",
@@ -1330,6 +1369,9 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # transformers' logits processors and stopping criteria (see _LOGITS_PROCESSORS, _STOPPING_CRITERIA)
         *_LOGITS_PROCESSORS,
         *_STOPPING_CRITERIA,
+        # an ExportedProgram saved whole (see _EXPORT); rebuilt only (_REBUILD_ONLY)
+        *_EXPORT,
+        *_EXPORT_ENUMS,
         # a collective's reduction op (see _REDUCE_OP)
         *_REDUCE_OP,
         # GradScaler keeps a defaultdict whose factory is this pure function (it returns a fresh dict)
@@ -1943,6 +1985,7 @@ _REBUILD_ONLY: Final = frozenset(
         *_AUTOCAST,
         *_DTENSOR,
         "transformers.generation.stopping_criteria.StopStringCriteria",
+        *_EXPORT,
         *_DATA_COLLATORS,
         # built by _rebuild_njt, whose keywords the VM checks; called directly nothing checks its parts
         "torch.nested._internal.nested_tensor.NestedTensor",

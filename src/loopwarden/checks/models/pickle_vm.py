@@ -1087,10 +1087,36 @@ _CONSTANT_KEYS: Final = frozenset({str, tuple, int, float, bool, bytes, complex,
 """Types of dict keys the VM holds as the values the loader will see (a tuple key is never equal to a string)."""
 _FX_REDUCE: Final = "torch.fx.graph_module.reduce_graph_module"
 _FX_TRACER: Final = "torch.fx._symbolic_trace.Tracer"
-_FX_TRACERS: Final = {_FX_TRACER: True, "torch.fx.experimental.proxy_tensor.PythonKeyTracer": False}
+_FX_TRACERS: Final = {
+    _FX_TRACER: True,
+    "torch.fx.experimental.proxy_tensor.PythonKeyTracer": False,
+    "torch.fx.experimental.proxy_tensor._ModuleStackTracer": True,
+}
 """The tracers a GraphModule body may name for torch.load's re-trace, and whether each keeps submodules as leaves:
 torch.fx's own ``Tracer`` (what ``symbolic_trace`` saves) records a submodule call, while ``make_fx``'s
-``PythonKeyTracer`` runs the submodule's ``forward`` and its hooks (``call_module`` ignores ``is_leaf_module``)."""
+``PythonKeyTracer`` runs the submodule's ``forward`` and its hooks (``call_module`` ignores ``is_leaf_module``).
+``_ModuleStackTracer`` is what ``torch.export``'s graph module keeps (an ExportedProgram saved with torch.save):
+torch.load subclasses it and calls the subclass with no argument, which fails (its ``__init__`` needs
+``scope_root``; TypeError in torch 2.13) after the code was executed and before anything is traced."""
+_EXPORTED_PROGRAM: Final = "torch.export.exported_program.ExportedProgram"
+_EXPORTED_PROGRAM_KEYS: Final = frozenset(
+    {
+        "_graph_module",
+        "_graph_signature",
+        "_state_dict",
+        "_range_constraints",
+        "_module_call_graph",
+        "_example_inputs",
+        "_constants",
+        "_verifiers",
+        "_guards_code",
+    }
+)
+"""The ``__dict__`` torch.save writes for an ExportedProgram (torch 2.13; no ``__setstate__``: BUILD sets it)."""
+_EXPORT_VERIFIERS: Final = frozenset(
+    {"torch._export.verifier.Verifier", "torch._export.verifier.TrainingIRVerifier"}
+)
+"""torch's verifier classes an ExportedProgram keeps; ``validate()`` and the passes instantiate each and run it."""
 _DEFERRED: Final = frozenset(
     {
         "builtins.getattr",
@@ -1592,6 +1618,8 @@ class _VM:
         # LambdaLR/MultiplicativeLR instances made without their constructor and partials over transformers' schedule
         # functions, by id of the object (held by the record), judged at the end (see _lambda_schedulers)
         self.lr_made: dict[int, _LrScheduler | _LrPartial] = {}
+        # ExportedProgram BUILD states, checked when the stream ends (their lists may be appended to later)
+        self.exported: list[tuple[Any, int]] = []
         # objects NEWOBJ made of a class whose call hands back a cached instance: these are new (see _shared_target)
         self.fresh: dict[int, _Call] = {}
         # lists SETITEM(S) wrote into (list.__setitem__ replaces an item the VM still shows), by id (held)
@@ -2066,6 +2094,8 @@ class _VM:
             budget.opcodes = ops
             if self.pending or self.lr_made:
                 self._settle()
+            if self.exported:
+                self._exported_programs()
             if self.unfilled:
                 self._unfilled_arrays()
 
@@ -3330,6 +3360,8 @@ class _VM:
                     self._ndarray_state(obj, state, off)
                 elif cls in _NODE_OWNERS:
                     self._node_owner(obj, cls, state, off)
+                elif cls == _EXPORTED_PROGRAM:
+                    self.exported.append((state, off))
                 elif cls is not None and cls.startswith("scipy.sparse."):
                     self._sparse_state(cls, state, off)
                 elif cls in _DELAUNAY:
@@ -4296,6 +4328,49 @@ class _VM:
             "sklearn.neighbors:tree",
             "state with {}: queries walk the tree's arrays without bounds checks and reach memory outside them",
             off,
+        )
+
+    def _exported_programs(self) -> None:
+        """Check each ExportedProgram's BUILD state (see :meth:`_exported_program_state`) once the stream has
+        ended: the lists it holds are the loaded object's own, so an APPEND after BUILD still reaches them."""
+        for state, off in self.exported:
+            self._exported_program_state(state, off)
+        self.exported = []
+
+    def _exported_program_state(self, state: Any, off: int) -> None:
+        """An ExportedProgram's BUILD state. Its graph module's code is judged where it is rebuilt
+        (``reduce_graph_module``), its other parts are objects this pickle made; two entries are code or classes
+        torch runs later: ``_guards_code``, Python expressions ``ep.module()`` compiles into the unlifted module's
+        guard function (torch.save writes the tracer's guards, an empty list for a static export), and
+        ``_verifiers``, classes ``validate()`` instantiates and runs. Benign when the state is a constant dict of the
+        keys torch writes, the guards are an empty list and the verifiers are torch's; anything else stays a
+        code-execution finding."""
+        problem: str | None = None
+        if type(state) is not _Dict or state.hidden or state.size != len(state.items):
+            problem = "its state is not a constant dict"
+        else:
+            for key, value in state.items:
+                if type(key) is not str or key not in _EXPORTED_PROGRAM_KEYS:
+                    problem = f"an unexpected state entry {_short(key)}"
+                elif key == "_guards_code" and not (type(value) is list and not value):
+                    problem = f"guards code {_short(value)} (ep.module() compiles and runs it)"
+                elif key == "_verifiers" and not (
+                    type(value) is list
+                    and len(value) <= len(_EXPORT_VERIFIERS)
+                    and all(type(v) is _Ref and v.canon in _EXPORT_VERIFIERS for v in value)
+                ):
+                    problem = f"verifiers {_short(value)} that are not torch's (validate() instantiates and runs them)"
+                if problem is not None:
+                    break
+        if problem is None:
+            return
+        self.coll.hit(
+            "LW-MODEL-001",
+            Severity.CRITICAL,
+            f"{_EXPORTED_PROGRAM}:state",
+            f"an ExportedProgram not as torch.save writes it: {problem}",
+            off,
+            self._ev({"problem": problem[:200]}),
         )
 
     def _state_problem(self, cls: str, problem: str | None, subject: str, explained: str, off: int) -> None:
