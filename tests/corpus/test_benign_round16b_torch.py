@@ -21,6 +21,13 @@ Benign files reported before, fixed:
   guards code. The classes are admitted by exact name, rebuilt only; the program's state is checked (no guards
   code, torch's verifiers, the keys torch writes; ``test_redteam_round16b_torch.py``).
 
+Decided, not reported: a sampler's sizes (``RandomSampler(num_samples=...)``, ``BatchSampler(batch_size=...)``). At
+load they are numbers in a ``__dict__``; at use a huge ``num_samples`` only makes an epoch long (the indices come 32
+at a time, or as permutations of the dataset's own length) and a huge ``batch_size`` with ``drop_last`` makes
+``BatchSampler.__iter__`` build a list of that many references (MemoryError under a memory limit in torch 2.13).
+No memory outside a buffer is reached and nothing in the file bounds them (LW-MODEL-017 bounds sizes only against
+the data they describe), as an epoch count or a batch size in a training config: they stay clean.
+
 Every file is made here with the real library (skipped when it is missing) and must scan clean with no finding.
 """
 
@@ -210,3 +217,20 @@ def _exported() -> dict[str, Callable[[], Any]]:
 def test_exported_program_saved_whole_clean(tmp_path: Path, name: str) -> None:
     pytest.importorskip("torch.export")
     _save_and_scan(tmp_path, name, _exported()[name])
+
+
+def _samplers() -> dict[str, Callable[[], Any]]:
+    from torch.utils.data import BatchSampler, RandomSampler, SequentialSampler
+
+    return {
+        "random-sampler-many": lambda: RandomSampler(range(10), replacement=True, num_samples=10**9),
+        "batch-sampler-large": lambda: BatchSampler(
+            SequentialSampler(range(10)), batch_size=4096, drop_last=True
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", ["random-sampler-many", "batch-sampler-large"])
+def test_sampler_sizes_clean(tmp_path: Path, name: str) -> None:
+    pytest.importorskip("torch.utils.data")
+    _save_and_scan(tmp_path, name, _samplers()[name])
