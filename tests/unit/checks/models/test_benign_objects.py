@@ -848,10 +848,11 @@ def test_other_bound_methods_are_reported(cls: str, method: str) -> None:
 @pytest.mark.parametrize(
     "payload",
     [
-        # the spatial structures round 16 admits judge their own state; SphericalVoronoi's regions index its
-        # vertices unchecked and Sobol's direction numbers are read at its counters unchecked: still reported
+        # the spatial structures and samplers round 16 admits judge their own state (an edited Sobol: see
+        # tests/corpus/test_round16b_scipy.py); SphericalVoronoi's regions index its vertices unchecked and a
+        # NonlinearConstraint holds the functions it calls: still reported
         _rebuilt("scipy.spatial._spherical_voronoi.SphericalVoronoi"),
-        _rebuilt("scipy.stats._qmc.Sobol"),
+        _rebuilt("scipy.optimize._constraints.NonlinearConstraint"),
         # interp1d's other methods are not kept evaluators
         _bound("scipy.interpolate._interpolate.interp1d", "__init__"),
         _bound("scipy.interpolate._interpolate.interp1d", "_evaluate"),
