@@ -38,7 +38,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import IO, Any, Final, Literal, NamedTuple
+from typing import IO, Any, Final, Literal, NamedTuple, TypeAlias
 
 from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
@@ -259,6 +259,31 @@ _MAX_SPILLED_KEYS: Final = (
 )  # distinct keys of a str-to-int mapping past that bound kept as a set (_Dict.spill)
 _MAX_STACK: Final = 2_000_000  # items on the stack or marks on the metastack
 _MAX_MEMO: Final = 2_500_000  # memo entries (each holds a value alive)
+
+_Memo: TypeAlias = list[Any] | dict[int, Any]
+"""The pickle memo. A list while its indices are dense (every entry 0..len-1 defined, which is what every
+pickler writes: MEMOIZE and CPython's PUTs number entries in order), 8 bytes an entry where a dict with int keys
+costs about 70 (CPython's unpickler also keeps an array). A PUT past the list's end turns it into a dict, whose
+``len`` is still the count of defined entries that MEMOIZE numbers from, as in CPython."""
+
+
+def _memo_put(memo: _Memo, i: int, value: Any) -> _Memo:
+    """Store ``value`` at memo index ``i`` (a PUT at or past the end of a list memo); returns the memo to use."""
+    if isinstance(memo, dict):
+        memo[i] = value
+        return memo
+    if i < len(memo):
+        memo[i] = value
+    elif i == len(memo):
+        memo.append(value)
+    else:
+        # sparse: a hand-made stream (or a pickler other than CPython's); keep the entries, now keyed
+        sparse = dict(enumerate(memo))
+        sparse[i] = value
+        return sparse
+    return memo
+
+
 _MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hostile streams stay bounded)
 _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
@@ -1764,15 +1789,16 @@ class _VM:
 
     # -- main loop --
 
-    def run(self, state: tuple[list[Any], list[list[Any]], dict[int, Any]] | None = None) -> None:
+    def run(self, state: tuple[list[Any], list[list[Any]], _Memo] | None = None) -> None:
         """Run to STOP; ``state`` (stack, mark stack, memo) continues another reading of the same stream."""
         r = self.r
         stack: list[Any]
         meta: list[list[Any]]
-        memo: dict[int, Any]
-        stack, meta, memo = state if state is not None else ([], [], {})
+        memo: _Memo
+        stack, meta, memo = state if state is not None else ([], [], [])
         if state is not None:
-            self.inherited = frozenset(map(id, [*stack, *(x for m in meta for x in m), *memo.values()]))
+            held = memo.values() if type(memo) is dict else memo
+            self.inherited = frozenset(map(id, [*stack, *(x for m in meta for x in m), *held]))
         budget = self.budget
         max_ops = budget.limits.max_opcodes
         ops = budget.opcodes
@@ -1961,7 +1987,11 @@ class _VM:
                         continue
                 elif op < 0x80:
                     if op == 0x72:  # LONG_BINPUT
-                        memo[unpack_from("<I", buf, p)[0]] = stack[-1]
+                        i = unpack_from("<I", buf, p)[0]
+                        if i < len(memo):
+                            memo[i] = stack[-1]
+                        else:
+                            memo = _memo_put(memo, i, stack[-1])
                         p += 4
                         continue
                     elif op == 0x68:  # BINGET
@@ -1977,7 +2007,11 @@ class _VM:
                             self._reuse(value)
                         continue
                     elif op == 0x71:  # BINPUT
-                        memo[buf[p]] = stack[-1]
+                        i = buf[p]
+                        if i < len(memo):
+                            memo[i] = stack[-1]
+                        else:
+                            memo = _memo_put(memo, i, stack[-1])
                         p += 1
                         continue
                     elif op == 0x74:  # TUPLE
@@ -2046,8 +2080,11 @@ class _VM:
                         buf, p, n = r.buf, r.p, r.n
                         fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
                     continue
-                elif op == 0x94:  # MEMOIZE
-                    memo[len(memo)] = stack[-1]
+                elif op == 0x94:  # MEMOIZE: the next index is the count of entries (dense: the list's end)
+                    if type(memo) is list:
+                        memo.append(stack[-1])
+                    else:
+                        memo[len(memo)] = stack[-1]
                     continue
                 elif op == 0x85:  # TUPLE1
                     stack[-1] = (stack[-1],)
@@ -2068,6 +2105,14 @@ class _VM:
                     append(True)
                     continue
                 # Not a hot opcode (every hot branch above ends with ``continue``).
+                # PUT may turn the memo sparse, which swaps the list for a dict (see _memo_put): run keeps it
+                if op == 0x70:
+                    r.p = p
+                    i = self._put_index(stack, r.base + p - 1)
+                    memo = _memo_put(memo, i, stack[-1])
+                    buf, p, n = r.buf, r.p, r.n
+                    fstop = self.frame_end - r.base if self.frame_end >= 0 else _NO_FRAME
+                    continue
                 handler = dispatch.get(op)
                 if handler is None:
                     raise _MalformedError(f"invalid opcode 0x{op:02x}", r.base + p - 1)
@@ -2083,6 +2128,9 @@ class _VM:
             # Stack or buffer underflow: CPython rejects the stream at this opcode.
             if p >= n:
                 raise _TruncatedError("pickle truncated inside an opcode argument", r.base + n) from None
+            if op == 0x68 or op == 0x6A:  # BINGET/LONG_BINGET past the end of a dense (list) memo
+                i = buf[p] if op == 0x68 else unpack_from("<I", buf, p)[0]
+                raise _MalformedError(f"reference to undefined memo entry {i}", r.base + p - 1) from None
             raise _MalformedError(f"stack underflow at opcode 0x{op:02x}", r.base + p - 1) from None
         except KeyError as exc:
             r.p = p
@@ -3046,14 +3094,14 @@ class _VM:
             raise _MalformedError(f"{what} without MARK", off)
         return meta.pop(), stack
 
-    def _op_proto(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_proto(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         proto = self.r.read(1)[0]
         if proto > 5:
             raise _MalformedError(f"unsupported pickle protocol {proto}", off)
         self.proto = proto
         return stack
 
-    def _op_frame(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_frame(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if self.frame_end > off:
             raise _MalformedError("FRAME inside another frame", off)
         length = struct.unpack("<Q", self.r.read(8))[0]
@@ -3102,17 +3150,13 @@ class _VM:
         self._judge(ref, off, how, written)
         return ref
 
-    def _op_global(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_global(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         module = self._line()
         name = self._line()
         stack.append(self._global(module, name, off, "GLOBAL"))
         return stack
 
-    def _op_stack_global(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_stack_global(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 2:
             raise _MalformedError("STACK_GLOBAL needs module and name on the stack", off)
         name = stack.pop()
@@ -3157,7 +3201,7 @@ class _VM:
             return stack
         raise _MalformedError("STACK_GLOBAL requires str module and name", off)
 
-    def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_inst(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         module = self._line()
         name = self._line()
         cls = self._global(module, name, off, "INST")
@@ -3165,16 +3209,14 @@ class _VM:
         outer.append(self._call(cls, tuple(args), off, "INST"))
         return outer
 
-    def _op_obj(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_obj(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "OBJ")
         if not items:
             raise _MalformedError("OBJ without a class", off)
         outer.append(self._call(items[0], tuple(items[1:]), off, "OBJ"))
         return outer
 
-    def _op_newobj(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_newobj(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 2:
             raise _MalformedError("NEWOBJ needs a class and arguments", off)
         args = stack.pop()
@@ -3182,9 +3224,7 @@ class _VM:
         stack.append(self._instantiate(cls, args, off, "NEWOBJ"))
         return stack
 
-    def _op_newobj_ex(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_newobj_ex(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 3:
             raise _MalformedError("NEWOBJ_EX needs a class, arguments and keywords", off)
         kwargs = stack.pop()
@@ -3272,7 +3312,7 @@ class _VM:
             self._ev({"how": how, "category": "file-or-network-io", "args": _short(tuple(values))}),
         )
 
-    def _op_build(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_build(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 2:
             raise _MalformedError("BUILD needs an object and a state", off)
         state = stack.pop()
@@ -6082,13 +6122,13 @@ class _VM:
         # size counts the elements seen; items keeps the pairs among them
         return pairs if pairs.items else None
 
-    def _op_ext1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_ext1(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         return self._ext(stack, 1, off)
 
-    def _op_ext2(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_ext2(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         return self._ext(stack, 2, off)
 
-    def _op_ext4(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_ext4(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         return self._ext(stack, 4, off)
 
     def _ext(self, stack: list[Any], size: int, off: int) -> list[Any]:
@@ -6108,9 +6148,7 @@ class _VM:
         self.coll.callables.add(f"copyreg.extension.{code}")
         return stack
 
-    def _op_persid(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_persid(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if not self.r.readline().isascii():
             raise _MalformedError("persistent IDs in protocol 0 must be ASCII strings", off)
         stack.append(_UNKNOWN)
@@ -6787,15 +6825,13 @@ class _VM:
                     )
                     return
 
-    def _op_binpersid(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binpersid(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if not stack:
             raise _MalformedError("BINPERSID on an empty stack", off)
         stack[-1] = self._persistent(stack[-1])
         return stack
 
-    def _op_int(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_int(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         line = self.r.readline()
         if line == b"00":
             stack.append(False)
@@ -6808,7 +6844,7 @@ class _VM:
             stack.append(value)
         return stack
 
-    def _op_long(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_long(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         line = self.r.readline()
         if line.endswith(b"L"):
             line = line[:-1]
@@ -6818,12 +6854,12 @@ class _VM:
         stack.append(value)
         return stack
 
-    def _op_long1(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_long1(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         k = self.r.read(1)[0]
         stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
         return stack
 
-    def _op_long4(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_long4(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         k = struct.unpack("<i", self.r.read(4))[0]
         if k < 0:
             raise _MalformedError("LONG4 with a negative length", off)
@@ -6834,9 +6870,7 @@ class _VM:
             stack.append(int.from_bytes(self.r.read(k), "little", signed=True))
         return stack
 
-    def _op_string(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_string(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         import codecs
 
         try:
@@ -6860,9 +6894,7 @@ class _VM:
             return stack
         raise _MalformedError("STRING argument must be quoted", off)
 
-    def _op_binstring(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binstring(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         k = struct.unpack("<i", self.r.read(4))[0]
         if k < 0:
             raise _MalformedError("BINSTRING with a negative length", off)
@@ -6870,7 +6902,7 @@ class _VM:
         return stack
 
     def _op_short_binstring(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+        self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int
     ) -> list[Any]:
         stack.append(self._latin(self.r.read(1)[0]))
         return stack
@@ -6884,15 +6916,11 @@ class _VM:
             return value
         return self._big_text(k, "latin-1")
 
-    def _op_binbytes(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binbytes(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(self._payload_bytes(struct.unpack("<I", self.r.read(4))[0]))
         return stack
 
-    def _op_short_binbytes(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_short_binbytes(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         k = self.r.read(1)[0]
         self.budget.text_bytes += k
         value = self.r.read(k)
@@ -6901,34 +6929,26 @@ class _VM:
         stack.append(value)
         return stack
 
-    def _op_binbytes8(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binbytes8(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
         return stack
 
-    def _op_bytearray8(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_bytearray8(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(self._payload_bytes(struct.unpack("<Q", self.r.read(8))[0]))
         return stack
 
-    def _op_buffer(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_buffer(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(_UNKNOWN)  # out-of-band buffer supplied by the loader
         return stack
 
     def _op_readonly_buffer(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
+        self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int
     ) -> list[Any]:
         if not stack:
             raise _MalformedError("READONLY_BUFFER on an empty stack", off)
         return stack
 
-    def _op_unicode(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_unicode(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         try:
             line = self.r.readline()
         except _LongLineError:
@@ -6944,19 +6964,15 @@ class _VM:
         stack.append(value)
         return stack
 
-    def _op_binunicode(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binunicode(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(self._payload_text(struct.unpack("<I", self.r.read(4))[0]))
         return stack
 
-    def _op_binunicode8(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_binunicode8(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append(self._payload_text(struct.unpack("<Q", self.r.read(8))[0]))
         return stack
 
-    def _op_float(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_float(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         line = self.r.readline()
         try:
             stack.append(float(line))
@@ -6964,9 +6980,7 @@ class _VM:
             raise _MalformedError("FLOAT with a non-numeric argument", off) from None
         return stack
 
-    def _op_append(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_append(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 2:
             raise _MalformedError("APPEND needs a list and a value", off)
         value = stack.pop()
@@ -6993,7 +7007,7 @@ class _VM:
         held = self.dropped.get(id(value))
         return len(value) + (held[1] if held is not None and held[0] is value else 0)
 
-    def _op_list(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_list(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "LIST")
         kept = items[:_MAX_CONTAINER]
         if len(items) > _MAX_CONTAINER:
@@ -7001,12 +7015,12 @@ class _VM:
         outer.append(kept)
         return outer
 
-    def _op_tuple(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_tuple(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "TUPLE")
         outer.append(tuple(items))
         return outer
 
-    def _op_dict(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_dict(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "DICT")
         if len(items) % 2:
             raise _MalformedError("DICT with an odd number of items", off)
@@ -7016,9 +7030,7 @@ class _VM:
         outer.append(d)
         return outer
 
-    def _op_setitem(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_setitem(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if len(stack) < 3:
             raise _MalformedError("SETITEM needs a dict, a key and a value", off)
         value = stack.pop()
@@ -7140,15 +7152,11 @@ class _VM:
                 "the loader's list holds cannot be told"
             )
 
-    def _op_empty_set(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_empty_set(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         stack.append([])
         return stack
 
-    def _op_additems(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_additems(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "ADDITEMS")
         if not outer:
             raise _MalformedError("ADDITEMS without a set", off)
@@ -7159,14 +7167,12 @@ class _VM:
             self._item_on(target, "ADDITEMS", off)
         return outer
 
-    def _op_frozenset(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_frozenset(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, items = self._pop_mark(stack, meta, off, "FROZENSET")
         outer.append(tuple(items[:_MAX_CONTAINER]))
         return outer
 
-    def _op_pop(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_pop(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if stack:
             stack.pop()
             return stack
@@ -7174,7 +7180,7 @@ class _VM:
             return meta.pop()
         raise _MalformedError("POP on an empty stack", off)
 
-    def _op_dup(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_dup(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         if not stack:
             raise _MalformedError("DUP on an empty stack", off)
         stack.append(stack[-1])
@@ -7195,19 +7201,17 @@ class _VM:
         if type(value) is _Ref and value.pending is not None:
             value.pending[0] += 1
 
-    def _op_pop_mark(
-        self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int
-    ) -> list[Any]:
+    def _op_pop_mark(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         outer, _ = self._pop_mark(stack, meta, off, "POP_MARK")
         return outer
 
-    def _op_get(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _op_get(self, stack: list[Any], meta: list[list[Any]], memo: _Memo, off: int) -> list[Any]:
         line = self.r.readline()
         try:
             idx = int(line)
         except ValueError:
             raise _MalformedError("GET with a non-integer index", off) from None
-        if idx not in memo:
+        if not (0 <= idx < len(memo) if type(memo) is list else idx in memo):
             raise _MalformedError(f"GET of undefined memo entry {idx}", off)
         stack.append(memo[idx])
         self._copied(memo[idx])
@@ -7217,7 +7221,8 @@ class _VM:
             self.fetched[id(memo[idx])] = memo[idx]
         return stack
 
-    def _op_put(self, stack: list[Any], meta: list[list[Any]], memo: dict[int, Any], off: int) -> list[Any]:
+    def _put_index(self, stack: list[Any], off: int) -> int:
+        """The index of a text PUT (read from its line), checked as CPython's unpickler checks it."""
         line = self.r.readline()
         try:
             idx = int(line)
@@ -7227,13 +7232,12 @@ class _VM:
             raise _MalformedError("PUT with a negative index", off)
         if not stack:
             raise _MalformedError("PUT on an empty stack", off)
-        memo[idx] = stack[-1]
-        return stack
+        return idx
 
     # -- joblib --
 
     def _joblib_array(
-        self, wrapper: _Call, off: int, at: tuple[list[Any], list[list[Any]], dict[int, Any]]
+        self, wrapper: _Call, off: int, at: tuple[list[Any], list[list[Any]], _Memo]
     ) -> tuple[_NodeCheck | str | None, Any]:
         """Skip (or analyse, for object arrays) the array data joblib writes right after the wrapper. Returns,
         for a tree node array, its check (or why it cannot be read), and for an object array, what its pickle
@@ -7310,7 +7314,7 @@ class _VM:
             data = _Big("bytes", size, b"", r.stream, r.origin + r.tell() - size)
         self.arrays[id(array)] = (array, dtype, shape, data)
 
-    def _plain_reading(self, at: tuple[list[Any], list[list[Any]], dict[int, Any]]) -> None:
+    def _plain_reading(self, at: tuple[list[Any], list[list[Any]], _Memo]) -> None:
         """What ``pickle.load`` and ``torch.load`` run from here: joblib reads array data after a wrapper, but
         every other loader reads those bytes as opcodes, and a file can be made for either (benign array bytes
         to joblib, a payload to pickle.load). The bytes ahead are run as a continuation of this stream (copies
@@ -7348,7 +7352,7 @@ class _VM:
         shadow.imported = set(self.imported)
         stack, meta, memo = at
         try:
-            shadow.run((list(stack), [list(m) for m in meta], dict(memo)))
+            shadow.run((list(stack), [list(m) for m in meta], memo.copy()))
         except _TruncatedError:
             if not whole:
                 self.coll.unverified.append(
@@ -7363,7 +7367,7 @@ _PLAIN_WINDOW: Final = 1 << 16
 """Bytes of joblib array data followed as opcodes (see ``_VM._plain_reading``)."""
 
 # Opcodes outside the hot path of _VM.run, by opcode byte.
-_DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, Any], int], list[Any]]]] = {
+_DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], _Memo, int], list[Any]]]] = {
     0x80: _VM._op_proto,
     0x95: _VM._op_frame,
     0x63: _VM._op_global,
@@ -7407,7 +7411,6 @@ _DISPATCH: Final[dict[int, Callable[[_VM, list[Any], list[list[Any]], dict[int, 
     0x32: _VM._op_dup,
     0x31: _VM._op_pop_mark,
     0x67: _VM._op_get,
-    0x70: _VM._op_put,
 }
 
 
