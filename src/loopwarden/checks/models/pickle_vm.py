@@ -539,7 +539,9 @@ class _Dict:
     __slots__ = ("checked", "dcp", "hidden", "items", "size", "spill")
 
     def __init__(self) -> None:
-        self.items: list[tuple[Any, Any]] = []
+        # the kept items; an empty dict shares the empty tuple until its first item (a stream of millions of
+        # memoized EMPTY_DICTs held a 56-byte list each)
+        self.items: list[tuple[Any, Any]] | tuple[()] = ()
         self.size = 0
         self.checked = 0  # items already judged as instance state (items are only ever appended)
         self.hidden = False  # an item that may matter as instance state was not kept (see add)
@@ -567,17 +569,24 @@ class _Dict:
             if len(keys) > _MAX_SPILLED_KEYS:
                 self.spill = False
 
+    def owned(self) -> list[tuple[Any, Any]]:
+        """The items as a list of this dict's own, to add to."""
+        items = self.items
+        if isinstance(items, tuple):
+            items = self.items = []
+        return items
+
     def add(self, k: Any, v: Any) -> None:
         self.size += 1
         if len(self.items) < _MAX_CONTAINER:
-            self.items.append((k, v))
+            self.owned().append((k, v))
             return
         self._spilled(k, v)
         if _watched(k, v):
             # past the bound only items that may matter as instance state are kept (a BUILD state of 10,000
             # harmless keys, then __setstate__), a few: beyond those the state's keys are not all known
             if len(self.items) < _MAX_CONTAINER + _MAX_WATCHED_EXTRA:
-                self.items.append((k, v))
+                self.owned().append((k, v))
             else:
                 self.hidden = True
 
@@ -588,12 +597,12 @@ class _Dict:
         room = _MAX_CONTAINER - len(self.items)
         if room >= n:
             self.size += n
-            self.items.extend(zip(flat[0::2], flat[1::2], strict=True))
+            self.owned().extend(zip(flat[0::2], flat[1::2], strict=True))
             return
         start = max(room, 0)
         if start:
             self.size += start
-            self.items.extend(zip(flat[0 : 2 * start : 2], flat[1 : 2 * start : 2], strict=True))
+            self.owned().extend(zip(flat[0 : 2 * start : 2], flat[1 : 2 * start : 2], strict=True))
         watched = _KEPT_KEYS
         spill = self.spill
         for k, v in zip(flat[2 * start :: 2], flat[2 * start + 1 :: 2], strict=True):
@@ -615,7 +624,7 @@ class _Dict:
             elif not _may_be_str(k):
                 continue
             if len(self.items) < _MAX_CONTAINER + _MAX_WATCHED_EXTRA:
-                self.items.append((k, v))
+                self.owned().append((k, v))
             else:
                 self.hidden = True
         if type(spill) is list and len(spill[2]) > _MAX_SPILLED_KEYS:
@@ -6118,7 +6127,7 @@ class _VM:
                 break
             pairs.size += 1
             if (type(item) is tuple or type(item) is list) and len(item) == 2:
-                pairs.items.append((item[0], item[1]))
+                pairs.owned().append((item[0], item[1]))
         # size counts the elements seen; items keeps the pairs among them
         return pairs if pairs.items else None
 
