@@ -1997,7 +1997,9 @@ class _VM:
                 elif op < 0x80:
                     if op == 0x72:  # LONG_BINPUT
                         i = unpack_from("<I", buf, p)[0]
-                        if i < len(memo):
+                        if i == len(memo) and type(memo) is list:  # the next entry, as picklers number them
+                            memo.append(stack[-1])
+                        elif i < len(memo) or type(memo) is dict:
                             memo[i] = stack[-1]
                         else:
                             memo = _memo_put(memo, i, stack[-1])
@@ -2017,7 +2019,9 @@ class _VM:
                         continue
                     elif op == 0x71:  # BINPUT
                         i = buf[p]
-                        if i < len(memo):
+                        if i == len(memo) and type(memo) is list:  # the next entry, as picklers number them
+                            memo.append(stack[-1])
+                        elif i < len(memo) or type(memo) is dict:
                             memo[i] = stack[-1]
                         else:
                             memo = _memo_put(memo, i, stack[-1])
