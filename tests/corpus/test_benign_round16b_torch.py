@@ -33,37 +33,12 @@ Every file is made here with the real library (skipped when it is missing) and m
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-
-from loopwarden.domain import Severity
-
-
-def _scan(path: Path) -> list[tuple[str, Severity, str]]:
-    from loopwarden.checks.models.scanner import scan_paths
-
-    report = scan_paths([str(path)], jobs=1)
-    assert report.targets
-    out: list[tuple[str, Severity, str]] = []
-    for t in report.targets:
-        out += [(f.rule_id, f.severity, f.message) for f in t.findings]
-        if t.verdict.value != "clean":
-            out.append(("verdict", Severity.HIGH, f"{t.verdict.value}: {t.reason}"))
-    return out
-
-
-def _save_and_scan(tmp_path: Path, name: str, make: Callable[[], Any]) -> None:
-    torch = pytest.importorskip("torch")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        obj = make()
-        path = tmp_path / f"{name}.pt"
-        torch.save(obj, path)
-    assert _scan(path) == [], name
+from test_benign_round16_torch import _save_and_scan
 
 
 def _reduce_ops() -> dict[str, Callable[[], Any]]:

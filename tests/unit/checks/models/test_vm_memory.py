@@ -79,18 +79,14 @@ def _malformed_memo(result: PickleResult) -> bool:
     return result.unverified is not None and "undefined memo" in result.unverified
 
 
+_MEMOIZED_SYSTEM = (
+    PROTO4 + _u("os") + MEMOIZE + POP + _u("system") + MEMOIZE + POP + _call_system(_binget(0), _binget(1))
+)
+"""``os.system`` called with its two names taken from memo entries 0 and 1, both stored by MEMOIZE."""
+
+
 def test_dense_memoize_numbers_entries_in_order() -> None:
-    data = (
-        PROTO4
-        + _u("os")
-        + MEMOIZE
-        + POP
-        + _u("system")
-        + MEMOIZE
-        + POP
-        + _call_system(_binget(0), _binget(1))
-    )
-    assert _system_called(analyze_pickle_bytes(data))
+    assert _system_called(analyze_pickle_bytes(_MEMOIZED_SYSTEM))
 
 
 def test_dense_binput_and_long_binput() -> None:
@@ -208,17 +204,7 @@ def test_get_of_an_undefined_index_is_malformed(get: bytes, sparse: bool) -> Non
 
 
 def test_a_payload_before_an_undefined_get_is_still_reported() -> None:
-    data = (
-        PROTO4
-        + _u("os")
-        + MEMOIZE
-        + POP
-        + _u("system")
-        + MEMOIZE
-        + POP
-        + _call_system(_binget(0), _binget(1))
-    )
-    data = data[:-1] + POP + _binget(40) + STOP
+    data = _MEMOIZED_SYSTEM[:-1] + POP + _binget(40) + STOP
     result = analyze_pickle_bytes(data)
     assert _system_called(result)
     assert _malformed_memo(result)
