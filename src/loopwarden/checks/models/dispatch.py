@@ -1419,7 +1419,7 @@ def _declared_ratio(blob: Blob, e: Any, ctx: ScanContext, mloc: Any) -> None:
     if e.method != 0 and e.usize > RATIO_FLOOR and e.usize > ratio * max(e.csize, 1):
         ctx.fail(
             mloc,
-            f"resource limit 'max_decompression_ratio' reached: {blob.location.path}!{e.name}: declares "
+            f"resource limit 'max_decompression_ratio' reached: {mloc}: declares "
             f"{e.usize} bytes from {e.csize} (more than {ratio:g}x, zip-bomb-like)",
         )
 
@@ -1609,7 +1609,7 @@ def _small_member_in_memory(
         out = raw
     else:
         d = zlib.decompressobj(-15)
-        what = f"{blob.location.path}!{e.name}"
+        what = str(mloc)
         try:
             out = d.decompress(raw, _SMALL_MEMBER + 1)
         except zlib.error as exc:

@@ -605,7 +605,7 @@ def member_reader(
     The second value, when present, returns the CRC-32 of what was read so far (decompressed members).
     """
     raw = open_slice(blob.open(), e.data_start, csize, own=True)
-    what = f"{blob.location.path}!{e.name}"
+    what = str(member_location(blob.location, e.name))  # the whole chain: a.zip!b.zip!c.bin
     if method == 0:
         return raw, None
     make: Callable[[], Any]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import re
 import struct
 import tarfile
 import zipfile
@@ -146,6 +147,15 @@ def _nested(levels: int, leaf: int) -> bytes:
 def test_nested_archives_of_zeros_are_named(levels: int, leaf: int) -> None:
     """42.zip-style: inside a compressed archive, ratios multiply, so the floor is low again."""
     _named(_scan("42.zip", _nested(levels, leaf)))
+
+
+def test_the_bound_names_the_whole_chain_of_members() -> None:
+    """The reason names the member as the loader reaches it (outer!inner!leaf), not the leaf as if it sat in the
+    outer archive: a reader must be able to find the stream that was stopped."""
+    ctx = _scan("42.zip", _nested(2, 4 << 20))
+    named = [r for r in ctx.unverified if _BOUND in r]
+    assert named, ctx.unverified
+    assert all(re.search(r"42\.zip!1-[0-3]-layer0\.zip!0-[0-3]-zeros\.bin", r) for r in named), named
 
 
 def test_a_gzip_inside_a_zip_is_judged_as_nested() -> None:
