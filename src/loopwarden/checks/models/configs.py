@@ -678,6 +678,7 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             refs.append((f"custom_pipelines.{task}.impl", impl))
     if name.rsplit("/", 1)[-1].lower() == "config.json":
         _hub_code_of_model_config(obj, ctx, location)
+        _mlx_model_file(obj, ctx, location)
     # references to another repository first: past the bound only the count is reported, and a reference of the
     # higher severity must not be among those left out (32 local ones in front of it lowered the file's severity)
     refs.sort(key=lambda kr: not (isinstance(kr[1], str) and "--" in kr[1]))
@@ -712,6 +713,26 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             location,
             more=more,
         )
+
+
+def _mlx_model_file(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """``model_file`` of a ``config.json``: mlx-lm's ``load_model`` imports that Python file (joined to the model
+    folder, so an absolute or ``../`` path leaves it) to build the architecture. Before mlx-lm 0.32 it did so on
+    every plain ``load()``, with no opt-in (CVE-2026-5843, GHSA-9m9w-53g9-47c4); later versions still do with
+    ``trust_remote_code=True``. transformers ignores the key and mlx-lm never writes it, so it was put there by
+    hand, and the module it names is not analysed: high whatever the value (any value is handed to the join)."""
+    value = obj.get("model_file")
+    if value is None:
+        return
+    shown = value[:200] if isinstance(value, str) else str(json_safe(value))[:200]
+    ctx.add_severity(
+        rules.HydraTarget,
+        Severity.HIGH,
+        f"model_file '{shown}': mlx-lm imports and runs this Python file while loading the model (on every load "
+        "before mlx-lm 0.32: CVE-2026-5843; with trust_remote_code=True since); that code is not analysed",
+        location,
+        target=shown,
+    )
 
 
 _ATTN_KEYS: Final = frozenset(
