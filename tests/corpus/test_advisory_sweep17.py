@@ -83,3 +83,92 @@ def test_mlx_lm_model_file_real_loader(tmp_path: Path) -> None:
     (tmp_path / "marker").unlink()
     results = scan(tmp_path, _mlx_folder("custom.py"))
     assert results[0].verdict is not Verdict.CLEAN, results[0]
+
+
+# -------------------------------------------------------------------- PEFT adapter_config.json module imports
+
+_ADAPTER: dict[str, object] = {
+    "peft_type": "LORA",
+    "task_type": None,
+    "base_model_name_or_path": "org/base",
+    "r": 8,
+    "target_modules": ["q"],
+    "megatron_config": None,
+    "megatron_core": "megatron.core",
+}
+
+
+def _adapter(**keys: object) -> dict[str, bytes]:
+    return {
+        "adapter_config.json": json.dumps({**_ADAPTER, **keys}).encode(),
+        "lw_adapter_arch.py": _MODULE.encode(),
+    }
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"auto_mapping": {"base_model_class": "Model", "parent_library": "lw_adapter_arch"}},
+        {"auto_mapping": {"base_model_class": "PyShell", "parent_library": "idlelib.idle"}},
+        {"auto_mapping": {"base_model_class": "X", "parent_library": "transformers_evil"}},
+        {"auto_mapping": {"base_model_class": "X", "parent_library": ["lw_adapter_arch"]}},
+        {"megatron_config": {"tensor_model_parallel_size": 1}, "megatron_core": "lw_adapter_arch"},
+        {"megatron_config": {"tensor_model_parallel_size": 1}, "megatron_core": "megatronx"},
+    ],
+    ids=["beside", "stdlib-import-time", "lookalike-prefix", "not-a-string", "megatron-beside", "megatron-lookalike"],
+)
+def test_peft_adapter_config_imports_a_module(tmp_path: Path, keys: dict[str, object]) -> None:
+    """PEFT imports the module an adapter_config.json names: AutoPeftModel.from_pretrained the
+    ``auto_mapping.parent_library`` (with no task_type), LoRA's Megatron dispatcher the ``megatron_core`` (when
+    ``megatron_config`` is set; reached from transformers' from_pretrained whenever PEFT is installed). Any name
+    before PEFT 0.20 (https://github.com/huggingface/peft/issues/3085, fixed by
+    https://github.com/huggingface/peft/pull/3090). Confirmed with PEFT 0.18.1 loading from the adapter folder:
+    both keys ran the module shipped beside the config (marker written); the scan said clean."""
+    results = scan(tmp_path, _adapter(**keys))
+    config = next(t for t in results if "adapter_config" in str(t))
+    assert config.verdict is not Verdict.CLEAN, config
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "PEFT imports" in f.message]
+    assert hits, config.findings
+    assert max(f.severity for f in hits) is Severity.HIGH
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [
+        {"auto_mapping": {"base_model_class": "BertModel", "parent_library": "transformers.models.bert.modeling_bert"}},
+        {"auto_mapping": {"base_model_class": "VisionTransformer", "parent_library": "timm.models.vision_transformer"}},
+        {"auto_mapping": {"base_model_class": "Net", "parent_library": "__main__"}},
+        {"auto_mapping": None},
+        {"task_type": "CAUSAL_LM", "auto_mapping": {"base_model_class": "X", "parent_library": "anything"}},
+        {"megatron_config": {"tensor_model_parallel_size": 2}, "megatron_core": "megatron.core"},
+    ],
+    ids=["transformers", "timm", "main-script", "none", "task-type-set", "megatron-core"],
+)
+def test_peft_adapter_configs_peft_writes_stay_clean(tmp_path: Path, keys: dict[str, object]) -> None:
+    """What PEFT's save_pretrained writes (the base model class's module; ``__main__`` for a class of the saving
+    script; ``megatron.core``) and keys PEFT does not act on are not reported."""
+    results = scan(tmp_path, {"adapter_config.json": json.dumps({**_ADAPTER, **keys}).encode()})
+    assert results[0].verdict is Verdict.CLEAN, results[0]
+
+
+def test_peft_auto_mapping_real_loader(tmp_path: Path) -> None:
+    """The real loader, where a PEFT before 0.20 is installed, in a child process run from the adapter folder: the
+    module named by auto_mapping runs; the scan of the same folder is not clean."""
+    peft = pytest.importorskip("peft")
+    if tuple(int(p) for p in peft.__version__.split(".")[:2]) >= (0, 20):
+        pytest.skip("PEFT 0.20+ refuses the import")
+    files = _adapter(auto_mapping={"base_model_class": "Model", "parent_library": "lw_adapter_arch"})
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    child = (
+        "from peft import AutoPeftModel\n"
+        "try:\n"
+        "    AutoPeftModel.from_pretrained('.')\n"
+        "except Exception:\n"
+        "    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+    assert (tmp_path / "marker").exists()
+    (tmp_path / "marker").unlink()
+    results = scan(tmp_path, files)
+    assert any(t.verdict is not Verdict.CLEAN for t in results), results

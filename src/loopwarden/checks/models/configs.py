@@ -658,6 +658,9 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
     if name.rsplit("/", 1)[-1].lower() == "model_index.json":
         _diffusers_custom_code(obj, ctx, location)
         return
+    if name.rsplit("/", 1)[-1].lower() == "adapter_config.json":
+        _peft_imports(obj, ctx, location)
+        return
     if name.rsplit("/", 1)[-1].lower() not in _AUTO_MAP_FILES:
         return
     refs: list[tuple[str, Any]] = []
@@ -712,6 +715,61 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             f"{more} more code reference(s) than the {_MAX_REMOTE_REFS} listed",
             location,
             more=more,
+        )
+
+
+_PEFT_PARENT_LIBRARIES: Final = (
+    "transformers",
+    "diffusers",
+    "lerobot",
+    "timm",
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "sentence_transformers",
+)
+"""Packages whose modules an ``auto_mapping.parent_library`` may name unreported: the three PEFT 0.20+ imports from
+by default and the model libraries whose classes PEFT writes there (``parent_library`` is the base model class's
+``__module__``, e.g. ``transformers.models.bert.modeling_bert``, ``timm.models.vision_transformer``)."""
+
+
+def _peft_module(value: Any, allowed: tuple[str, ...]) -> bool:
+    return isinstance(value, str) and any(value == p or value.startswith(f"{p}.") for p in allowed)
+
+
+def _peft_imports(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """Modules a PEFT ``adapter_config.json`` makes the loader import by name (huggingface/peft issue 3085):
+
+    * ``auto_mapping.parent_library`` (with no ``task_type``): ``AutoPeftModel.from_pretrained`` imports it to find
+      the base model's class; before PEFT 0.20 any name, so a module shipped in the adapter folder runs when the
+      folder is on ``sys.path`` (loaded from ``.``), and an installed module runs its import-time code;
+    * ``megatron_core`` when ``megatron_config`` is set: LoRA's Megatron dispatcher imports it while the adapter is
+      injected, reached by transformers' ``from_pretrained`` whenever PEFT is installed (any name before PEFT 0.20).
+
+    Any other name is high (PEFT 0.20+ refuses those outside transformers, diffusers, lerobot and ``megatron.*``):
+    the module is not analysed, and one shipped beside the adapter or an installed module with import-time code
+    runs (confirmed with PEFT 0.18.1: both keys imported a module of the adapter folder)."""
+    refs: list[tuple[str, Any]] = []
+    auto = obj.get("auto_mapping")
+    if isinstance(auto, dict) and obj.get("task_type") is None:
+        parent = auto.get("parent_library")
+        # "__main__" (a model class defined in the script that saved it) is the running program: nothing new runs
+        if parent not in (None, "__main__") and not _peft_module(parent, _PEFT_PARENT_LIBRARIES):
+            refs.append(("auto_mapping.parent_library", parent))
+    if obj.get("megatron_config"):
+        core = obj.get("megatron_core", "megatron.core")
+        if not (isinstance(core, str) and core.startswith("megatron.")):
+            refs.append(("megatron_core", core))
+    for key, value in refs:
+        shown = value[:200] if isinstance(value, str) else str(json_safe(value))[:200]
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"{key} '{shown}': PEFT imports this module while loading the adapter (any module before PEFT 0.20: "
+            "huggingface/peft issue 3085), so its import-time code runs; a module beside the adapter runs when the "
+            "folder is on sys.path",
+            location,
+            target=shown,
         )
 
 
