@@ -172,3 +172,41 @@ def test_peft_auto_mapping_real_loader(tmp_path: Path) -> None:
     (tmp_path / "marker").unlink()
     results = scan(tmp_path, files)
     assert any(t.verdict is not Verdict.CLEAN for t in results), results
+
+
+# ------------------------------------------------------------------ a sub-config's auto_map (vLLM Nemotron-VL)
+
+
+@pytest.mark.parametrize(
+    ("config", "severity"),
+    [
+        (
+            {"vision_config": {"auto_map": {"AutoConfig": "attacker/radio--configuration_radio.RADIOConfig"}}},
+            Severity.HIGH,
+        ),
+        (
+            {"llm_config": {"nested": {"auto_map": {"AutoModel": ["attacker/m--modeling_m.M", None]}}}},
+            Severity.HIGH,
+        ),
+        ({"text_config": {"auto_map": {"AutoConfig": "configuration_x.XConfig"}}}, Severity.MEDIUM),
+    ],
+    ids=["vision-config-other-repo", "deeper-list", "local-module"],
+)
+def test_sub_config_auto_map(tmp_path: Path, config: dict[str, object], severity: Severity) -> None:
+    """vLLM 0.11's Nemotron-Nano-VL config fetched and ran the class its ``vision_config.auto_map.AutoConfig``
+    names from that repository, whatever trust_remote_code said (CVE-2025-66448,
+    https://github.com/advisories/GHSA-8fr4-5q9j-m8gm). Confirmed with the config class of the vLLM 0.11.0 wheel
+    (a local folder standing in for the repository): the module ran; the scan said clean, since only the top-level
+    auto_map was read. A sub-config's auto_map is now judged like the top-level one."""
+    data = {"model_type": "Llama_Nemotron_Nano_VL", **config}
+    results = scan(tmp_path, {"config.json": json.dumps(data).encode()})
+    hits = [f for f in results[0].findings if f.rule_id == "LW-MODEL-042" and "auto_map" in f.message]
+    assert hits, results[0]
+    assert max(f.severity for f in hits) is severity
+
+
+def test_sub_config_without_auto_map_stays_clean(tmp_path: Path) -> None:
+    """Composite configs transformers writes (sub-configs without auto_map) are not reported."""
+    data = {"model_type": "llava", "vision_config": {"model_type": "clip_vision_model"}, "text_config": {}}
+    results = scan(tmp_path, {"config.json": json.dumps(data).encode()})
+    assert results[0].verdict is Verdict.CLEAN, results[0]

@@ -664,22 +664,14 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
     if name.rsplit("/", 1)[-1].lower() not in _AUTO_MAP_FILES:
         return
     refs: list[tuple[str, Any]] = []
-    auto = obj.get("auto_map")
-    if isinstance(auto, dict):
-        for key, value in auto.items():
-            refs.extend(
-                (f"auto_map.{key}", ref)
-                for ref in (value if isinstance(value, list) else [value])
-                if ref is not None
-            )
-    elif auto is not None:
-        refs.append(("auto_map", auto))
+    _auto_map_refs(obj.get("auto_map"), "auto_map", refs)
     pipes = obj.get("custom_pipelines")
     if isinstance(pipes, dict):
         for task, spec in pipes.items():
             impl = spec.get("impl") if isinstance(spec, dict) else spec
             refs.append((f"custom_pipelines.{task}.impl", impl))
     if name.rsplit("/", 1)[-1].lower() == "config.json":
+        _sub_config_auto_maps(obj, refs)
         _hub_code_of_model_config(obj, ctx, location)
         _mlx_model_file(obj, ctx, location)
     # references to another repository first: past the bound only the count is reported, and a reference of the
@@ -704,7 +696,13 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             Severity.HIGH if other_repo else Severity.MEDIUM,
             f"{key} '{shown}': transformers imports and runs the {where} "
             f"{'of another repository' if other_repo else 'of the model folder'} when the model is loaded with "
-            "trust_remote_code=True; that code is not analysed",
+            "trust_remote_code=True"
+            + (
+                ""
+                if key.startswith(("auto_map", "custom_pipelines"))
+                else " (a sub-config's: vLLM 0.11 ran it without trust_remote_code, CVE-2025-66448)"
+            )
+            + "; that code is not analysed",
             location,
             target=str(shown),
         )
@@ -716,6 +714,37 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             location,
             more=more,
         )
+
+
+def _auto_map_refs(auto: Any, prefix: str, refs: list[tuple[str, Any]]) -> None:
+    """The class references of one ``auto_map`` (a dict of lists or strings; anything else as it is)."""
+    if isinstance(auto, dict):
+        for key, value in auto.items():
+            refs.extend(
+                (f"{prefix}.{key}", ref) for ref in (value if isinstance(value, list) else [value]) if ref is not None
+            )
+    elif auto is not None:
+        refs.append((prefix, auto))
+
+
+def _sub_config_auto_maps(obj: dict[str, Any], refs: list[tuple[str, Any]]) -> None:
+    """``auto_map`` of a model config's sub-configs (``vision_config``, ``text_config`` ...): composite configs
+    resolve their sub-config's class from it. vLLM 0.11's Nemotron-Nano-VL config fetched and ran the
+    ``vision_config.auto_map.AutoConfig`` class of the repository it names whatever trust_remote_code said
+    (CVE-2025-66448, GHSA-8fr4-5q9j-m8gm; confirmed with the config class of the vLLM 0.11.0 wheel: the module ran).
+    The walk follows dicts only (sub-configs), bounded like the other config walks."""
+    stack: list[tuple[str, dict[str, Any]]] = [
+        (k, v) for k, v in obj.items() if isinstance(k, str) and type(v) is dict and k != "auto_map"
+    ]
+    visited = 0
+    while stack and visited < MAX_CONFIG_NODES:
+        path, node = stack.pop()
+        visited += 1 + len(node)
+        for key, value in node.items():
+            if key == "auto_map":
+                _auto_map_refs(value, f"{path}.auto_map", refs)
+            elif isinstance(key, str) and type(value) is dict:
+                stack.append((f"{path}.{key}", value))
 
 
 _PEFT_PARENT_LIBRARIES: Final = (
