@@ -7,6 +7,7 @@ process and skips when the loader is not installed.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import pytest
 from test_container_bypasses import scan
 
+from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
 
 # ------------------------------------------------------------------------------- mlx-lm config.json model_file
@@ -210,3 +212,48 @@ def test_sub_config_without_auto_map_stays_clean(tmp_path: Path) -> None:
     data = {"model_type": "llava", "vision_config": {"model_type": "clip_vision_model"}, "text_config": {}}
     results = scan(tmp_path, {"config.json": json.dumps(data).encode()})
     assert results[0].verdict is Verdict.CLEAN, results[0]
+
+
+# --------------------------------------------------------------- transformers custom_generate/generate.py
+
+_GENERATE = "import os, pathlib\npathlib.Path(os.environ['LW_MARKER']).write_text('ran')\ndef generate(model, **kw):\n    return None\n"
+
+
+@pytest.mark.parametrize("where", ["custom_generate/generate.py", "repo/Custom_Generate/generate.py"])
+def test_custom_generate_module_is_reported(tmp_path: Path, where: str) -> None:
+    """transformers imports a model folder's ``custom_generate/generate.py`` as the model's generate() when the
+    model is loaded with trust_remote_code=True, and ``generate(custom_generate=<local folder>)`` ran it with no
+    opt-in until https://github.com/huggingface/transformers/pull/46483. Confirmed with transformers 5.24
+    (from_pretrained(folder, trust_remote_code=True) ran it); the scan said clean (Python files were not read)."""
+    results = scan(tmp_path, {where: _GENERATE.encode()})
+    hits = [f for f in results[0].findings if f.rule_id == "LW-MODEL-042" and "custom_generate" in f.message]
+    assert hits and max(f.severity for f in hits) is Severity.MEDIUM, results[0]
+
+
+@pytest.mark.parametrize("where", ["generate.py", "scripts/generate.py", "custom_generate/utils.py"])
+def test_other_python_files_stay_clean(tmp_path: Path, where: str) -> None:
+    """Other Python files of a model folder are not read by the loaders: not reported."""
+    results = scan(tmp_path, {where: _GENERATE.encode()})
+    assert results[0].verdict is Verdict.CLEAN, results[0]
+
+
+def test_custom_generate_real_loader(tmp_path: Path) -> None:
+    """The real loader in a child process: from_pretrained(folder, trust_remote_code=True) runs the module."""
+    pytest.importorskip("transformers")
+    pytest.importorskip("torch")
+    model = tmp_path / "model"
+    child = (
+        "import sys\n"
+        "from transformers import AutoModelForCausalLM, GPT2Config, GPT2LMHeadModel\n"
+        "cfg = GPT2Config(n_layer=1, n_head=1, n_embd=8, vocab_size=16, n_positions=16)\n"
+        "GPT2LMHeadModel(cfg).save_pretrained(sys.argv[1])\n"
+        "import pathlib\n"
+        "(pathlib.Path(sys.argv[1]) / 'custom_generate').mkdir()\n"
+        "(pathlib.Path(sys.argv[1]) / 'custom_generate' / 'generate.py').write_text(sys.argv[2])\n"
+        "AutoModelForCausalLM.from_pretrained(sys.argv[1], trust_remote_code=True)\n"
+    )
+    env = {**os.environ, "LW_MARKER": str(tmp_path / "marker"), "HF_HOME": str(tmp_path / "hf")}
+    subprocess.run([sys.executable, "-c", child, str(model), _GENERATE], env=env, timeout=600, check=False)
+    assert (tmp_path / "marker").exists()
+    results = list(scan_paths([str(model / "custom_generate" / "generate.py")], jobs=1).targets)
+    assert results[0].verdict is not Verdict.CLEAN, results[0]

@@ -33,6 +33,7 @@ __all__ = [
     "check_fiddle",
     "check_json_targets",
     "check_metadata_targets",
+    "check_custom_generate",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
@@ -714,6 +715,22 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
             location,
             more=more,
         )
+
+
+def check_custom_generate(ctx: ScanContext, location: Location) -> None:
+    """``custom_generate/generate.py`` of a model folder: transformers' ``from_pretrained`` imports it and replaces
+    the model's ``generate`` when the model is loaded with ``trust_remote_code=True``, and ``generate(custom_generate=
+    <folder>)`` ran it with no opt-in for a local folder until transformers PR 46483. Custom code like a local
+    ``auto_map`` module: not analysed, medium."""
+    ctx.add_severity(
+        rules.HydraTarget,
+        Severity.MEDIUM,
+        "custom_generate/generate.py: transformers imports and runs it as the model's generate() when the model is "
+        "loaded with trust_remote_code=True (and, for a local folder, on generate(custom_generate=...) without it "
+        "before transformers PR 46483); that code is not analysed",
+        location,
+        target="custom_generate/generate.py",
+    )
 
 
 def _auto_map_refs(auto: Any, prefix: str, refs: list[tuple[str, Any]]) -> None:

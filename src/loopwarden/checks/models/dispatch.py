@@ -950,6 +950,13 @@ def _config_named(name: str) -> bool:
     )
 
 
+def _custom_generate(blob: Blob) -> bool:
+    """Whether the file is ``custom_generate/generate.py`` of a model folder (a file's name is its base name; an
+    archive member's is its path in the archive)."""
+    where = blob.location.member if blob.location.member else str(blob.location.path)
+    return f"/{where}".replace("\\", "/").lower().endswith("/custom_generate/generate.py")
+
+
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
     from loopwarden.checks.models.keras import check_json_document, json_object_start
@@ -1007,6 +1014,10 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
             from loopwarden.checks.models.torch import check_torchscript_code
 
             check_torchscript_code(text, ctx, blob.location)
+        elif lower.endswith("generate.py") and _custom_generate(blob):
+            from loopwarden.checks.models.configs import check_custom_generate
+
+            check_custom_generate(ctx, blob.location)
         return
     check_json_document(data, ctx, blob.location, blob.name)
 
