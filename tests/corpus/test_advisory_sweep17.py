@@ -117,7 +117,14 @@ def _adapter(**keys: object) -> dict[str, bytes]:
         {"megatron_config": {"tensor_model_parallel_size": 1}, "megatron_core": "lw_adapter_arch"},
         {"megatron_config": {"tensor_model_parallel_size": 1}, "megatron_core": "megatronx"},
     ],
-    ids=["beside", "stdlib-import-time", "lookalike-prefix", "not-a-string", "megatron-beside", "megatron-lookalike"],
+    ids=[
+        "beside",
+        "stdlib-import-time",
+        "lookalike-prefix",
+        "not-a-string",
+        "megatron-beside",
+        "megatron-lookalike",
+    ],
 )
 def test_peft_adapter_config_imports_a_module(tmp_path: Path, keys: dict[str, object]) -> None:
     """PEFT imports the module an adapter_config.json names: AutoPeftModel.from_pretrained the
@@ -137,8 +144,18 @@ def test_peft_adapter_config_imports_a_module(tmp_path: Path, keys: dict[str, ob
 @pytest.mark.parametrize(
     "keys",
     [
-        {"auto_mapping": {"base_model_class": "BertModel", "parent_library": "transformers.models.bert.modeling_bert"}},
-        {"auto_mapping": {"base_model_class": "VisionTransformer", "parent_library": "timm.models.vision_transformer"}},
+        {
+            "auto_mapping": {
+                "base_model_class": "BertModel",
+                "parent_library": "transformers.models.bert.modeling_bert",
+            }
+        },
+        {
+            "auto_mapping": {
+                "base_model_class": "VisionTransformer",
+                "parent_library": "timm.models.vision_transformer",
+            }
+        },
         {"auto_mapping": {"base_model_class": "Net", "parent_library": "__main__"}},
         {"auto_mapping": None},
         {"task_type": "CAUSAL_LM", "auto_mapping": {"base_model_class": "X", "parent_library": "anything"}},
@@ -183,7 +200,11 @@ def test_peft_auto_mapping_real_loader(tmp_path: Path) -> None:
     ("config", "severity"),
     [
         (
-            {"vision_config": {"auto_map": {"AutoConfig": "attacker/radio--configuration_radio.RADIOConfig"}}},
+            {
+                "vision_config": {
+                    "auto_map": {"AutoConfig": "attacker/radio--configuration_radio.RADIOConfig"}
+                }
+            },
             Severity.HIGH,
         ),
         (
@@ -216,7 +237,12 @@ def test_sub_config_without_auto_map_stays_clean(tmp_path: Path) -> None:
 
 # --------------------------------------------------------------- transformers custom_generate/generate.py
 
-_GENERATE = "import os, pathlib\npathlib.Path(os.environ['LW_MARKER']).write_text('ran')\ndef generate(model, **kw):\n    return None\n"
+_GENERATE = (
+    "import os, pathlib\n"
+    "pathlib.Path(os.environ['LW_MARKER']).write_text('ran')\n"
+    "def generate(model, **kw):\n"
+    "    return None\n"
+)
 
 
 @pytest.mark.parametrize("where", ["custom_generate/generate.py", "repo/Custom_Generate/generate.py"])

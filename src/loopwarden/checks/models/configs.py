@@ -30,10 +30,10 @@ from loopwarden.checks.models.keras import MAX_CONFIG_NODES, walk_config
 from loopwarden.domain import Location, Severity
 
 __all__ = [
+    "check_custom_generate",
     "check_fiddle",
     "check_json_targets",
     "check_metadata_targets",
-    "check_custom_generate",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
@@ -738,7 +738,9 @@ def _auto_map_refs(auto: Any, prefix: str, refs: list[tuple[str, Any]]) -> None:
     if isinstance(auto, dict):
         for key, value in auto.items():
             refs.extend(
-                (f"{prefix}.{key}", ref) for ref in (value if isinstance(value, list) else [value]) if ref is not None
+                (f"{prefix}.{key}", ref)
+                for ref in (value if isinstance(value, list) else [value])
+                if ref is not None
             )
     elif auto is not None:
         refs.append((prefix, auto))
@@ -751,7 +753,7 @@ def _sub_config_auto_maps(obj: dict[str, Any], refs: list[tuple[str, Any]]) -> N
     (CVE-2025-66448, GHSA-8fr4-5q9j-m8gm; confirmed with the config class of the vLLM 0.11.0 wheel: the module ran).
     The walk follows dicts only (sub-configs), bounded like the other config walks."""
     stack: list[tuple[str, dict[str, Any]]] = [
-        (k, v) for k, v in obj.items() if isinstance(k, str) and type(v) is dict and k != "auto_map"
+        (k, v) for k, v in obj.items() if type(v) is dict and k != "auto_map"
     ]
     visited = 0
     while stack and visited < MAX_CONFIG_NODES:
@@ -760,7 +762,7 @@ def _sub_config_auto_maps(obj: dict[str, Any], refs: list[tuple[str, Any]]) -> N
         for key, value in node.items():
             if key == "auto_map":
                 _auto_map_refs(value, f"{path}.auto_map", refs)
-            elif isinstance(key, str) and type(value) is dict:
+            elif type(value) is dict:
                 stack.append((f"{path}.{key}", value))
 
 
