@@ -49,7 +49,8 @@ def test_mlx_lm_model_file_runs_a_module(tmp_path: Path, model_file: object) -> 
     """mlx-lm's load_model imports the Python file a config.json's ``model_file`` names (joined to the model folder,
     so ``../`` and absolute paths leave it): on every plain load before mlx-lm 0.32, with trust_remote_code=True
     since. CVE-2026-5843 / GHSA-9m9w-53g9-47c4 (https://github.com/ml-explore/mlx-lm/pull/1385). Confirmed with
-    mlx-lm 0.31.3: ``load_model(path, strict=False)`` ran the module (marker written); the scan said clean."""
+    mlx-lm 0.31.3: ``load_model(path, strict=False)`` ran the module (marker written); the scan said clean. mlx-vlm
+    0.7.10 (the newest) still runs it with no opt-in (``mlx_vlm.utils.load_model``, confirmed the same way)."""
     results = scan(tmp_path, _mlx_folder(model_file))
     config = results[0]
     assert config.verdict is not Verdict.CLEAN, config

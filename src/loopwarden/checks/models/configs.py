@@ -825,8 +825,9 @@ def _mlx_model_file(obj: dict[str, Any], ctx: ScanContext, location: Location) -
     """``model_file`` of a ``config.json``: mlx-lm's ``load_model`` imports that Python file (joined to the model
     folder, so an absolute or ``../`` path leaves it) to build the architecture. Before mlx-lm 0.32 it did so on
     every plain ``load()``, with no opt-in (CVE-2026-5843, GHSA-9m9w-53g9-47c4); later versions still do with
-    ``trust_remote_code=True``. transformers ignores the key and mlx-lm never writes it, so it was put there by
-    hand, and the module it names is not analysed: high whatever the value (any value is handed to the join)."""
+    ``trust_remote_code=True``. mlx-vlm's ``load_model`` does the same with no opt-in at all (confirmed with
+    mlx-vlm 0.7.10). transformers ignores the key and neither writes it, so it was put there by hand, and the
+    module it names is not analysed: high whatever the value (any value is handed to the join)."""
     value = obj.get("model_file")
     if value is None:
         return
@@ -834,8 +835,9 @@ def _mlx_model_file(obj: dict[str, Any], ctx: ScanContext, location: Location) -
     ctx.add_severity(
         rules.HydraTarget,
         Severity.HIGH,
-        f"model_file '{shown}': mlx-lm imports and runs this Python file while loading the model (on every load "
-        "before mlx-lm 0.32: CVE-2026-5843; with trust_remote_code=True since); that code is not analysed",
+        f"model_file '{shown}': mlx-lm and mlx-vlm import and run this Python file while loading the model (mlx-vlm "
+        "on every load; mlx-lm on every load before 0.32, CVE-2026-5843, and with trust_remote_code=True since); "
+        "that code is not analysed",
         location,
         target=shown,
     )
