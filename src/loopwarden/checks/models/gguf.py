@@ -38,6 +38,19 @@ _VOCABULARY: Final = frozenset({"tokenizer.ggml.tokens", "tokenizer.ggml.merges"
 """The tokenizer's vocabulary and merge rules: hundreds of thousands of token strings that only the tokenizer
 reads; every other array of strings is judged for Python code like a scalar string (LW-MODEL-047)."""
 _MAX_DIMS: Final = 4
+_ARCHITECTURE: Final = "general.architecture"
+_ARCH_RENAMES: Final[tuple[tuple[tuple[str, ...], tuple[str, ...]], ...]] = (
+    (("llama",), ("mistral",)),
+    (("t5", "t5encoder"), ("t5", "umt5")),
+    (("qwen2moe",), ("qwen2_moe",)),
+    (("gpt_oss", "gpt-oss"), ("gpt_oss",)),
+    (("qwen3moe",), ("qwen3_moe",)),
+    (("minimax-m2",), ("minimax_m2",)),
+)
+"""transformers' ``load_gguf_checkpoint`` renames the architecture: an architecture containing one of the first
+names becomes (depending on ``general.name`` and on which rule comes last) one of the second. It then rewrites
+every metadata string with ``str.replace(architecture, renamed)``, the chat template included, so the
+template it returns (the one transformers 4.x tokenizers render) is not the text stored in the file."""
 _TOKENS: Final = "tokenizer.ggml.tokens"
 _VOCAB_ARRAYS: Final[dict[str, int]] = {"tokenizer.ggml.scores": 6, "tokenizer.ggml.token_type": 5}
 """Per-token arrays and the element type llama.cpp reads them as (float32 scores, int32 types): it casts the array's
@@ -325,6 +338,7 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         raise _BadError(f"{n_tensors} tensors / {n_kv} keys exceed the bound")
     alignment = 32
     templates: list[tuple[str, str]] = []
+    architectures: list[str] = []  # every general.architecture value (a duplicate key may be the one read)
     keys: set[str] = set()
     vocab = _Vocab()
     for i in range(n_kv):
@@ -348,6 +362,8 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
                 check_metadata_value(key, val, ctx, loc, where="GGUF")
                 if key == "tokenizer.ggml.model":
                     vocab.model = val
+                elif key == _ARCHITECTURE:
+                    architectures.append(val)
             elif cur.too_long:
                 ctx.fail(loc, _too_long(key, cur.too_long))
             continue
@@ -359,6 +375,8 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
                     ctx.fail(loc, _too_long(key, cur.too_long))
                 else:
                     check_metadata_value(key, item, ctx, loc, where="GGUF")
+                    if key == _ARCHITECTURE:
+                        architectures.append(item)  # transformers takes an array's first item as the name
 
         val = _value(cur, vtype, keep, judge=judge)
         if key == _TEMPLATE_NAMES and vtype == _ARRAY and isinstance(val, list):
@@ -423,5 +441,25 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
     vocab.check(f, version == 1, ctx, loc, order)
     from loopwarden.checks.models.chat_template import check_template
 
+    where = Location(loc.path, loc.member if loc.member else None)
     for key, text in templates:
-        check_template(text, ctx, Location(loc.path, loc.member if loc.member else None), key=key)
+        check_template(text, ctx, where, key=key)
+        for arch, renamed in _renamed_architectures(architectures):
+            if arch in text:
+                check_template(
+                    text.replace(arch, renamed),
+                    ctx,
+                    where,
+                    key=f"{key} (as transformers rewrites it, '{arch[:50]}' replaced by '{renamed}')",
+                )
+
+
+def _renamed_architectures(architectures: list[str]) -> list[tuple[str, str]]:
+    """(architecture, name transformers may rename it to) for each architecture that a rule renames (see
+    _ARCH_RENAMES); every rule whose trigger matches is taken, whatever ``general.name`` says."""
+    out: list[tuple[str, str]] = []
+    for arch in dict.fromkeys(architectures):
+        for triggers, names in _ARCH_RENAMES:
+            if any(t in arch for t in triggers):
+                out.extend((arch, name) for name in names if name != arch)
+    return list(dict.fromkeys(out))
