@@ -100,3 +100,132 @@ def test_gguf_template_naming_its_architecture_stays_clean(tmp_path: Path, archi
     )
     res = _scan(_gguf(tmp_path / "model.gguf", architecture, template, "mistral"))
     assert res.verdict is Verdict.CLEAN, res.findings
+
+
+# ------------------------------------------------------------- ONNX: onnxruntime's in-memory external-data marker
+
+# onnxruntime reads a tensor whose external_data location is "*/_ORT_MEM_ADDR_/*" from the process memory at the
+# address its "offset" gives (length bytes). Confirmed with onnxruntime 1.20.1: a model whose initializer names
+# the address of a buffer in the loading process returns that buffer's bytes as its output (an arbitrary memory
+# read); an unmapped address crashes the process. onnxruntime 1.32 refuses the marker in a model file. The
+# location is relative and resolves inside the folder, so it was clean.
+_ORT_TAG = "*/_ORT_MEM_ADDR_/*"
+
+
+def _external(onnx: object, name: str, location: str, offset: int, n: int = 4) -> object:
+    tensor_proto = onnx.TensorProto  # type: ignore[attr-defined]
+    t = tensor_proto()
+    t.name = name
+    t.data_type = tensor_proto.INT64
+    t.dims.extend([n])
+    t.data_location = tensor_proto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(8 * n))):
+        entry = t.external_data.add()
+        entry.key, entry.value = key, value
+    return t
+
+
+def _onnx_model(kind: str, location: str, offset: int = 4096) -> bytes:
+    onnx = pytest.importorskip("onnx")
+    helper, tp = onnx.helper, onnx.TensorProto
+    add = helper.make_node("Add", ["x", "w"], ["y"])
+    inits: list[object] = []
+    sparse: list[object] = []
+    if kind == "initializer":
+        nodes = [add]
+        inits.append(_external(onnx, "w", location, offset))
+    elif kind == "constant":
+        const = helper.make_node("Constant", [], ["w"])
+        const.attribute.append(helper.make_attribute("value", _external(onnx, "cw", location, offset)))
+        nodes = [const, add]
+    elif kind == "constant-of-shape":
+        shape = helper.make_node("Constant", [], ["s"], value=helper.make_tensor("sv", tp.INT64, [1], [4]))
+        fill = helper.make_node("ConstantOfShape", ["s"], ["w"])
+        fill.attribute.append(helper.make_attribute("value", _external(onnx, "v", location, offset, n=1)))
+        nodes = [shape, fill, add]
+    elif kind == "sparse":
+        indices = helper.make_tensor("i", tp.INT64, [4], [0, 1, 2, 3])
+        sp = onnx.SparseTensorProto()
+        sp.values.CopyFrom(_external(onnx, "w", location, offset))
+        sp.indices.CopyFrom(indices)
+        sp.dims.extend([4])
+        nodes, sparse = [add], [sp]
+    else:  # an initializer of an If branch
+        z = helper.make_tensor_value_info("z", tp.INT64, [4])
+        then = helper.make_graph(
+            [helper.make_node("Identity", ["w2"], ["z"])],
+            "t",
+            [],
+            [z],
+            [_external(onnx, "w2", location, offset)],
+        )
+        z2 = helper.make_tensor_value_info("z2", tp.INT64, [4])
+        other = helper.make_graph([helper.make_node("Identity", ["x"], ["z2"])], "e", [], [z2])
+        cond = helper.make_node("Constant", [], ["c"], value=helper.make_tensor("cv", tp.BOOL, [], [True]))
+        nodes = [cond, helper.make_node("If", ["c"], ["y"], then_branch=then, else_branch=other)]
+    x = helper.make_tensor_value_info("x", tp.INT64, [4])
+    y = helper.make_tensor_value_info("y", tp.INT64, [4])
+    graph = helper.make_graph(nodes, "g", [x], [y], initializer=inits)
+    graph.sparse_initializer.extend(sparse)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return bytes(model.SerializeToString())
+
+
+@pytest.mark.parametrize("kind", ["initializer", "constant", "constant-of-shape", "sparse", "subgraph"])
+@pytest.mark.parametrize("location", [_ORT_TAG, "weights*.bin"], ids=["ort-memory-tag", "star"])
+def test_onnx_external_data_at_a_memory_address(tmp_path: Path, kind: str, location: str) -> None:
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_onnx_model(kind, location))
+    res = _scan(path)
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-035" and f.severity is Severity.HIGH for f in res.findings), (
+        res.findings
+    )
+
+
+def test_onnx_plain_external_data_stays_clean(tmp_path: Path) -> None:
+    """A location naming a file beside the model (what onnx.save_model writes) is no finding."""
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_onnx_model("initializer", "model.onnx.data", offset=0))
+    (tmp_path / "model.onnx.data").write_bytes(bytes(32))
+    assert _scan(path).verdict is Verdict.CLEAN
+
+
+_ORT_READ = """
+import sys
+import numpy as np
+import onnxruntime as ort
+secret = np.frombuffer(b"SECRET!!" * 4, dtype=np.int64).copy()
+with open(sys.argv[1], "rb") as f:
+    template = f.read()
+# the model was built with offset 4096: rebuild it for this buffer's address
+import onnx
+model = onnx.load_model_from_string(template)
+for entry in model.graph.initializer[0].external_data:
+    if entry.key == "offset":
+        entry.value = str(secret.ctypes.data)
+onnx.save_model(model, sys.argv[1])  # by path: onnxruntime resolves external data against it
+try:
+    session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+except Exception as exc:
+    print("REFUSED", exc)
+else:
+    print("READ", session.run(None, {"x": np.zeros(4, dtype=np.int64)})[0].tobytes())
+"""
+
+
+def test_onnxruntime_reads_the_memory_address(tmp_path: Path) -> None:
+    """The real loader, in a child process, on a buffer of its own (skipped where onnxruntime refuses the marker)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("onnxruntime")
+    path = tmp_path / "model.onnx"
+    path.write_bytes(_onnx_model("initializer", _ORT_TAG))
+    done = subprocess.run(
+        [sys.executable, "-c", _ORT_READ, str(path)], capture_output=True, text=True, timeout=120, check=False
+    )
+    if "REFUSED" in done.stdout:
+        pytest.skip("this onnxruntime refuses the in-memory marker in a model")
+    assert "SECRET!!" in done.stdout, (done.stdout, done.stderr)

@@ -315,9 +315,29 @@ def _allowed_folders(base: str, folder: str) -> list[str]:
     return [folder] if cache is None else [folder, os.path.join(cache, "blobs")]
 
 
+_ORT_MEMORY_TAG: Final = "_ORT_MEM_ADDR_"
+
+
+def _not_a_file(where: str) -> str | None:
+    """Why a location names no file a saver writes: onnxruntime takes the location ``*/_ORT_MEM_ADDR_/*`` as a
+    marker meaning that the tensor's ``offset`` is an address in the process's memory, and reads ``length`` bytes
+    there (1.20 confirmed: an arbitrary read, a crash for an unmapped address; 1.32 refuses it). '*' is in no file
+    name onnx or a converter writes (Windows forbids it, which is why onnxruntime chose it), so any location
+    holding one is reported, whatever else it spells."""
+    if "*" not in where:
+        return None
+    if _ORT_MEMORY_TAG in where:
+        return "is onnxruntime's in-memory marker: the tensor is read from the process memory at its offset"
+    return "contains '*' (no saved file is named so; onnxruntime's in-memory marker is spelled with it)"
+
+
 def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> None:
     loc = Location(blob.location.path, blob.location.member)
-    why = escapes_folder(where.replace("\\", "/")) or ("contains a backslash" if "\\" in where else None)
+    why = (
+        escapes_folder(where.replace("\\", "/"))
+        or ("contains a backslash" if "\\" in where else None)
+        or _not_a_file(where)
+    )
     target = None
     if why is None and blob.file_path is not None:
         # onnx.load and onnxruntime join the location to the folder of the path they were given (a Hugging Face

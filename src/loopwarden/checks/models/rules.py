@@ -416,7 +416,8 @@ class OnnxExternalData(Rule):
     help: ClassVar[str] = (
         "A tensor's external_data location is absolute, contains '..' or resolves (through links) outside "
         "the "
-        "model's folder: loading reads arbitrary files into the model (CVE-2024-27318 class)."
+        "model's folder: loading reads arbitrary files into the model (CVE-2024-27318 class); or it is "
+        "onnxruntime's in-memory marker ('*/_ORT_MEM_ADDR_/*'), which reads process memory at the offset."
     )
 
 
