@@ -229,3 +229,21 @@ def test_onnxruntime_reads_the_memory_address(tmp_path: Path) -> None:
     if "REFUSED" in done.stdout:
         pytest.skip("this onnxruntime refuses the in-memory marker in a model")
     assert "SECRET!!" in done.stdout, (done.stdout, done.stderr)
+
+
+def test_gguf_template_stored_as_an_array_is_judged(tmp_path: Path) -> None:
+    """gguf-py reads a one-item array as its item, and transformers 4.x (4.57.1 confirmed) renders a
+    ``tokenizer.chat_template`` stored so: it was reported only as malformed (high), its walk unread."""
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "model.gguf"
+    w = gguf.GGUFWriter(str(path), "qwen3")
+    w.add_array("tokenizer.chat_template", [_WALK])
+    w.add_tensor("t", np.zeros(32, dtype=np.float32))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    res = _scan(path)
+    assert res.max_severity() is Severity.CRITICAL, res.findings
+    assert any(f.rule_id == "LW-MODEL-040" and "__class__" in f.message for f in res.findings), res.findings

@@ -394,6 +394,11 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
                 ctx.fail(loc, f"{key}: {_too_large()}")  # fail closed: an unread template is not clean
             else:
                 ctx.add(rules.GgufInvalid, f"{key} is not a string", loc)
+                if isinstance(val, list):
+                    # gguf-py hands a one-item array on as its item: transformers 4.x renders it as the template
+                    templates.extend(
+                        (f"{key}[{j}]", item) for j, item in enumerate(val) if isinstance(item, str)
+                    )
         if isinstance(val, int) and not isinstance(val, bool):
             if key.startswith("tokenizer.ggml.") and key.endswith("_token_id"):
                 vocab.special[key] = val
