@@ -247,3 +247,107 @@ def test_gguf_template_stored_as_an_array_is_judged(tmp_path: Path) -> None:
     res = _scan(path)
     assert res.max_severity() is Severity.CRITICAL, res.findings
     assert any(f.rule_id == "LW-MODEL-040" and "__class__" in f.message for f in res.findings), res.findings
+
+
+# --------------------------------------------------------------------- PEFT: modules an adapter config imports
+
+
+# AutoPeftModel.from_pretrained on an adapter whose task_type is null imports auto_mapping.parent_library (and
+# calls <module>.<base_model_class>.from_pretrained); a LoRA adapter with a megatron_config imports megatron_core
+# when it is injected (PeftModel.from_pretrained). PEFT 0.17.1 imports any module (confirmed: 'this' prints the Zen
+# of Python, its module code run by the load; huggingface/peft issue 3085); 0.21.2 refuses modules outside its
+# allow-list. adapter_config.json was not read at all: clean.
+def _adapter(tmp_path: Path, **fields: object) -> Path:
+    import json
+
+    config = {
+        "peft_type": "LORA",
+        "task_type": None,
+        "base_model_name_or_path": "base",
+        "r": 2,
+        "lora_alpha": 4,
+        "target_modules": ["c_attn"],
+        "inference_mode": True,
+        **fields,
+    }
+    path = tmp_path / "adapter_config.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+_PEFT_IMPORTS = {
+    "auto-mapping": {"auto_mapping": {"base_model_class": "AutoModel", "parent_library": "antigravity"}},
+    "auto-mapping-dangerous": {"auto_mapping": {"base_model_class": "system", "parent_library": "os"}},
+    "auto-mapping-lookalike": {
+        "auto_mapping": {"base_model_class": "M", "parent_library": "transformers_x.m"}
+    },
+    "megatron-core": {
+        "task_type": "CAUSAL_LM",
+        "megatron_config": {"tensor_model_parallel_size": 1},
+        "megatron_core": "antigravity",
+    },
+}
+
+
+@pytest.mark.parametrize("fields", list(_PEFT_IMPORTS.values()), ids=list(_PEFT_IMPORTS))
+def test_peft_adapter_importing_a_module(tmp_path: Path, fields: dict[str, object]) -> None:
+    res = _scan(_adapter(tmp_path, **fields))
+    assert res.verdict is not Verdict.CLEAN, res
+    assert any(f.rule_id == "LW-MODEL-042" and f.severity >= Severity.HIGH for f in res.findings), (
+        res.findings
+    )
+
+
+_PEFT_BENIGN = {
+    "saved-auto-mapping": {
+        "auto_mapping": {
+            "base_model_class": "BertModel",
+            "parent_library": "transformers.models.bert.modeling_bert",
+        }
+    },
+    "task-type-set": {
+        "task_type": "CAUSAL_LM",
+        "auto_mapping": {"base_model_class": "MyModel", "parent_library": "my_models.modeling"},
+    },
+    "megatron-default": {
+        "megatron_config": {"tensor_model_parallel_size": 1},
+        "megatron_core": "megatron.core",
+    },
+    "megatron-unused": {"megatron_config": None, "megatron_core": "megatron.core"},
+    "plain": {},
+}
+
+
+@pytest.mark.parametrize("fields", list(_PEFT_BENIGN.values()), ids=list(_PEFT_BENIGN))
+def test_peft_adapter_benign_configs_stay_clean(tmp_path: Path, fields: dict[str, object]) -> None:
+    assert _scan(_adapter(tmp_path, **fields)).verdict is Verdict.CLEAN
+
+
+_PEFT_LOAD = """
+import sys
+from peft import AutoPeftModel
+try:
+    AutoPeftModel.from_pretrained(sys.argv[1])
+except Exception as exc:
+    print("RAISED", type(exc).__name__, exc)
+print("IMPORTED" if "this" in sys.modules else "NOT IMPORTED")
+"""
+
+
+def test_peft_imports_the_module_the_adapter_names(tmp_path: Path) -> None:
+    """The real loader in a child process (skipped where PEFT refuses the module, as 0.21 does)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("peft")
+    _adapter(tmp_path, auto_mapping={"base_model_class": "AutoModel", "parent_library": "this"})
+    done = subprocess.run(
+        [sys.executable, "-c", _PEFT_LOAD, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if "NOT IMPORTED" in done.stdout and "allowlist" in done.stdout:
+        pytest.skip("this PEFT refuses modules outside its import allow-list")
+    assert "IMPORTED" in done.stdout and "NOT IMPORTED" not in done.stdout, (done.stdout, done.stderr)
