@@ -366,7 +366,8 @@ class HydraTarget(Rule):
     help: ClassVar[str] = (
         "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
         "NeMo's top-level `target`, a fiddle pyref (NeMo 2's io.json), transformers' auto_map or Hub attention "
-        "kernel, or a sentence-transformers modules.json `type` / activation path names a "
+        "kernel, a sentence-transformers modules.json `type` / activation path, or a PEFT adapter's "
+        "auto_mapping / megatron_core names a "
         "dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
         "same callable (critical for code execution). Control: allow-list of instantiation targets; do not "
         "load checkpoints from untrusted sources."
