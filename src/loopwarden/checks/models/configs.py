@@ -34,7 +34,6 @@ __all__ = [
     "check_fiddle",
     "check_json_targets",
     "check_metadata_targets",
-    "check_peft_config",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
@@ -576,48 +575,6 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
             severity,
             f"sentence-transformers {key} '{ref[:200]}': loading the model imports it and "
             f"{'calls it' if activation else 'calls its load() on the module folder'}",
-            location,
-            target=ref[:200],
-        )
-
-
-# ---------------------------------------------------------------------------------------------------- PEFT
-
-_PEFT_CONFIG: Final = "adapter_config.json"
-_PEFT_PARENTS: Final = ("transformers", "diffusers", "lerobot")
-"""The packages PEFT's own import allow-list (0.21) accepts for ``auto_mapping.parent_library``; the modules a
-saved adapter names there (``transformers.models.bert.modeling_bert``)."""
-
-
-def check_peft_config(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
-    """Modules that PEFT imports from an ``adapter_config.json``. ``AutoPeftModel*.from_pretrained`` on an adapter
-    whose ``task_type`` is null imports ``auto_mapping.parent_library`` and calls ``from_pretrained`` on its
-    ``base_model_class``; a LoRA adapter with a ``megatron_config`` imports its ``megatron_core`` while the adapter
-    is injected (``PeftModel.from_pretrained``). PEFT 0.17.1 imports any module so (confirmed: the module's code
-    runs; huggingface/peft issue 3085); 0.21 accepts only transformers, diffusers and lerobot, and ``megatron.*``.
-    Another module is reported (LW-MODEL-042): high, or the allow-list's severity for a dangerous name."""
-    if name.rsplit("/", 1)[-1].lower() != _PEFT_CONFIG or not isinstance(obj, dict):
-        return
-    refs: list[tuple[str, str]] = []
-    mapping = obj.get("auto_mapping")
-    if obj.get("task_type") is None and isinstance(mapping, dict):
-        parent, cls = mapping.get("parent_library"), mapping.get("base_model_class")
-        if isinstance(parent, str) and not any(
-            parent == p or parent.startswith(p + ".") for p in _PEFT_PARENTS
-        ):
-            refs.append(
-                ("auto_mapping.parent_library", f"{parent}.{cls}" if isinstance(cls, str) else parent)
-            )
-    core = obj.get("megatron_core")
-    if obj.get("megatron_config") and isinstance(core, str) and not core.startswith("megatron."):
-        refs.append(("megatron_core", core))
-    for key, ref in refs:
-        c = judge_dotted(ctx.allow, ref, called=True) if _DOTTED.match(ref) else None
-        severity = c.severity if c is not None and c.category is not None and c.severity else Severity.HIGH
-        ctx.add_severity(
-            rules.HydraTarget,
-            severity,
-            f"PEFT adapter {key} '{ref[:200]}': loading the adapter imports the module (its code runs)",
             location,
             target=ref[:200],
         )

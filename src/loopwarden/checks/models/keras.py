@@ -114,14 +114,12 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         return
     from loopwarden.checks.models.configs import (
         check_json_targets,
-        check_peft_config,
         check_remote_code,
         check_sentence_transformers,
         mentions_target,
     )
 
     check_sentence_transformers(obj, ctx, location, name)
-    check_peft_config(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
         check_json_targets(obj, ctx, location)
