@@ -1392,6 +1392,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # with it (a jagged tensor's max_seqlen/min_seqlen are marked so): a frozen dataclass of three numbers,
         # its __setstate__ sets its three slots; nothing else of torch._dynamo is admitted
         "torch._dynamo.decorators._DimRange",
+        # the id of a torch.compile compilation (kept in compiled modules' and traces' metadata): a frozen slots
+        # dataclass of three optional ints; its dataclass __setstate__ sets its three slots with object.__setattr__
+        # (torch 2.13), nothing else of torch._guards is admitted
+        "torch._guards.CompileId",
         # the named tuples of torch.max, torch.topk ...: structseq types rebuilt as cls((values, indices), {})
         *(f"torch.return_types.{t}" for t in _TORCH_RETURN_TYPES),
         "torch.torch_version.TorchVersion",
@@ -1756,6 +1760,19 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "scipy.optimize._constraints.Bounds",
         "scipy.optimize._constraints.LinearConstraint",
         "scipy.stats._stats_py.DescribeResult",
+        # more of them (SciPy 1.17), with no __setstate__, __reduce__, __getattr__ or __setattr__ in their MRO:
+        # NonlinearConstraint keeps its constraint function and optional Jacobian/Hessian by reference (each judged
+        # by its own name, as any callable a pickle names; loading calls none), numbers and arrays, and the quasi-
+        # Newton Hessian approximation its default hess builds (BFGS or SR1: numbers, a string and matrices only
+        # numpy code reads); CensoredData keeps arrays of observations and intervals
+        "scipy.optimize._constraints.NonlinearConstraint",
+        "scipy.optimize._hessian_update_strategy.BFGS",
+        "scipy.optimize._hessian_update_strategy.SR1",
+        "scipy.stats._censored_data.CensoredData",
+        # a Voronoi diagram on a sphere: arrays and its regions' lists of vertex indices, which the compiled
+        # sort_vertices_of_regions (calculate_areas calls it) reads _simplices at unchecked, so the VM checks them
+        # (pickle_vm._spherical_voronoi_problem)
+        "scipy.spatial._spherical_voronoi.SphericalVoronoi",
         # SciPy's Sobol' sequence (pickled with the models it samples for): its compiled sampling trusts d, the
         # direction numbers and the point count, which the VM checks (pickle_vm._sobol_problem); a multivariate
         # normal sampler holds one (its engine, judged as its own class) beside numpy arrays

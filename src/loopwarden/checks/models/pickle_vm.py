@@ -1671,6 +1671,9 @@ class _VM:
         # lists of trees or estimators an estimator keeps (its estimators_, _predictors), by id (held), with its
         # feature count: a later APPEND(S) or SETITEM(S) on one (through the memo) adds what predict then runs
         self.feature_lists: dict[int, tuple[list[Any], int]] = {}
+        # lists a check of trusted state read (a SphericalVoronoi's regions), by id (held), with the class whose
+        # state holds them: a later APPEND(S) or SETITEM(S) on one (through the memo) changes what its check judged
+        self.state_lists: dict[int, tuple[list[Any], str]] = {}
         # histogram predictors not yet given their state when their estimator's bin mapper was read, by id (held),
         # with the mapper's feature count and whether it knows a categorical feature (see _known_categories_problem)
         self.categories_pending: dict[int, tuple[_Call, tuple[int, bool]]] = {}
@@ -1989,6 +1992,8 @@ class _VM:
                                 self._drop(target, len(items) - max(room, 0))
                             if self.feature_lists:
                                 self._feature_list_store(target, r.base + p - 1)
+                            if self.state_lists:
+                                self._state_list_store(target, "APPENDS", r.base + p - 1)
                         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
                             self._item_on(target, "APPENDS", r.base + p - 1)
                         elif type(target) in _BYTE_VALUES:
@@ -4951,6 +4956,50 @@ class _VM:
                     return bad if bad.startswith("?") else f"vertex neighbour {name} holding {bad}"
         return None
 
+    def _spherical_voronoi_problem(self, cls: str, state: _Dict) -> str | None:
+        """What is wrong with the ``__dict__`` of a SciPy ``SphericalVoronoi``. Nothing checks it on unpickling,
+        and ``sort_vertices_of_regions`` (which ``calculate_areas`` calls for three dimensions) hands ``_simplices``
+        and ``regions`` to compiled code that reads ``_simplices[v, 0..2]`` at every vertex index ``v`` of every
+        region with bounds checks off (an index past the simplices, a negative one, or simplices of fewer than
+        three columns read outside the array: a crash with SciPy 1.17). Its memoryview checks the simplices'
+        dtype (int32) and an empty region's; the Python side of the class only uses numpy's checked indexing.
+        So, when ``_dim`` is 3: ``_simplices`` of shape (m, 3) and every region a list of ints in 0 .. m - 1.
+        Other dimensions make the method raise TypeError before any compiled code runs."""
+        present = {k for k, _ in state.items if type(k) is str}
+        if "_dim" not in present or "_simplices" not in present or "regions" not in present:
+            return None if not state.hidden else "?a state the scanner cannot read"
+        dim = _numpy_int(state.get("_dim"))
+        if dim is None:
+            return "?a dimension the scanner cannot read"
+        if dim != 3:
+            return None
+        simplices = self._array_of(state.get("_simplices"))
+        sdims = simplices[1] if simplices is not None else None
+        if type(sdims) is not tuple or len(sdims) != 2 or not all(type(d) is int for d in sdims):
+            return "?simplices the scanner cannot read"
+        if sdims[1] != 3:
+            return f"simplices of shape {sdims} (three vertex columns are read)"
+        n_simplex = sdims[0]
+        regions = state.get("regions")
+        if type(regions) is not list or self._length(regions) != len(regions):
+            return "?regions the scanner cannot read"
+        budget = _MAX_REGION_ENTRIES
+        for region in regions:
+            if type(region) is not list or self._length(region) != len(region):
+                return "?a region the scanner cannot read"
+            budget -= len(region)
+            if budget < 0:
+                return "?more region entries than the scanner reads"
+            for item in region:
+                index = _numpy_int(item)
+                if index is None:
+                    return "?a region entry the scanner cannot read"
+                if not 0 <= index < n_simplex:
+                    return f"a region holding vertex {index} of {n_simplex}"
+        for region in (regions, *regions):
+            self.state_lists[id(region)] = (region, cls)
+        return None
+
     @staticmethod
     def _qhull_handle(state: Any) -> str | None:
         """What is wrong with the ``_qhull`` of a SciPy Qhull result (``Delaunay``, ``ConvexHull``, ``Voronoi``,
@@ -5698,6 +5747,17 @@ class _VM:
         held = self.feature_lists.get(id(target))
         if held is not None and held[0] is target:
             self._feature_walk([(target, 0), *((v, 0) for v in values or ())], held[1], off)
+
+    def _state_list_store(self, target: list[Any], op: str, off: int) -> None:
+        """APPEND(S) or SETITEM(S) on a list a check of trusted state read (see ``state_lists``): the object keeps
+        the list itself, so what its check judged is no longer what the compiled code reads. No pickler writes
+        into a list after the object holding it was built: fail closed."""
+        held = self.state_lists.get(id(target))
+        if held is not None and held[0] is target:
+            self.coll.unverified.append(
+                f"{op} at offset {off} changes a list the state of {held[1]} holds after its check: what its "
+                "compiled code reads was not checked"
+            )
 
     def _feature_hit(self, what: str, feature: int, n_features: int, off: int) -> None:
         self.coll.hit(
@@ -7005,6 +7065,8 @@ class _VM:
                 self._drop(target, 1)
             if self.feature_lists:
                 self._feature_list_store(target, off)
+            if self.state_lists:
+                self._state_list_store(target, "APPEND", off)
         elif type(target) is _Call or type(target) is _Ref or type(target) is _Module:
             self._item_on(target, "APPEND", off)
         elif type(target) in _BYTE_VALUES:
@@ -7139,6 +7201,8 @@ class _VM:
         self.list_stores[id(target)] = target
         if self.feature_lists:
             self._feature_list_store(target, off, items[1::2])
+        if self.state_lists:
+            self._state_list_store(target, "SETITEM", off)
         for i in range(0, len(items) - 1, 2):
             key, value = items[i], items[i + 1]
             whole = self._length(target) == len(target)  # no items dropped past the container bound
@@ -8188,6 +8252,7 @@ _SCIPY_CHECKED: Final = frozenset(
     {
         "scipy.stats._qmc.Sobol",
         "scipy.stats._qmc.Halton",
+        "scipy.spatial._spherical_voronoi.SphericalVoronoi",
         *_DELAUNAY,
         *_QHULL_RESULTS,
         *_TRIANGULATION_USERS,
@@ -8206,6 +8271,8 @@ _KD_NODE: Final = struct.Struct("<q8x8xqq16xqq")
 """SciPy's C++ ``ckdtreenode`` on 64-bit machines: ``split_dim``, ``children``, ``split``, ``start_idx``,
 ``end_idx``, the ``less``/``greater`` pointers (rewritten on load) and the ``_less``/``_greater`` node indices; the
 fields read are ``split_dim``, ``start_idx``, ``end_idx``, ``_less`` and ``_greater``."""
+_MAX_REGION_ENTRIES: Final = 1_000_000
+"""The region entries of a SphericalVoronoi the VM reads (about six per point; more are left unverified)."""
 _KD_MAX_NODES: Final = 1 << 24
 _KD_MAX_DEPTH: Final = 10_000
 """Deeper trees are left unverified: the loader links the nodes recursively (a chain of 400,000 levels crashed
@@ -8364,6 +8431,7 @@ _TRUSTED_STATE: Final = {
     ),
     "scipy.stats._qmc.Sobol": "sobol",
     "scipy.stats._qmc.Halton": "halton",
+    "scipy.spatial._spherical_voronoi.SphericalVoronoi": "spherical_voronoi",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
@@ -8428,6 +8496,12 @@ _TRUSTED_CHECKS: Final[dict[str, tuple[Callable[[_VM, str, _Dict], str | None], 
         "scipy.stats.qmc:halton",
         "state with {}: the compiled scrambled Van der Corput loop reads each dimension's permutations at "
         "the point count's digits in its base, unchecked",
+    ),
+    "spherical_voronoi": (
+        lambda vm, cls, state: vm._spherical_voronoi_problem(cls, state),
+        "scipy.spatial:spherical_voronoi",
+        "state with {}: the compiled sort_vertices_of_regions reads the simplices at each region's vertex "
+        "indices unchecked",
     ),
     "hgb": (
         lambda vm, cls, state: vm._known_categories_problem(state),

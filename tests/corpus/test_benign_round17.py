@@ -1,0 +1,117 @@
+"""Round 17: benign objects of real libraries the scanner still reported, now clean.
+
+Each is built with the real library (skipped when it is missing) and must scan clean in every form a real pickler
+writes it (protocols 2, 4 and 5 and a joblib dump; ``torch.save`` for the torch object):
+
+* ``scipy.spatial.SphericalVoronoi`` (2-D and 3-D, sorted or not): LW-MODEL-005 high. Admitted with a check of the
+  regions and simplices its compiled sorting trusts (``test_redteam_round17_state.py``);
+* ``scipy.optimize.NonlinearConstraint`` and the quasi-Newton Hessian approximations its ``hess`` holds (``BFGS``,
+  ``SR1``): high. Plain ``__dict__`` objects; the constraint keeps its function by reference, judged by its own
+  name (a numpy ufunc here is clean; a user's function stays reported, as any callable a pickle names);
+* ``scipy.stats.CensoredData``: high; arrays of observations;
+* ``torch._guards.CompileId``: high; a frozen slots dataclass of three optional ints.
+
+``LinearConstraint``, ``Bounds``, the frozen distributions, the interpolators, the sparse formats and the signal
+systems were clean already (round 16 pins them); so were transformers' ``GenerationConfig`` and quantization
+configs, pinned here.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import pytest
+from test_benign_round16_torch import _save_and_scan
+from test_redteam_round15_sklearn import _all_clean
+
+np = pytest.importorskip("numpy")
+pytest.importorskip("scipy")
+pytest.importorskip("joblib")
+
+_RNG = np.random.default_rng(17)
+
+
+def _on_sphere(n: int, dim: int = 3) -> Any:
+    points = _RNG.normal(size=(n, dim))
+    return points / np.linalg.norm(points, axis=1)[:, None]
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda s: s.SphericalVoronoi(_on_sphere(20)),
+        lambda s: s.SphericalVoronoi(_on_sphere(50) * 2.5 + 1, radius=2.5, center=np.ones(3)),
+        lambda s: s.SphericalVoronoi(_on_sphere(12, 2)),  # on a circle: no compiled sorting
+        lambda s: s.SphericalVoronoi(_on_sphere(3000)),  # 18,000 region entries
+    ],
+)
+@pytest.mark.parametrize("sort", [False, True])
+def test_spherical_voronoi_scans_clean(make: Any, sort: bool) -> None:
+    spatial = pytest.importorskip("scipy.spatial")
+    diagram = make(spatial)
+    if sort and diagram._dim == 3:
+        diagram.sort_vertices_of_regions()
+        diagram.calculate_areas()
+    _all_clean(diagram)
+
+
+def test_nonlinear_constraints_scan_clean() -> None:
+    optimize = pytest.importorskip("scipy.optimize")
+    _all_clean(optimize.NonlinearConstraint(np.sin, -1, 1))
+    _all_clean(
+        optimize.NonlinearConstraint(np.cos, [0, 0], [1, np.inf], hess=optimize.SR1(), keep_feasible=True)
+    )
+    _all_clean(
+        optimize.NonlinearConstraint(np.exp, -np.inf, 2.0, jac="3-point", hess=optimize.BFGS("damp_update"))
+    )
+
+
+def test_hessian_update_strategies_scan_clean() -> None:
+    optimize = pytest.importorskip("scipy.optimize")
+    bfgs = optimize.BFGS()
+    bfgs.initialize(3, "hess")
+    bfgs.update(np.ones(3), np.arange(3.0) + 1)
+    sr1 = optimize.SR1(init_scale=2.0)
+    sr1.initialize(2, "inv_hess")
+    for strategy in (optimize.BFGS(), optimize.SR1(), bfgs, sr1):
+        _all_clean(strategy)
+
+
+def test_censored_data_scans_clean() -> None:
+    stats = pytest.importorskip("scipy.stats")
+    _all_clean(stats.CensoredData(uncensored=[1.0, 2.0, 3.0], right=[4.0, 5.0]))
+    _all_clean(stats.CensoredData.interval_censored(low=[1.0, 2.0], high=[3.0, 4.0]))
+    _all_clean(stats.CensoredData.left_censored([1.0, 2.0, 3.0], [False, True, False]))
+
+
+def test_compile_id_scans_clean(tmp_path: Path) -> None:
+    guards = pytest.importorskip("torch._guards")
+    _all_clean(guards.CompileId(frame_id=0, frame_compile_id=1))
+    _save_and_scan(tmp_path, "compile-id", lambda: guards.CompileId(frame_id=3, frame_compile_id=0))
+    _save_and_scan(
+        tmp_path,
+        "compiled-autograd-id",
+        lambda: {"ids": [guards.CompileId(compiled_autograd_id=1, frame_id=None, frame_compile_id=None)]},
+    )
+
+
+def _configs() -> dict[str, Any]:
+    transformers = pytest.importorskip("transformers")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return {
+            "generation": transformers.GenerationConfig(max_new_tokens=5, do_sample=True, top_k=3),
+            "generation-default": transformers.GenerationConfig(),
+            "bnb-4bit": transformers.BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4"),
+            "gptq": transformers.GPTQConfig(bits=4),
+            "awq": transformers.AwqConfig(),
+            "quanto": transformers.QuantoConfig(),
+        }
+
+
+@pytest.mark.parametrize("name", ["generation", "generation-default", "bnb-4bit", "gptq", "awq", "quanto"])
+def test_generation_and_quantization_configs_scan_clean(tmp_path: Path, name: str) -> None:
+    config = _configs()[name]
+    _save_and_scan(tmp_path, name, lambda: config)
