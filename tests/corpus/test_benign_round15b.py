@@ -279,8 +279,9 @@ def test_scipy_spatial_structures_stay_reported(tmp_path: Path) -> None:
     cKDTree/KDTree in ``__setstate__`` on a crafted node buffer, Delaunay on the first ``find_simplex`` with
     neighbour and simplex indices past the arrays, SphericalVoronoi in ``sort_vertices_of_regions`` with region
     indices past the vertices). Round 16 admits the k-d trees and the Qhull results with a check of those
-    invariants (tests/corpus/test_redteam_round16_scipy.py): a crafted Delaunay is reported by it. SphericalVoronoi
-    is not admitted."""
+    invariants (tests/corpus/test_redteam_round16_scipy.py): a crafted Delaunay is reported by it. Round 17 admits
+    SphericalVoronoi with a check of its regions (tests/corpus/test_redteam_round17_state.py): a crafted one is
+    reported by it."""
     np = pytest.importorskip("numpy")
     spatial = pytest.importorskip("scipy.spatial")
     rng = np.random.default_rng(0)
@@ -289,8 +290,10 @@ def test_scipy_spatial_structures_stay_reported(tmp_path: Path) -> None:
     sphere /= np.linalg.norm(sphere, axis=1)[:, None]
     crafted = spatial.Delaunay(points)
     crafted.neighbors[:] = 10**9
+    voronoi = spatial.SphericalVoronoi(sphere)
+    voronoi.regions[0] = [10**9, 1, 2]
     objects = {
-        "spherical_voronoi": spatial.SphericalVoronoi(sphere),
+        "spherical_voronoi_crafted": voronoi,
         "delaunay_crafted": crafted,
     }
     for name, obj in objects.items():

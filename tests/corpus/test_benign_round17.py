@@ -115,3 +115,41 @@ def _configs() -> dict[str, Any]:
 def test_generation_and_quantization_configs_scan_clean(tmp_path: Path, name: str) -> None:
     config = _configs()[name]
     _save_and_scan(tmp_path, name, lambda: config)
+
+
+def _processors() -> dict[str, Any]:
+    pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    lp = transformers.generation.logits_process
+    whisper = transformers.GenerationConfig(no_timestamps_token_id=50363, max_initial_timestamp_index=50)
+    whisper.eos_token_id = 50257
+    return {
+        "watermark": lambda: lp.WatermarkLogitsProcessor(100, "cpu"),
+        "watermark-selfhash": lambda: lp.WatermarkLogitsProcessor(32_000, "cpu", seeding_scheme="selfhash"),
+        "alternating-codebooks": lambda: lp.AlternatingCodebooksLogitsProcessor(5, 100, 10),
+        "bark-eos": lambda: lp.BarkEosPrioritizerLogitsProcessor(5, 0.5),
+        "dia-cfg": lambda: lp.DiaClassifierFreeGuidanceLogitsProcessor(3.0, guidance_top_k=50),
+        "dia-eos-channel": lambda: lp.DiaEOSChannelFilterLogitsProcessor(4, 10),
+        "whisper-timestamps": lambda: lp.WhisperTimeStampLogitsProcessor(whisper, begin_index=3),
+        "list": lambda: lp.LogitsProcessorList(
+            [lp.WatermarkLogitsProcessor(50, "cpu"), lp.BarkEosPrioritizerLogitsProcessor([5, 6], 0.2)]
+        ),
+    }
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "watermark",
+        "watermark-selfhash",
+        "alternating-codebooks",
+        "bark-eos",
+        "dia-cfg",
+        "dia-eos-channel",
+        "whisper-timestamps",
+        "list",
+    ],
+)
+def test_more_logits_processors_scan_clean(tmp_path: Path, name: str) -> None:
+    """transformers' logits processors reviewed this round (LW-MODEL-005 high before), saved whole."""
+    _save_and_scan(tmp_path, name, _processors()[name])

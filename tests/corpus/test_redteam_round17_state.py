@@ -1,4 +1,5 @@
-"""Round 17: the state of SciPy's ``SphericalVoronoi``, which its compiled region sorting trusts.
+"""Round 17: state the code of newly admitted objects trusts: SciPy's ``SphericalVoronoi``, transformers'
+``WatermarkLogitsProcessor``.
 
 A ``SphericalVoronoi`` (``scipy.spatial``) was reported as not allow-listed; it is admitted now. It is rebuilt from
 its ``__dict__``, unchecked, and ``sort_vertices_of_regions`` (``calculate_areas`` calls it for points on a 3-D
@@ -13,21 +14,26 @@ from __future__ import annotations
 
 import pickle
 import struct
+import subprocess
+import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
+from test_benign_round15_zoo import _scan
 from test_redteam_round13_pickle import _killed_loading
 from test_redteam_round14b_kept import _clean, _high
 
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.domain import Severity
 
 np = pytest.importorskip("numpy")
-spatial = pytest.importorskip("scipy.spatial")
 
 _AREAS = "loaded.calculate_areas()"
 
 
 def _voronoi() -> Any:
+    spatial = pytest.importorskip("scipy.spatial")
     points = np.random.default_rng(0).normal(size=(20, 3))
     return spatial.SphericalVoronoi(points / np.linalg.norm(points, axis=1)[:, None])
 
@@ -86,3 +92,75 @@ def test_a_region_appended_to_after_the_build_is_unverified() -> None:
     result = analyze_pickle_bytes(edited)
     assert result.unverified is not None and "changes a list the state of" in result.unverified
     assert _killed_loading(edited, _AREAS)
+
+
+_WATERMARK_STEP = """
+import resource, sys, torch
+resource.setrlimit(resource.RLIMIT_AS, (4 << 30, 4 << 30))
+loaded = torch.load(sys.argv[1], weights_only=False)
+try:
+    loaded(torch.tensor([[1, 2, 3]]), torch.zeros(1, 100))
+except (RuntimeError, MemoryError) as error:
+    print("refused:", type(error).__name__)
+else:
+    print("ran")
+"""
+
+
+@pytest.mark.parametrize("size", [1 << 33, 0, -5])
+def test_a_watermark_vocabulary_the_state_sizes_is_reported(tmp_path: Path, size: int) -> None:
+    """transformers' ``WatermarkLogitsProcessor`` (admitted this round) draws ``torch.randperm(vocab_size)`` at
+    every step: the pickle sizes that allocation. An edited ``vocab_size`` of 2**33 asks for 64 GiB at the first
+    step (refused in a child limited to 4 GiB of address space; unlimited, it exhausts the machine's memory)."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    processor = transformers.WatermarkLogitsProcessor(100, "cpu")
+    path = tmp_path / "watermark.pt"
+    torch.save(processor, path)
+    assert _scan(path) == []
+    run = subprocess.run(
+        [sys.executable, "-c", _WATERMARK_STEP, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.stdout.strip() == "ran", run.stderr[-2000:]
+    processor.vocab_size = size
+    torch.save(processor, path)
+    found = _scan(path)
+    assert any(
+        rule == "LW-MODEL-017" and severity is Severity.HIGH and f"vocab_size {size}" in message
+        for rule, severity, message in found
+    ), found
+    if size == 1 << 33:
+        run = subprocess.run(
+            [sys.executable, "-c", _WATERMARK_STEP, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert "refused" in run.stdout or run.returncode != 0, (run.stdout, run.stderr[-2000:])
+
+
+def test_a_constraint_function_admitted_for_rebuilding_only_is_reported() -> None:
+    """A ``NonlinearConstraint`` (admitted this round) keeps the functions ``minimize`` calls on its iterates. A
+    name the allow-list admits only to be kept (scikit-learn's k-means run, whose Cython loops trust the shapes of
+    what they are handed) is reported; a wrapper the scanner does not judge (a ``functools.partial`` binding its
+    arguments) leaves the file unverified; a numpy ufunc stays clean (tests/corpus/test_benign_round17.py)."""
+    import functools
+
+    optimize = pytest.importorskip("scipy.optimize")
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    kept = optimize.NonlinearConstraint(kmeans._kmeans_single_lloyd, -1, 1)
+    assert _high(analyze_pickle_bytes(pickle.dumps(kept, protocol=4)), "admits for rebuilding only")
+    bound = functools.partial(kmeans._kmeans_single_lloyd, centers_init=np.zeros((3, 1)))
+    for constraint in (
+        optimize.NonlinearConstraint(bound, -1, 1),
+        optimize.NonlinearConstraint(np.sin, -1, 1, jac=bound),
+        optimize.NonlinearConstraint(np.sin, -1, 1, hess=functools.partial(np.add, 1)),
+    ):
+        result = analyze_pickle_bytes(pickle.dumps(constraint, protocol=2))
+        assert not result.findings, result.findings
+        assert result.unverified is not None and "the scanner does not judge" in result.unverified

@@ -1014,15 +1014,31 @@ _LOGITS_PROCESSORS: Final = tuple(
         "SuppressTokensAtBeginLogitsProcessor",
         "LogitNormalization",
         "ClassifierFreeGuidanceLogitsProcessor",
+        # reviewed in round 17 (transformers 5.24): numbers, token ids and tensors their __call__ uses as slice
+        # bounds and indices of torch's checked indexing, sizing nothing by the state
+        "AlternatingCodebooksLogitsProcessor",
+        "BarkEosPrioritizerLogitsProcessor",
+        "DiaClassifierFreeGuidanceLogitsProcessor",
+        "DiaEOSChannelFilterLogitsProcessor",
+        "WhisperTimeStampLogitsProcessor",
+        # ... and the watermarking one: a torch Generator (judged as its own class), a permutation table and
+        # numbers; each step draws a permutation of vocab_size entries, which the VM bounds
+        # (pickle_vm._watermark_problem)
+        "WatermarkLogitsProcessor",
     )
 )
 """transformers' logits processors saved whole (in a generation state), as torch.save writes them: NEWOBJ + BUILD of
 a ``__dict__`` of numbers, token-id lists and tensors (the two lists by NEWOBJ + APPENDS of their items). None has
 a load-time hook (no ``__setstate__``, ``__reduce__``, ``__setattr__``, ``__getattr__`` in their classes,
 transformers 5.24); their ``__call__`` calls no attribute and sizes what it allocates by the scores it is handed,
-not by the state. Those holding a callable stay reported: ``PrefixConstrainedLogitsProcessor`` (its
-``prefix_allowed_tokens_fn`` runs at every step), ``UnbatchedClassifierFreeGuidanceLogitsProcessor`` (a model it
-calls), and the watermarking, Whisper, Bark, Dia and MusicGen ones were not reviewed."""
+not by the state (but the watermarking one, below). Those holding a callable stay reported:
+``PrefixConstrainedLogitsProcessor`` (its ``prefix_allowed_tokens_fn`` runs at every step: a pickled function
+reference; a benign one is the user's own function, reported anyway, so admitting the class would only ever make
+clean a file whose function is one of the allow-list's, i.e. one an attacker chose) and
+``UnbatchedClassifierFreeGuidanceLogitsProcessor`` (a model it calls). ``SynthIDTextWatermarkLogitsProcessor`` (a
+device, a lazily made state object and history buffers sized by the state) and ``DiaEOSDelayPatternLogitsProcessor``
+(a device string it allocates on) were not admitted. ``WatermarkLogitsProcessor`` sizes the permutation it draws at
+each step by its ``vocab_size``, which the VM bounds (``pickle_vm._watermark_problem``)."""
 
 _STOPPING_CRITERIA: Final = tuple(
     f"transformers.generation.stopping_criteria.{c}"

@@ -5145,6 +5145,42 @@ class _VM:
         self._state_problem(cls, problem, subject, explained, off)
 
     @staticmethod
+    def _constraint_problem(state: _Dict) -> str | None:
+        """What a SciPy ``NonlinearConstraint`` keeps for ``minimize`` to call: ``fun``, ``jac`` and ``hess``. Loading
+        calls none of them, but every use does, with the iterate. Each must be a name the pickle imports (judged
+        where it is imported: a user's function is reported there, a numpy ufunc is clean) that the allow-list
+        admits for calling, not only for rebuilding (those run a constructor or a compiled routine on whatever they
+        are handed); or a finite-difference scheme's name, None, or for ``hess`` a ``BFGS``/``SR1`` approximation.
+        Anything else (a ``functools.partial``, a bound method, an object made at load time) is not judged."""
+        for key in ("fun", "jac", "hess"):
+            value = state.get(key)
+            if value is _UNKNOWN or value is None or type(value) is str:
+                continue
+            if type(value) is _Ref:
+                if value.module == "?":
+                    return f"?a constraint {key} whose name is computed at load time"
+                if value.by_pattern:
+                    return f"{key} {value.canon}, which the allow-list admits for rebuilding only"
+                continue
+            if key == "hess" and type(value) is _Call and _instance_class(value) in _HESSIAN_UPDATES:
+                continue
+            return f"?a constraint {key} {_short(value)} the scanner does not judge (minimize calls it)"
+        return None
+
+    @staticmethod
+    def _watermark_problem(state: _Dict) -> str | None:
+        """A ``WatermarkLogitsProcessor``'s ``vocab_size``: ``_get_greenlist_ids`` runs ``torch.randperm(vocab_size)``
+        at every step for every sequence, so the pickle sizes that allocation (8 bytes an entry). The largest
+        vocabularies are a few hundred thousand tokens; past ``_MAX_VOCABULARY`` it is reported. The rest of its
+        ``__call__`` is torch's checked indexing and arithmetic on numbers."""
+        size = state.get("vocab_size")
+        if size is _UNKNOWN:
+            return None if not state.hidden else "?a vocabulary size the scanner cannot read"
+        if type(size) is not int:
+            return "?a vocabulary size the scanner cannot read"
+        return f"vocab_size {size}" if not 0 < size <= _MAX_VOCABULARY else None
+
+    @staticmethod
     def _hasher_problem(state: _Dict) -> str | None:
         """A ``FeatureHasher``'s or ``HashingVectorizer``'s ``n_features``: transform takes each hash modulo it."""
         width = state.get("n_features")
@@ -8271,6 +8307,13 @@ _KD_NODE: Final = struct.Struct("<q8x8xqq16xqq")
 """SciPy's C++ ``ckdtreenode`` on 64-bit machines: ``split_dim``, ``children``, ``split``, ``start_idx``,
 ``end_idx``, the ``less``/``greater`` pointers (rewritten on load) and the ``_less``/``_greater`` node indices; the
 fields read are ``split_dim``, ``start_idx``, ``end_idx``, ``_less`` and ``_greater``."""
+_HESSIAN_UPDATES: Final = frozenset(
+    f"scipy.optimize._hessian_update_strategy.{name}" for name in ("BFGS", "SR1")
+)
+"""The quasi-Newton Hessian approximations a ``NonlinearConstraint``'s ``hess`` may hold (their own state is numbers
+and matrices)."""
+_MAX_VOCABULARY: Final = 1 << 22
+"""The largest ``vocab_size`` a watermarking logits processor is admitted with (4M tokens; real ones hold 300k)."""
 _MAX_REGION_ENTRIES: Final = 1_000_000
 """The region entries of a SphericalVoronoi the VM reads (about six per point; more are left unverified)."""
 _KD_MAX_NODES: Final = 1 << 24
@@ -8432,6 +8475,8 @@ _TRUSTED_STATE: Final = {
     "scipy.stats._qmc.Sobol": "sobol",
     "scipy.stats._qmc.Halton": "halton",
     "scipy.spatial._spherical_voronoi.SphericalVoronoi": "spherical_voronoi",
+    "transformers.generation.logits_process.WatermarkLogitsProcessor": "watermark",
+    "scipy.optimize._constraints.NonlinearConstraint": "constraint",
     "sklearn.cluster._kmeans.KMeans": "kmeans",
     "sklearn.cluster._kmeans.MiniBatchKMeans": "kmeans",
     "sklearn.cluster._bisect_k_means.BisectingKMeans": "kmeans",
@@ -8502,6 +8547,17 @@ _TRUSTED_CHECKS: Final[dict[str, tuple[Callable[[_VM, str, _Dict], str | None], 
         "scipy.spatial:spherical_voronoi",
         "state with {}: the compiled sort_vertices_of_regions reads the simplices at each region's vertex "
         "indices unchecked",
+    ),
+    "constraint": (
+        lambda vm, cls, state: vm._constraint_problem(state),
+        "scipy.optimize:constraint",
+        "state with {}: minimize calls the constraint's functions on its iterates",
+    ),
+    "watermark": (
+        lambda vm, cls, state: vm._watermark_problem(state),
+        "transformers.generation:watermark",
+        "state with {}: every generation step draws a random permutation of vocab_size int64 values "
+        "(torch.randperm), as large as the state says",
     ),
     "hgb": (
         lambda vm, cls, state: vm._known_categories_problem(state),
