@@ -156,11 +156,71 @@ def test_a_constraint_function_admitted_for_rebuilding_only_is_reported() -> Non
     kept = optimize.NonlinearConstraint(kmeans._kmeans_single_lloyd, -1, 1)
     assert _high(analyze_pickle_bytes(pickle.dumps(kept, protocol=4)), "admits for rebuilding only")
     bound = functools.partial(kmeans._kmeans_single_lloyd, centers_init=np.zeros((3, 1)))
-    for constraint in (
-        optimize.NonlinearConstraint(bound, -1, 1),
-        optimize.NonlinearConstraint(np.sin, -1, 1, jac=bound),
-        optimize.NonlinearConstraint(np.sin, -1, 1, hess=functools.partial(np.add, 1)),
+    for constraint, found in (
+        (optimize.NonlinearConstraint(bound, -1, 1), ["LW-MODEL-005"]),
+        (optimize.NonlinearConstraint(np.sin, -1, 1, jac=bound), ["LW-MODEL-005"]),
+        (optimize.NonlinearConstraint(np.sin, -1, 1, hess=functools.partial(np.add, 1)), []),
     ):
         result = analyze_pickle_bytes(pickle.dumps(constraint, protocol=2))
-        assert not result.findings, result.findings
         assert result.unverified is not None and "the scanner does not judge" in result.unverified
+        # a partial over a name admitted to be kept only is reported where it is made, whoever holds it
+        assert [f.rule_id for f in result.findings] == found, result.findings
+
+
+_TRANSFORM = "import numpy; loaded.transform(numpy.ones((2000, 200)))"
+
+
+def _narrow_centers() -> dict[str, Any]:
+    """Keywords for k-means' Lloyd run: one column of centers where transform hands it 200."""
+    return {"sample_weight": np.ones(2000), "centers_init": np.zeros((1000, 1)), "max_iter": 1}
+
+
+def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() -> None:
+    """Confirmed miss: ``FunctionTransformer(func=sklearn.cluster._kmeans._kmeans_single_lloyd, kw_args=...)``
+    scanned clean (the function is admitted because ``BisectingKMeans`` keeps it), and ``transform(X)`` runs
+    ``func(X, **kw_args)``: centers narrower than X made the Cython loop write past the heap block (SIGSEGV or a
+    glibc abort, scikit-learn 1.9). Any scikit-learn attribute holding a name admitted only to be kept is reported
+    now, but where scikit-learn keeps it (``BisectingKMeans._kmeans_single``, a search's ``scorer_``)."""
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    model = preprocessing.FunctionTransformer(kmeans._kmeans_single_lloyd, kw_args=_narrow_centers())
+    for protocol in (2, 5):
+        data = pickle.dumps(model, protocol=protocol)
+        result = analyze_pickle_bytes(data)
+        assert any(
+            f.rule_id == "LW-MODEL-005"
+            and f.severity is Severity.HIGH
+            and "keeps sklearn.cluster._kmeans._kmeans_single_lloyd as" in f.message
+            for f in result.findings
+        ), result.findings
+    assert _killed_loading(data, _TRANSFORM)
+    inverse = preprocessing.FunctionTransformer(np.log1p, inverse_func=kmeans._kmeans_single_elkan)
+    assert any(
+        "_kmeans_single_elkan as" in f.message for f in analyze_pickle_bytes(pickle.dumps(inverse)).findings
+    )
+
+
+def test_a_partial_over_a_rebuild_only_function_is_reported() -> None:
+    """The same function bound by a ``functools.partial`` (``FunctionTransformer(func=partial(...))``, a
+    ``DataLoader``'s ``collate_fn``...): reported where the partial is made, whoever holds it."""
+    import functools
+
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    bound = functools.partial(kmeans._kmeans_single_lloyd, **_narrow_centers())
+    for obj in (preprocessing.FunctionTransformer(bound), {"collate_fn": bound}):
+        data = pickle.dumps(obj, protocol=4)
+        assert any(
+            f.rule_id == "LW-MODEL-005" and "functools.partial binding arguments to" in f.message
+            for f in analyze_pickle_bytes(data).findings
+        )
+    assert _killed_loading(pickle.dumps(preprocessing.FunctionTransformer(bound)), _TRANSFORM)
+
+
+def test_where_scikit_learn_keeps_those_functions_stays_clean() -> None:
+    cluster = pytest.importorskip("sklearn.cluster")
+    x = np.random.default_rng(0).random((60, 3))
+    for algorithm in ("lloyd", "elkan"):
+        assert _clean(
+            analyze_pickle_bytes(pickle.dumps(cluster.BisectingKMeans(3, algorithm=algorithm).fit(x)))
+        )

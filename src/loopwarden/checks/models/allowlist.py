@@ -43,6 +43,7 @@ from loopwarden.domain import Severity
 __all__ = [
     "LAMBDA_SCHEDULERS",
     "NUMPY_FUNCTIONS",
+    "REBUILD_ONLY",
     "SCHEDULE_FUNCTIONS",
     "SCHEDULE_LAMBDAS",
     "SCIPY_DIST_MODULES",
@@ -2024,6 +2025,10 @@ _REBUILD_ONLY: Final = frozenset(
         "torch.nested._internal.nested_tensor.NestedTensor",
     }
 )
+REBUILD_ONLY: Final = _REBUILD_ONLY
+"""The exact names a pickle may keep (or rebuild) but not call. Kept where the loaded object's own code calls them
+(a scikit-learn ``FunctionTransformer``'s ``func``, a ``functools.partial``), they run on arguments the pickle chose:
+the VM reports that (``_VM._kept_callables``, ``_VM._bound_rebuild_only``)."""
 
 # Class-only patterns: module prefix -> any CapWords class directly in a module under it.
 _CLASS_PREFIXES: Final[tuple[str, ...]] = (

@@ -44,6 +44,7 @@ from loopwarden.checks.interface import Limits, ResourceLimitExceeded
 from loopwarden.checks.models.allowlist import (
     LAMBDA_SCHEDULERS,
     NUMPY_FUNCTIONS,
+    REBUILD_ONLY,
     RULE_DENIED,
     RULE_NOT_ALLOWED,
     RULE_UNKNOWN_CLASS,
@@ -2412,6 +2413,7 @@ class _VM:
                 return _Wrapper(name.split(".")[1], args[0] if args else _UNKNOWN, args[1:])
             if name == "functools.partial" and args:
                 wrapper = _Wrapper("partial", args[0], args[1:])
+                self._bound_rebuild_only(args[0], off)
                 if func.pending is not None and how in _DIRECT_CALLS:
                     first = args[0]
                     if self._inert(first):
@@ -3488,6 +3490,10 @@ class _VM:
                     and state.size < _MAX_CONTAINER
                 ):
                     self._features_in(state, off)
+                if cls is not None and cls.startswith("sklearn."):
+                    kept = state if type(state) is _Dict else self._merged_state(state)
+                    if type(kept) is _Dict:  # (a state whose parts cannot be merged is not searched: a lead)
+                        self._kept_callables(cls, kept, off)
                 if cls in _TRUSTED_STATE:
                     merged = state if type(state) is _Dict else self._merged_state(state)
                     if merged is not None:
@@ -3619,6 +3625,44 @@ class _VM:
         )
         return _UNKNOWN
 
+    def _bound_rebuild_only(self, target: Any, off: int) -> None:
+        """A ``functools.partial`` made over (or given by its ``__setstate__``) a name the allow-list admits only to be
+        kept (see ``allowlist.REBUILD_ONLY``): whoever calls the partial later (a ``FunctionTransformer``, a
+        ``DataLoader``'s ``collate_fn``, an optimiser's constraint) runs it on the arguments the pickle bound, which
+        is what those names must not be given (scikit-learn's k-means runs trust the shapes of their arrays)."""
+        if type(target) is _Ref and target.by_pattern and target.canon in REBUILD_ONLY:
+            self.coll.hit(
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                f"{target.canon}:bound",
+                f"functools.partial binding arguments to {target.canon}, which the allow-list admits to be kept, "
+                "not called: calling the partial runs it on the pickle's arguments",
+                off,
+                self._ev({"callable": target.canon}),
+            )
+
+    def _kept_callables(self, cls: str, state: _Dict, off: int) -> None:
+        """A scikit-learn object's attributes that hold a name the allow-list admits only to be kept (see
+        ``allowlist.REBUILD_ONLY``) where scikit-learn does not put one: its code calls what such an attribute holds
+        (``FunctionTransformer.transform`` runs ``func(X, **kw_args)``, the pickle choosing ``kw_args``: k-means'
+        ``_kmeans_single_lloyd`` given centers narrower than X corrupted the heap, scikit-learn 1.9). Only
+        ``BisectingKMeans._kmeans_single`` and a search's ``scorer_`` keep them, as scikit-learn sets them; a
+        ``functools.partial`` over one is reported where it is made."""
+        for key, value in state.items[:_MAX_KEPT_CALLABLES]:
+            if type(value) is not _Ref or not value.by_pattern or value.canon not in REBUILD_ONLY:
+                continue
+            if type(key) is str and value.canon in _SKLEARN_KEPT.get(key, ()):
+                continue
+            self.coll.hit(
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                f"{value.canon}:kept",
+                f"{cls} keeps {value.canon} as {_short(key)}: the allow-list admits it to be kept where scikit-learn "
+                "keeps it, not called, and the estimator's code calls what this attribute holds",
+                off,
+                self._ev({"class": cls, "callable": value.canon}),
+            )
+
     def _inert(self, value: Any) -> bool:
         """A callable that may be kept in a loaded object: a name on the allow-list (by name or by pattern).
         Whoever calls it at load time is judged there (a pattern-only class called is still a finding)."""
@@ -3656,6 +3700,7 @@ class _VM:
         w.target = state[0]
         w.args = state[1]
         w.kwargs = state[2]
+        self._bound_rebuild_only(state[0], off)
         if self.quant_partials.get(id(w)) is w:
             self._quantization_callable(
                 w, off, "functools.partial held by a torch.ao.quantization _PartialWrapper"
@@ -8307,6 +8352,16 @@ _KD_NODE: Final = struct.Struct("<q8x8xqq16xqq")
 """SciPy's C++ ``ckdtreenode`` on 64-bit machines: ``split_dim``, ``children``, ``split``, ``start_idx``,
 ``end_idx``, the ``less``/``greater`` pointers (rewritten on load) and the ``_less``/``_greater`` node indices; the
 fields read are ``split_dim``, ``start_idx``, ``end_idx``, ``_less`` and ``_greater``."""
+_SKLEARN_KEPT: Final[dict[str, frozenset[str]]] = {
+    "_kmeans_single": frozenset(
+        {"sklearn.cluster._kmeans._kmeans_single_lloyd", "sklearn.cluster._kmeans._kmeans_single_elkan"}
+    ),
+    "scorer_": frozenset({"sklearn.metrics._scorer._passthrough_scorer"}),
+}
+"""Where scikit-learn itself keeps a name of ``allowlist.REBUILD_ONLY``: ``BisectingKMeans._kmeans_single`` (the
+k-means run its fit uses), a search's ``scorer_`` (the passthrough scorer, scikit-learn before 1.4)."""
+_MAX_KEPT_CALLABLES: Final = 4096
+"""The attributes of a scikit-learn object searched for kept callables (their states hold a few dozen)."""
 _HESSIAN_UPDATES: Final = frozenset(
     f"scipy.optimize._hessian_update_strategy.{name}" for name in ("BFGS", "SR1")
 )
