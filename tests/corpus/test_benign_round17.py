@@ -9,7 +9,11 @@ writes it (protocols 2, 4 and 5 and a joblib dump; ``torch.save`` for the torch 
   ``SR1``): high. Plain ``__dict__`` objects; the constraint keeps its function by reference, judged by its own
   name (a numpy ufunc here is clean; a user's function stays reported, as any callable a pickle names);
 * ``scipy.stats.CensoredData``: high; arrays of observations;
-* ``torch._guards.CompileId``: high; a frozen slots dataclass of three optional ints.
+* ``torch._guards.CompileId``: high; a frozen slots dataclass of three optional ints;
+* transformers' watermarking, Whisper timestamp, Bark, Dia and alternating-codebook logits processors: high;
+  numbers, token ids and tensors (the watermarking one's ``vocab_size`` is bounded: ``test_redteam_round17_state.py``);
+* SciPy's namedtuple test results (``mode``, ``levene``, ``shapiro``, ``mannwhitneyu``, ``binned_statistic``...) and
+  ``binomtest``'s result: high.
 
 ``LinearConstraint``, ``Bounds``, the frozen distributions, the interpolators, the sparse formats and the signal
 systems were clean already (round 16 pins them); so were transformers' ``GenerationConfig`` and quantization
@@ -153,3 +157,42 @@ def _processors() -> dict[str, Any]:
 def test_more_logits_processors_scan_clean(tmp_path: Path, name: str) -> None:
     """transformers' logits processors reviewed this round (LW-MODEL-005 high before), saved whole."""
     _save_and_scan(tmp_path, name, _processors()[name])
+
+
+def _test_results() -> dict[str, Any]:
+    """SciPy 1.17 test results: collections.namedtuple classes and binomtest's result, which were reported."""
+    stats = pytest.importorskip("scipy.stats")
+    mstats = pytest.importorskip("scipy.stats.mstats")
+    x = _RNG.normal(size=50)
+    y = x + _RNG.normal(size=50)
+    return {
+        "mode": stats.mode([1, 2, 2, 3]),
+        "levene": stats.levene(x, y),
+        "shapiro": stats.shapiro(x),
+        "mannwhitneyu": stats.mannwhitneyu(x, y),
+        "binomtest": stats.binomtest(3, 10),
+        "bartlett": stats.bartlett(x, y),
+        "fligner": stats.fligner(x, y),
+        "ansari": stats.ansari(x, y),
+        "kruskal": stats.kruskal(x, y),
+        "f_oneway": stats.f_oneway(x, y),
+        "normaltest": stats.normaltest(x),
+        "ranksums": stats.ranksums(x, y),
+        "brunnermunzel": stats.brunnermunzel(x, y),
+        "friedmanchisquare": stats.friedmanchisquare(x, y, 2 * x),
+        "power_divergence": stats.power_divergence([16, 18, 16, 14, 12, 12]),
+        "cumfreq": stats.cumfreq(x),
+        "sigmaclip": stats.sigmaclip(x),
+        "binned_statistic": stats.binned_statistic(x, y),
+        "binned_statistic_2d": stats.binned_statistic_2d(x, y, y),
+        "binned_statistic_dd": stats.binned_statistic_dd(np.c_[x, y], y),
+        "bayes_mvs": stats.bayes_mvs(x),
+        "epps_singleton_2samp": stats.epps_singleton_2samp(x, y),
+        "mstats.ttest_ind": mstats.ttest_ind(x, y),
+        "mstats.kruskal": mstats.kruskal(x, y),
+    }
+
+
+def test_scipy_test_results_scan_clean() -> None:
+    for result in _test_results().values():
+        _all_clean(result)
