@@ -196,3 +196,29 @@ def _test_results() -> dict[str, Any]:
 def test_scipy_test_results_scan_clean() -> None:
     for result in _test_results().values():
         _all_clean(result)
+
+
+def _exported(dims: str) -> Any:
+    torch = pytest.importorskip("torch")
+    from torch.export import Dim, export
+
+    class Twice(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x * 2 + 1
+
+    shapes = {
+        "bounded": {"x": {0: Dim("batch", min=2, max=64)}},
+        "auto": {"x": {0: Dim.AUTO}},
+        "unbounded": {"x": {0: Dim("batch"), 1: Dim("width")}},
+    }[dims]
+    return export(Twice(), (torch.randn(4, 3),), dynamic_shapes=shapes)
+
+
+@pytest.mark.parametrize("dims", ["bounded", "auto", "unbounded"])
+def test_an_exported_program_with_dynamic_shapes_scans_clean(tmp_path: Path, dims: str) -> None:
+    """``torch.save`` of a ``torch.export`` program with dynamic dimensions: its ``range_constraints`` map sympy
+    symbols to ``ValueRanges`` of sympy integers or torch's infinities; all of it was reported (sympy as code
+    execution, and the symbols' protocol 2 form ``partial(getattr(Symbol, '__new__'))`` as name resolution)."""
+    program = _exported(dims)
+    _save_and_scan(tmp_path, f"exported-{dims}", lambda: program)
+    _all_clean(program.range_constraints)

@@ -170,6 +170,22 @@ def test_a_constraint_function_admitted_for_rebuilding_only_is_reported() -> Non
 _TRANSFORM = "import numpy; loaded.transform(numpy.ones((2000, 200)))"
 
 
+def _heap_corrupted(data: bytes) -> bool:
+    """Whether ``pickle.loads(data).transform(X)`` kills a child by a signal or leaves it hung: k-means' loop writes
+    past its heap block, and glibc then aborts, faults, or (its allocator's lock corrupted) never returns."""
+    code = f"import pickle, sys; loaded = pickle.loads(sys.stdin.buffer.read()); {_TRANSFORM}"
+    for _ in range(3):
+        try:
+            run = subprocess.run(
+                [sys.executable, "-c", code], input=data, capture_output=True, timeout=30, check=False
+            )
+        except subprocess.TimeoutExpired:
+            return True
+        if run.returncode < 0:
+            return True
+    return False
+
+
 def _narrow_centers() -> dict[str, Any]:
     """Keywords for k-means' Lloyd run: one column of centers where transform hands it 200."""
     return {"sample_weight": np.ones(2000), "centers_init": np.zeros((1000, 1)), "max_iter": 1}
@@ -178,9 +194,10 @@ def _narrow_centers() -> dict[str, Any]:
 def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() -> None:
     """Confirmed miss: ``FunctionTransformer(func=sklearn.cluster._kmeans._kmeans_single_lloyd, kw_args=...)``
     scanned clean (the function is admitted because ``BisectingKMeans`` keeps it), and ``transform(X)`` runs
-    ``func(X, **kw_args)``: centers narrower than X made the Cython loop write past the heap block (SIGSEGV or a
-    glibc abort, scikit-learn 1.9). Any scikit-learn attribute holding a name admitted only to be kept is reported
-    now, but where scikit-learn keeps it (``BisectingKMeans._kmeans_single``, a search's ``scorer_``)."""
+    ``func(X, **kw_args)``: centers narrower than X made the Cython loop write past the heap block (SIGSEGV, a
+    glibc abort, or a hang on the corrupted allocator, scikit-learn 1.9). Any scikit-learn attribute holding a name
+    admitted only to be kept is reported now, but where scikit-learn keeps it (``BisectingKMeans._kmeans_single``, a
+    search's ``scorer_``)."""
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     kmeans = pytest.importorskip("sklearn.cluster._kmeans")
     model = preprocessing.FunctionTransformer(kmeans._kmeans_single_lloyd, kw_args=_narrow_centers())
@@ -193,7 +210,7 @@ def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() ->
             and "keeps sklearn.cluster._kmeans._kmeans_single_lloyd as" in f.message
             for f in result.findings
         ), result.findings
-    assert _killed_loading(data, _TRANSFORM)
+    assert _heap_corrupted(data)
     inverse = preprocessing.FunctionTransformer(np.log1p, inverse_func=kmeans._kmeans_single_elkan)
     assert any(
         "_kmeans_single_elkan as" in f.message for f in analyze_pickle_bytes(pickle.dumps(inverse)).findings
@@ -214,7 +231,7 @@ def test_a_partial_over_a_rebuild_only_function_is_reported() -> None:
             f.rule_id == "LW-MODEL-005" and "functools.partial binding arguments to" in f.message
             for f in analyze_pickle_bytes(data).findings
         )
-    assert _killed_loading(pickle.dumps(preprocessing.FunctionTransformer(bound)), _TRANSFORM)
+    assert _heap_corrupted(pickle.dumps(preprocessing.FunctionTransformer(bound)))
 
 
 def test_where_scikit_learn_keeps_those_functions_stays_clean() -> None:
@@ -224,3 +241,79 @@ def test_where_scikit_learn_keeps_those_functions_stays_clean() -> None:
         assert _clean(
             analyze_pickle_bytes(pickle.dumps(cluster.BisectingKMeans(3, algorithm=algorithm).fit(x)))
         )
+
+
+def _range_constraints() -> bytes:
+    """The ``range_constraints`` of a program exported with one bounded dynamic dimension, as protocol 2 pickles
+    them: the symbol by ``partial(getattr(Symbol, '__new__'))`` given ``(Symbol, 's77')`` and two assumptions."""
+    torch = pytest.importorskip("torch")
+    from torch.export import Dim, export
+
+    class Twice(torch.nn.Module):
+        def forward(self, x: Any) -> Any:
+            return x * 2
+
+    program = export(Twice(), (torch.randn(4, 3),), dynamic_shapes={"x": {0: Dim("batch", min=2, max=64)}})
+    data = pickle.dumps(program.range_constraints, protocol=2)
+    assert _clean(analyze_pickle_bytes(data))
+    return data
+
+
+def _symbol_name(data: bytes) -> bytes:
+    start = data.index(b"Symbol\n")
+    at = data.index(b"X", data.index(b"X\x07\x00\x00\x00__new__", start) + 12)
+    return data[at : at + 5 + int.from_bytes(data[at + 1 : at + 5], "little")]
+
+
+@pytest.mark.parametrize(
+    ("edit", "expected"),
+    [
+        (lambda d, name: d.replace(name, b"K\x05"), "given arguments [5]"),
+        (
+            lambda d, name: d.replace(b"X\x08\x00\x00\x00positive", b"X\x08\x00\x00\x00__init__"),
+            "an assumption",
+        ),
+        (lambda d, name: d.replace(b"h\x03" + name, b"cos\nsystem\n" + name), "called on os.system"),
+    ],
+    ids=["name", "assumption", "class"],
+)
+def test_an_edited_sympy_symbol_is_reported(edit: Any, expected: str) -> None:
+    """Round 17 models ``Symbol.__new__`` on ``Symbol`` with a string name and sympy's boolean assumptions: any
+    other argument, assumption or class is reported (sympy itself stays code execution: ``sympify`` evaluates)."""
+    data = _range_constraints()
+    edited = edit(data, _symbol_name(data))
+    assert edited != data
+    findings = analyze_pickle_bytes(edited).findings
+    assert any(f.severity >= Severity.HIGH and expected in f.message for f in findings), findings
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"\x80\x02csympy\nsympify\nX\x01\x00\x00\x00x\x85R.",
+        b"\x80\x02csympy.core.add\nAdd\nK\x01K\x02\x86R.",
+        b"\x80\x02c__builtin__\ngetattr\ncsympy.core.symbol\nSymbol\nX\x05\x00\x00\x00subs_\x86R.",
+    ],
+    ids=["sympify", "Add", "method"],
+)
+def test_the_rest_of_sympy_stays_reported(payload: bytes) -> None:
+    findings = analyze_pickle_bytes(payload).findings
+    assert any(f.severity >= Severity.HIGH for f in findings), findings
+
+
+def test_a_program_with_derived_dimensions_stays_reported(tmp_path: Path) -> None:
+    """A derived dimension (``d + 1``) adds a sympy ``Add`` and guards code ``ep.module()`` compiles: reported."""
+    torch = pytest.importorskip("torch")
+    from torch.export import Dim, export
+
+    class Joined(torch.nn.Module):
+        def forward(self, x: Any, y: Any) -> Any:
+            return torch.cat([x, y], 0)
+
+    d = Dim("d", min=1, max=100)
+    program = export(
+        Joined(), (torch.randn(4, 3), torch.randn(5, 3)), dynamic_shapes={"x": {0: d}, "y": {0: d + 1}}
+    )
+    path = tmp_path / "derived.pt"
+    torch.save(program, path)
+    assert any(severity is Severity.CRITICAL for _, severity, _ in _scan(path))

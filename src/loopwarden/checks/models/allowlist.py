@@ -47,6 +47,8 @@ __all__ = [
     "SCHEDULE_FUNCTIONS",
     "SCHEDULE_LAMBDAS",
     "SCIPY_DIST_MODULES",
+    "SYMPY_ASSUMPTIONS",
+    "SYMPY_SYMBOLS",
     "TORCH_MEMORY_PRIMITIVES",
     "AllowList",
     "Classification",
@@ -1097,6 +1099,37 @@ graph module is judged as torch.fx's (its ``_ModuleStackTracer`` makes torch 2.1
 the VM checks the program's state: ``_guards_code`` (Python expressions ``ep.module()`` compiles) must be empty and
 the verifiers torch's (see ``pickle_vm._VM._exported_program_state``)."""
 
+SYMPY_SYMBOLS: Final = frozenset({"sympy.core.symbol.Symbol"})
+"""The sympy symbols an ExportedProgram's ``range_constraints`` key by (one per dynamic dimension), pickled with
+protocol 2 as ``functools.partial(getattr(Symbol, '__new__'))`` given the state ``(that __new__, (Symbol, name),
+assumptions, None)`` and called with no arguments: the VM models that ``__new__`` on that same class with a string
+name and boolean assumptions of sympy's own names as NEWOBJ of the class (``pickle_vm._VM._bunch_new``)."""
+SYMPY_ASSUMPTIONS: Final = frozenset(
+    {
+        "algebraic", "antihermitian", "commutative", "complex", "composite", "even", "extended_negative",
+        "extended_nonnegative", "extended_nonpositive", "extended_nonzero", "extended_positive", "extended_real",
+        "finite", "hermitian", "imaginary", "infinite", "integer", "irrational", "negative", "noninteger",
+        "nonnegative", "nonpositive", "nonzero", "odd", "polar", "positive", "prime", "rational", "real",
+        "transcendental", "zero",
+    }
+)  # fmt: skip
+"""sympy 1.14's assumption names (``sympy.core.assumptions._assume_defined``)."""
+_SYMPY_VALUES: Final = (
+    *SYMPY_SYMBOLS,
+    *(
+        f"sympy.core.numbers.{c}"
+        for c in ("Integer", "Zero", "One", "NegativeOne", "Infinity", "NegativeInfinity")
+    ),
+    "torch.utils._sympy.numbers.IntInfinity",
+    "torch.utils._sympy.numbers.NegativeIntInfinity",
+    "torch.utils._sympy.value_ranges.ValueRanges",
+)
+"""An ExportedProgram's ``range_constraints`` with dynamic dimensions: ``{Symbol: ValueRanges(lower, upper)}``, the
+bounds sympy integers or (torch's) infinities. The rest of sympy stays reported (``sympify`` evaluates strings, and
+expressions rebuild by evaluating their arguments). ``Integer.__new__`` takes an int (a string through ``int()``);
+the singletons' constructors return the shared instance; ``ValueRanges`` is a frozen dataclass rebuilt from its
+``__dict__`` (NEWOBJ + BUILD) with no load hook (torch 2.13). Symbols: see ``SYMPY_SYMBOLS``."""
+
 _EXPORT_ENUMS: Final = (
     "torch.export.graph_signature.InputKind",
     "torch.export.graph_signature.OutputKind",
@@ -1386,6 +1419,8 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # transformers' logits processors and stopping criteria (see _LOGITS_PROCESSORS, _STOPPING_CRITERIA)
         *_LOGITS_PROCESSORS,
         *_STOPPING_CRITERIA,
+        # the symbols and bounds of its dynamic dimensions (see _SYMPY_VALUES)
+        *_SYMPY_VALUES,
         # an ExportedProgram saved whole (see _EXPORT); rebuilt only (_REBUILD_ONLY)
         *_EXPORT,
         *_EXPORT_ENUMS,

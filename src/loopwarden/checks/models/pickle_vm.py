@@ -53,6 +53,8 @@ from loopwarden.checks.models.allowlist import (
     SCIPY_BUNCH_SUBCLASSES,
     SCIPY_DIST_MODULES,
     SCIPY_TUPLE_BUNCHES,
+    SYMPY_ASSUMPTIONS,
+    SYMPY_SYMBOLS,
     AllowList,
     Classification,
     canonical_module,
@@ -492,10 +494,10 @@ class _Wrapper:
 
 
 class _BunchNew:
-    """``getattr(cls, '__new__')`` of one of ``SCIPY_TUPLE_BUNCHES``: how protocols 2 and 3 write the
-    ``copyreg.__newobj_ex__`` of such a result (``functools.partial(cls.__new__, cls, *fields, **extra)`` called with
-    no arguments). Called on that same class it is NEWOBJ of the class (``_VM._bunch_new``); anything else is
-    reported."""
+    """``getattr(cls, '__new__')`` of one of ``SCIPY_TUPLE_BUNCHES`` or ``SYMPY_SYMBOLS``: how protocols 2 and 3
+    write the ``copyreg.__newobj_ex__`` of such an object (``functools.partial(cls.__new__, cls, *fields, **extra)``
+    called with no arguments). Called on that same class it is NEWOBJ of the class (``_VM._bunch_new``; a symbol's
+    name and assumptions are checked in ``_VM._symbol_new``); anything else is reported."""
 
     __slots__ = ("cls",)
 
@@ -2770,6 +2772,8 @@ class _VM:
                 # out= given by keyword: judged as an argument past the first
                 handed = (*pargs, *args, *(v for _, v in kwargs.items[:16]))
                 self._numpy_writes(target, (None, *handed) if not (pargs + args) else handed, off, how)
+            if type(target) is _BunchNew and target.cls.canon in SYMPY_SYMBOLS:
+                self._symbol_new(target, pargs + args, kwargs, off)
             if kwargs is not None and type(target) is _Ref and target.canon in _TORCH_ALLOCATORS:
                 self._torch_allocation(target, pargs + args, kwargs, off, f"{how} via functools.partial")
             result = self._call(target, pargs + args, off, f"{how} via functools.partial")
@@ -2814,7 +2818,11 @@ class _VM:
         if type(obj) is _Module:
             ref = _Ref(obj.module, name)
         elif type(obj) is _Ref:
-            if name == "__new__" and obj.module != "?" and obj.canon in SCIPY_TUPLE_BUNCHES:
+            if (
+                name == "__new__"
+                and obj.module != "?"
+                and (obj.canon in SCIPY_TUPLE_BUNCHES or obj.canon in SYMPY_SYMBOLS)
+            ):
                 return _BunchNew(obj)  # judged where it is called (_bunch_new)
             ref = _Ref(obj.module, f"{obj.qual}.{name}")
         elif type(obj) is _Call and type(obj.func) is _Ref:
@@ -3602,6 +3610,31 @@ class _VM:
             self._ev({}),
         )
 
+    def _symbol_new(self, func: _BunchNew, args: tuple[Any, ...], kwargs: Any, off: int) -> None:
+        """``Symbol.__new__(Symbol, name, **assumptions)`` as protocol 2 pickles a sympy symbol (see
+        ``allowlist.SYMPY_SYMBOLS``): sympy keeps the name as given and makes each assumption a bool; anything but a
+        string name and booleans of sympy's assumption names is not what sympy pickles: reported."""
+        problem = None
+        if len(args) != 2 or type(args[1]) is not str:
+            problem = f"arguments {_short(args[1:])} (sympy pickles one name)"
+        elif kwargs is not None:
+            if type(kwargs) is not _Dict or kwargs.hidden or len(kwargs.items) != kwargs.size:
+                problem = "assumptions the scanner cannot read"
+            else:
+                for key, value in kwargs.items:
+                    if type(key) is not str or key not in SYMPY_ASSUMPTIONS or type(value) is not bool:
+                        problem = f"an assumption {_short(key)}={_short(value)}"
+                        break
+        if problem is not None:
+            self.coll.hit(
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                f"{func.cls.name}.__new__:arguments",
+                f"{func.cls.name}.__new__ given {problem}: sympy's pickles give a name and boolean assumptions",
+                off,
+                self._ev({"args": _short(args)}),
+            )
+
     def _bunch_new(self, func: _BunchNew, args: tuple[Any, ...], off: int, how: str) -> Any:
         """``cls.__new__(cls, *fields)`` of a SciPy tuple-bunch result (see ``_BunchNew``): the generated ``__new__``
         only returns ``tuple.__new__(cls, fields)``, so it is NEWOBJ of the class, judged as such (its keywords are
@@ -3619,7 +3652,7 @@ class _VM:
             RULE_NOT_ALLOWED,
             Severity.HIGH,
             f"{func.cls.name}.__new__({_describe(first)})",
-            f"{func.cls.name}.__new__ called on {_describe(first)}: SciPy's pickles call it on its own class only",
+            f"{func.cls.name}.__new__ called on {_describe(first)}: its pickles call it on that class only",
             off,
             self._ev({"how": how, "args": _short(args)}),
         )
