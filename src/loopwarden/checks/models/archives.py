@@ -11,6 +11,7 @@ from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, member_location, open_slice
 from loopwarden.checks.models.detect import Format, sniff, tar_header
 from loopwarden.checks.models.dispatch import hdf5_behind, scan_blob, scan_zip_tail, seekable_blob, zip_tail
+from loopwarden.checks.models.torch_tar import TRIGGER_NAMES
 from loopwarden.checks.models.zipfmt import EOCD_WINDOW, end_record, escapes_folder
 from loopwarden.domain import Location, Severity
 
@@ -217,6 +218,14 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         if real is not None and posixpath.basename(real) != posixpath.basename(name):
             # written through a symbolic link of the archive, the bytes land under another name (config.json)
             _scan_member(blob, m, real, member_location(blob.location, real), ctx)
+    kinds = sorted({n for m in members if (n := _norm(m.name)) in TRIGGER_NAMES})
+    if kinds:
+        # torch's legacy tar checkpoint: pickles follow raw storage and tensor bytes (see torch_tar)
+        from loopwarden.checks.models.torch_tar import walk_legacy_tar
+
+        for kind in kinds:
+            for child in _extracted(blob, members, kind):
+                walk_legacy_tar(child, kind, ctx)
 
 
 _MAX_LINK_STEPS: Final = 40
