@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pickletools
 import struct
-from typing import TYPE_CHECKING, Any, BinaryIO, Final
+from typing import TYPE_CHECKING, Any, BinaryIO, Final, cast
 
 from loopwarden.checks.models._base import open_slice
 
@@ -95,9 +95,9 @@ def _literal(f: BinaryIO, ctx: ScanContext) -> Any:
                 k = int(name[-1])
                 if len(stack) < k or any(x is _MARK for x in stack[-k:]):
                     raise _Ends
-                items = tuple(stack[-k:])
+                top = tuple(stack[-k:])
                 del stack[-k:]
-                stack.append(items)
+                stack.append(top)
             elif name in ("TUPLE", "LIST", "APPENDS"):
                 at = len(stack) - 1 - stack[::-1].index(_MARK)
                 items = stack[at + 1 :]
@@ -124,9 +124,9 @@ def _literal(f: BinaryIO, ctx: ScanContext) -> Any:
                     raise _Ends
                 stack.append(_Global(module, attr))
             elif name in ("PUT", "BINPUT", "LONG_BINPUT", "MEMOIZE"):
-                memo[len(memo) if name == "MEMOIZE" else int(arg)] = stack[-1]
+                memo[len(memo) if name == "MEMOIZE" else int(cast(int, arg))] = stack[-1]
             elif name in ("GET", "BINGET", "LONG_BINGET"):
-                stack.append(memo[int(arg)])
+                stack.append(memo[int(cast(int, arg))])
             else:
                 stack.append(arg)  # ints, strings, bytes
     except (ValueError, KeyError, IndexError, EOFError, struct.error, UnicodeDecodeError, MemoryError) as exc:
