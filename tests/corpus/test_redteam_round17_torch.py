@@ -6,6 +6,12 @@
   pickle. A pickle after raw bytes that opens with no PROTO and no GLOBAL (``SHORT_BINUNICODE`` strings and
   ``STACK_GLOBAL``) was not found by the search for hidden pickles, so the file was clean while torch.load ran
   it. The members are now walked as torch reads them and every pickle is analysed at its own offset.
+* TorchScript code that chooses a sparse tensor's indices outside ``__setstate__`` (in ``forward``): a sparse
+  constructor with constant indices, an in-place change of a sparse tensor's index tensor (``torch.add_`` on
+  ``torch._indices(t)``, ``t._indices().add_``, ``idx += n``, ``idx[0] = n``, a view of it filled),
+  ``sparse_resize_``. torch.jit.load loaded each module and calling it segfaulted torch 2.13; the scanner said
+  clean (it judged sparse constructors only in ``__setstate__``). A constructor fed the caller's own indices and
+  sizes (a graph network's adjacency) stays clean, with an INFO note.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import subprocess
 import sys
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -110,3 +117,102 @@ def test_legacy_tar_walk_fails_closed_on_an_unknown_storage_class(tmp_path: Path
     path.write_bytes(_tar(members))
     verdict, _ = _scan(path)
     assert verdict != "clean"
+
+
+# ------------------------------------------------- TorchScript code that builds or moves sparse indices when it runs
+
+
+_BODIES = {
+    "constructor": "    t = torch.sparse_coo_tensor(torch.tensor([[100000000]]), torch.tensor([1.]), [2])\n"
+    "    return torch.to_dense(t)\n",
+    "ops-unsafe": "    t = ops.aten._sparse_coo_tensor_unsafe(torch.tensor([[100000000]]), torch.tensor([1.]), [2])\n"
+    "    return torch.to_dense(t)\n",
+    "inplace-op": "    t = torch.to_sparse(torch.eye(2))\n    _0 = torch.add_(torch._indices(t), 100000000)\n"
+    "    return torch.to_dense(t)\n",
+    "method": "    t = torch.to_sparse(torch.eye(2))\n    t._indices().add_(100000000)\n    return t.to_dense()\n",
+    "augmented": "    t = torch.to_sparse(torch.eye(2))\n    idx = torch._indices(t)\n    idx += 100000000\n"
+    "    return torch.to_dense(t)\n",
+    "item": "    t = torch.to_sparse(torch.eye(2))\n    idx = t._indices()\n    idx[0] = 100000000\n"
+    "    return t.to_dense()\n",
+    "view": "    t = torch.to_sparse(torch.eye(2))\n    row = torch.select(torch._indices(t), 0, 0)\n"
+    "    _0 = torch.fill_(row, 100000000)\n    return torch.to_dense(t)\n",
+    "caller-indices-own-size": "    t = torch.sparse_coo_tensor(x, torch.ones([torch.size(x, 1)]), [1, 1])\n"
+    "    return torch.to_dense(t)\n",
+    "caller-indices-moved": "    _0 = torch.add_(x, 100000000)\n"
+    "    t = torch.sparse_coo_tensor(x, torch.ones([torch.size(x, 1)]), [torch.size(x, 0), torch.size(x, 0)])\n"
+    "    return torch.to_dense(t)\n",
+    "resize": "    t = torch.to_sparse(torch.eye(2))\n    _0 = torch.sparse_resize_(t, [1, 1], 2, 0)\n"
+    "    return torch.to_dense(t)\n",
+}
+
+
+def _scripted(body: str) -> bytes:
+    """A module saved by torch.jit.save whose forward's source is replaced by ``body`` (torch.jit.load compiles
+    the archive's source, so any TorchScript is possible there)."""
+    torch = pytest.importorskip("torch")
+    import zipfile
+
+    class M(torch.nn.Module):  # type: ignore[misc]
+        def forward(self, x: Any) -> Any:
+            return x
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(M()), buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if "/code/" in info.filename and info.filename.endswith(".debug_pkl"):
+                continue
+            if "/code/" in info.filename and info.filename.endswith(".py"):
+                text = data.decode()
+                data = (text[: text.index("    return x")] + body).encode()
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+@pytest.mark.parametrize("case", sorted(_BODIES))
+def test_torchscript_forward_choosing_sparse_indices_is_reported(tmp_path: Path, case: str) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_scripted(_BODIES[case]))
+    _, findings = _scan(path)
+    assert ("LW-MODEL-031", Severity.HIGH) in findings, findings
+
+
+@pytest.mark.parametrize("case", ["constructor", "method", "augmented", "item"])
+def test_torchscript_forward_sparse_indices_crash_the_loaded_module(tmp_path: Path, case: str) -> None:
+    """torch.jit.load loads each module; calling it crashes the process (out-of-range sparse indices)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_scripted(_BODIES[case]))
+    code = (
+        "import sys, torch\nm = torch.jit.load(sys.argv[1])\nprint('loaded', flush=True)\nm(torch.eye(2))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True
+    )
+    assert b"loaded" in res.stdout
+    assert res.returncode < 0, res  # killed by a signal (SIGSEGV)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "    t = torch.to_sparse(x)\n    i = torch._indices(t)\n"
+        "    return torch.index_select(x, 0, torch.select(i, 0, 0))\n",
+        "    t = torch.to_sparse(x)\n    v = torch._values(t)\n    _0 = torch.mul_(v, 2.)\n"
+        "    return torch.to_dense(t)\n",
+        "    y = torch.relu_(x)\n    indices = torch.argmax(y, 0)\n    indices += 1\n    return indices\n",
+        # a graph network's adjacency from its own inputs: the caller chose the indices and the size
+        "    _0 = torch.ones([torch.size(x, 1)])\n    _1 = [torch.size(x, 0), torch.size(x, 0)]\n"
+        "    a = torch.sparse_coo_tensor(x, _0, _1)\n    return torch._sparse_mm(a, x)\n",
+        "    a = torch.sparse_coo_tensor(x, torch.ones([torch.size(x, 1)]))\n    return torch.to_dense(a)\n",
+    ],
+)
+def test_torchscript_reading_sparse_indices_stays_clean(tmp_path: Path, body: str) -> None:
+    """Reading the indices, changing the values, a variable that merely has the name ``indices``, and a sparse
+    tensor built from the caller's own indices (with no size, or the sizes of the caller's tensors)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_scripted(body))
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings

@@ -150,6 +150,7 @@ def check_torchscript_code(text: str, ctx: ScanContext, location: Location) -> N
         if parts[0] == "__torch__":
             continue  # a class or module of the archive's own code (__torch__.torchvision.ops.misc.Conv)
         _judge_chain(parts, ctx, Location(location.path, location.member, line=t.line), function)
+    _sparse_indices(toks, ctx, location)
     for t in _method_words(toks):
         ctx.add(
             rules.TorchScriptCode,
@@ -262,6 +263,335 @@ SPARSE_CONSTRUCTOR: Final = re.compile(r"^_?sparse_(?:coo|csr|csc|bsr|bsc|compre
 and ``to_dense()``/``coalesce()`` then write wherever the indices say (a constant out-of-range COO index segfaults
 torch 2.13). In ``__setstate__`` they run while the archive loads, with indices the file chose; the fx check refuses
 them in GraphModule code, which torch.load re-traces with constants run for real."""
+
+
+_SPARSE_RAW: Final = frozenset({"sparse_resize_", "sparse_resize_and_clear_", "_coalesced_"})
+"""Operators that change a sparse tensor's geometry or its coalesced flag without checking its indices against it:
+kernels then index (and write) with indices the new size no longer bounds, or skip the deduplication they rely on."""
+_INDEX_ALIASES: Final = frozenset(
+    {"_indices", "indices", "crow_indices", "col_indices", "ccol_indices", "row_indices"}
+)
+"""Accessors that return a sparse tensor's own index tensor (an alias, not a copy): an in-place operation on it
+(``torch.add_(torch._indices(t), n)``) moves the indices anywhere, and ``to_dense()``/``coalesce()`` then write
+there (torch 2.13 segfaults)."""
+
+
+def _called_op(parts: list[str]) -> str | None:
+    """The operator or method a called chain names: ``torch.<op>``, ``torch.ops.<ns>.<op>``/``ops.<ns>.<op>``, or
+    ``<value>.<method>``."""
+    if parts[0] == "torch":
+        rest = parts[1:]
+        while rest and rest[0] == "autograd":
+            rest = rest[1:]
+        if rest and rest[0] == "ops":
+            return rest[2] if len(rest) > 2 else None
+        return rest[0] if len(rest) == 1 else None
+    if parts[0] == "ops":
+        return parts[2] if len(parts) > 2 else None
+    return parts[-1] if len(parts) > 1 else None
+
+
+def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> None:
+    """Sparse tensors whose indices the code chooses, in any function (``forward`` runs when the loaded module is
+    called): a sparse constructor (torch checks no index against the size by default, and ``to_dense()`` writes
+    where they say: a constant out-of-range COO index segfaulted torch 2.13 when the loaded module ran), an
+    operator that resizes a sparse tensor or marks it coalesced unchecked, and an in-place change of a sparse
+    tensor's index tensor (an alias): an in-place operator on it (``torch.add_(torch._indices(t), n)``,
+    ``t._indices().add_(n)``, ``out=``), an augmented or item assignment (``idx += n``, ``idx[0] = n``), directly
+    or through a variable assigned from it. Constructors in ``__setstate__`` are reported by
+    :func:`_judge_chain` (critical: they run at load)."""
+    function = ""
+    tainted: set[str] = set()
+    fn = _Function(set())
+    n = len(toks)
+    i = 0
+    while i < n:
+        t = toks[i]
+        at_load = function == "__setstate__"
+        severity = Severity.CRITICAL if at_load else Severity.HIGH
+        when = " while the archive loads (in __setstate__)" if at_load else " when it runs"
+        where = Location(location.path, location.member, line=t.line)
+        if i == 0 or toks[i - 1].line < t.line:
+            _statement(toks, i, tainted, fn, ctx, where, (severity, when))
+        if t.kind != "name":
+            i += 1
+            continue
+        if t.value == "def" and i + 1 < n and toks[i + 1].kind == "name":
+            function, tainted = toks[i + 1].value, set()
+            fn = _Function(_parameters(toks, i + 2))
+            i += 2
+            continue
+        if i > 0 and toks[i - 1].kind == "op" and toks[i - 1].value == ".":
+            # a method called on a call's result: t._indices().add_(n)
+            if (
+                i > 1
+                and toks[i - 2].value == ")"
+                and _inplace(t.value)
+                and i + 1 < n
+                and toks[i + 1].value == "("
+                and _alias_call_before(toks, i - 2)
+            ):
+                _report_inplace(ctx, t.value, where, (severity, when))
+            i += 1
+            continue
+        parts, j = _chain_at(toks, i)
+        called = j < n and toks[j].kind == "op" and toks[j].value == "("
+        op = _called_op(parts) if called else None
+        spelled = ".".join(parts)
+        if op is not None and SPARSE_CONSTRUCTOR.search(op) and not at_load:
+            if _caller_chosen(toks, j, op, fn):
+                # the caller's own indices, with no size or the caller's tensors' sizes (a GNN's adjacency from
+                # its edge_index input): the code chooses nothing; kept as a note
+                severity, what = Severity.INFO, "from the caller's indices and sizes"
+            else:
+                what = "with indices or a size the code chooses"
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                severity,
+                f"TorchScript code builds a sparse tensor with {spelled} {what}{when}: torch does not check its "
+                "indices by default, and to_dense()/coalesce() write where they say",
+                where,
+                name=spelled,
+            )
+        elif op in _SPARSE_RAW:
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                severity,
+                f"TorchScript code calls {spelled}{when}: it changes a sparse tensor's size or coalesced flag "
+                "without checking its indices",
+                where,
+                name=spelled,
+            )
+        elif op is not None and _inplace(op):
+            receiver = parts[:-1] if parts[0] not in ("torch", "ops") else []
+            for x in [*receiver[:1], *(a.value for a in _first_argument(toks, j) if a.kind == "name")]:
+                fn.params.discard(x)  # changed in place: no longer the caller's value as given
+            if (len(receiver) == 1 and receiver[0] in tainted) or _names_alias(
+                _first_argument(toks, j), tainted
+            ):
+                _report_inplace(ctx, spelled, where, (severity, when))
+        elif t.value == "out" and j + 1 < n and toks[j].value == "=":
+            value = _value_at(toks, j)
+            fn.params.difference_update(x.value for x in value if x.kind == "name")
+            if _names_alias(value, tainted):
+                _report_inplace(ctx, "out=", where, (severity, when))
+        i = j if j > i else i + 1
+
+
+def _inplace(op: str) -> bool:
+    return op.endswith("_") and not op.startswith("__")
+
+
+def _report_inplace(ctx: ScanContext, spelled: str, where: Location, how: tuple[Severity, str]) -> None:
+    ctx.add_severity(
+        rules.TorchScriptCode,
+        how[0],
+        f"TorchScript code changes a sparse tensor's index tensor in place ({spelled}){how[1]}: its kernels then "
+        "read and write wherever the indices say",
+        where,
+        name=spelled,
+    )
+
+
+_NOT_ASSIGNED: Final = frozenset({"if", "elif", "while", "return", "assert", "for", "with", "raise", "del"})
+_AUGMENT: Final = frozenset("+-*/%&|^@<>")
+
+
+class _Function:
+    """What a function's code is known to hold: its parameters (the caller's values, until reassigned) and the
+    right-hand side of each variable assigned once by name."""
+
+    __slots__ = ("assigned", "params")
+
+    def __init__(self, params: set[str]) -> None:
+        self.params = params
+        self.assigned: dict[str, list[_Tok]] = {}
+
+
+def _parameters(toks: list[_Tok], i: int) -> set[str]:
+    """The parameter names (but ``self``) of the ``def`` whose ``(`` is at ``i``."""
+    out: set[str] = set()
+    if i >= len(toks) or toks[i].value != "(":
+        return out
+    depth = 0
+    for k in range(i, len(toks)):
+        tok = toks[k]
+        if tok.kind == "op" and tok.value in "([{":
+            depth += 1
+        elif tok.kind == "op" and tok.value in ")]}":
+            depth -= 1
+            if depth == 0:
+                break
+        elif depth == 1 and tok.kind == "name" and toks[k - 1].value in ("(", ",") and tok.value != "self":
+            out.add(tok.value)
+    return out
+
+
+def _arguments(toks: list[_Tok], j: int) -> list[list[_Tok]]:
+    """The top-level arguments of the call whose ``(`` is at ``j``."""
+    args: list[list[_Tok]] = []
+    k = j
+    while k < len(toks) and toks[k].value in ("(", ","):
+        arg = _first_argument(toks, k)
+        if not arg:
+            break
+        args.append(arg)
+        k += len(arg) + 1
+    return args
+
+
+_SIZE_ITEM: Final = r"(?:torch \. size \( P(?: , [0-9]+)? \)|P \. size \((?: [0-9]+)? \))"
+_CALLER_SIZE: Final = re.compile(rf"{_SIZE_ITEM}|\[ {_SIZE_ITEM}(?: , {_SIZE_ITEM})* \]")
+"""A size made only of the parameters' sizes (``[torch.size(x, 0), torch.size(x, 0)]``, ``x.size()``), as tokens
+joined by spaces with each parameter spelled ``P``."""
+
+
+def _caller_chosen(toks: list[_Tok], j: int, op: str, fn: _Function) -> bool:
+    """Whether a sparse constructor's index tensors are the function's parameters as given, and its size is absent
+    (torch infers it from the indices) or made only of the sizes of parameters: the caller chose both."""
+    args = _arguments(toks, j)
+    positional = [a for a in args if not (len(a) > 1 and a[0].kind == "name" and a[1].value == "=")]
+    keywords = {a[0].value: a[2:] for a in args if len(a) > 1 and a[0].kind == "name" and a[1].value == "="}
+    n_idx = 1 if "coo" in op else 2
+    if len(positional) < n_idx or not all(
+        len(a) == 1 and a[0].kind == "name" and a[0].value in fn.params for a in positional[:n_idx]
+    ):
+        return False
+    size = keywords.get("size") or (positional[n_idx + 1] if len(positional) > n_idx + 1 else None)
+    if size is None:
+        return True
+    if len(size) == 1 and size[0].kind == "name" and size[0].value in fn.assigned:
+        size = fn.assigned[size[0].value]
+    if any(t.kind == "name" and t.value not in fn.params and t.value not in ("torch", "size") for t in size):
+        return False
+    spelled = " ".join(("P" if t.kind == "name" and t.value in fn.params else t.value) for t in size)
+    return _CALLER_SIZE.fullmatch(spelled) is not None
+
+
+def _statement(
+    toks: list[_Tok],
+    i: int,
+    tainted: set[str],
+    fn: _Function,
+    ctx: ScanContext,
+    where: Location,
+    how: tuple[Severity, str],
+) -> None:
+    """Judge the assignment that starts at ``i``, if it is one: a variable assigned from a sparse tensor's index
+    tensor is remembered (``tainted``); an augmented assignment to it, or an item assignment into it, changes
+    the indices in place."""
+    if toks[i].value in _NOT_ASSIGNED:
+        return
+    end = _statement_end(toks, i)
+    depth = 0
+    for k in range(i, end):
+        tok = toks[k]
+        if tok.kind != "op":
+            continue
+        if tok.value in "([{":
+            depth += 1
+        elif tok.value in ")]}":
+            depth = max(0, depth - 1)
+        elif tok.value == "=" and depth == 0:
+            if k + 1 < end and toks[k + 1].value == "=":
+                return  # a comparison
+            prev = toks[k - 1].value if k > i else ""
+            if prev in ("=", "!"):
+                return
+            augmented = prev in _AUGMENT
+            lhs = toks[i : k - 1] if augmented else toks[i:k]
+            if augmented or any(x.value == "[" for x in lhs):
+                fn.params.difference_update(x.value for x in lhs if x.kind == "name")
+                if _names_alias(lhs, tainted):
+                    _report_inplace(
+                        ctx, "augmented assignment" if augmented else "item assignment", where, how
+                    )
+                return
+            rhs_alias = _names_alias(toks[k + 1 : end], tainted)
+            named = [x.value for x in lhs if x.kind == "name"]
+            for name in named:
+                fn.params.discard(name)  # no longer the caller's value
+                fn.assigned.pop(name, None)
+            if len(lhs) == 1 and named:
+                fn.assigned[named[0]] = toks[k + 1 : end]
+            for x in lhs:
+                if x.kind == "name" and x.value != "self":
+                    if rhs_alias:
+                        tainted.add(x.value)
+                    else:
+                        tainted.discard(x.value)
+            return
+
+
+def _alias_call_before(toks: list[_Tok], close: int) -> bool:
+    """Whether the call that ends with the ``)`` at ``close`` is an index accessor (``t._indices()``)."""
+    depth = 0
+    k = close
+    while k >= 0:
+        v = toks[k].value if toks[k].kind == "op" else ""
+        if v == ")":
+            depth += 1
+        elif v == "(":
+            depth -= 1
+            if depth == 0:
+                return k > 0 and toks[k - 1].kind == "name" and toks[k - 1].value in _INDEX_ALIASES
+        k -= 1
+    return False
+
+
+def _names_alias(toks: list[_Tok], tainted: set[str]) -> bool:
+    """Whether the tokens name a sparse tensor's index tensor: an index accessor called (``torch._indices(t)``,
+    ``t.col_indices()``) or a variable assigned from one (or from a view or value computed from one)."""
+    for k, tok in enumerate(toks):
+        if tok.kind != "name":
+            continue
+        if tok.value in _INDEX_ALIASES and k + 1 < len(toks) and toks[k + 1].value == "(":
+            return True
+        after_dot = k > 0 and toks[k - 1].kind == "op" and toks[k - 1].value == "."
+        if not after_dot and tok.value in tainted:
+            return True
+    return False
+
+
+def _value_at(toks: list[_Tok], eq: int) -> list[_Tok]:
+    """The tokens of a keyword argument's value, after its ``=`` at ``eq``."""
+    return _first_argument(toks, eq)
+
+
+def _statement_end(toks: list[_Tok], i: int) -> int:
+    """The index after the statement that starts at ``i``: the first token on a later line at bracket depth 0."""
+    depth = 0
+    line = toks[i].line
+    k = i
+    while k < len(toks):
+        tok = toks[k]
+        if depth == 0 and tok.line > line:
+            return k
+        if tok.kind == "op" and tok.value in "([{":
+            depth += 1
+        elif tok.kind == "op" and tok.value in ")]}":
+            depth = max(0, depth - 1)
+        line = tok.line + (tok.value.count("\n") if tok.kind == "str" else 0)
+        k += 1
+    return k
+
+
+def _first_argument(toks: list[_Tok], j: int) -> list[_Tok]:
+    """The tokens of the first argument of the call whose ``(`` is at ``j``."""
+    depth = 0
+    k = j + 1
+    while k < len(toks):
+        tok = toks[k]
+        if tok.kind == "op" and tok.value in "([{":
+            depth += 1
+        elif tok.kind == "op" and tok.value in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif depth == 0 and tok.kind == "op" and tok.value == ",":
+            break
+        k += 1
+    return toks[j + 1 : k]
 
 
 def _sparse_at_load(spelled: str, ctx: ScanContext, where: Location) -> None:
