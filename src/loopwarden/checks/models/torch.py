@@ -340,9 +340,11 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
         spelled = ".".join(parts)
         if op is not None and SPARSE_CONSTRUCTOR.search(op) and not at_load:
             if _caller_chosen(toks, j, op, fn):
-                # the caller's own indices, with no size or the caller's tensors' sizes (a GNN's adjacency from
-                # its edge_index input): the code chooses nothing; kept as a note
-                severity, what = Severity.INFO, "from the caller's indices and sizes"
+                # the function's own parameters as indices, with no size or the parameters' sizes (a GNN's
+                # adjacency from its edge_index input). Still reported, lower: whoever calls the function chooses
+                # them, and that may be the archive's own code (a parent module's forward calling this one's
+                # with constants), which a reading of one code file cannot rule out
+                severity, what = Severity.MEDIUM, "from its parameters' indices and sizes"
             else:
                 what = "with indices or a size the code chooses"
             ctx.add_severity(
