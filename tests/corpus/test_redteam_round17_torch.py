@@ -13,6 +13,10 @@
   clean (it judged sparse constructors only in ``__setstate__``). A constructor fed the function's own parameters
   as indices and sizes (a graph network's adjacency from its input) is reported MEDIUM, not HIGH: its caller may be
   the user, or the archive's own code (a parent module calling it with constants).
+* joblib: a ``NumpyArrayWrapper`` of an object array whose state allows mmap (joblib never writes that).
+  ``joblib.load(mmap_mode="r")`` maps it whatever its dtype: the file's bytes become object pointers (a segfault
+  on access) and the outer pickle resumes after the mapped bytes, inside what the scanner read as the nested
+  pickle's data: opcodes hidden there ran (a marker file) while the file was clean. Now reported critical.
 """
 
 from __future__ import annotations
@@ -230,3 +234,58 @@ def test_torchscript_sparse_tensor_from_parameters_is_medium(tmp_path: Path, bod
     _, findings = _scan(path)
     assert ("LW-MODEL-031", Severity.MEDIUM) in findings, findings
     assert ("LW-MODEL-031", Severity.HIGH) not in findings, findings
+
+
+# ------------------------------------------------------------- joblib: an object array that allows memory mapping
+
+
+def _object_mmap_joblib(tmp_path: Path, command: str) -> bytes:
+    """joblib's dump of a one-item float array, made an object array that allows mmap (joblib never writes that):
+    read as joblib.load does by default, the array is a nested pickle (bytes holding hidden opcodes); with
+    ``mmap_mode`` joblib maps eight bytes as an object pointer and resumes the outer pickle inside those bytes."""
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    plain = tmp_path / "plain.joblib"
+    joblib.dump(np.zeros(1), plain)
+    data = plain.read_bytes()
+    head = data[: data.rindex(b"ub") + 2]
+    for old, new in (
+        (b"\x8c\x02f8", b"\x8c\x02O8"),
+        (b"\x8c\x01<", b"\x8c\x01|"),
+        (b"K\x00t\x94b", b"K\x3ft\x94b"),
+    ):
+        assert head.count(old) == 1
+        head = head.replace(old, new)
+    assert b"allow_mmap\x94\x88" in head
+    hidden = b"0" + _headless_call(command)  # POP the mapped array, then os.system
+    # mmap path: the padding byte is the nested pickle's PROTO (0x80 = 128 bytes skipped), then 8 bytes mapped
+    body = b"A" * (137 - 4) + hidden
+    return head + b"\x80\x04C" + bytes([len(body)]) + body + b".."
+
+
+def test_joblib_object_array_allowing_mmap_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_object_mmap_joblib(tmp_path, "true"))
+    _, findings = _scan(path)
+    assert ("LW-MODEL-017", Severity.CRITICAL) in findings, findings
+
+
+def test_joblib_object_array_allowing_mmap_runs_code_with_mmap_mode(tmp_path: Path) -> None:
+    """The real loader: joblib.load(mmap_mode="r") runs the opcodes hidden in the nested pickle's bytes."""
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.joblib"
+    path.write_bytes(_object_mmap_joblib(tmp_path, f"touch {marker}"))
+    code = (
+        "import sys, joblib\ntry:\n    joblib.load(sys.argv[1], mmap_mode='r')\nexcept Exception:\n    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True)
+    assert marker.exists()
+
+
+def test_joblib_object_arrays_as_joblib_writes_them_stay_clean(tmp_path: Path) -> None:
+    joblib = pytest.importorskip("joblib")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "model.joblib"
+    joblib.dump({"o": np.array([1, "a", None], dtype=object), "f": np.arange(6.0).reshape(2, 3)}, path)
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings

@@ -7450,6 +7450,7 @@ class _VM:
         if hasobject:
             # Object arrays are a complete pickle stream of their own, embedded at this point.
             self.coll.callables.add("joblib.numpy_pickle.NumpyArrayWrapper[object]")
+            self._joblib_object_mmap(state, off)
             limits = self.budget.limits
             if self.depth + 1 > limits.max_depth:
                 raise _LimitError("max_depth", f"nested pickles deeper than {limits.max_depth}")
@@ -7488,6 +7489,27 @@ class _VM:
             left -= step
         self._tree_nodes(check, off)
         return check, _UNKNOWN
+
+    def _joblib_object_mmap(self, state: _Dict, off: int) -> None:
+        """An object array's wrapper that allows memory mapping. ``joblib.load(mmap_mode=...)`` maps such an array
+        whatever its dtype (``read_mmap``): the file's bytes become the array's object pointers, and the outer
+        pickle then resumes after ``count * 8`` mapped bytes (and the padding its first byte names), not after the
+        nested pickle this reading analyses, so opcodes hidden inside that pickle's data run there. joblib never
+        writes it (its pickler allows mmap only for arrays without objects); a value that is not plainly false
+        (or one this reading cannot tell) is reported."""
+        values = [v for k, v in state.items if type(k) is str and k == "allow_mmap"]
+        if not values or (type(values[-1]) in (bool, int, type(None)) and not values[-1]):
+            return  # absent (joblib then fails on mmap_mode before reading) or false: read as a nested pickle
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.CRITICAL,
+            "joblib:object-mmap",
+            "joblib NumpyArrayWrapper of an object array allows memory mapping: joblib.load(mmap_mode=...) maps the "
+            "file's bytes as object pointers and resumes the pickle at another offset than its nested pickle's end "
+            "(joblib never writes this)",
+            off,
+            self._ev({"allow_mmap": _short(values[-1])}),
+        )
 
     def _joblib_registered(self, array: _Unknown, wrapper: _Call, items: Any) -> None:
         """Remember a joblib array (dtype, shape, and its data when the stream can read it again: it ends where
