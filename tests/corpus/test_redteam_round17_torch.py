@@ -146,6 +146,9 @@ _BODIES = {
     "caller-indices-moved": "    _0 = torch.add_(x, 100000000)\n"
     "    t = torch.sparse_coo_tensor(x, torch.ones([torch.size(x, 1)]), [torch.size(x, 0), torch.size(x, 0)])\n"
     "    return torch.to_dense(t)\n",
+    "helper": "    t = torch.to_sparse(torch.eye(2))\n    _0 = self.bump(torch._indices(t))\n"
+    "    return torch.to_dense(t)\n"
+    "  def bump(self: __torch__.M, i: Tensor) -> Tensor:\n    return torch.add_(i, 100000000)\n",
     "resize": "    t = torch.to_sparse(torch.eye(2))\n    _0 = torch.sparse_resize_(t, [1, 1], 2, 0)\n"
     "    return torch.to_dense(t)\n",
 }
@@ -185,7 +188,7 @@ def test_torchscript_forward_choosing_sparse_indices_is_reported(tmp_path: Path,
     assert ("LW-MODEL-031", Severity.HIGH) in findings, findings
 
 
-@pytest.mark.parametrize("case", ["constructor", "method", "augmented", "item"])
+@pytest.mark.parametrize("case", ["constructor", "method", "augmented", "item", "helper"])
 def test_torchscript_forward_sparse_indices_crash_the_loaded_module(tmp_path: Path, case: str) -> None:
     """torch.jit.load loads each module; calling it crashes the process (out-of-range sparse indices)."""
     path = tmp_path / "model.pt"

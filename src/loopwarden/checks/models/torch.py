@@ -332,6 +332,10 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
                 and _alias_call_before(toks, i - 2)
             ):
                 _report_inplace(ctx, t.value, where, (severity, when))
+            elif i > 1 and toks[i - 2].value == ")" and i + 1 < n and toks[i + 1].value == "(":
+                _handed_over(
+                    toks, i + 1, t.value, tainted, ctx, where, (severity, when)
+                )  # (self.sub).forward(
             i += 1
             continue
         parts, j = _chain_at(toks, i)
@@ -372,12 +376,36 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
                 _first_argument(toks, j), tainted
             ):
                 _report_inplace(ctx, spelled, where, (severity, when))
+        elif called and parts[0] in ("self", "__torch__"):
+            _handed_over(toks, j, spelled, tainted, ctx, where, (severity, when))
         elif t.value == "out" and j + 1 < n and toks[j].value == "=":
             value = _value_at(toks, j)
             fn.params.difference_update(x.value for x in value if x.kind == "name")
             if _names_alias(value, tainted):
                 _report_inplace(ctx, "out=", where, (severity, when))
         i = j if j > i else i + 1
+
+
+def _handed_over(
+    toks: list[_Tok],
+    j: int,
+    spelled: str,
+    tainted: set[str],
+    ctx: ScanContext,
+    where: Location,
+    how: tuple[Severity, str],
+) -> None:
+    """A sparse tensor's index tensor passed to the archive's own code (a method, a submodule, a function under
+    ``__torch__``), which may change it in place where this reading no longer follows it."""
+    if any(_names_alias(arg, tainted) for arg in _arguments(toks, j)):
+        ctx.add_severity(
+            rules.TorchScriptCode,
+            how[0],
+            f"TorchScript code passes a sparse tensor's index tensor (an alias) to the archive's own code "
+            f"({spelled[:200]}){how[1]}, which may change the indices in place",
+            where,
+            name=spelled[:200],
+        )
 
 
 def _inplace(op: str) -> bool:
@@ -510,6 +538,10 @@ def _statement(
                     )
                 return
             rhs_alias = _names_alias(toks[k + 1 : end], tainted)
+            if rhs_alias and any(x.value == "." for x in lhs):
+                # kept in an attribute, another method may change it in place where this reading does not follow
+                _report_inplace(ctx, "stored in an attribute", where, how)
+                return
             named = [x.value for x in lhs if x.kind == "name"]
             for name in named:
                 fn.params.discard(name)  # no longer the caller's value
