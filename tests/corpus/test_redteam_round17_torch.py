@@ -211,10 +211,15 @@ def test_torchscript_forward_sparse_indices_crash_the_loaded_module(tmp_path: Pa
         "    t = torch.to_sparse(x)\n    v = torch._values(t)\n    _0 = torch.mul_(v, 2.)\n"
         "    return torch.to_dense(t)\n",
         "    y = torch.relu_(x)\n    indices = torch.argmax(y, 0)\n    indices += 1\n    return indices\n",
+        # the module's own method named indices, its result changed by another method
+        "    i = self.indices(x)\n    return self.use(i)\n"
+        "  def indices(self: __torch__.M, x: Tensor) -> Tensor:\n    return torch.argmax(x, 0)\n"
+        "  def use(self: __torch__.M, i: Tensor) -> Tensor:\n    return torch.add_(i, 1)\n",
     ],
 )
 def test_torchscript_reading_sparse_indices_stays_clean(tmp_path: Path, body: str) -> None:
-    """Reading the indices, changing the values, and a variable that merely has the name ``indices``."""
+    """Reading the indices, changing the values, a variable that merely has the name ``indices``, and the module's
+    own method of that name."""
     path = tmp_path / "model.pt"
     path.write_bytes(_scripted(body))
     verdict, findings = _scan(path)

@@ -579,12 +579,30 @@ def _names_alias(toks: list[_Tok], tainted: set[str]) -> bool:
     for k, tok in enumerate(toks):
         if tok.kind != "name":
             continue
-        if tok.value in _INDEX_ALIASES and k + 1 < len(toks) and toks[k + 1].value == "(":
+        if (
+            tok.value in _INDEX_ALIASES
+            and k + 1 < len(toks)
+            and toks[k + 1].value == "("
+            and not _on_self(toks, k)
+        ):
             return True
         after_dot = k > 0 and toks[k - 1].kind == "op" and toks[k - 1].value == "."
         if not after_dot and tok.value in tainted:
             return True
     return False
+
+
+def _on_self(toks: list[_Tok], k: int) -> bool:
+    """Whether the accessor name at ``k`` is rather a method of the archive's own module: called on ``self`` itself
+    (``self.indices(x)``), or, for the plain word ``indices``, on a chain headed by ``self`` (``self.sub.indices``).
+    ``self.buf._indices()`` stays an accessor (a sparse buffer's)."""
+    word = toks[k].value
+    depth = 0
+    while k >= 2 and toks[k - 1].value == "." and toks[k - 2].kind == "name":
+        k -= 2
+        depth += 1
+    on_self = toks[k].value == "self" and (k == 0 or toks[k - 1].value != ".")
+    return on_self and (depth == 1 or word == "indices")
 
 
 def _value_at(toks: list[_Tok], eq: int) -> list[_Tok]:
