@@ -17,6 +17,10 @@
   ``joblib.load(mmap_mode="r")`` maps it whatever its dtype: the file's bytes become object pointers (a segfault
   on access) and the outer pickle resumes after the mapped bytes, inside what the scanner read as the nested
   pickle's data: opcodes hidden there ran (a marker file) while the file was clean. Now reported critical.
+* ``torch.load(mmap=True)`` slices the mapped file at a record's data offset whatever its compression: a deflated
+  sparse index record gives the tensor its raw compressed bytes as indices (past the size; weights_only too),
+  while the scanner checked the inflated, valid values. torch.save never compresses records; a compressed sparse
+  index record is now reported (LW-MODEL-017 high). (No crash was shown from those particular bytes.)
 """
 
 from __future__ import annotations
@@ -297,3 +301,47 @@ def test_joblib_object_arrays_as_joblib_writes_them_stay_clean(tmp_path: Path) -
     joblib.dump({"o": np.array([1, "a", None], dtype=object), "f": np.arange(6.0).reshape(2, 3)}, path)
     verdict, findings = _scan(path)
     assert verdict == "clean", findings
+
+
+# ----------------------------------------------------- torch.load(mmap=True) and a compressed sparse index record
+
+
+def _compressed_index_record() -> bytes:
+    """torch.save's archive of a valid sparse COO tensor, re-zipped with its index record deflated."""
+    torch = pytest.importorskip("torch")
+    import zipfile
+
+    t = torch.sparse_coo_tensor(torch.tensor([[0, 1]]), torch.tensor([1.0, 2.0]), (2,))
+    buf = io.BytesIO()
+    torch.save({"s": t}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        for info in src.infolist():
+            method = zipfile.ZIP_DEFLATED if info.filename.endswith("/data/0") else zipfile.ZIP_STORED
+            z.writestr(info.filename, src.read(info.filename), compress_type=method)
+    return out.getvalue()
+
+
+def test_compressed_sparse_index_record_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_compressed_index_record())
+    _, findings = _scan(path)
+    assert ("LW-MODEL-017", Severity.HIGH) in findings, findings
+
+
+def test_mmap_load_takes_the_compressed_bytes_as_indices(tmp_path: Path) -> None:
+    """The real loader: torch.load(mmap=True, weights_only=True) gives the sparse tensor indices past its size (the
+    compressed bytes), where the default load gives the valid ones the scanner checked."""
+    pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    path.write_bytes(_compressed_index_record())
+    code = (
+        "import sys, torch\n"
+        "d = torch.load(sys.argv[1], mmap=True, weights_only=True)['s']\n"
+        "print(int(d._indices().max()) >= d.size(0))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True
+    )
+    assert res.stdout.strip() == b"True", res

@@ -1353,6 +1353,17 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
             e = entries.get(f"{folder}/{key}")
             if e is None or itemsize not in (4, 8):
                 continue  # torch fails on a missing record; indices are int64 (int32 for compressed ones)
+            if e.method != 0:
+                # torch.save stores records uncompressed; torch.load(mmap=True) slices the mapped file at the
+                # record's data offset, so for a compressed record the indices are its raw compressed bytes, which
+                # the check of its inflated values below says nothing about
+                ctx.add(
+                    rules.TensorGeometry,
+                    f"sparse index record {folder}/{key} is compressed: torch.load(mmap=True) takes its raw "
+                    "compressed bytes as the indices, unchecked",
+                    loc,
+                    key=key[:100],
+                )
             if e.usize > _SPARSE_RECORD_MAX:
                 ctx.fail(loc, f"sparse index record {folder}/{key} is too large to check ({e.usize} bytes)")
                 continue
