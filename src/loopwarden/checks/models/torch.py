@@ -557,11 +557,17 @@ def _statement(
             return
 
 
+_BACK_MAX: Final = 10_000
+"""Tokens walked back from a ``)`` to find the call it closes."""
+
+
 def _alias_call_before(toks: list[_Tok], close: int) -> bool:
     """Whether the call that ends with the ``)`` at ``close`` is an index accessor (``t._indices()``)."""
     depth = 0
     k = close
     while k >= 0:
+        if close - k > _BACK_MAX:
+            return True  # not followed that far back (bounded work per call): taken as one
         v = toks[k].value if toks[k].kind == "op" else ""
         if v == ")":
             depth += 1
