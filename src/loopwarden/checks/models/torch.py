@@ -285,7 +285,7 @@ def _called_op(parts: list[str]) -> str | None:
             rest = rest[1:]
         if rest and rest[0] == "ops":
             return rest[2] if len(rest) > 2 else None
-        return rest[0] if len(rest) == 1 else None
+        return rest[-1] if rest else None  # torch.<op>, or a namespace of it (torch.sparse.<op>)
     if parts[0] == "ops":
         return parts[2] if len(parts) > 2 else None
     return parts[-1] if len(parts) > 1 else None
