@@ -25,6 +25,7 @@ size.
 from __future__ import annotations
 
 import array
+import binascii
 import codecs
 import contextlib
 import functools
@@ -1443,7 +1444,54 @@ def _stored_pickle(value: Any) -> tuple[bytes, str] | str | None:
     return found
 
 
+_B64_SKIPPED_PATTERN: Final = re.compile(_B64_SKIPPED_RE)
+_NOT_BASE64_HEADS: Final = (
+    _STORED_HEADS["hex"] | _STORED_HEADS["Ascii85"] | _STORED_HEADS["base32"] | _STORED_HEADS["base85"]
+)
+_COMPRESSED_FIRSTS: Final = frozenset(c[0] for c in _STORED_COMPRESSED)
+
+
+def _stored_text_may(value: str, kept: str) -> bool:
+    """Whether ``_stored_text_full`` may find anything in a string: False only when none of its decodings can
+    yield what ``_stored_bytes`` takes. The prefilter of every string constant of at least ``_STORED_MIN``
+    characters whose head is a stored pickle's (2,000,000 vocabulary keys of a fitted vectorizer): the latin-1,
+    hex, Ascii85, base32 and base85 tries keep their own gates (their heads are rare in names), and base64, the
+    one most names pass (``feature_...`` decodes to ``}``), is decoded here as the full check decodes it and kept
+    only when the bytes may be a stored pickle: a compressed stream's or a protocol 2+ header's first byte, more
+    than 64 KiB, or a STACK_GLOBAL or two newlines (a GLOBAL/INST names its callable on two lines)."""
+    first = value[0]
+    if not kept and ord(first) in _PICKLE_OPENERS and (first == "\x80" or "\n" in value or "\x93" in value):
+        return True
+    if value.isascii() and value.isalnum():
+        if value[:2] in _NOT_BASE64_HEADS:
+            return True
+        alphabet = value
+    else:
+        if value.lstrip()[:2] in _NOT_BASE64_HEADS:
+            return True
+        alphabet = value.replace("-", "+").replace("_", "/")  # URL-safe, as the full check reads it
+        if not (alphabet.isascii() and alphabet.replace("+", "").replace("/", "").isalnum()):
+            alphabet = _B64_SKIPPED_PATTERN.sub(
+                "", alphabet
+            )  # what base64 skips (the regex only when needed)
+    try:  # the first byte is the one the full check tests on the first four characters
+        data = binascii.a2b_base64(alphabet + "=" * (-len(alphabet) % 4))
+    except ValueError:  # binascii.Error
+        return False
+    return len(alphabet) >= 4 and (
+        data[0] == 0x80
+        or data[0] in _COMPRESSED_FIRSTS
+        or len(data) > 1 << 16
+        or (data[0] in _STORED_FIRST_BYTES and (b"\x93" in data or data.count(b"\n") >= 2))
+    )
+
+
 def _stored_text(value: str, kept: str) -> tuple[bytes, str] | str | None:
+    """``_stored_text_full`` behind its exact prefilter ``_stored_text_may``."""
+    return _stored_text_full(value, kept) if _stored_text_may(value, kept) else None
+
+
+def _stored_text_full(value: str, kept: str) -> tuple[bytes, str] | str | None:
     """``_stored_pickle`` of a string, decoded as each encoding its characters allow, as the decoders of
     ``base64``, ``binascii`` and ``bytes.fromhex`` take them: base64 skips what is not in its alphabet and its
     padding is restored; whitespace is dropped elsewhere. Only a string whose first bytes decode to a pickle's
@@ -1455,7 +1503,7 @@ def _stored_text(value: str, kept: str) -> tuple[bytes, str] | str | None:
     first = value[0]
     if not kept and ord(first) in _PICKLE_OPENERS and (first == "\x80" or "\n" in value or "\x93" in value):
         tries.append(("latin-1 text", lambda v: v.encode("latin-1", "replace"), value))
-    plain = value.isalnum()
+    plain = value.isascii() and value.isalnum()  # str.isalnum takes letters base64 rejects (ValueError)
     head = value[:2] if plain else value.lstrip()[:2]
     if head in _STORED_HEADS["hex"] or head in _STORED_HEADS["Ascii85"]:
         compact = (
@@ -3004,6 +3052,8 @@ class _VM:
             return
         small = len(value) <= 256
         if small and value in _NOT_STORED:  # the same names recur in file after file (module, class names)
+            return
+        if type(value) is str and not _stored_text_may(value, ""):  # the common case, without the cache
             return
         found = _stored_pickle(value)
         if found is None:

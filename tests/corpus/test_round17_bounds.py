@@ -1,0 +1,131 @@
+"""Round 17: resource bounds on small or common inputs that cost the scanner much time or memory.
+
+Each test builds its input by code and asserts what the scanner reports (a verdict, a limit named, or that the
+prefilter of a check agrees with the check); none asserts a wall time.
+"""
+
+from __future__ import annotations
+
+import base64
+import bz2
+import gzip
+import lzma
+import pickle
+import random
+import string
+import struct
+import zlib
+
+from loopwarden.checks.models import pickle_vm
+from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+
+SYSTEM_P4 = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."
+SYSTEM_P0 = b"cposix\nsystem\n(S'id'\ntR."
+SYSTEM_P0_MARK = b"(cos\nsystem\nS'id'\no."
+PAYLOADS = (SYSTEM_P4, SYSTEM_P0, SYSTEM_P0_MARK, b"\x80\x02" + b"N" * 40 + b".")
+
+
+def u(s: str) -> bytes:
+    raw = s.encode("utf-8", "surrogatepass")
+    return b"\x8c" + bytes([len(raw)]) + raw if len(raw) < 256 else b"X" + struct.pack("<I", len(raw)) + raw
+
+
+# --- 1. the stored-pickle prefilter -------------------------------------------------------------------------
+
+
+def _encodings(data: bytes) -> list[str]:
+    """The text spellings of ``data`` the full stored-pickle check decodes, plain and with noise around them."""
+    b64 = base64.b64encode(data).decode()
+    out = [
+        b64,
+        b64.rstrip("="),
+        base64.urlsafe_b64encode(data).decode(),
+        base64.encodebytes(data).decode(),
+        "  \t" + b64,
+        "*" + b64,
+        b64[:8] + " " + b64[8:],
+        b64[:6] + "_-" + b64[6:],
+        data.hex(),
+        data.hex().upper(),
+        " ".join(data.hex()[i : i + 2] for i in range(0, 2 * len(data), 2)),
+        base64.b32encode(data).decode(),
+        base64.b32encode(data).decode().rstrip("="),
+        base64.b85encode(data).decode(),
+        base64.a85encode(data).decode(),
+        base64.a85encode(data, adobe=True).decode(),
+        data.decode("latin-1"),
+    ]
+    return out
+
+
+def _crafted() -> list[str]:
+    keys: list[str] = []
+    for payload in PAYLOADS:
+        for packed in (
+            payload,
+            zlib.compress(payload),
+            gzip.compress(payload),
+            bz2.compress(payload),
+            lzma.compress(payload),
+            lzma.compress(payload, format=lzma.FORMAT_ALONE),
+        ):
+            keys.extend(_encodings(packed))
+    rng = random.Random(17)
+    alphabets = (
+        string.ascii_letters + string.digits,
+        string.ascii_letters + string.digits + "+/=_- \n",
+        string.ascii_lowercase,
+        "0123456789abcdef",
+        string.printable,
+        "".join(chr(c) for c in range(256)),
+        "ßäöü日本語" + string.ascii_letters,
+    )
+    for alphabet in alphabets:
+        for _ in range(3000):
+            keys.append("".join(rng.choice(alphabet) for _ in range(rng.randint(16, 48))))
+    # random bytes encoded, so that the decoded bytes hold newlines, STACK_GLOBAL and headers by chance
+    for _ in range(3000):
+        raw = bytes(rng.randrange(256) for _ in range(rng.randint(12, 40)))
+        raw = bytes([rng.choice(sorted(pickle_vm._STORED_FIRST_BYTES))]) + raw
+        keys.extend((base64.b64encode(raw).decode(), raw.hex(), base64.b85encode(raw).decode()))
+        keys.append(base64.b64encode(raw[:1] + b"\x93" + raw[1:]).decode())
+        keys.append(base64.b64encode(b"c" + raw[:5] + b"\n" + raw[5:9] + b"\n").decode())
+    keys.extend(f"feature_{i:08d}_{i * 7919 % 10**6}" for i in range(2000))
+    return [k for k in keys if len(k) >= pickle_vm._STORED_MIN]
+
+
+def test_the_stored_pickle_prefilter_never_drops_what_the_full_check_finds() -> None:
+    """The prefilter may let anything through, but every key the full check finds a stored pickle in (or a reason
+    to stop) must pass it, whatever its encoding and the noise around it."""
+    keys = _crafted()
+    found = [k for k in keys if pickle_vm._stored_text_full(k, "") is not None]
+    assert len(found) > 300  # the crafted set exercises every encoding
+    missed = [k for k in found if not pickle_vm._stored_text_may(k, "")]
+    assert not missed, missed[:5]
+    found_in_bytes = [
+        k for k in keys if k.isascii() and pickle_vm._stored_text_full(k, " in bytes") is not None
+    ]
+    assert not [k for k in found_in_bytes if not pickle_vm._stored_text_may(k, " in bytes")]
+
+
+def test_the_prefilter_drops_vocabulary_keys() -> None:
+    """What the prefilter exists for: ``feature_...`` names (base64 heads decoding to ``}``) are decided there."""
+    names = [f"feature_{i:08d}_{i * 7919 % 10**6}" for i in range(5000)]
+    assert not any(pickle_vm._stored_text_may(k, "") for k in names)
+    assert not any(pickle_vm._stored_text_full(k, "") for k in names)
+
+
+def test_a_non_ascii_key_with_a_base64_head_is_not_a_stream_error() -> None:
+    """``str.isalnum`` takes letters base64 rejects: such a key made the whole file unverified (ValueError)."""
+    data = pickle.dumps({"gAßßßßßßßßßßßßßßßß": 1, "gASVäöüäöüäöüäöü": 2}, protocol=4)
+    result = analyze_pickle_bytes(data)
+    assert result.unverified is None
+    assert not result.findings
+
+
+def test_a_stored_pickle_among_many_vocabulary_keys_is_still_reported() -> None:
+    vocab = {f"feature_{i:08d}_{i * 7919 % 10**6}": i for i in range(20000)}
+    vocab[base64.b64encode(SYSTEM_P4).decode()] = -1
+    result = analyze_pickle_bytes(pickle.dumps({"vocabulary_": vocab}, protocol=4))
+    assert [f.rule_id for f in result.findings] == ["LW-MODEL-019"]
+    assert result.unverified is None
