@@ -16,6 +16,8 @@ import string
 import struct
 import zlib
 
+import pytest
+
 from loopwarden.checks.models import pickle_vm
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
 
@@ -129,3 +131,67 @@ def test_a_stored_pickle_among_many_vocabulary_keys_is_still_reported() -> None:
     result = analyze_pickle_bytes(pickle.dumps({"vocabulary_": vocab}, protocol=4))
     assert [f.rule_id for f in result.findings] == ["LW-MODEL-019"]
     assert result.unverified is None
+
+
+# --- 2. items held in tuples and lists ----------------------------------------------------------------------
+
+
+def _tuples_of_none(count: int, size: int, memoized: bool = False) -> bytes:
+    """A protocol 4 list of ``count`` tuples of ``size`` None each (pushed by NONE, or fetched from the memo)."""
+    item = b"h\x00" if memoized else b"N"
+    head = b"\x80\x04N\x94" if memoized else b"\x80\x04"
+    one = b"(" + item * size + b"t"
+    return head + b"](" + one * count + b"e."
+
+
+def test_tuples_of_many_items_are_bounded() -> None:
+    """24 tuples of 2,000,000 None (48 MB of file) held 437 MB; past the bound the file is unverified."""
+    result = analyze_pickle_bytes(_tuples_of_none(9, 1_900_000))
+    assert result.unverified is not None and "max_held_items" in result.unverified
+
+
+def test_the_held_items_bound_counts_tuples_and_kept_list_items(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pickle_vm, "_MAX_HELD_ITEMS", 100_000)
+    for memoized in (False, True):
+        result = analyze_pickle_bytes(_tuples_of_none(3, 40_000, memoized))
+        assert result.unverified is not None and "max_held_items" in result.unverified
+    # lists keep _MAX_CONTAINER items each: many full lists are counted as they are kept
+    lists = b"\x80\x04](" + (b"](" + b"N" * 10_000 + b"e") * 11 + b"e."
+    result = analyze_pickle_bytes(lists)
+    assert result.unverified is not None and "max_held_items" in result.unverified
+    # below the bound nothing changes
+    assert analyze_pickle_bytes(_tuples_of_none(2, 40_000)).unverified is None
+
+
+def test_a_big_benign_vocabulary_stays_clean() -> None:
+    """A fitted vectorizer's 100,000-entry vocabulary, its feature names and an idf tuple: clean."""
+    names = [f"feature_{i:08d}_{i * 7919 % 10**6}" for i in range(100_000)]
+    state = {
+        "vocabulary_": {k: i for i, k in enumerate(names)},
+        "feature_names_": names,
+        "idf": (1.0,) * 100_000,
+    }
+    result = analyze_pickle_bytes(pickle.dumps(state, protocol=4))
+    assert result.unverified is None and not result.findings
+
+
+# --- 3. the class: small files whose opcodes repeat work on a big memoized value ----------------------------
+
+
+def test_a_big_state_built_into_many_objects_is_searched_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """BUILD of one memoized 10,000-item state into 1,500,000 objects (4.6 MB of file) ran for minutes: each
+    BUILD searched the whole state for planted callables. Each state is searched once now."""
+    calls = [0]
+    real = pickle_vm._maybe_callable
+
+    def counting(value: object) -> bool:
+        calls[0] += 1
+        return real(value)
+
+    monkeypatch.setattr(pickle_vm, "_maybe_callable", counting)
+    state = b"}\x94(" + (u("clip") + b"K\x01") * 10_000 + b"u"
+    obj = u("collections") + u("OrderedDict") + b"\x93)R"
+    data = b"\x80\x04" + state + b"0" + obj + b"h\x00b" * 500 + b"."
+    result = analyze_pickle_bytes(data)
+    assert result.unverified is None and not result.findings
+    assert calls[0] <= 10_000 + 500
