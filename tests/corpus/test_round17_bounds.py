@@ -15,11 +15,14 @@ import random
 import string
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
-from loopwarden.checks.models import pickle_vm
+from loopwarden.checks.models import dispatch, pickle_vm
 from loopwarden.checks.models.pickle_vm import analyze_pickle_bytes
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Verdict
 
 SYSTEM_P4 = b"\x80\x04\x8c\x02os\x8c\x06system\x93\x8c\x02id\x85R."
 SYSTEM_P0 = b"cposix\nsystem\n(S'id'\ntR."
@@ -195,3 +198,80 @@ def test_a_big_state_built_into_many_objects_is_searched_once(monkeypatch: pytes
     result = analyze_pickle_bytes(data)
     assert result.unverified is None and not result.findings
     assert calls[0] <= 10_000 + 500
+
+
+def _overlapping_zip(inner: bytes, count: int) -> bytes:
+    """One stored member's data named by ``count`` central directory entries (each its own name)."""
+    name = b"archive/data.pkl"
+    crc = zlib.crc32(inner)
+    local = struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, 0, 0, 0, crc, len(inner), len(inner), len(name), 0)
+    local += name + inner
+    central = b""
+    for i in range(count):
+        member = f"archive/data{i}.pkl".encode()
+        central += struct.pack(
+            "<IHHHHHHIIIHHHHHII",
+            0x02014B50,
+            20,
+            20,
+            0,
+            0,
+            0,
+            0,
+            crc,
+            len(inner),
+            len(inner),
+            len(member),
+            0,
+            0,
+            0,
+            0,
+            0,
+            0,
+        )
+        central += member
+    end = struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, len(central), len(local), 0)
+    return local + central + end
+
+
+def test_zip_members_sharing_one_data_span_are_analysed_a_bounded_number_of_times(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5,000 central entries naming one 600 KB pickle (a 700 KB file) were each analysed (minutes): each data
+    span is analysed for at most a few members; the overlap is reported and the file is unverified."""
+    reads = [0]
+    real = dispatch.scan_blob
+
+    def counting(blob: object, ctx: object) -> None:
+        reads[0] += 1
+        real(blob, ctx)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(dispatch, "scan_blob", counting)
+    path = tmp_path / "model.pt"
+    path.write_bytes(_overlapping_zip(pickle.dumps({"w": list(range(1000))}, protocol=4), 300))
+    [result] = scan_paths([str(path)], jobs=1).targets
+    assert result.verdict is Verdict.UNVERIFIED
+    assert result.reason is not None and "max_shared_members" in result.reason
+    assert "LW-MODEL-023" in {f.rule_id for f in result.findings}
+    assert 0 < reads[0] <= 2 * dispatch._MAX_SHARED_READS + 4
+
+
+def test_a_repeated_finding_is_described_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A memoized list of 10,000 pairs (keys the analysis cannot all keep) BUILT into an object 1,000,000 times
+    (3 MB of file) was described for the evidence at every BUILD (half a minute); the finding is counted again
+    without it."""
+    calls = [0]
+    real = pickle_vm._short
+
+    def counting(value: object, depth: int = 0) -> object:
+        calls[0] += 1
+        return real(value, depth)
+
+    monkeypatch.setattr(pickle_vm, "_short", counting)
+    pairs = b"](" + b"".join(u(f"k{i:06d}") + b"N\x86" for i in range(10_000)) + b"e\x94"
+    obj = u("collections") + u("OrderedDict") + b"\x93)R"
+    result = analyze_pickle_bytes(b"\x80\x04" + pairs + b"0" + obj + b"h\x00b" * 2_000 + b".")
+    [finding] = [f for f in result.findings if f.evidence.get("subject") == "state keys unknown"]
+    assert finding.rule_id == "LW-MODEL-016"
+    assert finding.evidence.get("occurrences") == 2_000
+    assert calls[0] < 1_000
