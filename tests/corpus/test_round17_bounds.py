@@ -136,6 +136,30 @@ def test_a_stored_pickle_among_many_vocabulary_keys_is_still_reported() -> None:
     assert result.unverified is None
 
 
+@pytest.mark.parametrize(
+    "spell",
+    [
+        lambda b: b[:4] + "_" + b[4:8] + "-" + b[8:],
+        lambda b: "_-" + b,
+        lambda b: "-" + b.replace("A", "A_"),
+    ],
+)
+def test_base64_with_characters_b64decode_skips_is_read_as_b64decode_reads_it(spell: object) -> None:
+    """``base64.b64decode`` (not validating) skips '-' and '_'; the check read them only as URL-safe '+' and '/'
+    (and never looked at a string starting with one): ``pickle.loads(base64.b64decode(value))`` ran the payload
+    and the file was clean."""
+    text = spell(base64.b64encode(SYSTEM_P4).decode())  # type: ignore[operator]
+    assert base64.b64decode(text) == SYSTEM_P4
+    result = analyze_pickle_bytes(pickle.dumps({"blob": text}, protocol=4))
+    assert [f.rule_id for f in result.findings] == ["LW-MODEL-019"]
+
+
+def test_names_with_underscores_stay_clean() -> None:
+    names = {f"_private_attribute_{i}": f"--flag-{i}-value_" * 3 for i in range(2000)}
+    result = analyze_pickle_bytes(pickle.dumps(names, protocol=4))
+    assert result.unverified is None and not result.findings
+
+
 # --- 2. items held in tuples and lists ----------------------------------------------------------------------
 
 

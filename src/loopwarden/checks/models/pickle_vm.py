@@ -332,7 +332,7 @@ def _stored_heads() -> dict[str, frozenset[str]]:
     compressed = {c[0] for c in _STORED_COMPRESSED}
     url = str.maketrans("+/", "-_")
     heads: dict[str, set[str]] = {k: set() for k in ("base64", "base32", "hex", "base85", "Ascii85", "first")}
-    heads["first"].update(_B64_JUNK)
+    heads["first"].update(_B64_JUNK + "-_")  # b64decode skips '-' and '_' too (see _VM._stored)
     for o in _PICKLE_OPENERS | compressed:
         first = _B64_ALPHABET[o >> 2]
         for hi in range(16):  # the second base64 character takes the next byte's high four bits
@@ -3101,6 +3101,13 @@ class _VM:
         budget = self.budget
         if budget.stored > _STORED_MAX_CANDIDATES:
             return
+        if type(value) is str and ("_" in value or "-" in value):
+            # urlsafe_b64decode reads '-' and '_' as '+' and '/' (as _stored_text does); b64decode, not validating,
+            # skips them as any character outside its alphabet: a payload spelled with them between its
+            # characters is analysed as b64decode reads it too
+            stripped = value.replace("_", "").replace("-", "")
+            if len(stripped) >= _STORED_MIN and _stored_head(stripped):
+                self._stored(stripped, off)
         small = len(value) <= 256
         if small and value in _NOT_STORED:  # the same names recur in file after file (module, class names)
             return
