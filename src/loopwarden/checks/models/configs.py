@@ -532,7 +532,9 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
 
     ``modules.json`` lists each module's ``type``: the class is imported and its ``load`` called on the module's
     folder (``"torch.jit"`` would be ``torch.jit.load``). A Dense module's ``activation_function`` and a
-    CrossEncoder's ``activation_fn`` are imported and called. Versions before 6.0 import any of them without
+    CrossEncoder's ``activation_fn`` are imported and called. A Router's ``router_config.json`` (and an older Router
+    or Asym ``config.json`` of the same shape) maps each route's module folder to a class in ``types``, imported
+    and loaded the same way (confirmed with sentence-transformers 6.2.0). Versions before 6.0 import any of them without
     ``trust_remote_code``; later ones still do when it is given. Names outside ``sentence_transformers.*`` (and, for
     activations, torch's own module classes) are judged by the allow-list: dangerous ones at their severity, others
     HIGH, since they run code the model folder chose.
@@ -543,6 +545,9 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
         refs = [
             ("type", m.get("type")) for m in obj[:MAX_CONFIG_NODES] if isinstance(m, dict) and "type" in m
         ]
+    elif isinstance(obj, dict) and _routes_modules(obj, base):
+        # a Router's (or the older Asym's) module classes: each is imported and its load() called on its folder
+        refs = [(f"types.{k}"[:100], v) for k, v in list(obj["types"].items())[:MAX_CONFIG_NODES]]
     elif isinstance(obj, dict):
         st = obj.get("sentence_transformers")
         for key, value in (
@@ -559,7 +564,7 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
         if not isinstance(ref, str):
             ctx.fail(location, f"sentence-transformers {key} is not a dotted name")
             continue
-        activation = key != "type"
+        activation = not (key == "type" or key.startswith("types."))
         if ref.startswith("sentence_transformers.") or (activation and "." not in ref):
             # a name without a dot is not importable by import_from_string: transformers' own configs say
             # "activation_function": "gelu_new" (looked up in a table, never imported)
@@ -578,6 +583,16 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
             location,
             target=ref[:200],
         )
+
+
+def _routes_modules(obj: dict[str, Any], base: str) -> bool:
+    """Whether a JSON object is the config of a sentence-transformers Router (``router_config.json``; a
+    ``config.json`` of that shape in older versions, which ``Router.load`` still reads) or Asym module: its
+    ``types`` map each route's module folder to the class loading imports."""
+    types = obj.get("types")
+    if not isinstance(types, dict) or not types:
+        return False
+    return base == "router_config.json" or isinstance(obj.get("structure"), dict)
 
 
 # ------------------------------------------------------------------------------------ fiddle (NeMo 2 io.json)
