@@ -18,7 +18,9 @@ from test_container_bypasses import scan
 from loopwarden.domain import Severity, Verdict
 
 # what a module does when imported: a marker file beside it
-_MODULE = "import pathlib\n(pathlib.Path(__file__).parent / 'marker').write_text('ran')\nclass Evil:\n    pass\n"
+_MODULE = (
+    "import pathlib\n(pathlib.Path(__file__).parent / 'marker').write_text('ran')\nclass Evil:\n    pass\n"
+)
 
 # ------------------------------------------------------------------ sentence-transformers Router / Asym ``types``
 
@@ -55,7 +57,9 @@ def test_sentence_transformers_router_types_are_judged(tmp_path: Path, name: str
     if not isinstance(ref, str):
         assert config.verdict is Verdict.UNVERIFIED, config  # not a name the scanner can judge: fails closed
         return
-    hits = [f for f in config.findings if f.rule_id in ("LW-MODEL-042", "LW-MODEL-005") or "types" in f.message]
+    hits = [
+        f for f in config.findings if f.rule_id in ("LW-MODEL-042", "LW-MODEL-005") or "types" in f.message
+    ]
     assert hits, config.findings
     assert config.max_severity() is not None and config.max_severity() >= Severity.HIGH
 
@@ -70,7 +74,9 @@ def test_sentence_transformers_router_real_loader_imports_the_module(tmp_path: P
         "evil_mod.py": _MODULE.encode(),
     }
     # the module is copied into transformers' modules cache before it is imported: the marker path is written in
-    files["evil_mod.py"] = _MODULE.replace("pathlib.Path(__file__).parent", f"pathlib.Path({str(tmp_path)!r})").encode()
+    files["evil_mod.py"] = _MODULE.replace(
+        "pathlib.Path(__file__).parent", f"pathlib.Path({str(tmp_path)!r})"
+    ).encode()
     results = scan(model, files)
     child = (
         "import sys\nfrom sentence_transformers import SentenceTransformer\n"
@@ -99,13 +105,18 @@ def _benign_router(tmp_path: Path) -> tuple[Path, str]:
         }
         config = {
             "types": types,
-            "structure": {"query": ["query_0_Dense"], "document": ["document_0_Dense", "document_1_Normalize"]},
+            "structure": {
+                "query": ["query_0_Dense"],
+                "document": ["document_0_Dense", "document_1_Normalize"],
+            },
             "parameters": {"default_route": "document", "allow_empty_key": True, "route_mappings": {}},
         }
         folder.mkdir()
         (folder / "router_config.json").write_text(json.dumps(config, indent=4))
         return folder, "mirrored"
-    router = Router.for_query_document(query_modules=[Dense(4, 4)], document_modules=[Dense(4, 4), Normalize()])
+    router = Router.for_query_document(
+        query_modules=[Dense(4, 4)], document_modules=[Dense(4, 4), Normalize()]
+    )
     router.save(str(folder))
     return folder, "real"
 
@@ -117,4 +128,159 @@ def test_sentence_transformers_router_benign_is_clean(tmp_path: Path) -> None:
     results = scan(tmp_path / "scan", files)
     assert any(r.path.endswith("router_config.json") for r in results)
     for r in results:
+        assert r.verdict is Verdict.CLEAN, r
+
+
+# ----------------------------------------------------------------- LangChain serialization (langchain_core.load)
+
+
+def _lc_prompt(partial: object) -> dict[str, object]:
+    return {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
+        "kwargs": {"template": "{x}", "input_variables": ["x"], "partial_variables": {"leak": partial}},
+    }
+
+
+_LC_SECRET = {"lc": 1, "type": "secret", "id": ["AWS_SECRET_ACCESS_KEY"]}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps(_lc_prompt(_LC_SECRET)).encode(),
+        json.dumps(_LC_SECRET).encode(),
+        json.dumps(_lc_prompt(_LC_SECRET)).replace('"lc"', '"l\\u0063"').encode(),
+        json.dumps(_lc_prompt(_LC_SECRET)).replace('"lc": 1', '"lc": true').encode(),
+        json.dumps(_lc_prompt(_LC_SECRET)).encode("utf-16"),
+    ],
+    ids=["in-prompt", "alone", "escaped-key", "lc-true", "utf-16"],
+)
+def test_langchain_secret_reads_the_environment(tmp_path: Path, data: bytes) -> None:
+    """A ``{"lc": 1, "type": "secret", "id": [NAME]}`` object: langchain_core.load puts the environment variable
+    NAME into the loaded object (secrets_from_env on by default before langchain-core 0.3.81 / 1.2.5,
+    CVE-2025-68664). Confirmed with langchain-core 0.3.80: ``loads`` of the prompt returned a PromptTemplate whose
+    partial variable held the variable's value; the scan said clean."""
+    config = scan(tmp_path, {"chain.json": data})[0]
+    assert config.verdict is not Verdict.CLEAN, config
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "secret" in f.message]
+    assert hits, config.findings
+    assert max(f.severity for f in hits) is Severity.HIGH
+
+
+def test_langchain_constructor_outside_default_namespaces(tmp_path: Path) -> None:
+    """A constructor naming a package outside LangChain's defaults is imported when the caller allows it."""
+    doc = {"lc": 1, "type": "constructor", "id": ["evil_pkg", "mod", "Cls"], "kwargs": {}}
+    config = scan(tmp_path, {"chain.json": json.dumps(doc).encode()})[0]
+    assert config.max_severity() is Severity.HIGH, config
+
+
+def test_langchain_client_with_key_is_reported_below_high(tmp_path: Path) -> None:
+    """What ``dumps`` writes for a model client: the class (low) and its API key from the environment (medium:
+    it goes to the endpoint the file sets)."""
+    doc = {
+        "lc": 1,
+        "type": "constructor",
+        "id": ["langchain", "chat_models", "openai", "ChatOpenAI"],
+        "kwargs": {"openai_api_key": _LC_SECRET, "openai_api_base": "https://example.invalid/v1"},
+    }
+    config = scan(tmp_path, {"chain.json": json.dumps(doc).encode()})[0]
+    assert config.max_severity() is Severity.MEDIUM, config
+
+
+def test_langchain_real_loader_reads_the_secret(tmp_path: Path) -> None:
+    """The real loader, where an affected langchain-core is installed (the miss above, end to end)."""
+    pytest.importorskip("langchain_core.load")
+    path = tmp_path / "chain.json"
+    path.write_text(json.dumps(_lc_prompt({"lc": 1, "type": "secret", "id": ["LW_TEST_SECRET"]})))
+    child = (
+        "import sys, pathlib\nfrom langchain_core.load import loads\n"
+        "p = loads(pathlib.Path(sys.argv[1]).read_text())\n"
+        "if p.partial_variables.get('leak') == 'value-from-env':\n"
+        "    (pathlib.Path(sys.argv[1]).parent / 'marker').write_text('read')\n"
+    )
+    env = {**os.environ, "LW_TEST_SECRET": "value-from-env"}
+    subprocess.run([sys.executable, "-c", child, str(path)], env=env, timeout=300, check=False)
+    if not (tmp_path / "marker").exists():
+        pytest.skip("this langchain-core does not read secrets from the environment by default (fixed)")
+    config = scan(tmp_path / "scan", {"chain.json": path.read_bytes()})[0]
+    assert config.max_severity() is Severity.HIGH, config
+
+
+def _benign_langchain() -> tuple[list[str], str]:
+    """Serializations of prompts, messages and a chain, by langchain-core's ``dumps`` when it is installed, else
+    the text langchain-core 1.x writes for them."""
+    try:
+        from langchain_core.load import dumps
+        from langchain_core.messages import AIMessage, HumanMessage
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_core.prompts import ChatPromptTemplate, PromptTemplate
+    except ImportError:
+        prompt = {
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain", "prompts", "prompt", "PromptTemplate"],
+            "kwargs": {"input_variables": ["q"], "template": "{q}", "template_format": "f-string"},
+            "name": "PromptTemplate",
+        }
+        chat = {
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain", "prompts", "chat", "ChatPromptTemplate"],
+            "kwargs": {
+                "input_variables": ["q"],
+                "messages": [
+                    {
+                        "lc": 1,
+                        "type": "constructor",
+                        "id": ["langchain", "prompts", "chat", "HumanMessagePromptTemplate"],
+                        "kwargs": {"prompt": prompt},
+                    }
+                ],
+            },
+            "name": "ChatPromptTemplate",
+        }
+        messages = [
+            {
+                "lc": 1,
+                "type": "constructor",
+                "id": ["langchain", "schema", "messages", "HumanMessage"],
+                "kwargs": {"content": "hi", "type": "human"},
+            }
+        ]
+        chain = {
+            "lc": 1,
+            "type": "constructor",
+            "id": ["langchain", "schema", "runnable", "RunnableSequence"],
+            "kwargs": {
+                "first": chat,
+                "last": {
+                    "lc": 1,
+                    "type": "constructor",
+                    "id": ["langchain", "schema", "output_parser", "StrOutputParser"],
+                    "kwargs": {},
+                    "name": "StrOutputParser",
+                },
+            },
+            "name": "RunnableSequence",
+        }
+        return [json.dumps(d) for d in (prompt, chat, messages, chain)], "mirrored"
+    chat_prompt = ChatPromptTemplate.from_messages([("system", "You are {role}."), ("human", "{q}")])
+    docs = [
+        dumps(PromptTemplate.from_template("Hi {x}")),
+        dumps(chat_prompt),
+        dumps([HumanMessage("hi"), AIMessage("yo")]),
+        dumps(chat_prompt | StrOutputParser()),
+    ]
+    return docs, "real"
+
+
+def test_langchain_benign_serializations_are_clean(tmp_path: Path) -> None:
+    """Prompts, messages and chains of them, as LangChain writes them, stay clean; so does a tokenizer vocabulary
+    with an ``"lc"`` token."""
+    docs, _ = _benign_langchain()
+    files = {f"doc{i}.json": d.encode() for i, d in enumerate(docs)}
+    files["tokenizer.json"] = json.dumps({"model": {"type": "BPE", "vocab": {"lc": 1234, "l": 1}}}).encode()
+    for r in scan(tmp_path, files):
         assert r.verdict is Verdict.CLEAN, r

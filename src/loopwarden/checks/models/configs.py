@@ -33,6 +33,7 @@ __all__ = [
     "check_custom_generate",
     "check_fiddle",
     "check_json_targets",
+    "check_langchain",
     "check_metadata_targets",
     "check_remote_code",
     "check_sentence_transformers",
@@ -41,6 +42,7 @@ __all__ = [
     "is_fiddle_document",
     "is_skops_schema",
     "judge_dotted",
+    "mentions_langchain",
     "mentions_target",
 ]
 
@@ -424,16 +426,37 @@ def mentions_target(doc: str | bytes) -> bool:
     """Whether a JSON or YAML document may hold a ``_target_`` or ``class_path`` key once decoded: the word itself,
     an escape that may spell it, or (bytes) text in UTF-16 or UTF-32, which ``json.loads`` decodes from bytes.
     The cheap trigger for the walk of :func:`check_json_targets`; False only when no decoding can produce the key."""
+    return _mentions(doc, _TARGET_MARKS, None)
+
+
+_LC_MARK: Final = re.compile(r'"lc"\s*:\s*(?:true|1(?:\.0*)?(?![0-9.eE])|[0-9.]+[eE])')
+"""LangChain's ``"lc": 1`` (or a value JSON decodes equal to 1): a BPE vocabulary also has an ``"lc"`` token, whose
+id is any number, and a tokenizer.json is too large to walk for nothing."""
+
+
+def mentions_langchain(doc: bytes) -> bool:
+    """Whether a JSON document may hold LangChain's ``"lc": 1`` once decoded (the trigger of
+    :func:`check_langchain`; same decodings as :func:`mentions_target`)."""
+    return _mentions(doc, ('"lc"',), _LC_MARK)
+
+
+def _mentions(doc: str | bytes, words: tuple[str, ...], mark: re.Pattern[str] | None) -> bool:
+    """Whether ``doc`` holds one of ``words`` (where ``mark``, if given, matches too), an escape that may spell
+    one, or is UTF-16/32 text that does once decoded."""
     if isinstance(doc, str):
-        return any(mark in doc for mark in _TARGET_MARKS) or _ESCAPED_ASCII.search(doc) is not None
-    if b"_target_" in doc or b"class_path" in doc:
+        if any(w in doc for w in words) and (mark is None or mark.search(doc) is not None):
+            return True
+        return _ESCAPED_ASCII.search(doc) is not None
+    if any(w.encode() in doc for w in words) and (
+        mark is None or re.search(mark.pattern.encode(), doc) is not None
+    ):
         return True
     if b"\x00" in doc[:4] or doc[:2] in (b"\xff\xfe", b"\xfe\xff"):
         import json
 
         enc = json.detect_encoding(doc)
         if enc not in ("utf-8", "utf-8-sig"):
-            return mentions_target(doc.decode(enc, "replace"))
+            return _mentions(doc.decode(enc, "replace"), words, mark)
     return _ESCAPED_ASCII_BYTES.search(doc) is not None
 
 
@@ -593,6 +616,103 @@ def _routes_modules(obj: dict[str, Any], base: str) -> bool:
     if not isinstance(types, dict) or not types:
         return False
     return base == "router_config.json" or isinstance(obj.get("structure"), dict)
+
+
+# ------------------------------------------------------------------------------------- LangChain serialization
+
+_LANGCHAIN_NAMESPACES: Final = frozenset(
+    {
+        "langchain", "langchain_core", "langchain_community", "langchain_anthropic", "langchain_groq",
+        "langchain_google_genai", "langchain_aws", "langchain_openai", "langchain_google_vertexai",
+        "langchain_mistralai", "langchain_fireworks", "langchain_xai", "langchain_sambanova",
+        "langchain_perplexity",
+    }
+)  # fmt: skip
+"""The packages ``langchain_core.load`` builds classes of by default (its DEFAULT_NAMESPACES); a class of any other
+package loads only when the caller widens ``valid_namespaces``, and then any module of that package is imported."""
+_LANGCHAIN_DATA: Final = frozenset(
+    {"prompts", "prompt_values", "messages", "documents", "output_parsers", "runnables", "schema", "load"}
+)
+"""Second parts of the ``id`` of classes that hold data or compose other objects (prompt templates, messages,
+documents, output parsers, runnable sequences: what LangChain Hub prompts and saved chains are made of)."""
+
+
+def check_langchain(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Objects of a LangChain serialization (``{"lc": 1, "type": ..., "id": [...]}``) that
+    ``langchain_core.load.loads``/``load`` builds:
+
+    * ``"type": "secret"``: the value of the environment variable named by ``id`` is put into the loaded object
+      (``secrets_from_env`` was on by default before langchain-core 0.3.81 and 1.2.5: CVE-2025-68664, confirmed
+      with 0.3.80); in a prompt's partial variable or a message it is sent to the model or shown: high. As an
+      argument of a model client (what ``dumps`` writes for its API key) it goes to the endpoint the file sets:
+      medium.
+    * ``"type": "constructor"``: the class ``id`` names is imported and called with ``kwargs``. A class outside
+      LangChain's default packages is imported only when the caller allows its package, and then any module of it
+      (high); a model client, tool or retriever of those packages is built with the endpoints and credentials the
+      file chose (low); prompts, messages, documents and runnables are data. Jinja templates in the kwargs are
+      judged by the template walk of every JSON document."""
+    # (node, whether it is an argument of a constructor that is not data): the walk is bounded like the others
+    stack: list[tuple[Any, bool]] = [(obj, False)]
+    seen = 0
+    while stack:
+        node, in_client = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_NODES:
+            raise ResourceLimitExceeded(
+                "max_config_nodes", f"JSON config has more than {MAX_CONFIG_NODES} nodes"
+            )
+        if isinstance(node, list):
+            stack.extend((v, in_client) for v in node if isinstance(v, dict | list))
+            continue
+        if not isinstance(node, dict):
+            continue
+        client = in_client
+        if node.get("lc") == 1 and node.get("id") is not None:
+            client = _langchain_object(node, ctx, location, in_client)
+        stack.extend((v, client) for v in node.values() if isinstance(v, dict | list))
+
+
+def _langchain_object(node: dict[str, Any], ctx: ScanContext, location: Location, in_client: bool) -> bool:
+    """Report one serialized object; whether its arguments are those of a class that is not data."""
+    kind, ident = node.get("type"), node.get("id")
+    names = isinstance(ident, list) and all(isinstance(i, str) for i in ident)
+    shown = ".".join(ident)[:200] if names else str(json_safe(ident))[:200]
+    if kind == "secret":
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.MEDIUM if in_client else Severity.HIGH,
+            f"LangChain secret '{shown}': langchain_core.load reads this environment variable into the loaded "
+            "object (by default before langchain-core 0.3.81 / 1.2.5, CVE-2025-68664), "
+            + (
+                "an argument of a client built with the endpoint the file sets"
+                if in_client
+                else "where the application sends it to the model or shows it"
+            ),
+            location,
+            target=shown,
+        )
+        return in_client
+    if kind != "constructor":
+        return in_client
+    if not (names and len(ident) >= 2):
+        ctx.fail(location, f"LangChain constructor id {shown!r} is not a list of names")
+        return True
+    if ident[0] not in _LANGCHAIN_NAMESPACES:
+        severity = Severity.HIGH
+        why = "imports that module of a package outside LangChain's defaults (when the caller allows it)"
+    elif len(ident) > 2 and ident[1] in _LANGCHAIN_DATA:
+        return in_client
+    else:
+        severity = Severity.LOW
+        why = "builds that installed class with the file's arguments (endpoints, credentials, paths)"
+    ctx.add_severity(
+        rules.HydraTarget,
+        severity,
+        f"LangChain constructor '{shown}': langchain_core.load {why}",
+        location,
+        target=shown,
+    )
+    return True
 
 
 # ------------------------------------------------------------------------------------ fiddle (NeMo 2 io.json)
