@@ -284,3 +284,69 @@ def test_langchain_benign_serializations_are_clean(tmp_path: Path) -> None:
     files["tokenizer.json"] = json.dumps({"model": {"type": "BPE", "vocab": {"lc": 1234, "l": 1}}}).encode()
     for r in scan(tmp_path, files):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# ------------------------------------------------------------------------ LeRobot processor pipeline step classes
+
+
+def _lerobot_pipeline(*steps: dict[str, object]) -> bytes:
+    return json.dumps({"name": "policy_preprocessor", "steps": list(steps)}).encode()
+
+
+@pytest.mark.parametrize(
+    ("step", "severity"),
+    [
+        ({"class": "subprocess.Popen", "config": {"args": ["touch", "marker"]}}, Severity.CRITICAL),
+        ({"class": "os.system", "config": {"command": "id"}}, Severity.CRITICAL),
+        ({"class": "evil_steps.Step", "config": {}}, Severity.HIGH),
+    ],
+    ids=["popen", "os-system", "unknown-module"],
+)
+def test_lerobot_processor_step_class_is_judged(
+    tmp_path: Path, step: dict[str, object], severity: Severity
+) -> None:
+    """LeRobot's ``DataProcessorPipeline.from_pretrained`` (``make_pre_post_processors`` of a pretrained policy)
+    imports a step's ``class`` and calls it with the step's ``config`` before checking it is a ProcessorStep, with
+    no opt-in. Confirmed with lerobot 0.4.4: ``{"class": "subprocess.Popen", "config": {"args": ["touch", M]}}`` in
+    ``policy_preprocessor.json`` created M; the scan said clean."""
+    files = {"policy_preprocessor.json": _lerobot_pipeline({"registry_name": "to_batch_processor"}, step)}
+    config = scan(tmp_path, files)[0]
+    assert config.max_severity() is severity, config
+    assert any(f.rule_id == "LW-MODEL-042" and "LeRobot" in f.message for f in config.findings)
+
+
+def test_lerobot_processor_real_loader_runs_the_class(tmp_path: Path) -> None:
+    """The real loader, where lerobot is installed (the miss above, end to end)."""
+    pytest.importorskip("lerobot.processor.pipeline")
+    marker = tmp_path / "marker"
+    step = {
+        "class": "subprocess.Popen",
+        "config": {"args": [sys.executable, "-c", f"open({str(marker)!r}, 'w')"]},
+    }
+    model = tmp_path / "model"
+    results = scan(model, {"policy_preprocessor.json": _lerobot_pipeline(step)})
+    child = (
+        "import sys, time\nfrom lerobot.processor.pipeline import DataProcessorPipeline\n"
+        "try:\n    DataProcessorPipeline.from_pretrained(sys.argv[1], config_filename='policy_preprocessor.json')\n"
+        "except Exception:\n    pass\ntime.sleep(2)\n"
+    )
+    subprocess.run([sys.executable, "-c", child, str(model)], timeout=300, check=False)
+    if not marker.exists():
+        pytest.skip("this lerobot does not import step classes by path")
+    assert results[0].max_severity() is Severity.CRITICAL, results[0]
+
+
+def test_lerobot_processor_benign_is_clean(tmp_path: Path) -> None:
+    """What lerobot 0.4.4 writes (``save_pretrained`` of a pipeline of its own steps: registered names; an
+    unregistered step of lerobot's is written by class path) stays clean. Mirrored: lerobot's dependencies do not
+    install beside this machine's torch."""
+    files = {
+        "policy_preprocessor.json": _lerobot_pipeline(
+            {"registry_name": "rename_observations_processor", "config": {"rename_map": {"a": "b"}}},
+            {"registry_name": "to_batch_processor", "config": {}},
+            {"registry_name": "device_processor", "config": {"device": "cpu", "float_dtype": None}},
+            {"class": "lerobot.processor.normalize_processor.NormalizerProcessorStep", "config": {}},
+        ),
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r

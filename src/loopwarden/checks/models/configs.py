@@ -34,6 +34,7 @@ __all__ = [
     "check_fiddle",
     "check_json_targets",
     "check_langchain",
+    "check_lerobot_processor",
     "check_metadata_targets",
     "check_remote_code",
     "check_sentence_transformers",
@@ -713,6 +714,44 @@ def _langchain_object(node: dict[str, Any], ctx: ScanContext, location: Location
         target=shown,
     )
     return True
+
+
+# ------------------------------------------------------------------------------------ LeRobot processor pipelines
+
+
+def check_lerobot_processor(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """A LeRobot processor pipeline (``policy_preprocessor.json``, ``policy_postprocessor.json``: a ``steps`` list).
+    ``DataProcessorPipeline.from_pretrained`` (run by ``make_pre_post_processors`` for every pretrained policy)
+    builds each step that has no ``registry_name`` by importing its ``class`` dotted path and calling it with the
+    step's ``config`` as keyword arguments, before checking that it is a ProcessorStep, with no opt-in (confirmed
+    with lerobot 0.4.4: ``"class": "subprocess.Popen"`` ran its ``args``). A registered name is only looked up.
+    LeRobot's own steps are accepted; other names are judged by the allow-list (high when it does not know them:
+    the module is not analysed)."""
+    steps = obj.get("steps") if isinstance(obj, dict) else None
+    if not isinstance(steps, list):
+        return
+    for i, step in enumerate(steps[:MAX_CONFIG_NODES]):
+        if not isinstance(step, dict) or "registry_name" in step or "class" not in step:
+            continue
+        ref = step["class"]
+        if not isinstance(ref, str) or not _DOTTED.match(ref) or "." not in ref:
+            ctx.fail(
+                location,
+                f"LeRobot processor step {i} class {str(json_safe(ref))[:100]!r} is not a dotted name",
+            )
+            continue
+        c = judge_dotted(ctx.allow, ref, called=True)
+        if c.category is None and (ref.startswith("lerobot.") or c.allowed):
+            continue
+        ctx.add_severity(
+            rules.HydraTarget,
+            c.severity if c.category is not None and c.severity else Severity.HIGH,
+            f"LeRobot processor step {i} class '{ref[:200]}': loading the pipeline imports it and calls it with the "
+            f"step's config ({c.reason or 'not on the allow-list'})",
+            location,
+            target=ref[:200],
+            category=c.category,
+        )
 
 
 # ------------------------------------------------------------------------------------ fiddle (NeMo 2 io.json)

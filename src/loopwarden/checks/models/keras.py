@@ -115,6 +115,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     from loopwarden.checks.models.configs import (
         check_json_targets,
         check_langchain,
+        check_lerobot_processor,
         check_remote_code,
         check_sentence_transformers,
         mentions_langchain,
@@ -125,6 +126,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
         check_json_targets(obj, ctx, location)
+    check_lerobot_processor(obj, ctx, location)
     if mentions_langchain(data):  # a LangChain serialization (langchain_core.load reads any JSON)
         check_langchain(obj, ctx, location)
     check_json_config(
