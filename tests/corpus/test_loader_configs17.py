@@ -350,3 +350,90 @@ def test_lerobot_processor_benign_is_clean(tmp_path: Path) -> None:
     }
     for r in scan(tmp_path, files):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# ------------------------------------------------------------------------------- mmengine ``custom_imports``
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("config.json", json.dumps({"custom_imports": {"imports": ["evil_mm"]}, "model": {"type": "X"}})),
+        ("config.json", json.dumps({"custom_imports": {"imports": "evil_mm"}})),
+        ("config.json", json.dumps({"custom_imports": {"imports": [*(["mmdet.models"] * 40), "evil_mm"]}})),
+        ("config.json", json.dumps({"custom_imports": {"imports": [["evil_mm"]]}})),
+        ("rtmdet.yaml", "custom_imports:\n  imports: [mmdet.models, evil_mm]\nmodel:\n  type: RTMDet\n"),
+        ("rtmdet.yml", "custom_imports:\n  imports: evil_mm\n"),
+    ],
+    ids=[
+        "json-list",
+        "json-string",
+        "json-after-many-allowed",
+        "json-not-a-name",
+        "yaml-list",
+        "yaml-string",
+    ],
+)
+def test_mmengine_custom_imports_are_judged(tmp_path: Path, name: str, data: str) -> None:
+    """mmengine's ``Config.fromfile`` (every OpenMMLab loader) imports the modules of a config's top-level
+    ``custom_imports`` while reading it, with no opt-in. Confirmed with mmengine 0.10.7: ``Config.fromfile`` of a
+    ``.json`` and of a ``.yaml`` config naming a module beside it ran the module (working folder on sys.path); the
+    scan said clean for both."""
+    config = scan(tmp_path, {name: data.encode()})[0]
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "custom_imports" in f.message]
+    assert hits, config
+    assert config.max_severity() is Severity.HIGH
+
+
+def test_mmengine_custom_imports_real_loader(tmp_path: Path) -> None:
+    """The real loader, where mmengine is installed (the miss above, end to end)."""
+    pytest.importorskip("mmengine.config")
+    (tmp_path / "evil_mm.py").write_text(_MODULE)
+    files = {"cfg.json": json.dumps({"custom_imports": {"imports": ["evil_mm"]}}).encode()}
+    results = scan(tmp_path / "scan", files)
+    (tmp_path / "cfg.json").write_bytes(files["cfg.json"])
+    child = "from mmengine.config import Config\nConfig.fromfile('cfg.json')\n"
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+    assert (tmp_path / "marker").exists()
+    assert results[0].max_severity() is Severity.HIGH, results[0]
+
+
+def test_mmengine_benign_configs_are_clean(tmp_path: Path) -> None:
+    """Configs as mmengine dumps them (``Config.dump`` to .json and .yaml), importing OpenMMLab's own modules, stay
+    clean: by mmengine itself when it is installed, else the text mmengine 0.10.7 writes."""
+    try:
+        from mmengine.config import Config
+    except ImportError:
+        files = {
+            "cfg.json": json.dumps(
+                {
+                    "custom_imports": {
+                        "imports": ["mmdet.models", "mmpretrain.models"],
+                        "allow_failed_imports": True,
+                    },
+                    "model": {"type": "mmdet.RetinaNet", "backbone": {"type": "ResNet", "depth": 50}},
+                    "default_scope": "mmdet",
+                }
+            ).encode(),
+            "cfg.yaml": (
+                b"custom_imports:\n  allow_failed_imports: true\n  imports:\n  - mmdet.models\n  - mmpretrain.models\n"
+                b"default_scope: mmdet\nmodel:\n  backbone:\n    depth: 50\n    type: ResNet\n  type: mmdet.RetinaNet\n"
+            ),
+        }
+    else:
+        cfg = Config(
+            {
+                "custom_imports": {
+                    "imports": ["mmdet.models", "mmpretrain.models"],
+                    "allow_failed_imports": True,
+                },
+                "model": {"type": "mmdet.RetinaNet", "backbone": {"type": "ResNet", "depth": 50}},
+                "default_scope": "mmdet",
+            }
+        )
+        files = {}
+        for suffix in ("json", "yaml"):
+            cfg.dump(str(tmp_path / f"dumped.{suffix}"))
+            files[f"cfg.{suffix}"] = (tmp_path / f"dumped.{suffix}").read_bytes()
+    for r in scan(tmp_path / "scan", files):
+        assert r.verdict is Verdict.CLEAN, r

@@ -35,6 +35,7 @@ __all__ = [
     "check_json_targets",
     "check_langchain",
     "check_lerobot_processor",
+    "check_mmengine_imports",
     "check_metadata_targets",
     "check_remote_code",
     "check_sentence_transformers",
@@ -125,6 +126,10 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
         return
     if name.rsplit("/", 1)[-1] == "MLmodel":
         _mlflow_loader(roots, ctx, location)
+    for root in roots:
+        imports = _yaml_get(root, "custom_imports")
+        if imports is not None:
+            check_mmengine_imports(_yaml_names(imports), ctx, location)
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
             if isinstance(root, yaml.MappingNode):
@@ -213,6 +218,19 @@ def _yaml_get(node: Any, key: str) -> Any:
         if isinstance(k, yaml.ScalarNode) and k.value == key:
             return v
     return None
+
+
+def _yaml_names(node: Any) -> Any:
+    """A ``custom_imports`` node as plain values: ``{"imports": [names]}`` (a scalar as its text; anything else
+    as a node, which the judge reports as not a name)."""
+    import yaml
+
+    imports = _yaml_get(node, "imports")
+    if imports is None:
+        return {} if isinstance(node, yaml.MappingNode) else node
+    if isinstance(imports, yaml.SequenceNode):
+        return {"imports": [n.value if isinstance(n, yaml.ScalarNode) else n for n in imports.value]}
+    return {"imports": imports.value if isinstance(imports, yaml.ScalarNode) else imports}
 
 
 _PLAIN_PY_TAGS: Final = frozenset(
@@ -751,6 +769,51 @@ def check_lerobot_processor(obj: Any, ctx: ScanContext, location: Location) -> N
             location,
             target=ref[:200],
             category=c.category,
+        )
+
+
+# ------------------------------------------------------------------------------- OpenMMLab (mmengine) configs
+
+_OPENMMLAB_PACKAGES: Final = frozenset(
+    {
+        "mmengine", "mmcv", "mmdet", "mmdet3d", "mmpretrain", "mmcls", "mmseg", "mmpose", "mmaction", "mmocr",
+        "mmyolo", "mmagic", "mmedit", "mmrotate", "mmtrack", "mmselfsup", "mmrazor", "mmfewshot", "mmflow",
+        "mmhuman3d", "mmgen", "mmdeploy",
+    }
+)  # fmt: skip
+"""OpenMMLab's own packages, whose modules its configs import to register their classes."""
+
+
+def check_mmengine_imports(value: Any, ctx: ScanContext, location: Location) -> None:
+    """The top-level ``custom_imports`` of a config: mmengine's ``Config.fromfile`` (every OpenMMLab loader:
+    ``init_detector``, ``MMPretrainModel``, ``Runner.from_cfg``) imports each module of ``imports`` while it reads a
+    ``.json``/``.yaml``/``.py`` config, with no opt-in (confirmed with mmengine 0.10.7: a module beside the config ran
+    when the working folder was on ``sys.path``; an installed module runs its import-time code). Modules of
+    OpenMMLab's packages are accepted; any other is high (not analysed). ``value``: the key's decoded value (of a
+    YAML config, as :func:`_yaml_names` gives it)."""
+    imports = value.get("imports") if isinstance(value, dict) else None
+    if isinstance(imports, list):
+        names: list[Any] = imports
+    elif isinstance(imports, str):
+        names = [imports]
+    else:
+        # no imports: nothing is imported; anything else is not a list of names the scanner can judge
+        names = [] if imports is None and isinstance(value, dict) else [imports]
+    reported = 0
+    for name in names[:MAX_CONFIG_NODES]:
+        if isinstance(name, str) and _DOTTED.match(name) and name.split(".", 1)[0] in _OPENMMLAB_PACKAGES:
+            continue
+        reported += 1
+        if reported > _MAX_REMOTE_REFS:
+            break  # the file is reported already; the rest would only repeat it
+        shown = name[:200] if isinstance(name, str) else str(json_safe(name))[:200]
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"custom_imports '{shown}': mmengine's Config.fromfile imports this module while reading the config, "
+            "so its import-time code runs; that module is not analysed",
+            location,
+            target=shown,
         )
 
 

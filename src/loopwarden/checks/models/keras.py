@@ -116,6 +116,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_json_targets,
         check_langchain,
         check_lerobot_processor,
+        check_mmengine_imports,
         check_remote_code,
         check_sentence_transformers,
         mentions_langchain,
@@ -127,6 +128,8 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
         check_json_targets(obj, ctx, location)
     check_lerobot_processor(obj, ctx, location)
+    if isinstance(obj, dict) and "custom_imports" in obj:
+        check_mmengine_imports(obj["custom_imports"], ctx, location)
     if mentions_langchain(data):  # a LangChain serialization (langchain_core.load reads any JSON)
         check_langchain(obj, ctx, location)
     check_json_config(
