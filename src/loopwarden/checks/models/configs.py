@@ -35,8 +35,8 @@ __all__ = [
     "check_json_targets",
     "check_langchain",
     "check_lerobot_processor",
-    "check_mmengine_imports",
     "check_metadata_targets",
+    "check_mmengine_imports",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
@@ -693,9 +693,10 @@ def check_langchain(obj: Any, ctx: ScanContext, location: Location) -> None:
 
 def _langchain_object(node: dict[str, Any], ctx: ScanContext, location: Location, in_client: bool) -> bool:
     """Report one serialized object; whether its arguments are those of a class that is not data."""
-    kind, ident = node.get("type"), node.get("id")
-    names = isinstance(ident, list) and all(isinstance(i, str) for i in ident)
-    shown = ".".join(ident)[:200] if names else str(json_safe(ident))[:200]
+    kind, raw = node.get("type"), node.get("id")
+    ident: list[str] = raw if isinstance(raw, list) and all(isinstance(i, str) for i in raw) else []
+    names = bool(ident)
+    shown = ".".join(ident)[:200] if names else str(json_safe(raw))[:200]
     if kind == "secret":
         ctx.add_severity(
             rules.HydraTarget,
