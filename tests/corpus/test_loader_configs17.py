@@ -437,3 +437,74 @@ def test_mmengine_benign_configs_are_clean(tmp_path: Path) -> None:
             files[f"cfg.{suffix}"] = (tmp_path / f"dumped.{suffix}").read_bytes()
     for r in scan(tmp_path / "scan", files):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# ----------------------------------------------------------------------------- ultralytics model YAML activation
+
+_YOLO_LAYERS = "backbone:\n  - [-1, 1, Conv, [16, 3, 2]]\nhead:\n  - [-1, 1, Classify, [nc]]\n"
+
+
+@pytest.mark.parametrize(
+    "activation",
+    [
+        "__import__('os').system('id') or __import__('torch').nn.SiLU()",
+        "nn.SiLU(__import__('os').getcwd())",
+        "torch.nn.modules.activation.SiLU()",
+        "eval('1')",
+        "nn.SiLU(inplace=x)",
+    ],
+    ids=["import-call", "call-in-argument", "deeper-path", "eval", "name-argument"],
+)
+def test_ultralytics_activation_is_evaluated(tmp_path: Path, activation: str) -> None:
+    """ultralytics' ``parse_model`` runs ``eval()`` on a model YAML's ``activation`` when it builds the model from
+    the YAML (``YOLO("model.yaml")``), unless the caller opted into its restricted loading. Confirmed with
+    ultralytics 8.4.190: ``YOLO(path)`` of a YAML whose activation wrote a file wrote it; the scan said clean."""
+    data = f"nc: 2\nactivation: {json.dumps(activation)}\n{_YOLO_LAYERS}"
+    config = scan(tmp_path, {"yolo-custom.yaml": data.encode()})[0]
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "activation" in f.message]
+    assert hits, config
+    assert config.max_severity() is Severity.HIGH
+
+
+def test_ultralytics_activation_real_loader(tmp_path: Path) -> None:
+    """The real loader, where ultralytics is installed (the miss above, end to end)."""
+    pytest.importorskip("ultralytics")
+    marker = tmp_path / "marker"
+    act = f"__import__('pathlib').Path({str(marker)!r}).write_text('ran') or __import__('torch').nn.SiLU()"
+    data = f"nc: 2\nactivation: {json.dumps(act)}\n{_YOLO_LAYERS}".encode()
+    results = scan(tmp_path / "scan", {"custom.yaml": data})
+    (tmp_path / "custom.yaml").write_bytes(data)
+    child = (
+        "import sys\nfrom ultralytics import YOLO\ntry:\n    YOLO(sys.argv[1])\nexcept Exception:\n    pass\n"
+    )
+    env = {**os.environ, "YOLO_OFFLINE": "1", "YOLO_CONFIG_DIR": str(tmp_path / "cfgdir")}
+    subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path / "custom.yaml")], env=env, timeout=300, check=False
+    )
+    if not marker.exists():
+        pytest.skip("this ultralytics does not evaluate the activation")
+    assert results[0].max_severity() is Severity.HIGH, results[0]
+
+
+def test_ultralytics_benign_model_yamls_are_clean(tmp_path: Path) -> None:
+    """ultralytics' own model YAMLs (every one shipped in the installed package; else the activations they and its
+    docs write) stay clean."""
+    try:
+        import ultralytics
+    except ImportError:
+        files = {
+            f"m{i}.yaml": f"nc: 80\nactivation: {act}\n{_YOLO_LAYERS}".encode()
+            for i, act in enumerate(
+                [
+                    "torch.nn.ReLU() # (optional) model default activation function",
+                    "nn.SiLU()",
+                    "nn.LeakyReLU(0.1)",
+                ]
+            )
+        }
+        files["none.yaml"] = f"nc: 80\n{_YOLO_LAYERS}".encode()
+    else:
+        root = Path(ultralytics.__file__).parent / "cfg" / "models"
+        files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.yaml")}
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r

@@ -20,7 +20,7 @@ YAML is only composed into its node graph, JSON only decoded.
 from __future__ import annotations
 
 import re
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
@@ -28,6 +28,9 @@ from loopwarden.checks.models._base import ScanContext, json_safe
 from loopwarden.checks.models.allowlist import AllowList, Classification
 from loopwarden.checks.models.keras import MAX_CONFIG_NODES, walk_config
 from loopwarden.domain import Location, Severity
+
+if TYPE_CHECKING:
+    import ast
 
 __all__ = [
     "check_custom_generate",
@@ -40,6 +43,7 @@ __all__ = [
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
+    "check_ultralytics_activation",
     "check_yaml_document",
     "is_fiddle_document",
     "is_skops_schema",
@@ -130,6 +134,15 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
         imports = _yaml_get(root, "custom_imports")
         if imports is not None:
             check_mmengine_imports(_yaml_names(imports), ctx, location)
+        act = _yaml_get(root, "activation")
+        if (
+            act is not None
+            and _yaml_get(root, "backbone") is not None
+            and _yaml_get(root, "head") is not None
+        ):
+            check_ultralytics_activation(
+                act.value if isinstance(act, yaml.ScalarNode) else act, ctx, location
+            )
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
             if isinstance(root, yaml.MappingNode):
@@ -816,6 +829,64 @@ def check_mmengine_imports(value: Any, ctx: ScanContext, location: Location) -> 
             location,
             target=shown,
         )
+
+
+# ------------------------------------------------------------------------------------ ultralytics model YAML
+
+
+def check_ultralytics_activation(value: Any, ctx: ScanContext, location: Location) -> None:
+    """The ``activation`` of an ultralytics model YAML (``backbone`` and ``head`` lists): ``parse_model`` runs
+    ``eval()`` on it whenever the model is built from the YAML (``YOLO("model.yaml")``, training from a config),
+    unless the caller opted into ultralytics' restricted loading (confirmed with ultralytics 8.4.190: an activation
+    expression wrote a file). What that restricted loading accepts is accepted here too, judged by parsing alone:
+    ``[torch.]nn.<Class>(literal arguments)``, as ultralytics' own configs write it; anything else is high."""
+    import ast
+
+    text = value.strip() if isinstance(value, str) else None
+    if text in ("", "null", "~", "None"):
+        return  # no activation: parse_model skips a falsy one (YAML null arrives here as its text)
+    ok = False
+    if text is not None and len(text) <= 1000:
+        try:
+            call = ast.parse(text, mode="eval").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            call = None
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute):
+            func, attrs = call.func, []
+            node: ast.expr = func
+            while isinstance(node, ast.Attribute):
+                attrs.append(node.attr)
+                node = node.value
+            if isinstance(node, ast.Name):
+                attrs.append(node.id)
+            ok = (
+                attrs[1:] in (["nn"], ["nn", "torch"])
+                and _CLASS_NAME.match(attrs[0]) is not None
+                and all(_literal(a) for a in call.args)
+                and all(kw.arg is not None and _literal(kw.value) for kw in call.keywords)
+            )
+    if ok:
+        return
+    shown = text[:200] if text is not None else str(json_safe(value))[:200]
+    ctx.add_severity(
+        rules.HydraTarget,
+        Severity.HIGH,
+        f"ultralytics activation '{shown}': building the model from this YAML runs eval() on it (no opt-in; only "
+        "ultralytics' restricted loading refuses it); only [torch.]nn.<Class>(literal arguments) is inert",
+        location,
+        target=shown,
+    )
+
+
+def _literal(node: ast.expr) -> bool:
+    """Whether ``ast.literal_eval`` accepts the expression (it evaluates nothing else)."""
+    import ast
+
+    try:
+        ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------ fiddle (NeMo 2 io.json)
