@@ -466,6 +466,23 @@ def test_ultralytics_activation_is_evaluated(tmp_path: Path, activation: str) ->
     assert config.max_severity() is Severity.HIGH
 
 
+@pytest.mark.parametrize(
+    "module",
+    ["torch_load", "check_requirements", "pickle", "nn.functional.relu", "torchvision.ops.nms", "[Conv]"],
+    ids=["torch-load", "check-requirements", "module", "nn-function", "ops-function", "not-a-name"],
+)
+def test_ultralytics_layer_module_function_is_called(tmp_path: Path, module: str) -> None:
+    """``parse_model`` calls a layer's module, found in ``ultralytics.nn.tasks``' globals (or torch.nn /
+    torchvision.ops), with the layer's arguments. Confirmed with ultralytics 8.4.190: a backbone layer
+    ``[-1, 1, torch_load, ["'/abs/outside.pkl'"]]`` made ``YOLO(yaml)`` unpickle that file (its payload wrote a
+    marker); the scan said clean."""
+    data = f"nc: 2\nbackbone:\n  - [-1, 1, {module}, [\"'/elsewhere/x.pkl'\"]]\nhead:\n  - [-1, 1, Classify, [nc]]\n"
+    config = scan(tmp_path, {"custom.yaml": data.encode()})[0]
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "layer 0 module" in f.message]
+    assert hits, config
+    assert config.max_severity() is Severity.HIGH
+
+
 def test_ultralytics_activation_real_loader(tmp_path: Path) -> None:
     """The real loader, where ultralytics is installed (the miss above, end to end)."""
     pytest.importorskip("ultralytics")
@@ -503,6 +520,9 @@ def test_ultralytics_benign_model_yamls_are_clean(tmp_path: Path) -> None:
             )
         }
         files["none.yaml"] = f"nc: 80\n{_YOLO_LAYERS}".encode()
+        files["v10.yaml"] = (
+            b"nc: 80\nbackbone:\n  - [-1, 1, nn.Upsample, [None, 2]]\nhead:\n  - [-1, 1, v10Detect, [nc]]\n"
+        )
     else:
         root = Path(ultralytics.__file__).parent / "cfg" / "models"
         files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.yaml")}

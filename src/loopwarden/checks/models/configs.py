@@ -134,15 +134,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
         imports = _yaml_get(root, "custom_imports")
         if imports is not None:
             check_mmengine_imports(_yaml_names(imports), ctx, location)
-        act = _yaml_get(root, "activation")
-        if (
-            act is not None
-            and _yaml_get(root, "backbone") is not None
-            and _yaml_get(root, "head") is not None
-        ):
-            check_ultralytics_activation(
-                act.value if isinstance(act, yaml.ScalarNode) else act, ctx, location
-            )
+        if _yaml_get(root, "backbone") is not None and _yaml_get(root, "head") is not None:
+            _ultralytics_model(root, ctx, location)
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
             if isinstance(root, yaml.MappingNode):
@@ -832,6 +825,58 @@ def check_mmengine_imports(value: Any, ctx: ScanContext, location: Location) -> 
 
 
 # ------------------------------------------------------------------------------------ ultralytics model YAML
+
+
+_LAYER_CLASS: Final = re.compile(r"[A-Za-z0-9]*[A-Z][A-Za-z0-9]*\Z")
+"""A layer class's name (``Conv``, ``C2f``, ``v10Detect``): an upper-case letter and no underscore. The functions of
+``ultralytics.nn.tasks``' namespace are snake_case (``torch_load``) and its modules lower-case (``pickle``)."""
+
+
+def _ultralytics_model(root: Any, ctx: ScanContext, location: Location) -> None:
+    """An ultralytics model YAML (``backbone`` and ``head`` layer lists): its ``activation`` and the module of every
+    layer. ``parse_model`` resolves a layer's module as ``torch.nn.<X>`` (``nn.X``), ``torchvision.ops.<X>``, or
+    any name of ``ultralytics.nn.tasks``' globals, and calls it with the layer's arguments (``ast.literal_eval``'d
+    strings), with no opt-in: a function there runs (confirmed with ultralytics 8.4.190: ``torch_load`` with an
+    absolute path unpickled that file, whose payload ran; ``check_requirements`` pip-installs a package). Layers
+    are classes (see ``_LAYER_CLASS``); any other name is high."""
+    import yaml
+
+    act = _yaml_get(root, "activation")
+    if act is not None:
+        check_ultralytics_activation(act.value if isinstance(act, yaml.ScalarNode) else act, ctx, location)
+    reported = 0
+    for key in ("backbone", "head"):
+        layers = _yaml_get(root, key)
+        if not isinstance(layers, yaml.SequenceNode):
+            continue
+        for i, layer in enumerate(layers.value[:MAX_CONFIG_NODES]):
+            if not (isinstance(layer, yaml.SequenceNode) and len(layer.value) >= 3):
+                continue
+            module = layer.value[2]
+            name = module.value if isinstance(module, yaml.ScalarNode) else None
+            if isinstance(name, str):
+                last = (
+                    name[3:]
+                    if name.startswith("nn.")
+                    else name[16:]
+                    if name.startswith("torchvision.ops.")
+                    else name
+                )
+                if _LAYER_CLASS.match(last):
+                    continue
+            reported += 1
+            if reported > _MAX_REMOTE_REFS:
+                return  # the file is reported already
+            shown = name[:200] if isinstance(name, str) else "(not a name)"
+            ctx.add_severity(
+                rules.HydraTarget,
+                Severity.HIGH,
+                f"ultralytics {key} layer {i} module '{shown}': building the model from this YAML calls that name of "
+                "ultralytics.nn.tasks (or torch.nn / torchvision.ops) with the layer's arguments; only layer classes "
+                "are inert (torch_load unpickles a file, check_requirements installs a package)",
+                location,
+                target=shown,
+            )
 
 
 def check_ultralytics_activation(value: Any, ctx: ScanContext, location: Location) -> None:
