@@ -366,8 +366,9 @@ class HydraTarget(Rule):
     help: ClassVar[str] = (
         "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
         "NeMo's top-level `target`, a fiddle pyref (NeMo 2's io.json), transformers' auto_map or Hub attention "
-        "kernel, a sentence-transformers modules.json `type` / activation path, or a PEFT adapter's "
-        "auto_mapping / megatron_core names a "
+        "kernel, a sentence-transformers modules.json `type` / Router `types` / activation path, a PEFT adapter's "
+        "auto_mapping / megatron_core, a LeRobot processor step `class`, mmengine `custom_imports`, an ultralytics "
+        "model YAML activation or layer function, or a LangChain `lc` secret/constructor names a "
         "dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
         "same callable (critical for code execution). Control: allow-list of instantiation targets; do not "
         "load checkpoints from untrusted sources."
