@@ -528,3 +528,90 @@ def test_ultralytics_benign_model_yamls_are_clean(tmp_path: Path) -> None:
         files = {str(p.relative_to(root)): p.read_bytes() for p in root.rglob("*.yaml")}
     for r in scan(tmp_path, files):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# ------------------------------------------------------------------------ GLiNER gliner_config.json sub-configs
+
+_BERT_TINY = {
+    "model_type": "bert",
+    "hidden_size": 8,
+    "num_hidden_layers": 1,
+    "num_attention_heads": 1,
+    "intermediate_size": 8,
+    "vocab_size": 32,
+}
+
+
+def _gliner_config(folder: str, key: str = "encoder_config", ref: str = "evil_mod.EvilModel") -> bytes:
+    sub = {**_BERT_TINY, "auto_map": {"AutoModel": ref}, "_name_or_path": folder}
+    return json.dumps(
+        {"model_name": folder, key: sub, "span_mode": "markerV0", "max_width": 4, "hidden_size": 8}
+    ).encode()
+
+
+@pytest.mark.parametrize(
+    ("key", "ref"),
+    [
+        ("encoder_config", "evil_mod.EvilModel"),
+        ("labels_encoder_config", "evil_mod.EvilModel"),
+        ("decoder_config", "attacker/repo--evil_mod.EvilModel"),
+    ],
+    ids=["encoder-local", "labels-encoder", "decoder-other-repo"],
+)
+def test_gliner_sub_config_auto_map_runs_without_opt_in(tmp_path: Path, key: str, ref: str) -> None:
+    """GLiNER builds its encoder (and labels encoder, decoder) from the sub-configs of ``gliner_config.json`` with
+    ``trust_remote_code=True`` of its own, so their ``auto_map`` code runs on a plain ``GLiNER.from_pretrained``.
+    Confirmed with gliner 0.2.29: ``GLiNER.from_pretrained(folder, local_files_only=True)`` imported the folder's
+    ``evil_mod.py`` named by ``encoder_config.auto_map.AutoModel`` (marker written); the scan said clean."""
+    config = scan(tmp_path, {"gliner_config.json": _gliner_config(".", key, ref)})[0]
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "auto_map" in f.message]
+    assert hits, config
+    assert config.max_severity() is Severity.HIGH
+
+
+def test_gliner_real_loader_runs_the_encoder_code(tmp_path: Path) -> None:
+    """The real loader, where GLiNER is installed (the miss above, end to end)."""
+    pytest.importorskip("gliner")
+    import numpy as np
+    from safetensors.numpy import save_file
+    from transformers import BertTokenizerFast
+
+    model = tmp_path / "model"
+    model.mkdir()
+    marker = tmp_path / "marker"
+    (model / "evil_mod.py").write_text(
+        f"open({str(marker)!r}, 'w').write('ran')\nfrom transformers import BertModel\n"
+        "class EvilModel(BertModel):\n    pass\n"
+    )
+    (model / "gliner_config.json").write_bytes(_gliner_config(str(model)))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghijklmnopqrstuvwxyz"]))
+    BertTokenizerFast(vocab_file=str(vocab)).save_pretrained(str(model))
+    save_file({"dummy": np.zeros(1, dtype=np.float32)}, str(model / "model.safetensors"))
+    results = scan(tmp_path / "scan", {"gliner_config.json": (model / "gliner_config.json").read_bytes()})
+    child = (
+        "import sys\nfrom gliner import GLiNER\n"
+        "try:\n    GLiNER.from_pretrained(sys.argv[1], local_files_only=True)\nexcept Exception:\n    pass\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_MODULES_CACHE": str(tmp_path / "modules")}
+    subprocess.run([sys.executable, "-c", child, str(model)], env=env, timeout=300, check=False)
+    if not marker.exists():
+        pytest.skip("this GLiNER does not pass trust_remote_code=True for its encoder")
+    assert results[0].max_severity() is Severity.HIGH, results[0]
+
+
+def test_gliner_benign_config_is_clean(tmp_path: Path) -> None:
+    """A gliner_config.json as GLiNER writes it (mirrored: the encoder's transformers config, no auto_map) stays
+    clean."""
+    sub = {**_BERT_TINY, "_name_or_path": "microsoft/deberta-v3-small", "architectures": ["DebertaV2Model"]}
+    doc = {
+        "model_name": "microsoft/deberta-v3-small",
+        "encoder_config": sub,
+        "labels_encoder_config": None,
+        "span_mode": "markerV0",
+        "max_width": 12,
+        "hidden_size": 768,
+        "model_type": "gliner",
+    }
+    for r in scan(tmp_path, {"gliner_config.json": json.dumps(doc).encode()}):
+        assert r.verdict is Verdict.CLEAN, r

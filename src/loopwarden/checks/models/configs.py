@@ -998,6 +998,7 @@ _AUTO_MAP_FILES: Final = frozenset(
         "feature_extractor_config.json",
         "image_processor_config.json",
         "video_preprocessor_config.json",
+        "gliner_config.json",
     }
 )
 
@@ -1007,7 +1008,9 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
     ``impl`` of its ``custom_pipelines``) are imported from ``<module>.py`` beside the config, or, as
     ``"org/repo--module.Class"``, fetched from another repository, and run when the model is loaded with
     ``trust_remote_code=True``. That code is not a model format: loopwarden cannot judge it, so each reference is
-    a finding (medium; high when the code lives in another repository, outside what was scanned)."""
+    a finding (medium; high when the code lives in another repository, outside what was scanned). GLiNER's
+    ``gliner_config.json`` sub-configs are high wherever their code lives: GLiNER builds them with
+    ``trust_remote_code=True`` of its own (confirmed with gliner 0.2.29)."""
     if not isinstance(obj, dict):
         return
     if name.rsplit("/", 1)[-1].lower() == "model_index.json":
@@ -1029,6 +1032,11 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
         _sub_config_auto_maps(obj, refs)
         _hub_code_of_model_config(obj, ctx, location)
         _mlx_model_file(obj, ctx, location)
+    # GLiNER builds its encoder (and decoder, labels encoder) from the sub-configs of gliner_config.json with
+    # trust_remote_code=True of its own: their auto_map code runs on a plain GLiNER.from_pretrained
+    gliner = name.rsplit("/", 1)[-1].lower() == "gliner_config.json"
+    if gliner:
+        _sub_config_auto_maps(obj, refs)
     # references to another repository first: past the bound only the count is reported, and a reference of the
     # higher severity must not be among those left out (32 local ones in front of it lowered the file's severity)
     refs.sort(key=lambda kr: not (isinstance(kr[1], str) and "--" in kr[1]))
@@ -1048,12 +1056,14 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
         )
         ctx.add_severity(
             rules.HydraTarget,
-            Severity.HIGH if other_repo else Severity.MEDIUM,
+            Severity.HIGH if other_repo or gliner else Severity.MEDIUM,
             f"{key} '{shown}': transformers imports and runs the {where} "
             f"{'of another repository' if other_repo else 'of the model folder'} when the model is loaded with "
             "trust_remote_code=True"
             + (
-                ""
+                " (GLiNER.from_pretrained builds its encoder with trust_remote_code=True itself: no opt-in)"
+                if gliner
+                else ""
                 if key.startswith(("auto_map", "custom_pipelines"))
                 else " (a sub-config's: vLLM 0.11 ran it without trust_remote_code, CVE-2025-66448)"
             )
