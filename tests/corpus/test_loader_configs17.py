@@ -615,3 +615,92 @@ def test_gliner_benign_config_is_clean(tmp_path: Path) -> None:
     }
     for r in scan(tmp_path, {"gliner_config.json": json.dumps(doc).encode()}):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# --------------------------------------------------------------- base configs: fvcore ``_BASE_``, mmengine ``_base_``
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("config.yaml", "_BASE_: /srv/shared/base.yaml\nMODEL:\n  DEVICE: cpu\n"),
+        ("config.yaml", "_BASE_: https://example.invalid/base.yaml\n"),
+        ("config.yaml", "_BASE_: ['../ok.yaml', '~/base.yaml']\n"),
+        ("cfg.yaml", "_base_: /srv/shared/base.py\nmodel:\n  type: X\n"),
+        ("cfg.yaml", "_base_: ['./schedule.py']\n"),
+        ("cfg.json", json.dumps({"_base_": "C:/configs/base.py"})),
+    ],
+    ids=[
+        "fvcore-absolute",
+        "fvcore-url",
+        "fvcore-home",
+        "mmengine-absolute-py",
+        "mmengine-py-beside",
+        "mmengine-json",
+    ],
+)
+def test_base_config_outside_or_python_is_reported(tmp_path: Path, name: str, data: str) -> None:
+    """fvcore's ``load_yaml_with_base`` (detectron2's ``merge_from_file``, allow_unsafe=True) reads a ``_BASE_``
+    YAML first, with ``yaml.unsafe_load`` when the safe loader refuses it; mmengine's ``Config.fromfile`` reads each
+    ``_base_`` first and executes a ``.py`` one. Confirmed with fvcore 0.1.5 (an absolute-path base's
+    ``!!python/object/apply`` ran) and mmengine 0.10.7 (an absolute-path ``.py`` base ran); the scan said clean."""
+    config = scan(tmp_path, {name: data.encode()})[0]
+    hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "_base_" in f.message.lower()]
+    assert hits, config
+    assert config.max_severity() is Severity.HIGH
+
+
+def test_base_config_real_loaders(tmp_path: Path) -> None:
+    """The real loaders, where installed (the misses above, end to end)."""
+    ran = []
+    if _installed("fvcore"):
+        marker = tmp_path / "fv-marker"
+        (tmp_path / "base.yaml").write_text(
+            f"X: !!python/object/apply:builtins.exec [{json.dumps(f'open({str(marker)!r}, chr(119))')}]\n"
+        )
+        cfg = tmp_path / "model" / "config.yaml"
+        cfg.parent.mkdir()
+        cfg.write_text(f"_BASE_: {tmp_path / 'base.yaml'}\n")
+        child = (
+            "import sys\nfrom fvcore.common.config import CfgNode\n"
+            "CfgNode.load_yaml_with_base(sys.argv[1], allow_unsafe=True)\n"
+        )
+        subprocess.run([sys.executable, "-c", child, str(cfg)], timeout=300, check=False)
+        assert marker.exists()
+        assert (
+            scan(tmp_path / "scan-fv", {"config.yaml": cfg.read_bytes()})[0].max_severity() is Severity.HIGH
+        )
+        ran.append("fvcore")
+    if _installed("mmengine"):
+        marker = tmp_path / "mm-marker"
+        (tmp_path / "base.py").write_text(f"open({str(marker)!r}, 'w')\nx = 1\n")
+        cfg = tmp_path / "mm" / "cfg.yaml"
+        cfg.parent.mkdir()
+        cfg.write_text(f"_base_: {tmp_path / 'base.py'}\n")
+        child = "import sys\nfrom mmengine.config import Config\nConfig.fromfile(sys.argv[1])\n"
+        subprocess.run([sys.executable, "-c", child, str(cfg)], timeout=300, check=False)
+        assert marker.exists()
+        assert scan(tmp_path / "scan-mm", {"cfg.yaml": cfg.read_bytes()})[0].max_severity() is Severity.HIGH
+        ran.append("mmengine")
+    if not ran:
+        pytest.skip("neither fvcore nor mmengine is installed")
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+def test_base_config_benign_relative_is_clean(tmp_path: Path) -> None:
+    """detectron2's own configs inherit relative YAML bases (``_BASE_: "../Base-RCNN-FPN.yaml"``), and mmengine's
+    package-relative ones (``mmdet::_base_/models/retinanet_r50_fpn.py``) come from the installed package: clean
+    (mirrored from detectron2's and mmdet's config trees)."""
+    files = {
+        "COCO-Detection/retinanet_R_50_FPN_1x.yaml": b'_BASE_: "../Base-RetinaNet.yaml"\nMODEL:\n  RESNETS:\n'
+        b"    DEPTH: 50\n",
+        "Base-RetinaNet.yaml": b'MODEL:\n  META_ARCHITECTURE: "RetinaNet"\n',
+        "cfg.yaml": b"_base_: ['mmdet::_base_/models/retinanet_r50_fpn.py', './schedule.yaml']\n",
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     import ast
 
 __all__ = [
+    "check_config_bases",
     "check_custom_generate",
     "check_fiddle",
     "check_json_targets",
@@ -136,6 +137,14 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             check_mmengine_imports(_yaml_names(imports), ctx, location)
         if _yaml_get(root, "backbone") is not None and _yaml_get(root, "head") is not None:
             _ultralytics_model(root, ctx, location)
+        for key in ("_BASE_", "_base_"):
+            base = _yaml_get(root, key)
+            if isinstance(base, yaml.ScalarNode):
+                check_config_bases(key, [base.value], ctx, location)
+            elif isinstance(base, yaml.SequenceNode):
+                check_config_bases(
+                    key, [n.value for n in base.value if isinstance(n, yaml.ScalarNode)], ctx, location
+                )
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
             if isinstance(root, yaml.MappingNode):
@@ -821,6 +830,48 @@ def check_mmengine_imports(value: Any, ctx: ScanContext, location: Location) -> 
             "so its import-time code runs; that module is not analysed",
             location,
             target=shown,
+        )
+
+
+# ------------------------------------------------------------------------------------- base configs elsewhere
+
+_OUTSIDE: Final = re.compile(r"(?:[/\\~]|[A-Za-z]:|[A-Za-z][A-Za-z0-9+.-]*://)")
+"""An absolute path, a home-relative one or a URL: a base config there is not among the files scanned."""
+
+
+def check_config_bases(key: str, values: list[Any], ctx: ScanContext, location: Location) -> None:
+    """The base configs a config inherits from, which its loader reads (and runs) first, with no opt-in:
+
+    * fvcore/detectron2 ``_BASE_``: ``load_yaml_with_base`` reads that YAML, and detectron2's ``merge_from_file``
+      passes ``allow_unsafe=True``, so a base that the safe loader refuses is read with ``yaml.unsafe_load``
+      (confirmed with fvcore 0.1.5: the ``!!python/object/apply`` of an absolute-path base ran); absolute and
+      ``~`` paths and ``http(s)://`` URLs are taken as they are;
+    * mmengine ``_base_``: ``Config.fromfile`` reads each base first and executes a ``.py`` one (confirmed with
+      mmengine 0.10.7: an absolute-path ``.py`` base ran).
+
+    A base outside the scanned files (absolute, ``~``, URL) is high, and so is any ``.py`` base of mmengine's (Python
+    the scanner does not analyse). A relative YAML/JSON base is a file of the same tree, scanned on its own."""
+    for value in values[:_MAX_REMOTE_REFS]:
+        if not isinstance(value, str):
+            continue
+        text = value.strip()
+        outside = _OUTSIDE.match(text) is not None
+        python = key == "_base_" and text.lower().endswith(".py") and "::" not in text
+        if not (outside or python):
+            continue
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"{key} '{text[:200]}': "
+            + (
+                "mmengine's Config.fromfile executes this Python base config"
+                if python
+                else "the loader reads this base config first (detectron2 with yaml.unsafe_load, mmengine executing "
+                "a .py one)"
+            )
+            + (", which lies outside the files scanned" if outside else "; that code is not analysed"),
+            location,
+            target=text[:200],
         )
 
 

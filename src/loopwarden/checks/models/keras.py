@@ -113,6 +113,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
             ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
         return
     from loopwarden.checks.models.configs import (
+        check_config_bases,
         check_json_targets,
         check_langchain,
         check_lerobot_processor,
@@ -130,6 +131,9 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     check_lerobot_processor(obj, ctx, location)
     if isinstance(obj, dict) and "custom_imports" in obj:
         check_mmengine_imports(obj["custom_imports"], ctx, location)
+    if isinstance(obj, dict) and "_base_" in obj:
+        base = obj["_base_"]
+        check_config_bases("_base_", base if isinstance(base, list) else [base], ctx, location)
     if mentions_langchain(data):  # a LangChain serialization (langchain_core.load reads any JSON)
         check_langchain(obj, ctx, location)
     check_json_config(
