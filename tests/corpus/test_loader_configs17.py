@@ -704,3 +704,17 @@ def test_base_config_benign_relative_is_clean(tmp_path: Path) -> None:
     }
     for r in scan(tmp_path, files):
         assert r.verdict is Verdict.CLEAN, r
+
+
+# ---------------------------------------------------------------------------------- PaddleNLP ``.pdparams``
+
+
+def test_paddle_pdparams_pickle_is_judged(tmp_path: Path) -> None:
+    """``paddle.load`` reads a ``.pdparams``/``.pdopt`` file with pickle: found by content, whatever the name (no
+    PaddleNLP config names code; its tokenizer and model configs are looked up in its own registries)."""
+    import pickle
+
+    data = b"\x80\x02}q\x00X\x01\x00\x00\x00wq\x01cbuiltins\nexec\nq\x02X\x08\x00\x00\x00print(1)q\x03\x85q\x04Rq\x05s."
+    pickle.loads(data.replace(b"exec", b"repr"))  # well formed (with a harmless callable in its place)
+    config = scan(tmp_path, {"model_state.pdparams": data})[0]
+    assert config.max_severity() is Severity.CRITICAL, config
