@@ -584,6 +584,13 @@ def _first_line(exc: BaseException) -> str:
 # ----------------------------------------------------------------------------------------- sentence-transformers
 
 
+_ST_OTHER_MODULES: Final = frozenset({"pylate.models.Dense.Dense"})
+"""``modules.json`` types outside ``sentence_transformers.*`` that real model repositories name and whose ``load``
+only reads the module folder's config and weights (judged on their own): PyLate's ColBERT projection, a subclass of
+sentence-transformers' Dense, which sentence-transformers 6.2 itself loads as its own Dense (its
+``_CLASS_REF_ALIASES``). Exact names only: another class of the same package is judged like any other."""
+
+
 def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
     """Dotted paths that sentence-transformers imports from a model folder's JSON.
 
@@ -626,6 +633,8 @@ def check_sentence_transformers(obj: Any, ctx: ScanContext, location: Location, 
             # a name without a dot is not importable by import_from_string: transformers' own configs say
             # "activation_function": "gelu_new" (looked up in a table, never imported)
             continue
+        if not activation and ref in _ST_OTHER_MODULES:
+            continue  # its load() reads the folder's config (activation judged there) and weights (scanned)
         if activation and ref.startswith("torch.nn.") and _CLASS_NAME.match(ref.rsplit(".", 1)[-1]):
             continue  # torch.nn.Tanh, torch.nn.modules.activation.GELU: what torch.save'd models name
         c = judge_dotted(ctx.allow, ref, called=True) if _DOTTED.match(ref) else None

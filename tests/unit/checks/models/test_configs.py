@@ -372,6 +372,8 @@ def _modules(*types: str) -> bytes:
         ("torch.jit", Severity.CRITICAL),  # torch.jit.load(folder): TorchScript from the repo
         ("joblib.numpy_pickle", Severity.CRITICAL),  # joblib's load: a pickle from the repo
         ("custom_st.Transformer", Severity.HIGH),  # repository code (trust_remote_code)
+        ("pylate.models.Dense.Evil", Severity.HIGH),  # only PyLate's Dense itself is known
+        ("pylate.models.Dense", Severity.HIGH),
     ],
 )
 def test_sentence_transformers_module_types_outside_the_package_are_reported(
@@ -422,6 +424,10 @@ def test_sentence_transformers_own_files_are_clean() -> None:
                 },
             }
         ).encode(),
+        # a PyLate ColBERT model (sentence-transformers 6.2 loads this Dense as its own)
+        "colbert/modules.json": _modules(
+            "sentence_transformers.models.Transformer", "pylate.models.Dense.Dense"
+        ),
         "other.json": json.dumps([{"type": "torch.jit"}]).encode(),  # not modules.json: a list of records
         "gpt2/config.json": json.dumps({"model_type": "gpt2", "activation_function": "gelu_new"}).encode(),
     }
