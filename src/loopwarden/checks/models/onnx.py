@@ -49,7 +49,16 @@ class ProtoError(Exception):
         self.bound = bound
 
 
+_WINDOW: Final = 1 << 16
+"""Bytes :class:`ProtoReader` reads ahead: varints and small payloads are taken from this window, not with a call
+on the stream per byte."""
+
+
 class ProtoReader:
+    """The protobuf wire format read from a seekable stream through a read-ahead window. Positions are absolute
+    (:meth:`tell`, :meth:`seek`); payloads longer than the window are read straight from the stream, and the stream's
+    own position is not the reader's (use the reader's methods, never the stream's, once it reads)."""
+
     def __init__(self, f: BinaryIO, size: int, ctx: ScanContext) -> None:
         self.f = f
         self.size = size
@@ -57,25 +66,69 @@ class ProtoReader:
         self.fields = 0
         self.last = 0
         """The value of the last varint field :meth:`fields_in` yielded."""
+        self._buf = b""
+        self._base = f.tell()  # the stream offset of _buf[0]
+        self._pos = 0  # the read position in _buf
+
+    def tell(self) -> int:
+        return self._base + self._pos
+
+    def seek(self, target: int) -> None:
+        if self._base <= target <= self._base + len(self._buf):
+            self._pos = target - self._base
+        else:  # outside the window: it is refilled there on the next read
+            self._buf, self._base, self._pos = b"", target, 0
+
+    def _refill(self, need: int) -> None:
+        """At least ``need`` bytes from the position on in the window, or all the stream has left."""
+        at = self._base + self._pos
+        rest = self._buf[self._pos :]
+        self.f.seek(at + len(rest))
+        self._buf = rest + self.f.read(max(_WINDOW, need - len(rest)))
+        self._base, self._pos = at, 0
+
+    def read(self, n: int) -> bytes:
+        """Up to ``n`` bytes from the position (fewer at the end of the stream)."""
+        n = max(n, 0)
+        if len(self._buf) - self._pos < n:
+            if n > _WINDOW:  # a large payload: straight from the stream, not through the window
+                at = self.tell()
+                self.f.seek(at)
+                data = self.f.read(n)
+                self._buf, self._base, self._pos = b"", at + len(data), 0
+                return data
+            self._refill(n)
+        data = self._buf[self._pos : self._pos + n]
+        self._pos += len(data)
+        return data
 
     def varint(self) -> int:
+        buf, pos = self._buf, self._pos
+        if len(buf) - pos < 10:  # a varint has at most 10 bytes
+            self._refill(10)
+            buf, pos = self._buf, self._pos
+        end = len(buf)
         shift = value = 0
         while True:
-            b = self.f.read(1)
-            if not b:
+            if pos >= end:
+                self._pos = pos
                 raise ProtoError("truncated varint")
-            value |= (b[0] & 0x7F) << shift
-            if not b[0] & 0x80:
+            b = buf[pos]
+            pos += 1
+            value |= (b & 0x7F) << shift
+            if not b & 0x80:
+                self._pos = pos
                 return value
             shift += 7
             if shift > 63:
+                self._pos = pos
                 raise ProtoError("varint too long")
 
     def fields_in(self, end: int) -> Iterator[tuple[int, int, int]]:
         """(field number, wire type, end of payload) for each field until ``end``; caller consumes LEN
         payloads.
         """
-        while self.f.tell() < end:
+        while self.tell() < end:
             self.fields += 1
             if self.fields % 100_000 == 0:
                 self.ctx.check_time()
@@ -87,33 +140,33 @@ class ProtoReader:
                 raise ProtoError("field number 0")
             if wire == 0:
                 self.last = self.varint()
-                yield num, wire, self.f.tell()
+                yield num, wire, self.tell()
             elif wire == 1:
-                self.f.seek(8, 1)
-                yield num, wire, self.f.tell()
+                self.seek(self.tell() + 8)
+                yield num, wire, self.tell()
             elif wire == 5:
-                self.f.seek(4, 1)
-                yield num, wire, self.f.tell()
+                self.seek(self.tell() + 4)
+                yield num, wire, self.tell()
             elif wire == 2:
                 n = self.varint()
-                stop = self.f.tell() + n
+                stop = self.tell() + n
                 if stop > end:
                     raise ProtoError("length-delimited field runs past its message")
                 yield num, wire, stop
-                self.f.seek(stop)
+                self.seek(stop)
             elif wire == 3:
                 self._skip_group(num, end)  # no ONNX field is a group: parsers skip it as an unknown field
-                yield num, wire, self.f.tell()
+                yield num, wire, self.tell()
             else:
                 raise ProtoError(f"unsupported wire type {wire}")
-        if self.f.tell() != end:
+        if self.tell() != end:
             raise ProtoError("message ends inside a field")
 
     def _skip_group(self, num: int, end: int) -> None:
         """Skip the fields of a group up to its end-group tag (groups nest; each must close its own)."""
         open_groups = [num]
         while open_groups:
-            if self.f.tell() >= end:
+            if self.tell() >= end:
                 raise ProtoError("group runs past its message")
             self.fields += 1
             if self.fields > _MAX_FIELDS:
@@ -125,11 +178,12 @@ class ProtoReader:
             if wire == 0:
                 self.varint()
             elif wire == 1:
-                self.f.seek(8, 1)
+                self.seek(self.tell() + 8)
             elif wire == 5:
-                self.f.seek(4, 1)
+                self.seek(self.tell() + 4)
             elif wire == 2:
-                self.f.seek(self.varint(), 1)
+                n = self.varint()
+                self.seek(self.tell() + n)
             elif wire == 3:
                 open_groups.append(field)
             elif wire == 4:
@@ -137,11 +191,11 @@ class ProtoReader:
                     raise ProtoError("end-group tag does not match its group")
             else:
                 raise ProtoError(f"unsupported wire type {wire}")
-        if self.f.tell() > end:
+        if self.tell() > end:
             raise ProtoError("group runs past its message")
 
     def bytes_(self, stop: int) -> bytes:
-        return self.f.read(stop - self.f.tell())
+        return self.read(stop - self.tell())
 
 
 # message layouts: field number -> sub-message kind, for the fields that can lead to tensors, nodes or domains
@@ -287,9 +341,9 @@ def _metadata_entry(r: ProtoReader, end: int, blob: Blob, ctx: ScanContext) -> N
     for num, wire, stop in r.fields_in(end):
         if wire != 2 or num not in (1, 2):
             continue
-        if stop - r.f.tell() > _METADATA_TEXT_MAX:
+        if stop - r.tell() > _METADATA_TEXT_MAX:
             if num == 2:  # a later value replaces an earlier one, as protobuf parsers do
-                value, too_long = "", stop - r.f.tell()
+                value, too_long = "", stop - r.tell()
             continue
         text = r.bytes_(stop).decode("utf-8", "replace")
         if num == 1:

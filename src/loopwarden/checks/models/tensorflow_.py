@@ -237,8 +237,8 @@ class _Walk:
         self.nodes = 0
 
     def text(self, stop: int) -> str:
-        n = min(stop - self.r.f.tell(), _MAX_TEXT)
-        return self.r.f.read(max(n, 0)).decode("utf-8", "replace")
+        n = min(stop - self.r.tell(), _MAX_TEXT)
+        return self.r.read(max(n, 0)).decode("utf-8", "replace")
 
     def saved_model(self, end: int) -> list[_Meta]:
         metas = []
@@ -310,7 +310,7 @@ class _Walk:
             if wire == 0:
                 out.append(self.r.last)
             elif wire == 2:  # packed
-                while self.r.f.tell() < stop and len(out) < 100_000:
+                while self.r.tell() < stop and len(out) < 100_000:
                     out.append(self.r.varint())
         return out
 
