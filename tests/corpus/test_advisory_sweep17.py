@@ -197,15 +197,21 @@ def test_peft_auto_mapping_real_loader(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ a sub-config's auto_map (vLLM Nemotron-VL)
 
 
+def _nemotron_config(config: dict[str, object]) -> bytes:
+    """A Nemotron-Nano-VL config.json with ``config``'s sub-configs."""
+    return json.dumps({"model_type": "Llama_Nemotron_Nano_VL", **config}).encode()
+
+
+_VISION_AUTO_MAP: dict[str, object] = {
+    "vision_config": {"auto_map": {"AutoConfig": "attacker/radio--configuration_radio.RADIOConfig"}}
+}
+
+
 @pytest.mark.parametrize(
     ("config", "severity"),
     [
         (
-            {
-                "vision_config": {
-                    "auto_map": {"AutoConfig": "attacker/radio--configuration_radio.RADIOConfig"}
-                }
-            },
+            _VISION_AUTO_MAP,
             Severity.HIGH,
         ),
         (
@@ -222,8 +228,7 @@ def test_sub_config_auto_map(tmp_path: Path, config: dict[str, object], severity
     https://github.com/advisories/GHSA-8fr4-5q9j-m8gm). Confirmed with the config class of the vLLM 0.11.0 wheel
     (a local folder standing in for the repository): the module ran; the scan said clean, since only the top-level
     auto_map was read. A sub-config's auto_map is now judged like the top-level one."""
-    data = {"model_type": "Llama_Nemotron_Nano_VL", **config}
-    results = scan(tmp_path, {"config.json": json.dumps(data).encode()})
+    results = scan(tmp_path, {"config.json": _nemotron_config(config)})
     hits = [f for f in results[0].findings if f.rule_id == "LW-MODEL-042" and "auto_map" in f.message]
     assert hits, results[0]
     assert max(f.severity for f in hits) is severity

@@ -355,16 +355,20 @@ def test_lerobot_processor_benign_is_clean(tmp_path: Path) -> None:
 # ------------------------------------------------------------------------------- mmengine ``custom_imports``
 
 
+_MM_IMPORTS = [
+    ("config.json", json.dumps({"custom_imports": {"imports": ["evil_mm"]}, "model": {"type": "X"}})),
+    ("config.json", json.dumps({"custom_imports": {"imports": "evil_mm"}})),
+    ("config.json", json.dumps({"custom_imports": {"imports": [*(["mmdet.models"] * 40), "evil_mm"]}})),
+    ("config.json", json.dumps({"custom_imports": {"imports": [["evil_mm"]]}})),
+    ("rtmdet.yaml", "custom_imports:\n  imports: [mmdet.models, evil_mm]\nmodel:\n  type: RTMDet\n"),
+    ("rtmdet.yml", "custom_imports:\n  imports: evil_mm\n"),
+]
+"""(file name, text): mmengine configs whose ``custom_imports`` name a module outside OpenMMLab."""
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
-    [
-        ("config.json", json.dumps({"custom_imports": {"imports": ["evil_mm"]}, "model": {"type": "X"}})),
-        ("config.json", json.dumps({"custom_imports": {"imports": "evil_mm"}})),
-        ("config.json", json.dumps({"custom_imports": {"imports": [*(["mmdet.models"] * 40), "evil_mm"]}})),
-        ("config.json", json.dumps({"custom_imports": {"imports": [["evil_mm"]]}})),
-        ("rtmdet.yaml", "custom_imports:\n  imports: [mmdet.models, evil_mm]\nmodel:\n  type: RTMDet\n"),
-        ("rtmdet.yml", "custom_imports:\n  imports: evil_mm\n"),
-    ],
+    _MM_IMPORTS,
     ids=[
         "json-list",
         "json-string",
@@ -444,6 +448,18 @@ def test_mmengine_benign_configs_are_clean(tmp_path: Path) -> None:
 _YOLO_LAYERS = "backbone:\n  - [-1, 1, Conv, [16, 3, 2]]\nhead:\n  - [-1, 1, Classify, [nc]]\n"
 
 
+def _yolo_activation(activation: str) -> bytes:
+    """An ultralytics model YAML whose ``activation`` (evaluated by parse_model) is ``activation``."""
+    return f"nc: 2\nactivation: {json.dumps(activation)}\n{_YOLO_LAYERS}".encode()
+
+
+def _yolo_layer_module(module: str) -> bytes:
+    """An ultralytics model YAML whose first layer's module is ``module``, given a path outside the folder."""
+    return (
+        f"nc: 2\nbackbone:\n  - [-1, 1, {module}, [\"'/elsewhere/x.pkl'\"]]\nhead:\n  - [-1, 1, Classify, [nc]]\n"
+    ).encode()
+
+
 @pytest.mark.parametrize(
     "activation",
     [
@@ -459,8 +475,7 @@ def test_ultralytics_activation_is_evaluated(tmp_path: Path, activation: str) ->
     """ultralytics' ``parse_model`` runs ``eval()`` on a model YAML's ``activation`` when it builds the model from
     the YAML (``YOLO("model.yaml")``), unless the caller opted into its restricted loading. Confirmed with
     ultralytics 8.4.190: ``YOLO(path)`` of a YAML whose activation wrote a file wrote it; the scan said clean."""
-    data = f"nc: 2\nactivation: {json.dumps(activation)}\n{_YOLO_LAYERS}"
-    config = scan(tmp_path, {"yolo-custom.yaml": data.encode()})[0]
+    config = scan(tmp_path, {"yolo-custom.yaml": _yolo_activation(activation)})[0]
     hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "activation" in f.message]
     assert hits, config
     assert config.max_severity() is Severity.HIGH
@@ -476,8 +491,7 @@ def test_ultralytics_layer_module_function_is_called(tmp_path: Path, module: str
     torchvision.ops), with the layer's arguments. Confirmed with ultralytics 8.4.190: a backbone layer
     ``[-1, 1, torch_load, ["'/abs/outside.pkl'"]]`` made ``YOLO(yaml)`` unpickle that file (its payload wrote a
     marker); the scan said clean."""
-    data = f"nc: 2\nbackbone:\n  - [-1, 1, {module}, [\"'/elsewhere/x.pkl'\"]]\nhead:\n  - [-1, 1, Classify, [nc]]\n"
-    config = scan(tmp_path, {"custom.yaml": data.encode()})[0]
+    config = scan(tmp_path, {"custom.yaml": _yolo_layer_module(module)})[0]
     hits = [f for f in config.findings if f.rule_id == "LW-MODEL-042" and "layer 0 module" in f.message]
     assert hits, config
     assert config.max_severity() is Severity.HIGH
@@ -620,16 +634,20 @@ def test_gliner_benign_config_is_clean(tmp_path: Path) -> None:
 # --------------------------------------------------------------- base configs: fvcore ``_BASE_``, mmengine ``_base_``
 
 
+_BASE_CONFIGS = [
+    ("config.yaml", "_BASE_: /srv/shared/base.yaml\nMODEL:\n  DEVICE: cpu\n"),
+    ("config.yaml", "_BASE_: https://example.invalid/base.yaml\n"),
+    ("config.yaml", "_BASE_: ['../ok.yaml', '~/base.yaml']\n"),
+    ("cfg.yaml", "_base_: /srv/shared/base.py\nmodel:\n  type: X\n"),
+    ("cfg.yaml", "_base_: ['./schedule.py']\n"),
+    ("cfg.json", json.dumps({"_base_": "C:/configs/base.py"})),
+]
+"""(file name, text): fvcore ``_BASE_`` and mmengine ``_base_`` configs reading a base outside the folder or a .py."""
+
+
 @pytest.mark.parametrize(
     ("name", "data"),
-    [
-        ("config.yaml", "_BASE_: /srv/shared/base.yaml\nMODEL:\n  DEVICE: cpu\n"),
-        ("config.yaml", "_BASE_: https://example.invalid/base.yaml\n"),
-        ("config.yaml", "_BASE_: ['../ok.yaml', '~/base.yaml']\n"),
-        ("cfg.yaml", "_base_: /srv/shared/base.py\nmodel:\n  type: X\n"),
-        ("cfg.yaml", "_base_: ['./schedule.py']\n"),
-        ("cfg.json", json.dumps({"_base_": "C:/configs/base.py"})),
-    ],
+    _BASE_CONFIGS,
     ids=[
         "fvcore-absolute",
         "fvcore-url",

@@ -231,12 +231,10 @@ def test_onnxruntime_reads_the_memory_address(tmp_path: Path) -> None:
     assert "SECRET!!" in done.stdout, (done.stdout, done.stderr)
 
 
-def test_gguf_template_stored_as_an_array_is_judged(tmp_path: Path) -> None:
-    """gguf-py reads a one-item array as its item, and transformers 4.x (4.57.1 confirmed) renders a
-    ``tokenizer.chat_template`` stored so: it was reported only as malformed (high), its walk unread."""
+def _gguf_template_array(path: Path) -> Path:
+    """A GGUF whose ``tokenizer.chat_template`` is a one-item array holding the subclass walk."""
     gguf = pytest.importorskip("gguf")
     np = pytest.importorskip("numpy")
-    path = tmp_path / "model.gguf"
     w = gguf.GGUFWriter(str(path), "qwen3")
     w.add_array("tokenizer.chat_template", [_WALK])
     w.add_tensor("t", np.zeros(32, dtype=np.float32))
@@ -244,7 +242,13 @@ def test_gguf_template_stored_as_an_array_is_judged(tmp_path: Path) -> None:
     w.write_kv_data_to_file()
     w.write_tensors_to_file()
     w.close()
-    res = _scan(path)
+    return path
+
+
+def test_gguf_template_stored_as_an_array_is_judged(tmp_path: Path) -> None:
+    """gguf-py reads a one-item array as its item, and transformers 4.x (4.57.1 confirmed) renders a
+    ``tokenizer.chat_template`` stored so: it was reported only as malformed (high), its walk unread."""
+    res = _scan(_gguf_template_array(tmp_path / "model.gguf"))
     assert res.max_severity() is Severity.CRITICAL, res.findings
     assert any(f.rule_id == "LW-MODEL-040" and "__class__" in f.message for f in res.findings), res.findings
 

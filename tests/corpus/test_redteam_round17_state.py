@@ -191,6 +191,22 @@ def _narrow_centers() -> dict[str, Any]:
     return {"sample_weight": np.ones(2000), "centers_init": np.zeros((1000, 1)), "max_iter": 1}
 
 
+def _transformer_keeping_lloyd() -> Any:
+    """``FunctionTransformer(func=k-means' Lloyd run, kw_args=narrow centers)``: transform(X) writes past a heap
+    block."""
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    return preprocessing.FunctionTransformer(kmeans._kmeans_single_lloyd, kw_args=_narrow_centers())
+
+
+def _partial_over_lloyd() -> Any:
+    """k-means' Lloyd run bound to narrow centers by a ``functools.partial`` (what a ``collate_fn`` may hold)."""
+    import functools
+
+    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
+    return functools.partial(kmeans._kmeans_single_lloyd, **_narrow_centers())
+
+
 def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() -> None:
     """Confirmed miss: ``FunctionTransformer(func=sklearn.cluster._kmeans._kmeans_single_lloyd, kw_args=...)``
     scanned clean (the function is admitted because ``BisectingKMeans`` keeps it), and ``transform(X)`` runs
@@ -200,7 +216,7 @@ def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() ->
     search's ``scorer_``)."""
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     kmeans = pytest.importorskip("sklearn.cluster._kmeans")
-    model = preprocessing.FunctionTransformer(kmeans._kmeans_single_lloyd, kw_args=_narrow_centers())
+    model = _transformer_keeping_lloyd()
     for protocol in (2, 5):
         data = pickle.dumps(model, protocol=protocol)
         result = analyze_pickle_bytes(data)
@@ -220,11 +236,8 @@ def test_a_function_transformer_keeping_a_rebuild_only_function_is_reported() ->
 def test_a_partial_over_a_rebuild_only_function_is_reported() -> None:
     """The same function bound by a ``functools.partial`` (``FunctionTransformer(func=partial(...))``, a
     ``DataLoader``'s ``collate_fn``...): reported where the partial is made, whoever holds it."""
-    import functools
-
     preprocessing = pytest.importorskip("sklearn.preprocessing")
-    kmeans = pytest.importorskip("sklearn.cluster._kmeans")
-    bound = functools.partial(kmeans._kmeans_single_lloyd, **_narrow_centers())
+    bound = _partial_over_lloyd()
     for obj in (preprocessing.FunctionTransformer(bound), {"collate_fn": bound}):
         data = pickle.dumps(obj, protocol=4)
         assert any(
