@@ -303,6 +303,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-14 red-team", _round14_cases),
         ("round-15 red-team", _round15_cases),
         ("round-16 red-team", _round16_cases),
+        ("round-17 red-team", _round17_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -691,6 +692,115 @@ def _round16_cases() -> dict[str, dict[str, bytes]]:
             "interpolator.pkl": r16s._delaunay_edited(
                 LinearNDInterpolator(points, points[:, 0]), r16s._entry("simplices", 10**9)
             )
+        },
+    }
+
+
+def _round17_cases() -> dict[str, dict[str, bytes]]:
+    """Round 17 (tests/corpus/test_advisory_sweep17.py, test_redteam_round17_formats.py, _state.py, _torch.py,
+    test_round17_bounds.py and test_loader_configs17.py): each scanned clean before its fix, and its effect was
+    confirmed with the real loader. Configs that make a loader import or run code: mlx-lm's ``model_file``, PEFT's
+    ``auto_mapping`` and ``megatron_core``, a sub-config's ``auto_map`` (vLLM Nemotron-VL, GLiNER's encoder),
+    transformers' ``custom_generate/generate.py``, a sentence-transformers Router's ``types``, a LangChain secret
+    read from the environment, a LeRobot processor step's class, mmengine's ``custom_imports``, ultralytics'
+    evaluated ``activation`` and layer module, fvcore/mmengine bases outside the folder or in Python. Formats: a GGUF
+    chat template that transformers' architecture rename brings back, a GGUF template stored as an array, an ONNX
+    tensor read from onnxruntime's in-memory address. torch and joblib: a legacy tar pickle after raw storage bytes,
+    TorchScript forward code choosing sparse indices (constructor, in place), a deflated sparse index record that
+    ``torch.load(mmap=True)`` reads raw, a joblib object array allowing mmap. The pickle VM: k-means' Lloyd run kept
+    by a FunctionTransformer or bound by a functools.partial, and base64 text with the '-'/'_' b64decode skips."""
+    import pickle
+    import tempfile
+
+    import test_advisory_sweep17 as a17
+    import test_loader_configs17 as l17
+    import test_redteam_round17_formats as r17f
+    import test_redteam_round17_state as r17s
+    import test_redteam_round17_torch as r17t
+    import test_round17_bounds as b17
+
+    def in_tmp(build: Callable[[Path], Any]) -> bytes:
+        """The bytes a builder writes to a file in a temporary folder."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "model.bin"
+            build(path)
+            return path.read_bytes()
+
+    walk = r17f._WALK
+    renamed = in_tmp(lambda path: r17f._gguf(path, "{#qwen3moe", "{#qwen3moe" + walk + "#}hello"))
+    with tempfile.TemporaryDirectory() as tmp:
+        joblib_mmap = r17t._object_mmap_joblib(Path(tmp), "true")
+    adapter = l17._MODULE.encode()
+    fvcore_base = next(text for name, text in l17._BASE_CONFIGS if name == "config.yaml")
+    mm_python_base = next(text for name, text in l17._BASE_CONFIGS if text.startswith("_base_: /"))
+    mm_imports = next(text for name, text in l17._MM_IMPORTS if name == "rtmdet.yaml")
+    return {
+        # loader configs that import or run code
+        "r17_mlx_lm_config_model_file": a17._mlx_folder("custom.py"),
+        "r17_peft_adapter_auto_mapping": a17._adapter(
+            auto_mapping={"base_model_class": "Model", "parent_library": "lw_adapter_arch"}
+        ),
+        "r17_peft_adapter_megatron_core": a17._adapter(
+            megatron_config={"tensor_model_parallel_size": 1}, megatron_core="lw_adapter_arch"
+        ),
+        "r17_sub_config_auto_map_other_repo": {"config.json": a17._nemotron_config(a17._VISION_AUTO_MAP)},
+        "r17_custom_generate_module": {
+            "config.json": b'{"model_type": "llama"}',
+            "custom_generate/generate.py": a17._GENERATE.encode(),
+        },
+        "r17_sentence_transformers_router_types": {
+            "modules.json": json.dumps([{"idx": 0, "name": "0", "path": "0", "type": l17._ROUTER}]).encode(),
+            "0/router_config.json": json.dumps(l17._router_config({"q": "evil_mod.Evil"})).encode(),
+            "evil_mod.py": adapter,
+        },
+        "r17_langchain_secret_from_environment": {
+            "chain.json": json.dumps(l17._lc_prompt(l17._LC_SECRET)).encode()
+        },
+        "r17_lerobot_processor_step_class": {
+            "policy_preprocessor.json": l17._lerobot_pipeline(
+                {"class": "subprocess.Popen", "config": {"args": ["touch", "marker"]}}
+            )
+        },
+        "r17_mmengine_custom_imports": {"rtmdet.yaml": mm_imports.encode(), "evil_mm.py": adapter},
+        "r17_ultralytics_activation_evaluated": {
+            "yolo-custom.yaml": l17._yolo_activation(
+                "__import__('os').system('id') or __import__('torch').nn.SiLU()"
+            )
+        },
+        "r17_ultralytics_layer_module_torch_load": {"custom.yaml": l17._yolo_layer_module("torch_load")},
+        "r17_gliner_encoder_auto_map": {
+            "gliner_config.json": l17._gliner_config("."),
+            "evil_mod.py": adapter,
+        },
+        "r17_fvcore_base_outside_the_folder": {"config.yaml": fvcore_base.encode()},
+        "r17_mmengine_python_base_outside_the_folder": {"cfg.yaml": mm_python_base.encode()},
+        # formats
+        "r17_gguf_template_behind_the_architecture_rename": {"model.gguf": renamed},
+        "r17_gguf_template_stored_as_an_array": {"model.gguf": in_tmp(r17f._gguf_template_array)},
+        "r17_onnx_external_data_at_ort_memory_address": {
+            "model.onnx": r17f._onnx_model("initializer", r17f._ORT_TAG)
+        },
+        # torch and joblib
+        "r17_legacy_tar_pickle_after_raw_storage_bytes": {
+            "model.pt": r17t._legacy_tar("storages", r17t._headless_call("true"))
+        },
+        "r17_torchscript_forward_sparse_constructor": {
+            "model.pt": r17t._scripted(r17t._BODIES["constructor"])
+        },
+        "r17_torchscript_forward_sparse_indices_in_place": {
+            "model.pt": r17t._scripted(r17t._BODIES["method"])
+        },
+        "r17_deflated_sparse_index_record": {"model.pt": r17t._compressed_index_record()},
+        "r17_joblib_object_array_allowing_mmap": {"model.joblib": joblib_mmap},
+        # the pickle VM
+        "r17_function_transformer_keeping_kmeans_run": {
+            "model.pkl": pickle.dumps(r17s._transformer_keeping_lloyd(), protocol=4)
+        },
+        "r17_partial_over_kmeans_run": {
+            "loader.pkl": pickle.dumps({"collate_fn": r17s._partial_over_lloyd()}, protocol=4)
+        },
+        "r17_stored_pickle_base64_dash_underscore": {
+            "model.pkl": b17._stored_with_skipped_characters(b17._dash_underscore)
         },
     }
 
