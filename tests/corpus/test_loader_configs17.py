@@ -352,6 +352,19 @@ def test_lerobot_processor_benign_is_clean(tmp_path: Path) -> None:
         assert r.verdict is Verdict.CLEAN, r
 
 
+def test_a_steps_list_naming_no_module_is_not_unverified(tmp_path: Path) -> None:
+    """Any JSON may hold a ``steps`` list of dicts with a ``class`` (a training schedule's phases): a class name
+    without a dot has no module for LeRobot to import, so nothing runs and the file is neither reported nor left
+    unverified."""
+    files = {
+        "schedule.json": json.dumps(
+            {"steps": [{"class": "warmup", "epochs": 1}, {"class": "cosine"}]}
+        ).encode()
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
 # ------------------------------------------------------------------------------- mmengine ``custom_imports``
 
 

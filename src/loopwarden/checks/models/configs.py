@@ -777,7 +777,9 @@ def check_lerobot_processor(obj: Any, ctx: ScanContext, location: Location) -> N
         if not isinstance(step, dict) or "registry_name" in step or "class" not in step:
             continue
         ref = step["class"]
-        if not isinstance(ref, str) or not _DOTTED.match(ref) or "." not in ref:
+        if isinstance(ref, str) and "." not in ref.strip():
+            continue  # nothing to import (LeRobot splits the module off at the last dot): any JSON's "steps" list
+        if not isinstance(ref, str) or not _DOTTED.match(ref):
             ctx.fail(
                 location,
                 f"LeRobot processor step {i} class {str(json_safe(ref))[:100]!r} is not a dotted name",
