@@ -107,6 +107,17 @@ else:
 """
 
 
+def _watermark_step(path: Path) -> subprocess.CompletedProcess[str]:
+    """One generation step of the saved processor, in a child limited to 4 GiB of address space."""
+    return subprocess.run(
+        [sys.executable, "-c", _WATERMARK_STEP, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
 @pytest.mark.parametrize("size", [1 << 33, 0, -5])
 def test_a_watermark_vocabulary_the_state_sizes_is_reported(tmp_path: Path, size: int) -> None:
     """transformers' ``WatermarkLogitsProcessor`` (admitted this round) draws ``torch.randperm(vocab_size)`` at
@@ -118,13 +129,7 @@ def test_a_watermark_vocabulary_the_state_sizes_is_reported(tmp_path: Path, size
     path = tmp_path / "watermark.pt"
     torch.save(processor, path)
     assert _scan(path) == []
-    run = subprocess.run(
-        [sys.executable, "-c", _WATERMARK_STEP, str(path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    run = _watermark_step(path)
     assert run.stdout.strip() == "ran", run.stderr[-2000:]
     processor.vocab_size = size
     torch.save(processor, path)
@@ -134,13 +139,7 @@ def test_a_watermark_vocabulary_the_state_sizes_is_reported(tmp_path: Path, size
         for rule, severity, message in found
     ), found
     if size == 1 << 33:
-        run = subprocess.run(
-            [sys.executable, "-c", _WATERMARK_STEP, str(path)],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        run = _watermark_step(path)
         assert "refused" in run.stdout or run.returncode != 0, (run.stdout, run.stderr[-2000:])
 
 
