@@ -112,6 +112,8 @@ _ATTRIBUTE_ARG: Final = {
 }
 """Filters that read an attribute (a dotted path) named by a positional argument, and which argument it is (as
 in jinja2.filters); every filter's ``attribute=`` keyword is judged too."""
+_HELPER_CALLS: Final = frozenset({"joiner", "cycler.next", "cycler.reset"})
+"""Template objects made by jinja's helpers that are called (a joiner, a cycler's ``next`` read as a value)."""
 _BUILTINS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
 _PYTHON_BUILTINS: Final = frozenset(
     {
@@ -948,6 +950,16 @@ class _Analysis:
         for fn in base.fns:
             if fn == "ns":
                 out += [self.get("ns:" + attr), self.get("ns:*")]
+            elif fn == "cycler":  # jinja's Cycler: .current is an item, .items the tuple of them
+                items = base.elems if base.elems is not None else _BOTTOM
+                if attr == "current":
+                    out.append(items)
+                elif attr == "items":
+                    out.append(_V(elems=items, listy=True, frozen=True))
+                else:  # next (which returns an item) or reset, read as a value and called elsewhere
+                    out.append(_V(obj=True, fns=frozenset({"cycler." + attr}), elems=items, listy=True))
+            elif fn == "joiner":  # jinja's Joiner: .sep is the separator it returns from its second call
+                out.append(base.elems if attr == "sep" and base.elems is not None else _OBJ)
             elif fn == "loop":
                 if attr in ("previtem", "nextitem"):
                     out.append(self.get("loop"))
@@ -1002,6 +1014,13 @@ class _Analysis:
                 else:
                     out += [v for k, v in self.vars.items() if k.startswith("ns:")]
                 out.append(self.get("ns:*"))
+            elif fn in ("cycler", "joiner"):  # no items: jinja's lookup falls back to the attribute
+                if key.strs and not (key.made or key.ctx):
+                    out += [
+                        self.getattr(_V(obj=True, fns=frozenset({fn}), elems=base.elems), k) for k in key.strs
+                    ]
+                else:
+                    out += [_MADE_OBJ, base.elems if base.elems is not None else _BOTTOM]
             else:
                 out.append(_MADE_OBJ)
         if base.obj and not base.fns:
@@ -1057,16 +1076,31 @@ class _Analysis:
             elif fn == "g:range":
                 out.append(_shape(_V(elems=_NUM, listy=True, frozen=True)))
             elif fn == "g:dict":
+                # dict(mapping) takes a mapping's keys and values, dict(pairs) each pair's two items
                 pairs = [self.elem(a) for a in args] + [self.elem(self.elem(a)) for a in args] + [dyn]
                 keys = _join(self.strings(kwargs) if kwargs else _BOTTOM, *pairs)
-                out.append(_container(_join(*kwargs.values(), *pairs), keys, listy=False))
-            elif fn == "g:namespace":
+                values = _join(*kwargs.values(), *pairs, *map(self.item, args))
+                out.append(_container(values, keys, listy=False))
+            elif fn == "g:namespace":  # namespace(*args, **kwargs) holds dict(*args, **kwargs)
                 for key, value in kwargs.items():
                     self.bind("ns:" + key, value)
-                self.bind("ns:*", _join(*map(self.elem, args), dyn))
+                whole = [_join(self.elem(a), self.elem(self.elem(a)), self.item(a)) for a in args]
+                self.bind("ns:*", _join(*whole, dyn))
                 out.append(_V(obj=True, fns=frozenset({"ns"})))
             elif fn == "g:cycler":
-                out.append(_V(obj=True, elems=_join(*everything), listy=True))
+                out.append(_V(obj=True, fns=frozenset({"cycler"}), elems=_join(*everything), listy=True))
+            elif fn == "g:joiner":  # joiner(sep=', '): '' on the first call, then sep
+                out.append(
+                    _V(
+                        obj=True,
+                        fns=frozenset({"joiner"}),
+                        elems=_join(_V(strs=frozenset({", "})), *everything),
+                    )
+                )
+            elif fn == "joiner":
+                out.append(_join(_EMPTY, callee.elems if callee.elems is not None else _BOTTOM))
+            elif fn == "cycler.next":
+                out.append(callee.elems if callee.elems is not None else _BOTTOM)
             elif fn == "loop.cycle":
                 out.append(_join(*everything))
             elif fn == "loop":
@@ -1078,7 +1112,9 @@ class _Analysis:
                 out.append(_MADE_OBJ)
         if callee.ctx:  # a function of the application (raise_exception, strftime_now, ...)
             out.append(_derived(*everything) if any(v.tainted() for v in everything) else _CTX)
-        if callee.made or callee.strs or callee.container() or callee.deep or callee.num:
+        # a joiner and a cycler's bound methods carry their items as elems, not as a container that is called
+        helper = bool(callee.fns) and callee.fns <= _HELPER_CALLS and callee.keys is None
+        if callee.made or callee.strs or (callee.container() and not helper) or callee.deep or callee.num:
             out.append(_MADE_OBJ)
         if callee.obj and not callee.fns:
             out.append(_MADE_OBJ)
@@ -1185,6 +1221,10 @@ class _Analysis:
                 out.append(_NUM)
             elif fn == "ns" and meth in ("update", "__setitem__"):
                 self.bind("ns:*", self.put(meth, args, kwargs, dyn))
+                out.append(_NUM)
+            elif fn == "cycler" and meth == "next":
+                out.append(base.elems if base.elems is not None else _BOTTOM)
+            elif fn == "cycler" and meth == "reset":
                 out.append(_NUM)
             else:
                 out.append(_MADE_OBJ)
