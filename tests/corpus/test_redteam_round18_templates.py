@@ -7,7 +7,8 @@ as a value give back, took a ``joiner``'s separator for text it could not follow
 (``j.sep`` read nothing), and took only the keys of a mapping passed by position to ``dict(...)`` or
 ``namespace(...)``, not its values. Fourteen of the cases below (the chain to ``os.popen`` among them) scanned
 clean; the others were reported only as names the analysis could not follow (high), and are now computed
-(critical). Each reaches ``str`` (or ``os.popen``) when jinja2 renders it, which the tests show with harmless output.
+(critical); the kept callables are described below. Each reaches ``str`` (or ``os.popen``) when jinja2 renders
+it, which the tests show with harmless output.
 """
 
 from __future__ import annotations
@@ -45,6 +46,30 @@ _THROUGH_HELPERS = {
     "dict-positional-dict": "{% set d = dict({'k': '__class__'}) %}{{ ''[d.k] }}",
     "dict-positional-values": "{{ ''[dict({'k': '__class__'}).values()|first] }}",
 }
+
+# A macro (or caller, joiner, cycler.next) kept in a dict, a namespace or a cycler and called through an attribute:
+# its parameters were never bound to the arguments, so the name it walks with was unknown and unjudged. Five of
+# these scanned clean; a dict filled by update() with pairs took the pairs, not their items, as values.
+_KEPT_CALLABLES = {
+    "update-pairs": "{% set d = {} %}{% set _ = d.update([('k', '__class__')]) %}{{ ''[d.k] }}",
+    "macro-in-dict": "{% macro m(a) %}{{ ''[a] }}{% endmacro %}{% set d = {'f': m} %}{{ d.f('__class__') }}",
+    "macro-in-namespace": (
+        "{% macro m(a) %}{{ ''[a] }}{% endmacro %}{% set n = namespace(f=m) %}{{ n.f('__class__') }}"
+    ),
+    "macro-in-cycler": "{% macro m(a) %}{{ ''[a] }}{% endmacro %}{{ cycler(m).current('__class__') }}",
+    "macro-from-cycler-next": "{% macro m(a) %}{{ ''[a] }}{% endmacro %}{{ cycler(m).next()('__class__') }}",
+    "caller-in-namespace": (
+        "{% macro m() %}{% set n = namespace(c=caller) %}{{ n.c('__class__') }}{% endmacro %}"
+        "{% call(x) m() %}{{ ''[x] }}{% endcall %}"
+    ),
+    "joiner-in-namespace": (
+        "{% set j = joiner('__class__') %}{% set n = namespace(j=j) %}{{ n.j() }}{{ ''[n.j()] }}"
+    ),
+    "cycler-next-in-namespace": (
+        "{% set c = cycler('__class__') %}{% set n = namespace(f=c.next) %}{{ ''[n.f()] }}"
+    ),
+}
+_THROUGH_HELPERS.update({f"kept-{k}": v for k, v in _KEPT_CALLABLES.items()})
 
 # The full chain through cycler attributes: module globals of jinja's own helper, then os.popen.
 _RCE = (
@@ -97,6 +122,12 @@ _BENIGN = [
     "{{ d[m.role] }}{{ m.content }}{% endfor %}",
     "{% set key = cycler('content').current %}{% for m in messages %}{{ m[key] }}{% endfor %}",
     "{% set key = dict({'k': 'content'}).k %}{% for m in messages %}{{ m[key] }}{% endfor %}",
+    "{% macro render(m) %}{{ m.role }}: {{ m.content }}{% endmacro %}{% set r = {'f': render} %}"
+    "{% for m in messages %}{{ r.f(m) }}{% endfor %}",
+    "{% set ns = namespace(out=[]) %}{% for m in messages %}{% set _ = ns.out.append(m.content) %}{% endfor %}"
+    "{{ ns.out|join(', ') }}",
+    "{% set d = {} %}{% set _ = d.update([('user', 'U'), ('assistant', 'A')]) %}{% for m in messages %}"
+    "{{ d[m.role] }}{{ m.content }}{% endfor %}",
 ]
 
 
@@ -118,4 +149,6 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
         "r18_template_joiner_sep": folder(_THROUGH_HELPERS["joiner-sep"]),
         "r18_template_namespace_positional_dict": folder(_THROUGH_HELPERS["namespace-positional-dict"]),
         "r18_template_dict_positional_dict": folder(_THROUGH_HELPERS["dict-positional-dict"]),
+        "r18_template_macro_in_namespace": folder(_KEPT_CALLABLES["macro-in-namespace"]),
+        "r18_template_dict_update_pairs": folder(_KEPT_CALLABLES["update-pairs"]),
     }

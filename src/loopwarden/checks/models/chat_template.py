@@ -112,6 +112,8 @@ _ATTRIBUTE_ARG: Final = {
 }
 """Filters that read an attribute (a dotted path) named by a positional argument, and which argument it is (as
 in jinja2.filters); every filter's ``attribute=`` keyword is judged too."""
+_KEPT_CALLS: Final = frozenset({"caller", "joiner", "cycler.next"})
+"""The template's own callables besides macros (:meth:`_Analysis.call_kept`)."""
 _HELPER_CALLS: Final = frozenset({"joiner", "cycler.next", "cycler.reset"})
 """Template objects made by jinja's helpers that are called (a joiner, a cycler's ``next`` read as a value)."""
 _BUILTINS: Final = frozenset({"range", "dict", "namespace", "lipsum", "cycler", "joiner"})
@@ -1055,8 +1057,15 @@ class _Analysis:
                 _, meth, where = fn.split(":")
                 self.bind("extra:" + where, self.put(meth, args, kwargs, dyn))
         if isinstance(node.node, nodes.Getattr):  # what a walked-to callable returns walks on
+            # a macro, caller, joiner or bound cycler.next kept in a dict, a namespace or a cycler and called
+            # through it ({{ d.f('__class__') }}) is still that callable: its parameters take the arguments
+            kept = [self.call_kept(fn, callee, args, kwargs, dyn) for fn in callee.fns if fn in _KEPT_CALLS]
+            kept += [
+                self.call_kept(fn, callee, args, kwargs, dyn) for fn in callee.fns if fn.startswith("m:")
+            ]
             return _walked(
-                self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn), callee.walk
+                _join(self.method(node, self.m(node.node.node), node.node.attr, args, kwargs, dyn), *kept),
+                callee.walk,
             )
         if self.date_call(node, args):
             return _CTX
@@ -1065,14 +1074,8 @@ class _Analysis:
         for fn in callee.fns:
             if fn.startswith("mut:"):
                 out.append(_NUM)
-            elif fn.startswith("m:"):
-                for macro in self.macros.get(fn[2:], []):
-                    self.bind_call(macro.args, args, kwargs, dyn, "varargs", "kwargs")
-                out.append(self.get("mo:" + fn[2:]))
-            elif fn == "caller":
-                for block in self.callblocks:
-                    self.bind_call(block.args, args, kwargs, dyn, "varargs", "kwargs")
-                out.append(self.get("caller"))
+            elif fn.startswith("m:") or fn in _KEPT_CALLS:
+                out.append(self.call_kept(fn, callee, args, kwargs, dyn))
             elif fn == "g:range":
                 out.append(_shape(_V(elems=_NUM, listy=True, frozen=True)))
             elif fn == "g:dict":
@@ -1097,10 +1100,6 @@ class _Analysis:
                         elems=_join(_V(strs=frozenset({", "})), *everything),
                     )
                 )
-            elif fn == "joiner":
-                out.append(_join(_EMPTY, callee.elems if callee.elems is not None else _BOTTOM))
-            elif fn == "cycler.next":
-                out.append(callee.elems if callee.elems is not None else _BOTTOM)
             elif fn == "loop.cycle":
                 out.append(_join(*everything))
             elif fn == "loop":
@@ -1119,6 +1118,20 @@ class _Analysis:
         if callee.obj and not callee.fns:
             out.append(_MADE_OBJ)
         return _walked(_join(*out), callee.walk)
+
+    def call_kept(self, fn: str, callee: _V, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
+        """What calling one of the template's own callables gives (a macro ``m:<name>``, ``caller``, a joiner, a
+        cycler's ``next``), its parameters bound to the arguments."""
+        if fn.startswith("m:"):
+            for macro in self.macros.get(fn[2:], []):
+                self.bind_call(macro.args, args, kwargs, dyn, "varargs", "kwargs")
+            return self.get("mo:" + fn[2:])
+        if fn == "caller":
+            for block in self.callblocks:
+                self.bind_call(block.args, args, kwargs, dyn, "varargs", "kwargs")
+            return self.get("caller")
+        items = callee.elems if callee.elems is not None else _BOTTOM
+        return _join(_EMPTY, items) if fn == "joiner" else items
 
     def date_call(self, node: Any, args: list[_V]) -> bool:
         """``strftime_now(fmt)`` of the renderer (transformers, llama.cpp, vLLM define it) with formats that print
@@ -1232,8 +1245,8 @@ class _Analysis:
 
     def put(self, meth: str, args: list[_V], kwargs: dict[str, _V], dyn: _V) -> _V:
         """What a mutating method (append, extend, insert, update, ...) puts into a list or dict."""
-        if meth in ("extend", "update"):
-            whole = [_join(self.elem(a), self.item(a)) for a in args]
+        if meth in ("extend", "update"):  # update(pairs) puts each pair's two items
+            whole = [_join(self.elem(a), self.item(a), self.elem(self.elem(a))) for a in args]
             return _join(*whole, *kwargs.values(), self.strings(kwargs) if kwargs else _BOTTOM, dyn)
         return _join(*args, *kwargs.values(), dyn)
 
