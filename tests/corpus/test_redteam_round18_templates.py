@@ -70,6 +70,11 @@ _KEPT_CALLABLES = {
     ),
 }
 _THROUGH_HELPERS.update({f"kept-{k}": v for k, v in _KEPT_CALLABLES.items()})
+# Markup's own text methods read as a value and called later: the attribute read nothing, so the call gave nothing.
+_THROUGH_HELPERS["markup-unescape-as-value"] = (
+    "{% set k = '&#95;&#95;class&#95;&#95;'|safe %}{% set f = k.unescape %}{{ ''[f()] }}"
+)
+_HIGH_ONLY = {"markup-unescape-as-value"}  # text the analysis does not compute: reported as high
 
 # The full chain through cycler attributes: module globals of jinja's own helper, then os.popen.
 _RCE = (
@@ -87,8 +92,9 @@ def _worst(template: str) -> Severity | None:
 
 @pytest.mark.parametrize("name", sorted(_THROUGH_HELPERS))
 def test_helper_values_are_followed(name: str) -> None:
-    # every name is computed exactly: a computed walk name is critical
-    assert _worst(_THROUGH_HELPERS[name]) is Severity.CRITICAL
+    # every name is computed exactly (a computed walk name is critical), or is text it cannot compute (high)
+    want = Severity.HIGH if name in _HIGH_ONLY else Severity.CRITICAL
+    assert _worst(_THROUGH_HELPERS[name]) is want
 
 
 def test_helper_chain_to_popen_is_critical() -> None:

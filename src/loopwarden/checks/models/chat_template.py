@@ -112,6 +112,8 @@ _ATTRIBUTE_ARG: Final = {
 }
 """Filters that read an attribute (a dotted path) named by a positional argument, and which argument it is (as
 in jinja2.filters); every filter's ``attribute=`` keyword is judged too."""
+_MARKUP_METHODS: Final = frozenset({"unescape", "striptags"})
+"""Methods ``markupsafe.Markup`` adds to str: both return text (``'&#95;'`` unescaped is ``'_'``)."""
 _KEPT_CALLS: Final = frozenset({"caller", "joiner", "cycler.next"})
 """The template's own callables besides macros (:meth:`_Analysis.call_kept`)."""
 _HELPER_CALLS: Final = frozenset({"joiner", "cycler.next", "cycler.reset"})
@@ -943,8 +945,8 @@ class _Analysis:
             out += [_CTX, self.get("extra:ctx")]
         if base.num:
             out.append(_NUM)
-        if (base.strs or base.made) and hasattr(str, attr):
-            out.append(_OBJ)  # a method of str
+        if (base.strs or base.made) and (hasattr(str, attr) or attr in _MARKUP_METHODS):
+            out.append(_OBJ)  # a method of str (or of Markup, which |safe, |e and block sets make)
         if base.keys is not None or base.deep or (base.elems is not None and not base.listy):
             out.append(self.item(base))  # a dict's value (a list has no attributes but its methods)
         if (base.container() or base.deep) and (hasattr(dict, attr) or hasattr(list, attr)):
