@@ -12,6 +12,8 @@ from typing import IO, Any, BinaryIO, Final, cast
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
+from loopwarden.checks.models.arrow import check_arrow_schema
+from loopwarden.checks.models.arrow import footer_kind as arrow_footer
 from loopwarden.checks.models._base import (
     CHUNK,
     SPOOL_IN_MEMORY,
@@ -174,6 +176,21 @@ def _dispatch(blob: Blob, ctx: ScanContext, fmt: Format) -> None:
         # a file that is also a zip (bytes before it): zipfile-based loaders open the zip, torch reads the
         # head as a legacy pickle
         scan_zip_tail(blob, ctx, str(fmt))
+    footer = arrow_footer(blob) if fmt is not Format.DATA else None
+    if footer is None and fmt is Format.UNKNOWN:
+        check_arrow_schema(blob, ctx)  # an Arrow IPC stream (a datasets cache file) opens with no magic
+    if footer is not None:
+        # pyarrow reads a Parquet or Arrow IPC file from its footer and never checks its first bytes: a file
+        # that opens as an image (clean) or a model format is also a data file to pd.read_parquet
+        ctx.add(
+            rules.DisguisedFormat,
+            f"the file is also a {footer[0]} file (its last bytes are a footer, which pyarrow reads whatever the "
+            "first bytes are)",
+            blob.location,
+            content=footer[0],
+            claimed=str(fmt),
+        )
+        check_arrow_schema(blob, ctx)
     if fmt is not Format.TAR and tarfile_header(blob.head(512)):
         ctx.add(
             rules.DisguisedFormat,
@@ -1748,6 +1765,7 @@ def _data(blob: Blob, ctx: ScanContext) -> None:
     """A data file (Parquet, SQLite, WAV ...): nothing in it is a model, so it is as unverified as any unknown
     binary, under its own name."""
     ctx.fail(blob.location, f"{data_kind(blob.head(64)) or 'data file'}: {NOT_A_MODEL}", misread=True)
+    check_arrow_schema(blob, ctx)
 
 
 def scan_as(blob: Blob, ctx: ScanContext, fmt: Format) -> None:

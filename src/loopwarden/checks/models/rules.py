@@ -552,6 +552,18 @@ class ArchiveHiddenData(Rule):
     help: ClassVar[str] = "Bytes between members that no entry describes; scanned for hidden members."
 
 
+class ArrowPickledExtension(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-051"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Arrow or Parquet schema field that pyarrow unpickles"
+    help: ClassVar[str] = (
+        "A field of extension type arrow.py_extension_type: pyarrow 0.14 to 14.0.0 unpickle its extension "
+        "metadata when they read the schema (CVE-2023-47248), later releases up to 20 after "
+        "PyExtensionType.set_auto_load(True). The pickle is not analysed. Control: do not read the file with an "
+        "affected pyarrow; rewrite it without the extension type."
+    )
+
+
 RULES: Final[tuple[type[Rule], ...]] = (
     PickleExecCallable,
     PickleResolverCallable,
@@ -601,4 +613,5 @@ RULES: Final[tuple[type[Rule], ...]] = (
     NumpyObjectArray,
     ArchiveHiddenData,
     PackageCode,
+    ArrowPickledExtension,
 )

@@ -1,0 +1,245 @@
+"""Round 18 of the internal red team: Arrow and Parquet data files beside a model.
+
+pyarrow 0.14.0 to 14.0.0 unpickle the ``ARROW:extension:metadata`` of a field whose extension name is
+``arrow.py_extension_type`` when they read a schema (CVE-2023-47248; confirmed with pyarrow 14.0.0 in a scratch
+virtualenv: ``pq.read_table`` and ``ipc.open_file``/``open_stream`` ran the payload, which wrote a marker file).
+pyarrow 14.0.1 to 20 do so after ``pa.PyExtensionType.set_auto_load(True)``; 21 removed the type. pyarrow reads a
+Parquet or Arrow IPC file from its footer and never checks the first bytes (confirmed with pyarrow 26.0.1: a
+Parquet file whose ``PAR1`` head is replaced by a JPEG or GIF magic, or an Arrow IPC file whose ``ARROW1`` head is
+replaced by a PNG signature, reads back whole), so such a file scanned ``clean`` as an image.
+
+The files are written here by pyarrow (a test dependency), under a class that only borrows the extension name:
+nothing is unpickled by the test itself.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+pa = pytest.importorskip("pyarrow")
+pq = pytest.importorskip("pyarrow.parquet")
+ipc = pytest.importorskip("pyarrow.ipc")
+
+_MARKER = "/tmp/fmt18-marker"
+
+
+class _Payload:
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (os.system, (f"touch {_MARKER}",))
+
+
+_PICKLE = pickle.dumps(_Payload(), protocol=2)
+
+
+def _ext_type() -> Any:
+    class Borrowed(pa.ExtensionType):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(pa.int64(), "arrow.py_extension_type")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return _PICKLE
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Any:
+            return cls()
+
+    return Borrowed()
+
+
+def _table(*, malicious: bool, nested: bool = False) -> Any:
+    if not malicious:
+        return pa.table({"input_ids": pa.array([[1, 2], [3]]), "text": ["a", "b"]})
+    arr = pa.ExtensionArray.from_storage(_ext_type(), pa.array([1, 2], pa.int64()))
+    if nested:  # the field sits inside a struct: the schema's child fields carry it
+        return pa.table({"row": pa.StructArray.from_arrays([arr, pa.array(["a", "b"])], ["x", "text"])})
+    return pa.table({"x": arr, "text": ["a", "b"]})
+
+
+def _parquet(table: Any) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+def _ipc_file(table: Any) -> bytes:
+    buf = io.BytesIO()
+    with ipc.new_file(buf, table.schema) as w:
+        w.write_table(table)
+    return buf.getvalue()
+
+
+def _ipc_stream(table: Any) -> bytes:
+    buf = io.BytesIO()
+    with ipc.new_stream(buf, table.schema) as w:
+        w.write_table(table)
+    return buf.getvalue()
+
+
+_JPEG = b"\xff\xd8\xff\xe0"
+_GIF = b"GIF8"
+_PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def _legacy_stream(data: bytes) -> bytes:
+    """The stream without the continuation marker before its first message (pyarrow before 0.15 wrote that)."""
+    assert data[:4] == b"\xff\xff\xff\xff"
+    return data[4:]
+
+
+def _safetensors_around(payload: bytes) -> bytes:
+    """A valid safetensors file whose one uint8 tensor is ``payload``: its last bytes are the payload's."""
+    import json
+    import struct
+
+    header = json.dumps({"w": {"dtype": "U8", "shape": [len(payload)], "data_offsets": [0, len(payload)]}})
+    raw = header.encode() + b" " * (-len(header) % 8)
+    return struct.pack("<Q", len(raw)) + raw + payload
+
+
+def _attacks() -> dict[str, dict[str, bytes]]:
+    bad = _table(malicious=True)
+    nested = _table(malicious=True, nested=True)
+    pqd, fd = _parquet(bad), _ipc_file(bad)
+    return {
+        "r18_parquet_py_extension": {"r18_train.parquet": pqd},
+        "r18_parquet_py_extension_nested": {"r18_train.parquet": _parquet(nested)},
+        "r18_arrow_file_py_extension": {"r18_train.arrow": fd},
+        "r18_arrow_stream_py_extension": {"r18_data-00000-of-00001.arrow": _ipc_stream(bad)},
+        "r18_feather_py_extension": {"r18_train.feather": _ipc_file(nested)},
+        "r18_parquet_as_jpeg_py_extension": {"r18_train.parquet": _JPEG + pqd[4:]},
+        "r18_parquet_as_gif_py_extension": {"r18_cover.gif": _GIF + pqd[4:]},
+        "r18_arrow_file_as_png_py_extension": {"r18_train.arrow": _PNG + fd[8:]},
+        "r18_arrow_legacy_stream_py_extension": {"r18_cache-train.arrow": _legacy_stream(_ipc_stream(nested))},
+        "r18_parquet_inside_safetensors_py_extension": {"r18_train.parquet": _safetensors_around(pqd)},
+        "r18_arrow_file_inside_safetensors_py_extension": {"r18_train.arrow": _safetensors_around(fd)},
+    }
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    return _attacks()
+
+
+def _scan(path: Path) -> TargetResult:
+    return next(iter(scan_paths([str(path)], jobs=1).targets))
+
+
+def _write(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    (name, data), = files.items()
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+@pytest.mark.parametrize("case", sorted(_attacks()))
+def test_pickled_arrow_extension_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round the JPEG- and PNG-headed files and the safetensors polyglots scanned ``clean``; the plain
+    Parquet, Arrow IPC file and stream, Feather and GIF-headed ones ``unverified`` with no finding (a data file):
+    nothing said that pyarrow up to 14.0.0 unpickles a field's extension metadata. Now the field is reported and
+    the pickle it holds analysed (os.system: critical)."""
+    res = _scan(_write(tmp_path, _attacks()[case]))
+    assert res.verdict is not Verdict.CLEAN, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-051"]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+    assert res.max_severity() is Severity.CRITICAL, res.findings
+    assert any(f.rule_id == "LW-MODEL-001" and "system" in f.message for f in res.findings), res.findings
+
+
+@pytest.mark.parametrize(
+    ("case", "content"),
+    [
+        ("r18_parquet_as_jpeg_py_extension", "Parquet"),
+        ("r18_parquet_as_gif_py_extension", "Parquet"),
+        ("r18_arrow_file_as_png_py_extension", "Arrow IPC file"),
+        ("r18_parquet_inside_safetensors_py_extension", "Parquet"),
+        ("r18_arrow_file_inside_safetensors_py_extension", "Arrow IPC file"),
+    ],
+)
+def test_image_headed_table_is_also_a_data_file(tmp_path: Path, case: str, content: str) -> None:
+    """An image head, or a safetensors file whose last tensor ends with the table, no longer hides the footer
+    pyarrow reads (these scanned ``clean``: a JPEG, a PNG, a valid safetensors file)."""
+    res = _scan(_write(tmp_path, _attacks()[case]))
+    assert any(f.rule_id == "LW-MODEL-029" and f.evidence.get("content") == content for f in res.findings), (
+        res.findings
+    )
+
+
+def test_benign_image_headed_table_is_not_clean(tmp_path: Path) -> None:
+    """A Parquet file behind a JPEG head (scanned clean before) is a data file pyarrow reads, not an image."""
+    pqd = _parquet(_table(malicious=False))
+    res = _scan(_write(tmp_path, {"cover.jpg": _JPEG + pqd[4:]}))
+    assert res.verdict is not Verdict.CLEAN, res
+    assert not any(f.rule_id == "LW-MODEL-051" for f in res.findings), res.findings
+
+
+@pytest.mark.parametrize("kind", ["parquet", "file", "stream"])
+def test_benign_tables_get_no_extension_finding(tmp_path: Path, kind: str) -> None:
+    """Real pyarrow files without the pickled type (including registered extension types such as
+    ``datasets``' Array2D, whose metadata is JSON) stay as they were: an unverified data file, no finding."""
+    table = _table(malicious=False)
+
+    class Json2D(pa.ExtensionType):  # type: ignore[misc]
+        def __init__(self) -> None:
+            super().__init__(pa.list_(pa.list_(pa.int32())), "datasets.features.features.Array2DExtensionType")
+
+        def __arrow_ext_serialize__(self) -> bytes:
+            return b'[[2, 2], "int32"]'
+
+        @classmethod
+        def __arrow_ext_deserialize__(cls, storage_type: Any, serialized: bytes) -> Any:
+            return cls()
+
+    storage = pa.array([[[1, 2], [3, 4]]], pa.list_(pa.list_(pa.int32())))
+    table = table.slice(0, 1).append_column("img", pa.ExtensionArray.from_storage(Json2D(), storage))
+    data = {"parquet": _parquet, "file": _ipc_file, "stream": _ipc_stream}[kind](table)
+    res = _scan(_write(tmp_path, {f"train.{'parquet' if kind == 'parquet' else 'arrow'}": data}))
+    assert res.verdict is Verdict.UNVERIFIED, res
+    assert not res.findings, res.findings
+
+
+def test_benign_images_stay_clean(tmp_path: Path) -> None:
+    """An image whose last bytes are no table footer is still media."""
+    png = _PNG + b"\x00\x00\x00\rIHDR" + b"\x00" * 17 + b"\x00\x00\x00\x00IEND\xaeB`\x82"
+    assert _scan(_write(tmp_path, {"logo.png": png})).verdict is Verdict.CLEAN
+
+
+_OLD_PYARROW = os.environ.get("LOOPWARDEN_PYARROW14_PYTHON", "")
+
+
+@pytest.mark.skipif(not _OLD_PYARROW, reason="set LOOPWARDEN_PYARROW14_PYTHON to a python with pyarrow 14.0.0")
+@pytest.mark.parametrize("case", sorted(_attacks()))
+def test_pyarrow_14_unpickles(tmp_path: Path, case: str) -> None:
+    """The real loader: pyarrow 14.0.0 runs the payload when it reads the schema."""
+    path = _write(tmp_path, _attacks()[case])
+    Path(_MARKER).unlink(missing_ok=True)
+    code = (
+        "import sys, pyarrow as pa, pyarrow.parquet as pq, pyarrow.ipc as ipc\n"
+        "p = sys.argv[1]\n"
+        "for read in (lambda: pq.read_schema(p), lambda: ipc.open_file(p).schema,"
+        " lambda: ipc.open_stream(p).schema):\n"
+        "    try:\n        read()\n    except Exception:\n        pass\n"
+    )
+    subprocess.run([_OLD_PYARROW, "-c", code, str(path)], check=False, timeout=120, capture_output=True)
+    assert Path(_MARKER).exists()
+    Path(_MARKER).unlink()
+
+
+@pytest.mark.parametrize("kind", ["parquet", "file", "stream"])
+def test_extension_name_as_text_is_no_finding(tmp_path: Path, kind: str) -> None:
+    """The name in a column name or a metadata value is no extension type: nothing is unpickled."""
+    table = pa.table({"arrow.py_extension_type": [1, 2]}).replace_schema_metadata(
+        {"note": "arrow.py_extension_type", "ARROW:extension:name": "arrow.py_extension_type"}
+    )
+    data = {"parquet": _parquet, "file": _ipc_file, "stream": _ipc_stream}[kind](table)
+    res = _scan(_write(tmp_path, {"train.parquet" if kind == "parquet" else "train.arrow": data}))
+    assert res.verdict is Verdict.UNVERIFIED, res
+    assert not res.findings, res.findings
