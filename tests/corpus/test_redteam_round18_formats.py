@@ -119,7 +119,9 @@ def _attacks() -> dict[str, dict[str, bytes]]:
         "r18_parquet_as_jpeg_py_extension": {"r18_train.parquet": _JPEG + pqd[4:]},
         "r18_parquet_as_gif_py_extension": {"r18_cover.gif": _GIF + pqd[4:]},
         "r18_arrow_file_as_png_py_extension": {"r18_train.arrow": _PNG + fd[8:]},
-        "r18_arrow_legacy_stream_py_extension": {"r18_cache-train.arrow": _legacy_stream(_ipc_stream(nested))},
+        "r18_arrow_legacy_stream_py_extension": {
+            "r18_cache-train.arrow": _legacy_stream(_ipc_stream(nested))
+        },
         "r18_parquet_inside_safetensors_py_extension": {"r18_train.parquet": _safetensors_around(pqd)},
         "r18_arrow_file_inside_safetensors_py_extension": {"r18_train.arrow": _safetensors_around(fd)},
     }
@@ -134,7 +136,7 @@ def _scan(path: Path) -> TargetResult:
 
 
 def _write(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    (name, data), = files.items()
+    ((name, data),) = files.items()
     path = tmp_path / name
     path.write_bytes(data)
     return path
@@ -189,7 +191,9 @@ def test_benign_tables_get_no_extension_finding(tmp_path: Path, kind: str) -> No
 
     class Json2D(pa.ExtensionType):  # type: ignore[misc]
         def __init__(self) -> None:
-            super().__init__(pa.list_(pa.list_(pa.int32())), "datasets.features.features.Array2DExtensionType")
+            super().__init__(
+                pa.list_(pa.list_(pa.int32())), "datasets.features.features.Array2DExtensionType"
+            )
 
         def __arrow_ext_serialize__(self) -> bytes:
             return b'[[2, 2], "int32"]'
@@ -215,7 +219,9 @@ def test_benign_images_stay_clean(tmp_path: Path) -> None:
 _OLD_PYARROW = os.environ.get("LOOPWARDEN_PYARROW14_PYTHON", "")
 
 
-@pytest.mark.skipif(not _OLD_PYARROW, reason="set LOOPWARDEN_PYARROW14_PYTHON to a python with pyarrow 14.0.0")
+@pytest.mark.skipif(
+    not _OLD_PYARROW, reason="set LOOPWARDEN_PYARROW14_PYTHON to a python with pyarrow 14.0.0"
+)
 @pytest.mark.parametrize("case", sorted(_attacks()))
 def test_pyarrow_14_unpickles(tmp_path: Path, case: str) -> None:
     """The real loader: pyarrow 14.0.0 runs the payload when it reads the schema."""
@@ -242,4 +248,67 @@ def test_extension_name_as_text_is_no_finding(tmp_path: Path, kind: str) -> None
     data = {"parquet": _parquet, "file": _ipc_file, "stream": _ipc_stream}[kind](table)
     res = _scan(_write(tmp_path, {"train.parquet" if kind == "parquet" else "train.arrow": data}))
     assert res.verdict is Verdict.UNVERIFIED, res
+    assert not res.findings, res.findings
+
+
+def _shared_children_stream(levels: int) -> bytes:
+    """An Arrow IPC stream whose schema is a chain of fields where each field lists the next one twice as its
+    children (a flatbuffer may share a table): a walk that follows every reference visits 2**levels fields."""
+    import struct
+
+    body = bytearray(4)  # the root offset, set below
+
+    def table(slots: list[int], size: int) -> int:
+        """A vtable with ``slots`` then its table of ``size`` bytes (soffset included); the table's position."""
+        vt = len(body)
+        body.extend(struct.pack(f"<{2 + len(slots)}H", 4 + 2 * len(slots), size, *slots))
+        body.extend(bytes(-len(body) % 4))
+        at = len(body)
+        body.extend(struct.pack("<i", at - vt) + bytes(size - 4))
+        return at
+
+    def point(slot: int, target: int) -> None:
+        struct.pack_into("<I", body, slot, target - slot)
+
+    msg = table([0, 0, 4], 8)  # Message.header
+    struct.pack_into("<I", body, 0, msg)
+    schema = table([0, 4], 8)  # Schema.fields
+    point(msg + 4, schema)
+    vec = len(body)
+    body.extend(struct.pack("<I", 1) + bytes(4))
+    point(schema + 4, vec)
+    pending = [vec + 4]
+    for _ in range(levels):
+        field = table([0, 0, 0, 0, 0, 4], 8)  # Field.children
+        for slot in pending:
+            point(slot, field)
+        children = len(body)
+        body.extend(struct.pack("<I", 2) + bytes(8))
+        point(field + 4, children)
+        pending = [children + 4, children + 8]
+    last = table([0, 0, 0, 0, 0, 0], 4)  # no children
+    for slot in pending:
+        point(slot, last)
+    body.extend(b"arrow.py_extension_type")
+    body.extend(bytes(-len(body) % 8))
+    return b"\xff\xff\xff\xff" + struct.pack("<i", len(body)) + bytes(body)
+
+
+def test_shared_schema_tables_are_walked_within_a_bound(tmp_path: Path) -> None:
+    """A schema whose fields share their children (2**60 paths) is no denial of service: the walk stops at its
+    bound, and the stream that names the type is still reported (its pickle not located)."""
+    import time
+
+    data = _shared_children_stream(60)
+    start = time.monotonic()
+    res = _scan(_write(tmp_path, {"train.arrow": data}))
+    assert time.monotonic() - start < 20
+    assert any(f.rule_id == "LW-MODEL-051" and "not analysed" in f.message for f in res.findings), (
+        res.findings
+    )
+
+
+def test_shared_schema_tables_parse(tmp_path: Path) -> None:
+    """The same construction with few levels is a schema the reader walks whole (and finds no pickled type)."""
+    res = _scan(_write(tmp_path, {"train.arrow": _shared_children_stream(3)}))
     assert not res.findings, res.findings

@@ -51,11 +51,11 @@ def footer_kind(blob: Blob) -> tuple[str, int, int] | None:
         return None
     if tail[-4:] in (b"PAR1", b"PARE"):
         (n,) = struct.unpack_from("<I", tail, 2)
-        if 0 < n and n + 8 <= size:
+        if n > 0 and n + 8 <= size:
             return ("Parquet", size - 8 - n, size - 8)
     if tail[-6:] == b"ARROW1":
         (n,) = struct.unpack_from("<i", tail, 0)
-        if 0 < n and n + 10 <= size:
+        if n > 0 and n + 10 <= size:
             return ("Arrow IPC file", size - 10 - n, size - 10)
     return None
 
@@ -99,6 +99,7 @@ def _search(blob: Blob, start: int, end: int) -> bool:
 # ------------------------------------------------------------------ the schema, as pyarrow reads it
 
 _MAX_DEPTH: Final = 64
+_MAX_FIELDS: Final = 100_000
 
 
 class _Malformed(Exception):
@@ -110,6 +111,7 @@ class _Flat:
 
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
+        self.visited = 0
 
     def _u32(self, at: int) -> int:
         if not 0 <= at <= len(self.buf) - 4:
@@ -157,6 +159,9 @@ class _Flat:
 def _field_pickles(fb: _Flat, field: int, out: list[bytes], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Malformed("fields nested too deep")
+    fb.visited += 1
+    if fb.visited > _MAX_FIELDS:  # offsets may point back at a field: bound the walk, not just its depth
+        raise _Malformed("too many fields")
     meta: dict[bytes, bytes] = {}
     for kv in fb.tables(fb.ref(field, 6)):  # Field.custom_metadata
         key, value = fb.ref(kv, 0), fb.ref(kv, 1)
@@ -166,8 +171,6 @@ def _field_pickles(fb: _Flat, field: int, out: list[bytes], depth: int) -> None:
         out.append(meta.get(b"ARROW:extension:metadata", b""))
     for child in fb.tables(fb.ref(field, 5)):  # Field.children
         _field_pickles(fb, child, out, depth + 1)
-    dictionary = fb.ref(field, 4)  # a dictionary-encoded field's index type holds no fields
-    del dictionary
 
 
 def _schema_pickles(fb: _Flat, schema: int | None) -> list[bytes]:
@@ -225,7 +228,7 @@ class _Thrift:
         if kind in (9, 10):
             n, elem, pos = self._list(pos)
             for _ in range(n):
-                pos = pos + 1 if elem in (1, 2) else self.skip(pos, elem, depth + 1)
+                pos = self._element(pos, elem, depth)
                 if pos > len(self.buf):
                     raise _Malformed("list out of range")
             return pos
@@ -237,14 +240,18 @@ class _Thrift:
                 kv = self.buf[pos]
                 pos += 1
                 for _ in range(n):
-                    pos = self.skip(pos, kv >> 4, depth + 1)
-                    pos = self.skip(pos, kv & 15, depth + 1)
+                    pos = self._element(pos, kv >> 4, depth)
+                    pos = self._element(pos, kv & 15, depth)
                     if pos > len(self.buf):
                         raise _Malformed("map out of range")
             return pos
         if kind == 12:
             return self.fields(pos)[1]
         raise _Malformed(f"thrift type {kind}")
+
+    def _element(self, pos: int, kind: int, depth: int) -> int:
+        """Skip one element of a list, set or map: there a bool is a byte of its own."""
+        return pos + 1 if kind in (1, 2) else self.skip(pos, kind, depth + 1)
 
     def _list(self, pos: int) -> tuple[int, int, int]:
         if pos >= len(self.buf):

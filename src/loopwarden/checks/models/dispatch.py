@@ -12,8 +12,6 @@ from typing import IO, Any, BinaryIO, Final, cast
 
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
-from loopwarden.checks.models.arrow import check_arrow_schema
-from loopwarden.checks.models.arrow import footer_kind as arrow_footer
 from loopwarden.checks.models._base import (
     CHUNK,
     SPOOL_IN_MEMORY,
@@ -26,6 +24,8 @@ from loopwarden.checks.models._base import (
     read_range,
     spool,
 )
+from loopwarden.checks.models.arrow import check_arrow_schema
+from loopwarden.checks.models.arrow import footer_kind as arrow_footer
 from loopwarden.checks.models.detect import (
     EOCD_WINDOW,
     PICKLE_OPCODES,
