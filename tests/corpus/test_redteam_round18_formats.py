@@ -312,3 +312,29 @@ def test_shared_schema_tables_parse(tmp_path: Path) -> None:
     """The same construction with few levels is a schema the reader walks whole (and finds no pickled type)."""
     res = _scan(_write(tmp_path, {"train.arrow": _shared_children_stream(3)}))
     assert not res.findings, res.findings
+
+
+@pytest.mark.parametrize("container", ["zip-stored", "zip-deflated-large", "tar.gz"])
+def test_cache_file_in_an_archive(tmp_path: Path, container: str) -> None:
+    """A ``datasets`` cache file shipped in an archive: a deflated member over 1 MiB cannot seek and has no
+    known size while it is read, and its first message is still read (it scanned ``unverified`` with no
+    finding before)."""
+    import tarfile
+    import zipfile
+
+    data = _ipc_stream(_table(malicious=True))
+    if container == "zip-deflated-large":
+        data += bytes(3 << 20)  # after the end-of-stream marker: pyarrow stops before it
+    path = tmp_path / ("cache.tar.gz" if container == "tar.gz" else "cache.zip")
+    if container == "tar.gz":
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo("train/data-00000-of-00001.arrow")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    else:
+        method = zipfile.ZIP_STORED if container == "zip-stored" else zipfile.ZIP_DEFLATED
+        with zipfile.ZipFile(path, "w", compression=method) as zf:
+            zf.writestr("train/data-00000-of-00001.arrow", data)
+    res = _scan(path)
+    assert any(f.rule_id == "LW-MODEL-051" for f in res.findings), res.findings
+    assert res.max_severity() is Severity.CRITICAL, res.findings

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import struct
-from typing import Final
+from typing import BinaryIO, Final
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext
@@ -79,10 +79,19 @@ def _stream_message(blob: Blob) -> tuple[int, int] | None:
     return (at + 4, at + 4 + n)
 
 
+def _seek(f: BinaryIO, start: int) -> None:
+    """To ``start``: by reading up to it in a stream that cannot seek (a deflated archive member, whose first
+    message is all this reads of it)."""
+    if f.seekable():
+        f.seek(start)
+    else:
+        f.read(start)
+
+
 def _search(blob: Blob, start: int, end: int) -> bool:
     keep = max(len(n) for n in _NEEDLES) - 1
     with blob.open() as f:
-        f.seek(start)
+        _seek(f, start)
         left, prev = end - start, b""
         while left > 0:
             chunk = f.read(min(_CHUNK, left))
@@ -329,7 +338,7 @@ def _b64(value: bytes) -> bytes:
 def _pickles(blob: Blob, kind: str, start: int, end: int) -> list[bytes] | None:
     """The extension metadata pyarrow unpickles from one schema region; None when it cannot be parsed."""
     with blob.open() as f:
-        f.seek(start)
+        _seek(f, start)
         data = f.read(end - start)
     out: list[bytes] = []
     try:
@@ -348,8 +357,6 @@ def _pickles(blob: Blob, kind: str, start: int, end: int) -> list[bytes] | None:
 def check_arrow_schema(blob: Blob, ctx: ScanContext) -> None:
     """Report the fields of ``arrow.py_extension_type`` in the schemas pyarrow reads from ``blob``, and analyse
     the pickles it would load from them."""
-    if not blob.seekable and blob.data is None:
-        return
     regions: list[tuple[str, int, int]] = []
     footer = footer_kind(blob)
     if footer is not None:
@@ -357,10 +364,9 @@ def check_arrow_schema(blob: Blob, ctx: ScanContext) -> None:
     first = _stream_message(blob)
     if first is not None:
         regions.append(("Arrow IPC stream", *first))
-    size = blob.size or 0
     marked: list[tuple[str, int, int]] = []
     for kind, start, end in regions:
-        end = min(end, size)
+        end = end if blob.size is None else min(end, blob.size)
         if end - start > MAX_REGION:
             ctx.fail(blob.location, f"Arrow schema of {end - start} bytes not searched (over {MAX_REGION})")
             continue
