@@ -20,7 +20,7 @@ from loopwarden.checks.models._base import Blob, ScanContext
 
 PY_EXTENSION: Final = b"arrow.py_extension_type"
 _CHUNK: Final = 1 << 20
-MAX_REGION: Final = 256 * 1024 * 1024
+MAX_REGION: Final = 64 * 1024 * 1024
 """Schema bytes searched per region; a larger region is not searched (the target is unverified)."""
 _LEGACY_MAX: Final = 16 * 1024 * 1024
 """The largest first message of a stream without the continuation marker (pyarrow before 0.15) searched."""
@@ -132,10 +132,9 @@ class _Flat:
 
     def field(self, table: int, slot: int) -> int | None:
         """Where the value of ``slot`` of the table at ``table`` is stored, or None when absent."""
-        (soff,) = struct.unpack_from("<i", self.buf, table) if 0 <= table <= len(self.buf) - 4 else (None,)
-        if soff is None:
+        if not 0 <= table <= len(self.buf) - 4:
             raise _Malformed("table out of range")
-        vtable = table - soff
+        vtable = table - struct.unpack_from("<i", self.buf, table)[0]
         if not 0 <= vtable <= len(self.buf) - 4:
             raise _Malformed("vtable out of range")
         vlen = struct.unpack_from("<H", self.buf, vtable)[0]
@@ -169,15 +168,16 @@ def _field_pickles(fb: _Flat, field: int, out: list[bytes], depth: int) -> None:
     if depth > _MAX_DEPTH:
         raise _Malformed("fields nested too deep")
     fb.visited += 1
-    if fb.visited > _MAX_FIELDS:  # offsets may point back at a field: bound the walk, not just its depth
+    if fb.visited > _MAX_FIELDS:  # many offsets may share one field: bound the walk, not just its depth
         raise _Malformed("too many fields")
-    meta: dict[bytes, bytes] = {}
+    meta: list[tuple[bytes, bytes]] = []
     for kv in fb.tables(fb.ref(field, 6)):  # Field.custom_metadata
         key, value = fb.ref(kv, 0), fb.ref(kv, 1)
         if key is not None:
-            meta.setdefault(fb.string(key), fb.string(value) if value is not None else b"")
-    if meta.get(b"ARROW:extension:name") == PY_EXTENSION:
-        out.append(meta.get(b"ARROW:extension:metadata", b""))
+            meta.append((fb.string(key), fb.string(value) if value is not None else b""))
+    # pyarrow takes the first of repeated keys; any of them counts here
+    if (b"ARROW:extension:name", PY_EXTENSION) in meta:
+        out.extend(v for k, v in meta if k == b"ARROW:extension:metadata")
     for child in fb.tables(fb.ref(field, 5)):  # Field.children
         _field_pickles(fb, child, out, depth + 1)
 
