@@ -30,7 +30,7 @@ pa = pytest.importorskip("pyarrow")
 pq = pytest.importorskip("pyarrow.parquet")
 ipc = pytest.importorskip("pyarrow.ipc")
 
-_MARKER = "/tmp/fmt18-marker"
+_MARKER = "r18-marker"  # relative: the loader runs in the test folder
 
 
 class _Payload:
@@ -226,7 +226,8 @@ _OLD_PYARROW = os.environ.get("LOOPWARDEN_PYARROW14_PYTHON", "")
 def test_pyarrow_14_unpickles(tmp_path: Path, case: str) -> None:
     """The real loader: pyarrow 14.0.0 runs the payload when it reads the schema."""
     path = _write(tmp_path, _attacks()[case])
-    Path(_MARKER).unlink(missing_ok=True)
+    marker = tmp_path / "run" / _MARKER
+    marker.parent.mkdir()
     code = (
         "import sys, pyarrow as pa, pyarrow.parquet as pq, pyarrow.ipc as ipc\n"
         "p = sys.argv[1]\n"
@@ -234,9 +235,14 @@ def test_pyarrow_14_unpickles(tmp_path: Path, case: str) -> None:
         " lambda: ipc.open_stream(p).schema):\n"
         "    try:\n        read()\n    except Exception:\n        pass\n"
     )
-    subprocess.run([_OLD_PYARROW, "-c", code, str(path)], check=False, timeout=120, capture_output=True)
-    assert Path(_MARKER).exists()
-    Path(_MARKER).unlink()
+    subprocess.run(
+        [_OLD_PYARROW, "-c", code, str(path)],
+        cwd=marker.parent,
+        check=False,
+        timeout=120,
+        capture_output=True,
+    )
+    assert marker.exists()
 
 
 @pytest.mark.parametrize("kind", ["parquet", "file", "stream"])
