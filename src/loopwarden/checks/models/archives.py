@@ -163,6 +163,7 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         blob, members, path
     )
     # links read as text stay inside; through the archive's own links they may not
+    _duplicates(blob, members, ctx)
     escaping: set[int] = set()
     redirected: dict[int, str] = {}
     if any(m.issym() for m in members):
@@ -226,6 +227,61 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         for kind in kinds:
             for child in _extracted(blob, members, kind):
                 walk_legacy_tar(child, kind, ctx)
+
+
+_COMPARE_CHUNK: Final = 1 << 20
+"""Two copies of a path are compared in chunks of this size."""
+
+
+def _duplicates(blob: Blob, members: list[tarfile.TarInfo], ctx: ScanContext) -> None:
+    """Paths the archive writes more than once with different content (LW-MODEL-022). Extracting (NeMo's
+    ``restore_from``, ``tar x``) leaves the last copy on disk and ``tarfile.getmember`` returns the last one, while a
+    reader that stops at the first match (an inspection script, a first-match scanner) sees the first: a benign
+    first ``model_weights.ckpt`` or ``model_config.yaml`` hides the one the loader uses. Every copy is analysed; the
+    finding says that the copies differ. Only regular files are compared: a path that a link replaces (or that is
+    written through a link) is judged under the name it ends up with by the link analysis. Copies with the same
+    bytes (``tar -r`` re-adding an unchanged file) are not reported."""
+    by_path: dict[str, list[tarfile.TarInfo]] = {}
+    for m in members:
+        if m.isfile():
+            by_path.setdefault(_norm(m.name), []).append(m)
+    for path, copies in sorted(by_path.items()):
+        if len(copies) < 2:
+            continue
+        first = copies[0]
+        if all(_same(blob, first, other, ctx) for other in copies[1:]):
+            continue
+        ctx.add(
+            rules.ZipDuplicateMember,
+            f"{len(copies)} members are extracted to '{path[:200]}' with different content: extracting keeps the "
+            "last, a reader that stops at the first match sees the first",
+            member_location(blob.location, path),
+            count=len(copies),
+            offsets=[m.offset for m in copies[:16]],
+        )
+
+
+def _same(blob: Blob, a: tarfile.TarInfo, b: tarfile.TarInfo, ctx: ScanContext) -> bool:
+    """Whether two regular-file members hold the same bytes."""
+    if a.size != b.size:
+        return False
+    if a.size == 0:
+        return True
+    size = blob.size or 0
+    if max(a.offset_data, b.offset_data) + a.size > size:
+        return False  # truncated: reported where the member is analysed
+    with blob.open() as f:
+        done = 0
+        while done < a.size:
+            ctx.check_time()
+            n = min(_COMPARE_CHUNK, a.size - done)
+            f.seek(a.offset_data + done)
+            x = f.read(n)
+            f.seek(b.offset_data + done)
+            if f.read(n) != x:
+                return False
+            done += n
+    return True
 
 
 _MAX_LINK_STEPS: Final = 40
