@@ -131,8 +131,16 @@ def test_nemo_duplicate_with_a_payload_names_the_payload(tmp_path: Path) -> None
     so the payload itself is reported whichever copy it is in."""
     payload = b"cos\nsystem\n(Vecho pwned\ntR."
     for members in (
-        [("model_config.yaml", _NEMO_CONFIG), ("model_weights.ckpt", _WEIGHTS), ("model_weights.ckpt", payload)],
-        [("model_config.yaml", _NEMO_CONFIG), ("model_weights.ckpt", payload), ("model_weights.ckpt", _WEIGHTS)],
+        [
+            ("model_config.yaml", _NEMO_CONFIG),
+            ("model_weights.ckpt", _WEIGHTS),
+            ("model_weights.ckpt", payload),
+        ],
+        [
+            ("model_config.yaml", _NEMO_CONFIG),
+            ("model_weights.ckpt", payload),
+            ("model_weights.ckpt", _WEIGHTS),
+        ],
     ):
         results = scan(tmp_path, {"model.nemo": _tar(members)})
         rules = {f.rule_id for f in results[0].findings}
@@ -146,9 +154,17 @@ def test_nemo_duplicate_with_a_payload_names_the_payload(tmp_path: Path) -> None
         # a plain .nemo as NeMo writes it (tarfile.add of a folder: './' names, each once)
         [("./model_config.yaml", _NEMO_CONFIG), ("./model_weights.ckpt", _WEIGHTS)],
         # 'tar -r' re-adding an unchanged file: two copies with the same bytes, whichever wins is the same
-        [("model_config.yaml", _NEMO_CONFIG), ("model_weights.ckpt", _WEIGHTS), ("model_weights.ckpt", _WEIGHTS)],
+        [
+            ("model_config.yaml", _NEMO_CONFIG),
+            ("model_weights.ckpt", _WEIGHTS),
+            ("model_weights.ckpt", _WEIGHTS),
+        ],
         # the same file name in two folders is two files
-        [("model_config.yaml", _NEMO_CONFIG), ("a/model_weights.ckpt", _WEIGHTS), ("b/model_weights.ckpt", b"x")],
+        [
+            ("model_config.yaml", _NEMO_CONFIG),
+            ("a/model_weights.ckpt", _WEIGHTS),
+            ("b/model_weights.ckpt", b"x"),
+        ],
     ],
     ids=["as-written", "identical-copies", "different-folders"],
 )
@@ -176,7 +192,7 @@ def test_zip_duplicate_still_reported(tmp_path: Path) -> None:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w") as zf:
         zf.writestr("model_weights.ckpt", _WEIGHTS)
-        with pytest.warns(UserWarning):
+        with pytest.warns(UserWarning, match="Duplicate name"):
             zf.writestr("model_weights.ckpt", _WEIGHTS_SWAPPED)
     results = scan(tmp_path, {"model.zip": out.getvalue()})
     assert "LW-MODEL-022" in {f.rule_id for f in results[0].findings}
@@ -263,4 +279,6 @@ def test_real_tar_extract_child_process(tmp_path: Path) -> None:
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks of this file that scanned clean before this round: the .nemo duplicate-member differential
     (every variant with benign copies; the payload variants were already caught)."""
-    return {f"r18_nemo_duplicate_{case.replace('-', '_')}": {"model.nemo": _nemo(case)} for case in _DUPLICATES}
+    return {
+        f"r18_nemo_duplicate_{case.replace('-', '_')}": {"model.nemo": _nemo(case)} for case in _DUPLICATES
+    }
