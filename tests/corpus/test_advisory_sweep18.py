@@ -10,6 +10,7 @@ import io
 import json
 import os
 import pickle
+import struct
 import subprocess
 import sys
 import tarfile
@@ -282,3 +283,65 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     return {
         f"r18_nemo_duplicate_{case.replace('-', '_')}": {"model.nemo": _nemo(case)} for case in _DUPLICATES
     }
+
+
+# ------------------------------------------------------------ GGUF: sizes that lie (regressions, already caught)
+
+
+def _gstr(text: str) -> bytes:
+    raw = text.encode()
+    return struct.pack("<Q", len(raw)) + raw
+
+
+def _gguf(
+    ne: list[int], offset: int = 0, data: bytes = b"\x00" * 16, kv: bytes = b"", n_kv: int = 0
+) -> bytes:
+    head = b"GGUF" + struct.pack("<IQQ", 3, 1, n_kv) + kv
+    head += (
+        _gstr("token_embd.weight") + struct.pack("<I", len(ne)) + b"".join(struct.pack("<Q", n) for n in ne)
+    )
+    head += struct.pack("<IQ", 0, offset)  # F32
+    return head + b"\x00" * (-len(head) % 32) + data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        # CVE-2026-7482 ("Bleeding Llama", Ollama before 0.17.1): a tensor declared larger than the file, read past
+        # the buffer by the quantizer and pushed back out with the heap behind it
+        _gguf([1024]),
+        _gguf([4], offset=2**64 - 32),
+        # CVE-2026-27940 (GHSA-3p4r-fq3f-q74v, llama.cpp before b8146, a bypass of CVE-2025-53630's fix): sizes whose
+        # product or sum wraps in 64-bit arithmetic, so the allocation is smaller than what is then read into it
+        _gguf([2**32, 2**32]),
+        _gguf([4], kv=_gstr("general.name") + struct.pack("<IQ", 8, 2**64 - 1) + b"x", n_kv=1),
+        _gguf([4], kv=_gstr("general.arr") + struct.pack("<IIQ", 9, 10, 2**61) + b"\x00" * 8, n_kv=1),
+    ],
+    ids=["tensor-past-eof", "offset-wraps", "elements-wrap", "string-length-wraps", "array-bytes-wrap"],
+)
+def test_gguf_sizes_that_lie(tmp_path: Path, data: bytes) -> None:
+    """Already reported (LW-MODEL-039, high; the file unverified); cited here by advisory."""
+    results = scan(tmp_path, {"model.gguf": data})
+    target = results[0]
+    assert target.verdict is Verdict.UNVERIFIED, target
+    assert "LW-MODEL-039" in {f.rule_id for f in target.findings}, target.findings
+
+
+def test_gguf_consistent_sizes_stay_clean(tmp_path: Path) -> None:
+    results = scan(tmp_path, {"model.gguf": _gguf([4])})
+    assert results[0].verdict is Verdict.CLEAN, results[0]
+
+
+def test_gguf_written_by_the_gguf_library_stays_clean(tmp_path: Path) -> None:
+    gguf = pytest.importorskip("gguf")
+    np = pytest.importorskip("numpy")
+    path = tmp_path / "src.gguf"
+    writer = gguf.GGUFWriter(str(path), "llama")
+    writer.add_block_count(1)
+    writer.add_tensor("token_embd.weight", np.zeros((4, 8), dtype=np.float32))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    results = scan(tmp_path / "scan", {"model.gguf": path.read_bytes()})
+    assert results[0].verdict is Verdict.CLEAN, results[0]
