@@ -277,6 +277,81 @@ def test_real_tar_extract_child_process(tmp_path: Path) -> None:
     assert (tmp_path / "marker").read_text() == "[198.0, 297.0]"
 
 
+# ------------------------------------------- pickle: what the reading-on load runs after a FRAME straddle
+
+
+def _straddles(command: str) -> dict[str, bytes]:
+    """Pickles whose payload the in-memory reading (and a file load with the bytes buffered) runs only after an
+    opcode that crosses its FRAME's end, with stack or memo entries made before or inside the frame."""
+    arg = command.encode()
+    tail = b"X" + struct.pack("<I", len(arg)) + arg + b"\x85R."
+    frame = b"\x95"
+    p5 = b"\x80\x05"
+    return {
+        # the module name itself straddles the frame's end, the name and STACK_GLOBAL follow it
+        "name-straddles": p5 + frame + struct.pack("<Q", 3) + b"\x8c\x02os\x8c\x06system\x93" + tail,
+        # the module name pushed before the frame, an integer straddles, the rest follows
+        "stack-before": p5
+        + b"\x8c\x02os"
+        + frame
+        + struct.pack("<Q", 2)
+        + b"J"
+        + struct.pack("<i", 7)
+        + b"0\x8c\x06system\x93"
+        + tail,
+        # the module name memoized before the frame and fetched after the straddle
+        "memo-before": p5
+        + b"\x8c\x02os\x940"
+        + frame
+        + struct.pack("<Q", 2)
+        + b"J"
+        + struct.pack("<i", 7)
+        + b"0h\x00\x8c\x06system\x93"
+        + tail,
+        # the GLOBAL's attribute line straddles (named before this round too: the GLOBAL itself is reported)
+        "global-line": p5 + frame + struct.pack("<Q", 7) + b"cos\nsystem\n" + tail,
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_straddles("true")))
+def test_frame_straddle_reading_on_is_analysed(tmp_path: Path, case: str) -> None:
+    """An opcode whose argument runs past the end of its FRAME is read two ways (CPython issue 154848, fickling PR
+    317): a file load that refills its buffer drops the frame's rest, ``pickle.loads`` (and ``pickle.load`` of a
+    file it has buffered whole, any small file) reads on. Since round 13 the scanner searched the first reading and
+    stopped the second at the frame's end, so a payload that the reading-on load runs after the straddle, built
+    from strings pushed or memoized earlier, was not named: the file was unverified with one medium finding
+    (LW-MODEL-012), not clean. Confirmed with CPython 3.11's C unpickler: ``pickle.loads`` and ``pickle.load`` both
+    ran ``os.system`` (marker written). Now the reading goes on: LW-MODEL-001, critical, and still unverified."""
+    data = _straddles("true")[case]
+    results = scan(tmp_path, {"model.pkl": data})
+    target = results[0]
+    assert target.verdict is Verdict.UNVERIFIED, target
+    assert "FRAME" in (target.reason or ""), target
+    rules = {f.rule_id for f in target.findings}
+    assert {"LW-MODEL-001", "LW-MODEL-012"} <= rules, target.findings
+    assert any("os.system" in f.message for f in target.findings), target.findings
+    assert target.max_severity() is Severity.CRITICAL
+
+
+def test_frame_straddle_real_unpickler(tmp_path: Path) -> None:
+    """CPython's own unpickler, in a child process: each case runs its payload from bytes and from a file."""
+    for case, data in _straddles(f"touch {tmp_path}/marker").items():
+        (tmp_path / "model.pkl").write_bytes(data)
+        for how in ("pickle.loads(p.read_bytes())", "pickle.load(p.open('rb'))"):
+            child = f"import pickle, pathlib, sys\np = pathlib.Path(sys.argv[1])\n{how}\n"
+            subprocess.run([sys.executable, "-c", child, str(tmp_path / "model.pkl")], timeout=60, check=True)
+            assert (tmp_path / "marker").exists(), (case, how)
+            (tmp_path / "marker").unlink()
+
+
+@pytest.mark.parametrize("protocol", [4, 5])
+def test_framed_pickles_written_by_pickle_stay_clean(tmp_path: Path, protocol: int) -> None:
+    """Frames as CPython writes them (several frames, large objects outside any frame) are not straddles."""
+    obj = {"a": list(range(70_000)), "b": b"x" * 100_000, "c": "z" * 70_000, "d": [1.5] * 10_000}
+    results = scan(tmp_path, {"model.pkl": pickle.dumps(obj, protocol=protocol)})
+    assert results[0].verdict is Verdict.CLEAN, results[0]
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks of this file that scanned clean before this round: the .nemo duplicate-member differential
     (every variant with benign copies; the payload variants were already caught)."""

@@ -297,6 +297,9 @@ _MAX_TEXT_BYTES: Final = 128 << 20  # string/bytes payload held as values (hosti
 _TIME_CHECK: Final = 1 << 16
 _RESYNC_MAX_CANDIDATES: Final = 4096
 _NO_FRAME: Final = 1 << 62  # the opcode loop's frame-end index when no frame is open
+_FRAME_STRADDLE: Final = (
+    "an opcode runs past the end of its FRAME (file and in-memory loads read it differently)"
+)
 _PICKLE_FIRST: Final = frozenset(b"\x80(]}cN)KJGXVSTUBCI\x8c\x95")
 # Pickles stored as data (not loaded by this pickle; see _VM._stored). A loader accepts a pickle opening with any
 # opcode that needs nothing on the stack (PROTO is optional); these are the ones that push something or a MARK.
@@ -1700,6 +1703,9 @@ class _VM:
         self.judge_calls = prefix  # a name left unjudged in a prefix reading is judged when it is called
         self.inherited: frozenset[int] = frozenset()  # ids of the values a continued reading started with
         self.plain_read = False  # the plain-unpickler reading of this stream's joblib array data was followed
+        # a stream a loader reads as a pickle (see _analyze_reader) reads on past an opcode that crosses its FRAME's
+        # end; fragments searched in other bytes stop there, as before (see _frame_straddle)
+        self.read_on = False
         self.imported: set[str] = (
             set()
         )  # modules of the names this reading resolved (the loader imported them)
@@ -1877,6 +1883,30 @@ class _VM:
 
     # -- main loop --
 
+    def _frame_straddle(self, region: bytes) -> None:
+        """An opcode ran past the end of its FRAME: the two loads read on differently (CPython issue 154848). A file
+        load that has to refill its buffer drops the frame's rest and reads the argument from the bytes after it, so
+        it runs ``region`` as opcodes: searched here for the pickles in it. ``pickle.loads``, and a file load whose
+        buffer already holds those bytes (any small file), read on: the caller goes on with this reading, so what
+        it then runs with the stack and memo built before the frame's end is analysed too. The target stays
+        unverified (which reading a load takes depends on its buffer), with the payload of either reading named."""
+        off = self.frame_end
+        where = f" (in {self.origin})" if self.origin else ""
+        self.coll.unverified.append(f"malformed pickle at offset {off}{where}: {_FRAME_STRADDLE}")
+        self.coll.hit(
+            RULE_MALFORMED,
+            Severity.MEDIUM,
+            "malformed",
+            f"malformed pickle: {_FRAME_STRADDLE}; both readings were analysed",
+            off,
+            {"error": _FRAME_STRADDLE, "calls_before": self.calls}
+            | ({"nested_in": self.origin} if self.origin else {}),
+        )
+        if region:
+            reader = _Reader(io.BytesIO(region), off + len(region))
+            reader.base = off  # offsets of what it finds are the file's
+            _resync(reader, 0, self.coll, self.budget, self.depth, self.origin)
+
     def run(self, state: tuple[list[Any], list[list[Any]], _Memo] | None = None) -> None:
         """Run to STOP; ``state`` (stack, mark stack, memo) continues another reading of the same stream."""
         r = self.r
@@ -1914,11 +1944,11 @@ class _VM:
                     if r.base + p > self.frame_end:
                         # what a file load reads as opcodes from the frame's end on, read here as an argument
                         region = bytes(buf[max(0, self.frame_end - r.base) : p])
-                        raise _MalformedError(
-                            "an opcode runs past the end of its FRAME (file and in-memory loads read it differently)",
-                            self.frame_end,
-                            region,
-                        )
+                        if prefix or not self.read_on:
+                            raise _MalformedError(_FRAME_STRADDLE, self.frame_end, region)
+                        # the reading that goes on (pickle.loads, and pickle.load of a file whose bytes are already
+                        # buffered) runs what follows with the stack and memo built so far: analysed by going on
+                        self._frame_straddle(region)
                     self.frame_end = -1
                     fstop = _NO_FRAME
                 if p + 16 > n:
@@ -9432,6 +9462,8 @@ def _analyze_reader(
             prefix=prefix,
             ext_stops=ext_stops,
         )
+        # what a loader reads as a pickle (not bytes after the last one, reported as trailing data below)
+        vm.read_on = count == 0 or first == 0x80
         try:
             vm.run()
         except _MalformedError as exc:
