@@ -360,6 +360,28 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     }
 
 
+@pytest.mark.parametrize("corruption", ["method", "crc"])
+def test_modelscan_354_broken_member_before_the_pickle(tmp_path: Path, corruption: str) -> None:
+    """ModelScan's zip iterator gave up on the whole archive at the first member it could not open, so a corrupt
+    member listed before ``archive/data.pkl`` hid the pickle that ``torch.load`` reads by name
+    (https://github.com/protectai/modelscan/issues/354). Already caught: each member is analysed on its own."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        zf.writestr("archive/aaa_corrupt", b"x" * 100)
+        zf.writestr("archive/data.pkl", b"\x80\x02cos\nsystem\nX\x02\x00\x00\x00id\x85R.")
+        zf.writestr("archive/version", b"3\n")
+    data = bytearray(out.getvalue())
+    local = data.find(b"PK\x03\x04")
+    if corruption == "method":
+        central = data.find(b"PK\x01\x02")
+        data[local + 8 : local + 10] = (99).to_bytes(2, "little")
+        data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    else:
+        data[local + 30 + len("archive/aaa_corrupt")] ^= 0xFF
+    results = scan(tmp_path, {"model.pt": bytes(data)})
+    assert "LW-MODEL-001" in {f.rule_id for f in results[0].findings}, results[0].findings
+
+
 # ------------------------------------------------------------ GGUF: sizes that lie (regressions, already caught)
 
 
