@@ -129,7 +129,7 @@ class TemplateProgram:
         v = self.fresh("v")
         m = self.fresh("m")
         pre = self.pre.append
-        kind = r.randrange(30)
+        kind = r.randrange(35)
         if kind == 0:
             pre(f"{{% set {v} = {e} %}}")
             return v
@@ -306,6 +306,40 @@ class TemplateProgram:
                 f"{{% set {v}.v = loop.previtem and x %}}{{% endif %}}{{% endfor %}}"
             )
             return f"{v}.v"
+        if kind == 30:
+            pre(f"{{% set _ = messages.append({{'role': 'x', 'content': {e}}}) %}}")
+            return r.choice(
+                [
+                    "messages[-1]['content']",
+                    "(messages|last).content",
+                    "(messages|map(attribute='content')|list|last)",
+                ]
+            )
+        if kind == 31:
+            pre(f"{{% set _ = messages[0].update({{'content': {e}}}) %}}")
+            return r.choice(["messages[0]['content']", "messages[0].content", "(messages|first).content"])
+        if kind == 32:
+            pre(
+                pre(
+                    f"{{% set {v} = namespace(v='') %}}{{% if messages %}}{{% set {v}.v = {e} %}}"
+                    f"{{% else %}}{{% set {v}.v = 'x' %}}{{% endif %}}"
+                )
+            )
+            return f"{v}.v"
+        if kind == 33:
+            pre(
+                f"{{% set {v} = namespace(v='') %}}{{% for x in [[{e}]] recursive %}}{{% if x is string %}}"
+                f"{{% set {v}.v = x %}}{{% else %}}{{{{ loop(x) }}}}{{% endif %}}{{% endfor %}}"
+            )
+            return f"{v}.v"
+        if kind == 34:
+            return r.choice(
+                [
+                    f"({{'k': {e}}}|dictsort|map('last')|first)",
+                    f"([{e}]|map('trim')|first)",
+                    f"([{e}, 'b']|sort(reverse=true)|last if false else [{e}]|first)",
+                ]
+            )
         if kind == 28:
             pre(f"{{% macro {m}(a) %}}{{{{ a }}}}{{% endmacro %}}{{% set {v} = cycler({m}) %}}")
             return f"{v}.current({e})"
