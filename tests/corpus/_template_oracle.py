@@ -320,10 +320,8 @@ class TemplateProgram:
             return r.choice(["messages[0]['content']", "messages[0].content", "(messages|first).content"])
         if kind == 32:
             pre(
-                pre(
-                    f"{{% set {v} = namespace(v='') %}}{{% if messages %}}{{% set {v}.v = {e} %}}"
-                    f"{{% else %}}{{% set {v}.v = 'x' %}}{{% endif %}}"
-                )
+                f"{{% set {v} = namespace(v='') %}}{{% if messages %}}{{% set {v}.v = {e} %}}"
+                f"{{% else %}}{{% set {v}.v = 'x' %}}{{% endif %}}"
             )
             return f"{v}.v"
         if kind == 33:
