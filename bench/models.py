@@ -304,6 +304,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-15 red-team", _round15_cases),
         ("round-16 red-team", _round16_cases),
         ("round-17 red-team", _round17_cases),
+        ("round-18 red-team", _round18_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -694,6 +695,41 @@ def _round16_cases() -> dict[str, dict[str, bytes]]:
             )
         },
     }
+
+
+_ROUND18_MODULES: tuple[str, ...] = (
+    "test_redteam_round18_templates",
+    "test_advisory_sweep18",
+    "test_redteam_round18_formats",
+)
+"""The round-18 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
+_ROUND18_NOT_CLEAN_BEFORE: tuple[str, ...] = (
+    "r18_arrow_file_py_extension",
+    "r18_arrow_legacy_stream_py_extension",
+    "r18_arrow_stream_py_extension",
+    "r18_feather_py_extension",
+    "r18_parquet_as_gif_py_extension",
+    "r18_parquet_py_extension",
+    "r18_parquet_py_extension_nested",
+)
+"""Round-18 cases that were unverified (a data file), not clean, before the round: kept out of the benchmark."""
+
+
+def _round18_cases() -> dict[str, dict[str, bytes]]:
+    """Round 18 (the modules of ``_ROUND18_MODULES``): each case scanned clean before its fix and its effect was
+    confirmed with the real loader or renderer. Chat templates that walk to Python internals through jinja's helper
+    objects (a cycler's current item, a joiner's separator, a mapping passed by position to dict() or namespace(),
+    a macro kept in a namespace, dict.update with pairs); a .nemo tar archive holding one path twice with different
+    bytes (NeMo extracts the last copy, a first-match reader sees the first); Parquet and Arrow files behind an image
+    header or inside a safetensors file (pyarrow reads them from their footer) with a pickled extension type."""
+    import importlib
+
+    out: dict[str, dict[str, bytes]] = {}
+    for name in _ROUND18_MODULES:
+        out.update(importlib.import_module(name).bench_cases())
+    for case in _ROUND18_NOT_CLEAN_BEFORE:
+        out.pop(case, None)
+    return out
 
 
 def _round17_cases() -> dict[str, dict[str, bytes]]:

@@ -43,3 +43,35 @@ def test_every_case_builder_the_benchmark_names_exists() -> None:
         if not hasattr(module, attr):
             missing.append(f"{aliases[alias]}.{attr}")
     assert not missing
+
+
+def _tuple_of(name: str) -> tuple[str, ...]:
+    tree = ast.parse(BENCH.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name:
+            value = ast.literal_eval(node.value)  # type: ignore[arg-type]
+            assert isinstance(value, tuple)
+            return value
+    raise AssertionError(f"{name} not found in bench/models.py")
+
+
+def test_round18_modules_define_bench_cases_and_none_scans_clean(tmp_path: Path) -> None:
+    """Round 18's cases come from each module's ``bench_cases()``: every module exists, every name kept out of the
+    benchmark is one of its cases, and every case kept is reported by the scanner."""
+    from loopwarden.checks.models.scanner import scan_paths
+    from loopwarden.domain import Verdict
+
+    cases: dict[str, dict[str, bytes]] = {}
+    for name in _tuple_of("_ROUND18_MODULES"):
+        cases.update(importlib.import_module(name).bench_cases())
+    left_out = _tuple_of("_ROUND18_NOT_CLEAN_BEFORE")
+    assert set(left_out) <= set(cases)
+    for case, files in cases.items():
+        if case in left_out:
+            continue
+        folder = tmp_path / case
+        for file_name, data in files.items():
+            (folder / file_name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / file_name).write_bytes(data)
+        report = scan_paths([str(folder)], jobs=1)
+        assert any(t.verdict is not Verdict.CLEAN for t in report.targets), case
