@@ -41,12 +41,14 @@ __all__ = [
     "check_lerobot_processor",
     "check_metadata_targets",
     "check_mmengine_imports",
+    "check_registry_types",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
     "check_ultralytics_activation",
     "check_yaml_document",
     "is_fiddle_document",
+    "is_registry_config",
     "is_skops_schema",
     "judge_dotted",
     "mentions_langchain",
@@ -132,6 +134,7 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
     if name.rsplit("/", 1)[-1] == "MLmodel":
         _mlflow_loader(roots, ctx, location)
     for root in roots:
+        _yaml_registry_types(root, ctx, location)
         imports = _yaml_get(root, "custom_imports")
         if imports is not None:
             check_mmengine_imports(_yaml_names(imports), ctx, location)
@@ -844,6 +847,127 @@ def check_mmengine_imports(value: Any, ctx: ScanContext, location: Location) -> 
         )
 
 
+def is_registry_config(obj: Any) -> bool:
+    """Whether a decoded JSON/YAML document is a registry config: a top-level ``model`` mapping with a ``type``, as
+    mmengine (every OpenMMLab loader) and AllenNLP build their models from."""
+    model = obj.get("model") if isinstance(obj, dict) else None
+    return isinstance(model, dict) and "type" in model
+
+
+def check_registry_types(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """Every ``type`` of a registry config (:func:`is_registry_config`) that is a dotted path.
+
+    mmengine's ``build_from_cfg`` (``init_detector``, ``init_model``, ``Runner.from_cfg``, the test pipeline's
+    transforms) looks ``type`` up in its registries, and a dotted name it does not find there is imported: first
+    ``<scope>.registry`` for its first part, then the object by ``get_object_from_string``, which is called with the
+    mapping's other keys, with no opt-in (confirmed with mmengine 0.10.7: ``"type": "subprocess.Popen"`` ran its
+    ``args``). AllenNLP resolves an unregistered dotted ``type`` the same way (imports the module, calls the class)."""
+    reported = 0
+    for path, node in walk_config(obj):
+        value = node.get("type")
+        if isinstance(value, str) and "nms" in path.rsplit("/", 1)[-1].lower():
+            reported += _nms_type(value, ctx, location)
+        elif isinstance(value, str) and "." in value and _registry_type(value, ctx, location):
+            reported += 1
+            if reported >= _MAX_REMOTE_REFS:
+                return  # the file is reported already
+
+
+def _yaml_registry_types(root: Any, ctx: ScanContext, location: Location) -> None:
+    """:func:`check_registry_types` for a composed YAML document (mmengine reads ``.yaml`` configs too)."""
+    import yaml
+
+    model = _yaml_get(root, "model")
+    if _yaml_get(model, "type") is None:
+        return
+    stack: list[tuple[str, Any]] = [("", root)]
+    seen: set[tuple[str, int]] = set()
+    reported = 0
+    while stack:
+        parent, node = stack.pop()
+        if (parent, id(node)) in seen or len(seen) > MAX_CONFIG_NODES:
+            continue  # the main walk of the document fails closed on size
+        seen.add((parent, id(node)))
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                name = str(key.value) if isinstance(key, yaml.ScalarNode) else ""
+                if name == "type" and isinstance(value, yaml.ScalarNode) and value.tag == _YAML_STR:
+                    if "nms" in parent.lower():
+                        reported += _nms_type(value.value, ctx, location)
+                    elif "." in value.value:
+                        reported += _registry_type(value.value, ctx, location)
+                    if reported >= _MAX_REMOTE_REFS:
+                        return
+                stack.append((name, value))
+        elif isinstance(node, yaml.SequenceNode):
+            stack.extend((parent, v) for v in node.value)
+
+
+_FSDP_WRAP: Final = "torch.distributed.fsdp.wrap."
+_NMS_NAME: Final = re.compile(r"[a-z0-9_]*nms[a-z0-9_]*\Z")
+"""The NMS functions of mmcv's ``nms`` module (``nms``, ``soft_nms``, ``nms_rotated``, ``nms_quadri``) and of the
+packages built on it (``rnms``): what an ``nms`` config's ``type`` names."""
+
+
+def _nms_type(value: str, ctx: ScanContext, location: Location) -> int:
+    """The ``type`` of an ``nms`` mapping (``test_cfg.nms``): mmcv's ``batched_nms`` (used by every mmdet/mmrotate
+    detection head at inference) runs ``eval()`` on it and calls the result with the boxes (confirmed with mmcv
+    2.2.0's ``batched_nms``, compiled ops stubbed: an expression there wrote a file). An NMS function's name is
+    inert; anything else is high. Returns the number of findings added."""
+    if _NMS_NAME.match(value):
+        return 0
+    ctx.add_severity(
+        rules.HydraTarget,
+        Severity.HIGH,
+        f"nms type '{value[:200]}': mmcv's batched_nms runs eval() on it at inference and calls the result; only an "
+        "NMS function's name is inert",
+        location,
+        target=value[:200],
+    )
+    return 1
+
+
+def _registry_type(value: str, ctx: ScanContext, location: Location) -> bool:
+    """Judge one dotted registry ``type``; True when it was reported.
+
+    A class of OpenMMLab's packages (``mmdet.RetinaNet``, the full paths lazy-import configs dump) or of the packages
+    Hydra targets may name (``torch.optim.SGD``) is accepted, and so are a ``collate`` function of OpenMMLab's (what
+    dataloaders name) and an FSDP ``*_auto_wrap_policy``. Another OpenMMLab function is medium (it is called with
+    the config's arguments), high when it loads (``mmengine.fileio.load`` unpickles the file it is given). Anything
+    else is judged by the allow-list, and high unless allowed exactly: the module it names is imported (a module
+    beside the config runs when the working folder is on ``sys.path``)."""
+    parts = value.split(".")
+    if not _DOTTED.match(value):
+        severity, why = Severity.HIGH, "not a dotted name the scanner can judge"
+        category = None
+    else:
+        c = judge_dotted(ctx.allow, value, called=True)
+        category = c.category
+        if category is None:
+            known = parts[0] in _OPENMMLAB_PACKAGES or parts[0] in _HYDRA_PACKAGES
+            if known and (_CLASS_NAME.match(parts[-1]) or parts[-1].endswith("collate")):
+                return False
+            if value.startswith(_FSDP_WRAP) and parts[-1].endswith("_auto_wrap_policy"):
+                return False  # FSDP strategy configs: a policy function, called with the module tree
+            if c.allowed and not c.by_pattern:
+                return False
+        if category is None and parts[0] in _OPENMMLAB_PACKAGES and "load" not in parts[-1].lower():
+            severity, why = Severity.MEDIUM, "a function of OpenMMLab's packages"
+        else:
+            severity = max(c.severity or Severity.HIGH, Severity.HIGH)
+            why = c.reason or "not on the allow-list"
+    ctx.add_severity(
+        rules.HydraTarget,
+        severity,
+        f"registry type '{value[:200]}': mmengine's build_from_cfg (and AllenNLP) imports a dotted type its "
+        f"registries do not know and calls it with the mapping's other keys ({why})",
+        location,
+        target=value[:200],
+        category=category,
+    )
+    return True
+
+
 # ------------------------------------------------------------------------------------- base configs elsewhere
 
 _OUTSIDE: Final = re.compile(r"(?:[/\\~]|[A-Za-z]:|[A-Za-z][A-Za-z0-9+.-]*://)")
@@ -914,6 +1038,10 @@ def _ultralytics_model(root: Any, ctx: ScanContext, location: Location) -> None:
         for i, layer in enumerate(layers.value[:MAX_CONFIG_NODES]):
             if not (isinstance(layer, yaml.SequenceNode) and len(layer.value) >= 3):
                 continue
+            if len(layer.value) >= 4:
+                reported += _yolov5_args(key, i, layer.value[3], ctx, location)
+                if reported > _MAX_REMOTE_REFS:
+                    return  # the file is reported already
             module = layer.value[2]
             name = module.value if isinstance(module, yaml.ScalarNode) else None
             if isinstance(name, str):
@@ -939,6 +1067,76 @@ def _ultralytics_model(root: Any, ctx: ScanContext, location: Location) -> None:
                 location,
                 target=shown,
             )
+
+
+_YAML_STR: Final = "tag:yaml.org,2002:str"
+_ARITHMETIC: Final = ("Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "UAdd", "USub")
+
+
+def _yolov5_args(key: str, i: int, args: Any, ctx: ScanContext, location: Location) -> int:
+    """The arguments of a layer of a YOLOv5 model YAML: yolov5's ``parse_model`` runs ``eval()`` on every string
+    among them (``args[j] = eval(a) if isinstance(a, str) else a``, only ``NameError`` suppressed) whenever the model
+    is built from the YAML (``Model("model.yaml")``, ``train.py --cfg``), with no opt-in (confirmed with the yolov5
+    package 7.0.14: an argument expression wrote a file). ``args`` is enumerated, so a mapping's keys are evaluated
+    too. Its own configs write names (``nc``, ``anchors``, ``None``, ``nearest``) and literals, which evaluate to a
+    value and call nothing; any other expression is high. ultralytics reads the same strings with
+    ``ast.literal_eval``, so the finding is about yolov5. Returns the number of findings added."""
+    import yaml
+
+    if isinstance(args, yaml.SequenceNode):
+        items = args.value
+    elif isinstance(args, yaml.MappingNode):
+        items = [k for k, _ in args.value]
+    else:
+        return 0
+    added = 0
+    for item in items[:MAX_CONFIG_NODES]:
+        if not (isinstance(item, yaml.ScalarNode) and item.tag == _YAML_STR) or _inert_expression(item.value):
+            continue
+        added += 1
+        if added > _MAX_REMOTE_REFS:
+            break
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"YOLOv5 {key} layer {i} argument '{item.value[:200]}': yolov5's parse_model runs eval() on every string "
+            "argument when it builds the model from this YAML (no opt-in); only names and literals are inert",
+            location,
+            target=item.value[:200],
+        )
+    return added
+
+
+def _inert_expression(text: str) -> bool:
+    """Whether ``eval(text)`` only reads names and computes with literals: a name, a literal, a container of them,
+    simple arithmetic (no call, attribute, subscript, comprehension or lambda; no dunder name)."""
+    import ast
+
+    if len(text) > 1000:
+        return False
+    try:
+        tree = ast.parse(text.strip(" \t"), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False  # eval() may still read it (a form ast does not): not judged, so not inert
+    for node in ast.walk(tree):
+        kind = type(node).__name__
+        if isinstance(node, ast.Name):
+            if node.id.startswith("__"):
+                return False
+        elif kind not in (
+            "Expression",
+            "Load",
+            "Constant",
+            "List",
+            "Tuple",
+            "Set",
+            "Dict",
+            "UnaryOp",
+            "BinOp",
+            *_ARITHMETIC,
+        ):
+            return False
+    return True
 
 
 def check_ultralytics_activation(value: Any, ctx: ScanContext, location: Location) -> None:

@@ -118,8 +118,10 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_langchain,
         check_lerobot_processor,
         check_mmengine_imports,
+        check_registry_types,
         check_remote_code,
         check_sentence_transformers,
+        is_registry_config,
         mentions_langchain,
         mentions_target,
     )
@@ -131,6 +133,8 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     check_lerobot_processor(obj, ctx, location)
     if isinstance(obj, dict) and "custom_imports" in obj:
         check_mmengine_imports(obj["custom_imports"], ctx, location)
+    if is_registry_config(obj):
+        check_registry_types(obj, ctx, location)
     if isinstance(obj, dict) and "_base_" in obj:
         base = obj["_base_"]
         check_config_bases("_base_", base if isinstance(base, list) else [base], ctx, location)

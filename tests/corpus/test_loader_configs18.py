@@ -1,0 +1,298 @@
+"""Loader configs 18: files beside the weights that make a loader import or run code.
+
+Every input is built here by code and only scanned; a test that also runs the real loader does it in a child process
+(the harmless effect: a marker file in the test's temporary folder) and skips when the loader is not installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_container_bypasses import scan
+
+from loopwarden.domain import Severity, Verdict
+
+# what a module does when imported: a marker file beside it
+_MODULE = (
+    "import pathlib\n(pathlib.Path(__file__).parent / 'marker').write_text('ran')\nclass Evil:\n"
+    "    def __init__(self, **kwargs):\n        pass\n"
+)
+_PAYLOAD = "__import__('pathlib').Path('marker').write_text('ran') and 64"
+
+# ----------------------------------------------------------------------- YOLOv5 model YAML: eval() of layer args
+
+_YOLOV5_HEAD = (
+    "nc: 80\ndepth_multiple: 0.33\nwidth_multiple: 0.50\nanchors:\n  - [10,13, 16,30, 33,23]\n"
+    "  - [30,61, 62,45, 59,119]\n  - [116,90, 156,198, 373,326]\n"
+)
+
+
+def _yolov5_yaml(args: str) -> bytes:
+    """A YOLOv5 model YAML whose second backbone layer has the (YAML flow) argument list or mapping ``args``."""
+    return (
+        f"{_YOLOV5_HEAD}backbone:\n  [[-1, 1, Conv, [64, 6, 2, 2]],\n   [-1, 1, Conv, {args}],\n  ]\n"
+        "head:\n  [[-1, 1, nn.Upsample, [None, 2, 'nearest']],\n   [[1], 1, Detect, [nc, anchors]]]\n"
+    ).encode()
+
+
+_YOLOV5_ARGS = {
+    "list-string": f"[{json.dumps(_PAYLOAD)}, 3, 2]",
+    "plain-scalar": "[64, __import__('pathlib').Path('marker').write_text('ran')]",
+    "leading-space": f"[{json.dumps('  ' + _PAYLOAD)}]",
+    "mapping-key": f"{{{json.dumps(_PAYLOAD)}: 1}}",
+    "lambda": json.dumps(["(lambda: __import__('pathlib').Path('marker').write_text('ran'))()"]),
+    "comprehension": json.dumps(["[__import__('pathlib').Path('marker').write_text('ran') for _ in '1'][0]"]),
+    "subclasses": json.dumps(
+        ["[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen']"]
+    ),
+}
+
+
+@pytest.mark.parametrize("args", list(_YOLOV5_ARGS.values()), ids=list(_YOLOV5_ARGS))
+def test_yolov5_layer_argument_is_evaluated(tmp_path: Path, args: str) -> None:
+    """yolov5's ``parse_model`` runs ``eval()`` on every string argument of a layer (``args[j] = eval(a) if
+    isinstance(a, str) else a``; only NameError suppressed; a mapping is enumerated, so its keys are evaluated) when
+    it builds a model from its YAML, with no opt-in. Confirmed with the yolov5 package 7.0.14: ``Model('m.yaml')``
+    with an argument expression (and with a mapping key) wrote a marker file; the scan said clean (only the module
+    name and ``activation`` were judged, after ultralytics, which reads arguments with ``ast.literal_eval``)."""
+    result = scan(tmp_path, {"yolov5s.yaml": _yolov5_yaml(args)})[0]
+    hits = [f for f in result.findings if f.rule_id == "LW-MODEL-042" and "YOLOv5" in f.message]
+    assert hits, result
+    assert result.max_severity() is Severity.HIGH, result
+
+
+def test_yolov5_real_loader_evaluates_the_argument(tmp_path: Path) -> None:
+    """The real loader, where the yolov5 package is installed (the miss above, end to end)."""
+    pytest.importorskip("yolov5.models.yolo")
+    (tmp_path / "m.yaml").write_bytes(_yolov5_yaml(_YOLOV5_ARGS["list-string"]))
+    result = scan(tmp_path / "scan", {"m.yaml": (tmp_path / "m.yaml").read_bytes()})[0]
+    child = "from yolov5.models.yolo import Model\ntry:\n    Model('m.yaml')\nexcept Exception:\n    pass\n"
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+    assert (tmp_path / "marker").exists()
+    assert result.max_severity() is Severity.HIGH, result
+
+
+def test_yolov5_and_ultralytics_benign_model_yamls_are_clean(tmp_path: Path) -> None:
+    """The model YAMLs the yolov5 and ultralytics packages ship (when installed; else their arguments as yolov5s.yaml
+    and the segment/pose heads write them: names, literals, None, 'nearest') stay clean."""
+    files: dict[str, bytes] = {
+        "yolov5s.yaml": _yolov5_yaml("[128, 3, 2]"),
+        "pose.yaml": b"nc: 1\nkpt_shape: [17, 3]\nbackbone:\n  - [-1, 1, Conv, [64, 3, 2]]\n"
+        b"head:\n  - [[-1], 1, Pose, [nc, kpt_shape]]\n",
+        "seg.yaml": b"nc: 80\nbackbone:\n  - [-1, 1, TorchVision, [512, resnet18, DEFAULT, True, 2]]\n"
+        b"head:\n  - [[-1], 1, Segment, [nc, 32, 256, 'a' , -1, 2 * 8]]\n",
+    }
+    for package in ("yolov5", "ultralytics"):
+        try:
+            module = __import__(package)
+        except Exception:  # not installed, or fails on import: the text above stands in
+            continue
+        root = Path(module.__file__).parent
+        files.update(
+            {f"{package}/{p.relative_to(root)}": p.read_bytes() for p in root.rglob("models/**/*.yaml")}
+        )
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
+# ---------------------------------------------------------------- mmengine / AllenNLP registry ``type`` imports
+
+
+def _registry_config(model_type: str, *, where: str = "model") -> dict[str, object]:
+    """An mmengine config whose ``model`` (or a test-pipeline transform) has the registry type ``model_type``."""
+    cfg: dict[str, object] = {
+        "default_scope": "mmdet",
+        "model": {"type": "mmdet.RetinaNet", "backbone": {"type": "ResNet", "depth": 50}},
+        "test_pipeline": [{"type": "LoadImageFromFile"}, {"type": "mmdet.PackDetInputs"}],
+    }
+    if where == "model":
+        cfg["model"] = {"type": model_type, "args": ["true"]}
+    elif where == "backbone":
+        cfg["model"] = {"type": "mmdet.RetinaNet", "backbone": {"type": model_type}}
+    else:
+        cfg["test_pipeline"] = [{"type": "LoadImageFromFile"}, {"type": model_type, "file": "x.pkl"}]
+    return cfg
+
+
+def _yaml_dump(doc: object) -> bytes:
+    import yaml
+
+    return yaml.safe_dump(doc).encode()
+
+
+_MM_CASES = {
+    "json-popen": ("cfg.json", json.dumps(_registry_config("subprocess.Popen")).encode(), Severity.CRITICAL),
+    "json-local-module": (
+        "cfg.json",
+        json.dumps(_registry_config("evil_mod.Evil", where="backbone")).encode(),
+        Severity.HIGH,
+    ),
+    "json-pipeline-load": (
+        "cfg.json",
+        json.dumps(_registry_config("mmengine.fileio.load", where="pipeline")).encode(),
+        Severity.HIGH,
+    ),
+    "json-dashed-module": ("cfg.json", json.dumps(_registry_config("evil-mod.Evil")).encode(), Severity.HIGH),
+    "json-escaped": (
+        "cfg.json",
+        json.dumps(_registry_config("os.system")).replace("os.system", "os\\u002esystem").encode(),
+        Severity.CRITICAL,
+    ),
+    "yaml-popen": ("cfg.yaml", _yaml_dump(_registry_config("subprocess.Popen")), Severity.CRITICAL),
+    "yaml-alias": (
+        "cfg.yml",
+        b"t: &t evil_mod.Evil\nmodel:\n  type: mmdet.RetinaNet\n  neck:\n    type: *t\n",
+        Severity.HIGH,
+    ),
+    "nms-eval-json": (
+        "cfg.json",
+        json.dumps(
+            {
+                "model": {
+                    "type": "RetinaNet",
+                    "test_cfg": {"nms": {"type": f"{_PAYLOAD} and nms", "iou_threshold": 0.5}},
+                }
+            }
+        ).encode(),
+        Severity.HIGH,
+    ),
+    "nms-eval-yaml-builtin": (
+        "cfg.yaml",
+        b"model:\n  type: RetinaNet\n  test_cfg:\n    rpn:\n      nms:\n        type: exec\n",
+        Severity.HIGH,
+    ),
+    "allennlp-reader": (
+        "config.json",
+        json.dumps(
+            {"dataset_reader": {"type": "evil_mod.Reader"}, "model": {"type": "basic_classifier"}}
+        ).encode(),
+        Severity.HIGH,
+    ),
+}
+
+
+@pytest.mark.parametrize(("name", "data", "severity"), list(_MM_CASES.values()), ids=list(_MM_CASES))
+def test_registry_dotted_type_is_judged(tmp_path: Path, name: str, data: bytes, severity: Severity) -> None:
+    """mmengine's ``build_from_cfg`` (``init_detector``, ``init_model``, ``Runner.from_cfg``, a test pipeline's
+    transforms) imports a dotted ``type`` its registries do not know (``<scope>.registry`` first, then the object by
+    ``get_object_from_string``) and calls it with the mapping's other keys, with no opt-in. Confirmed with mmengine
+    0.10.7: ``MODELS.build(Config.fromfile('cfg.json').model)`` with ``"type": "subprocess.Popen"`` ran the command,
+    and ``evil_mod.Evil`` imported the module beside the config (working folder on sys.path); the scan said clean
+    (only ``custom_imports`` and ``_base_`` were judged). AllenNLP resolves an unregistered dotted ``type`` the same
+    way (not run here: it no longer installs on current Python). The ``nms`` cases: see
+    :func:`test_nms_type_is_evaluated_by_mmcv`."""
+    result = scan(tmp_path, {name: data})[0]
+    hits = [
+        f
+        for f in result.findings
+        if f.rule_id == "LW-MODEL-042" and ("registry type" in f.message or "nms type" in f.message)
+    ]
+    assert hits, result
+    assert result.max_severity() is severity, result
+
+
+def test_nms_type_is_evaluated_by_mmcv(tmp_path: Path) -> None:
+    """mmcv's ``batched_nms`` (every mmdet/mmrotate detection head at inference: ``test_cfg.nms``) runs ``eval()`` on
+    its config's ``type`` and calls the result. Confirmed with mmcv 2.2.0's ``mmcv/ops/nms.py`` (its compiled ops
+    stubbed, as mmcv only ships as source): an expression there wrote a marker file; the scan said clean. The real
+    loader run is left to where mmcv with its ops is installed."""
+    nms = pytest.importorskip("mmcv.ops.nms")
+    import torch
+
+    cfg = {"type": f"__import__('pathlib').Path({str(tmp_path / 'marker')!r}).write_text('ran') and nms"}
+    with contextlib.suppress(Exception):  # the marker is what matters
+        nms.batched_nms(torch.rand(3, 4), torch.rand(3), torch.zeros(3, dtype=torch.long), cfg)
+    assert (tmp_path / "marker").exists()
+
+
+def test_registry_type_real_loader(tmp_path: Path) -> None:
+    """The real loader, where mmengine is installed (the miss above, end to end)."""
+    pytest.importorskip("mmengine.registry")
+    (tmp_path / "evil_mod.py").write_text(_MODULE)
+    files = {"cfg.json": json.dumps(_registry_config("evil_mod.Evil")).encode()}
+    result = scan(tmp_path / "scan", files)[0]
+    (tmp_path / "cfg.json").write_bytes(files["cfg.json"])
+    child = (
+        "from mmengine.config import Config\nfrom mmengine.registry import MODELS\n"
+        "MODELS.build(Config.fromfile('cfg.json').model)\n"
+    )
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+    assert (tmp_path / "marker").exists()
+    assert result.max_severity() is Severity.HIGH, result
+
+
+def _benign_registry_configs() -> list[dict[str, object]]:
+    """Configs as OpenMMLab writes them: registered names, scoped names, the full paths lazy-import configs dump,
+    torch optimizers, collate functions, an FSDP wrap policy; and an AllenNLP config of registered names."""
+    return [
+        {
+            "default_scope": "mmdet",
+            "model": {
+                "type": "RetinaNet",
+                "data_preprocessor": {"type": "DetDataPreprocessor", "bgr_to_rgb": True},
+                "backbone": {"type": "mmpretrain.ResNet", "depth": 50, "norm_cfg": {"type": "BN"}},
+                "init_cfg": {"type": "Pretrained", "checkpoint": "torchvision://resnet50"},
+            },
+            "optim_wrapper": {"type": "OptimWrapper", "optimizer": {"type": "torch.optim.SGD", "lr": 0.01}},
+            "train_dataloader": {
+                "collate_fn": {"type": "mmengine.dataset.utils.pseudo_collate"},
+                "sampler": {"type": "mmengine.dataset.sampler.DefaultSampler", "shuffle": True},
+            },
+            "strategy": {
+                "type": "FSDPStrategy",
+                "model_wrapper": {
+                    "auto_wrap_policy": {
+                        "type": "torch.distributed.fsdp.wrap.size_based_auto_wrap_policy",
+                        "min_num_params": 10000000,
+                    }
+                },
+            },
+            "test_cfg": {
+                "nms": {"type": "nms", "iou_threshold": 0.5},
+                "rcnn": {"nms": {"type": "soft_nms"}, "nms_pre": 1000},
+                "rotated": {"nms": {"type": "nms_rotated"}},
+            },
+        },
+        {
+            "dataset_reader": {"type": "text_classification_json", "tokenizer": {"type": "whitespace"}},
+            "model": {"type": "basic_classifier", "seq2vec_encoder": {"type": "bag_of_embeddings"}},
+            "trainer": {"optimizer": {"type": "huggingface_adamw"}, "num_epochs": 1},
+        },
+    ]
+
+
+def test_registry_benign_configs_are_clean(tmp_path: Path) -> None:
+    """The configs above, written by mmengine's ``Config.dump`` when installed (else by json/yaml), stay clean."""
+    files: dict[str, bytes] = {}
+    for i, doc in enumerate(_benign_registry_configs()):
+        files[f"c{i}.json"] = json.dumps(doc).encode()
+        files[f"c{i}.yaml"] = _yaml_dump(doc)
+    try:
+        from mmengine.config import Config
+    except ImportError:
+        pass
+    else:
+        for i, doc in enumerate(_benign_registry_configs()):
+            for suffix in ("json", "yaml"):
+                Config(doc).dump(str(tmp_path / f"dumped{i}.{suffix}"))
+                files[f"mm{i}.{suffix}"] = (tmp_path / f"dumped{i}.{suffix}").read_bytes()
+    for r in scan(tmp_path / "scan", files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
+# ------------------------------------------------------------------------------------------------------ bench
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    """The attacks above as model folders, for ``bench/models.py``."""
+    cases: dict[str, dict[str, bytes]] = {
+        f"r18_yolov5_args_{name}": {"yolov5s.yaml": _yolov5_yaml(args)} for name, args in _YOLOV5_ARGS.items()
+    }
+    for name, (file, data, _) in _MM_CASES.items():
+        cases[f"r18_{'mmcv' if name.startswith('nms') else 'registry_type'}_{name}"] = {file: data}
+    return cases
