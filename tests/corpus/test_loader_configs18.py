@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -285,6 +286,81 @@ def test_registry_benign_configs_are_clean(tmp_path: Path) -> None:
         assert r.verdict is Verdict.CLEAN, r
 
 
+# ------------------------------------------------------------------------- pyannote.audio pipeline config.yaml
+
+_PYANNOTE_CASES = {
+    "preprocessor-popen": (
+        b"pipeline:\n  name: types.SimpleNamespace\n  params: {}\npreprocessors:\n  audio:\n"
+        b"    name: subprocess.Popen\n    params:\n      args: [touch, marker]\n",
+        Severity.CRITICAL,
+    ),
+    "pipeline-local-module": (
+        b"version: 3.1.0\npipeline:\n  name: evil_mod.Evil\n  params: {}\n",
+        Severity.HIGH,
+    ),
+    "pipeline-flow-quoted": (
+        b'{"pipeline": {"name": "os.system", "params": {"command": "true"}}}\n',
+        Severity.CRITICAL,
+    ),
+    "preprocessor-not-a-name": (
+        b"pipeline:\n  name: pyannote.audio.pipelines.SpeakerDiarization\npreprocessors:\n"
+        b"  audio:\n    name: [subprocess, Popen]\n",
+        Severity.HIGH,
+    ),
+}
+
+
+@pytest.mark.parametrize(("data", "severity"), list(_PYANNOTE_CASES.values()), ids=list(_PYANNOTE_CASES))
+def test_pyannote_pipeline_classes_are_judged(tmp_path: Path, data: bytes, severity: Severity) -> None:
+    """pyannote.audio's ``Pipeline.from_pretrained`` imports the class a ``config.yaml``'s ``pipeline.name`` names
+    (``get_class_by_name``) and calls it with ``pipeline.params``, then each ``preprocessors`` entry's ``name`` with
+    its ``params``, with no opt-in. Confirmed with pyannote.audio 4.0.7: ``Pipeline.from_pretrained(folder)`` with
+    the first case ran ``subprocess.Popen`` (marker written); the scan said clean."""
+    result = scan(tmp_path, {"config.yaml": data})[0]
+    hits = [f for f in result.findings if f.rule_id == "LW-MODEL-042" and "pyannote" in f.message]
+    assert hits, result
+    assert result.max_severity() is severity, result
+
+
+def test_pyannote_real_loader_runs_the_preprocessor(tmp_path: Path) -> None:
+    """The real loader, where pyannote.audio is installed (the miss above, end to end)."""
+    pytest.importorskip("pyannote.audio")
+    (tmp_path / "config.yaml").write_bytes(_PYANNOTE_CASES["preprocessor-popen"][0])
+    result = scan(tmp_path / "scan", {"config.yaml": (tmp_path / "config.yaml").read_bytes()})[0]
+    child = (
+        "import sys\nfrom pyannote.audio import Pipeline\n"
+        "Pipeline.from_pretrained(sys.argv[1]).preprocessors['audio'].wait()\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    subprocess.run(
+        [sys.executable, "-c", child, str(tmp_path)], cwd=tmp_path, env=env, timeout=300, check=False
+    )
+    assert (tmp_path / "marker").exists()
+    assert result.max_severity() is Severity.CRITICAL, result
+
+
+def test_pyannote_benign_configs_are_clean(tmp_path: Path) -> None:
+    """pyannote's own pipeline configs (speaker-diarization-3.1 and community-1 as published: pyannote classes, model
+    repositories and ``$model/`` subfolders, a database preprocessor path) stay clean."""
+    files = {
+        "a/config.yaml": b"version: 3.1.0\npipeline:\n  name: pyannote.audio.pipelines.SpeakerDiarization\n"
+        b"  params:\n    clustering: AgglomerativeClustering\n"
+        b"    embedding: pyannote/wespeaker-voxceleb-resnet34-LM\n    embedding_batch_size: 32\n"
+        b"    embedding_exclude_overlap: true\n    segmentation: pyannote/segmentation-3.0\n"
+        b"    segmentation_batch_size: 32\nparams:\n  clustering:\n    method: centroid\n"
+        b"    min_cluster_size: 12\n    threshold: 0.7045654963945799\n  segmentation:\n"
+        b"    min_duration_off: 0.0\n",
+        "b/config.yaml": b"dependencies:\n  pyannote.audio: 4.0.0\npipeline:\n"
+        b"  name: pyannote.audio.pipelines.SpeakerDiarization\n  params:\n    segmentation: $model/segmentation\n"
+        b"    embedding: $model/embedding\n    plda: $model/plda\n    clustering: VBxClustering\n"
+        b"preprocessors:\n  audio: /data/{uri}.wav\n",
+        "c/config.yaml": b"pipeline:\n  name: VoiceActivityDetection\n  params:\n"
+        b"    segmentation: pyannote/segmentation\n",
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
 # ------------------------------------------------------------------------------------------------------ bench
 
 
@@ -293,6 +369,8 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     cases: dict[str, dict[str, bytes]] = {
         f"r18_yolov5_args_{name}": {"yolov5s.yaml": _yolov5_yaml(args)} for name, args in _YOLOV5_ARGS.items()
     }
+    for name, (data, _) in _PYANNOTE_CASES.items():
+        cases[f"r18_pyannote_{name}"] = {"config.yaml": data}
     for name, (file, data, _) in _MM_CASES.items():
         cases[f"r18_{'mmcv' if name.startswith('nms') else 'registry_type'}_{name}"] = {file: data}
     return cases

@@ -135,6 +135,7 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
         _mlflow_loader(roots, ctx, location)
     for root in roots:
         _yaml_registry_types(root, ctx, location)
+        _pyannote_pipeline(root, ctx, location)
         imports = _yaml_get(root, "custom_imports")
         if imports is not None:
             check_mmengine_imports(_yaml_names(imports), ctx, location)
@@ -225,6 +226,60 @@ def _mlflow_loader(roots: list[Any], ctx: ScanContext, location: Location) -> No
                 location,
                 target="code",
             )
+
+
+_PYANNOTE_PACKAGES: Final = frozenset({"pyannote", *_HYDRA_PACKAGES})
+
+
+def _pyannote_pipeline(root: Any, ctx: ScanContext, location: Location) -> None:
+    """A pyannote.audio pipeline's ``config.yaml``: ``Pipeline.from_pretrained`` imports the class its
+    ``pipeline.name`` names (``get_class_by_name``: a dotted path, or a name of ``pyannote.pipeline.blocks``) and calls
+    it with ``pipeline.params``, then does the same for each ``preprocessors`` entry's ``name`` (a name alone is one
+    of ``pyannote.audio``) with its ``params``, with no opt-in (confirmed with pyannote.audio 4.0.7). A class of
+    pyannote (or of the packages Hydra targets may name) is accepted unless the allow-list knows it as dangerous;
+    any other dotted name is judged by the allow-list and high unless allowed exactly."""
+    import yaml
+
+    pipeline = _yaml_get(root, "pipeline")
+    name = _yaml_get(pipeline, "name")
+    if name is None:
+        return
+    refs: list[tuple[str, Any]] = [("pipeline.name", name)]
+    preprocessors = _yaml_get(root, "preprocessors")
+    if isinstance(preprocessors, yaml.MappingNode):
+        for key, value in preprocessors.value[:MAX_CONFIG_NODES]:
+            ref = _yaml_get(value, "name")
+            if ref is not None:
+                refs.append((f"preprocessors.{getattr(key, 'value', '?')}.name", ref))
+    reported = 0
+    for where, node in refs:
+        text = node.value if isinstance(node, yaml.ScalarNode) else None
+        if isinstance(text, str) and "." not in text and _DOTTED.match(text):
+            continue  # a class of pyannote's own module
+        if isinstance(text, str) and _DOTTED.match(text):
+            c = judge_dotted(ctx.allow, text, called=True)
+            parts = text.split(".")
+            if c.category is None and (
+                (parts[0] in _PYANNOTE_PACKAGES and _CLASS_NAME.match(parts[-1]))
+                or (c.allowed and not c.by_pattern)
+            ):
+                continue
+            severity, why, category = max(c.severity or Severity.HIGH, Severity.HIGH), c.reason, c.category
+        else:
+            severity, why, category = Severity.HIGH, "not a dotted name the scanner can judge", None
+        reported += 1
+        if reported > _MAX_REMOTE_REFS:
+            return
+        shown = str(text)[:200]
+        ctx.add_severity(
+            rules.HydraTarget,
+            severity,
+            f"pyannote {where} '{shown}': Pipeline.from_pretrained imports it and calls it with its params "
+            f"({why or 'not on the allow-list'})",
+            location,
+            target=shown,
+            category=category,
+        )
 
 
 def _yaml_get(node: Any, key: str) -> Any:
