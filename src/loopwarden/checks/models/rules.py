@@ -369,8 +369,8 @@ class HydraTarget(Rule):
         "kernel, a sentence-transformers modules.json `type` / Router `types` / activation path, a PEFT adapter's "
         "auto_mapping / megatron_core, a LeRobot processor step `class`, mmengine `custom_imports` or dotted "
         "registry `type` (mmcv's eval'd `nms` type), an ultralytics/YOLOv5 model YAML activation, layer function or "
-        "eval'd layer argument, a pyannote pipeline/preprocessor `name`, or a LangChain `lc` secret/constructor names a "
-        "dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
+        "eval'd layer argument, a pyannote pipeline/preprocessor `name`, or a LangChain `lc` secret/constructor "
+        "names a dotted path that loading imports and calls. Severity follows the pickle allow-list's judgement of the "
         "same callable (critical for code execution). Control: allow-list of instantiation targets; do not "
         "load checkpoints from untrusted sources."
     )
