@@ -361,6 +361,110 @@ def test_pyannote_benign_configs_are_clean(tmp_path: Path) -> None:
         assert r.verdict is Verdict.CLEAN, r
 
 
+# ------------------------------------------------------------------ YAML merge keys and repeated keys (all loaders)
+
+_MERGE_CASES = {
+    "ultralytics-activation-repeated-key": (
+        "model.yaml",
+        f"nc: 2\nactivation: nn.SiLU()\nbackbone:\n  - [-1, 1, Conv, [16, 3, 2]]\nhead:\n"
+        f"  - [-1, 1, Classify, [nc]]\nactivation: {json.dumps(_PAYLOAD)}\n".encode(),
+        Severity.HIGH,
+    ),
+    "yolov5-args-merge-key": (
+        "yolov5s.yaml",
+        f"{_YOLOV5_HEAD}layers: &layers\n  backbone:\n    - [-1, 1, Conv, [{json.dumps(_PAYLOAD)}, 3]]\n"
+        "  head:\n    - [-1, 1, Conv, [64, 3]]\n<<: *layers\n".encode(),
+        Severity.HIGH,
+    ),
+    "mmengine-custom-imports-merge-key": (
+        "cfg.yaml",
+        b"base: &b\n  custom_imports: {imports: [evil_mod]}\n<<: *b\n",
+        Severity.HIGH,
+    ),
+    "mmengine-custom-imports-repeated-key": (
+        "cfg.yaml",
+        b"custom_imports: {imports: [mmdet.models]}\ncustom_imports: {imports: [evil_mod]}\n",
+        Severity.HIGH,
+    ),
+    "mmcv-nms-merge-key": (
+        "cfg.yaml",
+        b"e: &e {type: exec}\nmodel:\n  type: RetinaNet\n  test_cfg:\n    nms:\n      <<: *e\n",
+        Severity.HIGH,
+    ),
+    "registry-model-merge-list": (
+        "cfg.yaml",
+        b"a: &a {type: subprocess.Popen}\nb: &b {type: mmdet.RetinaNet}\nmodel:\n  <<: [*a, *b]\n",
+        Severity.CRITICAL,
+    ),
+    "pyannote-preprocessors-merge-key": (
+        "config.yaml",
+        b"p: &p\n  audio: {name: subprocess.Popen, params: {args: [touch, marker]}}\n"
+        b"pipeline: {name: types.SimpleNamespace}\npreprocessors:\n  <<: *p\n",
+        Severity.CRITICAL,
+    ),
+    "nemo-target-merge-key": ("model_config.yaml", b"t: &t {target: os.system}\n<<: *t\n", Severity.CRITICAL),
+}
+
+
+@pytest.mark.parametrize(("name", "data", "severity"), list(_MERGE_CASES.values()), ids=list(_MERGE_CASES))
+def test_yaml_merge_and_repeated_keys_are_read_as_the_loader_reads_them(
+    tmp_path: Path, name: str, data: bytes, severity: Severity
+) -> None:
+    """The checks that read one key of a YAML mapping (an ultralytics/YOLOv5 model's ``activation``, ``backbone``
+    and ``head``, mmengine's ``custom_imports`` and ``model``, pyannote's ``pipeline`` and ``preprocessors``, NeMo's
+    ``target``) read the first pair written under that name, while PyYAML's constructor (which all these loaders
+    use) gives a repeated key its last value and takes ``<<`` merge keys' pairs as the mapping's own. Confirmed:
+    yolov5 7.0.14 ran the repeated ``activation`` and the merged ``backbone`` argument; mmengine 0.10.7 imported the
+    merged ``custom_imports``; pyannote.audio 4.0.7 ran the merged preprocessor. Each scanned clean."""
+    result = scan(tmp_path, {name: data})[0]
+    assert any(f.rule_id == "LW-MODEL-042" for f in result.findings), result
+    assert result.max_severity() is severity, result
+
+
+def test_yaml_merge_keys_real_loaders(tmp_path: Path) -> None:
+    """The real loaders of the merge-key cases, where installed (the misses above, end to end)."""
+    (tmp_path / "evil_mod.py").write_text(_MODULE)
+    ran = 0
+    if _installed("mmengine.config"):
+        (tmp_path / "cfg.yaml").write_bytes(_MERGE_CASES["mmengine-custom-imports-merge-key"][1])
+        child = "from mmengine.config import Config\nConfig.fromfile('cfg.yaml')\n"
+        subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+        assert (tmp_path / "marker").exists()
+        (tmp_path / "marker").unlink()
+        ran += 1
+    if _installed("yolov5.models.yolo"):
+        (tmp_path / "m.yaml").write_bytes(_MERGE_CASES["yolov5-args-merge-key"][1])
+        child = (
+            "from yolov5.models.yolo import Model\ntry:\n    Model('m.yaml')\nexcept Exception:\n    pass\n"
+        )
+        subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False)
+        assert (tmp_path / "marker").exists()
+        ran += 1
+    if not ran:
+        pytest.skip("neither mmengine nor yolov5 is installed")
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def test_yaml_merge_keys_benign_are_clean(tmp_path: Path) -> None:
+    """Configs that use merge keys and anchors the ordinary way (shared defaults) stay clean."""
+    files = {
+        "cfg.yaml": b"defaults: &d {type: mmdet.RetinaNet, num_classes: 80}\nmodel:\n  <<: *d\n"
+        b"  test_cfg:\n    nms: {<<: {type: nms}, iou_threshold: 0.5}\n",
+        "m.yaml": f"{_YOLOV5_HEAD}common: &c\n  backbone:\n    - [-1, 1, Conv, [64, 3]]\n"
+        "  head:\n    - [-1, 1, Detect, [nc, anchors]]\n<<: *c\nactivation: nn.SiLU()\n".encode(),
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
 # ------------------------------------------------------------------------------------------------------ bench
 
 
@@ -369,6 +473,8 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     cases: dict[str, dict[str, bytes]] = {
         f"r18_yolov5_args_{name}": {"yolov5s.yaml": _yolov5_yaml(args)} for name, args in _YOLOV5_ARGS.items()
     }
+    for name, (file, data, _) in _MERGE_CASES.items():
+        cases[f"r18_yaml_{name}"] = {file: data}
     for name, (data, _) in _PYANNOTE_CASES.items():
         cases[f"r18_pyannote_{name}"] = {"config.yaml": data}
     for name, (file, data, _) in _MM_CASES.items():

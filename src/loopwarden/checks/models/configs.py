@@ -151,10 +151,9 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                 )
     if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
         for root in roots:
-            if isinstance(root, yaml.MappingNode):
-                for key, value in root.value:
-                    if isinstance(key, yaml.ScalarNode) and key.value == "target":
-                        _hydra_target(value, ctx, location, key="target")
+            for key, value in _yaml_pairs(root):
+                if isinstance(key, yaml.ScalarNode) and key.value == "target":
+                    _hydra_target(value, ctx, location, key="target")
     seen: set[int] = set()
     count = 0
     stack: list[Any] = list(roots)
@@ -247,7 +246,7 @@ def _pyannote_pipeline(root: Any, ctx: ScanContext, location: Location) -> None:
     refs: list[tuple[str, Any]] = [("pipeline.name", name)]
     preprocessors = _yaml_get(root, "preprocessors")
     if isinstance(preprocessors, yaml.MappingNode):
-        for key, value in preprocessors.value[:MAX_CONFIG_NODES]:
+        for key, value in _yaml_pairs(preprocessors)[:MAX_CONFIG_NODES]:
             ref = _yaml_get(value, "name")
             if ref is not None:
                 refs.append((f"preprocessors.{getattr(key, 'value', '?')}.name", ref))
@@ -282,15 +281,42 @@ def _pyannote_pipeline(root: Any, ctx: ScanContext, location: Location) -> None:
         )
 
 
-def _yaml_get(node: Any, key: str) -> Any:
+_YAML_MERGE: Final = "tag:yaml.org,2002:merge"
+_MAX_MERGE_DEPTH: Final = 32
+
+
+def _yaml_pairs(node: Any, depth: int = 0) -> list[tuple[Any, Any]]:
+    """The key/value pairs of a mapping node as PyYAML's constructor sees them: ``<<`` merge keys flattened (the
+    merged mappings' pairs first, earlier mappings of a merged list winning over later ones) and the node's own pairs
+    after them. A loader builds a dict from these in order, so for a repeated key the last pair is the one it uses.
+    Anything but a mapping has none."""
     import yaml
 
-    if not isinstance(node, yaml.MappingNode):
-        return None
+    if not isinstance(node, yaml.MappingNode) or depth > _MAX_MERGE_DEPTH:
+        return []
+    merged: list[tuple[Any, Any]] = []
+    own: list[tuple[Any, Any]] = []
     for k, v in node.value:
+        if getattr(k, "tag", None) != _YAML_MERGE:
+            own.append((k, v))
+        elif isinstance(v, yaml.MappingNode):
+            merged.extend(_yaml_pairs(v, depth + 1))
+        elif isinstance(v, yaml.SequenceNode):
+            for sub in reversed(v.value):
+                merged.extend(_yaml_pairs(sub, depth + 1))
+    return merged + own
+
+
+def _yaml_get(node: Any, key: str) -> Any:
+    """The value a YAML loader gives ``key`` of a mapping node: the last of its pairs, merge keys included (a
+    checker reading the first one would judge a value the loader discards)."""
+    import yaml
+
+    found = None
+    for k, v in _yaml_pairs(node):
         if isinstance(k, yaml.ScalarNode) and k.value == key:
-            return v
-    return None
+            found = v
+    return found
 
 
 def _yaml_names(node: Any) -> Any:
@@ -953,7 +979,8 @@ def _yaml_registry_types(root: Any, ctx: ScanContext, location: Location) -> Non
                         reported += _registry_type(value.value, ctx, location)
                     if reported >= _MAX_REMOTE_REFS:
                         return
-                stack.append((name, value))
+                # a merged mapping's keys are the mapping's own: it keeps the mapping's name
+                stack.append((parent if getattr(key, "tag", None) == _YAML_MERGE else name, value))
         elif isinstance(node, yaml.SequenceNode):
             stack.extend((parent, v) for v in node.value)
 
