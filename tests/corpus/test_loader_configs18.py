@@ -453,6 +453,16 @@ def _installed(module: str) -> bool:
         return False
 
 
+def test_yaml_merge_key_bomb_stays_linear(tmp_path: Path) -> None:
+    """Mappings merging lists of each other (each level repeats the last 8 times: 8**24 pairs for PyYAML) are read
+    in linear time, and the key at the bottom is still judged."""
+    lines = ["a0: &a0 {type: subprocess.Popen, args: [true]}"]
+    lines += [f"a{i}: &a{i} {{<<: [{', '.join([f'*a{i - 1}'] * 8)}]}}" for i in range(1, 25)]
+    data = "\n".join([*lines, "model:\n  <<: *a24\n"]).encode()
+    result = scan(tmp_path, {"cfg.yaml": data})[0]
+    assert result.max_severity() is Severity.CRITICAL, result
+
+
 def test_yaml_merge_keys_benign_are_clean(tmp_path: Path) -> None:
     """Configs that use merge keys and anchors the ordinary way (shared defaults) stay clean."""
     files = {

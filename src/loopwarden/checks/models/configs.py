@@ -282,29 +282,39 @@ def _pyannote_pipeline(root: Any, ctx: ScanContext, location: Location) -> None:
 
 
 _YAML_MERGE: Final = "tag:yaml.org,2002:merge"
-_MAX_MERGE_DEPTH: Final = 32
 
 
-def _yaml_pairs(node: Any, depth: int = 0) -> list[tuple[Any, Any]]:
+def _yaml_pairs(node: Any, memo: dict[int, list[tuple[Any, Any]]] | None = None) -> list[tuple[Any, Any]]:
     """The key/value pairs of a mapping node as PyYAML's constructor sees them: ``<<`` merge keys flattened (the
     merged mappings' pairs first, earlier mappings of a merged list winning over later ones) and the node's own pairs
-    after them. A loader builds a dict from these in order, so for a repeated key the last pair is the one it uses.
-    Anything but a mapping has none."""
+    after them. A loader builds a dict from these in order, so for a repeated key the last pair is the one it uses;
+    only that one is kept (a merge-key bomb, mappings merging lists of each other, stays linear: each mapping is
+    flattened once, to at most one pair per key). Anything but a mapping has none."""
     import yaml
 
-    if not isinstance(node, yaml.MappingNode) or depth > _MAX_MERGE_DEPTH:
+    if not isinstance(node, yaml.MappingNode):
         return []
+    memo = {} if memo is None else memo
+    if id(node) in memo:
+        return memo[id(node)]
+    memo[id(node)] = []  # a mapping merging itself: PyYAML refuses it; nothing more to read here
     merged: list[tuple[Any, Any]] = []
     own: list[tuple[Any, Any]] = []
     for k, v in node.value:
         if getattr(k, "tag", None) != _YAML_MERGE:
             own.append((k, v))
         elif isinstance(v, yaml.MappingNode):
-            merged.extend(_yaml_pairs(v, depth + 1))
+            merged.extend(_yaml_pairs(v, memo))
         elif isinstance(v, yaml.SequenceNode):
             for sub in reversed(v.value):
-                merged.extend(_yaml_pairs(sub, depth + 1))
-    return merged + own
+                merged.extend(_yaml_pairs(sub, memo))
+    last: dict[tuple[str, Any], tuple[Any, Any]] = {}
+    for k, v in merged + own:
+        key = ("scalar", k.value) if isinstance(k, yaml.ScalarNode) else ("node", id(k))
+        last.pop(key, None)
+        last[key] = (k, v)
+    memo[id(node)] = pairs = list(last.values())
+    return pairs
 
 
 def _yaml_get(node: Any, key: str) -> Any:
