@@ -49,7 +49,9 @@ _YOLOV5_ARGS = {
     "lambda": json.dumps(["(lambda: __import__('pathlib').Path('marker').write_text('ran'))()"]),
     "comprehension": json.dumps(["[__import__('pathlib').Path('marker').write_text('ran') for _ in '1'][0]"]),
     "subclasses": json.dumps(
-        ["[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen']"]
+        [
+            "[c for c in ().__class__.__base__.__subclasses__() if c.__name__ == 'Popen'][0](['touch', 'marker'])"
+        ]
     ),
 }
 
@@ -486,7 +488,8 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     for name, (file, data, _) in _MERGE_CASES.items():
         cases[f"r18_yaml_{name}"] = {file: data}
     for name, (data, _) in _PYANNOTE_CASES.items():
-        cases[f"r18_pyannote_{name}"] = {"config.yaml": data}
+        if name != "preprocessor-not-a-name":  # judged as unjudgeable, not an attack pyannote runs
+            cases[f"r18_pyannote_{name}"] = {"config.yaml": data}
     for name, (file, data, _) in _MM_CASES.items():
         cases[f"r18_{'mmcv' if name.startswith('nms') else 'registry_type'}_{name}"] = {file: data}
     return cases
