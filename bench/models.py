@@ -701,6 +701,7 @@ _ROUND18_MODULES: tuple[str, ...] = (
     "test_redteam_round18_templates",
     "test_advisory_sweep18",
     "test_redteam_round18_formats",
+    "test_loader_configs18",
 )
 """The round-18 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
 _ROUND18_NOT_CLEAN_BEFORE: tuple[str, ...] = (
@@ -721,7 +722,10 @@ def _round18_cases() -> dict[str, dict[str, bytes]]:
     objects (a cycler's current item, a joiner's separator, a mapping passed by position to dict() or namespace(),
     a macro kept in a namespace, dict.update with pairs); a .nemo tar archive holding one path twice with different
     bytes (NeMo extracts the last copy, a first-match reader sees the first); Parquet and Arrow files behind an image
-    header or inside a safetensors file (pyarrow reads them from their footer) with a pickled extension type."""
+    header or inside a safetensors file (pyarrow reads them from their footer) with a pickled extension type;
+    loader configs that make a loader evaluate or import what they name (YOLOv5 layer arguments, mmengine/AllenNLP
+    dotted registry types, mmcv's nms type, pyannote pipeline classes) and YAML keys repeated or merged with
+    ``<<``, which PyYAML reads as the last or the merged value."""
     import importlib
 
     out: dict[str, dict[str, bytes]] = {}
