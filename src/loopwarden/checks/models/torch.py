@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import ScanContext, member_location
 
 if TYPE_CHECKING:
     from loopwarden.checks.models._base import Blob
-from loopwarden.domain import Location, Severity
+from loopwarden.domain import Location, Rule, Severity
 
 __all__ = ["SPARSE_CONSTRUCTOR", "check_torch_package", "check_torchscript_code"]
 
@@ -299,9 +299,46 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
     tensor's index tensor (an alias): an in-place operator on it (``torch.add_(torch._indices(t), n)``,
     ``t._indices().add_(n)``, ``out=``), an augmented or item assignment (``idx += n``, ``idx[0] = n``), directly
     or through a variable assigned from it. Constructors in ``__setstate__`` are reported by
-    :func:`_judge_chain` (critical: they run at load)."""
+    :func:`_judge_chain` (critical: they run at load).
+
+    The alias is followed through variables, containers (``l.append(idx)``, ``d[k] = idx``, a list of it), loop
+    variables over it (``for r in idx``, comprehensions) and the return value of the file's own functions that
+    return it (``i = self.idx(t)``): those are found first, by walks that only collect, until no new one appears.
+    """
+    returning: set[str] = set()
+    for _ in range(_RETURN_ROUNDS):
+        found = _walk(toks, _Quiet(), location, returning)
+        if found <= returning:
+            break
+        returning |= found
+    _walk(toks, ctx, location, returning)
+
+
+_RETURN_ROUNDS: Final = 8
+"""Walks that collect the functions returning an index alias (one more level of helpers returning a helper's
+result per walk)."""
+
+
+class _Quiet:
+    """A report sink for the collecting walks."""
+
+    def add_severity(self, *_args: object, **_kwargs: object) -> None:
+        return None
+
+
+class _Reports(Protocol):
+    def add_severity(
+        self, rule: type[Rule], severity: Any, message: str, location: Location, **ev: Any
+    ) -> None: ...
+
+
+def _walk(toks: list[_Tok], ctx: _Reports, location: Location, returning: set[str]) -> set[str]:
+    """One walk of :func:`_sparse_indices` over the code, reporting to ``ctx``, with the functions named in
+    ``returning`` taken as returning an index alias; returns the functions found returning one."""
+    found: set[str] = set()
+    returned = {f"{name}(" for name in returning}  # kept in ``tainted``: no variable name holds "("
     function = ""
-    tainted: set[str] = set()
+    tainted: set[str] = set(returned)
     fn = _Function(set())
     n = len(toks)
     i = 0
@@ -312,12 +349,15 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
         when = " while the archive loads (in __setstate__)" if at_load else " when it runs"
         where = Location(location.path, location.member, line=t.line)
         if i == 0 or toks[i - 1].line < t.line:
+            if t.value == "return" and _names_alias(toks[i + 1 : _statement_end(toks, i)], tainted):
+                found.add(function)
+            _loop_targets(toks, i, tainted)
             _statement(toks, i, tainted, fn, ctx, where, (severity, when))
         if t.kind != "name":
             i += 1
             continue
         if t.value == "def" and i + 1 < n and toks[i + 1].kind == "name":
-            function, tainted = toks[i + 1].value, set()
+            function, tainted = toks[i + 1].value, set(returned)
             fn = _Function(_parameters(toks, i + 2))
             i += 2
             continue
@@ -329,9 +369,18 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
                 and _inplace(t.value)
                 and i + 1 < n
                 and toks[i + 1].value == "("
-                and _alias_call_before(toks, i - 2)
+                and _alias_call_before(toks, i - 2, tainted)
             ):
                 _report_inplace(ctx, t.value, where, (severity, when))
+            elif (
+                i > 1
+                and toks[i - 2].value == "]"
+                and _inplace(t.value)
+                and i + 1 < n
+                and toks[i + 1].value == "("
+                and _names_alias(_postfix_before(toks, i - 2), tainted)
+            ):
+                _report_inplace(ctx, t.value, where, (severity, when))  # l[0].add_(n), l holding the alias
             elif i > 1 and toks[i - 2].value == ")" and i + 1 < n and toks[i + 1].value == "(":
                 _handed_over(
                     toks, i + 1, t.value, tainted, ctx, where, (severity, when)
@@ -378,12 +427,65 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
                 _report_inplace(ctx, spelled, where, (severity, when))
         elif called and parts[0] in ("self", "__torch__"):
             _handed_over(toks, j, spelled, tainted, ctx, where, (severity, when))
-        elif t.value == "out" and j + 1 < n and toks[j].value == "=":
+        elif (
+            t.value == "out"
+            and j + 1 < n
+            and toks[j].value == "="
+            and i > 0
+            and toks[i - 1].value in ("(", ",")
+        ):
+            # a keyword argument (after "(" or ","), not a variable named out assigned by a statement
             value = _value_at(toks, j)
             fn.params.difference_update(x.value for x in value if x.kind == "name")
             if _names_alias(value, tainted):
                 _report_inplace(ctx, "out=", where, (severity, when))
+        elif called and op in _CONTAINER_PUT:
+            receiver = parts[:-1] if parts[0] not in ("torch", "ops") else []
+            args = _arguments(toks, j)
+            if not receiver and args and len(args[0]) == 1 and args[0][0].kind == "name":
+                receiver, args = [args[0][0].value], args[1:]  # torch.append(l, x)
+            if len(receiver) == 1 and any(_names_alias(a, tainted) for a in args):
+                tainted.add(receiver[0])  # the container now holds the index tensor itself
         i = j if j > i else i + 1
+    return found
+
+
+_CONTAINER_PUT: Final = frozenset(
+    {"append", "insert", "extend", "setdefault", "update", "_set_item", "__setitem__"}
+)
+"""List and dict methods (``l.append(x)``, ``torch.append(l, x)``) that put a value itself, not a copy, in the
+container: a container given an index alias holds the alias (``l[0]`` is the sparse tensor's index tensor)."""
+
+
+def _loop_targets(toks: list[_Tok], i: int, tainted: set[str]) -> None:
+    """The variables of each ``for`` in the statement at ``i`` (a loop or a comprehension) that iterates over an
+    index alias, a container holding one, or a view of one: each is (or may be) the alias itself."""
+    end = _statement_end(toks, i)
+    for k in range(i, end):
+        if toks[k].kind != "name" or toks[k].value != "for":
+            continue
+        depth, m = 0, k + 1
+        while m < end and not (depth == 0 and toks[m].kind == "name" and toks[m].value == "in"):
+            depth += 1 if toks[m].value in ("(", "[", "{") else -1 if toks[m].value in (")", "]", "}") else 0
+            m += 1
+        targets = [x.value for x in toks[k + 1 : m] if x.kind == "name" and x.value != "self"]
+        depth, e = 0, m + 1
+        while e < end:
+            v = toks[e].value if toks[e].kind == "op" else ""
+            if v in ("(", "[", "{"):
+                depth += 1
+            elif v in (")", "]", "}"):
+                if depth == 0:
+                    break
+                depth -= 1
+            elif depth == 0 and (v == ":" or (toks[e].kind == "name" and toks[e].value in ("if", "for"))):
+                break
+            e += 1
+        iterated = toks[m + 1 : e]
+        if iterated and iterated[0].value == "range":
+            continue  # integers, not tensors (range(torch.size(idx, 1)))
+        if _names_alias(iterated, tainted):
+            tainted.update(targets)
 
 
 def _handed_over(
@@ -391,7 +493,7 @@ def _handed_over(
     j: int,
     spelled: str,
     tainted: set[str],
-    ctx: ScanContext,
+    ctx: _Reports,
     where: Location,
     how: tuple[Severity, str],
 ) -> None:
@@ -412,7 +514,7 @@ def _inplace(op: str) -> bool:
     return op.endswith("_") and not op.startswith("__")
 
 
-def _report_inplace(ctx: ScanContext, spelled: str, where: Location, how: tuple[Severity, str]) -> None:
+def _report_inplace(ctx: _Reports, spelled: str, where: Location, how: tuple[Severity, str]) -> None:
     ctx.add_severity(
         rules.TorchScriptCode,
         how[0],
@@ -503,7 +605,7 @@ def _statement(
     i: int,
     tainted: set[str],
     fn: _Function,
-    ctx: ScanContext,
+    ctx: _Reports,
     where: Location,
     how: tuple[Severity, str],
 ) -> None:
@@ -536,6 +638,12 @@ def _statement(
                     _report_inplace(
                         ctx, "augmented assignment" if augmented else "item assignment", where, how
                     )
+                elif not augmented and _names_alias(toks[k + 1 : end], tainted):
+                    # d[key] = idx: the container holds the alias itself
+                    if any(x.value == "." for x in lhs):
+                        _report_inplace(ctx, "stored in an attribute", where, how)
+                    elif lhs[0].kind == "name" and lhs[0].value != "self":
+                        tainted.add(lhs[0].value)
                 return
             rhs_alias = _names_alias(toks[k + 1 : end], tainted)
             if rhs_alias and any(x.value == "." for x in lhs):
@@ -561,8 +669,9 @@ _BACK_MAX: Final = 10_000
 """Tokens walked back from a ``)`` to find the call it closes."""
 
 
-def _alias_call_before(toks: list[_Tok], close: int) -> bool:
-    """Whether the call that ends with the ``)`` at ``close`` is an index accessor (``t._indices()``)."""
+def _alias_call_before(toks: list[_Tok], close: int, tainted: set[str]) -> bool:
+    """Whether the call that ends with the ``)`` at ``close`` is an index accessor (``t._indices()``) or a call of
+    the file's own function that returns an index alias (``self.idx(t)``)."""
     depth = 0
     k = close
     while k >= 0:
@@ -574,9 +683,40 @@ def _alias_call_before(toks: list[_Tok], close: int) -> bool:
         elif v == "(":
             depth -= 1
             if depth == 0:
-                return k > 0 and toks[k - 1].kind == "name" and toks[k - 1].value in _INDEX_ALIASES
+                return (
+                    k > 0
+                    and toks[k - 1].kind == "name"
+                    and (toks[k - 1].value in _INDEX_ALIASES or f"{toks[k - 1].value}(" in tainted)
+                )
         k -= 1
     return False
+
+
+def _postfix_before(toks: list[_Tok], end: int) -> list[_Tok]:
+    """The expression that ends at ``end`` (a ``]`` or ``)``): names, dots, calls and subscripts back to its
+    head (``l[0]``, ``self.d["a"][0]``)."""
+    k = end
+    while k >= 0 and end - k <= _BACK_MAX:
+        v = toks[k].value if toks[k].kind == "op" else ""
+        if v in ("]", ")"):
+            depth = 0
+            while k >= 0:
+                w = toks[k].value if toks[k].kind == "op" else ""
+                depth += 1 if w in ("]", ")") else -1 if w in ("[", "(") else 0
+                if depth == 0:
+                    break
+                k -= 1
+            if k > 0 and (toks[k - 1].kind == "name" or toks[k - 1].value in ("]", ")")):
+                k -= 1
+                continue
+            return toks[max(k, 0) : end + 1]
+        if toks[k].kind == "name":
+            if k > 1 and toks[k - 1].value == ".":
+                k -= 2
+                continue
+            return toks[k : end + 1]
+        return toks[k + 1 : end + 1]
+    return toks[max(k, 0) : end + 1]
 
 
 def _names_alias(toks: list[_Tok], tainted: set[str]) -> bool:
@@ -592,6 +732,8 @@ def _names_alias(toks: list[_Tok], tainted: set[str]) -> bool:
             and not _on_self(toks, k)
         ):
             return True
+        if f"{tok.value}(" in tainted and k + 1 < len(toks) and toks[k + 1].value == "(":
+            return True  # the file's own function that returns an index alias
         after_dot = k > 0 and toks[k - 1].kind == "op" and toks[k - 1].value == "."
         if not after_dot and tok.value in tainted:
             return True

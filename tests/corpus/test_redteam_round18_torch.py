@@ -1,0 +1,219 @@
+"""Round 18: TorchScript code that moves a sparse tensor's indices through aliases round 17 did not follow.
+
+Round 17 reported TorchScript code that changes a sparse tensor's index tensor in place, following the alias
+through variables, views, ``out=``, augmented and item assignment, helper arguments and attributes. The alias also
+travels through:
+
+* the return value of the file's own functions (``i = self.idx(t)``, ``self.idx(t).add_(n)``, a helper returning
+  another helper's result, a tuple unpacked);
+* containers: ``l.append(idx)``/``torch.append(l, idx)``, ``insert``, ``extend``, ``d.setdefault(k, idx)``,
+  ``d[k] = idx``, then ``torch.add_(l[0], n)`` or ``l[0].add_(n)``;
+* loop variables: ``for r in idx`` (a view of each row), ``for r in [idx]``, ``for k, r in enumerate(rows)``,
+  comprehensions.
+
+torch 2.13.0's ``torch.jit.load`` loaded each of these archives and calling the module segfaulted (to_dense()
+wrote at the moved indices); every one scanned clean before this round. They are now LW-MODEL-031 high, like the
+direct forms. Aliases through ``torch.ops.aten.<op>_`` overloads, ``index_put_``/``copy_``, a list literal, tuple
+unpacking and ``torch.unbind`` were already reported; TorchScript has no ``setattr``.
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loopwarden.domain import Severity
+
+_N = "100000000"
+_S = "    t = torch.to_sparse(torch.eye(2))\n"
+_R = "    return torch.to_dense(t)\n"
+_IDX = "  def idx(self: __torch__.M, s: Tensor) -> Tensor:\n    return torch._indices(s)\n"
+
+ATTACKS: dict[str, str] = {
+    "return-helper": _S + f"    i = self.idx(t)\n    _0 = torch.add_(i, {_N})\n" + _R + _IDX,
+    "return-helper-inline": _S + f"    _0 = torch.add_(self.idx(t), {_N})\n" + _R + _IDX,
+    "return-helper-method": _S + f"    self.idx(t).add_({_N})\n" + _R + _IDX,
+    "return-nested": _S
+    + f"    i = self.outer(t)\n    _0 = torch.add_(i, {_N})\n"
+    + _R
+    + "  def outer(self: __torch__.M, s: Tensor) -> Tensor:\n    return self.idx(s)\n"
+    + _IDX,
+    "return-tuple": _S
+    + f"    a, b = self.idx(t)\n    _0 = torch.add_(a, {_N})\n"
+    + _R
+    + "  def idx(self: __torch__.M, s: Tensor) -> Tuple[Tensor, int]:\n    return (torch._indices(s), 1)\n",
+    "list-append": _S
+    + "    l = annotate(List[Tensor], [])\n    _0 = torch.append(l, torch._indices(t))\n"
+    + f"    _1 = torch.add_(l[0], {_N})\n"
+    + _R,
+    "list-append-method": _S
+    + f"    l: List[Tensor] = []\n    l.append(t._indices())\n    l[0].add_({_N})\n"
+    + _R,
+    "list-insert": _S
+    + f"    l: List[Tensor] = []\n    l.insert(0, torch._indices(t))\n    _1 = torch.add_(l[0], {_N})\n"
+    + _R,
+    "list-extend": _S
+    + f"    l: List[Tensor] = []\n    l.extend([torch._indices(t)])\n    _1 = torch.add_(l[0], {_N})\n"
+    + _R,
+    "dict-item": _S
+    + f"    d: Dict[str, Tensor] = {{}}\n    d['a'] = torch._indices(t)\n    _1 = torch.add_(d['a'], {_N})\n"
+    + _R,
+    "dict-setdefault": _S
+    + "    d: Dict[str, Tensor] = {}\n    _0 = d.setdefault('a', torch._indices(t))\n"
+    + f"    _1 = torch.add_(d['a'], {_N})\n"
+    + _R,
+    "dict-item-method": _S
+    + f"    d: Dict[str, Tensor] = {{}}\n    d['a'] = t._indices()\n    d['a'].fill_({_N})\n"
+    + _R,
+    "for-list": _S + f"    for r in [torch._indices(t)]:\n      _1 = torch.add_(r, {_N})\n" + _R,
+    "for-tensor-rows": _S + f"    for r in torch._indices(t):\n      _1 = torch.add_(r, {_N})\n" + _R,
+    "for-enumerate": _S
+    + f"    l = torch.unbind(torch._indices(t))\n    for k, r in enumerate(l):\n      _1 = torch.add_(r, {_N})\n"
+    + _R,
+    "comprehension": _S + f"    _1 = [torch.add_(r, {_N}) for r in [torch._indices(t)]]\n" + _R,
+}
+"""forward bodies (with helper methods after them) that move a sparse tensor's indices through an alias."""
+
+BENIGN: dict[str, str] = {
+    # a helper returning the index tensor (PyG's to_edge_index does so), only read by the caller
+    "return-read": "    t = torch.to_sparse(x)\n    e = self.idx(t)\n"
+    "    return torch.index_select(x, 0, torch.select(e, 0, 0))\n" + _IDX,
+    # a list of index tensors and a loop over them, read only; a loop counter over range(size of the indices)
+    "containers-read": "    t = torch.to_sparse(x)\n    l: List[Tensor] = []\n    l.append(torch._indices(t))\n"
+    "    acc = torch.zeros([2])\n    for r in l:\n      acc = torch.add(acc, torch.sum(r))\n"
+    "    n = 0\n    for k in range(torch.size(l[0], 1)):\n      n += 1\n    return torch.mul(acc, n)\n",
+    # a list of the module's ordinary tensors changed in place
+    "containers-dense": "    l: List[Tensor] = []\n    l.append(torch.clone(x))\n    _0 = torch.add_(l[0], 1)\n"
+    "    for r in l:\n      _1 = torch.relu_(r)\n    return l[0]\n",
+}
+
+
+def _scan(path: Path) -> tuple[str, list[tuple[str, Severity]]]:
+    from loopwarden.checks.models.scanner import scan_paths
+
+    report = scan_paths([str(path)], jobs=1)
+    (target,) = report.targets
+    return str(target.verdict), [(f.rule_id, f.severity) for f in target.findings]
+
+
+def _archive(body: str) -> bytes:
+    """A minimal archive as torch.jit.save writes one (constants, data.pkl, code) with ``forward``'s source
+    ``body``: built without torch so the benchmark can reuse it; torch.jit.load compiles the code it holds."""
+    code = (
+        "class M(Module):\n  __parameters__ = []\n  __buffers__ = []\n  training : bool\n"
+        "  _is_full_backward_hook : Optional[bool]\n"
+        "  def forward(self: __torch__.M,\n    x: Tensor) -> Tensor:\n" + body
+    )
+    state = (
+        b"\x80\x02c__torch__\nM\nq\x00)\x81}(X\x08\x00\x00\x00trainingq\x01\x88"
+        b"X\x16\x00\x00\x00_is_full_backward_hookq\x02Nub."
+    )
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", state)
+        z.writestr("archive/code/__torch__.py", code)
+        z.writestr("archive/constants.pkl", b"\x80\x02).")
+        z.writestr("archive/version", "10\n")
+        z.writestr("archive/byteorder", "little")
+    return out.getvalue()
+
+
+def _scripted(body: str) -> bytes:
+    """A module saved by the real torch.jit.save, its forward's source replaced by ``body``."""
+    torch = pytest.importorskip("torch")
+
+    class M(torch.nn.Module):  # type: ignore[misc]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x
+
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(M()), buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if "/code/" in info.filename and info.filename.endswith(".debug_pkl"):
+                continue
+            if "/code/" in info.filename and info.filename.endswith(".py"):
+                text = data.decode()
+                data = (text[: text.index("    return x")] + body).encode()
+            z.writestr(info.filename, data)
+    return out.getvalue()
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    return {f"r18_ts_alias_{name}": {"model.pt": _archive(body)} for name, body in sorted(ATTACKS.items())}
+
+
+@pytest.mark.parametrize("case", sorted(ATTACKS))
+def test_sparse_index_alias_moved_through_returns_containers_loops_is_reported(
+    tmp_path: Path, case: str
+) -> None:
+    """Each scanned clean before round 18."""
+    for maker in (_archive, _scripted):
+        path = tmp_path / "model.pt"
+        path.write_bytes(maker(ATTACKS[case]))
+        _, findings = _scan(path)
+        assert ("LW-MODEL-031", Severity.HIGH) in findings, (maker.__name__, findings)
+
+
+@pytest.mark.parametrize("case", sorted(ATTACKS))
+@pytest.mark.parametrize("maker", [_archive, _scripted])
+def test_sparse_index_alias_crashes_the_loaded_module(tmp_path: Path, case: str, maker: Any) -> None:
+    """The real loader (torch 2.13.0): torch.jit.load loads each archive, and calling the module crashes the
+    process (to_dense() writes at the moved indices)."""
+    pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    path.write_bytes(maker(ATTACKS[case]))
+    code = (
+        "import sys, torch\nm = torch.jit.load(sys.argv[1])\nprint('loaded', flush=True)\nm(torch.eye(2))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True
+    )
+    assert b"loaded" in res.stdout, res
+    assert res.returncode < 0, res  # killed by a signal (SIGSEGV)
+
+
+@pytest.mark.parametrize("case", sorted(BENIGN))
+def test_sparse_index_reads_through_returns_and_containers_stay_clean(tmp_path: Path, case: str) -> None:
+    """Real torch.jit.save archives whose code reads index tensors through helpers, lists and loops; the module
+    runs (torch 2.13.0)."""
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "model.pt"
+    path.write_bytes(_scripted(BENIGN[case]))
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings
+    torch.jit.load(str(path))(torch.eye(2))
+
+
+def test_real_scripted_module_with_sparse_helpers_stays_clean(tmp_path: Path) -> None:
+    """A module torch.jit.script compiles from Python: a helper returning the adjacency's indices, a list of them,
+    a loop over it."""
+    torch = pytest.importorskip("torch")
+
+    class Adj(torch.nn.Module):  # type: ignore[misc]
+        def edges(self, adj: torch.Tensor) -> torch.Tensor:
+            return adj.coalesce().indices()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            adj = x.to_sparse()
+            parts: list[torch.Tensor] = []
+            parts.append(self.edges(adj))
+            out = torch.zeros_like(x)
+            for e in parts:
+                out = out.index_add(0, e[0], x.index_select(0, e[1]))
+            return out
+
+    path = tmp_path / "model.pt"
+    torch.jit.save(torch.jit.script(Adj()), str(path))
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings
+    torch.jit.load(str(path))(torch.eye(2))
