@@ -19,6 +19,7 @@ unpacking and ``torch.unbind`` were already reported; TorchScript has no ``setat
 
 from __future__ import annotations
 
+import importlib.util
 import io
 import subprocess
 import sys
@@ -148,8 +149,90 @@ def _scripted(body: str) -> bytes:
     return out.getvalue()
 
 
+_HELPERS = "def idx(s: Tensor) -> Tensor:\n  return torch._indices(s)\n"
+_CROSS_FILE = (
+    _S + f"    i = __torch__.helpers.idx(t)\n    _0 = torch.add_(i, {_N})\n" + _R
+)  # the helper in another code file, archive/code/__torch__/helpers.py
+
+
+def _two_files(body: str, helpers: str, *, helpers_first: bool) -> bytes:
+    """:func:`_archive` with a second code file ``code/__torch__/helpers.py`` (a free function torch.jit.load
+    compiles when the first file calls ``__torch__.helpers.<name>``), before or after the module's file."""
+    src = zipfile.ZipFile(io.BytesIO(_archive(body)))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        if helpers_first:
+            z.writestr("archive/code/__torch__/helpers.py", helpers)
+        for info in src.infolist():
+            z.writestr(info.filename, src.read(info.filename))
+        if not helpers_first:
+            z.writestr("archive/code/__torch__/helpers.py", helpers)
+    return out.getvalue()
+
+
+def _deep_chain(depth: int) -> str:
+    """A forward moving the indices a chain of ``depth`` helpers returns (each returning the next one's result)."""
+    body = _S + f"    i = self.h0(t)\n    _0 = torch.add_(i, {_N})\n" + _R
+    for k in range(depth):
+        body += f"  def h{k}(self: __torch__.M, s: Tensor) -> Tensor:\n    return self.h{k + 1}(s)\n"
+    return body + f"  def h{depth}(self: __torch__.M, s: Tensor) -> Tensor:\n    return torch._indices(s)\n"
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
-    return {f"r18_ts_alias_{name}": {"model.pt": _archive(body)} for name, body in sorted(ATTACKS.items())}
+    cases = {f"r18_ts_alias_{name}": {"model.pt": _archive(body)} for name, body in sorted(ATTACKS.items())}
+    cases["r18_ts_alias_cross_file"] = {"model.pt": _two_files(_CROSS_FILE, _HELPERS, helpers_first=False)}
+    cases["r18_ts_alias_cross_file_first"] = {
+        "model.pt": _two_files(_CROSS_FILE, _HELPERS, helpers_first=True)
+    }
+    return cases
+
+
+@pytest.mark.parametrize("helpers_first", [False, True])
+def test_sparse_index_alias_returned_by_another_code_file_is_reported(
+    tmp_path: Path, helpers_first: bool
+) -> None:
+    """A helper in another code file returns the index tensor; the module's forward moves it. Scanned clean
+    before round 18 (each code file was read alone); torch 2.13.0's torch.jit.load compiles both, and calling the
+    module segfaults. The member order is the writer's: the caller's file is walked again when the helper's
+    comes later."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_two_files(_CROSS_FILE, _HELPERS, helpers_first=helpers_first))
+    _, findings = _scan(path)
+    assert ("LW-MODEL-031", Severity.HIGH) in findings, findings
+    if importlib.util.find_spec("torch") is None:
+        return
+    code = (
+        "import sys, torch\nm = torch.jit.load(sys.argv[1])\nprint('loaded', flush=True)\nm(torch.eye(2))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True
+    )
+    assert b"loaded" in res.stdout, res
+    assert res.returncode < 0, res
+
+
+@pytest.mark.parametrize("helpers_first", [False, True])
+def test_index_alias_from_another_code_file_only_read_stays_clean(
+    tmp_path: Path, helpers_first: bool
+) -> None:
+    body = (
+        "    t = torch.to_sparse(x)\n    i = __torch__.helpers.idx(t)\n    y = torch.relu_(torch.clone(x))\n"
+    )
+    body += "    return torch.index_select(y, 0, torch.select(i, 0, 0))\n"
+    path = tmp_path / "model.pt"
+    path.write_bytes(_two_files(body, _HELPERS, helpers_first=helpers_first))
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings
+
+
+def test_deep_helper_chain_is_followed_or_fails_closed(tmp_path: Path) -> None:
+    path = tmp_path / "model.pt"
+    path.write_bytes(_archive(_deep_chain(4)))
+    _, findings = _scan(path)
+    assert ("LW-MODEL-031", Severity.HIGH) in findings, findings
+    path.write_bytes(_archive(_deep_chain(40)))
+    verdict, _ = _scan(path)
+    assert verdict != "clean"
 
 
 @pytest.mark.parametrize("case", sorted(ATTACKS))

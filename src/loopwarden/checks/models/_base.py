@@ -74,6 +74,9 @@ class ScanContext:
     archive_files: dict[tuple[str, str | None], Callable[[str], list[Blob]]] = field(default_factory=dict)
     """For an archive whose members are extracted side by side (tar), by its location: the member blobs a path
     inside it reaches once extracted (a distributed checkpoint's ``.metadata`` names its data files so)."""
+    torchscript: dict[str, Any] = field(default_factory=dict)
+    """TorchScript code files read so far (tokens and location) and the functions among them that return a sparse
+    index alias (see ``torch._sparse_indices``): a call in one file reaches a function in another."""
     sparse: dict[tuple[str, str | None], tuple[Any, ...]] = field(default_factory=dict)
     """Sparse index tensors a torch ``<root>/data.pkl`` declares, by its location (see ``PickleResult.sparse``):
     their values are checked in the archive's records."""

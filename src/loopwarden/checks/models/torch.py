@@ -302,21 +302,67 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
     :func:`_judge_chain` (critical: they run at load).
 
     The alias is followed through variables, containers (``l.append(idx)``, ``d[k] = idx``, a list of it), loop
-    variables over it (``for r in idx``, comprehensions) and the return value of the file's own functions that
-    return it (``i = self.idx(t)``): those are found first, by walks that only collect, until no new one appears.
+    variables over it (``for r in idx``, comprehensions) and the return value of the archive's own functions that
+    return it (``i = self.idx(t)``, ``__torch__.helpers.idx(t)``): those are found first, by walks that only
+    collect, until no new one appears; they are kept on the target's context with the code files already read,
+    which are walked again when a later file defines a new one (the archive's member order is the writer's).
     """
-    returning: set[str] = set()
+    state = ctx.torchscript
+    code: list[tuple[list[_Tok], Location]] = state.setdefault("code", [])
+    returning: set[str] = state.setdefault("returning", set())
+    code.append((toks, location))
+    if not _collect_returning(code[-1:], returning, ctx) or len(code) == 1:
+        _walk(toks, ctx, location, returning)
+        return
+    # a function returning an index alias that this file defines: the archive's other code files may call it
+    # (``__torch__.helpers.idx(t)``, ``self.sub.idx(t)``), so they are walked again with it, new findings added
+    _collect_returning(code, returning, ctx)
+    seen = {(f.rule_id, f.message, f.location) for f in ctx.findings}
+    for other, where in code:
+        sink = _Collect()
+        _walk(other, sink, where, returning)
+        for rule, severity, message, at, ev in sink.found:
+            if (rule.rule_id, message, at) not in seen:
+                seen.add((rule.rule_id, message, at))
+                ctx.add_severity(rule, severity, message, at, **ev)
+
+
+def _collect_returning(
+    code: list[tuple[list[_Tok], Location]], returning: set[str], ctx: ScanContext
+) -> bool:
+    """Add to ``returning`` the functions of ``code`` that return an index alias, by walks that only collect, until
+    no new one appears; whether any was added. A chain of helpers deeper than the walks follow fails closed."""
+    added = False
     for _ in range(_RETURN_ROUNDS):
-        found = _walk(toks, _Quiet(), location, returning)
+        found: set[str] = set()
+        for toks, where in code:
+            found |= _walk(toks, _Quiet(), where, returning)
         if found <= returning:
-            break
+            return added
         returning |= found
-    _walk(toks, ctx, location, returning)
+        added = True
+    ctx.fail(
+        code[-1][1],
+        f"TorchScript helpers return a sparse index alias through more than {_RETURN_ROUNDS} calls",
+    )
+    return added
 
 
-_RETURN_ROUNDS: Final = 8
+_RETURN_ROUNDS: Final = 16
 """Walks that collect the functions returning an index alias (one more level of helpers returning a helper's
 result per walk)."""
+
+
+class _Collect:
+    """A report sink that keeps the reports (walks of the archive's other code files, added when new)."""
+
+    def __init__(self) -> None:
+        self.found: list[tuple[type[Rule], Any, str, Location, dict[str, Any]]] = []
+
+    def add_severity(
+        self, rule: type[Rule], severity: Any, message: str, location: Location, **ev: Any
+    ) -> None:
+        self.found.append((rule, severity, message, location, ev))
 
 
 class _Quiet:
