@@ -184,6 +184,7 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     cases["r18_ts_alias_cross_file_first"] = {
         "model.pt": _two_files(_CROSS_FILE, _HELPERS, helpers_first=True)
     }
+    cases["r18_sparse_big_byteorder"] = {"model.pt": _hand_big_coo()}
     return cases
 
 
@@ -300,3 +301,121 @@ def test_real_scripted_module_with_sparse_helpers_stays_clean(tmp_path: Path) ->
     verdict, findings = _scan(path)
     assert verdict == "clean", findings
     torch.jit.load(str(path))(torch.eye(2))
+
+
+# ---------------------------------------------- a torch archive's byteorder record and the sparse index values
+
+
+def _byteorder_archive(tensor: Any, *, swap: bool) -> bytes:
+    """torch.save's archive of ``tensor`` under key "s", its byteorder record made "big"; ``swap``: every record's
+    elements byteswapped too (an archive a big-endian host writes, which loads to the same values)."""
+    torch = pytest.importorskip("torch")
+    buf = io.BytesIO()
+    torch.save({"s": tensor}, buf)
+    src = zipfile.ZipFile(io.BytesIO(buf.getvalue()))
+    widths = _storage_widths(src.read("archive/data.pkl")) if swap else {}
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        for info in src.infolist():
+            data = src.read(info.filename)
+            if info.filename.endswith("/byteorder"):
+                data = b"big"
+            key = info.filename.rsplit("/", 1)[-1]
+            if swap and "/data/" in info.filename and key in widths:
+                w = widths[key]
+                data = b"".join(data[k : k + w][::-1] for k in range(0, len(data), w))
+            z.writestr(info, data)
+    return out.getvalue()
+
+
+def _storage_widths(data: bytes) -> dict[str, int]:
+    """Each storage key of a torch.save pickle with its element width, read from its persistent ids."""
+    import pickle
+
+    widths: dict[str, int] = {}
+
+    class Reader(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if name.endswith("Storage"):
+                return {"LongStorage": 8, "FloatStorage": 4, "IntStorage": 4}[name]
+            return lambda *a, **k: None
+
+        def persistent_load(self, pid: Any) -> Any:
+            widths[pid[2]] = pid[1]
+            return None
+
+    Reader(io.BytesIO(data)).load()
+    return widths
+
+
+_COO_PKL = (
+    b"\x80\x02}q\x00X\x01\x00\x00\x00sq\x01ctorch._utils\n_rebuild_sparse_tensor\nq\x02ctorch.serialization\n"
+    b"_get_layout\nq\x03X\x10\x00\x00\x00torch.sparse_cooq\x04\x85q\x05Rq\x06(ctorch._utils\n_rebuild_tensor_v2\n"
+    b"q\x07((X\x07\x00\x00\x00storageq\x08ctorch\nLongStorage\nq\tX\x01\x00\x00\x000q\nX\x03\x00\x00\x00cpuq\x0bK"
+    b"\x02tq\x0cQK\x00K\x01K\x02\x86q\rK\x02K\x01\x86q\x0e\x89ccollections\nOrderedDict\nq\x0f)Rq\x10tq\x11Rq"
+    b"\x12h\x07((h\x08ctorch\nFloatStorage\nq\x13X\x01\x00\x00\x001q\x14h\x0bK\x02tq\x15QK\x00K\x02\x85q\x16K"
+    b"\x01\x85q\x17\x89h\x0f)Rq\x18tq\x19Rq\x1actorch\nSize\nq\x1bK\x02\x85q\x1c\x85q\x1dRq\x1e\x89tq\x1f\x86q "
+    b"Rq!s."
+)
+"""torch.save's (2.13.0) pickle of ``{"s": sparse_coo_tensor([[0, 1]], [1., 2.], (2,))}``."""
+
+
+def _hand_big_coo() -> bytes:
+    """The archive torch.save writes for :data:`_COO_PKL` (little-endian records), its byteorder record "big";
+    built without torch for the benchmark."""
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("archive/data.pkl", _COO_PKL)
+        z.writestr("archive/.format_version", b"1")
+        z.writestr("archive/.storage_alignment", b"64")
+        z.writestr("archive/byteorder", b"big")
+        z.writestr("archive/data/0", (0).to_bytes(8, "little") + (1).to_bytes(8, "little"))
+        z.writestr("archive/data/1", b"\x00\x00\x80?\x00\x00\x00@")
+        z.writestr("archive/version", b"3\n")
+        z.writestr("archive/.data/serialization_id", b"0" * 40)
+    return out.getvalue()
+
+
+def _coo() -> Any:
+    torch = pytest.importorskip("torch")
+    return torch.sparse_coo_tensor(torch.tensor([[0, 1]]), torch.tensor([1.0, 2.0]), (2,))
+
+
+def _csr() -> Any:
+    torch = pytest.importorskip("torch")
+    return torch.eye(3).to_sparse_csr()
+
+
+@pytest.mark.parametrize("make", [_coo, _csr, None])
+def test_big_byteorder_record_over_little_endian_indices_is_reported(tmp_path: Path, make: Any) -> None:
+    """torch.save's sparse tensor with the archive's byteorder record changed to "big": the scanner read the
+    indices little-endian (valid, so the file scanned clean before round 18), while torch.load (weights_only and
+    mmap too) byteswaps every storage of a "big" archive on a little-endian host, and the indices it gets are far
+    outside the size (torch 2.13.0)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_hand_big_coo() if make is None else _byteorder_archive(make(), swap=False))
+    _, findings = _scan(path)
+    assert ("LW-MODEL-017", Severity.HIGH) in findings, findings
+    pytest.importorskip("torch")
+    code = (
+        "import sys, torch\nd = torch.load(sys.argv[1], weights_only=True)['s']\n"
+        "i = d._indices() if d.layout == torch.sparse_coo else d.crow_indices()\n"
+        "print(bool((i < 0).any() or (i > d.numel()).any()))\n"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code, str(path)], check=False, timeout=120, capture_output=True
+    )
+    assert res.stdout.strip() == b"True", res
+
+
+@pytest.mark.parametrize("make", [_coo, _csr])
+def test_big_endian_archive_as_a_big_endian_host_writes_it_stays_clean(tmp_path: Path, make: Any) -> None:
+    """Every record byteswapped with the byteorder record "big": torch loads the same tensor."""
+    torch = pytest.importorskip("torch")
+    tensor = make()
+    path = tmp_path / "model.pt"
+    path.write_bytes(_byteorder_archive(tensor, swap=True))
+    verdict, findings = _scan(path)
+    assert verdict == "clean", findings
+    loaded = torch.load(str(path), weights_only=True)["s"]
+    assert torch.equal(loaded.to_dense(), tensor.to_dense())

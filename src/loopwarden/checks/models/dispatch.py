@@ -1381,6 +1381,17 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
     entries = {e.name: e for e in arch.entries if not e.is_dir}
     for member, folder in _record_pickles(arch, roots):
         loc = member_location(blob.location, member)
+        order = "<"
+        root = folder.rsplit("/", 1)[0]
+        marker = entries.get(f"{root}/byteorder")
+        if marker is not None and ctx.sparse.get((loc.path, loc.member)):
+            # torch.load (weights_only and mmap too) byteswaps every storage when the archive's byteorder record
+            # is not the host's: the values it gets are the record's bytes read in the declared order
+            said = _member_bytes(blob, marker, ctx, 16)
+            if said is None:
+                ctx.fail(loc, f"byteorder record {root}/byteorder could not be read")
+            elif said == b"big":
+                order = ">"
         for entry in ctx.sparse.pop((loc.path, loc.member), ()):
             key, itemsize = entry[0], entry[6]
             e = entries.get(f"{folder}/{key}")
@@ -1404,12 +1415,13 @@ def _sparse_records(blob: Blob, ctx: ScanContext, arch: Any, roots: list[str]) -
             if data is None:
                 ctx.fail(loc, f"sparse index record {folder}/{key} could not be read to check its values")
                 continue
-            _sparse_values(data, entry, ctx, loc)
+            _sparse_values(data, entry, ctx, loc, order)
 
 
-def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: Any) -> None:
+def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: Any, order: str = "<") -> None:
     """Check the values of one sparse index tensor (an entry of ``PickleResult.sparse``) against its bounds, reading
-    them from ``data``, its storage's bytes: each row is a strided view, nothing is allocated from declared sizes."""
+    them from ``data``, its storage's bytes, in byte ``order`` (``<``, or ``>`` for an archive whose byteorder
+    record says big): each row is a strided view, nothing is allocated from declared sizes."""
     import numpy as np  # only for files that have sparse tensors: numpy takes ~70 ms to import
 
     key, offset, size, stride, bounds, low, itemsize, compressed, jagged = entry
@@ -1418,7 +1430,7 @@ def _sparse_values(data: bytes, entry: tuple[Any, ...], ctx: ScanContext, loc: A
         if jagged
         else ("sparse tensor index", "torch.load does not check sparse indices by default")
     )
-    values = np.frombuffer(data, dtype=f"<i{itemsize}", count=len(data) // itemsize)
+    values = np.frombuffer(data, dtype=f"{order}i{itemsize}", count=len(data) // itemsize)
     rows, cols = (size[0], size[1]) if len(size) == 2 else (1, size[0])
     rstride, cstride = (stride[0], stride[1]) if len(size) == 2 else (0, stride[0])
     if rows <= 0 or cols <= 0:
