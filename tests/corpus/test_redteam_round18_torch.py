@@ -9,12 +9,21 @@ travels through:
 * containers: ``l.append(idx)``/``torch.append(l, idx)``, ``insert``, ``extend``, ``d.setdefault(k, idx)``,
   ``d[k] = idx``, then ``torch.add_(l[0], n)`` or ``l[0].add_(n)``;
 * loop variables: ``for r in idx`` (a view of each row), ``for r in [idx]``, ``for k, r in enumerate(rows)``,
-  comprehensions.
+  comprehensions;
+* ``getattr`` with a constant name (``getattr(t, "_indices")()``, ``getattr(idx, "add_")(n)``, nested) and
+  parentheses that only group (``(idx).add_(n)``).
+
+* a helper in another code file of the archive (``__torch__.helpers.idx(t)``), whatever the member order.
 
 torch 2.13.0's ``torch.jit.load`` loaded each of these archives and calling the module segfaulted (to_dense()
 wrote at the moved indices); every one scanned clean before this round. They are now LW-MODEL-031 high, like the
 direct forms. Aliases through ``torch.ops.aten.<op>_`` overloads, ``index_put_``/``copy_``, a list literal, tuple
 unpacking and ``torch.unbind`` were already reported; TorchScript has no ``setattr``.
+
+Also a torch archive's ``byteorder`` record: torch.load byteswaps every storage of a "big" archive on a
+little-endian host, while the scanner read sparse index values little-endian whatever the record said (a valid
+sparse tensor under a "big" record scanned clean and loaded with indices like 2^56). Values are now read in the
+declared order (LW-MODEL-017 high).
 """
 
 from __future__ import annotations
@@ -78,6 +87,16 @@ ATTACKS: dict[str, str] = {
     + f"    l = torch.unbind(torch._indices(t))\n    for k, r in enumerate(l):\n      _1 = torch.add_(r, {_N})\n"
     + _R,
     "comprehension": _S + f"    _1 = [torch.add_(r, {_N}) for r in [torch._indices(t)]]\n" + _R,
+    # getattr with a constant name is the attribute itself (the compiler reads it so), and parentheses only group
+    "getattr-accessor": _S + f"    _1 = torch.add_(getattr(t, '_indices')(), {_N})\n" + _R,
+    "getattr-inplace": _S + f"    _1 = getattr(torch._indices(t), 'add_')({_N})\n" + _R,
+    "getattr-var": _S + f"    i = getattr(t, '_indices')()\n    i += {_N}\n" + _R,
+    "getattr-nested": _S + f"    _1 = getattr(getattr(t, '_indices')(), 'add_')({_N})\n" + _R,
+    "getattr-append": _S
+    + f"    l: List[Tensor] = []\n    getattr(l, 'append')(t._indices())\n    l[0].add_({_N})\n"
+    + _R,
+    "grouped-var": _S + f"    i = torch._indices(t)\n    (i).add_({_N})\n" + _R,
+    "grouped-call": _S + f"    (torch._indices(t)).add_({_N})\n" + _R,
 }
 """forward bodies (with helper methods after them) that move a sparse tensor's indices through an alias."""
 

@@ -307,6 +307,7 @@ def _sparse_indices(toks: list[_Tok], ctx: ScanContext, location: Location) -> N
     collect, until no new one appears; they are kept on the target's context with the code files already read,
     which are walked again when a later file defines a new one (the archive's member order is the writer's).
     """
+    toks = _unwrap_getattr(toks)
     state = ctx.torchscript
     code: list[tuple[list[_Tok], Location]] = state.setdefault("code", [])
     returning: set[str] = state.setdefault("returning", set())
@@ -729,13 +730,57 @@ def _alias_call_before(toks: list[_Tok], close: int, tainted: set[str]) -> bool:
         elif v == "(":
             depth -= 1
             if depth == 0:
-                return (
-                    k > 0
-                    and toks[k - 1].kind == "name"
-                    and (toks[k - 1].value in _INDEX_ALIASES or f"{toks[k - 1].value}(" in tainted)
-                )
+                head = toks[k - 1] if k > 0 else None
+                if (
+                    head is None
+                    or head.kind != "name"
+                    or head.line != toks[k].line
+                    or head.value in _KEYWORDS
+                ):
+                    # parentheses that only group: (idx).add_(n), and getattr(idx, "add_") read so
+                    return _names_alias(toks[k + 1 : close], tainted)
+                return head.value in _INDEX_ALIASES or f"{head.value}(" in tainted
         k -= 1
     return False
+
+
+_KEYWORDS: Final = frozenset(
+    {"return", "if", "elif", "else", "while", "for", "in", "not", "and", "or", "is", "assert", "raise", "del"}
+)
+
+
+def _unwrap_getattr(toks: list[_Tok]) -> list[_Tok]:
+    """The tokens with each ``getattr(<expr>, "<name>")`` (TorchScript's getattr takes a constant string) spelled
+    as the compiler reads it, ``<expr>.<name>`` (``(<expr>).<name>`` when the expression is more than a name):
+    ``getattr(t, "_indices")()`` is ``t._indices()``. Innermost first (right to left)."""
+    out = toks
+    spots = [k for k, t in enumerate(toks) if t.kind == "name" and t.value == "getattr"]
+    for p in reversed(spots):
+        if p + 1 >= len(out) or out[p + 1].value != "(" or (p > 0 and out[p - 1].value == "."):
+            continue
+        depth, comma, c = 0, -1, p + 1
+        while c < len(out):
+            v = out[c].value if out[c].kind == "op" else ""
+            if v in ("(", "[", "{"):
+                depth += 1
+            elif v in (")", "]", "}"):
+                depth -= 1
+                if depth == 0:
+                    break
+            elif v == "," and depth == 1:
+                comma = c
+            c += 1
+        if c >= len(out) or comma < 0 or c != comma + 2 or out[comma + 1].kind != "str":
+            continue
+        name = out[comma + 1].value
+        if not name.isidentifier():
+            continue
+        inner = out[p + 2 : comma]
+        line = out[p].line
+        if len(inner) != 1:
+            inner = [_Tok("op", "(", line), *inner, _Tok("op", ")", line)]
+        out = [*out[:p], *inner, _Tok("op", ".", line), _Tok("name", name, line), *out[c + 1 :]]
+    return out
 
 
 def _postfix_before(toks: list[_Tok], end: int) -> list[_Tok]:
