@@ -5492,7 +5492,18 @@ class _VM:
         must be one of the mapper's, and the mapper must know at least one categorical feature. A predictor not
         yet given its state is remembered and checked when its BUILD comes (the estimator keeps it)."""
         top, budget = -1, _MAX_CONTAINER
-        todo = [state.get("_predictors")]
+        predictors = state.get("_predictors")
+        if (
+            predictors is _UNKNOWN
+            and not state.hidden
+            and state.size == len(state.items)
+            and not any(type(k) is not str and _may_be_str(k) for k, _ in state.items)
+        ):
+            # an estimator never fitted (GridSearchCV's ``estimator``, a stacking or target-transform template):
+            # its state, every key of it known, has no ``_predictors`` (nor a key computed at load time that may
+            # be one), so predict raises NotFittedError or AttributeError before reading any split
+            return None
+        todo = [predictors]
         pending: list[_Call] = []
         while todo and budget > 0:
             value = todo.pop()
