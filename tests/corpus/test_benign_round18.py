@@ -227,3 +227,126 @@ def test_bench_benign_is_clean(tmp_path: Path) -> None:
         (tmp_path / name).write_bytes(data)
     for target in scan_paths([str(tmp_path)], jobs=1).targets:
         assert target.verdict is Verdict.CLEAN, (target.path, target.reason)
+
+
+# --- torch.distributed.checkpoint read through ZStandard -----------------------------------------------------------
+#
+# ``FileSystemWriter(_extensions=[ZStandard()])`` (torch 2.7+) compresses every item it writes and records
+# ``transform_descriptors=['stream.zstd/1']`` in each storage entry; FileSystemReader decompresses the slice and
+# hands the output to torch.load (weights_only=False for the non-tensor items). The .metadata of such a benign
+# checkpoint was unverified ("read through stream transforms ..., which are not supported"); its slices are now
+# decompressed and analysed, so a payload in one is a finding on the metadata too. Other transforms (an extension
+# the loading program registers itself, another major version, descriptors that are not constant strings) stay
+# unverified.
+
+
+class _Marker:
+    """A non-tensor state-dict value whose unpickling runs ``os.system`` (the checkpoint attack)."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import os
+
+        return (os.system, (f"touch {self.marker}",))
+
+
+def _zstd_checkpoint(folder: Path, state: dict[str, Any], layers: int = 1) -> None:
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    extension = pytest.importorskip("torch.distributed.checkpoint._extension")
+    pytest.importorskip("zstandard")
+    writer = dcp.FileSystemWriter(str(folder), _extensions=[extension.ZStandard() for _ in range(layers)])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        dcp.save(state, storage_writer=writer)
+
+
+def _verdicts(folder: Path) -> dict[str, Any]:
+    return {Path(t.path).name: t for t in scan_paths([str(folder)], jobs=1).targets}
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_zstd_distributed_checkpoint_is_clean(layers: int, tmp_path: Path) -> None:
+    """Unverified before the fix (the .metadata's transforms); made by torch's own writer."""
+    torch = pytest.importorskip("torch")
+    model = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8))
+    state = {"model": model.state_dict(), "step": 3, "extra": {"name": "run", "lr": [0.1, 0.01]}}
+    _zstd_checkpoint(tmp_path, state, layers)
+    found = _verdicts(tmp_path)
+    assert found[".metadata"].verdict is Verdict.CLEAN, found[".metadata"].reason
+    assert all(t.verdict is Verdict.CLEAN for t in found.values()), {k: t.reason for k, t in found.items()}
+
+
+def _rewrite_entries(folder: Path, change: Any) -> None:
+    """Rewrite the storage entries of a checkpoint's .metadata with ``change(info) -> info`` (a benign pickler)."""
+    metadata = folder / ".metadata"
+    md = pickle.loads(metadata.read_bytes())
+    md.storage_data = {k: change(v) for k, v in md.storage_data.items()}
+    metadata.write_bytes(pickle.dumps(md))
+
+
+def _critical_on_metadata(folder: Path) -> bool:
+    target = _verdicts(folder)[".metadata"]
+    return any(f.rule_id == "LW-MODEL-001" and f.severity is Severity.CRITICAL for f in target.findings)
+
+
+def test_a_payload_in_a_zstd_checkpoint_item_is_reported_on_the_metadata(tmp_path: Path) -> None:
+    """Before the fix the .metadata was unverified. torch 2.13's ``dcp.load`` runs the payload (confirmed in a
+    child process with a marker file); the metadata is now LW-MODEL-001 critical, as the data file is."""
+    torch = pytest.importorskip("torch")
+    marker = tmp_path / "marker"
+    ckpt = tmp_path / "ckpt"
+    _zstd_checkpoint(ckpt, {"w": torch.ones(3), "extra": _Marker(str(marker))})
+    assert _critical_on_metadata(ckpt)
+    assert _verdicts(ckpt)["__0_0.distcp"].verdict is Verdict.FINDINGS
+    import subprocess
+    import sys
+
+    code = (
+        "import warnings, torch, torch.distributed.checkpoint as dcp\n"
+        "warnings.simplefilter('ignore')\n"
+        f"sd = {{'w': torch.zeros(3), 'extra': None}}\n"
+        f"dcp.load(sd, storage_reader=dcp.FileSystemReader({str(ckpt)!r}))\n"
+    )
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=120, check=False)
+    assert marker.exists()
+
+
+def test_a_zstd_slice_behind_junk_is_decompressed_where_the_entry_points(tmp_path: Path) -> None:
+    """The data file begins with bytes that are no zstd frame, so read on its own it is not decompressed; the
+    entry's offset points past them, where the reader decompresses. The metadata is critical."""
+    torch = pytest.importorskip("torch")
+    ckpt = tmp_path / "ckpt"
+    _zstd_checkpoint(ckpt, {"w": torch.ones(3), "extra": _Marker(str(tmp_path / "marker"))})
+    data = ckpt / "__0_0.distcp"
+    data.write_bytes(b"\x00" * 16 + data.read_bytes())
+    _rewrite_entries(
+        ckpt,
+        lambda info: type(info)(
+            info.relative_path, info.offset + 16, info.length, info.transform_descriptors
+        ),
+    )
+    assert _critical_on_metadata(ckpt)
+
+
+@pytest.mark.parametrize(
+    "descriptors",
+    [
+        ["stream.zstd/2"],
+        ["custom.codec/1"],
+        ["stream.zstd/1", 1],
+        ["stream.zstd/1", "stream.gzip/1"],
+        ["stream.zstd/1"] * 5,
+    ],
+)
+def test_other_stream_transforms_stay_unverified(descriptors: list[str], tmp_path: Path) -> None:
+    """A transform the default registry lacks is code the loading program registered (or the reader fails)."""
+    torch = pytest.importorskip("torch")
+    _zstd_checkpoint(tmp_path, {"w": torch.ones(3)})
+    _rewrite_entries(
+        tmp_path, lambda info: type(info)(info.relative_path, info.offset, info.length, descriptors)
+    )
+    target = _verdicts(tmp_path)[".metadata"]
+    assert target.verdict is Verdict.UNVERIFIED
+    assert "stream transforms" in (target.reason or "")

@@ -21,7 +21,7 @@ class PickleOutcome:
     pickles: int
     consumed: int
     storages: tuple[tuple[str, int, int | None], ...] = ()
-    storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
+    storage_infos: tuple[tuple[str | None, int | None, int | None, tuple[str, ...] | None], ...] = ()
     sparse: tuple[
         tuple[str, int, tuple[int, ...], tuple[int, ...], tuple[int, ...], int, int | None, bool, bool], ...
     ] = ()

@@ -9,7 +9,10 @@ transform_descriptors)``), opens ``relative_path`` joined to the checkpoint fold
 tensors in current releases (older ones loaded them without it; every slice gets the full analysis either way). So:
 
 * the entries of a scanned ``.metadata`` are followed: a path that leaves the folder is LW-MODEL-048, and every
-  slice of a file in the folder is analysed as what ``torch.load`` reads (a zip, or a legacy pickle);
+  slice of a file in the folder is analysed as what ``torch.load`` reads (a zip, or a legacy pickle); an entry
+  whose ``transform_descriptors`` are ZStandard's (``stream.zstd/1``, the only extension of the reader's default
+  registry, which ``FileSystemWriter(_extensions=[ZStandard()])`` writes) is decompressed first, and any other
+  transform (one the loading program registers) makes the metadata unverified;
 * a ``.distcp`` file is recognised by its content, ``torch.save`` archives laid end to end, each with its central
   directory offsets counted from its own start: the archives are found from the end of the file backwards (each
   one's end record gives its start, which is the end of the one before) and each is analysed on its own. A file
@@ -34,7 +37,10 @@ from loopwarden.domain import Location
 __all__ = ["archive_sequence", "scan_archive_sequence", "scan_storage_entries"]
 
 Recurse = Callable[[Blob, ScanContext], None]
-StorageEntry = tuple[str | None, int | None, int | None, bool]
+StorageEntry = tuple[str | None, int | None, int | None, tuple[str, ...] | None]
+_Slice = tuple[int, int, int]
+"""(offset, length, zstd layers) of a storage entry: the stream transforms it is read through, as a count of
+ZStandard layers (the only transform the reader's default registry knows)."""
 
 _EOCD: Final = struct.Struct("<4sHHHHIIH")
 _EOCD64_LOC: Final = struct.Struct("<4sIQI")
@@ -158,7 +164,7 @@ def scan_storage_entries(
 
     loc = Location(blob.location.path, blob.location.member)
     ctx.formats.append("dcp-metadata")
-    slices: dict[str, set[tuple[int, int]]] = {}
+    slices: dict[str, set[_Slice]] = {}
     for path, offset, length, transforms in entries:
         if path is None:
             ctx.fail(loc, "a distributed-checkpoint storage entry's relative_path is not a constant string")
@@ -176,14 +182,15 @@ def scan_storage_entries(
         if offset is None or length is None:
             ctx.fail(loc, f"storage entry of '{path[:200]}': offset or length is not a constant integer")
             continue
-        if transforms:
+        layers = _zstd_layers(transforms)
+        if layers is None:
             ctx.fail(
                 loc,
-                f"storage entry of '{path[:200]}' is read through stream transforms (transform_descriptors), "
-                "which are not supported",
+                f"storage entry of '{path[:200]}' is read through stream transforms (transform_descriptors) "
+                f"{_descriptors_text(transforms)}, which are not supported",
             )
             continue
-        slices.setdefault(path, set()).add((offset, length))
+        slices.setdefault(path, set()).add((offset, length, layers))
     if not slices:
         return
     if blob.location.member is not None:
@@ -201,8 +208,34 @@ def scan_storage_entries(
         _scan_file_slices(base, path, sorted(slices[path]), loc, ctx, recurse)
 
 
+_ZSTD: Final = "stream.zstd"
+_MAX_LAYERS: Final = 4
+
+
+def _zstd_layers(transforms: tuple[str, ...] | None) -> int | None:
+    """How many ZStandard layers a storage entry's ``transform_descriptors`` put between its bytes and
+    ``torch.load``, or None when they are not constant or name another transform. The reader looks each
+    descriptor's name (before its ``/``) up in its extension registry, whose only default is ``stream.zstd``
+    (``torch.distributed.checkpoint._extension.ZStandard``, written by ``FileSystemWriter(_extensions=[
+    ZStandard()])``), which accepts a version of major 1 and decompresses; any other name is an extension the
+    loading program registered itself, code the scanner cannot see."""
+    if transforms is None or len(transforms) > _MAX_LAYERS:
+        return None
+    for desc in transforms:
+        name, _, version = desc.partition("/")
+        if name != _ZSTD or version.partition(".")[0] != "1":
+            return None
+    return len(transforms)
+
+
+def _descriptors_text(transforms: tuple[str, ...] | None) -> str:
+    if transforms is None:
+        return "that are not constant strings"
+    return "[" + ", ".join(repr(d[:40]) for d in transforms[:5]) + ("...]" if len(transforms) > 5 else "]")
+
+
 def _scan_member_slices(
-    blob: Blob, slices: dict[str, set[tuple[int, int]]], loc: Location, ctx: ScanContext, recurse: Recurse
+    blob: Blob, slices: dict[str, set[_Slice]], loc: Location, ctx: ScanContext, recurse: Recurse
 ) -> None:
     """A ``.metadata`` that is a member of an archive: once the archive is extracted, the reader opens its data
     files beside it, so the slices it names are analysed in the archive's members of those paths (tar and zip). A
@@ -232,23 +265,35 @@ def _scan_member_slices(
 
 
 def _scan_blob_slices(
-    whole: Blob, path: str, wanted: list[tuple[int, int]], ctx: ScanContext, recurse: Recurse
+    whole: Blob, path: str, wanted: list[_Slice], ctx: ScanContext, recurse: Recurse
 ) -> None:
-    """Analyse each slice ``wanted`` of a data file as the reader hands it to ``torch.load``."""
+    """Analyse each slice ``wanted`` of a data file as the reader hands it to ``torch.load``: as it is, or (for an
+    entry read through ZStandard) decompressed first. Further layers are zstd streams inside the first one's
+    output, which the analysis of that output decompresses in turn (it recognises zstd by its magic; output
+    that is no zstd stream is analysed as it is, though the reader fails on it)."""
     size = whole.size or 0
-    done: set[tuple[int, int]] = set()
-    for offset, length in wanted:
+    done: set[tuple[int, int, bool]] = set()
+    for offset, length, layers in wanted:
         # _ReaderView: a negative length reads to the end of the file; past the end there is nothing to load
         start, end = offset, size if length < 0 else min(offset + length, size)
-        if start < 0 or start >= end or (start, end) in done:
+        if start < 0 or start >= end or (start, end, layers > 0) in done:
             continue
-        done.add((start, end))
+        done.add((start, end, layers > 0))
         ctx.check_time()
-        _scan_slice(whole, ctx, start, end, f"{path[:200]}[{start}:{end}]", recurse)
+        name = f"{path[:200]}[{start}:{end}]" + (" (zstd)" if layers else "")
+        _scan_slice(whole, ctx, start, end, name, _unzstd() if layers else recurse)
+
+
+def _unzstd() -> Recurse:
+    """The dispatch behind a ZStandard decompression of the slice, whatever its first bytes are (the reader
+    decompresses every slice of an entry that names the transform)."""
+    from loopwarden.checks.models.dispatch import _zstd
+
+    return _zstd  # decompresses and hands the output to the same dispatch as ``recurse``
 
 
 def _scan_file_slices(
-    base: str, path: str, wanted: list[tuple[int, int]], loc: Location, ctx: ScanContext, recurse: Recurse
+    base: str, path: str, wanted: list[_Slice], loc: Location, ctx: ScanContext, recurse: Recurse
 ) -> None:
     from loopwarden.checks.models.onnx import _allowed_folders
 

@@ -417,9 +417,10 @@ class PickleResult:
     or lengths rather than a sparse tensor's indices (for the message)).
     torch.load checks none of them unless sparse invariant checks are switched on, so the archive compares them
     with the record's numbers (see ``dispatch._sparse_records``)."""
-    storage_infos: tuple[tuple[str | None, int | None, int | None, bool], ...] = ()
+    storage_infos: tuple[tuple[str | None, int | None, int | None, tuple[str, ...] | None], ...] = ()
     """Entries of a distributed checkpoint's ``storage_data`` (objects with a ``relative_path``): (path, offset,
-    length, has stream transforms), None where a value is not a constant; see :mod:`~loopwarden.checks.models.dcp`."""
+    length, stream transform descriptors), None where a value is not a constant; see
+    :mod:`~loopwarden.checks.models.dcp`."""
 
 
 # --- symbolic values ---------------------------------------------------------------------------------------
@@ -8176,21 +8177,29 @@ def _same_constant(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and type(a) in (str, int) and a == b)
 
 
-def _storage_entry(fields: dict[str, Any]) -> tuple[str | None, int | None, int | None, bool] | None:
-    """(relative path, offset, length, has stream transforms) of a recorded storage entry, with None for a
-    value that is not a constant of its type; None when it lacks one of the three attributes the reader needs (it
-    fails on such an entry before it opens anything; an object of another kind may well have a ``relative_path``)."""
+def _storage_entry(
+    fields: dict[str, Any],
+) -> tuple[str | None, int | None, int | None, tuple[str, ...] | None] | None:
+    """(relative path, offset, length, stream transforms) of a recorded storage entry, with None for a value that
+    is not a constant of its type (the transforms: a list or tuple of constant strings, ``()`` when absent, None or
+    empty); None when it lacks one of the three attributes the reader needs (it fails on such an entry before it
+    opens anything; an object of another kind may well have a ``relative_path``)."""
     if "relative_path" not in fields or "offset" not in fields or "length" not in fields:
         return None
     path, offset, length = fields["relative_path"], fields.get("offset"), fields.get("length")
     transforms = fields.get("transform_descriptors")
+    descriptors: tuple[str, ...] | None
+    if transforms is None:
+        descriptors = ()
+    elif (type(transforms) is list or type(transforms) is tuple) and all(type(d) is str for d in transforms):
+        descriptors = tuple(transforms)
+    else:
+        descriptors = None
     return (
         path if type(path) is str else None,
         offset if type(offset) is int else None,
         length if type(length) is int else None,
-        not (
-            transforms is None or ((type(transforms) is list or type(transforms) is tuple) and not transforms)
-        ),
+        descriptors,
     )
 
 

@@ -144,7 +144,7 @@ def test_metadata_pickle_reports_every_storage_entry() -> None:
     pickle.dump(md, buf)
     result = analyze_pickle_bytes(buf.getvalue())
     assert result.findings == () and result.unverified is None
-    assert sorted(result.storage_infos) == [("__0_0.distcp", i * 100, 100, False) for i in range(5)]
+    assert sorted(result.storage_infos) == [("__0_0.distcp", i * 100, 100, ()) for i in range(5)]
 
 
 # --- the metadata ----------------------------------------------------------------------------------------------
@@ -218,16 +218,16 @@ _OFF = _s("offset") + b"K\x00" + _s("length") + b"K\x0a"
 @pytest.mark.parametrize(
     ("payload", "expected"),
     [
-        (_info(_PATH + _OFF), ("../x.distcp", 0, 10, False)),
+        (_info(_PATH + _OFF), ("../x.distcp", 0, 10, ())),
         # the attributes set by two BUILDs on the same object: the reader sees both
-        (_info(_PATH, _OFF), ("../x.distcp", 0, 10, False)),
+        (_info(_PATH, _OFF), ("../x.distcp", 0, 10, ())),
         # a later BUILD moves the entry: the last value counts
-        (_info(_s("relative_path") + _s("a.distcp") + _OFF, _PATH), ("../x.distcp", 0, 10, False)),
+        (_info(_s("relative_path") + _s("a.distcp") + _OFF, _PATH), ("../x.distcp", 0, 10, ())),
         # an offset that is not a constant integer
-        (_info(_PATH + _s("offset") + _s("0") + _s("length") + b"K\x0a"), ("../x.distcp", None, 10, False)),
+        (_info(_PATH + _s("offset") + _s("0") + _s("length") + b"K\x0a"), ("../x.distcp", None, 10, ())),
         (
             _info(_PATH + _OFF + _s("transform_descriptors") + b"]" + _s("zstd") + b"a"),
-            ("../x.distcp", 0, 10, True),
+            ("../x.distcp", 0, 10, ("zstd",)),
         ),
     ],
 )
