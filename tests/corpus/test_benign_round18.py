@@ -16,15 +16,16 @@ parametrized, pruned, dynamically and statically quantized, ``torch.export`` pro
 (TorchScript and dynamo exporters, external data); GGUF files with the chat templates of seven model families; and
 sentence-transformers ``save()`` folders of every module type (and sparse and cross encoders).
 
-All were clean but one class: a **histogram gradient boosting estimator that was never fitted** (the ``estimator``
-of a ``GridSearchCV``, the unfitted template a ``StackingClassifier``/``StackingRegressor`` or a
+All were clean but two classes. First, a **histogram gradient boosting estimator that was never fitted** (the
+``estimator`` of a ``GridSearchCV``, the unfitted template a ``StackingClassifier``/``StackingRegressor`` or a
 ``TransformedTargetRegressor`` keeps beside its fitted clones, or an unfitted model pickled on its own) was
 ``unverified`` ("predictors the scanner cannot check"): its state has no ``_predictors`` at all, which the check of
 its categorical splits read as predictors it could not find. Such a state is now clean when every key of it is
 known (no key dropped past the container bound, no key computed at load time that may be ``_predictors``):
 scikit-learn's predict then raises before reading a split. A state with a computed key, or one too large to know
 whole, stays unverified, and a second BUILD that drops ``_predictors`` over a checked state is still a HIGH finding
-(an estimator's state is judged whole; no pickler writes two).
+(an estimator's state is judged whole; no pickler writes two). Second, a ``torch.distributed.checkpoint`` folder
+written through ZStandard had an unverified ``.metadata`` (see the section below).
 """
 
 from __future__ import annotations
