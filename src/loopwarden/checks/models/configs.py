@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_config_bases",
     "check_custom_generate",
+    "check_loading_script",
     "check_fiddle",
     "check_json_targets",
     "check_langchain",
@@ -1446,6 +1447,23 @@ def check_custom_generate(ctx: ScanContext, location: Location) -> None:
         "before transformers PR 46483); that code is not analysed",
         location,
         target="custom_generate/generate.py",
+    )
+
+
+def check_loading_script(ctx: ScanContext, location: Location) -> None:
+    """``<folder>/<folder>.py``: the loading script of a dataset or metric folder. ``evaluate.load(folder)``
+    imports it with no opt-in at all (confirmed with evaluate 0.4.6), and ``datasets.load_dataset(folder)`` runs it
+    (with only a warning before datasets 2.20, confirmed with 2.19.2; under ``trust_remote_code=True`` until 4.0
+    dropped scripts, confirmed with 2.21.0). Code that loading runs without an opt-in and that loopwarden does not analyse: high, as GLiNER's
+    sub-config code is."""
+    name = (location.member or location.path).replace("\\", "/").rsplit("/", 1)[-1]
+    ctx.add(
+        rules.HydraTarget,
+        f"{name[:200]}: the loading script of its folder: evaluate.load(folder) imports and runs it with no opt-in, "
+        "datasets.load_dataset(folder) too (by default before datasets 2.20, with trust_remote_code=True until "
+        "4.0); that code is not analysed",
+        location,
+        target="loading script",
     )
 
 

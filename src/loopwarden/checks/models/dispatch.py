@@ -978,6 +978,36 @@ def _custom_generate(blob: Blob) -> bool:
     return f"/{where}".replace("\\", "/").lower().endswith("/custom_generate/generate.py")
 
 
+def _loading_script(blob: Blob) -> bool:
+    """Whether a ``.py`` file is the loading script of the folder it sits in: ``datasets.load_dataset(folder)``
+    (before datasets 4.0) and ``evaluate.load(folder)`` import ``<folder>/<name of folder>.py`` and run it, as
+    ``load_dataset("org/name")`` runs ``name.py`` of that Hub repository (its cache snapshot is
+    ``datasets--org--name/snapshots/<revision>/name.py``). Compared without case: a case-insensitive file system
+    finds ``Name.py`` for the folder ``name``. An archive member at the archive's root is judged against the
+    archive's name without its extensions (``mydata.tar.gz`` extracts to ``mydata/``)."""
+    import os.path
+
+    if blob.location.member:
+        parts = blob.location.member.replace("\\", "/").split("/")
+        if len(parts) == 1:
+            parts = [os.path.basename(str(blob.location.path)).split(".", 1)[0], parts[0]]
+    else:
+        parts = os.path.abspath(str(blob.location.path)).replace("\\", "/").split("/")
+    parts = [p for p in parts if p not in ("", ".")]
+    if len(parts) < 2:
+        return False
+    stem = parts[-1][: -len(".py")].lower()
+    if stem == parts[-2].lower():
+        return True
+    # a Hub cache snapshot: datasets--<org>--<name>/snapshots/<revision>/<name>.py
+    return (
+        len(parts) >= 4
+        and parts[-3] == "snapshots"
+        and parts[-4].lower().startswith("datasets--")
+        and parts[-4].lower().rsplit("--", 1)[-1] == stem
+    )
+
+
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
     from loopwarden.checks.models.keras import check_json_document, json_object_start
@@ -1039,6 +1069,10 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
             from loopwarden.checks.models.configs import check_custom_generate
 
             check_custom_generate(ctx, blob.location)
+        elif _loading_script(blob):
+            from loopwarden.checks.models.configs import check_loading_script
+
+            check_loading_script(ctx, blob.location)
         return
     check_json_document(data, ctx, blob.location, blob.name)
 

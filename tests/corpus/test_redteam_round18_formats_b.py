@@ -1,0 +1,184 @@
+"""Round 18 of the internal red team (second format pass): dataset and metric loading scripts, and tokenizer
+configs that send a loader to files outside the model folder.
+
+Each case is built here and only scanned; where the real loader is installed it is run on the case in a child
+process, in the test's folder, to show what it does with it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tarfile
+import zipfile
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+_MARKER = "r18b-marker"  # relative: the loader runs in the test folder
+
+_SCRIPT = f"""import pathlib
+pathlib.Path({_MARKER!r}).write_text("ran")
+import datasets
+
+
+class Builder(datasets.GeneratorBasedBuilder):
+    def _info(self):
+        return datasets.DatasetInfo(features=datasets.Features({{"a": datasets.Value("int32")}}))
+
+    def _split_generators(self, dl_manager):
+        return [datasets.SplitGenerator(name="train")]
+
+    def _generate_examples(self):
+        yield 0, {{"a": 1}}
+""".encode()
+
+_METRIC = f"""import pathlib
+pathlib.Path({_MARKER!r}).write_text("ran")
+import datasets
+import evaluate
+
+
+class Metric(evaluate.Metric):
+    def _info(self):
+        features = datasets.Features({{"predictions": datasets.Value("int32"), "references": datasets.Value("int32")}})
+        return evaluate.MetricInfo(description="", citation="", features=features)
+
+    def _compute(self, predictions, references):
+        return {{"score": 0}}
+""".encode()
+
+
+def _tar(files: dict[str, bytes]) -> bytes:
+    out = BytesIO()
+    with tarfile.open(fileobj=out, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            info.mtime = 0
+            tar.addfile(info, BytesIO(data))
+    return out.getvalue()
+
+
+def _zip(files: dict[str, bytes]) -> bytes:
+    out = BytesIO()
+    with zipfile.ZipFile(out, "w") as zf:
+        for name, data in files.items():
+            zf.writestr(zipfile.ZipInfo(name, (1980, 1, 1, 0, 0, 0)), data)
+    return out.getvalue()
+
+
+_CSV = b"a,b\n1,2\n"
+
+
+def _script_cases() -> dict[str, dict[str, bytes]]:
+    """A folder's loading script: ``<folder>/<folder>.py``, in every place a loader finds it."""
+    return {
+        "r18_dataset_script": {"r18_squad/r18_squad.py": _SCRIPT, "r18_squad/train.csv": _CSV},
+        "r18_metric_script": {"r18_acc/r18_acc.py": _METRIC},
+        # a case-insensitive file system (macOS, Windows) finds R18_Squad.py for the folder r18_squad
+        "r18_dataset_script_case": {"r18_squad/R18_Squad.py": _SCRIPT},
+        # load_dataset("org/r18_squad") from the Hub cache runs r18_squad.py of the snapshot
+        "r18_dataset_script_hub_cache": {
+            "datasets--org--r18_squad/snapshots/0123456789abcdef0123456789abcdef01234567/r18_squad.py": _SCRIPT,
+            "datasets--org--r18_squad/refs/main": b"0123456789abcdef0123456789abcdef01234567",
+        },
+        # shipped in an archive: a folder inside it, or the archive's root (extracted to a folder of its name)
+        "r18_dataset_script_tar": {"r18_data.tar.gz": _tar({"r18_squad/r18_squad.py": _SCRIPT})},
+        "r18_dataset_script_zip_root": {"r18_squad.zip": _zip({"r18_squad.py": _SCRIPT, "train.csv": _CSV})},
+    }
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    return {**_script_cases()}
+
+
+def _scan(path: Path) -> TargetResult:
+    return next(iter(scan_paths([str(path)], jobs=1).targets))
+
+
+def _write(root: Path, files: dict[str, bytes]) -> list[Path]:
+    paths = []
+    for name, data in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+        paths.append(path)
+    return paths
+
+
+def _script_file(paths: list[Path]) -> Path:
+    return next(p for p in paths if p.suffix in (".py", ".gz", ".zip"))
+
+
+@pytest.mark.parametrize("case", sorted(_script_cases()))
+def test_loading_script_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round every one of these scanned ``clean``: a ``.py`` file was judged only as TorchScript code
+    or ``custom_generate/generate.py``. ``evaluate.load(folder)`` imports ``<folder>/<folder>.py`` with no opt-in
+    (confirmed with evaluate 0.4.6 in a scratch virtualenv: the script wrote its marker file), and
+    ``datasets.load_dataset(folder)`` runs it (confirmed with datasets 2.19.2 with no opt-in, only a warning, and
+    with 2.21.0 under ``trust_remote_code=True``). Now the script is reported (LW-MODEL-042, high: code run without an opt-in that
+    loopwarden does not analyse)."""
+    res = _scan(_script_file(_write(tmp_path, _script_cases()[case])))
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-042" and "loading script" in f.message]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+
+
+def test_loading_script_in_a_scanned_folder(tmp_path: Path) -> None:
+    """The folder walk reports the script once, under its own name, and leaves the data beside it clean."""
+    _write(tmp_path, _script_cases()["r18_dataset_script"])
+    report = scan_paths([str(tmp_path / "r18_squad")], jobs=1)
+    verdicts = {Path(t.path).name: t.verdict for t in report.targets}
+    assert verdicts == {"r18_squad.py": Verdict.FINDINGS, "train.csv": Verdict.CLEAN}, verdicts
+
+
+_BENIGN_PY = {
+    # helpers beside a model or data set that no loader imports by name
+    "model/modeling_foo.py": b"import torch\n",
+    "r18_squad/utils.py": b"import os\n",
+    "r18_squad/sub/r18_squad_utils.py": b"value = 1\n",
+    "pkg/__init__.py": b"",
+    # a model repository's cache: only a dataset repository's script is loaded by its name
+    "models--org--foo/snapshots/0123456789abcdef0123456789abcdef01234567/bar.py": b"value = 1\n",
+    "custom_generate/helper.py": b"value = 1\n",
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BENIGN_PY))
+def test_other_python_files_stay_clean(tmp_path: Path, name: str) -> None:
+    (path,) = _write(tmp_path, {name: _BENIGN_PY[name]})
+    res = _scan(path)
+    assert res.verdict is Verdict.CLEAN, res
+
+
+def _loader(tmp_path: Path, code: str) -> bool:
+    marker = tmp_path / _MARKER
+    subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        check=False,
+        env={"HF_HUB_OFFLINE": "1", "HF_DATASETS_CACHE": str(tmp_path / "cache"), "HOME": str(tmp_path)},
+    )
+    return marker.exists()
+
+
+def test_evaluate_runs_the_metric_script(tmp_path: Path) -> None:
+    pytest.importorskip("evaluate")
+    _write(tmp_path, _script_cases()["r18_metric_script"])
+    assert _loader(tmp_path, "import evaluate; evaluate.load('./r18_acc')")
+
+
+def test_datasets_runs_the_loading_script(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    if int(datasets.__version__.split(".")[0]) >= 4:
+        pytest.skip("datasets 4 dropped loading scripts")
+    _write(tmp_path, _script_cases()["r18_dataset_script"])
+    assert _loader(tmp_path, "import datasets; datasets.load_dataset('./r18_squad', trust_remote_code=True)")
