@@ -94,8 +94,47 @@ def _script_cases() -> dict[str, dict[str, bytes]]:
     }
 
 
+_VOCAB = b"[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\nhello\n"
+
+
+def _tok_config(**extra: object) -> dict[str, object]:
+    return {"tokenizer_class": "BertTokenizer", "do_lower_case": True, "model_max_length": 512, **extra}
+
+
+def _tokenizer_cases() -> dict[str, dict[str, bytes]]:
+    """A tokenizer_config.json that names a file of the tokenizer: transformers 4.x opens that path instead of the
+    folder's file."""
+
+    def folder(config: bytes) -> dict[str, bytes]:
+        return {"tokenizer_config.json": config, "vocab.txt": _VOCAB}
+
+    plain = {
+        "r18_tok_vocab_file_abs": {"vocab_file": "/home/user/.ssh/id_rsa"},
+        "r18_tok_vocab_file_up": {"vocab_file": "../../../../etc/passwd"},
+        "r18_tok_merges_file": {"tokenizer_class": "GPT2Tokenizer", "merges_file": "/etc/hosts"},
+        "r18_tok_tokenizer_file": {"tokenizer_file": "/srv/other/tokenizer.json"},
+        "r18_tok_spm_file": {"tokenizer_class": "T5Tokenizer", "vocab_file": "~/.aws/credentials"},
+        "r18_tok_marian_spm": {"tokenizer_class": "MarianTokenizer", "source_spm": "/etc/shadow"},
+        # relative to the working folder, not the model folder
+        "r18_tok_vocab_file_cwd": {"vocab_file": ".env"},
+    }
+    cases = {name: folder(json.dumps(_tok_config(**extra)).encode()) for name, extra in plain.items()}
+    # the key spelled with a JSON escape, and the file in UTF-16 (json.loads detects it)
+    cases["r18_tok_escaped_key"] = folder(
+        b'{"tokenizer_class": "BertTokenizer", "vocab\\u005ffile": "/etc/passwd"}'
+    )
+    cases["r18_tok_utf16"] = folder(json.dumps(_tok_config(vocab_file="/etc/passwd")).encode("utf-16"))
+    # inside an archive
+    cases["r18_tok_in_tar"] = {
+        "r18_tok.tar.gz": _tar(
+            {"tok/tokenizer_config.json": json.dumps(_tok_config(vocab_file="/etc/passwd")).encode()}
+        )
+    }
+    return cases
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
-    return {**_script_cases()}
+    return {**_script_cases(), **_tokenizer_cases()}
 
 
 def _scan(path: Path) -> TargetResult:
@@ -122,8 +161,8 @@ def test_loading_script_is_reported(tmp_path: Path, case: str) -> None:
     or ``custom_generate/generate.py``. ``evaluate.load(folder)`` imports ``<folder>/<folder>.py`` with no opt-in
     (confirmed with evaluate 0.4.6 in a scratch virtualenv: the script wrote its marker file), and
     ``datasets.load_dataset(folder)`` runs it (confirmed with datasets 2.19.2 with no opt-in, only a warning, and
-    with 2.21.0 under ``trust_remote_code=True``). Now the script is reported (LW-MODEL-042, high: code run without an opt-in that
-    loopwarden does not analyse)."""
+    with 2.21.0 under ``trust_remote_code=True``). Now the script is reported (LW-MODEL-042, high: code run
+    without an opt-in that loopwarden does not analyse)."""
     res = _scan(_script_file(_write(tmp_path, _script_cases()[case])))
     assert res.verdict is Verdict.FINDINGS, res
     hits = [f for f in res.findings if f.rule_id == "LW-MODEL-042" and "loading script" in f.message]
@@ -182,3 +221,57 @@ def test_datasets_runs_the_loading_script(tmp_path: Path) -> None:
         pytest.skip("datasets 4 dropped loading scripts")
     _write(tmp_path, _script_cases()["r18_dataset_script"])
     assert _loader(tmp_path, "import datasets; datasets.load_dataset('./r18_squad', trust_remote_code=True)")
+
+
+@pytest.mark.parametrize("case", sorted(_tokenizer_cases()))
+def test_tokenizer_config_file_path_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round each of these scanned ``clean``. transformers 4.x merged the folder's resolved files into
+    the tokenizer's kwargs only for names the config did not set, so a config's ``vocab_file`` (``merges_file``,
+    ``tokenizer_file``, ``source_spm`` ...) was opened verbatim: confirmed with transformers 4.57.1 in a scratch
+    virtualenv, where ``AutoTokenizer.from_pretrained`` and ``BertTokenizer.from_pretrained`` read the lines of a
+    file outside the folder into the vocabulary (transformers 5.24 lets the folder's file win). Now LW-MODEL-052,
+    high."""
+    files = _tokenizer_cases()[case]
+    paths = _write(tmp_path, files)
+    target = next(p for p in paths if p.name != "vocab.txt")
+    res = _scan(target)
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-052"]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+
+
+_BENIGN_TOKENIZER_CONFIGS = {
+    # what transformers writes (no file keys), with the nulls older releases wrote
+    "bert": _tok_config(),
+    "null_tokenizer_file": _tok_config(tokenizer_file=None, vocab_file=None),
+    "sizes": _tok_config(vocab_size=30522, vocab_files_names={"vocab_file": "vocab.txt"}, sp_model_kwargs={}),
+    "empty": _tok_config(vocab_file=""),
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BENIGN_TOKENIZER_CONFIGS))
+def test_benign_tokenizer_configs_stay_clean(tmp_path: Path, name: str) -> None:
+    path = tmp_path / "tokenizer_config.json"
+    path.write_text(json.dumps(_BENIGN_TOKENIZER_CONFIGS[name]))
+    res = _scan(path)
+    assert res.verdict is Verdict.CLEAN, res
+
+
+def test_file_keys_elsewhere_stay_clean(tmp_path: Path) -> None:
+    """Only transformers' tokenizer config is read for these keys: a model config.json or any other JSON file
+    naming a vocab_file is nothing a tokenizer opens."""
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "bert", "vocab_file": "/data/vocab.txt"}))
+    assert _scan(path).verdict is Verdict.CLEAN
+
+
+def test_transformers_reads_the_named_file(tmp_path: Path) -> None:
+    transformers = pytest.importorskip("transformers")
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        pytest.skip("transformers 5 takes the folder's file")
+    secret = tmp_path / "secret.txt"
+    secret.write_text("r18b-secret\n")
+    _write(tmp_path / "tok", {"vocab.txt": _VOCAB})
+    (tmp_path / "tok" / "tokenizer_config.json").write_text(json.dumps(_tok_config(vocab_file=str(secret))))
+    tok = transformers.BertTokenizer.from_pretrained(str(tmp_path / "tok"))
+    assert "r18b-secret" in tok.get_vocab()

@@ -35,17 +35,18 @@ if TYPE_CHECKING:
 __all__ = [
     "check_config_bases",
     "check_custom_generate",
-    "check_loading_script",
     "check_fiddle",
     "check_json_targets",
     "check_langchain",
     "check_lerobot_processor",
+    "check_loading_script",
     "check_metadata_targets",
     "check_mmengine_imports",
     "check_registry_types",
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
+    "check_tokenizer_files",
     "check_ultralytics_activation",
     "check_yaml_document",
     "is_fiddle_document",
@@ -1454,8 +1455,8 @@ def check_loading_script(ctx: ScanContext, location: Location) -> None:
     """``<folder>/<folder>.py``: the loading script of a dataset or metric folder. ``evaluate.load(folder)``
     imports it with no opt-in at all (confirmed with evaluate 0.4.6), and ``datasets.load_dataset(folder)`` runs it
     (with only a warning before datasets 2.20, confirmed with 2.19.2; under ``trust_remote_code=True`` until 4.0
-    dropped scripts, confirmed with 2.21.0). Code that loading runs without an opt-in and that loopwarden does not analyse: high, as GLiNER's
-    sub-config code is."""
+    dropped scripts, confirmed with 2.21.0). Code that loading runs without an opt-in and that loopwarden does not
+    analyse: high, as GLiNER's sub-config code is."""
     name = (location.member or location.path).replace("\\", "/").rsplit("/", 1)[-1]
     ctx.add(
         rules.HydraTarget,
@@ -1465,6 +1466,53 @@ def check_loading_script(ctx: ScanContext, location: Location) -> None:
         location,
         target="loading script",
     )
+
+
+_TOKENIZER_FILE_KEYS: Final = frozenset(
+    {
+        "emoji_file",
+        "entity_vocab_file",
+        "merges_file",
+        "monolingual_vocab_file",
+        "normalizer_file",
+        "source_spm",
+        "spm_file",
+        "src_vocab_file",
+        "target_spm",
+        "target_vocab_file",
+        "tgt_vocab_file",
+        "tokenizer_config_file",
+        "tokenizer_file",
+        "vocab",
+        "vocab_file",
+        "word_pronunciation_file",
+        "word_shape_file",
+    }
+)
+"""The keys of every transformers tokenizer's ``VOCAB_FILES_NAMES`` (transformers 4.57): the files
+``from_pretrained`` resolves in the model folder and hands to the tokenizer's ``__init__``."""
+
+
+def check_tokenizer_files(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """A ``tokenizer_config.json`` that names one of the tokenizer's files: transformers 4.x merged the folder's
+    resolved files into the config's kwargs only for the names the config did not set
+    (``if args_name not in init_kwargs``), so the config's path was opened verbatim, absolute or relative to the
+    working folder (confirmed with transformers 4.57.1: ``"vocab_file": "/path/secret.txt"`` made
+    ``AutoTokenizer`` and ``BertTokenizer`` read that file's lines into the vocabulary; 5.x lets the folder's file
+    win). ``save_pretrained`` never writes these keys, so any string is reported."""
+    if not isinstance(obj, dict):
+        return
+    for key in sorted(_TOKENIZER_FILE_KEYS & obj.keys()):
+        value = obj[key]
+        if isinstance(value, str) and value:
+            ctx.add(
+                rules.TokenizerFilePath,
+                f"tokenizer_config.json sets {key} to '{value[:200]}': transformers before 5 opens that path "
+                "instead of the model folder's file and reads it into the tokenizer",
+                location,
+                key=key,
+                target=value[:200],
+            )
 
 
 def _auto_map_refs(auto: Any, prefix: str, refs: list[tuple[str, Any]]) -> None:

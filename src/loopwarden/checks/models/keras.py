@@ -121,11 +121,14 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_registry_types,
         check_remote_code,
         check_sentence_transformers,
+        check_tokenizer_files,
         is_registry_config,
         mentions_langchain,
         mentions_target,
     )
 
+    if name.rsplit("/", 1)[-1].lower() == "tokenizer_config.json":
+        check_tokenizer_files(obj, ctx, location)
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)

@@ -565,6 +565,18 @@ class ArrowPickledExtension(Rule):
     )
 
 
+class TokenizerFilePath(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-052"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "Tokenizer config names the vocabulary file the tokenizer opens"
+    help: ClassVar[str] = (
+        "A tokenizer_config.json key naming one of the tokenizer's files (vocab_file, merges_file, tokenizer_file, "
+        "spm_file ...): transformers before 5 opened that path verbatim instead of the file in the model folder, "
+        "so loading reads any local file into the vocabulary. save_pretrained never writes these keys. Control: "
+        "remove the key; load with transformers 5."
+    )
+
+
 RULES: Final[tuple[type[Rule], ...]] = (
     PickleExecCallable,
     PickleResolverCallable,
@@ -615,4 +627,5 @@ RULES: Final[tuple[type[Rule], ...]] = (
     ArchiveHiddenData,
     PackageCode,
     ArrowPickledExtension,
+    TokenizerFilePath,
 )
