@@ -133,8 +133,37 @@ def _tokenizer_cases() -> dict[str, dict[str, bytes]]:
     return cases
 
 
+def _state(*names: str) -> bytes:
+    """A state.json as datasets' save_to_disk writes it (datasets 2.21.0), with these data file names."""
+    state = {
+        "_data_files": [{"filename": n} for n in names],
+        "_fingerprint": "6bf2268aa75e7a4c",
+        "_format_columns": None,
+        "_format_kwargs": {},
+        "_format_type": None,
+        "_output_all_columns": False,
+        "_split": None,
+    }
+    return json.dumps(state, indent=2).encode()
+
+
+def _datasets_cases() -> dict[str, dict[str, bytes]]:
+    """A saved data set whose state.json or dataset_dict.json sends load_from_disk elsewhere."""
+    return {
+        "r18_ds_state_abs": {"state.json": _state("/home/user/private/data-00000-of-00001.arrow")},
+        "r18_ds_state_up": {
+            "state.json": _state("data-00000-of-00001.arrow", "../../other/data-00000-of-00001.arrow")
+        },
+        "r18_ds_state_windows": {"state.json": _state("C:\\Users\\x\\data.arrow")},
+        "r18_ds_state_backslash_up": {"state.json": _state("..\\other\\data.arrow")},
+        "r18_ds_dict_split_up": {"dataset_dict.json": b'{"splits": ["train", "../other"]}'},
+        "r18_ds_dict_split_abs": {"dataset_dict.json": b'{"splits": ["/srv/private_ds"]}'},
+        "r18_ds_state_in_tar": {"r18_ds.tar.gz": _tar({"ds/train/state.json": _state("/etc/x.arrow")})},
+    }
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
-    return {**_script_cases(), **_tokenizer_cases()}
+    return {**_script_cases(), **_tokenizer_cases(), **_datasets_cases()}
 
 
 def _scan(path: Path) -> TargetResult:
@@ -275,3 +304,46 @@ def test_transformers_reads_the_named_file(tmp_path: Path) -> None:
     (tmp_path / "tok" / "tokenizer_config.json").write_text(json.dumps(_tok_config(vocab_file=str(secret))))
     tok = transformers.BertTokenizer.from_pretrained(str(tmp_path / "tok"))
     assert "r18b-secret" in tok.get_vocab()
+
+
+@pytest.mark.parametrize("case", sorted(_datasets_cases()))
+def test_saved_dataset_outside_its_folder_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round each of these scanned ``clean``. ``datasets.load_from_disk`` joins each state.json data
+    file name and each dataset_dict.json split to the folder: confirmed with datasets 2.21.0 in a scratch
+    virtualenv, where an absolute ``filename``, a ``../other/...`` one and a split ``../other`` loaded another
+    data set's rows. Now LW-MODEL-052, high."""
+    ((name, data),) = _datasets_cases()[case].items()
+    path = tmp_path / name
+    path.write_bytes(data)
+    res = _scan(path)
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-052"]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+
+
+_BENIGN_SAVED = {
+    "state.json": _state("data-00000-of-00002.arrow", "data-00001-of-00002.arrow"),
+    "dataset_dict.json": b'{"splits": ["train", "test", "validation"]}',
+}
+
+
+@pytest.mark.parametrize("name", sorted(_BENIGN_SAVED))
+def test_saved_dataset_files_stay_clean(tmp_path: Path, name: str) -> None:
+    """What save_to_disk writes (datasets 2.21.0), and an unrelated state.json of the same name."""
+    path = tmp_path / name
+    path.write_bytes(_BENIGN_SAVED[name])
+    assert _scan(path).verdict is Verdict.CLEAN
+    other = tmp_path / "other" / "state.json"
+    other.parent.mkdir()
+    other.write_text(json.dumps({"_data_files": "/abs/path", "step": 3, "filename": "/tmp/x"}))
+    assert _scan(other).verdict is Verdict.CLEAN
+
+
+def test_real_saved_dataset_stays_clean(tmp_path: Path) -> None:
+    datasets = pytest.importorskip("datasets")
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict({"a": [1, 2]})}).save_to_disk(
+        str(tmp_path / "dd")
+    )
+    report = scan_paths([str(tmp_path / "dd")], jobs=1)
+    json_files = [t for t in report.targets if t.path.endswith(".json")]
+    assert json_files and all(t.verdict is Verdict.CLEAN for t in json_files), json_files

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 __all__ = [
     "check_config_bases",
     "check_custom_generate",
+    "check_datasets_files",
     "check_fiddle",
     "check_json_targets",
     "check_langchain",
@@ -1506,9 +1507,46 @@ def check_tokenizer_files(obj: Any, ctx: ScanContext, location: Location) -> Non
         value = obj[key]
         if isinstance(value, str) and value:
             ctx.add(
-                rules.TokenizerFilePath,
+                rules.ConfigFilePath,
                 f"tokenizer_config.json sets {key} to '{value[:200]}': transformers before 5 opens that path "
                 "instead of the model folder's file and reads it into the tokenizer",
+                location,
+                key=key,
+                target=value[:200],
+            )
+
+
+def _leaves_folder(path: str) -> bool:
+    """Whether a path joined to a folder (``os.path.join``, ``pathlib``, ``posixpath.join``) names a file outside
+    it: absolute (POSIX, a Windows drive or UNC path) or with a ``..`` part."""
+    norm = path.replace("\\", "/")
+    return norm.startswith("/") or re.match(r"^[A-Za-z]:", norm) is not None or ".." in norm.split("/")
+
+
+def check_datasets_files(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
+    """``datasets.load_from_disk`` on a folder written by ``save_to_disk``: a ``Dataset`` folder's ``state.json``
+    lists its Arrow files (``_data_files[].filename``) and a ``DatasetDict`` folder's ``dataset_dict.json`` its
+    split folders (``splits``), each joined to the folder. An absolute name or one with ``..`` makes it read a
+    data set from elsewhere (confirmed with datasets 2.21.0: ``/abs/other.arrow``, ``../other/x.arrow`` and a split
+    ``../other`` loaded that other data set's rows). ``save_to_disk`` writes plain file and split names."""
+    if not isinstance(obj, dict):
+        return
+    if name == "state.json" and isinstance(obj.get("_data_files"), list):
+        entries = [
+            (f"_data_files[{i}].filename", e.get("filename"))
+            for i, e in enumerate(obj["_data_files"])
+            if isinstance(e, dict)
+        ]
+    elif name == "dataset_dict.json" and isinstance(obj.get("splits"), list):
+        entries = [(f"splits[{i}]", split) for i, split in enumerate(obj["splits"])]
+    else:
+        return
+    for key, value in entries:
+        if isinstance(value, str) and _leaves_folder(value):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"{name} names '{value[:200]}' at {key}: datasets.load_from_disk reads that data outside the "
+                "saved folder",
                 location,
                 key=key,
                 target=value[:200],

@@ -114,6 +114,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         return
     from loopwarden.checks.models.configs import (
         check_config_bases,
+        check_datasets_files,
         check_json_targets,
         check_langchain,
         check_lerobot_processor,
@@ -127,8 +128,10 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         mentions_target,
     )
 
-    if name.rsplit("/", 1)[-1].lower() == "tokenizer_config.json":
+    base = name.replace("\\", "/").rsplit("/", 1)[-1]
+    if base.lower() == "tokenizer_config.json":
         check_tokenizer_files(obj, ctx, location)
+    check_datasets_files(obj, ctx, location, base.lower())
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)

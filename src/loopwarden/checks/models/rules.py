@@ -565,15 +565,16 @@ class ArrowPickledExtension(Rule):
     )
 
 
-class TokenizerFilePath(Rule):
+class ConfigFilePath(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-052"
     severity: ClassVar[Severity] = Severity.HIGH
-    title: ClassVar[str] = "Tokenizer config names the vocabulary file the tokenizer opens"
+    title: ClassVar[str] = "Loader config sends the loader to a file outside the model folder"
     help: ClassVar[str] = (
         "A tokenizer_config.json key naming one of the tokenizer's files (vocab_file, merges_file, tokenizer_file, "
-        "spm_file ...): transformers before 5 opened that path verbatim instead of the file in the model folder, "
-        "so loading reads any local file into the vocabulary. save_pretrained never writes these keys. Control: "
-        "remove the key; load with transformers 5."
+        "spm_file ...; transformers before 5 opened that path verbatim instead of the file in the model folder, "
+        "and save_pretrained never writes these keys), or a datasets state.json data file or dataset_dict.json "
+        "split that is absolute or climbs out with '..' (load_from_disk reads it): loading reads a local file "
+        "into the tokenizer or the data set. Control: remove the key or entry; load with transformers 5."
     )
 
 
@@ -627,5 +628,5 @@ RULES: Final[tuple[type[Rule], ...]] = (
     ArchiveHiddenData,
     PackageCode,
     ArrowPickledExtension,
-    TokenizerFilePath,
+    ConfigFilePath,
 )
