@@ -702,6 +702,8 @@ _ROUND18_MODULES: tuple[str, ...] = (
     "test_advisory_sweep18",
     "test_redteam_round18_formats",
     "test_loader_configs18",
+    "test_redteam_round18_torch",
+    "test_redteam_round18_formats_b",
 )
 """The round-18 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
 _ROUND18_NOT_CLEAN_BEFORE: tuple[str, ...] = (
@@ -725,7 +727,11 @@ def _round18_cases() -> dict[str, dict[str, bytes]]:
     header or inside a safetensors file (pyarrow reads them from their footer) with a pickled extension type;
     loader configs that make a loader evaluate or import what they name (YOLOv5 layer arguments, mmengine/AllenNLP
     dotted registry types, mmcv's nms type, pyannote pipeline classes) and YAML keys repeated or merged with
-    ``<<``, which PyYAML reads as the last or the merged value."""
+    ``<<``, which PyYAML reads as the last or the merged value; TorchScript code moving a sparse tensor's indices
+    through a helper's return value, a container, a loop or getattr (the loaded module segfaulted when called), and a
+    torch archive whose ``byteorder`` record says big, which makes torch.load byteswap valid indices past the size;
+    a folder's loading script (``<folder>/<folder>.py``, which evaluate imports), a tokenizer_config.json naming the
+    vocabulary file transformers 4.x opens, and saved datasets naming data outside their folder."""
     import importlib
 
     out: dict[str, dict[str, bytes]] = {}
