@@ -1008,11 +1008,31 @@ def _loading_script(blob: Blob) -> bool:
     )
 
 
+def _tf_text(blob: Blob, ctx: ScanContext) -> None:
+    """A TensorFlow graph in protobuf text format (``saved_model.pbtxt`` is loaded like ``saved_model.pb``)."""
+    from loopwarden.checks.models.tf_text import looks_text_proto
+
+    if not looks_text_proto(blob.head(4096)):
+        return
+    from loopwarden.checks.models.tensorflow_ import scan_text_graph
+
+    if blob.size is not None and blob.size > _MAX_TEXT_PARSE:
+        ctx.fail(blob.location, f"text of {blob.size} bytes is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
+    with blob.open() as f:
+        data = f.read(_MAX_TEXT_PARSE + 1)
+    if len(data) > _MAX_TEXT_PARSE:
+        ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
+    scan_text_graph(data, blob, ctx)
+
+
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
     from loopwarden.checks.models.keras import check_json_document, json_object_start
 
     lower = blob.name.lower()
+    _tf_text(blob, ctx)
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
     # sentence-transformers' modules.json is a JSON array
     opens = "{[" if lower.endswith("modules.json") else "{"

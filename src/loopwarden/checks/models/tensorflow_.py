@@ -25,7 +25,13 @@ from loopwarden.checks.models._base import Blob, ScanContext, read_range
 from loopwarden.checks.models.onnx import ProtoError, ProtoReader
 from loopwarden.domain import Severity
 
-__all__ = ["scan_checkpoint_index", "scan_graph_def", "scan_keras_metadata", "scan_saved_model"]
+__all__ = [
+    "scan_checkpoint_index",
+    "scan_graph_def",
+    "scan_keras_metadata",
+    "scan_saved_model",
+    "scan_text_graph",
+]
 
 _C, _H, _M = Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM
 _PYTHON = "runs a Python function of the loading process"
@@ -53,8 +59,36 @@ _OPS: Final[dict[str, tuple[Severity, str]]] = {
             "TFRecordReaderV2",
             "LMDBReader",
             "RecordInput",  # data_flow_ops.cc: reads the records of the files its file_pattern matches
+            "Skipgram",  # word2vec_ops.cc (deprecated from GraphDef version 19, kept for older graphs)
         ),
         (_H, _READS),
+    ),
+    # dataset.proto snapshot readers: the files of a snapshot at a path the graph chooses
+    **dict.fromkeys(
+        ("SnapshotChunkDataset", "ListSnapshotChunksDataset", "SnapshotDatasetReader"), (_H, _READS)
+    ),
+    # the quantizer's calibration and debugging ops (CPU kernels in every TensorFlow build): files at attrs
+    **dict.fromkeys(("DumpTensor", "CalibrationStatisticsSaver"), (_H, _WRITES)),
+    "DatasetFromGraph": (
+        _H,
+        "runs a GraphDef held in a string tensor (its ops, which can read and write files, are no nodes of the "
+        "model's graph)",
+    ),
+    # a TPU host's system: configured, initialised or shut down (no CPU kernels; run where a TPU system is)
+    **dict.fromkeys(
+        (
+            "ConfigureDistributedTPU",
+            "_ConfigureDistributedTPU",
+            "ShutdownDistributedTPU",
+            "_ShutdownDistributedTPU",
+            "ConfigureAndInitializeGlobalTPU",
+            "ShutdownTPUSystem",
+            "_InitializeHostForDistributedTPU",
+            "_WaitForDistributedTPU",
+            "_DisconnectHostFromDistributedTPUSystem",
+            "ConnectTPUEmbeddingHosts",
+        ),
+        (_M, "configures, connects or shuts down the TPU system of the host"),
     ),
     "ImmutableConst": (_H, "maps a file of the host into a tensor (memory_region_name)"),
     # dataset ops that open files
@@ -138,18 +172,37 @@ _OPS: Final[dict[str, tuple[Severity, str]]] = {
     ),
     "MergeV2Checkpoints": (_H, "moves checkpoint files and deletes their folders"),
     **dict.fromkeys(
-        ("RestoreV2", "Restore", "RestoreSlice", "LoadAndRemapMatrix"),
+        ("RestoreV2", "Restore", "RestoreSlice", "LoadAndRemapMatrix", "DTensorRestoreV2"),
         (_M, "reads a checkpoint at a path the graph chooses"),
     ),
     "GenerateVocabRemapping": (_M, "reads vocabulary files at paths the graph chooses"),
 }
 _SAVER_OPS: Final = frozenset(
-    {"SaveV2", "Save", "SaveSlices", "MergeV2Checkpoints", "RestoreV2", "Restore", "RestoreSlice"}
+    {
+        "SaveV2",
+        "Save",
+        "SaveSlices",
+        "MergeV2Checkpoints",
+        "RestoreV2",
+        "Restore",
+        "RestoreSlice",
+        "DTensorRestoreV2",
+    }
 )
-_RESTORE_OPS: Final = frozenset({"RestoreV2", "Restore", "RestoreSlice"})
+_RESTORE_OPS: Final = frozenset({"RestoreV2", "Restore", "RestoreSlice", "DTensorRestoreV2"})
 _TABLE_FROM_FILE: Final = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
-_ATTR_OPS: Final = frozenset({"PrintV2", "DecodeProtoV2", "EncodeProto", "Copy", "CopyHost"})
-"""Ops judged by an attribute: where tf.print writes, where a proto codec reads its descriptors, debug specs."""
+_SEND_RECV: Final = frozenset({"_Send", "_Recv", "_HostSend", "_HostRecv", "Send", "Recv"})
+_ATTR_OPS: Final = (
+    frozenset({"PrintV2", "DecodeProtoV2", "EncodeProto", "Copy", "CopyHost", "FixedUnigramCandidateSampler"})
+    | _SEND_RECV
+    | {"RemoteCall"}
+)
+"""Ops judged by an attribute (or a constant input): where tf.print writes, where a proto codec reads its
+descriptors, debug specs, a sampler's vocabulary file, the task a tensor or function call goes to."""
+_LOCAL_JOB: Final = re.compile(
+    r"\s*(/job:localhost(/|\Z)|/(replica|task|device|cpu|gpu)[:/]|(cpu|gpu|device)\b|\Z)", re.I
+)
+"""Device names of the loading process itself: its own job (localhost), or no job at all."""
 _FOLLOW: Final = frozenset({"Identity", "Snapshot", "StopGradient"})
 _PATH_OPS: Final = _FOLLOW | {
     "Const",
@@ -483,6 +536,27 @@ def _scan_tf(blob: Blob, ctx: ScanContext, kind: str) -> None:
                 _keras_json(text, ident, blob, ctx)
 
 
+def scan_text_graph(data: bytes, blob: Blob, ctx: ScanContext) -> None:
+    """A SavedModel, GraphDef or MetaGraphDef in protobuf text format (``saved_model.pbtxt``, which the loaders
+    read when a folder has no ``saved_model.pb``; a text ``.meta`` or ``graph.pbtxt``): judged as the binary
+    file with the same fields. Text that opens as one and does not parse is unverified."""
+    from loopwarden.checks.models._base import bytes_blob
+    from loopwarden.checks.models.tf_text import TextProtoError, text_proto_readings
+
+    try:
+        readings = text_proto_readings(data)
+    except (TextProtoError, UnicodeDecodeError, RecursionError) as exc:
+        ctx.fail(blob.location, f"TensorFlow text protobuf cannot be parsed ({str(exc)[:200]})")
+        return
+    for kind, binary in readings:
+        inner = bytes_blob(blob.name, blob.location, binary, blob.depth)
+        metas = _parse(inner, ctx, "graph" if kind == "GraphDef" else kind)
+        for meta in metas or ():
+            _judge(meta, blob, ctx)
+            for ident, text in meta.keras:
+                _keras_json(text, ident, blob, ctx)
+
+
 def _saver_only(meta: _Meta) -> tuple[set[str], set[str]]:
     """Library functions reached only from the saver's save node, and only from its restore node (TF2 puts
     SaveV2 and MergeV2Checkpoints in the first, RestoreV2 in the second): the functions the loader or
@@ -600,6 +674,21 @@ def _verdict(
     if op in ("Copy", "CopyHost"):
         specs = [s for s in node.attrs.get("debug_ops_spec", []) if s]
         return (_H, f"dumps tensors by the debug spec '{specs[0][:200]}'") if specs else None
+    if op == "FixedUnigramCandidateSampler":
+        vocab = (node.attrs.get("vocab_file") or [""])[0]
+        return (_M, f"reads the vocabulary file '{vocab[:200]}'") if vocab else None
+    if op in _SEND_RECV:
+        devices = [d for k in ("send_device", "recv_device") for d in node.attrs.get(k, [])]
+        remote = [d for d in devices if not _LOCAL_JOB.match(d)]
+        if not remote:
+            return None
+        return _M, f"exchanges a tensor with the device '{remote[0][:200]}' of another task of a cluster"
+    if op == "RemoteCall":
+        _, target = _constant(node.inputs[0] if node.inputs else "", body)
+        if target is not None and _LOCAL_JOB.match(target):
+            return None
+        where = f"'{target[:200]}'" if target is not None else "a device the graph computes"
+        return _M, f"runs a function on {where} (another task when the process is part of a cluster)"
     severity, what = _OPS[op]
     _, path = _constant(node.inputs[0] if node.inputs else "", body)
     return severity, what + (f" ('{path[:200]}')" if path is not None else "")
