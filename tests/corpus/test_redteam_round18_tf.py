@@ -704,3 +704,18 @@ def test_text_graphs_written_by_tensorflow_stay_clean(tmp_path: Path) -> None:
     for target in scan_paths([str(tmp_path)], jobs=1).targets:
         assert target.verdict is Verdict.CLEAN, (target.path, target.findings)
     assert any(b"StatefulPartitionedCall" in (tmp_path / n).read_bytes() for n in names)
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("saved_model.pbtxt", pbtxt_saved_model().split(b"\n", 1)[1]),  # opens with "s", a pickle opcode
+        ("model.ckpt.meta", pbtxt_meta_graph().split(b"\n", 1)[1].lstrip()),
+        ("frozen.pb", pbtxt_graph().lstrip()),
+        ("saved_model.pbtxt", pbtxt_saved_model().replace(b"\n", b"\r\n")),
+    ],
+)
+def test_text_graphs_are_judged_whatever_they_open_with(name: str, data: bytes, tmp_path: Path) -> None:
+    """No comment first: the first field's name (some open like pickle opcodes), any file name, CRLF lines."""
+    results = _scan_folder(tmp_path, {name: data})
+    assert results[name][1].get("WriteFile") == Severity.HIGH, results
