@@ -4896,14 +4896,19 @@ class _VM:
         never checked (``check_format`` runs in the constructor only), and ``toarray``, products and sums pass
         them to the C++ sparsetools, which index with them unchecked and write outside the output (a crash
         shown with the installed SciPy). Checked as ``check_format(full_check=True)`` checks them."""
-        if type(state) is not _Dict:
-            return
         kind = cls.rpartition(".")[2][:3]
-        if kind not in ("csr", "csc", "bsr", "coo"):
+        if kind not in ("csr", "csc", "bsr", "coo", "dia", "lil"):
+            return
+        # a ``(state, slotstate)`` pair sets its attributes as a dict does (sparse classes have no __setstate__):
+        # ``(None, {...})`` passed a check that read dict states only (a crash shown with SciPy 1.17)
+        given = state if type(state) is _Dict else self._merged_state(state)
+        if given is None:
             return
         self._state_problem(
             cls,
-            self._sparse_problem(kind, state),
+            given
+            if type(given) is str
+            else self._sparse_problem(kind, given if type(given) is _Dict else _Dict()),
             "scipy.sparse:indices",
             "with {}: SciPy's sparse routines index with these arrays unchecked and write outside their output",
             off,
@@ -4920,10 +4925,14 @@ class _VM:
             or not all(type(d) is int and d >= 0 for d in shape)
         ):
             return None if shape is _UNKNOWN else "?a shape the scanner cannot read"
+        if kind == "lil":
+            return self._lil_problem(shape, state)
         data = self._array_of(state.get("data"))
         if data is None or type(data[1]) is not tuple or not data[1] or type(data[1][0]) is not int:
             return "?data the scanner cannot read"
         nnz = data[1][0]
+        if kind == "dia":
+            return self._dia_problem(data[1], state)
         if kind == "coo":
             coords = state.get("coords")
             if coords is _UNKNOWN:  # SciPy before 1.13
@@ -4975,6 +4984,61 @@ class _VM:
             return f"an index pointer up to {last} for {n_indices} indices and {nnz} values"
         bad = _outside(index_views, minor)
         return None if bad is None else f"an index {bad} of {minor}"
+
+    def _dia_problem(self, dshape: tuple[Any, ...], state: _Dict) -> str | None:
+        """A DIA matrix's ``data`` holds one row of ``L`` values per diagonal and ``offsets`` one offset per
+        diagonal; SciPy's constructor checks that their counts agree, unpickling does not. The sparsetools
+        routines (``dia_matvec`` for products and sums, ``dia_tocsr`` for ``tocsr``/``toarray``) take the
+        diagonal count from one and walk the other with it: the row of diagonal ``i`` at ``data + i * L``, the
+        ``i``-th sorted offset's index, all unchecked (a crash shown with SciPy 1.17)."""
+        if len(dshape) != 2 or not all(type(d) is int for d in dshape):
+            return f"data of shape {dshape} (SciPy keeps one row per diagonal)"
+        offsets = self._int_array(state.get("offsets"))
+        if isinstance(offsets, str):
+            return offsets
+        count, _ = offsets
+        if count != dshape[0]:
+            return f"{count} diagonal offsets for {dshape[0]} rows of diagonal data"
+        return None
+
+    def _lil_problem(self, shape: tuple[int, ...], state: _Dict) -> str | None:
+        """A LIL matrix keeps ``rows`` and ``data``, object arrays of one list per row: the column indices of that
+        row's values (each below the column count) and the values. Nothing checks them on unpickling; ``tocsr``
+        (and so products and ``toarray`` after it) has SciPy's Cython ``lil_get_lengths`` write each row's length
+        into an array of one entry per row, and ``lil_flatten_to_array`` copy both lists of every row into arrays
+        sized by the column lists' lengths, without bounds checks; the CSR matrix built from them takes the
+        column indices unchecked (crashes shown with SciPy 1.17). A leading ``?`` says a part could not be
+        read (a joblib dump's object arrays are read from the nested pickle that built them)."""
+        if len(shape) != 2:
+            return None  # SciPy's LIL is 2-D only and refuses others
+        n_rows, n_cols = shape
+        lists: list[list[Any]] = []
+        for key in ("rows", "data"):
+            found = self._array_of(state.get(key))
+            if found is None:
+                return f"?{key} lists the scanner cannot read"
+            _, lshape, items = found
+            if type(lshape) is not tuple or len(lshape) != 1 or type(lshape[0]) is not int:
+                return f"?{key} of a shape the scanner cannot read"
+            if lshape[0] != n_rows:
+                return f"{lshape[0]} {key} lists for {n_rows} rows"
+            inner = self._array_of(items)
+            if inner is not None and inner[1] == lshape:
+                items = inner[2]  # joblib: the object array its own nested pickle built
+            if type(items) is not list or len(items) != n_rows:
+                return f"?{key} lists the scanner cannot read"
+            lists.append(items)
+        for row, (cols, values) in enumerate(zip(*lists, strict=True)):
+            if type(cols) is not list or type(values) is not list:
+                return "?row lists the scanner cannot read"
+            if len(cols) != len(values):
+                return f"row {row} with {len(cols)} column indices for {len(values)} values"
+            for col in cols:
+                if type(col) is not int:
+                    return "?column indices the scanner cannot read"
+                if not 0 <= col < n_cols:
+                    return f"a column index {col} in row {row} of a matrix of {n_cols} columns"
+        return None
 
     def _kd_tree_problem(self, state: Any) -> str | None:
         """What is wrong with the state of a SciPy ``cKDTree`` (or ``KDTree``, its subclass): ``(tree, data, n,
