@@ -3615,6 +3615,15 @@ class _VM:
                         "them, their point ranges and the index array without bounds checks",
                         off,
                     )
+                elif cls is not None and cls.startswith("pandas.") and cls.endswith(".SparseArray"):
+                    self._state_problem(
+                        cls,
+                        self._pandas_sparse_problem(state),
+                        "pandas.SparseArray:values",
+                        "with {}: pandas' compiled sparse arithmetic (sparse_add_float64 ...) walks the index's "
+                        "points and reads a value per point without bounds checks",
+                        off,
+                    )
                 elif cls in _PANDAS_MANAGERS:
                     self._state_problem(
                         cls,
@@ -4984,6 +4993,40 @@ class _VM:
             return f"an index pointer up to {last} for {n_indices} indices and {nnz} values"
         bad = _outside(index_views, minor)
         return None if bad is None else f"an index {bad} of {minor}"
+
+    def _pandas_sparse_problem(self, state: Any) -> str | None:
+        """A pandas ``SparseArray``'s ``__dict__`` as pandas pickles it: ``_sparse_index`` (an ``IntIndex(length,
+        indices)`` or a ``BlockIndex(length, blocs, blengths)``, whose constructors check themselves), the stored
+        values ``_sparse_values`` and ``_dtype``. Nothing checks that there is one value per point of the index
+        (``npoints``: the indices' count, or the block lengths' sum); the Cython sparse operations loop over the
+        points and read ``sp_values`` at each unchecked (a crash shown with pandas 3.1). Older pandas wrote a
+        tuple state, which is not read here: unverified."""
+        if type(state) is not _Dict:
+            return "?a state of another form than pandas writes"
+        index, values = state.get("_sparse_index"), state.get("_sparse_values")
+        if type(index) is not _Call or type(index.func) is not _Ref or type(index.args) is not tuple:
+            return "?a sparse index the scanner cannot read"
+        spec = _PANDAS_SPARSE_INDEXES.get(index.func.canon)
+        if index.state is not None or spec is None or len(index.args) != spec[1]:
+            return "?a sparse index the scanner cannot read"
+        points = 0
+        if spec[0] == "IntIndex":
+            count = self._dims(index.args[1], 1)
+            if count is None:
+                return "?sparse indices the scanner cannot read"
+            points = count[0]
+        else:
+            found = self._int_array(index.args[2])
+            if isinstance(found, str):
+                return found
+            for view in found[1]:
+                points += sum(view)
+        dims = self._dims(values, 1)
+        if dims is None:
+            return "?sparse values the scanner cannot read"
+        if dims[0] != points:
+            return f"{dims[0]} stored values for an index of {points} points"
+        return None
 
     def _dia_problem(self, dshape: tuple[Any, ...], state: _Dict) -> str | None:
         """A DIA matrix's ``data`` holds one row of ``L`` values per diagonal and ``offsets`` one offset per
@@ -8775,6 +8818,11 @@ _NDARRAY_CLASSES: Final = frozenset(
 )
 """Array classes whose instances take ``ndarray.__setstate__`` (or ``MaskedArray``'s, which hands it on) from a
 BUILD, however the instance was made (``_reconstruct``, NEWOBJ, a call)."""
+_PANDAS_SPARSE_INDEXES: Final = {
+    "pandas._libs.sparse.IntIndex": ("IntIndex", 2),
+    "pandas._libs.sparse.BlockIndex": ("BlockIndex", 3),
+}
+"""pandas' sparse index classes, as ``SparseArray`` pickles them (a call with their constructor's arguments)."""
 _NODE_OWNERS: Final = frozenset(
     {"sklearn.tree._tree.Tree", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"}
 )
