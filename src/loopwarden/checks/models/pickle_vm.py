@@ -5034,7 +5034,9 @@ class _VM:
         routines (``dia_matvec`` for products and sums, ``dia_tocsr`` for ``tocsr``/``toarray``) take the
         diagonal count from one and walk the other with it: the row of diagonal ``i`` at ``data + i * L``, the
         ``i``-th sorted offset's index, all unchecked (a crash shown with SciPy 1.17)."""
-        if len(dshape) != 2 or not all(type(d) is int for d in dshape):
+        if not all(type(d) is int for d in dshape):
+            return "?diagonal data of a shape the scanner cannot read"
+        if len(dshape) != 2:
             return f"data of shape {dshape} (SciPy keeps one row per diagonal)"
         offsets = self._int_array(state.get("offsets"))
         if isinstance(offsets, str):
