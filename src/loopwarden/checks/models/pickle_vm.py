@@ -37,6 +37,7 @@ import re
 import struct
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO, Any, Final, Literal, NamedTuple, TypeAlias
@@ -2282,6 +2283,8 @@ class _VM:
                 self._settle()
             if self.exported:
                 self._exported_programs()
+            if self.result is not _UNKNOWN:
+                self._fused_optimizers(self.result)
             if self.unfilled:
                 self._unfilled_arrays()
 
@@ -4656,6 +4659,87 @@ class _VM:
             off,
             self._ev({"problem": problem[:200]}),
         )
+
+    def _fused_optimizers(self, result: Any) -> None:
+        """An optimizer's state (its ``state_dict()``, or the optimizer saved whole) whose ``param_groups`` ask for
+        the fused kernels (``fused: True``). ``step()`` then hands each parameter's state tensors (``exp_avg``,
+        ``exp_avg_sq``, Adagrad's ``sum`` ...) to a compiled loop that walks them for as many elements as the
+        parameter has, unchecked: a state tensor smaller than its parameter killed the process (SIGSEGV, torch 2.13,
+        CPU ``_fused_adam_``). ``load_state_dict`` takes the saved group's ``fused`` over the live optimizer's and
+        keeps the saved tensors' shapes. A state tensor whose shape is not its parameter's is reported; where the
+        parameters are not in the file (a state dict keys them by index) the shapes cannot be compared: unverified."""
+        todo: deque[tuple[Any, int]] = deque([(result, 0)])
+        seen = 0  # items looked at: breadth first, so an optimizer a level or two down is reached first
+        while todo and seen < _MAX_OPTIMIZER_WALK:
+            value, level = todo.popleft()
+            kind = type(value)
+            if kind is _Call and value.state is not None:
+                todo.append((value.state, level + 1))
+            if kind is tuple or kind is list:
+                children = value[:_MAX_OPTIMIZER_ITEMS]
+            else:
+                pairs = _pairs_of(value)
+                if pairs is None:
+                    continue
+                pairs = pairs[:_MAX_OPTIMIZER_ITEMS]
+                seen += len(pairs)
+                found = {k: v for k, v in pairs if type(k) is str and k in ("param_groups", "state")}
+                groups = found.get("param_groups")
+                if type(groups) in (list, tuple) and "state" in found:
+                    self._fused_state(groups, found["state"])
+                    continue
+                children = [v for _, v in pairs]
+            seen += len(children)
+            if level < _MAX_OPTIMIZER_DEPTH:
+                todo.extend((v, level + 1) for v in children if type(v) in _OPTIMIZER_HOLDERS)
+
+    def _fused_state(self, groups: list[Any] | tuple[Any, ...], state: Any) -> None:
+        """Judge one optimizer's ``state`` when one of its ``groups`` is fused (see ``_fused_optimizers``): a
+        group, the state and each parameter's entry may be a dict or an ``OrderedDict``; a state value that is
+        neither a number nor a tensor the VM can size leaves the file unverified."""
+        fused = False
+        for group in groups[:_MAX_OPTIMIZER_ITEMS]:
+            items = _pairs_of(group)
+            if items is None:
+                fused = True  # a group the scanner cannot read may ask for the fused step
+            elif _last(items, "fused") not in (None, False, 0):
+                fused = True
+        if not fused:
+            return
+        pairs = _pairs_of(state)
+        if pairs is None:
+            self.coll.unverified.append("a fused optimizer whose state the scanner cannot read")
+            return
+        for key, entry in pairs[:_MAX_OPTIMIZER_ITEMS]:
+            entries = _pairs_of(entry)
+            if entries is None:
+                self.coll.unverified.append("a fused optimizer whose state the scanner cannot read")
+                return
+            want = _tensor_size(key)
+            for name, tensor in entries[:64]:
+                if name == "step" or tensor is None or type(tensor) in (int, float, bool):
+                    continue
+                size = _tensor_size(tensor)
+                if size is None or want is None:
+                    what = f"of shape {_short(size)}" if size is not None else "that the scanner cannot size"
+                    self.coll.unverified.append(
+                        f"a fused optimizer keeps {_short(name)} {what} for a parameter the file does not hold: "
+                        "its fused step walks it for as many elements as that parameter has, which the scanner "
+                        "cannot compare"
+                    )
+                    return
+                if size != want:
+                    self.coll.hit(
+                        RULE_TENSOR,
+                        Severity.HIGH,
+                        "torch.optim:fused-state",
+                        f"a fused optimizer keeps {_short(name)} of shape {_short(size)} for a parameter of shape "
+                        f"{_short(want)}: its fused step walks the state for as many elements as the parameter "
+                        "has, past the tensor's memory",
+                        0,
+                        self._ev({"state": _short(name)}),
+                    )
+                    return
 
     def _state_problem(self, cls: str, problem: str | None, subject: str, explained: str, off: int) -> None:
         """Report what a state check found: nothing, an unreadable part (a leading '?': unverified), or a HIGH
@@ -8693,6 +8777,47 @@ _HESSIAN_UPDATES: Final = frozenset(
 )
 """The quasi-Newton Hessian approximations a ``NonlinearConstraint``'s ``hess`` may hold (their own state is numbers
 and matrices)."""
+_MAX_OPTIMIZER_WALK: Final = 200_000
+_MAX_OPTIMIZER_DEPTH: Final = 6
+_MAX_OPTIMIZER_ITEMS: Final = 4096
+_OPTIMIZER_HOLDERS: Final = (_Dict, _Call, list, tuple)
+"""How far the search for optimizer states reaches into what a pickle returns (a checkpoint keeps the optimizer's
+state dict a level or two down)."""
+
+
+def _pairs_of(value: Any) -> list[tuple[Any, Any]] | tuple[()] | None:
+    """The items of a dict, or of an ``OrderedDict`` (or ``defaultdict``) pickle filled by SETITEMS; None for
+    anything else."""
+    if type(value) is _Dict:
+        return value.items
+    if type(value) is _Call and value.items is not None:
+        return value.items.items
+    return None
+
+
+def _last(items: list[tuple[Any, Any]] | tuple[()], key: str) -> Any:
+    """The last value the items hold for ``key`` (None when they hold none), as a dict keeps it."""
+    found = None
+    for k, v in items:
+        if k == key:
+            found = v
+    return found
+
+
+def _tensor_size(value: Any) -> tuple[Any, ...] | None:
+    """The size a tensor (or Parameter) rebuild gives, None when ``value`` is not one the VM can read."""
+    for _ in range(3):
+        if type(value) is not _Call or type(value.func) is not _Ref or type(value.args) is not tuple:
+            return None
+        if value.func.canon in _PARAMETER_REBUILDS and value.args:
+            value = value.args[0]
+            continue
+        if value.func.canon in _TENSOR_REBUILDS and len(value.args) > 2 and type(value.args[2]) is tuple:
+            return value.args[2]
+        return None
+    return None
+
+
 _MAX_VOCABULARY: Final = 1 << 22
 """The largest ``vocab_size`` a watermarking logits processor is admitted with (4M tokens; real ones hold 300k)."""
 _MAX_REGION_ENTRIES: Final = 1_000_000
