@@ -19,8 +19,8 @@ from __future__ import annotations
 
 import io
 import subprocess
-from collections import OrderedDict
 import sys
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,11 @@ print("ran")
 
 def _run(code: str, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-c", code, str(path), *extra], capture_output=True, text=True, timeout=180, check=False
+        [sys.executable, "-c", code, str(path), *extra],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
     )
 
 
@@ -126,7 +130,10 @@ def test_fused_state_dict_variants_are_unverified(tmp_path: Path) -> None:
     variants = [
         {"state": sd["state"], "param_groups": [{**sd["param_groups"][0], "fused": 1}]},
         {"state": {0: OrderedDict(entry)}, "param_groups": [OrderedDict(sd["param_groups"][0])]},
-        {"state": OrderedDict({0: {**entry, "exp_avg": torch.nn.Parameter(entry["exp_avg"])}}), "param_groups": tuple(sd["param_groups"])},
+        {
+            "state": OrderedDict({0: {**entry, "exp_avg": torch.nn.Parameter(entry["exp_avg"])}}),
+            "param_groups": tuple(sd["param_groups"]),
+        },
         {"a": {"model": {str(i): i for i in range(30_000)}, "b": {"c": sd}}},
     ]
     for i, variant in enumerate(variants):

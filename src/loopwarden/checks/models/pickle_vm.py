@@ -4685,7 +4685,7 @@ class _VM:
                 seen += len(pairs)
                 found = {k: v for k, v in pairs if type(k) is str and k in ("param_groups", "state")}
                 groups = found.get("param_groups")
-                if type(groups) in (list, tuple) and "state" in found:
+                if isinstance(groups, (list, tuple)) and "state" in found:
                     self._fused_state(groups, found["state"])
                     continue
                 children = [v for _, v in pairs]
