@@ -108,21 +108,32 @@ def test_a_fused_optimizer_inside_a_checkpoint_is_reported(tmp_path: Path) -> No
     assert _run(_WHOLE_STEP, path).returncode < 0
 
 
+def _noted(found: list[tuple[str, Severity, str]]) -> bool:
+    return any(
+        r == "LW-MODEL-017" and s is Severity.INFO and "fused optimizer's state dict" in m
+        for r, s, m in found
+    )
+
+
 @pytest.mark.parametrize("kind", ["Adam", "Adagrad"])
-def test_a_fused_state_dict_is_unverified(tmp_path: Path, kind: str) -> None:
+def test_a_fused_state_dict_is_noted(tmp_path: Path, kind: str) -> None:
     """A state dict keys its parameters by index: whether its tensors match the model they are loaded into cannot
     be told from the file, and a fused group makes a mismatch a memory error. A live optimizer built without
-    ``fused`` becomes fused by ``load_state_dict`` (torch 2.13)."""
+    ``fused`` becomes fused by ``load_state_dict`` (torch 2.13). Every Hugging Face Trainer run's optimizer.pt is
+    a fused AdamW state dict (its default since torch 2.8), so this is noted (INFO), not failed: a known gap until
+    the state is compared with the model's parameters."""
     path = tmp_path / "optimizer.pt"
     path.write_bytes(_saved({"optimizer": _fused(kind).state_dict()}))
     found = _scan(path)
-    assert any(r == "verdict" and "a fused optimizer keeps" in m for r, _, m in found), found
+    assert _noted(found) and not any(s > Severity.INFO for _, s, _ in found), found
     path.write_bytes(_saved(_fused(kind).state_dict()))
-    assert any(r == "verdict" and "a fused optimizer keeps" in m for r, _, m in _scan(path))
+    assert _noted(_scan(path))
     assert _run(_STATE_DICT_STEP, path, kind).returncode < 0
+    path.write_bytes(_saved(_fused(kind, shrink=False).state_dict()))  # the benign file: the same note
+    assert _noted(_scan(path))
 
 
-def test_fused_state_dict_variants_are_unverified(tmp_path: Path) -> None:
+def test_fused_state_dict_variants_are_noted(tmp_path: Path) -> None:
     """What an attacker tries next: ``fused`` as 1, the group and the entries as ``OrderedDict``s, the state
     tensor as a Parameter, the state a few levels down behind a large model state dict, a tuple of groups."""
     sd = _fused().state_dict()
@@ -139,8 +150,7 @@ def test_fused_state_dict_variants_are_unverified(tmp_path: Path) -> None:
     for i, variant in enumerate(variants):
         path = tmp_path / f"v{i}.pt"
         path.write_bytes(_saved(variant))
-        found = _scan(path)
-        assert any(r == "verdict" and "a fused optimizer keeps" in m for r, _, m in found), (i, found)
+        assert _noted(_scan(path)), (i, _scan(path))
 
 
 def test_an_unfused_state_dict_stays_clean(tmp_path: Path) -> None:
@@ -188,5 +198,4 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
     return {
         "r18_fused_adam_short_state": {"optimizer.pt": _saved(_fused())},
         "r18_fused_adagrad_short_state": {"optimizer.pt": _saved(_fused("Adagrad"))},
-        "r18_fused_adam_state_dict": {"optimizer.pt": _saved(_fused().state_dict())},
     }

@@ -4720,12 +4720,26 @@ class _VM:
                 if name == "step" or tensor is None or type(tensor) in (int, float, bool):
                     continue
                 size = _tensor_size(tensor)
-                if size is None or want is None:
-                    what = f"of shape {_short(size)}" if size is not None else "that the scanner cannot size"
+                if size is None:
                     self.coll.unverified.append(
-                        f"a fused optimizer keeps {_short(name)} {what} for a parameter the file does not hold: "
-                        "its fused step walks it for as many elements as that parameter has, which the scanner "
-                        "cannot compare"
+                        f"a fused optimizer keeps {_short(name)} that the scanner cannot size: its fused step walks "
+                        "it for as many elements as its parameter has"
+                    )
+                    return
+                if want is None:
+                    # a state dict keys its parameters by index: their sizes are in the model it is loaded into,
+                    # not in this file. Every optimizer.pt of a Hugging Face Trainer run (fused AdamW is its
+                    # default since torch 2.8) is such a file, so this is a note (INFO, passing any --fail-on),
+                    # not a verdict: resuming from it with parameters larger than its state corrupts memory.
+                    self.coll.hit(
+                        RULE_TENSOR,
+                        Severity.INFO,
+                        "torch.optim:fused-state-unchecked",
+                        f"a fused optimizer's state dict keeps {_short(name)} of shape {_short(size)} for a "
+                        "parameter it names only by index: its fused step walks the state for as many elements as "
+                        "that parameter has, which only the model it is loaded into tells (not checked)",
+                        0,
+                        self._ev({"state": _short(name)}),
                     )
                     return
                 if size != want:
