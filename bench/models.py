@@ -704,6 +704,10 @@ _ROUND18_MODULES: tuple[str, ...] = (
     "test_loader_configs18",
     "test_redteam_round18_torch",
     "test_redteam_round18_formats_b",
+    "test_redteam_round18_tf",
+    "test_redteam_round18_tokenizers",
+    "test_redteam_round18_states",
+    "test_redteam_round18_hooks",
 )
 """The round-18 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
 _ROUND18_NOT_CLEAN_BEFORE: tuple[str, ...] = (
@@ -731,7 +735,12 @@ def _round18_cases() -> dict[str, dict[str, bytes]]:
     through a helper's return value, a container, a loop or getattr (the loaded module segfaulted when called), and a
     torch archive whose ``byteorder`` record says big, which makes torch.load byteswap valid indices past the size;
     a folder's loading script (``<folder>/<folder>.py``, which evaluate imports), a tokenizer_config.json naming the
-    vocabulary file transformers 4.x opens, and saved datasets naming data outside their folder."""
+    vocabulary file transformers 4.x opens, and saved datasets naming data outside their folder; TensorFlow graphs
+    in protobuf text format (saved_model.pbtxt) and ops a full op sweep found (file writes set by attributes, a
+    graph run from a string constant, readers of files the graph names); SentencePiece models whose character-map
+    trie or piece length crashes sentencepiece before 0.2.3; SciPy DIA and LIL matrices, sparse states given as
+    slot state, and pandas SparseArrays whose parts disagree (compiled code read past its buffers); fused Adam and
+    Adagrad optimizers saved whole whose state tensors are smaller than their parameters (step() segfaulted)."""
     import importlib
 
     out: dict[str, dict[str, bytes]] = {}
