@@ -115,6 +115,21 @@ class TemplateProgram:
                 f"({s.replace('_', '&#95;')!r}|safe).unescape()",
                 f"(dict({{{s!r}: 1}})|first)",
                 f"({s.center(len(s) + 2, 'x')!r}.strip('x'))",
+                f"(('X' ~ {s!r})|replace('X', ''))",
+                f"({s!r}.swapcase().swapcase())",
+                f"({s!r}|title|lower)",
+                f"(({s!r} ~ 'x')[:-1])",
+                f"({(s + '|x')!r}.split('|')[0])",
+                f"({(s + '|x')!r}.partition('|')[0])",
+                f"({(s + 'xx')!r}.rstrip('x'))",
+                f"({s!r}.ljust(0).zfill(0))",
+                f"({s!r}|center({len(s) + 4})|trim)",
+                f"({s!r}|wordwrap(1000))",
+                f"({s!r}|truncate({len(s) + 10}))",
+                f"('{{:s}}'.format({s!r}))",
+                f"('{{0}}{{1}}'.format({s[:k]!r}, {s[k:]!r}))",
+                f"({s!r}|list|join)",
+                f"({s!r}|reverse|reverse|join)",
             ]
         )
 
