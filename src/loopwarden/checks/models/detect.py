@@ -58,6 +58,7 @@ class Format(enum.StrEnum):
     TF_GRAPH = "tf-graphdef"
     TF_FINGERPRINT = "tf-fingerprint"
     TF_CHECKPOINT_INDEX = "tf-checkpoint-index"
+    TF_CHUNKED = "tf-chunked"
     KERAS_METADATA = "keras-metadata"
     EMPTY = "empty"
     UNKNOWN = "unknown"
@@ -234,6 +235,12 @@ _FUNCTION: Final = {1: 2, 3: 2, 4: 2, 5: 2, 6: 2, 7: 2, 8: 2}
 _KERAS_METADATA: Final = {1: 2}
 _KERAS_OBJECT: Final = {2: 0, 3: 2, 4: 2, 5: 2, 6: 2}
 _FINGERPRINT: Final = {1: 0, 2: 0, 3: 0, 4: 0, 5: 0, 6: 2, 7: 2}
+
+
+_RIEGELI: Final = bytes.fromhex(
+    "83af70d10d884a3f0000000000000000400000000000000091bac23c9287e1a9"
+    "0000000000000000e19f13c0e9b1c37273000000000000000000000000000000"
+)
 
 
 def _looks_tensorflow(head: bytes, size: int | None) -> Format | None:
@@ -615,6 +622,8 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.LZMA
     if len(head) >= 262 and head[257:262] == b"ustar":
         return Format.TAR
+    if head.startswith(_RIEGELI):
+        return Format.TF_CHUNKED  # a Riegeli/records file: TensorFlow's chunked protos (saved_model.cpb)
     tf = _looks_tensorflow(head[:4096], size)
     if tf is not None:
         return tf

@@ -1875,5 +1875,6 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.TF_GRAPH: _lazy("tensorflow_", "scan_graph_def"),
     Format.KERAS_METADATA: _lazy("tensorflow_", "scan_keras_metadata"),
     Format.TF_CHECKPOINT_INDEX: _lazy("tensorflow_", "scan_checkpoint_index"),
+    Format.TF_CHUNKED: _lazy("tf_chunked", "scan_chunked_proto"),
     Format.TF_FINGERPRINT: _empty,
 }
