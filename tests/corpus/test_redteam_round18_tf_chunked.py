@@ -202,9 +202,28 @@ SIGNATURE = bytes.fromhex(
 )
 
 
+def _layout(chunk: bytes, begin: int) -> bytes:
+    """A chunk's bytes as they lie in the file from ``begin``: a block header (its hash, the distance back to the
+    chunk's beginning and on to its end) at every 64 KiB boundary it crosses."""
+    usable = (1 << 16) - 24
+    end = begin + len(chunk) + (len(chunk) + (begin + usable - 1) % (1 << 16)) // usable * 24
+    out = bytearray()
+    pos, i = begin, 0
+    while i < len(chunk):
+        if pos % (1 << 16) == 0:
+            rest = (pos - begin).to_bytes(8, "little") + (end - pos).to_bytes(8, "little")
+            out += _hash(rest) + rest
+            pos += 24
+        take = min(len(chunk) - i, (1 << 16) - pos % (1 << 16))
+        out += chunk[i : i + take]
+        pos += take
+        i += take
+    return bytes(out)
+
+
 def riegeli(records: list[bytes], *, compression: str = "none", chunk_type: bytes = b"r") -> bytes:
-    """A Riegeli/records file of one simple chunk (at 64, after the signature) holding ``records``; under 64 KiB,
-    so no block header interrupts it. Record i has the numeric position 64 + i."""
+    """A Riegeli/records file of one simple chunk (at 64, after the signature) holding ``records`` (record i has
+    the numeric position 64 + i), with block headers where it crosses 64 KiB boundaries."""
     sizes = b"".join(_varint(len(r)) for r in records)
     values = b"".join(records)
     if compression == "zstd":
@@ -225,9 +244,7 @@ def riegeli(records: list[bytes], *, compression: str = "none", chunk_type: byte
         + len(records).to_bytes(7, "little")
         + len(b"".join(records)).to_bytes(8, "little")
     )
-    out = SIGNATURE + _hash(rest) + rest + data
-    assert len(out) < (1 << 16) - 64
-    return out
+    return SIGNATURE + _layout(_hash(rest) + rest + data, 64)
 
 
 def chunked_file(chunks: list[bytes], message: bytes, **kw: str) -> bytes:
@@ -278,7 +295,15 @@ def zstd_whole(path: str = MARKER) -> bytes:
     return chunked_file([_saved_model(_graph(write_nodes(path)))], _chunked(0), compression="zstd")
 
 
+def large_split(path: str = MARKER) -> bytes:
+    """split_graph with 200 KB of constant before the WriteFile node: the chunk crosses three block headers."""
+    nodes = [_const("big", "w" * 200_000), *write_nodes(path)]
+    fields = (_field(("field", 2), ("index", 0), ("field", 2)), _chunked(1))
+    return chunked_file([_saved_model(None), _graph(nodes)], _chunked(0, fields))
+
+
 _ATTACKS = {
+    "large_split": large_split,
     "whole": whole,
     "split_graph": split_graph,
     "split_nodes": split_nodes,
@@ -373,3 +398,34 @@ def test_oss_tensorflow_does_not_read_cpb_yet(case: str, tmp_path: Path) -> None
     )
     assert not marker.exists(), "the loader merged the chunks and ran WriteFile"
     assert "Could not find SavedModel" in done.stdout, done.stdout + done.stderr[-2000:]
+
+
+_FINGERPRINT = r"""
+import sys
+from tensorflow.core.protobuf import fingerprint_pb2
+from tensorflow.python.saved_model.pywrap_saved_model import fingerprinting
+fp = fingerprint_pb2.FingerprintDef()
+fp.ParseFromString(fingerprinting.CreateFingerprintDef(sys.argv[1]))
+print("checksum", fp.saved_model_checksum)
+"""
+
+
+@pytest.mark.parametrize("case", [*sorted(_ATTACKS), "zstd"])
+def test_tensorflow_riegeli_reader_reads_the_file(case: str, tmp_path: Path) -> None:
+    """TensorFlow's own Riegeli reader and chunk merger (the fingerprinting of a ``.cpb`` SavedModel,
+    ``CreateFingerprintDefCpb`` in tensorflow-cpu 2.21) read each file: its checksums, records and ChunkMetadata
+    are what TensorFlow writes and reads."""
+    pytest.importorskip("tensorflow")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    build = zstd_whole if case == "zstd" else _ATTACKS[case]
+    (folder / "saved_model.cpb").write_bytes(build(MARKER))
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    done = subprocess.run(
+        [sys.executable, "-c", _FINGERPRINT, str(folder)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert "checksum" in done.stdout, done.stdout + done.stderr[-2000:]
