@@ -302,8 +302,20 @@ def large_split(path: str = MARKER) -> bytes:
     return chunked_file([_saved_model(None), _graph(nodes)], _chunked(0, fields))
 
 
+def sliced_graph(path: str = MARKER) -> bytes:
+    """The graph in two slices: chunk 1 (the constants) merged at meta_graphs[0].graph_def, and chunk 2 (the
+    WriteFile and main op, a GraphDef too) merged into it at the empty field path (the splitter's slicing of a
+    repeated field: the chunk is a message of the parent's type)."""
+    nodes = write_nodes(path)
+    inner = _chunked(1, (b"", _chunked(2)))
+    fields = (_field(("field", 2), ("index", 0), ("field", 2)), inner)
+    chunks = [_saved_model(None), _graph(nodes[:2]), b"".join(_len(1, n) for n in nodes[2:])]
+    return chunked_file(chunks, _chunked(0, fields))
+
+
 _ATTACKS = {
     "large_split": large_split,
+    "sliced_graph": sliced_graph,
     "whole": whole,
     "split_graph": split_graph,
     "split_nodes": split_nodes,
