@@ -28,6 +28,7 @@ _SCALAR: Final[dict[int, str]] = {
     11: "q",
     12: "d",
 }
+_UINT32: Final = 4
 _STRING: Final = 8
 _ARRAY: Final = 9
 _MAX_COUNT: Final = 1 << 24
@@ -59,9 +60,15 @@ _BYTE_TOKEN: Final = 6
 """llama.cpp's token type BYTE: a ``<0xNN>`` token standing for one byte."""
 _MAX_LAYERS: Final = 512
 """LLAMA_MAX_LAYERS: llama.cpp's per-layer hyperparameters are arrays of this size, indexed up to block_count."""
-_DEFAULT_SPECIAL: Final[dict[str, int]] = {"llama": 2, "gpt2": 11, "bert": 103, "t5": 2}
-"""The largest special-token id llama.cpp assumes for a tokenizer model when the file names none (SPM bos 1/eos 2,
-GPT-2 bos/eos 11, BERT cls 101/sep 102/mask 103, T5 unk 2): a vocabulary of fewer tokens is read past its end
+_DEFAULT_SPECIAL: Final[dict[str, dict[str, int]]] = {
+    "llama": {"bos": 1, "eos": 2, "unknown": 0},
+    "gpt2": {"bos": 11, "eos": 11},
+    "bert": {"bos": 101, "unknown": 100, "seperator": 102, "padding": 0, "mask": 103},
+    "t5": {"eos": 1, "unknown": 2, "padding": 0},
+}
+"""The special-token ids llama.cpp assumes for a tokenizer model (SPM bos 1/eos 2/unk 0, GPT-2 bos/eos 11, BERT
+cls 101/unk 100/sep 102/pad 0/mask 103, T5 eos 1/unk 2/pad 0), by the ``tokenizer.ggml.<name>_token_id`` key that
+replaces each: a default the file does not replace and that is past a smaller vocabulary is read past its end
 (GHSA-g4cc-763q-h9h6; llama.cpp PR 25508)."""
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
@@ -179,6 +186,9 @@ class _Vocab:
         self.odd_bytes: list[int] = []
         self.arrays: dict[str, int] = {}
         self.special: dict[str, int] = {}
+        self.replaced: set[str] = (
+            set()
+        )  # special-token keys given as UINT32, the type llama.cpp reads them as
         self.model: str | None = None
 
     def check(self, f: BinaryIO, v1: bool, ctx: ScanContext, loc: Location, order: str = "<") -> None:
@@ -220,8 +230,20 @@ class _Vocab:
                     f"{key} is {tid}, outside the vocabulary of {n} tokens",
                     loc,
                 )
-        default = _DEFAULT_SPECIAL.get(self.model or "")
-        if default is not None and n <= default:
+        # llama.cpp starts from the tokenizer model's default ids and replaces each with the file's UINT32 key
+        # when that id is inside the vocabulary; a key of another type makes the loader refuse the file, and an id
+        # past the vocabulary keeps the default ("bad special token ... using default id"). Only a default that
+        # stays is read: a small vocabulary whose file names every defaulted id inside it (as gguf-py writes a
+        # tiny model's) is not read past its end, and one that leaves any of them out still is.
+        kept = [
+            tid
+            for name, tid in _DEFAULT_SPECIAL.get(self.model or "", {}).items()
+            if not (
+                f"tokenizer.ggml.{name}_token_id" in self.replaced
+                and 0 <= self.special[f"tokenizer.ggml.{name}_token_id"] < n
+            )
+        ]
+        if kept and n <= max(kept):
             ctx.add(
                 rules.GgufInvalid,
                 f"vocabulary of {n} tokens is smaller than the special-token ids llama.cpp assumes for a "
@@ -402,6 +424,10 @@ def _parse(f: BinaryIO, size: int, ctx: ScanContext, loc: Location) -> None:
         if isinstance(val, int) and not isinstance(val, bool):
             if key.startswith("tokenizer.ggml.") and key.endswith("_token_id"):
                 vocab.special[key] = val
+                if vtype == _UINT32:
+                    vocab.replaced.add(key)
+                else:
+                    vocab.replaced.discard(key)  # a duplicate key of another type: llama.cpp refuses the file
             elif key.endswith(".block_count") and val > _MAX_LAYERS:
                 # llama.cpp's per-layer arrays hold 512 entries; a larger count wrote past them (PR 25821/26051)
                 ctx.add(rules.GgufInvalid, f"{key} is {val}, more than llama.cpp's {_MAX_LAYERS} layers", loc)
