@@ -65,11 +65,13 @@ _DEFAULT_SPECIAL: Final[dict[str, dict[str, int]]] = {
     "gpt2": {"bos": 11, "eos": 11},
     "bert": {"bos": 101, "unknown": 100, "seperator": 102, "padding": 0, "mask": 103},
     "t5": {"eos": 1, "unknown": 2, "padding": 0},
+    # PLaMo-2's tokenizer has defaults too (bos 1, eos 2, unk 0, pad 3): the same class, missing from this table
+    "plamo2": {"bos": 1, "eos": 2, "unknown": 0, "padding": 3},
 }
 """The special-token ids llama.cpp assumes for a tokenizer model (SPM bos 1/eos 2/unk 0, GPT-2 bos/eos 11, BERT
-cls 101/unk 100/sep 102/pad 0/mask 103, T5 eos 1/unk 2/pad 0), by the ``tokenizer.ggml.<name>_token_id`` key that
-replaces each: a default the file does not replace and that is past a smaller vocabulary is read past its end
-(GHSA-g4cc-763q-h9h6; llama.cpp PR 25508)."""
+cls 101/unk 100/sep 102/pad 0/mask 103, T5 eos 1/unk 2/pad 0, PLaMo-2 bos 1/eos 2/unk 0/pad 3), by the
+``tokenizer.ggml.<name>_token_id`` key that replaces each: a default the file does not replace and that is past a
+smaller vocabulary is read past its end (GHSA-g4cc-763q-h9h6; llama.cpp PR 25508)."""
 _HEX: Final = frozenset(b"0123456789abcdefABCDEF")
 # ggml tensor types: (elements per block, bytes per block), from the GGUF/ggml format specification
 _GGML_BLOCKS: Final[dict[int, tuple[int, int]]] = {
