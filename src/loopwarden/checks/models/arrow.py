@@ -202,16 +202,12 @@ def _message_pickles(data: bytes) -> list[bytes]:
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    out = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise _Malformed("varint out of range")
-        b = buf[pos]
-        pos += 1
-        out |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return out, pos
+    from loopwarden.checks.models.detect import read_varint
+
+    value, pos = read_varint(buf, pos)
+    if value is None:
+        raise _Malformed("varint out of range")
+    return value, pos
 
 
 class _Thrift:

@@ -44,16 +44,12 @@ class ChunkedError(Exception):
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
-    value = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ChunkedError("truncated or overlong varint")
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return value & ((1 << 64) - 1), pos
+    from loopwarden.checks.models.detect import read_varint
+
+    value, pos = read_varint(buf, pos)
+    if value is None:
+        raise ChunkedError("truncated or overlong varint")
+    return value & ((1 << 64) - 1), pos
 
 
 def _enc_varint(n: int) -> bytes:
