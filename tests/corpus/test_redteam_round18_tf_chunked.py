@@ -27,6 +27,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import test_redteam_round18_tf as r18tf
 
 from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, Verdict
@@ -119,25 +120,7 @@ def highway64(data: bytes) -> int:
 # --- protobuf and Riegeli writers --------------------------------------------------------------------------------
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def _len(num: int, payload: bytes | str) -> bytes:
-    data = payload.encode() if isinstance(payload, str) else payload
-    return _varint(num << 3 | 2) + _varint(len(data)) + data
-
-
-def _int(num: int, value: int) -> bytes:
-    return _varint(num << 3) + _varint(value)
+_varint, _len, _int = r18tf._varint, r18tf._len, r18tf._int  # the protobuf writers of the round's TF tests
 
 
 def _node(name: str, op: str, *inputs: str, **attrs: bytes) -> bytes:
