@@ -74,6 +74,8 @@ def verify(
     :class:`VerifyResult`.
     """
     root = Path(path)
+    if not os.path.lexists(root):  # named first: a missing model is the problem, not its missing signature
+        raise InputError(root, "no such file or folder")
     sig = Path(signature) if signature is not None else default_signature(root)
     src = str(sig)
     try:
@@ -82,8 +84,6 @@ def verify(
         raise InputError(sig, "signature file not found", hint="pass --signature FILE") from None
     except OSError as exc:
         raise InputError(sig, f"cannot read signature file: {exc.strerror}") from None
-    if not os.path.lexists(root):
-        raise InputError(root, "no such file or folder")
     bundle = Bundle.parse(data, source=src)
     try:
         signer = trust.check(bundle, source=src)

@@ -283,3 +283,15 @@ def test_incremental_cli_uses_the_cache(
     rc, out, _ = _run(capsys, "verify", str(model), "--key", str(pub), "--incremental")
     assert rc == 1
     assert "sub/tok.txt" in out
+
+
+def test_verify_names_a_missing_model_before_its_signature(
+    key_files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A model path that does not exist is the error reported, not the default signature path derived from it."""
+    _, pub = key_files
+    rc, _, err = _run(capsys, "verify", str(tmp_path / "no-such-model"), "--key", str(pub))
+    assert rc == 2
+    assert "no-such-model" in err
+    assert "no such file or folder" in err
+    assert "signature file not found" not in err
