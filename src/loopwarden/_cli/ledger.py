@@ -133,6 +133,8 @@ def run(args: argparse.Namespace) -> int:
             if args.json:
                 emit_json({"entries": rows})
             else:
+                if not rows:
+                    out("the ledger is empty" if led.size() == 0 else "no entries match")
                 for r in rows:
                     st = r["statement"] or {}
                     subs = ", ".join(

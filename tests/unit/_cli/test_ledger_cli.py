@@ -77,6 +77,8 @@ def test_ledger_commands_end_to_end(
     ws: Workspace, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     w = ["--workspace", str(ws.root)]
+    rc, out, _ = run(capsys, *w, "ledger", "show")
+    assert (rc, out.strip()) == (0, "the ledger is empty")  # said, not an empty screen
     files = []
     for i in range(3):
         f = tmp_path / f"env{i}.json"
@@ -97,6 +99,8 @@ def test_ledger_commands_end_to_end(
     assert [e["index"] for e in json.loads(out)["entries"]] == [3]
     rc, out, _ = run(capsys, *w, "ledger", "show")
     assert "#3" in out
+    rc, out, _ = run(capsys, *w, "ledger", "show", "--predicate-type", "https://example.invalid/none")
+    assert (rc, out.strip()) == (0, "no entries match")
     rc, out, _ = run(capsys, *w, "ledger", "proof", "2", "--json")
     assert rc == 0
     assert json.loads(out)["verified"] is True
