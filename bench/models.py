@@ -741,12 +741,17 @@ def _round18_cases() -> dict[str, dict[str, bytes]]:
     trie or piece length crashes sentencepiece before 0.2.3; SciPy DIA and LIL matrices, sparse states given as
     slot state, and pandas SparseArrays whose parts disagree (compiled code read past its buffers); fused Adam and
     Adagrad optimizers saved whole whose state tensors are smaller than their parameters (step() segfaulted)."""
+    return _cases_of_modules(_ROUND18_MODULES, _ROUND18_NOT_CLEAN_BEFORE)
+
+
+def _cases_of_modules(modules: tuple[str, ...], left_out: tuple[str, ...]) -> dict[str, dict[str, bytes]]:
+    """The ``bench_cases()`` of each test module, less the cases kept out of the benchmark."""
     import importlib
 
     out: dict[str, dict[str, bytes]] = {}
-    for name in _ROUND18_MODULES:
+    for name in modules:
         out.update(importlib.import_module(name).bench_cases())
-    for case in _ROUND18_NOT_CLEAN_BEFORE:
+    for case in left_out:
         out.pop(case, None)
     return out
 

@@ -9,6 +9,8 @@ import importlib
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 BENCH = REPO / "bench" / "models.py"
 
@@ -55,16 +57,18 @@ def _tuple_of(name: str) -> tuple[str, ...]:
     raise AssertionError(f"{name} not found in bench/models.py")
 
 
-def test_round18_modules_define_bench_cases_and_none_scans_clean(tmp_path: Path) -> None:
-    """Round 18's cases come from each module's ``bench_cases()``: every module exists, every name kept out of the
+@pytest.mark.parametrize("round_", [18])
+def test_round_modules_define_bench_cases_and_none_scans_clean(round_: int, tmp_path: Path) -> None:
+    """A round's cases come from each module's ``bench_cases()``: every module exists, every name kept out of the
     benchmark is one of its cases, and every case kept is reported by the scanner."""
     from loopwarden.checks.models.scanner import scan_paths
     from loopwarden.domain import Verdict
 
     cases: dict[str, dict[str, bytes]] = {}
-    for name in _tuple_of("_ROUND18_MODULES"):
+    for name in _tuple_of(f"_ROUND{round_}_MODULES"):
         cases.update(importlib.import_module(name).bench_cases())
-    left_out = _tuple_of("_ROUND18_NOT_CLEAN_BEFORE")
+    assert cases
+    left_out = _tuple_of(f"_ROUND{round_}_NOT_CLEAN_BEFORE")
     assert set(left_out) <= set(cases)
     for case, files in cases.items():
         if case in left_out:
