@@ -9,9 +9,14 @@ ChunkedMessage); the other records are the chunks, found by their record positio
 {1 chunk_index, 2 chunked_fields: ChunkedField{1 field_tag: FieldIndex{1 field, 2 map_key, 3 index}, 3 message}}
 names the chunk that holds a message and the chunks merged into its fields. The SavedModel is reassembled here
 (a chunk merged into a field is appended as that field, which protobuf merges; an indexed element of a repeated
-field gets the chunk merged into it) and judged as ``saved_model.pb``. What cannot be read (a transposed or
-Brotli chunk without the decoder, a size over the bound, a record the metadata names and the file lacks) is
-unverified, never clean.
+field gets the chunk merged into it) and judged as ``saved_model.pb``.
+
+Real chunked SavedModels are over 2 GB, so nothing is read whole: a record is a reference into the file (its
+content offsets, block headers left out), a compressed chunk is inflated a bounded piece at a time into a
+temporary file and referenced there, and the reassembled message is a list of those references and the tags
+between them (:class:`_Rope`), which the SavedModel check reads as a seekable file, seeking past what it does not
+judge (tensor contents). What cannot be read (a transposed chunk, Brotli without the ``brotli`` module, a
+record the metadata names and the file lacks, truncation, a bound) is unverified, never clean.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Final
+from typing import IO, Any, BinaryIO, Final, cast
 
 from loopwarden.checks.models._base import Blob, ScanContext, spool
 
@@ -43,8 +48,6 @@ _MAX_META: Final = 64 << 20
 _MAX_SEGMENTS: Final = 1 << 22
 """Pieces of the reassembled message (its records and the tags between them) and, times 16, the pieces the merges
 copy in all: past these the file is unverified."""
-_MAX_INFLATED: Final = 64 << 30
-"""Bytes of compressed chunks written out to a temporary file: past this the file is unverified."""
 _PIECE: Final = 1 << 20
 """Compressed chunks are read and inflated this many bytes at a time."""
 _WINDOW: Final = 1 << 16
@@ -141,7 +144,7 @@ class _Source:
         self.size = size
         self.content_size = _content(size)
         self.ctx = ctx
-        self.tmp: BinaryIO | None = None
+        self.tmp: IO[bytes] | None = None
         self.inflated = 0
 
     def read(self, start: int, n: int) -> bytes:
@@ -184,20 +187,44 @@ class _Source:
         if self.tmp is None:
             self.tmp = spool(io.BytesIO(b""), self.ctx)
             self.ctx.closers.append(self.tmp)
-        self.inflated += size
-        if self.inflated > _MAX_INFLATED:
-            raise ChunkedError(f"over {_MAX_INFLATED} bytes of compressed chunks")
         tmp = self.tmp
+        self.inflated += size
+        bound = self.ctx.limits.max_decompressed_bytes
+        if self.inflated > bound:
+            raise ChunkedError(f"compressed chunks inflate to over {bound} bytes (max_decompressed_bytes)")
         at = tmp.seek(0, 2)
         written = 0
         for piece in _inflate(kind, self.pieces(start, n), size):
             written += len(piece)
+            self.ctx.count_decompressed(len(piece))
             if written > size:
                 raise ChunkedError("compressed chunk inflates past its declared size")
             tmp.write(piece)
         if written != size:
             raise ChunkedError("decompressed size differs from the declared one")
         return _Ref(at, size, inflated=True)
+
+
+class _Pieces(io.RawIOBase):
+    """An iterator of byte strings read as a stream."""
+
+    def __init__(self, pieces: Iterator[bytes]) -> None:
+        self.pieces = pieces
+        self.buf = b""
+        self.at = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        while self.at >= len(self.buf):
+            self.buf, self.at = next(self.pieces, b""), 0
+            if not self.buf:
+                return 0
+        n = min(len(b), len(self.buf) - self.at)
+        b[:n] = self.buf[self.at : self.at + n]
+        self.at += n
+        return n
 
 
 def _inflate(kind: int, chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
@@ -207,14 +234,13 @@ def _inflate(kind: int, chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
             import zstandard
         except ImportError:
             raise ChunkedError("Zstd-compressed chunk and no zstandard module") from None
-        d = zstandard.ZstdDecompressor().decompressobj()
         try:
-            for chunk in chunks:
-                for i in range(0, len(chunk), 1 << 14):
-                    # 16 KiB of a Zstd frame inflates to at most a few blocks of 128 KiB each
-                    out = d.decompress(chunk[i : i + (1 << 14)])
-                    if out:
-                        yield out
+            # the stream reader hands out at most what is asked: a bounded piece whatever the ratio
+            with zstandard.ZstdDecompressor().stream_reader(
+                cast(IO[bytes], _Pieces(chunks)), read_size=1 << 16
+            ) as r:
+                while out := r.read(_PIECE):
+                    yield out
         except zstandard.ZstdError as exc:
             raise ChunkedError(f"Zstd chunk does not decompress ({exc})") from None
     elif kind == ord("b"):
@@ -223,14 +249,29 @@ def _inflate(kind: int, chunks: Iterator[bytes], size: int) -> Iterator[bytes]:
         except ImportError:
             raise ChunkedError("Brotli-compressed chunk and no brotli module") from None
         d = brotli.Decompressor()
+        bounded = hasattr(d, "can_accept_more_data")  # brotli 1.2: output_buffer_limit bounds each piece
         try:
             for chunk in chunks:
                 for i in range(0, len(chunk), 1 << 12):
-                    out = d.process(chunk[i : i + (1 << 12)])
-                    if len(out) > size:
-                        raise ChunkedError("compressed chunk inflates past its declared size")
-                    if out:
-                        yield out
+                    if bounded:
+                        out = d.process(chunk[i : i + (1 << 12)], output_buffer_limit=_PIECE)
+                        while True:
+                            if out:
+                                yield out
+                            if d.can_accept_more_data() or d.is_finished():
+                                break
+                            out = d.process(b"", output_buffer_limit=_PIECE)
+                    else:  # older modules: 4 KiB of input at a time, and its output judged against the size
+                        out = d.process(chunk[i : i + (1 << 12)])
+                        if len(out) > size:
+                            raise ChunkedError("compressed chunk inflates past its declared size")
+                        if out:
+                            yield out
+            while bounded and not d.is_finished():  # what the last input left in the decoder
+                out = d.process(b"", output_buffer_limit=_PIECE)
+                if not out:
+                    break
+                yield out
         except brotli.error as exc:
             raise ChunkedError(f"Brotli chunk does not decompress ({exc})") from None
     else:
@@ -267,7 +308,7 @@ def riegeli_records(src: _Source, max_meta: int = _MAX_META) -> dict[int, _Ref]:
         kind = header[24]
         count = int.from_bytes(header[25:32], "little")
         decoded = int.from_bytes(header[32:40], "little")
-        if data_size > src.size or decoded > _MAX_INFLATED or count > _MAX_RECORDS:
+        if data_size > src.size or count > _MAX_RECORDS:
             raise ChunkedError(f"chunk at {begin} declares sizes over the bound")
         d0 = c0 + _CHUNK_HEADER
         if d0 + data_size > src.content_size:
@@ -369,10 +410,7 @@ class _RopeReader(io.RawIOBase):
         i = bisect.bisect_right(self.starts, pos) - 1
         while n > 0 and 0 <= i < len(self.rope.segs):
             s, off = self.rope.segs[i], pos - self.starts[i]
-            if isinstance(s, bytes):
-                data = s[off : off + n]
-            else:
-                data = self.src.read_ref(s, off, n)
+            data = s[off : off + n] if isinstance(s, bytes) else self.src.read_ref(s, off, n)
             parts.append(data)
             pos += len(data)
             n -= len(data)
@@ -557,5 +595,13 @@ def scan_chunked_proto(blob: Blob, ctx: ScanContext, *, max_meta: int = _MAX_MET
             ctx.fail(blob.location, f"Riegeli file cannot be read as a chunked proto ({str(exc)[:200]})")
         return
     scan_saved_model(
-        Blob(blob.name, blob.location, lambda: _RopeReader(merged, src), merged.size, True, blob.depth), ctx
+        Blob(
+            blob.name,
+            blob.location,
+            lambda: cast(BinaryIO, _RopeReader(merged, src)),
+            merged.size,
+            True,
+            blob.depth,
+        ),
+        ctx,
     )
