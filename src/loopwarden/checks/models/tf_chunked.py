@@ -46,8 +46,8 @@ _MAX_FIELDS: Final = 1 << 16
 _MAX_META: Final = 64 << 20
 """The ChunkMetadata record and a chunk's record sizes are read whole: larger ones are unverified."""
 _MAX_SEGMENTS: Final = 1 << 22
-"""Pieces of the reassembled message (its records and the tags between them) and, times 16, the pieces the merges
-copy in all: past these the file is unverified."""
+"""Pieces of the reassembled message (its records and the tags between them) and, times 16, the pieces and fields
+the merges copy and read in all: past these the file is unverified."""
 _PIECE: Final = 1 << 20
 """Compressed chunks are read and inflated this many bytes at a time."""
 _WINDOW: Final = 1 << 16
@@ -508,7 +508,10 @@ class _Merger:
         if rest and rest[0][0] == "index":
             index = rest[0][1]
             seen = 0
-            for num, wire, start, vstart, end in _rope_fields(msg, self.src):
+            fields = _rope_fields(msg, self.src)
+            self.copied += len(fields)
+            self.src.ctx.check_time()
+            for num, wire, start, vstart, end in fields:
                 if num == value and wire == 2:
                     if seen == index:
                         inner = self._merge_at(msg.slice(vstart, end), rest[1:], child)
