@@ -299,3 +299,317 @@ def test_chunked_saved_model_over_the_old_bound(attack: bool, tmp_path: Path) ->
         assert _ops(findings).get("WriteFile") == Severity.HIGH, (verdict, findings)
     else:
         assert verdict == Verdict.CLEAN and not findings, (verdict, findings)
+
+
+# --- ONNX: files named by EPContext nodes -------------------------------------------------------------------------
+
+EP_RULE = "LW-MODEL-053"
+EXT_RULE = "LW-MODEL-035"
+
+
+def _attr(name: str, *, s: str | bytes | None = None, i: int | None = None, ref: str | None = None) -> bytes:
+    """AttributeProto{1 name, 3 i, 4 s, 20 type, 21 ref_attr_name}."""
+    out = _len(1, name)
+    if i is not None:
+        out += _int(3, i) + _int(20, 2)
+    if s is not None:
+        out += _len(4, s) + _int(20, 3)
+    if ref is not None:
+        out += _len(21, ref) + _int(20, 3)
+    if i is None and s is None and ref is None:
+        out += _int(20, 2)  # an INT attribute with no value: onnxruntime reads it as 0
+    return out
+
+
+def _onnx_node(op: str, attrs: list[bytes], *, domain: str = "com.microsoft", name: str = "ctx") -> bytes:
+    """NodeProto{1 input, 2 output, 3 name, 4 op_type, 5 attribute, 7 domain}."""
+    return (
+        _len(1, "x")
+        + _len(2, "y")
+        + _len(3, name)
+        + _len(4, op)
+        + b"".join(_len(5, a) for a in attrs)
+        + _len(7, domain)
+    )
+
+
+def _value_info(name: str) -> bytes:
+    """ValueInfoProto{1 name, 2 type{1 tensor_type{1 elem_type FLOAT, 2 shape{1 dim{1 dim_value 1}}}}}."""
+    return _len(1, name) + _len(2, _len(1, _int(1, 1) + _len(2, _len(1, _int(1, 1)))))
+
+
+def _onnx_graph(nodes: list[bytes], extra: bytes = b"") -> bytes:
+    """GraphProto{1 node, 2 name, 11 input, 12 output} (+ initializers and the rest in ``extra``)."""
+    return (
+        b"".join(_len(1, n) for n in nodes)
+        + _len(2, "g")
+        + extra
+        + _len(11, _value_info("x"))
+        + _len(12, _value_info("y"))
+    )
+
+
+def _onnx_model(graph: bytes, functions: list[bytes] = ()) -> bytes:  # type: ignore[assignment]
+    """ModelProto{1 ir_version 10, 2 producer_name, 7 graph, 8 opset_import, 25 functions}."""
+    opsets = _len(8, _len(1, "") + _int(2, 17)) + _len(8, _len(1, "com.microsoft") + _int(2, 1))
+    return (
+        _int(1, 10)
+        + _len(2, "onnxruntime")
+        + _len(7, graph)
+        + opsets
+        + b"".join(_len(25, f) for f in functions)
+    )
+
+
+_OV = [
+    _attr("main_context", i=1),
+    _attr("source", s="OpenVINOExecutionProvider"),
+    _attr("partition_name", s="p0"),
+    _attr("ep_sdk_version", s="2025.3"),
+]
+
+
+def ep_model(path: str, *, embed: bytes | None = None, domain: str = "com.microsoft") -> bytes:
+    embed_attr = _attr("embed_mode", i=0) if embed is None else embed
+    node = _onnx_node("EPContext", [*_OV, embed_attr, _attr("ep_cache_context", s=path)], domain=domain)
+    return _onnx_model(_onnx_graph([node]))
+
+
+def ep_in_if(path: str) -> bytes:
+    """The EPContext node in an If node's then_branch and else_branch (subgraphs, AttributeProto.g)."""
+    inner = _onnx_node("EPContext", [*_OV, _attr("embed_mode", i=0), _attr("ep_cache_context", s=path)])
+    body = _len(6, _onnx_graph([inner]))
+    branches = [_len(1, "then_branch") + body + _int(20, 5), _len(1, "else_branch") + body + _int(20, 5)]
+    node = (
+        _len(1, "c") + _len(2, "y") + _len(3, "if") + _len(4, "If") + b"".join(_len(5, a) for a in branches)
+    )
+    return _onnx_model(_onnx_graph([node]))
+
+
+def ep_in_function(path: str) -> bytes:
+    """The EPContext node in a model-local function whose ep_cache_context refers to the caller's attribute
+    ``blob`` (ref_attr_name); the graph's node calling the function passes the path."""
+    inner = _onnx_node("EPContext", [*_OV, _attr("embed_mode", i=0), _attr("ep_cache_context", ref="blob")])
+    function = (
+        _len(1, "Wrapped")
+        + _len(4, "x")
+        + _len(5, "y")
+        + _len(6, "blob")
+        + _len(7, inner)
+        + _len(9, _len(1, "com.microsoft") + _int(2, 1))
+        + _len(10, "local")
+    )
+    call = _onnx_node("Wrapped", [_attr("blob", s=path)], domain="local", name="call")
+    return _onnx_model(_onnx_graph([call]), [function])
+
+
+def trt_model_filename(path: str) -> bytes:
+    """The TensorRT EPs' onnx_model_filename: the original model read to refit a weightless engine."""
+    attrs = [
+        _attr("embed_mode", i=1),
+        _attr("ep_cache_context", s=b"\x00engine"),
+        _attr("onnx_model_filename", s=path),
+    ]
+    return _onnx_model(_onnx_graph([_onnx_node("EPContext", attrs)]))
+
+
+def sparse_external(path: str) -> bytes:
+    """A sparse initializer (GraphProto.sparse_initializer 15: SparseTensorProto{1 values, 2 indices, 3 dims}) whose
+    values lie in external data (TensorProto{1 dims, 2 data_type, 8 name, 13 external_data, 14 data_location})."""
+    loc = _len(13, _len(1, "location") + _len(2, path)) + _int(14, 1)
+    values = _int(1, 1) + _int(2, 1) + _len(8, "w") + loc
+    indices = _int(1, 1) + _int(2, 7) + _len(8, "w_idx") + _int(7, 0)
+    sparse = _len(15, _len(1, values) + _len(2, indices) + _int(3, 4))
+    return _onnx_model(_onnx_graph([_onnx_node("Identity", [], domain="", name="id")], sparse))
+
+
+_EP_ATTACKS = {
+    "epctx_parent": lambda: ep_model("../outside.blob"),
+    "epctx_absolute": lambda: ep_model("/etc/passwd"),
+    "epctx_embed_no_value": lambda: ep_model("../outside.blob", embed=_attr("embed_mode")),
+    "epctx_backslash": lambda: ep_model("..\\outside.blob"),
+    "epctx_drive": lambda: ep_model("C:/Windows/win.ini"),
+    "epctx_unc": lambda: ep_model("\\\\host\\share\\ctx.bin"),
+    "epctx_nul": lambda: ep_model("ctx.bin\x00/../../outside.blob"),
+    "epctx_tilde": lambda: ep_model("~/.ssh/id_rsa"),
+    "epctx_url": lambda: ep_model("file:///etc/passwd"),
+    "epctx_dotdot_inner": lambda: ep_model("sub/../../outside.blob"),
+    "epctx_no_domain": lambda: ep_model("../outside.blob", domain=""),
+    "epctx_if_branch": lambda: ep_in_if("../outside.blob"),
+    "epctx_function_ref": lambda: ep_in_function("../outside.blob"),
+    "trt_onnx_model_filename": lambda: trt_model_filename("../../other/model.onnx"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(_EP_ATTACKS))
+def test_ep_context_file_out_of_folder_is_reported(case: str, tmp_path: Path) -> None:
+    """Clean before this round (com.microsoft is a standard domain and EPContext attributes were not read).
+    onnxruntime-openvino 1.24.1 (OpenVINO EP, CPU) opens ``<model folder>/../outside.blob``, an absolute path, a
+    symlink's target and the path of an ``embed_mode`` attribute with no value (read as 0), and feeds the bytes to
+    its blob deserializer (confirmed under strace in a scratch virtualenv; test below). The QNN and TensorRT EPs
+    refuse absolute and '..' paths but follow links (std::filesystem::is_regular_file, ifstream). The Windows
+    spellings, '~', URLs, subgraphs, functions and onnx_model_filename cover the variants of the class."""
+    verdict, findings = _scan(tmp_path, {"model.onnx": _EP_ATTACKS[case]()})
+    assert any(rule == EP_RULE and sev == Severity.HIGH for rule, sev, _ in findings), (verdict, findings)
+
+
+def test_ep_context_symlink_out_of_folder_is_reported(tmp_path: Path) -> None:
+    """A link inside the folder pointing out (the OpenVINO EP opened the link and read its target)."""
+    outside = tmp_path / "outside.blob"
+    outside.write_bytes(b"secret")
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "ctx.bin").symlink_to(outside)
+    (folder / "model.onnx").write_bytes(ep_model("ctx.bin"))
+    (target,) = scan_paths([str(folder / "model.onnx")], jobs=1).targets
+    assert any(f.rule_id == EP_RULE for f in target.findings), target
+
+
+def test_sparse_initializer_external_data_is_reported(tmp_path: Path) -> None:
+    """Already covered before this round (LW-MODEL-035 reads sparse tensors): pinned here."""
+    verdict, findings = _scan(tmp_path, {"model.onnx": sparse_external("../outside.bin")})
+    assert any(rule == EXT_RULE for rule, _, _ in findings), (verdict, findings)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        ep_model("model_ctx_qnn.bin"),  # what QNN writes in external mode: a file beside the model
+        ep_model("sub/ctx.blob"),
+        ep_model("../outside.blob", embed=_attr("embed_mode", i=1)),  # embedded: the attribute is the binary
+        ep_model("../outside.blob", embed=b""),  # no embed_mode: the EPs' default is embedded
+        trt_model_filename("model.onnx"),
+    ],
+    ids=["qnn-external", "subfolder", "embedded", "default-embedded", "trt-refit-beside"],
+)
+def test_benign_ep_context_is_clean(data: bytes, tmp_path: Path) -> None:
+    verdict, findings = _scan(tmp_path, {"model.onnx": data})
+    assert verdict == Verdict.CLEAN and not findings, (verdict, findings)
+
+
+def test_onnx_helper_models_stay_clean(tmp_path: Path) -> None:
+    """Models written by onnx.helper (an If with subgraphs, a model-local function, a sparse initializer and an
+    EPContext node with its context embedded, as onnxruntime's EP-context generation writes it)."""
+    onnx = pytest.importorskip("onnx")
+    from onnx import TensorProto, helper
+
+    sub = helper.make_graph(
+        [helper.make_node("Identity", ["x"], ["z"])],
+        "b",
+        [],
+        [helper.make_tensor_value_info("z", TensorProto.FLOAT, [1])],
+    )
+    fn = helper.make_function(
+        "local",
+        "Twice",
+        ["a"],
+        ["b"],
+        [helper.make_node("Add", ["a", "a"], ["b"])],
+        [helper.make_opsetid("", 17)],
+    )
+    sparse = helper.make_sparse_tensor(
+        helper.make_tensor("sv", TensorProto.FLOAT, [2], [1.0, 2.0]),
+        helper.make_tensor("si", TensorProto.INT64, [2], [0, 3]),
+        [4],
+    )
+    nodes = [
+        helper.make_node("Twice", ["x"], ["t"], domain="local"),
+        helper.make_node("If", ["c"], ["y"], then_branch=sub, else_branch=sub),
+        helper.make_node(
+            "EPContext",
+            ["x"],
+            ["e"],
+            domain="com.microsoft",
+            embed_mode=1,
+            ep_cache_context=b"\x00../bin\xff" * 64,
+            main_context=1,
+            source="QNNExecutionProvider",
+        ),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "g",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, [1]),
+            helper.make_tensor_value_info("c", TensorProto.BOOL, []),
+        ],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])],
+        sparse_initializer=[sparse],
+    )
+    model = helper.make_model(
+        graph,
+        functions=[fn],
+        opset_imports=[
+            helper.make_opsetid("", 17),
+            helper.make_opsetid("local", 1),
+            helper.make_opsetid("com.microsoft", 1),
+        ],
+    )
+    verdict, findings = _scan(tmp_path, {"model.onnx": model.SerializeToString()})
+    assert verdict == Verdict.CLEAN and not findings, (verdict, findings)
+    assert onnx
+
+
+def test_torch_onnx_export_stays_clean(tmp_path: Path) -> None:
+    """A model exported by torch.onnx.export (TorchScript exporter) with an If: clean."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("onnx")
+
+    class M(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin = torch.nn.Linear(4, 2)
+
+        def forward(self, x):  # type: ignore[no-untyped-def]
+            return torch.relu(self.lin(x))
+
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(M(), (torch.zeros(1, 4),), str(path), dynamo=False)
+    (target,) = scan_paths([str(tmp_path)], jobs=1).targets
+    assert target.verdict == Verdict.CLEAN and not target.findings, target
+
+
+_OV_LOAD = r"""
+import sys, onnxruntime as ort
+try:
+    ort.InferenceSession(sys.argv[1], providers=["OpenVINOExecutionProvider"])
+    print("loaded")
+except Exception as exc:
+    print("ERR", exc)
+"""
+
+
+@pytest.mark.parametrize("case", ["epctx_parent", "epctx_embed_no_value"])
+def test_openvino_ep_reads_the_outside_file(case: str, tmp_path: Path) -> None:
+    """The real loader (onnxruntime-openvino 1.24.1): the file outside the folder is found and read (its bytes
+    reach the blob deserializer, which fails reading its header), where a missing one fails to open."""
+    ort = pytest.importorskip("onnxruntime")
+    if "OpenVINOExecutionProvider" not in ort.get_available_providers():
+        pytest.skip("onnxruntime without the OpenVINO execution provider")
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "model.onnx").write_bytes(_EP_ATTACKS[case]())
+    run = [sys.executable, "-c", _OV_LOAD, str(folder / "model.onnx")]
+    missing = subprocess.run(run, capture_output=True, text=True, timeout=300).stdout
+    (tmp_path / "outside.blob").write_bytes(b"not a blob")
+    present = subprocess.run(run, capture_output=True, text=True, timeout=300).stdout
+    assert "Failed to open file" in missing and "model/../outside.blob" in missing, missing
+    assert "Failed to open file" not in present and "read header" in present, present
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    """The attacks of this round as model folders (the chunked SavedModels at a few MB, the ONNX models)."""
+    cases = {f"r19_onnx_{name}": {"model.onnx": build()} for name, build in _EP_ATTACKS.items()}
+    cases["r19_cpb_split_constants"] = {"saved_model.cpb": large_bytes([1 << 20, 2 << 20], attack=True)}
+    return cases
+
+
+def test_bench_cases_are_reported(tmp_path: Path) -> None:
+    for i, (name, files) in enumerate(sorted(bench_cases().items())):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        verdict, findings = _scan(folder, files)
+        assert verdict != Verdict.CLEAN and findings, (name, verdict, findings)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 from typing import BinaryIO, Final
 
 from loopwarden.checks.models import rules
@@ -212,6 +214,34 @@ _LAYOUT: Final[dict[str, dict[int, str]]] = {
 }
 
 
+_EP_CONTEXT: Final = "EPContext"
+_EP_PATHS: Final = ("ep_cache_context", "onnx_model_filename")
+"""EPContext attributes naming a file the execution provider opens beside the model: the context binary when
+``embed_mode`` is 0, and the TensorRT EPs' original model (for refitting weightless engines)."""
+_ATTR_TEXT_MAX: Final = 1 << 16
+"""Longer string attributes are no path a file system opens (Windows' longest is 32,767 characters): not read."""
+_MAX_NAMED: Final = 64
+
+
+@dataclass(slots=True)
+class _NodeFiles:
+    """What the walk keeps of the nodes that name files: each EPContext node's attributes, and the string and
+    integer attributes of every node and function default by name (for an EPContext node inside a model-local
+    function whose attributes refer to the caller's, ``ref_attr_name``)."""
+
+    ep_nodes: list[tuple[str, list[dict[str, object]]]] = field(default_factory=list)
+    strings: dict[str, list[str]] = field(default_factory=dict)
+    ints: dict[str, list[int]] = field(default_factory=dict)
+
+    def attribute(self, attr: dict[str, object]) -> None:
+        name = str(attr.get("name", ""))
+        if isinstance(attr.get("s"), str) and len(self.strings.setdefault(name, [])) < _MAX_NAMED:
+            self.strings[name].append(str(attr["s"]))
+        value = attr.get("i")
+        if isinstance(value, int) and len(self.ints.setdefault(name, [])) < _MAX_NAMED:
+            self.ints[name].append(value)
+
+
 def scan_onnx(blob: Blob, ctx: ScanContext) -> None:
     blob = seekable_blob(blob, ctx)
     _scan_model(blob, ctx)
@@ -230,8 +260,9 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
         r = ProtoReader(f, size, ctx)
         domains: set[str] = set()
         local_domains: set[str] = set()
+        files = _NodeFiles()
         try:
-            _message(r, "model", size, 0, blob, ctx, domains, local_domains)
+            _message(r, "model", size, 0, blob, ctx, domains, local_domains, files)
         except ProtoError as exc:
             if scan_tensor_file(blob, ctx):
                 return  # a TensorProto whose first fields read like a model's (string tensors of test data)
@@ -243,6 +274,7 @@ def _scan_model(blob: Blob, ctx: ScanContext) -> None:
     # is one, its external data locations are what onnx.load_tensor's caller follows. A model fails this parse
     # within its first fields (producer_name, metadata_props), reading no payload.
     scan_tensor_file(blob, ctx)
+    _check_ep_context(files, blob, ctx)
     for d in sorted(domains - _STD_DOMAINS - local_domains):
         ctx.add(
             rules.OnnxCustomDomain, f"operators from custom domain '{d[:100]}'", blob.location, domain=d[:100]
@@ -292,6 +324,8 @@ def _message(
     ctx: ScanContext,
     domains: set[str],
     local_domains: set[str],
+    files: _NodeFiles | None = None,
+    attr: dict[str, object] | None = None,
 ) -> None:
     if depth > _MAX_DEPTH:
         raise ProtoError("messages nested too deeply", bound=True)
@@ -299,7 +333,18 @@ def _message(
     entry: dict[str, str] = {}
     # every location entry: onnx keeps the last entry of a key, another reader may keep the first
     locations: list[str] = []
+    op = ""
+    attrs: list[dict[str, object]] = []
     for num, wire, stop in r.fields_in(end):
+        if attr is not None and num in (1, 3, 4, 21):  # AttributeProto name, i, s, ref_attr_name
+            if num == 3 and wire == 0:
+                attr["i"] = r.last
+            elif wire == 2 and num != 3 and stop - r.tell() <= _ATTR_TEXT_MAX:
+                attr[{1: "name", 4: "s", 21: "ref"}[num]] = r.bytes_(stop).decode("utf-8", "replace")
+            continue
+        if kind == "node" and num == 4 and wire == 2 and files is not None:
+            op = r.bytes_(stop)[:200].decode("utf-8", "replace")
+            continue
         sub = layout.get(num)
         if wire != 2 or sub is None:
             continue
@@ -318,10 +363,17 @@ def _message(
             entry["name"] = r.bytes_(stop)[:200].decode("utf-8", "replace")
         elif sub == "metadata":
             _metadata_entry(r, stop, blob, ctx)
+        elif sub == "attribute" and files is not None:
+            found: dict[str, object] = {}
+            _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains, files, found)
+            files.attribute(found)
+            attrs.append(found)
         else:
-            _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains)
+            _message(r, sub, stop, depth + 1, blob, ctx, domains, local_domains, files)
     for where in dict.fromkeys(locations):
         _check_location(where, entry.get("name", "?"), blob, ctx)
+    if op == _EP_CONTEXT and files is not None:
+        files.ep_nodes.append((op, attrs))
 
 
 _METADATA_TEXT_MAX: Final = 16 << 20
@@ -385,8 +437,8 @@ def _not_a_file(where: str) -> str | None:
     return "contains '*' (no saved file is named so; onnxruntime's in-memory marker is spelled with it)"
 
 
-def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> None:
-    loc = Location(blob.location.path, blob.location.member)
+def _escape(where: str, blob: Blob) -> tuple[str | None, str | None]:
+    """Why a path a loader joins to the model's folder leaves it (or None), and where it resolves to."""
     why = (
         escapes_folder(where.replace("\\", "/"))
         or ("contains a backslash" if "\\" in where else None)
@@ -408,6 +460,12 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
                     why = "is a hard link (it may expose a file from outside the folder)"
             except OSError:
                 pass
+    return why, target
+
+
+def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> None:
+    loc = Location(blob.location.path, blob.location.member)
+    why, target = _escape(where, blob)
     if why is None and target is not None:
         ctx.references.append(target)
     if why:
@@ -418,3 +476,60 @@ def _check_location(where: str, tensor: str, blob: Blob, ctx: ScanContext) -> No
             external_location=where[:200],
             tensor=tensor,
         )
+
+
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
+
+
+def _ep_values(attrs: list[dict[str, object]], name: str, files: _NodeFiles) -> tuple[list[str], list[int]]:
+    """The string and integer values an EPContext node's attribute ``name`` may take: its own, or, for a
+    reference to an attribute of the calling node (``ref_attr_name`` in a model-local function), that name's
+    values anywhere in the model."""
+    strings: list[str] = []
+    ints: list[int] = []
+    present = False
+    for a in attrs:
+        if a.get("name") != name:
+            continue
+        present = True
+        ref = a.get("ref")
+        if isinstance(ref, str):
+            strings += files.strings.get(ref, [])
+            ints += files.ints.get(ref, [0])
+            continue
+        if isinstance(a.get("s"), str):
+            strings.append(str(a["s"]))
+        value = a.get("i")
+        ints.append(value if isinstance(value, int) else 0)  # an absent i reads as 0 (AttributeProto.i())
+    if not present and name == "embed_mode":
+        ints.append(1)  # the EPs' default: the context is embedded
+    return strings, ints
+
+
+def _check_ep_context(files: _NodeFiles, blob: Blob, ctx: ScanContext) -> None:
+    """onnxruntime's EPContext nodes (com.microsoft) carry a pre-compiled context for an execution provider. With
+    ``embed_mode`` 0, ``ep_cache_context`` is a path the provider joins to the model's folder and reads the context
+    binary from (OpenVINO, QNN, TensorRT, VitisAI); ``onnx_model_filename`` names the original model the TensorRT
+    EPs read to refit a weightless engine. A path out of the folder reads another file into the provider's
+    deserializer (LW-MODEL-053)."""
+    loc = Location(blob.location.path, blob.location.member)
+    for op, attrs in files.ep_nodes:
+        _, embed = _ep_values(attrs, "embed_mode", files)
+        for name in _EP_PATHS:
+            if name == "ep_cache_context" and all(e != 0 for e in embed):
+                continue  # embedded: the attribute is the context itself
+            values, _ = _ep_values(attrs, name, files)
+            for where in dict.fromkeys(values):
+                why = (
+                    ("starts with '~'" if where.startswith("~") else None)
+                    or ("is a URL" if _URL.match(where) else None)
+                    or _escape(where, blob)[0]
+                )
+                if why:
+                    ctx.add(
+                        rules.OnnxEpContextFile,
+                        f"{op} node's {name} reads '{where[:200]}', which {why}",
+                        loc,
+                        attribute=name,
+                        path=where[:200],
+                    )

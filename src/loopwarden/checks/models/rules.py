@@ -424,6 +424,18 @@ class OnnxExternalData(Rule):
     )
 
 
+class OnnxEpContextFile(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-053"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "ONNX EPContext node reads a file outside the model folder"
+    help: ClassVar[str] = (
+        "An onnxruntime EPContext node (com.microsoft) whose ep_cache_context (with embed_mode 0) or "
+        "onnx_model_filename is absolute, contains '..', a drive letter, a backslash, a NUL byte, '~' or a URL, or "
+        "resolves (through a link) outside the model's folder: the execution provider (OpenVINO, QNN, TensorRT, "
+        "VitisAI) reads that file into its deserializer when the session is created."
+    )
+
+
 class DcpPathEscape(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-048"
     severity: ClassVar[Severity] = Severity.HIGH
@@ -615,6 +627,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     YamlPythonTag,
     SkopsType,
     OnnxExternalData,
+    OnnxEpContextFile,
     DcpPathEscape,
     Hdf5ExternalData,
     OnnxCustomDomain,
