@@ -8,6 +8,12 @@ SavedModel check reads through, seeking past the tensor contents it does not jud
 a streaming Riegeli writer (checksums left zero: the scanner does not verify them, see docs/scanning.md). These
 cases were ``unverified`` before this round, not ``clean``: the gain is that the large benign file is ``clean`` and
 the large attack is reported (LW-MODEL-046) instead of both being ``unverified``.
+
+**ONNX EPContext files.** onnxruntime's EPContext node (com.microsoft) names, with ``embed_mode`` 0, a context
+binary file the execution provider reads from the model's folder (``ep_cache_context``), and for the TensorRT EPs
+the original model (``onnx_model_filename``). Every attack below scanned ``clean`` before this round; now each is
+LW-MODEL-053 HIGH. onnxruntime-openvino 1.24.1 confirms the read (test at the end, skipped without the OpenVINO
+EP). The models are written with a small protobuf encoder; benign ones also with onnx.helper and torch.onnx.export.
 """
 
 from __future__ import annotations
