@@ -1235,6 +1235,17 @@ SCIPY_BUNCH_SUBCLASSES: Final = {
 }
 """The allowed subclasses of those bunches, each with the bunch whose ``__new__`` it inherits (and pickle names)."""
 
+# Histogram gradient boosting fitted with early stopping on a scorer (scoring="accuracy", "r2", a callable: anything
+# but "loss") keeps its own bound method: fit swaps self._raw_predict for a function returning the cached raw
+# predictions while it scores, then sets it back to the bound method as an instance attribute (scikit-learn 1.9,
+# _patch_raw_predict), which pickle writes as getattr(estimator, "_raw_predict"). It is kept, never called by a
+# pickle (_REBUILD_ONLY): predict calls it later on the user's data, and it reads the predictors of the estimator
+# it is bound to, whose state the VM checks as it checks every histogram gradient boosting estimator's.
+_HGB_RAW_PREDICT: Final = tuple(
+    f"sklearn.ensemble._hist_gradient_boosting.gradient_boosting.{c}._raw_predict"
+    for c in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
+)
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -1563,6 +1574,7 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_lloyd",
         "sklearn.cluster._kmeans._kmeans_single_elkan",
         "sklearn.metrics._scorer._passthrough_scorer",
+        *_HGB_RAW_PREDICT,
         # a lower-case class (the class patterns want CapWords): plain attributes, no load-time hooks
         "sklearn.compose._column_transformer.make_column_selector",
         # the annealing function an SWALR scheduler saved whole keeps (anneal_func), pickled as getattr(SWALR,
@@ -1656,6 +1668,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pyarrow.lib.large_list",
         "pyarrow.lib.dictionary",
         "pyarrow.lib.struct",
+        # a map column (ArrowDtype(pa.map_(key, value))): MapType.__reduce__ is map_(key field, item field), a pure
+        # constructor; a map array is a list array of key/value structs, its offsets checked as a list's are
+        # (pickle_vm._VM._arrow_geometry)
+        "pyarrow.lib.map_",
         # pyarrow tables, as Table.__reduce__ writes them: pure constructors over the arrays above
         "pyarrow.lib._reconstruct_table",
         "pyarrow.lib._reconstruct_record_batch",
@@ -2080,6 +2096,7 @@ _REBUILD_ONLY: Final = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_lloyd",
         "sklearn.cluster._kmeans._kmeans_single_elkan",
         "sklearn.metrics._scorer._passthrough_scorer",
+        *_HGB_RAW_PREDICT,
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
         # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful

@@ -3837,6 +3837,8 @@ class _VM:
                 continue
             if type(key) is str and value.canon in _SKLEARN_KEPT.get(key, ()):
                 continue
+            if type(key) is str and key in _SKLEARN_KEPT_OWN and value.canon == f"{cls}.{key}":
+                continue
             self.coll.hit(
                 RULE_NOT_ALLOWED,
                 Severity.HIGH,
@@ -4386,56 +4388,77 @@ class _VM:
 
     def _arrow_geometry(self, data: Any, off: int) -> None:
         """``pyarrow.lib._restore_array((type, length, null_count, offset, buffers, children, dictionary))``
-        builds the array without validating it: a length or offset past its buffers makes every access read
-        memory the array does not own. Checked for fixed-width and string/binary types with constant sizes."""
-        if type(data) is not tuple or len(data) < 5:
+        builds the array, and its children and dictionary the same way, without validating them: a length or
+        offset past its buffers, a list offset past its child's length, a struct or fixed-size list child shorter
+        than its parent needs, makes every access read memory the array does not own (a list array whose last offset passed its child crashed ``to_pylist()`` with SIGSEGV,
+        pyarrow 26). Checked for the types the allow-list admits: fixed-width and string/binary aliases,
+        timestamps and decimals, lists, large lists, fixed-size lists, maps, structs and dictionaries, with
+        constant sizes."""
+        budget = [_MAX_ARROW_NODES]
+        problem = self._arrow_problem(data, 0, budget)
+        if problem is None:
             return
+        where, what = problem
+        self.coll.hit(
+            RULE_TENSOR,
+            Severity.HIGH,
+            f"pyarrow.lib._restore_array:{where}",
+            f"pyarrow array of type {where} rebuilt without validation reaches outside its buffers: {what}",
+            off,
+            self._ev({"length": _short(data[1] if type(data) is tuple and len(data) > 1 else None)}),
+        )
+
+    def _arrow_problem(self, data: Any, depth: int, budget: list[int]) -> tuple[str, str] | None:
+        """What makes one pickled array's data (and its children's, its dictionary's) reach outside its buffers,
+        as ``(type, problem)``; None when nothing does or it cannot be read (a type or size not constant)."""
+        budget[0] -= 1
+        if type(data) is not tuple or len(data) < 5 or depth > _MAX_ARROW_DEPTH or budget[0] < 0:
+            return None
         kind, length, offset, buffers = data[0], data[1], data[3], data[4]
-        alias = kind.args[0] if type(kind) is _Call and type(kind.func) is _Ref and kind.args else None
-        if not (
-            type(kind) is _Call
-            and type(kind.func) is _Ref
-            and kind.func.canon == "pyarrow.lib.type_for_alias"
-        ):
-            return
-        if type(alias) is not str or type(length) is not int or type(offset) is not int:
-            return
+        form = _arrow_kind(kind)
+        if form is None or type(length) is not int or type(offset) is not int:
+            return None
         if type(buffers) is not list and type(buffers) is not tuple:
-            return
+            return None
+        name, param = form
+        children = data[5] if len(data) > 5 and type(data[5]) in (list, tuple) else ()
         sizes = [_arrow_buffer(b) for b in buffers]
         end = offset + length
-        problem = None
         if length < 0 or offset < 0:
-            problem = "a negative length or offset"
-        elif sizes and sizes[0] is not None and sizes[0] * 8 < end and sizes[0] != -1:
-            problem = f"a validity bitmap of {sizes[0]} bytes for {end} slots"
-        elif alias in _ARROW_WIDTHS and len(sizes) > 1 and sizes[1] is not None:
-            width = _ARROW_WIDTHS[alias]
+            return name, "a negative length or offset"
+        if sizes and sizes[0] is not None and sizes[0] * 8 < end and sizes[0] != -1:
+            return name, f"a validity bitmap of {sizes[0]} bytes for {end} slots"
+        problem = None
+        if name in _ARROW_WIDTHS or name in ("timestamp", "decimal128", "decimal256", "dictionary"):
+            width = _ARROW_WIDTHS[name] if name in _ARROW_WIDTHS else param
             need = (end + 7) // 8 if width == 0 else end * width
-            if sizes[1] < need:
+            if len(sizes) > 1 and sizes[1] is not None and sizes[1] < need:
                 problem = f"{need} bytes of values in a buffer of {sizes[1]}"
-        elif alias in _ARROW_OFFSETS and len(sizes) > 2 and sizes[1] is not None:
-            width = _ARROW_OFFSETS[alias]
-            if sizes[1] < (end + 1) * width:
-                problem = f"{end + 1} offsets in a buffer of {sizes[1]} bytes"
+        elif name in _ARROW_OFFSETS or name in ("list", "large_list", "map"):
+            width = _ARROW_OFFSETS[name] if name in _ARROW_OFFSETS else param
+            nested = name in ("list", "large_list", "map")
+            if nested:
+                target = _arrow_length(children[0]) if len(children) == 1 else None
             else:
-                raw = _arrow_bytes(buffers[1])
-                if raw is not None and sizes[2] is not None and length:
-                    fmt = "<" + ("i" if width == 4 else "q") * (length + 1)
-                    values = struct.unpack_from(fmt, raw, offset * width)
-                    if values[0] < 0 or any(b < a for a, b in itertools.pairwise(values)):
-                        problem = "offsets that decrease or are negative"
-                    elif values[-1] > sizes[2]:
-                        problem = f"string data up to byte {values[-1]} of a buffer of {sizes[2]}"
+                target = sizes[2] if len(sizes) > 2 else None
+            problem = _arrow_offsets_problem(buffers, sizes, offset, length, width, target, nested)
+        elif name == "fixed_size_list":
+            child = _arrow_length(children[0]) if len(children) == 1 else None
+            if child is not None and child < end * param:
+                problem = f"{end} lists of {param} values over a child of {child}"
+        elif name == "struct":
+            for child in children:
+                size = _arrow_length(child)
+                if size is not None and size < end:
+                    problem = f"a child of {size} values for {end} slots"
+                    break
         if problem is not None:
-            self.coll.hit(
-                RULE_TENSOR,
-                Severity.HIGH,
-                f"pyarrow.lib._restore_array:{alias}",
-                f"pyarrow array of type {alias} rebuilt without validation reaches outside its buffers: {problem}",
-                off,
-                self._ev({"length": _short(length), "offset": _short(offset)}),
-            )
+            return name, problem
+        for child in [*children, data[6] if name == "dictionary" and len(data) > 6 else None]:
+            found = self._arrow_problem(child, depth + 1, budget)
+            if found is not None:
+                return found
+        return None
 
     def _ndarray_state(self, obj: _Call, state: Any, off: int) -> None:
         """``ndarray.__setstate__`` of an object array (any dtype numpy pickles as a list of items) checks that
@@ -8486,6 +8509,82 @@ _ARROW_OFFSETS: Final = {
     **dict.fromkeys(("large_string", "large_str", "large_utf8", "large_binary"), 8),
 }
 """Offset width of pyarrow's variable-width types (offsets buffer, then data buffer)."""
+_MAX_ARROW_DEPTH: Final = 64
+_MAX_ARROW_NODES: Final = 4096
+"""How deep and how many nested arrays (children, dictionaries) of one pickled pyarrow array are checked."""
+
+
+def _arrow_kind(kind: Any) -> tuple[str, int] | None:
+    """The form of a pickled pyarrow type, as ``(name, parameter)``: a ``type_for_alias`` alias; a timestamp or
+    decimal with its value width; a list, large list or map with its offset width; a fixed-size list with its
+    size; a struct; a dictionary with its index width (its indices are bounds-checked where pyarrow reads the
+    dictionary: only their buffer's size and the dictionary's own data are checked). None for anything else (not checked)."""
+    if type(kind) is not _Call or type(kind.func) is not _Ref:
+        return None
+    args = kind.args if type(kind.args) is tuple else ()
+    name = kind.func.canon.rpartition(".")[2] if kind.func.canon.startswith("pyarrow.lib.") else ""
+    if name == "type_for_alias":
+        return (args[0], 0) if args and type(args[0]) is str else None
+    if name in ("timestamp", "decimal128", "decimal256"):
+        return name, {"timestamp": 8, "decimal128": 16, "decimal256": 32}[name]
+    if name == "list_":
+        if len(args) == 1:
+            return "list", 4
+        if len(args) == 2 and type(args[1]) is int and args[1] >= 0:
+            return "fixed_size_list", args[1]
+        return None
+    if name == "large_list":
+        return "large_list", 8
+    if name == "map_":
+        return "map", 4
+    if name == "struct":
+        return "struct", 0
+    if name == "dictionary":
+        index = _arrow_kind(args[0]) if args else None
+        if index is None or index[0] not in _ARROW_INDEX_WIDTHS:
+            return None
+        return "dictionary", _ARROW_INDEX_WIDTHS[index[0]]
+    return None
+
+
+_ARROW_INDEX_WIDTHS: Final = {
+    **dict.fromkeys(("int8", "i1"), 1),
+    **dict.fromkeys(("int16", "i2"), 2),
+    **dict.fromkeys(("int32", "i4"), 4),
+    **dict.fromkeys(("int64", "i8"), 8),
+}
+"""The signed integer types a dictionary's indices may have, by alias, with their width."""
+
+
+def _arrow_length(data: Any) -> int | None:
+    """The declared length of a pickled child array's data, or None when it is not a constant."""
+    if type(data) is not tuple or len(data) < 2 or type(data[1]) is not int:
+        return None
+    return data[1]
+
+
+def _arrow_offsets_problem(
+    buffers: Any, sizes: list[int | None], offset: int, length: int, width: int, target: int | None, nested: bool
+) -> str | None:
+    """The offsets of a string, binary, list or map array (``buffers[1]``) must cover its slots, never decrease
+    and end within what they index: the data buffer's bytes (``target`` for strings) or the child's values."""
+    if len(sizes) < 2 or sizes[1] is None:
+        return None
+    if sizes[1] < (offset + length + 1) * width:
+        return f"{offset + length + 1} offsets in a buffer of {sizes[1]} bytes"
+    raw = _arrow_bytes(buffers[1])
+    if raw is None or target is None or not length:
+        return None
+    values = struct.unpack_from("<" + ("i" if width == 4 else "q") * (length + 1), raw, offset * width)
+    if values[0] < 0 or any(b < a for a, b in itertools.pairwise(values)):
+        return "offsets that decrease or are negative"
+    if values[-1] > target:
+        return (
+            f"list values up to {values[-1]} of a child of {target}"
+            if nested
+            else f"string data up to byte {values[-1]} of a buffer of {target}"
+        )
+    return None
 
 
 def _arrow_payload(buffer: Any) -> Any:
@@ -8784,6 +8883,10 @@ _SKLEARN_KEPT: Final[dict[str, frozenset[str]]] = {
 }
 """Where scikit-learn itself keeps a name of ``allowlist.REBUILD_ONLY``: ``BisectingKMeans._kmeans_single`` (the
 k-means run its fit uses), a search's ``scorer_`` (the passthrough scorer, scikit-learn before 1.4)."""
+_SKLEARN_KEPT_OWN: Final = frozenset({"_raw_predict"})
+"""Where scikit-learn keeps a method of the estimator's own class under that method's name: histogram gradient
+boosting fitted with early stopping on a scorer keeps ``self._raw_predict`` (``allowlist._HGB_RAW_PREDICT``); the
+same name under another key, or held by an estimator of another class, stays reported."""
 _MAX_KEPT_CALLABLES: Final = 4096
 """The attributes of a scikit-learn object searched for kept callables (their states hold a few dozen)."""
 _HESSIAN_UPDATES: Final = frozenset(
