@@ -4390,10 +4390,10 @@ class _VM:
         """``pyarrow.lib._restore_array((type, length, null_count, offset, buffers, children, dictionary))``
         builds the array, and its children and dictionary the same way, without validating them: a length or
         offset past its buffers, a list offset past its child's length, a struct or fixed-size list child shorter
-        than its parent needs, makes every access read memory the array does not own (a list array whose last offset passed its child crashed ``to_pylist()`` with SIGSEGV,
-        pyarrow 26). Checked for the types the allow-list admits: fixed-width and string/binary aliases,
-        timestamps and decimals, lists, large lists, fixed-size lists, maps, structs and dictionaries, with
-        constant sizes."""
+        than its parent needs, makes every access read memory the array does not own (a list array whose last
+        offset passed its child crashed ``to_pylist()`` with SIGSEGV, pyarrow 26). Checked for the types the
+        allow-list admits: fixed-width and string/binary aliases, timestamps and decimals, lists, large lists,
+        fixed-size lists, maps, structs and dictionaries, with constant sizes."""
         budget = [_MAX_ARROW_NODES]
         problem = self._arrow_problem(data, 0, budget)
         if problem is None:
@@ -4421,7 +4421,9 @@ class _VM:
         if type(buffers) is not list and type(buffers) is not tuple:
             return None
         name, param = form
-        children = data[5] if len(data) > 5 and type(data[5]) in (list, tuple) else ()
+        children: list[Any] | tuple[Any, ...] = (
+            data[5] if len(data) > 5 and type(data[5]) in (list, tuple) else ()
+        )
         sizes = [_arrow_buffer(b) for b in buffers]
         end = offset + length
         if length < 0 or offset < 0:
@@ -4430,12 +4432,12 @@ class _VM:
             return name, f"a validity bitmap of {sizes[0]} bytes for {end} slots"
         problem = None
         if name in _ARROW_WIDTHS or name in ("timestamp", "decimal128", "decimal256", "dictionary"):
-            width = _ARROW_WIDTHS[name] if name in _ARROW_WIDTHS else param
+            width = _ARROW_WIDTHS.get(name, param)
             need = (end + 7) // 8 if width == 0 else end * width
             if len(sizes) > 1 and sizes[1] is not None and sizes[1] < need:
                 problem = f"{need} bytes of values in a buffer of {sizes[1]}"
         elif name in _ARROW_OFFSETS or name in ("list", "large_list", "map"):
-            width = _ARROW_OFFSETS[name] if name in _ARROW_OFFSETS else param
+            width = _ARROW_OFFSETS.get(name, param)
             nested = name in ("list", "large_list", "map")
             if nested:
                 target = _arrow_length(children[0]) if len(children) == 1 else None
@@ -8518,7 +8520,8 @@ def _arrow_kind(kind: Any) -> tuple[str, int] | None:
     """The form of a pickled pyarrow type, as ``(name, parameter)``: a ``type_for_alias`` alias; a timestamp or
     decimal with its value width; a list, large list or map with its offset width; a fixed-size list with its
     size; a struct; a dictionary with its index width (its indices are bounds-checked where pyarrow reads the
-    dictionary: only their buffer's size and the dictionary's own data are checked). None for anything else (not checked)."""
+    dictionary: only their buffer's size and the dictionary's own data are checked). None for anything else (not
+    checked)."""
     if type(kind) is not _Call or type(kind.func) is not _Ref:
         return None
     args = kind.args if type(kind.args) is tuple else ()
@@ -8564,7 +8567,13 @@ def _arrow_length(data: Any) -> int | None:
 
 
 def _arrow_offsets_problem(
-    buffers: Any, sizes: list[int | None], offset: int, length: int, width: int, target: int | None, nested: bool
+    buffers: Any,
+    sizes: list[int | None],
+    offset: int,
+    length: int,
+    width: int,
+    target: int | None,
+    nested: bool,
 ) -> str | None:
     """The offsets of a string, binary, list or map array (``buffers[1]``) must cover its slots, never decrease
     and end within what they index: the data buffer's bytes (``target`` for strings) or the child's values."""
