@@ -1246,6 +1246,35 @@ _HGB_RAW_PREDICT: Final = tuple(
     for c in ("HistGradientBoostingClassifier", "HistGradientBoostingRegressor")
 )
 
+# statsmodels' state-space models (SARIMAX, ARIMA, UnobservedComponents, VARMAX, DynamicFactor, ExponentialSmoothing,
+# RecursiveLS and their results) keep, per instance, the maps from a dtype prefix ("s", "d", "c", "z") to the Cython
+# classes that run the filter (tools.prefix_statespace_map.copy() and its siblings, statsmodels 0.15): the classes
+# are kept, never called by a pickle (_REBUILD_ONLY). Called, their constructors take the model's arrays; made
+# without it (NEWOBJ) their memoryviews are unset and every method raises ("Memoryview is not initialized",
+# "Statespace model not initialized", shown with statsmodels 0.15). ETSModel keeps the Cython smoothing function
+# its error/trend combination uses (_smoothing_func) and, after fit, its own bound loglike (use_internal_loglike
+# sets self.loglike back to the bound method, pickled as getattr(model, "loglike")): kept, never called at load.
+_STATSMODELS_KEPT: Final = (
+    *(
+        f"statsmodels.tsa.statespace._{module}.{prefix}{cls}"
+        for module, cls in (
+            ("representation", "Statespace"),
+            ("initialization", "Initialization"),
+            ("kalman_filter", "KalmanFilter"),
+            ("kalman_smoother", "KalmanSmoother"),
+            ("simulation_smoother", "SimulationSmoother"),
+            ("cfa_simulation_smoother", "CFASimulationSmoother"),
+        )
+        for prefix in "sdcz"
+    ),
+    *(
+        f"statsmodels.tsa.exponential_smoothing._ets_smooth._ets_smooth_{error}_{trend}"
+        for error in ("add", "mul")
+        for trend in ("add", "mul")
+    ),
+    "statsmodels.tsa.exponential_smoothing.ets.ETSModel.loglike",
+)
+
 _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
     [
         # Python data types and their reconstructors.
@@ -1575,6 +1604,7 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_elkan",
         "sklearn.metrics._scorer._passthrough_scorer",
         *_HGB_RAW_PREDICT,
+        *_STATSMODELS_KEPT,
         # a lower-case class (the class patterns want CapWords): plain attributes, no load-time hooks
         "sklearn.compose._column_transformer.make_column_selector",
         # the annealing function an SWALR scheduler saved whole keeps (anneal_func), pickled as getattr(SWALR,
@@ -2097,6 +2127,7 @@ _REBUILD_ONLY: Final = frozenset(
         "sklearn.cluster._kmeans._kmeans_single_elkan",
         "sklearn.metrics._scorer._passthrough_scorer",
         *_HGB_RAW_PREDICT,
+        *_STATSMODELS_KEPT,
         # a DataLoader saved whole is rebuilt from its __dict__; its constructor sets up worker processes' context
         "torch.utils.data.dataloader.DataLoader",
         # rebuilt like the module it wraps; its constructor probes the devices and replicates nothing useful

@@ -98,7 +98,6 @@ NOT_A_MODEL: Final = "not a model format loopwarden can analyse"
 _UNSUPPORTED: Final = {
     Format.SEVEN_ZIP: "7z archives are not supported",
     Format.RAR: "RAR archives are not supported",
-    Format.LZ4: "LZ4-compressed data is not supported",
     Format.TFLITE: "TensorFlow Lite flatbuffers are not supported",
     Format.UNKNOWN: f"unknown binary format: {NOT_A_MODEL}",
 }
@@ -1252,6 +1251,13 @@ def _zstd(blob: Blob, ctx: ScanContext) -> None:
     _decompressed(blob, ctx, _Zstd, "zstd")
 
 
+def _lz4(blob: Blob, ctx: ScanContext) -> None:
+    # joblib.dump(..., compress="lz4") writes one LZ4 frame; read here without the lz4 package (see lz4frame)
+    from loopwarden.checks.models.lz4frame import Lz4FrameDecompressor
+
+    _decompressed(blob, ctx, Lz4FrameDecompressor, "lz4")
+
+
 def _xz(blob: Blob, ctx: ScanContext) -> None:
     import lzma
 
@@ -1861,6 +1867,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.XZ: _xz,
     Format.LZMA: _xz,
     Format.ZSTD: _zstd,
+    Format.LZ4: _lz4,
     Format.ZIP: _zip,
     Format.TAR: _lazy("archives", "scan_tar"),
     Format.NUMPY: _lazy("numpy_", "scan_npy"),
