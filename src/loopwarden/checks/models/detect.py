@@ -50,6 +50,7 @@ class Format(enum.StrEnum):
     RAR = "rar"
     ZSTD = "zstd"
     LZ4 = "lz4"
+    CATBOOST = "catboost"
     TEXT = "text"
     MEDIA = "media"
     DATA = "data"
@@ -596,6 +597,8 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.TFLITE
     if head.startswith(b"GGUF"):
         return Format.GGUF
+    if head.startswith(b"CBM1"):
+        return Format.CATBOOST  # before the pickle opcodes: "C" is SHORT_BINBYTES
     if head.startswith(HDF5_MAGIC):
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):
