@@ -480,6 +480,7 @@ _KNOWN_PACKAGES: Final = frozenset(
         "pytorch_lightning",
         "lightning",
         "timm",
+        "ultralytics",
         "onnx",
         "onnxruntime",
         "matplotlib",
@@ -2202,6 +2203,12 @@ _CLASS_PREFIXES: Final[tuple[str, ...]] = (
     "timm.layers.",
     "timm.optim.",
     "timm.utils.model_ema.",
+    # ultralytics' YOLO networks (model.save(), the trainer's last.pt/best.pt keep the model and its EMA whole):
+    # torch modules rebuilt from their __dict__; the generated list (tools/gen_ecosystem_names.py) keeps only the
+    # classes each module defines whose load-time hooks do nothing but set attributes (AAttn.__setstate__ fills in
+    # a missing head size)
+    "ultralytics.nn.modules.",
+    "ultralytics.nn.tasks.",
     "sklearn.",
     # scikit-learn-compatible estimators and statistical results, rebuilt from their __dict__ as sklearn's are
     "imblearn.",
