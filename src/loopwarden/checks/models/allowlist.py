@@ -1716,11 +1716,17 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         "pytz._UTC",
         "dateutil.tz.tz.tzutc",
         "dateutil.tz.tz.tzoffset",
+        # the machine's local zone (tz="dateutil/..." columns, tz=dateutil.tz.tzlocal()): rebuilt by NEWOBJ + BUILD
+        # of its offsets and names; its constructor only reads the time module's offsets, no file
+        "dateutil.tz.tz.tzlocal",
         # the transition record of a tzfile (its __setstate__ sets its slots); tzfile itself reads a file when
         # called with a path, so the VM admits only the tzfile(None, name) call its __reduce__ writes
         "dateutil.tz.tz._ttinfo",
         # pandas DateOffset(months=..., days=...) keeps one; a plain value class
         "dateutil.relativedelta.relativedelta",
+        # pandas' US federal holiday calendar (a feature of date pipelines): NEWOBJ + BUILD of its name and its
+        # cache of computed dates; its rules are a class attribute, its constructor stores a name and rules
+        "pandas.tseries.holiday.USFederalHolidayCalendar",
         # torch.Generator (a sampler's or random_split's generator): rebuilt from (device,), its state is a tensor
         "torch._C.Generator",
         # eager-mode quantization stubs of a prepared (not yet converted) model, as torchvision's quantizable models
