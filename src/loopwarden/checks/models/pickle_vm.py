@@ -3830,8 +3830,9 @@ class _VM:
         ``allowlist.REBUILD_ONLY``) where scikit-learn does not put one: its code calls what such an attribute holds
         (``FunctionTransformer.transform`` runs ``func(X, **kw_args)``, the pickle choosing ``kw_args``: k-means'
         ``_kmeans_single_lloyd`` given centers narrower than X corrupted the heap, scikit-learn 1.9). Only
-        ``BisectingKMeans._kmeans_single`` and a search's ``scorer_`` keep them, as scikit-learn sets them; a
-        ``functools.partial`` over one is reported where it is made."""
+        ``BisectingKMeans._kmeans_single``, a search's ``scorer_`` and histogram gradient boosting's own
+        ``_raw_predict`` (``_SKLEARN_KEPT_OWN``) keep them, as scikit-learn sets them; a ``functools.partial`` over
+        one is reported where it is made."""
         for key, value in state.items[:_MAX_KEPT_CALLABLES]:
             if type(value) is not _Ref or not value.by_pattern or value.canon not in REBUILD_ONLY:
                 continue
