@@ -31,8 +31,9 @@ Benign files reported before, each fixed for its class:
   pickled arrays and a ``__setstate__`` of unchecked memoryviews: they stay reported, left for a check of their own);
 * CatBoost's native ``.cbm`` files: unverified (unknown binary format). Recognised by ``CBM1`` with a structural check;
   what a pickle loader would run from the first byte (``C`` is SHORT_BINBYTES) is still analysed;
-* ultralytics YOLO checkpoints: every network class was LW-MODEL-006 medium (an unknown module). ``ultralytics.nn``'s
-  modules and tasks are now class patterns checked against the generated ecosystem list;
+* ultralytics YOLO checkpoints: every network class was LW-MODEL-006 medium (an unknown module), and the trainer's
+  arguments the model keeps (``IterableSimpleNamespace``) high. ``ultralytics.nn``'s modules and tasks are now class
+  patterns checked against the generated ecosystem list; the namespace is admitted by exact name;
 * ``dateutil.tz.tzlocal()`` time zones and pandas' ``USFederalHolidayCalendar``: high; plain value objects.
 
 The bypass: ``pyarrow.lib._restore_array`` builds an array, its children and its dictionary without validating them,
@@ -782,10 +783,14 @@ def test_ultralytics_checkpoints_made_by_ultralytics(tmp_path: Path, monkeypatch
     monkeypatch.setenv("YOLO_CONFIG_DIR", str(tmp_path / "config"))
     ultralytics = pytest.importorskip("ultralytics")
     torch = pytest.importorskip("torch")
+    from ultralytics.cfg import get_cfg
+    from ultralytics.utils import DEFAULT_CFG
     from ultralytics.utils.torch_utils import strip_optimizer
 
     for cfg in ("yolov8n.yaml", "yolov8n-seg.yaml", "yolov8n-cls.yaml", "yolo11n.yaml"):
         model = ultralytics.YOLO(cfg)
+        # the trainer sets its arguments on the model (an IterableSimpleNamespace the EMA copy keeps in last.pt)
+        model.model.args = get_cfg(DEFAULT_CFG, {"model": cfg, "epochs": 1})
         name = cfg.removesuffix(".yaml")
         model.save(str(tmp_path / f"{name}.pt"))
         optimizer = torch.optim.SGD(model.model.parameters(), lr=0.01)
@@ -894,7 +899,10 @@ def bench_benign() -> dict[str, bytes]:
             },
             own={"loglike": "loglike"},
         ),
-        "r19_yolo.pkl": _instance(_G("ultralytics.nn.tasks", "DetectionModel"), {"yaml": {"nc": 80}}),
+        "r19_yolo.pkl": _instance(
+            _G("ultralytics.nn.tasks", "DetectionModel"),
+            {"yaml": {"nc": 80}, "args": _C(_G("ultralytics.utils", "IterableSimpleNamespace"))},
+        ),
         "r19_tzlocal.pkl": _instance(_G("dateutil.tz.tz", "tzlocal"), {"_tznames": ("UTC", "UTC")}),
         "r19_holidays.pkl": _instance(
             _G("pandas.tseries.holiday", "USFederalHolidayCalendar"), {"name": "USFederal"}

@@ -1727,6 +1727,10 @@ _DEFAULT_EXACT: Final[frozenset[str]] = frozenset(
         # pandas' US federal holiday calendar (a feature of date pipelines): NEWOBJ + BUILD of its name and its
         # cache of computed dates; its rules are a class attribute, its constructor stores a name and rules
         "pandas.tseries.holiday.USFederalHolidayCalendar",
+        # the training arguments an ultralytics trainer sets on its model (model.args, kept by the EMA copy in
+        # last.pt): a types.SimpleNamespace subclass rebuilt from its attributes; its own methods only iterate,
+        # print and raise AttributeError for a missing key (ultralytics 8.4)
+        "ultralytics.utils.IterableSimpleNamespace",
         # torch.Generator (a sampler's or random_split's generator): rebuilt from (device,), its state is a tensor
         "torch._C.Generator",
         # eager-mode quantization stubs of a prepared (not yet converted) model, as torchvision's quantizable models
