@@ -71,6 +71,8 @@ _IDENT_PATH: Final = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_
 _TORCHSCRIPT_GLOBALS: Final = ("__torch__.", "torch.jit._pickle.")
 _MAX_TEXT_PARSE: Final = 64 << 20
 _MAX_SHARED_READS: Final = 8
+_MAX_YAML: Final = 3 << 20
+"""YAML configs (Hydra, hparams, MLmodel) are kilobytes; PyYAML's nodes of a 3 MiB document take about 160 MB."""
 """Members of a zip whose data overlaps another's (LW-MODEL-023) analysed per distinct data span: 5,000 central
 directory entries naming one 600 KB pickle (a 700 KB file) were each analysed, for more than ten minutes. Past
 the bound the copies are not analysed and the file is unverified (max_shared_members)."""
@@ -1028,10 +1030,15 @@ def _tf_text(blob: Blob, ctx: ScanContext) -> None:
 
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
-    from loopwarden.checks.models.keras import check_json_document, json_object_start
+    from loopwarden.checks.models.keras import json_object_start
+    from loopwarden.checks.models.tokenizer_files import check_tiktoken, looks_tiktoken
 
     lower = blob.name.lower()
     _tf_text(blob, ctx)
+    if lower.endswith((".tiktoken", ".model")) and (lower.endswith(".tiktoken") or looks_tiktoken(blob.head(256))):
+        # tiktoken rank files, and a tokenizer.model in that format (transformers' tiktoken conversion)
+        check_tiktoken(blob, ctx)
+        return
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
     # sentence-transformers' modules.json is a JSON array
     opens = "{[" if lower.endswith("modules.json") else "{"
@@ -1055,7 +1062,8 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
             )
         return
     with blob.open() as f:
-        data = f.read(_MAX_TEXT_PARSE + 1)
+        # a read of the known size: a buffer of the bound, shrunk afterwards, would double the peak
+        data = f.read((_MAX_TEXT_PARSE if blob.size is None else blob.size) + 1)
     if len(data) > _MAX_TEXT_PARSE:
         if not array:
             ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
@@ -1065,7 +1073,16 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
         # loaders run
         from loopwarden.checks.models.configs import check_yaml_document
 
+        if len(data) > _MAX_YAML:
+            # composed YAML nodes take about 45 times the text: a larger config is not composed (fail closed)
+            ctx.fail(blob.location, f"YAML config of {len(data)} bytes is larger than the {_MAX_YAML}-byte bound")
+            return
+
         check_yaml_document(data, ctx, blob.location, blob.name)
+        return
+    if not lower.endswith((".jinja", ".j2", ".jinja2", ".template", ".tmpl", ".py")):
+        # JSON: the bytes are parsed (decoding a large vocabulary's text here would double the peak)
+        _json_document(data, ctx, blob, array)
         return
     text = data.decode("utf-8-sig", "replace")
     if lower.endswith((".jinja", ".j2", ".jinja2")):
@@ -1092,8 +1109,21 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
             from loopwarden.checks.models.configs import check_loading_script
 
             check_loading_script(ctx, blob.location)
+
+
+def _json_document(data: bytes, ctx: ScanContext, blob: Blob, array: bool) -> None:
+    from loopwarden.checks.models.keras import check_json_document
+
+    if not array:
+        check_json_document(data, ctx, blob.location, blob.name)
         return
-    check_json_document(data, ctx, blob.location, blob.name)
+    try:
+        check_json_document(data, ctx, blob.location, blob.name)
+    except ResourceLimitExceeded as exc:
+        if exc.bound != "max_large_json_objects":
+            raise
+        # a data file past the bound of objects to build is skipped as one past the size bound: no loader reads
+        # a JSON array as a config
 
 
 # ---------------------------------------------------------------------------------------------- compression

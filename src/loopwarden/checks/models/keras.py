@@ -18,6 +18,8 @@ from typing import Any, Final
 from loopwarden.checks.interface import ResourceLimitExceeded
 from loopwarden.checks.models import rules
 from loopwarden.checks.models._base import Blob, ScanContext, json_safe
+from loopwarden.checks.models.jsonbound import LARGE_JSON, parse_large
+from loopwarden.checks.models.tokenizer_files import check_tokenizer_json, tokenizer_document
 from loopwarden.domain import Location
 
 __all__ = [
@@ -107,7 +109,11 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     """Parse a JSON document the way its loader does and analyse it (:func:`check_json_config`). A config that a
     loader interprets and that cannot be parsed is unverified."""
     try:
-        obj = _parse(data)
+        if len(data) > LARGE_JSON:
+            # bounded memory: a vocabulary's tokens and a merge list are validated, not built
+            obj = parse_large(data, vocabulary=name.rsplit("/", 1)[-1].lower().endswith("vocab.json"))
+        else:
+            obj = _parse(data)
     except (ValueError, RecursionError) as exc:
         if name.rsplit("/", 1)[-1].lower() in _JUDGED_JSON:
             ctx.fail(location, f"JSON config cannot be decoded and parsed ({_why(exc)})")
@@ -131,6 +137,8 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     base = name.replace("\\", "/").rsplit("/", 1)[-1]
     if base.lower() == "tokenizer_config.json":
         check_tokenizer_files(obj, ctx, location)
+    if tokenizer_document(obj):
+        check_tokenizer_json(obj, ctx, location)
     check_datasets_files(obj, ctx, location, base.lower())
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)

@@ -101,7 +101,7 @@ def _spec_problem(f: BinaryIO, start: int, length: int) -> str | None:
             if size is None or pos + size > len(spec):
                 return "malformed normalizer spec"
             if tag >> 3 == 2:
-                problem = _charsmap_problem(spec[pos : pos + size])
+                problem = charsmap_problem(spec[pos : pos + size])
                 if problem:
                     return problem
             pos += size
@@ -112,7 +112,7 @@ def _spec_problem(f: BinaryIO, start: int, length: int) -> str | None:
     return None
 
 
-def _charsmap_problem(blob: bytes) -> str | None:
+def charsmap_problem(blob: bytes) -> str | None:
     """A precompiled_charsmap (a little-endian trie size, the Darts trie units, the NUL-separated normalized
     strings) whose trie walk can leave the trie or whose leaf values point past the strings. sentencepiece itself
     refuses a blob whose trie size is not below the blob's; those are left to it."""
