@@ -1035,7 +1035,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
     lower = blob.name.lower()
     _tf_text(blob, ctx)
-    if lower.endswith((".tiktoken", ".model")) and (lower.endswith(".tiktoken") or looks_tiktoken(blob.head(256))):
+    if lower.endswith((".tiktoken", ".model")) and (
+        lower.endswith(".tiktoken") or looks_tiktoken(blob.head(256))
+    ):
         # tiktoken rank files, and a tokenizer.model in that format (transformers' tiktoken conversion)
         check_tiktoken(blob, ctx)
         return
@@ -1075,7 +1077,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
         if len(data) > _MAX_YAML:
             # composed YAML nodes take about 45 times the text: a larger config is not composed (fail closed)
-            ctx.fail(blob.location, f"YAML config of {len(data)} bytes is larger than the {_MAX_YAML}-byte bound")
+            ctx.fail(
+                blob.location, f"YAML config of {len(data)} bytes is larger than the {_MAX_YAML}-byte bound"
+            )
             return
 
         check_yaml_document(data, ctx, blob.location, blob.name)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+from collections.abc import Iterator
 from typing import Any, Final
 
 from loopwarden.checks.models._base import Blob, ScanContext
@@ -40,7 +41,9 @@ _TIKTOKEN_LINE: Final = re.compile(rb"[A-Za-z0-9+/]*={0,2} [0-9]+\r?\n?")
 def tokenizer_document(obj: Any) -> bool:
     """Whether a JSON document is a ``tokenizers`` serialization (``Tokenizer.from_file`` reads any file name;
     transformers' ``tokenizer_file`` may name one): an object with a ``model`` object and the pipeline keys."""
-    return isinstance(obj, dict) and isinstance(obj.get("model"), dict) and not _TOKENIZER_KEYS.isdisjoint(obj)
+    return (
+        isinstance(obj, dict) and isinstance(obj.get("model"), dict) and not _TOKENIZER_KEYS.isdisjoint(obj)
+    )
 
 
 def check_tokenizer_json(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
@@ -52,8 +55,11 @@ def check_tokenizer_json(obj: dict[str, Any], ctx: ScanContext, location: Locati
     if isinstance(padding, dict):
         strategy = padding.get("strategy")
         fixed = strategy.get("Fixed") if isinstance(strategy, dict) else None
-        for what, value in (("strategy Fixed", fixed), ("pad_to_multiple_of", padding.get("pad_to_multiple_of"))):
-            if _int(value) and value > MAX_PADDED:
+        for what, value in (
+            ("strategy Fixed", fixed),
+            ("pad_to_multiple_of", padding.get("pad_to_multiple_of")),
+        ):
+            if type(value) is int and value > MAX_PADDED:
                 problems.append(
                     f"padding {what} is {value} (over {MAX_PADDED}): tokenizers allocates that many positions "
                     "per encoding (aborts or runs for minutes)"
@@ -62,7 +68,7 @@ def check_tokenizer_json(obj: dict[str, Any], ctx: ScanContext, location: Locati
     if isinstance(truncation, dict):
         length, stride = truncation.get("max_length"), truncation.get("stride")
         specials = _SPECIALS if obj.get("post_processor") is not None else 0
-        if _int(length) and _int(stride) and stride > 0 and stride >= length - specials:
+        if type(length) is int and type(stride) is int and stride > 0 and stride >= length - specials:
             problems.append(
                 f"truncation stride {stride} is not below max_length {length} less the special tokens: "
                 "tokenizers panics on every input longer than that"
@@ -71,10 +77,6 @@ def check_tokenizer_json(obj: dict[str, Any], ctx: ScanContext, location: Locati
         problems.extend(_pipeline_problems(key, obj.get(key)))
     for problem in problems:
         ctx.fail(location, f"tokenizer.json {problem}")
-
-
-def _int(value: Any) -> bool:
-    return type(value) is int
 
 
 def _pipeline_problems(key: str, node: Any) -> list[str]:
@@ -222,9 +224,14 @@ def _class_end(pattern: str, i: int) -> int:
 
 
 def looks_tiktoken(head: bytes) -> bool:
-    """A tiktoken rank file: lines of a base64 token, a space and a decimal rank."""
-    first = head.split(b"\n", 1)[0]
-    return bool(first) and _TIKTOKEN_LINE.fullmatch(first + b"\n") is not None
+    """A tiktoken rank file: lines of a base64 token, a space and a decimal rank (the first four lines, or all of
+    a shorter file, are such lines)."""
+    lines = head.split(b"\n")[:5]
+    if len(lines) > 4:
+        lines = lines[:4]
+    elif lines and not lines[-1]:
+        lines.pop()
+    return bool(lines) and all(_TIKTOKEN_LINE.fullmatch(line + b"\n") for line in lines)
 
 
 def check_tiktoken(blob: Blob, ctx: ScanContext) -> None:
@@ -236,34 +243,39 @@ def check_tiktoken(blob: Blob, ctx: ScanContext) -> None:
     ranks: dict[bytes, int] = {}
     problem = None
     count = 0
-    with blob.open() as f:
-        for number, raw in enumerate(f, 1):
-            line = raw.strip()
-            if not line:
-                continue
-            count += 1
-            if count > MAX_TIKTOKEN_LINES:
-                ctx.fail(blob.location, f"tiktoken rank file has more than {MAX_TIKTOKEN_LINES} lines")
-                return
-            parts = line.split()
-            try:
-                if len(parts) != 2:
-                    raise ValueError
-                token = base64.b64decode(parts[0])
-                rank = int(parts[1])
-            except (ValueError, binascii.Error):
-                problem = f"line {number} is not a base64 token and a rank (tiktoken refuses the file)"
-                break
-            if not 0 <= rank < 1 << 32:
-                problem = f"line {number} has rank {rank}, outside 0..2**32-1 (tiktoken refuses the file)"
-                break
-            if len(token) > MAX_TIKTOKEN_TOKEN:
-                problem = (
-                    f"line {number} holds a token of {len(token)} bytes (over {MAX_TIKTOKEN_TOKEN}): transformers' "
-                    "tiktoken conversion takes time quadratic in it"
-                )
-                break
-            ranks[token] = rank
+    for number, line in enumerate(_lines(blob), 1):
+        if line is None:
+            problem = (
+                f"line {number} is over {_MAX_LINE} bytes (a token over {MAX_TIKTOKEN_TOKEN} bytes: "
+                "transformers' tiktoken conversion takes time quadratic in it)"
+            )
+            break
+        line = line.strip()
+        if not line:
+            continue
+        count += 1
+        if count > MAX_TIKTOKEN_LINES:
+            ctx.fail(blob.location, f"tiktoken rank file has more than {MAX_TIKTOKEN_LINES} lines")
+            return
+        parts = line.split()
+        try:
+            if len(parts) != 2:
+                raise ValueError
+            token = base64.b64decode(parts[0])
+            rank = int(parts[1])
+        except (ValueError, binascii.Error):
+            problem = f"line {number} is not a base64 token and a rank (tiktoken refuses the file)"
+            break
+        if not 0 <= rank < 1 << 32:
+            problem = f"line {number} has rank {rank}, outside 0..2**32-1 (tiktoken refuses the file)"
+            break
+        if len(token) > MAX_TIKTOKEN_TOKEN:
+            problem = (
+                f"line {number} holds a token of {len(token)} bytes (over {MAX_TIKTOKEN_TOKEN}): transformers' "
+                "tiktoken conversion takes time quadratic in it"
+            )
+            break
+        ranks[token] = rank
     if problem is None and ranks:
         if len(set(ranks.values())) != len(ranks):
             problem = "gives one rank to two tokens: tiktoken's CoreBPE panics"
@@ -276,3 +288,22 @@ def check_tiktoken(blob: Blob, ctx: ScanContext) -> None:
                 )
     if problem is not None:
         ctx.fail(blob.location, f"tiktoken rank file {problem}")
+
+
+_MAX_LINE: Final = 4 * MAX_TIKTOKEN_TOKEN
+_CHUNK: Final = 1 << 20
+
+
+def _lines(blob: Blob) -> Iterator[bytes | None]:
+    """The lines of ``blob`` read in chunks; None for a line over :data:`_MAX_LINE` bytes (then stops)."""
+    pending = b""
+    with blob.open() as f:
+        while chunk := f.read(_CHUNK):
+            lines = (pending + chunk).split(b"\n")
+            pending = lines.pop()
+            yield from lines
+            if len(pending) > _MAX_LINE:
+                yield None
+                return
+    if pending:
+        yield pending if len(pending) <= _MAX_LINE else None
