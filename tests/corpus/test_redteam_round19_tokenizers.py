@@ -426,6 +426,12 @@ def test_large_documents_are_still_judged(tmp_path: Path) -> None:
     doc = {"weights": vocab, "m": {"_target_": "os.system", "command": "id"}}
     result = _scan(_large(doc, tmp_path, "config.json"))
     assert result.verdict is Verdict.FINDINGS, result
+    # UTF-16 and UTF-32 text, which json.loads decodes, is transcoded (a chunk at a time), not skipped
+    for encoding in ("utf-16", "utf-32-le"):
+        path = tmp_path / f"hparams_{encoding}.json"
+        path.write_bytes(json.dumps(doc).encode(encoding))
+        result = _scan(path)
+        assert result.verdict is Verdict.FINDINGS, (encoding, result)
     # a vocabulary-shaped object elsewhere is built (a number-valued key a check reads is not dropped)
     doc = {"vocab": {**vocab, "_target_": "os.system"}}
     result = _scan(_large(doc, tmp_path, "hparams.json"))

@@ -72,14 +72,28 @@ _VALUE, _FIRST_VALUE, _KEY, _FIRST_KEY, _COLON, _NEXT = range(6)
 
 
 def parse_large(data: bytes, *, vocabulary: bool = False) -> Any:
-    """Parse a UTF-8 JSON document as ``json.loads`` does, leaving out the flat vocabulary and merge runs
+    """Parse a JSON document (UTF-8, or UTF-16/32 transcoded to it) as ``json.loads`` does, leaving out the flat vocabulary and merge runs
     (``vocabulary``: the document itself is a vocabulary, its top-level object is such a run). Raises ValueError
-    (not UTF-8 or not JSON, as ``json.loads`` would), RecursionError (nested too deeply) or
+    (not decodable or not JSON, as ``json.loads`` would), RecursionError (nested too deeply) or
     ResourceLimitExceeded (more than :data:`MAX_LARGE_OBJECTS` bytes of objects to build)."""
-    if json.detect_encoding(data) not in ("utf-8", "utf-8-sig"):
-        raise ValueError("a large JSON document not in UTF-8")
-    _check_utf8(data)
+    encoding = json.detect_encoding(data)
+    if encoding in ("utf-8", "utf-8-sig"):
+        _check_utf8(data)
+    else:
+        data = _to_utf8(data, encoding)
     return _Parser(data, vocabulary).parse()
+
+
+def _to_utf8(data: bytes, encoding: str) -> bytes:
+    """UTF-16 or UTF-32 text (which ``json.loads`` decodes, with ``surrogatepass``) as UTF-8, a chunk at a time:
+    never larger than the original, and no text object of the whole."""
+    decoder = codecs.getincrementaldecoder(encoding)("surrogatepass")
+    view = memoryview(data)
+    out = bytearray()
+    for start in range(0, len(data), 1 << 20):
+        out += decoder.decode(view[start : start + (1 << 20)]).encode("utf-8", "surrogatepass")
+    out += decoder.decode(b"", final=True).encode("utf-8", "surrogatepass")
+    return bytes(out)
 
 
 def _check_utf8(data: bytes) -> None:
