@@ -72,10 +72,10 @@ _VALUE, _FIRST_VALUE, _KEY, _FIRST_KEY, _COLON, _NEXT = range(6)
 
 
 def parse_large(data: bytes, *, vocabulary: bool = False) -> Any:
-    """Parse a JSON document (UTF-8, or UTF-16/32 transcoded to it) as ``json.loads`` does, leaving out the flat vocabulary and merge runs
-    (``vocabulary``: the document itself is a vocabulary, its top-level object is such a run). Raises ValueError
-    (not decodable or not JSON, as ``json.loads`` would), RecursionError (nested too deeply) or
-    ResourceLimitExceeded (more than :data:`MAX_LARGE_OBJECTS` bytes of objects to build)."""
+    """Parse a JSON document (UTF-8, or UTF-16/32 transcoded to it) as ``json.loads`` does, leaving out the
+    flat vocabulary and merge runs (``vocabulary``: the document itself is a vocabulary, its top-level object is
+    such a run). Raises ValueError (not decodable or not JSON, as ``json.loads`` would), RecursionError (nested
+    too deeply) or ResourceLimitExceeded (more than :data:`MAX_LARGE_OBJECTS` bytes of objects to build)."""
     encoding = json.detect_encoding(data)
     if encoding in ("utf-8", "utf-8-sig"):
         _check_utf8(data)
