@@ -505,10 +505,13 @@ def test_regex_problem_leaves_real_split_patterns() -> None:
         r" ?[^(\s|[.,!?…。，、।۔،])]+",  # noqa: RUF001 - BLOOM's split pattern, full-width punctuation included
         r"(a{1000}){1000}",
         r"(?:\r?\n)+",
+        r"(\r\n|\n)+",
+        r"(?<=x)(ab|cd)+",
         r" {2,}",
     ]
     assert [p for p in real if regex_problem(p)] == []
     nested = [r"(a+)+$", r"(a|aa)+$", r"(?:a*)*", r"((a+))+", r"(x+x+)+y", r"(a{1,9}){9}", r"(\w+\s?)*$"]
+    nested += [r"(?i:a|ab)*$", r"(?<n>a|a)+", r"(?:\r\n|\r|\n)+$"]
     assert [p for p in nested if not regex_problem(p)] == []
 
 

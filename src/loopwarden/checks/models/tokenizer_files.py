@@ -129,42 +129,47 @@ _REPEAT: Final = re.compile(r"\{(\d*)(?:(,)(\d*))?\}")
 
 def regex_problem(pattern: str) -> str | None:
     """Why a regex may backtrack without bound: a repeated group (``*``, ``+``, ``{n,}``, ``{n,m}`` with m > 1)
-    whose body repeats a variable number of times or alternates (``(a+)+``, ``(a|aa)+``, ``(a{1,9}){9}``; a
-    fixed ``(a{1000}){1000}`` matches one way). The split patterns of real tokenizers (GPT-2, cl100k,
-    Llama 3, Qwen, DeepSeek) repeat only single characters and classes."""
-    # per open group: whether its body repeats or alternates
-    groups: list[bool] = [False]
+    whose body repeats a variable number of times (``(a+)+``, ``(a{1,9}){9}``; a fixed ``(a{1000}){1000}``
+    matches one way) or has alternatives that begin alike (``(a|aa)+``; ``(\\r\\n|\\n)+`` does not). The split
+    patterns of real tokenizers (GPT-2, cl100k, o200k, Llama 3, Qwen, DeepSeek, BLOOM) repeat only single
+    characters and classes."""
+    # per open group: [whether its body may match one text in several ways, the first atom of each alternative]
+    groups: list[list[Any]] = [[False, [None]]]
     last_group: bool | None = None  # the body flag of the group just closed, if the last atom was a group
     i, n = 0, len(pattern)
     while i < n:
         c = pattern[i]
+        start = i
         if c == "\\":
             i += 2
             if i <= n and pattern[i - 1] in "pPxkg" and i < n and pattern[i] == "{":
                 end = pattern.find("}", i)
                 i = n if end < 0 else end + 1
+            _first(groups, pattern[start:i])
             last_group = None
             continue
         if c == "[":
             i = _class_end(pattern, i)
+            _first(groups, pattern[start:i])
             last_group = None
             continue
         if c == "(":
-            groups.append(False)
-            i += 1
-            if pattern.startswith("?", i):
-                i += 1  # (?: (?= (?! (?<= (?<! (?> (?i: ... : the rest are literal characters of no weight
+            _first(groups, "(")
+            groups.append([False, [None]])
+            i = _group_body(pattern, i + 1)
             last_group = None
             continue
         if c == ")":
-            body = groups.pop() if len(groups) > 1 else False
+            body, alts = groups.pop() if len(groups) > 1 else (False, [None])
+            firsts = [a for a in alts if a is not None]
+            body = body or len(set(firsts)) < len(firsts)
             if body:
-                groups[-1] = True  # the enclosing group's body holds it
+                groups[-1][0] = True  # the enclosing group's body holds it
             i += 1
             last_group = body
             continue
         if c == "|":
-            groups[-1] = True
+            groups[-1][1].append(None)
             last_group = None
             i += 1
             continue
@@ -185,16 +190,40 @@ def regex_problem(pattern: str) -> str | None:
             continue
         else:
             i += 1
+            _first(groups, c)
             last_group = None
             continue
         if repeat:
             if last_group:
-                return "repeats a group whose body repeats or alternates"
-            groups[-1] = groups[-1] or variable
+                return "repeats a group that can match one text in several ways"
+            groups[-1][0] = groups[-1][0] or variable
             if i < n and pattern[i] in "+?":
                 i += 1  # possessive or lazy
         last_group = None
     return None
+
+
+def _first(groups: list[list[Any]], atom: str) -> None:
+    alts = groups[-1][1]
+    if alts[-1] is None:
+        alts[-1] = atom
+
+
+def _group_body(pattern: str, i: int) -> int:
+    """The index of a group's body after its opening ``(`` (``(?:``, ``(?=``, ``(?<!``, ``(?<name>``, ``(?i:``)."""
+    if not pattern.startswith("?", i):
+        return i
+    i += 1
+    if pattern[i : i + 1] in ("=", "!", ">"):
+        return i + 1
+    if pattern.startswith(("<=", "<!"), i):
+        return i + 2
+    if pattern[i : i + 1] in ("<", "'", "P"):
+        end = pattern.find(">" if pattern[i] != "'" else "'", i + 1)
+        return len(pattern) if end < 0 else end + 1
+    while i < len(pattern) and (pattern[i].isalpha() or pattern[i] == "-"):
+        i += 1
+    return i + 1 if pattern.startswith(":", i) else i
 
 
 def _class_end(pattern: str, i: int) -> int:
