@@ -379,6 +379,48 @@ def test_real_tokenizer_files_stay_clean(tmp_path: Path, size: int) -> None:
         assert result.verdict is Verdict.CLEAN, (name, result)
 
 
+def test_valid_precompiled_charsmaps_stay_clean(tmp_path: Path) -> None:
+    """A handmade charsmap whose trie stays in bounds (round 18's benign one: 'a' normalizes to 'x'), which
+    tokenizers loads; and the charsmaps sentencepiece's trainer writes, put in a tokenizers Unigram tokenizer."""
+    units = [0] * 256
+    units[ord("a")] = ord("a") | 0x100 | (0x40 << 10)
+    units[ord("a") ^ 0x40] = 0x80000000
+    body = b"".join(u.to_bytes(4, "little") for u in units)
+    charsmap = len(body).to_bytes(4, "little") + body + b"x\0"
+    doc = _tokenizer(
+        normalizer={"type": "Precompiled", "precompiled_charsmap": base64.b64encode(charsmap).decode()}
+    )
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(doc))
+    assert _scan(path).verdict is Verdict.CLEAN
+    tk = pytest.importorskip("tokenizers")
+    assert tk.Tokenizer.from_file(str(path)).normalizer.normalize_str("ab") == "xb"
+    spm = pytest.importorskip("sentencepiece")
+    from sentencepiece import sentencepiece_model_pb2
+
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(
+        "\n".join(f"hello world \uff21\uff22 caf\u00e9 \u2461 {i}" for i in range(300)), encoding="utf-8"
+    )
+    for rule in ("nmt_nfkc", "nfkc_cf"):
+        prefix = tmp_path / rule
+        spm.SentencePieceTrainer.train(
+            input=str(corpus),
+            model_prefix=str(prefix),
+            vocab_size=40,
+            normalization_rule_name=rule,
+            minloglevel=2,
+        )
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(Path(f"{prefix}.model").read_bytes())
+        tok = tk.Tokenizer(tk.models.Unigram([(p.piece, p.score) for p in proto.pieces], 0))
+        tok.normalizer = tk.normalizers.Precompiled(proto.normalizer_spec.precompiled_charsmap)
+        out = tmp_path / rule / "tokenizer.json"
+        out.parent.mkdir()
+        tok.save(str(out))
+        assert _scan(out).verdict is Verdict.CLEAN, rule
+
+
 _PEAK = """import re, sys
 from loopwarden.checks.models.scanner import scan_paths
 (t,) = scan_paths([sys.argv[1]], jobs=1).targets
