@@ -205,9 +205,32 @@ def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
         for kind in kinds:
             makers[kind](reps_dir / f"rep_{kind}", 7)
         done.write_text(f"{n} distinct")
+    for name, data in _benign_from_tests().items():
+        _write(reps_dir / f"rep_{name}", data)
     files = sorted(p for p in d.iterdir() if p.is_file() and p.name != ".done")
     reps = {p.stem.removeprefix("rep_"): p for p in sorted(reps_dir.iterdir())}
     return files, reps
+
+
+_BENIGN_MODULES: tuple[str, ...] = ("test_benign_round18", "test_benign_round19")
+"""Benign-sweep test modules whose ``bench_benign()`` gives real-shaped benign files that a round made clean."""
+
+
+def _benign_from_tests() -> dict[str, bytes]:
+    """More benign representatives: the files of each benign sweep that scanned unverified or with findings before
+    its fix (``bench_benign()``: file name -> bytes), named ``<module>_<file>``."""
+    import importlib
+
+    out: dict[str, bytes] = {}
+    for module in _BENIGN_MODULES:
+        try:
+            files = importlib.import_module(module).bench_benign()
+        except (ImportError, AttributeError) as exc:
+            print(f"note: benign files of {module} not available ({exc})", file=sys.stderr)
+            continue
+        tag = module.removeprefix("test_benign_")
+        out.update({f"{tag}_{name}": data for name, data in files.items()})
+    return out
 
 
 def gen_bad() -> dict[str, Path]:
