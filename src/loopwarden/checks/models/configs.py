@@ -43,6 +43,7 @@ __all__ = [
     "check_loading_script",
     "check_metadata_targets",
     "check_mmengine_imports",
+    "check_orbax_metadata",
     "check_registry_types",
     "check_remote_code",
     "check_sentence_transformers",
@@ -56,6 +57,7 @@ __all__ = [
     "judge_dotted",
     "mentions_langchain",
     "mentions_target",
+    "replaces_folder",
 ]
 
 """Nodes visited per document; a config is a few thousand at most."""
@@ -1550,6 +1552,49 @@ def check_datasets_files(obj: Any, ctx: ScanContext, location: Location, name: s
                 location,
                 key=key,
                 target=value[:200],
+            )
+
+
+_ABSOLUTE: Final = re.compile(r"^(?:[/\\\\]|[A-Za-z]:)")
+
+
+def replaces_folder(name: str) -> bool:
+    """Whether ``pathlib``'s ``folder / name`` (and ``os.path.join``) keeps ``name`` as it is instead of joining it
+    to the folder: POSIX-absolute, a Windows drive or a UNC/backslash root."""
+    return _ABSOLUTE.match(name) is not None
+
+
+def check_orbax_metadata(obj: Any, ctx: ScanContext, location: Location, name: str) -> None:
+    """An Orbax PyTree checkpoint's ``_METADATA`` (``{"tree_metadata": {"('a', 'b')": {"key_metadata": [{"key":
+    "a", ...}, ...], "value_metadata": ...}}, "use_ocdbt": ...}``). Restoring without a target tree
+    (``PyTreeCheckpointer().restore(path)``, ``StandardCheckpointer().restore(path)``) rebuilds the tree from the
+    ``key_metadata`` keys, names each leaf by its keys joined with ``.`` and, in a checkpoint without an OCDBT
+    manifest, opens the zarr array at ``directory / name``: a name that is an absolute path replaces the folder,
+    so the checkpoint loads any zarr array on the machine as its weights (confirmed with orbax-checkpoint 0.12.8
+    and tensorstore: a key ``/abs/other/s`` restored the other checkpoint's array). tensorstore's file driver
+    refuses ``..`` parts, so only absolute names leave the folder. Orbax names keys after the tree's own keys,
+    which never start so. The handler typestrs of ``_CHECKPOINT_METADATA`` and the rich value-metadata tree
+    import nothing (namedtuples are rebuilt on the fly), and ``_sharding`` names devices only."""
+    if name != "_metadata" or not isinstance(obj, dict) or not isinstance(obj.get("tree_metadata"), dict):
+        return
+    for count, (label, entry) in enumerate(obj["tree_metadata"].items()):
+        if count >= MAX_CONFIG_NODES:
+            raise ResourceLimitExceeded(
+                "max_config_nodes", f"Orbax _METADATA has more than {MAX_CONFIG_NODES} entries"
+            )
+        keys = entry.get("key_metadata") if isinstance(entry, dict) else None
+        if not isinstance(keys, list):
+            continue
+        param = ".".join(str(k.get("key")) for k in keys if isinstance(k, dict))
+        if replaces_folder(param):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"Orbax _METADATA names the parameter '{param[:200]}' (tree key {str(label)[:200]}): restoring "
+                "the checkpoint without a target opens the zarr array at that absolute path instead of one in "
+                "the checkpoint folder",
+                location,
+                key=str(label)[:200],
+                target=param[:200],
             )
 
 

@@ -125,6 +125,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_langchain,
         check_lerobot_processor,
         check_mmengine_imports,
+        check_orbax_metadata,
         check_registry_types,
         check_remote_code,
         check_sentence_transformers,
@@ -140,6 +141,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     if tokenizer_document(obj):
         check_tokenizer_json(obj, ctx, location)
     check_datasets_files(obj, ctx, location, base.lower())
+    check_orbax_metadata(obj, ctx, location, base.lower())
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
