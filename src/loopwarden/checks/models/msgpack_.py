@@ -7,6 +7,8 @@ arrays) are skipped, not interpreted. Anything else is ``unverified``.
 Strings and binaries that may be pickles are analysed as what ``pickle.loads`` runs from their first byte:
 msgpack_numpy's decoder (``msgpack.unpackb(b, object_hook=msgpack_numpy.decode)``) hands an object array's
 ``data`` to ``pickle.loads``, and the hook runs for each map as it completes, before a later byte breaks the value.
+The top-level keys of Orbax's aggregate file ``checkpoint`` name the arrays that restoring opens: an absolute one
+leaves the checkpoint folder (LW-MODEL-052).
 """
 
 from __future__ import annotations
@@ -89,6 +91,8 @@ class ByteSource:
         return self.buf[pos - self.base : pos - self.base + n]
 
 
+_MAX_KEYS: Final = 100
+"""Top-level keys of an Orbax aggregate file reported at most (one is enough to keep the file reported)."""
 _STORED_MIN: Final = 8
 """Shorter strings cannot import and call anything (``cos\nsystem\n`` alone is 11 bytes)."""
 _STORED_SEARCH: Final = 1 << 16
@@ -98,15 +102,23 @@ binary without one of these bytes (a parameter name) cannot reach anything a loa
 
 
 def _walk(
-    src: ByteSource, size: int, ctx: ScanContext, stored: Callable[[int, int], None] | None = None
+    src: ByteSource,
+    size: int,
+    ctx: ScanContext,
+    stored: Callable[[int, int], None] | None = None,
+    top_key: Callable[[int, int], None] | None = None,
 ) -> None:
+    """Walk the one value the file must be. ``stored(start, n)`` sees every string and binary of 8 bytes or more,
+    ``top_key(start, n)`` every string key of a top-level map."""
     pending = [1]  # items still to read at each open container level
     pos = 0
     items = 0
+    top_map = False
     while pending:
         if pending[-1] == 0:
             pending.pop()
             continue
+        is_top_key = top_map and len(pending) == 2 and pending[-1] % 2 == 0
         pending[-1] -= 1
         items += 1
         if items > _MAX_ITEMS:
@@ -119,9 +131,12 @@ def _walk(
             continue  # fixint
         if 0x80 <= t <= 0x9F:
             count = (t & 0x0F) * (2 if t < 0x90 else 1)
+            top_map = top_map or (items == 1 and t < 0x90)
         elif 0xA0 <= t <= 0xBF:
             if stored is not None and t & 0x1F >= _STORED_MIN:
                 stored(pos, t & 0x1F)
+            if is_top_key and top_key is not None:
+                top_key(pos, t & 0x1F)
             pos += t & 0x1F
             continue
         elif t in _FIXED:
@@ -132,6 +147,8 @@ def _walk(
             (n,) = struct.unpack(">" + "BHI"[(1, 2, 4).index(width)], src.take(pos, width))
             if stored is not None and not extra and n >= _STORED_MIN:
                 stored(pos + width, n)  # str or bin: msgpack_numpy's object arrays keep a pickle there
+            if is_top_key and top_key is not None and t >= 0xD9:  # a str key (a bin key decodes to bytes)
+                top_key(pos + width, n)
             pos += width + extra + n
             continue
         elif t in _CONTAINERS:
@@ -139,6 +156,7 @@ def _walk(
             (n,) = struct.unpack(">" + "HI"[(2, 4).index(width)], src.take(pos, width))
             pos += width
             count = n * per
+            top_map = top_map or (items == 1 and per == 2)
         else:
             raise StructureError(f"byte 0x{t:02x} at offset {pos - 1} is not a MessagePack type")
         if pos > size:
@@ -165,8 +183,23 @@ def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
             if start + n <= size:  # (one running past the end is a structure error just after)
                 _stored_pickle(blob, ctx, src, start, n)
 
+        keys: list[tuple[int, int]] = []  # top-level keys that begin like an absolute path
+        top_key = None
+        if blob.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "checkpoint":  # Orbax's aggregate file
+            from loopwarden.checks.models.configs import replaces_folder
+
+            def top_key(start: int, n: int) -> None:
+                if (
+                    start + n <= size
+                    and len(keys) < _MAX_KEYS
+                    and replaces_folder(src.take(start, min(n, 2)).decode("latin-1"))
+                ):
+                    keys.append((start, n))
+
         try:
-            _walk(src, size, ctx, stored)
+            _walk(src, size, ctx, stored, top_key)
+            if keys:
+                _orbax_aggregate_keys(blob, ctx, src, keys)
         except StructureError as exc:
             # msgpack.unpackb (flax.serialization.msgpack_restore) decodes the whole buffer before it returns
             # anything and raises on a truncated value, an unused type byte or extra bytes (ExtraData); Flax's
@@ -201,3 +234,26 @@ def _stored_pickle(blob: Blob, ctx: ScanContext, src: ByteSource, start: int, n:
             offset=start,
         )
         ctx.findings.extend(res.findings)
+
+
+def _orbax_aggregate_keys(blob: Blob, ctx: ScanContext, src: ByteSource, keys: list[tuple[int, int]]) -> None:
+    """Orbax's legacy aggregate file, ``checkpoint`` (a MessagePack map of the PyTree, arrays as
+    ``PLACEHOLDER://`` strings). Restoring a checkpoint without ``_METADATA`` and without a target rebuilds the
+    tree from it and opens each placeholder leaf's zarr array at ``directory / '.'.join(keys)``, so a top-level key
+    that is an absolute path makes the name replace the folder (orbax-checkpoint 0.12.8: a key naming another
+    checkpoint's array restored that array). Orbax names keys after the tree's own keys."""
+    from loopwarden.checks.models import rules
+    from loopwarden.checks.models.configs import replaces_folder
+
+    for start, n in keys:
+        key = src.take(start, min(n, 4096)).decode("utf-8", "replace")
+        if replaces_folder(key):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"Orbax's aggregate file 'checkpoint' has the top-level key '{key[:200]}': restoring the "
+                "checkpoint without a target opens the zarr arrays under that absolute path instead of the "
+                "checkpoint folder",
+                blob.location,
+                key=key[:200],
+                offset=start,
+            )
