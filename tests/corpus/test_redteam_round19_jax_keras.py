@@ -1,0 +1,286 @@
+"""Round 19 of the internal red team: JAX/Flax/Orbax checkpoints, MLX, and old Keras function objects.
+
+The one case that scanned ``clean`` before this round is an Orbax PyTree checkpoint whose ``_METADATA`` names a
+parameter by an absolute path: restoring it without a target tree opens the zarr array at that path instead of one
+in the checkpoint folder (orbax-checkpoint 0.12.8 with tensorstore, confirmed in a child process in a scratch
+virtualenv). Each case is built here and only scanned; where orbax-checkpoint is installed the real loader is run
+on it in a child process.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+_OTHER = "/tmp/r19-orbax-other/secret"  # the array the bench cases point at (they are only scanned)
+
+_CHECKPOINT_METADATA = json.dumps(
+    {
+        "item_handlers": "orbax.checkpoint._src.handlers.pytree_checkpoint_handler.PyTreeCheckpointHandler",
+        "metrics": {},
+        "performance_metrics": {},
+        "init_timestamp_nsecs": 1,
+        "commit_timestamp_nsecs": 2,
+        "custom_metadata": {},
+    }
+).encode()
+
+
+def _metadata(*keypaths: tuple[tuple[object, int], ...], use_ocdbt: bool = False) -> bytes:
+    """``_METADATA`` as orbax-checkpoint 0.12.8 writes it: one entry per leaf, labelled by the tuple of its key
+    names, with the keys (name, key type: 1 sequence, 2 dict) that restoring rebuilds the tree from."""
+    tree = {
+        str(tuple(str(k) for k, _ in path)): {
+            "key_metadata": [{"key": k, "key_type": t} for k, t in path],
+            "value_metadata": {"value_type": "np.ndarray", "skip_deserialize": False},
+        }
+        for path in keypaths
+    }
+    return json.dumps(
+        {
+            "tree_metadata": tree,
+            "use_ocdbt": use_ocdbt,
+            "use_zarr3": False,
+            "store_array_data_equal_to_fill_value": True,
+            "custom_metadata": None,
+        }
+    ).encode()
+
+
+def _folder(metadata: bytes) -> dict[str, bytes]:
+    return {"_METADATA": metadata, "_CHECKPOINT_METADATA": _CHECKPOINT_METADATA, "commit_success.txt": b"ok"}
+
+
+def _orbax_cases() -> dict[str, dict[str, bytes]]:
+    """A parameter name (its keys joined with ``.``) that ``directory / name`` keeps as it is: POSIX-absolute as
+    the first key or as the whole name, a Windows drive and a UNC root (``pathlib`` on Windows), the key escaped in
+    JSON, beside ordinary parameters, and in a checkpoint that says it uses OCDBT (Orbax decides by whether a
+    ``manifest.ocdbt`` file exists, not by this field)."""
+    return {
+        "r19_orbax_absolute_param": _folder(_metadata(((_OTHER, 2),))),
+        "r19_orbax_absolute_nested": _folder(
+            _metadata(
+                (("params", 2), ("dense", 2), ("kernel", 2)), (("/tmp/r19-orbax-other", 2), ("secret", 2))
+            )
+        ),
+        "r19_orbax_drive_param": _folder(_metadata((("C:/Users/Public/other/secret", 2),))),
+        "r19_orbax_unc_param": _folder(_metadata((("\\\\server\\share\\other\\secret", 2),))),
+        "r19_orbax_escaped_param": _folder(
+            _metadata(((_OTHER, 2),)).replace(b'"key": "/tmp', b'"key": "\\u002ftmp')
+        ),
+        "r19_orbax_absolute_ocdbt_flag": _folder(_metadata(((_OTHER, 2),), use_ocdbt=True)),
+    }
+
+
+def _pack(value: object) -> bytes:
+    """MessagePack as ``msgpack.packb`` writes it, for the maps, strings and integers Orbax's aggregate file holds."""
+    if isinstance(value, dict):
+        n = len(value)
+        head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
+        return head + b"".join(_pack(k) + _pack(v) for k, v in value.items())
+    if isinstance(value, str):
+        raw = value.encode()
+        if len(raw) < 32:
+            return bytes([0xA0 | len(raw)]) + raw
+        return (
+            b"\xd9" + bytes([len(raw)]) if len(raw) < 256 else b"\xda" + struct.pack(">H", len(raw))
+        ) + raw
+    if isinstance(value, bytes):
+        return b"\xc4" + bytes([len(value)]) + value
+    assert isinstance(value, int) and 0 <= value < 128
+    return bytes([value])
+
+
+def _aggregate(tree: dict[object, object]) -> dict[str, bytes]:
+    """A checkpoint folder written by Orbax before ``_METADATA``: its PyTree in the aggregate file ``checkpoint``."""
+    return {
+        "checkpoint": _pack(tree),
+        "_CHECKPOINT_METADATA": _CHECKPOINT_METADATA,
+        "commit_success.txt": b"ok",
+    }
+
+
+def _aggregate_cases() -> dict[str, dict[str, bytes]]:
+    """Orbax's legacy aggregate file ``checkpoint``: restoring a folder without ``_METADATA`` rebuilds the tree from
+    it, and each ``PLACEHOLDER://`` (or ``AGGREGATED://``) leaf is read from ``directory / '.'.join(keys)``: a
+    top-level key that is an absolute path (a long str8 key, a short fixstr key, a map under it, a map of more
+    than 15 entries: map16, a drive path) replaces the folder."""
+    filler = {f"layer_{i}": f"PLACEHOLDER://layer_{i}" for i in range(16)}
+    return {
+        "r19_orbax_aggregate_absolute": _aggregate({_OTHER: "PLACEHOLDER://" + _OTHER}),
+        "r19_orbax_aggregate_short_key": _aggregate({"step": 3, "/srv": {"w": "PLACEHOLDER://w"}}),
+        "r19_orbax_aggregate_nested": _aggregate(
+            {"params": {"w": "PLACEHOLDER://params.w"}, "/tmp/r19-orbax-other": {"secret": "PLACEHOLDER://x"}}
+        ),
+        "r19_orbax_aggregate_map16": _aggregate({**filler, _OTHER: "AGGREGATED://" + _OTHER}),
+        "r19_orbax_aggregate_drive": _aggregate({"D:\\data\\other\\secret": "PLACEHOLDER://w"}),
+    }
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    return {**_orbax_cases(), **_aggregate_cases()}
+
+
+def _scan(path: Path) -> TargetResult:
+    return next(iter(scan_paths([str(path)], jobs=1).targets))
+
+
+def _write(root: Path, files: dict[str, bytes]) -> None:
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+
+
+@pytest.mark.parametrize("case", sorted(_orbax_cases()))
+def test_orbax_parameter_outside_the_checkpoint_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round ``_METADATA`` was plain JSON to the scanner and every case scanned ``clean``.
+    ``PyTreeCheckpointer().restore(path)`` (and ``StandardCheckpointer``) without a target rebuilds the tree from
+    ``key_metadata`` and opens each leaf's zarr array at ``directory / '.'.join(keys)`` when the folder has no
+    ``manifest.ocdbt``: an absolute name replaces the folder (orbax-checkpoint 0.12.8, tensorstore 0.1.x: another
+    checkpoint's array was restored as this one's)."""
+    _write(tmp_path, _orbax_cases()[case])
+    res = _scan(tmp_path / "_METADATA")
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-052"]
+    assert hits and all(f.severity is Severity.HIGH for f in hits), res.findings
+    assert "Orbax _METADATA" in hits[0].message
+
+
+@pytest.mark.parametrize("case", sorted(_aggregate_cases()))
+def test_orbax_aggregate_key_outside_the_checkpoint_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round the aggregate file was checked for MessagePack structure only and every case scanned
+    ``clean``. orbax-checkpoint 0.12.8 and 0.11.0 restored another checkpoint's array through such a key (the
+    placeholder's text is not used; the keys name the array)."""
+    _write(tmp_path, _aggregate_cases()[case])
+    res = _scan(tmp_path / "checkpoint")
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-052"]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+    assert "aggregate file" in hits[0].message
+
+
+def test_orbax_aggregate_as_written_stays_clean(tmp_path: Path) -> None:
+    """What Orbax's aggregate file holds: nested maps, placeholders, aggregated scalars; an absolute path as a
+    nested key or as a placeholder's text is not what restoring opens, a binary key decodes to bytes, and the same
+    map in a file of another name (Flax's ``flax_model.msgpack``) is no Orbax checkpoint."""
+    tree = {
+        "params": {
+            "Dense_0": {"kernel": "PLACEHOLDER://params.Dense_0.kernel", "/bias": "PLACEHOLDER:///abs"}
+        },
+        "step": 7,
+        b"/raw": 1,
+    }
+    _write(tmp_path, _aggregate(tree))
+    assert _scan(tmp_path / "checkpoint").verdict is Verdict.CLEAN
+    (tmp_path / "flax_model.msgpack").write_bytes(_pack({_OTHER: 1}))
+    assert _scan(tmp_path / "flax_model.msgpack").verdict is Verdict.CLEAN
+
+
+def test_orbax_metadata_as_written_stays_clean(tmp_path: Path) -> None:
+    """What Orbax writes: dict and sequence keys, dotted Flax names, a leaf under an empty-string key, a name
+    with ``..`` (tensorstore's file driver refuses it), and a label that is not the keys (only the keys count)."""
+    metadata = _metadata(
+        (("params", 2), ("Dense_0", 2), ("kernel", 2)),
+        (("opt_state", 2), (0, 1), ("mu", 2), ("bias", 2)),
+        (("step", 2),),
+        (("", 2), ("x", 2)),
+        (("../other", 2), ("w", 2)),
+    )
+    obj = json.loads(metadata)
+    obj["tree_metadata"]["('/not', 'a', 'key')"] = {
+        "key_metadata": [{"key": "w2", "key_type": 2}],
+        "value_metadata": {"value_type": "jax.Array", "skip_deserialize": False},
+    }
+    _write(tmp_path, _folder(json.dumps(obj).encode()))
+    for name in ("_METADATA", "_CHECKPOINT_METADATA"):
+        res = _scan(tmp_path / name)
+        assert res.verdict is Verdict.CLEAN, res
+
+
+def test_orbax_metadata_named_otherwise_is_not_orbax(tmp_path: Path) -> None:
+    """Orbax opens ``_METADATA`` only; the same JSON under another name is no checkpoint metadata."""
+    (tmp_path / "tree.json").write_bytes(_metadata(((_OTHER, 2),)))
+    assert _scan(tmp_path / "tree.json").verdict is Verdict.CLEAN
+
+
+_MAKE = """
+import sys, numpy as np, orbax.checkpoint as ocp
+root = sys.argv[1]
+ocp.PyTreeCheckpointer(use_ocdbt=False).save(root + "/other", {"secret": np.array([42.0, 43.0])})
+ocp.PyTreeCheckpointer(use_ocdbt=False).save(root + "/ckpt", {"w": np.zeros(2)})
+ocp.PyTreeCheckpointer().save(root + "/ocdbt", {"params": {"w": np.ones((2, 2))}, "step": 3})
+std = ocp.StandardCheckpointer()  # (asynchronous: wait for its commit before the process ends)
+std.save(root + "/std", {"params": {"w": np.ones(3)}})
+std.wait_until_finished()
+"""
+
+_RESTORE = """
+import sys, orbax.checkpoint as ocp
+print(repr(ocp.PyTreeCheckpointer().restore(sys.argv[1])))
+"""
+
+
+def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code), *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_orbax_restores_the_absolute_parameter(tmp_path: Path) -> None:
+    """The real loader on the case (skipped without orbax-checkpoint): the checkpoint's ``_METADATA`` names the
+    other checkpoint's array by its absolute path and ``restore`` returns that array's values."""
+    pytest.importorskip("orbax.checkpoint")
+    made = _run(_MAKE, str(tmp_path))
+    assert made.returncode == 0, made.stderr[-2000:]
+    other = str(tmp_path / "other" / "secret")
+    (tmp_path / "ckpt" / "_METADATA").write_bytes(_metadata(((other, 2),)))
+    assert _scan(tmp_path / "ckpt" / "_METADATA").verdict is Verdict.FINDINGS
+    restored = _run(_RESTORE, str(tmp_path / "ckpt"))
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "42." in restored.stdout, restored.stdout
+    # the legacy aggregate file, in a folder without _METADATA
+    (tmp_path / "ckpt" / "_METADATA").unlink()
+    (tmp_path / "ckpt" / "checkpoint").write_bytes(_pack({other: "PLACEHOLDER://" + other}))
+    assert _scan(tmp_path / "ckpt" / "checkpoint").verdict is Verdict.FINDINGS
+    restored = _run(_RESTORE, str(tmp_path / "ckpt"))
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "42." in restored.stdout, restored.stdout
+    # and the checkpoints Orbax writes keep their metadata clean
+    for name in ("other", "ocdbt", "std"):
+        for meta in ("_METADATA", "_CHECKPOINT_METADATA"):
+            res = _scan(tmp_path / name / meta)
+            assert res.verdict is Verdict.CLEAN, res
+
+
+_FLAX = """
+import sys, numpy as np
+from flax import serialization
+tree = {"params": {"Dense_0": {"kernel": np.ones((3, 2), np.float32), "bias": np.zeros(2, np.float32)}},
+        "c": np.array([1 + 2j, 3j]), "z": 1 + 2j, "s": np.float32(3.0), "step": 7, "name": "run"}
+open(sys.argv[1] + "/flax_model.msgpack", "wb").write(serialization.to_bytes(tree))
+open(sys.argv[1] + "/checkpoint", "wb").write(serialization.msgpack_serialize({"params": tree["params"]}))
+"""
+
+
+def test_flax_msgpack_files_stay_clean(tmp_path: Path) -> None:
+    """Flax's own MessagePack (arrays, complex numbers and NumPy scalars as ext types), also under Orbax's aggregate
+    file name: clean (skipped without flax)."""
+    pytest.importorskip("flax")
+    made = _run(_FLAX, str(tmp_path))
+    assert made.returncode == 0, made.stderr[-2000:]
+    for name in ("flax_model.msgpack", "checkpoint"):
+        res = _scan(tmp_path / name)
+        assert res.verdict is Verdict.CLEAN, res
