@@ -60,6 +60,7 @@ class Format(enum.StrEnum):
     TF_FINGERPRINT = "tf-fingerprint"
     TF_CHECKPOINT_INDEX = "tf-checkpoint-index"
     TF_CHUNKED = "tf-chunked"
+    OCDBT = "ocdbt"
     KERAS_METADATA = "keras-metadata"
     EMPTY = "empty"
     UNKNOWN = "unknown"
@@ -627,6 +628,8 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
         return Format.TAR
     if head.startswith(_RIEGELI):
         return Format.TF_CHUNKED  # a Riegeli/records file: TensorFlow's chunked protos (saved_model.cpb)
+    if head.startswith(b"\x0c\xdb\x3a\x2a"):
+        return Format.OCDBT  # tensorstore's OCDBT manifest (Orbax checkpoints): ocdbt.MAGIC
     tf = _looks_tensorflow(head[:4096], size)
     if tf is not None:
         return tf

@@ -1918,5 +1918,6 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.KERAS_METADATA: _lazy("tensorflow_", "scan_keras_metadata"),
     Format.TF_CHECKPOINT_INDEX: _lazy("tensorflow_", "scan_checkpoint_index"),
     Format.TF_CHUNKED: _lazy("tf_chunked", "scan_chunked_proto"),
+    Format.OCDBT: _lazy("ocdbt", "scan_ocdbt_manifest"),
     Format.TF_FINGERPRINT: _empty,
 }

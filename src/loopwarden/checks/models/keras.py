@@ -142,6 +142,10 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         check_tokenizer_json(obj, ctx, location)
     check_datasets_files(obj, ctx, location, base.lower())
     check_orbax_metadata(obj, ctx, location, base.lower())
+    if base in (".zarray", "zarr.json") and location.member is None:
+        from loopwarden.checks.models.ocdbt import zarr_chunk_references
+
+        ctx.references.extend(zarr_chunk_references(obj, location.path, base))
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)
