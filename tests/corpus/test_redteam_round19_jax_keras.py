@@ -87,6 +87,9 @@ def _pack(value: object) -> bytes:
         n = len(value)
         head = bytes([0x80 | n]) if n < 16 else b"\xde" + struct.pack(">H", n)
         return head + b"".join(_pack(k) + _pack(v) for k, v in value.items())
+    if isinstance(value, list):
+        assert len(value) < 16
+        return bytes([0x90 | len(value)]) + b"".join(_pack(v) for v in value)
     if isinstance(value, str):
         raw = value.encode()
         if len(raw) < 32:
@@ -126,8 +129,25 @@ def _aggregate_cases() -> dict[str, dict[str, bytes]]:
     }
 
 
+def _gda_cases() -> dict[str, dict[str, bytes]]:
+    """Flax's legacy multi-host checkpoints (``flax.training.checkpoints`` with ``flax_use_orbax_checkpointing``
+    off): an array that is not fully addressable is stored as ``//GDAPlaceholder:<key path>`` in
+    ``checkpoint_<step>`` and restored from ``os.path.join(ckpt_path + '_gda', <key path>)``: an absolute path
+    (as a short fixstr, a str8 and a str16, nested, as an item of a list, which Flax stores as a map keyed "0",
+    "1" ..., a drive path) replaces the checkpoint's folder."""
+    ph = "//GDAPlaceholder:"
+    long = "/srv/" + "x" * 300 + "/w"
+    return {
+        "r19_flax_gda_absolute": {"checkpoint_1": _pack({"w": ph + _OTHER, "step": 1})},
+        "r19_flax_gda_short": {"checkpoint_1": _pack({"params": {"w": ph + "/w"}})},
+        "r19_flax_gda_long": {"checkpoint_1": _pack({"params": {"dense": {"kernel": ph + long}}})},
+        "r19_flax_gda_drive": {"checkpoint_7": _pack({"opt": {"mu": ph + "C:\\ckpt\\w"}})},
+        "r19_flax_gda_list_item": {"ckpt_3": _pack({"layers": {"0": ph + "layers/0", "1": ph + _OTHER}})},
+    }
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
-    return {**_orbax_cases(), **_aggregate_cases()}
+    return {**_orbax_cases(), **_aggregate_cases(), **_gda_cases()}
 
 
 def _scan(path: Path) -> TargetResult:
@@ -502,4 +522,98 @@ def test_real_orbax_zarr_checkpoints_are_clean(tmp_path: Path) -> None:
     made = _run(_MAKE_ZARR, str(tmp_path))
     assert made.returncode == 0, made.stderr[-2000:]
     verdicts = _verdicts(tmp_path)
+    assert set(verdicts.values()) == {Verdict.CLEAN}, verdicts
+
+
+@pytest.mark.parametrize("case", sorted(_gda_cases()))
+def test_flax_multihost_placeholder_outside_the_checkpoint_is_reported(tmp_path: Path, case: str) -> None:
+    """Before this round a Flax MessagePack checkpoint was checked for structure only and every case scanned
+    ``clean``. flax 0.12.8 (``restore_checkpoint(..., gda_manager=GlobalAsyncCheckpointManager())`` on two CPU
+    processes) restored another checkpoint's shards through such a placeholder."""
+    files = _gda_cases()[case]
+    _write(tmp_path, files)
+    res = _scan(tmp_path / next(iter(files)))
+    assert res.verdict is Verdict.FINDINGS, res
+    hits = [f for f in res.findings if f.rule_id == "LW-MODEL-052"]
+    assert len(hits) == 1 and hits[0].severity is Severity.HIGH, res.findings
+    assert "GDAPlaceholder" in hits[0].message
+
+
+def test_flax_multihost_placeholders_as_written_stay_clean(tmp_path: Path) -> None:
+    """What Flax writes (``//GDAPlaceholder:`` and the key path joined with ``/``), a binary value (it decodes to
+    bytes, no placeholder) and prose that mentions the marker stay clean."""
+    ph = "//GDAPlaceholder:"
+    tree = {
+        "params": {"w": ph + "params/w", "b": (ph + "/abs").encode()},
+        "note": "see //GDAPlaceholder: docs /x",
+    }
+    (tmp_path / "checkpoint_1").write_bytes(_pack(tree))
+    assert _scan(tmp_path / "checkpoint_1").verdict is Verdict.CLEAN
+
+
+_MULTIHOST = """
+import sys
+pid, root, mode, port = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+import jax
+jax.config.update("jax_cpu_collectives_implementation", "gloo")
+jax.distributed.initialize(coordinator_address="127.0.0.1:" + port, num_processes=2, process_id=pid)
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from flax import config
+config.update("flax_use_orbax_checkpointing", False)
+from flax.training import checkpoints
+from jax.experimental.array_serialization.serialization import GlobalAsyncCheckpointManager
+sharding = NamedSharding(Mesh(np.array(jax.devices()), ("x",)), PartitionSpec("x"))
+def arr(values):
+    values = np.asarray(values, np.float32)
+    return jax.make_array_from_callback(values.shape, sharding, lambda idx: values[idx])
+gm = GlobalAsyncCheckpointManager()
+if mode == "save":
+    checkpoints.save_checkpoint_multiprocess(root + "/other", {"w": arr([42.0, 43.0])}, step=1, gda_manager=gm)
+    gm.wait_until_finished()
+    checkpoints.save_checkpoint_multiprocess(root + "/ck", {"w": arr([0.0, 0.0])}, step=1, gda_manager=gm)
+    gm.wait_until_finished()
+else:
+    restored = checkpoints.restore_checkpoint(root + "/ck", target={"w": arr([0.0, 0.0])}, gda_manager=gm)
+    print("restored", np.asarray(restored["w"].addressable_shards[0].data).tolist())
+"""
+
+
+def _two_processes(root: Path, mode: str) -> list[str]:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _MULTIHOST, str(pid), str(root), mode, port],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for pid in (0, 1)
+    ]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        outs.append(out)
+    return outs
+
+
+def test_flax_restores_the_absolute_placeholder(tmp_path: Path) -> None:
+    """The real loader on the case (skipped without flax): two CPU processes save a sharded array in two legacy
+    checkpoints; the first checkpoint's placeholder is pointed at the other's array folder by its absolute path,
+    and restoring the first returns the other's values."""
+    pytest.importorskip("flax")
+    _two_processes(tmp_path, "save")
+    main = tmp_path / "ck" / "checkpoint_1"
+    other = tmp_path / "other" / "checkpoint_1_gda" / "w"
+    main.write_bytes(_pack({"w": "//GDAPlaceholder:" + str(other)}))
+    assert _scan(main).verdict is Verdict.FINDINGS
+    outs = _two_processes(tmp_path, "restore")
+    assert any("42.0" in o for o in outs) and any("43.0" in o for o in outs), outs
+    # and what Flax wrote for the other checkpoint (its placeholder, its zarr chunks) is clean
+    verdicts = _verdicts(tmp_path / "other")
     assert set(verdicts.values()) == {Verdict.CLEAN}, verdicts

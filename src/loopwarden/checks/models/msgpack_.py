@@ -7,8 +7,8 @@ arrays) are skipped, not interpreted. Anything else is ``unverified``.
 Strings and binaries that may be pickles are analysed as what ``pickle.loads`` runs from their first byte:
 msgpack_numpy's decoder (``msgpack.unpackb(b, object_hook=msgpack_numpy.decode)``) hands an object array's
 ``data`` to ``pickle.loads``, and the hook runs for each map as it completes, before a later byte breaks the value.
-The top-level keys of Orbax's aggregate file ``checkpoint`` name the arrays that restoring opens: an absolute one
-leaves the checkpoint folder (LW-MODEL-052).
+The top-level keys of Orbax's aggregate file ``checkpoint`` and Flax's ``//GDAPlaceholder:`` strings name the
+arrays that restoring opens: an absolute one leaves the checkpoint folder (LW-MODEL-052).
 """
 
 from __future__ import annotations
@@ -91,6 +91,8 @@ class ByteSource:
         return self.buf[pos - self.base : pos - self.base + n]
 
 
+_GDA_PLACEHOLDER: Final = b"//GDAPlaceholder:"
+_PLACEHOLDER_MIN: Final = len(_GDA_PLACEHOLDER) + 1
 _MAX_KEYS: Final = 100
 """Top-level keys of an Orbax aggregate file reported at most (one is enough to keep the file reported)."""
 _STORED_MIN: Final = 8
@@ -107,9 +109,11 @@ def _walk(
     ctx: ScanContext,
     stored: Callable[[int, int], None] | None = None,
     top_key: Callable[[int, int], None] | None = None,
+    text: Callable[[int, int], None] | None = None,
 ) -> None:
     """Walk the one value the file must be. ``stored(start, n)`` sees every string and binary of 8 bytes or more,
-    ``top_key(start, n)`` every string key of a top-level map."""
+    ``top_key(start, n)`` every string key of a top-level map, ``text(start, n)`` every string of
+    ``_PLACEHOLDER_MIN`` bytes or more."""
     pending = [1]  # items still to read at each open container level
     pos = 0
     items = 0
@@ -137,6 +141,8 @@ def _walk(
                 stored(pos, t & 0x1F)
             if is_top_key and top_key is not None:
                 top_key(pos, t & 0x1F)
+            if text is not None and t & 0x1F >= _PLACEHOLDER_MIN:
+                text(pos, t & 0x1F)
             pos += t & 0x1F
             continue
         elif t in _FIXED:
@@ -147,8 +153,11 @@ def _walk(
             (n,) = struct.unpack(">" + "BHI"[(1, 2, 4).index(width)], src.take(pos, width))
             if stored is not None and not extra and n >= _STORED_MIN:
                 stored(pos + width, n)  # str or bin: msgpack_numpy's object arrays keep a pickle there
-            if is_top_key and top_key is not None and t >= 0xD9:  # a str key (a bin key decodes to bytes)
-                top_key(pos + width, n)
+            if t >= 0xD9:  # a str (a bin decodes to bytes)
+                if is_top_key and top_key is not None:
+                    top_key(pos + width, n)
+                if text is not None and n >= _PLACEHOLDER_MIN:
+                    text(pos + width, n)
             pos += width + extra + n
             continue
         elif t in _CONTAINERS:
@@ -172,6 +181,8 @@ def _walk(
 
 
 def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
+    from loopwarden.checks.models.configs import replaces_folder
+
     if blob.size is None:
         ctx.fail(blob.location, "MessagePack value of unknown size")
         return
@@ -183,23 +194,31 @@ def scan_msgpack(blob: Blob, ctx: ScanContext) -> None:
             if start + n <= size:  # (one running past the end is a structure error just after)
                 _stored_pickle(blob, ctx, src, start, n)
 
-        keys: list[tuple[int, int]] = []  # top-level keys that begin like an absolute path
-        top_key = None
-        if blob.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "checkpoint":  # Orbax's aggregate file
-            from loopwarden.checks.models.configs import replaces_folder
+        # strings that send a restore outside the checkpoint folder, by offset: Orbax aggregate-file keys and Flax
+        # multi-host placeholders that begin like an absolute path
+        outside: dict[int, int] = {}
 
-            def top_key(start: int, n: int) -> None:
-                if (
-                    start + n <= size
-                    and len(keys) < _MAX_KEYS
-                    and replaces_folder(src.take(start, min(n, 2)).decode("latin-1"))
+        def top_key(start: int, n: int) -> None:
+            if (
+                start + n <= size
+                and len(outside) < _MAX_KEYS
+                and replaces_folder(src.take(start, min(n, 2)).decode("latin-1"))
+            ):
+                outside[start] = n
+
+        def placeholder(start: int, n: int) -> None:
+            if start + n <= size and len(outside) < _MAX_KEYS:
+                head = src.take(start, min(n, len(_GDA_PLACEHOLDER) + 2))
+                if head.startswith(_GDA_PLACEHOLDER) and replaces_folder(
+                    head[len(_GDA_PLACEHOLDER) :].decode("latin-1")
                 ):
-                    keys.append((start, n))
+                    outside[start] = n
 
+        orbax = blob.name.replace("\\", "/").rsplit("/", 1)[-1].lower() == "checkpoint"  # its aggregate file
         try:
-            _walk(src, size, ctx, stored, top_key)
-            if keys:
-                _orbax_aggregate_keys(blob, ctx, src, keys)
+            _walk(src, size, ctx, stored, top_key if orbax else None, placeholder)
+            if outside:
+                _outside_paths(blob, ctx, src, sorted(outside.items()))
         except StructureError as exc:
             # msgpack.unpackb (flax.serialization.msgpack_restore) decodes the whole buffer before it returns
             # anything and raises on a truncated value, an unused type byte or extra bytes (ExtraData); Flax's
@@ -236,18 +255,34 @@ def _stored_pickle(blob: Blob, ctx: ScanContext, src: ByteSource, start: int, n:
         ctx.findings.extend(res.findings)
 
 
-def _orbax_aggregate_keys(blob: Blob, ctx: ScanContext, src: ByteSource, keys: list[tuple[int, int]]) -> None:
-    """Orbax's legacy aggregate file, ``checkpoint`` (a MessagePack map of the PyTree, arrays as
-    ``PLACEHOLDER://`` strings). Restoring a checkpoint without ``_METADATA`` and without a target rebuilds the
-    tree from it and opens each placeholder leaf's zarr array at ``directory / '.'.join(keys)``, so a top-level key
-    that is an absolute path makes the name replace the folder (orbax-checkpoint 0.12.8: a key naming another
-    checkpoint's array restored that array). Orbax names keys after the tree's own keys."""
+def _outside_paths(blob: Blob, ctx: ScanContext, src: ByteSource, found: list[tuple[int, int]]) -> None:
+    """Report the strings that make a restore read arrays outside the checkpoint folder.
+
+    Orbax's legacy aggregate file, ``checkpoint`` (a MessagePack map of the PyTree, arrays as ``PLACEHOLDER://``
+    strings): restoring a checkpoint without ``_METADATA`` and without a target rebuilds the tree from it and opens
+    each placeholder leaf's zarr array at ``directory / '.'.join(keys)``, so a top-level key that is an absolute
+    path replaces the folder (orbax-checkpoint 0.12.8 and 0.11.0 restored another checkpoint's array).
+
+    Flax's legacy multi-host checkpoints (``flax.training.checkpoints`` without Orbax, ``checkpoint_<step>``): an
+    array that is not fully addressable is saved as ``//GDAPlaceholder:<key path>`` and restored (with a
+    ``gda_manager``) from ``os.path.join(ckpt_path + '_gda', <key path>)``, which an absolute path replaces (flax
+    0.12.8 on two CPU processes: the other checkpoint's shards were restored). Both write relative names only."""
     from loopwarden.checks.models import rules
     from loopwarden.checks.models.configs import replaces_folder
 
-    for start, n in keys:
+    for start, n in found:
         key = src.take(start, min(n, 4096)).decode("utf-8", "replace")
-        if replaces_folder(key):
+        if key.startswith(_GDA_PLACEHOLDER.decode()):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"a Flax checkpoint value '{key[:200]}' places a multi-host array outside the checkpoint: "
+                "flax.training.checkpoints.restore_checkpoint (with a gda_manager) reads the zarr array at "
+                "that absolute path",
+                blob.location,
+                key=key[:200],
+                offset=start,
+            )
+        elif replaces_folder(key):
             ctx.add(
                 rules.ConfigFilePath,
                 f"Orbax's aggregate file 'checkpoint' has the top-level key '{key[:200]}': restoring the "
