@@ -586,8 +586,9 @@ class ConfigFilePath(Rule):
         "spm_file ...; transformers before 5 opened that path verbatim instead of the file in the model folder, "
         "and save_pretrained never writes these keys), or a datasets state.json data file or dataset_dict.json "
         "split that is absolute or climbs out with '..' (load_from_disk reads it), or an Orbax checkpoint "
-        "parameter (_METADATA key, key of the legacy 'checkpoint' aggregate file) named by an absolute path "
-        "(restoring without a target opens that zarr array): loading reads a local file into the tokenizer, the "
+        "parameter (_METADATA key, key of the legacy 'checkpoint' aggregate file) or a Flax multi-host "
+        "'//GDAPlaceholder:' named by an absolute path (restoring opens that zarr array): loading reads a local "
+        "file into the tokenizer, the "
         "data set or the weights. Control: remove the key or entry; load with transformers 5; restore Orbax "
         "checkpoints with a target tree."
     )
