@@ -60,11 +60,22 @@ def _folder(metadata: bytes) -> dict[str, bytes]:
     return {"_METADATA": metadata, "_CHECKPOINT_METADATA": _CHECKPOINT_METADATA, "commit_success.txt": b"ok"}
 
 
+def _rich(metadata: bytes, *firsts: str) -> bytes:
+    """``_METADATA`` as a rich-types writer (``PyTreeMetadataOptions(support_rich_types=True)``) adds to it: the
+    tree again, as a JSON text keyed by the first keys."""
+    obj = json.loads(metadata)
+    data = {"value_type": "np.ndarray", "skip_deserialize": False}
+    entry = {"category": "custom", "clazz": "ValueMetadataEntry", "data": data}
+    obj["value_metadata_tree"] = json.dumps(dict.fromkeys(firsts, entry))
+    return json.dumps(obj).encode()
+
+
 def _orbax_cases() -> dict[str, dict[str, bytes]]:
     """A parameter name (its keys joined with ``.``) that ``directory / name`` keeps as it is: POSIX-absolute as
     the first key or as the whole name, a Windows drive and a UNC root (``pathlib`` on Windows), the key escaped in
-    JSON, beside ordinary parameters, and in a checkpoint that says it uses OCDBT (Orbax decides by whether a
-    ``manifest.ocdbt`` file exists, not by this field)."""
+    JSON, beside ordinary parameters, in a checkpoint that says it uses OCDBT (orbax-checkpoint 0.11.0 decides by
+    whether a ``manifest.ocdbt`` file exists, not by this field), and only in the rich-types tree
+    (``value_metadata_tree``), which a reader that opts into rich types rebuilds the tree from."""
     return {
         "r19_orbax_absolute_param": _folder(_metadata(((_OTHER, 2),))),
         "r19_orbax_absolute_nested": _folder(
@@ -78,6 +89,7 @@ def _orbax_cases() -> dict[str, dict[str, bytes]]:
             _metadata(((_OTHER, 2),)).replace(b'"key": "/tmp', b'"key": "\\u002ftmp')
         ),
         "r19_orbax_absolute_ocdbt_flag": _folder(_metadata(((_OTHER, 2),), use_ocdbt=True)),
+        "r19_orbax_rich_tree_absolute": _folder(_rich(_metadata((("w", 2),)), _OTHER)),
     }
 
 
@@ -220,7 +232,7 @@ def test_orbax_metadata_as_written_stays_clean(tmp_path: Path) -> None:
         "key_metadata": [{"key": "w2", "key_type": 2}],
         "value_metadata": {"value_type": "jax.Array", "skip_deserialize": False},
     }
-    _write(tmp_path, _folder(json.dumps(obj).encode()))
+    _write(tmp_path, _folder(_rich(json.dumps(obj).encode(), "params", "opt_state", "step", "")))
     for name in ("_METADATA", "_CHECKPOINT_METADATA"):
         res = _scan(tmp_path / name)
         assert res.verdict is Verdict.CLEAN, res
@@ -248,6 +260,13 @@ import sys, orbax.checkpoint as ocp
 print(repr(ocp.PyTreeCheckpointer().restore(sys.argv[1])))
 """
 
+_RESTORE_RICH = """
+import sys, orbax.checkpoint as ocp
+from orbax.checkpoint._src.metadata.pytree_metadata_options import PyTreeMetadataOptions
+handler = ocp.PyTreeCheckpointHandler(pytree_metadata_options=PyTreeMetadataOptions(support_rich_types=True))
+print(repr(ocp.Checkpointer(handler).restore(sys.argv[1])))
+"""
+
 
 def _run(code: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -269,6 +288,12 @@ def test_orbax_restores_the_absolute_parameter(tmp_path: Path) -> None:
     (tmp_path / "ckpt" / "_METADATA").write_bytes(_metadata(((other, 2),)))
     assert _scan(tmp_path / "ckpt" / "_METADATA").verdict is Verdict.FINDINGS
     restored = _run(_RESTORE, str(tmp_path / "ckpt"))
+    assert restored.returncode == 0, restored.stderr[-2000:]
+    assert "42." in restored.stdout, restored.stdout
+    # the rich-types tree, read by a reader that opts into rich types
+    (tmp_path / "ckpt" / "_METADATA").write_bytes(_rich(_metadata((("w", 2),)), other))
+    assert _scan(tmp_path / "ckpt" / "_METADATA").verdict is Verdict.FINDINGS
+    restored = _run(_RESTORE_RICH, str(tmp_path / "ckpt"))
     assert restored.returncode == 0, restored.stderr[-2000:]
     assert "42." in restored.stdout, restored.stdout
     # the legacy aggregate file, in a folder without _METADATA

@@ -19,6 +19,7 @@ YAML is only composed into its node graph, JSON only decoded.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TYPE_CHECKING, Any, Final
 
@@ -1573,8 +1574,10 @@ def check_orbax_metadata(obj: Any, ctx: ScanContext, location: Location, name: s
     so the checkpoint loads any zarr array on the machine as its weights (confirmed with orbax-checkpoint 0.12.8
     and tensorstore: a key ``/abs/other/s`` restored the other checkpoint's array). tensorstore's file driver
     refuses ``..`` parts, so only absolute names leave the folder. Orbax names keys after the tree's own keys,
-    which never start so. The handler typestrs of ``_CHECKPOINT_METADATA`` and the rich value-metadata tree
-    import nothing (namedtuples are rebuilt on the fly), and ``_sharding`` names devices only."""
+    which never start so. A reader that opts into rich types (``PyTreeMetadataOptions(support_rich_types=True)``)
+    rebuilds the tree from ``value_metadata_tree`` instead, a JSON text whose top-level object is keyed by the
+    first keys (confirmed likewise). The handler typestrs of ``_CHECKPOINT_METADATA`` and the rich tree's
+    categories import nothing (namedtuples are rebuilt on the fly), and ``_sharding`` names devices only."""
     if name != "_metadata" or not isinstance(obj, dict) or not isinstance(obj.get("tree_metadata"), dict):
         return
     for count, (label, entry) in enumerate(obj["tree_metadata"].items()):
@@ -1595,6 +1598,27 @@ def check_orbax_metadata(obj: Any, ctx: ScanContext, location: Location, name: s
                 location,
                 key=str(label)[:200],
                 target=param[:200],
+            )
+    rich = obj.get("value_metadata_tree")
+    try:
+        tree = json.loads(rich) if isinstance(rich, str) else None
+    except (ValueError, RecursionError):
+        tree = None  # (Orbax's json.loads raises on it too: nothing is restored)
+    if not isinstance(tree, dict):
+        return
+    for count, first in enumerate(tree):
+        if count >= MAX_CONFIG_NODES:
+            raise ResourceLimitExceeded(
+                "max_config_nodes", f"Orbax value_metadata_tree has more than {MAX_CONFIG_NODES} entries"
+            )
+        if replaces_folder(first):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"Orbax _METADATA's value_metadata_tree has the top-level key '{first[:200]}': restoring with rich "
+                "types opens the zarr arrays under that absolute path instead of the checkpoint folder",
+                location,
+                key="value_metadata_tree",
+                target=first[:200],
             )
 
 
