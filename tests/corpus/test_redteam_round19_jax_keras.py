@@ -642,3 +642,34 @@ def test_flax_restores_the_absolute_placeholder(tmp_path: Path) -> None:
     # and what Flax wrote for the other checkpoint (its placeholder, its zarr chunks) is clean
     verdicts = _verdicts(tmp_path / "other")
     assert set(verdicts.values()) == {Verdict.CLEAN}, verdicts
+
+
+def test_zarr_metadata_bounds_and_shapes() -> None:
+    """The chunk keys tensorstore reads, and nothing for metadata of another shape or a grid over the bound."""
+    from loopwarden.checks.models.ocdbt import zarr_chunk_references
+
+    def names(obj: object, base: str = ".zarray") -> list[str]:
+        return [
+            Path(p).relative_to(Path("/m").resolve()).as_posix()
+            for p in zarr_chunk_references(obj, "/m/x", base)
+        ]
+
+    v2 = {"zarr_format": 2}
+    assert names({**v2, "shape": [3, 5], "chunks": [2, 5]}) == ["0.0", "1.0"]
+    assert names({**v2, "shape": [0], "chunks": [4]}) == []
+    assert names({**v2, "shape": [2], "chunks": [0]}) == []
+    assert names({**v2, "shape": [2], "chunks": [1], "dimension_separator": "\\\\"}) == []
+    assert names({**v2, "shape": [10**6], "chunks": [1]}) == []  # over 100,000 chunks: none named
+    assert names({**v2, "shape": [2.0], "chunks": [1]}) == []
+    v3 = {"zarr_format": 3, "node_type": "array", "shape": [2]}
+    grid = {"name": "regular", "configuration": {"chunk_shape": [1]}}
+    assert names({**v3, "chunk_grid": grid, "chunk_key_encoding": {"name": "default"}}, "zarr.json") == [
+        "c/0",
+        "c/1",
+    ]
+    dotted = {"name": "default", "configuration": {"separator": "."}}
+    assert names({**v3, "chunk_grid": grid, "chunk_key_encoding": dotted}, "zarr.json") == ["c.0", "c.1"]
+    assert (
+        names({**v3, "chunk_grid": {"name": "rectilinear"}, "chunk_key_encoding": dotted}, "zarr.json") == []
+    )
+    assert names({**v3, "node_type": "group", "chunk_grid": grid}, "zarr.json") == []
