@@ -21,7 +21,7 @@ import pytest
 from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, TargetResult, Verdict
 
-_OTHER = "/tmp/r19-orbax-other/secret"  # the array the bench cases point at (they are only scanned)
+_OTHER = "/srv/r19-orbax-other/secret"  # the array the bench cases point at (they are only scanned)
 
 _CHECKPOINT_METADATA = json.dumps(
     {
@@ -80,13 +80,13 @@ def _orbax_cases() -> dict[str, dict[str, bytes]]:
         "r19_orbax_absolute_param": _folder(_metadata(((_OTHER, 2),))),
         "r19_orbax_absolute_nested": _folder(
             _metadata(
-                (("params", 2), ("dense", 2), ("kernel", 2)), (("/tmp/r19-orbax-other", 2), ("secret", 2))
+                (("params", 2), ("dense", 2), ("kernel", 2)), (("/srv/r19-orbax-other", 2), ("secret", 2))
             )
         ),
         "r19_orbax_drive_param": _folder(_metadata((("C:/Users/Public/other/secret", 2),))),
         "r19_orbax_unc_param": _folder(_metadata((("\\\\server\\share\\other\\secret", 2),))),
         "r19_orbax_escaped_param": _folder(
-            _metadata(((_OTHER, 2),)).replace(b'"key": "/tmp', b'"key": "\\u002ftmp')
+            _metadata(((_OTHER, 2),)).replace(b'"key": "/srv', b'"key": "\\u002fsrv')
         ),
         "r19_orbax_absolute_ocdbt_flag": _folder(_metadata(((_OTHER, 2),), use_ocdbt=True)),
         "r19_orbax_rich_tree_absolute": _folder(_rich(_metadata((("w", 2),)), _OTHER)),
@@ -134,7 +134,7 @@ def _aggregate_cases() -> dict[str, dict[str, bytes]]:
         "r19_orbax_aggregate_absolute": _aggregate({_OTHER: "PLACEHOLDER://" + _OTHER}),
         "r19_orbax_aggregate_short_key": _aggregate({"step": 3, "/srv": {"w": "PLACEHOLDER://w"}}),
         "r19_orbax_aggregate_nested": _aggregate(
-            {"params": {"w": "PLACEHOLDER://params.w"}, "/tmp/r19-orbax-other": {"secret": "PLACEHOLDER://x"}}
+            {"params": {"w": "PLACEHOLDER://params.w"}, "/srv/r19-orbax-other": {"secret": "PLACEHOLDER://x"}}
         ),
         "r19_orbax_aggregate_map16": _aggregate({**filler, _OTHER: "AGGREGATED://" + _OTHER}),
         "r19_orbax_aggregate_drive": _aggregate({"D:\\data\\other\\secret": "PLACEHOLDER://w"}),
