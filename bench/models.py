@@ -328,6 +328,7 @@ def gen_bad() -> dict[str, Path]:
         ("round-16 red-team", _round16_cases),
         ("round-17 red-team", _round17_cases),
         ("round-18 red-team", _round18_cases),
+        ("round-19 red-team", _round19_cases),
         ("staged-payload", _payloads_kept_for_later),
     ]
     for label, make in later:
@@ -765,6 +766,29 @@ def _round18_cases() -> dict[str, dict[str, bytes]]:
     slot state, and pandas SparseArrays whose parts disagree (compiled code read past its buffers); fused Adam and
     Adagrad optimizers saved whole whose state tensors are smaller than their parameters (step() segfaulted)."""
     return _cases_of_modules(_ROUND18_MODULES, _ROUND18_NOT_CLEAN_BEFORE)
+
+
+_ROUND19_MODULES: tuple[str, ...] = (
+    "test_redteam_round19_tf_onnx",
+    "test_redteam_round19_tokenizers",
+    "test_redteam_round19_jax_keras",
+    "test_benign_round19",
+)
+"""The round-19 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
+_ROUND19_NOT_CLEAN_BEFORE: tuple[str, ...] = ("r19_cpb_split_constants",)
+"""Round-19 cases that were not clean before the round (a chunked SavedModel over the old in-memory bound)."""
+
+
+def _round19_cases() -> dict[str, dict[str, bytes]]:
+    """Round 19 (the modules of ``_ROUND19_MODULES``): each case scanned clean before its fix and its effect was
+    confirmed with the real loader. ONNX EPContext nodes whose context file (embed_mode 0) or TensorRT refit model
+    lies outside the model folder (onnxruntime's OpenVINO provider read it); tokenizer.json settings and patterns
+    that abort or panic the tokenizers library (padding to 10**12, a truncation stride past its length, nested
+    repeats in Split/Replace regexes, broken precompiled charsmaps) and tiktoken rank files that panic tiktoken;
+    Orbax and Flax checkpoints naming parameters by absolute paths (restore read another checkpoint's arrays);
+    pyarrow nested arrays (list, large list, fixed-size list, struct, nested list) whose offsets run past their
+    child (to_pylist segfaulted)."""
+    return _cases_of_modules(_ROUND19_MODULES, _ROUND19_NOT_CLEAN_BEFORE)
 
 
 def _cases_of_modules(modules: tuple[str, ...], left_out: tuple[str, ...]) -> dict[str, dict[str, bytes]]:

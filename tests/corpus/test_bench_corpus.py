@@ -57,7 +57,7 @@ def _tuple_of(name: str) -> tuple[str, ...]:
     raise AssertionError(f"{name} not found in bench/models.py")
 
 
-@pytest.mark.parametrize("round_", [18])
+@pytest.mark.parametrize("round_", [18, 19])
 def test_round_modules_define_bench_cases_and_none_scans_clean(round_: int, tmp_path: Path) -> None:
     """A round's cases come from each module's ``bench_cases()``: every module exists, every name kept out of the
     benchmark is one of its cases, and every case kept is reported by the scanner."""
