@@ -2285,6 +2285,7 @@ class _VM:
                 self._exported_programs()
             if self.result is not _UNKNOWN:
                 self._fused_optimizers(self.result)
+                self._fake_quants(self.result)
             if self.unfilled:
                 self._unfilled_arrays()
 
@@ -4780,6 +4781,79 @@ class _VM:
                         self._ev({"state": _short(name)}),
                     )
                     return
+
+    def _fake_quants(self, result: Any) -> None:
+        """Fake-quantize modules of quantization-aware training, saved whole (their parent module, as a model is
+        saved) or as a state dict. ``FusedMovingAvgObsFakeQuantize.forward`` (the default QAT fake-quantize of the
+        x86, fbgemm and qnnpack qconfigs) hands its observer's running ``min_val``/``max_val`` to the compiled
+        ``fused_moving_avg_obs_fake_quant``, which updates them in place for as many channels as its input has
+        (per channel) or reads their first element (per tensor) without checking their sizes: running values
+        shorter than the weight's channels, or empty ones per tensor, killed the process on the first forward
+        (SIGSEGV, glibc heap corruption; torch 2.13 CPU). A state dict is no safer: ``load_state_dict`` resizes the
+        live observer's buffers to the file's (``PerChannelMinMaxObserver._load_from_state_dict``) and the fake
+        quantizer's scale with them. Reported where the sizes disagree with what the file tells (the weight beside
+        a ``weight_fake_quant``, the scale, each other)."""
+        todo: deque[tuple[Any, int]] = deque([(result, 0)])
+        seen = 0
+        while todo and seen < _MAX_OPTIMIZER_WALK:
+            value, level = todo.popleft()
+            kind = type(value)
+            if kind is tuple or kind is list:
+                children = list(value[:_MAX_OPTIMIZER_ITEMS])
+            else:
+                state = _pairs_of(value.state) if kind is _Call and value.state is not None else None
+                if state is not None and any(k == "_modules" for k, _ in state[:64]):
+                    sizes: dict[str, Any] = {}
+                    flags: dict[str, dict[str, Any]] = {}
+                    _module_tensors(value, "", sizes, flags, 0)
+                    self._fake_quant_sizes(sizes, flags)
+                    continue
+                pairs = _pairs_of(value)
+                if pairs is None:
+                    if kind is _Call and value.state is not None:
+                        todo.append((value.state, level + 1))
+                    continue
+                pairs = pairs[:_MAX_FAKE_QUANT_KEYS]
+                seen += len(pairs)
+                if any(type(k) is str and k.endswith(_OBSERVER_MIN) for k, _ in pairs):
+                    self._fake_quant_sizes(
+                        {k: _tensor_size(v) for k, v in pairs if type(k) is str}, {}
+                    )
+                children = [v for _, v in pairs]
+            seen += len(children)
+            if level < _MAX_OPTIMIZER_DEPTH:
+                todo.extend((v, level + 1) for v in children if type(v) in _OPTIMIZER_HOLDERS)
+
+    def _fake_quant_sizes(self, sizes: dict[str, Any], flags: dict[str, dict[str, Any]]) -> None:
+        """Judge the fake quantizers of one flattened model (state-dict keys to tensor sizes, and the flags of the
+        modules saved whole, keyed by their prefix): see ``_fake_quants``."""
+        for key in list(sizes)[:_MAX_FAKE_QUANT_KEYS]:
+            if not key.endswith(_OBSERVER_MIN):
+                continue
+            owner = key[: -len(_OBSERVER_MIN)]  # the fake quantizer's prefix ("" or "conv.weight_fake_quant.")
+            problem = _fake_quant_problem(
+                sizes.get(key),
+                sizes.get(owner + "activation_post_process.max_val"),
+                sizes.get(owner + "scale"),
+                sizes.get(owner[: -len("weight_fake_quant.")] + "weight")
+                if owner.endswith("weight_fake_quant.")
+                else None,
+                flags.get(owner, {}),
+            )
+            if problem is None:
+                continue
+            name = owner.rstrip(".") or "the fake quantizer"
+            self.coll.hit(
+                RULE_TENSOR,
+                Severity.HIGH,
+                "torch.ao.quantization:fake-quant-running-range",
+                f"{_short(name)} keeps running min/max values {problem}: the fused fake-quantize op updates them for "
+                "as many channels as its input has (reads them per tensor) without checking their sizes, past the "
+                "tensors' memory",
+                0,
+                self._ev({"fake_quant": _short(name)}),
+            )
+            return
 
     def _state_problem(self, cls: str, problem: str | None, subject: str, explained: str, off: int) -> None:
         """Report what a state check found: nothing, an unreadable part (a leading '?': unverified), or a HIGH
@@ -8929,6 +9003,80 @@ def _last(items: list[tuple[Any, Any]] | tuple[()], key: str) -> Any:
         if k == key:
             found = v
     return found
+
+
+_OBSERVER_MIN: Final = "activation_post_process.min_val"
+_MAX_FAKE_QUANT_KEYS: Final = 100_000
+"""The state-dict keys (and flattened module tensors) searched for fake quantizers' observers."""
+_MAX_MODULE_DEPTH: Final = 32
+
+
+def _module_tensors(
+    module: Any, prefix: str, sizes: dict[str, Any], flags: dict[str, dict[str, Any]], depth: int
+) -> None:
+    """Flatten a module saved whole as its ``state_dict()`` would name its tensors (``sizes``: key to size, None
+    when the VM cannot size it), keeping each module's ``is_per_channel`` and ``ch_axis`` (``flags``, by prefix)."""
+    state = _pairs_of(module.state) if type(module) is _Call and module.state is not None else None
+    if state is None or depth > _MAX_MODULE_DEPTH or len(sizes) >= _MAX_FAKE_QUANT_KEYS:
+        return
+    own: dict[str, Any] = {}
+    for key, value in state[:256]:
+        if key in ("_parameters", "_buffers"):
+            for name, tensor in (_pairs_of(value) or ())[:_MAX_OPTIMIZER_ITEMS]:
+                if type(name) is str and tensor is not None:
+                    sizes[prefix + name] = _tensor_size(tensor)
+        elif key == "_modules":
+            for name, child in (_pairs_of(value) or ())[:_MAX_OPTIMIZER_ITEMS]:
+                if type(name) is str:
+                    _module_tensors(child, f"{prefix}{name}.", sizes, flags, depth + 1)
+        elif key in ("is_per_channel", "ch_axis"):
+            own[key] = value
+    if own:
+        flags[prefix] = own
+
+
+def _numel(size: Any) -> int | None:
+    if type(size) is not tuple or not all(type(d) is int and d >= 0 for d in size):
+        return None
+    return math.prod(size)
+
+
+def _fake_quant_problem(
+    low: Any, high: Any, scale: Any, weight: Any, flags: dict[str, Any]
+) -> str | None:
+    """What is wrong with a fake quantizer's running ``min_val`` (``low``) and ``max_val`` (``high``) sizes, given
+    its scale's and the weight's sizes (None when absent or unsized) and, for a module saved whole, its
+    ``is_per_channel``/``ch_axis``; None when nothing is (or the sizes cannot be read)."""
+    n_low, n_high = _numel(low), _numel(high)
+    if n_low is None or n_high is None:
+        return None
+    per_channel = flags.get("is_per_channel")
+    if per_channel is False or (per_channel is None and len(low) == 0 and len(high) == 0):
+        # per tensor: the op reads one element of each (0-d buffers as torch makes them)
+        if n_low == 0 or n_high == 0:
+            return f"of shapes {_short(low)} and {_short(high)} for a per-tensor quantizer (it reads one of each)"
+        n_scale = _numel(scale)
+        if per_channel is None and n_scale is not None and n_scale > 1:
+            return f"of shapes {_short(low)} and {_short(high)} beside a per-channel scale of shape {_short(scale)}"
+        return None
+    if n_low == 0 and n_high == 0:
+        return None  # not yet observed: the op sizes them on the first forward
+    if n_low != n_high:
+        return f"of shapes {_short(low)} and {_short(high)}"
+    if type(weight) is tuple and weight and all(type(d) is int for d in weight):
+        axis = flags.get("ch_axis")
+        channels = (
+            {weight[axis]}
+            if type(axis) is int and 0 <= axis < len(weight)
+            else {weight[0]} | ({weight[1]} if len(weight) > 1 else set())
+        )
+        if n_low not in channels:
+            return f"of shape {_short(low)} for a weight of shape {_short(weight)}"
+        return None
+    n_scale = _numel(scale)
+    if n_scale is not None and n_scale > 1 and n_scale != n_low:
+        return f"of shape {_short(low)} beside a scale of shape {_short(scale)}"
+    return None
 
 
 def _tensor_size(value: Any) -> tuple[Any, ...] | None:
