@@ -2286,6 +2286,7 @@ class _VM:
             if self.result is not _UNKNOWN:
                 self._fused_optimizers(self.result)
                 self._fake_quants(self.result)
+                self._saved_random_states(self.result)
             if self.unfilled:
                 self._unfilled_arrays()
 
@@ -4821,6 +4822,38 @@ class _VM:
                     )
                 children = [v for _, v in pairs]
             seen += len(children)
+            if level < _MAX_OPTIMIZER_DEPTH:
+                todo.extend((v, level + 1) for v in children if type(v) in _OPTIMIZER_HOLDERS)
+
+    def _saved_random_states(self, result: Any) -> None:
+        """numpy random states kept as plain values, which a trainer hands back to numpy after loading: transformers'
+        Trainer resumes with ``np.random.set_state(torch.load("rng_state.pth", weights_only=True)["numpy"])``
+        (its ``safe_globals`` admits the arrays), accelerate's ``load_state`` with the ``numpy_random_seed`` of
+        ``random_states_<n>.pkl``. ``set_state`` keeps the legacy tuple's ``pos`` unchecked and the next draw reads
+        ``key[pos]`` (numpy 2.4: SIGSEGV, or words from outside the key as random numbers). A tuple
+        ``("MT19937", key, pos, ...)`` or a dict with a ``bit_generator`` is judged as a pickled generator's state
+        is (``_rng_state``)."""
+        todo: deque[tuple[Any, int]] = deque([(result, 0)])
+        seen = 0
+        while todo and seen < _MAX_OPTIMIZER_WALK:
+            value, level = todo.popleft()
+            kind = type(value)
+            if kind is tuple and len(value) in (3, 5) and type(value[0]) is str:
+                if value[0] in _RNG_INDEXES:
+                    self._rng_state("numpy.random.mtrand.RandomState.set_state", value, 0)
+                    continue
+            if kind is tuple or kind is list:
+                children = list(value[:_MAX_OPTIMIZER_ITEMS])
+            else:
+                pairs = _pairs_of(value)
+                if pairs is None:
+                    continue
+                pairs = pairs[:_MAX_OPTIMIZER_ITEMS]
+                if kind is _Dict and any(type(k) is str and k == "bit_generator" for k, _ in pairs):
+                    self._rng_state("numpy.random.BitGenerator.state", value, 0)
+                    continue
+                children = [v for _, v in pairs]
+            seen += len(children) + 1
             if level < _MAX_OPTIMIZER_DEPTH:
                 todo.extend((v, level + 1) for v in children if type(v) in _OPTIMIZER_HOLDERS)
 
@@ -9750,7 +9783,8 @@ def _rng_index(name: str, value: Any, limit: int) -> str | None:
         return None
     if type(value) is bool or value is None or type(value) in (str, bytes, float, list, tuple):
         return None  # bool is 0 or 1; the others numpy refuses
-    if type(value) is not int:
+    value = _numpy_int(value)  # an int, or a numpy integer scalar (numpy stores it as its int)
+    if value is None:
         return f"?the index of a {name} state computed at load time"
     if 0 <= value <= limit:
         return None

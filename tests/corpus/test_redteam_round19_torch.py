@@ -1,0 +1,345 @@
+"""Round 19: what torch and the trainers built on it run on a checkpoint's state after loading it.
+
+Two states are handed, after the load, to native code that trusts their sizes (each scanned clean before this round):
+
+* **Fake quantizers of quantization-aware training.** ``FusedMovingAvgObsFakeQuantize`` (the fake quantizer of the
+  default QAT qconfigs: ``get_default_qat_qconfig("x86" | "fbgemm" | "qnnpack", version=1)``) passes its observer's
+  running ``min_val``/``max_val`` to ``torch.fused_moving_avg_obs_fake_quant``, which walks them for as many channels
+  as the weight has (per channel) or reads their first element (per tensor) unchecked. Running values shorter than
+  the weight's channels, of two lengths, or empty per tensor killed the first forward (SIGSEGV, or glibc's "free():
+  invalid next size" abort; torch 2.13.0+cpu), whether the model was saved whole (``torch.load(weights_only=False)``)
+  or as a state dict loaded with ``weights_only=True`` into a freshly prepared QAT model: the observer's
+  ``_load_from_state_dict`` resizes its buffers to the file's, the fake quantizer's resizes its scale.
+* **numpy random states.** transformers' Trainer resumes with ``np.random.set_state(torch.load("rng_state.pth",
+  weights_only=True)["numpy"])`` (transformers 5.24, its ``safe_globals`` admits the key array), accelerate 1.15's
+  ``load_state`` with the ``numpy_random_seed`` of ``random_states_<n>.pkl`` (also ``weights_only=True``), Lightning
+  2.6's ``_set_rng_states`` likewise. ``set_state`` keeps the MT19937 ``pos`` unchecked and the next draw reads
+  ``key[pos]``: SIGSEGV, or heap words handed out as random numbers (numpy 2.4.6). A pickled ``RandomState`` was
+  checked already; the plain tuple (or dict) these files hold was not.
+
+The libraries' ``torch.serialization.add_safe_globals`` additions were read (transformers 5.24, accelerate 1.15,
+timm 1.0.31, ultralytics 8.4.190, diffusers 0.42.1, peft 0.21.2, lightning 2.6.6): numpy's ``_reconstruct``,
+``ndarray``, ``dtype`` and dtype classes, ``scalar`` (checked by the scanner as any pickle's), ``argparse.Namespace``
+(timm; its keywords are judged), ultralytics' own and ``torch.nn.modules`` classes, CLIP's, and torchao's tensor
+subclasses (diffusers), none of which the scanner admits (a file naming them is not clean).
+"""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+import warnings
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from test_benign_round15_zoo import _scan
+
+from loopwarden.domain import Severity
+
+torch = pytest.importorskip("torch")
+
+_OBS = "weight_fake_quant.activation_post_process"
+
+
+def _saved(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _qat(backend: str = "x86", trained: bool = True, conv: bool = False) -> Any:
+    """A model prepared for QAT as torch's tutorial does (``prepare_qat``), run once when ``trained``."""
+    from torch.ao.quantization import get_default_qat_qconfig, prepare_qat
+
+    layer = torch.nn.Conv2d(3, 8, 3) if conv else torch.nn.Linear(16, 32)
+    model = torch.nn.Sequential(layer)
+    model.qconfig = get_default_qat_qconfig(backend, version=1)
+    model.train()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare_qat(model, inplace=True)
+    if trained:
+        model(torch.randn(2, 3, 8, 8) if conv else torch.randn(4, 16))
+    return model
+
+
+def _qat_linear(trained: bool = True) -> Any:
+    """A QAT Linear saved whole: its qconfig (a partial over a local function) does not pickle, so it is dropped."""
+    from torch.ao.quantization import get_default_qat_qconfig
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        layer = torch.ao.nn.qat.Linear(16, 32, qconfig=get_default_qat_qconfig("x86", version=1))
+    del layer.qconfig
+    model = torch.nn.Sequential(layer)
+    if trained:
+        model(torch.randn(4, 16))
+    return model
+
+
+def _fused_act(trained: bool = True) -> Any:
+    from torch.ao.quantization.fake_quantize import FusedMovingAvgObsFakeQuantize
+
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), FusedMovingAvgObsFakeQuantize())
+    if trained:
+        model(torch.randn(4, 16))
+    return model
+
+
+def _whole_short() -> Any:
+    model = _qat_linear()
+    obs = model[0].weight_fake_quant.activation_post_process
+    obs.min_val, obs.max_val = torch.full((1,), -1.0), torch.full((1,), 1.0)
+    return model
+
+
+def _whole_empty_per_tensor() -> Any:
+    model = _fused_act()
+    obs = model[1].activation_post_process
+    obs.min_val, obs.max_val = torch.empty(0), torch.empty(0)
+    return model
+
+
+def _state_dict(**changes: Any) -> dict[str, Any]:
+    sd = dict(_qat().state_dict())
+    for key, value in changes.items():
+        sd[f"0.{_OBS}.{key}"] = value
+    return sd
+
+
+_WHOLE_FORWARD = """
+import sys, torch
+model = torch.load(sys.argv[1], weights_only=False)
+for _ in range(3):
+    model(torch.randn(64, 16))
+print("ran")
+"""
+
+_STATE_DICT_FORWARD = """
+import sys, warnings, torch
+from torch.ao.quantization import get_default_qat_qconfig, prepare_qat
+warnings.simplefilter("ignore")
+model = torch.nn.Sequential(torch.nn.Linear(16, 32))
+model.qconfig = get_default_qat_qconfig("x86", version=1)
+model.train()
+prepare_qat(model, inplace=True)
+model.load_state_dict(torch.load(sys.argv[1], weights_only=True))
+for _ in range(3):
+    model(torch.randn(64, 16))
+print("ran")
+"""
+
+
+def _run(code: str, path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=180, check=False
+    )
+
+
+def _crashed(done: subprocess.CompletedProcess[str]) -> bool:
+    """Killed by a signal (SIGSEGV, or SIGABRT from glibc's heap checks), or glibc's report of a corrupt heap."""
+    return done.returncode < 0 or "free()" in done.stderr or "corrupted" in done.stderr
+
+
+def _high(found: list[tuple[str, Severity, str]], text: str = "running min/max") -> bool:
+    return any(r == "LW-MODEL-017" and s is Severity.HIGH and text in m for r, s, m in found)
+
+
+def test_a_qat_model_saved_whole_with_short_running_values_is_reported(tmp_path: Path) -> None:
+    """Scanned clean before this round; the first forward of the loaded model dies (torch 2.13)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_saved(_qat_linear()))
+    assert _scan(path) == []
+    assert _run(_WHOLE_FORWARD, path).stdout.strip() == "ran"
+    path.write_bytes(_saved(_whole_short()))
+    assert _high(_scan(path), "for a weight of shape [32, 16]")
+    assert _crashed(_run(_WHOLE_FORWARD, path))
+
+
+def test_a_per_tensor_fake_quantizer_with_empty_running_values_is_reported(tmp_path: Path) -> None:
+    """Per tensor the op reads one element of each: empty ones (clean before) died (SIGSEGV, torch 2.13)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_saved(_fused_act()))
+    assert _scan(path) == []
+    path.write_bytes(_saved(_whole_empty_per_tensor()))
+    assert _high(_scan(path), "per-tensor quantizer")
+    assert _crashed(_run(_WHOLE_FORWARD, path))
+
+
+def test_a_qat_state_dict_with_short_running_values_is_reported(tmp_path: Path) -> None:
+    """Loaded with ``weights_only=True`` into a freshly prepared QAT model (clean before; glibc aborted on a
+    corrupted heap, torch 2.13)."""
+    path = tmp_path / "model.pt"
+    path.write_bytes(_saved(_state_dict()))
+    assert _scan(path) == []
+    assert _run(_STATE_DICT_FORWARD, path).stdout.strip() == "ran"
+    path.write_bytes(_saved(_state_dict(min_val=torch.full((1,), -1.0), max_val=torch.full((1,), 1.0))))
+    assert _high(_scan(path), "for a weight of shape [32, 16]")
+    assert _crashed(_run(_STATE_DICT_FORWARD, path))
+    path.write_bytes(_saved(_state_dict(max_val=torch.ones(1))))  # only one of them short
+    assert _high(_scan(path), "of shapes [32] and [1]")
+    assert _crashed(_run(_STATE_DICT_FORWARD, path))
+    path.write_bytes(_saved(_state_dict(min_val=torch.tensor(-1.0), max_val=torch.tensor(1.0))))  # 0-d values
+    assert _high(_scan(path), "beside a per-channel scale of shape [32]")
+    assert _crashed(_run(_STATE_DICT_FORWARD, path))
+
+
+def test_fake_quant_variants_are_reported(tmp_path: Path) -> None:
+    """What an attacker tries next: the state dict under a checkpoint key with DDP's ``module.`` prefix, as an
+    OrderedDict, the values as Parameters, a Conv2d's 4-d weight, the whole model inside a checkpoint dict or a list,
+    running values longer than the channels."""
+    short = {"min_val": torch.full((3,), -1.0), "max_val": torch.full((3,), 1.0)}
+    sd = _state_dict(**short)
+    conv = dict(_qat(conv=True).state_dict())
+    conv[f"0.{_OBS}.min_val"], conv[f"0.{_OBS}.max_val"] = torch.zeros(2), torch.ones(2)
+    variants: list[Any] = [
+        {"epoch": 2, "state_dict": {f"module.{k}": v for k, v in sd.items()}},
+        OrderedDict(sd),
+        {k: (torch.nn.Parameter(v, requires_grad=False) if k.endswith("_val") else v) for k, v in sd.items()},
+        conv,
+        {"model": _whole_short(), "optimizer": None},
+        [_whole_empty_per_tensor()],
+        _state_dict(min_val=torch.zeros(64), max_val=torch.ones(64)),
+    ]
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.pt"
+        path.write_bytes(_saved(variant))
+        assert _high(_scan(path)), (i, _scan(path))
+
+
+def test_benign_quantization_files_stay_clean(tmp_path: Path) -> None:
+    """QAT state dicts of each default backend (fbgemm and x86 quantize weights per channel, qnnpack per tensor),
+    before and after a forward, of Linear and Conv2d; a fake quantizer saved whole; a post-training observer's
+    state dict and a converted (quantized) model's."""
+    from torch.ao.quantization import convert, get_default_qconfig, prepare
+
+    files: list[Any] = []
+    for backend in ("x86", "fbgemm", "qnnpack"):
+        for trained in (False, True):
+            for conv in (False, True):
+                files.append(_qat(backend, trained, conv).state_dict())
+    files += [_qat_linear(False), _qat_linear(), _fused_act(False), _fused_act()]
+    ptq = torch.nn.Sequential(torch.ao.quantization.QuantStub(), torch.nn.Linear(16, 32))
+    ptq.qconfig = get_default_qconfig("x86")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        prepare(ptq, inplace=True)
+        ptq(torch.randn(4, 16))
+        files.append(ptq.state_dict())
+        files.append(convert(ptq).state_dict())
+    for i, obj in enumerate(files):
+        path = tmp_path / f"b{i}.pt"
+        path.write_bytes(_saved(obj))
+        assert _scan(path) == [], (i, _scan(path))
+
+
+# --- numpy random states a trainer restores after loading ---------------------------------------------------------
+
+_POS = 1 << 28
+
+
+def _legacy(pos: Any = _POS) -> tuple[Any, ...]:
+    state = np.random.RandomState(0).get_state()
+    return (state[0], state[1], pos, state[3], state[4])
+
+
+def _trainer_rng(numpy_state: Any) -> dict[str, Any]:
+    """What transformers' Trainer writes to ``rng_state.pth`` (``_save_rng_state``), on a CPU machine."""
+    import random
+
+    return {"python": random.Random(0).getstate(), "numpy": numpy_state, "cpu": torch.random.get_rng_state()}
+
+
+def _accelerate_rng(numpy_state: Any) -> dict[str, Any]:
+    """What accelerate's ``save_accelerator_state`` writes to ``random_states_0.pkl``."""
+    import random
+
+    return {
+        "step": 0,
+        "random_state": random.Random(0).getstate(),
+        "numpy_random_seed": numpy_state,
+        "torch_manual_seed": torch.get_rng_state(),
+    }
+
+
+_RESUME = """
+import sys, numpy as np, torch
+from transformers.trainer_pt_utils import safe_globals
+with safe_globals():
+    state = torch.load(sys.argv[1], weights_only=True)
+np.random.set_state(state["numpy"])
+print(np.random.rand(8))
+"""
+
+
+def test_a_trainer_rng_state_with_an_index_past_the_key_is_reported(tmp_path: Path) -> None:
+    """Clean before this round; the Trainer's resume (its own load and ``set_state``, transformers 5.24, numpy 2.4)
+    then dies at the first draw."""
+    path = tmp_path / "rng_state.pth"
+    path.write_bytes(_saved(_trainer_rng(np.random.RandomState(0).get_state())))
+    assert _scan(path) == []
+    path.write_bytes(_saved(_trainer_rng(_legacy())))
+    assert _high(_scan(path), f"MT19937 index {_POS}")
+    pytest.importorskip("transformers")
+    assert _crashed(_run(_RESUME, path))
+
+
+def test_rng_state_variants_are_reported(tmp_path: Path) -> None:
+    """accelerate's file, the index as a numpy integer, negative, one past the end, the dict form ``set_state``
+    also takes, a Philox generator's dict (``bit_generator.state = d``), all a level down in a checkpoint."""
+    mt_dict = np.random.RandomState(0).get_state(legacy=False)
+    mt_dict["state"]["pos"] = 700
+    philox = np.random.Generator(np.random.Philox(0)).bit_generator.state
+    philox["buffer_pos"] = -2
+    variants: list[Any] = [
+        _accelerate_rng(_legacy()),
+        _trainer_rng(_legacy(np.int64(5000))),
+        _trainer_rng(_legacy(-3)),
+        _trainer_rng(_legacy(625)),
+        _trainer_rng(mt_dict),
+        {"checkpoint": {"rng": [philox]}},
+    ]
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.pkl"
+        path.write_bytes(_saved(variant))
+        assert _high(_scan(path), "index"), (i, _scan(path))
+
+
+def test_real_random_states_stay_clean(tmp_path: Path) -> None:
+    """The states numpy gives back: freshly seeded (pos 624), part drawn, the dict forms, a Philox generator's."""
+    rs = np.random.RandomState(1)
+    rs.rand(10)
+    gen = np.random.Generator(np.random.Philox(3))
+    gen.random(3)
+    for i, state in enumerate(
+        (
+            _trainer_rng(np.random.RandomState(0).get_state()),
+            _accelerate_rng(rs.get_state()),
+            _trainer_rng(rs.get_state(legacy=False)),
+            {"rng": gen.bit_generator.state},
+        )
+    ):
+        path = tmp_path / f"b{i}.pkl"
+        path.write_bytes(_saved(state))
+        assert _scan(path) == [], (i, _scan(path))
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    """The attacks above as model folders (deterministic: the same bytes on every call)."""
+    torch.manual_seed(0)
+    whole = _saved(_whole_short())
+    torch.manual_seed(0)
+    per_tensor = _saved(_whole_empty_per_tensor())
+    torch.manual_seed(0)
+    state_dict = _saved(_state_dict(min_val=torch.full((1,), -1.0), max_val=torch.full((1,), 1.0)))
+    return {
+        "r19_qat_whole_short_running_range": {"model.pt": whole},
+        "r19_fake_quant_empty_per_tensor_range": {"model.pt": per_tensor},
+        "r19_qat_state_dict_short_running_range": {"pytorch_model.bin": state_dict},
+        "r19_trainer_rng_state_mt19937_pos": {"rng_state.pth": _saved(_trainer_rng(_legacy()))},
+        "r19_accelerate_random_states_pos": {"random_states_0.pkl": _saved(_accelerate_rng(_legacy()))},
+    }
