@@ -288,15 +288,36 @@ def test_a_trainer_rng_state_with_an_index_past_the_key_is_reported(tmp_path: Pa
     assert _crashed(_run(_RESUME, path))
 
 
+_ACCELERATE_RESUME = """
+import sys, numpy as np
+from accelerate import PartialState
+from accelerate.checkpointing import load_accelerator_state
+PartialState()
+load_accelerator_state(sys.argv[1], models=[], optimizers=[], schedulers=[], dataloaders=[], process_index=0)
+print(np.random.rand(8))
+"""
+
+
+def test_an_accelerate_random_state_with_an_index_past_the_key_is_reported(tmp_path: Path) -> None:
+    """Clean before this round; ``load_accelerator_state`` (accelerate 1.15.0, numpy 2.4) loads it and the next
+    numpy draw dies."""
+    path = tmp_path / "random_states_0.pkl"
+    path.write_bytes(_saved(_accelerate_rng(np.random.RandomState(0).get_state())))
+    assert _scan(path) == []
+    path.write_bytes(_saved(_accelerate_rng(_legacy())))
+    assert _high(_scan(path), f"MT19937 index {_POS}")
+    pytest.importorskip("accelerate")
+    assert _crashed(_run(_ACCELERATE_RESUME, tmp_path))
+
+
 def test_rng_state_variants_are_reported(tmp_path: Path) -> None:
-    """accelerate's file, the index as a numpy integer, negative, one past the end, the dict form ``set_state``
+    """The index as a numpy integer, negative, one past the end, the dict form ``set_state``
     also takes, a Philox generator's dict (``bit_generator.state = d``), all a level down in a checkpoint."""
     mt_dict = np.random.RandomState(0).get_state(legacy=False)
     mt_dict["state"]["pos"] = 700
     philox = np.random.Generator(np.random.Philox(0)).bit_generator.state
     philox["buffer_pos"] = -2
     variants: list[Any] = [
-        _accelerate_rng(_legacy()),
         _trainer_rng(_legacy(np.int64(5000))),
         _trainer_rng(_legacy(-3)),
         _trainer_rng(_legacy(625)),

@@ -4817,9 +4817,7 @@ class _VM:
                 pairs = pairs[:_MAX_FAKE_QUANT_KEYS]
                 seen += len(pairs)
                 if any(type(k) is str and k.endswith(_OBSERVER_MIN) for k, _ in pairs):
-                    self._fake_quant_sizes(
-                        {k: _tensor_size(v) for k, v in pairs if type(k) is str}, {}
-                    )
+                    self._fake_quant_sizes({k: _tensor_size(v) for k, v in pairs if type(k) is str}, {})
                 children = [v for _, v in pairs]
             seen += len(children)
             if level < _MAX_OPTIMIZER_DEPTH:
@@ -4838,10 +4836,9 @@ class _VM:
         while todo and seen < _MAX_OPTIMIZER_WALK:
             value, level = todo.popleft()
             kind = type(value)
-            if kind is tuple and len(value) in (3, 5) and type(value[0]) is str:
-                if value[0] in _RNG_INDEXES:
-                    self._rng_state("numpy.random.mtrand.RandomState.set_state", value, 0)
-                    continue
+            if kind is tuple and len(value) in (3, 5) and value[0] == "MT19937":
+                self._rng_state("numpy.random.mtrand.RandomState.set_state", value, 0)
+                continue
             if kind is tuple or kind is list:
                 children = list(value[:_MAX_OPTIMIZER_ITEMS])
             else:
@@ -4863,7 +4860,9 @@ class _VM:
         for key in list(sizes)[:_MAX_FAKE_QUANT_KEYS]:
             if not key.endswith(_OBSERVER_MIN):
                 continue
-            owner = key[: -len(_OBSERVER_MIN)]  # the fake quantizer's prefix ("" or "conv.weight_fake_quant.")
+            owner = key[
+                : -len(_OBSERVER_MIN)
+            ]  # the fake quantizer's prefix ("" or "conv.weight_fake_quant.")
             problem = _fake_quant_problem(
                 sizes.get(key),
                 sizes.get(owner + "activation_post_process.max_val"),
@@ -9074,9 +9073,7 @@ def _numel(size: Any) -> int | None:
     return math.prod(size)
 
 
-def _fake_quant_problem(
-    low: Any, high: Any, scale: Any, weight: Any, flags: dict[str, Any]
-) -> str | None:
+def _fake_quant_problem(low: Any, high: Any, scale: Any, weight: Any, flags: dict[str, Any]) -> str | None:
     """What is wrong with a fake quantizer's running ``min_val`` (``low``) and ``max_val`` (``high``) sizes, given
     its scale's and the weight's sizes (None when absent or unsized) and, for a module saved whole, its
     ``is_per_channel``/``ch_axis``; None when nothing is (or the sizes cannot be read)."""
