@@ -27,6 +27,7 @@ subclasses (diffusers), none of which the scanner admits (a file naming them is 
 from __future__ import annotations
 
 import io
+import struct
 import subprocess
 import sys
 import warnings
@@ -349,6 +350,96 @@ def test_real_random_states_stay_clean(tmp_path: Path) -> None:
         assert _scan(path) == [], (i, _scan(path))
 
 
+# --- a hook handle's id: the counter of every hook registered later ---------------------------------------------
+
+
+def _handle_pickle(module: str, ident: bytes) -> bytes:
+    """A ``RemovableHandle`` as protocol 2 rebuilds it (``copyreg._reconstructor`` and BUILD), its id given as
+    pickle opcodes, under the name ``module`` gives the class."""
+    return (
+        b"\x80\x02ccopyreg\n_reconstructor\n(c"
+        + module.encode()
+        + b"\nRemovableHandle\nc__builtin__\nobject\nNtR"
+        b"(N" + ident + b"tb."
+    )
+
+
+_FLOAT_2_53 = b"G" + struct.pack(">d", 2.0**53)
+
+_HOOKS_AFTER_LOAD = """
+import sys, pickle, torch
+with open(sys.argv[1], "rb") as f:
+    data = f.read()
+torch.load(sys.argv[1], weights_only=False) if data[:2] == b"PK" else pickle.loads(data)
+module = torch.nn.Linear(2, 2)
+calls = []
+module.register_forward_hook(lambda *a: calls.append("first"))
+module.register_forward_hook(lambda *a: calls.append("second"))
+module(torch.ones(2))
+print(",".join(calls))
+"""
+
+
+def _tampering(found: list[tuple[str, Severity, str]]) -> bool:
+    return any(r == "LW-MODEL-009" and s is Severity.CRITICAL and "RemovableHandle" in m for r, s, m in found)
+
+
+def test_a_hook_handle_with_a_float_id_is_reported(tmp_path: Path) -> None:
+    """``RemovableHandle.__setstate__`` sets the class's ``next_id`` to ``max(next_id, id + 1)``: a float id of 2**53
+    stops the counter, and every hook registered afterwards in the process shares one key (torch 2.13: of two
+    forward hooks registered after the load only the second ran). Clean before this round, under each name torch
+    exposes the class by (``torch.nn.modules.module`` and ``torch.optim.optimizer`` import it)."""
+    for module in ("torch.utils.hooks", "torch.nn.modules.module", "torch.optim.optimizer"):
+        path = tmp_path / f"{module}.pkl"
+        path.write_bytes(_handle_pickle(module, _FLOAT_2_53))
+        assert _tampering(_scan(path)), (module, _scan(path))
+        assert _run(_HOOKS_AFTER_LOAD, path).stdout.strip() == "second"
+    path = tmp_path / "benign.pkl"
+    path.write_bytes(_handle_pickle("torch.utils.hooks", b"K\x07"))
+    assert _scan(path) == []
+    assert _run(_HOOKS_AFTER_LOAD, path).stdout.strip() == "first,second"
+
+
+class _Handle:
+    """Pickles as a RemovableHandle with the given state (a checkpoint entry torch.save writes as it is)."""
+
+    def __init__(self, state: tuple[Any, ...]) -> None:
+        self.state = state
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        import copyreg
+
+        from torch.utils.hooks import RemovableHandle
+
+        return (copyreg._reconstructor, (RemovableHandle, object, None), self.state)
+
+
+def test_hook_handle_id_variants_are_reported(tmp_path: Path) -> None:
+    """A tensor id (one object, incremented in place by every registration), a numpy float, in a zip checkpoint
+    beside a state dict, with a hooks dict and the extra-dicts item."""
+    variants = [
+        {"model": torch.nn.Linear(2, 2).state_dict(), "handle": _Handle((None, torch.tensor(10**6)))},
+        [_Handle((OrderedDict(), np.float64(2.0**53)))],
+        {"h": _Handle((OrderedDict(), 1e300, (OrderedDict(),)))},
+    ]
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.pt"
+        path.write_bytes(_saved(variant))
+        assert _tampering(_scan(path)), (i, _scan(path))
+    path = tmp_path / "v0.pt"
+    assert _run(_HOOKS_AFTER_LOAD, path).stdout.strip() == "second"
+
+
+def test_lazy_modules_with_their_handles_stay_clean(tmp_path: Path) -> None:
+    """Lazy modules saved whole keep the handles of their initialisation and load hooks (int ids)."""
+    for i, model in enumerate(
+        (torch.nn.LazyLinear(4), torch.nn.Sequential(torch.nn.LazyConv2d(4, 3), torch.nn.LazyBatchNorm2d()))
+    ):
+        path = tmp_path / f"lazy{i}.pt"
+        path.write_bytes(_saved(model))
+        assert _scan(path) == [], (i, _scan(path))
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks above as model folders (deterministic: the same bytes on every call)."""
     torch.manual_seed(0)
@@ -363,4 +454,5 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
         "r19_qat_state_dict_short_running_range": {"pytorch_model.bin": state_dict},
         "r19_trainer_rng_state_mt19937_pos": {"rng_state.pth": _saved(_trainer_rng(_legacy()))},
         "r19_accelerate_random_states_pos": {"random_states_0.pkl": _saved(_accelerate_rng(_legacy()))},
+        "r19_hook_handle_float_id": {"model.pkl": _handle_pickle("torch.nn.modules.module", _FLOAT_2_53)},
     }

@@ -4304,6 +4304,9 @@ class _VM:
         """State handed to ``cls.__setstate__`` that the class turns into code, or trusts as an index."""
         if cls in _RNG_CTORS or cls in _RNG_CLASSES:
             self._rng_state(cls, state, off)
+        if cls.startswith("torch.") and cls.rpartition(".")[2] == "RemovableHandle":
+            # the class itself, or as torch.nn.modules.module and torch.optim.optimizer import it
+            self._hook_handle_state(state, off)
         if cls.startswith("statsmodels."):
             formula = self._statsmodels_formula(state)
             if formula is not None:
@@ -4328,6 +4331,38 @@ class _VM:
                 off,
                 self._ev({"state": _short(state)}),
             )
+
+    def _hook_handle_state(self, state: Any, off: int) -> None:
+        """``RemovableHandle.__setstate__((hooks, id[, extras]))`` also sets the class's ``next_id``, the counter
+        every hook registered afterwards in the process takes its key from, to ``max(next_id, id + 1)``. torch
+        writes the int it gave the handle. An id of another type becomes the counter: a float at 2**53 no longer
+        grows (``+= 1`` leaves it), a tensor is one object incremented in place, so every later hook of a module
+        takes the same key and replaces the one before it (torch 2.13: the first of two forward hooks registered
+        after the load never ran). Anything but an int id is reported as a change to process-wide state; an id the
+        scanner cannot read leaves the file unverified."""
+        if type(state) is not tuple or len(state) < 2:
+            if type(state) is tuple or state is None or type(state) in (str, bytes, int, float, bool, list):
+                return  # __setstate__ fails on it before touching the counter
+            self.coll.unverified.append(f"{_REMOVABLE_HANDLE} state the scanner cannot read at offset {off}")
+            return
+        ident = state[1]
+        if type(ident) is int:
+            return
+        if ident is _UNKNOWN or isinstance(ident, _Unknown):
+            self.coll.unverified.append(f"{_REMOVABLE_HANDLE} id the scanner cannot read at offset {off}")
+            return
+        if ident is None or type(ident) in (str, bytes, list, tuple, _Dict):
+            return  # ``id + 1`` raises before the counter is set
+        self.coll.hit(
+            RULE_GLOBAL_TAMPERING,
+            Severity.CRITICAL,
+            f"{_REMOVABLE_HANDLE}:next_id",
+            f"a {_REMOVABLE_HANDLE} with the id {_short(ident)} (torch writes an int): its __setstate__ makes that "
+            "the counter every hook registered later in the process is keyed by, so later hooks can share a key "
+            "and replace one another",
+            off,
+            self._ev({"id": _short(ident)}),
+        )
 
     def _rng_state(self, cls: str, state: Any, off: int) -> None:
         """Report the state of a numpy bit generator (or of the RandomState or Generator over it) whose index its C
@@ -9690,6 +9725,9 @@ def _instance_class(obj: _Call) -> str | None:
         first = obj.args[0] if obj.args else None
         return first.canon if type(first) is _Ref else None
     return func.canon
+
+
+_REMOVABLE_HANDLE: Final = "torch.utils.hooks.RemovableHandle"
 
 
 _RNG_CLASSES: Final = frozenset(
