@@ -17,6 +17,16 @@ Two states are handed, after the load, to native code that trusts their sizes (e
   ``key[pos]``: SIGSEGV, or heap words handed out as random numbers (numpy 2.4.6). A pickled ``RandomState`` was
   checked already; the plain tuple (or dict) these files hold was not.
 
+Two allow-listed objects act after the load on what the pickle gave them (clean before this round as well):
+
+* **Hook handles.** ``RemovableHandle.__setstate__`` sets the class's ``next_id``, the counter every hook registered
+  later in the process is keyed by, to ``id + 1``: a float id of 2**53 or a tensor id makes later hooks of a module
+  share one key, each replacing the one before (torch 2.13). Reported as process-wide tampering (LW-MODEL-009).
+* **A DataLoader saved whole** calls its ``collate_fn`` on the dataset's items and its ``worker_init_fn`` on each
+  worker's number: a name the allow-list admits only to be kept there runs on them (sentence-transformers'
+  ``Transformer`` loaded a model from the path a dataset item named). Reported as such names are in scikit-learn
+  estimators (LW-MODEL-005).
+
 The libraries' ``torch.serialization.add_safe_globals`` additions were read (transformers 5.24, accelerate 1.15,
 timm 1.0.31, ultralytics 8.4.190, diffusers 0.42.1, peft 0.21.2, lightning 2.6.6): numpy's ``_reconstruct``,
 ``ndarray``, ``dtype`` and dtype classes, ``scalar`` (checked by the scanner as any pickle's), ``argparse.Namespace``
@@ -440,6 +450,105 @@ def test_lazy_modules_with_their_handles_stay_clean(tmp_path: Path) -> None:
         assert _scan(path) == [], (i, _scan(path))
 
 
+# --- a DataLoader saved whole: what it calls on its dataset's items ------------------------------------------------
+
+
+def _loader(dataset: Any, **kwargs: Any) -> Any:
+    from torch.utils.data import DataLoader
+
+    return DataLoader(dataset, **kwargs)
+
+
+def _st_transformer() -> Any:
+    st = pytest.importorskip("sentence_transformers")
+    from sentence_transformers.base.modules.transformer import Transformer
+
+    assert st is not None
+    return Transformer
+
+
+_ITERATE = """
+import sys, torch
+for batch in torch.load(sys.argv[1], weights_only=False):
+    print(type(batch).__name__, batch.auto_model.config.name_or_path)
+"""
+
+
+def test_a_loader_keeping_a_rebuild_only_class_as_collate_fn_is_reported(tmp_path: Path) -> None:
+    """``collate_fn`` of a loader without batching gets each dataset item as it is: sentence-transformers'
+    ``Transformer`` (admitted to be kept, not called) given a path loaded the model and tokenizer there
+    (sentence-transformers 6.2; a repository id is fetched from the Hub). Clean before this round."""
+    from transformers import BertConfig, BertModel
+
+    elsewhere = tmp_path / "elsewhere"
+    config = BertConfig(
+        vocab_size=30, hidden_size=8, num_hidden_layers=1, num_attention_heads=1, intermediate_size=8
+    )
+    BertModel(config).save_pretrained(str(elsewhere))
+    vocab = tmp_path / "vocab.txt"
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *"abcdefghij"]))
+    from transformers import BertTokenizerFast
+
+    BertTokenizerFast(str(vocab)).save_pretrained(str(elsewhere))
+    folder = tmp_path / "model"
+    folder.mkdir()
+    path = folder / "loader.pt"
+    path.write_bytes(_saved(_loader([str(elsewhere)], batch_size=None, collate_fn=_st_transformer())))
+    assert any(
+        r == "LW-MODEL-005" and s is Severity.HIGH and "DataLoader keeps" in m for r, s, m in _scan(path)
+    )
+    done = _run(_ITERATE, path)
+    assert done.stdout.split() == ["Transformer", str(elsewhere)], done.stderr[-2000:]
+
+
+def test_loader_callable_variants_are_reported(tmp_path: Path) -> None:
+    """As ``worker_init_fn`` (called with each worker's number), torch's packed-weight load hook and a k-means run
+    as ``collate_fn``, the loader inside a training checkpoint."""
+    from sklearn.cluster._kmeans import _kmeans_single_lloyd
+    from torch.ao.quantization.fx._lower_to_native_backend import _load_packed_weight
+
+    variants = [
+        _loader([1, 2], num_workers=2, worker_init_fn=_st_transformer()),
+        _loader([1, 2], batch_size=None, collate_fn=_load_packed_weight),
+        {"epoch": 1, "loader": _loader([1, 2], batch_size=None, collate_fn=_kmeans_single_lloyd)},
+    ]
+    for i, variant in enumerate(variants):
+        path = tmp_path / f"v{i}.pt"
+        path.write_bytes(_saved(variant))
+        found = _scan(path)
+        assert any(
+            r == "LW-MODEL-005" and s is Severity.HIGH and "DataLoader keeps" in m for r, s, m in found
+        ), (
+            i,
+            found,
+        )
+
+
+def test_loaders_with_torch_collate_functions_stay_clean(tmp_path: Path) -> None:
+    """Loaders saved whole as torch builds them: batching (``default_collate``), without (``default_convert``),
+    with workers, over a TensorDataset, a Subset and a ConcatDataset."""
+    from torch.utils.data import ConcatDataset, Subset, TensorDataset
+
+    data = TensorDataset(torch.arange(8.0), torch.arange(8))
+    for i, loader in enumerate(
+        (
+            _loader(data, batch_size=2),
+            _loader(data, batch_size=None),
+            _loader(Subset(data, [0, 2, 4]), batch_size=2, num_workers=2, shuffle=True),
+            _loader(ConcatDataset([data, data]), batch_size=3, drop_last=True),
+        )
+    ):
+        path = tmp_path / f"loader{i}.pt"
+        path.write_bytes(_saved(loader))
+        assert _scan(path) == [], (i, _scan(path))
+
+
+def _elkan() -> Any:
+    from sklearn.cluster._kmeans import _kmeans_single_elkan
+
+    return _kmeans_single_elkan
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks above as model folders (deterministic: the same bytes on every call)."""
     torch.manual_seed(0)
@@ -455,4 +564,7 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
         "r19_trainer_rng_state_mt19937_pos": {"rng_state.pth": _saved(_trainer_rng(_legacy()))},
         "r19_accelerate_random_states_pos": {"random_states_0.pkl": _saved(_accelerate_rng(_legacy()))},
         "r19_hook_handle_float_id": {"model.pkl": _handle_pickle("torch.nn.modules.module", _FLOAT_2_53)},
+        "r19_dataloader_kept_rebuild_only_collate": {
+            "loader.pt": _saved(_loader([1, 2], batch_size=None, collate_fn=_elkan()))
+        },
     }

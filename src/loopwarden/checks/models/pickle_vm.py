@@ -4304,6 +4304,8 @@ class _VM:
         """State handed to ``cls.__setstate__`` that the class turns into code, or trusts as an index."""
         if cls in _RNG_CTORS or cls in _RNG_CLASSES:
             self._rng_state(cls, state, off)
+        if cls == _DATA_LOADER:
+            self._loader_callables(state, off)
         if cls.startswith("torch.") and cls.rpartition(".")[2] == "RemovableHandle":
             # the class itself, or as torch.nn.modules.module and torch.optim.optimizer import it
             self._hook_handle_state(state, off)
@@ -4330,6 +4332,31 @@ class _VM:
                 "cannot be read",
                 off,
                 self._ev({"state": _short(state)}),
+            )
+
+    def _loader_callables(self, state: Any, off: int) -> None:
+        """A ``DataLoader`` saved whole keeps its ``collate_fn`` and ``worker_init_fn`` in its ``__dict__``; iterating
+        it calls the one with each sample its dataset gives (``batch_size=None``: the item itself, any value the
+        pickle chose) and the other with each worker's number. A name the allow-list admits only to be kept
+        (``allowlist.REBUILD_ONLY``) there runs on those arguments: sentence-transformers' ``Transformer`` called
+        with a dataset's string loaded the model and tokenizer at that path (from the Hub for a repository id),
+        sentence-transformers 6.2. torch's own collate functions are what a DataLoader holds by default."""
+        pairs = _pairs_of(state)
+        if pairs is None:
+            return
+        for key, value in pairs[:256]:
+            if type(value) is not _Ref or not value.by_pattern or value.canon not in REBUILD_ONLY:
+                continue
+            if key == "collate_fn" and value.canon in _LOADER_COLLATES:
+                continue
+            self.coll.hit(
+                RULE_NOT_ALLOWED,
+                Severity.HIGH,
+                f"{value.canon}:kept",
+                f"a torch DataLoader keeps {value.canon} as {_short(key)}: the allow-list admits it to be kept where "
+                "its library keeps it, not called, and iterating the loader calls it on the dataset's items",
+                off,
+                self._ev({"class": _DATA_LOADER, "callable": value.canon}),
             )
 
     def _hook_handle_state(self, state: Any, off: int) -> None:
@@ -9728,6 +9755,11 @@ def _instance_class(obj: _Call) -> str | None:
 
 
 _REMOVABLE_HANDLE: Final = "torch.utils.hooks.RemovableHandle"
+_DATA_LOADER: Final = "torch.utils.data.dataloader.DataLoader"
+_LOADER_COLLATES: Final = frozenset(
+    {"torch.utils.data._utils.collate.default_collate", "torch.utils.data._utils.collate.default_convert"}
+)
+"""The collate functions a DataLoader sets itself (``default_collate`` when batching, ``default_convert`` not)."""
 
 
 _RNG_CLASSES: Final = frozenset(
