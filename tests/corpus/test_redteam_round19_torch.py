@@ -426,7 +426,7 @@ class _Handle:
 
 def test_hook_handle_id_variants_are_reported(tmp_path: Path) -> None:
     """A tensor id (one object, incremented in place by every registration), a numpy float, in a zip checkpoint
-    beside a state dict, with a hooks dict and the extra-dicts item."""
+    beside a state dict, with a hooks dict and the extra-dicts item, the state as a list or a dict."""
     variants = [
         {"model": torch.nn.Linear(2, 2).state_dict(), "handle": _Handle((None, torch.tensor(10**6)))},
         [_Handle((OrderedDict(), np.float64(2.0**53)))],
@@ -438,6 +438,15 @@ def test_hook_handle_id_variants_are_reported(tmp_path: Path) -> None:
         assert _tampering(_scan(path)), (i, _scan(path))
     path = tmp_path / "v0.pt"
     assert _run(_HOOKS_AFTER_LOAD, path).stdout.strip() == "second"
+    # the state as a list, or a dict keyed 0 and 1: __setstate__ indexes it the same way
+    head = _handle_pickle("torch.utils.hooks", b"")[: -len(b"(Ntb.")]
+    for i, body in enumerate(
+        (head + b"](N" + _FLOAT_2_53 + b"eb.", head + b"}(K\x00NK\x01" + _FLOAT_2_53 + b"ub.")
+    ):
+        path = tmp_path / f"s{i}.pkl"
+        path.write_bytes(body)
+        assert _tampering(_scan(path)), (i, _scan(path))
+        assert _run(_HOOKS_AFTER_LOAD, path).stdout.strip() == "second"
 
 
 def test_lazy_modules_with_their_handles_stay_clean(tmp_path: Path) -> None:

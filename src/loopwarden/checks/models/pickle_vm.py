@@ -4367,12 +4367,22 @@ class _VM:
         takes the same key and replaces the one before it (torch 2.13: the first of two forward hooks registered
         after the load never ran). Anything but an int id is reported as a change to process-wide state; an id the
         scanner cannot read leaves the file unverified."""
-        if type(state) is not tuple or len(state) < 2:
-            if type(state) is tuple or state is None or type(state) in (str, bytes, int, float, bool, list):
-                return  # __setstate__ fails on it before touching the counter
+        ident: Any
+        if type(state) in (tuple, list):
+            if len(state) < 2:
+                return  # __setstate__ fails on state[1] before touching the counter
+            ident = state[1]
+        elif type(state) is _Dict and not state.hidden and state.size == len(state.items):
+            # state[0], state[1] and len(state) of a dict keyed 0 and 1 work as well
+            found = [v for k, v in state.items if type(k) in (int, bool) and k == 1]
+            if not found:
+                return
+            ident = found[-1]
+        elif state is None or type(state) in (str, bytes, int, float, bool):
+            return  # __setstate__ fails on it before touching the counter
+        else:
             self.coll.unverified.append(f"{_REMOVABLE_HANDLE} state the scanner cannot read at offset {off}")
             return
-        ident = state[1]
         if type(ident) is int:
             return
         if ident is _UNKNOWN or isinstance(ident, _Unknown):
