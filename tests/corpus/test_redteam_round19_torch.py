@@ -248,6 +248,42 @@ def test_benign_quantization_files_stay_clean(tmp_path: Path) -> None:
         assert _scan(path) == [], (i, _scan(path))
 
 
+def test_benign_training_state_stays_clean(tmp_path: Path) -> None:
+    """An optimizer saved whole after hooks were registered on it (its pickled state leaves them out), a GradScaler
+    saved whole and as its state dict, a distribution, a training checkpoint holding them."""
+    param = torch.nn.Parameter(torch.ones(4))
+    opt = torch.optim.AdamW([param], lr=0.1)
+    opt.register_step_pre_hook(_step_hook)
+    opt.register_state_dict_post_hook(_state_hook)
+    param.grad = torch.ones_like(param)
+    opt.step()
+    scaler = torch.amp.GradScaler("cpu")
+    dist = torch.distributions.TransformedDistribution(
+        torch.distributions.Normal(torch.zeros(2), torch.ones(2)),
+        [torch.distributions.transforms.ExpTransform()],
+    )
+    for i, obj in enumerate(
+        (
+            opt,
+            scaler,
+            {"scaler": scaler.state_dict(), "optimizer": opt.state_dict()},
+            dist,
+            {"model": torch.nn.Linear(2, 2).state_dict(), "optimizer": opt, "scaler": scaler.state_dict()},
+        )
+    ):
+        path = tmp_path / f"t{i}.pt"
+        path.write_bytes(_saved(obj))
+        assert _scan(path) == [], (i, _scan(path))
+
+
+def _step_hook(*args: Any) -> None:
+    return None
+
+
+def _state_hook(*args: Any) -> Any:
+    return args[-1]
+
+
 # --- numpy random states a trainer restores after loading ---------------------------------------------------------
 
 _POS = 1 << 28
