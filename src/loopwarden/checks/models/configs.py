@@ -155,7 +155,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                 check_config_bases(
                     key, [n.value for n in base.value if isinstance(n, yaml.ScalarNode)], ctx, location
                 )
-    if name.rsplit("/", 1)[-1].lower() == "model_config.yaml":
+    nemo = name.rsplit("/", 1)[-1].lower() == "model_config.yaml"
+    if nemo:
         for root in roots:
             for key, value in _yaml_pairs(root):
                 if isinstance(key, yaml.ScalarNode) and key.value == "target":
@@ -186,6 +187,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value in _TARGET_KEYS:
                     _hydra_target(value, ctx, location, key=key.value)
+                elif isinstance(key, yaml.ScalarNode) and key.value in _NEMO_LEGACY_KEYS:
+                    _nemo_legacy_target(node, key.value, value, ctx, location, nemo=nemo, roots=roots)
                 stack.append(key)
                 stack.append(value)
         elif isinstance(node, yaml.SequenceNode):
@@ -195,6 +198,41 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
             from loopwarden.checks.models.chat_template import check_embedded_template
 
             check_embedded_template(node.value, ctx, location, key=f"line {node.start_mark.line + 1}")
+
+
+_NEMO_LEGACY_KEYS: Final = frozenset({"cls", "target"})
+"""Keys of a nested mapping that NeMo (before 2.4) imports and calls: ``Serialization.from_config_dict``, which
+builds every sub-module of a model (``preprocessor``, ``encoder``, ``decoder`` ...), first converts Hydra 0.x configs
+(``maybe_update_config_version``: ``cls`` becomes ``_target_`` in every mapping, ``params`` are moved up) and
+instantiates them, and for a mapping with ``target`` but no ``_target_`` imports that path and calls it with
+``cfg=``."""
+
+
+def _nemo_legacy_target(
+    mapping: Any, key: str, value: Any, ctx: ScanContext, location: Location, *, nemo: bool, roots: list[Any]
+) -> None:
+    """A Hydra 0.x ``cls`` (in any YAML config, as NeMo converts it wherever it is) or, in a NeMo
+    ``model_config.yaml``, a nested ``target``: judged as a ``_target_`` is. Other tools' configs use these words
+    for plain values (``cls: token``), so only a dotted name is judged, or a bare one beside Hydra 0.x's ``params``
+    or in a NeMo config (Hydra's ``_locate`` imports a bare name as a module)."""
+    import yaml
+
+    if (
+        not isinstance(value, yaml.ScalarNode)
+        or value.tag != "tag:yaml.org,2002:str"  # cls: true, target: 1 are not names
+        or not _DOTTED.match(value.value.strip())
+    ):
+        return
+    bare = "." not in value.value
+    if key == "target":
+        # NeMo's import_class_by_path needs a module part; the root's target is judged on its own
+        if not nemo or bare or any(mapping is r for r in roots):
+            return
+    elif _yaml_get(mapping, "_target_") is not None:
+        return  # not converted: a keyword argument of that _target_
+    elif bare and not nemo and _yaml_get(mapping, "params") is None:
+        return
+    _judge_target(str(value.value), ctx, location, key)
 
 
 def _mlflow_loader(roots: list[Any], ctx: ScanContext, location: Location) -> None:
@@ -500,7 +538,7 @@ def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
     )
 
 
-_LOADER_OF: Final = {"target": "NeMo", "class_path": "jsonargparse"}
+_LOADER_OF: Final = {"target": "NeMo", "class_path": "jsonargparse", "cls": "Hydra 0.x (NeMo)"}
 
 
 def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_target_") -> None:
@@ -1374,6 +1412,9 @@ def check_remote_code(obj: Any, ctx: ScanContext, location: Location, name: str)
     if name.rsplit("/", 1)[-1].lower() == "model_index.json":
         _diffusers_custom_code(obj, ctx, location)
         return
+    if name.rsplit("/", 1)[-1].lower() == "modular_model_index.json":
+        _diffusers_modular_libraries(obj, ctx, location)
+        return
     if name.rsplit("/", 1)[-1].lower() == "adapter_config.json":
         _peft_imports(obj, ctx, location)
         return
@@ -1819,6 +1860,55 @@ def _hub_code_of_model_config(obj: dict[str, Any], ctx: ScanContext, location: L
 _DIFFUSERS_LIBRARIES: Final = frozenset({"diffusers", "transformers", "onnxruntime.training"})
 """The libraries diffusers loads pipeline components from by name (its LOADABLE_CLASSES); any other module name is
 a diffusers pipelines module (``stable_diffusion``) or a custom component's ``<component>/<module>.py``."""
+_DIFFUSERS_PIPELINE_MODULES: Final = frozenset(
+    {
+        "ace_step", "allegro", "alt_diffusion", "amused", "animatediff", "anyflow", "audio_diffusion", "audioldm",
+        "audioldm2", "aura_flow", "blip_diffusion", "bria", "bria_fibo", "bria_fibo2", "chroma", "chronoedit",
+        "cogvideo", "cogview3", "cogview4", "consisid", "consistency_models", "controlnet", "controlnet_hunyuandit",
+        "controlnet_sd3", "controlnet_xs", "cosmos", "dance_diffusion", "ddim", "ddpm", "deepfloyd_if", "deprecated",
+        "diffusion_gemma", "dit", "dreamlite", "easyanimate", "ernie_image", "flux", "flux2", "glm_image", "helios",
+        "hidream_image", "hunyuan_image", "hunyuan_video", "hunyuan_video1_5", "hunyuandit", "i2vgen_xl", "ideogram4",
+        "joyimage", "kandinsky", "kandinsky2_2", "kandinsky3", "kandinsky5", "kandinsky6", "kolors", "krea2",
+        "latent_consistency_models", "latent_diffusion", "latent_diffusion_uncond", "latte", "ledits_pp", "llada2",
+        "longcat_audio_dit", "longcat_image", "ltx", "ltx2", "lucy", "lumina", "lumina2", "marigold", "mochi",
+        "motif_video", "musicldm", "nucleusmoe_image", "omnigen", "ovis_image", "pag", "paint_by_example", "pia",
+        "pixart_alpha", "pndm", "prx", "qwenimage", "qwenimage21", "repaint", "rfd4_proteina", "sana", "sana_video",
+        "sana_wm", "score_sde_ve", "semantic_stable_diffusion", "shap_e", "skyreels_v2", "spectrogram_diffusion",
+        "stable_audio", "stable_audio_3", "stable_cascade", "stable_diffusion", "stable_diffusion_3",
+        "stable_diffusion_attend_and_excite", "stable_diffusion_diffedit", "stable_diffusion_gligen",
+        "stable_diffusion_k_diffusion", "stable_diffusion_ldm3d", "stable_diffusion_panorama", "stable_diffusion_safe",
+        "stable_diffusion_sag", "stable_diffusion_variants", "stable_diffusion_xl", "stable_video_diffusion",
+        "stochastic_karras_ve", "t2i_adapter", "text_to_video_synthesis", "unclip", "unidiffuser",
+        "versatile_diffusion", "visualcloze", "vq_diffusion", "wan", "wuerstchen", "z_image",
+    }
+)  # fmt: skip
+"""The modules of ``diffusers.pipelines`` (and ``pipelines.deprecated``) of diffusers 0.35 to 0.42: a component
+library of that name is read from the pipelines package (``hasattr(pipelines, library)``), not imported."""
+_COMPONENT_PACKAGES: Final = (
+    "diffusers",
+    "transformers",
+    "onnxruntime",
+    "torch",
+    "torchvision",
+    "torchaudio",
+    "timm",
+    "peft",
+    "accelerate",
+    "sentence_transformers",
+    "open_clip",
+)
+"""Model libraries whose modules a component may name unreported: importing them runs only what installing them
+did (``save_pretrained`` writes a component class's module, ``transformers``, or the full path of one defined
+elsewhere)."""
+
+
+def _component_library(value: Any) -> bool:
+    """Whether importing the component library ``value`` runs nothing a model folder brings: one of diffusers'
+    libraries or pipelines modules, or a module of a model library (not a ``__main__`` module, which runs its
+    program when imported)."""
+    if not isinstance(value, str) or value in _DIFFUSERS_LIBRARIES or value in _DIFFUSERS_PIPELINE_MODULES:
+        return isinstance(value, str)
+    return _peft_module(value, _COMPONENT_PACKAGES) and "__main__" not in value.split(".")
 
 
 def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
@@ -1834,14 +1924,23 @@ def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Loca
     if isinstance(cls, list | tuple) and cls and isinstance(cls[0], str):
         refs.append(("_class_name", f"{cls[0]}.py"))
     folder = os.path.dirname(location.path) if location.member is None else None
-    for component, value in list(obj.items())[:_MAX_REMOTE_REFS]:
+    libraries: list[tuple[str, str]] = []
+    for component, value in obj.items():
         if component.startswith("_") or not isinstance(value, list) or len(value) != 2:
             continue
         module = value[0]
-        if not isinstance(module, str) or module in _DIFFUSERS_LIBRARIES or folder is None:
+        if not isinstance(module, str) or module in _DIFFUSERS_LIBRARIES:
             continue
-        if _DOTTED.match(module) and os.path.isfile(os.path.join(folder, component, f"{module}.py")):
+        if (
+            folder is not None
+            and _DOTTED.match(module)
+            and os.path.isfile(os.path.join(folder, component, f"{module}.py"))
+        ):
             refs.append((component, f"{component}/{module}.py"))
+        elif not _component_library(module):
+            libraries.append((component, module))
+    _diffusers_libraries(libraries, "model_index.json", ctx, location)
+    refs = refs[:_MAX_REMOTE_REFS]
     for key, where in refs:
         ctx.add_severity(
             rules.HydraTarget,
@@ -1850,6 +1949,53 @@ def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Loca
             "trust_remote_code=True; that code is not analysed",
             location,
             target=where[:200],
+        )
+
+
+def _diffusers_modular_libraries(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """``modular_model_index.json``: ``ModularPipeline`` reads each component ``[library, class, spec]`` and
+    resolves the spec's ``type_hint`` ``[library, class]`` with ``simple_get_class_obj``, which imported any library
+    before diffusers 0.42.1 (confirmed with diffusers 0.35.2: ``ModularPipeline.from_pretrained`` imported a module
+    named there)."""
+    libraries: list[tuple[str, str]] = []
+    for component, value in obj.items():
+        if component.startswith("_") or not isinstance(value, list) or len(value) != 3:
+            continue
+        spec = value[2]
+        hint = spec.get("type_hint") if isinstance(spec, dict) else None
+        # (the entry's own [library, class] is not read: the spec's type_hint is what is resolved)
+        module = hint[0] if isinstance(hint, list) and hint else None
+        if isinstance(module, str) and not _component_library(module):
+            libraries.append((f"{component}.type_hint", module))
+    _diffusers_libraries(libraries, "modular_model_index.json", ctx, location)
+
+
+def _diffusers_libraries(
+    libraries: list[tuple[str, str]], file: str, ctx: ScanContext, location: Location
+) -> None:
+    """Report the component libraries that diffusers imports by name: ``DiffusionPipeline.from_pretrained`` ran
+    ``importlib.import_module(library)`` for any library a component of ``model_index.json`` named, with no opt-in,
+    until diffusers 0.42.1 (which imports only its own libraries and reads any other from ``sys.modules``). A
+    module beside the pipeline runs when the folder is the working directory or on ``sys.path``, and an installed
+    module runs its import-time code (confirmed with diffusers 0.35.2: a component ``["<module>", "UNet2DModel"]``
+    imported that module of the working folder). High, as PEFT's ``parent_library`` is."""
+    for where, module in libraries[:_MAX_REMOTE_REFS]:
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"{file} component {where[:100]} names library '{module[:200]}': diffusers before 0.42.1 imports this "
+            "module while loading the pipeline, so its import-time code runs (a module beside the pipeline when the "
+            "folder is on sys.path); that code is not analysed",
+            location,
+            target=module[:200],
+        )
+    if len(libraries) > _MAX_REMOTE_REFS:
+        ctx.add_severity(
+            rules.HydraTarget,
+            Severity.HIGH,
+            f"{len(libraries) - _MAX_REMOTE_REFS} more component libraries than the {_MAX_REMOTE_REFS} listed",
+            location,
+            more=len(libraries) - _MAX_REMOTE_REFS,
         )
 
 

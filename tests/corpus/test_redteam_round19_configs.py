@@ -1,0 +1,348 @@
+"""Loader configs 19: diffusers component libraries and NeMo's Hydra 0.x configs.
+
+Every input is built here by code and only scanned; a test that also runs the real loader does it in a child process
+(the harmless effect: a marker file in the test's temporary folder) and skips when the loader (or a version that
+acts on the file) is not installed. Every attack case below scanned clean before this round.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_container_bypasses import scan
+
+from loopwarden.domain import Severity, Verdict
+
+# what a module does when imported: a marker file in the working folder
+_MODULE = (
+    b"import pathlib\n"
+    b"pathlib.Path('marker').write_text('ran')\n"
+    b"from diffusers import UNet2DModel, DDPMScheduler\n"
+)
+_SCHEDULER = b'{"_class_name": "DDPMScheduler", "_diffusers_version": "0.35.2"}'
+
+
+# ----------------------------------------------------------------- diffusers model_index.json component libraries
+
+
+def _model_index(**components: object) -> dict[str, object]:
+    doc: dict[str, object] = {
+        "_class_name": "DDPMPipeline",
+        "_diffusers_version": "0.35.2",
+        "scheduler": ["diffusers", "DDPMScheduler"],
+        "unet": ["diffusers", "UNet2DModel"],
+    }
+    doc.update(components)
+    return doc
+
+
+def _pipeline(index: bytes | dict[str, object], module: str | None = "r19_evil") -> dict[str, bytes]:
+    """A pipeline folder: its ``model_index.json``, the scheduler's config and the module the index names (none
+    for an installed module)."""
+    data = index if isinstance(index, bytes) else json.dumps(index, indent=2).encode()
+    files = {"model_index.json": data, "scheduler/scheduler_config.json": _SCHEDULER}
+    if module is not None:
+        files[f"{module.replace('.', '/')}.py"] = _MODULE
+    return files
+
+
+_DIFFUSERS_CASES: dict[str, dict[str, bytes]] = {
+    "local-module": _pipeline(_model_index(unet=["r19_evil", "UNet2DModel"])),
+    "dotted-module": _pipeline(_model_index(unet=["r19_pkg.unet", "UNet2DModel"]), module="r19_pkg.unet"),
+    # an installed module whose import has an effect (antigravity opens a web browser)
+    "stdlib-side-effect": _pipeline(_model_index(unet=["antigravity", "UNet2DModel"]), module=None),
+    "safety-checker-slot": _pipeline(
+        _model_index(safety_checker=["r19_evil", "StableDiffusionSafetyChecker"])
+    ),
+    # JSON escapes spell the name ("_" as \u005f); a repeated key: json.load keeps the last
+    "escaped-name": _pipeline(
+        json.dumps(_model_index(unet=["r19_evil", "UNet2DModel"]))
+        .replace("r19_evil", "r19\\u005fevil")
+        .encode()
+    ),
+    "repeated-key": _pipeline(
+        json.dumps(_model_index())[:-1].encode() + b', "unet": ["r19_evil", "UNet2DModel"]}'
+    ),
+}
+
+
+def _modular_index(library: str) -> bytes:
+    spec = {
+        "type_hint": [library, "UNet2DConditionModel"],
+        "repo": None,
+        "subfolder": "unet",
+        "variant": None,
+    }
+    doc = {
+        "_class_name": "StableDiffusionXLModularPipeline",
+        "_diffusers_version": "0.35.2",
+        "unet": [None, None, spec],
+    }
+    return json.dumps(doc, indent=2).encode()
+
+
+_MODULAR_CASES: dict[str, dict[str, bytes]] = {
+    "modular-type-hint": {"modular_model_index.json": _modular_index("r19_evil"), "r19_evil.py": _MODULE},
+    "modular-dotted-type-hint": {
+        "modular_model_index.json": _modular_index("r19_pkg.unet"),
+        "r19_pkg/unet.py": _MODULE,
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(_DIFFUSERS_CASES), ids=list(_DIFFUSERS_CASES))
+def test_diffusers_component_library_is_imported(tmp_path: Path, case: str) -> None:
+    """``DiffusionPipeline.from_pretrained`` resolved each component ``[library, class]`` of ``model_index.json``
+    with ``importlib.import_module(library)`` for any library that is not a diffusers pipelines module, with no
+    opt-in, until diffusers 0.42.1 (``_get_library_or_raise`` now imports only diffusers, transformers and
+    onnxruntime.training). Confirmed with diffusers 0.35.2 (0.38.0, 0.41.0 and 0.42.0 have the same code): a
+    component ``["r19_evil", "UNet2DModel"]`` imported ``r19_evil.py`` of the working folder before the pipeline
+    failed. Only a ``<component>/<module>.py`` custom component was reported before: the scan said clean."""
+    files = _DIFFUSERS_CASES[case]
+    result = scan(tmp_path, {"model_index.json": files["model_index.json"]})[0]
+    hits = [f for f in result.findings if f.rule_id == "LW-MODEL-042" and "library" in f.message]
+    assert hits, result
+    assert result.max_severity() is Severity.HIGH, result
+
+
+@pytest.mark.parametrize("case", list(_MODULAR_CASES), ids=list(_MODULAR_CASES))
+def test_diffusers_modular_type_hint_is_imported(tmp_path: Path, case: str) -> None:
+    """``ModularPipeline.from_pretrained`` reads each component's spec from ``modular_model_index.json`` and resolves
+    its ``type_hint`` ``[library, class]`` with ``simple_get_class_obj``, which imported any library before diffusers
+    0.42.1. Confirmed with diffusers 0.35.2: a ``type_hint`` library ``r19_evil`` imported that module of the working
+    folder; the scan said clean (the file was not read as a diffusers index at all)."""
+    files = _MODULAR_CASES[case]
+    result = scan(tmp_path, {"modular_model_index.json": files["modular_model_index.json"]})[0]
+    hits = [f for f in result.findings if f.rule_id == "LW-MODEL-042" and "type_hint" in f.message]
+    assert hits, result
+    assert result.max_severity() is Severity.HIGH, result
+
+
+def _vulnerable_diffusers() -> None:
+    diffusers = pytest.importorskip("diffusers")
+    version = tuple(int(p) for p in diffusers.__version__.split(".")[:3] if p.isdigit())
+    if version >= (0, 42, 1):
+        pytest.skip(f"diffusers {diffusers.__version__} imports only its own libraries")
+
+
+def test_diffusers_real_loader_imports_the_library(tmp_path: Path) -> None:
+    """The real loader (diffusers before 0.42.1, where installed): the module of the working folder runs."""
+    _vulnerable_diffusers()
+    for name, data in _DIFFUSERS_CASES["local-module"].items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(data)
+    child = (
+        "from diffusers import DiffusionPipeline\ntry:\n"
+        "    DiffusionPipeline.from_pretrained('.')\nexcept Exception:\n    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False, capture_output=True)
+    assert (tmp_path / "marker").exists()
+
+
+def test_diffusers_real_modular_loader_imports_the_type_hint(tmp_path: Path) -> None:
+    """The real modular loader (diffusers before 0.42.1, where installed)."""
+    _vulnerable_diffusers()
+    pytest.importorskip("diffusers.modular_pipelines")
+    for name, data in _MODULAR_CASES["modular-type-hint"].items():
+        (tmp_path / name).write_bytes(data)
+    child = (
+        "from diffusers.modular_pipelines import ModularPipeline\ntry:\n"
+        "    ModularPipeline.from_pretrained('.')\nexcept Exception:\n    pass\n"
+    )
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False, capture_output=True)
+    assert (tmp_path / "marker").exists()
+
+
+_SD15_INDEX = {
+    "_class_name": "StableDiffusionPipeline",
+    "_diffusers_version": "0.6.0",
+    "feature_extractor": ["transformers", "CLIPImageProcessor"],
+    "safety_checker": ["stable_diffusion", "StableDiffusionSafetyChecker"],
+    "scheduler": ["diffusers", "PNDMScheduler"],
+    "text_encoder": ["transformers", "CLIPTextModel"],
+    "tokenizer": ["transformers", "CLIPTokenizer"],
+    "unet": ["diffusers", "UNet2DConditionModel"],
+    "vae": ["diffusers", "AutoencoderKL"],
+    "image_encoder": [None, None],
+    "requires_safety_checker": True,
+}
+_BENIGN_INDEXES = {
+    "sd15": _SD15_INDEX,
+    "if": {
+        "_class_name": "IFPipeline",
+        "safety_checker": ["deepfloyd_if", "IFSafetyChecker"],
+        "watermarker": ["deepfloyd_if", "IFWatermarker"],
+        "text_encoder": ["transformers", "T5EncoderModel"],
+        "unet": ["diffusers", "UNet2DConditionModel"],
+    },
+    "alt-diffusion": {
+        "_class_name": "AltDiffusionPipeline",
+        "text_encoder": ["alt_diffusion", "RobertaSeriesModelWithTransformation"],
+    },
+    "onnx": {"_class_name": "OnnxStableDiffusionPipeline", "unet": ["diffusers", "OnnxRuntimeModel"]},
+    "model-library": {
+        "_class_name": "MyPipeline",
+        "adapter": ["peft", "PeftModel"],
+        "enc": ["timm.models", "X"],
+    },
+}
+
+
+def test_diffusers_benign_indexes_are_clean(tmp_path: Path) -> None:
+    """Published indexes (pipelines modules such as ``stable_diffusion``, ``deepfloyd_if``, ``alt_diffusion``; null
+    components; model libraries) and, where diffusers is installed, what ``save_pretrained`` writes for a DDPM and a
+    tiny Stable Diffusion pipeline and what every modular pipeline's ``save_pretrained`` writes, stay clean."""
+    files = {f"{name}/model_index.json": json.dumps(doc).encode() for name, doc in _BENIGN_INDEXES.items()}
+    files["modular/modular_model_index.json"] = _modular_index("diffusers")
+    for r in scan(tmp_path / "static", files):
+        assert r.verdict is Verdict.CLEAN, r
+    pytest.importorskip("diffusers")
+    child = r"""
+import sys
+from diffusers import DDPMPipeline, DDPMScheduler, UNet2DModel
+out = sys.argv[1]
+unet = UNet2DModel(sample_size=8, in_channels=3, out_channels=3, layers_per_block=1, block_out_channels=(8, 8),
+    norm_num_groups=8, down_block_types=("DownBlock2D", "DownBlock2D"), up_block_types=("UpBlock2D", "UpBlock2D"))
+DDPMPipeline(unet=unet, scheduler=DDPMScheduler()).save_pretrained(f"{out}/ddpm")
+try:
+    import diffusers.modular_pipelines as mp
+except ImportError:
+    mp = None
+for name in dir(mp) if mp is not None else []:
+    if name.endswith("AutoBlocks"):
+        try:
+            getattr(mp, name)().init_pipeline().save_pretrained(f"{out}/{name}")
+        except Exception:
+            pass
+"""
+    out = tmp_path / "saved"
+    subprocess.run([sys.executable, "-c", child, str(out)], timeout=600, check=True, capture_output=True)
+    saved = {str(p.relative_to(out)): p.read_bytes() for p in out.rglob("*.json")}
+    assert "ddpm/model_index.json" in saved
+    for r in scan(tmp_path / "rescan", saved):
+        assert r.verdict is Verdict.CLEAN, r
+
+
+# ------------------------------------------------------------------------- NeMo: Hydra 0.x ``cls`` and ``target``
+
+_NEMO_HEAD = "target: nemo.collections.asr.models.EncDecCTCModel\nsample_rate: 16000\n"
+_NEMO_CASES: dict[str, tuple[str, bytes, Severity]] = {
+    "cls-params": (
+        "model_config.yaml",
+        (
+            _NEMO_HEAD + "preprocessor:\n  cls: subprocess.Popen\n  params:\n    args: [touch, marker]\n"
+        ).encode(),
+        Severity.CRITICAL,
+    ),
+    "cls-without-params": (
+        "model_config.yaml",
+        (_NEMO_HEAD + "decoder:\n  cls: subprocess.Popen\n  args: [touch, marker]\n").encode(),
+        Severity.CRITICAL,
+    ),
+    "cls-other-file": (
+        "hparams.yaml",
+        b"cfg:\n  encoder:\n    cls: subprocess.Popen\n    params:\n      args: [touch, marker]\n",
+        Severity.CRITICAL,
+    ),
+    "cls-merge-key": (
+        "model_config.yaml",
+        (
+            _NEMO_HEAD + "base: &b\n  cls: subprocess.Popen\n  params: {args: [touch, marker]}\n"
+            "preprocessor:\n  <<: *b\n"
+        ).encode(),
+        Severity.CRITICAL,
+    ),
+    "cls-escaped-key": (
+        "model_config.yaml",
+        (
+            _NEMO_HEAD
+            + 'preprocessor: {"c\\x6cs": "subprocess\\x2ePopen", params: {args: [touch, marker]}}\n'
+        ).encode(),
+        Severity.CRITICAL,
+    ),
+    "cls-bare-module": (
+        "model_config.yaml",
+        (_NEMO_HEAD + "preprocessor:\n  cls: r19_evil\n").encode(),
+        Severity.HIGH,
+    ),
+    "nested-target-module": (
+        "model_config.yaml",
+        (_NEMO_HEAD + "preprocessor:\n  target: r19_evil.Evil\n  features: 64\n").encode(),
+        Severity.MEDIUM,
+    ),
+    "nested-target-popen": (
+        "model_config.yaml",
+        (_NEMO_HEAD + "encoder:\n  target: subprocess.Popen\n").encode(),
+        Severity.CRITICAL,
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(_NEMO_CASES), ids=list(_NEMO_CASES))
+def test_nemo_legacy_targets(tmp_path: Path, case: str) -> None:
+    """NeMo's ``Serialization.from_config_dict``, which builds each sub-module of a model from its config
+    (``self.preprocessor = self.from_config_dict(self._cfg.preprocessor)``), first runs
+    ``maybe_update_config_version``: in every mapping a Hydra 0.x ``cls`` becomes ``_target_`` and ``params`` are
+    moved up, then ``hydra.utils.instantiate`` builds it; a mapping with ``target`` and no ``_target_`` is imported
+    with ``import_class_by_path`` and called with ``cfg=``. Confirmed with NeMo 2.2.1 and hydra-core 1.3.2:
+    ``{cls: subprocess.Popen, params: {args: [touch, marker]}}`` started the process and ``{target: r19_evil.Evil}``
+    imported the working folder's module (NeMo 3.0 checks both against its target allow-list). Only ``_target_``,
+    ``class_path`` and the top-level ``target`` were judged: the scan said clean."""
+    name, data, severity = _NEMO_CASES[case]
+    result = scan(tmp_path, {name: data})[0]
+    assert any(f.rule_id == "LW-MODEL-042" for f in result.findings), result
+    assert result.max_severity() is severity, result
+
+
+def test_nemo_real_loader_instantiates_cls(tmp_path: Path) -> None:
+    """The real loader (NeMo before its target allow-list, where installed)."""
+    common = pytest.importorskip("nemo.core.classes.common")
+    if hasattr(common, "safe_instantiate"):
+        pytest.skip("this NeMo checks targets against its allow-list")
+    child = (
+        "import yaml\nfrom omegaconf import OmegaConf\nfrom nemo.core.classes.common import Serialization\n"
+        "cfg = OmegaConf.create(yaml.safe_load(open('model_config.yaml')))\n"
+        "Serialization.from_config_dict(cfg.preprocessor)\n"
+    )
+    (tmp_path / "model_config.yaml").write_bytes(_NEMO_CASES["cls-params"][1])
+    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False, capture_output=True)
+    for _ in range(50):  # the process runs on its own
+        if (tmp_path / "marker").exists():
+            break
+        __import__("time").sleep(0.1)
+    assert (tmp_path / "marker").exists()
+
+
+def test_nemo_and_other_benign_configs_are_clean(tmp_path: Path) -> None:
+    """Hydra 0.x NeMo configs naming NeMo and torch classes (as NeMo 0.x/1.0 QuartzNet configs do), nested
+    ``target`` keys of NeMo classes, and other tools' ``cls``/``target`` keys that hold plain values stay clean."""
+    files = {
+        "quartznet/model_config.yaml": (
+            _NEMO_HEAD
+            + "preprocessor:\n  cls: nemo.collections.asr.modules.AudioToMelSpectrogramPreprocessor\n"
+            "  params:\n    features: 64\n    window_size: 0.02\n"
+            "encoder:\n  cls: nemo.collections.asr.modules.ConvASREncoder\n  params:\n    activation: relu\n"
+            "optim:\n  cls: torch.optim.AdamW\n  params: {lr: 0.01}\n"
+            "decoder:\n  target: nemo.collections.asr.modules.ConvASRDecoder\n  num_classes: 28\n"
+        ).encode(),
+        "vit/config.yaml": b"model:\n  pool: cls\n  cls: token\n  head:\n    cls: 1000\n    target: logits\n",
+        "seg/config.yaml": b"loss:\n  target: mask\n  cls: {weight: 1.0}\n",
+        "hydra/config.yaml": b"model:\n  _target_: torch.nn.Linear\n  cls: my.project.Thing\n",
+        "nemo-values/model_config.yaml": (_NEMO_HEAD + "train_ds:\n  target: text\n  cls: true\n").encode(),
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    """The attacks above as model folders, for ``bench/models.py``."""
+    cases: dict[str, dict[str, bytes]] = {}
+    for name, files in {**_DIFFUSERS_CASES, **_MODULAR_CASES}.items():
+        cases[f"r19_diffusers_{name}"] = dict(files)
+    for name, (file, data, _) in _NEMO_CASES.items():
+        cases[f"r19_nemo_{name}"] = {file: data}
+    return cases
