@@ -504,11 +504,12 @@ def test_diffusers_custom_code_is_reported(
     tmp_path: Path, index: dict[str, object], files: dict[str, bytes], expected: int
 ) -> None:
     """DiffusionPipeline.from_pretrained imports a [module, class] _class_name from <module>.py and a component
-    whose <component>/<module>.py exists, and runs them under trust_remote_code=True."""
+    whose <component>/<module>.py exists, and runs them: for a local folder with no opt-in before diffusers 0.38
+    (round 19: confirmed with 0.35.2 to 0.37.1, so high, no longer medium), under trust_remote_code=True since."""
     res = scan_files(tmp_path, {"model_index.json": json.dumps(index).encode(), **files})
     t = next(r for r in res if r.path.endswith("model_index.json"))
     assert len([f for f in t.findings if f.rule_id == "LW-MODEL-042"]) == expected, t.findings
-    assert t.max_severity() is Severity.MEDIUM
+    assert t.max_severity() is Severity.HIGH
 
 
 def test_diffusers_pipelines_of_the_library_stay_clean(tmp_path: Path) -> None:

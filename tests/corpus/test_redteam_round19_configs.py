@@ -70,6 +70,32 @@ _DIFFUSERS_CASES: dict[str, dict[str, bytes]] = {
 }
 
 
+_PIPE_MODULE = _MODULE + (
+    b"from diffusers import DiffusionPipeline\n"
+    b"class R19Pipe(DiffusionPipeline):\n"
+    b"    def __init__(self, scheduler):\n"
+    b"        super().__init__()\n"
+    b"        self.register_modules(scheduler=scheduler)\n"
+)
+_CUSTOM_CASES: dict[str, dict[str, bytes]] = {
+    # the pipeline class from <module>.py beside model_index.json
+    "custom-pipeline": {
+        "model_index.json": json.dumps(
+            {"_class_name": ["r19_pipe", "R19Pipe"], "scheduler": ["diffusers", "DDPMScheduler"]}
+        ).encode(),
+        "scheduler/scheduler_config.json": _SCHEDULER,
+        "r19_pipe.py": _PIPE_MODULE,
+    },
+    # a custom component: <component>/<module>.py
+    "custom-component": {
+        "model_index.json": json.dumps(_model_index(unet=["r19_unet", "R19UNet"])).encode(),
+        "scheduler/scheduler_config.json": _SCHEDULER,
+        "unet/r19_unet.py": _MODULE + b"class R19UNet(UNet2DModel):\n    pass\n",
+        "unet/config.json": b"{}",
+    },
+}
+
+
 def _modular_index(library: str) -> bytes:
     spec = {
         "type_hint": [library, "UNet2DConditionModel"],
@@ -79,6 +105,7 @@ def _modular_index(library: str) -> bytes:
     }
     doc = {
         "_class_name": "StableDiffusionXLModularPipeline",
+        "_blocks_class_name": "StableDiffusionXLAutoBlocks",
         "_diffusers_version": "0.35.2",
         "unet": [None, None, spec],
     }
@@ -99,7 +126,7 @@ def test_diffusers_component_library_is_imported(tmp_path: Path, case: str) -> N
     """``DiffusionPipeline.from_pretrained`` resolved each component ``[library, class]`` of ``model_index.json``
     with ``importlib.import_module(library)`` for any library that is not a diffusers pipelines module, with no
     opt-in, until diffusers 0.42.1 (``_get_library_or_raise`` now imports only diffusers, transformers and
-    onnxruntime.training). Confirmed with diffusers 0.35.2 (0.38.0, 0.41.0 and 0.42.0 have the same code): a
+    onnxruntime.training). Confirmed with diffusers 0.35.2 and 0.41.0 (0.38.0 and 0.42.0 have the same code): a
     component ``["r19_evil", "UNet2DModel"]`` imported ``r19_evil.py`` of the working folder before the pipeline
     failed. Only a ``<component>/<module>.py`` custom component was reported before: the scan said clean."""
     files = _DIFFUSERS_CASES[case]
@@ -113,8 +140,8 @@ def test_diffusers_component_library_is_imported(tmp_path: Path, case: str) -> N
 def test_diffusers_modular_type_hint_is_imported(tmp_path: Path, case: str) -> None:
     """``ModularPipeline.from_pretrained`` reads each component's spec from ``modular_model_index.json`` and resolves
     its ``type_hint`` ``[library, class]`` with ``simple_get_class_obj``, which imported any library before diffusers
-    0.42.1. Confirmed with diffusers 0.35.2: a ``type_hint`` library ``r19_evil`` imported that module of the working
-    folder; the scan said clean (the file was not read as a diffusers index at all)."""
+    0.42.1. Confirmed with diffusers 0.35.2, 0.36.0 and 0.41.0: a ``type_hint`` library ``r19_evil`` imported that
+    module of the working folder; the scan said clean (the file was not read as a diffusers index at all)."""
     files = _MODULAR_CASES[case]
     result = scan(tmp_path, {"modular_model_index.json": files["modular_model_index.json"]})[0]
     hits = [f for f in result.findings if f.rule_id == "LW-MODEL-042" and "type_hint" in f.message]
@@ -122,11 +149,46 @@ def test_diffusers_modular_type_hint_is_imported(tmp_path: Path, case: str) -> N
     assert result.max_severity() is Severity.HIGH, result
 
 
-def _vulnerable_diffusers() -> None:
+@pytest.mark.parametrize("case", list(_CUSTOM_CASES), ids=list(_CUSTOM_CASES))
+def test_diffusers_local_custom_code_runs_without_opt_in(tmp_path: Path, case: str) -> None:
+    """A custom pipeline (``_class_name: [module, class]``) or custom component (``<component>/<module>.py``) of a
+    local folder ran with no ``trust_remote_code`` before diffusers 0.38: confirmed with 0.35.2, 0.36.0 and 0.37.1
+    (0.38.0 to 0.42.1 refuse without it). It was reported as medium ("under trust_remote_code=True"): now high, as
+    a dataset loading script that runs with no opt-in is. (A severity change, not a miss: these scanned medium.)"""
+    result = scan(tmp_path, _CUSTOM_CASES[case])
+    index = next(r for r in result if r.path.endswith("model_index.json"))
+    assert any(f.rule_id == "LW-MODEL-042" and "0.38" in f.message for f in index.findings), index
+    assert index.max_severity() is Severity.HIGH, index
+
+
+def _vulnerable_diffusers(below: tuple[int, int, int] = (0, 42, 1)) -> None:
     diffusers = pytest.importorskip("diffusers")
     version = tuple(int(p) for p in diffusers.__version__.split(".")[:3] if p.isdigit())
-    if version >= (0, 42, 1):
-        pytest.skip(f"diffusers {diffusers.__version__} imports only its own libraries")
+    if version >= below:
+        pytest.skip(f"diffusers {diffusers.__version__} does not act on this without an opt-in")
+
+
+def test_diffusers_real_loader_runs_local_custom_code(tmp_path: Path) -> None:
+    """The real loader (diffusers before 0.38, where installed), from another working folder: both modules run."""
+    _vulnerable_diffusers((0, 38, 0))
+    for case, files in _CUSTOM_CASES.items():
+        for name, data in files.items():
+            (tmp_path / case / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp_path / case / name).write_bytes(
+                data.replace(b"Path('marker')", f"Path({str(tmp_path / case / 'marker')!r})".encode())
+            )
+        child = (
+            "import sys\nfrom diffusers import DiffusionPipeline\ntry:\n"
+            "    DiffusionPipeline.from_pretrained(sys.argv[1])\nexcept Exception:\n    pass\n"
+        )
+        subprocess.run(
+            [sys.executable, "-c", child, str(tmp_path / case)],
+            cwd=tmp_path,
+            timeout=300,
+            check=False,
+            capture_output=True,
+        )
+        assert (tmp_path / case / "marker").exists(), case
 
 
 def test_diffusers_real_loader_imports_the_library(tmp_path: Path) -> None:
@@ -341,7 +403,7 @@ def test_nemo_and_other_benign_configs_are_clean(tmp_path: Path) -> None:
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks above as model folders, for ``bench/models.py``."""
     cases: dict[str, dict[str, bytes]] = {}
-    for name, files in {**_DIFFUSERS_CASES, **_MODULAR_CASES}.items():
+    for name, files in {**_DIFFUSERS_CASES, **_MODULAR_CASES, **_CUSTOM_CASES}.items():
         cases[f"r19_diffusers_{name}"] = dict(files)
     for name, (file, data, _) in _NEMO_CASES.items():
         cases[f"r19_nemo_{name}"] = {file: data}

@@ -1912,11 +1912,13 @@ def _component_library(value: Any) -> bool:
 
 
 def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Location) -> None:
-    """Custom code a diffusers pipeline folder makes ``DiffusionPipeline.from_pretrained`` import and run (with
-    ``trust_remote_code=True``): a ``_class_name`` of ``[module, class]`` is a pipeline class from ``<module>.py``
-    beside ``model_index.json``, and a component ``[module, class]`` whose ``<component>/<module>.py`` exists is a
-    custom component. The file itself is found only for a file on disk (inside an archive the names are judged by
-    the first rule alone)."""
+    """Custom code a diffusers pipeline folder makes ``DiffusionPipeline.from_pretrained`` import and run: a
+    ``_class_name`` of ``[module, class]`` is a pipeline class from ``<module>.py`` beside ``model_index.json``, and a
+    component ``[module, class]`` whose ``<component>/<module>.py`` exists is a custom component. For a local folder
+    (a clone, a downloaded snapshot) diffusers before 0.38 ran both with no opt-in; 0.38+ asks for
+    ``trust_remote_code=True`` (confirmed with 0.35.2, 0.36.0 and 0.37.1, and 0.38.0 refusing): high, as a loading
+    script is. The file itself is found only for a file on disk (inside an archive the names are judged by the
+    first rule alone); any other component library is judged by :func:`_diffusers_libraries`."""
     import os
 
     refs: list[tuple[str, str]] = []
@@ -1944,9 +1946,10 @@ def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Loca
     for key, where in refs:
         ctx.add_severity(
             rules.HydraTarget,
-            Severity.MEDIUM,
-            f"{key}: diffusers imports and runs '{where[:200]}' of the model folder when the pipeline is loaded with "
-            "trust_remote_code=True; that code is not analysed",
+            Severity.HIGH,
+            f"{key}: diffusers imports and runs '{where[:200]}' of the model folder when the pipeline is loaded (with "
+            "no opt-in for a local folder before diffusers 0.38, with trust_remote_code=True since); that code is not "
+            "analysed",
             location,
             target=where[:200],
         )
