@@ -365,8 +365,9 @@ class HydraTarget(Rule):
     title: ClassVar[str] = "Model config names a callable its loader imports and calls"
     help: ClassVar[str] = (
         "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
-        "NeMo's `target` or Hydra 0.x `cls`, a diffusers component library, a fiddle pyref (NeMo 2's io.json), transformers' auto_map or Hub attention "
-        "kernel, a sentence-transformers modules.json `type` / Router `types` / activation path, a PEFT adapter's "
+        "NeMo's `target` or Hydra 0.x `cls`, a diffusers component library or custom code, a fiddle pyref "
+        "(NeMo 2's io.json), transformers' auto_map or Hub attention kernel, a sentence-transformers modules.json "
+        "`type` / Router `types` / activation path, a PEFT adapter's "
         "auto_mapping / megatron_core, a LeRobot processor step `class`, mmengine `custom_imports` or dotted "
         "registry `type` (mmcv's eval'd `nms` type), an ultralytics/YOLOv5 model YAML activation, layer function or "
         "eval'd layer argument, a pyannote pipeline/preprocessor `name`, or a LangChain `lc` secret/constructor "
