@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -348,11 +349,6 @@ _NEMO_CASES: dict[str, tuple[str, bytes, Severity]] = {
         (_NEMO_HEAD + "preprocessor:\n  target: r19_evil.Evil\n  features: 64\n").encode(),
         Severity.MEDIUM,
     ),
-    "nested-target-popen": (
-        "model_config.yaml",
-        (_NEMO_HEAD + "encoder:\n  target: subprocess.Popen\n").encode(),
-        Severity.CRITICAL,
-    ),
 }
 
 
@@ -362,9 +358,9 @@ def test_nemo_legacy_targets(tmp_path: Path, case: str) -> None:
     (``self.preprocessor = self.from_config_dict(self._cfg.preprocessor)``), first runs
     ``maybe_update_config_version``: in every mapping a Hydra 0.x ``cls`` becomes ``_target_`` and ``params`` are
     moved up, then ``hydra.utils.instantiate`` builds it; a mapping with ``target`` and no ``_target_`` is imported
-    with ``import_class_by_path`` and called with ``cfg=``. Confirmed with NeMo 2.2.1 and hydra-core 1.3.2:
-    ``{cls: subprocess.Popen, params: {args: [touch, marker]}}`` started the process and ``{target: r19_evil.Evil}``
-    imported the working folder's module (NeMo 3.0 checks both against its target allow-list). Only ``_target_``,
+    with ``import_class_by_path`` and called with ``cfg=``. Confirmed with NeMo 2.2.1 and hydra-core 1.3.2 for every
+    case (each sub-module config given to ``from_config_dict``): ``{cls: subprocess.Popen, params: {args: [touch,
+    marker]}}`` started the process and ``{target: r19_evil.Evil}`` imported the working folder's module (NeMo 3.0 checks both against its target allow-list). Only ``_target_``,
     ``class_path`` and the top-level ``target`` were judged: the scan said clean."""
     name, data, severity = _NEMO_CASES[case]
     result = scan(tmp_path, {name: data})[0]
@@ -372,23 +368,42 @@ def test_nemo_legacy_targets(tmp_path: Path, case: str) -> None:
     assert result.max_severity() is severity, result
 
 
+_NEMO_MODULE = (
+    b"import pathlib\npathlib.Path('marker').write_text('ran')\n"
+    b"class Evil:\n    def __init__(self, **kw):\n        pass\n"
+)
+
+
 def test_nemo_real_loader_instantiates_cls(tmp_path: Path) -> None:
-    """The real loader (NeMo before its target allow-list, where installed)."""
+    """The real loader (NeMo before its target allow-list, where installed): each case's sub-module config given to
+    ``Serialization.from_config_dict`` starts the process or imports the module."""
     common = pytest.importorskip("nemo.core.classes.common")
     if hasattr(common, "safe_instantiate"):
         pytest.skip("this NeMo checks targets against its allow-list")
     child = (
         "import yaml\nfrom omegaconf import OmegaConf\nfrom nemo.core.classes.common import Serialization\n"
-        "cfg = OmegaConf.create(yaml.safe_load(open('model_config.yaml')))\n"
-        "Serialization.from_config_dict(cfg.preprocessor)\n"
+        "doc = yaml.safe_load(open('cfg.yaml'))\n"
+        "doc = doc.get('cfg', doc)\n"
+        "for key, sub in doc.items():\n"
+        "    if isinstance(sub, dict) and ('cls' in sub or 'target' in sub) and key != 'base':\n"
+        "        try:\n"
+        "            Serialization.from_config_dict(OmegaConf.create(sub))\n"
+        "        except Exception:\n"
+        "            pass\n"
     )
-    (tmp_path / "model_config.yaml").write_bytes(_NEMO_CASES["cls-params"][1])
-    subprocess.run([sys.executable, "-c", child], cwd=tmp_path, timeout=300, check=False, capture_output=True)
-    for _ in range(50):  # the process runs on its own
-        if (tmp_path / "marker").exists():
-            break
-        __import__("time").sleep(0.1)
-    assert (tmp_path / "marker").exists()
+    for case, (_, data, _) in _NEMO_CASES.items():
+        folder = tmp_path / case
+        folder.mkdir()
+        (folder / "cfg.yaml").write_bytes(data)
+        (folder / "r19_evil.py").write_bytes(_NEMO_MODULE)
+        subprocess.run(
+            [sys.executable, "-c", child], cwd=folder, timeout=300, check=False, capture_output=True
+        )
+        for _ in range(50):  # a started process runs on its own
+            if (folder / "marker").exists():
+                break
+            time.sleep(0.1)
+        assert (folder / "marker").exists(), case
 
 
 def test_nemo_and_other_benign_configs_are_clean(tmp_path: Path) -> None:
