@@ -360,8 +360,9 @@ def test_nemo_legacy_targets(tmp_path: Path, case: str) -> None:
     moved up, then ``hydra.utils.instantiate`` builds it; a mapping with ``target`` and no ``_target_`` is imported
     with ``import_class_by_path`` and called with ``cfg=``. Confirmed with NeMo 2.2.1 and hydra-core 1.3.2 for every
     case (each sub-module config given to ``from_config_dict``): ``{cls: subprocess.Popen, params: {args: [touch,
-    marker]}}`` started the process and ``{target: r19_evil.Evil}`` imported the working folder's module (NeMo 3.0 checks both against its target allow-list). Only ``_target_``,
-    ``class_path`` and the top-level ``target`` were judged: the scan said clean."""
+    marker]}}`` started the process and ``{target: r19_evil.Evil}`` imported the working folder's module (NeMo 3.0
+    checks both against its target allow-list). Only ``_target_``, ``class_path`` and the top-level ``target`` were
+    judged: the scan said clean."""
     name, data, severity = _NEMO_CASES[case]
     result = scan(tmp_path, {name: data})[0]
     assert any(f.rule_id == "LW-MODEL-042" for f in result.findings), result
