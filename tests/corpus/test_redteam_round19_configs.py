@@ -264,6 +264,8 @@ _BENIGN_INDEXES = {
         "adapter": ["peft", "PeftModel"],
         "enc": ["timm.models", "X"],
     },
+    # save_pretrained of a component class defined in the saving script
+    "script-class": {"_class_name": "DDPMPipeline", "unet": ["__main__", "MyUNet"]},
 }
 
 

@@ -1904,10 +1904,12 @@ elsewhere)."""
 
 def _component_library(value: Any) -> bool:
     """Whether importing the component library ``value`` runs nothing a model folder brings: one of diffusers'
-    libraries or pipelines modules, or a module of a model library (not a ``__main__`` module, which runs its
-    program when imported)."""
+    libraries or pipelines modules, a module of a model library (not a package's ``__main__`` module, which runs its
+    program when imported), or ``__main__`` itself (what ``save_pretrained`` writes for a class of the script)."""
     if not isinstance(value, str) or value in _DIFFUSERS_LIBRARIES or value in _DIFFUSERS_PIPELINE_MODULES:
         return isinstance(value, str)
+    if value == "__main__":
+        return True  # a component class of the script that saved it: import_module gives the running program
     return _peft_module(value, _COMPONENT_PACKAGES) and "__main__" not in value.split(".")
 
 
