@@ -1902,6 +1902,10 @@ did (``save_pretrained`` writes a component class's module, ``transformers``, or
 elsewhere)."""
 
 
+_MAX_COMPONENT_FILES: Final = 1000
+"""Components of a ``model_index.json`` whose ``<component>/<module>.py`` is looked for on disk."""
+
+
 def _component_library(value: Any) -> bool:
     """Whether importing the component library ``value`` runs nothing a model folder brings: one of diffusers'
     libraries or pipelines modules, a module of a model library (not a package's ``__main__`` module, which runs its
@@ -1929,7 +1933,7 @@ def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Loca
         refs.append(("_class_name", f"{cls[0]}.py"))
     folder = os.path.dirname(location.path) if location.member is None else None
     libraries: list[tuple[str, str]] = []
-    for component, value in obj.items():
+    for i, (component, value) in enumerate(obj.items()):
         if component.startswith("_") or not isinstance(value, list) or len(value) != 2:
             continue
         module = value[0]
@@ -1937,6 +1941,8 @@ def _diffusers_custom_code(obj: dict[str, Any], ctx: ScanContext, location: Loca
             continue
         if (
             folder is not None
+            and i
+            < _MAX_COMPONENT_FILES  # (past it, a high finding either way: no file-system call per entry)
             and _DOTTED.match(module)
             and os.path.isfile(os.path.join(folder, component, f"{module}.py"))
         ):
