@@ -430,6 +430,87 @@ def test_nemo_and_other_benign_configs_are_clean(tmp_path: Path) -> None:
         assert r.verdict is Verdict.CLEAN, r
 
 
+# ---------------------------------------------------------------------------- ESPnet model.json ``model_module``
+
+_ESPNET_CASES: dict[str, dict[str, bytes]] = {
+    "asr-local-module": {
+        "exp/model.json": json.dumps(
+            [83, 52, {"model_module": "r19_evil:Evil", "ctc_type": "builtin"}]
+        ).encode(),
+        "r19_evil.py": _NEMO_MODULE,
+    },
+    "asr-dotted-module": {
+        "exp/model.json": json.dumps([83, 52, {"model_module": "r19_pkg.nets:Evil"}]).encode(),
+    },
+    "lm-local-module": {
+        "rnnlm/model.json": json.dumps({"model_module": "r19_evil:Evil", "backend": "pytorch"}).encode(),
+    },
+    # JSON escapes spell the ":" (\u003a)
+    "escaped-colon": {
+        "exp/model.json": json.dumps([83, 52, {"model_module": "r19_evil:Evil"}])
+        .replace(":Evil", "\\u003aEvil")
+        .encode(),
+    },
+}
+
+
+@pytest.mark.parametrize("case", list(_ESPNET_CASES), ids=list(_ESPNET_CASES))
+def test_espnet_model_module_is_imported(tmp_path: Path, case: str) -> None:
+    """ESPnet's ``load_trained_model`` (ASR, and the same code for TTS, MT and voice conversion) reads ``model.json``
+    beside the model (``[idim, odim, args]``), imports ``args.model_module`` (``"module:Class"``) with
+    ``dynamic_import`` and calls the class with the model's dimensions and arguments; ``recog`` does the same with a
+    language model's ``model.json`` (a mapping) through ``dynamic_import_lm``. Confirmed with espnet 202511:
+    ``"model_module": "r19_evil:Evil"`` imported the working folder's module. The scan said clean (a JSON array
+    was read only for templates)."""
+    files = {k: v for k, v in _ESPNET_CASES[case].items() if k.endswith("model.json")}
+    result = scan(tmp_path, files)[0]
+    assert any(f.rule_id == "LW-MODEL-042" and "model_module" in f.message for f in result.findings), result
+    assert result.max_severity() is Severity.MEDIUM, result  # a class of a module the scanner does not know
+
+
+def test_espnet_real_loader_imports_the_model_module(tmp_path: Path) -> None:
+    """The real loader (where espnet is installed): ASR ``load_trained_model`` and the LM's ``dynamic_import_lm``."""
+    pytest.importorskip("espnet.asr.pytorch_backend.asr_init")
+    child = (
+        "import sys\nfrom espnet.asr.asr_utils import get_model_conf\n"
+        "from espnet.asr.pytorch_backend.asr_init import load_trained_model\n"
+        "from espnet.nets.lm_interface import dynamic_import_lm\n"
+        "try:\n"
+        "    if sys.argv[1] == 'lm':\n"
+        "        args = get_model_conf('rnnlm/model.best', 'rnnlm/model.json')\n"
+        "        dynamic_import_lm(args.model_module, args.backend)\n"
+        "    else:\n"
+        "        load_trained_model('exp/model.acc.best')\n"
+        "except Exception:\n"
+        "    pass\n"
+    )
+    for case in ("asr-local-module", "lm-local-module", "escaped-colon"):
+        folder = tmp_path / case
+        for name, data in _ESPNET_CASES[case].items():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            (folder / name).write_bytes(data)
+        (folder / "r19_evil.py").write_bytes(_NEMO_MODULE)
+        kind = "lm" if case.startswith("lm") else "asr"
+        subprocess.run(
+            [sys.executable, "-c", child, kind], cwd=folder, timeout=300, check=False, capture_output=True
+        )
+        assert (folder / "marker").exists(), case
+
+
+def test_espnet_benign_model_json_is_clean(tmp_path: Path) -> None:
+    """What ESPnet writes: ESPnet's own model modules and the language models' registered names."""
+    files = {
+        "asr/model.json": json.dumps(
+            [83, 52, {"model_module": "espnet.nets.pytorch_backend.e2e_asr_transformer:E2E", "adim": 256}]
+        ).encode(),
+        "lm/model.json": json.dumps({"model_module": "default", "backend": "pytorch", "layer": 2}).encode(),
+        "old/model.json": json.dumps([83, 52, {"etype": "blstmp", "elayers": 4}]).encode(),
+        "tfjs/model.json": json.dumps({"format": "layers-model", "weightsManifest": []}).encode(),
+    }
+    for r in scan(tmp_path, files):
+        assert r.verdict is Verdict.CLEAN, r
+
+
 def bench_cases() -> dict[str, dict[str, bytes]]:
     """The attacks above as model folders, for ``bench/models.py``."""
     cases: dict[str, dict[str, bytes]] = {}
@@ -437,4 +518,6 @@ def bench_cases() -> dict[str, dict[str, bytes]]:
         cases[f"r19_diffusers_{name}"] = dict(files)
     for name, (file, data, _) in _NEMO_CASES.items():
         cases[f"r19_nemo_{name}"] = {file: data}
+    for name, files in _ESPNET_CASES.items():
+        cases[f"r19_espnet_{name}"] = dict(files)
     return cases

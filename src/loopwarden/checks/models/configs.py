@@ -37,6 +37,7 @@ __all__ = [
     "check_config_bases",
     "check_custom_generate",
     "check_datasets_files",
+    "check_espnet_model_module",
     "check_fiddle",
     "check_json_targets",
     "check_langchain",
@@ -538,7 +539,12 @@ def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
     )
 
 
-_LOADER_OF: Final = {"target": "NeMo", "class_path": "jsonargparse", "cls": "Hydra 0.x (NeMo)"}
+_LOADER_OF: Final = {
+    "target": "NeMo",
+    "class_path": "jsonargparse",
+    "cls": "Hydra 0.x (NeMo)",
+    "model_module": "ESPnet model.json",
+}
 
 
 def _hydra_target(node: Any, ctx: ScanContext, location: Location, key: str = "_target_") -> None:
@@ -712,6 +718,27 @@ def _judge_target(value: str, ctx: ScanContext, location: Location, key: str, *,
         target=target[:200],
         category=c.category,
     )
+
+
+def check_espnet_model_module(obj: Any, ctx: ScanContext, location: Location) -> None:
+    """ESPnet's ``model.json`` beside a trained model (``[idim, odim, args]``; a language model's is ``args``
+    alone): ``load_trained_model`` (ASR, TTS, MT) and ``recog``'s language model read ``args.model_module``,
+    ``"module:Class"``, import the module with ``dynamic_import`` and call the class with the model's dimensions and
+    arguments. Confirmed with espnet 202511: ``"model_module": "r19_evil:Evil"`` imported the working folder's
+    module. ESPnet's own modules (``espnet.*``, ``espnet2.*``) and the language models' registered names (no
+    ``:``) are accepted; anything else is judged as a Hydra ``_target_`` is."""
+    args = obj[2] if isinstance(obj, list) and len(obj) == 3 else obj
+    if not isinstance(args, dict) or "model_module" not in args:
+        return
+    value = args["model_module"]
+    if not isinstance(value, str):
+        return  # dynamic_import fails on anything else before importing
+    if ":" not in value:
+        return  # a registered name (the language models' aliases); ESPnet refuses any other
+    module, _, name = value.partition(":")
+    if ":" in name or module.split(".")[0] in ("espnet", "espnet2"):
+        return  # (a second ":" fails ESPnet's unpacking before anything is imported)
+    _judge_target(f"{module}.{name}", ctx, location, "model_module")
 
 
 def _first_line(exc: BaseException) -> str:

@@ -1042,8 +1042,8 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
         check_tiktoken(blob, ctx)
         return
     # JSON as its loaders decode it: after a BOM and any amount of whitespace, in UTF-8, -16 or -32
-    # sentence-transformers' modules.json is a JSON array
-    opens = "{[" if lower.endswith("modules.json") else "{"
+    # sentence-transformers' modules.json and ESPnet's model.json ([idim, odim, args]) are JSON arrays
+    opens = "{[" if lower.endswith("modules.json") or lower.rsplit("/", 1)[-1] == "model.json" else "{"
     yaml_named = lower.endswith((".yaml", ".yml")) or lower.rsplit("/", 1)[-1] == "mlmodel"
     array = False
     if not (

@@ -121,6 +121,7 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
     from loopwarden.checks.models.configs import (
         check_config_bases,
         check_datasets_files,
+        check_espnet_model_module,
         check_json_targets,
         check_langchain,
         check_lerobot_processor,
@@ -146,6 +147,8 @@ def check_json_document(data: bytes, ctx: ScanContext, location: Location, name:
         from loopwarden.checks.models.ocdbt import zarr_chunk_references
 
         ctx.references.extend(zarr_chunk_references(obj, location.path, base))
+    if base.lower() == "model.json":
+        check_espnet_model_module(obj, ctx, location)
     check_sentence_transformers(obj, ctx, location, name)
     check_remote_code(obj, ctx, location, name)
     if mentions_target(data):  # (the key may be escaped, or the text in UTF-16/32)

@@ -365,7 +365,8 @@ class HydraTarget(Rule):
     title: ClassVar[str] = "Model config names a callable its loader imports and calls"
     help: ClassVar[str] = (
         "A `_target_` (Hydra: NeMo's model_config.yaml, CVE-2025-23304), `class_path` (jsonargparse/LightningCLI), "
-        "NeMo's `target` or Hydra 0.x `cls`, a diffusers component library or custom code, a fiddle pyref "
+        "NeMo's `target` or Hydra 0.x `cls`, an ESPnet model.json `model_module`, a diffusers component library or "
+        "custom code, a fiddle pyref "
         "(NeMo 2's io.json), transformers' auto_map or Hub attention kernel, a sentence-transformers modules.json "
         "`type` / Router `types` / activation path, a PEFT adapter's "
         "auto_mapping / megatron_core, a LeRobot processor step `class`, mmengine `custom_imports` or dotted "
