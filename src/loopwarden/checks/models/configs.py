@@ -184,6 +184,8 @@ def check_yaml_document(data: bytes, ctx: ScanContext, location: Location, name:
                 _python_tag(tag[len(_PY_TAG) :], ctx, location)
         elif tag.startswith(_HYPERPYYAML_PREFIXES):
             _hyperpyyaml_tag(tag, ctx, location)
+        elif tag in _HYPERPYYAML_REF_TAGS and isinstance(node, yaml.ScalarNode) and "<" in node.value:
+            _hyperpyyaml_arithmetic(node.value, roots, ctx, location)
         if isinstance(node, yaml.MappingNode):
             for key, value in node.value:
                 if isinstance(key, yaml.ScalarNode) and key.value in _TARGET_KEYS:
@@ -537,6 +539,109 @@ def _hyperpyyaml_tag(tag: str, ctx: ScanContext, location: Location) -> None:
         location,
         tag=tag[:200],
     )
+
+
+_HYPERPYYAML_REF_TAGS: Final = frozenset({"!ref", "!copy"})
+_REF: Final = re.compile(r"<[^>]*>")
+_ARITHMETIC_BITS: Final = 1 << 16
+"""Largest result of a ``!ref`` expression, in bits (or characters, for a repeated string), judged harmless: real
+hyperparameter files compute sizes and rates far below it."""
+
+
+def _hyperpyyaml_arithmetic(text: str, roots: list[Any], ctx: ScanContext, location: Location) -> None:
+    """HyperPyYAML resolves a ``!ref`` (or ``!copy``) value that interpolates references (``<a> ** <b>``) by
+    substituting their values and evaluating the result as arithmetic (``parse_arithmetic``: ``+ - * / // % **`` on
+    constants, while the file is read). ``<a> ** <a> ** <a> ** <a>`` with ``a: 9`` did not finish (hyperpyyaml
+    1.2.3), and a string times a huge count takes all memory: the loader never returns. The expression is evaluated
+    here on magnitudes only (bits of a number, length of a string); one that exceeds :data:`_ARITHMETIC_BITS` makes
+    the file unverified, as a loader crash does."""
+    import ast
+
+    values = _hyperpyyaml_scalars(roots)
+    expr = text
+    for _ in range(16):  # references whose values hold references, as recursive_resolve follows them
+        if not _REF.search(expr):
+            break
+        if _REF.fullmatch(expr.strip()):
+            expr = values.get(expr.strip()[1:-1].strip(), "")
+            continue
+        expr = _REF.sub(lambda m: values.get(m.group(0)[1:-1].strip(), "0"), expr)
+    try:
+        tree = ast.parse(expr.strip(), mode="eval").body
+    except (SyntaxError, ValueError, RecursionError):
+        return  # returned as the string it is
+    try:
+        size = _magnitude(tree, 0)
+    except (TypeError, RecursionError):
+        return
+    if size is not None and size[0] > _ARITHMETIC_BITS:
+        ctx.fail(
+            location,
+            f"HyperPyYAML !ref expression '{text[:120]}' evaluates, while the file is read, to a "
+            f"{'string' if size[1] else 'number'} of about {min(size[0], 10**18):.3g} "
+            f"{'characters' if size[1] else 'bits'} (the loader does not return)",
+        )
+
+
+def _hyperpyyaml_scalars(roots: list[Any]) -> dict[str, str]:
+    """Scalar values by HyperPyYAML reference path (``a``, ``a[b]``), from the document's mappings."""
+    import yaml
+
+    out: dict[str, str] = {}
+    todo: list[tuple[str, Any]] = [("", r) for r in roots[:1]]
+    while todo and len(out) < 100_000:
+        prefix, node = todo.pop()
+        if not isinstance(node, yaml.MappingNode):
+            continue
+        for key, value in node.value:
+            if not isinstance(key, yaml.ScalarNode):
+                continue
+            name = f"{prefix}[{key.value}]" if prefix else key.value
+            if isinstance(value, yaml.ScalarNode):
+                out.setdefault(name, value.value)
+            elif prefix.count("[") < 8:
+                todo.append((name, value))
+    return out
+
+
+def _magnitude(node: Any, depth: int) -> tuple[float, bool] | None:
+    """(bits of a number, or length of a string; whether a string) of what ``_ast_eval`` makes of ``node``, or None
+    for what it refuses or cannot size. Raises TypeError where ``_ast_eval`` would."""
+    import ast
+    import math
+
+    if depth > 200:
+        raise RecursionError
+    if isinstance(node, ast.Constant):
+        v = node.value
+        if isinstance(v, str):
+            return float(len(v)), True
+        if isinstance(v, bool) or v is None:
+            return 1.0, False
+        if isinstance(v, (int, float)):
+            return (math.log2(abs(v) + 1) + 1 if math.isfinite(v) else 1024.0), False
+        return None
+    if isinstance(node, ast.UnaryOp):
+        return _magnitude(node.operand, depth + 1)
+    if not isinstance(node, ast.BinOp):
+        raise TypeError(node)
+    left, right = _magnitude(node.left, depth + 1), _magnitude(node.right, depth + 1)
+    if left is None or right is None:
+        return None
+    if isinstance(node.op, ast.Pow):
+        if left[1] or right[1]:
+            return None
+        # |a ** b| has about b * log2|a| bits; b is known only as a size, so take its largest value
+        exponent = 2.0 ** min(right[0], 1023.0)
+        return min(left[0] * exponent, 1e300), False
+    if isinstance(node.op, ast.Mult):
+        if left[1] != right[1]:  # a string repeated
+            text, count = (left, right) if left[1] else (right, left)
+            return min(text[0] * 2.0 ** min(count[0], 1023.0), 1e300), True
+        return left[0] + right[0], left[1]
+    if isinstance(node.op, (ast.Add, ast.Sub)):
+        return max(left[0], right[0]) + (0 if left[1] else 1), left[1]
+    return max(left[0], right[0]), left[1]
 
 
 _LOADER_OF: Final = {
