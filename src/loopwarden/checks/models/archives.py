@@ -227,6 +227,12 @@ def scan_tar(blob: Blob, ctx: ScanContext) -> None:
         for kind in kinds:
             for child in _extracted(blob, members, kind):
                 walk_legacy_tar(child, kind, ctx)
+    files = sorted({_extracted_name(m) for m in members if m.isfile()})
+    if any(n.endswith("MAR-INF/MANIFEST.json") for n in files):
+        # a TorchServe model archive made with --archive-format tgz
+        from loopwarden.checks.models.torch import check_torchserve_archive
+
+        check_torchserve_archive(files, ctx, blob.location, lambda path: _extracted(blob, members, path))
 
 
 _COMPARE_CHUNK: Final = 1 << 20

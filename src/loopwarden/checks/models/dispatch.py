@@ -979,6 +979,33 @@ def _custom_generate(blob: Blob) -> bool:
     return f"/{where}".replace("\\", "/").lower().endswith("/custom_generate/generate.py")
 
 
+_SERVED_DEPTH: Final = 8
+
+
+def _served_path(blob: Blob) -> str | None:
+    """The path of a ``.py`` file inside the TorchServe model folder it belongs to (a folder with a
+    ``MAR-INF/MANIFEST.json``: an extracted archive or one made with ``--archive-format no-archive``, which TorchServe
+    serves as it is), or None. Archive members are judged with their archive (see ``check_torchserve_archive``)."""
+    import os.path
+
+    if blob.location.member:
+        return None
+    path = os.path.abspath(str(blob.location.path))
+    folder = os.path.dirname(path)
+    for _ in range(_SERVED_DEPTH):
+        try:
+            if os.path.isfile(os.path.join(folder, "MAR-INF", "MANIFEST.json")):
+                rel = os.path.relpath(path, folder).replace(os.sep, "/")
+                return None if rel.startswith("MAR-INF/") else rel
+        except OSError:
+            return None
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return None
+
+
 def _loading_script(blob: Blob) -> bool:
     """Whether a ``.py`` file is the loading script of the folder it sits in: ``datasets.load_dataset(folder)``
     (before datasets 4.0) and ``evaluate.load(folder)`` import ``<folder>/<name of folder>.py`` and run it, as
@@ -1113,6 +1140,12 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
             from loopwarden.checks.models.configs import check_loading_script
 
             check_loading_script(ctx, blob.location)
+        else:
+            rel = _served_path(blob)
+            if rel is not None:
+                from loopwarden.checks.models.torch import served_source
+
+                served_source(blob, rel, ctx, blob.location)
 
 
 def _json_document(data: bytes, ctx: ScanContext, blob: Blob, array: bool) -> None:
@@ -1428,6 +1461,15 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
         from loopwarden.checks.models.torch import check_torch_package
 
         check_torch_package(names, ctx, blob.location, lambda name: _zip_files(blob, arch, ctx, name))
+    from loopwarden.checks.models.torch import MAR_MANIFEST, check_torchserve_archive
+
+    if any(zipfmt.extracted_name(n).endswith(MAR_MANIFEST) for n in names):
+        check_torchserve_archive(
+            [zipfmt.extracted_name(n) for n in names if not n.endswith("/")],
+            ctx,
+            blob.location,
+            lambda name: _zip_files(blob, arch, ctx, name),
+        )
 
 
 def _record_pickles(arch: Any, roots: list[str]) -> list[tuple[str, str]]:

@@ -19,7 +19,14 @@ if TYPE_CHECKING:
     from loopwarden.checks.models._base import Blob
 from loopwarden.domain import Location, Rule, Severity
 
-__all__ = ["SPARSE_CONSTRUCTOR", "check_torch_package", "check_torchscript_code"]
+__all__ = [
+    "MAR_MANIFEST",
+    "SPARSE_CONSTRUCTOR",
+    "check_torch_package",
+    "check_torchscript_code",
+    "check_torchserve_archive",
+    "served_source",
+]
 
 _TORCH_NAMESPACES: Final = frozenset(
     {
@@ -999,6 +1006,88 @@ def check_torch_package(
             )
         for child in blobs:  # every member of that name: a reader may take any
             _package_source(child, module, is_package, shipped[root], extern[root], ctx, where)
+
+
+MAR_MANIFEST: Final = "MAR-INF/MANIFEST.json"
+"""The manifest every TorchServe model archive (``.mar``: a zip, a ``tgz`` or a plain folder) has."""
+_SERVED_EXPECTED: Final = frozenset(
+    {
+        "reads files",
+        "reads the environment",
+        "reads a file and unpickles it",
+        "reads a file and unpickles it (any pickle before torch 2.6)",
+        "loads TorchScript from a file",
+        "maps a file",
+        "maps files",
+    }
+)
+"""What a TorchServe handler does by design: it reads the model files of its own folder (``torch.load``,
+``torch.jit.load``, a label map in JSON) and its settings; those files are scanned as files of their own."""
+
+
+def check_torchserve_archive(
+    names: list[str], ctx: ScanContext, location: Location, members: Callable[[str], list[Blob]]
+) -> None:
+    """The Python source a TorchServe model archive ships. Registering the archive (``torchserve --models
+    m=model.mar``, the management API) extracts it, puts its folder on ``sys.path`` and imports the manifest's
+    ``handler`` module and ``modelFile`` (``ts.model_loader.TsModelLoader.load``), whose imports reach the archive's
+    other modules: every ``.py`` of an archive with a ``MAR-INF/MANIFEST.json`` is judged as torch.package sources
+    are (see :func:`served_source`)."""
+    clean = [n.replace("\\", "/").lstrip("/") for n in names]
+    roots = {n[: -len(MAR_MANIFEST)] for n in clean if n == MAR_MANIFEST or n.endswith("/" + MAR_MANIFEST)}
+    done: set[str] = set()
+    for name, path in zip(names, clean, strict=True):
+        if not path.endswith(".py") or name in done:
+            continue
+        done.add(name)
+        # the model folder is the manifest's parent (a tgz archive may hold it under a folder of its own)
+        root = max((r for r in roots if path.startswith(r)), key=len, default=None)
+        if root is None or path[len(root) :].startswith("MAR-INF/"):
+            continue
+        for child in members(name):
+            served_source(child, path[len(root) :], ctx, member_location(location, name))
+
+
+def served_source(child: Blob, rel: str, ctx: ScanContext, where: Location) -> None:
+    """Judge one source of a TorchServe archive (``rel``: its path in the archive) for what it does when imported
+    or called. Reading its own model files is what a handler is for and is not reported; process spawn, code
+    execution, network, file writes and the like are, with LW-MODEL-050's severities. A source too long or that does
+    not parse here is unverified."""
+    from loopwarden.checks.models.pysource import MAX_SOURCE_CHARS, SourceTooComplex, judge_source
+
+    is_package = rel == "__init__.py" or rel.endswith("/__init__.py")
+    module = (rel[: -len("__init__.py")].rstrip("/") if is_package else rel[: -len(".py")]).replace("/", ".")
+    cap = MAX_SOURCE_CHARS * 4
+    with child.open() as f:
+        data = f.read(cap + 1)
+    what = f"TorchServe archive source '{rel[:200]}'"
+    if len(data) > cap:
+        ctx.fail(where, f"{what} is longer than the {MAX_SOURCE_CHARS} characters the code check parses")
+        return
+    text = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+    try:
+        hits = judge_source(
+            text, module or "__init__", is_package=is_package, shipped=frozenset(), extern=frozenset()
+        )
+    except SourceTooComplex as exc:
+        ctx.fail(where, f"{what} {exc}")
+        return
+    hits = [h for h in hits if h.capability not in _SERVED_EXPECTED]
+    if not hits:
+        return
+    severity = max(h.severity for h in hits)
+    shown = [h for h in hits if h.severity == severity][:5] + [h for h in hits if h.severity < severity][:3]
+    more = f" and {len(hits) - len(shown)} more" if len(hits) > len(shown) else ""
+    ctx.add_severity(
+        rules.PackageCode,
+        severity,
+        f"{what} reaches {'; '.join(h.describe() for h in shown)}{more}: TorchServe imports the archive's handler "
+        "and model file (and what they import) when the model is registered, and calls the handler on requests",
+        where,
+        module=module[:200],
+        calls=[h.what for h in hits[:20]],
+        capabilities=sorted({h.capability for h in hits}),
+    )
 
 
 _MOCK_IMPL: Final = (
