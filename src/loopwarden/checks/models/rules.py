@@ -547,7 +547,8 @@ class PackageCode(Rule):
     rule_id: ClassVar[str] = "LW-MODEL-050"
     severity: ClassVar[Severity] = Severity.CRITICAL
     title: ClassVar[str] = (
-        "torch.package archive ships Python source that spawns processes, runs code, or touches the network or files"
+        "torch.package or TorchServe archive ships Python source that spawns processes, runs code, or touches the "
+        "network or files"
     )
     help: ClassVar[str] = (
         "torch.package's PackageImporter imports the modules a pickle names from the archive's own source and runs "
@@ -555,8 +556,10 @@ class PackageCode(Rule):
         "parsed, never run, and its names resolved through imports, aliases, getattr, __import__ and namespace "
         "lookups: process spawn, exec/eval/compile, dynamic import, unpickling, interpreter internals and "
         "sys.modules are critical; network, file writes and deletes, ctypes and patching imported modules high; "
-        "file reads, computed lookups and extern modules the scanner does not know medium. "
-        "Control: do not load; review the packaged code."
+        "file reads, computed lookups and extern modules the scanner does not know medium. A TorchServe model "
+        "archive's handler, model file and helpers (a zip, tgz or folder with MAR-INF/MANIFEST.json) are judged the "
+        "same way: TorchServe imports them when the model is registered (reading its own model files is not "
+        "reported). Control: do not load; review the packaged code."
     )
 
 
