@@ -250,3 +250,20 @@ def test_torchserve_loader_runs_the_handler(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=served, capture_output=True, timeout=120)
     assert marker.exists()
     assert scan(tmp_path / "scan", {"model.mar": _zip(_mar(handler))})[0].verdict is Verdict.FINDINGS
+
+
+@pytest.mark.parametrize("member", ["handler.pyc", "handler.cpython-311-x86_64-linux-gnu.so"])
+def test_compiled_handler_stays_unverified(tmp_path: Path, member: str) -> None:
+    """A handler shipped compiled (a sourceless ``.pyc`` or an extension module, both importable from the archive's
+    folder) cannot be judged: already unverified before this round, and it stays so."""
+    import importlib.util
+    import marshal
+
+    code = compile("import os\nos.system('id')\n", "handler.py", "exec")
+    data = (
+        importlib.util.MAGIC_NUMBER + b"\0" * 12 + marshal.dumps(code)
+        if member.endswith(".pyc")
+        else b"\x7fELF\x02\x01\x01" + b"\0" * 57
+    )
+    results = scan(tmp_path, {"model.mar": _zip([("MAR-INF/MANIFEST.json", _MANIFEST), (member, data)])})
+    assert results[0].verdict is not Verdict.CLEAN, results
