@@ -1461,6 +1461,14 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
         from loopwarden.checks.models.torch import check_torch_package
 
         check_torch_package(names, ctx, blob.location, lambda name: _zip_files(blob, arch, ctx, name))
+    # a TorchServe archive: a raw name holds "MAR-INF" whenever its extracted name does (cheap test first: every
+    # torch checkpoint is a zip)
+    if any("MAR-INF" in n for n in names):
+        _torchserve_zip(blob, arch, names, ctx)
+
+
+def _torchserve_zip(blob: Blob, arch: Any, names: list[str], ctx: ScanContext) -> None:
+    from loopwarden.checks.models import zipfmt
     from loopwarden.checks.models.torch import MAR_MANIFEST, check_torchserve_archive
 
     if any(zipfmt.extracted_name(n).endswith(MAR_MANIFEST) for n in names):
