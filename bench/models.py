@@ -775,6 +775,8 @@ _ROUND19_MODULES: tuple[str, ...] = (
     "test_benign_round19",
     "test_redteam_round19_torch",
     "test_redteam_round19_configs",
+    "test_advisory_sweep19",
+    "test_redteam_round19_hyperpyyaml",
 )
 """The round-19 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
 _ROUND19_NOT_CLEAN_BEFORE: tuple[str, ...] = (
@@ -798,7 +800,9 @@ def _round19_cases() -> dict[str, dict[str, bytes]]:
     (the fused fake-quantize op corrupted the heap), numpy random states with an index past the key (a trainer's
     resume segfaulted), a RemovableHandle whose id is not an int, a DataLoader keeping a rebuild-only name as its
     collate_fn; diffusers component libraries (imported by name), NeMo Hydra 0.x ``cls`` and nested ``target``
-    (imported and called), ESPnet ``model_module`` (imported and called)."""
+    (imported and called), ESPnet ``model_module`` (imported and called); TorchServe model archives (``.mar``
+    zip, tar.gz or folder) whose handler code runs commands (TorchServe imports the handler); HyperPyYAML ``!ref``
+    arithmetic that never returns (power towers, huge string repeats)."""
     return _cases_of_modules(_ROUND19_MODULES, _ROUND19_NOT_CLEAN_BEFORE)
 
 
