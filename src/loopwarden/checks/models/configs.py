@@ -37,6 +37,7 @@ __all__ = [
     "check_config_bases",
     "check_custom_generate",
     "check_datasets_files",
+    "check_deepspeed_latest",
     "check_espnet_model_module",
     "check_fiddle",
     "check_json_targets",
@@ -50,6 +51,7 @@ __all__ = [
     "check_remote_code",
     "check_sentence_transformers",
     "check_skops_schema",
+    "check_tf_checkpoint_state",
     "check_tokenizer_files",
     "check_ultralytics_activation",
     "check_yaml_document",
@@ -1727,6 +1729,61 @@ def check_datasets_files(obj: Any, ctx: ScanContext, location: Location, name: s
                 key=key,
                 target=value[:200],
             )
+
+
+def check_tf_checkpoint_state(data: bytes, ctx: ScanContext, location: Location) -> None:
+    """A TensorFlow ``checkpoint`` state file (``CheckpointState`` in protobuf text format, written beside
+    ``<prefix>.index`` and ``<prefix>.data-*`` by ``CheckpointManager``, ``Saver`` and Keras 2's TF-format
+    ``save_weights``). ``tf.train.get_checkpoint_state`` joins each ``model_checkpoint_path`` and
+    ``all_model_checkpoint_paths`` to the folder unless ``os.path.isabs`` says it is absolute, so an absolute
+    prefix or one with ``..`` parts leaves the folder: ``tf.train.latest_checkpoint(folder)`` returns it and
+    ``Checkpoint.restore``/``model.load_weights`` load another checkpoint as this one's weights, and a
+    ``CheckpointManager`` opened on the folder deletes that checkpoint's ``.index`` and ``.data-*`` files when it
+    saves past ``max_to_keep`` (both confirmed with tensorflow-cpu 2.21.0). ``CheckpointManager`` writes names
+    relative to the folder; ``tf.compat.v1.train.Saver`` writes the save path it was given, which may be an
+    absolute path of the writer's machine (still a path this file sends the loader to). A file that names the
+    fields and does not parse is unverified; ``get_checkpoint_state`` ignores other files so named."""
+    from loopwarden.checks.models.tf_text import TextProtoError, checkpoint_state_paths
+
+    if b"model_checkpoint_path" not in data:
+        return
+    try:
+        paths = checkpoint_state_paths(data)
+    except (TextProtoError, UnicodeDecodeError, RecursionError) as exc:
+        ctx.fail(location, f"TensorFlow checkpoint state file that does not parse ({str(exc)[:200]})")
+        return
+    for field, raw in paths:
+        value = raw.decode("utf-8", "replace")
+        if _leaves_folder(value):
+            ctx.add(
+                rules.ConfigFilePath,
+                f"TensorFlow checkpoint state file sets {field} to '{value[:200]}': tf.train.latest_checkpoint "
+                "returns that path, so restoring loads a checkpoint outside the folder (and a CheckpointManager "
+                "saving here deletes it)",
+                location,
+                key=field,
+                target=value[:200],
+            )
+
+
+def check_deepspeed_latest(data: bytes, ctx: ScanContext, location: Location, name: str) -> None:
+    """A DeepSpeed checkpoint folder's ``latest`` (or ``latest_universal``) file: ``engine.load_checkpoint(dir)``
+    and the ``zero_to_fp32.py`` DeepSpeed copies beside it read the tag from it (``fd.read().strip()``) and load
+    ``os.path.join(dir, tag, ...)`` with ``torch.load``, so an absolute tag or one with ``..`` parts loads the model
+    and optimizer states of a folder elsewhere. DeepSpeed writes the tag it saved under (``global_step<N>``)."""
+    try:
+        tag = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        return  # open(..., "r") raises on it: nothing is loaded
+    if tag and _leaves_folder(tag):
+        ctx.add(
+            rules.ConfigFilePath,
+            f"DeepSpeed '{name}' file names the tag '{tag[:200]}': load_checkpoint and zero_to_fp32.py load the "
+            "checkpoint folder at that path outside the checkpoint",
+            location,
+            key=name,
+            target=tag[:200],
+        )
 
 
 _ABSOLUTE: Final = re.compile(r"^(?:[/\\\\]|[A-Za-z]:)")

@@ -1055,6 +1055,25 @@ def _tf_text(blob: Blob, ctx: ScanContext) -> None:
     scan_text_graph(data, blob, ctx)
 
 
+_STATE_FILES: Final = frozenset({"checkpoint", "latest", "latest_universal"})
+"""Text files that name the checkpoint a loader opens: TensorFlow's state file, DeepSpeed's tag files."""
+
+
+def _state_file(blob: Blob, ctx: ScanContext, base: str) -> None:
+    """A TensorFlow ``checkpoint`` state file or a DeepSpeed ``latest`` tag file (see ``configs``)."""
+    from loopwarden.checks.models.configs import check_deepspeed_latest, check_tf_checkpoint_state
+
+    with blob.open() as f:
+        data = f.read(_MAX_TEXT_PARSE + 1)
+    if len(data) > _MAX_TEXT_PARSE:
+        ctx.fail(blob.location, f"text is larger than the {_MAX_TEXT_PARSE}-byte bound")
+        return
+    if base == "checkpoint":
+        check_tf_checkpoint_state(data, ctx, blob.location)
+    else:
+        check_deepspeed_latest(data, ctx, blob.location, base)
+
+
 def _text(blob: Blob, ctx: ScanContext) -> None:
     """Text is not executed by model loaders, except configs and templates that are analysed here."""
     from loopwarden.checks.models.keras import json_object_start
@@ -1062,6 +1081,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
 
     lower = blob.name.lower()
     _tf_text(blob, ctx)
+    base = lower.replace("\\", "/").rsplit("/", 1)[-1]
+    if base in _STATE_FILES:
+        _state_file(blob, ctx, base)
     if lower.endswith((".tiktoken", ".model")) and (
         lower.endswith(".tiktoken") or looks_tiktoken(blob.head(256))
     ):
@@ -1370,6 +1392,10 @@ def _zip(blob: Blob, ctx: ScanContext, *, behind: bool = False) -> None:
     torchscript = any(_TS_CONSTANTS.match(n) for n in names) and any(_TS_CODE.match(n) for n in names)
     storage_roots = frozenset(roots)
     raw_members = _pt2_raw_members(blob, arch, ctx)
+    for e in arch.entries:
+        if not e.is_dir and e.name.replace("\\", "/").rsplit("/", 1)[-1] == _PT2_LEGACY:
+            # torch.export.save before the PT2 archive (torch.export.load still reads it): the program at the root
+            _pt2_graph(blob, e, ctx)
     package = any(n.endswith("/.data/extern_modules") for n in names)
     if package:  # torch.package: its tensors' bytes are <root>/.data/<key>.storage records, read as raw data
         raw_members |= {n for n in names if _PACKAGE_STORAGE.match(n)}
@@ -1670,6 +1696,7 @@ def _inert_lead(blob: Blob, e: Any) -> bool:
 
 
 _PT2_FORMAT: Final = "archive_format"
+_PT2_LEGACY: Final = "serialized_exported_program.json"
 _PT2_MODEL: Final = re.compile(r"^models/([^/]+)\.json$")
 
 
@@ -1716,9 +1743,7 @@ def _pt2_raw_members(blob: Blob, arch: Any, ctx: ScanContext) -> frozenset[str]:
 def _pt2_graph(blob: Blob, e: Any, ctx: ScanContext) -> None:
     """A PT2 model's graph (``models/<m>.json``): the operators ``torch.export.load`` resolves by name and the
     program calls (see ``torch.check_export_graph``)."""
-    import json
-
-    from loopwarden.checks.models.torch import check_export_graph
+    from loopwarden.checks.models.torch import check_export_graph, check_export_guards
 
     loc = member_location(blob.location, e.name)
     data = _member_bytes(blob, e, ctx, _MAX_TEXT_PARSE)
@@ -1726,21 +1751,37 @@ def _pt2_graph(blob: Blob, e: Any, ctx: ScanContext) -> None:
         ctx.fail(loc, "torch.export model graph could not be read (unreadable or over the text bound)")
         return
     try:
-        obj = json.loads(data.decode("utf-8"))
+        obj = _pt2_json(data)
     except (ValueError, RecursionError):
         return  # torch.export.load fails on it too
+    except ResourceLimitExceeded as exc:
+        ctx.fail(loc, f"torch.export model graph not analysed: {exc}")
+        return
     check_export_graph(obj, ctx, loc)
+    check_export_guards(obj, ctx, loc)
+
+
+def _pt2_json(data: bytes) -> Any:
+    """A PT2 archive's JSON member as torch reads it (``json.loads`` of its UTF-8 text), a large one parsed in
+    bounded memory (``jsonbound``: a member of tens of MB of tiny values would take gigabytes as objects). Raises
+    ValueError or RecursionError where torch fails too, ResourceLimitExceeded past the object bound."""
+    import json
+
+    from loopwarden.checks.models.jsonbound import LARGE_JSON, parse_large
+
+    if len(data) <= LARGE_JSON:
+        return json.loads(data.decode("utf-8"))
+    data.decode("utf-8")  # torch decodes UTF-8 only (raises ValueError like it)
+    return parse_large(data)
 
 
 def _payload_config(blob: Blob, e: Any, ctx: ScanContext) -> dict[str, Any]:
     """A PT2 payload config's ``config`` mapping, read as torch reads it (UTF-8, then JSON); empty when it
     cannot be read, so that the files it names are analysed."""
-    import json
-
     data = _member_bytes(blob, e, ctx, _MAX_TEXT_PARSE)
     try:
-        obj = json.loads(data.decode("utf-8")) if data is not None else None
-    except (ValueError, RecursionError):
+        obj = _pt2_json(data) if data is not None else None
+    except (ValueError, RecursionError, ResourceLimitExceeded):
         return {}
     cfg = obj.get("config") if isinstance(obj, dict) else None
     return cfg if isinstance(cfg, dict) else {}

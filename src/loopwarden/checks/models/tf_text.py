@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Final
 
-__all__ = ["TextProtoError", "looks_text_proto", "text_proto_readings"]
+__all__ = ["TextProtoError", "checkpoint_state_paths", "looks_text_proto", "text_proto_readings"]
 
 _SCHEMA: Final[dict[str, dict[str, tuple[int, str]]]] = {
     "SavedModel": {"saved_model_schema_version": (1, "int"), "meta_graphs": (2, "MetaGraphDef")},
@@ -325,3 +325,15 @@ def text_proto_readings(data: bytes) -> list[tuple[str, bytes]]:
         if names & fields and not names <= _WEAK:
             out.append((kind, _encode(tree, kind)))
     return out
+
+
+_STATE_PATHS: Final = frozenset({"model_checkpoint_path", "all_model_checkpoint_paths"})
+
+
+def checkpoint_state_paths(data: bytes) -> list[tuple[str, bytes]]:
+    """The checkpoint prefixes a TensorFlow ``checkpoint`` state file (a ``CheckpointState`` in text format) names:
+    (field, path) for each ``model_checkpoint_path`` and ``all_model_checkpoint_paths`` value, escapes decoded and
+    adjacent strings joined as protobuf's text parser does. Raises TextProtoError or UnicodeDecodeError when the
+    text does not parse (``get_checkpoint_state`` refuses it too)."""
+    tree = _Parser(_tokens(data.decode("utf-8"))).message(None, 0)
+    return [(name, value) for name, value in tree if name in _STATE_PATHS and isinstance(value, bytes)]

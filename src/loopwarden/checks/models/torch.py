@@ -1253,3 +1253,119 @@ def _judge_export_target(target: str, ctx: ScanContext, location: Location) -> N
         _EXPORT_NAMESPACES,
         "torch.export graph calls operator ",
     )
+
+
+_GUARD_CALLS: Final = frozenset(
+    {
+        "abs", "max", "min", "round", "float", "int", "pow",
+        "IsNonOverlappingAndDenseIndicator", "cast_symbool_to_symint_guardless",
+    }
+)  # fmt: skip
+"""Functions the guard printer (``torch.utils._sympy.printers.PythonPrinter``) writes by bare name, and the two
+helpers torch puts in the guards' namespace."""
+_GUARD_TORCH: Final = frozenset(
+    {"sym_float", "_sym_sqrt", "sym_max", "sym_min", "sym_not", "sym_int", "sym_ite"}
+)
+_GUARD_METHODS: Final = frozenset({"size", "stride", "storage_offset", "dim", "numel"})
+_GUARD_NAMES: Final = frozenset({"L", "inf"})
+_GUARD_KEY: Final = re.compile(r"[^'\"\\\[\]\n\r]*\Z")
+"""Strings a guard may hold (input names and dict keys): no quote, backslash or bracket, so torch's textual
+replacement of ``L[<key path>]`` with ``args[i]`` cannot move a string boundary."""
+_GUARD_NODES: Final = (
+    "Expression", "Compare", "BoolOp", "BinOp", "UnaryOp", "IfExp", "Constant", "Subscript", "Slice", "Tuple",
+    "Load", "And", "Or", "Not", "USub", "UAdd", "Invert", "Add", "Sub", "Mult", "Div", "FloorDiv", "Mod", "Pow",
+    "BitAnd", "BitOr", "BitXor", "LShift", "RShift", "Eq", "NotEq", "Lt", "LtE", "Gt", "GtE", "keyword",
+)  # fmt: skip
+_MAX_GUARDS: Final = 100_000
+_MAX_GUARD_TEXT: Final = 1 << 16
+
+
+def _guard_problem(text: str) -> str | None:
+    """Why a guard is not an expression torch's guard printer writes (None when it is one): comparisons and
+    arithmetic over the inputs' sizes (``L['x'].size()[0] > 4``), ``math`` functions and the printer's few
+    builtins. ``ExportedProgram.module()`` pastes each guard into Python source it ``exec``s and calls on every
+    call of the module, so anything else in a guard is code the file runs."""
+    import ast
+
+    if len(text) > _MAX_GUARD_TEXT:
+        return "it is too long to judge"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "it is no Python expression"
+    for node in ast.walk(tree):
+        kind = type(node).__name__
+        if kind in _GUARD_NODES:
+            if isinstance(node, ast.Constant) and (
+                isinstance(node.value, bytes)
+                or (isinstance(node.value, str) and not _GUARD_KEY.match(node.value))
+            ):
+                return f"it holds the string {node.value!r:.80}"
+            continue
+        if isinstance(node, ast.Name):
+            if node.id in _GUARD_NAMES or node.id in _GUARD_CALLS or node.id in ("math", "torch"):
+                continue
+            return f"it names '{node.id[:80]}'"
+        if isinstance(node, ast.Attribute):
+            base = node.value.id if isinstance(node.value, ast.Name) else None
+            if node.attr.startswith("__"):
+                return f"it reads the attribute '{node.attr[:80]}'"
+            if base == "torch" and node.attr not in _GUARD_TORCH:
+                return f"it reaches 'torch.{node.attr[:80]}'"
+            continue
+        if isinstance(node, ast.Call):
+            func = node.func
+            if isinstance(func, ast.Name) and func.id in _GUARD_CALLS:
+                continue
+            if isinstance(func, ast.Attribute):
+                owner = func.value.id if isinstance(func.value, ast.Name) else None
+                if owner == "math" or (owner == "torch" and func.attr in _GUARD_TORCH):
+                    continue
+                if owner not in ("math", "torch") and func.attr in _GUARD_METHODS:
+                    continue
+            return f"it calls '{ast.unparse(func)[:80]}'"
+        return f"it uses Python's {kind}"
+    # names are only allowed where they are used as above: math and torch only before an attribute
+    for node in ast.walk(tree):
+        for child in ast.iter_child_nodes(node):
+            if (
+                isinstance(child, ast.Name)
+                and child.id in ("math", "torch")
+                and not (isinstance(node, ast.Attribute) and node.value is child)
+            ):
+                return f"it uses the module '{child.id}' as a value"
+            if (
+                isinstance(child, ast.Name)
+                and child.id in _GUARD_CALLS
+                and not (isinstance(node, ast.Call) and node.func is child)
+            ):
+                return f"it uses '{child.id}' as a value"
+    return None
+
+
+def check_export_guards(model: object, ctx: ScanContext, location: Location) -> None:
+    """The ``guards_code`` of a ``torch.export`` program (``models/<m>.json``, the legacy
+    ``serialized_exported_program.json``): ``ExportedProgram.module()`` pastes each string into the body of a
+    function it builds with ``exec`` (``torch.export._unlift._convert_guards_code_to_fn``) and the module calls
+    that function first on every call, so a guard is Python that runs when the loaded program is used (confirmed
+    with torch 2.13.0: ``torch.export.load(f).module()(x)`` ran ``__import__('os').system(...)``). torch writes
+    comparisons over input sizes; any other guard is reported."""
+    guards = model.get("guards_code") if isinstance(model, dict) else None
+    if not isinstance(guards, list):
+        return
+    if len(guards) > _MAX_GUARDS:
+        ctx.fail(location, f"torch.export program has more than {_MAX_GUARDS} guards")
+        return
+    for i, guard in enumerate(guards):
+        if not isinstance(guard, str):
+            continue  # torch's deserializer refuses it
+        problem = _guard_problem(guard)
+        if problem is not None:
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                Severity.CRITICAL,
+                f"torch.export guard {i} is Python that ExportedProgram.module() executes on every call and "
+                f"{problem}: '{guard[:200]}'",
+                location,
+                guard=guard[:200],
+            )
