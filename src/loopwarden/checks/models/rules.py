@@ -344,7 +344,8 @@ class TorchScriptCode(Rule):
     title: ClassVar[str] = "TorchScript code uses operations outside tensor math"
     help: ClassVar[str] = (
         "The TorchScript code that torch.jit.load compiles and runs calls custom operator namespaces or "
-        "file, process or import primitives."
+        "file, process or import primitives; or a torch.export graph calls such operators, or its guards_code "
+        "(Python that ExportedProgram.module() executes) is more than a check of input sizes."
     )
 
 
@@ -592,10 +593,11 @@ class ConfigFilePath(Rule):
         "and save_pretrained never writes these keys), or a datasets state.json data file or dataset_dict.json "
         "split that is absolute or climbs out with '..' (load_from_disk reads it), or an Orbax checkpoint "
         "parameter (_METADATA key, key of the legacy 'checkpoint' aggregate file) or a Flax multi-host "
-        "'//GDAPlaceholder:' named by an absolute path (restoring opens that zarr array): loading reads a local "
-        "file into the tokenizer, the "
-        "data set or the weights. Control: remove the key or entry; load with transformers 5; restore Orbax "
-        "checkpoints with a target tree."
+        "'//GDAPlaceholder:' named by an absolute path (restoring opens that zarr array), or a TensorFlow "
+        "'checkpoint' state file or DeepSpeed 'latest' file naming a checkpoint that is absolute or climbs out "
+        "with '..': loading reads a local file into the tokenizer, the data set or the weights. Control: remove "
+        "the key or entry; load with transformers 5; restore Orbax checkpoints with a target tree; rewrite the "
+        "state file with names relative to the folder."
     )
 
 
