@@ -229,6 +229,36 @@ def _with_node(graph: dict[str, object], target: str) -> dict[str, object]:
     return out
 
 
+def _with_size(graph: dict[str, object], expr: str) -> dict[str, object]:
+    """The input's first size as a symbolic expression (what a dynamic dimension is written as)."""
+    out = json.loads(json.dumps(graph))
+    size = {"as_expr": {"expr_str": expr, "hint": {"as_int": 2}}}
+    for name in ("x", "relu"):
+        out["graph_module"]["graph"]["tensor_values"][name]["sizes"][0] = size  # type: ignore[index]
+    return out
+
+
+def _with_string_input(graph: dict[str, object], value: str) -> dict[str, object]:
+    """A ``str`` argument specialised at export (a constant input and a string placeholder)."""
+    out = json.loads(json.dumps(graph))
+    out["graph_module"]["graph"]["inputs"].append({"as_string": value})  # type: ignore[index]
+    spec = {"constant_input": {"name": "s", "value": {"as_string": value}}}
+    out["graph_module"]["signature"]["input_specs"].append(spec)  # type: ignore[index]
+    return out
+
+
+_SYMBOL = "Symbol('s77', positive=True, integer=True)"
+_REAL_EXPRS = [
+    _SYMBOL,
+    f"Add(Mul(Integer(2), {_SYMBOL}), Integer(1))",
+    "FloorDiv(Add(Mul(Integer(3), Symbol('s17', positive=True, integer=True)), "
+    f"Mul(Integer(3), {_SYMBOL})), Integer(2))",
+    f"Mul(Float('1.5', precision=53), ToFloat({_SYMBOL}))",
+    f"Max(Integer(1), {_SYMBOL})",
+    f"PythonMod({_SYMBOL}, Integer(2))",
+]
+
+
 def _pt2_cases() -> dict[str, dict[str, bytes]]:
     """Guards that are Python beyond a size check: a call of ``__import__`` alone, hidden behind an ordinary guard
     (``or``), reached through ``torch``'s attributes, through a dunder attribute of an input, a string that could
@@ -243,6 +273,19 @@ def _pt2_cases() -> dict[str, dict[str, bytes]]:
         "quote_string": ["L['x'].size()[0] == 2 or \"a'] == 1\" == 1"],
     }
     cases = {f"r19_pt2_guard_{k}": {"model.pt2": _pt2(_graph(v))} for k, v in guards.items()}
+    exprs = {
+        "import": f"__import__('os').system('id') + {_SYMBOL}",
+        "resympify": "S(\"__import__('os').system('id')\")",
+        "evalf_string": "N('__import__(\\'os\\').system(\\'id\\')')",
+        "lambda": f"(lambda: __import__('os').system('id'))() + {_SYMBOL}",
+        "dunder": f"Symbol('s77').__class__.__init__.__globals__['os'].system('id') + {_SYMBOL}",
+        "string_arg": f"Add({_SYMBOL}, 'x')",
+    }
+    for k, v in exprs.items():
+        cases[f"r19_pt2_sym_expr_{k}"] = {"model.pt2": _pt2(_with_size(_graph([]), v))}
+    breakout = "' == 0 or __import__('os').system('id') == 0 or '"
+    cases["r19_pt2_string_input_quote"] = {"model.pt2": _pt2(_with_string_input(_graph([]), breakout))}
+    cases["r19_pt2_legacy_sym_expr"] = {"model.pt2": _legacy(_with_size(_graph([]), exprs["import"]))}
     cases["r19_pt2_legacy_guard"] = {"model.pt2": _legacy(_graph([_PAYLOAD]))}
     cases["r19_pt2_legacy_from_file"] = {
         "model.pt2": _legacy(_with_node(_graph([]), "torch.ops.aten.from_file.default"))
@@ -402,6 +445,7 @@ def test_export_guard_code_is_reported(tmp_path: Path, case: str) -> None:
     _write(tmp_path, _pt2_cases()[case])
     res = _scan(tmp_path / "model.pt2")
     severity = Severity.HIGH if case.endswith("from_file") else Severity.CRITICAL
+    assert not case.startswith("r19_pt2_sym_expr") or "sympy.sympify" in res.findings[0].message
     _reported(res, "LW-MODEL-031", severity)
 
 
@@ -421,9 +465,13 @@ _REAL_GUARDS = [
 
 
 def test_export_guards_torch_writes_stay_clean(tmp_path: Path) -> None:
-    """Guards in the shapes torch's guard printer writes, in both archive layouts."""
-    _write(tmp_path, {"a.pt2": _pt2(_graph(_REAL_GUARDS)), "b.pt2": _legacy(_graph(_REAL_GUARDS))})
-    for name in ("a.pt2", "b.pt2"):
+    """Guards, symbolic sizes and string inputs in the shapes torch writes, in both archive layouts."""
+    files = {"a.pt2": _pt2(_graph(_REAL_GUARDS)), "b.pt2": _legacy(_graph(_REAL_GUARDS))}
+    for i, expr in enumerate(_REAL_EXPRS):
+        files[f"e{i}.pt2"] = _pt2(_with_size(_graph(_REAL_GUARDS), expr))
+    files["s.pt2"] = _pt2(_with_string_input(_graph([]), "relu mode: fast (v2)"))
+    _write(tmp_path, files)
+    for name in files:
         res = _scan(tmp_path / name)
         assert res.verdict is Verdict.CLEAN, (name, res)
 
@@ -494,6 +542,56 @@ def test_torch_runs_the_export_guard(tmp_path: Path) -> None:
     assert marker.exists()
 
 
+_TORCH_SYMPIFY = textwrap.dedent(
+    """
+    import json, sys, zipfile, torch
+    from torch.export import Dim
+    class M(torch.nn.Module):
+        def forward(self, x, s: str):
+            return x * 2
+    src, dst, payload = sys.argv[1:4]
+    ep = torch.export.export(M(), (torch.ones(8), "hi"), dynamic_shapes={"x": {0: Dim("b", min=2)}, "s": None})
+    torch.export.save(ep, src)
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info.filename)
+            if info.filename.endswith("models/model.json"):
+                text = data.decode()
+                if sys.argv[4] == "expr":
+                    old = "Symbol('s77', positive=True, integer=True)"
+                    assert old in text, text
+                    text = text.replace(old, payload + " + " + old)
+                else:
+                    text = text.replace('"as_string": "hi"', json.dumps({"as_string": payload})[1:-1])
+                data = text.encode()
+            zout.writestr(info, data)
+    ep = torch.export.load(dst)
+    if sys.argv[4] == "string":
+        ep.module()(torch.ones(8), "hi")
+    """
+)
+
+
+@pytest.mark.parametrize("where", ["expr", "string"])
+def test_torch_runs_the_expression_and_the_string_input(tmp_path: Path, where: str) -> None:
+    """``expr``: sympify runs the size expression while ``torch.export.load`` reads the archive; ``string``: the
+    string input breaks out of the quotes of the guard ``module()`` builds (torch 2.13.0)."""
+    pytest.importorskip("torch")
+    marker = tmp_path / "marker"
+    call = f"__import__('pathlib').Path({str(marker)!r}).touch()"
+    payload = call if where == "expr" else f"' == 0 or {call} or '"
+    src, dst = tmp_path / "src.pt2", tmp_path / "scan" / "model.pt2"
+    dst.parent.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", _TORCH_SYMPIFY, str(src), str(dst), payload, where],
+        capture_output=True,
+        timeout=300,
+    )
+    assert marker.exists(), run.stderr[-3000:]
+    assert _scan(src).verdict is Verdict.CLEAN
+    _reported(_scan(dst), "LW-MODEL-031", Severity.CRITICAL)
+
+
 _TORCH_DYNAMIC = textwrap.dedent(
     """
     import sys, torch
@@ -505,6 +603,11 @@ _TORCH_DYNAMIC = textwrap.dedent(
     class C(torch.nn.Module):
         def forward(self, d):
             return d["a"] @ d["b"]
+    class D(torch.nn.Module):
+        def forward(self, x, y, s: str):
+            b = torch.cat([x, y], 0).reshape(-1)
+            d = torch.nn.functional.pad(b[: b.shape[0] // 2], (1, 2))
+            return (d.float() / (x.shape[0] * 1.5)).sum() + torch.ones(x.shape[0] * 2 + 1).sum()
     k = Dim("k")
     a = torch.export.export(A(), (torch.randn(8, 3), torch.randn(8, 3)),
         dynamic_shapes={"x": {0: Dim.AUTO, 1: Dim.AUTO}, "y": {0: Dim.AUTO}})
@@ -512,6 +615,9 @@ _TORCH_DYNAMIC = textwrap.dedent(
         dynamic_shapes={"d": {"a": {0: Dim.DYNAMIC, 1: k}, "b": {0: k, 1: Dim.DYNAMIC}}})
     torch.export.save(a, sys.argv[1] + "/a.pt2")
     torch.export.save(c, sys.argv[1] + "/c.pt2")
+    d = torch.export.export(D(), (torch.randn(8, 3), torch.randn(6, 3), "mode: fast (v2)"),
+        dynamic_shapes={"x": {0: Dim.AUTO}, "y": {0: Dim.AUTO}, "s": None})
+    torch.export.save(d, sys.argv[1] + "/d.pt2")
     """
 )
 
@@ -523,7 +629,7 @@ def test_torch_export_programs_with_guards_stay_clean(tmp_path: Path) -> None:
         [sys.executable, "-c", _TORCH_DYNAMIC, str(tmp_path)], capture_output=True, timeout=300
     )
     assert run.returncode == 0, run.stderr[-2000:]
-    for name in ("a.pt2", "c.pt2"):
+    for name in ("a.pt2", "c.pt2", "d.pt2"):
         with zipfile.ZipFile(tmp_path / name) as z:
             model = next(n for n in z.namelist() if n.endswith("models/model.json"))
             assert json.loads(z.read(model))["guards_code"], name

@@ -1221,6 +1221,16 @@ def check_export_graph(model: object, ctx: ScanContext, location: Location) -> N
         target = obj.get("target")
         if isinstance(target, str) and "inputs" in obj and "outputs" in obj:
             _judge_export_target(target, ctx, location)
+        expr = obj.get("expr_str")
+        if isinstance(expr, str) and (problem := _sym_expr_problem(expr)) is not None:
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                Severity.CRITICAL,
+                f"torch.export symbolic expression is Python that torch.export.load evaluates (sympy.sympify) "
+                f"and {problem}: '{expr[:200]}'",
+                location,
+                expr=expr[:200],
+            )
 
 
 def _judge_export_target(target: str, ctx: ScanContext, location: Location) -> None:
@@ -1350,7 +1360,10 @@ def check_export_guards(model: object, ctx: ScanContext, location: Location) -> 
     that function first on every call, so a guard is Python that runs when the loaded program is used (confirmed
     with torch 2.13.0: ``torch.export.load(f).module()(x)`` ran ``__import__('os').system(...)``). torch writes
     comparisons over input sizes; any other guard is reported."""
-    guards = model.get("guards_code") if isinstance(model, dict) else None
+    if not isinstance(model, dict):
+        return
+    _check_string_inputs(model, ctx, location)
+    guards = model.get("guards_code")
     if not isinstance(guards, list):
         return
     if len(guards) > _MAX_GUARDS:
@@ -1368,4 +1381,109 @@ def check_export_guards(model: object, ctx: ScanContext, location: Location) -> 
                 f"{problem}: '{guard[:200]}'",
                 location,
                 guard=guard[:200],
+            )
+
+
+_SYM_CALLS: Final = frozenset(
+    {
+        "Symbol", "Dummy", "Integer", "Rational", "Float", "Add", "Mul", "Pow", "Mod", "Max", "Min", "Abs",
+        "Eq", "Ne", "Lt", "Le", "Gt", "Ge", "Equality", "Unequality", "StrictLessThan", "StrictGreaterThan",
+        "LessThan", "GreaterThan", "And", "Or", "Not", "Xor", "ITE", "Piecewise", "ExprCondPair", "floor",
+        "ceiling", "sqrt", "exp", "log", "sign",
+        # torch.utils._sympy.functions, as the deserializer names them
+        "FloorDiv", "ModularIndexing", "Where", "PythonMod", "CleanDiv", "CeilToInt", "FloorToInt", "CeilDiv",
+        "LShift", "RShift", "PowByNatural", "FloatPow", "FloatTrueDiv", "IntTrueDiv",
+        "IsNonOverlappingAndDenseIndicator", "TruncToFloat", "TruncToInt", "RoundToInt", "RoundDecimal", "ToFloat",
+        "Identity",
+    }
+)  # fmt: skip
+"""What ``sympy.srepr`` writes for torch's size expressions: sympy's classes and torch's sympy functions. Many other
+sympy names sympify a string argument again (``S``, ``N``, ``Poly``): never admitted."""
+_SYM_OPAQUE: Final = re.compile(r"(?:OpaqueUnaryFn|BitwiseFn)_[a-z_]+\Z")
+_SYM_NAMES: Final = frozenset({"oo", "zoo", "nan", "true", "false", "pi", "E", "S"})
+_SYM_NAME: Final = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_SYM_STRING_ARG: Final = {
+    "Symbol": _SYM_NAME,
+    "Dummy": _SYM_NAME,
+    "Float": re.compile(r"[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?\Z|[-+]?(?:inf|nan)\Z"),
+}
+"""The strings srepr writes: a symbol's name, a Float's digits (each the first argument)."""
+_SYM_NODES: Final = frozenset({"Expression", "Constant", "UnaryOp", "USub", "UAdd", "Load", "keyword"})
+
+
+def _sym_expr_problem(text: str) -> str | None:
+    """Why an ``expr_str`` is not what torch.export writes (None when it is): ``sympy.srepr`` of a size expression,
+    calls of sympy's classes and torch's sympy functions by name with numbers, strings and ``True``/``False``
+    keywords (``Mul(Integer(2), Symbol('s77', positive=True, integer=True))``). ``torch.export.load`` hands each
+    one to ``sympy.sympify``, which ``eval``s it with Python's builtins in scope (confirmed with torch 2.13.0:
+    ``__import__('os').system(...)`` ran while the archive loaded)."""
+    import ast
+
+    if len(text) > _MAX_GUARD_TEXT:
+        return "it is too long to judge"
+    try:
+        tree = ast.parse(text, mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return "it is no Python expression sympy would read as torch writes it"
+    allowed_strings: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name):
+                return f"it calls '{ast.unparse(node.func)[:80]}'"
+            name = node.func.id
+            if name not in _SYM_CALLS and not _SYM_OPAQUE.match(name):
+                return f"it calls '{name[:80]}'"
+            if any(isinstance(a, ast.Starred) for a in node.args) or any(
+                k.arg is None for k in node.keywords
+            ):
+                return "it unpacks arguments"
+            first = node.args[0] if node.args else None
+            pattern = _SYM_STRING_ARG.get(name)
+            if (
+                pattern is not None
+                and isinstance(first, ast.Constant)
+                and isinstance(first.value, str)
+                and pattern.match(first.value)
+            ):
+                allowed_strings.add(id(first))
+            continue
+        if isinstance(node, ast.Name):
+            if node.id in _SYM_CALLS or node.id in _SYM_NAMES or _SYM_OPAQUE.match(node.id):
+                continue
+            return f"it names '{node.id[:80]}'"
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, str | bytes)
+            and id(node) not in allowed_strings
+        ):
+            return f"it holds the string {node.value!r:.80}"
+        if type(node).__name__ not in _SYM_NODES:
+            return f"it uses Python's {type(node).__name__}"
+    return None
+
+
+_QUOTE_BREAKERS: Final = re.compile(r"['\\\n\r]")
+
+
+def _check_string_inputs(model: dict[str, Any], ctx: ScanContext, location: Location) -> None:
+    """The program's string inputs (``graph_module.graph.inputs[].as_string``, a ``str`` argument specialised at
+    export): ``ExportedProgram.module()`` adds the guard ``L['s'] == '<value>'`` for each, pasting the value between
+    single quotes into the code it ``exec``s, so a quote in it ends the string and the rest runs on every call
+    (confirmed with torch 2.13.0: ``' == 0 or __import__('os').system(...) == 0 or '``). A quote, backslash or line
+    break is reported."""
+    module = model.get("graph_module")
+    graph = module.get("graph") if isinstance(module, dict) else None
+    inputs = graph.get("inputs") if isinstance(graph, dict) else None
+    if not isinstance(inputs, list):
+        return
+    for i, arg in enumerate(inputs[:_MAX_GUARDS]):
+        value = arg.get("as_string") if isinstance(arg, dict) else None
+        if isinstance(value, str) and _QUOTE_BREAKERS.search(value):
+            ctx.add_severity(
+                rules.TorchScriptCode,
+                Severity.CRITICAL,
+                f"torch.export string input {i} holds a quote, backslash or line break: ExportedProgram.module() "
+                f"pastes it between quotes into the guard code it executes: '{value[:200]}'",
+                location,
+                value=value[:200],
             )
