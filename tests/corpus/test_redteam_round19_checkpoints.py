@@ -17,6 +17,12 @@ Cases that scanned ``clean`` before this round:
   ``exec`` and calls it first on every call (``torch.export._unlift._convert_guards_code_to_fn``), so
   ``torch.export.load(f).module()(x)`` ran ``__import__('os').system(...)`` (torch 2.13.0, confirmed in a child
   process). Now LW-MODEL-031, critical;
+* a symbolic size (``{"as_expr": {"expr_str": ...}}``) that is more than ``sympy.srepr`` text: ``torch.export.load``
+  hands every one to ``sympy.sympify``, which ``eval``s it with Python's builtins in scope, so the code runs while
+  the archive loads (torch 2.13.0, confirmed in a child process). Now LW-MODEL-031, critical;
+* a string input (``graph.inputs[].as_string``) holding a quote: ``module()`` writes the guard
+  ``L['s'] == '<value>'`` into the code it ``exec``s, and the quote ends the string (torch 2.13.0, confirmed).
+  Now LW-MODEL-031, critical;
 * the legacy ``serialized_exported_program.json`` (still read by ``torch.export.load`` in 2.13.0) was not judged
   at all: its graph's file operators (``aten.from_file``) now are, as in PT2 archives (LW-MODEL-031, high).
 
