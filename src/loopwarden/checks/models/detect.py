@@ -51,6 +51,7 @@ class Format(enum.StrEnum):
     ZSTD = "zstd"
     LZ4 = "lz4"
     CATBOOST = "catboost"
+    RDS = "r-serialization"
     TEXT = "text"
     MEDIA = "media"
     DATA = "data"
@@ -541,6 +542,12 @@ def sniff(head: bytes, size: int | None, open_: Callable[[], BinaryIO] | None = 
 _JSON_WS: Final = b" \t\n\r"
 
 
+def _looks_rds(head: bytes) -> bool:
+    from loopwarden.checks.models.rds import looks_rds
+
+    return looks_rds(head)
+
+
 def _json_object_head(header: bytes) -> bool:
     """Whether a safetensors header (as much of it as the sample holds) opens a JSON object for some reader: a
     ``{`` after any JSON whitespace, which safetensors' serde_json reader skips (whitespace to the end of the sample
@@ -599,7 +606,9 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
     if head.startswith(b"GGUF"):
         return Format.GGUF
     if head.startswith(b"CBM1"):
-        return Format.CATBOOST  # before the pickle opcodes: "C" is SHORT_BINBYTES
+        return Format.CATBOOST
+    if head[:1] in b"XBAR" and _looks_rds(head):
+        return Format.RDS  # before the pickle opcodes ("X", "B", "R") and text (an ASCII stream)  # before the pickle opcodes: "C" is SHORT_BINBYTES
     if head.startswith(HDF5_MAGIC):
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):

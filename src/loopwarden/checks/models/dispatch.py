@@ -2004,6 +2004,7 @@ _HANDLERS: Final[dict[Format, Callable[[Blob, ScanContext], object]]] = {
     Format.MSGPACK: _lazy("msgpack_", "scan_msgpack"),
     Format.UBJSON: _lazy("ubjson", "scan_ubjson"),
     Format.CATBOOST: _lazy("catboost_", "scan_catboost"),
+    Format.RDS: _lazy("rds", "scan_rds"),
     Format.TF_SAVED_MODEL: _lazy("tensorflow_", "scan_saved_model"),
     Format.TF_GRAPH: _lazy("tensorflow_", "scan_graph_def"),
     Format.KERAS_METADATA: _lazy("tensorflow_", "scan_keras_metadata"),

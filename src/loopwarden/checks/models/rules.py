@@ -601,6 +601,42 @@ class ConfigFilePath(Rule):
     )
 
 
+class RPromise(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-060"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "R serialization carries a promise or an active binding"
+    help: ClassVar[str] = (
+        "An .rds/.rda file holds an unforced promise (PROMSXP), whose expression R evaluates when the loaded "
+        "value is first used (CVE-2024-27322, fixed in R 4.4.0 only for readRDS of a bare promise), or an "
+        "environment with an active binding, whose function runs whenever the variable is read. Critical when the "
+        "code calls system/eval/... (see LW-MODEL-061), medium for a bare symbol, low for a forced promise. No "
+        "saved model needs either. Control: do not load; re-save the model from trusted code."
+    )
+
+
+class RCode(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-061"
+    severity: ClassVar[Severity] = Severity.CRITICAL
+    title: ClassVar[str] = "R closure, call or bytecode reaches commands, code evaluation, files or packages"
+    help: ClassVar[str] = (
+        "A function (CLOSXP), language object (LANGSXP, which update() evaluates) or bytecode in an .rds/.rda "
+        "file calls system/system2/shell/pipe, eval/parse/source, do.call or get with a dangerous name, .Call/"
+        ".External with a string entry, Sys.setenv, dyn.load (critical); connections, downloads and file "
+        "writes (high); library/requireNamespace/loadNamespace (medium). It runs when the model's methods are "
+        "called. Control: do not load; review the code."
+    )
+
+
+class RPackage(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-062"
+    severity: ClassVar[Severity] = Severity.INFO
+    title: ClassVar[str] = "R serialization loads packages"
+    help: ClassVar[str] = (
+        "Namespace, package-environment and ALTREP class references make readRDS/load load the named packages "
+        "(and run their .onLoad hooks) when they are installed. A note: models reference their packages."
+    )
+
+
 RULES: Final[tuple[type[Rule], ...]] = (
     PickleExecCallable,
     PickleResolverCallable,
@@ -653,4 +689,7 @@ RULES: Final[tuple[type[Rule], ...]] = (
     PackageCode,
     ArrowPickledExtension,
     ConfigFilePath,
+    RPromise,
+    RCode,
+    RPackage,
 )
