@@ -1,0 +1,418 @@
+"""Round 19: R serialized models (``.rds``/``.rda``) and XML model files.
+
+R's ``readRDS``/``load``/``unserialize`` rebuild promises, closures, calls and bytecode. CVE-2024-27322
+(HiddenLayer, fixed in R 4.4.0 for a promise at the top level only) showed that an unforced promise (PROMSXP) runs
+its expression when the loaded value is first used; an environment's promise (``delayedAssign``) or active binding
+(``makeActiveBinding``) runs when the variable is read, and closures or calls (``update()`` evaluates a model's
+stored ``call``) run when the model's methods are called. Before this round an R stream was ``unverified`` in its
+binary forms (XDR ``X``, native ``B``, ``RDX``) but **clean** in its ASCII forms (``saveRDS(ascii = TRUE)``,
+``save(ascii = TRUE)``, also gzip/bzip2/xz-compressed: they read as text) and as a native-binary stream whose
+first bytes are also a short pickle (``B`` is BINBYTES: the stream is the pickle's bytes constant, the pickle
+clean). Every attack case below is such a form, and scanned clean before; each was confirmed with R 4.2.2
+(Debian ``r-base-core``): ``readRDS``/``load`` and a use of the value wrote the marker file.
+
+Each file is built here, by a small writer of R's serialization format (``_Rds``), never by R; R (when
+``Rscript`` is installed) only confirms that it runs the payload, and writes the benign files (lm, glm, data
+frames, lists, compiled closures, randomForest when installed) that must stay clean.
+"""
+
+from __future__ import annotations
+
+import bz2
+import gzip
+import lzma
+import shutil
+import struct
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from loopwarden.checks.models.scanner import scan_paths
+from loopwarden.domain import Severity, TargetResult, Verdict
+
+MARKER = "/tmp/rds19-marker"
+
+# SEXP types and serialization pseudo-types (R's serialize.c)
+_SYM, _LIST, _CLO, _ENV, _PROM, _LANG, _CHAR, _INT, _REAL, _STR, _VEC = 1, 2, 3, 4, 5, 6, 9, 13, 14, 16, 19
+_NIL, _GLOBAL, _UNBOUND, _EMPTY, _ALTREP, _NAMESPACE = 254, 253, 252, 242, 238, 249
+_ATTR, _TAG, _OBJ = 1 << 9, 1 << 10, 1 << 8
+
+
+class _Rds:
+    """A writer of R serialization streams: XDR (``X``), native little-endian (``B``) or ASCII (``A``)."""
+
+    def __init__(self, kind: str = "X", version: int = 3) -> None:
+        self.kind, self.out = kind, bytearray()
+        self.syms: dict[str, int] = {}
+        self.refs = 0
+        self.out += f"{kind}\n".encode()
+        self.int(version)
+        self.int(0x040202)
+        self.int(0x030500 if version == 3 else 0x020300)
+        if version == 3:
+            self.string(b"UTF-8")
+
+    def int(self, v: int) -> None:
+        if self.kind == "A":
+            self.out += f"{v}\n".encode()
+        else:
+            self.out += struct.pack(">i" if self.kind == "X" else "<i", v)
+
+    def double(self, v: float) -> None:
+        if self.kind == "A":
+            self.out += f"{v!r}\n".encode()
+        else:
+            self.out += struct.pack(">d" if self.kind == "X" else "<d", v)
+
+    def string(self, s: bytes) -> None:
+        self.int(len(s))
+        if self.kind == "A":
+            self.out += (
+                "".join(c if 32 < ord(c) < 127 and c != "\\" else f"\\{ord(c):03o}" for c in s.decode("latin-1"))
+                + "\n"
+            ).encode()
+        else:
+            self.out += s
+
+    def flags(self, t: int, extra: int = 0, levels: int = 0) -> None:
+        self.int(t | extra | (levels << 12))
+
+    # items ------------------------------------------------------------------------------------------------
+    def nil(self) -> None:
+        self.flags(_NIL)
+
+    def char(self, s: str) -> None:
+        self.flags(_CHAR, levels=64)  # ASCII
+        self.string(s.encode())
+
+    def sym(self, name: str) -> None:
+        if name in self.syms:
+            self.flags(255, self.syms[name] << 8)  # REFSXP with the index packed in the flags
+            return
+        self.flags(_SYM)
+        self.char(name)
+        self.refs += 1
+        self.syms[name] = self.refs
+
+    def strs(self, *values: str) -> None:
+        self.flags(_STR)
+        self.int(len(values))
+        for v in values:
+            self.char(v)
+
+    def reals(self, *values: float) -> None:
+        self.flags(_REAL)
+        self.int(len(values))
+        for v in values:
+            self.double(v)
+
+    def call(self, fn: str | None, *args: object) -> None:
+        """A call ``fn(args...)``; an arg is a str (a character constant), a float, ``("sym", name)``, a
+        ``("call", fn, args...)`` tuple, ``("named", name, arg)``, or a callable writing an item."""
+        self.flags(_LANG)
+        if fn is None:
+            pass
+        elif "::" in fn and fn != "::":
+            pkg, name = fn.split("::")
+            self.call("::", ("sym", pkg), ("sym", name))
+        else:
+            self.sym(fn)
+        for a in args:
+            if isinstance(a, tuple) and a[0] == "named":  # name = value
+                self.flags(_LIST, _TAG)
+                self.sym(a[1])
+                self.value(a[2])
+                continue
+            self.flags(_LIST)
+            self.value(a)
+        self.nil()
+
+    def value(self, a: object) -> None:
+        if isinstance(a, str):
+            self.strs(a)
+        elif isinstance(a, float):
+            self.reals(a)
+        elif isinstance(a, tuple) and a[0] == "sym":
+            self.sym(a[1])
+        elif isinstance(a, tuple) and a[0] == "call":
+            self.call(a[1], *a[2:])
+        elif callable(a):
+            a()
+        else:
+            raise TypeError(a)
+
+    def closure(self, body: object, formals: tuple[str, ...] = ("x",)) -> None:
+        self.flags(_CLO, _TAG)
+        self.flags(_GLOBAL)  # environment
+        for name in formals:
+            self.flags(_LIST, _TAG)
+            self.sym(name)
+            self.flags(251)  # R_MissingArg: no default
+        self.nil()
+        self.value(body)
+
+    def promise(self, code: object, *, forced: object = None) -> None:
+        self.flags(_PROM, _TAG if forced is None else 0)
+        if forced is None:
+            self.flags(_GLOBAL)  # environment: not forced
+            self.flags(_UNBOUND)
+        else:
+            self.value(forced)
+        self.value(code)
+
+    def env(self, frame: dict[str, object], *, active: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+        self.flags(_ENV)
+        self.int(0)  # locked
+        self.refs += 1
+        self.flags(_GLOBAL)  # enclosure
+        for name, v in frame.items():
+            self.flags(_LIST, _TAG, levels=(1 << 15) if name in active else 0)
+            self.sym(name)
+            self.value(v)
+        self.nil()
+        self.nil()  # hash table
+        self.nil()  # attributes
+
+    def named_list(self, items: dict[str, object], cls: str | None = None) -> None:
+        self.flags(_VEC, _ATTR | (_OBJ if cls else 0))
+        self.int(len(items))
+        for v in items.values():
+            self.value(v)
+        self.flags(_LIST, _TAG)
+        self.sym("names")
+        self.strs(*items)
+        if cls:
+            self.flags(_LIST, _TAG)
+            self.sym("class")
+            self.strs(cls)
+        self.nil()
+
+    def pairlist(self, items: dict[str, object]) -> None:
+        """The body of a ``save()`` file: tagged values."""
+        for name, v in items.items():
+            self.flags(_LIST, _TAG)
+            self.sym(name)
+            self.value(v)
+        self.nil()
+
+    def bytes(self) -> bytes:
+        return bytes(self.out)
+
+
+_SYSTEM = ("call", "system", f"touch {MARKER}")
+
+
+def _prom_top(r: _Rds) -> None:
+    r.promise(_SYSTEM)
+
+
+def _prom_env(r: _Rds) -> None:
+    r.env({"coefficients": lambda: r.promise(_SYSTEM)})
+
+
+def _model_with(r: _Rds, **extra: object) -> None:
+    r.named_list({"coefficients": 1.5, **extra}, cls="lm")
+
+
+def _polyglot() -> bytes:
+    """A native-binary stream whose first bytes are also a pickle: ``B`` (BINBYTES) takes the next four bytes,
+    ``\\n\\x03\\x00\\x00`` = 778, as a length; the stream fits in those 778 bytes, R ignores what follows it, and
+    the pickle ends with STOP right after them."""
+    r = _Rds("B")
+    _prom_top(r)
+    body = r.bytes()
+    assert len(body) <= 783
+    return body + b"\x00" * (783 - len(body)) + b"."
+
+
+def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
+    """case -> (files, rule id, severity, R code that loads and uses the value)."""
+    use_top = 'x <- readRDS("{f}"); print(x)'
+    use_env = 'e <- readRDS("{f}"); print(e$coefficients)'
+    use_model = 'm <- readRDS("{f}"); print(m$predict(1))'
+    cases: dict[str, tuple[dict[str, bytes], str, Severity, str]] = {}
+
+    def add(name: str, fname: str, data: bytes, rule: str, sev: Severity, use: str) -> None:
+        cases[name] = ({fname: data}, rule, sev, use)
+
+    def b(kind: str, write: object) -> bytes:
+        r = _Rds(kind)
+        write(r)  # type: ignore[operator]
+        return r.bytes()
+
+    top, env = b("A", _prom_top), b("A", _prom_env)
+    add("r19_rds_ascii_promise", "model.rds", top, "LW-MODEL-060", Severity.CRITICAL, use_top)
+    add("r19_rds_ascii_env_promise", "model.rds", env, "LW-MODEL-060", Severity.CRITICAL, use_env)
+    add("r19_rds_ascii_gz_promise", "model.rds", gzip.compress(env, mtime=0), "LW-MODEL-060",
+        Severity.CRITICAL, use_env)  # fmt: skip
+    add("r19_rds_ascii_bz2_promise", "model.rds", bz2.compress(env), "LW-MODEL-060", Severity.CRITICAL, use_env)
+    add("r19_rds_ascii_xz_promise", "model.rds", lzma.compress(env), "LW-MODEL-060", Severity.CRITICAL, use_env)
+    # any file name: readRDS reads the content
+    add("r19_rds_ascii_v2_promise", "fit.bin", _v2(_prom_top), "LW-MODEL-060", Severity.CRITICAL, use_top)
+    add("r19_rds_native_pickle_polyglot", "model.rds", _polyglot(), "LW-MODEL-060", Severity.CRITICAL, use_top)
+    # a save() file: load() binds the promise, reading the variable runs it
+    rda = _rda_prom()
+    add("r19_rda_ascii_promise", "model.RData", rda, "LW-MODEL-060", Severity.CRITICAL,
+        'load("{f}"); print(fit)')  # fmt: skip
+    add("r19_rda_ascii_gz_promise", "model.rda", gzip.compress(rda, mtime=0), "LW-MODEL-060", Severity.CRITICAL,
+        'load("{f}"); print(fit)')  # fmt: skip
+    # an active binding: its function runs whenever the variable is read
+    act = b("A", lambda r: r.env({"coefficients": lambda: r.closure(_SYSTEM, ())}, active={"coefficients"}))
+    add("r19_rds_ascii_active_binding", "model.rds", act, "LW-MODEL-061", Severity.CRITICAL, use_env)
+    # closures a model's methods call, in several spellings of the call
+    for name, body in {
+        "system": _SYSTEM,
+        "ns_system2": ("call", "base::system2", "touch", MARKER),
+        "docall_string": ("call", "do.call", "system", ("call", "list", f"touch {MARKER}")),
+        "eval_parse": ("call", "eval", ("call", "parse", ("named", "text", f"system('touch {MARKER}')"))),
+        "match_fun": ("call", "do.call", ("call", "match.fun", "system"), ("call", "list", f"touch {MARKER}")),
+        "lapply_value": ("call", "lapply", f"touch {MARKER}", ("sym", "system")),
+        "braced": ("call", "{", ("call", "<-", ("sym", "f"), ("sym", "system")), ("call", "f", f"touch {MARKER}")),
+    }.items():
+        data = b("A", lambda r, body=body: _model_with(r, predict=lambda: r.closure(body)))
+        add(f"r19_rds_ascii_closure_{name}", "model.rds", data, "LW-MODEL-061", Severity.CRITICAL, use_model)
+    # a stored call that update() evaluates
+    call = b("A", lambda r: _model_with(r, call=_SYSTEM))
+    add("r19_rds_ascii_update_call", "model.rds", call, "LW-MODEL-061", Severity.CRITICAL,
+        'm <- readRDS("{f}"); eval(m$call)')  # fmt: skip
+    return cases
+
+
+def _v2(write: object) -> bytes:
+    r = _Rds("A", 2)
+    write(r)  # type: ignore[operator]
+    return r.bytes()
+
+
+def _rda_prom() -> bytes:
+    r = _Rds("A")
+    r.pairlist({"fit": lambda: r.promise(_SYSTEM)})
+    return b"RDA3\n" + r.bytes()
+
+
+def bench_cases() -> dict[str, dict[str, bytes]]:
+    return {name: files for name, (files, *_rest) in _attacks().items()}
+
+
+def _scan(path: Path) -> TargetResult:
+    return next(iter(scan_paths([str(path)], jobs=1).targets))
+
+
+def _write(tmp_path: Path, files: dict[str, bytes]) -> Path:
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    return tmp_path / next(iter(files))
+
+
+@pytest.mark.parametrize("case", sorted(_attacks()))
+def test_r_payload_is_reported(tmp_path: Path, case: str) -> None:
+    files, rule, severity, _use = _attacks()[case]
+    res = _scan(_write(tmp_path, files))
+    assert res.verdict is Verdict.FINDINGS, (res.verdict, res.reason)
+    assert any(f.rule_id == rule and f.severity >= severity for f in res.findings), res.findings
+
+
+_RSCRIPT = shutil.which("Rscript")
+needs_r = pytest.mark.skipif(_RSCRIPT is None, reason="R is not installed")
+
+
+def _r(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    assert _RSCRIPT is not None
+    return subprocess.run(
+        [_RSCRIPT, "-e", code], cwd=cwd, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+@needs_r
+@pytest.mark.parametrize("case", sorted(_attacks()))
+def test_r_runs_the_payload(tmp_path: Path, case: str) -> None:
+    files, _rule, _sev, use = _attacks()[case]
+    path = _write(tmp_path, files)
+    marker = Path(MARKER)
+    marker.unlink(missing_ok=True)
+    version = _r("cat(getRversion() >= '4.4.0')", tmp_path).stdout
+    proc = _r(use.format(f=path), tmp_path)
+    if version == "TRUE" and case in ("r19_rds_ascii_promise", "r19_rds_native_pickle_polyglot"):
+        pytest.skip("R 4.4 refuses a promise at the top level of readRDS")
+    assert marker.exists(), proc.stderr
+    marker.unlink()
+
+
+# --- benign files ----------------------------------------------------------------------------------------
+
+
+def _benign_built() -> dict[str, bytes]:
+    def b(kind: str, write: object, version: int = 3) -> bytes:
+        r = _Rds(kind, version)
+        write(r)  # type: ignore[operator]
+        return r.bytes()
+
+    def model(r: _Rds) -> None:
+        # lm-like: coefficients, a call lm(formula = y ~ x), a closure x + 1, a lazy constant argument (as
+        # binomial()'s link in every glm), a forced promise, and a stats namespace reference
+        def fam(r: _Rds) -> None:
+            r.env({"link": lambda: r.promise("logit"), "done": lambda: r.promise(("sym", "x"), forced=2.0)})
+
+        r.named_list(
+            {
+                "coefficients": 1.5,
+                "call": ("call", "lm", ("call", "~", ("sym", "y"), ("sym", "x"))),
+                "linkfun": lambda: r.closure(("call", ".Call", ("sym", "C_logit_link"), ("sym", "x"))),
+                "f": lambda: r.closure(("call", "+", ("sym", "x"), 1.0)),
+                "family": lambda: fam(r),
+                "ns": lambda: (r.flags(_NAMESPACE), r.int(0), r.int(2), r.char("stats"), r.char("4.2.2")),
+            },
+            cls="glm",
+        )
+
+    return {
+        f"{kind}{version}": b(kind, model, version) for kind in ("X", "B", "A") for version in (2, 3)
+    } | {"rdx": b"RDX3\n" + b("X", lambda r: r.pairlist({"m": lambda: model(r)}))}
+
+
+@pytest.mark.parametrize("name", sorted(_benign_built()))
+def test_benign_built_r_files_are_clean(tmp_path: Path, name: str) -> None:
+    data = _benign_built()[name]
+    for fname, blob in {"m.rds": data, "m.gz.rds": gzip.compress(data, mtime=0), "m.xz": lzma.compress(data)}.items():
+        res = _scan(_write(tmp_path, {fname: blob}))
+        assert res.verdict is Verdict.CLEAN, (fname, res.reason, res.findings)
+
+
+_BENIGN_R = r"""
+d <- data.frame(x = 1:40, y = rnorm(40), g = factor(rep(c("a", "b"), 20)), s = letters[1:40 %% 26 + 1])
+fit <- glm(g ~ x + y, binomial, d); for (i in 1:3) predict(fit, d)
+saveRDS(lm(y ~ x, d), "lm.rds"); saveRDS(fit, "glm.rds"); saveRDS(fit, "glm_ascii.rds", ascii = TRUE)
+saveRDS(glm(y ~ x, poisson, transform(d, y = abs(round(y)))), "pois.rds", compress = "xz", version = 2)
+saveRDS(d, "df.rds", compress = "bzip2"); saveRDS(list(a = 1:10, b = "x", f = function(x) x + 1), "list.rds")
+saveRDS(compiler::cmpfun(function(x) mean(x) + sd(x)), "bc.rds", compress = FALSE)
+con <- file("native.rds", "wb"); serialize(fit, con, xdr = FALSE); close(con)
+save(fit, d, file = "both.RData"); save(fit, file = "both_ascii.rda", ascii = TRUE)
+if (requireNamespace("randomForest", quietly = TRUE)) {
+  saveRDS(randomForest::randomForest(g ~ x + y, d, ntree = 20), "rf.rds")
+}
+"""
+
+
+@needs_r
+def test_benign_r_files_are_clean(tmp_path: Path) -> None:
+    proc = _r(_BENIGN_R, tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    files = sorted(tmp_path.iterdir())
+    assert len(files) >= 10
+    for path in files:
+        res = _scan(path)
+        assert res.verdict is Verdict.CLEAN, (path.name, res.reason, res.findings)
+
+
+def test_truncated_and_unknown_streams_are_unverified(tmp_path: Path) -> None:
+    env = _Rds("X")
+    _prom_env(env)
+    data = env.bytes()
+    for name, blob in {
+        "cut.rds": data[:-7],
+        "badtype.rds": data[:23] + struct.pack(">i", 77) + data[27:],
+        "persist.rds": data[:23] + struct.pack(">i", 247) + data[27:],
+    }.items():
+        res = _scan(_write(tmp_path, {name: blob}))
+        assert res.verdict is Verdict.UNVERIFIED, (name, res.verdict, res.findings)
