@@ -69,7 +69,9 @@ class _Rds:
         self.int(len(s))
         if self.kind == "A":
             self.out += (
-                "".join(c if 32 < ord(c) < 127 and c != "\\" else f"\\{ord(c):03o}" for c in s.decode("latin-1"))
+                "".join(
+                    c if 32 < ord(c) < 127 and c != "\\" else f"\\{ord(c):03o}" for c in s.decode("latin-1")
+                )
                 + "\n"
             ).encode()
         else:
@@ -246,11 +248,35 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
     add("r19_rds_ascii_env_promise", "model.rds", env, "LW-MODEL-060", Severity.CRITICAL, use_env)
     add("r19_rds_ascii_gz_promise", "model.rds", gzip.compress(env, mtime=0), "LW-MODEL-060",
         Severity.CRITICAL, use_env)  # fmt: skip
-    add("r19_rds_ascii_bz2_promise", "model.rds", bz2.compress(env), "LW-MODEL-060", Severity.CRITICAL, use_env)
-    add("r19_rds_ascii_xz_promise", "model.rds", lzma.compress(env), "LW-MODEL-060", Severity.CRITICAL, use_env)
+    add(
+        "r19_rds_ascii_bz2_promise",
+        "model.rds",
+        bz2.compress(env),
+        "LW-MODEL-060",
+        Severity.CRITICAL,
+        use_env,
+    )
+    add(
+        "r19_rds_ascii_xz_promise",
+        "model.rds",
+        lzma.compress(env),
+        "LW-MODEL-060",
+        Severity.CRITICAL,
+        use_env,
+    )
     # any file name: readRDS reads the content
     add("r19_rds_ascii_v2_promise", "fit.bin", _v2(_prom_top), "LW-MODEL-060", Severity.CRITICAL, use_top)
-    add("r19_rds_native_pickle_polyglot", "model.rds", _polyglot(), "LW-MODEL-060", Severity.CRITICAL, use_top)
+    add(
+        "r19_rds_native_pickle_polyglot", "model.rds", _polyglot(), "LW-MODEL-060", Severity.CRITICAL, use_top
+    )
+    # R's InFormat looks at the first byte only (and takes "\nA" too); it checks the version, not the R versions
+    add("r19_rds_ascii_lead_newline", "model.rds", b"\n" + env, "LW-MODEL-060", Severity.CRITICAL, use_env)
+    add(
+        "r19_rds_ascii_cr_format", "model.rds", b"A\r\n" + env[2:], "LW-MODEL-060", Severity.CRITICAL, use_env
+    )
+    odd = env.replace(b"\n3\n262658\n197888\n", b"\n3\n0x\n-7\n", 1)
+    assert odd != env
+    add("r19_rds_ascii_odd_versions", "model.rds", odd, "LW-MODEL-060", Severity.CRITICAL, use_env)
     # a save() file: load() binds the promise, reading the variable runs it
     rda = _rda_prom()
     add("r19_rda_ascii_promise", "model.RData", rda, "LW-MODEL-060", Severity.CRITICAL,
@@ -266,12 +292,29 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         "ns_system2": ("call", "base::system2", "touch", MARKER),
         "docall_string": ("call", "do.call", "system", ("call", "list", f"touch {MARKER}")),
         "eval_parse": ("call", "eval", ("call", "parse", ("named", "text", f"system('touch {MARKER}')"))),
-        "match_fun": ("call", "do.call", ("call", "match.fun", "system"), ("call", "list", f"touch {MARKER}")),
+        "match_fun": (
+            "call",
+            "do.call",
+            ("call", "match.fun", "system"),
+            ("call", "list", f"touch {MARKER}"),
+        ),
+        "computed_name": (
+            "call",
+            "do.call",
+            ("call", "paste0", "sys", "tem"),
+            ("call", "list", f"touch {MARKER}"),
+        ),
         "lapply_value": ("call", "lapply", f"touch {MARKER}", ("sym", "system")),
-        "braced": ("call", "{", ("call", "<-", ("sym", "f"), ("sym", "system")), ("call", "f", f"touch {MARKER}")),
+        "braced": (
+            "call",
+            "{",
+            ("call", "<-", ("sym", "f"), ("sym", "system")),
+            ("call", "f", f"touch {MARKER}"),
+        ),
     }.items():
         data = b("A", lambda r, body=body: _model_with(r, predict=lambda: r.closure(body)))
-        add(f"r19_rds_ascii_closure_{name}", "model.rds", data, "LW-MODEL-061", Severity.CRITICAL, use_model)
+        sev = Severity.HIGH if name == "computed_name" else Severity.CRITICAL
+        add(f"r19_rds_ascii_closure_{name}", "model.rds", data, "LW-MODEL-061", sev, use_model)
     # a stored call that update() evaluates
     call = b("A", lambda r: _model_with(r, call=_SYSTEM))
     add("r19_rds_ascii_update_call", "model.rds", call, "LW-MODEL-061", Severity.CRITICAL,
@@ -366,15 +409,19 @@ def _benign_built() -> dict[str, bytes]:
             cls="glm",
         )
 
-    return {
-        f"{kind}{version}": b(kind, model, version) for kind in ("X", "B", "A") for version in (2, 3)
-    } | {"rdx": b"RDX3\n" + b("X", lambda r: r.pairlist({"m": lambda: model(r)}))}
+    return {f"{kind}{version}": b(kind, model, version) for kind in ("X", "B", "A") for version in (2, 3)} | {
+        "rdx": b"RDX3\n" + b("X", lambda r: r.pairlist({"m": lambda: model(r)}))
+    }
 
 
 @pytest.mark.parametrize("name", sorted(_benign_built()))
 def test_benign_built_r_files_are_clean(tmp_path: Path, name: str) -> None:
     data = _benign_built()[name]
-    for fname, blob in {"m.rds": data, "m.gz.rds": gzip.compress(data, mtime=0), "m.xz": lzma.compress(data)}.items():
+    for fname, blob in {
+        "m.rds": data,
+        "m.gz.rds": gzip.compress(data, mtime=0),
+        "m.xz": lzma.compress(data),
+    }.items():
         res = _scan(_write(tmp_path, {fname: blob}))
         assert res.verdict is Verdict.CLEAN, (fname, res.reason, res.findings)
 

@@ -606,9 +606,9 @@ def _sniff_head(head: bytes, size: int | None) -> Format:
     if head.startswith(b"GGUF"):
         return Format.GGUF
     if head.startswith(b"CBM1"):
-        return Format.CATBOOST
-    if head[:1] in b"XBAR" and _looks_rds(head):
-        return Format.RDS  # before the pickle opcodes ("X", "B", "R") and text (an ASCII stream)  # before the pickle opcodes: "C" is SHORT_BINBYTES
+        return Format.CATBOOST  # before the pickle opcodes: "C" is SHORT_BINBYTES
+    if head[:1] in b"XBAR\n" and _looks_rds(head):
+        return Format.RDS  # before the pickle opcodes ("X", "B", "R") and text (an ASCII stream)
     if head.startswith(HDF5_MAGIC):
         return Format.HDF5
     if head.startswith(b"\x1f\x8b"):

@@ -25,6 +25,7 @@ that needs a ``refhook``, a bound) leaves the file ``unverified``.
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass, field
 from typing import Final
@@ -40,8 +41,11 @@ _MAX_DEPTH: Final = 400
 _MAX_ITEMS: Final = 20_000_000
 _MAX_REFS: Final = 5_000_000
 _MAX_HITS: Final = 50
+_EARLY_ITEMS: Final = 4
+"""A stream of text that ends within this many items is judged as the text it is (``scan_rds``): no payload fits."""
 
 _SAVE_MAGIC: Final = (b"RDX2\n", b"RDX3\n", b"RDA2\n", b"RDA3\n", b"RDB2\n", b"RDB3\n")
+_OLD_SAVE_MAGIC: Final = (b"RDX1\n", b"RDA1\n", b"RDB1\n")
 
 # SEXP types (Rinternals.h) and the serialization pseudo-types (serialize.c)
 NILSXP, SYMSXP, LISTSXP, CLOSXP, ENVSXP, PROMSXP, LANGSXP = 0, 1, 2, 3, 4, 5, 6
@@ -53,7 +57,15 @@ BASENAMESPACE_SXP, NAMESPACESXP, PACKAGESXP, PERSISTSXP = 250, 249, 248, 247
 CLASSREFSXP, GENERICREFSXP, BCREPDEF, BCREPREF = 246, 245, 244, 243
 EMPTYENV_SXP, BASEENV_SXP, ATTRLANGSXP, ATTRLISTSXP, ALTREP_SXP = 242, 241, 240, 239, 238
 _CONSTANTS: Final = frozenset(
-    {NILVALUE_SXP, GLOBALENV_SXP, UNBOUNDVALUE_SXP, MISSINGARG_SXP, BASENAMESPACE_SXP, EMPTYENV_SXP, BASEENV_SXP}
+    {
+        NILVALUE_SXP,
+        GLOBALENV_SXP,
+        UNBOUNDVALUE_SXP,
+        MISSINGARG_SXP,
+        BASENAMESPACE_SXP,
+        EMPTYENV_SXP,
+        BASEENV_SXP,
+    }
 )
 _CONS: Final = frozenset({LISTSXP, LANGSXP, CLOSXP, PROMSXP, DOTSXP, ATTRLANGSXP, ATTRLISTSXP})
 _ACTIVE_BINDING: Final = 1 << 15  # ACTIVE_BINDING_MASK of a frame cell's gp bits, written in its levels
@@ -89,7 +101,15 @@ _IO: Final = frozenset(
 )  # fmt: skip
 """Functions that read or write files or talk to the network (HIGH)."""
 _LOAD: Final = frozenset(
-    {"library", "require", "requireNamespace", "loadNamespace", "attachNamespace", "attach", "install.packages"}
+    {
+        "library",
+        "require",
+        "requireNamespace",
+        "loadNamespace",
+        "attachNamespace",
+        "attach",
+        "install.packages",
+    }
 )
 """Functions that load (and so run the load hooks of) packages (MEDIUM)."""
 _NATIVE: Final = frozenset({".Call", ".External", ".External2", ".C", ".Fortran", ".Internal", ".Primitive"})
@@ -104,6 +124,17 @@ _INDIRECT: Final = frozenset(
     }
 )  # fmt: skip
 """Functions that reach a function named by a string or passed as a value."""
+_LOOKUP: Final = frozenset(
+    {"do.call", "match.fun", "get", "get0", "mget", "getFunction", "getFromNamespace", "getExportedValue",
+     "as.name", "as.symbol", "call", "[[", "$", "exists"}
+)  # fmt: skip
+"""Functions whose first argument (second for ``[[``/``$``) names the function they reach."""
+_STRING_BUILDERS: Final = frozenset(
+    {"paste", "paste0", "sprintf", "intToUtf8", "rawToChar", "chartr", "rev", "gsub", "sub", "toupper",
+     "tolower", "casefold", "strtoi", "substr", "substring", "format", "trimws", "utf8ToInt",
+     "base64_dec", "as.character", "strsplit", "unlist", "Reduce", "chr", "iconv", "enc2native", "c"}
+)  # fmt: skip
+"""Functions that compute a string: a function name computed so is not judged by its text."""
 
 
 def _tier(name: str) -> Severity | None:
@@ -119,9 +150,10 @@ def _tier(name: str) -> Severity | None:
 class RdsError(Exception):
     """The stream is not one R's reader accepts, or a bound was hit."""
 
-    def __init__(self, reason: str, *, bound: bool = False) -> None:
+    def __init__(self, reason: str, *, bound: bool = False, cut: bool = False) -> None:
         super().__init__(reason)
-        self.bound = bound
+        self.bound, self.cut = bound, cut
+        self.early = True  # before the first items of the stream
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,23 +173,39 @@ class _Owner:
     hits: list[tuple[Severity, str]] = field(default_factory=list)
 
 
+_SPACE: Final = b" \t\n\v\f\r"  # C's isspace, which R's InWord skips
+_INT_WORD: Final = re.compile(rb"[ \t\n\v\f\r]*([+-]?[0-9]+)")
+
+
+def stream_start(head: bytes) -> tuple[bytes, int] | None:
+    """The stream format (``X``, ``B`` or ``A``) and where its version integer starts, or None when ``head``
+    opens no stream R reads. R's ``InFormat`` takes two bytes and looks only at the first (``X?``, ``B?``,
+    ``A?``; ``\nA`` and one more byte for ASCII), and checks only the version (2 or 3), not the writer's or the
+    minimal reader's R version; ``load`` first takes the five bytes ``RDX2\n`` (``RDA``, ``RDB``; version 3)."""
+    pos = 5 if head.startswith(_SAVE_MAGIC) else 0
+    kind = head[pos : pos + 1]
+    if kind == b"\n" and head[pos + 1 : pos + 2] == b"A":
+        kind, pos = b"A", pos + 3
+    elif kind in (b"X", b"B", b"A"):
+        pos += 2
+    else:
+        return None
+    if kind == b"A":
+        # the version, the writer's and the minimal reader's versions: R needs all three to start with digits
+        words = head[pos : pos + 200].split(maxsplit=3)
+        ints = [_INT_WORD.match(w) for w in words[:3]]
+        ok = len(words) == 4 and all(ints) and int(ints[0].group(1)) in (2, 3)  # type: ignore[union-attr]
+    else:
+        ok = head[pos : pos + 4] in ((b"\x00\x00\x00\x02", b"\x00\x00\x00\x03") if kind == b"X" else
+                                     (b"\x02\x00\x00\x00", b"\x03\x00\x00\x00"))  # fmt: skip
+    return (kind, pos) if ok else None
+
+
 def looks_rds(head: bytes) -> bool:
-    """Whether ``head`` opens an R serialization stream or a ``save()`` file: the format line, then version 2 or
-    3 and plausible writer/reader versions (R 2.3.0 = 0x020300 up)."""
-    if head.startswith(_SAVE_MAGIC):
-        head = head[5:]
-    if head[:2] in (b"X\n", b"B\n") and len(head) >= 14:
-        fmt = ">iii" if head[:1] == b"X" else "<iii"
-        version, writer, reader = struct.unpack_from(fmt, head, 2)
-        return version in (2, 3) and 0x020000 <= writer < 0x100000 and 0x020000 <= reader < 0x100000
-    if head[:2] == b"A\n":
-        lines = head[2:64].split(b"\n")
-        return (
-            len(lines) >= 4
-            and lines[0] in (b"2", b"3")
-            and all(x.isdigit() and 0x020000 <= int(x) < 0x100000 for x in lines[1:3])
-        )
-    return False
+    """Whether ``head`` opens an R serialization stream or a ``save()`` file (see :func:`stream_start`); an old
+    ``save()`` file (``RDX1``, ``RDA1``, ``RDB1``, which ``load`` still reads) too, which the reader leaves
+    unverified."""
+    return head.startswith(_OLD_SAVE_MAGIC) or stream_start(head) is not None
 
 
 class _Reader:
@@ -167,17 +215,17 @@ class _Reader:
 
     def need(self, n: int) -> None:
         if n < 0 or self.pos + n > self.end:
-            raise RdsError(f"stream ends inside an item at offset {self.pos} (cut)")
+            raise RdsError(f"stream ends inside an item at offset {self.pos} (cut)", cut=True)
 
     def word(self) -> bytes:
         d, p, end = self.data, self.pos, self.end
-        while p < end and d[p] in b" \t\n\r":
+        while p < end and d[p] in _SPACE:
             p += 1
         start = p
-        while p < end and d[p] not in b" \t\n\r":
+        while p < end and d[p] not in _SPACE:
             p += 1
         if start == p:
-            raise RdsError(f"stream ends at offset {start} (cut)")
+            raise RdsError(f"stream ends at offset {start} (cut)", cut=True)
         self.pos = p
         return d[start:p]
 
@@ -186,10 +234,10 @@ class _Reader:
             w = self.word()
             if w == b"NA":
                 return -(2**31)
-            try:
-                return int(w)
-            except ValueError:
-                raise RdsError(f"{w[:20]!r} at offset {self.pos} is no integer") from None
+            m = _INT_WORD.match(w)  # sscanf("%d"): digits at the start, the rest ignored
+            if m is None or len(w) >= 128:
+                raise RdsError(f"{w[:20]!r} at offset {self.pos} is no integer")
+            return int(m.group(1))
         self.need(4)
         (v,) = struct.unpack_from(">i" if self.kind == b"X" else "<i", self.data, self.pos)
         self.pos += 4
@@ -221,19 +269,19 @@ _ESCAPES: Final = {
 def _ascii_string(r: _Reader, n: int) -> bytes:
     """``InString`` of an ASCII stream: ``n`` characters after whitespace, with C escapes and octal codes."""
     d, p, end = r.data, r.pos, r.end
-    while p < end and d[p] in b" \t\n\r":
+    while p < end and d[p] in _SPACE:
         p += 1
     out = bytearray()
     while len(out) < n:
         if p >= end:
-            raise RdsError(f"string runs past the end of the stream at offset {p} (cut)")
+            raise RdsError(f"string runs past the end of the stream at offset {p} (cut)", cut=True)
         c = d[p]
         p += 1
         if c != 92:
             out.append(c)
             continue
         if p >= end:
-            raise RdsError("string ends in an escape (cut)")
+            raise RdsError("string ends in an escape (cut)", cut=True)
         e = d[p]
         p += 1
         if e in _ESCAPES:
@@ -427,7 +475,9 @@ class _Walk:
             worst = max(s for s, _ in owner.hits)
             self.promises.append((max(worst, Severity.HIGH), f"unforced promise runs {what} ({calls})"))
         elif isinstance(code, _Call):
-            self.promises.append((Severity.HIGH, f"unforced promise runs the call {what} when the value is used"))
+            self.promises.append(
+                (Severity.HIGH, f"unforced promise runs the call {what} when the value is used")
+            )
         else:
             # a lazy argument a closure captured (binomial()'s link in every glm): evaluating a constant runs
             # nothing, a symbol only looks up a variable (itself judged where it is stored)
@@ -439,7 +489,9 @@ class _Walk:
         if has_tag:
             self.item(depth + 1)
         self.item(depth + 1)  # the function, a closure judged itself
-        self.promises.append((Severity.HIGH, "environment with an active binding (a function runs when it is read)"))
+        self.promises.append(
+            (Severity.HIGH, "environment with an active binding (a function runs when it is read)")
+        )
 
     def vector(self, t: int, has_attr: bool, depth: int) -> object:
         r = self.r
@@ -473,9 +525,7 @@ class _Walk:
             else:
                 r.need(n)
                 r.pos += n
-        elif t == STRSXP:
-            value = [self.item(depth + 1) for _ in range(self.counted(self.length()))]
-        elif t in (VECSXP, EXPRSXP):
+        elif t in (STRSXP, VECSXP, EXPRSXP):
             value = [self.item(depth + 1) for _ in range(self.counted(self.length()))]
         elif t == BCODESXP:
             n = r.integer()
@@ -576,10 +626,18 @@ class _Walk:
                     self.hit(Severity.CRITICAL, f"{fn}() of a native entry named by a string")
                 elif inner is not None and _tier(inner) is not None:
                     self.hit(Severity.CRITICAL, f"{fn}({inner}())")
+            if fn in _LOOKUP:
+                named = call.args[1:2] if fn in ("[[", "$") else call.args[:1]
+                for arg in named:
+                    built = _name(arg.fn) if isinstance(arg, _Call) else None
+                    if built in _STRING_BUILDERS:
+                        self.hit(Severity.HIGH, f"{fn}() of a function name computed by {built}()")
             if fn in _INDIRECT or fn in _NATIVE:
                 for arg in call.args:
                     for s in _strings(arg):
-                        tier = _tier(s) or (Severity.CRITICAL if s in _NATIVE or s in _INDIRECT - {"$"} else None)
+                        tier = _tier(s) or (
+                            Severity.CRITICAL if s in _NATIVE or s in _INDIRECT - {"$"} else None
+                        )
                         if tier is not None and s not in ("[[",):
                             self.hit(tier, f"{fn}() reaching {s!r}")
         # a dangerous function passed as a value: lapply(x, system), f <- system (base::system is the call's own)
@@ -654,6 +712,16 @@ def scan_rds(blob: Blob, ctx: ScanContext) -> None:
         data = _read_all(blob)
         walk = _walk(data, ctx)
     except RdsError as exc:
+        start = stream_start(blob.head(64))
+        if exc.cut and exc.early and start is not None and start[0] == b"A":
+            # text that only opens like an ASCII stream ("A", "2", "3", "4" in a word list): R reaches its end
+            # within the first few items and fails having built nothing and loaded no package, so the file is
+            # what its other readers see, text
+            from loopwarden.checks.models.detect import Format
+            from loopwarden.checks.models.dispatch import scan_as
+
+            scan_as(blob, ctx, Format.TEXT)
+            return
         ctx.fail(blob.location, f"R serialization: {exc}")
         return
     for severity, message in walk.promises:
@@ -671,11 +739,12 @@ def scan_rds(blob: Blob, ctx: ScanContext) -> None:
 
 
 def _walk(data: bytes, ctx: ScanContext) -> _Walk:
-    pos = 5 if data.startswith(_SAVE_MAGIC) else 0
-    kind = data[pos : pos + 1]
-    if data[pos + 1 : pos + 2] != b"\n" or kind not in (b"X", b"B", b"A"):
+    if data.startswith(_OLD_SAVE_MAGIC):
+        raise RdsError("a version 1 save() file, which the reader does not read")
+    start = stream_start(data[:64])
+    if start is None:
         raise RdsError("no serialization format line")
-    r = _Reader(data, pos + 2, kind)
+    r = _Reader(data, start[1], start[0])
     version = r.integer()
     r.integer()
     r.integer()
@@ -687,5 +756,9 @@ def _walk(data: bytes, ctx: ScanContext) -> _Walk:
     elif version != 2:
         raise RdsError(f"serialization version {version} (R reads 2 and 3)")
     walk = _Walk(r, ctx)
-    walk.item(0)
+    try:
+        walk.item(0)
+    except RdsError as exc:
+        exc.early = not walk.packages and walk.items <= _EARLY_ITEMS
+        raise
     return walk
