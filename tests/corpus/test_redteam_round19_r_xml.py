@@ -19,6 +19,7 @@ frames, lists, compiled closures, randomForest when installed) that must stay cl
 from __future__ import annotations
 
 import bz2
+import contextlib
 import gzip
 import lzma
 import shutil
@@ -335,7 +336,7 @@ def _rda_prom() -> bytes:
 
 
 def bench_cases() -> dict[str, dict[str, bytes]]:
-    return {name: files for name, (files, *_rest) in _attacks().items()}
+    return _all_bench()
 
 
 def _scan(path: Path) -> TargetResult:
@@ -463,3 +464,169 @@ def test_truncated_and_unknown_streams_are_unverified(tmp_path: Path) -> None:
     }.items():
         res = _scan(_write(tmp_path, {name: blob}))
         assert res.verdict is Verdict.UNVERIFIED, (name, res.verdict, res.findings)
+
+
+# --- XML model files ---------------------------------------------------------------------------------------
+
+_PMML_BODY = """<PMML xmlns="http://www.dmg.org/PMML-4_4" version="4.4">
+  <Header description="linear model"><Timestamp>{ref}</Timestamp></Header>
+  <DataDictionary numberOfFields="2">
+    <DataField name="x" optype="continuous" dataType="double"/>
+    <DataField name="y" optype="continuous" dataType="double"/>
+  </DataDictionary>
+  <RegressionModel functionName="regression" modelName="m">
+    <MiningSchema><MiningField name="x"/><MiningField name="y" usageType="target"/></MiningSchema>
+    <RegressionTable intercept="1.0"><NumericPredictor name="x" coefficient="2.0"/></RegressionTable>
+  </RegressionModel>
+</PMML>
+"""
+_DECL = '<?xml version="1.0" encoding="UTF-8"?>\n'
+
+_IR = """<?xml version="1.0"?>
+{doctype}<net name="m" version="11">
+  <layers>
+    <layer id="0" name="x" type="Parameter" version="opset1">
+      <data shape="1,4" element_type="f32"/>
+      <output><port id="0" precision="FP32" names="x"><dim>1</dim><dim>4</dim></port></output>
+      {ref}
+    </layer>
+    <layer id="1" name="out" type="Result" version="opset1">
+      <input><port id="0" precision="FP32"><dim>1</dim><dim>4</dim></port></input>
+    </layer>
+  </layers>
+  <edges><edge from-layer="0" from-port="0" to-layer="1" to-port="0"/></edges>
+  <rt_info/>
+</net>
+"""
+
+
+def _pmml(doctype: str, ref: str = "2024-01-01", *, decl: str = _DECL) -> bytes:
+    return (decl + doctype + _PMML_BODY.format(ref=ref)).encode()
+
+
+def _xml_attacks(url: str = "http://127.0.0.1:9/x") -> dict[str, tuple[dict[str, bytes], Severity]]:
+    """case -> (files, severity of LW-MODEL-063). pypmml 1.5.8 (PMML4S) reads file:// entities and fetches
+    http:// entities, external DTDs and external parameter entities (confirmed below with a local HTTP server)."""
+    ent = f'<!DOCTYPE PMML [<!ENTITY xxe SYSTEM "{url}">]>\n'
+    laughs = "".join(
+        f'<!ENTITY l{i} "{("&l" + str(i - 1) + ";") * 10 if i else "lol" * 10}">' for i in range(10)
+    )
+    cases: dict[str, tuple[dict[str, bytes], Severity]] = {
+        "r19_pmml_xxe_file": (
+            {"model.pmml": _pmml('<!DOCTYPE PMML [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n', "&xxe;")},
+            Severity.HIGH,
+        ),
+        "r19_pmml_xxe_http": ({"model.pmml": _pmml(ent, "&xxe;")}, Severity.HIGH),
+        "r19_pmml_external_dtd": ({"model.pmml": _pmml(f'<!DOCTYPE PMML SYSTEM "{url}">\n')}, Severity.HIGH),
+        "r19_pmml_public_dtd": (
+            {"model.pmml": _pmml(f"<!DOCTYPE PMML PUBLIC \"-//x//y\" '{url}'>\n")},
+            Severity.HIGH,
+        ),
+        "r19_pmml_parameter_entity": (
+            {"model.pmml": _pmml(f'<!DOCTYPE PMML [\n  <!ENTITY  %  p\n SYSTEM  "{url}">\n  %p;\n]>\n')},
+            Severity.HIGH,
+        ),
+        "r19_pmml_xxe_behind_comments": (
+            {"model.pmml": _pmml(f"<!-- ]> -->\n<?pi x?>\n<!DOCTYPE PMML [<!-- > -->{ent[16:]}", "&xxe;")},
+            Severity.HIGH,
+        ),
+        "r19_pmml_xxe_utf16": (
+            {
+                "model.pmml": b"\xff\xfe"
+                + _pmml(ent, "&xxe;").decode().replace("UTF-8", "UTF-16").encode("utf-16-le")
+            },
+            Severity.HIGH,
+        ),
+        "r19_xml_xxe_other_name": ({"pipeline.xml": _pmml(ent, "&xxe;")}, Severity.HIGH),
+        "r19_openvino_ir_xxe": (
+            {
+                "model.xml": _IR.format(
+                    doctype=ent.replace("PMML", "net"), ref="<rt_info>&xxe;</rt_info>"
+                ).encode(),
+                "model.bin": bytes(16),
+            },
+            Severity.HIGH,
+        ),
+        "r19_pmml_xinclude": (
+            {
+                "model.pmml": _pmml(
+                    "",
+                    f'<xi:include xmlns:xi="http://www.w3.org/2001/XInclude" href="{url}" parse="text"/>',
+                )
+            },
+            Severity.MEDIUM,
+        ),
+        "r19_pmml_billion_laughs": (
+            {"model.pmml": _pmml(f"<!DOCTYPE PMML [{laughs}]>\n", "&l9;")},
+            Severity.MEDIUM,
+        ),
+    }
+    return cases
+
+
+def _all_bench() -> dict[str, dict[str, bytes]]:
+    return {name: files for name, (files, *_rest) in _attacks().items()} | {
+        name: files for name, (files, _sev) in _xml_attacks().items()
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_xml_attacks()))
+def test_xml_external_reference_is_reported(tmp_path: Path, case: str) -> None:
+    files, severity = _xml_attacks()[case]
+    res = _scan(_write(tmp_path, files))
+    assert res.verdict is Verdict.FINDINGS, (res.verdict, res.reason)
+    assert any(f.rule_id == "LW-MODEL-063" and f.severity == severity for f in res.findings), res.findings
+
+
+def test_benign_xml_model_files_are_clean(tmp_path: Path) -> None:
+    small = '<!DOCTYPE PMML [<!ENTITY v "4.4"><!ENTITY w "&v;&v;">]>\n'
+    for i, (name, data) in enumerate(
+        {
+            "model.pmml": _pmml(""),
+            "plain.pmml": _pmml("", decl=""),
+            "doctype.pmml": _pmml("<!DOCTYPE PMML>\n"),
+            "internal.pmml": _pmml(small, "&w;"),
+            "model.xml": _IR.format(doctype="", ref="").encode(),
+            "page.html": b'<!DOCTYPE html PUBLIC "-//W3C//DTD XHTML 1.0 Strict//EN" '
+            b'"http://www.w3.org/TR/xhtml1/DTD/xhtml1-strict.dtd">\n<html><body>x</body></html>\n',
+        }.items()
+    ):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        res = _scan(_write(folder, {name: data, "model.bin": bytes(16)}))
+        assert res.verdict is Verdict.CLEAN, (name, res.reason, res.findings)
+
+
+def test_pypmml_fetches_external_entities(tmp_path: Path) -> None:
+    """pypmml 1.5.8 (PMML4S, the JVM's SAX parser) requests an entity's, an external DTD's and an external
+    parameter entity's URL while loading."""
+    pypmml = pytest.importorskip("pypmml")
+    if shutil.which("java") is None:
+        pytest.skip("pypmml needs a JVM")
+    import http.server
+    import threading
+
+    seen: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            seen.append(self.path)
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"" if "dtd" in self.path or self.path.endswith("/p") else b"2024")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        for case in ("r19_pmml_xxe_http", "r19_pmml_external_dtd", "r19_pmml_parameter_entity"):
+            files, _sev = _xml_attacks(f"{base}/{case}")[case]
+            path = _write(tmp_path, files)
+            with contextlib.suppress(Exception):
+                pypmml.Model.load(str(path))
+            assert any(case in p for p in seen), (case, seen)
+    finally:
+        server.shutdown()

@@ -1084,6 +1084,9 @@ def _text(blob: Blob, ctx: ScanContext) -> None:
     base = lower.replace("\\", "/").rsplit("/", 1)[-1]
     if base in _STATE_FILES:
         _state_file(blob, ctx, base)
+    from loopwarden.checks.models.xmlfiles import check_xml
+
+    check_xml(blob, ctx)  # PMML, OpenVINO IR and other XML: external entities, DTDs, XIncludes
     if lower.endswith((".tiktoken", ".model")) and (
         lower.endswith(".tiktoken") or looks_tiktoken(blob.head(256))
     ):

@@ -637,6 +637,18 @@ class RPackage(Rule):
     )
 
 
+class XmlExternal(Rule):
+    rule_id: ClassVar[str] = "LW-MODEL-063"
+    severity: ClassVar[Severity] = Severity.HIGH
+    title: ClassVar[str] = "XML model file reads external entities, DTDs or XIncludes"
+    help: ClassVar[str] = (
+        "A PMML, OpenVINO IR or other XML model file declares an external entity, external parameter entity or "
+        "external DTD (SYSTEM/PUBLIC; pypmml 1.5.8 reads file:// entities into the model and fetches http:// "
+        "ones: XXE, SSRF), an XInclude (medium) or internal entities that expand past a bound (billion laughs, "
+        "medium). Control: remove the DOCTYPE; parse with external entities and DTD loading off."
+    )
+
+
 RULES: Final[tuple[type[Rule], ...]] = (
     PickleExecCallable,
     PickleResolverCallable,
@@ -692,4 +704,5 @@ RULES: Final[tuple[type[Rule], ...]] = (
     RPromise,
     RCode,
     RPackage,
+    XmlExternal,
 )
