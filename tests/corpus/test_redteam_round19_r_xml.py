@@ -284,6 +284,12 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         'load("{f}"); print(fit)')  # fmt: skip
     add("r19_rda_ascii_gz_promise", "model.rda", gzip.compress(rda, mtime=0), "LW-MODEL-060", Severity.CRITICAL,
         'load("{f}"); print(fit)')  # fmt: skip
+    # a saved workspace defining .First: R restores .RData from the working folder at start-up and calls it; the
+    # body calls nothing reported by itself (message)
+    first = _Rds("A")
+    first.pairlist({".First": lambda: first.closure(("call", "message", "hi"), ())})
+    add("r19_rdata_ascii_first_hook", ".RData", b"RDA3\n" + first.bytes(), "LW-MODEL-061", Severity.HIGH,
+        "1")  # fmt: skip
     # an active binding: its function runs whenever the variable is read
     act = b("A", lambda r: r.env({"coefficients": lambda: r.closure(_SYSTEM, ())}, active={"coefficients"}))
     add("r19_rds_ascii_active_binding", "model.rds", act, "LW-MODEL-061", Severity.CRITICAL, use_env)
@@ -376,6 +382,14 @@ def test_r_runs_the_payload(tmp_path: Path, case: str) -> None:
     marker = Path(MARKER)
     marker.unlink(missing_ok=True)
     version = _r("cat(getRversion() >= '4.4.0')", tmp_path).stdout
+    if use == "1":  # a session started in the folder (R restores .RData by default)
+        assert _RSCRIPT is not None
+        proc = subprocess.run(
+            [str(Path(_RSCRIPT).with_name("R")), "-q", "--no-save", "-e", "invisible(1)"],
+            cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        assert "hi" in proc.stderr, proc.stderr
+        return
     proc = _r(use.format(f=path), tmp_path)
     if version == "TRUE" and case in ("r19_rds_ascii_promise", "r19_rds_native_pickle_polyglot"):
         pytest.skip("R 4.4 refuses a promise at the top level of readRDS")

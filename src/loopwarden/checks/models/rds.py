@@ -70,6 +70,9 @@ _CONSTANTS: Final = frozenset(
 _CONS: Final = frozenset({LISTSXP, LANGSXP, CLOSXP, PROMSXP, DOTSXP, ATTRLANGSXP, ATTRLISTSXP})
 _ACTIVE_BINDING: Final = 1 << 15  # ACTIVE_BINDING_MASK of a frame cell's gp bits, written in its levels
 
+_HOOKS: Final = frozenset({".First", ".Last", ".First.sys", ".Last.sys", ".OptRequireMethods", ".First.lib"})
+"""Functions R calls by name when a session starts or ends with them in the global environment."""
+
 _R_PACKAGES: Final = frozenset(
     {
         "base", "stats", "utils", "methods", "graphics", "grDevices", "datasets", "grid", "splines",
@@ -306,6 +309,8 @@ class _Walk:
         self.promises: list[tuple[Severity, str]] = []
         self.code: list[tuple[Severity, str, str]] = []
         self.packages: set[str] = set()
+        self.bindings: list[tuple[str, object]] = []
+        """The names a ``save()`` file binds (its top-level pairlist's tags) and their values."""
 
     # --- items -------------------------------------------------------------------------------------------
 
@@ -418,9 +423,10 @@ class _Walk:
             if t == LISTSXP and levels & _ACTIVE_BINDING:
                 self.active_binding(has_tag, depth)
             else:
-                if has_tag:
-                    self.item(depth + 1)
+                tag = self.item(depth + 1) if has_tag else None
                 cells.append(self.item(depth + 1))
+                if depth == 0 and t == LISTSXP and isinstance(tag, _Sym):
+                    self.bindings.append((tag.name, cells[-1]))
             # the cdr: another cell of the list is read here, anything else as an item
             flags = self.r.integer()
             nt = flags & 0xFF
@@ -728,6 +734,17 @@ def scan_rds(blob: Blob, ctx: ScanContext) -> None:
         ctx.add_severity(rules.RPromise, severity, message, blob.location)
     for severity, kind, calls in walk.code:
         ctx.add_severity(rules.RCode, severity, f"R {kind} calls {calls}", blob.location, calls=calls)
+    if blob.head(5).startswith(_SAVE_MAGIC):
+        for name, value in walk.bindings:
+            if name in _HOOKS and value == ("closure",):
+                ctx.add_severity(
+                    rules.RCode,
+                    Severity.HIGH,
+                    f"the save() file defines {name}(), which R runs at start-up or exit of a session that "
+                    "restores it (an .RData in the working folder is restored by default)",
+                    blob.location,
+                    calls=name,
+                )
     if walk.packages:
         names = sorted(walk.packages)
         ctx.add(
