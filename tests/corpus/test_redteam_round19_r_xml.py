@@ -311,6 +311,15 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
             ("call", "paste0", "sys", "tem"),
             ("call", "list", f"touch {MARKER}"),
         ),
+        "docall_chain": (
+            "call",
+            "do.call",
+            "do.call",
+            ("call", "list", "system", ("call", "list", f"touch {MARKER}")),
+        ),
+        # cat(file = ) writes a file (a ~/.Rprofile runs at the next start-up); cat() alone prints
+        "cat_to_file": ("call", "cat", "x", ("named", "file", MARKER)),
+        "readlines_pipe": ("call", "readLines", ("call", "pipe", f"touch {MARKER}")),
         "lapply_value": ("call", "lapply", f"touch {MARKER}", ("sym", "system")),
         "braced": (
             "call",
@@ -320,7 +329,7 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         ),
     }.items():
         data = b("A", lambda r, body=body: _model_with(r, predict=lambda: r.closure(body)))
-        sev = Severity.HIGH if name == "computed_name" else Severity.CRITICAL
+        sev = Severity.HIGH if name in ("computed_name", "cat_to_file") else Severity.CRITICAL
         add(f"r19_rds_ascii_closure_{name}", "model.rds", data, "LW-MODEL-061", sev, use_model)
     # a stored call that update() evaluates
     call = b("A", lambda r: _model_with(r, call=_SYSTEM))

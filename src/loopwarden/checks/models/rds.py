@@ -83,23 +83,27 @@ _R_PACKAGES: Final = frozenset(
 
 _EXEC: Final = frozenset(
     {
-        "system", "system2", "shell", "shell.exec", "pipe", "eval", "evalq", "eval.parent", "local", "parse",
+        "system", "system2", "shell", "shell.exec", "pipe", "eval", "evalq", "eval.parent", "parse",
         "str2lang", "str2expression", "source", "sys.source", "Sys.setenv", "Sys.setlocale", "dyn.load",
-        "library.dynam", "reg.finalizer", "Recall", "browseURL", "invokeRestart", "sys.function", "body<-",
-        "environment<-", "assignInNamespace", "assignInMyNamespace", "unlockBinding", "makeActiveBinding",
-        "delayedAssign", "readRDS", "load", "unserialize", "sys.call", "setHook", "trace", "Sys.setFileTime",
-        "processx::run", "callr::r",
+        "library.dynam", "reg.finalizer", "browseURL", "body<-", "environment<-", "assignInNamespace",
+        "assignInMyNamespace", "unlockBinding", "makeActiveBinding", "delayedAssign", "readRDS", "load",
+        "unserialize", "setHook", "trace", "Sys.setFileTime", "forceAndCall",
+        # packages' process, code and foreign-language runners
+        "processx::run", "processx::process", "callr::r", "callr::r_bg", "callr::rscript", "exec_wait",
+        "exec_background", "exec_internal", "py_run_string", "py_run_file", "py_eval", "eval_tidy", "eval_bare",
+        "parse_expr", "parse_exprs", "rlang::exec", "sourceCpp", "cppFunction", "evalCpp", "cfunction",
+        "rstudioapi::terminalExecute", "future::future", "eval_with_visible",
     }
 )  # fmt: skip
 """Functions that run commands or code, or change how later code runs (CRITICAL)."""
 _IO: Final = frozenset(
     {
         "file", "url", "download.file", "gzfile", "bzfile", "xzfile", "unz", "fifo", "socketConnection",
-        "socketAccept", "serverSocket", "make.socket", "rawConnection", "writeLines", "writeBin", "writeChar",
-        "sink", "cat", "file.create", "file.remove", "file.rename", "file.copy", "file.append", "unlink",
-        "dir.create", "Sys.chmod", "Sys.readlink", "file.symlink", "file.link", "saveRDS", "save", "save.image",
-        "readLines", "readBin", "readChar", "scan", "read.table", "read.csv", "curlGetHeaders", "httr::GET",
-        "curl::curl", "Sys.getenv", "write", "write.table", "write.csv", "zip", "untar", "unzip",
+        "socketAccept", "serverSocket", "make.socket", "writeBin", "writeChar", "sink", "file.create",
+        "file.remove", "file.rename", "file.copy", "file.append", "unlink", "dir.create", "Sys.chmod",
+        "Sys.readlink", "file.symlink", "file.link", "saveRDS", "save", "save.image", "readLines", "readBin",
+        "readChar", "scan", "read.table", "read.csv", "curlGetHeaders", "httr::GET", "httr::POST", "curl::curl",
+        "curl_download", "curl_fetch_memory", "write", "write.table", "write.csv", "zip", "untar", "unzip",
     }
 )  # fmt: skip
 """Functions that read or write files or talk to the network (HIGH)."""
@@ -115,6 +119,8 @@ _LOAD: Final = frozenset(
     }
 )
 """Functions that load (and so run the load hooks of) packages (MEDIUM)."""
+_WRITERS: Final = frozenset({"cat", "writeLines", "write", "write.table", "write.csv", "saveRDS", "save"})
+"""Functions that print by default and write a file when given one (HIGH then)."""
 _NATIVE: Final = frozenset({".Call", ".External", ".External2", ".C", ".Fortran", ".Internal", ".Primitive"})
 """Entry points into native code: dangerous when the entry is named by a string (any loaded DLL's symbol) or
 when ``.Internal``/``.Primitive`` wrap a dangerous function."""
@@ -168,12 +174,17 @@ class _Sym:
 class _Call:
     fn: object
     args: tuple[object, ...]
+    names: tuple[str | None, ...] = ()
 
 
 @dataclass(slots=True)
 class _Owner:
-    kind: str  # "promise", "closure", "language", "active binding"
+    kind: str  # "promise", "closure", "language object"
     hits: list[tuple[Severity, str]] = field(default_factory=list)
+    strings: set[str] = field(default_factory=set)
+    """Character constants of the code that name a reported function."""
+    lookup: bool = False
+    """Whether the code reaches functions by name (do.call, get, match.fun ...)."""
 
 
 _SPACE: Final = b" \t\n\v\f\r"  # C's isspace, which R's InWord skips
@@ -310,6 +321,8 @@ class _Walk:
         self.code: list[tuple[Severity, str, str]] = []
         self.packages: set[str] = set()
         self.bindings: list[tuple[str, object]] = []
+        self.loose = _Owner("language object")
+        """Calls outside any closure or promise (a model's stored call, an expression vector)."""
         """The names a ``save()`` file binds (its top-level pairlist's tags) and their values."""
 
     # --- items -------------------------------------------------------------------------------------------
@@ -409,6 +422,7 @@ class _Walk:
         """A pairlist, call, closure, promise or dots cell, and the pairlist cells that follow it (read in a loop,
         as R does, so that long pairlists cost no recursion)."""
         cells: list[object] = []
+        tags: list[str | None] = []
         first_t = t
         while True:
             if t in (ATTRLANGSXP, ATTRLISTSXP):
@@ -425,6 +439,7 @@ class _Walk:
             else:
                 tag = self.item(depth + 1) if has_tag else None
                 cells.append(self.item(depth + 1))
+                tags.append(tag.name if isinstance(tag, _Sym) else None)
                 if depth == 0 and t == LISTSXP and isinstance(tag, _Sym):
                     self.bindings.append((tag.name, cells[-1]))
             # the cdr: another cell of the list is read here, anything else as an item
@@ -440,7 +455,7 @@ class _Walk:
             self.item_of(flags, depth + 1)
             break
         if first_t in (LANGSXP, ATTRLANGSXP):
-            call = _Call(cells[0] if cells else None, tuple(cells[1:]))
+            call = _Call(cells[0] if cells else None, tuple(cells[1:]), tuple(tags[1:]))
             self.judge_call(call)
             return call
         return cells
@@ -471,6 +486,7 @@ class _Walk:
             self.judge_value(code)
         finally:
             self.owners.pop()
+        self.report(owner, promise=True)  # (hits of names reached by string)
         forced = value != ("const", UNBOUNDVALUE_SXP)
         what = _show(code)
         calls = ", ".join(sorted({m for _, m in owner.hits}))
@@ -488,7 +504,6 @@ class _Walk:
             # a lazy argument a closure captured (binomial()'s link in every glm): evaluating a constant runs
             # nothing, a symbol only looks up a variable (itself judged where it is stored)
             self.promises.append((Severity.INFO, f"unforced promise of {what} (evaluating it runs no call)"))
-        self.report(owner, promise=True)
         return ("promise",)
 
     def active_binding(self, has_tag: bool, depth: int) -> None:
@@ -604,54 +619,59 @@ class _Walk:
 
     # --- judging -----------------------------------------------------------------------------------------
 
+    def owner(self) -> _Owner:
+        return self.owners[-1] if self.owners else self.loose
+
     def hit(self, severity: Severity, what: str) -> None:
-        if self.owners:
-            owner = self.owners[-1]
-        else:
-            owner = _Owner("language object")
-            self.owners.append(owner)
-            try:
-                owner.hits.append((severity, what))
-            finally:
-                self.owners.pop()
-            self.report(owner)
-            return
+        owner = self.owner()
         if len(owner.hits) < _MAX_HITS:
             owner.hits.append((severity, what))
 
     def judge_call(self, call: _Call) -> None:
         fn = _name(call.fn)
-        if fn is not None:
-            tier = _tier(fn)
+        owner = self.owner()
+        for arg in call.args:
+            for s in _strings(arg):
+                if _tier(s) is not None and len(owner.strings) < _MAX_HITS:
+                    owner.strings.add(s)
+        if fn is None:
+            pass
+        elif fn in _WRITERS:
+            # cat(..., file = ), writeLines(text, con): a file written (stdout is the default)
+            if any(n in ("file", "con") for n in call.names) or (
+                fn != "cat" and sum(1 for n in call.names if n is None) >= 2
+            ):
+                self.hit(Severity.HIGH, f"{fn}() to a file")
+        else:
+            tier = _tier(fn) or _tier(_qualified(call.fn) or "")
             if tier is not None:
-                self.hit(tier, f"{fn}()")
+                self.hit(tier, f"{_qualified(call.fn) or fn}()")
+            if fn in _LOOKUP or fn in _INDIRECT:
+                owner.lookup = True
             if fn in _NATIVE and call.args:
                 target = call.args[0]
                 inner = _name(target.fn) if isinstance(target, _Call) else None
-                if isinstance(target, str) or _strings(target):
+                if fn in (".Internal", ".Primitive"):
+                    if inner is not None and _tier(inner) is not None:
+                        self.hit(Severity.CRITICAL, f"{fn}({inner}())")
+                elif isinstance(target, str) or _strings(target):
                     self.hit(Severity.CRITICAL, f"{fn}() of a native entry named by a string")
-                elif inner is not None and _tier(inner) is not None:
-                    self.hit(Severity.CRITICAL, f"{fn}({inner}())")
             if fn in _LOOKUP:
                 named = call.args[1:2] if fn in ("[[", "$") else call.args[:1]
                 for arg in named:
                     built = _name(arg.fn) if isinstance(arg, _Call) else None
                     if built in _STRING_BUILDERS:
                         self.hit(Severity.HIGH, f"{fn}() of a function name computed by {built}()")
-            if fn in _INDIRECT or fn in _NATIVE:
-                for arg in call.args:
-                    for s in _strings(arg):
-                        tier = _tier(s) or (
-                            Severity.CRITICAL if s in _NATIVE or s in _INDIRECT - {"$"} else None
-                        )
-                        if tier is not None and s not in ("[[",):
-                            self.hit(tier, f"{fn}() reaching {s!r}")
         # a dangerous function passed as a value: lapply(x, system), f <- system (base::system is the call's own)
         for arg in () if fn in ("::", ":::") else call.args:
             if isinstance(arg, _Sym):
                 tier = _tier(arg.name)
                 if tier is not None:
                     self.hit(tier, f"{arg.name} passed as a value")
+
+    def hit_in(self, owner: _Owner, severity: Severity, what: str) -> None:
+        if len(owner.hits) < _MAX_HITS:
+            owner.hits.append((severity, what))
 
     def judge_value(self, value: object) -> None:
         """A closure's body or a promise's code that is a bare symbol naming a dangerous function."""
@@ -661,11 +681,29 @@ class _Walk:
                 self.hit(tier, value.name)
 
     def report(self, owner: _Owner, *, promise: bool = False) -> None:
+        if owner.lookup:
+            # do.call("system", ...), get("system"), do.call("do.call", list("system", ...)): a reported
+            # function named by a string of code that reaches functions by name
+            for s in sorted(owner.strings):
+                tier = _tier(s)
+                if tier is not None:
+                    self.hit_in(owner, tier, f"{s!r} reached by name")
         if not owner.hits or promise:
             return
         worst = max(s for s, _ in owner.hits)
         calls = ", ".join(sorted({m for _, m in owner.hits}))
         self.code.append((worst, owner.kind, calls))
+
+
+def _qualified(fn: object) -> str | None:
+    """``pkg::name`` of a ``::``/``:::`` call, else None."""
+    if isinstance(fn, _Call) and _name(fn.fn) in ("::", ":::") and len(fn.args) == 2:
+        pkg = fn.args[0]
+        pkg_s = pkg.name if isinstance(pkg, _Sym) else pkg[0] if isinstance(pkg, list) and pkg else pkg
+        name_s = _name(fn)
+        if isinstance(pkg_s, str) and name_s is not None:
+            return f"{pkg_s}::{name_s}"
+    return None
 
 
 def _name(fn: object) -> str | None:
@@ -775,6 +813,7 @@ def _walk(data: bytes, ctx: ScanContext) -> _Walk:
     walk = _Walk(r, ctx)
     try:
         walk.item(0)
+        walk.report(walk.loose)
     except RdsError as exc:
         exc.early = not walk.packages and walk.items <= _EARLY_ITEMS
         raise
