@@ -320,6 +320,7 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         # cat(file = ) writes a file (a ~/.Rprofile runs at the next start-up); cat() alone prints
         "cat_to_file": ("call", "cat", "x", ("named", "file", MARKER)),
         "readlines_pipe": ("call", "readLines", ("call", "pipe", f"touch {MARKER}")),
+        "eval_call": ("call", "eval", ("call", "call", "system", f"touch {MARKER}")),
         "lapply_value": ("call", "lapply", f"touch {MARKER}", ("sym", "system")),
         "braced": (
             "call",
@@ -457,6 +458,14 @@ saveRDS(lm(y ~ x, d), "lm.rds"); saveRDS(fit, "glm.rds"); saveRDS(fit, "glm_asci
 saveRDS(glm(y ~ x, poisson, transform(d, y = abs(round(y)))), "pois.rds", compress = "xz", version = 2)
 saveRDS(d, "df.rds", compress = "bzip2"); saveRDS(list(a = 1:10, b = "x", f = function(x) x + 1), "list.rds")
 saveRDS(compiler::cmpfun(function(x) mean(x) + sd(x)), "bc.rds", compress = FALSE)
+Acc <- setRefClass("Acc", fields = list(total = "numeric"),
+  methods = list(add = function(x) { total <<- total + x; invisible(.self) }, show = function() cat(total, "\n")))
+a <- Acc$new(total = 0); a$add(3); saveRDS(a, "refclass.rds")
+mk <- function(k) function(x) x * k; saveRDS(list(f = mk(2 + 1), g = mk(3)), "factory.rds")
+d2 <- data.frame(x = 1:30, y = exp(-(1:30) / 10) + rnorm(30, 0, .01))
+saveRDS(nls(y ~ a * exp(-x / b), d2, start = list(a = 1, b = 5)), "nls.rds"); saveRDS(loess(y ~ x, d2), "loess.rds")
+saveRDS(list(ecdf(rnorm(10)), splinefun(1:10, rnorm(10)), prcomp(USArrests), kmeans(USArrests, 3)), "misc.rds")
+saveRDS(MASS::lda(Species ~ ., iris), "lda.rds")
 con <- file("native.rds", "wb"); serialize(fit, con, xdr = FALSE); close(con)
 save(fit, d, file = "both.RData"); save(fit, file = "both_ascii.rda", ascii = TRUE)
 if (requireNamespace("randomForest", quietly = TRUE)) {
@@ -470,7 +479,7 @@ def test_benign_r_files_are_clean(tmp_path: Path) -> None:
     proc = _r(_BENIGN_R, tmp_path)
     assert proc.returncode == 0, proc.stderr
     files = sorted(tmp_path.iterdir())
-    assert len(files) >= 10
+    assert len(files) >= 16
     for path in files:
         res = _scan(path)
         assert res.verdict is Verdict.CLEAN, (path.name, res.reason, res.findings)

@@ -83,16 +83,15 @@ _R_PACKAGES: Final = frozenset(
 
 _EXEC: Final = frozenset(
     {
-        "system", "system2", "shell", "shell.exec", "pipe", "eval", "evalq", "eval.parent", "parse",
-        "str2lang", "str2expression", "source", "sys.source", "Sys.setenv", "Sys.setlocale", "dyn.load",
-        "library.dynam", "reg.finalizer", "browseURL", "body<-", "environment<-", "assignInNamespace",
-        "assignInMyNamespace", "unlockBinding", "makeActiveBinding", "delayedAssign", "readRDS", "load",
-        "unserialize", "setHook", "trace", "Sys.setFileTime", "forceAndCall",
+        "system", "system2", "shell", "shell.exec", "pipe", "parse", "str2lang", "str2expression", "source",
+        "sys.source", "Sys.setenv", "Sys.setlocale", "dyn.load", "library.dynam", "browseURL",
+        "assignInNamespace", "assignInMyNamespace", "unlockBinding", "readRDS", "load", "unserialize", "setHook",
+        "trace", "Sys.setFileTime",
         # packages' process, code and foreign-language runners
         "processx::run", "processx::process", "callr::r", "callr::r_bg", "callr::rscript", "exec_wait",
-        "exec_background", "exec_internal", "py_run_string", "py_run_file", "py_eval", "eval_tidy", "eval_bare",
-        "parse_expr", "parse_exprs", "rlang::exec", "sourceCpp", "cppFunction", "evalCpp", "cfunction",
-        "rstudioapi::terminalExecute", "future::future", "eval_with_visible",
+        "exec_background", "exec_internal", "py_run_string", "py_run_file", "py_eval", "parse_expr",
+        "parse_exprs", "rlang::exec", "sourceCpp", "cppFunction", "evalCpp", "cfunction",
+        "rstudioapi::terminalExecute",
     }
 )  # fmt: skip
 """Functions that run commands or code, or change how later code runs (CRITICAL)."""
@@ -133,6 +132,23 @@ _INDIRECT: Final = frozenset(
     }
 )  # fmt: skip
 """Functions that reach a function named by a string or passed as a value."""
+_EVALUATORS: Final = frozenset(
+    {"eval", "evalq", "eval.parent", "eval_tidy", "eval_bare", "forceAndCall", "delayedAssign", "body<-",
+     "makeActiveBinding", "reg.finalizer", "environment<-", "local", "withVisible", "Recall"}
+)  # fmt: skip
+"""Functions that run code they are given: code in the file is judged where it is stored (nls models and
+reference classes call eval and makeActiveBinding on their own expressions), code built from strings by parse,
+str2lang or a name given to call/as.name; so they are not reported themselves, but a reported function's name
+among the code's strings is (``eval(call("system", ...))``)."""
+_BENIGN_CALLS: Final = frozenset(
+    {"+", "-", "*", "/", "^", "%%", "%/%", "%*%", ":", "(", "{", "[", "[[", "$", "@", "c", "list", "~", "==",
+     "!=", "<", ">", "<=", ">=", "&", "&&", "|", "||", "!", "quote", "function", "seq", "seq_len", "seq_along",
+     "rep", "numeric", "integer", "character", "logical", "double", "vector", "matrix", "array", "length",
+     "names", "exp", "log", "sqrt", "abs", "min", "max", "sum", "mean", "identity", "invisible", "is.null",
+     "missing", "if", "NULL", "as.numeric", "as.integer", "as.character", "data.frame", "factor", "nrow", "ncol"}
+)  # fmt: skip
+"""Calls an unforced promise may hold and still run nothing of note when forced (a lazy ``n * 2`` argument a
+closure captured): such a promise is an info note."""
 _LOOKUP: Final = frozenset(
     {"do.call", "match.fun", "get", "get0", "mget", "getFunction", "getFromNamespace", "getExportedValue",
      "as.name", "as.symbol", "call", "[[", "$", "exists"}
@@ -185,6 +201,8 @@ class _Owner:
     """Character constants of the code that name a reported function."""
     lookup: bool = False
     """Whether the code reaches functions by name (do.call, get, match.fun ...)."""
+    calls: set[str] = field(default_factory=set)
+    """The functions the code calls."""
 
 
 _SPACE: Final = b" \t\n\v\f\r"  # C's isspace, which R's InWord skips
@@ -496,10 +514,13 @@ class _Walk:
         elif owner.hits:
             worst = max(s for s, _ in owner.hits)
             self.promises.append((max(worst, Severity.HIGH), f"unforced promise runs {what} ({calls})"))
-        elif isinstance(code, _Call):
+        elif owner.calls - _BENIGN_CALLS:
+            unknown = ", ".join(sorted(owner.calls - _BENIGN_CALLS)[:10])
             self.promises.append(
-                (Severity.HIGH, f"unforced promise runs the call {what} when the value is used")
+                (Severity.HIGH, f"unforced promise runs {what} when the value is used (calls {unknown})")
             )
+        elif isinstance(code, _Call):
+            self.promises.append((Severity.INFO, f"unforced promise of arithmetic or constructors: {what}"))
         else:
             # a lazy argument a closure captured (binomial()'s link in every glm): evaluating a constant runs
             # nothing, a symbol only looks up a variable (itself judged where it is stored)
@@ -509,9 +530,9 @@ class _Walk:
     def active_binding(self, has_tag: bool, depth: int) -> None:
         if has_tag:
             self.item(depth + 1)
-        self.item(depth + 1)  # the function, a closure judged itself
+        self.item(depth + 1)  # the function, a closure judged itself (reference classes bind their fields so)
         self.promises.append(
-            (Severity.HIGH, "environment with an active binding (a function runs when it is read)")
+            (Severity.INFO, "environment with an active binding (its function runs when read)")
         )
 
     def vector(self, t: int, has_attr: bool, depth: int) -> object:
@@ -635,7 +656,8 @@ class _Walk:
                 if _tier(s) is not None and len(owner.strings) < _MAX_HITS:
                     owner.strings.add(s)
         if fn is None:
-            pass
+            if call.fn is not None and len(owner.calls) < _MAX_HITS:
+                owner.calls.add("a computed function")
         elif fn in _WRITERS:
             # cat(..., file = ), writeLines(text, con): a file written (stdout is the default)
             if any(n in ("file", "con") for n in call.names) or (
@@ -646,8 +668,10 @@ class _Walk:
             tier = _tier(fn) or _tier(_qualified(call.fn) or "")
             if tier is not None:
                 self.hit(tier, f"{_qualified(call.fn) or fn}()")
-            if fn in _LOOKUP or fn in _INDIRECT:
+            if fn in _LOOKUP or fn in _INDIRECT or fn in _EVALUATORS:
                 owner.lookup = True
+            if len(owner.calls) < _MAX_HITS:
+                owner.calls.add(_qualified(call.fn) or fn)
             if fn in _NATIVE and call.args:
                 target = call.args[0]
                 inner = _name(target.fn) if isinstance(target, _Call) else None

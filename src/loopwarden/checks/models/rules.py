@@ -607,10 +607,10 @@ class RPromise(Rule):
     title: ClassVar[str] = "R serialization carries a promise or an active binding"
     help: ClassVar[str] = (
         "An .rds/.rda file holds an unforced promise (PROMSXP), whose expression R evaluates when the loaded "
-        "value is first used (CVE-2024-27322, fixed in R 4.4.0 only for readRDS of a bare promise), or an "
-        "environment with an active binding, whose function runs whenever the variable is read. Critical when the "
-        "code calls system/eval/... (see LW-MODEL-061), medium for a bare symbol, low for a forced promise. No "
-        "saved model needs either. Control: do not load; re-save the model from trusted code."
+        "value is first used (CVE-2024-27322, fixed in R 4.4.0 only for readRDS of a bare promise). Critical when "
+        "the code calls system/parse/... (see LW-MODEL-061), high when it calls more than arithmetic and "
+        "constructors; a lazy constant, symbol or arithmetic argument, a forced promise and an active binding "
+        "(whose function is judged as a closure) are info notes. Control: do not load; re-save from trusted code."
     )
 
 
