@@ -662,3 +662,36 @@ def test_pypmml_fetches_external_entities(tmp_path: Path) -> None:
             assert any(case in p for p in seen), (case, seen)
     finally:
         server.shutdown()
+
+
+@pytest.mark.parametrize("kind", ["X", "B"])
+def test_binary_r_streams_are_judged(tmp_path: Path, kind: str) -> None:
+    """XDR and native streams were unverified (an unknown binary) before; they are read now, raw and compressed."""
+    r = _Rds(kind)
+    _prom_env(r)
+    for name, data in {"m.rds": r.bytes(), "g.rds": gzip.compress(r.bytes(), mtime=0)}.items():
+        res = _scan(_write(tmp_path, {name: data}))
+        assert any(f.rule_id == "LW-MODEL-060" and f.severity == Severity.CRITICAL for f in res.findings), res
+    rda = _Rds(kind)
+    rda.pairlist({"fit": lambda: rda.promise(_SYSTEM)})
+    res = _scan(_write(tmp_path, {"m.RData": f"RD{kind}3\n".encode() + rda.bytes()}))
+    assert any(f.rule_id == "LW-MODEL-060" for f in res.findings), res
+
+
+def test_text_that_only_opens_like_an_ascii_stream_stays_clean(tmp_path: Path) -> None:
+    for name, data in {
+        "vocab.txt": b"A\n2\n3\n4\n5\n",
+        "README.md": b"A 3D model of things\n",
+        "labels.txt": b"A\n3\n7\n9\nB\nC\n",
+    }.items():
+        res = _scan(_write(tmp_path, {name: data}))
+        assert res.verdict is Verdict.CLEAN, (name, res.reason, res.findings)
+
+
+def test_bench_cases_are_fast() -> None:
+    import time
+
+    start = time.perf_counter()
+    cases = bench_cases()
+    assert time.perf_counter() - start < 2
+    assert all(name.startswith("r19_") for name in cases)

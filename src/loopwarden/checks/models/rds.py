@@ -781,10 +781,10 @@ def scan_rds(blob: Blob, ctx: ScanContext) -> None:
         walk = _walk(data, ctx)
     except RdsError as exc:
         start = stream_start(blob.head(64))
-        if exc.cut and exc.early and start is not None and start[0] == b"A":
-            # text that only opens like an ASCII stream ("A", "2", "3", "4" in a word list): R reaches its end
-            # within the first few items and fails having built nothing and loaded no package, so the file is
-            # what its other readers see, text
+        if not exc.bound and exc.early and start is not None and start[0] == b"A":
+            # text that only opens like an ASCII stream ("A", "2", "3", "4" in a word list): R fails on it (its
+            # end, a word that is no number, no item type) within the first few items, having built nothing
+            # and loaded no package, so the file is what its other readers see, text
             from loopwarden.checks.models.detect import Format
             from loopwarden.checks.models.dispatch import scan_as
 
