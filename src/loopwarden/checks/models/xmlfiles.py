@@ -66,10 +66,11 @@ def check_xml(blob: Blob, ctx: ScanContext) -> None:
     if prolog is None:
         return
     lower = blob.name.lower()
-    if root.lower() in _HTML_ROOTS and lower.endswith((".html", ".htm", ".xhtml", ".svg")):
-        return  # a web page or image in the repository: no model loader parses it
+    # a web page or image in the repository names the public XHTML/SVG DTD, which no browser fetches; its
+    # entities and XIncludes are still judged
+    web = root.lower() in _HTML_ROOTS and lower.endswith((".html", ".htm", ".xhtml", ".svg"))
     if prolog:
-        _judge_dtd(prolog, blob, ctx)
+        _judge_dtd(prolog, blob, ctx, external_dtd=not web)
     _find_xinclude(blob, enc, skip, ctx)
 
 
@@ -156,12 +157,12 @@ def _doctype_end(text: str, i: int) -> int | None:
     return None
 
 
-def _judge_dtd(doctype: str, blob: Blob, ctx: ScanContext) -> None:
+def _judge_dtd(doctype: str, blob: Blob, ctx: ScanContext, *, external_dtd: bool) -> None:
     body = re.sub(r"<!--.*?-->", " ", doctype, flags=re.DOTALL)
     subset_at = body.find("[")
     head = body if subset_at < 0 else body[:subset_at]
     m = _DOCTYPE_EXTERNAL.search(head)
-    if m is not None:
+    if m is not None and external_dtd:
         uri = (m.group(2) or m.group(4) or "")[1:-1]
         ctx.add(
             rules.XmlExternal,
