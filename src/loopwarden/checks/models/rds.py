@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -275,10 +276,12 @@ class _Reader:
         self.pos += 4
         return int(v)
 
-    def skip_numbers(self, n: int, width: int) -> None:
+    def skip_numbers(self, n: int, width: int, check_time: Callable[[], None] | None = None) -> None:
         if self.kind == b"A":
-            for _ in range(n):
+            for i in range(n):
                 self.word()
+                if check_time is not None and i & 0xFFFFF == 0xFFFFF:
+                    check_time()
         else:
             self.need(n * width)
             self.pos += n * width
@@ -555,15 +558,15 @@ class _Walk:
                 raise RdsError(f"negative string length at offset {r.pos}")
             return r.string(n).decode("utf-8", "replace")
         elif t in (LGLSXP, INTSXP):
-            r.skip_numbers(self.length(), 4)
+            r.skip_numbers(self.length(), 4, self.ctx.check_time)
         elif t == REALSXP:
-            r.skip_numbers(self.length(), 8)
+            r.skip_numbers(self.length(), 8, self.ctx.check_time)
         elif t == CPLXSXP:
-            r.skip_numbers(2 * self.length(), 8)
+            r.skip_numbers(2 * self.length(), 8, self.ctx.check_time)
         elif t == RAWSXP:
             n = self.length()
             if r.kind == b"A":
-                r.skip_numbers(n, 1)
+                r.skip_numbers(n, 1, self.ctx.check_time)
             else:
                 r.need(n)
                 r.pos += n
