@@ -24,7 +24,7 @@ from loopwarden.domain import Severity
 
 __all__ = ["check_xml"]
 
-_MAX_PROLOG: Final = 16 << 20
+_MAX_PROLOG: Final = 2 << 20
 _MAX_EXPANSION: Final = 1_000_000
 _CHUNK: Final = 1 << 20
 _BOMS: Final = (
