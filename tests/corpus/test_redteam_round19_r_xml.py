@@ -32,7 +32,9 @@ import pytest
 from loopwarden.checks.models.scanner import scan_paths
 from loopwarden.domain import Severity, TargetResult, Verdict
 
-MARKER = "/tmp/rds19-marker"
+MARKER = "/srv/r19-marker"
+"""The file the payloads touch in the bench cases (test data; the R confirmation builds them with a marker in its
+temporary folder)."""
 
 # SEXP types and serialization pseudo-types (R's serialize.c)
 _SYM, _LIST, _CLO, _ENV, _PROM, _LANG, _CHAR, _INT, _REAL, _STR, _VEC = 1, 2, 3, 4, 5, 6, 9, 13, 14, 16, 19
@@ -203,34 +205,39 @@ class _Rds:
         return bytes(self.out)
 
 
-_SYSTEM = ("call", "system", f"touch {MARKER}")
+def _system(marker: str = MARKER) -> tuple[str, ...]:
+    return ("call", "system", f"touch {marker}")
 
 
-def _prom_top(r: _Rds) -> None:
-    r.promise(_SYSTEM)
+_SYSTEM = _system()
 
 
-def _prom_env(r: _Rds) -> None:
-    r.env({"coefficients": lambda: r.promise(_SYSTEM)})
+def _prom_top(r: _Rds, code: object = _SYSTEM) -> None:
+    r.promise(code)
+
+
+def _prom_env(r: _Rds, code: object = _SYSTEM) -> None:
+    r.env({"coefficients": lambda: r.promise(code)})
 
 
 def _model_with(r: _Rds, **extra: object) -> None:
     r.named_list({"coefficients": 1.5, **extra}, cls="lm")
 
 
-def _polyglot() -> bytes:
+def _polyglot(code: object = _SYSTEM) -> bytes:
     """A native-binary stream whose first bytes are also a pickle: ``B`` (BINBYTES) takes the next four bytes,
     ``\\n\\x03\\x00\\x00`` = 778, as a length; the stream fits in those 778 bytes, R ignores what follows it, and
     the pickle ends with STOP right after them."""
     r = _Rds("B")
-    _prom_top(r)
+    _prom_top(r, code)
     body = r.bytes()
     assert len(body) <= 783
     return body + b"\x00" * (783 - len(body)) + b"."
 
 
-def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
-    """case -> (files, rule id, severity, R code that loads and uses the value)."""
+def _attacks(marker: str = MARKER) -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
+    """case -> (files, rule id, severity, R code that loads and uses the value); the payloads touch ``marker``."""
+    system = _system(marker)
     use_top = 'x <- readRDS("{f}"); print(x)'
     use_env = 'e <- readRDS("{f}"); print(e$coefficients)'
     use_model = 'm <- readRDS("{f}"); print(m$predict(1))'
@@ -244,7 +251,7 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         write(r)  # type: ignore[operator]
         return r.bytes()
 
-    top, env = b("A", _prom_top), b("A", _prom_env)
+    top, env = b("A", lambda r: _prom_top(r, system)), b("A", lambda r: _prom_env(r, system))
     add("r19_rds_ascii_promise", "model.rds", top, "LW-MODEL-060", Severity.CRITICAL, use_top)
     add("r19_rds_ascii_env_promise", "model.rds", env, "LW-MODEL-060", Severity.CRITICAL, use_env)
     add("r19_rds_ascii_gz_promise", "model.rds", gzip.compress(env, mtime=0), "LW-MODEL-060",
@@ -266,9 +273,21 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
         use_env,
     )
     # any file name: readRDS reads the content
-    add("r19_rds_ascii_v2_promise", "fit.bin", _v2(_prom_top), "LW-MODEL-060", Severity.CRITICAL, use_top)
     add(
-        "r19_rds_native_pickle_polyglot", "model.rds", _polyglot(), "LW-MODEL-060", Severity.CRITICAL, use_top
+        "r19_rds_ascii_v2_promise",
+        "fit.bin",
+        _v2(lambda r: _prom_top(r, system)),
+        "LW-MODEL-060",
+        Severity.CRITICAL,
+        use_top,
+    )
+    add(
+        "r19_rds_native_pickle_polyglot",
+        "model.rds",
+        _polyglot(system),
+        "LW-MODEL-060",
+        Severity.CRITICAL,
+        use_top,
     )
     # R's InFormat looks at the first byte only (and takes "\nA" too); it checks the version, not the R versions
     add("r19_rds_ascii_lead_newline", "model.rds", b"\n" + env, "LW-MODEL-060", Severity.CRITICAL, use_env)
@@ -279,7 +298,7 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
     assert odd != env
     add("r19_rds_ascii_odd_versions", "model.rds", odd, "LW-MODEL-060", Severity.CRITICAL, use_env)
     # a save() file: load() binds the promise, reading the variable runs it
-    rda = _rda_prom()
+    rda = _rda_prom(system)
     add("r19_rda_ascii_promise", "model.RData", rda, "LW-MODEL-060", Severity.CRITICAL,
         'load("{f}"); print(fit)')  # fmt: skip
     add("r19_rda_ascii_gz_promise", "model.rda", gzip.compress(rda, mtime=0), "LW-MODEL-060", Severity.CRITICAL,
@@ -291,49 +310,49 @@ def _attacks() -> dict[str, tuple[dict[str, bytes], str, Severity, str]]:
     add("r19_rdata_ascii_first_hook", ".RData", b"RDA3\n" + first.bytes(), "LW-MODEL-061", Severity.HIGH,
         "1")  # fmt: skip
     # an active binding: its function runs whenever the variable is read
-    act = b("A", lambda r: r.env({"coefficients": lambda: r.closure(_SYSTEM, ())}, active={"coefficients"}))
+    act = b("A", lambda r: r.env({"coefficients": lambda: r.closure(system, ())}, active={"coefficients"}))
     add("r19_rds_ascii_active_binding", "model.rds", act, "LW-MODEL-061", Severity.CRITICAL, use_env)
     # closures a model's methods call, in several spellings of the call
     for name, body in {
-        "system": _SYSTEM,
-        "ns_system2": ("call", "base::system2", "touch", MARKER),
-        "docall_string": ("call", "do.call", "system", ("call", "list", f"touch {MARKER}")),
-        "eval_parse": ("call", "eval", ("call", "parse", ("named", "text", f"system('touch {MARKER}')"))),
+        "system": system,
+        "ns_system2": ("call", "base::system2", "touch", marker),
+        "docall_string": ("call", "do.call", "system", ("call", "list", f"touch {marker}")),
+        "eval_parse": ("call", "eval", ("call", "parse", ("named", "text", f"system('touch {marker}')"))),
         "match_fun": (
             "call",
             "do.call",
             ("call", "match.fun", "system"),
-            ("call", "list", f"touch {MARKER}"),
+            ("call", "list", f"touch {marker}"),
         ),
         "computed_name": (
             "call",
             "do.call",
             ("call", "paste0", "sys", "tem"),
-            ("call", "list", f"touch {MARKER}"),
+            ("call", "list", f"touch {marker}"),
         ),
         "docall_chain": (
             "call",
             "do.call",
             "do.call",
-            ("call", "list", "system", ("call", "list", f"touch {MARKER}")),
+            ("call", "list", "system", ("call", "list", f"touch {marker}")),
         ),
         # cat(file = ) writes a file (a ~/.Rprofile runs at the next start-up); cat() alone prints
-        "cat_to_file": ("call", "cat", "x", ("named", "file", MARKER)),
-        "readlines_pipe": ("call", "readLines", ("call", "pipe", f"touch {MARKER}")),
-        "eval_call": ("call", "eval", ("call", "call", "system", f"touch {MARKER}")),
-        "lapply_value": ("call", "lapply", f"touch {MARKER}", ("sym", "system")),
+        "cat_to_file": ("call", "cat", "x", ("named", "file", marker)),
+        "readlines_pipe": ("call", "readLines", ("call", "pipe", f"touch {marker}")),
+        "eval_call": ("call", "eval", ("call", "call", "system", f"touch {marker}")),
+        "lapply_value": ("call", "lapply", f"touch {marker}", ("sym", "system")),
         "braced": (
             "call",
             "{",
             ("call", "<-", ("sym", "f"), ("sym", "system")),
-            ("call", "f", f"touch {MARKER}"),
+            ("call", "f", f"touch {marker}"),
         ),
     }.items():
         data = b("A", lambda r, body=body: _model_with(r, predict=lambda: r.closure(body)))
         sev = Severity.HIGH if name in ("computed_name", "cat_to_file") else Severity.CRITICAL
         add(f"r19_rds_ascii_closure_{name}", "model.rds", data, "LW-MODEL-061", sev, use_model)
     # a stored call that update() evaluates
-    call = b("A", lambda r: _model_with(r, call=_SYSTEM))
+    call = b("A", lambda r: _model_with(r, call=system))
     add("r19_rds_ascii_update_call", "model.rds", call, "LW-MODEL-061", Severity.CRITICAL,
         'm <- readRDS("{f}"); eval(m$call)')  # fmt: skip
     return cases
@@ -345,9 +364,9 @@ def _v2(write: object) -> bytes:
     return r.bytes()
 
 
-def _rda_prom() -> bytes:
+def _rda_prom(code: object) -> bytes:
     r = _Rds("A")
-    r.pairlist({"fit": lambda: r.promise(_SYSTEM)})
+    r.pairlist({"fit": lambda: r.promise(code)})
     return b"RDA3\n" + r.bytes()
 
 
@@ -387,10 +406,9 @@ def _r(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @needs_r
 @pytest.mark.parametrize("case", sorted(_attacks()))
 def test_r_runs_the_payload(tmp_path: Path, case: str) -> None:
-    files, _rule, _sev, use = _attacks()[case]
+    marker = tmp_path / "marker"
+    files, _rule, _sev, use = _attacks(str(marker))[case]
     path = _write(tmp_path, files)
-    marker = Path(MARKER)
-    marker.unlink(missing_ok=True)
     version = _r("cat(getRversion() >= '4.4.0')", tmp_path).stdout
     if use == "1":  # a session started in the folder (R restores .RData by default)
         assert _RSCRIPT is not None
@@ -404,7 +422,6 @@ def test_r_runs_the_payload(tmp_path: Path, case: str) -> None:
     if version == "TRUE" and case in ("r19_rds_ascii_promise", "r19_rds_native_pickle_polyglot"):
         pytest.skip("R 4.4 refuses a promise at the top level of readRDS")
     assert marker.exists(), proc.stderr
-    marker.unlink()
 
 
 # --- benign files ----------------------------------------------------------------------------------------
