@@ -777,15 +777,19 @@ _ROUND19_MODULES: tuple[str, ...] = (
     "test_redteam_round19_configs",
     "test_advisory_sweep19",
     "test_redteam_round19_hyperpyyaml",
+    "test_redteam_round19_checkpoints",
+    "test_redteam_round19_r_xml",
 )
 """The round-19 test modules; each defines ``bench_cases()`` (case name -> files of its model folder)."""
 _ROUND19_NOT_CLEAN_BEFORE: tuple[str, ...] = (
     "r19_cpb_split_constants",
     "r19_diffusers_custom-component",
     "r19_diffusers_custom-pipeline",
+    "r19_openvino_ir_xxe",
 )
 """Round-19 cases that were not clean before the round: a chunked SavedModel over the old in-memory bound, and
-diffusers custom code that was medium before and is high now."""
+diffusers custom code that was medium before and is high now, and an OpenVINO IR whose weights file (zeros) was
+unverified before and still is."""
 
 
 def _round19_cases() -> dict[str, dict[str, bytes]]:
@@ -802,7 +806,11 @@ def _round19_cases() -> dict[str, dict[str, bytes]]:
     collate_fn; diffusers component libraries (imported by name), NeMo Hydra 0.x ``cls`` and nested ``target``
     (imported and called), ESPnet ``model_module`` (imported and called); TorchServe model archives (``.mar``
     zip, tar.gz or folder) whose handler code runs commands (TorchServe imports the handler); HyperPyYAML ``!ref``
-    arithmetic that never returns (power towers, huge string repeats)."""
+    arithmetic that never returns (power towers, huge string repeats); TensorFlow checkpoint state files and
+    DeepSpeed ``latest`` tags naming a checkpoint outside the folder, torch.export programs whose guards code or
+    symbolic expressions run Python (sympify evaluated them during torch.export.load); R serialized files with
+    promises (CVE-2024-27322) or closures calling system(), and XML model files with external entities or DTDs
+    (pypmml fetched them)."""
     return _cases_of_modules(_ROUND19_MODULES, _ROUND19_NOT_CLEAN_BEFORE)
 
 
