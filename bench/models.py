@@ -205,6 +205,8 @@ def gen_small(n: int) -> tuple[list[Path], dict[str, Path]]:
         for kind in kinds:
             makers[kind](reps_dir / f"rep_{kind}", 7)
         done.write_text(f"{n} distinct")
+    for old in reps_dir.glob("rep_round*"):  # the sweeps' files are written anew each run
+        old.unlink()
     for name, data in _benign_from_tests().items():
         _write(reps_dir / f"rep_{name}", data)
     files = sorted(p for p in d.iterdir() if p.is_file() and p.name != ".done")
@@ -229,7 +231,10 @@ def _benign_from_tests() -> dict[str, bytes]:
             print(f"note: benign files of {module} not available ({exc})", file=sys.stderr)
             continue
         tag = module.removeprefix("test_benign_")
-        out.update({f"{tag}_{name}": data for name, data in files.items()})
+        for name, data in files.items():
+            # the representatives are keyed by stem: a.pkl and a.joblib must not share one
+            stem, dot, suffix = name.rpartition(".")
+            out[f"{tag}_{stem}_{suffix}.{suffix}" if dot else f"{tag}_{name}"] = data
     return out
 
 
