@@ -1072,21 +1072,14 @@ def served_source(child: Blob, rel: str, ctx: ScanContext, where: Location) -> N
     except SourceTooComplex as exc:
         ctx.fail(where, f"{what} {exc}")
         return
-    hits = [h for h in hits if h.capability not in _SERVED_EXPECTED]
-    if not hits:
-        return
-    severity = max(h.severity for h in hits)
-    shown = [h for h in hits if h.severity == severity][:5] + [h for h in hits if h.severity < severity][:3]
-    more = f" and {len(hits) - len(shown)} more" if len(hits) > len(shown) else ""
-    ctx.add_severity(
-        rules.PackageCode,
-        severity,
-        f"{what} reaches {'; '.join(h.describe() for h in shown)}{more}: TorchServe imports the archive's handler "
-        "and model file (and what they import) when the model is registered, and calls the handler on requests",
+    _report_source(
+        [h for h in hits if h.capability not in _SERVED_EXPECTED],
+        f"{what} reaches",
+        "TorchServe imports the archive's handler and model file (and what they import) when the model is "
+        "registered, and calls the handler on requests",
+        module,
         where,
-        module=module[:200],
-        calls=[h.what for h in hits[:20]],
-        capabilities=sorted({h.capability for h in hits}),
+        ctx,
     )
 
 
@@ -1173,6 +1166,21 @@ def _package_source(
     except SourceTooComplex as exc:
         ctx.fail(where, f"{what} {exc}")
         return
+    _report_source(
+        hits,
+        f"torch.package archive ships source for '{module[:200]}' that reaches",
+        "PackageImporter runs it when a pickle of the archive (or a module it imports) names the module",
+        module,
+        where,
+        ctx,
+    )
+
+
+def _report_source(
+    hits: list[Any], what: str, why: str, module: str, where: Location, ctx: ScanContext
+) -> None:
+    """One LW-MODEL-050 finding for the capabilities ``hits`` found in shipped source, at the highest severity,
+    naming the worst few."""
     if not hits:
         return
     severity = max(h.severity for h in hits)
@@ -1181,9 +1189,7 @@ def _package_source(
     ctx.add_severity(
         rules.PackageCode,
         severity,
-        f"torch.package archive ships source for '{module[:200]}' that reaches "
-        f"{'; '.join(h.describe() for h in shown)}{more}: PackageImporter runs it when a pickle of the archive "
-        "(or a module it imports) names the module",
+        f"{what} {'; '.join(h.describe() for h in shown)}{more}: {why}",
         where,
         module=module[:200],
         calls=[h.what for h in hits[:20]],
