@@ -43,7 +43,7 @@ import sys
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import numpy as np
 import pytest
@@ -145,14 +145,22 @@ print("ran")
 """
 
 
+_HUNG: Final = "child still running after its timeout"
+
+
 def _run(code: str, path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", code, str(path)], capture_output=True, text=True, timeout=180, check=False
-    )
+    """The code in a child process; one still running after 60 s (a corrupted heap can leave the forward spinning,
+    as a full CI run saw) is killed and reported as hung (a benign run then fails its "ran" check)."""
+    cmd = [sys.executable, "-c", code, str(path)]
+    try:
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, check=False)
+    except subprocess.TimeoutExpired:
+        return subprocess.CompletedProcess(cmd, -9, "", _HUNG)
 
 
 def _crashed(done: subprocess.CompletedProcess[str]) -> bool:
-    """Killed by a signal (SIGSEGV, or SIGABRT from glibc's heap checks), or glibc's report of a corrupt heap."""
+    """Killed by a signal (SIGSEGV, or SIGABRT from glibc's heap checks), glibc's report of a corrupt heap, or kept
+    running on the corrupted state past the timeout."""
     return done.returncode < 0 or "free()" in done.stderr or "corrupted" in done.stderr
 
 
