@@ -1053,18 +1053,14 @@ def served_source(child: Blob, rel: str, ctx: ScanContext, where: Location) -> N
     or called. Reading its own model files is what a handler is for and is not reported; process spawn, code
     execution, network, file writes and the like are, with LW-MODEL-050's severities. A source too long or that does
     not parse here is unverified."""
-    from loopwarden.checks.models.pysource import MAX_SOURCE_CHARS, SourceTooComplex, judge_source
+    from loopwarden.checks.models.pysource import SourceTooComplex, judge_source
 
     is_package = rel == "__init__.py" or rel.endswith("/__init__.py")
     module = (rel[: -len("__init__.py")].rstrip("/") if is_package else rel[: -len(".py")]).replace("/", ".")
-    cap = MAX_SOURCE_CHARS * 4
-    with child.open() as f:
-        data = f.read(cap + 1)
     what = f"TorchServe archive source '{rel[:200]}'"
-    if len(data) > cap:
-        ctx.fail(where, f"{what} is longer than the {MAX_SOURCE_CHARS} characters the code check parses")
+    text = _source_text(child, what, where, ctx)
+    if text is None:
         return
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
     try:
         hits = judge_source(
             text, module or "__init__", is_package=is_package, shipped=frozenset(), extern=frozenset()
@@ -1151,16 +1147,12 @@ def _package_source(
     PackageImporter runs module-level code when the module is imported and the rest when it is called: either way,
     on the machine that loads the file. A source too long or too deeply nested to parse, or that does not parse
     here (a newer Python may run it), is unverified, never clean."""
-    from loopwarden.checks.models.pysource import MAX_SOURCE_CHARS, SourceTooComplex, judge_source
+    from loopwarden.checks.models.pysource import SourceTooComplex, judge_source
 
-    cap = MAX_SOURCE_CHARS * 4  # UTF-8 bytes of the longest source parsed
-    with child.open() as f:
-        data = f.read(cap + 1)
     what = f"shipped source of '{module[:200]}'"
-    if len(data) > cap:
-        ctx.fail(where, f"{what} is longer than the {MAX_SOURCE_CHARS} characters the code check parses")
+    text = _source_text(child, what, where, ctx)
+    if text is None:
         return
-    text = data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
     try:
         hits = judge_source(text, module, is_package=is_package, shipped=shipped, extern=extern)
     except SourceTooComplex as exc:
@@ -1174,6 +1166,20 @@ def _package_source(
         where,
         ctx,
     )
+
+
+def _source_text(child: Any, what: str, where: Location, ctx: ScanContext) -> str | None:
+    """The Python source in ``child`` with its newlines as the compiler reads them, or None (the target then
+    unverified) when it is longer than the code check parses."""
+    from loopwarden.checks.models.pysource import MAX_SOURCE_CHARS
+
+    cap = MAX_SOURCE_CHARS * 4  # UTF-8 bytes of the longest source parsed
+    with child.open() as f:
+        data = f.read(cap + 1)
+    if len(data) > cap:
+        ctx.fail(where, f"{what} is longer than the {MAX_SOURCE_CHARS} characters the code check parses")
+        return None
+    return str(data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n"))
 
 
 def _report_source(
